@@ -1,0 +1,10 @@
+"""``python -m fsaops``."""
+
+from __future__ import annotations
+
+import sys
+
+from fsaops.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

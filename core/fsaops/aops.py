@@ -1,0 +1,265 @@
+"""Operation tables and filesystem types.
+
+Kernel counterparts: ``struct address_space_operations``, ``struct file_system_type``.
+
+A plugin describes each filesystem it provides as a :class:`FileSystemType`
+with one :class:`AddressSpaceOperations` table per mount mode.  The engine
+calls table members directly, as the kernel calls through its function
+pointers; a member that is ``None`` is missing, as a NULL pointer is in C.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from fsaops.fs import SuperBlock
+    from fsaops.page import Page
+    from fsaops.writeback import WritebackControl
+
+__all__ = [
+    "MEMBERS",
+    "AddressSpaceOperations",
+    "CommitWrite",
+    "FileSystemType",
+    "GetXipPage",
+    "InvalidatePage",
+    "MigratePage",
+    "PrepareWrite",
+    "ReadPage",
+    "ReleasePage",
+    "SetPageDirty",
+    "SyncPage",
+    "WritePage",
+    "configure_aops",
+]
+
+
+class WritePage(Protocol):
+    """``int (*writepage)(struct page *, struct writeback_control *)``.
+
+    Called with the page locked and its dirty bit already cleared; must
+    unlock the page (or return ``WRITEPAGE_ACTIVATE`` with it still locked).
+    Returns 0 or a negative errno.
+    """
+
+    def __call__(self, page: Page, wbc: WritebackControl, /) -> int:
+        """Call the member."""
+        ...
+
+
+class ReadPage(Protocol):
+    """``int (*readpage)(struct file *, struct page *)``, without the file.
+
+    Called with the page locked; starts the read and unlocks the page when
+    the data is in.  Returns 0 or a negative errno.
+    """
+
+    def __call__(self, page: Page, /) -> int:
+        """Call the member."""
+        ...
+
+
+class SyncPage(Protocol):
+    """``int (*sync_page)(struct page *)``: kick the I/O a sleeper waits for."""
+
+    def __call__(self, page: Page, /) -> object:
+        """Call the member."""
+        ...
+
+
+class PrepareWrite(Protocol):
+    """``int (*prepare_write)(file, page, from, to)``, without the file."""
+
+    def __call__(self, page: Page, start: int, end: int, /) -> int:
+        """Call the member."""
+        ...
+
+
+class CommitWrite(Protocol):
+    """``int (*commit_write)(file, page, from, to)``, without the file."""
+
+    def __call__(self, page: Page, start: int, end: int, /) -> int:
+        """Call the member."""
+        ...
+
+
+class SetPageDirty(Protocol):
+    """``int (*set_page_dirty)(struct page *)``: returns 1 if the page became dirty."""
+
+    def __call__(self, page: Page, /) -> int:
+        """Call the member."""
+        ...
+
+
+class ReleasePage(Protocol):
+    """``int (*releasepage)(struct page *, gfp_t)``: free the buffers; non-zero on success."""
+
+    def __call__(self, page: Page, gfp: int, /) -> int:
+        """Call the member."""
+        ...
+
+
+class InvalidatePage(Protocol):
+    """``int (*invalidatepage)(struct page *, unsigned long)``: the page is truncated."""
+
+    def __call__(self, page: Page, offset: int, /) -> object:
+        """Call the member."""
+        ...
+
+
+class GetXipPage(Protocol):
+    """``get_xip_page``: the mapping executes in place, with no page cache."""
+
+    def __call__(self, page: Page, /) -> object:
+        """Call the member."""
+        ...
+
+
+class MigratePage(Protocol):
+    """``int (*migratepage)(struct page *newpage, struct page *page)`` (added by the V4 series).
+
+    Called with both pages locked.  Returns 0 when the page moved, or a
+    negative errno: ``-EAGAIN`` to be retried on a later pass, anything
+    else to fail the page for good.
+    """
+
+    def __call__(self, newpage: Page, page: Page, /) -> int:
+        """Call the member."""
+        ...
+
+
+MEMBERS: Mapping[str, int] = MappingProxyType(
+    {
+        "writepage": 2,
+        "readpage": 1,
+        "sync_page": 1,
+        "prepare_write": 3,
+        "commit_write": 3,
+        "set_page_dirty": 1,
+        "releasepage": 2,
+        "invalidatepage": 2,
+        "get_xip_page": 1,
+        "migratepage": 2,
+    }
+)
+"""Every table member the model uses, with the number of arguments it is called with."""
+
+
+@attrs.frozen
+class AddressSpaceOperations:
+    """An operations table (``struct address_space_operations``).
+
+    ``name`` is the kernel's symbol for the table (``ext3_journalled_aops``).
+    Every other field is a member, ``None`` when the table lacks it.
+    """
+
+    name: str
+    writepage: WritePage | None = None
+    readpage: ReadPage | None = None
+    sync_page: SyncPage | None = None
+    prepare_write: PrepareWrite | None = None
+    commit_write: CommitWrite | None = None
+    set_page_dirty: SetPageDirty | None = None
+    releasepage: ReleasePage | None = None
+    invalidatepage: InvalidatePage | None = None
+    get_xip_page: GetXipPage | None = None
+    migratepage: MigratePage | None = None
+
+    def members(self) -> dict[str, Callable[..., object] | None]:
+        """Every member by name, ``None`` for the missing ones."""
+        return {name: getattr(self, name) for name in MEMBERS}
+
+
+def member_name(fn: object) -> str | None:
+    """The qualified name of a table member, as ``fsaops.buffer.buffer_migrate_page``."""
+    if fn is None:
+        return None
+    module = getattr(fn, "__module__", None) or "?"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}.{name}"
+
+
+def configure_aops(table: AddressSpaceOperations, *, migration: bool) -> AddressSpaceOperations:
+    """Apply the kernel's build configuration to a table.
+
+    With ``CONFIG_MIGRATION=n`` the migration helpers are ``#define``-d to
+    NULL, so every table's ``migratepage`` is missing.
+    """
+    if migration or table.migratepage is None:
+        return table
+    return attrs.evolve(table, migratepage=None)
+
+
+def _freeze_tables(
+    mapping: Mapping[str, AddressSpaceOperations],
+) -> Mapping[str, AddressSpaceOperations]:
+    return MappingProxyType(dict(mapping))
+
+
+def _freeze_flags(mapping: Mapping[str, bool]) -> Mapping[str, bool]:
+    return MappingProxyType(dict(mapping))
+
+
+@attrs.frozen
+class FileSystemType:
+    """A filesystem a plugin provides (``struct file_system_type``).
+
+    Attributes:
+        name: the type's name (``ext3``); unique across plugins.
+        modes: one operations table per mount mode (``ordered``,
+            ``writeback``, ``journal`` for ext3; ``default`` where there is
+            one mode).
+        default_mode: the mode a mount gets when none is asked for.
+        block_sizes: the block sizes the filesystem accepts.
+        default_block_size: the block size a mount gets when none is asked for.
+        page_cache: per mode, whether files keep pages in the page cache
+            (False for execute-in-place mounts).
+        fill_super: called once for each new mount to set up the
+            filesystem's private state (``s_fs_info``), such as a journal.
+        description: one line for listings.
+    """
+
+    name: str
+    modes: Mapping[str, AddressSpaceOperations] = attrs.field(converter=_freeze_tables)
+    default_mode: str = "default"
+    block_sizes: tuple[int, ...] = (1024, 2048, 4096)
+    default_block_size: int = 4096
+    page_cache: Mapping[str, bool] = attrs.field(factory=dict, converter=_freeze_flags)
+    fill_super: Callable[[SuperBlock], None] | None = None
+    description: str = ""
+
+    def aops(self, mode: str | None = None) -> AddressSpaceOperations:
+        """The table of ``mode`` (default: the default mode).
+
+        Raises:
+            KeyError: the type has no such mode.
+        """
+        return self.modes[self.default_mode if mode is None else mode]
+
+    def has_page_cache(self, mode: str) -> bool:
+        """Whether files mounted in ``mode`` keep pages in the page cache."""
+        return bool(self.page_cache.get(mode, True))
+
+
+def signature_problem(name: str, fn: object) -> str | None:
+    """Why ``fn`` cannot be the table member ``name``, or ``None`` if it can."""
+    if not callable(fn):
+        return f"member {name} is {type(fn).__name__}, not a function"
+    nargs = MEMBERS[name]
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None  # builtins without a signature: trust them
+    try:
+        sig.bind(*([None] * nargs))
+    except TypeError:
+        params = ", ".join(str(p) for p in sig.parameters.values())
+        return f"member {name} takes ({params}); it is called with {nargs} argument(s)"
+    return None

@@ -1,0 +1,722 @@
+"""Buffer heads and the generic block I/O helpers (``fs/buffer.c``).
+
+A page of a block-based filesystem carries one :class:`BufferHead` per
+filesystem block in it, linked in a circular ring through
+``b_this_page``; the page holds the head in ``private`` with ``PG.private``
+set and one extra reference.  ``b_data`` is the buffer's address:
+``pfn * page_size + offset``, so ``bh_offset`` is what is left modulo the
+page size, as in the kernel.
+
+This module also holds :func:`buffer_migrate_page`, the V4 series' helper
+that moves a page with buffers without writing it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from errno import EAGAIN, EIO
+from typing import TYPE_CHECKING, Any
+
+from fsaops.errors import KernelBug
+from fsaops.page import (
+    PG,
+    Page,
+    end_page_writeback,
+    page_address,
+    put_page,
+    unlock_page,
+)
+
+if TYPE_CHECKING:
+    from fsaops.fs import BlockDevice, Inode
+    from fsaops.writeback import WritebackControl
+
+__all__ = [
+    "BH",
+    "BufferHead",
+    "GetBlock",
+    "bh_offset",
+    "block_invalidatepage",
+    "block_prepare_write",
+    "block_read_full_page",
+    "block_sync_page",
+    "block_write_full_page",
+    "buffer_migrate_page",
+    "buffers",
+    "create_empty_buffers",
+    "generic_commit_write",
+    "generic_get_block",
+    "get_bh",
+    "lock_buffer",
+    "mark_buffer_dirty",
+    "mpage_readpage",
+    "nobh_commit_write",
+    "nobh_prepare_write",
+    "nobh_writepage",
+    "page_inode",
+    "put_bh",
+    "set_bh_page",
+    "set_page_dirty_buffers",
+    "try_to_free_buffers",
+    "try_to_release_page",
+    "trylock_buffer",
+    "unlock_buffer",
+]
+
+
+class BH:
+    """Buffer state bits (``enum bh_state_bits``)."""
+
+    uptodate = 1 << 0
+    dirty = 1 << 1
+    lock = 1 << 2
+    req = 1 << 3
+    mapped = 1 << 4
+    new = 1 << 5
+    async_read = 1 << 6
+    async_write = 1 << 7
+    delay = 1 << 8
+    write_io_error = 1 << 9
+    #: Owned by the journal (a journal head is attached: ``b_private``).
+    jbd = 1 << 10
+    #: Dirty as far as the journal is concerned, not yet committed.
+    jbddirty = 1 << 11
+    waiters = 1 << 12
+
+    NAMES: tuple[tuple[int, str], ...] = (
+        (uptodate, "uptodate"),
+        (dirty, "dirty"),
+        (lock, "lock"),
+        (req, "req"),
+        (mapped, "mapped"),
+        (new, "new"),
+        (async_read, "async_read"),
+        (async_write, "async_write"),
+        (delay, "delay"),
+        (write_io_error, "write_io_error"),
+        (jbd, "jbd"),
+        (jbddirty, "jbddirty"),
+        (waiters, "waiters"),
+    )
+
+
+BH_lock = BH.lock
+BH_waiters = BH.waiters
+
+
+class BufferHead:
+    """One filesystem block's worth of a page (``struct buffer_head``).
+
+    Attributes:
+        b_state: the ``BH`` bits.
+        b_this_page: the next buffer of the same page (a circular ring).
+        b_page: the page the buffer's data lives in.
+        b_data: the data's address, ``pfn * page_size + offset``.
+        b_size: the block size.
+        b_blocknr: the device block, when mapped.
+        b_bdev: the device.
+        b_count: users of the buffer head (``get_bh``/``put_bh``).
+        b_private: the filesystem's private data (ext3: the journal's record).
+    """
+
+    __slots__ = (
+        "b_bdev",
+        "b_blocknr",
+        "b_count",
+        "b_data",
+        "b_page",
+        "b_private",
+        "b_size",
+        "b_state",
+        "b_this_page",
+    )
+
+    b_this_page: BufferHead
+
+    def __init__(self, page: Page, offset: int, size: int, bdev: BlockDevice | None) -> None:
+        self.b_state = 0
+        self.b_page = page
+        self.b_data = (page.pfn << page.node.page_shift) + offset
+        self.b_size = size
+        self.b_blocknr = 0
+        self.b_bdev = bdev
+        self.b_count = 0
+        self.b_private: Any = None
+        self.b_this_page = self
+
+    def __repr__(self) -> str:
+        names = [n for bit, n in BH.NAMES if self.b_state & bit]
+        return (
+            f"<BufferHead pfn={self.b_page.pfn} off={bh_offset(self)} "
+            f"block={self.b_blocknr} count={self.b_count} state={'|'.join(names) or '0'}>"
+        )
+
+    @property
+    def data(self) -> memoryview:
+        """The buffer's bytes, a view into its page."""
+        off = bh_offset(self)
+        return page_address(self.b_page)[off : off + self.b_size]
+
+
+GetBlock = Callable[["Inode", int, BufferHead, bool], int]
+"""``get_block_t``: map file block ``iblock`` into ``bh``; 0 or a negative errno."""
+
+
+def bh_offset(bh: BufferHead) -> int:
+    """The buffer's offset within its page."""
+    return bh.b_data & (bh.b_page.node.page_size - 1)
+
+
+def buffers(head: BufferHead) -> Iterator[BufferHead]:
+    """Every buffer of the ring, starting at ``head``."""
+    bh = head
+    while True:
+        yield bh
+        bh = bh.b_this_page
+        if bh is head:
+            return
+
+
+def get_bh(bh: BufferHead) -> None:
+    """Take a reference on a buffer head."""
+    bh.b_count += 1
+
+
+def put_bh(bh: BufferHead) -> None:
+    """Drop a reference on a buffer head."""
+    count = bh.b_count - 1
+    bh.b_count = count
+    if count < 0:
+        raise KernelBug(f"put_bh() below zero: {bh!r}")
+
+
+def trylock_buffer(bh: BufferHead) -> bool:
+    """Take the buffer lock if it is free; True on success."""
+    state = bh.b_state
+    if state & BH_lock:
+        return False
+    bh.b_state = state | BH_lock
+    return True
+
+
+def lock_buffer(bh: BufferHead) -> None:
+    """Take the buffer lock, sleeping until it is free (``lock_buffer``)."""
+    state = bh.b_state
+    if not state & BH_lock:
+        bh.b_state = state | BH_lock
+        return
+    sched = bh.b_page.node.kernel.sched
+    while not trylock_buffer(bh):
+        sched.wait_on_buffer_bit(bh, BH_lock, "buffer lock")
+
+
+def unlock_buffer(bh: BufferHead) -> None:
+    """Release the buffer lock and wake its waiters."""
+    state = bh.b_state
+    bh.b_state = state & ~(BH_lock | BH_waiters)
+    if state & BH_waiters:
+        bh.b_page.node.kernel.sched.wake_buffer(bh)
+
+
+def set_bh_page(bh: BufferHead, page: Page, offset: int) -> None:
+    """Point a buffer at ``offset`` within ``page`` (``set_bh_page``)."""
+    bh.b_page = page
+    bh.b_data = (page.pfn << page.node.page_shift) + offset
+
+
+def attach_page_buffers(page: Page, head: BufferHead) -> None:
+    """Hang a ring of buffers on a page: a reference, ``PG.private`` and ``private``."""
+    page.count += 1
+    page.flags |= PG.private
+    page.private = head
+
+
+def create_empty_buffers(page: Page, blocksize: int, b_state: int = 0) -> BufferHead:
+    """Give a page a ring of unmapped buffers (``create_empty_buffers``)."""
+    mapping = page.mapping
+    bdev = getattr(mapping, "bdev", None)
+    ps = page.node.page_size
+    bhs = [BufferHead(page, off, blocksize, bdev) for off in range(0, ps, blocksize)]
+    for i, bh in enumerate(bhs):
+        bh.b_state = b_state
+        bh.b_this_page = bhs[(i + 1) % len(bhs)]
+    head = bhs[0]
+    lock = getattr(mapping, "private_lock", None)
+    if lock is not None:
+        lock.acquire()
+    try:
+        if page.flags & (PG.dirty | PG.uptodate):
+            for bh in bhs:
+                if page.flags & PG.dirty:
+                    bh.b_state |= BH.dirty
+                if page.flags & PG.uptodate:
+                    bh.b_state |= BH.uptodate
+        attach_page_buffers(page, head)
+    finally:
+        if lock is not None:
+            lock.release()
+    return head
+
+
+def _buffer_busy(bh: BufferHead) -> bool:
+    return bool(bh.b_count or bh.b_state & (BH.dirty | BH.lock))
+
+
+def _drop_buffers(page: Page) -> bool:
+    head: BufferHead = page.private
+    for bh in buffers(head):
+        mapping = page.mapping
+        if bh.b_state & BH.write_io_error and mapping is not None and not mapping.anon:
+            mapping.flags |= 1  # type: ignore[union-attr]  # AS_EIO
+        if _buffer_busy(bh):
+            return False
+    for bh in buffers(head):
+        bh.b_this_page = bh
+    page.flags &= ~PG.private
+    page.private = 0
+    put_page(page)
+    return True
+
+
+def try_to_free_buffers(page: Page) -> int:
+    """Free a locked page's buffers if none is busy (``try_to_free_buffers``).
+
+    A buffer is busy when it is referenced, dirty or locked.  Returns 1 on
+    success; the page then no longer has ``PG.private`` and its reference.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"try_to_free_buffers() of an unlocked page: {page!r}")
+    if page.flags & PG.writeback:
+        return 0
+    mapping = page.mapping
+    if mapping is None or mapping.anon:
+        return int(_drop_buffers(page))
+    with mapping.private_lock:  # type: ignore[union-attr]
+        ok = _drop_buffers(page)
+        if ok:
+            # Clean buffers against a dirty page (ext3 writes its buffers by
+            # hand): the page must not stay dirty without buffers to say where.
+            page.flags &= ~PG.dirty
+    return int(ok)
+
+
+def try_to_release_page(page: Page, gfp: int = 0) -> int:
+    """Ask the filesystem to free a locked page's buffers (``try_to_release_page``).
+
+    Calls the table's ``releasepage`` if it has one, else
+    :func:`try_to_free_buffers`.  Returns non-zero on success.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"try_to_release_page() of an unlocked page: {page!r}")
+    if page.flags & PG.writeback:
+        return 0
+    mapping = page.mapping
+    if mapping is not None and not mapping.anon:
+        release = mapping.a_ops.releasepage  # type: ignore[union-attr]
+        if release is not None:
+            return release(page, gfp)
+    return try_to_free_buffers(page)
+
+
+def mark_buffer_dirty(bh: BufferHead) -> None:
+    """Dirty a buffer and its page (``mark_buffer_dirty``)."""
+    state = bh.b_state
+    bh.b_state = state | BH.dirty
+    if not state & BH.dirty:
+        from fsaops.writeback import set_page_dirty_nobuffers
+
+        set_page_dirty_nobuffers(bh.b_page)
+
+
+def set_page_dirty_buffers(page: Page) -> int:
+    """Dirty a page and every buffer on it (``__set_page_dirty_buffers``).
+
+    Returns 1 if the page was clean before.
+    """
+    mapping = page.mapping
+    if mapping is not None and not mapping.anon:
+        with mapping.private_lock:  # type: ignore[union-attr]
+            if page.flags & PG.private:
+                for bh in buffers(page.private):
+                    bh.b_state |= BH.dirty
+    elif page.flags & PG.private:
+        for bh in buffers(page.private):
+            bh.b_state |= BH.dirty
+    flags = page.flags
+    page.flags = flags | PG.dirty
+    return 0 if flags & PG.dirty else 1
+
+
+def generic_get_block(inode: Inode, iblock: int, bh: BufferHead, create: bool) -> int:
+    """Map a file block into ``bh``, allocating when ``create`` (the model's ``get_block``)."""
+    had = iblock < len(inode.blocks)
+    blocknr = inode.get_block(iblock, create)
+    if blocknr:
+        bh.b_blocknr = blocknr
+        bh.b_bdev = inode.i_sb.s_bdev
+        bh.b_state |= BH.mapped
+        if not had:
+            bh.b_state |= BH.new
+    return 0
+
+
+def page_inode(page: Page) -> Inode:
+    """The inode of a page-cache page of a file."""
+    mapping = page.mapping
+    assert mapping is not None and not mapping.anon, f"not a file page: {page!r}"
+    host = mapping.host  # type: ignore[union-attr]
+    assert host is not None
+    return host
+
+
+def _blocks_per_page(page: Page, inode: Inode) -> tuple[int, int]:
+    bs = inode.i_sb.s_blocksize
+    return bs, page.node.page_size // bs
+
+
+def _schedule_io(page: Page) -> int:
+    return page.node.kernel.io_latency
+
+
+def _end_buffer_async_write(bh: BufferHead) -> None:
+    page = bh.b_page
+    bh.b_state &= ~BH.async_write
+    unlock_buffer(bh)
+    for other in buffers(bh):
+        if other.b_state & BH.async_write:
+            return
+    end_page_writeback(page)
+
+
+def _end_buffer_write_error(bh: BufferHead) -> None:
+    # The write did not reach the disk: keep the data dirty so that nothing
+    # is lost, and record the error on the buffer and the page.
+    bh.b_state |= BH.write_io_error | BH.dirty
+    bh.b_page.flags |= PG.error
+    _end_buffer_async_write(bh)
+
+
+def block_write_full_page(page: Page, get_block: GetBlock | None, wbc: WritebackControl) -> int:
+    """Write a locked page's dirty buffers (``block_write_full_page``).
+
+    Maps unmapped dirty buffers, starts writeback, unlocks the page and
+    submits one write per dirty buffer; the writes complete
+    ``io_latency`` ticks later, and writeback of the page ends with the
+    last.  A buffer past the end of the file is cleaned, not written.
+    """
+    from fsaops.writeback import redirty_page_for_writepage, set_page_writeback
+
+    get_block = get_block or generic_get_block
+    inode = page_inode(page)
+    kernel = page.node.kernel
+    faults = kernel.faults
+    if faults is not None and faults.fail_writepage():
+        redirty_page_for_writepage(wbc, page)
+        unlock_page(page)
+        return -EIO
+    bs, per_page = _blocks_per_page(page, inode)
+    if not page.flags & PG.private:
+        create_empty_buffers(page, bs, BH.dirty | BH.uptodate)
+    head: BufferHead = page.private
+    first_block = page.index * per_page
+    last_block = (inode.i_size - 1) // bs if inode.i_size else -1
+    to_write: list[BufferHead] = []
+    for i, bh in enumerate(buffers(head)):
+        block = first_block + i
+        if block > last_block:
+            bh.b_state = (bh.b_state & ~BH.dirty) | BH.uptodate
+            continue
+        if bh.b_state & BH.dirty and not bh.b_state & BH.mapped:
+            err = get_block(inode, block, bh, True)
+            if err:
+                redirty_page_for_writepage(wbc, page)
+                unlock_page(page)
+                return err
+            bh.b_state &= ~BH.new
+        if bh.b_state & BH.dirty and bh.b_state & BH.mapped:
+            lock_buffer(bh)
+            if bh.b_state & BH.dirty:
+                bh.b_state = (bh.b_state & ~BH.dirty) | BH.async_write
+                to_write.append(bh)
+            else:
+                unlock_buffer(bh)
+    set_page_writeback(page)
+    unlock_page(page)
+    kernel.vmstat.nr_writepage += 1
+    if not to_write:
+        end_page_writeback(page)
+        return 0
+    delay = _schedule_io(page)
+    for bh in to_write:
+        assert bh.b_bdev is not None
+        bh.b_bdev.write(bh.b_blocknr, bh.data)
+        kernel.sched.call_later(delay, _end_buffer_async_write, bh)
+    return 0
+
+
+def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
+    """Read a locked page through its buffers (``block_read_full_page``); unlocks it."""
+    get_block = get_block or generic_get_block
+    inode = page_inode(page)
+    bs, per_page = _blocks_per_page(page, inode)
+    if not page.flags & PG.private:
+        create_empty_buffers(page, bs, 0)
+    head: BufferHead = page.private
+    first_block = page.index * per_page
+    for i, bh in enumerate(buffers(head)):
+        if bh.b_state & BH.uptodate:
+            continue
+        if not bh.b_state & BH.mapped:
+            get_block(inode, first_block + i, bh, False)
+        if bh.b_state & BH.mapped and not bh.b_state & BH.delay:
+            assert bh.b_bdev is not None
+            bh.b_bdev.read(bh.b_blocknr, bh.data)
+        else:
+            bh.data[:] = bytes(bs)
+        bh.b_state |= BH.uptodate
+    page.flags |= PG.uptodate | PG.mappedtodisk
+    unlock_page(page)
+    return 0
+
+
+def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
+    """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``)."""
+    inode = page_inode(page)
+    bs, per_page = _blocks_per_page(page, inode)
+    first_block = page.index * per_page
+    data = page_address(page)
+    for i in range(per_page):
+        blocknr = inode.get_block(first_block + i, False)
+        if blocknr:
+            inode.i_sb.s_bdev.read(blocknr, data[i * bs : (i + 1) * bs])
+        else:
+            data[i * bs : (i + 1) * bs] = bytes(bs)
+    page.flags |= PG.uptodate | PG.mappedtodisk
+    unlock_page(page)
+    return 0
+
+
+def block_prepare_write(page: Page, start: int, end: int, get_block: GetBlock | None = None) -> int:
+    """Map and, where partly overwritten, read the blocks ``[start, end)`` will touch."""
+    get_block = get_block or generic_get_block
+    inode = page_inode(page)
+    bs, per_page = _blocks_per_page(page, inode)
+    if not page.flags & PG.private:
+        create_empty_buffers(page, bs, 0)
+    head: BufferHead = page.private
+    first_block = page.index * per_page
+    for i, bh in enumerate(buffers(head)):
+        b_start, b_end = i * bs, (i + 1) * bs
+        if b_end <= start or b_start >= end:
+            if page.flags & PG.uptodate:
+                bh.b_state |= BH.uptodate
+            continue
+        if not bh.b_state & BH.mapped and not bh.b_state & BH.delay:
+            err = get_block(inode, first_block + i, bh, True)
+            if err:
+                return err
+            if bh.b_state & BH.new:
+                bh.b_state &= ~BH.new
+                bh.b_state |= BH.uptodate
+                data = bh.data
+                if b_start < start:
+                    data[: start - b_start] = bytes(start - b_start)
+                if b_end > end:
+                    data[end - b_start :] = bytes(b_end - end)
+                continue
+        if page.flags & PG.uptodate:
+            bh.b_state |= BH.uptodate
+        if not bh.b_state & BH.uptodate and (b_start < start or b_end > end):
+            if bh.b_state & BH.mapped and not bh.b_state & BH.delay:
+                assert bh.b_bdev is not None
+                bh.b_bdev.read(bh.b_blocknr, bh.data)
+            else:
+                bh.data[:] = bytes(bs)
+            bh.b_state |= BH.uptodate
+    return 0
+
+
+def generic_commit_write(page: Page, start: int, end: int) -> int:
+    """Mark the written buffers up to date and dirty; grow the file (``generic_commit_write``)."""
+    inode = page_inode(page)
+    bs = inode.i_sb.s_blocksize
+    partial = False
+    for i, bh in enumerate(buffers(page.private)):
+        b_start, b_end = i * bs, (i + 1) * bs
+        if b_end <= start or b_start >= end:
+            if not bh.b_state & BH.uptodate:
+                partial = True
+            continue
+        bh.b_state |= BH.uptodate
+        mark_buffer_dirty(bh)
+    if not partial:
+        page.flags |= PG.uptodate
+    pos = (page.index << page.node.page_shift) + end
+    inode.i_size = max(inode.i_size, pos)
+    return 0
+
+
+def nobh_prepare_write(page: Page, start: int, end: int, get_block: GetBlock | None = None) -> int:
+    """``prepare_write`` that attaches no buffers (``nobh_prepare_write``)."""
+    inode = page_inode(page)
+    bs, per_page = _blocks_per_page(page, inode)
+    first_block = page.index * per_page
+    data = page_address(page)
+    for i in range(per_page):
+        b_start, b_end = i * bs, (i + 1) * bs
+        if b_end <= start or b_start >= end:
+            if not page.flags & PG.uptodate:
+                blocknr = inode.get_block(first_block + i, False)
+                if blocknr:
+                    inode.i_sb.s_bdev.read(blocknr, data[b_start:b_end])
+                else:
+                    data[b_start:b_end] = bytes(bs)
+            continue
+        had = first_block + i < len(inode.blocks)
+        blocknr = inode.get_block(first_block + i, True)
+        if not page.flags & PG.uptodate and (b_start < start or b_end > end):
+            if had:
+                inode.i_sb.s_bdev.read(blocknr, data[b_start:b_end])
+            else:
+                data[b_start:b_end] = bytes(bs)
+    return 0
+
+
+def nobh_commit_write(page: Page, start: int, end: int) -> int:
+    """``commit_write`` without buffers: the page is up to date and dirty."""
+    from fsaops.writeback import set_page_dirty
+
+    inode = page_inode(page)
+    page.flags |= PG.uptodate
+    set_page_dirty(page)
+    pos = (page.index << page.node.page_shift) + end
+    inode.i_size = max(inode.i_size, pos)
+    return 0
+
+
+def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
+    """Write a page that has no buffers straight to its blocks (``mpage_writepage``).
+
+    A page that does have buffers goes through :func:`block_write_full_page`.
+    """
+    from fsaops.writeback import redirty_page_for_writepage, set_page_writeback
+
+    if page.flags & PG.private:
+        return block_write_full_page(page, None, wbc)
+    kernel = page.node.kernel
+    faults = kernel.faults
+    if faults is not None and faults.fail_writepage():
+        redirty_page_for_writepage(wbc, page)
+        unlock_page(page)
+        return -EIO
+    inode = page_inode(page)
+    bs, per_page = _blocks_per_page(page, inode)
+    first_block = page.index * per_page
+    last_block = (inode.i_size - 1) // bs if inode.i_size else -1
+    set_page_writeback(page)
+    unlock_page(page)
+    kernel.vmstat.nr_writepage += 1
+    data = page_address(page)
+    for i in range(per_page):
+        if first_block + i > last_block:
+            break
+        blocknr = inode.get_block(first_block + i, True)
+        inode.i_sb.s_bdev.write(blocknr, data[i * bs : (i + 1) * bs])
+    kernel.sched.call_later(_schedule_io(page), end_page_writeback, page)
+    return 0
+
+
+def block_sync_page(page: Page) -> int:
+    """Unplug the device queue (``block_sync_page``); I/O in the model is never plugged."""
+    return 0
+
+
+def block_invalidatepage(page: Page, offset: int) -> int:
+    """Forget the buffers of a page being truncated from ``offset`` on.
+
+    From offset 0 the buffers are also released (``try_to_release_page``).
+    """
+    if not page.flags & PG.private:
+        return 1
+    bs = page.private.b_size
+    for i, bh in enumerate(buffers(page.private)):
+        if i * bs >= offset:
+            lock_buffer(bh)
+            bh.b_state &= ~(BH.dirty | BH.mapped | BH.req | BH.new | BH.delay | BH.uptodate)
+            unlock_buffer(bh)
+    if offset == 0:
+        return try_to_release_page(page, 0)
+    return 1
+
+
+def buffer_migrate_page(newpage: Page, page: Page) -> int:
+    """Migrate a page with buffers without writing it back (V4 5/6).
+
+    Moves the page's state with :func:`~fsaops.migrate.migrate_page_remove_references`
+    (which expects three references: cache, isolation, buffers), then,
+    under ``private_lock``, takes and locks every buffer, moves
+    ``PG.private``, ``private`` and the buffers' reference to the new page,
+    points every buffer at the same offset in the new page, copies the
+    contents and flags with :func:`~fsaops.migrate.migrate_page_copy`, and
+    unlocks and releases the buffers.  A page without buffers goes to
+    :func:`~fsaops.migrate.migrate_page`.
+
+    Returns 0, or ``-EAGAIN`` when the page has no mapping or its references
+    do not match.  As in V4, the buffer locks are taken with
+    ``private_lock`` held.
+    """
+    mapping = page.mapping
+    if mapping is None:
+        return -EAGAIN
+    if not page.flags & PG.private:
+        return _migrate.migrate_page(newpage, page)
+    head: BufferHead = page.private
+    if _migrate.migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    private_lock = mapping.private_lock  # type: ignore[union-attr]
+    private_lock.acquire()
+    bh = head
+    while True:
+        bh.b_count += 1
+        state = bh.b_state
+        if state & BH_lock:
+            lock_buffer(bh)
+        else:
+            bh.b_state = state | BH_lock
+        bh = bh.b_this_page
+        if bh is head:
+            break
+    page.flags &= ~PG.private
+    newpage.private = page.private
+    page.private = 0
+    page.count -= 1
+    newpage.count += 1
+    base = newpage.pfn << newpage.node.page_shift
+    mask = newpage.node.page_size - 1
+    bh = head
+    while True:
+        bh.b_page = newpage
+        bh.b_data = base + (bh.b_data & mask)
+        bh = bh.b_this_page
+        if bh is head:
+            break
+    newpage.flags |= PG.private
+    private_lock.release()
+    _migrate.migrate_page_copy(newpage, page)
+    with private_lock:
+        bh = head
+        while True:
+            state = bh.b_state
+            bh.b_state = state & ~(BH_lock | BH_waiters)
+            if state & BH_waiters:
+                newpage.node.kernel.sched.wake_buffer(bh)
+            bh.b_count -= 1
+            bh = bh.b_this_page
+            if bh is head:
+                break
+    return 0
+
+
+# fs/buffer.c calls into the migration code, which calls back into this
+# module: import it last, when every name here is defined.
+import fsaops.migrate as _migrate  # noqa: E402

@@ -1,0 +1,480 @@
+"""The invariant checker (``CONFIG_DEBUG_VM``).
+
+:func:`check_kernel` checks the whole machine: every reference on every
+page is accounted for (page-cache slot, buffers, ptes, isolation, other
+tasks), every page-tree slot, LRU list, buffer ring and swap slot agrees
+with the pages, and free pages are really free.  :class:`MigrationSnapshot`
+records pages before ``migrate_pages`` and :meth:`MigrationSnapshot.check`
+says afterwards whether each moved page arrived whole and each page that
+did not move was left as it was.  Every problem is a sentence in the
+kernel's terms ("buffer head 2 of pfn 17 still points at the old page").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fsaops.buffer import BH, BufferHead, bh_offset, buffers
+from fsaops.errors import KernelBug
+from fsaops.lists import LIST_POISON, PageList
+from fsaops.page import PG, Page, page_address, page_flags_str, page_index, page_mapping
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from fsaops.kernel import Kernel
+    from fsaops.mapping import AddressSpace
+
+__all__ = ["InvariantError", "MigrationSnapshot", "check_kernel", "mappings", "raise_if"]
+
+
+class InvariantError(KernelBug):
+    """The invariant checker found problems; ``problems`` lists them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} invariant(s) broken:\n  {shown}{more}")
+
+
+def raise_if(problems: list[str]) -> None:
+    """Raise :class:`InvariantError` if ``problems`` is not empty."""
+    if problems:
+        raise InvariantError(problems)
+
+
+def mappings(kernel: Kernel) -> list[AddressSpace]:
+    """Every address space of the machine: files of every mount, and swapper_space."""
+    found = [inode.i_mapping for sb in kernel.super_blocks for inode in sb.inodes]
+    if kernel.swapper_space is not None:
+        found.append(kernel.swapper_space)
+    return found
+
+
+def _lists_membership(lists: Iterable[PageList]) -> dict[int, str]:
+    where: dict[int, str] = {}
+    for pl in lists:
+        for page in pl:
+            where[page.pfn] = pl.name or "a private list"
+    return where
+
+
+def check_kernel(
+    kernel: Kernel,
+    *,
+    isolated: Iterable[PageList] = (),
+    quiet: bool = True,
+) -> list[str]:
+    """Check every invariant of the machine; returns the problems found.
+
+    Args:
+        kernel: the machine.
+        isolated: private lists holding isolated pages (each such page has
+            one reference for its isolation) or newly allocated pages (one
+            reference for the allocation), such as migration's
+            ``from``/``to``/``moved``/``failed``.
+        quiet: the machine is at rest: no page or buffer is locked except
+            by another task's hold, and no I/O is in flight.
+    """
+    problems: list[str] = []
+    expected: Counter[int] = Counter()
+    bh_expected: Counter[int] = Counter()
+    locked_by_task: set[int] = set()
+    bh_locked_by_task: set[int] = set()
+
+    # Other tasks' holds.
+    for task in kernel.tasks:
+        for hold in task.holds:
+            if hold.kind == "page_ref":
+                expected[hold.obj.pfn] += 1
+            elif hold.kind == "page_lock":
+                locked_by_task.add(hold.obj.pfn)
+            elif hold.kind == "buffer_ref":
+                bh_expected[id(hold.obj)] += 1
+            elif hold.kind == "buffer_lock":
+                bh_locked_by_task.add(id(hold.obj))
+
+    # Private lists: one reference each.
+    on_private = _lists_membership(isolated)
+    for pfn in on_private:
+        expected[pfn] += 1
+
+    # Page trees: one reference per slot.
+    in_tree: dict[int, AddressSpace] = {}
+    for mapping in mappings(kernel):
+        count = 0
+        for index, page in enumerate(mapping.page_tree):
+            if page is None:
+                continue
+            count += 1
+            expected[page.pfn] += 1
+            if page.pfn in in_tree:
+                problems.append(f"pfn {page.pfn} sits in two page-tree slots")
+            in_tree[page.pfn] = mapping
+            if page_mapping(page) is not mapping:
+                problems.append(
+                    f"slot {index} of {mapping.name} holds pfn {page.pfn}, whose mapping is "
+                    f"{page_mapping(page)!r}"
+                )
+            elif page_index(page) != index:
+                problems.append(
+                    f"slot {index} of {mapping.name} holds pfn {page.pfn}, whose index is "
+                    f"{page_index(page)}"
+                )
+            if page.count == 0:
+                problems.append(f"free pfn {page.pfn} is still in {mapping.name}")
+        if count != mapping.nrpages:
+            problems.append(f"{mapping.name} counts {mapping.nrpages} pages but holds {count}")
+
+    # Page tables: one reference and one mapcount per present pte; swap ptes count in swap_map.
+    mapped: Counter[int] = Counter()
+    swap_users: Counter[int] = Counter()
+    for mm in kernel.mms:
+        for vpn, pte in mm.ptes.items():
+            if pte.page is not None:
+                mapped[pte.page.pfn] += 1
+                expected[pte.page.pfn] += 1
+                vma = mm.find_vma(vpn)
+                if vma is None:
+                    problems.append(f"pid {mm.pid} maps page {vpn:#x} outside every area")
+                elif vma.address(pte.page) != vpn:
+                    problems.append(
+                        f"pid {mm.pid} maps pfn {pte.page.pfn} at {vpn:#x}, where reverse "
+                        f"mapping would not find it (index {pte.page.index})"
+                    )
+            else:
+                swap_users[pte.swp] += 1
+
+    # Buffers: journal holds.
+    for page in kernel.pages():
+        if page.flags & PG.private and isinstance(page.private, BufferHead):
+            for bh in buffers(page.private):
+                if bh.b_state & BH.jbd:
+                    bh_expected[id(bh)] += 1
+
+    # Every page.
+    lru_seen: set[int] = set()
+    for node in kernel.nodes:
+        for lru, active in ((node.active, True), (node.inactive, False)):
+            n = 0
+            for page in lru:
+                n += 1
+                lru_seen.add(page.pfn)
+                if not page.flags & PG.lru:
+                    problems.append(f"pfn {page.pfn} is on an LRU list without PG_lru")
+                if bool(page.flags & PG.active) != active:
+                    which = "active" if active else "inactive"
+                    problems.append(
+                        f"pfn {page.pfn} is on the {which} list with flags "
+                        f"{page_flags_str(page.flags)}"
+                    )
+                if page.node is not node:
+                    problems.append(f"pfn {page.pfn} is on node {node.nid}'s LRU")
+            want = node.nr_active if active else node.nr_inactive
+            if n != want:
+                problems.append(
+                    f"node {node.nid} counts {want} {'active' if active else 'inactive'} "
+                    f"pages but holds {n}"
+                )
+    free_pfns = {p.pfn for node in kernel.nodes for p in node.free_pages()}
+    for page in kernel.pages():
+        pfn = page.pfn
+        if pfn in free_pfns:
+            if page.count or page.mapcount or page.mapping is not None or page.flags:
+                problems.append(f"free pfn {pfn} is in use: {page!r}")
+            continue
+        if page.count == 0:
+            problems.append(f"pfn {pfn} has no references but is not on the free list (leaked)")
+            continue
+        want = expected[pfn] + (1 if page.flags & PG.private else 0)
+        if page.count != want:
+            problems.append(
+                f"pfn {pfn} has page_count {page.count}, but {want} references are accounted "
+                f"for (flags {page_flags_str(page.flags)}, mapcount {page.mapcount})"
+            )
+        if page.mapcount != mapped[pfn]:
+            problems.append(f"pfn {pfn} has mapcount {page.mapcount} but {mapped[pfn]} ptes map it")
+        if bool(page.flags & PG.lru) != (pfn in lru_seen):
+            problems.append(
+                f"pfn {pfn} has PG_lru {'set' if page.flags & PG.lru else 'clear'} but is "
+                f"{'on' if pfn in lru_seen else 'not on'} an LRU list"
+            )
+        if pfn in on_private and page.lru_next is LIST_POISON:
+            problems.append(f"pfn {pfn} is isolated but on no list")
+        if not page.flags & PG.lru and pfn not in on_private and page.lru_next is not LIST_POISON:
+            problems.append(f"pfn {pfn} is on a list nobody accounts for")
+        if quiet and page.flags & PG.locked and pfn not in locked_by_task:
+            problems.append(f"pfn {pfn} is locked, but no task holds its lock")
+        if quiet and page.flags & PG.writeback:
+            problems.append(f"pfn {pfn} is still under writeback")
+        if page.flags & PG.swapcache and not page.flags & PG.locked:
+            entry = page.private
+            swapper = kernel.swapper_space
+            if swapper is None or swapper.lookup(entry) is not page:
+                problems.append(f"pfn {pfn} has PG_swapcache but is not in the swap cache")
+        if page.flags & PG.private:
+            problems.extend(_check_buffers(page, bh_expected, bh_locked_by_task, quiet))
+        elif page.private and not page.flags & PG.swapcache:
+            problems.append(f"pfn {pfn} has private {page.private!r} without PG_private")
+
+    # Swap slots.
+    swap = kernel.swap
+    if swap is not None:
+        cached: Counter[int] = Counter()
+        if kernel.swapper_space is not None:
+            for index, page in enumerate(kernel.swapper_space.page_tree):
+                if page is not None:
+                    cached[index] += 1
+        for entry in range(1, swap.nr_slots + 1):
+            want = swap_users[entry] + cached[entry]
+            if swap.swap_map[entry] != want:
+                problems.append(
+                    f"swap entry {entry} has {swap.swap_map[entry]} users but {want} are "
+                    "accounted for (swap ptes and the swap cache)"
+                )
+        free_slots = sum(1 for e in range(1, swap.nr_slots + 1) if swap.swap_map[e] == 0)
+        if free_slots != swap.nr_swap_pages:
+            problems.append(
+                f"the swap device counts {swap.nr_swap_pages} free slots but {free_slots} "
+                "are unused"
+            )
+    return problems
+
+
+def _check_buffers(
+    page: Page, bh_expected: Counter[int], bh_locked: set[int], quiet: bool
+) -> list[str]:
+    problems: list[str] = []
+    head = page.private
+    if not isinstance(head, BufferHead):
+        return [f"pfn {page.pfn} has PG_private but private is {head!r}"]
+    size = head.b_size
+    ps = page.node.page_size
+    ring = []
+    bh = head
+    while True:
+        ring.append(bh)
+        bh = bh.b_this_page
+        if bh is head:
+            break
+        if len(ring) > ps // 512:
+            return [f"the buffer ring of pfn {page.pfn} is not closed"]
+    if len(ring) * size != ps:
+        problems.append(
+            f"pfn {page.pfn} has {len(ring)} buffer heads of {size} bytes for a {ps}-byte page"
+        )
+    for i, bh in enumerate(ring):
+        if bh.b_page is not page:
+            problems.append(
+                f"buffer head {i} of pfn {page.pfn} points at pfn {bh.b_page.pfn}, not its page"
+            )
+        elif bh_offset(bh) != i * size or bh.b_data >> page.node.page_shift != page.pfn:
+            problems.append(
+                f"buffer head {i} of pfn {page.pfn} has b_data at offset {bh_offset(bh)} "
+                f"of pfn {bh.b_data >> page.node.page_shift}, not offset {i * size}"
+            )
+        want = bh_expected[id(bh)]
+        if bh.b_count != want:
+            problems.append(
+                f"buffer head {i} of pfn {page.pfn} has b_count {bh.b_count}, expected {want}"
+            )
+        if quiet and bh.b_state & BH.lock and id(bh) not in bh_locked:
+            problems.append(f"buffer head {i} of pfn {page.pfn} is locked and nobody holds it")
+    return problems
+
+
+@attrs.frozen
+class _PageRecord:
+    pfn: int
+    data: bytes
+    flags: int
+    mapping: object
+    index: int
+    key: int
+    count: int
+    buffers: tuple[tuple[int, int], ...]  # (id(bh), offset)
+
+
+class MigrationSnapshot:
+    """The state of pages about to be migrated, to check the outcome against.
+
+    Take it with the pages isolated on ``from_`` and the new pages on
+    ``to``; call :meth:`check` after ``migrate_pages`` returns (before the
+    moved pages are put back).
+    """
+
+    def __init__(self, from_: PageList, to: PageList | None = None) -> None:
+        self.records: dict[int, _PageRecord] = {}
+        self.pages: dict[int, Page] = {}
+        for page in from_:
+            self.pages[page.pfn] = page
+            self.records[page.pfn] = _record(page)
+        self.new_pfns = {p.pfn for p in to} if to is not None else set()
+
+    def check(
+        self, from_: PageList, moved: PageList, failed: PageList, to: PageList | None = None
+    ) -> list[str]:
+        """Compare the outcome of ``migrate_pages`` with the snapshot."""
+        problems: list[str] = []
+        where: dict[int, str] = {}
+        for name, pl in (("from", from_), ("moved", moved), ("failed", failed)):
+            for page in pl:
+                if page.pfn in where:
+                    problems.append(f"pfn {page.pfn} is on both {where[page.pfn]} and {name}")
+                where[page.pfn] = name
+        for pfn in self.records:
+            if pfn not in where:
+                problems.append(f"pfn {pfn} was on from and is now on none of from/moved/failed")
+        for pfn, name in where.items():
+            if pfn not in self.records:
+                problems.append(f"pfn {pfn} turned up on {name} but was never on from")
+        for pfn, rec in self.records.items():
+            page = self.pages[pfn]
+            if where.get(pfn) == "moved":
+                problems.extend(self._check_moved(page, rec))
+            elif pfn in where:
+                problems.extend(_check_unmoved(page, rec))
+        if to is not None:
+            for page in to:
+                if page.mapping is not None or page.flags or page.count != 1 or page.private:
+                    problems.append(f"unused new page pfn {page.pfn} was changed: {page!r}")
+        return problems
+
+    def _check_moved(self, page: Page, rec: _PageRecord) -> list[str]:
+        problems: list[str] = []
+        pfn = rec.pfn
+        if page.mapping is not None:
+            problems.append(f"moved pfn {pfn} still has a mapping ({page.mapping!r})")
+        if page.flags & (PG.swapcache | PG.private | PG.active):
+            problems.append(f"moved pfn {pfn} still has flags {page_flags_str(page.flags)}")
+        if page.private:
+            problems.append(f"moved pfn {pfn} still has private {page.private!r}")
+        if page.count != 1:
+            problems.append(
+                f"moved pfn {pfn} has page_count {page.count}; only the isolation "
+                "reference should be left"
+            )
+        mapping = rec.mapping
+        tree = getattr(mapping, "page_tree", None)
+        if tree is None:
+            return problems
+        new = tree[rec.key] if rec.key < len(tree) else None
+        if new is None:
+            return problems  # dropped to disk or swap (swap_page), or freed
+        if new is page:
+            problems.append(f"the page-tree slot of pfn {pfn} still points at the old page")
+            return problems
+        if self.new_pfns and new.pfn not in self.new_pfns:
+            problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
+        if bytes(page_address(new)) != rec.data:
+            problems.append(f"pfn {pfn} moved to pfn {new.pfn} but the contents differ")
+        lost = (rec.flags & PG.COPIED) & ~new.flags
+        if lost:
+            problems.append(
+                f"pfn {pfn} moved to pfn {new.pfn} without flags {page_flags_str(lost)}"
+            )
+        if (
+            rec.flags & PG.dirty
+            and not new.flags & (PG.dirty | PG.writeback)
+            and not (
+                new.flags & PG.private
+                and any(b.b_state & (BH.jbd | BH.jbddirty) for b in buffers(new.private))
+            )
+        ):
+            # Dirty data must still be dirty, or have been written back.
+            bdev_copy = _on_disk(new)
+            if bdev_copy is not None and bdev_copy != rec.data:
+                problems.append(
+                    f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and was never written"
+                )
+        if rec.buffers:
+            if not new.flags & PG.private:
+                problems.append(f"pfn {pfn} had buffers; new pfn {new.pfn} has none")
+            else:
+                ring = list(buffers(new.private))
+                for i, bh in enumerate(ring):
+                    if bh.b_page is not new:
+                        problems.append(
+                            f"buffer head {i} of pfn {new.pfn} still points at pfn {bh.b_page.pfn}"
+                        )
+                old_ids = [b for b, _ in rec.buffers]
+                if [id(b) for b in ring] != old_ids:
+                    problems.append(
+                        f"the buffer ring of pfn {pfn} did not follow it to pfn {new.pfn}"
+                    )
+                for i, (bh, (_, off)) in enumerate(zip(ring, rec.buffers, strict=False)):
+                    if bh_offset(bh) != off:
+                        problems.append(
+                            f"buffer head {i} moved from offset {off} to {bh_offset(bh)}"
+                        )
+                    if bh.b_state & BH.lock:
+                        problems.append(f"buffer head {i} of pfn {new.pfn} was left locked")
+        if new.flags & PG.locked:
+            problems.append(f"new pfn {new.pfn} was left locked")
+        return problems
+
+
+def _on_disk(page: Page) -> bytes | None:
+    mapping = page_mapping(page)
+    if mapping is None:
+        return None
+    if page.flags & PG.swapcache:
+        swap = page.node.kernel.swap
+        return bytes(swap.slot(page.private)) if swap is not None else None
+    host = mapping.host
+    if host is None:
+        return None
+    bs = host.i_sb.s_blocksize
+    per = page.node.page_size // bs
+    out = bytearray()
+    for i in range(per):
+        blocknr = host.get_block(page.index * per + i, False)
+        if not blocknr:
+            out += bytes(bs)
+        else:
+            off = blocknr * bs
+            out += host.i_sb.s_bdev.mem[off : off + bs]
+    return bytes(out)
+
+
+def _record(page: Page) -> _PageRecord:
+    bhs: tuple[tuple[int, int], ...] = ()
+    if page.flags & PG.private and isinstance(page.private, BufferHead):
+        bhs = tuple((id(b), bh_offset(b)) for b in buffers(page.private))
+    return _PageRecord(
+        pfn=page.pfn,
+        data=bytes(page_address(page)),
+        flags=page.flags,
+        mapping=page_mapping(page),
+        index=page.index,
+        key=page_index(page),
+        count=page.count,
+        buffers=bhs,
+    )
+
+
+def _check_unmoved(page: Page, rec: _PageRecord) -> list[str]:
+    problems: list[str] = []
+    pfn = rec.pfn
+    if bytes(page_address(page)) != rec.data:
+        problems.append(f"pfn {pfn} did not move but its contents changed")
+    mapping = page_mapping(page)
+    if mapping is not None and mapping.lookup(page_index(page)) is not page:
+        problems.append(f"pfn {pfn} did not move but its page-tree slot no longer points at it")
+    if rec.buffers and page.flags & PG.private:
+        ring = list(buffers(page.private))
+        if [id(b) for b in ring] != [b for b, _ in rec.buffers]:
+            problems.append(f"pfn {pfn} did not move but its buffer ring changed")
+        for i, bh in enumerate(ring):
+            if bh.b_page is not page:
+                problems.append(
+                    f"buffer head {i} of pfn {pfn} points at pfn {bh.b_page.pfn}, "
+                    "though the page did not move"
+                )
+    if page.flags & PG.locked:
+        problems.append(f"pfn {pfn} did not move and was left locked")
+    return problems

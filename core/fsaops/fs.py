@@ -1,0 +1,314 @@
+"""Block devices, mounted filesystems, inodes and file I/O.
+
+Kernel counterparts: ``fs/super.c``, ``fs/inode.c``, ``mm/filemap.c``.
+
+A :class:`BlockDevice` holds real bytes (an anonymous memory map, committed
+lazily), so ``writepage`` really writes and a page dropped from the cache
+reads back what was written.  A :class:`SuperBlock` is one mounted
+filesystem in one mode; its files are :class:`Inode` objects whose blocks
+are allocated as the file grows, and whose pages live in the inode's
+:class:`~fsaops.mapping.AddressSpace` with the mode's operations table.
+
+:func:`generic_file_read` and :func:`generic_file_write` are ``read(2)``
+and ``write(2)``: they go through the page cache and the table's
+``readpage``, ``prepare_write`` and ``commit_write``, as the kernel does.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fsaops.errors import FsaopsError
+from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
+from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
+
+if TYPE_CHECKING:
+    from fsaops.aops import AddressSpaceOperations, FileSystemType
+    from fsaops.kernel import Kernel
+
+__all__ = [
+    "BlockDevice",
+    "Inode",
+    "SuperBlock",
+    "generic_file_read",
+    "generic_file_write",
+    "read_cache_page",
+]
+
+
+class BlockDevice:
+    """A block device with real bytes (``struct block_device``)."""
+
+    __slots__ = ("_lock", "block_size", "mem", "name", "next_free", "nr_blocks", "writes")
+
+    def __init__(self, name: str, nr_blocks: int, block_size: int) -> None:
+        self.name = name
+        self.nr_blocks = nr_blocks
+        self.block_size = block_size
+        self.mem = memoryview(mmap.mmap(-1, max(nr_blocks * block_size, 1)))
+        self.next_free = 1  # block 0 is the superblock
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<BlockDevice {self.name} {self.nr_blocks}x{self.block_size}>"
+
+    @property
+    def size(self) -> int:
+        """The device's size in bytes."""
+        return self.nr_blocks * self.block_size
+
+    def alloc_blocks(self, count: int) -> int:
+        """Allocate ``count`` consecutive blocks; returns the first block number.
+
+        Raises:
+            FsaopsError: the device is full (``-ENOSPC``).
+        """
+        with self._lock:
+            first = self.next_free
+            if first + count > self.nr_blocks:
+                raise FsaopsError(f"{self.name}: no space left on device (ENOSPC)")
+            self.next_free = first + count
+        return first
+
+    def read(self, blocknr: int, dst: memoryview) -> None:
+        """Read ``len(dst)`` bytes starting at block ``blocknr`` into ``dst``."""
+        off = blocknr * self.block_size
+        dst[:] = self.mem[off : off + len(dst)]
+
+    def write(self, blocknr: int, src: memoryview | bytes) -> None:
+        """Write ``src`` starting at block ``blocknr``."""
+        off = blocknr * self.block_size
+        self.mem[off : off + len(src)] = src
+        self.writes += 1
+
+
+class SuperBlock:
+    """One mounted filesystem (``struct super_block``).
+
+    Attributes:
+        s_type: the filesystem type.
+        mode: the mount mode (``journal``, ``nobh``, ...).
+        a_ops: the operations table every regular file of the mount uses.
+        s_blocksize: the filesystem block size in bytes.
+        s_bdev: the block device.
+        s_fs_info: private data of the filesystem plugin (ext3's journal).
+        inodes: the files created on it.
+    """
+
+    __slots__ = (
+        "_ino",
+        "a_ops",
+        "inodes",
+        "kernel",
+        "mode",
+        "name",
+        "s_bdev",
+        "s_blocksize",
+        "s_fs_info",
+        "s_type",
+    )
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        s_type: FileSystemType,
+        mode: str,
+        a_ops: AddressSpaceOperations,
+        bdev: BlockDevice,
+        name: str,
+    ) -> None:
+        self.kernel = kernel
+        self.s_type = s_type
+        self.mode = mode
+        self.a_ops = a_ops
+        self.s_bdev = bdev
+        self.s_blocksize = bdev.block_size
+        self.s_fs_info: Any = None
+        self.inodes: list[Inode] = []
+        self.name = name
+        self._ino = 0
+
+    def __repr__(self) -> str:
+        return f"<SuperBlock {self.name} {self.s_type.name}:{self.mode} bs={self.s_blocksize}>"
+
+    def new_inode(self, name: str = "") -> Inode:
+        """Create an empty regular file on this filesystem."""
+        self._ino += 1
+        inode = Inode(self, self._ino, name or f"{self.name}/file{self._ino}")
+        self.inodes.append(inode)
+        return inode
+
+
+class Inode:
+    """A file (``struct inode``): its size, its blocks and its page cache."""
+
+    __slots__ = ("_lock", "blocks", "i_ino", "i_mapping", "i_sb", "i_size", "name")
+
+    def __init__(self, sb: SuperBlock, ino: int, name: str) -> None:
+        self.i_sb = sb
+        self.i_ino = ino
+        self.name = name
+        self.i_size = 0
+        self.blocks: list[int] = []  # file block -> device block
+        self.i_mapping = AddressSpace(sb.kernel, sb.a_ops, host=self, bdev=sb.s_bdev, name=name)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Inode {self.name} size={self.i_size}>"
+
+    def get_block(self, iblock: int, create: bool) -> int:
+        """Map file block ``iblock`` to a device block, allocating if ``create``.
+
+        Returns 0 for a hole that is not created (``get_block`` without
+        ``create``).  Blocks are allocated in runs as the file grows.
+        """
+        blocks = self.blocks
+        if iblock < len(blocks):
+            return blocks[iblock]
+        if not create:
+            return 0
+        with self._lock:
+            need = iblock + 1 - len(blocks)
+            if need > 0:
+                first = self.i_sb.s_bdev.alloc_blocks(need)
+                blocks.extend(range(first, first + need))
+        return blocks[iblock]
+
+    def reserve(self, size: int) -> None:
+        """Allocate the blocks for ``size`` bytes in one run and set ``i_size``."""
+        bs = self.i_sb.s_blocksize
+        if size > 0:
+            self.get_block((size - 1) // bs, True)
+        self.i_size = max(self.i_size, size)
+
+
+def read_cache_page(mapping: AddressSpace, index: int, nid: int | None = None) -> Page:
+    """Return an up-to-date page of the file, read from disk if needed.
+
+    The caller holds a reference on the returned page and must ``put_page``
+    it.  A new page is allocated on ``nid`` (default: the kernel's current
+    allocation node).
+
+    Raises:
+        FsaopsError: out of memory, or the table cannot read (no ``readpage``).
+    """
+    while True:
+        page = find_get_page(mapping, index)
+        if page is not None and page.flags & PG.uptodate:
+            return page
+        if page is None:
+            page = grab_cache_page(mapping, index, nid)
+            if page is None:
+                raise FsaopsError("out of memory reading a page (ENOMEM)")
+        else:
+            lock_page(page)
+            if page.mapping is not mapping:
+                unlock_page(page)
+                put_page(page)
+                continue
+            if page.flags & PG.uptodate:
+                unlock_page(page)
+                return page
+        readpage = mapping.a_ops.readpage
+        if readpage is None:
+            unlock_page(page)
+            put_page(page)
+            raise FsaopsError(f"{mapping.a_ops.name} has no readpage")
+        err = readpage(page)  # unlocks the page
+        if err:
+            put_page(page)
+            raise FsaopsError(f"readpage of {mapping.name} index {index} failed ({err})")
+        lock_page(page)  # wait for the read
+        unlock_page(page)
+        return page
+
+
+def _xip_io(inode: Inode, pos: int, data: memoryview, write: bool) -> None:
+    bs = inode.i_sb.s_blocksize
+    done = 0
+    while done < len(data):
+        iblock, off = divmod(pos + done, bs)
+        chunk = min(bs - off, len(data) - done)
+        blocknr = inode.get_block(iblock, write)
+        devoff = blocknr * bs + off
+        mem = inode.i_sb.s_bdev.mem
+        if write:
+            mem[devoff : devoff + chunk] = data[done : done + chunk]
+        elif blocknr:
+            data[done : done + chunk] = mem[devoff : devoff + chunk]
+        else:
+            data[done : done + chunk] = bytes(chunk)
+        done += chunk
+
+
+def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
+    """``read(2)``: read through the page cache (or straight from disk for xip)."""
+    count = max(0, min(count, inode.i_size - pos))
+    out = bytearray(count)
+    view = memoryview(out)
+    mapping = inode.i_mapping
+    if mapping.a_ops.get_xip_page is not None:
+        _xip_io(inode, pos, view, write=False)
+        return bytes(out)
+    kernel = inode.i_sb.kernel
+    ps, shift = kernel.page_size, kernel.page_shift
+    done = 0
+    while done < count:
+        index, off = divmod(pos + done, ps)
+        chunk = min(ps - off, count - done)
+        page = read_cache_page(mapping, index)
+        view[done : done + chunk] = page_address(page)[off : off + chunk]
+        page.flags |= PG.referenced
+        put_page(page)
+        done += chunk
+    del shift
+    return bytes(out)
+
+
+def generic_file_write(inode: Inode, pos: int, data: bytes | memoryview) -> int:
+    """``write(2)``: write through the page cache, as ``generic_file_buffered_write``.
+
+    Each page is found or created, locked, prepared with the table's
+    ``prepare_write``, filled, and committed with ``commit_write`` (which
+    dirties it).  Returns the number of bytes written.
+
+    Raises:
+        FsaopsError: out of memory, or the table has no ``prepare_write``.
+    """
+    src = memoryview(data).cast("B")
+    mapping = inode.i_mapping
+    a_ops = mapping.a_ops
+    if a_ops.get_xip_page is not None:
+        _xip_io(inode, pos, src, write=True)
+        inode.i_size = max(inode.i_size, pos + len(src))
+        return len(src)
+    if a_ops.prepare_write is None or a_ops.commit_write is None:
+        raise FsaopsError(f"{a_ops.name} cannot write files (no prepare_write/commit_write)")
+    ps = inode.i_sb.kernel.page_size
+    done = 0
+    while done < len(src):
+        index, off = divmod(pos + done, ps)
+        chunk = min(ps - off, len(src) - done)
+        page = grab_cache_page(mapping, index)
+        if page is None:
+            raise FsaopsError("out of memory writing a page (ENOMEM)")
+        try:
+            err = a_ops.prepare_write(page, off, off + chunk)
+            if err:
+                raise FsaopsError(f"prepare_write of {inode.name} failed ({err})")
+            page_address(page)[off : off + chunk] = src[done : done + chunk]
+            err = a_ops.commit_write(page, off, off + chunk)
+            if err:
+                raise FsaopsError(f"commit_write of {inode.name} failed ({err})")
+        finally:
+            unlock_page(page)
+            put_page(page)
+        done += chunk
+    return done
+
+
+GetBlock = Callable[[Inode, int, bool], int]

@@ -1,0 +1,228 @@
+"""The :class:`Kernel`: one machine's state.
+
+Everything the model knows of a machine hangs off one ``Kernel``: its NUMA
+nodes and their frames, the clock and other tasks, the swap device, the
+mounted filesystems, the processes and the counters.  There is no
+module-level state: every test and scenario builds its own kernel, and
+threads that share one do so explicitly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any
+
+from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
+from fsaops.errors import ConfigError, KernelBug
+from fsaops.fs import BlockDevice, SuperBlock
+from fsaops.mapping import AddressSpace
+from fsaops.memory import Node
+from fsaops.rmap import Mm
+from fsaops.sched import Scheduler, Task
+from fsaops.swap import SwapInfo
+from fsaops.vmstat import VmStat
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from fsaops.fault_inject import FaultInjector
+    from fsaops.page import Page
+    from fsaops.plugins import Registry
+
+__all__ = ["Kernel"]
+
+
+class Kernel:
+    """One simulated machine.
+
+    Args:
+        nodes: number of NUMA nodes.
+        node_pages: page frames per node.
+        page_size: bytes per page, a power of two (4096 by default).
+        migration: ``CONFIG_MIGRATION``; without it no table has
+            ``migratepage`` and migration calls fail with ``-ENOSYS``.
+        registry: the loaded plugins, used to mount filesystems by name.
+        log: a structlog logger for the engine's events (one per page
+            attempt at debug level); ``None`` for no events.
+        debug_vm: ``CONFIG_DEBUG_VM``: poison freed frames; callers also run
+            the invariant checker more often.
+        io_latency: ticks from submitting a write to its completion.
+        faults: fault injection, or ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        nodes: int = 2,
+        node_pages: int = 1024,
+        page_size: int = 4096,
+        migration: bool = True,
+        registry: Registry | None = None,
+        log: Any = None,
+        debug_vm: bool = False,
+        io_latency: int = 4,
+        faults: FaultInjector | None = None,
+        seed: int = 0,
+    ) -> None:
+        if nodes < 1:
+            raise ConfigError("a kernel needs at least one node")
+        if node_pages < 1:
+            raise ConfigError("a node needs at least one page")
+        if page_size < 512 or page_size & (page_size - 1):
+            raise ConfigError(f"page size {page_size} is not a power of two of at least 512")
+        self.page_size = page_size
+        self.page_shift = page_size.bit_length() - 1
+        self.migration = migration
+        self.registry = registry
+        self.log = log
+        self.debug_vm = debug_vm
+        self.io_latency = io_latency
+        self.faults = faults
+        self.rng = random.Random(seed)
+        self.sched = Scheduler()
+        self.vmstat = VmStat()
+        self.node_pages = node_pages
+        self.nodes: tuple[Node, ...] = tuple(
+            Node(self, nid, nid * node_pages, node_pages) for nid in range(nodes)
+        )
+        self.swap: SwapInfo | None = None
+        self.swapper_space: AddressSpace | None = None
+        self.swap_aops_name = "swap_aops"
+        self.super_blocks: list[SuperBlock] = []
+        self.mms: list[Mm] = []
+        self.tasks: list[Task] = []
+        self._pids = itertools.count(1)
+        self.current = self.new_task("migrate")
+        #: The node new pages are allocated on when nothing else says.
+        self.alloc_nid = 0
+        #: Why the last migration step gave up (for reports and events).
+        self.why = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"<Kernel {len(self.nodes)} nodes x {self.node_pages} pages, "
+            f"migration={'y' if self.migration else 'n'}, tick {self.sched.now}>"
+        )
+
+    # -- memory ------------------------------------------------------------
+
+    def pfn_to_page(self, pfn: int) -> Page:
+        """The page of frame ``pfn``."""
+        nid, off = divmod(pfn, self.node_pages)
+        if not 0 <= nid < len(self.nodes):
+            raise KernelBug(f"pfn {pfn} is outside memory")
+        return self.nodes[nid].pages[off]
+
+    def pages(self) -> Iterator[Page]:
+        """Every page frame of every node (``mem_map``)."""
+        for node in self.nodes:
+            yield from node.pages
+
+    # -- tasks and processes -----------------------------------------------
+
+    def new_task(self, name: str) -> Task:
+        """Create another task (something that can hold locks and references)."""
+        task = Task(next(self._pids), name)
+        self.tasks.append(task)
+        return task
+
+    def new_mm(self, *, uid: int = 0, name: str = "") -> Mm:
+        """Create a process (its task and address space)."""
+        task = self.new_task(name or "process")
+        mm = Mm(self, task.pid, uid=uid, name=name or f"process{task.pid}")
+        self.mms.append(mm)
+        return mm
+
+    # -- swap ----------------------------------------------------------------
+
+    def swapon(self, slots: int, swap_type: FileSystemType | None = None) -> SwapInfo:
+        """Enable a swap device of ``slots`` pages; the swap cache uses ``swap_aops``.
+
+        The table comes from ``swap_type`` or from the registry's ``swap``
+        filesystem type (the ``swap`` plugin).
+
+        Raises:
+            ConfigError: a swap device is already on, or no swap plugin is loaded.
+        """
+        if self.swap is not None:
+            raise ConfigError("a swap device is already enabled")
+        if slots < 1:
+            raise ConfigError("a swap device needs at least one slot")
+        if swap_type is None:
+            swap_type = self._filesystem("swap")
+        table = configure_aops(swap_type.aops(), migration=self.migration)
+        self.swap = SwapInfo(self, slots)
+        self.swapper_space = AddressSpace(self, table, name="swapper_space")
+        self.swap_aops_name = table.name
+        return self.swap
+
+    def swap_info(self) -> SwapInfo:
+        """The swap device.
+
+        Raises:
+            KernelBug: there is none.
+        """
+        if self.swap is None:
+            raise KernelBug("swap used with no swap device")
+        return self.swap
+
+    # -- filesystems ------------------------------------------------------------
+
+    def _filesystem(self, name: str) -> FileSystemType:
+        if self.registry is None:
+            raise ConfigError(f"no plugins are loaded, so there is no {name!r} filesystem")
+        return self.registry.filesystem(name)
+
+    def mount(
+        self,
+        fs: str | FileSystemType,
+        mode: str | None = None,
+        *,
+        block_size: int | None = None,
+        nr_blocks: int | None = None,
+        name: str | None = None,
+    ) -> SuperBlock:
+        """Mount a filesystem type in a mode on a new block device.
+
+        Args:
+            fs: a filesystem type, or its name in the registry.
+            mode: the mount mode; the type's default if ``None``.
+            block_size: the filesystem block size; the type's default if ``None``.
+            nr_blocks: the device's size in blocks (default: four times the
+                memory of all nodes, so the files always fit).
+            name: the mount's name in reports.
+
+        Raises:
+            ConfigError: unknown type or mode, or a block size the type does not take.
+        """
+        fstype = self._filesystem(fs) if isinstance(fs, str) else fs
+        mode = fstype.default_mode if mode is None else mode
+        if mode not in fstype.modes:
+            raise ConfigError(
+                f"filesystem {fstype.name} has no mode {mode!r} "
+                f"(it has: {', '.join(sorted(fstype.modes))})"
+            )
+        bs = fstype.default_block_size if block_size is None else block_size
+        if bs not in fstype.block_sizes:
+            raise ConfigError(
+                f"filesystem {fstype.name} does not take block size {bs} "
+                f"(it takes: {', '.join(map(str, fstype.block_sizes))})"
+            )
+        if bs > self.page_size:
+            raise ConfigError(f"block size {bs} is larger than the page size {self.page_size}")
+        if nr_blocks is None:
+            total = len(self.nodes) * self.node_pages * self.page_size
+            nr_blocks = 4 * total // bs + 16
+        table: AddressSpaceOperations = configure_aops(fstype.aops(mode), migration=self.migration)
+        label = name or f"{fstype.name}{len(self.super_blocks)}"
+        bdev = BlockDevice(f"{label}-dev", nr_blocks, bs)
+        sb = SuperBlock(self, fstype, mode, table, bdev, label)
+        if fstype.fill_super is not None:
+            fstype.fill_super(sb)
+        self.super_blocks.append(sb)
+        return sb
+
+    def run_until_idle(self) -> None:
+        """Let every pending event run: I/O completes, other tasks let go."""
+        self.sched.run_until_idle()

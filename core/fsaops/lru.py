@@ -1,0 +1,107 @@
+"""The LRU lists: adding, isolating and putting back pages (``mm/swap.c``, ``mm/vmscan.c``).
+
+Every node has an active and an inactive list under its ``lru_lock``.  A
+page on either carries ``PG.lru`` (and ``PG.active`` on the active list).
+Migration takes pages off with :func:`isolate_lru_page`, which also takes
+a reference, and returns them with :func:`move_to_lru` /
+:func:`putback_lru_pages`, which drop it.
+
+The kernel batches additions in per-CPU page vectors and drains them
+before isolating (``lru_add_drain``); the model adds at once, so there is
+nothing to drain.
+"""
+
+from __future__ import annotations
+
+from errno import ENOSYS
+
+from fsaops.lists import PageList, list_add, list_del
+from fsaops.page import PG, Page, put_page
+
+__all__ = [
+    "isolate_lru_page",
+    "lru_add_drain",
+    "lru_cache_add",
+    "lru_cache_add_active",
+    "move_to_lru",
+    "putback_lru_pages",
+]
+
+PG_lru = PG.lru
+PG_active = PG.active
+
+
+def lru_cache_add(page: Page) -> None:
+    """Add a page to its node's inactive list."""
+    node = page.node
+    with node.lru_lock:
+        assert not page.flags & PG_lru, f"lru_cache_add() of a page already on the LRU: {page!r}"
+        page.flags |= PG_lru
+        list_add(page, node.inactive)
+        node.nr_inactive += 1
+
+
+def lru_cache_add_active(page: Page) -> None:
+    """Add a page to its node's active list."""
+    node = page.node
+    with node.lru_lock:
+        assert not page.flags & PG_lru, f"lru_cache_add() of a page already on the LRU: {page!r}"
+        page.flags |= PG_lru | PG_active
+        list_add(page, node.active)
+        node.nr_active += 1
+
+
+def lru_add_drain() -> None:
+    """Drain the per-CPU LRU vectors; the model has none, so this does nothing."""
+
+
+def isolate_lru_page(page: Page) -> int:
+    """Take a page off its LRU list with a reference (2.6.15: returns 1, or 0).
+
+    The caller puts the page on a list of its own.  Returns 0 if the page
+    was not on an LRU list (being freed, or already isolated), and
+    ``-ENOSYS`` on a kernel built without migration.
+    """
+    node = page.node
+    if not node.kernel.migration:
+        return -ENOSYS
+    with node.lru_lock:
+        flags = page.flags
+        if not flags & PG_lru:
+            return 0
+        page.flags = flags & ~PG_lru
+        list_del(page)
+        if flags & PG_active:
+            node.nr_active -= 1
+        else:
+            node.nr_inactive -= 1
+        page.count += 1
+    return 1
+
+
+def move_to_lru(page: Page) -> None:
+    """Put an isolated page back on the LRU and drop the isolation reference."""
+    list_del(page)
+    node = page.node
+    with node.lru_lock:
+        flags = page.flags
+        if flags & PG_active:
+            list_add(page, node.active)
+            node.nr_active += 1
+        else:
+            list_add(page, node.inactive)
+            node.nr_inactive += 1
+        page.flags = flags | PG_lru
+    put_page(page)
+
+
+def putback_lru_pages(pages: PageList) -> int:
+    """``move_to_lru`` every page of a private list; returns how many.
+
+    Returns 0 on a kernel built without migration, as the kernel's stub does.
+    """
+    count = 0
+    for page in pages:
+        move_to_lru(page)
+        count += 1
+    return count

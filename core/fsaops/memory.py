@@ -1,0 +1,133 @@
+"""NUMA nodes, their frames with real bytes, and the page allocator (``mm/page_alloc.c``).
+
+Each node owns one contiguous run of page frames.  Their bytes live in one
+anonymous memory map per node (the operating system commits it lazily, so a
+large node costs only what is touched) and every :class:`~fsaops.page.Page`
+is a view into it.  Allocation is order-0 only, from a per-node free list.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from typing import TYPE_CHECKING
+
+from fsaops.errors import BadPage
+from fsaops.lists import LIST_POISON, PageList, list_del
+from fsaops.page import PG, Page
+
+if TYPE_CHECKING:
+    from fsaops.kernel import Kernel
+
+__all__ = ["Node", "alloc_pages_node"]
+
+# Flags a page may not carry when it is freed (the kernel's bad_page checks).
+_BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active
+_POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
+
+
+class Node:
+    """One NUMA node: its frames, free list, LRU lists and locks (``pg_data_t``)."""
+
+    __slots__ = (
+        "_free",
+        "active",
+        "inactive",
+        "kernel",
+        "lru_lock",
+        "mem",
+        "nid",
+        "nr_active",
+        "nr_inactive",
+        "nr_pages",
+        "page_shift",
+        "page_size",
+        "pages",
+        "start_pfn",
+    )
+
+    def __init__(self, kernel: Kernel, nid: int, start_pfn: int, nr_pages: int) -> None:
+        self.kernel = kernel
+        self.nid = nid
+        self.start_pfn = start_pfn
+        self.nr_pages = nr_pages
+        self.page_size = kernel.page_size
+        self.page_shift = kernel.page_shift
+        backing = mmap.mmap(-1, max(nr_pages * self.page_size, 1))
+        self.mem = memoryview(backing)
+        self.pages = [Page(self, start_pfn + i) for i in range(nr_pages)]
+        # A stack: the most recently freed (cache-hot) frame is reused first.
+        self._free = list(reversed(self.pages))
+        self.active = PageList(f"node{nid}.active")
+        self.inactive = PageList(f"node{nid}.inactive")
+        self.nr_active = 0
+        self.nr_inactive = 0
+        self.lru_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Node {self.nid} pfn {self.start_pfn}+{self.nr_pages} free={self.nr_free}>"
+
+    @property
+    def nr_free(self) -> int:
+        """Free frames on this node."""
+        return len(self._free)
+
+    def free_pages(self) -> list[Page]:
+        """The free frames (a copy of the free list)."""
+        return list(self._free)
+
+    def alloc_page(self) -> Page | None:
+        """Take a free frame with one reference, or ``None`` when the node is full."""
+        faults = self.kernel.faults
+        if faults is not None and faults.fail_alloc():
+            return None
+        try:
+            page = self._free.pop()
+        except IndexError:
+            return None
+        page.count = 1
+        self.kernel.vmstat.pgalloc += 1
+        return page
+
+    def release_page(self, page: Page) -> None:
+        """Called by ``put_page`` when the last reference goes (``__page_cache_release``)."""
+        if page.count < 0:
+            raise BadPage(f"reference count of pfn {page.pfn} went negative: {page!r}")
+        if page.flags & PG.lru:
+            with self.lru_lock:
+                if page.flags & PG.lru:
+                    page.flags &= ~PG.lru
+                    list_del(page)
+                    if page.flags & PG.active:
+                        self.nr_active -= 1
+                        page.flags &= ~PG.active
+                    else:
+                        self.nr_inactive -= 1
+        self.free_page(page)
+
+    def free_page(self, page: Page) -> None:
+        """Return a frame with no references to the free list (``free_hot_page``)."""
+        mapping = page.mapping
+        if mapping is not None and mapping.anon:
+            page.mapping = None  # an anonymous page forgets its anon_vma when freed
+        if (
+            page.mapping is not None
+            or page.mapcount != 0
+            or page.flags & _BAD_ON_FREE
+            or page.lru_next is not LIST_POISON
+        ):
+            raise BadPage(f"freeing pfn {page.pfn} while it is still in use: {page!r}")
+        page.flags = 0
+        page.private = 0
+        page.index = 0
+        page.count = 0
+        if self.kernel.debug_vm:
+            off = (page.pfn - self.start_pfn) << self.page_shift
+            self.mem[off : off + self.page_size] = bytes([_POISON_BYTE]) * self.page_size
+        self.kernel.vmstat.pgfree += 1
+        self._free.append(page)
+
+
+def alloc_pages_node(kernel: Kernel, nid: int) -> Page | None:
+    """Allocate one page on node ``nid`` (``alloc_pages_node(nid, gfp, 0)``)."""
+    return kernel.nodes[nid].alloc_page()

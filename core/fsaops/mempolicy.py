@@ -1,0 +1,263 @@
+"""The callers of migration: moving a process's pages between nodes (``mm/mempolicy.c``).
+
+:func:`migrate_pages_to` allocates new pages in chunks and calls
+:func:`~fsaops.migrate.migrate_pages`; :func:`migrate_to_node` moves every
+page a process has on one node; :func:`do_migrate_pages` moves a process
+from a set of nodes to another (``sys_migrate_pages`` and cpusets);
+:func:`sys_migrate_pages` is the system call with its permission checks.
+These follow V8 4/5 and 2.6.16, where the V4 text is not available.
+"""
+
+from __future__ import annotations
+
+from errno import EINVAL, ENODEV, ENOMEM, ENOSYS, EPERM, ESRCH
+from typing import TYPE_CHECKING
+
+from fsaops.lists import PageList, list_add, list_add_tail, list_del, list_splice
+from fsaops.lru import isolate_lru_page, putback_lru_pages
+from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.page import page_anon, page_mapping, put_page
+from fsaops.rmap import VM_SHARED, VM_WRITE
+
+if TYPE_CHECKING:
+    from fsaops.kernel import Kernel
+    from fsaops.page import Page
+    from fsaops.rmap import Mm, Vma
+
+__all__ = [
+    "MIGRATE_CHUNK_SIZE",
+    "MPOL_MF_INVERT",
+    "MPOL_MF_MOVE",
+    "MPOL_MF_MOVE_ALL",
+    "MPOL_MF_STRICT",
+    "check_range",
+    "do_migrate_pages",
+    "migrate_page_add",
+    "migrate_pages_to",
+    "migrate_to_node",
+    "node_remap",
+    "sys_migrate_pages",
+]
+
+MPOL_MF_STRICT = 1 << 0
+MPOL_MF_MOVE = 1 << 1
+MPOL_MF_MOVE_ALL = 1 << 2
+MPOL_MF_DISCONTIG_OK = 1 << 3
+MPOL_MF_INVERT = 1 << 4
+
+MIGRATE_CHUNK_SIZE = 256
+"""New pages are allocated in chunks; the test is ``> 256``, so a chunk is 257."""
+
+
+def _single_mm_mapping(mm: Mm, page: Page) -> bool:
+    mapping = page_mapping(page)
+    if mapping is None:
+        return True
+    return all(vma.mm is mm for vma in mapping.i_mmap)
+
+
+def _writably_mapped(page: Page) -> bool:
+    mapping = page_mapping(page)
+    if mapping is None:
+        return False
+    return any(vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE for vma in mapping.i_mmap)
+
+
+def migrate_page_add(mm: Mm, page: Page, pagelist: PageList, flags: int) -> None:
+    """Isolate a page and queue it for migration (V4 rules).
+
+    With ``MPOL_MF_MOVE_ALL`` every page goes; otherwise a page goes if it
+    has no mapping, is anonymous, is in a writably mapped file, or its file
+    is mapped by this process only.
+    """
+    if (
+        flags & MPOL_MF_MOVE_ALL
+        or page_mapping(page) is None
+        or page_anon(page)
+        or _writably_mapped(page)
+        or _single_mm_mapping(mm, page)
+    ) and isolate_lru_page(page) == 1:
+        list_add_tail(page, pagelist)
+
+
+def check_range(mm: Mm, nodes: set[int], flags: int, pagelist: PageList | None) -> int:
+    """Walk a process's ptes and queue the pages whose node is in ``nodes``.
+
+    With ``MPOL_MF_INVERT`` the pages whose node is *not* in ``nodes`` are
+    queued instead.  Moving needs a swap device: without a free slot this
+    returns ``-ENODEV`` and queues nothing (2.6.16).
+    """
+    kernel = mm.kernel
+    if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) and (
+        kernel.swap is None or kernel.swap.nr_swap_pages <= 0
+    ):
+        return -ENODEV
+    invert = bool(flags & MPOL_MF_INVERT)
+    seen: set[int] = set()
+    for vma in list(mm.vmas):
+        for vpn in range(vma.vm_start, vma.vm_end):
+            pte = mm.ptes.get(vpn)
+            if pte is None or pte.page is None:
+                continue
+            page = pte.page
+            if (page.node.nid in nodes) == invert or page.pfn in seen:
+                continue
+            seen.add(page.pfn)
+            if pagelist is not None and flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+                migrate_page_add(mm, page, pagelist, flags)
+    return 0
+
+
+def migrate_pages_to(
+    pagelist: PageList,
+    vma: Vma | None,
+    dest: int,
+    *,
+    stats: MigrateStats | None = None,
+) -> int:
+    """Migrate the isolated pages on ``pagelist`` to node ``dest``, a chunk at a time.
+
+    Allocates up to 257 new pages (on the area's node when ``vma`` has one,
+    else on ``dest``), calls ``migrate_pages``, puts the moved old pages
+    back (which frees them) and goes on while chunks are used up and pages
+    remain.  Unused new pages are freed and failed pages spliced back onto
+    ``pagelist``.
+
+    Returns ``-ENOMEM`` when a new page cannot be had, another negative
+    errno from ``migrate_pages``, or the number of pages left on
+    ``pagelist``.
+    """
+    if pagelist.empty():
+        return 0
+    kernel: Kernel = pagelist.first().node.kernel
+    if not kernel.migration:
+        return -ENOSYS
+    newlist = PageList("new")
+    moved = PageList("moved")
+    failed = PageList("failed")
+    err = 0
+    target = dest if vma is None or vma.nid is None else vma.nid
+    node = kernel.nodes[target]
+    while True:
+        for nr_pages, _page in enumerate(pagelist, start=1):
+            newpage = node.alloc_page()
+            if newpage is None:
+                err = -ENOMEM
+                break
+            list_add(newpage, newlist)
+            if nr_pages > MIGRATE_CHUNK_SIZE:
+                break
+        if err:
+            break
+        err = migrate_pages(pagelist, newlist, moved, failed, stats=stats)
+        putback_lru_pages(moved)
+        if err >= 0 and newlist.empty() and not pagelist.empty():
+            continue
+        break
+    for newpage in newlist:
+        list_del(newpage)
+        put_page(newpage)
+    list_splice(failed, pagelist)
+    if err < 0:
+        return err
+    return len(pagelist)
+
+
+def migrate_to_node(
+    mm: Mm, source: int, dest: int, flags: int, *, stats: MigrateStats | None = None
+) -> int:
+    """Move every page ``mm`` has on node ``source`` to node ``dest``.
+
+    Returns a negative errno, or the number of pages that could not be moved.
+    """
+    pagelist = PageList("pagelist")
+    check_range(mm, {source}, flags | MPOL_MF_DISCONTIG_OK, pagelist)
+    err = 0
+    if not pagelist.empty():
+        err = migrate_pages_to(pagelist, None, dest, stats=stats)
+        if not pagelist.empty():
+            putback_lru_pages(pagelist)
+    return err
+
+
+def node_remap(oldbit: int, old: set[int], new: set[int]) -> int:
+    """Where node ``oldbit`` of ``old`` goes in ``new``, by rank (``node_remap``)."""
+    if oldbit not in old or not new:
+        return oldbit
+    rank = sorted(old).index(oldbit)
+    targets = sorted(new)
+    return targets[rank % len(targets)]
+
+
+def do_migrate_pages(
+    mm: Mm,
+    from_nodes: set[int],
+    to_nodes: set[int],
+    flags: int,
+    *,
+    stats: MigrateStats | None = None,
+) -> int:
+    """Move a process's pages from ``from_nodes`` to ``to_nodes`` (V8 4/5, 2.6.16).
+
+    Picks a source node whose target is not itself, preferring a target
+    that is not still a source, and calls :func:`migrate_to_node`, until no
+    pair is left or an error comes back.
+
+    Returns the negative errno, or the number of pages that stayed busy.
+    """
+    busy = 0
+    err = 0
+    tmp = set(from_nodes)
+    with mm.mmap_sem:
+        while tmp:
+            source = -1
+            dest = 0
+            for s in sorted(tmp):
+                d = node_remap(s, from_nodes, to_nodes)
+                if s == d:
+                    continue
+                source, dest = s, d
+                if dest not in tmp:
+                    break
+            if source == -1:
+                break
+            tmp.discard(source)
+            err = migrate_to_node(mm, source, dest, flags, stats=stats)
+            if err > 0:
+                busy += err
+            if err < 0:
+                break
+    if err < 0:
+        return err
+    return busy
+
+
+def sys_migrate_pages(
+    kernel: Kernel,
+    pid: int,
+    old_nodes: set[int],
+    new_nodes: set[int],
+    *,
+    uid: int = 0,
+    capable: bool = True,
+    stats: MigrateStats | None = None,
+) -> int:
+    """``migrate_pages(2)``: move process ``pid``'s pages from ``old_nodes`` to ``new_nodes``.
+
+    The caller (``uid``; ``capable`` for ``CAP_SYS_NICE``) must own the
+    target or be capable.  Returns ``-ENOSYS`` without migration,
+    ``-ESRCH`` for no such process, ``-EINVAL`` for a node that does not
+    exist, ``-EPERM`` for someone else's process, else the number of pages
+    not moved.
+    """
+    if not kernel.migration:
+        return -ENOSYS
+    mm = next((m for m in kernel.mms if m.pid == pid), None)
+    if mm is None:
+        return -ESRCH
+    if any(not 0 <= n < len(kernel.nodes) for n in old_nodes | new_nodes):
+        return -EINVAL
+    if not capable and uid != mm.uid:
+        return -EPERM
+    flags = MPOL_MF_MOVE_ALL if capable else MPOL_MF_MOVE
+    return do_migrate_pages(mm, old_nodes, new_nodes, flags, stats=stats)

@@ -1,0 +1,487 @@
+"""Processes, memory areas, page tables, faults and reverse mapping.
+
+Kernel counterparts: ``mm/rmap.c``, ``mm/memory.c``.
+
+A process's memory is an :class:`Mm` (``struct mm_struct``) with areas
+(:class:`Vma`) and a page table from virtual page number to :class:`Pte`.
+A pte is present (it points at a page, with young and dirty bits) or holds
+a swap entry.  Every present pte holds a reference on its page and counts
+in its ``mapcount``; every swap pte counts in its slot's ``swap_map``.
+
+Reverse mapping finds the ptes of a page: through its ``anon_vma`` for
+anonymous pages, through the file's ``i_mmap`` list for file pages.
+:func:`try_to_unmap` uses it to take a page out of every page table, as
+migration and ``swap_page`` must before moving or dropping it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, ClassVar
+
+from fsaops.errors import FsaopsError, KernelBug
+from fsaops.fs import read_cache_page
+from fsaops.lru import lru_cache_add_active
+from fsaops.page import (
+    PG,
+    Page,
+    get_page,
+    lock_page,
+    page_address,
+    page_anon,
+    put_page,
+    unlock_page,
+)
+from fsaops.swap import free_swap_and_cache, lookup_swap_cache, read_swap_cache_async
+from fsaops.writeback import set_page_dirty
+
+if TYPE_CHECKING:
+    from fsaops.fs import Inode
+    from fsaops.kernel import Kernel
+    from fsaops.mapping import AddressSpace
+
+__all__ = [
+    "SWAP_AGAIN",
+    "SWAP_FAIL",
+    "SWAP_SUCCESS",
+    "VM_LOCKED",
+    "VM_READ",
+    "VM_SHARED",
+    "VM_WRITE",
+    "AnonVma",
+    "Mm",
+    "Pte",
+    "Vma",
+    "handle_mm_fault",
+    "page_referenced_ptes",
+    "remove_from_swap",
+    "try_to_unmap",
+]
+
+VM_READ = 0x1
+VM_WRITE = 0x2
+VM_SHARED = 0x8
+VM_LOCKED = 0x2000
+
+SWAP_SUCCESS = 0
+SWAP_AGAIN = 1
+SWAP_FAIL = 2
+
+
+class AnonVma:
+    """The areas an anonymous page may be mapped in (``struct anon_vma``)."""
+
+    anon: ClassVar[bool] = True
+
+    __slots__ = ("lock", "vmas")
+
+    def __init__(self) -> None:
+        self.vmas: list[Vma] = []
+        self.lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<AnonVma {len(self.vmas)} vma(s)>"
+
+
+class Vma:
+    """A memory area of a process (``struct vm_area_struct``), in page numbers.
+
+    Attributes:
+        vm_start, vm_end: the first and one-past-last virtual page numbers.
+        vm_flags: ``VM_*`` bits.
+        vm_file: the mapped file's address space, or ``None`` for anonymous memory.
+        vm_pgoff: the file page mapped at ``vm_start`` (for anonymous areas,
+            ``vm_start``, so an anonymous page's index is its page number).
+        anon_vma: the area's anon_vma (anonymous areas).
+        nid: the node new pages of the area are allocated on (a
+            ``MPOL_BIND``-like policy), or ``None`` for the kernel's default.
+    """
+
+    __slots__ = ("anon_vma", "mm", "nid", "vm_end", "vm_file", "vm_flags", "vm_pgoff", "vm_start")
+
+    def __init__(
+        self,
+        mm: Mm,
+        start: int,
+        end: int,
+        flags: int,
+        *,
+        vm_file: AddressSpace | None = None,
+        pgoff: int | None = None,
+        nid: int | None = None,
+    ) -> None:
+        self.mm = mm
+        self.vm_start = start
+        self.vm_end = end
+        self.vm_flags = flags
+        self.vm_file = vm_file
+        self.vm_pgoff = start if pgoff is None else pgoff
+        self.anon_vma = None if vm_file is not None else AnonVma()
+        if self.anon_vma is not None:
+            self.anon_vma.vmas.append(self)
+        self.nid = nid
+
+    def __repr__(self) -> str:
+        kind = self.vm_file.name if self.vm_file is not None else "anon"
+        locked = " locked" if self.vm_flags & VM_LOCKED else ""
+        return f"<Vma {self.mm.pid} {self.vm_start:#x}-{self.vm_end:#x} {kind}{locked}>"
+
+    def address(self, page: Page) -> int:
+        """The virtual page number mapping ``page`` here, or -1 (``vma_address``)."""
+        vpn = self.vm_start + (page.index - self.vm_pgoff)
+        return vpn if self.vm_start <= vpn < self.vm_end else -1
+
+
+class Pte:
+    """A page-table entry: present (``page``) or swapped (``swp``)."""
+
+    __slots__ = ("dirty", "page", "swp", "young")
+
+    def __init__(self, page: Page | None, swp: int = 0) -> None:
+        self.page = page
+        self.swp = swp
+        self.young = page is not None
+        self.dirty = False
+
+    def __repr__(self) -> str:
+        if self.page is not None:
+            bits = ("y" if self.young else "") + ("d" if self.dirty else "")
+            return f"<Pte pfn={self.page.pfn} {bits}>"
+        return f"<Pte swap={self.swp}>"
+
+
+class Mm:
+    """A process's address space (``struct mm_struct``)."""
+
+    __slots__ = (
+        "_next_vpn",
+        "kernel",
+        "mmap_sem",
+        "name",
+        "page_table_lock",
+        "pid",
+        "ptes",
+        "uid",
+        "vmas",
+    )
+
+    def __init__(self, kernel: Kernel, pid: int, *, uid: int = 0, name: str = "") -> None:
+        self.kernel = kernel
+        self.pid = pid
+        self.uid = uid
+        self.name = name or f"task{pid}"
+        self.vmas: list[Vma] = []
+        self.ptes: dict[int, Pte] = {}
+        self.page_table_lock = threading.Lock()
+        self.mmap_sem = threading.RLock()
+        self._next_vpn = 0x10
+
+    def __repr__(self) -> str:
+        return f"<Mm pid={self.pid} {len(self.vmas)} vma(s) {len(self.ptes)} pte(s)>"
+
+    def find_vma(self, vpn: int) -> Vma | None:
+        """The area containing page number ``vpn``."""
+        for vma in self.vmas:
+            if vma.vm_start <= vpn < vma.vm_end:
+                return vma
+        return None
+
+    def _place(self, npages: int) -> int:
+        start = self._next_vpn
+        self._next_vpn = start + npages + 1  # a guard page between areas
+        return start
+
+    def mmap_anon(self, npages: int, *, locked: bool = False, nid: int | None = None) -> Vma:
+        """Map ``npages`` of anonymous memory (``mmap(MAP_PRIVATE|MAP_ANONYMOUS)``)."""
+        if npages <= 0:
+            raise FsaopsError("mmap of zero pages")
+        start = self._place(npages)
+        flags = VM_READ | VM_WRITE | (VM_LOCKED if locked else 0)
+        vma = Vma(self, start, start + npages, flags, nid=nid)
+        self.vmas.append(vma)
+        return vma
+
+    def mmap_file(self, inode: Inode, pgoff: int, npages: int, *, locked: bool = False) -> Vma:
+        """Map ``npages`` of a file from page ``pgoff`` (``mmap(MAP_SHARED)``)."""
+        if npages <= 0:
+            raise FsaopsError("mmap of zero pages")
+        start = self._place(npages)
+        flags = VM_READ | VM_WRITE | VM_SHARED | (VM_LOCKED if locked else 0)
+        mapping = inode.i_mapping
+        vma = Vma(self, start, start + npages, flags, vm_file=mapping, pgoff=pgoff)
+        with mapping.i_mmap_lock:
+            mapping.i_mmap.append(vma)
+        self.vmas.append(vma)
+        return vma
+
+    def munmap(self, vma: Vma) -> None:
+        """Unmap an area: drop its ptes and references (``do_munmap``)."""
+        with self.mmap_sem:
+            for vpn in range(vma.vm_start, vma.vm_end):
+                with self.page_table_lock:
+                    pte = self.ptes.pop(vpn, None)
+                if pte is None:
+                    continue
+                if pte.page is not None:
+                    page = pte.page
+                    if pte.dirty:
+                        set_page_dirty(page)
+                    page_remove_rmap(page)
+                    put_page(page)
+                else:
+                    free_swap_and_cache(self.kernel, pte.swp)
+            self.vmas.remove(vma)
+            if vma.vm_file is not None:
+                with vma.vm_file.i_mmap_lock:
+                    vma.vm_file.i_mmap.remove(vma)
+            elif vma.anon_vma is not None:
+                with vma.anon_vma.lock:
+                    vma.anon_vma.vmas.remove(vma)
+
+    def read(self, addr: int, length: int) -> bytes:
+        """Read process memory at byte address ``addr``, faulting pages in."""
+        out = bytearray(length)
+        self._access(addr, memoryview(out), write=False)
+        return bytes(out)
+
+    def write(self, addr: int, data: bytes | memoryview) -> None:
+        """Write process memory at byte address ``addr``, faulting pages in."""
+        self._access(addr, memoryview(data).cast("B"), write=True)
+
+    def _access(self, addr: int, buf: memoryview, write: bool) -> None:
+        shift = self.kernel.page_shift
+        ps = self.kernel.page_size
+        done = 0
+        while done < len(buf):
+            vpn, off = divmod(addr + done, ps)
+            chunk = min(ps - off, len(buf) - done)
+            with self.page_table_lock:
+                pte = self.ptes.get(vpn)
+                if pte is not None and pte.page is not None:
+                    data = page_address(pte.page)
+                    if write:
+                        data[off : off + chunk] = buf[done : done + chunk]
+                        pte.dirty = True
+                    else:
+                        buf[done : done + chunk] = data[off : off + chunk]
+                    pte.young = True
+                    done += chunk
+                    continue
+            handle_mm_fault(self, vpn, write)
+        del shift
+
+
+def page_add_anon_rmap(page: Page, vma: Vma, vpn: int) -> None:
+    """Count a new pte of an anonymous page; the first one sets its anon_vma and index."""
+    if page.mapcount == 0:
+        page.mapping = vma.anon_vma
+        page.index = vma.vm_pgoff + (vpn - vma.vm_start)
+    page.mapcount += 1
+
+
+def page_add_file_rmap(page: Page) -> None:
+    """Count a new pte of a file page."""
+    page.mapcount += 1
+
+
+def page_remove_rmap(page: Page) -> None:
+    """Uncount a pte that no longer maps the page."""
+    count = page.mapcount - 1
+    page.mapcount = count
+    if count < 0:
+        raise KernelBug(f"mapcount of pfn {page.pfn} went negative")
+
+
+def _alloc_nid(vma: Vma) -> int:
+    return vma.mm.kernel.alloc_nid if vma.nid is None else vma.nid
+
+
+def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
+    """Make page ``vpn`` present (``handle_mm_fault``).
+
+    Anonymous pages are allocated zeroed; file pages come from the page
+    cache (read from disk if needed); swap ptes are read back through the
+    swap cache.  A swap-cache page found unlocked but no longer in the swap
+    cache was migrated under us: it is released and the lookup repeated
+    (V4 1/6).
+
+    Raises:
+        FsaopsError: no area maps ``vpn`` (a segmentation fault) or memory ran out.
+    """
+    kernel = mm.kernel
+    vma = mm.find_vma(vpn)
+    if vma is None:
+        raise FsaopsError(f"segmentation fault: pid {mm.pid} page {vpn:#x} is not mapped")
+    while True:
+        with mm.page_table_lock:
+            pte = mm.ptes.get(vpn)
+            if pte is not None and pte.page is not None:
+                return
+        kernel.vmstat.pgfault += 1
+        if pte is None:
+            if vma.vm_file is None:
+                page = kernel.nodes[_alloc_nid(vma)].alloc_page()
+                if page is None:
+                    raise FsaopsError("out of memory in a page fault (ENOMEM)")
+                page_address(page)[:] = bytes(kernel.page_size)
+                page.flags |= PG.uptodate
+                with mm.page_table_lock:
+                    if vpn in mm.ptes:
+                        put_page(page)
+                        continue
+                    page_add_anon_rmap(page, vma, vpn)
+                    mm.ptes[vpn] = Pte(page)
+                lru_cache_add_active(page)
+                return
+            index = vma.vm_pgoff + (vpn - vma.vm_start)
+            page = read_cache_page(vma.vm_file, index, _alloc_nid(vma))
+            with mm.page_table_lock:
+                if vpn in mm.ptes:
+                    put_page(page)
+                    continue
+                page_add_file_rmap(page)
+                mm.ptes[vpn] = Pte(page)
+            return
+        entry = pte.swp
+        page = lookup_swap_cache(kernel, entry)
+        if page is None:
+            page = read_swap_cache_async(kernel, entry, _alloc_nid(vma))
+            if page is None:
+                raise FsaopsError("out of memory in a swap fault (ENOMEM)")
+            kernel.vmstat.pgmajfault += 1
+        lock_page(page)
+        if not page.flags & PG.swapcache or page.private != entry:
+            # Migrated (or dropped) while we slept on the lock: look again.
+            unlock_page(page)
+            put_page(page)
+            continue
+        with mm.page_table_lock:
+            cur = mm.ptes.get(vpn)
+            if cur is not pte or cur.page is not None or cur.swp != entry:
+                unlock_page(page)
+                put_page(page)
+                continue
+            pte.page = page
+            pte.swp = 0
+            pte.young = True
+            pte.dirty = write
+            page_add_anon_rmap(page, vma, vpn)
+        kernel.swap_info().swap_free(entry)
+        unlock_page(page)
+        return
+
+
+def _try_to_unmap_one(page: Page, vma: Vma, ignore_refs: bool) -> int:
+    vpn = vma.address(page)
+    if vpn < 0:
+        return SWAP_AGAIN
+    mm = vma.mm
+    kernel = mm.kernel
+    with mm.page_table_lock:
+        pte = mm.ptes.get(vpn)
+        if pte is None or pte.page is not page:
+            return SWAP_AGAIN
+        if vma.vm_flags & VM_LOCKED:
+            return SWAP_FAIL
+        young = pte.young
+        pte.young = False
+        if young and not ignore_refs:
+            return SWAP_FAIL
+        if pte.dirty:
+            set_page_dirty(page)
+        if page_anon(page):
+            if not page.flags & PG.swapcache:
+                raise KernelBug(f"unmapping an anonymous page that has no swap entry: {page!r}")
+            entry = page.private
+            kernel.swap_info().swap_duplicate(entry)
+            pte.page = None
+            pte.swp = entry
+            pte.dirty = False
+        else:
+            del mm.ptes[vpn]
+        page_remove_rmap(page)
+    put_page(page)
+    return SWAP_AGAIN
+
+
+def try_to_unmap(page: Page, ignore_refs: bool = False) -> int:
+    """Remove every pte mapping a locked page (``try_to_unmap``).
+
+    Anonymous ptes become swap ptes of the page's swap entry; file ptes are
+    cleared.  An area with ``VM_LOCKED`` refuses; so does a young pte
+    (recently referenced) unless ``ignore_refs`` (the January 2006 change:
+    V4 has no such argument and behaves as ``ignore_refs=False``).  The
+    young bit is cleared on the way, so a second try can succeed.
+
+    Returns ``SWAP_SUCCESS`` when the page is no longer mapped,
+    ``SWAP_FAIL`` on a refusal, ``SWAP_AGAIN`` otherwise.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"try_to_unmap() of an unlocked page: {page!r}")
+    mapping = page.mapping
+    ret = SWAP_AGAIN
+    if mapping is None:
+        return SWAP_SUCCESS if page.mapcount == 0 else SWAP_AGAIN
+    if mapping.anon:
+        with mapping.lock:  # type: ignore[union-attr]
+            vmas = list(mapping.vmas)  # type: ignore[union-attr]
+    else:
+        with mapping.i_mmap_lock:  # type: ignore[union-attr]
+            vmas = list(mapping.i_mmap)  # type: ignore[union-attr]
+    for vma in vmas:
+        ret = _try_to_unmap_one(page, vma, ignore_refs)
+        if ret == SWAP_FAIL or page.mapcount == 0:
+            break
+    if page.mapcount == 0:
+        ret = SWAP_SUCCESS
+    return ret
+
+
+def remove_from_swap(page: Page) -> None:
+    """Turn the swap ptes of a swap-cache page back into present ptes (V4 3/6).
+
+    Walks the page's anon_vma; every swap pte carrying the page's entry
+    gets the page back, with a reference and a mapcount, and gives up its
+    use of the slot.  The page stays in the swap cache, as in V4.
+    """
+    mapping = page.mapping
+    if mapping is None or not mapping.anon or not page.flags & PG.swapcache:
+        return
+    entry = page.private
+    with mapping.lock:  # type: ignore[union-attr]
+        vmas = list(mapping.vmas)  # type: ignore[union-attr]
+    for vma in vmas:
+        vpn = vma.address(page)
+        if vpn < 0:
+            continue
+        mm = vma.mm
+        with mm.page_table_lock:
+            pte = mm.ptes.get(vpn)
+            if pte is None or pte.page is not None or pte.swp != entry:
+                continue
+            pte.page = page
+            pte.swp = 0
+            pte.young = False
+            get_page(page)
+            page_add_anon_rmap(page, vma, vpn)
+        mm.kernel.swap_info().swap_free(entry)
+
+
+def page_referenced_ptes(page: Page) -> list[tuple[Mm, int]]:
+    """Every (process, page number) whose present pte points at ``page``."""
+    mapping = page.mapping
+    if mapping is None:
+        return []
+    if mapping.anon:
+        vmas = list(mapping.vmas)  # type: ignore[union-attr]
+    else:
+        vmas = list(mapping.i_mmap)  # type: ignore[union-attr]
+    found = []
+    for vma in vmas:
+        vpn = vma.address(page)
+        if vpn < 0:
+            continue
+        pte = vma.mm.ptes.get(vpn)
+        if pte is not None and pte.page is page:
+            found.append((vma.mm, vpn))
+    return found

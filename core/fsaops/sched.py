@@ -1,0 +1,339 @@
+"""The deterministic clock, other tasks, and sleeping (``kernel/sched.c``, ``wait.h``).
+
+The model runs on a simulated clock counted in ticks.  Other tasks (one
+holding a page lock for a while, an I/O completing, kjournald committing)
+are events scheduled at a tick.  The migration engine yields once per page
+(``cond_resched``), which advances the clock by one tick and runs what is
+due.  A task that must sleep (``lock_page``, ``wait_on_page_writeback``,
+``lock_buffer``) runs the pending events in time order until what it waits
+for has happened; when nothing left can wake it, that is a
+:class:`~fsaops.errors.Deadlock`, reported instead of hanging.
+
+Real threads may share one kernel (the stress tests do).  A thread that
+finds a page locked by another thread sleeps on the page's hashed wait
+queue and is woken by ``unlock_page``, as in the kernel.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from fsaops.errors import Deadlock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fsaops.buffer import BufferHead
+    from fsaops.page import Page
+
+__all__ = ["PF_SWAPWRITE", "Event", "Hold", "Scheduler", "Task", "WaitQueue"]
+
+PF_SWAPWRITE = 0x00800000
+"""Task flag: the task may write to swap even when the queue is congested."""
+
+WAITQUEUE_HASH_BITS = 8
+_REAL_WAIT_SLICE = 0.01  # seconds a real thread sleeps before looking again
+_REAL_WAIT_LIMIT = 60.0  # seconds a real thread waits before calling it a deadlock
+
+
+class Event:
+    """A scheduled event; :meth:`cancel` stops it from running."""
+
+    __slots__ = ("args", "cancelled", "daemon", "fn", "when")
+
+    def __init__(
+        self, when: int, fn: Callable[..., object], args: tuple[Any, ...], daemon: bool
+    ) -> None:
+        self.when = when
+        self.fn = fn
+        self.args = args
+        self.daemon = daemon
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run this event."""
+        self.cancelled = True
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"<Event {name} at {self.when}{' daemon' if self.daemon else ''}>"
+
+
+class WaitQueue:
+    """One bucket of the hashed page wait table (``page_waitqueue``)."""
+
+    __slots__ = ("cond",)
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+
+
+@attrs.define(eq=False)
+class Hold:
+    """Something another task holds: a page lock, a page or buffer reference or lock."""
+
+    kind: str
+    obj: Any
+    event: Event | None = None
+
+
+@attrs.define(eq=False)
+class Task:
+    """A task (``struct task_struct``), reduced to what the model needs."""
+
+    pid: int
+    name: str
+    flags: int = 0
+    holds: list[Hold] = attrs.field(factory=list)
+
+
+class Scheduler:
+    """The simulated clock and the queue of pending events."""
+
+    __slots__ = ("_heap", "_lock", "_pending", "_seq", "now", "threads", "waitqueues")
+
+    def __init__(self) -> None:
+        self.now = 0
+        self._heap: list[tuple[int, int, Event]] = []
+        self._seq = 0
+        self._pending = 0  # events that are not daemons
+        self._lock = threading.RLock()
+        self.threads = 0
+        self.waitqueues = tuple(WaitQueue() for _ in range(1 << WAITQUEUE_HASH_BITS))
+
+    # -- events --------------------------------------------------------------
+
+    def call_at(
+        self, when: int, fn: Callable[..., object], *args: Any, daemon: bool = False
+    ) -> Event:
+        """Run ``fn(*args)`` at tick ``when`` (not before the current tick).
+
+        A daemon event (a periodic flusher) never counts as something a
+        sleeper can wait for: when only daemons are left, a sleeper is in
+        a deadlock.
+        """
+        event = Event(max(when, self.now), fn, args, daemon)
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._heap, (event.when, self._seq, event))
+            if not daemon:
+                self._pending += 1
+        return event
+
+    def call_later(
+        self, delay: int, fn: Callable[..., object], *args: Any, daemon: bool = False
+    ) -> Event:
+        """Run ``fn(*args)`` ``delay`` ticks from now."""
+        return self.call_at(self.now + delay, fn, *args, daemon=daemon)
+
+    def pending(self) -> int:
+        """How many events other than daemons are waiting to run."""
+        return self._pending
+
+    def tick(self) -> None:
+        """Advance the clock by one tick and run what is due (``cond_resched``)."""
+        now = self.now + 1
+        self.now = now
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._run_due(now)
+
+    def _run_due(self, now: int) -> None:
+        heap = self._heap
+        while True:
+            with self._lock:
+                if not heap or heap[0][0] > now:
+                    return
+                event = heapq.heappop(heap)[2]
+                if not event.daemon:
+                    self._pending -= 1
+            if not event.cancelled:
+                event.fn(*event.args)
+
+    def run_next(self) -> bool:
+        """Advance the clock to the next event and run it; False if none is left."""
+        with self._lock:
+            heap = self._heap
+            while heap and heap[0][2].cancelled:
+                event = heapq.heappop(heap)[2]
+                if not event.daemon:
+                    self._pending -= 1
+            if not heap:
+                return False
+            when = heap[0][0]
+            self.now = max(self.now, when)
+        self._run_due(self.now)
+        return True
+
+    def run_until_idle(self, limit: int = 10_000_000) -> None:
+        """Run events until only daemons are left (I/O settled, holds released).
+
+        Raises:
+            Deadlock: when more than ``limit`` events ran (a task that
+                reschedules itself forever without being a daemon).
+        """
+        ran = 0
+        while self._pending > 0:
+            self.run_next()
+            ran += 1
+            if ran > limit:
+                raise Deadlock("the pending events to settle", self.now)
+
+    def run_for(self, ticks: int) -> None:
+        """Let ``ticks`` ticks pass, running everything due, daemons included."""
+        end = self.now + ticks
+        while True:
+            with self._lock:
+                if not self._heap or self._heap[0][0] > end:
+                    break
+            self.run_next()
+        self.now = max(self.now, end)
+
+    # -- sleeping ------------------------------------------------------------
+
+    def waitqueue(self, obj: object) -> WaitQueue:
+        """The hashed wait queue of a page or buffer."""
+        return self.waitqueues[hash(id(obj) >> 4) & ((1 << WAITQUEUE_HASH_BITS) - 1)]
+
+    def wait_on_page_bit(self, page: Page, bit: int, what: str) -> None:
+        """Sleep until ``bit`` is clear in ``page.flags``."""
+        from fsaops.page import PG
+
+        def ready() -> bool:
+            return not page.flags & bit
+
+        def announce() -> None:
+            page.flags |= PG.waiters
+
+        self.wait(ready, f"{what} of pfn {page.pfn}", self.waitqueue(page), announce)
+
+    def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
+        """Sleep until ``bit`` is clear in ``bh.b_state``."""
+        from fsaops.buffer import BH
+
+        def ready() -> bool:
+            return not bh.b_state & bit
+
+        def announce() -> None:
+            bh.b_state |= BH.waiters
+
+        self.wait(ready, f"{what} of {bh!r}", self.waitqueue(bh), announce)
+
+    def wake_page(self, page: Page) -> None:
+        """Wake every real thread sleeping on the page's wait queue."""
+        wq = self.waitqueue(page)
+        with wq.cond:
+            wq.cond.notify_all()
+
+    def wake_buffer(self, bh: BufferHead) -> None:
+        """Wake every real thread sleeping on the buffer's wait queue."""
+        wq = self.waitqueue(bh)
+        with wq.cond:
+            wq.cond.notify_all()
+
+    def wait(
+        self,
+        ready: Callable[[], bool],
+        what: str,
+        wq: WaitQueue | None = None,
+        announce: Callable[[], None] | None = None,
+    ) -> None:
+        """Sleep until ``ready()`` is true.
+
+        Pending events run in time order while they can still wake the
+        sleeper.  With real threads registered (:attr:`threads`), a sleeper
+        with nothing simulated left to run waits on ``wq`` for a thread to
+        wake it.
+
+        Raises:
+            Deadlock: nothing left can make ``ready()`` true.
+        """
+        waited = 0.0
+        while not ready():
+            if self._pending > 0:
+                self.run_next()
+                continue
+            if self.threads > 0 and wq is not None:
+                with wq.cond:
+                    if announce is not None:
+                        announce()
+                    if ready():
+                        return
+                    wq.cond.wait(_REAL_WAIT_SLICE)
+                waited += _REAL_WAIT_SLICE
+                if waited > _REAL_WAIT_LIMIT:
+                    raise Deadlock(what, self.now)
+                continue
+            raise Deadlock(what, self.now)
+
+
+# -- other tasks holding things ----------------------------------------------
+
+
+def _holder(kernel_tasks: list[Task], task: Task | None, name: str) -> Task:
+    if task is not None:
+        return task
+    for t in kernel_tasks:
+        if t.name == name:
+            return t
+    from fsaops.errors import KernelBug
+
+    raise KernelBug(f"no task named {name}")
+
+
+def _release(task: Task, hold: Hold) -> None:
+    from fsaops.buffer import put_bh, unlock_buffer
+    from fsaops.page import put_page, unlock_page
+
+    if hold not in task.holds:
+        return
+    task.holds.remove(hold)
+    if hold.event is not None:
+        hold.event.cancel()
+    if hold.kind == "page_lock":
+        unlock_page(hold.obj)
+    elif hold.kind == "page_ref":
+        put_page(hold.obj)
+    elif hold.kind == "buffer_lock":
+        unlock_buffer(hold.obj)
+    elif hold.kind == "buffer_ref":
+        put_bh(hold.obj)
+
+
+def hold(task: Task, sched: Scheduler, kind: str, obj: Any, ticks: int | None) -> Hold:
+    """Make ``task`` take ``obj`` (a page or buffer, by ``kind``) for ``ticks`` ticks.
+
+    ``kind`` is ``page_lock``, ``page_ref``, ``buffer_lock`` or
+    ``buffer_ref``.  A lock must be free.  With ``ticks=None`` the task
+    keeps it until :func:`release` (a sleeper waiting for it deadlocks).
+    """
+    from fsaops.buffer import get_bh, trylock_buffer
+    from fsaops.errors import KernelBug
+    from fsaops.page import get_page, trylock_page
+
+    if kind == "page_lock":
+        if not trylock_page(obj):
+            raise KernelBug(f"{task.name} cannot take the lock of {obj!r}: it is held")
+    elif kind == "page_ref":
+        get_page(obj)
+    elif kind == "buffer_lock":
+        if not trylock_buffer(obj):
+            raise KernelBug(f"{task.name} cannot take the lock of {obj!r}: it is held")
+    elif kind == "buffer_ref":
+        get_bh(obj)
+    else:
+        raise ValueError(f"unknown hold kind {kind!r}")
+    held = Hold(kind, obj)
+    task.holds.append(held)
+    if ticks is not None:
+        held.event = sched.call_later(max(ticks, 1), _release, task, held)
+    return held
+
+
+def release(task: Task, held: Hold) -> None:
+    """Make ``task`` let go of what it holds now."""
+    _release(task, held)

@@ -1,0 +1,267 @@
+"""The swap device, the swap cache and ``add_to_swap``.
+
+Kernel counterparts: ``mm/swapfile.c``, ``mm/swap_state.c``, ``mm/page_io.c``.
+
+The swap device has slots of one page each with real bytes behind them;
+slot 0 is the header and is never handed out, so a swap entry is the slot
+number and 0 means "none".  ``swap_map[slot]`` counts the users of a slot:
+one for the swap cache and one per swap pte.
+
+The swap cache is ``swapper_space``, an address space keyed by swap entry,
+whose operations table comes from the ``swap`` plugin (``swap_aops``).  An
+anonymous page in the swap cache has ``PG.swapcache`` and its entry in
+``private``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from array import array
+from errno import EIO
+from typing import TYPE_CHECKING
+
+from fsaops.errors import KernelBug
+from fsaops.lru import lru_cache_add_active
+from fsaops.page import (
+    PG,
+    Page,
+    end_page_writeback,
+    page_address,
+    put_page,
+    trylock_page,
+    unlock_page,
+)
+
+if TYPE_CHECKING:
+    from fsaops.kernel import Kernel
+    from fsaops.mapping import AddressSpace
+    from fsaops.writeback import WritebackControl
+
+__all__ = [
+    "SwapInfo",
+    "add_to_swap",
+    "add_to_swap_cache",
+    "delete_from_swap_cache",
+    "delete_from_swap_cache_locked",
+    "lookup_swap_cache",
+    "read_swap_cache_async",
+    "swap_readpage",
+    "swap_writepage",
+]
+
+
+class SwapInfo:
+    """One swap device (``struct swap_info_struct``) with real bytes."""
+
+    __slots__ = ("_free", "_lock", "kernel", "mem", "nr_slots", "swap_map")
+
+    def __init__(self, kernel: Kernel, nr_slots: int) -> None:
+        self.kernel = kernel
+        self.nr_slots = nr_slots
+        size = (nr_slots + 1) * kernel.page_size
+        self.mem = memoryview(mmap.mmap(-1, size))
+        self.swap_map = array("l", bytes(8 * (nr_slots + 1)))
+        self._free = list(range(nr_slots, 0, -1))
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<SwapInfo {self.nr_slots} slots, {self.nr_swap_pages} free>"
+
+    @property
+    def nr_swap_pages(self) -> int:
+        """Free slots (``nr_swap_pages``)."""
+        return len(self._free)
+
+    def get_swap_page(self) -> int:
+        """Allocate a slot with one user; 0 when the device is full."""
+        faults = self.kernel.faults
+        if faults is not None and faults.fail_swap():
+            return 0
+        with self._lock:
+            if not self._free:
+                return 0
+            entry = self._free.pop()
+            self.swap_map[entry] = 1
+        return entry
+
+    def swap_duplicate(self, entry: int) -> None:
+        """Add a user to a slot (a new swap pte)."""
+        with self._lock:
+            if self.swap_map[entry] <= 0:
+                raise KernelBug(f"swap_duplicate() of free swap entry {entry}")
+            self.swap_map[entry] += 1
+
+    def swap_free(self, entry: int) -> None:
+        """Drop a user of a slot; the last one frees it."""
+        with self._lock:
+            count = self.swap_map[entry] - 1
+            if count < 0:
+                raise KernelBug(f"swap_free() of free swap entry {entry}")
+            self.swap_map[entry] = count
+            if count == 0:
+                self._free.append(entry)
+
+    def slot(self, entry: int) -> memoryview:
+        """The bytes of a slot."""
+        ps = self.kernel.page_size
+        return self.mem[entry * ps : (entry + 1) * ps]
+
+
+def _swapper(kernel: Kernel) -> AddressSpace:
+    mapping = kernel.swapper_space
+    if mapping is None:
+        raise KernelBug("swap cache used with no swap device")
+    return mapping
+
+
+def add_to_swap_cache(page: Page, entry: int) -> bool:
+    """Insert a locked page into the swap cache at ``entry`` (``__add_to_swap_cache``)."""
+    mapping = _swapper(page.node.kernel)
+    with mapping.tree_lock:
+        if not mapping._insert(entry, page):
+            return False
+        page.count += 1
+        page.flags |= PG.swapcache
+        page.private = entry
+    return True
+
+
+def delete_from_swap_cache_locked(page: Page) -> None:
+    """Take a page out of the swap cache; ``tree_lock`` held (``__delete_from_swap_cache``).
+
+    The caller releases the slot and drops the cache's page reference.
+    """
+    mapping = _swapper(page.node.kernel)
+    mapping._delete(page.private)
+    page.private = 0
+    page.flags &= ~PG.swapcache
+
+
+def delete_from_swap_cache(page: Page) -> None:
+    """Take a locked page out of the swap cache, release its slot and the cache reference."""
+    kernel = page.node.kernel
+    mapping = _swapper(kernel)
+    entry = page.private
+    with mapping.tree_lock:
+        delete_from_swap_cache_locked(page)
+    kernel.swap_info().swap_free(entry)
+    put_page(page)
+
+
+def add_to_swap(page: Page) -> int:
+    """Give a locked anonymous page a swap slot and put it in the swap cache.
+
+    The page is marked up to date and dirty: the slot holds no copy of it
+    yet.  Returns 1 on success, 0 when there is no swap or no free slot.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"add_to_swap() of an unlocked page: {page!r}")
+    kernel = page.node.kernel
+    swap = kernel.swap
+    if swap is None:
+        return 0
+    while True:
+        entry = swap.get_swap_page()
+        if not entry:
+            return 0
+        if add_to_swap_cache(page, entry):
+            page.flags |= PG.uptodate | PG.dirty
+            kernel.vmstat.swap_cache_add += 1
+            return 1
+        swap.swap_free(entry)
+
+
+def lookup_swap_cache(kernel: Kernel, entry: int) -> Page | None:
+    """Find the swap-cache page for ``entry`` and take a reference."""
+    mapping = kernel.swapper_space
+    if mapping is None:
+        return None
+    with mapping.tree_lock:
+        page = mapping.lookup(entry)
+        if page is not None:
+            page.count += 1
+    return page
+
+
+def swap_readpage(page: Page) -> int:
+    """Read a locked swap-cache page from its slot; unlocks it."""
+    kernel = page.node.kernel
+    page_address(page)[:] = kernel.swap_info().slot(page.private)
+    page.flags |= PG.uptodate
+    kernel.vmstat.pswpin += 1
+    unlock_page(page)
+    return 0
+
+
+def read_swap_cache_async(kernel: Kernel, entry: int, nid: int) -> Page | None:
+    """Find or read the page of ``entry`` into the swap cache, with a reference.
+
+    Returns ``None`` when memory is short.
+    """
+    while True:
+        page = lookup_swap_cache(kernel, entry)
+        if page is not None:
+            return page
+        new = kernel.nodes[nid].alloc_page()
+        if new is None:
+            return None
+        if not trylock_page(new):
+            raise KernelBug("a newly allocated page is locked")
+        if add_to_swap_cache(new, entry):
+            kernel.swap_info().swap_duplicate(entry)  # the cache's use of the slot
+            lru_cache_add_active(new)
+            swap_readpage(new)
+            return new
+        unlock_page(new)
+        put_page(new)
+
+
+def _end_swap_write(page: Page) -> None:
+    end_page_writeback(page)
+
+
+def swap_writepage(page: Page, wbc: WritebackControl) -> int:
+    """Write a locked swap-cache page to its slot (``swap_writepage``).
+
+    Starts writeback, unlocks the page, copies its bytes into the slot and
+    ends writeback ``io_latency`` ticks later.
+    """
+    from fsaops.writeback import redirty_page_for_writepage, set_page_writeback
+
+    kernel = page.node.kernel
+    faults = kernel.faults
+    if faults is not None and faults.fail_writepage():
+        redirty_page_for_writepage(wbc, page)
+        unlock_page(page)
+        return -EIO
+    set_page_writeback(page)
+    unlock_page(page)
+    kernel.swap_info().slot(page.private)[:] = page_address(page)
+    kernel.vmstat.pswpout += 1
+    kernel.vmstat.nr_writepage += 1
+    kernel.sched.call_later(kernel.io_latency, _end_swap_write, page)
+    return 0
+
+
+def free_swap_and_cache(kernel: Kernel, entry: int) -> None:
+    """Drop a swap pte's use of ``entry``; free the cached page if nobody else uses it."""
+    swap = kernel.swap_info()
+    swap.swap_free(entry)
+    if swap.swap_map[entry] != 1:
+        return
+    page = lookup_swap_cache(kernel, entry)
+    if page is None:
+        return
+    if trylock_page(page):
+        if (
+            page.flags & PG.swapcache
+            and page.private == entry
+            and page.count == 2
+            and not page.flags & PG.writeback
+            and page.mapcount == 0
+        ):
+            delete_from_swap_cache(page)
+            page.flags &= ~PG.dirty
+        unlock_page(page)
+    put_page(page)

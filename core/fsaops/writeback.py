@@ -1,0 +1,172 @@
+"""Dirty pages, writeback, and ``pageout`` (``mm/page-writeback.c``, ``mm/vmscan.c``).
+
+``pageout`` is the reclaim path's "write this page out" step, which the
+2.6.15 migration engine uses as its fallback for dirty pages whose table
+has no ``migratepage``.  Writes are asynchronous as in the kernel: the
+table's ``writepage`` starts writeback and unlocks the page, and the I/O
+completes some ticks later.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fsaops.buffer import set_page_dirty_buffers, try_to_free_buffers
+from fsaops.errors import KernelBug
+from fsaops.mapping import AS_EIO, AS_ENOSPC
+from fsaops.page import PG, Page, lock_page, page_mapping, unlock_page
+
+if TYPE_CHECKING:
+    from fsaops.mapping import AddressSpace
+
+__all__ = [
+    "WRITEPAGE_ACTIVATE",
+    "PageOut",
+    "WritebackControl",
+    "clear_page_dirty_for_io",
+    "handle_write_error",
+    "is_page_cache_freeable",
+    "pageout",
+    "redirty_page_for_writepage",
+    "set_page_dirty",
+    "set_page_dirty_nobuffers",
+    "set_page_writeback",
+    "test_clear_page_dirty",
+]
+
+WRITEPAGE_ACTIVATE = 0x80000
+"""What ``writepage`` returns to keep the page locked and ask for activation."""
+
+PG_dirty = PG.dirty
+
+
+@attrs.define
+class WritebackControl:
+    """``struct writeback_control``, reduced to what the model's writers read."""
+
+    sync_mode: str = "none"
+    nr_to_write: int = 32
+    nonblocking: bool = True
+    for_reclaim: bool = True
+    pages_skipped: int = 0
+
+
+class PageOut(enum.Enum):
+    """What ``pageout`` did (``pageout_t``)."""
+
+    #: The write failed; the page is still locked.
+    KEEP = "keep"
+    #: Move the page to the active list; it is still locked.
+    ACTIVATE = "activate"
+    #: The write was started; the page is unlocked.
+    SUCCESS = "success"
+    #: The page was clean; it is still locked.
+    CLEAN = "clean"
+
+
+def set_page_dirty_nobuffers(page: Page) -> int:
+    """Dirty a page without touching buffers (``__set_page_dirty_nobuffers``).
+
+    Returns 1 if the page was clean before.
+    """
+    flags = page.flags
+    page.flags = flags | PG_dirty
+    return 0 if flags & PG_dirty else 1
+
+
+def set_page_dirty(page: Page) -> int:
+    """Dirty a page through its mapping's ``set_page_dirty`` (``set_page_dirty``).
+
+    Without that member the buffer default, :func:`~fsaops.buffer.set_page_dirty_buffers`,
+    is used; a page with no mapping just gets ``PG.dirty``.
+    """
+    mapping = page_mapping(page)
+    if mapping is not None:
+        spd = mapping.a_ops.set_page_dirty
+        if spd is not None:
+            return spd(page)
+        return set_page_dirty_buffers(page)
+    flags = page.flags
+    page.flags = flags | PG_dirty
+    return 0 if flags & PG_dirty else 1
+
+
+def test_clear_page_dirty(page: Page) -> int:
+    """Clear ``PG.dirty``; 1 if it was set."""
+    flags = page.flags
+    page.flags = flags & ~PG_dirty
+    return 1 if flags & PG_dirty else 0
+
+
+def clear_page_dirty_for_io(page: Page) -> int:
+    """Clear the dirty bit of a locked page about to be written; 1 if it was dirty."""
+    return test_clear_page_dirty(page)
+
+
+def redirty_page_for_writepage(wbc: WritebackControl, page: Page) -> int:
+    """A ``writepage`` that did not write puts the dirty bit back."""
+    wbc.pages_skipped += 1
+    return set_page_dirty_nobuffers(page)
+
+
+def set_page_writeback(page: Page) -> None:
+    """Start writeback of a locked page (``set_page_writeback``)."""
+    flags = page.flags
+    if flags & PG.writeback:
+        raise KernelBug(f"set_page_writeback() of a page already under writeback: {page!r}")
+    page.flags = flags | PG.writeback
+
+
+def is_page_cache_freeable(page: Page) -> bool:
+    """Only the cache and the caller hold the page (buffers aside): count - private == 2."""
+    return page.count - (1 if page.flags & PG.private else 0) == 2
+
+
+def handle_write_error(mapping: AddressSpace, page: Page, error: int) -> None:
+    """Record a failed ``writepage`` on the mapping (``AS_EIO`` / ``AS_ENOSPC``)."""
+    from errno import ENOSPC
+
+    lock_page(page)
+    if page_mapping(page) is mapping:
+        mapping.flags |= AS_ENOSPC if error == -ENOSPC else AS_EIO
+    unlock_page(page)
+
+
+def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
+    """Write a locked dirty page out (2.6.15 ``pageout``).
+
+    KEEP when somebody else holds the page (mapped, pinned) or there is no
+    mapping to write through; ACTIVATE when the table has no
+    ``writepage``; CLEAN when the page was not dirty after all; otherwise
+    the dirty bit is cleared, ``writepage`` is called, and SUCCESS comes
+    back with the page unlocked (a failed write is recorded on the mapping).
+    """
+    if not is_page_cache_freeable(page):
+        return PageOut.KEEP
+    if mapping is None:
+        if page.flags & PG.private and try_to_free_buffers(page):
+            page.flags &= ~PG_dirty
+            return PageOut.CLEAN
+        return PageOut.KEEP
+    writepage = mapping.a_ops.writepage
+    if writepage is None:
+        return PageOut.ACTIVATE
+    if not clear_page_dirty_for_io(page):
+        return PageOut.CLEAN
+    kernel = page.node.kernel
+    page.flags |= PG.reclaim
+    wbc = WritebackControl()
+    kernel.vmstat.pageout_writepage += 1
+    res = writepage(page, wbc)
+    if res < 0:
+        kernel.vmstat.writepage_error += 1
+        handle_write_error(mapping, page, res)
+    if res == WRITEPAGE_ACTIVATE:
+        page.flags &= ~PG.reclaim
+        return PageOut.ACTIVATE
+    if not page.flags & PG.writeback:
+        page.flags &= ~PG.reclaim
+    return PageOut.SUCCESS

@@ -1,0 +1,130 @@
+"""A small model of ext3's journal (``fs/jbd``): enough to hold buffers until commit.
+
+Buffers enter the running transaction in two ways:
+
+* as journalled data or metadata (:meth:`Journal.dirty_metadata`, data
+  journalling mode): the journal owns their dirtiness (``BH.jbddirty``)
+  and the buffer itself is clean until commit;
+* as ordered data (:meth:`Journal.dirty_data`, ordered mode): the buffer
+  stays dirty and the commit writes it out first.
+
+Either way the buffer carries ``BH.jbd`` and one ``b_count`` reference for
+the journal's record of it, so :func:`~fsaops.buffer.try_to_free_buffers`
+cannot free it; ``journal_try_to_free_buffers`` refuses while any buffer
+of the page is still in the journal.  kjournald commits every
+``commit_interval`` ticks: each buffer's data goes to its home block (the
+model folds the log write and the checkpoint together) and the buffer
+leaves the journal.  A buffer locked at commit time waits for the next
+commit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fsaops.buffer import (
+    BH,
+    BufferHead,
+    buffers,
+    try_to_free_buffers,
+    trylock_buffer,
+    unlock_buffer,
+)
+from fsaops.page import PG, Page
+
+if TYPE_CHECKING:
+    from fsaops.fs import SuperBlock
+    from fsaops.sched import Event
+
+__all__ = ["DEFAULT_COMMIT_INTERVAL", "Journal", "journal_of"]
+
+DEFAULT_COMMIT_INTERVAL = 64
+"""Ticks between commits (ext3's 5-second ``commit=`` default, scaled to the model's clock)."""
+
+
+class Journal:
+    """One filesystem's journal and its running transaction."""
+
+    def __init__(self, sb: SuperBlock, commit_interval: int = DEFAULT_COMMIT_INTERVAL) -> None:
+        self.sb = sb
+        self.running: dict[int, BufferHead] = {}
+        self.commits = 0
+        self.commit_interval = commit_interval
+        self._event: Event | None = None
+        self._schedule()
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.sb.name} running={len(self.running)} commits={self.commits}>"
+
+    def _schedule(self) -> None:
+        self._event = self.sb.kernel.sched.call_later(
+            self.commit_interval, self.commit, daemon=True
+        )
+
+    def set_commit_interval(self, ticks: int) -> None:
+        """Commit every ``ticks`` ticks from now on (the ``commit=`` mount option)."""
+        self.commit_interval = max(1, ticks)
+        if self._event is not None:
+            self._event.cancel()
+        self._schedule()
+
+    def _file(self, bh: BufferHead) -> None:
+        if not bh.b_state & BH.jbd:
+            bh.b_state |= BH.jbd
+            bh.b_count += 1
+            bh.b_private = self
+        self.running[id(bh)] = bh
+
+    def dirty_metadata(self, bh: BufferHead) -> None:
+        """File a buffer as journalled data (``journal_dirty_metadata``)."""
+        self._file(bh)
+        bh.b_state = (bh.b_state | BH.jbddirty) & ~BH.dirty
+
+    def dirty_data(self, bh: BufferHead) -> None:
+        """File a buffer as ordered data (``journal_dirty_data``)."""
+        self._file(bh)
+
+    def forget(self, bh: BufferHead) -> None:
+        """Take a buffer out of the journal (truncate: ``journal_invalidatepage``)."""
+        if self.running.pop(id(bh), None) is not None:
+            self._detach(bh)
+
+    @staticmethod
+    def _detach(bh: BufferHead) -> None:
+        bh.b_state &= ~(BH.jbd | BH.jbddirty)
+        bh.b_count -= 1
+        bh.b_private = None
+
+    def commit(self) -> None:
+        """Commit the running transaction (kjournald), then schedule the next."""
+        keep: dict[int, BufferHead] = {}
+        for key, bh in self.running.items():
+            if not trylock_buffer(bh):
+                keep[key] = bh
+                continue
+            if bh.b_state & (BH.jbddirty | BH.dirty) and bh.b_state & BH.mapped:
+                assert bh.b_bdev is not None
+                bh.b_bdev.write(bh.b_blocknr, bh.data)
+                bh.b_state &= ~(BH.jbddirty | BH.dirty)
+            unlock_buffer(bh)
+            self._detach(bh)
+        self.running = keep
+        self.commits += 1
+        self._schedule()
+
+    def try_to_free_buffers(self, page: Page) -> int:
+        """``journal_try_to_free_buffers``: refuse while a buffer is in the journal."""
+        if page.flags & PG.private:
+            for bh in buffers(page.private):
+                if bh.b_state & BH.jbd:
+                    return 0
+        return try_to_free_buffers(page)
+
+
+def journal_of(page: Page) -> Journal:
+    """The journal of the filesystem a page-cache page belongs to."""
+    mapping = page.mapping
+    assert mapping is not None and not mapping.anon, f"not a file page: {page!r}"
+    journal = mapping.host.i_sb.s_fs_info  # type: ignore[union-attr]
+    assert isinstance(journal, Journal)
+    return journal
