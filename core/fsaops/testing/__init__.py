@@ -1,0 +1,1 @@
+"""The testing kit for plugin authors (fixtures, conformance suite, strategies)."""

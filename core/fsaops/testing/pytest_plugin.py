@@ -1,0 +1,1 @@
+"""fsaops's pytest plugin, registered under ``pytest11``: inert until used."""
