@@ -297,6 +297,7 @@ class _PageRecord:
     key: int
     count: int
     buffers: tuple[tuple[int, int], ...]  # (id(bh), offset)
+    has_migratepage: bool
 
 
 class MigrationSnapshot:
@@ -372,7 +373,10 @@ class MigrationSnapshot:
             problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
         if bytes(page_address(new)) != rec.data:
             problems.append(f"pfn {pfn} moved to pfn {new.pfn} but the contents differ")
-        lost = (rec.flags & PG.COPIED) & ~new.flags
+        # Flags as they were when copied: the old page keeps all but
+        # PG_active, which migrate_page_copy clears (and nothing else touches).
+        at_copy = (page.flags & PG.COPIED & ~PG.active) | (rec.flags & PG.active)
+        lost = at_copy & ~new.flags
         if lost:
             problems.append(
                 f"pfn {pfn} moved to pfn {new.pfn} without flags {page_flags_str(lost)}"
@@ -391,7 +395,7 @@ class MigrationSnapshot:
                 problems.append(
                     f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and was never written"
                 )
-        if rec.buffers:
+        if rec.buffers and rec.has_migratepage:
             if not new.flags & PG.private:
                 problems.append(f"pfn {pfn} had buffers; new pfn {new.pfn} has none")
             else:
@@ -445,15 +449,17 @@ def _record(page: Page) -> _PageRecord:
     bhs: tuple[tuple[int, int], ...] = ()
     if page.flags & PG.private and isinstance(page.private, BufferHead):
         bhs = tuple((id(b), bh_offset(b)) for b in buffers(page.private))
+    mapping = page_mapping(page)
     return _PageRecord(
         pfn=page.pfn,
         data=bytes(page_address(page)),
         flags=page.flags,
-        mapping=page_mapping(page),
+        mapping=mapping,
         index=page.index,
         key=page_index(page),
         count=page.count,
         buffers=bhs,
+        has_migratepage=mapping is not None and mapping.a_ops.migratepage is not None,
     )
 
 

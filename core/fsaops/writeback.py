@@ -17,7 +17,7 @@ import attrs
 from fsaops.buffer import set_page_dirty_buffers, try_to_free_buffers
 from fsaops.errors import KernelBug
 from fsaops.mapping import AS_EIO, AS_ENOSPC
-from fsaops.page import PG, Page, lock_page, page_mapping, unlock_page
+from fsaops.page import PG, Page, lock_page, page_mapping, unlock_page, wait_on_page_writeback
 
 if TYPE_CHECKING:
     from fsaops.mapping import AddressSpace
@@ -27,6 +27,7 @@ __all__ = [
     "PageOut",
     "WritebackControl",
     "clear_page_dirty_for_io",
+    "filemap_write_and_wait",
     "handle_write_error",
     "is_page_cache_freeable",
     "pageout",
@@ -35,6 +36,7 @@ __all__ = [
     "set_page_dirty_nobuffers",
     "set_page_writeback",
     "test_clear_page_dirty",
+    "write_one_page",
 ]
 
 WRITEPAGE_ACTIVATE = 0x80000
@@ -170,3 +172,42 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
     if not page.flags & PG.writeback:
         page.flags &= ~PG.reclaim
     return PageOut.SUCCESS
+
+
+def write_one_page(page: Page, *, wait: bool = True) -> int:
+    """Write one dirty page out through its table's ``writepage`` (``write_one_page``).
+
+    The page is locked here; with ``wait`` the call sleeps until the write
+    completes.  Returns what ``writepage`` returned, or 0 if the page was clean.
+    """
+    mapping = page_mapping(page)
+    if mapping is None or mapping.a_ops.writepage is None:
+        return 0
+    lock_page(page)
+    wait_on_page_writeback(page)
+    if not clear_page_dirty_for_io(page):
+        unlock_page(page)
+        return 0
+    ret = mapping.a_ops.writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))
+    if ret == WRITEPAGE_ACTIVATE:
+        unlock_page(page)
+        ret = 0
+    if wait:
+        wait_on_page_writeback(page)
+    return ret
+
+
+def filemap_write_and_wait(mapping: AddressSpace) -> int:
+    """Write every dirty page of a mapping and wait for the writes (``fsync`` of data).
+
+    Returns 0, or the first error a ``writepage`` returned.
+    """
+    first_error = 0
+    for page in mapping.pages():
+        if page.flags & PG_dirty:
+            ret = write_one_page(page, wait=False)
+            if ret < 0 and not first_error:
+                first_error = ret
+    for page in mapping.pages():
+        wait_on_page_writeback(page)
+    return first_error

@@ -1,0 +1,373 @@
+"""migrate_pages, branch by branch (KERNEL-SPEC §3)."""
+
+from __future__ import annotations
+
+from errno import EAGAIN, EIO, ENOMEM, ENOSYS
+
+import pytest
+
+from _world import World
+from fsaops.errors import MigrationDisabled
+from fsaops.lists import PageList
+from fsaops.lru import isolate_lru_page
+from fsaops.memory_hotplug import migrate_node
+from fsaops.migrate import MAX_PASSES, migrate_pages
+from fsaops.page import PG, Page
+from fsaops.plugins import Registry
+from fsaops.sched import PF_SWAPWRITE, hold
+from fsaops.writeback import set_page_dirty
+
+
+def pages_of(world: World, inode_pages: list[Page | None]) -> list[Page]:
+    return [p for p in inode_pages if p is not None]
+
+
+def test_clean_pages_move_in_one_pass(world: World) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 8, clean=True)
+    pages = inode.i_mapping.pages()
+    out = world.migrate(pages)
+    assert out.problems == []
+    assert out.rc == 0
+    assert len(out.moved) == 8
+    assert out.stats.passes == 1
+    assert all(p.node.nid == 1 for p in inode.i_mapping.pages())
+
+
+def test_locked_page_is_skipped_in_passes_0_to_2_and_waited_for_from_pass_3(
+    world: World,
+) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 2, clean=True)
+    busy, other = inode.i_mapping.pages()
+    task = world.kernel.new_task("locker")
+    hold(task, world.kernel.sched, "page_lock", busy, 10_000)
+    out = world.migrate([busy, other])
+    assert out.problems == []
+    attempts = world.recorder.paths(busy.pfn)
+    assert [(p, path) for p, path, _ in attempts[:3]] == [
+        (0, "locked"),
+        (1, "locked"),
+        (2, "locked"),
+    ]
+    assert attempts[3][0] == 3
+    assert attempts[3][2] == 0, "from pass 3 the engine sleeps on the lock and migrates"
+    assert world.kernel.sched.now >= 10_000, "sleeping advanced the clock to the unlock"
+    assert len(out.moved) == 2
+
+
+def test_writeback_is_skipped_in_pass_0_and_waited_for_after(registry: Registry) -> None:
+    world = World(registry, io_latency=500)
+    sb = world.mount("ext2")
+    inode = world.file(sb, 2)
+    page, other = inode.i_mapping.pages()
+    from fsaops.writeback import write_one_page
+
+    assert write_one_page(page, wait=False) == 0
+    assert page.flags & PG.writeback
+    out = world.migrate([page, other])
+    assert out.problems == []
+    attempts = world.recorder.paths(page.pfn)
+    assert attempts[0][:2] == (0, "writeback")
+    assert attempts[1][0] == 1
+    assert attempts[1][2] == 0
+    assert world.recorder.paths(other.pfn)[0] == (0, "migratepage", 0)
+
+
+def test_anonymous_pages_get_swap_entries_and_come_back_mapped(world: World) -> None:
+    mm, vma = world.anon(3)
+    before = mm.read(vma.vm_start * 4096, 3 * 4096)
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    assert not any(p.flags & PG.swapcache for p in pages)
+    out = world.migrate(pages)
+    assert out.problems == []
+    assert out.rc == 0
+    assert set(out.stats.tables) == {"swap_aops"}
+    for pte in mm.ptes.values():
+        assert pte.page is not None, "V4 gives anonymous pages real ptes back"
+        assert pte.page.node.nid == 1
+        assert pte.page.flags & PG.swapcache
+    assert mm.read(vma.vm_start * 4096, 3 * 4096) == before
+
+
+def test_a_full_swap_device_fails_anonymous_pages_with_enomem(registry: Registry) -> None:
+    world = World(registry, swap_slots=1)
+    mm, vma = world.anon(2)
+    before = mm.read(vma.vm_start * 4096, 2 * 4096)
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    out = world.migrate(pages)
+    assert out.problems == []
+    assert out.rc == 1
+    assert len(out.failed) == 1
+    assert len(out.moved) == 1
+    assert out.stats.tables["swap_aops"].errors == {"ENOMEM": 1}
+    failed = out.failed.first()
+    assert world.recorder.paths(failed.pfn) == [(0, "add_to_swap", -ENOMEM)]
+    assert failed.node.nid == 0
+    assert mm.read(vma.vm_start * 4096, 2 * 4096) == before
+
+
+def test_no_swap_device_fails_every_anonymous_page(registry: Registry) -> None:
+    world = World(registry, swap_slots=0)
+    mm, _vma = world.anon(2)
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    out = world.migrate(pages)
+    assert out.problems == []
+    assert out.rc == 2
+    assert len(out.failed) == 2
+
+
+def test_an_extra_reference_gives_eagain_on_every_pass_and_counts_in_the_result(
+    world: World,
+) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 2, clean=True)
+    pinned, free = inode.i_mapping.pages()
+    hold(world.kernel.new_task("pinner"), world.kernel.sched, "page_ref", pinned, None)
+    out = world.migrate([pinned, free])
+    assert out.problems == []
+    attempts = world.recorder.paths(pinned.pfn)
+    assert len(attempts) == MAX_PASSES == 11
+    assert [p for p, _, _ in attempts] == list(range(11))
+    assert all(rc == -EAGAIN for _, _, rc in attempts)
+    assert out.rc == 1, "the last pass's -EAGAIN pages are counted in the return value"
+    assert list(out.from_) == [pinned]
+    assert len(out.to) == 1, "the unused new page stays on to"
+    assert out.stats.tables["ext2_aops"].not_migrated == 1
+
+
+def test_an_empty_to_list_ends_the_pass(world: World) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 3, clean=True)
+    pages = inode.i_mapping.pages()
+    out = world.migrate(pages, to_count=1)
+    assert out.problems == []
+    assert len(out.moved) == 1
+    assert len(out.from_) == 2, "pages after the break stay on from"
+    assert out.rc == 0, "pages never reached are not counted"
+    assert out.to.empty()
+    assert world.recorder.paths(pages[1].pfn) == []
+
+
+def test_a_truncated_page_with_no_mapping_is_retried(world: World) -> None:
+    from fsaops.mapping import truncate_inode_pages
+
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    hold(world.kernel.new_task("reader"), world.kernel.sched, "page_ref", page, None)
+    from_ = world.isolate([page])
+    truncate_inode_pages(inode.i_mapping, 0)
+    assert page.mapping is None
+    to = world.new_pages(1)
+    moved, failed = PageList("moved"), PageList("failed")
+    rc = migrate_pages(from_, to, moved, failed)
+    assert rc == 1
+    assert {path for _, path, _ in world.recorder.paths(page.pfn)} == {"no_mapping"}
+    assert list(from_) == [page]
+
+
+def test_a_page_freed_under_us_counts_as_moved(world: World) -> None:
+    from fsaops.mapping import truncate_inode_pages
+
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    from_ = world.isolate([page])
+    truncate_inode_pages(inode.i_mapping, 0)
+    assert page.count == 1
+    to = world.new_pages(1)
+    moved, failed = PageList("moved"), PageList("failed")
+    assert migrate_pages(from_, to, moved, failed) == 0
+    assert list(moved) == [page]
+    assert len(to) == 1, "no new page is used for a freed page"
+    assert world.recorder.paths(page.pfn) == [(0, "freed", 0)]
+
+
+def test_vm_locked_pages_get_eagain_until_the_passes_run_out(world: World) -> None:
+    mm, _vma = world.anon(1, locked=True)
+    (page,) = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    out = world.migrate([page])
+    assert out.problems == []
+    assert out.rc == 1
+    assert list(out.from_) == [page]
+    attempts = world.recorder.paths(page.pfn)
+    assert len(attempts) == 11
+    assert {rc for _, _, rc in attempts} == {-EAGAIN}
+    reasons = out.stats.tables["swap_aops"].reasons
+    assert any("VM_LOCKED" in r for r in reasons)
+
+
+def test_xfs_buftarg_pages_fail_with_eio(world: World) -> None:
+    from fsaops.mapping import grab_cache_page
+    from fsaops.page import put_page, unlock_page
+
+    sb = world.mount("xfs_buftarg")
+    inode = sb.new_inode()
+    for i in range(2):
+        page = grab_cache_page(inode.i_mapping, i)
+        assert page is not None
+        page.data[:] = bytes([i + 1]) * 4096
+        page.flags |= PG.uptodate
+        unlock_page(page)
+        put_page(page)
+    pages = inode.i_mapping.pages()
+    out = world.migrate(pages)
+    assert out.problems == []
+    assert out.rc == 2
+    assert len(out.failed) == 2
+    assert out.stats.tables["xfs_mapping_buftarg.mapping_aops"].errors == {"EIO": 2}
+    assert all(world.recorder.paths(p.pfn) == [(0, "migratepage", -EIO)] for p in pages)
+    assert all(p.node.nid == 0 for p in inode.i_mapping.pages())
+
+
+def test_ext3_journal_goes_through_pageout_releasepage_and_migrate_page(
+    world: World,
+) -> None:
+    sb = world.mount("ext3", "journal")
+    sb.s_fs_info.set_commit_interval(40)
+    inode = world.file(sb, 4, clean=True)
+    world.kernel.sched.run_for(100)  # the journal commits the file's data
+    pages = inode.i_mapping.pages()
+    for page in pages:
+        set_page_dirty(page)  # as a write through a mapping does
+    writes = world.kernel.vmstat.pageout_writepage
+    out = world.migrate(pages)
+    assert out.problems == []
+    assert out.rc == 0
+    assert world.kernel.vmstat.pageout_writepage - writes == 4, "dirty pages need writeback"
+    table = out.stats.tables["ext3_journalled_aops"]
+    assert table.via == {"writeback": 4}
+    paths = [path for _, path, _ in world.recorder.paths(pages[0].pfn)]
+    assert paths[0] == "pageout_success"
+    assert "release_failed" in paths, "buffers stay in the journal until it commits"
+    assert paths[-1] == "migrate_page"
+
+
+def test_swap_page_is_the_last_resort_only_from_pass_5(world: World) -> None:
+    sb = world.mount("ext3", "journal")
+    sb.s_fs_info.set_commit_interval(1_000_000)  # the journal never commits in time
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    out = world.migrate([page])
+    assert out.problems == []
+    attempts = world.recorder.paths(page.pfn)
+    by_pass = {p: path for p, path, _ in attempts}
+    assert all(by_pass[p] == "release_failed" for p in range(5))
+    assert all(by_pass[p] == "swap_page" for p in range(5, 11))
+    assert out.rc == 1
+
+
+def test_swap_page_drops_pages_when_there_is_no_to_list(world: World) -> None:
+    from fsaops.fs import generic_file_read
+
+    sb = world.mount("ext2")
+    inode = world.file(sb, 2)
+    data = generic_file_read(inode, 0, 2 * 4096)
+    pages = inode.i_mapping.pages()
+    from_ = world.isolate(pages)
+    moved, failed = PageList("moved"), PageList("failed")
+    rc = -1
+    for _ in range(3):
+        rc = migrate_pages(from_, None, moved, failed)
+        if from_.empty():
+            break
+    assert rc == 0
+    assert len(moved) == 2
+    assert inode.i_mapping.nrpages == 0, "swap_page dropped the pages from the cache"
+    from fsaops.lru import putback_lru_pages
+
+    putback_lru_pages(moved)
+    world.kernel.run_until_idle()
+    assert generic_file_read(inode, 0, 2 * 4096) == data, "the data came back from disk"
+
+
+def test_pf_swapwrite_is_set_during_migration_and_restored(world: World) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1)
+    seen: list[int] = []
+    (page,) = inode.i_mapping.pages()
+    a_ops = inode.i_mapping.a_ops
+    real = a_ops.migratepage
+    assert real is not None
+
+    def spy(newpage: Page, old: Page) -> int:
+        seen.append(world.kernel.current.flags & PF_SWAPWRITE)
+        return real(newpage, old)
+
+    import attrs
+
+    inode.i_mapping.a_ops = attrs.evolve(a_ops, migratepage=spy)
+    out = world.migrate([page])
+    assert out.rc == 0
+    assert seen == [PF_SWAPWRITE]
+    assert not world.kernel.current.flags & PF_SWAPWRITE
+
+
+def test_young_ptes_are_cleared_by_the_first_unmap_and_the_retry_succeeds(
+    world: World,
+) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    mm = world.kernel.new_mm()
+    vma = mm.mmap_file(inode, 0, 1)
+    mm.read(vma.vm_start * 4096, 16)
+    (page,) = inode.i_mapping.pages()
+    assert page.mapcount == 1
+    assert mm.ptes[vma.vm_start].young
+    out = world.migrate([page])
+    assert out.problems == []
+    assert out.rc == 0
+    assert page.mapcount == 0
+    assert mm.read(vma.vm_start * 4096, 16) == inode.i_mapping.pages()[0].data[:16].tobytes()
+
+
+def test_permanent_failures_of_a_plugin_are_reported_not_raised(world: World) -> None:
+    import attrs
+
+    sb = world.mount("ext2")
+    inode = world.file(sb, 3, clean=True)
+    pages = inode.i_mapping.pages()
+    calls = iter([ValueError("boom"), 7, None])
+
+    def broken(newpage: Page, page: Page) -> int:
+        outcome = next(calls)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[return-value]
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=broken)
+    out = world.migrate(pages)
+    assert out.rc == 3
+    assert len(out.failed) == 3
+    reasons = out.stats.tables["ext2_aops"].reasons
+    assert any("raised ValueError: boom" in r for r in reasons)
+    assert any("returned 7" in r for r in reasons)
+    assert any("returned None" in r for r in reasons)
+
+
+def test_migration_compiled_out(registry: Registry) -> None:
+    world = World(registry, migration=False)
+    sb = world.mount("ext2")
+    assert sb.a_ops.migratepage is None
+    assert world.kernel.swapper_space is not None
+    assert world.kernel.swapper_space.a_ops.migratepage is None
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    assert isolate_lru_page(page) == -ENOSYS
+    from_ = PageList("from")
+    from fsaops.lists import list_add_tail
+
+    list_add_tail(page, from_)  # as if isolated by other means
+    assert migrate_pages(from_, None, PageList(), PageList()) == -ENOSYS
+    with pytest.raises(MigrationDisabled, match="ENOSYS"):
+        migrate_node(world.kernel, 0, 1)
+
+
+def test_at_most_eleven_passes(world: World) -> None:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    hold(world.kernel.new_task("pinner"), world.kernel.sched, "page_ref", page, None)
+    out = world.migrate([page])
+    assert out.stats.passes == 11

@@ -1,0 +1,112 @@
+"""The invariant checker notices what breaks (KERNEL-SPEC §9)."""
+
+from __future__ import annotations
+
+import pytest
+
+from _world import World
+from fsaops.buffer import buffers
+from fsaops.debug import InvariantError, MigrationSnapshot, check_kernel, raise_if
+from fsaops.lists import PageList
+from fsaops.migrate import migrate_page_remove_references
+from fsaops.page import PG, get_page, lock_page, put_page
+
+
+def test_a_healthy_machine_has_no_problems(world: World) -> None:
+    world.file(world.mount("ext2"), 3)
+    world.file(world.mount("ext3", "journal"), 2)
+    world.anon(2)
+    assert check_kernel(world.kernel, quiet=False) == []
+
+
+def test_a_leaked_reference_is_found(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    get_page(page)
+    problems = check_kernel(world.kernel)
+    assert any(f"pfn {page.pfn} has page_count" in p for p in problems), problems
+    put_page(page)
+    assert check_kernel(world.kernel) == []
+
+
+def test_a_buffer_pointing_at_another_page_is_found(world: World) -> None:
+    inode = world.file(world.mount("ext2", block_size=1024), 1)
+    (page,) = inode.i_mapping.pages()
+    bh = list(buffers(page.private))[2]
+    other = world.kernel.nodes[1].pages[5]
+    bh.b_page = other
+    problems = check_kernel(world.kernel)
+    assert f"buffer head 2 of pfn {page.pfn} points at pfn {other.pfn}, not its page" in problems
+
+
+def test_a_page_tree_slot_with_the_wrong_page_is_found(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 2)
+    a, b = inode.i_mapping.pages()
+    tree = inode.i_mapping.page_tree
+    tree[0], tree[1] = b, a
+    problems = check_kernel(world.kernel)
+    assert any("whose index is" in p for p in problems)
+
+
+def test_a_locked_page_nobody_holds_is_found(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    lock_page(page)
+    assert f"pfn {page.pfn} is locked, but no task holds its lock" in check_kernel(world.kernel)
+    with pytest.raises(InvariantError, match="no task holds its lock"):
+        raise_if(check_kernel(world.kernel))
+
+
+def test_an_lru_flag_without_a_list_is_found(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    page.flags &= ~PG.lru
+    problems = check_kernel(world.kernel)
+    assert any("on an LRU list without PG_lru" in p for p in problems)
+
+
+def test_a_swap_count_out_of_step_is_found(world: World) -> None:
+    world.anon(1)
+    swap = world.kernel.swap_info()
+    entry = swap.get_swap_page()
+    problems = check_kernel(world.kernel)
+    assert any(f"swap entry {entry} has 1 users but 0" in p for p in problems)
+
+
+def test_the_snapshot_catches_a_slot_left_on_the_old_page(world: World) -> None:
+    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    from_ = world.isolate([page])
+    to = world.new_pages(1)
+    snap = MigrationSnapshot(from_, to)
+    moved = PageList("moved")
+    from fsaops.lists import list_move
+
+    # A broken "migration": claims success but moved nothing.
+    list_move(page, moved)
+    problems = snap.check(from_, moved, PageList("failed"), to)
+    assert f"moved pfn {page.pfn} still has a mapping ({inode.i_mapping!r})" in problems
+    assert f"the page-tree slot of pfn {page.pfn} still points at the old page" in problems
+
+
+def test_the_snapshot_catches_contents_that_did_not_follow(world: World) -> None:
+    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    from_ = world.isolate([page])
+    to = world.new_pages(1)
+    newpage = to.last()
+    snap = MigrationSnapshot(from_, to)
+    lock_page(page)
+    lock_page(newpage)
+    assert migrate_page_remove_references(newpage, page, 2) == 0  # slot moved, no copy
+    page.mapping = None
+    from fsaops.lists import list_del, list_move
+    from fsaops.page import unlock_page
+
+    unlock_page(page)
+    unlock_page(newpage)
+    list_del(newpage)
+    moved = PageList("moved")
+    list_move(page, moved)
+    problems = snap.check(from_, moved, PageList("failed"), to)
+    assert f"pfn {page.pfn} moved to pfn {newpage.pfn} but the contents differ" in problems

@@ -1,0 +1,279 @@
+"""Finding, selecting, loading and checking plugins (DESIGN §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fsaops.errors import PluginSelectionError
+from fsaops.plugins import ENV_VAR, load_plugins, resolve_selection
+
+THIRDFS = """
+import fsaops
+from fsaops import AddressSpaceOperations, FileSystemType
+from fsaops.buffer import nobh_commit_write, nobh_prepare_write, nobh_writepage, mpage_readpage
+
+
+def thirdfs_migratepage(newpage, page):
+    # Built from the exported helpers, as a kernel module's would be.
+    if fsaops.migrate_page_remove_references(newpage, page, 2):
+        return -11
+    fsaops.migrate_page_copy(newpage, page)
+    return 0
+
+
+thirdfs_aops = AddressSpaceOperations(
+    name="thirdfs_aops",
+    readpage=mpage_readpage,
+    writepage=nobh_writepage,
+    prepare_write=nobh_prepare_write,
+    commit_write=nobh_commit_write,
+    migratepage=thirdfs_migratepage,
+)
+
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name="thirdfs", modes={"default": thirdfs_aops})]
+"""
+
+BROKEN_IMPORT = "raise ImportError('thirdfs needs libfoo')\n"
+
+RUN = """
+import json, sys
+from fsaops.errors import FsaopsError
+from fsaops.plugins import load_plugins
+try:
+    reg = load_plugins(strict={strict})
+except FsaopsError as exc:
+    print(json.dumps({{"error": str(exc), "type": type(exc).__name__,
+                      "modules": sorted(m for m in sys.modules if m.split('.')[0] in {names})}}))
+else:
+    print(json.dumps({{
+        "filesystems": sorted(reg.filesystems),
+        "plugins": {{p.name: [p.label, p.status, p.error] for p in reg.plugins}},
+        "modules": sorted(m for m in sys.modules if m.split('.')[0] in {names}),
+    }}))
+"""
+
+WATCHED = [
+    "thirdfs",
+    "brokenfs",
+    "fsaops_ext2",
+    "fsaops_ext3",
+    "fsaops_xfs",
+    "fsaops_swap",
+    "fsaops_xfs_buftarg",
+]
+
+
+def make_dist(site: Path, dist: str, entries: dict[str, str], modules: dict[str, str]) -> None:
+    """Install a distribution into ``site`` the way pip would leave it: module + dist-info."""
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
+    (info / "entry_points.txt").write_text(f"[fsaops]\n{lines}")
+    for name, code in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(code))
+
+
+def load_in_subprocess(
+    site: Path, *, env: dict[str, str] | None = None, strict: bool = True
+) -> dict[str, object]:
+    environ = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    environ["PYTHONPATH"] = str(site)
+    environ.update(env or {})
+    code = RUN.format(strict=strict, names=repr(set(WATCHED)))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_a_third_party_plugin_is_found_with_no_change_to_the_core(tmp_path: Path) -> None:
+    make_dist(tmp_path, "fsaops-thirdfs", {"thirdfs": "thirdfs"}, {"thirdfs": THIRDFS})
+    out = load_in_subprocess(tmp_path)
+    assert "thirdfs" in out["filesystems"]  # type: ignore[operator]
+    plugins = out["plugins"]
+    assert isinstance(plugins, dict)
+    assert plugins["thirdfs"] == ["fsaops-thirdfs[thirdfs]", "loaded", None]
+
+
+def test_a_third_party_migratepage_runs_in_the_engine(tmp_path: Path) -> None:
+    make_dist(tmp_path, "fsaops-thirdfs", {"thirdfs": "thirdfs"}, {"thirdfs": THIRDFS})
+    script = textwrap.dedent(
+        """
+        from fsaops import Kernel
+        from fsaops.plugins import load_plugins
+        from fsaops.fs import generic_file_write
+        from fsaops.memory_hotplug import migrate_node
+        from fsaops.debug import check_kernel
+        k = Kernel(registry=load_plugins(cli="thirdfs"))
+        inode = k.mount("thirdfs").new_inode()
+        generic_file_write(inode, 0, b"x" * 8192)
+        res = migrate_node(k, 0, 1)
+        k.run_until_idle()
+        t = res.stats.tables["thirdfs_aops"]
+        print(t.moved, t.via, check_kernel(k))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2 {'migratepage': 2} []"
+
+
+def test_a_plugin_that_fails_to_import_is_named(tmp_path: Path) -> None:
+    make_dist(tmp_path, "brokenfs-dist", {"brokenfs": "brokenfs"}, {"brokenfs": BROKEN_IMPORT})
+    out = load_in_subprocess(tmp_path)
+    assert out["type"] == "PluginLoadError"
+    assert "brokenfs-dist[brokenfs]" in str(out["error"])
+    assert "libfoo" in str(out["error"])
+
+
+def test_a_failing_plugin_does_not_take_the_others_down_silently(tmp_path: Path) -> None:
+    make_dist(tmp_path, "brokenfs-dist", {"brokenfs": "brokenfs"}, {"brokenfs": BROKEN_IMPORT})
+    out = load_in_subprocess(tmp_path, strict=False)
+    plugins = out["plugins"]
+    assert isinstance(plugins, dict)
+    assert plugins["brokenfs"][1] == "failed"
+    assert "libfoo" in plugins["brokenfs"][2]
+    assert plugins["ext2"][1] == "loaded"
+    assert "ext2" in out["filesystems"]  # type: ignore[operator]
+
+
+def test_an_unselected_plugin_is_never_imported(tmp_path: Path) -> None:
+    make_dist(tmp_path, "brokenfs-dist", {"brokenfs": "brokenfs"}, {"brokenfs": BROKEN_IMPORT})
+    out = load_in_subprocess(tmp_path, env={ENV_VAR: "ext3"})
+    assert out["filesystems"] == ["ext3"]
+    modules = out["modules"]
+    assert isinstance(modules, list)
+    assert {m.split(".")[0] for m in modules} == {"fsaops_ext3"}, "only the selected plugin"
+
+
+def test_an_empty_selection_loads_nothing(tmp_path: Path) -> None:
+    out = load_in_subprocess(tmp_path, env={ENV_VAR: ""})
+    assert out["filesystems"] == []
+    assert out["modules"] == []
+
+
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    return 'ext9'\n",
+            "must return a sequence of FileSystemType",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    return [object()]\n",
+            "not a FileSystemType",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+            "    return [FileSystemType(name='badfs', modes={'default': 'not a table'})]\n",
+            "not an AddressSpaceOperations",
+        ),
+        (
+            "def mp(page):\n    return 0\n"
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+            "    t = AddressSpaceOperations(name='bad_aops', migratepage=mp)\n"
+            "    return [FileSystemType(name='badfs', modes={'default': t})]\n",
+            "member migratepage takes (page); it is called with 2 argument(s)",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+            "    t = AddressSpaceOperations(name='bad_aops', writepage=42)\n"
+            "    return [FileSystemType(name='badfs', modes={'default': t})]\n",
+            "member writepage is int, not a function",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+            "    t = AddressSpaceOperations(name='x_aops')\n"
+            "    return [FileSystemType(name='ext2', modes={'default': t})]\n",
+            "filesystem 'ext2' is already provided by",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    raise RuntimeError('oops')\n",
+            "fsaops_filesystem_types() raised RuntimeError: oops",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_no_such_hook():\n    return 1\n",
+            "unknown hook 'fsaops_no_such_hook'",
+        ),
+        (
+            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+            "    t = AddressSpaceOperations(name='x_aops')\n"
+            "    return [FileSystemType(name='badfs', modes={'a': t}, default_mode='b')]\n",
+            "default mode 'b' is not one of its modes",
+        ),
+    ],
+)
+def test_a_malformed_plugin_gets_an_error_naming_it(
+    tmp_path: Path, code: str, problem: str
+) -> None:
+    header = "import fsaops\nfrom fsaops import AddressSpaceOperations, FileSystemType\n"
+    make_dist(tmp_path, "badfs-dist", {"badfs": "badfs"}, {"badfs": header + code})
+    out = load_in_subprocess(tmp_path)
+    assert out["type"] == "PluginValidationError", out
+    assert "badfs-dist[badfs]" in str(out["error"])
+    assert problem in str(out["error"])
+
+
+def test_two_distributions_registering_one_name_is_an_error(tmp_path: Path) -> None:
+    make_dist(tmp_path, "one-dist", {"samefs": "samefs_one"}, {"samefs_one": ""})
+    make_dist(tmp_path, "two-dist", {"samefs": "samefs_two"}, {"samefs_two": ""})
+    out = load_in_subprocess(tmp_path)
+    assert out["type"] == "PluginSelectionError"
+    assert "one-dist[samefs]" in str(out["error"])
+    assert "two-dist[samefs]" in str(out["error"])
+
+
+def test_selection_precedence() -> None:
+    available = ["ext2", "ext3", "xfs"]
+    assert resolve_selection(available, env={}) == (("ext2", "ext3", "xfs"), "installed")
+    assert resolve_selection(available, env={}, config=["xfs"]) == (("xfs",), "[plugins] load")
+    env = {ENV_VAR: "ext3, ext2"}
+    assert resolve_selection(available, env=env, config=["xfs"]) == (
+        ("ext3", "ext2"),
+        ENV_VAR,
+    )
+    assert resolve_selection(available, cli="xfs", env=env, config=["ext2"]) == (
+        ("xfs",),
+        "--plugins",
+    )
+    assert resolve_selection(available, env={ENV_VAR: ""}, config=["xfs"]) == ((), ENV_VAR)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cli": "ext9"}, "--plugins names plugin 'ext9', which is not installed"),
+        ({"env": {ENV_VAR: "ext2,ext2"}}, "names plugin 'ext2' twice"),
+        ({"config": ["nope"]}, "[plugins] load names plugin 'nope'"),
+    ],
+)
+def test_unknown_or_repeated_names_are_errors(kwargs: dict[str, object], message: str) -> None:
+    kwargs.setdefault("env", {})
+    with pytest.raises(PluginSelectionError) as info:
+        resolve_selection(["ext2", "ext3"], **kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)
+    assert "installed: ext2, ext3" in str(info.value) or "twice" in message
+
+
+def test_migration_compiled_out_removes_every_migratepage() -> None:
+    registry = load_plugins(env={}, migration=False)
+    tables = list(registry.tables())
+    assert tables
+    assert all(table.migratepage is None for _, _, table in tables)
+    assert load_plugins(env={}).aops("ext2").migratepage is not None

@@ -1,0 +1,82 @@
+"""The clock, other tasks, sleeping and deadlocks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from _world import World
+from fsaops.errors import Deadlock
+from fsaops.page import PG, lock_page, trylock_page, unlock_page
+from fsaops.sched import Scheduler, hold, release
+
+
+def test_events_run_in_time_order_and_ticks_advance_the_clock() -> None:
+    sched = Scheduler()
+    seen: list[tuple[int, str]] = []
+    sched.call_later(3, lambda: seen.append((sched.now, "c")))
+    sched.call_later(1, lambda: seen.append((sched.now, "a")))
+    sched.call_later(1, lambda: seen.append((sched.now, "b")))
+    for _ in range(3):
+        sched.tick()
+    assert seen == [(1, "a"), (1, "b"), (3, "c")]
+
+
+def test_run_until_idle_leaves_daemons_alone() -> None:
+    sched = Scheduler()
+    runs: list[int] = []
+
+    def daemon() -> None:
+        runs.append(sched.now)
+        sched.call_later(10, daemon, daemon=True)
+
+    sched.call_later(10, daemon, daemon=True)
+    sched.call_later(25, lambda: runs.append(-1))
+    sched.run_until_idle()
+    assert runs == [10, 20, -1]
+
+
+def test_waiting_for_a_lock_held_forever_is_a_deadlock(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    held = hold(world.kernel.new_task("stuck"), world.kernel.sched, "page_lock", page, None)
+    with pytest.raises(Deadlock, match=f"page lock of pfn {page.pfn}"):
+        lock_page(page)
+    release(world.kernel.tasks[-1], held)
+    assert trylock_page(page)
+    unlock_page(page)
+
+
+def test_sleeping_runs_the_event_that_wakes_us(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    hold(world.kernel.new_task("io"), world.kernel.sched, "page_lock", page, 42)
+    lock_page(page)
+    assert world.kernel.sched.now == 42
+    unlock_page(page)
+
+
+def test_a_real_thread_waits_for_another_real_thread(world: World) -> None:
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    sched = world.kernel.sched
+    assert trylock_page(page)
+    got = threading.Event()
+
+    def waiter() -> None:
+        lock_page(page)
+        got.set()
+        unlock_page(page)
+
+    sched.threads += 1
+    try:
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        assert not got.wait(0.2), "the waiter sleeps while we hold the lock"
+        assert page.flags & PG.locked
+        unlock_page(page)
+        assert got.wait(5), "unlock_page woke it"
+        thread.join(5)
+    finally:
+        sched.threads -= 1

@@ -1,0 +1,221 @@
+"""Every built-in table, its members called directly (as the kernel calls its function pointers)."""
+
+from __future__ import annotations
+
+from errno import EIO
+
+import pytest
+
+from _world import World, content
+from fsaops.aops import AddressSpaceOperations
+from fsaops.buffer import BH, buffers, page_inode
+from fsaops.fs import generic_file_read, generic_file_write
+from fsaops.lru import isolate_lru_page
+from fsaops.page import PG, Page, lock_page, unlock_page
+from fsaops.plugins import Registry
+from fsaops.writeback import WritebackControl, clear_page_dirty_for_io, set_page_dirty
+
+EXPECTED = {
+    ("ext2", "default"): ("ext2_aops", "buffer_migrate_page"),
+    ("ext2", "nobh"): ("ext2_nobh_aops", "buffer_migrate_page"),
+    ("ext2", "xip"): ("ext2_aops_xip", None),
+    ("ext3", "ordered"): ("ext3_ordered_aops", "buffer_migrate_page"),
+    ("ext3", "writeback"): ("ext3_writeback_aops", "buffer_migrate_page"),
+    ("ext3", "journal"): ("ext3_journalled_aops", None),
+    ("xfs", "default"): ("linvfs_aops", "buffer_migrate_page"),
+    ("swap", "default"): ("swap_aops", "migrate_page"),
+    ("xfs_buftarg", "default"): ("xfs_mapping_buftarg.mapping_aops", "fail_migrate_page"),
+}
+
+
+def test_the_tables_and_their_migratepage_are_those_of_v4(registry: Registry) -> None:
+    found = {}
+    for fstype, mode, table in registry.tables():
+        op = table.migratepage
+        found[(fstype.name, mode)] = (table.name, getattr(op, "__name__", None))
+    assert found == EXPECTED
+
+
+def writepage(page: Page, table: AddressSpaceOperations) -> int:
+    lock_page(page)
+    assert clear_page_dirty_for_io(page)
+    assert table.writepage is not None
+    return table.writepage(page, WritebackControl())
+
+
+def device_bytes(inode_page: Page) -> bytes:
+    host = page_inode(inode_page)
+    bs = host.i_sb.s_blocksize
+    per = 4096 // bs
+    out = b""
+    for i in range(per):
+        blk = host.get_block(inode_page.index * per + i, False)
+        out += bytes(host.i_sb.s_bdev.mem[blk * bs : (blk + 1) * bs])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fs", "mode"),
+    [("ext2", None), ("ext2", "nobh"), ("ext3", "writeback"), ("xfs", None), ("ext3", "ordered")],
+)
+def test_writepage_writes_the_page_to_its_blocks_asynchronously(
+    registry: Registry, fs: str, mode: str | None
+) -> None:
+    world = World(registry, io_latency=7)
+    sb = world.mount(fs, mode)
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    assert writepage(page, sb.a_ops) == 0
+    assert not page.flags & PG.locked, "writepage unlocks the page"
+    assert page.flags & PG.writeback
+    assert device_bytes(page) == bytes(page.data)
+    world.kernel.sched.run_for(7)
+    assert not page.flags & PG.writeback, "the write completes io_latency ticks later"
+
+
+@pytest.mark.parametrize(("fs", "mode"), [("ext2", None), ("ext2", "nobh"), ("xfs", None)])
+def test_readpage_reads_back_what_was_written(
+    registry: Registry, fs: str, mode: str | None
+) -> None:
+    from fsaops.mapping import truncate_inode_pages
+
+    world = World(registry)
+    sb = world.mount(fs, mode)
+    inode = world.file(sb, 3, clean=True)
+    data = generic_file_read(inode, 0, 3 * 4096)
+    size = inode.i_size
+    truncate_inode_pages(inode.i_mapping, 0)
+    inode.i_size = size
+    assert inode.i_mapping.nrpages == 0
+    assert generic_file_read(inode, 0, 3 * 4096) == data
+    assert inode.i_mapping.nrpages == 3
+
+
+def test_ext2_pages_carry_buffers_and_nobh_pages_do_not(registry: Registry) -> None:
+    world = World(registry)
+    with_bh = world.file(world.mount("ext2", block_size=1024), 1)
+    without = world.file(world.mount("ext2", "nobh", block_size=1024), 1)
+    (a,) = with_bh.i_mapping.pages()
+    (b,) = without.i_mapping.pages()
+    assert a.flags & PG.private
+    assert len(list(buffers(a.private))) == 4
+    assert all(bh.b_state & BH.dirty for bh in buffers(a.private))
+    assert not b.flags & PG.private
+    assert a.flags & PG.dirty
+    assert b.flags & PG.dirty
+
+
+def test_ext2_xip_has_no_page_cache(registry: Registry) -> None:
+    world = World(registry)
+    sb = world.mount("ext2", "xip")
+    inode = sb.new_inode()
+    data = content(1, 0, 4096) * 2
+    generic_file_write(inode, 0, data)
+    assert generic_file_read(inode, 0, len(data)) == data
+    assert inode.i_mapping.nrpages == 0
+    assert sb.a_ops.migratepage is None
+
+
+def test_ext3_ordered_files_written_buffers_in_the_journal_until_commit(
+    registry: Registry,
+) -> None:
+    world = World(registry)
+    sb = world.mount("ext3", "ordered")
+    sb.s_fs_info.set_commit_interval(10)
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    ring = list(buffers(page.private))
+    assert all(bh.b_state & BH.jbd and bh.b_count == 1 for bh in ring)
+    assert isolate_lru_page(page) == 1
+    lock_page(page)
+    assert sb.a_ops.releasepage is not None
+    assert sb.a_ops.releasepage(page, 0) == 0, "the journal holds the buffers"
+    unlock_page(page)
+    world.kernel.sched.run_for(10)
+    assert all(not bh.b_state & (BH.jbd | BH.dirty) and bh.b_count == 0 for bh in ring)
+    assert device_bytes(page) == bytes(page.data), "the commit wrote the ordered data"
+    lock_page(page)
+    page.flags &= ~PG.dirty
+    assert sb.a_ops.releasepage(page, 0) == 1
+    assert not page.flags & PG.private
+    unlock_page(page)
+
+
+def test_ext3_journal_mode_journals_at_writepage_without_writeback(
+    registry: Registry,
+) -> None:
+    world = World(registry)
+    sb = world.mount("ext3", "journal")
+    sb.s_fs_info.set_commit_interval(20)
+    inode = world.file(sb, 1)
+    world.kernel.sched.run_for(20)
+    (page,) = inode.i_mapping.pages()
+    assert not page.flags & PG.dirty, "a journalled write does not dirty the page"
+    page.data[:5] = b"hello"
+    assert set_page_dirty(page) == 1
+    assert page.flags & PG.checked
+    assert writepage(page, sb.a_ops) == 0
+    assert not page.flags & (PG.writeback | PG.dirty | PG.checked | PG.locked)
+    assert all(bh.b_state & BH.jbddirty for bh in buffers(page.private))
+    assert device_bytes(page)[:5] != b"hello"
+    world.kernel.sched.run_for(20)
+    assert device_bytes(page)[:5] == b"hello", "the commit put the data on disk"
+
+
+def test_xfs_allocates_lazily_and_will_not_release_delalloc_buffers(
+    registry: Registry,
+) -> None:
+    world = World(registry)
+    sb = world.mount("xfs", block_size=1024)
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    ring = list(buffers(page.private))
+    assert all(bh.b_state & BH.delay and not bh.b_state & BH.mapped for bh in ring)
+    assert inode.blocks == [], "no block is allocated before writeback"
+    assert isolate_lru_page(page) == 1
+    lock_page(page)
+    assert sb.a_ops.releasepage is not None
+    assert sb.a_ops.releasepage(page, 0) == 0
+    assert all(bh.b_state & BH.mapped for bh in ring), "release converted delalloc"
+    unlock_page(page)
+    assert writepage(page, sb.a_ops) == 0
+    assert len(inode.blocks) == 4
+    world.kernel.run_until_idle()
+    assert device_bytes(page) == bytes(page.data)
+
+
+def test_swap_aops_writes_the_slot_and_dirties_without_buffers(world: World) -> None:
+    from fsaops.swap import add_to_swap
+
+    mm, vma = world.anon(1)
+    page = mm.ptes[vma.vm_start].page
+    assert page is not None
+    swapper = world.kernel.swapper_space
+    assert swapper is not None
+    table = swapper.a_ops
+    assert isolate_lru_page(page) == 1
+    lock_page(page)
+    assert add_to_swap(page) == 1
+    assert page.flags & PG.dirty, "add_to_swap dirties: the slot holds nothing yet"
+    assert clear_page_dirty_for_io(page)
+    assert table.writepage is not None
+    assert table.writepage(page, WritebackControl()) == 0
+    assert bytes(world.kernel.swap_info().slot(page.private)) == bytes(page.data)
+    assert table.set_page_dirty is not None
+    assert table.set_page_dirty(page) == 1
+    assert not page.flags & PG.private
+    world.kernel.run_until_idle()
+
+
+def test_xfs_buftarg_table_refuses(registry: Registry) -> None:
+    table = registry.aops("xfs_buftarg")
+    assert table.writepage is None
+    assert table.readpage is None
+    assert table.sync_page is not None
+    assert table.migratepage is not None
+    world = World(registry)
+    a = world.kernel.nodes[0].alloc_page()
+    b = world.kernel.nodes[1].alloc_page()
+    assert a is not None
+    assert b is not None
+    assert table.migratepage(b, a) == -EIO
