@@ -371,3 +371,31 @@ def test_at_most_eleven_passes(world: World) -> None:
     hold(world.kernel.new_task("pinner"), world.kernel.sched, "page_ref", page, None)
     out = world.migrate([page])
     assert out.stats.passes == 11
+
+
+def test_debug_vm_names_the_first_page_and_table_that_broke_something(
+    registry: Registry,
+) -> None:
+    import attrs
+
+    from fsaops.debug import InvariantError
+
+    world = World(registry, debug_vm=True)
+    sb = world.mount("ext2")
+    inode = world.file(sb, 3, clean=True)
+    pages = inode.i_mapping.pages()
+    real = inode.i_mapping.a_ops.migratepage
+    assert real is not None
+
+    def leaky(newpage: Page, page: Page) -> int:
+        rc = real(newpage, page)
+        if page is pages[1]:
+            newpage.count += 1  # a reference nobody will ever drop
+        return rc
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=leaky)
+    with pytest.raises(InvariantError) as info:
+        world.migrate(pages)
+    first = info.value.problems[0]
+    assert first.startswith(f"after pfn {pages[1].pfn} (ext2_aops, pass 0, path migratepage):")
+    assert "page_count" in first

@@ -341,6 +341,7 @@ def migrate_pages(
     tick = sched.tick
     vmstat = kernel.vmstat
     trace = _tracer(kernel)
+    debug = _debug_checker(kernel, from_, to, moved, failed) if kernel.debug_vm else None
     written = stats.written
     last_why: dict[Page, str] = {}
     current = kernel.current
@@ -475,6 +476,8 @@ def migrate_pages(
                     ts.moved += 1
                     ts.via[via] = ts.via.get(via, 0) + 1
                     last_why.pop(page, None)
+                if debug is not None:
+                    debug(page, name, pass_, path)
                 page = nxt
             if retry and pass_ < MAX_PASSES - 1:
                 pass_ += 1
@@ -497,6 +500,31 @@ def migrate_pages(
     vmstat.pgmigrate_success += nr_moved
     vmstat.pgmigrate_fail += nr_failed + left
     return nr_failed + retry
+
+
+def _debug_checker(
+    kernel: Kernel,
+    from_: PageList,
+    to: PageList | None,
+    moved: PageList,
+    failed: PageList,
+) -> Callable[[Page, str, int, str], None]:
+    """``CONFIG_DEBUG_VM``: check every invariant after each page, naming the culprit."""
+    from fsaops.debug import InvariantError, check_kernel
+
+    lists = [from_, moved, failed] + ([to] if to is not None else [])
+
+    def check(page: Page, table: str, pass_: int, path: str) -> None:
+        problems = check_kernel(kernel, isolated=lists, quiet=False)
+        if problems:
+            raise InvariantError(
+                [
+                    f"after pfn {page.pfn} ({table}, pass {pass_}, path {path}): {problems[0]}",
+                    *problems[1:],
+                ]
+            )
+
+    return check
 
 
 def _call_migratepage(
