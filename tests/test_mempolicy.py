@@ -82,3 +82,22 @@ def test_sys_migrate_pages_checks(registry: Registry) -> None:
     off = World(registry, migration=False)
     mm2, _ = off.anon(1)
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}) == -ENOSYS
+
+
+def test_chunked_runs_count_every_page_once(registry: Registry) -> None:
+    from fsaops.sched import hold
+
+    world = World(registry, node_pages=1024, swap_slots=0)
+    inode = world.file(world.mount("ext2", "nobh"), 600, clean=True)
+    pages = inode.i_mapping.pages()
+    hold(world.kernel.new_task("pin"), world.kernel.sched, "page_ref", pages[-1], None)
+    pagelist = world.isolate(pages)
+    stats = MigrateStats()
+    left = migrate_pages_to(pagelist, None, 1, stats=stats)
+    assert left == 1
+    assert stats.calls == 3
+    table = stats.tables["ext2_nobh_aops"]
+    assert (table.moved, table.failed, table.not_migrated) == (599, 0, 1)
+    assert table.pages == 600
+    assert table.errors == {"EAGAIN": 1}
+    assert list(stats.pending) == [pages[-1].pfn]

@@ -269,11 +269,15 @@ class MigrateStats:
     freed under us).
     """
 
-    __slots__ = ("calls", "passes", "tables", "written")
+    __slots__ = ("calls", "passes", "pending", "tables", "written")
 
     def __init__(self) -> None:
         self.tables: dict[str, TableStats] = {}
         self.written: set[int] = set()
+        #: Pages a call left on ``from`` (counted as not migrated), by pfn:
+        #: (table, reason).  A later call on the same list (the next chunk)
+        #: may still move or fail them; each page is counted once, as it ends.
+        self.pending: dict[int, tuple[str, str]] = {}
         self.passes = 0
         self.calls = 0
 
@@ -283,6 +287,34 @@ class MigrateStats:
         if stats is None:
             stats = self.tables[name] = TableStats()
         return stats
+
+    def pend(self, pfn: int, name: str, why: str) -> None:
+        """Count a page left on ``from`` as not migrated (replacing an earlier count)."""
+        self.unpend(pfn)
+        self.pending[pfn] = (name, why)
+        ts = self.table(name)
+        ts.not_migrated += 1
+        ts.errors["EAGAIN"] = ts.errors.get("EAGAIN", 0) + 1
+        ts.reasons[why] = ts.reasons.get(why, 0) + 1
+
+    def unpend(self, pfn: int) -> None:
+        """Take back the not-migrated count of a page that a later call finished."""
+        entry = self.pending.pop(pfn, None)
+        if entry is None:
+            return
+        name, why = entry
+        ts = self.tables[name]
+        ts.not_migrated -= 1
+        _decrement(ts.errors, "EAGAIN")
+        _decrement(ts.reasons, why)
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def table_name(page: Page) -> str:
@@ -343,6 +375,7 @@ def migrate_pages(
     trace = _tracer(kernel)
     debug = _debug_checker(kernel, from_, to, moved, failed) if kernel.debug_vm else None
     written = stats.written
+    pending = stats.pending
     last_why: dict[Page, str] = {}
     current = kernel.current
     swapwrite = current.flags & PF_SWAPWRITE
@@ -451,6 +484,8 @@ def migrate_pages(
                         remove_from_swap(page)
                     list_move(page, failed)
                     nr_failed += 1
+                    if pending:
+                        stats.unpend(page.pfn)
                     ts = stats.table(name)
                     ts.failed += 1
                     ename = errno_name(rc)
@@ -472,6 +507,8 @@ def migrate_pages(
                     written.discard(page.pfn)
                     list_move(page, moved)
                     nr_moved += 1
+                    if pending:
+                        stats.unpend(page.pfn)
                     ts = stats.table(name)
                     ts.moved += 1
                     ts.via[via] = ts.via.get(via, 0) + 1
@@ -492,11 +529,8 @@ def migrate_pages(
     left = 0
     for page in from_:
         left += 1
-        ts = stats.table(table_name(page))
-        ts.not_migrated += 1
-        ts.errors["EAGAIN"] = ts.errors.get("EAGAIN", 0) + 1
         why = last_why.get(page) or "not reached (no new page left)"
-        ts.reasons[why] = ts.reasons.get(why, 0) + 1
+        stats.pend(page.pfn, table_name(page), why)
     vmstat.pgmigrate_success += nr_moved
     vmstat.pgmigrate_fail += nr_failed + left
     return nr_failed + retry
