@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from _world import World
 from fsaops.plugins import Registry, load_plugins
 
 BUILTIN = ("ext2", "ext3", "swap", "xfs", "xfs_buftarg")
+
+# The regular suite runs a fixed set of examples, so a run is reproducible;
+# `tox -e soak` (FSAOPS_SOAK=1) explores thousands more, at random.
+settings.register_profile("default", max_examples=200, derandomize=True, deadline=None)
+settings.register_profile("soak", max_examples=5000, deadline=None)
+settings.load_profile("soak" if os.environ.get("FSAOPS_SOAK") else "default")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ that moves a page with buffers without writing it back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from errno import EAGAIN, EIO
+from errno import EAGAIN
 from typing import TYPE_CHECKING, Any
 
 from fsaops.errors import KernelBug
@@ -409,11 +409,6 @@ def block_write_full_page(page: Page, get_block: GetBlock | None, wbc: Writeback
     get_block = get_block or generic_get_block
     inode = page_inode(page)
     kernel = page.node.kernel
-    faults = kernel.faults
-    if faults is not None and faults.fail_writepage():
-        redirty_page_for_writepage(wbc, page)
-        unlock_page(page)
-        return -EIO
     bs, per_page = _blocks_per_page(page, inode)
     if not page.flags & PG.private:
         create_empty_buffers(page, bs, BH.dirty | BH.uptodate)
@@ -599,16 +594,11 @@ def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
 
     A page that does have buffers goes through :func:`block_write_full_page`.
     """
-    from fsaops.writeback import redirty_page_for_writepage, set_page_writeback
+    from fsaops.writeback import set_page_writeback
 
     if page.flags & PG.private:
         return block_write_full_page(page, None, wbc)
     kernel = page.node.kernel
-    faults = kernel.faults
-    if faults is not None and faults.fail_writepage():
-        redirty_page_for_writepage(wbc, page)
-        unlock_page(page)
-        return -EIO
     inode = page_inode(page)
     bs, per_page = _blocks_per_page(page, inode)
     first_block = page.index * per_page

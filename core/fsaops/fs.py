@@ -269,7 +269,7 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
     return bytes(out)
 
 
-def generic_file_write(inode: Inode, pos: int, data: bytes | memoryview) -> int:
+def generic_file_write(inode: Inode, pos: int, data: bytes | bytearray | memoryview) -> int:
     """``write(2)``: write through the page cache, as ``generic_file_buffered_write``.
 
     Each page is found or created, locked, prepared with the table's

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from fsaops.lists import PageList, list_add, list_add_tail, list_del, list_splice
 from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.migrate import MigrateStats, migrate_pages, table_name
 from fsaops.page import page_anon, page_mapping, put_page
 from fsaops.rmap import VM_SHARED, VM_WRITE
 
@@ -44,6 +44,8 @@ MPOL_MF_MOVE = 1 << 1
 MPOL_MF_MOVE_ALL = 1 << 2
 MPOL_MF_DISCONTIG_OK = 1 << 3
 MPOL_MF_INVERT = 1 << 4
+
+_NO_NEW_PAGE = "no new page could be allocated on the target node (ENOMEM)"
 
 MIGRATE_CHUNK_SIZE = 256
 """New pages are allocated in chunks; the test is ``> 256``, so a chunk is 257."""
@@ -148,6 +150,10 @@ def migrate_pages_to(
             if nr_pages > MIGRATE_CHUNK_SIZE:
                 break
         if err:
+            if stats is not None:
+                # Every page still listed goes without a new page.
+                for page in pagelist:
+                    stats.pend(page.pfn, table_name(page), _NO_NEW_PAGE, "ENOMEM")
             break
         err = migrate_pages(pagelist, newlist, moved, failed, stats=stats)
         putback_lru_pages(moved)

@@ -275,9 +275,9 @@ class MigrateStats:
         self.tables: dict[str, TableStats] = {}
         self.written: set[int] = set()
         #: Pages a call left on ``from`` (counted as not migrated), by pfn:
-        #: (table, reason).  A later call on the same list (the next chunk)
+        #: (table, reason, errno name).  A later call on the same list (the next chunk)
         #: may still move or fail them; each page is counted once, as it ends.
-        self.pending: dict[int, tuple[str, str]] = {}
+        self.pending: dict[int, tuple[str, str, str]] = {}
         self.passes = 0
         self.calls = 0
 
@@ -288,13 +288,13 @@ class MigrateStats:
             stats = self.tables[name] = TableStats()
         return stats
 
-    def pend(self, pfn: int, name: str, why: str) -> None:
+    def pend(self, pfn: int, name: str, why: str, error: str = "EAGAIN") -> None:
         """Count a page left on ``from`` as not migrated (replacing an earlier count)."""
         self.unpend(pfn)
-        self.pending[pfn] = (name, why)
+        self.pending[pfn] = (name, why, error)
         ts = self.table(name)
         ts.not_migrated += 1
-        ts.errors["EAGAIN"] = ts.errors.get("EAGAIN", 0) + 1
+        ts.errors[error] = ts.errors.get(error, 0) + 1
         ts.reasons[why] = ts.reasons.get(why, 0) + 1
 
     def unpend(self, pfn: int) -> None:
@@ -302,10 +302,10 @@ class MigrateStats:
         entry = self.pending.pop(pfn, None)
         if entry is None:
             return
-        name, why = entry
+        name, why, error = entry
         ts = self.tables[name]
         ts.not_migrated -= 1
-        _decrement(ts.errors, "EAGAIN")
+        _decrement(ts.errors, error)
         _decrement(ts.reasons, why)
 
 
@@ -514,7 +514,7 @@ def migrate_pages(
                     ts.via[via] = ts.via.get(via, 0) + 1
                     last_why.pop(page, None)
                 if debug is not None:
-                    debug(page, name, pass_, path)
+                    debug(page, newpage if rc == 0 else None, name, pass_, path)
                 page = nxt
             if retry and pass_ < MAX_PASSES - 1:
                 pass_ += 1
@@ -542,21 +542,24 @@ def _debug_checker(
     to: PageList | None,
     moved: PageList,
     failed: PageList,
-) -> Callable[[Page, str, int, str], None]:
-    """``CONFIG_DEBUG_VM``: check every invariant after each page, naming the culprit."""
+) -> Callable[[Page, Page | None, str, int, str], None]:
+    """``CONFIG_DEBUG_VM``: check every invariant after each page, naming the culprit.
+
+    After a page moved to a new page, the old page (not yet freed) must
+    also hold the same bytes as the new one.
+    """
     from fsaops.debug import InvariantError, check_kernel
+    from fsaops.page import page_address
 
     lists = [from_, moved, failed] + ([to] if to is not None else [])
 
-    def check(page: Page, table: str, pass_: int, path: str) -> None:
+    def check(page: Page, newpage: Page | None, table: str, pass_: int, path: str) -> None:
         problems = check_kernel(kernel, isolated=lists, quiet=False)
+        if newpage is not None and page_address(newpage) != page_address(page):
+            problems.insert(0, f"the contents of pfn {page.pfn} did not reach pfn {newpage.pfn}")
         if problems:
-            raise InvariantError(
-                [
-                    f"after pfn {page.pfn} ({table}, pass {pass_}, path {path}): {problems[0]}",
-                    *problems[1:],
-                ]
-            )
+            where = f"after pfn {page.pfn} ({table}, pass {pass_}, path {path})"
+            raise InvariantError([f"{where}: {problems[0]}", *problems[1:]])
 
     return check
 
@@ -592,7 +595,7 @@ def _fallback(
             unlock_page(page)
             return -EAGAIN, f"pageout_{result.value}", newpage
         if result is PageOut.SUCCESS:
-            kernel.why = "written out; waiting for writeback"
+            kernel.why = kernel.why or "written out; waiting for writeback"
             unlock_page(newpage)
             return -EAGAIN, "pageout_success", newpage
     if not page.flags & PG_private or try_to_release_page(page, 0):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import mmap
 import threading
 from array import array
-from errno import EIO
 from typing import TYPE_CHECKING
 
 from fsaops.errors import KernelBug
@@ -227,14 +226,9 @@ def swap_writepage(page: Page, wbc: WritebackControl) -> int:
     Starts writeback, unlocks the page, copies its bytes into the slot and
     ends writeback ``io_latency`` ticks later.
     """
-    from fsaops.writeback import redirty_page_for_writepage, set_page_writeback
+    from fsaops.writeback import set_page_writeback
 
     kernel = page.node.kernel
-    faults = kernel.faults
-    if faults is not None and faults.fail_writepage():
-        redirty_page_for_writepage(wbc, page)
-        unlock_page(page)
-        return -EIO
     set_page_writeback(page)
     unlock_page(page)
     kernel.swap_info().slot(page.private)[:] = page_address(page)

@@ -10,6 +10,7 @@ completes some ticks later.
 from __future__ import annotations
 
 import enum
+from errno import EIO, errorcode
 from typing import TYPE_CHECKING
 
 import attrs
@@ -162,9 +163,18 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
     page.flags |= PG.reclaim
     wbc = WritebackControl()
     kernel.vmstat.pageout_writepage += 1
-    res = writepage(page, wbc)
+    faults = kernel.faults
+    if faults is not None and faults.fail_writepage():
+        # Injected: the filesystem's writepage failed before any I/O.  As a
+        # writepage must, leave the page dirty and unlocked.
+        redirty_page_for_writepage(wbc, page)
+        unlock_page(page)
+        res = -EIO
+    else:
+        res = writepage(page, wbc)
     if res < 0:
         kernel.vmstat.writepage_error += 1
+        kernel.why = f"writepage failed ({errorcode.get(-res, res)})"
         handle_write_error(mapping, page, res)
     if res == WRITEPAGE_ACTIVATE:
         page.flags &= ~PG.reclaim
