@@ -23,8 +23,16 @@ from fsaops.plugins import Registry
 from fsaops.writeback import set_page_dirty
 
 
-def armed(world: World, **probabilities: float) -> FaultInjector:
-    faults = FaultInjector(seed=1, armed=True, **probabilities)
+def armed(
+    world: World, *, alloc_fail: float = 0.0, writepage_error: float = 0.0, swap_full: float = 0.0
+) -> FaultInjector:
+    faults = FaultInjector(
+        alloc_fail=alloc_fail,
+        writepage_error=writepage_error,
+        swap_full=swap_full,
+        seed=1,
+        armed=True,
+    )
     world.kernel.faults = faults
     return faults
 

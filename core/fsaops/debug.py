@@ -211,11 +211,10 @@ def check_kernel(
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
         if quiet and page.flags & PG.writeback:
             problems.append(f"pfn {pfn} is still under writeback")
-        mapping = page.mapping
-        if mapping is not None and not mapping.anon and pfn not in in_tree:
-            problems.append(
-                f"pfn {pfn} points at {mapping.name} but is not in its page tree"  # type: ignore[union-attr]
-            )
+        owner = page.mapping
+        if owner is not None and not owner.anon and pfn not in in_tree:
+            name = getattr(owner, "name", "a mapping")
+            problems.append(f"pfn {pfn} points at {name} but is not in its page tree")
         if page.flags & PG.swapcache and not page.flags & PG.locked:
             entry = page.private
             swapper = kernel.swapper_space
