@@ -277,3 +277,19 @@ def test_migration_compiled_out_removes_every_migratepage() -> None:
     assert tables
     assert all(table.migratepage is None for _, _, table in tables)
     assert load_plugins(env={}).aops("ext2").migratepage is not None
+
+
+def test_a_plugin_whose_import_hangs_is_reported_not_waited_for(tmp_path: Path) -> None:
+    slow = "import time\ntime.sleep(60)\n"
+    make_dist(tmp_path, "slowfs-dist", {"slowfs": "slowfs"}, {"slowfs": slow})
+    out = load_in_subprocess(tmp_path, env={"FSAOPS_PLUGIN_TIMEOUT": "0.5"})
+    assert out["type"] == "PluginLoadError"
+    assert "slowfs-dist[slowfs]" in str(out["error"])
+    assert "did not finish within 0.5 s" in str(out["error"])
+
+
+def test_a_plugin_raising_a_base_exception_on_import_is_reported(tmp_path: Path) -> None:
+    make_dist(tmp_path, "exitfs-dist", {"exitfs": "exitfs"}, {"exitfs": "raise SystemExit(3)\n"})
+    out = load_in_subprocess(tmp_path)
+    assert out["type"] == "PluginLoadError"
+    assert "exitfs-dist[exitfs]" in str(out["error"])

@@ -19,6 +19,7 @@ There is one path for built-in and third-party plugins alike:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from types import MappingProxyType
@@ -46,6 +47,7 @@ from fsaops.errors import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
+    "TIMEOUT_VAR",
     "PluginInfo",
     "Registry",
     "discover",
@@ -213,6 +215,42 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
     return dict(sorted(found.items()))
 
 
+TIMEOUT_VAR = "FSAOPS_PLUGIN_TIMEOUT"
+"""Seconds a plugin may take to import (default 60)."""
+
+
+def _import(ep: metadata.EntryPoint, timeout: float | None) -> object:
+    """Import an entry point's module, giving up after ``timeout`` seconds.
+
+    The import runs in a daemon thread so that a plugin whose import hangs
+    is reported instead of hanging the program.
+    """
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get(TIMEOUT_VAR, "60"))
+        except ValueError:
+            raise PluginSelectionError(
+                f"{TIMEOUT_VAR} must be a number of seconds, not {os.environ[TIMEOUT_VAR]!r}"
+            ) from None
+    result: list[object] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(ep.load())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"import {ep.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"its import did not finish within {timeout:g} s")
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -337,6 +375,7 @@ def load_plugins(
     migration: bool = True,
     strict: bool = True,
     entry_points: _EntryPoints | None = None,
+    import_timeout: float | None = None,
 ) -> Registry:
     """Find, select, load and check plugins; return the frozen registry.
 
@@ -349,6 +388,8 @@ def load_plugins(
         strict: raise the first plugin failure; otherwise record failures
             in the registry (``fsaops plugins`` lists them).
         entry_points: where to read entry points from (tests pass a fake).
+        import_timeout: seconds a plugin may take to import before it is
+            reported as failed (default: ``FSAOPS_PLUGIN_TIMEOUT`` or 60).
 
     Raises:
         PluginSelectionError: the selection names an unknown plugin, or a
@@ -367,8 +408,8 @@ def load_plugins(
     for name in selected:
         item = available[name]
         try:
-            module = item.entry_point.load()
-        except Exception as exc:
+            module = _import(item.entry_point, import_timeout)
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() is reported too
             errors[name] = PluginLoadError(item.label, exc)
             continue
         try:
