@@ -9,9 +9,12 @@ and every byte written reads back.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -40,6 +43,9 @@ MOUNTS = [
 ]
 
 _REGISTRY: list[Registry] = []
+
+#: What every example of the run did, summed (printed with ``-s``).
+TOTALS: Counter[str] = Counter()
 
 
 def registry() -> Registry:
@@ -157,6 +163,7 @@ class MigrationMachine(RuleBasedStateMachine):
         finally:
             self.faults.armed = False
         self.moved += result.isolated - result.left
+        TOTALS["migrations"] += 1
         kernel.alloc_nid = dst
         self.src = dst
 
@@ -181,13 +188,19 @@ class MigrationMachine(RuleBasedStateMachine):
     def every_byte_reads_back(self) -> None:
         for inode, model in self.files:
             assert generic_file_read(inode, 0, len(model)) == bytes(model)
+            TOTALS["bytes checked"] += len(model)
         for mm, vma, model in self.areas:
             assert mm.read(vma.vm_start * PAGE, len(model)) == bytes(model)
+            TOTALS["bytes checked"] += len(model)
+        TOTALS["checks"] += 1
 
     def teardown(self) -> None:
         from hypothesis import event
 
         event("pages moved" if self.moved else "nothing moved")
+        TOTALS["examples"] += 1
+        TOTALS["pages moved"] += self.moved
+        TOTALS["faults injected"] += sum(self.faults.injected.values())
         kernel = self.world.kernel
         kernel.run_until_idle()
         assert check_kernel(kernel) == []
@@ -200,3 +213,10 @@ settings_for: dict[str, Any] = {
 }
 MigrationMachine.TestCase.settings = settings(**settings_for)
 TestMigrationMachine = MigrationMachine.TestCase
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_totals() -> Iterator[None]:
+    yield
+    if TOTALS:
+        print("\nstate machine totals:", dict(sorted(TOTALS.items())))
