@@ -1,4 +1,4 @@
-"""``python -m fsaops``."""
+"""``python -m fsaops``: the ``fsaops`` command line."""
 
 from __future__ import annotations
 

@@ -1,0 +1,449 @@
+"""The ``fsaops`` command line, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fsaops
+from fsaops.cli import main
+
+CONFIGS = Path(__file__).parent / "configs"
+BAD = sorted((CONFIGS / "bad").glob("*.toml"))
+BUILTIN = {"ext2", "ext3", "xfs", "swap", "xfs_buftarg"}
+
+
+def run(
+    *args: str | Path, env: dict[str, str] | None = None, code: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m fsaops ARGS`` (or ``python -c CODE``) with FSAOPS_PLUGINS unset."""
+    environment = {k: v for k, v in os.environ.items() if k != "FSAOPS_PLUGINS"}
+    environment.update(env or {})
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "fsaops"]
+    return subprocess.run(
+        [*command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_bad_input(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Exit 2, one line ``fsaops: error: ...`` on stderr, no traceback; returns the line."""
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("fsaops: error: ")
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def default_json() -> dict[str, Any]:
+    proc = run("migrate", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+@pytest.fixture
+def third_party(tmp_path: Path) -> dict[str, str]:
+    """An environment where two more plugins are installed: badfs and a broken one."""
+    for name, module in (("badfs", "badfs_plugin"), ("brokenfs", "no_such_module_for_fsaops")):
+        info = tmp_path / f"{name}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[fsaops]\n{name} = {module}\n")
+    path = os.pathsep.join([str(tmp_path), str(CONFIGS / "plugins")])
+    return {"PYTHONPATH": path}
+
+
+# -- the program ------------------------------------------------------------------------------
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"fsaops {fsaops.__version__}"
+
+
+def test_help_lists_the_commands() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    for command in ("migrate", "plugins", "config"):
+        assert command in proc.stdout
+
+
+def test_no_command_is_bad_input() -> None:
+    assert_bad_input(run(), "COMMAND")
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["frobnicate"], "frobnicate"),
+        (["migrate", "--seed", "-4"], "--seed"),
+        (["migrate", "--seed", "many"], "--seed"),
+        (["migrate", "--log-level", "loud"], "--log-level"),
+        (["migrate", "--log-format", "xml"], "--log-format"),
+        (["config"], "ACTION"),
+        (["config", "check"], "FILE"),
+    ],
+)
+def test_bad_arguments(args: list[str], word: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fsaops: error: ") and word in err
+    assert len(err.splitlines()) == 1
+
+
+# -- migrate ----------------------------------------------------------------------------------
+
+
+def test_migrate_json_has_the_documented_fields(default_json: dict[str, Any]) -> None:
+    assert set(default_json["totals"]) >= {"pages", "moved", "failed", "not_migrated", "passes"}
+    assert set(default_json["by_aops"]) >= {
+        "ext2_aops",
+        "ext2_nobh_aops",
+        "ext3_ordered_aops",
+        "ext3_writeback_aops",
+        "ext3_journalled_aops",
+        "linvfs_aops",
+        "swap_aops",
+        "xfs_mapping_buftarg.mapping_aops",
+    }
+    for entry in default_json["by_aops"].values():
+        assert set(entry) >= {
+            "pages",
+            "moved",
+            "failed",
+            "not_migrated",
+            "errors",
+            "via",
+            "reasons",
+        }
+        assert entry["pages"] == entry["moved"] + entry["failed"] + entry["not_migrated"]
+    assert set(default_json["vmstat"]) >= {"pgmigrate_success", "pgmigrate_fail", "writepage"}
+    assert set(default_json["integrity"]) >= {"checked", "lost", "corrupted"}
+    assert default_json["seed"] == 42
+    assert default_json["source"] == "<built-in scenario>"
+    assert default_json["invariants"] == []
+    assert default_json["status"] == "ok"
+    assert default_json["ticks"]["total"] >= default_json["ticks"]["migration"] > 0
+
+
+def test_default_scenario_shows_every_engine_path(default_json: dict[str, Any]) -> None:
+    tables = default_json["by_aops"]
+    via: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for entry in tables.values():
+        for k, v in entry["via"].items():
+            via[k] = via.get(k, 0) + v
+        for k, v in entry["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    assert tables["ext2_aops"]["migratepage"] == "fsaops.buffer.buffer_migrate_page"
+    assert tables["ext2_aops"]["via"]["migratepage"] > 0
+    assert tables["swap_aops"]["migratepage"] == "fsaops.migrate.migrate_page"
+    assert tables["swap_aops"]["via"]["migratepage"] > 0
+    journal = tables["ext3_journalled_aops"]
+    assert journal["migratepage"] is None
+    assert journal["via"]["writeback"] > 0 and journal["via"]["migrate_page"] > 0
+    assert via["swap"] > 0
+    buftarg = tables["xfs_mapping_buftarg.mapping_aops"]
+    assert buftarg["errors"]["EIO"] == buftarg["failed"] == buftarg["pages"] > 0
+    assert errors["EAGAIN"] > 0
+    integrity = default_json["integrity"]
+    assert integrity["lost"] == 0 and integrity["corrupted"] == 0
+    assert integrity["checked"] >= default_json["totals"]["pages"]
+
+
+def test_migrate_text_report(tmp_path: Path) -> None:
+    proc = run("migrate", CONFIGS / "small.toml")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", "no progress bar when standard error is not a terminal"
+    out = proc.stdout
+    assert "Pages by operations table" in out
+    for name in ("ext2_aops", "ext3_journalled_aops", "linvfs_aops", "swap_aops"):
+        assert name in out
+    assert "buffer_migrate_page" in out
+    assert "OK: nothing lost, every invariant holds" in out
+    assert "\x1b[" not in out, "no colour codes when output is not a terminal"
+
+
+def test_same_seed_same_json_and_another_seed_another_workload() -> None:
+    small = CONFIGS / "small.toml"
+    first = run("migrate", small, "--json", "--seed", "5")
+    second = run("migrate", small, "--json", "--seed", "5")
+    other = run("migrate", small, "--json", "--seed", "6")
+    assert first.returncode == second.returncode == other.returncode == 0
+    assert first.stdout == second.stdout
+    a, b = json.loads(first.stdout), json.loads(other.stdout)
+    assert (a["seed"], b["seed"]) == (5, 6)
+    assert a["workload"]["digest"] != b["workload"]["digest"]
+
+
+def test_migration_compiled_out_exits_2_with_enosys() -> None:
+    proc = run("migrate", CONFIGS / "no_migration.toml")
+    assert_bad_input(proc, "ENOSYS", "no_migration.toml", "kernel.migration")
+    assert proc.stdout == ""
+
+
+def test_debug_log_stream_is_json_on_stderr() -> None:
+    proc = run(
+        "migrate", CONFIGS / "small.toml", "--json", "--log-format", "json", "--log-level", "debug"
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    attempts = [e for e in events if e["event"] == "mm_migrate_page"]
+    assert len(attempts) >= report["totals"]["pages"]
+    assert all(e["level"] == "debug" for e in attempts)
+    assert {"pfn", "table", "path", "rc", "pass_"} <= set(attempts[0])
+
+
+def test_info_log_stream_in_console_format() -> None:
+    proc = run("migrate", CONFIGS / "small.toml", "--json", "--log-level", "info")
+    assert proc.returncode == 0
+    assert "scenario_built" in proc.stderr and "scenario_done" in proc.stderr
+    assert "mm_migrate_page" not in proc.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    small = str(CONFIGS / "small.toml")
+    for args, shown in (
+        ([], True),
+        (["--no-progress"], False),
+        (["--json"], False),
+        (["--log-level", "info"], False),
+    ):
+        err = _Terminal()
+        monkeypatch.setattr(sys, "stderr", err)
+        monkeypatch.setattr(sys, "stdout", io.StringIO())
+        assert main(["migrate", small, *args]) == 0
+        assert ("migrating pages" in err.getvalue()) is shown, args
+
+
+# -- bad scenario files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_bad_config_exits_2_naming_the_key(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    expect = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    assert main(["config", "check", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"fsaops: error: {path}: ")
+    assert expect in err
+
+
+def test_there_are_at_least_twenty_bad_configs() -> None:
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("unknown_key", ["kernel.node_count", "unknown key"]),
+        ("unknown_plugin", ["plugins.load[1]", "'zfs' is not installed"]),
+        ("unselected_plugin_mount", ["mount[1].fs", "fsaops[xfs]", "not loaded"]),
+        ("negative_pages", ["mount[0].pages"]),
+        ("not_toml", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_through_migrate_in_a_subprocess(name: str, words: list[str]) -> None:
+    path = CONFIGS / "bad" / f"{name}.toml"
+    assert_bad_input(run("migrate", path), str(path), *words)
+
+
+def test_missing_binary_and_directory_files(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    assert_bad_input(run("migrate", missing), f"{missing}: no such file")
+    binary = tmp_path / "image.toml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert_bad_input(run("config", "check", binary), f"{binary}: not a TOML file")
+    assert_bad_input(run("plugins", "--config", tmp_path), "is a directory")
+
+
+def test_unknown_plugin_on_the_command_line() -> None:
+    assert_bad_input(run("migrate", "--plugins", "ext2,zfs"), "--plugins", "'zfs'")
+    assert_bad_input(run("plugins", "--plugins", "ext2,ext2"), "twice")
+
+
+def test_builtin_scenario_with_a_plugin_left_out() -> None:
+    proc = run("migrate", "--plugins", "ext2,ext3,swap,xfs")
+    assert_bad_input(proc, "<built-in scenario>", "mount[7].fs", "fsaops[xfs_buftarg]")
+
+
+# -- config check --------------------------------------------------------------------------------
+
+
+def test_config_check_accepts_a_good_file() -> None:
+    proc = run("config", "check", CONFIGS / "small.toml")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{CONFIGS / 'small.toml'}: OK: 4 mount(s), 160 pages on node 0")
+
+
+def test_config_check_notes_migration_compiled_out() -> None:
+    proc = run("config", "check", CONFIGS / "no_migration.toml")
+    assert proc.returncode == 0
+    assert "ENOSYS" in proc.stdout
+
+
+# -- plugins --------------------------------------------------------------------------------------
+
+
+def test_plugins_lists_every_builtin_with_its_migratepage() -> None:
+    proc = run("plugins")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for name in BUILTIN:
+        assert f"fsaops[{name}] {fsaops.__version__}" in out
+    assert out.count("loaded") == 5
+    assert "fsaops.buffer.buffer_migrate_page" in out
+    assert "fsaops.migrate.fail_migrate_page" in out
+    assert "ext3_journalled_aops" in out
+
+
+def plugins_json(*args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = run("plugins", "--json", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def migratepage_of(data: dict[str, Any]) -> dict[str, str | None]:
+    return {
+        entry["table"]: entry["migratepage"]
+        for plugin in data["plugins"]
+        for fs in plugin["filesystems"]
+        for entry in fs["modes"].values()
+    }
+
+
+def test_plugins_json() -> None:
+    data = plugins_json()
+    assert data["migration"] is True
+    assert {p["name"] for p in data["plugins"]} == BUILTIN
+    for plugin in data["plugins"]:
+        assert plugin["label"] == f"{plugin['distribution']}[{plugin['name']}]"
+        assert plugin["version"] == fsaops.__version__
+        assert plugin["status"] == "loaded"
+    assert migratepage_of(data) == {
+        "ext2_aops": "fsaops.buffer.buffer_migrate_page",
+        "ext2_nobh_aops": "fsaops.buffer.buffer_migrate_page",
+        "ext2_aops_xip": None,
+        "ext3_ordered_aops": "fsaops.buffer.buffer_migrate_page",
+        "ext3_writeback_aops": "fsaops.buffer.buffer_migrate_page",
+        "ext3_journalled_aops": None,
+        "linvfs_aops": "fsaops.buffer.buffer_migrate_page",
+        "swap_aops": "fsaops.migrate.migrate_page",
+        "xfs_mapping_buftarg.mapping_aops": "fsaops.migrate.fail_migrate_page",
+    }
+
+
+def test_plugins_selected_on_the_command_line_and_in_the_environment() -> None:
+    for data in (plugins_json("--plugins", "ext3"), plugins_json(env={"FSAOPS_PLUGINS": "ext3"})):
+        status = {p["name"]: p["status"] for p in data["plugins"]}
+        assert status == {n: "loaded" if n == "ext3" else "not loaded" for n in BUILTIN}
+        assert set(migratepage_of(data)) == {
+            "ext3_ordered_aops",
+            "ext3_writeback_aops",
+            "ext3_journalled_aops",
+        }
+
+
+def test_plugins_with_migration_compiled_out_show_no_migratepage() -> None:
+    data = plugins_json("--config", CONFIGS / "no_migration.toml")
+    assert data["migration"] is False
+    tables = migratepage_of(data)
+    assert len(tables) == 9
+    assert set(tables.values()) == {None}
+    text = run("plugins", "--config", CONFIGS / "no_migration.toml").stdout
+    assert "compiled out" in text
+    assert "fsaops.buffer" not in text
+
+
+def test_plugins_config_selection() -> None:
+    data = plugins_json("--config", CONFIGS / "ext3_only.toml")
+    assert data["selection"] == ["ext3"]
+    assert "[plugins] load" in data["selected_by"]
+
+
+# -- plugin selection imports nothing else --------------------------------------------------------
+
+PROBE = """
+import sys
+from fsaops.cli import main
+rc = main(sys.argv[1:])
+loaded = sorted(m for m in sys.modules if m.startswith("fsaops_"))
+print("MODULES", ",".join(loaded), file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.parametrize("how", ["--plugins", "FSAOPS_PLUGINS"])
+def test_an_ext3_only_run_imports_no_other_plugin(how: str) -> None:
+    args: list[str | Path] = ["migrate", CONFIGS / "ext3_only.toml", "--json"]
+    env = {}
+    if how == "--plugins":
+        args += ["--plugins", "ext3"]
+    else:
+        env["FSAOPS_PLUGINS"] = "ext3"
+    proc = run(*args, code=PROBE, env=env)
+    assert proc.returncode == 0, proc.stderr
+    modules = proc.stderr.split("MODULES ", 1)[1].split()[0].split(",")
+    assert {m.split(".")[0] for m in modules} == {"fsaops_ext3"}
+    report = json.loads(proc.stdout)
+    assert {e["filesystem"] for e in report["by_aops"].values()} == {"ext3"}
+
+
+# -- third-party plugins -------------------------------------------------------------------------
+
+
+def test_a_migratepage_that_corrupts_data_exits_1(third_party: dict[str, str]) -> None:
+    proc = run("migrate", CONFIGS / "badfs.toml", "--json", env=third_party)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "data lost"
+    badfs = report["by_aops"]["badfs_aops"]
+    assert badfs["migratepage"] == "badfs_plugin.badfs_migratepage"
+    assert badfs["moved"] == 16
+    assert report["integrity"]["corrupted"] == 16
+    text = run("migrate", CONFIGS / "badfs.toml", env=third_party)
+    assert text.returncode == 1
+    assert "FAILED: data was lost" in text.stdout
+
+
+def test_a_plugin_that_fails_to_import_is_reported(third_party: dict[str, str]) -> None:
+    listing = run("plugins", env=third_party)
+    line = assert_bad_input(listing, "brokenfs[brokenfs]", "failed to load")
+    assert "ModuleNotFoundError" in line
+    assert "failed" in listing.stdout and "badfs[badfs] 0.1" in listing.stdout
+    data = json.loads(run("plugins", "--json", env=third_party).stdout)
+    status = {p["name"]: p["status"] for p in data["plugins"]}
+    assert status["brokenfs"] == "failed" and status["badfs"] == "loaded"
+    migrate = run("migrate", "--plugins", "brokenfs,swap", env=third_party)
+    assert_bad_input(migrate, "brokenfs[brokenfs]", "failed to load")
