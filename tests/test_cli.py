@@ -437,6 +437,16 @@ def test_a_migratepage_that_corrupts_data_exits_1(third_party: dict[str, str]) -
     assert "FAILED: data was lost" in text.stdout
 
 
+def test_debug_vm_names_the_page_and_table_that_broke_something(
+    third_party: dict[str, str],
+) -> None:
+    proc = run("migrate", CONFIGS / "badfs.toml", "--debug-vm", env=third_party)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "(badfs_aops, pass 0, path migratepage)" in proc.stderr
+    assert "did not reach pfn" in proc.stderr
+
+
 def test_a_plugin_that_fails_to_import_is_reported(third_party: dict[str, str]) -> None:
     listing = run("plugins", env=third_party)
     line = assert_bad_input(listing, "brokenfs[brokenfs]", "failed to load")

@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+import attrs
+
 from fsaops import __version__
 from fsaops.errors import Deadlock, FsaopsError, KernelBug
 
@@ -117,6 +119,12 @@ def _parser() -> _Parser:
     )
     migrate.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even on a terminal"
+    )
+    migrate.add_argument(
+        "--debug-vm",
+        action="store_true",
+        help="check every invariant after every page (CONFIG_DEBUG_VM; slow): the first "
+        "broken one names the page, its table and the path taken, and exits 1",
     )
 
     plugins = sub.add_parser(
@@ -249,6 +257,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from fsaops.scenario import run_scenario
 
     config, source = _read_config(args.scenario)
+    if args.debug_vm:
+        config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
     registry = _load(config, source, args.plugins)
     check_config(config, registry, source)
     if not config.kernel.migration:

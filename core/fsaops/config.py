@@ -127,8 +127,8 @@ def _doc(text: str) -> dict[str, str]:
 class KernelConfig:
     """``[kernel]``: the machine.
 
-    Defaults: migration built in, 2 nodes of 64 MiB, 4096-byte pages, I/O
-    completing 4 ticks after it is submitted.
+    Defaults: migration built in, 2 nodes of 64 MiB, 4096-byte pages, no
+    per-page invariant checks, I/O completing 4 ticks after it is submitted.
     """
 
     migration: bool = attrs.field(
@@ -149,6 +149,14 @@ class KernelConfig:
     page_size: ByteSize = attrs.field(
         default=ByteSize(4096),
         metadata=_doc("Bytes per page: a power of two from 512 to 65536."),
+    )
+    debug_vm: bool = attrs.field(
+        default=False,
+        metadata=_doc(
+            "CONFIG_DEBUG_VM: check every invariant after every page the engine tries "
+            "(slow); the first broken one names the page, its table and the path taken. "
+            "`fsaops migrate --debug-vm` turns it on for one run."
+        ),
     )
     io_latency: int = attrs.field(
         default=4,

@@ -73,10 +73,11 @@ def check_kernel(
 
     Args:
         kernel: the machine.
-        isolated: private lists holding isolated pages (each such page has
-            one reference for its isolation) or newly allocated pages (one
-            reference for the allocation), such as migration's
-            ``from``/``to``/``moved``/``failed``.
+        isolated: private lists to check the pages of, such as migration's
+            ``from``/``to``/``moved``/``failed``.  Any page off the LRU but
+            linked on a list is counted as holding one reference for that
+            list (its isolation, or its allocation for a page on ``to``),
+            whether or not its list is named here.
         quiet: the machine is at rest: no page or buffer is locked except
             by another task's hold, and no I/O is in flight.
     """
@@ -98,10 +99,11 @@ def check_kernel(
             elif hold.kind == "buffer_lock":
                 bh_locked_by_task.add(id(hold.obj))
 
-    # Private lists: one reference each.
+    # A page off the LRU but linked on a list is on somebody's private list
+    # (isolated for migration, or a new page waiting on ``to``): that list
+    # holds one reference.  The lists named in ``isolated`` are also walked,
+    # to check that their pages really are linked.
     on_private = _lists_membership(isolated)
-    for pfn in on_private:
-        expected[pfn] += 1
 
     # Page trees: one reference per slot.
     in_tree: dict[int, AddressSpace] = {}
@@ -190,7 +192,8 @@ def check_kernel(
         if page.count == 0:
             problems.append(f"pfn {pfn} has no references but is not on the free list (leaked)")
             continue
-        want = expected[pfn] + (1 if page.flags & PG.private else 0)
+        listed = not page.flags & PG.lru and page.lru_next is not LIST_POISON
+        want = expected[pfn] + (1 if page.flags & PG.private else 0) + (1 if listed else 0)
         if page.count != want:
             problems.append(
                 f"pfn {pfn} has page_count {page.count}, but {want} references are accounted "
@@ -205,8 +208,6 @@ def check_kernel(
             )
         if pfn in on_private and page.lru_next is LIST_POISON:
             problems.append(f"pfn {pfn} is isolated but on no list")
-        if not page.flags & PG.lru and pfn not in on_private and page.lru_next is not LIST_POISON:
-            problems.append(f"pfn {pfn} is on a list nobody accounts for")
         if quiet and page.flags & PG.locked and pfn not in locked_by_task:
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
         if quiet and page.flags & PG.writeback:

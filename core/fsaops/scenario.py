@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
-from errno import ENOMEM
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -62,7 +61,7 @@ from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import grab_cache_page
 from fsaops.memory_hotplug import isolate_node_pages
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE, migrate_pages_to
-from fsaops.migrate import MigrateStats, migrate_pages, table_name
+from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.page import PG, Page, lock_page, put_page, unlock_page
 from fsaops.report import Integrity, Report, TableReport, Totals
 from fsaops.sched import Hold, Task, hold, release
@@ -223,6 +222,7 @@ class World:
             registry=registry,
             log=log,
             io_latency=k.io_latency,
+            debug_vm=k.debug_vm,
             faults=self.faults,
             seed=_subseed(seed, "kernel"),
         )
@@ -531,10 +531,8 @@ class World:
                 for page in _take(pagelist, CHUNK_PAGES):
                     list_move_tail(page, chunk)
                 size = len(chunk)
-                calls = stats.calls
-                rc = migrate_pages_to(chunk, None, self.target_node, stats=stats)
-                if rc == -ENOMEM and stats.calls == calls:
-                    _count_unattempted(chunk, stats, self.target_node)
+                # Pages it cannot get a new page for are counted as ENOMEM there.
+                migrate_pages_to(chunk, None, self.target_node, stats=stats)
                 list_splice(chunk, left)
                 done += size
                 if progress is not None:
@@ -679,16 +677,6 @@ def _start_write(page: Page) -> None:
     rc = writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))
     if rc == WRITEPAGE_ACTIVATE:
         unlock_page(page)
-
-
-def _count_unattempted(chunk: PageList, stats: MigrateStats, target: int) -> None:
-    """Count pages ``migrate_pages_to`` never tried: no new page could be allocated."""
-    why = f"no new page could be allocated on node {target}"
-    for page in chunk:
-        ts = stats.table(table_name(page))
-        ts.not_migrated += 1
-        ts.errors["ENOMEM"] = ts.errors.get("ENOMEM", 0) + 1
-        ts.reasons[why] = ts.reasons.get(why, 0) + 1
 
 
 # -- the report ---------------------------------------------------------------------
