@@ -245,7 +245,7 @@ class Scheduler:
         """Sleep until ``ready()`` is true.
 
         Pending events run in time order while they can still wake the
-        sleeper.  With real threads registered (:attr:`threads`), a sleeper
+        sleeper.  With real threads registered (``threads``), a sleeper
         with nothing simulated left to run waits on ``wq`` for a thread to
         wake it.
 
