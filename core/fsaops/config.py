@@ -773,7 +773,9 @@ def _format_path(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            # A hostile key is not echoed whole.
+            name = f"{part[:37]}..." if len(part) > 40 else part
+            out += f".{name}" if out else name
     return out
 
 
@@ -936,6 +938,10 @@ def _static_problems(config: Config) -> list[str]:
     return problems
 
 
+MAX_FILE_BYTES = 1024 * 1024
+"""A scenario file larger than this is refused unread."""
+
+
 def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
     """Parse and check a scenario from TOML text; ``source`` names it in messages.
 
@@ -943,12 +949,19 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
         ConfigError: not TOML, an unknown key, a value of the wrong type, or a
             value out of range; the message names ``source`` and the key.
     """
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(f"{source}: not valid TOML: a number has far too many digits") from None
     try:
         config = _converter().structure(raw, Config)
+    except RecursionError:
+        raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
     except Exception as exc:
         raise ConfigError(_message(source, _flatten(exc, ()))) from None
     _raise(source, _static_problems(config))
@@ -965,13 +978,17 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     source = os.fspath(path)
     try:
         with open(source, "rb") as fp:
-            data = fp.read()
+            data = fp.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such file") from None
     except IsADirectoryError:
         raise ConfigError(f"{source}: is a directory, not a scenario file") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{source}: too large for a scenario file (more than {MAX_FILE_BYTES // 1024} KiB)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
