@@ -219,3 +219,25 @@ def test_xfs_buftarg_table_refuses(registry: Registry) -> None:
     assert a is not None
     assert b is not None
     assert table.migratepage(b, a) == -EIO
+
+
+def test_xfs_buftarg_pages_are_held_by_their_buffers(registry: Registry) -> None:
+    from fsaops.debug import check_kernel
+
+    world = World(registry)
+    sb = world.mount("xfs_buftarg")
+    inode = sb.new_inode()
+    inode.reserve(2 * 4096)
+    blocknr = inode.get_block(1, False)
+    sb.s_bdev.write(blocknr, b"superblock" + bytes(4086))
+    fstype = registry.filesystem("xfs_buftarg")
+    assert fstype.read_metadata is not None
+    fstype.read_metadata(inode, 1)
+    page = inode.i_mapping.lookup(1)
+    assert page is not None
+    assert bytes(page.data[:10]) == b"superblock"
+    assert page.count == 2, "the page cache's reference and the xfs_buf's"
+    assert check_kernel(world.kernel) == [], "the buffer's reference is accounted for"
+    out = world.migrate([page])
+    assert out.rc == 1
+    assert out.stats.tables["xfs_mapping_buftarg.mapping_aops"].errors == {"EIO": 1}

@@ -19,7 +19,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from fsaops.fs import SuperBlock
+    from fsaops.fs import Inode, SuperBlock
     from fsaops.page import Page
     from fsaops.writeback import WritebackControl
 
@@ -223,6 +223,11 @@ class FileSystemType:
             (False for execute-in-place mounts).
         fill_super: called once for each new mount to set up the
             filesystem's private state (``s_fs_info``), such as a journal.
+        read_metadata: for a buffer-cache mapping that files never write
+            to (``xfs_buftarg``): read page ``index`` of the mapping of
+            ``inode`` from the device into the page cache, as the
+            filesystem's own metadata code would, keeping whatever
+            references that code keeps.
         description: one line for listings.
     """
 
@@ -233,6 +238,7 @@ class FileSystemType:
     default_block_size: int = 4096
     page_cache: Mapping[str, bool] = attrs.field(factory=dict, converter=_freeze_flags)
     fill_super: Callable[[SuperBlock], None] | None = None
+    read_metadata: Callable[[Inode, int], None] | None = None
     description: str = ""
 
     def aops(self, mode: str | None = None) -> AddressSpaceOperations:

@@ -358,10 +358,12 @@ def _validate_types(label: str, result: object) -> tuple[FileSystemType, ...]:
                 f"filesystem {fstype.name!r}: default block size "
                 f"{fstype.default_block_size} is not one of its block sizes",
             )
-        if fstype.fill_super is not None and not callable(fstype.fill_super):
-            raise PluginValidationError(
-                label, f"filesystem {fstype.name!r}: fill_super is not callable"
-            )
+        for hook in ("fill_super", "read_metadata"):
+            fn: object = getattr(fstype, hook)
+            if fn is not None and not callable(fn):
+                raise PluginValidationError(
+                    label, f"filesystem {fstype.name!r}: {hook} is not callable"
+                )
         for mode, table in fstype.modes.items():
             _validate_table(label, fstype.name, mode, table)
     return types

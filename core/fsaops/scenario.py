@@ -309,16 +309,33 @@ class World:
             self._tick_progress(npages)
 
     def _fill_buffer_cache(self, record: _File) -> None:
-        mapping = record.inode.i_mapping
+        """Put known bytes on the device and have the filesystem read them in.
+
+        A filesystem with ``read_metadata`` (``xfs_buftarg``) reads each page
+        as its metadata code would, keeping its own references; otherwise the
+        page is created and filled directly.
+        """
+        inode = record.inode
+        mapping = inode.i_mapping
+        read_metadata = inode.i_sb.s_type.read_metadata
+        bs = inode.i_sb.s_blocksize
+        per_page = self.page_size // bs
         for i in range(record.npages):
+            data = self._content(f"{record.key}/page{i}", 0)
+            if read_metadata is not None:
+                for b in range(per_page):
+                    blocknr = inode.get_block(i * per_page + b, True)
+                    inode.i_sb.s_bdev.write(blocknr, data[b * bs : (b + 1) * bs])
+                read_metadata(inode, i)
+                continue
             page = grab_cache_page(mapping, i, self.source_node)
             if page is None:
                 raise FsaopsError(f"{record.label}: out of memory on node {self.source_node}")
-            page.data[:] = self._content(f"{record.key}/page{i}", 0)
+            page.data[:] = data
             page.flags |= PG.uptodate
             unlock_page(page)
             put_page(page)
-        record.inode.i_size = record.npages * self.page_size
+        inode.i_size = record.npages * self.page_size
 
     def _start_processes(self) -> None:
         procs = self.config.processes
