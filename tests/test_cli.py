@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -320,8 +321,7 @@ def test_plugins_lists_every_builtin_with_its_migratepage() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for name in BUILTIN:
-        assert f"fsaops[{name}] {fsaops.__version__}" in out
-    assert out.count("loaded") == 5
+        assert re.search(rf"fsaops\[{name}\] {re.escape(fsaops.__version__)} +loaded", out), name
     assert "fsaops.buffer.buffer_migrate_page" in out
     assert "fsaops.migrate.fail_migrate_page" in out
     assert "ext3_journalled_aops" in out
@@ -344,14 +344,21 @@ def migratepage_of(data: dict[str, Any]) -> dict[str, str | None]:
 
 
 def test_plugins_json() -> None:
+    # Other distributions may be installed beside fsaops (tox installs the
+    # example plugin); the built-ins are the ones fsaops itself registers.
     data = plugins_json()
     assert data["migration"] is True
-    assert {p["name"] for p in data["plugins"]} == BUILTIN
+    builtins = [p for p in data["plugins"] if p["distribution"] == "fsaops"]
+    assert {p["name"] for p in builtins} == BUILTIN
     for plugin in data["plugins"]:
         assert plugin["label"] == f"{plugin['distribution']}[{plugin['name']}]"
-        assert plugin["version"] == fsaops.__version__
         assert plugin["status"] == "loaded"
-    assert migratepage_of(data) == {
+    for plugin in builtins:
+        assert plugin["version"] == fsaops.__version__
+    builtin_tables = {
+        k: v for k, v in migratepage_of(data).items() if k in migratepage_of({"plugins": builtins})
+    }
+    assert builtin_tables == {
         "ext2_aops": "fsaops.buffer.buffer_migrate_page",
         "ext2_nobh_aops": "fsaops.buffer.buffer_migrate_page",
         "ext2_aops_xip": None,
@@ -367,7 +374,10 @@ def test_plugins_json() -> None:
 def test_plugins_selected_on_the_command_line_and_in_the_environment() -> None:
     for data in (plugins_json("--plugins", "ext3"), plugins_json(env={"FSAOPS_PLUGINS": "ext3"})):
         status = {p["name"]: p["status"] for p in data["plugins"]}
-        assert status == {n: "loaded" if n == "ext3" else "not loaded" for n in BUILTIN}
+        assert {n: status[n] for n in BUILTIN} == {
+            n: "loaded" if n == "ext3" else "not loaded" for n in BUILTIN
+        }
+        assert {n for n, st in status.items() if st == "loaded"} == {"ext3"}
         assert set(migratepage_of(data)) == {
             "ext3_ordered_aops",
             "ext3_writeback_aops",
@@ -379,7 +389,8 @@ def test_plugins_with_migration_compiled_out_show_no_migratepage() -> None:
     data = plugins_json("--config", CONFIGS / "no_migration.toml")
     assert data["migration"] is False
     tables = migratepage_of(data)
-    assert len(tables) == 9
+    builtins = migratepage_of({"plugins": [p for p in data["plugins"] if p["name"] in BUILTIN]})
+    assert len(builtins) == 9
     assert set(tables.values()) == {None}
     text = run("plugins", "--config", CONFIGS / "no_migration.toml").stdout
     assert "compiled out" in text

@@ -5,23 +5,31 @@ table types, and the helpers the V4 series exports to filesystems, so a
 third-party ``migratepage`` can be built exactly as a kernel module's
 could.  The model itself lives in one module per kernel concept
 (:mod:`fsaops.page`, :mod:`fsaops.buffer`, :mod:`fsaops.migrate`, ...).
+
+Names are imported on first use, so importing :mod:`fsaops` (as pytest does
+for the testing kit's plugin in every test run) costs next to nothing.
 """
 
 from __future__ import annotations
 
-from fsaops.aops import AddressSpaceOperations, FileSystemType
-from fsaops.buffer import buffer_migrate_page
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fsaops.hookspecs import hookimpl, hookspec
-from fsaops.kernel import Kernel
-from fsaops.migrate import (
-    fail_migrate_page,
-    migrate_page,
-    migrate_page_copy,
-    migrate_page_remove_references,
-    migrate_pages,
-    swap_page,
-)
-from fsaops.page import PG, Page
+
+if TYPE_CHECKING:
+    from fsaops.aops import AddressSpaceOperations, FileSystemType
+    from fsaops.buffer import buffer_migrate_page
+    from fsaops.kernel import Kernel
+    from fsaops.migrate import (
+        fail_migrate_page,
+        migrate_page,
+        migrate_page_copy,
+        migrate_page_remove_references,
+        migrate_pages,
+        swap_page,
+    )
+    from fsaops.page import PG, Page
 
 __all__ = [
     "PG",
@@ -42,3 +50,31 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "PG": "fsaops.page",
+    "Page": "fsaops.page",
+    "AddressSpaceOperations": "fsaops.aops",
+    "FileSystemType": "fsaops.aops",
+    "Kernel": "fsaops.kernel",
+    "buffer_migrate_page": "fsaops.buffer",
+    "fail_migrate_page": "fsaops.migrate",
+    "migrate_page": "fsaops.migrate",
+    "migrate_page_copy": "fsaops.migrate",
+    "migrate_page_remove_references": "fsaops.migrate",
+    "migrate_pages": "fsaops.migrate",
+    "swap_page": "fsaops.migrate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'fsaops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

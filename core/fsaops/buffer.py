@@ -102,6 +102,8 @@ class BH:
 
 BH_lock = BH.lock
 BH_waiters = BH.waiters
+BH_unlock = BH.lock | BH.waiters  # the bits unlock_buffer() clears
+PG_private = PG.private
 
 
 class BufferHead:
@@ -658,13 +660,14 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
     mapping = page.mapping
     if mapping is None:
         return -EAGAIN
-    if not page.flags & PG.private:
+    if not page.flags & PG_private:
         return _migrate.migrate_page(newpage, page)
     head: BufferHead = page.private
     if _migrate.migrate_page_remove_references(newpage, page, 3):
         return -EAGAIN
     private_lock = mapping.private_lock  # type: ignore[union-attr]
     private_lock.acquire()
+    # get_bh() and lock_buffer() every buffer of the ring.
     bh = head
     while True:
         bh.b_count += 1
@@ -676,11 +679,12 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
         bh = bh.b_this_page
         if bh is head:
             break
-    page.flags &= ~PG.private
+    page.flags &= ~PG_private  # ClearPagePrivate(page)
     newpage.private = page.private
     page.private = 0
-    page.count -= 1
+    page.count -= 1  # put_page(page): the buffers' reference moves to newpage
     newpage.count += 1
+    # set_bh_page(bh, newpage, bh_offset(bh)) for every buffer.
     base = newpage.pfn << newpage.node.page_shift
     mask = newpage.node.page_size - 1
     bh = head
@@ -690,14 +694,15 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
         bh = bh.b_this_page
         if bh is head:
             break
-    newpage.flags |= PG.private
+    newpage.flags |= PG_private  # SetPagePrivate(newpage)
     private_lock.release()
     _migrate.migrate_page_copy(newpage, page)
     with private_lock:
+        # unlock_buffer() and put_bh() every buffer.
         bh = head
         while True:
             state = bh.b_state
-            bh.b_state = state & ~(BH_lock | BH_waiters)
+            bh.b_state = state & ~BH_unlock
             if state & BH_waiters:
                 newpage.node.kernel.sched.wake_buffer(bh)
             bh.b_count -= 1
@@ -707,6 +712,26 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
     return 0
 
 
-# fs/buffer.c calls into the migration code, which calls back into this
-# module: import it last, when every name here is defined.
-import fsaops.migrate as _migrate  # noqa: E402
+class _MigrateHelpers:
+    """The migration helpers ``buffer_migrate_page`` calls, bound on first use.
+
+    fs/buffer.c calls into the migration code, which calls back into this
+    module (``try_to_release_page``, ``set_page_dirty_buffers``); binding the
+    helpers late keeps either module importable first.
+    """
+
+    __slots__ = ("migrate_page", "migrate_page_copy", "migrate_page_remove_references")
+
+    migrate_page: Callable[[Page, Page], int]
+    migrate_page_copy: Callable[[Page, Page], None]
+    migrate_page_remove_references: Callable[[Page, Page, int], int]
+
+    def __getattr__(self, name: str) -> Any:
+        from fsaops import migrate
+
+        for helper in self.__slots__:
+            object.__setattr__(self, helper, getattr(migrate, helper))
+        return object.__getattribute__(self, name)
+
+
+_migrate = _MigrateHelpers()

@@ -1,1 +1,76 @@
-"""The testing kit for plugin authors (fixtures, conformance suite, strategies)."""
+"""The testing kit for plugin authors: fixtures, a conformance suite, strategies.
+
+* :class:`MigratepageConformance` (:mod:`fsaops.testing.conformance`): the
+  suite a plugin subclasses in a few lines to check its ``migratepage``.
+* :class:`World`, :class:`PageSpec`, :class:`Subject`
+  (:mod:`fsaops.testing.harness`): a small machine and pages in any state.
+* :class:`Oracle` (:mod:`fsaops.testing.oracle`): reads state without the
+  code under test; :mod:`fsaops.testing.promises` holds the checks.
+* :mod:`fsaops.testing.strategies`: Hypothesis strategies (needs the
+  ``testing`` extra).
+* :mod:`fsaops.testing.pytest_plugin`: the fixtures, loaded by pytest
+  through the ``pytest11`` entry point.
+
+Names are imported on first use, so that loading the pytest plugin, which
+imports this package, costs next to nothing.  The plugin registers this
+package for assertion rewriting; this module holds no assertion, so it is
+itself left alone (PYTEST_DONT_REWRITE), which keeps pytest from warning
+that it was imported before it could be rewritten.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fsaops.testing.conformance import MigratepageConformance
+    from fsaops.testing.harness import (
+        CAPABILITIES,
+        PageSpec,
+        PreparedPage,
+        SetupError,
+        Subject,
+        World,
+        resolve_subject,
+    )
+    from fsaops.testing.oracle import Oracle
+
+__all__ = [
+    "CAPABILITIES",
+    "MigratepageConformance",
+    "Oracle",
+    "PageSpec",
+    "PreparedPage",
+    "SetupError",
+    "Subject",
+    "World",
+    "resolve_subject",
+]
+
+_WHERE: Mapping[str, str] = MappingProxyType(
+    {
+        "MigratepageConformance": "fsaops.testing.conformance",
+        "CAPABILITIES": "fsaops.testing.harness",
+        "PageSpec": "fsaops.testing.harness",
+        "PreparedPage": "fsaops.testing.harness",
+        "SetupError": "fsaops.testing.harness",
+        "Subject": "fsaops.testing.harness",
+        "World": "fsaops.testing.harness",
+        "resolve_subject": "fsaops.testing.harness",
+        "Oracle": "fsaops.testing.oracle",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fsaops.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

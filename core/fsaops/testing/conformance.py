@@ -1,0 +1,587 @@
+"""The conformance suite every ``migratepage`` implementation can run.
+
+This module is for plugin authors to subclass, as SQLAlchemy's dialect
+suite, fsspec's abstract tests and pandas' extension tests are: the tests
+here are the promises the kernel makes about ``migratepage`` (KERNEL-SPEC
+§3, §5, §6, §7, §9), and each keeps its name, so renaming or removing one
+is a change to a public interface.  A plugin's test module needs five
+lines::
+
+    from fsaops.testing import MigratepageConformance
+
+    class TestMyfs(MigratepageConformance):
+        filesystem = "myfs"            # resolved through the plugin loader, only it selected
+        mode = "default"
+        capabilities = {"buffers", "writeback"}
+
+``filesystem`` may also be a :class:`~fsaops.FileSystemType`, for a plugin
+that is not installed yet.  ``capabilities`` say which promises apply
+(:data:`~fsaops.testing.harness.CAPABILITIES`): ``buffers``, ``writeback``,
+``no_migratepage`` (the engine's fallback is checked instead of the hook),
+``refuses`` (every page fails for good, as with ``xfs_buftarg``),
+``swap_cache`` and ``no_page_cache``.  A promise that does not apply is
+skipped with a reason naming the capability; ``test_capabilities_match_the_table``
+checks the declaration itself.
+
+Tests come in two levels.  ``test_hook_*`` call the table's
+``migratepage`` directly with both pages locked, exactly as the engine
+does; ``test_engine_*`` isolate pages and run ``migrate_pages``, then check
+the lists, the pages and the whole machine.  ``test_property_*`` run both
+over random page states when Hypothesis is installed.  State is judged by
+:class:`~fsaops.testing.oracle.Oracle`, which reads the machine directly
+and never through the code under test.  A subclass may override any test
+(for example to skip it with a reason of its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set as AbstractSet
+from errno import EAGAIN
+from typing import ClassVar
+
+import attrs
+import pytest
+
+from fsaops.aops import FileSystemType
+from fsaops.errors import FsaopsError
+from fsaops.fs import generic_file_read, generic_file_write
+from fsaops.page import PG
+from fsaops.testing import promises
+from fsaops.testing.harness import (
+    HookCall,
+    PageSpec,
+    SetupError,
+    Subject,
+    World,
+    infer_capabilities,
+    page_contents,
+    resolve_subject,
+)
+from fsaops.testing.oracle import Oracle
+
+__all__ = ["MigratepageConformance"]
+
+
+def _with_seed(spec: PageSpec, seed: int) -> PageSpec:
+    return attrs.evolve(spec, seed=seed)
+
+
+def _holds(promise: str, problems: list[str]) -> None:
+    assert not problems, promises.report(promise, problems)
+
+
+class MigratepageConformance:
+    """Subclass me, naming a filesystem, a mode and capabilities, to run the suite.
+
+    Class attributes:
+        filesystem: the filesystem's name (resolved through the plugin
+            loader with only its plugin selected) or a ``FileSystemType``.
+            ``None`` takes ``--fsaops-filesystem`` from the command line.
+        mode: the mount mode (``None``: ``--fsaops-mode``, else the type's
+            default).
+        capabilities: which promises apply (see the module docstring).
+        plugin: the entry-point name of the plugin providing the
+            filesystem, when it is not the filesystem's own name.
+        block_size: the block size to mount with (``None``: the default).
+        settle_ticks: ticks let pass between engine calls for the fallback
+            path (kjournald commits, I/O completes).
+        engine_rounds: ``migrate_pages`` calls allowed for the fallback path
+            to move a dirty page (``migrate_pages_to`` repeats calls too).
+        max_examples: Hypothesis examples per property test.
+    """
+
+    filesystem: ClassVar[str | FileSystemType | None] = None
+    mode: ClassVar[str | None] = None
+    capabilities: ClassVar[AbstractSet[str]] = frozenset()
+    plugin: ClassVar[str | None] = None
+    block_size: ClassVar[int | None] = None
+    settle_ticks: ClassVar[int] = 256
+    engine_rounds: ClassVar[int] = 4
+    max_examples: ClassVar[int] = 15
+
+    # -- fixtures (on the class, so the suite needs no pytest plugin) ------------
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fsaops_subject(cls, request: pytest.FixtureRequest) -> Subject:
+        """The filesystem, mode and capabilities under test, resolved once per class."""
+        filesystem = cls.filesystem
+        mode = cls.mode
+        if filesystem is None:
+            filesystem = request.config.getoption("fsaops_filesystem", default=None)
+            if mode is None:
+                mode = request.config.getoption("fsaops_mode", default=None)
+        if filesystem is None:
+            pytest.fail(
+                f"{cls.__name__} names no filesystem: set `filesystem` on the class "
+                "or pass --fsaops-filesystem",
+                pytrace=False,
+            )
+        try:
+            return resolve_subject(
+                filesystem,
+                mode,
+                cls.capabilities,
+                plugin=cls.plugin,
+                block_size=cls.block_size,
+            )
+        except SetupError as exc:
+            pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+
+    @pytest.fixture
+    def fsaops_world(self, fsaops_subject: Subject) -> World:
+        """A fresh small machine with the table under test in use."""
+        return World(fsaops_subject)
+
+    @pytest.fixture
+    def fsaops_oracle(self) -> Oracle:
+        """The oracle that reads state without going through the code under test."""
+        return Oracle()
+
+    # -- skips ------------------------------------------------------------------------
+
+    @staticmethod
+    def _needs_pages(subject: Subject) -> None:
+        if subject.has("no_page_cache"):
+            pytest.skip(
+                f"capability 'no_page_cache': {subject.describe()} keeps no pages in the "
+                "page cache, so there is no page to migrate"
+            )
+
+    @classmethod
+    def _needs_hook(cls, subject: Subject) -> None:
+        cls._needs_pages(subject)
+        if subject.has("no_migratepage"):
+            pytest.skip(
+                f"capability 'no_migratepage': {subject.table.name} has no migratepage, so "
+                "the engine's fallback path is checked instead (test_engine_*)"
+            )
+
+    @classmethod
+    def _needs_moving_hook(cls, subject: Subject) -> None:
+        cls._needs_hook(subject)
+        if subject.has("refuses"):
+            pytest.skip(
+                f"capability 'refuses': {subject.table.name}.migratepage refuses every page, "
+                "so nothing moves (test_hook_refusal_* checks the refusal)"
+            )
+
+    @staticmethod
+    def _needs(subject: Subject, capability: str, what: str) -> None:
+        if not subject.has(capability):
+            pytest.skip(f"needs capability {capability!r}: {what} ({subject.describe()})")
+
+    @staticmethod
+    def _call(world: World, spec: PageSpec) -> HookCall:
+        return world.call_migratepage(world.make_page(spec))
+
+    # -- the declaration -----------------------------------------------------------------
+
+    def test_capabilities_match_the_table(self, fsaops_subject: Subject) -> None:
+        """The declared capabilities describe the table (KERNEL-SPEC §7, the aops table).
+
+        ``no_migratepage`` must match a missing member, ``no_page_cache`` the
+        type's ``page_cache`` flag, ``buffers`` whether a cached page carries
+        buffer heads, ``refuses`` whether ``migratepage`` fails a clean page
+        for good, and a declared ``writeback`` must be reachable.  A mode with
+        no page cache must still read back what was written, leaving no page
+        in the page cache.  A failure says which capabilities the table shows.
+        """
+        subject = fsaops_subject
+        table = subject.table
+        problems: list[str] = []
+        has_hook = table.migratepage is not None
+        if subject.has("no_migratepage") and has_hook:
+            problems.append(
+                f"capability 'no_migratepage' is declared, but {table.name} has migratepage "
+                f"{table.migratepage!r}"
+            )
+        if not subject.has("no_migratepage") and not has_hook:
+            problems.append(
+                f"{table.name} has no migratepage: declare capability 'no_migratepage' to "
+                "check the engine's fallback instead"
+            )
+        page_cache = subject.fstype.has_page_cache(subject.mode)
+        if subject.has("no_page_cache") == page_cache:
+            problems.append(
+                f"capability 'no_page_cache' is {'declared' if page_cache else 'missing'}, "
+                f"but {subject.describe()} {'keeps' if page_cache else 'keeps no'} pages "
+                "in the page cache"
+            )
+        if problems:
+            _holds("capabilities", problems)
+        if not page_cache:
+            _holds("capabilities", self._no_page_cache_problems(subject))
+            return
+        world = World(subject)
+        prepared = world.make_page(PageSpec())
+        has_buffers = bool(prepared.page.flags & PG.private)
+        if subject.has("buffers") != has_buffers:
+            problems.append(
+                f"capability 'buffers' is {'declared' if subject.has('buffers') else 'missing'}"
+                f", but a cached page of {subject.describe()} "
+                f"{'carries' if has_buffers else 'carries no'} buffer heads"
+            )
+        if has_hook:
+            rc = world.call_migratepage(prepared).rc
+            refuses = type(rc) is int and rc < 0 and rc != -EAGAIN
+            if subject.has("refuses") != refuses:
+                problems.append(
+                    f"capability 'refuses' is "
+                    f"{'declared' if subject.has('refuses') else 'missing'}, but "
+                    f"{table.name}.migratepage returned {rc!r} for a clean page"
+                )
+        if subject.has("writeback"):
+            try:
+                world.make_page(PageSpec(writeback=True, seed=1))
+            except SetupError as exc:
+                problems.append(str(exc))
+        if problems:
+            observed = ", ".join(repr(c) for c in sorted(infer_capabilities(subject)))
+            problems.append(
+                "what the table does: capabilities = "
+                + (f"{{{observed}}}" if observed else "frozenset()")
+            )
+        _holds("capabilities", problems)
+
+    @staticmethod
+    def _no_page_cache_problems(subject: Subject) -> list[str]:
+        """A mode without page cache: file I/O works and leaves no page behind."""
+        world = World(subject)
+        inode = world.new_file()
+        data = page_contents(7, 3 * world.kernel.page_size + 100)
+        try:
+            generic_file_write(inode, 0, data)
+            back = generic_file_read(inode, 0, len(data))
+        except FsaopsError as exc:
+            return [f"file I/O on {subject.describe()} failed: {exc}"]
+        problems = []
+        if back != data:
+            problems.append(f"{subject.describe()} did not read back what was written")
+        if inode.i_mapping.nrpages or any(inode.i_mapping.page_tree):
+            problems.append(
+                f"capability 'no_page_cache': writing a file on {subject.describe()} left "
+                f"{inode.i_mapping.nrpages} page(s) in its page cache"
+            )
+        return problems
+
+    # -- the hook level ----------------------------------------------------------------------
+
+    def test_hook_returns_zero_or_negative_errno(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """``migratepage`` returns an int: 0 or a negative errno (KERNEL-SPEC §3 step 11, §7).
+
+        Checked on a clean, a dirty, a mapped, a pinned, a truncated and an
+        mlocked page.
+        """
+        self._needs_hook(fsaops_subject)
+        problems: list[str] = []
+        for seed, state in enumerate(
+            ("clean", "dirty", "mapped", "pinned", "truncated", "mlocked")
+        ):
+            spec = _with_seed(PageSpec.parse(state), seed)
+            call = self._call(fsaops_world, spec)
+            problems.extend(f"{p} (page {spec})" for p in promises.hook_return_value(call.rc))
+        _holds("return", problems)
+
+    def test_hook_copies_the_contents(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """The new page holds the old page's bytes (KERNEL-SPEC §6.1)."""
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(dirty=True))
+        _holds("contents", promises.hook_contents_copied(call))
+
+    def test_hook_copies_the_flags(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """The copied flags reach the new page; the old page is cleared (KERNEL-SPEC §6).
+
+        ``PG_error``, ``referenced``, ``uptodate``, ``active``, ``checked`` and
+        ``mappedtodisk`` reach the new page; the old page loses its mapping,
+        ``private`` and ``PG_swapcache``/``active``/``private``; both pages
+        stay locked for the engine to unlock (§6.2, §6.4, §6.6).
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(flags=PG.COPIED))
+        _holds("flags", promises.hook_flags_copied(call))
+
+    def test_hook_carries_the_dirty_state_without_writeback(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A dirty page moves dirty, and nothing is written to move it (KERNEL-SPEC §6.3, §7)."""
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(dirty=True))
+        assert call.old_before.flags & PG.dirty, "setup: the page under test is not dirty"
+        _holds("dirty", promises.hook_dirty_carried(call))
+
+    def test_hook_moves_buffer_heads_with_the_page(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Buffer heads follow the page (KERNEL-SPEC §7 buffer_migrate_page, §9.3).
+
+        Every buffer head of the ring points at the new page at the same
+        offset, the ring is the same and closed, ``b_count`` is back to what
+        it was and no buffer is left locked.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        self._needs(fsaops_subject, "buffers", "pages of this table carry no buffer heads")
+        call = self._call(fsaops_world, PageSpec(dirty=True))
+        assert call.old_before.ring, "setup: the page under test has no buffer heads"
+        _holds("buffers", promises.hook_buffers_follow(call))
+
+    def test_hook_moves_private_data_with_the_page(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Private data follows the page; the old page keeps none (KERNEL-SPEC §5.5, §6.4).
+
+        ``private`` is the head buffer head or the swap entry; ``PG_swapcache``
+        moves with the swap entry.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec())
+        _holds("private", promises.hook_private_follows(call))
+
+    def test_hook_points_the_page_tree_slot_at_the_new_page(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """The page-tree slot holds the new page, with mapping and index (KERNEL-SPEC §5.4-6)."""
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(index=3))
+        _holds("slot", promises.hook_slot_moved(call))
+
+    def test_hook_balances_reference_counts(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Reference counts balance on both pages (KERNEL-SPEC §1, §5, §6).
+
+        Old page: the isolation reference only (1).  New page: allocation +
+        page-tree slot + buffers.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(dirty=True))
+        _holds("refs", promises.hook_references_balanced(call))
+
+    def test_hook_unmaps_a_mapped_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """A mapped page is unmapped and moves; its counts balance (KERNEL-SPEC §5.2-3)."""
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(mapped=True))
+        problems = promises.hook_unmapped(call) or promises.hook_references_balanced(call)
+        _holds("unmap", problems)
+
+    def test_hook_eagain_with_an_extra_reference_leaves_the_old_page_as_it_was(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """An extra reference: ``-EAGAIN``, both pages unchanged (KERNEL-SPEC §5.1, §5.4)."""
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(pinned=1, dirty=True))
+        _holds("eagain", promises.hook_left_untouched(call))
+
+    def test_hook_eagain_without_a_mapping_leaves_the_old_page_as_it_was(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """No mapping: ``-EAGAIN``, both pages unchanged (KERNEL-SPEC §7, §5.1).
+
+        The page was truncated after isolation (``buffer_migrate_page`` step 1,
+        ``migrate_page_remove_references`` step 1).
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(truncated=True))
+        _holds("eagain", promises.hook_left_untouched(call))
+
+    def test_hook_eagain_in_a_vm_locked_area_leaves_the_old_page_as_it_was(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Mapped in a ``VM_LOCKED`` area: ``-EAGAIN``, nothing changed (KERNEL-SPEC §5.2-3, §9.5).
+
+        ``try_to_unmap`` refuses, so V4 answers ``-EAGAIN`` (2.6.17: ``-EPERM``);
+        both pages are unchanged and the pte is still in place.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(mlocked=True))
+        _holds("eagain", promises.hook_left_untouched(call))
+
+    def test_hook_refusal_is_permanent_and_leaves_the_old_page_as_it_was(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A refusal is permanent and changes nothing (KERNEL-SPEC §7 fail_migrate_page, §3).
+
+        A refusing table fails every page with a negative errno other than
+        ``-EAGAIN`` (the §3 error table), clean, dirty or pinned.
+        """
+        self._needs_hook(fsaops_subject)
+        self._needs(fsaops_subject, "refuses", "this table's migratepage does not refuse pages")
+        problems = []
+        for seed, spec in enumerate((PageSpec(), PageSpec(dirty=True), PageSpec(pinned=1))):
+            call = self._call(fsaops_world, _with_seed(spec, seed))
+            problems.extend(promises.hook_left_untouched(call, refused=True))
+        _holds("refused", problems)
+
+    def test_property_hook_keeps_every_promise_on_random_pages(
+        self, fsaops_subject: Subject
+    ) -> None:
+        """Random page states keep every hook promise (KERNEL-SPEC §5, §6, §7).
+
+        The result is 0 or a negative errno, and every promise that applies
+        to the state holds.  Needs Hypothesis.
+        """
+        self._needs_hook(fsaops_subject)
+        pytest.importorskip(
+            "hypothesis", reason="the property tests need Hypothesis (pip install fsaops[testing])"
+        )
+        import hypothesis
+
+        from fsaops.testing import strategies
+
+        subject = fsaops_subject
+
+        @hypothesis.settings(
+            max_examples=type(self).max_examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(hypothesis.HealthCheck),
+            phases=[p for p in hypothesis.Phase if p.name != "explain"],
+        )
+        @hypothesis.given(spec=strategies.page_specs(subject.capabilities, for_hook=True))
+        def prop(spec: PageSpec) -> None:
+            world = World(subject)
+            call = world.call_migratepage(world.make_page(spec))
+            broken = promises.check_hook_call(subject, call)
+            assert not broken, "\n".join(
+                promises.report(key, problems) + f"\n  (page {spec})"
+                for key, problems in broken.items()
+            )
+
+        prop()
+
+    # -- the engine level -------------------------------------------------------------------------
+
+    def _engine(self, world: World, specs: tuple[PageSpec, ...], *, quiet: bool = False) -> None:
+        """Migrate pages built as ``specs``, check each, settle, check the machine.
+
+        With ``quiet``, also fail when migrating wrote any page although the
+        table has ``migratepage``.
+        """
+        prepared = [world.make_page(spec) for spec in specs]
+        fallback = world.subject.has("no_migratepage")
+        run = world.migrate(
+            rounds=type(self).engine_rounds if fallback else 1,
+            settle_ticks=type(self).settle_ticks,
+        )
+        problems: list[str] = []
+        for item in prepared:
+            problems.extend(promises.check_engine_page(world, run, item))
+        writes = world.oracle.io(world.kernel).since(run.io_before)
+        if quiet and not fallback and (writes.writepage or writes.pageout or writes.pswpout):
+            problems.append(
+                f"migrate_pages made {writes.describe()} to move a dirty page although "
+                f"{world.table.name} has migratepage"
+            )
+        _holds("engine", problems)
+        world.settle(run)
+        _holds("machine", promises.check_after_settle(world))
+
+    def test_engine_moves_a_clean_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """``migrate_pages`` moves a clean page (KERNEL-SPEC §3, §9.1-3).
+
+        It lands on ``moved``; the new page is on the LRU with the contents,
+        flags and slot; the counts balance; the machine's invariants hold
+        afterwards.  A refusing table puts it on ``failed`` instead.
+        """
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(flags=PG.referenced),))
+
+    def test_engine_moves_a_dirty_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """A dirty page moves and keeps its data (KERNEL-SPEC §3 steps 9-10, §6.3).
+
+        With a ``migratepage`` nothing is written; without one the fallback
+        writes the page out first.
+        """
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(dirty=True),), quiet=True)
+
+    def test_engine_waits_for_writeback(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """A page under writeback is skipped in pass 0, waited on later (KERNEL-SPEC §3 step 4)."""
+        self._needs_pages(fsaops_subject)
+        self._needs(fsaops_subject, "writeback", "pages of this table are never under writeback")
+        self._engine(fsaops_world, (PageSpec(writeback=True),))
+
+    def test_engine_waits_for_a_page_lock_another_task_holds(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page locked by another task is waited on from pass 3 (KERNEL-SPEC §3 step 3).
+
+        Passes 0-2 only try the lock and skip the page; then it moves.
+        """
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(locked_for=6),))
+
+    def test_engine_leaves_a_pinned_page_on_from(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A pinned page stays on ``from`` as it was (KERNEL-SPEC §3 step 11, §5.1).
+
+        An extra reference gets ``-EAGAIN`` in every pass; ``migrate_pages``
+        counts the page as a retry.
+        """
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(pinned=1),))
+
+    def test_engine_leaves_a_page_in_a_vm_locked_area_on_from(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page in a ``VM_LOCKED`` area stays on ``from``, still mapped (KERNEL-SPEC §9.5).
+
+        V4 answers ``-EAGAIN`` until the passes run out.
+        """
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(mlocked=True),))
+
+    def test_engine_moves_a_mapped_page_and_its_process_still_sees_the_data(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A mapped page moves and its process still sees the data (KERNEL-SPEC §5.2, §9.4)."""
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(mapped=True),))
+
+    def test_engine_puts_permanent_failures_on_failed(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A permanent error sends the page to ``failed`` (KERNEL-SPEC §3 step 11, §7).
+
+        The page is unchanged and the unused new page stays on ``to``.
+        """
+        self._needs_pages(fsaops_subject)
+        self._needs(fsaops_subject, "refuses", "this table never fails a page for good")
+        specs = (PageSpec(), PageSpec(dirty=True, seed=1), PageSpec(mapped=True, seed=2))
+        self._engine(fsaops_world, specs)
+
+    def test_property_engine_keeps_every_promise_on_random_workloads(
+        self, fsaops_subject: Subject
+    ) -> None:
+        """Random workloads through ``migrate_pages`` keep every promise (KERNEL-SPEC §3, §9).
+
+        Every page ends on the right list in the right state, and the machine
+        stays consistent.  Needs Hypothesis.
+        """
+        self._needs_pages(fsaops_subject)
+        pytest.importorskip(
+            "hypothesis", reason="the property tests need Hypothesis (pip install fsaops[testing])"
+        )
+        import hypothesis
+
+        from fsaops.testing import strategies
+
+        subject = fsaops_subject
+
+        @hypothesis.settings(
+            max_examples=type(self).max_examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(hypothesis.HealthCheck),
+            phases=[p for p in hypothesis.Phase if p.name != "explain"],
+        )
+        @hypothesis.given(specs=strategies.workloads(subject.capabilities))
+        def prop(specs: list[PageSpec]) -> None:
+            self._engine(World(subject), tuple(specs))
+
+        prop()

@@ -1,0 +1,619 @@
+"""The promises a ``migratepage`` implementation and the engine keep, as checks.
+
+Each function looks at the outcome of one hook call (:class:`~fsaops.testing.harness.HookCall`)
+or one engine run (:class:`~fsaops.testing.harness.EngineRun`) through the
+:class:`~fsaops.testing.oracle.Oracle` and returns the broken promises as
+sentences in the kernel's terms; an empty list means the promise holds.
+The conformance suite asserts on them; a plugin author's own tests can too.
+
+KERNEL-SPEC sections: §3 (the engine), §5 (``migrate_page_remove_references``),
+§6 (``migrate_page_copy``), §7 (the ``migratepage`` implementations), §9
+(derived invariants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from errno import EAGAIN
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fsaops.buffer import BH
+from fsaops.debug import check_kernel
+from fsaops.page import PG, Page
+from fsaops.testing.harness import (
+    EngineRun,
+    HookCall,
+    PreparedPage,
+    Subject,
+    World,
+    expected_engine_outcome,
+    expected_hook_outcome,
+)
+from fsaops.testing.oracle import Oracle, PageState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "PROMISES",
+    "check_after_settle",
+    "check_engine_page",
+    "check_hook_call",
+    "hook_buffers_follow",
+    "hook_contents_copied",
+    "hook_dirty_carried",
+    "hook_flags_copied",
+    "hook_left_untouched",
+    "hook_private_follows",
+    "hook_references_balanced",
+    "hook_return_value",
+    "hook_slot_moved",
+    "hook_unmapped",
+    "report",
+]
+
+PROMISES: Mapping[str, str] = MappingProxyType(
+    {
+        "capabilities": "the declared capabilities match what the table does (KERNEL-SPEC §7)",
+        "return": "migratepage returns 0 or a negative errno (KERNEL-SPEC §3 step 11, §7)",
+        "contents": "the contents are copied to the new page (KERNEL-SPEC §6.1)",
+        "flags": "the copied flags reach the new page and the old page is cleared (KERNEL-SPEC §6)",
+        "dirty": "the dirty state moves to the new page without writeback (KERNEL-SPEC §6.3, §7)",
+        "buffers": "buffer heads follow the page (KERNEL-SPEC §7 buffer_migrate_page, §9.3)",
+        "private": "private data follows the page (KERNEL-SPEC §5.5, §6.4)",
+        "slot": "the page-tree slot points at the new page (KERNEL-SPEC §5.4-6)",
+        "refs": "reference counts are balanced on both pages (KERNEL-SPEC §1, §5, §6)",
+        "unmap": "a mapped page is unmapped before it moves (KERNEL-SPEC §5.2-3)",
+        "eagain": "-EAGAIN leaves the old page exactly as it was (KERNEL-SPEC §5.1-4)",
+        "refused": "a permanent failure leaves the old page as it was (KERNEL-SPEC §3, §7)",
+        "engine": (
+            "migrate_pages moves each page whole or leaves it as it was, on the right list "
+            "(KERNEL-SPEC §3, §9.1-4)"
+        ),
+        "machine": (
+            "afterwards every page reads back its data and the machine's invariants hold "
+            "(KERNEL-SPEC §9)"
+        ),
+    }
+)
+"""The promises, by key, as the suite names them in failure messages."""
+
+_ORACLE = Oracle()
+# The engine legitimately waits these out (writeback, another task's page lock).
+_NOT_COMPARED = PG.writeback | PG.reclaim | PG.waiters | PG.locked
+
+
+def report(promise: str, problems: list[str]) -> str:
+    """A failure message: the broken promise, then what broke."""
+    head = PROMISES.get(promise, promise)
+    return f"broken promise: {head}\n  " + "\n  ".join(problems)
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _why(page: Page) -> str:
+    why = page.node.kernel.why
+    return f" (the model says: {why})" if why else ""
+
+
+# -- the hook level ------------------------------------------------------------------
+
+
+def hook_return_value(rc: object) -> list[str]:
+    """``migratepage`` returned an int that is 0 or negative."""
+    if type(rc) is not int:
+        return [
+            f"migratepage returned {rc!r} (a {type(rc).__name__}), not an int: "
+            "it must return 0 or a negative errno"
+        ]
+    if rc > 0:
+        return [
+            f"migratepage returned {rc}, a positive number: it must return 0 or a negative "
+            "errno (remove_references' 1 must become -EAGAIN)"
+        ]
+    return []
+
+
+def _moved_first(call: HookCall) -> list[str]:
+    """The call must have succeeded for the success promises to be checked."""
+    problems = hook_return_value(call.rc)
+    if problems:
+        return problems
+    if call.rc != 0:
+        return [
+            f"migratepage returned {call.rc} for pfn {call.old_before.pfn} "
+            f"({call.prepared.spec}), a page that can move{_why(call.page)}"
+        ]
+    return []
+
+
+def hook_contents_copied(call: HookCall) -> list[str]:
+    """The new page holds the old page's bytes."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    want = call.old_before.data
+    got = _ORACLE.frame(call.newpage)
+    if got != want:
+        i = _first_difference(want, got)
+        return [
+            f"the contents of pfn {call.old_before.pfn} were not copied to new pfn "
+            f"{call.newpage.pfn} (first difference at byte {i}: {want[i]:#04x} expected, "
+            f"{got[i]:#04x} found)"
+        ]
+    return []
+
+
+def hook_flags_copied(call: HookCall) -> list[str]:
+    """``PG.COPIED`` reached the new page; the old page lost mapping, private and its flags."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    page, new = call.page, call.newpage
+    old_pfn, new_pfn = call.old_before.pfn, new.pfn
+    lost = call.old_before.flags & PG.COPIED & ~new.flags
+    if lost:
+        problems.append(
+            f"new pfn {new_pfn} did not get flags {Oracle.flag_names(lost)} from pfn {old_pfn}"
+        )
+    if new.flags & PG.lru:
+        problems.append(f"new pfn {new_pfn} has PG_lru: only move_to_lru may set it")
+    if new.flags & PG.writeback:
+        problems.append(f"new pfn {new_pfn} is under writeback")
+    kept = page.flags & (PG.swapcache | PG.active | PG.private)
+    if kept:
+        problems.append(f"old pfn {old_pfn} still has flags {Oracle.flag_names(kept)}")
+    if page.private:
+        problems.append(f"old pfn {old_pfn} still has private {page.private!r}")
+    if page.mapping is not None:
+        problems.append(f"old pfn {old_pfn} still has a mapping ({page.mapping!r})")
+    if not page.flags & PG.locked:
+        problems.append(f"migratepage unlocked old pfn {old_pfn}: the engine unlocks it")
+    if not new.flags & PG.locked:
+        problems.append(f"migratepage unlocked new pfn {new_pfn}: the engine unlocks it")
+    return problems
+
+
+def hook_dirty_carried(call: HookCall) -> list[str]:
+    """A dirty page's new page is dirty, and nothing was written to move it."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    before = call.old_before
+    if not before.flags & PG.dirty:
+        return []
+    page, new = call.page, call.newpage
+    if not new.flags & PG.dirty:
+        problems.append(
+            f"dirty pfn {before.pfn} moved to pfn {new.pfn} clean (PG_dirty clear) without "
+            "being written back: its data would be lost"
+        )
+    if page.flags & PG.dirty:
+        problems.append(f"old pfn {before.pfn} is still dirty (clear_page_dirty_for_io not done)")
+    io = _ORACLE.io(page.node.kernel).since(call.io_before)
+    if io.any():
+        problems.append(
+            f"moving dirty pfn {before.pfn} made {io.describe()}: migratepage moves a dirty "
+            "page without writing it"
+        )
+    if before.ring is not None:
+        after = _ORACLE.ring(before.ring[0].bh)[0]
+        for i, (state, bh) in enumerate(zip(before.ring, after, strict=False)):
+            if state.state & BH.dirty and not bh.b_state & BH.dirty:
+                problems.append(
+                    f"buffer head {i} of pfn {before.pfn} was dirty and is clean on pfn {new.pfn}"
+                )
+    return problems
+
+
+def hook_buffers_follow(call: HookCall) -> list[str]:
+    """Every buffer head now belongs to the new page, at the same offset, released and unlocked."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    before = call.old_before
+    if before.ring is None:
+        return []
+    page, new = call.page, call.newpage
+    old_pfn, new_pfn = before.pfn, new.pfn
+    head = before.ring[0].bh
+    if not new.flags & PG.private:
+        problems.append(
+            f"new pfn {new_pfn} has no PG_private: the buffers of pfn {old_pfn} did not follow it"
+        )
+    if new.private is not head:
+        problems.append(
+            f"new pfn {new_pfn} has private {new.private!r}, not the head buffer head of "
+            f"pfn {old_pfn}"
+        )
+    if page.flags & PG.private or page.private:
+        problems.append(f"old pfn {old_pfn} still has its buffers (PG_private or private set)")
+    ring, trouble = _ORACLE.ring(head)
+    if trouble:
+        problems.append(f"the buffer ring of pfn {old_pfn} is broken: {trouble}")
+    if [b.bh for b in before.ring] != ring:
+        problems.append(
+            f"the buffer ring of pfn {old_pfn} is not the same ring of "
+            f"{len(before.ring)} buffer heads any more"
+        )
+    shift = new.node.page_shift
+    mask = new.node.page_size - 1
+    for i, (state, bh) in enumerate(zip(before.ring, ring, strict=False)):
+        if bh.b_page is page:
+            problems.append(f"buffer head {i} of pfn {old_pfn} still points at the old page")
+        elif bh.b_page is not new:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} points at pfn {bh.b_page.pfn}, "
+                f"not the new pfn {new_pfn}"
+            )
+        elif bh.b_data >> shift != new_pfn:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} has b_page set to the new page but b_data "
+                f"still in pfn {bh.b_data >> shift}"
+            )
+        if bh.b_data & mask != state.offset:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} moved from offset {state.offset} "
+                f"to offset {bh.b_data & mask}"
+            )
+        if bh.b_count != state.count:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} has b_count {bh.b_count}; it had "
+                f"{state.count} (a reference taken to move it was not dropped)"
+            )
+        if bh.b_state & BH.lock and not state.state & BH.lock:
+            problems.append(f"buffer head {i} of pfn {old_pfn} was left locked")
+    return problems
+
+
+def hook_private_follows(call: HookCall) -> list[str]:
+    """``private`` (buffers or swap entry) and ``PG_swapcache`` moved; nothing stayed behind."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    before = call.old_before
+    page, new = call.page, call.newpage
+    if before.flags & PG.swapcache:
+        if not new.flags & PG.swapcache:
+            problems.append(f"new pfn {new.pfn} is not in the swap cache (PG_swapcache clear)")
+        if new.private != before.private:
+            problems.append(
+                f"new pfn {new.pfn} has private {new.private!r}, not the swap entry "
+                f"{before.private!r} of pfn {before.pfn}"
+            )
+    elif before.ring is None and (new.private or new.flags & PG.private):
+        problems.append(f"new pfn {new.pfn} gained private {new.private!r} from nowhere")
+    if page.private or page.flags & (PG.private | PG.swapcache):
+        problems.append(
+            f"old pfn {before.pfn} kept private {page.private!r} "
+            f"(flags {Oracle.flag_names(page.flags)})"
+        )
+    return problems
+
+
+def hook_slot_moved(call: HookCall) -> list[str]:
+    """The page-tree slot holds the new page, which took the old page's mapping and index."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    before = call.old_before
+    new = call.newpage
+    tree = before.tree
+    if tree is None:
+        return [f"pfn {before.pfn} was in no page tree before the call"]
+    held = _ORACLE.slot(tree, before.key)
+    where = f"slot {before.key} of {tree.name}'s page tree"
+    if held is call.page:
+        problems.append(f"{where} still points at the old page (pfn {before.pfn})")
+    elif held is not new:
+        what = "nothing" if held is None else f"pfn {held.pfn}"
+        problems.append(f"{where} holds {what}, not the new pfn {new.pfn}")
+    if new.mapping is not before.mapping:
+        problems.append(
+            f"new pfn {new.pfn} has mapping {new.mapping!r}, not {before.mapping!r} "
+            f"of pfn {before.pfn}"
+        )
+    if new.index != before.index:
+        problems.append(f"new pfn {new.pfn} has index {new.index}, not {before.index}")
+    return problems
+
+
+def hook_references_balanced(call: HookCall) -> list[str]:
+    """Old page: the isolation reference only; new page: allocation + cache + buffers (+ ptes)."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    page, new = call.page, call.newpage
+    if page.count != 1:
+        problems.append(
+            f"old pfn {page.pfn} has page_count {page.count}; only the isolation reference "
+            "should be left (1)"
+        )
+    want, parts = _ORACLE.accounted_references(new)
+    if new.count != want + 1:
+        problems.append(
+            f"new pfn {new.pfn} has page_count {new.count}, expected {want + 1} = "
+            f"allocation 1 + {parts}"
+        )
+    return problems
+
+
+def hook_unmapped(call: HookCall) -> list[str]:
+    """No pte maps the old page any more."""
+    problems = _moved_first(call)
+    if problems:
+        return problems
+    page = call.page
+    ptes = _ORACLE.ptes(page.node.kernel, page)
+    if ptes or page.mapcount:
+        problems.append(
+            f"old pfn {page.pfn} is still mapped: page_mapcount {page.mapcount}, ptes {list(ptes)}"
+        )
+    return problems
+
+
+def hook_left_untouched(call: HookCall, *, refused: bool = False) -> list[str]:
+    """The call failed, and neither page changed.
+
+    With ``refused`` the failure must be permanent (negative, not
+    ``-EAGAIN``); otherwise it must be ``-EAGAIN``.
+    """
+    problems = hook_return_value(call.rc)
+    if problems:
+        return problems
+    rc = call.rc
+    pfn = call.old_before.pfn
+    if refused and rc in (0, -EAGAIN):
+        problems.append(
+            f"migratepage returned {rc} for pfn {pfn}: a refusing table returns a permanent "
+            "error (-EIO)"
+        )
+    elif not refused and rc != -EAGAIN:
+        problems.append(
+            f"migratepage returned {rc} for pfn {pfn} ({call.prepared.spec}): it must return "
+            f"-EAGAIN ({-EAGAIN}), since the page cannot move now"
+        )
+    problems.extend(_ORACLE.changes(call.old_before, _ORACLE.snapshot(call.page)))
+    new_changes = _ORACLE.changes(call.new_before, _ORACLE.snapshot(call.newpage))
+    problems.extend(
+        f"the new page changed: {c}" for c in new_changes if "contents changed" not in c
+    )
+    return problems
+
+
+_SUCCESS_CHECKS: Mapping[str, Callable[[HookCall], list[str]]] = MappingProxyType(
+    {
+        "contents": hook_contents_copied,
+        "flags": hook_flags_copied,
+        "dirty": hook_dirty_carried,
+        "buffers": hook_buffers_follow,
+        "private": hook_private_follows,
+        "slot": hook_slot_moved,
+        "refs": hook_references_balanced,
+        "unmap": hook_unmapped,
+    }
+)
+
+
+def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
+    """Every promise that applies to one hook call, by promise key (only broken ones)."""
+    outcome = expected_hook_outcome(subject, call.prepared.spec)
+    broken: dict[str, list[str]] = {}
+    rc_problems = hook_return_value(call.rc)
+    if rc_problems:
+        broken["return"] = rc_problems
+        return broken
+    if outcome == "moved":
+        for key, check in _SUCCESS_CHECKS.items():
+            problems = check(call)
+            if problems:
+                broken[key] = problems
+    else:
+        key = "refused" if outcome == "refused" else "eagain"
+        problems = hook_left_untouched(call, refused=outcome == "refused")
+        if problems:
+            broken[key] = problems
+    return broken
+
+
+# -- the engine level ----------------------------------------------------------------------
+
+
+def _new_page_of(prepared: PreparedPage, before: PageState) -> Page | None:
+    if before.tree is not None:
+        return _ORACLE.slot(before.tree, before.key)
+    # Anonymous memory the engine put into the swap cache: follow the process.
+    if prepared.mm is not None and prepared.vma is not None:
+        pte = prepared.mm.ptes.get(prepared.vma.vm_start)
+        if pte is not None and pte.page is not None:
+            return pte.page
+        swapper = prepared.page.node.kernel.swapper_space
+        if pte is not None and swapper is not None:
+            return _ORACLE.slot(swapper, pte.swp)
+    return None
+
+
+def _data_is_safe(prepared: PreparedPage, new: Page) -> bool:
+    if new.flags & PG.dirty:
+        return True
+    if new.flags & PG.swapcache:
+        swap = new.node.kernel.swap
+        return swap is not None and bytes(swap.slot(new.private)) == prepared.data
+    if prepared.inode is not None:
+        return _ORACLE.on_disk(prepared.inode, prepared.spec.index) == prepared.data
+    return False
+
+
+def _engine_moved(
+    subject: Subject, run: EngineRun, prepared: PreparedPage, before: PageState
+) -> list[str]:
+    problems: list[str] = []
+    page = prepared.page
+    pfn = before.pfn
+    fallback = subject.has("no_migratepage")
+    if page.count != 1:
+        problems.append(
+            f"moved pfn {pfn} has page_count {page.count}; only the isolation reference "
+            "should be left (1)"
+        )
+    if page.mapping is not None or page.private or page.mapcount:
+        problems.append(
+            f"moved pfn {pfn} still has mapping {page.mapping!r}, private {page.private!r} "
+            f"or page_mapcount {page.mapcount}"
+        )
+    kept = page.flags & (PG.swapcache | PG.private | PG.active | PG.locked)
+    if kept:
+        problems.append(f"moved pfn {pfn} still has flags {Oracle.flag_names(kept)}")
+    new = _new_page_of(prepared, before)
+    if new is None:
+        if not fallback:
+            problems.append(f"pfn {pfn} moved, but no page holds its place any more")
+        return problems  # swap_page dropped it to disk: read back after settling
+    if new is page:
+        problems.append(
+            f"pfn {pfn} is on moved, but its page-tree slot still points at the old page"
+        )
+        return problems
+    if new.pfn not in run.new_pages:
+        problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
+    got = _ORACLE.frame(new)
+    if got != prepared.data:
+        problems.append(
+            f"pfn {pfn} moved to pfn {new.pfn} but the contents differ "
+            f"(first at byte {_first_difference(prepared.data, got)})"
+        )
+    lost = before.flags & PG.COPIED & ~new.flags
+    if fallback and before.flags & (PG.dirty | PG.writeback):
+        lost = 0  # written out first: writepage owns PG_checked and PG_error on the way
+    if lost:
+        problems.append(f"pfn {pfn} moved to pfn {new.pfn} without flags {Oracle.flag_names(lost)}")
+    if new.flags & PG.locked:
+        problems.append(f"new pfn {new.pfn} was left locked")
+    if not new.flags & PG.lru:
+        problems.append(f"new pfn {new.pfn} is not on the LRU (move_to_lru was not done)")
+    want, parts = _ORACLE.accounted_references(new)
+    if new.count != want:
+        problems.append(f"new pfn {new.pfn} has page_count {new.count}, expected {want} = {parts}")
+    if (before.flags & (PG.dirty | PG.writeback) or prepared.anonymous) and not _data_is_safe(
+        prepared, new
+    ):
+        problems.append(
+            f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached the disk"
+        )
+    if not fallback and before.ring is not None:
+        ring, trouble = _ORACLE.ring(before.ring[0].bh)
+        if new.private is not before.ring[0].bh or trouble:
+            problems.append(f"the buffers of pfn {pfn} did not follow it to pfn {new.pfn}")
+        # b_count is not compared here: the journal may drop its references
+        # while the engine sleeps (the hook-level test compares it exactly).
+        for i, (state, bh) in enumerate(zip(before.ring, ring, strict=False)):
+            if bh.b_page is page:
+                problems.append(f"buffer head {i} of pfn {pfn} still points at the old page")
+            elif bh.b_page is not new or bh.b_data & (new.node.page_size - 1) != state.offset:
+                problems.append(
+                    f"buffer head {i} of pfn {pfn} is not at offset {state.offset} of pfn {new.pfn}"
+                )
+            if bh.b_state & BH.lock:
+                problems.append(f"buffer head {i} of pfn {pfn} was left locked")
+    return problems
+
+
+def _steady(state: PageState) -> PageState:
+    """The part of a page's state that no waiting may change.
+
+    I/O completions and journal commits legitimately change flags and
+    buffer states while the engine sleeps.
+    """
+    ring = state.ring
+    if ring is not None:
+        ring = tuple(attrs.evolve(b, count=0, state=0) for b in ring)
+    return attrs.evolve(state, flags=state.flags & ~_NOT_COMPARED, ring=ring)
+
+
+def _engine_unmoved(
+    subject: Subject, prepared: PreparedPage, before: PageState, *, exact: bool
+) -> list[str]:
+    page = prepared.page
+    after = _ORACLE.snapshot(page)
+    problems: list[str] = []
+    if page.flags & PG.locked and not after.locked_by_task:
+        problems.append(f"pfn {before.pfn} did not move and was left locked")
+    if exact:
+        problems.extend(_ORACLE.changes(_steady(before), _steady(after)))
+        return problems
+    if after.data != prepared.data:
+        problems.append(f"pfn {before.pfn} did not move but its contents changed")
+    if before.in_slot and not after.in_slot:
+        problems.append(f"pfn {before.pfn} did not move but its page-tree slot left it")
+    if after.ptes != before.ptes:
+        problems.append(f"pfn {before.pfn} did not move but its ptes changed")
+    lost = before.flags & PG.COPIED & ~page.flags
+    if lost:
+        problems.append(f"pfn {before.pfn} did not move but lost flags {Oracle.flag_names(lost)}")
+    for i, state in enumerate(after.ring or ()):
+        if state.page is not page:
+            problems.append(
+                f"buffer head {i} of pfn {before.pfn} points at pfn {state.page.pfn}, "
+                "though the page did not move"
+            )
+    return problems
+
+
+def check_engine_page(
+    world: World, run: EngineRun, prepared: PreparedPage, expected: str | None = None
+) -> list[str]:
+    """Where ``migrate_pages`` left one page, and whether that place is right.
+
+    ``expected`` is ``moved``, ``failed`` or ``from`` (default: derived
+    from the page's spec and the subject's capabilities).
+    """
+    subject = world.subject
+    if expected is None:
+        expected = expected_engine_outcome(subject, prepared.spec)
+    page = prepared.page
+    before = run.before[page.pfn]
+    problems: list[str] = []
+    for i, (rc, (nr_failed, left)) in enumerate(zip(run.rcs, run.calls, strict=True)):
+        if rc != nr_failed + left:
+            problems.append(
+                f"migrate_pages call {i + 1} returned {rc}, but it put {nr_failed} page(s) on "
+                f"failed and left {left} on from (it returns nr_failed + retry)"
+            )
+    where = run.where(world, page)
+    if where != expected:
+        problems.append(
+            f"pfn {page.pfn} ({prepared.spec}) ended {where}, expected {expected}: {run.reasons()}"
+        )
+        return problems
+    if where == "moved":
+        problems.extend(_engine_moved(subject, run, prepared, before))
+    else:
+        exact = not subject.has("no_migratepage") and not prepared.anonymous
+        problems.extend(_engine_unmoved(subject, prepared, before, exact=exact))
+    for newpage in run.to:
+        if newpage.mapping is not None or newpage.flags or newpage.count != 1 or newpage.private:
+            problems.append(f"unused new pfn {newpage.pfn} was changed: {newpage!r}")
+    return problems
+
+
+def check_after_settle(world: World) -> list[str]:
+    """After :meth:`World.settle`: every page reads back its data, every invariant holds."""
+    problems: list[str] = []
+    for prepared in world.prepared:
+        if prepared.spec.truncated:
+            continue  # truncation drops the cached data: nothing to read back
+        got = prepared.read_back()
+        if got != prepared.data:
+            problems.append(
+                f"the data of pfn {prepared.page.pfn} ({prepared.spec}) was lost: reading it "
+                f"back differs at byte {_first_difference(prepared.data, got)}"
+            )
+    problems.extend(check_kernel(world.kernel))
+    return problems

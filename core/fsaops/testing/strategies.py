@@ -1,0 +1,110 @@
+"""Hypothesis strategies for page states, mappings and workloads.
+
+Hypothesis is an optional dependency (the ``testing`` extra); this module
+is imported only by code that asks for it, never by ``fsaops.testing``
+itself or by the pytest plugin.
+
+* :func:`page_specs` draws a :class:`~fsaops.testing.harness.PageSpec`
+  that a subject with the given capabilities can be in: dirty or clean,
+  under writeback (only with ``writeback``, and never for a direct hook
+  call), mapped, in a ``VM_LOCKED`` area, pinned, locked by another task
+  for a while (engine only), truncated (hook only), carrying any of the
+  flags ``migrate_page_copy`` carries.
+* :func:`workloads` draws a list of such pages to migrate together.
+* :func:`mappings` draws an installed filesystem, mode and block size as a
+  :class:`~fsaops.testing.harness.Subject` with its capabilities probed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "fsaops.testing.strategies needs Hypothesis: pip install 'fsaops[testing]'"
+    ) from exc
+
+from fsaops.page import PG
+from fsaops.testing.harness import PageSpec, Subject, infer_capabilities
+
+if TYPE_CHECKING:
+    from fsaops.plugins import Registry
+
+__all__ = ["copied_flags", "mappings", "page_specs", "workloads"]
+
+_COPIED_BITS = tuple(bit for bit, _name in PG.NAMES if bit & PG.COPIED)
+
+
+def copied_flags() -> st.SearchStrategy[int]:
+    """Any combination of the flags ``migrate_page_copy`` carries (``PG.COPIED``)."""
+    return st.sets(st.sampled_from(_COPIED_BITS)).map(lambda bits: sum(bits, 0))
+
+
+def page_specs(
+    capabilities: Iterable[str] = (), *, for_hook: bool = False
+) -> st.SearchStrategy[PageSpec]:
+    """Page states a subject with ``capabilities`` can be in.
+
+    With ``for_hook`` only states the engine could hand to ``migratepage``
+    as they are (no writeback in flight, no lock held by another task), plus
+    truncated pages; otherwise states for ``migrate_pages``.
+    """
+    caps = frozenset(capabilities)
+    writeback = "writeback" in caps and not for_hook
+
+    @st.composite
+    def build(draw: st.DrawFn) -> PageSpec:
+        truncated = for_hook and draw(st.booleans())
+        mapped = not truncated and draw(st.booleans())
+        return PageSpec(
+            dirty=draw(st.booleans()),
+            writeback=writeback and not truncated and draw(st.booleans()),
+            mapped=mapped,
+            mlocked=mapped and draw(st.booleans()),
+            pinned=draw(st.integers(0, 2)),
+            locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
+            flags=draw(copied_flags()),
+            truncated=truncated,
+            index=draw(st.integers(0, 7)),
+            seed=draw(st.integers(0, 2**16)),
+        )
+
+    return build()
+
+
+def workloads(
+    capabilities: Iterable[str] = (), *, max_pages: int = 4
+) -> st.SearchStrategy[list[PageSpec]]:
+    """Between one and ``max_pages`` pages to migrate together, each with its own contents."""
+    return st.lists(page_specs(capabilities), min_size=1, max_size=max_pages)
+
+
+def mappings(registry: Registry | None = None) -> st.SearchStrategy[Subject]:
+    """An installed filesystem type, mode and block size, with its capabilities probed.
+
+    Draws from ``registry`` (default: every installed plugin).  Modes that
+    keep no page cache are left out; the swap cache's table (the ``swap``
+    filesystem) is marked ``swap_cache``.
+    """
+    if registry is None:
+        from fsaops.plugins import load_plugins
+
+        registry = load_plugins()
+    choices = [
+        (fstype, mode) for fstype, mode, _table in registry.tables() if fstype.has_page_cache(mode)
+    ]
+    if not choices:
+        raise ValueError("no installed filesystem keeps pages in the page cache")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Subject:
+        fstype, mode = draw(st.sampled_from(choices))
+        block_size = draw(st.sampled_from(sorted(fstype.block_sizes)))
+        declared = frozenset({"swap_cache"} if fstype.name == "swap" else ())
+        subject = Subject(fstype, mode, declared, block_size)
+        return Subject(fstype, mode, infer_capabilities(subject), block_size)
+
+    return build()

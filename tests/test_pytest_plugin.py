@@ -1,0 +1,382 @@
+"""The testing kit's pytest plugin: inert until used, documented fixtures, options.
+
+The plugin loads in every pytest run of anyone who installs fsaops, so it
+must import nothing of the kit, the plugins or Hypothesis until a fixture
+is asked for.  Its fixtures must show in ``pytest --fixtures`` with their
+docstrings, and ``--fsaops-filesystem``/``--fsaops-mode`` must pick the
+table they build pages of.  The fixtures themselves are used here, in the
+project's own run, as a plugin author would use them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import attrs
+import pytest
+
+from fsaops.aops import FileSystemType
+from fsaops.buffer import BH
+from fsaops.kernel import Kernel
+from fsaops.mapping import AddressSpace
+from fsaops.page import PG
+from fsaops.rmap import VM_LOCKED
+from fsaops.testing import Oracle, PageSpec, PreparedPage, Subject, World
+from fsaops.testing.harness import CAPABILITIES, SetupError, check_capabilities
+
+pytest_plugins = ["pytester"]
+
+FIXTURES = (
+    "fsaops_registry",
+    "fsaops_subject",
+    "fsaops_kernel_factory",
+    "fsaops_world",
+    "fsaops_kernel",
+    "fsaops_mapping",
+    "fsaops_page_factory",
+    "fsaops_page",
+    "fsaops_oracle",
+)
+
+PROBE = """
+import sys
+
+def test_probe():
+    loaded = sorted(m for m in sys.modules if m.startswith(("fsaops", "hypothesis")))
+    print("\\nLOADED=" + ",".join(loaded))
+    if "fsaops.testing.pytest_plugin" in loaded:
+        import fsaops.testing.promises
+        from _pytest.assertion.rewrite import AssertionRewritingHook
+        loader = sys.modules["fsaops.testing.promises"].__loader__
+        print("\\nREWRITTEN=" + str(isinstance(loader, AssertionRewritingHook)))
+"""
+
+
+@attrs.frozen
+class Probe:
+    """What one pytest run in a fresh interpreter had imported when its test ran."""
+
+    returncode: int
+    output: str
+    loaded: frozenset[str]
+    rewritten: bool
+
+
+def _probe(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Probe:
+    """Run pytest on a one-test file in a fresh interpreter, away from this project."""
+    where = tmp_path_factory.mktemp("probe")
+    (where / "test_probe.py").write_text(PROBE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", "-W", "error", *args],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+    )
+    loaded: frozenset[str] = frozenset()
+    rewritten = False
+    for line in proc.stdout.splitlines():
+        if line.startswith("LOADED="):
+            loaded = frozenset(filter(None, line[len("LOADED=") :].split(",")))
+        elif line.startswith("REWRITTEN="):
+            rewritten = line == "REWRITTEN=True"
+    return Probe(proc.returncode, proc.stdout + proc.stderr, loaded, rewritten)
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory: pytest.TempPathFactory) -> Probe:
+    """A pytest run that never uses the kit."""
+    return _probe(tmp_path_factory)
+
+
+# -- inert until used --------------------------------------------------------------------
+
+
+def test_the_plugin_loads_but_imports_nothing_of_the_kit(plain_run: Probe) -> None:
+    assert plain_run.returncode == 0, plain_run.output
+    assert "fsaops.testing.pytest_plugin" in plain_run.loaded  # installed and active
+    heavy = {
+        "fsaops.plugins",
+        "fsaops.testing.conformance",
+        "fsaops.testing.harness",
+        "fsaops.testing.oracle",
+        "fsaops.testing.promises",
+        "fsaops.testing.strategies",
+        "fsaops_ext2",
+        "fsaops_ext3",
+        "fsaops_swap",
+        "fsaops_xfs",
+        "fsaops_xfs_buftarg",
+    }
+    early = plain_run.loaded & heavy
+    assert not early, f"imported at start-up: {sorted(early)}"
+    assert "hypothesis" not in plain_run.loaded
+
+
+def test_the_plugin_does_not_import_the_model(plain_run: Probe) -> None:
+    assert "fsaops.kernel" not in plain_run.loaded
+
+
+def test_the_suite_is_rewritten_for_assertion_diffs_without_a_warning(plain_run: Probe) -> None:
+    # -W error: registering the kit for rewriting must not warn ("already imported").
+    assert plain_run.returncode == 0, plain_run.output
+    assert plain_run.rewritten
+
+
+def test_no_fsaops_turns_the_plugin_off(tmp_path_factory: pytest.TempPathFactory) -> None:
+    run = _probe(tmp_path_factory, "-p", "no:fsaops")
+    assert run.returncode == 0, run.output
+    assert not {m for m in run.loaded if m.startswith("fsaops")}
+
+
+# -- documented fixtures and options --------------------------------------------------------
+
+
+def test_every_fixture_is_listed_with_its_docstring(pytester: pytest.Pytester) -> None:
+    from fsaops.testing import pytest_plugin
+
+    result = pytester.runpytest("--fixtures", "-p", "no:randomly")
+    out = result.stdout.str()
+    for name in FIXTURES:
+        doc = getattr(pytest_plugin, name).__doc__
+        assert doc, f"fixture {name} has no docstring"
+        assert name in out, f"{name} is missing from pytest --fixtures"
+        assert doc.strip().splitlines()[0] in out, f"the docstring of {name} is not shown"
+
+
+def test_the_options_are_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--fsaops-filesystem=NAME*", "*--fsaops-mode=MODE*"])
+
+
+def test_the_options_select_the_table(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_selected="""
+        def test_table(fsaops_world, fsaops_subject):
+            assert fsaops_world.table.name == "ext3_journalled_aops"
+            assert fsaops_subject.capabilities == {"buffers", "no_migratepage"}
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:randomly", "--fsaops-filesystem", "ext3", "--fsaops-mode", "journal"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unknown_filesystem_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bad="""
+        def test_table(fsaops_world):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "--fsaops-filesystem", "nosuchfs")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*--fsaops-filesystem*nosuchfs*not installed*"])
+
+
+def test_a_subclass_without_filesystem_takes_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_any="""
+        from fsaops.testing import MigratepageConformance
+
+        class TestFromTheCommandLine(MigratepageConformance):
+            capabilities = {"refuses"}
+            max_examples = 3
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:randomly", "-rs", "--fsaops-filesystem", "xfs_buftarg", "-k", "hook or engine"
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0, result.stdout.str()
+    assert outcomes["passed"] >= 3
+    # Promises that do not apply are skipped, and the reason names the capability.
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED*capability 'refuses'*refuses every page*",
+            "SKIPPED*needs capability 'writeback'*",
+        ],
+        consecutive=False,
+    )
+
+
+def test_a_wrong_declaration_is_reported_with_what_the_table_does(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_wrong="""
+        from fsaops.testing import MigratepageConformance
+
+        class TestUndeclared(MigratepageConformance):
+            filesystem = "ext2"
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-k", "capabilities")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*broken promise: the declared capabilities match what the table does*",
+            "*capability 'buffers' is missing, but a cached page of ext2 mode default*",
+            "*what the table does: capabilities = {'buffers', 'writeback'}*",
+        ]
+    )
+
+
+def test_a_subclass_without_any_filesystem_says_so(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_none="""
+        from fsaops.testing import MigratepageConformance
+
+        class TestNothing(MigratepageConformance):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-k", "capabilities")
+    result.stdout.fnmatch_lines(["*TestNothing names no filesystem*--fsaops-filesystem*"])
+
+
+def test_a_wrong_capability_is_reported_with_the_known_ones() -> None:
+    with pytest.raises(SetupError, match=r"unknown capability 'buffer'.*known: buffers"):
+        check_capabilities({"buffer"})
+    with pytest.raises(SetupError, match="not the string"):
+        check_capabilities("buffers")
+    assert check_capabilities({"refuses"}) == {"refuses"}
+    assert set(CAPABILITIES) >= {"buffers", "writeback", "refuses", "no_migratepage"}
+
+
+# -- the fixtures, used -----------------------------------------------------------------------
+
+
+def test_the_default_subject_is_ext2_with_its_capabilities(fsaops_subject: Subject) -> None:
+    assert fsaops_subject.fstype.name == "ext2"
+    assert fsaops_subject.table.name == "ext2_aops"
+    assert fsaops_subject.capabilities == {"buffers", "writeback"}
+
+
+def test_the_kernel_factory_is_small_and_deterministic(
+    fsaops_kernel_factory: Callable[..., Kernel],
+) -> None:
+    a = fsaops_kernel_factory()
+    b = fsaops_kernel_factory()
+    assert len(a.nodes) == 2
+    assert a.node_pages == 64
+    assert [a.rng.random() for _ in range(3)] == [b.rng.random() for _ in range(3)]
+    assert a.registry is not None
+    assert "ext2" in a.registry.filesystems
+    bigger = fsaops_kernel_factory(nodes=3, node_pages=16)
+    assert (len(bigger.nodes), bigger.node_pages) == (3, 16)
+
+
+def test_the_mapping_is_an_empty_file_of_the_table(
+    fsaops_mapping: AddressSpace, fsaops_kernel: Kernel
+) -> None:
+    assert fsaops_mapping.a_ops.name == "ext2_aops"
+    assert fsaops_mapping.nrpages == 0
+    assert fsaops_mapping.kernel is fsaops_kernel
+
+
+@pytest.mark.parametrize(
+    ("state", "check"),
+    [
+        ("clean", lambda s, p: not s.flags & PG.dirty and s.in_slot),
+        ("dirty", lambda s, p: bool(s.flags & PG.dirty)),
+        ("writeback", lambda s, p: bool(s.flags & PG.writeback)),
+        ("mapped", lambda s, p: len(s.ptes) == 1 and s.mapcount == 1),
+        ("mlocked", lambda s, p: p.vma is not None and bool(p.vma.vm_flags & VM_LOCKED)),
+        ("pinned", lambda s, p: s.holds == 1),
+        ("locked", lambda s, p: s.locked_by_task and bool(s.flags & PG.locked)),
+        ("truncated", lambda s, p: s.mapping is None and not s.in_slot),
+        ("dirty+mapped+pinned", lambda s, p: bool(s.flags & PG.dirty) and s.ptes and s.holds),
+    ],
+)
+def test_the_page_factory_builds_each_state(
+    fsaops_page_factory: Callable[..., PreparedPage],
+    fsaops_oracle: Oracle,
+    state: str,
+    check: Callable[[object, PreparedPage], bool],
+) -> None:
+    prepared = fsaops_page_factory(state)
+    seen = fsaops_oracle.snapshot(prepared.page)
+    assert check(seen, prepared), f"{state}: {prepared.page!r}"
+    assert not seen.flags & PG.lru  # isolated, as migration callers leave it
+    assert seen.data == prepared.data or state == "truncated"
+
+
+@pytest.mark.parametrize("fsaops_page", ["dirty", "mapped"], indirect=True)
+def test_the_page_fixture_takes_a_state_indirectly(
+    fsaops_page: PreparedPage, fsaops_oracle: Oracle
+) -> None:
+    seen = fsaops_oracle.snapshot(fsaops_page.page)
+    assert seen.flags & PG.dirty or seen.ptes
+    assert seen.ring is not None  # ext2 pages carry buffer heads
+    assert len(seen.ring) == 4  # 1 KiB blocks in a 4 KiB page
+
+
+def test_a_state_the_table_cannot_reach_is_refused(fsaops_registry: object) -> None:
+    from fsaops.testing import resolve_subject
+
+    world = World(resolve_subject("xfs_buftarg"))
+    with pytest.raises(SetupError, match="needs capability 'writeback'"):
+        world.make_page("writeback")
+    with pytest.raises(ValueError, match="unknown page state 'dirtied'"):
+        PageSpec.parse("dirtied")
+
+
+# -- the oracle ----------------------------------------------------------------------------
+
+
+def test_the_oracle_sees_what_changed_in_kernel_terms(
+    fsaops_page: PreparedPage, fsaops_oracle: Oracle
+) -> None:
+    page = fsaops_page.page
+    before = fsaops_oracle.snapshot(page)
+    assert fsaops_oracle.changes(before, fsaops_oracle.snapshot(page)) == []
+    node = page.node
+    node.mem[(page.pfn - node.start_pfn) << node.page_shift] ^= 0xFF
+    head = page.private
+    head.b_this_page.b_count += 1
+    head.b_this_page.b_state |= BH.lock
+    page.count += 1
+    changes = fsaops_oracle.changes(before, fsaops_oracle.snapshot(page))
+    pfn = page.pfn
+    assert f"pfn {pfn}: its contents changed (first at byte 0)" in changes
+    assert f"buffer head 1 of pfn {pfn}: b_count went from 0 to 1" in changes
+    assert f"pfn {pfn}: page_count went from {before.count} to {before.count + 1}" in changes
+    assert len(changes) == 4  # contents, count, b_count, b_state
+
+
+def test_the_oracle_reads_a_broken_ring_without_looping(
+    fsaops_page: PreparedPage, fsaops_oracle: Oracle
+) -> None:
+    head = fsaops_page.page.private
+    head.b_this_page.b_this_page = head.b_this_page  # ring short-circuited on buffer 1
+    ring, problem = fsaops_oracle.ring(head)
+    assert problem is not None
+    assert "loops back to buffer head 1" in problem
+    assert len(ring) == 2
+
+
+def test_the_oracle_counts_references_it_can_account_for(
+    fsaops_page_factory: Callable[..., PreparedPage], fsaops_oracle: Oracle
+) -> None:
+    prepared = fsaops_page_factory("mapped+pinned")
+    total, parts = fsaops_oracle.accounted_references(prepared.page)
+    # slot + buffers + one pte + one pin; the isolation reference is the caller's
+    assert total == 4
+    assert parts == "page-tree slot 1 + buffers 1 + ptes 1 + other tasks 1"
+    assert prepared.page.count == total + 1
+
+
+def test_a_filesystem_type_can_be_tested_before_it_is_installed() -> None:
+    from fsaops.testing import resolve_subject
+    from fsaops_ext2 import EXT2
+
+    subject = resolve_subject(EXT2, "nobh")
+    assert isinstance(subject.fstype, FileSystemType)
+    assert subject.origin == "given directly"
+    assert subject.table.name == "ext2_nobh_aops"
