@@ -2,15 +2,20 @@
 
 The build needs no network and no program outside the Python packages of
 the ``docs`` dependency group: the pictures are SVG files kept in
-``_static/``, and there is no intersphinx.  It is run with ``-n -W``, so
-every cross-reference must resolve; see :func:`_resolve_short_names` for
-how names written the short way in docstrings and annotations are found.
+``_static/``, there is no intersphinx, and the parts generated from the
+code (the configuration reference, the command line's usage and output)
+are made in the build's own process by ``_ext/fsaops_docs.py``.  It is
+run with ``-n -W``, so every cross-reference must resolve; see
+:func:`_resolve_short_names` for how names written the short way in
+docstrings and annotations are found.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sphinx.ext.napoleon import Config as NapoleonConfig
@@ -27,16 +32,25 @@ copyright = "the fsaops developers"
 release = metadata.version("fsaops")
 version = ".".join(release.split(".")[:2])
 
+# The project's own helpers (docs/_ext/fsaops_docs.py): the configuration
+# reference, command output and usage built from the code at build time,
+# and links for "KERNEL-SPEC §n" citations.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
+
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
+    "fsaops_docs",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "examples"]
+
+# The annotated scenario the configuration reference shows, table by table.
+fsaops_example_scenario = "scenarios/annotated.toml"
 
 # -- MyST ----------------------------------------------------------------------
 
@@ -73,7 +87,17 @@ nitpicky = True
 # Without intersphinx (it would fetch inventories over the network) the
 # standard library has no targets: its names are shown as plain text.
 # (Sphinx itself already lets built-in types and names from typing through.)
-nitpick_ignore_regex = [(r"py:class", r"(collections\.abc|importlib\.metadata)\.\w+")]
+_STDLIB = "|".join(sorted(sys.stdlib_module_names))
+nitpick_ignore_regex = [
+    (r"py:(class|exc|func|data)", rf"({_STDLIB})(\.\w+)+"),
+    # rich draws the reports; its classes appear in signatures only.
+    (r"py:class", r"rich\.[\w.]+"),
+    # Private helper classes that appear in annotations (the scenario's
+    # records of files and process areas, for instance) are not documented.
+    (r"py:class", r"fsaops\.[\w.]*\._\w+"),
+]
+# The benchmark (fsaops.bench) is a command, not part of the API reference.
+nitpick_ignore = [("py:mod", "fsaops.bench")]
 
 # -- HTML ------------------------------------------------------------------------
 

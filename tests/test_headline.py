@@ -1,4 +1,4 @@
-"""The seed patch's headline: migrate a page with buffers without requiring writeback."""
+"""V4 5/6's headline: "migrate a page with buffers without requiring writeback"."""
 
 from __future__ import annotations
 

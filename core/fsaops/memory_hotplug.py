@@ -2,9 +2,10 @@
 
 The 2005 kernel had no caller that emptied a whole node; memory hot-remove
 (``offline_pages``, 2.6.24) later did exactly that, through the same
-``migrate_pages``.  :func:`migrate_node` is that caller, and it is what
-``fsaops migrate`` runs: isolate every LRU page of the source node, then
-move them with :func:`~fsaops.mempolicy.migrate_pages_to`.
+``migrate_pages``.  :func:`migrate_node` is that caller: isolate every LRU
+page of the source node, then move them with
+:func:`~fsaops.mempolicy.migrate_pages_to`.  (``fsaops migrate`` does the
+same in chunks of its own, so that it can show progress.)
 """
 
 from __future__ import annotations
