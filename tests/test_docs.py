@@ -8,12 +8,15 @@ argparse parser, the report's fields from a real report, and each must be
 described in the documentation, so adding one without documenting it
 fails here.  The scenarios the docs show must pass ``fsaops config
 check``, and every "KERNEL-SPEC §n" citation must name a section of the
-published spec.
+published spec.  The plugin tutorial must show the example plugin's own
+files, and the testing kit's page every test of the conformance suite,
+every fixture and every option of the kit's pytest plugin.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import tomllib
@@ -368,3 +371,221 @@ def test_every_kernel_spec_citation_names_a_section_of_the_spec() -> None:
                 if number not in sections:
                     bad.append(f"{path.relative_to(ROOT)}: {' '.join(citation.split())}")
     assert not bad, f"citations of sections the spec does not have: {bad}"
+
+
+# -- the plugin tutorial and the testing kit ---------------------------------------------------
+
+TUTORIAL_PAGE = DOCS / "plugin-tutorial.md"
+KIT_PAGE = DOCS / "testing-kit.md"
+EXAMPLE = DOCS / "examples" / "fsaops-example-plugin"
+EXAMPLE_MODULE = EXAMPLE / "src" / "fsaops_ramfs" / "__init__.py"
+EXAMPLE_TESTS = EXAMPLE / "tests" / "test_conformance.py"
+SUITE = "fsaops.testing.conformance.MigratepageConformance"
+
+
+def _directives(text: str, name: str) -> list[tuple[str, dict[str, str]]]:
+    """Each ``name`` directive of a page, in MyST (```{name} ARG) or reST (.. name:: ARG) form.
+
+    Returns the argument and the options of each.
+    """
+    found: list[tuple[str, dict[str, str]]] = []
+    lines = text.splitlines()
+    head = re.compile(rf"^\s*(?:```\{{{re.escape(name)}\}}|\.\. {re.escape(name)}::)\s*(.*?)\s*$")
+    for i, line in enumerate(lines):
+        match = head.match(line)
+        if match is None:
+            continue
+        options: dict[str, str] = {}
+        for following in lines[i + 1 :]:
+            option = re.match(r"^\s*:([\w-]+):\s*(.*?)\s*$", following)
+            if option is None:
+                break
+            options[option.group(1)] = option.group(2).strip('"')
+        found.append((match.group(1), options))
+    return found
+
+
+def _suite_tests_in_source() -> dict[str, ast.FunctionDef]:
+    """The tests the suite's class body defines, as the docs build reads them from its source."""
+    from fsaops.testing import conformance
+
+    tree = ast.parse(Path(conformance.__file__).read_text(encoding="utf-8"))
+    cls = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and node.name == "MigratepageConformance"
+    )
+    return {
+        node.name: node
+        for node in cls.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    }
+
+
+def test_every_conformance_test_is_listed_on_the_testing_kit_page() -> None:
+    """The page lists the suite's tests from its source: every test must be found there, once.
+
+    The build reads the class body of ``MigratepageConformance`` (the docs
+    build does without pytest, so it cannot import the suite) and shows the
+    tests whose names start with the prefix of each ``fsaops-suite-tests``
+    directive; so every test pytest would collect from a subclass must be
+    defined in that class body, with a docstring, and match exactly one
+    prefix on the page.
+    """
+    from fsaops.testing import MigratepageConformance
+
+    collected = {name for name in dir(MigratepageConformance) if name.startswith("test_")}
+    in_source = _suite_tests_in_source()
+    assert collected == set(in_source), (
+        "tests not defined in the class body, which the testing kit page reads: "
+        f"{sorted(collected ^ set(in_source))}"
+    )
+    undocumented = sorted(name for name, node in in_source.items() if not ast.get_docstring(node))
+    assert not undocumented, f"tests without a docstring to show: {undocumented}"
+    text = KIT_PAGE.read_text(encoding="utf-8")
+    prefixes = [
+        options.get("prefix", "test_")
+        for argument, options in _directives(text, "fsaops-suite-tests")
+        if argument == SUITE
+    ]
+    assert prefixes, f"{KIT_PAGE} does not list the suite's tests (fsaops-suite-tests {SUITE})"
+    for name in sorted(collected):
+        matching = [prefix for prefix in prefixes if name.startswith(prefix)]
+        assert len(matching) == 1, (
+            f"{name} matches {len(matching)} of the prefixes {prefixes} on {KIT_PAGE}: "
+            "it must be listed exactly once"
+        )
+
+
+def _included_lines(path: Path, options: dict[str, str]) -> set[int]:
+    """The line numbers (from 1) that a ``literalinclude`` with these options shows."""
+    text = path.read_text(encoding="utf-8")
+    numbered = list(enumerate(text.splitlines(), start=1))
+    if "pyobject" in options:
+        tree = ast.parse(text)
+        node = next(
+            n
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == options["pyobject"]
+        )
+        assert node.end_lineno is not None
+        numbered = numbered[node.lineno - 1 : node.end_lineno]
+    if "lines" in options:
+        wanted: set[int] = set()
+        for part in options["lines"].split(","):
+            first, _, last = part.strip().partition("-")
+            wanted.update(range(int(first), int(last or first) + 1))
+        numbered = [(n, line) for n, line in numbered if n in wanted]
+    for option, inclusive in (("start-at", True), ("start-after", False)):
+        if option in options:
+            at = next(i for i, (_, line) in enumerate(numbered) if options[option] in line)
+            numbered = numbered[at if inclusive else at + 1 :]
+    for option, inclusive in (("end-at", True), ("end-before", False)):
+        if option in options:
+            at = next(i for i, (_, line) in enumerate(numbered) if options[option] in line)
+            numbered = numbered[: at + 1 if inclusive else at]
+    return {n for n, _ in numbered}
+
+
+def _tutorial_includes() -> dict[Path, set[int]]:
+    """The example's files the tutorial includes, with the lines it shows of each."""
+    shown: dict[Path, set[int]] = {}
+    text = TUTORIAL_PAGE.read_text(encoding="utf-8")
+    for argument, options in _directives(text, "literalinclude"):
+        path = (DOCS / argument).resolve()
+        shown.setdefault(path, set()).update(_included_lines(path, options))
+    return shown
+
+
+def test_the_tutorial_includes_the_example_plugin() -> None:
+    """The tutorial shows the example's code from its files: the module, the tests, pyproject.toml.
+
+    Its test file is shown whole, and every definition of its module (the
+    members, ``migratepage``, the table, the filesystem type, the hook) is
+    shown somewhere on the page.
+    """
+    shown = _tutorial_includes()
+    for path in (EXAMPLE / "pyproject.toml", EXAMPLE_MODULE, EXAMPLE_TESTS):
+        assert path.resolve() in shown, f"{TUTORIAL_PAGE.name} does not include {path}"
+    tests_lines = len(EXAMPLE_TESTS.read_text(encoding="utf-8").splitlines())
+    assert shown[EXAMPLE_TESTS.resolve()] == set(range(1, tests_lines + 1)), (
+        f"{TUTORIAL_PAGE.name} shows only part of {EXAMPLE_TESTS.name}"
+    )
+    module_lines = shown[EXAMPLE_MODULE.resolve()]
+    tree = ast.parse(EXAMPLE_MODULE.read_text(encoding="utf-8"))
+    missing = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            name, line = node.name, node.lineno
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            name, line = ast.unparse(targets[0]), node.lineno
+            if name == "__all__":
+                continue
+        else:
+            continue
+        if line not in module_lines:
+            missing.append(name)
+    assert not missing, f"{TUTORIAL_PAGE.name} does not show {missing} of {EXAMPLE_MODULE.name}"
+
+
+def test_the_testing_kit_page_reads_every_fixture_and_strategy() -> None:
+    """What the page's generated sections read from source is everything there is.
+
+    Fixtures are found as top-level ``@pytest.fixture`` functions of the
+    plugin module, strategies as the functions in ``__all__`` of
+    ``fsaops.testing.strategies``.
+    """
+    from fsaops.testing import pytest_plugin, strategies
+
+    text = KIT_PAGE.read_text(encoding="utf-8")
+    assert ("fsaops.testing.pytest_plugin", {}) in _directives(text, "fsaops-fixtures")
+    assert ("fsaops.testing.strategies", {}) in _directives(text, "fsaops-source-functions")
+    tree = ast.parse(Path(pytest_plugin.__file__).read_text(encoding="utf-8"))
+    fixtures = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("pytest.fixture" in ast.unparse(d) for d in node.decorator_list)
+    }
+    exported = set(pytest_plugin.__all__) - {"pytest_addoption"}
+    assert fixtures == exported, f"fixtures the page would miss: {sorted(exported ^ fixtures)}"
+    tree = ast.parse(Path(strategies.__file__).read_text(encoding="utf-8"))
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert set(strategies.__all__) <= functions
+
+
+def _documented_pytest_options() -> dict[str, str]:
+    """``--option`` → its description, from the ``{option}`` blocks after ``{program} pytest``."""
+    documented: dict[str, str] = {}
+    program = None
+    lines = KIT_PAGE.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if match := re.match(r"^```\{program\}\s+(.+?)\s*$", line):
+            program = match.group(1)
+        elif (match := re.match(r"^```\{option\}\s+(\S+)", line)) and program == "pytest":
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+            documented[match.group(1)] = "\n".join(lines[i + 1 : end])
+    return documented
+
+
+def test_every_pytest_option_of_the_kit_is_documented() -> None:
+    from fsaops.testing import pytest_plugin
+
+    declared: dict[str, dict[str, object]] = {}
+
+    class Group:
+        def addoption(self, *names: str, **attrs: object) -> None:
+            for name in names:
+                declared[name] = attrs
+
+    class Parser:
+        def getgroup(self, name: str, description: str = "") -> Group:
+            return Group()
+
+    pytest_plugin.pytest_addoption(Parser())  # type: ignore[arg-type]
+    documented = _documented_pytest_options()
+    assert set(documented) == set(declared), (
+        f"{KIT_PAGE} documents {sorted(documented)}, the plugin declares {sorted(declared)}"
+    )
+    assert f"`{pytest_plugin.DEFAULT_FILESYSTEM}`" in documented["--fsaops-filesystem"]

@@ -604,7 +604,7 @@ def check_engine_page(
 
 
 def check_after_settle(world: World) -> list[str]:
-    """After :meth:`World.settle`: every page reads back its data, every invariant holds."""
+    """After :meth:`.World.settle`: every page reads back its data, every invariant holds."""
     problems: list[str] = []
     for prepared in world.prepared:
         if prepared.spec.truncated:
