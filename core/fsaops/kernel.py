@@ -119,6 +119,20 @@ class Kernel:
         for node in self.nodes:
             yield from node.pages
 
+    def intern(self, value: int) -> int:
+        """``value``, as the int object of frame number ``value`` when there is such a frame.
+
+        Page indexes are stored through this: an index below the number of
+        frames shares the int its frame number already keeps alive instead
+        of holding an equal int of its own (28 bytes a page), as CPython
+        shares its small ints.  Any other value comes back as it is.
+        """
+        node_pages = self.node_pages
+        nid = value // node_pages
+        if 0 <= nid < len(self.nodes):
+            return self.nodes[nid].pages[value - nid * node_pages].pfn
+        return value
+
     # -- tasks and processes -----------------------------------------------
 
     def new_task(self, name: str) -> Task:

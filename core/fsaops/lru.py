@@ -16,7 +16,7 @@ from __future__ import annotations
 from errno import ENOSYS
 
 from fsaops.lists import PageList, list_add, list_del
-from fsaops.page import PG, Page, put_page
+from fsaops.page import PG, Page
 
 __all__ = [
     "isolate_lru_page",
@@ -81,18 +81,36 @@ def isolate_lru_page(page: Page) -> int:
 
 def move_to_lru(page: Page) -> None:
     """Put an isolated page back on the LRU and drop the isolation reference."""
-    list_del(page)
     node = page.node
-    with node.lru_lock:
+    lru_lock = node.lru_lock
+    lru_lock.acquire()  # by hand, not with: this is on the engine's per-page path
+    try:
         flags = page.flags
         if flags & PG_active:
-            list_add(page, node.active)
+            head = node.active
             node.nr_active += 1
         else:
-            list_add(page, node.inactive)
+            head = node.inactive
             node.nr_inactive += 1
+        # list_move(&page->lru, head), written out: off the private list,
+        # onto the head of the LRU list.
+        nxt = page.lru_next
+        prev = page.lru_prev
+        nxt.lru_prev = prev
+        prev.lru_next = nxt
+        nxt = head.lru_next
+        page.lru_next = nxt
+        page.lru_prev = head
+        nxt.lru_prev = page
+        head.lru_next = page
         page.flags = flags | PG_lru
-    put_page(page)
+    finally:
+        lru_lock.release()
+    # put_page(): the isolation reference; the last one frees the page.
+    count = page.count - 1
+    page.count = count
+    if count <= 0:
+        node.release_page(page)
 
 
 def putback_lru_pages(pages: PageList) -> int:

@@ -11,7 +11,7 @@ is a flat growable array here: a slot per index, ``None`` for a hole.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from fsaops.lru import lru_cache_add
 from fsaops.page import (
@@ -68,12 +68,17 @@ class AddressSpace:
         i_mmap: the areas mapping this file (for reverse mapping).
         flags: ``AS_*`` bits.
         bdev: the block device behind the file's blocks.
+        anon: always False (an :class:`~fsaops.rmap.AnonVma` says True), so
+            that ``page.mapping.anon`` tells ``PageAnon`` pages apart.  A
+            field rather than a class attribute: CPython 3.11 specializes
+            reading a field, not a class attribute through an instance.
     """
 
-    anon: ClassVar[bool] = False
+    anon: bool
 
     __slots__ = (
         "a_ops",
+        "anon",
         "bdev",
         "flags",
         "host",
@@ -97,6 +102,7 @@ class AddressSpace:
         name: str = "",
     ) -> None:
         self.kernel = kernel
+        self.anon = False
         self.a_ops = a_ops
         self.host = host
         self.bdev = bdev
@@ -183,7 +189,7 @@ def add_to_page_cache(page: Page, mapping: AddressSpace, index: int) -> bool:
             return False
         page.count += 1
         page.mapping = mapping
-        page.index = index
+        page.index = mapping.kernel.intern(index)
     return True
 
 

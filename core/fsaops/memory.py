@@ -3,7 +3,9 @@
 Each node owns one contiguous run of page frames.  Their bytes live in one
 anonymous memory map per node (the operating system commits it lazily, so a
 large node costs only what is touched) and every :class:`~fsaops.page.Page`
-is a view into it.  Allocation is order-0 only, from a per-node free list.
+is a view into it.  Allocation is order-0 only, from a per-node free list
+that, as the buddy allocator's ``free_area`` lists, links the free pages
+through their own ``lru`` links: it costs no memory of its own.
 """
 
 from __future__ import annotations
@@ -13,27 +15,41 @@ import threading
 from typing import TYPE_CHECKING
 
 from fsaops.errors import BadPage
-from fsaops.lists import LIST_POISON, PageList, list_del
-from fsaops.page import PG, Page
+from fsaops.lists import LIST_POISON, ListEntry, PageList, list_add, list_del
+from fsaops.page import PG, Page, page_class
 
 if TYPE_CHECKING:
     from fsaops.kernel import Kernel
 
-__all__ = ["Node", "alloc_pages_node"]
+__all__ = ["Node", "alloc_pages_node", "anonymous_memory"]
 
 # Flags a page may not carry when it is freed (the kernel's bad_page checks).
 _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active
 _POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
 
 
+def anonymous_memory(size: int) -> mmap.mmap:
+    """``size`` bytes of zeroed memory that the operating system commits as it is touched.
+
+    Private where the platform allows it, rather than the default shared
+    mapping: the first write to a page then costs an ordinary anonymous
+    page fault, several times cheaper than a shared-memory one.
+    """
+    if hasattr(mmap, "MAP_PRIVATE"):
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    return mmap.mmap(-1, size)  # pragma: no cover - platforms without MAP_PRIVATE
+
+
 class Node:
     """One NUMA node: its frames, free list, LRU lists and locks (``pg_data_t``)."""
 
     __slots__ = (
-        "_free",
+        "_nr_free",
         "active",
+        "free_list",
         "inactive",
         "kernel",
+        "lock",
         "lru_lock",
         "mem",
         "nid",
@@ -53,11 +69,26 @@ class Node:
         self.nr_pages = nr_pages
         self.page_size = kernel.page_size
         self.page_shift = kernel.page_shift
-        backing = mmap.mmap(-1, max(nr_pages * self.page_size, 1))
+        backing = anonymous_memory(max(nr_pages * self.page_size, 1))
         self.mem = memoryview(backing)
-        self.pages = [Page(self, start_pfn + i) for i in range(nr_pages)]
-        # A stack: the most recently freed (cache-hot) frame is reused first.
-        self._free = list(reversed(self.pages))
+        #: ``mem_map``: the page of every frame, by ``pfn - start_pfn`` (an
+        #: exact-size copy: a list grown by appending keeps spare room).
+        frame = page_class(self)
+        self.pages: list[Page] = [frame(pfn) for pfn in range(start_pfn, start_pfn + nr_pages)]
+        self.pages = self.pages.copy()
+        #: The free pages, linked through their ``lru`` links: a stack, so
+        #: the most recently freed (cache-hot) frame is reused first.
+        free_list = self.free_list = PageList(f"node{nid}.free")
+        prev: ListEntry = free_list
+        for page in self.pages:
+            prev.lru_next = page
+            page.lru_prev = prev
+            prev = page
+        prev.lru_next = free_list
+        free_list.lru_prev = prev
+        self._nr_free = nr_pages
+        #: ``zone->lock``: guards the free list.
+        self.lock = threading.Lock()
         self.active = PageList(f"node{nid}.active")
         self.inactive = PageList(f"node{nid}.inactive")
         self.nr_active = 0
@@ -70,21 +101,26 @@ class Node:
     @property
     def nr_free(self) -> int:
         """Free frames on this node."""
-        return len(self._free)
+        return self._nr_free
 
     def free_pages(self) -> list[Page]:
         """The free frames (a copy of the free list)."""
-        return list(self._free)
+        with self.lock:
+            return list(self.free_list)
 
     def alloc_page(self) -> Page | None:
         """Take a free frame with one reference, or ``None`` when the node is full."""
         faults = self.kernel.faults
         if faults is not None and faults.fail_alloc():
             return None
-        try:
-            page = self._free.pop()
-        except IndexError:
-            return None
+        free_list = self.free_list
+        with self.lock:
+            entry = free_list.lru_next
+            if entry is free_list:
+                return None
+            list_del(entry)
+            self._nr_free -= 1
+        page: Page = entry  # type: ignore[assignment]
         page.count = 1
         self.kernel.vmstat.pgalloc += 1
         return page
@@ -125,7 +161,9 @@ class Node:
             off = (page.pfn - self.start_pfn) << self.page_shift
             self.mem[off : off + self.page_size] = bytes([_POISON_BYTE]) * self.page_size
         self.kernel.vmstat.pgfree += 1
-        self._free.append(page)
+        with self.lock:
+            list_add(page, self.free_list)
+            self._nr_free += 1
 
 
 def alloc_pages_node(kernel: Kernel, nid: int) -> Page | None:

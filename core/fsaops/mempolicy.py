@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from fsaops.lists import PageList, list_add, list_add_tail, list_del, list_splice
 from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.migrate import MigrateStats, migrate_pages, table_name
+from fsaops.migrate import NOT_REACHED, MigrateStats, migrate_pages, table_name
 from fsaops.page import page_anon, page_mapping, put_page
 from fsaops.rmap import VM_SHARED, VM_WRITE
 
@@ -150,16 +150,18 @@ def migrate_pages_to(
             if nr_pages > MIGRATE_CHUNK_SIZE:
                 break
         if err:
-            if stats is not None:
-                # Every page still listed goes without a new page.
-                for page in pagelist:
-                    stats.pend(page.pfn, table_name(page), _NO_NEW_PAGE, "ENOMEM")
             break
         err = migrate_pages(pagelist, newlist, moved, failed, stats=stats)
         putback_lru_pages(moved)
         if err >= 0 and newlist.empty() and not pagelist.empty():
             continue
         break
+    if stats is not None:
+        # Pages the engine never got to: count them once, here.
+        why, error = (_NO_NEW_PAGE, "ENOMEM") if err == -ENOMEM else (NOT_REACHED, "EAGAIN")
+        for page in pagelist:
+            if page.pfn not in stats.pending:
+                stats.pend(page.pfn, table_name(page), why, error)
     for newpage in newlist:
         list_del(newpage)
         put_page(newpage)

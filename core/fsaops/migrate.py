@@ -69,6 +69,8 @@ PG_writeback = PG.writeback
 PG_swapcache = PG.swapcache
 PG_private = PG.private
 PG_dirty = PG.dirty
+PG_waiters = PG.waiters
+PG_unlock = PG.locked | PG.waiters
 PG_copied = PG.COPIED
 PG_cleared_on_old = PG.swapcache | PG.active | PG.private
 
@@ -98,7 +100,11 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
     callers turn that into ``-EAGAIN``).  Buffers, contents and the other
     flags are not moved here.
     """
-    mapping = page_mapping(page)
+    if page.flags & PG_swapcache:  # page_mapping(page)
+        mapping = page.node.kernel.swapper_space
+    else:
+        owner = page.mapping
+        mapping = None if owner is None or owner.anon else owner  # type: ignore[assignment]
     if mapping is None or page.count != page.mapcount + nr_refs:
         page.node.kernel.why = "reference count does not match (extra reference held)"
         return 1
@@ -111,12 +117,17 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
         if page.mapcount:
             page.node.kernel.why = "still mapped (try_to_unmap refused: VM_LOCKED or referenced)"
             return 1
-    with mapping.tree_lock:
+    # write_lock_irq(&mapping->tree_lock).  Taken and released by hand (in
+    # the hot paths only): a with statement costs twice as much here.
+    tree_lock = mapping.tree_lock
+    tree_lock.acquire()
+    try:
         flags = page.flags
-        index = page.private if flags & PG_swapcache else page.index
+        index = page.private if flags & PG_swapcache else page.index  # page_index(page)
         tree = mapping.page_tree
         if (
-            page_mapping(page) is None
+            # page_mapping(page), again now that the ptes are gone:
+            (not flags & PG_swapcache and (page.mapping is None or page.mapping.anon))
             or page.count != nr_refs
             or index >= len(tree)
             or tree[index] is not page
@@ -131,6 +142,8 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
             newpage.private = page.private
         tree[index] = newpage
         page.count -= 1
+    finally:
+        tree_lock.release()
     return 0
 
 
@@ -278,6 +291,8 @@ class MigrateStats:
         #: (table, reason, errno name).  A later call on the same list (the next chunk)
         #: may still move or fail them; each page is counted once, as it ends.
         self.pending: dict[int, tuple[str, str, str]] = {}
+        #: The pages the last call did not reach: the tail of its ``from``
+        #: list, already counted in ``pending`` (see ``migrate_pages``).
         self.passes = 0
         self.calls = 0
 
@@ -339,6 +354,13 @@ def _tracer(kernel: Kernel) -> Callable[..., Any] | None:
 
 
 # -- the engine ----------------------------------------------------------------
+#
+# The per-page path below is the hot loop of the model.  It stays free of
+# pluggy (table members are called directly), of logging work when no
+# tracer is enabled, and of O(n) list operations; the page lock is taken
+# and dropped inline, as straight-line code (indivisible under the GIL,
+# like lock_page() and unlock_page() themselves).  Kernel labels of the V4
+# code are named in the comments: ``unlock_both``, ``unlock_page``, ``next``.
 
 
 def migrate_pages(
@@ -374,6 +396,7 @@ def migrate_pages(
     vmstat = kernel.vmstat
     trace = _tracer(kernel)
     debug = _debug_checker(kernel, from_, to, moved, failed) if kernel.debug_vm else None
+    tables = stats.tables
     written = stats.written
     pending = stats.pending
     last_why: dict[Page, str] = {}
@@ -385,42 +408,50 @@ def migrate_pages(
     retry = 0
     pass_ = 0
     try:
-        while True:
+        while True:  # redo:
             retry = 0
             page: Any = from_.lru_next
-            while page is not from_:
+            # list_for_each_entry_safe(page, page2, from, lru).  The test is
+            # inside the loop so that it ends in an unconditional backward
+            # jump: CPython 3.11 counts only those (and calls) towards
+            # specializing a function, and this one is called rarely.
+            while True:
+                if page is from_:
+                    break
                 nxt = page.lru_next
-                tick()
-                newpage: Page | None = None
+                tick()  # cond_resched()
+                newpage: Any = None
                 name: str | None = None
                 rc = -EAGAIN
                 path = ""
                 kernel.why = ""
                 if page.count == 1:
-                    # Freed from under us: nobody but us holds it.
+                    # The page was freed from under us: nobody but us holds it.
                     rc = 0
                     path = "freed"
                 elif to is not None and to.lru_next is to:
-                    break
+                    break  # no new page left: the rest of the list is not reached
                 else:
-                    # Lock the page: only try in passes 0-2, sleep from pass 3.
-                    locked = True
+                    # Skip locked pages in the first passes (the code tests
+                    # pass > 2; its comment says "the first two passes"),
+                    # then sleep on the lock.
                     if pass_ > 2:
                         lock_page(page)
+                        locked = True
                     else:
-                        flags = page.flags
-                        if flags & PG_locked:
-                            locked = False
+                        flags = page.flags  # TestSetPageLocked()
+                        locked = not flags & PG_locked
+                        if locked:
+                            page.flags = flags | PG_locked
+                        else:
                             path = "locked"
                             kernel.why = "page locked by another task"
-                        else:
-                            page.flags = flags | PG_locked
-                    # Writeback: skip it in pass 0, wait for it later.
+                    # Wait on writeback only after a pass that may have started some.
                     if locked and page.flags & PG_writeback:
                         if pass_ > 0:
                             wait_on_page_writeback(page)
                         else:
-                            unlock_page(page)
+                            unlock_page(page)  # goto unlock_page
                             locked = False
                             path = "writeback"
                             kernel.why = "under writeback"
@@ -432,7 +463,9 @@ def migrate_pages(
                             and not page.flags & PG_swapcache
                             and not add_to_swap(page)
                         ):
-                            # V4: no swap slot, straight to failed (2.6.16: -ENOMEM).
+                            # An anonymous page needs a swap entry to keep what
+                            # its ptes say.  V4: no slot, straight to failed
+                            # (2.6.16: -ENOMEM).
                             unlock_page(page)
                             rc = -ENOMEM
                             path = "add_to_swap"
@@ -440,29 +473,55 @@ def migrate_pages(
                         elif to is None:
                             name = table_name(page)
                             path = "swap_page"
-                            rc = swap_page(page)
+                            rc = swap_page(page)  # goto next
                         else:
-                            newpage = to.lru_prev  # type: ignore[assignment]
-                            assert newpage is not None
-                            lock_page(newpage)
-                            mapping = page_mapping(page)
+                            newpage = to.lru_prev  # lru_to_page(to)
+                            flags = newpage.flags  # lock_page(newpage)
+                            if flags & PG_locked:
+                                lock_page(newpage)
+                            else:
+                                newpage.flags = flags | PG_locked
+                            # page_mapping(page)
+                            if page.flags & PG_swapcache:
+                                mapping = kernel.swapper_space
+                            elif mapping is not None and mapping.anon:
+                                mapping = None
                             if mapping is None:
+                                # Truncated under us.  goto unlock_both
                                 path = "no_mapping"
                                 kernel.why = "no mapping (truncated)"
                                 unlock_page(newpage)
                                 unlock_page(page)
                             else:
-                                name = mapping.a_ops.name
-                                migratepage = mapping.a_ops.migratepage
+                                a_ops = mapping.a_ops
+                                name = a_ops.name
+                                migratepage = a_ops.migratepage
                                 if migratepage is not None:
+                                    # The V4 hook: the filesystem moves the page.  A
+                                    # plugin's bug must not take the run down.
                                     path = "migratepage"
-                                    rc = _call_migratepage(migratepage, newpage, page, kernel)
-                                    unlock_page(newpage)
-                                    unlock_page(page)
+                                    try:
+                                        rc = migratepage(newpage, page)
+                                    except KernelBug:
+                                        raise
+                                    except Exception as exc:
+                                        rc = _migratepage_raised(kernel, exc)
+                                    if type(rc) is not int or rc > 0:
+                                        rc = _migratepage_returned(kernel, rc)
+                                    # unlock_both: (inline unlock_page(newpage), unlock_page(page))
+                                    flags = newpage.flags
+                                    newpage.flags = flags & ~PG_unlock
+                                    if flags & PG_waiters:
+                                        sched.wake_page(newpage)
+                                    flags = page.flags
+                                    page.flags = flags & ~PG_unlock
+                                    if flags & PG_waiters:
+                                        sched.wake_page(page)
                                 else:
                                     rc, path, newpage = _fallback(
                                         page, newpage, mapping, pass_, written
                                     )
+                # next:
                 if name is None:
                     name = table_name(page)
                 if trace is not None:
@@ -492,31 +551,37 @@ def migrate_pages(
                     ts.errors[ename] = ts.errors.get(ename, 0) + 1
                     why = kernel.why or f"{path} returned {ename}"
                     ts.reasons[why] = ts.reasons.get(why, 0) + 1
-                    last_why.pop(page, None)
+                    if last_why:
+                        last_why.pop(page, None)
                 else:
-                    # Success: the new page goes to the LRU, the old to moved.
+                    # Success: the new page goes to the LRU, the old one to moved.
                     if newpage is not None:
                         if newpage.flags & PG_swapcache:
                             remove_from_swap(newpage)
                         move_to_lru(newpage)
-                        via = (
-                            "writeback" if path == "migrate_page" and page.pfn in written else path
-                        )
+                        via = path
+                        if written and path == "migrate_page" and page.pfn in written:
+                            via = "writeback"
                     else:
                         via = "freed" if path == "freed" else "swap"
-                    written.discard(page.pfn)
                     list_move(page, moved)
                     nr_moved += 1
+                    if written:
+                        written.discard(page.pfn)
                     if pending:
                         stats.unpend(page.pfn)
-                    ts = stats.table(name)
-                    ts.moved += 1
-                    ts.via[via] = ts.via.get(via, 0) + 1
-                    last_why.pop(page, None)
+                    if last_why:
+                        last_why.pop(page, None)
+                    done = tables.get(name)
+                    if done is None:
+                        done = stats.table(name)
+                    done.moved += 1
+                    counts = done.via
+                    counts[via] = counts.get(via, 0) + 1
                 if debug is not None:
                     debug(page, newpage if rc == 0 else None, name, pass_, path)
                 page = nxt
-            if retry and pass_ < MAX_PASSES - 1:
+            if retry and pass_ < MAX_PASSES - 1:  # if (retry && pass++ < 10) goto redo;
                 pass_ += 1
                 continue
             break
@@ -526,14 +591,18 @@ def migrate_pages(
     passes = pass_ + 1
     stats.passes += passes
     vmstat.migrate_passes += passes
-    left = 0
-    for page in from_:
-        left += 1
-        why = last_why.get(page) or "not reached (no new page left)"
+    # The pages this call tried and left (-EAGAIN in their last attempt) are
+    # counted with their reason; pages it never reached are the caller's to
+    # count (migrate_pages_to does, once, when it is done with its list).
+    for page, why in last_why.items():
         stats.pend(page.pfn, table_name(page), why)
     vmstat.pgmigrate_success += nr_moved
-    vmstat.pgmigrate_fail += nr_failed + left
+    vmstat.pgmigrate_fail += nr_failed + len(last_why)
     return nr_failed + retry
+
+
+NOT_REACHED = "not reached (no new page left)"
+"""Why a page is left when the engine never got to it."""
 
 
 def _debug_checker(
@@ -564,20 +633,16 @@ def _debug_checker(
     return check
 
 
-def _call_migratepage(
-    migratepage: Callable[[Page, Page], int], newpage: Page, page: Page, kernel: Kernel
-) -> int:
-    try:
-        rc = migratepage(newpage, page)
-    except KernelBug:
-        raise
-    except Exception as exc:  # a plugin's bug must not take the run down
-        kernel.why = f"migratepage raised {type(exc).__name__}: {exc}"
-        return -EIO
-    if type(rc) is not int or rc > 0:
-        kernel.why = f"migratepage returned {rc!r}, not 0 or a negative errno"
-        return -EIO
-    return rc
+def _migratepage_raised(kernel: Kernel, exc: Exception) -> int:
+    """A table's ``migratepage`` raised: record why, and fail the page with ``-EIO``."""
+    kernel.why = f"migratepage raised {type(exc).__name__}: {exc}"
+    return -EIO
+
+
+def _migratepage_returned(kernel: Kernel, rc: object) -> int:
+    """A table's ``migratepage`` returned neither 0 nor a negative errno: ``-EIO``."""
+    kernel.why = f"migratepage returned {rc!r}, not 0 or a negative errno"
+    return -EIO
 
 
 def _fallback(

@@ -13,7 +13,7 @@ lock each is indivisible, as the kernel's atomic bit operations are.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsaops.lists import LIST_POISON, ListEntry
 
@@ -32,6 +32,7 @@ __all__ = [
     "page_address",
     "page_anon",
     "page_buffers",
+    "page_class",
     "page_count",
     "page_flags_str",
     "page_has_buffers",
@@ -125,10 +126,19 @@ class Page(ListEntry):
         private: the head buffer head when ``PG.private`` is set, the swap
             entry when ``PG.swapcache`` is set, otherwise 0.
         pfn: the page frame number.
-        node: the NUMA node the frame belongs to.
+        node: the NUMA node the frame belongs to.  It costs the page no
+            memory: each node's frames are instances of the node's own
+            subclass of ``Page`` (:func:`~fsaops.page.page_class`), which
+            holds it as a class attribute, much as the kernel keeps the
+            node number in spare bits of ``page->flags`` rather than in a
+            field.
+
+    A page is a slotted object of nine fields (no ``__dict__``), created
+    once per frame by its node; its ``index`` shares the int object of an
+    equal frame number (:meth:`~fsaops.Kernel.intern`).
     """
 
-    __slots__ = ("count", "flags", "index", "mapcount", "mapping", "node", "pfn", "private")
+    __slots__ = ("count", "flags", "index", "mapcount", "mapping", "pfn", "private")
 
     flags: int
     count: int
@@ -137,9 +147,9 @@ class Page(ListEntry):
     index: int
     private: Any
     pfn: int
-    node: Node
+    node: ClassVar[Node]
 
-    def __init__(self, node: Node, pfn: int) -> None:
+    def __init__(self, pfn: int) -> None:
         self.flags = 0
         self.count = 0
         self.mapcount = 0
@@ -147,7 +157,6 @@ class Page(ListEntry):
         self.index = 0
         self.private = 0
         self.pfn = pfn
-        self.node = node
         self.lru_next = LIST_POISON
         self.lru_prev = LIST_POISON
 
@@ -161,6 +170,15 @@ class Page(ListEntry):
     def data(self) -> memoryview:
         """The frame's bytes (``page_address``), a writable view."""
         return page_address(self)
+
+
+def page_class(node: Node) -> type[Page]:
+    """The subclass of :class:`Page` whose instances are the frames of ``node``.
+
+    It adds no field, only the class attribute ``node``; ``isinstance(p,
+    Page)`` holds for every frame of every node.
+    """
+    return type("Page", (Page,), {"__slots__": (), "__module__": __name__, "node": node})
 
 
 def page_address(page: Page) -> memoryview:

@@ -17,7 +17,7 @@ migration and ``swap_page`` must before moving or dropping it.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import read_cache_page
@@ -69,13 +69,18 @@ SWAP_FAIL = 2
 
 
 class AnonVma:
-    """The areas an anonymous page may be mapped in (``struct anon_vma``)."""
+    """The areas an anonymous page may be mapped in (``struct anon_vma``).
 
-    anon: ClassVar[bool] = True
+    ``anon`` is always True: a page whose ``mapping`` is an anon_vma is
+    ``PageAnon`` (the kernel tags the pointer's low bit instead).
+    """
 
-    __slots__ = ("lock", "vmas")
+    anon: bool
+
+    __slots__ = ("anon", "lock", "vmas")
 
     def __init__(self) -> None:
+        self.anon = True
         self.vmas: list[Vma] = []
         self.lock = threading.Lock()
 
@@ -275,7 +280,7 @@ def page_add_anon_rmap(page: Page, vma: Vma, vpn: int) -> None:
     """Count a new pte of an anonymous page; the first one sets its anon_vma and index."""
     if page.mapcount == 0:
         page.mapping = vma.anon_vma
-        page.index = vma.vm_pgoff + (vpn - vma.vm_start)
+        page.index = vma.mm.kernel.intern(vma.vm_pgoff + (vpn - vma.vm_start))
     page.mapcount += 1
 
 

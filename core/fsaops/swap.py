@@ -15,13 +15,13 @@ anonymous page in the swap cache has ``PG.swapcache`` and its entry in
 
 from __future__ import annotations
 
-import mmap
 import threading
 from array import array
 from typing import TYPE_CHECKING
 
 from fsaops.errors import KernelBug
 from fsaops.lru import lru_cache_add_active
+from fsaops.memory import anonymous_memory
 from fsaops.page import (
     PG,
     Page,
@@ -59,7 +59,7 @@ class SwapInfo:
         self.kernel = kernel
         self.nr_slots = nr_slots
         size = (nr_slots + 1) * kernel.page_size
-        self.mem = memoryview(mmap.mmap(-1, size))
+        self.mem = memoryview(anonymous_memory(size))
         self.swap_map = array("l", bytes(8 * (nr_slots + 1)))
         self._free = list(range(nr_slots, 0, -1))
         self._lock = threading.Lock()

@@ -339,7 +339,9 @@ class Oracle:
             )
             out.append(f"pfn {pfn}: its contents changed (first at byte {first})")
         if before.in_slot and not after.in_slot:
-            where = "is empty" if after.slot_pfn < 0 else f"holds pfn {after.slot_pfn}"
+            # Look in the tree the page was in: after a move its own mapping is gone.
+            now = self.slot(before.tree, before.key) if before.tree is not None else None
+            where = "is empty" if now is None else f"holds pfn {now.pfn}"
             name = before.tree.name if before.tree is not None else "?"
             out.append(
                 f"pfn {pfn}: slot {before.key} of {name}'s page tree no longer points at it "

@@ -1,0 +1,1086 @@
+"""The benchmark: the performance figures of DESIGN §8, measured as ratios in one process.
+
+Every figure compares two ways of doing the same work, in the same
+process, on the same pages:
+
+``engine_vs_bare``
+    ``migrate_pages`` on a prepared list of isolated pages with a prepared
+    ``to`` list, against a bare loop doing only the irreducible work of
+    migrating a page (swap the page-tree slot, copy the flags, copy the
+    4 KiB) on the same pages.  Reported for a table without buffers
+    (``ext2_nobh_aops``) and one with four buffer heads a page
+    (``ext2_aops``, 1 KiB blocks).
+``registry_vs_direct``
+    The same migration with the table the plugin registry handed to
+    ``Kernel.mount``, against a table built here from the same functions.
+``scaling``
+    Ten times the pages against the base count, with one page in ten
+    contended (an extra reference or the page lock held by another task
+    until the end of the first pass).
+``log_filtered_vs_off``
+    A structlog filtering logger at INFO (the engine's per-page events are
+    at DEBUG) against no logger.
+``metadata_bytes``
+    The bytes of Python memory a page costs (``tracemalloc``): its
+    ``struct page`` object, its frame number, its ``mem_map`` and page-tree
+    slots, its index and its LRU links; not its data (in the node's memory
+    map) and not its buffer heads (reported apart).
+
+How: each repetition isolates the pages and deals them into batches of
+:data:`PART_PAGES`; the two sides take turns on the batches (A B B A ...,
+the other way round in the next repetition; the bare loop and the engine
+both run on every batch, each first on every other one), so both see the
+same machine at the same moments.  A repetition's ratio is A's time over
+B's, and a figure is the median over the repetitions, after one warm-up.
+The scaling figure alternates whole runs instead.  Times are CPU time of
+this process, with the collector paused (as :mod:`timeit` does), and
+everything a timed section needs is set up before it, untimed.  Every
+figure comes with the spread of its repetitions.
+
+Besides the figures it reports pages per second for every built-in table
+(clean and dirty pages), and with ``--million`` the time and peak memory of
+migrating a million pages (in a child process, so its peak is its own).
+
+Run it as ``python -m fsaops.bench [--json] [--pages N] [--repeat R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import attrs
+
+from fsaops.aops import AddressSpaceOperations
+from fsaops.buffer import create_empty_buffers
+from fsaops.fs import Inode, generic_file_write
+from fsaops.kernel import Kernel
+from fsaops.lists import PageList, list_add, list_add_tail, list_del
+from fsaops.lru import isolate_lru_page, putback_lru_pages
+from fsaops.mapping import AddressSpace, add_to_page_cache_lru, grab_cache_page
+from fsaops.memory_hotplug import migrate_node
+from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.page import PG, Page, page_address, put_page, unlock_page
+from fsaops.plugins import Registry, load_plugins
+from fsaops.rmap import Mm
+from fsaops.sched import hold
+from fsaops.writeback import filemap_write_and_wait, set_page_dirty, write_one_page
+
+__all__ = ["Figure", "main", "run"]
+
+DEFAULT_PAGES = 10_000
+DEFAULT_REPEAT = 11
+QUICK_PAGES = 400
+QUICK_REPEAT = 2
+MILLION = 1_000_000
+
+#: The tables the engine figures use: one without buffers, one with.
+BUFFERLESS = ("ext2", "nobh", 4096)
+WITH_BUFFERS = ("ext2", "default", 1024)
+
+
+# -- results -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Side:
+    """The timings of one side of a ratio, in seconds per run."""
+
+    label: str
+    times: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        """The median time of a run."""
+        return statistics.median(self.times)
+
+    def noise(self) -> dict[str, float]:
+        """Minimum, median and maximum, and the spread (max - min) / median in percent."""
+        med = self.median
+        lo, hi = min(self.times), max(self.times)
+        return {
+            "min_s": lo,
+            "median_s": med,
+            "max_s": hi,
+            "spread_pct": 100.0 * (hi - lo) / med if med else 0.0,
+        }
+
+
+@attrs.frozen
+class Figure:
+    """One DESIGN §8 figure: its value, its target and whether it is met.
+
+    ``value`` is a ratio (``unit`` ``"x"``) or a number of bytes; lower is
+    better for every figure, so the target is met when ``value <= target``.
+    ``stretch`` is a second, harder target where DESIGN §8 names one.
+    """
+
+    key: str
+    title: str
+    value: float
+    target: float
+    unit: str = "x"
+    stretch: float | None = None
+    detail: dict[str, Any] = attrs.field(factory=dict)
+    noise: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def met(self) -> bool:
+        """Whether the value is within the target."""
+        return self.value <= self.target
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out: dict[str, Any] = {
+            "key": self.key,
+            "title": self.title,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+            "target": self.target,
+            "met": self.met,
+        }
+        if self.stretch is not None:
+            out["stretch"] = self.stretch
+            out["stretch_met"] = self.value <= self.stretch
+        out["detail"] = self.detail
+        out["noise"] = self.noise
+        return out
+
+
+def _ratio_figure(
+    key: str,
+    title: str,
+    a: Side,
+    b: Side,
+    target: float,
+    *,
+    stretch: float | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Figure:
+    """A ratio A ÷ B: the median over the repetitions of A's time ÷ B's.
+
+    Each repetition runs A and B back to back (in alternating order), so
+    its ratio is taken under the same conditions of a shared machine; the
+    ratio of the two sides' medians is reported beside it.
+    """
+    pairs = [x / y for x, y in zip(a.times, b.times, strict=True) if y]
+    noise: dict[str, Any] = {a.label: a.noise(), b.label: b.noise()}
+    noise["ratio_of_each_repetition"] = {"min": min(pairs), "max": max(pairs)}
+    info = dict(detail or {})
+    info["ratio_of_medians"] = a.median / b.median
+    info["repetitions"] = len(pairs)
+    return Figure(
+        key=key,
+        title=title,
+        value=statistics.median(pairs),
+        target=target,
+        stretch=stretch,
+        detail=info,
+        noise=noise,
+    )
+
+
+# -- timing ----------------------------------------------------------------------
+
+#: The clock of the timed sections: the CPU time of this process, so that
+#: other processes on a busy machine do not count (their cache and memory
+#: traffic still does; medians and alternation deal with that).
+_clock = time.process_time
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """Collect now, then keep the collector out of the timed section."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+# -- a machine with pages to migrate -------------------------------------------------
+
+
+def _page_bytes(index: int, size: int) -> bytes:
+    """Recognisable contents for page ``index`` of a file."""
+    return index.to_bytes(8, "little") * (size // 8)
+
+
+@attrs.define
+class Batch:
+    """Pages isolated for one ``migrate_pages`` call, and the lists it works on."""
+
+    from_: PageList
+    to: PageList
+    moved: PageList
+    failed: PageList
+    count: int
+    stats: MigrateStats = attrs.field(factory=MigrateStats)
+    rc: int = 0
+
+
+class Rig:
+    """A two-node machine with the pages of one table, migrated back and forth.
+
+    File tables get one file of ``npages`` pages; ``swap`` gets a process
+    with ``npages`` of anonymous memory; ``xfs_buftarg`` gets its buffer
+    cache filled from the device.  Each :meth:`prepare` isolates the pages
+    on whichever node they are on now and allocates as many new pages on
+    the other node; :meth:`finish` puts everything back, which frees the
+    old pages, so the next batch moves the same data the other way.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        fs: str,
+        mode: str | None,
+        npages: int,
+        *,
+        block_size: int | None = None,
+        dirty: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.fs = fs
+        self.npages = npages
+        self.kernel = Kernel(
+            nodes=2, node_pages=npages + 64, registry=registry, io_latency=4, seed=1
+        )
+        kernel = self.kernel
+        self.holder = kernel.new_task("bench-holder")
+        self.mm: Mm | None = None
+        self.inode: Inode | None = None
+        size = kernel.page_size
+        if fs == "swap":
+            kernel.swapon(npages + 64)
+            mm = self.mm = kernel.new_mm(name="bench")
+            vma = mm.mmap_anon(npages)
+            self._vpns = range(vma.vm_start, vma.vm_start + npages)
+            for i, vpn in enumerate(self._vpns):
+                mm.write(vpn * size, _page_bytes(i, size))
+            self.table = kernel.swap_aops_name
+        else:
+            blocks = npages * (size // (block_size or 512)) + 64
+            sb = kernel.mount(fs, mode, block_size=block_size, nr_blocks=blocks)
+            self.table = sb.a_ops.name
+            inode = self.inode = sb.new_inode("bench")
+            if sb.s_type.has_page_cache(sb.mode) and sb.a_ops.prepare_write is not None:
+                chunk = 256
+                for first in range(0, npages, chunk):
+                    last = min(first + chunk, npages)
+                    data = b"".join(_page_bytes(i, size) for i in range(first, last))
+                    generic_file_write(inode, first * size, data)
+            elif sb.s_type.has_page_cache(sb.mode):
+                # A buffer cache (xfs_buftarg): pages filled from the device.
+                for i in range(npages):
+                    page = grab_cache_page(inode.i_mapping, i, 0)
+                    assert page is not None
+                    page_address(page)[:] = _page_bytes(i, size)
+                    page.flags |= PG.uptodate
+                    unlock_page(page)
+                    put_page(page)
+                inode.i_size = npages * size
+        self.set_state(dirty=dirty)
+
+    @property
+    def mapping(self) -> AddressSpace:
+        """The file's page cache."""
+        assert self.inode is not None
+        return self.inode.i_mapping
+
+    def pages(self) -> list[Page]:
+        """The pages, in file (or virtual address) order, wherever they are now."""
+        if self.mm is not None:
+            ptes = self.mm.ptes
+            found = []
+            for vpn in self._vpns:
+                page = ptes[vpn].page
+                assert page is not None
+                found.append(page)
+            return found
+        return [p for p in self.mapping.page_tree if p is not None]
+
+    def set_state(self, *, dirty: bool) -> None:
+        """Make every page dirty, or write every dirty page out and wait (untimed)."""
+        kernel = self.kernel
+        pages = self.pages()
+        if dirty:
+            for page in pages:
+                if not page.flags & PG.dirty:
+                    set_page_dirty(page)
+        elif self.mm is not None:
+            for page in pages:
+                if page.flags & PG.dirty and page.flags & PG.swapcache:
+                    write_one_page(page, wait=False)
+        elif self.inode is not None:
+            filemap_write_and_wait(self.mapping)
+        kernel.run_until_idle()
+
+    def prepare(
+        self, count: int | None = None, *, parts: int = 1, contended: bool = False
+    ) -> list[Batch]:
+        """Isolate the first ``count`` pages and allocate as many new pages on the other node.
+
+        The pages are dealt, in order, into ``parts`` batches of consecutive
+        pages, each with its own ``from`` and ``to`` lists.  With
+        ``contended``, one page in ten is held by another task until the
+        first pass is over: every other one by an extra reference, the rest
+        by the page lock.
+        """
+        pages = self.pages()[: self.npages if count is None else count]
+        src = pages[0].node.nid
+        node = self.kernel.nodes[1 - src]
+        pages = [p for p in pages if p.node.nid == src]
+        size = -(-len(pages) // parts)
+        batches = []
+        for first in range(0, len(pages), size):
+            from_ = PageList("from")
+            for page in pages[first : first + size]:
+                if isolate_lru_page(page) == 1:
+                    list_add_tail(page, from_)
+            n = len(from_)
+            to = PageList("to")
+            for _ in range(n):
+                new = node.alloc_page()
+                assert new is not None, "the benchmark's machine ran out of pages"
+                list_add(new, to)
+            if contended:
+                sched = self.kernel.sched
+                for i, page in enumerate(from_):
+                    if i % 10 == 5:
+                        kind = "page_ref" if (i // 10) % 2 else "page_lock"
+                        hold(self.holder, sched, kind, page, n + 1)
+            batches.append(Batch(from_, to, PageList("moved"), PageList("failed"), n))
+        return batches
+
+    def migrate(self, batch: Batch) -> float:
+        """Time ``migrate_pages`` on a prepared batch; returns CPU seconds."""
+        t0 = _clock()
+        batch.rc = migrate_pages(
+            batch.from_, batch.to, batch.moved, batch.failed, stats=batch.stats
+        )
+        return _clock() - t0
+
+    def bare(self, batch: Batch) -> float:
+        """Time the irreducible work on a batch's pages, then undo it; returns CPU seconds.
+
+        Before the batch migrates, each page goes to the new page the
+        engine would give it (the tail of ``to`` first); after, each new
+        page goes back to the old page, which is still allocated.  For
+        each: point the page-tree slot at the target, copy the flags
+        ``migrate_page_copy`` copies, and copy the 4 KiB.
+        """
+        pairs: list[tuple[Page, Page]] = []
+        if batch.moved.lru_next is batch.moved:
+            new: Any = batch.to.lru_prev
+            for page in batch.from_:
+                pairs.append((page, new))
+                new = new.lru_prev
+        else:
+            tree = self.mapping.page_tree
+            for old in batch.moved:
+                found = tree[old.index]
+                assert found is not None
+                pairs.append((found, old))
+        if not pairs:
+            return 0.0
+        flags = [target.flags for _, target in pairs]
+        first, target = pairs[0]
+        smem, s0 = first.node.mem, first.node.start_pfn
+        dmem, d0 = target.node.mem, target.node.start_pfn
+        shift, size = first.node.page_shift, first.node.page_size
+        t0 = _clock()
+        _bare_loop(pairs, smem, dmem, s0, d0, shift, size)
+        elapsed = _clock() - t0
+        for (page, target), saved in zip(pairs, flags, strict=True):
+            page.mapping.page_tree[page.index] = page  # type: ignore[union-attr]
+            target.flags = saved
+        return elapsed
+
+    def finish(self, batch: Batch) -> None:
+        """Put every page back on the LRU (freeing the old pages) and free unused new ones."""
+        putback_lru_pages(batch.moved)
+        putback_lru_pages(batch.failed)
+        putback_lru_pages(batch.from_)
+        for page in list(batch.to):
+            list_del(page)
+            put_page(page)
+        self.kernel.run_until_idle()
+
+    def engine_run(self, count: int | None = None, *, contended: bool = False) -> float:
+        """Prepare, time one ``migrate_pages`` call on every page, and put everything back."""
+        (batch,) = self.prepare(count, contended=contended)
+        with _quiet_gc():
+            elapsed = self.migrate(batch)
+        self.last = batch
+        self.finish(batch)
+        return elapsed
+
+    def close(self) -> None:
+        """Drop the machine (its memory maps go with the next collection)."""
+        del self.kernel
+        gc.collect()
+
+
+def _bare_loop(
+    pairs: list[tuple[Page, Page]],
+    smem: memoryview,
+    dmem: memoryview,
+    s0: int,
+    d0: int,
+    shift: int,
+    size: int,
+) -> None:
+    copied = PG.COPIED
+    for page, newpage in pairs:
+        page.mapping.page_tree[page.index] = newpage  # type: ignore[union-attr]
+        newpage.flags |= page.flags & copied
+        soff = (page.pfn - s0) << shift
+        doff = (newpage.pfn - d0) << shift
+        dmem[doff : doff + size] = smem[soff : soff + size]
+
+
+#: Pages in each of the small batches the interleaved figures alternate on.
+PART_PAGES = 500
+
+
+def _interleaved(
+    rig: Rig,
+    pages: int,
+    repeat: int,
+    run_a: Callable[[Batch], float],
+    run_b: Callable[[Batch], float],
+    *,
+    same_batch: bool,
+) -> tuple[list[float], list[float]]:
+    """Repetitions of A against B, interleaved over small batches of the same pages.
+
+    Each repetition isolates ``pages`` pages dealt into batches of
+    :data:`PART_PAGES`.  With ``same_batch`` both sides run on every batch,
+    A first on every other batch and B first on the rest (the bare loop
+    and the engine); otherwise the batches go to A and B in the order A B
+    B A, A B B A, ... (the order flips every repetition).  Returns the
+    seconds of each side per repetition, summed over its batches.
+    """
+    ta: list[float] = []
+    tb: list[float] = []
+    parts = max(2, -(-pages // PART_PAGES))
+    parts += parts % 2
+    for rep in range(repeat + 1):  # the first is a warm-up
+        batches = rig.prepare(pages, parts=parts)
+        a = b = 0.0
+        with _quiet_gc():
+            for i, batch in enumerate(batches):
+                first_a = (i % 4 in (0, 3)) != (rep % 2 == 1)
+                if same_batch:
+                    if first_a:
+                        a += run_a(batch)
+                        b += run_b(batch)
+                    else:
+                        b += run_b(batch)
+                        a += run_a(batch)
+                elif first_a:
+                    a += run_a(batch)
+                else:
+                    b += run_b(batch)
+        rig.last = batches[-1]
+        for batch in batches:
+            rig.finish(batch)
+        if rep:
+            ta.append(a)
+            tb.append(b)
+    return ta, tb
+
+
+def _outcome(batch: Batch) -> dict[str, int]:
+    moved = sum(t.moved for t in batch.stats.tables.values())
+    failed = sum(t.failed for t in batch.stats.tables.values())
+    return {"pages": batch.count, "moved": moved, "failed": failed, "passes": batch.stats.passes}
+
+
+# -- the figures -------------------------------------------------------------------
+
+
+def engine_vs_bare(registry: Registry, pages: int, repeat: int, fs: tuple[str, str, int]) -> Figure:
+    """(a) ``migrate_pages`` against the bare loop, on the same clean pages of one table."""
+    rig = Rig(registry, fs[0], fs[1], pages, block_size=fs[2])
+    try:
+        rig.engine_run()  # the first trip touches every new frame
+        ta, tb = _interleaved(rig, pages, repeat, rig.migrate, rig.bare, same_batch=True)
+        out = _outcome(rig.last)
+    finally:
+        rig.close()
+    eng = Side("engine", tuple(ta))
+    bare = Side("bare_loop", tuple(tb))
+    return _ratio_figure(
+        f"engine_vs_bare[{rig.table}]",
+        f"engine ÷ bare loop, {rig.table} (clean pages)",
+        eng,
+        bare,
+        6.0,
+        stretch=3.0,
+        detail={
+            "table": rig.table,
+            "block_size": fs[2],
+            "pages": pages,
+            "engine_us_per_page": 1e6 * eng.median / pages,
+            "bare_us_per_page": 1e6 * bare.median / pages,
+            "last_batch": out,
+        },
+    )
+
+
+def registry_vs_direct(registry: Registry, pages: int, repeat: int) -> Figure:
+    """(b) the registry's table against one wired up here from the same functions."""
+    fs, mode, bs = BUFFERLESS
+    rig = Rig(registry, fs, mode, pages, block_size=bs)
+    mapping = rig.mapping
+    found = mapping.a_ops  # what load_plugins + Kernel.mount handed out
+    members = {k: v for k, v in found.members().items() if v is not None}
+    direct = AddressSpaceOperations(name=found.name, **members)  # type: ignore[arg-type]
+
+    def through_registry(batch: Batch) -> float:
+        mapping.a_ops = found
+        return rig.migrate(batch)
+
+    def wired_directly(batch: Batch) -> float:
+        mapping.a_ops = direct
+        return rig.migrate(batch)
+
+    try:
+        rig.engine_run()
+        ta, tb = _interleaved(
+            rig, pages, repeat, through_registry, wired_directly, same_batch=False
+        )
+    finally:
+        mapping.a_ops = found
+        rig.close()
+    return _ratio_figure(
+        "registry_vs_direct",
+        f"registry table ÷ directly wired table, {found.name}",
+        Side("registry", tuple(ta)),
+        Side("direct", tuple(tb)),
+        1.05,
+        detail={"table": found.name, "pages": pages, "pages_each_side": pages // 2},
+    )
+
+
+def scaling(registry: Registry, pages: int, repeat: int) -> Figure:
+    """(c) ten times the pages against the base count, one page in ten contended.
+
+    Each repetition times one call on every page between two pairs of
+    calls on the first ``pages`` of them (each pair brings those back where
+    they were), and compares it with the median of the four.
+    """
+    fs, mode, bs = BUFFERLESS
+    big = 10 * pages
+    # Dirty pages: building them needs no write-back, which at this size
+    # would take longer than the measurement.
+    rig = Rig(registry, fs, mode, big, block_size=bs, dirty=True)
+    ta: list[float] = []
+    tb: list[float] = []
+    try:
+        rig.engine_run(contended=True)
+        for _ in range(repeat):
+            small = [rig.engine_run(pages, contended=True) for _ in range(2)]
+            ta.append(rig.engine_run(big, contended=True))
+            large_run = _outcome(rig.last)
+            small += [rig.engine_run(pages, contended=True) for _ in range(2)]
+            tb.append(statistics.median(small))
+        small_run = _outcome(rig.last)
+    finally:
+        rig.close()
+    return _ratio_figure(
+        "scaling",
+        f"{big:,} pages ÷ {pages:,} pages, 10% contended ({rig.table}, dirty)",
+        Side(f"{big}_pages", tuple(ta)),
+        Side(f"{pages}_pages", tuple(tb)),
+        11.0,
+        detail={
+            "table": rig.table,
+            "large": big,
+            "small": pages,
+            "large_run": large_run,
+            "small_run": small_run,
+        },
+    )
+
+
+def _filtering_logger(level: int, file: TextIO | None = None) -> Any:
+    """A structlog filtering bound logger at ``level`` that renders key=value lines."""
+    import structlog
+
+    cls: Any = structlog.make_filtering_bound_logger(level)
+    sink = structlog.PrintLogger(file=io.StringIO() if file is None else file)
+    return cls(sink, [structlog.processors.KeyValueRenderer()], {})
+
+
+def log_filtered_vs_off(registry: Registry, pages: int, repeat: int) -> Figure:
+    """(d) a structlog logger at INFO (events filtered out) against no logger."""
+    fs, mode, bs = BUFFERLESS
+    rig = Rig(registry, fs, mode, pages, block_size=bs)
+    kernel = rig.kernel
+    at_info = _filtering_logger(logging.INFO)
+
+    def filtered(batch: Batch) -> float:
+        kernel.log = at_info
+        return rig.migrate(batch)
+
+    def off(batch: Batch) -> float:
+        kernel.log = None
+        return rig.migrate(batch)
+
+    try:
+        rig.engine_run()
+        ta, tb = _interleaved(rig, pages, repeat, filtered, off, same_batch=False)
+        # For information: the cost of emitting every event (DEBUG, rendered).
+        sink = open(os.devnull, "w")  # noqa: SIM115
+        try:
+            emitting = _filtering_logger(logging.DEBUG, sink)
+
+            def emitted(batch: Batch) -> float:
+                kernel.log = emitting
+                return rig.migrate(batch)
+
+            tc, td = _interleaved(rig, pages, max(1, repeat // 3), emitted, off, same_batch=False)
+        finally:
+            sink.close()
+    finally:
+        kernel.log = None
+        rig.close()
+    return _ratio_figure(
+        "log_filtered_vs_off",
+        f"events filtered out at INFO ÷ logging off ({rig.table})",
+        Side("filtered_at_info", tuple(ta)),
+        Side("off", tuple(tb)),
+        1.05,
+        detail={
+            "table": rig.table,
+            "pages": pages,
+            "pages_each_side": pages // 2,
+            "for_information_emitted_at_debug_vs_off": statistics.median(
+                x / y for x, y in zip(tc, td, strict=True)
+            ),
+        },
+    )
+
+
+def _traced(fn: Callable[[], object]) -> tuple[int, object]:
+    """Bytes ``fn`` leaves allocated (``tracemalloc``), and what it returned."""
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    result = fn()
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0] - before, result
+
+
+def metadata_bytes(registry: Registry, pages: int) -> Figure:
+    """(e) Python bytes per page: frame, page-tree slot, index and LRU; buffer heads apart."""
+    n = max(pages, 1000)
+    started = tracemalloc.is_tracing()
+    if not started:
+        tracemalloc.start()
+    try:
+        base_bytes, _base = _traced(lambda: Kernel(nodes=1, node_pages=1))
+        big_bytes, kernel_obj = _traced(
+            lambda: Kernel(nodes=1, node_pages=n + 1, registry=registry)
+        )
+        kernel: Kernel = kernel_obj  # type: ignore[assignment]
+        frame = (big_bytes - base_bytes) / n
+        sb = kernel.mount("ext2", "nobh", block_size=4096, nr_blocks=n + 64)
+        inode = sb.new_inode("meta")
+        mapping = inode.i_mapping
+        node = kernel.nodes[0]
+
+        def populate() -> None:
+            for index in range(n):
+                page = node.alloc_page()
+                assert page is not None
+                add_to_page_cache_lru(page, mapping, index)
+                page.flags |= PG.uptodate
+                unlock_page(page)
+                put_page(page)
+
+        cache_bytes, _ = _traced(populate)
+        in_cache = cache_bytes / n
+        some = [p for p in mapping.page_tree if p is not None]
+
+        def attach() -> None:
+            for page in some:
+                create_empty_buffers(page, 1024)
+
+        bh_bytes, _ = _traced(attach)
+        page_object = sys.getsizeof(some[-1])
+    finally:
+        if not started:
+            tracemalloc.stop()
+    total = frame + in_cache
+    return Figure(
+        key="metadata_bytes",
+        title="bytes of metadata per page (struct page, mem_map, page tree, LRU)",
+        value=total,
+        target=160.0,
+        unit="bytes",
+        detail={
+            "pages": n,
+            "frame_bytes": frame,
+            "page_cache_and_lru_bytes": in_cache,
+            "page_object_bytes": page_object,
+            "buffer_heads_bytes_per_page_1k_blocks": bh_bytes / n,
+            "data_bytes_per_page": kernel.page_size,
+            "kernel_struct_page_bytes": 64,
+            "python": platform.python_version(),
+        },
+    )
+
+
+# -- pages per second for every table ---------------------------------------------------
+
+
+def throughput(registry: Registry, pages: int, repeat: int) -> list[dict[str, Any]]:
+    """Pages per second through ``migrate_pages`` for every built-in table, clean and dirty."""
+    rows: list[dict[str, Any]] = []
+    for fstype, mode, table in registry.tables():
+        if not fstype.has_page_cache(mode):
+            rows.append(
+                {
+                    "fs": fstype.name,
+                    "mode": mode,
+                    "table": table.name,
+                    "note": "execute in place: no page-cache pages to migrate",
+                }
+            )
+            continue
+        if fstype.name == "swap":
+            bs: int | None = None
+        else:
+            bs = fstype.default_block_size
+        for dirty in (False, True):
+            rig = Rig(registry, fstype.name, mode, pages, block_size=bs, dirty=dirty)
+            try:
+
+                def one(rig: Rig = rig, dirty: bool = dirty) -> float:
+                    rig.set_state(dirty=dirty)
+                    return rig.engine_run()
+
+                one()
+                times = [one() for _ in range(repeat)]
+                out = _outcome(rig.last)
+            finally:
+                rig.close()
+            side = Side("engine", tuple(times))
+            rows.append(
+                {
+                    "fs": fstype.name,
+                    "mode": mode,
+                    "table": table.name,
+                    "state": "dirty" if dirty else "clean",
+                    "block_size": bs,
+                    "pages_per_second": pages / side.median,
+                    "us_per_page": 1e6 * side.median / pages,
+                    **out,
+                    "noise": side.noise(),
+                }
+            )
+    return rows
+
+
+# -- a million pages ------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    """The peak resident size of this process so far, in bytes (0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - platforms without getrusage
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def million(npages: int) -> dict[str, Any]:
+    """Fill a file of ``npages`` dirty pages on node 0 and move node 0 to node 1.
+
+    Runs in the calling process: :func:`run` starts it in a child process
+    so that the peak resident size it reports is this migration's own.
+    """
+    registry = load_plugins(cli=["ext2"])
+    rss_start = _rss_bytes()
+    t0 = time.perf_counter()
+    kernel = Kernel(nodes=2, node_pages=npages + 512, registry=registry, seed=1)
+    size = kernel.page_size
+    sb = kernel.mount("ext2", "nobh", block_size=size, nr_blocks=npages + 64)
+    inode = sb.new_inode("million")
+    chunk = 256
+    for first in range(0, npages, chunk):
+        last = min(first + chunk, npages)
+        data = b"".join(_page_bytes(i, size) for i in range(first, last))
+        generic_file_write(inode, first * size, data)
+    t1 = time.perf_counter()
+    rss_filled = _rss_bytes()
+    stats = MigrateStats()
+    with _quiet_gc():
+        t2 = time.perf_counter()
+        result = migrate_node(kernel, 0, 1, stats=stats)
+        t3 = time.perf_counter()
+    rss_peak = _rss_bytes()
+    tree = inode.i_mapping.page_tree
+    step = max(1, npages // 997)
+    checked = bad = 0
+    for index in range(0, npages, step):
+        page = tree[index]
+        checked += 1
+        if (
+            page is None
+            or page.node.nid != 1
+            or bytes(page_address(page)[:8]) != _page_bytes(index, 8)
+        ):
+            bad += 1
+    moved = sum(t.moved for t in stats.tables.values())
+    data_bytes = 2 * npages * size  # the frames written on both nodes
+    return {
+        "pages": npages,
+        "table": sb.a_ops.name,
+        "moved": moved,
+        "left": result.left,
+        "fill_seconds": t1 - t0,
+        "migrate_seconds": t3 - t2,
+        "pages_per_second": npages / (t3 - t2),
+        "peak_rss_bytes": rss_peak,
+        "rss_after_fill_bytes": rss_filled,
+        "page_data_bytes_touched": data_bytes,
+        "rss_at_start_bytes": rss_start,
+        "rss_beyond_data_per_page_bytes": (rss_peak - rss_start - data_bytes) / npages,
+        "sampled": checked,
+        "sampled_bad": bad,
+        "completed": result.left == 0 and bad == 0 and moved == npages,
+    }
+
+
+def _million_in_child(npages: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "fsaops.bench", "--million-child", str(npages)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"pages": npages, "completed": False, "error": proc.stderr.strip()[-2000:]}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def run(
+    *,
+    pages: int = DEFAULT_PAGES,
+    repeat: int = DEFAULT_REPEAT,
+    table_pages: int | None = None,
+    million_pages: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every figure; returns the JSON-ready report."""
+
+    def say(what: str) -> None:
+        if progress is not None:
+            progress(what)
+
+    registry = load_plugins(env={})
+    t0 = time.perf_counter()
+    sections: dict[str, float] = {}
+    figures: list[Figure] = []
+
+    def section(name: str, fn: Callable[[], Figure]) -> None:
+        say(name)
+        start = time.perf_counter()
+        figures.append(fn())
+        sections[figures[-1].key] = time.perf_counter() - start
+
+    section("engine ÷ bare loop", lambda: engine_vs_bare(registry, pages, repeat, BUFFERLESS))
+    section("engine ÷ bare loop", lambda: engine_vs_bare(registry, pages, repeat, WITH_BUFFERS))
+    section("registry ÷ direct", lambda: registry_vs_direct(registry, pages, repeat))
+    section("scaling", lambda: scaling(registry, pages, max(4, repeat // 3)))
+    section("logging", lambda: log_filtered_vs_off(registry, pages, repeat))
+    section("metadata", lambda: metadata_bytes(registry, pages))
+    say("pages per second")
+    start = time.perf_counter()
+    per_table = table_pages or max(pages // 5, 50)
+    rows = throughput(registry, per_table, max(2, repeat // 3 + 1))
+    sections["throughput"] = time.perf_counter() - start
+    big: dict[str, Any] | None = None
+    if million_pages:
+        say(f"{million_pages:,} pages")
+        start = time.perf_counter()
+        big = _million_in_child(million_pages)
+        sections["million"] = time.perf_counter() - start
+    return {
+        "figures": [f.as_dict() for f in figures],
+        "all_met": all(f.met for f in figures),
+        "throughput": rows,
+        "million": big,
+        "method": {
+            "pages": pages,
+            "repeat": repeat,
+            "order": "A B, then B A, ...; value = median over repetitions of A's time / B's",
+            "clock": "CPU time of this process (time.process_time)",
+            "gc": "collected before and paused during each timed section",
+            "warm_up": "one untimed run of each side first",
+            "seconds": time.perf_counter() - t0,
+            "seconds_by_section": sections,
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    }
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:,.1f} B" if unit == "bytes" else f"{value:.2f}x"
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as text: every figure beside its target, then the rest."""
+    lines = ["fsaops bench: DESIGN §8 figures (lower is better)", ""]
+    width = max(len(f["title"]) for f in report["figures"])
+    for f in report["figures"]:
+        target = f"≤ {f['target']:g}" + (f" (then ≤ {f['stretch']:g})" if "stretch" in f else "")
+        spread = ""
+        rr = f["noise"].get("ratio_of_each_repetition")
+        if rr:
+            spread = f"  [each repetition {rr['min']:.2f}-{rr['max']:.2f}]"
+        status = "met" if f["met"] else "NOT MET"
+        lines.append(
+            f"  {f['title']:<{width}}  {_fmt(f['value'], f['unit']):>10}  "
+            f"target {target:<18} {status}{spread}"
+        )
+    lines.append("")
+    lines.append(
+        "noise: how much each side's time varied between repetitions, (max - min) / median"
+    )
+    lines.append("(the ratios vary much less: their range is on each figure's line)")
+    for f in report["figures"]:
+        sides = [
+            f"{name} {n['spread_pct']:.0f}%"
+            for name, n in f["noise"].items()
+            if isinstance(n, dict) and "spread_pct" in n
+        ]
+        if sides:
+            lines.append(f"  {f['key']}: " + ", ".join(sides))
+    meta = next(f for f in report["figures"] if f["key"] == "metadata_bytes")["detail"]
+    lines.append("")
+    lines.append(
+        f"metadata: frame {meta['frame_bytes']:.1f} B + page cache and LRU "
+        f"{meta['page_cache_and_lru_bytes']:.1f} B a page (page object alone "
+        f"{meta['page_object_bytes']} B); buffer heads, apart: "
+        f"{meta['buffer_heads_bytes_per_page_1k_blocks']:.0f} B a page with 1 KiB blocks; "
+        f"the kernel's struct page: 64 B"
+    )
+    lines.append("")
+    lines.append("pages per second, per table:")
+    for row in report["throughput"]:
+        label = f"{row['fs']}/{row['mode']} ({row['table']})"
+        if "note" in row:
+            lines.append(f"  {label:<48} {row['note']}")
+            continue
+        lines.append(
+            f"  {label:<48} {row['state']:<5} {row['pages_per_second']:>10,.0f}/s "
+            f"({row['us_per_page']:.1f} µs a page; moved {row['moved']}, failed "
+            f"{row['failed']}, {row['passes']} pass(es); spread {row['noise']['spread_pct']:.0f}%)"
+        )
+    big = report.get("million")
+    if big:
+        lines.append("")
+        if "error" in big:
+            lines.append(f"{big['pages']:,} pages: FAILED: {big['error']}")
+        else:
+            lines.append(
+                f"{big['pages']:,} pages ({big['table']}): migrated in "
+                f"{big['migrate_seconds']:.1f} s ({big['pages_per_second']:,.0f}/s), filled in "
+                f"{big['fill_seconds']:.1f} s; peak RSS {big['peak_rss_bytes'] / 2**30:.2f} GiB "
+                f"(page data {big['page_data_bytes_touched'] / 2**30:.2f} GiB); "
+                f"{'completed' if big['completed'] else 'DID NOT COMPLETE'}"
+            )
+    m = report["method"]
+    env = report["environment"]
+    lines.append("")
+    lines.append(
+        f"{m['pages']:,} pages a run, {m['repeat']} repetitions after a warm-up; each ratio is "
+        "the median of the repetitions' A ÷ B, A and B run back to back in alternating order;"
+    )
+    lines.append(
+        f"CPU time, collector paused; Python {env['python']} on {env['cpus']} CPU(s); "
+        f"{m['seconds']:.1f} s in all"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the figures (or JSON). Returns 0."""
+    parser = argparse.ArgumentParser(
+        prog="fsaops bench",
+        description="Measure the performance figures of the migration engine.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--pages",
+        type=int,
+        default=None,
+        help=f"pages a run (default {DEFAULT_PAGES:,}; the scaling figure uses ten times as many)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help=f"repetitions of each side (default {DEFAULT_REPEAT})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small, fast run (for tests; figures are rough)"
+    )
+    parser.add_argument(
+        "--million",
+        action="store_true",
+        help="also migrate a million pages and report the time and peak memory (takes a while)",
+    )
+    parser.add_argument("--million-pages", type=int, default=MILLION, help=argparse.SUPPRESS)
+    parser.add_argument("--million-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.million_child is not None:
+        print(json.dumps(million(args.million_child)))
+        return 0
+    pages = args.pages or (QUICK_PAGES if args.quick else DEFAULT_PAGES)
+    repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
+    if pages < 20 or repeat < 1:
+        parser.error("--pages must be at least 20 and --repeat at least 1")
+    progress = None if args.json else (lambda what: print(f"... {what}", file=sys.stderr))
+    report = run(
+        pages=pages,
+        repeat=repeat,
+        million_pages=args.million_pages if args.million else None,
+        progress=progress,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
