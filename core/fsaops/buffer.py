@@ -390,14 +390,6 @@ def _end_buffer_async_write(bh: BufferHead) -> None:
     end_page_writeback(page)
 
 
-def _end_buffer_write_error(bh: BufferHead) -> None:
-    # The write did not reach the disk: keep the data dirty so that nothing
-    # is lost, and record the error on the buffer and the page.
-    bh.b_state |= BH.write_io_error | BH.dirty
-    bh.b_page.flags |= PG.error
-    _end_buffer_async_write(bh)
-
-
 def block_write_full_page(page: Page, get_block: GetBlock | None, wbc: WritebackControl) -> int:
     """Write a locked page's dirty buffers (``block_write_full_page``).
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["PROJECT_NAME", "fsaops_filesystem_types", "hookimpl", "hookspec"]
 
 PROJECT_NAME = "fsaops"
+"""The pluggy project name the hook markers are made for."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 """Marks a function in this module as a hook specification."""

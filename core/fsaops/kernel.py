@@ -49,6 +49,7 @@ class Kernel:
             the invariant checker more often.
         io_latency: ticks from submitting a write to its completion.
         faults: fault injection, or ``None``.
+        seed: seeds ``rng``, the machine's own random generator.
     """
 
     def __init__(
@@ -150,11 +151,14 @@ class Kernel:
 
     # -- swap ----------------------------------------------------------------
 
-    def swapon(self, slots: int, swap_type: FileSystemType | None = None) -> SwapInfo:
+    def swapon(
+        self, slots: int, swap_type: FileSystemType | None = None, mode: str | None = None
+    ) -> SwapInfo:
         """Enable a swap device of ``slots`` pages; the swap cache uses ``swap_aops``.
 
-        The table comes from ``swap_type`` or from the registry's ``swap``
-        filesystem type (the ``swap`` plugin).
+        The table comes from ``swap_type`` (in ``mode``, default its default
+        mode) or from the registry's ``swap`` filesystem type (the ``swap``
+        plugin).
 
         Raises:
             ConfigError: a swap device is already on, or no swap plugin is loaded.
@@ -165,7 +169,7 @@ class Kernel:
             raise ConfigError("a swap device needs at least one slot")
         if swap_type is None:
             swap_type = self._filesystem("swap")
-        table = configure_aops(swap_type.aops(), migration=self.migration)
+        table = configure_aops(swap_type.aops(mode), migration=self.migration)
         self.swap = SwapInfo(self, slots)
         self.swapper_space = AddressSpace(self, table, name="swapper_space")
         self.swap_aops_name = table.name

@@ -116,7 +116,9 @@ def move_to_lru(page: Page) -> None:
 def putback_lru_pages(pages: PageList) -> int:
     """``move_to_lru`` every page of a private list; returns how many.
 
-    Returns 0 on a kernel built without migration, as the kernel's stub does.
+    On a kernel built without migration nothing can be isolated
+    (:func:`isolate_lru_page` returns ``-ENOSYS``), so there is nothing to
+    put back and this returns 0, as the kernel's stub does.
     """
     count = 0
     for page in pages:

@@ -653,13 +653,14 @@ def _fallback(
     if page.flags & PG_dirty:
         result = pageout(page, mapping)
         kernel.vmstat.migrate_pageout += 1
-        written.add(page.pfn)
         if result is PageOut.KEEP or result is PageOut.ACTIVATE:
             kernel.why = f"pageout: {result.value} (dirty page could not be written)"
             unlock_page(newpage)
             unlock_page(page)
             return -EAGAIN, f"pageout_{result.value}", newpage
         if result is PageOut.SUCCESS:
+            if not page.flags & PG_dirty:  # a write really started (not redirtied on error)
+                written.add(page.pfn)
             kernel.why = kernel.why or "written out; waiting for writeback"
             unlock_page(newpage)
             return -EAGAIN, "pageout_success", newpage

@@ -466,8 +466,7 @@ class World:
         self.kernel = Kernel(nodes=nodes, node_pages=node_pages, seed=seed)
         self.sb: SuperBlock | None = None
         if subject.has("swap_cache"):
-            swap_type = attrs.evolve(subject.fstype, default_mode=subject.mode)
-            self.kernel.swapon(swap_slots, swap_type=swap_type)
+            self.kernel.swapon(swap_slots, swap_type=subject.fstype, mode=subject.mode)
         else:
             self.sb = self.kernel.mount(
                 subject.fstype, subject.mode, block_size=subject.block_size, name="subject"
