@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 import time
 
@@ -27,6 +28,8 @@ from fsaops.rmap import Mm
 PAGE = 4096
 ROUNDS = int(os.environ.get("FSAOPS_STRESS_ROUNDS", "12"))
 THREAD_PAGES = 4
+SWITCH_INTERVAL = 2e-5
+MAX_ROUNDS = 400
 
 
 def pattern(owner: int, index: int, version: int) -> bytes:
@@ -119,12 +122,20 @@ def test_threads_keep_their_data_while_pages_migrate(registry: Registry) -> None
     )
     kernel.sched.threads = len(threads)
     moved = 0
+    # Switch threads every 20 µs instead of every 5 ms, so that workers run
+    # while the migration holds page locks, as other CPUs would.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     for t in threads:
         t.start()
     try:
         time.sleep(0.05)
-        for round_ in range(ROUNDS):
+        round_ = 0
+        # At least ROUNDS rounds, and more (up to MAX_ROUNDS) until workers
+        # have been seen sleeping on a page lock the migration holds.
+        while round_ < ROUNDS or (kernel.sched.sleeps < 3 and round_ < MAX_ROUNDS):
             src, dst = round_ % 2, 1 - round_ % 2
+            round_ += 1
             kernel.alloc_nid = dst
             result = migrate_node(kernel, src, dst)
             moved += result.isolated - result.left
@@ -133,11 +144,13 @@ def test_threads_keep_their_data_while_pages_migrate(registry: Registry) -> None
         stop.set()
         for t in threads:
             t.join(60)
+        sys.setswitchinterval(interval)
         kernel.sched.threads = 0
     assert not any(t.is_alive() for t in threads), "a thread hung"
     errors = reader_errors + [e for w in workers for e in w.errors]
     assert errors == []
     assert moved > ROUNDS, "pages really moved while the threads ran"
+    assert kernel.sched.sleeps > 0, "workers slept on page locks the migration held"
     assert all(w.ops > 0 for w in workers)
     kernel.run_until_idle()
     assert check_kernel(kernel) == []

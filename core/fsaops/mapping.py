@@ -171,6 +171,7 @@ def find_lock_page(mapping: AddressSpace, index: int) -> Page | None:
         lock_page(page)
         if page.mapping is mapping and page.index == index:
             return page
+        mapping.kernel.vmstat.find_lock_page_retry += 1
         unlock_page(page)
         put_page(page)
 

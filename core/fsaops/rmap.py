@@ -357,6 +357,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
         lock_page(page)
         if not page.flags & PG.swapcache or page.private != entry:
             # Migrated (or dropped) while we slept on the lock: look again.
+            kernel.vmstat.swap_fault_retry += 1
             unlock_page(page)
             put_page(page)
             continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ class Task:
 class Scheduler:
     """The simulated clock and the queue of pending events."""
 
-    __slots__ = ("_heap", "_lock", "_pending", "_seq", "now", "threads", "waitqueues")
+    __slots__ = ("_heap", "_lock", "_pending", "_seq", "now", "sleeps", "threads", "waitqueues")
 
     def __init__(self) -> None:
         self.now = 0
@@ -108,6 +109,8 @@ class Scheduler:
         self._pending = 0  # events that are not daemons
         self._lock = threading.RLock()
         self.threads = 0
+        #: How many times a real thread went to sleep on a wait queue.
+        self.sleeps = 0
         self.waitqueues = tuple(WaitQueue() for _ in range(1 << WAITQUEUE_HASH_BITS))
 
     # -- events --------------------------------------------------------------
@@ -257,20 +260,22 @@ class Scheduler:
         Raises:
             Deadlock: nothing left can make ``ready()`` true.
         """
-        waited = 0.0
+        deadline = 0.0
         while not ready():
             if self._pending > 0:
                 self.run_next()
                 continue
             if self.threads > 0 and wq is not None:
+                if not deadline:
+                    deadline = time.monotonic() + _REAL_WAIT_LIMIT
+                    self.sleeps += 1
                 with wq.cond:
                     if announce is not None:
                         announce()
                     if ready():
                         return
                     wq.cond.wait(_REAL_WAIT_SLICE)
-                waited += _REAL_WAIT_SLICE
-                if waited > _REAL_WAIT_LIMIT:
+                if time.monotonic() > deadline:
                     raise Deadlock(what, self.now)
                 continue
             raise Deadlock(what, self.now)

@@ -13,9 +13,13 @@ class VmStat:
     failed or were still busy after the last pass.  ``pageout_writepage``
     counts ``writepage`` calls made by ``pageout``, the only writer during
     migration; ``migrate_passes`` counts passes over the page list.
+    ``find_lock_page_retry`` and ``swap_fault_retry`` count lookups that
+    slept on a page's lock and found, on waking, that it had left the page
+    cache or the swap cache (migrated under them), and looked again.
     """
 
     __slots__ = (
+        "find_lock_page_retry",
         "migrate_pageout",
         "migrate_passes",
         "nr_writepage",
@@ -29,10 +33,13 @@ class VmStat:
         "pswpin",
         "pswpout",
         "swap_cache_add",
+        "swap_fault_retry",
         "writepage_error",
     )
 
     def __init__(self) -> None:
+        self.find_lock_page_retry = 0
+        self.swap_fault_retry = 0
         self.migrate_pageout = 0
         self.migrate_passes = 0
         self.nr_writepage = 0
