@@ -289,8 +289,10 @@ class WorkloadConfig:
     dirty: float = attrs.field(
         default=0.0,
         metadata=_doc(
-            "Fraction of file pages rewritten and left dirty (newer than the disk). On "
-            "data-journalling mounts they are dirtied through a shared mapping."
+            "Fraction of file pages rewritten and left dirty (newer than the disk), "
+            "chosen among files whose table has a writepage (a table without one, such "
+            "as a RAM filesystem's, never cleans its pages: they are all dirty anyway). "
+            "On data-journalling mounts they are dirtied through a shared mapping."
         ),
     )
     writeback: float = attrs.field(
