@@ -371,6 +371,14 @@ def page_inode(page: Page) -> Inode:
     return host
 
 
+def _page_ring(page: Page, inode: Inode, b_state: int) -> tuple[int, int, BufferHead]:
+    """The block size, the page's first file block, and its buffer ring (made if missing)."""
+    bs, per_page = _blocks_per_page(page, inode)
+    if not page.flags & PG.private:
+        create_empty_buffers(page, bs, b_state)
+    return bs, page.index * per_page, page.private
+
+
 def _blocks_per_page(page: Page, inode: Inode) -> tuple[int, int]:
     bs = inode.i_sb.s_blocksize
     return bs, page.node.page_size // bs
@@ -403,11 +411,7 @@ def block_write_full_page(page: Page, get_block: GetBlock | None, wbc: Writeback
     get_block = get_block or generic_get_block
     inode = page_inode(page)
     kernel = page.node.kernel
-    bs, per_page = _blocks_per_page(page, inode)
-    if not page.flags & PG.private:
-        create_empty_buffers(page, bs, BH.dirty | BH.uptodate)
-    head: BufferHead = page.private
-    first_block = page.index * per_page
+    bs, first_block, head = _page_ring(page, inode, BH.dirty | BH.uptodate)
     last_block = (inode.i_size - 1) // bs if inode.i_size else -1
     to_write: list[BufferHead] = []
     for i, bh in enumerate(buffers(head)):
@@ -447,11 +451,7 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
     """Read a locked page through its buffers (``block_read_full_page``); unlocks it."""
     get_block = get_block or generic_get_block
     inode = page_inode(page)
-    bs, per_page = _blocks_per_page(page, inode)
-    if not page.flags & PG.private:
-        create_empty_buffers(page, bs, 0)
-    head: BufferHead = page.private
-    first_block = page.index * per_page
+    bs, first_block, head = _page_ring(page, inode, 0)
     for i, bh in enumerate(buffers(head)):
         if bh.b_state & BH.uptodate:
             continue
@@ -489,11 +489,7 @@ def block_prepare_write(page: Page, start: int, end: int, get_block: GetBlock | 
     """Map and, where partly overwritten, read the blocks ``[start, end)`` will touch."""
     get_block = get_block or generic_get_block
     inode = page_inode(page)
-    bs, per_page = _blocks_per_page(page, inode)
-    if not page.flags & PG.private:
-        create_empty_buffers(page, bs, 0)
-    head: BufferHead = page.private
-    first_block = page.index * per_page
+    bs, first_block, head = _page_ring(page, inode, 0)
     for i, bh in enumerate(buffers(head)):
         b_start, b_end = i * bs, (i + 1) * bs
         if b_end <= start or b_start >= end:
