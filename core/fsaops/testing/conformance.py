@@ -37,10 +37,13 @@ from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 from errno import EAGAIN
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 import pytest
+
+if TYPE_CHECKING:
+    import hypothesis
 
 from fsaops.aops import FileSystemType
 from fsaops.errors import FsaopsError
@@ -423,23 +426,14 @@ class MigratepageConformance:
         to the state holds.  Needs Hypothesis.
         """
         self._needs_hook(fsaops_subject)
-        pytest.importorskip(
-            "hypothesis", reason="the property tests need Hypothesis (pip install fsaops[testing])"
-        )
+        _needs_hypothesis()
         import hypothesis
 
         from fsaops.testing import strategies
 
         subject = fsaops_subject
 
-        @hypothesis.settings(
-            max_examples=type(self).max_examples,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            phases=[p for p in hypothesis.Phase if p.name != "explain"],
-        )
+        @_property_settings(type(self).max_examples)
         @hypothesis.given(spec=strategies.page_specs(subject.capabilities, for_hook=True))
         def prop(spec: PageSpec) -> None:
             world = World(subject)
@@ -563,25 +557,37 @@ class MigratepageConformance:
         stays consistent.  Needs Hypothesis.
         """
         self._needs_pages(fsaops_subject)
-        pytest.importorskip(
-            "hypothesis", reason="the property tests need Hypothesis (pip install fsaops[testing])"
-        )
+        _needs_hypothesis()
         import hypothesis
 
         from fsaops.testing import strategies
 
         subject = fsaops_subject
 
-        @hypothesis.settings(
-            max_examples=type(self).max_examples,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            phases=[p for p in hypothesis.Phase if p.name != "explain"],
-        )
+        @_property_settings(type(self).max_examples)
         @hypothesis.given(specs=strategies.workloads(subject.capabilities))
         def prop(specs: list[PageSpec]) -> None:
             self._engine(World(subject), tuple(specs))
 
         prop()
+
+
+def _needs_hypothesis() -> None:
+    """Skip the test when Hypothesis is not installed."""
+    pytest.importorskip(
+        "hypothesis", reason="the property tests need Hypothesis (pip install fsaops[testing])"
+    )
+
+
+def _property_settings(max_examples: int) -> hypothesis.settings:
+    """The settings of the suite's property tests: repeatable, no database, no deadline."""
+    import hypothesis
+
+    return hypothesis.settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        phases=[p for p in hypothesis.Phase if p.name != "explain"],
+    )
