@@ -284,36 +284,6 @@ class Scheduler:
 # -- other tasks holding things ----------------------------------------------
 
 
-def _holder(kernel_tasks: list[Task], task: Task | None, name: str) -> Task:
-    if task is not None:
-        return task
-    for t in kernel_tasks:
-        if t.name == name:
-            return t
-    from fsaops.errors import KernelBug
-
-    raise KernelBug(f"no task named {name}")
-
-
-def _release(task: Task, hold: Hold) -> None:
-    from fsaops.buffer import put_bh, unlock_buffer
-    from fsaops.page import put_page, unlock_page
-
-    if hold not in task.holds:
-        return
-    task.holds.remove(hold)
-    if hold.event is not None:
-        hold.event.cancel()
-    if hold.kind == "page_lock":
-        unlock_page(hold.obj)
-    elif hold.kind == "page_ref":
-        put_page(hold.obj)
-    elif hold.kind == "buffer_lock":
-        unlock_buffer(hold.obj)
-    elif hold.kind == "buffer_ref":
-        put_bh(hold.obj)
-
-
 def hold(task: Task, sched: Scheduler, kind: str, obj: Any, ticks: int | None) -> Hold:
     """Make ``task`` take ``obj`` (a page or buffer, by ``kind``) for ``ticks`` ticks.
 
@@ -340,10 +310,28 @@ def hold(task: Task, sched: Scheduler, kind: str, obj: Any, ticks: int | None) -
     held = Hold(kind, obj)
     task.holds.append(held)
     if ticks is not None:
-        held.event = sched.call_later(max(ticks, 1), _release, task, held)
+        held.event = sched.call_later(max(ticks, 1), release, task, held)
     return held
 
 
 def release(task: Task, held: Hold) -> None:
-    """Make ``task`` let go of what it holds now."""
-    _release(task, held)
+    """Make ``task`` let go of what it holds, now or when its time is up.
+
+    Releasing something already let go of does nothing.
+    """
+    from fsaops.buffer import put_bh, unlock_buffer
+    from fsaops.page import put_page, unlock_page
+
+    if held not in task.holds:
+        return
+    task.holds.remove(held)
+    if held.event is not None:
+        held.event.cancel()
+    if held.kind == "page_lock":
+        unlock_page(held.obj)
+    elif held.kind == "page_ref":
+        put_page(held.obj)
+    elif held.kind == "buffer_lock":
+        unlock_buffer(held.obj)
+    elif held.kind == "buffer_ref":
+        put_bh(held.obj)

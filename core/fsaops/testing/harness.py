@@ -290,11 +290,6 @@ class PageSpec:
                 raise ValueError(f"unknown page state {name!r} (known: {known})")
         return cls(**fields)  # type: ignore[arg-type]
 
-    @property
-    def hook_ready(self) -> bool:
-        """Whether the engine could pass such a page to ``migratepage`` as it is."""
-        return not self.writeback and not self.locked_for
-
     def __str__(self) -> str:
         parts = [
             name
