@@ -101,3 +101,19 @@ def test_chunked_runs_count_every_page_once(registry: Registry) -> None:
     assert table.pages == 600
     assert table.errors == {"EAGAIN": 1}
     assert list(stats.pending) == [pages[-1].pfn]
+
+
+def test_migrate_node_in_chunks_reports_progress(registry: Registry) -> None:
+    from fsaops.memory_hotplug import migrate_node
+
+    world = World(registry, node_pages=1024, swap_slots=0)
+    inode = world.file(world.mount("ext2", "nobh"), 300, clean=True)
+    seen: list[tuple[int, int]] = []
+    result = migrate_node(
+        world.kernel, 0, 1, chunk=128, progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen == [(0, 300), (128, 300), (256, 300), (300, 300)]
+    assert (result.isolated, result.left, result.rc) == (300, 0, 0)
+    assert result.stats.tables["ext2_nobh_aops"].moved == 300
+    assert all(p.node.nid == 1 for p in inode.i_mapping.pages())
+    assert check_kernel(world.kernel) == []

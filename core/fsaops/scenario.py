@@ -18,9 +18,10 @@
    ``writepage``, the I/O still in flight), dirty (rewritten and left
    dirty), mapped (mapped shared by a process and rewritten through the
    mapping).
-3. **Migrate**: every page on the source node's LRU lists is isolated and
-   moved with :func:`~fsaops.mempolicy.migrate_pages_to`, one chunk of
-   new pages at a time (so progress can be shown); the swapout pages go
+3. **Migrate**: :func:`~fsaops.memory_hotplug.migrate_node` isolates every
+   page on the source node's LRU lists and moves them with
+   :func:`~fsaops.mempolicy.migrate_pages_to`, one chunk of new pages at a
+   time (so progress can be shown); the swapout pages go
    through ``migrate_pages`` with no target pages, the V4 swap-out
    migration.  Faults are injected only here.
 4. **Check**: holds are released and pending I/O settles; every file is
@@ -56,11 +57,11 @@ from fsaops.errors import FsaopsError, MigrationDisabled
 from fsaops.fault_inject import FaultInjector
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.kernel import Kernel
-from fsaops.lists import PageList, list_add_tail, list_move_tail, list_splice
+from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import grab_cache_page
-from fsaops.memory_hotplug import isolate_node_pages
-from fsaops.mempolicy import MIGRATE_CHUNK_SIZE, migrate_pages_to
+from fsaops.memory_hotplug import migrate_node
+from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.page import PG, Page, lock_page, put_page, unlock_page
 from fsaops.report import Integrity, Report, TableReport, Totals
@@ -534,26 +535,24 @@ class World:
         if not kernel.migration:
             raise MigrationDisabled(_ENOSYS_MESSAGE)
         stats = MigrateStats()
-        pagelist = PageList("pagelist")
-        isolate_node_pages(kernel, self.source_node, pagelist)
-        total = len(pagelist) + len(self.swaplist)
-        done = 0
-        left = PageList("left")
+        total = 0
+
+        def report(done: int, isolated: int) -> None:
+            nonlocal total
+            total = isolated + len(self.swaplist)
+            if progress is not None:
+                progress("migrate", done, total)
+
         self.faults.armed = True
         try:
-            if progress is not None:
-                progress("migrate", 0, total)
-            while not pagelist.empty():
-                chunk = PageList("chunk")
-                for page in _take(pagelist, CHUNK_PAGES):
-                    list_move_tail(page, chunk)
-                size = len(chunk)
-                # Pages it cannot get a new page for are counted as ENOMEM there.
-                migrate_pages_to(chunk, None, self.target_node, stats=stats)
-                list_splice(chunk, left)
-                done += size
-                if progress is not None:
-                    progress("migrate", done, total)
+            migrate_node(
+                kernel,
+                self.source_node,
+                self.target_node,
+                stats=stats,
+                chunk=CHUNK_PAGES,
+                progress=report,
+            )
             if not self.swaplist.empty():
                 moved, failed = PageList("moved"), PageList("failed")
                 migrate_pages(self.swaplist, None, moved, failed, stats=stats)
@@ -564,7 +563,6 @@ class World:
                     progress("migrate", total, total)
         finally:
             self.faults.armed = False
-            putback_lru_pages(left)
         for task, held in self.holds:
             release(task, held)
         self.holds.clear()
@@ -669,15 +667,6 @@ _ENOSYS_MESSAGE: Final = (
     "this kernel is built without CONFIG_MIGRATION (kernel.migration = false): "
     "migrate_pages returns -ENOSYS (ENOSYS, function not implemented)"
 )
-
-
-def _take(pagelist: PageList, count: int) -> list[Page]:
-    taken: list[Page] = []
-    for page in pagelist:
-        if len(taken) == count:
-            break
-        taken.append(page)
-    return taken
 
 
 def _start_write(page: Page) -> None:
