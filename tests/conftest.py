@@ -7,8 +7,9 @@ import os
 import pytest
 from hypothesis import settings
 
-from _world import World
 from fsaops.plugins import Registry, load_plugins
+from fsaops.testing import Recorder
+from fsaops.world import World
 
 BUILTIN = ("ext2", "ext3", "swap", "xfs", "xfs_buftarg")
 
@@ -26,6 +27,12 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def world(registry: Registry) -> World:
-    """A two-node machine with swap and the built-in plugins."""
-    return World(registry)
+def recorder() -> Recorder:
+    """Keeps every event the engine emits (one ``mm_migrate_page`` per page attempt)."""
+    return Recorder()
+
+
+@pytest.fixture
+def world(registry: Registry, recorder: Recorder) -> World:
+    """The builder: two nodes of 256 pages, 64 swap slots, the built-in plugins, events recorded."""
+    return World(registry=registry, node_pages=256, swap_slots=64, log=recorder.log)

@@ -6,7 +6,6 @@ from errno import EAGAIN, EIO, ENOMEM, ENOSYS
 
 import pytest
 
-from _world import World
 from fsaops.errors import MigrationDisabled
 from fsaops.lists import PageList
 from fsaops.lru import isolate_lru_page
@@ -15,6 +14,8 @@ from fsaops.migrate import MAX_PASSES, migrate_pages
 from fsaops.page import PG, Page
 from fsaops.plugins import Registry
 from fsaops.sched import PF_SWAPWRITE, hold
+from fsaops.testing import Recorder
+from fsaops.world import World
 from fsaops.writeback import set_page_dirty
 
 
@@ -35,7 +36,7 @@ def test_clean_pages_move_in_one_pass(world: World) -> None:
 
 
 def test_locked_page_is_skipped_in_passes_0_to_2_and_waited_for_from_pass_3(
-    world: World,
+    world: World, recorder: Recorder
 ) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 2, clean=True)
@@ -44,7 +45,7 @@ def test_locked_page_is_skipped_in_passes_0_to_2_and_waited_for_from_pass_3(
     hold(task, world.kernel.sched, "page_lock", busy, 10_000)
     out = world.migrate([busy, other])
     assert out.problems == []
-    attempts = world.recorder.paths(busy.pfn)
+    attempts = recorder.paths(busy.pfn)
     assert [(p, path) for p, path, _ in attempts[:3]] == [
         (0, "locked"),
         (1, "locked"),
@@ -56,8 +57,12 @@ def test_locked_page_is_skipped_in_passes_0_to_2_and_waited_for_from_pass_3(
     assert len(out.moved) == 2
 
 
-def test_writeback_is_skipped_in_pass_0_and_waited_for_after(registry: Registry) -> None:
-    world = World(registry, io_latency=500)
+def test_writeback_is_skipped_in_pass_0_and_waited_for_after(
+    registry: Registry, recorder: Recorder
+) -> None:
+    world = World(
+        registry=registry, log=recorder.log, io_latency=500, node_pages=256, swap_slots=64
+    )
     sb = world.mount("ext2")
     inode = world.file(sb, 2)
     page, other = inode.i_mapping.pages()
@@ -67,15 +72,16 @@ def test_writeback_is_skipped_in_pass_0_and_waited_for_after(registry: Registry)
     assert page.flags & PG.writeback
     out = world.migrate([page, other])
     assert out.problems == []
-    attempts = world.recorder.paths(page.pfn)
+    attempts = recorder.paths(page.pfn)
     assert attempts[0][:2] == (0, "writeback")
     assert attempts[1][0] == 1
     assert attempts[1][2] == 0
-    assert world.recorder.paths(other.pfn)[0] == (0, "migratepage", 0)
+    assert recorder.paths(other.pfn)[0] == (0, "migratepage", 0)
 
 
 def test_anonymous_pages_get_swap_entries_and_come_back_mapped(world: World) -> None:
-    mm, vma = world.anon(3)
+    area = world.anon(3)
+    mm, vma = area.mm, area.vma
     before = mm.read(vma.vm_start * 4096, 3 * 4096)
     pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
     assert not any(p.flags & PG.swapcache for p in pages)
@@ -90,9 +96,12 @@ def test_anonymous_pages_get_swap_entries_and_come_back_mapped(world: World) -> 
     assert mm.read(vma.vm_start * 4096, 3 * 4096) == before
 
 
-def test_a_full_swap_device_fails_anonymous_pages_with_enomem(registry: Registry) -> None:
-    world = World(registry, swap_slots=1)
-    mm, vma = world.anon(2)
+def test_a_full_swap_device_fails_anonymous_pages_with_enomem(
+    registry: Registry, recorder: Recorder
+) -> None:
+    world = World(registry=registry, log=recorder.log, swap_slots=1, node_pages=256)
+    area = world.anon(2)
+    mm, vma = area.mm, area.vma
     before = mm.read(vma.vm_start * 4096, 2 * 4096)
     pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
     out = world.migrate(pages)
@@ -102,14 +111,15 @@ def test_a_full_swap_device_fails_anonymous_pages_with_enomem(registry: Registry
     assert len(out.moved) == 1
     assert out.stats.tables["swap_aops"].errors == {"ENOMEM": 1}
     failed = out.failed.first()
-    assert world.recorder.paths(failed.pfn) == [(0, "add_to_swap", -ENOMEM)]
+    assert recorder.paths(failed.pfn) == [(0, "add_to_swap", -ENOMEM)]
     assert failed.node.nid == 0
     assert mm.read(vma.vm_start * 4096, 2 * 4096) == before
 
 
 def test_no_swap_device_fails_every_anonymous_page(registry: Registry) -> None:
-    world = World(registry, swap_slots=0)
-    mm, _vma = world.anon(2)
+    world = World(registry=registry, swap_slots=0, node_pages=256)
+    area = world.anon(2)
+    mm, _vma = area.mm, area.vma
     pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
     out = world.migrate(pages)
     assert out.problems == []
@@ -118,7 +128,7 @@ def test_no_swap_device_fails_every_anonymous_page(registry: Registry) -> None:
 
 
 def test_an_extra_reference_gives_eagain_on_every_pass_and_counts_in_the_result(
-    world: World,
+    world: World, recorder: Recorder
 ) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 2, clean=True)
@@ -126,7 +136,7 @@ def test_an_extra_reference_gives_eagain_on_every_pass_and_counts_in_the_result(
     hold(world.kernel.new_task("pinner"), world.kernel.sched, "page_ref", pinned, None)
     out = world.migrate([pinned, free])
     assert out.problems == []
-    attempts = world.recorder.paths(pinned.pfn)
+    attempts = recorder.paths(pinned.pfn)
     assert len(attempts) == MAX_PASSES == 11
     assert [p for p, _, _ in attempts] == list(range(11))
     assert all(rc == -EAGAIN for _, _, rc in attempts)
@@ -136,7 +146,7 @@ def test_an_extra_reference_gives_eagain_on_every_pass_and_counts_in_the_result(
     assert out.stats.tables["ext2_aops"].not_migrated == 1
 
 
-def test_an_empty_to_list_ends_the_pass(world: World) -> None:
+def test_an_empty_to_list_ends_the_pass(world: World, recorder: Recorder) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 3, clean=True)
     pages = inode.i_mapping.pages()
@@ -146,10 +156,10 @@ def test_an_empty_to_list_ends_the_pass(world: World) -> None:
     assert len(out.from_) == 2, "pages after the break stay on from"
     assert out.rc == 0, "pages never reached are not counted"
     assert out.to.empty()
-    assert world.recorder.paths(pages[1].pfn) == []
+    assert recorder.paths(pages[1].pfn) == []
 
 
-def test_a_truncated_page_with_no_mapping_is_retried(world: World) -> None:
+def test_a_truncated_page_with_no_mapping_is_retried(world: World, recorder: Recorder) -> None:
     from fsaops.mapping import truncate_inode_pages
 
     sb = world.mount("ext2")
@@ -163,11 +173,11 @@ def test_a_truncated_page_with_no_mapping_is_retried(world: World) -> None:
     moved, failed = PageList("moved"), PageList("failed")
     rc = migrate_pages(from_, to, moved, failed)
     assert rc == 1
-    assert {path for _, path, _ in world.recorder.paths(page.pfn)} == {"no_mapping"}
+    assert {path for _, path, _ in recorder.paths(page.pfn)} == {"no_mapping"}
     assert list(from_) == [page]
 
 
-def test_a_page_freed_under_us_counts_as_moved(world: World) -> None:
+def test_a_page_freed_under_us_counts_as_moved(world: World, recorder: Recorder) -> None:
     from fsaops.mapping import truncate_inode_pages
 
     sb = world.mount("ext2")
@@ -181,24 +191,27 @@ def test_a_page_freed_under_us_counts_as_moved(world: World) -> None:
     assert migrate_pages(from_, to, moved, failed) == 0
     assert list(moved) == [page]
     assert len(to) == 1, "no new page is used for a freed page"
-    assert world.recorder.paths(page.pfn) == [(0, "freed", 0)]
+    assert recorder.paths(page.pfn) == [(0, "freed", 0)]
 
 
-def test_vm_locked_pages_get_eagain_until_the_passes_run_out(world: World) -> None:
-    mm, _vma = world.anon(1, locked=True)
+def test_vm_locked_pages_get_eagain_until_the_passes_run_out(
+    world: World, recorder: Recorder
+) -> None:
+    area = world.anon(1, locked=True)
+    mm, _vma = area.mm, area.vma
     (page,) = [pte.page for pte in mm.ptes.values() if pte.page is not None]
     out = world.migrate([page])
     assert out.problems == []
     assert out.rc == 1
     assert list(out.from_) == [page]
-    attempts = world.recorder.paths(page.pfn)
+    attempts = recorder.paths(page.pfn)
     assert len(attempts) == 11
     assert {rc for _, _, rc in attempts} == {-EAGAIN}
     reasons = out.stats.tables["swap_aops"].reasons
     assert any("VM_LOCKED" in r for r in reasons)
 
 
-def test_xfs_buftarg_pages_fail_with_eio(world: World) -> None:
+def test_xfs_buftarg_pages_fail_with_eio(world: World, recorder: Recorder) -> None:
     from fsaops.mapping import grab_cache_page
     from fsaops.page import put_page, unlock_page
 
@@ -217,12 +230,12 @@ def test_xfs_buftarg_pages_fail_with_eio(world: World) -> None:
     assert out.rc == 2
     assert len(out.failed) == 2
     assert out.stats.tables["xfs_mapping_buftarg.mapping_aops"].errors == {"EIO": 2}
-    assert all(world.recorder.paths(p.pfn) == [(0, "migratepage", -EIO)] for p in pages)
+    assert all(recorder.paths(p.pfn) == [(0, "migratepage", -EIO)] for p in pages)
     assert all(p.node.nid == 0 for p in inode.i_mapping.pages())
 
 
 def test_ext3_journal_goes_through_pageout_releasepage_and_migrate_page(
-    world: World,
+    world: World, recorder: Recorder
 ) -> None:
     sb = world.mount("ext3", "journal")
     sb.s_fs_info.set_commit_interval(40)
@@ -238,20 +251,20 @@ def test_ext3_journal_goes_through_pageout_releasepage_and_migrate_page(
     assert world.kernel.vmstat.pageout_writepage - writes == 4, "dirty pages need writeback"
     table = out.stats.tables["ext3_journalled_aops"]
     assert table.via == {"writeback": 4}
-    paths = [path for _, path, _ in world.recorder.paths(pages[0].pfn)]
+    paths = [path for _, path, _ in recorder.paths(pages[0].pfn)]
     assert paths[0] == "pageout_success"
     assert "release_failed" in paths, "buffers stay in the journal until it commits"
     assert paths[-1] == "migrate_page"
 
 
-def test_swap_page_is_the_last_resort_only_from_pass_5(world: World) -> None:
+def test_swap_page_is_the_last_resort_only_from_pass_5(world: World, recorder: Recorder) -> None:
     sb = world.mount("ext3", "journal")
     sb.s_fs_info.set_commit_interval(1_000_000)  # the journal never commits in time
     inode = world.file(sb, 1)
     (page,) = inode.i_mapping.pages()
     out = world.migrate([page])
     assert out.problems == []
-    attempts = world.recorder.paths(page.pfn)
+    attempts = recorder.paths(page.pfn)
     by_pass = {p: path for p, path, _ in attempts}
     assert all(by_pass[p] == "release_failed" for p in range(5))
     assert all(by_pass[p] == "swap_page" for p in range(5, 11))
@@ -347,7 +360,7 @@ def test_permanent_failures_of_a_plugin_are_reported_not_raised(world: World) ->
 
 
 def test_migration_compiled_out(registry: Registry) -> None:
-    world = World(registry, migration=False)
+    world = World(registry=registry, migration=False, node_pages=256, swap_slots=64)
     sb = world.mount("ext2")
     assert sb.a_ops.migratepage is None
     assert world.kernel.swapper_space is not None
@@ -380,7 +393,7 @@ def test_debug_vm_names_the_first_page_and_table_that_broke_something(
 
     from fsaops.debug import InvariantError
 
-    world = World(registry, debug_vm=True)
+    world = World(registry=registry, debug_vm=True, node_pages=256, swap_slots=64)
     sb = world.mount("ext2")
     inode = world.file(sb, 3, clean=True)
     pages = inode.i_mapping.pages()

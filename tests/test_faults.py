@@ -12,7 +12,6 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from _world import World
 from fsaops.debug import InvariantError, check_kernel
 from fsaops.fault_inject import FaultInjector
 from fsaops.fs import Inode, generic_file_read
@@ -20,6 +19,7 @@ from fsaops.memory_hotplug import migrate_node
 from fsaops.migrate import MigrateStats
 from fsaops.page import Page
 from fsaops.plugins import Registry
+from fsaops.world import World
 from fsaops.writeback import set_page_dirty
 
 
@@ -42,7 +42,7 @@ def on_node(inode: Inode, nid: int) -> bool:
 
 
 def test_new_page_allocation_failing_is_enomem(registry: Registry) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     inode = world.file(world.mount("ext2"), 4)
     data = generic_file_read(inode, 0, 4 * 4096)
     faults = armed(world, alloc_fail=1.0)
@@ -60,7 +60,7 @@ def test_new_page_allocation_failing_is_enomem(registry: Registry) -> None:
 
 
 def test_writepage_failing_with_eio_keeps_the_page_dirty_and_home(registry: Registry) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("ext3", "journal")
     inode = world.file(sb, 2, clean=True)
     world.kernel.run_until_idle()
@@ -85,8 +85,9 @@ def test_writepage_failing_with_eio_keeps_the_page_dirty_and_home(registry: Regi
 
 
 def test_a_full_swap_device_fails_anonymous_pages(registry: Registry) -> None:
-    world = World(registry)
-    mm, vma = world.anon(3)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
+    area = world.anon(3)
+    mm, vma = area.mm, area.vma
     data = mm.read(vma.vm_start * 4096, 3 * 4096)
     faults = armed(world, swap_full=1.0)
     result = migrate_node(world.kernel, 0, 1)
@@ -133,7 +134,7 @@ def a_float(newpage: Page, page: Page) -> int:
 def test_a_misbehaving_migratepage_fails_the_page_and_says_why(
     registry: Registry, broken: Callable[[Page, Page], int], reason: str
 ) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     inode = world.file(world.mount("ext2"), 2)
     data = generic_file_read(inode, 0, 2 * 4096)
     inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=broken)
@@ -150,7 +151,7 @@ def test_a_misbehaving_migratepage_fails_the_page_and_says_why(
 def test_a_migratepage_that_corrupts_the_model_is_named(registry: Registry) -> None:
     from fsaops import migrate_page_remove_references
 
-    world = World(registry, debug_vm=True)
+    world = World(registry=registry, debug_vm=True, node_pages=256, swap_slots=64)
     inode = world.file(world.mount("ext2", "nobh"), 2)
     data = generic_file_read(inode, 0, 2 * 4096)
 

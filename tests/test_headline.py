@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from _world import World
 from fsaops.buffer import bh_offset, buffers
 from fsaops.page import PG
 from fsaops.plugins import Registry
+from fsaops.world import World
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ from fsaops.plugins import Registry
 def test_dirty_pages_with_buffers_move_without_one_writepage(
     registry: Registry, fs: str, mode: str | None
 ) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount(fs, mode, block_size=1024)
     inode = world.file(sb, 6)
     pages = inode.i_mapping.pages()
@@ -47,7 +47,7 @@ def test_dirty_pages_with_buffers_move_without_one_writepage(
 def test_the_same_dirty_pages_under_ext3_journal_mode_need_writeback(
     registry: Registry,
 ) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("ext3", "journal", block_size=1024)
     sb.s_fs_info.set_commit_interval(16)
     inode = world.file(sb, 6)

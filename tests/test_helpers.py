@@ -6,7 +6,6 @@ from errno import EAGAIN, EIO
 
 import pytest
 
-from _world import World
 from fsaops import (
     buffer_migrate_page,
     fail_migrate_page,
@@ -21,6 +20,7 @@ from fsaops.fs import Inode
 from fsaops.lru import isolate_lru_page
 from fsaops.page import PG, Page, lock_page
 from fsaops.sched import hold
+from fsaops.world import World
 from fsaops.writeback import write_one_page
 
 
@@ -83,7 +83,8 @@ def test_remove_references_unmaps_file_ptes(world: World) -> None:
 def test_remove_references_leaves_swap_ptes_and_carries_the_swap_entry(world: World) -> None:
     from fsaops.swap import add_to_swap
 
-    mm, vma = world.anon(1)
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
     page = mm.ptes[vma.vm_start].page
     assert page is not None
     newpage = isolated_pair(world, page)
@@ -102,7 +103,8 @@ def test_remove_references_leaves_swap_ptes_and_carries_the_swap_entry(world: Wo
 def test_remove_references_refuses_a_vm_locked_page(world: World) -> None:
     from fsaops.swap import add_to_swap
 
-    mm, vma = world.anon(1, locked=True)
+    area = world.anon(1, locked=True)
+    mm, vma = area.mm, area.vma
     page = mm.ptes[vma.vm_start].page
     assert page is not None
     newpage = isolated_pair(world, page)
@@ -264,7 +266,8 @@ def test_swap_page_writes_a_dirty_page_and_asks_again(world: World) -> None:
 def test_swap_page_sends_an_anonymous_page_to_swap(world: World) -> None:
     from fsaops.swap import add_to_swap
 
-    mm, vma = world.anon(1)
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
     data = mm.read(vma.vm_start * 4096, 4096)
     page = mm.ptes[vma.vm_start].page
     assert page is not None
@@ -287,7 +290,8 @@ def test_swap_page_sends_an_anonymous_page_to_swap(world: World) -> None:
 
 
 def test_swap_page_keeps_a_locked_mapping(world: World) -> None:
-    mm, vma = world.anon(1, locked=True)
+    area = world.anon(1, locked=True)
+    mm, vma = area.mm, area.vma
     page = mm.ptes[vma.vm_start].page
     assert page is not None
     from fsaops.swap import add_to_swap

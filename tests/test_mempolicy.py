@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from errno import EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
 
-from _world import World
 from fsaops.debug import check_kernel
 from fsaops.lists import PageList
 from fsaops.mempolicy import (
@@ -18,10 +17,11 @@ from fsaops.mempolicy import (
 )
 from fsaops.migrate import MigrateStats
 from fsaops.plugins import Registry
+from fsaops.world import World
 
 
 def test_new_pages_come_in_chunks_of_257(registry: Registry) -> None:
-    world = World(registry, node_pages=1024, swap_slots=0)
+    world = World(registry=registry, node_pages=1024, swap_slots=0)
     inode = world.file(world.mount("ext2", "nobh"), 300, clean=True)
     pagelist = world.isolate(inode.i_mapping.pages())
     stats = MigrateStats()
@@ -34,7 +34,7 @@ def test_new_pages_come_in_chunks_of_257(registry: Registry) -> None:
 
 
 def test_allocation_failure_is_enomem(registry: Registry) -> None:
-    world = World(registry, node_pages=16, swap_slots=0)
+    world = World(registry=registry, node_pages=16, swap_slots=0)
     inode = world.file(world.mount("ext2", "nobh"), 12, clean=True)
     for _ in range(10):
         assert world.kernel.nodes[1].alloc_page() is not None
@@ -44,7 +44,8 @@ def test_allocation_failure_is_enomem(registry: Registry) -> None:
 
 
 def test_migrate_to_node_moves_a_process(world: World) -> None:
-    mm, vma = world.anon(4)
+    area = world.anon(4)
+    mm, vma = area.mm, area.vma
     data = mm.read(vma.vm_start * 4096, 4 * 4096)
     assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE) == 0
     assert all(pte.page is not None and pte.page.node.nid == 1 for pte in mm.ptes.values())
@@ -55,8 +56,9 @@ def test_migrate_to_node_moves_a_process(world: World) -> None:
 
 
 def test_moving_needs_a_swap_device(registry: Registry) -> None:
-    world = World(registry, swap_slots=0)
-    mm, _ = world.anon(2)
+    world = World(registry=registry, swap_slots=0, node_pages=256)
+    area = world.anon(2)
+    mm, _ = area.mm, area.vma
     assert check_range(mm, {0}, MPOL_MF_MOVE, PageList()) == -ENODEV
     assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE) == 0
     assert all(pte.page is not None and pte.page.node.nid == 0 for pte in mm.ptes.values())
@@ -70,8 +72,9 @@ def test_node_remap_keeps_the_rank() -> None:
 
 
 def test_sys_migrate_pages_checks(registry: Registry) -> None:
-    world = World(registry, nodes=3)
-    mm, _ = world.anon(2)
+    world = World(registry=registry, nodes=3, node_pages=256, swap_slots=64)
+    area = world.anon(2)
+    mm, _ = area.mm, area.vma
     mm.uid = 1000
     k = world.kernel
     assert sys_migrate_pages(k, 999, {0}, {1}) == -ESRCH
@@ -79,15 +82,16 @@ def test_sys_migrate_pages_checks(registry: Registry) -> None:
     assert sys_migrate_pages(k, mm.pid, {0}, {1}, uid=1001, capable=False) == -EPERM
     assert sys_migrate_pages(k, mm.pid, {0}, {2}, uid=1000, capable=False) == 0
     assert all(pte.page is not None and pte.page.node.nid == 2 for pte in mm.ptes.values())
-    off = World(registry, migration=False)
-    mm2, _ = off.anon(1)
+    off = World(registry=registry, migration=False, node_pages=256, swap_slots=64)
+    area_mm2 = off.anon(1)
+    mm2, _ = area_mm2.mm, area_mm2.vma
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}) == -ENOSYS
 
 
 def test_chunked_runs_count_every_page_once(registry: Registry) -> None:
     from fsaops.sched import hold
 
-    world = World(registry, node_pages=1024, swap_slots=0)
+    world = World(registry=registry, node_pages=1024, swap_slots=0)
     inode = world.file(world.mount("ext2", "nobh"), 600, clean=True)
     pages = inode.i_mapping.pages()
     hold(world.kernel.new_task("pin"), world.kernel.sched, "page_ref", pages[-1], None)
@@ -106,7 +110,7 @@ def test_chunked_runs_count_every_page_once(registry: Registry) -> None:
 def test_migrate_node_in_chunks_reports_progress(registry: Registry) -> None:
     from fsaops.memory_hotplug import migrate_node
 
-    world = World(registry, node_pages=1024, swap_slots=0)
+    world = World(registry=registry, node_pages=1024, swap_slots=0)
     inode = world.file(world.mount("ext2", "nobh"), 300, clean=True)
     seen: list[tuple[int, int]] = []
     result = migrate_node(

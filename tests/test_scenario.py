@@ -14,7 +14,8 @@ from fsaops.errors import MigrationDisabled
 from fsaops.page import PG
 from fsaops.plugins import Registry, load_plugins
 from fsaops.report import Report
-from fsaops.scenario import World, page_content, run_scenario
+from fsaops.scenario import Scenario, run_scenario
+from fsaops.testing import Recorder
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -35,19 +36,6 @@ def evolve(config: Config, **tables: dict[str, Any]) -> Config:
         name: attrs.evolve(getattr(config, name), **values) for name, values in tables.items()
     }
     return attrs.evolve(config, **changes)
-
-
-class Recorder:
-    """A logger keeping every event it is given."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def debug(self, event: str, **kw: Any) -> None:
-        self.events.append({"event": event, "level": "debug", **kw})
-
-    def info(self, event: str, **kw: Any) -> None:
-        self.events.append({"event": event, "level": "info", **kw})
 
 
 # -- the built-in scenario --------------------------------------------------------------
@@ -134,7 +122,7 @@ def test_report_totals_add_up(default_report: Report) -> None:
 
 
 def test_world_puts_every_page_on_the_source_node(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=1)
+    world = Scenario(small, registry, seed=1)
     node = world.kernel.nodes[small.migrate.from_node]
     used = node.nr_pages - node.nr_free
     anon = small.processes.anon_pages
@@ -143,7 +131,7 @@ def test_world_puts_every_page_on_the_source_node(small: Config, registry: Regis
 
 
 def test_world_state_counts_follow_the_fractions(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=3)
+    world = Scenario(small, registry, seed=3)
     file_pages = sum(m.pages for m in small.mount if m.fs != "xfs_buftarg")
     meta_pages = sum(m.pages for m in small.mount if m.fs == "xfs_buftarg")
     anon = small.processes.anon_pages
@@ -164,7 +152,7 @@ def test_world_state_counts_follow_the_fractions(small: Config, registry: Regist
 
 
 def test_world_pages_are_in_their_states(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=5)
+    world = Scenario(small, registry, seed=5)
     assert any(world.page_of(s).flags & PG.writeback for s in world.states["writeback"])
     assert all(world.page_of(s).flags & PG.dirty for s in world.states["dirty"])
     assert all(world.page_of(s).flags & PG.locked for s in world.states["locked"])
@@ -189,7 +177,7 @@ def test_world_pages_are_in_their_states(small: Config, registry: Registry) -> N
 
 
 def test_source_node_keeps_only_the_pages_that_stayed(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=11)
+    world = Scenario(small, registry, seed=11)
     stats = world.migrate()
     node = world.kernel.nodes[small.migrate.from_node]
     left = sum(t.failed + t.not_migrated for t in stats.tables.values())
@@ -201,7 +189,7 @@ def test_source_node_keeps_only_the_pages_that_stayed(small: Config, registry: R
 
 
 def test_swapped_out_pages_come_back_on_the_target_node(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=2)
+    world = Scenario(small, registry, seed=2)
     stats = world.migrate()
     swapped = sum(t.via.get("swap", 0) for t in stats.tables.values())
     assert swapped > 0
@@ -212,28 +200,27 @@ def test_swapped_out_pages_come_back_on_the_target_node(small: Config, registry:
 
 
 def test_integrity_check_finds_corrupted_and_lost_pages(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=4)
+    world = Scenario(small, registry, seed=4)
     world.migrate()
     dirty = world.states["dirty"][0]
     clean_anon = next(s for s in world.slots if s.kind == "anon")
     other = world.states["dirty"][1]
-    world.page_of(dirty).data[:] = page_content(world.seed, dirty.key, 0, world.page_size)
+    contents = world.world.contents
+    world.page_of(dirty).data[:] = contents.page(dirty.owner.owner, dirty.index, 0)
     world.page_of(clean_anon).data[100:108] = b"garbage!"
-    world.page_of(other).data[:] = page_content(
-        world.seed, "mount9/file9/page9", 1, world.page_size
-    )
+    stranger = world.world.owner("mount9/file9")
+    world.page_of(other).data[:] = contents.page(stranger, 9, 1)
     integrity = world.check_integrity()
     assert integrity.lost == 1
     assert integrity.corrupted == 2
     text = "\n".join(integrity.problems)
     assert f"({dirty.key}): lost: reads back generation 0, expected 1" in text
     assert f"({clean_anon.key}): corrupted: reads back other bytes" in text
-    assert f"({other.key}): corrupted: holds the data of seed=" in text
-    assert "mount9/file9/page9 gen=1" in text
+    assert f"({other.key}): corrupted: holds the data of mount9/file9/page9 (generation 1)" in text
 
 
 def test_zeroed_page_is_lost(small: Config, registry: Registry) -> None:
-    world = World(small, registry, seed=4)
+    world = Scenario(small, registry, seed=4)
     world.migrate()
     slot = next(s for s in world.slots if s.kind == "meta")
     world.page_of(slot).data[:] = bytes(world.page_size)
@@ -263,16 +250,6 @@ def test_seed_defaults_to_the_workload_seed(small: Config, registry: Registry) -
     assert run_scenario(small, registry).seed == small.workload.seed
 
 
-def test_page_content_depends_on_seed_key_and_generation() -> None:
-    base = page_content(1, "k", 0, 4096)
-    assert len(base) == 4096
-    assert base.startswith(b"fsaops seed=1 k gen=0\n")
-    assert base == page_content(1, "k", 0, 4096)
-    assert base != page_content(2, "k", 0, 4096)
-    assert base != page_content(1, "j", 0, 4096)
-    assert base != page_content(1, "k", 1, 4096)
-
-
 # -- the other runs ---------------------------------------------------------------------------
 
 
@@ -298,8 +275,8 @@ def test_progress_reports_every_phase(small: Config, registry: Registry) -> None
 
 def test_engine_events_go_to_the_given_logger(small: Config, registry: Registry) -> None:
     log = Recorder()
-    report = run_scenario(small, registry, log=log)
-    attempts = [e for e in log.events if e["event"] == "mm_migrate_page"]
+    report = run_scenario(small, registry, log=log.log)
+    attempts = log.named("mm_migrate_page")
     assert len(attempts) >= report.totals.pages
     assert {e["level"] for e in attempts} == {"debug"}
     assert {"pfn", "table", "pass_", "path", "rc"} <= set(attempts[0])

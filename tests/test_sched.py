@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from _world import World
 from fsaops.errors import Deadlock
 from fsaops.page import PG, lock_page, trylock_page, unlock_page
 from fsaops.sched import Scheduler, hold, release
+from fsaops.world import World
 
 
 def test_events_run_in_time_order_and_ticks_advance_the_clock() -> None:

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from _world import World, content
 from fsaops.debug import check_kernel
 from fsaops.fault_inject import FaultInjector
 from fsaops.fs import Inode, generic_file_read, generic_file_write
@@ -28,6 +27,7 @@ from fsaops.page import PG, Page
 from fsaops.plugins import Registry, load_plugins
 from fsaops.rmap import Mm, Vma
 from fsaops.sched import hold
+from fsaops.world import World
 from fsaops.writeback import set_page_dirty, write_one_page
 
 PAGE = 4096
@@ -73,18 +73,18 @@ class MigrationMachine(RuleBasedStateMachine):
     )
     def build(self, mounts: list[tuple[str, str, int]], swap: int, seed: int) -> None:
         self.faults = FaultInjector(seed=seed)
-        self.world = World(registry(), node_pages=160, swap_slots=swap, faults=self.faults)
+        world = self.world = World(
+            registry=registry(), node_pages=160, swap_slots=swap, faults=self.faults, seed=seed
+        )
         for fs, mode, bs in mounts:
-            sb = self.world.mount(fs, mode, bs)
+            sb = world.mount(fs, mode, block_size=bs)
             if fs == "ext3":
                 sb.s_fs_info.set_commit_interval(24)
-            inode = sb.new_inode()
-            data = bytearray(b"".join(content(len(self.files), i, PAGE) for i in range(6)))
-            generic_file_write(inode, 0, data)
-            self.files.append((inode, data))
-        mm = self.world.kernel.new_mm()
-        vma = mm.mmap_anon(6)
-        self.areas.append((mm, vma, bytearray(6 * PAGE)))
+            record = world.create_file(sb)
+            world.write_file(record, 6)
+            self.files.append((record.inode, bytearray(world.contents.pages(record.owner, 0, 6))))
+        area = world.anon(6)
+        self.areas.append((area.mm, area.vma, bytearray(world.contents.pages(area.owner, 0, 6))))
 
     # -- helpers ----------------------------------------------------------------
 

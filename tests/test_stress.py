@@ -18,12 +18,12 @@ import time
 
 import attrs
 
-from _world import World
 from fsaops.debug import check_kernel
 from fsaops.fs import Inode, generic_file_read, generic_file_write
 from fsaops.memory_hotplug import migrate_node
 from fsaops.plugins import Registry
 from fsaops.rmap import Mm
+from fsaops.world import World
 
 PAGE = 4096
 ROUNDS = int(os.environ.get("FSAOPS_STRESS_ROUNDS", "12"))
@@ -97,7 +97,7 @@ def run_reader(mm: Mm, base: int, npages: int, stop: threading.Event, errors: li
 
 
 def test_threads_keep_their_data_while_pages_migrate(registry: Registry) -> None:
-    world = World(registry, node_pages=512, swap_slots=256)
+    world = World(registry=registry, node_pages=512, swap_slots=256)
     kernel = world.kernel
     kinds = ["anon", "anon", "mmap", "file"]
     workers = [

@@ -6,13 +6,13 @@ from errno import EIO
 
 import pytest
 
-from _world import World, content
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import BH, buffers, page_inode
-from fsaops.fs import generic_file_read, generic_file_write
+from fsaops.fs import generic_file_read
 from fsaops.lru import isolate_lru_page
 from fsaops.page import PG, Page, lock_page, unlock_page
 from fsaops.plugins import Registry
+from fsaops.world import World
 from fsaops.writeback import WritebackControl, clear_page_dirty_for_io, set_page_dirty
 
 EXPECTED = {
@@ -61,7 +61,7 @@ def device_bytes(inode_page: Page) -> bytes:
 def test_writepage_writes_the_page_to_its_blocks_asynchronously(
     registry: Registry, fs: str, mode: str | None
 ) -> None:
-    world = World(registry, io_latency=7)
+    world = World(registry=registry, io_latency=7, node_pages=256, swap_slots=64)
     sb = world.mount(fs, mode)
     inode = world.file(sb, 1)
     (page,) = inode.i_mapping.pages()
@@ -79,7 +79,7 @@ def test_readpage_reads_back_what_was_written(
 ) -> None:
     from fsaops.mapping import truncate_inode_pages
 
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount(fs, mode)
     inode = world.file(sb, 3, clean=True)
     data = generic_file_read(inode, 0, 3 * 4096)
@@ -92,7 +92,7 @@ def test_readpage_reads_back_what_was_written(
 
 
 def test_ext2_pages_carry_buffers_and_nobh_pages_do_not(registry: Registry) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     with_bh = world.file(world.mount("ext2", block_size=1024), 1)
     without = world.file(world.mount("ext2", "nobh", block_size=1024), 1)
     (a,) = with_bh.i_mapping.pages()
@@ -106,11 +106,12 @@ def test_ext2_pages_carry_buffers_and_nobh_pages_do_not(registry: Registry) -> N
 
 
 def test_ext2_xip_has_no_page_cache(registry: Registry) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("ext2", "xip")
-    inode = sb.new_inode()
-    data = content(1, 0, 4096) * 2
-    generic_file_write(inode, 0, data)
+    record = world.create_file(sb)
+    world.write_file(record, 2)
+    inode = record.inode
+    data = world.contents.pages(record.owner, 0, 2)
     assert generic_file_read(inode, 0, len(data)) == data
     assert inode.i_mapping.nrpages == 0
     assert sb.a_ops.migratepage is None
@@ -119,7 +120,7 @@ def test_ext2_xip_has_no_page_cache(registry: Registry) -> None:
 def test_ext3_ordered_files_written_buffers_in_the_journal_until_commit(
     registry: Registry,
 ) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("ext3", "ordered")
     sb.s_fs_info.set_commit_interval(10)
     inode = world.file(sb, 1)
@@ -144,7 +145,7 @@ def test_ext3_ordered_files_written_buffers_in_the_journal_until_commit(
 def test_ext3_journal_mode_journals_at_writepage_without_writeback(
     registry: Registry,
 ) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("ext3", "journal")
     sb.s_fs_info.set_commit_interval(20)
     inode = world.file(sb, 1)
@@ -165,7 +166,7 @@ def test_ext3_journal_mode_journals_at_writepage_without_writeback(
 def test_xfs_allocates_lazily_and_will_not_release_delalloc_buffers(
     registry: Registry,
 ) -> None:
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("xfs", block_size=1024)
     inode = world.file(sb, 1)
     (page,) = inode.i_mapping.pages()
@@ -187,7 +188,8 @@ def test_xfs_allocates_lazily_and_will_not_release_delalloc_buffers(
 def test_swap_aops_writes_the_slot_and_dirties_without_buffers(world: World) -> None:
     from fsaops.swap import add_to_swap
 
-    mm, vma = world.anon(1)
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
     page = mm.ptes[vma.vm_start].page
     assert page is not None
     swapper = world.kernel.swapper_space
@@ -213,7 +215,7 @@ def test_xfs_buftarg_table_refuses(registry: Registry) -> None:
     assert table.readpage is None
     assert table.sync_page is not None
     assert table.migratepage is not None
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     a = world.kernel.nodes[0].alloc_page()
     b = world.kernel.nodes[1].alloc_page()
     assert a is not None
@@ -224,7 +226,7 @@ def test_xfs_buftarg_table_refuses(registry: Registry) -> None:
 def test_xfs_buftarg_pages_are_held_by_their_buffers(registry: Registry) -> None:
     from fsaops.debug import check_kernel
 
-    world = World(registry)
+    world = World(registry=registry, node_pages=256, swap_slots=64)
     sb = world.mount("xfs_buftarg")
     inode = sb.new_inode()
     inode.reserve(2 * 4096)

@@ -10,11 +10,14 @@ pointers; a member that is ``None`` is missing, as a NULL pointer is in C.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
+
+from fsaops.frozen import frozen_mapping
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -197,16 +200,6 @@ def configure_aops(table: AddressSpaceOperations, *, migration: bool) -> Address
     return attrs.evolve(table, migratepage=None)
 
 
-def _freeze_tables(
-    mapping: Mapping[str, AddressSpaceOperations],
-) -> Mapping[str, AddressSpaceOperations]:
-    return MappingProxyType(dict(mapping))
-
-
-def _freeze_flags(mapping: Mapping[str, bool]) -> Mapping[str, bool]:
-    return MappingProxyType(dict(mapping))
-
-
 @attrs.frozen
 class FileSystemType:
     """A filesystem a plugin provides (``struct file_system_type``).
@@ -232,11 +225,11 @@ class FileSystemType:
     """
 
     name: str
-    modes: Mapping[str, AddressSpaceOperations] = attrs.field(converter=_freeze_tables)
+    modes: Mapping[str, AddressSpaceOperations] = attrs.field(converter=frozen_mapping)
     default_mode: str = "default"
     block_sizes: tuple[int, ...] = (1024, 2048, 4096)
     default_block_size: int = 4096
-    page_cache: Mapping[str, bool] = attrs.field(factory=dict, converter=_freeze_flags)
+    page_cache: Mapping[str, bool] = attrs.field(factory=dict, converter=frozen_mapping)
     fill_super: Callable[[SuperBlock], None] | None = None
     read_metadata: Callable[[Inode, int], None] | None = None
     description: str = ""
@@ -252,6 +245,48 @@ class FileSystemType:
     def has_page_cache(self, mode: str) -> bool:
         """Whether files mounted in ``mode`` keep pages in the page cache."""
         return bool(self.page_cache.get(mode, True))
+
+    def is_buffer_cache(self, mode: str) -> bool:
+        """Whether a mount in ``mode`` is one buffer-cache mapping the filesystem fills itself.
+
+        That is a mode whose table can neither write files (no
+        ``prepare_write`` / ``commit_write``) nor execute in place, but keeps
+        pages in the page cache, such as ``xfs_buftarg``'s: its pages are
+        read in by the filesystem's metadata code (``read_metadata``).
+        """
+        table = self.modes[mode]
+        return (
+            table.prepare_write is None
+            and table.commit_write is None
+            and table.get_xip_page is None
+            and self.has_page_cache(mode)
+        )
+
+    # -- the rules a mount must keep (one place; the kernel, the config checker
+    # -- and the testing kit all ask here) --------------------------------------
+
+    def mode_problem(self, mode: str) -> str | None:
+        """Why ``mode`` is not a mode of this type (``None`` if it is)."""
+        if mode in self.modes:
+            return None
+        close = difflib.get_close_matches(mode, list(self.modes), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (
+            f"filesystem {self.name} has no mode {mode!r}{hint} (it has: {', '.join(self.modes)})"
+        )
+
+    def block_size_problem(self, block_size: int, page_size: int) -> str | None:
+        """Why a mount cannot use ``block_size`` with pages of ``page_size`` (``None``: it can)."""
+        if block_size not in self.block_sizes:
+            return (
+                f"filesystem {self.name} does not take block size {block_size} "
+                f"(it takes: {', '.join(map(str, self.block_sizes))})"
+            )
+        if block_size > page_size:
+            return (
+                f"{self.name}'s block size {block_size} is larger than the page size ({page_size})"
+            )
+        return None
 
 
 def signature_problem(name: str, fn: object) -> str | None:

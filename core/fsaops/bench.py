@@ -66,17 +66,17 @@ import attrs
 
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import create_empty_buffers
-from fsaops.fs import Inode, generic_file_write
-from fsaops.kernel import Kernel
+from fsaops.fs import Inode
 from fsaops.lists import PageList, list_add, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.mapping import AddressSpace, add_to_page_cache_lru, grab_cache_page
+from fsaops.mapping import AddressSpace, add_to_page_cache_lru
 from fsaops.memory_hotplug import migrate_node
 from fsaops.migrate import MigrateStats, migrate_pages
-from fsaops.page import PG, Page, page_address, put_page, unlock_page
+from fsaops.page import PG, Page, put_page, unlock_page
 from fsaops.plugins import Registry, load_plugins
 from fsaops.rmap import Mm
 from fsaops.sched import hold
+from fsaops.world import World
 from fsaops.writeback import filemap_write_and_wait, set_page_dirty, write_one_page
 
 __all__ = ["Figure", "main", "run"]
@@ -217,11 +217,6 @@ def _quiet_gc() -> Iterator[None]:
 # -- a machine with pages to migrate -------------------------------------------------
 
 
-def _page_bytes(index: int, size: int) -> bytes:
-    """Recognisable contents for page ``index`` of a file."""
-    return index.to_bytes(8, "little") * (size // 8)
-
-
 @attrs.define
 class Batch:
     """Pages isolated for one ``migrate_pages`` call, and the lists it works on."""
@@ -259,43 +254,29 @@ class Rig:
         self.registry = registry
         self.fs = fs
         self.npages = npages
-        self.kernel = Kernel(
-            nodes=2, node_pages=npages + 64, registry=registry, io_latency=4, seed=1
+        world = self.world = World(
+            registry=registry, nodes=2, node_pages=npages + 64, io_latency=4, seed=1
         )
-        kernel = self.kernel
+        kernel = self.kernel = world.kernel
         self.holder = kernel.new_task("bench-holder")
         self.mm: Mm | None = None
         self.inode: Inode | None = None
-        size = kernel.page_size
         if fs == "swap":
-            kernel.swapon(npages + 64)
-            mm = self.mm = kernel.new_mm(name="bench")
-            vma = mm.mmap_anon(npages)
-            self._vpns = range(vma.vm_start, vma.vm_start + npages)
-            for i, vpn in enumerate(self._vpns):
-                mm.write(vpn * size, _page_bytes(i, size))
+            world.swapon(npages + 64)
+            area = world.anon(npages, key="bench")
+            self.mm = area.mm
+            self._vpns = range(area.start, area.start + npages)
             self.table = kernel.swap_aops_name
         else:
-            blocks = npages * (size // (block_size or 512)) + 64
-            sb = kernel.mount(fs, mode, block_size=block_size, nr_blocks=blocks)
+            blocks = npages * (kernel.page_size // (block_size or 512)) + 64
+            sb = world.mount(fs, mode, block_size=block_size, nr_blocks=blocks)
             self.table = sb.a_ops.name
-            inode = self.inode = sb.new_inode("bench")
-            if sb.s_type.has_page_cache(sb.mode) and sb.a_ops.prepare_write is not None:
-                chunk = 256
-                for first in range(0, npages, chunk):
-                    last = min(first + chunk, npages)
-                    data = b"".join(_page_bytes(i, size) for i in range(first, last))
-                    generic_file_write(inode, first * size, data)
-            elif sb.s_type.has_page_cache(sb.mode):
-                # A buffer cache (xfs_buftarg): pages filled from the device.
-                for i in range(npages):
-                    page = grab_cache_page(inode.i_mapping, i, 0)
-                    assert page is not None
-                    page_address(page)[:] = _page_bytes(i, size)
-                    page.flags |= PG.uptodate
-                    unlock_page(page)
-                    put_page(page)
-                inode.i_size = npages * size
+            record = world.create_file(sb, key="bench")
+            self.inode = record.inode
+            if record.page_cache:
+                # write(2) for a file; the filesystem's own reads for a
+                # buffer cache (xfs_buftarg), as the scenario builds them.
+                world.write_file(record, npages)
         self.set_state(dirty=dirty)
 
     @property
@@ -435,6 +416,7 @@ class Rig:
     def close(self) -> None:
         """Drop the machine (its memory maps go with the next collection)."""
         del self.kernel
+        del self.world
         gc.collect()
 
 
@@ -697,15 +679,13 @@ def metadata_bytes(registry: Registry, pages: int) -> Figure:
     if not started:
         tracemalloc.start()
     try:
-        base_bytes, _base = _traced(lambda: Kernel(nodes=1, node_pages=1))
-        big_bytes, kernel_obj = _traced(
-            lambda: Kernel(nodes=1, node_pages=n + 1, registry=registry)
-        )
-        kernel: Kernel = kernel_obj  # type: ignore[assignment]
+        base_bytes, _base = _traced(lambda: World(nodes=1, node_pages=1))
+        big_bytes, world_obj = _traced(lambda: World(nodes=1, node_pages=n + 1, registry=registry))
+        world: World = world_obj  # type: ignore[assignment]
+        kernel = world.kernel
         frame = (big_bytes - base_bytes) / n
-        sb = kernel.mount("ext2", "nobh", block_size=4096, nr_blocks=n + 64)
-        inode = sb.new_inode("meta")
-        mapping = inode.i_mapping
+        sb = world.mount("ext2", "nobh", block_size=4096, nr_blocks=n + 64)
+        mapping = world.create_file(sb, key="meta").inode.i_mapping
         node = kernel.nodes[0]
 
         def populate() -> None:
@@ -823,15 +803,15 @@ def million(npages: int) -> dict[str, Any]:
     registry = load_plugins(cli=["ext2"])
     rss_start = _rss_bytes()
     t0 = time.perf_counter()
-    kernel = Kernel(nodes=2, node_pages=npages + 512, registry=registry, seed=1)
+    world = World(registry=registry, nodes=2, node_pages=npages + 512, seed=1)
+    kernel = world.kernel
     size = kernel.page_size
-    sb = kernel.mount("ext2", "nobh", block_size=size, nr_blocks=npages + 64)
-    inode = sb.new_inode("million")
-    chunk = 256
+    sb = world.mount("ext2", "nobh", block_size=size, nr_blocks=npages + 64)
+    record = world.create_file(sb, key="million")
+    inode = record.inode
+    chunk = 4096
     for first in range(0, npages, chunk):
-        last = min(first + chunk, npages)
-        data = b"".join(_page_bytes(i, size) for i in range(first, last))
-        generic_file_write(inode, first * size, data)
+        world.write_file(record, min(chunk, npages - first))
     t1 = time.perf_counter()
     rss_filled = _rss_bytes()
     stats = MigrateStats()
@@ -846,11 +826,7 @@ def million(npages: int) -> dict[str, Any]:
     for index in range(0, npages, step):
         page = tree[index]
         checked += 1
-        if (
-            page is None
-            or page.node.nid != 1
-            or bytes(page_address(page)[:8]) != _page_bytes(index, 8)
-        ):
+        if page is None or page.node.nid != 1 or page.data != world.expected(record, index):
             bad += 1
     moved = sum(t.moved for t in stats.tables.values())
     data_bytes = 2 * npages * size  # the frames written on both nodes

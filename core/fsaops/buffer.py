@@ -21,6 +21,7 @@ from fsaops.errors import KernelBug
 from fsaops.page import (
     PG,
     Page,
+    PG_private,
     end_page_writeback,
     page_address,
     put_page,
@@ -103,7 +104,6 @@ class BH:
 BH_lock = BH.lock
 BH_waiters = BH.waiters
 BH_unlock = BH.lock | BH.waiters  # the bits unlock_buffer() clears
-PG_private = PG.private
 
 
 class BufferHead:

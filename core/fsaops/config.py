@@ -82,7 +82,6 @@ __all__ = [
     "check_plugin_names",
     "default_config",
     "format_size",
-    "is_buffer_cache",
     "load_config",
     "page_cache_pages",
     "parse_config",
@@ -1071,21 +1070,6 @@ def page_cache_pages(config: Config, registry: Registry) -> int:
     return total
 
 
-def is_buffer_cache(fstype: FileSystemType, mode: str) -> bool:
-    """Whether a mount's pages belong to one buffer-cache mapping filled directly.
-
-    That is a table that can neither write files (no ``prepare_write`` /
-    ``commit_write``) nor execute in place, such as ``xfs_buftarg``.
-    """
-    table = fstype.modes[mode]
-    return (
-        table.prepare_write is None
-        and table.commit_write is None
-        and table.get_xip_page is None
-        and fstype.has_page_cache(mode)
-    )
-
-
 def check_config(config: Config, registry: Registry, source: str) -> None:
     """Check a scenario against the loaded plugins.
 
@@ -1105,26 +1089,15 @@ def check_config(config: Config, registry: Registry, source: str) -> None:
         if fstype is None:
             continue
         mode = fstype.default_mode if mount.mode is None else mount.mode
-        if mode not in fstype.modes:
-            close = difflib.get_close_matches(mode, list(fstype.modes), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(
-                f"{key}.mode: filesystem {fstype.name} has no mode {mode!r}{hint} "
-                f"(it has: {', '.join(fstype.modes)})"
-            )
+        problem = fstype.mode_problem(mode)
+        if problem is not None:
+            problems.append(f"{key}.mode: {problem}")
             continue
         bs = fstype.default_block_size if mount.block_size is None else mount.block_size
-        if bs not in fstype.block_sizes:
-            problems.append(
-                f"{key}.block_size: filesystem {fstype.name} does not take block size {bs} "
-                f"(it takes: {', '.join(map(str, fstype.block_sizes))})"
-            )
-        elif bs > ps:
-            problems.append(
-                f"{key}.block_size: {fstype.name}'s block size {bs} is larger than the page "
-                f"size (kernel.page_size = {ps}); set a smaller block_size"
-            )
-        if is_buffer_cache(fstype, mode) and mount.files != 1:
+        problem = fstype.block_size_problem(bs, ps)
+        if problem is not None:
+            problems.append(f"{key}.block_size: {problem}")
+        if fstype.is_buffer_cache(mode) and mount.files != 1:
             problems.append(
                 f"{key}.files: a {fstype.name} mount holds one buffer-cache mapping, so "
                 f"files must be 1, got {mount.files}"

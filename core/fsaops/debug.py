@@ -3,11 +3,10 @@
 :func:`check_kernel` checks the whole machine: every reference on every
 page is accounted for (page-cache slot, buffers, ptes, isolation, other
 tasks), every page-tree slot, LRU list, buffer ring and swap slot agrees
-with the pages, and free pages are really free.  :class:`MigrationSnapshot`
-records pages before ``migrate_pages`` and :meth:`MigrationSnapshot.check`
-says afterwards whether each moved page arrived whole and each page that
-did not move was left as it was.  Every problem is a sentence in the
-kernel's terms ("buffer head 2 of pfn 17 still points at the old page").
+with the pages, and free pages are really free.  Every problem is a
+sentence in the kernel's terms ("buffer head 2 of pfn 17 still points at
+the old page").  Whether each page a migration touched arrived whole, or
+was left as it was, is the oracle's to say (:mod:`fsaops.oracle`).
 """
 
 from __future__ import annotations
@@ -15,12 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import attrs
-
 from fsaops.buffer import BH, BufferHead, bh_offset, buffers
 from fsaops.errors import KernelBug
 from fsaops.lists import LIST_POISON, PageList
-from fsaops.page import PG, Page, page_address, page_flags_str, page_index, page_mapping
+from fsaops.page import PG, Page, page_flags_str, page_index, page_mapping
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -28,7 +25,7 @@ if TYPE_CHECKING:
     from fsaops.kernel import Kernel
     from fsaops.mapping import AddressSpace
 
-__all__ = ["InvariantError", "MigrationSnapshot", "check_kernel", "mappings", "raise_if"]
+__all__ = ["InvariantError", "check_kernel", "mappings", "raise_if"]
 
 
 class InvariantError(KernelBug):
@@ -289,203 +286,4 @@ def _check_buffers(
             )
         if quiet and bh.b_state & BH.lock and id(bh) not in bh_locked:
             problems.append(f"buffer head {i} of pfn {page.pfn} is locked and nobody holds it")
-    return problems
-
-
-@attrs.frozen
-class _PageRecord:
-    pfn: int
-    data: bytes
-    flags: int
-    mapping: object
-    index: int
-    key: int
-    count: int
-    buffers: tuple[tuple[int, int], ...]  # (id(bh), offset)
-    has_migratepage: bool
-
-
-class MigrationSnapshot:
-    """The state of pages about to be migrated, to check the outcome against.
-
-    Take it with the pages isolated on ``from_`` and the new pages on
-    ``to``; call :meth:`check` after ``migrate_pages`` returns (before the
-    moved pages are put back).
-    """
-
-    def __init__(self, from_: PageList, to: PageList | None = None) -> None:
-        self.records: dict[int, _PageRecord] = {}
-        self.pages: dict[int, Page] = {}
-        for page in from_:
-            self.pages[page.pfn] = page
-            self.records[page.pfn] = _record(page)
-        self.new_pfns = {p.pfn for p in to} if to is not None else set()
-
-    def check(
-        self, from_: PageList, moved: PageList, failed: PageList, to: PageList | None = None
-    ) -> list[str]:
-        """Compare the outcome of ``migrate_pages`` with the snapshot."""
-        problems: list[str] = []
-        where: dict[int, str] = {}
-        for name, pl in (("from", from_), ("moved", moved), ("failed", failed)):
-            for page in pl:
-                if page.pfn in where:
-                    problems.append(f"pfn {page.pfn} is on both {where[page.pfn]} and {name}")
-                where[page.pfn] = name
-        for pfn in self.records:
-            if pfn not in where:
-                problems.append(f"pfn {pfn} was on from and is now on none of from/moved/failed")
-        for pfn, name in where.items():
-            if pfn not in self.records:
-                problems.append(f"pfn {pfn} turned up on {name} but was never on from")
-        for pfn, rec in self.records.items():
-            page = self.pages[pfn]
-            if where.get(pfn) == "moved":
-                problems.extend(self._check_moved(page, rec))
-            elif pfn in where:
-                problems.extend(_check_unmoved(page, rec))
-        if to is not None:
-            for page in to:
-                if page.mapping is not None or page.flags or page.count != 1 or page.private:
-                    problems.append(f"unused new page pfn {page.pfn} was changed: {page!r}")
-        return problems
-
-    def _check_moved(self, page: Page, rec: _PageRecord) -> list[str]:
-        problems: list[str] = []
-        pfn = rec.pfn
-        if page.mapping is not None:
-            problems.append(f"moved pfn {pfn} still has a mapping ({page.mapping!r})")
-        if page.flags & (PG.swapcache | PG.private | PG.active):
-            problems.append(f"moved pfn {pfn} still has flags {page_flags_str(page.flags)}")
-        if page.private:
-            problems.append(f"moved pfn {pfn} still has private {page.private!r}")
-        if page.count != 1:
-            problems.append(
-                f"moved pfn {pfn} has page_count {page.count}; only the isolation "
-                "reference should be left"
-            )
-        mapping = rec.mapping
-        tree = getattr(mapping, "page_tree", None)
-        if tree is None:
-            return problems
-        new = tree[rec.key] if rec.key < len(tree) else None
-        if new is None:
-            return problems  # dropped to disk or swap (swap_page), or freed
-        if new is page:
-            problems.append(f"the page-tree slot of pfn {pfn} still points at the old page")
-            return problems
-        if self.new_pfns and new.pfn not in self.new_pfns:
-            problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
-        if bytes(page_address(new)) != rec.data:
-            problems.append(f"pfn {pfn} moved to pfn {new.pfn} but the contents differ")
-        # Flags as they were when copied: the old page keeps all but
-        # PG_active, which migrate_page_copy clears (and nothing else touches).
-        at_copy = (page.flags & PG.COPIED & ~PG.active) | (rec.flags & PG.active)
-        lost = at_copy & ~new.flags
-        if lost:
-            problems.append(
-                f"pfn {pfn} moved to pfn {new.pfn} without flags {page_flags_str(lost)}"
-            )
-        if (
-            rec.flags & PG.dirty
-            and not new.flags & (PG.dirty | PG.writeback)
-            and not (
-                new.flags & PG.private
-                and any(b.b_state & (BH.jbd | BH.jbddirty) for b in buffers(new.private))
-            )
-        ):
-            # Dirty data must still be dirty, or have been written back.
-            bdev_copy = _on_disk(new)
-            if bdev_copy is not None and bdev_copy != rec.data:
-                problems.append(
-                    f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and was never written"
-                )
-        if rec.buffers and rec.has_migratepage:
-            if not new.flags & PG.private:
-                problems.append(f"pfn {pfn} had buffers; new pfn {new.pfn} has none")
-            else:
-                ring = list(buffers(new.private))
-                for i, bh in enumerate(ring):
-                    if bh.b_page is not new:
-                        problems.append(
-                            f"buffer head {i} of pfn {new.pfn} still points at pfn {bh.b_page.pfn}"
-                        )
-                old_ids = [b for b, _ in rec.buffers]
-                if [id(b) for b in ring] != old_ids:
-                    problems.append(
-                        f"the buffer ring of pfn {pfn} did not follow it to pfn {new.pfn}"
-                    )
-                for i, (bh, (_, off)) in enumerate(zip(ring, rec.buffers, strict=False)):
-                    if bh_offset(bh) != off:
-                        problems.append(
-                            f"buffer head {i} moved from offset {off} to {bh_offset(bh)}"
-                        )
-                    if bh.b_state & BH.lock:
-                        problems.append(f"buffer head {i} of pfn {new.pfn} was left locked")
-        if new.flags & PG.locked:
-            problems.append(f"new pfn {new.pfn} was left locked")
-        return problems
-
-
-def _on_disk(page: Page) -> bytes | None:
-    mapping = page_mapping(page)
-    if mapping is None:
-        return None
-    if page.flags & PG.swapcache:
-        swap = page.node.kernel.swap
-        return bytes(swap.slot(page.private)) if swap is not None else None
-    host = mapping.host
-    if host is None:
-        return None
-    bs = host.i_sb.s_blocksize
-    per = page.node.page_size // bs
-    out = bytearray()
-    for i in range(per):
-        blocknr = host.get_block(page.index * per + i, False)
-        if not blocknr:
-            out += bytes(bs)
-        else:
-            off = blocknr * bs
-            out += host.i_sb.s_bdev.mem[off : off + bs]
-    return bytes(out)
-
-
-def _record(page: Page) -> _PageRecord:
-    bhs: tuple[tuple[int, int], ...] = ()
-    if page.flags & PG.private and isinstance(page.private, BufferHead):
-        bhs = tuple((id(b), bh_offset(b)) for b in buffers(page.private))
-    mapping = page_mapping(page)
-    return _PageRecord(
-        pfn=page.pfn,
-        data=bytes(page_address(page)),
-        flags=page.flags,
-        mapping=mapping,
-        index=page.index,
-        key=page_index(page),
-        count=page.count,
-        buffers=bhs,
-        has_migratepage=mapping is not None and mapping.a_ops.migratepage is not None,
-    )
-
-
-def _check_unmoved(page: Page, rec: _PageRecord) -> list[str]:
-    problems: list[str] = []
-    pfn = rec.pfn
-    if bytes(page_address(page)) != rec.data:
-        problems.append(f"pfn {pfn} did not move but its contents changed")
-    mapping = page_mapping(page)
-    if mapping is not None and mapping.lookup(page_index(page)) is not page:
-        problems.append(f"pfn {pfn} did not move but its page-tree slot no longer points at it")
-    if rec.buffers and page.flags & PG.private:
-        ring = list(buffers(page.private))
-        if [id(b) for b in ring] != [b for b, _ in rec.buffers]:
-            problems.append(f"pfn {pfn} did not move but its buffer ring changed")
-        for i, bh in enumerate(ring):
-            if bh.b_page is not page:
-                problems.append(
-                    f"buffer head {i} of pfn {pfn} points at pfn {bh.b_page.pfn}, "
-                    "though the page did not move"
-                )
-    if page.flags & PG.locked:
-        problems.append(f"pfn {pfn} did not move and was left locked")
     return problems

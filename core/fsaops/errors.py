@@ -75,10 +75,11 @@ class BadPage(KernelBug):
     """A page was freed while still in use (the kernel's ``bad_page()``)."""
 
 
-class Deadlock(FsaopsError):
+class Deadlock(KernelBug):
     """A task waited for something that can never happen.
 
-    The kernel would hang; the model reports the wait instead.
+    The kernel would hang; the model reports the wait instead.  It is a
+    failure of the run (exit 1), never a user's error.
     """
 
     def __init__(self, what: str, now: int) -> None:

@@ -97,8 +97,6 @@ class Kernel:
         self.current = self.new_task("migrate")
         #: The node new pages are allocated on when nothing else says.
         self.alloc_nid = 0
-        #: Why the last migration step gave up (for reports and events).
-        self.why = ""
 
     def __repr__(self) -> str:
         return (
@@ -216,19 +214,12 @@ class Kernel:
         """
         fstype = self._filesystem(fs) if isinstance(fs, str) else fs
         mode = fstype.default_mode if mode is None else mode
-        if mode not in fstype.modes:
-            raise ConfigError(
-                f"filesystem {fstype.name} has no mode {mode!r} "
-                f"(it has: {', '.join(sorted(fstype.modes))})"
-            )
+        problem = fstype.mode_problem(mode)
         bs = fstype.default_block_size if block_size is None else block_size
-        if bs not in fstype.block_sizes:
-            raise ConfigError(
-                f"filesystem {fstype.name} does not take block size {bs} "
-                f"(it takes: {', '.join(map(str, fstype.block_sizes))})"
-            )
-        if bs > self.page_size:
-            raise ConfigError(f"block size {bs} is larger than the page size {self.page_size}")
+        if problem is None:
+            problem = fstype.block_size_problem(bs, self.page_size)
+        if problem is not None:
+            raise ConfigError(problem)
         if nr_blocks is None:
             total = len(self.nodes) * self.node_pages * self.page_size
             nr_blocks = 4 * total // bs + 16

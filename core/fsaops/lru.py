@@ -16,7 +16,7 @@ from __future__ import annotations
 from errno import ENOSYS
 
 from fsaops.lists import PageList, list_add, list_del
-from fsaops.page import PG, Page
+from fsaops.page import Page, PG_active, PG_lru
 
 __all__ = [
     "isolate_lru_page",
@@ -26,9 +26,6 @@ __all__ = [
     "move_to_lru",
     "putback_lru_pages",
 ]
-
-PG_lru = PG.lru
-PG_active = PG.active
 
 
 def lru_cache_add(page: Page) -> None:

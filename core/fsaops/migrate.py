@@ -30,6 +30,13 @@ from fsaops.mapping import remove_mapping
 from fsaops.page import (
     PG,
     Page,
+    PG_dirty,
+    PG_locked,
+    PG_private,
+    PG_swapcache,
+    PG_unlock,
+    PG_waiters,
+    PG_writeback,
     lock_page,
     page_mapping,
     unlock_page,
@@ -64,14 +71,8 @@ MAX_PASSES = 11
 UNMAP_TRIES = 10
 """V4 calls ``try_to_unmap`` up to 10 times while the page stays mapped."""
 
-PG_locked = PG.locked
-PG_writeback = PG.writeback
-PG_swapcache = PG.swapcache
-PG_private = PG.private
-PG_dirty = PG.dirty
-PG_waiters = PG.waiters
-PG_unlock = PG.locked | PG.waiters
 PG_copied = PG.COPIED
+#: What ``migrate_page_copy`` clears on the old page.
 PG_cleared_on_old = PG.swapcache | PG.active | PG.private
 
 
@@ -106,7 +107,7 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
         owner = page.mapping
         mapping = None if owner is None or owner.anon else owner  # type: ignore[assignment]
     if mapping is None or page.count != page.mapcount + nr_refs:
-        page.node.kernel.why = "reference count does not match (extra reference held)"
+        page.node.kernel.current.why = "reference count does not match (extra reference held)"
         return 1
     if page.mapcount:
         tick = page.node.kernel.sched.tick
@@ -115,7 +116,9 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
                 break
             tick()
         if page.mapcount:
-            page.node.kernel.why = "still mapped (try_to_unmap refused: VM_LOCKED or referenced)"
+            page.node.kernel.current.why = (
+                "still mapped (try_to_unmap refused: VM_LOCKED or referenced)"
+            )
             return 1
     # write_lock_irq(&mapping->tree_lock).  Taken and released by hand (in
     # the hot paths only): a with statement costs twice as much here.
@@ -132,7 +135,7 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
             or index >= len(tree)
             or tree[index] is not page
         ):
-            page.node.kernel.why = "reference count or page-tree slot changed under us"
+            page.node.kernel.current.why = "reference count or page-tree slot changed under us"
             return 1
         newpage.count += 1
         newpage.index = page.index
@@ -211,29 +214,29 @@ def swap_page(page: Page) -> int:
     mapping = page_mapping(page)
     kernel = page.node.kernel
     if page.mapcount and mapping is not None and try_to_unmap(page) != SWAP_SUCCESS:
-        kernel.why = "swap_page: still mapped"
+        kernel.current.why = "swap_page: still mapped"
         unlock_page(page)
         return -EAGAIN
     if page.flags & PG_dirty:
         result = pageout(page, mapping)
         kernel.vmstat.migrate_pageout += 1
         if result is PageOut.SUCCESS:
-            kernel.why = "swap_page: written out, not yet clean"
+            kernel.current.why = "swap_page: written out, not yet clean"
             return -EAGAIN
         if result is not PageOut.CLEAN:
-            kernel.why = f"swap_page: pageout {result.value}"
+            kernel.current.why = f"swap_page: pageout {result.value}"
             unlock_page(page)
             return -EAGAIN
     if page.flags & PG_private and (
         not try_to_release_page(page, 0) or (mapping is None and page.count == 1)
     ):
-        kernel.why = "swap_page: buffers could not be released"
+        kernel.current.why = "swap_page: buffers could not be released"
         unlock_page(page)
         return -EAGAIN
     if remove_mapping(mapping, page):
         unlock_page(page)
         return 0
-    kernel.why = "swap_page: the page is still in use"
+    kernel.current.why = "swap_page: the page is still in use"
     unlock_page(page)
     return -EAGAIN
 
@@ -291,8 +294,6 @@ class MigrateStats:
         #: (table, reason, errno name).  A later call on the same list (the next chunk)
         #: may still move or fail them; each page is counted once, as it ends.
         self.pending: dict[int, tuple[str, str, str]] = {}
-        #: The pages the last call did not reach: the tail of its ``from``
-        #: list, already counted in ``pending`` (see ``migrate_pages``).
         self.passes = 0
         self.calls = 0
 
@@ -424,7 +425,7 @@ def migrate_pages(
                 name: str | None = None
                 rc = -EAGAIN
                 path = ""
-                kernel.why = ""
+                current.why = ""
                 if page.count == 1:
                     # The page was freed from under us: nobody but us holds it.
                     rc = 0
@@ -445,7 +446,7 @@ def migrate_pages(
                             page.flags = flags | PG_locked
                         else:
                             path = "locked"
-                            kernel.why = "page locked by another task"
+                            current.why = "page locked by another task"
                     # Wait on writeback only after a pass that may have started some.
                     if locked and page.flags & PG_writeback:
                         if pass_ > 0:
@@ -454,7 +455,7 @@ def migrate_pages(
                             unlock_page(page)  # goto unlock_page
                             locked = False
                             path = "writeback"
-                            kernel.why = "under writeback"
+                            current.why = "under writeback"
                     if locked:
                         mapping: Any = page.mapping
                         if (
@@ -469,7 +470,7 @@ def migrate_pages(
                             unlock_page(page)
                             rc = -ENOMEM
                             path = "add_to_swap"
-                            kernel.why = "no swap space (add_to_swap failed)"
+                            current.why = "no swap space (add_to_swap failed)"
                         elif to is None:
                             name = table_name(page)
                             path = "swap_page"
@@ -489,7 +490,7 @@ def migrate_pages(
                             if mapping is None:
                                 # Truncated under us.  goto unlock_both
                                 path = "no_mapping"
-                                kernel.why = "no mapping (truncated)"
+                                current.why = "no mapping (truncated)"
                                 unlock_page(newpage)
                                 unlock_page(page)
                             else:
@@ -532,11 +533,11 @@ def migrate_pages(
                         pass_=pass_,
                         path=path,
                         rc=rc,
-                        why=kernel.why,
+                        why=current.why,
                     )
                 if rc == -EAGAIN:
                     retry += 1
-                    last_why[page] = kernel.why or path
+                    last_why[page] = current.why or path
                 elif rc:
                     # Permanent failure.
                     if path != "add_to_swap":
@@ -549,7 +550,7 @@ def migrate_pages(
                     ts.failed += 1
                     ename = errno_name(rc)
                     ts.errors[ename] = ts.errors.get(ename, 0) + 1
-                    why = kernel.why or f"{path} returned {ename}"
+                    why = current.why or f"{path} returned {ename}"
                     ts.reasons[why] = ts.reasons.get(why, 0) + 1
                     if last_why:
                         last_why.pop(page, None)
@@ -635,13 +636,13 @@ def _debug_checker(
 
 def _migratepage_raised(kernel: Kernel, exc: Exception) -> int:
     """A table's ``migratepage`` raised: record why, and fail the page with ``-EIO``."""
-    kernel.why = f"migratepage raised {type(exc).__name__}: {exc}"
+    kernel.current.why = f"migratepage raised {type(exc).__name__}: {exc}"
     return -EIO
 
 
 def _migratepage_returned(kernel: Kernel, rc: object) -> int:
     """A table's ``migratepage`` returned neither 0 nor a negative errno: ``-EIO``."""
-    kernel.why = f"migratepage returned {rc!r}, not 0 or a negative errno"
+    kernel.current.why = f"migratepage returned {rc!r}, not 0 or a negative errno"
     return -EIO
 
 
@@ -654,14 +655,14 @@ def _fallback(
         result = pageout(page, mapping)
         kernel.vmstat.migrate_pageout += 1
         if result is PageOut.KEEP or result is PageOut.ACTIVATE:
-            kernel.why = f"pageout: {result.value} (dirty page could not be written)"
+            kernel.current.why = f"pageout: {result.value} (dirty page could not be written)"
             unlock_page(newpage)
             unlock_page(page)
             return -EAGAIN, f"pageout_{result.value}", newpage
         if result is PageOut.SUCCESS:
             if not page.flags & PG_dirty:  # a write really started (not redirtied on error)
                 written.add(page.pfn)
-            kernel.why = kernel.why or "written out; waiting for writeback"
+            kernel.current.why = kernel.current.why or "written out; waiting for writeback"
             unlock_page(newpage)
             return -EAGAIN, "pageout_success", newpage
     if not page.flags & PG_private or try_to_release_page(page, 0):
@@ -673,7 +674,7 @@ def _fallback(
         unlock_page(newpage)
         rc = swap_page(page)
         return rc, "swap_page", None
-    kernel.why = "buffers could not be released"
+    kernel.current.why = "buffers could not be released"
     unlock_page(newpage)
     unlock_page(page)
     return -EAGAIN, "release_failed", newpage

@@ -95,14 +95,20 @@ class PG:
     )
 
 
-# Module constants for the hot paths (a global load is cheaper than an attribute).
+# Module constants for the hot paths (a global load is cheaper than an attribute
+# load); the other modules import these rather than define their own.
 PG_locked = PG.locked
+PG_uptodate = PG.uptodate
 PG_dirty = PG.dirty
-PG_writeback = PG.writeback
+PG_lru = PG.lru
+PG_active = PG.active
 PG_private = PG.private
+PG_writeback = PG.writeback
 PG_swapcache = PG.swapcache
-PG_waiters = PG.waiters
 PG_reclaim = PG.reclaim
+PG_waiters = PG.waiters
+#: The bits ``unlock_page`` clears.
+PG_unlock = PG.locked | PG.waiters
 
 
 def page_flags_str(flags: int) -> str:

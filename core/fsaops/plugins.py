@@ -22,7 +22,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
-from types import MappingProxyType
 
 import attrs
 import pluggy
@@ -43,6 +42,7 @@ from fsaops.errors import (
     PluginSelectionError,
     PluginValidationError,
 )
+from fsaops.frozen import frozen_mapping
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -108,14 +108,6 @@ class PluginInfo:
         return f"{self.dist}[{self.name}]"
 
 
-def _freeze_types(mapping: Mapping[str, FileSystemType]) -> Mapping[str, FileSystemType]:
-    return MappingProxyType(dict(mapping))
-
-
-def _freeze_names(mapping: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(mapping))
-
-
 @attrs.frozen
 class Registry:
     """The loaded plugins and their filesystem types, frozen.
@@ -130,8 +122,8 @@ class Registry:
     """
 
     plugins: tuple[PluginInfo, ...]
-    filesystems: Mapping[str, FileSystemType] = attrs.field(converter=_freeze_types)
-    owners: Mapping[str, str] = attrs.field(converter=_freeze_names)
+    filesystems: Mapping[str, FileSystemType] = attrs.field(converter=frozen_mapping)
+    owners: Mapping[str, str] = attrs.field(converter=frozen_mapping)
     migration: bool = True
     selection: tuple[str, ...] = ()
 
@@ -168,9 +160,9 @@ class Registry:
     def aops(self, fs: str, mode: str | None = None) -> AddressSpaceOperations:
         """The table of filesystem ``fs`` in ``mode``, as the kernel would use it."""
         fstype = self.filesystem(fs)
-        if mode is not None and mode not in fstype.modes:
-            modes = ", ".join(sorted(fstype.modes))
-            raise ConfigError(f"filesystem {fs} has no mode {mode!r} (it has: {modes})")
+        problem = None if mode is None else fstype.mode_problem(mode)
+        if problem is not None:
+            raise ConfigError(problem)
         return configure_aops(fstype.aops(mode), migration=self.migration)
 
     def tables(self) -> Iterator[tuple[FileSystemType, str, AddressSpaceOperations]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -22,6 +21,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from fsaops.frozen import frozen_mapping, sorted_mapping
+
 __all__ = [
     "Integrity",
     "Report",
@@ -29,14 +30,6 @@ __all__ = [
     "Totals",
     "render",
 ]
-
-
-def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
-    return MappingProxyType(dict(sorted(value.items())))
-
-
-def _frozen_data(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value))
 
 
 @attrs.frozen
@@ -70,9 +63,9 @@ class TableReport:
     moved: int
     failed: int
     not_migrated: int
-    errors: Mapping[str, int] = attrs.field(converter=_frozen_counts)
-    via: Mapping[str, int] = attrs.field(converter=_frozen_counts)
-    reasons: Mapping[str, int] = attrs.field(converter=_frozen_counts)
+    errors: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+    via: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+    reasons: Mapping[str, int] = attrs.field(converter=sorted_mapping)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -174,15 +167,15 @@ class Report:
     version: str
     source: str
     seed: int
-    config: Mapping[str, Any] = attrs.field(converter=_frozen_data)
+    config: Mapping[str, Any] = attrs.field(converter=frozen_mapping)
     from_node: int
     to_node: int
     totals: Totals
     by_aops: tuple[TableReport, ...]
-    vmstat: Mapping[str, int] = attrs.field(converter=_frozen_counts)
-    workload: Mapping[str, Any] = attrs.field(converter=_frozen_data)
-    faults: Mapping[str, int] = attrs.field(converter=_frozen_counts)
-    ticks: Mapping[str, int] = attrs.field(converter=_frozen_counts)
+    vmstat: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+    workload: Mapping[str, Any] = attrs.field(converter=frozen_mapping)
+    faults: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+    ticks: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     integrity: Integrity
     invariants: tuple[str, ...]
 

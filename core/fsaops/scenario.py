@@ -2,12 +2,14 @@
 
 :func:`run_scenario` is what ``fsaops migrate`` does:
 
-1. **Build** (:class:`World`): a :class:`~fsaops.kernel.Kernel` with the
+1. **Build** (:class:`Scenario`, through the one builder,
+   :class:`~fsaops.world.World`): a :class:`~fsaops.kernel.Kernel` with the
    loaded plugins; a swap device; every ``[[mount]]`` with its files, whose
    page-cache pages sit on the source node (an execute-in-place mount keeps
    its data on the device; a buffer-cache mapping such as ``xfs_buftarg``
    has its pages filled directly); processes with anonymous memory.  Every
-   page gets known data derived from the seed, written through the model
+   page gets known data from the world's content generator
+   (:class:`~fsaops.content.Contents`), written through the model
    (``write(2)`` for files, process memory for anonymous pages).  Then
    everything is written back and the journal commits, so pages start
    clean.
@@ -26,8 +28,9 @@
    migration.  Faults are injected only here.
 4. **Check**: holds are released and pending I/O settles; every file is
    read back with ``read(2)`` and every process's memory through its page
-   tables, new pages being allocated on the target node; each page is
-   compared with what was written; then the invariant checker runs.
+   tables, new pages being allocated on the target node, and the oracle
+   (:class:`~fsaops.oracle.Oracle`) compares each page with what was
+   written; then the invariant checker runs.
 
 The same scenario and seed give the same world, the same run and the same
 report.
@@ -37,8 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterator, Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -49,37 +51,33 @@ from fsaops.config import (
     Config,
     WorkloadConfig,
     check_config,
-    is_buffer_cache,
     unstructure_config,
 )
 from fsaops.debug import check_kernel
 from fsaops.errors import FsaopsError, MigrationDisabled
 from fsaops.fault_inject import FaultInjector
-from fsaops.fs import generic_file_read, generic_file_write
-from fsaops.kernel import Kernel
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.mapping import grab_cache_page
 from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MigrateStats, migrate_pages
-from fsaops.page import PG, Page, lock_page, put_page, unlock_page
+from fsaops.page import PG, Page
 from fsaops.report import Integrity, Report, TableReport, Totals
 from fsaops.sched import Hold, Task, hold, release
-from fsaops.writeback import WRITEPAGE_ACTIVATE, WritebackControl, clear_page_dirty_for_io
+from fsaops.world import Area, File, World, start_write
 
 if TYPE_CHECKING:
-    from fsaops.fs import Inode, SuperBlock
+    from fsaops.fs import SuperBlock
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
+    from fsaops.typing import EngineLog
 
 __all__ = [
     "CHUNK_PAGES",
     "SETTLE_TICKS",
     "Progress",
+    "Scenario",
     "Slot",
-    "World",
-    "page_content",
     "run_scenario",
 ]
 
@@ -101,65 +99,7 @@ def _subseed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def page_content(seed: int, key: str, gen: int, size: int) -> bytes:
-    """The data a scenario writes into page ``key`` in generation ``gen``.
-
-    A readable header (``fsaops seed=42 mount0/file1/page7 gen=1``) followed by
-    SHAKE-128 output keyed with all three, so every page, version and seed
-    differs and a page holding another page's data says whose it is.
-    """
-    header = f"fsaops seed={seed} {key} gen={gen}\n".encode()
-    body = hashlib.shake_128(f"{seed}/{key}/{gen}".encode()).digest(max(size - len(header), 1))
-    return (header + body)[:size]
-
-
-def _header_of(data: bytes) -> str | None:
-    if not data.startswith(b"fsaops seed="):
-        return None
-    line = data.split(b"\n", 1)[0]
-    try:
-        return line.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-
-
-# -- the world --------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class _File:
-    """A file of a mount, or a mount's buffer-cache mapping."""
-
-    key: str
-    label: str
-    inode: Inode
-    npages: int
-    page_cache: bool
-    meta: bool
-    gens: list[int]
-
-
-@attrs.define(eq=False)
-class _Area:
-    """Anonymous memory of one process: one area."""
-
-    key: str
-    mm: Mm
-    start: int  # first virtual page number
-    first: int  # the process's page number of the first page
-    npages: int
-    locked: bool
-    gens: list[int]
-
-
-@attrs.define(eq=False)
-class _View:
-    """A file page mapped into a process (mapped or mlocked)."""
-
-    file: _File
-    index: int
-    mm: Mm
-    vpn: int
+# -- the scenario's world --------------------------------------------------------------
 
 
 @attrs.frozen
@@ -174,25 +114,37 @@ class Slot:
     """
 
     kind: str
-    owner: _File | _Area
+    owner: File | Area
     index: int
 
     @property
     def key(self) -> str:
-        """The page's name in the data written into it (``mount0/file1/page7``)."""
-        if isinstance(self.owner, _Area):
-            return f"{self.owner.key}/anon{self.owner.first + self.index}"
-        return f"{self.owner.key}/page{self.index}"
+        """The page's name (``mount0/file1/page7``, ``process0/anon12``)."""
+        return self.owner.page_key(self.index)
 
 
-class World:
-    """A machine built from a scenario, with the pages it wrote and their states.
+@attrs.define(eq=False)
+class _View:
+    """A file page mapped into a process (mapped or mlocked)."""
+
+    file: File
+    index: int
+    mm: Mm
+    vma: Vma
+
+
+class Scenario:
+    """The machine a scenario describes, built by a :class:`~fsaops.world.World`.
+
+    The world is the one builder; this class decides, from the scenario,
+    what it builds: the swap device, the mounts and their files, the
+    processes and their memory, and which pages get which state.
 
     Args:
         config: the scenario (checked against ``registry``).
         registry: the loaded plugins.
         seed: the run's seed.
-        log: the engine's logger (structlog-like), or ``None``.
+        log: the engine's logger, or ``None``.
         progress: called as pages are written.
     """
 
@@ -202,7 +154,7 @@ class World:
         registry: Registry,
         *,
         seed: int,
-        log: Any = None,
+        log: EngineLog | None = None,
         progress: Progress | None = None,
     ) -> None:
         k = config.kernel
@@ -215,24 +167,23 @@ class World:
             swap_full=config.faults.swap_full,
             seed=_subseed(seed, "faults"),
         )
-        self.kernel = Kernel(
+        self.world = World(
+            registry=registry,
             nodes=k.nodes,
             node_pages=config.node_pages,
             page_size=k.page_size,
             migration=k.migration,
-            registry=registry,
-            log=log,
             io_latency=k.io_latency,
             debug_vm=k.debug_vm,
             faults=self.faults,
             seed=_subseed(seed, "kernel"),
+            log=log,
         )
+        self.kernel = self.world.kernel
         self.log = log
         self.rng = random.Random(_subseed(seed, "workload"))
         self.source_node = config.migrate.from_node
         self.target_node = config.migrate.to_node
-        self.files: list[_File] = []
-        self.areas: list[_Area] = []
         self.views: list[_View] = []
         self.mms: list[Mm] = []
         self.slots: list[Slot] = []
@@ -247,23 +198,31 @@ class World:
 
     # -- building ----------------------------------------------------------------
 
+    @property
+    def files(self) -> list[File]:
+        """The files of every mount (and buffer-cache mappings)."""
+        return self.world.files
+
+    @property
+    def areas(self) -> list[Area]:
+        """The processes' areas of anonymous memory."""
+        return self.world.areas
+
     def _tick_progress(self, pages: int) -> None:
         self._written += pages
         if self._progress is not None:
             self._progress("build", self._written, self._to_write)
 
-    def _content(self, key: str, gen: int) -> bytes:
-        return page_content(self.seed, key, gen, self.page_size)
-
     def _build(self) -> None:
         config = self.config
+        world = self.world
         kernel = self.kernel
         self._to_write = sum(m.pages for m in config.mount) + config.processes.anon_pages
         kernel.alloc_nid = self.source_node
         if config.swap.slots > 0:
-            kernel.swapon(config.swap.slots)
+            world.swapon(config.swap.slots)
         for i, mount in enumerate(config.mount):
-            sb = kernel.mount(mount.fs, mount.mode, block_size=mount.block_size, name=f"mount{i}")
+            sb = world.mount(mount.fs, mount.mode, block_size=mount.block_size, name=f"mount{i}")
             self._fill_mount(i, sb, mount.files, mount.pages)
         self._start_processes()
         self._give_out_states()
@@ -281,67 +240,29 @@ class World:
     def _fill_mount(self, index: int, sb: SuperBlock, files: int, pages: int) -> None:
         fstype, mode = sb.s_type, sb.mode
         label = f"mount[{index}] ({fstype.name} {mode})"
-        meta = is_buffer_cache(fstype, mode)
-        page_cache = fstype.has_page_cache(mode)
+        meta = fstype.is_buffer_cache(mode)
         nfiles = 1 if meta else files
         base, extra = divmod(pages, nfiles)
         for f in range(nfiles):
             npages = base + (1 if f < extra else 0)
-            inode = sb.new_inode()
-            key = f"mount{index}/{'meta' if meta else f'file{f}'}"
-            record = _File(
-                key=key,
+            record = self.world.create_file(
+                sb,
+                key=f"mount{index}/{'meta' if meta else f'file{f}'}",
                 label=f"{label} {'metadata' if meta else f'file {f}'}",
-                inode=inode,
-                npages=npages,
-                page_cache=page_cache,
-                meta=meta,
-                gens=[0] * npages,
             )
-            self.files.append(record)
             if meta:
-                self._fill_buffer_cache(record)
-            elif npages:
-                data = b"".join(self._content(f"{key}/page{i}", 0) for i in range(npages))
-                generic_file_write(inode, 0, data)
-            if page_cache:
+                self.world.fill_buffer_cache(record, npages, self.source_node)
+            else:
+                self.world.write_file(record, npages)
+            if record.page_cache:
                 kind = "meta" if meta else "file"
                 self.slots.extend(Slot(kind, record, i) for i in range(npages))
             self._tick_progress(npages)
 
-    def _fill_buffer_cache(self, record: _File) -> None:
-        """Put known bytes on the device and have the filesystem read them in.
-
-        A filesystem with ``read_metadata`` (``xfs_buftarg``) reads each page
-        as its metadata code would, keeping its own references; otherwise the
-        page is created and filled directly.
-        """
-        inode = record.inode
-        mapping = inode.i_mapping
-        read_metadata = inode.i_sb.s_type.read_metadata
-        bs = inode.i_sb.s_blocksize
-        per_page = self.page_size // bs
-        for i in range(record.npages):
-            data = self._content(f"{record.key}/page{i}", 0)
-            if read_metadata is not None:
-                for b in range(per_page):
-                    blocknr = inode.get_block(i * per_page + b, True)
-                    inode.i_sb.s_bdev.write(blocknr, data[b * bs : (b + 1) * bs])
-                read_metadata(inode, i)
-                continue
-            page = grab_cache_page(mapping, i, self.source_node)
-            if page is None:
-                raise FsaopsError(f"{record.label}: out of memory on node {self.source_node}")
-            page.data[:] = data
-            page.flags |= PG.uptodate
-            unlock_page(page)
-            put_page(page)
-        inode.i_size = record.npages * self.page_size
-
     def _start_processes(self) -> None:
         procs = self.config.processes
-        kernel = self.kernel
-        self.mms = [kernel.new_mm(name=f"process{p}") for p in range(procs.count)]
+        world = self.world
+        self.mms = [world.process(f"process{p}") for p in range(procs.count)]
         if not procs.count:
             return
         base, extra = divmod(procs.anon_pages, procs.count)
@@ -352,25 +273,13 @@ class World:
         locked = [0] * procs.count
         for j in self.rng.sample(range(len(owners)), nlocked):
             locked[owners[j]] += 1
-        ps = self.page_size
         for p, mm in enumerate(self.mms):
             first = 0
             for npages, is_locked in ((sizes[p] - locked[p], False), (locked[p], True)):
                 if not npages:
                     continue
-                vma = mm.mmap_anon(npages, locked=is_locked)
-                area = _Area(
-                    key=f"process{p}",
-                    mm=mm,
-                    start=vma.vm_start,
-                    first=first,
-                    npages=npages,
-                    locked=is_locked,
-                    gens=[0] * npages,
-                )
-                self.areas.append(area)
+                area = world.anon(npages, mm=mm, locked=is_locked, key=f"process{p}", first=first)
                 slots = [Slot("anon", area, i) for i in range(npages)]
-                mm.write(vma.vm_start * ps, b"".join(self._content(s.key, 0) for s in slots))
                 self.slots.extend(slots)
                 if is_locked:
                     self.states["mlocked"].extend(slots)
@@ -391,7 +300,7 @@ class World:
             if slot.kind != "file":
                 return False
             if state in ("writeback", "dirty"):
-                assert isinstance(slot.owner, _File)
+                assert isinstance(slot.owner, File)
                 return slot.owner.inode.i_mapping.a_ops.writepage is not None
             return True  # mapped
 
@@ -416,24 +325,21 @@ class World:
         file in one shared area (a ``VM_LOCKED`` one for mlocked pages), of
         which only the picked pages are touched, so only they get ptes.
         """
-        ps = self.page_size
+        world = self.world
         areas: dict[tuple[int, int], Vma] = {}
         for slot in slots:
             record = slot.owner
-            assert isinstance(record, _File)
+            assert isinstance(record, File)
             p = self.rng.randrange(len(self.mms))
             mm = self.mms[p]
             vma = areas.get((id(record), p))
             if vma is None:
-                vma = mm.mmap_file(record.inode, 0, record.npages, locked=locked)
-                areas[(id(record), p)] = vma
-            vpn = vma.vm_start + slot.index
+                vma = areas[(id(record), p)] = world.map_file(record, mm, locked=locked)
             if gen:
-                record.gens[slot.index] = gen
-                mm.write(vpn * ps, self._content(slot.key, gen))
+                world.store(record, slot.index, mm, vma, gen)
             else:
-                mm.read(vpn * ps, ps)
-            self.views.append(_View(record, slot.index, mm, vpn))
+                world.touch(mm, vma, slot.index)
+            self.views.append(_View(record, slot.index, mm, vma))
 
     def _writeback_dirty(self) -> None:
         """Start writing every dirty file page, as the flusher would."""
@@ -443,7 +349,7 @@ class World:
                 continue
             for page in mapping.pages():
                 if page.flags & PG.dirty:
-                    _start_write(page)
+                    start_write(page)
 
     def _settle(self) -> None:
         """Write everything back and let the journal commit, so every page starts clean."""
@@ -462,38 +368,29 @@ class World:
         Raises:
             FsaopsError: it is not in memory (not in the page cache, or swapped out).
         """
-        owner = slot.owner
-        if isinstance(owner, _Area):
-            pte = owner.mm.ptes.get(owner.start + slot.index)
-            page = None if pte is None else pte.page
-        else:
-            page = owner.inode.i_mapping.lookup(slot.index)
+        page = self.world.page_of(slot.owner, slot.index)
         if page is None:
             raise FsaopsError(f"page {slot.key} is not in memory after building the world")
         return page
 
-    def _rewrite(self, slot: Slot) -> Page:
-        record = slot.owner
-        assert isinstance(record, _File)
-        record.gens[slot.index] = 1
-        data = self._content(slot.key, 1)
-        generic_file_write(record.inode, slot.index * self.page_size, data)
-        return self.page_of(slot)
-
     def _apply_states(self) -> None:
+        world = self.world
         kernel = self.kernel
-        sched = kernel.sched
         for slot in self.states["dirty"]:
-            page = self._rewrite(slot)
+            record = slot.owner
+            assert isinstance(record, File)
+            page = world.rewrite(record, slot.index, 1)
             if not page.flags & PG.dirty:
                 # The filesystem journalled the write instead of dirtying the
                 # page (ext3 data=journal): dirty it the way a process does,
                 # through a shared mapping that is then unmapped.
                 self._dirty_through_mapping(slot)
         for slot in self.states["writeback"]:
-            page = self._rewrite(slot)
+            record = slot.owner
+            assert isinstance(record, File)
+            page = world.rewrite(record, slot.index, 1)
             if page.flags & PG.dirty:
-                _start_write(page)
+                start_write(page)
         if self.states["mapped"]:
             self._map(self.states["mapped"], locked=False, gen=1)
         pages_to_migrate = max(1, len(self.slots))
@@ -501,13 +398,13 @@ class World:
             pinner = kernel.new_task("pinner")
             for slot in self.states["pinned"]:
                 self.holds.append(
-                    (pinner, hold(pinner, sched, "page_ref", self.page_of(slot), None))
+                    (pinner, hold(pinner, kernel.sched, "page_ref", self.page_of(slot), None))
                 )
         if self.states["locked"]:
             locker = kernel.new_task("locker")
             for slot in self.states["locked"]:
                 ticks = self.rng.randint(1, 2 * pages_to_migrate)
-                hold(locker, sched, "page_lock", self.page_of(slot), ticks)
+                hold(locker, kernel.sched, "page_lock", self.page_of(slot), ticks)
         for slot in self.states["swapout"]:
             page = self.page_of(slot)
             if isolate_lru_page(page) == 1:
@@ -515,12 +412,12 @@ class World:
 
     def _dirty_through_mapping(self, slot: Slot) -> None:
         record = slot.owner
-        assert isinstance(record, _File)
+        assert isinstance(record, File)
         writer = self._writer
         if writer is None:
-            writer = self._writer = self.kernel.new_mm(name="writer")
+            writer = self._writer = self.world.process("writer")
         vma = writer.mmap_file(record.inode, slot.index, 1)
-        writer.write(vma.vm_start * self.page_size, self._content(slot.key, 1))
+        self.world.store(record, slot.index, writer, vma, 1)
         writer.munmap(vma)
 
     # -- migrating -----------------------------------------------------------------
@@ -574,80 +471,19 @@ class World:
     def check_integrity(self, progress: Progress | None = None) -> Integrity:
         """Read every page back through the model and compare it with what was written.
 
-        New pages (read from disk or swap) are allocated on the target node.
+        The oracle reads every file and every process's memory (pages read
+        from disk or swap are allocated on the target node) and every file
+        page a process maps through that process too.
         """
         self.kernel.alloc_nid = self.target_node
-        ps = self.page_size
-        checked = lost = corrupted = 0
-        problems: list[str] = []
-        # File pages that processes map are read through those processes too:
-        # a pte left pointing at a stale page would not show in a file read.
-        through_views: dict[tuple[int, int], str] = {}
-        for view in self.views:
-            key = f"{view.file.key}/page{view.index}"
-            data = view.mm.read(view.vpn * ps, ps)
-            verdict = self._verdict(data, key, view.file.gens[view.index])
-            if verdict is not None:
-                through_views[(id(view.file), view.index)] = f"{verdict}, as {view.mm.name} maps it"
-        total = sum(r.npages for r in self.files) + sum(a.npages for a in self.areas)
-        for record, index, key, gen, reader in self._readers():
-            checked += 1
-            try:
-                data = reader()
-            except FsaopsError as exc:
-                verdict = f"lost: cannot be read ({exc})"
-            else:
-                verdict = self._verdict(data, key, gen)
-            if verdict is None:
-                verdict = through_views.get((id(record), index))
-            if verdict is not None:
-                if verdict.startswith("lost"):
-                    lost += 1
-                else:
-                    corrupted += 1
-                if len(problems) < MAX_PROBLEMS:
-                    where = record.label if isinstance(record, _File) else record.mm.name
-                    problems.append(f"{where} page {index} ({key}): {verdict}")
-            if progress is not None and (checked % 256 == 0 or checked == total):
-                progress("check", checked, total)
-        return Integrity(checked=checked, lost=lost, corrupted=corrupted, problems=tuple(problems))
-
-    def _readers(
-        self,
-    ) -> Iterator[tuple[_File | _Area, int, str, int, Callable[[], bytes]]]:
-        ps = self.page_size
-        for record in self.files:
-            for i in range(record.npages):
-                inode = record.inode
-                yield (
-                    record,
-                    i,
-                    f"{record.key}/page{i}",
-                    record.gens[i],
-                    partial(generic_file_read, inode, i * ps, ps),
-                )
-        for area in self.areas:
-            for i in range(area.npages):
-                yield (
-                    area,
-                    area.first + i,
-                    f"{area.key}/anon{area.first + i}",
-                    area.gens[i],
-                    partial(area.mm.read, (area.start + i) * ps, ps),
-                )
-
-    def _verdict(self, data: bytes, key: str, gen: int) -> str | None:
-        if data == self._content(key, gen):
-            return None
-        for older in range(gen):
-            if data == self._content(key, older):
-                return f"lost: reads back generation {older}, expected {gen}"
-        if not any(data):
-            return "lost: reads back zeroes"
-        header = _header_of(data)
-        if header is not None and header != _header_of(self._content(key, gen)):
-            return f"corrupted: holds the data of {header.removeprefix('fsaops ')}"
-        return "corrupted: reads back other bytes"
+        views = [(v.file, v.index, v.mm, v.vma) for v in self.views]
+        result = self.world.oracle.read_back(self.world, views=views, progress=progress)
+        return Integrity(
+            checked=result.checked,
+            lost=result.lost,
+            corrupted=result.corrupted,
+            problems=result.problems[:MAX_PROBLEMS],
+        )
 
     def workload_summary(self) -> dict[str, Any]:
         """How many pages got each state, and a digest of which pages."""
@@ -669,26 +505,10 @@ _ENOSYS_MESSAGE: Final = (
 )
 
 
-def _start_write(page: Page) -> None:
-    """Lock a dirty page and hand it to its table's ``writepage`` (``write_one_page``, no wait)."""
-    mapping = page.mapping
-    assert mapping is not None and not mapping.anon
-    writepage = mapping.a_ops.writepage  # type: ignore[union-attr]
-    if writepage is None:
-        return
-    lock_page(page)
-    if not clear_page_dirty_for_io(page):
-        unlock_page(page)
-        return
-    rc = writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))
-    if rc == WRITEPAGE_ACTIVATE:
-        unlock_page(page)
-
-
 # -- the report ---------------------------------------------------------------------
 
 
-def _tables(world: World, stats: MigrateStats) -> tuple[TableReport, ...]:
+def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
     kernel = world.kernel
     known: dict[str, tuple[str, str, str | None]] = {}
     for sb in kernel.super_blocks:
@@ -726,7 +546,7 @@ def run_scenario(
     *,
     seed: int | None = None,
     source: str = BUILTIN_SOURCE,
-    log: Any = None,
+    log: EngineLog | None = None,
     progress: Progress | None = None,
 ) -> Report:
     """Build the world of ``config``, migrate it, check it, and report.
@@ -748,7 +568,7 @@ def run_scenario(
     if not config.kernel.migration:
         raise MigrationDisabled(f"{source}: {_ENOSYS_MESSAGE}")
     seed = config.workload.seed if seed is None else seed
-    world = World(config, registry, seed=seed, log=log, progress=progress)
+    world = Scenario(config, registry, seed=seed, log=log, progress=progress)
     kernel = world.kernel
     before = kernel.vmstat.as_dict()
     start = kernel.sched.now

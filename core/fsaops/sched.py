@@ -89,12 +89,18 @@ class Task:
 
     ``holds`` lists what the task holds, oldest first; holds mostly end in
     the order they were taken, which a deque lets go of in constant time.
+    ``why`` is the task's own account of why the migration step it last
+    tried gave up ("reference count 3, expected 2"): the helpers a
+    ``migratepage`` calls return only the kernel's value, so they leave the
+    reason on the calling task (``current``), as the kernel keeps per-task
+    state, and the engine reads it back.
     """
 
     pid: int
     name: str
     flags: int = 0
     holds: deque[Hold] = attrs.field(factory=deque)
+    why: str = ""
 
 
 class Scheduler:

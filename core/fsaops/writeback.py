@@ -18,7 +18,15 @@ import attrs
 from fsaops.buffer import set_page_dirty_buffers, try_to_free_buffers
 from fsaops.errors import KernelBug
 from fsaops.mapping import AS_EIO, AS_ENOSPC
-from fsaops.page import PG, Page, lock_page, page_mapping, unlock_page, wait_on_page_writeback
+from fsaops.page import (
+    PG,
+    Page,
+    PG_dirty,
+    lock_page,
+    page_mapping,
+    unlock_page,
+    wait_on_page_writeback,
+)
 
 if TYPE_CHECKING:
     from fsaops.mapping import AddressSpace
@@ -42,8 +50,6 @@ __all__ = [
 
 WRITEPAGE_ACTIVATE = 0x80000
 """What ``writepage`` returns to keep the page locked and ask for activation."""
-
-PG_dirty = PG.dirty
 
 
 @attrs.define
@@ -174,7 +180,7 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
         res = writepage(page, wbc)
     if res < 0:
         kernel.vmstat.writepage_error += 1
-        kernel.why = f"writepage failed ({errorcode.get(-res, res)})"
+        kernel.current.why = f"writepage failed ({errorcode.get(-res, res)})"
         handle_write_error(mapping, page, res)
     if res == WRITEPAGE_ACTIVATE:
         page.flags &= ~PG.reclaim

@@ -4,8 +4,10 @@
   suite a plugin subclasses in a few lines to check its ``migratepage``.
 * :class:`~fsaops.testing.harness.World`, :class:`PageSpec`, :class:`Subject`
   (:mod:`fsaops.testing.harness`): a small machine and pages in any state.
-* :class:`Oracle` (:mod:`fsaops.testing.oracle`): reads state without the
-  code under test; :mod:`fsaops.testing.promises` holds the checks.
+* :class:`Oracle` (:mod:`fsaops.oracle`): reads state without the code
+  under test; :mod:`fsaops.testing.promises` holds the checks.
+* :class:`Recorder` (:mod:`fsaops.testing.recorder`): a logger that keeps
+  the engine's events, for tests that follow a page through the passes.
 * :mod:`fsaops.testing.strategies`: Hypothesis strategies (needs the
   ``testing`` extra).
 * :mod:`fsaops.testing.pytest_plugin`: the fixtures, loaded by pytest
@@ -26,6 +28,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fsaops.oracle import Oracle
     from fsaops.testing.conformance import MigratepageConformance
     from fsaops.testing.harness import (
         CAPABILITIES,
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
         World,
         resolve_subject,
     )
-    from fsaops.testing.oracle import Oracle
+    from fsaops.testing.recorder import Recorder
 
 __all__ = [
     "CAPABILITIES",
@@ -44,6 +47,7 @@ __all__ = [
     "Oracle",
     "PageSpec",
     "PreparedPage",
+    "Recorder",
     "SetupError",
     "Subject",
     "World",
@@ -60,7 +64,8 @@ _WHERE: Mapping[str, str] = MappingProxyType(
         "Subject": "fsaops.testing.harness",
         "World": "fsaops.testing.harness",
         "resolve_subject": "fsaops.testing.harness",
-        "Oracle": "fsaops.testing.oracle",
+        "Oracle": "fsaops.oracle",
+        "Recorder": "fsaops.testing.recorder",
     }
 )
 

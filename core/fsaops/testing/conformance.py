@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 from fsaops.aops import FileSystemType
 from fsaops.errors import FsaopsError
 from fsaops.fs import generic_file_read, generic_file_write
+from fsaops.oracle import Oracle
 from fsaops.page import PG
 from fsaops.testing import promises
 from fsaops.testing.harness import (
@@ -57,10 +58,8 @@ from fsaops.testing.harness import (
     Subject,
     World,
     infer_capabilities,
-    page_contents,
     resolve_subject,
 )
-from fsaops.testing.oracle import Oracle
 
 __all__ = ["MigratepageConformance"]
 
@@ -252,7 +251,8 @@ class MigratepageConformance:
         """A mode without page cache: file I/O works and leaves no page behind."""
         world = World(subject)
         inode = world.new_file()
-        data = page_contents(7, 3 * world.kernel.page_size + 100)
+        ps = world.page_size
+        data = world.contents.pages(world.owner("subject/io"), 0, 4)[: 3 * ps + 100]
         try:
             generic_file_write(inode, 0, data)
             back = generic_file_read(inode, 0, len(data))

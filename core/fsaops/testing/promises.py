@@ -18,11 +18,10 @@ from errno import EAGAIN
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-import attrs
-
 from fsaops.buffer import BH
 from fsaops.debug import check_kernel
-from fsaops.page import PG, Page
+from fsaops.oracle import Oracle, first_difference
+from fsaops.page import PG
 from fsaops.testing.harness import (
     EngineRun,
     HookCall,
@@ -32,7 +31,6 @@ from fsaops.testing.harness import (
     expected_engine_outcome,
     expected_hook_outcome,
 )
-from fsaops.testing.oracle import Oracle, PageState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,8 +80,6 @@ PROMISES: Mapping[str, str] = MappingProxyType(
 """The promises, by key, as the suite names them in failure messages."""
 
 _ORACLE = Oracle()
-# The engine legitimately waits these out (writeback, another task's page lock).
-_NOT_COMPARED = PG.writeback | PG.reclaim | PG.waiters | PG.locked
 
 
 def report(promise: str, problems: list[str]) -> str:
@@ -92,14 +88,8 @@ def report(promise: str, problems: list[str]) -> str:
     return f"broken promise: {head}\n  " + "\n  ".join(problems)
 
 
-def _first_difference(a: bytes, b: bytes) -> int:
-    return next(
-        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
-    )
-
-
-def _why(page: Page) -> str:
-    why = page.node.kernel.why
+def _why(call: HookCall) -> str:
+    why = call.page.node.kernel.current.why
     return f" (the model says: {why})" if why else ""
 
 
@@ -129,7 +119,7 @@ def _moved_first(call: HookCall) -> list[str]:
     if call.rc != 0:
         return [
             f"migratepage returned {call.rc} for pfn {call.old_before.pfn} "
-            f"({call.prepared.spec}), a page that can move{_why(call.page)}"
+            f"({call.prepared.spec}), a page that can move{_why(call)}"
         ]
     return []
 
@@ -142,7 +132,7 @@ def hook_contents_copied(call: HookCall) -> list[str]:
     want = call.old_before.data
     got = _ORACLE.frame(call.newpage)
     if got != want:
-        i = _first_difference(want, got)
+        i = first_difference(want, got)
         return [
             f"the contents of pfn {call.old_before.pfn} were not copied to new pfn "
             f"{call.newpage.pfn} (first difference at byte {i}: {want[i]:#04x} expected, "
@@ -426,146 +416,6 @@ def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
 # -- the engine level ----------------------------------------------------------------------
 
 
-def _new_page_of(prepared: PreparedPage, before: PageState) -> Page | None:
-    if before.tree is not None:
-        return _ORACLE.slot(before.tree, before.key)
-    # Anonymous memory the engine put into the swap cache: follow the process.
-    if prepared.mm is not None and prepared.vma is not None:
-        pte = prepared.mm.ptes.get(prepared.vma.vm_start)
-        if pte is not None and pte.page is not None:
-            return pte.page
-        swapper = prepared.page.node.kernel.swapper_space
-        if pte is not None and swapper is not None:
-            return _ORACLE.slot(swapper, pte.swp)
-    return None
-
-
-def _data_is_safe(prepared: PreparedPage, new: Page) -> bool:
-    if new.flags & PG.dirty:
-        return True
-    if new.flags & PG.swapcache:
-        swap = new.node.kernel.swap
-        return swap is not None and bytes(swap.slot(new.private)) == prepared.data
-    if prepared.inode is not None:
-        return _ORACLE.on_disk(prepared.inode, prepared.spec.index) == prepared.data
-    return False
-
-
-def _engine_moved(
-    subject: Subject, run: EngineRun, prepared: PreparedPage, before: PageState
-) -> list[str]:
-    problems: list[str] = []
-    page = prepared.page
-    pfn = before.pfn
-    fallback = subject.has("no_migratepage")
-    if page.count != 1:
-        problems.append(
-            f"moved pfn {pfn} has page_count {page.count}; only the isolation reference "
-            "should be left (1)"
-        )
-    if page.mapping is not None or page.private or page.mapcount:
-        problems.append(
-            f"moved pfn {pfn} still has mapping {page.mapping!r}, private {page.private!r} "
-            f"or page_mapcount {page.mapcount}"
-        )
-    kept = page.flags & (PG.swapcache | PG.private | PG.active | PG.locked)
-    if kept:
-        problems.append(f"moved pfn {pfn} still has flags {Oracle.flag_names(kept)}")
-    new = _new_page_of(prepared, before)
-    if new is None:
-        if not fallback:
-            problems.append(f"pfn {pfn} moved, but no page holds its place any more")
-        return problems  # swap_page dropped it to disk: read back after settling
-    if new is page:
-        problems.append(
-            f"pfn {pfn} is on moved, but its page-tree slot still points at the old page"
-        )
-        return problems
-    if new.pfn not in run.new_pages:
-        problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
-    got = _ORACLE.frame(new)
-    if got != prepared.data:
-        problems.append(
-            f"pfn {pfn} moved to pfn {new.pfn} but the contents differ "
-            f"(first at byte {_first_difference(prepared.data, got)})"
-        )
-    lost = before.flags & PG.COPIED & ~new.flags
-    if fallback and before.flags & (PG.dirty | PG.writeback):
-        lost = 0  # written out first: writepage owns PG_checked and PG_error on the way
-    if lost:
-        problems.append(f"pfn {pfn} moved to pfn {new.pfn} without flags {Oracle.flag_names(lost)}")
-    if new.flags & PG.locked:
-        problems.append(f"new pfn {new.pfn} was left locked")
-    if not new.flags & PG.lru:
-        problems.append(f"new pfn {new.pfn} is not on the LRU (move_to_lru was not done)")
-    want, parts = _ORACLE.accounted_references(new)
-    if new.count != want:
-        problems.append(f"new pfn {new.pfn} has page_count {new.count}, expected {want} = {parts}")
-    if (before.flags & (PG.dirty | PG.writeback) or prepared.anonymous) and not _data_is_safe(
-        prepared, new
-    ):
-        problems.append(
-            f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached the disk"
-        )
-    if not fallback and before.ring is not None:
-        ring, trouble = _ORACLE.ring(before.ring[0].bh)
-        if new.private is not before.ring[0].bh or trouble:
-            problems.append(f"the buffers of pfn {pfn} did not follow it to pfn {new.pfn}")
-        # b_count is not compared here: the journal may drop its references
-        # while the engine sleeps (the hook-level test compares it exactly).
-        for i, (state, bh) in enumerate(zip(before.ring, ring, strict=False)):
-            if bh.b_page is page:
-                problems.append(f"buffer head {i} of pfn {pfn} still points at the old page")
-            elif bh.b_page is not new or bh.b_data & (new.node.page_size - 1) != state.offset:
-                problems.append(
-                    f"buffer head {i} of pfn {pfn} is not at offset {state.offset} of pfn {new.pfn}"
-                )
-            if bh.b_state & BH.lock:
-                problems.append(f"buffer head {i} of pfn {pfn} was left locked")
-    return problems
-
-
-def _steady(state: PageState) -> PageState:
-    """The part of a page's state that no waiting may change.
-
-    I/O completions and journal commits legitimately change flags and
-    buffer states while the engine sleeps.
-    """
-    ring = state.ring
-    if ring is not None:
-        ring = tuple(attrs.evolve(b, count=0, state=0) for b in ring)
-    return attrs.evolve(state, flags=state.flags & ~_NOT_COMPARED, ring=ring)
-
-
-def _engine_unmoved(
-    subject: Subject, prepared: PreparedPage, before: PageState, *, exact: bool
-) -> list[str]:
-    page = prepared.page
-    after = _ORACLE.snapshot(page)
-    problems: list[str] = []
-    if page.flags & PG.locked and not after.locked_by_task:
-        problems.append(f"pfn {before.pfn} did not move and was left locked")
-    if exact:
-        problems.extend(_ORACLE.changes(_steady(before), _steady(after)))
-        return problems
-    if after.data != prepared.data:
-        problems.append(f"pfn {before.pfn} did not move but its contents changed")
-    if before.in_slot and not after.in_slot:
-        problems.append(f"pfn {before.pfn} did not move but its page-tree slot left it")
-    if after.ptes != before.ptes:
-        problems.append(f"pfn {before.pfn} did not move but its ptes changed")
-    lost = before.flags & PG.COPIED & ~page.flags
-    if lost:
-        problems.append(f"pfn {before.pfn} did not move but lost flags {Oracle.flag_names(lost)}")
-    for i, state in enumerate(after.ring or ()):
-        if state.page is not page:
-            problems.append(
-                f"buffer head {i} of pfn {before.pfn} points at pfn {state.page.pfn}, "
-                "though the page did not move"
-            )
-    return problems
-
-
 def check_engine_page(
     world: World, run: EngineRun, prepared: PreparedPage, expected: str | None = None
 ) -> list[str]:
@@ -586,17 +436,25 @@ def check_engine_page(
                 f"migrate_pages call {i + 1} returned {rc}, but it put {nr_failed} page(s) on "
                 f"failed and left {left} on from (it returns nr_failed + retry)"
             )
-    where = run.where(world, page)
+    where = run.where(page)
     if where != expected:
         problems.append(
             f"pfn {page.pfn} ({prepared.spec}) ended {where}, expected {expected}: {run.reasons()}"
         )
         return problems
     if where == "moved":
-        problems.extend(_engine_moved(subject, run, prepared, before))
+        problems.extend(
+            _ORACLE.moved_problems(
+                before,
+                page,
+                expected=prepared.data,
+                new_pfns=run.new_pages,
+                dropped_ok=subject.has("no_migratepage"),
+            )
+        )
     else:
         exact = not subject.has("no_migratepage") and not prepared.anonymous
-        problems.extend(_engine_unmoved(subject, prepared, before, exact=exact))
+        problems.extend(_ORACLE.unmoved_problems(before, page, expected=prepared.data, exact=exact))
     for newpage in run.to:
         if newpage.mapping is not None or newpage.flags or newpage.count != 1 or newpage.private:
             problems.append(f"unused new pfn {newpage.pfn} was changed: {newpage!r}")
@@ -613,7 +471,7 @@ def check_after_settle(world: World) -> list[str]:
         if got != prepared.data:
             problems.append(
                 f"the data of pfn {prepared.page.pfn} ({prepared.spec}) was lost: reading it "
-                f"back differs at byte {_first_difference(prepared.data, got)}"
+                f"back differs at byte {first_difference(prepared.data, got)}"
             )
     problems.extend(check_kernel(world.kernel))
     return problems

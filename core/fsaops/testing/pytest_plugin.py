@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
     from fsaops.kernel import Kernel
     from fsaops.mapping import AddressSpace
+    from fsaops.oracle import Oracle
     from fsaops.plugins import Registry
     from fsaops.testing.harness import PageSpec, PreparedPage, Subject, World
-    from fsaops.testing.oracle import Oracle
 
 __all__ = [
     "fsaops_kernel",
@@ -108,11 +108,12 @@ def fsaops_subject(request: pytest.FixtureRequest) -> Subject:
 def fsaops_kernel_factory(fsaops_registry: Registry) -> Callable[..., Kernel]:
     """Build small deterministic kernels: ``fsaops_kernel_factory(nodes=2, node_pages=64)``.
 
-    Keyword arguments go to :class:`~fsaops.Kernel`; the defaults are two
+    Keyword arguments go to the builder, :class:`~fsaops.world.World`
+    (which makes the :class:`~fsaops.Kernel`); the defaults are two
     nodes of 64 pages, seed 0 and the session's plugin registry, so two
     kernels built with the same arguments behave the same.
     """
-    from fsaops.kernel import Kernel
+    from fsaops.world import World
 
     def build(**kwargs: object) -> Kernel:
         options: dict[str, object] = {
@@ -122,7 +123,7 @@ def fsaops_kernel_factory(fsaops_registry: Registry) -> Callable[..., Kernel]:
             "registry": fsaops_registry,
         }
         options.update(kwargs)
-        return Kernel(**options)  # type: ignore[arg-type]
+        return World(**options).kernel  # type: ignore[arg-type]
 
     return build
 
@@ -192,6 +193,6 @@ def fsaops_page(
 @pytest.fixture
 def fsaops_oracle() -> Oracle:
     """Reads page, buffer, page-tree and page-table state directly, not through the code tested."""
-    from fsaops.testing.oracle import Oracle
+    from fsaops.oracle import Oracle
 
     return Oracle()

@@ -1,0 +1,112 @@
+"""Page contents: distinct, verifiable bytes for every page, derived from the seed.
+
+Every page a world writes holds bytes that say whose they are.  A page of
+*owner* (a file, or a process's anonymous memory) at *index*, in generation
+*gen* (0 when first written, 1 after a rewrite, ...), is a 28-byte stamp
+followed by a window of a seed's random pad::
+
+    b"fsaops" | version | seed tag | owner | gen | index | pad[r : r + page_size - 28]
+
+The window's start ``r`` is mixed from the stamp, so the bytes after the
+stamp differ between pages and between offsets: a page holding another
+page's data, a stale generation, a copy shifted by a block, zeroes or
+poison never compares equal to what was written.  Making a page costs a
+stamp and one slice of the pad, so whole files are generated and checked in
+bulk (:meth:`Contents.pages`), and :meth:`Contents.identify` reads the
+stamp back to say whose data a wrong page holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["MAGIC", "STAMP", "Contents", "Stamp"]
+
+MAGIC: Final = b"fsaops"
+"""The first bytes of every page a world writes."""
+
+STAMP: Final = struct.Struct("<6sHIIIQ")
+"""magic, format version, seed tag, owner, generation, index (28 bytes)."""
+
+_VERSION: Final = 1
+_MASK: Final = 0xFFFFFFFF
+
+
+@attrs.frozen
+class Stamp:
+    """What a page's stamp says about whose data it holds.
+
+    Attributes:
+        this_seed: the stamp was written by a world of the same seed.
+        owner: the owner number (a file or a process's memory).
+        index: the page's index in its owner.
+        gen: the generation (0 when first written, one more per rewrite).
+    """
+
+    this_seed: bool
+    owner: int
+    index: int
+    gen: int
+
+
+class Contents:
+    """The content generator of one world: ``seed`` and ``page_size`` fix every page's bytes.
+
+    Args:
+        seed: the world's seed.
+        page_size: bytes per page.
+    """
+
+    __slots__ = ("_body", "_pad", "_tag", "page_size", "seed")
+
+    def __init__(self, seed: int, page_size: int) -> None:
+        self.seed = seed
+        self.page_size = page_size
+        digest = hashlib.blake2b(f"fsaops/{seed}/contents".encode(), digest_size=8).digest()
+        self._tag = int.from_bytes(digest[:4], "little")
+        self._body = page_size - STAMP.size
+        self._pad = hashlib.shake_128(f"fsaops/{seed}/pad".encode()).digest(2 * page_size)
+
+    def __repr__(self) -> str:
+        return f"<Contents seed={self.seed} page_size={self.page_size}>"
+
+    def _window(self, owner: int, index: int, gen: int) -> int:
+        x = (owner * 0x9E3779B1 + index * 0x85EBCA77 + gen * 0xC2B2AE3D + self._tag) & _MASK
+        x ^= x >> 15
+        x = (x * 0x2C1B3C6D) & _MASK
+        x ^= x >> 12
+        return x % self.page_size
+
+    def page(self, owner: int, index: int, gen: int = 0) -> bytes:
+        """The bytes of page ``index`` of ``owner`` in generation ``gen``."""
+        r = self._window(owner, index, gen)
+        return (
+            STAMP.pack(MAGIC, _VERSION, self._tag, owner, gen, index)
+            + self._pad[r : r + self._body]
+        )
+
+    def pages(self, owner: int, first: int, count: int, gen: int = 0) -> bytes:
+        """``count`` consecutive pages of ``owner`` from index ``first``, in generation ``gen``."""
+        page = self.page
+        return b"".join([page(owner, i, gen) for i in range(first, first + count)])
+
+    def versions(self, owner: int, gens: Sequence[int], first: int = 0) -> bytes:
+        """Consecutive pages of ``owner`` from ``first``; page ``first + i`` in ``gens[i]``."""
+        page = self.page
+        return b"".join([page(owner, first + i, gen) for i, gen in enumerate(gens)])
+
+    def identify(self, data: bytes | memoryview) -> Stamp | None:
+        """Whose page ``data`` holds, read from its stamp; ``None`` when it has none."""
+        if len(data) < STAMP.size:
+            return None
+        magic, version, tag, owner, gen, index = STAMP.unpack_from(data)
+        if magic != MAGIC or version != _VERSION:
+            return None
+        return Stamp(tag == self._tag, owner, index, gen)

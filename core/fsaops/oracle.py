@@ -1,0 +1,804 @@
+"""An oracle that reads the machine's state directly, bypassing the code under test.
+
+The conformance suite must not ask a ``migratepage`` implementation (or
+the helpers it is built from) whether it did its job.  The :class:`Oracle`
+reads the raw state instead: a frame's bytes straight out of its node's
+memory, the page-tree slot straight out of ``page_tree``, the buffer ring
+by walking ``b_this_page``, the page tables by scanning every process's
+ptes, other tasks' holds from their task structures, and file blocks
+straight off the block device.  It never calls ``page_address``,
+``page_mapping``, ``find_get_page``, ``buffers()`` or any other helper a
+filesystem might use or replace.
+
+Its descriptions are sentences in the kernel's terms, so a failing
+promise reads like a ``BUG()`` report: "buffer head 2 of pfn 17 still
+points at the old page".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fsaops.buffer import BH, BufferHead
+from fsaops.errors import FsaopsError
+from fsaops.mapping import AddressSpace
+from fsaops.page import PG, Page
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Sequence
+
+    from fsaops.fs import Inode
+    from fsaops.kernel import Kernel
+    from fsaops.lists import PageList
+    from fsaops.rmap import Mm, Vma
+    from fsaops.world import Area, File, World
+
+__all__ = [
+    "BufferState",
+    "IoCounters",
+    "MachineIndex",
+    "MigrationRecord",
+    "Oracle",
+    "PageState",
+    "ReadBack",
+    "first_difference",
+]
+
+
+@attrs.frozen
+class IoCounters:
+    """Counters of writes the machine made (to tell whether migration wrote a page).
+
+    Attributes:
+        writepage: ``writepage`` calls that started I/O (``nr_writepage``).
+        pageout: ``writepage`` calls made by ``pageout``.
+        pswpout: pages written to swap.
+        disk_writes: writes that reached any mounted block device.
+    """
+
+    writepage: int
+    pageout: int
+    pswpout: int
+    disk_writes: int
+
+    def since(self, before: IoCounters) -> IoCounters:
+        """The writes made after ``before``."""
+        return IoCounters(
+            self.writepage - before.writepage,
+            self.pageout - before.pageout,
+            self.pswpout - before.pswpout,
+            self.disk_writes - before.disk_writes,
+        )
+
+    def any(self) -> bool:
+        """Whether any write happened."""
+        return bool(self.writepage or self.pageout or self.pswpout or self.disk_writes)
+
+    def describe(self) -> str:
+        """``2 writepage call(s), 8 disk write(s)``."""
+        parts = [
+            f"{self.writepage} writepage call(s)",
+            f"{self.pageout} pageout write(s)",
+            f"{self.pswpout} swap write(s)",
+            f"{self.disk_writes} disk block write(s)",
+        ]
+        return ", ".join(p for p in parts if not p.startswith("0 "))
+
+
+@attrs.frozen(eq=False)
+class BufferState:
+    """One buffer head as the oracle saw it."""
+
+    bh: BufferHead
+    page: Page
+    offset: int
+    data_pfn: int
+    count: int
+    state: int
+
+
+@attrs.frozen(eq=False)
+class PageState:
+    """Everything about one page that migration may change, read raw.
+
+    Attributes:
+        page: the page itself.
+        pfn, flags, count, mapcount, mapping, index, private: its fields.
+        data: its frame's bytes.
+        ring: its buffer ring (``None`` without ``PG_private`` or a head).
+        ring_problem: why the ring could not be walked, if it could not.
+        tree: the address space whose page tree it is keyed in (the file's
+            mapping, or ``swapper_space`` for a swap-cache page).
+        key: its key there (index, or swap entry).
+        in_slot: whether that slot holds it.
+        slot_pfn: the pfn that slot holds (-1: none).
+        ptes: the (pid, page number) of every present pte mapping it.
+        holds: references other tasks hold on it.
+        locked_by_task: whether another task holds its lock.
+    """
+
+    page: Page
+    pfn: int
+    flags: int
+    count: int
+    mapcount: int
+    mapping: object
+    index: int
+    private: object
+    data: bytes
+    ring: tuple[BufferState, ...] | None
+    ring_problem: str | None
+    tree: AddressSpace | None
+    key: int
+    in_slot: bool
+    slot_pfn: int
+    ptes: tuple[tuple[int, int], ...]
+    holds: int
+    locked_by_task: bool
+
+
+@attrs.frozen
+class MachineIndex:
+    """Present ptes and other tasks' holds by page frame, for many snapshots at once.
+
+    Attributes:
+        ptes: (pid, page number) of every present pte, by the pfn it maps.
+        refs: references other tasks hold, by pfn.
+        locks: the pfns whose lock another task holds.
+    """
+
+    ptes: dict[int, tuple[tuple[int, int], ...]]
+    refs: dict[int, int]
+    locks: frozenset[int]
+
+
+def first_difference(a: bytes, b: bytes) -> int:
+    """The offset of the first byte where ``a`` and ``b`` differ (the shorter length if none)."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _describe_mapping(mapping: object) -> str:
+    if mapping is None:
+        return "NULL"
+    name = getattr(mapping, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return type(mapping).__name__
+
+
+class Oracle:
+    """Reads page, buffer, page-tree and page-table state without the code under test."""
+
+    # -- formatting ----------------------------------------------------------
+
+    @staticmethod
+    def flag_names(flags: int) -> str:
+        """``uptodate|dirty|lru``, or ``0``."""
+        names = [name for bit, name in PG.NAMES if flags & bit]
+        return "|".join(names) or "0"
+
+    # -- raw reads -----------------------------------------------------------
+
+    @staticmethod
+    def frame(page: Page) -> bytes:
+        """The bytes of the page's frame, read from its node's memory."""
+        node = page.node
+        off = (page.pfn - node.start_pfn) << node.page_shift
+        return bytes(node.mem[off : off + node.page_size])
+
+    @staticmethod
+    def write_frame(page: Page, data: bytes) -> None:
+        """Overwrite the page's frame (to build states, never to check them)."""
+        node = page.node
+        off = (page.pfn - node.start_pfn) << node.page_shift
+        node.mem[off : off + node.page_size] = data
+
+    @staticmethod
+    def tree_of(page: Page) -> AddressSpace | None:
+        """The address space whose page tree the page is keyed in, or ``None``."""
+        if page.flags & PG.swapcache:
+            return page.node.kernel.swapper_space
+        mapping = page.mapping
+        return mapping if isinstance(mapping, AddressSpace) else None
+
+    @staticmethod
+    def key_of(page: Page) -> int:
+        """The page's key in its tree: the swap entry of a swap-cache page, else its index."""
+        if page.flags & PG.swapcache:
+            private = page.private
+            return private if isinstance(private, int) else -1
+        return page.index
+
+    @staticmethod
+    def slot(tree: AddressSpace, key: int) -> Page | None:
+        """What slot ``key`` of the tree holds, read from ``page_tree``."""
+        slots = tree.page_tree
+        return slots[key] if 0 <= key < len(slots) else None
+
+    @staticmethod
+    def ring(head: BufferHead) -> tuple[list[BufferHead], str | None]:
+        """The buffer ring from ``head``, walked by ``b_this_page``; and a problem, if any."""
+        limit = head.b_page.node.page_size // 512 + 1
+        found = [head]
+        link: object = head.b_this_page
+        while link is not head:
+            if not isinstance(link, BufferHead):
+                return found, f"b_this_page of buffer head {len(found) - 1} is {link!r}"
+            bh = link
+            if any(bh is seen for seen in found):
+                return found, f"the ring loops back to buffer head {found.index(bh)}, not the head"
+            found.append(bh)
+            if len(found) > limit:
+                return found, "the ring is not closed"
+            link = bh.b_this_page
+        return found, None
+
+    @staticmethod
+    def ptes(kernel: Kernel, page: Page) -> tuple[tuple[int, int], ...]:
+        """Every present pte mapping the page, by scanning every process's page table."""
+        found = []
+        for mm in kernel.mms:
+            for vpn, pte in mm.ptes.items():
+                if pte.page is page:
+                    found.append((mm.pid, vpn))
+        return tuple(sorted(found))
+
+    @staticmethod
+    def index(kernel: Kernel) -> MachineIndex:
+        """Every present pte and every hold of the machine by page, from one scan of each."""
+        ptes: dict[int, list[tuple[int, int]]] = {}
+        for mm in kernel.mms:
+            pid = mm.pid
+            for vpn, pte in mm.ptes.items():
+                if pte.page is not None:
+                    ptes.setdefault(pte.page.pfn, []).append((pid, vpn))
+        refs: dict[int, int] = {}
+        locks: set[int] = set()
+        for task in kernel.tasks:
+            for held in task.holds:
+                if held.kind == "page_ref":
+                    refs[held.obj.pfn] = refs.get(held.obj.pfn, 0) + 1
+                elif held.kind == "page_lock":
+                    locks.add(held.obj.pfn)
+        return MachineIndex(
+            ptes={pfn: tuple(sorted(found)) for pfn, found in ptes.items()},
+            refs=refs,
+            locks=frozenset(locks),
+        )
+
+    @staticmethod
+    def holds(kernel: Kernel, page: Page) -> tuple[int, bool]:
+        """References other tasks hold on the page, and whether one holds its lock."""
+        refs = 0
+        locked = False
+        for task in kernel.tasks:
+            for held in task.holds:
+                if held.obj is page:
+                    if held.kind == "page_ref":
+                        refs += 1
+                    elif held.kind == "page_lock":
+                        locked = True
+        return refs, locked
+
+    @staticmethod
+    def io(kernel: Kernel) -> IoCounters:
+        """The machine's write counters now."""
+        vm = kernel.vmstat
+        disk = sum(sb.s_bdev.writes for sb in kernel.super_blocks)
+        return IoCounters(vm.nr_writepage, vm.pageout_writepage, vm.pswpout, disk)
+
+    @staticmethod
+    def on_disk(inode: Inode, index: int) -> bytes:
+        """Page ``index`` of a file as its blocks hold it on the device (zeros for holes)."""
+        sb = inode.i_sb
+        bs = sb.s_blocksize
+        per_page = sb.kernel.page_size // bs
+        out = bytearray()
+        for i in range(per_page):
+            iblock = index * per_page + i
+            blocknr = inode.blocks[iblock] if iblock < len(inode.blocks) else 0
+            if blocknr:
+                off = blocknr * bs
+                out += sb.s_bdev.mem[off : off + bs]
+            else:
+                out += bytes(bs)
+        return bytes(out)
+
+    def snapshot(self, page: Page, *, index: MachineIndex | None = None) -> PageState:
+        """Everything about ``page`` that migration may change.
+
+        ``index`` is an :meth:`index` taken for many snapshots at once (the
+        page tables and holds are scanned for this page alone otherwise).
+        """
+        kernel = page.node.kernel
+        ring: tuple[BufferState, ...] | None = None
+        problem = None
+        private = page.private
+        if page.flags & PG.private:
+            if isinstance(private, BufferHead):
+                bhs, problem = self.ring(private)
+                shift = page.node.page_shift
+                mask = page.node.page_size - 1
+                ring = tuple(
+                    BufferState(
+                        bh, bh.b_page, bh.b_data & mask, bh.b_data >> shift, bh.b_count, bh.b_state
+                    )
+                    for bh in bhs
+                )
+            else:
+                problem = f"PG_private is set but private is {private!r}, not a buffer head"
+        tree = self.tree_of(page)
+        key = self.key_of(page)
+        held = self.slot(tree, key) if tree is not None else None
+        if index is None:
+            refs, locked = self.holds(kernel, page)
+            ptes = self.ptes(kernel, page)
+        else:
+            refs = index.refs.get(page.pfn, 0)
+            locked = page.pfn in index.locks
+            ptes = index.ptes.get(page.pfn, ())
+        return PageState(
+            page=page,
+            pfn=page.pfn,
+            flags=page.flags,
+            count=page.count,
+            mapcount=page.mapcount,
+            mapping=page.mapping,
+            index=page.index,
+            private=private,
+            data=self.frame(page),
+            ring=ring,
+            ring_problem=problem,
+            tree=tree,
+            key=key,
+            in_slot=held is page,
+            slot_pfn=held.pfn if held is not None else -1,
+            ptes=ptes,
+            holds=refs,
+            locked_by_task=locked,
+        )
+
+    # -- judgements ----------------------------------------------------------------
+
+    def accounted_references(self, page: Page) -> tuple[int, str]:
+        """References on ``page`` the oracle can account for, besides its caller's.
+
+        One for its page-tree slot, one for buffers (``PG_private``), one
+        per present pte, one per reference another task holds.  Returns the
+        sum and a breakdown such as ``cache 1 + buffers 1 + ptes 0``.
+        """
+        state = self.snapshot(page)
+        cache = 1 if state.in_slot else 0
+        buffers = 1 if page.flags & PG.private else 0
+        ptes = len(state.ptes)
+        total = cache + buffers + ptes + state.holds
+        parts = [f"page-tree slot {cache}", f"buffers {buffers}", f"ptes {ptes}"]
+        if state.holds:
+            parts.append(f"other tasks {state.holds}")
+        return total, " + ".join(parts)
+
+    def changes(self, before: PageState, after: PageState) -> list[str]:
+        """How the page changed between two snapshots, one sentence per change."""
+        pfn = before.pfn
+        out: list[str] = []
+        if before.flags != after.flags:
+            out.append(
+                f"pfn {pfn}: flags went from {self.flag_names(before.flags)} "
+                f"to {self.flag_names(after.flags)}"
+            )
+        if before.count != after.count:
+            out.append(f"pfn {pfn}: page_count went from {before.count} to {after.count}")
+        if before.mapcount != after.mapcount:
+            out.append(f"pfn {pfn}: page_mapcount went from {before.mapcount} to {after.mapcount}")
+        if before.mapping is not after.mapping:
+            out.append(
+                f"pfn {pfn}: mapping went from {_describe_mapping(before.mapping)} "
+                f"to {_describe_mapping(after.mapping)}"
+            )
+        if before.index != after.index:
+            out.append(f"pfn {pfn}: index went from {before.index} to {after.index}")
+        if before.private is not after.private and before.private != after.private:
+            out.append(f"pfn {pfn}: private went from {before.private!r} to {after.private!r}")
+        if before.data != after.data:
+            first = next(
+                i for i, (a, b) in enumerate(zip(before.data, after.data, strict=False)) if a != b
+            )
+            out.append(f"pfn {pfn}: its contents changed (first at byte {first})")
+        if before.in_slot and not after.in_slot:
+            # Look in the tree the page was in: after a move its own mapping is gone.
+            now = self.slot(before.tree, before.key) if before.tree is not None else None
+            where = "is empty" if now is None else f"holds pfn {now.pfn}"
+            name = before.tree.name if before.tree is not None else "?"
+            out.append(
+                f"pfn {pfn}: slot {before.key} of {name}'s page tree no longer points at it "
+                f"(it {where})"
+            )
+        if before.ptes != after.ptes:
+            out.append(
+                f"pfn {pfn}: it was mapped by ptes {list(before.ptes)}, now by {list(after.ptes)}"
+            )
+        out.extend(self._ring_changes(pfn, before.ring, after.ring))
+        return out
+
+    @staticmethod
+    def _ring_changes(
+        pfn: int, before: tuple[BufferState, ...] | None, after: tuple[BufferState, ...] | None
+    ) -> list[str]:
+        if before is None and after is None:
+            return []
+        if before is None:
+            return [f"pfn {pfn}: it gained buffer heads"]
+        if after is None:
+            return [f"pfn {pfn}: it lost its buffer heads"]
+        if len(before) != len(after) or any(
+            a.bh is not b.bh for a, b in zip(before, after, strict=False)
+        ):
+            return [f"pfn {pfn}: its buffer ring is not the same ring of buffer heads"]
+        out = []
+        for i, (a, b) in enumerate(zip(before, after, strict=True)):
+            if a.page is not b.page or a.data_pfn != b.data_pfn:
+                out.append(f"buffer head {i} of pfn {pfn} now points at pfn {b.page.pfn}")
+            if a.offset != b.offset:
+                out.append(
+                    f"buffer head {i} of pfn {pfn}: offset went from {a.offset} to {b.offset}"
+                )
+            if a.count != b.count:
+                out.append(
+                    f"buffer head {i} of pfn {pfn}: b_count went from {a.count} to {b.count}"
+                )
+            if a.state != b.state:
+                out.append(
+                    f"buffer head {i} of pfn {pfn}: b_state went from {a.state:#x} to {b.state:#x}"
+                )
+        return out
+
+    # -- what a migration did ------------------------------------------------------
+
+    def new_page_of(self, kernel: Kernel, before: PageState) -> Page | None:
+        """The page that holds the place a page had before it migrated, or ``None``.
+
+        The slot of the page tree it was keyed in; for anonymous memory that
+        was not in the swap cache yet, the pte of its process, or the
+        swap-cache page of the swap entry that pte holds now.
+        """
+        if before.tree is not None:
+            return self.slot(before.tree, before.key)
+        for pid, vpn in before.ptes:
+            mm = next((m for m in kernel.mms if m.pid == pid), None)
+            pte = None if mm is None else mm.ptes.get(vpn)
+            if pte is None:
+                continue
+            if pte.page is not None:
+                return pte.page
+            swapper = kernel.swapper_space
+            if swapper is not None:
+                return self.slot(swapper, pte.swp)
+        return None
+
+    def data_is_safe(self, new: Page, expected: bytes, before: PageState) -> bool:
+        """Whether data newer than the backing store survives on ``new``.
+
+        It does if ``new`` is dirty or under writeback, if the journal holds
+        its buffers, or if the backing store (the file's blocks or the swap
+        slot) already holds ``expected``.
+        """
+        if new.flags & (PG.dirty | PG.writeback):
+            return True
+        head = new.private if new.flags & PG.private else None
+        if isinstance(head, BufferHead):
+            ring, _problem = self.ring(head)
+            if any(bh.b_state & (BH.jbd | BH.jbddirty) for bh in ring):
+                return True
+        kernel = new.node.kernel
+        if new.flags & PG.swapcache:
+            swap = kernel.swap
+            return swap is not None and bytes(swap.slot(new.private)) == expected
+        tree = before.tree
+        host = tree.host if tree is not None else None
+        if host is None:
+            return False
+        return self.on_disk(host, before.key) == expected
+
+    def moved_problems(
+        self,
+        before: PageState,
+        page: Page,
+        *,
+        expected: bytes | None = None,
+        new_pfns: Collection[int] | None = None,
+        dropped_ok: bool = False,
+    ) -> list[str]:
+        """What is wrong with a page that migration says moved (KERNEL-SPEC §5, §6, §9.2-3).
+
+        ``before`` is the page as :meth:`snapshot` saw it before migration,
+        ``expected`` the data it must hold (default: what it held then),
+        ``new_pfns`` the new pages it may have moved to, and ``dropped_ok``
+        whether it may instead have been dropped to disk or swap
+        (``swap_page``).  The old page keeps only its isolation reference
+        and nothing else; the new page holds the slot, the data, the copied
+        flags, the dirty state and the buffers, is unlocked, on the LRU, and
+        holds exactly the references the oracle accounts for.
+        """
+        problems: list[str] = []
+        pfn = before.pfn
+        data = before.data if expected is None else expected
+        if page.count != 1:
+            problems.append(
+                f"moved pfn {pfn} has page_count {page.count}; only the isolation reference "
+                "should be left (1)"
+            )
+        if page.mapping is not None or page.private or page.mapcount:
+            problems.append(
+                f"moved pfn {pfn} still has mapping {_describe_mapping(page.mapping)}, private "
+                f"{page.private!r} or page_mapcount {page.mapcount}"
+            )
+        kept = page.flags & (PG.swapcache | PG.private | PG.active | PG.locked)
+        if kept:
+            problems.append(f"moved pfn {pfn} still has flags {self.flag_names(kept)}")
+        kernel = page.node.kernel
+        if before.tree is None and not before.ptes:
+            return problems  # nothing held it: freed under us
+        new = self.new_page_of(kernel, before)
+        if new is None:
+            if not dropped_ok:
+                problems.append(f"pfn {pfn} moved, but no page holds its place any more")
+            return problems  # dropped to disk or swap: the read-back checks the data
+        if new is page:
+            problems.append(
+                f"pfn {pfn} is on moved, but its page-tree slot still points at the old page"
+            )
+            return problems
+        if new_pfns is not None and new.pfn not in new_pfns:
+            problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
+        got = self.frame(new)
+        if got != data:
+            problems.append(
+                f"pfn {pfn} moved to pfn {new.pfn} but the contents differ "
+                f"(first at byte {first_difference(data, got)})"
+            )
+        fallback = before.tree is not None and before.tree.a_ops.migratepage is None
+        lost = before.flags & PG.COPIED & ~new.flags
+        if fallback and before.flags & (PG.dirty | PG.writeback):
+            lost = 0  # written out first: writepage owns PG_checked and PG_error on the way
+        if lost:
+            problems.append(
+                f"pfn {pfn} moved to pfn {new.pfn} without flags {self.flag_names(lost)}"
+            )
+        _refs, locked_by_task = self.holds(kernel, new)
+        if new.flags & PG.locked and not locked_by_task:
+            problems.append(f"new pfn {new.pfn} was left locked")
+        if not new.flags & PG.lru:
+            problems.append(f"new pfn {new.pfn} is not on the LRU (move_to_lru was not done)")
+        want, parts = self.accounted_references(new)
+        if new.count != want:
+            problems.append(
+                f"new pfn {new.pfn} has page_count {new.count}, expected {want} = {parts}"
+            )
+        anonymous = before.tree is None or before.flags & PG.swapcache
+        if (before.flags & (PG.dirty | PG.writeback) or anonymous) and not self.data_is_safe(
+            new, data, before
+        ):
+            problems.append(
+                f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached the disk"
+            )
+        if not fallback and before.ring is not None:
+            head = before.ring[0].bh
+            ring, trouble = self.ring(head)
+            if new.private is not head or not new.flags & PG.private or trouble:
+                problems.append(f"the buffers of pfn {pfn} did not follow it to pfn {new.pfn}")
+            mask = new.node.page_size - 1
+            # b_count is not compared: the journal may drop its references while
+            # the engine sleeps (the hook-level promises compare it exactly).
+            for i, (state, bh) in enumerate(zip(before.ring, ring, strict=False)):
+                if bh.b_page is page:
+                    problems.append(f"buffer head {i} of pfn {pfn} still points at the old page")
+                elif bh.b_page is not new or bh.b_data & mask != state.offset:
+                    problems.append(
+                        f"buffer head {i} of pfn {pfn} is not at offset {state.offset} of "
+                        f"pfn {new.pfn}"
+                    )
+                if bh.b_state & BH.lock:
+                    problems.append(f"buffer head {i} of pfn {pfn} was left locked")
+        return problems
+
+    def unmoved_problems(
+        self,
+        before: PageState,
+        page: Page,
+        *,
+        expected: bytes | None = None,
+        exact: bool = False,
+    ) -> list[str]:
+        """What is wrong with a page that migration left where it was (KERNEL-SPEC §3, §5.1-4).
+
+        It holds its data, its slot, its ptes, its copied flags and its
+        buffers, and is not left locked.  With ``exact`` nothing else about
+        it may have changed either, apart from what waiting legitimately
+        changes (I/O completions, journal commits, other tasks' locks).
+        """
+        after = self.snapshot(page)
+        pfn = before.pfn
+        problems: list[str] = []
+        if page.flags & PG.locked and not after.locked_by_task:
+            problems.append(f"pfn {pfn} did not move and was left locked")
+        if exact:
+            problems.extend(self.changes(_steady(before), _steady(after)))
+            return problems
+        data = before.data if expected is None else expected
+        if after.data != data:
+            problems.append(f"pfn {pfn} did not move but its contents changed")
+        if before.in_slot and not after.in_slot:
+            problems.append(f"pfn {pfn} did not move but its page-tree slot no longer points at it")
+        if after.ptes != before.ptes:
+            problems.append(f"pfn {pfn} did not move but its ptes changed")
+        lost = before.flags & PG.COPIED & ~page.flags
+        if lost:
+            problems.append(f"pfn {pfn} did not move but lost flags {self.flag_names(lost)}")
+        for i, state in enumerate(after.ring or ()):
+            if state.page is not page:
+                problems.append(
+                    f"buffer head {i} of pfn {pfn} points at pfn {state.page.pfn}, "
+                    "though the page did not move"
+                )
+        return problems
+
+    def record(self, pages: Iterable[Page], to: PageList | None = None) -> MigrationRecord:
+        """Record pages about to migrate, to judge the outcome by (a :class:`MigrationRecord`)."""
+        pages = list(pages)
+        index = self.index(pages[0].node.kernel) if pages else None
+        return MigrationRecord(
+            oracle=self,
+            before={page.pfn: self.snapshot(page, index=index) for page in pages},
+            pages={page.pfn: page for page in pages},
+            new_pfns=frozenset(p.pfn for p in to) if to is not None else frozenset(),
+            to_given=to is not None,
+        )
+
+    # -- reading everything back ----------------------------------------------------
+
+    def read_back(
+        self,
+        world: World,
+        *,
+        views: Sequence[tuple[File, int, Mm, Vma]] = (),
+        progress: Callable[[str, int, int], object] | None = None,
+    ) -> ReadBack:
+        """Read every page the world wrote back through the model, and compare.
+
+        Every file is read with ``read(2)`` (execute-in-place files too) and
+        every area of anonymous memory through its process's page tables;
+        a page that is not in memory is read in from disk or swap, as its
+        user would.  ``views`` are file pages that processes map: they are
+        read through those processes too, since a pte left pointing at a
+        stale page would not show in a file read.  Each page counts once.
+        """
+        through_views: dict[tuple[int, int], str] = {}
+        ps = world.page_size
+        for record, index, mm, vma in views:
+            vpn = vma.vm_start + index - vma.vm_pgoff
+            verdict = world.diagnose(mm.read(vpn * ps, ps), record, index)
+            if verdict is not None:
+                through_views[(id(record), index)] = f"{verdict}, as {mm.name} maps it"
+        records: list[File | Area] = [*world.files, *world.areas]
+        total = sum(r.npages for r in records)
+        checked = lost = corrupted = 0
+        problems: list[str] = []
+        for owner in records:
+            for index in range(owner.npages):
+                checked += 1
+                try:
+                    data = world.read(owner, index)
+                except FsaopsError as exc:
+                    found: str | None = f"lost: cannot be read ({exc})"
+                else:
+                    found = world.diagnose(data, owner, index)
+                if found is None:
+                    found = through_views.get((id(owner), index))
+                if found is not None:
+                    if found.startswith("lost"):
+                        lost += 1
+                    else:
+                        corrupted += 1
+                    problems.append(f"{owner.describe(index)}: {found}")
+                if progress is not None and (checked % 256 == 0 or checked == total):
+                    progress("check", checked, total)
+        return ReadBack(checked, lost, corrupted, tuple(problems))
+
+
+@attrs.frozen
+class ReadBack:
+    """What reading every page back found.
+
+    Attributes:
+        checked: pages read back and compared.
+        lost: pages whose newest data is gone (unreadable, zeroes, an older generation).
+        corrupted: pages that read back anything else that is wrong.
+        problems: one sentence per lost or corrupted page.
+    """
+
+    checked: int
+    lost: int
+    corrupted: int
+    problems: tuple[str, ...]
+
+
+# The engine legitimately waits these out (writeback, another task's page lock).
+_NOT_COMPARED = PG.writeback | PG.reclaim | PG.waiters | PG.locked
+
+
+def _steady(state: PageState) -> PageState:
+    """The part of a page's state that no waiting may change.
+
+    I/O completions and journal commits legitimately change flags and
+    buffer states while the engine sleeps.
+    """
+    ring = state.ring
+    if ring is not None:
+        ring = tuple(attrs.evolve(b, count=0, state=0) for b in ring)
+    return attrs.evolve(state, flags=state.flags & ~_NOT_COMPARED, ring=ring)
+
+
+@attrs.frozen(eq=False)
+class MigrationRecord:
+    """Pages recorded by :meth:`Oracle.record` before ``migrate_pages``; :meth:`check` judges after.
+
+    Attributes:
+        oracle: the oracle that recorded them.
+        before: each page's state before migration, by pfn.
+        pages: the pages, by pfn.
+        new_pfns: the new pages offered on ``to``.
+        to_given: whether there was a ``to`` list (without one, every moved
+            page was dropped by ``swap_page``).
+    """
+
+    oracle: Oracle
+    before: dict[int, PageState]
+    pages: dict[int, Page]
+    new_pfns: frozenset[int]
+    to_given: bool
+
+    def check(
+        self, from_: PageList, moved: PageList, failed: PageList, to: PageList | None = None
+    ) -> list[str]:
+        """Every page on exactly one of from/moved/failed, and each where it is, intact.
+
+        Call it after ``migrate_pages`` returns, before the moved pages are
+        put back.
+        """
+        problems: list[str] = []
+        where: dict[int, str] = {}
+        for name, pl in (("from", from_), ("moved", moved), ("failed", failed)):
+            for page in pl:
+                if page.pfn in where:
+                    problems.append(f"pfn {page.pfn} is on both {where[page.pfn]} and {name}")
+                where[page.pfn] = name
+        for pfn in self.before:
+            if pfn not in where:
+                problems.append(f"pfn {pfn} was on from and is now on none of from/moved/failed")
+        for pfn, name in where.items():
+            if pfn not in self.before:
+                problems.append(f"pfn {pfn} turned up on {name} but was never on from")
+        oracle = self.oracle
+        for pfn, before in self.before.items():
+            page = self.pages[pfn]
+            if where.get(pfn) == "moved":
+                fallback = before.tree is not None and before.tree.a_ops.migratepage is None
+                problems.extend(
+                    oracle.moved_problems(
+                        before,
+                        page,
+                        new_pfns=self.new_pfns if self.to_given else None,
+                        dropped_ok=fallback or not self.to_given,
+                    )
+                )
+            elif pfn in where:
+                problems.extend(oracle.unmoved_problems(before, page))
+        if to is not None:
+            for page in to:
+                if page.mapping is not None or page.flags or page.count != 1 or page.private:
+                    problems.append(f"unused new page pfn {page.pfn} was changed: {page!r}")
+        return problems

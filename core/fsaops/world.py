@@ -1,0 +1,1000 @@
+"""The one builder of a machine in a given state.
+
+Everything that needs a machine with pages in it builds it here: ``fsaops
+migrate`` (:mod:`fsaops.scenario`), the benchmark (:mod:`fsaops.bench`), the
+testing kit's fixtures and conformance suite (:mod:`fsaops.testing`), and
+the project's own tests.  A :class:`World` owns one
+:class:`~fsaops.kernel.Kernel`, its :class:`~fsaops.content.Contents` (the
+one content generator) and an :class:`~fsaops.oracle.Oracle` (the one
+checker), and remembers every file and every area of anonymous memory it
+wrote, with the generation each page must read back.
+
+Every state is reached through the model's own paths, never by writing a
+field those paths could not produce: files are written with ``write(2)``
+(:func:`~fsaops.fs.generic_file_write`) or read in through the table's
+``readpage``, dirtied by a rewrite or a store through a shared mapping, put
+under writeback by the table's ``writepage``, mapped by page faults, pinned
+and locked by other tasks' holds, and isolated with ``isolate_lru_page``.
+
+:class:`PageSpec` is the page-level building block: :meth:`World.make_page`
+builds one page in the state a spec describes, on a mount or as anonymous
+memory.  :meth:`World.migrate` runs ``migrate_pages`` over isolated pages and
+has the oracle judge the outcome (:class:`EngineRun`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from fsaops.buffer import BH, create_empty_buffers, generic_get_block, try_to_release_page
+from fsaops.content import Contents
+from fsaops.debug import check_kernel
+from fsaops.errors import FsaopsError
+from fsaops.fs import generic_file_read, generic_file_write, read_cache_page
+from fsaops.kernel import Kernel
+from fsaops.lists import PageList, list_add_tail, list_del
+from fsaops.lru import isolate_lru_page, putback_lru_pages
+from fsaops.mapping import grab_cache_page, truncate_inode_pages
+from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.oracle import IoCounters, Oracle, PageState
+from fsaops.page import PG, Page, put_page, trylock_page, unlock_page
+from fsaops.rmap import SWAP_SUCCESS, try_to_unmap
+from fsaops.sched import Hold, Task, hold, release
+from fsaops.swap import add_to_swap
+from fsaops.writeback import (
+    WRITEPAGE_ACTIVATE,
+    WritebackControl,
+    clear_page_dirty_for_io,
+    set_page_dirty,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from fsaops.aops import AddressSpaceOperations, FileSystemType
+    from fsaops.fault_inject import FaultInjector
+    from fsaops.fs import Inode, SuperBlock
+    from fsaops.plugins import Registry
+    from fsaops.rmap import Mm, Vma
+    from fsaops.swap import SwapInfo
+    from fsaops.typing import EngineLog
+
+__all__ = [
+    "Area",
+    "EngineRun",
+    "File",
+    "PageSpec",
+    "PreparedPage",
+    "SetupError",
+    "World",
+]
+
+
+class SetupError(FsaopsError):
+    """The state asked for cannot be built; the message says why."""
+
+
+# -- what the world wrote ------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class File:
+    """A file the world wrote (or a mount's buffer-cache mapping), and what it must read back.
+
+    Attributes:
+        owner: its owner number in the content generator.
+        key: its name in page names (``mount0/file1``).
+        label: how reports name it (``mount[0] (ext2 default) file 1``).
+        inode: the file.
+        npages: pages of data.
+        page_cache: whether its pages live in the page cache (not for
+            execute-in-place mounts).
+        meta: whether it is a buffer-cache mapping filled by the
+            filesystem's own metadata code, not by ``write(2)``.
+        gens: the generation each page must read back.
+    """
+
+    owner: int
+    key: str
+    label: str
+    inode: Inode
+    npages: int = 0
+    page_cache: bool = True
+    meta: bool = False
+    gens: list[int] = attrs.field(factory=list)
+
+    def page_key(self, index: int) -> str:
+        """The name of page ``index`` (``mount0/file1/page7``)."""
+        return f"{self.key}/page{index}"
+
+    def describe(self, index: int) -> str:
+        """How reports name page ``index``: ``mount[0] (ext2 default) file 1 page 7 (...)``."""
+        return f"{self.label} page {index} ({self.page_key(index)})"
+
+
+@attrs.define(eq=False)
+class Area:
+    """Anonymous memory the world wrote: one area of one process.
+
+    Attributes:
+        owner: its owner number in the content generator (one per process).
+        key: the process's name in page names (``process0``).
+        mm: the process.
+        vma: the area.
+        first: the process's page number of the area's first page (pages
+            of one process are numbered across its areas).
+        npages: pages in the area.
+        locked: whether the area is ``VM_LOCKED``.
+        gens: the generation each page must read back.
+    """
+
+    owner: int
+    key: str
+    mm: Mm
+    vma: Vma
+    first: int
+    npages: int
+    locked: bool
+    gens: list[int] = attrs.field(factory=list)
+
+    @property
+    def start(self) -> int:
+        """The virtual page number of the area's first page."""
+        return self.vma.vm_start
+
+    def page_key(self, index: int) -> str:
+        """The name of page ``index`` of the area (``process0/anon12``)."""
+        return f"{self.key}/anon{self.first + index}"
+
+    def describe(self, index: int) -> str:
+        """How reports name page ``index``: ``process0 page 12 (process0/anon12)``."""
+        return f"{self.mm.name} page {self.first + index} ({self.page_key(index)})"
+
+
+# -- the page-level building block ---------------------------------------------------------
+
+_NAMED_STATES = ("clean", "dirty", "writeback", "mapped", "mlocked", "pinned", "locked")
+
+
+def _check_flags(_instance: object, _attribute: object, value: int) -> None:
+    if value & ~PG.COPIED:
+        raise ValueError(
+            "PageSpec.flags may only hold flags migrate_page_copy carries "
+            "(PG.error, referenced, uptodate, active, checked, mappedtodisk)"
+        )
+
+
+@attrs.frozen
+class PageSpec:
+    """The state of one page when migration starts.
+
+    Attributes:
+        dirty: the page is newer than the disk (written through the
+            filesystem, or dirtied as a write through a mapping does).
+        writeback: a write of the page is in flight (implies it was dirty).
+            The engine waits for it; ``migratepage`` is never called on such
+            a page.
+        mapped: a process maps the page.
+        mlocked: that process's area is ``VM_LOCKED`` (implies ``mapped``).
+        pinned: extra references another task holds and never drops.
+        locked_for: another task holds the page lock for this many ticks
+            (0: nobody does).  The engine waits; the hook never sees it.
+        flags: flags ``migrate_page_copy`` carries (``PG.COPIED``), set once
+            the page is isolated.
+        truncated: the page left its mapping after isolation (no mapping).
+        buffers: ``None`` for whatever the table does; ``True`` to attach
+            buffer heads if its read path did not; ``False`` to release them.
+        index: the page's index in its file.
+        seed: varies the page's contents: its data is written in generation
+            ``2 * seed`` (and rewritten in the next one when dirty).
+        isolated: take the page off the LRU onto the world's ``from`` list,
+            as migration callers do.
+    """
+
+    dirty: bool = False
+    writeback: bool = False
+    mapped: bool = False
+    mlocked: bool = False
+    pinned: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    locked_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    flags: int = attrs.field(default=0, validator=_check_flags)
+    truncated: bool = False
+    buffers: bool | None = None
+    index: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    isolated: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        # Implications, so that a spec always describes a reachable state.
+        if self.writeback and not self.dirty:
+            object.__setattr__(self, "dirty", True)
+        if self.mlocked and not self.mapped:
+            object.__setattr__(self, "mapped", True)
+        if self.truncated and (self.mapped or self.writeback or self.locked_for):
+            raise ValueError("a truncated page is not mapped, under writeback or locked")
+
+    @classmethod
+    def parse(cls, text: str) -> PageSpec:
+        """Build a spec from state names joined by ``+``: ``"dirty+mapped+pinned"``.
+
+        Names: ``clean``, ``dirty``, ``writeback``, ``mapped``, ``mlocked``,
+        ``pinned`` (one reference), ``locked`` (by another task for 8 ticks),
+        ``buffers``, ``nobuffers``, ``truncated``.
+        """
+        fields: dict[str, object] = {}
+        for raw in text.split("+"):
+            name = raw.strip()
+            if name == "clean":
+                continue
+            if name in ("dirty", "writeback", "mapped", "mlocked", "truncated"):
+                fields[name] = True
+            elif name == "pinned":
+                fields["pinned"] = 1
+            elif name == "locked":
+                fields["locked_for"] = 8
+            elif name == "buffers":
+                fields["buffers"] = True
+            elif name == "nobuffers":
+                fields["buffers"] = False
+            else:
+                known = ", ".join((*_NAMED_STATES, "buffers", "nobuffers", "truncated"))
+                raise ValueError(f"unknown page state {name!r} (known: {known})")
+        return cls(**fields)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        parts = [
+            name
+            for name in ("dirty", "writeback", "mapped", "mlocked", "truncated")
+            if getattr(self, name)
+        ]
+        if self.mlocked:
+            parts.remove("mapped")
+        if self.writeback:
+            parts.remove("dirty")
+        if self.pinned:
+            parts.append(f"pinned x{self.pinned}")
+        if self.locked_for:
+            parts.append(f"locked by another task for {self.locked_for} ticks")
+        if self.buffers is not None:
+            parts.append("buffers" if self.buffers else "no buffers")
+        if self.flags:
+            parts.append(f"flags {Oracle.flag_names(self.flags)}")
+        return "+".join(parts) or "clean"
+
+
+@attrs.define(eq=False)
+class PreparedPage:
+    """A page built by :meth:`World.make_page`, and what it must keep.
+
+    Attributes:
+        page: the page.
+        spec: the state it was built in.
+        data: the contents it holds (and must still hold, wherever it ends up).
+        inode: its file (``None`` for anonymous memory).
+        mm: the process whose memory it is: the one mapping a file page, if
+            any; always the owner of an anonymous page, even when its pte
+            is a swap entry.
+        vma: that process's area.
+        addr: the page's byte address in ``mm``.
+        holds: what other tasks hold on it.
+    """
+
+    page: Page
+    spec: PageSpec
+    data: bytes
+    inode: Inode | None = None
+    mm: Mm | None = None
+    vma: Vma | None = None
+    addr: int = 0
+    holds: list[Hold] = attrs.field(factory=list)
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether the page is anonymous memory (the swap cache's table)."""
+        return self.inode is None
+
+    def read_back(self) -> bytes:
+        """What its user sees now: the process's memory, or the file through the page cache."""
+        if self.mm is not None:
+            return self.mm.read(self.addr, len(self.data))
+        if self.inode is None:
+            raise SetupError("an anonymous page that nobody maps cannot be read back")
+        return generic_file_read(self.inode, self.spec.index * len(self.data), len(self.data))
+
+
+@attrs.define(eq=False)
+class EngineRun:
+    """The outcome of :meth:`World.migrate`.
+
+    Attributes:
+        rcs: what each ``migrate_pages`` call returned.
+        calls: for each call, (pages put on ``failed`` by it, pages left on
+            ``from`` after it).
+        from_: the pages still to migrate (the world's ``from`` list).
+        to: the new pages not used.
+        moved: old pages that moved (or were freed under us).
+        failed: old pages that failed for good.
+        stats: per-table outcomes.
+        before: each old page's state before the first call, by pfn.
+        new_pages: the new pages offered, by pfn.
+        io_before: the write counters before the first call.
+        problems: what the oracle found wrong with the outcome, and the
+            invariant checker with the machine, right after the last call.
+    """
+
+    rcs: list[int]
+    calls: list[tuple[int, int]]
+    from_: PageList
+    to: PageList
+    moved: PageList
+    failed: PageList
+    stats: MigrateStats
+    before: dict[int, PageState]
+    new_pages: dict[int, Page]
+    io_before: IoCounters
+    problems: list[str] = attrs.field(factory=list)
+
+    @property
+    def rc(self) -> int:
+        """What the last ``migrate_pages`` call returned."""
+        return self.rcs[-1]
+
+    def where(self, page: Page) -> str:
+        """``moved``, ``failed``, ``from``, or a sentence saying what is wrong."""
+        found = [
+            name
+            for name, pl in (("from", self.from_), ("moved", self.moved), ("failed", self.failed))
+            if any(p is page for p in pl)
+        ]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            return "on none of from/moved/failed"
+        return "on " + " and ".join(found)
+
+    def reasons(self) -> str:
+        """Why pages failed or stayed, per table (the engine's own account)."""
+        parts = []
+        for name, ts in sorted(self.stats.tables.items()):
+            if ts.reasons:
+                why = "; ".join(f"{k} (x{v})" for k, v in sorted(ts.reasons.items()))
+                parts.append(f"{name}: {why}")
+        return " | ".join(parts) or "no reason recorded"
+
+
+# -- the world -------------------------------------------------------------------------
+
+
+class World:
+    """One deterministic machine, and everything written into it.
+
+    Args:
+        registry: the loaded plugins, to mount filesystems by name.
+        nodes: NUMA nodes.
+        node_pages: page frames per node.
+        page_size: bytes per page.
+        migration: ``CONFIG_MIGRATION``.
+        io_latency: ticks from submitting a write to its completion.
+        debug_vm: ``CONFIG_DEBUG_VM`` (the engine checks every page).
+        faults: fault injection, or ``None``.
+        seed: seeds the kernel's generator and the content generator.
+        log: the engine's logger, or ``None``.
+        swap_slots: slots of a swap device to turn on (its table from the
+            registry's ``swap`` filesystem); 0 for none.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: Registry | None = None,
+        nodes: int = 2,
+        node_pages: int = 64,
+        page_size: int = 4096,
+        migration: bool = True,
+        io_latency: int = 4,
+        debug_vm: bool = False,
+        faults: FaultInjector | None = None,
+        seed: int = 0,
+        log: EngineLog | None = None,
+        swap_slots: int = 0,
+    ) -> None:
+        self.seed = seed
+        self.kernel = Kernel(
+            nodes=nodes,
+            node_pages=node_pages,
+            page_size=page_size,
+            migration=migration,
+            registry=registry,
+            log=log,
+            debug_vm=debug_vm,
+            io_latency=io_latency,
+            faults=faults,
+            seed=seed,
+        )
+        self.page_size = page_size
+        self.contents = Contents(seed, page_size)
+        self.oracle = Oracle()
+        self.files: list[File] = []
+        self.areas: list[Area] = []
+        self.from_ = PageList("from")
+        self.prepared: list[PreparedPage] = []
+        self._owners: dict[str, int] = {}
+        self._by_inode: dict[int, File] = {}
+        self._helpers: dict[str, Task] = {}
+        if swap_slots:
+            self.swapon(swap_slots)
+
+    def __repr__(self) -> str:
+        return f"<World seed={self.seed} {self.kernel!r}>"
+
+    # -- the machine -------------------------------------------------------------
+
+    @property
+    def target_nid(self) -> int:
+        """The node new pages are allocated on by default: the last one."""
+        return len(self.kernel.nodes) - 1
+
+    def swapon(
+        self, slots: int, fstype: FileSystemType | None = None, mode: str | None = None
+    ) -> SwapInfo:
+        """Turn on a swap device of ``slots`` pages (table: ``fstype``, else the registry's)."""
+        return self.kernel.swapon(slots, swap_type=fstype, mode=mode)
+
+    def mount(
+        self,
+        fs: str | FileSystemType,
+        mode: str | None = None,
+        *,
+        block_size: int | None = None,
+        nr_blocks: int | None = None,
+        name: str | None = None,
+    ) -> SuperBlock:
+        """Mount a filesystem (see :meth:`~fsaops.kernel.Kernel.mount`)."""
+        return self.kernel.mount(fs, mode, block_size=block_size, nr_blocks=nr_blocks, name=name)
+
+    def process(self, name: str = "") -> Mm:
+        """Start a process (an address space and its task)."""
+        return self.kernel.new_mm(name=name)
+
+    def helper(self, name: str) -> Task:
+        """Another task of the machine, created on first use (``pinner``, ``locker``, ...)."""
+        task = self._helpers.get(name)
+        if task is None:
+            task = self._helpers[name] = self.kernel.new_task(name)
+        return task
+
+    # -- contents ---------------------------------------------------------------------
+
+    def owner(self, key: str) -> int:
+        """The owner number of ``key`` (a file or a process) in the content generator."""
+        number = self._owners.get(key)
+        if number is None:
+            number = self._owners[key] = len(self._owners) + 1
+        return number
+
+    def owner_key(self, owner: int) -> str | None:
+        """The key of owner number ``owner``, or ``None``."""
+        for key, number in self._owners.items():
+            if number == owner:
+                return key
+        return None
+
+    def expected(self, record: File | Area, index: int) -> bytes:
+        """The bytes page ``index`` of a file or area must read back."""
+        return self.contents.page(record.owner, _content_index(record, index), record.gens[index])
+
+    def diagnose(self, data: bytes, record: File | Area, index: int) -> str | None:
+        """Why ``data`` is not what page ``index`` of ``record`` must read back (``None`` if it is).
+
+        ``lost: ...`` when the newest data is gone (an older generation,
+        zeroes, nothing to read), ``corrupted: ...`` for anything else.
+        """
+        gen = record.gens[index]
+        cindex = _content_index(record, index)
+        if data == self.contents.page(record.owner, cindex, gen):
+            return None
+        stamp = self.contents.identify(data)
+        if stamp is not None and stamp.this_seed:
+            if (stamp.owner, stamp.index) == (record.owner, cindex) and stamp.gen < gen:
+                if data == self.contents.page(record.owner, cindex, stamp.gen):
+                    return f"lost: reads back generation {stamp.gen}, expected {gen}"
+            elif (stamp.owner, stamp.index) != (record.owner, cindex):
+                key = self.owner_key(stamp.owner) or f"owner {stamp.owner}"
+                unit = "anon" if isinstance(record, Area) and key == record.key else "page"
+                return (
+                    f"corrupted: holds the data of {key}/{unit}{stamp.index} "
+                    f"(generation {stamp.gen})"
+                )
+        if not any(data):
+            return "lost: reads back zeroes"
+        return "corrupted: reads back other bytes"
+
+    # -- files ---------------------------------------------------------------------------
+
+    def create_file(
+        self, sb: SuperBlock, *, key: str | None = None, label: str | None = None
+    ) -> File:
+        """Create an empty file on ``sb`` and remember it."""
+        inode = sb.new_inode()
+        key = key or f"{sb.name}/file{inode.i_ino}"
+        fstype, mode = sb.s_type, sb.mode
+        record = File(
+            owner=self.owner(key),
+            key=key,
+            label=label or key,
+            inode=inode,
+            page_cache=fstype.has_page_cache(mode),
+            meta=fstype.is_buffer_cache(mode),
+        )
+        self.files.append(record)
+        self._by_inode[id(inode)] = record
+        return record
+
+    def record_of(self, inode: Inode) -> File:
+        """The world's record of a file it created."""
+        return self._by_inode[id(inode)]
+
+    def write_file(self, record: File, npages: int, *, gen: int = 0) -> None:
+        """Give the file ``npages`` more pages of data with ``write(2)``; they end dirty, cached.
+
+        A buffer-cache mapping is filled by :meth:`fill_buffer_cache` instead.
+        """
+        if record.meta:
+            self.fill_buffer_cache(record, npages)
+            return
+        first = record.npages
+        record.npages = first + npages
+        record.gens.extend([gen] * npages)
+        if npages:
+            data = self.contents.pages(record.owner, first, npages, gen)
+            generic_file_write(record.inode, first * self.page_size, data)
+
+    def file(self, sb: SuperBlock, npages: int, *, clean: bool = False) -> Inode:
+        """A new file of ``npages`` pages written with ``write(2)``; ``clean``: written back."""
+        from fsaops.writeback import filemap_write_and_wait
+
+        record = self.create_file(sb)
+        self.write_file(record, npages)
+        if clean:
+            filemap_write_and_wait(record.inode.i_mapping)
+            self.kernel.run_until_idle()
+        return record.inode
+
+    def fill_buffer_cache(self, record: File, npages: int, nid: int | None = None) -> None:
+        """Put known bytes on the device and have the filesystem read them into its buffer cache.
+
+        A filesystem with ``read_metadata`` (``xfs_buftarg``) reads each page
+        as its metadata code would, keeping its own references; otherwise the
+        page is created and filled directly.
+        """
+        inode = record.inode
+        sb = inode.i_sb
+        read_metadata = sb.s_type.read_metadata
+        bs = sb.s_blocksize
+        per_page = self.page_size // bs
+        first = record.npages
+        record.npages = first + npages
+        record.gens.extend([0] * npages)
+        nid = self.kernel.alloc_nid if nid is None else nid
+        for i in range(first, first + npages):
+            data = self.contents.page(record.owner, i)
+            if read_metadata is not None:
+                for b in range(per_page):
+                    blocknr = inode.get_block(i * per_page + b, True)
+                    sb.s_bdev.write(blocknr, data[b * bs : (b + 1) * bs])
+                read_metadata(inode, i)
+                continue
+            page = grab_cache_page(inode.i_mapping, i, nid)
+            if page is None:
+                raise SetupError(f"{record.label}: out of memory on node {nid}")
+            self.oracle.write_frame(page, data)
+            page.flags |= PG.uptodate
+            unlock_page(page)
+            put_page(page)
+        inode.i_size = record.npages * self.page_size
+
+    def rewrite(self, record: File, index: int, gen: int | None = None) -> Page:
+        """Write page ``index`` again with ``write(2)`` in the next (or the given) generation.
+
+        Returns the page that holds it now.
+        """
+        gen = record.gens[index] + 1 if gen is None else gen
+        record.gens[index] = gen
+        data = self.contents.page(record.owner, index, gen)
+        generic_file_write(record.inode, index * self.page_size, data)
+        page = self.page_of(record, index)
+        if page is None:
+            raise SetupError(f"{record.page_key(index)} is not in memory after writing it")
+        return page
+
+    def map_file(self, record: File, mm: Mm, *, locked: bool = False) -> Vma:
+        """Map the whole file shared into ``mm`` (``VM_LOCKED`` with ``locked``), touching none."""
+        return mm.mmap_file(record.inode, 0, max(record.npages, 1), locked=locked)
+
+    def store(self, record: File, index: int, mm: Mm, vma: Vma, gen: int | None = None) -> None:
+        """Write page ``index`` through ``mm``'s mapping ``vma``, in the next or given gen."""
+        gen = record.gens[index] + 1 if gen is None else gen
+        record.gens[index] = gen
+        vpn = vma.vm_start + index - vma.vm_pgoff
+        mm.write(vpn * self.page_size, self.contents.page(record.owner, index, gen))
+
+    def touch(self, mm: Mm, vma: Vma, index: int) -> None:
+        """Read page ``index`` of a mapped file through ``vma`` (a read fault maps it)."""
+        vpn = vma.vm_start + index - vma.vm_pgoff
+        mm.read(vpn * self.page_size, self.page_size)
+
+    # -- anonymous memory -------------------------------------------------------------------
+
+    def anon(
+        self,
+        npages: int,
+        *,
+        mm: Mm | None = None,
+        locked: bool = False,
+        key: str | None = None,
+        first: int = 0,
+    ) -> Area:
+        """An area of ``npages`` of anonymous memory in ``mm`` (default: a new process), written.
+
+        ``key`` names the process in page names (default ``process<pid>``)
+        and ``first`` numbers the area's first page among the process's.
+        """
+        if mm is None:
+            mm = self.process()
+        vma = mm.mmap_anon(npages, locked=locked)
+        key = key or f"process{mm.pid}"
+        area = Area(
+            owner=self.owner(key),
+            key=key,
+            mm=mm,
+            vma=vma,
+            first=first,
+            npages=npages,
+            locked=locked,
+            gens=[0] * npages,
+        )
+        self.areas.append(area)
+        mm.write(vma.vm_start * self.page_size, self.contents.pages(area.owner, first, npages))
+        return area
+
+    # -- where pages are ----------------------------------------------------------------------
+
+    def page_of(self, record: File | Area, index: int) -> Page | None:
+        """The page that holds page ``index`` of a file or area now, or ``None`` (not in memory)."""
+        if isinstance(record, Area):
+            pte = record.mm.ptes.get(record.start + index)
+            return None if pte is None else pte.page
+        return record.inode.i_mapping.lookup(index)
+
+    def read(self, record: File | Area, index: int) -> bytes:
+        """Page ``index`` read back as its user sees it: ``read(2)``, or the process's memory."""
+        ps = self.page_size
+        if isinstance(record, Area):
+            return record.mm.read((record.start + index) * ps, ps)
+        return generic_file_read(record.inode, index * ps, ps)
+
+    # -- the page-level building block ------------------------------------------------------
+
+    def make_page(
+        self, spec: PageSpec | str | None = None, *, on: SuperBlock | None = None
+    ) -> PreparedPage:
+        """Build one page in the state ``spec`` describes: a file page on mount ``on``.
+
+        With ``on`` left out the page is anonymous memory (the swap cache's
+        table must be on: :meth:`swapon`).  The page is isolated onto
+        :attr:`from_` unless the spec says otherwise.
+
+        Raises:
+            SetupError: the state cannot be built (a table that cannot put a
+                page under writeback, a full node, ...).
+        """
+        if spec is None:
+            spec = PageSpec()
+        elif isinstance(spec, str):
+            spec = PageSpec.parse(spec)
+        prepared = self._make_anon(spec) if on is None else self._make_file(spec, on)
+        self._finish(prepared)
+        self.prepared.append(prepared)
+        return prepared
+
+    def _make_file(self, spec: PageSpec, sb: SuperBlock) -> PreparedPage:
+        kernel = self.kernel
+        ps = self.page_size
+        record = self.create_file(sb, key=f"{sb.name}/page{len(self.prepared)}")
+        inode = record.inode
+        mapping = inode.i_mapping
+        bs = sb.s_blocksize
+        per_page = ps // bs
+        record.npages = spec.index + 1
+        record.gens = [2 * spec.seed] * record.npages
+        data = self.expected(record, spec.index)
+        # The file's data is on disk first; the page is read through the table.
+        inode.reserve((spec.index + 1) * ps)
+        for i in range(per_page):
+            sb.s_bdev.write(inode.blocks[spec.index * per_page + i], data[i * bs : (i + 1) * bs])
+        table = sb.a_ops
+        if table.readpage is not None:
+            page = read_cache_page(mapping, spec.index, 0)
+            # What the table's read path put there (a filesystem without a
+            # backing store, such as ramfs, reads zeros).
+            data = self.oracle.frame(page)
+        else:
+            grabbed = grab_cache_page(mapping, spec.index, 0)
+            if grabbed is None:
+                raise SetupError("node 0 is out of pages")
+            page = grabbed
+            self.oracle.write_frame(page, data)
+            page.flags |= PG.uptodate
+            unlock_page(page)
+        prepared = PreparedPage(page, spec, data, inode=inode)
+        if spec.buffers is not None:
+            self._set_buffers(prepared, spec.buffers)
+        if spec.mapped:
+            mm = kernel.new_mm(name=f"mapper{len(self.prepared)}")
+            vma = mm.mmap_file(inode, spec.index, 1, locked=spec.mlocked)
+            prepared.mm, prepared.vma, prepared.addr = mm, vma, vma.vm_start * ps
+            mm.read(prepared.addr, 1)  # fault it in
+            pte = mm.ptes.get(vma.vm_start)
+            if pte is None or pte.page is not page:
+                raise SetupError(f"mapping the file did not map pfn {page.pfn}")
+        if spec.dirty:
+            record.gens[spec.index] += 1
+            new = self.expected(record, spec.index)
+            if table.prepare_write is not None and table.commit_write is not None:
+                generic_file_write(inode, spec.index * ps, new)
+            else:
+                self.oracle.write_frame(page, new)
+            if not page.flags & PG.dirty:
+                set_page_dirty(page)  # as a write through a mapping does
+            prepared.data = new
+        if spec.writeback:
+            self._start_writeback(page, table)
+        put_page(page)  # read_cache_page's / grab_cache_page's reference
+        return prepared
+
+    def _make_anon(self, spec: PageSpec) -> PreparedPage:
+        kernel = self.kernel
+        swapper = kernel.swapper_space
+        if swapper is None:
+            raise SetupError("anonymous pages need the swap cache: turn a swap device on first")
+        table = swapper.a_ops
+        if spec.buffers:
+            raise SetupError("anonymous pages carry no buffer heads")
+        mm = kernel.new_mm(name=f"process{len(self.prepared)}")
+        vma = mm.mmap_anon(1, locked=spec.mlocked)
+        key = f"process{mm.pid}"
+        area = Area(
+            owner=self.owner(key),
+            key=key,
+            mm=mm,
+            vma=vma,
+            first=spec.index,
+            npages=1,
+            locked=spec.mlocked,
+            gens=[2 * spec.seed],
+        )
+        self.areas.append(area)
+        addr = vma.vm_start * self.page_size
+        data = self.expected(area, 0)
+        mm.write(addr, data)  # the fault allocates on the kernel's allocation node
+        pte = mm.ptes[vma.vm_start]
+        assert pte.page is not None
+        page = pte.page
+        prepared = PreparedPage(page, spec, data, mm=mm, vma=vma, addr=addr)
+        # Fresh anonymous memory is outside the swap cache (the engine adds
+        # it); a page that is not mapped, clean or being written lives there.
+        in_swap_cache = not spec.truncated and (not spec.mapped or not spec.dirty or spec.writeback)
+        if in_swap_cache:
+            if not trylock_page(page):
+                raise SetupError(f"pfn {page.pfn} is locked")
+            if not add_to_swap(page):
+                unlock_page(page)
+                raise SetupError("the swap device is full")
+            if not spec.mapped:
+                for _ in range(3):  # the first try only clears the young bit
+                    if try_to_unmap(page) == SWAP_SUCCESS:
+                        break
+                if page.mapcount:
+                    unlock_page(page)
+                    raise SetupError(f"could not unmap pfn {page.pfn}")
+            if not spec.dirty:
+                self._write_out(page, table, wait=True)
+            elif spec.writeback:
+                self._write_out(page, table, wait=False)
+            else:
+                unlock_page(page)
+        return prepared
+
+    def _write_out(self, page: Page, table: AddressSpaceOperations, *, wait: bool) -> None:
+        # page locked on entry; writepage unlocks it.
+        writepage = table.writepage
+        if writepage is None:
+            unlock_page(page)
+            raise SetupError(f"{table.name} has no writepage")
+        clear_page_dirty_for_io(page)
+        writepage(page, WritebackControl())
+        if wait:
+            self.kernel.run_until_idle()
+            if page.flags & (PG.writeback | PG.dirty):
+                raise SetupError(f"writing pfn {page.pfn} out did not leave it clean")
+        elif not page.flags & PG.writeback:
+            raise SetupError(
+                f"capability 'writeback': {table.name}.writepage did not put "
+                f"pfn {page.pfn} under writeback"
+            )
+
+    def _start_writeback(self, page: Page, table: AddressSpaceOperations) -> None:
+        if not trylock_page(page):
+            raise SetupError(f"pfn {page.pfn} is locked")
+        if not page.flags & PG.dirty:
+            unlock_page(page)
+            raise SetupError(f"pfn {page.pfn} is not dirty, so there is nothing to write")
+        self._write_out(page, table, wait=False)
+
+    def _set_buffers(self, prepared: PreparedPage, want: bool) -> None:
+        page = prepared.page
+        inode = prepared.inode
+        assert inode is not None
+        if bool(page.flags & PG.private) == want:
+            return
+        if not trylock_page(page):
+            raise SetupError(f"pfn {page.pfn} is locked")
+        try:
+            if want:
+                bs = inode.i_sb.s_blocksize
+                per_page = page.node.page_size // bs
+                head = create_empty_buffers(page, bs, BH.uptodate)
+                bh = head
+                for i in range(per_page):
+                    generic_get_block(inode, prepared.spec.index * per_page + i, bh, False)
+                    bh = bh.b_this_page
+            elif not try_to_release_page(page, 0):
+                raise SetupError(f"the buffers of pfn {page.pfn} could not be released")
+        finally:
+            unlock_page(page)
+
+    def _finish(self, prepared: PreparedPage) -> None:
+        page = prepared.page
+        spec = prepared.spec
+        if spec.isolated:
+            if isolate_lru_page(page) != 1:
+                raise SetupError(f"pfn {page.pfn} could not be isolated from the LRU")
+            list_add_tail(page, self.from_)
+            page.flags |= spec.flags
+        elif spec.flags:
+            page.flags |= spec.flags & ~PG.active  # PG_active must match the LRU list
+        if spec.truncated and prepared.inode is not None:
+            truncate_inode_pages(prepared.inode.i_mapping, spec.index * self.page_size)
+        for _ in range(spec.pinned):
+            prepared.holds.append(self.pin(page))
+        if spec.locked_for:
+            prepared.holds.append(self.lock(page, spec.locked_for))
+
+    # -- other tasks ----------------------------------------------------------------------------
+
+    def pin(self, page: Page, ticks: int | None = None) -> Hold:
+        """Another task (``pinner``) takes a reference on ``page``, for ``ticks`` or for good."""
+        return hold(self.helper("pinner"), self.kernel.sched, "page_ref", page, ticks)
+
+    def lock(self, page: Page, ticks: int | None = None) -> Hold:
+        """Another task (``locker``) takes the lock of ``page``, for ``ticks`` or until released."""
+        return hold(self.helper("locker"), self.kernel.sched, "page_lock", page, ticks)
+
+    def release_all(self) -> None:
+        """Every other task lets go of everything it holds."""
+        for task in self.kernel.tasks:
+            for held in list(task.holds):
+                release(task, held)
+        for prepared in self.prepared:
+            prepared.holds.clear()
+
+    # -- migrating ---------------------------------------------------------------------------
+
+    def isolate(self, pages: Iterable[Page]) -> PageList:
+        """Take ``pages`` off the LRU onto :attr:`from_`, as migration callers do; returns it.
+
+        Raises:
+            SetupError: a page is not on the LRU.
+        """
+        for page in pages:
+            if isolate_lru_page(page) != 1:
+                raise SetupError(f"pfn {page.pfn} could not be isolated from the LRU")
+            list_add_tail(page, self.from_)
+        return self.from_
+
+    def new_page(self, nid: int | None = None) -> Page:
+        """A free page on ``nid`` (default: the target node), with its allocation reference."""
+        nid = self.target_nid if nid is None else nid
+        page = self.kernel.nodes[nid].alloc_page()
+        if page is None:
+            raise SetupError(f"node {nid} is out of pages")
+        return page
+
+    def new_pages(self, count: int, nid: int | None = None) -> PageList:
+        """A ``to`` list of ``count`` free pages on ``nid`` (default: the target node)."""
+        to = PageList("to")
+        for _ in range(count):
+            list_add_tail(self.new_page(nid), to)
+        return to
+
+    def migrate(
+        self,
+        pages: Iterable[Page] | None = None,
+        *,
+        to_count: int | None = None,
+        nid: int | None = None,
+        rounds: int = 1,
+        settle_ticks: int = 0,
+    ) -> EngineRun:
+        """Run ``migrate_pages`` over the isolated pages, with new pages on ``nid``.
+
+        ``pages`` are isolated first.  ``to_count`` new pages are offered
+        (default: one per page).  ``rounds`` > 1 calls ``migrate_pages``
+        again for pages still on ``from`` after letting ``settle_ticks``
+        ticks pass (kjournald commits, I/O ends), as ``migrate_pages_to``
+        calls it again while pages are left.  The oracle judges the outcome
+        right after the last call (:attr:`EngineRun.problems`).
+        """
+        if pages is not None:
+            self.isolate(pages)
+        from_ = self.from_
+        count = len(from_) if to_count is None else to_count
+        to = self.new_pages(count, nid)
+        new_pages = {page.pfn: page for page in to}
+        moved = PageList("moved")
+        failed = PageList("failed")
+        record = self.oracle.record(from_, to)
+        io_before = self.oracle.io(self.kernel)
+        stats = MigrateStats()
+        run = EngineRun(
+            [], [], from_, to, moved, failed, stats, dict(record.before), new_pages, io_before
+        )
+        for round_ in range(max(rounds, 1)):
+            if round_ and not from_:
+                break
+            if round_:
+                self.kernel.sched.run_for(settle_ticks)
+            nr_failed = len(failed)
+            run.rcs.append(migrate_pages(from_, to, moved, failed, stats=stats))
+            run.calls.append((len(failed) - nr_failed, len(from_)))
+        run.problems = record.check(from_, moved, failed, to)
+        run.problems += check_kernel(self.kernel, isolated=[from_, to, moved, failed], quiet=False)
+        return run
+
+    def settle(self, run: EngineRun | None = None) -> None:
+        """Let go of everything: holds released, pages put back, spare new pages freed, I/O done."""
+        self.release_all()
+        self.kernel.run_until_idle()
+        if run is not None:
+            putback_lru_pages(run.moved)
+            putback_lru_pages(run.failed)
+            for page in list(run.to):
+                list_del(page)
+                put_page(page)
+        putback_lru_pages(self.from_)
+        self.kernel.run_until_idle()
+
+
+def _content_index(record: File | Area, index: int) -> int:
+    """The index a page's data is keyed by: its file index, or its process page number."""
+    return record.first + index if isinstance(record, Area) else index
+
+
+def start_write(page: Page) -> None:
+    """Lock a dirty page and hand it to its table's ``writepage`` (``write_one_page``, no wait)."""
+    mapping = page.mapping
+    assert mapping is not None and not mapping.anon
+    writepage = mapping.a_ops.writepage  # type: ignore[union-attr]
+    if writepage is None:
+        return
+    from fsaops.page import lock_page
+
+    lock_page(page)
+    if not clear_page_dirty_for_io(page):
+        unlock_page(page)
+        return
+    rc = writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))
+    if rc == WRITEPAGE_ACTIVATE:
+        unlock_page(page)
