@@ -15,6 +15,7 @@ import pytest
 
 import fsaops
 from fsaops.cli import main
+from fsaops.testing.dist import write_dist_info
 
 CONFIGS = Path(__file__).parent / "configs"
 BAD = sorted((CONFIGS / "bad").glob("*.toml"))
@@ -63,10 +64,7 @@ def default_json() -> dict[str, Any]:
 def third_party(tmp_path: Path) -> dict[str, str]:
     """An environment where two more plugins are installed: badfs and a broken one."""
     for name, module in (("badfs", "badfs_plugin"), ("brokenfs", "no_such_module_for_fsaops")):
-        info = tmp_path / f"{name}-0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[fsaops]\n{name} = {module}\n")
+        write_dist_info(tmp_path, name, {"fsaops": {name: module}})
     path = os.pathsep.join([str(tmp_path), str(CONFIGS / "plugins")])
     return {"PYTHONPATH": path}
 

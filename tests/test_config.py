@@ -21,7 +21,6 @@ from fsaops.config import (
     SwapConfig,
     WorkloadConfig,
     check_config,
-    check_plugin_names,
     default_config,
     format_size,
     load_config,
@@ -32,7 +31,7 @@ from fsaops.config import (
     unstructure_config,
 )
 from fsaops.errors import ConfigError
-from fsaops.plugins import Registry, load_plugins
+from fsaops.plugins import Registry, load_plugins, resolve_selection
 
 CONFIGS = Path(__file__).parent / "configs"
 CLASSES = (
@@ -298,9 +297,9 @@ def test_load_config_errors(tmp_path: Path) -> None:
 def load_and_check(path: Path, installed: list[str]) -> None:
     """What ``fsaops config check`` does, with FSAOPS_PLUGINS unset."""
     config = load_config(path)
-    check_plugin_names(config, installed, str(path))
     load = list(config.plugins.load) if config.plugins.load is not None else None
-    check_config(config, load_plugins(env={}, config=load), str(path))
+    resolve_selection(installed, env={}, config=load, config_source=str(path))
+    check_config(config, load_plugins(env={}, config=load, config_source=str(path)), str(path))
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "bad").glob("*.toml")), ids=lambda p: p.stem)
@@ -390,13 +389,16 @@ def test_a_buffer_cache_mapping_is_one_file(registry: Registry) -> None:
 
 
 def test_plugin_names_must_be_installed() -> None:
-    config = parse_config('[plugins]\nload = ["ext2", "ext33"]')
+    installed = ["ext2", "ext3", "swap"]
     with pytest.raises(ConfigError) as info:
-        check_plugin_names(config, ["ext2", "ext3", "swap"], "s.toml")
+        resolve_selection(installed, config=["ext2", "ext33"], config_source="s.toml")
     assert "s.toml: plugins.load[1]: plugin 'ext33' is not installed; did you mean 'ext3'?" in (
         str(info.value)
     )
-    check_plugin_names(parse_config(""), [], "s.toml")
+    # Checked even when --plugins overrides the file: a typo there is still a typo.
+    with pytest.raises(ConfigError, match="ext33"):
+        resolve_selection(installed, cli="ext2", config=["ext33"], config_source="s.toml")
+    assert resolve_selection([], env={}, config=None) == ((), "installed")
 
 
 def test_the_test_scenarios_are_valid(registry: Registry) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fsaops.errors import PluginSelectionError
+from fsaops.errors import FsaopsError
 from fsaops.plugins import ENV_VAR, load_plugins, resolve_selection
+from fsaops.testing.dist import write_dist_info
 
 THIRDFS = """
 import fsaops
@@ -57,7 +58,7 @@ except FsaopsError as exc:
 else:
     print(json.dumps({{
         "filesystems": sorted(reg.filesystems),
-        "plugins": {{p.name: [p.label, p.status, p.error] for p in reg.plugins}},
+        "plugins": {{p.name: [p.label, p.status.value, p.error] for p in reg.plugins}},
         "modules": sorted(m for m in sys.modules if m.split('.')[0] in {names}),
     }}))
 """
@@ -75,13 +76,7 @@ WATCHED = [
 
 def make_dist(site: Path, dist: str, entries: dict[str, str], modules: dict[str, str]) -> None:
     """Install a distribution into ``site`` the way pip would leave it: module + dist-info."""
-    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
-    (info / "entry_points.txt").write_text(f"[fsaops]\n{lines}")
-    for name, code in modules.items():
-        (site / f"{name}.py").write_text(textwrap.dedent(code))
+    write_dist_info(site, dist, {"fsaops": entries}, modules=modules)
 
 
 def load_in_subprocess(
@@ -260,12 +255,12 @@ def test_selection_precedence() -> None:
     [
         ({"cli": "ext9"}, "--plugins names plugin 'ext9', which is not installed"),
         ({"env": {ENV_VAR: "ext2,ext2"}}, "names plugin 'ext2' twice"),
-        ({"config": ["nope"]}, "[plugins] load names plugin 'nope'"),
+        ({"config": ["nope"]}, "plugins.load[0]: plugin 'nope' is not installed"),
     ],
 )
 def test_unknown_or_repeated_names_are_errors(kwargs: dict[str, object], message: str) -> None:
     kwargs.setdefault("env", {})
-    with pytest.raises(PluginSelectionError) as info:
+    with pytest.raises(FsaopsError) as info:
         resolve_selection(["ext2", "ext3"], **kwargs)  # type: ignore[arg-type]
     assert message in str(info.value)
     assert "installed: ext2, ext3" in str(info.value) or "twice" in message

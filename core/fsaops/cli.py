@@ -26,18 +26,19 @@ stream goes to standard error, filtered by ``--log-level``, as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 import attrs
 
 from fsaops import __version__
 from fsaops.errors import Deadlock, FsaopsError, KernelBug
+from fsaops.status import Status, envelope
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -149,6 +150,9 @@ def _parser() -> _Parser:
     )
     check.add_argument("file", metavar="FILE")
     check.add_argument("--plugins", metavar="NAME,...", help=plugins_help)
+    check.add_argument(
+        "--json", action="store_true", help="print the result (or the error) as a JSON object"
+    )
 
     sub.add_parser(
         "bench",
@@ -172,16 +176,16 @@ def _read_config(path: str | None) -> tuple[Config, str]:
 def _load(
     config: Config | None, source: str | None, cli: str | None, *, strict: bool = True
 ) -> Registry:
-    from fsaops.config import check_plugin_names
-    from fsaops.plugins import discover, load_plugins
+    from fsaops.plugins import load_plugins
 
     load = None
     migration = True
     if config is not None:
-        check_plugin_names(config, discover(), source or "")
         load = list(config.plugins.load) if config.plugins.load is not None else None
         migration = config.kernel.migration
-    return load_plugins(cli=cli, config=load, migration=migration, strict=strict)
+    return load_plugins(
+        cli=cli, config=load, config_source=source, migration=migration, strict=strict
+    )
 
 
 def _logger(fmt: str, level: str, stream: TextIO) -> Any:
@@ -203,8 +207,30 @@ def _logger(fmt: str, level: str, stream: TextIO) -> Any:
 def _stdout_console() -> Console:
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() else 120
-    return Console(file=sys.stdout, width=width, highlight=False)
+    if sys.stdout is None:
+        raise OutputError("standard output is closed")
+    width = None if _isatty(sys.stdout) else 120
+    return Console(file=cast("IO[str]", _Checked(sys.stdout)), width=width, highlight=False)
+
+
+class _Checked:
+    """Standard output for rich: every write goes through :func:`_write`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        _write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Flushed with every write."""
+
+    def isatty(self) -> bool:
+        return _isatty(self._stream)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
 
 @contextmanager
@@ -232,7 +258,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(file=sys.stderr),
+        console=Console(file=sys.stderr),  # only on a terminal: see _isatty
         transient=True,
     )
     tasks: dict[str, TaskID] = {}
@@ -251,16 +277,15 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from fsaops.config import check_config
     from fsaops.errors import MigrationDisabled
     from fsaops.report import render
-    from fsaops.scenario import run_scenario
+    from fsaops.scenario import plan_scenario, run_plan
 
     config, source = _read_config(args.scenario)
     if args.debug_vm:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
     registry = _load(config, source, args.plugins)
-    check_config(config, registry, source)
+    plan = plan_scenario(config, registry, source)
     if not config.kernel.migration:
         raise MigrationDisabled(
             f"{source}: kernel.migration = false: this kernel is built without "
@@ -269,17 +294,15 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         )
     log = _logger(args.log_format, args.log_level, sys.stderr)
     show_progress = (
-        sys.stderr.isatty()
+        _isatty(sys.stderr)
         and not args.json
         and not args.no_progress
         and LOG_LEVELS[args.log_level] >= logging.WARNING
     )
     with _progress_bar(show_progress) as progress:
-        report = run_scenario(
-            config, registry, seed=args.seed, source=source, log=log, progress=progress
-        )
+        report = run_plan(plan, seed=args.seed, log=log, progress=progress)
     if args.json:
-        sys.stdout.write(report.dumps())
+        _write(report.dumps())
     else:
         render(report, _stdout_console())
     return report.exit_status
@@ -317,7 +340,7 @@ def _plugins_data(registry: Registry, source: str) -> dict[str, Any]:
                 "distribution": info.dist,
                 "version": info.version,
                 "module": info.value,
-                "status": info.status,
+                "status": info.status.value,
                 "error": info.error,
                 "filesystems": filesystems,
             }
@@ -379,26 +402,23 @@ def _render_plugins(data: dict[str, Any], console: Console) -> None:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from fsaops.plugins import ENV_VAR
 
     config = None
     if args.config is not None:
         config, _ = _read_config(args.config)
     registry = _load(config, args.config, args.plugins, strict=False)
-    if args.plugins is not None:
-        selected_by = "--plugins"
-    elif ENV_VAR in os.environ:
-        selected_by = ENV_VAR
-    elif config is not None and config.plugins.load is not None:
-        selected_by = f"[plugins] load in {args.config}"
-    else:
-        selected_by = "default: every installed plugin"
+    selected_by = {
+        "[plugins] load": f"[plugins] load in {args.config}",
+        "installed": "default: every installed plugin",
+    }.get(registry.selected_by, registry.selected_by)
     data = _plugins_data(registry, selected_by)
+    failed = registry.failures
     if args.json:
-        sys.stdout.write(json.dumps(data, sort_keys=True, indent=2) + "\n")
+        status = Status.BAD_INPUT if failed else Status.OK
+        extra = {"error": failed[0].error} if failed else {}
+        _write(json.dumps({**envelope(status), **extra, **data}, sort_keys=True, indent=2) + "\n")
     else:
         _render_plugins(data, _stdout_console())
-    failed = registry.failures
     if failed:
         _error(failed[0].error or f"plugin {failed[0].label} failed to load")
         return 2
@@ -406,26 +426,90 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from fsaops.config import check_config, format_size, page_cache_pages
+    from fsaops.config import format_size, page_cache_pages
+    from fsaops.scenario import plan_scenario
 
     config, source = _read_config(args.file)
     registry = _load(config, source, args.plugins)
-    check_config(config, registry, source)
+    plan = plan_scenario(config, registry, source)
+    config = plan.config
     pages = page_cache_pages(config, registry) + config.processes.anon_pages
-    print(
+    notes = []
+    if not config.kernel.migration:
+        notes.append("kernel.migration = false, so `fsaops migrate` stops with ENOSYS")
+    if args.json:
+        data = envelope(
+            Status.OK,
+            source=source,
+            mounts=len(config.mount),
+            pages=pages,
+            node_pages=config.node_pages,
+            plugins=list(registry.selection),
+            notes=notes,
+        )
+        _write(json.dumps(data, sort_keys=True, indent=2) + "\n")
+        return 0
+    _write(
         f"{source}: OK: {len(config.mount)} mount(s), {pages} pages on node "
         f"{config.migrate.from_node} of {config.node_pages} "
         f"({format_size(config.kernel.node_memory)}); plugins: "
-        f"{', '.join(registry.selection) or 'none'}"
+        f"{', '.join(registry.selection) or 'none'}\n"
     )
-    if not config.kernel.migration:
-        print(f"{source}: note: kernel.migration = false, so `fsaops migrate` stops with ENOSYS")
+    for note in notes:
+        _write(f"{source}: note: {note}\n")
     return 0
+
+
+class OutputError(Exception):
+    """Standard output cannot be written (closed, full, or gone)."""
+
+
+def _write(text: str) -> None:
+    """Write to standard output and flush, turning a failure into :class:`OutputError`."""
+    stream = sys.stdout
+    if stream is None:
+        raise OutputError("standard output is closed")
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise OutputError(str(exc) or type(exc).__name__) from None
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+MAX_MESSAGE = 2000
+"""Characters of an error message shown; longer ones are cut (a value can be huge)."""
 
 
 def _error(message: str) -> None:
     text = " ".join(message.split())
-    print(f"fsaops: error: {text}", file=sys.stderr)
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + f"... ({len(text) - MAX_MESSAGE} more characters)"
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        print(f"fsaops: error: {text}", file=stream)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _fail(status: Status, message: str, json_mode: bool) -> int:
+    """Report a command that could not finish: one line on stderr, and the JSON envelope."""
+    _error(message)
+    if json_mode:
+        with contextlib.suppress(OutputError, BrokenPipeError):
+            _write(json.dumps(envelope(status, " ".join(message.split())), indent=2) + "\n")
+    return status.exit_code
 
 
 def _cmd_bench(argv: list[str]) -> int:
@@ -450,8 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(args_list)
     except UsageError as exc:
-        _error(f"{exc} (see fsaops --help)")
-        return 2
+        return _fail(Status.BAD_INPUT, f"{exc} (see fsaops --help)", "--json" in args_list)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     commands = {
@@ -459,19 +542,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _cmd_plugins,
         "config": _cmd_config_check,
     }
+    json_mode = bool(getattr(args, "json", False))
     try:
         return commands[args.command](args)
     except Deadlock as exc:
-        _error(str(exc))
-        return 1
+        return _fail(Status.KERNEL_BUG, str(exc), json_mode)
     except KernelBug as exc:
-        _error(f"kernel BUG: {exc}")
-        return 1
+        return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}", json_mode)
     except FsaopsError as exc:
-        _error(str(exc))
-        return 2
+        return _fail(Status.BAD_INPUT, str(exc), json_mode)
+    except OutputError as exc:
+        _error(f"cannot write to standard output: {exc}")
+        return 1
     except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+        return _fail(Status.INTERRUPTED, "interrupted", json_mode)
     except BrokenPipeError:
         return 0

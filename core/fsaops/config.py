@@ -59,6 +59,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn
 
 from fsaops.errors import ConfigError
+from fsaops.plugins import PluginStatus
 
 if TYPE_CHECKING:
     from fsaops.aops import FileSystemType
@@ -79,7 +80,6 @@ __all__ = [
     "SwapConfig",
     "WorkloadConfig",
     "check_config",
-    "check_plugin_names",
     "default_config",
     "format_size",
     "load_config",
@@ -1015,27 +1015,6 @@ def unstructure_config(config: Config) -> dict[str, Any]:
 # -- checks against the plugins ---------------------------------------------------
 
 
-def check_plugin_names(config: Config, installed: Iterable[str], source: str) -> None:
-    """Check that ``[plugins] load`` names only installed plugins.
-
-    Raises:
-        ConfigError: a name is not installed.
-    """
-    if config.plugins.load is None:
-        return
-    known = sorted(installed)
-    problems = []
-    for i, name in enumerate(config.plugins.load):
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(
-                f"plugins.load[{i}]: plugin {name!r} is not installed{hint} "
-                f"(installed: {', '.join(known) or 'none'})"
-            )
-    _raise(source, problems)
-
-
 def _mount_type(
     problems: list[str], key: str, mount: MountConfig, registry: Registry
 ) -> FileSystemType | None:
@@ -1044,11 +1023,11 @@ def _mount_type(
         return fstype
     loaded = ", ".join(sorted(registry.filesystems)) or "none"
     for info in registry.plugins:
-        if info.name == mount.fs and info.status != "loaded":
+        if info.name == mount.fs and info.status is not PluginStatus.LOADED:
             selected = ", ".join(registry.selection) or "none"
             problems.append(
                 f"{key}.fs: filesystem {mount.fs!r} comes from plugin {info.label}, which is "
-                f"{info.status} (selected plugins: {selected})"
+                f"{info.status.value} (selected plugins: {selected})"
             )
             return None
     close = difflib.get_close_matches(mount.fs, list(registry.filesystems), n=1)

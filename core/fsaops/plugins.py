@@ -18,6 +18,8 @@ There is one path for built-in and third-party plugins alike:
 
 from __future__ import annotations
 
+import difflib
+import enum
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -49,6 +51,7 @@ __all__ = [
     "ENV_VAR",
     "TIMEOUT_VAR",
     "PluginInfo",
+    "PluginStatus",
     "Registry",
     "discover",
     "load_plugins",
@@ -80,6 +83,17 @@ class Available:
         return f"{self.dist}[{self.name}]"
 
 
+class PluginStatus(enum.Enum):
+    """What became of an installed plugin (``fsaops plugins`` shows the value)."""
+
+    #: Selected, imported, registered and validated.
+    LOADED = "loaded"
+    #: Installed but not selected: never imported.
+    NOT_LOADED = "not loaded"
+    #: Selected, but it failed to import, register or validate.
+    FAILED = "failed"
+
+
 @attrs.frozen
 class PluginInfo:
     """One installed plugin and what became of it.
@@ -89,7 +103,7 @@ class PluginInfo:
         dist: the distribution that installs it.
         version: the distribution's version.
         value: the entry point's module path.
-        status: ``loaded``, ``not loaded`` (not selected) or ``failed``.
+        status: loaded, not loaded (not selected) or failed.
         error: why it failed, when it did.
         filesystems: the filesystem types it provides (loaded plugins).
     """
@@ -98,7 +112,7 @@ class PluginInfo:
     dist: str
     version: str
     value: str
-    status: str
+    status: PluginStatus
     error: str | None = None
     filesystems: tuple[FileSystemType, ...] = ()
 
@@ -119,6 +133,8 @@ class Registry:
         migration: whether the kernel it serves is built with migration;
             without it the tables it hands out have no ``migratepage``.
         selection: the names that were selected.
+        selected_by: where the selection came from: ``--plugins``,
+            ``FSAOPS_PLUGINS``, ``[plugins] load`` or ``installed`` (all).
     """
 
     plugins: tuple[PluginInfo, ...]
@@ -126,11 +142,12 @@ class Registry:
     owners: Mapping[str, str] = attrs.field(converter=frozen_mapping)
     migration: bool = True
     selection: tuple[str, ...] = ()
+    selected_by: str = "installed"
 
     @property
     def failures(self) -> tuple[PluginInfo, ...]:
         """The plugins that failed to load or validate."""
-        return tuple(p for p in self.plugins if p.status == "failed")
+        return tuple(p for p in self.plugins if p.status is PluginStatus.FAILED)
 
     def plugin(self, name: str) -> PluginInfo:
         """The plugin with entry-point name ``name``."""
@@ -153,8 +170,8 @@ class Registry:
         known = ", ".join(sorted(self.filesystems)) or "none"
         hint = ""
         for info in self.plugins:
-            if info.name == name and info.status != "loaded":
-                hint = f"; plugin {info.label} provides it but is {info.status}"
+            if info.name == name and info.status is not PluginStatus.LOADED:
+                hint = f"; plugin {info.label} provides it but is {info.status.value}"
         raise ConfigError(f"unknown filesystem {name!r} (loaded: {known}){hint}") from None
 
     def aops(self, fs: str, mode: str | None = None) -> AddressSpaceOperations:
@@ -253,12 +270,15 @@ def resolve_selection(
     cli: Sequence[str] | str | None = None,
     env: Mapping[str, str] | None = None,
     config: Sequence[str] | None = None,
+    config_source: str | None = None,
 ) -> tuple[tuple[str, ...], str]:
     """Decide which plugins load, and say where the choice came from.
 
     Precedence: ``cli`` (``--plugins``), then ``FSAOPS_PLUGINS`` in ``env``
     (an empty value means none), then ``config`` (``[plugins] load``), then
-    everything available.
+    everything available.  The names a config gives are checked even when
+    something with more precedence overrides them: a typo in a file is a
+    typo whoever wins.
 
     Returns:
         the selected names, and the source (``--plugins``, ``FSAOPS_PLUGINS``,
@@ -266,8 +286,13 @@ def resolve_selection(
 
     Raises:
         PluginSelectionError: a name is not installed or given twice.
+        ConfigError: ``config`` names a plugin that is not installed; the
+            message names ``config_source`` and the key (``plugins.load[1]``).
     """
     env = os.environ if env is None else env
+    known = sorted(available)
+    if config is not None:
+        _check_config_names(config, known, config_source)
     names: list[str]
     if cli is not None:
         names, source = (_split(cli) if isinstance(cli, str) else list(cli)), "--plugins"
@@ -276,19 +301,33 @@ def resolve_selection(
     elif config is not None:
         names, source = list(config), "[plugins] load"
     else:
-        return tuple(sorted(available)), "installed"
-    known = set(available)
+        return tuple(known), "installed"
     seen: set[str] = set()
     for name in names:
         if name in seen:
             raise PluginSelectionError(f"{source} names plugin {name!r} twice")
         seen.add(name)
         if name not in known:
-            have = ", ".join(sorted(known)) or "none"
+            have = ", ".join(known) or "none"
             raise PluginSelectionError(
                 f"{source} names plugin {name!r}, which is not installed (installed: {have})"
             )
     return tuple(names), source
+
+
+def _check_config_names(names: Sequence[str], known: list[str], source: str | None) -> None:
+    problems = []
+    for i, name in enumerate(names):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"plugins.load[{i}]: plugin {name!r} is not installed{hint} "
+                f"(installed: {', '.join(known) or 'none'})"
+            )
+    if problems:
+        where = f"{source}: " if source else ""
+        raise ConfigError(where + "; ".join(problems))
 
 
 def _validate_table(label: str, fs: str, mode: str, table: object) -> None:
@@ -366,6 +405,7 @@ def load_plugins(
     cli: Sequence[str] | str | None = None,
     env: Mapping[str, str] | None = None,
     config: Sequence[str] | None = None,
+    config_source: str | None = None,
     migration: bool = True,
     strict: bool = True,
     entry_points: _EntryPoints | None = None,
@@ -378,6 +418,7 @@ def load_plugins(
         env: the environment to read ``FSAOPS_PLUGINS`` from (default:
             ``os.environ``).
         config: ``[plugins] load`` from the config, if given.
+        config_source: the config file, named in messages about its names.
         migration: whether the kernel is built with migration.
         strict: raise the first plugin failure; otherwise record failures
             in the registry (``fsaops plugins`` lists them).
@@ -388,11 +429,14 @@ def load_plugins(
     Raises:
         PluginSelectionError: the selection names an unknown plugin, or a
             name is registered twice.
+        ConfigError: ``config`` names a plugin that is not installed.
         PluginLoadError: a selected plugin failed to import or register.
         PluginValidationError: a plugin returned something invalid.
     """
     available = discover(entry_points)
-    selected, _source = resolve_selection(available, cli=cli, env=env, config=config)
+    selected, source = resolve_selection(
+        available, cli=cli, env=env, config=config, config_source=config_source
+    )
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in available:
@@ -452,11 +496,11 @@ def load_plugins(
     infos = []
     for name, item in available.items():
         if name in errors:
-            status, error = "failed", str(errors[name])
+            status, error = PluginStatus.FAILED, str(errors[name])
         elif name in selected:
-            status, error = "loaded", None
+            status, error = PluginStatus.LOADED, None
         else:
-            status, error = "not loaded", None
+            status, error = PluginStatus.NOT_LOADED, None
         fs = tuple(f for f in provided.get(name, ()) if owners.get(f.name) == name)
         infos.append(
             PluginInfo(
@@ -466,7 +510,7 @@ def load_plugins(
                 value=item.value,
                 status=status,
                 error=error,
-                filesystems=fs if status == "loaded" else (),
+                filesystems=fs if status is PluginStatus.LOADED else (),
             )
         )
     return Registry(
@@ -475,6 +519,7 @@ def load_plugins(
         owners=owners,
         migration=migration,
         selection=selected,
+        selected_by=source,
     )
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fsaops.frozen import frozen_mapping, sorted_mapping
+from fsaops.status import SCHEMA
 
 __all__ = [
     "Integrity",
@@ -202,6 +203,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         """The report as plain data (serialize with sorted keys for stable bytes)."""
         return {
+            "schema": SCHEMA,
             "fsaops": self.version,
             "source": self.source,
             "seed": self.seed,

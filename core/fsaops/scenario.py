@@ -75,9 +75,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_PAGES",
     "SETTLE_TICKS",
+    "Plan",
     "Progress",
     "Scenario",
     "Slot",
+    "plan_scenario",
+    "run_plan",
     "run_scenario",
 ]
 
@@ -540,6 +543,34 @@ def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
     return tuple(reports)
 
 
+@attrs.frozen
+class Plan:
+    """A scenario checked against the loaded plugins: what ``fsaops migrate`` will build.
+
+    Made by :func:`plan_scenario`, the one place a scenario is checked
+    against the plugins; :func:`run_plan` runs it without checking again.
+
+    Attributes:
+        config: the scenario.
+        registry: the loaded plugins.
+        source: how messages and the report name the scenario.
+    """
+
+    config: Config
+    registry: Registry
+    source: str = BUILTIN_SOURCE
+
+
+def plan_scenario(config: Config, registry: Registry, source: str = BUILTIN_SOURCE) -> Plan:
+    """Check a scenario against the loaded plugins (:func:`~fsaops.config.check_config`).
+
+    Raises:
+        ConfigError: the scenario does not fit the loaded plugins.
+    """
+    check_config(config, registry, source)
+    return Plan(config, registry, source)
+
+
 def run_scenario(
     config: Config,
     registry: Registry,
@@ -549,7 +580,9 @@ def run_scenario(
     log: EngineLog | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """Build the world of ``config``, migrate it, check it, and report.
+    """Check the scenario, build its world, migrate it, check it, and report.
+
+    :func:`plan_scenario` then :func:`run_plan`.
 
     Args:
         config: the scenario.
@@ -564,7 +597,23 @@ def run_scenario(
         ConfigError: the scenario does not fit the loaded plugins.
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
     """
-    check_config(config, registry, source)
+    plan = plan_scenario(config, registry, source)
+    return run_plan(plan, seed=seed, log=log, progress=progress)
+
+
+def run_plan(
+    plan: Plan,
+    *,
+    seed: int | None = None,
+    log: EngineLog | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Build the world of a checked scenario, migrate it, check it, and report.
+
+    Raises:
+        MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
+    """
+    config, registry, source = plan.config, plan.registry, plan.source
     if not config.kernel.migration:
         raise MigrationDisabled(f"{source}: {_ENOSYS_MESSAGE}")
     seed = config.workload.seed if seed is None else seed

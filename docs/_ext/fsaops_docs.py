@@ -565,19 +565,11 @@ def package_folders(project: Path) -> list[Path]:
 
 def _dist_info(project: Path, site: Path) -> None:
     """Write a project's metadata into ``site`` as pip would: name, version, entry points."""
+    from fsaops.testing.dist import write_dist_info
+
     table: dict[str, Any] = _pyproject(project)["project"]
-    name, version = str(table["name"]), str(table["version"])
-    info = site / f"{re.sub(r'[-_.]+', '_', name)}-{version}.dist-info"
-    info.mkdir()
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    (info / "METADATA").write_text(metadata, encoding="utf-8")
     groups: dict[str, dict[str, str]] = table.get("entry-points", {})
-    lines: list[str] = []
-    for group, entries in groups.items():
-        lines.append(f"[{group}]")
-        lines.extend(f"{entry} = {value}" for entry, value in entries.items())
-        lines.append("")
-    (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
+    write_dist_info(site, str(table["name"]), groups, version=str(table["version"]))
 
 
 @contextlib.contextmanager
