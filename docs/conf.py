@@ -60,6 +60,7 @@ myst_heading_anchors = 3
 # -- autodoc -------------------------------------------------------------------
 
 autodoc_member_order = "bysource"
+
 autodoc_typehints = "signature"
 autodoc_default_options: dict[str, Any] = {}
 autoclass_content = "class"

@@ -60,7 +60,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
@@ -77,6 +77,9 @@ from fsaops.plugins import Registry, load_plugins
 from fsaops.rmap import Mm
 from fsaops.sched import hold
 from fsaops.world import World
+
+if TYPE_CHECKING:
+    from fsaops.typing import EngineLog
 from fsaops.writeback import filemap_write_and_wait, set_page_dirty, write_one_page
 
 __all__ = ["Figure", "main", "run"]
@@ -604,13 +607,17 @@ def scaling(registry: Registry, pages: int, repeat: int) -> Figure:
     )
 
 
-def _filtering_logger(level: int, file: TextIO | None = None) -> Any:
+def _filtering_logger(level: int, file: TextIO | None = None) -> EngineLog:
     """A structlog filtering bound logger at ``level`` that renders key=value lines."""
     import structlog
 
-    cls: Any = structlog.make_filtering_bound_logger(level)
     sink = structlog.PrintLogger(file=io.StringIO() if file is None else file)
-    return cls(sink, [structlog.processors.KeyValueRenderer()], {})
+    logger: EngineLog = structlog.wrap_logger(
+        sink,
+        processors=[structlog.processors.KeyValueRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+    return logger
 
 
 def log_filtered_vs_off(registry: Registry, pages: int, repeat: int) -> Figure:

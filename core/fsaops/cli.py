@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from fsaops.config import Config
     from fsaops.plugins import Registry
     from fsaops.scenario import Progress
+    from fsaops.typing import EngineLog
 
 __all__ = ["main"]
 
@@ -188,20 +189,20 @@ def _load(
     )
 
 
-def _logger(fmt: str, level: str, stream: TextIO) -> Any:
+def _logger(fmt: str, level: str, stream: TextIO) -> EngineLog:
     import structlog
 
-    renderer: Any
+    renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
-    logger = structlog.wrap_logger(
+        renderer = structlog.dev.ConsoleRenderer(colors=_isatty(stream))
+    logger: EngineLog = structlog.wrap_logger(
         structlog.PrintLogger(file=stream),
         processors=[structlog.processors.add_log_level, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LOG_LEVELS[level]),
     )
-    return logger.bind()
+    return logger
 
 
 def _stdout_console() -> Console:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
 from fsaops.errors import ConfigError, KernelBug
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fsaops.fault_inject import FaultInjector
     from fsaops.page import Page
     from fsaops.plugins import Registry
+    from fsaops.typing import EngineLog
 
 __all__ = ["Kernel"]
 
@@ -60,7 +61,7 @@ class Kernel:
         page_size: int = 4096,
         migration: bool = True,
         registry: Registry | None = None,
-        log: Any = None,
+        log: EngineLog | None = None,
         debug_vm: bool = False,
         io_latency: int = 4,
         faults: FaultInjector | None = None,

@@ -345,13 +345,14 @@ def table_name(page: Page) -> str:
 
 
 def _tracer(kernel: Kernel) -> Callable[..., Any] | None:
+    """The engine's per-page event, or ``None`` when nobody listens at debug level.
+
+    Decided once per call, so that below its level an event costs nothing.
+    """
     log = kernel.log
-    if log is None:
+    if log is None or not log.is_enabled_for(logging.DEBUG):
         return None
-    enabled = getattr(log, "is_enabled_for", None)
-    if enabled is not None and not enabled(logging.DEBUG):
-        return None
-    return log.debug  # type: ignore[no-any-return]
+    return log.debug
 
 
 # -- the engine ----------------------------------------------------------------

@@ -29,11 +29,12 @@ from fsaops.page import PG, Page
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
 
+    import fsaops.world
     from fsaops.fs import Inode
     from fsaops.kernel import Kernel
     from fsaops.lists import PageList
     from fsaops.rmap import Mm, Vma
-    from fsaops.world import Area, File, World
+    from fsaops.world import Area, File
 
 __all__ = [
     "BufferState",
@@ -662,7 +663,7 @@ class Oracle:
 
     def read_back(
         self,
-        world: World,
+        world: fsaops.world.World,
         *,
         views: Sequence[tuple[File, int, Mm, Vma]] = (),
         progress: Callable[[str, int, int], object] | None = None,

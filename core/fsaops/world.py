@@ -306,7 +306,7 @@ class PreparedPage:
 
 @attrs.define(eq=False)
 class EngineRun:
-    """The outcome of :meth:`World.migrate`.
+    """The outcome of :meth:`~fsaops.world.World.migrate`.
 
     Attributes:
         rcs: what each ``migrate_pages`` call returned.
@@ -383,6 +383,15 @@ class World:
         log: the engine's logger, or ``None``.
         swap_slots: slots of a swap device to turn on (its table from the
             registry's ``swap`` filesystem); 0 for none.
+
+    Attributes:
+        kernel: the machine.
+        contents: the content generator every page's data comes from.
+        oracle: the checker that judges what a migration did.
+        files: every file the world wrote, with what each page must read back.
+        areas: every area of anonymous memory it wrote.
+        from_: the pages isolated for migration (``migrate_pages``' ``from``).
+        prepared: the pages :meth:`make_page` built.
     """
 
     def __init__(
@@ -433,7 +442,7 @@ class World:
 
     @property
     def target_nid(self) -> int:
-        """The node new pages are allocated on by default: the last one."""
+        """The node new pages are allocated on by default (the last one)."""
         return len(self.kernel.nodes) - 1
 
     def swapon(

@@ -2,7 +2,7 @@
 
 * :class:`MigratepageConformance` (:mod:`fsaops.testing.conformance`): the
   suite a plugin subclasses in a few lines to check its ``migratepage``.
-* :class:`~fsaops.testing.harness.World`, :class:`PageSpec`, :class:`Subject`
+* :class:`~fsaops.testing.harness.World`, :class:`~fsaops.world.PageSpec`, :class:`Subject`
   (:mod:`fsaops.testing.harness`): a small machine and pages in any state.
 * :class:`Oracle` (:mod:`fsaops.oracle`): reads state without the code
   under test; :mod:`fsaops.testing.promises` holds the checks.

@@ -12,7 +12,7 @@ flags, or truncated from its mapping.
 
 The world then does what the engine does: :meth:`World.call_migratepage`
 calls the table's ``migratepage`` directly with both pages locked (the
-hook level), and :meth:`World.migrate` runs ``migrate_pages`` over the
+hook level), and :meth:`~fsaops.world.World.migrate` runs ``migrate_pages`` over the
 isolated pages (the engine level).  Everything is built through the
 model's own paths (``read_cache_page``, ``generic_file_write``, the
 table's ``writepage``, page faults, ``isolate_lru_page``), never by
