@@ -82,12 +82,12 @@ def test_a_byte_order_mark_is_accepted(tmp_path: Path, capsys: pytest.CaptureFix
 def test_an_unreadable_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fsaops.config
+    import fsaops.config.reading
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(fsaops.config, "open", refuse, raising=False)
+    monkeypatch.setattr(fsaops.config.reading, "open", refuse, raising=False)
     path = tmp_path / "secret.toml"
     path.write_text("[kernel]\n")
     assert main(["config", "check", str(path)]) == 2

@@ -1,0 +1,294 @@
+"""Reading a scenario: TOML text structured into the schema with cattrs, every error named.
+
+:func:`parse_config` and :func:`load_config` check the file on its own:
+TOML syntax, key names (an unknown key is an error, so a typo is never
+ignored), types, and then the rules of ``fsaops.config.checks``.
+cattrs' errors are flattened into one sentence per problem, naming the key
+(``mount[1].mode``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    BaseValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn
+
+from fsaops.config.checks import message, raise_problems, static_problems
+from fsaops.config.schema import BUILTIN_SOURCE, DEFAULT_SCENARIO, ByteSize, Config
+from fsaops.config.sizes import parse_size
+from fsaops.errors import ConfigError
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "default_config",
+    "load_config",
+    "parse_config",
+    "unstructure_config",
+]
+
+# -- structuring ----------------------------------------------------------------
+
+
+class _Expected(Exception):
+    """A value of the wrong type or form; says what was expected."""
+
+    def __init__(self, expected: str, value: object) -> None:
+        self.expected = expected
+        self.value = value
+        super().__init__(f"expected {expected}, got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _structure_int(value: object, _: type) -> int:
+    if type(value) is not int:
+        raise _Expected("an integer", value)
+    return value
+
+
+def _structure_float(value: object, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Expected("a number", value)
+    result = float(value)
+    if not math.isfinite(result):
+        raise _Expected("a finite number", value)
+    return result
+
+
+def _structure_bool(value: object, _: type) -> bool:
+    if type(value) is not bool:
+        raise _Expected("true or false", value)
+    return value
+
+
+def _structure_str(value: object, _: type) -> str:
+    if type(value) is not str:
+        raise _Expected("a string", value)
+    return value
+
+
+_SIZE_EXPECTED: Final = 'a size: a number of bytes, or a string such as "64MiB"'
+
+
+def _structure_size(value: object, _: type) -> ByteSize:
+    if type(value) is int:
+        return ByteSize(value)
+    if type(value) is str:
+        try:
+            return ByteSize(parse_size(value))
+        except ValueError:
+            raise _Expected(_SIZE_EXPECTED, value) from None
+    raise _Expected(_SIZE_EXPECTED, value)
+
+
+def _is_homogeneous_tuple(cl: Any) -> bool:
+    args: tuple[Any, ...] = getattr(cl, "__args__", ())
+    return getattr(cl, "__origin__", None) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_factory(cl: Any, converter: cattrs.Converter) -> Callable[[object, type], object]:
+    item_type = cl.__args__[0]
+    if attrs.has(item_type):
+        expected = "an array of tables"
+    elif item_type is str:
+        expected = "an array of strings"
+    else:
+        expected = "an array"
+
+    def structure(value: object, _: type) -> tuple[object, ...]:
+        if not isinstance(value, list):
+            raise _Expected(expected, value)
+        items: list[object] = []
+        errors: list[Exception] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(converter.structure(item, item_type))
+            except Exception as exc:
+                exc.add_note(
+                    IterableValidationNote(f"Structuring {cl} @ index {index}", index, item_type)
+                )
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {cl}", errors, cl)
+        return tuple(items)
+
+    return structure
+
+
+def _attrs_factory(cl: Any, converter: cattrs.Converter) -> Callable[[object, type], object]:
+    inner = make_dict_structure_fn(
+        cl, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+    )
+
+    def structure(value: object, _: type) -> object:
+        if not isinstance(value, dict):
+            raise _Expected("a table", value)
+        return inner(value, cl)
+
+    return structure
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(ByteSize, _structure_size)
+    conv.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_factory)
+    conv.register_structure_hook_factory(attrs.has, _attrs_factory)
+    conv.register_unstructure_hook(ByteSize, int)
+    return conv
+
+
+def _format_path(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            # A hostile key is not echoed whole.
+            name = f"{part[:37]}..." if len(part) > 40 else part
+            out += f".{name}" if out else name
+    return out
+
+
+def _table_name(path: tuple[str | int, ...]) -> str:
+    return _format_path(path) if path else "the top level"
+
+
+def _unknown_keys(exc: ForbiddenExtraKeysError, path: tuple[str | int, ...]) -> list[str]:
+    known = sorted(a.name for a in attrs.fields(exc.cl))
+    problems = []
+    for key in sorted(exc.extra_fields):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        where = _table_name(path)
+        problems.append(
+            f"{_format_path((*path, key))}: unknown key{hint} ({where} takes: {', '.join(known)})"
+        )
+    return problems
+
+
+def _flatten(exc: BaseException, path: tuple[str | int, ...]) -> list[str]:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return _unknown_keys(exc, path)
+    if isinstance(exc, BaseValidationError):
+        problems: list[str] = []
+        for sub in exc.exceptions:
+            sub_path = path
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, AttributeValidationNote):
+                    sub_path = (*sub_path, note.name)
+                elif isinstance(note, IterableValidationNote):
+                    sub_path = (*sub_path, note.index)
+            problems.extend(_flatten(sub, sub_path))
+        return problems
+    where = _format_path(path) or "the file"
+    if isinstance(exc, KeyError):
+        return [f"{where}: required key missing"]
+    if isinstance(exc, _Expected):
+        return [f"{where}: {exc}"]
+    return [f"{where}: {type(exc).__name__}: {exc}"]
+
+
+MAX_FILE_BYTES = 1024 * 1024
+"""A scenario file larger than this is refused unread."""
+
+
+def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
+    """Parse and check a scenario from TOML text; ``source`` names it in messages.
+
+    Raises:
+        ConfigError: not TOML, an unknown key, a value of the wrong type, or a
+            value out of range; the message names ``source`` and the key.
+    """
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(f"{source}: not valid TOML: a number has far too many digits") from None
+    try:
+        config = _converter().structure(raw, Config)
+    except RecursionError:
+        raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
+    except Exception as exc:
+        raise ConfigError(message(source, _flatten(exc, ()))) from None
+    raise_problems(source, static_problems(config))
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, parse and check a scenario file.
+
+    Raises:
+        ConfigError: the file cannot be read, is not UTF-8 TOML, or is not a
+            valid scenario; the message names the file and the key.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as fp:
+            data = fp.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, not a scenario file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{source}: too large for a scenario file (more than {MAX_FILE_BYTES // 1024} KiB)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source}: not a TOML file: byte {exc.start} is not UTF-8 text"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{source}: not a TOML file: it holds NUL bytes (a binary file?)")
+    return parse_config(text, source)
+
+
+def default_config() -> Config:
+    """The built-in scenario (:data:`DEFAULT_SCENARIO`)."""
+    return parse_config(DEFAULT_SCENARIO, BUILTIN_SOURCE)
+
+
+def unstructure_config(config: Config) -> dict[str, Any]:
+    """The configuration as plain data (every default filled in), for reports."""
+    data: dict[str, Any] = _converter().unstructure(config)
+    return data

@@ -1,0 +1,440 @@
+"""The scenario's schema: one frozen attrs class per TOML table, and the built-in scenario.
+
+Each field carries its description in its attrs metadata
+(``metadata["doc"]``), which is where the configuration reference comes from
+(``fsaops.config.reference``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+import attrs
+
+from fsaops.config.sizes import MiB
+
+MAX_NODES: Final = 64
+"""The most NUMA nodes a scenario may have."""
+MAX_NODE_PAGES: Final = 1 << 20
+"""The most page frames one node may have (every frame is a Python object)."""
+MAX_SWAP_SLOTS: Final = 1 << 22
+"""The most slots a swap device may have."""
+MAX_PROCESSES: Final = 4096
+"""The most processes a scenario may start."""
+MAX_FILES: Final = 1 << 16
+"""The most files one mount may hold."""
+MAX_TICKS: Final = 1_000_000
+"""The longest I/O latency, in ticks."""
+
+BUILTIN_SOURCE: Final = "<built-in scenario>"
+"""How messages and reports name the built-in scenario."""
+
+
+class ByteSize(int):
+    """A size in bytes, written in TOML as an integer or a string such as ``"64MiB"``."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+# -- the configuration classes ------------------------------------------------
+
+
+@attrs.frozen
+class KernelConfig:
+    """``[kernel]``: the machine.
+
+    Defaults: migration built in, 2 nodes of 64 MiB, 4096-byte pages, no
+    per-page invariant checks, I/O completing 4 ticks after it is submitted.
+    """
+
+    migration: bool = attrs.field(
+        default=True,
+        metadata=_doc(
+            "CONFIG_MIGRATION. With false, no operations table has migratepage, "
+            "and `fsaops migrate` stops with ENOSYS."
+        ),
+    )
+    nodes: int = attrs.field(default=2, metadata=_doc(f"Number of NUMA nodes, 1 to {MAX_NODES}."))
+    node_memory: ByteSize = attrs.field(
+        default=ByteSize(64 * MiB),
+        metadata=_doc(
+            'Memory of each node: bytes, or a size such as "64MiB". A whole number of '
+            f"pages, at most {MAX_NODE_PAGES} pages per node."
+        ),
+    )
+    page_size: ByteSize = attrs.field(
+        default=ByteSize(4096),
+        metadata=_doc("Bytes per page: a power of two from 512 to 65536."),
+    )
+    debug_vm: bool = attrs.field(
+        default=False,
+        metadata=_doc(
+            "CONFIG_DEBUG_VM: check every invariant after every page the engine tries "
+            "(slow); the first broken one names the page, its table and the path taken. "
+            "`fsaops migrate --debug-vm` turns it on for one run."
+        ),
+    )
+    io_latency: int = attrs.field(
+        default=4,
+        metadata=_doc(
+            "Ticks from submitting a write to its completion (how long a page stays "
+            "under writeback). The engine yields one tick per page it tries."
+        ),
+    )
+
+
+@attrs.frozen
+class PluginsConfig:
+    """``[plugins]``: which plugins load.
+
+    ``--plugins`` on the command line and the ``FSAOPS_PLUGINS`` environment
+    variable take precedence over this table.
+    """
+
+    load: tuple[str, ...] | None = attrs.field(
+        default=None,
+        metadata=_doc(
+            'Entry-point names of the plugins to load, e.g. ["ext3", "swap"]. '
+            "Omitted: every installed plugin. Plugins not named are never imported."
+        ),
+    )
+
+
+@attrs.frozen
+class MountConfig:
+    """``[[mount]]``: one mounted filesystem and the pages of its files.
+
+    ``fs`` is required; the other keys default to the filesystem's default
+    mode and block size, one file, and 64 pages.
+    """
+
+    fs: str = attrs.field(
+        metadata=_doc("Filesystem type, as a loaded plugin names it (ext2, ext3, xfs, ...).")
+    )
+    mode: str | None = attrs.field(
+        default=None,
+        metadata=_doc(
+            "Mount mode; each filesystem says which it has (ext3: ordered, writeback, "
+            "journal). Omitted: the filesystem's default mode."
+        ),
+    )
+    files: int = attrs.field(
+        default=1,
+        metadata=_doc(
+            f"Number of files, 1 to {MAX_FILES}; the pages are shared out among them. "
+            "A filesystem whose pages belong to one buffer-cache mapping (xfs_buftarg) "
+            "has exactly one."
+        ),
+    )
+    pages: int = attrs.field(
+        default=64,
+        metadata=_doc(
+            "Pages of file data. They are page-cache pages on the source node, except on "
+            "execute-in-place mounts (ext2 xip), whose data stays on the device."
+        ),
+    )
+    block_size: ByteSize | None = attrs.field(
+        default=None,
+        metadata=_doc(
+            "Filesystem block size in bytes (so page_size / block_size buffer heads per "
+            "page); one the filesystem takes. Omitted: the filesystem's default."
+        ),
+    )
+
+
+@attrs.frozen
+class SwapConfig:
+    """``[swap]``: the swap device (``swapon``); its cache uses the swap plugin's table.
+
+    Default: 4096 slots.
+    """
+
+    slots: int = attrs.field(
+        default=4096,
+        metadata=_doc(
+            "Slots of one page each; 0 for no swap device. Anonymous pages migrate "
+            "through the swap cache, so without swap they cannot migrate (ENOMEM). "
+            "Needs the swap plugin when above 0."
+        ),
+    )
+
+
+@attrs.frozen
+class ProcessesConfig:
+    """``[processes]``: processes holding anonymous memory and mapping file pages.
+
+    Default: one process with 256 pages of anonymous memory.
+    """
+
+    count: int = attrs.field(
+        default=1,
+        metadata=_doc(
+            f"Number of processes, 0 to {MAX_PROCESSES}. Mapped and mlocked file pages "
+            "are mapped by these processes."
+        ),
+    )
+    anon_pages: int = attrs.field(
+        default=256,
+        metadata=_doc(
+            "Pages of anonymous memory, shared out among the processes, all touched "
+            "(present on the source node)."
+        ),
+    )
+
+
+@attrs.frozen
+class WorkloadConfig:
+    """``[workload]``: the state of the pages when migration starts.
+
+    Each fraction is of the pages that can be in that state (file pages, or
+    file and anonymous pages, as each says; the metadata pages of a
+    buffer-cache mapping can only be locked or pinned), and each page gets
+    at most one state.  States are given out in the order mlocked, swapout,
+    pinned, locked, writeback, dirty, mapped, so when fractions add up to
+    more than the pages there are, the later states get fewer.  Every
+    fraction defaults to 0: clean, unmapped pages that nothing holds.
+    """
+
+    seed: int = attrs.field(
+        default=0,
+        metadata=_doc(
+            "Seed of the run: which pages get which state, the data written into "
+            "them, and the timing of other tasks. `--seed` overrides it."
+        ),
+    )
+    dirty: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of file pages rewritten and left dirty (newer than the disk), "
+            "chosen among files whose table has a writepage (a table without one, such "
+            "as a RAM filesystem's, never cleans its pages: they are all dirty anyway). "
+            "On data-journalling mounts they are dirtied through a shared mapping."
+        ),
+    )
+    writeback: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of file pages rewritten and handed to their table's writepage, so "
+            "the write is still in flight (kernel.io_latency ticks)."
+        ),
+    )
+    locked: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of pages whose page lock another task holds for a while (up to "
+            "twice as many ticks as there are pages to migrate)."
+        ),
+    )
+    pinned: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of pages on which another task holds an extra reference for the "
+            "whole migration (they stay behind with EAGAIN)."
+        ),
+    )
+    mapped: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of file pages mapped shared into a process and written through "
+            "the mapping (the newest data is only in memory)."
+        ),
+    )
+    mlocked: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of file and anonymous pages mapped in VM_LOCKED areas "
+            "(they stay behind with EAGAIN in the V4 engine)."
+        ),
+    )
+    swapout: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of file and anonymous pages migrated by swap-out instead "
+            "(migrate_pages with no target pages: written out, dropped, and faulted "
+            "back in on the target node when read)."
+        ),
+    )
+
+    #: The state fractions, in the order pages are given out.
+    STATES: ClassVar[tuple[str, ...]] = (
+        "mlocked",
+        "swapout",
+        "pinned",
+        "locked",
+        "writeback",
+        "dirty",
+        "mapped",
+    )
+
+
+@attrs.frozen
+class FaultsConfig:
+    """``[faults]``: fault injection while migration runs; all off by default.
+
+    Faults are drawn from a generator seeded by the run's seed, so a run
+    with faults is still reproducible.
+    """
+
+    alloc_fail: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Probability that allocating a page fails (a chunk of new pages that cannot "
+            "be had leaves its pages behind with ENOMEM)."
+        ),
+    )
+    writepage_error: float = attrs.field(
+        default=0.0,
+        metadata=_doc("Probability that a writepage fails with EIO (the page stays dirty)."),
+    )
+    swap_full: float = attrs.field(
+        default=0.0,
+        metadata=_doc("Probability that getting a swap slot fails as if the device were full."),
+    )
+
+
+@attrs.frozen
+class MigrateConfig:
+    """``[migrate]``: which node is emptied into which (default: node 0 to node 1)."""
+
+    from_node: int = attrs.field(
+        default=0, metadata=_doc("The node whose pages are migrated (the source node).")
+    )
+    to_node: int = attrs.field(
+        default=1, metadata=_doc("The node the pages move to; not from_node.")
+    )
+
+
+@attrs.frozen
+class Config:
+    """A whole scenario: one attribute per TOML table.
+
+    Build one with :func:`parse_config`, :func:`load_config` or
+    :func:`default_config`; they check it.  ``mount`` is the array of
+    ``[[mount]]`` tables, empty by default.
+    """
+
+    kernel: KernelConfig = attrs.field(
+        factory=KernelConfig, metadata=_doc("The machine: nodes, memory, page size.")
+    )
+    plugins: PluginsConfig = attrs.field(
+        factory=PluginsConfig, metadata=_doc("Which plugins load.")
+    )
+    mount: tuple[MountConfig, ...] = attrs.field(
+        default=(), metadata=_doc("The mounted filesystems ([[mount]] tables).")
+    )
+    swap: SwapConfig = attrs.field(factory=SwapConfig, metadata=_doc("The swap device."))
+    processes: ProcessesConfig = attrs.field(
+        factory=ProcessesConfig, metadata=_doc("Processes and their anonymous memory.")
+    )
+    workload: WorkloadConfig = attrs.field(
+        factory=WorkloadConfig, metadata=_doc("Page states when migration starts.")
+    )
+    faults: FaultsConfig = attrs.field(
+        factory=FaultsConfig, metadata=_doc("Fault injection during migration.")
+    )
+    migrate: MigrateConfig = attrs.field(
+        factory=MigrateConfig, metadata=_doc("Source and target node.")
+    )
+
+    @property
+    def node_pages(self) -> int:
+        """Page frames per node."""
+        return self.kernel.node_memory // self.kernel.page_size
+
+    def fraction(self, state: str) -> float:
+        """The workload fraction of ``state`` (one of :attr:`WorkloadConfig.STATES`)."""
+        value: float = getattr(self.workload, state)
+        return value
+
+
+DEFAULT_SCENARIO: Final = """\
+# The built-in scenario of `fsaops migrate`: all five built-in plugins,
+# every mount mode that has page-cache pages, every workload state, so that
+# every path of the V4 engine is taken at least once.
+
+[kernel]
+migration = true
+nodes = 2
+node_memory = "32MiB"
+page_size = 4096
+io_latency = 24
+
+[plugins]
+load = ["ext2", "ext3", "xfs", "swap", "xfs_buftarg"]
+
+[[mount]]
+fs = "ext2"
+mode = "default"
+files = 4
+pages = 320
+block_size = 1024
+
+[[mount]]
+fs = "ext2"
+mode = "nobh"
+files = 2
+pages = 160
+
+[[mount]]
+fs = "ext2"
+mode = "xip"
+files = 1
+pages = 32
+
+[[mount]]
+fs = "ext3"
+mode = "ordered"
+files = 4
+pages = 320
+block_size = 2048
+
+[[mount]]
+fs = "ext3"
+mode = "writeback"
+files = 2
+pages = 160
+
+[[mount]]
+fs = "ext3"
+mode = "journal"
+files = 4
+pages = 320
+block_size = 1024
+
+[[mount]]
+fs = "xfs"
+files = 4
+pages = 320
+
+[[mount]]
+fs = "xfs_buftarg"
+pages = 96
+
+[swap]
+slots = 4096
+
+[processes]
+count = 4
+anon_pages = 960
+
+[workload]
+seed = 42
+dirty = 0.3
+writeback = 0.05
+locked = 0.02
+pinned = 0.01
+mapped = 0.25
+mlocked = 0.01
+swapout = 0.02
+
+[faults]
+alloc_fail = 0.0
+writepage_error = 0.0
+
+[migrate]
+from_node = 0
+to_node = 1
+"""
+"""The built-in scenario ``fsaops migrate`` runs when no file is given, as TOML."""
