@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
@@ -292,8 +293,58 @@ def test_unknown_plugin_on_the_command_line() -> None:
 
 
 def test_builtin_scenario_with_a_plugin_left_out() -> None:
-    proc = run("migrate", "--plugins", "ext2,ext3,swap,xfs")
-    assert_bad_input(proc, "<built-in scenario>", "mount[7].fs", "fsaops[xfs_buftarg]")
+    proc = run("migrate", "--json", "--plugins", "ext2,ext3,swap,xfs")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["left_out"] == [
+        {
+            "key": "mount[7]",
+            "what": "xfs_buftarg default: 1 file(s), 96 pages",
+            "needs": "xfs_buftarg",
+        }
+    ]
+    assert "xfs_mapping_buftarg.mapping_aops" not in report["by_aops"]
+    text = run("migrate", "--plugins", "ext2,ext3,swap,xfs")
+    assert text.returncode == 0
+    assert "left out: mount[7] (xfs_buftarg default: 1 file(s), 96 pages)" in text.stdout
+
+
+BUILTIN_MOUNTS = {  # the built-in scenario's page-cache tables, by the plugin that provides them
+    "ext2": {"ext2_aops", "ext2_nobh_aops"},
+    "ext3": {"ext3_ordered_aops", "ext3_writeback_aops", "ext3_journalled_aops"},
+    "xfs": {"linvfs_aops"},
+    "xfs_buftarg": {"xfs_mapping_buftarg.mapping_aops"},
+    "swap": {"swap_aops"},
+}
+
+
+@pytest.mark.parametrize(
+    "subset",
+    [
+        combo
+        for size in range(1, len(BUILTIN) + 1)
+        for combo in itertools.combinations(sorted(BUILTIN), size)
+    ],
+    ids=",".join,
+)
+def test_builtin_scenario_runs_with_any_subset_of_the_builtin_plugins(
+    subset: tuple[str, ...], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    status = main(["migrate", "--json", "--plugins", ",".join(subset)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["status"] == "ok"
+    assert set(report["by_aops"]) == set().union(*(BUILTIN_MOUNTS[name] for name in subset))
+    needs = {part["needs"] for part in report["left_out"]}
+    assert needs == {
+        fs for fs in ("ext2", "ext3", "xfs", "xfs_buftarg", "swap") if fs not in subset
+    }
+    if "swap" not in subset:
+        assert report["config"]["swap"]["slots"] == 0
+        assert report["config"]["processes"]["anon_pages"] == 0
+    assert report["totals"]["pages"] == sum(t["pages"] for t in report["by_aops"].values())
 
 
 # -- config check --------------------------------------------------------------------------------

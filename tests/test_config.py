@@ -22,8 +22,10 @@ from fsaops.config import (
     WorkloadConfig,
     check_config,
     default_config,
+    effective_config,
     format_size,
     load_config,
+    memory_needed,
     page_cache_pages,
     parse_config,
     parse_size,
@@ -32,6 +34,7 @@ from fsaops.config import (
 )
 from fsaops.errors import ConfigError
 from fsaops.plugins import Registry, load_plugins, resolve_selection
+from fsaops.scenario import plan_scenario
 
 CONFIGS = Path(__file__).parent / "configs"
 CLASSES = (
@@ -68,10 +71,25 @@ def test_an_empty_file_is_a_valid_scenario_with_the_documented_defaults() -> Non
     assert config.kernel.migration is True
     assert config.plugins.load is None
     assert config.mount == ()
-    assert config.swap.slots == 4096
-    assert (config.processes.count, config.processes.anon_pages) == (1, 256)
+    # Left out, swap and anonymous memory follow the plugin selection.
+    assert config.swap.slots is None
+    assert (config.processes.count, config.processes.anon_pages) == (1, None)
     assert all(config.fraction(state) == 0.0 for state in WorkloadConfig.STATES)
     assert (config.migrate.from_node, config.migrate.to_node) == (0, 1)
+
+
+def test_swap_and_anonymous_memory_follow_the_selection(registry: Registry) -> None:
+    config = parse_config("", "empty.toml")
+    with_swap, left = effective_config(config, registry)
+    assert (with_swap.swap_slots, with_swap.anon_pages, left) == (4096, 256, ())
+    only_ext2 = load_plugins(cli="ext2", env={})
+    without, left = effective_config(config, only_ext2)
+    assert (without.swap_slots, without.anon_pages, left) == (0, 0, ())
+    no_process = parse_config("[processes]\ncount = 0\n")
+    assert effective_config(no_process, registry)[0].anon_pages == 0
+    explicit = parse_config("[swap]\nslots = 8\n[processes]\nanon_pages = 3\n")
+    assert effective_config(explicit, registry)[0].swap_slots == 8
+    assert effective_config(explicit, registry)[0].anon_pages == 3
 
 
 def test_the_empty_file_in_the_test_data_loads() -> None:
@@ -102,8 +120,8 @@ def test_the_default_scenario_uses_every_builtin_plugin_and_every_state() -> Non
     assert {("ext3", "journal"), ("ext3", "ordered"), ("ext2", "nobh")} <= modes
     for state in WorkloadConfig.STATES:
         assert config.fraction(state) > 0, state
-    assert config.swap.slots > 0
-    assert config.processes.anon_pages > 0
+    assert config.swap_slots > 0
+    assert config.anon_pages > 0
 
 
 def test_the_configuration_unstructures_to_plain_data_and_back() -> None:
@@ -315,7 +333,8 @@ def test_every_bad_config_in_the_test_data_is_rejected(path: Path, registry: Reg
 
 
 def check(text: str, registry: Registry) -> None:
-    check_config(parse_config(text, "s.toml"), registry, "s.toml")
+    """What `fsaops config check` does: defaults from the selection, then the checks, once."""
+    plan_scenario(parse_config(text, "s.toml"), registry, "s.toml")
 
 
 def check_error(text: str, registry: Registry) -> str:
@@ -363,10 +382,30 @@ def test_a_mount_of_an_unselected_plugin_names_the_plugin() -> None:
     assert "selected plugins: ext2, swap" in message
 
 
-def test_swap_needs_the_swap_plugin() -> None:
+def test_swap_needs_the_swap_plugin_only_when_asked_for() -> None:
     only_ext2 = load_plugins(cli="ext2", env={})
-    assert "swap.slots: " in check_error('[[mount]]\nfs = "ext2"', only_ext2)
+    check('[[mount]]\nfs = "ext2"', only_ext2)  # no swap, no anonymous memory
     check('[swap]\nslots = 0\n[[mount]]\nfs = "ext2"', only_ext2)
+    check('[processes]\ncount = 0\n[[mount]]\nfs = "ext2"', only_ext2)
+    message = check_error('[swap]\nslots = 64\n[[mount]]\nfs = "ext2"', only_ext2)
+    assert "swap.slots: a swap device (64 slots) needs the 'swap' filesystem" in message
+    assert "select the swap plugin or set swap.slots = 0" in message
+    message = check_error('[processes]\nanon_pages = 5\n[[mount]]\nfs = "ext2"', only_ext2)
+    assert "processes.anon_pages: 5 pages of anonymous memory" in message
+    assert "select the swap plugin or set processes.anon_pages = 0" in message
+
+
+def test_memory_the_machine_cannot_give_is_refused(registry: Registry) -> None:
+    config = parse_config('[kernel]\nnode_memory = "64MiB"\n[[mount]]\nfs = "ext2"\npages = 8000\n')
+    effective, _ = effective_config(config, registry)
+    needed = memory_needed(effective, registry)
+    assert needed > 8000 * 4096 * 3, "the data is counted on both nodes and on the device"
+    check_config(effective, registry, "s.toml", available=needed)
+    with pytest.raises(ConfigError) as info:
+        check_config(effective, registry, "s.toml", available=needed - 1)
+    message = str(info.value)
+    assert message.startswith("s.toml: kernel.node_memory, mount[].pages, processes.anon_pages: ")
+    assert "this machine can give" in message
 
 
 def test_pages_must_fit_on_the_source_node(registry: Registry) -> None:

@@ -282,7 +282,15 @@ def test_every_command_shows_its_usage(program: str) -> None:
 
 
 def _json_paths(value: object, prefix: str = "") -> set[str]:
-    """The report's fields as the docs write them: ``totals.moved``, ``by_aops.TABLE.via``."""
+    """The report's fields as the docs write them: ``totals.moved``, ``by_aops.TABLE.via``.
+
+    The objects of a list are described once, as ``pages_left[].pfn``.
+    """
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        paths = {prefix}
+        for item in value:
+            paths |= _json_paths(item, f"{prefix}[]")
+        return paths
     if not isinstance(value, dict) or prefix in REPORT_LEAVES:
         return {prefix}
     paths: set[str] = set()

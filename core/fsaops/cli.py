@@ -60,12 +60,29 @@ LOG_LEVELS = {
 
 
 class UsageError(Exception):
-    """A command line that argparse rejected."""
+    """A command line that argparse rejected; ``prog`` is the command whose help to see."""
+
+    def __init__(self, message: str, prog: str) -> None:
+        super().__init__(message)
+        self.prog = prog
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+        raise UsageError(message, self.prog)
+
+
+EXIT_STATUS = """\
+exit status:
+  0    the run completed and nothing was lost (pages that could not move are a
+       normal outcome; the report says which and why)
+  1    data was lost, an invariant broke, the model hit a kernel BUG() or a
+       deadlock, a plugin crashed the run, the run timed out, or (with
+       --strict) a table did something wrong that lost nothing
+  2    bad input: the command line, the scenario, a value, or a plugin
+  130  interrupted (Ctrl-C)
+with --json, every exit prints one JSON object on standard output: the report,
+or {"schema", "status", "error"}"""
 
 
 def _seed(text: str) -> int:
@@ -99,6 +116,8 @@ def _parser() -> _Parser:
         help="migrate every page of a node and report",
         description="Build a scenario's machine, migrate every page of its source node to "
         "its target node, read every page back, and report.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     migrate.add_argument(
         "scenario", nargs="?", metavar="SCENARIO.toml", help="the scenario (default: built-in)"
@@ -141,7 +160,11 @@ def _parser() -> _Parser:
     )
     plugins.add_argument("--plugins", metavar="NAME,...", help=plugins_help)
 
-    config = sub.add_parser("config", help="work with scenario files")
+    config = sub.add_parser(
+        "config",
+        help="work with scenario files (fsaops config check FILE)",
+        description="Work with scenario files. The one action is check: fsaops config check FILE.",
+    )
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = config_sub.add_parser(
         "check",
@@ -434,7 +457,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     registry = _load(config, source, args.plugins)
     plan = plan_scenario(config, registry, source)
     config = plan.config
-    pages = page_cache_pages(config, registry) + config.processes.anon_pages
+    pages = page_cache_pages(config, registry) + config.anon_pages
     notes = []
     if not config.kernel.migration:
         notes.append("kernel.migration = false, so `fsaops migrate` stops with ENOSYS")
@@ -535,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(args_list)
     except UsageError as exc:
-        return _fail(Status.BAD_INPUT, f"{exc} (see fsaops --help)", "--json" in args_list)
+        message = f"{exc} (see {exc.prog} --help)"
+        return _fail(Status.BAD_INPUT, message, "--json" in args_list)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     commands = {

@@ -16,13 +16,13 @@ and ``write(2)``: they go through the page cache and the table's
 
 from __future__ import annotations
 
-import mmap
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fsaops.errors import FsaopsError
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
+from fsaops.memory import anonymous_memory
 from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class BlockDevice:
         self.name = name
         self.nr_blocks = nr_blocks
         self.block_size = block_size
-        self.mem = memoryview(mmap.mmap(-1, max(nr_blocks * block_size, 1)))
+        self.mem = memoryview(anonymous_memory(nr_blocks * block_size, f"block device {name}"))
         self.next_free = 1  # block 0 is the superblock
         self.writes = 0
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import mmap
 import threading
 from typing import TYPE_CHECKING
 
-from fsaops.errors import BadPage
+from fsaops.errors import BadPage, FsaopsError
 from fsaops.lists import LIST_POISON, ListEntry, PageList, list_add, list_del
 from fsaops.page import PG, Page, page_class
 
@@ -28,16 +28,27 @@ _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active
 _POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
 
 
-def anonymous_memory(size: int) -> mmap.mmap:
+def anonymous_memory(size: int, what: str = "memory") -> mmap.mmap:
     """``size`` bytes of zeroed memory that the operating system commits as it is touched.
 
-    Private where the platform allows it, rather than the default shared
-    mapping: the first write to a page then costs an ordinary anonymous
-    page fault, several times cheaper than a shared-memory one.
+    Private and unreserved where the platform allows it (``MAP_PRIVATE |
+    MAP_NORESERVE``), rather than the default shared mapping: the first
+    write to a page then costs an ordinary anonymous page fault, and a
+    large node or device that is mostly never touched costs only address
+    space, so any scenario whose touched pages fit in the machine runs.
+
+    Raises:
+        FsaopsError: the operating system refused the mapping (``what`` names it).
     """
-    if hasattr(mmap, "MAP_PRIVATE"):
-        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
-    return mmap.mmap(-1, size)  # pragma: no cover - platforms without MAP_PRIVATE
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_NORESERVE", 0)
+    try:
+        if flags:
+            return mmap.mmap(-1, max(size, 1), flags=flags)
+        return mmap.mmap(-1, max(size, 1))  # pragma: no cover - platforms without the flags
+    except (OSError, OverflowError, ValueError) as exc:
+        raise FsaopsError(
+            f"cannot reserve {size} bytes for {what}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
 
 
 class Node:
@@ -69,7 +80,7 @@ class Node:
         self.nr_pages = nr_pages
         self.page_size = kernel.page_size
         self.page_shift = kernel.page_shift
-        backing = anonymous_memory(max(nr_pages * self.page_size, 1))
+        backing = anonymous_memory(nr_pages * self.page_size, f"node {nid}")
         self.mem = memoryview(backing)
         #: ``mem_map``: the page of every frame, by ``pfn - start_pfn`` (an
         #: exact-size copy: a list grown by appending keeps spare room).

@@ -285,15 +285,18 @@ class MigrateStats:
     freed under us).
     """
 
-    __slots__ = ("calls", "passes", "pending", "tables", "written")
+    __slots__ = ("calls", "failures", "passes", "pending", "tables", "written")
 
     def __init__(self) -> None:
         self.tables: dict[str, TableStats] = {}
         self.written: set[int] = set()
         #: Pages a call left on ``from`` (counted as not migrated), by pfn:
-        #: (table, reason, errno name).  A later call on the same list (the next chunk)
-        #: may still move or fail them; each page is counted once, as it ends.
-        self.pending: dict[int, tuple[str, str, str]] = {}
+        #: (table, reason, errno name, the pass of its last attempt or -1 when
+        #: never tried).  A later call on the same list (the next chunk) may
+        #: still move or fail them; each page is counted once, as it ends.
+        self.pending: dict[int, tuple[str, str, str, int]] = {}
+        #: Pages that failed for good, by pfn: (table, reason, errno name, pass).
+        self.failures: dict[int, tuple[str, str, str, int]] = {}
         self.passes = 0
         self.calls = 0
 
@@ -304,10 +307,20 @@ class MigrateStats:
             stats = self.tables[name] = TableStats()
         return stats
 
-    def pend(self, pfn: int, name: str, why: str, error: str = "EAGAIN") -> None:
+    def fail(self, pfn: int, name: str, why: str, error: str, pass_: int) -> None:
+        """Count a page that failed for good (it went to ``failed``)."""
+        self.failures[pfn] = (name, why, error, pass_)
+        ts = self.table(name)
+        ts.failed += 1
+        ts.errors[error] = ts.errors.get(error, 0) + 1
+        ts.reasons[why] = ts.reasons.get(why, 0) + 1
+
+    def pend(
+        self, pfn: int, name: str, why: str, error: str = "EAGAIN", *, pass_: int = -1
+    ) -> None:
         """Count a page left on ``from`` as not migrated (replacing an earlier count)."""
         self.unpend(pfn)
-        self.pending[pfn] = (name, why, error)
+        self.pending[pfn] = (name, why, error, pass_)
         ts = self.table(name)
         ts.not_migrated += 1
         ts.errors[error] = ts.errors.get(error, 0) + 1
@@ -318,7 +331,7 @@ class MigrateStats:
         entry = self.pending.pop(pfn, None)
         if entry is None:
             return
-        name, why, error = entry
+        name, why, error, _pass = entry
         ts = self.tables[name]
         ts.not_migrated -= 1
         _decrement(ts.errors, error)
@@ -547,12 +560,10 @@ def migrate_pages(
                     nr_failed += 1
                     if pending:
                         stats.unpend(page.pfn)
-                    ts = stats.table(name)
-                    ts.failed += 1
                     ename = errno_name(rc)
-                    ts.errors[ename] = ts.errors.get(ename, 0) + 1
-                    why = current.why or f"{path} returned {ename}"
-                    ts.reasons[why] = ts.reasons.get(why, 0) + 1
+                    stats.fail(
+                        page.pfn, name, current.why or f"{path} returned {ename}", ename, pass_
+                    )
                     if last_why:
                         last_why.pop(page, None)
                 else:
@@ -564,8 +575,12 @@ def migrate_pages(
                         via = path
                         if written and path == "migrate_page" and page.pfn in written:
                             via = "writeback"
+                    elif path == "freed":
+                        via = "freed"
                     else:
-                        via = "freed" if path == "freed" else "swap"
+                        # swap_page dropped it: an anonymous page went to swap,
+                        # a file page to its file's blocks.
+                        via = "swap" if name == kernel.swap_aops_name else "dropped"
                     list_move(page, moved)
                     nr_moved += 1
                     if written:
@@ -597,7 +612,7 @@ def migrate_pages(
     # counted with their reason; pages it never reached are the caller's to
     # count (migrate_pages_to does, once, when it is done with its list).
     for page, why in last_why.items():
-        stats.pend(page.pfn, table_name(page), why)
+        stats.pend(page.pfn, table_name(page), why, pass_=pass_)
     vmstat.pgmigrate_success += nr_moved
     vmstat.pgmigrate_fail += nr_failed + len(last_why)
     return nr_failed + retry

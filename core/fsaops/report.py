@@ -21,11 +21,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from fsaops.config.effective import LeftOut
 from fsaops.frozen import frozen_mapping, sorted_mapping
 from fsaops.status import SCHEMA
 
 __all__ = [
     "Integrity",
+    "PageOutcome",
     "Report",
     "TableReport",
     "Totals",
@@ -124,12 +126,16 @@ class Integrity:
             back zeroes, or read back an older version.
         corrupted: pages that read back anything else that is wrong.
         problems: the first of those, one sentence each.
+        not_cached: pages among ``checked`` that live on their device and
+            never in the page cache (execute-in-place files): migration has
+            nothing of theirs to move, so no table counts them.
     """
 
     checked: int
     lost: int
     corrupted: int
     problems: tuple[str, ...] = ()
+    not_cached: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -137,8 +143,68 @@ class Integrity:
             "checked": self.checked,
             "lost": self.lost,
             "corrupted": self.corrupted,
+            "not_cached": self.not_cached,
             "problems": list(self.problems),
         }
+
+
+@attrs.frozen
+class PageOutcome:
+    """One page that did not move: where it is, whose it is, and why it stayed.
+
+    Attributes:
+        pfn: its frame.
+        node: the node of the frame.
+        table: the operations table of its mapping.
+        errno: the error it ended with (``EAGAIN`` for a page still busy
+            after the last pass, ``ENOMEM`` for one no new page could be
+            allocated for, the permanent error of a failed page).
+        reason: why, in the kernel's words.
+        pass_: the pass of its last attempt (0 to 10), or ``None`` when the
+            engine never reached it.
+        file: for a file page, its file as the report names it
+            (``mount0/file1``); ``None`` otherwise.
+        inode: the file's inode number.
+        index: the page's index in the file.
+        pid: for anonymous memory, the process that maps it.
+        address: the byte address it is mapped at in that process.
+    """
+
+    pfn: int
+    node: int
+    table: str
+    errno: str
+    reason: str
+    pass_: int | None
+    file: str | None = None
+    inode: int | None = None
+    index: int | None = None
+    pid: int | None = None
+    address: int | None = None
+
+    def where(self) -> str:
+        """``mount0/file1:3`` for a file page, ``pid 5 at 0x10000`` for anonymous memory."""
+        if self.file is not None:
+            return f"{self.file}:{self.index}"
+        if self.pid is not None and self.address is not None:
+            return f"pid {self.pid} at {self.address:#x}"
+        return "no mapping"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON (``file``/``inode``/``index``, or ``pid``/``address``)."""
+        data: dict[str, Any] = {
+            "pfn": self.pfn,
+            "node": self.node,
+            "table": self.table,
+            "errno": self.errno,
+            "reason": self.reason,
+            "pass": self.pass_,
+        }
+        if self.file is not None:
+            data.update(file=self.file, inode=self.inode, index=self.index)
+        if self.pid is not None:
+            data.update(pid=self.pid, address=self.address)
+        return data
 
 
 @attrs.frozen
@@ -163,6 +229,11 @@ class Report:
             ``migration`` (ticks it took) and ``total`` (at the end).
         integrity: what the read-back found.
         invariants: problems the invariant checker found at the end.
+        pages_left: every page still on the source node because it was busy
+            after the last pass or never tried, in pfn order.
+        pages_failed: every page that failed for good, in pfn order.
+        left_out: the parts of the built-in scenario the selected plugins
+            cannot serve, which the run left out.
     """
 
     version: str
@@ -179,6 +250,9 @@ class Report:
     ticks: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     integrity: Integrity
     invariants: tuple[str, ...]
+    pages_left: tuple[PageOutcome, ...] = ()
+    pages_failed: tuple[PageOutcome, ...] = ()
+    left_out: tuple[LeftOut, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -218,6 +292,9 @@ class Report:
             "ticks": dict(self.ticks),
             "integrity": self.integrity.to_json(),
             "invariants": list(self.invariants),
+            "pages_left": [p.to_json() for p in self.pages_left],
+            "pages_failed": [p.to_json() for p in self.pages_failed],
+            "left_out": [part.to_json() for part in self.left_out],
         }
 
     def dumps(self) -> str:
@@ -246,6 +323,10 @@ def _short(member: str | None) -> str:
     return member.rsplit(".", 1)[-1] if member is not None else ""
 
 
+def _count(value: int, one: str, many: str) -> str:
+    return f"{_n(value)} {one if value == 1 else many}"
+
+
 def _number(value: int, style: str) -> Text:
     return Text(_n(value), style=style if value else "dim")
 
@@ -255,7 +336,11 @@ def _tables(report: Report) -> Table:
         title="Pages by operations table",
         title_justify="left",
         title_style="bold",
-        caption="left: still busy (EAGAIN) after the last pass, or never tried (ENOMEM)",
+        caption=(
+            "failed: a permanent error (EIO from the table; ENOMEM when add_to_swap found no "
+            "swap slot)\nleft: still busy (EAGAIN) after the last pass, or not tried because "
+            "no new page could be allocated (ENOMEM)"
+        ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         show_footer=True,
@@ -354,13 +439,26 @@ def _summary(report: Report) -> Table:
     t = report.totals
     grid.add_row(
         "engine",
-        f"{_n(t.passes)} passes in {_n(t.calls)} migrate_pages calls, "
-        f"{_n(report.ticks.get('migration', 0))} ticks",
+        f"{_count(t.passes, 'pass', 'passes')} in "
+        f"{_count(t.calls, 'migrate_pages call', 'migrate_pages calls')}, "
+        f"{_count(report.ticks.get('migration', 0), 'tick', 'ticks')}",
     )
     counters = "  ".join(
         f"{name} {_n(report.vmstat[name])}" for name in _VMSTAT_SHOWN if name in report.vmstat
     )
     grid.add_row("vmstat", Text(counters + "  (during migration)"))
+    freed = report.vmstat.get("pgfree")
+    if freed is not None and freed != t.moved:
+        spare = freed - t.moved
+        grid.add_row(
+            "",
+            Text(
+                f"pgfree: {_n(t.moved)} old pages freed once moved, and "
+                f"{_n(spare)} spare new pages returned (a chunk's new pages that "
+                "no old page used)",
+                style="dim",
+            ),
+        )
     states = {k: v for k, v in report.workload.items() if isinstance(v, int) and v and k != "pages"}
     workload = f"{_n(report.workload.get('pages', 0))} pages"
     if states:
@@ -369,7 +467,10 @@ def _summary(report: Report) -> Table:
     if report.faults:
         grid.add_row("faults", "  ".join(f"{k} {_n(v)}" for k, v in sorted(report.faults.items())))
     i = report.integrity
-    line = Text(f"{_n(i.checked)} pages read back: ")
+    line = Text(f"{_count(i.checked, 'page', 'pages')} read back")
+    if i.not_cached:
+        line.append(f" ({_n(i.not_cached)} execute in place: on their device, in no table)")
+    line.append(": ")
     line.append(f"{_n(i.lost)} lost", style="bold red" if i.lost else "green")
     line.append(", ")
     line.append(f"{_n(i.corrupted)} corrupted", style="bold red" if i.corrupted else "green")
@@ -408,14 +509,63 @@ def _heading(report: Report) -> Text:
         f"every page of node {report.from_node} to node {report.to_node}",
         style="dim",
     )
+    for part in report.left_out:
+        text.append(f"\nleft out: {part.describe()}", style="yellow")
     return text
 
 
+PAGES_SHOWN = 5
+"""Pages of each kind (left, failed) the terminal report lists; the JSON has them all."""
+
+
+def _pages(report: Report) -> Table | None:
+    groups = [("failed", report.pages_failed, "red"), ("left", report.pages_left, "yellow")]
+    if not any(pages for _, pages, _ in groups):
+        return None
+    table = Table(
+        title="Pages that did not move (the JSON lists every one)",
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("", no_wrap=True)
+    table.add_column("pfn", justify="right", no_wrap=True)
+    table.add_column("page", overflow="fold", min_width=12)
+    table.add_column("table", overflow="fold", min_width=12)
+    table.add_column("pass", justify="right", no_wrap=True)
+    table.add_column("why", min_width=20)
+    for label, pages, style in groups:
+        for i, page in enumerate(pages[:PAGES_SHOWN]):
+            more = len(pages) - PAGES_SHOWN
+            head = Text(f"{label} ({_n(len(pages))})" if i == 0 else "", style=style)
+            table.add_row(
+                head,
+                str(page.pfn),
+                page.where(),
+                page.table,
+                "-" if page.pass_ is None else str(page.pass_),
+                f"{page.errno}: {page.reason}",
+                end_section=i == min(len(pages), PAGES_SHOWN) - 1 and more <= 0,
+            )
+        if len(pages) > PAGES_SHOWN:
+            table.add_row(
+                "",
+                "",
+                Text(f"... and {_n(len(pages) - PAGES_SHOWN)} more", style="dim"),
+                end_section=True,
+            )
+    return table
+
+
 def render(report: Report, console: Console) -> None:
-    """Print the report for a person: tables per operations table, reasons, summary."""
+    """Print the report for a person: tables per operations table, reasons, pages, summary."""
     parts: list[Any] = [_heading(report), Text(""), _tables(report)]
     reasons = _reasons(report)
     if reasons is not None:
         parts.append(reasons)
+    pages = _pages(report)
+    if pages is not None:
+        parts.append(pages)
     parts.append(_summary(report))
     console.print(Group(*parts))

@@ -49,8 +49,11 @@ from fsaops.aops import member_name
 from fsaops.config import (
     BUILTIN_SOURCE,
     Config,
+    LeftOut,
+    MountConfig,
     WorkloadConfig,
     check_config,
+    effective_config,
     unstructure_config,
 )
 from fsaops.debug import check_kernel
@@ -58,11 +61,13 @@ from fsaops.errors import FsaopsError, MigrationDisabled
 from fsaops.fault_inject import FaultInjector
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
+from fsaops.mapping import AddressSpace
 from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.page import PG, Page
-from fsaops.report import Integrity, Report, TableReport, Totals
+from fsaops.report import Integrity, PageOutcome, Report, TableReport, Totals
+from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
 from fsaops.world import Area, File, World, start_write
 
@@ -160,6 +165,7 @@ class Scenario:
         log: EngineLog | None = None,
         progress: Progress | None = None,
     ) -> None:
+        config, _left = effective_config(config, registry)
         k = config.kernel
         self.config = config
         self.seed = seed
@@ -220,12 +226,18 @@ class Scenario:
         config = self.config
         world = self.world
         kernel = self.kernel
-        self._to_write = sum(m.pages for m in config.mount) + config.processes.anon_pages
+        self._to_write = sum(m.pages for m in config.mount) + config.anon_pages
         kernel.alloc_nid = self.source_node
-        if config.swap.slots > 0:
-            world.swapon(config.swap.slots)
+        if config.swap_slots > 0:
+            world.swapon(config.swap_slots)
         for i, mount in enumerate(config.mount):
-            sb = world.mount(mount.fs, mount.mode, block_size=mount.block_size, name=f"mount{i}")
+            sb = world.mount(
+                mount.fs,
+                mount.mode,
+                block_size=mount.block_size,
+                nr_blocks=_device_blocks(mount, config.kernel.page_size, world),
+                name=f"mount{i}",
+            )
             self._fill_mount(i, sb, mount.files, mount.pages)
         self._start_processes()
         self._give_out_states()
@@ -268,10 +280,10 @@ class Scenario:
         self.mms = [world.process(f"process{p}") for p in range(procs.count)]
         if not procs.count:
             return
-        base, extra = divmod(procs.anon_pages, procs.count)
+        base, extra = divmod(self.config.anon_pages, procs.count)
         sizes = [base + (1 if p < extra else 0) for p in range(procs.count)]
         # mlocked anonymous pages live in a VM_LOCKED area of their process.
-        nlocked = round(self.config.workload.mlocked * procs.anon_pages)
+        nlocked = round(self.config.workload.mlocked * self.config.anon_pages)
         owners = [p for p, size in enumerate(sizes) for _ in range(size)]
         locked = [0] * procs.count
         for j in self.rng.sample(range(len(owners)), nlocked):
@@ -486,7 +498,44 @@ class Scenario:
             lost=result.lost,
             corrupted=result.corrupted,
             problems=result.problems[:MAX_PROBLEMS],
+            not_cached=sum(r.npages for r in self.files if not r.page_cache),
         )
+
+    def outcomes(
+        self, stats: MigrateStats
+    ) -> tuple[tuple[PageOutcome, ...], tuple[PageOutcome, ...]]:
+        """Every page left and every page failed, each with whose it is (call after migrating).
+
+        Pages that did not move are still where they were, so their file and
+        index, or their process and address, are read off them.
+        """
+
+        def one(pfn: int, entry: tuple[str, str, str, int]) -> PageOutcome:
+            table, why, error, pass_ = entry
+            page = self.kernel.pfn_to_page(pfn)
+            outcome = PageOutcome(
+                pfn=pfn,
+                node=page.node.nid,
+                table=table,
+                errno=error,
+                reason=why,
+                pass_=None if pass_ < 0 else pass_,
+            )
+            mapping = page.mapping
+            if isinstance(mapping, AddressSpace) and mapping.host is not None:
+                inode = mapping.host
+                key = self.world.record_of(inode).key
+                return attrs.evolve(outcome, file=key, inode=inode.i_ino, index=page.index)
+            if isinstance(mapping, AnonVma):
+                for vma in list(mapping.vmas):
+                    vpn = vma.address(page)
+                    if vpn >= 0 and vpn in vma.mm.ptes:
+                        return attrs.evolve(outcome, pid=vma.mm.pid, address=vpn * self.page_size)
+            return outcome
+
+        left = tuple(one(pfn, entry) for pfn, entry in sorted(stats.pending.items()))
+        failed = tuple(one(pfn, entry) for pfn, entry in sorted(stats.failures.items()))
+        return left, failed
 
     def workload_summary(self) -> dict[str, Any]:
         """How many pages got each state, and a digest of which pages."""
@@ -502,6 +551,15 @@ class Scenario:
         return summary
 
 
+def _device_blocks(mount: MountConfig, page_size: int, world: World) -> int:
+    """Blocks for a mount's device: its files' pages, with room for their superblock."""
+    registry = world.kernel.registry
+    assert registry is not None
+    fstype = registry.filesystem(mount.fs)
+    bs = fstype.default_block_size if mount.block_size is None else mount.block_size
+    return mount.pages * (page_size // bs) + mount.files + 64
+
+
 _ENOSYS_MESSAGE: Final = (
     "this kernel is built without CONFIG_MIGRATION (kernel.migration = false): "
     "migrate_pages returns -ENOSYS (ENOSYS, function not implemented)"
@@ -515,6 +573,8 @@ def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
     kernel = world.kernel
     known: dict[str, tuple[str, str, str | None]] = {}
     for sb in kernel.super_blocks:
+        if not sb.s_type.has_page_cache(sb.mode):
+            continue  # execute in place: no page of it is ever migrated
         known.setdefault(
             sb.a_ops.name, (sb.s_type.name, sb.mode, member_name(sb.a_ops.migratepage))
         )
@@ -551,24 +611,40 @@ class Plan:
     against the plugins; :func:`run_plan` runs it without checking again.
 
     Attributes:
-        config: the scenario.
+        config: the scenario as it will be built, every default filled in
+            from the selection (:func:`~fsaops.config.effective_config`).
         registry: the loaded plugins.
         source: how messages and the report name the scenario.
+        left_out: the parts of the built-in scenario the selected plugins
+            cannot serve (empty for a scenario file).
     """
 
     config: Config
     registry: Registry
     source: str = BUILTIN_SOURCE
+    left_out: tuple[LeftOut, ...] = ()
 
 
-def plan_scenario(config: Config, registry: Registry, source: str = BUILTIN_SOURCE) -> Plan:
-    """Check a scenario against the loaded plugins (:func:`~fsaops.config.check_config`).
+def plan_scenario(
+    config: Config,
+    registry: Registry,
+    source: str = BUILTIN_SOURCE,
+    *,
+    builtin: bool | None = None,
+) -> Plan:
+    """Fill in the defaults the selection decides, then check the scenario (once).
+
+    ``builtin`` (default: whether ``source`` is the built-in scenario's)
+    lets the scenario drop the parts the selected plugins cannot serve.
 
     Raises:
-        ConfigError: the scenario does not fit the loaded plugins.
+        ConfigError: the scenario does not fit the loaded plugins or the machine.
     """
-    check_config(config, registry, source)
-    return Plan(config, registry, source)
+    if builtin is None:
+        builtin = source == BUILTIN_SOURCE
+    effective, left_out = effective_config(config, registry, builtin=builtin)
+    check_config(effective, registry, source)
+    return Plan(effective, registry, source, left_out)
 
 
 def run_scenario(
@@ -624,6 +700,7 @@ def run_plan(
     stats = world.migrate(progress)
     after = kernel.vmstat.as_dict()
     migration_ticks = kernel.sched.now - start
+    pages_left, pages_failed = world.outcomes(stats)
     integrity = world.check_integrity(progress)
     kernel.run_until_idle()
     invariants = tuple(check_kernel(kernel))
@@ -665,4 +742,7 @@ def run_plan(
         ticks={"build": start, "migration": migration_ticks, "total": kernel.sched.now},
         integrity=integrity,
         invariants=invariants,
+        pages_left=pages_left,
+        pages_failed=pages_failed,
+        left_out=plan.left_out,
     )

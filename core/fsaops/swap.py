@@ -59,7 +59,7 @@ class SwapInfo:
         self.kernel = kernel
         self.nr_slots = nr_slots
         size = (nr_slots + 1) * kernel.page_size
-        self.mem = memoryview(anonymous_memory(size))
+        self.mem = memoryview(anonymous_memory(size, "the swap device"))
         self.swap_map = array("l", bytes(8 * (nr_slots + 1)))
         self._free = list(range(nr_slots, 0, -1))
         self._lock = threading.Lock()

@@ -43,7 +43,9 @@ The package keeps its parts apart:
 * ``fsaops.config.reading``: TOML and cattrs, with every error turned
   into one sentence naming the key;
 * ``fsaops.config.checks``: the rules, on the file alone and against
-  the plugins;
+  the plugins and the machine;
+* ``fsaops.config.effective``: defaults that follow the plugin selection,
+  and the built-in scenario cut to fit it;
 * ``fsaops.config.sizes`` and ``fsaops.config.reference``: sizes such
   as ``"64MiB"``, and the key-by-key reference the documentation shows.
 
@@ -53,7 +55,8 @@ Everything a caller needs is re-exported here, and documented as
 
 from __future__ import annotations
 
-from fsaops.config.checks import check_config, page_cache_pages
+from fsaops.config.checks import check_config, memory_needed, page_cache_pages
+from fsaops.config.effective import LeftOut, effective_config
 from fsaops.config.reading import (
     MAX_FILE_BYTES,
     default_config,
@@ -87,6 +90,7 @@ __all__ = [
     "ConfigKey",
     "FaultsConfig",
     "KernelConfig",
+    "LeftOut",
     "MigrateConfig",
     "MountConfig",
     "PluginsConfig",
@@ -95,8 +99,10 @@ __all__ = [
     "WorkloadConfig",
     "check_config",
     "default_config",
+    "effective_config",
     "format_size",
     "load_config",
+    "memory_needed",
     "page_cache_pages",
     "parse_config",
     "parse_size",

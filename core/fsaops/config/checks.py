@@ -31,7 +31,16 @@ if TYPE_CHECKING:
     from fsaops.aops import FileSystemType
     from fsaops.plugins import Registry
 
-__all__ = ["MAX_PROBLEMS", "check_config", "page_cache_pages", "raise_problems", "static_problems"]
+__all__ = [
+    "MAX_PROBLEMS",
+    "check_config",
+    "machine_memory",
+    "memory_needed",
+    "memory_problem",
+    "page_cache_pages",
+    "raise_problems",
+    "static_problems",
+]
 
 MAX_PROBLEMS: Final = 3
 """Problems one error message lists; it counts the rest."""
@@ -112,11 +121,13 @@ def static_problems(config: Config) -> list[str]:
                     f"{key}.block_size: {bs} is larger than the page size (kernel.page_size = {ps})"
                 )
 
-    _in_range(problems, "swap.slots", config.swap.slots, 0, MAX_SWAP_SLOTS)
+    if config.swap.slots is not None:
+        _in_range(problems, "swap.slots", config.swap.slots, 0, MAX_SWAP_SLOTS)
     procs = config.processes
     count_ok = _in_range(problems, "processes.count", procs.count, 0, MAX_PROCESSES)
-    _in_range(problems, "processes.anon_pages", procs.anon_pages, 0)
-    if count_ok and procs.count == 0 and procs.anon_pages > 0:
+    if procs.anon_pages is not None:
+        _in_range(problems, "processes.anon_pages", procs.anon_pages, 0)
+    if count_ok and procs.count == 0 and procs.anon_pages:
         problems.append(
             f"processes.anon_pages: {procs.anon_pages} anonymous pages need at least one "
             "process (processes.count = 0)"
@@ -193,19 +204,24 @@ def page_cache_pages(config: Config, registry: Registry) -> int:
     return total
 
 
-def check_config(config: Config, registry: Registry, source: str) -> None:
-    """Check a scenario against the loaded plugins.
+def check_config(
+    config: Config, registry: Registry, source: str, *, available: int | None = None
+) -> None:
+    """Check a scenario against the loaded plugins and the machine.
 
     Every mount's filesystem must be provided by a loaded plugin, in a mode
-    and with a block size it has; a swap device needs the ``swap``
-    filesystem; and the pages must fit on the source node.
+    and with a block size it has; a swap device and anonymous memory need
+    the ``swap`` filesystem; the pages must fit on the source node; and the
+    memory the run will touch must fit in the memory the machine (or this
+    process's address-space limit) can give, ``available`` bytes if given.
+    Keys left out of the file follow the selection first
+    (:func:`effective_config`).
 
     Raises:
         ConfigError: naming ``source``, the key and what was expected.
     """
     problems: list[str] = []
     ps = config.kernel.page_size
-    total_memory_pages = config.node_pages * config.kernel.nodes
     for i, mount in enumerate(config.mount):
         key = f"mount[{i}]"
         fstype = _mount_type(problems, key, mount, registry)
@@ -225,23 +241,115 @@ def check_config(config: Config, registry: Registry, source: str) -> None:
                 f"{key}.files: a {fstype.name} mount holds one buffer-cache mapping, so "
                 f"files must be 1, got {mount.files}"
             )
-        if not fstype.has_page_cache(mode) and mount.pages > 4 * total_memory_pages:
-            problems.append(
-                f"{key}.pages: {mount.pages} pages do not fit on the mount's device, which "
-                f"holds {4 * total_memory_pages} pages (four times the machine's memory)"
-            )
-    if config.swap.slots > 0 and "swap" not in registry.filesystems:
+    swap_loaded = "swap" in registry.filesystems
+    slots = config.swap.slots or 0
+    if slots > 0 and not swap_loaded:
         problems.append(
-            f"swap.slots: a swap device ({config.swap.slots} slots) needs the 'swap' "
+            f"swap.slots: a swap device ({slots} slots) needs the 'swap' "
             "filesystem, which no loaded plugin provides; select the swap plugin or set "
             "swap.slots = 0"
         )
+    anon = config.processes.anon_pages or 0
+    if anon > 0 and not swap_loaded:
+        problems.append(
+            f"processes.anon_pages: {anon} pages of anonymous memory migrate through the "
+            "swap cache, whose table the 'swap' filesystem provides, and no loaded plugin "
+            "provides it; select the swap plugin or set processes.anon_pages = 0"
+        )
     if not problems:
-        needed = page_cache_pages(config, registry) + config.processes.anon_pages
+        needed = page_cache_pages(config, registry) + anon
         if needed > config.node_pages:
             problems.append(
                 f"mount[].pages + processes.anon_pages: {needed} pages do not fit on node "
                 f"{config.migrate.from_node}, which holds {config.node_pages} "
                 f"(kernel.node_memory = {format_size(config.kernel.node_memory)})"
             )
+    if not problems:
+        problem = memory_problem(config, registry, available)
+        if problem is not None:
+            problems.append(problem)
     raise_problems(source, problems)
+
+
+# -- what the machine can give --------------------------------------------------------
+
+#: Python memory per page frame: its ``struct page`` object, its frame number,
+#: its place in ``mem_map`` and in a free or LRU list (``fsaops bench`` measures
+#: about 150 bytes; the margin covers the page tree and the allocator).
+FRAME_BYTES: Final = 200
+#: Python memory per buffer head (``fsaops bench`` measures about 136 bytes).
+BUFFER_HEAD_BYTES: Final = 160
+#: What the interpreter, the libraries and the model's other objects take.
+BASELINE_BYTES: Final = 256 << 20
+
+
+def memory_needed(config: Config, registry: Registry) -> int:
+    """Bytes a run of ``config`` touches at most: the frames' objects, the data, the devices.
+
+    Every node's frames are objects; a page of data is written on the
+    source node and copied to the target node; a file's pages are written to
+    its device (and ext3's journal may hold a copy); anonymous memory may
+    be written to swap; buffer heads cost their own objects.
+    """
+    k = config.kernel
+    ps = k.page_size
+    frames = k.nodes * config.node_pages * FRAME_BYTES
+    data = 0
+    buffer_heads = 0
+    for mount in config.mount:
+        fstype = registry.filesystems.get(mount.fs)
+        if fstype is None:
+            continue
+        mode = fstype.default_mode if mount.mode is None else mount.mode
+        if mode not in fstype.modes:
+            continue
+        bs = fstype.default_block_size if mount.block_size is None else mount.block_size
+        device = 2 * mount.pages * ps  # the blocks, and a journal's copy
+        cached = 2 * mount.pages * ps if fstype.has_page_cache(mode) else 0
+        data += device + cached
+        if bs:
+            buffer_heads += 2 * mount.pages * (ps // bs) * BUFFER_HEAD_BYTES
+    anon = config.processes.anon_pages or 0
+    data += 3 * anon * ps  # source, target, and its swap slot
+    return BASELINE_BYTES + frames + data + buffer_heads
+
+
+def machine_memory() -> int | None:
+    """Bytes this process can still be given: the machine's available memory, or its limit.
+
+    The smaller of ``MemAvailable`` (``/proc/meminfo``) and the room left
+    under ``RLIMIT_AS``; ``None`` where neither can be read.
+    """
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            found.append(soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def memory_problem(config: Config, registry: Registry, available: int | None = None) -> str | None:
+    """Why the run cannot have the memory it needs (``None`` when it can, or when unknown)."""
+    needed = memory_needed(config, registry)
+    if available is None:
+        available = machine_memory()
+    if available is None or needed <= available:
+        return None
+    return (
+        f"kernel.node_memory, mount[].pages, processes.anon_pages: the run needs about "
+        f"{format_size(needed)} of memory (page frames, the pages' data on both nodes, "
+        f"the devices' blocks and swap), and this machine can give {format_size(available)}; "
+        "use fewer or smaller nodes, or fewer pages"
+    )

@@ -46,6 +46,7 @@ class ConfigKey:
 _TYPE_WORDS: Final[Mapping[object, str]] = {
     bool: "boolean",
     int: "integer",
+    int | None: "integer",
     float: "number",
     str: "string",
     ByteSize: 'size (bytes, or a string such as "64MiB")',

@@ -148,15 +148,16 @@ class MountConfig:
 class SwapConfig:
     """``[swap]``: the swap device (``swapon``); its cache uses the swap plugin's table.
 
-    Default: 4096 slots.
+    Default: 4096 slots when the swap plugin is loaded, none otherwise.
     """
 
-    slots: int = attrs.field(
-        default=4096,
+    slots: int | None = attrs.field(
+        default=None,
         metadata=_doc(
             "Slots of one page each; 0 for no swap device. Anonymous pages migrate "
             "through the swap cache, so without swap they cannot migrate (ENOMEM). "
-            "Needs the swap plugin when above 0."
+            "Omitted: 4096 when the swap plugin is loaded, else 0; above 0 it needs "
+            "the swap plugin."
         ),
     )
 
@@ -165,7 +166,8 @@ class SwapConfig:
 class ProcessesConfig:
     """``[processes]``: processes holding anonymous memory and mapping file pages.
 
-    Default: one process with 256 pages of anonymous memory.
+    Default: one process, with 256 pages of anonymous memory when the swap
+    plugin is loaded (anonymous memory migrates through its swap cache).
     """
 
     count: int = attrs.field(
@@ -175,11 +177,12 @@ class ProcessesConfig:
             "are mapped by these processes."
         ),
     )
-    anon_pages: int = attrs.field(
-        default=256,
+    anon_pages: int | None = attrs.field(
+        default=None,
         metadata=_doc(
             "Pages of anonymous memory, shared out among the processes, all touched "
-            "(present on the source node)."
+            "(present on the source node). Omitted: 256 when the swap plugin is loaded "
+            "and there is a process, else 0; above 0 it needs the swap plugin."
         ),
     )
 
@@ -342,6 +345,22 @@ class Config:
     def node_pages(self) -> int:
         """Page frames per node."""
         return self.kernel.node_memory // self.kernel.page_size
+
+    @property
+    def swap_slots(self) -> int:
+        """Slots of the swap device; 0 for none, or while the key is left out.
+
+        :func:`~fsaops.config.effective_config` fills a key left out in.
+        """
+        return self.swap.slots or 0
+
+    @property
+    def anon_pages(self) -> int:
+        """Pages of anonymous memory; 0 while the key is left out.
+
+        :func:`~fsaops.config.effective_config` fills a key left out in.
+        """
+        return self.processes.anon_pages or 0
 
     def fraction(self, state: str) -> float:
         """The workload fraction of ``state`` (one of :attr:`WorkloadConfig.STATES`)."""
