@@ -14,64 +14,63 @@ with only its plugin selected.  Capabilities say which promises apply:
 * the XFS buffer-cache mapping: ``fail_migrate_page`` refuses with ``-EIO``.
 
 ext2 ``xip`` executes in place and keeps no page-cache pages, so there is
-no page to migrate: its subclass declares ``no_page_cache``, which runs the
-one promise that applies (the declaration matches the table: no
-``migratepage``, and file I/O leaves the page cache empty) and skips the
-rest with that reason.
+no page to migrate: ``no_page_cache`` skips every promise but the one that
+applies.
+
+Each subclass is written the four-line way a plugin author would write it
+(filesystem and mode only): the suite infers the capabilities from the
+table.  Two declare theirs, so that a declaration is checked against the
+table too.
 """
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsaops.plugins import load_plugins
-from fsaops.testing import MigratepageConformance, World, promises, strategies
+from fsaops.testing import MigratepageConformance, World, promises, resolve_subject, strategies
+from fsaops.testing.harness import infer_capabilities
 
 
 class TestExt2(MigratepageConformance):
     filesystem = "ext2"
     mode = "default"
-    capabilities = frozenset({"buffers", "writeback"})
 
 
 class TestExt2Nobh(MigratepageConformance):
     filesystem = "ext2"
     mode = "nobh"
-    capabilities = frozenset({"writeback"})
 
 
 class TestExt2Xip(MigratepageConformance):
     filesystem = "ext2"
     mode = "xip"
-    capabilities = frozenset({"no_migratepage", "no_page_cache"})
 
 
 class TestExt3Ordered(MigratepageConformance):
     filesystem = "ext3"
     mode = "ordered"
-    capabilities = frozenset({"buffers", "writeback"})
 
 
 class TestExt3Writeback(MigratepageConformance):
     filesystem = "ext3"
     mode = "writeback"
-    capabilities = frozenset({"buffers", "writeback"})
 
 
 class TestExt3Journal(MigratepageConformance):
     filesystem = "ext3"
     mode = "journal"
-    capabilities = frozenset({"buffers", "no_migratepage"})
 
 
 class TestXfs(MigratepageConformance):
     filesystem = "xfs"
-    capabilities = frozenset({"buffers", "writeback"})
+    mode = "default"
 
 
 class TestXfsSmallBlocks(MigratepageConformance):
-    """XFS with 512-byte blocks: eight buffer heads per page."""
+    """XFS with 512-byte blocks: eight buffer heads per page, capabilities declared."""
 
     filesystem = "xfs"
     block_size = 512
@@ -80,12 +79,41 @@ class TestXfsSmallBlocks(MigratepageConformance):
 
 class TestSwap(MigratepageConformance):
     filesystem = "swap"
+    mode = "default"
+
+
+class TestSwapDeclared(MigratepageConformance):
+    """The swap cache's table with its capabilities declared, so the declaration is checked."""
+
+    filesystem = "swap"
     capabilities = frozenset({"swap_cache", "writeback"})
 
 
 class TestXfsBuftarg(MigratepageConformance):
     filesystem = "xfs_buftarg"
-    capabilities = frozenset({"refuses"})
+    mode = "default"
+
+
+#: What each built-in table does (KERNEL-SPEC §7), as the suite must infer it.
+EXPECTED_CAPABILITIES = {
+    ("ext2", "default"): {"buffers", "writeback"},
+    ("ext2", "nobh"): {"writeback"},
+    ("ext2", "xip"): {"no_migratepage", "no_page_cache"},
+    ("ext3", "ordered"): {"buffers", "writeback"},
+    ("ext3", "writeback"): {"buffers", "writeback"},
+    ("ext3", "journal"): {"buffers", "no_migratepage"},
+    ("xfs", "default"): {"buffers", "writeback"},
+    ("swap", "default"): {"swap_cache", "writeback"},
+    ("xfs_buftarg", "default"): {"refuses"},
+}
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED_CAPABILITIES), ids="-".join)
+def test_capabilities_left_out_are_inferred_from_what_the_table_does(
+    table: tuple[str, str],
+) -> None:
+    subject = resolve_subject(*table)
+    assert infer_capabilities(subject) == EXPECTED_CAPABILITIES[table]
 
 
 BUILTIN = ["ext2", "ext3", "swap", "xfs", "xfs_buftarg"]

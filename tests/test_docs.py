@@ -286,14 +286,14 @@ def _json_paths(value: object, prefix: str = "") -> set[str]:
 
     The objects of a list are described once, as ``pages_left[].pfn``.
     """
+    paths: set[str] = set()
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        paths = {prefix}
+        paths.add(prefix)
         for item in value:
             paths |= _json_paths(item, f"{prefix}[]")
         return paths
     if not isinstance(value, dict) or prefix in REPORT_LEAVES:
         return {prefix}
-    paths: set[str] = set()
     for key, item in value.items():
         name = "TABLE" if prefix == "by_aops" else key
         paths |= _json_paths(item, f"{prefix}.{name}" if prefix else name)

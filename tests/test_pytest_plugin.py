@@ -212,8 +212,9 @@ def test_a_wrong_declaration_is_reported_with_what_the_table_does(
         test_wrong="""
         from fsaops.testing import MigratepageConformance
 
-        class TestUndeclared(MigratepageConformance):
+        class TestWronglyDeclared(MigratepageConformance):
             filesystem = "ext2"
+            capabilities = frozenset()
         """
     )
     result = pytester.runpytest("-p", "no:randomly", "-k", "capabilities")
@@ -225,6 +226,104 @@ def test_a_wrong_declaration_is_reported_with_what_the_table_does(
             "*what the table does: capabilities = {'buffers', 'writeback'}*",
         ]
     )
+
+
+def test_a_four_line_subclass_passes_and_says_what_it_inferred(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_four_lines="""
+        from fsaops.testing import MigratepageConformance
+
+        class TestExt3Ordered(MigratepageConformance):
+            filesystem = "ext3"
+            mode = "ordered"
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0
+    assert outcomes["passed"] >= 15
+    result.stdout.fnmatch_lines(
+        [
+            "*capabilities not declared, so inferred from ext3 mode ordered "
+            "(ext3_ordered_aops): 'buffers', 'writeback'*"
+        ]
+    )
+
+
+def test_a_test_class_or_module_chooses_its_table(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_choose="""
+        import pytest
+
+        pytestmark = pytest.mark.fsaops(filesystem="xfs")
+
+        def test_module(fsaops_world):
+            assert fsaops_world.table.name == "linvfs_aops"
+
+        @pytest.mark.fsaops(filesystem="ext3", mode="journal")
+        class TestClass:
+            def test_class(self, fsaops_mapping):
+                assert fsaops_mapping.a_ops.name == "ext3_journalled_aops"
+
+            @pytest.mark.fsaops(filesystem="ext3", mode="ordered")
+            def test_function_wins(self, fsaops_world):
+                assert fsaops_world.table.name == "ext3_ordered_aops"
+
+        @pytest.mark.parametrize("fsaops_subject", ["swap", ("ext2", "nobh")], indirect=True)
+        def test_parameter_wins(fsaops_subject, fsaops_world):
+            assert fsaops_world.table.name in {"swap_aops", "ext2_nobh_aops"}
+            assert fsaops_subject.has("swap_cache") == (fsaops_world.table.name == "swap_aops")
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "--strict-markers")
+    result.assert_outcomes(passed=5)
+
+
+@pytest.mark.parametrize(
+    ("test", "words"),
+    [
+        (
+            '@pytest.mark.fsaops(filesystem="nosuchfs")\ndef test_it(fsaops_world): pass',
+            ["*@pytest.mark.fsaops*nosuchfs*not installed*"],
+        ),
+        (
+            '@pytest.mark.fsaops(filesystem="ext3", mode="journalled")\n'
+            "def test_it(fsaops_world): pass",
+            ["*@pytest.mark.fsaops*has no mode 'journalled'*"],
+        ),
+        (
+            '@pytest.mark.fsaops(filesystem="ext2", bogus=1)\ndef test_it(fsaops_world): pass',
+            ["*@pytest.mark.fsaops takes filesystem=NAME*"],
+        ),
+        (
+            '@pytest.mark.parametrize("fsaops_subject", [42], indirect=True)\n'
+            "def test_it(fsaops_world): pass",
+            ["*fsaops_subject takes a filesystem name or a (filesystem, mode) pair, not 42*"],
+        ),
+    ],
+    ids=["unknown filesystem", "unknown mode", "unknown argument", "bad parameter"],
+)
+def test_a_table_the_fixtures_cannot_build_is_an_error(
+    pytester: pytest.Pytester, test: str, words: list[str]
+) -> None:
+    pytester.makepyfile(test_bad="import pytest\n\n" + test + "\n")
+    result = pytester.runpytest("-p", "no:randomly")
+    assert result.ret != 0
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) == 0
+    result.stdout.fnmatch_lines(words)
+
+
+@pytest.mark.fsaops(filesystem="ext3", mode="ordered")
+def test_the_marker_chooses_the_table_in_this_run(fsaops_world: World) -> None:
+    assert fsaops_world.table.name == "ext3_ordered_aops"
+
+
+@pytest.mark.parametrize("fsaops_subject", [("ext3", "ordered")], indirect=True)
+def test_indirect_parametrization_chooses_the_table_in_this_run(fsaops_world: World) -> None:
+    assert fsaops_world.table.name == "ext3_ordered_aops"
 
 
 def test_a_subclass_without_any_filesystem_says_so(pytester: pytest.Pytester) -> None:

@@ -66,22 +66,36 @@ __all__ = [
 
 
 class BH:
-    """Buffer state bits (``enum bh_state_bits``)."""
+    """Buffer state bits (``enum bh_state_bits``), named without the ``BH_`` prefix.
 
+    Test a bit with ``bh.b_state & BH.dirty``.
+    """
+
+    #: The buffer holds valid data (``BH_Uptodate``).
     uptodate = 1 << 0
+    #: The buffer is newer than its block on disk (``BH_Dirty``).
     dirty = 1 << 1
+    #: The buffer lock: ``lock_buffer`` sleeps for it, ``unlock_buffer`` wakes (``BH_Lock``).
     lock = 1 << 2
+    #: I/O was submitted for the buffer at least once (``BH_Req``).
     req = 1 << 3
+    #: The buffer has a disk block (``b_blocknr``) (``BH_Mapped``).
     mapped = 1 << 4
+    #: The block was just allocated by ``get_block`` and not yet written (``BH_New``).
     new = 1 << 5
+    #: A read of the page through its buffers is in flight (``BH_Async_Read``).
     async_read = 1 << 6
+    #: A write of the page through its buffers is in flight (``BH_Async_Write``).
     async_write = 1 << 7
+    #: Delayed allocation: no block yet, one will be allocated at writeback (``BH_Delay``).
     delay = 1 << 8
+    #: The last write of the buffer failed (``BH_Write_EIO``).
     write_io_error = 1 << 9
     #: Owned by the journal (a journal head is attached: ``b_private``).
     jbd = 1 << 10
     #: Dirty as far as the journal is concerned, not yet committed.
     jbddirty = 1 << 11
+    #: Somebody sleeps on this buffer's lock (a real thread; the kernel asks its wait queue).
     waiters = 1 << 12
 
     NAMES: tuple[tuple[int, str], ...] = (

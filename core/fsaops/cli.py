@@ -412,7 +412,7 @@ def _render_plugins(data: dict[str, Any], console: Console) -> None:
             modes = list(fs["modes"].items())
             for m, (mode, entry) in enumerate(modes):
                 where = Text(f"  {fs['name']} {mode}")
-                if mode == fs["default_mode"] and len(modes) > 1:
+                if mode == fs["default_mode"]:
                     where.append("*", style="cyan")
                 member = entry["migratepage"]
                 last = f == len(plugin["filesystems"]) - 1 and m == len(modes) - 1

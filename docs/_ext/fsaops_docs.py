@@ -765,7 +765,8 @@ def _calls(node: ast.AST, module: str, name: str) -> list[ast.Call]:
 
 #: A reason a suite test is skipped: ("with", capability) when the subject
 #: declares the capability, ("without", capability) when it does not,
-#: ("import", module) when the module cannot be imported.
+#: ("import", module) when the module cannot be imported, ("inferred", "")
+#: when the subclass declared no capabilities (they were inferred).
 Skip = tuple[str, str]
 
 
@@ -852,6 +853,8 @@ class SkipReader:
         return self._body(helper.body, values, helper.name)
 
     def _condition(self, test: ast.expr, bound: dict[str, object], where: str) -> Skip:
+        if isinstance(test, ast.Attribute) and test.attr == "inferred":
+            return ("inferred", "")
         kind = "with"
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             kind, test = "without", test.operand
@@ -900,6 +903,10 @@ def _skips_in_words(rules: list[Skip]) -> str:
     without = [f"``{name}``" for kind, name in rules if kind == "without"]
     imports = [name.capitalize() for kind, name in rules if kind == "import"]
     parts = []
+    if any(kind == "inferred" for kind, _ in rules):
+        parts.append(
+            "when the subclass declares no capabilities (the skip says which it inferred)"
+        )
     if with_:
         parts.append(f"when the subject declares {_some(with_, 'or')}")
     if without:

@@ -4,7 +4,7 @@ This module is for plugin authors to subclass, as SQLAlchemy's dialect
 suite, fsspec's abstract tests and pandas' extension tests are: the tests
 here are the promises the kernel makes about ``migratepage`` (KERNEL-SPEC
 §3, §5, §6, §7, §9), and each keeps its name, so renaming or removing one
-is a change to a public interface.  A plugin's test module needs five
+is a change to a public interface.  A plugin's test module needs four
 lines::
 
     from fsaops.testing import MigratepageConformance
@@ -12,16 +12,17 @@ lines::
     class TestMyfs(MigratepageConformance):
         filesystem = "myfs"            # resolved through the plugin loader, only it selected
         mode = "default"
-        capabilities = {"buffers", "writeback"}
 
 ``filesystem`` may also be a :class:`~fsaops.FileSystemType`, for a plugin
 that is not installed yet.  ``capabilities`` say which promises apply
 (:data:`~fsaops.testing.harness.CAPABILITIES`): ``buffers``, ``writeback``,
 ``no_migratepage`` (the engine's fallback is checked instead of the hook),
 ``refuses`` (every page fails for good, as with ``xfs_buftarg``),
-``swap_cache`` and ``no_page_cache``.  A promise that does not apply is
-skipped with a reason naming the capability; ``test_capabilities_match_the_table``
-checks the declaration itself.
+``swap_cache`` and ``no_page_cache``.  Left out, they are inferred from the
+table and ``test_capabilities_match_the_table`` says what was inferred;
+declared (``capabilities = {"buffers", "writeback"}``), they are checked
+against what the table does.  A promise that does not apply is skipped with
+a reason naming the capability.
 
 Tests come in two levels.  ``test_hook_*`` call the table's
 ``migratepage`` directly with both pages locked, exactly as the engine
@@ -81,7 +82,16 @@ class MigratepageConformance:
             ``None`` takes ``--fsaops-filesystem`` from the command line.
         mode: the mount mode (``None``: ``--fsaops-mode``, else the type's
             default).
-        capabilities: which promises apply (see the module docstring).
+        capabilities: which promises apply, as a set of names:
+            ``buffers`` (pages carry buffer heads), ``writeback`` (the
+            table's ``writepage`` puts a page under writeback),
+            ``no_migratepage`` (the engine's fallback moves the pages),
+            ``refuses`` (``migratepage`` fails every page for good, as
+            ``fail_migrate_page``), ``swap_cache`` (the table serves the swap
+            cache) and ``no_page_cache`` (execute in place: no page to
+            migrate); :data:`~fsaops.testing.harness.CAPABILITIES` describes
+            each.  ``None`` (the default): inferred from the table, and
+            ``test_capabilities_match_the_table`` says what was inferred.
         plugin: the entry-point name of the plugin providing the
             filesystem, when it is not the filesystem's own name.
         block_size: the block size to mount with (``None``: the default).
@@ -94,7 +104,7 @@ class MigratepageConformance:
 
     filesystem: ClassVar[str | FileSystemType | None] = None
     mode: ClassVar[str | None] = None
-    capabilities: ClassVar[AbstractSet[str]] = frozenset()
+    capabilities: ClassVar[AbstractSet[str] | None] = None
     plugin: ClassVar[str | None] = None
     block_size: ClassVar[int | None] = None
     settle_ticks: ClassVar[int] = 256
@@ -120,15 +130,20 @@ class MigratepageConformance:
                 pytrace=False,
             )
         try:
-            return resolve_subject(
+            subject = resolve_subject(
                 filesystem,
                 mode,
-                cls.capabilities,
+                cls.capabilities or (),
                 plugin=cls.plugin,
                 block_size=cls.block_size,
             )
+            if cls.capabilities is None:
+                subject = attrs.evolve(
+                    subject, capabilities=infer_capabilities(subject), inferred=True
+                )
         except SetupError as exc:
             pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+        return subject
 
     @pytest.fixture
     def fsaops_world(self, fsaops_subject: Subject) -> World:
@@ -190,6 +205,12 @@ class MigratepageConformance:
         in the page cache.  A failure says which capabilities the table shows.
         """
         subject = fsaops_subject
+        if subject.inferred:
+            found = ", ".join(repr(c) for c in sorted(subject.capabilities)) or "none"
+            pytest.skip(
+                f"capabilities not declared, so inferred from {subject.describe()}: {found}; "
+                "declare `capabilities` to have a declaration checked against the table"
+            )
         table = subject.table
         problems: list[str] = []
         has_hook = table.migratepage is not None

@@ -30,6 +30,7 @@ import attrs
 
 from fsaops import world as _world
 from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
+from fsaops.config.effective import SWAP
 from fsaops.errors import FsaopsError
 from fsaops.page import PG, Page, trylock_page
 from fsaops.swap import add_to_swap
@@ -48,6 +49,7 @@ __all__ = [
     "SetupError",
     "Subject",
     "World",
+    "infer_capabilities",
     "resolve_subject",
 ]
 
@@ -92,6 +94,8 @@ class Subject:
         block_size: the block size to mount with (``None``: the type's default).
         origin: where the type came from, for messages (``dist[entry]``, or
             ``given directly``).
+        inferred: the capabilities were inferred from the table
+            (:func:`~fsaops.testing.harness.infer_capabilities`), not declared.
     """
 
     fstype: FileSystemType
@@ -99,6 +103,7 @@ class Subject:
     capabilities: frozenset[str] = frozenset()
     block_size: int | None = None
     origin: str = "given directly"
+    inferred: bool = False
 
     @property
     def table(self) -> AddressSpaceOperations:
@@ -386,9 +391,12 @@ def infer_capabilities(subject: Subject) -> frozenset[str]:
     type; ``buffers`` from whether a cached page carries buffer heads;
     ``refuses`` from what ``migratepage`` does with a clean page;
     ``writeback`` from whether a dirty page can be put under writeback.
-    ``swap_cache`` cannot be observed: it is kept as declared.
+    ``swap_cache`` is the ``swap`` filesystem's (the type the kernel's
+    ``swapon`` takes the swap cache's table from), or kept as declared.
     """
     found = set(subject.capabilities & {"swap_cache"})
+    if subject.fstype.name == SWAP:
+        found.add("swap_cache")
     table = subject.table
     if table.migratepage is None:
         found.add("no_migratepage")

@@ -15,6 +15,12 @@ Options (SQLAlchemy's ``--dburi`` is the model):
 ``--fsaops-mode MODE``
     Its mount mode (default: the type's default mode).
 
+A test (or a class, or a module) chooses its own table with the marker
+``@pytest.mark.fsaops(filesystem="ext3", mode="ordered")``, or by
+parametrizing ``fsaops_subject`` indirectly with a ``(filesystem, mode)``
+pair; either wins over the options.  A table the fixtures cannot build is an
+error, never silently replaced by the default.
+
 Every fixture is named ``fsaops_*``, to stay out of the user's namespace.
 """
 
@@ -53,6 +59,17 @@ __all__ = [
 DEFAULT_FILESYSTEM = "ext2"
 
 
+MARKER = (
+    "fsaops(filesystem, mode=None, plugin=None, block_size=None): the table the fsaops_* "
+    "fixtures of this test, class or module build pages of"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``fsaops`` marker (so ``--strict-markers`` accepts it)."""
+    config.addinivalue_line("markers", MARKER)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Declare ``--fsaops-filesystem`` and ``--fsaops-mode``."""
     group = parser.getgroup("fsaops", "fsaops testing kit")
@@ -83,25 +100,85 @@ def fsaops_registry() -> Registry:
     return load_plugins()
 
 
-@pytest.fixture(scope="session")
-def fsaops_subject(request: pytest.FixtureRequest) -> Subject:
-    """The filesystem and mode under test, from ``--fsaops-filesystem``/``--fsaops-mode``.
+_SUBJECTS: dict[tuple[str, str | None, str | None, int | None], Subject] = {}
+"""Subjects resolved and probed in this run, by (filesystem, mode, plugin, block size)."""
 
-    Resolved through the plugin loader with only that plugin selected; its
+
+def _wanted(request: pytest.FixtureRequest) -> tuple[str, str | None, str | None, int | None, str]:
+    """The table a test asked for: indirect parameter, then marker, then the options."""
+    param = getattr(request, "param", None)
+    if param is not None:
+        where = "indirect parametrization of fsaops_subject"
+        if isinstance(param, str):
+            return param, None, None, None, where
+        if (
+            isinstance(param, tuple)
+            and len(param) == 2
+            and isinstance(param[0], str)
+            and (param[1] is None or isinstance(param[1], str))
+        ):
+            return param[0], param[1], None, None, where
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: {where} takes a filesystem name or a (filesystem, mode) "
+            f"pair, not {param!r}"
+        )
+    marker = request.node.get_closest_marker("fsaops")
+    if marker is not None:
+        where = "@pytest.mark.fsaops"
+        kwargs = dict(marker.kwargs)
+        args = list(marker.args)
+        filesystem = kwargs.pop("filesystem", args.pop(0) if args else None)
+        mode = kwargs.pop("mode", args.pop(0) if args else None)
+        plugin = kwargs.pop("plugin", None)
+        block_size = kwargs.pop("block_size", None)
+        if (
+            args
+            or kwargs
+            or not isinstance(filesystem, str)
+            or not (mode is None or isinstance(mode, str))
+            or not (plugin is None or isinstance(plugin, str))
+            or not (block_size is None or type(block_size) is int)
+        ):
+            raise pytest.UsageError(
+                f"{request.node.nodeid}: {where} takes filesystem=NAME and optionally "
+                f"mode=MODE, plugin=ENTRY_POINT, block_size=BYTES; got {marker.args!r} "
+                f"{marker.kwargs!r}"
+            )
+        return filesystem, mode, plugin, block_size, where
+    name = request.config.getoption("fsaops_filesystem", default=None) or DEFAULT_FILESYSTEM
+    mode = request.config.getoption("fsaops_mode", default=None)
+    return name, mode, None, None, "--fsaops-filesystem/--fsaops-mode"
+
+
+@pytest.fixture
+def fsaops_subject(request: pytest.FixtureRequest) -> Subject:
+    """The filesystem and mode under test.
+
+    Chosen by indirect parametrization (``("ext3", "ordered")``), else by
+    the closest ``@pytest.mark.fsaops(filesystem=..., mode=...)``, else by
+    ``--fsaops-filesystem``/``--fsaops-mode`` (default ``ext2``).  Resolved
+    through the plugin loader with only that plugin selected; its
     capabilities (buffers, writeback, refuses, no_migratepage, ...) are
-    probed, and the ``swap`` filesystem is taken as the swap cache's table.
+    probed.  A table that cannot be had fails the test's setup with the
+    reason; it is never replaced by another.
     """
     import attrs
 
     from fsaops.testing.harness import SetupError, infer_capabilities, resolve_subject
 
-    name = request.config.getoption("fsaops_filesystem", default=None) or DEFAULT_FILESYSTEM
-    mode = request.config.getoption("fsaops_mode", default=None)
-    try:
-        subject = resolve_subject(name, mode, {"swap_cache"} if name == "swap" else ())
-        return attrs.evolve(subject, capabilities=infer_capabilities(subject))
-    except SetupError as exc:
-        raise pytest.UsageError(f"--fsaops-filesystem/--fsaops-mode: {exc}") from exc
+    name, mode, plugin, block_size, where = _wanted(request)
+    key = (name, mode, plugin, block_size)
+    subject = _SUBJECTS.get(key)
+    if subject is None:
+        try:
+            subject = resolve_subject(name, mode, plugin=plugin, block_size=block_size)
+            subject = attrs.evolve(subject, capabilities=infer_capabilities(subject))
+        except SetupError as exc:
+            if where.startswith("--"):
+                raise pytest.UsageError(f"{where}: {exc}") from exc
+            pytest.fail(f"{where}: {exc}", pytrace=False)
+        _SUBJECTS[key] = subject
+    return subject
 
 
 @pytest.fixture
