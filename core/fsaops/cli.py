@@ -474,7 +474,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         _write(json.dumps(data, sort_keys=True, indent=2) + "\n")
         return 0
     _write(
-        f"{source}: OK: {len(config.mount)} mount(s), {pages} pages on node "
+        f"{source}: OK: {len(config.mount)} mount(s), {pages} page{'' if pages == 1 else 's'} "
+        f"on node "
         f"{config.migrate.from_node} of {config.node_pages} "
         f"({format_size(config.kernel.node_memory)}); plugins: "
         f"{', '.join(registry.selection) or 'none'}\n"
