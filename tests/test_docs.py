@@ -307,6 +307,9 @@ REPORT_LEAVES = {
     "by_aops.TABLE.via",
     "by_aops.TABLE.reasons",
     "faults.injected",
+    "proofs.io",
+    "proofs.placement.memory_only",
+    "proofs.durability.memory_only",
 }
 
 

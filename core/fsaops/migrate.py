@@ -285,7 +285,7 @@ class MigrateStats:
     freed under us).
     """
 
-    __slots__ = ("calls", "failures", "passes", "pending", "tables", "written")
+    __slots__ = ("calls", "failures", "frameless", "passes", "pending", "tables", "written")
 
     def __init__(self) -> None:
         self.tables: dict[str, TableStats] = {}
@@ -297,6 +297,9 @@ class MigrateStats:
         self.pending: dict[int, tuple[str, str, str, int]] = {}
         #: Pages that failed for good, by pfn: (table, reason, errno name, pass).
         self.failures: dict[int, tuple[str, str, str, int]] = {}
+        #: Pages that moved to no new frame, by pfn: ``freed`` (freed while
+        #: waiting), ``swap`` or ``dropped`` (``swap_page`` dropped them).
+        self.frameless: dict[int, str] = {}
         self.passes = 0
         self.calls = 0
 
@@ -575,12 +578,15 @@ def migrate_pages(
                         via = path
                         if written and path == "migrate_page" and page.pfn in written:
                             via = "writeback"
-                    elif path == "freed":
-                        via = "freed"
                     else:
-                        # swap_page dropped it: an anonymous page went to swap,
-                        # a file page to its file's blocks.
-                        via = "swap" if name == kernel.swap_aops_name else "dropped"
+                        # Freed while waiting, or dropped by swap_page: an anonymous
+                        # page to swap, a file page to its file's blocks.  Rare paths:
+                        # each page is recorded for the placement proof.
+                        if path == "freed":
+                            via = "freed"
+                        else:
+                            via = "swap" if name == kernel.swap_aops_name else "dropped"
+                        stats.frameless[page.pfn] = via
                     list_move(page, moved)
                     nr_moved += 1
                     if written:

@@ -291,11 +291,24 @@ def _lock_page_slow(page: Page) -> None:
 
 
 def unlock_page(page: Page) -> None:
-    """Release the page lock and wake its waiters (``unlock_page``)."""
+    """Release the page lock and wake its waiters (``unlock_page``).
+
+    Raises:
+        KernelBug: the page is not locked: 2.6.15's ``unlock_page`` is
+            ``if (!TestClearPageLocked(page)) BUG();``.
+    """
     flags = page.flags
+    if not flags & PG_locked:
+        _unlock_bug(page)
     page.flags = flags & ~(PG_locked | PG_waiters)
     if flags & PG_waiters:
         page.node.kernel.sched.wake_page(page)
+
+
+def _unlock_bug(page: Page) -> None:
+    from fsaops.errors import KernelBug
+
+    raise KernelBug(f"unlock_page() of pfn {page.pfn}, which is not locked: {page!r}")
 
 
 def wait_on_page_locked(page: Page) -> None:

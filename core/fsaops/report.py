@@ -23,11 +23,13 @@ from rich.text import Text
 
 from fsaops.config.effective import LeftOut
 from fsaops.frozen import frozen_mapping, sorted_mapping
-from fsaops.status import SCHEMA
+from fsaops.proofs import Proof
+from fsaops.status import SCHEMA, Status
 
 __all__ = [
     "Integrity",
     "PageOutcome",
+    "Proofs",
     "Report",
     "TableReport",
     "Totals",
@@ -149,6 +151,37 @@ class Integrity:
 
 
 @attrs.frozen
+class Proofs:
+    """The proofs behind the verdict (:mod:`fsaops.proofs`) and their own I/O.
+
+    Attributes:
+        placement: every page is where the engine's account says.
+        durability: after a sync and a drop of memory, every page reads
+            back from its backing store.
+        io: the counters of the proofs' own work (writes, swap-outs and
+            faults), kept apart from ``vmstat``, which covers migration and
+            the in-memory read-back.
+    """
+
+    placement: Proof
+    durability: Proof
+    io: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+
+    @property
+    def hold(self) -> bool:
+        """Whether both proofs hold."""
+        return self.placement.holds and self.durability.holds
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "placement": self.placement.to_json(),
+            "durability": self.durability.to_json(),
+            "io": dict(self.io),
+        }
+
+
+@attrs.frozen
 class PageOutcome:
     """One page that did not move: where it is, whose it is, and why it stayed.
 
@@ -234,6 +267,7 @@ class Report:
         pages_failed: every page that failed for good, in pfn order.
         left_out: the parts of the built-in scenario the selected plugins
             cannot serve, which the run left out.
+        proofs: the placement and durability proofs, and their own I/O.
     """
 
     version: str
@@ -253,26 +287,38 @@ class Report:
     pages_left: tuple[PageOutcome, ...] = ()
     pages_failed: tuple[PageOutcome, ...] = ()
     left_out: tuple[LeftOut, ...] = ()
+    proofs: Proofs | None = None
+
+    @property
+    def outcome(self) -> Status:
+        """What the run came to.
+
+        ``data lost`` when a page reads back wrong or the durability proof
+        fails; ``invariant broken`` when the invariant checker or the
+        placement proof finds something; otherwise ``ok``.
+        """
+        i = self.integrity
+        proofs = self.proofs
+        if i.lost or i.corrupted or (proofs is not None and not proofs.durability.holds):
+            return Status.DATA_LOST
+        if self.invariants or (proofs is not None and not proofs.placement.holds):
+            return Status.INVARIANT_BROKEN
+        return Status.OK
 
     @property
     def ok(self) -> bool:
-        """Nothing was lost or corrupted and every invariant holds."""
-        i = self.integrity
-        return not (i.lost or i.corrupted or self.invariants)
+        """Nothing was lost, every invariant holds, and both proofs hold."""
+        return self.outcome is Status.OK
 
     @property
     def exit_status(self) -> int:
-        """0 when :attr:`ok`, else 1 (data lost or an invariant broken)."""
-        return 0 if self.ok else 1
+        """0 when :attr:`ok`, else 1."""
+        return self.outcome.exit_code
 
     @property
     def status(self) -> str:
-        """``ok``, ``data lost`` or ``invariant broken``."""
-        if self.integrity.lost or self.integrity.corrupted:
-            return "data lost"
-        if self.invariants:
-            return "invariant broken"
-        return "ok"
+        """The name of the outcome (``ok``, ``data lost`` or ``invariant broken``)."""
+        return self.outcome.value
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain data (serialize with sorted keys for stable bytes)."""
@@ -295,6 +341,7 @@ class Report:
             "pages_left": [p.to_json() for p in self.pages_left],
             "pages_failed": [p.to_json() for p in self.pages_failed],
             "left_out": [part.to_json() for part in self.left_out],
+            "proofs": None if self.proofs is None else self.proofs.to_json(),
         }
 
     def dumps(self) -> str:
@@ -486,10 +533,32 @@ def _summary(report: Report) -> Table:
             grid.add_row("", Text(problem, style="red"))
     else:
         grid.add_row("invariants", Text("all hold", style="green"))
+    if report.proofs is not None:
+        for proof, what in (
+            (report.proofs.placement, "every page is where the engine says"),
+            (report.proofs.durability, "every page reads back from its backing store"),
+        ):
+            line = Text(f"{_count(proof.checked, 'page', 'pages')}: ")
+            if proof.holds:
+                line.append(f"holds: {what}", style="green")
+            else:
+                line.append(f"FAILS for {_n(proof.failures)}", style="bold red")
+            if proof.memory_only:
+                only = ", ".join(f"{t} {_n(n)}" for t, n in sorted(proof.memory_only.items()))
+                line.append(f"  (in memory only, no backing store: {only})", style="dim")
+            grid.add_row(proof.name, line)
+            for problem in proof.problems[:5]:
+                grid.add_row("", Text(problem, style="red"))
     verdict = {
-        "ok": Text("OK: nothing lost, every invariant holds", style="bold green"),
+        "ok": Text(
+            "OK: every page is where the engine says, nothing was lost, every invariant holds",
+            style="bold green",
+        ),
         "data lost": Text("FAILED: data was lost", style="bold red"),
-        "invariant broken": Text("FAILED: an invariant is broken", style="bold red"),
+        "invariant broken": Text(
+            "FAILED: an invariant is broken, or a page is not where the engine says",
+            style="bold red",
+        ),
     }[report.status]
     grid.add_row("result", verdict)
     return grid

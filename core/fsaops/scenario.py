@@ -66,7 +66,8 @@ from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.page import PG, Page
-from fsaops.report import Integrity, PageOutcome, Report, TableReport, Totals
+from fsaops.proofs import Outcome, prove_durability, prove_placement, snapshot_places
+from fsaops.report import Integrity, PageOutcome, Proofs, Report, TableReport, Totals
 from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
 from fsaops.world import Area, File, World, start_write
@@ -551,6 +552,33 @@ class Scenario:
         return summary
 
 
+_PROOF_COUNTERS: Final = (
+    "nr_writepage",
+    "pswpout",
+    "pswpin",
+    "pgfault",
+    "pgmajfault",
+    "pgfree",
+)
+"""The counters the report gives for the proofs' own work (``proofs.io``)."""
+
+
+def _ledger(stats: MigrateStats) -> Callable[[int], str]:
+    """The engine's account of each old page, for the placement proof."""
+
+    def outcome(pfn: int) -> str:
+        if pfn in stats.pending:
+            return Outcome.LEFT
+        if pfn in stats.failures:
+            return Outcome.FAILED
+        via = stats.frameless.get(pfn)
+        if via is None:
+            return Outcome.MOVED
+        return Outcome.FREED if via == "freed" else Outcome.DROPPED
+
+    return outcome
+
+
 def _device_blocks(mount: MountConfig, page_size: int, world: World) -> int:
     """Blocks for a mount's device: its files' pages, with room for their superblock."""
     registry = world.kernel.registry
@@ -697,15 +725,24 @@ def run_plan(
     kernel = world.kernel
     before = kernel.vmstat.as_dict()
     start = kernel.sched.now
+    places = snapshot_places(world.world, world.source_node)
     stats = world.migrate(progress)
-    after = kernel.vmstat.as_dict()
     migration_ticks = kernel.sched.now - start
     pages_left, pages_failed = world.outcomes(stats)
+    placement = prove_placement(world.world, places, _ledger(stats), target_nid=world.target_node)
     integrity = world.check_integrity(progress)
     kernel.run_until_idle()
+    after = kernel.vmstat.as_dict()
+    durability = prove_durability(
+        world.world,
+        views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
+        moved_by={(id(p.record), p.index): p.table for p in places.values()},
+    )
+    proved = kernel.vmstat.as_dict()
     invariants = tuple(check_kernel(kernel))
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
+    proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
     tables = _tables(world, stats)
     totals = Totals(
         pages=sum(t.pages for t in tables),
@@ -745,4 +782,5 @@ def run_plan(
         pages_left=pages_left,
         pages_failed=pages_failed,
         left_out=plan.left_out,
+        proofs=Proofs(placement=placement, durability=durability, io=proofs_io),
     )

@@ -904,9 +904,7 @@ def _skips_in_words(rules: list[Skip]) -> str:
     imports = [name.capitalize() for kind, name in rules if kind == "import"]
     parts = []
     if any(kind == "inferred" for kind, _ in rules):
-        parts.append(
-            "when the subclass declares no capabilities (the skip says which it inferred)"
-        )
+        parts.append("when the subclass declares no capabilities (the skip says which it inferred)")
     if with_:
         parts.append(f"when the subject declares {_some(with_, 'or')}")
     if without:
