@@ -505,7 +505,8 @@ def test_debug_vm_names_the_page_and_table_that_broke_something(
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "(badfs_aops, pass 0, path migratepage)" in proc.stderr
-    assert "did not reach pfn" in proc.stderr
+    assert "fsaops: error: CONFIG_DEBUG_VM: " in proc.stderr
+    assert "but the contents differ" in proc.stderr
 
 
 def test_a_plugin_that_fails_to_import_is_reported(third_party: dict[str, str]) -> None:

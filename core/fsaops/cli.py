@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO, cast
 import attrs
 
 from fsaops import __version__
-from fsaops.errors import Deadlock, FsaopsError, KernelBug
+from fsaops.errors import Deadlock, FsaopsError, InvariantError, KernelBug
 from fsaops.status import Status, envelope
 
 if TYPE_CHECKING:
@@ -140,6 +140,12 @@ def _parser() -> _Parser:
     )
     migrate.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even on a terminal"
+    )
+    migrate.add_argument(
+        "--strict",
+        action="store_true",
+        help="findings (wrong but lossless behaviour of a table's migratepage) fail the run "
+        "with exit 1; turns on the per-page checks that find them ([kernel] strict)",
     )
     migrate.add_argument(
         "--debug-vm",
@@ -308,6 +314,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     config, source = _read_config(args.scenario)
     if args.debug_vm:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
+    if args.strict:
+        config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, strict=True))
     registry = _load(config, source, args.plugins)
     plan = plan_scenario(config, registry, source)
     if not config.kernel.migration:
@@ -573,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except Deadlock as exc:
         return _fail(Status.KERNEL_BUG, str(exc), json_mode)
+    except InvariantError as exc:
+        return _fail(Status.INVARIANT_BROKEN, f"CONFIG_DEBUG_VM: {exc}", json_mode)
     except KernelBug as exc:
         return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}", json_mode)
     except FsaopsError as exc:

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from fsaops.buffer import BH, BufferHead, bh_offset, buffers
-from fsaops.errors import KernelBug
+from fsaops.errors import InvariantError
 from fsaops.lists import LIST_POISON, PageList
 from fsaops.page import PG, Page, page_flags_str, page_index, page_mapping
 
@@ -26,16 +26,6 @@ if TYPE_CHECKING:
     from fsaops.mapping import AddressSpace
 
 __all__ = ["InvariantError", "check_kernel", "mappings", "raise_if"]
-
-
-class InvariantError(KernelBug):
-    """The invariant checker found problems; ``problems`` lists them."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"{len(problems)} invariant(s) broken:\n  {shown}{more}")
 
 
 def raise_if(problems: list[str]) -> None:

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "Deadlock",
     "FsaopsError",
+    "InvariantError",
     "KernelBug",
     "MigrationDisabled",
     "PluginError",
@@ -73,6 +74,16 @@ class KernelBug(Exception):
 
 class BadPage(KernelBug):
     """A page was freed while still in use (the kernel's ``bad_page()``)."""
+
+
+class InvariantError(KernelBug):
+    """The invariant checker found problems; ``problems`` lists them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} invariant(s) broken:\n  {shown}{more}")
 
 
 class Deadlock(KernelBug):

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fsaops.errors import FsaopsError
+from fsaops.lru import mark_page_accessed
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
 from fsaops.memory import anonymous_memory
 from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
@@ -262,7 +263,7 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
         chunk = min(ps - off, count - done)
         page = read_cache_page(mapping, index)
         view[done : done + chunk] = page_address(page)[off : off + chunk]
-        page.flags |= PG.referenced
+        mark_page_accessed(page)
         put_page(page)
         done += chunk
     del shift
@@ -304,6 +305,7 @@ def generic_file_write(inode: Inode, pos: int, data: bytes | bytearray | memoryv
             err = a_ops.commit_write(page, off, off + chunk)
             if err:
                 raise FsaopsError(f"commit_write of {inode.name} failed ({err})")
+            mark_page_accessed(page)
         finally:
             unlock_page(page)
             put_page(page)

@@ -48,6 +48,8 @@ class Kernel:
             attempt at debug level); ``None`` for no events.
         debug_vm: ``CONFIG_DEBUG_VM``: poison freed frames; callers also run
             the invariant checker more often.
+        strict: look at every page before and after its ``migratepage``
+            call for findings (:mod:`fsaops.findings`); ``debug_vm`` does too.
         io_latency: ticks from submitting a write to its completion.
         faults: fault injection, or ``None``.
         seed: seeds ``rng``, the machine's own random generator.
@@ -63,6 +65,7 @@ class Kernel:
         registry: Registry | None = None,
         log: EngineLog | None = None,
         debug_vm: bool = False,
+        strict: bool = False,
         io_latency: int = 4,
         faults: FaultInjector | None = None,
         seed: int = 0,
@@ -79,6 +82,7 @@ class Kernel:
         self.registry = registry
         self.log = log
         self.debug_vm = debug_vm
+        self.strict = strict
         self.io_latency = io_latency
         self.faults = faults
         self.rng = random.Random(seed)

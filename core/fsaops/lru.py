@@ -16,13 +16,15 @@ from __future__ import annotations
 from errno import ENOSYS
 
 from fsaops.lists import PageList, list_add, list_del
-from fsaops.page import Page, PG_active, PG_lru
+from fsaops.page import Page, PG_active, PG_lru, PG_referenced
 
 __all__ = [
+    "activate_page",
     "isolate_lru_page",
     "lru_add_drain",
     "lru_cache_add",
     "lru_cache_add_active",
+    "mark_page_accessed",
     "move_to_lru",
     "putback_lru_pages",
 ]
@@ -46,6 +48,33 @@ def lru_cache_add_active(page: Page) -> None:
         page.flags |= PG_lru | PG_active
         list_add(page, node.active)
         node.nr_active += 1
+
+
+def activate_page(page: Page) -> None:
+    """Move a page on the inactive list to the active list (``activate_page``)."""
+    node = page.node
+    with node.lru_lock:
+        flags = page.flags
+        if flags & PG_lru and not flags & PG_active:
+            list_del(page)
+            node.nr_inactive -= 1
+            page.flags = flags | PG_active
+            list_add(page, node.active)
+            node.nr_active += 1
+
+
+def mark_page_accessed(page: Page) -> None:
+    """Note a use of the page (``mark_page_accessed``, 2.6.15).
+
+    The first use sets ``PG_referenced``; a second one while the page is on
+    the inactive list moves it to the active list and clears the bit.
+    """
+    flags = page.flags
+    if not flags & PG_active and flags & PG_referenced and flags & PG_lru:
+        activate_page(page)
+        page.flags &= ~PG_referenced
+    elif not flags & PG_referenced:
+        page.flags = flags | PG_referenced
 
 
 def lru_add_drain() -> None:

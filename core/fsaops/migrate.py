@@ -22,8 +22,9 @@ import logging
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, errorcode
 from typing import TYPE_CHECKING, Any
 
-from fsaops.buffer import try_to_release_page
-from fsaops.errors import KernelBug
+from fsaops.buffer import BH, try_to_release_page
+from fsaops.errors import InvariantError, KernelBug
+from fsaops.findings import Findings, MigratepageWatch
 from fsaops.lists import PageList, list_move
 from fsaops.lru import move_to_lru
 from fsaops.mapping import remove_mapping
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fsaops.kernel import Kernel
+    from fsaops.oracle import PageState
 
 __all__ = [
     "MAX_PASSES",
@@ -71,6 +73,8 @@ MAX_PASSES = 11
 UNMAP_TRIES = 10
 """V4 calls ``try_to_unmap`` up to 10 times while the page stays mapped."""
 
+BH_lock = BH.lock
+BH_jbd = BH.jbd
 PG_copied = PG.COPIED
 #: What ``migrate_page_copy`` clears on the old page.
 PG_cleared_on_old = PG.swapcache | PG.active | PG.private
@@ -285,7 +289,16 @@ class MigrateStats:
     freed under us).
     """
 
-    __slots__ = ("calls", "failures", "frameless", "passes", "pending", "tables", "written")
+    __slots__ = (
+        "calls",
+        "failures",
+        "findings",
+        "frameless",
+        "passes",
+        "pending",
+        "tables",
+        "written",
+    )
 
     def __init__(self) -> None:
         self.tables: dict[str, TableStats] = {}
@@ -300,6 +313,8 @@ class MigrateStats:
         #: Pages that moved to no new frame, by pfn: ``freed`` (freed while
         #: waiting), ``swap`` or ``dropped`` (``swap_page`` dropped them).
         self.frameless: dict[int, str] = {}
+        #: Wrong but lossless behaviour of tables' migratepage (fsaops.findings).
+        self.findings = Findings()
         self.passes = 0
         self.calls = 0
 
@@ -413,7 +428,8 @@ def migrate_pages(
     tick = sched.tick
     vmstat = kernel.vmstat
     trace = _tracer(kernel)
-    debug = _debug_checker(kernel, from_, to, moved, failed) if kernel.debug_vm else None
+    debug = _DebugVm(kernel, from_, to, moved, failed) if kernel.debug_vm else None
+    watch = MigratepageWatch(kernel, stats.findings) if kernel.strict or kernel.debug_vm else None
     tables = stats.tables
     written = stats.written
     pending = stats.pending
@@ -438,6 +454,8 @@ def migrate_pages(
                     break
                 nxt = page.lru_next
                 tick()  # cond_resched()
+                if debug is not None:
+                    debug.before(page)
                 newpage: Any = None
                 name: str | None = None
                 rc = -EAGAIN
@@ -518,20 +536,29 @@ def migrate_pages(
                                     # The V4 hook: the filesystem moves the page.  A
                                     # plugin's bug must not take the run down.
                                     path = "migratepage"
+                                    if watch is not None:
+                                        watch.before(newpage, page)
                                     try:
                                         rc = migratepage(newpage, page)
-                                    except KernelBug:
-                                        raise
+                                    except KernelBug as exc:
+                                        raise _in_migratepage(exc, name, page, pass_) from exc
                                     except Exception as exc:
-                                        rc = _migratepage_raised(kernel, exc)
+                                        rc = _migratepage_raised(stats, name, page, exc)
                                     if type(rc) is not int or rc > 0:
-                                        rc = _migratepage_returned(kernel, rc)
-                                    # unlock_both: (inline unlock_page(newpage), unlock_page(page))
+                                        rc = _migratepage_returned(stats, name, page, rc)
+                                    if watch is not None:
+                                        watch.after(newpage, page, rc, name)
+                                    # unlock_both: (inline unlock_page(newpage), unlock_page(page)),
+                                    # with unlock_page's BUG() for a page nobody locked.
                                     flags = newpage.flags
+                                    if not flags & PG_locked:
+                                        raise _unlocked(name, newpage, page, pass_)
                                     newpage.flags = flags & ~PG_unlock
                                     if flags & PG_waiters:
                                         sched.wake_page(newpage)
                                     flags = page.flags
+                                    if not flags & PG_locked:
+                                        raise _unlocked(name, page, page, pass_)
                                     page.flags = flags & ~PG_unlock
                                     if flags & PG_waiters:
                                         sched.wake_page(page)
@@ -602,7 +629,7 @@ def migrate_pages(
                     counts = done.via
                     counts[via] = counts.get(via, 0) + 1
                 if debug is not None:
-                    debug(page, newpage if rc == 0 else None, name, pass_, path)
+                    debug.after(page, newpage if rc == 0 else None, name, pass_, path)
                 page = nxt
             if retry and pass_ < MAX_PASSES - 1:  # if (retry && pass++ < 10) goto redo;
                 pass_ += 1
@@ -628,44 +655,117 @@ NOT_REACHED = "not reached (no new page left)"
 """Why a page is left when the engine never got to it."""
 
 
-def _debug_checker(
-    kernel: Kernel,
-    from_: PageList,
-    to: PageList | None,
-    moved: PageList,
-    failed: PageList,
-) -> Callable[[Page, Page | None, str, int, str], None]:
-    """``CONFIG_DEBUG_VM``: check every invariant after each page, naming the culprit.
+class _DebugVm:
+    """``CONFIG_DEBUG_VM``: judge every page the moment the engine is done with it.
 
-    After a page moved to a new page, the old page (not yet freed) must
-    also hold the same bytes as the new one.
+    Before each try the oracle snapshots the page; after it, a page that
+    moved must have left everything on its new page (contents, slot, copied
+    flags, dirty state, buffers unlocked at their offsets, counts), a page
+    that did not must be as it was, a ``migratepage`` must have left its
+    buffers' locks and counts as it found them, and every invariant of the
+    machine must hold.  The first problem stops the run, naming the page,
+    its table, the pass, the path and the broken promise.
     """
-    from fsaops.debug import InvariantError, check_kernel
-    from fsaops.page import page_address
 
-    lists = [from_, moved, failed] + ([to] if to is not None else [])
+    __slots__ = ("_before", "_kernel", "_lists", "_oracle")
 
-    def check(page: Page, newpage: Page | None, table: str, pass_: int, path: str) -> None:
-        problems = check_kernel(kernel, isolated=lists, quiet=False)
-        if newpage is not None and page_address(newpage) != page_address(page):
-            problems.insert(0, f"the contents of pfn {page.pfn} did not reach pfn {newpage.pfn}")
+    def __init__(
+        self,
+        kernel: Kernel,
+        from_: PageList,
+        to: PageList | None,
+        moved: PageList,
+        failed: PageList,
+    ) -> None:
+        from fsaops.oracle import Oracle
+
+        self._kernel = kernel
+        self._oracle = Oracle()
+        self._lists = [from_, moved, failed] + ([to] if to is not None else [])
+        self._before: PageState | None = None
+
+    def before(self, page: Page) -> None:
+        """Snapshot the page about to be tried."""
+        self._before = self._oracle.snapshot(page)
+
+    def after(self, page: Page, newpage: Page | None, table: str, pass_: int, path: str) -> None:
+        """Judge the page just tried; raise :class:`~fsaops.debug.InvariantError` at a problem."""
+        from fsaops.debug import check_kernel
+
+        before = self._before
+        self._before = None
+        problems: list[str] = []
+        if before is not None:
+            if newpage is not None:
+                problems += self._oracle.moved_problems(before, page)
+            elif path not in ("freed", "swap_page"):
+                problems += self._oracle.unmoved_problems(before, page)
+        problems += check_kernel(self._kernel, isolated=self._lists, quiet=False)
+        problems += self._buffer_problems(before, page, newpage)
         if problems:
             where = f"after pfn {page.pfn} ({table}, pass {pass_}, path {path})"
             raise InvariantError([f"{where}: {problems[0]}", *problems[1:]])
 
-    return check
+    def _buffer_problems(
+        self, before: PageState | None, page: Page, newpage: Page | None
+    ) -> list[str]:
+        """Buffers left locked, or with a count changed, by whoever handled the page."""
+        if before is None or before.ring is None:
+            return []
+        held = {
+            id(h.obj)
+            for task in self._kernel.tasks
+            for h in task.holds
+            if h.kind in ("buffer_lock", "buffer_ref")
+        }
+        problems = []
+        for i, state in enumerate(before.ring):
+            bh = state.bh
+            if id(bh) in held:
+                continue
+            if bh.b_state & BH_lock and not state.state & BH_lock:
+                problems.append(f"buffer head {i} of pfn {page.pfn} was left locked")
+            jbd_before = 1 if state.state & BH_jbd else 0
+            jbd_now = 1 if bh.b_state & BH_jbd else 0
+            if bh.b_count - jbd_now != state.count - jbd_before:
+                problems.append(
+                    f"buffer head {i} of pfn {page.pfn}: b_count went from {state.count} to "
+                    f"{bh.b_count} (a reference taken and not dropped, or dropped twice)"
+                )
+        return problems
 
 
-def _migratepage_raised(kernel: Kernel, exc: Exception) -> int:
-    """A table's ``migratepage`` raised: record why, and fail the page with ``-EIO``."""
-    kernel.current.why = f"migratepage raised {type(exc).__name__}: {exc}"
+def _migratepage_raised(stats: MigrateStats, name: str, page: Page, exc: Exception) -> int:
+    """A table's ``migratepage`` raised: record why and a finding; fail the page with ``-EIO``."""
+    why = f"migratepage raised {type(exc).__name__}: {exc}"
+    page.node.kernel.current.why = why
+    stats.findings.add(name, "return", page.pfn, f"{why} (pfn {page.pfn})")
     return -EIO
 
 
-def _migratepage_returned(kernel: Kernel, rc: object) -> int:
+def _migratepage_returned(stats: MigrateStats, name: str, page: Page, rc: object) -> int:
     """A table's ``migratepage`` returned neither 0 nor a negative errno: ``-EIO``."""
-    kernel.current.why = f"migratepage returned {rc!r}, not 0 or a negative errno"
+    why = f"migratepage returned {rc!r}, not 0 or a negative errno"
+    page.node.kernel.current.why = why
+    stats.findings.add(name, "return", page.pfn, f"{why} (pfn {page.pfn})")
     return -EIO
+
+
+def _in_migratepage(exc: KernelBug, name: str, page: Page, pass_: int) -> KernelBug:
+    """A ``BUG()`` reached inside a table's ``migratepage``, with where it ran."""
+    if isinstance(exc, InvariantError):
+        return exc
+    return KernelBug(f"{exc} (in {name}'s migratepage, migrating pfn {page.pfn}, pass {pass_})")
+
+
+def _unlocked(name: str, which: Page, page: Page, pass_: int) -> KernelBug:
+    """``unlock_page``'s ``BUG()``: the engine unlocks a page ``migratepage`` already unlocked."""
+    role = "the new page" if which is not page else "the old page"
+    return KernelBug(
+        f"unlock_page() of pfn {which.pfn} ({role}), which is not locked: {name}'s migratepage "
+        f"unlocked it, but the engine unlocks both pages after the call (pfn {page.pfn}, "
+        f"pass {pass_})"
+    )
 
 
 def _fallback(

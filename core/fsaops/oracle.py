@@ -118,6 +118,8 @@ class PageState:
         ptes: the (pid, page number) of every present pte mapping it.
         holds: references other tasks hold on it.
         locked_by_task: whether another task holds its lock.
+        pte_dirty: whether one of those ptes is dirty: the page was written
+            through a mapping, and only the pte knows yet.
     """
 
     page: Page
@@ -138,6 +140,7 @@ class PageState:
     ptes: tuple[tuple[int, int], ...]
     holds: int
     locked_by_task: bool
+    pte_dirty: bool = False
 
 
 @attrs.frozen
@@ -247,6 +250,16 @@ class Oracle:
                 if pte.page is page:
                     found.append((mm.pid, vpn))
         return tuple(sorted(found))
+
+    @staticmethod
+    def pte_dirty(kernel: Kernel, page: Page, ptes: Iterable[tuple[int, int]]) -> bool:
+        """Whether a present pte of ``ptes`` (pid, page number) mapping ``page`` is dirty."""
+        for pid, vpn in ptes:
+            mm = next((m for m in kernel.mms if m.pid == pid), None)
+            pte = None if mm is None else mm.ptes.get(vpn)
+            if pte is not None and pte.page is page and pte.dirty:
+                return True
+        return False
 
     @staticmethod
     def index(kernel: Kernel) -> MachineIndex:
@@ -361,6 +374,7 @@ class Oracle:
             ptes=ptes,
             holds=refs,
             locked_by_task=locked,
+            pte_dirty=self.pte_dirty(kernel, page, ptes),
         )
 
     # -- judgements ----------------------------------------------------------------
@@ -527,32 +541,35 @@ class Oracle:
         problems: list[str] = []
         pfn = before.pfn
         data = before.data if expected is None else expected
-        if page.count != 1:
+        kernel = page.node.kernel
+        held_by_nothing = before.tree is None and not before.ptes
+        new = None if held_by_nothing else self.new_page_of(kernel, before)
+        if new is page:
             problems.append(
+                f"pfn {pfn} is on moved, but its page-tree slot still points at the old page: "
+                "nothing moved"
+            )
+        # What the old page kept comes last: it is usually a consequence.
+        leftovers: list[str] = []
+        if page.count != 1:
+            leftovers.append(
                 f"moved pfn {pfn} has page_count {page.count}; only the isolation reference "
                 "should be left (1)"
             )
         if page.mapping is not None or page.private or page.mapcount:
-            problems.append(
+            leftovers.append(
                 f"moved pfn {pfn} still has mapping {_describe_mapping(page.mapping)}, private "
                 f"{page.private!r} or page_mapcount {page.mapcount}"
             )
         kept = page.flags & (PG.swapcache | PG.private | PG.active | PG.locked)
         if kept:
-            problems.append(f"moved pfn {pfn} still has flags {self.flag_names(kept)}")
-        kernel = page.node.kernel
-        if before.tree is None and not before.ptes:
-            return problems  # nothing held it: freed under us
-        new = self.new_page_of(kernel, before)
+            leftovers.append(f"moved pfn {pfn} still has flags {self.flag_names(kept)}")
+        if held_by_nothing or new is page:
+            return problems + leftovers  # freed under us, or nothing moved
         if new is None:
             if not dropped_ok:
                 problems.append(f"pfn {pfn} moved, but no page holds its place any more")
-            return problems  # dropped to disk or swap: the read-back checks the data
-        if new is page:
-            problems.append(
-                f"pfn {pfn} is on moved, but its page-tree slot still points at the old page"
-            )
-            return problems
+            return problems + leftovers  # dropped to disk or swap: the read-back checks it
         if new_pfns is not None and new.pfn not in new_pfns:
             problems.append(f"pfn {pfn} moved to pfn {new.pfn}, which was not on the to list")
         got = self.frame(new)
@@ -580,9 +597,8 @@ class Oracle:
                 f"new pfn {new.pfn} has page_count {new.count}, expected {want} = {parts}"
             )
         anonymous = before.tree is None or before.flags & PG.swapcache
-        if (before.flags & (PG.dirty | PG.writeback) or anonymous) and not self.data_is_safe(
-            new, data, before
-        ):
+        newer = before.flags & (PG.dirty | PG.writeback) or before.pte_dirty
+        if (newer or anonymous) and not self.data_is_safe(new, data, before):
             problems.append(
                 f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached the disk"
             )
@@ -604,7 +620,7 @@ class Oracle:
                     )
                 if bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
-        return problems
+        return problems + leftovers
 
     def unmoved_problems(
         self,

@@ -103,6 +103,7 @@ PG_dirty = PG.dirty
 PG_lru = PG.lru
 PG_active = PG.active
 PG_private = PG.private
+PG_referenced = PG.referenced
 PG_writeback = PG.writeback
 PG_swapcache = PG.swapcache
 PG_reclaim = PG.reclaim

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fsaops.config.effective import LeftOut
+from fsaops.findings import Finding
 from fsaops.frozen import frozen_mapping, sorted_mapping
 from fsaops.proofs import Proof
 from fsaops.status import SCHEMA, Status
@@ -268,6 +269,12 @@ class Report:
         left_out: the parts of the built-in scenario the selected plugins
             cannot serve, which the run left out.
         proofs: the placement and durability proofs, and their own I/O.
+        findings: wrong but lossless behaviour of tables' ``migratepage``
+            (:mod:`fsaops.findings`).
+        watched: every ``migratepage`` call was looked at for findings
+            (``--strict`` or ``--debug-vm``); otherwise only the free ones
+            (``return``) were collected.
+        strict: findings fail the run.
     """
 
     version: str
@@ -288,6 +295,9 @@ class Report:
     pages_failed: tuple[PageOutcome, ...] = ()
     left_out: tuple[LeftOut, ...] = ()
     proofs: Proofs | None = None
+    findings: tuple[Finding, ...] = ()
+    watched: bool = False
+    strict: bool = False
 
     @property
     def outcome(self) -> Status:
@@ -295,7 +305,8 @@ class Report:
 
         ``data lost`` when a page reads back wrong or the durability proof
         fails; ``invariant broken`` when the invariant checker or the
-        placement proof finds something; otherwise ``ok``.
+        placement proof finds something; ``findings`` when the run is strict
+        and a table did something wrong that lost nothing; otherwise ``ok``.
         """
         i = self.integrity
         proofs = self.proofs
@@ -303,6 +314,8 @@ class Report:
             return Status.DATA_LOST
         if self.invariants or (proofs is not None and not proofs.placement.holds):
             return Status.INVARIANT_BROKEN
+        if self.strict and self.findings:
+            return Status.FINDINGS
         return Status.OK
 
     @property
@@ -317,7 +330,7 @@ class Report:
 
     @property
     def status(self) -> str:
-        """The name of the outcome (``ok``, ``data lost`` or ``invariant broken``)."""
+        """The name of the outcome (``ok``, ``data lost``, ``invariant broken``, ``findings``)."""
         return self.outcome.value
 
     def to_json(self) -> dict[str, Any]:
@@ -342,6 +355,8 @@ class Report:
             "pages_failed": [p.to_json() for p in self.pages_failed],
             "left_out": [part.to_json() for part in self.left_out],
             "proofs": None if self.proofs is None else self.proofs.to_json(),
+            "findings": [f.to_json() for f in self.findings],
+            "findings_checked": "all" if self.watched else "return only",
         }
 
     def dumps(self) -> str:
@@ -533,6 +548,30 @@ def _summary(report: Report) -> Table:
             grid.add_row("", Text(problem, style="red"))
     else:
         grid.add_row("invariants", Text("all hold", style="green"))
+    if report.findings:
+        grid.add_row(
+            "findings",
+            Text(
+                f"{_count(len(report.findings), 'finding', 'findings')} (wrong, but nothing lost)"
+                + (
+                    ""
+                    if report.watched
+                    else ": only bad returns looked for; --strict looks at every page"
+                ),
+                style="bold yellow",
+            ),
+        )
+        for finding in report.findings:
+            grid.add_row(
+                "",
+                Text(
+                    f"{finding.table}: {finding.kind} on {_count(finding.count, 'page', 'pages')}"
+                    f", e.g. {finding.example}",
+                    style="yellow",
+                ),
+            )
+    elif report.watched:
+        grid.add_row("findings", Text("none: every migratepage call looked right", style="green"))
     if report.proofs is not None:
         for proof, what in (
             (report.proofs.placement, "every page is where the engine says"),
@@ -557,6 +596,10 @@ def _summary(report: Report) -> Table:
         "data lost": Text("FAILED: data was lost", style="bold red"),
         "invariant broken": Text(
             "FAILED: an invariant is broken, or a page is not where the engine says",
+            style="bold red",
+        ),
+        "findings": Text(
+            "FAILED (strict): nothing was lost, but a table's migratepage did something wrong",
             style="bold red",
         ),
     }[report.status]

@@ -185,6 +185,7 @@ class Scenario:
             migration=k.migration,
             io_latency=k.io_latency,
             debug_vm=k.debug_vm,
+            strict=k.strict,
             faults=self.faults,
             seed=_subseed(seed, "kernel"),
             log=log,
@@ -783,4 +784,7 @@ def run_plan(
         pages_failed=pages_failed,
         left_out=plan.left_out,
         proofs=Proofs(placement=placement, durability=durability, io=proofs_io),
+        findings=stats.findings.result(),
+        watched=config.kernel.strict or config.kernel.debug_vm,
+        strict=config.kernel.strict,
     )

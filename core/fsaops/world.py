@@ -378,6 +378,7 @@ class World:
         migration: ``CONFIG_MIGRATION``.
         io_latency: ticks from submitting a write to its completion.
         debug_vm: ``CONFIG_DEBUG_VM`` (the engine checks every page).
+        strict: the engine looks for findings around every ``migratepage``.
         faults: fault injection, or ``None``.
         seed: seeds the kernel's generator and the content generator.
         log: the engine's logger, or ``None``.
@@ -404,6 +405,7 @@ class World:
         migration: bool = True,
         io_latency: int = 4,
         debug_vm: bool = False,
+        strict: bool = False,
         faults: FaultInjector | None = None,
         seed: int = 0,
         log: EngineLog | None = None,
@@ -418,6 +420,7 @@ class World:
             registry=registry,
             log=log,
             debug_vm=debug_vm,
+            strict=strict,
             io_latency=io_latency,
             faults=faults,
             seed=seed,

@@ -76,6 +76,16 @@ class KernelConfig:
             "`fsaops migrate --debug-vm` turns it on for one run."
         ),
     )
+    strict: bool = attrs.field(
+        default=False,
+        metadata=_doc(
+            "Findings fail the run: wrong but lossless behaviour of a table's migratepage "
+            "(writing a dirty page back, -EAGAIN for a page that could move, copied flags "
+            "lost, buffers left locked, a bad return) ends `fsaops migrate` with exit 1 and "
+            "status `findings`. Turns on the per-page checks that find them. "
+            "`fsaops migrate --strict` turns it on for one run."
+        ),
+    )
     io_latency: int = attrs.field(
         default=4,
         metadata=_doc(

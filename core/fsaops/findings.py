@@ -1,0 +1,244 @@
+"""Findings: what a table's ``migratepage`` did that loses nothing but is wrong.
+
+A finding is not data loss and not a broken invariant: the run can still
+say nothing was lost.  It is behaviour a kernel developer would want to
+know about before the code goes anywhere:
+
+``writepage``
+    ``migratepage`` wrote the page back (``writepage`` calls) instead of
+    moving it: the pre-V4 habit V4 5/6 exists to remove.  The engine's
+    generic fallback, for tables without ``migratepage``, and ``swap_page``
+    write by design and are never findings.
+``refused``
+    ``migratepage`` returned ``-EAGAIN`` for a page that could move: it
+    held exactly the references the kernel expects, nobody else held it,
+    and no mapping stayed that ``try_to_unmap`` refused (a ``VM_LOCKED``
+    area, a young pte: those are the kernel's own refusals).
+``flags``
+    a flag ``migrate_page_copy`` carries (``PG.COPIED``) was on the old
+    page and is not on the new one.
+``buffers``
+    a buffer head was left locked, or its ``b_count`` changed, by the time
+    ``migratepage`` returned.
+``return``
+    ``migratepage`` raised, or returned something other than 0 or a
+    negative errno (the engine counts the page as failed with ``-EIO``).
+
+``return`` findings cost nothing and are always collected.  The others
+need a look at each page before and after its ``migratepage`` call, so
+they are collected only when asked for (``fsaops migrate --strict``, or
+``--debug-vm``): the default run keeps the engine's speed.  With
+``--strict`` any finding fails the run (exit 1, status ``findings``).
+"""
+
+from __future__ import annotations
+
+from errno import EAGAIN
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from fsaops.buffer import BH, BufferHead
+from fsaops.oracle import Oracle
+from fsaops.page import PG
+from fsaops.rmap import VM_LOCKED
+
+if TYPE_CHECKING:
+    from fsaops.kernel import Kernel
+    from fsaops.page import Page
+
+__all__ = ["KINDS", "PAGES_LISTED", "Finding", "Findings", "MigratepageWatch"]
+
+KINDS: Final = ("writepage", "refused", "flags", "buffers", "return")
+"""Every kind of finding, in the order reports list them."""
+
+PAGES_LISTED: Final = 10
+"""Pages a finding lists by pfn (all are counted)."""
+
+
+@attrs.frozen
+class Finding:
+    """One kind of wrong behaviour of one table, and the pages it was seen on.
+
+    Attributes:
+        table: the operations table whose ``migratepage`` did it.
+        kind: one of :data:`KINDS`.
+        count: pages it was seen on.
+        pages: the first :data:`PAGES_LISTED` of them, by pfn.
+        example: what happened to the first, in the kernel's words.
+    """
+
+    table: str
+    kind: str
+    count: int
+    pages: tuple[int, ...]
+    example: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "table": self.table,
+            "kind": self.kind,
+            "count": self.count,
+            "pages": list(self.pages),
+            "example": self.example,
+        }
+
+
+class Findings:
+    """The findings of one run, collected as pages are tried."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[list[int], str]] = {}
+
+    def add(self, table: str, kind: str, pfn: int, example: str) -> None:
+        """Record that ``table``'s ``migratepage`` did ``kind`` to page ``pfn``."""
+        entry = self._seen.get((table, kind))
+        if entry is None:
+            self._seen[(table, kind)] = ([pfn], example)
+        elif pfn not in entry[0]:
+            entry[0].append(pfn)
+
+    def __bool__(self) -> bool:
+        return bool(self._seen)
+
+    def result(self) -> tuple[Finding, ...]:
+        """Every finding, by table and then in the order of :data:`KINDS`."""
+        order = {kind: i for i, kind in enumerate(KINDS)}
+        return tuple(
+            Finding(table, kind, len(pfns), tuple(pfns[:PAGES_LISTED]), example)
+            for (table, kind), (pfns, example) in sorted(
+                self._seen.items(), key=lambda item: (item[0][0], order[item[0][1]])
+            )
+        )
+
+
+@attrs.frozen
+class _Before:
+    count: int
+    mapcount: int
+    flags: int
+    expected: int
+    held: int
+    writes: int
+    ring: tuple[tuple[BufferHead, int, bool], ...]
+
+
+class MigratepageWatch:
+    """Looks at a page before and after its ``migratepage`` call, for findings.
+
+    The engine calls :meth:`before` and :meth:`after` around each
+    ``migratepage`` call when findings are asked for; both read the machine
+    the oracle's way, never through the code under test.
+    """
+
+    __slots__ = ("_before", "_kernel", "findings")
+
+    def __init__(self, kernel: Kernel, findings: Findings) -> None:
+        self._kernel = kernel
+        self.findings = findings
+        self._before: _Before | None = None
+
+    def before(self, newpage: Page, page: Page) -> None:
+        """Note what the page is like as the engine hands it to ``migratepage``."""
+        kernel = self._kernel
+        ring: tuple[tuple[BufferHead, int, bool], ...] = ()
+        if page.flags & PG.private and isinstance(page.private, BufferHead):
+            bhs, _problem = Oracle.ring(page.private)
+            ring = tuple((bh, _own_count(bh), bool(bh.b_state & BH.lock)) for bh in bhs)
+        held, _locked = Oracle.holds(kernel, page)
+        self._before = _Before(
+            count=page.count,
+            mapcount=page.mapcount,
+            flags=page.flags,
+            expected=2 + (1 if page.flags & PG.private else 0),
+            held=held,
+            writes=kernel.vmstat.nr_writepage,
+            ring=ring,
+        )
+
+    def after(self, newpage: Page, page: Page, rc: int, table: str) -> None:
+        """Record what ``migratepage`` did wrong, now that it returned ``rc``."""
+        b = self._before
+        if b is None:
+            return
+        self._before = None
+        add = self.findings.add
+        pfn = page.pfn
+        writes = self._kernel.vmstat.nr_writepage - b.writes
+        if writes:
+            add(
+                table,
+                "writepage",
+                pfn,
+                f"migratepage wrote pfn {pfn} back ({writes} writepage call(s)) instead of "
+                "moving it dirty, as V4 5/6 does",
+            )
+        if (
+            rc == -EAGAIN
+            and b.count == b.mapcount + b.expected
+            and not b.held
+            and not page.mapcount
+            and not b.flags & PG.writeback
+            and not _mlocked(page)
+        ):
+            add(
+                table,
+                "refused",
+                pfn,
+                f"migratepage returned -EAGAIN for pfn {pfn}, which could move: page_count "
+                f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
+                "and no other task held it",
+            )
+        if rc == 0:
+            lost = b.flags & PG.COPIED & ~newpage.flags
+            if lost:
+                add(
+                    table,
+                    "flags",
+                    pfn,
+                    f"pfn {pfn} moved to pfn {newpage.pfn} without {Oracle.flag_names(lost)}, "
+                    "which migrate_page_copy carries",
+                )
+        held_locks = _held_buffer_locks(self._kernel)
+        for i, (bh, count, locked) in enumerate(b.ring):
+            if bh.b_state & BH.lock and not locked and id(bh) not in held_locks:
+                add(
+                    table,
+                    "buffers",
+                    pfn,
+                    f"buffer head {i} of pfn {pfn} was left locked when migratepage returned",
+                )
+                break
+            delta = _own_count(bh) - count
+            if delta:
+                add(
+                    table,
+                    "buffers",
+                    pfn,
+                    f"buffer head {i} of pfn {pfn} has b_count {bh.b_count} after migratepage, "
+                    f"{delta:+d} on before (a reference taken and not dropped, or dropped twice)",
+                )
+                break
+
+
+def _own_count(bh: BufferHead) -> int:
+    """``b_count`` without the journal's reference, which commits may drop at any time."""
+    return bh.b_count - (1 if bh.b_state & BH.jbd else 0)
+
+
+def _held_buffer_locks(kernel: Kernel) -> set[int]:
+    return {
+        id(held.obj) for task in kernel.tasks for held in task.holds if held.kind == "buffer_lock"
+    }
+
+
+def _mlocked(page: Page) -> bool:
+    """Whether an area that maps (or mapped) the page is ``VM_LOCKED``."""
+    mapping = page.mapping
+    if mapping is None:
+        return False
+    vmas = mapping.vmas if mapping.anon else mapping.i_mmap  # type: ignore[union-attr]
+    return any(vma.vm_flags & VM_LOCKED and vma.address(page) >= 0 for vma in vmas)
