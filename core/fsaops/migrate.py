@@ -110,8 +110,11 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
     else:
         owner = page.mapping
         mapping = None if owner is None or owner.anon else owner  # type: ignore[assignment]
-    if mapping is None or page.count != page.mapcount + nr_refs:
-        page.node.kernel.current.why = "reference count does not match (extra reference held)"
+    if mapping is None:
+        page.node.kernel.current.why = "no mapping (truncated)"
+        return 1
+    if page.count != page.mapcount + nr_refs:
+        page.node.kernel.current.why = _count_mismatch(page, nr_refs)
         return 1
     if page.mapcount:
         tick = page.node.kernel.sched.tick
@@ -120,9 +123,7 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
                 break
             tick()
         if page.mapcount:
-            page.node.kernel.current.why = (
-                "still mapped (try_to_unmap refused: VM_LOCKED or referenced)"
-            )
+            page.node.kernel.current.why = _still_mapped(page)
             return 1
     # write_lock_irq(&mapping->tree_lock).  Taken and released by hand (in
     # the hot paths only): a with statement costs twice as much here.
@@ -139,7 +140,7 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
             or index >= len(tree)
             or tree[index] is not page
         ):
-            page.node.kernel.current.why = "reference count or page-tree slot changed under us"
+            page.node.kernel.current.why = _changed_under_us(page, nr_refs, tree, index)
             return 1
         newpage.count += 1
         newpage.index = page.index
@@ -152,6 +153,37 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
     finally:
         tree_lock.release()
     return 0
+
+
+def _count_mismatch(page: Page, nr_refs: int) -> str:
+    """Why the counts did not match, as what was expected and what was found."""
+    want = page.mapcount + nr_refs
+    parts = "cache + isolation" + (" + buffers" if nr_refs > 2 else "")
+    extra = "an extra reference is held" if page.count > want else "a reference is missing"
+    return (
+        f"reference count {page.count}, expected {want} ({parts} + {page.mapcount} pte(s)): {extra}"
+    )
+
+
+def _still_mapped(page: Page) -> str:
+    """Why ``try_to_unmap`` left ptes: a ``VM_LOCKED`` area, or ptes young on every try."""
+    from fsaops.rmap import VM_LOCKED
+
+    mapping = page.mapping
+    vmas = () if mapping is None else (mapping.vmas if mapping.anon else mapping.i_mmap)  # type: ignore[union-attr]
+    if any(vma.vm_flags & VM_LOCKED and vma.address(page) >= 0 for vma in vmas):
+        return "still mapped: try_to_unmap refused, a VM_LOCKED area maps it"
+    return "still mapped: try_to_unmap refused, a pte was young (recently referenced) every try"
+
+
+def _changed_under_us(page: Page, nr_refs: int, tree: list[Page | None], index: int) -> str:
+    """Why the re-check under ``tree_lock`` failed."""
+    held = tree[index] if 0 <= index < len(tree) else None
+    if held is not page:
+        return "page-tree slot changed under us (it no longer points at the page)"
+    if page.count != nr_refs:
+        return f"reference count changed under us: {page.count}, expected {nr_refs}"
+    return "mapping changed under us (truncated)"
 
 
 def migrate_page_copy(newpage: Page, page: Page) -> None:
@@ -699,7 +731,8 @@ class _DebugVm:
             if newpage is not None:
                 problems += self._oracle.moved_problems(before, page)
             elif path not in ("freed", "swap_page"):
-                problems += self._oracle.unmoved_problems(before, page)
+                written = path.startswith("pageout")
+                problems += self._oracle.unmoved_problems(before, page, written=written)
         problems += check_kernel(self._kernel, isolated=self._lists, quiet=False)
         problems += self._buffer_problems(before, page, newpage)
         if problems:

@@ -629,6 +629,7 @@ class Oracle:
         *,
         expected: bytes | None = None,
         exact: bool = False,
+        written: bool = False,
     ) -> list[str]:
         """What is wrong with a page that migration left where it was (KERNEL-SPEC §3, §5.1-4).
 
@@ -636,6 +637,8 @@ class Oracle:
         buffers, and is not left locked.  With ``exact`` nothing else about
         it may have changed either, apart from what waiting legitimately
         changes (I/O completions, journal commits, other tasks' locks).
+        ``written``: the engine's fallback handed the page to ``writepage``,
+        which owns ``PG_checked`` and ``PG_error`` on the way.
         """
         after = self.snapshot(page)
         pfn = before.pfn
@@ -653,6 +656,8 @@ class Oracle:
         if after.ptes != before.ptes:
             problems.append(f"pfn {pfn} did not move but its ptes changed")
         lost = before.flags & PG.COPIED & ~page.flags
+        if written:
+            lost &= ~(PG.checked | PG.error)
         if lost:
             problems.append(f"pfn {pfn} did not move but lost flags {self.flag_names(lost)}")
         for i, state in enumerate(after.ring or ()):
