@@ -155,7 +155,16 @@ class Area:
 
 # -- the page-level building block ---------------------------------------------------------
 
-_NAMED_STATES = ("clean", "dirty", "writeback", "mapped", "mlocked", "pinned", "locked")
+_NAMED_STATES = (
+    "clean",
+    "dirty",
+    "writeback",
+    "mapped",
+    "pte_dirty",
+    "mlocked",
+    "pinned",
+    "locked",
+)
 
 
 def _check_flags(_instance: object, _attribute: object, value: int) -> None:
@@ -177,6 +186,10 @@ class PageSpec:
             The engine waits for it; ``migratepage`` is never called on such
             a page.
         mapped: a process maps the page.
+        pte_dirty: that process wrote the page through its mapping, so the
+            newest data is in the frame and only the pte's dirty bit knows
+            (``PG_dirty`` stays clear until ``try_to_unmap`` moves the bit
+            to the page); implies ``mapped``.
         mlocked: that process's area is ``VM_LOCKED`` (implies ``mapped``).
         pinned: extra references another task holds and never drops.
         locked_for: another task holds the page lock for this many ticks
@@ -196,6 +209,7 @@ class PageSpec:
     dirty: bool = False
     writeback: bool = False
     mapped: bool = False
+    pte_dirty: bool = False
     mlocked: bool = False
     pinned: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     locked_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
@@ -210,7 +224,7 @@ class PageSpec:
         # Implications, so that a spec always describes a reachable state.
         if self.writeback and not self.dirty:
             object.__setattr__(self, "dirty", True)
-        if self.mlocked and not self.mapped:
+        if (self.mlocked or self.pte_dirty) and not self.mapped:
             object.__setattr__(self, "mapped", True)
         if self.truncated and (self.mapped or self.writeback or self.locked_for):
             raise ValueError("a truncated page is not mapped, under writeback or locked")
@@ -219,16 +233,17 @@ class PageSpec:
     def parse(cls, text: str) -> PageSpec:
         """Build a spec from state names joined by ``+``: ``"dirty+mapped+pinned"``.
 
-        Names: ``clean``, ``dirty``, ``writeback``, ``mapped``, ``mlocked``,
-        ``pinned`` (one reference), ``locked`` (by another task for 8 ticks),
-        ``buffers``, ``nobuffers``, ``truncated``.
+        Names: ``clean``, ``dirty``, ``writeback``, ``mapped``, ``pte_dirty``
+        (written through the mapping), ``mlocked``, ``pinned`` (one
+        reference), ``locked`` (by another task for 8 ticks), ``buffers``,
+        ``nobuffers``, ``truncated``.
         """
         fields: dict[str, object] = {}
         for raw in text.split("+"):
             name = raw.strip()
             if name == "clean":
                 continue
-            if name in ("dirty", "writeback", "mapped", "mlocked", "truncated"):
+            if name in ("dirty", "writeback", "mapped", "pte_dirty", "mlocked", "truncated"):
                 fields[name] = True
             elif name == "pinned":
                 fields["pinned"] = 1
@@ -246,10 +261,10 @@ class PageSpec:
     def __str__(self) -> str:
         parts = [
             name
-            for name in ("dirty", "writeback", "mapped", "mlocked", "truncated")
+            for name in ("dirty", "writeback", "mapped", "pte_dirty", "mlocked", "truncated")
             if getattr(self, name)
         ]
-        if self.mlocked:
+        if self.mlocked or self.pte_dirty:
             parts.remove("mapped")
         if self.writeback:
             parts.remove("dirty")
@@ -763,8 +778,18 @@ class World:
             prepared.data = new
         if spec.writeback:
             self._start_writeback(page, table)
+        if spec.pte_dirty:
+            self._store_through_pte(prepared, record, spec.index)
         put_page(page)  # read_cache_page's / grab_cache_page's reference
         return prepared
+
+    def _store_through_pte(self, prepared: PreparedPage, record: File | Area, index: int) -> None:
+        """Write the page's next generation through its process's mapping: only the pte is dirty."""
+        assert prepared.mm is not None
+        record.gens[index] += 1
+        new = self.expected(record, index)
+        prepared.mm.write(prepared.addr, new)
+        prepared.data = new
 
     def _make_anon(self, spec: PageSpec) -> PreparedPage:
         kernel = self.kernel
@@ -817,6 +842,8 @@ class World:
                 self._write_out(page, table, wait=False)
             else:
                 unlock_page(page)
+        if spec.pte_dirty:
+            self._store_through_pte(prepared, area, 0)
         return prepared
 
     def _write_out(self, page: Page, table: AddressSpaceOperations, *, wait: bool) -> None:

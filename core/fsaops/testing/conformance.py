@@ -36,6 +36,8 @@ and never through the code under test.  A subclass may override any test
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from errno import EAGAIN
 from typing import TYPE_CHECKING, ClassVar
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     import hypothesis
 
 from fsaops.aops import FileSystemType
-from fsaops.errors import FsaopsError
+from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.oracle import Oracle
 from fsaops.page import PG
@@ -190,7 +192,8 @@ class MigratepageConformance:
 
     @staticmethod
     def _call(world: World, spec: PageSpec) -> HookCall:
-        return world.call_migratepage(world.make_page(spec))
+        with _no_bug():
+            return world.call_migratepage(world.make_page(spec))
 
     # -- the declaration -----------------------------------------------------------------
 
@@ -336,6 +339,38 @@ class MigratepageConformance:
         assert call.old_before.flags & PG.dirty, "setup: the page under test is not dirty"
         _holds("dirty", promises.hook_dirty_carried(call))
 
+    def test_hook_carries_a_dirty_bit_held_only_in_a_pte(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page written through a mapping moves dirty (KERNEL-SPEC §5.2, §6.3).
+
+        Only the pte's dirty bit knows the page is newer than the disk until
+        ``try_to_unmap`` moves the bit to the page, so a ``migratepage`` that
+        copies the page, or samples ``PG_dirty``, before unmapping it moves a
+        clean page: once written back and dropped, the write is gone.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(pte_dirty=True))
+        assert call.old_before.pte_dirty, "setup: the page under test has no dirty pte"
+        assert not call.old_before.flags & PG.dirty, "setup: the page under test has PG_dirty"
+        _holds("pte_dirty", promises.hook_dirty_carried(call))
+
+    def test_hook_leaves_both_pages_locked(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """``migratepage`` returns with both pages still locked (KERNEL-SPEC §3 step 9).
+
+        The engine unlocks both after the call; 2.6.15's ``unlock_page`` of a
+        page that is not locked is a ``BUG()``.  Checked on a page that moves
+        and on one that cannot move now.
+        """
+        self._needs_hook(fsaops_subject)
+        problems: list[str] = []
+        for seed, state in enumerate(("dirty", "pinned")):
+            call = self._call(fsaops_world, _with_seed(PageSpec.parse(state), seed))
+            problems.extend(promises.hook_pages_left_locked(call))
+        _holds("locks", problems)
+
     def test_hook_moves_buffer_heads_with_the_page(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
@@ -477,10 +512,11 @@ class MigratepageConformance:
         """
         prepared = [world.make_page(spec) for spec in specs]
         fallback = world.subject.has("no_migratepage")
-        run = world.migrate(
-            rounds=type(self).engine_rounds if fallback else 1,
-            settle_ticks=type(self).settle_ticks,
-        )
+        with _no_bug():
+            run = world.migrate(
+                rounds=type(self).engine_rounds if fallback else 1,
+                settle_ticks=type(self).settle_ticks,
+            )
         problems: list[str] = []
         for item in prepared:
             problems.extend(promises.check_engine_page(world, run, item))
@@ -512,6 +548,17 @@ class MigratepageConformance:
         """
         self._needs_pages(fsaops_subject)
         self._engine(fsaops_world, (PageSpec(dirty=True),), quiet=True)
+
+    def test_engine_moves_a_page_dirty_only_in_its_pte(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page written through a mapping moves, and its write survives (KERNEL-SPEC §5.2, §6.3).
+
+        After migration, writeback and a drop of the page cache, the disk
+        (or swap) must hold the write: a dirty bit lost on the way loses it.
+        """
+        self._needs_pages(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(pte_dirty=True),))
 
     def test_engine_waits_for_writeback(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """A page under writeback is skipped in pass 0, waited on later (KERNEL-SPEC §3 step 4)."""
@@ -591,6 +638,15 @@ class MigratepageConformance:
             self._engine(World(subject), tuple(specs))
 
         prop()
+
+
+@contextlib.contextmanager
+def _no_bug() -> Iterator[None]:
+    """A ``BUG()`` reached under the code under test is a broken promise, in kernel terms."""
+    try:
+        yield
+    except KernelBug as exc:
+        pytest.fail(promises.report("bug", [f"{type(exc).__name__}: {exc}"]), pytrace=False)
 
 
 def _needs_hypothesis() -> None:

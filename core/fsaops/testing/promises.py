@@ -45,6 +45,7 @@ __all__ = [
     "hook_dirty_carried",
     "hook_flags_copied",
     "hook_left_untouched",
+    "hook_pages_left_locked",
     "hook_private_follows",
     "hook_references_balanced",
     "hook_return_value",
@@ -60,6 +61,10 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "contents": "the contents are copied to the new page (KERNEL-SPEC §6.1)",
         "flags": "the copied flags reach the new page and the old page is cleared (KERNEL-SPEC §6)",
         "dirty": "the dirty state moves to the new page without writeback (KERNEL-SPEC §6.3, §7)",
+        "pte_dirty": (
+            "a dirty bit held only in a pte reaches the new page (KERNEL-SPEC §5.2, §6.3)"
+        ),
+        "locks": "migratepage leaves both pages locked: the engine unlocks them (KERNEL-SPEC §3)",
         "buffers": "buffer heads follow the page (KERNEL-SPEC §7 buffer_migrate_page, §9.3)",
         "private": "private data follows the page (KERNEL-SPEC §5.5, §6.4)",
         "slot": "the page-tree slot points at the new page (KERNEL-SPEC §5.4-6)",
@@ -75,6 +80,7 @@ PROMISES: Mapping[str, str] = MappingProxyType(
             "afterwards every page reads back its data and the machine's invariants hold "
             "(KERNEL-SPEC §9)"
         ),
+        "bug": "no BUG() is reached (KERNEL-SPEC §3, §7)",
     }
 )
 """The promises, by key, as the suite names them in failure messages."""
@@ -164,10 +170,28 @@ def hook_flags_copied(call: HookCall) -> list[str]:
         problems.append(f"old pfn {old_pfn} still has private {page.private!r}")
     if page.mapping is not None:
         problems.append(f"old pfn {old_pfn} still has a mapping ({page.mapping!r})")
-    if not page.flags & PG.locked:
-        problems.append(f"migratepage unlocked old pfn {old_pfn}: the engine unlocks it")
-    if not new.flags & PG.locked:
-        problems.append(f"migratepage unlocked new pfn {new_pfn}: the engine unlocks it")
+    return problems
+
+
+def hook_pages_left_locked(call: HookCall) -> list[str]:
+    """Both pages are still locked when ``migratepage`` returns, whatever it returned.
+
+    The engine unlocks both after the call; a ``migratepage`` that unlocks
+    one makes the engine's ``unlock_page`` reach its ``BUG()``.
+    """
+    problems = hook_return_value(call.rc)
+    if problems:
+        return problems
+    if not call.page.flags & PG.locked:
+        problems.append(
+            f"migratepage unlocked old pfn {call.old_before.pfn}: the engine unlocks it after "
+            "the call, and 2.6.15's unlock_page() of an unlocked page is a BUG()"
+        )
+    if not call.newpage.flags & PG.locked:
+        problems.append(
+            f"migratepage unlocked new pfn {call.newpage.pfn}: the engine unlocks it after "
+            "the call, and 2.6.15's unlock_page() of an unlocked page is a BUG()"
+        )
     return problems
 
 
@@ -177,13 +201,14 @@ def hook_dirty_carried(call: HookCall) -> list[str]:
     if problems:
         return problems
     before = call.old_before
-    if not before.flags & PG.dirty:
+    if not before.flags & PG.dirty and not before.pte_dirty:
         return []
     page, new = call.page, call.newpage
     if not new.flags & PG.dirty:
+        where = "PG_dirty" if before.flags & PG.dirty else "only its pte's dirty bit"
         problems.append(
-            f"dirty pfn {before.pfn} moved to pfn {new.pfn} clean (PG_dirty clear) without "
-            "being written back: its data would be lost"
+            f"dirty pfn {before.pfn} ({where} said so) moved to pfn {new.pfn} clean "
+            "(PG_dirty clear) without being written back: its data would be lost"
         )
     if page.flags & PG.dirty:
         problems.append(f"old pfn {before.pfn} is still dirty (clear_page_dirty_for_io not done)")
@@ -382,6 +407,7 @@ _SUCCESS_CHECKS: Mapping[str, Callable[[HookCall], list[str]]] = MappingProxyTyp
     {
         "contents": hook_contents_copied,
         "flags": hook_flags_copied,
+        "locks": hook_pages_left_locked,
         "dirty": hook_dirty_carried,
         "buffers": hook_buffers_follow,
         "private": hook_private_follows,
@@ -410,6 +436,9 @@ def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
         problems = hook_left_untouched(call, refused=outcome == "refused")
         if problems:
             broken[key] = problems
+        locks = hook_pages_left_locked(call)
+        if locks:
+            broken["locks"] = locks
     return broken
 
 

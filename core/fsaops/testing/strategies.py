@@ -7,7 +7,8 @@ itself or by the pytest plugin.
 * :func:`page_specs` draws a :class:`~fsaops.testing.harness.PageSpec`
   that a subject with the given capabilities can be in: dirty or clean,
   under writeback (only with ``writeback``, and never for a direct hook
-  call), mapped, in a ``VM_LOCKED`` area, pinned, locked by another task
+  call), mapped, written through the mapping (a dirty pte), in a
+  ``VM_LOCKED`` area, pinned, locked by another task
   for a while (engine only), truncated (hook only), carrying any of the
   flags ``migrate_page_copy`` carries.
 * :func:`workloads` draws a list of such pages to migrate together.
@@ -63,6 +64,7 @@ def page_specs(
             dirty=draw(st.booleans()),
             writeback=writeback and not truncated and draw(st.booleans()),
             mapped=mapped,
+            pte_dirty=mapped and draw(st.booleans()),
             mlocked=mapped and draw(st.booleans()),
             pinned=draw(st.integers(0, 2)),
             locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
