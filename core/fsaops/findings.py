@@ -12,8 +12,9 @@ know about before the code goes anywhere:
 ``refused``
     ``migratepage`` returned ``-EAGAIN`` for a page that could move: it
     held exactly the references the kernel expects, nobody else held it,
-    and no mapping stayed that ``try_to_unmap`` refused (a ``VM_LOCKED``
-    area, a young pte: those are the kernel's own refusals).
+    no ``VM_LOCKED`` area maps it, and the engine's helpers did not refuse
+    it themselves (ptes young on all ten ``try_to_unmap`` tries, a race
+    under ``tree_lock``): those are the kernel's own refusals.
 ``flags``
     a flag ``migrate_page_copy`` carries (``PG.COPIED``) was on the old
     page and is not on the new one.
@@ -48,6 +49,16 @@ if TYPE_CHECKING:
     from fsaops.page import Page
 
 __all__ = ["KINDS", "PAGES_LISTED", "Finding", "Findings", "MigratepageWatch"]
+
+KERNEL_REFUSALS: Final = (
+    "still mapped",
+    "page-tree slot changed",
+    "reference count changed",
+    "mapping changed",
+)
+"""How the engine's own helpers begin a reason when the kernel itself refused
+(``try_to_unmap`` kept a young pte every try; another task raced the
+re-check under ``tree_lock``): a ``-EAGAIN`` for these is no finding."""
 
 KINDS: Final = ("writepage", "refused", "flags", "buffers", "return")
 """Every kind of finding, in the order reports list them."""
@@ -180,9 +191,9 @@ class MigratepageWatch:
             rc == -EAGAIN
             and b.count == b.mapcount + b.expected
             and not b.held
-            and not page.mapcount
             and not b.flags & PG.writeback
             and not _mlocked(page)
+            and not (self._kernel.current.why or "").startswith(KERNEL_REFUSALS)
         ):
             add(
                 table,

@@ -1,0 +1,409 @@
+"""Broken ``migratepage`` implementations, each a bug a kernel developer could write.
+
+Every function below is ext2's ``buffer_migrate_page`` (V4 5/6) with one
+mistake, grouped by the class of bug it belongs to.  The module is an fsaops
+plugin: :func:`fsaops_filesystem_types` provides one filesystem type per
+function, ``bug_<name>``, whose only table, ``<name>_aops``, is ext2's with
+the broken ``migratepage``.  ``tests/test_verdict.py`` runs each through the
+conformance suite and through ``fsaops migrate`` with and without
+``--strict`` and ``--debug-vm``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from errno import EAGAIN
+
+import attrs
+
+import fsaops
+from fsaops import (
+    FileSystemType,
+    buffer_migrate_page,
+    migrate_page,
+    migrate_page_copy,
+    migrate_page_remove_references,
+)
+from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, try_to_release_page, unlock_buffer
+from fsaops.mapping import remove_from_page_cache
+from fsaops.page import PG, Page, lock_page, put_page, unlock_page
+from fsaops.writeback import (
+    WritebackControl,
+    clear_page_dirty_for_io,
+    set_page_dirty,
+)
+from fsaops_ext2 import EXT2, ext2_aops
+
+Migratepage = Callable[[Page, Page], int]
+
+
+def _take_buffers(newpage: Page, page: Page, *, offset: int | None = None) -> BufferHead:
+    """``buffer_migrate_page``'s middle: lock and reference the buffers, move them."""
+    head: BufferHead = page.private
+    for bh in buffers(head):
+        bh.b_count += 1
+        lock_buffer(bh)
+    page.flags &= ~PG.private
+    newpage.private = head
+    page.private = 0
+    page.count -= 1
+    newpage.count += 1
+    mask = newpage.node.page_size - 1
+    base = newpage.pfn << newpage.node.page_shift
+    for bh in buffers(head):
+        bh.b_page = newpage
+        bh.b_data = base + (bh.b_data & mask if offset is None else offset)
+    newpage.flags |= PG.private
+    return head
+
+
+def _release_buffers(head: BufferHead) -> None:
+    for bh in buffers(head):
+        unlock_buffer(bh)
+        bh.b_count -= 1
+
+
+def _move(newpage: Page, page: Page, *, copy: bool = True) -> int:
+    """A correct move, in the pieces the broken variants take apart."""
+    if page.mapping is None:
+        return -EAGAIN
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    if copy:
+        migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+# -- 1. claims success, moves nothing --------------------------------------------------
+
+
+def returns_zero_doing_nothing(newpage: Page, page: Page) -> int:
+    """Returns 0 without doing anything."""
+    return 0
+
+
+def moves_the_slot_only(newpage: Page, page: Page) -> int:
+    """Moves the page-cache slot and the buffers, and forgets the copy."""
+    rc = _move(newpage, page, copy=False)
+    if rc == 0:
+        page.mapping = None
+    return rc
+
+
+def drops_the_page_from_the_cache(newpage: Page, page: Page) -> int:
+    """Drops a clean page from the cache instead of moving it, and says it moved."""
+    if page.flags & PG.dirty or page.mapcount or page.mapping is None:
+        return -EAGAIN
+    if page.flags & PG.private and not try_to_release_page(page, 0):
+        return -EAGAIN
+    if page.count != 2:
+        return -EAGAIN
+    remove_from_page_cache(page)
+    put_page(page)  # the cache's reference
+    return 0
+
+
+def copies_into_the_old_page(newpage: Page, page: Page) -> int:
+    """Moves everything, but copies the contents the wrong way round."""
+    if page.mapping is None or migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    old = bytes(page.data)
+    page.data[:] = newpage.data
+    migrate_page_copy(newpage, page)
+    newpage.data[:] = bytes(len(old))  # what the new frame held: nothing
+    _release_buffers(head)
+    return 0
+
+
+# -- 2. unlocks pages it does not own ---------------------------------------------------
+
+
+def unlocks_both_pages(newpage: Page, page: Page) -> int:
+    """Unlocks the old and the new page itself; the engine then unlocks them again."""
+    rc = buffer_migrate_page(newpage, page)
+    unlock_page(newpage)
+    unlock_page(page)
+    return rc
+
+
+def unlocks_the_new_page(newpage: Page, page: Page) -> int:
+    """Unlocks the new page once it is filled."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        unlock_page(newpage)
+    return rc
+
+
+def unlocks_the_old_page_on_eagain(newpage: Page, page: Page) -> int:
+    """Gives up, and unlocks the old page on the way out."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == -EAGAIN:
+        unlock_page(page)
+    return rc
+
+
+# -- 3. loses the dirty state ----------------------------------------------------------------
+
+
+def clears_the_dirty_bit(newpage: Page, page: Page) -> int:
+    """Cleans the new page after the move, as if the data were on disk."""
+    rc = buffer_migrate_page(newpage, page)
+    newpage.flags &= ~PG.dirty
+    return rc
+
+
+def clears_the_buffers_dirty_bits(newpage: Page, page: Page) -> int:
+    """Cleans the buffers while moving them: writeback writes only dirty buffers."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private:
+        for bh in buffers(newpage.private):
+            bh.b_state &= ~BH.dirty
+    return rc
+
+
+def samples_dirty_before_unmapping(newpage: Page, page: Page) -> int:
+    """Decides whether the new page is dirty before the ptes are gone."""
+    was_dirty = bool(page.flags & PG.dirty)
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and not was_dirty and newpage.flags & PG.dirty:
+        newpage.flags &= ~PG.dirty  # "it was clean when we looked"
+        if newpage.flags & PG.private:
+            for bh in buffers(newpage.private):
+                bh.b_state &= ~BH.dirty
+    return rc
+
+
+def cleans_the_old_page_first(newpage: Page, page: Page) -> int:
+    """Clears the old page's dirty bit first, so the copy carries a clean page."""
+    clear_page_dirty_for_io(page)
+    return buffer_migrate_page(newpage, page)
+
+
+# -- 4. copies only some flags ---------------------------------------------------------------
+
+
+def keeps_only_uptodate_and_dirty(newpage: Page, page: Page) -> int:
+    """Copies the flags by hand, and only the two it thinks matter."""
+    if page.mapping is None or migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    newpage.data[:] = page.data
+    newpage.flags |= page.flags & PG.uptodate
+    if page.flags & PG.dirty:
+        page.flags &= ~PG.dirty
+        set_page_dirty(newpage)
+    page.flags &= ~(PG.swapcache | PG.active | PG.private)
+    page.private = 0
+    page.mapping = None
+    _release_buffers(head)
+    return 0
+
+
+def forgets_referenced(newpage: Page, page: Page) -> int:
+    """Moves the page and then clears PG_referenced on the new one."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        newpage.flags &= ~PG.referenced
+    return rc
+
+
+# -- 5. writes a dirty page back instead of moving it --------------------------------------
+
+
+def writes_dirty_pages_back(newpage: Page, page: Page) -> int:
+    """The pre-V4 habit: writes a dirty page back and asks to be called again."""
+    mapping = page.mapping
+    writepage = None if mapping is None or mapping.anon else mapping.a_ops.writepage  # type: ignore[union-attr]
+    if page.flags & PG.dirty and writepage is not None and clear_page_dirty_for_io(page):
+        writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))  # unlocks it
+        lock_page(page)  # the engine unlocks it after the call
+        return -EAGAIN
+    return buffer_migrate_page(newpage, page)
+
+
+def writes_then_moves(newpage: Page, page: Page) -> int:
+    """Writes a dirty page's buffers to disk by hand, then moves the page clean."""
+    if page.flags & PG.dirty and page.flags & PG.private:
+        for bh in buffers(page.private):
+            if bh.b_state & BH.dirty and bh.b_bdev is not None:
+                bh.b_bdev.write(bh.b_blocknr, bh.data)
+                bh.b_state &= ~BH.dirty
+        page.flags &= ~PG.dirty
+        page.node.kernel.vmstat.nr_writepage += 1  # it counts its writes as writepage does
+    return buffer_migrate_page(newpage, page)
+
+
+# -- 6. refuses pages that could move ----------------------------------------------------------
+
+
+def refuses_dirty_pages(newpage: Page, page: Page) -> int:
+    """Returns -EAGAIN for every dirty page."""
+    if page.flags & PG.dirty:
+        return -EAGAIN
+    return buffer_migrate_page(newpage, page)
+
+
+def expects_two_references(newpage: Page, page: Page) -> int:
+    """Counts references as if there were no buffers: no page with buffers ever moves."""
+    if page.mapping is None or migrate_page_remove_references(newpage, page, 2):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+def refuses_mapped_pages(newpage: Page, page: Page) -> int:
+    """Gives up on any page a process maps, instead of unmapping it."""
+    if page.mapcount:
+        return -EAGAIN
+    return buffer_migrate_page(newpage, page)
+
+
+# -- 7. leaves buffers locked or referenced --------------------------------------------------
+
+
+def leaves_buffers_locked(newpage: Page, page: Page) -> int:
+    """Moves the page and forgets to unlock its buffers."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    migrate_page_copy(newpage, page)
+    for bh in buffers(head):
+        bh.b_count -= 1
+    return 0
+
+
+def leaks_buffer_references(newpage: Page, page: Page) -> int:
+    """Moves the page and forgets to drop its references on the buffers."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    migrate_page_copy(newpage, page)
+    for bh in buffers(head):
+        unlock_buffer(bh)
+    return 0
+
+
+def moves_buffers_to_offset_zero(newpage: Page, page: Page) -> int:
+    """Points every buffer head at the start of the new page."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page, offset=0)
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+# -- other mistakes ------------------------------------------------------------------------------
+
+
+def returns_one_for_eagain(newpage: Page, page: Page) -> int:
+    """Passes on V4-2.6.16's ``1`` (``migrate_page_remove_references``) instead of -EAGAIN."""
+    if page.mapping is None:
+        return -EAGAIN
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return 1
+    head = _take_buffers(newpage, page)
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+def raises_on_dirty_pages(newpage: Page, page: Page) -> int:
+    """Raises where it should have returned an error."""
+    if page.flags & PG.dirty:
+        raise RuntimeError("dirty pages are not supported yet")
+    return buffer_migrate_page(newpage, page)
+
+
+def keeps_the_old_page_reference(newpage: Page, page: Page) -> int:
+    """Moves the slot but keeps the old page's cache reference: the old frame leaks."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        page.count += 1
+    return rc
+
+
+def puts_the_old_page_twice(newpage: Page, page: Page) -> int:
+    """Drops a reference on the old page it never took."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        put_page(page)
+    return rc
+
+
+BROKEN: dict[str, Migratepage] = {
+    fn.__name__: fn
+    for fn in (
+        returns_zero_doing_nothing,
+        moves_the_slot_only,
+        drops_the_page_from_the_cache,
+        copies_into_the_old_page,
+        unlocks_both_pages,
+        unlocks_the_new_page,
+        unlocks_the_old_page_on_eagain,
+        clears_the_dirty_bit,
+        clears_the_buffers_dirty_bits,
+        samples_dirty_before_unmapping,
+        cleans_the_old_page_first,
+        keeps_only_uptodate_and_dirty,
+        forgets_referenced,
+        writes_dirty_pages_back,
+        writes_then_moves,
+        refuses_dirty_pages,
+        expects_two_references,
+        refuses_mapped_pages,
+        leaves_buffers_locked,
+        leaks_buffer_references,
+        moves_buffers_to_offset_zero,
+        returns_one_for_eagain,
+        raises_on_dirty_pages,
+        keeps_the_old_page_reference,
+        puts_the_old_page_twice,
+    )
+}
+"""Every broken ``migratepage``, by name."""
+
+LOSSLESS: dict[str, str] = {
+    "keeps_only_uptodate_and_dirty": "flags",
+    "forgets_referenced": "flags",
+    "writes_dirty_pages_back": "writepage",
+    "writes_then_moves": "writepage",
+    "refuses_dirty_pages": "refused",
+    "expects_two_references": "refused",
+    "refuses_mapped_pages": "refused",
+    "returns_one_for_eagain": "return",
+    "raises_on_dirty_pages": "return",
+}
+"""The bugs that lose nothing, with the kind of finding each must get.
+
+Every other bug in :data:`BROKEN` loses data, breaks an invariant or hits a
+kernel ``BUG()``: a plain ``fsaops migrate`` must fail on it.
+"""
+
+
+def filesystem(name: str) -> FileSystemType:
+    """ext2, with ``BROKEN[name]`` as the migratepage of its only table (or the real one)."""
+    fn = BROKEN.get(name, buffer_migrate_page)
+    table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=fn)
+    return attrs.evolve(EXT2, name=f"bug_{name}", modes={"default": table})
+
+
+@fsaops.hookimpl
+def fsaops_filesystem_types() -> list[FileSystemType]:
+    """One filesystem per broken function, and ``bug_correct`` with the real one."""
+    return [filesystem(name) for name in (*BROKEN, "correct")]

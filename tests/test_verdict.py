@@ -1,0 +1,236 @@
+"""What fsaops says about a broken plugin: the verdict, the findings, --debug-vm, the suite.
+
+``tests/configs/plugins/buggyfs_plugin.py`` holds ext2's ``migratepage`` with
+one mistake each, installed here as a third-party plugin (``buggyfs``) the
+way pip would leave it.  Each bug either loses something (data, an
+invariant of the machine, a kernel ``BUG()``), and then a plain
+``fsaops migrate`` must fail, or loses nothing but is wrong, and then
+``--strict`` must fail with the finding that names it.  No bug may get an
+OK from ``--strict``; the real ``buffer_migrate_page`` must get one from
+every mode.  The conformance suite, subclassed for each bug as a plugin
+author would, must fail at least one promise for every bug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from errno import EAGAIN
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from fsaops.cli import main
+from fsaops.migrate import UNMAP_TRIES
+from fsaops.page import Page
+from fsaops.rmap import VM_LOCKED
+from fsaops.testing.dist import write_dist_info
+from fsaops.world import World
+
+PLUGINS = Path(__file__).parent / "configs" / "plugins"
+sys.path.insert(0, str(PLUGINS))
+import buggyfs_plugin  # noqa: E402
+
+pytest_plugins = ["pytester"]
+
+BUGS = sorted(buggyfs_plugin.BROKEN)
+LOSSY = [name for name in BUGS if name not in buggyfs_plugin.LOSSLESS]
+LOSSLESS = sorted(buggyfs_plugin.LOSSLESS)
+FAILED = {"data lost", "invariant broken", "kernel bug"}
+SEEDS = (3, 8)
+
+CONFIG = """\
+[kernel]
+node_memory = "2MiB"
+[plugins]
+load = ["buggyfs"]
+[[mount]]
+fs = "bug_{name}"
+pages = 48
+files = 2
+block_size = 1024
+[processes]
+count = 2
+[workload]
+seed = {seed}
+dirty = 0.3
+mapped = 0.3
+pinned = 0.05
+"""
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``buggyfs`` installed (a dist-info on ``sys.path``); yields a folder for configs."""
+    site = tmp_path_factory.mktemp("site")
+    write_dist_info(site, "fsaops-buggyfs", {"fsaops": {"buggyfs": "buggyfs_plugin"}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield tmp_path_factory.mktemp("configs")
+
+
+def migrate(configs: Path, name: str, seed: int, *options: str) -> tuple[int, dict[str, Any]]:
+    """``fsaops migrate --json`` on bug ``name``'s filesystem; returns exit status and report."""
+    path = configs / f"{name}-{seed}.toml"
+    path.write_text(CONFIG.format(name=name, seed=seed), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["migrate", str(path), "--json", "--no-progress", *options])
+    assert "Traceback" not in err.getvalue()
+    report: dict[str, Any] = json.loads(out.getvalue())
+    assert report["schema"] == 1
+    return rc, report
+
+
+def kinds(report: dict[str, Any], name: str) -> set[str]:
+    """The kinds of finding the report holds for bug ``name``'s table."""
+    found = {f["kind"] for f in report["findings"] if f["table"] == f"{name}_aops"}
+    for finding in report["findings"]:
+        assert finding["count"] >= len(finding["pages"]) >= 1 and finding["example"], finding
+    return found
+
+
+# -- fsaops migrate -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", LOSSY)
+def test_a_bug_that_loses_something_fails_every_mode(configs: Path, name: str, seed: int) -> None:
+    for options in ((), ("--strict",), ("--debug-vm",)):
+        rc, report = migrate(configs, name, seed, *options)
+        assert rc == 1, (options, report["status"], report.get("error"))
+        assert report["status"] in FAILED | ({"findings"} if options else set()), options
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", LOSSLESS)
+def test_a_bug_that_loses_nothing_is_a_finding_and_strict_fails_on_it(
+    configs: Path, name: str, seed: int
+) -> None:
+    kind = buggyfs_plugin.LOSSLESS[name]
+    rc, report = migrate(configs, name, seed)
+    assert (rc, report["status"]) == (0, "ok"), report.get("error")
+    rc, report = migrate(configs, name, seed, "--strict")
+    assert (rc, report["status"]) == (1, "findings"), report.get("error")
+    assert kind in kinds(report, name)
+    assert report["findings_checked"] == "all"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_real_buffer_migrate_page_is_ok_in_every_mode(configs: Path, seed: int) -> None:
+    for options in ((), ("--strict",), ("--debug-vm",)):
+        rc, report = migrate(configs, "correct", seed, *options)
+        assert (rc, report["status"]) == (0, "ok"), (options, report.get("error"))
+        assert report["findings"] == []
+        assert report["integrity"]["lost"] == 0
+
+
+def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:
+    rc, report = migrate(configs, "moves_buffers_to_offset_zero", 3, "--debug-vm")
+    assert (rc, report["status"]) == (1, "invariant broken")
+    error = report["error"]
+    assert "pfn" in error and "moves_buffers_to_offset_zero_aops" in error
+    assert "pass" in error
+
+
+# -- findings in the engine -------------------------------------------------------------------
+
+
+def _mapped_page(world: World) -> tuple[Page, Any]:
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    mm = world.kernel.new_mm()
+    vma = mm.mmap_file(inode, 0, 1)
+    mm.read(vma.vm_start * world.page_size, 16)
+    (page,) = inode.i_mapping.pages()
+    return page, vma
+
+
+def test_a_pte_young_on_every_try_is_the_kernels_refusal_not_a_finding(
+    registry: Any,
+) -> None:
+    world = World(registry=registry, strict=True)
+    page, _vma = _mapped_page(world)
+    (pte,) = [p for mm in world.kernel.mms for p in mm.ptes.values() if p.page is page]
+    sched = world.kernel.sched
+    ticks: list[int] = []
+    done: list[bool] = []
+
+    def touch() -> None:  # another CPU reads the page on every tick try_to_unmap waits
+        pte.young = True
+        ticks.append(sched.now)
+        if not done:
+            sched.call_later(1, touch, daemon=True)
+
+    sched.call_later(1, touch, daemon=True)
+    out = world.migrate([page])
+    done.append(True)
+    assert len(ticks) >= UNMAP_TRIES
+    assert page in out.from_ or page in out.failed
+    reasons = out.stats.tables["ext2_aops"].reasons
+    assert any("young" in reason for reason in reasons), reasons
+    assert not out.stats.findings
+
+
+def test_eagain_for_a_page_that_could_move_is_a_finding(registry: Any) -> None:
+    world = World(registry=registry, strict=True)
+    page, _vma = _mapped_page(world)
+    mapping = page.mapping
+    assert mapping is not None
+
+    def refuses(newpage: Page, old: Page) -> int:
+        return -EAGAIN
+
+    mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=refuses)  # type: ignore[union-attr]
+    out = world.migrate([page])
+    (finding,) = out.stats.findings.result()
+    assert finding.kind == "refused"
+    assert f"pfn {page.pfn}" in finding.example
+
+
+def test_eagain_for_a_page_in_a_locked_area_is_no_finding(registry: Any) -> None:
+    world = World(registry=registry, strict=True)
+    page, vma = _mapped_page(world)
+    vma.vm_flags |= VM_LOCKED
+    out = world.migrate([page])
+    assert page in out.from_ or page in out.failed
+    assert not out.stats.findings
+
+
+# -- the conformance suite ---------------------------------------------------------------------
+
+SUITE = textwrap.dedent(
+    """
+    from buggyfs_plugin import BROKEN, filesystem
+    from fsaops.testing import MigratepageConformance
+
+    for name in [*BROKEN, "correct"]:
+        globals()[f"Test_{name}"] = type(
+            f"Test_{name}",
+            (MigratepageConformance,),
+            {"filesystem": filesystem(name), "capabilities": {"buffers", "writeback"}},
+        )
+    """
+)
+
+
+def test_the_suite_fails_a_promise_for_every_bug(pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert(PLUGINS)
+    pytester.makepyfile(test_buggy=SUITE)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    failed: dict[str, list[str]] = {}
+    for report in reprec.getreports("pytest_runtest_logreport"):
+        if report.failed:
+            cls, test = report.nodeid.split("::")[1:3]
+            failed.setdefault(cls.removeprefix("Test_"), []).append(test)
+            assert "Traceback" not in report.longreprtext or "broken promise" in report.longreprtext
+    assert failed.pop("correct", []) == []
+    missed = [name for name in BUGS if name not in failed]
+    assert missed == [], f"no promise failed for {missed}"
