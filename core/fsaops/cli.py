@@ -78,6 +78,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _semantics(text: str) -> str:
+    from fsaops.semantics import SEMANTICS, semantics_names
+
+    if text not in SEMANTICS:
+        raise argparse.ArgumentTypeError(
+            f"unknown semantics {text!r}: expected one of {semantics_names()}"
+        )
+    return text
+
+
 def _level(text: str) -> str:
     level = text.lower()
     if level not in LOG_LEVELS:
@@ -121,6 +131,13 @@ def _parser() -> _Parser:
     )
     migrate.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even on a terminal"
+    )
+    migrate.add_argument(
+        "--semantics",
+        type=_semantics,
+        metavar="NAME",
+        help="the release of the migration code the kernel runs: v4 (the V4 series, "
+        "the default), 2.6.16 or 2.6.17 (overrides [kernel] semantics)",
     )
     migrate.add_argument(
         "--debug-vm",
@@ -285,6 +302,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     config, source = _read_config(args.scenario)
     if args.debug_vm:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
+    if args.semantics is not None:
+        config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, semantics=args.semantics))
     registry = _load(config, source, args.plugins)
     plan = plan_scenario(config, registry, source)
     if not config.kernel.migration:
