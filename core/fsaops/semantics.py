@@ -6,7 +6,7 @@ that followed; each :class:`Semantics` is one release's set of those
 changes, named in ``[kernel] semantics`` (``fsaops migrate --semantics``):
 
 ``"v4"`` (the default)
-    The seed's series: ``try_to_unmap`` up to ten times,
+    The series as posted: ``try_to_unmap`` up to ten times,
     ``migrate_page_remove_references`` returns 1 for a mismatch,
     ``remove_from_swap`` called by ``migrate_pages`` and doing nothing for
     an unmapped page (so migrated anonymous pages keep swap ptes),
@@ -14,11 +14,11 @@ changes, named in ``[kernel] semantics`` (``fsaops migrate --semantics``):
     ``migrate_pages`` call in ``migrate_pages_to`` (a stray ``;``).
 ``"2.6.16"``
     One ``try_to_unmap(page, 1)`` (11 Jan 2006), ``swap_page`` ignoring
-    references too (9 Feb 2006), chunks of 257 new pages taken in
-    allocation order (2.6.16-rc5), ``remove_from_swap`` in
-    ``migrate_page`` giving anonymous pages real ptes and taking them out of
-    the swap cache (2.6.16-rc6), no ``private_lock`` in
-    ``buffer_migrate_page``.
+    references too (9 Feb 2006), chunks of 257 new pages, the last
+    allocated used first, and pages queued in address order (2.6.16-rc5),
+    ``remove_from_swap`` in ``migrate_page`` giving anonymous pages real
+    ptes and taking them out of the swap cache (2.6.16-rc6), no
+    ``private_lock`` in ``buffer_migrate_page``.
 ``"2.6.17"``
     2.6.16, and ``VM_LOCKED`` is ``-EPERM`` with ``-Exx`` return codes
     throughout (24 Feb 2006).
@@ -176,7 +176,7 @@ V4: Final = Semantics(
     may_queue=movable_v4,
     **_MIGRATEPAGE_HELPERS,  # type: ignore[arg-type]
 )
-"""The seed's series, V4 (the default)."""
+"""The V4 series, as posted on 18 Nov 2005 (the default)."""
 
 LINUX_2_6_16: Final = Semantics(
     name="2.6.16",
