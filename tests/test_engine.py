@@ -1,19 +1,28 @@
-"""migrate_pages, branch by branch (KERNEL-SPEC §3)."""
+"""migrate_pages, branch by branch (KERNEL-SPEC §3).
+
+Where the releases differ (:mod:`fsaops.semantics`), the test runs under
+each and asserts the difference.
+"""
 
 from __future__ import annotations
 
-from errno import EAGAIN, EIO, ENOMEM, ENOSYS
+from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM
 
+import attrs
 import pytest
 
+from fsaops.debug import check_kernel
 from fsaops.errors import MigrationDisabled
 from fsaops.lists import PageList
 from fsaops.lru import isolate_lru_page
 from fsaops.memory_hotplug import migrate_node
-from fsaops.migrate import MAX_PASSES, migrate_pages
-from fsaops.page import PG, Page
+from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages
+from fsaops.page import PG, Page, trylock_page, unlock_page
 from fsaops.plugins import Registry
+from fsaops.rmap import Pte, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE, hold
+from fsaops.semantics import SEMANTICS
+from fsaops.swap import add_to_swap
 from fsaops.testing import Recorder
 from fsaops.world import World
 from fsaops.writeback import set_page_dirty
@@ -79,7 +88,12 @@ def test_writeback_is_skipped_in_pass_0_and_waited_for_after(
     assert recorder.paths(other.pfn)[0] == (0, "migratepage", 0)
 
 
-def test_anonymous_pages_get_swap_entries_and_come_back_mapped(world: World) -> None:
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_anonymous_pages_get_swap_entries_and_keep_swap_ptes_until_2_6_16(
+    registry: Registry, semantics: str
+) -> None:
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    swap = world.kernel.swap_info()
     area = world.anon(3)
     mm, vma = area.mm, area.vma
     before = mm.read(vma.vm_start * 4096, 3 * 4096)
@@ -89,30 +103,114 @@ def test_anonymous_pages_get_swap_entries_and_come_back_mapped(world: World) -> 
     assert out.problems == []
     assert out.rc == 0
     assert set(out.stats.tables) == {"swap_aops"}
-    for pte in mm.ptes.values():
-        assert pte.page is not None, "V4 gives anonymous pages real ptes back"
-        assert pte.page.node.nid == 1
-        assert pte.page.flags & PG.swapcache
+    vmstat = world.kernel.vmstat
+    faults = vmstat.pgfault
+    if semantics == "v4":
+        # remove_from_swap() finds no anon_vma for a page without present ptes
+        # (page_lock_anon_vma): the ptes stay swap ptes, the new pages stay in the
+        # swap cache, and the process's next access is a minor fault.
+        for i, pte in enumerate(mm.ptes.values()):
+            assert pte.page is None, "V4 leaves anonymous pages with swap ptes"
+            new = world.page_of(area, i)
+            assert new is not None and new.node.nid == 1
+            assert new.flags & PG.swapcache and new.private == pte.swp
+            assert swap.swap_map[pte.swp] == 2, "the swap pte and the swap cache"
+        assert swap.nr_swap_pages == 64 - 3
+    else:
+        # From 2.6.16 remove_from_swap() gives the new page its ptes back and takes
+        # it out of the swap cache, freeing the slot.
+        for pte in mm.ptes.values():
+            assert pte.page is not None and pte.page.node.nid == 1
+            assert not pte.page.flags & PG.swapcache
+        assert swap.nr_swap_pages == 64
     assert mm.read(vma.vm_start * 4096, 3 * 4096) == before
+    assert vmstat.pgfault - faults == (3 if semantics == "v4" else 0)
+    assert vmstat.pgmajfault == 0 and vmstat.pswpin == 0, "nothing was read from the device"
+    for pte in mm.ptes.values():
+        assert pte.page is not None and pte.page.node.nid == 1
+    world.settle(out)
+    assert check_kernel(world.kernel) == []
 
 
-def test_a_full_swap_device_fails_anonymous_pages_with_enomem(
-    registry: Registry, recorder: Recorder
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_v4_remove_from_swap_restores_ptes_only_of_a_page_still_mapped(
+    registry: Registry, semantics: str
 ) -> None:
-    world = World(registry=registry, log=recorder.log, swap_slots=1, node_pages=256)
+    """V4's engine calls remove_from_swap() on a page that failed; it works if the page is mapped.
+
+    The page is mapped by two processes sharing its anon_vma; the second maps
+    it VM_LOCKED.  A table that unmaps what it can (the first pte becomes a
+    swap pte) and then fails leaves the page on ``failed``, still mapped once.
+    """
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    area = world.anon(1)
+    page = world.page_of(area, 0)
+    assert page is not None
+    other = world.process("child")
+    shared = other.mmap_anon(1, locked=True)
+    assert area.vma.anon_vma is not None and shared.anon_vma is not None
+    shared.anon_vma.vmas.remove(shared)
+    shared.anon_vma = area.vma.anon_vma
+    shared.anon_vma.vmas.append(shared)
+    shared.vm_pgoff = area.vma.vm_pgoff  # the same page at the same index, as after fork()
+    other.ptes[shared.vm_start] = Pte(page)
+    page.mapcount += 1
+    page.count += 1
+    table = world.kernel.swapper_space.a_ops  # type: ignore[union-attr]
+
+    def unmap_then_fail(newpage: Page, old: Page) -> int:
+        try_to_unmap(old, True)  # the first area's pte becomes a swap pte; VM_LOCKED refuses
+        return -EIO
+
+    world.kernel.swapper_space.a_ops = attrs.evolve(table, migratepage=unmap_then_fail)  # type: ignore[union-attr]
+    out = world.migrate([page])
+    assert list(out.failed) == [page]
+    first = area.mm.ptes[area.vma.vm_start]
+    if semantics == "v4":
+        assert first.page is page, "remove_from_swap() found the anon_vma: the pte is back"
+        assert page.flags & PG.swapcache, "and the page stays in the swap cache"
+    else:
+        assert first.page is None, "2.6.16 calls remove_from_swap() only after a move"
+    assert other.ptes[shared.vm_start].page is page
+    world.kernel.swapper_space.a_ops = table  # type: ignore[union-attr]
+    world.settle(out)
+    assert area.mm.read(area.vma.vm_start * 4096, 4096) == world.expected(area, 0)
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_full_swap_device_fails_anonymous_pages_with_enomem(
+    registry: Registry, recorder: Recorder, semantics: str
+) -> None:
+    # V4 sends the page straight to failed with no errno; 2.6.16 gives -ENOMEM.
+    # Both end the same way, reported as ENOMEM.
+    world = World(
+        registry=registry, log=recorder.log, swap_slots=2, node_pages=256, semantics=semantics
+    )
+    holder = world.page_of(world.anon(1), 0)  # another page takes one slot of two
+    assert holder is not None and trylock_page(holder) and add_to_swap(holder)
+    unlock_page(holder)
     area = world.anon(2)
     mm, vma = area.mm, area.vma
     before = mm.read(vma.vm_start * 4096, 2 * 4096)
     pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
     out = world.migrate(pages)
     assert out.problems == []
-    assert out.rc == 1
-    assert len(out.failed) == 1
-    assert len(out.moved) == 1
-    assert out.stats.tables["swap_aops"].errors == {"ENOMEM": 1}
-    failed = out.failed.first()
-    assert recorder.paths(failed.pfn) == [(0, "add_to_swap", -ENOMEM)]
-    assert failed.node.nid == 0
+    table = out.stats.tables["swap_aops"]
+    if semantics == "v4":
+        # The first page keeps its slot (swap pte and swap cache): none for the second.
+        assert out.rc == 1
+        assert len(out.failed) == 1
+        assert len(out.moved) == 1
+        assert table.errors == {"ENOMEM": 1}
+        failed = out.failed.first()
+        assert recorder.paths(failed.pfn) == [(0, "add_to_swap", -ENOMEM)]
+        assert failed.node.nid == 0
+    else:
+        # The first page leaves the swap cache once moved: its slot serves the second.
+        assert out.rc == 0
+        assert len(out.moved) == 2
+        assert table.errors == {}
     assert mm.read(vma.vm_start * 4096, 2 * 4096) == before
 
 
@@ -194,21 +292,38 @@ def test_a_page_freed_under_us_counts_as_moved(world: World, recorder: Recorder)
     assert recorder.paths(page.pfn) == [(0, "freed", 0)]
 
 
-def test_vm_locked_pages_get_eagain_until_the_passes_run_out(
-    world: World, recorder: Recorder
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_vm_locked_pages_get_eagain_until_the_passes_run_out_and_eperm_from_2_6_17(
+    registry: Registry, recorder: Recorder, semantics: str
 ) -> None:
+    world = World(
+        registry=registry, log=recorder.log, node_pages=256, swap_slots=64, semantics=semantics
+    )
     area = world.anon(1, locked=True)
     mm, _vma = area.mm, area.vma
     (page,) = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    start = world.kernel.sched.now
     out = world.migrate([page])
     assert out.problems == []
     assert out.rc == 1
-    assert list(out.from_) == [page]
     attempts = recorder.paths(page.pfn)
-    assert len(attempts) == 11
-    assert {rc for _, _, rc in attempts} == {-EAGAIN}
     reasons = out.stats.tables["swap_aops"].reasons
-    assert any("VM_LOCKED" in r for r in reasons)
+    if semantics == "2.6.17":
+        # SWAP_FAIL from try_to_unmap(page, 1) is -EPERM: failed at once.
+        assert attempts == [(0, "migratepage", -EPERM)]
+        assert list(out.failed) == [page]
+        assert out.stats.tables["swap_aops"].errors == {"EPERM": 1}
+        assert any("VM_LOCKED" in r for r in reasons)
+    else:
+        assert len(attempts) == 11
+        assert {rc for _, _, rc in attempts} == {-EAGAIN}
+        assert list(out.from_) == [page]
+        assert any("VM_LOCKED" in r for r in reasons)
+    # V4 tries try_to_unmap ten times an attempt, rescheduling between tries;
+    # from January 2006 one try_to_unmap(page, 1).
+    per_attempt = 10 if semantics == "v4" else 0
+    assert world.kernel.sched.now - start == len(attempts) * (1 + per_attempt)
+    assert mm.ptes[area.vma.vm_start].page is page, "the page is still mapped"
 
 
 def test_xfs_buftarg_pages_fail_with_eio(world: World, recorder: Recorder) -> None:
@@ -317,9 +432,13 @@ def test_pf_swapwrite_is_set_during_migration_and_restored(world: World) -> None
     assert not world.kernel.current.flags & PF_SWAPWRITE
 
 
-def test_young_ptes_are_cleared_by_the_first_unmap_and_the_retry_succeeds(
-    world: World,
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_young_pte_takes_two_unmap_tries_in_v4_and_one_from_2_6_16(
+    registry: Registry, semantics: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import fsaops.migrate
+
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
     mm = world.kernel.new_mm()
@@ -328,10 +447,21 @@ def test_young_ptes_are_cleared_by_the_first_unmap_and_the_retry_succeeds(
     (page,) = inode.i_mapping.pages()
     assert page.mapcount == 1
     assert mm.ptes[vma.vm_start].young
+    tries: list[bool] = []
+    real = try_to_unmap
+
+    def counted(page: Page, ignore_refs: bool = False) -> int:
+        tries.append(ignore_refs)
+        return real(page, ignore_refs)
+
+    monkeypatch.setattr(fsaops.migrate, "try_to_unmap", counted)
     out = world.migrate([page])
     assert out.problems == []
     assert out.rc == 0
     assert page.mapcount == 0
+    # V4: the first try clears the young bit and fails, the second succeeds;
+    # from January 2006 ignore_refs unmaps a young pte at once.
+    assert tries == ([False, False] if semantics == "v4" else [True])
     assert mm.read(vma.vm_start * 4096, 16) == inode.i_mapping.pages()[0].data[:16].tobytes()
 
 
@@ -377,6 +507,19 @@ def test_migration_compiled_out(registry: Registry) -> None:
         migrate_node(world.kernel, 0, 1)
 
 
+def test_migration_compiled_out_is_enosys_even_for_an_empty_list(registry: Registry) -> None:
+    world = World(registry=registry, migration=False, node_pages=256, swap_slots=64)
+    empty = PageList("from")
+    # The kernel's stub returns -ENOSYS whatever the list holds.
+    assert migrate_pages(empty, None, PageList(), PageList(), kernel=world.kernel) == -ENOSYS
+    to = world.new_pages(1)
+    assert migrate_pages(empty, to, PageList(), PageList()) == -ENOSYS, "the machine of to"
+    assert world.migrate([]).rcs == [-ENOSYS]
+    built = World(registry=registry, node_pages=256, swap_slots=64)
+    assert migrate_pages(empty, None, PageList(), PageList(), kernel=built.kernel) == 0
+    assert built.migrate([]).rcs == [0]
+
+
 def test_at_most_eleven_passes(world: World) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
@@ -412,3 +555,120 @@ def test_debug_vm_names_the_first_page_and_table_that_broke_something(
     first = info.value.problems[0]
     assert first.startswith(f"after pfn {pages[1].pfn} (ext2_aops, pass 0, path migratepage):")
     assert "page_count" in first
+
+
+# -- branches of swap_page and of the fallback, each reached by a fixed test -----------------
+
+
+def _drop_list(world: World, pages: list[Page]) -> tuple[PageList, MigrateStats, int]:
+    """Run migrate_pages with no to list (every page goes through swap_page)."""
+    from_ = world.isolate(pages)
+    stats = MigrateStats()
+    rc = migrate_pages(from_, None, PageList("moved"), PageList("failed"), stats=stats)
+    return from_, stats, rc
+
+
+def test_swap_page_keeps_a_pinned_dirty_page_pageout_keep(world: World, recorder: Recorder) -> None:
+    sb = world.mount("ext2", "nobh")
+    inode = world.file(sb, 1)  # dirty
+    (page,) = inode.i_mapping.pages()
+    assert page.flags & PG.dirty
+    world.pin(page)
+    writes = world.kernel.vmstat.pageout_writepage
+    from_, stats, rc = _drop_list(world, [page])
+    assert rc == 1
+    assert list(from_) == [page]
+    assert stats.tables["ext2_nobh_aops"].reasons == {"swap_page: pageout keep": 1}
+    attempts = recorder.paths(page.pfn)
+    assert len(attempts) == MAX_PASSES
+    assert {(path, rc) for _, path, rc in attempts} == {("swap_page", -EAGAIN)}
+    # pageout() sees a page someone else holds (page_count - private != 2): KEEP.
+    assert world.kernel.vmstat.pageout_writepage == writes, "nothing was written"
+    assert page.flags & PG.dirty and not page.flags & PG.locked
+    assert inode.i_mapping.page_tree[0] is page
+
+
+def test_swap_page_keeps_a_dirty_page_its_table_cannot_write_pageout_activate(
+    world: World, recorder: Recorder
+) -> None:
+    sb = world.mount("ext2", "nobh")
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, writepage=None)
+    from_, stats, rc = _drop_list(world, [page])
+    assert rc == 1
+    assert list(from_) == [page]
+    assert {path for _, path, _ in recorder.paths(page.pfn)} == {"swap_page"}
+    assert stats.tables["ext2_nobh_aops"].reasons == {"swap_page: pageout activate": 1}
+    assert page.flags & PG.dirty and not page.flags & PG.locked
+    assert world.kernel.vmstat.migrate_pageout == MAX_PASSES, "pageout asked on every pass"
+
+
+def test_swap_page_keeps_a_pinned_clean_page_remove_mapping_fails(
+    world: World, recorder: Recorder
+) -> None:
+    sb = world.mount("ext2", "nobh")
+    inode = world.file(sb, 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    world.pin(page)
+    from_, stats, rc = _drop_list(world, [page])
+    assert rc == 1
+    assert list(from_) == [page]
+    assert stats.tables["ext2_nobh_aops"].reasons == {"swap_page: the page is still in use": 1}
+    assert world.kernel.vmstat.migrate_pageout == 0, "clean: nothing to write"
+    assert inode.i_mapping.page_tree[0] is page
+    assert not page.flags & PG.locked
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_fallback_retries_a_dirty_page_pageout_cannot_write(
+    world: World, recorder: Recorder, keep: bool
+) -> None:
+    sb = world.mount("ext2", "nobh")
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    table = inode.i_mapping.a_ops
+    if keep:
+        world.pin(page)  # pageout: KEEP (somebody else holds the page)
+        inode.i_mapping.a_ops = attrs.evolve(table, migratepage=None)
+    else:
+        inode.i_mapping.a_ops = attrs.evolve(table, migratepage=None, writepage=None)  # ACTIVATE
+    out = world.migrate([page])
+    assert out.problems == []
+    assert out.rc == 1
+    assert list(out.from_) == [page]
+    attempts = recorder.paths(page.pfn)
+    want = "keep" if keep else "activate"
+    assert {path for _, path, _ in attempts} == {f"pageout_{want}"}
+    assert out.stats.tables["ext2_nobh_aops"].reasons == {
+        f"pageout: {want} (dirty page could not be written)": 1
+    }
+    assert len(attempts) == MAX_PASSES
+    assert len(out.to) == 1, "the new page was unlocked and left on to"
+    assert not out.to.first().flags & PG.locked
+    assert page.flags & PG.dirty and not page.flags & PG.locked
+
+
+# -- buffer_migrate_page's private_lock ------------------------------------------------------
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_v4_sleeps_on_a_buffer_lock_holding_private_lock_and_2_6_16_does_not(
+    registry: Registry, semantics: str
+) -> None:
+    from fsaops.buffer import buffers
+
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    inode = world.file(world.mount("ext2", block_size=1024), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    mapping = inode.i_mapping
+    bh = list(buffers(page.private))[2]
+    sched = world.kernel.sched
+    hold(world.kernel.new_task("io"), sched, "buffer_lock", bh, 50)
+    seen: list[bool] = []
+    sched.call_later(20, lambda: seen.append(mapping.private_lock.locked()))
+    out = world.migrate([page])
+    assert out.problems == []
+    assert out.rc == 0
+    assert seen == [semantics == "v4"], "whether private_lock was held while the engine slept"
+    assert not mapping.private_lock.locked()

@@ -1,8 +1,12 @@
-"""The helpers the V4 series exports to filesystems, called directly (KERNEL-SPEC §4-§7)."""
+"""The helpers the V4 series exports to filesystems, called directly (KERNEL-SPEC §4-§7).
+
+Where a helper behaves differently in a later release (:mod:`fsaops.semantics`),
+the test runs under each release and asserts the difference.
+"""
 
 from __future__ import annotations
 
-from errno import EAGAIN, EIO
+from errno import EAGAIN, EIO, EPERM
 
 import pytest
 
@@ -19,7 +23,10 @@ from fsaops.errors import KernelBug
 from fsaops.fs import Inode
 from fsaops.lru import isolate_lru_page
 from fsaops.page import PG, Page, lock_page
+from fsaops.plugins import Registry
+from fsaops.rmap import SWAP_SUCCESS, remove_from_swap, try_to_unmap
 from fsaops.sched import hold
+from fsaops.semantics import SEMANTICS
 from fsaops.world import World
 from fsaops.writeback import write_one_page
 
@@ -53,14 +60,18 @@ def test_remove_references_moves_the_slot_and_one_reference(world: World) -> Non
     assert (newpage.mapping, newpage.index) == (inode.i_mapping, 0)
 
 
+@pytest.mark.parametrize("semantics", SEMANTICS)
 @pytest.mark.parametrize("extra", [1, -1])
 def test_remove_references_refuses_a_wrong_count_and_changes_nothing(
-    world: World, extra: int
+    registry: Registry, extra: int, semantics: str
 ) -> None:
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
     inode = one_page(world, "ext2", "nobh", clean=True)
     (page,) = inode.i_mapping.pages()
     newpage = isolated_pair(world, page)
-    assert migrate_page_remove_references(newpage, page, 2 + extra) == 1
+    # V3 to 2.6.16 return 1; the February 2006 patch (2.6.17) returns -EAGAIN.
+    want = -EAGAIN if semantics == "2.6.17" else 1
+    assert migrate_page_remove_references(newpage, page, 2 + extra) == want
     assert inode.i_mapping.page_tree[0] is page
     assert page.count == 2
     assert newpage.count == 1
@@ -100,17 +111,91 @@ def test_remove_references_leaves_swap_ptes_and_carries_the_swap_entry(world: Wo
     assert world.kernel.swapper_space.page_tree[entry] is newpage
 
 
-def test_remove_references_refuses_a_vm_locked_page(world: World) -> None:
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_remove_references_refuses_a_vm_locked_page(registry: Registry, semantics: str) -> None:
     from fsaops.swap import add_to_swap
 
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
     area = world.anon(1, locked=True)
     mm, vma = area.mm, area.vma
     page = mm.ptes[vma.vm_start].page
     assert page is not None
     newpage = isolated_pair(world, page)
     assert add_to_swap(page) == 1
-    assert migrate_page_remove_references(newpage, page, 2) == 1
+    want = -EPERM if semantics == "2.6.17" else 1
+    assert migrate_page_remove_references(newpage, page, 2) == want
     assert mm.ptes[vma.vm_start].page is page
+    # migrate_page turns 1 into -EAGAIN; 2.6.17 passes -EPERM through.
+    assert migrate_page(newpage, page) == (-EPERM if semantics == "2.6.17" else -EAGAIN)
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_buffer_migrate_page_of_a_vm_locked_file_page(registry: Registry, semantics: str) -> None:
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    inode = world.file(world.mount("ext2", block_size=1024), 1, clean=True)
+    mm = world.process("mlocker")
+    vma = mm.mmap_file(inode, 0, 1, locked=True)
+    mm.read(vma.vm_start * 4096, 1)
+    (page,) = inode.i_mapping.pages()
+    ring = list(buffers(page.private))
+    newpage = isolated_pair(world, page)
+    assert buffer_migrate_page(newpage, page) == (-EPERM if semantics == "2.6.17" else -EAGAIN)
+    assert mm.ptes[vma.vm_start].page is page
+    assert all(bh.b_page is page for bh in ring)
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_migrate_page_of_an_anonymous_page_leaves_the_swap_cache_from_2_6_16(
+    registry: Registry, semantics: str
+) -> None:
+    from fsaops.swap import add_to_swap
+
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
+    page = mm.ptes[vma.vm_start].page
+    assert page is not None
+    newpage = isolated_pair(world, page)
+    assert add_to_swap(page) == 1
+    entry = page.private
+    swap = world.kernel.swap_info()
+    assert migrate_page(newpage, page) == 0
+    pte = mm.ptes[vma.vm_start]
+    if semantics == "v4":
+        # V4 calls remove_from_swap() from migrate_pages, and it does nothing here.
+        assert pte.page is None and pte.swp == entry
+        assert newpage.flags & PG.swapcache and newpage.private == entry
+        assert swap.swap_map[entry] == 2
+    else:
+        # remove_from_swap(newpage) after the copy: a real pte, out of the swap cache.
+        assert pte.page is newpage and pte.swp == 0
+        assert newpage.mapcount == 1
+        assert not newpage.flags & PG.swapcache and newpage.private == 0
+        assert swap.swap_map[entry] == 0
+        assert newpage.mapping is area.vma.anon_vma
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_remove_from_swap_is_the_release_s(registry: Registry, semantics: str) -> None:
+    from fsaops.swap import add_to_swap
+
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
+    page = mm.ptes[vma.vm_start].page
+    assert page is not None
+    isolated_pair(world, page)
+    assert add_to_swap(page) == 1
+    assert try_to_unmap(page, True) == SWAP_SUCCESS
+    assert mm.ptes[vma.vm_start].page is None
+    remove_from_swap(page)
+    pte = mm.ptes[vma.vm_start]
+    if semantics == "v4":
+        assert pte.page is None, "page_lock_anon_vma() finds no anon_vma for an unmapped page"
+        assert page.flags & PG.swapcache
+    else:
+        assert pte.page is page
+        assert not page.flags & PG.swapcache
 
 
 # -- migrate_page_copy ----------------------------------------------------------
@@ -263,9 +348,11 @@ def test_swap_page_writes_a_dirty_page_and_asks_again(world: World) -> None:
     assert swap_page(page) == 0
 
 
-def test_swap_page_sends_an_anonymous_page_to_swap(world: World) -> None:
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_swap_page_sends_an_anonymous_page_to_swap(registry: Registry, semantics: str) -> None:
     from fsaops.swap import add_to_swap
 
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
     area = world.anon(1)
     mm, vma = area.mm, area.vma
     data = mm.read(vma.vm_start * 4096, 4096)
@@ -274,8 +361,17 @@ def test_swap_page_sends_an_anonymous_page_to_swap(world: World) -> None:
     assert isolate_lru_page(page) == 1
     lock_page(page)
     assert add_to_swap(page) == 1
-    mm.ptes[vma.vm_start].young = False
+    assert mm.ptes[vma.vm_start].young
+    if semantics == "v4":
+        # try_to_unmap(page): the young pte refuses once (and is cleared).
+        assert swap_page(page) == -EAGAIN
+        assert mm.ptes[vma.vm_start].page is page
+        assert world.kernel.current.why == "swap_page: still mapped"
+        lock_page(page)
+    # From 9 Feb 2006 swap_page() unmaps with try_to_unmap(page, 1).
     assert swap_page(page) == -EAGAIN, "unmapped and written; the write is in flight"
+    assert mm.ptes[vma.vm_start].page is None
+    assert page.flags & PG.writeback
     world.kernel.run_until_idle()
     lock_page(page)
     assert swap_page(page) == 0
@@ -309,3 +405,60 @@ def test_write_one_page_reaches_the_disk(world: World) -> None:
     (page,) = inode.i_mapping.pages()
     assert write_one_page(page) == 0
     assert not page.flags & (PG.dirty | PG.writeback)
+
+
+# -- swap_writepage ---------------------------------------------------------------------
+
+
+def test_swap_writepage_does_not_write_a_page_only_the_swap_cache_uses(world: World) -> None:
+    from fsaops.swap import add_to_swap, swap_writepage
+    from fsaops.writeback import WritebackControl, clear_page_dirty_for_io
+
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
+    page = mm.ptes[vma.vm_start].page
+    assert page is not None
+    data = bytes(page.data)
+    assert isolate_lru_page(page) == 1  # our reference
+    lock_page(page)
+    assert add_to_swap(page) == 1
+    entry = page.private
+    swap = world.kernel.swap_info()
+    free = swap.nr_swap_pages
+    writes = world.kernel.vmstat.pswpout
+    mm.munmap(vma)  # nobody maps it any more: only we and the swap cache hold it
+    assert page.count == 2 and swap.swap_map[entry] == 1
+    assert clear_page_dirty_for_io(page)
+    assert swap_writepage(page, WritebackControl()) == 0
+    # remove_exclusive_swap_page(): out of the swap cache, dirty again, slot freed.
+    assert not page.flags & (PG.swapcache | PG.writeback | PG.locked)
+    assert page.flags & PG.dirty
+    assert world.kernel.swapper_space is not None
+    assert world.kernel.swapper_space.lookup(entry) is None
+    assert swap.nr_swap_pages == free + 1
+    assert world.kernel.vmstat.pswpout == writes, "nothing was written"
+    assert bytes(page.data) == data
+    assert page.count == 1
+
+
+def test_swap_writepage_writes_a_page_a_swap_pte_holds(world: World) -> None:
+    from fsaops.swap import add_to_swap, swap_writepage
+    from fsaops.writeback import WritebackControl, clear_page_dirty_for_io
+
+    area = world.anon(1)
+    mm, vma = area.mm, area.vma
+    page = mm.ptes[vma.vm_start].page
+    assert page is not None
+    assert isolate_lru_page(page) == 1
+    lock_page(page)
+    assert add_to_swap(page) == 1
+    assert try_to_unmap(page, True) == SWAP_SUCCESS
+    entry = page.private
+    assert world.kernel.swap_info().swap_map[entry] == 2, "the swap pte and the cache"
+    writes = world.kernel.vmstat.pswpout
+    assert clear_page_dirty_for_io(page)
+    assert swap_writepage(page, WritebackControl()) == 0
+    assert page.flags & PG.swapcache and page.flags & PG.writeback
+    assert world.kernel.vmstat.pswpout == writes + 1
+    world.kernel.run_until_idle()
+    assert bytes(world.kernel.swap_info().slot(entry)) == bytes(page.data)

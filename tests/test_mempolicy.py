@@ -1,8 +1,15 @@
-"""The callers: migrate_pages_to, migrate_to_node, do_migrate_pages, sys_migrate_pages (§8)."""
+"""The callers: migrate_pages_to, migrate_to_node, do_migrate_pages, sys_migrate_pages (§8).
+
+Where the releases differ (the chunk of new pages, the order of the lists,
+which pages are queued, what a migrated process's ptes are), each semantics
+is run and the difference asserted.
+"""
 
 from __future__ import annotations
 
-from errno import EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
+from errno import EINVAL, ENODEV, ENOMEM, ENOSYS, EPERM, ESRCH
+
+import pytest
 
 from fsaops.debug import check_kernel
 from fsaops.lists import PageList
@@ -11,46 +18,142 @@ from fsaops.mempolicy import (
     MPOL_MF_MOVE,
     check_range,
     do_migrate_pages,
+    migrate_page_add,
     migrate_pages_to,
     node_remap,
     sys_migrate_pages,
 )
 from fsaops.migrate import MigrateStats
 from fsaops.plugins import Registry
+from fsaops.rmap import VM_WRITE
 from fsaops.world import World
 
 
-def test_new_pages_come_in_chunks_of_257(registry: Registry) -> None:
-    world = World(registry=registry, node_pages=1024, swap_slots=0)
+@pytest.mark.parametrize(("semantics", "calls"), [("v4", 300), ("2.6.16", 2), ("2.6.17", 2)])
+def test_new_pages_come_in_chunks_of_257_from_2_6_16_and_one_at_a_time_in_v4(
+    registry: Registry, semantics: str, calls: int
+) -> None:
+    world = World(registry=registry, node_pages=1024, swap_slots=0, semantics=semantics)
     inode = world.file(world.mount("ext2", "nobh"), 300, clean=True)
     pagelist = world.isolate(inode.i_mapping.pages())
     stats = MigrateStats()
     left = migrate_pages_to(pagelist, None, 1, stats=stats)
     assert left == 0
     assert MIGRATE_CHUNK_SIZE == 256
-    assert stats.calls == 2, "257 pages, then the other 43"
+    # 2.6.16: 257 pages, then the other 43.  V4: `if (nr_pages > MIGRATE_CHUNK_SIZE);`
+    # breaks after every page, so every call gets one new page.
+    assert stats.calls == calls
     assert world.kernel.nodes[1].nr_free == 1024 - 300
     assert check_kernel(world.kernel) == []
 
 
-def test_allocation_failure_is_enomem(registry: Registry) -> None:
-    world = World(registry=registry, node_pages=16, swap_slots=0)
+@pytest.mark.parametrize(("semantics", "moved"), [("v4", 6), ("2.6.16", 0), ("2.6.17", 0)])
+def test_allocation_failure_is_enomem(registry: Registry, semantics: str, moved: int) -> None:
+    world = World(registry=registry, node_pages=16, swap_slots=0, semantics=semantics)
     inode = world.file(world.mount("ext2", "nobh"), 12, clean=True)
     for _ in range(10):
         assert world.kernel.nodes[1].alloc_page() is not None
     pagelist = world.isolate(inode.i_mapping.pages())
-    assert migrate_pages_to(pagelist, None, 1) == -12
-    assert len(pagelist) == 12, "nothing was migrated; the pages stay listed"
+    assert migrate_pages_to(pagelist, None, 1) == -ENOMEM
+    # 2.6.16 asks for the whole chunk of 12 first and gets 6; V4 asks for one
+    # page at a time and moves 6 pages before the seventh cannot be had.
+    assert len(pagelist) == 12 - moved, "the pages not migrated stay listed"
+    assert sum(p.node.nid == 1 for p in inode.i_mapping.pages()) == moved
 
 
-def test_migrate_to_node_moves_a_process(world: World) -> None:
+@pytest.mark.parametrize("semantics", ["2.6.16", "2.6.17"])
+def test_the_last_allocated_new_page_is_used_first_from_2_6_16(
+    registry: Registry, semantics: str
+) -> None:
+    world = World(registry=registry, node_pages=64, swap_slots=0, semantics=semantics)
+    inode = world.file(world.mount("ext2", "nobh"), 3, clean=True)
+    free = [p.pfn for p in world.kernel.nodes[1].free_pages()]
+    pages = inode.i_mapping.pages()
+    assert migrate_pages_to(world.isolate(pages), None, 1) == 0
+    # list_add_tail() of the new pages, and migrate_pages() takes the tail:
+    # the first old page gets the last page allocated.
+    allocated = free[:3]
+    assert [p.pfn for p in inode.i_mapping.pages()] == allocated[::-1]
+
+
+def test_v4_migrate_page_add_queues_at_the_head_and_2_6_16_at_the_tail(
+    registry: Registry,
+) -> None:
+    order = {}
+    for semantics in ("v4", "2.6.16"):
+        world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+        area = world.anon(4)
+        pagelist = PageList()
+        assert check_range(area.mm, {0}, MPOL_MF_MOVE, pagelist) == 0
+        order[semantics] = [p.index for p in pagelist]
+    walk = list(range(order["2.6.16"][0], order["2.6.16"][0] + 4))
+    assert order["2.6.16"] == walk, "2.6.16: list_add_tail, in address order"
+    assert order["v4"] == walk[::-1], "V4: list_add, in reverse"
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_which_pages_migrate_page_add_takes_without_move_all(
+    registry: Registry, semantics: str
+) -> None:
+    world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    readers = [world.process(f"reader{i}") for i in range(2)]
+    for mm in readers:
+        vma = mm.mmap_file(inode, 0, 1)
+        vma.vm_flags &= ~VM_WRITE  # a read-only shared mapping: not writably mapped
+        mm.read(vma.vm_start * 4096, 1)
+    assert page.mapcount == 2
+    pagelist = PageList()
+    migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
+    # V4 takes a file page mapped by another process only if it is writably
+    # mapped; 2.6.16 takes no shared page (page_mapcount == 1).  Both refuse it.
+    assert pagelist.empty()
+    readers[1].munmap(readers[1].vmas[0])
+    assert page.mapcount == 1
+    migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
+    assert list(pagelist) == [page], f"{semantics}: a page only this process maps moves"
+    world.kernel.run_until_idle()
+
+
+def test_v4_queues_an_unmapped_page_of_the_file_and_2_6_16_does_not(
+    registry: Registry,
+) -> None:
+    taken = {}
+    for semantics in ("v4", "2.6.16"):
+        world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+        inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+        (page,) = inode.i_mapping.pages()
+        mm = world.process("owner")
+        pagelist = PageList()
+        migrate_page_add(mm, page, pagelist, MPOL_MF_MOVE)
+        taken[semantics] = not pagelist.empty()
+    # V4: a file mapped by this process only (here: by nobody) moves;
+    # 2.6.16: page_mapcount must be 1.
+    assert taken == {"v4": True, "2.6.16": False}
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_migrate_to_node_moves_a_process(registry: Registry, semantics: str) -> None:
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
     area = world.anon(4)
     mm, vma = area.mm, area.vma
     data = mm.read(vma.vm_start * 4096, 4 * 4096)
+    vmstat = world.kernel.vmstat
     assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE) == 0
-    assert all(pte.page is not None and pte.page.node.nid == 1 for pte in mm.ptes.values())
+    if semantics == "v4":
+        # remove_from_swap() did nothing: swap ptes, the pages in the swap cache on node 1.
+        assert all(pte.page is None for pte in mm.ptes.values())
+        assert all(world.page_of(area, i).node.nid == 1 for i in range(4))  # type: ignore[union-attr]
+    else:
+        assert all(pte.page is not None and pte.page.node.nid == 1 for pte in mm.ptes.values())
+    faults = vmstat.pgfault
     assert mm.read(vma.vm_start * 4096, 4 * 4096) == data
+    assert vmstat.pgfault - faults == (4 if semantics == "v4" else 0)
+    assert vmstat.pgmajfault == 0, "read back from the swap cache, not the swap device"
+    assert all(pte.page is not None and pte.page.node.nid == 1 for pte in mm.ptes.values())
     assert do_migrate_pages(mm, {1}, {0}, MPOL_MF_MOVE) == 0
+    mm.read(vma.vm_start * 4096, 4 * 4096)
     assert all(pte.page is not None and pte.page.node.nid == 0 for pte in mm.ptes.values())
     assert check_kernel(world.kernel) == []
 
@@ -71,8 +174,9 @@ def test_node_remap_keeps_the_rank() -> None:
     assert node_remap(4, {0, 2}, {1, 3}) == 4
 
 
-def test_sys_migrate_pages_checks(registry: Registry) -> None:
-    world = World(registry=registry, nodes=3, node_pages=256, swap_slots=64)
+@pytest.mark.parametrize("semantics", ["v4", "2.6.17"])
+def test_sys_migrate_pages_checks(registry: Registry, semantics: str) -> None:
+    world = World(registry=registry, nodes=3, node_pages=256, swap_slots=64, semantics=semantics)
     area = world.anon(2)
     mm, _ = area.mm, area.vma
     mm.uid = 1000
@@ -81,17 +185,20 @@ def test_sys_migrate_pages_checks(registry: Registry) -> None:
     assert sys_migrate_pages(k, mm.pid, {0}, {7}) == -EINVAL
     assert sys_migrate_pages(k, mm.pid, {0}, {1}, uid=1001, capable=False) == -EPERM
     assert sys_migrate_pages(k, mm.pid, {0}, {2}, uid=1000, capable=False) == 0
-    assert all(pte.page is not None and pte.page.node.nid == 2 for pte in mm.ptes.values())
+    assert all(world.page_of(area, i).node.nid == 2 for i in range(2))  # type: ignore[union-attr]
+    swap_ptes = sum(pte.page is None for pte in mm.ptes.values())
+    assert swap_ptes == (2 if semantics == "v4" else 0)
     off = World(registry=registry, migration=False, node_pages=256, swap_slots=64)
     area_mm2 = off.anon(1)
     mm2, _ = area_mm2.mm, area_mm2.vma
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}) == -ENOSYS
 
 
-def test_chunked_runs_count_every_page_once(registry: Registry) -> None:
+@pytest.mark.parametrize(("semantics", "calls"), [("v4", 600), ("2.6.16", 3)])
+def test_chunked_runs_count_every_page_once(registry: Registry, semantics: str, calls: int) -> None:
     from fsaops.sched import hold
 
-    world = World(registry=registry, node_pages=1024, swap_slots=0)
+    world = World(registry=registry, node_pages=1024, swap_slots=0, semantics=semantics)
     inode = world.file(world.mount("ext2", "nobh"), 600, clean=True)
     pages = inode.i_mapping.pages()
     hold(world.kernel.new_task("pin"), world.kernel.sched, "page_ref", pages[-1], None)
@@ -99,12 +206,34 @@ def test_chunked_runs_count_every_page_once(registry: Registry) -> None:
     stats = MigrateStats()
     left = migrate_pages_to(pagelist, None, 1, stats=stats)
     assert left == 1
-    assert stats.calls == 3
+    assert stats.calls == calls
     table = stats.tables["ext2_nobh_aops"]
     assert (table.moved, table.failed, table.not_migrated) == (599, 0, 1)
     assert table.pages == 600
     assert table.errors == {"EAGAIN": 1}
     assert list(stats.pending) == [pages[-1].pfn]
+
+
+def test_a_call_that_returns_failures_does_not_stop_the_chunks(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=1024, swap_slots=0, semantics="2.6.16")
+    sb = world.mount("xfs_buftarg")
+    from fsaops.mapping import grab_cache_page
+    from fsaops.page import put_page, unlock_page
+
+    inode = sb.new_inode()
+    for i in range(2):
+        page = grab_cache_page(inode.i_mapping, i, 0)
+        assert page is not None
+        unlock_page(page)
+        put_page(page)
+    files = world.file(world.mount("ext2", "nobh"), 300, clean=True)
+    pagelist = world.isolate([*inode.i_mapping.pages(), *files.i_mapping.pages()])
+    stats = MigrateStats()
+    # The first call fails the two buftarg pages (-EIO), uses its 257 new pages
+    # and returns 2; the list is not empty, so the next chunk comes.
+    assert migrate_pages_to(pagelist, None, 1, stats=stats) == 2
+    assert stats.calls == 2
+    assert stats.tables["ext2_nobh_aops"].moved == 300
 
 
 def test_migrate_node_in_chunks_reports_progress(registry: Registry) -> None:

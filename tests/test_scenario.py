@@ -116,7 +116,10 @@ def test_report_totals_add_up(default_report: Report) -> None:
     assert t.pages == sum(x.pages for x in default_report.by_aops)
     assert t.moved == sum(sum(x.via.values()) for x in default_report.by_aops)
     assert default_report.vmstat["pgmigrate_success"] == t.moved
-    assert default_report.vmstat["pgmigrate_fail"] == t.failed + t.not_migrated
+    # V4 (the default) gives each migrate_pages call one new page, so a page left
+    # behind is left by many calls, and pgmigrate_fail counts each (2.6.16: see
+    # test_semantics.py).
+    assert default_report.vmstat["pgmigrate_fail"] > t.failed + t.not_migrated
     assert t.calls >= 2
     assert t.passes >= t.calls
     assert default_report.workload["pages"] == t.pages

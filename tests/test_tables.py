@@ -185,6 +185,14 @@ def test_xfs_allocates_lazily_and_will_not_release_delalloc_buffers(
     assert device_bytes(page) == bytes(page.data)
 
 
+def test_swap_aops_has_the_members_of_2_6_15_and_no_readpage(registry: Registry) -> None:
+    table = registry.aops("swap")
+    present = {name for name, fn in table.members().items() if fn is not None}
+    # mm/swap_state.c: writepage, sync_page, set_page_dirty, and V4's migratepage.
+    assert present == {"writepage", "sync_page", "set_page_dirty", "migratepage"}
+    assert table.readpage is None
+
+
 def test_swap_aops_writes_the_slot_and_dirties_without_buffers(world: World) -> None:
     from fsaops.swap import add_to_swap
 

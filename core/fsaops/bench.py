@@ -41,7 +41,9 @@ Besides the figures it reports pages per second for every built-in table
 (clean and dirty pages), and with ``--million`` the time and peak memory of
 migrating a million pages (in a child process, so its peak is its own).
 
-Run it as ``python -m fsaops.bench [--json] [--pages N] [--repeat R]``.
+Run it as ``python -m fsaops.bench [--json] [--pages N] [--repeat R] [--semantics NAME]``;
+``--semantics`` runs every machine under one release of the migration code
+(:mod:`fsaops.semantics`), so the figures can be checked under each.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from fsaops.page import PG, Page, put_page, unlock_page
 from fsaops.plugins import Registry, load_plugins
 from fsaops.rmap import Mm
 from fsaops.sched import hold
+from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS
 from fsaops.world import World
 
 if TYPE_CHECKING:
@@ -253,12 +256,18 @@ class Rig:
         *,
         block_size: int | None = None,
         dirty: bool = False,
+        semantics: str = DEFAULT_SEMANTICS,
     ) -> None:
         self.registry = registry
         self.fs = fs
         self.npages = npages
         world = self.world = World(
-            registry=registry, nodes=2, node_pages=npages + 64, io_latency=4, seed=1
+            registry=registry,
+            nodes=2,
+            node_pages=npages + 64,
+            io_latency=4,
+            seed=1,
+            semantics=semantics,
         )
         kernel = self.kernel = world.kernel
         self.holder = kernel.new_task("bench-holder")
@@ -292,9 +301,13 @@ class Rig:
         """The pages, in file (or virtual address) order, wherever they are now."""
         if self.mm is not None:
             ptes = self.mm.ptes
+            swapper = self.kernel.swapper_space
+            assert swapper is not None
             found = []
             for vpn in self._vpns:
-                page = ptes[vpn].page
+                pte = ptes[vpn]
+                # After a V4 migration the pte is a swap pte; the page is in the swap cache.
+                page = pte.page if pte.page is not None else swapper.lookup(pte.swp)
                 assert page is not None
                 found.append(page)
             return found
@@ -502,9 +515,16 @@ def _outcome(batch: Batch) -> dict[str, int]:
 # -- the figures -------------------------------------------------------------------
 
 
-def engine_vs_bare(registry: Registry, pages: int, repeat: int, fs: tuple[str, str, int]) -> Figure:
+def engine_vs_bare(
+    registry: Registry,
+    pages: int,
+    repeat: int,
+    fs: tuple[str, str, int],
+    *,
+    semantics: str = DEFAULT_SEMANTICS,
+) -> Figure:
     """(a) ``migrate_pages`` against the bare loop, on the same clean pages of one table."""
-    rig = Rig(registry, fs[0], fs[1], pages, block_size=fs[2])
+    rig = Rig(registry, fs[0], fs[1], pages, block_size=fs[2], semantics=semantics)
     try:
         rig.engine_run()  # the first trip touches every new frame
         ta, tb = _interleaved(rig, pages, repeat, rig.migrate, rig.bare, same_batch=True)
@@ -531,10 +551,12 @@ def engine_vs_bare(registry: Registry, pages: int, repeat: int, fs: tuple[str, s
     )
 
 
-def registry_vs_direct(registry: Registry, pages: int, repeat: int) -> Figure:
+def registry_vs_direct(
+    registry: Registry, pages: int, repeat: int, *, semantics: str = DEFAULT_SEMANTICS
+) -> Figure:
     """(b) the registry's table against one wired up here from the same functions."""
     fs, mode, bs = BUFFERLESS
-    rig = Rig(registry, fs, mode, pages, block_size=bs)
+    rig = Rig(registry, fs, mode, pages, block_size=bs, semantics=semantics)
     mapping = rig.mapping
     found = mapping.a_ops  # what load_plugins + Kernel.mount handed out
     members = {k: v for k, v in found.members().items() if v is not None}
@@ -566,7 +588,9 @@ def registry_vs_direct(registry: Registry, pages: int, repeat: int) -> Figure:
     )
 
 
-def scaling(registry: Registry, pages: int, repeat: int) -> Figure:
+def scaling(
+    registry: Registry, pages: int, repeat: int, *, semantics: str = DEFAULT_SEMANTICS
+) -> Figure:
     """(c) ten times the pages against the base count, one page in ten contended.
 
     Each repetition times one call on every page between two pairs of
@@ -577,7 +601,7 @@ def scaling(registry: Registry, pages: int, repeat: int) -> Figure:
     big = 10 * pages
     # Dirty pages: building them needs no write-back, which at this size
     # would take longer than the measurement.
-    rig = Rig(registry, fs, mode, big, block_size=bs, dirty=True)
+    rig = Rig(registry, fs, mode, big, block_size=bs, dirty=True, semantics=semantics)
     ta: list[float] = []
     tb: list[float] = []
     try:
@@ -620,10 +644,12 @@ def _filtering_logger(level: int, file: TextIO | None = None) -> EngineLog:
     return logger
 
 
-def log_filtered_vs_off(registry: Registry, pages: int, repeat: int) -> Figure:
+def log_filtered_vs_off(
+    registry: Registry, pages: int, repeat: int, *, semantics: str = DEFAULT_SEMANTICS
+) -> Figure:
     """(d) a structlog logger at INFO (events filtered out) against no logger."""
     fs, mode, bs = BUFFERLESS
-    rig = Rig(registry, fs, mode, pages, block_size=bs)
+    rig = Rig(registry, fs, mode, pages, block_size=bs, semantics=semantics)
     kernel = rig.kernel
     at_info = _filtering_logger(logging.INFO)
 
@@ -740,7 +766,9 @@ def metadata_bytes(registry: Registry, pages: int) -> Figure:
 # -- pages per second for every table ---------------------------------------------------
 
 
-def throughput(registry: Registry, pages: int, repeat: int) -> list[dict[str, Any]]:
+def throughput(
+    registry: Registry, pages: int, repeat: int, *, semantics: str = DEFAULT_SEMANTICS
+) -> list[dict[str, Any]]:
     """Pages per second through ``migrate_pages`` for every built-in table, clean and dirty."""
     rows: list[dict[str, Any]] = []
     for fstype, mode, table in registry.tables():
@@ -759,7 +787,9 @@ def throughput(registry: Registry, pages: int, repeat: int) -> list[dict[str, An
         else:
             bs = fstype.default_block_size
         for dirty in (False, True):
-            rig = Rig(registry, fstype.name, mode, pages, block_size=bs, dirty=dirty)
+            rig = Rig(
+                registry, fstype.name, mode, pages, block_size=bs, dirty=dirty, semantics=semantics
+            )
             try:
 
                 def one(rig: Rig = rig, dirty: bool = dirty) -> float:
@@ -875,8 +905,13 @@ def run(
     table_pages: int | None = None,
     million_pages: int | None = None,
     progress: Callable[[str], None] | None = None,
+    semantics: str = DEFAULT_SEMANTICS,
 ) -> dict[str, Any]:
-    """Measure every figure; returns the JSON-ready report."""
+    """Measure every figure; returns the JSON-ready report.
+
+    ``semantics`` is the release of the migration code the machines run
+    (:mod:`fsaops.semantics`): the figures hold under each.
+    """
 
     def say(what: str) -> None:
         if progress is not None:
@@ -893,16 +928,23 @@ def run(
         figures.append(fn())
         sections[figures[-1].key] = time.perf_counter() - start
 
-    section("engine ÷ bare loop", lambda: engine_vs_bare(registry, pages, repeat, BUFFERLESS))
-    section("engine ÷ bare loop", lambda: engine_vs_bare(registry, pages, repeat, WITH_BUFFERS))
-    section("registry ÷ direct", lambda: registry_vs_direct(registry, pages, repeat))
-    section("scaling", lambda: scaling(registry, pages, max(4, repeat // 3)))
-    section("logging", lambda: log_filtered_vs_off(registry, pages, repeat))
+    sem = semantics
+    section(
+        "engine ÷ bare loop",
+        lambda: engine_vs_bare(registry, pages, repeat, BUFFERLESS, semantics=sem),
+    )
+    section(
+        "engine ÷ bare loop",
+        lambda: engine_vs_bare(registry, pages, repeat, WITH_BUFFERS, semantics=sem),
+    )
+    section("registry ÷ direct", lambda: registry_vs_direct(registry, pages, repeat, semantics=sem))
+    section("scaling", lambda: scaling(registry, pages, max(4, repeat // 3), semantics=sem))
+    section("logging", lambda: log_filtered_vs_off(registry, pages, repeat, semantics=sem))
     section("metadata", lambda: metadata_bytes(registry, pages))
     say("pages per second")
     start = time.perf_counter()
     per_table = table_pages or max(pages // 5, 50)
-    rows = throughput(registry, per_table, max(2, repeat // 3 + 1))
+    rows = throughput(registry, per_table, max(2, repeat // 3 + 1), semantics=sem)
     sections["throughput"] = time.perf_counter() - start
     big: dict[str, Any] | None = None
     if million_pages:
@@ -918,6 +960,7 @@ def run(
         "method": {
             "pages": pages,
             "repeat": repeat,
+            "semantics": semantics,
             "order": "A B, then B A, ...; value = median over repetitions of A's time / B's",
             "clock": "CPU time of this process (time.process_time)",
             "gc": "collected before and paused during each timed section",
@@ -940,7 +983,8 @@ def _fmt(value: float, unit: str) -> str:
 
 def render(report: dict[str, Any]) -> str:
     """The report as text: every figure beside its target, then the rest."""
-    lines = ["fsaops bench: DESIGN §8 figures (lower is better)", ""]
+    semantics = report["method"].get("semantics", DEFAULT_SEMANTICS)
+    lines = [f"fsaops bench: DESIGN §8 figures (lower is better), semantics {semantics}", ""]
     width = max(len(f["title"]) for f in report["figures"])
     for f in report["figures"]:
         target = f"≤ {f['target']:g}" + (f" (then ≤ {f['stretch']:g})" if "stretch" in f else "")
@@ -1041,6 +1085,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also migrate a million pages and report the time and peak memory (takes a while)",
     )
+    parser.add_argument(
+        "--semantics",
+        choices=tuple(SEMANTICS),
+        default=DEFAULT_SEMANTICS,
+        metavar="NAME",
+        help="the release of the migration code the machines run: "
+        f"{', '.join(SEMANTICS)} (default {DEFAULT_SEMANTICS})",
+    )
     parser.add_argument("--million-pages", type=int, default=MILLION, help=argparse.SUPPRESS)
     parser.add_argument("--million-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1057,6 +1109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repeat=repeat,
         million_pages=args.million_pages if args.million else None,
         progress=progress,
+        semantics=args.semantics,
     )
     if args.json:
         print(json.dumps(report, indent=2))

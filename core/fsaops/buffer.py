@@ -8,7 +8,9 @@ set and one extra reference.  ``b_data`` is the buffer's address:
 page size, as in the kernel.
 
 This module also holds :func:`buffer_migrate_page`, the V4 series' helper
-that moves a page with buffers without writing it back.
+that moves a page with buffers without writing it back.  It calls the
+migration helpers the kernel exports (through the kernel's semantics), so
+this module does not import the migration engine.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from errno import EAGAIN
 from typing import TYPE_CHECKING, Any
 
 from fsaops.errors import KernelBug
+
+# try_to_release_page lives in mm/filemap.c (fsaops.mapping); the name stays
+# importable from here too, where fsaops 0.1 had it.
+from fsaops.mapping import try_to_release_page
 from fsaops.page import (
     PG,
     Page,
@@ -59,7 +65,6 @@ __all__ = [
     "set_bh_page",
     "set_page_dirty_buffers",
     "try_to_free_buffers",
-    "try_to_release_page",
     "trylock_buffer",
     "unlock_buffer",
 ]
@@ -314,24 +319,6 @@ def try_to_free_buffers(page: Page) -> int:
             # hand): the page must not stay dirty without buffers to say where.
             page.flags &= ~PG.dirty
     return int(ok)
-
-
-def try_to_release_page(page: Page, gfp: int = 0) -> int:
-    """Ask the filesystem to free a locked page's buffers (``try_to_release_page``).
-
-    Calls the table's ``releasepage`` if it has one, else
-    :func:`try_to_free_buffers`.  Returns non-zero on success.
-    """
-    if not page.flags & PG.locked:
-        raise KernelBug(f"try_to_release_page() of an unlocked page: {page!r}")
-    if page.flags & PG.writeback:
-        return 0
-    mapping = page.mapping
-    if mapping is not None and not mapping.anon:
-        release = mapping.a_ops.releasepage  # type: ignore[union-attr]
-        if release is not None:
-            return release(page, gfp)
-    return try_to_free_buffers(page)
 
 
 def mark_buffer_dirty(bh: BufferHead) -> None:
@@ -647,40 +634,50 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
     """Migrate a page with buffers without writing it back (V4 5/6).
 
     Moves the page's state with :func:`~fsaops.migrate.migrate_page_remove_references`
-    (which expects three references: cache, isolation, buffers), then,
-    under ``private_lock``, takes and locks every buffer, moves
-    ``PG.private``, ``private`` and the buffers' reference to the new page,
-    points every buffer at the same offset in the new page, copies the
-    contents and flags with :func:`~fsaops.migrate.migrate_page_copy`, and
-    unlocks and releases the buffers.  A page without buffers goes to
-    :func:`~fsaops.migrate.migrate_page`.
+    (which expects three references: cache, isolation, buffers), then takes
+    and locks every buffer, moves ``PG.private``, ``private`` and the
+    buffers' reference to the new page, points every buffer at the same
+    offset in the new page, copies the contents and flags with
+    :func:`~fsaops.migrate.migrate_page_copy`, and unlocks and releases the
+    buffers.  A page without buffers goes to :func:`~fsaops.migrate.migrate_page`.
 
     Returns 0, or ``-EAGAIN`` when the page has no mapping or its references
-    do not match.  As in V4, the buffer locks are taken with
-    ``private_lock`` held.
+    do not match (from 2.6.17 what ``migrate_page_remove_references``
+    returned: ``-EAGAIN`` or ``-EPERM``).  As in V4, the buffer locks are
+    taken and dropped with ``private_lock`` held; the 2.6.16 code does not
+    take it (:attr:`~fsaops.semantics.Semantics.buffer_private_lock`).
+
+    The helpers are the ones the kernel exports (its semantics'), as a
+    filesystem calls them.
     """
     mapping = page.mapping
     if mapping is None:
         return -EAGAIN
+    helpers = mapping.kernel.semantics  # type: ignore[union-attr]
     if not page.flags & PG_private:
-        return _migrate.migrate_page(newpage, page)
+        return helpers.migrate_page(newpage, page)
     head: BufferHead = page.private
-    if _migrate.migrate_page_remove_references(newpage, page, 3):
-        return -EAGAIN
-    private_lock = mapping.private_lock  # type: ignore[union-attr]
-    # spin_lock(&mapping->private_lock), by hand rather than with a with
-    # statement, which costs twice as much on this per-page path.
-    private_lock.acquire()
+    rc = helpers.migrate_page_remove_references(newpage, page, 3)
+    if rc:
+        # V4 to 2.6.16: 1 means -EAGAIN; 2.6.17 passes the errno through.
+        return rc if rc < 0 else -EAGAIN
+    # spin_lock(&mapping->private_lock) (V4 to V8), by hand rather than
+    # with a with statement, which costs twice as much on this per-page path.
+    private_lock = None
+    if helpers.buffer_private_lock:
+        private_lock = mapping.private_lock  # type: ignore[union-attr]
+        private_lock.acquire()
+    locked = BH_lock
     try:
         # get_bh() and lock_buffer() every buffer of the ring.
         bh = head
         while True:
             bh.b_count += 1
             state = bh.b_state
-            if state & BH_lock:
+            if state & locked:
                 lock_buffer(bh)
             else:
-                bh.b_state = state | BH_lock
+                bh.b_state = state | locked
             bh = bh.b_this_page
             if bh is head:
                 break
@@ -702,47 +699,26 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
                 break
         newpage.flags |= PG_private  # SetPagePrivate(newpage)
     finally:
-        private_lock.release()
-    _migrate.migrate_page_copy(newpage, page)
-    private_lock.acquire()
+        if private_lock is not None:
+            private_lock.release()
+    helpers.migrate_page_copy(newpage, page)
+    if private_lock is not None:
+        private_lock.acquire()
     try:
         # unlock_buffer() and put_bh() every buffer.
         keep = ~BH_unlock
+        waiters = BH_waiters
         bh = head
         while True:
             state = bh.b_state
             bh.b_state = state & keep
-            if state & BH_waiters:
+            if state & waiters:
                 newpage.node.kernel.sched.wake_buffer(bh)
             bh.b_count -= 1
             bh = bh.b_this_page
             if bh is head:
                 break
     finally:
-        private_lock.release()
+        if private_lock is not None:
+            private_lock.release()
     return 0
-
-
-class _MigrateHelpers:
-    """The migration helpers ``buffer_migrate_page`` calls, bound on first use.
-
-    fs/buffer.c calls into the migration code, which calls back into this
-    module (``try_to_release_page``, ``set_page_dirty_buffers``); binding the
-    helpers late keeps either module importable first.
-    """
-
-    __slots__ = ("migrate_page", "migrate_page_copy", "migrate_page_remove_references")
-
-    migrate_page: Callable[[Page, Page], int]
-    migrate_page_copy: Callable[[Page, Page], None]
-    migrate_page_remove_references: Callable[[Page, Page, int], int]
-
-    def __getattr__(self, name: str) -> Any:
-        from fsaops import migrate
-
-        for helper in self.__slots__:
-            object.__setattr__(self, helper, getattr(migrate, helper))
-        return object.__getattribute__(self, name)
-
-
-_migrate = _MigrateHelpers()

@@ -95,6 +95,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _semantics(text: str) -> str:
+    from fsaops.semantics import SEMANTICS, semantics_names
+
+    if text not in SEMANTICS:
+        raise argparse.ArgumentTypeError(
+            f"unknown semantics {text!r}: expected one of {semantics_names()}"
+        )
+    return text
+
+
 def _level(text: str) -> str:
     level = text.lower()
     if level not in LOG_LEVELS:
@@ -146,6 +156,13 @@ def _parser() -> _Parser:
         action="store_true",
         help="findings (wrong but lossless behaviour of a table's migratepage) fail the run "
         "with exit 1; turns on the per-page checks that find them ([kernel] strict)",
+    )
+    migrate.add_argument(
+        "--semantics",
+        type=_semantics,
+        metavar="NAME",
+        help="the release of the migration code the kernel runs: v4 (the V4 series, "
+        "the default), 2.6.16 or 2.6.17 (overrides [kernel] semantics)",
     )
     migrate.add_argument(
         "--debug-vm",
@@ -316,6 +333,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
     if args.strict:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, strict=True))
+    if args.semantics is not None:
+        config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, semantics=args.semantics))
     registry = _load(config, source, args.plugins)
     plan = plan_scenario(config, registry, source)
     if not config.kernel.migration:

@@ -20,6 +20,7 @@ from fsaops.mapping import AddressSpace
 from fsaops.memory import Node
 from fsaops.rmap import Mm
 from fsaops.sched import Scheduler, Task
+from fsaops.semantics import DEFAULT_SEMANTICS, Semantics, get_semantics
 from fsaops.swap import SwapInfo
 from fsaops.vmstat import VmStat
 
@@ -53,6 +54,12 @@ class Kernel:
         io_latency: ticks from submitting a write to its completion.
         faults: fault injection, or ``None``.
         seed: seeds ``rng``, the machine's own random generator.
+        semantics: which release of the migration code the kernel runs: a
+            name (``"v4"``, the default; ``"2.6.16"``; ``"2.6.17"``) or a
+            :class:`~fsaops.semantics.Semantics`.  Chosen once, here.
+
+    Raises:
+        ConfigError: a size is out of range, or no release has that name.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class Kernel:
         io_latency: int = 4,
         faults: FaultInjector | None = None,
         seed: int = 0,
+        semantics: str | Semantics = DEFAULT_SEMANTICS,
     ) -> None:
         if nodes < 1:
             raise ConfigError("a kernel needs at least one node")
@@ -76,6 +84,8 @@ class Kernel:
             raise ConfigError("a node needs at least one page")
         if page_size < 512 or page_size & (page_size - 1):
             raise ConfigError(f"page size {page_size} is not a power of two of at least 512")
+        #: The release of the migration code this kernel runs.
+        self.semantics: Semantics = get_semantics(semantics)
         self.page_size = page_size
         self.page_shift = page_size.bit_length() - 1
         self.migration = migration
@@ -106,7 +116,8 @@ class Kernel:
     def __repr__(self) -> str:
         return (
             f"<Kernel {len(self.nodes)} nodes x {self.node_pages} pages, "
-            f"migration={'y' if self.migration else 'n'}, tick {self.sched.now}>"
+            f"migration={'y' if self.migration else 'n'}, semantics {self.semantics.name}, "
+            f"tick {self.sched.now}>"
         )
 
     # -- memory ------------------------------------------------------------

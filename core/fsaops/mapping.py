@@ -6,6 +6,8 @@ operations table of the filesystem that owns it.  The kernel's radix tree
 is a flat growable array here: a slot per index, ``None`` for a hole.
 ``tree_lock`` guards the tree (an rwlock in the kernel, a mutex here) and
 ``private_lock`` guards the buffers attached to the pages.
+:func:`try_to_release_page` asks a page's filesystem to let go of its
+buffers, as mm/filemap.c does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from fsaops.errors import KernelBug
 from fsaops.lru import lru_cache_add
 from fsaops.page import (
     PG,
@@ -45,6 +48,7 @@ __all__ = [
     "remove_from_page_cache",
     "remove_mapping",
     "truncate_inode_pages",
+    "try_to_release_page",
 ]
 
 AS_EIO = 1 << 0
@@ -262,6 +266,31 @@ def remove_mapping(mapping: AddressSpace | None, page: Page) -> bool:
         mapping.kernel.swap_info().swap_free(entry)
     put_page(page)
     return True
+
+
+def try_to_release_page(page: Page, gfp: int = 0) -> int:
+    """Ask the filesystem to free a locked page's buffers (``try_to_release_page``, mm/filemap.c).
+
+    Calls the table's ``releasepage`` if it has one, else
+    :func:`~fsaops.buffer.try_to_free_buffers`.  A page under writeback
+    keeps its buffers.  Returns non-zero on success.
+
+    Raises:
+        KernelBug: the page is not locked.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"try_to_release_page() of an unlocked page: {page!r}")
+    if page.flags & PG.writeback:
+        return 0
+    mapping = page.mapping
+    if mapping is not None and not mapping.anon:
+        release = mapping.a_ops.releasepage  # type: ignore[union-attr]
+        if release is not None:
+            return release(page, gfp)
+    # fs/buffer.c builds on the page cache, so it is imported when first needed.
+    from fsaops.buffer import try_to_free_buffers
+
+    return try_to_free_buffers(page)
 
 
 def truncate_inode_pages(mapping: AddressSpace, lstart: int) -> int:

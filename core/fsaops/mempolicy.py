@@ -5,7 +5,9 @@
 page a process has on one node; :func:`do_migrate_pages` moves a process
 from a set of nodes to another (``sys_migrate_pages`` and cpusets);
 :func:`sys_migrate_pages` is the system call with its permission checks.
-These follow V8 4/5 and 2.6.16, where the V4 text is not available.
+These follow V8 4/5 and 2.6.16, where the V4 text is not available, and
+the kernel's semantics where the releases differ (the chunk of new pages,
+the order of the lists, which pages are queued).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ __all__ = [
     "migrate_page_add",
     "migrate_pages_to",
     "migrate_to_node",
+    "movable_v4",
     "node_remap",
+    "not_shared",
     "sys_migrate_pages",
 ]
 
@@ -48,7 +52,12 @@ MPOL_MF_INVERT = 1 << 4
 _NO_NEW_PAGE = "no new page could be allocated on the target node (ENOMEM)"
 
 MIGRATE_CHUNK_SIZE = 256
-"""New pages are allocated in chunks; the test is ``> 256``, so a chunk is 257."""
+"""New pages are allocated in chunks; the test is ``> 256``, so a chunk is 257.
+
+Up to 2.6.16-rc4 a stray ``;`` after that test made the ``break``
+unconditional, so a chunk was one page
+(:attr:`~fsaops.semantics.Semantics.chunk_pages`).
+"""
 
 
 def _single_mm_mapping(mm: Mm, page: Page) -> bool:
@@ -65,21 +74,44 @@ def _writably_mapped(page: Page) -> bool:
     return any(vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE for vma in mapping.i_mmap)
 
 
-def migrate_page_add(mm: Mm, page: Page, pagelist: PageList, flags: int) -> None:
-    """Isolate a page and queue it for migration (V4 rules).
+def movable_v4(mm: Mm, page: Page) -> bool:
+    """V3/V4's test of a page ``migrate_page_add`` may queue without ``MPOL_MF_MOVE_ALL``.
 
-    With ``MPOL_MF_MOVE_ALL`` every page goes; otherwise a page goes if it
-    has no mapping, is anonymous, is in a writably mapped file, or its file
-    is mapped by this process only.
+    It has no mapping, is anonymous, is in a writably mapped file, or its
+    file is mapped by this process only.
     """
-    if (
-        flags & MPOL_MF_MOVE_ALL
-        or page_mapping(page) is None
+    return (
+        page_mapping(page) is None
         or page_anon(page)
         or _writably_mapped(page)
         or _single_mm_mapping(mm, page)
-    ) and isolate_lru_page(page) == 1:
-        list_add_tail(page, pagelist)
+    )
+
+
+def not_shared(mm: Mm, page: Page) -> bool:
+    """2.6.16's test: the page is not shared (``page_mapcount(page) == 1``).
+
+    Seen in the context lines of the 16 Feb 2006 patch against 2.6.16-rc3
+    ("page migration: Fix MPOL_INTERLEAVE behavior for migration via mbind()").
+    """
+    return page.mapcount == 1
+
+
+def migrate_page_add(mm: Mm, page: Page, pagelist: PageList, flags: int) -> None:
+    """Isolate a page and queue it for migration.
+
+    With ``MPOL_MF_MOVE_ALL`` every page goes; otherwise the kernel's
+    semantics say which (:attr:`~fsaops.semantics.Semantics.may_queue`:
+    V4's :func:`movable_v4`, 2.6.16's :func:`not_shared`).  V4 queues at
+    the head of the list (so the pages migrate in reverse order), 2.6.16
+    at the tail.
+    """
+    semantics = mm.kernel.semantics
+    if (flags & MPOL_MF_MOVE_ALL or semantics.may_queue(mm, page)) and isolate_lru_page(page) == 1:
+        if semantics.queue_at_tail:
+            list_add_tail(page, pagelist)
+        else:
+            list_add(page, pagelist)
 
 
 def check_range(mm: Mm, nodes: set[int], flags: int, pagelist: PageList | None) -> int:
@@ -119,11 +151,13 @@ def migrate_pages_to(
 ) -> int:
     """Migrate the isolated pages on ``pagelist`` to node ``dest``, a chunk at a time.
 
-    Allocates up to 257 new pages (on the area's node when ``vma`` has one,
-    else on ``dest``), calls ``migrate_pages``, puts the moved old pages
-    back (which frees them) and goes on while chunks are used up and pages
-    remain.  Unused new pages are freed and failed pages spliced back onto
-    ``pagelist``.
+    Allocates a chunk of new pages (on the area's node when ``vma`` has
+    one, else on ``dest``): 257 from 2.6.16, one in V4 (a stray ``;``; see
+    :attr:`~fsaops.semantics.Semantics.chunk_pages`), added at the head of
+    the list in V4 and at the tail from 2.6.16.  Then it calls
+    ``migrate_pages``, puts the moved old pages back (which frees them) and
+    goes on while chunks are used up and pages remain.  Unused new pages
+    are freed and failed pages spliced back onto ``pagelist``.
 
     Returns ``-ENOMEM`` when a new page cannot be had, another negative
     errno from ``migrate_pages``, or the number of pages left on
@@ -134,22 +168,25 @@ def migrate_pages_to(
     kernel: Kernel = pagelist.first().node.kernel
     if not kernel.migration:
         return -ENOSYS
+    semantics = kernel.semantics
+    chunk = semantics.chunk_pages
+    add_new = list_add_tail if semantics.new_pages_at_tail else list_add
     newlist = PageList("new")
     moved = PageList("moved")
     failed = PageList("failed")
     err = 0
     target = dest if vma is None or vma.nid is None else vma.nid
     node = kernel.nodes[target]
-    while True:
+    while True:  # redo:
         for nr_pages, _page in enumerate(pagelist, start=1):
             newpage = node.alloc_page()
             if newpage is None:
                 err = -ENOMEM
                 break
-            list_add(newpage, newlist)
-            if nr_pages > MIGRATE_CHUNK_SIZE:
+            add_new(newpage, newlist)
+            if nr_pages >= chunk:  # if (nr_pages > MIGRATE_CHUNK_SIZE) break;
                 break
-        if err:
+        if err == -ENOMEM:  # goto out (what an earlier call returned is no reason to stop)
             break
         err = migrate_pages(pagelist, newlist, moved, failed, stats=stats)
         putback_lru_pages(moved)

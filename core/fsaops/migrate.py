@@ -1,7 +1,9 @@
 """Direct page migration: ``migrate_pages`` and the helpers it exports (V4, ``mm/vmscan.c``).
 
 This is the 2.6.15-rc1-mm2 code of the V4 series ("Direct Migration V4"),
-branch by branch as KERNEL-SPEC §3-§7 describes it:
+branch by branch as KERNEL-SPEC §3-§7 describes it, with the changes of
+2.6.16 and 2.6.17 where the kernel's semantics
+(:class:`~fsaops.semantics.Semantics`) say so:
 
 * :func:`migrate_pages` walks a list of isolated pages for up to 11 passes.
   Passes 0-2 only try the page lock, later passes sleep on it; pass 0
@@ -13,21 +15,28 @@ branch by branch as KERNEL-SPEC §3-§7 describes it:
   :func:`migrate_page_copy` the contents and flags, :func:`migrate_page`
   does both for pages without buffers, :func:`fail_migrate_page` refuses.
 
-Helpers return 0 or a negative errno, as in the kernel.
+Helpers return 0 or a negative errno, as in the kernel (and
+:func:`migrate_page_remove_references` 1 for a mismatch, before 2.6.17).
+
+Where the releases differ, the code calls the function the kernel's
+semantics name for that step (:func:`unmap_v4`, :func:`unmap_ignore_refs`
+or :func:`unmap_eperm` to unmap, the ``remove_from_swap`` of the release),
+looked up in the branch that needs it, so the common path of a page never
+asks which release it runs.
 """
 
 from __future__ import annotations
 
 import logging
-from errno import EAGAIN, EIO, ENOMEM, ENOSYS, errorcode
+from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM, errorcode
 from typing import TYPE_CHECKING, Any
 
-from fsaops.buffer import BH, try_to_release_page
+from fsaops.buffer import BH
 from fsaops.errors import InvariantError, KernelBug
 from fsaops.findings import Findings, MigratepageWatch
 from fsaops.lists import PageList, list_move
 from fsaops.lru import move_to_lru
-from fsaops.mapping import remove_mapping
+from fsaops.mapping import remove_mapping, try_to_release_page
 from fsaops.page import (
     PG,
     Page,
@@ -43,7 +52,7 @@ from fsaops.page import (
     unlock_page,
     wait_on_page_writeback,
 )
-from fsaops.rmap import SWAP_SUCCESS, remove_from_swap, try_to_unmap
+from fsaops.rmap import SWAP_FAIL, SWAP_SUCCESS, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE
 from fsaops.swap import add_to_swap
 from fsaops.writeback import PageOut, pageout, set_page_dirty
@@ -65,13 +74,17 @@ __all__ = [
     "migrate_page_remove_references",
     "migrate_pages",
     "swap_page",
+    "unmap_eperm",
+    "unmap_ignore_refs",
+    "unmap_v4",
 ]
 
 MAX_PASSES = 11
 """``migrate_pages`` makes at most 11 passes (``pass`` 0 to 10)."""
 
 UNMAP_TRIES = 10
-"""V4 calls ``try_to_unmap`` up to 10 times while the page stays mapped."""
+"""V3 to V8 call ``try_to_unmap`` up to 10 times while the page stays mapped."""
+
 
 BH_lock = BH.lock
 BH_jbd = BH.jbd
@@ -90,20 +103,71 @@ def errno_name(rc: object) -> str:
 # -- the exported helpers --------------------------------------------------
 
 
+def unmap_v4(page: Page) -> int:
+    """Unmap a locked page for migration as V3 to V8 do: up to ten ``try_to_unmap`` calls.
+
+    Between calls the task reschedules (a young pte refuses a first call,
+    which clears it, so a second call can succeed; ``VM_LOCKED`` refuses
+    every call).  Returns 0 when the page is no longer mapped, else 1.
+    """
+    tick = page.node.kernel.sched.tick
+    for _ in range(UNMAP_TRIES):
+        if not page.mapcount or try_to_unmap(page) == SWAP_SUCCESS:
+            break
+        tick()
+    if page.mapcount:
+        page.node.kernel.current.why = _still_mapped(page)
+        return 1
+    return 0
+
+
+def unmap_ignore_refs(page: Page) -> int:
+    """Unmap a locked page as January 2006 to 2.6.16 do: one ``try_to_unmap(page, 1)``.
+
+    With ``ignore_refs`` a young pte no longer refuses; ``VM_LOCKED`` still
+    does, and the page then stays mapped.  Returns 0 when the page is no
+    longer mapped, else 1.
+    """
+    try_to_unmap(page, True)
+    if page.mapcount:
+        page.node.kernel.current.why = _still_mapped(page)
+        return 1
+    return 0
+
+
+def unmap_eperm(page: Page) -> int:
+    """Unmap a locked page as 2.6.17 does: ``SWAP_FAIL`` (``VM_LOCKED``) is ``-EPERM``.
+
+    Returns 0 when the page is no longer mapped, ``-EPERM`` when an area
+    with ``VM_LOCKED`` refused (a permanent failure), ``-EAGAIN`` when it
+    is still mapped otherwise.
+    """
+    if try_to_unmap(page, True) == SWAP_FAIL:
+        page.node.kernel.current.why = "VM_LOCKED: try_to_unmap refused (permanent)"
+        return -EPERM
+    if page.mapcount:
+        page.node.kernel.current.why = _still_mapped(page)
+        return -EAGAIN
+    return 0
+
+
 def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> int:
     """Unmap a locked page and move its page-cache slot to ``newpage`` (V4).
 
     ``nr_refs`` is the number of references the page holds besides its
     ptes: 2 (cache and isolation) or 3 (plus buffers).  The page is
-    unmapped with up to ten ``try_to_unmap`` calls, rescheduling between
-    them.  Then, under ``tree_lock``, the count must be exactly ``nr_refs``
-    and the slot must still point at the page; ``newpage`` takes the
-    slot, a reference for it, the page's index and mapping (and its swap
-    entry and ``PG.swapcache``), and the page drops its cache reference.
+    unmapped as the kernel's release does it (V4: up to ten
+    ``try_to_unmap`` calls, rescheduling between them; see
+    :attr:`~fsaops.semantics.Semantics.unmap`).  Then, under ``tree_lock``,
+    the count must be exactly ``nr_refs`` and the slot must still point at
+    the page; ``newpage`` takes the slot, a reference for it, the page's
+    index and mapping (and its swap entry and ``PG.swapcache``), and the
+    page drops its cache reference.
 
-    Returns 0 on success, 1 when something did not match (V4-2.6.16;
-    callers turn that into ``-EAGAIN``).  Buffers, contents and the other
-    flags are not moved here.
+    Returns 0 on success; when something did not match, 1 (V4 to 2.6.16;
+    callers turn that into ``-EAGAIN``) or ``-EAGAIN`` (2.6.17); from
+    2.6.17 also ``-EPERM`` for a page in a ``VM_LOCKED`` area.  Buffers,
+    contents and the other flags are not moved here.
     """
     if page.flags & PG_swapcache:  # page_mapping(page)
         mapping = page.node.kernel.swapper_space
@@ -111,20 +175,17 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
         owner = page.mapping
         mapping = None if owner is None or owner.anon else owner  # type: ignore[assignment]
     if mapping is None:
-        page.node.kernel.current.why = "no mapping (truncated)"
-        return 1
+        kernel = page.node.kernel
+        kernel.current.why = "no mapping (truncated)"
+        return kernel.semantics.refs_mismatch
     if page.count != page.mapcount + nr_refs:
-        page.node.kernel.current.why = _count_mismatch(page, nr_refs)
-        return 1
+        kernel = page.node.kernel
+        kernel.current.why = _count_mismatch(page, nr_refs)
+        return kernel.semantics.refs_mismatch
     if page.mapcount:
-        tick = page.node.kernel.sched.tick
-        for _ in range(UNMAP_TRIES):
-            if not page.mapcount or try_to_unmap(page) == SWAP_SUCCESS:
-                break
-            tick()
-        if page.mapcount:
-            page.node.kernel.current.why = _still_mapped(page)
-            return 1
+        rc = page.node.kernel.semantics.unmap(page)
+        if rc:
+            return rc
     # write_lock_irq(&mapping->tree_lock).  Taken and released by hand (in
     # the hot paths only): a with statement costs twice as much here.
     tree_lock = mapping.tree_lock
@@ -140,8 +201,9 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
             or index >= len(tree)
             or tree[index] is not page
         ):
-            page.node.kernel.current.why = _changed_under_us(page, nr_refs, tree, index)
-            return 1
+            kernel = page.node.kernel
+            kernel.current.why = _changed_under_us(page, nr_refs, tree, index)
+            return kernel.semantics.refs_mismatch
         newpage.count += 1
         newpage.index = page.index
         newpage.mapping = page.mapping
@@ -221,16 +283,25 @@ def migrate_page(newpage: Page, page: Page) -> int:
     """Migrate a locked page that has no buffers (V4).
 
     Returns 0, or ``-EAGAIN`` when :func:`migrate_page_remove_references`
-    finds the references do not match.
+    finds the references do not match (from 2.6.17 its own ``-EAGAIN`` or
+    ``-EPERM``).  From 2.6.16 an anonymous page then gets its ptes back and
+    leaves the swap cache here (``remove_from_swap(newpage)``, V8 and
+    later); V4 calls ``remove_from_swap`` in ``migrate_pages`` instead.
 
     Raises:
         KernelBug: the page is under writeback (``BUG_ON(PageWriteback)``).
     """
     if page.flags & PG_writeback:
         raise KernelBug(f"migrate_page() of a page under writeback: {page!r}")
-    if migrate_page_remove_references(newpage, page, 2):
-        return -EAGAIN
+    rc = migrate_page_remove_references(newpage, page, 2)
+    if rc:
+        # V4 to 2.6.16: 1 means -EAGAIN; 2.6.17 passes the errno through.
+        return rc if rc < 0 else -EAGAIN
     migrate_page_copy(newpage, page)
+    if newpage.flags & PG_swapcache:
+        semantics = newpage.node.kernel.semantics
+        if semantics.remove_from_swap_caller == "migrate_page":
+            semantics.remove_from_swap(newpage)
     return 0
 
 
@@ -249,7 +320,12 @@ def swap_page(page: Page) -> int:
     """
     mapping = page_mapping(page)
     kernel = page.node.kernel
-    if page.mapcount and mapping is not None and try_to_unmap(page) != SWAP_SUCCESS:
+    if (
+        page.mapcount
+        and mapping is not None
+        # V4: try_to_unmap(page); from February 2006 (2.6.16) try_to_unmap(page, 1).
+        and try_to_unmap(page, kernel.semantics.swap_page_ignore_refs) != SWAP_SUCCESS
+    ):
         kernel.current.why = "swap_page: still mapped"
         unlock_page(page)
         return -EAGAIN
@@ -435,6 +511,7 @@ def migrate_pages(
     failed: PageList,
     *,
     stats: MigrateStats | None = None,
+    kernel: Kernel | None = None,
 ) -> int:
     """Migrate the isolated pages on ``from_`` to the new pages on ``to`` (V4).
 
@@ -445,14 +522,34 @@ def migrate_pages(
     ``None`` every page is dropped with :func:`swap_page` instead.
 
     Returns the number of failed pages plus those still ``-EAGAIN`` after
-    the last pass, or ``-ENOSYS`` on a kernel built without migration.
-    ``stats``, when given, collects per-table outcomes.
+    the last pass; on a kernel built without migration, ``-ENOSYS`` for
+    every call, an empty list included (the kernel's stub).  ``stats``,
+    when given, collects per-table outcomes.  The machine is the one the
+    pages belong to; ``kernel`` names it for a call whose lists hold no
+    page at all (without it such a call returns 0).
+
+    What the kernel's semantics change here is chosen once per call: V4
+    calls ``remove_from_swap`` on a page that failed and on a new page that
+    was used (where it does nothing for an unmapped page); later releases
+    call it from :func:`migrate_page` (see
+    :attr:`~fsaops.semantics.Semantics.remove_from_swap_caller`).
     """
-    if from_.lru_next is from_:
-        return 0
-    kernel: Kernel = from_.lru_next.node.kernel  # type: ignore[attr-defined]
+    first: Any = from_.lru_next
+    if first is not from_:
+        kernel = first.node.kernel
+    elif kernel is None:
+        kernel = _kernel_of(to, moved, failed)
+        if kernel is None:
+            return 0  # no page says which machine this is: nothing to do
     if not kernel.migration:
         return -ENOSYS
+    if first is from_:
+        return 0
+    semantics = kernel.semantics
+    # V4 calls remove_from_swap() here; later releases from migrate_page().
+    engine_remove_from_swap = (
+        semantics.remove_from_swap if semantics.remove_from_swap_caller == "migrate_pages" else None
+    )
     if stats is None:
         stats = MigrateStats()
     stats.calls += 1
@@ -532,8 +629,9 @@ def migrate_pages(
                             and not add_to_swap(page)
                         ):
                             # An anonymous page needs a swap entry to keep what
-                            # its ptes say.  V4: no slot, straight to failed
-                            # (2.6.16: -ENOMEM).
+                            # its ptes say.  No slot: V4 moves it straight to
+                            # failed, with no errno and no remove_from_swap;
+                            # 2.6.16 gives -ENOMEM.  Reported as ENOMEM in both.
                             unlock_page(page)
                             rc = -ENOMEM
                             path = "add_to_swap"
@@ -616,8 +714,8 @@ def migrate_pages(
                     last_why[page] = current.why or path
                 elif rc:
                     # Permanent failure.
-                    if path != "add_to_swap":
-                        remove_from_swap(page)
+                    if engine_remove_from_swap is not None and path != "add_to_swap":
+                        engine_remove_from_swap(page)
                     list_move(page, failed)
                     nr_failed += 1
                     if pending:
@@ -631,8 +729,8 @@ def migrate_pages(
                 else:
                     # Success: the new page goes to the LRU, the old one to moved.
                     if newpage is not None:
-                        if newpage.flags & PG_swapcache:
-                            remove_from_swap(newpage)
+                        if engine_remove_from_swap is not None and newpage.flags & PG_swapcache:
+                            engine_remove_from_swap(newpage)
                         move_to_lru(newpage)
                         via = path
                         if written and path == "migrate_page" and page.pfn in written:
@@ -681,6 +779,15 @@ def migrate_pages(
     vmstat.pgmigrate_success += nr_moved
     vmstat.pgmigrate_fail += nr_failed + len(last_why)
     return nr_failed + retry
+
+
+def _kernel_of(*lists: PageList | None) -> Kernel | None:
+    """The machine of the first page found on ``lists``, or ``None`` if they are all empty."""
+    for pl in lists:
+        if pl is not None and pl.lru_next is not pl:
+            kernel: Kernel = pl.lru_next.node.kernel  # type: ignore[attr-defined]
+            return kernel
+    return None
 
 
 NOT_REACHED = "not reached (no new page left)"

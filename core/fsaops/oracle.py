@@ -477,11 +477,14 @@ class Oracle:
         """The page that holds the place a page had before it migrated, or ``None``.
 
         The slot of the page tree it was keyed in; for anonymous memory that
-        was not in the swap cache yet, the pte of its process, or the
-        swap-cache page of the swap entry that pte holds now.
+        was not in the swap cache yet (or left it as it moved, as from
+        2.6.16), the pte of its process, or the swap-cache page of the swap
+        entry that pte holds now.
         """
         if before.tree is not None:
-            return self.slot(before.tree, before.key)
+            held = self.slot(before.tree, before.key)
+            if held is not None or not before.flags & PG.swapcache or not before.ptes:
+                return held
         for pid, vpn in before.ptes:
             mm = next((m for m in kernel.mms if m.pid == pid), None)
             pte = None if mm is None else mm.ptes.get(vpn)

@@ -614,8 +614,9 @@ def _heading(report: Report) -> Text:
     page_size = cfg.get("page_size", 0)
     from fsaops.config import format_size
 
+    semantics = cfg.get("semantics", "?")
     text = Text("fsaops migrate", style="bold")
-    text.append(f"  {report.source}  seed {report.seed}\n", style="cyan")
+    text.append(f"  {report.source}  seed {report.seed}  semantics {semantics}\n", style="cyan")
     text.append(
         f"{nodes} nodes of {format_size(memory)}, {page_size}-byte pages; "
         f"every page of node {report.from_node} to node {report.to_node}",

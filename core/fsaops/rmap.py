@@ -11,7 +11,9 @@ in its ``mapcount``; every swap pte counts in its slot's ``swap_map``.
 Reverse mapping finds the ptes of a page: through its ``anon_vma`` for
 anonymous pages, through the file's ``i_mmap`` list for file pages.
 :func:`try_to_unmap` uses it to take a page out of every page table, as
-migration and ``swap_page`` must before moving or dropping it.
+migration and ``swap_page`` must before moving or dropping it, and
+:func:`remove_from_swap` to give a migrated anonymous page its ptes back
+(when the kernel's semantics can: not before 2.6.16).
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from fsaops.page import (
     put_page,
     unlock_page,
 )
-from fsaops.swap import free_swap_and_cache, lookup_swap_cache, read_swap_cache_async
+from fsaops.swap import (
+    delete_from_swap_cache,
+    free_swap_and_cache,
+    lookup_swap_cache,
+    read_swap_cache_async,
+)
 from fsaops.writeback import set_page_dirty
 
 if TYPE_CHECKING:
@@ -53,8 +60,12 @@ __all__ = [
     "Pte",
     "Vma",
     "handle_mm_fault",
+    "page_lock_anon_vma",
     "page_referenced_ptes",
+    "page_unlock_anon_vma",
     "remove_from_swap",
+    "remove_from_swap_2616",
+    "remove_from_swap_v4",
     "try_to_unmap",
 ]
 
@@ -443,19 +454,34 @@ def try_to_unmap(page: Page, ignore_refs: bool = False) -> int:
     return ret
 
 
-def remove_from_swap(page: Page) -> None:
-    """Turn the swap ptes of a swap-cache page back into present ptes (V4 3/6).
+def page_lock_anon_vma(page: Page) -> AnonVma | None:
+    """The anon_vma of a mapped anonymous page, locked; else ``None`` (``page_lock_anon_vma``).
 
-    Walks the page's anon_vma; every swap pte carrying the page's entry
-    gets the page back, with a reference and a mapcount, and gives up its
-    use of the slot.  The page stays in the swap cache, as in V4.
+    As in 2.6.15 (``if (!page_mapped(page)) goto out;``, there since 2004),
+    a page with no present pte has no anon_vma to lock: after
+    ``try_to_unmap``, that is every anonymous page under migration.  The
+    caller unlocks it with :func:`page_unlock_anon_vma`.
     """
     mapping = page.mapping
-    if mapping is None or not mapping.anon or not page.flags & PG.swapcache:
-        return
+    if mapping is None or not mapping.anon or not page.mapcount:
+        return None
+    anon_vma: AnonVma = mapping  # type: ignore[assignment]
+    anon_vma.lock.acquire()
+    return anon_vma
+
+
+def page_unlock_anon_vma(anon_vma: AnonVma) -> None:
+    """Unlock what :func:`page_lock_anon_vma` locked."""
+    anon_vma.lock.release()
+
+
+def _remove_vma_swap(page: Page, vmas: list[Vma]) -> None:
+    """Every swap pte of these areas that holds the page's entry points at the page again.
+
+    ``remove_vma_swap``: each such pte gets the page back, with a reference
+    and a mapcount, and gives up its use of the swap slot.
+    """
     entry = page.private
-    with mapping.lock:  # type: ignore[union-attr]
-        vmas = list(mapping.vmas)  # type: ignore[union-attr]
     for vma in vmas:
         vpn = vma.address(page)
         if vpn < 0:
@@ -471,6 +497,58 @@ def remove_from_swap(page: Page) -> None:
             get_page(page)
             page_add_anon_rmap(page, vma, vpn)
         mm.kernel.swap_info().swap_free(entry)
+
+
+def remove_from_swap_v4(page: Page) -> None:
+    """``remove_from_swap`` as V4 3/6 has it (and every release up to 2.6.16-rc5).
+
+    It finds the page's areas through :func:`page_lock_anon_vma`, which
+    finds nothing for a page with no present ptes, so for a migrated
+    anonymous page (its ptes are swap ptes now) it does nothing: the
+    process's next access takes a minor fault through the swap cache.  When
+    it does find the areas (a page still mapped), the swap ptes holding the
+    page's entry get the page back; the page stays in the swap cache.
+    """
+    if not page.flags & PG.swapcache:
+        return
+    anon_vma = page_lock_anon_vma(page)
+    if anon_vma is None:
+        return
+    try:
+        vmas = list(anon_vma.vmas)
+    finally:
+        page_unlock_anon_vma(anon_vma)
+    _remove_vma_swap(page, vmas)
+
+
+def remove_from_swap_2616(page: Page) -> None:
+    """``remove_from_swap`` as fixed in 2.6.16-rc6 ("remove_from_swap: fix locking", Feb 2006).
+
+    It takes the anon_vma straight from ``page->mapping`` (the caller holds
+    ``mmap_sem``), so it works on a page with no present ptes: every swap
+    pte holding the page's entry points at the page again, and the page
+    leaves the swap cache (``delete_from_swap_cache``, V8 and later).
+    """
+    mapping = page.mapping
+    if not page.flags & PG.swapcache or mapping is None or not mapping.anon:
+        return
+    anon_vma: AnonVma = mapping  # type: ignore[assignment]
+    with anon_vma.lock:
+        vmas = list(anon_vma.vmas)
+    _remove_vma_swap(page, vmas)
+    delete_from_swap_cache(page)
+
+
+def remove_from_swap(page: Page) -> None:
+    """Turn the swap ptes of a locked swap-cache page back into present ptes, if the kernel can.
+
+    What it does depends on the kernel's semantics
+    (:attr:`~fsaops.semantics.Semantics.remove_from_swap`): nothing for a
+    page with no present ptes up to 2.6.16-rc5 (:func:`remove_from_swap_v4`),
+    real ptes and the page out of the swap cache from 2.6.16
+    (:func:`remove_from_swap_2616`).
+    """
+    page.node.kernel.semantics.remove_from_swap(page)
 
 
 def page_referenced_ptes(page: Page) -> list[tuple[Mm, int]]:

@@ -30,7 +30,13 @@
    read back with ``read(2)`` and every process's memory through its page
    tables, new pages being allocated on the target node, and the oracle
    (:class:`~fsaops.oracle.Oracle`) compares each page with what was
-   written; then the invariant checker runs.
+   written; then the invariant checker runs.  The report's counters
+   (``vmstat``) cover the migration and this read-back: under the V4
+   semantics a migrated anonymous page is read through its swap pte, a
+   minor fault (``pgfault``).
+
+The kernel runs the release of the migration code that ``[kernel]
+semantics`` names (:mod:`fsaops.semantics`).
 
 The same scenario and seed give the same world, the same run and the same
 report.
@@ -189,6 +195,7 @@ class Scenario:
             faults=self.faults,
             seed=_subseed(seed, "kernel"),
             log=log,
+            semantics=k.semantics,
         )
         self.kernel = self.world.kernel
         self.log = log
@@ -733,6 +740,8 @@ def run_plan(
     placement = prove_placement(world.world, places, _ledger(stats), target_nid=world.target_node)
     integrity = world.check_integrity(progress)
     kernel.run_until_idle()
+    # The counters cover the migration and the read-back that checks it: the
+    # faults a migration leaves for the processes (V4's swap ptes) count too.
     after = kernel.vmstat.as_dict()
     durability = prove_durability(
         world.world,

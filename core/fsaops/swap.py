@@ -45,6 +45,7 @@ __all__ = [
     "delete_from_swap_cache_locked",
     "lookup_swap_cache",
     "read_swap_cache_async",
+    "remove_exclusive_swap_page",
     "swap_readpage",
     "swap_writepage",
 ]
@@ -220,14 +221,51 @@ def _end_swap_write(page: Page) -> None:
     end_page_writeback(page)
 
 
+def remove_exclusive_swap_page(page: Page) -> int:
+    """Take a locked page out of the swap cache if nothing else uses it or its slot.
+
+    ``remove_exclusive_swap_page`` (mm/swapfile.c): a swap-cache page that
+    is not under writeback, whose only references are the caller's and the
+    cache's (``page_count == 2``), and whose slot only the cache uses (no
+    swap pte holds it), leaves the swap cache: the slot is freed, the
+    cache's reference dropped, and the page dirtied (its data now lives
+    only in memory).  Returns 1 if it did, else 0.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"remove_exclusive_swap_page() of an unlocked page: {page!r}")
+    if not page.flags & PG.swapcache or page.flags & PG.writeback or page.count != 2:
+        return 0
+    kernel = page.node.kernel
+    swap = kernel.swap_info()
+    entry = page.private
+    if swap.swap_map[entry] != 1:
+        return 0
+    mapping = _swapper(kernel)
+    with mapping.tree_lock:
+        # Recheck with the swap cache's lock held.
+        if page.count != 2 or page.flags & PG.writeback:
+            return 0
+        delete_from_swap_cache_locked(page)
+        page.flags |= PG.dirty
+    swap.swap_free(entry)
+    put_page(page)
+    return 1
+
+
 def swap_writepage(page: Page, wbc: WritebackControl) -> int:
     """Write a locked swap-cache page to its slot (``swap_writepage``).
 
-    Starts writeback, unlocks the page, copies its bytes into the slot and
-    ends writeback ``io_latency`` ticks later.
+    As in 2.6.15, a page that nothing but the swap cache uses is not
+    written at all: :func:`remove_exclusive_swap_page` takes it out of the
+    swap cache (dirty again), and it is unlocked.  Otherwise writeback
+    starts, the page is unlocked, its bytes are copied into the slot, and
+    writeback ends ``io_latency`` ticks later.  Returns 0.
     """
     from fsaops.writeback import set_page_writeback
 
+    if remove_exclusive_swap_page(page):
+        unlock_page(page)
+        return 0
     kernel = page.node.kernel
     set_page_writeback(page)
     unlock_page(page)

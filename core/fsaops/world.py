@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from fsaops.buffer import BH, create_empty_buffers, generic_get_block, try_to_release_page
+from fsaops.buffer import BH, create_empty_buffers, generic_get_block
 from fsaops.content import Contents
 from fsaops.debug import check_kernel
 from fsaops.errors import FsaopsError
@@ -36,12 +36,13 @@ from fsaops.fs import generic_file_read, generic_file_write, read_cache_page
 from fsaops.kernel import Kernel
 from fsaops.lists import PageList, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.mapping import grab_cache_page, truncate_inode_pages
+from fsaops.mapping import grab_cache_page, truncate_inode_pages, try_to_release_page
 from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.oracle import IoCounters, Oracle, PageState
-from fsaops.page import PG, Page, put_page, trylock_page, unlock_page
+from fsaops.page import PG, Page, get_page, put_page, trylock_page, unlock_page
 from fsaops.rmap import SWAP_SUCCESS, try_to_unmap
 from fsaops.sched import Hold, Task, hold, release
+from fsaops.semantics import DEFAULT_SEMANTICS
 from fsaops.swap import add_to_swap
 from fsaops.writeback import (
     WRITEPAGE_ACTIVATE,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from fsaops.fs import Inode, SuperBlock
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
+    from fsaops.semantics import Semantics
     from fsaops.swap import SwapInfo
     from fsaops.typing import EngineLog
 
@@ -399,6 +401,8 @@ class World:
         log: the engine's logger, or ``None``.
         swap_slots: slots of a swap device to turn on (its table from the
             registry's ``swap`` filesystem); 0 for none.
+        semantics: the release of the migration code the kernel runs
+            (``"v4"``, ``"2.6.16"``, ``"2.6.17"``; see :mod:`fsaops.semantics`).
 
     Attributes:
         kernel: the machine.
@@ -425,6 +429,7 @@ class World:
         seed: int = 0,
         log: EngineLog | None = None,
         swap_slots: int = 0,
+        semantics: str | Semantics = DEFAULT_SEMANTICS,
     ) -> None:
         self.seed = seed
         self.kernel = Kernel(
@@ -439,6 +444,7 @@ class World:
             io_latency=io_latency,
             faults=faults,
             seed=seed,
+            semantics=semantics,
         )
         self.page_size = page_size
         self.contents = Contents(seed, page_size)
@@ -689,10 +695,17 @@ class World:
     # -- where pages are ----------------------------------------------------------------------
 
     def page_of(self, record: File | Area, index: int) -> Page | None:
-        """The page that holds page ``index`` of a file or area now, or ``None`` (not in memory)."""
+        """The page that holds page ``index`` of a file or area now, or ``None`` (not in memory).
+
+        An anonymous page behind a swap pte is in memory if the swap cache
+        holds its entry (as after a V4 migration, until the next access).
+        """
         if isinstance(record, Area):
             pte = record.mm.ptes.get(record.start + index)
-            return None if pte is None else pte.page
+            if pte is None or pte.page is not None:
+                return None if pte is None else pte.page
+            swapper = self.kernel.swapper_space
+            return None if swapper is None else swapper.lookup(pte.swp)
         return record.inode.i_mapping.lookup(index)
 
     def read(self, record: File | Area, index: int) -> bytes:
@@ -853,7 +866,9 @@ class World:
             unlock_page(page)
             raise SetupError(f"{table.name} has no writepage")
         clear_page_dirty_for_io(page)
+        get_page(page)  # as the kernel's callers of writepage hold one
         writepage(page, WritebackControl())
+        put_page(page)
         if wait:
             self.kernel.run_until_idle()
             if page.flags & (PG.writeback | PG.dirty):
@@ -996,7 +1011,7 @@ class World:
             if round_:
                 self.kernel.sched.run_for(settle_ticks)
             nr_failed = len(failed)
-            run.rcs.append(migrate_pages(from_, to, moved, failed, stats=stats))
+            run.rcs.append(migrate_pages(from_, to, moved, failed, stats=stats, kernel=self.kernel))
             run.calls.append((len(failed) - nr_failed, len(from_)))
         run.problems = record.check(from_, moved, failed, to)
         run.problems += check_kernel(self.kernel, isolated=[from_, to, moved, failed], quiet=False)

@@ -26,6 +26,7 @@ from fsaops.config.schema import (
 from fsaops.config.sizes import format_size
 from fsaops.errors import ConfigError
 from fsaops.plugins import PluginStatus
+from fsaops.semantics import SEMANTICS, semantics_names
 
 if TYPE_CHECKING:
     from fsaops.aops import FileSystemType
@@ -95,6 +96,11 @@ def static_problems(config: Config) -> list[str]:
                 f"pages; a node holds at most {MAX_NODE_PAGES}"
             )
     _in_range(problems, "kernel.io_latency", k.io_latency, 1, MAX_TICKS)
+    if k.semantics not in SEMANTICS:
+        problems.append(
+            f"kernel.semantics: unknown semantics {k.semantics!r} "
+            f"(expected one of {semantics_names()})"
+        )
 
     load = config.plugins.load
     if load is not None:

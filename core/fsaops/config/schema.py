@@ -46,7 +46,8 @@ class KernelConfig:
     """``[kernel]``: the machine.
 
     Defaults: migration built in, 2 nodes of 64 MiB, 4096-byte pages, no
-    per-page invariant checks, I/O completing 4 ticks after it is submitted.
+    per-page invariant checks, I/O completing 4 ticks after it is submitted,
+    the V4 series' semantics.
     """
 
     migration: bool = attrs.field(
@@ -91,6 +92,18 @@ class KernelConfig:
         metadata=_doc(
             "Ticks from submitting a write to its completion (how long a page stays "
             "under writeback). The engine yields one tick per page it tries."
+        ),
+    )
+    semantics: str = attrs.field(
+        default="v4",
+        metadata=_doc(
+            'Which release of the migration code the kernel runs: "v4" (the V4 series on '
+            '2.6.15-rc1-mm2, Nov 2005), "2.6.16" or "2.6.17". They differ in how pages '
+            "are unmapped, whether migrated anonymous pages get real ptes back or keep "
+            "swap ptes (V4: read back through a minor fault), whether VM_LOCKED pages stay "
+            "behind with EAGAIN (v4, 2.6.16) or fail with EPERM (2.6.17), and how many new "
+            "pages each migrate_pages call gets (v4: one). `fsaops migrate --semantics` "
+            "overrides it."
         ),
     )
 

@@ -24,8 +24,8 @@ from fsaops import (
     migrate_page_copy,
     migrate_page_remove_references,
 )
-from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, try_to_release_page, unlock_buffer
-from fsaops.mapping import remove_from_page_cache
+from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
+from fsaops.mapping import remove_from_page_cache, try_to_release_page
 from fsaops.page import PG, Page, lock_page, put_page, unlock_page
 from fsaops.writeback import (
     WritebackControl,
