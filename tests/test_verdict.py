@@ -43,11 +43,13 @@ BUGS = sorted(buggyfs_plugin.BROKEN)
 LOSSY = [name for name in BUGS if name not in buggyfs_plugin.LOSSLESS]
 LOSSLESS = sorted(buggyfs_plugin.LOSSLESS)
 FAILED = {"data lost", "invariant broken", "kernel bug"}
-SEEDS = (3, 8)
+RUNS = [(3, "v4"), (8, "v4"), (5, "2.6.16"), (6, "2.6.17")]
+"""(seed, semantics) of each run: the default release twice, the later ones once."""
 
 CONFIG = """\
 [kernel]
 node_memory = "2MiB"
+semantics = "{semantics}"
 [plugins]
 load = ["buggyfs"]
 [[mount]]
@@ -76,10 +78,13 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield tmp_path_factory.mktemp("configs")
 
 
-def migrate(configs: Path, name: str, seed: int, *options: str) -> tuple[int, dict[str, Any]]:
+def migrate(
+    configs: Path, name: str, run: tuple[int, str], *options: str
+) -> tuple[int, dict[str, Any]]:
     """``fsaops migrate --json`` on bug ``name``'s filesystem; returns exit status and report."""
-    path = configs / f"{name}-{seed}.toml"
-    path.write_text(CONFIG.format(name=name, seed=seed), encoding="utf-8")
+    seed, semantics = run
+    path = configs / f"{name}-{seed}-{semantics}.toml"
+    path.write_text(CONFIG.format(name=name, seed=seed, semantics=semantics), encoding="utf-8")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(["migrate", str(path), "--json", "--no-progress", *options])
@@ -100,40 +105,44 @@ def kinds(report: dict[str, Any], name: str) -> set[str]:
 # -- fsaops migrate -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("run", RUNS, ids=[f"{seed}-{sem}" for seed, sem in RUNS])
 @pytest.mark.parametrize("name", LOSSY)
-def test_a_bug_that_loses_something_fails_every_mode(configs: Path, name: str, seed: int) -> None:
+def test_a_bug_that_loses_something_fails_every_mode(
+    configs: Path, name: str, run: tuple[int, str]
+) -> None:
     for options in ((), ("--strict",), ("--debug-vm",)):
-        rc, report = migrate(configs, name, seed, *options)
+        rc, report = migrate(configs, name, run, *options)
         assert rc == 1, (options, report["status"], report.get("error"))
         assert report["status"] in FAILED | ({"findings"} if options else set()), options
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("run", RUNS, ids=[f"{seed}-{sem}" for seed, sem in RUNS])
 @pytest.mark.parametrize("name", LOSSLESS)
 def test_a_bug_that_loses_nothing_is_a_finding_and_strict_fails_on_it(
-    configs: Path, name: str, seed: int
+    configs: Path, name: str, run: tuple[int, str]
 ) -> None:
     kind = buggyfs_plugin.LOSSLESS[name]
-    rc, report = migrate(configs, name, seed)
+    rc, report = migrate(configs, name, run)
     assert (rc, report["status"]) == (0, "ok"), report.get("error")
-    rc, report = migrate(configs, name, seed, "--strict")
+    rc, report = migrate(configs, name, run, "--strict")
     assert (rc, report["status"]) == (1, "findings"), report.get("error")
     assert kind in kinds(report, name)
     assert report["findings_checked"] == "all"
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_the_real_buffer_migrate_page_is_ok_in_every_mode(configs: Path, seed: int) -> None:
+@pytest.mark.parametrize("run", RUNS, ids=[f"{seed}-{sem}" for seed, sem in RUNS])
+def test_the_real_buffer_migrate_page_is_ok_in_every_mode(
+    configs: Path, run: tuple[int, str]
+) -> None:
     for options in ((), ("--strict",), ("--debug-vm",)):
-        rc, report = migrate(configs, "correct", seed, *options)
+        rc, report = migrate(configs, "correct", run, *options)
         assert (rc, report["status"]) == (0, "ok"), (options, report.get("error"))
         assert report["findings"] == []
         assert report["integrity"]["lost"] == 0
 
 
 def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:
-    rc, report = migrate(configs, "moves_buffers_to_offset_zero", 3, "--debug-vm")
+    rc, report = migrate(configs, "moves_buffers_to_offset_zero", RUNS[0], "--debug-vm")
     assert (rc, report["status"]) == (1, "invariant broken")
     error = report["error"]
     assert "pfn" in error and "moves_buffers_to_offset_zero_aops" in error
