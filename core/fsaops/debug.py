@@ -25,7 +25,21 @@ if TYPE_CHECKING:
     from fsaops.kernel import Kernel
     from fsaops.mapping import AddressSpace
 
-__all__ = ["InvariantError", "check_kernel", "mappings", "raise_if"]
+__all__ = [
+    "FULL_CHECK_EVERY",
+    "InvariantError",
+    "check_kernel",
+    "check_pages",
+    "mappings",
+    "raise_if",
+]
+
+FULL_CHECK_EVERY = 64
+"""``--debug-vm`` checks the whole machine after every this many pages tried.
+
+After each page it checks what the page reaches (:func:`check_pages`); a
+whole-machine :func:`check_kernel` after every page would cost the
+machine's size per page."""
 
 
 def raise_if(problems: list[str]) -> None:
@@ -234,6 +248,103 @@ def check_kernel(
                 f"the swap device counts {swap.nr_swap_pages} free slots but {free_slots} "
                 "are unused"
             )
+    return problems
+
+
+def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) -> list[str]:
+    """Check every invariant that concerns ``pages`` alone; returns the problems found.
+
+    For each page: its references (page-tree slot, buffers, ptes, a
+    private list, other tasks' holds) add up to its ``page_count``; its
+    ``page_mapcount`` is the number of ptes that map it; ``PG_lru``
+    agrees with its list link; it is in the page tree (or swap cache) its
+    mapping says, and the tree counts its pages right; its buffers form a
+    closed ring at their offsets with their counts accounted for; a free
+    page is really free.  ``quiet`` as for :func:`check_kernel`.  What
+    other pages, the LRU counters and the swap map hold is
+    :func:`check_kernel`'s to check.
+    """
+    problems: list[str] = []
+    refs: Counter[int] = Counter()
+    locked_by_task: set[int] = set()
+    bh_refs: Counter[int] = Counter()
+    bh_locked_by_task: set[int] = set()
+    for task in kernel.tasks:
+        for hold in task.holds:
+            if hold.kind == "page_ref":
+                refs[hold.obj.pfn] += 1
+            elif hold.kind == "page_lock":
+                locked_by_task.add(hold.obj.pfn)
+            elif hold.kind == "buffer_ref":
+                bh_refs[id(hold.obj)] += 1
+            elif hold.kind == "buffer_lock":
+                bh_locked_by_task.add(id(hold.obj))
+    wanted = {page.pfn: page for page in pages}
+    mapped: Counter[int] = Counter()
+    for mm in kernel.mms:
+        for pte in mm.ptes.values():
+            page = pte.page
+            if page is not None and page.pfn in wanted:
+                mapped[page.pfn] += 1
+    trees: set[int] = set()
+    for pfn, page in wanted.items():
+        if page.count == 0:
+            if page.mapcount or page.mapping is not None or page.flags or mapped[pfn]:
+                problems.append(f"pfn {pfn} has no references but is in use: {page!r}")
+            continue
+        tree: AddressSpace | None
+        if page.flags & PG.swapcache:
+            tree, key = kernel.swapper_space, page.private
+        else:
+            owner = page.mapping
+            tree = None if owner is None or owner.anon else owner  # type: ignore[assignment]
+            key = page.index
+        slots = [] if tree is None else tree.page_tree
+        in_slot = isinstance(key, int) and 0 <= key < len(slots) and slots[key] is page
+        if (
+            tree is not None
+            and not in_slot
+            and not (page.flags & PG.swapcache and page.flags & PG.locked)
+        ):
+            problems.append(f"pfn {pfn} points at {tree.name} but is not in its page tree")
+        if tree is not None and id(tree) not in trees:
+            trees.add(id(tree))
+            held = sum(1 for slot in slots if slot is not None)
+            if held != tree.nrpages:
+                problems.append(f"{tree.name} counts {tree.nrpages} pages but holds {held}")
+        listed = not page.flags & PG.lru and page.lru_next is not LIST_POISON
+        want = (
+            (1 if in_slot else 0)
+            + (1 if page.flags & PG.private else 0)
+            + (1 if listed else 0)
+            + mapped[pfn]
+            + refs[pfn]
+        )
+        if page.count != want:
+            problems.append(
+                f"pfn {pfn} has page_count {page.count}, but {want} references are accounted "
+                f"for (flags {page_flags_str(page.flags)}, mapcount {page.mapcount})"
+            )
+        if page.mapcount != mapped[pfn]:
+            problems.append(f"pfn {pfn} has mapcount {page.mapcount} but {mapped[pfn]} ptes map it")
+        if page.flags & PG.lru and page.lru_next is LIST_POISON:
+            problems.append(f"pfn {pfn} has PG_lru set but is on no list")
+        if quiet and page.flags & PG.locked and pfn not in locked_by_task:
+            problems.append(f"pfn {pfn} is locked, but no task holds its lock")
+        if page.flags & PG.private:
+            bh_expected = Counter(bh_refs)
+            head = page.private
+            if isinstance(head, BufferHead):
+                bh = head
+                for _ in range(page.node.page_size // 512 + 1):  # a broken ring is reported below
+                    if bh.b_state & BH.jbd:
+                        bh_expected[id(bh)] += 1
+                    bh = bh.b_this_page
+                    if bh is head:
+                        break
+            problems.extend(_check_buffers(page, bh_expected, bh_locked_by_task, quiet))
+        elif page.private and not page.flags & PG.swapcache:
+            problems.append(f"pfn {pfn} has private {page.private!r} without PG_private")
     return problems
 
 

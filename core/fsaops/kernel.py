@@ -93,6 +93,10 @@ class Kernel:
         self.log = log
         self.debug_vm = debug_vm
         self.strict = strict
+        #: ``CONFIG_DEBUG_VM``: pages tried so far, and after which one the
+        #: whole machine was last checked (every ``FULL_CHECK_EVERY`` pages).
+        self.debug_vm_tried = 0
+        self.debug_vm_last = "the start"
         self.io_latency = io_latency
         self.faults = faults
         self.rng = random.Random(seed)

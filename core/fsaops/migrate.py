@@ -584,7 +584,7 @@ def migrate_pages(
                 nxt = page.lru_next
                 tick()  # cond_resched()
                 if debug is not None:
-                    debug.before(page)
+                    debug.before(page, pass_)
                 newpage: Any = None
                 name: str | None = None
                 rc = -EAGAIN
@@ -823,13 +823,26 @@ class _DebugVm:
         self._lists = [from_, moved, failed] + ([to] if to is not None else [])
         self._before: PageState | None = None
 
-    def before(self, page: Page) -> None:
-        """Snapshot the page about to be tried."""
+    def before(self, page: Page, pass_: int) -> None:
+        """Check the page about to be tried, and snapshot it.
+
+        A page that is already wrong was broken by something before: the
+        run stops here, before its own table is blamed for it.
+        """
+        from fsaops.debug import check_pages
+
+        problems = check_pages(self._kernel, [page], quiet=False)
+        if problems:
+            where = (
+                f"before pfn {page.pfn} was tried (pass {pass_}; it was broken earlier, "
+                f"since the whole machine was checked after {self._kernel.debug_vm_last})"
+            )
+            raise InvariantError([f"{where}: {problems[0]}", *problems[1:]])
         self._before = self._oracle.snapshot(page)
 
     def after(self, page: Page, newpage: Page | None, table: str, pass_: int, path: str) -> None:
         """Judge the page just tried; raise :class:`~fsaops.debug.InvariantError` at a problem."""
-        from fsaops.debug import check_kernel
+        from fsaops.debug import FULL_CHECK_EVERY, check_kernel, check_pages
 
         before = self._before
         self._before = None
@@ -840,11 +853,23 @@ class _DebugVm:
             elif path not in ("freed", "swap_page"):
                 written = path.startswith("pageout")
                 problems += self._oracle.unmoved_problems(before, page, written=written)
-        problems += check_kernel(self._kernel, isolated=self._lists, quiet=False)
+        kernel = self._kernel
+        touched = [page] if newpage is None else [page, newpage]
+        problems += check_pages(kernel, touched, quiet=False)
         problems += self._buffer_problems(before, page, newpage)
+        where = f"after pfn {page.pfn} ({table}, pass {pass_}, path {path})"
+        kernel.debug_vm_tried += 1
+        if not problems and kernel.debug_vm_tried % FULL_CHECK_EVERY == 0:
+            problems = check_kernel(kernel, isolated=self._lists, quiet=False)
+            if problems:
+                where += (
+                    f", in the last {FULL_CHECK_EVERY} pages tried: the whole machine was "
+                    f"checked after {kernel.debug_vm_last}"
+                )
         if problems:
-            where = f"after pfn {page.pfn} ({table}, pass {pass_}, path {path})"
             raise InvariantError([f"{where}: {problems[0]}", *problems[1:]])
+        if kernel.debug_vm_tried % FULL_CHECK_EVERY == 0:
+            kernel.debug_vm_last = f"pfn {page.pfn}"
 
     def _buffer_problems(
         self, before: PageState | None, page: Page, newpage: Page | None

@@ -623,7 +623,32 @@ class Oracle:
                     )
                 if bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
+                if state.state & BH.dirty and not bh.b_state & BH.dirty:
+                    lost_at = self._unwritten_buffer(bh, data, state.offset)
+                    if lost_at >= 0:
+                        problems.append(
+                            f"buffer head {i} of pfn {pfn} lost BH_dirty on the move to pfn "
+                            f"{new.pfn}, and block {bh.b_blocknr} on disk does not hold its "
+                            f"data (first difference at byte {lost_at}): writeback would "
+                            "never write it"
+                        )
         return problems + leftovers
+
+    @staticmethod
+    def _unwritten_buffer(bh: BufferHead, data: bytes, offset: int) -> int:
+        """Where ``bh``'s block on disk first differs from its bytes of ``data``; -1 if it does not.
+
+        A buffer cleaned while its page moved (a journal commit writing it
+        out) is safe when its block holds the data.
+        """
+        size = bh.b_size
+        want = data[offset : offset + size]
+        bdev = bh.b_bdev
+        if bdev is None or not bh.b_state & BH.mapped:
+            return first_difference(want, bytes(size))
+        start = bh.b_blocknr * size
+        got = bytes(bdev.mem[start : start + size])
+        return -1 if got == want else first_difference(want, got)
 
     def unmoved_problems(
         self,

@@ -52,7 +52,7 @@ from fsaops.aops import FileSystemType
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.oracle import Oracle
-from fsaops.page import PG
+from fsaops.page import PG, Page
 from fsaops.testing import promises
 from fsaops.testing.harness import (
     HookCall,
@@ -603,6 +603,41 @@ class MigratepageConformance:
         """A mapped page moves and its process still sees the data (KERNEL-SPEC §5.2, §9.4)."""
         self._needs_pages(fsaops_subject)
         self._engine(fsaops_world, (PageSpec(mapped=True),))
+
+    def test_engine_moves_whole_files_and_touches_no_other_page(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Neighbouring pages move together, each on its own (KERNEL-SPEC §3, §9.2).
+
+        Two files of four pages (one clean, one dirty; for the swap cache,
+        two areas of anonymous memory) migrate in one call.  Right after
+        it every page is where the oracle says it must be and every
+        invariant of the machine holds; after writeback and a drop of the
+        cache, everything reads back.  A ``migratepage`` that touches a
+        page other than the two it was given (a reference taken on the
+        next page, a slot rewritten) fails here.
+        """
+        self._needs_pages(fsaops_subject)
+        world = fsaops_world
+        pages: list[Page] = []
+        if world.sb is None:
+            for _ in range(2):
+                area = world.anon(4)
+                pages += [area.mm.ptes[area.start + i].page for i in range(4)]  # type: ignore[misc]
+        else:
+            for clean in (True, False):
+                inode = world.file(world.sb, 4, clean=clean)
+                pages += inode.i_mapping.pages()
+        fallback = world.subject.has("no_migratepage")
+        with _no_bug():
+            run = world.migrate(
+                pages,
+                rounds=type(self).engine_rounds if fallback else 1,
+                settle_ticks=type(self).settle_ticks,
+            )
+        _holds("engine", run.problems)
+        world.settle(run)
+        _holds("machine", promises.check_after_settle(world))
 
     def test_engine_puts_permanent_failures_on_failed(
         self, fsaops_subject: Subject, fsaops_world: World

@@ -338,6 +338,17 @@ def keeps_the_old_page_reference(newpage: Page, page: Page) -> int:
     return rc
 
 
+def leaks_a_reference_on_a_neighbour(newpage: Page, page: Page) -> int:
+    """Takes a reference on the next page of the file (a read-ahead idea) and keeps it."""
+    rc = buffer_migrate_page(newpage, page)
+    mapping = newpage.mapping if rc == 0 else None
+    if mapping is not None and not mapping.anon:
+        neighbour = mapping.lookup(newpage.index + 1)  # type: ignore[union-attr]
+        if neighbour is not None:
+            neighbour.count += 1
+    return rc
+
+
 def puts_the_old_page_twice(newpage: Page, page: Page) -> int:
     """Drops a reference on the old page it never took."""
     rc = buffer_migrate_page(newpage, page)
@@ -373,6 +384,7 @@ BROKEN: dict[str, Migratepage] = {
         returns_one_for_eagain,
         raises_on_dirty_pages,
         keeps_the_old_page_reference,
+        leaks_a_reference_on_a_neighbour,
         puts_the_old_page_twice,
     )
 }
