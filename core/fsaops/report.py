@@ -572,10 +572,21 @@ def _summary(report: Report) -> Table:
             )
     elif report.watched:
         grid.add_row("findings", Text("none: every migratepage call looked right", style="green"))
+    else:
+        grid.add_row(
+            "findings",
+            Text(
+                "not looked for: --strict (or --debug-vm) looks at every migratepage call",
+                style="dim",
+            ),
+        )
     if report.proofs is not None:
         for proof, what in (
             (report.proofs.placement, "every page is where the engine says"),
-            (report.proofs.durability, "every page reads back from its backing store"),
+            (
+                report.proofs.durability,
+                "every page reads back after writeback and a dropped cache",
+            ),
         ):
             line = Text(f"{_count(proof.checked, 'page', 'pages')}: ")
             if proof.holds:
@@ -584,7 +595,7 @@ def _summary(report: Report) -> Table:
                 line.append(f"FAILS for {_n(proof.failures)}", style="bold red")
             if proof.memory_only:
                 only = ", ".join(f"{t} {_n(n)}" for t, n in sorted(proof.memory_only.items()))
-                line.append(f"  (in memory only, no backing store: {only})", style="dim")
+                line.append(f"  (in memory only, with no backing store: {only})", style="dim")
             grid.add_row(proof.name, line)
             for problem in proof.problems[:5]:
                 grid.add_row("", Text(problem, style="red"))

@@ -573,19 +573,20 @@ def _dist_info(project: Path, site: Path) -> None:
 
 
 @contextlib.contextmanager
-def installed(project: Path) -> Iterator[None]:
-    """Make a project (a folder with a ``pyproject.toml``) look installed, for a while.
+def installed(*projects: Path) -> Iterator[None]:
+    """Make projects (folders with a ``pyproject.toml``) look installed, for a while.
 
-    Its metadata goes to a temporary folder on ``sys.path`` and its package
-    folders go on ``sys.path`` too, so the plugin loader finds its entry
-    points and imports its modules as if ``pip install`` had run; afterwards
-    both leave ``sys.path`` again, and the modules imported from the project
-    are forgotten.
+    Their metadata goes to a temporary folder on ``sys.path`` and their
+    package folders go on ``sys.path`` too, so the plugin loader finds their
+    entry points and imports their modules as if ``pip install`` had run;
+    afterwards both leave ``sys.path`` again, and the modules imported from
+    the projects are forgotten.
     """
-    folders = package_folders(project)
+    folders = [folder for project in projects for folder in package_folders(project)]
     with _INSTALL_LOCK, tempfile.TemporaryDirectory() as temporary:
         site = Path(temporary)
-        _dist_info(project, site)
+        for project in projects:
+            _dist_info(project, site)
         added = [str(site), *(str(folder) for folder in folders)]
         sys.path[:0] = added
         importlib.invalidate_caches()
@@ -605,8 +606,9 @@ def installed(project: Path) -> Iterator[None]:
 class ExampleCommand(SphinxDirective):
     """``{fsaops-example-command} fsaops plugins``: a command run with a project installed.
 
-    ``:project:`` names the project's folder, relative to the page; it is
-    installed for this one command (see :func:`installed`).  With
+    ``:project:`` names the project's folder, relative to the page (or
+    several, separated by spaces); they are installed for this one command
+    (see :func:`installed`).  With
     ``:scenario: NAME``, the directive's content is a scenario file of that
     name: it is shown first, and the command runs in a fresh folder that
     holds it.  The other options are those of ``{fsaops-command}``.
@@ -616,7 +618,7 @@ class ExampleCommand(SphinxDirective):
     final_argument_whitespace = True
     has_content = True
     option_spec: ClassVar[dict[str, Any]] = {
-        "project": directives.path,
+        "project": directives.unchanged_required,
         "scenario": directives.unchanged_required,
         "exit": directives.nonnegative_int,
         "width": directives.positive_int,
@@ -633,14 +635,17 @@ class ExampleCommand(SphinxDirective):
         if not argv or argv[0] != "fsaops":
             raise self.error(f"not an fsaops command: {command!r}")
         if "project" not in self.options:
-            raise self.error("the :project: option names the project to install")
-        project = Path(self.env.relfn2path(self.options["project"])[1])
-        if not (project / "pyproject.toml").is_file():
-            raise self.error(f"{self.options['project']} has no pyproject.toml")
-        self.env.note_dependency(str(project / "pyproject.toml"))
-        for folder in package_folders(project):
-            for source in sorted(folder.rglob("*.py")):
-                self.env.note_dependency(str(source))
+            raise self.error("the :project: option names the projects to install")
+        projects = []
+        for given in self.options["project"].split():
+            project = Path(self.env.relfn2path(given)[1])
+            if not (project / "pyproject.toml").is_file():
+                raise self.error(f"{given} has no pyproject.toml")
+            self.env.note_dependency(str(project / "pyproject.toml"))
+            for folder in package_folders(project):
+                for source in sorted(folder.rglob("*.py")):
+                    self.env.note_dependency(str(source))
+            projects.append(project)
         name = self.options.get("scenario")
         text = "\n".join(self.content).strip("\n") + "\n"
         if name is None and self.content:
@@ -655,7 +660,7 @@ class ExampleCommand(SphinxDirective):
                 cwd = Path(temporary)
                 (cwd / name).write_text(text, encoding="utf-8")
                 result.append(self._file(name, text))
-            with installed(project):
+            with installed(*projects):
                 status, out, err = run_fsaops(argv[1:], cwd=cwd, width=width)
         expected = self.options.get("exit", 0)
         if status != expected:
