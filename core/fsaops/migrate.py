@@ -23,7 +23,7 @@ from errno import EAGAIN, EIO, ENOMEM, ENOSYS, errorcode
 from typing import TYPE_CHECKING, Any
 
 from fsaops.buffer import try_to_release_page
-from fsaops.errors import KernelBug
+from fsaops.errors import KernelBug, PluginFault, RunTimeout, describe_exception
 from fsaops.lists import PageList, list_move
 from fsaops.lru import move_to_lru
 from fsaops.mapping import remove_mapping
@@ -508,6 +508,9 @@ def migrate_pages(
                                         raise
                                     except Exception as exc:
                                         rc = _migratepage_raised(kernel, exc)
+                                    except BaseException as exc:
+                                        _migratepage_escaped(exc, name, page)
+                                        raise
                                     if type(rc) is not int or rc > 0:
                                         rc = _migratepage_returned(kernel, rc)
                                     # unlock_both: (inline unlock_page(newpage), unlock_page(page))
@@ -639,6 +642,22 @@ def _migratepage_raised(kernel: Kernel, exc: Exception) -> int:
     """A table's ``migratepage`` raised: record why, and fail the page with ``-EIO``."""
     kernel.current.why = f"migratepage raised {type(exc).__name__}: {exc}"
     return -EIO
+
+
+def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
+    """A table's ``migratepage`` raised ``SystemExit`` or another non-:class:`Exception`.
+
+    Plugin code never decides how fsaops ends: that fails the run, naming
+    the table and the page (:class:`~fsaops.errors.PluginFault`).  A
+    ``KeyboardInterrupt``, a ``GeneratorExit`` and the run's own time limit
+    (:class:`~fsaops.errors.RunTimeout`) go on as they are.
+    """
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit | RunTimeout):
+        return
+    raise PluginFault(
+        f"migratepage of table {table} raised {describe_exception(exc)} on pfn {page.pfn}: "
+        "plugin code may not end fsaops"
+    ) from exc
 
 
 def _migratepage_returned(kernel: Kernel, rc: object) -> int:

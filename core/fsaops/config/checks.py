@@ -19,6 +19,7 @@ from fsaops.config.schema import (
     MAX_PROCESSES,
     MAX_SWAP_SLOTS,
     MAX_TICKS,
+    MAX_TIMEOUT,
     Config,
     MountConfig,
     WorkloadConfig,
@@ -86,6 +87,11 @@ def static_problems(config: Config) -> list[str]:
                 f"pages; a node holds at most {MAX_NODE_PAGES}"
             )
     _in_range(problems, "kernel.io_latency", k.io_latency, 1, MAX_TICKS)
+    if not 0 <= k.timeout <= MAX_TIMEOUT:
+        problems.append(
+            f"kernel.timeout: expected a number of seconds from 0 (no limit) to {MAX_TIMEOUT}, "
+            f"got {k.timeout:g}"
+        )
 
     load = config.plugins.load
     if load is not None:

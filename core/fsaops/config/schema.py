@@ -25,6 +25,8 @@ MAX_FILES: Final = 1 << 16
 """The most files one mount may hold."""
 MAX_TICKS: Final = 1_000_000
 """The longest I/O latency, in ticks."""
+MAX_TIMEOUT: Final = 1_000_000
+"""The longest wall-clock limit of a run, in seconds (``kernel.timeout``, ``--timeout``)."""
 
 BUILTIN_SOURCE: Final = "<built-in scenario>"
 """How messages and reports name the built-in scenario."""
@@ -46,7 +48,8 @@ class KernelConfig:
     """``[kernel]``: the machine.
 
     Defaults: migration built in, 2 nodes of 64 MiB, 4096-byte pages, no
-    per-page invariant checks, I/O completing 4 ticks after it is submitted.
+    per-page invariant checks, I/O completing 4 ticks after it is submitted,
+    no time limit.
     """
 
     migration: bool = attrs.field(
@@ -81,6 +84,15 @@ class KernelConfig:
         metadata=_doc(
             "Ticks from submitting a write to its completion (how long a page stays "
             "under writeback). The engine yields one tick per page it tries."
+        ),
+    )
+    timeout: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Wall-clock limit of the whole run (building, migrating, reading back), in "
+            f"seconds, at most {MAX_TIMEOUT:,}; 0: no limit. When it passes, the run ends "
+            "with exit status 1 and status `timeout`, naming the page being migrated and "
+            "its table (or what the run was doing). `fsaops migrate --timeout` overrides it."
         ),
     )
 
