@@ -531,3 +531,58 @@ def test_a_full_standard_error_changes_nothing_on_standard_output() -> None:
         proc = guarded.run([sys.executable, "-m", "fsaops", *args], stderr=full)
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["status"] == "ok"
+
+
+@pytest.mark.parametrize("args", [["migrate", CONFIGS / "small.toml"], ["plugins", "--json"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(args: list[str | Path]) -> None:
+    """``fsaops ... | head``: the pipe is closed before anything is written; exit 0, no noise."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = run(*args, stdout=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_ctrl_c_during_a_run_is_exit_130(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    started = tmp_path / "started"
+    code = (
+        "import time, fsaops\nfrom fsaops import AddressSpaceOperations, FileSystemType\n"
+        "from fsaops.buffer import mpage_readpage, nobh_commit_write, nobh_prepare_write\n"
+        "from fsaops.buffer import nobh_writepage\n"
+        f"def mp(newpage, page):\n    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+        "T = AddressSpaceOperations(name='slow_aops', readpage=mpage_readpage, "
+        "writepage=nobh_writepage, prepare_write=nobh_prepare_write, "
+        "commit_write=nobh_commit_write, migratepage=mp)\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='slow', modes={'default': T})]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in guarded.CLEAN_ENV}
+    env.update(guarded.install(tmp_path, "slow", code))
+    scenario = tmp_path / "slow.toml"
+    scenario.write_text('[plugins]\nload = ["slow", "swap"]\n[[mount]]\nfs = "slow"\npages = 4\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsaops", "migrate", str(scenario), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "migratepage was never called"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    assert err == "fsaops: error: interrupted\n"
+    assert json.loads(out)["status"] == "interrupted"

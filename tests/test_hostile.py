@@ -629,3 +629,46 @@ def test_too_little_memory_is_one_line(tmp_path: Path) -> None:
     proc = fsaops("migrate", "--json", memory=1 << 30)
     one_error_line(proc, 2, "out of memory")
     one_json_object(proc, "bad input")
+
+
+def test_a_plugin_that_changes_the_environment_changes_nothing_of_the_run(
+    tmp_path: Path,
+) -> None:
+    """The selection and the time limit are read before any plugin is imported."""
+    code = (
+        "import os\nos.environ['FSAOPS_PLUGINS'] = 'nothing_of_the_sort'\n"
+        "os.environ['FSAOPS_PLUGIN_TIMEOUT'] = 'abc'\n"
+    )
+    env = install(tmp_path, "aaa", code)
+    proc = fsaops(
+        "migrate",
+        CONFIGS_SMALL,
+        "--json",
+        env={**env, "FSAOPS_PLUGINS": "aaa,ext2,ext3,xfs,swap,xfs_buftarg"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+
+
+def test_an_output_encoding_that_cannot_say_everything(tmp_path: Path) -> None:
+    """An ASCII terminal gets the report with what it can show, and the error lines too."""
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    proc = fsaops("migrate", CONFIGS_SMALL, env=ascii_only)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK: nothing lost, every invariant holds" in proc.stdout
+    proc = fsaops("plugins", env=ascii_only)
+    assert proc.returncode == 0, proc.stderr
+    proc = fsaops("migrate", "--plugins", "caf\u00e9", env=ascii_only)
+    one_error_line(proc, 2, "caf\\xe9", "not installed")
+
+
+def test_broken_metadata_of_another_distribution_is_not_fsaopss_business(tmp_path: Path) -> None:
+    info = tmp_path / "other-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\nno equals sign here\n")
+    proc = fsaops("config", "check", CONFIGS_SMALL, env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    (info / "entry_points.txt").write_text("[fsaops]\nno equals sign here\n")
+    proc = fsaops("config", "check", CONFIGS_SMALL, env={"PYTHONPATH": str(tmp_path)})
+    one_error_line(proc, 2, "entry points of distribution other cannot be read")

@@ -386,3 +386,47 @@ def test_the_probe_of_a_process_with_threads_starts_a_new_interpreter(tmp_path: 
         "stuckfs failed plugin stuckfs-dist[stuckfs] failed to load: its import did not finish "
         "within 1 s (FSAOPS_PLUGIN_TIMEOUT)",
     }
+
+
+def test_a_hook_that_sleeps_is_reported_without_the_probe_too(tmp_path: Path) -> None:
+    """A plugin imported already is not probed; its hook still runs against the time limit."""
+    script = textwrap.dedent(
+        """
+        import sys, time, types
+        import fsaops
+        from fsaops.errors import PluginValidationError
+        from fsaops.plugins import load_plugins
+        module = types.ModuleType("sleeper")
+        @fsaops.hookimpl
+        def fsaops_filesystem_types():
+            time.sleep(60)
+        module.fsaops_filesystem_types = fsaops_filesystem_types
+        sys.modules["sleeper"] = module
+        try:
+            load_plugins(cli="sleeper", import_timeout=0.5)
+        except PluginValidationError as exc:
+            print(exc)
+        """
+    )
+    make_dist(tmp_path, "sleeper-dist", {"sleeper": "sleeper"}, {})
+    proc = guarded.run(
+        [sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)}, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "plugin sleeper-dist[sleeper]: fsaops_filesystem_types() did not return within "
+        "0.5 s (FSAOPS_PLUGIN_TIMEOUT)"
+    )
+
+
+def test_the_probe_works_with_standard_streams_closed(tmp_path: Path) -> None:
+    """With descriptors 0 to 2 closed, the probe's channel must not land on one of them."""
+    stuck = "import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n"
+    make_dist(tmp_path, "stuckfs-dist", {"stuckfs": "stuckfs"}, {"stuckfs": stuck})
+    args = [sys.executable, "-m", "fsaops", "migrate", "--plugins", "stuckfs,ext2,swap"]
+    proc = guarded.run(
+        ["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", *args],
+        env={"PYTHONPATH": str(tmp_path), "FSAOPS_PLUGIN_TIMEOUT": "1"},
+        timeout=60,
+    )
+    assert proc.returncode == 2

@@ -300,6 +300,12 @@ class _Checked:
     def fileno(self) -> int:
         return self._stream.fileno()
 
+    @property
+    def encoding(self) -> str:
+        """The stream's encoding (rich draws with ASCII where it cannot do better)."""
+        encoding = getattr(self._stream, "encoding", None)
+        return encoding if isinstance(encoding, str) and encoding else "utf-8"
+
 
 class _Diagnostics:
     """Standard error for the progress bar and the event stream.
@@ -602,7 +608,11 @@ def _write(text: str) -> None:
     if stream is None:
         raise OutputError("cannot write to standard output: it is closed")
     try:
-        stream.write(text)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # an output encoding that cannot say everything
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(text.encode(encoding, "replace").decode(encoding))
         stream.flush()
     except BrokenPipeError:
         raise _PipeClosed from None
@@ -637,11 +647,14 @@ def _error(message: str) -> None:
     stream = sys.__stderr__ if sys.stderr is None else sys.stderr
     if stream is None:
         return
-    try:
-        stream.write(f"fsaops: error: {_one_line(message)}\n")
+    line = f"fsaops: error: {_one_line(message)}\n"
+    with contextlib.suppress(OSError, ValueError):
+        try:
+            stream.write(line)
+        except UnicodeEncodeError:  # say what can be said in the stream's encoding
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
         stream.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def _fail(status: Status, message: str, json_mode: bool) -> int:

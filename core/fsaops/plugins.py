@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
-from typing import IO, Any, Final, NoReturn
+from typing import IO, Any, Final, NoReturn, TypeVar
 
 import attrs
 import pluggy
@@ -108,6 +108,7 @@ MAX_BLOCK_SIZES: Final = 32
 """The most block sizes one filesystem type may list."""
 
 _EntryPoints = Callable[[], Iterable[metadata.EntryPoint]]
+_T = TypeVar("_T")
 
 
 def _cut(text: str) -> str:
@@ -257,6 +258,40 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     )
 
 
+def _installed_entry_points() -> Iterator[metadata.EntryPoint]:
+    """The ``fsaops`` entry points of every installed distribution (the first of each name).
+
+    A distribution whose entry points cannot be read is skipped, unless it
+    names the ``fsaops`` group: then it is a plugin that cannot be used, and
+    an error names it.
+    """
+    seen: set[str] = set()
+    for dist in metadata.distributions():
+        try:
+            key = getattr(dist, "_normalized_name", None) or dist.metadata["Name"]
+        except Exception:
+            key = None
+        if isinstance(key, str):
+            if key in seen:
+                continue  # shadowed by one earlier on sys.path, as importlib.metadata does
+            seen.add(key)
+        try:
+            points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        except Exception as exc:
+            try:
+                text = dist.read_text("entry_points.txt") or ""
+            except Exception:
+                text = ""
+            if ENTRY_POINT_GROUP in text:
+                name = key if isinstance(key, str) else "?"
+                raise PluginSelectionError(
+                    f"the entry points of distribution {_cut(name)} cannot be read "
+                    f"({describe_exception(exc)}); reinstall or uninstall it"
+                ) from None
+            continue  # not a plugin: not fsaops's business
+        yield from points
+
+
 def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
     """Every installed plugin by entry-point name, from metadata only.
 
@@ -265,13 +300,12 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
             the installed metadata cannot be read.
     """
     if entry_points is None:
-
-        def entry_points() -> Iterable[metadata.EntryPoint]:
-            return metadata.entry_points(group=ENTRY_POINT_GROUP)
-
+        entry_points = _installed_entry_points
     found: dict[str, Available] = {}
     try:
         eps = list(entry_points())
+    except PluginError:
+        raise
     except Exception as exc:
         raise PluginSelectionError(
             f"cannot read the installed plugins' metadata: {describe_exception(exc)}"
@@ -335,43 +369,104 @@ def _from_plugin(exc: BaseException, interrupts: bool) -> bool:
     return not (interrupts and isinstance(exc, KeyboardInterrupt))
 
 
+class _Late(Exception):
+    """Work given to :func:`_in_thread` did not finish in time."""
+
+
+def _in_thread(work: Callable[[], _T], timeout: float | None, name: str) -> _T:
+    """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: no limit).
+
+    Returns what it returned, raises what it raised, or :class:`_Late`.
+    Plugin code runs this way so that a plugin that sleeps or loops is
+    reported instead of hanging the program (a real Ctrl-C, in the main
+    thread, still interrupts the wait); the work builds its own error
+    message, in the thread, so that formatting what a plugin raised cannot
+    hang the program either.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise _Late
+    done, value = outcome[0]
+    if not done:
+        raise value
+    result: _T = value
+    return result
+
+
 def _import(item: Available, timeout: float | None) -> object:
     """Import an entry point's module, giving up after ``timeout`` seconds (``None``: never).
 
-    The import runs in a daemon thread, so that a plugin whose import hangs
-    is reported instead of hanging the program (a real Ctrl-C, in the main
-    thread, still interrupts); anything the import raises is the plugin's
-    failure.  Changes the import makes to ``sys.path`` are undone, so that
-    one plugin cannot change where the next is found.
+    Anything the import raises is the plugin's failure.  Changes the
+    import makes to ``sys.path`` are undone, so that one plugin cannot
+    change where the next is found.
 
     Raises:
         PluginLoadError: the import raised, or did not finish in time.
     """
-    result: list[object] = []
-    failure: list[BaseException] = []
+
+    def work() -> object:
+        try:
+            return item.entry_point.load()
+        except BaseException as exc:  # whatever a plugin raises is its failure
+            raise PluginLoadError(item.shown, exc) from None
+
     path = sys.path
     saved = list(path)
-
-    def run() -> None:
-        try:
-            result.append(item.entry_point.load())
-        except BaseException as exc:  # whatever a plugin raises is its failure
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name=f"fsaops import {_cut(item.name)}", daemon=True)
-    thread.start()
     try:
-        thread.join(timeout)
+        return _in_thread(work, timeout, f"fsaops import {_cut(item.name)}")
+    except _Late:
+        raise PluginLoadError(item.shown, f"its import {_late('import', timeout)}") from None
     finally:
         sys.path = path
         path[:] = saved
-    if thread.is_alive():
-        raise PluginLoadError(
-            item.shown, f"its import did not finish within {timeout:g} s ({TIMEOUT_VAR})"
-        )
-    if failure:
-        raise PluginLoadError(item.shown, failure[0])
-    return result[0]
+
+
+def _provided(
+    label: str, hook: Callable[[], object], timeout: float | None
+) -> tuple[FileSystemType, ...]:
+    """Call a plugin's ``fsaops_filesystem_types()``, read and validate what it returns.
+
+    Raises:
+        PluginValidationError: it raised, returned something invalid, or
+            did not return in time.
+    """
+
+    def work() -> tuple[FileSystemType, ...]:
+        try:
+            items = _take(label, hook())
+        except PluginValidationError:
+            raise
+        except BaseException as exc:  # whatever a plugin raises is its failure
+            raise PluginValidationError(
+                label, f"fsaops_filesystem_types() raised {describe_exception(exc)}"
+            ) from None
+        try:
+            return _validate_types(label, items)
+        except PluginValidationError:
+            raise
+        except BaseException as exc:  # a property, a __signature__, an __eq__ that raises
+            raise PluginValidationError(
+                label,
+                "what fsaops_filesystem_types() returned could not be checked: "
+                f"{describe_exception(exc)}",
+            ) from None
+
+    try:
+        return _in_thread(work, timeout, f"fsaops hook {_cut(label)}")
+    except _Late:
+        raise PluginValidationError(
+            label, f"fsaops_filesystem_types() {_late('hook', timeout)}"
+        ) from None
 
 
 # -- selection -----------------------------------------------------------------------------
@@ -648,51 +743,27 @@ def _load(
                 raise
             fail(name, PluginLoadError(item.shown, exc))
     watch("check", "")
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        bad = pm.get_name(exc.plugin) or "?"
-        label = available[bad].shown if bad in available else _cut(bad)
-        fail(bad, PluginValidationError(label, " ".join(str(exc).split())))
-        pm.unregister(exc.plugin)
+    while True:  # every plugin with a hook that does not exist, not just the first
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            bad = pm.get_name(exc.plugin) or "?"
+            label = available[bad].shown if bad in available else _cut(bad)
+            fail(bad, PluginValidationError(label, " ".join(str(exc).split())))
+            pm.unregister(exc.plugin)
+            continue
+        break
     impls = {impl.plugin_name: impl for impl in pm.hook.fsaops_filesystem_types.get_hookimpls()}
     provided: dict[str, tuple[FileSystemType, ...]] = {}
     for name in selected:
         impl = impls.get(name)
         if impl is None or name in errors:
             continue
-        label = available[name].shown
         watch("hook", name)
         try:
-            items = _take(label, impl.function())
+            provided[name] = _provided(available[name].shown, impl.function, timeout)
         except PluginValidationError as exc:
             fail(name, exc)
-            continue
-        except BaseException as exc:
-            if not _from_plugin(exc, interrupts):
-                raise
-            fail(
-                name,
-                PluginValidationError(
-                    label, f"fsaops_filesystem_types() raised {describe_exception(exc)}"
-                ),
-            )
-            continue
-        try:
-            provided[name] = _validate_types(label, items)
-        except PluginValidationError as exc:
-            fail(name, exc)
-        except BaseException as exc:
-            if not _from_plugin(exc, interrupts):
-                raise
-            fail(
-                name,
-                PluginValidationError(
-                    label,
-                    "what fsaops_filesystem_types() returned could not be checked: "
-                    f"{describe_exception(exc)}",
-                ),
-            )
     watch("finish", "")
     filesystems: dict[str, FileSystemType] = {}
     owners: dict[str, str] = {}
@@ -872,10 +943,17 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent(job.get("parent"))
-    channel = os.fdopen(os.dup(1) if channel_fd is None else channel_fd, "w", encoding="utf-8")
+    if channel_fd is None:
+        channel_fd = os.dup(1)
+    if channel_fd <= 2:  # the parent ran with descriptors 0 to 2 closed: move it out of the way
+        import fcntl
+
+        channel_fd = fcntl.fcntl(channel_fd, fcntl.F_DUPFD, 3)
+    channel = os.fdopen(channel_fd, "w", encoding="utf-8")
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
-        os.dup2(null, fd)
+        if fd != null:
+            os.dup2(null, fd)
     sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
     sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
 
@@ -1203,7 +1281,7 @@ def _watch_child(
             return errors, None
 
 
-def _late(step: str, timeout: float) -> str:
+def _late(step: str, timeout: float | None) -> str:
     verb = "return" if step == "hook" else "finish"
     return f"did not {verb} within {timeout:g} s ({TIMEOUT_VAR})"
 
