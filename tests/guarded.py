@@ -77,6 +77,27 @@ def run(
     )
 
 
+def start(
+    args: Sequence[str | Path], *, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``args`` with the memory limit, for a test that signals it (it keeps the time limit).
+
+    The caller waits with ``communicate(timeout=...)`` and kills it in a
+    ``finally``.
+    """
+    environment = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    environment.update(env or {})
+    return subprocess.Popen(
+        [str(a) for a in args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=environment,
+        preexec_fn=_limits(MEMORY_LIMIT, False),  # noqa: PLW1509 - limits, nothing else
+    )
+
+
 def fsaops(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """``python -m fsaops ARGS`` with the limits (keyword arguments as for :func:`run`)."""
     return run([sys.executable, "-m", "fsaops", *args], **kwargs)

@@ -562,17 +562,10 @@ def test_ctrl_c_during_a_run_is_exit_130(tmp_path: Path) -> None:
         "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
         "    return [FileSystemType(name='slow', modes={'default': T})]\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in guarded.CLEAN_ENV}
-    env.update(guarded.install(tmp_path, "slow", code))
+    env = guarded.install(tmp_path, "slow", code)
     scenario = tmp_path / "slow.toml"
     scenario.write_text('[plugins]\nload = ["slow", "swap"]\n[[mount]]\nfs = "slow"\npages = 4\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fsaops", "migrate", str(scenario), "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = guarded.start([sys.executable, "-m", "fsaops", "migrate", scenario, "--json"], env=env)
     try:
         deadline = time.monotonic() + 60
         while not started.exists():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fsaops.cli import main
-from guarded import fsaops, install, one_error_line, one_json_object
+from guarded import fsaops, install, one_error_line, one_json_object, start
 
 PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
     "deeply nested arrays": (
@@ -297,14 +296,10 @@ def test_ctrl_c_while_a_plugin_is_probed_ends_cleanly(tmp_path: Path) -> None:
 
     pidfile = tmp_path / "probe.pid"
     code = f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
-    env = {k: v for k, v in os.environ.items() if k not in ("FSAOPS_PLUGINS",)}
-    env.update(install(tmp_path, "sleepy", code))
-    proc = subprocess.Popen(
+    env = install(tmp_path, "sleepy", code)
+    proc = start(
         [sys.executable, "-m", "fsaops", "migrate", "--plugins", "sleepy,ext2,swap", "--json"],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -672,3 +667,23 @@ def test_broken_metadata_of_another_distribution_is_not_fsaopss_business(tmp_pat
     (info / "entry_points.txt").write_text("[fsaops]\nno equals sign here\n")
     proc = fsaops("config", "check", CONFIGS_SMALL, env={"PYTHONPATH": str(tmp_path)})
     one_error_line(proc, 2, "entry points of distribution other cannot be read")
+
+
+def test_a_hook_that_allocates_without_end_runs_out_of_memory_in_the_probe(
+    tmp_path: Path,
+) -> None:
+    """An endless mapping handed to FileSystemType grows in the probe's child, which is limited."""
+    code = HEADER + (
+        "import collections.abc\n"
+        "T = AddressSpaceOperations(name='t')\n"
+        "class Endless(collections.abc.Mapping):\n"
+        "    def __iter__(self):\n        return (str(i) for i in itertools.count())\n"
+        "    def __len__(self):\n        return 1\n"
+        "    def __getitem__(self, key):\n        return T\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='e', modes=Endless())]\n"
+    )
+    env = install(tmp_path, "greedy", code)
+    proc = fsaops("plugins", "--plugins", "greedy", "--json", env=env, memory=1 << 30)
+    one_error_line(proc, 2, "greedy-dist[greedy]", "fsaops_filesystem_types() raised MemoryError")
+    one_json_object(proc, "bad input")

@@ -644,17 +644,23 @@ def _one_line(message: str) -> str:
 
 
 def _error(message: str) -> None:
-    stream = sys.__stderr__ if sys.stderr is None else sys.stderr
-    if stream is None:
-        return
+    """``fsaops: error: MESSAGE`` on standard error, on one line; silently nothing if it cannot."""
     line = f"fsaops: error: {_one_line(message)}\n"
-    with contextlib.suppress(OSError, ValueError):
+    for stream in (sys.stderr, sys.__stderr__):  # plugin code may have replaced sys.stderr
+        if stream is None:
+            continue
         try:
-            stream.write(line)
-        except UnicodeEncodeError:  # say what can be said in the stream's encoding
-            encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
-        stream.flush()
+            try:
+                stream.write(line)
+            except UnicodeEncodeError:  # say what can be said in the stream's encoding
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+            stream.flush()
+        except (OSError, ValueError):
+            return  # standard error itself is closed or full: nowhere to say it
+        except Exception:  # a replacement that does not work: try the original
+            continue
+        return
 
 
 def _fail(status: Status, message: str, json_mode: bool) -> int:

@@ -79,6 +79,8 @@ __all__ = [
     "MAX_FILESYSTEM_TYPES",
     "MAX_MODES",
     "MAX_TIMEOUT",
+    "PROBE_MEMORY",
+    "PROBE_START",
     "TIMEOUT_VAR",
     "PluginInfo",
     "PluginStatus",
@@ -943,6 +945,7 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent(job.get("parent"))
+    _limit_memory()
     if channel_fd is None:
         channel_fd = os.dup(1)
     if channel_fd <= 2:  # the parent ran with descriptors 0 to 2 closed: move it out of the way
@@ -989,6 +992,33 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
         emit({"crash": describe_exception(exc)})
     emit({"done": True})
     os._exit(0)
+
+
+PROBE_MEMORY: Final = 2 << 30
+"""Bytes of data the probe's child may allocate beyond what it starts with (at most half the RAM).
+
+A plugin that allocates without end (an endless mapping handed to
+``FileSystemType``) gets a ``MemoryError`` there, long before its time
+limit, instead of filling the machine's memory.
+"""
+
+
+def _limit_memory() -> None:
+    """Limit this process's data to what it has plus :data:`PROBE_MEMORY` (Linux; best effort)."""
+    try:
+        import resource
+
+        with open("/proc/self/status", encoding="ascii") as fp:
+            data = next(int(line.split()[1]) * 1024 for line in fp if line.startswith("VmData:"))
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        limit = data + min(PROBE_MEMORY, max(ram // 2, 1 << 30))
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or soft > limit:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, OSError, ValueError, StopIteration):
+        return
 
 
 def _die_with_parent(parent: object) -> None:

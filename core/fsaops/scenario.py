@@ -749,9 +749,11 @@ def _timeout_message(
                 except Exception:
                     table = "?"
             owner = _table_owner(registry, table)
+            path = local.get("path")
+            step = f", in {path}" if path else ""
             return (
-                f"{head} while migrating pfn {pfn} ({table}{owner}, pass {local.get('pass_')}, "
-                f"{local.get('path') or 'starting'})"
+                f"{head} while migrating pfn {pfn} (table {table}{owner}, pass "
+                f"{local.get('pass_')}{step})"
             )
     return f"{head} while {where.phase}"
 
