@@ -687,3 +687,38 @@ def test_a_hook_that_allocates_without_end_runs_out_of_memory_in_the_probe(
     proc = fsaops("plugins", "--plugins", "greedy", "--json", env=env, memory=1 << 30)
     one_error_line(proc, 2, "greedy-dist[greedy]", "fsaops_filesystem_types() raised MemoryError")
     one_json_object(proc, "bad input")
+
+
+def test_an_exception_nobody_can_catch_is_one_warning_line(tmp_path: Path) -> None:
+    """A plugin object whose __del__ raises: Python reports it; fsaops says it in one line."""
+    code = (
+        HEADER + "class Bad:\n    def __del__(self):\n        raise ValueError('from __del__')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    Bad()\n    return []\n"
+    )
+    env = install(tmp_path, "dels", code)
+    proc = fsaops(
+        "config",
+        "check",
+        CONFIGS_SMALL,
+        "--plugins",
+        "dels,ext2,ext3,xfs,swap,xfs_buftarg",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "fsaops: warning: ignored ValueError: from __del__" in proc.stderr
+
+
+def test_a_migratepage_stuck_in_a_regular_expression_is_ended_by_the_time_limit(
+    tmp_path: Path,
+) -> None:
+    """C code that checks for signals (the regular expression engine) is interrupted too."""
+    code = (
+        HEADER + "import re\ndef mp(newpage, page):\n"
+        "    re.match(r'(a+)+$', 'a' * 60 + 'b')\n    return 0\n"
+        + _table("regex", migratepage="mp")
+    )
+    env = install(tmp_path, "regex", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "regex"), "--timeout", "1", "--json", env=env)
+    one_error_line(proc, 1, "time limit of 1 s while migrating pfn", "regex_aops")
+    one_json_object(proc, "timeout")

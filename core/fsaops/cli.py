@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import contextvars
 import errno
+import faulthandler
 import json
 import logging
 import math
@@ -697,9 +698,13 @@ def _last_resort(seconds: float) -> Iterator[None]:
 
     The time limit raises :class:`~fsaops.errors.RunTimeout` in the main
     thread; plugin code that swallows it again and again is stopped here:
-    one line on standard error, the JSON envelope, and exit status 1.
+    one line on standard error, the JSON envelope, and exit status 1.  Code
+    that holds the interpreter for good cannot even be told; a few seconds
+    later ``faulthandler``'s own thread, which needs no interpreter, ends
+    the process with exit status 1.  Only for the program: a caller of
+    :func:`main` keeps its process.
     """
-    if not seconds:
+    if not seconds or not _PROGRAM.get():
         yield
         return
     json_mode = _JSON.get()
@@ -721,13 +726,18 @@ def _last_resort(seconds: float) -> Iterator[None]:
     timer = threading.Timer(seconds + GRACE_SECONDS, end)
     timer.daemon = True
     timer.start()
+    sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    faulthandler.dump_traceback_later(seconds + 3 * GRACE_SECONDS, exit=True, file=sink)
     try:
         yield
     finally:
         timer.cancel()
+        faulthandler.cancel_dump_traceback_later()
+        sink.close()
 
 
 _JSON: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_json", default=False)
+_PROGRAM: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_program", default=False)
 
 
 def _plugin_modules() -> dict[str, str]:
@@ -810,6 +820,17 @@ def _thread_failed(args: threading.ExceptHookArgs) -> None:
         )
 
 
+def _unraisable(args: Any) -> None:
+    """An exception nobody could catch (a ``__del__`` of plugin code): one line, no traceback."""
+    value = args.exc_value
+    what = describe_exception(value) if value is not None else args.exc_type.__name__
+    with contextlib.suppress(Exception):
+        print(
+            f"fsaops: warning: ignored {_one_line(what)}",
+            file=sys.__stderr__ if sys.stderr is None else sys.stderr,
+        )
+
+
 def _run(command: Callable[[], int], json_mode: bool) -> int:
     """Run a command; every way it can end becomes an exit status and at most one line."""
     try:
@@ -860,9 +881,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout
     if program:
         threading.excepthook = _thread_failed
+        sys.unraisablehook = _unraisable
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
         json_token = _JSON.set(json_mode)
+        program_token = _PROGRAM.set(program)
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
         try:
             status = _run(lambda: _main(args_list), json_mode)
@@ -870,6 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = saved
             _OUT.reset(out_token)
             _JSON.reset(json_token)
+            _PROGRAM.reset(program_token)
     if program and any(
         t.is_alive() and not t.daemon and t is not threading.main_thread()
         for t in threading.enumerate()
