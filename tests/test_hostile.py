@@ -521,7 +521,13 @@ def test_a_migratepage_that_never_returns_is_ended_by_the_time_limit(
     else:
         args = [_scenario(tmp_path, "sleepy", "[kernel]\ntimeout = 1\n")]
     proc = fsaops("migrate", *args, "--json", env=env, timeout=60)
-    line = one_error_line(proc, 1, "time limit of 1 s", "while migrating pfn", "sleepy_aops")
+    line = one_error_line(
+        proc,
+        1,
+        "timeout: the run went past its time limit of 1 s",
+        "while migrating the page at pfn",
+        "sleepy_aops",
+    )
     assert "sleepy-dist[sleepy]" in line
     data = one_json_object(proc, "timeout")
     assert "sleepy_aops" in data["error"]
@@ -720,5 +726,5 @@ def test_a_migratepage_stuck_in_a_regular_expression_is_ended_by_the_time_limit(
     )
     env = install(tmp_path, "regex", code)
     proc = fsaops("migrate", _scenario(tmp_path, "regex"), "--timeout", "1", "--json", env=env)
-    one_error_line(proc, 1, "time limit of 1 s while migrating pfn", "regex_aops")
+    one_error_line(proc, 1, "time limit of 1 s while migrating the page at pfn", "regex_aops")
     one_json_object(proc, "timeout")

@@ -712,7 +712,7 @@ def _last_resort(seconds: float) -> Iterator[None]:
 
     def end() -> None:
         message = (
-            f"the run went past its time limit of {seconds:g} s and did not stop within "
+            f"timeout: the run went past its time limit of {seconds:g} s and did not stop within "
             f"{GRACE_SECONDS:g} s more (plugin code kept it running); ended"
         )
         with contextlib.suppress(OSError, ValueError):

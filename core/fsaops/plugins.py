@@ -1283,8 +1283,14 @@ def _watch_child(
             except queue.Empty:
                 continue
         if line is None:  # the child ended without saying it was done
-            if not ready or plugin is None:
-                return None
+            if not ready:
+                return None  # before any plugin code ran: no probe here
+            if plugin is None:  # between plugins: a thread one of them started
+                names = ", ".join(_cut(name) for name in items)
+                raise PluginError(
+                    f"loading plugins ended the probe's process ({child.ended()}) between "
+                    f"steps: one of {names} did it"
+                )
             ended = f"ended the process ({child.ended()})"
             return errors, (plugin.name, _stuck(step, plugin, ended))
         try:

@@ -734,7 +734,7 @@ def _timeout_message(
     seconds: float, frame: FrameType | None, where: _Where, registry: Registry
 ) -> str:
     """Where the run was when its time limit passed: the page being migrated, or the phase."""
-    head = f"the run went past its time limit of {seconds:g} s"
+    head = f"timeout: the run went past its time limit of {seconds:g} s"
     while frame is not None and frame.f_code is not migrate_pages.__code__:
         frame = frame.f_back
     if frame is not None:
@@ -752,7 +752,7 @@ def _timeout_message(
             path = local.get("path")
             step = f", in {path}" if path else ""
             return (
-                f"{head} while migrating pfn {pfn} (table {table}{owner}, pass "
+                f"{head} while migrating the page at pfn {pfn} (table {table}{owner}, pass "
                 f"{local.get('pass_')}{step})"
             )
     return f"{head} while {where.phase}"
