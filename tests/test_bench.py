@@ -8,12 +8,13 @@ test looks at what a ratio or a rate came out as.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import guarded
 from fsaops import bench
 
 FIGURES = {
@@ -29,12 +30,8 @@ FIGURES = {
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     """One quick run of the whole benchmark, as JSON."""
-    out = subprocess.run(
-        [sys.executable, "-m", "fsaops.bench", "--quick", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = guarded.run([sys.executable, "-m", "fsaops.bench", "--quick", "--json"], timeout=300)
+    assert out.returncode == 0, out.stderr
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -120,10 +117,11 @@ def test_text_output_prints_each_figure_beside_its_target(
         assert "met" in line.lower()
     assert out.count("target ≤") == len(FIGURES)
     assert "pages per second" in out
+    assert "docs/performance.md" in out.splitlines()[0], "it cites the page that explains it"
 
 
 def test_the_million_page_run_is_opt_in_and_reports_time_and_memory() -> None:
-    out = subprocess.run(
+    out = guarded.run(
         [
             sys.executable,
             "-m",
@@ -134,10 +132,9 @@ def test_the_million_page_run_is_opt_in_and_reports_time_and_memory() -> None:
             "--million-pages",
             "3000",
         ],
-        capture_output=True,
-        text=True,
-        check=True,
+        timeout=300,
     )
+    assert out.returncode == 0, out.stderr
     big = json.loads(out.stdout)["million"]
     assert big["pages"] == 3000
     assert big["completed"] is True
@@ -149,3 +146,92 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(SystemExit) as exc:
         bench.main(["--pages", "3"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--pages", "0"],
+        ["--pages", "19"],
+        ["--pages", "50001"],
+        ["--pages", str(10**20)],
+        ["--pages", "9" * 5000],
+        ["--pages", "many"],
+        ["--repeat", "0"],
+        ["--repeat", "101"],
+        ["--repeat", "-1"],
+    ],
+)
+def test_sizes_out_of_range_are_one_line_and_exit_2(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for json_mode in (False, True):
+        with pytest.raises(SystemExit) as exc:
+            bench.main([*args, *(["--json"] if json_mode else [])])
+        assert exc.value.code == 2
+        out, err = capsys.readouterr()
+        lines = err.splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith(f"fsaops: error: argument {args[0]}: expected an integer from")
+        assert len(lines[0]) < 300
+        if json_mode:
+            assert json.loads(out)["status"] == "bad input"
+        else:
+            assert out == ""
+    assert guarded.fsaops("bench", *args).returncode == 2, "the command says so too"
+
+
+def test_bench_imports_no_unselected_plugin_and_skips_what_it_cannot_measure(
+    tmp_path: Path,
+) -> None:
+    """A broken plugin that is not selected is never imported; figures without ext2 are skipped."""
+    marker = tmp_path / "imported"
+    env = guarded.install(
+        tmp_path, "brokenfs", f"open({str(marker)!r}, 'w').close()\nraise ImportError('broken')\n"
+    )
+    proc = guarded.fsaops(
+        "bench",
+        "--quick",
+        "--repeat",
+        "1",
+        "--pages",
+        "20",
+        "--json",
+        env={**env, "FSAOPS_PLUGINS": "swap"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert not marker.exists(), "the unselected plugin was imported"
+    assert report["figures"] == []
+    assert {s["key"] for s in report["skipped"]} == FIGURES
+    assert all("needs filesystem ext2" in s["reason"] for s in report["skipped"])
+    assert report["plugins"] == {"selection": ["swap"], "selected_by": "FSAOPS_PLUGINS"}
+    assert {row["table"] for row in report["throughput"]} == {"swap_aops"}
+    text = guarded.fsaops(
+        "bench",
+        "--quick",
+        "--repeat",
+        "1",
+        "--pages",
+        "20",
+        "--plugins",
+        "swap",
+        env=env,
+        timeout=300,
+    )
+    assert text.returncode == 0, text.stderr
+    assert "engine_vs_bare[ext2_aops]: skipped: needs filesystem ext2" in text.stdout
+    assert not marker.exists()
+
+
+def test_bench_with_a_broken_selected_plugin_names_it(tmp_path: Path) -> None:
+    env = guarded.install(tmp_path, "brokenfs", "raise ImportError('broken')\n")
+    proc = guarded.fsaops("bench", "--quick", "--plugins", "brokenfs,ext2", "--json", env=env)
+    guarded.one_error_line(proc, 2, "brokenfs-dist[brokenfs]", "ImportError: broken")
+    guarded.one_json_object(proc, "bad input")
+
+
+def test_bench_with_nothing_to_measure_says_so() -> None:
+    proc = guarded.fsaops("bench", "--quick", env={"FSAOPS_PLUGINS": ""})
+    guarded.one_error_line(proc, 2, "nothing to measure", "need filesystem ext2", "none")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import fsaops
+import guarded
 from fsaops.cli import main
 from fsaops.testing.dist import write_dist_info
 
@@ -24,20 +25,14 @@ BUILTIN = {"ext2", "ext3", "xfs", "swap", "xfs_buftarg"}
 
 
 def run(
-    *args: str | Path, env: dict[str, str] | None = None, code: str | None = None
+    *args: str | Path, env: dict[str, str] | None = None, code: str | None = None, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m fsaops ARGS`` (or ``python -c CODE``) with FSAOPS_PLUGINS unset."""
-    environment = {k: v for k, v in os.environ.items() if k != "FSAOPS_PLUGINS"}
-    environment.update(env or {})
+    """Run ``python -m fsaops ARGS`` (or ``python -c CODE``) with FSAOPS_PLUGINS unset.
+
+    With a time and a memory limit (``guarded.run``); ``kw`` goes to it.
+    """
     command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "fsaops"]
-    return subprocess.run(
-        [*command, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=300,
-        check=False,
-    )
+    return guarded.run([*command, *map(str, args)], env=env, **kw)
 
 
 def assert_bad_input(proc: subprocess.CompletedProcess[str], *words: str) -> str:
@@ -519,3 +514,121 @@ def test_a_plugin_that_fails_to_import_is_reported(third_party: dict[str, str]) 
     assert status["brokenfs"] == "failed" and status["badfs"] == "loaded"
     migrate = run("migrate", "--plugins", "brokenfs,swap", env=third_party)
     assert_bad_input(migrate, "brokenfs[brokenfs]", "failed to load")
+
+
+# -- output that cannot be written ----------------------------------------------------------------
+
+WRITERS = [
+    ["migrate", CONFIGS / "small.toml"],
+    ["migrate", CONFIGS / "small.toml", "--json"],
+    ["plugins"],
+    ["plugins", "--json"],
+    ["config", "check", CONFIGS / "small.toml"],
+    ["config", "check", CONFIGS / "small.toml", "--json"],
+    ["--version"],
+    ["--help"],
+    ["bench", "--help"],
+    ["bench", "--quick", "--pages", "20", "--repeat", "1", "--plugins", "ext2"],
+]
+
+
+@pytest.mark.parametrize("args", WRITERS, ids=lambda a: " ".join(map(str, a)))
+@pytest.mark.parametrize("stdout", ["closed", "/dev/full"])
+def test_output_that_cannot_be_written_is_one_line_and_exit_1(
+    args: list[str | Path], stdout: str
+) -> None:
+    if stdout == "closed":
+        proc = run(*args, stdout=subprocess.DEVNULL, close_stdout=True)
+        why = "it is closed"
+    else:
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full on this system")
+        with open("/dev/full", "w") as full:
+            proc = run(*args, stdout=full)
+        why = "No space left on device"
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("... ")]
+    assert len(errors) == 1, proc.stderr  # bench's progress lines aside
+    assert errors[0].startswith("fsaops: error: cannot write to standard output: ")
+    assert why in errors[0]
+
+
+def test_a_closed_standard_error_changes_nothing_on_standard_output() -> None:
+    """The event stream has nowhere to go: it is dropped, never moved to standard output."""
+    proc = guarded.run(
+        [
+            "sh",
+            "-c",
+            'exec "$@" 2>&-',
+            "sh",
+            sys.executable,
+            "-m",
+            "fsaops",
+            "migrate",
+            CONFIGS / "small.toml",
+            "--json",
+            "--log-level",
+            "debug",
+        ]
+    )
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["status"] == "ok"
+
+
+def test_a_full_standard_error_changes_nothing_on_standard_output() -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    args: list[str | Path] = ["migrate", CONFIGS / "small.toml", "--json", "--log-level", "debug"]
+    with open("/dev/full", "w") as full:
+        proc = guarded.run([sys.executable, "-m", "fsaops", *args], stderr=full)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["status"] == "ok"
+
+
+@pytest.mark.parametrize("args", [["migrate", CONFIGS / "small.toml"], ["plugins", "--json"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(args: list[str | Path]) -> None:
+    """``fsaops ... | head``: the pipe is closed before anything is written; exit 0, no noise."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = run(*args, stdout=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_ctrl_c_during_a_run_is_exit_130(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    started = tmp_path / "started"
+    code = (
+        "import time, fsaops\nfrom fsaops import AddressSpaceOperations, FileSystemType\n"
+        "from fsaops.buffer import mpage_readpage, nobh_commit_write, nobh_prepare_write\n"
+        "from fsaops.buffer import nobh_writepage\n"
+        f"def mp(newpage, page):\n    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+        "T = AddressSpaceOperations(name='slow_aops', readpage=mpage_readpage, "
+        "writepage=nobh_writepage, prepare_write=nobh_prepare_write, "
+        "commit_write=nobh_commit_write, migratepage=mp)\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='slow', modes={'default': T})]\n"
+    )
+    env = guarded.install(tmp_path, "slow", code)
+    scenario = tmp_path / "slow.toml"
+    scenario.write_text('[plugins]\nload = ["slow", "swap"]\n[[mount]]\nfs = "slow"\npages = 4\n')
+    proc = guarded.start([sys.executable, "-m", "fsaops", "migrate", scenario, "--json"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "migratepage was never called"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    assert err == "fsaops: error: interrupted\n"
+    assert json.loads(out)["status"] == "interrupted"

@@ -1,13 +1,23 @@
-"""Hostile input: adversarial scenario files get one clear message and exit 2, never a traceback."""
+"""Hostile input, plugins and environments: one clear line and the right exit, never a traceback.
+
+Adversarial scenario files (run in this process), then hostile plugins,
+special files, plugin code misbehaving during a run and environments that
+limit fsaops, each run in a subprocess as a user runs it, with a time and a
+memory limit (``guarded``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fsaops.cli import main
+from guarded import fsaops, install, one_error_line, one_json_object, start
 
 PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
     "deeply nested arrays": (
@@ -92,3 +102,631 @@ def test_an_unreadable_file(
     path.write_text("[kernel]\n")
     assert main(["config", "check", str(path)]) == 2
     assert capsys.readouterr().err == f"fsaops: error: {path}: cannot read: Permission denied\n"
+
+
+# -- hostile plugins and environments, each run as a user runs fsaops -------------------------
+#
+# Every case runs `python -m fsaops` in a subprocess with a time and a memory
+# limit (guarded.run), with the hostile plugin installed in a temporary folder
+# as a distribution would be.  Each must end with one line on stderr, the exit
+# status its class calls for and, with --json, one JSON object on stdout.
+
+HEADER = """\
+import os, sys, time, threading, itertools
+import fsaops
+from fsaops import AddressSpaceOperations, FileSystemType, migrate_page
+from fsaops.buffer import mpage_readpage, nobh_commit_write, nobh_prepare_write, nobh_writepage
+"""
+
+
+def _table(name: str, **members: str) -> str:
+    """Source of a plugin providing filesystem ``name`` whose table has ``members``."""
+    fields = {
+        "readpage": "mpage_readpage",
+        "writepage": "nobh_writepage",
+        "prepare_write": "nobh_prepare_write",
+        "commit_write": "nobh_commit_write",
+        "migratepage": "migrate_page",
+        **members,
+    }
+    args = ", ".join(f"{k}={v}" for k, v in fields.items())
+    return (
+        f"TABLE = AddressSpaceOperations(name='{name}_aops', {args})\n"
+        "@fsaops.hookimpl\n"
+        "def fsaops_filesystem_types():\n"
+        f"    return [FileSystemType(name='{name}', modes={{'default': TABLE}})]\n"
+    )
+
+
+def _scenario(tmp_path: Path, fs: str, extra: str = "") -> Path:
+    path = tmp_path / f"{fs}.toml"
+    path.write_text(
+        f'[plugins]\nload = ["{fs}", "swap"]\n[[mount]]\nfs = "{fs}"\npages = 8\n'
+        f"[processes]\ncount = 0\nanon_pages = 0\n{extra}"
+    )
+    return path
+
+
+# Plugins that fail while they load: exit 2, naming the plugin as dist[entry].
+LOAD_FAILURES: dict[str, tuple[str, str]] = {
+    "a BaseException subclass at import": (
+        "class Boom(BaseException):\n    pass\nraise Boom('from the import')\n",
+        "failed to load: Boom: from the import",
+    ),
+    "SystemExit(0) at import": ("raise SystemExit(0)\n", "failed to load: SystemExit: 0"),
+    "KeyboardInterrupt raised by the import itself": (
+        "raise KeyboardInterrupt\n",
+        "failed to load: KeyboardInterrupt",
+    ),
+    "GeneratorExit at import": ("raise GeneratorExit\n", "failed to load: GeneratorExit"),
+    "infinite recursion at import": (
+        "def f():\n    return f()\nf()\n",
+        "failed to load: RecursionError",
+    ),
+    "MemoryError at import": ("x = bytearray(1 << 60)\n", "failed to load: MemoryError"),
+    "an exception whose str() raises": (
+        "class E(Exception):\n    def __str__(self):\n        raise RuntimeError\nraise E()\n",
+        "failed to load: E",
+    ),
+    "reading standard input at import": ("input()\n", "failed to load: EOFError"),
+    "os._exit(0) at import": ("import os\nos._exit(0)\n", "its import ended the process"),
+    "a crash at import (SIGSEGV)": (
+        "import ctypes\nctypes.string_at(0)\n",
+        "its import ended the process (killed by SIGSEGV)",
+    ),
+    "a hook that raises SystemExit(0)": (
+        HEADER + "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    raise SystemExit(0)\n",
+        "fsaops_filesystem_types() raised SystemExit: 0",
+    ),
+    "a hook returning a generator that raises": (
+        HEADER + "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    yield FileSystemType(name='g', modes={'default': AddressSpaceOperations(name='g')})\n"
+        "    raise RuntimeError('generator failed')\n",
+        "fsaops_filesystem_types() raised RuntimeError: generator failed",
+    ),
+    "a hook returning an endless iterable": (
+        HEADER + "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return itertools.repeat(None)\n",
+        "returned more than 1,000 filesystem types",
+    ),
+    "a hook returning an endless iterable of valid types": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return (FileSystemType(name=f'fs{i}', modes={'default': T})\n"
+        "            for i in itertools.count())\n",
+        "returned more than 1,000 filesystem types",
+    ),
+    "a type whose modes are endless": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "F = FileSystemType(name='endless', modes={'default': T})\n"
+        "class Modes(dict):\n"
+        "    def items(self):\n        return ((str(i), T) for i in itertools.count())\n"
+        "object.__setattr__(F, 'modes', Modes(default=T))\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    return [F]\n",
+        "modes has more than 100 entries",
+    ),
+    "a type whose block sizes are endless": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "F = FileSystemType(name='endless', modes={'default': T})\n"
+        "object.__setattr__(F, 'block_sizes', itertools.count(512))\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    return [F]\n",
+        "block_sizes has more than 32 entries",
+    ),
+    "a table member that is not callable": (
+        HEADER + _table("notcallable", migratepage="'migrate_page'"),
+        "member migratepage is str, not a function",
+    ),
+    "a table member whose signature cannot be read": (
+        HEADER + "class Member:\n"
+        "    def __call__(self, newpage, page):\n        return 0\n"
+        "    @property\n    def __signature__(self):\n        raise RuntimeError('no signature')\n"
+        + _table("nosig", migratepage="Member()"),
+        "could not be checked: RuntimeError: no signature",
+    ),
+    "a table member whose signature raises SystemExit": (
+        HEADER + "class Member:\n"
+        "    def __call__(self, newpage, page):\n        return 0\n"
+        "    @property\n    def __signature__(self):\n        raise SystemExit(3)\n"
+        + _table("nosig", migratepage="Member()"),
+        "could not be checked: SystemExit: 3",
+    ),
+    "a description that is not a string": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='d', modes={'default': T}, description=object())]\n",
+        "description is not a string",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOAD_FAILURES))
+def test_a_plugin_that_fails_to_load_is_named_and_exits_2(tmp_path: Path, case: str) -> None:
+    code, expected = LOAD_FAILURES[case]
+    env = install(tmp_path, "hostile", code)
+    proc = fsaops("migrate", "--plugins", "hostile,ext2,swap", "--json", env=env)
+    line = one_error_line(proc, 2, "hostile-dist[hostile]", expected)
+    assert len(line) < 600
+    data = one_json_object(proc, "bad input")
+    assert "hostile-dist[hostile]" in data["error"]
+
+
+def test_the_listing_names_every_broken_plugin_and_loads_the_rest(tmp_path: Path) -> None:
+    """All of them installed at once: each is listed as failed with its reason, the rest load."""
+    names = {case: f"hostile{i}" for i, case in enumerate(sorted(LOAD_FAILURES))}
+    for case, name in names.items():
+        env = install(tmp_path, name, LOAD_FAILURES[case][0])
+    proc = fsaops("plugins", "--json", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    data = one_json_object(proc, "bad input")
+    plugins = {p["name"]: p for p in data["plugins"]}
+    for case, name in names.items():
+        assert plugins[name]["status"] == "failed", case
+        assert LOAD_FAILURES[case][1] in plugins[name]["error"], case
+    for builtin in ("ext2", "ext3", "xfs", "swap", "xfs_buftarg"):
+        assert plugins[builtin]["status"] == "loaded"
+
+
+def test_an_import_that_holds_the_interpreter_lock_is_stopped_in_time(tmp_path: Path) -> None:
+    """A catastrophic regular expression in C code: no thread can stop it, the probe can."""
+    code = "import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n"
+    env = {**install(tmp_path, "stuck", code), "FSAOPS_PLUGIN_TIMEOUT": "1"}
+    for command in ("migrate", "plugins"):
+        proc = fsaops(command, "--plugins", "stuck,ext2,swap", "--json", env=env, timeout=60)
+        one_error_line(proc, 2, "stuck-dist[stuck]", "did not finish within 1 s")
+        one_json_object(proc, "bad input")
+
+
+def test_a_hook_that_never_returns_is_stopped_in_time(tmp_path: Path) -> None:
+    code = (
+        HEADER + "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    while True:\n        pass\n"
+    )
+    env = {**install(tmp_path, "spin", code), "FSAOPS_PLUGIN_TIMEOUT": "1"}
+    proc = fsaops("plugins", "--plugins", "spin", env=env, timeout=60)
+    one_error_line(
+        proc, 2, "spin-dist[spin]", "fsaops_filesystem_types() did not return within 1 s"
+    )
+
+
+def test_ctrl_c_while_a_plugin_is_probed_ends_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C during the probe: exit 130, one line, the JSON envelope, and no process left."""
+    import signal
+    import time
+
+    pidfile = tmp_path / "probe.pid"
+    code = f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    env = install(tmp_path, "sleepy", code)
+    proc = start(
+        [sys.executable, "-m", "fsaops", "migrate", "--plugins", "sleepy,ext2,swap", "--json"],
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the probe never imported the plugin"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert err == "fsaops: error: interrupted\n"
+    assert json.loads(out)["status"] == "interrupted"
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the probe's child process was left running"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fp:  # a zombie is dead
+            return fp.read().split(") ")[-1][:1] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "abc", "1e400", "99999", "0x10"])
+def test_a_bad_plugin_timeout_names_the_variable_not_a_plugin(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FSAOPS_PLUGIN_TIMEOUT", value)
+    assert main(["migrate", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        "fsaops: error: FSAOPS_PLUGIN_TIMEOUT must be a positive number of seconds, "
+        f"at most 3600, not {value!r}\n"
+    )
+    assert json.loads(out)["status"] == "bad input"
+
+
+def test_a_bad_plugin_timeout_in_a_subprocess() -> None:
+    proc = fsaops("plugins", env={"FSAOPS_PLUGIN_TIMEOUT": "inf"})
+    line = one_error_line(proc, 2, "FSAOPS_PLUGIN_TIMEOUT", "positive number of seconds")
+    assert "fsaops[" not in line, "no plugin is blamed"
+
+
+def test_an_empty_plugin_timeout_is_the_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FSAOPS_PLUGIN_TIMEOUT", " ")
+    assert main(["config", "check", str(CONFIGS_SMALL)]) == 0, capsys.readouterr().err
+
+
+CONFIGS_SMALL = Path(__file__).parent / "configs" / "small.toml"
+
+
+@pytest.mark.parametrize("where", ["FSAOPS_PLUGINS", "--plugins", "[plugins] load"])
+def test_a_huge_plugin_name_is_cut_in_the_message(
+    tmp_path: Path,
+    where: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "x" * 100_000
+    args: list[str] = ["migrate", "--json"]
+    if where == "FSAOPS_PLUGINS":
+        monkeypatch.setenv("FSAOPS_PLUGINS", name)
+    elif where == "--plugins":
+        monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+        args += ["--plugins", name]
+    else:
+        monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+        path = tmp_path / "long.toml"
+        path.write_text(f'[plugins]\nload = ["{name}"]\n')
+        args.insert(1, str(path))
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1
+    assert "not installed" in lines[0] and "100,000 characters" in lines[0]
+    assert len(lines[0]) < 500
+    assert len(json.loads(out)["error"]) < 500
+
+
+def test_a_huge_plugin_name_in_a_subprocess() -> None:
+    proc = fsaops("plugins", env={"FSAOPS_PLUGINS": "y" * 100_000})
+    assert len(one_error_line(proc, 2, "not installed", "100,000 characters")) < 500
+
+
+def test_control_characters_in_a_name_are_not_echoed_raw(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    assert main(["migrate", "--plugins", "a\x1b[2Jb"]) == 2
+    err = capsys.readouterr().err
+    assert "not installed" in err
+    assert "\x1b" not in err
+    assert "\\x1b" in err
+
+
+@pytest.mark.parametrize("order", ["ext2 first", "third party first", "all installed"])
+def test_two_plugins_with_one_filesystem_are_both_named(tmp_path: Path, order: str) -> None:
+    """The message names both and says which loaded first; it never blames by alphabet."""
+    code = "import fsaops_ext2\nfsaops_filesystem_types = fsaops_ext2.fsaops_filesystem_types\n"
+    env = install(tmp_path, "aaa", code)
+    args = ["config", "check", str(CONFIGS_SMALL)]
+    if order == "ext2 first":
+        args += ["--plugins", "ext2,aaa,ext3,xfs,swap,xfs_buftarg"]
+        first, second = "fsaops[ext2]", "aaa-dist[aaa]"
+    elif order == "third party first":
+        args += ["--plugins", "aaa,ext2,ext3,xfs,swap,xfs_buftarg"]
+        first, second = "aaa-dist[aaa]", "fsaops[ext2]"
+    else:
+        first, second = "aaa-dist[aaa]", "fsaops[ext2]"  # the selection is in name order
+    proc = fsaops(*args, env=env)
+    line = one_error_line(proc, 2, "filesystem 'ext2' is provided by two plugins")
+    assert f"{first}, loaded first, and {second}" in line
+    assert not line.startswith("fsaops: error: plugin fsaops[ext2]"), "ext2 is not blamed"
+
+
+# -- not regular files ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def special_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """A FIFO, a listening socket and a character device, by kind."""
+    import shutil
+    import socket
+    import tempfile
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    short = Path(tempfile.mkdtemp(prefix="fs"))  # a socket's path must be short
+    sock = short / "s.toml"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(sock))
+        server.listen()
+        yield {"a FIFO": fifo, "a socket": sock, "a character device": Path(os.devnull)}
+    shutil.rmtree(short)
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"),
+    [
+        ("a FIFO", "migrate"),
+        ("a FIFO", "config check"),
+        ("a FIFO", "plugins --config"),
+        ("a socket", "migrate"),
+        ("a character device", "config check"),
+    ],
+)
+def test_a_scenario_that_is_not_a_regular_file_is_refused_at_once(
+    special_files: dict[str, Path], kind: str, command: str
+) -> None:
+    path = special_files[kind]
+    proc = fsaops(*command.split(), path, "--json", timeout=30)
+    one_error_line(proc, 2, str(path), "not a regular file", kind)
+    one_json_object(proc, "bad input")
+
+
+def test_a_directory_is_not_a_regular_file(tmp_path: Path) -> None:
+    one_error_line(fsaops("migrate", tmp_path), 2, "is a directory, not a regular file")
+
+
+# -- plugin code during a run -------------------------------------------------------------------
+
+
+def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_path: Path) -> None:
+    code = (
+        HEADER
+        + "def mp(newpage, page):\n    raise SystemExit(0)\n"
+        + _table("quit", migratepage="mp")
+    )
+    env = install(tmp_path, "quit", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "quit"), "--json", env=env)
+    line = one_error_line(
+        proc, 1, "migratepage of table quit_aops raised SystemExit: 0 on pfn", "quit-dist[quit]"
+    )
+    assert "may not end fsaops" in line
+    one_json_object(proc, "kernel bug")
+
+
+@pytest.mark.parametrize(
+    ("member", "raised"),
+    [
+        ("writepage", "SystemExit(0)"),
+        ("writepage", "SystemExit(None)"),
+        ("migratepage", "GeneratorExit"),
+    ],
+)
+def test_plugin_code_ending_a_run_anywhere_fails_it(
+    tmp_path: Path, member: str, raised: str
+) -> None:
+    code = HEADER + f"def bad(*args):\n    raise {raised}\n" + _table("bad", **{member: "bad"})
+    env = install(tmp_path, "bad", code)
+    proc = fsaops(
+        "migrate", _scenario(tmp_path, "bad", "[workload]\ndirty = 1.0\n"), "--json", env=env
+    )
+    line = one_error_line(proc, 1, "bad-dist[bad]", "bad.bad")
+    assert raised.split("(", maxsplit=1)[0] in line
+    one_json_object(proc, "kernel bug")
+
+
+SLEEPER = (
+    HEADER + "def mp(newpage, page):\n    time.sleep(3600)\n" + _table("sleepy", migratepage="mp")
+)
+
+
+@pytest.mark.parametrize("how", ["--timeout", "[kernel] timeout"])
+def test_a_migratepage_that_never_returns_is_ended_by_the_time_limit(
+    tmp_path: Path, how: str
+) -> None:
+    env = install(tmp_path, "sleepy", SLEEPER)
+    if how == "--timeout":
+        args: list[str | Path] = [_scenario(tmp_path, "sleepy"), "--timeout", "1"]
+    else:
+        args = [_scenario(tmp_path, "sleepy", "[kernel]\ntimeout = 1\n")]
+    proc = fsaops("migrate", *args, "--json", env=env, timeout=60)
+    line = one_error_line(
+        proc,
+        1,
+        "timeout: the run went past its time limit of 1 s",
+        "while migrating the page at pfn",
+        "sleepy_aops",
+    )
+    assert "sleepy-dist[sleepy]" in line
+    data = one_json_object(proc, "timeout")
+    assert "sleepy_aops" in data["error"]
+
+
+def test_the_option_overrides_the_key(tmp_path: Path) -> None:
+    env = install(tmp_path, "sleepy", SLEEPER)
+    path = _scenario(tmp_path, "sleepy", "[kernel]\ntimeout = 900\n")
+    proc = fsaops("migrate", path, "--timeout", "0.5", env=env, timeout=60)
+    one_error_line(proc, 1, "time limit of 0.5 s")
+
+
+def test_the_time_limit_names_the_phase_outside_the_engine(tmp_path: Path) -> None:
+    code = HEADER + "def wp(page, wbc):\n    time.sleep(3600)\n" + _table("slowio", writepage="wp")
+    env = install(tmp_path, "slowio", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "slowio"), "--timeout", "1", env=env, timeout=60)
+    one_error_line(proc, 1, "time limit of 1 s while building the world")
+
+
+def test_plugin_code_that_swallows_the_time_limit_is_ended_anyway(tmp_path: Path) -> None:
+    code = (
+        HEADER
+        + "def mp(newpage, page):\n    while True:\n        try:\n            time.sleep(3600)\n"
+        "        except BaseException:\n            pass\n" + _table("stubborn", migratepage="mp")
+    )
+    env = install(tmp_path, "stubborn", code)
+    proc = fsaops(
+        "migrate", _scenario(tmp_path, "stubborn"), "--timeout", "1", "--json", env=env, timeout=60
+    )
+    one_error_line(proc, 1, "time limit of 1 s", "did not stop")
+    one_json_object(proc, "timeout")
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "nan", "abc", "1e7"])
+def test_a_bad_timeout_is_bad_input(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--timeout", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fsaops: error: argument --timeout: expected a number of seconds")
+    assert len(err.splitlines()) == 1
+
+
+# -- what plugin code prints, changes or leaves behind ------------------------------------------
+
+
+def test_what_a_plugin_prints_never_reaches_the_json_report(tmp_path: Path) -> None:
+    code = (
+        HEADER + "print('printed at import')\n"
+        "os.write(1, b'written to descriptor 1 at import\\n')\n"
+        "def mp(newpage, page):\n    print('printed by migratepage')\n"
+        "    return migrate_page(newpage, page)\n" + _table("noisy", migratepage="mp")
+    )
+    env = install(tmp_path, "noisy", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "noisy"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = one_json_object(proc, "ok")
+    assert report["by_aops"]["noisy_aops"]["moved"] == 8
+    assert "printed at import" in proc.stderr
+    assert "written to descriptor 1" in proc.stderr
+    assert "printed by migratepage" in proc.stderr
+
+
+def test_a_plugin_that_empties_sys_path_does_not_take_the_others_down(tmp_path: Path) -> None:
+    env = install(tmp_path, "aaa", "import sys\nsys.path.clear()\n")
+    proc = fsaops(
+        "config", "check", CONFIGS_SMALL, "--plugins", "aaa,ext2,ext3,xfs,swap,xfs_buftarg", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_threads_a_plugin_leaves_behind_do_not_hold_fsaops(tmp_path: Path) -> None:
+    code = (
+        HEADER + "threading.Thread(target=time.sleep, args=(3600,)).start()\n"
+        "def fail():\n    time.sleep(0.1)\n    raise ValueError('thread failed')\n"
+        "threading.Thread(target=fail, daemon=True).start()\n"
+        "def mp(newpage, page):\n    time.sleep(0.05)\n    return migrate_page(newpage, page)\n"
+        + _table("threads", migratepage="mp")
+    )
+    env = install(tmp_path, "threads", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "threads"), "--json", env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+    assert "Traceback" not in proc.stderr
+    assert "ValueError: thread failed" in proc.stderr
+
+
+def test_the_probe_imports_no_unselected_plugin(tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    code = f"open({str(marker)!r}, 'w').close()\nraise ImportError('never selected')\n"
+    env = install(tmp_path, "unselected", code)
+    proc = fsaops(
+        "migrate", CONFIGS_SMALL, "--json", "--plugins", "ext2,ext3,xfs,swap,xfs_buftarg", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = fsaops("plugins", env={**env, "FSAOPS_PLUGINS": "ext2"})
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+
+
+def test_too_little_memory_is_one_line(tmp_path: Path) -> None:
+    scenario = tmp_path / "big.toml"
+    scenario.write_text('[kernel]\nnode_memory = "1GiB"\n', encoding="utf-8")
+    proc = fsaops("migrate", scenario, "--json", memory=1 << 30)
+    one_error_line(proc, 2, "out of memory")
+    one_json_object(proc, "bad input")
+
+
+def test_a_plugin_that_changes_the_environment_changes_nothing_of_the_run(
+    tmp_path: Path,
+) -> None:
+    """The selection and the time limit are read before any plugin is imported."""
+    code = (
+        "import os\nos.environ['FSAOPS_PLUGINS'] = 'nothing_of_the_sort'\n"
+        "os.environ['FSAOPS_PLUGIN_TIMEOUT'] = 'abc'\n"
+    )
+    env = install(tmp_path, "aaa", code)
+    proc = fsaops(
+        "migrate",
+        CONFIGS_SMALL,
+        "--json",
+        env={**env, "FSAOPS_PLUGINS": "aaa,ext2,ext3,xfs,swap,xfs_buftarg"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+
+
+def test_an_output_encoding_that_cannot_say_everything(tmp_path: Path) -> None:
+    """An ASCII terminal gets the report with what it can show, and the error lines too."""
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    proc = fsaops("migrate", CONFIGS_SMALL, env=ascii_only)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK: every page is where the engine says, nothing was lost" in proc.stdout
+    proc = fsaops("plugins", env=ascii_only)
+    assert proc.returncode == 0, proc.stderr
+    proc = fsaops("migrate", "--plugins", "caf\u00e9", env=ascii_only)
+    one_error_line(proc, 2, "caf\\xe9", "not installed")
+
+
+def test_broken_metadata_of_another_distribution_is_not_fsaopss_business(tmp_path: Path) -> None:
+    info = tmp_path / "other-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\nno equals sign here\n")
+    proc = fsaops("config", "check", CONFIGS_SMALL, env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    (info / "entry_points.txt").write_text("[fsaops]\nno equals sign here\n")
+    proc = fsaops("config", "check", CONFIGS_SMALL, env={"PYTHONPATH": str(tmp_path)})
+    one_error_line(proc, 2, "entry points of distribution other cannot be read")
+
+
+def test_a_hook_that_allocates_without_end_runs_out_of_memory_in_the_probe(
+    tmp_path: Path,
+) -> None:
+    """An endless mapping handed to FileSystemType grows in the probe's child, which is limited."""
+    code = HEADER + (
+        "import collections.abc\n"
+        "T = AddressSpaceOperations(name='t')\n"
+        "class Endless(collections.abc.Mapping):\n"
+        "    def __iter__(self):\n        return (str(i) for i in itertools.count())\n"
+        "    def __len__(self):\n        return 1\n"
+        "    def __getitem__(self, key):\n        return T\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='e', modes=Endless())]\n"
+    )
+    env = install(tmp_path, "greedy", code)
+    proc = fsaops("plugins", "--plugins", "greedy", "--json", env=env, memory=1 << 30)
+    one_error_line(proc, 2, "greedy-dist[greedy]", "fsaops_filesystem_types() raised MemoryError")
+    one_json_object(proc, "bad input")
+
+
+def test_an_exception_nobody_can_catch_is_one_warning_line(tmp_path: Path) -> None:
+    """A plugin object whose __del__ raises: Python reports it; fsaops says it in one line."""
+    code = (
+        HEADER + "class Bad:\n    def __del__(self):\n        raise ValueError('from __del__')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    Bad()\n    return []\n"
+    )
+    env = install(tmp_path, "dels", code)
+    proc = fsaops(
+        "config",
+        "check",
+        CONFIGS_SMALL,
+        "--plugins",
+        "dels,ext2,ext3,xfs,swap,xfs_buftarg",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "fsaops: warning: ignored ValueError: from __del__" in proc.stderr
+
+
+def test_a_migratepage_stuck_in_a_regular_expression_is_ended_by_the_time_limit(
+    tmp_path: Path,
+) -> None:
+    """C code that checks for signals (the regular expression engine) is interrupted too."""
+    code = (
+        HEADER + "import re\ndef mp(newpage, page):\n"
+        "    re.match(r'(a+)+$', 'a' * 60 + 'b')\n    return 0\n"
+        + _table("regex", migratepage="mp")
+    )
+    env = install(tmp_path, "regex", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "regex"), "--timeout", "1", "--json", env=env)
+    one_error_line(proc, 1, "time limit of 1 s while migrating the page at pfn", "regex_aops")
+    one_json_object(proc, "timeout")

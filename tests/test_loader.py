@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+import guarded
 from fsaops.errors import FsaopsError
 from fsaops.plugins import ENV_VAR, load_plugins, resolve_selection
 from fsaops.testing.dist import write_dist_info
@@ -82,13 +81,9 @@ def make_dist(site: Path, dist: str, entries: dict[str, str], modules: dict[str,
 def load_in_subprocess(
     site: Path, *, env: dict[str, str] | None = None, strict: bool = True
 ) -> dict[str, object]:
-    environ = {k: v for k, v in os.environ.items() if k != ENV_VAR}
-    environ["PYTHONPATH"] = str(site)
-    environ.update(env or {})
+    environ = {"PYTHONPATH": str(site), **(env or {})}
     code = RUN.format(strict=strict, names=repr(set(WATCHED)))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=False
-    )
+    proc = guarded.run([sys.executable, "-c", code], env=environ)
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(proc.stdout)
     return result
@@ -121,10 +116,7 @@ def test_a_third_party_migratepage_runs_in_the_engine(tmp_path: Path) -> None:
         print(t.moved, t.via, check_kernel(k))
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
+    proc = guarded.run([sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "2 {'migratepage': 2} []"
 
@@ -191,12 +183,6 @@ def test_an_empty_selection_loads_nothing(tmp_path: Path) -> None:
             "    t = AddressSpaceOperations(name='bad_aops', writepage=42)\n"
             "    return [FileSystemType(name='badfs', modes={'default': t})]\n",
             "member writepage is int, not a function",
-        ),
-        (
-            "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
-            "    t = AddressSpaceOperations(name='x_aops')\n"
-            "    return [FileSystemType(name='ext2', modes={'default': t})]\n",
-            "filesystem 'ext2' is already provided by",
         ),
         (
             "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n    raise RuntimeError('oops')\n",
@@ -288,3 +274,159 @@ def test_a_plugin_raising_a_base_exception_on_import_is_reported(tmp_path: Path)
     out = load_in_subprocess(tmp_path)
     assert out["type"] == "PluginLoadError"
     assert "exitfs-dist[exitfs]" in str(out["error"])
+
+
+@pytest.mark.parametrize(
+    ("selection", "first", "second"),
+    [
+        ("ext2,clashfs", "fsaops[ext2]", "clash-dist[clashfs]"),
+        ("clashfs,ext2", "clash-dist[clashfs]", "fsaops[ext2]"),
+    ],
+)
+def test_two_plugins_providing_one_filesystem_are_both_named(
+    tmp_path: Path, selection: str, first: str, second: str
+) -> None:
+    """The one loaded first (the selection's order, not the alphabet's) keeps the name."""
+    code = (
+        "import fsaops\nfrom fsaops import AddressSpaceOperations, FileSystemType\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    table = AddressSpaceOperations(name='x')\n"
+        "    return [FileSystemType(name='ext2', modes={'default': table})]\n"
+    )
+    make_dist(tmp_path, "clash-dist", {"clashfs": "clashfs"}, {"clashfs": code})
+    out = load_in_subprocess(tmp_path, env={ENV_VAR: selection})
+    assert out["type"] == "PluginConflictError", out
+    assert (
+        f"filesystem 'ext2' is provided by two plugins: {first}, loaded first, and {second}"
+        in str(out["error"])
+    )
+    listing = load_in_subprocess(tmp_path, env={ENV_VAR: selection}, strict=False)
+    plugins = listing["plugins"]
+    assert isinstance(plugins, dict)
+    loaded = plugins["ext2"] if first == "fsaops[ext2]" else plugins["clashfs"]
+    left_out = plugins["clashfs"] if first == "fsaops[ext2]" else plugins["ext2"]
+    assert loaded[1] == "loaded"
+    assert left_out[1] == "failed"
+    assert first in left_out[2] and second in left_out[2]
+
+
+def test_the_probe_is_skipped_for_plugins_already_imported(tmp_path: Path) -> None:
+    """A module put in sys.modules (as the contract page's example does) is not probed."""
+    script = textwrap.dedent(
+        """
+        import sys, types
+        import fsaops
+        from fsaops import AddressSpaceOperations, FileSystemType
+        from fsaops.plugins import load_plugins
+        module = types.ModuleType("inmemory")
+        @fsaops.hookimpl
+        def fsaops_filesystem_types():
+            table = AddressSpaceOperations(name="m")
+            return [FileSystemType(name="inmem", modes={"default": table})]
+        module.fsaops_filesystem_types = fsaops_filesystem_types
+        sys.modules["inmemory"] = module
+        print(sorted(load_plugins(cli="inmemory").filesystems))
+        """
+    )
+    make_dist(tmp_path, "inmemory-dist", {"inmemory": "inmemory"}, {})
+    proc = guarded.run([sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['inmem']"
+
+
+def test_a_plugin_that_fails_in_the_probe_is_never_imported_here(tmp_path: Path) -> None:
+    """Its import ran once, in the probe's child process: not again in this process."""
+    marker = tmp_path / "imports"
+    code = (
+        f"import os\nopen({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "raise ImportError('no')\n"
+    )
+    make_dist(tmp_path, "once-dist", {"once": "once"}, {"once": code})
+    out = load_in_subprocess(tmp_path, env={ENV_VAR: "once"})
+    assert out["type"] == "PluginLoadError"
+    assert len(marker.read_text().split()) == 1
+
+
+@pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan"), 3601, "abc"])
+def test_a_bad_import_timeout_argument_is_refused(value: object) -> None:
+    with pytest.raises(FsaopsError, match="import_timeout must be a positive number of seconds"):
+        load_plugins(env={}, import_timeout=value)  # type: ignore[arg-type]
+
+
+def test_messages_cut_a_long_name() -> None:
+    with pytest.raises(FsaopsError) as info:
+        resolve_selection(["ext2"], cli=["y" * 10_000], env={})
+    assert len(str(info.value)) < 300
+    assert "10,000 characters" in str(info.value)
+
+
+def test_the_probe_of_a_process_with_threads_starts_a_new_interpreter(tmp_path: Path) -> None:
+    """With another thread running it is not safe to fork: the probe's child is a new Python."""
+    make_dist(tmp_path, "exitfs-dist", {"exitfs": "exitfs"}, {"exitfs": "import os\nos._exit(3)\n"})
+    stuck = "import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n"
+    make_dist(tmp_path, "stuckfs-dist", {"stuckfs": "stuckfs"}, {"stuckfs": stuck})
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from fsaops.plugins import _single_threaded, load_plugins
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+        assert not _single_threaded()
+        registry = load_plugins(cli="exitfs,stuckfs,ext2", strict=False, import_timeout=1)
+        for plugin in registry.plugins:
+            if plugin.status.value != "not loaded":
+                print(plugin.name, plugin.status.value, plugin.error)
+        """
+    )
+    proc = guarded.run([sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert set(proc.stdout.splitlines()) == {
+        "ext2 loaded None",
+        "exitfs failed plugin exitfs-dist[exitfs] failed to load: its import ended the process "
+        "(exit status 3)",
+        "stuckfs failed plugin stuckfs-dist[stuckfs] failed to load: its import did not finish "
+        "within 1 s (FSAOPS_PLUGIN_TIMEOUT)",
+    }
+
+
+def test_a_hook_that_sleeps_is_reported_without_the_probe_too(tmp_path: Path) -> None:
+    """A plugin imported already is not probed; its hook still runs against the time limit."""
+    script = textwrap.dedent(
+        """
+        import sys, time, types
+        import fsaops
+        from fsaops.errors import PluginValidationError
+        from fsaops.plugins import load_plugins
+        module = types.ModuleType("sleeper")
+        @fsaops.hookimpl
+        def fsaops_filesystem_types():
+            time.sleep(60)
+        module.fsaops_filesystem_types = fsaops_filesystem_types
+        sys.modules["sleeper"] = module
+        try:
+            load_plugins(cli="sleeper", import_timeout=0.5)
+        except PluginValidationError as exc:
+            print(exc)
+        """
+    )
+    make_dist(tmp_path, "sleeper-dist", {"sleeper": "sleeper"}, {})
+    proc = guarded.run(
+        [sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)}, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "plugin sleeper-dist[sleeper]: fsaops_filesystem_types() did not return within "
+        "0.5 s (FSAOPS_PLUGIN_TIMEOUT)"
+    )
+
+
+def test_the_probe_works_with_standard_streams_closed(tmp_path: Path) -> None:
+    """With descriptors 0 to 2 closed, the probe's channel must not land on one of them."""
+    stuck = "import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n"
+    make_dist(tmp_path, "stuckfs-dist", {"stuckfs": "stuckfs"}, {"stuckfs": stuck})
+    args = [sys.executable, "-m", "fsaops", "migrate", "--plugins", "stuckfs,ext2,swap"]
+    proc = guarded.run(
+        ["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", *args],
+        env={"PYTHONPATH": str(tmp_path), "FSAOPS_PLUGIN_TIMEOUT": "1"},
+        timeout=60,
+    )
+    assert proc.returncode == 2

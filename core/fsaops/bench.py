@@ -1,4 +1,4 @@
-"""The benchmark: the performance figures of DESIGN §8, measured as ratios in one process.
+"""The benchmark: the performance figures of docs/performance.md, as ratios in one process.
 
 Every figure compares two ways of doing the same work, in the same
 process, on the same pages:
@@ -37,18 +37,25 @@ this process, with the collector paused (as :mod:`timeit` does), and
 everything a timed section needs is set up before it, untimed.  Every
 figure comes with the spread of its repetitions.
 
-Besides the figures it reports pages per second for every built-in table
+Besides the figures it reports pages per second for every loaded table
 (clean and dirty pages), and with ``--million`` the time and peak memory of
 migrating a million pages (in a child process, so its peak is its own).
 
-Run it as ``python -m fsaops.bench [--json] [--pages N] [--repeat R] [--semantics NAME]``;
-``--semantics`` runs every machine under one release of the migration code
+Plugins are selected as for ``fsaops migrate`` (``--plugins``, then
+``FSAOPS_PLUGINS``, else every installed plugin); a plugin not selected is
+never imported.  The figures measure ext2's tables; a figure whose table
+no selected plugin provides is skipped, and the report says which and why.
+
+Run it as ``fsaops bench [--json] [--pages N] [--repeat R] [--plugins NAME,...]
+[--semantics NAME]`` (or ``python -m fsaops.bench``); ``--semantics`` runs
+every machine under one release of the migration code
 (:mod:`fsaops.semantics`), so the figures can be checked under each.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import io
 import json
@@ -62,12 +69,13 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import attrs
 
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import create_empty_buffers
+from fsaops.errors import describe_exception
 from fsaops.fs import Inode
 from fsaops.lists import PageList, list_add, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
@@ -92,6 +100,10 @@ DEFAULT_REPEAT = 11
 QUICK_PAGES = 400
 QUICK_REPEAT = 2
 MILLION = 1_000_000
+MIN_PAGES = 20
+MAX_PAGES = 50_000  # the scaling figure builds ten times as many, twice
+MAX_REPEAT = 100
+DOCS = "docs/performance.md"
 
 #: The tables the engine figures use: one without buffers, one with.
 BUFFERLESS = ("ext2", "nobh", 4096)
@@ -127,11 +139,11 @@ class Side:
 
 @attrs.frozen
 class Figure:
-    """One DESIGN §8 figure: its value, its target and whether it is met.
+    """One figure of docs/performance.md: its value, its target and whether it is met.
 
     ``value`` is a ratio (``unit`` ``"x"``) or a number of bytes; lower is
     better for every figure, so the target is met when ``value <= target``.
-    ``stretch`` is a second, harder target where DESIGN §8 names one.
+    ``stretch`` is a second, harder target where there is one.
     """
 
     key: str
@@ -769,7 +781,7 @@ def metadata_bytes(registry: Registry, pages: int) -> Figure:
 def throughput(
     registry: Registry, pages: int, repeat: int, *, semantics: str = DEFAULT_SEMANTICS
 ) -> list[dict[str, Any]]:
-    """Pages per second through ``migrate_pages`` for every built-in table, clean and dirty."""
+    """Pages per second through ``migrate_pages`` for every loaded table, clean and dirty."""
     rows: list[dict[str, Any]] = []
     for fstype, mode, table in registry.tables():
         if not fstype.has_page_cache(mode):
@@ -787,9 +799,26 @@ def throughput(
         else:
             bs = fstype.default_block_size
         for dirty in (False, True):
-            rig = Rig(
-                registry, fstype.name, mode, pages, block_size=bs, dirty=dirty, semantics=semantics
-            )
+            try:
+                rig = Rig(
+                    registry,
+                    fstype.name,
+                    mode,
+                    pages,
+                    block_size=bs,
+                    dirty=dirty,
+                    semantics=semantics,
+                )
+            except Exception as exc:  # a table the benchmark's machine cannot build
+                rows.append(
+                    {
+                        "fs": fstype.name,
+                        "mode": mode,
+                        "table": table.name,
+                        "note": f"not measured: {describe_exception(exc)}",
+                    }
+                )
+                break
             try:
 
                 def one(rig: Rig = rig, dirty: bool = dirty) -> float:
@@ -898,6 +927,32 @@ def _million_in_child(npages: int) -> dict[str, Any]:
 # -- the run ------------------------------------------------------------------------------------
 
 
+#: The table each figure measures: (filesystem, mode, block size).
+NEEDS: dict[str, tuple[str, str, int]] = {
+    "engine_vs_bare[ext2_nobh_aops]": BUFFERLESS,
+    "engine_vs_bare[ext2_aops]": WITH_BUFFERS,
+    "registry_vs_direct": BUFFERLESS,
+    "scaling": BUFFERLESS,
+    "log_filtered_vs_off": BUFFERLESS,
+    "metadata_bytes": BUFFERLESS,
+    "million": BUFFERLESS,
+}
+
+
+def _missing(registry: Registry, fs: str, mode: str, block_size: int) -> str | None:
+    """Why the loaded plugins cannot give the table ``fs`` ``mode``, or ``None``."""
+    fstype = registry.filesystems.get(fs)
+    selected = ", ".join(registry.selection) or "none"
+    if fstype is None:
+        return (
+            f"needs filesystem {fs}, which no selected plugin provides "
+            f"(selected by {registry.selected_by}: {selected})"
+        )
+    if mode not in fstype.modes or block_size not in fstype.block_sizes:
+        return f"needs filesystem {fs} mode {mode} with {block_size}-byte blocks"
+    return None
+
+
 def run(
     *,
     pages: int = DEFAULT_PAGES,
@@ -905,24 +960,34 @@ def run(
     table_pages: int | None = None,
     million_pages: int | None = None,
     progress: Callable[[str], None] | None = None,
+    registry: Registry | None = None,
     semantics: str = DEFAULT_SEMANTICS,
 ) -> dict[str, Any]:
-    """Measure every figure; returns the JSON-ready report.
+    """Measure every figure the loaded tables allow; returns the JSON-ready report.
 
-    ``semantics`` is the release of the migration code the machines run
-    (:mod:`fsaops.semantics`): the figures hold under each.
+    ``registry`` is the loaded plugins (default: every installed plugin, or
+    those ``FSAOPS_PLUGINS`` selects).  A figure whose table is missing is
+    listed in ``skipped`` with the reason.  ``semantics`` is the release of
+    the migration code the machines run (:mod:`fsaops.semantics`): the
+    figures hold under each.
     """
 
     def say(what: str) -> None:
         if progress is not None:
             progress(what)
 
-    registry = load_plugins(env={})
+    if registry is None:
+        registry = load_plugins()
     t0 = time.perf_counter()
     sections: dict[str, float] = {}
     figures: list[Figure] = []
+    skipped: list[dict[str, str]] = []
 
-    def section(name: str, fn: Callable[[], Figure]) -> None:
+    def section(key: str, name: str, fn: Callable[[], Figure]) -> None:
+        why = _missing(registry, *NEEDS[key])
+        if why is not None:
+            skipped.append({"key": key, "reason": why})
+            return
         say(name)
         start = time.perf_counter()
         figures.append(fn())
@@ -930,17 +995,29 @@ def run(
 
     sem = semantics
     section(
+        "engine_vs_bare[ext2_nobh_aops]",
         "engine ÷ bare loop",
         lambda: engine_vs_bare(registry, pages, repeat, BUFFERLESS, semantics=sem),
     )
     section(
+        "engine_vs_bare[ext2_aops]",
         "engine ÷ bare loop",
         lambda: engine_vs_bare(registry, pages, repeat, WITH_BUFFERS, semantics=sem),
     )
-    section("registry ÷ direct", lambda: registry_vs_direct(registry, pages, repeat, semantics=sem))
-    section("scaling", lambda: scaling(registry, pages, max(4, repeat // 3), semantics=sem))
-    section("logging", lambda: log_filtered_vs_off(registry, pages, repeat, semantics=sem))
-    section("metadata", lambda: metadata_bytes(registry, pages))
+    section(
+        "registry_vs_direct",
+        "registry ÷ direct",
+        lambda: registry_vs_direct(registry, pages, repeat, semantics=sem),
+    )
+    section(
+        "scaling", "scaling", lambda: scaling(registry, pages, max(4, repeat // 3), semantics=sem)
+    )
+    section(
+        "log_filtered_vs_off",
+        "logging",
+        lambda: log_filtered_vs_off(registry, pages, repeat, semantics=sem),
+    )
+    section("metadata_bytes", "metadata", lambda: metadata_bytes(registry, pages))
     say("pages per second")
     start = time.perf_counter()
     per_table = table_pages or max(pages // 5, 50)
@@ -948,15 +1025,21 @@ def run(
     sections["throughput"] = time.perf_counter() - start
     big: dict[str, Any] | None = None
     if million_pages:
-        say(f"{million_pages:,} pages")
-        start = time.perf_counter()
-        big = _million_in_child(million_pages)
-        sections["million"] = time.perf_counter() - start
+        why = _missing(registry, *NEEDS["million"])
+        if why is not None:
+            skipped.append({"key": "million", "reason": why})
+        else:
+            say(f"{million_pages:,} pages")
+            start = time.perf_counter()
+            big = _million_in_child(million_pages)
+            sections["million"] = time.perf_counter() - start
     return {
         "figures": [f.as_dict() for f in figures],
-        "all_met": all(f.met for f in figures),
+        "all_met": bool(figures) and all(f.met for f in figures),
+        "skipped": skipped,
         "throughput": rows,
         "million": big,
+        "plugins": {"selection": list(registry.selection), "selected_by": registry.selected_by},
         "method": {
             "pages": pages,
             "repeat": repeat,
@@ -984,9 +1067,10 @@ def _fmt(value: float, unit: str) -> str:
 def render(report: dict[str, Any]) -> str:
     """The report as text: every figure beside its target, then the rest."""
     semantics = report["method"].get("semantics", DEFAULT_SEMANTICS)
-    lines = [f"fsaops bench: DESIGN §8 figures (lower is better), semantics {semantics}", ""]
-    width = max(len(f["title"]) for f in report["figures"])
-    for f in report["figures"]:
+    lines = [f"fsaops bench: the figures of {DOCS} (lower is better), semantics {semantics}", ""]
+    figures = report["figures"]
+    width = max((len(f["title"]) for f in figures), default=0)
+    for f in figures:
         target = f"≤ {f['target']:g}" + (f" (then ≤ {f['stretch']:g})" if "stretch" in f else "")
         spread = ""
         rr = f["noise"].get("ratio_of_each_repetition")
@@ -997,12 +1081,15 @@ def render(report: dict[str, Any]) -> str:
             f"  {f['title']:<{width}}  {_fmt(f['value'], f['unit']):>10}  "
             f"target {target:<18} {status}{spread}"
         )
+    for skip in report.get("skipped", ()):
+        lines.append(f"  {skip['key']}: skipped: {skip['reason']}")
     lines.append("")
-    lines.append(
-        "noise: how much each side's time varied between repetitions, (max - min) / median"
-    )
-    lines.append("(the ratios vary much less: their range is on each figure's line)")
-    for f in report["figures"]:
+    if figures:
+        lines.append(
+            "noise: how much each side's time varied between repetitions, (max - min) / median"
+        )
+        lines.append("(the ratios vary much less: their range is on each figure's line)")
+    for f in figures:
         sides = [
             f"{name} {n['spread_pct']:.0f}%"
             for name, n in f["noise"].items()
@@ -1010,15 +1097,16 @@ def render(report: dict[str, Any]) -> str:
         ]
         if sides:
             lines.append(f"  {f['key']}: " + ", ".join(sides))
-    meta = next(f for f in report["figures"] if f["key"] == "metadata_bytes")["detail"]
-    lines.append("")
-    lines.append(
-        f"metadata: frame {meta['frame_bytes']:.1f} B + page cache and LRU "
-        f"{meta['page_cache_and_lru_bytes']:.1f} B a page (page object alone "
-        f"{meta['page_object_bytes']} B); buffer heads, apart: "
-        f"{meta['buffer_heads_bytes_per_page_1k_blocks']:.0f} B a page with 1 KiB blocks; "
-        f"the kernel's struct page: 64 B"
-    )
+    meta = next((f["detail"] for f in figures if f["key"] == "metadata_bytes"), None)
+    if meta is not None:
+        lines.append("")
+        lines.append(
+            f"metadata: frame {meta['frame_bytes']:.1f} B + page cache and LRU "
+            f"{meta['page_cache_and_lru_bytes']:.1f} B a page (page object alone "
+            f"{meta['page_object_bytes']} B); buffer heads, apart: "
+            f"{meta['buffer_heads_bytes_per_page_1k_blocks']:.0f} B a page with 1 KiB blocks; "
+            f"the kernel's struct page: 64 B"
+        )
     lines.append("")
     lines.append("pages per second, per table:")
     for row in report["throughput"]:
@@ -1031,6 +1119,8 @@ def render(report: dict[str, Any]) -> str:
             f"({row['us_per_page']:.1f} µs a page; moved {row['moved']}, failed "
             f"{row['failed']}, {row['passes']} pass(es); spread {row['noise']['spread_pct']:.0f}%)"
         )
+    if not report["throughput"]:
+        lines.append("  none: no selected plugin provides a table")
     big = report.get("million")
     if big:
         lines.append("")
@@ -1046,6 +1136,7 @@ def render(report: dict[str, Any]) -> str:
             )
     m = report["method"]
     env = report["environment"]
+    plugins = report.get("plugins") or {}
     lines.append("")
     lines.append(
         f"{m['pages']:,} pages a run, {m['repeat']} repetitions after a warm-up; each ratio is "
@@ -1055,27 +1146,70 @@ def render(report: dict[str, Any]) -> str:
         f"CPU time, collector paused; Python {env['python']} on {env['cpus']} CPU(s); "
         f"{m['seconds']:.1f} s in all"
     )
+    if plugins:
+        lines.append(
+            f"plugins: {', '.join(plugins['selection']) or 'none'} "
+            f"(selected by {plugins['selected_by']})"
+        )
+    lines.append(f"what each figure measures, and how: {DOCS}")
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; print the figures (or JSON). Returns 0."""
-    parser = argparse.ArgumentParser(
+class _UsageError(Exception):
+    """Arguments the benchmark's parser refused."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        from fsaops.cli import _write
+
+        if message:
+            _write(message)
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low:,} to {high:,}, got {shown!r}"
+            )
+        return value
+
+    return parse
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
         prog="fsaops bench",
-        description="Measure the performance figures of the migration engine.",
+        description="Measure the performance figures of the migration engine "
+        f"(described in {DOCS}).",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--pages",
-        type=int,
+        type=_count(MIN_PAGES, MAX_PAGES),
         default=None,
-        help=f"pages a run (default {DEFAULT_PAGES:,}; the scaling figure uses ten times as many)",
+        help=f"pages a run, {MIN_PAGES} to {MAX_PAGES:,} (default {DEFAULT_PAGES:,}; the "
+        "scaling figure uses ten times as many)",
     )
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=_count(1, MAX_REPEAT),
         default=None,
-        help=f"repetitions of each side (default {DEFAULT_REPEAT})",
+        help=f"repetitions of each side, 1 to {MAX_REPEAT} (default {DEFAULT_REPEAT})",
+    )
+    parser.add_argument(
+        "--plugins",
+        metavar="NAME,...",
+        help="plugins to load, comma-separated (overrides FSAOPS_PLUGINS); the figures need ext2",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a small, fast run (for tests; figures are rough)"
@@ -1093,29 +1227,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the release of the migration code the machines run: "
         f"{', '.join(SEMANTICS)} (default {DEFAULT_SEMANTICS})",
     )
-    parser.add_argument("--million-pages", type=int, default=MILLION, help=argparse.SUPPRESS)
-    parser.add_argument("--million-child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.million_child is not None:
-        print(json.dumps(million(args.million_child)))
-        return 0
-    pages = args.pages or (QUICK_PAGES if args.quick else DEFAULT_PAGES)
-    repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
-    if pages < 20 or repeat < 1:
-        parser.error("--pages must be at least 20 and --repeat at least 1")
-    progress = None if args.json else (lambda what: print(f"... {what}", file=sys.stderr))
-    report = run(
-        pages=pages,
-        repeat=repeat,
-        million_pages=args.million_pages if args.million else None,
-        progress=progress,
-        semantics=args.semantics,
+    parser.add_argument(
+        "--million-pages", type=_count(1, MILLION), default=MILLION, help=argparse.SUPPRESS
     )
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render(report))
-    return 0
+    parser.add_argument(
+        "--million-child", type=_count(1, MILLION), default=None, help=argparse.SUPPRESS
+    )
+    return parser
+
+
+def _progress_line(what: str) -> None:
+    stream = sys.stderr
+    if stream is None:
+        return
+    with contextlib.suppress(OSError, ValueError):  # progress is a courtesy
+        print(f"... {what}", file=stream, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the figures (or JSON). Returns the exit status.
+
+    Arguments out of range end it with one line on standard error (and,
+    with ``--json``, the JSON envelope) and ``SystemExit(2)``.
+    """
+    from fsaops.cli import _fail, _run, _write
+    from fsaops.status import Status
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args_list
+    try:
+        args = _parser().parse_args(args_list)
+    except _UsageError as exc:
+        _fail(Status.BAD_INPUT, f"{exc} (see fsaops bench --help)", json_mode)
+        raise SystemExit(2) from None
+
+    def bench() -> int:
+        if args.million_child is not None:
+            _write(json.dumps(million(args.million_child)) + "\n")
+            return 0
+        pages = args.pages if args.pages is not None else QUICK_PAGES if args.quick else None
+        repeat = args.repeat if args.repeat is not None else QUICK_REPEAT if args.quick else None
+        registry = load_plugins(cli=args.plugins)
+        if not registry.filesystems:
+            selected = ", ".join(registry.selection) or "none"
+            _fail(
+                Status.BAD_INPUT,
+                "nothing to measure: the figures need filesystem ext2 and the rates a table, "
+                f"and no selected plugin provides any (selected by {registry.selected_by}: "
+                f"{selected})",
+                args.json,
+            )
+            return Status.BAD_INPUT.exit_code
+        progress = None if args.json else _progress_line
+        report = run(
+            pages=DEFAULT_PAGES if pages is None else pages,
+            repeat=DEFAULT_REPEAT if repeat is None else repeat,
+            million_pages=args.million_pages if args.million else None,
+            progress=progress,
+            registry=registry,
+            semantics=args.semantics,
+        )
+        if args.json:
+            _write(json.dumps(report, indent=2) + "\n")
+        else:
+            _write(render(report) + "\n")
+        return 0
+
+    return _run(bench, args.json)
 
 
 if __name__ == "__main__":

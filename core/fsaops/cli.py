@@ -14,9 +14,16 @@
 
 Exit status: 0 when the command did its work (for ``migrate``: nothing was
 lost and every invariant holds; pages that could not move are a normal
-outcome), 1 when data was lost or an invariant broke, 2 for bad input
-(a bad file, key or value, an unknown or broken plugin, migration compiled
-out).  Errors are one line on standard error, ``fsaops: error: ...``.
+outcome), 1 when data was lost or an invariant broke, the run went past its
+time limit, plugin code failed the run, or the output could not be
+written, 2 for bad input (a bad file, key or value, an unknown or broken
+plugin, migration compiled out), 130 when interrupted.  Errors are one
+line on standard error, ``fsaops: error: ...``, never a traceback; with
+``--json`` standard output gets one JSON object whatever happens.
+
+Standard output carries only what fsaops writes: while a command runs,
+``sys.stdout`` is standard error, so that whatever plugin code prints
+cannot mix with a report.
 
 This is the only place fsaops configures logging: the per-page event
 stream goes to standard error, filtered by ``--log-level``, as
@@ -27,17 +34,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
+import errno
+import faulthandler
 import json
 import logging
+import math
+import os
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO, cast
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 
 import attrs
 
 from fsaops import __version__
-from fsaops.errors import Deadlock, FsaopsError, InvariantError, KernelBug
+from fsaops.errors import (
+    Deadlock,
+    FsaopsError,
+    InvariantError,
+    KernelBug,
+    PluginFault,
+    RunTimeout,
+    describe_exception,
+)
 from fsaops.status import Status, envelope
 
 if TYPE_CHECKING:
@@ -71,6 +93,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self.prog)
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # --help and --version: standard output, through the one checked writer.
+        if message:
+            _write(message)
+
 
 EXIT_STATUS = """\
 exit status:
@@ -103,6 +130,23 @@ def _semantics(text: str) -> str:
             f"unknown semantics {text!r}: expected one of {semantics_names()}"
         )
     return text
+
+
+MAX_RUN_SECONDS: Final = 1_000_000
+"""The longest ``--timeout``, in seconds (as ``kernel.timeout``)."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_RUN_SECONDS):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds from 0 (no limit) to {MAX_RUN_SECONDS}, got {shown!r}"
+        )
+    return value
 
 
 def _level(text: str) -> str:
@@ -165,6 +209,12 @@ def _parser() -> _Parser:
         "the default), 2.6.16 or 2.6.17 (overrides [kernel] semantics)",
     )
     migrate.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="wall-clock limit of the whole run; 0 for none (overrides [kernel] timeout)",
+    )
+    migrate.add_argument(
         "--debug-vm",
         action="store_true",
         help="check every invariant after every page (CONFIG_DEBUG_VM; slow): the first "
@@ -221,8 +271,14 @@ def _read_config(path: str | None) -> tuple[Config, str]:
 
 
 def _load(
-    config: Config | None, source: str | None, cli: str | None, *, strict: bool = True
+    config: Config | None,
+    source: str | None,
+    cli: str | None,
+    *,
+    strict: bool = True,
+    next_modules: Sequence[str] = (),
 ) -> Registry:
+    """Load the plugins; while the loader's probe runs, import ``next_modules`` (needed next)."""
     from fsaops.plugins import load_plugins
 
     load = None
@@ -230,8 +286,20 @@ def _load(
     if config is not None:
         load = list(config.plugins.load) if config.plugins.load is not None else None
         migration = config.kernel.migration
+
+    def meanwhile() -> None:
+        import importlib
+
+        for module in next_modules:
+            importlib.import_module(module)
+
     return load_plugins(
-        cli=cli, config=load, config_source=source, migration=migration, strict=strict
+        cli=cli,
+        config=load,
+        config_source=source,
+        migration=migration,
+        strict=strict,
+        meanwhile=meanwhile,
     )
 
 
@@ -254,10 +322,11 @@ def _logger(fmt: str, level: str, stream: TextIO) -> EngineLog:
 def _stdout_console() -> Console:
     from rich.console import Console
 
-    if sys.stdout is None:
-        raise OutputError("standard output is closed")
-    width = None if _isatty(sys.stdout) else 120
-    return Console(file=cast("IO[str]", _Checked(sys.stdout)), width=width, highlight=False)
+    out = _stdout()
+    if out is None:
+        raise OutputError("cannot write to standard output: it is closed")
+    width = None if _isatty(out) else 120
+    return Console(file=cast("IO[str]", _Checked(out)), width=width, highlight=False)
 
 
 class _Checked:
@@ -277,6 +346,50 @@ class _Checked:
         return _isatty(self._stream)
 
     def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        """The stream's encoding (rich draws with ASCII where it cannot do better)."""
+        encoding = getattr(self._stream, "encoding", None)
+        return encoding if isinstance(encoding, str) and encoding else "utf-8"
+
+
+class _Diagnostics:
+    """Standard error for the progress bar and the event stream.
+
+    A write that fails (standard error closed, or full) turns them off and
+    changes nothing else: the run's outcome and its report on standard
+    output stand, and there is nowhere left to say more.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.write(text)
+            except (OSError, ValueError):
+                self._stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush standard error, if it still works."""
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                self._stream = None
+
+    def isatty(self) -> bool:
+        return _isatty(self._stream)
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise OSError("closed")
         return self._stream.fileno()
 
 
@@ -305,7 +418,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(file=sys.stderr),  # only on a terminal: see _isatty
+        console=Console(file=cast("IO[str]", _Diagnostics(sys.stderr))),  # only on a terminal
         transient=True,
     )
     tasks: dict[str, TaskID] = {}
@@ -335,7 +448,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, strict=True))
     if args.semantics is not None:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, semantics=args.semantics))
-    registry = _load(config, source, args.plugins)
+    if args.timeout is not None:
+        config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, timeout=args.timeout))
+    registry = _load(
+        config,
+        source,
+        args.plugins,
+        next_modules=("fsaops.world", "fsaops.report", "structlog", "rich.console", "rich.table"),
+    )
     plan = plan_scenario(config, registry, source)
     if not config.kernel.migration:
         raise MigrationDisabled(
@@ -343,14 +463,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             "CONFIG_MIGRATION, so migrate_pages returns -ENOSYS (ENOSYS, function not "
             "implemented); set kernel.migration = true"
         )
-    log = _logger(args.log_format, args.log_level, sys.stderr)
+    log = _logger(args.log_format, args.log_level, cast("TextIO", _Diagnostics(sys.stderr)))
     show_progress = (
         _isatty(sys.stderr)
         and not args.json
         and not args.no_progress
         and LOG_LEVELS[args.log_level] >= logging.WARNING
     )
-    with _progress_bar(show_progress) as progress:
+    with _last_resort(config.kernel.timeout), _progress_bar(show_progress) as progress:
         report = run_plan(plan, seed=args.seed, log=log, progress=progress)
     if args.json:
         _write(report.dumps())
@@ -457,7 +577,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     config = None
     if args.config is not None:
         config, _ = _read_config(args.config)
-    registry = _load(config, args.config, args.plugins, strict=False)
+    registry = _load(
+        config, args.config, args.plugins, strict=False, next_modules=("rich.console", "rich.table")
+    )
     selected_by = {
         "[plugins] load": f"[plugins] load in {args.config}",
         "installed": "default: every installed plugin",
@@ -481,7 +603,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     from fsaops.scenario import plan_scenario
 
     config, source = _read_config(args.file)
-    registry = _load(config, source, args.plugins)
+    registry = _load(config, source, args.plugins, next_modules=("fsaops.world",))
     plan = plan_scenario(config, registry, source)
     config = plan.config
     pages = page_cache_pages(config, registry) + config.anon_pages
@@ -513,27 +635,50 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 class OutputError(Exception):
-    """Standard output cannot be written (closed, full, or gone)."""
+    """Standard output cannot be written (closed, full, or gone); the message says why."""
+
+
+class _PipeClosed(Exception):
+    """The reader of standard output went away (``fsaops ... | head``): a normal end."""
+
+
+# The stream the command's own output goes to: the real standard output,
+# taken when main() starts, while sys.stdout points at standard error.
+_UNSET: Final = object()
+_OUT: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stdout", default=_UNSET)
+
+
+def _stdout() -> TextIO | None:
+    out = _OUT.get()
+    if out is _UNSET:
+        return sys.stdout
+    return cast("TextIO | None", out)
 
 
 def _write(text: str) -> None:
     """Write to standard output and flush, turning a failure into :class:`OutputError`."""
-    stream = sys.stdout
+    stream = _stdout()
     if stream is None:
-        raise OutputError("standard output is closed")
+        raise OutputError("cannot write to standard output: it is closed")
     try:
-        stream.write(text)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # an output encoding that cannot say everything
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(text.encode(encoding, "replace").decode(encoding))
         stream.flush()
     except BrokenPipeError:
-        raise
+        raise _PipeClosed from None
     except (OSError, ValueError) as exc:
-        raise OutputError(str(exc) or type(exc).__name__) from None
+        raise OutputError(
+            f"cannot write to standard output: {str(exc) or type(exc).__name__}"
+        ) from None
 
 
-def _isatty(stream: TextIO | None) -> bool:
+def _isatty(stream: object) -> bool:
     try:
-        return stream is not None and stream.isatty()
-    except (OSError, ValueError):
+        return stream is not None and bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
         return False
 
 
@@ -541,26 +686,42 @@ MAX_MESSAGE = 2000
 """Characters of an error message shown; longer ones are cut (a value can be huge)."""
 
 
-def _error(message: str) -> None:
+def _one_line(message: str) -> str:
+    """``message`` on one line of printable characters, cut to :data:`MAX_MESSAGE`."""
     text = " ".join(message.split())
+    if not text.isprintable():  # escape sequences from a hostile name stay inert
+        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}"[:6] for c in text)
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + f"... ({len(text) - MAX_MESSAGE} more characters)"
-    stream = sys.stderr
-    if stream is None:
+    return text
+
+
+def _error(message: str) -> None:
+    """``fsaops: error: MESSAGE`` on standard error, on one line; silently nothing if it cannot."""
+    line = f"fsaops: error: {_one_line(message)}\n"
+    for stream in (sys.stderr, sys.__stderr__):  # plugin code may have replaced sys.stderr
+        if stream is None:
+            continue
+        try:
+            try:
+                stream.write(line)
+            except UnicodeEncodeError:  # say what can be said in the stream's encoding
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+            stream.flush()
+        except (OSError, ValueError):
+            return  # standard error itself is closed or full: nowhere to say it
+        except Exception:  # a replacement that does not work: try the original
+            continue
         return
-    try:
-        print(f"fsaops: error: {text}", file=stream)
-        stream.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def _fail(status: Status, message: str, json_mode: bool) -> int:
     """Report a command that could not finish: one line on stderr, and the JSON envelope."""
     _error(message)
     if json_mode:
-        with contextlib.suppress(OutputError, BrokenPipeError):
-            _write(json.dumps(envelope(status, " ".join(message.split())), indent=2) + "\n")
+        with contextlib.suppress(OutputError, _PipeClosed):
+            _write(json.dumps(envelope(status, _one_line(message)), indent=2) + "\n")
     return status.exit_code
 
 
@@ -573,13 +734,286 @@ def _cmd_bench(argv: list[str]) -> int:
         return 2
     try:
         return bench_main(argv)
-    except SystemExit as exc:
+    except SystemExit as exc:  # --help, or arguments its parser refused
         return exc.code if isinstance(exc.code, int) else 0
 
 
+# -- the last word -----------------------------------------------------------------------------
+
+GRACE_SECONDS: Final = 2.0
+"""How long a run may take to stop after its time limit before the process is ended."""
+
+
+@contextmanager
+def _last_resort(seconds: float) -> Iterator[None]:
+    """If the run outlives its time limit by :data:`GRACE_SECONDS`, end the process.
+
+    The time limit raises :class:`~fsaops.errors.RunTimeout` in the main
+    thread; plugin code that swallows it again and again is stopped here:
+    one line on standard error, the JSON envelope, and exit status 1.  Code
+    that holds the interpreter for good cannot even be told; a few seconds
+    later ``faulthandler``'s own thread, which needs no interpreter, ends
+    the process with exit status 1.  Only for the program: a caller of
+    :func:`main` keeps its process.
+    """
+    if not seconds or not _PROGRAM.get():
+        yield
+        return
+    json_mode = _JSON.get()
+    out = _stdout()
+
+    def end() -> None:
+        message = (
+            f"timeout: the run went past its time limit of {seconds:g} s and did not stop within "
+            f"{GRACE_SECONDS:g} s more (plugin code kept it running); ended"
+        )
+        with contextlib.suppress(OSError, ValueError):
+            os.write(2, f"fsaops: error: {message}\n".encode())
+        if json_mode and out is not None:
+            data = json.dumps(envelope(Status.TIMEOUT, message), indent=2) + "\n"
+            with contextlib.suppress(OSError, ValueError):
+                os.write(out.fileno(), data.encode())
+        os._exit(Status.TIMEOUT.exit_code)
+
+    timer = threading.Timer(seconds + GRACE_SECONDS, end)
+    timer.daemon = True
+    timer.start()
+    sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    faulthandler.dump_traceback_later(seconds + 3 * GRACE_SECONDS, exit=True, file=sink)
+    try:
+        yield
+    finally:
+        timer.cancel()
+        faulthandler.cancel_dump_traceback_later()
+        sink.close()
+
+
+_JSON: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_json", default=False)
+_PROGRAM: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_program", default=False)
+
+
+def _plugin_modules() -> dict[str, str]:
+    """Each plugin's top-level module, and its ``distribution[entry]`` (metadata only)."""
+    from fsaops.plugins import discover
+
+    found: dict[str, str] = {}
+    try:
+        for item in discover().values():
+            top = item.value.split(":")[0].split(".")[0].strip()
+            if top and top != "fsaops":
+                found.setdefault(top, item.shown)
+    except Exception:  # no plugin metadata to name anybody by
+        return {}
+    return found
+
+
+def _culprit(exc: BaseException | None) -> tuple[str, str] | None:
+    """The plugin (``dist[entry]``) and function of the innermost plugin frame that ``exc`` left."""
+    if exc is None:
+        return None
+    modules = _plugin_modules()
+    found = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__")
+        if isinstance(module, str) and module.split(".")[0] in modules:
+            found = modules[module.split(".")[0]], f"{module}.{frame.f_code.co_name}"
+        tb = tb.tb_next
+    return found
+
+
+def _unexpected(exc: BaseException, json_mode: bool) -> int:
+    """Something no handler expected (from plugin code, or a bug): one line, exit 1."""
+    culprit = _culprit(exc)
+    if culprit is None and (
+        isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+    ):
+        return _fail(
+            Status.BAD_INPUT,
+            "out of memory: the scenario needs more memory than this process may have "
+            f"({describe_exception(exc)}); make it smaller",
+            json_mode,
+        )
+    what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else describe_exception(exc)
+    if culprit is not None:
+        message = f"the run failed: plugin {culprit[0]} raised {what} in {culprit[1]}"
+    else:
+        message = f"the command failed: {what}"
+    if isinstance(exc, SystemExit):
+        message += "; plugin code may not end fsaops"
+    return _fail(Status.KERNEL_BUG, message, json_mode)
+
+
+class _Discard:
+    """Where ``sys.stdout`` points when standard error is closed too."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to flush."""
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    """A thread (started by plugin code) ended with an exception: one line, no traceback."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    value = args.exc_value
+    what = describe_exception(value) if value is not None else args.exc_type.__name__
+    with contextlib.suppress(Exception):
+        print(
+            f"fsaops: warning: thread {name!r} ended with {_one_line(what)}",
+            file=sys.__stderr__ if sys.stderr is None else sys.stderr,
+        )
+
+
+def _unraisable(args: Any) -> None:
+    """An exception nobody could catch (a ``__del__`` of plugin code): one line, no traceback."""
+    value = args.exc_value
+    what = describe_exception(value) if value is not None else args.exc_type.__name__
+    with contextlib.suppress(Exception):
+        print(
+            f"fsaops: warning: ignored {_one_line(what)}",
+            file=sys.__stderr__ if sys.stderr is None else sys.stderr,
+        )
+
+
+def _run(command: Callable[[], int], json_mode: bool) -> int:
+    """Run a command; every way it can end becomes an exit status and at most one line."""
+    try:
+        return command()
+    except RunTimeout as exc:
+        return _fail(Status.TIMEOUT, str(exc), json_mode)
+    except Deadlock as exc:
+        return _fail(Status.KERNEL_BUG, str(exc), json_mode)
+    except InvariantError as exc:
+        return _fail(Status.INVARIANT_BROKEN, f"CONFIG_DEBUG_VM: {exc}", json_mode)
+    except PluginFault as exc:
+        culprit = _culprit(exc.__cause__)
+        where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
+        return _fail(Status.KERNEL_BUG, f"the run failed: {exc}{where}", json_mode)
+    except KernelBug as exc:
+        return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}", json_mode)
+    except FsaopsError as exc:
+        return _fail(Status.BAD_INPUT, str(exc), json_mode)
+    except OutputError as exc:
+        _error(str(exc))
+        return 1
+    except _PipeClosed:
+        # The reader went away (| head): nothing more to say, and nothing
+        # left for the interpreter to flush into the closed pipe at exit.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            out = _stdout()
+            if out is not None:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, out.fileno())
+                os.close(null)
+        return 0
+    except KeyboardInterrupt:
+        return _fail(Status.INTERRUPTED, "interrupted", json_mode)
+    except BaseException as exc:  # plugin code (SystemExit, anything) or a bug of ours
+        return _unexpected(exc, json_mode)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Run as the program (``argv`` omitted), file descriptor 1 is standard
+    error too while the command runs (the command's output goes to the
+    real standard output through a descriptor of its own), and a thread
+    that plugin code left running cannot keep the process from ending
+    when the command is done.
+    """
+    program = argv is None
     args_list = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args_list
+    saved = sys.stdout
+    if program:
+        threading.excepthook = _thread_failed
+        sys.unraisablehook = _unraisable
+    with _own_stdout(program) as out:
+        out_token = _OUT.set(out)
+        json_token = _JSON.set(json_mode)
+        program_token = _PROGRAM.set(program)
+        sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
+        try:
+            status = _run(lambda: _main(args_list), json_mode)
+        finally:
+            sys.stdout = saved
+            _OUT.reset(out_token)
+            _JSON.reset(json_token)
+            _PROGRAM.reset(program_token)
+    # os._exit: a thread plugin code left running must not keep the process
+    # alive; and after Ctrl-C, CPython ends a process whose KeyboardInterrupt
+    # ever escaped an exec() of a string (an import that dataclasses or
+    # typing were building code in) by killing itself with SIGINT at exit,
+    # although the interrupt was handled: exit status 130 must hold.
+    if program and (
+        status == Status.INTERRUPTED.exit_code
+        or any(
+            t.is_alive() and not t.daemon and t is not threading.main_thread()
+            for t in threading.enumerate()
+        )
+    ):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
+        os._exit(status)
+    return status
+
+
+@contextmanager
+def _own_stdout(program: bool) -> Iterator[TextIO | None]:
+    """Standard output for the command's own output; descriptor 1 points at standard error.
+
+    Only for the program, when ``sys.stdout`` is descriptor 1: then what
+    plugin code writes to descriptor 1 directly lands on standard error
+    too, and cannot corrupt a JSON report.
+    """
+    out = sys.stdout
+    if not program or out is None:
+        yield out
+        return
+    try:
+        if out.fileno() != 1:
+            raise OSError("not descriptor 1")
+        out.flush()
+        real = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield out
+        return
+    try:
+        if sys.stderr is None:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
+        else:
+            os.dup2(2, 1)
+        stream = open(real, "w", encoding=out.encoding, errors=out.errors)  # noqa: SIM115
+    except (OSError, ValueError, LookupError):
+        with contextlib.suppress(OSError):
+            os.dup2(real, 1)
+            os.close(real)
+        yield out
+        return
+    try:
+        yield stream
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+        with contextlib.suppress(OSError):
+            os.dup2(stream.fileno(), 1)
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
+
+
+def _main(args_list: list[str]) -> int:
     if args_list[:1] == ["bench"]:
         return _cmd_bench(args_list[1:])
     parser = _parser()
@@ -596,20 +1030,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _cmd_config_check,
     }
     json_mode = bool(getattr(args, "json", False))
-    try:
-        return commands[args.command](args)
-    except Deadlock as exc:
-        return _fail(Status.KERNEL_BUG, str(exc), json_mode)
-    except InvariantError as exc:
-        return _fail(Status.INVARIANT_BROKEN, f"CONFIG_DEBUG_VM: {exc}", json_mode)
-    except KernelBug as exc:
-        return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}", json_mode)
-    except FsaopsError as exc:
-        return _fail(Status.BAD_INPUT, str(exc), json_mode)
-    except OutputError as exc:
-        _error(f"cannot write to standard output: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        return _fail(Status.INTERRUPTED, "interrupted", json_mode)
-    except BrokenPipeError:
-        return 0
+    _JSON.set(json_mode)
+    return _run(lambda: commands[args.command](args), json_mode)

@@ -8,7 +8,11 @@ the model's ``BUG()``.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
+    "MAX_REASON",
+    "MAX_SHOWN",
     "BadPage",
     "ConfigError",
     "Deadlock",
@@ -16,11 +20,68 @@ __all__ = [
     "InvariantError",
     "KernelBug",
     "MigrationDisabled",
+    "PluginConflictError",
     "PluginError",
+    "PluginFault",
     "PluginLoadError",
     "PluginSelectionError",
     "PluginValidationError",
+    "RunTimeout",
+    "describe_exception",
+    "shown",
 ]
+
+MAX_SHOWN: Final = 80
+"""Characters of a value (a name, a key) that a message echoes; the rest is cut."""
+
+MAX_REASON: Final = 300
+"""Characters of an exception's own message that a message echoes."""
+
+
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as a message quotes it: its ``repr``, cut to ``limit`` characters.
+
+    A string longer than ``limit`` is cut with ``...`` and its length is
+    given, so that a hostile value (a plugin name of 100,000 characters)
+    never makes a message that long.  An object whose ``repr`` fails is
+    shown by its type.
+    """
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{_type_name(value)}>"
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text
+
+
+def _type_name(value: object) -> str:
+    name = getattr(type(value), "__name__", "?")
+    if not isinstance(name, str):
+        return "?"
+    return name if len(name) <= MAX_SHOWN else name[:MAX_SHOWN] + "..."
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``TypeName: message`` for an exception raised by code fsaops does not control.
+
+    Safe against hostile exceptions: a message of any length is cut to
+    :data:`MAX_REASON` characters, and an exception whose ``str()`` raises
+    is described by its type alone.
+    """
+    name = _type_name(exc)
+    try:
+        text = str(exc)
+    except Exception:  # a __str__ that raises, or returns something else
+        text = ""
+    text = " ".join(text.split())
+    if len(text) > MAX_REASON:
+        text = f"{text[:MAX_REASON]}... ({len(text) - MAX_REASON:,} more characters)"
+    return f"{name}: {text}" if text else name
 
 
 class FsaopsError(Exception):
@@ -42,13 +103,16 @@ class PluginSelectionError(PluginError):
 class PluginLoadError(PluginError):
     """A plugin's module failed to import or register.
 
-    The message names the plugin as ``distribution[entry]``.
+    The message names the plugin as ``distribution[entry]``.  ``cause`` is
+    the exception the plugin raised, or what happened in words (an import
+    that did not finish in time, or ended the process).
     """
 
-    def __init__(self, plugin: str, cause: BaseException) -> None:
+    def __init__(self, plugin: str, cause: BaseException | str) -> None:
         self.plugin = plugin
         self.cause = cause
-        super().__init__(f"plugin {plugin} failed to load: {type(cause).__name__}: {cause}")
+        self.reason = cause if isinstance(cause, str) else describe_exception(cause)
+        super().__init__(f"plugin {plugin} failed to load: {self.reason}")
 
 
 class PluginValidationError(PluginError):
@@ -60,6 +124,27 @@ class PluginValidationError(PluginError):
         super().__init__(f"plugin {plugin}: {problem}")
 
 
+class PluginConflictError(PluginValidationError):
+    """Two selected plugins provide a filesystem of the same name.
+
+    The message names both plugins and says which was loaded first (plugins
+    load in the order of the selection); the one loaded second is the one
+    left out, whichever sorts first.
+    """
+
+    def __init__(self, filesystem: str, first: str, second: str) -> None:
+        self.filesystem = filesystem
+        self.first = first
+        self.second = second
+        problem = (
+            f"filesystem {shown(filesystem)} is provided by two plugins: {first}, loaded first, "
+            f"and {second}, left out; select only one of them"
+        )
+        PluginError.__init__(self, problem)
+        self.plugin = second
+        self.problem = problem
+
+
 class MigrationDisabled(FsaopsError):
     """Migration was asked for on a kernel built without it (``-ENOSYS``)."""
 
@@ -69,6 +154,26 @@ class KernelBug(Exception):
 
     Raised when code (the engine or a plugin) leaves the model in a state the
     kernel forbids, for example freeing a page that is still mapped.
+    """
+
+
+class PluginFault(KernelBug):
+    """Plugin code tried to end the program during a run (``SystemExit``, ...).
+
+    Plugin code never decides how fsaops exits: a ``migratepage`` (or any
+    other plugin code) that raises ``SystemExit`` or another exception that
+    is not an :class:`Exception` fails the run (exit status 1), and the
+    message names what raised it, and where.
+    """
+
+
+class RunTimeout(BaseException):
+    """A run went past its wall-clock limit (``--timeout``, ``[kernel] timeout``).
+
+    A :class:`BaseException`, like :class:`KeyboardInterrupt`, so that
+    ``except Exception`` in plugin code does not swallow it.  The message
+    says where the run was: the page being migrated and its table, or the
+    phase.
     """
 
 

@@ -54,7 +54,10 @@ def fsaops_filesystem_types() -> Sequence[FileSystemType]:  # type: ignore[empty
     reported as a :class:`~fsaops.errors.PluginValidationError` naming the
     plugin as ``distribution[entry]``.
 
-    :return: the filesystem types, possibly empty.
+    :return: the filesystem types, possibly empty: any iterable (not a
+        string) of at most 1,000 (:data:`fsaops.plugins.MAX_FILESYSTEM_TYPES`)
+        ``FileSystemType``.  The loader reads no more than one beyond that
+        bound, so an endless iterable is reported, not followed.
 
     .. note::
         The tables are called directly by the engine, once per page, so

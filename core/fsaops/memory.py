@@ -46,8 +46,10 @@ def anonymous_memory(size: int, what: str = "memory") -> mmap.mmap:
             return mmap.mmap(-1, max(size, 1), flags=flags)
         return mmap.mmap(-1, max(size, 1))  # pragma: no cover - platforms without the flags
     except (OSError, OverflowError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         raise FsaopsError(
-            f"cannot reserve {size} bytes for {what}: {getattr(exc, 'strerror', None) or exc}"
+            f"out of memory: cannot reserve {size:,} bytes for {what} ({reason}); "
+            "make the scenario smaller"
         ) from None
 
 

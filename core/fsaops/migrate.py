@@ -32,7 +32,7 @@ from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM, errorcode
 from typing import TYPE_CHECKING, Any
 
 from fsaops.buffer import BH
-from fsaops.errors import InvariantError, KernelBug
+from fsaops.errors import InvariantError, KernelBug, PluginFault, RunTimeout, describe_exception
 from fsaops.findings import Findings, MigratepageWatch
 from fsaops.lists import PageList, list_move
 from fsaops.lru import move_to_lru
@@ -674,6 +674,9 @@ def migrate_pages(
                                         raise _in_migratepage(exc, name, page, pass_) from exc
                                     except Exception as exc:
                                         rc = _migratepage_raised(stats, name, page, exc)
+                                    except BaseException as exc:
+                                        _migratepage_escaped(exc, name, page)
+                                        raise
                                     if type(rc) is not int or rc > 0:
                                         rc = _migratepage_returned(stats, name, page, rc)
                                     if watch is not None:
@@ -906,6 +909,22 @@ def _migratepage_raised(stats: MigrateStats, name: str, page: Page, exc: Excepti
     page.node.kernel.current.why = why
     stats.findings.add(name, "return", page.pfn, f"{why} (pfn {page.pfn})")
     return -EIO
+
+
+def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
+    """A table's ``migratepage`` raised ``SystemExit`` or another non-:class:`Exception`.
+
+    Plugin code never decides how fsaops ends: that fails the run, naming
+    the table and the page (:class:`~fsaops.errors.PluginFault`).  A
+    ``KeyboardInterrupt``, a ``GeneratorExit`` and the run's own time limit
+    (:class:`~fsaops.errors.RunTimeout`) go on as they are.
+    """
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit | RunTimeout):
+        return
+    raise PluginFault(
+        f"migratepage of table {table} raised {describe_exception(exc)} on pfn {page.pfn}: "
+        "plugin code may not end fsaops"
+    ) from exc
 
 
 def _migratepage_returned(stats: MigrateStats, name: str, page: Page, rc: object) -> int:

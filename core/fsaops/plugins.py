@@ -9,21 +9,42 @@ There is one path for built-in and third-party plugins alike:
    else ``[plugins] load`` in the config, else everything installed; an
    unknown or duplicated name is an error;
 3. block every name not selected, so it is never imported;
-4. import and register the selected plugins (a failure names the plugin as
-   ``distribution[entry]``);
-5. ``check_pending()``: every hook a plugin implements must exist;
-6. call ``fsaops_filesystem_types`` on each plugin and validate the result;
-7. freeze everything into a :class:`Registry`.
+4. try the selected plugins first in a child process, where a plugin that
+   hangs (even in C code that never lets go of the interpreter), crashes
+   or ends the process can be stopped and named: the probe (steps 5 to 7
+   for the plugins this process has not imported yet, each step limited to
+   ``FSAOPS_PLUGIN_TIMEOUT`` seconds);
+5. import and register the selected plugins that passed the probe (a
+   failure names the plugin as ``distribution[entry]``);
+6. ``check_pending()``: every hook a plugin implements must exist;
+7. call ``fsaops_filesystem_types`` on each plugin, take at most
+   :data:`MAX_FILESYSTEM_TYPES` of what it returns, and validate them;
+8. freeze everything into a :class:`Registry`.
+
+Plugin code never decides how fsaops ends: whatever a plugin raises while
+it loads (``SystemExit`` and other exceptions that are not an
+:class:`Exception` included) is that plugin's failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
+import importlib
+import itertools
+import json
+import math
 import os
+import queue
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
+from typing import IO, Any, Final, NoReturn, TypeVar
 
 import attrs
 import pluggy
@@ -38,17 +59,28 @@ from fsaops.aops import (
     signature_problem,
 )
 from fsaops.errors import (
+    MAX_SHOWN,
     ConfigError,
+    PluginConflictError,
     PluginError,
     PluginLoadError,
     PluginSelectionError,
     PluginValidationError,
+    describe_exception,
+    shown,
 )
 from fsaops.frozen import frozen_mapping
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
+    "MAX_BLOCK_SIZES",
+    "MAX_FILESYSTEM_TYPES",
+    "MAX_MODES",
+    "MAX_TIMEOUT",
+    "PROBE_MEMORY",
+    "PROBE_START",
     "TIMEOUT_VAR",
     "PluginInfo",
     "PluginStatus",
@@ -64,7 +96,26 @@ ENTRY_POINT_GROUP = "fsaops"
 ENV_VAR = "FSAOPS_PLUGINS"
 """Comma-separated entry-point names of the plugins to load; empty for none."""
 
+MAX_FILESYSTEM_TYPES: Final = 1000
+"""The most filesystem types one plugin's ``fsaops_filesystem_types()`` may return.
+
+The loader takes at most one more than this from what the hook returns, so
+an endless iterable is cut off and reported instead of filling memory.
+"""
+
+MAX_MODES: Final = 100
+"""The most mount modes (operations tables) one filesystem type may have."""
+
+MAX_BLOCK_SIZES: Final = 32
+"""The most block sizes one filesystem type may list."""
+
 _EntryPoints = Callable[[], Iterable[metadata.EntryPoint]]
+_T = TypeVar("_T")
+
+
+def _cut(text: str) -> str:
+    """A name as a label shows it: cut to :data:`~fsaops.errors.MAX_SHOWN` characters."""
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}..."
 
 
 @attrs.frozen
@@ -81,6 +132,11 @@ class Available:
     def label(self) -> str:
         """``distribution[entry]``."""
         return f"{self.dist}[{self.name}]"
+
+    @property
+    def shown(self) -> str:
+        """:attr:`label` as messages show it: each part cut to 80 characters."""
+        return f"{_cut(self.dist)}[{_cut(self.name)}]"
 
 
 class PluginStatus(enum.Enum):
@@ -191,25 +247,72 @@ class Registry:
 
 
 def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
-    dist = ep.dist
-    if dist is None:
+    try:
+        dist = ep.dist
+        if dist is None:
+            return "?", "?"
+        name: object = dist.metadata["Name"]
+        version: object = dist.version
+    except Exception:  # unreadable or malformed metadata
         return "?", "?"
-    return dist.metadata["Name"] or "?", dist.version or "?"
+    return (name if isinstance(name, str) and name else "?"), (
+        version if isinstance(version, str) and version else "?"
+    )
+
+
+def _installed_entry_points() -> Iterator[metadata.EntryPoint]:
+    """The ``fsaops`` entry points of every installed distribution (the first of each name).
+
+    A distribution whose entry points cannot be read is skipped, unless it
+    names the ``fsaops`` group: then it is a plugin that cannot be used, and
+    an error names it.
+    """
+    seen: set[str] = set()
+    for dist in metadata.distributions():
+        try:
+            key = getattr(dist, "_normalized_name", None) or dist.metadata["Name"]
+        except Exception:
+            key = None
+        if isinstance(key, str):
+            if key in seen:
+                continue  # shadowed by one earlier on sys.path, as importlib.metadata does
+            seen.add(key)
+        try:
+            points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        except Exception as exc:
+            try:
+                text = dist.read_text("entry_points.txt") or ""
+            except Exception:
+                text = ""
+            if ENTRY_POINT_GROUP in text:
+                name = key if isinstance(key, str) else "?"
+                raise PluginSelectionError(
+                    f"the entry points of distribution {_cut(name)} cannot be read "
+                    f"({describe_exception(exc)}); reinstall or uninstall it"
+                ) from None
+            continue  # not a plugin: not fsaops's business
+        yield from points
 
 
 def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
     """Every installed plugin by entry-point name, from metadata only.
 
     Raises:
-        PluginSelectionError: two distributions register the same name.
+        PluginSelectionError: two distributions register the same name, or
+            the installed metadata cannot be read.
     """
     if entry_points is None:
-
-        def entry_points() -> Iterable[metadata.EntryPoint]:
-            return metadata.entry_points(group=ENTRY_POINT_GROUP)
-
+        entry_points = _installed_entry_points
     found: dict[str, Available] = {}
-    for ep in entry_points():
+    try:
+        eps = list(entry_points())
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginSelectionError(
+            f"cannot read the installed plugins' metadata: {describe_exception(exc)}"
+        ) from None
+    for ep in eps:
         dist, version = _dist_of(ep)
         item = Available(ep.name, dist, version, ep.value, ep)
         other = found.get(ep.name)
@@ -217,47 +320,167 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
             if other.dist == dist and other.value == ep.value:
                 continue  # the same distribution seen twice on sys.path
             raise PluginSelectionError(
-                f"plugin name {ep.name!r} is registered twice: by {other.label} "
-                f"and by {item.label}; uninstall one of them"
+                f"plugin name {shown(ep.name)} is registered twice: by {other.shown} "
+                f"and by {item.shown}; uninstall one of them"
             )
         found[ep.name] = item
     return dict(sorted(found.items()))
 
 
+# -- the import time limit -----------------------------------------------------------------
+
 TIMEOUT_VAR = "FSAOPS_PLUGIN_TIMEOUT"
-"""Seconds a plugin may take to import (default 60)."""
+"""Seconds a plugin may take to import, or to return its filesystem types (default 60)."""
+
+DEFAULT_TIMEOUT: Final = 60.0
+"""Seconds a plugin may take when :data:`TIMEOUT_VAR` is not set."""
+
+MAX_TIMEOUT: Final = 3600.0
+"""The longest time limit :data:`TIMEOUT_VAR` may set, in seconds."""
 
 
-def _import(ep: metadata.EntryPoint, timeout: float | None) -> object:
-    """Import an entry point's module, giving up after ``timeout`` seconds.
+def _timeout(value: object, what: str) -> float:
+    """``value`` as a time limit in seconds; a ``ConfigError`` naming ``what`` if it is not one."""
+    seconds = math.nan
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):
+            seconds = float(value)
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        raise ConfigError(
+            f"{what} must be a positive number of seconds, at most {MAX_TIMEOUT:g}, "
+            f"not {shown(value)}"
+        )
+    return seconds
 
-    The import runs in a daemon thread so that a plugin whose import hangs
-    is reported instead of hanging the program.
+
+def _import_timeout(value: float | None) -> float:
+    if value is not None:
+        return _timeout(value, "import_timeout")
+    text = os.environ.get(TIMEOUT_VAR)
+    if text is None or not text.strip():  # unset, or set to nothing
+        return DEFAULT_TIMEOUT
+    return _timeout(text, TIMEOUT_VAR)
+
+
+def _from_plugin(exc: BaseException, interrupts: bool) -> bool:
+    """Whether ``exc``, raised by plugin code, is the plugin's failure.
+
+    Everything is, except a :class:`KeyboardInterrupt` where it may come
+    from a real Ctrl-C (``interrupts``).
     """
-    if timeout is None:
-        try:
-            timeout = float(os.environ.get(TIMEOUT_VAR, "60"))
-        except ValueError:
-            raise PluginSelectionError(
-                f"{TIMEOUT_VAR} must be a number of seconds, not {os.environ[TIMEOUT_VAR]!r}"
-            ) from None
-    result: list[object] = []
-    failure: list[BaseException] = []
+    return not (interrupts and isinstance(exc, KeyboardInterrupt))
+
+
+class _Late(Exception):
+    """Work given to :func:`_in_thread` did not finish in time."""
+
+
+def _in_thread(work: Callable[[], _T], timeout: float | None, name: str) -> _T:
+    """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: no limit).
+
+    Returns what it returned, raises what it raised, or :class:`_Late`.
+    Plugin code runs this way so that a plugin that sleeps or loops is
+    reported instead of hanging the program (a real Ctrl-C, in the main
+    thread, still interrupts the wait); the work builds its own error
+    message, in the thread, so that formatting what a plugin raised cannot
+    hang the program either.
+    """
+    outcome: list[tuple[bool, Any]] = []
 
     def run() -> None:
         try:
-            result.append(ep.load())
-        except BaseException as exc:
-            failure.append(exc)
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append((False, exc))
 
-    thread = threading.Thread(target=run, name=f"import {ep.name}", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"its import did not finish within {timeout:g} s")
-    if failure:
-        raise failure[0]
-    return result[0]
+    if not outcome:
+        raise _Late
+    done, value = outcome[0]
+    if not done:
+        raise value
+    result: _T = value
+    return result
+
+
+def _import(item: Available, timeout: float | None) -> object:
+    """Import an entry point's module, giving up after ``timeout`` seconds (``None``: never).
+
+    Anything the import raises is the plugin's failure.  Changes the
+    import makes to ``sys.path`` are undone, so that one plugin cannot
+    change where the next is found.
+
+    Raises:
+        PluginLoadError: the import raised, or did not finish in time.
+    """
+
+    def work() -> object:
+        try:
+            return item.entry_point.load()
+        except BaseException as exc:  # whatever a plugin raises is its failure
+            raise PluginLoadError(item.shown, exc) from None
+
+    path = sys.path
+    saved = list(path)
+    try:
+        return _in_thread(work, timeout, f"fsaops import {_cut(item.name)}")
+    except _Late:
+        raise PluginLoadError(item.shown, f"its import {_late('import', timeout)}") from None
+    finally:
+        sys.path = path
+        path[:] = saved
+
+
+def _provided(
+    label: str, hook: Callable[[], object], timeout: float | None
+) -> tuple[FileSystemType, ...]:
+    """Call a plugin's ``fsaops_filesystem_types()``, read and validate what it returns.
+
+    Raises:
+        PluginValidationError: it raised, returned something invalid, or
+            did not return in time.
+    """
+
+    def work() -> tuple[FileSystemType, ...]:
+        try:
+            items = _take(label, hook())
+        except PluginValidationError:
+            raise
+        except BaseException as exc:  # whatever a plugin raises is its failure
+            raise PluginValidationError(
+                label, f"fsaops_filesystem_types() raised {describe_exception(exc)}"
+            ) from None
+        try:
+            return _validate_types(label, items)
+        except PluginValidationError:
+            raise
+        except BaseException as exc:  # a property, a __signature__, an __eq__ that raises
+            raise PluginValidationError(
+                label,
+                "what fsaops_filesystem_types() returned could not be checked: "
+                f"{describe_exception(exc)}",
+            ) from None
+
+    try:
+        return _in_thread(work, timeout, f"fsaops hook {_cut(label)}")
+    except _Late:
+        raise PluginValidationError(
+            label, f"fsaops_filesystem_types() {_late('hook', timeout)}"
+        ) from None
+
+
+# -- selection -----------------------------------------------------------------------------
+
+MAX_LISTED: Final = 20
+"""Installed plugins a message lists; the rest are counted."""
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown_names = ", ".join(_cut(name) for name in names[:MAX_LISTED]) or "none"
+    more = len(names) - MAX_LISTED
+    return shown_names + (f" and {more} more" if more > 0 else "")
 
 
 def _split(value: str) -> list[str]:
@@ -278,7 +501,7 @@ def resolve_selection(
     (an empty value means none), then ``config`` (``[plugins] load``), then
     everything available.  The names a config gives are checked even when
     something with more precedence overrides them: a typo in a file is a
-    typo whoever wins.
+    typo whoever wins.  Messages quote at most 80 characters of a name.
 
     Returns:
         the selected names, and the source (``--plugins``, ``FSAOPS_PLUGINS``,
@@ -303,61 +526,92 @@ def resolve_selection(
     else:
         return tuple(known), "installed"
     seen: set[str] = set()
+    installed = set(known)
     for name in names:
         if name in seen:
-            raise PluginSelectionError(f"{source} names plugin {name!r} twice")
+            raise PluginSelectionError(f"{source} names plugin {shown(name)} twice")
         seen.add(name)
-        if name not in known:
-            have = ", ".join(known) or "none"
+        if name not in installed:
             raise PluginSelectionError(
-                f"{source} names plugin {name!r}, which is not installed (installed: {have})"
+                f"{source} names plugin {shown(name)}, which is not installed "
+                f"(installed: {_listing(known)})"
             )
     return tuple(names), source
 
 
 def _check_config_names(names: Sequence[str], known: list[str], source: str | None) -> None:
     problems = []
+    installed = set(known)
     for i, name in enumerate(names):
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
+        if name not in installed:
+            close = difflib.get_close_matches(name[:200], known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
-                f"plugins.load[{i}]: plugin {name!r} is not installed{hint} "
-                f"(installed: {', '.join(known) or 'none'})"
+                f"plugins.load[{i}]: plugin {shown(name)} is not installed{hint} "
+                f"(installed: {_listing(known)})"
             )
     if problems:
         where = f"{source}: " if source else ""
-        raise ConfigError(where + "; ".join(problems))
+        shown_problems = "; ".join(problems[:3])
+        if len(problems) > 3:
+            shown_problems += f"; and {len(problems) - 3} more"
+        raise ConfigError(where + shown_problems)
+
+
+# -- validating what a plugin returns ----------------------------------------------------------
 
 
 def _validate_table(label: str, fs: str, mode: str, table: object) -> None:
+    where = f"filesystem {shown(fs)} mode {shown(mode)}"
     if not isinstance(table, AddressSpaceOperations):
         raise PluginValidationError(
-            label,
-            f"filesystem {fs!r} mode {mode!r}: table is {type(table).__name__}, "
-            "not an AddressSpaceOperations",
+            label, f"{where}: table is {type(table).__name__}, not an AddressSpaceOperations"
         )
     name: object = table.name
     if not isinstance(name, str) or not name:
-        raise PluginValidationError(label, f"filesystem {fs!r} mode {mode!r}: table has no name")
+        raise PluginValidationError(label, f"{where}: table has no name")
     for member in MEMBERS:
         fn = getattr(table, member)
         if fn is None:
             continue
         problem = signature_problem(member, fn)
         if problem is not None:
-            raise PluginValidationError(label, f"table {table.name}: {problem}")
+            raise PluginValidationError(label, f"table {_cut(name)}: {problem}")
+        if not isinstance(member_name(fn), str):  # listings and reports name it
+            raise PluginValidationError(label, f"table {_cut(name)}: {member} has no name")
 
 
-def _validate_types(label: str, result: object) -> tuple[FileSystemType, ...]:
-    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+def _take(label: str, result: object) -> list[object]:
+    """What ``fsaops_filesystem_types()`` returned, as a list of at most the bound (+1)."""
+    if isinstance(result, str | bytes) or not isinstance(result, Iterable):
         raise PluginValidationError(
             label,
             "fsaops_filesystem_types() must return a sequence of FileSystemType, "
             f"not {type(result).__name__}",
         )
-    types = tuple(result)
-    for fstype in types:
+    items = list(itertools.islice(result, MAX_FILESYSTEM_TYPES + 1))
+    if len(items) > MAX_FILESYSTEM_TYPES:
+        raise PluginValidationError(
+            label,
+            f"fsaops_filesystem_types() returned more than {MAX_FILESYSTEM_TYPES:,} "
+            "filesystem types (the most a plugin may provide); the rest were not read",
+        )
+    return items
+
+
+def _bounded(label: str, what: str, values: object, limit: int) -> list[Any]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise PluginValidationError(label, f"{what} is {type(values).__name__}, not a collection")
+    items = list(itertools.islice(values, limit + 1))
+    if len(items) > limit:
+        raise PluginValidationError(label, f"{what} has more than {limit} entries")
+    return items
+
+
+def _validate_types(label: str, items: list[object]) -> tuple[FileSystemType, ...]:
+    types: list[FileSystemType] = []
+    names: set[str] = set()
+    for fstype in items:
         if not isinstance(fstype, FileSystemType):
             raise PluginValidationError(
                 label,
@@ -367,126 +621,161 @@ def _validate_types(label: str, result: object) -> tuple[FileSystemType, ...]:
         fs_name: object = fstype.name
         if not isinstance(fs_name, str) or not fs_name.isidentifier():
             raise PluginValidationError(
-                label, f"filesystem name {fstype.name!r} is not a simple name"
+                label, f"filesystem name {shown(fs_name)} is not a simple name"
             )
-        if not fstype.modes:
-            raise PluginValidationError(label, f"filesystem {fstype.name!r} has no modes")
-        if fstype.default_mode not in fstype.modes:
-            raise PluginValidationError(
-                label,
-                f"filesystem {fstype.name!r}: default mode {fstype.default_mode!r} "
-                "is not one of its modes",
-            )
-        sizes: tuple[object, ...] = tuple(fstype.block_sizes)
-        for size in sizes:
-            if not isinstance(size, int) or size < 512 or size & (size - 1):
+        fs = shown(fs_name)
+        if fs_name in names:
+            raise PluginValidationError(label, f"filesystem {fs} is returned twice")
+        names.add(fs_name)
+        if not isinstance(fstype.modes, Mapping):
+            raise PluginValidationError(label, f"filesystem {fs}: modes is not a mapping")
+        modes = _bounded(label, f"filesystem {fs}: modes", fstype.modes.items(), MAX_MODES)
+        if not modes:
+            raise PluginValidationError(label, f"filesystem {fs} has no modes")
+        for mode, _ in modes:
+            if not isinstance(mode, str) or not mode:
                 raise PluginValidationError(
-                    label, f"filesystem {fstype.name!r}: block size {size!r} is not valid"
+                    label, f"filesystem {fs}: mode {shown(mode)} is not a name"
                 )
-        if fstype.default_block_size not in fstype.block_sizes:
+        mode_names = [mode for mode, _ in modes]
+        default_mode: object = fstype.default_mode
+        if not isinstance(default_mode, str) or default_mode not in mode_names:
             raise PluginValidationError(
                 label,
-                f"filesystem {fstype.name!r}: default block size "
-                f"{fstype.default_block_size} is not one of its block sizes",
+                f"filesystem {fs}: default mode {shown(default_mode)} is not one of its modes",
             )
+        sizes = _bounded(
+            label, f"filesystem {fs}: block_sizes", fstype.block_sizes, MAX_BLOCK_SIZES
+        )
+        for size in sizes:
+            if type(size) is not int or size < 512 or size & (size - 1):
+                raise PluginValidationError(
+                    label, f"filesystem {fs}: block size {shown(size)} is not valid"
+                )
+        default_size: object = fstype.default_block_size
+        if type(default_size) is not int or default_size not in sizes:
+            raise PluginValidationError(
+                label,
+                f"filesystem {fs}: default block size {shown(default_size)} "
+                "is not one of its block sizes",
+            )
+        if not isinstance(fstype.page_cache, Mapping):
+            raise PluginValidationError(label, f"filesystem {fs}: page_cache is not a mapping")
+        for mode, flag in _bounded(
+            label, f"filesystem {fs}: page_cache", fstype.page_cache.items(), MAX_MODES
+        ):
+            if mode not in mode_names or not isinstance(flag, bool):
+                raise PluginValidationError(
+                    label,
+                    f"filesystem {fs}: page_cache[{shown(mode)}] must be true or false "
+                    "for one of its modes",
+                )
+        if not isinstance(fstype.description, str):
+            raise PluginValidationError(label, f"filesystem {fs}: description is not a string")
         for hook in ("fill_super", "read_metadata"):
             fn: object = getattr(fstype, hook)
             if fn is not None and not callable(fn):
-                raise PluginValidationError(
-                    label, f"filesystem {fstype.name!r}: {hook} is not callable"
-                )
-        for mode, table in fstype.modes.items():
-            _validate_table(label, fstype.name, mode, table)
-    return types
+                raise PluginValidationError(label, f"filesystem {fs}: {hook} is not callable")
+        for mode, table in modes:
+            _validate_table(label, fs_name, mode, table)
+        types.append(fstype)
+    return tuple(types)
 
 
-def load_plugins(
+# -- loading -------------------------------------------------------------------------------------
+
+_Watch = Callable[[str, str], None]
+"""Told ``(step, plugin)`` as each step on a plugin starts: ``import``, ``register``, ``hook``."""
+
+_Report = Callable[[str, PluginError], None]
+"""Told each failure as it is found."""
+
+
+def _quiet(step: str, name: str) -> None:
+    """A :data:`_Watch` that does nothing."""
+
+
+def _load(
+    available: Mapping[str, Available],
+    selected: Sequence[str],
+    source: str,
     *,
-    cli: Sequence[str] | str | None = None,
-    env: Mapping[str, str] | None = None,
-    config: Sequence[str] | None = None,
-    config_source: str | None = None,
-    migration: bool = True,
-    strict: bool = True,
-    entry_points: _EntryPoints | None = None,
-    import_timeout: float | None = None,
+    migration: bool,
+    strict: bool,
+    timeout: float | None,
+    known: Mapping[str, PluginError],
+    watch: _Watch = _quiet,
+    report: _Report | None = None,
+    interrupts: bool = True,
 ) -> Registry:
-    """Find, select, load and check plugins; return the frozen registry.
+    """Steps 5 to 8 of the loader, on the plugins in ``selected``.
 
-    Args:
-        cli: the ``--plugins`` value, if given.
-        env: the environment to read ``FSAOPS_PLUGINS`` from (default:
-            ``os.environ``).
-        config: ``[plugins] load`` from the config, if given.
-        config_source: the config file, named in messages about its names.
-        migration: whether the kernel is built with migration.
-        strict: raise the first plugin failure; otherwise record failures
-            in the registry (``fsaops plugins`` lists them).
-        entry_points: where to read entry points from (tests pass a fake).
-        import_timeout: seconds a plugin may take to import before it is
-            reported as failed (default: ``FSAOPS_PLUGIN_TIMEOUT`` or 60).
-
-    Raises:
-        PluginSelectionError: the selection names an unknown plugin, or a
-            name is registered twice.
-        ConfigError: ``config`` names a plugin that is not installed.
-        PluginLoadError: a selected plugin failed to import or register.
-        PluginValidationError: a plugin returned something invalid.
+    ``known`` are failures found already (by the probe): those plugins are
+    not imported again.  ``interrupts`` says whether a KeyboardInterrupt
+    can be a real Ctrl-C here (it cannot in the probe, which ignores
+    SIGINT), in which case it is not taken for a plugin's failure.
     """
-    available = discover(entry_points)
-    selected, source = resolve_selection(
-        available, cli=cli, env=env, config=config, config_source=config_source
-    )
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in available:
         if name not in selected:
             pm.set_blocked(name)
-    errors: dict[str, PluginError] = {}
+    errors: dict[str, PluginError] = dict(known)
+
+    def fail(name: str, error: PluginError) -> None:
+        errors[name] = error
+        if report is not None:
+            report(name, error)
+
     for name in selected:
-        item = available[name]
-        try:
-            module = _import(item.entry_point, import_timeout)
-        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() is reported too
-            errors[name] = PluginLoadError(item.label, exc)
-            continue
-        try:
-            pm.register(module, name=name)
-        except Exception as exc:
-            errors[name] = PluginLoadError(item.label, exc)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        bad = pm.get_name(exc.plugin) or "?"
-        label = available[bad].label if bad in available else bad
-        errors[bad] = PluginValidationError(label, str(exc))
-        pm.unregister(exc.plugin)
-    provided: dict[str, tuple[FileSystemType, ...]] = {}
-    for impl in pm.hook.fsaops_filesystem_types.get_hookimpls():
-        name = impl.plugin_name
         if name in errors:
             continue
-        label = available[name].label if name in available else name
+        item = available[name]
+        watch("import", name)
         try:
-            result = impl.function()
-        except Exception as exc:
-            errors[name] = PluginValidationError(
-                label, f"fsaops_filesystem_types() raised {type(exc).__name__}: {exc}"
-            )
+            module = _import(item, timeout)
+        except PluginLoadError as exc:
+            fail(name, exc)
             continue
+        watch("register", name)
         try:
-            provided[name] = _validate_types(label, result)
+            pm.register(module, name=name)
+        except BaseException as exc:
+            if not _from_plugin(exc, interrupts):
+                raise
+            fail(name, PluginLoadError(item.shown, exc))
+    watch("check", "")
+    while True:  # every plugin with a hook that does not exist, not just the first
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            bad = pm.get_name(exc.plugin) or "?"
+            label = available[bad].shown if bad in available else _cut(bad)
+            fail(bad, PluginValidationError(label, " ".join(str(exc).split())))
+            pm.unregister(exc.plugin)
+            continue
+        break
+    impls = {impl.plugin_name: impl for impl in pm.hook.fsaops_filesystem_types.get_hookimpls()}
+    provided: dict[str, tuple[FileSystemType, ...]] = {}
+    for name in selected:
+        impl = impls.get(name)
+        if impl is None or name in errors:
+            continue
+        watch("hook", name)
+        try:
+            provided[name] = _provided(available[name].shown, impl.function, timeout)
         except PluginValidationError as exc:
-            errors[name] = exc
+            fail(name, exc)
+    watch("finish", "")
     filesystems: dict[str, FileSystemType] = {}
     owners: dict[str, str] = {}
-    for name in sorted(provided):
+    for name in selected:  # the selection's order is the load order
+        if name not in provided:
+            continue
         clash = next((f.name for f in provided[name] if f.name in filesystems), None)
         if clash is not None:
-            first = available[owners[clash]].label
-            errors[name] = PluginValidationError(
-                available[name].label, f"filesystem {clash!r} is already provided by {first}"
-            )
+            first = available[owners[clash]].shown
+            fail(name, PluginConflictError(clash, first, available[name].shown))
             continue
         for fstype in provided[name]:
             filesystems[fstype.name] = fstype
@@ -518,9 +807,519 @@ def load_plugins(
         filesystems=filesystems,
         owners=owners,
         migration=migration,
-        selection=selected,
+        selection=tuple(selected),
         selected_by=source,
     )
+
+
+def load_plugins(
+    *,
+    cli: Sequence[str] | str | None = None,
+    env: Mapping[str, str] | None = None,
+    config: Sequence[str] | None = None,
+    config_source: str | None = None,
+    migration: bool = True,
+    strict: bool = True,
+    entry_points: _EntryPoints | None = None,
+    import_timeout: float | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> Registry:
+    """Find, select, probe, load and check plugins; return the frozen registry.
+
+    Args:
+        cli: the ``--plugins`` value, if given.
+        env: the environment to read ``FSAOPS_PLUGINS`` from (default:
+            ``os.environ``).
+        config: ``[plugins] load`` from the config, if given.
+        config_source: the config file, named in messages about its names.
+        migration: whether the kernel is built with migration.
+        strict: raise the first plugin failure; otherwise record failures
+            in the registry (``fsaops plugins`` lists them).
+        entry_points: where to read entry points from (tests pass a fake).
+        import_timeout: seconds a plugin may take to import, or to return
+            its filesystem types, before it is reported as failed (default:
+            ``FSAOPS_PLUGIN_TIMEOUT`` or 60; at most :data:`MAX_TIMEOUT`).
+        meanwhile: called while the probe's child process works, so that
+            this process can do work of its own at the same time (the
+            command line imports what it needs next); it must not import
+            plugins.
+
+    The selected plugins this process has not imported yet are first
+    loaded in a child process (the probe), which is killed if a step takes
+    longer than the time limit or a plugin ends it; only the plugins that
+    passed are then imported here.  Where no child process can be started,
+    they are imported here directly, each in a thread with the time limit.
+
+    Raises:
+        ConfigError: ``config`` names a plugin that is not installed, or the
+            time limit is not a positive number of seconds up to
+            :data:`MAX_TIMEOUT`.
+        PluginSelectionError: the selection names an unknown plugin, or a
+            name is registered twice.
+        PluginLoadError: a selected plugin failed to import or register.
+        PluginValidationError: a plugin returned something invalid
+            (:class:`~fsaops.errors.PluginConflictError`: two plugins provide
+            one filesystem).
+    """
+    timeout = _import_timeout(import_timeout)
+    available = discover(entry_points)
+    selected, source = resolve_selection(
+        available, cli=cli, env=env, config=config, config_source=config_source
+    )
+    fresh = [name for name in selected if not _imported(available[name])]
+    known: dict[str, PluginError] = {}
+    if fresh:
+        known = _probe(
+            available, fresh, timeout, migration=migration, strict=strict, meanwhile=meanwhile
+        )
+        if strict and known:
+            raise next(iter(known.values()))
+    return _load(
+        available,
+        selected,
+        source,
+        migration=migration,
+        strict=strict,
+        timeout=timeout,
+        known=known,
+    )
+
+
+def _imported(item: Available) -> bool:
+    """Whether this process has imported the plugin's module already (so its code has run)."""
+    try:
+        return item.entry_point.module in sys.modules
+    except Exception:
+        return False
+
+
+# -- the probe -----------------------------------------------------------------------------------
+
+PROBE_START: Final = 60.0
+"""Seconds the probe's child process may take to start, before any plugin code runs."""
+
+# The child's program.  SIGINT is ignored there: Ctrl-C is the parent's to
+# handle, and it kills the child.  The job comes on standard input.
+_CHILD = """\
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+job = json.loads(sys.stdin.buffer.read())
+sys.path[:] = job["path"]
+from fsaops.plugins import _probe_child
+_probe_child(job)
+"""
+
+_STEPS = ("import", "register", "check", "hook", "finish")
+
+
+def _error_event(name: str, error: PluginError) -> dict[str, str]:
+    if isinstance(error, PluginConflictError):
+        kind, text = "conflict", error.problem
+    elif isinstance(error, PluginLoadError):
+        kind, text = "load", error.reason
+    elif isinstance(error, PluginValidationError):
+        kind, text = "validation", error.problem
+    else:
+        kind, text = "other", str(error)
+    label = getattr(error, "plugin", "")
+    return {"plugin": name, "kind": kind, "label": label, "text": text}
+
+
+def _error_from_event(event: Mapping[str, object]) -> PluginError | None:
+    label, text, kind = event.get("label"), event.get("text"), event.get("kind")
+    if not isinstance(label, str) or not isinstance(text, str):
+        return None
+    if kind == "load":
+        return PluginLoadError(label, text)
+    if kind == "validation":
+        return PluginValidationError(label, text)
+    return None  # a conflict depends on every plugin loaded: found again here
+
+
+def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn:
+    """The probe's child process: load the plugins of ``job``, telling each step on a channel.
+
+    The channel is ``channel_fd`` (a forked child) or standard output (a new
+    interpreter).  Standard input, output and error become ``/dev/null``:
+    what plugins print or read here goes nowhere.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent(job.get("parent"))
+    _limit_memory()
+    if channel_fd is None:
+        channel_fd = os.dup(1)
+    if channel_fd <= 2:  # the parent ran with descriptors 0 to 2 closed: move it out of the way
+        import fcntl
+
+        channel_fd = fcntl.fcntl(channel_fd, fcntl.F_DUPFD, 3)
+    channel = os.fdopen(channel_fd, "w", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
+    sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+    def emit(event: dict[str, object]) -> None:
+        channel.write(json.dumps(event) + "\n")
+        channel.flush()
+
+    available = {
+        p["name"]: Available(
+            p["name"],
+            p["dist"],
+            p["version"],
+            p["value"],
+            metadata.EntryPoint(p["name"], p["value"], ENTRY_POINT_GROUP),
+        )
+        for p in job["plugins"]
+    }
+    emit({"ready": True})
+    try:
+        _load(
+            available,
+            tuple(available),
+            "probe",
+            migration=bool(job["migration"]),
+            strict=False,
+            timeout=None,
+            known={},
+            watch=lambda step, name: emit({"step": step, "plugin": name}),
+            report=lambda name, error: emit({"error": _error_event(name, error)}),
+            interrupts=False,
+        )
+    except BaseException as exc:  # the loader's own failure: say so, and end
+        emit({"crash": describe_exception(exc)})
+    emit({"done": True})
+    os._exit(0)
+
+
+PROBE_MEMORY: Final = 2 << 30
+"""Bytes of data the probe's child may allocate beyond what it starts with (at most half the RAM).
+
+A plugin that allocates without end (an endless mapping handed to
+``FileSystemType``) gets a ``MemoryError`` there, long before its time
+limit, instead of filling the machine's memory.
+"""
+
+
+def _limit_memory() -> None:
+    """Limit this process's data to what it has plus :data:`PROBE_MEMORY` (Linux; best effort)."""
+    try:
+        import resource
+
+        with open("/proc/self/status", encoding="ascii") as fp:
+            data = next(int(line.split()[1]) * 1024 for line in fp if line.startswith("VmData:"))
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        limit = data + min(PROBE_MEMORY, max(ram // 2, 1 << 30))
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or soft > limit:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, OSError, ValueError, StopIteration):
+        return
+
+
+def _die_with_parent(parent: object) -> None:
+    """Ask Linux to kill this process when its parent dies (best effort, elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        return
+    if isinstance(parent, int) and os.getppid() != parent:
+        os._exit(1)  # the parent is already gone
+
+
+class _Child:
+    """The probe's child process: forked from this one, or a new interpreter."""
+
+    def __init__(
+        self, pid: int, stream: IO[bytes], popen: subprocess.Popen[bytes] | None = None
+    ) -> None:
+        self.pid = pid
+        self.stream = stream
+        self.popen = popen
+        self.status: int | None = None
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit status (negative: the signal that killed it), or ``None`` if still running."""
+        if self.status is not None:
+            return self.status
+        if self.popen is not None:
+            try:
+                self.status = self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            return self.status
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.status = -signal.SIGKILL  # reaped already: nothing more to know
+                return self.status
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)
+                return self.status
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        """End it and whatever it started (its process group), and reap it."""
+        if self.status is None:
+            with contextlib.suppress(OSError):
+                if os.name == "posix":
+                    os.killpg(self.pid, signal.SIGKILL)
+                elif self.popen is not None:
+                    self.popen.kill()
+            self.wait(10)
+        if self.popen is not None and self.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+
+    def ended(self) -> str:
+        """How it ended, in words."""
+        code = self.wait(5)
+        if code is None:
+            return "it closed its output"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit status {code}"
+
+
+def _single_threaded() -> bool:
+    """Whether this process has one thread only (so that it may fork safely)."""
+    if threading.active_count() != 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1  # threads started by C code too
+    except OSError:
+        return False
+
+
+def _fork(job: dict[str, Any]) -> _Child | None:
+    """The probe's child, forked: it has every module this process has imported already."""
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        return None
+    if pid == 0:  # the child
+        try:
+            os.close(read)
+            os.setsid()
+            _probe_child(job, write)
+        finally:
+            os._exit(70)
+    os.close(write)
+    return _Child(pid, os.fdopen(read, "rb"))
+
+
+def _spawn(job: dict[str, Any]) -> _Child | None:
+    """The probe's child, a new interpreter with the same ``sys.path`` and environment."""
+    if not sys.executable:
+        return None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            start_new_session=os.name == "posix",
+        )
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    assert proc.stdin is not None and proc.stdout is not None
+    child = _Child(proc.pid, proc.stdout, proc)
+    try:
+        proc.stdin.write(json.dumps(job).encode("utf-8"))
+        proc.stdin.close()
+    except OSError:
+        child.kill()
+        return None
+    return child
+
+
+#: What a plugin is built from (the helpers the package root exports, and
+#: the model under them): imported before the probe forks, so that its
+#: child imports only the plugins' own modules.
+_PLUGIN_API: Final = ("fsaops.buffer", "fsaops.migrate")
+
+
+def _stuck(step: str, item: Available, what: str) -> PluginError:
+    """The failure of a plugin whose ``step`` did not finish: ``what`` happened."""
+    if step == "hook":
+        return PluginValidationError(item.shown, f"fsaops_filesystem_types() {what}")
+    doing = "its import" if step == "import" else "registering it"
+    return PluginLoadError(item.shown, f"{doing} {what}")
+
+
+def _probe(
+    available: Mapping[str, Available],
+    names: Sequence[str],
+    timeout: float,
+    *,
+    migration: bool,
+    strict: bool,
+    meanwhile: Callable[[], object] | None = None,
+) -> dict[str, PluginError]:
+    """Load ``names`` in child processes first; the failures found, by plugin.
+
+    One child loads them all.  When a plugin hangs or ends the child, it is
+    named, and (unless ``strict``) a new child tries the others.
+    """
+    errors: dict[str, PluginError] = {}
+    remaining = list(names)
+    while remaining:
+        outcome = _probe_once([available[n] for n in remaining], timeout, migration, meanwhile)
+        meanwhile = None
+        if outcome is None:
+            break  # no child process here: the import threads keep the time limit
+        found, stuck = outcome
+        errors.update(found)
+        if stuck is None:
+            break
+        errors[stuck[0]] = stuck[1]
+        if strict:
+            break
+        remaining = [n for n in remaining if n not in errors]
+    return errors
+
+
+def _probe_once(
+    items: Sequence[Available],
+    timeout: float,
+    migration: bool,
+    meanwhile: Callable[[], object] | None = None,
+) -> tuple[dict[str, PluginError], tuple[str, PluginError] | None] | None:
+    """One child: the failures it reported, and the plugin that hung or ended it, if any.
+
+    The child is forked where that is safe (Linux, a single thread), so it
+    starts with what this process has imported; otherwise it is a new
+    interpreter.  ``None`` when no child could be started or it never got
+    to the plugins.
+    """
+    path: list[object] = list(sys.path)  # entries may be anything
+    job = {
+        "parent": os.getpid(),
+        "path": [p for p in path if isinstance(p, str)],
+        "migration": migration,
+        "plugins": [
+            {"name": i.name, "dist": i.dist, "version": i.version, "value": i.value} for i in items
+        ],
+    }
+    child = None
+    if sys.platform.startswith("linux") and _single_threaded():
+        for module in _PLUGIN_API:
+            importlib.import_module(module)
+        child = _fork(job)
+    if child is None:
+        child = _spawn(job)
+    if child is None:
+        return None
+    try:
+        return _watch_child(child, {i.name: i for i in items}, timeout, meanwhile)
+    finally:
+        child.kill()
+
+
+def _watch_child(
+    child: _Child,
+    items: Mapping[str, Available],
+    timeout: float,
+    meanwhile: Callable[[], object] | None,
+) -> tuple[dict[str, PluginError], tuple[str, PluginError] | None] | None:
+    """Follow the child's steps, each against the time limit (from when the child told it)."""
+    events: queue.Queue[tuple[float, bytes | None]] = queue.Queue()
+    stream = child.stream
+
+    def read() -> None:
+        try:
+            for line in stream:
+                events.put((time.monotonic(), line))
+        except (OSError, ValueError):
+            pass
+        finally:
+            events.put((time.monotonic(), None))
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    threading.Thread(target=read, name="fsaops plugin probe", daemon=True).start()
+    deadline = time.monotonic() + max(timeout, PROBE_START)
+    if meanwhile is not None:
+        meanwhile()
+    ready = False
+    step = ""
+    plugin: Available | None = None
+    errors: dict[str, PluginError] = {}
+    while True:
+        try:  # what the child has said already counts, however late it is read
+            when, line = events.get_nowait()
+        except queue.Empty:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if not ready:
+                    return None
+                if plugin is None:
+                    raise PluginError(
+                        f"loading plugins did not finish within {timeout:g} s ({TIMEOUT_VAR})"
+                    ) from None
+                return errors, (plugin.name, _stuck(step, plugin, _late(step, timeout)))
+            try:
+                when, line = events.get(timeout=left)
+            except queue.Empty:
+                continue
+        if line is None:  # the child ended without saying it was done
+            if not ready:
+                return None  # before any plugin code ran: no probe here
+            if plugin is None:  # between plugins: a thread one of them started
+                names = ", ".join(_cut(name) for name in items)
+                raise PluginError(
+                    f"loading plugins ended the probe's process ({child.ended()}) between "
+                    f"steps: one of {names} did it"
+                )
+            ended = f"ended the process ({child.ended()})"
+            return errors, (plugin.name, _stuck(step, plugin, ended))
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("ready") is True:
+            ready = True
+            deadline = when + timeout
+        elif event.get("step") in _STEPS:
+            step = str(event["step"])
+            plugin = items.get(str(event.get("plugin")))
+            deadline = when + timeout
+        elif isinstance(event.get("error"), dict):
+            name = event["error"].get("plugin")
+            error = _error_from_event(event["error"])
+            if isinstance(name, str) and name in items and error is not None:
+                errors.setdefault(name, error)
+        elif "crash" in event:
+            return None
+        elif event.get("done") is True:
+            return errors, None
+
+
+def _late(step: str, timeout: float | None) -> str:
+    verb = "return" if step == "hook" else "finish"
+    return f"did not {verb} within {timeout:g} s ({TIMEOUT_VAR})"
 
 
 def describe_member(table: AddressSpaceOperations, member: str = "migratepage") -> str | None:

@@ -46,7 +46,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -63,14 +66,14 @@ from fsaops.config import (
     unstructure_config,
 )
 from fsaops.debug import check_kernel
-from fsaops.errors import FsaopsError, MigrationDisabled
+from fsaops.errors import ConfigError, FsaopsError, MigrationDisabled, RunTimeout
 from fsaops.fault_inject import FaultInjector
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import AddressSpace
 from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
-from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.migrate import MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
 from fsaops.proofs import Outcome, prove_durability, prove_placement, snapshot_places
 from fsaops.report import Integrity, PageOutcome, Proofs, Report, TableReport, Totals
@@ -79,6 +82,8 @@ from fsaops.sched import Hold, Task, hold, release
 from fsaops.world import Area, File, World, start_write
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from fsaops.fs import SuperBlock
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
@@ -708,6 +713,7 @@ def run_scenario(
     Raises:
         ConfigError: the scenario does not fit the loaded plugins.
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
+        RunTimeout: the run went past ``kernel.timeout`` seconds.
     """
     plan = plan_scenario(config, registry, source)
     return run_plan(plan, seed=seed, log=log, progress=progress)
@@ -722,34 +728,50 @@ def run_plan(
 ) -> Report:
     """Build the world of a checked scenario, migrate it, check it, and report.
 
+    With ``kernel.timeout`` set, the whole run has that many seconds of wall
+    time (measured with ``SIGALRM``, so it must run in the main thread).
+
     Raises:
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
+        RunTimeout: the run went past ``kernel.timeout`` seconds; the
+            message names the page being migrated and its table, or what
+            the run was doing.
+        ConfigError: ``kernel.timeout`` is set, but this is not the main
+            thread of a system with ``SIGALRM``.
     """
     config, registry, source = plan.config, plan.registry, plan.source
     if not config.kernel.migration:
         raise MigrationDisabled(f"{source}: {_ENOSYS_MESSAGE}")
     seed = config.workload.seed if seed is None else seed
-    world = Scenario(config, registry, seed=seed, log=log, progress=progress)
-    kernel = world.kernel
-    before = kernel.vmstat.as_dict()
-    start = kernel.sched.now
-    places = snapshot_places(world.world, world.source_node)
-    stats = world.migrate(progress)
-    migration_ticks = kernel.sched.now - start
-    pages_left, pages_failed = world.outcomes(stats)
-    placement = prove_placement(world.world, places, _ledger(stats), target_nid=world.target_node)
-    integrity = world.check_integrity(progress)
-    kernel.run_until_idle()
-    # The counters cover the migration and the read-back that checks it: the
-    # faults a migration leaves for the processes (V4's swap ptes) count too.
-    after = kernel.vmstat.as_dict()
-    durability = prove_durability(
-        world.world,
-        views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
-        moved_by={(id(p.record), p.index): p.table for p in places.values()},
-    )
-    proved = kernel.vmstat.as_dict()
-    invariants = tuple(check_kernel(kernel))
+    with _time_limit(config.kernel.timeout, registry) as where:
+        world = Scenario(config, registry, seed=seed, log=log, progress=progress)
+        kernel = world.kernel
+        before = kernel.vmstat.as_dict()
+        start = kernel.sched.now
+        places = snapshot_places(world.world, world.source_node)
+        where.phase = "migrating"
+        stats = world.migrate(progress)
+        migration_ticks = kernel.sched.now - start
+        pages_left, pages_failed = world.outcomes(stats)
+        where.phase = "proving where every page went"
+        placement = prove_placement(
+            world.world, places, _ledger(stats), target_nid=world.target_node
+        )
+        where.phase = "reading pages back"
+        integrity = world.check_integrity(progress)
+        kernel.run_until_idle()
+        # The counters cover the migration and the read-back that checks it: the
+        # faults a migration leaves for the processes (V4's swap ptes) count too.
+        after = kernel.vmstat.as_dict()
+        where.phase = "proving durability (writeback, dropped cache, read-back)"
+        durability = prove_durability(
+            world.world,
+            views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
+            moved_by={(id(p.record), p.index): p.table for p in places.values()},
+        )
+        proved = kernel.vmstat.as_dict()
+        where.phase = "checking invariants"
+        invariants = tuple(check_kernel(kernel))
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
     proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
@@ -797,3 +819,85 @@ def run_plan(
         watched=config.kernel.strict or config.kernel.debug_vm,
         strict=config.kernel.strict,
     )
+
+
+# -- the time limit ------------------------------------------------------------------------
+
+
+class _Where:
+    """What a run is doing, for the message when its time limit passes."""
+
+    phase = "building the world"
+
+
+@contextmanager
+def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
+    """Raise :class:`~fsaops.errors.RunTimeout` in this thread after ``seconds`` (0: never).
+
+    ``SIGALRM`` interrupts whatever runs, a ``migratepage`` that sleeps
+    included; the handler finds the page being migrated by walking the
+    interrupted frames to ``migrate_pages`` (nothing is done per page).  If
+    plugin code swallows the exception, it is raised again every half
+    second.
+    """
+    where = _Where()
+    if not seconds:
+        yield where
+        return
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        raise ConfigError(
+            "kernel.timeout: a time limit needs SIGALRM and the main thread; "
+            "run the scenario there, or set kernel.timeout = 0"
+        )
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
+        raise RunTimeout(_timeout_message(seconds, frame, where, registry))
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield where
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _timeout_message(
+    seconds: float, frame: FrameType | None, where: _Where, registry: Registry
+) -> str:
+    """Where the run was when its time limit passed: the page being migrated, or the phase."""
+    head = f"timeout: the run went past its time limit of {seconds:g} s"
+    while frame is not None and frame.f_code is not migrate_pages.__code__:
+        frame = frame.f_back
+    if frame is not None:
+        local = frame.f_locals
+        page: Any = local.get("page")
+        table = local.get("name")
+        pfn = getattr(page, "pfn", None)
+        if isinstance(pfn, int):
+            if not isinstance(table, str):
+                try:
+                    table = table_name(page)
+                except Exception:
+                    table = "?"
+            owner = _table_owner(registry, table)
+            path = local.get("path")
+            step = f", in {path}" if path else ""
+            return (
+                f"{head} while migrating the page at pfn {pfn} (table {table}{owner}, pass "
+                f"{local.get('pass_')}{step})"
+            )
+    return f"{head} while {where.phase}"
+
+
+def _table_owner(registry: Registry, table: str) -> str:
+    """`` of plugin dist[entry]`` for the plugin whose filesystem has ``table``, else ``""``."""
+    for name, fstype in registry.filesystems.items():
+        if any(t.name == table for t in fstype.modes.values()):
+            owner = registry.owners.get(name)
+            if owner is not None:
+                return f" of plugin {registry.plugin(owner).label}"
+    return ""

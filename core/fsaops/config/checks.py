@@ -19,6 +19,7 @@ from fsaops.config.schema import (
     MAX_PROCESSES,
     MAX_SWAP_SLOTS,
     MAX_TICKS,
+    MAX_TIMEOUT,
     Config,
     MountConfig,
     WorkloadConfig,
@@ -100,6 +101,11 @@ def static_problems(config: Config) -> list[str]:
         problems.append(
             f"kernel.semantics: unknown semantics {k.semantics!r} "
             f"(expected one of {semantics_names()})"
+        )
+    if not 0 <= k.timeout <= MAX_TIMEOUT:
+        problems.append(
+            f"kernel.timeout: expected a number of seconds from 0 (no limit) to {MAX_TIMEOUT}, "
+            f"got {k.timeout:g}"
         )
 
     load = config.plugins.load

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -251,23 +252,72 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
     return config
 
 
+_KINDS: Final = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class _NotRegular(OSError):
+    """The path names something that is not a regular file."""
+
+
+def _read_regular_file(source: str) -> bytes:
+    """Up to :data:`MAX_FILE_BYTES` + 1 bytes of ``source``, which must be a regular file.
+
+    The file is opened without blocking (``O_NONBLOCK``: opening a FIFO
+    would otherwise wait for a writer, forever) and checked with ``fstat``
+    on what was opened, so that nothing but a regular file is ever read.
+
+    Raises:
+        OSError: it cannot be opened or read, or is not a regular file.
+    """
+    _check_regular(source, os.stat(source).st_mode)  # a socket cannot even be opened
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    fd = os.open(source, flags)
+    try:
+        _check_regular(source, os.fstat(fd).st_mode)  # what was opened, should it have changed
+        with open(fd, "rb", closefd=False) as fp:
+            return fp.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+def _check_regular(source: str, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(source)
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    raise _NotRegular(f"not a regular file: it is {kind}")
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, parse and check a scenario file.
 
     Raises:
-        ConfigError: the file cannot be read, is not UTF-8 TOML, or is not a
-            valid scenario; the message names the file and the key.
+        ConfigError: the file cannot be read, is not a regular file (a
+            directory, a FIFO, a device, a socket: never opened for
+            reading), is not UTF-8 TOML, or is not a valid scenario; the
+            message names the file and the key.
     """
     source = os.fspath(path)
     try:
-        with open(source, "rb") as fp:
-            data = fp.read(MAX_FILE_BYTES + 1)
+        data = _read_regular_file(source)
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such file") from None
+    except _NotRegular as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     except IsADirectoryError:
-        raise ConfigError(f"{source}: is a directory, not a scenario file") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"{source}: is a directory, not a regular file (a scenario file)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{source}: cannot read: {why}") from None
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(
             f"{source}: too large for a scenario file (more than {MAX_FILE_BYTES // 1024} KiB)"

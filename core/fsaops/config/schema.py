@@ -25,6 +25,8 @@ MAX_FILES: Final = 1 << 16
 """The most files one mount may hold."""
 MAX_TICKS: Final = 1_000_000
 """The longest I/O latency, in ticks."""
+MAX_TIMEOUT: Final = 1_000_000
+"""The longest wall-clock limit of a run, in seconds (``kernel.timeout``, ``--timeout``)."""
 
 BUILTIN_SOURCE: Final = "<built-in scenario>"
 """How messages and reports name the built-in scenario."""
@@ -47,7 +49,7 @@ class KernelConfig:
 
     Defaults: migration built in, 2 nodes of 64 MiB, 4096-byte pages, no
     per-page invariant checks, I/O completing 4 ticks after it is submitted,
-    the V4 series' semantics.
+    the V4 series' semantics, no time limit.
     """
 
     migration: bool = attrs.field(
@@ -104,6 +106,15 @@ class KernelConfig:
             "behind with EAGAIN (v4, 2.6.16) or fail with EPERM (2.6.17), and how many new "
             "pages each migrate_pages call gets (v4: one). `fsaops migrate --semantics` "
             "overrides it."
+        ),
+    )
+    timeout: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Wall-clock limit of the whole run (building, migrating, reading back), in "
+            f"seconds, at most {MAX_TIMEOUT:,}; 0: no limit. When it passes, the run ends "
+            "with exit status 1 and status `timeout`, naming the page being migrated and "
+            "its table (or what the run was doing). `fsaops migrate --timeout` overrides it."
         ),
     )
 

@@ -412,7 +412,7 @@ def filesystem(name: str) -> FileSystemType:
     """ext2, with ``BROKEN[name]`` as the migratepage of its only table (or the real one)."""
     fn = BROKEN.get(name, buffer_migrate_page)
     table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=fn)
-    return attrs.evolve(EXT2, name=f"bug_{name}", modes={"default": table})
+    return attrs.evolve(EXT2, name=f"bug_{name}", modes={"default": table}, page_cache={})
 
 
 @fsaops.hookimpl

@@ -1,0 +1,131 @@
+"""Running fsaops in a subprocess that cannot hang CI or exhaust the machine.
+
+Every subprocess the tests start goes through :func:`run`: it has a time
+limit (``subprocess``'s ``timeout``: a regression that hangs fails the
+test instead of the run) and a memory limit (``RLIMIT_AS``, set in the
+child before it starts Python).  The address-space limit is 4 GiB, not
+the 2 GiB a Python process with a model would seem to need: the model
+maps its block devices and node memory lazily, so the built-in scenario
+reserves 2.3 GB of address space while only 70 MB of it is ever touched.
+
+Hostile plugins are installed with :func:`install`, as a distribution's
+metadata and module in a temporary folder put on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fsaops.testing.dist import write_dist_info
+
+TIME_LIMIT = 120.0
+"""Seconds a subprocess may run before the test fails."""
+
+MEMORY_LIMIT = 4 << 30
+"""Bytes of address space a subprocess may have (``RLIMIT_AS``)."""
+
+CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT")
+"""Variables of the test run's own environment that subprocesses never inherit."""
+
+
+def _limits(memory: int, close_stdout: bool) -> Callable[[], None] | None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - no resource limits on this platform
+        return None
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing plugin leaves no core
+        if close_stdout:
+            os.close(1)
+
+    return apply
+
+
+def run(
+    args: Sequence[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = TIME_LIMIT,
+    memory: int = MEMORY_LIMIT,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.PIPE,
+    close_stdout: bool = False,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` with the limits; ``env`` is added to a clean copy of this environment."""
+    environment = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    environment.update(env or {})
+    return subprocess.run(
+        [str(a) for a in args],
+        stdout=stdout,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        preexec_fn=_limits(memory, close_stdout),
+        cwd=cwd,
+        check=False,
+    )
+
+
+def start(
+    args: Sequence[str | Path], *, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``args`` with the memory limit, for a test that signals it (it keeps the time limit).
+
+    The caller waits with ``communicate(timeout=...)`` and kills it in a
+    ``finally``.
+    """
+    environment = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    environment.update(env or {})
+    return subprocess.Popen(
+        [str(a) for a in args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=environment,
+        preexec_fn=_limits(MEMORY_LIMIT, False),  # noqa: PLW1509 - limits, nothing else
+    )
+
+
+def fsaops(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m fsaops ARGS`` with the limits (keyword arguments as for :func:`run`)."""
+    return run([sys.executable, "-m", "fsaops", *args], **kwargs)
+
+
+def install(site: Path, name: str, code: str, *, dist: str | None = None) -> dict[str, str]:
+    """Install plugin ``name`` (its module, ``code``) into ``site``; returns the env to use it."""
+    write_dist_info(site, dist or f"{name}-dist", {"fsaops": {name: name}}, modules={name: code})
+    return {"PYTHONPATH": str(site)}
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str], status: int, *words: str) -> str:
+    """Exit ``status``, one ``fsaops: error:`` line on stderr naming ``words``, no traceback."""
+    output = (proc.stdout or "") + (proc.stderr or "")
+    assert proc.returncode == status, (proc.returncode, output[-3000:])
+    assert "Traceback" not in output, output[-3000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("fsaops: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def one_json_object(proc: subprocess.CompletedProcess[str], status: str) -> dict[str, Any]:
+    """Standard output is exactly one JSON object, whose ``status`` is ``status``."""
+    data = json.loads(proc.stdout)
+    assert isinstance(data, dict)
+    assert data["status"] == status, data
+    assert data["schema"] == 1
+    return data
