@@ -12,7 +12,7 @@ bytes.  :func:`render` draws it for a terminal with rich.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+def _ints(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class TableReport:
     """What happened to the pages of one operations table.
@@ -59,6 +63,9 @@ class TableReport:
             ``writeback`` (the fallback after writing the page out),
             ``swap`` (written out and dropped) or ``freed``.
         reasons: why pages failed or stayed → pages.
+        retry_by_pass: for each pass (0 to 10), the pages of this table
+            that the pass left to retry (``-EAGAIN``), summed over the
+            ``migrate_pages`` calls: the retry curve.
     """
 
     name: str
@@ -72,6 +79,7 @@ class TableReport:
     errors: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     via: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     reasons: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+    retry_by_pass: tuple[int, ...] = attrs.field(default=(), converter=_ints)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -86,6 +94,7 @@ class TableReport:
             "errors": dict(self.errors),
             "via": dict(self.via),
             "reasons": dict(self.reasons),
+            "retry_by_pass": list(self.retry_by_pass),
         }
 
 
@@ -101,6 +110,8 @@ class Totals:
             over its calls.
         calls: how many times ``migrate_pages`` was called (one per chunk
             of new pages, plus one for the swap-out).
+        retry_by_pass: for each pass (0 to 10), the pages the pass left to
+            retry (the kernel's ``retry``), summed over the calls.
     """
 
     pages: int
@@ -109,6 +120,7 @@ class Totals:
     not_migrated: int
     passes: int
     calls: int
+    retry_by_pass: tuple[int, ...] = attrs.field(default=(), converter=_ints)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""

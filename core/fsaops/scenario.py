@@ -73,7 +73,7 @@ from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import AddressSpace
 from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
-from fsaops.migrate import MigrateStats, migrate_pages, table_name
+from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
 from fsaops.proofs import Outcome, prove_durability, prove_placement, snapshot_places
 from fsaops.report import Integrity, PageOutcome, Proofs, Report, TableReport, Totals
@@ -639,6 +639,7 @@ def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
                 errors=dict(ts.errors) if ts else {},
                 via=dict(ts.via) if ts else {},
                 reasons=dict(ts.reasons) if ts else {},
+                retry_by_pass=ts.retry_by_pass if ts else [0] * MAX_PASSES,
             )
         )
     return tuple(reports)
@@ -783,6 +784,7 @@ def run_plan(
         not_migrated=sum(t.not_migrated for t in tables),
         passes=stats.passes,
         calls=stats.calls,
+        retry_by_pass=stats.retry_by_pass,
     )
     if log is not None:
         log.info(
