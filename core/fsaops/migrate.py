@@ -732,6 +732,7 @@ def migrate_pages(
                         "mm_migrate_page",
                         pfn=page.pfn,
                         table=name,
+                        call=stats.calls,
                         pass_=pass_,
                         path=path,
                         rc=rc,
