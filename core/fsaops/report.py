@@ -26,10 +26,12 @@ from fsaops.findings import Finding
 from fsaops.frozen import frozen_mapping, sorted_mapping
 from fsaops.proofs import Proof
 from fsaops.status import SCHEMA, Status
+from fsaops.trace import TraceStep
 
 __all__ = [
     "Integrity",
     "PageOutcome",
+    "PluginVersion",
     "Proofs",
     "Report",
     "TableReport",
@@ -254,6 +256,25 @@ class PageOutcome:
 
 
 @attrs.frozen
+class PluginVersion:
+    """A plugin the run loaded: enough to know which code ran.
+
+    Attributes:
+        name: its entry-point name (``ext3``).
+        distribution: the distribution that installs it.
+        version: the distribution's version.
+    """
+
+    name: str
+    distribution: str
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {"name": self.name, "distribution": self.distribution, "version": self.version}
+
+
+@attrs.frozen
 class Report:
     """The outcome of one scenario run.
 
@@ -287,6 +308,9 @@ class Report:
             (``--strict`` or ``--debug-vm``); otherwise only the free ones
             (``return``) were collected.
         strict: findings fail the run.
+        plugins: the plugins the run loaded, in name order, with their versions.
+        trace: one page's journey (:mod:`fsaops.trace`), when a page was
+            traced; ``None`` otherwise.
     """
 
     version: str
@@ -310,6 +334,8 @@ class Report:
     findings: tuple[Finding, ...] = ()
     watched: bool = False
     strict: bool = False
+    plugins: tuple[PluginVersion, ...] = ()
+    trace: tuple[TraceStep, ...] | None = None
 
     @property
     def outcome(self) -> Status:
@@ -369,6 +395,8 @@ class Report:
             "proofs": None if self.proofs is None else self.proofs.to_json(),
             "findings": [f.to_json() for f in self.findings],
             "findings_checked": "all" if self.watched else "return only",
+            "plugins": [p.to_json() for p in self.plugins],
+            **({} if self.trace is None else {"trace": [step.to_json() for step in self.trace]}),
         }
 
     def dumps(self) -> str:
