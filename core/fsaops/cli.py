@@ -274,6 +274,21 @@ def _parser() -> _Parser:
         "--json", action="store_true", help="print the result (or the error) as a JSON object"
     )
 
+    diff = sub.add_parser(
+        "diff",
+        help="compare two reports of fsaops migrate --json",
+        description="Compare two runs from the reports fsaops migrate --json wrote: where the "
+        "scenarios differ, then every operations table, the totals, vmstat and the verdict, "
+        "side by side, with what differs marked.",
+        epilog="exit status: 0 whether or not the runs differ (it is a report); 2 when a file "
+        "is not a report of this schema",
+    )
+    diff.add_argument("a", metavar="A.json", help="the first report")
+    diff.add_argument("b", metavar="B.json", help="the second report")
+    diff.add_argument(
+        "--html", metavar="FILE", help="also write the comparison as a self-contained HTML page"
+    )
+
     sub.add_parser(
         "bench",
         help="measure the engine's performance figures (fsaops bench --help)",
@@ -737,6 +752,19 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from fsaops.diff import compare, load_report, render, render_html
+
+    html = None if args.html is None else _output_file(args.html, "--html")
+    a = load_report(args.a)
+    b = load_report(args.b)
+    comparison = compare(a, b, names=(args.a, args.b))
+    if html is not None:
+        _write_file(html, render_html(comparison), "--html")
+    render(comparison, _stdout_console())
+    return 0
+
+
 class OutputError(Exception):
     """Standard output cannot be written (closed, full, or gone); the message says why."""
 
@@ -1131,6 +1159,7 @@ def _main(args_list: list[str]) -> int:
         "migrate": _cmd_migrate,
         "plugins": _cmd_plugins,
         "config": _cmd_config_check,
+        "diff": _cmd_diff,
     }
     json_mode = bool(getattr(args, "json", False))
     _JSON.set(json_mode)
