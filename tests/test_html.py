@@ -344,3 +344,35 @@ def test_the_built_in_page_stays_small(builtin: Run, big: Run) -> None:
     """A few hundred KB for the built-in scenario; the frame maps do not grow it much at 100k."""
     assert builtin.page.stat().st_size < 300_000
     assert big.page.stat().st_size < 600_000
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_a_missing_browser_is_a_skip_outside_ci_and_a_failure_under_it(
+    ci: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="Chromium is not installed"):
+        chromium()
+
+
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        (lambda tmp: tmp, "is a directory"),
+        (lambda tmp: tmp / "no" / "such" / "r.html", "no such directory"),
+        (lambda tmp: Path("/dev/null"), "is not a regular file"),
+        (lambda tmp: "", "expected a file name"),
+    ],
+)
+def test_a_page_that_cannot_be_written_is_bad_input_before_the_run(
+    where: Any, words: str, tmp_path: Path
+) -> None:
+    proc = guarded.fsaops("migrate", "--html", str(where(tmp_path)), "--json")
+    line = guarded.one_error_line(proc, 2, "--html", words)
+    assert "building" not in line
+    assert guarded.one_json_object(proc, "bad input")["error"] in line
+    assert list(tmp_path.iterdir()) == []
