@@ -281,3 +281,26 @@ def test_a_page_migration_does_not_take_on_is_bad_input(
         assert word in err
     data = json.loads(out)
     assert data["status"] == "bad input" and "trace" not in data
+
+
+def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) -> None:
+    """A pfn, a file page and a process page, as the report names them, find the page it names."""
+    file_page = next(p for p in builtin["pages_left"] if "file" in p)
+    anonymous = next(p for p in builtin["pages_left"] if "pid" in p)
+    for page, names in (
+        (file_page, [str(file_page["pfn"]), f"{file_page['file']}:{file_page['index']}"]),
+        (
+            anonymous,
+            [
+                str(anonymous["pfn"]),
+                f"{anonymous['pid']}:{anonymous['address']:#x}",
+                f"{anonymous['pid']}:{anonymous['address'] + 7:x}",  # any byte of the page
+            ],
+        ),
+    ):
+        for name in names:
+            status, out, err = _migrate("--trace", name, "--json")
+            assert status == 0, err
+            start = json.loads(out)["trace"][0]
+            assert start["pfn"] == page["pfn"], name
+            assert start["table"] == page["table"]
