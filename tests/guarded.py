@@ -31,8 +31,12 @@ TIME_LIMIT = 120.0
 MEMORY_LIMIT = 4 << 30
 """Bytes of address space a subprocess may have (``RLIMIT_AS``)."""
 
-CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT")
-"""Variables of the test run's own environment that subprocesses never inherit."""
+CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT", "PYTHONUNBUFFERED")
+"""Variables of the test run's own environment that subprocesses never inherit.
+
+``PYTHONUNBUFFERED`` too: a user's fsaops runs with buffered standard
+streams, and what it does when they cannot be flushed must be tested so.
+"""
 
 
 def _limits(memory: int, close_stdout: bool) -> Callable[[], None] | None:

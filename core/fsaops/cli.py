@@ -1079,6 +1079,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _OUT.reset(out_token)
             _JSON.reset(json_token)
             _PROGRAM.reset(program_token)
+    if program:
+        _settle_stderr()
     # os._exit: a thread plugin code left running must not keep the process
     # alive; and after Ctrl-C, CPython ends a process whose KeyboardInterrupt
     # ever escaped an exec() of a string (an import that dataclasses or
@@ -1097,6 +1099,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stream.flush()
         os._exit(status)
     return status
+
+
+def _settle_stderr() -> None:
+    """Leave nothing in standard error's buffer that the interpreter would fail to flush at exit.
+
+    A line that could not be written to a full or broken standard error
+    stays buffered; CPython would then end the process with status 120
+    instead of the command's own. What cannot be said is dropped.
+    """
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+            stream.flush()
 
 
 @contextmanager
