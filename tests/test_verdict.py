@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import pytest
 
+from fsaops import scenario
 from fsaops.cli import main
 from fsaops.migrate import UNMAP_TRIES
 from fsaops.page import Page
@@ -144,6 +145,20 @@ def test_the_real_buffer_migrate_page_is_ok_in_every_mode(
         assert (rc, report["status"]) == (0, "ok"), (options, report.get("error"))
         assert report["findings"] == []
         assert report["integrity"]["lost"] == 0
+
+
+@pytest.mark.parametrize("name", sorted(buggyfs_plugin.STUCK))
+def test_a_migratepage_that_never_lets_go_ends_the_run_without_a_time_limit(
+    configs: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``--timeout``: the stall watchdog stops a run whose clock stands still."""
+    monkeypatch.setattr(scenario, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(scenario, "_WATCH_EVERY", 0.2)
+    rc, report = migrate(configs, name, (3, "v4"))
+    assert (rc, report["status"]) == (1, "timeout")
+    assert report["error"].startswith("stuck: the run made no progress for ")
+    assert "while migrating the page at pfn " in report["error"]
+    assert f"(table {name}_aops of plugin fsaops-buggyfs[buggyfs], pass 0" in report["error"]
 
 
 def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:

@@ -17,10 +17,13 @@ know about before the code goes anywhere:
     under ``tree_lock``): those are the kernel's own refusals.
 ``flags``
     a flag ``migrate_page_copy`` carries (``PG.COPIED``) was on the old
-    page and is not on the new one.
+    page and is not on the new one, or is on the new one and was never on
+    the old (a stray ``PG_error`` makes the next ``fsync`` say ``EIO``).
 ``buffers``
-    a buffer head was left locked, or its ``b_count`` changed, by the time
-    ``migratepage`` returned.
+    a buffer head was left locked, its ``b_count`` changed, or it lost
+    ``BH_Uptodate`` or ``BH_Mapped`` by the time ``migratepage`` returned
+    (a buffer that is no longer uptodate is read from disk over what it
+    holds).
 ``return``
     ``migratepage`` raised, or returned something other than 0 or a
     negative errno (the engine counts the page as failed with ``-EIO``).
@@ -134,7 +137,7 @@ class _Before:
     expected: int
     held: int
     writes: int
-    ring: tuple[tuple[BufferHead, int, bool], ...]
+    ring: tuple[tuple[BufferHead, int, bool, int], ...]
 
 
 class MigratepageWatch:
@@ -155,10 +158,12 @@ class MigratepageWatch:
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
         kernel = self._kernel
-        ring: tuple[tuple[BufferHead, int, bool], ...] = ()
+        ring: tuple[tuple[BufferHead, int, bool, int], ...] = ()
         if page.flags & PG.private and isinstance(page.private, BufferHead):
             bhs, _problem = Oracle.ring(page.private)
-            ring = tuple((bh, _own_count(bh), bool(bh.b_state & BH.lock)) for bh in bhs)
+            ring = tuple(
+                (bh, _own_count(bh), bool(bh.b_state & BH.lock), bh.b_state & _KEPT) for bh in bhs
+            )
         held, _locked = Oracle.holds(kernel, page)
         self._before = _Before(
             count=page.count,
@@ -205,6 +210,9 @@ class MigratepageWatch:
             )
         if rc == 0:
             lost = b.flags & PG.COPIED & ~newpage.flags
+            # What the old page had before or has now (try_to_unmap may set
+            # some on it while migratepage runs) is the new page's to have.
+            gained = newpage.flags & PG.COPIED & ~b.flags & ~page.flags
             if lost:
                 add(
                     table,
@@ -213,14 +221,36 @@ class MigratepageWatch:
                     f"pfn {pfn} moved to pfn {newpage.pfn} without {Oracle.flag_names(lost)}, "
                     "which migrate_page_copy carries",
                 )
+            elif gained:
+                add(
+                    table,
+                    "flags",
+                    pfn,
+                    f"pfn {pfn} moved to pfn {newpage.pfn}, which gained "
+                    f"{Oracle.flag_names(gained)} that the old page never had",
+                )
         held_locks = _held_buffer_locks(self._kernel)
-        for i, (bh, count, locked) in enumerate(b.ring):
+        for i, (bh, count, locked, kept) in enumerate(b.ring):
             if bh.b_state & BH.lock and not locked and id(bh) not in held_locks:
                 add(
                     table,
                     "buffers",
                     pfn,
                     f"buffer head {i} of pfn {pfn} was left locked when migratepage returned",
+                )
+                break
+            dropped = kept & ~bh.b_state
+            if dropped:
+                names = " and ".join(
+                    name
+                    for bit, name in ((BH.uptodate, "BH_Uptodate"), (BH.mapped, "BH_Mapped"))
+                    if dropped & bit
+                )
+                add(
+                    table,
+                    "buffers",
+                    pfn,
+                    f"buffer head {i} of pfn {pfn} lost {names} in migratepage",
                 )
                 break
             delta = _own_count(bh) - count
@@ -233,6 +263,11 @@ class MigratepageWatch:
                     f"{delta:+d} on before (a reference taken and not dropped, or dropped twice)",
                 )
                 break
+
+
+_KEPT: Final = BH.uptodate | BH.mapped
+"""Buffer state a migration keeps: only I/O errors and truncation clear them,
+and neither runs while the page is locked for ``migratepage``."""
 
 
 def _own_count(bh: BufferHead) -> int:

@@ -17,7 +17,7 @@ points at the old page".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -46,6 +46,10 @@ __all__ = [
     "ReadBack",
     "first_difference",
 ]
+
+_NEVER_GAINED: Final = PG.COPIED & ~PG.referenced
+"""Flags a moved page has only if the old page had them (``migrate_page_copy``
+carries them; nothing else sets them on a locked, isolated page)."""
 
 
 @attrs.frozen
@@ -589,6 +593,13 @@ class Oracle:
             problems.append(
                 f"pfn {pfn} moved to pfn {new.pfn} without flags {self.flag_names(lost)}"
             )
+        # PG_referenced and PG_dirty may come from the ptes on the way (try_to_unmap).
+        gained = new.flags & _NEVER_GAINED & ~before.flags
+        if gained and not fallback:
+            problems.append(
+                f"pfn {pfn} moved to pfn {new.pfn}, which has flags {self.flag_names(gained)} "
+                "the old page never had"
+            )
         _refs, locked_by_task = self.holds(kernel, new)
         if new.flags & PG.locked and not locked_by_task:
             problems.append(f"new pfn {new.pfn} was left locked")
@@ -623,6 +634,11 @@ class Oracle:
                     )
                 if bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
+                if state.state & BH.uptodate and not bh.b_state & BH.uptodate:
+                    problems.append(
+                        f"buffer head {i} of pfn {pfn} lost BH_Uptodate on the move to pfn "
+                        f"{new.pfn}: the next read would fetch it from disk over its data"
+                    )
                 if state.state & BH.dirty and not bh.b_state & BH.dirty:
                     lost_at = self._unwritten_buffer(bh, data, state.offset)
                     if lost_at >= 0:

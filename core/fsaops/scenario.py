@@ -48,6 +48,7 @@ import hashlib
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -780,6 +781,7 @@ def run_plan(
     with _time_limit(config.kernel.timeout, registry) as where:
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = world.kernel
+        where.clock = lambda: kernel.sched.now
         for observer in observers:
             observer.built(world)
         before = kernel.vmstat.as_dict()
@@ -869,9 +871,20 @@ def run_plan(
 
 
 class _Where:
-    """What a run is doing, for the message when its time limit passes."""
+    """What a run is doing, for the message when its time limit passes or it gets stuck."""
 
     phase = "building the world"
+    clock: Callable[[], int] | None = None  # the kernel's clock, once there is a kernel
+
+
+STALL_SECONDS: Final = 30.0
+"""Wall time a migration may go without the kernel's clock moving before the run
+is stopped as stuck: every page the engine tries advances the clock
+(``cond_resched``), so only plugin code that never returns (a lock it left
+held, a loop without end) stays on one tick that long."""
+
+_WATCH_EVERY: Final = 5.0
+"""Seconds between two looks of the stall watchdog."""
 
 
 @contextmanager
@@ -882,26 +895,50 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
     included; the handler finds the page being migrated by walking the
     interrupted frames to ``migrate_pages`` (nothing is done per page).  If
     plugin code swallows the exception, it is raised again every half
-    second.
+    second.  In the main thread the same signal also watches migration
+    for a stall: :data:`STALL_SECONDS` without the kernel's clock moving
+    ends the run the same way, time limit or not.
     """
     where = _Where()
-    if not seconds:
+    main_thread = hasattr(signal, "setitimer") and (
+        threading.current_thread() is threading.main_thread()
+    )
+    if not main_thread:
+        if seconds:
+            raise ConfigError(
+                "kernel.timeout: a time limit needs SIGALRM and the main thread; "
+                "run the scenario there, or set kernel.timeout = 0"
+            )
         yield where
         return
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not (
-        threading.main_thread()
-    ):
-        raise ConfigError(
-            "kernel.timeout: a time limit needs SIGALRM and the main thread; "
-            "run the scenario there, or set kernel.timeout = 0"
-        )
+    start = time.monotonic()
+    deadline = start + seconds if seconds else None
+    seen = [-1, start]  # the clock last seen, and when it moved
+
+    def arm(now: float) -> None:
+        wait = _WATCH_EVERY if deadline is None else min(_WATCH_EVERY, deadline - now)
+        signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
 
     def expired(signum: int, frame: FrameType | None) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
-        raise RunTimeout(_timeout_message(seconds, frame, where, registry))
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
+            head = f"timeout: the run went past its time limit of {seconds:g} s"
+            raise RunTimeout(_timeout_message(head, frame, where, registry))
+        clock = where.clock() if where.clock is not None else -1
+        if where.phase != "migrating" or clock != seen[0]:
+            seen[0], seen[1] = clock, now
+        elif now - seen[1] >= STALL_SECONDS:
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            head = (
+                f"stuck: the run made no progress for {now - seen[1]:.0f} s (a lock left "
+                "held, or a loop that does not end)"
+            )
+            raise RunTimeout(_timeout_message(head, frame, where, registry))
+        arm(now)
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    arm(start)
     try:
         yield where
     finally:
@@ -909,11 +946,8 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
         signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
 
 
-def _timeout_message(
-    seconds: float, frame: FrameType | None, where: _Where, registry: Registry
-) -> str:
-    """Where the run was when its time limit passed: the page being migrated, or the phase."""
-    head = f"timeout: the run went past its time limit of {seconds:g} s"
+def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry: Registry) -> str:
+    """``head``, and where the run was: the page being migrated, or the phase."""
     while frame is not None and frame.f_code is not migrate_pages.__code__:
         frame = frame.f_back
     if frame is not None:

@@ -159,6 +159,11 @@ def hook_flags_copied(call: HookCall) -> list[str]:
         problems.append(
             f"new pfn {new_pfn} did not get flags {Oracle.flag_names(lost)} from pfn {old_pfn}"
         )
+    gained = new.flags & PG.COPIED & ~call.old_before.flags & ~page.flags
+    if gained:
+        problems.append(
+            f"new pfn {new_pfn} has flags {Oracle.flag_names(gained)} that pfn {old_pfn} never had"
+        )
     if new.flags & PG.lru:
         problems.append(f"new pfn {new_pfn} has PG_lru: only move_to_lru may set it")
     if new.flags & PG.writeback:
@@ -285,6 +290,11 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
             )
         if bh.b_state & BH.lock and not state.state & BH.lock:
             problems.append(f"buffer head {i} of pfn {old_pfn} was left locked")
+        for bit, name in ((BH.uptodate, "BH_Uptodate"), (BH.mapped, "BH_Mapped")):
+            if state.state & bit and not bh.b_state & bit:
+                problems.append(
+                    f"buffer head {i} of pfn {old_pfn} lost {name} on the way to pfn {new_pfn}"
+                )
     return problems
 
 

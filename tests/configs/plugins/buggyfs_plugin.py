@@ -25,7 +25,7 @@ from fsaops import (
     migrate_page_remove_references,
 )
 from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
-from fsaops.mapping import remove_from_page_cache, try_to_release_page
+from fsaops.mapping import AddressSpace, remove_from_page_cache, try_to_release_page
 from fsaops.page import PG, Page, lock_page, put_page, unlock_page
 from fsaops.writeback import (
     WritebackControl,
@@ -215,6 +215,23 @@ def forgets_referenced(newpage: Page, page: Page) -> int:
 # -- 5. writes a dirty page back instead of moving it --------------------------------------
 
 
+def sets_the_error_flag(newpage: Page, page: Page) -> int:
+    """Sets ``PG_error`` on the new page: the next ``fsync`` of the file reports ``EIO``."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        newpage.flags |= PG.error
+    return rc
+
+
+def clears_the_buffers_uptodate_bits(newpage: Page, page: Page) -> int:
+    """Moves the buffers but clears ``BH_Uptodate``: the next read goes to disk over them."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private:
+        for bh in buffers(newpage.private):
+            bh.b_state &= ~BH.uptodate
+    return rc
+
+
 def writes_dirty_pages_back(newpage: Page, page: Page) -> int:
     """The pre-V4 habit: writes a dirty page back and asks to be called again."""
     mapping = page.mapping
@@ -373,6 +390,8 @@ BROKEN: dict[str, Migratepage] = {
         cleans_the_old_page_first,
         keeps_only_uptodate_and_dirty,
         forgets_referenced,
+        sets_the_error_flag,
+        clears_the_buffers_uptodate_bits,
         writes_dirty_pages_back,
         writes_then_moves,
         refuses_dirty_pages,
@@ -393,6 +412,8 @@ BROKEN: dict[str, Migratepage] = {
 LOSSLESS: dict[str, str] = {
     "keeps_only_uptodate_and_dirty": "flags",
     "forgets_referenced": "flags",
+    "sets_the_error_flag": "flags",
+    "clears_the_buffers_uptodate_bits": "buffers",
     "writes_dirty_pages_back": "writepage",
     "writes_then_moves": "writepage",
     "refuses_dirty_pages": "refused",
@@ -408,14 +429,34 @@ kernel ``BUG()``: a plain ``fsaops migrate`` must fail on it.
 """
 
 
+def leaves_tree_lock_held(newpage: Page, page: Page) -> int:
+    """Moves a page and returns with the mapping's ``tree_lock`` still held: the next one hangs."""
+    mapping = page.mapping
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and isinstance(mapping, AddressSpace):
+        mapping.tree_lock.acquire()
+    return rc
+
+
+def spins_forever(newpage: Page, page: Page) -> int:
+    """Waits for a condition that never comes true, without sleeping or yielding."""
+    while page.count >= 0:
+        pass
+    return 0
+
+
+STUCK: dict[str, Migratepage] = {fn.__name__: fn for fn in (leaves_tree_lock_held, spins_forever)}
+"""Broken ``migratepage`` functions that never let the run go on: a plain run must end anyway."""
+
+
 def filesystem(name: str) -> FileSystemType:
     """ext2, with ``BROKEN[name]`` as the migratepage of its only table (or the real one)."""
-    fn = BROKEN.get(name, buffer_migrate_page)
+    fn = BROKEN.get(name) or STUCK.get(name) or buffer_migrate_page
     table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=fn)
     return attrs.evolve(EXT2, name=f"bug_{name}", modes={"default": table}, page_cache={})
 
 
 @fsaops.hookimpl
 def fsaops_filesystem_types() -> list[FileSystemType]:
-    """One filesystem per broken function, and ``bug_correct`` with the real one."""
-    return [filesystem(name) for name in (*BROKEN, "correct")]
+    """One filesystem per broken or stuck function, and ``bug_correct`` with the real one."""
+    return [filesystem(name) for name in (*BROKEN, *STUCK, "correct")]
