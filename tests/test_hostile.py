@@ -569,6 +569,16 @@ def test_a_bad_timeout_is_bad_input(value: str, capsys: pytest.CaptureFixture[st
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("value", ["-1", "abc", "9" * 5000, "0x10"])
+def test_a_bad_seed_is_bad_input_said_in_a_short_line(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "--seed", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fsaops: error: argument --seed: expected a non-negative integer")
+    assert len(err.splitlines()) == 1 and len(err) < 200
+
+
 # -- what plugin code prints, changes or leaves behind ------------------------------------------
 
 

@@ -104,7 +104,9 @@ def test_a_page_is_named_as_the_report_names_it(text: str, ref: PageRef) -> None
     assert parse_page(text) == ref
 
 
-@pytest.mark.parametrize("text", ["", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3"])
+@pytest.mark.parametrize(
+    "text", ["", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3", "9" * 5000]
+)
 def test_anything_else_is_refused_saying_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="a pfn"):
         parse_page(text)

@@ -70,6 +70,10 @@ _FILE_PAGE = re.compile(r"(?P<file>[^:\s]*/[^:\s]*):(?P<index>\d+)")
 _PROCESS_PAGE = re.compile(r"(?P<pid>\d+):(?P<address>(?:0[xX])?[0-9a-fA-F]+)")
 
 
+_MAX_PAGE_TEXT: Final = 1000
+"""Longest ``--trace`` argument read: no page of any machine needs more."""
+
+
 class TraceError(FsaopsError):
     """The page to trace does not name a page migration takes on."""
 
@@ -102,6 +106,8 @@ def parse_page(text: str) -> PageRef:
         ValueError: ``text`` is none of the three forms; the message says which they are.
     """
     text = text.strip()
+    if len(text) > _MAX_PAGE_TEXT:
+        raise ValueError(f"expected {PAGE_FORMS}, got {len(text)} characters")
     if text.isdigit():
         return PageRef(text, pfn=int(text))
     if match := _FILE_PAGE.fullmatch(text):
