@@ -470,11 +470,22 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
 
 
 def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
-    """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``)."""
+    """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``).
+
+    As the kernel's, a page whose blocks are consecutive on the device is
+    read with one request; other pages are read a block at a time, holes
+    as zeroes.
+    """
     inode = page_inode(page)
     bs, per_page = _blocks_per_page(page, inode)
     first_block = page.index * per_page
     data = page_address(page)
+    run = inode.blocks[first_block : first_block + per_page]
+    if len(run) == per_page and run[0] and run == list(range(run[0], run[0] + per_page)):
+        inode.i_sb.s_bdev.read(run[0], data)
+        page.flags |= PG.uptodate | PG.mappedtodisk
+        unlock_page(page)
+        return 0
     for i in range(per_page):
         blocknr = inode.get_block(first_block + i, False)
         if blocknr:
