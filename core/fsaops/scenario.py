@@ -214,7 +214,7 @@ class Scenario:
         self.holds: list[tuple[Task, Hold]] = []
         self.swaplist = PageList("swapout")
         self._progress = progress
-        self._writer: Mm | None = None
+        self._unsettled: list[File] = []
         self._written = 0
         self._to_write = 0
         self._build()
@@ -279,10 +279,20 @@ class Scenario:
                 key=f"mount{index}/{'meta' if meta else f'file{f}'}",
                 label=f"{label} {'metadata' if meta else f'file {f}'}",
             )
+            table = sb.a_ops
             if meta:
                 self.world.fill_buffer_cache(record, npages, self.source_node)
+            elif not record.page_cache or (
+                table.readpage is not None and table.writepage is not None
+            ):
+                # Clean pages of data that is on disk: put on the device and
+                # read in through the table's readpage (execute in place: the
+                # device alone).
+                self.world.load_file(record, npages, nid=self.source_node)
             else:
+                # Nothing to read from or write back to: written with write(2).
                 self.world.write_file(record, npages)
+                self._unsettled.append(record)
             if record.page_cache:
                 kind = "meta" if meta else "file"
                 self.slots.extend(Slot(kind, record, i) for i in range(npages))
@@ -316,35 +326,39 @@ class Scenario:
                 self._tick_progress(npages)
 
     def _give_out_states(self) -> None:
-        """Pick the pages of each state (disjoint), in :attr:`WorkloadConfig.STATES` order."""
+        """Pick the pages of each state (disjoint), in :attr:`WorkloadConfig.STATES` order.
+
+        Each state draws from its pool (the pages it can apply to, in page
+        order) the pages no earlier state took.
+        """
         taken = {id(s) for s in self.states["mlocked"]}
-
-        def eligible(slot: Slot, state: str) -> bool:
-            if state in ("locked", "pinned"):
-                return True
-            if slot.kind == "meta":
-                return False
-            if state in ("swapout", "mlocked"):
-                return True
-            if slot.kind != "file":
-                return False
-            if state in ("writeback", "dirty"):
-                assert isinstance(slot.owner, File)
-                return slot.owner.inode.i_mapping.a_ops.writepage is not None
-            return True  # mapped
-
-        order = {id(s): i for i, s in enumerate(self.slots)}
+        slots = self.slots
+        files = [s for s in slots if s.kind == "file"]
+        writable: dict[int, bool] = {}
+        for record in self.files:
+            writable[id(record)] = record.inode.i_mapping.a_ops.writepage is not None
+        pools = {
+            "locked": slots,
+            "pinned": slots,
+            "swapout": [s for s in slots if s.kind != "meta"],
+            # Anonymous mlocked pages were placed when the processes started.
+            "mlocked": files,
+            "writeback": [s for s in files if writable[id(s.owner)]],
+            "mapped": files,
+        }
+        pools["dirty"] = pools["writeback"]
         for state in WorkloadConfig.STATES:
-            pool = [s for s in self.slots if eligible(s, state)]
-            if state == "mlocked":
-                # Anonymous mlocked pages were placed when the processes started.
-                pool = [s for s in pool if s.kind == "file"]
+            pool = pools[state]
             want = round(self.config.fraction(state) * len(pool))
+            if want <= 0:
+                continue  # sampling nothing draws nothing from the generator
             free = [s for s in pool if id(s) not in taken]
-            picked = self.rng.sample(free, min(want, len(free)))
-            picked.sort(key=lambda s: order[id(s)])
-            for slot in picked:
-                taken.add(id(slot))
+            # Sampling the positions draws what sampling the pages would; sorted,
+            # they give the pages in page order.
+            picked = [
+                free[i] for i in sorted(self.rng.sample(range(len(free)), min(want, len(free))))
+            ]
+            taken.update(id(slot) for slot in picked)
             self.states[state].extend(picked)
 
     def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> None:
@@ -372,7 +386,7 @@ class Scenario:
 
     def _writeback_dirty(self) -> None:
         """Start writing every dirty file page, as the flusher would."""
-        for record in self.files:
+        for record in self._unsettled:
             mapping = record.inode.i_mapping
             if mapping.a_ops.writepage is None:
                 continue
@@ -405,15 +419,15 @@ class Scenario:
     def _apply_states(self) -> None:
         world = self.world
         kernel = self.kernel
+        # Dirty pages: rewritten through a shared mapping, as a process does,
+        # and dirtied when the mapping goes; a file at a time.
+        dirty: dict[int, tuple[File, list[int]]] = {}
         for slot in self.states["dirty"]:
             record = slot.owner
             assert isinstance(record, File)
-            page = world.rewrite(record, slot.index, 1)
-            if not page.flags & PG.dirty:
-                # The filesystem journalled the write instead of dirtying the
-                # page (ext3 data=journal): dirty it the way a process does,
-                # through a shared mapping that is then unmapped.
-                self._dirty_through_mapping(slot)
+            dirty.setdefault(id(record), (record, []))[1].append(slot.index)
+        for record, indexes in dirty.values():
+            world.dirty_range(record, indexes, 1)
         for slot in self.states["writeback"]:
             record = slot.owner
             assert isinstance(record, File)
@@ -438,16 +452,6 @@ class Scenario:
             page = self.page_of(slot)
             if isolate_lru_page(page) == 1:
                 list_add_tail(page, self.swaplist)
-
-    def _dirty_through_mapping(self, slot: Slot) -> None:
-        record = slot.owner
-        assert isinstance(record, File)
-        writer = self._writer
-        if writer is None:
-            writer = self._writer = self.world.process("writer")
-        vma = writer.mmap_file(record.inode, slot.index, 1)
-        self.world.store(record, slot.index, writer, vma, 1)
-        writer.munmap(vma)
 
     # -- migrating -----------------------------------------------------------------
 
@@ -767,7 +771,7 @@ def run_plan(
         durability = prove_durability(
             world.world,
             views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
-            moved_by={(id(p.record), p.index): p.table for p in places.values()},
+            moved_by=places,
         )
         proved = kernel.vmstat.as_dict()
         where.phase = "checking invariants"
