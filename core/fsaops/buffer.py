@@ -594,7 +594,10 @@ def nobh_commit_write(page: Page, start: int, end: int) -> int:
 def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
     """Write a page that has no buffers straight to its blocks (``mpage_writepage``).
 
-    A page that does have buffers goes through :func:`block_write_full_page`.
+    As the kernel's, a page inside the file whose blocks are consecutive on
+    the device is written with one request; other pages a block at a time
+    (allocating missing blocks), up to the end of the file.  A page that
+    does have buffers goes through :func:`block_write_full_page`.
     """
     from fsaops.writeback import set_page_writeback
 
@@ -609,6 +612,16 @@ def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
     unlock_page(page)
     kernel.vmstat.nr_writepage += 1
     data = page_address(page)
+    run = inode.blocks[first_block : first_block + per_page]
+    if (
+        first_block + per_page - 1 <= last_block
+        and len(run) == per_page
+        and run[0]
+        and run == list(range(run[0], run[0] + per_page))
+    ):
+        inode.i_sb.s_bdev.write(run[0], data)
+        kernel.sched.call_later(_schedule_io(page), end_page_writeback, page)
+        return 0
     for i in range(per_page):
         if first_block + i > last_block:
             break
