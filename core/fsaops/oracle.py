@@ -345,6 +345,9 @@ class Oracle:
         lo = first * (sb.kernel.page_size // bs)
         hi = lo + count * (sb.kernel.page_size // bs)
         blocks = inode.blocks
+        run = blocks[lo:hi]
+        if len(run) == hi - lo and run[0] and run == list(range(run[0], run[0] + hi - lo)):
+            return bytes(mem[run[0] * bs : (run[0] + hi - lo) * bs])  # one run of blocks
         parts: list[bytes | memoryview] = []
         iblock = lo
         while iblock < hi:
