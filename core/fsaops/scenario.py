@@ -473,6 +473,10 @@ class Scenario:
             if progress is not None:
                 progress("migrate", done, total)
 
+        # The new pages are the target node's next free frames: commit their
+        # memory in one go rather than a page fault as each is copied into.
+        source = kernel.nodes[self.source_node]
+        self.world.prefault(self.target_node, source.nr_active + source.nr_inactive)
         self.faults.armed = True
         try:
             migrate_node(
@@ -747,6 +751,11 @@ def run_plan(
     if not config.kernel.migration:
         raise MigrationDisabled(f"{source}: {_ENOSYS_MESSAGE}")
     seed = config.workload.seed if seed is None else seed
+    if log is not None:
+        # structlog hands out a lazy proxy that builds a new logger at every
+        # use; the engine asks its logger once per migrate_pages call (under
+        # V4 once per page), so build it once, here.
+        log = log.bind()
     with _time_limit(config.kernel.timeout, registry) as where:
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = world.kernel
