@@ -48,6 +48,7 @@ import hashlib
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
@@ -733,11 +734,16 @@ def run_plan(
     seed: int | None = None,
     log: EngineLog | None = None,
     progress: Progress | None = None,
+    phases: dict[str, float] | None = None,
 ) -> Report:
     """Build the world of a checked scenario, migrate it, check it, and report.
 
     With ``kernel.timeout`` set, the whole run has that many seconds of wall
     time (measured with ``SIGALRM``, so it must run in the main thread).
+    ``phases``, when given, gets the seconds of wall time each phase took
+    added to it: ``build``, ``migrate``, ``prove`` (the placement and
+    durability proofs and the invariant checker), ``read back`` and
+    ``report``.
 
     Raises:
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
@@ -756,26 +762,31 @@ def run_plan(
         # use; the engine asks its logger once per migrate_pages call (under
         # V4 once per page), so build it once, here.
         log = log.bind()
+    lap = _Laps(phases)
     with _time_limit(config.kernel.timeout, registry) as where:
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = world.kernel
         before = kernel.vmstat.as_dict()
         start = kernel.sched.now
+        lap("build")
         places = snapshot_places(world.world, world.source_node)
         where.phase = "migrating"
         stats = world.migrate(progress)
         migration_ticks = kernel.sched.now - start
         pages_left, pages_failed = world.outcomes(stats)
+        lap("migrate")
         where.phase = "proving where every page went"
         placement = prove_placement(
             world.world, places, _ledger(stats), target_nid=world.target_node
         )
+        lap("prove")
         where.phase = "reading pages back"
         integrity = world.check_integrity(progress)
         kernel.run_until_idle()
         # The counters cover the migration and the read-back that checks it: the
         # faults a migration leaves for the processes (V4's swap ptes) count too.
         after = kernel.vmstat.as_dict()
+        lap("read back")
         where.phase = "proving durability (writeback, dropped cache, read-back)"
         durability = prove_durability(
             world.world,
@@ -785,6 +796,7 @@ def run_plan(
         proved = kernel.vmstat.as_dict()
         where.phase = "checking invariants"
         invariants = tuple(check_kernel(kernel))
+        lap("prove")
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
     proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
@@ -809,7 +821,7 @@ def run_plan(
         )
     from fsaops import __version__
 
-    return Report(
+    report = Report(
         version=__version__,
         source=source,
         seed=seed,
@@ -832,6 +844,25 @@ def run_plan(
         watched=config.kernel.strict or config.kernel.debug_vm,
         strict=config.kernel.strict,
     )
+    lap("report")
+    return report
+
+
+class _Laps:
+    """Adds the wall time since the last lap to ``phases[name]`` (nothing without ``phases``)."""
+
+    __slots__ = ("_last", "_phases")
+
+    def __init__(self, phases: dict[str, float] | None) -> None:
+        self._phases = phases
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        phases = self._phases
+        if phases is not None:
+            now = time.perf_counter()
+            phases[name] = phases.get(name, 0.0) + now - self._last
+            self._last = now
 
 
 # -- the time limit ------------------------------------------------------------------------
