@@ -791,7 +791,7 @@ class Oracle:
                 except FsaopsError:
                     data = None
                 checked += count
-                if data is None or data != world.expected_range(owner, first, count):
+                if data is None or not world.matches(owner, first, count, data):
                     verdicts = self._read_back_pages(world, owner, first, count, data)
                 elif through_views:
                     verdicts = [(index, None) for index in range(first, first + count)]

@@ -392,16 +392,15 @@ def _compare_frames(
             run_end += 1
         run = positions[run_start:run_end]
         first = indexes[run[0]]
-        expected = world.expected_range(record, first, len(run))
         parts = []
         for pos in run:
             page = frames[pos][0]
             node = page.node
             off = (page.pfn - node.start_pfn) << node.page_shift
             parts.append(node.mem[off : off + ps])
-        if b"".join(parts) != expected:
+        if not world.matches(record, first, len(run), b"".join(parts)):
             for k, pos in enumerate(run):
-                if bytes(parts[k]) != expected[k * ps : (k + 1) * ps]:
+                if bytes(parts[k]) != world.expected(record, first + k):
                     found[pos] = frames[pos][1]
         run_start = run_end
 
@@ -535,17 +534,17 @@ def prove_durability(
             checked += count
             # A run at a time: one comparison with what was written; page by
             # page only where that fails.
-            expected = world.expected_range(record, first, count)
             if not backed:
                 frames = [world.page_of(record, index) for index in range(first, first + count)]
-                if (
-                    None not in frames
-                    and b"".join([Oracle.frame(page) for page in frames if page is not None])
-                    == expected
+                if None not in frames and world.matches(
+                    record,
+                    first,
+                    count,
+                    b"".join([Oracle.frame(page) for page in frames if page is not None]),
                 ):
                     continue
                 for k, page in enumerate(frames):
-                    if page is None or oracle.frame(page) != expected[k * ps : (k + 1) * ps]:
+                    if page is None or oracle.frame(page) != world.expected(record, first + k):
                         wrong(f"{record.describe(first + k)} ({table}): lost from memory")
                 continue
             tree = record.inode.i_mapping.page_tree
@@ -555,7 +554,7 @@ def prove_durability(
                 if page is not None and page.flags & PG.dirty
             }
             disk = oracle.on_disk_range(record.inode, first, count)
-            if not dirty and disk == expected:
+            if not dirty and world.matches(record, first, count, disk):
                 continue
             for k in range(count):
                 index = first + k
@@ -564,7 +563,7 @@ def prove_durability(
                         f"{record.describe(index)} ({table}): still dirty after sync, so its "
                         "data never reached the disk"
                     )
-                elif disk[k * ps : (k + 1) * ps] != expected[k * ps : (k + 1) * ps]:
+                elif disk[k * ps : (k + 1) * ps] != world.expected(record, index):
                     who = _who(moved_by, record, index)
                     wrong(
                         f"{record.describe(index)} ({table}): the disk does not hold the data "
