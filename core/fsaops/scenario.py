@@ -44,6 +44,7 @@ report.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import hashlib
 import random
@@ -52,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import attrs
 
@@ -98,6 +99,7 @@ __all__ = [
     "Progress",
     "Scenario",
     "Slot",
+    "Slots",
     "plan_scenario",
     "run_plan",
     "run_scenario",
@@ -114,6 +116,12 @@ SETTLE_TICKS: Final = 256
 
 MAX_PROBLEMS: Final = 20
 """Integrity problems listed in a report (all are counted)."""
+
+
+def _any_fault(config: Config) -> bool:
+    """Whether the scenario injects any fault at all."""
+    faults = config.faults
+    return bool(faults.alloc_fail or faults.writepage_error or faults.swap_full)
 
 
 def _subseed(seed: int, purpose: str) -> int:
@@ -143,6 +151,78 @@ class Slot:
     def key(self) -> str:
         """The page's name (``mount0/file1/page7``, ``process0/anon12``)."""
         return self.owner.page_key(self.index)
+
+
+class Slots(Sequence[Slot]):
+    """Every page the scenario wrote, in order: files, buffer-cache mappings, then processes.
+
+    Kept a file or area at a time; each page's :class:`Slot` is made the
+    first time it is asked for and is the same object from then on, so a
+    large scenario makes slots only for the pages that get a state.
+    """
+
+    __slots__ = ("_len", "_made", "_runs", "_starts")
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[str, File | Area, int]] = []
+        self._starts: list[int] = []
+        self._len = 0
+        self._made: dict[int, Slot] = {}
+
+    def add(self, kind: str, owner: File | Area, npages: int) -> range:
+        """Add ``npages`` pages of ``owner`` (of ``kind``); returns their positions."""
+        start = self._len
+        if npages > 0:
+            self._runs.append((kind, owner, npages))
+            self._starts.append(start)
+            self._len += npages
+        return range(start, self._len)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, position: int) -> Slot: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[Slot]: ...
+
+    def __getitem__(self, position: int | slice) -> Slot | list[Slot]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(self._len))]
+        if position < 0:
+            position += self._len
+        slot = self._made.get(position)
+        if slot is None:
+            if not 0 <= position < self._len:
+                raise IndexError(f"page position {position} of {self._len}")
+            n = bisect.bisect_right(self._starts, position) - 1
+            kind, owner, _npages = self._runs[n]
+            slot = self._made[position] = Slot(kind, owner, position - self._starts[n])
+        return slot
+
+    def __iter__(self) -> Iterator[Slot]:
+        for position in range(self._len):
+            yield self[position]
+
+    def position(self, slot: Slot) -> int:
+        """Where ``slot`` is.
+
+        Raises:
+            ValueError: it is not a page of this scenario.
+        """
+        for (kind, owner, npages), start in zip(self._runs, self._starts, strict=True):
+            if owner is slot.owner and kind == slot.kind and 0 <= slot.index < npages:
+                return start + slot.index
+        raise ValueError(f"{slot.key} is not a page of this scenario")
+
+    def positions(self, keep: Callable[[str, File | Area], bool]) -> list[int]:
+        """The positions of the pages of every file or area for which ``keep(kind, owner)``."""
+        out: list[int] = []
+        for (kind, owner, npages), start in zip(self._runs, self._starts, strict=True):
+            if keep(kind, owner):
+                out.extend(range(start, start + npages))
+        return out
 
 
 @attrs.define(eq=False)
@@ -199,7 +279,9 @@ class Scenario:
             io_latency=k.io_latency,
             debug_vm=k.debug_vm,
             strict=k.strict,
-            faults=self.faults,
+            # An injector that never injects is left out: the kernel then
+            # asks nobody at every allocation and write.
+            faults=self.faults if _any_fault(config) else None,
             seed=_subseed(seed, "kernel"),
             log=log,
             semantics=k.semantics,
@@ -211,7 +293,7 @@ class Scenario:
         self.target_node = config.migrate.to_node
         self.views: list[_View] = []
         self.mms: list[Mm] = []
-        self.slots: list[Slot] = []
+        self.slots = Slots()
         self.states: dict[str, list[Slot]] = {s: [] for s in WorkloadConfig.STATES}
         self.holds: list[tuple[Task, Hold]] = []
         self.swaplist = PageList("swapout")
@@ -296,8 +378,7 @@ class Scenario:
                 self.world.write_file(record, npages)
                 self._unsettled.append(record)
             if record.page_cache:
-                kind = "meta" if meta else "file"
-                self.slots.extend(Slot(kind, record, i) for i in range(npages))
+                self.slots.add("meta" if meta else "file", record, npages)
             self._tick_progress(npages)
 
     def _start_processes(self) -> None:
@@ -320,10 +401,9 @@ class Scenario:
                 if not npages:
                     continue
                 area = world.anon(npages, mm=mm, locked=is_locked, key=f"process{p}", first=first)
-                slots = [Slot("anon", area, i) for i in range(npages)]
-                self.slots.extend(slots)
+                positions = self.slots.add("anon", area, npages)
                 if is_locked:
-                    self.states["mlocked"].extend(slots)
+                    self.states["mlocked"].extend(self.slots[i] for i in positions)
                 first += npages
                 self._tick_progress(npages)
 
@@ -331,37 +411,41 @@ class Scenario:
         """Pick the pages of each state (disjoint), in :attr:`WorkloadConfig.STATES` order.
 
         Each state draws from its pool (the pages it can apply to, in page
-        order) the pages no earlier state took.
+        order) the pages no earlier state took.  Pages are handled by their
+        position in :attr:`slots` until picked.
         """
-        taken = {id(s) for s in self.states["mlocked"]}
         slots = self.slots
-        files = [s for s in slots if s.kind == "file"]
-        writable: dict[int, bool] = {}
-        for record in self.files:
-            writable[id(record)] = record.inode.i_mapping.a_ops.writepage is not None
-        pools = {
-            "locked": slots,
-            "pinned": slots,
-            "swapout": [s for s in slots if s.kind != "meta"],
+        taken = {slots.position(s) for s in self.states["mlocked"]}
+        files = slots.positions(lambda kind, owner: kind == "file")
+        writable = slots.positions(
+            lambda kind, owner: (
+                kind == "file"
+                and isinstance(owner, File)
+                and owner.inode.i_mapping.a_ops.writepage is not None
+            )
+        )
+        pools: dict[str, Sequence[int]] = {
+            "locked": range(len(slots)),
+            "pinned": range(len(slots)),
+            "swapout": slots.positions(lambda kind, owner: kind != "meta"),
             # Anonymous mlocked pages were placed when the processes started.
             "mlocked": files,
-            "writeback": [s for s in files if writable[id(s.owner)]],
+            "writeback": writable,
+            "dirty": writable,
             "mapped": files,
         }
-        pools["dirty"] = pools["writeback"]
         for state in WorkloadConfig.STATES:
             pool = pools[state]
             want = round(self.config.fraction(state) * len(pool))
             if want <= 0:
                 continue  # sampling nothing draws nothing from the generator
-            free = [s for s in pool if id(s) not in taken]
+            free = [p for p in pool if p not in taken] if taken else pool
             # Sampling the positions draws what sampling the pages would; sorted,
             # they give the pages in page order.
-            picked = [
-                free[i] for i in sorted(self.rng.sample(range(len(free)), min(want, len(free))))
-            ]
-            taken.update(id(slot) for slot in picked)
-            self.states[state].extend(picked)
+            chosen = sorted(self.rng.sample(range(len(free)), min(want, len(free))))
+            picked = [free[i] for i in chosen]
+            taken.update(picked)
+            self.states[state].extend(slots[p] for p in picked)
 
     def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> None:
         """Map file pages into processes and touch them (write ``gen`` if not 0, else read).
