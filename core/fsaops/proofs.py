@@ -303,13 +303,13 @@ def _placement_run(
     must be what was written are compared with it in one comparison, and
     one by one only if that fails.  Returns (position, problem) in order.
     """
-    ps = world.page_size
     tree = record.inode.i_mapping.page_tree if isinstance(record, File) else None
     ptes = index.ptes
     left = (Outcome.LEFT, Outcome.FAILED)
+    moved = Outcome.MOVED
     found: dict[int, str] = {}
-    # The frame whose data to compare, for each position that gets that far.
-    frames: dict[int, tuple[Page, str]] = {}
+    # (position, the frame whose data to compare, how the engine counted it)
+    frames: list[tuple[int, Page, str]] = []
     for pos in range(start, stop):
         old = pages[pos]
         i = indexes[pos]
@@ -321,6 +321,20 @@ def _placement_run(
             now = world.page_of(record, i)
             if now is None:
                 now = _swap_cache_page(world, record, i)
+        if how == moved and now is not None and now is not old and old.count == 0:
+            # The usual case, first: moved to a frame that holds its place.
+            if ptes and old.pfn in ptes:
+                found[pos] = (
+                    f"counted as {how}, but ptes {list(ptes[old.pfn])} still map the old "
+                    "frame (a stale mapping)"
+                )
+            elif now.node.nid != target_nid:
+                found[pos] = (
+                    f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
+                )
+            else:
+                frames.append((pos, now, how))
+            continue
         if how in left:
             if now is not old:
                 where = "no page" if now is None else f"pfn {now.pfn}"
@@ -328,10 +342,7 @@ def _placement_run(
                     f"{how}, so it should still be in its frame, but its place holds {where}"
                 )
             else:
-                frames[pos] = (
-                    old,
-                    f"{how}, and the data in its frame is no longer what was written",
-                )
+                frames.append((pos, old, how))
             continue
         stale = ptes.get(old.pfn, ()) if ptes else ()
         if stale:
@@ -359,16 +370,12 @@ def _placement_run(
                     )
         elif now is None:
             found[pos] = "counted as moved, but no frame holds it and nothing was dropped"
-        elif now is old:
+        else:  # now is old
             found[pos] = (
                 "counted as moved, but its slot still points at the old frame: nothing moved"
             )
-        elif now.node.nid != target_nid:
-            found[pos] = f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
-        else:
-            frames[pos] = (now, f"moved to pfn {now.pfn}, whose data is not what was written")
     if frames:
-        _compare_frames(world, record, indexes, frames, found, ps)
+        _compare_frames(world, record, indexes, frames, found)
     return sorted(found.items())
 
 
@@ -376,32 +383,33 @@ def _compare_frames(
     world: fsaops.world.World,
     record: File | Area,
     indexes: list[int],
-    frames: dict[int, tuple[Page, str]],
+    frames: list[tuple[int, Page, str]],
     found: dict[int, str],
-    ps: int,
 ) -> None:
     """Compare the frames with what was written, a run of consecutive indexes at a time."""
-    positions = sorted(frames)
+    ps = world.page_size
     run_start = 0
-    while run_start < len(positions):
+    while run_start < len(frames):
         run_end = run_start + 1
         while (
-            run_end < len(positions)
-            and indexes[positions[run_end]] == indexes[positions[run_end - 1]] + 1
+            run_end < len(frames)
+            and indexes[frames[run_end][0]] == indexes[frames[run_end - 1][0]] + 1
         ):
             run_end += 1
-        run = positions[run_start:run_end]
-        first = indexes[run[0]]
+        first = indexes[frames[run_start][0]]
         parts = []
-        for pos in run:
-            page = frames[pos][0]
+        for _pos, page, _how in frames[run_start:run_end]:
             node = page.node
             off = (page.pfn - node.start_pfn) << node.page_shift
             parts.append(node.mem[off : off + ps])
-        if not world.matches(record, first, len(run), b"".join(parts)):
-            for k, pos in enumerate(run):
+        if not world.matches(record, first, run_end - run_start, b"".join(parts)):
+            for k, (pos, page, how) in enumerate(frames[run_start:run_end]):
                 if bytes(parts[k]) != world.expected(record, first + k):
-                    found[pos] = frames[pos][1]
+                    found[pos] = (
+                        f"moved to pfn {page.pfn}, whose data is not what was written"
+                        if how == Outcome.MOVED
+                        else f"{how}, and the data in its frame is no longer what was written"
+                    )
         run_start = run_end
 
 
