@@ -213,14 +213,17 @@ def test_slots_are_made_once_and_found_by_position(registry: Registry) -> None:
     assert slots.add("meta", record, 0) == range(5, 5)
     assert slots.add("meta", record, 3) == range(5, 8)
     assert len(slots) == 8
+    assert slots.positions(lambda kind, owner: True) == range(8)
     assert slots[6] is slots[6] is slots[-2]
     assert slots[6] == Slot("meta", record, 1)
     assert list(slots)[6] is slots[6]
     assert slots[1:3] == [Slot("file", record, 1), Slot("file", record, 2)]
     assert slots.position(Slot("meta", record, 2)) == 7
-    assert slots.positions(lambda kind, owner: kind == "meta") == [5, 6, 7]
+    assert slots.positions(lambda kind, owner: kind == "meta") == range(5, 8)
+    assert slots.add("file", record, 2) == range(8, 10)
+    assert list(slots.positions(lambda kind, owner: kind == "file")) == [0, 1, 2, 3, 4, 8, 9]
     with pytest.raises(IndexError):
-        slots[8]
+        slots[10]
     with pytest.raises(ValueError, match="not a page"):
         slots.position(Slot("file", record, 5))
 

@@ -9,17 +9,19 @@
    its data on the device; a buffer-cache mapping such as ``xfs_buftarg``
    has its pages filled directly); processes with anonymous memory.  Every
    page gets known data from the world's content generator
-   (:class:`~fsaops.content.Contents`), written through the model
-   (``write(2)`` for files, process memory for anonymous pages).  Then
-   everything is written back and the journal commits, so pages start
-   clean.
+   (:class:`~fsaops.content.Contents`), through the model: a file's data
+   is put on its device a run of blocks at a time and each page read in
+   through the table's ``readpage`` (:meth:`~fsaops.world.World.load_file`),
+   so pages start clean; a file whose table cannot read pages in or write
+   them back is written with ``write(2)``, then written back while the
+   journal commits; anonymous pages are written into process memory.
 2. **Workload**: pages picked with a seeded generator get their state:
    mlocked (mapped in ``VM_LOCKED`` areas), swapout, pinned (another task
    holds a reference until the run ends), locked (another task holds the
    page lock for a while), writeback (rewritten and handed to
-   ``writepage``, the I/O still in flight), dirty (rewritten and left
-   dirty), mapped (mapped shared by a process and rewritten through the
-   mapping).
+   ``writepage``, the I/O still in flight), dirty (rewritten through a
+   shared mapping and dirtied with ``set_page_dirty`` as the mapping goes),
+   mapped (mapped shared by a process and rewritten through the mapping).
 3. **Migrate**: :func:`~fsaops.memory_hotplug.migrate_node` isolates every
    page on the source node's LRU lists and moves them with
    :func:`~fsaops.mempolicy.migrate_pages_to`, one chunk of new pages at a
@@ -30,7 +32,8 @@
    read back with ``read(2)`` and every process's memory through its page
    tables, new pages being allocated on the target node, and the oracle
    (:class:`~fsaops.oracle.Oracle`) compares each page with what was
-   written; then the invariant checker runs.  The report's counters
+   written (a run of pages at a time, page by page where a run differs);
+   then the invariant checker runs.  The report's counters
    (``vmstat``) cover the migration and this read-back: under the V4
    semantics a migrated anonymous page is read through its swap pte, a
    minor fault (``pgfault``).
@@ -216,13 +219,21 @@ class Slots(Sequence[Slot]):
                 return start + slot.index
         raise ValueError(f"{slot.key} is not a page of this scenario")
 
-    def positions(self, keep: Callable[[str, File | Area], bool]) -> list[int]:
-        """The positions of the pages of every file or area for which ``keep(kind, owner)``."""
-        out: list[int] = []
+    def positions(self, keep: Callable[[str, File | Area], bool]) -> Sequence[int]:
+        """The positions of the pages of every file or area for which ``keep(kind, owner)``.
+
+        In order; a ``range`` when they are all consecutive (a list otherwise).
+        """
+        spans: list[range] = []
         for (kind, owner, npages), start in zip(self._runs, self._starts, strict=True):
             if keep(kind, owner):
-                out.extend(range(start, start + npages))
-        return out
+                if spans and spans[-1].stop == start:
+                    spans[-1] = range(spans[-1].start, start + npages)
+                else:
+                    spans.append(range(start, start + npages))
+        if len(spans) == 1:
+            return spans[0]
+        return [position for span in spans for position in span]
 
 
 @attrs.define(eq=False)
