@@ -85,7 +85,6 @@ import attrs
 
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import create_empty_buffers
-from fsaops.config import parse_config
 from fsaops.errors import describe_exception
 from fsaops.fs import Inode
 from fsaops.lists import PageList, list_add, list_add_tail, list_del
@@ -954,7 +953,7 @@ def end_to_end(
     measured here if it is missing).  The command runs ``repeat`` times at
     each size, small and large in turn, each in a child process timed by
     the wall clock; the figure is the median large run.  One more run of
-    the large size, in this process, says where its time goes.
+    the large size says where its time goes (:func:`_phases`).
     """
     fs, mode, block_size = END_TO_END
     plugin = registry.owners.get(fs, fs)
@@ -984,8 +983,7 @@ def end_to_end(
             times[n].append(run.seconds)
             peaks[n] = run.peak_rss_bytes
     large = sizes[-1]
-    phases = _phases(registry, large, plugin)
-    phases["start-up and exit"] = max(0.0, statistics.median(times[large]) - sum(phases.values()))
+    phases = _phases(large, plugin)
     runs: dict[str, Any] = {}
     for n in sizes:
         median = statistics.median(times[n])
@@ -1023,25 +1021,56 @@ def end_to_end(
     )
 
 
-def _phases(registry: Registry, pages: int, plugin: str) -> dict[str, float]:
-    """Where the time of one run of ``pages`` pages goes, measured in this process.
+def _phases(pages: int, plugin: str) -> dict[str, float]:
+    """Where the time of one whole run of ``pages`` pages goes, in seconds of wall time.
 
-    The phases of :func:`~fsaops.scenario.run_plan`, with writing the JSON
-    report counted in ``report``; the caller adds what the whole command
-    took beyond them (``start-up and exit``).
+    The command runs in a child process (``--phases-child``) that times the
+    phases of :func:`~fsaops.scenario.run_plan` and says when it started
+    them and when the command was done; ``start-up`` is the time from
+    starting the child to the run (the interpreter, the imports, loading
+    the plugins, checking the scenario), ``report`` includes writing the
+    JSON report, and ``exit`` is the time from the command being done to
+    the child's end (freeing the world).
     """
-    from fsaops.scenario import plan_scenario, run_plan
-
-    config = parse_config(end_to_end_scenario(pages, plugin=plugin))
-    plan = plan_scenario(config, registry, "the end-to-end scenario", builtin=False)
-    phases: dict[str, float] = {}
-    report = run_plan(plan, phases=phases)
-    start = time.perf_counter()
-    report.dumps()
-    phases["report"] = phases.get("report", 0.0) + time.perf_counter() - start
-    del report
-    gc.collect()
+    with tempfile.TemporaryDirectory(prefix="fsaops-bench-") as tmp:
+        path = os.path.join(tmp, "scenario.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(end_to_end_scenario(pages, plugin=plugin))
+        cmd = [sys.executable, "-m", "fsaops.bench", "--phases-child", path, "--plugins", plugin]
+        started = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        ended = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"timing the phases failed: {proc.stderr.strip()[-500:]}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    phases: dict[str, float] = {"start-up": child["run_started"] - started}
+    phases.update(child["phases"])
+    phases["report"] += child["done"] - child["run_started"] - sum(child["phases"].values())
+    phases["exit"] = ended - child["done"]
     return phases
+
+
+def _phases_child(path: str, plugin: str) -> dict[str, Any]:
+    """``fsaops migrate --json`` of the scenario at ``path``, with the phases of its run timed."""
+    import fsaops.scenario
+    from fsaops.cli import main as cli_main
+
+    phases: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    run_plan = fsaops.scenario.run_plan
+
+    def timed(plan: Any, **options: Any) -> Any:
+        marks["run_started"] = time.time()
+        return run_plan(plan, phases=phases, **options)
+
+    fsaops.scenario.run_plan = timed
+    try:
+        with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+            status = cli_main(["migrate", "--json", "--no-progress", "--plugins", plugin, path])
+    finally:
+        fsaops.scenario.run_plan = run_plan
+    marks["done"] = time.time()
+    return {"phases": phases, "exit_status": status, **marks}
 
 
 # -- a million pages ------------------------------------------------------------------------
@@ -1495,6 +1524,7 @@ def _parser() -> _Parser:
     parser.add_argument(
         "--million-child", type=_count(1, MILLION), default=None, help=argparse.SUPPRESS
     )
+    parser.add_argument("--phases-child", metavar="PATH", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -1526,6 +1556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def bench() -> int:
         if args.million_child is not None:
             _write(json.dumps(million(args.million_child)) + "\n")
+            return 0
+        if args.phases_child is not None:
+            _write(json.dumps(_phases_child(args.phases_child, args.plugins or "ext2")) + "\n")
             return 0
         pages = args.pages if args.pages is not None else QUICK_PAGES if args.quick else None
         repeat = args.repeat if args.repeat is not None else QUICK_REPEAT if args.quick else None
