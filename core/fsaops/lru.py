@@ -147,7 +147,10 @@ def putback_lru_pages(pages: PageList) -> int:
     put back and this returns 0, as the kernel's stub does.
     """
     count = 0
-    for page in pages:
-        move_to_lru(page)
+    entry = pages.lru_next
+    while entry is not pages:  # list_for_each_entry_safe, by hand: once a page under V4
+        nxt = entry.lru_next
+        move_to_lru(entry)  # type: ignore[arg-type]
         count += 1
+        entry = nxt
     return count
