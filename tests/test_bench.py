@@ -17,6 +17,7 @@ import pytest
 import guarded
 from fsaops import bench
 from fsaops.config import parse_config
+from fsaops.config.schema import MAX_NODE_PAGES
 from fsaops.plugins import Registry
 from fsaops.scenario import plan_scenario
 
@@ -147,6 +148,18 @@ def test_the_end_to_end_scenario_is_the_one_the_figure_describes(registry: Regis
     fractions = {s: plan.config.fraction(s) for s in plan.config.workload.STATES}
     assert {s for s, f in fractions.items() if f} == {"dirty"}
     assert plan.config.node_pages >= 5000
+
+
+@pytest.mark.parametrize("pages", [bench.MILLION, 1_048_576 - 1024])
+def test_the_end_to_end_scenario_of_a_million_pages_is_accepted(
+    registry: Registry, pages: int
+) -> None:
+    # A node holds at most MAX_NODE_PAGES: the scenario must stay within it
+    # and still hold every page, with some room to spare.
+    config = parse_config(bench.end_to_end_scenario(pages))
+    plan = plan_scenario(config, registry, "bench", builtin=False)
+    assert pages < plan.config.node_pages <= MAX_NODE_PAGES
+    assert plan.config.node_pages == min(pages + pages // 8 + 1024, MAX_NODE_PAGES)
 
 
 def test_the_report_describes_its_method(report: dict[str, Any]) -> None:

@@ -883,9 +883,14 @@ def end_to_end_scenario(pages: int, *, plugin: str = "ext2") -> str:
     """The scenario of the end-to-end figure: ``pages`` pages of ext2 nobh, 30 % dirty.
 
     One mount of ``pages`` pages in up to 100 files, nothing else (no swap,
-    no processes, no other state); each node is big enough for every page.
+    no processes, no other state); each node is big enough for every page:
+    an eighth more than ``pages`` and 1,024 pages, but no more than a node
+    can hold (:data:`~fsaops.config.schema.MAX_NODE_PAGES`; 48,576 pages to
+    spare at a million).
     """
-    node_memory = (pages + pages // 8 + 1024) * 4096
+    from fsaops.config.schema import MAX_NODE_PAGES
+
+    node_memory = min(pages + pages // 8 + 1024, MAX_NODE_PAGES) * 4096
     return (
         f"[kernel]\nnodes = 2\nnode_memory = {node_memory}\n"
         f'[plugins]\nload = ["{plugin}"]\n'
