@@ -469,6 +469,9 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
     return 0
 
 
+_READ_IN = PG.uptodate | PG.mappedtodisk
+
+
 def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
     """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``).
 
@@ -477,13 +480,19 @@ def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
     as zeroes.
     """
     inode = page_inode(page)
-    bs, per_page = _blocks_per_page(page, inode)
+    sb = inode.i_sb
+    bs = sb.s_blocksize
+    node = page.node
+    ps = node.page_size
+    per_page = ps // bs
     first_block = page.index * per_page
-    data = page_address(page)
+    off = (page.pfn - node.start_pfn) << node.page_shift
+    data = node.mem[off : off + ps]  # page_address(page)
     run = inode.blocks[first_block : first_block + per_page]
-    if len(run) == per_page and run[0] and run == list(range(run[0], run[0] + per_page)):
-        inode.i_sb.s_bdev.read(run[0], data)
-        page.flags |= PG.uptodate | PG.mappedtodisk
+    start = run[0] if len(run) == per_page else 0
+    if start and (per_page == 1 or run == list(range(start, start + per_page))):
+        sb.s_bdev.read(start, data)
+        page.flags |= _READ_IN
         unlock_page(page)
         return 0
     for i in range(per_page):
