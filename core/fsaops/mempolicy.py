@@ -197,7 +197,8 @@ def migrate_pages_to(
             break
         err = migrate_pages(pagelist, newlist, moved, failed, stats=stats)
         putback_lru_pages(moved)
-        if err >= 0 and newlist.empty() and not pagelist.empty():
+        # newlist.empty() and not pagelist.empty(), read off the links
+        if err >= 0 and newlist.lru_next is newlist and pagelist.lru_next is not pagelist:
             continue
         break
     if stats is not None:
