@@ -612,24 +612,29 @@ def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
 
     if page.flags & PG.private:
         return block_write_full_page(page, None, wbc)
-    kernel = page.node.kernel
+    node = page.node
+    kernel = node.kernel
     inode = page_inode(page)
-    bs, per_page = _blocks_per_page(page, inode)
+    sb = inode.i_sb
+    bs = sb.s_blocksize
+    ps = node.page_size
+    per_page = ps // bs
     first_block = page.index * per_page
     last_block = (inode.i_size - 1) // bs if inode.i_size else -1
     set_page_writeback(page)
     unlock_page(page)
     kernel.vmstat.nr_writepage += 1
-    data = page_address(page)
+    off = (page.pfn - node.start_pfn) << node.page_shift
+    data = node.mem[off : off + ps]  # page_address(page)
     run = inode.blocks[first_block : first_block + per_page]
+    start = run[0] if len(run) == per_page else 0
     if (
         first_block + per_page - 1 <= last_block
-        and len(run) == per_page
-        and run[0]
-        and run == list(range(run[0], run[0] + per_page))
+        and start
+        and (per_page == 1 or run == list(range(start, start + per_page)))
     ):
-        inode.i_sb.s_bdev.write(run[0], data)
-        kernel.sched.call_later(_schedule_io(page), end_page_writeback, page)
+        sb.s_bdev.write(start, data)
+        kernel.sched.call_later(kernel.io_latency, end_page_writeback, page)  # _schedule_io
         return 0
     for i in range(per_page):
         if first_block + i > last_block:
