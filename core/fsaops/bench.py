@@ -1035,7 +1035,8 @@ def _phases(pages: int, plugin: str) -> dict[str, float]:
     starting the child to the run (the interpreter, the imports, loading
     the plugins, checking the scenario), ``report`` includes writing the
     JSON report, and ``exit`` is the time from the command being done to
-    the child's end (freeing the world).
+    the child's end, which ends as the program does (``os._exit``, without
+    freeing the world object by object).
     """
     with tempfile.TemporaryDirectory(prefix="fsaops-bench-") as tmp:
         path = os.path.join(tmp, "scenario.toml")
@@ -1564,7 +1565,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.phases_child is not None:
             _write(json.dumps(_phases_child(args.phases_child, args.plugins or "ext2")) + "\n")
-            return 0
+            # Then end as the program ends once its command is done, so that the
+            # ``exit`` phase is the program's own.
+            from fsaops.cli import _exit_now
+
+            _exit_now(0)
         pages = args.pages if args.pages is not None else QUICK_PAGES if args.quick else None
         repeat = args.repeat if args.repeat is not None else QUICK_REPEAT if args.quick else None
         registry = load_plugins(cli=args.plugins)
