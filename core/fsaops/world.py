@@ -512,7 +512,6 @@ class World:
         self._owners: dict[str, int] = {}
         self._by_inode: dict[int, File] = {}
         self._helpers: dict[str, Task] = {}
-        self._scratch = bytearray()
         if swap_slots:
             self.swapon(swap_slots)
 
@@ -578,23 +577,15 @@ class World:
     def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
 
-        The pages are generated into a buffer the world keeps for this, run
-        after run, and compared with ``data`` in one comparison.
+        The pages are generated as one run (:meth:`Contents.versions`) and
+        compared with ``data`` in one comparison.
         """
-        size = count * self.page_size
-        if len(data) != size:
+        if len(data) != count * self.page_size:
             return False
         gens = record.gens[first : first + count]
         if len(gens) != count:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
-        if len(self._scratch) < size:
-            self._scratch = bytearray(size)
-        view = memoryview(self._scratch)[:size]
-        try:
-            self.contents.fill(view, record.owner, _content_index(record, first), gens)
-            return data.startswith(view)  # one memcmp, without copying the run
-        finally:
-            view.release()
+        return data == self.contents.versions(record.owner, gens, _content_index(record, first))
 
     def expected_range(self, record: File | Area, first: int, count: int) -> bytes:
         """The bytes pages ``first`` to ``first + count - 1`` of a file or area must read back."""
