@@ -577,7 +577,7 @@ class World:
     def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
 
-        The pages are generated as one run (:meth:`Contents.versions`) and
+        The pages are generated as one run (:meth:`~fsaops.content.Contents.versions`) and
         compared with ``data`` in one comparison.
         """
         if len(data) != count * self.page_size:
