@@ -16,6 +16,10 @@ import pytest
 
 import guarded
 from fsaops import bench
+from fsaops.config import parse_config
+from fsaops.config.schema import MAX_NODE_PAGES
+from fsaops.plugins import Registry
+from fsaops.scenario import plan_scenario
 
 FIGURES = {
     "engine_vs_bare[ext2_nobh_aops]",
@@ -24,6 +28,7 @@ FIGURES = {
     "scaling",
     "log_filtered_vs_off",
     "metadata_bytes",
+    "end_to_end[ext2_nobh_aops]",
 }
 
 
@@ -100,6 +105,63 @@ def test_every_builtin_table_has_a_rate_for_clean_and_dirty_pages(
         assert {(table, "clean"), (table, "dirty")} <= measured
 
 
+def test_the_end_to_end_figure_times_whole_commands_against_the_engine(
+    report: dict[str, Any],
+) -> None:
+    figure = next(f for f in report["figures"] if f["key"] == "end_to_end[ext2_nobh_aops]")
+    assert figure["target"] == bench.END_TO_END_TARGET == 5.0
+    detail = figure["detail"]
+    pages = report["method"]["pages"]
+    runs = list(detail["runs"].values())
+    assert [r["pages"] for r in runs] == [pages, 10 * pages], "the base count and ten times it"
+    engine = detail["engine_pages_per_second"]
+    rate = next(
+        r["pages_per_second"]
+        for r in report["throughput"]
+        if r["table"] == "ext2_nobh_aops" and r.get("state") == "dirty"
+    )
+    assert engine == rate, "the engine's rate is the rates' row for the same table, dirty"
+    assert detail["block_size"] == 1024 and detail["dirty"] == 0.3
+    for run in runs:
+        assert len(run["times_s"]) == detail["repetitions"] >= 1
+        assert run["seconds"] == sorted(run["times_s"])[len(run["times_s"]) // 2]
+        assert run["pages_per_second"] == pytest.approx(run["pages"] / run["seconds"])
+        assert run["ratio_to_engine"] == pytest.approx(engine / run["pages_per_second"])
+        assert run["peak_rss_bytes"] > 0
+    assert figure["value"] == pytest.approx(runs[-1]["ratio_to_engine"], rel=0.5)
+    spread = figure["noise"]["ratio_of_each_repetition"]
+    assert spread["min"] - 1e-3 <= figure["value"] <= spread["max"] + 1e-3  # rounded to 4 places
+    phases = detail["phases_s"]
+    assert list(phases) == ["start-up", "build", "migrate", "prove", "read back", "report", "exit"]
+    assert all(seconds > 0 for seconds in phases.values())
+    assert sum(phases.values()) < 3 * max(runs[-1]["times_s"]), "one run, not several"
+
+
+def test_the_end_to_end_scenario_is_the_one_the_figure_describes(registry: Registry) -> None:
+    config = parse_config(bench.end_to_end_scenario(5000))
+    plan = plan_scenario(config, registry, "bench", builtin=False)
+    (mount,) = plan.config.mount
+    assert (mount.fs, mount.mode, mount.pages, mount.files) == ("ext2", "nobh", 5000, 100)
+    assert plan.config.swap_slots == 0 and plan.config.anon_pages == 0
+    assert plan.config.processes.count == 0
+    assert plan.config.workload.dirty == 0.3
+    fractions = {s: plan.config.fraction(s) for s in plan.config.workload.STATES}
+    assert {s for s, f in fractions.items() if f} == {"dirty"}
+    assert plan.config.node_pages >= 5000
+
+
+@pytest.mark.parametrize("pages", [bench.MILLION, 1_048_576 - 1024])
+def test_the_end_to_end_scenario_of_a_million_pages_is_accepted(
+    registry: Registry, pages: int
+) -> None:
+    # A node holds at most MAX_NODE_PAGES: the scenario must stay within it
+    # and still hold every page, with some room to spare.
+    config = parse_config(bench.end_to_end_scenario(pages))
+    plan = plan_scenario(config, registry, "bench", builtin=False)
+    assert pages < plan.config.node_pages <= MAX_NODE_PAGES
+    assert plan.config.node_pages == min(pages + pages // 8 + 1024, MAX_NODE_PAGES)
+
+
 def test_the_report_describes_its_method(report: dict[str, Any]) -> None:
     method = report["method"]
     assert method["repeat"] >= 1
@@ -140,6 +202,13 @@ def test_the_million_page_run_is_opt_in_and_reports_time_and_memory() -> None:
     assert big["completed"] is True
     for key in ("migrate_seconds", "peak_rss_bytes", "page_data_bytes_touched"):
         assert big[key] > 0
+    whole = big["end_to_end"]
+    assert whole["pages"] == 3000
+    assert (whole["exit_status"], whole["status"]) == (0, "ok")
+    assert whole["model_bytes"] == 3 * 3000 * 4096, "both nodes' frames and the device's data"
+    assert whole["peak_over_model"] == pytest.approx(whole["peak_rss_bytes"] / whole["model_bytes"])
+    assert whole["seconds"] > 0
+    assert (whole["target_seconds"], whole["target_peak_over_model"]) == (60.0, 1.5)
 
 
 def test_bad_arguments_are_refused() -> None:

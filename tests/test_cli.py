@@ -190,6 +190,35 @@ def test_same_seed_same_json_and_another_seed_another_workload() -> None:
     assert a["workload"]["digest"] != b["workload"]["digest"]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_builtin_scenario_gives_a_byte_identical_report_run_after_run(seed: int) -> None:
+    # Whole programs (which end with os._exit once the command is done): the
+    # report must be complete and the same, byte for byte, every time.
+    first = run("migrate", "--json", "--seed", str(seed))
+    second = run("migrate", "--json", "--seed", str(seed))
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout
+    report = json.loads(first.stdout)
+    assert report["seed"] == seed and report["status"] == "ok"
+
+
+def test_the_program_runs_exit_functions_before_it_ends(tmp_path: Path) -> None:
+    # The program ends with os._exit, but what was registered with atexit
+    # (logging's shutdown, plugin code's handlers) still runs first.
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "from fsaops.cli import main\n"
+        "sys.argv = ['fsaops', 'plugins', '--json']\n"
+        "sys.exit(main())\n"
+    )
+    proc = run(code=code)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "ok"
+    assert marker.read_text() == "yes"
+
+
 def test_migration_compiled_out_exits_2_with_enosys() -> None:
     proc = run("migrate", CONFIGS / "no_migration.toml")
     assert_bad_input(proc, "ENOSYS", "no_migration.toml", "kernel.migration")

@@ -541,10 +541,17 @@ def test_the_option_overrides_the_key(tmp_path: Path) -> None:
 
 
 def test_the_time_limit_names_the_phase_outside_the_engine(tmp_path: Path) -> None:
+    # The world is built by reading every page in through readpage.
+    code = HEADER + "def rp(page):\n    time.sleep(3600)\n" + _table("slowread", readpage="rp")
+    env = install(tmp_path, "slowread", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "slowread"), "--timeout", "1", env=env, timeout=60)
+    one_error_line(proc, 1, "time limit of 1 s while building the world")
+    # Dirty pages move without being written; the durability proof writes them.
     code = HEADER + "def wp(page, wbc):\n    time.sleep(3600)\n" + _table("slowio", writepage="wp")
     env = install(tmp_path, "slowio", code)
-    proc = fsaops("migrate", _scenario(tmp_path, "slowio"), "--timeout", "1", env=env, timeout=60)
-    one_error_line(proc, 1, "time limit of 1 s while building the world")
+    scenario = _scenario(tmp_path, "slowio", "[workload]\ndirty = 0.5\n")
+    proc = fsaops("migrate", scenario, "--timeout", "1", env=env, timeout=60)
+    one_error_line(proc, 1, "time limit of 1 s while proving durability")
 
 
 def test_plugin_code_that_swallows_the_time_limit_is_ended_anyway(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ and every byte written reads back.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -217,6 +218,12 @@ TestMigrationMachine = MigrationMachine.TestCase
 
 @pytest.fixture(autouse=True, scope="module")
 def _report_totals() -> Iterator[None]:
+    start = time.perf_counter()
     yield
     if TOTALS:
+        seconds = time.perf_counter() - start
         print("\nstate machine totals:", dict(sorted(TOTALS.items())))
+        print(
+            f"state machine: {TOTALS['examples']} examples in {seconds:.1f} s, "
+            f"{TOTALS['examples'] / seconds:.1f} examples/s"
+        )

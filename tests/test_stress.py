@@ -122,6 +122,7 @@ def test_threads_keep_their_data_while_pages_migrate(registry: Registry) -> None
     )
     kernel.sched.threads = len(threads)
     moved = 0
+    started = time.perf_counter()
     # Switch threads every 20 µs instead of every 5 ms, so that workers run
     # while the migration holds page locks, as other CPUs would.
     interval = sys.getswitchinterval()
@@ -146,6 +147,11 @@ def test_threads_keep_their_data_while_pages_migrate(registry: Registry) -> None
             t.join(60)
         sys.setswitchinterval(interval)
         kernel.sched.threads = 0
+    seconds = time.perf_counter() - started
+    print(
+        f"\nstress: {round_} rounds in {seconds:.2f} s ({round_ / seconds:.1f} rounds/s), "
+        f"{moved} pages moved, {sum(w.ops for w in workers)} worker operations"
+    )
     assert not any(t.is_alive() for t in threads), "a thread hung"
     errors = reader_errors + [e for w in workers for e in w.errors]
     assert errors == []

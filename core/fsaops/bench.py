@@ -25,6 +25,14 @@ process, on the same pages:
     ``struct page`` object, its frame number, its ``mem_map`` and page-tree
     slots, its index and its LRU links; not its data (in the node's memory
     map) and not its buffer heads (reported apart).
+``end_to_end[ext2_nobh_aops]``
+    The engine's pages per second for ``ext2_nobh_aops`` dirty pages (from
+    the rates below) against those of a whole ``fsaops migrate`` run of
+    ten times the base count of pages on one ext2 nobh mount, 30 % dirty:
+    the command's wall clock from start to exit (a child process: start-up,
+    building the world, migrating, the proofs, reading back and the
+    report), and the same at the base count, with where the time of one
+    run goes.
 
 How: each repetition isolates the pages and deals them into batches of
 :data:`PART_PAGES`; the two sides take turns on the batches (A B B A ...,
@@ -39,7 +47,8 @@ figure comes with the spread of its repetitions.
 
 Besides the figures it reports pages per second for every loaded table
 (clean and dirty pages), and with ``--million`` the time and peak memory of
-migrating a million pages (in a child process, so its peak is its own).
+migrating a million pages, and of a whole ``fsaops migrate`` of a million
+pages (each in a child process, so its peak is its own).
 
 Plugins are selected as for ``fsaops migrate`` (``--plugins``, then
 ``FSAOPS_PLUGINS``, else every installed plugin); a plugin not selected is
@@ -65,6 +74,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
@@ -108,6 +118,15 @@ DOCS = "docs/performance.md"
 #: The tables the engine figures use: one without buffers, one with.
 BUFFERLESS = ("ext2", "nobh", 4096)
 WITH_BUFFERS = ("ext2", "default", 1024)
+#: The end-to-end figure's mount: ext2 nobh with ext2's default (1 KiB) blocks,
+#: as a scenario that names no block size gets, and as the rates measure it.
+END_TO_END = ("ext2", "nobh", 1024)
+END_TO_END_TARGET = 5.0
+END_TO_END_DIRTY = 0.3
+#: Seconds a whole run of a million pages may take, and its peak resident
+#: size over the bytes the model must hold.
+MILLION_SECONDS = 60.0
+MILLION_MEMORY = 1.5
 
 
 # -- results -------------------------------------------------------------------
@@ -779,11 +798,21 @@ def metadata_bytes(registry: Registry, pages: int) -> Figure:
 
 
 def throughput(
-    registry: Registry, pages: int, repeat: int, *, semantics: str = DEFAULT_SEMANTICS
+    registry: Registry,
+    pages: int,
+    repeat: int,
+    *,
+    semantics: str = DEFAULT_SEMANTICS,
+    only: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Pages per second through ``migrate_pages`` for every loaded table, clean and dirty."""
+    """Pages per second through ``migrate_pages`` for every loaded table, clean and dirty.
+
+    ``only`` is a (filesystem, mode) to measure alone.
+    """
     rows: list[dict[str, Any]] = []
     for fstype, mode, table in registry.tables():
+        if only is not None and (fstype.name, mode) != only:
+            continue
         if not fstype.has_page_cache(mode):
             rows.append(
                 {
@@ -845,6 +874,209 @@ def throughput(
                 }
             )
     return rows
+
+
+# -- end to end ----------------------------------------------------------------------------
+
+
+def end_to_end_scenario(pages: int, *, plugin: str = "ext2") -> str:
+    """The scenario of the end-to-end figure: ``pages`` pages of ext2 nobh, 30 % dirty.
+
+    One mount of ``pages`` pages in up to 100 files, nothing else (no swap,
+    no processes, no other state); each node is big enough for every page:
+    an eighth more than ``pages`` and 1,024 pages, but no more than a node
+    can hold (:data:`~fsaops.config.schema.MAX_NODE_PAGES`; 48,576 pages to
+    spare at a million).
+    """
+    from fsaops.config.schema import MAX_NODE_PAGES
+
+    node_memory = min(pages + pages // 8 + 1024, MAX_NODE_PAGES) * 4096
+    return (
+        f"[kernel]\nnodes = 2\nnode_memory = {node_memory}\n"
+        f'[plugins]\nload = ["{plugin}"]\n'
+        f'[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = {pages}\nfiles = {min(100, pages)}\n'
+        "[swap]\nslots = 0\n"
+        "[processes]\ncount = 0\nanon_pages = 0\n"
+        f"[workload]\ndirty = {END_TO_END_DIRTY}\n"
+    )
+
+
+@attrs.frozen
+class CommandRun:
+    """One whole ``fsaops migrate --json`` in a child process."""
+
+    seconds: float
+    peak_rss_bytes: int
+    status: str
+    returncode: int
+
+
+def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
+    """Run ``fsaops migrate --json`` on ``scenario`` (TOML text) in a child process, timed.
+
+    The time is the wall clock from starting the child to reaping it; the
+    peak resident size is the child's own.
+    """
+    with tempfile.TemporaryDirectory(prefix="fsaops-bench-") as tmp:
+        path = os.path.join(tmp, "scenario.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(scenario)
+        cmd = [sys.executable, "-m", "fsaops", "migrate", "--json", "--no-progress"]
+        cmd += ["--plugins", plugin, path]
+        with open(os.path.join(tmp, "stderr"), "w+b") as errors:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
+            )
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            proc.stdout.close()
+            if hasattr(os, "wait4"):
+                _pid, status, usage = os.wait4(proc.pid, 0)
+                seconds = time.perf_counter() - start
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+            else:  # pragma: no cover - systems without wait4
+                proc.wait()
+                seconds = time.perf_counter() - start
+                peak = 0
+            errors.seek(0)
+            err = errors.read()
+    try:
+        outcome = str(json.loads(out)["status"])
+    except (ValueError, KeyError, TypeError):
+        outcome = "no report: " + err.decode(errors="replace").strip()[-500:]
+    return CommandRun(seconds, peak, outcome, proc.returncode)
+
+
+def end_to_end(
+    registry: Registry, pages: int, repeat: int, rates: Sequence[dict[str, Any]]
+) -> Figure:
+    """Engine pages/s ÷ pages/s of a whole ``fsaops migrate`` of ``10 * pages`` pages.
+
+    The engine's rate is the ``ext2_nobh_aops`` dirty row of ``rates`` (or
+    measured here if it is missing).  The command runs ``repeat`` times at
+    each size, small and large in turn, each in a child process timed by
+    the wall clock; the figure is the median large run.  One more run of
+    the large size says where its time goes (:func:`_phases`).
+    """
+    fs, mode, block_size = END_TO_END
+    plugin = registry.owners.get(fs, fs)
+    table = registry.aops(fs, mode).name
+    row = next(
+        (
+            r
+            for r in rates
+            if r.get("table") == table and r.get("state") == "dirty" and "note" not in r
+        ),
+        None,
+    )
+    if row is None:
+        row = throughput(registry, max(pages // 5, 50), 3, only=(fs, mode))[-1]
+    engine = float(row["pages_per_second"])
+    sizes = (pages, 10 * pages)
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    peaks: dict[int, int] = {}
+    for _ in range(repeat):
+        for n in sizes:
+            run = migrate_command(end_to_end_scenario(n, plugin=plugin), plugin=plugin)
+            if run.returncode != 0 or run.status != "ok":
+                raise RuntimeError(
+                    f"fsaops migrate of {n:,} ext2 nobh pages ended with exit status "
+                    f"{run.returncode} ({run.status})"
+                )
+            times[n].append(run.seconds)
+            peaks[n] = run.peak_rss_bytes
+    large = sizes[-1]
+    phases = _phases(large, plugin)
+    runs: dict[str, Any] = {}
+    for n in sizes:
+        median = statistics.median(times[n])
+        runs[str(n)] = {
+            "pages": n,
+            "seconds": median,
+            "pages_per_second": n / median,
+            "ratio_to_engine": engine * median / n,
+            "times_s": times[n],
+            "peak_rss_bytes": peaks[n],
+        }
+    pairs = [engine * t / large for t in times[large]]
+    engine_noise = dict(row.get("noise", {}))
+    return Figure(
+        key=f"end_to_end[{table}]",
+        title=f"engine ÷ end to end, fsaops migrate of {large:,} pages ({table}, 30% dirty)",
+        value=statistics.median(pairs),
+        target=END_TO_END_TARGET,
+        detail={
+            "table": table,
+            "block_size": block_size,
+            "dirty": END_TO_END_DIRTY,
+            "engine_pages_per_second": engine,
+            "engine_pages": row.get("pages"),
+            "runs": runs,
+            "phases_s": phases,
+            "clock": "wall clock of the whole command, from starting it to its exit",
+            "repetitions": len(pairs),
+        },
+        noise={
+            "end_to_end": Side("end_to_end", tuple(times[large])).noise(),
+            "engine": engine_noise,
+            "ratio_of_each_repetition": {"min": min(pairs), "max": max(pairs)},
+        },
+    )
+
+
+def _phases(pages: int, plugin: str) -> dict[str, float]:
+    """Where the time of one whole run of ``pages`` pages goes, in seconds of wall time.
+
+    The command runs in a child process (``--phases-child``) that times the
+    phases of :func:`~fsaops.scenario.run_plan` and says when it started
+    them and when the command was done; ``start-up`` is the time from
+    starting the child to the run (the interpreter, the imports, loading
+    the plugins, checking the scenario), ``report`` includes writing the
+    JSON report, and ``exit`` is the time from the command being done to
+    the child's end, which ends as the program does (``os._exit``, without
+    freeing the world object by object).
+    """
+    with tempfile.TemporaryDirectory(prefix="fsaops-bench-") as tmp:
+        path = os.path.join(tmp, "scenario.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(end_to_end_scenario(pages, plugin=plugin))
+        cmd = [sys.executable, "-m", "fsaops.bench", "--phases-child", path, "--plugins", plugin]
+        started = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        ended = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"timing the phases failed: {proc.stderr.strip()[-500:]}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    phases: dict[str, float] = {"start-up": child["run_started"] - started}
+    phases.update(child["phases"])
+    phases["report"] += child["done"] - child["run_started"] - sum(child["phases"].values())
+    phases["exit"] = ended - child["done"]
+    return phases
+
+
+def _phases_child(path: str, plugin: str) -> dict[str, Any]:
+    """``fsaops migrate --json`` of the scenario at ``path``, with the phases of its run timed."""
+    import fsaops.scenario
+    from fsaops.cli import main as cli_main
+
+    phases: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    run_plan = fsaops.scenario.run_plan
+
+    def timed(plan: Any, **options: Any) -> Any:
+        marks["run_started"] = time.time()
+        return run_plan(plan, phases=phases, **options)
+
+    fsaops.scenario.run_plan = timed
+    try:
+        with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+            status = cli_main(["migrate", "--json", "--no-progress", "--plugins", plugin, path])
+    finally:
+        fsaops.scenario.run_plan = run_plan
+    marks["done"] = time.time()
+    return {"phases": phases, "exit_status": status, **marks}
 
 
 # -- a million pages ------------------------------------------------------------------------
@@ -915,6 +1147,35 @@ def million(npages: int) -> dict[str, Any]:
     }
 
 
+def million_end_to_end(registry: Registry, npages: int) -> dict[str, Any]:
+    """A whole ``fsaops migrate`` of ``npages`` ext2 nobh pages, 30 % dirty, in a child process.
+
+    Its wall clock against :data:`MILLION_SECONDS`, and its peak resident
+    size against :data:`MILLION_MEMORY` times the bytes the model must hold:
+    both nodes' frames in use (every page on each) and the device's data.
+    """
+    fs, _mode, _block_size = END_TO_END
+    plugin = registry.owners.get(fs, fs)
+    run = migrate_command(end_to_end_scenario(npages, plugin=plugin), plugin=plugin)
+    model = 3 * npages * 4096
+    return {
+        "pages": npages,
+        "seconds": run.seconds,
+        "pages_per_second": npages / run.seconds,
+        "target_seconds": MILLION_SECONDS,
+        "peak_rss_bytes": run.peak_rss_bytes,
+        "model_bytes": model,
+        "peak_over_model": run.peak_rss_bytes / model,
+        "target_peak_over_model": MILLION_MEMORY,
+        "status": run.status,
+        "exit_status": run.returncode,
+        "met": run.returncode == 0
+        and run.status == "ok"
+        and run.seconds < MILLION_SECONDS
+        and run.peak_rss_bytes <= MILLION_MEMORY * model,
+    }
+
+
 def _million_in_child(npages: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "fsaops.bench", "--million-child", str(npages)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -935,6 +1196,7 @@ NEEDS: dict[str, tuple[str, str, int]] = {
     "scaling": BUFFERLESS,
     "log_filtered_vs_off": BUFFERLESS,
     "metadata_bytes": BUFFERLESS,
+    "end_to_end[ext2_nobh_aops]": END_TO_END,
     "million": BUFFERLESS,
 }
 
@@ -1023,6 +1285,11 @@ def run(
     per_table = table_pages or max(pages // 5, 50)
     rows = throughput(registry, per_table, max(2, repeat // 3 + 1), semantics=sem)
     sections["throughput"] = time.perf_counter() - start
+    section(
+        "end_to_end[ext2_nobh_aops]",
+        "end to end",
+        lambda: end_to_end(registry, pages, max(1, min(3, repeat // 3)), rows),
+    )
     big: dict[str, Any] | None = None
     if million_pages:
         why = _missing(registry, *NEEDS["million"])
@@ -1033,6 +1300,11 @@ def run(
             start = time.perf_counter()
             big = _million_in_child(million_pages)
             sections["million"] = time.perf_counter() - start
+            if _missing(registry, *END_TO_END) is None:
+                say(f"{million_pages:,} pages end to end")
+                start = time.perf_counter()
+                big["end_to_end"] = million_end_to_end(registry, million_pages)
+                sections["million_end_to_end"] = time.perf_counter() - start
     return {
         "figures": [f.as_dict() for f in figures],
         "all_met": bool(figures) and all(f.met for f in figures),
@@ -1107,6 +1379,21 @@ def render(report: dict[str, Any]) -> str:
             f"{meta['buffer_heads_bytes_per_page_1k_blocks']:.0f} B a page with 1 KiB blocks; "
             f"the kernel's struct page: 64 B"
         )
+    e2e = next((f for f in figures if f["key"].startswith("end_to_end[")), None)
+    if e2e is not None:
+        d = e2e["detail"]
+        lines.append("")
+        runs = ", ".join(
+            f"{r['pages']:,} pages in {r['seconds']:.2f} s ({r['pages_per_second']:,.0f}/s, "
+            f"{r['ratio_to_engine']:.1f}x the engine's time)"
+            for r in d["runs"].values()
+        )
+        lines.append(
+            f"end to end ({d['table']}, {d['dirty']:.0%} dirty; the engine "
+            f"{d['engine_pages_per_second']:,.0f}/s): {runs}"
+        )
+        phases = ", ".join(f"{name} {sec:.2f} s" for name, sec in d["phases_s"].items())
+        lines.append(f"  where the time of the largest run goes: {phases}")
     lines.append("")
     lines.append("pages per second, per table:")
     for row in report["throughput"]:
@@ -1133,6 +1420,16 @@ def render(report: dict[str, Any]) -> str:
                 f"{big['fill_seconds']:.1f} s; peak RSS {big['peak_rss_bytes'] / 2**30:.2f} GiB "
                 f"(page data {big['page_data_bytes_touched'] / 2**30:.2f} GiB); "
                 f"{'completed' if big['completed'] else 'DID NOT COMPLETE'}"
+            )
+        whole = big.get("end_to_end")
+        if whole:
+            lines.append(
+                f"{whole['pages']:,} pages end to end (fsaops migrate): {whole['seconds']:.1f} s "
+                f"(target < {whole['target_seconds']:g} s), peak RSS "
+                f"{whole['peak_rss_bytes'] / 2**30:.2f} GiB = {whole['peak_over_model']:.2f}x the "
+                f"{whole['model_bytes'] / 2**30:.2f} GiB the model holds (target ≤ "
+                f"{whole['target_peak_over_model']:g}x); status {whole['status']}; "
+                f"{'met' if whole['met'] else 'NOT MET'}"
             )
     m = report["method"]
     env = report["environment"]
@@ -1233,6 +1530,7 @@ def _parser() -> _Parser:
     parser.add_argument(
         "--million-child", type=_count(1, MILLION), default=None, help=argparse.SUPPRESS
     )
+    parser.add_argument("--phases-child", metavar="PATH", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -1265,6 +1563,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.million_child is not None:
             _write(json.dumps(million(args.million_child)) + "\n")
             return 0
+        if args.phases_child is not None:
+            _write(json.dumps(_phases_child(args.phases_child, args.plugins or "ext2")) + "\n")
+            # Then end as the program ends once its command is done, so that the
+            # ``exit`` phase is the program's own.
+            from fsaops.cli import _exit_now
+
+            _exit_now(0)
         pages = args.pages if args.pages is not None else QUICK_PAGES if args.quick else None
         repeat = args.repeat if args.repeat is not None else QUICK_REPEAT if args.quick else None
         registry = load_plugins(cli=args.plugins)

@@ -469,12 +469,32 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
     return 0
 
 
+_READ_IN = PG.uptodate | PG.mappedtodisk
+
+
 def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
-    """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``)."""
+    """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``).
+
+    As the kernel's, a page whose blocks are consecutive on the device is
+    read with one request; other pages are read a block at a time, holes
+    as zeroes.
+    """
     inode = page_inode(page)
-    bs, per_page = _blocks_per_page(page, inode)
+    sb = inode.i_sb
+    bs = sb.s_blocksize
+    node = page.node
+    ps = node.page_size
+    per_page = ps // bs
     first_block = page.index * per_page
-    data = page_address(page)
+    off = (page.pfn - node.start_pfn) << node.page_shift
+    data = node.mem[off : off + ps]  # page_address(page)
+    run = inode.blocks[first_block : first_block + per_page]
+    start = run[0] if len(run) == per_page else 0
+    if start and (per_page == 1 or run == list(range(start, start + per_page))):
+        sb.s_bdev.read(start, data)
+        page.flags |= _READ_IN
+        unlock_page(page)
+        return 0
     for i in range(per_page):
         blocknr = inode.get_block(first_block + i, False)
         if blocknr:
@@ -583,21 +603,39 @@ def nobh_commit_write(page: Page, start: int, end: int) -> int:
 def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
     """Write a page that has no buffers straight to its blocks (``mpage_writepage``).
 
-    A page that does have buffers goes through :func:`block_write_full_page`.
+    As the kernel's, a page inside the file whose blocks are consecutive on
+    the device is written with one request; other pages a block at a time
+    (allocating missing blocks), up to the end of the file.  A page that
+    does have buffers goes through :func:`block_write_full_page`.
     """
     from fsaops.writeback import set_page_writeback
 
     if page.flags & PG.private:
         return block_write_full_page(page, None, wbc)
-    kernel = page.node.kernel
+    node = page.node
+    kernel = node.kernel
     inode = page_inode(page)
-    bs, per_page = _blocks_per_page(page, inode)
+    sb = inode.i_sb
+    bs = sb.s_blocksize
+    ps = node.page_size
+    per_page = ps // bs
     first_block = page.index * per_page
     last_block = (inode.i_size - 1) // bs if inode.i_size else -1
     set_page_writeback(page)
     unlock_page(page)
     kernel.vmstat.nr_writepage += 1
-    data = page_address(page)
+    off = (page.pfn - node.start_pfn) << node.page_shift
+    data = node.mem[off : off + ps]  # page_address(page)
+    run = inode.blocks[first_block : first_block + per_page]
+    start = run[0] if len(run) == per_page else 0
+    if (
+        first_block + per_page - 1 <= last_block
+        and start
+        and (per_page == 1 or run == list(range(start, start + per_page)))
+    ):
+        sb.s_bdev.write(start, data)
+        kernel.sched.call_later(kernel.io_latency, end_page_writeback, page)  # _schedule_io
+        return 0
     for i in range(per_page):
         if first_block + i > last_block:
             break

@@ -113,16 +113,30 @@ def check_kernel(
 
     # Page trees: one reference per slot.
     in_tree: dict[int, AddressSpace] = {}
+    swapcache = PG.swapcache
     for mapping in mappings(kernel):
         count = 0
+        plain = not mapping.anon
         for index, page in enumerate(mapping.page_tree):
             if page is None:
                 continue
             count += 1
-            expected[page.pfn] += 1
-            if page.pfn in in_tree:
-                problems.append(f"pfn {page.pfn} sits in two page-tree slots")
-            in_tree[page.pfn] = mapping
+            pfn = page.pfn
+            expected[pfn] += 1
+            if pfn in in_tree:
+                problems.append(f"pfn {pfn} sits in two page-tree slots")
+            in_tree[pfn] = mapping
+            if (
+                plain
+                and page.mapping is mapping
+                and not page.flags & swapcache
+                and page.index == index
+            ):
+                # page_mapping(page) is mapping and page_index(page) == index,
+                # the usual case, read without the calls.
+                if page.count == 0:
+                    problems.append(f"free pfn {pfn} is still in {mapping.name}")
+                continue
             if page_mapping(page) is not mapping:
                 problems.append(
                     f"slot {index} of {mapping.name} holds pfn {page.pfn}, whose mapping is "
@@ -158,23 +172,26 @@ def check_kernel(
                 swap_users[pte.swp] += 1
 
     # Buffers: journal holds.
-    for page in kernel.pages():
-        if page.flags & PG.private and isinstance(page.private, BufferHead):
+    private = PG.private
+    for page in [p for node in kernel.nodes for p in node.pages if p.flags & private]:
+        if isinstance(page.private, BufferHead):
             for bh in buffers(page.private):
                 if bh.b_state & BH.jbd:
                     bh_expected[id(bh)] += 1
 
     # Every page.
     lru_seen: set[int] = set()
+    pg_lru = PG.lru
+    pg_active = PG.active
     for node in kernel.nodes:
-        for lru, active in ((node.active, True), (node.inactive, False)):
+        for lru_list, active in ((node.active, True), (node.inactive, False)):
             n = 0
-            for page in lru:
+            for page in lru_list:
                 n += 1
                 lru_seen.add(page.pfn)
-                if not page.flags & PG.lru:
+                if not page.flags & pg_lru:
                     problems.append(f"pfn {page.pfn} is on an LRU list without PG_lru")
-                if bool(page.flags & PG.active) != active:
+                if bool(page.flags & pg_active) != active:
                     which = "active" if active else "inactive"
                     problems.append(
                         f"pfn {page.pfn} is on the {which} list with flags "
@@ -189,39 +206,48 @@ def check_kernel(
                     f"pages but holds {n}"
                 )
     free_pfns = {p.pfn for node in kernel.nodes for p in node.free_pages()}
-    for page in kernel.pages():
+    # Plain dict reads below: a Counter calls a Python __missing__ for every absent pfn.
+    lru = PG.lru
+    locked = PG.locked
+    writeback = PG.writeback
+    for page in [p for node in kernel.nodes for p in node.pages]:
         pfn = page.pfn
         if pfn in free_pfns:
             if page.count or page.mapcount or page.mapping is not None or page.flags:
                 problems.append(f"free pfn {pfn} is in use: {page!r}")
             continue
-        if page.count == 0:
+        count = page.count
+        if count == 0:
             problems.append(f"pfn {pfn} has no references but is not on the free list (leaked)")
             continue
-        listed = not page.flags & PG.lru and page.lru_next is not LIST_POISON
-        want = expected[pfn] + (1 if page.flags & PG.private else 0) + (1 if listed else 0)
-        if page.count != want:
+        flags = page.flags
+        listed = not flags & lru and page.lru_next is not LIST_POISON
+        want = expected.get(pfn, 0) + (1 if flags & private else 0) + (1 if listed else 0)
+        if count != want:
             problems.append(
-                f"pfn {pfn} has page_count {page.count}, but {want} references are accounted "
-                f"for (flags {page_flags_str(page.flags)}, mapcount {page.mapcount})"
+                f"pfn {pfn} has page_count {count}, but {want} references are accounted "
+                f"for (flags {page_flags_str(flags)}, mapcount {page.mapcount})"
             )
-        if page.mapcount != mapped[pfn]:
-            problems.append(f"pfn {pfn} has mapcount {page.mapcount} but {mapped[pfn]} ptes map it")
-        if bool(page.flags & PG.lru) != (pfn in lru_seen):
+        nmapped = mapped.get(pfn, 0)
+        if page.mapcount != nmapped:
+            problems.append(f"pfn {pfn} has mapcount {page.mapcount} but {nmapped} ptes map it")
+        if bool(flags & lru) != (pfn in lru_seen):
             problems.append(
-                f"pfn {pfn} has PG_lru {'set' if page.flags & PG.lru else 'clear'} but is "
+                f"pfn {pfn} has PG_lru {'set' if flags & lru else 'clear'} but is "
                 f"{'on' if pfn in lru_seen else 'not on'} an LRU list"
             )
         if pfn in on_private and page.lru_next is LIST_POISON:
             problems.append(f"pfn {pfn} is isolated but on no list")
-        if quiet and page.flags & PG.locked and pfn not in locked_by_task:
+        if quiet and flags & locked and pfn not in locked_by_task:
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
-        if quiet and page.flags & PG.writeback:
+        if quiet and flags & writeback:
             problems.append(f"pfn {pfn} is still under writeback")
         owner = page.mapping
         if owner is not None and not owner.anon and pfn not in in_tree:
             name = getattr(owner, "name", "a mapping")
             problems.append(f"pfn {pfn} points at {name} but is not in its page tree")
+        if not flags & (swapcache | private) and not page.private:
+            continue  # the checks below concern the swap cache and private data only
         if page.flags & PG.swapcache and not page.flags & PG.locked:
             entry = page.private
             swapper = kernel.swapper_space

@@ -256,17 +256,18 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
         _xip_io(inode, pos, view, write=False)
         return bytes(out)
     kernel = inode.i_sb.kernel
-    ps, shift = kernel.page_size, kernel.page_shift
+    ps = kernel.page_size
     done = 0
     while done < count:
         index, off = divmod(pos + done, ps)
         chunk = min(ps - off, count - done)
         page = read_cache_page(mapping, index)
-        view[done : done + chunk] = page_address(page)[off : off + chunk]
+        node = page.node  # page_address(page), read in place
+        at = ((page.pfn - node.start_pfn) << node.page_shift) + off
+        view[done : done + chunk] = node.mem[at : at + chunk]
         mark_page_accessed(page)
         put_page(page)
         done += chunk
-    del shift
     return bytes(out)
 
 

@@ -33,11 +33,15 @@ __all__ = [
 def lru_cache_add(page: Page) -> None:
     """Add a page to its node's inactive list."""
     node = page.node
-    with node.lru_lock:
+    lru_lock = node.lru_lock
+    lru_lock.acquire()  # by hand, not with: once for every page read in
+    try:
         assert not page.flags & PG_lru, f"lru_cache_add() of a page already on the LRU: {page!r}"
         page.flags |= PG_lru
         list_add(page, node.inactive)
         node.nr_inactive += 1
+    finally:
+        lru_lock.release()
 
 
 def lru_cache_add_active(page: Page) -> None:
@@ -53,7 +57,9 @@ def lru_cache_add_active(page: Page) -> None:
 def activate_page(page: Page) -> None:
     """Move a page on the inactive list to the active list (``activate_page``)."""
     node = page.node
-    with node.lru_lock:
+    lru_lock = node.lru_lock
+    lru_lock.acquire()  # by hand, not with: once for every page read back
+    try:
         flags = page.flags
         if flags & PG_lru and not flags & PG_active:
             list_del(page)
@@ -61,6 +67,8 @@ def activate_page(page: Page) -> None:
             page.flags = flags | PG_active
             list_add(page, node.active)
             node.nr_active += 1
+    finally:
+        lru_lock.release()
 
 
 def mark_page_accessed(page: Page) -> None:
@@ -147,7 +155,10 @@ def putback_lru_pages(pages: PageList) -> int:
     put back and this returns 0, as the kernel's stub does.
     """
     count = 0
-    for page in pages:
-        move_to_lru(page)
+    entry = pages.lru_next
+    while entry is not pages:  # list_for_each_entry_safe, by hand: once a page under V4
+        nxt = entry.lru_next
+        move_to_lru(entry)  # type: ignore[arg-type]
         count += 1
+        entry = nxt
     return count

@@ -153,11 +153,15 @@ class AddressSpace:
 
 def find_get_page(mapping: AddressSpace, index: int) -> Page | None:
     """Look a page up and take a reference on it (``find_get_page``)."""
-    with mapping.tree_lock:
+    tree_lock = mapping.tree_lock
+    tree_lock.acquire()  # by hand, not with: once for every page read
+    try:
         tree = mapping.page_tree
         page = tree[index] if 0 <= index < len(tree) else None
         if page is not None:
             page.count += 1
+    finally:
+        tree_lock.release()
     return page
 
 
@@ -188,13 +192,17 @@ def add_to_page_cache(page: Page, mapping: AddressSpace, index: int) -> bool:
     """
     if not trylock_page(page):
         raise AssertionError(f"add_to_page_cache() of a locked page: {page!r}")
-    with mapping.tree_lock:
+    tree_lock = mapping.tree_lock
+    tree_lock.acquire()  # by hand, not with: once for every page read in
+    try:
         if not mapping._insert(index, page):
             unlock_page(page)
             return False
         page.count += 1
         page.mapping = mapping
         page.index = mapping.kernel.intern(index)
+    finally:
+        tree_lock.release()
     return True
 
 

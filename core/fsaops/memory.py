@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from fsaops.errors import BadPage, FsaopsError
-from fsaops.lists import LIST_POISON, ListEntry, PageList, list_add, list_del
+from fsaops.lists import LIST_POISON, ListEntry, PageList, list_del
 from fsaops.page import PG, Page, page_class
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["Node", "alloc_pages_node", "anonymous_memory"]
 
 # Flags a page may not carry when it is freed (the kernel's bad_page checks).
+_PG_lru = PG.lru
+_PG_active = PG.active
 _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active
 _POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
 
@@ -127,12 +129,16 @@ class Node:
         if faults is not None and faults.fail_alloc():
             return None
         free_list = self.free_list
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # by hand, not with: once a page on the migration path
+        try:
             entry = free_list.lru_next
             if entry is free_list:
                 return None
             list_del(entry)
             self._nr_free -= 1
+        finally:
+            lock.release()
         page: Page = entry  # type: ignore[assignment]
         page.count = 1
         self.kernel.vmstat.pgalloc += 1
@@ -142,16 +148,23 @@ class Node:
         """Called by ``put_page`` when the last reference goes (``__page_cache_release``)."""
         if page.count < 0:
             raise BadPage(f"reference count of pfn {page.pfn} went negative: {page!r}")
-        if page.flags & PG.lru:
-            with self.lru_lock:
-                if page.flags & PG.lru:
-                    page.flags &= ~PG.lru
+        if page.flags & _PG_lru:
+            # By hand, not with: every page a migration moves is freed here.
+            lru_lock = self.lru_lock
+            lru_lock.acquire()
+            try:
+                flags = page.flags
+                if flags & _PG_lru:
+                    flags &= ~_PG_lru
                     list_del(page)
-                    if page.flags & PG.active:
+                    if flags & _PG_active:
                         self.nr_active -= 1
-                        page.flags &= ~PG.active
+                        flags &= ~_PG_active
                     else:
                         self.nr_inactive -= 1
+                    page.flags = flags
+            finally:
+                lru_lock.release()
         self.free_page(page)
 
     def free_page(self, page: Page) -> None:
@@ -159,8 +172,9 @@ class Node:
         mapping = page.mapping
         if mapping is not None and mapping.anon:
             page.mapping = None  # an anonymous page forgets its anon_vma when freed
+            mapping = None
         if (
-            page.mapping is not None
+            mapping is not None
             or page.mapcount != 0
             or page.flags & _BAD_ON_FREE
             or page.lru_next is not LIST_POISON
@@ -170,13 +184,24 @@ class Node:
         page.private = 0
         page.index = 0
         page.count = 0
-        if self.kernel.debug_vm:
+        kernel = self.kernel
+        if kernel.debug_vm:
             off = (page.pfn - self.start_pfn) << self.page_shift
             self.mem[off : off + self.page_size] = bytes([_POISON_BYTE]) * self.page_size
-        self.kernel.vmstat.pgfree += 1
-        with self.lock:
-            list_add(page, self.free_list)
+        kernel.vmstat.pgfree += 1
+        lock = self.lock
+        lock.acquire()  # by hand, not with, as in alloc_page
+        try:
+            # list_add(page, free_list), written out
+            free_list = self.free_list
+            nxt = free_list.lru_next
+            page.lru_next = nxt
+            page.lru_prev = free_list
+            nxt.lru_prev = page
+            free_list.lru_next = page
             self._nr_free += 1
+        finally:
+            lock.release()
 
 
 def alloc_pages_node(kernel: Kernel, nid: int) -> Page | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from errno import ENOSYS
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -51,10 +51,15 @@ def isolate_node_pages(kernel: Kernel, nid: int, pagelist: PageList) -> int:
     node = kernel.nodes[nid]
     count = 0
     for lru in (node.inactive, node.active):
-        for page in list(lru):
+        # Walked by hand, safe against removal (isolating takes the page off):
+        # no copy of a list of every page of the node.
+        page: Any = lru.lru_next
+        while page is not lru:
+            nxt = page.lru_next
             if isolate_lru_page(page) == 1:
                 list_add_tail(page, pagelist)
                 count += 1
+            page = nxt
     return count
 
 

@@ -13,7 +13,7 @@ the order of the lists, which pages are queued).
 from __future__ import annotations
 
 from errno import EINVAL, ENODEV, ENOMEM, ENOSYS, EPERM, ESRCH
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsaops.lists import PageList, list_add, list_add_tail, list_del, list_splice
 from fsaops.lru import isolate_lru_page, putback_lru_pages
@@ -177,20 +177,28 @@ def migrate_pages_to(
     err = 0
     target = dest if vma is None or vma.nid is None else vma.nid
     node = kernel.nodes[target]
+    alloc_page = node.alloc_page
     while True:  # redo:
-        for nr_pages, _page in enumerate(pagelist, start=1):
-            newpage = node.alloc_page()
+        # list_for_each_entry(page, pagelist, lru), walked by hand: under V4
+        # this runs once per page, and a generator costs more than the walk.
+        nr_pages = 0
+        entry: Any = pagelist.lru_next
+        while entry is not pagelist:
+            newpage = alloc_page()
             if newpage is None:
                 err = -ENOMEM
                 break
             add_new(newpage, newlist)
+            nr_pages += 1
             if nr_pages >= chunk:  # if (nr_pages > MIGRATE_CHUNK_SIZE) break;
                 break
+            entry = entry.lru_next
         if err == -ENOMEM:  # goto out (what an earlier call returned is no reason to stop)
             break
         err = migrate_pages(pagelist, newlist, moved, failed, stats=stats)
         putback_lru_pages(moved)
-        if err >= 0 and newlist.empty() and not pagelist.empty():
+        # newlist.empty() and not pagelist.empty(), read off the links
+        if err >= 0 and newlist.lru_next is newlist and pagelist.lru_next is not pagelist:
             continue
         break
     if stats is not None:

@@ -580,7 +580,8 @@ def migrate_pages(
     sched = kernel.sched
     tick = sched.tick
     vmstat = kernel.vmstat
-    trace = _tracer(kernel)
+    log = kernel.log  # _tracer(kernel), inline: under V4 this runs once per page
+    trace = None if log is None or not log.is_enabled_for(logging.DEBUG) else log.debug
     debug = _DebugVm(kernel, from_, to, moved, failed) if kernel.debug_vm else None
     watch = MigratepageWatch(kernel, stats.findings) if kernel.strict or kernel.debug_vm else None
     tables = stats.tables

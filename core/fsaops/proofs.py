@@ -29,13 +29,13 @@ and address), its table, and what is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from fsaops.mapping import remove_mapping
-from fsaops.oracle import MachineIndex, Oracle
+from fsaops.oracle import RUN_PAGES, MachineIndex, Oracle
 from fsaops.page import PG, lock_page, put_page, unlock_page
 from fsaops.rmap import SWAP_SUCCESS, VM_LOCKED, try_to_unmap
 from fsaops.swap import add_to_swap
@@ -56,6 +56,7 @@ __all__ = [
     "MAX_PROBLEMS",
     "Outcome",
     "Placed",
+    "Places",
     "Proof",
     "prove_durability",
     "prove_placement",
@@ -130,16 +131,106 @@ class Placed:
     table: str
 
 
-def snapshot_places(world: fsaops.world.World, nid: int) -> dict[int, Placed]:
+class Places(Mapping[int, Placed]):
+    """Every page the world wrote that was in memory on one node, before migration, by pfn.
+
+    What :func:`snapshot_places` returns: a mapping of each pfn to its
+    :class:`Placed`, kept a file or area at a time (its indexes, the pages
+    that held them and their tables, in order), so that taking it and
+    proving placement cost little per page.  A :class:`Placed` is made when
+    asked for.
+    """
+
+    __slots__ = ("_by_pfn", "_runs")
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[File | Area, list[int], list[Page], list[str]]] = []
+        self._by_pfn: dict[int, tuple[int, int]] | None = None
+
+    def add(
+        self, record: File | Area, indexes: list[int], pages: list[Page], tables: list[str]
+    ) -> None:
+        """Add pages ``indexes`` of ``record``, held by ``pages``, of ``tables``."""
+        if not indexes:
+            return
+        self._runs.append((record, indexes, pages, tables))
+        self._by_pfn = None
+
+    def runs(self) -> Iterator[tuple[File | Area, list[int], list[Page], list[str]]]:
+        """Each file or area with its indexes, the pages that held them and their tables."""
+        return iter(self._runs)
+
+    def _index(self) -> dict[int, tuple[int, int]]:
+        if self._by_pfn is None:
+            self._by_pfn = {
+                page.pfn: (n, pos)
+                for n, (_record, _indexes, pages, _tables) in enumerate(self._runs)
+                for pos, page in enumerate(pages)
+            }
+        return self._by_pfn
+
+    def __getitem__(self, pfn: int) -> Placed:
+        n, pos = self._index()[pfn]
+        record, indexes, pages, tables = self._runs[n]
+        return Placed(record, indexes[pos], pages[pos], tables[pos])
+
+    def __iter__(self) -> Iterator[int]:
+        for _record, _indexes, pages, _tables in self._runs:
+            for page in pages:
+                yield page.pfn
+
+    def __len__(self) -> int:
+        return sum(len(indexes) for _record, indexes, _pages, _tables in self._runs)
+
+    def table(self, record: File | Area, index: int) -> str | None:
+        """The table of page ``index`` of ``record`` before migration, or ``None``."""
+        for rec, indexes, _pages, tables in self._runs:
+            if rec is record:
+                # The indexes are in order: find the page by bisection.
+                lo, hi = 0, len(indexes)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if indexes[mid] < index:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < len(indexes) and indexes[lo] == index:
+                    return tables[lo]
+        return None
+
+
+def snapshot_places(world: fsaops.world.World, nid: int) -> Places:
     """Every page the world wrote that is in memory on node ``nid``, by pfn, before migration."""
-    places: dict[int, Placed] = {}
+    places = Places()
     records: list[File | Area] = [*world.files, *world.areas]
+    swap_name = world.kernel.swap_aops_name
+    swapcache = PG.swapcache
     for record in records:
-        for index in range(record.npages):
-            page = world.page_of(record, index)
+        npages = record.npages
+        held: list[Page | None]
+        if isinstance(record, File):
+            tree = record.inode.i_mapping.page_tree
+            held = tree[:npages]
+            held += [None] * (npages - len(held))
+        else:
+            held = [world.page_of(record, index) for index in range(npages)]
+        indexes: list[int] = []
+        pages: list[Page] = []
+        tables: list[str] = []
+        for index, page in enumerate(held):
             if page is None or page.node.nid != nid:
                 continue
-            places[page.pfn] = Placed(record, index, page, _table_of(world, page))
+            indexes.append(index)
+            pages.append(page)
+            # _table_of, written out.
+            mapping = page.mapping
+            if page.flags & swapcache or (mapping is not None and mapping.anon):
+                tables.append(swap_name)
+            else:
+                tables.append(
+                    mapping.a_ops.name if mapping is not None else "(no mapping)"  # type: ignore[union-attr]
+                )
+        places.add(record, indexes, pages, tables)
     return places
 
 
@@ -157,7 +248,7 @@ def _name(before: Placed) -> str:
 
 def prove_placement(
     world: fsaops.world.World,
-    before: Mapping[int, Placed],
+    before: Places | Mapping[int, Placed],
     outcome: Callable[[int], str],
     *,
     target_nid: int,
@@ -174,6 +265,18 @@ def prove_placement(
     index = oracle.index(kernel)
     problems: list[str] = []
     failures = 0
+    if isinstance(before, Places):
+        for record, indexes, pages, tables in before.runs():
+            for start in range(0, len(indexes), RUN_PAGES):
+                stop = min(start + RUN_PAGES, len(indexes))
+                for pos, wrong in _placement_run(
+                    world, index, record, indexes, pages, start, stop, outcome, target_nid
+                ):
+                    failures += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        b = Placed(record, indexes[pos], pages[pos], tables[pos])
+                        problems.append(f"{_name(b)}: {wrong}")
+        return Proof("placement", len(before), failures, tuple(problems))
     for pfn, b in before.items():
         found = _placement_problem(world, oracle, index, b, outcome(pfn), target_nid)
         if found is not None:
@@ -181,6 +284,133 @@ def prove_placement(
             if len(problems) < MAX_PROBLEMS:
                 problems.append(f"{_name(b)}: {found}")
     return Proof("placement", len(before), failures, tuple(problems))
+
+
+def _placement_run(
+    world: fsaops.world.World,
+    index: MachineIndex,
+    record: File | Area,
+    indexes: list[int],
+    pages: list[Page],
+    start: int,
+    stop: int,
+    outcome: Callable[[int], str],
+    target_nid: int,
+) -> list[tuple[int, str]]:
+    """:func:`_placement_problem` for positions ``start`` to ``stop`` of a record's pages.
+
+    The same judgement, page by page, except the data: the frames whose data
+    must be what was written are compared with it in one comparison, and
+    one by one only if that fails.  Returns (position, problem) in order.
+    """
+    tree = record.inode.i_mapping.page_tree if isinstance(record, File) else None
+    ptes = index.ptes
+    left = (Outcome.LEFT, Outcome.FAILED)
+    moved = Outcome.MOVED
+    found: dict[int, str] = {}
+    # (position, the frame whose data to compare, how the engine counted it)
+    frames: list[tuple[int, Page, str]] = []
+    for pos in range(start, stop):
+        old = pages[pos]
+        i = indexes[pos]
+        how = outcome(old.pfn)
+        if tree is not None:
+            now = tree[i] if i < len(tree) else None
+        else:
+            assert isinstance(record, Area)
+            now = world.page_of(record, i)
+            if now is None:
+                now = _swap_cache_page(world, record, i)
+        if how == moved and now is not None and now is not old and old.count == 0:
+            # The usual case, first: moved to a frame that holds its place.
+            if ptes and old.pfn in ptes:
+                found[pos] = (
+                    f"counted as {how}, but ptes {list(ptes[old.pfn])} still map the old "
+                    "frame (a stale mapping)"
+                )
+            elif now.node.nid != target_nid:
+                found[pos] = (
+                    f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
+                )
+            else:
+                frames.append((pos, now, how))
+            continue
+        if how in left:
+            if now is not old:
+                where = "no page" if now is None else f"pfn {now.pfn}"
+                found[pos] = (
+                    f"{how}, so it should still be in its frame, but its place holds {where}"
+                )
+            else:
+                frames.append((pos, old, how))
+            continue
+        stale = ptes.get(old.pfn, ()) if ptes else ()
+        if stale:
+            found[pos] = (
+                f"counted as {how}, but ptes {list(stale)} still map the old frame "
+                "(a stale mapping)"
+            )
+        elif old.count != 0:
+            found[pos] = (
+                f"counted as {how}, but the old frame was not freed (page_count {old.count}, "
+                f"flags {Oracle.flag_names(old.flags)})"
+            )
+        elif how == Outcome.FREED:
+            pass
+        elif how == Outcome.DROPPED:
+            if now is not None and now.node.nid != target_nid:
+                found[pos] = (
+                    f"dropped by swap_page, but pfn {now.pfn} on node {now.node.nid} holds it"
+                )
+            elif now is None:
+                b = Placed(record, i, old, "")
+                if not _on_backing_store(world, b, world.expected(record, i)):
+                    found[pos] = (
+                        "dropped by swap_page, but its backing store does not hold its data"
+                    )
+        elif now is None:
+            found[pos] = "counted as moved, but no frame holds it and nothing was dropped"
+        else:  # now is old
+            found[pos] = (
+                "counted as moved, but its slot still points at the old frame: nothing moved"
+            )
+    if frames:
+        _compare_frames(world, record, indexes, frames, found)
+    return sorted(found.items())
+
+
+def _compare_frames(
+    world: fsaops.world.World,
+    record: File | Area,
+    indexes: list[int],
+    frames: list[tuple[int, Page, str]],
+    found: dict[int, str],
+) -> None:
+    """Compare the frames with what was written, a run of consecutive indexes at a time."""
+    ps = world.page_size
+    run_start = 0
+    while run_start < len(frames):
+        run_end = run_start + 1
+        while (
+            run_end < len(frames)
+            and indexes[frames[run_end][0]] == indexes[frames[run_end - 1][0]] + 1
+        ):
+            run_end += 1
+        first = indexes[frames[run_start][0]]
+        parts = []
+        for _pos, page, _how in frames[run_start:run_end]:
+            node = page.node
+            off = (page.pfn - node.start_pfn) << node.page_shift
+            parts.append(node.mem[off : off + ps])
+        if not world.matches(record, first, run_end - run_start, b"".join(parts)):
+            for k, (pos, page, how) in enumerate(frames[run_start:run_end]):
+                if bytes(parts[k]) != world.expected(record, first + k):
+                    found[pos] = (
+                        f"moved to pfn {page.pfn}, whose data is not what was written"
+                        if how == Outcome.MOVED
+                        else f"{how}, and the data in its frame is no longer what was written"
+                    )
+        run_start = run_end
 
 
 def _placement_problem(
@@ -259,13 +489,14 @@ def prove_durability(
     world: fsaops.world.World,
     *,
     views: Sequence[tuple[File, int, Mm, Vma]] = (),
-    moved_by: Mapping[tuple[int, int], str] | None = None,
+    moved_by: Places | Mapping[tuple[int, int], str] | None = None,
 ) -> Proof:
     """Sync everything, drop what memory holds, and read every page from its backing store.
 
     ``views`` are the processes' mappings of files, torn down first (a dirty
     pte dirties its page, as ``munmap`` does).  ``moved_by`` names the table
-    that moved each page, by ``(id(record), index)``, for the messages.
+    that moved each page, for the messages: the :class:`Places` taken before
+    migration, or a mapping by ``(id(record), index)``.
     """
     kernel = world.kernel
     oracle = Oracle()
@@ -300,32 +531,52 @@ def prove_durability(
         if len(problems) < MAX_PROBLEMS:
             problems.append(text)
 
+    ps = world.page_size
     for record in world.files:
         table = record.inode.i_mapping.a_ops.name
         backed = record.page_cache is False or record.inode.i_mapping.a_ops.writepage is not None
         if record.page_cache and not backed:
             memory_only[table] = memory_only.get(table, 0) + record.npages
-        for index in range(record.npages):
-            checked += 1
-            expected = world.expected(record, index)
+        for first in range(0, record.npages, RUN_PAGES):
+            count = min(RUN_PAGES, record.npages - first)
+            checked += count
+            # A run at a time: one comparison with what was written; page by
+            # page only where that fails.
             if not backed:
-                page = world.page_of(record, index)
-                if page is None or oracle.frame(page) != expected:
-                    wrong(f"{record.describe(index)} ({table}): lost from memory")
+                frames = [world.page_of(record, index) for index in range(first, first + count)]
+                if None not in frames and world.matches(
+                    record,
+                    first,
+                    count,
+                    b"".join([Oracle.frame(page) for page in frames if page is not None]),
+                ):
+                    continue
+                for k, page in enumerate(frames):
+                    if page is None or oracle.frame(page) != world.expected(record, first + k):
+                        wrong(f"{record.describe(first + k)} ({table}): lost from memory")
                 continue
-            page = world.page_of(record, index)
-            if page is not None and page.flags & PG.dirty:
-                wrong(
-                    f"{record.describe(index)} ({table}): still dirty after sync, so its "
-                    "data never reached the disk"
-                )
+            tree = record.inode.i_mapping.page_tree
+            dirty = {
+                index
+                for index, page in enumerate(tree[first : first + count], first)
+                if page is not None and page.flags & PG.dirty
+            }
+            disk = oracle.on_disk_range(record.inode, first, count)
+            if not dirty and world.matches(record, first, count, disk):
                 continue
-            if oracle.on_disk(record.inode, index) != expected:
-                who = _who(moved_by, record, index)
-                wrong(
-                    f"{record.describe(index)} ({table}): the disk does not hold the data "
-                    f"written last{who}: a dirty state was lost"
-                )
+            for k in range(count):
+                index = first + k
+                if index in dirty:
+                    wrong(
+                        f"{record.describe(index)} ({table}): still dirty after sync, so its "
+                        "data never reached the disk"
+                    )
+                elif disk[k * ps : (k + 1) * ps] != world.expected(record, index):
+                    who = _who(moved_by, record, index)
+                    wrong(
+                        f"{record.describe(index)} ({table}): the disk does not hold the data "
+                        f"written last{who}: a dirty state was lost"
+                    )
     swap = kernel.swap
     for area in world.areas:
         table = kernel.swap_aops_name
@@ -349,10 +600,15 @@ def prove_durability(
     return Proof("durability", checked, failures, tuple(problems), memory_only)
 
 
-def _who(moved_by: Mapping[tuple[int, int], str] | None, record: object, index: int) -> str:
+def _who(
+    moved_by: Places | Mapping[tuple[int, int], str] | None, record: File | Area, index: int
+) -> str:
     if moved_by is None:
         return ""
-    table = moved_by.get((id(record), index))
+    if isinstance(moved_by, Places):
+        table = moved_by.table(record, index)
+    else:
+        table = moved_by.get((id(record), index))
     return f" (moved by {table})" if table else ""
 
 

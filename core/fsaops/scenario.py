@@ -9,17 +9,19 @@
    its data on the device; a buffer-cache mapping such as ``xfs_buftarg``
    has its pages filled directly); processes with anonymous memory.  Every
    page gets known data from the world's content generator
-   (:class:`~fsaops.content.Contents`), written through the model
-   (``write(2)`` for files, process memory for anonymous pages).  Then
-   everything is written back and the journal commits, so pages start
-   clean.
+   (:class:`~fsaops.content.Contents`), through the model: a file's data
+   is put on its device a run of blocks at a time and each page read in
+   through the table's ``readpage`` (:meth:`~fsaops.world.World.load_file`),
+   so pages start clean; a file whose table cannot read pages in or write
+   them back is written with ``write(2)``, then written back while the
+   journal commits; anonymous pages are written into process memory.
 2. **Workload**: pages picked with a seeded generator get their state:
    mlocked (mapped in ``VM_LOCKED`` areas), swapout, pinned (another task
    holds a reference until the run ends), locked (another task holds the
    page lock for a while), writeback (rewritten and handed to
-   ``writepage``, the I/O still in flight), dirty (rewritten and left
-   dirty), mapped (mapped shared by a process and rewritten through the
-   mapping).
+   ``writepage``, the I/O still in flight), dirty (rewritten through a
+   shared mapping and dirtied with ``set_page_dirty`` as the mapping goes),
+   mapped (mapped shared by a process and rewritten through the mapping).
 3. **Migrate**: :func:`~fsaops.memory_hotplug.migrate_node` isolates every
    page on the source node's LRU lists and moves them with
    :func:`~fsaops.mempolicy.migrate_pages_to`, one chunk of new pages at a
@@ -30,7 +32,8 @@
    read back with ``read(2)`` and every process's memory through its page
    tables, new pages being allocated on the target node, and the oracle
    (:class:`~fsaops.oracle.Oracle`) compares each page with what was
-   written; then the invariant checker runs.  The report's counters
+   written (a run of pages at a time, page by page where a run differs);
+   then the invariant checker runs.  The report's counters
    (``vmstat``) cover the migration and this read-back: under the V4
    semantics a migrated anonymous page is read through its swap pte, a
    minor fault (``pgfault``).
@@ -44,6 +47,8 @@ report.
 
 from __future__ import annotations
 
+import bisect
+import gc
 import hashlib
 import random
 import signal
@@ -51,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 
 import attrs
 
@@ -109,6 +114,7 @@ __all__ = [
     "RunObserver",
     "Scenario",
     "Slot",
+    "Slots",
     "plan_scenario",
     "run_plan",
     "run_scenario",
@@ -125,6 +131,12 @@ SETTLE_TICKS: Final = 256
 
 MAX_PROBLEMS: Final = 20
 """Integrity problems listed in a report (all are counted)."""
+
+
+def _any_fault(config: Config) -> bool:
+    """Whether the scenario injects any fault at all."""
+    faults = config.faults
+    return bool(faults.alloc_fail or faults.writepage_error or faults.swap_full)
 
 
 class RunObserver(Protocol):
@@ -172,6 +184,86 @@ class Slot:
     def key(self) -> str:
         """The page's name (``mount0/file1/page7``, ``process0/anon12``)."""
         return self.owner.page_key(self.index)
+
+
+class Slots(Sequence[Slot]):
+    """Every page the scenario wrote, in order: files, buffer-cache mappings, then processes.
+
+    Kept a file or area at a time; each page's :class:`Slot` is made the
+    first time it is asked for and is the same object from then on, so a
+    large scenario makes slots only for the pages that get a state.
+    """
+
+    __slots__ = ("_len", "_made", "_runs", "_starts")
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[str, File | Area, int]] = []
+        self._starts: list[int] = []
+        self._len = 0
+        self._made: dict[int, Slot] = {}
+
+    def add(self, kind: str, owner: File | Area, npages: int) -> range:
+        """Add ``npages`` pages of ``owner`` (of ``kind``); returns their positions."""
+        start = self._len
+        if npages > 0:
+            self._runs.append((kind, owner, npages))
+            self._starts.append(start)
+            self._len += npages
+        return range(start, self._len)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, position: int) -> Slot: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[Slot]: ...
+
+    def __getitem__(self, position: int | slice) -> Slot | list[Slot]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(self._len))]
+        if position < 0:
+            position += self._len
+        slot = self._made.get(position)
+        if slot is None:
+            if not 0 <= position < self._len:
+                raise IndexError(f"page position {position} of {self._len}")
+            n = bisect.bisect_right(self._starts, position) - 1
+            kind, owner, _npages = self._runs[n]
+            slot = self._made[position] = Slot(kind, owner, position - self._starts[n])
+        return slot
+
+    def __iter__(self) -> Iterator[Slot]:
+        for position in range(self._len):
+            yield self[position]
+
+    def position(self, slot: Slot) -> int:
+        """Where ``slot`` is.
+
+        Raises:
+            ValueError: it is not a page of this scenario.
+        """
+        for (kind, owner, npages), start in zip(self._runs, self._starts, strict=True):
+            if owner is slot.owner and kind == slot.kind and 0 <= slot.index < npages:
+                return start + slot.index
+        raise ValueError(f"{slot.key} is not a page of this scenario")
+
+    def positions(self, keep: Callable[[str, File | Area], bool]) -> Sequence[int]:
+        """The positions of the pages of every file or area for which ``keep(kind, owner)``.
+
+        In order; a ``range`` when they are all consecutive (a list otherwise).
+        """
+        spans: list[range] = []
+        for (kind, owner, npages), start in zip(self._runs, self._starts, strict=True):
+            if keep(kind, owner):
+                if spans and spans[-1].stop == start:
+                    spans[-1] = range(spans[-1].start, start + npages)
+                else:
+                    spans.append(range(start, start + npages))
+        if len(spans) == 1:
+            return spans[0]
+        return [position for span in spans for position in span]
 
 
 @attrs.define(eq=False)
@@ -228,7 +320,9 @@ class Scenario:
             io_latency=k.io_latency,
             debug_vm=k.debug_vm,
             strict=k.strict,
-            faults=self.faults,
+            # An injector that never injects is left out: the kernel then
+            # asks nobody at every allocation and write.
+            faults=self.faults if _any_fault(config) else None,
             seed=_subseed(seed, "kernel"),
             log=log,
             semantics=k.semantics,
@@ -240,12 +334,12 @@ class Scenario:
         self.target_node = config.migrate.to_node
         self.views: list[_View] = []
         self.mms: list[Mm] = []
-        self.slots: list[Slot] = []
+        self.slots = Slots()
         self.states: dict[str, list[Slot]] = {s: [] for s in WorkloadConfig.STATES}
         self.holds: list[tuple[Task, Hold]] = []
         self.swaplist = PageList("swapout")
         self._progress = progress
-        self._writer: Mm | None = None
+        self._unsettled: list[File] = []
         self._written = 0
         self._to_write = 0
         self._build()
@@ -310,13 +404,22 @@ class Scenario:
                 key=f"mount{index}/{'meta' if meta else f'file{f}'}",
                 label=f"{label} {'metadata' if meta else f'file {f}'}",
             )
+            table = sb.a_ops
             if meta:
                 self.world.fill_buffer_cache(record, npages, self.source_node)
+            elif not record.page_cache or (
+                table.readpage is not None and table.writepage is not None
+            ):
+                # Clean pages of data that is on disk: put on the device and
+                # read in through the table's readpage (execute in place: the
+                # device alone).
+                self.world.load_file(record, npages, nid=self.source_node)
             else:
+                # Nothing to read from or write back to: written with write(2).
                 self.world.write_file(record, npages)
+                self._unsettled.append(record)
             if record.page_cache:
-                kind = "meta" if meta else "file"
-                self.slots.extend(Slot(kind, record, i) for i in range(npages))
+                self.slots.add("meta" if meta else "file", record, npages)
             self._tick_progress(npages)
 
     def _start_processes(self) -> None:
@@ -339,44 +442,51 @@ class Scenario:
                 if not npages:
                     continue
                 area = world.anon(npages, mm=mm, locked=is_locked, key=f"process{p}", first=first)
-                slots = [Slot("anon", area, i) for i in range(npages)]
-                self.slots.extend(slots)
+                positions = self.slots.add("anon", area, npages)
                 if is_locked:
-                    self.states["mlocked"].extend(slots)
+                    self.states["mlocked"].extend(self.slots[i] for i in positions)
                 first += npages
                 self._tick_progress(npages)
 
     def _give_out_states(self) -> None:
-        """Pick the pages of each state (disjoint), in :attr:`WorkloadConfig.STATES` order."""
-        taken = {id(s) for s in self.states["mlocked"]}
+        """Pick the pages of each state (disjoint), in :attr:`WorkloadConfig.STATES` order.
 
-        def eligible(slot: Slot, state: str) -> bool:
-            if state in ("locked", "pinned"):
-                return True
-            if slot.kind == "meta":
-                return False
-            if state in ("swapout", "mlocked"):
-                return True
-            if slot.kind != "file":
-                return False
-            if state in ("writeback", "dirty"):
-                assert isinstance(slot.owner, File)
-                return slot.owner.inode.i_mapping.a_ops.writepage is not None
-            return True  # mapped
-
-        order = {id(s): i for i, s in enumerate(self.slots)}
+        Each state draws from its pool (the pages it can apply to, in page
+        order) the pages no earlier state took.  Pages are handled by their
+        position in :attr:`slots` until picked.
+        """
+        slots = self.slots
+        taken = {slots.position(s) for s in self.states["mlocked"]}
+        files = slots.positions(lambda kind, owner: kind == "file")
+        writable = slots.positions(
+            lambda kind, owner: (
+                kind == "file"
+                and isinstance(owner, File)
+                and owner.inode.i_mapping.a_ops.writepage is not None
+            )
+        )
+        pools: dict[str, Sequence[int]] = {
+            "locked": range(len(slots)),
+            "pinned": range(len(slots)),
+            "swapout": slots.positions(lambda kind, owner: kind != "meta"),
+            # Anonymous mlocked pages were placed when the processes started.
+            "mlocked": files,
+            "writeback": writable,
+            "dirty": writable,
+            "mapped": files,
+        }
         for state in WorkloadConfig.STATES:
-            pool = [s for s in self.slots if eligible(s, state)]
-            if state == "mlocked":
-                # Anonymous mlocked pages were placed when the processes started.
-                pool = [s for s in pool if s.kind == "file"]
+            pool = pools[state]
             want = round(self.config.fraction(state) * len(pool))
-            free = [s for s in pool if id(s) not in taken]
-            picked = self.rng.sample(free, min(want, len(free)))
-            picked.sort(key=lambda s: order[id(s)])
-            for slot in picked:
-                taken.add(id(slot))
-            self.states[state].extend(picked)
+            if want <= 0:
+                continue  # sampling nothing draws nothing from the generator
+            free = [p for p in pool if p not in taken] if taken else pool
+            # Sampling the positions draws what sampling the pages would; sorted,
+            # they give the pages in page order.
+            chosen = sorted(self.rng.sample(range(len(free)), min(want, len(free))))
+            picked = [free[i] for i in chosen]
+            taken.update(picked)
+            self.states[state].extend(slots[p] for p in picked)
 
     def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> None:
         """Map file pages into processes and touch them (write ``gen`` if not 0, else read).
@@ -403,7 +513,7 @@ class Scenario:
 
     def _writeback_dirty(self) -> None:
         """Start writing every dirty file page, as the flusher would."""
-        for record in self.files:
+        for record in self._unsettled:
             mapping = record.inode.i_mapping
             if mapping.a_ops.writepage is None:
                 continue
@@ -436,15 +546,15 @@ class Scenario:
     def _apply_states(self) -> None:
         world = self.world
         kernel = self.kernel
+        # Dirty pages: rewritten through a shared mapping, as a process does,
+        # and dirtied when the mapping goes; a file at a time.
+        dirty: dict[int, tuple[File, list[int]]] = {}
         for slot in self.states["dirty"]:
             record = slot.owner
             assert isinstance(record, File)
-            page = world.rewrite(record, slot.index, 1)
-            if not page.flags & PG.dirty:
-                # The filesystem journalled the write instead of dirtying the
-                # page (ext3 data=journal): dirty it the way a process does,
-                # through a shared mapping that is then unmapped.
-                self._dirty_through_mapping(slot)
+            dirty.setdefault(id(record), (record, []))[1].append(slot.index)
+        for record, indexes in dirty.values():
+            world.dirty_range(record, indexes, 1)
         for slot in self.states["writeback"]:
             record = slot.owner
             assert isinstance(record, File)
@@ -470,16 +580,6 @@ class Scenario:
             if isolate_lru_page(page) == 1:
                 list_add_tail(page, self.swaplist)
 
-    def _dirty_through_mapping(self, slot: Slot) -> None:
-        record = slot.owner
-        assert isinstance(record, File)
-        writer = self._writer
-        if writer is None:
-            writer = self._writer = self.world.process("writer")
-        vma = writer.mmap_file(record.inode, slot.index, 1)
-        self.world.store(record, slot.index, writer, vma, 1)
-        writer.munmap(vma)
-
     # -- migrating -----------------------------------------------------------------
 
     def migrate(self, progress: Progress | None = None) -> MigrateStats:
@@ -500,6 +600,10 @@ class Scenario:
             if progress is not None:
                 progress("migrate", done, total)
 
+        # The new pages are the target node's next free frames: commit their
+        # memory in one go rather than a page fault as each is copied into.
+        source = kernel.nodes[self.source_node]
+        self.world.prefault(self.target_node, source.nr_active + source.nr_inactive)
         self.faults.armed = True
         try:
             migrate_node(
@@ -758,13 +862,17 @@ def run_plan(
     log: EngineLog | None = None,
     progress: Progress | None = None,
     observers: Sequence[RunObserver] = (),
+    phases: dict[str, float] | None = None,
 ) -> Report:
     """Build the world of a checked scenario, migrate it, check it, and report.
 
     ``observers`` are told when the world is built and when migration is
     over (:class:`RunObserver`).  With ``kernel.timeout`` set, the whole
     run has that many seconds of wall time (measured with ``SIGALRM``, so
-    it must run in the main thread).
+    it must run in the main thread).  ``phases``, when given, gets the
+    seconds of wall time each phase took added to it: ``build``,
+    ``migrate``, ``prove`` (the placement and durability proofs and the
+    invariant checker), ``read back`` and ``report``.
 
     Raises:
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
@@ -778,7 +886,13 @@ def run_plan(
     if not config.kernel.migration:
         raise MigrationDisabled(f"{source}: {_ENOSYS_MESSAGE}")
     seed = config.workload.seed if seed is None else seed
-    with _time_limit(config.kernel.timeout, registry) as where:
+    if log is not None:
+        # structlog hands out a lazy proxy that builds a new logger at every
+        # use; the engine asks its logger once per migrate_pages call (under
+        # V4 once per page), so build it once, here.
+        log = log.bind()
+    lap = _Laps(phases)
+    with _collector_paused(), _time_limit(config.kernel.timeout, registry) as where:
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = world.kernel
         where.clock = lambda: kernel.sched.now
@@ -786,6 +900,7 @@ def run_plan(
             observer.built(world)
         before = kernel.vmstat.as_dict()
         start = kernel.sched.now
+        lap("build")
         places = snapshot_places(world.world, world.source_node)
         where.phase = "migrating"
         stats = world.migrate(progress)
@@ -793,25 +908,29 @@ def run_plan(
         for observer in observers:
             observer.migrated(world, stats, places)
         pages_left, pages_failed = world.outcomes(stats)
+        lap("migrate")
         where.phase = "proving where every page went"
         placement = prove_placement(
             world.world, places, _ledger(stats), target_nid=world.target_node
         )
+        lap("prove")
         where.phase = "reading pages back"
         integrity = world.check_integrity(progress)
         kernel.run_until_idle()
         # The counters cover the migration and the read-back that checks it: the
         # faults a migration leaves for the processes (V4's swap ptes) count too.
         after = kernel.vmstat.as_dict()
+        lap("read back")
         where.phase = "proving durability (writeback, dropped cache, read-back)"
         durability = prove_durability(
             world.world,
             views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
-            moved_by={(id(p.record), p.index): p.table for p in places.values()},
+            moved_by=places,
         )
         proved = kernel.vmstat.as_dict()
         where.phase = "checking invariants"
         invariants = tuple(check_kernel(kernel))
+        lap("prove")
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
     proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
@@ -837,7 +956,7 @@ def run_plan(
         )
     from fsaops import __version__
 
-    return Report(
+    report = Report(
         version=__version__,
         source=source,
         seed=seed,
@@ -865,6 +984,43 @@ def run_plan(
             if p.status is PluginStatus.LOADED
         ),
     )
+    lap("report")
+    return report
+
+
+class _Laps:
+    """Adds the wall time since the last lap to ``phases[name]`` (nothing without ``phases``)."""
+
+    __slots__ = ("_last", "_phases")
+
+    def __init__(self, phases: dict[str, float] | None) -> None:
+        self._phases = phases
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        phases = self._phases
+        if phases is not None:
+            now = time.perf_counter()
+            phases[name] = phases.get(name, 0.0) + now - self._last
+            self._last = now
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector from running until the block ends.
+
+    A run builds hundreds of thousands of objects that live as long as it
+    does (a frame's page, a slot, a page-tree entry); every full collection
+    would walk all of them again, for nothing: the run drops little garbage
+    on the way.  Whatever it drops is collected once the block ends.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- the time limit ------------------------------------------------------------------------

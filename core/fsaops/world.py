@@ -11,10 +11,19 @@ wrote, with the generation each page must read back.
 
 Every state is reached through the model's own paths, never by writing a
 field those paths could not produce: files are written with ``write(2)``
-(:func:`~fsaops.fs.generic_file_write`) or read in through the table's
-``readpage``, dirtied by a rewrite or a store through a shared mapping, put
-under writeback by the table's ``writepage``, mapped by page faults, pinned
-and locked by other tasks' holds, and isolated with ``isolate_lru_page``.
+(:func:`~fsaops.fs.generic_file_write`) or put on their device and read in
+through the table's ``readpage``, dirtied by a rewrite or a store through a
+shared mapping, put under writeback by the table's ``writepage``, mapped by
+page faults, pinned and locked by other tasks' holds, and isolated with
+``isolate_lru_page``.
+
+Large worlds are built and checked in bulk, where the kernel's semantics do
+not need a step per page: :meth:`World.load_file` puts a whole file's data
+on its device in runs of blocks before reading each page in,
+:meth:`World.expected_range` generates a run of pages in one go, and
+:meth:`World.read_range` reads one back with one ``read(2)``, so that a
+run is compared in one comparison and only a run that differs is looked at
+page by page.
 
 :class:`PageSpec` is the page-level building block: :meth:`World.make_page`
 builds one page in the state a spec describes, on a mount or as anonymous
@@ -24,6 +33,7 @@ has the oracle judge the outcome (:class:`EngineRun`).
 
 from __future__ import annotations
 
+import mmap
 from typing import TYPE_CHECKING
 
 import attrs
@@ -35,11 +45,25 @@ from fsaops.errors import FsaopsError
 from fsaops.fs import generic_file_read, generic_file_write, read_cache_page
 from fsaops.kernel import Kernel
 from fsaops.lists import PageList, list_add_tail, list_del
-from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.mapping import grab_cache_page, truncate_inode_pages, try_to_release_page
+from fsaops.lru import isolate_lru_page, lru_cache_add, mark_page_accessed, putback_lru_pages
+from fsaops.mapping import (
+    add_to_page_cache,
+    grab_cache_page,
+    truncate_inode_pages,
+    try_to_release_page,
+)
 from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.oracle import IoCounters, Oracle, PageState
-from fsaops.page import PG, Page, get_page, put_page, trylock_page, unlock_page
+from fsaops.page import (
+    PG,
+    Page,
+    get_page,
+    lock_page,
+    page_address,
+    put_page,
+    trylock_page,
+    unlock_page,
+)
 from fsaops.rmap import SWAP_SUCCESS, try_to_unmap
 from fsaops.sched import Hold, Task, hold, release
 from fsaops.semantics import DEFAULT_SEMANTICS
@@ -76,6 +100,38 @@ __all__ = [
 
 class SetupError(FsaopsError):
     """The state asked for cannot be built; the message says why."""
+
+
+_RUN_PAGES = 256
+"""Pages generated, written or compared in one go (1 MiB of 4 KiB pages): runs of
+this size are large enough to cost little per page and small enough to reuse
+the same memory run after run."""
+
+_MADV_POPULATE_WRITE = 23
+"""Linux's ``madvise`` advice to fault a range in, writable, in one call (5.14 and later)."""
+
+_can_commit = [hasattr(mmap.mmap, "madvise")]
+
+
+def _commit(mem: memoryview, start: int, length: int) -> None:
+    """Have the operating system commit ``length`` bytes of ``mem`` from ``start`` now.
+
+    ``mem`` is a node's or a device's memory map, which the system commits
+    a page at a time as it is first touched; committing a range about to be
+    written in one request costs less than a page fault for each page.  A
+    hint only: nothing the model can see changes, and where the system
+    cannot take it, nothing happens.
+    """
+    owner = mem.obj
+    if not _can_commit[0] or not isinstance(owner, mmap.mmap) or length <= 0:
+        return
+    align = start % mmap.PAGESIZE
+    start -= align
+    length = min(length + align, len(mem) - start)
+    try:
+        owner.madvise(_MADV_POPULATE_WRITE, start, length)
+    except (OSError, ValueError):
+        _can_commit[0] = False  # an older kernel, or another system
 
 
 # -- what the world wrote ------------------------------------------------------------
@@ -518,6 +574,26 @@ class World:
         """The bytes page ``index`` of a file or area must read back."""
         return self.contents.page(record.owner, _content_index(record, index), record.gens[index])
 
+    def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
+        """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
+
+        The pages are generated as one run (:meth:`~fsaops.content.Contents.versions`) and
+        compared with ``data`` in one comparison.
+        """
+        if len(data) != count * self.page_size:
+            return False
+        gens = record.gens[first : first + count]
+        if len(gens) != count:
+            raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
+        return data == self.contents.versions(record.owner, gens, _content_index(record, first))
+
+    def expected_range(self, record: File | Area, first: int, count: int) -> bytes:
+        """The bytes pages ``first`` to ``first + count - 1`` of a file or area must read back."""
+        gens = record.gens[first : first + count]
+        if len(gens) != count:
+            raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
+        return self.contents.versions(record.owner, gens, _content_index(record, first))
+
     def diagnose(self, data: bytes, record: File | Area, index: int) -> str | None:
         """Why ``data`` is not what page ``index`` of ``record`` must read back (``None`` if it is).
 
@@ -583,6 +659,130 @@ class World:
         if npages:
             data = self.contents.pages(record.owner, first, npages, gen)
             generic_file_write(record.inode, first * self.page_size, data)
+
+    def load_file(self, record: File, npages: int, *, nid: int | None = None) -> None:
+        """Give the file ``npages`` more pages of data that is on disk, read into the page cache.
+
+        The data is put on the file's blocks first, a run of blocks at a
+        time, and each page is then read in as ``read(2)`` of the file
+        reads it (readahead's ``add_to_page_cache_lru`` and the table's
+        ``readpage``, then ``mark_page_accessed``): the pages are up to
+        date, clean, referenced and on the inactive LRU list of node ``nid``
+        (default: the kernel's allocation node).  A file that executes in
+        place only gets its blocks, as ``write(2)`` to it does; a
+        buffer-cache mapping is filled by :meth:`fill_buffer_cache`.
+
+        Raises:
+            SetupError: the table cannot read pages in (no ``readpage``), a
+                read failed, a page is already cached, or node ``nid`` is full.
+        """
+        if record.meta:
+            self.fill_buffer_cache(record, npages, nid)
+            return
+        inode = record.inode
+        table = inode.i_mapping.a_ops
+        if record.page_cache and table.readpage is None:
+            raise SetupError(f"{table.name} has no readpage to read {record.label} in")
+        first = record.npages
+        record.npages = first + npages
+        record.gens.extend([0] * npages)
+        if not npages:
+            return
+        ps = self.page_size
+        inode.reserve((first + npages) * ps)
+        self._put_on_disk(record, first, npages)
+        if record.page_cache:
+            self._read_in(record, first, npages, self.kernel.alloc_nid if nid is None else nid)
+
+    def _put_on_disk(self, record: File, first: int, npages: int) -> None:
+        """Write pages ``first`` on of a file's data onto its blocks, a run of blocks at a time."""
+        inode = record.inode
+        bdev = inode.i_sb.s_bdev
+        bs = bdev.block_size
+        per_page = self.page_size // bs
+        blocks = inode.blocks
+        chunk = _RUN_PAGES
+        buf = bytearray(min(npages, chunk) * self.page_size)
+        view = memoryview(buf)
+        for start in range(first, first + npages, chunk):
+            count = min(chunk, first + npages - start)
+            self.contents.fill(view, record.owner, start, record.gens[start : start + count])
+            # Consecutive file blocks are usually consecutive on the device:
+            # one write for each run of them.
+            lo = start * per_page
+            hi = lo + count * per_page
+            if blocks[lo:hi] == list(range(blocks[lo], blocks[lo] + hi - lo)):
+                _commit(bdev.mem, blocks[lo] * bs, (hi - lo) * bs)
+                bdev.write(blocks[lo], view[: (hi - lo) * bs])
+                continue
+            run = lo
+            while run < hi:
+                end = run + 1
+                while end < hi and blocks[end] == blocks[end - 1] + 1:
+                    end += 1
+                bdev.write(blocks[run], view[(run - lo) * bs : (end - lo) * bs])
+                run = end
+
+    def _read_in(self, record: File, first: int, npages: int, nid: int) -> None:
+        """Read pages ``first`` on of a file into the page cache, as ``read(2)`` of them does.
+
+        Readahead's steps for each page (``add_to_page_cache_lru``, the
+        table's ``readpage``, waiting for the read), then
+        ``mark_page_accessed`` as the read uses it.
+        """
+        mapping = record.inode.i_mapping
+        readpage = mapping.a_ops.readpage
+        assert readpage is not None
+        self.prefault(nid, npages)
+        node = self.kernel.nodes[nid]
+        alloc = node.alloc_page
+        locked = PG.locked
+        uptodate = PG.uptodate
+        for index in range(first, first + npages):
+            # page_cache_alloc_cold(), add_to_page_cache_lru(), readpage(),
+            # page_cache_release(): read_pages() of the kernel's readahead.
+            page = alloc()
+            if page is None:
+                raise SetupError(f"{record.label}: out of memory on node {nid}")
+            if not add_to_page_cache(page, mapping, index):
+                put_page(page)
+                raise SetupError(f"{record.page_key(index)} is already in the page cache")
+            lru_cache_add(page)
+            err = readpage(page)  # unlocks the page when the data is in
+            if page.flags & locked:
+                lock_page(page)  # wait for the read
+                unlock_page(page)
+            if err or not page.flags & uptodate:
+                put_page(page)
+                raise SetupError(
+                    f"reading {record.page_key(index)} in failed"
+                    + (f" ({err})" if err else ": the page is not up to date")
+                )
+            mark_page_accessed(page)  # the reader used it, as read(2) notes
+            put_page(page)
+
+    def dirty_range(self, record: File, indexes: Iterable[int], gen: int | None = None) -> None:
+        """Store the next (or the given) generation into cached pages of a file and dirty them.
+
+        Each page is written in its frame and dirtied with ``set_page_dirty``
+        (through the table's own, if it has one), as a store through a
+        shared mapping leaves a page once the mapping goes (``munmap``
+        moves the pte's dirty bit to the page).
+
+        Raises:
+            SetupError: a page is not in memory.
+        """
+        mapping = record.inode.i_mapping
+        make = self.contents.page
+        owner = record.owner
+        gens = record.gens
+        for index in indexes:
+            page = mapping.lookup(index)
+            if page is None:
+                raise SetupError(f"{record.page_key(index)} is not in memory to dirty")
+            gens[index] = now = gens[index] + 1 if gen is None else gen
+            page_address(page)[:] = make(owner, index, now)
+            set_page_dirty(page)
 
     def file(self, sb: SuperBlock, npages: int, *, clean: bool = False) -> Inode:
         """A new file of ``npages`` pages written with ``write(2)``; ``clean``: written back."""
@@ -714,6 +914,17 @@ class World:
         if isinstance(record, Area):
             return record.mm.read((record.start + index) * ps, ps)
         return generic_file_read(record.inode, index * ps, ps)
+
+    def read_range(self, record: File | Area, first: int, count: int) -> bytes:
+        """Pages ``first`` to ``first + count - 1`` read back as :meth:`read` reads one, in one go.
+
+        One ``read(2)`` of the whole range (short if the file is), or one
+        read of the process's memory.
+        """
+        ps = self.page_size
+        if isinstance(record, Area):
+            return record.mm.read((record.start + first) * ps, count * ps)
+        return generic_file_read(record.inode, first * ps, count * ps)
 
     # -- the page-level building block ------------------------------------------------------
 
@@ -966,6 +1177,33 @@ class World:
             raise SetupError(f"node {nid} is out of pages")
         return page
 
+    def prefault(self, nid: int, npages: int) -> None:
+        """Have the operating system commit the next ``npages`` free frames of node ``nid`` now.
+
+        The frames the node hands out next (the head of its free list) are
+        committed in one request per run of consecutive frames, instead of a
+        page fault when each is first written.  A hint only: which frames
+        are free, and what they hold, does not change.
+        """
+        node = self.kernel.nodes[nid]
+        free_list = node.free_list
+        shift = node.page_shift
+        base = node.start_pfn
+        entry = free_list.lru_next
+        run_start = run_end = -1
+        for _ in range(min(npages, node.nr_free)):
+            if entry is free_list:
+                break
+            pfn = entry.pfn  # type: ignore[attr-defined]
+            if pfn != run_end:
+                if run_start >= 0:
+                    _commit(node.mem, (run_start - base) << shift, (run_end - run_start) << shift)
+                run_start = pfn
+            run_end = pfn + 1
+            entry = entry.lru_next
+        if run_start >= 0:
+            _commit(node.mem, (run_start - base) << shift, (run_end - run_start) << shift)
+
     def new_pages(self, count: int, nid: int | None = None) -> PageList:
         """A ``to`` list of ``count`` free pages on ``nid`` (default: the target node)."""
         to = PageList("to")
@@ -1043,8 +1281,6 @@ def start_write(page: Page) -> None:
     writepage = mapping.a_ops.writepage  # type: ignore[union-attr]
     if writepage is None:
         return
-    from fsaops.page import lock_page
-
     lock_page(page)
     if not clear_page_dirty_for_io(page):
         unlock_page(page)

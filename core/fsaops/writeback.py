@@ -22,6 +22,7 @@ from fsaops.page import (
     PG,
     Page,
     PG_dirty,
+    PG_writeback,
     lock_page,
     page_mapping,
     unlock_page,
@@ -225,5 +226,6 @@ def filemap_write_and_wait(mapping: AddressSpace) -> int:
             if ret < 0 and not first_error:
                 first_error = ret
     for page in mapping.pages():
-        wait_on_page_writeback(page)
+        if page.flags & PG_writeback:  # wait_on_page_writeback's own test, without the call
+            wait_on_page_writeback(page)
     return first_error

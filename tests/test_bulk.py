@@ -1,0 +1,384 @@
+"""Building and checking in bulk: the same states, and every wrong page still caught.
+
+The world builds large files a run of pages at a time (their data put on
+the device, each page read in through the table's ``readpage``) and the
+read-back and the proofs compare a run of pages in one comparison.  These
+tests hold the bulk paths to what page-by-page work gives: the same bytes,
+the same page states, and every lost, corrupted or misplaced page named,
+exactly once, even in the middle of a run that is otherwise right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import attrs
+import pytest
+
+from fsaops.buffer import mpage_readpage, nobh_writepage
+from fsaops.config import parse_config
+from fsaops.content import Contents
+from fsaops.mapping import AddressSpace
+from fsaops.migrate import MigrateStats
+from fsaops.oracle import RUN_PAGES, Oracle
+from fsaops.page import PG, get_page, lock_page, put_page
+from fsaops.plugins import Registry
+from fsaops.proofs import (
+    Outcome,
+    Placed,
+    Places,
+    prove_durability,
+    prove_placement,
+    snapshot_places,
+)
+from fsaops.rmap import Pte
+from fsaops.scenario import Scenario, Slot, Slots, _ledger, plan_scenario, run_plan
+from fsaops.world import File, SetupError, World
+from fsaops.writeback import WritebackControl
+
+PAGES = 3 * RUN_PAGES + 17
+"""Pages of the file the tests build: several runs and a short last one."""
+
+
+def _world(registry: Registry, mode: str = "nobh", block_size: int = 1024) -> tuple[World, File]:
+    world = World(registry=registry, node_pages=PAGES + 64)
+    sb = world.mount("ext2", mode, block_size=block_size)
+    record = world.create_file(sb)
+    world.load_file(record, PAGES)
+    return world, record
+
+
+# -- the content generator -------------------------------------------------------------
+
+
+def test_fill_writes_the_pages_page_makes_at_any_offset() -> None:
+    contents = Contents(11, 1024)
+    gens = [0, 3, 3, 1, 0]
+    buf = bytearray(7 * 1024)
+    assert contents.fill(buf, 4, 9, gens, at=1024) == 5 * 1024
+    want = b"".join(contents.page(4, 9 + i, gen) for i, gen in enumerate(gens))
+    assert buf[1024 : 6 * 1024] == want
+    assert buf[:1024] == bytes(1024) and buf[6 * 1024 :] == bytes(1024), "nothing else written"
+    one = bytearray(3 * 1024)
+    contents.fill(memoryview(one), 4, 9, 2, count=3)
+    assert one == b"".join(contents.page(4, i, 2) for i in (9, 10, 11))
+
+
+def test_fill_refuses_what_does_not_fit() -> None:
+    contents = Contents(1, 1024)
+    with pytest.raises(ValueError, match="do not fit"):
+        contents.fill(bytearray(2047), 1, 0, 0, count=2)
+    with pytest.raises(ValueError, match="count"):
+        contents.fill(bytearray(2048), 1, 0, 0)
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def test_a_loaded_file_is_on_its_device_and_read_in_clean(registry: Registry) -> None:
+    world, record = _world(registry)
+    inode = record.inode
+    assert (record.npages, inode.i_size) == (PAGES, PAGES * world.page_size)
+    assert Oracle.on_disk_range(inode, 0, PAGES) == world.expected_range(record, 0, PAGES)
+    node = world.kernel.nodes[0]
+    for index in range(PAGES):
+        page = inode.i_mapping.lookup(index)
+        assert page is not None and page.node is node
+        assert page.flags & (PG.uptodate | PG.lru | PG.referenced) == (
+            PG.uptodate | PG.lru | PG.referenced
+        ), "read in, as read(2) would: up to date, on the LRU, referenced"
+        assert not page.flags & (PG.dirty | PG.locked | PG.writeback | PG.active)
+        assert page.count == 1, "only the page cache holds it"
+        assert Oracle.frame(page) == world.expected(record, index)
+    assert node.nr_inactive == PAGES
+    assert world.read_range(record, 0, PAGES) == world.expected_range(record, 0, PAGES)
+
+
+def test_loading_with_buffers_attaches_them_through_readpage(registry: Registry) -> None:
+    world, record = _world(registry, mode="default")
+    for index in (0, PAGES - 1):
+        page = record.inode.i_mapping.lookup(index)
+        assert page is not None and page.flags & PG.private
+        assert page.count == 2, "the page cache and the buffers"
+        assert Oracle.frame(page) == world.expected(record, index)
+
+
+def test_loading_an_execute_in_place_file_only_writes_its_blocks(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    record = world.create_file(world.mount("ext2", "xip"))
+    world.load_file(record, 40)
+    assert record.inode.i_mapping.nrpages == 0
+    assert world.kernel.nodes[0].nr_free == 64
+    assert world.read_range(record, 0, 40) == world.expected_range(record, 0, 40)
+
+
+def test_loading_needs_a_readpage(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh")
+    sb.a_ops = attrs.evolve(sb.a_ops, readpage=None)
+    record = world.create_file(sb)
+    with pytest.raises(SetupError, match="no readpage"):
+        world.load_file(record, 4)
+
+
+def test_loading_more_than_the_node_holds_is_a_setup_error(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=16)
+    record = world.create_file(world.mount("ext2", "nobh"))
+    with pytest.raises(SetupError, match="out of memory on node 0"):
+        world.load_file(record, 17)
+
+
+def test_pages_whose_blocks_are_scattered_are_read_and_written_a_block_at_a_time(
+    registry: Registry,
+) -> None:
+    """Two files grown a block at a time in turn: no page's blocks are consecutive."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    a, b = world.create_file(sb), world.create_file(sb)
+    for iblock in range(8 * 4):
+        a.inode.get_block(iblock, True)
+        b.inode.get_block(iblock, True)
+    assert a.inode.blocks[:2] == [a.inode.blocks[0], a.inode.blocks[0] + 2]
+    world.load_file(a, 8)
+    assert world.read_range(a, 0, 8) == world.expected_range(a, 0, 8)
+    assert Oracle.on_disk_range(a.inode, 0, 8) == world.expected_range(a, 0, 8)
+    page = a.inode.i_mapping.lookup(5)
+    assert page is not None
+    # Written back a block at a time, then read back in a block at a time.
+    world.dirty_range(a, [5])
+    lock_page(page)
+    page.flags &= ~PG.dirty
+    get_page(page)
+    assert nobh_writepage(page, WritebackControl()) == 0
+    world.kernel.run_until_idle()
+    put_page(page)
+    assert Oracle.on_disk(a.inode, 5) == world.expected(a, 5) == Oracle.frame(page)
+    lock_page(page)
+    page.data[:] = bytes(world.page_size)
+    assert mpage_readpage(page) == 0
+    assert Oracle.frame(page) == world.expected(a, 5)
+
+
+def test_dirty_range_stores_the_next_generation_and_dirties_through_the_table(
+    registry: Registry,
+) -> None:
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext3", "journal", block_size=1024)
+    record = world.create_file(sb)
+    world.load_file(record, 6)
+    world.dirty_range(record, [1, 4])
+    world.dirty_range(record, [4], gen=7)
+    assert record.gens == [0, 1, 0, 0, 7, 0]
+    for index, page in enumerate(record.inode.i_mapping.pages()):
+        assert Oracle.frame(page) == world.expected(record, index)
+        dirty = index in (1, 4)
+        assert bool(page.flags & PG.dirty) == dirty
+        # ext3 data=journal's own set_page_dirty marks the page for journalling.
+        assert bool(page.flags & PG.checked) == dirty
+    record.inode.i_mapping.page_tree[2] = None
+    with pytest.raises(SetupError, match="not in memory"):
+        world.dirty_range(record, [2])
+
+
+def test_matches_is_one_comparison_of_a_whole_run(registry: Registry) -> None:
+    world, record = _world(registry)
+    data = world.read_range(record, RUN_PAGES, RUN_PAGES)
+    assert world.matches(record, RUN_PAGES, RUN_PAGES, data)
+    assert not world.matches(record, RUN_PAGES, RUN_PAGES, data[:-1])
+    wrong = bytearray(data)
+    wrong[7 * world.page_size + 100] ^= 1
+    assert not world.matches(record, RUN_PAGES, RUN_PAGES, bytes(wrong))
+    assert not world.matches(record, RUN_PAGES + 1, RUN_PAGES, data), "shifted by a page"
+    with pytest.raises(IndexError):
+        world.matches(record, PAGES - 1, 2, bytes(2 * world.page_size))
+
+
+def test_prefault_changes_no_frame(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=300)
+    node = world.kernel.nodes[1]
+    order = [page.pfn for page in node.free_pages()]
+    world.prefault(1, 200)
+    world.prefault(1, 10_000)
+    assert [page.pfn for page in node.free_pages()] == order
+    assert bytes(node.mem) == bytes(len(node.mem))
+
+
+# -- the scenario's pages ----------------------------------------------------------------
+
+
+def test_slots_are_made_once_and_found_by_position(registry: Registry) -> None:
+    _w, record = _world(registry)
+    slots = Slots()
+    assert slots.add("file", record, 5) == range(5)
+    assert slots.add("meta", record, 0) == range(5, 5)
+    assert slots.add("meta", record, 3) == range(5, 8)
+    assert len(slots) == 8
+    assert slots.positions(lambda kind, owner: True) == range(8)
+    assert slots[6] is slots[6] is slots[-2]
+    assert slots[6] == Slot("meta", record, 1)
+    assert list(slots)[6] is slots[6]
+    assert slots[1:3] == [Slot("file", record, 1), Slot("file", record, 2)]
+    assert slots.position(Slot("meta", record, 2)) == 7
+    assert slots.positions(lambda kind, owner: kind == "meta") == range(5, 8)
+    assert slots.add("file", record, 2) == range(8, 10)
+    assert list(slots.positions(lambda kind, owner: kind == "file")) == [0, 1, 2, 3, 4, 8, 9]
+    with pytest.raises(IndexError):
+        slots[10]
+    with pytest.raises(ValueError, match="not a page"):
+        slots.position(Slot("file", record, 5))
+
+
+def test_a_large_scenario_makes_slots_only_for_pages_with_a_state(registry: Registry) -> None:
+    config = parse_config(
+        '[kernel]\nnode_memory = "8MiB"\n[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 1500\n'
+        "[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 0.2\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    world = Scenario(plan.config, registry, seed=4)
+    assert len(world.slots) == 1500
+    assert len(world.states["dirty"]) == 300
+    assert len(world.slots._made) == 300
+    assert all(world.page_of(s).flags & PG.dirty for s in world.states["dirty"])
+
+
+def test_run_plan_says_where_its_time_went(registry: Registry) -> None:
+    config = parse_config('[kernel]\nnode_memory = "2MiB"\n[[mount]]\nfs = "ext2"\npages = 64\n')
+    phases: dict[str, float] = {}
+    report = run_plan(plan_scenario(config, registry, "test", builtin=False), phases=phases)
+    assert report.exit_status == 0
+    assert list(phases) == ["build", "migrate", "prove", "read back", "report"]
+    assert all(seconds > 0 for seconds in phases.values())
+
+
+# -- the read-back and the proofs find every wrong page in a run -------------------------
+
+
+def _migrated(registry: Registry) -> tuple[Scenario, Places, MigrateStats]:
+    """Two files of ext2 nobh pages, 30% dirty, migrated; and where they were before."""
+    config = parse_config(
+        f'[kernel]\nnode_memory = "{(PAGES + 256) // 256}MiB"\n'
+        f'[[mount]]\nfs = "ext2"\nmode = "nobh"\nfiles = 2\npages = {PAGES}\n'
+        "[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 0.3\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    world = Scenario(plan.config, registry, seed=8)
+    places = snapshot_places(world.world, world.source_node)
+    return world, places, world.migrate()
+
+
+def _placement(
+    world: Scenario, places: Places, ledger: Callable[[int], str], *, bulk: bool
+) -> tuple[int, int, tuple[str, ...]]:
+    """The placement proof, in runs (``bulk``) or page by page (given a plain mapping)."""
+    before: Mapping[int, Placed] = places if bulk else dict(places.items())
+    proof = prove_placement(world.world, before, ledger, target_nid=world.target_node)
+    return proof.checked, proof.failures, proof.problems
+
+
+def test_placement_proof_in_runs_finds_what_it_finds_page_by_page(registry: Registry) -> None:
+    world, places, stats = _migrated(registry)
+    ledger = _ledger(stats)
+    assert len(places) == PAGES
+    assert _placement(world, places, ledger, bulk=True) == (PAGES, 0, ())
+    record = world.files[1]
+    mapping: AddressSpace = record.inode.i_mapping
+    # A byte of one page in the middle of a run, two pages swapped, one old frame kept.
+    bad = mapping.lookup(RUN_PAGES + 5)
+    assert bad is not None
+    bad.data[3000] ^= 0xFF
+    a, b = mapping.lookup(9), mapping.lookup(10)
+    assert a is not None and b is not None
+    mapping.page_tree[9], mapping.page_tree[10] = b, a
+    kept = places[next(iter(places))]
+    kept.page.count += 1
+    bulk = _placement(world, places, ledger, bulk=True)
+    assert bulk == _placement(world, places, ledger, bulk=False)
+    checked, failures, problems = bulk
+    assert (checked, failures) == (PAGES, 4)
+    text = "\n".join(problems)
+    assert (
+        f"{record.describe(RUN_PAGES + 5)}, ext2_nobh_aops): moved to pfn {bad.pfn}, whose " in text
+    )
+    assert f"{record.describe(9)}, ext2_nobh_aops): moved to pfn {b.pfn}, whose data is not" in text
+    assert f"{record.describe(10)}, ext2_nobh_aops): moved to pfn {a.pfn}, whose data" in text
+    assert "the old frame was not freed (page_count 1" in text
+
+
+def test_placement_proof_in_runs_catches_a_stale_pte_and_a_wrong_ledger(
+    registry: Registry,
+) -> None:
+    world, places, stats = _migrated(registry)
+    first = places[next(iter(places))]
+    mm = world.world.process("stale")
+    mm.ptes[7] = Pte(first.page)  # a pte left pointing at the old frame
+    record = world.files[0]
+    (_rec, indexes, pages, _tables) = next(r for r in places.runs() if r[0] is record)
+    old = pages[indexes.index(3)]
+    now = record.inode.i_mapping.lookup(3)
+    assert now is not None and now is not old
+    moved = _ledger(stats)
+
+    def ledger(pfn: int) -> str:
+        return Outcome.LEFT if pfn == old.pfn else moved(pfn)
+
+    for bulk in (True, False):
+        _checked, failures, problems = _placement(world, places, ledger, bulk=bulk)
+        assert failures == 2
+        text = "\n".join(problems)
+        assert f"ptes [({mm.pid}, 7)] still map the old frame" in text
+        assert (
+            f"left, so it should still be in its frame, but its place holds pfn {now.pfn}" in text
+        )
+
+
+def test_read_back_in_runs_names_each_wrong_page_once(registry: Registry) -> None:
+    world, _places, _stats = _migrated(registry)
+    record = world.files[1]
+    mapping = record.inode.i_mapping
+    contents = world.world.contents
+    middle = mapping.lookup(RUN_PAGES + 100)
+    last = mapping.lookup(record.npages - 1)
+    assert middle is not None and last is not None
+    middle.data[:] = contents.page(record.owner, RUN_PAGES + 100, record.gens[RUN_PAGES + 100] + 1)
+    last.data[-1] ^= 1
+    integrity = world.check_integrity()
+    assert integrity.checked == PAGES
+    assert (integrity.lost, integrity.corrupted) == (0, 2)
+    assert len(integrity.problems) == 2
+    assert integrity.problems[0].startswith(record.describe(RUN_PAGES + 100))
+    assert (
+        integrity.problems[1]
+        == f"{record.describe(record.npages - 1)}: corrupted: reads back other bytes"
+    )
+
+
+def test_read_back_of_a_short_file_says_which_pages_are_gone(registry: Registry) -> None:
+    world, _places, _stats = _migrated(registry)
+    record = world.files[0]
+    record.inode.i_size -= 2 * world.page_size + 10
+    integrity = world.check_integrity()
+    assert (integrity.lost, integrity.corrupted) == (2, 1)
+    assert [p.split(": ", 1)[0] for p in integrity.problems] == [
+        record.describe(record.npages - n) for n in (3, 2, 1)
+    ]
+
+
+def test_durability_in_runs_finds_a_lost_dirty_state_and_a_bad_block(registry: Registry) -> None:
+    world, places, _stats = _migrated(registry)
+    dirty = world.states["dirty"][len(world.states["dirty"]) // 2]
+    page = world.page_of(dirty)
+    assert page.flags & PG.dirty
+    page.flags &= ~PG.dirty  # the dirty state is lost: nothing will write it
+    record = world.files[0]
+    clean = next(i for i in range(RUN_PAGES, record.npages) if not record.gens[i])
+    inode = record.inode
+    bdev = inode.i_sb.s_bdev
+    block = inode.blocks[clean * (world.page_size // bdev.block_size) + 2]
+    bdev.mem[block * bdev.block_size + 5] ^= 0x40
+    world.kernel.run_until_idle()
+    proof = prove_durability(world.world, moved_by=places)
+    assert (proof.checked, proof.failures) == (PAGES, 2)
+    text = "\n".join(proof.problems)
+    assert f"{dirty.owner.describe(dirty.index)} (ext2_nobh_aops): the disk does not hold" in text
+    assert "(moved by ext2_nobh_aops): a dirty state was lost" in text
+    assert f"{record.describe(clean)} (ext2_nobh_aops): the disk does not hold" in text
