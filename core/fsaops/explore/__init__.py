@@ -1,0 +1,1 @@
+"""Systematic concurrency testing of a table's ``migratepage``: ``fsaops explore``."""
