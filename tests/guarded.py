@@ -14,6 +14,7 @@ metadata and module in a temporary folder put on ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -30,8 +31,12 @@ TIME_LIMIT = 120.0
 MEMORY_LIMIT = 4 << 30
 """Bytes of address space a subprocess may have (``RLIMIT_AS``)."""
 
-CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT")
-"""Variables of the test run's own environment that subprocesses never inherit."""
+CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT", "PYTHONUNBUFFERED")
+"""Variables of the test run's own environment that subprocesses never inherit.
+
+``PYTHONUNBUFFERED`` too: a user's fsaops runs with buffered standard
+streams, and what it does when they cannot be flushed must be tested so.
+"""
 
 
 def _limits(memory: int, close_stdout: bool) -> Callable[[], None] | None:
@@ -75,6 +80,41 @@ def run(
         cwd=cwd,
         check=False,
     )
+
+
+def run_group(
+    args: Sequence[str | Path], *, timeout: float = TIME_LIMIT, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a program that starts processes of its own (a browser), with the time limit only.
+
+    It gets a session of its own, and when the time passes every process of
+    that session is killed, not only the first.  No address-space limit: a
+    browser reserves far more address space than it uses (Chromium's
+    JavaScript heap cage alone is several GiB) and fails to start under
+    one.
+    """
+    import signal
+
+    environment = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        # Whatever the session left behind (or all of it, when time ran out).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def start(

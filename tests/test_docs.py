@@ -334,6 +334,25 @@ def test_every_field_of_the_json_report_is_documented(
         assert field in report
 
 
+def test_every_field_of_the_trace_is_documented(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--trace`` adds ``trace`` to the report: a left page and an anonymous page show it all."""
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    out, _ = _migrate(["--json"], capsys)
+    report = json.loads(out)
+    left = report["pages_left"][0]
+    anonymous = next(p for p in report["pages_left"] + report["pages_failed"] if "pid" in p)
+    paths: set[str] = set()
+    for page in (str(left["pfn"]), f"{anonymous['pid']}:{anonymous['address']:#x}"):
+        out, _ = _migrate(["--json", "--trace", page], capsys)
+        paths |= {p for p in _json_paths(json.loads(out)) if p.startswith("trace")}
+    assert {"trace[].held_by[].task", "trace[].mapped_by[].vm_locked", "trace[].why"} <= paths
+    text = CLI_PAGE.read_text(encoding="utf-8")
+    missing = sorted(p for p in paths if f"`{p}`" not in text)
+    assert not missing, f"trace fields not described in {CLI_PAGE}: {missing}"
+
+
 def test_every_field_of_the_event_stream_is_documented(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

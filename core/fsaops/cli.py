@@ -63,6 +63,7 @@ from fsaops.errors import (
 from fsaops.status import Status, envelope
 
 if TYPE_CHECKING:
+    import structlog
     from rich.console import Console
 
     from fsaops.config import Config
@@ -149,6 +150,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _trace_page(text: str) -> Any:
+    from fsaops.trace import parse_page
+
+    try:
+        return parse_page(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _level(text: str) -> str:
     level = text.lower()
     if level not in LOG_LEVELS:
@@ -220,6 +230,19 @@ def _parser() -> _Parser:
         help="check every invariant after every page (CONFIG_DEBUG_VM; slow): the first "
         "broken one names the page, its table and the path taken, and exits 1",
     )
+    migrate.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the report as one self-contained HTML page (frame maps, retry "
+        "curve, verdict) to FILE",
+    )
+    migrate.add_argument(
+        "--trace",
+        type=_trace_page,
+        metavar="PAGE",
+        help="follow one page through the run: a pfn (56), a file page (mount0/file1:3) or "
+        "a process page (PID:ADDRESS in hex, 5:0x10000)",
+    )
 
     plugins = sub.add_parser(
         "plugins",
@@ -249,6 +272,21 @@ def _parser() -> _Parser:
     check.add_argument("--plugins", metavar="NAME,...", help=plugins_help)
     check.add_argument(
         "--json", action="store_true", help="print the result (or the error) as a JSON object"
+    )
+
+    diff = sub.add_parser(
+        "diff",
+        help="compare two reports of fsaops migrate --json",
+        description="Compare two runs from the reports fsaops migrate --json wrote: where the "
+        "scenarios differ, then every operations table, the totals, vmstat and the verdict, "
+        "side by side, with what differs marked.",
+        epilog="exit status: 0 whether or not the runs differ (it is a report); 2 when a file "
+        "is not a report of this schema",
+    )
+    diff.add_argument("a", metavar="A.json", help="the first report")
+    diff.add_argument("b", metavar="B.json", help="the second report")
+    diff.add_argument(
+        "--html", metavar="FILE", help="also write the comparison as a self-contained HTML page"
     )
 
     sub.add_parser(
@@ -303,7 +341,10 @@ def _load(
     )
 
 
-def _logger(fmt: str, level: str, stream: TextIO) -> EngineLog:
+def _logger(
+    fmt: str, level: str, stream: TextIO, tap: structlog.typing.Processor | None = None
+) -> EngineLog:
+    """The engine's logger; ``tap`` sees every event, ``debug`` ones included, before the filter."""
     import structlog
 
     renderer: structlog.typing.Processor
@@ -311,10 +352,24 @@ def _logger(fmt: str, level: str, stream: TextIO) -> EngineLog:
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=_isatty(stream))
+    processors: list[structlog.typing.Processor] = [structlog.processors.add_log_level, renderer]
+    lowest = LOG_LEVELS[level]
+    if tap is not None:
+        shown = lowest
+
+        def below_level(
+            _logger: structlog.typing.WrappedLogger, method: str, event: structlog.typing.EventDict
+        ) -> structlog.typing.EventDict:
+            if LOG_LEVELS.get(method, logging.CRITICAL) < shown:
+                raise structlog.DropEvent
+            return event
+
+        processors = [tap, below_level, *processors]
+        lowest = logging.DEBUG
     logger: EngineLog = structlog.wrap_logger(
         structlog.PrintLogger(file=stream),
-        processors=[structlog.processors.add_log_level, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(LOG_LEVELS[level]),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(lowest),
     )
     return logger
 
@@ -439,7 +494,7 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from fsaops.errors import MigrationDisabled
     from fsaops.report import render
-    from fsaops.scenario import plan_scenario, run_plan
+    from fsaops.scenario import RunObserver, plan_scenario, run_plan
 
     config, source = _read_config(args.scenario)
     if args.debug_vm:
@@ -463,7 +518,26 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             "CONFIG_MIGRATION, so migrate_pages returns -ENOSYS (ENOSYS, function not "
             "implemented); set kernel.migration = true"
         )
-    log = _logger(args.log_format, args.log_level, cast("TextIO", _Diagnostics(sys.stderr)))
+    html = None if args.html is None else _output_file(args.html, "--html")
+    observers: list[RunObserver] = []
+    tracer = None
+    if args.trace is not None:
+        from fsaops.trace import PageTrace
+
+        tracer = PageTrace(args.trace)
+        observers.append(tracer)
+    frames = None
+    if html is not None:
+        from fsaops.frames import FrameMaps
+
+        frames = FrameMaps()
+        observers.append(frames)
+    log = _logger(
+        args.log_format,
+        args.log_level,
+        cast("TextIO", _Diagnostics(sys.stderr)),
+        tap=None if tracer is None else tracer.processor,
+    )
     show_progress = (
         _isatty(sys.stderr)
         and not args.json
@@ -471,12 +545,56 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         and LOG_LEVELS[args.log_level] >= logging.WARNING
     )
     with _last_resort(config.kernel.timeout), _progress_bar(show_progress) as progress:
-        report = run_plan(plan, seed=args.seed, log=log, progress=progress)
+        report = run_plan(plan, seed=args.seed, log=log, progress=progress, observers=observers)
+    if tracer is not None:
+        report = attrs.evolve(report, trace=tuple(tracer.steps))
+    if html is not None:
+        from fsaops.html_report import render_report
+
+        assert frames is not None
+        _write_file(html, render_report(report, frames), "--html")
     if args.json:
         _write(report.dumps())
     else:
-        render(report, _stdout_console())
+        console = _stdout_console()
+        render(report, console)
+        if report.trace is not None:
+            from fsaops.trace import render as render_trace
+
+            render_trace(report.trace, console, title=f"The journey of {args.trace.text}")
     return report.exit_status
+
+
+def _output_file(path: str, option: str) -> str:
+    """Check, before a run, that a report can be written to ``path`` (bad input if not)."""
+    from fsaops.errors import FsaopsError
+
+    if not path:
+        raise FsaopsError(f"{option}: expected a file name, got an empty string")
+    if os.path.isdir(path):
+        raise FsaopsError(f"{option} {path}: is a directory; name a file to write")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise FsaopsError(f"{option} {path}: is not a regular file; name a file to write")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FsaopsError(f"{option} {path}: no such directory: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FsaopsError(f"{option} {path}: cannot write in {folder}")
+    return path
+
+
+def _write_file(path: str, text: str, option: str) -> None:
+    """Write ``text`` to ``path`` whole, or not at all (a new file renamed over it)."""
+    path = os.path.realpath(path)  # through a symbolic link, not over it
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise OutputError(f"{option} {path}: cannot write it: {exc.strerror or exc}") from None
 
 
 def _plugins_data(registry: Registry, source: str) -> dict[str, Any]:
@@ -631,6 +749,19 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     )
     for note in notes:
         _write(f"{source}: note: {note}\n")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from fsaops.diff import compare, load_report, render, render_html
+
+    html = None if args.html is None else _output_file(args.html, "--html")
+    a = load_report(args.a)
+    b = load_report(args.b)
+    comparison = compare(a, b, names=(args.a, args.b))
+    if html is not None:
+        _write_file(html, render_html(comparison), "--html")
+    render(comparison, _stdout_console())
     return 0
 
 
@@ -948,6 +1079,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _OUT.reset(out_token)
             _JSON.reset(json_token)
             _PROGRAM.reset(program_token)
+    if program:
+        _settle_stderr()
     # os._exit: a thread plugin code left running must not keep the process
     # alive; and after Ctrl-C, CPython ends a process whose KeyboardInterrupt
     # ever escaped an exec() of a string (an import that dataclasses or
@@ -966,6 +1099,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stream.flush()
         os._exit(status)
     return status
+
+
+def _settle_stderr() -> None:
+    """Leave nothing in standard error's buffer that the interpreter would fail to flush at exit.
+
+    A line that could not be written to a full or broken standard error
+    stays buffered; CPython would then end the process with status 120
+    instead of the command's own. What cannot be said is dropped.
+    """
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+            stream.flush()
 
 
 @contextmanager
@@ -1028,6 +1181,7 @@ def _main(args_list: list[str]) -> int:
         "migrate": _cmd_migrate,
         "plugins": _cmd_plugins,
         "config": _cmd_config_check,
+        "diff": _cmd_diff,
     }
     json_mode = bool(getattr(args, "json", False))
     _JSON.set(json_mode)

@@ -64,6 +64,25 @@ def _lists_membership(lists: Iterable[PageList]) -> dict[int, str]:
     return where
 
 
+def _task_holds(kernel: Kernel) -> tuple[Counter[int], set[int], Counter[int], set[int]]:
+    """Other tasks' holds: page references and locks by pfn, buffer ones by ``id``."""
+    refs: Counter[int] = Counter()
+    locks: set[int] = set()
+    bh_refs: Counter[int] = Counter()
+    bh_locks: set[int] = set()
+    for task in kernel.tasks:
+        for hold in task.holds:
+            if hold.kind == "page_ref":
+                refs[hold.obj.pfn] += 1
+            elif hold.kind == "page_lock":
+                locks.add(hold.obj.pfn)
+            elif hold.kind == "buffer_ref":
+                bh_refs[id(hold.obj)] += 1
+            elif hold.kind == "buffer_lock":
+                bh_locks.add(id(hold.obj))
+    return refs, locks, bh_refs, bh_locks
+
+
 def check_kernel(
     kernel: Kernel,
     *,
@@ -83,22 +102,8 @@ def check_kernel(
             by another task's hold, and no I/O is in flight.
     """
     problems: list[str] = []
-    expected: Counter[int] = Counter()
-    bh_expected: Counter[int] = Counter()
-    locked_by_task: set[int] = set()
-    bh_locked_by_task: set[int] = set()
-
     # Other tasks' holds.
-    for task in kernel.tasks:
-        for hold in task.holds:
-            if hold.kind == "page_ref":
-                expected[hold.obj.pfn] += 1
-            elif hold.kind == "page_lock":
-                locked_by_task.add(hold.obj.pfn)
-            elif hold.kind == "buffer_ref":
-                bh_expected[id(hold.obj)] += 1
-            elif hold.kind == "buffer_lock":
-                bh_locked_by_task.add(id(hold.obj))
+    expected, locked_by_task, bh_expected, bh_locked_by_task = _task_holds(kernel)
 
     # A page off the LRU but linked on a list is on somebody's private list
     # (isolated for migration, or a new page waiting on ``to``): that list
@@ -265,20 +270,7 @@ def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) ->
     :func:`check_kernel`'s to check.
     """
     problems: list[str] = []
-    refs: Counter[int] = Counter()
-    locked_by_task: set[int] = set()
-    bh_refs: Counter[int] = Counter()
-    bh_locked_by_task: set[int] = set()
-    for task in kernel.tasks:
-        for hold in task.holds:
-            if hold.kind == "page_ref":
-                refs[hold.obj.pfn] += 1
-            elif hold.kind == "page_lock":
-                locked_by_task.add(hold.obj.pfn)
-            elif hold.kind == "buffer_ref":
-                bh_refs[id(hold.obj)] += 1
-            elif hold.kind == "buffer_lock":
-                bh_locked_by_task.add(id(hold.obj))
+    refs, locked_by_task, bh_refs, bh_locked_by_task = _task_holds(kernel)
     wanted = {page.pfn: page for page in pages}
     mapped: Counter[int] = Counter()
     for mm in kernel.mms:

@@ -357,9 +357,14 @@ def swap_page(page: Page) -> int:
 
 
 class TableStats:
-    """What happened to the pages of one operations table."""
+    """What happened to the pages of one operations table.
 
-    __slots__ = ("errors", "failed", "moved", "not_migrated", "reasons", "via")
+    ``retry_by_pass[p]`` counts the pages of this table that pass ``p`` of
+    a ``migrate_pages`` call left to retry (``-EAGAIN``: the kernel's
+    ``retry``), summed over the calls.
+    """
+
+    __slots__ = ("errors", "failed", "moved", "not_migrated", "reasons", "retry_by_pass", "via")
 
     def __init__(self) -> None:
         self.moved = 0
@@ -368,6 +373,7 @@ class TableStats:
         self.errors: dict[str, int] = {}
         self.via: dict[str, int] = {}
         self.reasons: dict[str, int] = {}
+        self.retry_by_pass = [0] * MAX_PASSES
 
     @property
     def pages(self) -> int:
@@ -384,6 +390,7 @@ class TableStats:
             "errors": dict(sorted(self.errors.items())),
             "via": dict(sorted(self.via.items())),
             "reasons": dict(sorted(self.reasons.items())),
+            "retry_by_pass": list(self.retry_by_pass),
         }
 
 
@@ -395,6 +402,11 @@ class MigrateStats:
     ``writeback`` (the fallback after writing the page out), ``swap``
     (``swap_page``: dropped to disk or swap) or ``freed`` (the page was
     freed under us).
+
+    ``retry_by_pass[p]`` is the kernel's ``retry`` at the end of pass ``p``
+    (the pages that pass left to retry), summed over the calls; each
+    table's :class:`TableStats` has its share.  They are counted once per
+    pass, not per page.
     """
 
     __slots__ = (
@@ -404,6 +416,7 @@ class MigrateStats:
         "frameless",
         "passes",
         "pending",
+        "retry_by_pass",
         "tables",
         "written",
     )
@@ -425,6 +438,7 @@ class MigrateStats:
         self.findings = Findings()
         self.passes = 0
         self.calls = 0
+        self.retry_by_pass = [0] * MAX_PASSES
 
     def table(self, name: str) -> TableStats:
         """The counts of one table, created on first use."""
@@ -451,6 +465,16 @@ class MigrateStats:
         ts.not_migrated += 1
         ts.errors[error] = ts.errors.get(error, 0) + 1
         ts.reasons[why] = ts.reasons.get(why, 0) + 1
+
+    def count_retries(self, pass_: int, retry: int, by_table: dict[str, int]) -> None:
+        """Add the pages pass ``pass_`` of one call left to retry, in all and by table.
+
+        ``by_table`` is emptied, ready for the next pass.
+        """
+        self.retry_by_pass[pass_] += retry
+        for name, count in by_table.items():
+            self.table(name).retry_by_pass[pass_] += count
+        by_table.clear()
 
     def unpend(self, pfn: int) -> None:
         """Take back the not-migrated count of a page that a later call finished."""
@@ -563,6 +587,7 @@ def migrate_pages(
     written = stats.written
     pending = stats.pending
     last_why: dict[Page, str] = {}
+    retry_by_table: dict[str, int] = {}  # this pass's -EAGAIN pages, by table
     current = kernel.current
     swapwrite = current.flags & PF_SWAPWRITE
     current.flags |= PF_SWAPWRITE
@@ -707,6 +732,7 @@ def migrate_pages(
                         "mm_migrate_page",
                         pfn=page.pfn,
                         table=name,
+                        call=stats.calls,
                         pass_=pass_,
                         path=path,
                         rc=rc,
@@ -715,6 +741,7 @@ def migrate_pages(
                 if rc == -EAGAIN:
                     retry += 1
                     last_why[page] = current.why or path
+                    retry_by_table[name] = retry_by_table.get(name, 0) + 1
                 elif rc:
                     # Permanent failure.
                     if engine_remove_from_swap is not None and path != "add_to_swap":
@@ -764,6 +791,8 @@ def migrate_pages(
                 if debug is not None:
                     debug.after(page, newpage if rc == 0 else None, name, pass_, path)
                 page = nxt
+            if retry:
+                stats.count_retries(pass_, retry, retry_by_table)
             if retry and pass_ < MAX_PASSES - 1:  # if (retry && pass++ < 10) goto redo;
                 pass_ += 1
                 continue

@@ -12,7 +12,7 @@ bytes.  :func:`render` draws it for a terminal with rich.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -26,16 +26,22 @@ from fsaops.findings import Finding
 from fsaops.frozen import frozen_mapping, sorted_mapping
 from fsaops.proofs import Proof
 from fsaops.status import SCHEMA, Status
+from fsaops.trace import TraceStep
 
 __all__ = [
     "Integrity",
     "PageOutcome",
+    "PluginVersion",
     "Proofs",
     "Report",
     "TableReport",
     "Totals",
     "render",
 ]
+
+
+def _ints(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
 
 
 @attrs.frozen
@@ -59,6 +65,9 @@ class TableReport:
             ``writeback`` (the fallback after writing the page out),
             ``swap`` (written out and dropped) or ``freed``.
         reasons: why pages failed or stayed → pages.
+        retry_by_pass: for each pass (0 to 10), the pages of this table
+            that the pass left to retry (``-EAGAIN``), summed over the
+            ``migrate_pages`` calls: the retry curve.
     """
 
     name: str
@@ -72,6 +81,7 @@ class TableReport:
     errors: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     via: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     reasons: Mapping[str, int] = attrs.field(converter=sorted_mapping)
+    retry_by_pass: tuple[int, ...] = attrs.field(default=(), converter=_ints)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -86,6 +96,7 @@ class TableReport:
             "errors": dict(self.errors),
             "via": dict(self.via),
             "reasons": dict(self.reasons),
+            "retry_by_pass": list(self.retry_by_pass),
         }
 
 
@@ -101,6 +112,8 @@ class Totals:
             over its calls.
         calls: how many times ``migrate_pages`` was called (one per chunk
             of new pages, plus one for the swap-out).
+        retry_by_pass: for each pass (0 to 10), the pages the pass left to
+            retry (the kernel's ``retry``), summed over the calls.
     """
 
     pages: int
@@ -109,6 +122,7 @@ class Totals:
     not_migrated: int
     passes: int
     calls: int
+    retry_by_pass: tuple[int, ...] = attrs.field(default=(), converter=_ints)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -242,6 +256,25 @@ class PageOutcome:
 
 
 @attrs.frozen
+class PluginVersion:
+    """A plugin the run loaded: enough to know which code ran.
+
+    Attributes:
+        name: its entry-point name (``ext3``).
+        distribution: the distribution that installs it.
+        version: the distribution's version.
+    """
+
+    name: str
+    distribution: str
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {"name": self.name, "distribution": self.distribution, "version": self.version}
+
+
+@attrs.frozen
 class Report:
     """The outcome of one scenario run.
 
@@ -275,6 +308,9 @@ class Report:
             (``--strict`` or ``--debug-vm``); otherwise only the free ones
             (``return``) were collected.
         strict: findings fail the run.
+        plugins: the plugins the run loaded, in name order, with their versions.
+        trace: one page's journey (:mod:`fsaops.trace`), when a page was
+            traced; ``None`` otherwise.
     """
 
     version: str
@@ -298,6 +334,8 @@ class Report:
     findings: tuple[Finding, ...] = ()
     watched: bool = False
     strict: bool = False
+    plugins: tuple[PluginVersion, ...] = ()
+    trace: tuple[TraceStep, ...] | None = None
 
     @property
     def outcome(self) -> Status:
@@ -357,6 +395,8 @@ class Report:
             "proofs": None if self.proofs is None else self.proofs.to_json(),
             "findings": [f.to_json() for f in self.findings],
             "findings_checked": "all" if self.watched else "return only",
+            "plugins": [p.to_json() for p in self.plugins],
+            **({} if self.trace is None else {"trace": [step.to_json() for step in self.trace]}),
         }
 
     def dumps(self) -> str:

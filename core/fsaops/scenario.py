@@ -50,7 +50,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
@@ -73,19 +73,30 @@ from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import AddressSpace
 from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
-from fsaops.migrate import MigrateStats, migrate_pages, table_name
+from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
+from fsaops.plugins import PluginStatus
 from fsaops.proofs import Outcome, prove_durability, prove_placement, snapshot_places
-from fsaops.report import Integrity, PageOutcome, Proofs, Report, TableReport, Totals
+from fsaops.report import (
+    Integrity,
+    PageOutcome,
+    PluginVersion,
+    Proofs,
+    Report,
+    TableReport,
+    Totals,
+)
 from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
 from fsaops.world import Area, File, World, start_write
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import FrameType
 
     from fsaops.fs import SuperBlock
     from fsaops.plugins import Registry
+    from fsaops.proofs import Placed
     from fsaops.rmap import Mm, Vma
     from fsaops.typing import EngineLog
 
@@ -94,6 +105,7 @@ __all__ = [
     "SETTLE_TICKS",
     "Plan",
     "Progress",
+    "RunObserver",
     "Scenario",
     "Slot",
     "plan_scenario",
@@ -112,6 +124,24 @@ SETTLE_TICKS: Final = 256
 
 MAX_PROBLEMS: Final = 20
 """Integrity problems listed in a report (all are counted)."""
+
+
+class RunObserver(Protocol):
+    """Something that looks at a run at two moments (the HTML report's frame maps, a trace).
+
+    :func:`run_plan` calls :meth:`built` once the world is built and every
+    page has its state, just before migration starts, and :meth:`migrated`
+    when migration is over (other tasks let go, pages put back), before the
+    proofs and the read-back touch anything.  Neither may change the machine.
+    """
+
+    def built(self, scenario: Scenario) -> None:
+        """The world is built; migration starts next."""
+
+    def migrated(
+        self, scenario: Scenario, stats: MigrateStats, places: Mapping[int, Placed]
+    ) -> None:
+        """Migration is over; ``places`` is where every page was before it, by old pfn."""
 
 
 def _subseed(seed: int, purpose: str) -> int:
@@ -639,6 +669,7 @@ def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
                 errors=dict(ts.errors) if ts else {},
                 via=dict(ts.via) if ts else {},
                 reasons=dict(ts.reasons) if ts else {},
+                retry_by_pass=ts.retry_by_pass if ts else [0] * MAX_PASSES,
             )
         )
     return tuple(reports)
@@ -725,11 +756,14 @@ def run_plan(
     seed: int | None = None,
     log: EngineLog | None = None,
     progress: Progress | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> Report:
     """Build the world of a checked scenario, migrate it, check it, and report.
 
-    With ``kernel.timeout`` set, the whole run has that many seconds of wall
-    time (measured with ``SIGALRM``, so it must run in the main thread).
+    ``observers`` are told when the world is built and when migration is
+    over (:class:`RunObserver`).  With ``kernel.timeout`` set, the whole
+    run has that many seconds of wall time (measured with ``SIGALRM``, so
+    it must run in the main thread).
 
     Raises:
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
@@ -746,12 +780,16 @@ def run_plan(
     with _time_limit(config.kernel.timeout, registry) as where:
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = world.kernel
+        for observer in observers:
+            observer.built(world)
         before = kernel.vmstat.as_dict()
         start = kernel.sched.now
         places = snapshot_places(world.world, world.source_node)
         where.phase = "migrating"
         stats = world.migrate(progress)
         migration_ticks = kernel.sched.now - start
+        for observer in observers:
+            observer.migrated(world, stats, places)
         pages_left, pages_failed = world.outcomes(stats)
         where.phase = "proving where every page went"
         placement = prove_placement(
@@ -783,6 +821,7 @@ def run_plan(
         not_migrated=sum(t.not_migrated for t in tables),
         passes=stats.passes,
         calls=stats.calls,
+        retry_by_pass=stats.retry_by_pass,
     )
     if log is not None:
         log.info(
@@ -818,6 +857,11 @@ def run_plan(
         findings=stats.findings.result(),
         watched=config.kernel.strict or config.kernel.debug_vm,
         strict=config.kernel.strict,
+        plugins=tuple(
+            PluginVersion(name=p.name, distribution=p.dist, version=p.version)
+            for p in registry.plugins
+            if p.status is PluginStatus.LOADED
+        ),
     )
 
 

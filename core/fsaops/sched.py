@@ -106,7 +106,17 @@ class Task:
 class Scheduler:
     """The simulated clock and the queue of pending events."""
 
-    __slots__ = ("_heap", "_lock", "_pending", "_seq", "now", "sleeps", "threads", "waitqueues")
+    __slots__ = (
+        "_heap",
+        "_lock",
+        "_pending",
+        "_seq",
+        "now",
+        "on_sleep",
+        "sleeps",
+        "threads",
+        "waitqueues",
+    )
 
     def __init__(self) -> None:
         self.now = 0
@@ -118,6 +128,11 @@ class Scheduler:
         #: How many times a real thread went to sleep on a wait queue.
         self.sleeps = 0
         self.waitqueues = tuple(WaitQueue() for _ in range(1 << WAITQUEUE_HASH_BITS))
+        #: Told when a task sleeps on a page or buffer bit, for tracing one
+        #: page: ``on_sleep(obj, what)`` before the sleep may return a function
+        #: to call when it ends.  ``None`` (the default) costs the slow path
+        #: one attribute load.
+        self.on_sleep: Callable[[object, str], Callable[[], None] | None] | None = None
 
     # -- events --------------------------------------------------------------
 
@@ -238,7 +253,10 @@ class Scheduler:
         def announce() -> None:
             page.flags |= PG.waiters
 
+        woken = None if self.on_sleep is None else self.on_sleep(page, what)
         self.wait(ready, f"{what} of pfn {page.pfn}", self.waitqueue(page), announce)
+        if woken is not None:
+            woken()
 
     def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``bh.b_state``."""
@@ -250,7 +268,10 @@ class Scheduler:
         def announce() -> None:
             bh.b_state |= BH.waiters
 
+        woken = None if self.on_sleep is None else self.on_sleep(bh, what)
         self.wait(ready, f"{what} of {bh!r}", self.waitqueue(bh), announce)
+        if woken is not None:
+            woken()
 
     def wake_page(self, page: Page) -> None:
         """Wake every real thread sleeping on the page's wait queue."""

@@ -15,7 +15,8 @@ no network and no program other than fsaops itself:
 ``{fsaops-command} fsaops ARGS...``
     Runs the command line in-process and shows what it printed, optionally
     as a terminal of a given width would show it; the build fails if the
-    exit status is not the expected one.
+    exit status is not the expected one.  ``:setup:`` runs commands first
+    whose output the command reads (the reports ``fsaops diff`` compares).
 ``{fsaops-usage} COMMAND...``
     The ``usage:`` lines of ``fsaops COMMAND --help``.
 ``{fsaops-example-command} fsaops ARGS...``
@@ -424,9 +425,11 @@ def run_fsaops(argv: list[str], *, cwd: Path, width: int) -> tuple[int, str, str
     from fsaops import cli
 
     def console() -> Console:
-        import sys
-
-        return Console(file=sys.stdout, width=width, highlight=False, color_system=None)
+        # The command's own standard output: while a command runs, sys.stdout
+        # is its standard error (what plugin code prints goes there).
+        out = cli._stdout()
+        assert out is not None
+        return Console(file=out, width=width, highlight=False, color_system=None)
 
     with (
         _command_context(cwd, width) as (out, err),
@@ -441,7 +444,13 @@ def _lines(text: str) -> list[str]:
 
 
 class Command(SphinxDirective):
-    """``{fsaops-command} fsaops migrate --json``: run it, show what it printed."""
+    """``{fsaops-command} fsaops migrate --json``: run it, show what it printed.
+
+    ``:setup:`` commands (``fsaops migrate scenarios/a.toml --json > a.json``,
+    separated by ``;``) run first, in the documentation's folder, each writing what it printed
+    to a file of a scratch folder; the command then runs in that folder, so
+    that it can read those files (``fsaops diff a.json b.json``).
+    """
 
     required_arguments = 1
     final_argument_whitespace = True
@@ -457,6 +466,7 @@ class Command(SphinxDirective):
         "no-prompt": directives.flag,
         "wrap": directives.flag,
         "small": directives.flag,
+        "setup": directives.unchanged,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -466,7 +476,23 @@ class Command(SphinxDirective):
         if not argv or argv[0] != "fsaops":
             raise self.error(f"not an fsaops command: {command!r}")
         width = self.options.get("width", 88)
-        status, out, err = run_fsaops(argv[1:], cwd=Path(self.env.srcdir), width=width)
+        with tempfile.TemporaryDirectory(prefix="fsaops-docs-") as scratch:
+            cwd = Path(self.env.srcdir)
+            setup = self.options.get("setup", "").strip()
+            for line in filter(None, (part.strip() for part in setup.split(";"))):
+                words = shlex.split(line)
+                if len(words) < 4 or words[0] != "fsaops" or words[-2] != ">":
+                    raise self.error(f"a setup line is `fsaops ARGS > FILE`, not {line!r}")
+                done, written, problems = run_fsaops(words[1:-2], cwd=cwd, width=width)
+                if done != 0:
+                    raise self.error(f"{line!r} exited with status {done}: {problems[:500]}")
+                (Path(scratch) / words[-1]).write_text(written, encoding="utf-8")
+                for dependency in words[1:-2]:
+                    if (cwd / dependency).is_file():
+                        self.env.note_dependency(str(cwd / dependency))
+            if setup:
+                cwd = Path(scratch)
+            status, out, err = run_fsaops(argv[1:], cwd=cwd, width=width)
         expected = self.options.get("exit", 0)
         if status != expected:
             raise self.error(

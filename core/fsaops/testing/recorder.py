@@ -1,7 +1,7 @@
 """A logger that keeps every event it is given: the engine's tracepoint stream, for tests.
 
 The engine emits one ``mm_migrate_page`` event per page attempt at debug
-level (``pfn``, ``table``, ``pass_``, ``path``, ``rc``, ``why``), and a
+level (``pfn``, ``table``, ``call``, ``pass_``, ``path``, ``rc``, ``why``), and a
 scenario run emits ``scenario_built`` and ``scenario_done`` at info level.
 A :class:`Recorder` is a real structlog filtering logger (:attr:`log`)
 whose only processor keeps each event as a dict, so a test can pass it

@@ -1,0 +1,234 @@
+"""``fsaops diff A.json B.json``: two runs side by side.
+
+It is a report: exit 0 whether the runs differ or not, every table of
+both runs listed, the scenarios' differences first; anything that is not
+a report of this schema is bad input (exit 2, one line naming the file).
+Its ``--html`` page is rendered in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser import chromium, parse, references, render
+from fsaops.cli import main
+from fsaops.diff import Row, compare, load_report
+from fsaops.status import SCHEMA
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
+
+
+def _fsaops(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(list(args))
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Reports of ext3 data=ordered and data=journal: same files, workload and seed."""
+    folder = tmp_path_factory.mktemp("reports")
+    paths = []
+    for mode in ("ordered", "journal"):
+        status, out, err = _fsaops("migrate", str(SCENARIOS / f"ext3-{mode}.toml"), "--json")
+        assert status == 0, err
+        path = folder / f"{mode}.json"
+        path.write_text(out, encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_two_runs_that_differ_exit_0_and_list_every_table_of_both(
+    reports: tuple[Path, Path],
+) -> None:
+    a, b = reports
+    status, out, err = _fsaops("diff", str(a), str(b))
+    assert (status, err) == (0, "")
+    text = _words(out)
+    assert "the runs differ" in text
+    tables = set(load_report(str(a))["by_aops"]) | set(load_report(str(b))["by_aops"])
+    assert {"ext3_ordered_aops", "ext3_journalled_aops", "swap_aops"} <= tables
+    for table in tables:
+        assert table in text, table
+    # The scenarios' differences come first, then the tables, the totals, vmstat.
+    order = [
+        text.index("The scenarios differ in"),
+        text.index("≠ mount[0].mode ordered journal"),
+        text.index("Table ext3_ordered_aops ↔ ext3_journalled_aops"),
+        text.index("Table swap_aops"),
+        text.index("Total"),
+        text.index("vmstat"),
+        text.index("Verdict"),
+    ]
+    assert order == sorted(order)
+    assert "≠ via writeback — 120 +120" in text
+    assert "≠ migratepage fsaops.buffer.buffer_migrate_page none: generic fallback" in text
+
+
+def test_a_run_against_itself_is_the_same(reports: tuple[Path, Path]) -> None:
+    a, _ = reports
+    status, out, _ = _fsaops("diff", str(a), str(a))
+    assert status == 0
+    assert "the runs are the same" in out
+    assert "The scenarios are the same" in out
+    assert "≠" not in out
+
+
+def test_compare_pairs_the_one_table_of_a_filesystem_each_run_has(
+    reports: tuple[Path, Path],
+) -> None:
+    a, b = (load_report(str(p)) for p in reports)
+    comparison = compare(a, b, names=("ordered", "journal"))
+    ext3 = comparison.section("table", "ext3_ordered_aops ↔ ext3_journalled_aops")
+    assert ext3.tables == ("ext3_ordered_aops", "ext3_journalled_aops")
+    assert ext3.only is None
+    rows = {row.name: row for row in ext3.rows}
+    assert rows["moved"].a == a["by_aops"]["ext3_ordered_aops"]["moved"]
+    assert rows["moved"].b == b["by_aops"]["ext3_journalled_aops"]["moved"]
+    assert rows["via writeback"].differs and rows["via writeback"].a is None
+    scenario = comparison.section("scenario")
+    assert [row.name for row in scenario.rows] == ["source", "mount[0].mode"]
+    # Without a partner the table stands alone, the other side empty.
+    del b["by_aops"]["ext3_journalled_aops"]
+    alone = compare(a, b).section("table", "ext3_ordered_aops")
+    assert alone.only == "a"
+    assert all(row.b is None for row in alone.rows)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "differs", "delta"),
+    [
+        (3, 3, False, 0),
+        (3, 5, True, 2),
+        (None, 0, False, 0),
+        (None, 4, True, 4),
+        ("x", "y", True, None),
+    ],
+)
+def test_a_row_says_whether_it_differs(a: Any, b: Any, differs: bool, delta: int | None) -> None:
+    row = Row("moved", a, b)
+    assert row.differs is differs
+    assert row.delta == delta
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def _report(reports: tuple[Path, Path]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(reports[0].read_text(encoding="utf-8"))
+    return data
+
+
+BAD = {
+    "not JSON": ("hello", "not JSON"),
+    "a list": ("[1, 2]", "a JSON list, not an object"),
+    "an envelope": (
+        json.dumps({"schema": SCHEMA, "status": "bad input", "error": "no such file"}),
+        "the JSON of a command that could not finish (status bad input: no such file)",
+    ),
+    "no schema": (json.dumps({"totals": {}}), "it has no schema"),
+    "another schema": ("schema:2", "a report of schema 2; this fsaops reads schema 1"),
+    "a schema as text": ('schema:"1"', 'a report of schema "1"'),
+    "no totals": ("drop:totals", "'totals' is missing"),
+    "a table without counts": ("table", "by_aops['ext3_ordered_aops'] has no page counts"),
+    "not UTF-8": ("\udcff", "not UTF-8"),
+}
+
+
+def _bad_file(kind: str, folder: Path, reports: tuple[Path, Path]) -> Path:
+    content, _ = BAD[kind]
+    path = folder / "bad.json"
+    data = _report(reports)
+    if content.startswith("schema:"):
+        data["schema"] = json.loads(content.removeprefix("schema:"))
+        content = json.dumps(data)
+    elif content.startswith("drop:"):
+        del data[content.removeprefix("drop:")]
+        content = json.dumps(data)
+    elif content == "table":
+        data["by_aops"]["ext3_ordered_aops"] = {"moved": "many"}
+        content = json.dumps(data)
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_what_is_not_a_report_is_bad_input(
+    kind: str, side: str, reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bad = _bad_file(kind, tmp_path, reports)
+    good = reports[0]
+    args = [str(bad), str(good)] if side == "a" else [str(good), str(bad)]
+    status, out, err = _fsaops("diff", *args)
+    assert status == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"fsaops: error: {bad}: ")
+    assert BAD[kind][1] in err
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: p / "missing.json", "no such file"),
+        (lambda p: p, "not a regular file"),
+    ],
+)
+def test_a_missing_file_or_a_directory_is_bad_input(
+    make: Any, words: str, reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    status, _, err = _fsaops("diff", str(make(tmp_path)), str(reports[0]))
+    assert status == 2 and words in err and len(err.splitlines()) == 1
+
+
+def test_html_to_a_directory_is_bad_input_before_anything_is_read(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    status, out, err = _fsaops("diff", "nowhere.json", str(reports[0]), "--html", str(tmp_path))
+    assert status == 2 and "is a directory" in err and out == ""
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def test_the_page_shows_every_table_and_marks_what_differs(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    browser = chromium()
+    page = tmp_path / "diff.html"
+    a, b = reports
+    status, _, err = _fsaops("diff", str(a), str(b), "--html", str(page))
+    assert status == 0, err
+    rendered = render(browser, page)
+    assert rendered.loaded == () and rendered.blocked == ()
+    assert references(parse(page.read_text(encoding="utf-8"))) == []
+    dom = parse(rendered.dom)
+    comparison = compare(load_report(str(a)), load_report(str(b)))
+    sections = list(dom.iter("section"))
+    assert [s.attributes["data-kind"] for s in sections] == [s.kind for s in comparison.sections]
+    for shown, section in zip(sections, comparison.sections, strict=True):
+        if section.kind == "scenario":
+            assert shown.find("h2").text() == "The scenarios differ in"
+        else:
+            assert shown.attributes["data-title"] == section.title
+        rows = [tr for tr in shown.iter("tr") if "data-row" in tr.attributes]
+        assert [tr.attributes["data-row"] for tr in rows] == [r.name for r in section.rows]
+        for tr, row in zip(rows, section.rows, strict=True):
+            assert ("differs" in (tr.attributes.get("class") or "")) == row.differs, row
+            cells = [td.text() for td in tr.iter("td")]
+            assert cells[1:3] == [
+                "—" if v is None else f"{v:,}" if type(v) is int else str(v) for v in (row.a, row.b)
+            ]
+    assert dom.find("p", id="status").text().startswith("The runs differ")

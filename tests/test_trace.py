@@ -1,0 +1,306 @@
+"""``fsaops migrate --trace PAGE``: one page's journey, held against the engine's own events.
+
+Every attempt the trace tells is an ``mm_migrate_page`` event of that page
+in the JSON event stream, in order, with the same call, pass, path, return
+code and reason; what it adds (who held the page, how long the engine slept
+on its lock and who held that, where the page ended) is checked against
+the report and against the machine itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Mapping
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from fsaops.cli import main
+from fsaops.config import default_config
+from fsaops.migrate import MigrateStats
+from fsaops.plugins import Registry
+from fsaops.proofs import Placed
+from fsaops.scenario import Scenario, plan_scenario, run_plan
+from fsaops.trace import PageRef, PageTrace, parse_page
+
+XIP_SCENARIO = """\
+[kernel]
+node_memory = "1MiB"
+
+[[mount]]
+fs = "ext2"
+pages = 8
+
+[[mount]]
+fs = "ext2"
+mode = "xip"
+pages = 2
+
+[processes]
+count = 1
+anon_pages = 4
+
+[workload]
+pinned = 0.2
+"""
+
+
+def _migrate(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(["migrate", *args])
+    return status, out.getvalue(), err.getvalue()
+
+
+def _traced(*args: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The report with its trace, and the engine's events, of one run."""
+    status, out, err = _migrate(*args, "--json", "--log-level", "debug", "--log-format", "json")
+    assert status == 0, err[-2000:]
+    events = [json.loads(line) for line in err.splitlines()]
+    return json.loads(out), events
+
+
+@pytest.fixture(scope="module")
+def builtin() -> dict[str, Any]:
+    status, out, err = _migrate("--json")
+    assert status == 0, err
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+def _tries(trace: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (s["call"], s["pass"], s["path"], s["rc"], s["why"]) for s in trace if s["step"] == "try"
+    ]
+
+
+def _events_of(events: list[dict[str, Any]], pfn: int) -> list[tuple[Any, ...]]:
+    return [
+        (e["call"], e["pass_"], e["path"], e["rc"], e["why"])
+        for e in events
+        if e["event"] == "mm_migrate_page" and e["pfn"] == pfn
+    ]
+
+
+# -- naming a page --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("56", PageRef("56", pfn=56)),
+        ("mount0/file1:3", PageRef("mount0/file1:3", file="mount0/file1", index=3)),
+        ("mount7/meta:0", PageRef("mount7/meta:0", file="mount7/meta", index=0)),
+        ("5:0x10000", PageRef("5:0x10000", pid=5, address=0x10000)),
+        ("5:ff000", PageRef("5:ff000", pid=5, address=0xFF000)),
+    ],
+)
+def test_a_page_is_named_as_the_report_names_it(text: str, ref: PageRef) -> None:
+    assert parse_page(text) == ref
+
+
+@pytest.mark.parametrize("text", ["", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3"])
+def test_anything_else_is_refused_saying_what_is_expected(text: str) -> None:
+    with pytest.raises(ValueError, match="a pfn"):
+        parse_page(text)
+    status, out, err = _migrate("--trace", text, "--json")
+    assert status == 2
+    assert err.startswith("fsaops: error: argument --trace: expected a pfn")
+    assert len(err.splitlines()) == 1
+    assert json.loads(out)["status"] == "bad input"
+
+
+# -- the journey, against the events ------------------------------------------------------------
+
+
+def test_a_pinned_page_is_left_after_every_try_and_its_pinner_is_named(
+    builtin: dict[str, Any],
+) -> None:
+    pinned = next(p for p in builtin["pages_left"] if "extra reference" in p["reason"])
+    name = f"{pinned['file']}:{pinned['index']}" if "file" in pinned else None
+    if name is None:
+        name = f"{pinned['pid']}:{pinned['address']:#x}"
+    report, events = _traced("--trace", name)
+    trace = report["trace"]
+    start, end = trace[0], trace[-1]
+    assert start["step"] == "start" and end["step"] == "end"
+    assert start["pfn"] == pinned["pfn"] and start["state"] == "pinned"
+    pinner = {"task": "pinner", "hold": "page_ref", "until": None}
+    assert any(pinner.items() <= h.items() for h in start["held_by"])
+    assert _tries(trace) == _events_of(events, pinned["pfn"])
+    assert len(_tries(trace)) > 1
+    for step in trace[1:-1]:
+        assert step["errno"] == "EAGAIN"
+        assert any(pinner.items() <= h.items() for h in step["held_by"])
+    assert end["outcome"] == "left"
+    assert (end["errno"], end["why"], end["pass"]) == (
+        pinned["errno"],
+        pinned["reason"],
+        pinned["pass"],
+    )
+
+
+def test_a_page_that_moved_ends_on_the_target_node_by_the_path_of_its_last_try(
+    builtin: dict[str, Any],
+) -> None:
+    stayed = {p["pfn"] for p in builtin["pages_left"] + builtin["pages_failed"]}
+    report, events = _traced("--trace", "mount5/file0:3")
+    trace = report["trace"]
+    start, end = trace[0], trace[-1]
+    assert start["pfn"] not in stayed
+    assert start["page"] == "mount5/file0:3" and start["table"] == "ext3_journalled_aops"
+    tries = _tries(trace)
+    assert tries == _events_of(events, start["pfn"])
+    assert tries[-1][3] == 0
+    assert end["outcome"] == "moved"
+    via = {"migrate_page": "migrate_page", "migratepage": "migratepage"}[tries[-1][2]]
+    if any(t[2] == "pageout_success" for t in tries):
+        via = "writeback"
+    assert end["via"] == via
+    kernel = report["config"]["kernel"]
+    frames = kernel["node_memory"] // kernel["page_size"]
+    assert end["node"] == report["migrate"]["to_node"] == 1
+    assert frames <= end["pfn"] < 2 * frames
+    assert end["page"] == "mount5/file0:3"
+
+
+def test_a_locked_page_is_skipped_three_times_then_waited_for(
+    builtin: dict[str, Any],
+) -> None:
+    """From 2.6.16 a call gets 257 new pages: pass 3 sleeps on the lock its locker holds."""
+    _, events = _traced("--semantics", "2.6.16")
+    first = [e for e in events if e["event"] == "mm_migrate_page" and e["call"] == 1]
+    skipped = {e["pfn"] for e in first if e["pass_"] == 2 and e["path"] == "locked"}
+    pfn = next(e["pfn"] for e in first if e["pass_"] == 3 and e["pfn"] in skipped)
+    report, events = _traced("--semantics", "2.6.16", "--trace", str(pfn))
+    trace = report["trace"]
+    assert trace[0]["state"] == "locked"
+    locker = next(h for h in trace[0]["held_by"] if h["hold"] == "page_lock")
+    assert locker["task"] == "locker"
+    assert _tries(trace) == _events_of(events, pfn)
+    steps = [(s["step"], s.get("pass"), s.get("path")) for s in trace[1:4]]
+    assert steps == [("try", 0, "locked"), ("try", 1, "locked"), ("try", 2, "locked")]
+    wait = trace[4]
+    assert wait["step"] == "wait" and wait["what"] == "page lock"
+    assert (wait["call"], wait["pass"]) == (1, 3)
+    assert wait["held_by"] == [locker]
+    assert wait["tick"] == locker["until"], "the engine woke when the locker let go"
+    assert wait["ticks"] > 0
+    after = trace[5]
+    assert after["step"] == "try" and after["pass"] == 3 and after["tick"] >= wait["tick"]
+
+
+def test_the_terminal_tells_the_journey_and_folds_repeated_tries(
+    builtin: dict[str, Any],
+) -> None:
+    mlocked = next(p for p in builtin["pages_left"] if "VM_LOCKED" in p["reason"])
+    status, out, err = _migrate("--trace", str(mlocked["pfn"]), "--no-progress")
+    assert status == 0, err
+    journey = " ".join(out[out.index(f"The journey of {mlocked['pfn']}") :].split())
+    assert "VM_LOCKED" in journey
+    assert "tries)" in journey, "repeated tries are told once, with their number"
+    assert "left (EAGAIN" in journey
+    assert "mapped by process" in journey
+
+
+# -- against the machine -------------------------------------------------------------------------
+
+
+class _Where:
+    """A test's own look at the machine when migration is over: where a page is now."""
+
+    def __init__(self, key: str, index: int) -> None:
+        self.key, self.index = key, index
+        self.pfn: int | None = None
+
+    def built(self, scenario: Scenario) -> None:
+        pass
+
+    def migrated(
+        self, scenario: Scenario, stats: MigrateStats, places: Mapping[int, Placed]
+    ) -> None:
+        record = next(f for f in scenario.files if f.key == self.key)
+        page = scenario.world.page_of(record, self.index)
+        self.pfn = None if page is None else page.pfn
+
+
+def _logger(trace: PageTrace) -> Any:
+    """A logger at debug level whose events go through the trace, then nowhere."""
+
+    def drop(_logger: Any, _method: str, event: Any) -> Any:
+        raise structlog.DropEvent
+
+    return structlog.wrap_logger(
+        structlog.ReturnLogger(),
+        processors=[trace.processor, drop],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+    )
+
+
+def test_the_new_frame_is_the_one_the_page_cache_points_at(registry: Registry) -> None:
+    plan = plan_scenario(default_config(), registry)
+    trace = PageTrace(parse_page("mount0/file1:7"))
+    where = _Where("mount0/file1", 7)
+    log = _logger(trace)
+    run_plan(plan, log=log, observers=[trace, where])
+    end = trace.steps[-1]
+    assert end.outcome == "moved"
+    assert where.pfn is not None and end.pfn == where.pfn
+
+
+# -- pages that cannot be traced -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "words"),
+    [
+        ("mount9/file0:0", ["no file mount9/file0", "mount0/file0"]),
+        ("mount0/file0:99", ["mount0/file0 has 8 page(s)", "0 to 7"]),
+        ("mount1/file0:0", ["execute-in-place"]),
+        ("999999", ["no such frame", "pfns 0 to 511"]),
+        ("300", ["pfn 300 is on node 1", "node 0"]),
+        ("200", ["a free frame", "node 0 has pfns 0 to 255"]),
+        ("99:0x1000", ["no process 99"]),
+        ("2:0x1", ["process 2 has no page of anonymous memory at 0x1"]),
+    ],
+)
+def test_a_page_migration_does_not_take_on_is_bad_input(
+    page: str, words: list[str], tmp_path: Path
+) -> None:
+    scenario = tmp_path / "xip.toml"
+    scenario.write_text(XIP_SCENARIO, encoding="utf-8")
+    status, out, err = _migrate(str(scenario), "--trace", page, "--json")
+    assert status == 2
+    assert len(err.splitlines()) == 1 and err.startswith("fsaops: error: --trace ")
+    for word in words:
+        assert word in err
+    data = json.loads(out)
+    assert data["status"] == "bad input" and "trace" not in data
+
+
+def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) -> None:
+    """A pfn, a file page and a process page, as the report names them, find the page it names."""
+    file_page = next(p for p in builtin["pages_left"] if "file" in p)
+    anonymous = next(p for p in builtin["pages_left"] if "pid" in p)
+    for page, names in (
+        (file_page, [str(file_page["pfn"]), f"{file_page['file']}:{file_page['index']}"]),
+        (
+            anonymous,
+            [
+                str(anonymous["pfn"]),
+                f"{anonymous['pid']}:{anonymous['address']:#x}",
+                f"{anonymous['pid']}:{anonymous['address'] + 7:x}",  # any byte of the page
+            ],
+        ),
+    ):
+        for name in names:
+            status, out, err = _migrate("--trace", name, "--json")
+            assert status == 0, err
+            start = json.loads(out)["trace"][0]
+            assert start["pfn"] == page["pfn"], name
+            assert start["table"] == page["table"]
