@@ -315,50 +315,41 @@ def explore_dfs(
     *,
     preemptions_bound: int,
     max_schedules: int | None = None,
+    reduce: bool = True,
     run: Callable[[Sequence[int]], RunResult] | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> Found:
-    """Every schedule with at most ``preemptions_bound`` preemptions, page by page (see the module).
+    """Every schedule with at most ``preemptions_bound`` preemptions (see the module).
 
-    Stops at the first failing schedule (one with the fewest preemptions
-    of its page), or after ``max_schedules`` schedules (then not exhausted).
+    With ``reduce`` (the default) schedules equivalent to one already run
+    or queued (steps on different pages commute) are not run again; without
+    it every schedule within the bound runs.  Stops at the first failing
+    schedule (one with the fewest preemptions any failing schedule has), or
+    after ``max_schedules`` schedules (then not exhausted).
     """
     runner = run or (lambda forced: fork_run(xworld, forced=forced))
     nbits = xworld.pages.count
     found = Found()
     start = time.perf_counter()
     exhausted = True
-    done: set[tuple[int, ...]] = set()
-    for focus in range(nbits):
-        # levels[c]: prefixes (forced choices) to run whose schedule has c preemptions.
-        levels: list[list[tuple[int, ...]]] = [[] for _ in range(preemptions_bound + 1)]
-        levels[0].append(())
-        seen: dict[tuple[int, int], int] = {}
-        for forced in _pending(levels):
-            if max_schedules is not None and found.schedules >= max_schedules:
-                exhausted = False
-                break
-            if forced in done:  # the schedule with no deviation, run for an earlier page
-                result = _cached[0]
-            else:
-                result = runner(forced)
-                done.add(forced)
-                if progress is not None:
-                    progress(found.schedules + 1)
-                if found.add(result):
-                    exhausted = False
-                    break
-                if not forced:
-                    _cached[:] = [result]
-            _branch(result, forced, levels, seen, nbits, preemptions_bound, focus)
-        if not exhausted:
+    # levels[c]: prefixes (forced choices) to run whose schedule has c preemptions.
+    levels: list[list[tuple[int, ...]]] = [[] for _ in range(preemptions_bound + 1)]
+    levels[0].append(())
+    seen: dict[tuple[int, int], int] = {}
+    for forced in _pending(levels):
+        if max_schedules is not None and found.schedules >= max_schedules:
+            exhausted = False
             break
+        result = runner(forced)
+        if progress is not None:
+            progress(found.schedules + 1)
+        if found.add(result):
+            exhausted = False
+            break
+        _branch(result, forced, levels, seen, nbits, preemptions_bound, reduce)
     found.exhausted = exhausted
     found.seconds = time.perf_counter() - start
     return found
-
-
-_cached: list[RunResult] = []
 
 
 def _pending(levels: list[list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:
@@ -379,17 +370,19 @@ def _branch(
     seen: dict[tuple[int, int], int],
     nbits: int,
     bound: int,
-    focus: int,
+    reduce: bool,
 ) -> None:
     """Queue every other choice at every point after ``forced`` that stays within the bound.
 
-    Only tasks that touch page ``focus`` are chosen out of turn; the others
-    keep the default order (their own pages get their turn as the focus).
+    With ``reduce``: a preemption in front of a step that touches none of
+    the pages the other task may ever touch is left to the next point (the
+    two orders are the same schedule), and a prefix that is, page by page,
+    the same steps in the same order as one already queued or run with no
+    more preemptions is not queued again.
     """
     trace: Trace = result["trace"]
     footprints: list[int] = result["footprints"]
     hasher = _Hasher(result["keys"], nbits)
-    bit = 1 << focus
     spent = 0
     choices: list[int] = []
     new: list[tuple[int, tuple[int, ...]]] = []
@@ -398,25 +391,27 @@ def _branch(
         if j >= len(forced):
             cur_mask = masks[enabled.index(cur)] if running else 0
             for alt, mask in zip(enabled, masks, strict=True):
-                if alt == chosen or not _footprint(footprints, alt) & bit:
+                if alt == chosen:
                     continue
                 preempt = running and alt != cur
                 cost = spent + preempt
                 if cost > bound:
                     continue
-                if preempt and not cur_mask & _footprint(footprints, alt):
-                    continue  # the step in front commutes with all alt does: try it later
-                key = (hasher.peek(alt, mask), alt)
-                if seen.get(key, bound + 1) <= cost:
-                    continue
-                seen[key] = cost
+                if reduce:
+                    if preempt and not cur_mask & _footprint(footprints, alt):
+                        continue  # the step in front commutes with all alt does: try it later
+                    key = (hasher.peek(alt, mask), alt)
+                    if seen.get(key, bound + 1) <= cost:
+                        continue
+                    seen[key] = cost
                 new.append((cost, (*choices, alt)))
         spent += running and chosen != cur
-        hasher.step(chosen, masks[enabled.index(chosen)])
+        if reduce:
+            hasher.step(chosen, masks[enabled.index(chosen)])
+            key = (hasher.fingerprint(), chosen)
+            if seen.get(key, bound + 1) > spent:
+                seen[key] = spent
         choices.append(chosen)
-        key = (hasher.fingerprint(), chosen)
-        if seen.get(key, bound + 1) > spent:
-            seen[key] = spent
     # Deepest first within a level, so the stack runs depth first.
     for cost, prefix in sorted(new, key=lambda item: len(item[1])):
         levels[cost].append(prefix)
