@@ -649,3 +649,73 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
         replayed=True,
         interleaving=steps,
     )
+
+
+# -- the terminal summary --------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_text(result: ExploreResult) -> str:
+    """The terminal summary of ``fsaops explore``: what ran, and a failing schedule if any."""
+    lines = [
+        f"fsaops explore: {result.fs} {result.mode} ({result.table}), semantics "
+        f"{result.semantics}, {_plural(result.pages, 'page')}",
+        f"tasks: migrate (pages 0-{result.pages - 1}), {', '.join(result.tasks) or 'no accessor'}",
+    ]
+    bounds = result.bounds
+    if result.replayed:
+        lines.append("replaying one schedule:")
+        lines += _interleaving(result.interleaving)
+    elif bounds.pct_depth is not None:
+        lines.append(
+            f"bounds: PCT depth {bounds.pct_depth}, {bounds.schedules} schedules, seed {bounds.seed}"
+        )
+    else:
+        cap = f", stopping after {bounds.schedules}" if bounds.schedules else ""
+        lines.append(f"bounds: every schedule with at most {bounds.preemptions} preemptions{cap}")
+    if not result.replayed:
+        space = (
+            "the bounded space is exhausted"
+            if result.exhausted
+            else "the bounded space is NOT exhausted"
+            if bounds.pct_depth is None
+            else "random schedules (PCT never exhausts a space)"
+        )
+        lines.append(
+            f"{_plural(result.schedules, 'schedule')} in {result.seconds:.1f} s "
+            f"({result.schedules_per_second:.1f} schedules/s): {space}"
+        )
+    if result.reasons:
+        lines.append("why the migration gave a page up (schedules):")
+        lines += [f"  {why} ({n})" for why, n in sorted(result.reasons.items())]
+    if not result.failures:
+        lines.append("no schedule fails" if not result.replayed else "the schedule passes")
+        return "\n".join(lines) + "\n"
+    failure = result.failures[0]
+    lines.append(
+        f"FAILED ({failure.status.value}): a schedule with "
+        f"{_plural(failure.preemptions, 'preemption')}:"
+    )
+    lines += [f"  {status}: {problem}" for status, problem in failure.problems]
+    if not result.replayed:
+        lines.append("the interleaving (task: the point it ran from, in function, page, [lock]):")
+        lines += _interleaving(failure.interleaving)
+    lines.append(f"replay: fsaops explore --replay {failure.replay}")
+    return "\n".join(lines) + "\n"
+
+
+def _interleaving(steps: Sequence[Step]) -> list[str]:
+    width = max((len(s.task) for s in steps), default=0)
+    out = []
+    for j, step in enumerate(steps):
+        where = f" in {step.function}" if step.function else ""
+        page = f" page {step.page}" if step.page >= 0 else ""
+        pfn = f" (pfn {step.pfn})" if step.pfn >= 0 else ""
+        lock = f" [{step.lock}]" if step.lock else ""
+        mark = "*" if step.preempted else " "
+        out.append(f"  {j:4d} {mark} {step.task:<{width}}  {step.kind}{where}{page}{pfn}{lock}")
+    out.append("  (* a preemption: the task before could have gone on)")
+    return out
