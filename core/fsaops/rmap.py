@@ -77,8 +77,11 @@ VM_LOCKED = 0x2000
 _SWAP_FAULT_RECHECK = True
 """Testing only: ``False`` removes V4 1/6's re-check in :func:`handle_mm_fault`.
 
-With it gone, a swap fault that slept in ``lock_page`` while the page was
-migrated maps the old page anyway: the race the re-check closes.  The
+That is the re-check after ``lock_page`` that the page is still the swap
+cache's page of the entry and that the pte is still that swap pte
+(``pte_same``).  With it gone, a swap fault that slept in ``lock_page``
+while the page was migrated maps a page anyway: the race the re-check
+closes.  The
 explorer's tests turn it off to show that they find that race; nothing
 else may.
 """
@@ -388,7 +391,9 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             continue
         with mm.page_table_lock:
             cur = mm.ptes.get(vpn)
-            if cur is not pte or cur.page is not None or cur.swp != entry:
+            if _SWAP_FAULT_RECHECK and (
+                cur is not pte or cur.page is not None or cur.swp != entry
+            ):
                 unlock_page(page)
                 put_page(page)
                 continue
