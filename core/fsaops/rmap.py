@@ -391,9 +391,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             continue
         with mm.page_table_lock:
             cur = mm.ptes.get(vpn)
-            if _SWAP_FAULT_RECHECK and (
-                cur is not pte or cur.page is not None or cur.swp != entry
-            ):
+            if _SWAP_FAULT_RECHECK and (cur is not pte or cur.page is not None or cur.swp != entry):
                 unlock_page(page)
                 put_page(page)
                 continue

@@ -411,7 +411,7 @@ def parse_tasks(items: Iterable[str]) -> list[str | TaskSpec]:
 
 def _resolve(
     registry: Registry,
-    fs: str,
+    fs: str | FileSystemType,
     mode: str | None,
     *,
     pages: int,
@@ -420,7 +420,8 @@ def _resolve(
     block_size: int | None,
     page_size: int,
 ) -> tuple[FileSystemType, Setup]:
-    fstype = registry.filesystem(fs)
+    fstype = registry.filesystem(fs) if isinstance(fs, str) else fs
+    fs = fstype.name
     mode = mode or fstype.default_mode
     problem = fstype.mode_problem(mode)
     if problem is not None:
@@ -497,7 +498,7 @@ def _failure(
 
 
 def explore(
-    fs: str,
+    fs: str | FileSystemType,
     mode: str | None = None,
     *,
     registry: Registry | None = None,
@@ -516,7 +517,8 @@ def explore(
     """Run the migration of a table's pages against accessor tasks under many schedules.
 
     Args:
-        fs: the filesystem type (``swap`` for anonymous memory).
+        fs: the filesystem type, by name (``swap`` for anonymous memory) or
+            itself (then it need not come from a loaded plugin).
         mode: its mount mode (default: the type's default mode).
         registry: the loaded plugins (default: every installed plugin).
         pages: how many pages the migration task moves.
@@ -645,7 +647,7 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
         exhausted=False,
         seconds=float(result["seconds"]),
         failures=failures,
-        reasons={why: 1 for why in result["reasons"]},
+        reasons=dict.fromkeys(result["reasons"], 1),
         replayed=True,
         interleaving=steps,
     )
@@ -671,7 +673,8 @@ def render_text(result: ExploreResult) -> str:
         lines += _interleaving(result.interleaving)
     elif bounds.pct_depth is not None:
         lines.append(
-            f"bounds: PCT depth {bounds.pct_depth}, {bounds.schedules} schedules, seed {bounds.seed}"
+            f"bounds: PCT depth {bounds.pct_depth}, {bounds.schedules} schedules, "
+            f"seed {bounds.seed}"
         )
     else:
         cap = f", stopping after {bounds.schedules}" if bounds.schedules else ""

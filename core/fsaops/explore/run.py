@@ -126,7 +126,7 @@ def _spawner(
     ) -> tuple[str, int, Any]:
         name = getattr(fn, "__name__", "event").strip("_")
         page = _page_of(args)
-        index, mask = ctl.pages.page(page)
+        _, mask = ctl.pages.page(page)
         dma = _dma(fn, args)
 
         def body() -> None:
@@ -153,7 +153,7 @@ def _page_of(args: tuple[Any, ...]) -> Page | None:
 
 
 def _dma(fn: Callable[..., object], args: tuple[Any, ...]) -> list[tuple[memoryview, memoryview]]:
-    """(device bytes, frame bytes) an I/O completion writes again, for the writes the model knows."""
+    """(device bytes, frame bytes) an I/O completion writes again, for writes the model knows."""
     name = getattr(fn, "__name__", "")
     if name == "_end_buffer_async_write" and args:
         bh: BufferHead = args[0]

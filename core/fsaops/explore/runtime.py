@@ -35,8 +35,8 @@ search uses to tell steps that commute from steps that do not.
 
 from __future__ import annotations
 
-import sys
 import _thread
+import sys
 import threading
 import traceback
 from collections.abc import Callable

@@ -41,7 +41,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from fsaops.errors import describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
@@ -86,6 +86,7 @@ class Deviations:
         self.choices = choices
 
     def __call__(self, j: int, current: XTask | None, enabled: list[XTask]) -> XTask:
+        """The task to run at point ``j``."""
         tid = self.choices.get(j)
         if tid is not None:
             for task in enabled:
@@ -112,6 +113,7 @@ class PctPolicy:
         self.priority: dict[int, float] = {}
 
     def __call__(self, j: int, current: XTask | None, enabled: list[XTask]) -> XTask:
+        """The runnable task of highest priority, after lowering it at a change point."""
         priority = self.priority
         for task in enabled:
             if task.tid not in priority:
@@ -166,10 +168,10 @@ def fork_run(
         os.close(rfd)
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            result = execute(
-                xworld, forced=forced, policy=policy(), record=record, timeout=timeout
+            done = execute(
+                xworld, forced=tuple(forced), policy=policy(), record=record, timeout=timeout
             )
-            data = marshal.dumps(result)
+            data = marshal.dumps(done)
         except BaseException as exc:
             data = marshal.dumps({"error": describe_exception(exc)})
         try:
@@ -455,4 +457,3 @@ def explore_pct(
             progress(found.schedules)
     found.seconds = time.perf_counter() - start
     return found
-

@@ -48,7 +48,6 @@ from fsaops.errors import FsaopsError, KernelBug
 from fsaops.mapping import find_get_page
 from fsaops.page import PG, Page, get_page, lock_page, put_page, unlock_page
 from fsaops.rmap import page_remove_rmap
-from fsaops.swap import lookup_swap_cache
 from fsaops.writeback import WritebackControl, clear_page_dirty_for_io, set_page_dirty
 
 if TYPE_CHECKING:
@@ -360,7 +359,7 @@ def _kjournald(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     journal = world.journal()
     if journal is None:
         raise KernelBug("kjournald on a filesystem without a journal")
-    commit: Callable[[], object] = journal.commit
+    commit: Callable[[], object] = getattr(journal, "commit")  # noqa: B009
 
     def body() -> None:
         commit()
@@ -485,4 +484,3 @@ def _pin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
             raise FsaopsError(f"{name}: the direct I/O read pfn {page.pfn} and got {problem}")
 
     return body
-

@@ -21,6 +21,7 @@ import attrs
 import fsaops
 from fsaops import FileSystemType, buffer_migrate_page, migrate_page_copy
 from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
+from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page, lock_page, page_address, unlock_page
 from fsaops_ext2 import EXT2, ext2_aops, ext2_nobh_aops
 
@@ -50,7 +51,7 @@ def _release_buffers(head: BufferHead) -> None:
 def checks_refs_without_tree_lock(newpage: Page, page: Page) -> int:
     """Checks the reference count, unmaps, then moves the slot without checking again."""
     mapping = page.mapping
-    if mapping is None or not page.flags & PG.private:
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
         return buffer_migrate_page(newpage, page)
     if page.count != page.mapcount + 3:
         return -EAGAIN
@@ -81,7 +82,7 @@ def checks_refs_without_tree_lock(newpage: Page, page: Page) -> int:
 def drops_private_lock_before_retargeting(newpage: Page, page: Page) -> int:
     """Locks the buffers under ``private_lock``, drops it, moves ``PG_private`` without it."""
     mapping = page.mapping
-    if mapping is None or not page.flags & PG.private:
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
         return buffer_migrate_page(newpage, page)
     if mapping.kernel.semantics.migrate_page_remove_references(newpage, page, 3):
         return -EAGAIN
