@@ -4,8 +4,8 @@ The migration of a few pages of one table runs against accessor tasks (a
 fault, a ``write()``, a truncate, writeback, a journal commit, a swap-in,
 a buffer-lock holder, direct I/O) under every schedule with at most *k*
 preemptions (or PCT's random schedules), and every schedule's end state
-is checked in full.  :func:`explore` runs a search, :func:`replay` one
-schedule from its replay string.
+is checked in full.  :func:`~fsaops.explore.api.explore` runs a search,
+:func:`~fsaops.explore.api.replay` one schedule from its replay string.
 """
 
 from fsaops.explore.api import (

@@ -225,7 +225,7 @@ class ExploreResult:
 
     @property
     def exit_status(self) -> int:
-        """The command's exit status: 0 when no schedule failed, 1 when one did."""
+        """Exit status of ``fsaops explore`` for it (0 if no schedule failed, else 1)."""
         return self.status.exit_code
 
     def to_json(self) -> dict[str, Any]:
@@ -545,7 +545,7 @@ def explore(
     Raises:
         ConfigError: an unknown filesystem, mode, semantics or task, or a
             task that does not apply to the table's pages.
-        SetupError: the machine cannot be built as asked.
+        fsaops.world.SetupError: the machine cannot be built as asked.
     """
     registry = _registry(registry)
     if preemptions < 0:
@@ -683,6 +683,8 @@ def render_text(result: ExploreResult) -> str:
         space = (
             "the bounded space is exhausted"
             if result.exhausted
+            else "stopped at the first failing schedule"
+            if result.failures
             else "the bounded space is NOT exhausted"
             if bounds.pct_depth is None
             else "random schedules (PCT never exhausts a space)"

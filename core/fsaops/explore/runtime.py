@@ -134,7 +134,7 @@ class XTask:
     """One task of a schedule: the migration, an accessor, or an event (an I/O completion).
 
     Attributes:
-        tid: its number in the schedule (its index in :attr:`Controller.tasks`).
+        tid: its number in the schedule (its index in ``Controller.tasks``).
         name: how the interleaving names it (``migrate``, ``write@1``, ...).
         task: the kernel's task structure (``kernel.current`` while it runs).
         footprint: the mask of the explorer's pages it may touch.
@@ -212,12 +212,12 @@ class Controller:
         max_points: a schedule longer than this is stopped and reported.
         record: keep every point's label (for the readable interleaving).
 
-    After :meth:`run`: :attr:`trace` holds one entry per point,
+    After :meth:`run`: ``trace`` holds one entry per point,
     ``(current, chosen, enabled, masks)``: the task that reached the point
     (-1 at the start), the task chosen, the runnable tasks and the page
-    mask of each one's next step; :attr:`labels` (with ``record``) the
-    label of the step each choice let run; :attr:`outcome` is ``done``,
-    ``deadlock``, ``error`` or ``too long``, and :attr:`problem` says why
+    mask of each one's next step; ``labels`` (with ``record``) the
+    label of the step each choice let run; ``outcome`` is ``done``,
+    ``deadlock``, ``error`` or ``too long``, and ``problem`` says why
     for the last three.
     """
 
@@ -421,6 +421,8 @@ def default_policy(j: int, current: XTask | None, enabled: list[XTask]) -> XTask
 
 
 _SKIPPED: Final = frozenset({_MODULE, "fsaops.sched"})
+_TASKS: Final = "fsaops.explore.tasks"
+_HELPERS: Final = frozenset({"load", "io", "wait"})
 
 
 def _function() -> str:
@@ -429,7 +431,10 @@ def _function() -> str:
     ``_lock_page_slow`` reads as ``lock_page``.
     """
     frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") in _SKIPPED:
+    while frame is not None and (
+        frame.f_globals.get("__name__") in _SKIPPED
+        or (frame.f_globals.get("__name__") == _TASKS and frame.f_code.co_name in _HELPERS)
+    ):
         frame = frame.f_back
     if frame is None:
         return "?"
@@ -680,7 +685,7 @@ class ExploredNode(Node):
     __slots__ = ()
 
     def free_page(self, page: Page) -> None:
-        """Free the frame, then fill it with :data:`POISON_BYTE`."""
+        """Free the frame, then fill it with ``POISON_BYTE``."""
         super().free_page(page)
         off = (page.pfn - self.start_pfn) << self.page_shift
         self.mem[off : off + self.page_size] = bytes([POISON_BYTE]) * self.page_size

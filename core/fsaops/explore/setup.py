@@ -133,7 +133,7 @@ class Target:
         """Its file.
 
         Raises:
-            SetupError: it is anonymous memory.
+            fsaops.world.SetupError: it is anonymous memory.
         """
         if not isinstance(self.record, File):
             raise SetupError(f"page {self.index} is anonymous memory, not a file page")
@@ -162,7 +162,7 @@ def probe(fstype: FileSystemType, mode: str, registry: Registry | None) -> Table
     """What the table's pages are, found by building one on a small machine.
 
     Raises:
-        SetupError: the mode keeps no pages in the page cache.
+        fsaops.world.SetupError: the mode keeps no pages in the page cache.
     """
     if fstype.name == SWAP:
         return TableInfo("anonymous")
@@ -219,7 +219,7 @@ def assign_pages(
     """Give every task a page: the one asked for, else the page with the fewest tasks it fits.
 
     Raises:
-        SetupError: a page number is out of range, or a task fits no page
+        fsaops.world.SetupError: a page number is out of range, or a task fits no page
             (``truncate`` wants a page of its own; anonymous ``mmap-write``
             and ``swapin`` want a present and a swap pte).
     """
@@ -281,7 +281,7 @@ class ExploredWorld:
         rt: what the task bodies need at run time.
 
     Raises:
-        SetupError: the machine cannot be built as asked.
+        fsaops.world.SetupError: the machine cannot be built as asked.
     """
 
     def __init__(

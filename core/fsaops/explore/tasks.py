@@ -7,33 +7,33 @@ every scheduling point those paths reach, blocks on the locks they take,
 and resumes.  Each works on one of the explorer's pages (its *page*), and
 on nothing else; ``kjournald`` on the whole mount.
 
-=============  =====================================================================
-name           what it does (kernel terms)
-=============  =====================================================================
-``read-fault`` a process maps the page's file shared and reads it: a fault that
-               finds the page in the page cache (``find_get_page``), reads it in if
-               it is not up to date, and installs a pte
-``mmap-write`` the process that maps the page stores through its mapping: the pte
-               becomes dirty (a fault first if migration removed the pte)
-``write``      ``write(2)`` of the whole page: ``find_lock_page``, the table's
-               ``prepare_write`` and ``commit_write``
-``truncate``   ``vmtruncate`` of the page's file to 0: its ptes are zapped (a dirty
-               one dirties the page), then ``truncate_inode_pages``
-``writeback``  the flusher writes the page if it is dirty: ``lock_page``,
-               ``clear_page_dirty_for_io``, ``writepage``; the I/O completes in a
-               task of its own.  For anonymous memory: the page's write to swap is
-               in flight when migration starts, and its completion is a task
-``kjournald``  ext3's journal commits once (ordered data and journalled buffers
-               are written home and leave the transaction)
-``swapin``     the process whose page it is touches it through its swap pte:
-               ``lookup_swap_cache``, ``lock_page``, the V4 1/6 re-check, a new pte
-``bh-lock``    a reader of one of the page's buffers: the buffer looked up under
-               ``private_lock`` as ``__find_get_block`` does, then ``lock_buffer``
-               held across an I/O (a write if the buffer is dirty), ``put_bh``
-``pin``        direct I/O: an extra page reference (``find_get_page``, or the
-               process's pte) held across an I/O that reads the page, then dropped;
-               what the I/O read must be data the page really held
-=============  =====================================================================
+===============  =====================================================================
+name             what it does (kernel terms)
+===============  =====================================================================
+``read-fault``   a process maps the page's file shared and reads it: a fault that
+                 finds the page in the page cache (``find_get_page``), reads it in if
+                 it is not up to date, and installs a pte
+``mmap-write``   the process that maps the page stores through its mapping: the pte
+                 becomes dirty (a fault first if migration removed the pte)
+``write``        ``write(2)`` of the whole page: ``find_lock_page``, the table's
+                 ``prepare_write`` and ``commit_write``
+``truncate``     ``vmtruncate`` of the page's file to 0: its ptes are zapped (a dirty
+                 one dirties the page), then ``truncate_inode_pages``
+``writeback``    the flusher writes the page if it is dirty: ``lock_page``,
+                 ``clear_page_dirty_for_io``, ``writepage``; the I/O completes in a
+                 task of its own.  For anonymous memory: the page's write to swap is
+                 in flight when migration starts, and its completion is a task
+``kjournald``    ext3's journal commits once (ordered data and journalled buffers
+                 are written home and leave the transaction)
+``swapin``       the process whose page it is touches it through its swap pte:
+                 ``lookup_swap_cache``, ``lock_page``, the V4 1/6 re-check, a new pte
+``bh-lock``      a reader of one of the page's buffers: the buffer looked up under
+                 ``private_lock`` as ``__find_get_block`` does, then ``lock_buffer``
+                 held across an I/O (a write if the buffer is dirty), ``put_bh``
+``pin``          direct I/O: an extra page reference (``find_get_page``, or the
+                 process's pte) held across an I/O that reads the page, then dropped;
+                 what the I/O read must be data the page really held
+===============  =====================================================================
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def _writeback(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     table: AddressSpaceOperations = mapping.a_ops
     rindex = target.rindex
 
-    def body() -> None:
+    def flusher_writepage() -> None:
         page = find_get_page(mapping, rindex)
         if page is None:
             return
@@ -352,7 +352,7 @@ def _writeback(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
             unlock_page(page)
         put_page(page)
 
-    return body
+    return flusher_writepage
 
 
 def _kjournald(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
@@ -385,7 +385,7 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     mask = 1 << target.index
     which = target.index % max(world.buffers_per_page, 1)
 
-    def body() -> None:
+    def find_get_block_lock_buffer() -> None:
         # __find_get_block_slow: a page reference while private_lock is held,
         # a buffer reference kept once both are dropped.
         page = find_get_page(mapping, rindex)
@@ -398,8 +398,8 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
                 head = page.private
                 if not isinstance(head, BufferHead):
                     raise KernelBug(
-                        f"page_buffers() of pfn {page.pfn}: PG_private is set but private is "
-                        f"{head!r} (the buffers went while private_lock was held)"
+                        f"page_buffers() of pfn {page.pfn} under private_lock: PG_private is "
+                        f"set but private is {head!r}, not a buffer head"
                     )
                 bh = head
                 for _ in range(which):
@@ -430,7 +430,7 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
         rt.wait(done, f"buffer I/O of block {blocknr}", mask)
         put_bh(held)
 
-    return body
+    return find_get_block_lock_buffer
 
 
 def _buffer_view(bh: BufferHead) -> memoryview:
@@ -464,7 +464,7 @@ def _pin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
                     return page
             mm.read(prepared.addr, 1)
 
-    def body() -> None:
+    def get_user_pages_dio() -> None:
         page = grab()
         if page is None:
             return
@@ -483,4 +483,4 @@ def _pin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
         if problem is not None:
             raise FsaopsError(f"{name}: the direct I/O read pfn {page.pfn} and got {problem}")
 
-    return body
+    return get_user_pages_dio

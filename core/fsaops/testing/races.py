@@ -33,20 +33,16 @@ __all__ = ["MigratepageRaces"]
 class MigratepageRaces:
     """Subclass me, naming a filesystem and a mode, to explore its ``migratepage`` for races.
 
-    Class attributes:
-        filesystem: the filesystem's name (resolved through the plugin
-            loader with only its plugin selected) or a ``FileSystemType``.
-            ``None`` takes ``--fsaops-filesystem`` from the command line.
-        mode: the mount mode (``None``: ``--fsaops-mode``, else the type's default).
-        plugin: the entry-point name of the plugin providing the
-            filesystem, when it is not the filesystem's own name.
-        block_size: the block size to mount with (``None``: the default).
-        semantics: the release of the migration code the kernel runs.
-        pages: pages the migration task moves.
-        preemptions: the bound *k* of the systematic search, per accessor.
-        pct_depth: PCT's depth for the run with every accessor at once.
-        pct_schedules: how many PCT schedules that run takes (0: none).
-        seed: PCT's seed.
+    Set ``filesystem`` to the filesystem's name (resolved through the plugin
+    loader with only its plugin selected) or a ``FileSystemType``; ``None``
+    takes ``--fsaops-filesystem`` from the command line.  ``mode`` is the
+    mount mode (``None``: ``--fsaops-mode``, else the type's default),
+    ``plugin`` the entry-point name of the plugin when it is not the
+    filesystem's own name, ``block_size`` the block size to mount with,
+    ``semantics`` the release of the migration code.  The bounds:
+    ``pages`` the migration task moves (2), ``preemptions`` of the
+    systematic search per accessor (2), PCT's ``pct_depth`` (3),
+    ``pct_schedules`` (100; 0 for none) and ``seed`` (0).
     """
 
     filesystem: ClassVar[object] = None
@@ -54,10 +50,12 @@ class MigratepageRaces:
     plugin: ClassVar[str | None] = None
     block_size: ClassVar[int | None] = None
     semantics: ClassVar[str] = "v4"
-    pages: ClassVar[int] = 1
+    pages: ClassVar[int] = 2
     preemptions: ClassVar[int] = 2
+    """The bound *k* of the systematic search, per accessor."""
     pct_depth: ClassVar[int] = 3
     pct_schedules: ClassVar[int] = 100
+    """How many PCT schedules the run with every accessor takes (0: none)."""
     seed: ClassVar[int] = 0
 
     @pytest.fixture(scope="class")
