@@ -451,8 +451,21 @@ def _pin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     name = f"pin@{target.index}"
 
     def grab() -> Page | None:
-        if mapping is not None:
-            return find_get_page(mapping, rindex)
+        while mapping is not None:
+            # As a page-cache reader does (do_generic_mapping_read): a page
+            # that is not up to date is being read in, or migrated (the new
+            # page is locked until the copy is done): wait on its lock.
+            page = find_get_page(mapping, rindex)
+            if page is None or page.flags & PG.uptodate:
+                return page
+            lock_page(page)
+            ready = page.mapping is mapping and page.flags & PG.uptodate
+            unlock_page(page)
+            if ready:
+                return page
+            put_page(page)
+            if page.mapping is mapping:
+                return None  # a read error: nothing to read
         assert mm is not None
         vpn = prepared.addr // world.world.page_size
         while True:  # get_user_pages: follow the pte, faulting it in
