@@ -73,7 +73,7 @@ def test_the_explorer_finds_the_race(name: str, registry: Registry) -> None:
 def test_the_correct_table_passes_the_same_schedules(registry: Registry) -> None:
     """ext2's own buffer_migrate_page under the accessors the races need: nothing fails."""
     for tasks, _ in RACES.values():
-        result = explore("ext2", tasks=tasks, preemptions=1, registry=registry)
+        result = explore("ext2", tasks=tasks, pages=1, preemptions=1, registry=registry)
         assert result.exhausted and not result.failures, render_text(result)
 
 
@@ -119,3 +119,44 @@ def test_what_the_serial_suite_catches(pytester: pytest.Pytester) -> None:
     assert len(passed) > 10 * len(racyfs_plugin.RACY)  # the suite ran for every table
     observed = {name: name in failed for name in racyfs_plugin.RACY}
     assert observed == CAUGHT_SERIALLY, failed
+
+
+RACE_PROMISE = textwrap.dedent(
+    """
+    from racyfs_plugin import filesystem
+    from fsaops.testing.races import MigratepageRaces
+
+    class TestRacy(MigratepageRaces):
+        filesystem = filesystem("drops_private_lock_before_retargeting")
+        pages = 1
+        preemptions = 1
+        pct_schedules = 0
+
+    class TestBuftarg(MigratepageRaces):
+        filesystem = "xfs_buftarg"
+        preemptions = 1
+        pct_schedules = 10
+    """
+)
+
+
+def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    pytester.syspathinsert(PLUGINS)
+    pytester.makepyfile(test_races=RACE_PROMISE)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly")
+    outcomes = {
+        report.nodeid.split("::", 1)[1]: report
+        for report in reprec.getreports("pytest_runtest_logreport")
+        if report.when == "call"
+    }
+    racy = outcomes["TestRacy::test_race_no_schedule_with_one_accessor_fails"]
+    assert racy.failed
+    text = racy.longreprtext
+    assert "task bh-lock@0 failed" in text
+    assert "spin_lock in find_get_block_lock_buffer page 0" in text
+    assert "replay: fsaops explore --replay fsx1." in text
+    assert outcomes["TestBuftarg::test_race_no_schedule_with_one_accessor_fails"].passed
+    assert outcomes["TestBuftarg::test_race_no_pct_schedule_with_every_accessor_fails"].passed

@@ -241,7 +241,7 @@ def execute(
     spawn = _spawner(xworld, ctl)
     for event in kernel.sched.take_pending():
         name, mask, body = spawn(event.fn, event.args, event)
-        ctl.add(name, kernel.current, mask, body)
+        ctl.add_io(name, kernel.current, mask, body, None)
     ctl.run(timeout)
     problems: list[tuple[str, str]] = []
     if ctl.outcome != "done":

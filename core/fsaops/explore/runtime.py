@@ -245,6 +245,8 @@ class Controller:
         self.outcome = ""
         self.problem = ""
         self.failed_task: XTask | None = None
+        #: The last I/O each task submitted (by the task's number; -1: before the schedule).
+        self.io_tail: dict[int, XTask] = {}
         self._finished = threading.Event()
         self._mask_all = pages.all
 
@@ -270,6 +272,28 @@ class Controller:
         self.tasks.append(xt)
         if self.live:
             self._start(xt)
+        return xt
+
+    def add_io(
+        self,
+        name: str,
+        task: Task,
+        footprint: int,
+        body: Callable[[], object],
+        submitter: XTask | None,
+    ) -> XTask:
+        """Add the completion of an I/O ``submitter`` started, as a task of its own.
+
+        The I/O one task submits completes in the order it was submitted
+        (a device's queue): a completion can run only once the one
+        submitted before it by the same task has.
+        """
+        key = -1 if submitter is None else submitter.tid
+        before = self.io_tail.get(key)
+        xt = self.add(name, task, footprint, body)
+        if before is not None and not before.done:
+            xt.ready = lambda: before.done
+        self.io_tail[key] = xt
         return xt
 
     def _start(self, xt: XTask) -> None:
@@ -612,7 +636,7 @@ class ExploredScheduler(Scheduler):
         name, mask, body = self.spawn(fn, args, event)
         current = ctl.current
         owner = current.task if current is not None else ctl.kernel.current
-        ctl.add(name, owner, mask, body)
+        ctl.add_io(name, owner, mask, body, current)
         index = _single(mask)
         ctl.point("io_submit", index, -1, "", mask)
         return event

@@ -203,7 +203,7 @@ class Runtime:
             return done
         current = ctl.current
         assert current is not None
-        ctl.add(f"{name}:{len(ctl.tasks)}", current.task, mask, complete)
+        ctl.add_io(f"{name}:{len(ctl.tasks)}", current.task, mask, complete, current)
         ctl.point("io_submit", _single_page(mask), -1, name, mask)
         return done
 
