@@ -96,6 +96,9 @@ nitpick_ignore_regex = [
     # Private helper classes that appear in annotations (the scenario's
     # records of files and process areas, for instance) are not documented.
     (r"py:class", r"fsaops\.[\w.]*\._\w+"),
+    # The explorer's type aliases in signatures (a task body, a policy, a
+    # search's tally) are described in prose.
+    (r"py:class", r"(Body|Found|Policy|Callable\[\[\])"),
 ]
 # The benchmark (fsaops.bench) is a command, not part of the API reference.
 nitpick_ignore = [("py:mod", "fsaops.bench")]

@@ -11,6 +11,9 @@
     Check a scenario file against the selected plugins.
 ``fsaops bench``
     Measure the engine's performance figures (:mod:`fsaops.bench`).
+``fsaops explore``
+    Run a table's migration against concurrent accessor tasks under every
+    schedule up to K preemptions (:mod:`fsaops.explore`).
 
 Exit status: 0 when the command did its work (for ``migrate``: nothing was
 lost and every invariant holds; pages that could not move are a normal
@@ -114,6 +117,18 @@ with --json, every exit prints one JSON object on standard output: the report,
 or {"schema", "status", "error"}"""
 
 
+EXPLORE_STATUS = """\
+exit status:
+  0    no schedule failed (the summary says whether the bounded space was exhausted)
+  1    a schedule failed: data lost, an invariant broken, a kernel BUG() or a deadlock
+       (the shortest failing schedule is printed, with its replay string)
+  2    bad input: the command line, an unknown filesystem, mode or task, a task that
+       does not apply to the table, a damaged replay string, a plugin
+  130  interrupted (Ctrl-C)
+with --json, every exit prints one JSON object on standard output: the result,
+or {"schema", "status", "error"}"""
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -125,6 +140,17 @@ def _seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
     return value
+
+
+def _count(text: str) -> int:
+    value = _seed(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _count0(text: str) -> int:
+    return _seed(text)
 
 
 def _semantics(text: str) -> str:
@@ -292,6 +318,74 @@ def _parser() -> _Parser:
     diff.add_argument(
         "--html", metavar="FILE", help="also write the comparison as a self-contained HTML page"
     )
+
+    explore = sub.add_parser(
+        "explore",
+        help="run a table's migration against concurrent tasks under every schedule",
+        description="Migrate a few pages of one table while accessor tasks (faults, write(), "
+        "truncate, writeback, journal commits, swap-ins, buffer locks, direct I/O) run on them, "
+        "under every schedule with at most K preemptions (or PCT's random schedules), and check "
+        "every schedule's end state: invariants, placement, every page read back, durability.",
+        epilog=EXPLORE_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explore.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO.toml",
+        help="take the plugins, the kernel's semantics, the page size and the mounts from "
+        "a scenario (--fs and --mode pick one of its mounts)",
+    )
+    explore.add_argument(
+        "--fs", metavar="NAME", help="the filesystem type whose table to explore (swap: anonymous)"
+    )
+    explore.add_argument("--mode", metavar="MODE", help="its mount mode (default: its default)")
+    explore.add_argument(
+        "--pages",
+        type=_count,
+        default=4,
+        metavar="N",
+        help="pages the migration task moves (default: 4)",
+    )
+    explore.add_argument(
+        "--tasks",
+        metavar="LIST",
+        help="accessor tasks, comma-separated, each NAME or NAME@PAGE (default: every "
+        "accessor that applies to the table's pages)",
+    )
+    explore.add_argument(
+        "--preemptions",
+        type=_count0,
+        default=2,
+        metavar="K",
+        help="run every schedule with at most K preemptions (default: 2)",
+    )
+    explore.add_argument(
+        "--pct",
+        type=_count,
+        metavar="DEPTH",
+        help="run PCT's random schedules of bug depth DEPTH instead",
+    )
+    explore.add_argument(
+        "--schedules",
+        type=_count,
+        metavar="N",
+        help="with --pct: how many schedules (default 1000); else: stop after N schedules",
+    )
+    explore.add_argument("--seed", type=_seed, default=0, help="PCT's seed (default: 0)")
+    explore.add_argument(
+        "--semantics",
+        type=_semantics,
+        metavar="NAME",
+        help="the release of the migration code: v4 (the default), 2.6.16 or 2.6.17",
+    )
+    explore.add_argument(
+        "--replay",
+        metavar="STRING",
+        help="run exactly the schedule a replay string records, and print its interleaving",
+    )
+    explore.add_argument("--json", action="store_true", help="print the result as JSON")
+    explore.add_argument("--plugins", metavar="NAME,...", help=plugins_help)
 
     sub.add_parser(
         "bench",
@@ -769,6 +863,92 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore_target(
+    config: Config | None, source: str, fs: str | None, mode: str | None
+) -> tuple[str, str | None, int | None]:
+    """The filesystem, mode and block size to explore: from the options, or a scenario's mount."""
+    from fsaops.errors import ConfigError
+
+    if config is None:
+        if fs is None:
+            raise ConfigError("fsaops explore needs --fs NAME (or a SCENARIO.toml), or --replay")
+        return fs, mode, None
+    mounts = [
+        m
+        for m in config.mount
+        if (fs is None or m.fs == fs) and (mode is None or (m.mode or mode) == mode)
+    ]
+    if fs is not None and not mounts and not any(m.fs == fs for m in config.mount):
+        return fs, mode, None  # a type the scenario does not mount (swap: anonymous memory)
+    if not mounts:
+        raise ConfigError(f"{source}: no mount of {fs} in mode {mode}")
+    if len({(m.fs, m.mode) for m in mounts}) > 1:
+        shown = ", ".join(f"{m.fs}:{m.mode or 'default'}" for m in mounts)
+        raise ConfigError(f"{source}: pick one of its mounts with --fs and --mode: {shown}")
+    chosen = mounts[0]
+    return chosen.fs, chosen.mode or mode, chosen.block_size
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from fsaops.errors import ConfigError
+    from fsaops.explore import explore, replay
+    from fsaops.explore.api import parse_tasks
+
+    if args.replay is not None:
+        given = [
+            name
+            for name, value in (
+                ("SCENARIO.toml", args.scenario),
+                ("--fs", args.fs),
+                ("--mode", args.mode),
+                ("--tasks", args.tasks),
+                ("--pct", args.pct),
+                ("--schedules", args.schedules),
+                ("--semantics", args.semantics),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"--replay runs the schedule its string records; it takes no {given[0]}"
+            )
+        registry = _load(None, None, args.plugins)
+        result = replay(args.replay, registry=registry)
+    else:
+        config: Config | None = None
+        source = ""
+        if args.scenario is not None:
+            config, source = _read_config(args.scenario)
+        registry = _load(config, source or None, args.plugins)
+        fs, mode, block_size = _explore_target(config, source, args.fs, args.mode)
+        semantics = args.semantics or (config.kernel.semantics if config else "v4")
+        page_size = int(config.kernel.page_size) if config else 4096
+        tasks = None if args.tasks is None else parse_tasks(args.tasks.split(","))
+        if tasks is not None and not tasks:
+            raise ConfigError("--tasks: expected at least one task")
+        result = explore(
+            fs,
+            mode,
+            registry=registry,
+            pages=args.pages,
+            tasks=tasks,
+            preemptions=args.preemptions,
+            pct=args.pct,
+            schedules=args.schedules,
+            seed=args.seed,
+            semantics=semantics,
+            block_size=block_size,
+            page_size=page_size,
+        )
+    if args.json:
+        _write(result.dumps())
+    else:
+        from fsaops.explore.api import render_text
+
+        _write(render_text(result))
+    return result.exit_status
+
+
 class OutputError(Exception):
     """Standard output cannot be written (closed, full, or gone); the message says why."""
 
@@ -1192,6 +1372,7 @@ def _main(args_list: list[str]) -> int:
         "plugins": _cmd_plugins,
         "config": _cmd_config_check,
         "diff": _cmd_diff,
+        "explore": _cmd_explore,
     }
     json_mode = bool(getattr(args, "json", False))
     _JSON.set(json_mode)

@@ -74,6 +74,18 @@ VM_WRITE = 0x2
 VM_SHARED = 0x8
 VM_LOCKED = 0x2000
 
+_SWAP_FAULT_RECHECK = True
+"""Testing only: ``False`` removes V4 1/6's re-check in :func:`handle_mm_fault`.
+
+That is the re-check after ``lock_page`` that the page is still the swap
+cache's page of the entry and that the pte is still that swap pte
+(``pte_same``).  With it gone, a swap fault that slept in ``lock_page``
+while the page was migrated maps a page anyway: the race the re-check
+closes.  The
+explorer's tests turn it off to show that they find that race; nothing
+else may.
+"""
+
 SWAP_SUCCESS = 0
 SWAP_AGAIN = 1
 SWAP_FAIL = 2
@@ -363,10 +375,15 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
         if page is None:
             page = read_swap_cache_async(kernel, entry, _alloc_nid(vma))
             if page is None:
+                with mm.page_table_lock:
+                    cur = mm.ptes.get(vpn)
+                    changed = cur is not pte or cur.page is not None or cur.swp != entry
+                if changed:  # somebody else faulted the pte in (or freed its slot)
+                    continue
                 raise FsaopsError("out of memory in a swap fault (ENOMEM)")
             kernel.vmstat.pgmajfault += 1
         lock_page(page)
-        if not page.flags & PG.swapcache or page.private != entry:
+        if _SWAP_FAULT_RECHECK and (not page.flags & PG.swapcache or page.private != entry):
             # Migrated (or dropped) while we slept on the lock: look again.
             kernel.vmstat.swap_fault_retry += 1
             unlock_page(page)
@@ -374,7 +391,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             continue
         with mm.page_table_lock:
             cur = mm.ptes.get(vpn)
-            if cur is not pte or cur.page is not None or cur.swp != entry:
+            if _SWAP_FAULT_RECHECK and (cur is not pte or cur.page is not None or cur.swp != entry):
                 unlock_page(page)
                 put_page(page)
                 continue

@@ -163,6 +163,21 @@ class Scheduler:
         """How many events other than daemons are waiting to run."""
         return self._pending
 
+    def take_pending(self) -> list[Event]:
+        """Take every event that is not a daemon off the queue, in time order, and return them.
+
+        The explorer (:mod:`fsaops.explore`) runs each as a task of its own
+        instead; daemon events stay queued.
+        """
+        with self._lock:
+            entries = sorted(self._heap)
+            keep = [e for e in entries if e[2].daemon]
+            taken = [e[2] for e in entries if not e[2].daemon and not e[2].cancelled]
+            self._heap[:] = keep
+            heapq.heapify(self._heap)
+            self._pending = 0
+        return taken
+
     def tick(self) -> None:
         """Advance the clock by one tick and run what is due (``cond_resched``)."""
         now = self.now + 1

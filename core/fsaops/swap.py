@@ -92,6 +92,19 @@ class SwapInfo:
                 raise KernelBug(f"swap_duplicate() of free swap entry {entry}")
             self.swap_map[entry] += 1
 
+    def swap_duplicate_used(self, entry: int) -> bool:
+        """Add a user to a slot that still has one; ``False`` if it was freed meanwhile.
+
+        ``swap_duplicate`` as ``add_to_swap_cache`` calls it: a fault that saw
+        a swap pte may find its slot freed by the time it reads it in (the
+        pte was given its page back); that is ``-ENOENT``, not a bug.
+        """
+        with self._lock:
+            if self.swap_map[entry] <= 0:
+                return False
+            self.swap_map[entry] += 1
+        return True
+
     def swap_free(self, entry: int) -> None:
         """Drop a user of a slot; the last one frees it."""
         with self._lock:
@@ -197,8 +210,11 @@ def swap_readpage(page: Page) -> int:
 def read_swap_cache_async(kernel: Kernel, entry: int, nid: int) -> Page | None:
     """Find or read the page of ``entry`` into the swap cache, with a reference.
 
-    Returns ``None`` when memory is short.
+    Returns ``None`` when memory is short, or when the slot was freed since
+    the caller saw the swap pte (``add_to_swap_cache`` fails with
+    ``-ENOENT``): the caller looks at its pte again.
     """
+    swap = kernel.swap_info()
     while True:
         page = lookup_swap_cache(kernel, entry)
         if page is not None:
@@ -208,11 +224,16 @@ def read_swap_cache_async(kernel: Kernel, entry: int, nid: int) -> Page | None:
             return None
         if not trylock_page(new):
             raise KernelBug("a newly allocated page is locked")
+        # add_to_swap_cache(): swap_duplicate() first, -ENOENT for a freed slot.
+        if not swap.swap_duplicate_used(entry):
+            unlock_page(new)
+            put_page(new)
+            return None
         if add_to_swap_cache(new, entry):
-            kernel.swap_info().swap_duplicate(entry)  # the cache's use of the slot
             lru_cache_add_active(new)
             swap_readpage(new)
             return new
+        swap.swap_free(entry)
         unlock_page(new)
         put_page(new)
 

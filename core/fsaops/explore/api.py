@@ -1,0 +1,726 @@
+"""The explorer's Python API: :func:`explore`, :func:`replay` and what they return.
+
+A run of the explorer builds one small machine (the table's pages and the
+accessor tasks, :class:`~fsaops.explore.setup.ExploredWorld`), then runs
+schedules of the migration task and the accessor tasks on it, each from
+the same start, and checks every schedule's end state in full.  The
+result says how many schedules ran, whether the bounded space was
+exhausted, and, for a schedule that failed, its interleaving and a replay
+string that :func:`replay` (or ``fsaops explore --replay``) runs again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from fsaops.errors import ConfigError
+from fsaops.explore.search import (
+    Deviations,
+    Found,
+    deviations,
+    explore_dfs,
+    explore_pct,
+    fork_run,
+)
+from fsaops.explore.search import preemptions as count_preemptions
+from fsaops.explore.setup import (
+    DEFAULT_PAGES,
+    MAX_PAGES,
+    ExploredWorld,
+    Setup,
+    TaskSpec,
+    applies,
+    assign_pages,
+    default_tasks,
+    probe,
+)
+from fsaops.explore.tasks import ACCESSORS, accessor
+from fsaops.semantics import SEMANTICS
+from fsaops.status import SCHEMA, Status
+
+if TYPE_CHECKING:
+    from fsaops.aops import FileSystemType
+    from fsaops.explore.run import RunResult
+    from fsaops.plugins import Registry
+
+__all__ = [
+    "DEFAULT_PREEMPTIONS",
+    "REPLAY_PREFIX",
+    "Bounds",
+    "ExploreResult",
+    "Failure",
+    "Step",
+    "decode_replay",
+    "encode_replay",
+    "explore",
+    "replay",
+]
+
+DEFAULT_PREEMPTIONS: Final = 2
+"""The systematic search's preemption bound *k* unless told otherwise."""
+
+DEFAULT_PCT_SCHEDULES: Final = 1000
+"""How many PCT schedules run unless told otherwise."""
+
+REPLAY_PREFIX: Final = "fsx1."
+"""What every replay string starts with (the format's version)."""
+
+_STATUS_ORDER: Final = (
+    Status.KERNEL_BUG,
+    Status.DATA_LOST,
+    Status.INVARIANT_BROKEN,
+)
+
+
+@attrs.frozen
+class Bounds:
+    """How far a search goes.
+
+    Attributes:
+        preemptions: the systematic search's bound *k* (``None`` with PCT).
+        pct_depth: PCT's bug depth *d* (``None`` for the systematic search).
+        schedules: PCT: how many schedules; systematic: the most that may
+            run (``None``: until the space is exhausted).
+        seed: PCT's seed (0 for the systematic search).
+    """
+
+    preemptions: int | None = DEFAULT_PREEMPTIONS
+    pct_depth: int | None = None
+    schedules: int | None = None
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """As the report's ``bounds`` field."""
+        return {
+            "preemptions": self.preemptions,
+            "pct_depth": self.pct_depth,
+            "schedules": self.schedules,
+            "seed": self.seed,
+        }
+
+
+@attrs.frozen
+class Step:
+    """One step of an interleaving: a task ran from a scheduling point to its next one.
+
+    Attributes:
+        task: the task (``migrate``, ``write@1``, ``end_dio:8``, ...).
+        kind: the point it ran from: ``start``, ``spin_lock``,
+            ``spin_unlock``, ``cond_resched``, ``sleep`` (it had waited
+            for a page or buffer bit, an I/O), ``io_submit``, ``load``, ...
+        function: the kernel function at that point.
+        page: the explorer's page the step works on (-1: none, or several).
+        pfn: that page's frame (-1 when not known).
+        lock: the lock or the thing waited for, if any.
+        preempted: the task that ran before it could have gone on.
+    """
+
+    task: str
+    kind: str
+    function: str
+    page: int
+    pfn: int
+    lock: str
+    preempted: bool = False
+
+    def __str__(self) -> str:
+        where = f" in {self.function}" if self.function else ""
+        page = f" page {self.page}" if self.page >= 0 else ""
+        pfn = f" (pfn {self.pfn})" if self.pfn >= 0 else ""
+        lock = f" [{self.lock}]" if self.lock else ""
+        mark = "preempts: " if self.preempted else ""
+        return f"{mark}{self.task}: {self.kind}{where}{page}{pfn}{lock}"
+
+    def to_json(self) -> dict[str, Any]:
+        """As an element of a failure's ``interleaving``."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Failure:
+    """A failing schedule.
+
+    Attributes:
+        status: the worst of its problems (kernel bug, data lost, invariant broken).
+        problems: ``(status, sentence)`` for each thing found wrong.
+        interleaving: the schedule, step by step.
+        preemptions: how many preemptions it has.
+        replay: the replay string that runs exactly this schedule again.
+    """
+
+    status: Status
+    problems: tuple[tuple[str, str], ...]
+    interleaving: tuple[Step, ...]
+    preemptions: int
+    replay: str
+
+    def to_json(self) -> dict[str, Any]:
+        """As an element of the report's ``failures``."""
+        return {
+            "status": self.status.value,
+            "problems": [{"status": s, "problem": p} for s, p in self.problems],
+            "interleaving": [step.to_json() for step in self.interleaving],
+            "preemptions": self.preemptions,
+            "replay": self.replay,
+        }
+
+
+@attrs.frozen
+class ExploreResult:
+    """What a run of the explorer (or a replay) came to.
+
+    Attributes:
+        fs: the filesystem type.
+        mode: its mode.
+        table: the operations table's name.
+        semantics: the kernel's semantics.
+        pages: how many pages the migration task moved.
+        tasks: the accessor tasks, ``NAME@PAGE``.
+        bounds: how far the search went.
+        schedules: schedules run.
+        exhausted: every schedule within the bound ran (only a systematic
+            search can exhaust its space).
+        seconds: wall time of the search.
+        failures: the failing schedule found, if any (the search stops
+            at the first one; the systematic search finds one with the
+            fewest preemptions).
+        reasons: why the migration gave a page up, as the engine said it,
+            with the number of schedules it came up in: which of the
+            model's race branches the schedules reached.
+        replayed: this is the result of :func:`replay` (one schedule).
+        interleaving: a replay's schedule, step by step (empty otherwise).
+    """
+
+    fs: str
+    mode: str
+    table: str
+    semantics: str
+    pages: int
+    tasks: tuple[str, ...]
+    bounds: Bounds
+    schedules: int
+    exhausted: bool
+    seconds: float
+    failures: tuple[Failure, ...] = ()
+    reasons: Mapping[str, int] = attrs.field(factory=dict)
+    replayed: bool = False
+    interleaving: tuple[Step, ...] = ()
+
+    @property
+    def schedules_per_second(self) -> float:
+        """Schedules run per second of wall time."""
+        return self.schedules / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def status(self) -> Status:
+        """``ok`` when no schedule failed, else the failure's status."""
+        return self.failures[0].status if self.failures else Status.OK
+
+    @property
+    def exit_status(self) -> int:
+        """Exit status of ``fsaops explore`` for it (0 if no schedule failed, else 1)."""
+        return self.status.exit_code
+
+    def to_json(self) -> dict[str, Any]:
+        """The report of ``fsaops explore --json``."""
+        return {
+            "schema": SCHEMA,
+            "status": self.status.value,
+            "fs": self.fs,
+            "mode": self.mode,
+            "table": self.table,
+            "semantics": self.semantics,
+            "pages": self.pages,
+            "tasks": list(self.tasks),
+            "bounds": self.bounds.to_json(),
+            "schedules": self.schedules,
+            "exhausted": self.exhausted,
+            "seconds": round(self.seconds, 6),
+            "schedules_per_second": round(self.schedules_per_second, 3),
+            "failures": [f.to_json() for f in self.failures],
+            "reasons": dict(sorted(self.reasons.items())),
+            "replayed": self.replayed,
+            "interleaving": [step.to_json() for step in self.interleaving],
+        }
+
+    def dumps(self) -> str:
+        """:meth:`to_json` as indented JSON text, with a final newline."""
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+# -- replay strings --------------------------------------------------------------------------
+
+
+def encode_replay(setup: Setup, bounds: Bounds, choices: Mapping[int, int]) -> str:
+    """The replay string of a schedule: :data:`REPLAY_PREFIX` and base64url of compact JSON.
+
+    ``choices`` are the points where the schedule departs from running the
+    current task on (point number to task number).
+    """
+    data = {
+        "fs": setup.fs,
+        "mode": setup.mode,
+        "bs": setup.block_size,
+        "ps": setup.page_size,
+        "sem": setup.semantics,
+        "pages": setup.pages,
+        "tasks": [str(t) for t in setup.tasks],
+        "k": bounds.preemptions,
+        "d": bounds.pct_depth,
+        "n": bounds.schedules,
+        "seed": bounds.seed,
+        "c": [[j, tid] for j, tid in sorted(choices.items())],
+    }
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+_TASK = re.compile(r"^([a-z-]+)@(\d+)$")
+
+
+def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
+    """The setup, bounds and choices a replay string records.
+
+    Raises:
+        ConfigError: it is not a replay string of this version, or a field is wrong.
+    """
+    text = text.strip()
+    if not text.startswith(REPLAY_PREFIX):
+        raise ConfigError(
+            f"--replay: not a replay string of this version (it must start with {REPLAY_PREFIX})"
+        )
+    body = text[len(REPLAY_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        data = json.loads(raw.decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ConfigError("--replay: the replay string is damaged (not base64url JSON)") from None
+    if not isinstance(data, dict):
+        raise ConfigError("--replay: the replay string is damaged (not an object)")
+    try:
+        fs, mode = _str(data, "fs"), _str(data, "mode")
+        sem = _str(data, "sem")
+        if sem not in SEMANTICS:
+            raise ConfigError(f"--replay: unknown semantics {sem!r}")
+        pages = _int(data, "pages", 1, MAX_PAGES)
+        tasks = []
+        for item in data["tasks"]:
+            match = _TASK.match(item) if isinstance(item, str) else None
+            if match is None:
+                raise ConfigError(f"--replay: bad task {item!r}")
+            tasks.append(TaskSpec(_known_task(match.group(1)), int(match.group(2))))
+        choices: dict[int, int] = {}
+        for pair in data["c"]:
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(type(v) is int and v >= 0 for v in pair)
+            ):
+                raise ConfigError(f"--replay: bad choice {pair!r}")
+            choices[pair[0]] = pair[1]
+        bounds = Bounds(
+            preemptions=_opt_int(data, "k"),
+            pct_depth=_opt_int(data, "d"),
+            schedules=_opt_int(data, "n"),
+            seed=_int(data, "seed", 0, 2**64),
+        )
+        setup = Setup(
+            fs,
+            mode,
+            block_size=_opt_int(data, "bs"),
+            page_size=_int(data, "ps", 512, 1 << 20),
+            semantics=sem,
+            pages=pages,
+            tasks=tuple(tasks),
+        )
+    except (KeyError, TypeError):
+        raise ConfigError("--replay: the replay string is damaged (a field is missing)") from None
+    return setup, bounds, choices
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"--replay: bad {key} {value!r}")
+    return value
+
+
+def _int(data: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = data[key]
+    if type(value) is not int or not low <= value <= high:
+        raise ConfigError(f"--replay: bad {key} {value!r}")
+    return value
+
+
+def _opt_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise ConfigError(f"--replay: bad {key} {value!r}")
+    return value
+
+
+def _known_task(name: str) -> str:
+    try:
+        return accessor(name).name
+    except KeyError:
+        known = ", ".join(a.name for a in ACCESSORS)
+        raise ConfigError(f"unknown task {name!r}: expected one of {known}") from None
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _registry(registry: Registry | None) -> Registry:
+    if registry is not None:
+        return registry
+    from fsaops.plugins import load_plugins
+
+    return load_plugins()
+
+
+def parse_tasks(items: Iterable[str]) -> list[str | TaskSpec]:
+    """``NAME`` or ``NAME@PAGE`` items of ``--tasks``, checked.
+
+    Raises:
+        ConfigError: an unknown task or a bad page number.
+    """
+    out: list[str | TaskSpec] = []
+    for raw in items:
+        item = raw.strip()
+        if not item:
+            continue
+        name, _, page = item.partition("@")
+        name = _known_task(name)
+        if page:
+            if not page.isdigit():
+                raise ConfigError(f"task {item!r}: expected NAME or NAME@PAGE")
+            out.append(TaskSpec(name, int(page)))
+        else:
+            out.append(name)
+    return out
+
+
+def _resolve(
+    registry: Registry,
+    fs: str | FileSystemType,
+    mode: str | None,
+    *,
+    pages: int,
+    tasks: Sequence[str | TaskSpec] | None,
+    semantics: str,
+    block_size: int | None,
+    page_size: int,
+) -> tuple[FileSystemType, Setup]:
+    fstype = registry.filesystem(fs) if isinstance(fs, str) else fs
+    fs = fstype.name
+    mode = mode or fstype.default_mode
+    problem = fstype.mode_problem(mode)
+    if problem is not None:
+        raise ConfigError(problem)
+    if semantics not in SEMANTICS:
+        raise ConfigError(f"unknown semantics {semantics!r}: expected one of {sorted(SEMANTICS)}")
+    if not 1 <= pages <= MAX_PAGES:
+        raise ConfigError(f"pages: expected 1 to {MAX_PAGES}, got {pages}")
+    info = probe(fstype, mode, registry)
+    wanted: list[str | TaskSpec]
+    if tasks is None:
+        wanted = list(default_tasks(fstype, mode, info))
+    else:
+        wanted = [t if isinstance(t, TaskSpec) else _known_task(t) for t in tasks]
+    for item in wanted:
+        name = item.name if isinstance(item, TaskSpec) else item
+        why = applies(accessor(name), fstype, mode, info)
+        if why is not None:
+            raise ConfigError(f"task {name}: {why}")
+    specs = assign_pages(wanted, pages, anonymous=info.kind == "anonymous")
+    setup = Setup(
+        fs,
+        mode,
+        block_size=block_size,
+        page_size=page_size,
+        semantics=semantics,
+        pages=pages,
+        tasks=specs,
+    )
+    return fstype, setup
+
+
+def _steps(result: RunResult) -> tuple[Step, ...]:
+    names: list[str] = result["names"]
+    out = []
+    trace = result["trace"]
+    for j, (tid, kind, function, page, pfn, lock) in enumerate(result["labels"]):
+        cur, chosen, enabled, _ = trace[j]
+        out.append(
+            Step(
+                names[tid] if 0 <= tid < len(names) else str(tid),
+                kind,
+                function,
+                page,
+                pfn,
+                lock,
+                preempted=cur in enabled and chosen != cur,
+            )
+        )
+    return tuple(out)
+
+
+def _status(problems: Sequence[tuple[str, str]]) -> Status:
+    values = {s for s, _ in problems}
+    for status in _STATUS_ORDER:
+        if status.value in values:
+            return status
+    return Status.KERNEL_BUG
+
+
+def _failure(
+    xworld: ExploredWorld, setup: Setup, bounds: Bounds, choices: dict[int, int]
+) -> Failure:
+    """Run a failing schedule again, recorded, and describe it."""
+    result = fork_run(xworld, policy=lambda: Deviations(choices), record=True)
+    problems = tuple((s, p) for s, p in result["problems"])
+    return Failure(
+        status=_status(problems),
+        problems=problems,
+        interleaving=_steps(result),
+        preemptions=count_preemptions(result["trace"]),
+        replay=encode_replay(setup, bounds, choices),
+    )
+
+
+def explore(
+    fs: str | FileSystemType,
+    mode: str | None = None,
+    *,
+    registry: Registry | None = None,
+    pages: int = DEFAULT_PAGES,
+    tasks: Sequence[str | TaskSpec] | None = None,
+    preemptions: int = DEFAULT_PREEMPTIONS,
+    pct: int | None = None,
+    schedules: int | None = None,
+    seed: int = 0,
+    semantics: str = "v4",
+    block_size: int | None = None,
+    page_size: int = 4096,
+    reduce: bool = True,
+    progress: Callable[[int], object] | None = None,
+) -> ExploreResult:
+    """Run the migration of a table's pages against accessor tasks under many schedules.
+
+    Args:
+        fs: the filesystem type, by name (``swap`` for anonymous memory) or
+            itself (then it need not come from a loaded plugin).
+        mode: its mount mode (default: the type's default mode).
+        registry: the loaded plugins (default: every installed plugin).
+        pages: how many pages the migration task moves.
+        tasks: the accessor tasks, by name (``write``) or with their page
+            (``TaskSpec("write", 1)``); default: every accessor that applies
+            to the table's pages.
+        preemptions: the systematic search's bound *k*: every schedule
+            with at most this many preemptions runs.
+        pct: run PCT schedules of this depth instead of the systematic search.
+        schedules: PCT: how many schedules (default 1000); systematic: stop
+            after this many (the space is then not exhausted).
+        seed: PCT's seed.
+        semantics: the release of the migration code (``v4``, ``2.6.16``, ``2.6.17``).
+        block_size: the mount's block size (default: the type's).
+        page_size: bytes per page.
+        reduce: skip schedules equivalent to one already run (steps on
+            different pages commute); ``False`` runs every schedule.
+        progress: called with the number of schedules run so far.
+
+    Returns:
+        What the search found; its :attr:`~ExploreResult.failures` hold the
+        first failing schedule, if any.
+
+    Raises:
+        ConfigError: an unknown filesystem, mode, semantics or task, or a
+            task that does not apply to the table's pages.
+        fsaops.world.SetupError: the machine cannot be built as asked.
+    """
+    registry = _registry(registry)
+    if preemptions < 0:
+        raise ConfigError(f"preemptions: expected 0 or more, got {preemptions}")
+    if pct is not None and pct < 1:
+        raise ConfigError(f"pct: expected a depth of 1 or more, got {pct}")
+    if schedules is not None and schedules < 1:
+        raise ConfigError(f"schedules: expected 1 or more, got {schedules}")
+    fstype, setup = _resolve(
+        registry,
+        fs,
+        mode,
+        pages=pages,
+        tasks=tasks,
+        semantics=semantics,
+        block_size=block_size,
+        page_size=page_size,
+    )
+    xworld = ExploredWorld(setup, fstype, registry)
+    found: Found
+    if pct is None:
+        bounds = Bounds(preemptions=preemptions, schedules=schedules)
+        found = explore_dfs(
+            xworld,
+            preemptions_bound=preemptions,
+            max_schedules=schedules,
+            reduce=reduce,
+            progress=progress,
+        )
+    else:
+        count = schedules if schedules is not None else DEFAULT_PCT_SCHEDULES
+        bounds = Bounds(preemptions=None, pct_depth=pct, schedules=count, seed=seed)
+        found = explore_pct(xworld, depth=pct, schedules=count, seed=seed, progress=progress)
+    failures: tuple[Failure, ...] = ()
+    if found.failure is not None:
+        failures = (_failure(xworld, setup, bounds, found.failure[1]),)
+    return ExploreResult(
+        fs=setup.fs,
+        mode=setup.mode,
+        table=xworld.table.name,
+        semantics=setup.semantics,
+        pages=setup.pages,
+        tasks=tuple(str(t) for t in setup.tasks),
+        bounds=bounds,
+        schedules=found.schedules,
+        exhausted=found.exhausted,
+        seconds=found.seconds,
+        failures=failures,
+        reasons=dict(found.reasons),
+    )
+
+
+def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
+    """Run exactly the schedule a replay string records, and describe it.
+
+    The string carries the table, the pages, the tasks, the bounds, the
+    semantics and the choices; only the plugins must be installed.
+
+    Raises:
+        ConfigError: the string is damaged, or names a table or task the
+            loaded plugins do not have.
+    """
+    setup, bounds, choices = decode_replay(string)
+    registry = _registry(registry)
+    fstype, checked = _resolve(
+        registry,
+        setup.fs,
+        setup.mode,
+        pages=setup.pages,
+        tasks=list(setup.tasks),
+        semantics=setup.semantics,
+        block_size=setup.block_size,
+        page_size=setup.page_size,
+    )
+    xworld = ExploredWorld(checked, fstype, registry)
+    result = fork_run(xworld, policy=lambda: Deviations(choices), record=True)
+    problems = tuple((s, p) for s, p in result["problems"])
+    steps = _steps(result)
+    failures: tuple[Failure, ...] = ()
+    if problems:
+        failures = (
+            Failure(
+                status=_status(problems),
+                problems=problems,
+                interleaving=steps,
+                preemptions=count_preemptions(result["trace"]),
+                replay=encode_replay(checked, bounds, deviations(result["trace"])),
+            ),
+        )
+    return ExploreResult(
+        fs=checked.fs,
+        mode=checked.mode,
+        table=xworld.table.name,
+        semantics=checked.semantics,
+        pages=checked.pages,
+        tasks=tuple(str(t) for t in checked.tasks),
+        bounds=bounds,
+        schedules=1,
+        exhausted=False,
+        seconds=float(result["seconds"]),
+        failures=failures,
+        reasons=dict.fromkeys(result["reasons"], 1),
+        replayed=True,
+        interleaving=steps,
+    )
+
+
+# -- the terminal summary --------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_text(result: ExploreResult) -> str:
+    """The terminal summary of ``fsaops explore``: what ran, and a failing schedule if any."""
+    lines = [
+        f"fsaops explore: {result.fs} {result.mode} ({result.table}), semantics "
+        f"{result.semantics}, {_plural(result.pages, 'page')}",
+        f"tasks: migrate (pages 0-{result.pages - 1}), {', '.join(result.tasks) or 'no accessor'}",
+    ]
+    bounds = result.bounds
+    if result.replayed:
+        lines.append("replaying one schedule:")
+        lines += _interleaving(result.interleaving)
+    elif bounds.pct_depth is not None:
+        lines.append(
+            f"bounds: PCT depth {bounds.pct_depth}, {bounds.schedules} schedules, "
+            f"seed {bounds.seed}"
+        )
+    else:
+        cap = f", stopping after {bounds.schedules}" if bounds.schedules else ""
+        lines.append(f"bounds: every schedule with at most {bounds.preemptions} preemptions{cap}")
+    if not result.replayed:
+        space = (
+            "the bounded space is exhausted"
+            if result.exhausted
+            else "stopped at the first failing schedule"
+            if result.failures
+            else "the bounded space is NOT exhausted"
+            if bounds.pct_depth is None
+            else "random schedules (PCT never exhausts a space)"
+        )
+        lines.append(
+            f"{_plural(result.schedules, 'schedule')} in {result.seconds:.1f} s "
+            f"({result.schedules_per_second:.1f} schedules/s): {space}"
+        )
+    if result.reasons:
+        lines.append("why the migration gave a page up (schedules):")
+        lines += [f"  {why} ({n})" for why, n in sorted(result.reasons.items())]
+    if not result.failures:
+        lines.append("no schedule fails" if not result.replayed else "the schedule passes")
+        return "\n".join(lines) + "\n"
+    failure = result.failures[0]
+    lines.append(
+        f"FAILED ({failure.status.value}): a schedule with "
+        f"{_plural(failure.preemptions, 'preemption')}:"
+    )
+    lines += [f"  {status}: {problem}" for status, problem in failure.problems]
+    if not result.replayed:
+        lines.append("the interleaving (task: the point it ran from, in function, page, [lock]):")
+        lines += _interleaving(failure.interleaving)
+    lines.append(f"replay: fsaops explore --replay {failure.replay}")
+    return "\n".join(lines) + "\n"
+
+
+def _interleaving(steps: Sequence[Step]) -> list[str]:
+    width = max((len(s.task) for s in steps), default=0)
+    out = []
+    for j, step in enumerate(steps):
+        where = f" in {step.function}" if step.function else ""
+        page = f" page {step.page}" if step.page >= 0 else ""
+        pfn = f" (pfn {step.pfn})" if step.pfn >= 0 else ""
+        lock = f" [{step.lock}]" if step.lock else ""
+        mark = "*" if step.preempted else " "
+        out.append(f"  {j:4d} {mark} {step.task:<{width}}  {step.kind}{where}{page}{pfn}{lock}")
+    out.append("  (* a preemption: the task before could have gone on)")
+    return out

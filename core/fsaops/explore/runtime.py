@@ -1,0 +1,720 @@
+"""Tasks that block and resume, and the scheduling points between their steps.
+
+The explorer runs every task of a schedule (the migration, each accessor,
+each I/O completion) on a thread of its own, but only one at a time: a
+task runs until it reaches a *scheduling point*, where the
+:class:`Controller` decides who runs next and hands over.  A task that must
+wait (a page lock, a buffer lock, a spinlock another task holds,
+writeback) is *blocked* until what it waits for holds; a blocked task is
+never chosen.  So the interleaving of the tasks is exactly the sequence of
+choices the controller made, and a sequence of choices replays it.
+
+Scheduling points are where the kernel has them, and cost nothing when no
+explorer runs, because they are put into an explored kernel only:
+
+* the mapping's ``tree_lock``, ``private_lock`` and ``i_mmap_lock``, an
+  anon_vma's lock and a process's ``page_table_lock`` are replaced by
+  :class:`Spinlock` objects: a point before each acquire (another task may
+  take the lock first) and after each release.  While one task holds a
+  spinlock the others run on (another CPU), and block only if they want
+  the same lock;
+* a process's ``mmap_sem`` becomes a :class:`Semaphore` (a sleeping lock);
+* the kernel's scheduler becomes an :class:`ExploredScheduler`:
+  ``cond_resched`` (``tick``) is a point, sleeping on a page or buffer bit
+  blocks the task, and an event the code schedules (an I/O completion, a
+  hold let go) is a task of its own, runnable at once: the DMA window
+  lasts until the explorer runs it;
+* the NUMA nodes become :class:`ExploredNode` objects, which poison a
+  frame when it is freed (so that a task still using it reads garbage).
+
+Every point carries a *label*: the kind of step, the kernel function, the
+page (as the explorer's page number, and its frame) and the lock, and the
+set of the explorer's pages the step touches (a bit mask), which the
+search uses to tell steps that commute from steps that do not.
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from fsaops.errors import KernelBug, describe_exception
+from fsaops.memory import Node
+from fsaops.page import PG, Page
+from fsaops.sched import Event, Scheduler, Task
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fsaops.buffer import BufferHead
+    from fsaops.kernel import Kernel
+    from fsaops.sched import WaitQueue
+
+__all__ = [
+    "ALL",
+    "Controller",
+    "ExploredNode",
+    "ExploredScheduler",
+    "Label",
+    "Pages",
+    "Semaphore",
+    "Spinlock",
+    "XTask",
+]
+
+ALL: Final = -1
+"""A label's page mask when the step may touch any page (every bit set)."""
+
+POISON_BYTE: Final = 0x6B
+"""What a freed frame is filled with in an explored kernel."""
+
+Label = tuple[str, str, int, int, str, int]
+"""A point's label: (kind, kernel function, explorer page or -1, pfn or -1, lock, page mask)."""
+
+_MODULE: Final = __name__
+
+
+class Pages:
+    """The explorer's pages: which of them a kernel object or a frame belongs to.
+
+    The explorer numbers the pages it migrates 0, 1, ...; a step's label
+    says which of them it touches as a bit mask.  A file page is known by
+    its mapping (each explored page is the one page of its own file), an
+    anonymous page by its anon_vma, a process by the page it maps, and a
+    frame by its pfn; anything else may touch every page (:data:`ALL`).
+    """
+
+    __slots__ = ("by_id", "by_pfn", "count")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.by_id: dict[int, int] = {}
+        self.by_pfn: dict[int, int] = {}
+
+    @property
+    def all(self) -> int:
+        """The mask of every page."""
+        return (1 << self.count) - 1
+
+    def add(self, obj: object, index: int) -> None:
+        """``obj`` (a mapping, an anon_vma, a process) belongs to page ``index`` (also)."""
+        self.by_id[id(obj)] = self.by_id.get(id(obj), 0) | (1 << index)
+
+    def of(self, obj: object) -> int:
+        """The mask of the pages ``obj`` belongs to; every page when it is not known."""
+        return self.by_id.get(id(obj), ALL)
+
+    def page(self, page: Page | None) -> tuple[int, int]:
+        """(explorer page or -1, mask) of a frame: by its mapping, else by its pfn."""
+        if page is None:
+            return -1, ALL
+        mapping = page.mapping
+        if mapping is not None:
+            mask = self.by_id.get(id(mapping))
+            if mask is not None:
+                return _single(mask), mask
+        index = self.by_pfn.get(page.pfn)
+        if index is not None:
+            return index, 1 << index
+        return -1, ALL
+
+
+def _single(mask: int) -> int:
+    """The page number of a one-page mask, or -1."""
+    if mask > 0 and mask & (mask - 1) == 0:
+        return mask.bit_length() - 1
+    return -1
+
+
+class XTask:
+    """One task of a schedule: the migration, an accessor, or an event (an I/O completion).
+
+    Attributes:
+        tid: its number in the schedule (its index in ``Controller.tasks``).
+        name: how the interleaving names it (``migrate``, ``write@1``, ...).
+        task: the kernel's task structure (``kernel.current`` while it runs).
+        footprint: the mask of the explorer's pages it may touch.
+        key: a name that does not depend on the schedule: ``m`` (the
+            migration), ``a0``, ``a1``, ... (the accessors), and
+            ``PARENT.n`` for the n-th task a task started (its I/O).
+        body: what it does.
+        label: the label of the point it is stopped at (its next step).
+        ready: while it is blocked, what must hold for it to go on.
+        done: it finished.
+    """
+
+    __slots__ = (
+        "body",
+        "children",
+        "done",
+        "footprint",
+        "gate",
+        "key",
+        "label",
+        "name",
+        "ready",
+        "task",
+        "tid",
+    )
+
+    def __init__(
+        self,
+        tid: int,
+        name: str,
+        task: Task,
+        footprint: int,
+        body: Callable[[], object],
+        key: str = "",
+    ) -> None:
+        self.tid = tid
+        self.name = name
+        self.key = key or str(tid)
+        self.children = 0
+        self.task = task
+        self.footprint = footprint
+        self.body = body
+        self.label: Label = ("start", "", -1, -1, "", footprint)
+        self.ready: Callable[[], bool] | None = None
+        self.done = False
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+    def __repr__(self) -> str:
+        return f"<XTask {self.tid} {self.name}{' done' if self.done else ''}>"
+
+    def enabled(self) -> bool:
+        """Whether it can run now."""
+        if self.done:
+            return False
+        ready = self.ready
+        return ready is None or ready()
+
+
+Policy = Callable[[int, "XTask | None", list["XTask"]], "XTask"]
+"""Chooses who runs at point ``j``: ``policy(j, current, enabled)``."""
+
+
+class Controller:
+    """Runs the tasks of one schedule, one at a time, choosing at every scheduling point.
+
+    Args:
+        kernel: the explored machine.
+        pages: the explorer's pages.
+        forced: the choices (task numbers) of the first points; after
+            them ``policy`` decides.
+        policy: who runs when ``forced`` is used up (default: the task
+            that ran last if it can go on, else the runnable task with the
+            lowest number: no preemption).
+        max_points: a schedule longer than this is stopped and reported.
+        record: keep every point's label (for the readable interleaving).
+
+    After :meth:`run`: ``trace`` holds one entry per point,
+    ``(current, chosen, enabled, masks)``: the task that reached the point
+    (-1 at the start), the task chosen, the runnable tasks and the page
+    mask of each one's next step; ``labels`` (with ``record``) the
+    label of the step each choice let run; ``outcome`` is ``done``,
+    ``deadlock``, ``error`` or ``too long``, and ``problem`` says why
+    for the last three.
+    """
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        pages: Pages,
+        *,
+        forced: Sequence[int] = (),
+        policy: Policy | None = None,
+        max_points: int = 200_000,
+        record: bool = False,
+    ) -> None:
+        self.kernel = kernel
+        self.pages = pages
+        self.tasks: list[XTask] = []
+        self.current: XTask | None = None
+        self.forced = list(forced)
+        self.policy: Policy = policy or default_policy
+        self.max_points = max_points
+        self.record = record
+        self.trace: list[tuple[int, int, tuple[int, ...], tuple[int, ...]]] = []
+        self.labels: list[tuple[int, Label]] = []
+        self.live = False
+        self.outcome = ""
+        self.problem = ""
+        self.failed_task: XTask | None = None
+        #: The last I/O each task submitted (by the task's number; -1: before the schedule).
+        self.io_tail: dict[int, XTask] = {}
+        self._finished = threading.Event()
+        self._mask_all = pages.all
+
+    # -- tasks -----------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        task: Task,
+        footprint: int,
+        body: Callable[[], object],
+        key: str = "",
+    ) -> XTask:
+        """Add a task (before :meth:`run`, or from a running task: an event it starts)."""
+        parent = self.current if self.live else None
+        if not key:
+            if parent is not None:
+                key = f"{parent.key}.{parent.children}"
+                parent.children += 1
+            else:
+                key = f"e{len(self.tasks)}"
+        xt = XTask(len(self.tasks), name, task, footprint & self._mask_all, body, key)
+        self.tasks.append(xt)
+        if self.live:
+            self._start(xt)
+        return xt
+
+    def add_io(
+        self,
+        name: str,
+        task: Task,
+        footprint: int,
+        body: Callable[[], object],
+        submitter: XTask | None,
+    ) -> XTask:
+        """Add the completion of an I/O ``submitter`` started, as a task of its own.
+
+        The I/O one task submits completes in the order it was submitted
+        (a device's queue): a completion can run only once the one
+        submitted before it by the same task has.
+        """
+        key = -1 if submitter is None else submitter.tid
+        before = self.io_tail.get(key)
+        xt = self.add(name, task, footprint, body)
+        if before is not None and not before.done:
+            xt.ready = lambda: before.done
+        self.io_tail[key] = xt
+        return xt
+
+    def _start(self, xt: XTask) -> None:
+        # A bare thread: threading.Thread.start() costs several times more, and
+        # these threads are never joined (a schedule that ends in a deadlock
+        # leaves its tasks parked, and the process that ran it goes away).
+        _thread.start_new_thread(self._main, (xt,))
+
+    def _main(self, xt: XTask) -> None:
+        xt.gate.acquire()
+        try:
+            xt.body()
+        except BaseException as exc:  # the task's own failure, whoever's code raised it
+            self._failed(xt, exc)
+            return
+        xt.done = True
+        self._decide(xt)
+
+    def _failed(self, xt: XTask, exc: BaseException) -> None:
+        where = _where(exc)
+        self.failed_task = xt
+        self._stop("error", f"task {xt.name} failed: {describe_exception(exc)}{where}")
+
+    def _stop(self, outcome: str, problem: str) -> None:
+        if not self.outcome:
+            self.outcome = outcome
+            self.problem = problem
+        self.live = False
+        self._finished.set()
+
+    # -- running ---------------------------------------------------------------
+
+    def run(self, timeout: float | None = None) -> None:
+        """Run every task to the end (or to a deadlock, an error, the point limit)."""
+        self.live = True
+        for xt in self.tasks:
+            self._start(xt)
+        self._decide(None)
+        if not self._finished.wait(timeout):
+            self._stop("too long", f"the schedule did not end within {timeout:g} s")
+        self.live = False
+
+    def _decide(self, me: XTask | None) -> None:
+        """Choose who runs next at a point reached by ``me``, and hand over to it."""
+        if not self.live:
+            if me is not None and not me.done:
+                me.gate.acquire()  # the schedule is over: park for good
+            return
+        enabled = [t for t in self.tasks if t.enabled()]
+        j = len(self.trace)
+        if not enabled:
+            if all(t.done for t in self.tasks):
+                self._stop("done", "")
+            else:
+                self._stop("deadlock", self._deadlock())
+            if me is not None and not me.done:
+                me.gate.acquire()
+            return
+        if j >= self.max_points:
+            self._stop("too long", f"the schedule did not end within {self.max_points} points")
+            if me is not None and not me.done:
+                me.gate.acquire()
+            return
+        chosen: XTask | None = None
+        if j < len(self.forced):
+            tid = self.forced[j]
+            if 0 <= tid < len(self.tasks) and self.tasks[tid] in enabled:
+                chosen = self.tasks[tid]
+            else:
+                self._stop(
+                    "diverged",
+                    f"the schedule does not replay: at point {j} task {tid} cannot run "
+                    f"(runnable: {', '.join(t.name for t in enabled)})",
+                )
+                if me is not None and not me.done:
+                    me.gate.acquire()
+                return
+        else:
+            chosen = self.policy(j, me, enabled)
+        self.trace.append(
+            (
+                -1 if me is None else me.tid,
+                chosen.tid,
+                tuple(t.tid for t in enabled),
+                tuple(t.label[5] for t in enabled),
+            )
+        )
+        if self.record:
+            self.labels.append((chosen.tid, chosen.label))
+        chosen.ready = None
+        self.current = chosen
+        self.kernel.current = chosen.task
+        if chosen is me:
+            return
+        chosen.gate.release()
+        if me is not None and not me.done:
+            me.gate.acquire()
+
+    def _deadlock(self) -> str:
+        waiting = [
+            f"{t.name} waits in {t.label[1] or '?'} for {t.label[4] or t.label[0]}"
+            for t in self.tasks
+            if not t.done
+        ]
+        return "deadlock: no task can run: " + "; ".join(waiting)
+
+    # -- scheduling points -------------------------------------------------------
+
+    def point(self, kind: str, page: int, pfn: int, lock: str, mask: int) -> None:
+        """A scheduling point of the running task, before a step labelled so."""
+        me = self.current
+        if me is None or not self.live:
+            return
+        me.label = (kind, _function(), page, pfn, lock, mask & self._mask_all)
+        self._decide(me)
+
+    def block(
+        self,
+        ready: Callable[[], bool],
+        kind: str,
+        page: int,
+        pfn: int,
+        lock: str,
+        mask: int,
+    ) -> None:
+        """The running task sleeps until ``ready()``; other tasks run meanwhile."""
+        me = self.current
+        if me is None or not self.live:
+            if not ready():
+                raise KernelBug(f"sleeping on {lock or kind} outside an explored schedule")
+            return
+        me.label = (kind, _function(), page, pfn, lock, mask & self._mask_all)
+        me.ready = ready
+        self._decide(me)
+        if not ready():  # only a schedule that ended comes back with nothing ready
+            raise KernelBug(f"woken in {me.label[1]} with {lock or kind} still not ready")
+
+    def page_label(self, page: Page | None) -> tuple[int, int, int]:
+        """(explorer page, pfn, mask) of a frame, for a label."""
+        index, mask = self.pages.page(page)
+        return index, -1 if page is None else page.pfn, mask
+
+
+def default_policy(j: int, current: XTask | None, enabled: list[XTask]) -> XTask:
+    """No preemption: the task that ran last goes on if it can, else the lowest-numbered one."""
+    if current is not None and current in enabled:
+        return current
+    return enabled[0]
+
+
+_SKIPPED: Final = frozenset({_MODULE, "fsaops.sched"})
+_TASKS: Final = "fsaops.explore.tasks"
+_HELPERS: Final = frozenset({"load", "io", "wait"})
+
+
+def _function() -> str:
+    """The kernel function that reached a point: the first caller outside the scheduler.
+
+    ``_lock_page_slow`` reads as ``lock_page``.
+    """
+    frame: Any = sys._getframe(1)
+    while frame is not None and (
+        frame.f_globals.get("__name__") in _SKIPPED
+        or (frame.f_globals.get("__name__") == _TASKS and frame.f_code.co_name in _HELPERS)
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return "?"
+    name: str = frame.f_code.co_name
+    return name.strip("_").removesuffix("_slow")
+
+
+def _where(exc: BaseException) -> str:
+    """`` (in FUNCTION, FILE:LINE)`` of the innermost frame of an exception."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if not tb:
+        return ""
+    last = tb[-1]
+    return f" (in {last.name}, {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
+
+
+# -- the explored kernel's locks -------------------------------------------------------
+
+
+class Spinlock:
+    """A spinlock of an explored kernel: points around it, and it blocks only who wants it.
+
+    Acquiring is a scheduling point (another task may take the lock
+    first); a lock another task holds blocks the acquirer until it is
+    released (on an SMP kernel it would spin on another CPU); releasing is
+    a point again.  It can be used as ``with lock:`` or by hand, as the
+    model's ``threading.Lock`` is.  Outside a schedule (building the world,
+    the checks after it) it is a plain lock.
+    """
+
+    __slots__ = ("ctl", "held", "mask", "name", "owner", "page")
+
+    def __init__(self, ctl: Controller, name: str, mask: int) -> None:
+        self.ctl = ctl
+        self.name = name
+        self.mask = mask
+        self.page = _single(mask)
+        self.held = False
+        self.owner: XTask | None = None
+
+    def __repr__(self) -> str:
+        owner = self.owner.name if self.owner is not None else "nobody"
+        return f"<Spinlock {self.name} held by {owner if self.held else 'nobody'}>"
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock (``spin_lock``); a point first, then wait while another task has it."""
+        ctl = self.ctl
+        if not ctl.live:
+            if self.held:
+                if not blocking:
+                    return False
+                raise KernelBug(f"spin_lock of {self.name}, which is held, outside a schedule")
+            self.held = True
+            self.owner = None
+            return True
+        ctl.point("spin_lock", self.page, -1, self.name, self.mask)
+        me = ctl.current
+        if self.held:
+            if self.owner is me:
+                raise KernelBug(f"spin_lock of {self.name}, which this task already holds")
+            if not blocking:
+                return False
+            ctl.block(self._free, "spin", self.page, -1, self.name, self.mask)
+        self.held = True
+        self.owner = me
+        return True
+
+    def _free(self) -> bool:
+        return not self.held
+
+    def release(self) -> None:
+        """Let go of the lock (``spin_unlock``), then a point."""
+        if not self.held:
+            raise KernelBug(f"spin_unlock of {self.name}, which nobody holds")
+        self.held = False
+        self.owner = None
+        ctl = self.ctl
+        if ctl.live:
+            ctl.point("spin_unlock", self.page, -1, self.name, self.mask)
+
+    def locked(self) -> bool:
+        """Whether it is held."""
+        return self.held
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Semaphore:
+    """A sleeping lock of an explored kernel (``mmap_sem``): taken by one task, others sleep.
+
+    Reentrant for the task that holds it, as the model's ``RLock`` is.
+    """
+
+    __slots__ = ("ctl", "depth", "mask", "name", "owner")
+
+    def __init__(self, ctl: Controller, name: str, mask: int) -> None:
+        self.ctl = ctl
+        self.name = name
+        self.mask = mask
+        self.owner: XTask | None = None
+        self.depth = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """``down``: sleep while another task holds it."""
+        ctl = self.ctl
+        me = ctl.current if ctl.live else None
+        if self.owner is not None and self.owner is not me:
+            if not blocking:
+                return False
+            ctl.block(self._free, "down", _single(self.mask), -1, self.name, self.mask)
+        self.owner = me
+        self.depth += 1
+        return True
+
+    def _free(self) -> bool:
+        return self.owner is None
+
+    def release(self) -> None:
+        """``up``."""
+        self.depth -= 1
+        if self.depth == 0:
+            self.owner = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -- the explored kernel's scheduler and memory ------------------------------------------
+
+
+class ExploredScheduler(Scheduler):
+    """The scheduler of an explored kernel (the class of ``kernel.sched`` while exploring).
+
+    ``tick`` (``cond_resched``) is a scheduling point; a sleep blocks the
+    task at a point; an event that is not a daemon becomes a task that can
+    run at once (an I/O completion: the window from submission to
+    completion is as long as the schedule makes it); daemon events
+    (kjournald's timer) wait in the queue, not run while exploring (the
+    ``kjournald`` task commits instead), and run as usual afterwards.
+    """
+
+    __slots__ = ()
+
+    #: The controller of the schedule (set on the per-run subclass).
+    ctl: Controller
+    #: Turns an event into the body of a task: ``spawn(fn, args, event) -> (name, mask, body)``.
+    spawn: Callable[[Callable[..., object], tuple[Any, ...], Event], tuple[str, int, Any]]
+
+    def tick(self) -> None:
+        """``cond_resched``: a scheduling point, labelled with the page the caller works on."""
+        self.now += 1
+        ctl = self.ctl
+        if not ctl.live:
+            return
+        frame = sys._getframe(1)
+        page = frame.f_locals.get("page")
+        index, pfn, mask = ctl.page_label(page if isinstance(page, Page) else None)
+        ctl.point("cond_resched", index, pfn, "", mask)
+
+    def call_at(
+        self, when: int, fn: Callable[..., object], *args: Any, daemon: bool = False
+    ) -> Event:
+        """Schedule ``fn(*args)``: a task of its own while exploring (a daemon: later)."""
+        ctl = self.ctl
+        if daemon or not ctl.live:
+            return super().call_at(when, fn, *args, daemon=daemon)
+        event = Event(when, fn, args, daemon)
+        name, mask, body = self.spawn(fn, args, event)
+        current = ctl.current
+        owner = current.task if current is not None else ctl.kernel.current
+        ctl.add_io(name, owner, mask, body, current)
+        index = _single(mask)
+        ctl.point("io_submit", index, -1, "", mask)
+        return event
+
+    def wait(
+        self,
+        ready: Callable[[], bool],
+        what: str,
+        wq: WaitQueue | None = None,
+        announce: Callable[[], None] | None = None,
+    ) -> None:
+        """Sleep until ``ready()``: the task blocks, others run."""
+        if not self.ctl.live:
+            super().wait(ready, what, wq, announce)
+            return
+        self.ctl.block(ready, "sleep", -1, -1, what, ALL)
+
+    def wait_on_page_bit(self, page: Page, bit: int, what: str) -> None:
+        """Sleep until ``bit`` is clear in ``page.flags`` (page lock, writeback)."""
+        ctl = self.ctl
+        if not ctl.live:
+            super().wait_on_page_bit(page, bit, what)
+            return
+        index, pfn, mask = ctl.page_label(page)
+
+        def ready() -> bool:
+            return not page.flags & bit
+
+        ctl.block(ready, "sleep", index, pfn, f"{what} of pfn {page.pfn}", mask)
+
+    def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
+        """Sleep until ``bit`` is clear in ``bh.b_state`` (buffer lock)."""
+        ctl = self.ctl
+        if not ctl.live:
+            super().wait_on_buffer_bit(bh, bit, what)
+            return
+        index, pfn, mask = ctl.page_label(bh.b_page)
+
+        def ready() -> bool:
+            return not bh.b_state & bit
+
+        ctl.block(ready, "sleep", index, pfn, f"{what} of {_bh_name(bh)}", mask)
+
+    def run_next(self) -> bool:
+        """Not while exploring: events are tasks then."""
+        if self.ctl.live:
+            raise KernelBug("run_next() inside an explored schedule")
+        return super().run_next()
+
+    def run_for(self, ticks: int) -> None:
+        """Not while exploring: events are tasks then."""
+        if self.ctl.live:
+            raise KernelBug("run_for() inside an explored schedule")
+        super().run_for(ticks)
+
+
+def _bh_name(bh: BufferHead) -> str:
+    size = bh.b_size
+    offset = bh.b_data & (bh.b_page.node.page_size - 1)
+    return f"buffer head {offset // size if size else 0} of pfn {bh.b_page.pfn}"
+
+
+class ExploredNode(Node):
+    """A NUMA node of an explored kernel: a freed frame is poisoned.
+
+    A task that kept using a frame after it was freed (a stale pte, a DMA
+    still reading it) then sees garbage, which the checks find.
+    """
+
+    __slots__ = ()
+
+    def free_page(self, page: Page) -> None:
+        """Free the frame, then fill it with ``POISON_BYTE``."""
+        super().free_page(page)
+        off = (page.pfn - self.start_pfn) << self.page_shift
+        self.mem[off : off + self.page_size] = bytes([POISON_BYTE]) * self.page_size
+
+
+def flags_of(page: Page) -> str:
+    """``locked|dirty`` for messages."""
+    return "|".join(name for bit, name in PG.NAMES if page.flags & bit) or "0"

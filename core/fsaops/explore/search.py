@@ -1,0 +1,459 @@
+"""Which schedules to run: every one up to *k* preemptions, or PCT's random ones.
+
+Every schedule runs in a child process forked from the machine built once
+(:class:`~fsaops.explore.setup.ExploredWorld`), so each starts from the same
+state and whatever it does is thrown away with the child; the child sends
+back its trace: at every scheduling point, the task that reached it, the
+runnable tasks with the pages each one's next step touches, and the one
+chosen.
+
+**Systematic** (:func:`explore_dfs`): the schedule with no preemption runs
+first.  From each schedule's trace, every other choice at every point of
+it that keeps the number of preemptions within the bound is a new schedule
+to run (the choices up to that point, that choice, then no preemption),
+taken in order of preemptions, fewest first (CHESS's iterative context
+bounding), so the first failing schedule found has the fewest preemptions
+any failing schedule has.  A *preemption* is a switch away from a task
+that could have gone on; a switch when it blocks or ends is free.  Two
+cheap reductions keep equivalent schedules from running twice: a
+preemption in front of a step that touches none of the pages the other
+task ever touches is the same as the one at the next point, so it is not
+tried; and a schedule whose choices so far are, page by page, the same
+steps in the same order as a schedule already run or queued (with no more
+preemptions) is not run again: steps on different pages commute.  The
+bounded space is *exhausted* when every schedule so generated has run.
+
+**Randomized** (:func:`explore_pct`): PCT (probabilistic concurrency
+testing) gives every task a random priority and lowers the running task's
+priority at *d* - 1 random steps; the highest-priority runnable task
+always runs.  A bug of depth *d* is found by one schedule with probability
+at least 1 / (n k^(d-1)) for n tasks and k steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import random
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Final
+
+from fsaops.errors import describe_exception
+from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
+from fsaops.explore.runtime import XTask, default_policy
+from fsaops.status import Status
+
+if TYPE_CHECKING:
+    from fsaops.explore.runtime import Policy
+    from fsaops.explore.setup import ExploredWorld
+
+__all__ = [
+    "Deviations",
+    "PctPolicy",
+    "Trace",
+    "deviations",
+    "explore_dfs",
+    "explore_pct",
+    "fork_run",
+    "preemptions",
+]
+
+Trace = list[tuple[int, int, tuple[int, ...], tuple[int, ...]]]
+"""One ``(current, chosen, runnable, masks)`` per scheduling point (see the controller)."""
+
+GRACE: Final = 10.0
+"""Seconds a child may take beyond the schedule's own limit before it is killed."""
+
+
+# -- policies -------------------------------------------------------------------------
+
+
+class Deviations:
+    """A policy that makes the given choices at the given points and none elsewhere.
+
+    ``choices`` maps a point's number to the task chosen there; everywhere
+    else the default (no preemption) applies.  A schedule is replayed from
+    the places where it differs from the default: that is what a replay
+    string records.
+    """
+
+    def __init__(self, choices: dict[int, int]) -> None:
+        self.choices = choices
+
+    def __call__(self, j: int, current: XTask | None, enabled: list[XTask]) -> XTask:
+        """The task to run at point ``j``."""
+        tid = self.choices.get(j)
+        if tid is not None:
+            for task in enabled:
+                if task.tid == tid:
+                    return task
+        return default_policy(j, current, enabled)
+
+
+class PctPolicy:
+    """PCT's scheduler (Burckhardt et al., ASPLOS 2010) for one schedule.
+
+    Args:
+        seed: this schedule's random seed.
+        depth: the bug depth *d*: *d* - 1 priority change points.
+        steps: how many points a schedule has (*k*), as measured.
+    """
+
+    def __init__(self, seed: int, depth: int, steps: int) -> None:
+        self.rng = random.Random(seed)
+        self.depth = max(depth, 1)
+        points = range(1, max(steps, self.depth) + 1)
+        picked = self.rng.sample(points, min(self.depth - 1, len(points)))
+        self.changes = {point: self.depth - 1 - i for i, point in enumerate(sorted(picked))}
+        self.priority: dict[int, float] = {}
+
+    def __call__(self, j: int, current: XTask | None, enabled: list[XTask]) -> XTask:
+        """The runnable task of highest priority, after lowering it at a change point."""
+        priority = self.priority
+        for task in enabled:
+            if task.tid not in priority:
+                priority[task.tid] = self.depth + self.rng.random()
+        best = max(enabled, key=lambda t: priority[t.tid])
+        low = self.changes.get(j)
+        if low is not None:
+            priority[best.tid] = low
+            best = max(enabled, key=lambda t: priority[t.tid])
+        return best
+
+
+def preemptions(trace: Trace) -> int:
+    """How many switches of a schedule left a task that could have gone on."""
+    return sum(1 for cur, chosen, enabled, _ in trace if cur in enabled and chosen != cur)
+
+
+def deviations(trace: Trace) -> dict[int, int]:
+    """The points where a schedule's choice differs from the default policy's, and the choice."""
+    out = {}
+    for j, (cur, chosen, enabled, _) in enumerate(trace):
+        default = cur if cur in enabled else min(enabled)
+        if chosen != default:
+            out[j] = chosen
+    return out
+
+
+# -- running one schedule ------------------------------------------------------------------
+
+
+def fork_run(
+    xworld: ExploredWorld,
+    *,
+    forced: Sequence[int] = (),
+    policy: Callable[[], Policy | None] = lambda: None,
+    record: bool = False,
+    timeout: float = SCHEDULE_SECONDS,
+) -> RunResult:
+    """Run one schedule in a forked child of this process; returns what it came to.
+
+    ``policy`` is called in the child to make the policy.  A child that
+    does not answer within ``timeout`` (and a grace period) is killed, and
+    that is the schedule's failure.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (coverage does not follow forks)
+        os.close(rfd)
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            done = execute(
+                xworld, forced=tuple(forced), policy=policy(), record=record, timeout=timeout
+            )
+            data = marshal.dumps(done)
+        except BaseException as exc:
+            data = marshal.dumps({"error": describe_exception(exc)})
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(wfd, view)
+                view = view[written:]
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout + GRACE
+    killed = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            ready, _, _ = select.select([rfd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(rfd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(rfd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if killed:
+        return _broken(f"the schedule did not end within {timeout + GRACE:g} s (stopped)")
+    try:
+        result: RunResult = marshal.loads(b"".join(chunks))
+    except (EOFError, ValueError, TypeError):
+        return _broken("the process running the schedule died without an answer")
+    if "error" in result:
+        return _broken(f"the schedule could not run: {result['error']}")
+    return result
+
+
+def _broken(problem: str) -> RunResult:
+    return {
+        "trace": [],
+        "names": [],
+        "keys": [],
+        "footprints": [],
+        "outcome": "error",
+        "problems": [(Status.KERNEL_BUG.value, problem)],
+        "reasons": [],
+        "labels": [],
+        "seconds": 0.0,
+    }
+
+
+# -- systematic ------------------------------------------------------------------------------
+
+
+class Found:
+    """What a search came to.
+
+    Attributes:
+        schedules: schedules run.
+        exhausted: every schedule within the bound ran (systematic only).
+        failure: the first failing schedule's result and its choices, or ``None``.
+        reasons: why the migration gave pages up, as the engine said, with
+            the number of schedules each reason came up in.
+        seconds: wall time of the search.
+    """
+
+    def __init__(self) -> None:
+        self.schedules = 0
+        self.exhausted = False
+        self.failure: tuple[RunResult, dict[int, int]] | None = None
+        self.reasons: dict[str, int] = {}
+        self.seconds = 0.0
+        self.steps = 0
+
+    def add(self, result: RunResult) -> bool:
+        """Count a schedule; True when it failed (and is the one kept)."""
+        self.schedules += 1
+        self.steps = max(self.steps, len(result["trace"]))
+        for why in result["reasons"]:
+            self.reasons[why] = self.reasons.get(why, 0) + 1
+        if result["problems"] and self.failure is None:
+            self.failure = (result, deviations(result["trace"]))
+            return True
+        return False
+
+
+class _Hasher:
+    """Incremental fingerprints of schedule prefixes, up to commuting steps on different pages.
+
+    Two prefixes get the same fingerprint when every task made the same
+    number of steps and, page by page, the steps touching that page came in
+    the same order: then they reach the same state.
+    """
+
+    __slots__ = ("chains", "counts", "keys", "nbits")
+
+    def __init__(self, keys: Sequence[str], nbits: int) -> None:
+        self.keys = keys
+        self.nbits = nbits
+        self.chains = [0] * nbits
+        self.counts: dict[str, int] = {}
+
+    def copy(self) -> _Hasher:
+        other = _Hasher.__new__(_Hasher)
+        other.keys = self.keys
+        other.nbits = self.nbits
+        other.chains = list(self.chains)
+        other.counts = dict(self.counts)
+        return other
+
+    def step(self, tid: int, mask: int) -> None:
+        key = self.keys[tid] if tid < len(self.keys) else str(tid)
+        n = self.counts.get(key, 0) + 1
+        self.counts[key] = n
+        chains = self.chains
+        bit = 0
+        while mask:
+            if mask & 1:
+                chains[bit] = hash((chains[bit], key, n))
+            mask >>= 1
+            bit += 1
+
+    def fingerprint(self) -> int:
+        return hash((tuple(self.chains), tuple(sorted(self.counts.items()))))
+
+    def peek(self, tid: int, mask: int) -> int:
+        other = self.copy()
+        other.step(tid, mask)
+        return other.fingerprint()
+
+
+def explore_dfs(
+    xworld: ExploredWorld,
+    *,
+    preemptions_bound: int,
+    max_schedules: int | None = None,
+    reduce: bool = True,
+    run: Callable[[Sequence[int]], RunResult] | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Found:
+    """Every schedule with at most ``preemptions_bound`` preemptions (see the module).
+
+    With ``reduce`` (the default) schedules equivalent to one already run
+    or queued (steps on different pages commute) are not run again; without
+    it every schedule within the bound runs.  Stops at the first failing
+    schedule (one with the fewest preemptions any failing schedule has), or
+    after ``max_schedules`` schedules (then not exhausted).
+    """
+    runner = run or (lambda forced: fork_run(xworld, forced=forced))
+    nbits = xworld.pages.count
+    found = Found()
+    start = time.perf_counter()
+    exhausted = True
+    # levels[c]: prefixes (forced choices) to run whose schedule has c preemptions.
+    levels: list[list[tuple[int, ...]]] = [[] for _ in range(preemptions_bound + 1)]
+    levels[0].append(())
+    seen: dict[tuple[int, int], int] = {}
+    for forced in _pending(levels):
+        if max_schedules is not None and found.schedules >= max_schedules:
+            exhausted = False
+            break
+        result = runner(forced)
+        if progress is not None:
+            progress(found.schedules + 1)
+        if found.add(result):
+            exhausted = False
+            break
+        _branch(result, forced, levels, seen, nbits, preemptions_bound, reduce)
+    found.exhausted = exhausted
+    found.seconds = time.perf_counter() - start
+    return found
+
+
+def _pending(levels: list[list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:
+    """The queued prefixes, fewest preemptions first (depth first within a level)."""
+    while True:
+        for stack in levels:
+            if stack:
+                yield stack.pop()
+                break
+        else:
+            return
+
+
+def _branch(
+    result: RunResult,
+    forced: tuple[int, ...],
+    levels: list[list[tuple[int, ...]]],
+    seen: dict[tuple[int, int], int],
+    nbits: int,
+    bound: int,
+    reduce: bool,
+) -> None:
+    """Queue every other choice at every point after ``forced`` that stays within the bound.
+
+    With ``reduce``: a preemption in front of a step that touches none of
+    the pages the other task may ever touch is left to the next point (the
+    two orders are the same schedule), and a prefix that is, page by page,
+    the same steps in the same order as one already queued or run with no
+    more preemptions is not queued again.
+    """
+    trace: Trace = result["trace"]
+    footprints: list[int] = result["footprints"]
+    hasher = _Hasher(result["keys"], nbits)
+    spent = 0
+    choices: list[int] = []
+    new: list[tuple[int, tuple[int, ...]]] = []
+    for j, (cur, chosen, enabled, masks) in enumerate(trace):
+        running = cur in enabled
+        if j >= len(forced):
+            cur_mask = masks[enabled.index(cur)] if running else 0
+            for alt, mask in zip(enabled, masks, strict=True):
+                if alt == chosen:
+                    continue
+                preempt = running and alt != cur
+                cost = spent + preempt
+                if cost > bound:
+                    continue
+                if reduce:
+                    if preempt and not cur_mask & _footprint(footprints, alt):
+                        continue  # the step in front commutes with all alt does: try it later
+                    key = (hasher.peek(alt, mask), alt)
+                    if seen.get(key, bound + 1) <= cost:
+                        continue
+                    seen[key] = cost
+                new.append((cost, (*choices, alt)))
+        spent += running and chosen != cur
+        if reduce:
+            hasher.step(chosen, masks[enabled.index(chosen)])
+            key = (hasher.fingerprint(), chosen)
+            if seen.get(key, bound + 1) > spent:
+                seen[key] = spent
+        choices.append(chosen)
+    # Deepest first within a level, so the stack runs depth first.
+    for cost, prefix in sorted(new, key=lambda item: len(item[1])):
+        levels[cost].append(prefix)
+
+
+def _footprint(footprints: list[int], tid: int) -> int:
+    return footprints[tid] if tid < len(footprints) else -1
+
+
+# -- randomized -------------------------------------------------------------------------------
+
+
+def explore_pct(
+    xworld: ExploredWorld,
+    *,
+    depth: int,
+    schedules: int,
+    seed: int,
+    run: Callable[[Callable[[], Policy | None]], RunResult] | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Found:
+    """``schedules`` PCT schedules of depth ``depth`` from ``seed``; stops at the first failure."""
+    runner = run or (lambda policy: fork_run(xworld, policy=policy))
+    found = Found()
+    start = time.perf_counter()
+    first = runner(lambda: None)
+    steps = max(len(first["trace"]), 1)
+    rng = random.Random(seed)
+    found.add(first)
+    if progress is not None:
+        progress(1)
+    while found.failure is None and found.schedules < schedules:
+        sub = rng.getrandbits(64)
+
+        def make(sub: int = sub) -> Policy:
+            return PctPolicy(sub, depth, steps)
+
+        result = runner(make)
+        found.add(result)
+        if progress is not None:
+            progress(found.schedules)
+    found.seconds = time.perf_counter() - start
+    return found

@@ -1,0 +1,423 @@
+"""What a schedule runs on: the table, its pages and the tasks, built once.
+
+A :class:`Setup` names everything the explored machine is made of (the
+table, the page and block sizes, the kernel's semantics, the number of
+pages and the accessor tasks with their pages); a replay string records
+it.  :class:`ExploredWorld` builds that machine once, through the one
+builder (:class:`~fsaops.world.World`), and every schedule starts from it.
+
+The pages are the explorer's pages 0, 1, ...: each a page of its own file
+on one mount of the table (or, for the swap cache's table, one page of
+anonymous memory of its own process), isolated for migration, with a new
+page for each on the target node.  A page's state follows the tasks that
+work on it: dirty for ``writeback``, mapped for ``mmap-write``, a swap pte
+for ``swapin``; otherwise odd pages are dirty (where the table can write),
+and even anonymous pages are mapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from fsaops.config.effective import SWAP
+from fsaops.errors import ConfigError
+from fsaops.explore.runtime import Pages
+from fsaops.explore.tasks import ACCESSORS, Accessor, Runtime, accessor, make_body
+from fsaops.page import PG
+from fsaops.proofs import snapshot_places
+from fsaops.world import Area, File, PageSpec, PreparedPage, SetupError, World
+
+if TYPE_CHECKING:
+    from fsaops.aops import AddressSpaceOperations, FileSystemType
+    from fsaops.fs import SuperBlock
+    from fsaops.kernel import Kernel
+    from fsaops.lists import PageList
+    from fsaops.plugins import Registry
+    from fsaops.proofs import Placed
+    from fsaops.rmap import Mm, Vma
+    from fsaops.sched import Task
+
+__all__ = [
+    "DEFAULT_PAGES",
+    "MAX_PAGES",
+    "MAX_TASKS",
+    "ExploredWorld",
+    "Setup",
+    "TableInfo",
+    "Target",
+    "TaskSpec",
+    "applies",
+    "assign_pages",
+    "check_setup",
+    "default_tasks",
+    "probe",
+]
+
+DEFAULT_PAGES: Final = 4
+"""Pages the migration task moves unless told otherwise."""
+
+MAX_PAGES: Final = 16
+"""The most pages a schedule may have (a page is a bit of a step's label)."""
+
+MAX_TASKS: Final = 16
+"""The most accessor tasks a schedule may have."""
+
+SOURCE_NODE: Final = 0
+TARGET_NODE: Final = 1
+
+
+@attrs.frozen
+class TaskSpec:
+    """One accessor task: its kind and the explorer page it works on."""
+
+    name: str
+    page: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.page}"
+
+
+@attrs.frozen
+class Setup:
+    """Everything the explored machine is made of.
+
+    Attributes:
+        fs: the filesystem type's name.
+        mode: its mount mode (which selects the table).
+        block_size: the mount's block size (``None``: the type's default).
+        page_size: bytes per page.
+        semantics: the release of the migration code (``v4``, ``2.6.16``, ``2.6.17``).
+        pages: how many pages the migration task moves.
+        tasks: the accessor tasks, each with its page.
+    """
+
+    fs: str
+    mode: str
+    block_size: int | None = None
+    page_size: int = 4096
+    semantics: str = "v4"
+    pages: int = DEFAULT_PAGES
+    tasks: tuple[TaskSpec, ...] = ()
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether the pages are anonymous memory (the swap cache's table)."""
+        return self.fs == SWAP
+
+
+@attrs.frozen
+class Target:
+    """One of the explorer's pages, as built.
+
+    Attributes:
+        index: its number.
+        prepared: the page and what it must keep.
+        record: its file or area.
+        rindex: its index there.
+    """
+
+    index: int
+    prepared: PreparedPage
+    record: File | Area
+    rindex: int
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether it is anonymous memory."""
+        return isinstance(self.record, Area)
+
+    def file(self) -> File:
+        """Its file.
+
+        Raises:
+            fsaops.world.SetupError: it is anonymous memory.
+        """
+        if not isinstance(self.record, File):
+            raise SetupError(f"page {self.index} is anonymous memory, not a file page")
+        return self.record
+
+
+# -- which tasks apply ------------------------------------------------------------------
+
+
+@attrs.frozen
+class TableInfo:
+    """What the explorer found out about a table by building one page of it.
+
+    Attributes:
+        kind: ``anonymous``, ``buffered`` (file pages with buffer heads) or
+            ``unbuffered``.
+        journal: its filesystem keeps a journal (something with ``commit()``
+            hangs off the superblock, as ext3's kjournald does).
+    """
+
+    kind: str
+    journal: bool = False
+
+
+def probe(fstype: FileSystemType, mode: str, registry: Registry | None) -> TableInfo:
+    """What the table's pages are, found by building one on a small machine.
+
+    Raises:
+        fsaops.world.SetupError: the mode keeps no pages in the page cache.
+    """
+    if fstype.name == SWAP:
+        return TableInfo("anonymous")
+    if not fstype.has_page_cache(mode):
+        raise SetupError(
+            f"{fstype.name} mode {mode} keeps no pages in the page cache (execute in place): "
+            "there is nothing to migrate"
+        )
+    world = World(registry=registry, nodes=2, node_pages=16)
+    sb = world.mount(fstype, mode)
+    prepared = world.make_page(PageSpec(), on=sb)
+    kind = "buffered" if prepared.page.flags & PG.private else "unbuffered"
+    return TableInfo(kind, callable(getattr(sb.s_fs_info, "commit", None)))
+
+
+def applies(acc: Accessor, fstype: FileSystemType, mode: str, info: TableInfo) -> str | None:
+    """Why ``acc`` does not apply to the table's pages, or ``None`` if it does."""
+    table = fstype.aops(mode)
+    kind = info.kind
+    if kind not in acc.kinds:
+        what = {"anonymous": "anonymous memory", "buffered": "pages with buffer heads"}
+        return (
+            f"{acc.name} works on {', '.join(sorted(acc.kinds))} pages, "
+            f"not {what.get(kind, kind + ' pages')}"
+        )
+    if acc.member and getattr(table, acc.member, None) is None:
+        return f"{acc.name} needs {table.name}.{acc.member}, which is NULL"
+    if acc.name == "write" and table.commit_write is None:
+        return f"{acc.name} needs {table.name}.commit_write, which is NULL"
+    if acc.name == "truncate" and fstype.is_buffer_cache(mode):
+        return f"{acc.name} works on regular files, and {table.name} is a buffer-cache mapping"
+    if acc.journal and not info.journal:
+        return f"{acc.name} needs a filesystem with a journal (such as ext3)"
+    return None
+
+
+def default_tasks(fstype: FileSystemType, mode: str, info: TableInfo) -> list[str]:
+    """Every accessor that applies to the table's pages, in catalog order."""
+    return [acc.name for acc in ACCESSORS if applies(acc, fstype, mode, info) is None]
+
+
+def _conflict(acc: Accessor, others: Sequence[Accessor], anonymous: bool) -> bool:
+    if "alone" in acc.needs and others:
+        return True
+    if any("alone" in other.needs for other in others):
+        return True
+    needs = set(acc.needs).union(*(o.needs for o in others))
+    return anonymous and "mapped" in needs and "swapped" in needs
+
+
+def assign_pages(
+    names: Iterable[str | TaskSpec], pages: int, *, anonymous: bool
+) -> tuple[TaskSpec, ...]:
+    """Give every task a page: the one asked for, else the page with the fewest tasks it fits.
+
+    Raises:
+        fsaops.world.SetupError: a page number is out of range, or a task fits no page
+            (``truncate`` wants a page of its own; anonymous ``mmap-write``
+            and ``swapin`` want a present and a swap pte).
+    """
+    on: list[list[Accessor]] = [[] for _ in range(pages)]
+    out: list[TaskSpec] = []
+    wanted: list[tuple[Accessor, int | None]] = []
+    for item in names:
+        if isinstance(item, TaskSpec):
+            wanted.append((accessor(item.name), item.page))
+        else:
+            wanted.append((accessor(item), None))
+    for acc, page in wanted:
+        if page is not None:
+            if not 0 <= page < pages:
+                raise SetupError(f"task {acc.name}@{page}: there are pages 0 to {pages - 1}")
+            if _conflict(acc, on[page], anonymous):
+                raise SetupError(
+                    f"task {acc.name}@{page} cannot share page {page} with "
+                    f"{', '.join(o.name for o in on[page])}"
+                )
+            on[page].append(acc)
+            out.append(TaskSpec(acc.name, page))
+    for acc, page in wanted:
+        if page is not None:
+            continue
+        fits = [p for p in range(pages) if not _conflict(acc, on[p], anonymous)]
+        if not fits:
+            raise SetupError(
+                f"task {acc.name} fits none of the {pages} pages (truncate wants a page of its "
+                "own; give more pages with --pages)"
+            )
+        best = min(fits, key=lambda p: (len(on[p]), p))
+        on[best].append(acc)
+        out.append(TaskSpec(acc.name, best))
+    order = {id(spec): i for i, spec in enumerate(out)}
+    return tuple(sorted(out, key=lambda s: (s.page, order[id(s)])))
+
+
+# -- the world ---------------------------------------------------------------------------
+
+
+class ExploredWorld:
+    """The machine every schedule starts from, built once.
+
+    Args:
+        setup: what to build.
+        fstype: the filesystem type (resolved from the registry by the caller).
+        registry: the loaded plugins (for the swap table of anonymous pages).
+
+    Attributes:
+        world: the builder's world (kernel, contents, oracle, files, areas).
+        targets: the explorer's pages.
+        pages: which page each kernel object belongs to.
+        tasks: the accessor tasks: (name, kernel task, page mask, body).
+        views: file pages that processes map (for the read-back).
+        truncated: the files a ``truncate`` task emptied (by id), in a run.
+        to: the new pages.
+        places: where every page was before migration (the placement proof's start).
+        rt: what the task bodies need at run time.
+
+    Raises:
+        fsaops.world.SetupError: the machine cannot be built as asked.
+    """
+
+    def __init__(
+        self, setup: Setup, fstype: FileSystemType, registry: Registry | None = None
+    ) -> None:
+        self.setup = setup
+        self.fstype = fstype
+        n = setup.pages
+        if not 1 <= n <= MAX_PAGES:
+            raise SetupError(f"the explorer works on 1 to {MAX_PAGES} pages, not {n}")
+        if len(setup.tasks) > MAX_TASKS:
+            raise SetupError(f"at most {MAX_TASKS} accessor tasks, not {len(setup.tasks)}")
+        anonymous = setup.anonymous
+        self.world = World(
+            registry=registry,
+            nodes=2,
+            node_pages=max(32, 6 * n + 16),
+            page_size=setup.page_size,
+            semantics=setup.semantics,
+            swap_slots=4 * n + 8 if anonymous else 0,
+            seed=0,
+        )
+        kernel = self.world.kernel
+        self.sb: SuperBlock | None = None
+        if anonymous:
+            if self.world.kernel.swapper_space is None:  # pragma: no cover - swapon above
+                raise SetupError("no swap device")
+        else:
+            self.sb = self.world.mount(fstype, setup.mode, block_size=setup.block_size)
+        self.table: AddressSpaceOperations = (
+            kernel.swapper_space.a_ops  # type: ignore[union-attr]
+            if anonymous
+            else self.sb.a_ops  # type: ignore[union-attr]
+        )
+        self.pages = Pages(n)
+        self.views: list[tuple[File, int, Mm, Vma]] = []
+        self.truncated: set[int] = set()
+        self.rt = Runtime()
+        self.targets: list[Target] = []
+        on: list[list[Accessor]] = [[] for _ in range(n)]
+        for spec in setup.tasks:
+            if not 0 <= spec.page < n:
+                raise SetupError(f"task {spec}: there are pages 0 to {n - 1}")
+            on[spec.page].append(accessor(spec.name))
+        for i in range(n):
+            self.targets.append(self._build_page(i, on[i]))
+        first = self.targets[0].prepared.page
+        bh = first.private if first.flags & PG.private else None
+        self.buffers_per_page = 0 if bh is None else setup.page_size // bh.b_size
+        self.tasks: list[tuple[str, Task, int, object]] = []
+        for spec in setup.tasks:
+            acc = accessor(spec.name)
+            target = self.targets[spec.page]
+            body = make_body(spec.name, self, target, self.rt)
+            mask = self.pages.all if acc.whole_mount else 1 << spec.page
+            self.tasks.append((str(spec), kernel.new_task(str(spec)), mask, body))
+        self.to: PageList = self.world.new_pages(n, TARGET_NODE)
+        self.places: dict[int, Placed] = snapshot_places(self.world, SOURCE_NODE)
+
+    def __repr__(self) -> str:
+        return f"<ExploredWorld {self.setup.fs}:{self.setup.mode} {self.setup.pages} pages>"
+
+    @property
+    def kernel(self) -> Kernel:
+        """The machine."""
+        return self.world.kernel
+
+    def _spec(self, i: int, accs: Sequence[Accessor]) -> PageSpec:
+        needs: set[str] = set().union(*(a.needs for a in accs)) if accs else set()
+        writable = self.table.writepage is not None
+        if self.setup.anonymous:
+            swapped = "swapped" in needs or "dirty" in needs
+            mapped = "mapped" in needs or (not swapped and i % 2 == 0)
+            if "dirty" in needs:
+                return PageSpec(writeback=True, seed=i)
+            return PageSpec(mapped=mapped, dirty=i % 2 == 1, seed=i)
+        dirty = writable and ("dirty" in needs or i % 2 == 1)
+        return PageSpec(dirty=dirty, mapped="mapped" in needs, seed=i)
+
+    def _build_page(self, i: int, accs: Sequence[Accessor]) -> Target:
+        spec = self._spec(i, accs)
+        try:
+            prepared = self.world.make_page(spec, on=self.sb)
+        except (SetupError, ValueError) as exc:
+            raise SetupError(f"page {i} ({spec}): {exc}") from exc
+        pages = self.pages
+        pages.by_pfn[prepared.page.pfn] = i
+        if prepared.inode is not None:
+            record: File | Area = self.world.record_of(prepared.inode)
+            pages.add(prepared.inode.i_mapping, i)
+        else:
+            record = self.world.areas[-1]
+            vma = record.vma
+            if vma.anon_vma is not None:
+                pages.add(vma.anon_vma, i)
+            swapper = self.world.kernel.swapper_space
+            if swapper is not None:
+                pages.add(swapper, i)
+        if prepared.mm is not None:
+            pages.add(prepared.mm, i)
+        return Target(i, prepared, record, prepared.spec.index)
+
+    def register_process(self, mm: Mm, index: int) -> None:
+        """A process of page ``index`` (its locks belong to that page)."""
+        self.pages.add(mm, index)
+
+    def journal(self) -> object | None:
+        """The mount's journal (something with ``commit()``), or ``None``."""
+        info = None if self.sb is None else self.sb.s_fs_info
+        return info if callable(getattr(info, "commit", None)) else None
+
+    def stale_data(self, record: File | Area, rindex: int, data: bytes) -> str | None:
+        """Why ``data`` is no version of that page the world ever wrote, or ``None``."""
+        contents = self.world.contents
+        stamp = contents.identify(data)
+        cindex = record.first + rindex if isinstance(record, Area) else rindex
+        if (
+            stamp is not None
+            and stamp.this_seed
+            and (stamp.owner, stamp.index) == (record.owner, cindex)
+            and stamp.gen <= (record.gens[rindex] if rindex < len(record.gens) else stamp.gen)
+            and data == contents.page(record.owner, cindex, stamp.gen)
+        ):
+            return None
+        if data and all(b == data[0] for b in data):
+            return f"{len(data)} bytes of {data[0]:#04x} (a freed frame)"
+        return "bytes that are no version of the page"
+
+
+def check_setup(setup: Setup, fstype: FileSystemType, info: TableInfo) -> None:
+    """Refuse tasks that do not apply to the table's pages.
+
+    Raises:
+        ConfigError: a task does not apply, saying why.
+    """
+    for spec in setup.tasks:
+        why = applies(accessor(spec.name), fstype, setup.mode, info)
+        if why is not None:
+            raise ConfigError(f"task {spec.name}: {why}")

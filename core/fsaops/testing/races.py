@@ -1,0 +1,139 @@
+"""The opt-in race promise: a table's ``migratepage`` under concurrent tasks, explored.
+
+:class:`MigratepageRaces` is subclassed like
+:class:`~fsaops.testing.conformance.MigratepageConformance`, naming a
+filesystem and a mode.  Its tests run the explorer (:mod:`fsaops.explore`)
+with small bounds against the table: every accessor that applies to the
+table's pages, alone with the migration of :attr:`~MigratepageRaces.pages`
+pages, under every schedule with at most
+:attr:`~MigratepageRaces.preemptions` preemptions; then every such accessor
+at once under :attr:`~MigratepageRaces.pct_schedules` PCT schedules.  A
+failing schedule fails the test with the schedule in kernel terms (task,
+step, kernel function, page, lock) and its replay string.  It takes seconds,
+not milliseconds, so it is a class of its own: the conformance suite stays
+fast, and a plugin opts in by subclassing this one too.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from fsaops.errors import FsaopsError
+from fsaops.explore import ExploreResult, explore
+from fsaops.explore.api import render_text
+from fsaops.explore.setup import applies, probe
+from fsaops.explore.tasks import ACCESSORS
+from fsaops.testing.harness import SetupError, Subject, resolve_subject
+
+__all__ = ["MigratepageRaces"]
+
+
+class MigratepageRaces:
+    """Subclass me, naming a filesystem and a mode, to explore its ``migratepage`` for races.
+
+    Set ``filesystem`` to the filesystem's name (resolved through the plugin
+    loader with only its plugin selected) or a ``FileSystemType``; ``None``
+    takes ``--fsaops-filesystem`` from the command line.  ``mode`` is the
+    mount mode (``None``: ``--fsaops-mode``, else the type's default),
+    ``plugin`` the entry-point name of the plugin when it is not the
+    filesystem's own name, ``block_size`` the block size to mount with,
+    ``semantics`` the release of the migration code.  The bounds:
+    ``pages`` the migration task moves (2), ``preemptions`` of the
+    systematic search per accessor (2), PCT's ``pct_depth`` (3),
+    ``pct_schedules`` (100; 0 for none) and ``seed`` (0).
+    """
+
+    filesystem: ClassVar[object] = None
+    mode: ClassVar[str | None] = None
+    plugin: ClassVar[str | None] = None
+    block_size: ClassVar[int | None] = None
+    semantics: ClassVar[str] = "v4"
+    pages: ClassVar[int] = 2
+    preemptions: ClassVar[int] = 2
+    """The bound *k* of the systematic search, per accessor."""
+    pct_depth: ClassVar[int] = 3
+    pct_schedules: ClassVar[int] = 100
+    """How many PCT schedules the run with every accessor takes (0: none)."""
+    seed: ClassVar[int] = 0
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fsaops_race_subject(cls, request: pytest.FixtureRequest) -> Subject:
+        """The filesystem and mode under test, resolved once per class."""
+        filesystem = cls.filesystem
+        mode = cls.mode
+        if filesystem is None:
+            filesystem = request.config.getoption("fsaops_filesystem", default=None)
+            if mode is None:
+                mode = request.config.getoption("fsaops_mode", default=None)
+        if filesystem is None:
+            pytest.fail(
+                f"{cls.__name__} names no filesystem: set `filesystem` on the class "
+                "or pass --fsaops-filesystem",
+                pytrace=False,
+            )
+        try:
+            return resolve_subject(
+                filesystem,  # type: ignore[arg-type]
+                mode,
+                (),
+                plugin=cls.plugin,
+                block_size=cls.block_size,
+            )
+        except SetupError as exc:
+            pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+
+    def _explore(self, subject: Subject, tasks: list[str], **bounds: int | None) -> ExploreResult:
+        try:
+            return explore(
+                subject.fstype,
+                subject.mode,
+                pages=self.pages,
+                tasks=tasks,
+                semantics=self.semantics,
+                block_size=subject.block_size,
+                **bounds,  # type: ignore[arg-type]
+            )
+        except FsaopsError as exc:
+            pytest.fail(f"{subject.describe()}: the explorer could not run: {exc}", pytrace=False)
+
+    def _accessors(self, subject: Subject) -> list[str]:
+        if not subject.fstype.has_page_cache(subject.mode):
+            pytest.skip(f"{subject.describe()} keeps no pages in the page cache")
+        info = probe(subject.fstype, subject.mode, None)
+        return [
+            acc.name
+            for acc in ACCESSORS
+            if applies(acc, subject.fstype, subject.mode, info) is None
+        ]
+
+    @staticmethod
+    def _holds(subject: Subject, result: ExploreResult) -> None:
+        if result.failures:
+            pytest.fail(
+                f"{subject.describe()}: a schedule fails\n{render_text(result)}", pytrace=False
+            )
+
+    def test_race_no_schedule_with_one_accessor_fails(self, fsaops_race_subject: Subject) -> None:
+        """Each accessor alone with the migration: no schedule up to k preemptions fails."""
+        for name in self._accessors(fsaops_race_subject):
+            result = self._explore(fsaops_race_subject, [name], preemptions=self.preemptions)
+            self._holds(fsaops_race_subject, result)
+
+    def test_race_no_pct_schedule_with_every_accessor_fails(
+        self, fsaops_race_subject: Subject
+    ) -> None:
+        """Every accessor at once: no PCT schedule fails."""
+        if not self.pct_schedules:
+            pytest.skip("pct_schedules = 0")
+        tasks = self._accessors(fsaops_race_subject)
+        result = self._explore(
+            fsaops_race_subject,
+            tasks,
+            pct=self.pct_depth,
+            schedules=self.pct_schedules,
+            seed=self.seed,
+        )
+        self._holds(fsaops_race_subject, result)

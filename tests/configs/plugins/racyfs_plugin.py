@@ -1,0 +1,163 @@
+"""Racy ``migratepage`` implementations: right when nothing else runs, wrong under some schedule.
+
+Each function below is ext2's ``buffer_migrate_page`` (V4 5/6) with one
+mistake that only another task running at the wrong moment exposes: a
+fault, a store through a mapping, a buffer lookup, writeback.  The module is
+an fsaops plugin: :func:`fsaops_filesystem_types` provides one filesystem
+type per function, ``race_<name>``, whose only table, ``<name>_aops``, is
+ext2's (``ext2_nobh_aops`` where :data:`BASE` says so) with the racy
+``migratepage``.  ``tests/test_explore_races.py`` shows that ``fsaops
+explore`` finds each one within its default bounds, and records whether the
+serial conformance suite does too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from errno import EAGAIN
+
+import attrs
+
+import fsaops
+from fsaops import FileSystemType, buffer_migrate_page, migrate_page_copy
+from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
+from fsaops.mapping import AddressSpace
+from fsaops.page import PG, Page, lock_page, page_address, unlock_page
+from fsaops_ext2 import EXT2, ext2_aops, ext2_nobh_aops
+
+Migratepage = Callable[[Page, Page], int]
+
+
+def _lock_buffers(head: BufferHead) -> None:
+    for bh in buffers(head):
+        bh.b_count += 1
+        lock_buffer(bh)
+
+
+def _retarget(newpage: Page, page: Page, head: BufferHead) -> None:
+    mask = newpage.node.page_size - 1
+    base = newpage.pfn << newpage.node.page_shift
+    for bh in buffers(head):
+        bh.b_page = newpage
+        bh.b_data = base + (bh.b_data & mask)
+
+
+def _release_buffers(head: BufferHead) -> None:
+    for bh in buffers(head):
+        unlock_buffer(bh)
+        bh.b_count -= 1
+
+
+def checks_refs_without_tree_lock(newpage: Page, page: Page) -> int:
+    """Checks the reference count, unmaps, then moves the slot without checking again."""
+    mapping = page.mapping
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if page.count != page.mapcount + 3:
+        return -EAGAIN
+    if page.mapcount and mapping.kernel.semantics.unmap(page):
+        return -EAGAIN
+    with mapping.tree_lock:
+        # No re-check: a reference taken since the count was read is not seen.
+        mapping.page_tree[page.index] = newpage
+        newpage.count += 1
+        newpage.index = page.index
+        newpage.mapping = page.mapping
+        page.count -= 1
+    head: BufferHead = page.private
+    with mapping.private_lock:
+        _lock_buffers(head)
+        page.flags &= ~PG.private
+        newpage.private = head
+        page.private = 0
+        page.count -= 1
+        newpage.count += 1
+        _retarget(newpage, page, head)
+        newpage.flags |= PG.private
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+def drops_private_lock_before_retargeting(newpage: Page, page: Page) -> int:
+    """Locks the buffers under ``private_lock``, drops it, moves ``PG_private`` without it."""
+    mapping = page.mapping
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if mapping.kernel.semantics.migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head: BufferHead = page.private
+    with mapping.private_lock:
+        _lock_buffers(head)
+    # private_lock dropped: a lookup of the new page that holds it sees
+    # PG_private before the buffers are there.
+    page.flags &= ~PG.private
+    newpage.flags |= PG.private
+    with mapping.private_lock:
+        newpage.private = head
+        page.private = 0
+        page.count -= 1
+        newpage.count += 1
+        _retarget(newpage, page, head)
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+def copies_before_unmapping(newpage: Page, page: Page) -> int:
+    """Copies the contents first, while the ptes still let processes store into the page."""
+    early = bytes(page_address(page))
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        page_address(newpage)[:] = early  # the copy it made before unmapping
+    return rc
+
+
+def samples_dirty_before_unmapping(newpage: Page, page: Page) -> int:
+    """Decides whether the new page is dirty before the ptes are gone."""
+    was_dirty = bool(page.flags & PG.dirty)
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and not was_dirty and newpage.flags & PG.dirty:
+        newpage.flags &= ~PG.dirty  # "it was clean when we looked"
+        if newpage.flags & PG.private:
+            for bh in buffers(newpage.private):
+                bh.b_state &= ~BH.dirty
+    return rc
+
+
+def drops_the_page_lock(newpage: Page, page: Page) -> int:
+    """Drops the page lock to let others on (``cond_resched``), and forgets writeback."""
+    unlock_page(page)
+    page.node.kernel.sched.tick()  # cond_resched()
+    lock_page(page)
+    # Missing: if (PageWriteback(page)) return -EAGAIN;
+    return buffer_migrate_page(newpage, page)
+
+
+RACY: dict[str, Migratepage] = {
+    fn.__name__: fn
+    for fn in (
+        checks_refs_without_tree_lock,
+        drops_private_lock_before_retargeting,
+        copies_before_unmapping,
+        samples_dirty_before_unmapping,
+        drops_the_page_lock,
+    )
+}
+"""Every racy ``migratepage``, by name."""
+
+BASE = {"drops_the_page_lock": ext2_nobh_aops}
+"""The table a racy function replaces the ``migratepage`` of, when not ``ext2_aops``."""
+
+
+def filesystem(name: str) -> FileSystemType:
+    """ext2, with ``RACY[name]`` as the migratepage of its only table."""
+    base = BASE.get(name, ext2_aops)
+    table = attrs.evolve(base, name=f"{name}_aops", migratepage=RACY[name])
+    return attrs.evolve(EXT2, name=f"race_{name}", modes={"default": table}, page_cache={})
+
+
+@fsaops.hookimpl
+def fsaops_filesystem_types() -> list[FileSystemType]:
+    """One filesystem per racy function."""
+    return [filesystem(name) for name in RACY]

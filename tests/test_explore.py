@@ -1,0 +1,277 @@
+"""The explorer: schedules, the search, replay strings, the command, the race branches.
+
+Every schedule runs in a forked child from a machine built once; these
+tests keep the bounds small (a few hundred schedules at most) so that the
+suite stays fast.  The full bounds of every built-in table are measured by
+``tox -e explore``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fsaops import rmap
+from fsaops.cli import main
+from fsaops.errors import ConfigError
+from fsaops.explore import REPLAY_PREFIX, TaskSpec, decode_replay, encode_replay, explore, replay
+from fsaops.explore.api import render_text
+from fsaops.explore.search import fork_run, preemptions
+from fsaops.explore.setup import ExploredWorld, Setup, assign_pages, default_tasks, probe
+from fsaops.plugins import Registry, load_plugins
+from fsaops.status import Status
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield load_plugins()
+
+
+def _world(registry: Registry, fs: str, tasks: list[str], pages: int = 4) -> ExploredWorld:
+    fstype = registry.filesystem(fs)
+    specs = assign_pages(tasks, pages, anonymous=fs == "swap")
+    return ExploredWorld(Setup(fs, fstype.default_mode, pages=pages, tasks=specs), fstype, registry)
+
+
+def test_one_schedule_runs_end_to_end(registry: Registry) -> None:
+    xworld = _world(registry, "ext2", ["read-fault", "write"])
+    result = fork_run(xworld, record=True)
+    assert result["outcome"] == "done", result["problems"]
+    assert result["problems"] == []
+    assert result["names"][:3] == ["migrate", "read-fault@0", "write@1"]
+    # No preemption: the migration runs first, to the end, then each accessor.
+    assert preemptions(result["trace"]) == 0
+    functions = {label[2] for label in result["labels"]}
+    assert {"migrate_pages", "migrate_page_remove_references", "buffer_migrate_page"} <= functions
+    # The machine the schedule ran on is the parent's, untouched: it runs again the same.
+    again = fork_run(xworld, record=True)
+    assert again["trace"] == result["trace"]
+
+
+def test_the_bounded_space_of_two_accessors_is_exhausted(registry: Registry) -> None:
+    result = explore("ext2", tasks=["read-fault", "write"], preemptions=1, registry=registry)
+    assert result.exhausted
+    assert result.failures == ()
+    assert result.status is Status.OK
+    assert result.schedules > 10
+    assert result.tasks == ("read-fault@0", "write@1")
+    assert result.schedules_per_second > 0
+
+
+def test_the_tree_lock_recheck_is_reached_by_an_explored_schedule(registry: Registry) -> None:
+    """migrate_page_remove_references's "changed under us" branch: a fault's reference
+    taken after the count was checked, before tree_lock, is caught there."""
+    result = explore("ext2", tasks=["read-fault"], pages=1, preemptions=1, registry=registry)
+    assert result.exhausted and not result.failures
+    changed = [why for why in result.reasons if "changed under us" in why]
+    assert changed == ["reference count changed under us: 4, expected 3"]
+
+
+def test_the_reduction_runs_fewer_schedules_and_reaches_the_same_branches(
+    registry: Registry,
+) -> None:
+    kwargs: dict[str, Any] = {"tasks": ["read-fault", "write"], "pages": 2, "preemptions": 1}
+    reduced = explore("ext2", registry=registry, **kwargs)
+    full = explore("ext2", registry=registry, reduce=False, **kwargs)
+    assert reduced.exhausted and full.exhausted
+    assert reduced.schedules < full.schedules
+    assert set(reduced.reasons) == set(full.reasons)
+    assert not reduced.failures and not full.failures
+
+
+def test_pct_runs_the_schedules_asked_for_and_never_exhausts(registry: Registry) -> None:
+    result = explore(
+        "ext2", tasks=["read-fault", "write"], pct=3, schedules=20, seed=7, registry=registry
+    )
+    assert result.schedules == 20
+    assert not result.exhausted
+    assert result.bounds.pct_depth == 3 and result.bounds.seed == 7
+    assert not result.failures
+
+
+@pytest.fixture
+def no_swap_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rmap, "_SWAP_FAULT_RECHECK", False)
+
+
+def test_without_the_swap_fault_recheck_the_explorer_finds_the_race(
+    registry: Registry, no_swap_recheck: None
+) -> None:
+    """V4 1/6's re-check removed: under 2.6.16, whose migrate_page takes a migrated
+    anonymous page out of the swap cache (remove_from_swap), a swap fault that
+    slept on the page lock maps it anyway and frees its swap entry twice."""
+    result = explore("swap", tasks=["swapin"], pages=1, semantics="2.6.16", registry=registry)
+    assert result.failures, render_text(result)
+    (failure,) = result.failures
+    assert failure.status is Status.KERNEL_BUG
+    assert any("task swapin@0 failed" in p for _, p in failure.problems)
+    tasks = {step.task for step in failure.interleaving}
+    assert {"migrate", "swapin@0"} <= tasks
+    functions = {step.function for step in failure.interleaving}
+    assert "remove_from_swap_2616" in functions
+    text = render_text(result)
+    assert "FAILED (kernel bug)" in text
+    assert f"replay: fsaops explore --replay {failure.replay}" in text
+
+
+def test_with_the_swap_fault_recheck_nothing_fails(registry: Registry) -> None:
+    assert rmap._SWAP_FAULT_RECHECK
+    result = explore("swap", tasks=["swapin"], pages=1, semantics="2.6.16", registry=registry)
+    assert result.exhausted
+    assert result.failures == ()
+
+
+def test_a_replay_reruns_exactly_the_failing_schedule(
+    registry: Registry, no_swap_recheck: None
+) -> None:
+    found = explore("swap", tasks=["swapin"], pages=1, semantics="2.6.16", registry=registry)
+    (failure,) = found.failures
+    again = replay(failure.replay, registry=registry)
+    assert again.replayed and again.schedules == 1
+    (rerun,) = again.failures
+    assert rerun.problems == failure.problems
+    assert rerun.interleaving == failure.interleaving
+    assert rerun.replay == failure.replay
+
+
+def test_a_replay_string_records_everything() -> None:
+    setup = Setup(
+        "ext3",
+        "journal",
+        block_size=1024,
+        semantics="2.6.17",
+        pages=3,
+        tasks=(TaskSpec("write", 0), TaskSpec("kjournald", 2)),
+    )
+    from fsaops.explore import Bounds
+
+    bounds = Bounds(preemptions=None, pct_depth=3, schedules=50, seed=9)
+    text = encode_replay(setup, bounds, {4: 1, 17: 0})
+    assert text.startswith(REPLAY_PREFIX)
+    assert decode_replay(text) == (setup, bounds, {4: 1, 17: 0})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "xyz",
+        REPLAY_PREFIX + "!!!",
+        REPLAY_PREFIX + "e30",  # {}
+        REPLAY_PREFIX + "WzFd",  # [1]
+    ],
+)
+def test_a_damaged_replay_string_is_bad_input(text: str) -> None:
+    with pytest.raises(ConfigError, match="--replay"):
+        decode_replay(text)
+
+
+def test_default_tasks_are_every_accessor_that_applies(registry: Registry) -> None:
+    ext2 = registry.filesystem("ext2")
+    assert default_tasks(ext2, "default", probe(ext2, "default", registry)) == [
+        "read-fault",
+        "mmap-write",
+        "write",
+        "truncate",
+        "writeback",
+        "bh-lock",
+        "pin",
+    ]
+    ext3 = registry.filesystem("ext3")
+    assert "kjournald" in default_tasks(ext3, "ordered", probe(ext3, "ordered", registry))
+    swap = registry.filesystem("swap")
+    assert default_tasks(swap, "default", probe(swap, "default", registry)) == [
+        "mmap-write",
+        "writeback",
+        "swapin",
+        "pin",
+    ]
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main(["explore", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_the_command_exits_0_and_says_the_space_was_exhausted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    status, out, err = _run(
+        ["--fs", "ext2", "--tasks", "read-fault", "--pages", "1", "--preemptions", "1", "--json"],
+        capsys,
+    )
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["schema"] == 1 and data["status"] == "ok"
+    assert data["exhausted"] is True
+    assert data["failures"] == []
+    assert data["tasks"] == ["read-fault@0"]
+    assert data["bounds"] == {"preemptions": 1, "pct_depth": None, "schedules": None, "seed": 0}
+    assert data["schedules"] > 1 and data["schedules_per_second"] > 0
+    status, out, _ = _run(
+        ["--fs", "ext2", "--tasks", "read-fault", "--pages", "1", "--preemptions", "1"], capsys
+    )
+    assert status == 0
+    assert "the bounded space is exhausted" in out
+    assert "no schedule fails" in out
+
+
+def test_the_command_exits_1_on_a_failing_schedule_and_replays_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_swap_recheck: None
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    args = ["--fs", "swap", "--tasks", "swapin", "--pages", "1", "--semantics", "2.6.16"]
+    status, out, err = _run([*args, "--json"], capsys)
+    assert status == 1, err
+    data = json.loads(out)
+    assert data["status"] == "kernel bug"
+    (failure,) = data["failures"]
+    assert failure["problems"] and failure["interleaving"]
+    assert {"task", "kind", "function", "page", "pfn", "lock", "preempted"} == set(
+        failure["interleaving"][0]
+    )
+    status, out, _ = _run(["--replay", failure["replay"], "--json"], capsys)
+    assert status == 1
+    again = json.loads(out)
+    assert again["replayed"] is True
+    assert again["failures"][0]["problems"] == failure["problems"]
+    assert again["interleaving"] == failure["interleaving"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--fs", "nofs"], "unknown filesystem 'nofs'"),
+        (["--fs", "ext2", "--mode", "nomode"], "nomode"),
+        (["--fs", "ext2", "--tasks", "dance"], "unknown task 'dance'"),
+        (["--fs", "ext2", "--tasks", "swapin"], "swapin works on anonymous"),
+        (["--fs", "ext2", "--tasks", "kjournald"], "journal"),
+        (["--fs", "ext2", "--tasks", "write@9"], "pages 0 to 3"),
+        (["--fs", "ext2", "--pages", "0"], "positive integer"),
+        (["--fs", "ext2", "--semantics", "2.4"], "unknown semantics"),
+        (["--replay", "fsx1.AAAA"], "--replay"),
+        (["--replay", REPLAY_PREFIX, "--fs", "ext2"], "takes no --fs"),
+        ([], "needs --fs"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_the_json_envelope(
+    args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = _run([*args, "--json"], capsys)
+    assert status == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fsaops: error: ")
+    assert words in lines[0]
+    data = json.loads(out)
+    assert data["status"] == "bad input" and data["schema"] == 1
+    assert words in data["error"]

@@ -1,0 +1,162 @@
+"""Racy ``migratepage`` implementations: the explorer finds each; does the serial suite?
+
+``tests/configs/plugins/racyfs_plugin.py`` holds ext2's ``migratepage``
+with one race each, installed here as a third-party plugin (``racyfs``) the
+way pip would leave it.  ``fsaops explore`` must find every one within its
+default bounds (two preemptions, four pages), with the accessor task that
+races with it, and print its schedule.  For each, the serial conformance
+suite's verdict is recorded as observed.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fsaops.explore import explore, replay
+from fsaops.explore.api import render_text
+from fsaops.plugins import Registry, load_plugins
+from fsaops.testing.dist import write_dist_info
+
+PLUGINS = Path(__file__).parent / "configs" / "plugins"
+sys.path.insert(0, str(PLUGINS))
+import racyfs_plugin  # noqa: E402
+
+pytest_plugins = ["pytester"]
+
+RACES = {
+    "checks_refs_without_tree_lock": (["read-fault", "write"], "stale mapping"),
+    "drops_private_lock_before_retargeting": (["bh-lock"], "PG_private is set but private is 0"),
+    "copies_before_unmapping": (["mmap-write"], "lost"),
+    "samples_dirty_before_unmapping": (["mmap-write"], "a dirty state was lost"),
+    "drops_the_page_lock": (["writeback"], "under writeback"),
+}
+"""Each racy function: the accessors it races with, and words of what goes wrong."""
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """``racyfs`` installed (a dist-info on ``sys.path``), and the plugins loaded."""
+    site = tmp_path_factory.mktemp("site")
+    write_dist_info(site, "fsaops-racyfs", {"fsaops": {"racyfs": "racyfs_plugin"}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield load_plugins()
+
+
+def test_every_racy_function_is_listed() -> None:
+    assert set(RACES) == set(racyfs_plugin.RACY)
+
+
+@pytest.mark.parametrize("name", sorted(RACES))
+def test_the_explorer_finds_the_race(name: str, registry: Registry) -> None:
+    tasks, words = RACES[name]
+    result = explore(f"race_{name}", tasks=tasks, registry=registry)
+    assert result.failures, f"{name}: no schedule fails in {result.schedules}"
+    (failure,) = result.failures
+    assert any(words in problem for _, problem in failure.problems), failure.problems
+    # The schedule in kernel terms: the migration and the accessor both ran.
+    ran = {step.task.split("@")[0] for step in failure.interleaving}
+    assert {"migrate", tasks[0]} <= ran
+    text = render_text(result)
+    assert "FAILED" in text and failure.replay in text
+    # The replay string runs exactly that schedule again.
+    again = replay(failure.replay, registry=registry)
+    assert [f.problems for f in again.failures] == [failure.problems]
+
+
+def test_the_correct_table_passes_the_same_schedules(registry: Registry) -> None:
+    """ext2's own buffer_migrate_page under the accessors the races need: nothing fails."""
+    for tasks, _ in RACES.values():
+        result = explore("ext2", tasks=tasks, pages=1, preemptions=1, registry=registry)
+        assert result.exhausted and not result.failures, render_text(result)
+
+
+SUITE = textwrap.dedent(
+    """
+    from racyfs_plugin import RACY, filesystem
+    from fsaops.testing import MigratepageConformance
+
+    for name in RACY:
+        globals()[f"Test_{name}"] = type(
+            f"Test_{name}",
+            (MigratepageConformance,),
+            {"filesystem": filesystem(name)},
+        )
+    """
+)
+
+CAUGHT_SERIALLY = {
+    # Serially nobody takes a reference between the check and the move.
+    "checks_refs_without_tree_lock": False,
+    # Serially nobody looks the buffers up while private_lock is dropped.
+    "drops_private_lock_before_retargeting": False,
+    # Serially nobody stores through a pte between the copy and the unmap.
+    "copies_before_unmapping": False,
+    # Caught: a page dirty only in its pte is clean when the bit is sampled.
+    "samples_dirty_before_unmapping": True,
+    # Serially nobody starts writeback while the page lock is dropped.
+    "drops_the_page_lock": False,
+}
+"""Whether the serial conformance suite fails a promise for each racy function, as observed."""
+
+
+def test_what_the_serial_suite_catches(pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert(PLUGINS)
+    pytester.makepyfile(test_racy=SUITE)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    failed: dict[str, list[str]] = {}
+    for report in reprec.getreports("pytest_runtest_logreport"):
+        if report.failed:
+            cls, test = report.nodeid.split("::")[1:3]
+            failed.setdefault(cls.removeprefix("Test_"), []).append(test)
+    passed, _, _ = reprec.listoutcomes()
+    assert len(passed) > 10 * len(racyfs_plugin.RACY)  # the suite ran for every table
+    observed = {name: name in failed for name in racyfs_plugin.RACY}
+    assert observed == CAUGHT_SERIALLY, failed
+
+
+RACE_PROMISE = textwrap.dedent(
+    """
+    from racyfs_plugin import filesystem
+    from fsaops.testing.races import MigratepageRaces
+
+    class TestRacy(MigratepageRaces):
+        filesystem = filesystem("drops_private_lock_before_retargeting")
+        pages = 1
+        preemptions = 1
+        pct_schedules = 0
+
+    class TestBuftarg(MigratepageRaces):
+        filesystem = "xfs_buftarg"
+        preemptions = 1
+        pct_schedules = 10
+    """
+)
+
+
+def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    pytester.syspathinsert(PLUGINS)
+    pytester.makepyfile(test_races=RACE_PROMISE)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly")
+    outcomes = {
+        report.nodeid.split("::", 1)[1]: report
+        for report in reprec.getreports("pytest_runtest_logreport")
+        if report.when == "call"
+    }
+    racy = outcomes["TestRacy::test_race_no_schedule_with_one_accessor_fails"]
+    assert racy.failed
+    text = racy.longreprtext
+    assert "task bh-lock@0 failed" in text
+    assert "spin_lock in find_get_block_lock_buffer page 0" in text
+    assert "replay: fsaops explore --replay fsx1." in text
+    assert outcomes["TestBuftarg::test_race_no_schedule_with_one_accessor_fails"].passed
+    assert outcomes["TestBuftarg::test_race_no_pct_schedule_with_every_accessor_fails"].passed
