@@ -27,7 +27,7 @@ from fsaops.errors import ConfigError
 from fsaops.explore.runtime import Pages
 from fsaops.explore.tasks import ACCESSORS, Accessor, Runtime, accessor, make_body
 from fsaops.page import PG
-from fsaops.proofs import snapshot_places
+from fsaops.proofs import Places, snapshot_places
 from fsaops.world import Area, File, PageSpec, PreparedPage, SetupError, World
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from fsaops.kernel import Kernel
     from fsaops.lists import PageList
     from fsaops.plugins import Registry
-    from fsaops.proofs import Placed
     from fsaops.rmap import Mm, Vma
     from fsaops.sched import Task
 
@@ -339,7 +338,7 @@ class ExploredWorld:
             mask = self.pages.all if acc.whole_mount else 1 << spec.page
             self.tasks.append((str(spec), kernel.new_task(str(spec)), mask, body))
         self.to: PageList = self.world.new_pages(n, TARGET_NODE)
-        self.places: dict[int, Placed] = snapshot_places(self.world, SOURCE_NODE)
+        self.places: Places = snapshot_places(self.world, SOURCE_NODE)
 
     def __repr__(self) -> str:
         return f"<ExploredWorld {self.setup.fs}:{self.setup.mode} {self.setup.pages} pages>"
