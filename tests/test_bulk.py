@@ -31,8 +31,9 @@ from fsaops.proofs import (
     prove_placement,
     snapshot_places,
 )
+from fsaops.proofs import ledger as proof_ledger
 from fsaops.rmap import Pte
-from fsaops.scenario import Scenario, Slot, Slots, _ledger, plan_scenario, run_plan
+from fsaops.scenario import Scenario, Slot, Slots, plan_scenario, run_plan
 from fsaops.world import File, SetupError, World
 from fsaops.writeback import WritebackControl
 
@@ -277,7 +278,7 @@ def _placement(
 
 def test_placement_proof_in_runs_finds_what_it_finds_page_by_page(registry: Registry) -> None:
     world, places, stats = _migrated(registry)
-    ledger = _ledger(stats)
+    ledger = proof_ledger(stats)
     assert len(places) == PAGES
     assert _placement(world, places, ledger, bulk=True) == (PAGES, 0, ())
     record = world.files[1]
@@ -316,7 +317,7 @@ def test_placement_proof_in_runs_catches_a_stale_pte_and_a_wrong_ledger(
     old = pages[indexes.index(3)]
     now = record.inode.i_mapping.lookup(3)
     assert now is not None and now is not old
-    moved = _ledger(stats)
+    moved = proof_ledger(stats)
 
     def ledger(pfn: int) -> str:
         return Outcome.LEFT if pfn == old.pfn else moved(pfn)

@@ -49,6 +49,7 @@ from fsaops.writeback import (
 
 if TYPE_CHECKING:
     import fsaops.world
+    from fsaops.migrate import MigrateStats
     from fsaops.page import Page
     from fsaops.rmap import Mm, Vma
 
@@ -58,6 +59,7 @@ __all__ = [
     "Placed",
     "Places",
     "Proof",
+    "ledger",
     "prove_durability",
     "prove_placement",
     "snapshot_places",
@@ -244,6 +246,27 @@ def _table_of(world: fsaops.world.World, page: Page) -> str:
 
 def _name(before: Placed) -> str:
     return f"pfn {before.page.pfn} ({before.record.describe(before.index)}, {before.table})"
+
+
+def ledger(stats: MigrateStats) -> Callable[[int], str]:
+    """The engine's account of each old page, as :func:`prove_placement` takes it.
+
+    An :class:`Outcome` for a pfn, from what ``migrate_pages`` recorded in
+    ``stats``: left (still ``-EAGAIN``, or never reached), failed, freed
+    under us or dropped without a new page, else moved.
+    """
+
+    def outcome(pfn: int) -> str:
+        if pfn in stats.pending:
+            return Outcome.LEFT
+        if pfn in stats.failures:
+            return Outcome.FAILED
+        via = stats.frameless.get(pfn)
+        if via is None:
+            return Outcome.MOVED
+        return Outcome.FREED if via == "freed" else Outcome.DROPPED
+
+    return outcome
 
 
 def prove_placement(

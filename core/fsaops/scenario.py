@@ -82,7 +82,7 @@ from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
 from fsaops.plugins import PluginStatus
-from fsaops.proofs import Outcome, prove_durability, prove_placement, snapshot_places
+from fsaops.proofs import ledger, prove_durability, prove_placement, snapshot_places
 from fsaops.report import (
     Integrity,
     PageOutcome,
@@ -711,22 +711,6 @@ _PROOF_COUNTERS: Final = (
 """The counters the report gives for the proofs' own work (``proofs.io``)."""
 
 
-def _ledger(stats: MigrateStats) -> Callable[[int], str]:
-    """The engine's account of each old page, for the placement proof."""
-
-    def outcome(pfn: int) -> str:
-        if pfn in stats.pending:
-            return Outcome.LEFT
-        if pfn in stats.failures:
-            return Outcome.FAILED
-        via = stats.frameless.get(pfn)
-        if via is None:
-            return Outcome.MOVED
-        return Outcome.FREED if via == "freed" else Outcome.DROPPED
-
-    return outcome
-
-
 def _device_blocks(mount: MountConfig, page_size: int, world: World) -> int:
     """Blocks for a mount's device: its files' pages, with room for their superblock."""
     registry = world.kernel.registry
@@ -911,7 +895,7 @@ def run_plan(
         lap("migrate")
         where.phase = "proving where every page went"
         placement = prove_placement(
-            world.world, places, _ledger(stats), target_nid=world.target_node
+            world.world, places, ledger(stats), target_nid=world.target_node
         )
         lap("prove")
         where.phase = "reading pages back"

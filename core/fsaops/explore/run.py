@@ -34,7 +34,7 @@ from fsaops.lists import PageList, list_del
 from fsaops.lru import putback_lru_pages
 from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.page import Page, page_address, put_page
-from fsaops.proofs import Outcome, prove_durability, prove_placement
+from fsaops.proofs import ledger, prove_durability, prove_placement
 from fsaops.sched import Event
 from fsaops.status import Status
 
@@ -277,7 +277,7 @@ def _check(xworld: ExploredWorld, stats: MigrateStats) -> list[tuple[str, str]]:
             for pfn, placed in xworld.places.items()
             if id(placed.record) not in truncated
         }
-        placement = prove_placement(world, places, _ledger(stats), target_nid=TARGET_NID)
+        placement = prove_placement(world, places, ledger(stats), target_nid=TARGET_NID)
         problems += [(invariant, p) for p in placement.problems]
         views = [v for v in xworld.views if id(v[0]) not in truncated]
         kernel.alloc_nid = TARGET_NID
@@ -292,19 +292,3 @@ def _check(xworld: ExploredWorld, stats: MigrateStats) -> list[tuple[str, str]]:
     except KernelBug as exc:
         problems.append((Status.KERNEL_BUG.value, f"checking the end state: {exc}"))
     return problems
-
-
-def _ledger(stats: MigrateStats) -> Callable[[int], str]:
-    """The engine's account of each old page (as ``fsaops migrate`` keeps it)."""
-
-    def outcome(pfn: int) -> str:
-        if pfn in stats.pending:
-            return Outcome.LEFT
-        if pfn in stats.failures:
-            return Outcome.FAILED
-        via = stats.frameless.get(pfn)
-        if via is None:
-            return Outcome.MOVED
-        return Outcome.FREED if via == "freed" else Outcome.DROPPED
-
-    return outcome

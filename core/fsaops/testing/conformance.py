@@ -75,6 +75,39 @@ def _holds(promise: str, problems: list[str]) -> None:
     assert not problems, promises.report(promise, problems)
 
 
+def class_subject(
+    cls: type, request: pytest.FixtureRequest, capabilities: AbstractSet[str] | tuple[()] = ()
+) -> Subject:
+    """The subject a test class names (``filesystem``, ``mode``, ``plugin``, ``block_size``).
+
+    The class's attributes first, then the ``--fsaops-filesystem`` and
+    ``--fsaops-mode`` options; the test fails (without a traceback) when
+    neither names a filesystem or the subject cannot be resolved.
+    """
+    filesystem = getattr(cls, "filesystem", None)
+    mode = getattr(cls, "mode", None)
+    if filesystem is None:
+        filesystem = request.config.getoption("fsaops_filesystem", default=None)
+        if mode is None:
+            mode = request.config.getoption("fsaops_mode", default=None)
+    if filesystem is None:
+        pytest.fail(
+            f"{cls.__name__} names no filesystem: set `filesystem` on the class "
+            "or pass --fsaops-filesystem",
+            pytrace=False,
+        )
+    try:
+        return resolve_subject(
+            filesystem,
+            mode,
+            capabilities,
+            plugin=getattr(cls, "plugin", None),
+            block_size=getattr(cls, "block_size", None),
+        )
+    except SetupError as exc:
+        pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+
+
 class MigratepageConformance:
     """Subclass me, naming a filesystem, a mode and capabilities, to run the suite.
 
@@ -119,32 +152,9 @@ class MigratepageConformance:
     @classmethod
     def fsaops_subject(cls, request: pytest.FixtureRequest) -> Subject:
         """The filesystem, mode and capabilities under test, resolved once per class."""
-        filesystem = cls.filesystem
-        mode = cls.mode
-        if filesystem is None:
-            filesystem = request.config.getoption("fsaops_filesystem", default=None)
-            if mode is None:
-                mode = request.config.getoption("fsaops_mode", default=None)
-        if filesystem is None:
-            pytest.fail(
-                f"{cls.__name__} names no filesystem: set `filesystem` on the class "
-                "or pass --fsaops-filesystem",
-                pytrace=False,
-            )
-        try:
-            subject = resolve_subject(
-                filesystem,
-                mode,
-                cls.capabilities or (),
-                plugin=cls.plugin,
-                block_size=cls.block_size,
-            )
-            if cls.capabilities is None:
-                subject = attrs.evolve(
-                    subject, capabilities=infer_capabilities(subject), inferred=True
-                )
-        except SetupError as exc:
-            pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+        subject = class_subject(cls, request, cls.capabilities or ())
+        if cls.capabilities is None:
+            subject = attrs.evolve(subject, capabilities=infer_capabilities(subject), inferred=True)
         return subject
 
     @pytest.fixture

@@ -25,7 +25,8 @@ from fsaops.explore import ExploreResult, explore
 from fsaops.explore.api import render_text
 from fsaops.explore.setup import applies, probe
 from fsaops.explore.tasks import ACCESSORS
-from fsaops.testing.harness import SetupError, Subject, resolve_subject
+from fsaops.testing.conformance import class_subject
+from fsaops.testing.harness import Subject
 
 __all__ = ["MigratepageRaces"]
 
@@ -62,28 +63,7 @@ class MigratepageRaces:
     @classmethod
     def fsaops_race_subject(cls, request: pytest.FixtureRequest) -> Subject:
         """The filesystem and mode under test, resolved once per class."""
-        filesystem = cls.filesystem
-        mode = cls.mode
-        if filesystem is None:
-            filesystem = request.config.getoption("fsaops_filesystem", default=None)
-            if mode is None:
-                mode = request.config.getoption("fsaops_mode", default=None)
-        if filesystem is None:
-            pytest.fail(
-                f"{cls.__name__} names no filesystem: set `filesystem` on the class "
-                "or pass --fsaops-filesystem",
-                pytrace=False,
-            )
-        try:
-            return resolve_subject(
-                filesystem,  # type: ignore[arg-type]
-                mode,
-                (),
-                plugin=cls.plugin,
-                block_size=cls.block_size,
-            )
-        except SetupError as exc:
-            pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+        return class_subject(cls, request)
 
     def _explore(self, subject: Subject, tasks: list[str], **bounds: int | None) -> ExploreResult:
         try:
