@@ -193,6 +193,29 @@ def test_default_tasks_are_every_accessor_that_applies(registry: Registry) -> No
     ]
 
 
+BUILTIN_TABLES = [
+    ("ext2", "default"),
+    ("ext2", "nobh"),
+    ("ext3", "ordered"),
+    ("ext3", "writeback"),
+    ("ext3", "journal"),
+    ("xfs", "default"),
+    ("swap", "default"),
+    ("xfs_buftarg", "default"),
+]
+
+
+@pytest.mark.parametrize(("fs", "mode"), BUILTIN_TABLES)
+def test_every_builtin_table_exhausts_its_default_space_without_a_failure(
+    fs: str, mode: str, registry: Registry
+) -> None:
+    """Smaller bounds than the default (``tox -e explore`` runs k = 2 and four pages)."""
+    result = explore(fs, mode, pages=2, preemptions=1, registry=registry)
+    assert result.exhausted, result.schedules
+    assert not result.failures, result.failures[0].problems
+    assert result.schedules > len(result.tasks)
+
+
 # -- the command ---------------------------------------------------------------------------
 
 
@@ -216,7 +239,13 @@ def test_the_command_exits_0_and_says_the_space_was_exhausted(
     assert data["exhausted"] is True
     assert data["failures"] == []
     assert data["tasks"] == ["read-fault@0"]
-    assert data["bounds"] == {"preemptions": 1, "pct_depth": None, "schedules": None, "seed": 0}
+    assert data["bounds"] == {
+        "preemptions": 1,
+        "pct_depth": None,
+        "schedules": None,
+        "seed": 0,
+        "together": True,
+    }
     assert data["schedules"] > 1 and data["schedules_per_second"] > 0
     status, out, _ = _run(
         ["--fs", "ext2", "--tasks", "read-fault", "--pages", "1", "--preemptions", "1"], capsys
@@ -224,6 +253,30 @@ def test_the_command_exits_0_and_says_the_space_was_exhausted(
     assert status == 0
     assert "the bounded space is exhausted" in out
     assert "no schedule fails" in out
+
+
+def test_without_tasks_the_command_takes_every_accessor_in_turn_and_exhausts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    status, out, err = _run(["--fs", "xfs_buftarg", "--json"], capsys)
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["bounds"]["together"] is False and data["bounds"]["preemptions"] == 2
+    assert [t.split("@")[0] for t in data["tasks"]] == ["mmap-write", "pin"]
+    assert data["exhausted"] is True and data["failures"] == []
+    # Each accessor's space is run in turn: more schedules than either alone.
+    alone = []
+    for task in ("mmap-write", "pin"):
+        status, out, _ = _run(["--fs", "xfs_buftarg", "--tasks", task, "--json"], capsys)
+        alone.append(json.loads(out)["schedules"])
+    assert data["schedules"] == sum(alone)
+    status, out, _ = _run(["--fs", "xfs_buftarg"], capsys)
+    assert "with each accessor in turn" in out and "exhausted" in out
+    status, out, _ = _run(["--fs", "xfs_buftarg", "--together", "--json"], capsys)
+    together = json.loads(out)
+    assert together["bounds"]["together"] is True and together["exhausted"] is True
+    assert together["schedules"] > data["schedules"]
 
 
 def test_the_command_exits_1_on_a_failing_schedule_and_replays_it(

@@ -70,6 +70,19 @@ def test_the_explorer_finds_the_race(name: str, registry: Registry) -> None:
     assert [f.problems for f in again.failures] == [failure.problems]
 
 
+@pytest.mark.parametrize("name", sorted(RACES))
+def test_the_default_tasks_and_bounds_find_the_race(name: str, registry: Registry) -> None:
+    """``fsaops explore --fs race_NAME`` alone: every accessor in turn, k = 2, four pages."""
+    result = explore(f"race_{name}", registry=registry)
+    assert not result.bounds.together and result.bounds.preemptions == 2
+    assert len(result.tasks) > 1  # every accessor that applies
+    assert result.failures, f"{name}: no schedule fails in {result.schedules}"
+    (failure,) = result.failures
+    assert any(RACES[name][1] in problem for _, problem in failure.problems), failure.problems
+    again = replay(failure.replay, registry=registry)
+    assert [f.problems for f in again.failures] == [failure.problems]
+
+
 def test_the_correct_table_passes_the_same_schedules(registry: Registry) -> None:
     """ext2's own buffer_migrate_page under the accessors the races need: nothing fails."""
     for tasks, _ in RACES.values():

@@ -350,8 +350,14 @@ def _parser() -> _Parser:
     explore.add_argument(
         "--tasks",
         metavar="LIST",
-        help="accessor tasks, comma-separated, each NAME or NAME@PAGE (default: every "
-        "accessor that applies to the table's pages)",
+        help="accessor tasks, comma-separated, each NAME or NAME@PAGE, run together (default: "
+        "every accessor that applies to the table's pages, one at a time)",
+    )
+    explore.add_argument(
+        "--together",
+        action="store_true",
+        help="without --tasks: run every default accessor in each schedule at once, "
+        "instead of one at a time (a space most tables cannot exhaust at K = 2)",
     )
     explore.add_argument(
         "--preemptions",
@@ -905,6 +911,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
                 ("--pct", args.pct),
                 ("--schedules", args.schedules),
                 ("--semantics", args.semantics),
+                ("--together", args.together or None),
             )
             if value is not None
         ]
@@ -939,6 +946,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             semantics=semantics,
             block_size=block_size,
             page_size=page_size,
+            together=args.together,
         )
     if args.json:
         _write(result.dumps())

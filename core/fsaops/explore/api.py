@@ -89,12 +89,16 @@ class Bounds:
         schedules: PCT: how many schedules; systematic: the most that may
             run (``None``: until the space is exhausted).
         seed: PCT's seed (0 for the systematic search).
+        together: the accessor tasks ran together in each schedule; ``False``
+            when the systematic search took the default tasks one at a time
+            (each with the migration, its own space exhausted in turn).
     """
 
     preemptions: int | None = DEFAULT_PREEMPTIONS
     pct_depth: int | None = None
     schedules: int | None = None
     seed: int = 0
+    together: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """As the report's ``bounds`` field."""
@@ -103,6 +107,7 @@ class Bounds:
             "pct_depth": self.pct_depth,
             "schedules": self.schedules,
             "seed": self.seed,
+            "together": self.together,
         }
 
 
@@ -419,6 +424,7 @@ def _resolve(
     semantics: str,
     block_size: int | None,
     page_size: int,
+    alone: bool = False,
 ) -> tuple[FileSystemType, Setup]:
     fstype = registry.filesystem(fs) if isinstance(fs, str) else fs
     fs = fstype.name
@@ -441,7 +447,10 @@ def _resolve(
         why = applies(accessor(name), fstype, mode, info)
         if why is not None:
             raise ConfigError(f"task {name}: {why}")
-    specs = assign_pages(wanted, pages, anonymous=info.kind == "anonymous")
+    if alone and len(wanted) > 1:  # each runs by itself, and gets its page then
+        specs = tuple(TaskSpec(str(name), 0) for name in wanted)
+    else:
+        specs = assign_pages(wanted, pages, anonymous=info.kind == "anonymous")
     setup = Setup(
         fs,
         mode,
@@ -513,8 +522,17 @@ def explore(
     page_size: int = 4096,
     reduce: bool = True,
     progress: Callable[[int], object] | None = None,
+    together: bool = False,
 ) -> ExploreResult:
     """Run the migration of a table's pages against accessor tasks under many schedules.
+
+    Without ``tasks``, the systematic search takes every accessor that
+    applies to the table's pages one at a time (unless ``together``): the
+    migration against each, every schedule with at most ``preemptions``
+    preemptions, each space exhausted in turn, stopping at the first
+    failing schedule.  All of them at once make a space too large to
+    exhaust for most tables; name them with ``tasks`` (or ask for
+    ``together``, or PCT) to explore them together.
 
     Args:
         fs: the filesystem type, by name (``swap`` for anonymous memory) or
@@ -524,7 +542,7 @@ def explore(
         pages: how many pages the migration task moves.
         tasks: the accessor tasks, by name (``write``) or with their page
             (``TaskSpec("write", 1)``); default: every accessor that applies
-            to the table's pages.
+            to the table's pages, one at a time (see above).
         preemptions: the systematic search's bound *k*: every schedule
             with at most this many preemptions runs.
         pct: run PCT schedules of this depth instead of the systematic search.
@@ -537,6 +555,8 @@ def explore(
         reduce: skip schedules equivalent to one already run (steps on
             different pages commute); ``False`` runs every schedule.
         progress: called with the number of schedules run so far.
+        together: without ``tasks``, run every default accessor in each
+            schedule, instead of one at a time.
 
     Returns:
         What the search found; its :attr:`~ExploreResult.failures` hold the
@@ -563,7 +583,27 @@ def explore(
         semantics=semantics,
         block_size=block_size,
         page_size=page_size,
+        alone=tasks is None and pct is None and not together,
     )
+    if tasks is None and pct is None and not together and len(setup.tasks) > 1:
+        return _one_at_a_time(
+            [t.name for t in setup.tasks],
+            lambda name, cap: explore(
+                fstype,
+                setup.mode,
+                registry=registry,
+                pages=pages,
+                tasks=[name],
+                preemptions=preemptions,
+                schedules=cap,
+                semantics=semantics,
+                block_size=block_size,
+                page_size=page_size,
+                reduce=reduce,
+                progress=progress,
+            ),
+            schedules,
+        )
     xworld = ExploredWorld(setup, fstype, registry)
     found: Found
     if pct is None:
@@ -595,6 +635,38 @@ def explore(
         seconds=found.seconds,
         failures=failures,
         reasons=dict(found.reasons),
+    )
+
+
+def _one_at_a_time(
+    names: Sequence[str],
+    run: Callable[[str, int | None], ExploreResult],
+    schedules: int | None,
+) -> ExploreResult:
+    """The systematic search against each accessor in turn, summed into one result."""
+    results: list[ExploreResult] = []
+    for name in names:
+        cap = None if schedules is None else schedules - sum(r.schedules for r in results)
+        if cap is not None and cap < 1:
+            break
+        results.append(run(name, cap))
+        if results[-1].failures:
+            break
+    first = results[0]
+    reasons: dict[str, int] = {}
+    for result in results:
+        for why, n in result.reasons.items():
+            reasons[why] = reasons.get(why, 0) + n
+    ran = {r.tasks[0].split("@")[0]: r.tasks[0] for r in results}
+    return attrs.evolve(
+        first,
+        tasks=tuple(ran.get(name, f"{name}@0") for name in names),
+        bounds=attrs.evolve(first.bounds, schedules=schedules, together=False),
+        schedules=sum(r.schedules for r in results),
+        exhausted=len(results) == len(names) and all(r.exhausted for r in results),
+        seconds=sum(r.seconds for r in results),
+        failures=next((r.failures for r in results if r.failures), ()),
+        reasons=reasons,
     )
 
 
@@ -678,7 +750,10 @@ def render_text(result: ExploreResult) -> str:
         )
     else:
         cap = f", stopping after {bounds.schedules}" if bounds.schedules else ""
-        lines.append(f"bounds: every schedule with at most {bounds.preemptions} preemptions{cap}")
+        each = "" if bounds.together else ", with each accessor in turn"
+        lines.append(
+            f"bounds: every schedule with at most {bounds.preemptions} preemptions{each}{cap}"
+        )
     if not result.replayed:
         space = (
             "the bounded space is exhausted"
