@@ -116,7 +116,7 @@ class Contents:
         ``gens`` is one generation for every page (then ``count`` says how
         many), or each page's own (page ``first + i`` in ``gens[i]``).
         The pages are written side by side, each the bytes :meth:`page`
-        returns, without building a page or a run of pages as an object.
+        returns: the run :meth:`versions` makes, in one copy.
         Returns the number of bytes written.
 
         Raises:
@@ -133,32 +133,7 @@ class Contents:
             out = out.cast("B")
         if at < 0 or at + n * ps > len(out):
             raise ValueError(f"fill: {n} pages at byte {at} do not fit in {len(out)} bytes")
-        body = self._body
-        pad = memoryview(self._pad)
-        tag = self._tag
-        pack_into = STAMP.pack_into
-        mask = _MASK
-        mix = _MUL_MIX
-        step = _MUL_INDEX
-        head = STAMP.size
-        # _window, written out: the owner's and the generation's part is the
-        # same for a run of one generation, so it is worked out once.
-        last_gen = -1
-        base = 0
-        index = first
-        for gen in gens:
-            if gen != last_gen:
-                base = (owner * _MUL_OWNER + gen * _MUL_GEN + tag) & mask
-                last_gen = gen
-            x = (base + index * step) & mask
-            x ^= x >> 15
-            x = (x * mix) & mask
-            x ^= x >> 12
-            r = x % ps
-            pack_into(out, at, MAGIC, _VERSION, tag, owner, gen, index)
-            out[at + head : at + ps] = pad[r : r + body]
-            at += ps
-            index += 1
+        out[at : at + n * ps] = self.versions(owner, gens, first)
         return n * ps
 
     def pages(self, owner: int, first: int, count: int, gen: int = 0) -> bytes:
@@ -182,7 +157,8 @@ class Contents:
         step = _MUL_INDEX
         parts: list[bytes | memoryview] = []
         add = parts.append
-        # _window, written out, as in fill().
+        # _window, written out: the owner's and the generation's part is the
+        # same for a run of one generation, so it is worked out once.
         last_gen = -1
         base = 0
         index = first
