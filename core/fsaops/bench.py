@@ -241,14 +241,11 @@ _clock = time.process_time
 @contextmanager
 def _quiet_gc() -> Iterator[None]:
     """Collect now, then keep the collector out of the timed section."""
+    from fsaops.scenario import collector_paused
+
     gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # -- a machine with pages to migrate -------------------------------------------------

@@ -876,7 +876,7 @@ def run_plan(
         # V4 once per page), so build it once, here.
         log = log.bind()
     lap = _Laps(phases)
-    with _collector_paused(), _time_limit(config.kernel.timeout, registry) as where:
+    with collector_paused(), _time_limit(config.kernel.timeout, registry) as where:
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = world.kernel
         where.clock = lambda: kernel.sched.now
@@ -990,7 +990,7 @@ class _Laps:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Keep Python's cyclic garbage collector from running until the block ends.
 
     A run builds hundreds of thousands of objects that live as long as it
