@@ -210,9 +210,9 @@ class MigratepageWatch:
             )
         if rc == 0:
             lost = b.flags & PG.COPIED & ~newpage.flags
-            # What the old page had before or has now (try_to_unmap may set
-            # some on it while migratepage runs) is the new page's to have.
-            gained = newpage.flags & PG.COPIED & ~b.flags & ~page.flags
+            # PG_referenced may come from the ptes on the way (try_to_unmap);
+            # the others only from the old page as migratepage found it.
+            gained = newpage.flags & PG.COPIED & ~PG.referenced & ~b.flags
             if lost:
                 add(
                     table,

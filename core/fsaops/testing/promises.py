@@ -159,7 +159,7 @@ def hook_flags_copied(call: HookCall) -> list[str]:
         problems.append(
             f"new pfn {new_pfn} did not get flags {Oracle.flag_names(lost)} from pfn {old_pfn}"
         )
-    gained = new.flags & PG.COPIED & ~call.old_before.flags & ~page.flags
+    gained = new.flags & PG.COPIED & ~PG.referenced & ~call.old_before.flags
     if gained:
         problems.append(
             f"new pfn {new_pfn} has flags {Oracle.flag_names(gained)} that pfn {old_pfn} never had"

@@ -216,10 +216,11 @@ def forgets_referenced(newpage: Page, page: Page) -> int:
 
 
 def sets_the_error_flag(newpage: Page, page: Page) -> int:
-    """Sets ``PG_error`` on the new page: the next ``fsync`` of the file reports ``EIO``."""
+    """Sets ``PG_error`` on the new page (and the old): the next ``fsync`` reports ``EIO``."""
     rc = buffer_migrate_page(newpage, page)
     if rc == 0:
         newpage.flags |= PG.error
+        page.flags |= PG.error  # on both, as if the old page had had it all along
     return rc
 
 
