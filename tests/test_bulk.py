@@ -181,6 +181,129 @@ def test_dirty_range_stores_the_next_generation_and_dirties_through_the_table(
         world.dirty_range(record, [2])
 
 
+def _name(mapping: object) -> str | None:
+    return None if mapping is None else str(getattr(mapping, "name", mapping))
+
+
+def _machine_state(world: World) -> dict[str, object]:
+    """Everything reading pages in can change: pages, LRU and free lists, counters, frames."""
+    kernel = world.kernel
+    nodes = []
+    for node in kernel.nodes:
+        used = [p for p in node.pages if p.count]
+        nodes.append(
+            {
+                "pages": [
+                    (p.pfn, p.flags, p.count, p.mapcount, p.index, p.private, _name(p.mapping))
+                    for p in used
+                ],
+                "inactive": [p.pfn for p in node.inactive],
+                "active": [p.pfn for p in node.active],
+                "free": [p.pfn for p in node.free_list],
+                "counts": (node.nr_inactive, node.nr_active, node.nr_free),
+                "frames": bytes(node.mem),
+            }
+        )
+    trees = [
+        [None if p is None else p.pfn for p in record.inode.i_mapping.page_tree]
+        for record in world.files
+    ]
+    return {"nodes": nodes, "trees": trees, "vmstat": kernel.vmstat.as_dict()}
+
+
+def _load_both_ways(
+    registry: Registry, prepare: Callable[[World, File], None], npages: int
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The machine after ``load_file`` through ``readpages``, and through ``readpage`` alone."""
+    states = []
+    for batch in (True, False):
+        world = World(registry=registry, node_pages=npages + 64)
+        sb = world.mount("ext2", "nobh", block_size=1024)
+        assert sb.a_ops.readpages is not None
+        if not batch:
+            sb.a_ops = attrs.evolve(sb.a_ops, readpages=None)
+        record = world.create_file(sb)
+        prepare(world, record)
+        world.load_file(record, npages)
+        assert world.read_range(record, 0, npages) == world.expected_range(record, 0, npages)
+        states.append(_machine_state(world))
+    return states[0], states[1]
+
+
+def test_readpages_leaves_every_page_as_readpage_would(registry: Registry) -> None:
+    batch, single = _load_both_ways(registry, lambda world, record: None, PAGES)
+    assert batch == single
+
+
+def test_readpages_reads_scattered_blocks_and_frames_as_readpage_would(
+    registry: Registry,
+) -> None:
+    """Blocks interleaved with another file's, a hole, and free frames out of order."""
+
+    def prepare(world: World, record: File) -> None:
+        other = world.create_file(record.inode.i_sb)
+        for iblock in range(40 * 4):
+            if iblock % 9:
+                record.inode.get_block(iblock, True)
+            if iblock % 3 == 0:
+                other.inode.get_block(iblock, True)
+        node = world.kernel.nodes[0]
+        taken = [node.alloc_page() for _ in range(12)]
+        for page in taken[::3] + taken[1::3] + taken[2::3]:
+            assert page is not None
+            put_page(page)  # back on the free list in another order
+
+    batch, single = _load_both_ways(registry, prepare, 40)
+    assert batch == single
+
+
+def test_mpage_readpages_releases_a_page_whose_slot_is_taken(registry: Registry) -> None:
+    from fsaops.buffer import mpage_readpages
+
+    world = World(registry=registry, node_pages=64)
+    record = world.create_file(world.mount("ext2", "nobh"))
+    world.load_file(record, 4)
+    mapping = record.inode.i_mapping
+    cached = mapping.lookup(2)
+    node = world.kernel.nodes[0]
+    free = node.nr_free
+    pages = [node.alloc_page() for _ in range(2)]
+    assert pages[0] is not None and pages[1] is not None
+    pages[0].index, pages[1].index = 2, 4
+    record.inode.reserve(5 * world.page_size)
+    assert mpage_readpages(mapping, [pages[0], pages[1]]) == 0
+    assert mapping.lookup(2) is cached, "the page already cached stays"
+    assert pages[0].count == 0 and not pages[0].flags, "the duplicate went back free"
+    assert mapping.lookup(4) is pages[1] and pages[1].count == 1
+    assert pages[1].flags & PG.uptodate and not pages[1].flags & PG.locked
+    assert node.nr_free == free - 1
+
+
+def test_a_readpages_that_does_not_read_is_a_setup_error(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh")
+
+    def lazy_readpages(mapping: AddressSpace, pages: object) -> int:
+        return 0  # adds nothing, reads nothing
+
+    sb.a_ops = attrs.evolve(sb.a_ops, readpages=lazy_readpages)
+    record = world.create_file(sb)
+    with pytest.raises(SetupError, match=r"reading .* in failed"):
+        world.load_file(record, 4)
+
+
+def test_loading_over_a_cached_page_with_readpages_is_a_setup_error(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    record = world.create_file(world.mount("ext2", "nobh"))
+    world.load_file(record, 4)
+    record.npages = 2  # pretend pages 2 and 3 were never loaded
+    del record.gens[2:]
+    free = world.kernel.nodes[0].nr_free
+    with pytest.raises(SetupError, match="already in the page cache"):
+        world.load_file(record, 4)
+    assert world.kernel.nodes[0].nr_free == free, "no page allocated for the refused run"
+
+
 def test_matches_is_one_comparison_of_a_whole_run(registry: Registry) -> None:
     world, record = _world(registry)
     data = world.read_range(record, RUN_PAGES, RUN_PAGES)

@@ -20,9 +20,10 @@ import attrs
 from fsaops.frozen import frozen_mapping
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from fsaops.fs import Inode, SuperBlock
+    from fsaops.mapping import AddressSpace
     from fsaops.page import Page
     from fsaops.writeback import WritebackControl
 
@@ -36,6 +37,7 @@ __all__ = [
     "MigratePage",
     "PrepareWrite",
     "ReadPage",
+    "ReadPages",
     "ReleasePage",
     "SetPageDirty",
     "SyncPage",
@@ -65,6 +67,22 @@ class ReadPage(Protocol):
     """
 
     def __call__(self, page: Page, /) -> int:
+        """Call the member."""
+        ...
+
+
+class ReadPages(Protocol):
+    """``int (*readpages)(file, mapping, pages, nr_pages)``, without the file.
+
+    Readahead's batch read: ``pages`` are new pages, each with its index
+    set and one reference of the caller's, not yet in the page cache.  The
+    member adds each to the page cache and the LRU, reads it and drops the
+    caller's reference, leaving every page it added as ``readpage`` would.
+    Optional: without it each page is added and read with ``readpage``.
+    Returns 0 or a negative errno.
+    """
+
+    def __call__(self, mapping: AddressSpace, pages: Sequence[Page], /) -> int:
         """Call the member."""
         ...
 
@@ -142,6 +160,7 @@ MEMBERS: Mapping[str, int] = MappingProxyType(
     {
         "writepage": 2,
         "readpage": 1,
+        "readpages": 2,
         "sync_page": 1,
         "prepare_write": 3,
         "commit_write": 3,
@@ -174,6 +193,7 @@ class AddressSpaceOperations:
     invalidatepage: InvalidatePage | None = None
     get_xip_page: GetXipPage | None = None
     migratepage: MigratePage | None = None
+    readpages: ReadPages | None = None
 
     def members(self) -> dict[str, Callable[..., object] | None]:
         """Every member by name, ``None`` for the missing ones."""

@@ -27,7 +27,10 @@ from fsaops.mapping import try_to_release_page
 from fsaops.page import (
     PG,
     Page,
+    PG_locked,
+    PG_lru,
     PG_private,
+    PG_waiters,
     end_page_writeback,
     page_address,
     put_page,
@@ -35,7 +38,10 @@ from fsaops.page import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fsaops.fs import BlockDevice, Inode
+    from fsaops.mapping import AddressSpace
     from fsaops.writeback import WritebackControl
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
     "lock_buffer",
     "mark_buffer_dirty",
     "mpage_readpage",
+    "mpage_readpages",
     "nobh_commit_write",
     "nobh_prepare_write",
     "nobh_writepage",
@@ -503,6 +510,112 @@ def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
             data[i * bs : (i + 1) * bs] = bytes(bs)
     page.flags |= PG.uptodate | PG.mappedtodisk
     unlock_page(page)
+    return 0
+
+
+def mpage_readpages(
+    mapping: AddressSpace, pages: Sequence[Page], get_block: GetBlock | None = None
+) -> int:
+    """Add new pages to the page cache and read them, no buffers attached (``mpage_readpages``).
+
+    ``pages`` are new pages as readahead hands them over: each has its
+    ``index`` set and the caller's one reference.  Each is added to the
+    page cache and to its node's inactive list (``add_to_page_cache_lru``),
+    read as :func:`mpage_readpage` reads it, and the caller's reference is
+    dropped (``page_cache_release``); a page whose slot is already taken
+    is only released, as the kernel's is.  The pages end up to date,
+    unlocked and clean, exactly as a :func:`mpage_readpage` of each would
+    leave them.  As the kernel merges the reads of consecutive blocks into
+    one request, pages whose indexes, frames and blocks all follow on are
+    read with one copy.  Returns 0.
+    """
+    if not pages:
+        return 0
+    inode: Inode = mapping.host  # type: ignore[assignment]
+    kernel = mapping.kernel
+    intern = kernel.intern
+    tree_lock = mapping.tree_lock
+    added: list[Page] = []
+    for page in pages:
+        # add_to_page_cache(page, mapping, page->index), written out: a new
+        # page, so the page lock is free.
+        flags = page.flags
+        if flags & PG_locked:
+            raise AssertionError(f"add_to_page_cache() of a locked page: {page!r}")
+        index = page.index
+        tree_lock.acquire()  # by hand, not with: once for every page read in
+        try:
+            inserted = mapping._insert(index, page)
+            if inserted:
+                page.flags = flags | PG_locked
+                page.count += 1
+                page.mapping = mapping
+                page.index = intern(index)
+        finally:
+            tree_lock.release()
+        if inserted:
+            added.append(page)
+        else:
+            put_page(page)  # page_cache_release(): the slot was taken
+    # lru_cache_add() of every page added, as the kernel's page vector does.
+    node = None
+    for page in added:
+        if page.node is not node:
+            if node is not None:
+                node.lru_lock.release()
+            node = page.node
+            node.lru_lock.acquire()
+            inactive = node.inactive
+        flags = page.flags
+        if flags & PG_lru:
+            node.lru_lock.release()
+            raise AssertionError(f"lru_cache_add() of a page already on the LRU: {page!r}")
+        page.flags = flags | PG_lru
+        # list_add(page, inactive), written out
+        nxt = inactive.lru_next
+        page.lru_next = nxt
+        page.lru_prev = inactive
+        nxt.lru_prev = page
+        inactive.lru_next = page
+        node.nr_inactive += 1
+    if node is not None:
+        node.lru_lock.release()
+    # do_mpage_readpage() of each, a run of following pages at a time.
+    bs = inode.i_sb.s_blocksize
+    bdev = inode.i_sb.s_bdev
+    blocks = inode.blocks
+    i = 0
+    n = len(added)
+    while i < n:
+        first = added[i]
+        fnode = first.node
+        ps = fnode.page_size
+        per_page = ps // bs
+        j = i + 1
+        while (
+            j < n
+            and added[j].node is fnode
+            and added[j].pfn == first.pfn + (j - i)
+            and added[j].index == first.index + (j - i)
+        ):
+            j += 1
+        lo = first.index * per_page
+        hi = lo + (j - i) * per_page
+        start = blocks[lo] if hi <= len(blocks) else 0
+        if start and blocks[lo:hi] == list(range(start, start + hi - lo)):
+            off = (first.pfn - fnode.start_pfn) << fnode.page_shift
+            bdev.read(start, fnode.mem[off : off + (j - i) * ps])
+            for page in added[i:j]:
+                flags = page.flags  # the read is in: up to date, then unlock_page()
+                page.flags = (flags | _READ_IN) & ~(PG_locked | PG_waiters)
+                if flags & PG_waiters:
+                    kernel.sched.wake_page(page)
+        else:
+            for page in added[i:j]:
+                mpage_readpage(page, get_block)
+        i = j
+    for page in added:
+        put_page(page)  # page_cache_release(): the page cache keeps its own
     return 0
 
 

@@ -21,10 +21,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fsaops.errors import FsaopsError
-from fsaops.lru import mark_page_accessed
+from fsaops.lru import activate_page, mark_page_accessed
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
 from fsaops.memory import anonymous_memory
 from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
+
+_PG_uptodate = PG.uptodate
+_PG_referenced = PG.referenced
+_PG_active = PG.active
+_PG_lru = PG.lru
 
 if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations, FileSystemType
@@ -257,16 +262,39 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
         return bytes(out)
     kernel = inode.i_sb.kernel
     ps = kernel.page_size
+    tree = mapping.page_tree
+    tree_lock = mapping.tree_lock
     done = 0
     while done < count:
         index, off = divmod(pos + done, ps)
         chunk = min(ps - off, count - done)
-        page = read_cache_page(mapping, index)
+        # find_get_page(), written out: a read of a cached file runs it for every page.
+        tree_lock.acquire()
+        try:
+            page = tree[index] if index < len(tree) else None
+            if page is not None:
+                page.count += 1
+        finally:
+            tree_lock.release()
+        if page is None or not page.flags & _PG_uptodate:
+            if page is not None:
+                put_page(page)
+            page = read_cache_page(mapping, index)
         node = page.node  # page_address(page), read in place
         at = ((page.pfn - node.start_pfn) << node.page_shift) + off
         view[done : done + chunk] = node.mem[at : at + chunk]
-        mark_page_accessed(page)
-        put_page(page)
+        # mark_page_accessed(), written out: a second use of a page on the
+        # inactive list activates it, a first one notes it.
+        flags = page.flags
+        if not flags & _PG_referenced:
+            page.flags = flags | _PG_referenced
+        elif not flags & _PG_active and flags & _PG_lru:
+            activate_page(page)
+            page.flags &= ~_PG_referenced
+        count_ = page.count - 1  # put_page()
+        page.count = count_
+        if count_ <= 0:
+            node.release_page(page)
         done += chunk
     return bytes(out)
 

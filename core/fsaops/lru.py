@@ -62,10 +62,19 @@ def activate_page(page: Page) -> None:
     try:
         flags = page.flags
         if flags & PG_lru and not flags & PG_active:
-            list_del(page)
+            # list_move(&page->lru, &zone->active_list), written out
+            nxt = page.lru_next
+            prev = page.lru_prev
+            nxt.lru_prev = prev
+            prev.lru_next = nxt
             node.nr_inactive -= 1
             page.flags = flags | PG_active
-            list_add(page, node.active)
+            head = node.active
+            nxt = head.lru_next
+            page.lru_next = nxt
+            page.lru_prev = head
+            nxt.lru_prev = page
+            head.lru_next = page
             node.nr_active += 1
     finally:
         lru_lock.release()

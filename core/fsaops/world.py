@@ -726,14 +726,19 @@ class World:
     def _read_in(self, record: File, first: int, npages: int, nid: int) -> None:
         """Read pages ``first`` on of a file into the page cache, as ``read(2)`` of them does.
 
-        Readahead's steps for each page (``add_to_page_cache_lru``, the
-        table's ``readpage``, waiting for the read), then
-        ``mark_page_accessed`` as the read uses it.
+        Readahead's steps (``read_pages``: the table's ``readpages`` for a
+        run of new pages, or ``add_to_page_cache_lru`` and ``readpage`` for
+        each), waiting for the read, then ``mark_page_accessed`` as the read
+        uses each page.
         """
         mapping = record.inode.i_mapping
+        self.prefault(nid, npages)
+        if mapping.a_ops.readpages is not None:
+            for start in range(first, first + npages, _RUN_PAGES):
+                self._read_in_run(record, start, min(_RUN_PAGES, first + npages - start), nid)
+            return
         readpage = mapping.a_ops.readpage
         assert readpage is not None
-        self.prefault(nid, npages)
         node = self.kernel.nodes[nid]
         alloc = node.alloc_page
         locked = PG.locked
@@ -760,6 +765,46 @@ class World:
                 )
             mark_page_accessed(page)  # the reader used it, as read(2) notes
             put_page(page)
+
+    def _read_in_run(self, record: File, first: int, count: int, nid: int) -> None:
+        """Read ``count`` pages from ``first`` in with one call of the table's ``readpages``."""
+        mapping = record.inode.i_mapping
+        readpages = mapping.a_ops.readpages
+        assert readpages is not None
+        for index in range(first, first + count):
+            if mapping.lookup(index) is not None:
+                raise SetupError(f"{record.page_key(index)} is already in the page cache")
+        alloc = self.kernel.nodes[nid].alloc_page
+        pages: list[Page] = []
+        for index in range(first, first + count):
+            # __do_page_cache_readahead(): page_cache_alloc_cold(), page->index.
+            page = alloc()
+            if page is None:
+                for page in pages:
+                    put_page(page)
+                raise SetupError(f"{record.label}: out of memory on node {nid}")
+            page.index = index
+            pages.append(page)
+        err = readpages(mapping, pages)  # adds, reads and releases them
+        tree = mapping.page_tree
+        locked = PG.locked
+        uptodate = PG.uptodate
+        referenced = PG.referenced | PG.active
+        for index in range(first, first + count):
+            page = tree[index] if index < len(tree) else None
+            if page is not None and page.flags & locked:
+                lock_page(page)  # wait for the read
+                unlock_page(page)
+            if err or page is None or not page.flags & uptodate:
+                raise SetupError(
+                    f"reading {record.page_key(index)} in failed"
+                    + (f" ({err})" if err else ": the page is not up to date")
+                )
+            flags = page.flags
+            if flags & referenced:
+                mark_page_accessed(page)
+            else:  # the first use: mark_page_accessed() only notes it
+                page.flags = flags | PG.referenced
 
     def dirty_range(self, record: File, indexes: Iterable[int], gen: int | None = None) -> None:
         """Store the next (or the given) generation into cached pages of a file and dirty them.

@@ -14,9 +14,11 @@ Modes:
     Execute in place: file data is read and written on the device
     directly, so there are no page-cache pages and no ``migratepage``.
 
-The kernel's ext2 reads with ``mpage_readpage``, which attaches buffers
-only to pages whose blocks are not contiguous; the model's ``default``
-mode always reads through buffers, so every cached page has them.
+The kernel's ext2 reads with ``mpage_readpage`` and, for readahead,
+``mpage_readpages`` (``ext2_readpages``), which attach buffers only to
+pages whose blocks are not contiguous; the model's ``default`` mode always
+reads through buffers, so every cached page has them, and so only the
+``nobh`` table, which never attaches any, has ``readpages``.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ from fsaops.buffer import (
     generic_commit_write,
     generic_get_block,
     mpage_readpage,
+    mpage_readpages,
     nobh_commit_write,
     nobh_prepare_write,
     nobh_writepage,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fsaops.mapping import AddressSpace
     from fsaops.page import Page
     from fsaops.writeback import WritebackControl
 
@@ -65,6 +71,11 @@ def ext2_prepare_write(page: Page, start: int, end: int) -> int:
 def ext2_nobh_readpage(page: Page) -> int:
     """Read a page without attaching buffers."""
     return mpage_readpage(page, ext2_get_block)
+
+
+def ext2_readpages(mapping: AddressSpace, pages: Sequence[Page]) -> int:
+    """Read a batch of new pages for readahead, attaching no buffers."""
+    return mpage_readpages(mapping, pages, ext2_get_block)
 
 
 def ext2_nobh_prepare_write(page: Page, start: int, end: int) -> int:
@@ -95,6 +106,7 @@ ext2_aops = AddressSpaceOperations(
 ext2_nobh_aops = AddressSpaceOperations(
     name="ext2_nobh_aops",
     readpage=ext2_nobh_readpage,
+    readpages=ext2_readpages,
     writepage=ext2_nobh_writepage,
     sync_page=block_sync_page,
     prepare_write=ext2_nobh_prepare_write,
