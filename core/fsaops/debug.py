@@ -12,7 +12,7 @@ was left as it was, is the oracle's to say (:mod:`fsaops.oracle`).
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsaops.buffer import BH, BufferHead, bh_offset, buffers
 from fsaops.errors import InvariantError
@@ -186,26 +186,36 @@ def check_kernel(
     for node in kernel.nodes:
         for lru_list, active in ((node.active, True), (node.inactive, False)):
             n = 0
-            for page in lru_list:
+            # for page in lru_list, walked by hand: this runs for every cur.
+            cur: Any = lru_list.lru_next
+            while cur is not lru_list:
                 n += 1
-                lru_seen.add(page.pfn)
-                if not page.flags & pg_lru:
-                    problems.append(f"pfn {page.pfn} is on an LRU list without PG_lru")
-                if bool(page.flags & pg_active) != active:
+                lru_seen.add(cur.pfn)
+                if not cur.flags & pg_lru:
+                    problems.append(f"pfn {cur.pfn} is on an LRU list without PG_lru")
+                if bool(cur.flags & pg_active) != active:
                     which = "active" if active else "inactive"
                     problems.append(
-                        f"pfn {page.pfn} is on the {which} list with flags "
-                        f"{page_flags_str(page.flags)}"
+                        f"pfn {cur.pfn} is on the {which} list with flags "
+                        f"{page_flags_str(cur.flags)}"
                     )
-                if page.node is not node:
-                    problems.append(f"pfn {page.pfn} is on node {node.nid}'s LRU")
+                if cur.node is not node:
+                    problems.append(f"pfn {cur.pfn} is on node {node.nid}'s LRU")
+                cur = cur.lru_next
             want = node.nr_active if active else node.nr_inactive
             if n != want:
                 problems.append(
                     f"node {node.nid} counts {want} {'active' if active else 'inactive'} "
                     f"pages but holds {n}"
                 )
-    free_pfns = {p.pfn for node in kernel.nodes for p in node.free_pages()}
+    free_pfns: set[int] = set()
+    for node in kernel.nodes:
+        with node.lock:  # node.free_pages(), walked by hand
+            free_list = node.free_list
+            entry: Any = free_list.lru_next
+            while entry is not free_list:
+                free_pfns.add(entry.pfn)
+                entry = entry.lru_next
     # Plain dict reads below: a Counter calls a Python __missing__ for every absent pfn.
     lru = PG.lru
     locked = PG.locked

@@ -127,7 +127,9 @@ class Scheduler:
         self.threads = 0
         #: How many times a real thread went to sleep on a wait queue.
         self.sleeps = 0
-        self.waitqueues = tuple(WaitQueue() for _ in range(1 << WAITQUEUE_HASH_BITS))
+        #: The buckets of the page wait table, by hash, made when first slept
+        #: or woken on (most machines never sleep on any).
+        self.waitqueues: dict[int, WaitQueue] = {}
         #: Told when a task sleeps on a page or buffer bit, for tracing one
         #: page: ``on_sleep(obj, what)`` before the sleep may return a function
         #: to call when it ends.  ``None`` (the default) costs the slow path
@@ -241,7 +243,12 @@ class Scheduler:
 
     def waitqueue(self, obj: object) -> WaitQueue:
         """The hashed wait queue of a page or buffer."""
-        return self.waitqueues[hash(id(obj) >> 4) & ((1 << WAITQUEUE_HASH_BITS) - 1)]
+        bucket = hash(id(obj) >> 4) & ((1 << WAITQUEUE_HASH_BITS) - 1)
+        wq = self.waitqueues.get(bucket)
+        if wq is None:
+            # setdefault: two threads that get here at once share one queue.
+            wq = self.waitqueues.setdefault(bucket, WaitQueue())
+        return wq
 
     def wait_on_page_bit(self, page: Page, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``page.flags``."""
