@@ -10,18 +10,19 @@ exactly once, even in the middle of a run that is otherwise right.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import pytest
 
+from fsaops.aops import ReadPages
 from fsaops.buffer import mpage_readpage, nobh_writepage
 from fsaops.config import parse_config
 from fsaops.content import Contents
 from fsaops.mapping import AddressSpace
 from fsaops.migrate import MigrateStats
 from fsaops.oracle import RUN_PAGES, Oracle
-from fsaops.page import PG, get_page, lock_page, put_page
+from fsaops.page import PG, Page, get_page, lock_page, put_page
 from fsaops.plugins import Registry
 from fsaops.proofs import (
     Outcome,
@@ -279,17 +280,34 @@ def test_mpage_readpages_releases_a_page_whose_slot_is_taken(registry: Registry)
     assert node.nr_free == free - 1
 
 
-def test_a_readpages_that_does_not_read_is_a_setup_error(registry: Registry) -> None:
+def _reads_then_unsets_uptodate(mapping: AddressSpace, pages: Sequence[Page]) -> int:
+    from fsaops.buffer import mpage_readpages
+
+    mpage_readpages(mapping, pages)
+    pages[1].flags &= ~PG.uptodate
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("readpages", "said"),
+    [
+        (lambda mapping, pages: 0, "page0 in failed: ext2_nobh_aops.readpages left it out of the"),
+        (_reads_then_unsets_uptodate, "page1 in failed: ext2_nobh_aops.readpages left it not up"),
+        (lambda mapping, pages: -5, "page0 in failed (-5): ext2_nobh_aops.readpages returned EIO"),
+        (lambda mapping, pages: "ok", "readpages returned 'ok', not 0 or a negative errno"),
+        (lambda mapping, pages: 1, "readpages returned 1, not 0 or a negative errno"),
+    ],
+)
+def test_a_readpages_that_does_not_read_is_a_setup_error_naming_it(
+    registry: Registry, readpages: ReadPages, said: str
+) -> None:
     world = World(registry=registry, node_pages=64)
     sb = world.mount("ext2", "nobh")
-
-    def lazy_readpages(mapping: AddressSpace, pages: object) -> int:
-        return 0  # adds nothing, reads nothing
-
-    sb.a_ops = attrs.evolve(sb.a_ops, readpages=lazy_readpages)
+    sb.a_ops = attrs.evolve(sb.a_ops, readpages=readpages)
     record = world.create_file(sb)
-    with pytest.raises(SetupError, match=r"reading .* in failed"):
+    with pytest.raises(SetupError) as raised:
         world.load_file(record, 4)
+    assert said in str(raised.value)
 
 
 def test_loading_over_a_cached_page_with_readpages_is_a_setup_error(registry: Registry) -> None:

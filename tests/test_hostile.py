@@ -491,6 +491,8 @@ def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_pat
         ("writepage", "SystemExit(0)"),
         ("writepage", "SystemExit(None)"),
         ("migratepage", "GeneratorExit"),
+        ("readpages", "SystemExit(0)"),
+        ("readpages", "RuntimeError('no')"),
     ],
 )
 def test_plugin_code_ending_a_run_anywhere_fails_it(

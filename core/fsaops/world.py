@@ -52,7 +52,7 @@ from fsaops.mapping import (
     truncate_inode_pages,
     try_to_release_page,
 )
-from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.migrate import MigrateStats, errno_name, migrate_pages
 from fsaops.oracle import IoCounters, Oracle, PageState
 from fsaops.page import (
     PG,
@@ -786,6 +786,17 @@ class World:
             page.index = index
             pages.append(page)
         err = readpages(mapping, pages)  # adds, reads and releases them
+        member = f"{mapping.a_ops.name}.readpages"
+        if type(err) is not int or err > 0:
+            raise SetupError(
+                f"reading {record.page_key(first)} in failed: {member} returned {err!r}, "
+                "not 0 or a negative errno"
+            )
+        if err:
+            raise SetupError(
+                f"reading {record.page_key(first)} in failed ({err}): {member} returned "
+                f"{errno_name(err)}"
+            )
         tree = mapping.page_tree
         locked = PG.locked
         uptodate = PG.uptodate
@@ -795,10 +806,10 @@ class World:
             if page is not None and page.flags & locked:
                 lock_page(page)  # wait for the read
                 unlock_page(page)
-            if err or page is None or not page.flags & uptodate:
+            if page is None or not page.flags & uptodate:
+                left = "out of the page cache" if page is None else "not up to date"
                 raise SetupError(
-                    f"reading {record.page_key(index)} in failed"
-                    + (f" ({err})" if err else ": the page is not up to date")
+                    f"reading {record.page_key(index)} in failed: {member} left it {left}"
                 )
             flags = page.flags
             if flags & referenced:
