@@ -345,6 +345,52 @@ def test_prefault_changes_no_frame(registry: Registry) -> None:
     assert bytes(node.mem) == bytes(len(node.mem))
 
 
+def test_give_back_returns_only_the_frames_last_freed(registry: Registry) -> None:
+    world, record = _world(registry)
+    node = world.kernel.nodes[0]
+    mapping = record.inode.i_mapping
+    held = [p for p in node.pages if p.count]
+    freed: list[Page] = []
+    for _ in range(5):
+        page = node.alloc_page()
+        assert page is not None
+        page.data[:] = b"\x5a" * world.page_size  # a stale frame
+        freed.append(page)
+    for page in freed:
+        put_page(page)
+    order = [page.pfn for page in node.free_pages()]
+    world.give_back(0, 3)  # the last three freed: freed[4], freed[3], freed[2]
+    assert [page.pfn for page in node.free_pages()] == order, "the free list is as it was"
+    for page in freed[2:]:
+        assert bytes(page.data) == bytes(world.page_size), "handed back: reads as zeroes"
+    for page in freed[:2]:
+        assert bytes(page.data) == b"\x5a" * world.page_size, "not among the last three"
+    for page in held:
+        assert Oracle.frame(page) == world.expected(record, page.index)
+        assert mapping.lookup(page.index) is page
+
+
+def test_a_scenario_hands_back_the_frames_its_migration_freed(registry: Registry) -> None:
+    """The source node's freed frames are given back as migration goes, not under debug_vm."""
+    for debug_vm, want in ((False, 0x00), (True, 0x6B)):
+        config = parse_config(
+            f'[kernel]\nnode_memory = "4MiB"\ndebug_vm = {str(debug_vm).lower()}\n'
+            '[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 700\n'
+            "[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 0.3\n"
+        )
+        plan = plan_scenario(config, registry, "test", builtin=False)
+        world = Scenario(plan.config, registry, seed=3)
+        source = world.kernel.nodes[world.source_node]
+        used = [page for page in source.pages if page.count]
+        assert len(used) == 700
+        stats = world.migrate()
+        assert stats.tables["ext2_nobh_aops"].moved == 700
+        for page in used:
+            assert page.count == 0
+            assert bytes(page.data) == bytes([want]) * world.page_size
+        assert world.check_integrity().lost == 0
+
+
 # -- the scenario's pages ----------------------------------------------------------------
 
 

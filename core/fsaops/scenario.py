@@ -594,16 +594,22 @@ class Scenario:
         stats = MigrateStats()
         total = 0
 
+        source = kernel.nodes[self.source_node]
+        freed = source.nr_free
+
         def report(done: int, isolated: int) -> None:
-            nonlocal total
+            nonlocal total, freed
+            # Between chunks: the frames the last chunk freed go back to the
+            # operating system, and the next chunk's new pages (the target
+            # node's next free frames) are committed in one go, from that
+            # memory rather than memory touched for the first time.
+            self.world.give_back(self.source_node, source.nr_free - freed)
+            freed = source.nr_free
+            self.world.prefault(self.target_node, min(CHUNK_PAGES, isolated - done))
             total = isolated + len(self.swaplist)
             if progress is not None:
                 progress("migrate", done, total)
 
-        # The new pages are the target node's next free frames: commit their
-        # memory in one go rather than a page fault as each is copied into.
-        source = kernel.nodes[self.source_node]
-        self.world.prefault(self.target_node, source.nr_active + source.nr_inactive)
         self.faults.armed = True
         try:
             migrate_node(

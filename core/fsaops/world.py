@@ -33,8 +33,9 @@ has the oracle judge the outcome (:class:`EngineRun`).
 
 from __future__ import annotations
 
+import contextlib
 import mmap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -111,6 +112,20 @@ _MADV_POPULATE_WRITE = 23
 """Linux's ``madvise`` advice to fault a range in, writable, in one call (5.14 and later)."""
 
 _can_commit = [hasattr(mmap.mmap, "madvise")]
+
+
+def _release(mem: memoryview, start: int, length: int) -> None:
+    """Hand ``length`` bytes of ``mem`` from ``start`` back to the operating system.
+
+    The range reads as zeroes afterwards and is committed again when next
+    written.  A hint only, as :func:`_commit`: where the system cannot take
+    it, nothing happens.
+    """
+    owner = mem.obj
+    if not isinstance(owner, mmap.mmap) or length <= 0 or not hasattr(owner, "madvise"):
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        owner.madvise(mmap.MADV_DONTNEED, start, length)
 
 
 def _commit(mem: memoryview, start: int, length: int) -> None:
@@ -1259,6 +1274,40 @@ class World:
             entry = entry.lru_next
         if run_start >= 0:
             _commit(node.mem, (run_start - base) << shift, (run_end - run_start) << shift)
+
+    def give_back(self, nid: int, npages: int) -> None:
+        """Have the operating system take back the memory of node ``nid``'s last freed frames.
+
+        The ``npages`` frames at the head of the node's free list (the most
+        recently freed) hold nothing anyone may read: their memory is handed
+        back (``MADV_DONTNEED``), one request per run of consecutive frames,
+        so that the operating system can commit it again for the next frames
+        written (a migration's new pages) instead of memory touched for the
+        first time.  A hint only: which frames are free does not change.
+        Nothing is handed back under ``debug_vm``, whose freed frames keep
+        their poison.
+        """
+        node = self.kernel.nodes[nid]
+        if node.kernel.debug_vm or npages <= 0:
+            return
+        free_list = node.free_list
+        pfns: list[int] = []
+        entry: Any = free_list.lru_next
+        for _ in range(min(npages, node.nr_free)):
+            if entry is free_list:
+                break
+            pfns.append(entry.pfn)
+            entry = entry.lru_next
+        pfns.sort()
+        shift = node.page_shift
+        base = node.start_pfn
+        i = 0
+        while i < len(pfns):
+            j = i + 1
+            while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
+                j += 1
+            _release(node.mem, (pfns[i] - base) << shift, (j - i) << shift)
+            i = j
 
     def new_pages(self, count: int, nid: int | None = None) -> PageList:
         """A ``to`` list of ``count`` free pages on ``nid`` (default: the target node)."""
