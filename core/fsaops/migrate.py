@@ -584,7 +584,6 @@ def migrate_pages(
     trace = None if log is None or not log.is_enabled_for(logging.DEBUG) else log.debug
     debug = _DebugVm(kernel, from_, to, moved, failed) if kernel.debug_vm else None
     watch = MigratepageWatch(kernel, stats.findings) if kernel.strict or kernel.debug_vm else None
-    tables = stats.tables
     written = stats.written
     pending = stats.pending
     last_why: dict[Page, str] = {}
@@ -596,6 +595,10 @@ def migrate_pages(
     nr_moved = 0
     retry = 0
     pass_ = 0
+    # Moved pages are counted by (table, via) a run of equal ones at a time.
+    run_name: Any = None
+    run_via: Any = None
+    run_count = 0
     try:
         while True:  # redo:
             retry = 0
@@ -783,12 +786,14 @@ def migrate_pages(
                         stats.unpend(page.pfn)
                     if last_why:
                         last_why.pop(page, None)
-                    done = tables.get(name)
-                    if done is None:
-                        done = stats.table(name)
-                    done.moved += 1
-                    counts = done.via
-                    counts[via] = counts.get(via, 0) + 1
+                    if name is run_name and via is run_via:
+                        run_count += 1
+                    else:
+                        if run_count:
+                            _count_moved(stats, run_name, run_via, run_count)
+                        run_name = name
+                        run_via = via
+                        run_count = 1
                 if debug is not None:
                     debug.after(page, newpage if rc == 0 else None, name, pass_, path)
                 page = nxt
@@ -799,6 +804,8 @@ def migrate_pages(
                 continue
             break
     finally:
+        if run_count:
+            _count_moved(stats, run_name, run_via, run_count)
         if not swapwrite:
             current.flags &= ~PF_SWAPWRITE
     passes = pass_ + 1
@@ -812,6 +819,13 @@ def migrate_pages(
     vmstat.pgmigrate_success += nr_moved
     vmstat.pgmigrate_fail += nr_failed + len(last_why)
     return nr_failed + retry
+
+
+def _count_moved(stats: MigrateStats, name: str, via: str, count: int) -> None:
+    """Count ``count`` pages of table ``name`` moved ``via`` a path."""
+    done = stats.table(name)
+    done.moved += count
+    done.via[via] = done.via.get(via, 0) + count
 
 
 def _kernel_of(*lists: PageList | None) -> Kernel | None:
