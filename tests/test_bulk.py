@@ -288,9 +288,28 @@ def _reads_then_unsets_uptodate(mapping: AddressSpace, pages: Sequence[Page]) ->
     return 0
 
 
+def _reads_then_dirties(mapping: AddressSpace, pages: Sequence[Page]) -> int:
+    from fsaops.buffer import mpage_readpages
+
+    mpage_readpages(mapping, pages)
+    pages[2].flags |= PG.dirty
+    return 0
+
+
+def _reads_then_takes_off_the_lru(mapping: AddressSpace, pages: Sequence[Page]) -> int:
+    from fsaops.buffer import mpage_readpages
+    from fsaops.lru import isolate_lru_page
+
+    mpage_readpages(mapping, pages)
+    isolate_lru_page(pages[3])
+    return 0
+
+
 @pytest.mark.parametrize(
     ("readpages", "said"),
     [
+        (_reads_then_dirties, "page2 in failed: ext2_nobh_aops.readpages left it dirty"),
+        (_reads_then_takes_off_the_lru, "page3 in failed: ext2_nobh_aops.readpages left it off"),
         (lambda mapping, pages: 0, "page0 in failed: ext2_nobh_aops.readpages left it out of the"),
         (_reads_then_unsets_uptodate, "page1 in failed: ext2_nobh_aops.readpages left it not up"),
         (lambda mapping, pages: -5, "page0 in failed (-5): ext2_nobh_aops.readpages returned EIO"),
@@ -308,6 +327,21 @@ def test_a_readpages_that_does_not_read_is_a_setup_error_naming_it(
     with pytest.raises(SetupError) as raised:
         world.load_file(record, 4)
     assert said in str(raised.value)
+
+
+def test_a_readpage_that_leaves_a_page_dirty_is_a_setup_error(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh")
+
+    def dirtying_readpage(page: Page) -> int:
+        rc = mpage_readpage(page)
+        page.flags |= PG.dirty
+        return rc
+
+    sb.a_ops = attrs.evolve(sb.a_ops, readpage=dirtying_readpage, readpages=None)
+    record = world.create_file(sb)
+    with pytest.raises(SetupError, match=r"page0 in failed: ext2_nobh_aops.readpage left it dirty"):
+        world.load_file(record, 4)
 
 
 def test_loading_over_a_cached_page_with_readpages_is_a_setup_error(registry: Registry) -> None:

@@ -114,6 +114,23 @@ _MADV_POPULATE_WRITE = 23
 _can_commit = [hasattr(mmap.mmap, "madvise")]
 
 
+def _not_read_in(page: Page | None) -> str:
+    """How a page a read left behind differs from one read in: clean, up to date, on the LRU."""
+    if page is None:
+        return "out of the page cache"
+    flags = page.flags
+    for bit, state in (
+        (PG.dirty, "dirty"),
+        (PG.writeback, "under writeback"),
+        (PG.locked, "locked"),
+    ):
+        if flags & bit:
+            return state
+    if not flags & PG.uptodate:
+        return "not up to date"
+    return "off the LRU"
+
+
 def _release(mem: memoryview, start: int, length: int) -> None:
     """Hand ``length`` bytes of ``mem`` from ``start`` back to the operating system.
 
@@ -778,6 +795,11 @@ class World:
                     f"reading {record.page_key(index)} in failed"
                     + (f" ({err})" if err else ": the page is not up to date")
                 )
+            if page.flags & (PG.dirty | PG.writeback) or not page.flags & PG.lru:
+                raise SetupError(
+                    f"reading {record.page_key(index)} in failed: "
+                    f"{mapping.a_ops.name}.readpage left it {_not_read_in(page)}"
+                )
             mark_page_accessed(page)  # the reader used it, as read(2) notes
             put_page(page)
 
@@ -814,17 +836,18 @@ class World:
             )
         tree = mapping.page_tree
         locked = PG.locked
-        uptodate = PG.uptodate
+        read_in = PG.uptodate | PG.lru
+        unread = PG.dirty | PG.writeback | PG.locked
         referenced = PG.referenced | PG.active
         for index in range(first, first + count):
             page = tree[index] if index < len(tree) else None
             if page is not None and page.flags & locked:
                 lock_page(page)  # wait for the read
                 unlock_page(page)
-            if page is None or not page.flags & uptodate:
-                left = "out of the page cache" if page is None else "not up to date"
+            if page is None or page.flags & unread or page.flags & read_in != read_in:
                 raise SetupError(
-                    f"reading {record.page_key(index)} in failed: {member} left it {left}"
+                    f"reading {record.page_key(index)} in failed: {member} left it "
+                    + _not_read_in(page)
                 )
             flags = page.flags
             if flags & referenced:
