@@ -18,7 +18,9 @@ know about before the code goes anywhere:
 ``flags``
     a flag ``migrate_page_copy`` carries (``PG.COPIED``) was on the old
     page and is not on the new one, or is on the new one and was never on
-    the old (a stray ``PG_error`` makes the next ``fsync`` say ``EIO``).
+    the old (a stray ``PG_error`` makes the next ``fsync`` say ``EIO``); or
+    a clean page (nor any pte mapping it dirty) moved to a dirty one, to be
+    written back for nothing.
 ``buffers``
     a buffer head was left locked, its ``b_count`` changed, or it lost
     ``BH_Uptodate`` or ``BH_Mapped`` by the time ``migratepage`` returned
@@ -138,6 +140,7 @@ class _Before:
     held: int
     writes: int
     ring: tuple[tuple[BufferHead, int, bool, int], ...]
+    dirty: bool
 
 
 class MigratepageWatch:
@@ -173,6 +176,15 @@ class MigratepageWatch:
             held=held,
             writes=kernel.vmstat.nr_writepage,
             ring=ring,
+            # Whatever may make the new page dirty: the page, a pte (unmapping
+            # moves its dirty bit to the page), or an anonymous page's way into
+            # the swap cache (add_to_swap dirties it).
+            dirty=bool(
+                page.flags & (PG.dirty | PG.writeback | PG.swapcache)
+                or page.mapping is None
+                or page.mapping.anon
+                or Oracle.mapped_dirty(page)
+            ),
         )
 
     def after(self, newpage: Page, page: Page, rc: int, table: str) -> None:
@@ -228,6 +240,14 @@ class MigratepageWatch:
                     pfn,
                     f"pfn {pfn} moved to pfn {newpage.pfn}, which gained "
                     f"{Oracle.flag_names(gained)} that the old page never had",
+                )
+            elif newpage.flags & PG.dirty and not b.dirty:
+                add(
+                    table,
+                    "flags",
+                    pfn,
+                    f"clean pfn {pfn} moved to pfn {newpage.pfn} dirty (neither the page nor a "
+                    "pte mapping it was): it would be written back for nothing",
                 )
         held_locks = _held_buffer_locks(self._kernel)
         for i, (bh, count, locked, kept) in enumerate(b.ring):

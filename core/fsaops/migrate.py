@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from fsaops.buffer import BH
 from fsaops.errors import InvariantError, KernelBug, PluginFault, RunTimeout, describe_exception
 from fsaops.findings import Findings, MigratepageWatch
-from fsaops.lists import PageList, list_move
+from fsaops.lists import LIST_POISON, PageList, list_move
 from fsaops.lru import move_to_lru
 from fsaops.mapping import remove_mapping, try_to_release_page
 from fsaops.page import (
@@ -42,6 +42,7 @@ from fsaops.page import (
     Page,
     PG_dirty,
     PG_locked,
+    PG_lru,
     PG_private,
     PG_swapcache,
     PG_unlock,
@@ -706,6 +707,10 @@ def migrate_pages(
                                     except BaseException as exc:
                                         _migratepage_escaped(exc, name, page)
                                         raise
+                                    if page.lru_next is not nxt or newpage.lru_next is not to:
+                                        # The engine's lists are its own: the kernel
+                                        # would follow the broken links and oops.
+                                        raise _links_broken(name, page, newpage, nxt, pass_)
                                     if type(rc) is not int or rc > 0:
                                         rc = _migratepage_returned(stats, name, page, rc)
                                     if watch is not None:
@@ -993,6 +998,23 @@ def _unlocked(name: str, which: Page, page: Page, pass_: int) -> KernelBug:
         f"unlock_page() of pfn {which.pfn} ({role}), which is not locked: {name}'s migratepage "
         f"unlocked it, but the engine unlocks both pages after the call (pfn {page.pfn}, "
         f"pass {pass_})"
+    )
+
+
+def _links_broken(name: str, page: Page, newpage: Page, nxt: object, pass_: int) -> KernelBug:
+    """A ``migratepage`` moved a page the engine holds on its lists: list corruption."""
+    which = page if page.lru_next is not nxt else newpage
+    role = "the old page" if which is page else "the new page"
+    own = "pages to migrate" if which is page else "new pages"
+    if which.flags & PG_lru:
+        what = f"put pfn {which.pfn} ({role}) on the LRU"
+    elif which.lru_next is LIST_POISON:
+        what = f"took pfn {which.pfn} ({role}) off the engine's list of {own}"
+    else:
+        what = f"moved pfn {which.pfn} ({role}) from the engine's list of {own} to another list"
+    return KernelBug(
+        f"list corruption: {name}'s migratepage {what}; the engine keeps both pages on its "
+        f"own lists and moves them itself after the call (pfn {page.pfn}, pass {pass_})"
     )
 
 

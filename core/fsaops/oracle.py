@@ -276,6 +276,21 @@ class Oracle:
         return False
 
     @staticmethod
+    def mapped_dirty(page: Page) -> bool:
+        """Whether a pte that maps ``page`` is dirty, found through reverse mapping."""
+        mapping = page.mapping
+        if not page.mapcount or mapping is None:
+            return False
+        vmas = mapping.vmas if mapping.anon else mapping.i_mmap  # type: ignore[union-attr]
+        for vma in vmas:
+            vpn = vma.address(page)
+            if vpn >= 0:
+                pte = vma.mm.ptes.get(vpn)
+                if pte is not None and pte.page is page and pte.dirty:
+                    return True
+        return False
+
+    @staticmethod
     def index(kernel: Kernel) -> MachineIndex:
         """Every present pte and every hold of the machine by page, from one scan of each."""
         ptes: dict[int, list[tuple[int, int]]] = {}
@@ -657,6 +672,11 @@ class Oracle:
         if (newer or anonymous) and not self.data_is_safe(new, data, before):
             problems.append(
                 f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached the disk"
+            )
+        elif not newer and not anonymous and not fallback and new.flags & PG.dirty:
+            problems.append(
+                f"clean pfn {pfn} moved to pfn {new.pfn} dirty (neither the page nor a pte "
+                "mapping it was): it would be written back for nothing"
             )
         if not fallback and before.ring is not None:
             head = before.ring[0].bh

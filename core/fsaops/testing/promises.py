@@ -201,14 +201,19 @@ def hook_pages_left_locked(call: HookCall) -> list[str]:
 
 
 def hook_dirty_carried(call: HookCall) -> list[str]:
-    """A dirty page's new page is dirty, and nothing was written to move it."""
+    """A dirty page's new page is dirty with nothing written to move it; a clean one's clean."""
     problems = _moved_first(call)
     if problems:
         return problems
     before = call.old_before
-    if not before.flags & PG.dirty and not before.pte_dirty:
-        return []
     page, new = call.page, call.newpage
+    if not before.flags & PG.dirty and not before.pte_dirty:
+        if new.flags & PG.dirty:
+            return [
+                f"clean pfn {before.pfn} (neither PG_dirty nor a pte's dirty bit) moved to "
+                f"pfn {new.pfn} dirty: the page would be written back for nothing"
+            ]
+        return []
     if not new.flags & PG.dirty:
         where = "PG_dirty" if before.flags & PG.dirty else "only its pte's dirty bit"
         problems.append(

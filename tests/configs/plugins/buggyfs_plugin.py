@@ -25,6 +25,8 @@ from fsaops import (
     migrate_page_remove_references,
 )
 from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
+from fsaops.lists import list_del
+from fsaops.lru import lru_cache_add
 from fsaops.mapping import AddressSpace, remove_from_page_cache, try_to_release_page
 from fsaops.page import PG, Page, lock_page, put_page, unlock_page
 from fsaops.writeback import (
@@ -375,6 +377,30 @@ def puts_the_old_page_twice(newpage: Page, page: Page) -> int:
     return rc
 
 
+def takes_the_old_page_off_the_list(newpage: Page, page: Page) -> int:
+    """Moves the page, then unlinks the old one from the list it is on: the engine's."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        list_del(page)
+    return rc
+
+
+def puts_the_new_page_on_the_lru(newpage: Page, page: Page) -> int:
+    """Moves the page and adds the new one to the LRU itself; the engine adds it again."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        lru_cache_add(newpage)
+    return rc
+
+
+def dirties_clean_pages(newpage: Page, page: Page) -> int:
+    """Marks every page it moves dirty, clean ones too: each is written back for nothing."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        newpage.flags |= PG.dirty
+    return rc
+
+
 BROKEN: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
@@ -406,6 +432,9 @@ BROKEN: dict[str, Migratepage] = {
         keeps_the_old_page_reference,
         leaks_a_reference_on_a_neighbour,
         puts_the_old_page_twice,
+        takes_the_old_page_off_the_list,
+        puts_the_new_page_on_the_lru,
+        dirties_clean_pages,
     )
 }
 """Every broken ``migratepage``, by name."""
@@ -414,6 +443,7 @@ LOSSLESS: dict[str, str] = {
     "keeps_only_uptodate_and_dirty": "flags",
     "forgets_referenced": "flags",
     "sets_the_error_flag": "flags",
+    "dirties_clean_pages": "flags",
     "clears_the_buffers_uptodate_bits": "buffers",
     "writes_dirty_pages_back": "writepage",
     "writes_then_moves": "writepage",
