@@ -493,6 +493,9 @@ def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_pat
         ("migratepage", "GeneratorExit"),
         ("readpages", "SystemExit(0)"),
         ("readpages", "RuntimeError('no')"),
+        ("readpages", "KeyboardInterrupt"),
+        ("migratepage", "KeyboardInterrupt"),
+        ("writepage", "KeyboardInterrupt()"),
     ],
 )
 def test_plugin_code_ending_a_run_anywhere_fails_it(

@@ -63,6 +63,8 @@ from fsaops.errors import (
     PluginFault,
     RunTimeout,
     describe_exception,
+    raised_by_code,
+    watch_sigint,
 )
 from fsaops.status import Status, envelope
 
@@ -1163,7 +1165,7 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
         message = f"the run failed: plugin {culprit[0]} raised {what} in {culprit[1]}"
     else:
         message = f"the command failed: {what}"
-    if isinstance(exc, SystemExit):
+    if isinstance(exc, SystemExit | KeyboardInterrupt):
         message += "; plugin code may not end fsaops"
     return _fail(Status.KERNEL_BUG, message, json_mode)
 
@@ -1237,7 +1239,9 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
                 os.dup2(null, out.fileno())
                 os.close(null)
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if raised_by_code(exc):  # plugin code, not Ctrl-C
+            return _unexpected(exc, json_mode)
         return _fail(Status.INTERRUPTED, "interrupted", json_mode)
     except BaseException as exc:  # plugin code (SystemExit, anything) or a bug of ours
         return _unexpected(exc, json_mode)
@@ -1259,6 +1263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if program:
         threading.excepthook = _thread_failed
         sys.unraisablehook = _unraisable
+        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
+            watch_sigint()
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
         json_token = _JSON.set(json_mode)

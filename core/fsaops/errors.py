@@ -8,7 +8,9 @@ the model's ``BUG()``.
 
 from __future__ import annotations
 
-from typing import Final
+import signal
+from types import FrameType
+from typing import Final, NoReturn
 
 __all__ = [
     "MAX_REASON",
@@ -28,7 +30,9 @@ __all__ = [
     "PluginValidationError",
     "RunTimeout",
     "describe_exception",
+    "raised_by_code",
     "shown",
+    "watch_sigint",
 ]
 
 MAX_SHOWN: Final = 80
@@ -202,3 +206,32 @@ class Deadlock(KernelBug):
         self.what = what
         self.now = now
         super().__init__(f"deadlock at tick {now}: waiting for {what}, and nothing can wake it")
+
+
+_sigint = {"watching": False, "seen": 0}
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> NoReturn:
+    _sigint["seen"] += 1
+    raise KeyboardInterrupt
+
+
+def watch_sigint() -> None:
+    """Count Ctrl-C (``SIGINT``) from now on, then raise ``KeyboardInterrupt`` as Python does.
+
+    A program calls this once, from its main thread (the command line does;
+    the library never installs a signal handler of its own).  Then
+    :func:`raised_by_code` can tell the ``KeyboardInterrupt`` of a Ctrl-C
+    from one that plugin code raised.
+    """
+    signal.signal(signal.SIGINT, _on_sigint)
+    _sigint["watching"] = True
+
+
+def raised_by_code(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``KeyboardInterrupt`` that no Ctrl-C caused.
+
+    Known only while :func:`watch_sigint` counts ``SIGINT``; otherwise every
+    ``KeyboardInterrupt`` is taken for a Ctrl-C.
+    """
+    return isinstance(exc, KeyboardInterrupt) and bool(_sigint["watching"]) and not _sigint["seen"]

@@ -32,7 +32,14 @@ from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM, errorcode
 from typing import TYPE_CHECKING, Any
 
 from fsaops.buffer import BH
-from fsaops.errors import InvariantError, KernelBug, PluginFault, RunTimeout, describe_exception
+from fsaops.errors import (
+    InvariantError,
+    KernelBug,
+    PluginFault,
+    RunTimeout,
+    describe_exception,
+    raised_by_code,
+)
 from fsaops.findings import Findings, MigratepageWatch
 from fsaops.lists import LIST_POISON, PageList, list_move
 from fsaops.lru import move_to_lru
@@ -968,7 +975,7 @@ def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
     ``KeyboardInterrupt``, a ``GeneratorExit`` and the run's own time limit
     (:class:`~fsaops.errors.RunTimeout`) go on as they are.
     """
-    if isinstance(exc, KeyboardInterrupt | GeneratorExit | RunTimeout):
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit | RunTimeout) and not raised_by_code(exc):
         return
     raise PluginFault(
         f"migratepage of table {table} raised {describe_exception(exc)} on pfn {page.pfn}: "
