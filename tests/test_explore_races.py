@@ -21,6 +21,7 @@ from fsaops.explore import explore, replay
 from fsaops.explore.api import render_text
 from fsaops.plugins import Registry, load_plugins
 from fsaops.testing.dist import write_dist_info
+from suite_runs import failed_by_table
 
 PLUGINS = Path(__file__).parent / "configs" / "plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -120,14 +121,7 @@ CAUGHT_SERIALLY = {
 
 
 def test_what_the_serial_suite_catches(pytester: pytest.Pytester) -> None:
-    pytester.syspathinsert(PLUGINS)
-    pytester.makepyfile(test_racy=SUITE)
-    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
-    failed: dict[str, list[str]] = {}
-    for report in reprec.getreports("pytest_runtest_logreport"):
-        if report.failed:
-            cls, test = report.nodeid.split("::")[1:3]
-            failed.setdefault(cls.removeprefix("Test_"), []).append(test)
+    reprec, failed = failed_by_table(pytester, PLUGINS, SUITE)
     passed, _, _ = reprec.listoutcomes()
     assert len(passed) > 10 * len(racyfs_plugin.RACY)  # the suite ran for every table
     observed = {name: name in failed for name in racyfs_plugin.RACY}

@@ -34,6 +34,7 @@ from fsaops.page import Page
 from fsaops.rmap import VM_LOCKED
 from fsaops.testing.dist import write_dist_info
 from fsaops.world import World
+from suite_runs import failed_by_table
 
 PLUGINS = Path(__file__).parent / "configs" / "plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -251,14 +252,9 @@ SUITE = textwrap.dedent(
 
 
 def test_the_suite_fails_a_promise_for_every_bug(pytester: pytest.Pytester) -> None:
-    pytester.syspathinsert(PLUGINS)
-    pytester.makepyfile(test_buggy=SUITE)
-    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
-    failed: dict[str, list[str]] = {}
+    reprec, failed = failed_by_table(pytester, PLUGINS, SUITE)
     for report in reprec.getreports("pytest_runtest_logreport"):
         if report.failed:
-            cls, test = report.nodeid.split("::")[1:3]
-            failed.setdefault(cls.removeprefix("Test_"), []).append(test)
             assert "Traceback" not in report.longreprtext or "broken promise" in report.longreprtext
     assert failed.pop("correct", []) == []
     missed = [name for name in BUGS if name not in failed]

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations, FileSystemType
     from fsaops.fault_inject import FaultInjector
     from fsaops.fs import Inode, SuperBlock
+    from fsaops.memory import Node
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
     from fsaops.semantics import Semantics
@@ -112,6 +113,33 @@ _MADV_POPULATE_WRITE = 23
 """Linux's ``madvise`` advice to fault a range in, writable, in one call (5.14 and later)."""
 
 _can_commit = [hasattr(mmap.mmap, "madvise")]
+
+
+def _free_head_runs(node: Node, npages: int) -> list[tuple[int, int]]:
+    """The first ``npages`` frames of ``node``'s free list, as (byte offset, length) runs.
+
+    Frames are sorted and consecutive ones joined, so each run is one request.
+    """
+    free_list = node.free_list
+    pfns: list[int] = []
+    entry: Any = free_list.lru_next
+    for _ in range(max(0, min(npages, node.nr_free))):
+        if entry is free_list:
+            break
+        pfns.append(entry.pfn)
+        entry = entry.lru_next
+    pfns.sort()
+    shift = node.page_shift
+    base = node.start_pfn
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(pfns):
+        j = i + 1
+        while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
+            j += 1
+        runs.append(((pfns[i] - base) << shift, (j - i) << shift))
+        i = j
+    return runs
 
 
 def _not_read_in(page: Page | None) -> str:
@@ -1280,23 +1308,8 @@ class World:
         are free, and what they hold, does not change.
         """
         node = self.kernel.nodes[nid]
-        free_list = node.free_list
-        shift = node.page_shift
-        base = node.start_pfn
-        entry = free_list.lru_next
-        run_start = run_end = -1
-        for _ in range(min(npages, node.nr_free)):
-            if entry is free_list:
-                break
-            pfn = entry.pfn  # type: ignore[attr-defined]
-            if pfn != run_end:
-                if run_start >= 0:
-                    _commit(node.mem, (run_start - base) << shift, (run_end - run_start) << shift)
-                run_start = pfn
-            run_end = pfn + 1
-            entry = entry.lru_next
-        if run_start >= 0:
-            _commit(node.mem, (run_start - base) << shift, (run_end - run_start) << shift)
+        for start, length in _free_head_runs(node, npages):
+            _commit(node.mem, start, length)
 
     def give_back(self, nid: int, npages: int) -> None:
         """Have the operating system take back the memory of node ``nid``'s last freed frames.
@@ -1311,26 +1324,10 @@ class World:
         their poison.
         """
         node = self.kernel.nodes[nid]
-        if node.kernel.debug_vm or npages <= 0:
+        if node.kernel.debug_vm:
             return
-        free_list = node.free_list
-        pfns: list[int] = []
-        entry: Any = free_list.lru_next
-        for _ in range(min(npages, node.nr_free)):
-            if entry is free_list:
-                break
-            pfns.append(entry.pfn)
-            entry = entry.lru_next
-        pfns.sort()
-        shift = node.page_shift
-        base = node.start_pfn
-        i = 0
-        while i < len(pfns):
-            j = i + 1
-            while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
-                j += 1
-            _release(node.mem, (pfns[i] - base) << shift, (j - i) << shift)
-            i = j
+        for start, length in _free_head_runs(node, npages):
+            _release(node.mem, start, length)
 
     def new_pages(self, count: int, nid: int | None = None) -> PageList:
         """A ``to`` list of ``count`` free pages on ``nid`` (default: the target node)."""

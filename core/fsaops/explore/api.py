@@ -622,14 +622,10 @@ def explore(
     failures: tuple[Failure, ...] = ()
     if found.failure is not None:
         failures = (_failure(xworld, setup, bounds, found.failure[1]),)
-    return ExploreResult(
-        fs=setup.fs,
-        mode=setup.mode,
-        table=xworld.table.name,
-        semantics=setup.semantics,
-        pages=setup.pages,
-        tasks=tuple(str(t) for t in setup.tasks),
-        bounds=bounds,
+    return _result(
+        setup,
+        xworld,
+        bounds,
         schedules=found.schedules,
         exhausted=found.exhausted,
         seconds=found.seconds,
@@ -670,6 +666,20 @@ def _one_at_a_time(
     )
 
 
+def _result(setup: Setup, xworld: ExploredWorld, bounds: Bounds, **outcome: Any) -> ExploreResult:
+    """The result of a search or a replay of ``setup`` on ``xworld``: what ran, and ``outcome``."""
+    return ExploreResult(
+        fs=setup.fs,
+        mode=setup.mode,
+        table=xworld.table.name,
+        semantics=setup.semantics,
+        pages=setup.pages,
+        tasks=tuple(str(t) for t in setup.tasks),
+        bounds=bounds,
+        **outcome,
+    )
+
+
 def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
     """Run exactly the schedule a replay string records, and describe it.
 
@@ -707,14 +717,10 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
                 replay=encode_replay(checked, bounds, deviations(result["trace"])),
             ),
         )
-    return ExploreResult(
-        fs=checked.fs,
-        mode=checked.mode,
-        table=xworld.table.name,
-        semantics=checked.semantics,
-        pages=checked.pages,
-        tasks=tuple(str(t) for t in checked.tasks),
-        bounds=bounds,
+    return _result(
+        checked,
+        xworld,
+        bounds,
         schedules=1,
         exhausted=False,
         seconds=float(result["seconds"]),
