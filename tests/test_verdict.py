@@ -108,6 +108,27 @@ def kinds(report: dict[str, Any], name: str) -> set[str]:
 # -- fsaops migrate -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("takes_the_old_page_off_the_list", "took pfn {pfn} (the old page) off the engine's list"),
+        ("puts_the_new_page_on_the_lru", "put pfn {new} (the new page) on the LRU"),
+    ],
+)
+def test_a_migratepage_that_breaks_the_engines_lists_is_a_named_kernel_bug(
+    configs: Path, name: str, said: str
+) -> None:
+    rc, report = migrate(configs, name, RUNS[0])
+    assert (rc, report["status"]) == (1, "kernel bug")
+    error = report["error"]
+    match = re.search(r"\(pfn (\d+), pass 0\)", error)
+    assert match, error
+    assert f"list corruption: {name}_aops's migratepage " in error
+    # the first page tried, and the first new page (the target node's first frame)
+    pattern = re.escape(said).replace(r"\{pfn\}", match[1]).replace(r"\{new\}", r"\d+")
+    assert re.search(pattern, error), error
+
+
 @pytest.mark.parametrize("run", RUNS, ids=[f"{seed}-{sem}" for seed, sem in RUNS])
 @pytest.mark.parametrize("name", LOSSY)
 def test_a_bug_that_loses_something_fails_every_mode(

@@ -1018,7 +1018,7 @@ def _links_broken(name: str, page: Page, newpage: Page, nxt: object, pass_: int)
     elif which.lru_next is LIST_POISON:
         what = f"took pfn {which.pfn} ({role}) off the engine's list of {own}"
     else:
-        what = f"moved pfn {which.pfn} ({role}) from the engine's list of {own} to another list"
+        what = f"changed the engine's list of {own} around pfn {which.pfn} ({role})"
     return KernelBug(
         f"list corruption: {name}'s migratepage {what}; the engine keeps both pages on its "
         f"own lists and moves them itself after the call (pfn {page.pfn}, pass {pass_})"
