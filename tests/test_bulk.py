@@ -10,6 +10,7 @@ exactly once, even in the middle of a run that is otherwise right.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping, Sequence
 
 import attrs
@@ -19,10 +20,10 @@ from fsaops.aops import ReadPages
 from fsaops.buffer import mpage_readpage, nobh_writepage
 from fsaops.config import parse_config
 from fsaops.content import Contents
-from fsaops.mapping import AddressSpace
+from fsaops.mapping import AS_EIO, AddressSpace
 from fsaops.migrate import MigrateStats
 from fsaops.oracle import RUN_PAGES, Oracle
-from fsaops.page import PG, Page, get_page, lock_page, put_page
+from fsaops.page import PG, Page, get_page, lock_page, put_page, unlock_page
 from fsaops.plugins import Registry
 from fsaops.proofs import (
     Outcome,
@@ -36,7 +37,11 @@ from fsaops.proofs import ledger as proof_ledger
 from fsaops.rmap import Pte
 from fsaops.scenario import Scenario, Slot, Slots, plan_scenario, run_plan
 from fsaops.world import File, SetupError, World
-from fsaops.writeback import WritebackControl
+from fsaops.writeback import (
+    WritebackControl,
+    filemap_write_and_wait,
+    redirty_page_for_writepage,
+)
 
 PAGES = 3 * RUN_PAGES + 17
 """Pages of the file the tests build: several runs and a short last one."""
@@ -212,6 +217,16 @@ def _machine_state(world: World) -> dict[str, object]:
     return {"nodes": nodes, "trees": trees, "vmstat": kernel.vmstat.as_dict()}
 
 
+def _interleave_blocks(world: World, record: File, npages: int) -> None:
+    """Blocks interleaved with another file's and out of line inside pages (1 KiB blocks)."""
+    other = world.create_file(record.inode.i_sb)
+    for iblock in range(npages * 4):
+        if iblock % 9:
+            record.inode.get_block(iblock, True)
+        if iblock % 3 == 0:
+            other.inode.get_block(iblock, True)
+
+
 def _load_both_ways(
     registry: Registry, prepare: Callable[[World, File], None], npages: int
 ) -> tuple[dict[str, object], dict[str, object]]:
@@ -242,12 +257,7 @@ def test_readpages_reads_scattered_blocks_and_frames_as_readpage_would(
     """Blocks interleaved with another file's, a hole, and free frames out of order."""
 
     def prepare(world: World, record: File) -> None:
-        other = world.create_file(record.inode.i_sb)
-        for iblock in range(40 * 4):
-            if iblock % 9:
-                record.inode.get_block(iblock, True)
-            if iblock % 3 == 0:
-                other.inode.get_block(iblock, True)
+        _interleave_blocks(world, record, 40)
         node = world.kernel.nodes[0]
         taken = [node.alloc_page() for _ in range(12)]
         for page in taken[::3] + taken[1::3] + taken[2::3]:
@@ -256,6 +266,106 @@ def test_readpages_reads_scattered_blocks_and_frames_as_readpage_would(
 
     batch, single = _load_both_ways(registry, prepare, 40)
     assert batch == single
+
+
+def _sync_both_ways(
+    registry: Registry,
+    prepare: Callable[[World, File], None],
+    npages: int,
+    *,
+    size: int | None = None,
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The machine after a sync through ``writepages``, and through ``writepage`` alone.
+
+    Two pages in three are dirtied (runs of two with gaps) after the file
+    is read in; ``size`` cuts the file so that its last page is partial.
+    """
+    states = []
+    for batch in (True, False):
+        world = World(registry=registry, node_pages=npages + 64)
+        sb = world.mount("ext2", "nobh", block_size=1024)
+        assert sb.a_ops.writepages is not None
+        if not batch:
+            sb.a_ops = attrs.evolve(sb.a_ops, writepages=None)
+        record = world.create_file(sb)
+        prepare(world, record)
+        world.load_file(record, npages)
+        world.dirty_range(record, [i for i in range(npages) if i % 3 != 1])
+        mapping = record.inode.i_mapping
+        if size is not None:
+            record.inode.i_size = size
+        before = world.kernel.vmstat.nr_writepage
+        assert filemap_write_and_wait(mapping) == 0
+        world.kernel.run_until_idle()
+        assert world.kernel.vmstat.nr_writepage - before == len(range(0, npages, 3)) + npages // 3
+        assert not any(p.flags & (PG.dirty | PG.writeback | PG.locked) for p in mapping.pages())
+        state = _machine_state(world)
+        state["disk"] = bytes(sb.s_bdev.mem)
+        state["now"] = world.kernel.sched.now
+        state["mapping_flags"] = mapping.flags
+        states.append(state)
+    return states[0], states[1]
+
+
+def test_writepages_leaves_every_page_and_block_as_writepage_would(registry: Registry) -> None:
+    batch, single = _sync_both_ways(registry, lambda world, record: None, PAGES)
+    assert batch == single
+
+
+def test_writepages_writes_scattered_blocks_as_writepage_would(registry: Registry) -> None:
+    """Pages whose blocks are out of line, interleaved with another file's."""
+    npages = 40
+
+    def prepare(world: World, record: File) -> None:
+        _interleave_blocks(world, record, npages)
+
+    batch, single = _sync_both_ways(registry, prepare, npages)
+    assert batch == single
+
+
+def test_writepages_writes_a_partial_last_page_as_writepage_would(registry: Registry) -> None:
+    """A file that ends inside its last page, which is dirty: its blocks past the end stay."""
+    npages = 40
+    assert (npages - 1) % 3 != 1  # the last page is one of those dirtied
+    batch, single = _sync_both_ways(
+        registry, lambda world, record: None, npages, size=(npages - 1) * 4096 + 1500
+    )
+    assert batch == single
+
+
+def test_writepages_stops_at_a_failed_writepage_and_records_it(registry: Registry) -> None:
+    """A page ``writepages`` cannot map goes to ``writepage``; its error ends the sweep."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    failed: list[int] = []
+
+    def failing_writepage(page: Page, wbc: WritebackControl) -> int:
+        failed.append(page.index)
+        redirty_page_for_writepage(wbc, page)
+        unlock_page(page)
+        return -errno.EIO
+
+    sb.a_ops = attrs.evolve(sb.a_ops, writepage=failing_writepage)
+    record = world.create_file(sb)
+    _interleave_blocks(world, record, 12)
+    world.load_file(record, 12)
+    mapping = record.inode.i_mapping
+    out_of_line = [
+        i
+        for i in range(12)
+        if record.inode.blocks[4 * i : 4 * i + 4]
+        != list(range(record.inode.blocks[4 * i], record.inode.blocks[4 * i] + 4))
+    ]
+    assert out_of_line and out_of_line[0] > 0
+    world.dirty_range(record, range(12))
+    assert filemap_write_and_wait(mapping) == -errno.EIO
+    first = out_of_line[0]
+    assert failed == [first]
+    assert mapping.flags & AS_EIO
+    assert [bool(p.flags & PG.dirty) for p in mapping.pages()] == [i >= first for i in range(12)]
+    assert world.read_range(record, 0, 12) == world.expected_range(record, 0, 12)
+    disk = Oracle.on_disk_range(record.inode, 0, first)
+    assert world.matches(record, 0, first, disk)
 
 
 def test_mpage_readpages_releases_a_page_whose_slot_is_taken(registry: Registry) -> None:

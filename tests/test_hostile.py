@@ -496,6 +496,8 @@ def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_pat
         ("readpages", "KeyboardInterrupt"),
         ("migratepage", "KeyboardInterrupt"),
         ("writepage", "KeyboardInterrupt()"),
+        ("writepages", "SystemExit(0)"),
+        ("writepages", "KeyboardInterrupt"),
     ],
 )
 def test_plugin_code_ending_a_run_anywhere_fails_it(

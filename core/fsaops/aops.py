@@ -42,6 +42,7 @@ __all__ = [
     "SetPageDirty",
     "SyncPage",
     "WritePage",
+    "WritePages",
     "configure_aops",
 ]
 
@@ -55,6 +56,21 @@ class WritePage(Protocol):
     """
 
     def __call__(self, page: Page, wbc: WritebackControl, /) -> int:
+        """Call the member."""
+        ...
+
+
+class WritePages(Protocol):
+    """``int (*writepages)(struct address_space *, struct writeback_control *)``.
+
+    Writes the mapping's dirty pages as ``wbc`` asks (a whole-file sweep
+    for a sync), each one as ``writepage`` would leave it: clean, under
+    writeback, unlocked.  Optional: without it each dirty page is locked
+    and handed to ``writepage`` (``do_writepages``).  Returns 0 or a
+    negative errno.
+    """
+
+    def __call__(self, mapping: AddressSpace, wbc: WritebackControl, /) -> int:
         """Call the member."""
         ...
 
@@ -161,6 +177,7 @@ MEMBERS: Mapping[str, int] = MappingProxyType(
         "writepage": 2,
         "readpage": 1,
         "readpages": 2,
+        "writepages": 2,
         "sync_page": 1,
         "prepare_write": 3,
         "commit_write": 3,
@@ -194,6 +211,7 @@ class AddressSpaceOperations:
     get_xip_page: GetXipPage | None = None
     migratepage: MigratePage | None = None
     readpages: ReadPages | None = None
+    writepages: WritePages | None = None
 
     def members(self) -> dict[str, Callable[..., object] | None]:
         """Every member by name, ``None`` for the missing ones."""

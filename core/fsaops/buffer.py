@@ -16,31 +16,36 @@ this module does not import the migration engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from errno import EAGAIN
+from errno import EAGAIN, ENOSPC
 from typing import TYPE_CHECKING, Any
 
 from fsaops.errors import KernelBug
 
 # try_to_release_page lives in mm/filemap.c (fsaops.mapping); the name stays
 # importable from here too, where fsaops 0.1 had it.
-from fsaops.mapping import try_to_release_page
+from fsaops.mapping import AS_EIO, AS_ENOSPC, try_to_release_page
 from fsaops.page import (
     PG,
     Page,
+    PG_dirty,
     PG_locked,
     PG_lru,
     PG_private,
     PG_waiters,
+    PG_writeback,
     end_page_writeback,
+    lock_page,
     page_address,
     put_page,
     unlock_page,
+    wait_on_page_writeback,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fsaops.fs import BlockDevice, Inode
+    from fsaops.kernel import Kernel
     from fsaops.mapping import AddressSpace
     from fsaops.writeback import WritebackControl
 
@@ -64,6 +69,7 @@ __all__ = [
     "mark_buffer_dirty",
     "mpage_readpage",
     "mpage_readpages",
+    "mpage_writepages",
     "nobh_commit_write",
     "nobh_prepare_write",
     "nobh_writepage",
@@ -756,6 +762,129 @@ def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
         inode.i_sb.s_bdev.write(blocknr, data[i * bs : (i + 1) * bs])
     kernel.sched.call_later(_schedule_io(page), end_page_writeback, page)
     return 0
+
+
+def mpage_writepages(
+    mapping: AddressSpace, wbc: WritebackControl, get_block: GetBlock | None = None
+) -> int:
+    """Write a mapping's dirty pages, consecutive blocks in one request (``mpage_writepages``).
+
+    The sweep goes through the dirty pages in index order, as a sync's
+    does.  Each page is locked (sleeping if it must), skipped if it left
+    the mapping, waited on if under writeback, and has its dirty bit
+    cleared.  A page without buffers, inside the file, whose blocks are
+    allocated and consecutive joins the request being built when its
+    first block follows that request's last one; otherwise that request is
+    submitted first.  The page is then set under writeback and unlocked.
+    A submitted request copies its pages to the device and, ``io_latency``
+    ticks later, one completion ends writeback on every page in it.
+
+    Other pages (with buffers, with a block not yet allocated or out of
+    line, or the file's partial last page) go to the table's
+    ``writepage`` after the request so far is submitted: the kernel's
+    ``confused`` path.  An error from ``writepage`` is recorded on the
+    mapping and, as in the kernel, ends the sweep.  Every page written
+    either way ends as :func:`nobh_writepage` leaves it.  Returns 0 or
+    the error.
+    """
+    from fsaops.writeback import WRITEPAGE_ACTIVATE, clear_page_dirty_for_io, set_page_writeback
+
+    inode: Inode = mapping.host  # type: ignore[assignment]
+    kernel = mapping.kernel
+    sb = inode.i_sb
+    bs = sb.s_blocksize
+    bdev = sb.s_bdev
+    blocks = inode.blocks
+    writepage = mapping.a_ops.writepage
+    ret = 0
+    bio: list[Page] = []
+    bio_first = 0  # the first block of the request being built
+    bio_next = 0  # the block that would follow it
+    for page in mapping.pages():  # pagevec_lookup_tag(PAGECACHE_TAG_DIRTY), a whole-file sweep
+        if not page.flags & PG_dirty:
+            continue
+        flags = page.flags  # lock_page(page)
+        if flags & PG_locked:
+            lock_page(page)
+        else:
+            page.flags = flags | PG_locked
+        if page.mapping is not mapping:  # truncated while we slept
+            unlock_page(page)
+            continue
+        if page.flags & PG_writeback:
+            wait_on_page_writeback(page)
+        if not clear_page_dirty_for_io(page):
+            unlock_page(page)
+            continue
+        node = page.node
+        per_page = node.page_size // bs
+        lo = page.index * per_page
+        start = blocks[lo] if lo + per_page <= len(blocks) else 0
+        if (
+            start
+            and not page.flags & PG_private
+            and (page.index + 1) * node.page_size <= inode.i_size
+            and (per_page == 1 or blocks[lo : lo + per_page] == [*range(start, start + per_page)])
+        ):
+            if bio and start != bio_next:
+                _submit_write(kernel, bdev, bio, bio_first)
+                bio = []
+            if not bio:
+                bio_first = start
+            bio.append(page)
+            bio_next = start + per_page
+            set_page_writeback(page)
+            unlock_page(page)
+            rc = 0
+        else:
+            # confused: what is built so far goes first, then writepage.
+            if bio:
+                _submit_write(kernel, bdev, bio, bio_first)
+                bio = []
+            if writepage is None:
+                raise KernelBug(f"{mapping.a_ops.name}: writepages without writepage: {page!r}")
+            rc = writepage(page, wbc)
+            if rc == WRITEPAGE_ACTIVATE:
+                unlock_page(page)
+            elif rc < 0:
+                mapping.flags |= AS_ENOSPC if rc == -ENOSPC else AS_EIO
+                ret = rc
+        wbc.nr_to_write -= 1
+        if rc or wbc.nr_to_write <= 0:
+            break
+    if bio:
+        _submit_write(kernel, bdev, bio, bio_first)
+    return ret
+
+
+def _submit_write(kernel: Kernel, bdev: BlockDevice, pages: list[Page], first_block: int) -> None:
+    """Submit a write request of ``pages``, whose blocks follow on from ``first_block``.
+
+    Their data goes to the device (one copy for each run of frames that
+    follow on), and one completion ends writeback on all of them.
+    """
+    kernel.vmstat.nr_writepage += len(pages)
+    node = pages[0].node
+    ps = node.page_size
+    per_page = ps // bdev.block_size
+    i = 0
+    n = len(pages)
+    while i < n:
+        first = pages[i]
+        fnode = first.node
+        j = i + 1
+        while j < n and pages[j].node is fnode and pages[j].pfn == first.pfn + (j - i):
+            j += 1
+        off = (first.pfn - fnode.start_pfn) << fnode.page_shift
+        bdev.write(first_block + i * per_page, fnode.mem[off : off + (j - i) * ps])
+        i = j
+    kernel.sched.call_later(kernel.io_latency, _end_bio_write, pages)
+
+
+def _end_bio_write(pages: list[Page]) -> None:
+    """The request is done: end writeback on every page in it (``mpage_end_io_write``)."""
+    for page in pages:
+        end_page_writeback(page)
 
 
 def block_sync_page(page: Page) -> int:

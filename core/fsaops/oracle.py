@@ -58,7 +58,8 @@ class IoCounters:
     """Counters of writes the machine made (to tell whether migration wrote a page).
 
     Attributes:
-        writepage: ``writepage`` calls that started I/O (``nr_writepage``).
+        writepage: pages whose write ``writepage`` or ``writepages`` started
+            (``nr_writepage``).
         pageout: ``writepage`` calls made by ``pageout``.
         pswpout: pages written to swap.
         disk_writes: writes that reached any mounted block device.

@@ -37,7 +37,10 @@ __all__ = [
     "PageOut",
     "WritebackControl",
     "clear_page_dirty_for_io",
+    "do_writepages",
+    "filemap_fdatawrite",
     "filemap_write_and_wait",
+    "generic_writepages",
     "handle_write_error",
     "is_page_cache_freeable",
     "pageout",
@@ -214,10 +217,14 @@ def write_one_page(page: Page, *, wait: bool = True) -> int:
     return ret
 
 
-def filemap_write_and_wait(mapping: AddressSpace) -> int:
-    """Write every dirty page of a mapping and wait for the writes (``fsync`` of data).
+def generic_writepages(mapping: AddressSpace, wbc: WritebackControl) -> int:
+    """Write every dirty page of a mapping through its table's ``writepage``, one at a time.
 
-    Returns 0, or the first error a ``writepage`` returned.
+    What ``do_writepages`` does for a table without ``writepages``: each
+    dirty page is locked, waited on if under writeback, has its dirty bit
+    cleared and goes to ``writepage`` (:func:`write_one_page` without the
+    wait).  The sweep goes on past a failed page and returns the first
+    error, or 0.
     """
     first_error = 0
     for page in mapping.pages():
@@ -225,6 +232,35 @@ def filemap_write_and_wait(mapping: AddressSpace) -> int:
             ret = write_one_page(page, wait=False)
             if ret < 0 and not first_error:
                 first_error = ret
+    return first_error
+
+
+def do_writepages(mapping: AddressSpace, wbc: WritebackControl) -> int:
+    """Write the dirty pages of a mapping with its ``writepages``, or :func:`generic_writepages`."""
+    writepages = mapping.a_ops.writepages
+    if writepages is not None:
+        return writepages(mapping, wbc)
+    return generic_writepages(mapping, wbc)
+
+
+def filemap_fdatawrite(mapping: AddressSpace) -> int:
+    """Start writing every dirty page of a mapping, a whole-file sweep (``filemap_fdatawrite``).
+
+    Returns 0, or the error :func:`do_writepages` returned.
+    """
+    wbc = WritebackControl(
+        sync_mode="all", nr_to_write=2 * mapping.nrpages, nonblocking=False, for_reclaim=False
+    )
+    return do_writepages(mapping, wbc)
+
+
+def filemap_write_and_wait(mapping: AddressSpace) -> int:
+    """Write every dirty page of a mapping and wait for the writes (``fsync`` of data).
+
+    :func:`filemap_fdatawrite`, then a wait on every page under writeback.
+    Returns 0, or the first error the writes returned.
+    """
+    first_error = filemap_fdatawrite(mapping)
     for page in mapping.pages():
         if page.flags & PG_writeback:  # wait_on_page_writeback's own test, without the call
             wait_on_page_writeback(page)

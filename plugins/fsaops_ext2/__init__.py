@@ -18,7 +18,11 @@ The kernel's ext2 reads with ``mpage_readpage`` and, for readahead,
 ``mpage_readpages`` (``ext2_readpages``), which attach buffers only to
 pages whose blocks are not contiguous; the model's ``default`` mode always
 reads through buffers, so every cached page has them, and so only the
-``nobh`` table, which never attaches any, has ``readpages``.
+``nobh`` table, which never attaches any, has ``readpages``.  In the same
+way only the ``nobh`` table has ``writepages`` (``ext2_writepages``,
+``mpage_writepages``): a sync writes its pages whose blocks follow on in
+one request, where the ``default`` table's pages are written through their
+buffers, one ``writepage`` at a time.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from fsaops.buffer import (
     generic_get_block,
     mpage_readpage,
     mpage_readpages,
+    mpage_writepages,
     nobh_commit_write,
     nobh_prepare_write,
     nobh_writepage,
@@ -78,6 +83,11 @@ def ext2_readpages(mapping: AddressSpace, pages: Sequence[Page]) -> int:
     return mpage_readpages(mapping, pages, ext2_get_block)
 
 
+def ext2_writepages(mapping: AddressSpace, wbc: WritebackControl) -> int:
+    """Write a mapping's dirty pages, consecutive blocks in one request."""
+    return mpage_writepages(mapping, wbc, ext2_get_block)
+
+
 def ext2_nobh_prepare_write(page: Page, start: int, end: int) -> int:
     """Prepare a write without attaching buffers."""
     return nobh_prepare_write(page, start, end, ext2_get_block)
@@ -111,6 +121,7 @@ ext2_nobh_aops = AddressSpaceOperations(
     sync_page=block_sync_page,
     prepare_write=ext2_nobh_prepare_write,
     commit_write=nobh_commit_write,
+    writepages=ext2_writepages,
     migratepage=buffer_migrate_page,
 )
 
