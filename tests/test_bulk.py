@@ -695,18 +695,40 @@ def test_read_back_of_a_short_file_says_which_pages_are_gone(registry: Registry)
     ]
 
 
-def test_durability_in_runs_finds_a_lost_dirty_state_and_a_bad_block(registry: Registry) -> None:
+@pytest.mark.parametrize("how", ["the raw bytes", "a write"])
+def test_durability_in_runs_finds_a_lost_dirty_state_and_a_bad_block(
+    registry: Registry, how: str
+) -> None:
+    """A bad block made through ``mem`` (every known block written out) or through a write.
+
+    Through a write the other blocks still hold the data the world put
+    there, so the proof tells most runs from what it knows of them.
+    """
     world, places, _stats = _migrated(registry)
     dirty = world.states["dirty"][len(world.states["dirty"]) // 2]
     page = world.page_of(dirty)
     assert page.flags & PG.dirty
     page.flags &= ~PG.dirty  # the dirty state is lost: nothing will write it
     record = world.files[0]
-    clean = next(i for i in range(RUN_PAGES, record.npages) if not record.gens[i])
+    # A clean page in another run than the lost one: its run is told from what is known.
+    dirty_run = (dirty.owner, dirty.index // RUN_PAGES)
+    clean = next(
+        i
+        for i in range(record.npages)
+        if not record.gens[i] and (record, i // RUN_PAGES) != dirty_run
+    )
     inode = record.inode
     bdev = inode.i_sb.s_bdev
     block = inode.blocks[clean * (world.page_size // bdev.block_size) + 2]
-    bdev.mem[block * bdev.block_size + 5] ^= 0x40
+    if how == "a write":
+        data = bytearray(bdev.block_size)
+        bdev.read(block, memoryview(data))
+        data[5] ^= 0x40
+        bdev.write(block, bytes(data))
+        assert bdev.known(block, 1) is not None, "the block is still in its run"
+    else:
+        bdev.mem[block * bdev.block_size + 5] ^= 0x40
+        assert bdev.known(block, 1) is None, "reading mem wrote every known block out"
     world.kernel.run_until_idle()
     proof = prove_durability(world.world, moved_by=places)
     assert (proof.checked, proof.failures) == (PAGES, 2)
@@ -714,3 +736,54 @@ def test_durability_in_runs_finds_a_lost_dirty_state_and_a_bad_block(registry: R
     assert f"{dirty.owner.describe(dirty.index)} (ext2_nobh_aops): the disk does not hold" in text
     assert "(moved by ext2_nobh_aops): a dirty state was lost" in text
     assert f"{record.describe(clean)} (ext2_nobh_aops): the disk does not hold" in text
+
+
+def test_blocks_known_to_hold_another_files_data_are_read_and_compared(
+    registry: Registry,
+) -> None:
+    world, record = _world(registry)
+    other = world.create_file(record.inode.i_sb)
+    world.load_file(other, 8)
+    assert world.disk_holds(other, 0, 8)
+    bdev = record.inode.i_sb.s_bdev
+    per_page = world.page_size // bdev.block_size
+    start = other.inode.blocks[0]
+    # The other file's blocks now hold the first file's pages 0 to 7, tagged as such.
+    known = bdev.known(record.inode.blocks[0], 8 * per_page)
+    assert known is not None
+    data = world.expected_range(record, 0, 8)
+
+    def fill(dst: memoryview, offset: int) -> None:
+        dst[:] = data[offset : offset + len(dst)]
+
+    bdev.put_known(start, 8 * per_page, fill, known[0])
+    assert not world.disk_holds(other, 0, 8), "a run of the first file's is not the other's"
+    proof = prove_durability(world)
+    assert proof.failures == 8
+    assert f"{other.describe(0)} (ext2_nobh_aops): the disk does not hold" in proof.problems[0]
+
+
+def test_durability_finds_a_rewritten_page_written_back_in_part(registry: Registry) -> None:
+    """One block of a rewritten page reached the disk; the rest still hold the old data."""
+    world, record = _world(registry)
+    assert world.disk_holds(record, 0, RUN_PAGES)
+    index = RUN_PAGES + 3
+    world.dirty_range(record, [index])
+    page = record.inode.i_mapping.lookup(index)
+    assert page is not None
+    assert not world.disk_holds(record, RUN_PAGES, RUN_PAGES), "the page is in a new generation"
+    bdev = record.inode.i_sb.s_bdev
+    per_page = world.page_size // bdev.block_size
+    bs = bdev.block_size
+    first_block = record.inode.blocks[index * per_page]
+    bdev.write(first_block, bytes(page.data[:bs]))  # only its first block is written
+    page.flags &= ~PG.dirty
+    assert not world.disk_holds(record, RUN_PAGES, RUN_PAGES)
+    proof = prove_durability(world)
+    assert proof.failures == 1
+    assert f"{record.describe(index)} (ext2_nobh_aops): the disk does not hold" in proof.problems[0]
+    # Written back whole, the run is known to be right again.
+    for i in range(1, per_page):
+        bdev.write(first_block + i, bytes(page.data[i * bs : (i + 1) * bs]))
+    assert world.disk_holds(record, RUN_PAGES, RUN_PAGES)
+    assert prove_durability(world).failures == 0

@@ -16,6 +16,7 @@ and ``write(2)``: they go through the page cache and the table's
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BlockDevice",
+    "FillKnown",
     "Inode",
     "SuperBlock",
     "generic_file_read",
@@ -45,19 +47,65 @@ __all__ = [
 ]
 
 
-class BlockDevice:
-    """A block device with real bytes (``struct block_device``)."""
+#: What makes the bytes of a run of known contents: ``fill(dst, offset)``
+#: writes the run's bytes from byte ``offset`` on into ``dst``.
+FillKnown = Callable[[memoryview, int], None]
 
-    __slots__ = ("_lock", "block_size", "mem", "name", "next_free", "nr_blocks", "writes")
+
+class _Known:
+    """A run of blocks whose contents a function makes when they are read."""
+
+    __slots__ = ("fill", "nblocks", "start", "tag")
+
+    def __init__(self, start: int, nblocks: int, fill: FillKnown, tag: object) -> None:
+        self.start = start
+        self.nblocks = nblocks
+        self.fill = fill
+        self.tag = tag
+
+
+class BlockDevice:
+    """A block device with real bytes (``struct block_device``).
+
+    Its bytes are an anonymous memory map that the operating system
+    commits as it is first written.  Runs of blocks may instead be given
+    *known contents* (:meth:`put_known`): bytes a function makes whenever
+    they are read, which is how a world puts the data of files that were
+    written long ago on the disk without writing (and committing) it all.
+    Reading and writing go through :meth:`read` and :meth:`write`, which
+    treat a block of known contents exactly as if those bytes had been
+    written to it; a write to such a block replaces its known contents.
+    :attr:`mem`, the raw bytes, writes every known block out first, so
+    code that reads or writes the bytes directly sees the same device.
+    """
+
+    __slots__ = (
+        "_known",
+        "_lock",
+        "_mem",
+        "_starts",
+        "_virtual",
+        "block_size",
+        "name",
+        "next_free",
+        "nr_blocks",
+        "writes",
+    )
 
     def __init__(self, name: str, nr_blocks: int, block_size: int) -> None:
         self.name = name
         self.nr_blocks = nr_blocks
         self.block_size = block_size
-        self.mem = memoryview(anonymous_memory(nr_blocks * block_size, f"block device {name}"))
+        self._mem = memoryview(anonymous_memory(nr_blocks * block_size, f"block device {name}"))
         self.next_free = 1  # block 0 is the superblock
         self.writes = 0
         self._lock = threading.Lock()
+        #: One byte per block, 1 where the block still holds known contents
+        #: (``None`` until some are put).
+        self._virtual: bytearray | None = None
+        #: The runs of known contents, by first block (``_starts`` is sorted).
+        self._known: list[_Known] = []
+        self._starts: list[int] = []
 
     def __repr__(self) -> str:
         return f"<BlockDevice {self.name} {self.nr_blocks}x{self.block_size}>"
@@ -66,6 +114,13 @@ class BlockDevice:
     def size(self) -> int:
         """The device's size in bytes."""
         return self.nr_blocks * self.block_size
+
+    @property
+    def mem(self) -> memoryview:
+        """The device's bytes, a writable view (every block of known contents written out first)."""
+        if self._virtual is not None:
+            self._materialize()
+        return self._mem
 
     def alloc_blocks(self, count: int) -> int:
         """Allocate ``count`` consecutive blocks; returns the first block number.
@@ -83,13 +138,151 @@ class BlockDevice:
     def read(self, blocknr: int, dst: memoryview) -> None:
         """Read ``len(dst)`` bytes starting at block ``blocknr`` into ``dst``."""
         off = blocknr * self.block_size
-        dst[:] = self.mem[off : off + len(dst)]
+        virtual = self._virtual
+        if virtual is not None and virtual.find(1, blocknr, self._end(blocknr, len(dst))) >= 0:
+            self._read_known(blocknr, dst)
+            return
+        dst[:] = self._mem[off : off + len(dst)]
 
     def write(self, blocknr: int, src: memoryview | bytes) -> None:
         """Write ``src`` starting at block ``blocknr``."""
         off = blocknr * self.block_size
-        self.mem[off : off + len(src)] = src
+        virtual = self._virtual
+        if virtual is not None:
+            end = self._end(blocknr, len(src))
+            if virtual.find(1, blocknr, end) >= 0:
+                bs = self.block_size
+                if len(src) % bs and virtual[end - 1]:
+                    # A block written in part keeps the rest of its known bytes.
+                    self._read_known(end - 1, self._mem[(end - 1) * bs : end * bs])
+                virtual[blocknr:end] = bytes(end - blocknr)
+        self._mem[off : off + len(src)] = src
         self.writes += 1
+
+    def put_known(self, blocknr: int, nblocks: int, fill: FillKnown, tag: object = None) -> None:
+        """Give blocks ``blocknr`` to ``blocknr + nblocks - 1`` the contents ``fill`` makes.
+
+        From now on they read as if ``fill``'s bytes had been written to
+        them, until a write replaces a block's.  ``fill(dst, offset)`` must
+        write the same bytes whenever it is asked for the same ones.
+        ``tag`` is for :meth:`known` to give back.  Does not count as a
+        write.
+
+        Raises:
+            ValueError: the blocks are not on the device.
+        """
+        if blocknr < 0 or nblocks < 0 or blocknr + nblocks > self.nr_blocks:
+            raise ValueError(f"{self.name}: blocks {blocknr}+{nblocks} are not on the device")
+        if not nblocks:
+            return
+        if self._virtual is None:
+            self._virtual = bytearray(self.nr_blocks)
+        elif self._virtual.find(1, blocknr, blocknr + nblocks) >= 0:
+            self._materialize()  # runs never overlap: write the old ones out
+            self._virtual = bytearray(self.nr_blocks)
+        at = bisect.bisect_left(self._starts, blocknr)
+        self._starts.insert(at, blocknr)
+        self._known.insert(at, _Known(blocknr, nblocks, fill, tag))
+        self._virtual[blocknr : blocknr + nblocks] = b"\x01" * nblocks
+
+    def known(self, blocknr: int, nblocks: int) -> tuple[object, int, bytes] | None:
+        """The run of known contents that blocks ``blocknr`` to ``blocknr + nblocks - 1`` lie in.
+
+        Returns that run's tag, ``blocknr``'s place in it (in blocks) and,
+        for each of the blocks, 1 if it still holds the known contents and
+        0 if it was written since; ``None`` when the blocks are not all in
+        one run.
+        """
+        virtual = self._virtual
+        end = blocknr + nblocks
+        if virtual is None or nblocks <= 0:
+            return None
+        run = self._run_of(blocknr)
+        if run is None or end > run.start + run.nblocks:
+            return None
+        return run.tag, blocknr - run.start, bytes(virtual[blocknr:end])
+
+    def written_match(self, blocknr: int, data: bytes) -> bool:
+        """Whether the blocks from ``blocknr`` on that do not hold known contents hold ``data``.
+
+        ``data`` covers whole blocks; the blocks that still hold known
+        contents are skipped (the caller knows what those hold).
+        """
+        bs = self.block_size
+        end = self._end(blocknr, len(data))
+        virtual = self._virtual
+        mem = self._mem
+        if virtual is None:
+            return bytes(mem[blocknr * bs : end * bs]) == data
+        block = blocknr
+        while block < end:
+            start = virtual.find(0, block, end)
+            if start < 0:
+                return True
+            stop = virtual.find(1, start, end)
+            stop = end if stop < 0 else stop
+            at = (start - blocknr) * bs
+            if bytes(mem[start * bs : stop * bs]) != data[at : at + (stop - start) * bs]:
+                return False
+            block = stop
+        return True
+
+    def _end(self, blocknr: int, nbytes: int) -> int:
+        """The block after the last one ``nbytes`` from block ``blocknr`` touch."""
+        return blocknr + -(-nbytes // self.block_size)
+
+    def _run_of(self, blocknr: int) -> _Known | None:
+        at = bisect.bisect_right(self._starts, blocknr) - 1
+        if at < 0:
+            return None
+        run = self._known[at]
+        return run if blocknr < run.start + run.nblocks else None
+
+    def _read_known(self, blocknr: int, dst: memoryview) -> None:
+        """Read a range some of whose blocks hold known contents, a run of one kind at a time."""
+        virtual = self._virtual
+        assert virtual is not None
+        bs = self.block_size
+        n = len(dst)
+        last = self._end(blocknr, n)
+        block = blocknr
+        pos = 0
+        while pos < n:
+            if virtual[block]:
+                run = self._run_of(block)
+                assert run is not None
+                end = min(last, run.start + run.nblocks)
+                real = virtual.find(0, block, end)
+                end = end if real < 0 else real
+                take = min((end - block) * bs, n - pos)
+                run.fill(dst[pos : pos + take], (block - run.start) * bs)
+            else:
+                known = virtual.find(1, block, last)
+                end = last if known < 0 else known
+                take = min((end - block) * bs, n - pos)
+                dst[pos : pos + take] = self._mem[block * bs : block * bs + take]
+            pos += take
+            block = end
+
+    def _materialize(self) -> None:
+        """Write every block that still holds known contents out as bytes."""
+        virtual = self._virtual
+        if virtual is None:
+            return
+        bs = self.block_size
+        for run in self._known:
+            block, end = run.start, run.start + run.nblocks
+            while block < end:
+                start = virtual.find(1, block, end)
+                if start < 0:
+                    break
+                stop = virtual.find(0, start, end)
+                stop = end if stop < 0 else stop
+                run.fill(self._mem[start * bs : stop * bs], (start - run.start) * bs)
+                block = stop
+        self._virtual = None
+        self._known.clear()
+        self._starts.clear()
 
 
 class SuperBlock:
@@ -241,11 +434,11 @@ def _xip_io(inode: Inode, pos: int, data: memoryview, write: bool) -> None:
         chunk = min(bs - off, len(data) - done)
         blocknr = inode.get_block(iblock, write)
         devoff = blocknr * bs + off
-        mem = inode.i_sb.s_bdev.mem
+        bdev = inode.i_sb.s_bdev
         if write:
-            mem[devoff : devoff + chunk] = data[done : done + chunk]
+            bdev.mem[devoff : devoff + chunk] = data[done : done + chunk]
         elif blocknr:
-            data[done : done + chunk] = mem[devoff : devoff + chunk]
+            data[done : done + chunk] = bdev.mem[devoff : devoff + chunk]
         else:
             data[done : done + chunk] = bytes(chunk)
         done += chunk

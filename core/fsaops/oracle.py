@@ -338,51 +338,35 @@ class Oracle:
     @staticmethod
     def on_disk(inode: Inode, index: int) -> bytes:
         """Page ``index`` of a file as its blocks hold it on the device (zeros for holes)."""
-        sb = inode.i_sb
-        bs = sb.s_blocksize
-        per_page = sb.kernel.page_size // bs
-        out = bytearray()
-        for i in range(per_page):
-            iblock = index * per_page + i
-            blocknr = inode.blocks[iblock] if iblock < len(inode.blocks) else 0
-            if blocknr:
-                off = blocknr * bs
-                out += sb.s_bdev.mem[off : off + bs]
-            else:
-                out += bytes(bs)
-        return bytes(out)
+        return Oracle.on_disk_range(inode, index, 1)
 
     @staticmethod
     def on_disk_range(inode: Inode, first: int, count: int) -> bytes:
         """Pages ``first`` to ``first + count - 1`` of a file as its blocks hold them on the device.
 
-        What :meth:`on_disk` gives page by page, read a run of consecutive
-        blocks at a time (zeros for holes).
+        Read a run of consecutive blocks at a time (zeros for holes).
         """
         sb = inode.i_sb
         bs = sb.s_blocksize
-        mem = sb.s_bdev.mem
+        bdev = sb.s_bdev
         lo = first * (sb.kernel.page_size // bs)
         hi = lo + count * (sb.kernel.page_size // bs)
+        out = bytearray((hi - lo) * bs)
+        view = memoryview(out)
         blocks = inode.blocks
-        run = blocks[lo:hi]
-        if len(run) == hi - lo and run[0] and run == list(range(run[0], run[0] + hi - lo)):
-            return bytes(mem[run[0] * bs : (run[0] + hi - lo) * bs])  # one run of blocks
-        parts: list[bytes | memoryview] = []
         iblock = lo
         while iblock < hi:
             blocknr = blocks[iblock] if iblock < len(blocks) else 0
             end = iblock + 1
-            if not blocknr:
+            if not blocknr:  # a hole: its zeros are already there
                 while end < hi and (end >= len(blocks) or not blocks[end]):
                     end += 1
-                parts.append(bytes((end - iblock) * bs))
             else:
                 while end < hi and end < len(blocks) and blocks[end] == blocknr + end - iblock:
                     end += 1
-                parts.append(mem[blocknr * bs : (blocknr + end - iblock) * bs])
+                bdev.read(blocknr, view[(iblock - lo) * bs : (end - lo) * bs])
             iblock = end
-        return b"".join(parts)
+        return bytes(out)
 
     def snapshot(self, page: Page, *, index: MachineIndex | None = None) -> PageState:
         """Everything about ``page`` that migration may change.
@@ -725,9 +709,9 @@ class Oracle:
         bdev = bh.b_bdev
         if bdev is None or not bh.b_state & BH.mapped:
             return first_difference(want, bytes(size))
-        start = bh.b_blocknr * size
-        got = bytes(bdev.mem[start : start + size])
-        return -1 if got == want else first_difference(want, got)
+        got = bytearray(size)
+        bdev.read(bh.b_blocknr, memoryview(got))
+        return -1 if got == want else first_difference(want, bytes(got))
 
     def unmoved_problems(
         self,

@@ -584,6 +584,8 @@ def prove_durability(
                 for index, page in enumerate(tree[first : first + count], first)
                 if page is not None and page.flags & PG.dirty
             }
+            if not dirty and world.disk_holds(record, first, count):
+                continue
             disk = oracle.on_disk_range(record.inode, first, count)
             if not dirty and world.matches(record, first, count, disk):
                 continue

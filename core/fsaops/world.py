@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
     from fsaops.aops import AddressSpaceOperations, FileSystemType
     from fsaops.fault_inject import FaultInjector
-    from fsaops.fs import Inode, SuperBlock
+    from fsaops.fs import FillKnown, Inode, SuperBlock
     from fsaops.memory import Node
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
@@ -654,6 +654,51 @@ class World:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
         return self.contents.versions(record.owner, gens, _content_index(record, first))
 
+    def disk_holds(self, record: File, first: int, count: int) -> bool:
+        """Whether the disk is known to hold the data written last of pages ``first`` on.
+
+        Told without making the bytes of blocks that still hold what
+        :meth:`load_file` put there: those hold a page's data written last
+        if the page is still in the generation it had then; every block
+        written since is compared with the data.  ``False`` means it could
+        not be told this way (the pages' blocks do not follow on, or are
+        not all from one :meth:`load_file`), or the disk does not hold the
+        data: the caller reads the blocks and compares them.
+        """
+        inode = record.inode
+        bdev = inode.i_sb.s_bdev
+        per_page = self.page_size // bdev.block_size
+        lo = first * per_page
+        nblocks = count * per_page
+        blocks = inode.blocks
+        if count <= 0 or lo + nblocks > len(blocks):
+            return False
+        start = blocks[lo]
+        if not start or blocks[lo : lo + nblocks] != [*range(start, start + nblocks)]:
+            return False
+        known = bdev.known(start, nblocks)
+        if known is None:
+            return False
+        tag, offset, still = known
+        if not isinstance(tag, tuple) or len(tag) != 2 or not isinstance(tag[0], OnDisk):
+            return False
+        on_disk, at = tag
+        base = first - on_disk.first
+        if on_disk.record is not record or at + offset != lo or base < 0:
+            return False
+        then = on_disk.gens[base : base + count]
+        now = record.gens[first : first + count]
+        if len(then) != count:
+            return False
+        if list(then) != now:
+            # A page rewritten since must have had every block written again.
+            for k in range(count):
+                if then[k] != now[k] and still.find(1, k * per_page, (k + 1) * per_page) >= 0:
+                    return False
+        if still.find(0) < 0:
+            return True  # nothing was written since, and no page was rewritten
+        return bdev.written_match(start, self.expected_range(record, first, count))
+
     def diagnose(self, data: bytes, record: File | Area, index: int) -> str | None:
         """Why ``data`` is not what page ``index`` of ``record`` must read back (``None`` if it is).
 
@@ -723,8 +768,9 @@ class World:
     def load_file(self, record: File, npages: int, *, nid: int | None = None) -> None:
         """Give the file ``npages`` more pages of data that is on disk, read into the page cache.
 
-        The data is put on the file's blocks first, a run of blocks at a
-        time, and each page is then read in as ``read(2)`` of the file
+        The data is put on the file's blocks first, as known contents
+        (:meth:`~fsaops.fs.BlockDevice.put_known`: the device makes it when
+        it is read), and each page is then read in as ``read(2)`` of the file
         reads it (readahead's ``add_to_page_cache_lru`` and the table's
         ``readpage``, then ``mark_page_accessed``): the pages are up to
         date, clean, referenced and on the inactive LRU list of node ``nid``
@@ -755,33 +801,29 @@ class World:
             self._read_in(record, first, npages, self.kernel.alloc_nid if nid is None else nid)
 
     def _put_on_disk(self, record: File, first: int, npages: int) -> None:
-        """Write pages ``first`` on of a file's data onto its blocks, a run of blocks at a time."""
+        """Put pages ``first`` on of a file's data on its blocks, as known contents.
+
+        Each run of the file's blocks that follow on on the device gets the
+        data as :meth:`~fsaops.fs.BlockDevice.put_known` contents: the
+        device makes the bytes from the content generator whenever they are
+        read, until a write replaces them, so the data is not written (nor
+        the memory under it committed) up front.
+        """
         inode = record.inode
         bdev = inode.i_sb.s_bdev
         bs = bdev.block_size
         per_page = self.page_size // bs
         blocks = inode.blocks
-        chunk = _RUN_PAGES
-        buf = bytearray(min(npages, chunk) * self.page_size)
-        view = memoryview(buf)
-        for start in range(first, first + npages, chunk):
-            count = min(chunk, first + npages - start)
-            self.contents.fill(view, record.owner, start, record.gens[start : start + count])
-            # Consecutive file blocks are usually consecutive on the device:
-            # one write for each run of them.
-            lo = start * per_page
-            hi = lo + count * per_page
-            if blocks[lo:hi] == list(range(blocks[lo], blocks[lo] + hi - lo)):
-                _commit(bdev.mem, blocks[lo] * bs, (hi - lo) * bs)
-                bdev.write(blocks[lo], view[: (hi - lo) * bs])
-                continue
-            run = lo
-            while run < hi:
-                end = run + 1
-                while end < hi and blocks[end] == blocks[end - 1] + 1:
-                    end += 1
-                bdev.write(blocks[run], view[(run - lo) * bs : (end - lo) * bs])
-                run = end
+        on_disk = OnDisk(self.contents, record, first, tuple(record.gens[first : first + npages]))
+        lo = first * per_page
+        hi = lo + npages * per_page
+        run = lo
+        while run < hi:
+            end = run + 1
+            while end < hi and blocks[end] == blocks[end - 1] + 1:
+                end += 1
+            bdev.put_known(blocks[run], end - run, on_disk.filler(run * bs), (on_disk, run))
+            run = end
 
     def _read_in(self, record: File, first: int, npages: int, nid: int) -> None:
         """Read pages ``first`` on of a file into the page cache, as ``read(2)`` of them does.
@@ -1392,6 +1434,43 @@ class World:
                 put_page(page)
         putback_lru_pages(self.from_)
         self.kernel.run_until_idle()
+
+
+@attrs.frozen(eq=False)
+class OnDisk:
+    """Pages of a file the world put on the disk as known contents (:meth:`World.load_file`).
+
+    Attributes:
+        contents: the world's content generator.
+        record: the file.
+        first: the first of the pages.
+        gens: each page's generation when it was put there.
+    """
+
+    contents: Contents
+    record: File
+    first: int
+    gens: tuple[int, ...]
+
+    def filler(self, at: int) -> FillKnown:
+        """What makes the bytes of a run of the file's blocks that starts at file byte ``at``."""
+        contents = self.contents
+        owner = self.record.owner
+        ps = contents.page_size
+        first = self.first
+        gens = self.gens
+
+        def fill(dst: memoryview, offset: int) -> None:
+            page, skip = divmod(at + offset, ps)
+            count = -(-(skip + len(dst)) // ps)
+            k = page - first
+            if not skip and len(dst) == count * ps:
+                contents.fill(dst, owner, page, gens[k : k + count])
+            else:
+                data = contents.versions(owner, gens[k : k + count], page)
+                dst[:] = data[skip : skip + len(dst)]
+
+        return fill
 
 
 def _content_index(record: File | Area, index: int) -> int:
