@@ -20,6 +20,7 @@ from fsaops.aops import ReadPages
 from fsaops.buffer import mpage_readpage, nobh_writepage
 from fsaops.config import parse_config
 from fsaops.content import Contents
+from fsaops.errors import Deadlock
 from fsaops.mapping import AS_EIO, AddressSpace
 from fsaops.migrate import MigrateStats
 from fsaops.oracle import RUN_PAGES, Oracle
@@ -366,6 +367,69 @@ def test_writepages_stops_at_a_failed_writepage_and_records_it(registry: Registr
     assert world.read_range(record, 0, 12) == world.expected_range(record, 0, 12)
     disk = Oracle.on_disk_range(record.inode, 0, first)
     assert world.matches(record, 0, first, disk)
+
+
+def _writes_nothing(mapping: AddressSpace, wbc: WritebackControl) -> int:
+    return 0
+
+
+def _cleans_without_writing(mapping: AddressSpace, wbc: WritebackControl) -> int:
+    for page in mapping.pages():
+        page.flags &= ~PG.dirty
+    return 0
+
+
+def _writes_the_neighbour(mapping: AddressSpace, wbc: WritebackControl) -> int:
+    """Writes each dirty page's data onto the next page's blocks."""
+    host = mapping.host
+    assert host is not None
+    bdev = host.i_sb.s_bdev
+    per_page = 4096 // bdev.block_size
+    for page in mapping.pages():
+        if page.flags & PG.dirty:
+            page.flags &= ~PG.dirty
+            bdev.write(host.blocks[(page.index + 1) * per_page], bytes(page.data))
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("writepages", "said"),
+    [
+        (_writes_nothing, "still dirty after sync"),
+        (_cleans_without_writing, "the disk does not hold the data written last"),
+        (_writes_the_neighbour, "the disk does not hold the data written last"),
+    ],
+)
+def test_the_durability_proof_catches_a_writepages_that_does_not_write(
+    registry: Registry, writepages: Callable[[AddressSpace, WritebackControl], int], said: str
+) -> None:
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    sb.a_ops = attrs.evolve(sb.a_ops, writepages=writepages)
+    record = world.create_file(sb)
+    world.load_file(record, 12)
+    world.dirty_range(record, [3, 4, 9])
+    proof = prove_durability(world)
+    assert proof.failures >= 3
+    assert all(said in problem or "does not hold" in problem for problem in proof.problems)
+    assert said in proof.problems[0] and record.describe(3) in proof.problems[0]
+
+
+def test_a_writepages_that_never_ends_its_writeback_is_a_deadlock(registry: Registry) -> None:
+    def never_done(mapping: AddressSpace, wbc: WritebackControl) -> int:
+        for page in mapping.pages():
+            if page.flags & PG.dirty:
+                page.flags = (page.flags & ~PG.dirty) | PG.writeback
+        return 0
+
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    sb.a_ops = attrs.evolve(sb.a_ops, writepages=never_done)
+    record = world.create_file(sb)
+    world.load_file(record, 4)
+    world.dirty_range(record, [2])
+    with pytest.raises(Deadlock, match="page writeback"):
+        prove_durability(world)
 
 
 def test_mpage_readpages_releases_a_page_whose_slot_is_taken(registry: Registry) -> None:
