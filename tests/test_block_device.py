@@ -10,6 +10,8 @@ compare every read, and the raw bytes at the end.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -128,3 +130,29 @@ def test_known_contents_must_be_on_the_device() -> None:
     dev = BlockDevice("d", BLOCKS, BS)
     with pytest.raises(ValueError, match="not on the device"):
         dev.put_known(BLOCKS - 2, 3, _filler(bytes(3 * BS)))
+
+
+def test_a_write_while_known_contents_are_written_out_is_not_lost() -> None:
+    """Another thread's write lands after the write-out, never under it."""
+    dev = BlockDevice("d", BLOCKS, BS)
+    data = _pattern(6, 8 * BS)
+    started = threading.Event()
+
+    def slow_fill(dst: memoryview, offset: int) -> None:
+        started.set()
+        time.sleep(0.05)  # another thread runs here
+        dst[:] = data[offset : offset + len(dst)]
+
+    dev.put_known(0, 8, slow_fill)
+    new = _pattern(7, BS)
+
+    def writer() -> None:
+        started.wait(5)
+        dev.write(3, new)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert bytes(dev.mem[:BS]) == data[:BS]  # writes the run out
+    thread.join(5)
+    assert _read(dev, 3, BS) == new
+    assert bytes(dev.mem[3 * BS : 4 * BS]) == new

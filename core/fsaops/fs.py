@@ -119,7 +119,8 @@ class BlockDevice:
     def mem(self) -> memoryview:
         """The device's bytes, a writable view (every block of known contents written out first)."""
         if self._virtual is not None:
-            self._materialize()
+            with self._lock:
+                self._materialize()
         return self._mem
 
     def alloc_blocks(self, count: int) -> int:
@@ -140,23 +141,27 @@ class BlockDevice:
         off = blocknr * self.block_size
         virtual = self._virtual
         if virtual is not None and virtual.find(1, blocknr, self._end(blocknr, len(dst))) >= 0:
-            self._read_known(blocknr, dst)
+            with self._lock:  # the known runs stay as they are while they are read
+                self._read_known(blocknr, dst)
             return
         dst[:] = self._mem[off : off + len(dst)]
 
     def write(self, blocknr: int, src: memoryview | bytes) -> None:
         """Write ``src`` starting at block ``blocknr``."""
         off = blocknr * self.block_size
-        virtual = self._virtual
-        if virtual is not None:
-            end = self._end(blocknr, len(src))
-            if virtual.find(1, blocknr, end) >= 0:
-                bs = self.block_size
-                if len(src) % bs and virtual[end - 1]:
-                    # A block written in part keeps the rest of its known bytes.
-                    self._read_known(end - 1, self._mem[(end - 1) * bs : end * bs])
-                virtual[blocknr:end] = bytes(end - blocknr)
-        self._mem[off : off + len(src)] = src
+        if self._virtual is None:
+            self._mem[off : off + len(src)] = src
+        else:
+            with self._lock:  # a read or write-out of known runs sees it all or none of it
+                virtual: bytearray | None = self._virtual
+                end = self._end(blocknr, len(src))
+                if virtual is not None and virtual.find(1, blocknr, end) >= 0:
+                    bs = self.block_size
+                    if len(src) % bs and virtual[end - 1]:
+                        # A block written in part keeps the rest of its known bytes.
+                        self._read_known(end - 1, self._mem[(end - 1) * bs : end * bs])
+                    virtual[blocknr:end] = bytes(end - blocknr)
+                self._mem[off : off + len(src)] = src
         self.writes += 1
 
     def put_known(self, blocknr: int, nblocks: int, fill: FillKnown, tag: object = None) -> None:
@@ -175,15 +180,15 @@ class BlockDevice:
             raise ValueError(f"{self.name}: blocks {blocknr}+{nblocks} are not on the device")
         if not nblocks:
             return
-        if self._virtual is None:
-            self._virtual = bytearray(self.nr_blocks)
-        elif self._virtual.find(1, blocknr, blocknr + nblocks) >= 0:
-            self._materialize()  # runs never overlap: write the old ones out
-            self._virtual = bytearray(self.nr_blocks)
-        at = bisect.bisect_left(self._starts, blocknr)
-        self._starts.insert(at, blocknr)
-        self._known.insert(at, _Known(blocknr, nblocks, fill, tag))
-        self._virtual[blocknr : blocknr + nblocks] = b"\x01" * nblocks
+        with self._lock:
+            if self._virtual is not None and self._virtual.find(1, blocknr, blocknr + nblocks) >= 0:
+                self._materialize()  # runs never overlap: write the old ones out
+            if self._virtual is None:
+                self._virtual = bytearray(self.nr_blocks)
+            at = bisect.bisect_left(self._starts, blocknr)
+            self._starts.insert(at, blocknr)
+            self._known.insert(at, _Known(blocknr, nblocks, fill, tag))
+            self._virtual[blocknr : blocknr + nblocks] = b"\x01" * nblocks
 
     def known(self, blocknr: int, nblocks: int) -> tuple[object, int, bytes] | None:
         """The run of known contents that blocks ``blocknr`` to ``blocknr + nblocks - 1`` lie in.
@@ -193,14 +198,15 @@ class BlockDevice:
         0 if it was written since; ``None`` when the blocks are not all in
         one run.
         """
-        virtual = self._virtual
         end = blocknr + nblocks
-        if virtual is None or nblocks <= 0:
-            return None
-        run = self._run_of(blocknr)
-        if run is None or end > run.start + run.nblocks:
-            return None
-        return run.tag, blocknr - run.start, bytes(virtual[blocknr:end])
+        with self._lock:
+            virtual = self._virtual
+            if virtual is None or nblocks <= 0:
+                return None
+            run = self._run_of(blocknr)
+            if run is None or end > run.start + run.nblocks:
+                return None
+            return run.tag, blocknr - run.start, bytes(virtual[blocknr:end])
 
     def written_match(self, blocknr: int, data: bytes) -> bool:
         """Whether the blocks from ``blocknr`` on that do not hold known contents hold ``data``.
@@ -210,22 +216,23 @@ class BlockDevice:
         """
         bs = self.block_size
         end = self._end(blocknr, len(data))
-        virtual = self._virtual
         mem = self._mem
-        if virtual is None:
-            return bytes(mem[blocknr * bs : end * bs]) == data
-        block = blocknr
-        while block < end:
-            start = virtual.find(0, block, end)
-            if start < 0:
-                return True
-            stop = virtual.find(1, start, end)
-            stop = end if stop < 0 else stop
-            at = (start - blocknr) * bs
-            if bytes(mem[start * bs : stop * bs]) != data[at : at + (stop - start) * bs]:
-                return False
-            block = stop
-        return True
+        with self._lock:
+            virtual = self._virtual
+            if virtual is None:
+                return bytes(mem[blocknr * bs : end * bs]) == data
+            block = blocknr
+            while block < end:
+                start = virtual.find(0, block, end)
+                if start < 0:
+                    return True
+                stop = virtual.find(1, start, end)
+                stop = end if stop < 0 else stop
+                at = (start - blocknr) * bs
+                if bytes(mem[start * bs : stop * bs]) != data[at : at + (stop - start) * bs]:
+                    return False
+                block = stop
+            return True
 
     def _end(self, blocknr: int, nbytes: int) -> int:
         """The block after the last one ``nbytes`` from block ``blocknr`` touch."""
@@ -239,10 +246,15 @@ class BlockDevice:
         return run if blocknr < run.start + run.nblocks else None
 
     def _read_known(self, blocknr: int, dst: memoryview) -> None:
-        """Read a range some of whose blocks hold known contents, a run of one kind at a time."""
+        """Read a range some of whose blocks may hold known contents, a run of one kind at a time.
+
+        The caller holds the device's lock.
+        """
         virtual = self._virtual
-        assert virtual is not None
         bs = self.block_size
+        if virtual is None:  # written out since the caller looked
+            dst[:] = self._mem[blocknr * bs : blocknr * bs + len(dst)]
+            return
         n = len(dst)
         last = self._end(blocknr, n)
         block = blocknr
@@ -265,7 +277,7 @@ class BlockDevice:
             block = end
 
     def _materialize(self) -> None:
-        """Write every block that still holds known contents out as bytes."""
+        """Write every block that still holds known contents out as bytes (lock held)."""
         virtual = self._virtual
         if virtual is None:
             return
