@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import pytest
@@ -228,20 +229,34 @@ def _interleave_blocks(world: World, record: File, npages: int) -> None:
             other.inode.get_block(iblock, True)
 
 
+def _nobh_file(
+    registry: Registry,
+    npages: int,
+    prepare: Callable[[World, File], None],
+    member: str,
+    *,
+    keep: bool,
+) -> tuple[World, File]:
+    """A file of ``npages`` loaded on an ext2 nobh mount whose table has ``member`` or not."""
+    world = World(registry=registry, node_pages=npages + 64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    assert getattr(sb.a_ops, member) is not None
+    if not keep:
+        missing: dict[str, Any] = {member: None}
+        sb.a_ops = attrs.evolve(sb.a_ops, **missing)
+    record = world.create_file(sb)
+    prepare(world, record)
+    world.load_file(record, npages)
+    return world, record
+
+
 def _load_both_ways(
     registry: Registry, prepare: Callable[[World, File], None], npages: int
 ) -> tuple[dict[str, object], dict[str, object]]:
     """The machine after ``load_file`` through ``readpages``, and through ``readpage`` alone."""
     states = []
     for batch in (True, False):
-        world = World(registry=registry, node_pages=npages + 64)
-        sb = world.mount("ext2", "nobh", block_size=1024)
-        assert sb.a_ops.readpages is not None
-        if not batch:
-            sb.a_ops = attrs.evolve(sb.a_ops, readpages=None)
-        record = world.create_file(sb)
-        prepare(world, record)
-        world.load_file(record, npages)
+        world, record = _nobh_file(registry, npages, prepare, "readpages", keep=batch)
         assert world.read_range(record, 0, npages) == world.expected_range(record, 0, npages)
         states.append(_machine_state(world))
     return states[0], states[1]
@@ -283,14 +298,8 @@ def _sync_both_ways(
     """
     states = []
     for batch in (True, False):
-        world = World(registry=registry, node_pages=npages + 64)
-        sb = world.mount("ext2", "nobh", block_size=1024)
-        assert sb.a_ops.writepages is not None
-        if not batch:
-            sb.a_ops = attrs.evolve(sb.a_ops, writepages=None)
-        record = world.create_file(sb)
-        prepare(world, record)
-        world.load_file(record, npages)
+        world, record = _nobh_file(registry, npages, prepare, "writepages", keep=batch)
+        sb = record.inode.i_sb
         world.dirty_range(record, [i for i in range(npages) if i % 3 != 1])
         mapping = record.inode.i_mapping
         if size is not None:
