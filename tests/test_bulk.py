@@ -424,20 +424,32 @@ def test_the_durability_proof_catches_a_writepages_that_does_not_write(
     assert said in proof.problems[0] and record.describe(3) in proof.problems[0]
 
 
-def test_a_writepages_that_never_ends_its_writeback_is_a_deadlock(registry: Registry) -> None:
+@pytest.mark.parametrize("member", ["writepages", "writepage"])
+def test_a_sync_whose_writeback_never_ends_is_a_deadlock_naming_the_member(
+    registry: Registry, member: str
+) -> None:
     def never_done(mapping: AddressSpace, wbc: WritebackControl) -> int:
         for page in mapping.pages():
             if page.flags & PG.dirty:
                 page.flags = (page.flags & ~PG.dirty) | PG.writeback
         return 0
 
+    def never_done_one(page: Page, wbc: WritebackControl) -> int:
+        page.flags |= PG.writeback
+        unlock_page(page)
+        return 0
+
     world = World(registry=registry, node_pages=64)
     sb = world.mount("ext2", "nobh", block_size=1024)
-    sb.a_ops = attrs.evolve(sb.a_ops, writepages=never_done)
+    if member == "writepages":
+        sb.a_ops = attrs.evolve(sb.a_ops, writepages=never_done)
+    else:
+        sb.a_ops = attrs.evolve(sb.a_ops, writepages=None, writepage=never_done_one)
     record = world.create_file(sb)
     world.load_file(record, 4)
     world.dirty_range(record, [2])
-    with pytest.raises(Deadlock, match="page writeback"):
+    said = rf"page writeback of pfn \d+ after ext2_nobh_aops\.{member} of {record.label}, and"
+    with pytest.raises(Deadlock, match=said):
         prove_durability(world)
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from fsaops.errors import Deadlock
 from fsaops.mapping import remove_mapping
 from fsaops.oracle import RUN_PAGES, MachineIndex, Oracle
 from fsaops.page import PG, lock_page, put_page, unlock_page
@@ -532,15 +533,12 @@ def prove_durability(
     memory_only: dict[str, int] = {}
     # Sync: write back every dirty page of every file, and let the journals commit.
     for record in world.files:
-        mapping = record.inode.i_mapping
-        if record.page_cache and mapping.a_ops.writepage is not None:
-            filemap_write_and_wait(mapping)
+        _sync(record)
     kernel.run_until_idle()
     kernel.sched.run_for(SYNC_TICKS)
     kernel.run_until_idle()
     for record in world.files:
-        if record.page_cache and record.inode.i_mapping.a_ops.writepage is not None:
-            filemap_write_and_wait(record.inode.i_mapping)
+        _sync(record)
     kernel.run_until_idle()
     # Anonymous memory: written to swap and dropped, so it reads back from there.
     swapped_out = {id(area): _swap_out(world, area) for area in world.areas}
@@ -623,6 +621,25 @@ def prove_durability(
                     f"written last{who}: a dirty state was lost"
                 )
     return Proof("durability", checked, failures, tuple(problems), memory_only)
+
+
+def _sync(record: File) -> None:
+    """Write back every dirty page of a file and wait for it (``fsync``).
+
+    A wait that can never end (a page left under writeback or locked) is
+    a deadlock that names the table member and the file.
+    """
+    mapping = record.inode.i_mapping
+    table = mapping.a_ops
+    if not record.page_cache or table.writepage is None:
+        return
+    try:
+        filemap_write_and_wait(mapping)
+    except Deadlock as exc:
+        member = "writepages" if table.writepages is not None else "writepage"
+        raise Deadlock(
+            f"{exc.what} after {table.name}.{member} of {record.label}", exc.now
+        ) from exc
 
 
 def _who(
