@@ -76,7 +76,9 @@ class BlockDevice:
     treat a block of known contents exactly as if those bytes had been
     written to it; a write to such a block replaces its known contents.
     :attr:`mem`, the raw bytes, writes every known block out first, so
-    code that reads or writes the bytes directly sees the same device.
+    code that reads or writes the bytes directly sees the same device; a
+    view of :attr:`mem` kept from before known contents were put does not
+    see them, so take :attr:`mem` when it is needed, or use the methods.
     """
 
     __slots__ = (
