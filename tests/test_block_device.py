@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsaops.fs import BlockDevice
+from fsaops.fs import BlockDevice, FillKnown
 
 BLOCKS = 64
 BS = 512
@@ -27,7 +28,7 @@ def _pattern(seed: int, size: int) -> bytes:
     return hashlib.shake_128(f"run {seed}".encode()).digest(size)
 
 
-def _filler(data: bytes):  # type: ignore[no-untyped-def]
+def _filler(data: bytes) -> FillKnown:
     def fill(dst: memoryview, offset: int) -> None:
         dst[:] = data[offset : offset + len(dst)]
 
@@ -48,7 +49,7 @@ _mem = st.tuples(st.just("mem"))
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(_put, _write, _read_op, _mem), max_size=30))
-def test_known_contents_read_as_the_same_bytes_written_would(ops: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_known_contents_read_as_the_same_bytes_written_would(ops: list[tuple[Any, ...]]) -> None:
     known = BlockDevice("known", BLOCKS, BS)
     written = BlockDevice("written", BLOCKS, BS)
     for counter, op in enumerate(ops):

@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
     from fsaops.aops import AddressSpaceOperations, FileSystemType
     from fsaops.fault_inject import FaultInjector
-    from fsaops.fs import FillKnown, Inode, SuperBlock
+    from fsaops.fs import Inode, SuperBlock
     from fsaops.memory import Node
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
@@ -679,12 +679,11 @@ class World:
         known = bdev.known(start, nblocks)
         if known is None:
             return False
-        tag, offset, still = known
-        if not isinstance(tag, tuple) or len(tag) != 2 or not isinstance(tag[0], OnDisk):
+        on_disk, offset, still = known
+        if not isinstance(on_disk, OnDisk):
             return False
-        on_disk, at = tag
         base = first - on_disk.first
-        if on_disk.record is not record or at + offset != lo or base < 0:
+        if base < 0 or on_disk.record is not record or on_disk.iblock + offset != lo:
             return False
         then = on_disk.gens[base : base + count]
         now = record.gens[first : first + count]
@@ -814,7 +813,7 @@ class World:
         bs = bdev.block_size
         per_page = self.page_size // bs
         blocks = inode.blocks
-        on_disk = OnDisk(self.contents, record, first, tuple(record.gens[first : first + npages]))
+        gens = tuple(record.gens[first : first + npages])
         lo = first * per_page
         hi = lo + npages * per_page
         run = lo
@@ -822,7 +821,8 @@ class World:
             end = run + 1
             while end < hi and blocks[end] == blocks[end - 1] + 1:
                 end += 1
-            bdev.put_known(blocks[run], end - run, on_disk.filler(run * bs), (on_disk, run))
+            on_disk = OnDisk(self.contents, record, first, gens, run)
+            bdev.put_known(blocks[run], end - run, on_disk.fill, on_disk)
             run = end
 
     def _read_in(self, record: File, first: int, npages: int, nid: int) -> None:
@@ -1438,39 +1438,39 @@ class World:
 
 @attrs.frozen(eq=False)
 class OnDisk:
-    """Pages of a file the world put on the disk as known contents (:meth:`World.load_file`).
+    """A run of a file's blocks that the world put its pages on as known contents.
+
+    :meth:`World.load_file` puts one for each run of the file's blocks
+    that follow on on the device; :meth:`fill` makes the run's bytes
+    (:data:`~fsaops.fs.FillKnown`), and it is the run's tag.
 
     Attributes:
         contents: the world's content generator.
         record: the file.
-        first: the first of the pages.
-        gens: each page's generation when it was put there.
+        first: the first of the pages the load put there.
+        gens: each of those pages' generation when it was put there.
+        iblock: the file block the run starts at.
     """
 
     contents: Contents
     record: File
     first: int
     gens: tuple[int, ...]
+    iblock: int
 
-    def filler(self, at: int) -> FillKnown:
-        """What makes the bytes of a run of the file's blocks that starts at file byte ``at``."""
+    def fill(self, dst: memoryview, offset: int) -> None:
+        """Write the run's bytes from byte ``offset`` of the run on into ``dst``."""
         contents = self.contents
-        owner = self.record.owner
         ps = contents.page_size
-        first = self.first
-        gens = self.gens
-
-        def fill(dst: memoryview, offset: int) -> None:
-            page, skip = divmod(at + offset, ps)
-            count = -(-(skip + len(dst)) // ps)
-            k = page - first
-            if not skip and len(dst) == count * ps:
-                contents.fill(dst, owner, page, gens[k : k + count])
-            else:
-                data = contents.versions(owner, gens[k : k + count], page)
-                dst[:] = data[skip : skip + len(dst)]
-
-        return fill
+        page, skip = divmod(self.iblock * self.record.inode.i_sb.s_blocksize + offset, ps)
+        count = -(-(skip + len(dst)) // ps)
+        k = page - self.first
+        gens = self.gens[k : k + count]
+        if not skip and len(dst) == count * ps:
+            contents.fill(dst, self.record.owner, page, gens)
+        else:
+            data = contents.versions(self.record.owner, gens, page)
+            dst[:] = data[skip : skip + len(dst)]
 
 
 def _content_index(record: File | Area, index: int) -> int:
