@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fsaops.cli import main
-from guarded import fsaops, install, one_error_line, one_json_object, start
+from guarded import fsaops, install, one_error_line, one_json_object, run, start
 
 PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
     "deeply nested arrays": (
@@ -754,3 +754,112 @@ def test_a_migratepage_stuck_in_a_regular_expression_is_ended_by_the_time_limit(
     proc = fsaops("migrate", _scenario(tmp_path, "regex"), "--timeout", "1", "--json", env=env)
     one_error_line(proc, 1, "time limit of 1 s while migrating the page at pfn", "regex_aops")
     one_json_object(proc, "timeout")
+
+
+# -- plugin code that ends the process, moves the working folder, or breaks a page's fields ----
+
+OS_EXITS = {
+    "in migratepage": (
+        "def mp(newpage, page):\n    os._exit(0)\n",
+        "migratepage of table exiter_aops raised ProcessEnded",
+    ),
+    "through posix": ("import posix\ndef mp(newpage, page):\n    posix._exit(0)\n", "exiter.mp"),
+    "bound at import": (
+        "from os import _exit\ndef mp(newpage, page):\n    _exit(0)\n",
+        "exiter.mp",
+    ),
+    "caught by the plugin": (
+        "def mp(newpage, page):\n    try:\n        os._exit(0)\n    except BaseException:\n"
+        "        pass\n    return migrate_page(newpage, page)\n",
+        "plugin exiter-dist[exiter] (exiter.mp) called os._exit(0) during the run",
+    ),
+    "from a thread of the plugin": (
+        "def mp(newpage, page):\n    t = threading.Thread(target=os._exit, args=(0,))\n"
+        "    t.start()\n    t.join()\n    return migrate_page(newpage, page)\n",
+        "code in thread 'Thread-",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OS_EXITS))
+def test_os_exit_from_plugin_code_fails_the_run_instead_of_ending_it(
+    tmp_path: Path, case: str
+) -> None:
+    """``os._exit(0)`` would end fsaops with status 0 and no report at all."""
+    body, words = OS_EXITS[case]
+    env = install(tmp_path, "exiter", HEADER + body + _table("exiter", migratepage="mp"))
+    proc = fsaops("migrate", _scenario(tmp_path, "exiter"), "--json", env=env)
+    one_error_line(proc, 1, "os._exit(0)", "plugin code may not end fsaops", words)
+    one_json_object(proc, "kernel bug")
+
+
+def test_os_exit_from_writepage_names_the_plugin(tmp_path: Path) -> None:
+    code = HEADER + "def wp(page, wbc):\n    os._exit(0)\n" + _table("wexit", writepage="wp")
+    env = install(tmp_path, "wexit", code)
+    proc = fsaops(
+        "migrate", _scenario(tmp_path, "wexit", "[workload]\ndirty = 1.0\n"), "--json", env=env
+    )
+    one_error_line(proc, 1, "plugin wexit-dist[wexit] called os._exit(0) in wexit.wp")
+    one_json_object(proc, "kernel bug")
+
+
+def test_os_exit_in_the_probe_still_ends_only_the_probe(tmp_path: Path) -> None:
+    """The probe's child is a fork of fsaops: there ``os._exit`` is the real one."""
+    env = install(tmp_path, "quitter", HEADER + "os._exit(0)\n" + _table("quitter"))
+    proc = fsaops("migrate", "--plugins", "quitter,ext2,swap", "--json", env=env)
+    one_error_line(proc, 2, "quitter-dist[quitter]", "its import ended the process")
+
+
+def test_a_plugin_that_changes_the_working_folder_does_not_move_the_html_page(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        HEADER + f"def mp(newpage, page):\n    os.chdir({str(elsewhere)!r})\n"
+        "    return migrate_page(newpage, page)\n" + _table("mover", migratepage="mp")
+    )
+    env = install(tmp_path, "mover", code)
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "fsaops",
+            "migrate",
+            _scenario(tmp_path, "mover"),
+            "--html",
+            "page.html",
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")
+    assert not (elsewhere / "page.html").exists()
+
+
+BROKEN_FIELDS = {
+    "flags set to None": ("newpage.flags = None", "flags is None, not an int"),
+    "the old page's flags set to a string": ("page.flags = 'x'", "flags is a str, not an int"),
+    "an lru link set to None": ("newpage.lru_prev = None", "lru_prev is None, not a list entry"),
+    "the mapping set to a number": (
+        "newpage.mapping = 42",
+        "mapping is an int, not an address space",
+    ),
+    "flags deleted": ("del newpage.flags", "flags is missing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FIELDS))
+def test_page_fields_broken_by_plugin_code_are_named(tmp_path: Path, case: str) -> None:
+    """The engine fails far from the plugin (a TypeError): the line names the page and field."""
+    statement, words = BROKEN_FIELDS[case]
+    code = (
+        HEADER + "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
+        f"    {statement}\n    return rc\n" + _table("breaker", migratepage="mp")
+    )
+    env = install(tmp_path, "breaker", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "breaker"), "--json", env=env)
+    line = one_error_line(proc, 1, "the run failed:", "plugin code left page fields", words)
+    assert "pfn" in line
+    one_json_object(proc, "kernel bug")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fsaops.buffer import buffers
-from fsaops.debug import InvariantError, check_kernel, raise_if
+from fsaops.debug import InvariantError, broken_fields, broken_pages, check_kernel, raise_if
 from fsaops.lists import PageList
 from fsaops.migrate import migrate_page_remove_references
 from fsaops.page import PG, get_page, lock_page, put_page
@@ -119,3 +119,47 @@ def test_the_oracle_catches_contents_that_did_not_follow(world: World) -> None:
         f"pfn {page.pfn} moved to pfn {newpage.pfn} but the contents differ (first at byte 0)"
         in problems
     )
+
+
+def test_a_machine_in_use_has_no_broken_fields(world: World) -> None:
+    world.file(world.mount("ext2", block_size=1024), 3)
+    world.file(world.mount("ext3", "journal"), 2)
+    world.anon(2)
+    assert broken_pages(world.kernel) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("flags", None, "flags is None, not an int"),
+        ("count", 1.5, "count is a float, not an int"),
+        ("index", "3", "index is a str, not an int"),
+        ("mapcount", True, "mapcount is a bool, not an int"),
+        ("mapping", 42, "mapping is an int, not an address space"),
+        ("lru_next", None, "lru_next is None, not a list entry"),
+        ("lru_prev", object(), "lru_prev is an object, not a list entry"),
+    ],
+)
+def test_a_field_of_the_wrong_kind_is_named(
+    world: World, field: str, value: object, said: str
+) -> None:
+    inode = world.file(world.mount("ext2"), 2)
+    page = inode.i_mapping.pages()[1]
+    saved = getattr(page, field)
+    setattr(page, field, value)
+    assert broken_fields(page) == [said]
+    assert broken_pages(world.kernel) == [f"pfn {page.pfn}: {said}"]
+    setattr(page, field, saved)
+    assert broken_pages(world.kernel) == []
+
+
+def test_a_missing_field_is_named_and_the_list_is_cut(world: World) -> None:
+    pages = world.kernel.nodes[0].pages[:5]
+    for page in pages:
+        del page.flags
+    assert broken_pages(world.kernel, limit=2) == [
+        f"pfn {pages[0].pfn}: flags is missing",
+        f"pfn {pages[1].pfn}: flags is missing",
+    ]
+    for page in pages:
+        page.flags = 0

@@ -49,7 +49,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 
 import attrs
@@ -61,9 +61,11 @@ from fsaops.errors import (
     InvariantError,
     KernelBug,
     PluginFault,
+    ProcessEnded,
     RunTimeout,
     describe_exception,
     raised_by_code,
+    shown,
     watch_sigint,
 )
 from fsaops.status import Status, envelope
@@ -611,6 +613,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, semantics=args.semantics))
     if args.timeout is not None:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, timeout=args.timeout))
+    # Checked and made absolute before any plugin code runs: plugin code that
+    # changes the working folder must not send the page somewhere else.
+    html = None if args.html is None else _output_file(args.html, "--html")
     registry = _load(
         config,
         source,
@@ -624,7 +629,6 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             "CONFIG_MIGRATION, so migrate_pages returns -ENOSYS (ENOSYS, function not "
             "implemented); set kernel.migration = true"
         )
-    html = None if args.html is None else _output_file(args.html, "--html")
     observers: list[RunObserver] = []
     tracer = None
     if args.trace is not None:
@@ -652,6 +656,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     )
     with _last_resort(config.kernel.timeout), _progress_bar(show_progress) as progress:
         report = run_plan(plan, seed=args.seed, log=log, progress=progress, observers=observers)
+    _no_exit_called()
     if tracer is not None:
         report = attrs.evolve(report, trace=tuple(tracer.steps))
     if html is not None:
@@ -672,7 +677,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _output_file(path: str, option: str) -> str:
-    """Check, before a run, that a report can be written to ``path`` (bad input if not)."""
+    """Check, before a run, that a report can be written to ``path`` (bad input if not).
+
+    Returns the path made absolute, so that it names the same file whatever
+    the working folder is when the report is written.
+    """
     from fsaops.errors import FsaopsError
 
     if not path:
@@ -686,7 +695,7 @@ def _output_file(path: str, option: str) -> str:
         raise FsaopsError(f"{option} {path}: no such directory: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FsaopsError(f"{option} {path}: cannot write in {folder}")
-    return path
+    return os.path.abspath(path)
 
 
 def _write_file(path: str, text: str, option: str) -> None:
@@ -950,6 +959,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             page_size=page_size,
             together=args.together,
         )
+    _no_exit_called()
     if args.json:
         _write(result.dumps())
     else:
@@ -1098,7 +1108,7 @@ def _last_resort(seconds: float) -> Iterator[None]:
             data = json.dumps(envelope(Status.TIMEOUT, message), indent=2) + "\n"
             with contextlib.suppress(OSError, ValueError):
                 os.write(out.fileno(), data.encode())
-        os._exit(Status.TIMEOUT.exit_code)
+        _REAL_EXIT(Status.TIMEOUT.exit_code)
 
     timer = threading.Timer(seconds + GRACE_SECONDS, end)
     timer.daemon = True
@@ -1162,7 +1172,10 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
         )
     what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else describe_exception(exc)
     if culprit is not None:
-        message = f"the run failed: plugin {culprit[0]} raised {what} in {culprit[1]}"
+        did = f"raised {what}"
+        if isinstance(exc, ProcessEnded):
+            did = f"called os._exit({exc.code!r})"
+        message = f"the run failed: plugin {culprit[0]} {did} in {culprit[1]}"
     else:
         message = f"the command failed: {what}"
     if isinstance(exc, SystemExit | KeyboardInterrupt):
@@ -1185,7 +1198,7 @@ class _Discard:
 
 def _thread_failed(args: threading.ExceptHookArgs) -> None:
     """A thread (started by plugin code) ended with an exception: one line, no traceback."""
-    if args.exc_type is SystemExit:
+    if issubclass(args.exc_type, SystemExit):  # as Python does; os._exit is told of at the end
         return
     name = args.thread.name if args.thread is not None else "?"
     value = args.exc_value
@@ -1265,7 +1278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
             watch_sigint()
-    with _own_stdout(program) as out:
+    with _own_stdout(program) as out, _exit_guarded(program):
         out_token = _OUT.set(out)
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
@@ -1281,6 +1294,81 @@ def main(argv: Sequence[str] | None = None) -> int:
         _settle_stderr()
         _exit_now(status)
     return status
+
+
+_REAL_EXIT: Final = os._exit
+"""``os._exit`` itself, for fsaops's own ends while :class:`_ExitGuard` stands in for it."""
+
+
+class _ExitGuard:
+    """Stands in for ``os._exit`` while the program runs a command: plugin code may not end fsaops.
+
+    A call in this process (from any thread) raises
+    :class:`~fsaops.errors.ProcessEnded` instead, and is remembered with
+    who made it, so that a run still fails when plugin code catches the
+    exception or makes the call from a thread of its own
+    (:func:`_no_exit_called`).  A forked child (the plugin probe) exits as
+    asked.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        #: Each call: the status asked for, the thread, and the calling
+        #: functions (``module.function``), innermost first.
+        self.calls: list[tuple[object, str, list[str]]] = []
+
+    def __call__(self, status: object = 0) -> NoReturn:
+        if os.getpid() != self.pid:
+            _REAL_EXIT(status)  # type: ignore[arg-type]
+        callers: list[str] = []
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None and len(callers) < 100:
+            callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
+            frame = frame.f_back
+        self.calls.append((status, threading.current_thread().name, callers))
+        raise ProcessEnded(status)
+
+
+_EXIT_GUARDS: list[_ExitGuard] = []
+"""The guard standing in for ``os._exit`` now (none unless run as the program)."""
+
+
+@contextmanager
+def _exit_guarded(program: bool) -> Iterator[None]:
+    """Run as the program, ``os._exit`` is :class:`_ExitGuard` inside (nothing otherwise)."""
+    if not program:
+        yield
+        return
+    modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
+    saved = [(m, m._exit) for m in modules]
+    guard = _ExitGuard()
+    _EXIT_GUARDS.append(guard)
+    for module in modules:
+        module._exit = guard  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module, real in saved:
+            module._exit = real  # type: ignore[attr-defined]
+        _EXIT_GUARDS.remove(guard)
+
+
+def _no_exit_called() -> None:
+    """Fail the run if plugin code called ``os._exit`` during it, even if that went on."""
+    calls = [call for guard in _EXIT_GUARDS for call in guard.calls]
+    if not calls:
+        return
+    status, thread, callers = calls[0]
+    plugins = _plugin_modules()
+    who = f"code in thread {shown(thread)} ({callers[0] if callers else '?'})"
+    for caller in callers:
+        plugin = plugins.get(caller.split(".")[0])
+        if plugin is not None:
+            who = f"plugin {plugin} ({caller})"
+            break
+    raise PluginFault(
+        f"{who} called os._exit({status!r}) during the run: plugin code may not end fsaops"
+    )
 
 
 def _exit_now(status: int) -> NoReturn:
@@ -1302,7 +1390,7 @@ def _exit_now(status: int) -> NoReturn:
         with contextlib.suppress(Exception):
             if stream is not None:
                 stream.flush()
-    os._exit(status)
+    _REAL_EXIT(status)
 
 
 def _settle_stderr() -> None:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from fsaops.buffer import BH, BufferHead, bh_offset, buffers
 from fsaops.errors import InvariantError
 from fsaops.lists import LIST_POISON, PageList
+from fsaops.mapping import AddressSpace as AddressSpaceClass
 from fsaops.page import PG, Page, page_flags_str, page_index, page_mapping
+from fsaops.rmap import AnonVma
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FULL_CHECK_EVERY",
     "InvariantError",
+    "broken_fields",
+    "broken_pages",
     "check_kernel",
     "check_pages",
     "mappings",
@@ -46,6 +50,67 @@ def raise_if(problems: list[str]) -> None:
     """Raise :class:`InvariantError` if ``problems`` is not empty."""
     if problems:
         raise InvariantError(problems)
+
+
+_NUMBER_FIELDS = ("flags", "count", "mapcount", "index", "pfn")
+_LINK_FIELDS = ("lru_next", "lru_prev")
+
+
+def _kind(value: object) -> str:
+    """What ``value`` is, said without calling any of its methods."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def broken_fields(page: Page) -> list[str]:
+    """The fields of ``page`` that no kernel code could have left: missing, or of the wrong kind.
+
+    Its counts, flags, index and pfn must be integers, its mapping ``None``
+    or an address space, and its ``lru`` links list entries.  Plugin code
+    that puts anything else there breaks the engine (a ``TypeError`` or an
+    ``AttributeError`` far from the plugin): the run names the page and the
+    field instead (``[]`` when every field is of the right kind).
+    """
+    found: list[str] = []
+    for field in _NUMBER_FIELDS:
+        try:
+            value = object.__getattribute__(page, field)
+        except AttributeError:
+            found.append(f"{field} is missing")
+            continue
+        if type(value) is not int:
+            found.append(f"{field} is {_kind(value)}, not an int")
+    try:
+        mapping = object.__getattribute__(page, "mapping")
+    except AttributeError:
+        found.append("mapping is missing")
+    else:
+        if mapping is not None and not isinstance(mapping, AddressSpaceClass | AnonVma):
+            found.append(f"mapping is {_kind(mapping)}, not an address space")
+    for field in _LINK_FIELDS:
+        try:
+            link = object.__getattribute__(page, field)
+        except AttributeError:
+            found.append(f"{field} is missing")
+            continue
+        if link is not LIST_POISON and not isinstance(link, Page | PageList):
+            found.append(f"{field} is {_kind(link)}, not a list entry")
+    return found
+
+
+def broken_pages(kernel: Kernel, limit: int = 3) -> list[str]:
+    """``pfn N: ...`` for the first ``limit`` frames of the machine with :func:`broken_fields`."""
+    found: list[str] = []
+    for node in kernel.nodes:
+        for page in node.pages:
+            fields = broken_fields(page)
+            if fields:
+                found.append(f"pfn {page.pfn}: {', '.join(fields)}")
+                if len(found) >= limit:
+                    return found
+    return found
 
 
 def mappings(kernel: Kernel) -> list[AddressSpace]:

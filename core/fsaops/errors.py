@@ -28,6 +28,7 @@ __all__ = [
     "PluginLoadError",
     "PluginSelectionError",
     "PluginValidationError",
+    "ProcessEnded",
     "RunTimeout",
     "describe_exception",
     "raised_by_code",
@@ -169,6 +170,19 @@ class PluginFault(KernelBug):
     is not an :class:`Exception` fails the run (exit status 1), and the
     message names what raised it, and where.
     """
+
+
+class ProcessEnded(SystemExit):
+    """Plugin code called ``os._exit()`` while the program ran a command.
+
+    Run as the program, fsaops stands in for ``os._exit`` while it works: the
+    call raises this instead of ending the process without a word (and with
+    the status plugin code chose), and the run fails like one whose plugin
+    code raised ``SystemExit`` (:class:`PluginFault`).
+    """
+
+    def __str__(self) -> str:
+        return f"os._exit({self.code!r}) was called"
 
 
 class RunTimeout(BaseException):

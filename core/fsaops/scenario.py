@@ -71,8 +71,16 @@ from fsaops.config import (
     effective_config,
     unstructure_config,
 )
-from fsaops.debug import check_kernel
-from fsaops.errors import ConfigError, FsaopsError, MigrationDisabled, RunTimeout
+from fsaops.debug import broken_pages, check_kernel
+from fsaops.errors import (
+    ConfigError,
+    FsaopsError,
+    KernelBug,
+    MigrationDisabled,
+    PluginFault,
+    RunTimeout,
+    describe_exception,
+)
 from fsaops.fault_inject import FaultInjector
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
@@ -101,6 +109,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from fsaops.fs import SuperBlock
+    from fsaops.kernel import Kernel
     from fsaops.plugins import Registry
     from fsaops.proofs import Placed
     from fsaops.rmap import Mm, Vma
@@ -882,9 +891,13 @@ def run_plan(
         # V4 once per page), so build it once, here.
         log = log.bind()
     lap = _Laps(phases)
-    with collector_paused(), _time_limit(config.kernel.timeout, registry) as where:
+    with (
+        collector_paused(),
+        _time_limit(config.kernel.timeout, registry) as where,
+        _broken_fields_named(where, registry),
+    ):
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
-        kernel = world.kernel
+        kernel = where.kernel = world.kernel
         where.clock = lambda: kernel.sched.now
         for observer in observers:
             observer.built(world)
@@ -1021,6 +1034,39 @@ class _Where:
 
     phase = "building the world"
     clock: Callable[[], int] | None = None  # the kernel's clock, once there is a kernel
+    kernel: Kernel | None = None  # the machine, once it is built
+
+
+@contextmanager
+def _broken_fields_named(where: _Where, registry: Registry) -> Iterator[None]:
+    """An error that escapes a run because plugin code broke a page's fields names them.
+
+    A ``flags`` set to ``None``, an ``lru`` link to a number, a ``mapping``
+    to a string: such a page breaks the engine's own code (a ``TypeError``
+    or an ``AttributeError``) far from the plugin that did it.  When the
+    machine has such pages (:func:`~fsaops.debug.broken_pages`), the error
+    becomes a :class:`~fsaops.errors.PluginFault` that names them and where
+    the run was; any other error goes on as it is.
+    """
+    try:
+        yield
+    except Exception as exc:
+        kernel = where.kernel
+        if kernel is None or isinstance(exc, FsaopsError | KernelBug):
+            raise
+        broken = broken_pages(kernel)
+        if not broken:
+            raise
+        frame = None
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            tb = tb.tb_next
+        head = f"{describe_exception(exc)},"
+        raise PluginFault(
+            f"{_timeout_message(head, frame, where, registry)}; plugin code left page fields "
+            f"no kernel code could: {'; '.join(broken)}"
+        ) from exc
 
 
 STALL_SECONDS: Final = 30.0
