@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsaops.errors import KernelBug
 from fsaops.fs import BlockDevice, FillKnown
 
 BLOCKS = 64
@@ -157,3 +158,32 @@ def test_a_write_while_known_contents_are_written_out_is_not_lost() -> None:
     thread.join(5)
     assert _read(dev, 3, BS) == new
     assert bytes(dev.mem[3 * BS : 4 * BS]) == new
+
+
+@pytest.mark.parametrize("known", [False, True])
+@pytest.mark.parametrize(
+    ("block", "nbytes"),
+    [(-1, BS), (-4, BS), (BLOCKS, BS), (BLOCKS - 1, 2 * BS), (10**6, BS)],
+)
+def test_a_request_beyond_the_device_is_refused_and_changes_nothing(
+    known: bool, block: int, nbytes: int
+) -> None:
+    """The kernel's "attempt to access beyond end of device": a negative block is not the end."""
+    dev = BlockDevice("dev", BLOCKS, BS)
+    if known:
+        dev.put_known(0, BLOCKS, _filler(_pattern(1, BLOCKS * BS)))
+    else:
+        dev.write(0, _pattern(1, BLOCKS * BS))
+    writes = dev.writes
+    with pytest.raises(KernelBug, match=f"beyond end of device: dev: write of {nbytes} bytes"):
+        dev.write(block, b"\xee" * nbytes)
+    with pytest.raises(KernelBug, match=f"read of {nbytes} bytes at block {block}"):
+        dev.read(block, memoryview(bytearray(nbytes)))
+    assert dev.writes == writes
+    assert bytes(dev.mem) == _pattern(1, BLOCKS * BS)
+
+
+def test_the_last_block_is_on_the_device() -> None:
+    dev = BlockDevice("dev", BLOCKS, BS)
+    dev.write(BLOCKS - 1, b"\x01" * BS)
+    assert _read(dev, BLOCKS - 1, BS) == b"\x01" * BS

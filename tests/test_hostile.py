@@ -863,3 +863,22 @@ def test_page_fields_broken_by_plugin_code_are_named(tmp_path: Path, case: str) 
     line = one_error_line(proc, 1, "the run failed:", "plugin code left page fields", words)
     assert "pfn" in line
     one_json_object(proc, "kernel bug")
+
+
+@pytest.mark.parametrize("where", ["-3", "inode.blocks[lo] + 10**6"])
+def test_a_block_map_damaged_by_plugin_code_is_a_request_beyond_the_device(
+    tmp_path: Path, where: str
+) -> None:
+    """Before, a negative block number wrote over the device's last blocks without a word."""
+    code = (
+        HEADER + "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
+        "    inode = newpage.mapping.host\n"
+        "    lo = newpage.index * (4096 // inode.i_sb.s_blocksize)\n"
+        f"    inode.blocks[lo] = {where}\n    return rc\n" + _table("mapper", migratepage="mp")
+    )
+    env = install(tmp_path, "mapper", code)
+    proc = fsaops(
+        "migrate", _scenario(tmp_path, "mapper", "[workload]\ndirty = 1.0\n"), "--json", env=env
+    )
+    one_error_line(proc, 1, "kernel BUG: attempt to access beyond end of device", "write of")
+    one_json_object(proc, "kernel bug")

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fsaops.errors import FsaopsError
+from fsaops.errors import FsaopsError, KernelBug
 from fsaops.lru import activate_page, mark_page_accessed
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
 from fsaops.memory import anonymous_memory
@@ -139,8 +139,14 @@ class BlockDevice:
         return first
 
     def read(self, blocknr: int, dst: memoryview) -> None:
-        """Read ``len(dst)`` bytes starting at block ``blocknr`` into ``dst``."""
+        """Read ``len(dst)`` bytes starting at block ``blocknr`` into ``dst``.
+
+        Raises:
+            KernelBug: the blocks are not all on the device.
+        """
         off = blocknr * self.block_size
+        if blocknr < 0 or off + len(dst) > len(self._mem):
+            raise self._beyond_end("read", blocknr, len(dst))
         virtual = self._virtual
         if virtual is not None and virtual.find(1, blocknr, self._end(blocknr, len(dst))) >= 0:
             with self._lock:  # the known runs stay as they are while they are read
@@ -149,8 +155,14 @@ class BlockDevice:
         dst[:] = self._mem[off : off + len(dst)]
 
     def write(self, blocknr: int, src: memoryview | bytes) -> None:
-        """Write ``src`` starting at block ``blocknr``."""
+        """Write ``src`` starting at block ``blocknr``.
+
+        Raises:
+            KernelBug: the blocks are not all on the device.
+        """
         off = blocknr * self.block_size
+        if blocknr < 0 or off + len(src) > len(self._mem):
+            raise self._beyond_end("write", blocknr, len(src))
         if self._virtual is None:
             self._mem[off : off + len(src)] = src
         else:
@@ -235,6 +247,21 @@ class BlockDevice:
                     return False
                 block = stop
             return True
+
+    def _beyond_end(self, rw: str, blocknr: int, nbytes: int) -> KernelBug:
+        """The kernel's "attempt to access beyond end of device", as an error to raise.
+
+        The kernel fails such a request with ``-EIO``; in the model no
+        filesystem code asks for one unless its block numbers are wrong (a
+        block map a plugin damaged, a number it worked out wrong), which a
+        run reports rather than carries on past.  A negative block number
+        would otherwise reach the end of the device through Python's
+        negative indexes.
+        """
+        return KernelBug(
+            f"attempt to access beyond end of device: {self.name}: {rw} of {nbytes} bytes at "
+            f"block {blocknr}, and the device has blocks 0 to {self.nr_blocks - 1}"
+        )
 
     def _end(self, blocknr: int, nbytes: int) -> int:
         """The block after the last one ``nbytes`` from block ``blocknr`` touch."""
