@@ -882,3 +882,30 @@ def test_a_block_map_damaged_by_plugin_code_is_a_request_beyond_the_device(
     )
     one_error_line(proc, 1, "kernel BUG: attempt to access beyond end of device", "write of")
     one_json_object(proc, "kernel bug")
+
+
+@pytest.mark.parametrize("case", ["flags set to None", "the mapping set to a number"])
+def test_the_explorer_names_page_fields_broken_by_plugin_code(tmp_path: Path, case: str) -> None:
+    statement, words = BROKEN_FIELDS[case]
+    code = (
+        HEADER + "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
+        f"    {statement}\n    return rc\n" + _table("breaker", migratepage="mp")
+    )
+    env = install(tmp_path, "breaker", code)
+    proc = fsaops(
+        "explore",
+        "--plugins",
+        "breaker,swap",
+        "--fs",
+        "breaker",
+        "--tasks",
+        "pin",
+        "--json",
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    problems = [p for failure in result["failures"] for p in failure["problems"]]
+    assert any("plugin code left page fields" in str(p) and words in str(p) for p in problems), (
+        problems
+    )

@@ -31,6 +31,7 @@ __all__ = [
     "FULL_CHECK_EVERY",
     "InvariantError",
     "broken_fields",
+    "broken_fields_said",
     "broken_pages",
     "check_kernel",
     "check_pages",
@@ -111,6 +112,19 @@ def broken_pages(kernel: Kernel, limit: int = 3) -> list[str]:
                 if len(found) >= limit:
                     return found
     return found
+
+
+def broken_fields_said(kernel: Kernel) -> str:
+    """What a failure adds to its message about broken page fields, or ``""``.
+
+    ``; plugin code left page fields no kernel code could: ...`` with
+    :func:`broken_pages`, so that an error the engine's own code raised
+    names the page fields that caused it.
+    """
+    broken = broken_pages(kernel)
+    if not broken:
+        return ""
+    return f"; plugin code left page fields no kernel code could: {'; '.join(broken)}"
 
 
 def mappings(kernel: Kernel) -> list[AddressSpace]:

@@ -71,7 +71,7 @@ from fsaops.config import (
     effective_config,
     unstructure_config,
 )
-from fsaops.debug import broken_pages, check_kernel
+from fsaops.debug import broken_fields_said, check_kernel
 from fsaops.errors import (
     ConfigError,
     FsaopsError,
@@ -1054,7 +1054,7 @@ def _broken_fields_named(where: _Where, registry: Registry) -> Iterator[None]:
         kernel = where.kernel
         if kernel is None or isinstance(exc, FsaopsError | KernelBug):
             raise
-        broken = broken_pages(kernel)
+        broken = broken_fields_said(kernel)
         if not broken:
             raise
         frame = None
@@ -1063,10 +1063,7 @@ def _broken_fields_named(where: _Where, registry: Registry) -> Iterator[None]:
             frame = tb.tb_frame
             tb = tb.tb_next
         head = f"{describe_exception(exc)},"
-        raise PluginFault(
-            f"{_timeout_message(head, frame, where, registry)}; plugin code left page fields "
-            f"no kernel code could: {'; '.join(broken)}"
-        ) from exc
+        raise PluginFault(f"{_timeout_message(head, frame, where, registry)}{broken}") from exc
 
 
 STALL_SECONDS: Final = 30.0

@@ -42,6 +42,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from fsaops.debug import broken_fields_said
 from fsaops.errors import KernelBug, describe_exception
 from fsaops.memory import Node
 from fsaops.page import PG, Page
@@ -315,7 +316,8 @@ class Controller:
     def _failed(self, xt: XTask, exc: BaseException) -> None:
         where = _where(exc)
         self.failed_task = xt
-        self._stop("error", f"task {xt.name} failed: {describe_exception(exc)}{where}")
+        broken = broken_fields_said(self.kernel)
+        self._stop("error", f"task {xt.name} failed: {describe_exception(exc)}{where}{broken}")
 
     def _stop(self, outcome: str, problem: str) -> None:
         if not self.outcome:

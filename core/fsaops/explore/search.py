@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
+from fsaops.debug import broken_fields_said
 from fsaops.errors import describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import XTask, default_policy
@@ -173,7 +174,10 @@ def fork_run(
             )
             data = marshal.dumps(done)
         except BaseException as exc:
-            data = marshal.dumps({"error": describe_exception(exc)})
+            said = describe_exception(exc)
+            with contextlib.suppress(Exception):
+                said += broken_fields_said(xworld.world.kernel)
+            data = marshal.dumps({"error": said})
         try:
             view = memoryview(data)
             while view:
