@@ -778,6 +778,14 @@ OS_EXITS = {
         "    t.start()\n    t.join()\n    return migrate_page(newpage, page)\n",
         "code in thread 'Thread-",
     ),
+    "os.execv, which would replace fsaops": (
+        "def mp(newpage, page):\n    os.execv('/bin/true', ['true'])\n",
+        "os.execv('/bin/true', ['true']) was called",
+    ),
+    "os.execl, through execv": (
+        "def mp(newpage, page):\n    os.execl('/bin/true', 'true')\n",
+        "os.execv('/bin/true', ('true',)) was called",
+    ),
 }
 
 
@@ -785,11 +793,11 @@ OS_EXITS = {
 def test_os_exit_from_plugin_code_fails_the_run_instead_of_ending_it(
     tmp_path: Path, case: str
 ) -> None:
-    """``os._exit(0)`` would end fsaops with status 0 and no report at all."""
+    """``os._exit(0)`` or ``exec`` would end fsaops with status 0 and no report at all."""
     body, words = OS_EXITS[case]
     env = install(tmp_path, "exiter", HEADER + body + _table("exiter", migratepage="mp"))
     proc = fsaops("migrate", _scenario(tmp_path, "exiter"), "--json", env=env)
-    one_error_line(proc, 1, "os._exit(0)", "plugin code may not end fsaops", words)
+    one_error_line(proc, 1, "plugin code may not end fsaops", words)
     one_json_object(proc, "kernel bug")
 
 

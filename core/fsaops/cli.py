@@ -49,7 +49,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import FrameType, TracebackType
+from types import FrameType, ModuleType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 
 import attrs
@@ -1174,7 +1174,7 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
     if culprit is not None:
         did = f"raised {what}"
         if isinstance(exc, ProcessEnded):
-            did = f"called os._exit({exc.code!r})"
+            did = f"called {exc.code}"
         message = f"the run failed: plugin {culprit[0]} {did} in {culprit[1]}"
     else:
         message = f"the command failed: {what}"
@@ -1198,7 +1198,7 @@ class _Discard:
 
 def _thread_failed(args: threading.ExceptHookArgs) -> None:
     """A thread (started by plugin code) ended with an exception: one line, no traceback."""
-    if issubclass(args.exc_type, SystemExit):  # as Python does; os._exit is told of at the end
+    if issubclass(args.exc_type, SystemExit):  # as Python does; os._exit is told of later
         return
     name = args.thread.name if args.thread is not None else "?"
     value = args.exc_value
@@ -1297,68 +1297,86 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _REAL_EXIT: Final = os._exit
-"""``os._exit`` itself, for fsaops's own ends while :class:`_ExitGuard` stands in for it."""
+"""``os._exit`` itself, for fsaops's own ends while :class:`_ProcessGuard` stands in for it."""
 
 
-class _ExitGuard:
-    """Stands in for ``os._exit`` while the program runs a command: plugin code may not end fsaops.
+_GUARDED: Final = ("_exit", "execv", "execve")
+"""The functions of ``os`` (and ``posix``) that end the process or replace it.
 
-    A call in this process (from any thread) raises
-    :class:`~fsaops.errors.ProcessEnded` instead, and is remembered with
-    who made it, so that a run still fails when plugin code catches the
-    exception or makes the call from a thread of its own
-    (:func:`_no_exit_called`).  A forked child (the plugin probe) exits as
-    asked.
+``os.execl``, ``os.execvp`` and the rest of the family call ``execv`` or
+``execve``."""
+
+
+class _ProcessGuard:
+    """Stands in for ``os._exit``, ``os.execv`` and ``os.execve`` while the program runs a command.
+
+    Plugin code may not end fsaops: such a call in this process (from any
+    thread) raises :class:`~fsaops.errors.ProcessEnded` instead, and is
+    remembered with who made it, so that a run still fails when plugin
+    code catches the exception or makes the call from a thread of its own
+    (:func:`_no_exit_called`).  In a forked child (the plugin probe, a
+    schedule of ``fsaops explore``) the call does what it always does.
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        #: Each call: the status asked for, the thread, and the calling
-        #: functions (``module.function``), innermost first.
-        self.calls: list[tuple[object, str, list[str]]] = []
+        #: Each call: what was called, the thread, and the calling functions
+        #: (``module.function``), innermost first.
+        self.calls: list[tuple[str, str, list[str]]] = []
 
-    def __call__(self, status: object = 0) -> NoReturn:
-        if os.getpid() != self.pid:
-            _REAL_EXIT(status)  # type: ignore[arg-type]
-        callers: list[str] = []
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None and len(callers) < 100:
-            callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
-            frame = frame.f_back
-        self.calls.append((status, threading.current_thread().name, callers))
-        raise ProcessEnded(status)
+    def stand_in(self, name: str, real: Callable[..., Any]) -> Callable[..., NoReturn]:
+        """What ``os.<name>`` is while the guard is up, ``real`` being the function itself."""
+
+        def refused(*args: object) -> NoReturn:
+            if os.getpid() != self.pid:
+                real(*args)
+            call = f"os.{name}({', '.join(shown(arg) for arg in args)})"
+            callers: list[str] = []
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None and len(callers) < 100:
+                callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
+                frame = frame.f_back
+            self.calls.append((call, threading.current_thread().name, callers))
+            raise ProcessEnded(call)
+
+        refused.__name__ = refused.__qualname__ = name
+        return refused
 
 
-_EXIT_GUARDS: list[_ExitGuard] = []
+_GUARDS: list[_ProcessGuard] = []
 """The guard standing in for ``os._exit`` now (none unless run as the program)."""
 
 
 @contextmanager
 def _exit_guarded(program: bool) -> Iterator[None]:
-    """Run as the program, ``os._exit`` is :class:`_ExitGuard` inside (nothing otherwise)."""
+    """Run as the program, :class:`_ProcessGuard` stands in inside (nothing otherwise)."""
     if not program:
         yield
         return
+    guard = _ProcessGuard()
+    saved: list[tuple[ModuleType, str, Callable[..., Any]]] = []
     modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
-    saved = [(m, m._exit) for m in modules]
-    guard = _ExitGuard()
-    _EXIT_GUARDS.append(guard)
     for module in modules:
-        module._exit = guard  # type: ignore[attr-defined]
+        for name in _GUARDED:
+            real = getattr(module, name, None)
+            if real is not None:
+                saved.append((module, name, real))
+                setattr(module, name, guard.stand_in(name, real))
+    _GUARDS.append(guard)
     try:
         yield
     finally:
-        for module, real in saved:
-            module._exit = real  # type: ignore[attr-defined]
-        _EXIT_GUARDS.remove(guard)
+        for owner, name, real in saved:
+            setattr(owner, name, real)
+        _GUARDS.remove(guard)
 
 
 def _no_exit_called() -> None:
-    """Fail the run if plugin code called ``os._exit`` during it, even if that went on."""
-    calls = [call for guard in _EXIT_GUARDS for call in guard.calls]
+    """Fail the run if plugin code tried to end the process during it, even if that went on."""
+    calls = [call for guard in _GUARDS for call in guard.calls]
     if not calls:
         return
-    status, thread, callers = calls[0]
+    call, thread, callers = calls[0]
     plugins = _plugin_modules()
     who = f"code in thread {shown(thread)} ({callers[0] if callers else '?'})"
     for caller in callers:
@@ -1366,9 +1384,7 @@ def _no_exit_called() -> None:
         if plugin is not None:
             who = f"plugin {plugin} ({caller})"
             break
-    raise PluginFault(
-        f"{who} called os._exit({status!r}) during the run: plugin code may not end fsaops"
-    )
+    raise PluginFault(f"{who} called {call} during the run: plugin code may not end fsaops")
 
 
 def _exit_now(status: int) -> NoReturn:

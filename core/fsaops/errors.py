@@ -173,16 +173,17 @@ class PluginFault(KernelBug):
 
 
 class ProcessEnded(SystemExit):
-    """Plugin code called ``os._exit()`` while the program ran a command.
+    """Plugin code called ``os._exit()`` or ``os.exec*()`` while the program ran a command.
 
-    Run as the program, fsaops stands in for ``os._exit`` while it works: the
-    call raises this instead of ending the process without a word (and with
-    the status plugin code chose), and the run fails like one whose plugin
-    code raised ``SystemExit`` (:class:`PluginFault`).
+    Run as the program, fsaops stands in for those functions while it works:
+    the call raises this instead of ending the process (or replacing it)
+    without a word and with a status plugin code chose, and the run fails
+    like one whose plugin code raised ``SystemExit`` (:class:`PluginFault`).
+    Its ``code`` is the call, as text (``os._exit(0)``).
     """
 
     def __str__(self) -> str:
-        return f"os._exit({self.code!r}) was called"
+        return f"{self.code} was called"
 
 
 class RunTimeout(BaseException):
