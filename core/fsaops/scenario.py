@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 import attrs
 
 from fsaops.aops import member_name
+from fsaops.backing import Committer
 from fsaops.config import (
     BUILTIN_SOURCE,
     Config,
@@ -134,6 +135,13 @@ Progress = Callable[[str, int, int], None]
 
 CHUNK_PAGES: Final = MIGRATE_CHUNK_SIZE + 1
 """Pages migrated per ``migrate_pages_to`` call: one chunk of new pages (257)."""
+
+COMMIT_AHEAD_PAGES: Final = 65_536
+"""New frames (256 MiB of 4 KiB pages) a migration has committed ahead of the engine.
+
+The committing thread (:mod:`fsaops.backing`) needs the interpreter lock
+between two requests, which a busy run hands over every few milliseconds:
+few large requests keep it ahead."""
 
 SETTLE_TICKS: Final = 256
 """Ticks the clock runs after the world is written, so periodic flushers (a journal) commit."""
@@ -605,16 +613,25 @@ class Scenario:
 
         source = kernel.nodes[self.source_node]
         freed = source.nr_free
+        committer = Committer()
+        ahead = 0  # new pages whose frames were asked to be committed
 
         def report(done: int, isolated: int) -> None:
-            nonlocal total, freed
+            nonlocal total, freed, ahead
             # Between chunks: the frames the last chunk freed go back to the
-            # operating system, and the next chunk's new pages (the target
-            # node's next free frames) are committed in one go, from that
-            # memory rather than memory touched for the first time.
+            # operating system, and the new pages of the chunks to come (the
+            # target node's next free frames) are committed by the
+            # committer's thread while this one migrates, from that memory
+            # rather than memory touched for the first time: a window of
+            # COMMIT_AHEAD_PAGES at a time, asked for when all but a sixteenth
+            # of the last is used (few requests: each waits for the
+            # interpreter lock).
             self.world.give_back(self.source_node, source.nr_free - freed)
             freed = source.nr_free
-            self.world.prefault(self.target_node, min(CHUNK_PAGES, isolated - done))
+            if ahead < isolated and ahead - done < COMMIT_AHEAD_PAGES // 16:
+                window = min(COMMIT_AHEAD_PAGES, isolated - done)
+                self.world.prefault(self.target_node, window, committer=committer)
+                ahead = done + window
             total = isolated + len(self.swaplist)
             if progress is not None:
                 progress("migrate", done, total)
@@ -639,6 +656,7 @@ class Scenario:
                     progress("migrate", total, total)
         finally:
             self.faults.armed = False
+            committer.close()
         for task, held in self.holds:
             release(task, held)
         self.holds.clear()

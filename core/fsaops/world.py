@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from fsaops.aops import AddressSpaceOperations, FileSystemType
+    from fsaops.backing import Committer
     from fsaops.fault_inject import FaultInjector
     from fsaops.fs import Inode, SuperBlock
     from fsaops.memory import Node
@@ -1341,17 +1342,24 @@ class World:
             raise SetupError(f"node {nid} is out of pages")
         return page
 
-    def prefault(self, nid: int, npages: int) -> None:
-        """Have the operating system commit the next ``npages`` free frames of node ``nid`` now.
+    def prefault(self, nid: int, npages: int, *, committer: Committer | None = None) -> None:
+        """Have the operating system commit the next ``npages`` free frames of node ``nid``.
 
         The frames the node hands out next (the head of its free list) are
         committed in one request per run of consecutive frames, instead of a
-        page fault when each is first written.  A hint only: which frames
-        are free, and what they hold, does not change.
+        page fault when each is first written: now, or with ``committer`` by
+        its thread while this one goes on (:mod:`fsaops.backing`).  A hint
+        only: which frames are free, and what they hold, does not change.
         """
         node = self.kernel.nodes[nid]
+        owner = node.mem.obj
         for start, length in _free_head_runs(node, npages):
-            _commit(node.mem, start, length)
+            if (
+                committer is None
+                or not isinstance(owner, mmap.mmap)
+                or not committer.commit(owner, start, length)
+            ):
+                _commit(node.mem, start, length)
 
     def give_back(self, nid: int, npages: int) -> None:
         """Have the operating system take back the memory of node ``nid``'s last freed frames.
