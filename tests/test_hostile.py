@@ -858,15 +858,20 @@ BROKEN_FIELDS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BROKEN_FIELDS))
-def test_page_fields_broken_by_plugin_code_are_named(tmp_path: Path, case: str) -> None:
-    """The engine fails far from the plugin (a TypeError): the line names the page and field."""
-    statement, words = BROKEN_FIELDS[case]
+def _breaker(tmp_path: Path, statement: str) -> dict[str, str]:
+    """Install ``breaker``, whose ``migratepage`` moves the page and then runs ``statement``."""
     code = (
         HEADER + "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
         f"    {statement}\n    return rc\n" + _table("breaker", migratepage="mp")
     )
-    env = install(tmp_path, "breaker", code)
+    return install(tmp_path, "breaker", code)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FIELDS))
+def test_page_fields_broken_by_plugin_code_are_named(tmp_path: Path, case: str) -> None:
+    """The engine fails far from the plugin (a TypeError): the line names the page and field."""
+    statement, words = BROKEN_FIELDS[case]
+    env = _breaker(tmp_path, statement)
     proc = fsaops("migrate", _scenario(tmp_path, "breaker"), "--json", env=env)
     line = one_error_line(proc, 1, "the run failed:", "plugin code left page fields", words)
     assert "pfn" in line
@@ -895,11 +900,7 @@ def test_a_block_map_damaged_by_plugin_code_is_a_request_beyond_the_device(
 @pytest.mark.parametrize("case", ["flags set to None", "the mapping set to a number"])
 def test_the_explorer_names_page_fields_broken_by_plugin_code(tmp_path: Path, case: str) -> None:
     statement, words = BROKEN_FIELDS[case]
-    code = (
-        HEADER + "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
-        f"    {statement}\n    return rc\n" + _table("breaker", migratepage="mp")
-    )
-    env = install(tmp_path, "breaker", code)
+    env = _breaker(tmp_path, statement)
     proc = fsaops(
         "explore",
         "--plugins",

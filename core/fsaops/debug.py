@@ -22,7 +22,7 @@ from fsaops.page import PG, Page, page_flags_str, page_index, page_mapping
 from fsaops.rmap import AnonVma
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from fsaops.kernel import Kernel
     from fsaops.mapping import AddressSpace
@@ -53,16 +53,37 @@ def raise_if(problems: list[str]) -> None:
         raise InvariantError(problems)
 
 
-_NUMBER_FIELDS = ("flags", "count", "mapcount", "index", "pfn")
-_LINK_FIELDS = ("lru_next", "lru_prev")
-
-
 def _kind(value: object) -> str:
     """What ``value`` is, said without calling any of its methods."""
     if value is None:
         return "None"
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _number(value: object) -> bool:
+    return type(value) is int
+
+
+def _owner(value: object) -> bool:
+    return value is None or isinstance(value, AddressSpaceClass | AnonVma)
+
+
+def _link(value: object) -> bool:
+    return value is LIST_POISON or isinstance(value, Page | PageList)
+
+
+_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    ("flags", _number, "an int"),
+    ("count", _number, "an int"),
+    ("mapcount", _number, "an int"),
+    ("index", _number, "an int"),
+    ("pfn", _number, "an int"),
+    ("mapping", _owner, "an address space"),
+    ("lru_next", _link, "a list entry"),
+    ("lru_prev", _link, "a list entry"),
+)
+"""Each field :func:`broken_fields` checks, what it may hold, and what that is called."""
 
 
 def broken_fields(page: Page) -> list[str]:
@@ -75,29 +96,14 @@ def broken_fields(page: Page) -> list[str]:
     field instead (``[]`` when every field is of the right kind).
     """
     found: list[str] = []
-    for field in _NUMBER_FIELDS:
+    for field, right, kind in _FIELDS:
         try:
             value = object.__getattribute__(page, field)
         except AttributeError:
             found.append(f"{field} is missing")
             continue
-        if type(value) is not int:
-            found.append(f"{field} is {_kind(value)}, not an int")
-    try:
-        mapping = object.__getattribute__(page, "mapping")
-    except AttributeError:
-        found.append("mapping is missing")
-    else:
-        if mapping is not None and not isinstance(mapping, AddressSpaceClass | AnonVma):
-            found.append(f"mapping is {_kind(mapping)}, not an address space")
-    for field in _LINK_FIELDS:
-        try:
-            link = object.__getattribute__(page, field)
-        except AttributeError:
-            found.append(f"{field} is missing")
-            continue
-        if link is not LIST_POISON and not isinstance(link, Page | PageList):
-            found.append(f"{field} is {_kind(link)}, not a list entry")
+        if not right(value):
+            found.append(f"{field} is {_kind(value)}, not {kind}")
     return found
 
 
