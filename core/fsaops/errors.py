@@ -163,12 +163,14 @@ class KernelBug(Exception):
 
 
 class PluginFault(KernelBug):
-    """Plugin code tried to end the program during a run (``SystemExit``, ...).
+    """Plugin code broke a run in a way it cannot go on from.
 
     Plugin code never decides how fsaops exits: a ``migratepage`` (or any
     other plugin code) that raises ``SystemExit`` or another exception that
-    is not an :class:`Exception` fails the run (exit status 1), and the
-    message names what raised it, and where.
+    is not an :class:`Exception`, or calls ``os._exit``, fails the run
+    (exit status 1), and the message names what raised it, and where.  So
+    does an error the engine's own code meets because plugin code left a
+    page's fields of the wrong kind (:func:`fsaops.debug.broken_fields`).
     """
 
 
