@@ -103,3 +103,26 @@ def test_a_migration_leaves_no_committing_thread_behind(registry: Registry) -> N
     stats = world.migrate()
     assert _threads() == []
     assert stats.tables["ext2_nobh_aops"].moved == 700
+
+
+def test_without_a_thread_to_be_had_the_caller_commits(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a memory limit starting a thread can fail: prefault then commits in its own."""
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    committer = Committer()
+    assert not committer.commit(mmap.mmap(-1, mmap.PAGESIZE), 0, mmap.PAGESIZE)
+    world = World(registry=registry, node_pages=300)
+    node = world.kernel.nodes[1]
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        "fsaops.world._commit", lambda mem, start, length: calls.append((start, length))
+    )
+    world.prefault(1, 200, committer=committer)
+    assert calls == [(0, 200 * world.page_size)]
+    assert [p.pfn for p in node.free_pages()][:200] == [p.pfn for p in node.pages[:200]]
+    committer.close()

@@ -103,12 +103,15 @@ class Committer:
         if length <= 0:
             return False
         with self._ready:
-            self._work.append((owner, address + start, length))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fsaops-commit", daemon=True)
-                self._thread.start()
-            else:
-                self._ready.notify()
+                thread = threading.Thread(target=self._run, name="fsaops-commit", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had (a memory limit): commit here
+                    return False
+                self._thread = thread
+            self._work.append((owner, address + start, length))
+            self._ready.notify()
         return True
 
     def _run(self) -> None:
