@@ -424,7 +424,7 @@ def test_xip_pages_do_not_count_against_the_node(registry: Registry) -> None:
 
 def test_a_buffer_cache_mapping_is_one_file(registry: Registry) -> None:
     message = check_error('[[mount]]\nfs = "xfs_buftarg"\nfiles = 2', registry)
-    assert "mount[0].files: a xfs_buftarg mount holds one buffer-cache mapping" in message
+    assert "mount[0].files: each mount of xfs_buftarg holds one buffer-cache mapping" in message
 
 
 def test_plugin_names_must_be_installed() -> None:

@@ -250,7 +250,7 @@ def check_config(
             problems.append(f"{key}.block_size: {problem}")
         if fstype.is_buffer_cache(mode) and mount.files != 1:
             problems.append(
-                f"{key}.files: a {fstype.name} mount holds one buffer-cache mapping, so "
+                f"{key}.files: each mount of {fstype.name} holds one buffer-cache mapping, so "
                 f"files must be 1, got {mount.files}"
             )
     swap_loaded = "swap" in registry.filesystems
