@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,23 @@ def test_the_page_shows_every_table_and_marks_what_differs(
                 "—" if v is None else f"{v:,}" if type(v) is int else str(v) for v in (row.a, row.b)
             ]
     assert dom.find("p", id="status").text().startswith("The runs differ")
+
+
+def test_a_table_name_of_any_length_is_cut_in_titles(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A report from elsewhere may name a table at any length; a title shows 80 characters."""
+    data = _report(reports)
+    name = "x" * 100_000
+    data["by_aops"] = {name: next(iter(data["by_aops"].values()))}
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps(data), encoding="utf-8")
+    page = tmp_path / "page.html"
+    status, out, err = _fsaops("diff", str(reports[0]), str(long), "--html", str(page))
+    assert status == 0, err
+    flat = re.sub(r"\s+", "", out)  # a title wider than the terminal is wrapped
+    assert "ext3_ordered_aops↔" + "x" * 80 + "...(100,000characters)" in flat
+    assert "x" * 81 not in flat
+    html = page.read_text(encoding="utf-8")
+    assert "x" * 80 + "... (100,000 characters)" in html
+    assert "x" * 81 not in html.replace("x" * 80 + "...", "")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 from rich.console import Console
 
-from fsaops.errors import FsaopsError
+from fsaops.errors import MAX_SHOWN, FsaopsError
 from fsaops.status import SCHEMA
 
 if TYPE_CHECKING:
@@ -386,12 +386,19 @@ def compare(
         ea = {} if name_a is None else tables_a[name_a]
         eb = {} if name_b is None else tables_b[name_b]
         only = "a" if name_b is None else "b" if name_a is None else None
-        title = name_a if name_a == name_b or name_b is None else name_b
+        title = _cut(str(name_a if name_a == name_b or name_b is None else name_b))
         if name_a is not None and name_b is not None and name_a != name_b:
-            title = f"{name_a} ↔ {name_b}"
-        sections.append(Section("table", str(title), _table_rows(ea, eb), only, (name_a, name_b)))
+            title = f"{_cut(name_a)} ↔ {_cut(name_b)}"
+        sections.append(Section("table", title, _table_rows(ea, eb), only, (name_a, name_b)))
     sections += [_totals(a, b), _vmstat(a, b), _verdict(a, b)]
     return Comparison(names[0], names[1], tuple(sections))
+
+
+def _cut(name: str, limit: int = MAX_SHOWN) -> str:
+    """A table's name as a title shows it: a name longer than ``limit`` is cut, its length said."""
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit]}... ({len(name):,} characters)"
 
 
 # -- the terminal form ----------------------------------------------------------------------------
