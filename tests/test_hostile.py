@@ -918,3 +918,19 @@ def test_the_explorer_names_page_fields_broken_by_plugin_code(tmp_path: Path, ca
     assert any("plugin code left page fields" in str(p) and words in str(p) for p in problems), (
         problems
     )
+
+
+def test_an_exit_function_of_plugin_code_cannot_change_the_exit_status(tmp_path: Path) -> None:
+    """``atexit.register(lambda: os._exit(0))`` made a run whose data was lost exit 0."""
+    code = (
+        HEADER + "import atexit\natexit.register(lambda: os._exit(0))\n"
+        "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
+        "    if rc == 0 and newpage.index == 3:\n        newpage.data[:8] = bytes(8)\n"
+        "    return rc\n" + _table("atexiter", migratepage="mp")
+    )
+    env = install(tmp_path, "atexiter", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "atexiter"), "--json", env=env)
+    assert proc.returncode == 1, proc.stderr
+    one_json_object(proc, "data lost")
+    assert "Traceback" not in proc.stderr
+    assert "os._exit(0) was called" in proc.stderr

@@ -49,7 +49,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import FrameType, ModuleType, TracebackType
+from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 
 import attrs
@@ -1278,7 +1278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
             watch_sigint()
-    with _own_stdout(program) as out, _exit_guarded(program):
+        _guard_process_ends()
+    with _own_stdout(program) as out:
         out_token = _OUT.set(out)
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
@@ -1344,31 +1345,25 @@ class _ProcessGuard:
 
 
 _GUARDS: list[_ProcessGuard] = []
-"""The guard standing in for ``os._exit`` now (none unless run as the program)."""
+"""The guard standing in for ``os._exit`` (none unless run as the program)."""
 
 
-@contextmanager
-def _exit_guarded(program: bool) -> Iterator[None]:
-    """Run as the program, :class:`_ProcessGuard` stands in inside (nothing otherwise)."""
-    if not program:
-        yield
-        return
+def _guard_process_ends() -> None:
+    """Put :class:`_ProcessGuard` in place for the rest of the program's life.
+
+    Run as the program, fsaops always ends in :func:`_exit_now`, with the
+    real ``os._exit`` and the command's status: plugin code that calls
+    ``os._exit`` later (from an exit function it registered, or a thread)
+    cannot change that status either.
+    """
     guard = _ProcessGuard()
-    saved: list[tuple[ModuleType, str, Callable[..., Any]]] = []
     modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
     for module in modules:
         for name in _GUARDED:
             real = getattr(module, name, None)
             if real is not None:
-                saved.append((module, name, real))
                 setattr(module, name, guard.stand_in(name, real))
     _GUARDS.append(guard)
-    try:
-        yield
-    finally:
-        for owner, name, real in saved:
-            setattr(owner, name, real)
-        _GUARDS.remove(guard)
 
 
 def _no_exit_called() -> None:
