@@ -934,3 +934,17 @@ def test_an_exit_function_of_plugin_code_cannot_change_the_exit_status(tmp_path:
     one_json_object(proc, "data lost")
     assert "Traceback" not in proc.stderr
     assert "os._exit(0) was called" in proc.stderr
+
+
+def test_what_a_plugin_prints_at_exit_never_follows_the_json_report(tmp_path: Path) -> None:
+    code = (
+        HEADER + "import atexit\n"
+        "atexit.register(lambda: (print('printed at exit'), os.write(1, b'fd 1 at exit\\n')))\n"
+        + _table("exitprint")
+    )
+    env = install(tmp_path, "exitprint", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "exitprint"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+    assert "printed at exit" in proc.stderr
+    assert "fd 1 at exit" in proc.stderr

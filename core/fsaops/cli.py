@@ -1394,14 +1394,32 @@ def _exit_now(status: int) -> NoReturn:
     process whose KeyboardInterrupt ever escaped an exec() of a string, as
     an import that dataclasses or typing were building code in, by killing
     itself with SIGINT at exit, although the interrupt was handled).
+    The command's output is flushed first; what exit functions (plugin
+    code's among them) print after it goes to standard error, as what plugin
+    code prints during the command does, so that it never follows a JSON
+    report on standard output.
     """
+    _flush_both()
+    try:
+        os.dup2(2, 1)
+    except OSError:  # standard error is closed: what is printed goes nowhere
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
+    if sys.stderr is not None:
+        sys.stdout = sys.stderr
     with contextlib.suppress(Exception):
         atexit._run_exitfuncs()
+    _flush_both()
+    _REAL_EXIT(status)
+
+
+def _flush_both() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             if stream is not None:
                 stream.flush()
-    _REAL_EXIT(status)
 
 
 def _settle_stderr() -> None:
