@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -596,6 +597,12 @@ def test_a_bad_seed_is_bad_input_said_in_a_short_line(
 # -- what plugin code prints, changes or leaves behind ------------------------------------------
 
 
+def _migrate_with(tmp_path: Path, name: str, code: str) -> subprocess.CompletedProcess[str]:
+    """``fsaops migrate --json`` of 8 pages of plugin ``name``, whose module is ``code``."""
+    env = install(tmp_path, name, code)
+    return fsaops("migrate", _scenario(tmp_path, name), "--json", env=env)
+
+
 def test_what_a_plugin_prints_never_reaches_the_json_report(tmp_path: Path) -> None:
     code = (
         HEADER + "print('printed at import')\n"
@@ -603,8 +610,7 @@ def test_what_a_plugin_prints_never_reaches_the_json_report(tmp_path: Path) -> N
         "def mp(newpage, page):\n    print('printed by migratepage')\n"
         "    return migrate_page(newpage, page)\n" + _table("noisy", migratepage="mp")
     )
-    env = install(tmp_path, "noisy", code)
-    proc = fsaops("migrate", _scenario(tmp_path, "noisy"), "--json", env=env)
+    proc = _migrate_with(tmp_path, "noisy", code)
     assert proc.returncode == 0, proc.stderr
     report = one_json_object(proc, "ok")
     assert report["by_aops"]["noisy_aops"]["moved"] == 8
@@ -928,8 +934,7 @@ def test_an_exit_function_of_plugin_code_cannot_change_the_exit_status(tmp_path:
         "    if rc == 0 and newpage.index == 3:\n        newpage.data[:8] = bytes(8)\n"
         "    return rc\n" + _table("atexiter", migratepage="mp")
     )
-    env = install(tmp_path, "atexiter", code)
-    proc = fsaops("migrate", _scenario(tmp_path, "atexiter"), "--json", env=env)
+    proc = _migrate_with(tmp_path, "atexiter", code)
     assert proc.returncode == 1, proc.stderr
     one_json_object(proc, "data lost")
     assert "Traceback" not in proc.stderr
@@ -942,8 +947,7 @@ def test_what_a_plugin_prints_at_exit_never_follows_the_json_report(tmp_path: Pa
         "atexit.register(lambda: (print('printed at exit'), os.write(1, b'fd 1 at exit\\n')))\n"
         + _table("exitprint")
     )
-    env = install(tmp_path, "exitprint", code)
-    proc = fsaops("migrate", _scenario(tmp_path, "exitprint"), "--json", env=env)
+    proc = _migrate_with(tmp_path, "exitprint", code)
     assert proc.returncode == 0, proc.stderr
     one_json_object(proc, "ok")
     assert "printed at exit" in proc.stderr
