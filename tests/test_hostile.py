@@ -803,8 +803,55 @@ def test_os_exit_from_plugin_code_fails_the_run_instead_of_ending_it(
     body, words = OS_EXITS[case]
     env = install(tmp_path, "exiter", HEADER + body + _table("exiter", migratepage="mp"))
     proc = fsaops("migrate", _scenario(tmp_path, "exiter"), "--json", env=env)
-    one_error_line(proc, 1, "plugin code may not end fsaops", words)
+    rule = "may not replace fsaops" if "exec" in case else "may not end fsaops"
+    one_error_line(proc, 1, rule, words)
     one_json_object(proc, "kernel bug")
+
+
+OS_FORKS = {
+    "in migratepage": (
+        "def mp(newpage, page):\n    os.fork()\n    return migrate_page(newpage, page)\n",
+        "migratepage of table forker_aops raised ProcessEnded: os.fork() was called on pfn",
+    ),
+    "caught by the plugin": (
+        "def mp(newpage, page):\n    try:\n        os.fork()\n    except BaseException:\n"
+        "        pass\n    return migrate_page(newpage, page)\n",
+        "plugin forker-dist[forker] (forker.mp) called os.fork() during the run",
+    ),
+    "os.forkpty": (
+        "def mp(newpage, page):\n    os.forkpty()\n    return migrate_page(newpage, page)\n",
+        "os.forkpty() was called",
+    ),
+    "through multiprocessing": (
+        "import multiprocessing\ndef mp(newpage, page):\n"
+        "    child = multiprocessing.get_context('fork').Process(target=print)\n"
+        "    child.start()\n    child.join()\n    return migrate_page(newpage, page)\n",
+        "os.fork() was called",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OS_FORKS))
+def test_os_fork_from_plugin_code_fails_the_run_instead_of_running_it_twice(
+    tmp_path: Path, case: str
+) -> None:
+    """A forked copy of fsaops would go on with the run and print a second report."""
+    body, words = OS_FORKS[case]
+    proc = _migrate_with(tmp_path, "forker", HEADER + body + _table("forker", migratepage="mp"))
+    one_error_line(proc, 1, "plugin code may not fork fsaops", words)
+    one_json_object(proc, "kernel bug")
+
+
+def test_a_plugin_may_still_run_a_program(tmp_path: Path) -> None:
+    """``subprocess`` starts a new program without copying fsaops: that is no fork of the run."""
+    code = (
+        HEADER + "import subprocess\ndef mp(newpage, page):\n"
+        "    subprocess.run([sys.executable, '-c', 'pass'], check=True, preexec_fn=os.getpid)\n"
+        "    return migrate_page(newpage, page)\n" + _table("runner", migratepage="mp")
+    )
+    proc = _migrate_with(tmp_path, "runner", code)
+    assert proc.returncode == 0, proc.stderr
+    assert one_json_object(proc, "ok")["by_aops"]["runner_aops"]["moved"] == 8
 
 
 def test_os_exit_from_writepage_names_the_plugin(tmp_path: Path) -> None:

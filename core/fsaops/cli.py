@@ -49,7 +49,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 
 import attrs
@@ -68,6 +68,8 @@ from fsaops.errors import (
     shown,
     watch_sigint,
 )
+from fsaops.process import REAL_EXIT, guard_process
+from fsaops.process import calls as refused_calls
 from fsaops.status import Status, envelope
 
 if TYPE_CHECKING:
@@ -1108,7 +1110,7 @@ def _last_resort(seconds: float) -> Iterator[None]:
             data = json.dumps(envelope(Status.TIMEOUT, message), indent=2) + "\n"
             with contextlib.suppress(OSError, ValueError):
                 os.write(out.fileno(), data.encode())
-        _REAL_EXIT(Status.TIMEOUT.exit_code)
+        REAL_EXIT(Status.TIMEOUT.exit_code)
 
     timer = threading.Timer(seconds + GRACE_SECONDS, end)
     timer.daemon = True
@@ -1178,7 +1180,9 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
         message = f"the run failed: plugin {culprit[0]} {did} in {culprit[1]}"
     else:
         message = f"the command failed: {what}"
-    if isinstance(exc, SystemExit | KeyboardInterrupt):
+    if isinstance(exc, ProcessEnded):
+        message += f"; {exc.rule}"
+    elif isinstance(exc, SystemExit | KeyboardInterrupt):
         message += "; plugin code may not end fsaops"
     return _fail(Status.KERNEL_BUG, message, json_mode)
 
@@ -1278,7 +1282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
             watch_sigint()
-        _guard_process_ends()
+        guard_process()
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
         json_token = _JSON.set(json_mode)
@@ -1297,78 +1301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-_REAL_EXIT: Final = os._exit
-"""``os._exit`` itself, for fsaops's own ends while :class:`_ProcessGuard` stands in for it."""
-
-
-_GUARDED: Final = ("_exit", "execv", "execve")
-"""The functions of ``os`` (and ``posix``) that end the process or replace it.
-
-``os.execl``, ``os.execvp`` and the rest of the family call ``execv`` or
-``execve``."""
-
-
-class _ProcessGuard:
-    """Stands in for ``os._exit``, ``os.execv`` and ``os.execve`` while the program runs a command.
-
-    Plugin code may not end fsaops: such a call in this process (from any
-    thread) raises :class:`~fsaops.errors.ProcessEnded` instead, and is
-    remembered with who made it, so that a run still fails when plugin
-    code catches the exception or makes the call from a thread of its own
-    (:func:`_no_exit_called`).  In a forked child (the plugin probe, a
-    schedule of ``fsaops explore``) the call does what it always does.
-    """
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        #: Each call: what was called, the thread, and the calling functions
-        #: (``module.function``), innermost first.
-        self.calls: list[tuple[str, str, list[str]]] = []
-
-    def stand_in(self, name: str, real: Callable[..., Any]) -> Callable[..., NoReturn]:
-        """What ``os.<name>`` is while the guard is up, ``real`` being the function itself."""
-
-        def refused(*args: object) -> NoReturn:
-            if os.getpid() != self.pid:
-                real(*args)
-            call = f"os.{name}({', '.join(shown(arg) for arg in args)})"
-            callers: list[str] = []
-            frame: FrameType | None = sys._getframe(1)
-            while frame is not None and len(callers) < 100:
-                callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
-                frame = frame.f_back
-            self.calls.append((call, threading.current_thread().name, callers))
-            raise ProcessEnded(call)
-
-        refused.__name__ = refused.__qualname__ = name
-        return refused
-
-
-_GUARDS: list[_ProcessGuard] = []
-"""The guard standing in for ``os._exit`` (none unless run as the program)."""
-
-
-def _guard_process_ends() -> None:
-    """Put :class:`_ProcessGuard` in place for the rest of the program's life.
-
-    Run as the program, fsaops always ends in :func:`_exit_now`, with the
-    real ``os._exit`` and the command's status: plugin code that calls
-    ``os._exit`` later (from an exit function it registered, or a thread)
-    cannot change that status either.
-    """
-    guard = _ProcessGuard()
-    modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
-    for module in modules:
-        for name in _GUARDED:
-            real = getattr(module, name, None)
-            if real is not None:
-                setattr(module, name, guard.stand_in(name, real))
-    _GUARDS.append(guard)
-
-
 def _no_exit_called() -> None:
     """Fail the run if plugin code tried to end the process during it, even if that went on."""
-    calls = [call for guard in _GUARDS for call in guard.calls]
+    calls = refused_calls()
     if not calls:
         return
     call, thread, callers = calls[0]
@@ -1379,7 +1314,7 @@ def _no_exit_called() -> None:
         if plugin is not None:
             who = f"plugin {plugin} ({caller})"
             break
-    raise PluginFault(f"{who} called {call} during the run: plugin code may not end fsaops")
+    raise PluginFault(f"{who} called {call} during the run: {ProcessEnded(call).rule}")
 
 
 def _exit_now(status: int) -> NoReturn:
@@ -1412,7 +1347,7 @@ def _exit_now(status: int) -> NoReturn:
     with contextlib.suppress(Exception):
         atexit._run_exitfuncs()
     _flush_both()
-    _REAL_EXIT(status)
+    REAL_EXIT(status)
 
 
 def _flush_both() -> None:

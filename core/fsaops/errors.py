@@ -167,7 +167,7 @@ class PluginFault(KernelBug):
 
     Plugin code never decides how fsaops exits: a ``migratepage`` (or any
     other plugin code) that raises ``SystemExit`` or another exception that
-    is not an :class:`Exception`, or calls ``os._exit``, fails the run
+    is not an :class:`Exception`, or calls ``os._exit`` or ``os.fork``, fails the run
     (exit status 1), and the message names what raised it, and where.  So
     does an error the engine's own code meets because plugin code left a
     page's fields of the wrong kind (:func:`fsaops.debug.broken_fields`).
@@ -175,17 +175,25 @@ class PluginFault(KernelBug):
 
 
 class ProcessEnded(SystemExit):
-    """Plugin code called ``os._exit()`` or ``os.exec*()`` while the program ran a command.
+    """Plugin code called ``os._exit()``, ``os.exec*()`` or ``os.fork()`` while the program ran.
 
-    Run as the program, fsaops stands in for those functions while it works:
-    the call raises this instead of ending the process (or replacing it)
-    without a word and with a status plugin code chose, and the run fails
+    Run as the program, fsaops stands in for those functions while it works
+    (:mod:`fsaops.process`): the call raises this instead of ending the
+    process (or replacing it) without a word and with a status plugin code
+    chose, or making a second copy of the run, and the run fails
     like one whose plugin code raised ``SystemExit`` (:class:`PluginFault`).
     Its ``code`` is the call, as text (``os._exit(0)``).
     """
 
     def __str__(self) -> str:
         return f"{self.code} was called"
+
+    @property
+    def rule(self) -> str:
+        """The rule the call broke, as a message says it (``plugin code may not fork fsaops``)."""
+        name = str(self.code).removeprefix("os.").split("(")[0]
+        does = {"_exit": "end", "execv": "replace", "execve": "replace"}.get(name, "fork")
+        return f"plugin code may not {does} fsaops"
 
 
 class RunTimeout(BaseException):

@@ -36,6 +36,7 @@ from fsaops.errors import (
     InvariantError,
     KernelBug,
     PluginFault,
+    ProcessEnded,
     RunTimeout,
     describe_exception,
     raised_by_code,
@@ -977,9 +978,9 @@ def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
     """
     if isinstance(exc, KeyboardInterrupt | GeneratorExit | RunTimeout) and not raised_by_code(exc):
         return
+    rule = exc.rule if isinstance(exc, ProcessEnded) else "plugin code may not end fsaops"
     raise PluginFault(
-        f"migratepage of table {table} raised {describe_exception(exc)} on pfn {page.pfn}: "
-        "plugin code may not end fsaops"
+        f"migratepage of table {table} raised {describe_exception(exc)} on pfn {page.pfn}: {rule}"
     ) from exc
 
 

@@ -70,6 +70,7 @@ from fsaops.errors import (
     shown,
 )
 from fsaops.frozen import frozen_mapping
+from fsaops.process import REAL_FORK
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -1111,7 +1112,7 @@ def _fork(job: dict[str, Any]) -> _Child | None:
     """The probe's child, forked: it has every module this process has imported already."""
     read, write = os.pipe()
     try:
-        pid = os.fork()
+        pid = REAL_FORK()
     except OSError:
         os.close(read)
         os.close(write)

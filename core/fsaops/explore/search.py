@@ -47,6 +47,7 @@ from fsaops.debug import broken_fields_said
 from fsaops.errors import describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import XTask, default_policy
+from fsaops.process import REAL_FORK
 from fsaops.status import Status
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def fork_run(
             if stream is not None:
                 stream.flush()
     rfd, wfd = os.pipe()
-    pid = os.fork()
+    pid = REAL_FORK()
     if pid == 0:  # pragma: no cover - the child (coverage does not follow forks)
         os.close(rfd)
         try:

@@ -1,0 +1,97 @@
+"""The process fsaops runs in, kept from plugin code that would end, replace or fork it.
+
+Run as the program, fsaops stands in for the functions of ``os`` (and
+``posix``) that end the process (``_exit``), replace it (``execv``,
+``execve``: the rest of the ``exec`` family calls these two) or make a
+second copy of it (``fork``, ``forkpty``).  Plugin code that calls one
+while fsaops works gets :class:`~fsaops.errors.ProcessEnded` instead, and
+the call is remembered (:func:`calls`), so that the run fails even when
+plugin code catches the exception or makes the call from a thread of its
+own.  Without the guard, ``os._exit(0)`` in a ``migratepage`` ended the
+command with status 0 and no report, and ``os.fork()`` made two runs that
+each printed a report.
+
+fsaops's own forks and ends (the plugin probe's child, a schedule of
+``fsaops explore``, the end of the program) go through :data:`REAL_FORK`
+and :data:`REAL_EXIT`.  In a child fsaops forked, the functions do what
+they always do.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from fsaops.errors import ProcessEnded, shown
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+__all__ = ["GUARDED", "REAL_EXIT", "REAL_FORK", "calls", "guard_process"]
+
+REAL_EXIT: Final = os._exit
+"""``os._exit`` itself, for fsaops's own ends while the guard stands in for it."""
+
+REAL_FORK: Final = os.fork
+"""``os.fork`` itself, for fsaops's own children while the guard stands in for it."""
+
+GUARDED: Final = ("_exit", "execv", "execve", "fork", "forkpty")
+"""The functions of ``os`` (and ``posix``) plugin code may not call while fsaops runs."""
+
+
+class _ProcessGuard:
+    """Stands in for the functions in :data:`GUARDED` in the process that put it in place."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        #: Each call: what was called, the thread, and the calling functions
+        #: (``module.function``), innermost first.
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def stand_in(self, name: str, real: Callable[..., Any]) -> Callable[..., NoReturn]:
+        """What ``os.<name>`` is while the guard is up, ``real`` being the function itself."""
+
+        def refused(*args: object) -> NoReturn:
+            if os.getpid() != self.pid:
+                real(*args)
+            call = f"os.{name}({', '.join(shown(arg) for arg in args)})"
+            callers: list[str] = []
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None and len(callers) < 100:
+                callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
+                frame = frame.f_back
+            self.calls.append((call, threading.current_thread().name, callers))
+            raise ProcessEnded(call)
+
+        refused.__name__ = refused.__qualname__ = name
+        return refused
+
+
+_GUARDS: list[_ProcessGuard] = []
+"""The guard in place (none unless :func:`guard_process` was called)."""
+
+
+def guard_process() -> None:
+    """Stand in for the functions in :data:`GUARDED` for the rest of this process's life.
+
+    The command line calls this when it runs as the program, which then
+    always ends with :data:`REAL_EXIT` and the command's status: plugin
+    code that calls ``os._exit`` later (from an exit function it
+    registered, or a thread) cannot change that status either.
+    """
+    guard = _ProcessGuard()
+    modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
+    for module in modules:
+        for name in GUARDED:
+            real = getattr(module, name, None)
+            if real is not None:
+                setattr(module, name, guard.stand_in(name, real))
+    _GUARDS.append(guard)
+
+
+def calls() -> list[tuple[str, str, list[str]]]:
+    """Each refused call so far: the call as text, its thread, its callers (innermost first)."""
+    return [call for guard in _GUARDS for call in guard.calls]
