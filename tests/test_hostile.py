@@ -973,6 +973,37 @@ def test_the_explorer_names_page_fields_broken_by_plugin_code(tmp_path: Path, ca
     )
 
 
+@pytest.mark.parametrize(
+    ("call", "rule"),
+    [("os._exit(0)", "may not end fsaops"), ("os.fork()", "may not fork fsaops")],
+)
+def test_the_explorer_names_plugin_code_that_ends_or_forks_a_schedule(
+    tmp_path: Path, call: str, rule: str
+) -> None:
+    """Before, a schedule whose plugin called ``os._exit`` "died without an answer"."""
+    code = (
+        HEADER + "def mp(newpage, page):\n    try:\n"
+        f"        {call}\n    except BaseException:\n        pass\n"
+        "    return migrate_page(newpage, page)\n" + _table("quitter", migratepage="mp")
+    )
+    env = install(tmp_path, "quitter", code)
+    proc = fsaops(
+        "explore",
+        "--plugins",
+        "quitter,swap",
+        "--fs",
+        "quitter",
+        "--tasks",
+        "pin",
+        "--json",
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    problems = [str(p) for failure in result["failures"] for p in failure["problems"]]
+    assert any(f"quitter.mp called {call}" in p and rule in p for p in problems), problems
+
+
 def test_an_exit_function_of_plugin_code_cannot_change_the_exit_status(tmp_path: Path) -> None:
     """``atexit.register(lambda: os._exit(0))`` made a run whose data was lost exit 0."""
     code = (

@@ -14,7 +14,9 @@ each printed a report.
 fsaops's own forks and ends (the plugin probe's child, a schedule of
 ``fsaops explore``, the end of the program) go through :data:`REAL_FORK`
 and :data:`REAL_EXIT`.  In a child fsaops forked, the functions do what
-they always do.
+they always do, unless the child takes the guard over (:func:`adopt`), as
+a schedule of ``fsaops explore`` does: it runs plugin code, and must say
+who ended it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
 
-__all__ = ["GUARDED", "REAL_EXIT", "REAL_FORK", "calls", "guard_process"]
+__all__ = ["GUARDED", "REAL_EXIT", "REAL_FORK", "adopt", "calls", "guard_process", "refused_in"]
 
 REAL_EXIT: Final = os._exit
 """``os._exit`` itself, for fsaops's own ends while the guard stands in for it."""
@@ -95,3 +97,32 @@ def guard_process() -> None:
 def calls() -> list[tuple[str, str, list[str]]]:
     """Each refused call so far: the call as text, its thread, its callers (innermost first)."""
     return [call for guard in _GUARDS for call in guard.calls]
+
+
+def adopt() -> None:
+    """Keep the guard up in this forked child of the process that put it in place.
+
+    The child forgets the calls its parent made: :func:`calls` says only
+    its own.  It must end with :data:`REAL_EXIT`.
+    """
+    for guard in _GUARDS:
+        guard.pid = os.getpid()
+        guard.calls.clear()
+
+
+def refused_in(what: str) -> str | None:
+    """The first refused call, as a sentence saying who made it ``what`` (``during the schedule``).
+
+    ``None`` when there was none.  Who is the innermost caller outside
+    fsaops and the standard library's threading, or the thread.
+    """
+    made = calls()
+    if not made:
+        return None
+    call, thread, callers = made[0]
+    who = f"code in thread {shown(thread)}"
+    for caller in callers:
+        if caller.split(".")[0] not in ("fsaops", "threading", "multiprocessing"):
+            who = f"code in {caller}"
+            break
+    return f"{who} called {call} {what}: {ProcessEnded(call).rule}"

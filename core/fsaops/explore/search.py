@@ -47,7 +47,7 @@ from fsaops.debug import broken_fields_said
 from fsaops.errors import describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import XTask, default_policy
-from fsaops.process import REAL_FORK
+from fsaops.process import REAL_EXIT, REAL_FORK, adopt, refused_in
 from fsaops.status import Status
 
 if TYPE_CHECKING:
@@ -168,12 +168,14 @@ def fork_run(
     pid = REAL_FORK()
     if pid == 0:  # pragma: no cover - the child (coverage does not follow forks)
         os.close(rfd)
+        adopt()
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             done = execute(
                 xworld, forced=tuple(forced), policy=policy(), record=record, timeout=timeout
             )
-            data = marshal.dumps(done)
+            refused = refused_in("during the schedule")
+            data = marshal.dumps(done if refused is None else {"error": refused})
         except BaseException as exc:
             said = describe_exception(exc)
             with contextlib.suppress(Exception):
@@ -185,7 +187,7 @@ def fork_run(
                 written = os.write(wfd, view)
                 view = view[written:]
         finally:
-            os._exit(0)
+            REAL_EXIT(0)
     os.close(wfd)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout + GRACE
