@@ -404,6 +404,85 @@ def test_control_characters_in_a_name_are_not_echoed_raw(
     assert "\\x1b" in err
 
 
+ESCAPE = "\\x1b]0;owned\\x07\\x1b[2J\\n"
+"""Python source of a string that sets the terminal's title, clears the screen, breaks the line."""
+
+UNPRINTABLE_NAMES = {
+    "a table's name": (
+        _table("esc").replace("name='esc_aops'", f"name='esc{ESCAPE}_aops'"),
+        "table name",
+    ),
+    "a mode's name": (
+        _table("esc").replace(
+            "modes={'default': TABLE}", f"modes={{'m{ESCAPE}': TABLE}}, default_mode='m{ESCAPE}'"
+        ),
+        "mode 'm\\x1b]0;owned",
+    ),
+    "a member's name": (
+        "def mp(newpage, page):\n    return migrate_page(newpage, page)\n"
+        f"mp.__qualname__ = 'mp{ESCAPE}'\n" + _table("esc", migratepage="mp"),
+        "migratepage's name 'esc.mp\\x1b]0;owned",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNPRINTABLE_NAMES))
+def test_a_name_a_terminal_would_obey_is_refused_when_the_plugin_loads(
+    tmp_path: Path, case: str
+) -> None:
+    """Listings and reports show names as they are: an escape sequence could draw over a verdict."""
+    body, words = UNPRINTABLE_NAMES[case]
+    env = install(tmp_path, "esc", HEADER + body)
+    proc = fsaops("migrate", _scenario(tmp_path, "esc"), env=env)
+    one_error_line(proc, 2, "plugin esc-dist[esc]", words, "not printable")
+    assert "\x1b" not in proc.stdout + proc.stderr
+
+
+def test_what_a_plugin_puts_in_an_exception_or_its_metadata_never_reaches_the_terminal_raw(
+    tmp_path: Path,
+) -> None:
+    """A ``migratepage`` exception's message is cut and escaped; so are the metadata's strings."""
+    code = (
+        HEADER + "class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError\n"
+        "def mp(newpage, page):\n    if page.index % 2:\n        raise Odd()\n"
+        f"    raise ValueError('{ESCAPE}' + 'y' * 100_000)\n" + _table("esc", migratepage="mp")
+    )
+    env = install(tmp_path, "esc", code)
+    metadata = next(tmp_path.glob("*.dist-info")) / "METADATA"
+    metadata.write_text(metadata.read_text().replace("0.1", "0.1\x1b[2J"))
+    proc = fsaops("migrate", _scenario(tmp_path, "esc"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr
+    assert "migratepage raised ValueError: \\x1b]0;owned\\x07\\x1b[2J" in proc.stdout
+    assert "migratepage raised Odd" in proc.stdout, "a message that cannot be had is no crash"
+    assert "y" * 2000 not in proc.stdout
+    listing = fsaops("plugins", env=env)
+    assert "\x1b" not in listing.stdout, listing.stdout
+    assert "0.1\\x1b[2J" in listing.stdout
+
+
+def test_names_in_a_report_file_never_reach_the_terminal_raw(tmp_path: Path) -> None:
+    """``fsaops diff`` reads files anyone may have written; so does a scenario's name."""
+    scenario = tmp_path / "s\x1b[31m.toml"
+    scenario.write_text('[[mount]]\nfs = "ext2"\npages = 8\n[processes]\ncount = 0\n')
+    proc = fsaops("migrate", scenario, "--plugins", "ext2,swap")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "s\\x1b[31m.toml" in proc.stdout
+    a = tmp_path / "a.json"
+    proc = fsaops("migrate", "--json", "--plugins", "ext2,swap")
+    assert proc.returncode == 0, proc.stderr
+    a.write_text(proc.stdout)
+    report = json.loads(proc.stdout)
+    report["by_aops"]["evil\x1b[2J_aops"] = report["by_aops"].pop("ext2_aops")
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(report))
+    page = tmp_path / "diff.html"
+    proc = fsaops("diff", a, b, "--html", page)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout + page.read_text()
+    assert "evil\\x1b[2J_aops" in proc.stdout
+
+
 @pytest.mark.parametrize("order", ["ext2 first", "third party first", "all installed"])
 def test_two_plugins_with_one_filesystem_are_both_named(tmp_path: Path, order: str) -> None:
     """The message names both and says which loaded first; it never blames by alphabet."""

@@ -11,7 +11,9 @@ script, not even a load its policy blocks.
 
 from __future__ import annotations
 
+import html
 import json
+import shlex
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
@@ -376,3 +378,11 @@ def test_a_page_that_cannot_be_written_is_bad_input_before_the_run(
     assert "building" not in line
     assert guarded.one_json_object(proc, "bad input")["error"] in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_to_run_it_again_keeps_a_name_with_a_space_one_word(tmp_path: Path) -> None:
+    scenario = tmp_path / "my scenario.toml"
+    scenario.write_text('[[mount]]\nfs = "ext2"\npages = 8\n[processes]\ncount = 0\n')
+    report, page = _run(tmp_path, str(scenario), "--plugins", "ext2,swap")
+    command = f"fsaops migrate {shlex.quote(str(scenario))} --seed {report['seed']}"
+    assert html.escape(command) in page.read_text(encoding="utf-8")

@@ -64,6 +64,7 @@ from fsaops.errors import (
     ProcessEnded,
     RunTimeout,
     describe_exception,
+    printable,
     raised_by_code,
     shown,
     watch_sigint,
@@ -1025,9 +1026,7 @@ MAX_MESSAGE = 2000
 
 def _one_line(message: str) -> str:
     """``message`` on one line of printable characters, cut to :data:`MAX_MESSAGE`."""
-    text = " ".join(message.split())
-    if not text.isprintable():  # escape sequences from a hostile name stay inert
-        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}"[:6] for c in text)
+    text = printable(" ".join(message.split()))  # a hostile name's escape sequences stay inert
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + f"... ({len(text) - MAX_MESSAGE} more characters)"
     return text

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 from rich.console import Console
 
-from fsaops.errors import MAX_SHOWN, FsaopsError
+from fsaops.errors import MAX_SHOWN, FsaopsError, printable
 from fsaops.status import SCHEMA
 
 if TYPE_CHECKING:
@@ -88,13 +88,13 @@ def load_report(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as stream:
             raw = stream.read(MAX_REPORT_BYTES + 1)
-        data = json.loads(raw.decode("utf-8"))
+        data = _inert(json.loads(raw.decode("utf-8")))
     except OSError as exc:
         raise BadReport(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise BadReport(f"{path}: not a report: not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:
-        raise BadReport(f"{path}: not a report: not JSON ({str(exc)[:200]})") from None
+        raise BadReport(f"{path}: not a report: not JSON ({printable(str(exc)[:200])})") from None
     if not isinstance(data, dict):
         raise BadReport(f"{path}: not a report: a JSON {type(data).__name__}, not an object")
     schema = data.get("schema")
@@ -392,6 +392,21 @@ def compare(
         sections.append(Section("table", title, _table_rows(ea, eb), only, (name_a, name_b)))
     sections += [_totals(a, b), _vmstat(a, b), _verdict(a, b)]
     return Comparison(names[0], names[1], tuple(sections))
+
+
+def _inert(value: Any) -> Any:
+    """``value`` (parsed JSON) with every string and key :func:`~fsaops.errors.printable`.
+
+    A report is a file anyone may have written: a terminal escape sequence
+    in a table's name must not reach the terminal (or the page).
+    """
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, list):
+        return [_inert(item) for item in value]
+    if isinstance(value, dict):
+        return {printable(key): _inert(item) for key, item in value.items()}
+    return value
 
 
 def _cut(name: str, limit: int = MAX_SHOWN) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "ProcessEnded",
     "RunTimeout",
     "describe_exception",
+    "printable",
     "raised_by_code",
     "shown",
     "watch_sigint",
@@ -71,19 +72,32 @@ def _type_name(value: object) -> str:
     return name if len(name) <= MAX_SHOWN else name[:MAX_SHOWN] + "..."
 
 
+def printable(text: str) -> str:
+    r"""``text`` with each character that is not printable escaped (``\x1b``, ``\n``).
+
+    For text fsaops does not control (an exception's message, a name read
+    from a file) on its way to a terminal, where an escape sequence would
+    be obeyed: it could clear the screen or draw over a verdict.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def describe_exception(exc: BaseException) -> str:
-    """``TypeName: message`` for an exception raised by code fsaops does not control.
+    r"""``TypeName: message`` for an exception raised by code fsaops does not control.
 
     Safe against hostile exceptions: a message of any length is cut to
-    :data:`MAX_REASON` characters, and an exception whose ``str()`` raises
-    is described by its type alone.
+    :data:`MAX_REASON` characters, one that is not printable (a terminal
+    escape sequence) is shown escaped (``\x1b``), and an exception whose
+    ``str()`` raises is described by its type alone.
     """
     name = _type_name(exc)
     try:
         text = str(exc)
     except Exception:  # a __str__ that raises, or returns something else
         text = ""
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     if len(text) > MAX_REASON:
         text = f"{text[:MAX_REASON]}... ({len(text) - MAX_REASON:,} more characters)"
     return f"{name}: {text}" if text else name

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
@@ -269,12 +270,12 @@ def _rerun(report: Report) -> str:
     words += ["--semantics", str(kernel.get("semantics", "v4"))]
     load = config.get("plugins", {}).get("load")
     if load is not None:
-        words += ["--plugins", ",".join(load) if load else '""']
+        words += ["--plugins", ",".join(load)]
     if kernel.get("strict"):
         words.append("--strict")
     if kernel.get("debug_vm"):
         words.append("--debug-vm")
-    return " ".join(words)
+    return shlex.join(words)  # a file named with a space stays one word
 
 
 def _scenario(report: Report) -> str:

@@ -962,7 +962,7 @@ class _DebugVm:
 
 def _migratepage_raised(stats: MigrateStats, name: str, page: Page, exc: Exception) -> int:
     """A table's ``migratepage`` raised: record why and a finding; fail the page with ``-EIO``."""
-    why = f"migratepage raised {type(exc).__name__}: {exc}"
+    why = f"migratepage raised {describe_exception(exc)}"
     page.node.kernel.current.why = why
     stats.findings.add(name, "return", page.pfn, f"{why} (pfn {page.pfn})")
     return -EIO

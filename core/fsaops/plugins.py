@@ -67,6 +67,7 @@ from fsaops.errors import (
     PluginSelectionError,
     PluginValidationError,
     describe_exception,
+    printable,
     shown,
 )
 from fsaops.frozen import frozen_mapping
@@ -256,8 +257,9 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
         version: object = dist.version
     except Exception:  # unreadable or malformed metadata
         return "?", "?"
-    return (name if isinstance(name, str) and name else "?"), (
-        version if isinstance(version, str) and version else "?"
+    # Listings show them: a terminal escape sequence in the metadata stays inert.
+    return (printable(name) if isinstance(name, str) and name else "?"), (
+        printable(version) if isinstance(version, str) and version else "?"
     )
 
 
@@ -315,8 +317,8 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
         ) from None
     for ep in eps:
         dist, version = _dist_of(ep)
-        item = Available(ep.name, dist, version, ep.value, ep)
-        other = found.get(ep.name)
+        item = Available(printable(ep.name), dist, version, ep.value, ep)
+        other = found.get(item.name)
         if other is not None:
             if other.dist == dist and other.value == ep.value:
                 continue  # the same distribution seen twice on sys.path
@@ -324,7 +326,7 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
                 f"plugin name {shown(ep.name)} is registered twice: by {other.shown} "
                 f"and by {item.shown}; uninstall one of them"
             )
-        found[ep.name] = item
+        found[item.name] = item
     return dict(sorted(found.items()))
 
 
@@ -571,6 +573,8 @@ def _validate_table(label: str, fs: str, mode: str, table: object) -> None:
     name: object = table.name
     if not isinstance(name, str) or not name:
         raise PluginValidationError(label, f"{where}: table has no name")
+    if not name.isprintable():
+        raise PluginValidationError(label, f"{where}: table name {shown(name)} {_UNPRINTABLE}")
     for member in MEMBERS:
         fn = getattr(table, member)
         if fn is None:
@@ -578,8 +582,19 @@ def _validate_table(label: str, fs: str, mode: str, table: object) -> None:
         problem = signature_problem(member, fn)
         if problem is not None:
             raise PluginValidationError(label, f"table {_cut(name)}: {problem}")
-        if not isinstance(member_name(fn), str):  # listings and reports name it
+        shown_as = member_name(fn)
+        if not isinstance(shown_as, str):  # listings and reports name it
             raise PluginValidationError(label, f"table {_cut(name)}: {member} has no name")
+        if not shown_as.isprintable():
+            raise PluginValidationError(
+                label, f"table {_cut(name)}: {member}'s name {shown(shown_as)} {_UNPRINTABLE}"
+            )
+
+
+_UNPRINTABLE: Final = (
+    "has characters that are not printable (a line break, a terminal escape sequence): "
+    "listings and reports show names as they are"
+)
 
 
 def _take(label: str, result: object) -> list[object]:
@@ -637,6 +652,10 @@ def _validate_types(label: str, items: list[object]) -> tuple[FileSystemType, ..
             if not isinstance(mode, str) or not mode:
                 raise PluginValidationError(
                     label, f"filesystem {fs}: mode {shown(mode)} is not a name"
+                )
+            if not mode.isprintable():
+                raise PluginValidationError(
+                    label, f"filesystem {fs}: mode {shown(mode)} {_UNPRINTABLE}"
                 )
         mode_names = [mode for mode, _ in modes]
         default_mode: object = fstype.default_mode

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fsaops.config.effective import LeftOut
+from fsaops.errors import printable
 from fsaops.findings import Finding
 from fsaops.frozen import frozen_mapping, sorted_mapping
 from fsaops.proofs import Proof
@@ -667,7 +668,8 @@ def _heading(report: Report) -> Text:
 
     semantics = cfg.get("semantics", "?")
     text = Text("fsaops migrate", style="bold")
-    text.append(f"  {report.source}  seed {report.seed}  semantics {semantics}\n", style="cyan")
+    source = printable(report.source)  # a file's name may hold an escape sequence
+    text.append(f"  {source}  seed {report.seed}  semantics {semantics}\n", style="cyan")
     text.append(
         f"{nodes} nodes of {format_size(memory)}, {page_size}-byte pages; "
         f"every page of node {report.from_node} to node {report.to_node}",
