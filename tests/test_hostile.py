@@ -933,6 +933,92 @@ def test_a_plugin_may_still_run_a_program(tmp_path: Path) -> None:
     assert one_json_object(proc, "ok")["by_aops"]["runner_aops"]["moved"] == 8
 
 
+WRONG_RETURNS = {
+    "writepage returns None": (
+        "def wp(page, wbc):\n    nobh_writepage(page, wbc)\n",
+        {"writepage": "wp"},
+        "writepage of table wrong_aops (wrong.wp) returned None (a missing return?)",
+    ),
+    "writepage returns a string": (
+        "def wp(page, wbc):\n    nobh_writepage(page, wbc)\n    return 'done'\n",
+        {"writepage": "wp"},
+        "writepage of table wrong_aops (wrong.wp) returned 'done'",
+    ),
+    "writepage returns an errno C cannot have": (
+        "def wp(page, wbc):\n    nobh_writepage(page, wbc)\n    return -(10 ** 5000)\n",
+        {"writepage": "wp"},
+        "returned <int of 16,610 bits>",
+    ),
+    "readpage returns a float": (
+        "def rp(page):\n    mpage_readpage(page)\n    return 0.0\n",
+        {"readpage": "rp"},
+        "readpage of table wrong_aops (wrong.rp) returned 0.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_RETURNS))
+def test_a_table_member_returning_what_no_caller_can_take_is_named(
+    tmp_path: Path, case: str
+) -> None:
+    """Before: ``the command failed: TypeError: '<' not supported``, naming nobody."""
+    body, members, words = WRONG_RETURNS[case]
+    env = install(tmp_path, "wrong", HEADER + body + _table("wrong", **members))
+    scenario = _scenario(tmp_path, "wrong", "[workload]\ndirty = 1.0\n")
+    proc = fsaops("migrate", scenario, "--json", env=env)
+    one_error_line(proc, 1, "the run failed:", words, "not an int its callers can take")
+    one_json_object(proc, "kernel bug")
+
+
+@pytest.mark.parametrize(
+    ("rc", "taken"),
+    [
+        (0, 0),
+        (-4095, -4095),
+        (0x80000, 0x80000),
+        ((1 << 31) - 1, (1 << 31) - 1),
+        (True, 1),
+        (False, 0),
+        (-4096, None),
+        (1 << 31, None),
+        (None, None),
+        (1.0, None),
+        ("0", None),
+    ],
+)
+def test_what_a_member_may_return_is_what_c_callers_could_take(
+    rc: object, taken: int | None
+) -> None:
+    from fsaops import AddressSpaceOperations
+    from fsaops.aops import returned
+    from fsaops.errors import PluginFault
+
+    table = AddressSpaceOperations(name="t_aops", writepage=lambda page, wbc: 0)
+    if taken is not None:
+        assert returned(table, "writepage", rc) == taken
+        assert type(returned(table, "writepage", rc)) is int
+    else:
+        with pytest.raises(PluginFault, match=r"writepage of table t_aops \(.*<lambda>\) returned"):
+            returned(table, "writepage", rc)
+
+
+def test_a_migratepage_returning_a_number_no_errno_can_be_fails_its_pages(tmp_path: Path) -> None:
+    """The engine's own check: ``-EIO`` and the reason, not a ValueError writing the number."""
+    code = (
+        HEADER
+        + "def mp(newpage, page):\n    return -(10 ** 5000)\n"
+        + _table("huge", migratepage="mp")
+    )
+    proc = _migrate_with(tmp_path, "huge", code)
+    assert proc.returncode == 0, proc.stderr
+    table = one_json_object(proc, "ok")["by_aops"]["huge_aops"]
+    assert table["failed"] == 8
+    assert table["errors"] == {"EIO": 8}
+    assert table["reasons"] == {
+        "migratepage returned <int of 16,610 bits>, not 0 or a negative errno": 8
+    }
+
+
 def test_os_exit_from_writepage_names_the_plugin(tmp_path: Path) -> None:
     code = HEADER + "def wp(page, wbc):\n    os._exit(0)\n" + _table("wexit", writepage="wp")
     env = install(tmp_path, "wexit", code)

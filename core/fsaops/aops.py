@@ -13,10 +13,11 @@ from __future__ import annotations
 import difflib
 import inspect
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+from fsaops.errors import PluginFault, shown
 from fsaops.frozen import frozen_mapping
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from fsaops.writeback import WritebackControl
 
 __all__ = [
+    "MAX_ERRNO",
     "MEMBERS",
     "AddressSpaceOperations",
     "CommitWrite",
@@ -44,6 +46,7 @@ __all__ = [
     "WritePage",
     "WritePages",
     "configure_aops",
+    "returned",
 ]
 
 
@@ -225,6 +228,39 @@ def member_name(fn: object) -> str | None:
     module = getattr(fn, "__module__", None) or "?"
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
     return f"{module}.{name}"
+
+
+MAX_ERRNO: Final = 4095
+"""The largest errno (``MAX_ERRNO``): a member's error is one of -1 to -4095."""
+
+_INT_MAX: Final = (1 << 31) - 1
+
+
+def returned(table: AddressSpaceOperations, member: str, rc: object) -> int:
+    """What ``table.<member>`` returned, when it is an ``int`` the kernel's callers can take.
+
+    That is 0, a positive value that fits C's ``int`` (``WRITEPAGE_ACTIVATE``,
+    a ``releasepage`` that freed the buffers) or a negative errno down to
+    ``-MAX_ERRNO``; ``True`` and ``False`` count as 1 and 0.  The engine
+    checks ``migratepage``'s own return (a wrong one fails the page with
+    ``-EIO``); this is for the other members, called all over the model.
+
+    Raises:
+        PluginFault: it returned anything else (``None`` from a missing
+            ``return``, a string, a number C's ``int`` cannot hold), which
+            no kernel caller could act on; the message names the table, the
+            member and its function.
+    """
+    if type(rc) is int and -MAX_ERRNO <= rc <= _INT_MAX:
+        return rc
+    if type(rc) is bool:
+        return int(rc)
+    hint = " (a missing return?)" if rc is None else ""
+    raise PluginFault(
+        f"{member} of table {table.name} ({member_name(getattr(table, member, None))}) "
+        f"returned {shown(rc)}{hint}, not an int its callers can take "
+        f"(0, a positive int, or a negative errno from -1 to -{MAX_ERRNO})"
+    )
 
 
 def configure_aops(table: AddressSpaceOperations, *, migration: bool) -> AddressSpaceOperations:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from errno import EAGAIN, ENOSPC
 from typing import TYPE_CHECKING, Any
 
+from fsaops.aops import returned
 from fsaops.errors import KernelBug
 
 # try_to_release_page lives in mm/filemap.c (fsaops.mapping); the name stays
@@ -843,7 +844,7 @@ def mpage_writepages(
                 bio = []
             if writepage is None:
                 raise KernelBug(f"{mapping.a_ops.name}: writepages without writepage: {page!r}")
-            rc = writepage(page, wbc)
+            rc = returned(mapping.a_ops, "writepage", writepage(page, wbc))
             if rc == WRITEPAGE_ACTIVATE:
                 unlock_page(page)
             elif rc < 0:

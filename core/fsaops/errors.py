@@ -56,6 +56,8 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
         if len(value) <= limit:
             return repr(value)
         return f"{value[:limit]!r}... ({len(value):,} characters)"
+    if isinstance(value, int) and value.bit_length() > 4 * limit:  # too long to write out
+        return f"<{_type_name(value)} of {value.bit_length():,} bits>"
     try:
         text = repr(value)
     except Exception:

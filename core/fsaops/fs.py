@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fsaops.aops import returned
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.lru import activate_page, mark_page_accessed
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
@@ -458,7 +459,7 @@ def read_cache_page(mapping: AddressSpace, index: int, nid: int | None = None) -
             unlock_page(page)
             put_page(page)
             raise FsaopsError(f"{mapping.a_ops.name} has no readpage")
-        err = readpage(page)  # unlocks the page
+        err = returned(mapping.a_ops, "readpage", readpage(page))  # unlocks the page
         if err:
             put_page(page)
             raise FsaopsError(f"readpage of {mapping.name} index {index} failed ({err})")
@@ -561,11 +562,11 @@ def generic_file_write(inode: Inode, pos: int, data: bytes | bytearray | memoryv
         if page is None:
             raise FsaopsError("out of memory writing a page (ENOMEM)")
         try:
-            err = a_ops.prepare_write(page, off, off + chunk)
+            err = returned(a_ops, "prepare_write", a_ops.prepare_write(page, off, off + chunk))
             if err:
                 raise FsaopsError(f"prepare_write of {inode.name} failed ({err})")
             page_address(page)[off : off + chunk] = src[done : done + chunk]
-            err = a_ops.commit_write(page, off, off + chunk)
+            err = returned(a_ops, "commit_write", a_ops.commit_write(page, off, off + chunk))
             if err:
                 raise FsaopsError(f"commit_write of {inode.name} failed ({err})")
             mark_page_accessed(page)

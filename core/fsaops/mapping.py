@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from fsaops.aops import returned
 from fsaops.errors import KernelBug
 from fsaops.lru import lru_cache_add
 from fsaops.page import (
@@ -294,7 +295,7 @@ def try_to_release_page(page: Page, gfp: int = 0) -> int:
     if mapping is not None and not mapping.anon:
         release = mapping.a_ops.releasepage  # type: ignore[union-attr]
         if release is not None:
-            return release(page, gfp)
+            return returned(mapping.a_ops, "releasepage", release(page, gfp))  # type: ignore[union-attr]
     # fs/buffer.c builds on the page cache, so it is imported when first needed.
     from fsaops.buffer import try_to_free_buffers
 

@@ -31,6 +31,7 @@ import logging
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM, errorcode
 from typing import TYPE_CHECKING, Any
 
+from fsaops.aops import MAX_ERRNO
 from fsaops.buffer import BH
 from fsaops.errors import (
     InvariantError,
@@ -40,6 +41,7 @@ from fsaops.errors import (
     RunTimeout,
     describe_exception,
     raised_by_code,
+    shown,
 )
 from fsaops.findings import Findings, MigratepageWatch
 from fsaops.lists import LIST_POISON, PageList, list_move
@@ -719,7 +721,7 @@ def migrate_pages(
                                         # The engine's lists are its own: the kernel
                                         # would follow the broken links and oops.
                                         raise _links_broken(name, page, newpage, nxt, pass_)
-                                    if type(rc) is not int or rc > 0:
+                                    if type(rc) is not int or not -MAX_ERRNO <= rc <= 0:
                                         rc = _migratepage_returned(stats, name, page, rc)
                                     if watch is not None:
                                         watch.after(newpage, page, rc, name)
@@ -986,7 +988,7 @@ def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
 
 def _migratepage_returned(stats: MigrateStats, name: str, page: Page, rc: object) -> int:
     """A table's ``migratepage`` returned neither 0 nor a negative errno: ``-EIO``."""
-    why = f"migratepage returned {rc!r}, not 0 or a negative errno"
+    why = f"migratepage returned {shown(rc)}, not 0 or a negative errno"
     page.node.kernel.current.why = why
     stats.findings.add(name, "return", page.pfn, f"{why} (pfn {page.pfn})")
     return -EIO

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from fsaops.aops import returned
 from fsaops.errors import Deadlock
 from fsaops.mapping import remove_mapping
 from fsaops.oracle import RUN_PAGES, MachineIndex, Oracle
@@ -686,7 +687,9 @@ def _swap_out(world: fsaops.world.World, area: Area) -> set[int]:
                 continue
             if page.flags & PG.dirty and table.writepage is not None:
                 clear_page_dirty_for_io(page)
-                rc = table.writepage(page, WritebackControl(sync_mode="all"))
+                rc = returned(
+                    table, "writepage", table.writepage(page, WritebackControl(sync_mode="all"))
+                )
                 if rc == WRITEPAGE_ACTIVATE:
                     unlock_page(page)
                 kernel.run_until_idle()

@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from fsaops.aops import MAX_ERRNO, returned
 from fsaops.buffer import BH, create_empty_buffers, generic_get_block
 from fsaops.content import Contents
 from fsaops.debug import check_kernel
-from fsaops.errors import FsaopsError
+from fsaops.errors import FsaopsError, shown
 from fsaops.fs import generic_file_read, generic_file_write, read_cache_page
 from fsaops.kernel import Kernel
 from fsaops.lists import PageList, list_add_tail, list_del
@@ -856,7 +857,7 @@ class World:
                 put_page(page)
                 raise SetupError(f"{record.page_key(index)} is already in the page cache")
             lru_cache_add(page)
-            err = readpage(page)  # unlocks the page when the data is in
+            err = returned(mapping.a_ops, "readpage", readpage(page))  # unlocks it when read
             if page.flags & locked:
                 lock_page(page)  # wait for the read
                 unlock_page(page)
@@ -895,9 +896,9 @@ class World:
             pages.append(page)
         err = readpages(mapping, pages)  # adds, reads and releases them
         member = f"{mapping.a_ops.name}.readpages"
-        if type(err) is not int or err > 0:
+        if type(err) is not int or not -MAX_ERRNO <= err <= 0:
             raise SetupError(
-                f"reading {record.page_key(first)} in failed: {member} returned {err!r}, "
+                f"reading {record.page_key(first)} in failed: {member} returned {shown(err)}, "
                 "not 0 or a negative errno"
             )
         if err:
@@ -1243,7 +1244,7 @@ class World:
             raise SetupError(f"{table.name} has no writepage")
         clear_page_dirty_for_io(page)
         get_page(page)  # as the kernel's callers of writepage hold one
-        writepage(page, WritebackControl())
+        returned(table, "writepage", writepage(page, WritebackControl()))
         put_page(page)
         if wait:
             self.kernel.run_until_idle()
@@ -1498,5 +1499,6 @@ def start_write(page: Page) -> None:
         unlock_page(page)
         return
     rc = writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))
+    rc = returned(mapping.a_ops, "writepage", rc)  # type: ignore[union-attr]
     if rc == WRITEPAGE_ACTIVATE:
         unlock_page(page)

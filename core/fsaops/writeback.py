@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from fsaops.aops import returned
 from fsaops.buffer import set_page_dirty_buffers, try_to_free_buffers
 from fsaops.errors import KernelBug
 from fsaops.mapping import AS_EIO, AS_ENOSPC
@@ -100,7 +101,7 @@ def set_page_dirty(page: Page) -> int:
     if mapping is not None:
         spd = mapping.a_ops.set_page_dirty
         if spd is not None:
-            return spd(page)
+            return returned(mapping.a_ops, "set_page_dirty", spd(page))
         return set_page_dirty_buffers(page)
     flags = page.flags
     page.flags = flags | PG_dirty
@@ -181,7 +182,7 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
         unlock_page(page)
         res = -EIO
     else:
-        res = writepage(page, wbc)
+        res = returned(mapping.a_ops, "writepage", writepage(page, wbc))
     if res < 0:
         kernel.vmstat.writepage_error += 1
         kernel.current.why = f"writepage failed ({errorcode.get(-res, res)})"
@@ -209,6 +210,7 @@ def write_one_page(page: Page, *, wait: bool = True) -> int:
         unlock_page(page)
         return 0
     ret = mapping.a_ops.writepage(page, WritebackControl(sync_mode="all", for_reclaim=False))
+    ret = returned(mapping.a_ops, "writepage", ret)
     if ret == WRITEPAGE_ACTIVATE:
         unlock_page(page)
         ret = 0
@@ -239,7 +241,7 @@ def do_writepages(mapping: AddressSpace, wbc: WritebackControl) -> int:
     """Write the dirty pages of a mapping with its ``writepages``, or :func:`generic_writepages`."""
     writepages = mapping.a_ops.writepages
     if writepages is not None:
-        return writepages(mapping, wbc)
+        return returned(mapping.a_ops, "writepages", writepages(mapping, wbc))
     return generic_writepages(mapping, wbc)
 
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from fsaops.aops import returned
 from fsaops.buffer import BH, BufferHead, get_bh, put_bh, unlock_buffer
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.mapping import find_get_page
@@ -347,7 +348,8 @@ def _writeback(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
             and writepage is not None
             and clear_page_dirty_for_io(page)
         ):
-            writepage(page, WritebackControl(sync_mode="none", for_reclaim=False))
+            rc = writepage(page, WritebackControl(sync_mode="none", for_reclaim=False))
+            returned(table, "writepage", rc)
         else:
             unlock_page(page)
         put_page(page)
