@@ -280,3 +280,20 @@ def test_the_suite_fails_a_promise_for_every_bug(pytester: pytest.Pytester) -> N
     assert failed.pop("correct", []) == []
     missed = [name for name in BUGS if name not in failed]
     assert missed == [], f"no promise failed for {missed}"
+
+
+def test_a_run_of_no_page_says_nothing_was_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its proofs hold of nothing: a plain OK would pass any plugin it never tried."""
+    path = tmp_path / "empty.toml"
+    path.write_text('[plugins]\nload = ["ext3"]\n', encoding="utf-8")
+    page = tmp_path / "page.html"
+    assert main(["migrate", str(path), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "result      OK, but nothing was checked: the scenario has no page" in out
+    assert "result      OK: every page" not in out
+    assert '<p class="banner note">OK, but nothing was checked' in page.read_text()
+    assert main(["migrate", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["status"], report["totals"]["pages"]) == ("ok", 0)

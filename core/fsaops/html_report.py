@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.frames import STATES
 from fsaops.migrate import MAX_PASSES
+from fsaops.report import NOTHING, verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -736,13 +737,6 @@ def _retries(report: Report, colours: Mapping[str, str]) -> str:
 
 # -- the verdict ---------------------------------------------------------------------------
 
-_VERDICTS: Final = {
-    "ok": "OK: every page is where the engine says, nothing was lost, every invariant holds",
-    "data lost": "FAILED: data was lost",
-    "invariant broken": "FAILED: an invariant is broken, or a page is not where the engine says",
-    "findings": "FAILED (strict): nothing was lost, but a table's migratepage did something wrong",
-}
-
 
 def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str) -> str:
     if not pages:
@@ -779,11 +773,9 @@ def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str)
 
 def _verdict(report: Report) -> str:
     parts = ['<section id="verdict">\n<h2>The verdict</h2>\n']
-    ok = report.status == "ok"
-    parts.append(
-        f'<p class="banner {"ok" if ok else "bad"}">'
-        f"{escape(_VERDICTS.get(report.status, report.status))}</p>"
-    )
+    said = verdict(report)
+    banner = "bad" if report.status != "ok" else "note" if said == NOTHING else "ok"
+    parts.append(f'<p class="banner {banner}">{escape(said)}</p>')
     rows = []
     proofs = report.proofs
     if proofs is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from rich import box
@@ -30,6 +30,8 @@ from fsaops.status import SCHEMA, Status
 from fsaops.trace import TraceStep
 
 __all__ = [
+    "NOTHING",
+    "VERDICTS",
     "Integrity",
     "PageOutcome",
     "PluginVersion",
@@ -38,6 +40,7 @@ __all__ = [
     "TableReport",
     "Totals",
     "render",
+    "verdict",
 ]
 
 
@@ -640,23 +643,38 @@ def _summary(report: Report) -> Table:
             grid.add_row(proof.name, line)
             for problem in proof.problems[:5]:
                 grid.add_row("", Text(problem, style="red"))
-    verdict = {
-        "ok": Text(
-            "OK: every page is where the engine says, nothing was lost, every invariant holds",
-            style="bold green",
-        ),
-        "data lost": Text("FAILED: data was lost", style="bold red"),
-        "invariant broken": Text(
-            "FAILED: an invariant is broken, or a page is not where the engine says",
-            style="bold red",
-        ),
-        "findings": Text(
-            "FAILED (strict): nothing was lost, but a table's migratepage did something wrong",
-            style="bold red",
-        ),
-    }[report.status]
-    grid.add_row("result", verdict)
+    said = verdict(report)
+    style = (
+        "bold red" if report.status != "ok" else "bold yellow" if said == NOTHING else "bold green"
+    )
+    grid.add_row("result", Text(said, style=style))
     return grid
+
+
+VERDICTS: Final = {
+    "ok": "OK: every page is where the engine says, nothing was lost, every invariant holds",
+    "data lost": "FAILED: data was lost",
+    "invariant broken": "FAILED: an invariant is broken, or a page is not where the engine says",
+    "findings": "FAILED (strict): nothing was lost, but a table's migratepage did something wrong",
+}
+"""The verdict of a report, by its status."""
+
+NOTHING: Final = (
+    "OK, but nothing was checked: the scenario has no page to migrate "
+    "(no mount of a loaded filesystem and no process memory)"
+)
+"""The verdict of a run that lost nothing because it had nothing: no table was tried."""
+
+
+def verdict(report: Report) -> str:
+    """The report's verdict in one line, as the terminal and the page say it.
+
+    An ``ok`` run of no page at all says so: its proofs hold of nothing,
+    and no plugin's table was tried.
+    """
+    if report.status == "ok" and report.totals.pages == 0:
+        return NOTHING
+    return VERDICTS.get(report.status, report.status)
 
 
 def _heading(report: Report) -> Text:
