@@ -843,22 +843,25 @@ def test_a_migratepage_stuck_in_a_regular_expression_is_ended_by_the_time_limit(
 
 # -- plugin code that ends the process, moves the working folder, or breaks a page's fields ----
 
-OS_EXITS = {
-    "in migratepage": (
+OS_CALLS = {
+    "os._exit in migratepage": (
         "def mp(newpage, page):\n    os._exit(0)\n",
-        "migratepage of table exiter_aops raised ProcessEnded",
+        "migratepage of table caller_aops raised ProcessEnded",
     ),
-    "through posix": ("import posix\ndef mp(newpage, page):\n    posix._exit(0)\n", "exiter.mp"),
-    "bound at import": (
+    "os._exit through posix": (
+        "import posix\ndef mp(newpage, page):\n    posix._exit(0)\n",
+        "caller.mp",
+    ),
+    "os._exit bound at import": (
         "from os import _exit\ndef mp(newpage, page):\n    _exit(0)\n",
-        "exiter.mp",
+        "caller.mp",
     ),
-    "caught by the plugin": (
+    "os._exit caught by the plugin": (
         "def mp(newpage, page):\n    try:\n        os._exit(0)\n    except BaseException:\n"
         "        pass\n    return migrate_page(newpage, page)\n",
-        "plugin exiter-dist[exiter] (exiter.mp) called os._exit(0) during the run",
+        "plugin caller-dist[caller] (caller.mp) called os._exit(0) during the run",
     ),
-    "from a thread of the plugin": (
+    "os._exit from a thread of the plugin": (
         "def mp(newpage, page):\n    t = threading.Thread(target=os._exit, args=(0,))\n"
         "    t.start()\n    t.join()\n    return migrate_page(newpage, page)\n",
         "code in thread 'Thread-",
@@ -871,37 +874,20 @@ OS_EXITS = {
         "def mp(newpage, page):\n    os.execl('/bin/true', 'true')\n",
         "os.execv('/bin/true', ('true',)) was called",
     ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(OS_EXITS))
-def test_os_exit_from_plugin_code_fails_the_run_instead_of_ending_it(
-    tmp_path: Path, case: str
-) -> None:
-    """``os._exit(0)`` or ``exec`` would end fsaops with status 0 and no report at all."""
-    body, words = OS_EXITS[case]
-    env = install(tmp_path, "exiter", HEADER + body + _table("exiter", migratepage="mp"))
-    proc = fsaops("migrate", _scenario(tmp_path, "exiter"), "--json", env=env)
-    rule = "may not replace fsaops" if "exec" in case else "may not end fsaops"
-    one_error_line(proc, 1, rule, words)
-    one_json_object(proc, "kernel bug")
-
-
-OS_FORKS = {
-    "in migratepage": (
+    "os.fork in migratepage": (
         "def mp(newpage, page):\n    os.fork()\n    return migrate_page(newpage, page)\n",
-        "migratepage of table forker_aops raised ProcessEnded: os.fork() was called on pfn",
+        "migratepage of table caller_aops raised ProcessEnded: os.fork() was called on pfn",
     ),
-    "caught by the plugin": (
+    "os.fork caught by the plugin": (
         "def mp(newpage, page):\n    try:\n        os.fork()\n    except BaseException:\n"
         "        pass\n    return migrate_page(newpage, page)\n",
-        "plugin forker-dist[forker] (forker.mp) called os.fork() during the run",
+        "plugin caller-dist[caller] (caller.mp) called os.fork() during the run",
     ),
     "os.forkpty": (
         "def mp(newpage, page):\n    os.forkpty()\n    return migrate_page(newpage, page)\n",
         "os.forkpty() was called",
     ),
-    "through multiprocessing": (
+    "os.fork through multiprocessing": (
         "import multiprocessing\ndef mp(newpage, page):\n"
         "    child = multiprocessing.get_context('fork').Process(target=print)\n"
         "    child.start()\n    child.join()\n    return migrate_page(newpage, page)\n",
@@ -910,14 +896,16 @@ OS_FORKS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(OS_FORKS))
-def test_os_fork_from_plugin_code_fails_the_run_instead_of_running_it_twice(
+@pytest.mark.parametrize("case", sorted(OS_CALLS))
+def test_plugin_code_that_would_end_replace_or_fork_fsaops_fails_the_run(
     tmp_path: Path, case: str
 ) -> None:
-    """A forked copy of fsaops would go on with the run and print a second report."""
-    body, words = OS_FORKS[case]
-    proc = _migrate_with(tmp_path, "forker", HEADER + body + _table("forker", migratepage="mp"))
-    one_error_line(proc, 1, "plugin code may not fork fsaops", words)
+    """``os._exit(0)`` or ``exec`` ended fsaops with status 0 and no report at all; a fork
+    went on with the run in a second process, which printed a second report."""
+    body, words = OS_CALLS[case]
+    proc = _migrate_with(tmp_path, "caller", HEADER + body + _table("caller", migratepage="mp"))
+    does = "replace" if "exec" in case else "fork" if "fork" in case else "end"
+    one_error_line(proc, 1, f"plugin code may not {does} fsaops", words)
     one_json_object(proc, "kernel bug")
 
 
