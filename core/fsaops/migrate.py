@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM, errorcode
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.aops import MAX_ERRNO
 from fsaops.buffer import BH
@@ -102,6 +102,10 @@ BH_jbd = BH.jbd
 PG_copied = PG.COPIED
 #: What ``migrate_page_copy`` clears on the old page.
 PG_cleared_on_old = PG.swapcache | PG.active | PG.private
+
+
+_MIN_ERRNO: Final = -MAX_ERRNO
+"""The most negative return a ``migratepage`` may make (``-MAX_ERRNO``)."""
 
 
 def errno_name(rc: object) -> str:
@@ -721,7 +725,7 @@ def migrate_pages(
                                         # The engine's lists are its own: the kernel
                                         # would follow the broken links and oops.
                                         raise _links_broken(name, page, newpage, nxt, pass_)
-                                    if type(rc) is not int or not -MAX_ERRNO <= rc <= 0:
+                                    if type(rc) is not int or (rc and not _MIN_ERRNO <= rc < 0):
                                         rc = _migratepage_returned(stats, name, page, rc)
                                     if watch is not None:
                                         watch.after(newpage, page, rc, name)
