@@ -503,6 +503,53 @@ def test_two_plugins_with_one_filesystem_are_both_named(tmp_path: Path, order: s
     assert not line.startswith("fsaops: error: plugin fsaops[ext2]"), "ext2 is not blamed"
 
 
+NAMESAKE = """\
+import attrs, fsaops
+from fsaops_ext2 import EXT2, ext2_aops
+def mp(newpage, page):
+    return -5
+OWN = attrs.evolve(ext2_aops, migratepage=mp)
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    modes = {MODES}
+    fstype = attrs.evolve(EXT2, name="namesake", modes=modes, default_mode=min(modes))
+    return [attrs.evolve(fstype, page_cache={{}})]
+"""
+
+
+@pytest.mark.parametrize("order", ["ext2 first", "third party first"])
+def test_a_table_named_as_another_plugins_table_is_a_conflict(tmp_path: Path, order: str) -> None:
+    """Before, the report counted both tables as one ``ext2_aops``, and blamed the failures of
+    the namesake's ``migratepage`` on ext2's ``buffer_migrate_page``."""
+    env = install(tmp_path, "namesake", NAMESAKE.format(MODES="{'default': OWN}"))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[[mount]]\nfs = "ext2"\npages = 16\n[[mount]]\nfs = "namesake"\npages = 16\n'
+        "[processes]\ncount = 0\n"
+    )
+    plugins = "ext2,namesake,swap" if order == "ext2 first" else "namesake,ext2,swap"
+    first, second = "fsaops[ext2] (ext2 default)", "namesake-dist[namesake] (namesake default)"
+    if order != "ext2 first":
+        first, second = second, first
+    proc = fsaops("migrate", scenario, "--plugins", plugins, env=env)
+    line = one_error_line(proc, 2, "table 'ext2_aops' is provided by two plugins")
+    assert f"{first}, loaded first, and {second}, left out" in line
+
+
+def test_two_tables_of_one_name_in_one_plugin_are_refused_and_one_table_twice_is_not(
+    tmp_path: Path,
+) -> None:
+    env = install(tmp_path, "namesake", NAMESAKE.format(MODES="{'a': OWN, 'b': ext2_aops}"))
+    proc = fsaops("plugins", "--plugins", "namesake,swap", env=env)
+    assert "two different tables are named ext2_aops (namesake a and namesake b)" in proc.stderr
+    same = tmp_path / "same"
+    env = install(same, "namesake", NAMESAKE.format(MODES="{'a': OWN, 'b': OWN}"))
+    proc = fsaops("plugins", "--plugins", "namesake,swap", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (plugin,) = [p for p in json.loads(proc.stdout)["plugins"] if p["name"] == "namesake"]
+    assert plugin["status"] == "loaded"
+
+
 # -- not regular files ------------------------------------------------------------------------
 
 

@@ -146,20 +146,25 @@ class PluginValidationError(PluginError):
 
 
 class PluginConflictError(PluginValidationError):
-    """Two selected plugins provide a filesystem of the same name.
+    """Two selected plugins provide a filesystem (or two different tables) of the same name.
 
     The message names both plugins and says which was loaded first (plugins
     load in the order of the selection); the one loaded second is the one
-    left out, whichever sorts first.
+    left out, whichever sorts first.  ``kind`` is ``filesystem`` or
+    ``table``: reports count tables by name, so two different tables of
+    one name would be counted as one.
     """
 
-    def __init__(self, filesystem: str, first: str, second: str) -> None:
+    def __init__(
+        self, filesystem: str, first: str, second: str, *, kind: str = "filesystem"
+    ) -> None:
         self.filesystem = filesystem
         self.first = first
         self.second = second
+        why = " (reports count tables by name)" if kind == "table" else ""
         problem = (
-            f"filesystem {shown(filesystem)} is provided by two plugins: {first}, loaded first, "
-            f"and {second}, left out; select only one of them"
+            f"{kind} {shown(filesystem)} is provided by two plugins: {first}, loaded first, "
+            f"and {second}, left out; select only one of them{why}"
         )
         PluginError.__init__(self, problem)
         self.plugin = second

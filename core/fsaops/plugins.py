@@ -597,6 +597,41 @@ _UNPRINTABLE: Final = (
 )
 
 
+def _table_name_taken(
+    fstypes: Sequence[FileSystemType],
+    tables: Mapping[str, tuple[AddressSpaceOperations, str, str]],
+    available: Mapping[str, Available],
+    plugin: str,
+) -> PluginValidationError | None:
+    """The error when a plugin names a table as a different one is named; ``None`` if none.
+
+    Reports, listings and the engine's statistics key tables by name: two
+    tables of one name would be counted as one, and one's failures blamed
+    on the other's ``migratepage``.  The same table under two filesystems
+    or modes is fine.
+    """
+    seen = dict(tables)
+    label = available[plugin].shown
+    for fstype in fstypes:
+        for mode, table in fstype.modes.items():
+            where = f"{fstype.name} {mode}"
+            other = seen.get(table.name)
+            if other is None:
+                seen[table.name] = (table, where, plugin)
+                continue
+            if other[0] == table:
+                continue
+            if other[2] == plugin:
+                return PluginValidationError(
+                    label,
+                    f"two different tables are named {_cut(table.name)} ({other[1]} and "
+                    f"{where}); reports count tables by name",
+                )
+            first = f"{available[other[2]].shown} ({other[1]})"
+            return PluginConflictError(table.name, first, f"{label} ({where})", kind="table")
+    return None
+
+
 def _take(label: str, result: object) -> list[object]:
     """What ``fsaops_filesystem_types()`` returned, as a list of at most the bound (+1)."""
     if isinstance(result, str | bytes) or not isinstance(result, Iterable):
@@ -789,6 +824,7 @@ def _load(
     watch("finish", "")
     filesystems: dict[str, FileSystemType] = {}
     owners: dict[str, str] = {}
+    tables: dict[str, tuple[AddressSpaceOperations, str, str]] = {}
     for name in selected:  # the selection's order is the load order
         if name not in provided:
             continue
@@ -797,9 +833,15 @@ def _load(
             first = available[owners[clash]].shown
             fail(name, PluginConflictError(clash, first, available[name].shown))
             continue
+        taken = _table_name_taken(provided[name], tables, available, name)
+        if taken is not None:
+            fail(name, taken)
+            continue
         for fstype in provided[name]:
             filesystems[fstype.name] = fstype
             owners[fstype.name] = name
+            for mode, table in fstype.modes.items():
+                tables.setdefault(table.name, (table, f"{fstype.name} {mode}", name))
     if strict and errors:
         raise next(iter(errors.values()))
     infos = []
