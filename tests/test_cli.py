@@ -628,7 +628,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(args: list[str | Path]
     assert proc.stderr == ""
 
 
-def test_ctrl_c_during_a_run_is_exit_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signame", "said"), [("SIGINT", "interrupted"), ("SIGTERM", "terminated (SIGTERM)")]
+)
+def test_ctrl_c_or_sigterm_during_a_run_is_exit_130(
+    tmp_path: Path, signame: str, said: str
+) -> None:
+    """``SIGTERM`` (``kill``, ``timeout``, a stopped CI job) ended the run at once, with no JSON."""
     import signal
     import time
 
@@ -653,11 +659,11 @@ def test_ctrl_c_during_a_run_is_exit_130(tmp_path: Path) -> None:
         while not started.exists():
             assert time.monotonic() < deadline, "migratepage was never called"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == 130
-    assert err == "fsaops: error: interrupted\n"
+    assert err == f"fsaops: error: {said}\n"
     assert json.loads(out)["status"] == "interrupted"

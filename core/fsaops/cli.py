@@ -45,6 +45,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +65,7 @@ from fsaops.errors import (
     ProcessEnded,
     RunTimeout,
     describe_exception,
+    interrupted_by,
     printable,
     raised_by_code,
     shown,
@@ -119,7 +121,7 @@ exit status:
        deadlock, a plugin crashed the run, the run timed out, or (with
        --strict) a table did something wrong that lost nothing
   2    bad input: the command line, the scenario, a value, or a plugin
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C or SIGTERM)
 with --json, every exit prints one JSON object on standard output: the report,
 or {"schema", "status", "error"}"""
 
@@ -131,7 +133,7 @@ exit status:
        (the shortest failing schedule is printed, with its replay string)
   2    bad input: the command line, an unknown filesystem, mode or task, a task that
        does not apply to the table, a damaged replay string, a plugin
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C or SIGTERM)
 with --json, every exit prints one JSON object on standard output: the result,
 or {"schema", "status", "error"}"""
 
@@ -1258,7 +1260,9 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
     except KeyboardInterrupt as exc:
         if raised_by_code(exc):  # plugin code, not Ctrl-C
             return _unexpected(exc, json_mode)
-        return _fail(Status.INTERRUPTED, "interrupted", json_mode)
+        signal_name = interrupted_by()
+        said = "interrupted" if signal_name == "SIGINT" else f"terminated ({signal_name})"
+        return _fail(Status.INTERRUPTED, said, json_mode)
     except BaseException as exc:  # plugin code (SystemExit, anything) or a bug of ours
         return _unexpected(exc, json_mode)
 
@@ -1333,6 +1337,9 @@ def _exit_now(status: int) -> NoReturn:
     code prints during the command does, so that it never follows a JSON
     report on standard output.
     """
+    with contextlib.suppress(ValueError):  # the command is done: a late Ctrl-C changes nothing
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     _flush_both()
     try:
         os.dup2(2, 1)

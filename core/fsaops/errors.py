@@ -31,6 +31,7 @@ __all__ = [
     "ProcessEnded",
     "RunTimeout",
     "describe_exception",
+    "interrupted_by",
     "printable",
     "raised_by_code",
     "shown",
@@ -254,24 +255,40 @@ class Deadlock(KernelBug):
         super().__init__(f"deadlock at tick {now}: waiting for {what}, and nothing can wake it")
 
 
-_sigint = {"watching": False, "seen": 0}
+class _Signals:
+    """What :func:`watch_sigint` has seen: whether it watches, how many signals, the last."""
+
+    watching = False
+    seen = 0
+    last = "SIGINT"
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> NoReturn:
-    _sigint["seen"] += 1
+    _Signals.seen += 1
+    _Signals.last = signal.Signals(signum).name
     raise KeyboardInterrupt
 
 
 def watch_sigint() -> None:
-    """Count Ctrl-C (``SIGINT``) from now on, then raise ``KeyboardInterrupt`` as Python does.
+    """Count Ctrl-C (``SIGINT``) and ``SIGTERM`` from now on, and raise ``KeyboardInterrupt``.
 
-    A program calls this once, from its main thread (the command line does;
-    the library never installs a signal handler of its own).  Then
-    :func:`raised_by_code` can tell the ``KeyboardInterrupt`` of a Ctrl-C
-    from one that plugin code raised.
+    For ``SIGINT`` that is what Python does; ``SIGTERM`` (``kill``, a
+    ``timeout`` command, a stopped container or CI job) would otherwise end
+    the process at once, without a word or the JSON report.  A program
+    calls this once, from its main thread (the command line does; the
+    library never installs a signal handler of its own).  Then
+    :func:`raised_by_code` can tell the ``KeyboardInterrupt`` of a signal
+    from one that plugin code raised, and :func:`interrupted_by` names the
+    signal.
     """
     signal.signal(signal.SIGINT, _on_sigint)
-    _sigint["watching"] = True
+    signal.signal(signal.SIGTERM, _on_sigint)
+    _Signals.watching = True
+
+
+def interrupted_by() -> str:
+    """The signal that interrupted the run last (``SIGINT`` unless ``SIGTERM`` came)."""
+    return _Signals.last
 
 
 def raised_by_code(exc: BaseException) -> bool:
@@ -280,4 +297,4 @@ def raised_by_code(exc: BaseException) -> bool:
     Known only while :func:`watch_sigint` counts ``SIGINT``; otherwise every
     ``KeyboardInterrupt`` is taken for a Ctrl-C.
     """
-    return isinstance(exc, KeyboardInterrupt) and bool(_sigint["watching"]) and not _sigint["seen"]
+    return isinstance(exc, KeyboardInterrupt) and _Signals.watching and not _Signals.seen

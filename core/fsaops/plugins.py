@@ -1006,6 +1006,7 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
     what plugins print or read here goes nowhere.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and a SIGTERM just ends the child
     _die_with_parent(job.get("parent"))
     _limit_memory()
     if channel_fd is None:

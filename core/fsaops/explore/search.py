@@ -171,6 +171,7 @@ def fork_run(
         adopt()
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
             done = execute(
                 xworld, forced=tuple(forced), policy=policy(), record=record, timeout=timeout
             )
