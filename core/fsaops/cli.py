@@ -1305,7 +1305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _no_exit_called() -> None:
-    """Fail the run if plugin code tried to end the process during it, even if that went on."""
+    """Fail the run if plugin code tried to end, replace or fork the process, even if it went on."""
     calls = refused_calls()
     if not calls:
         return

@@ -189,10 +189,12 @@ class PluginFault(KernelBug):
 
     Plugin code never decides how fsaops exits: a ``migratepage`` (or any
     other plugin code) that raises ``SystemExit`` or another exception that
-    is not an :class:`Exception`, or calls ``os._exit`` or ``os.fork``, fails the run
-    (exit status 1), and the message names what raised it, and where.  So
-    does an error the engine's own code meets because plugin code left a
-    page's fields of the wrong kind (:func:`fsaops.debug.broken_fields`).
+    is not an :class:`Exception`, or calls ``os._exit`` or ``os.fork``,
+    fails the run (exit status 1), and the message names what raised it,
+    and where.  So does an error the engine's own code meets because plugin
+    code left a page's fields of the wrong kind
+    (:func:`fsaops.debug.broken_fields`), and a table member that returns
+    what no kernel caller could take (:func:`fsaops.aops.returned`).
     """
 
 
@@ -294,7 +296,7 @@ def interrupted_by() -> str:
 def raised_by_code(exc: BaseException) -> bool:
     """Whether ``exc`` is a ``KeyboardInterrupt`` that no Ctrl-C caused.
 
-    Known only while :func:`watch_sigint` counts ``SIGINT``; otherwise every
-    ``KeyboardInterrupt`` is taken for a Ctrl-C.
+    Known only while :func:`watch_sigint` counts ``SIGINT`` and ``SIGTERM``;
+    otherwise every ``KeyboardInterrupt`` is taken for a Ctrl-C.
     """
     return isinstance(exc, KeyboardInterrupt) and _Signals.watching and not _Signals.seen
