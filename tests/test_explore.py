@@ -171,6 +171,20 @@ def test_a_damaged_replay_string_is_bad_input(text: str) -> None:
         decode_replay(text)
 
 
+@pytest.mark.parametrize(("field", "value"), [("tasks", 5), ("c", {"4": 1}), ("pages", "4")])
+def test_a_replay_field_of_the_wrong_kind_is_named(field: str, value: object) -> None:
+    """Before, ``"tasks": 5`` was "a field is missing"."""
+    import base64
+    import json
+
+    data = {"bs": None, "c": [], "d": None, "fs": "ext2", "k": 0, "mode": "default", "n": None}
+    data.update({"pages": 4, "ps": 4096, "seed": 0, "sem": "v4", "tasks": ["write@0"]})
+    data[field] = value
+    text = REPLAY_PREFIX + base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+    with pytest.raises(ConfigError, match=f"--replay: bad {field} "):
+        decode_replay(text.rstrip("="))
+
+
 def test_default_tasks_are_every_accessor_that_applies(registry: Registry) -> None:
     ext2 = registry.filesystem("ext2")
     assert default_tasks(ext2, "default", probe(ext2, "default", registry)) == [

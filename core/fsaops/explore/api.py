@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from fsaops.errors import ConfigError
+from fsaops.errors import ConfigError, shown
 from fsaops.explore.search import (
     Deviations,
     Found,
@@ -316,13 +316,13 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             raise ConfigError(f"--replay: unknown semantics {sem!r}")
         pages = _int(data, "pages", 1, MAX_PAGES)
         tasks = []
-        for item in data["tasks"]:
+        for item in _list(data, "tasks"):
             match = _TASK.match(item) if isinstance(item, str) else None
             if match is None:
                 raise ConfigError(f"--replay: bad task {item!r}")
             tasks.append(TaskSpec(_known_task(match.group(1)), int(match.group(2))))
         choices: dict[int, int] = {}
-        for pair in data["c"]:
+        for pair in _list(data, "c"):
             if (
                 not isinstance(pair, list)
                 or len(pair) != 2
@@ -350,17 +350,24 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
     return setup, bounds, choices
 
 
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise ConfigError(f"--replay: bad {key} {shown(value)}")
+    return value
+
+
 def _str(data: dict[str, Any], key: str) -> str:
     value = data[key]
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"--replay: bad {key} {value!r}")
+        raise ConfigError(f"--replay: bad {key} {shown(value)}")
     return value
 
 
 def _int(data: dict[str, Any], key: str, low: int, high: int) -> int:
     value = data[key]
     if type(value) is not int or not low <= value <= high:
-        raise ConfigError(f"--replay: bad {key} {value!r}")
+        raise ConfigError(f"--replay: bad {key} {shown(value)}")
     return value
 
 
@@ -369,7 +376,7 @@ def _opt_int(data: dict[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if type(value) is not int or value < 0:
-        raise ConfigError(f"--replay: bad {key} {value!r}")
+        raise ConfigError(f"--replay: bad {key} {shown(value)}")
     return value
 
 
