@@ -177,7 +177,15 @@ def test_a_replay_field_of_the_wrong_kind_is_named(field: str, value: object) ->
     import base64
     import json
 
-    data = {"bs": None, "c": [], "d": None, "fs": "ext2", "k": 0, "mode": "default", "n": None}
+    data: dict[str, object] = {
+        "bs": None,
+        "c": [],
+        "d": None,
+        "fs": "ext2",
+        "k": 0,
+        "mode": "default",
+        "n": None,
+    }
     data.update({"pages": 4, "ps": 4096, "seed": 0, "sem": "v4", "tasks": ["write@0"]})
     data[field] = value
     text = REPLAY_PREFIX + base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
