@@ -667,3 +667,34 @@ def test_ctrl_c_or_sigterm_during_a_run_is_exit_130(
     assert proc.returncode == 130
     assert err == f"fsaops: error: {said}\n"
     assert json.loads(out)["status"] == "interrupted"
+
+
+THIRDFS = """\
+import attrs, fsaops
+from fsaops_ext2 import EXT2, ext2_nobh_aops
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    table = attrs.evolve(ext2_nobh_aops, name="thirdfs_aops")
+    return [attrs.evolve(EXT2, name="thirdfs", modes={"default": table}, page_cache={})]
+"""
+
+
+def test_the_built_in_scenario_says_which_selected_filesystem_it_did_not_try(
+    tmp_path: Path,
+) -> None:
+    """Its mounts are fixed: a third-party filesystem is loaded but never mounted."""
+    env = guarded.install(tmp_path, "thirdfs", THIRDFS)
+    proc = guarded.fsaops("migrate", "--plugins", "thirdfs,ext2,swap", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "not mounted: filesystem 'thirdfs', which a selected plugin provides" in proc.stdout
+    assert "not tried: filesystem 'thirdfs' (not mounted)" in " ".join(proc.stdout.split())
+    proc = guarded.fsaops("migrate", "--plugins", "thirdfs,ext2,swap", "--json", env=env)
+    assert json.loads(proc.stdout)["not_mounted"] == ["thirdfs"]
+    # The default selection of the built-in scenario is its own plugins; a scenario file
+    # mounts what it names, and the plugins it loads but does not mount are its choice.
+    proc = guarded.fsaops("migrate", "--json", env=env)
+    assert json.loads(proc.stdout)["not_mounted"] == []
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('[[mount]]\nfs = "ext2"\npages = 8\n[processes]\ncount = 0\n')
+    proc = guarded.fsaops("migrate", scenario, "--plugins", "thirdfs,ext2,swap", "--json", env=env)
+    assert json.loads(proc.stdout)["not_mounted"] == []

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.frames import STATES
 from fsaops.migrate import MAX_PASSES
-from fsaops.report import NOTHING, verdict
+from fsaops.report import NOT_MOUNTED, NOTHING, verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -320,6 +320,8 @@ def _scenario(report: Report) -> str:
     ]
     for part in report.left_out:
         facts.append(("left out", escape(part.describe())))
+    for name in report.not_mounted:
+        facts.append(("not mounted", escape(NOT_MOUNTED.format(name=name))))
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     mounts = config.get("mount", [])
     mount_rows = "".join(

@@ -305,6 +305,8 @@ class Report:
         pages_failed: every page that failed for good, in pfn order.
         left_out: the parts of the built-in scenario the selected plugins
             cannot serve, which the run left out.
+        not_mounted: the filesystems the selected plugins provide that the
+            built-in scenario does not mount: loaded, but not tried.
         proofs: the placement and durability proofs, and their own I/O.
         findings: wrong but lossless behaviour of tables' ``migratepage``
             (:mod:`fsaops.findings`).
@@ -334,6 +336,7 @@ class Report:
     pages_left: tuple[PageOutcome, ...] = ()
     pages_failed: tuple[PageOutcome, ...] = ()
     left_out: tuple[LeftOut, ...] = ()
+    not_mounted: tuple[str, ...] = ()
     proofs: Proofs | None = None
     findings: tuple[Finding, ...] = ()
     watched: bool = False
@@ -396,6 +399,7 @@ class Report:
             "pages_left": [p.to_json() for p in self.pages_left],
             "pages_failed": [p.to_json() for p in self.pages_failed],
             "left_out": [part.to_json() for part in self.left_out],
+            "not_mounted": list(self.not_mounted),
             "proofs": None if self.proofs is None else self.proofs.to_json(),
             "findings": [f.to_json() for f in self.findings],
             "findings_checked": "all" if self.watched else "return only",
@@ -670,11 +674,15 @@ def verdict(report: Report) -> str:
     """The report's verdict in one line, as the terminal and the page say it.
 
     An ``ok`` run of no page at all says so: its proofs hold of nothing,
-    and no plugin's table was tried.
+    and no plugin's table was tried.  So does one that left a selected
+    plugin's filesystem out of the built-in scenario (:attr:`Report.not_mounted`).
     """
     if report.status == "ok" and report.totals.pages == 0:
         return NOTHING
-    return VERDICTS.get(report.status, report.status)
+    said = VERDICTS.get(report.status, report.status)
+    if report.not_mounted:
+        said += f"; not tried: filesystem {', '.join(map(repr, report.not_mounted))} (not mounted)"
+    return said
 
 
 def _heading(report: Report) -> Text:
@@ -695,7 +703,16 @@ def _heading(report: Report) -> Text:
     )
     for part in report.left_out:
         text.append(f"\nleft out: {part.describe()}", style="yellow")
+    for name in report.not_mounted:
+        text.append(f"\nnot mounted: {NOT_MOUNTED.format(name=name)}", style="yellow")
     return text
+
+
+NOT_MOUNTED: Final = (
+    "filesystem {name!r}, which a selected plugin provides but the built-in scenario does not "
+    "use; a scenario file with a [[mount]] of it tries its tables"
+)
+"""What the report says of each filesystem in :attr:`Report.not_mounted`."""
 
 
 PAGES_SHOWN = 5

@@ -70,6 +70,7 @@ from fsaops.config import (
     WorkloadConfig,
     check_config,
     effective_config,
+    not_mounted,
     unstructure_config,
 )
 from fsaops.debug import broken_fields_said, check_kernel
@@ -811,12 +812,15 @@ class Plan:
         source: how messages and the report name the scenario.
         left_out: the parts of the built-in scenario the selected plugins
             cannot serve (empty for a scenario file).
+        not_mounted: the filesystems the selected plugins provide that the
+            built-in scenario does not mount (empty for a scenario file).
     """
 
     config: Config
     registry: Registry
     source: str = BUILTIN_SOURCE
     left_out: tuple[LeftOut, ...] = ()
+    not_mounted: tuple[str, ...] = ()
 
 
 def plan_scenario(
@@ -838,7 +842,8 @@ def plan_scenario(
         builtin = source == BUILTIN_SOURCE
     effective, left_out = effective_config(config, registry, builtin=builtin)
     check_config(effective, registry, source)
-    return Plan(effective, registry, source, left_out)
+    unused = not_mounted(config, registry) if builtin else ()
+    return Plan(effective, registry, source, left_out, unused)
 
 
 def run_scenario(
@@ -995,6 +1000,7 @@ def run_plan(
         pages_left=pages_left,
         pages_failed=pages_failed,
         left_out=plan.left_out,
+        not_mounted=plan.not_mounted,
         proofs=Proofs(placement=placement, durability=durability, io=proofs_io),
         findings=stats.findings.result(),
         watched=config.kernel.strict or config.kernel.debug_vm,

@@ -56,7 +56,7 @@ Everything a caller needs is re-exported here, and documented as
 from __future__ import annotations
 
 from fsaops.config.checks import check_config, memory_needed, page_cache_pages
-from fsaops.config.effective import LeftOut, effective_config
+from fsaops.config.effective import LeftOut, effective_config, not_mounted
 from fsaops.config.reading import (
     MAX_FILE_BYTES,
     default_config,
@@ -103,6 +103,7 @@ __all__ = [
     "format_size",
     "load_config",
     "memory_needed",
+    "not_mounted",
     "page_cache_pages",
     "parse_config",
     "parse_size",

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from fsaops.config.schema import Config
     from fsaops.plugins import Registry
 
-__all__ = ["DEFAULT_ANON_PAGES", "DEFAULT_SWAP_SLOTS", "LeftOut", "effective_config"]
+__all__ = [
+    "DEFAULT_ANON_PAGES",
+    "DEFAULT_SWAP_SLOTS",
+    "LeftOut",
+    "effective_config",
+    "not_mounted",
+]
 
 DEFAULT_SWAP_SLOTS: Final = 4096
 """Slots of the swap device when ``[swap] slots`` is left out and the swap plugin is loaded."""
@@ -105,3 +111,15 @@ def effective_config(
         processes=attrs.evolve(config.processes, anon_pages=anon),
     )
     return effective, tuple(left)
+
+
+def not_mounted(config: Config, registry: Registry) -> tuple[str, ...]:
+    """The filesystems the selected plugins provide that ``config`` mounts nowhere, by name.
+
+    For the built-in scenario, whose mounts are fixed: a third-party
+    plugin's filesystem is loaded but not tried, and the report says so,
+    lest its OK be taken for one.  The swap type serves anonymous memory,
+    not a mount, and is never listed.
+    """
+    mounted = {mount.fs for mount in config.mount}
+    return tuple(sorted(name for name in registry.filesystems if name not in mounted | {SWAP}))
