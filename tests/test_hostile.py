@@ -542,8 +542,10 @@ def test_two_tables_of_one_name_in_one_plugin_are_refused_and_one_table_twice_is
     env = install(tmp_path, "namesake", NAMESAKE.format(MODES="{'a': OWN, 'b': ext2_aops}"))
     proc = fsaops("plugins", "--plugins", "namesake,swap", env=env)
     assert "two different tables are named ext2_aops (namesake a and namesake b)" in proc.stderr
-    same = tmp_path / "same"
-    env = install(same, "namesake", NAMESAKE.format(MODES="{'a': OWN, 'b': OWN}"))
+    same = tmp_path / "same"  # one table twice, and a copy of it: the same members
+    env = install(
+        same, "namesake", NAMESAKE.format(MODES="{'a': OWN, 'b': OWN, 'c': attrs.evolve(OWN)}")
+    )
     proc = fsaops("plugins", "--plugins", "namesake,swap", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     (plugin,) = [p for p in json.loads(proc.stdout)["plugins"] if p["name"] == "namesake"]

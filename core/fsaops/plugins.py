@@ -619,7 +619,7 @@ def _table_name_taken(
             if other is None:
                 seen[table.name] = (table, where, plugin)
                 continue
-            if other[0] == table:
+            if _same_table(other[0], table):
                 continue
             if other[2] == plugin:
                 return PluginValidationError(
@@ -630,6 +630,13 @@ def _table_name_taken(
             first = f"{available[other[2]].shown} ({other[1]})"
             return PluginConflictError(table.name, first, f"{label} ({where})", kind="table")
     return None
+
+
+def _same_table(a: AddressSpaceOperations, b: AddressSpaceOperations) -> bool:
+    """Whether two tables are one: the same object, or the same members (no plugin code runs)."""
+    if a is b:
+        return True
+    return type(a) is type(b) and all(getattr(a, m) is getattr(b, m) for m in MEMBERS)
 
 
 def _take(label: str, result: object) -> list[object]:
