@@ -293,7 +293,9 @@ def test_a_run_of_no_page_says_nothing_was_checked(
     out = capsys.readouterr().out
     assert "result      OK, but nothing was checked: the scenario has no page" in out
     assert "result      OK: every page" not in out
-    assert '<p class="banner note">OK, but nothing was checked' in page.read_text()
+    html = page.read_text()
+    assert '<p class="banner note">OK, but nothing was checked' in html
+    assert 'class="banner note" id="status" data-status="ok">OK, BUT NOTHING WAS CHECKED' in html
     assert main(["migrate", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["status"], report["totals"]["pages"]) == ("ok", 0)

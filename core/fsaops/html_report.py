@@ -957,14 +957,17 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
     names = list(frames.tables[1:]) if frames is not None else []
     names += [t.name for t in report.by_aops if t.name not in names]
     colours = table_colours(names)
-    status_ok = report.status == "ok"
+    banner, said = "bad", report.status.upper()
+    if report.status == "ok":
+        nothing = verdict(report) == NOTHING
+        banner, said = ("note", "OK, BUT NOTHING WAS CHECKED") if nothing else ("ok", said)
     heading = (
         f"<h1>fsaops migrate: {escape(report.source)}</h1>\n"
         f'<p class="muted">seed {report.seed} · semantics '
         f"{escape(str(report.config.get('kernel', {}).get('semantics', '?')))} · fsaops "
         f"{escape(report.version)}</p>\n"
-        f'<p class="banner {"ok" if status_ok else "bad"}" id="status" '
-        f'data-status="{escape(report.status)}">{escape(report.status.upper())}: '
+        f'<p class="banner {banner}" id="status" '
+        f'data-status="{escape(report.status)}">{escape(said)}: '
         f"{n(report.totals.moved)} of {n(report.totals.pages)} pages moved, "
         f"{n(report.totals.failed)} failed, {n(report.totals.not_migrated)} left; "
         f"{n(report.integrity.lost)} lost, {n(report.integrity.corrupted)} corrupted</p>\n"
