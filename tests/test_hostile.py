@@ -139,6 +139,11 @@ def _table(name: str, **members: str) -> str:
     )
 
 
+def _migratepage_plugin(name: str, body: str) -> str:
+    """Source of plugin ``name`` whose ``migratepage`` is the function ``mp`` of ``body``."""
+    return HEADER + body + _table(name, migratepage="mp")
+
+
 def _scenario(tmp_path: Path, fs: str, extra: str = "") -> Path:
     path = tmp_path / f"{fs}.toml"
     path.write_text(
@@ -600,13 +605,8 @@ def test_a_directory_is_not_a_regular_file(tmp_path: Path) -> None:
 
 
 def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_path: Path) -> None:
-    code = (
-        HEADER
-        + "def mp(newpage, page):\n    raise SystemExit(0)\n"
-        + _table("quit", migratepage="mp")
-    )
-    env = install(tmp_path, "quit", code)
-    proc = fsaops("migrate", _scenario(tmp_path, "quit"), "--json", env=env)
+    code = _migratepage_plugin("quit", "def mp(newpage, page):\n    raise SystemExit(0)\n")
+    proc = _migrate_with(tmp_path, "quit", code)
     line = one_error_line(
         proc, 1, "migratepage of table quit_aops raised SystemExit: 0 on pfn", "quit-dist[quit]"
     )
@@ -952,7 +952,7 @@ def test_plugin_code_that_would_end_replace_or_fork_fsaops_fails_the_run(
     """``os._exit(0)`` or ``exec`` ended fsaops with status 0 and no report at all; a fork
     went on with the run in a second process, which printed a second report."""
     body, words = OS_CALLS[case]
-    proc = _migrate_with(tmp_path, "caller", HEADER + body + _table("caller", migratepage="mp"))
+    proc = _migrate_with(tmp_path, "caller", _migratepage_plugin("caller", body))
     does = "replace" if "exec" in case else "fork" if "fork" in case else "end"
     one_error_line(proc, 1, f"plugin code may not {does} fsaops", words)
     one_json_object(proc, "kernel bug")
@@ -1041,11 +1041,7 @@ def test_what_a_member_may_return_is_what_c_callers_could_take(
 
 def test_a_migratepage_returning_a_number_no_errno_can_be_fails_its_pages(tmp_path: Path) -> None:
     """The engine's own check: ``-EIO`` and the reason, not a ValueError writing the number."""
-    code = (
-        HEADER
-        + "def mp(newpage, page):\n    return -(10 ** 5000)\n"
-        + _table("huge", migratepage="mp")
-    )
+    code = _migratepage_plugin("huge", "def mp(newpage, page):\n    return -(10 ** 5000)\n")
     proc = _migrate_with(tmp_path, "huge", code)
     assert proc.returncode == 0, proc.stderr
     table = one_json_object(proc, "ok")["by_aops"]["huge_aops"]
@@ -1156,23 +1152,18 @@ def test_a_block_map_damaged_by_plugin_code_is_a_request_beyond_the_device(
 def test_the_explorer_names_page_fields_broken_by_plugin_code(tmp_path: Path, case: str) -> None:
     statement, words = BROKEN_FIELDS[case]
     env = _breaker(tmp_path, statement)
+    problems = _explore_problems(env, "breaker")
+    assert any("plugin code left page fields" in p and words in p for p in problems), problems
+
+
+def _explore_problems(env: dict[str, str], fs: str) -> list[str]:
+    """``fsaops explore`` of ``fs`` (plugin ``fs``) against a pin: exit 1, and every problem."""
     proc = fsaops(
-        "explore",
-        "--plugins",
-        "breaker,swap",
-        "--fs",
-        "breaker",
-        "--tasks",
-        "pin",
-        "--json",
-        env=env,
+        "explore", "--plugins", f"{fs},swap", "--fs", fs, "--tasks", "pin", "--json", env=env
     )
     assert proc.returncode == 1, proc.stderr
     result = json.loads(proc.stdout)
-    problems = [p for failure in result["failures"] for p in failure["problems"]]
-    assert any("plugin code left page fields" in str(p) and words in str(p) for p in problems), (
-        problems
-    )
+    return [str(p) for failure in result["failures"] for p in failure["problems"]]
 
 
 @pytest.mark.parametrize(
@@ -1183,26 +1174,12 @@ def test_the_explorer_names_plugin_code_that_ends_or_forks_a_schedule(
     tmp_path: Path, call: str, rule: str
 ) -> None:
     """Before, a schedule whose plugin called ``os._exit`` "died without an answer"."""
-    code = (
-        HEADER + "def mp(newpage, page):\n    try:\n"
-        f"        {call}\n    except BaseException:\n        pass\n"
-        "    return migrate_page(newpage, page)\n" + _table("quitter", migratepage="mp")
+    body = (
+        f"def mp(newpage, page):\n    try:\n        {call}\n    except BaseException:\n"
+        "        pass\n    return migrate_page(newpage, page)\n"
     )
-    env = install(tmp_path, "quitter", code)
-    proc = fsaops(
-        "explore",
-        "--plugins",
-        "quitter,swap",
-        "--fs",
-        "quitter",
-        "--tasks",
-        "pin",
-        "--json",
-        env=env,
-    )
-    assert proc.returncode == 1, proc.stderr
-    result = json.loads(proc.stdout)
-    problems = [str(p) for failure in result["failures"] for p in failure["problems"]]
+    env = install(tmp_path, "quitter", _migratepage_plugin("quitter", body))
+    problems = _explore_problems(env, "quitter")
     assert any(f"quitter.mp called {call}" in p and rule in p for p in problems), problems
 
 
