@@ -508,6 +508,32 @@ def test_two_plugins_with_one_filesystem_are_both_named(tmp_path: Path, order: s
     assert not line.startswith("fsaops: error: plugin fsaops[ext2]"), "ext2 is not blamed"
 
 
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("raise ValueError('odd')", "could not be checked: ValueError: odd"),
+        ("return 'yes'", "has_page_cache('default') returned 'yes', not true or false"),
+    ],
+)
+def test_a_filesystem_type_that_answers_oddly_fails_when_its_plugin_loads(
+    tmp_path: Path, answer: str, said: str
+) -> None:
+    """A subclass's ``has_page_cache`` that raised was first met in the middle of a run (exit 1)."""
+    code = (
+        "import attrs, fsaops\nfrom fsaops import FileSystemType\n"
+        "from fsaops_ext2 import EXT2, ext2_nobh_aops\n"
+        "@attrs.frozen\nclass Odd(FileSystemType):\n"
+        f"    def has_page_cache(self, mode):\n        {answer}\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    table = attrs.evolve(ext2_nobh_aops, name='odd_aops')\n"
+        "    return [Odd(name='odd', modes={'default': table})]\n"
+    )
+    env = install(tmp_path, "odd", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "odd"), "--json", env=env)
+    one_error_line(proc, 2, "plugin odd-dist[odd]", said)
+    one_json_object(proc, "bad input")
+
+
 NAMESAKE = """\
 import attrs, fsaops
 from fsaops_ext2 import EXT2, ext2_aops

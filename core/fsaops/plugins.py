@@ -740,6 +740,16 @@ def _validate_types(label: str, items: list[object]) -> tuple[FileSystemType, ..
                 raise PluginValidationError(label, f"filesystem {fs}: {hook} is not callable")
         for mode, table in modes:
             _validate_table(label, fs_name, mode, table)
+            # The model asks these of every mount: a subclass that overrides
+            # them answers here, inside the loader, not first in the middle of a run.
+            for ask in (fstype.has_page_cache, fstype.is_buffer_cache):
+                answer: object = ask(mode)
+                if type(answer) is not bool:
+                    raise PluginValidationError(
+                        label,
+                        f"filesystem {fs}: {ask.__name__}({shown(mode)}) returned "
+                        f"{shown(answer)}, not true or false",
+                    )
         types.append(fstype)
     return tuple(types)
 
