@@ -758,13 +758,12 @@ def _migrate_with(tmp_path: Path, name: str, code: str) -> subprocess.CompletedP
 
 
 def test_what_a_plugin_prints_never_reaches_the_json_report(tmp_path: Path) -> None:
-    code = (
-        HEADER + "print('printed at import')\n"
-        "os.write(1, b'written to descriptor 1 at import\\n')\n"
+    body = (
+        "print('printed at import')\nos.write(1, b'written to descriptor 1 at import\\n')\n"
         "def mp(newpage, page):\n    print('printed by migratepage')\n"
-        "    return migrate_page(newpage, page)\n" + _table("noisy", migratepage="mp")
+        "    return migrate_page(newpage, page)\n"
     )
-    proc = _migrate_with(tmp_path, "noisy", code)
+    proc = _migrate_with(tmp_path, "noisy", _migratepage_plugin("noisy", body))
     assert proc.returncode == 0, proc.stderr
     report = one_json_object(proc, "ok")
     assert report["by_aops"]["noisy_aops"]["moved"] == 8
@@ -1211,13 +1210,13 @@ def test_the_explorer_names_plugin_code_that_ends_or_forks_a_schedule(
 
 def test_an_exit_function_of_plugin_code_cannot_change_the_exit_status(tmp_path: Path) -> None:
     """``atexit.register(lambda: os._exit(0))`` made a run whose data was lost exit 0."""
-    code = (
-        HEADER + "import atexit\natexit.register(lambda: os._exit(0))\n"
+    body = (
+        "import atexit\natexit.register(lambda: os._exit(0))\n"
         "def mp(newpage, page):\n    rc = migrate_page(newpage, page)\n"
         "    if rc == 0 and newpage.index == 3:\n        newpage.data[:8] = bytes(8)\n"
-        "    return rc\n" + _table("atexiter", migratepage="mp")
+        "    return rc\n"
     )
-    proc = _migrate_with(tmp_path, "atexiter", code)
+    proc = _migrate_with(tmp_path, "atexiter", _migratepage_plugin("atexiter", body))
     assert proc.returncode == 1, proc.stderr
     one_json_object(proc, "data lost")
     assert "Traceback" not in proc.stderr

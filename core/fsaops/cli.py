@@ -68,10 +68,9 @@ from fsaops.errors import (
     interrupted_by,
     printable,
     raised_by_code,
-    shown,
     watch_sigint,
 )
-from fsaops.process import REAL_EXIT, guard_process
+from fsaops.process import REAL_EXIT, guard_process, refused_in
 from fsaops.process import calls as refused_calls
 from fsaops.status import Status, envelope
 
@@ -1306,18 +1305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _no_exit_called() -> None:
     """Fail the run if plugin code tried to end, replace or fork the process, even if it went on."""
-    calls = refused_calls()
-    if not calls:
-        return
-    call, thread, callers = calls[0]
-    plugins = _plugin_modules()
-    who = f"code in thread {shown(thread)} ({callers[0] if callers else '?'})"
-    for caller in callers:
-        plugin = plugins.get(caller.split(".")[0])
-        if plugin is not None:
-            who = f"plugin {plugin} ({caller})"
-            break
-    raise PluginFault(f"{who} called {call} during the run: {ProcessEnded(call).rule}")
+    if refused_calls():  # the plugins' modules are read only then
+        said = refused_in("during the run", _plugin_modules())
+        if said is not None:
+            raise PluginFault(said)
 
 
 def _exit_now(status: int) -> NoReturn:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 from fsaops.errors import ProcessEnded, shown
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from types import FrameType
 
 __all__ = ["GUARDED", "REAL_EXIT", "REAL_FORK", "adopt", "calls", "guard_process", "refused_in"]
@@ -110,19 +110,27 @@ def adopt() -> None:
         guard.calls.clear()
 
 
-def refused_in(what: str) -> str | None:
-    """The first refused call, as a sentence saying who made it ``what`` (``during the schedule``).
+def refused_in(what: str, plugins: Mapping[str, str] | None = None) -> str | None:
+    """The first refused call, as a sentence saying who made it ``what`` (``during the run``).
 
-    ``None`` when there was none.  Who is the innermost caller outside
-    fsaops and the standard library's threading, or the thread.
+    ``None`` when there was none.  With ``plugins`` (each plugin's top-level
+    module and its ``distribution[entry]``), who is the innermost plugin
+    among the callers; without, the innermost caller outside fsaops and the
+    standard library's threading.  When there is none, it is the thread.
     """
     made = calls()
     if not made:
         return None
     call, thread, callers = made[0]
-    who = f"code in thread {shown(thread)}"
     for caller in callers:
-        if caller.split(".")[0] not in ("fsaops", "threading", "multiprocessing"):
+        top = caller.split(".")[0]
+        if plugins is not None:
+            if top in plugins:
+                who = f"plugin {plugins[top]} ({caller})"
+                break
+        elif top not in ("fsaops", "threading", "multiprocessing"):
             who = f"code in {caller}"
             break
+    else:
+        who = f"code in thread {shown(thread)} ({callers[0] if callers else '?'})"
     return f"{who} called {call} {what}: {ProcessEnded(call).rule}"
