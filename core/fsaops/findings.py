@@ -18,7 +18,9 @@ know about before the code goes anywhere:
 ``flags``
     a flag ``migrate_page_copy`` carries (``PG.COPIED``) was on the old
     page and is not on the new one, or is on the new one and was never on
-    the old (a stray ``PG_error`` makes the next ``fsync`` say ``EIO``); or
+    the old (a stray ``PG_error`` makes the next ``fsync`` say ``EIO``;
+    ``PG_referenced`` may come from the ptes on the way, and ``PG_checked``
+    from the table's own ``set_page_dirty`` for a dirty page); or
     a clean page (nor any pte mapping it dirty) moved to a dirty one, to be
     written back for nothing.
 ``buffers``
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from fsaops.buffer import BH, BufferHead
-from fsaops.oracle import Oracle
+from fsaops.oracle import Oracle, may_gain
 from fsaops.page import PG
 from fsaops.rmap import VM_LOCKED
 
@@ -141,6 +143,7 @@ class _Before:
     writes: int
     ring: tuple[tuple[BufferHead, int, bool, int], ...]
     dirty: bool
+    gainable: int
 
 
 class MigratepageWatch:
@@ -168,6 +171,16 @@ class MigratepageWatch:
                 (bh, _own_count(bh), bool(bh.b_state & BH.lock), bh.b_state & _KEPT) for bh in bhs
             )
         held, _locked = Oracle.holds(kernel, page)
+        # Whatever may make the new page dirty: the page, a pte (unmapping
+        # moves its dirty bit to the page), or an anonymous page's way into
+        # the swap cache (add_to_swap dirties it).
+        mapping = page.mapping
+        dirty = bool(
+            page.flags & (PG.dirty | PG.writeback | PG.swapcache)
+            or mapping is None
+            or mapping.anon
+            or Oracle.mapped_dirty(page)
+        )
         self._before = _Before(
             count=page.count,
             mapcount=page.mapcount,
@@ -176,15 +189,8 @@ class MigratepageWatch:
             held=held,
             writes=kernel.vmstat.nr_writepage,
             ring=ring,
-            # Whatever may make the new page dirty: the page, a pte (unmapping
-            # moves its dirty bit to the page), or an anonymous page's way into
-            # the swap cache (add_to_swap dirties it).
-            dirty=bool(
-                page.flags & (PG.dirty | PG.writeback | PG.swapcache)
-                or page.mapping is None
-                or page.mapping.anon
-                or Oracle.mapped_dirty(page)
-            ),
+            dirty=dirty,
+            gainable=PG.referenced | may_gain(getattr(mapping, "a_ops", None), dirty),
         )
 
     def after(self, newpage: Page, page: Page, rc: int, table: str) -> None:
@@ -222,9 +228,10 @@ class MigratepageWatch:
             )
         if rc == 0:
             lost = b.flags & PG.COPIED & ~newpage.flags
-            # PG_referenced may come from the ptes on the way (try_to_unmap);
-            # the others only from the old page as migratepage found it.
-            gained = newpage.flags & PG.COPIED & ~PG.referenced & ~b.flags
+            # PG_referenced may come from the ptes on the way (try_to_unmap), and
+            # PG_checked from the table's set_page_dirty (may_gain); the others
+            # only from the old page as migratepage found it.
+            gained = newpage.flags & PG.COPIED & ~b.gainable & ~b.flags
             if lost:
                 add(
                     table,

@@ -46,11 +46,30 @@ __all__ = [
     "PageState",
     "ReadBack",
     "first_difference",
+    "may_gain",
 ]
 
 _NEVER_GAINED: Final = PG.COPIED & ~PG.referenced
 """Flags a moved page has only if the old page had them (``migrate_page_copy``
-carries them; nothing else sets them on a locked, isolated page)."""
+carries them; nothing else sets them on a locked, isolated page), but for
+what :func:`may_gain` allows."""
+
+
+def may_gain(a_ops: object, dirtied: bool) -> int:
+    """The copied flags a page may gain on its way to its new page, beyond ``PG.referenced``.
+
+    A page that is dirty, or mapped by a dirty pte, goes through
+    ``set_page_dirty`` on the way: ``try_to_unmap`` moves a dirty pte's bit
+    to the page, and ``migrate_page_copy`` dirties the new page.  When the
+    table has a ``set_page_dirty`` of its own, that call may set
+    ``PG.checked``, a flag the filesystem owns (ext3 ``data=journal``
+    marks a page to journal at ``writepage`` that way).  ``a_ops`` is the
+    page's table (anything with a ``set_page_dirty`` attribute, or
+    ``None``); ``dirtied`` whether the page or a pte mapping it was dirty.
+    """
+    if dirtied and getattr(a_ops, "set_page_dirty", None) is not None:
+        return PG.checked
+    return 0
 
 
 @attrs.frozen
@@ -635,8 +654,11 @@ class Oracle:
             problems.append(
                 f"pfn {pfn} moved to pfn {new.pfn} without flags {self.flag_names(lost)}"
             )
-        # PG_referenced and PG_dirty may come from the ptes on the way (try_to_unmap).
-        gained = new.flags & _NEVER_GAINED & ~before.flags
+        # PG_referenced and PG_dirty may come from the ptes on the way (try_to_unmap),
+        # and PG_checked from the table's set_page_dirty (may_gain).
+        dirtied = bool(before.flags & PG.dirty) or before.pte_dirty
+        allowed = may_gain(before.tree.a_ops if before.tree is not None else None, dirtied)
+        gained = new.flags & _NEVER_GAINED & ~before.flags & ~allowed
         if gained and not fallback:
             problems.append(
                 f"pfn {pfn} moved to pfn {new.pfn}, which has flags {self.flag_names(gained)} "

@@ -4,7 +4,9 @@ Every function below is ext2's ``buffer_migrate_page`` (V4 5/6) with one
 mistake, grouped by the class of bug it belongs to.  The module is an fsaops
 plugin: :func:`fsaops_filesystem_types` provides one filesystem type per
 function, ``bug_<name>``, whose only table, ``<name>_aops``, is ext2's with
-the broken ``migratepage``.  ``tests/test_verdict.py`` runs each through the
+the broken ``migratepage`` (ext3 ``data=journal``'s for the functions in
+:data:`JOURNALLED`, and ``bug_journalled_correct`` has that table with the
+real one).  ``tests/test_verdict.py`` runs each through the
 conformance suite and through ``fsaops migrate`` with and without
 ``--strict`` and ``--debug-vm``.
 """
@@ -35,6 +37,7 @@ from fsaops.writeback import (
     set_page_dirty,
 )
 from fsaops_ext2 import EXT2, ext2_aops
+from fsaops_ext3 import EXT3, ext3_journalled_aops
 
 Migratepage = Callable[[Page, Page], int]
 
@@ -401,6 +404,18 @@ def dirties_clean_pages(newpage: Page, page: Page) -> int:
     return rc
 
 
+def checks_clean_pages(newpage: Page, page: Page) -> int:
+    """Sets ``PG_checked`` on every page it moves, clean ones too.
+
+    Under ext3 ``data=journal`` the flag says "journal me at ``writepage``";
+    only ``set_page_dirty`` may set it on the way, for a dirty page.
+    """
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        newpage.flags |= PG.checked
+    return rc
+
+
 BROKEN: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
@@ -435,6 +450,7 @@ BROKEN: dict[str, Migratepage] = {
         takes_the_old_page_off_the_list,
         puts_the_new_page_on_the_lru,
         dirties_clean_pages,
+        checks_clean_pages,
     )
 }
 """Every broken ``migratepage``, by name."""
@@ -444,6 +460,7 @@ LOSSLESS: dict[str, str] = {
     "forgets_referenced": "flags",
     "sets_the_error_flag": "flags",
     "dirties_clean_pages": "flags",
+    "checks_clean_pages": "flags",
     "clears_the_buffers_uptodate_bits": "buffers",
     "writes_dirty_pages_back": "writepage",
     "writes_then_moves": "writepage",
@@ -480,14 +497,26 @@ STUCK: dict[str, Migratepage] = {fn.__name__: fn for fn in (leaves_tree_lock_hel
 """Broken ``migratepage`` functions that never let the run go on: a plain run must end anyway."""
 
 
+JOURNALLED = frozenset({"checks_clean_pages", "journalled_correct"})
+"""The filesystems that are ext3 ``data=journal`` (its own ``set_page_dirty``), not ext2."""
+
+
 def filesystem(name: str) -> FileSystemType:
-    """ext2, with ``BROKEN[name]`` as the migratepage of its only table (or the real one)."""
+    """ext2, with ``BROKEN[name]`` as the migratepage of its only table (or the real one).
+
+    The names in :data:`JOURNALLED` are ext3 with its ``data=journal`` table instead.
+    """
     fn = BROKEN.get(name) or STUCK.get(name) or buffer_migrate_page
+    if name in JOURNALLED:
+        table = attrs.evolve(ext3_journalled_aops, name=f"{name}_aops", migratepage=fn)
+        return attrs.evolve(
+            EXT3, name=f"bug_{name}", modes={"journal": table}, default_mode="journal"
+        )
     table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=fn)
     return attrs.evolve(EXT2, name=f"bug_{name}", modes={"default": table}, page_cache={})
 
 
 @fsaops.hookimpl
 def fsaops_filesystem_types() -> list[FileSystemType]:
-    """One filesystem per broken or stuck function, and ``bug_correct`` with the real one."""
-    return [filesystem(name) for name in (*BROKEN, *STUCK, "correct")]
+    """One filesystem per broken or stuck function, and the two with the real one."""
+    return [filesystem(name) for name in (*BROKEN, *STUCK, "correct", "journalled_correct")]
