@@ -1234,3 +1234,73 @@ def test_what_a_plugin_prints_at_exit_never_follows_the_json_report(tmp_path: Pa
     one_json_object(proc, "ok")
     assert "printed at exit" in proc.stderr
     assert "fd 1 at exit" in proc.stderr
+
+
+# -- buffers a table's code leaves wrong ------------------------------------------------------
+
+BUFFERS = """\
+import attrs, fsaops
+from fsaops import buffer_migrate_page
+from fsaops.page import PG
+from fsaops_ext2 import EXT2, ext2_aops
+{body}
+TABLE = attrs.evolve(ext2_aops, name="{name}_aops", {members})
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [attrs.evolve(EXT2, name="{name}", modes={{"default": TABLE}}, page_cache={{}})]
+"""
+
+
+def _buffers_run(
+    tmp_path: Path, name: str, body: str, members: str, workload: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``fsaops migrate --json`` of 8 pages with buffers of plugin ``name``'s table."""
+    env = install(tmp_path, name, BUFFERS.format(name=name, body=body, members=members))
+    return fsaops("migrate", _scenario(tmp_path, name, workload), "--json", env=env)
+
+
+def test_a_releasepage_that_leaves_pg_private_without_buffers_is_named(tmp_path: Path) -> None:
+    """Before: ``the command failed: AttributeError: 'int' object has no attribute 'b_state'``
+    from the durability proof's writeback, naming nobody."""
+    body = "def rp(page, gfp):\n    page.private = 0\n    return 1\n"
+    proc = _buffers_run(tmp_path, "rel", body, "migratepage=None, releasepage=rp")
+    one_error_line(
+        proc,
+        1,
+        "releasepage of table rel_aops (rel.rp) returned 1 and left pfn ",
+        "with PG_private set but private 0, not a buffer head",
+    )
+    one_json_object(proc, "kernel bug")
+
+
+def test_a_releasepage_that_keeps_the_buffers_it_says_it_freed_is_the_reason_pages_stay(
+    tmp_path: Path,
+) -> None:
+    """The kernel goes on as the table said; each page is left, and its reason says why."""
+    body = "def rp(page, gfp):\n    return 1\n"
+    proc = _buffers_run(tmp_path, "liar", body, "migratepage=None, releasepage=rp")
+    assert proc.returncode == 0, proc.stderr
+    table = one_json_object(proc, "ok")["by_aops"]["liar_aops"]
+    assert table["moved"] == 0
+    assert table["reasons"] == {
+        "releasepage (liar.rp) said it freed the buffers, but the page still has them "
+        "(PG_private): their reference is held": 8
+    }
+
+
+def test_a_page_a_migratepage_left_with_pg_private_and_no_buffers_names_its_table(
+    tmp_path: Path,
+) -> None:
+    """The error comes later, from ext2's writepage of the dirty pages; the message names the
+    pages and their table.  (Clean pages reach the invariant check, which names them too.)"""
+    body = (
+        "def mp(newpage, page):\n    rc = buffer_migrate_page(newpage, page)\n"
+        "    newpage.private = 7\n    return rc\n"
+    )
+    proc = _buffers_run(tmp_path, "stray", body, "migratepage=mp", "[workload]\ndirty = 1.0\n")
+    one_error_line(
+        proc,
+        1,
+        "plugin code left page fields no kernel code could: pfn ",
+        " (stray_aops): private is an int under PG_private, not a buffer head",
+    )

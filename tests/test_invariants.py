@@ -148,9 +148,30 @@ def test_a_field_of_the_wrong_kind_is_named(
     saved = getattr(page, field)
     setattr(page, field, value)
     assert broken_fields(page) == [said]
-    assert broken_pages(world.kernel) == [f"pfn {page.pfn}: {said}"]
+    # A file page says whose table it is: its mapping's, unless that is what is broken.
+    table = "" if field == "mapping" else " (ext2_aops)"
+    assert broken_pages(world.kernel) == [f"pfn {page.pfn}{table}: {said}"]
     setattr(page, field, saved)
     assert broken_pages(world.kernel) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (0, "private is an int under PG_private, not a buffer head"),
+        (None, "private is None under PG_private, not a buffer head"),
+    ],
+)
+def test_pg_private_without_a_buffer_head_is_named(world: World, value: object, said: str) -> None:
+    inode = world.file(world.mount("ext2", block_size=1024), 2)
+    page = inode.i_mapping.pages()[0]
+    assert page.flags & PG.private
+    saved = page.private
+    page.private = value
+    assert broken_fields(page) == [said]
+    assert broken_pages(world.kernel) == [f"pfn {page.pfn} (ext2_aops): {said}"]
+    page.private = saved
+    assert broken_fields(page) == []
 
 
 def test_a_missing_field_is_named_and_the_list_is_cut(world: World) -> None:

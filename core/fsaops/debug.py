@@ -90,34 +90,62 @@ def broken_fields(page: Page) -> list[str]:
     """The fields of ``page`` that no kernel code could have left: missing, or of the wrong kind.
 
     Its counts, flags, index and pfn must be integers, its mapping ``None``
-    or an address space, and its ``lru`` links list entries.  Plugin code
-    that puts anything else there breaks the engine (a ``TypeError`` or an
-    ``AttributeError`` far from the plugin): the run names the page and the
-    field instead (``[]`` when every field is of the right kind).
+    or an address space, its ``lru`` links list entries, and with
+    ``PG.private`` its ``private`` the head of its buffers.  Plugin code
+    that puts anything else there breaks the engine and the filesystems'
+    own code (a ``TypeError`` or an ``AttributeError`` far from the plugin
+    that did it): the run names the page and the field instead (``[]``
+    when every field is of the right kind).
     """
     found: list[str] = []
+    values: dict[str, object] = {}
     for field, right, kind in _FIELDS:
         try:
-            value = object.__getattribute__(page, field)
+            value = values[field] = object.__getattribute__(page, field)
         except AttributeError:
             found.append(f"{field} is missing")
             continue
         if not right(value):
             found.append(f"{field} is {_kind(value)}, not {kind}")
+    flags = values.get("flags")
+    if type(flags) is int and flags & PG.private:
+        try:
+            private = object.__getattribute__(page, "private")
+        except AttributeError:
+            found.append("private is missing")
+        else:
+            if not isinstance(private, BufferHead):
+                found.append(f"private is {_kind(private)} under PG_private, not a buffer head")
     return found
 
 
 def broken_pages(kernel: Kernel, limit: int = 3) -> list[str]:
-    """``pfn N: ...`` for the first ``limit`` frames of the machine with :func:`broken_fields`."""
+    """``pfn N: ...`` for the first ``limit`` frames of the machine with :func:`broken_fields`.
+
+    A page of a file or of the swap cache says whose table it belongs to
+    (``pfn N (ext2_aops): ...``): a ``migratepage`` that broke its new
+    page is found that way, though the error came later, elsewhere.
+    """
     found: list[str] = []
     for node in kernel.nodes:
         for page in node.pages:
             fields = broken_fields(page)
             if fields:
-                found.append(f"pfn {page.pfn}: {', '.join(fields)}")
+                found.append(f"pfn {page.pfn}{_table_of(page)}: {', '.join(fields)}")
                 if len(found) >= limit:
                     return found
     return found
+
+
+def _table_of(page: Page) -> str:
+    """`` (<table>)`` for a page whose mapping is an address space, else ``""``."""
+    try:
+        mapping = object.__getattribute__(page, "mapping")
+    except AttributeError:
+        return ""
+    if isinstance(mapping, AddressSpaceClass) and not mapping.anon:
+        return f" ({mapping.a_ops.name})"
+    return ""
 
 
 def broken_fields_said(kernel: Kernel) -> str:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from fsaops.aops import returned
-from fsaops.errors import KernelBug
+from fsaops.aops import member_name, returned
+from fsaops.errors import KernelBug, PluginFault, shown
 from fsaops.lru import lru_cache_add
 from fsaops.page import (
     PG,
@@ -293,13 +293,38 @@ def try_to_release_page(page: Page, gfp: int = 0) -> int:
         return 0
     mapping = page.mapping
     if mapping is not None and not mapping.anon:
-        release = mapping.a_ops.releasepage  # type: ignore[union-attr]
+        a_ops = mapping.a_ops  # type: ignore[union-attr]
+        release = a_ops.releasepage
         if release is not None:
-            return returned(mapping.a_ops, "releasepage", release(page, gfp))  # type: ignore[union-attr]
+            rc = returned(a_ops, "releasepage", release(page, gfp))
+            if rc and page.flags & PG.private:
+                _kept_buffers(a_ops, page, rc)
+            return rc
     # fs/buffer.c builds on the page cache, so it is imported when first needed.
     from fsaops.buffer import try_to_free_buffers
 
     return try_to_free_buffers(page)
+
+
+def _kept_buffers(a_ops: AddressSpaceOperations, page: Page, rc: int) -> None:
+    """A ``releasepage`` said it freed the buffers but left ``PG.private``: check what it left.
+
+    A ring of buffers the kernel goes on with, as the table said (the page's
+    references then do not match, and migration leaves it).  Anything else
+    under ``PG.private`` no kernel code could have left.
+
+    Raises:
+        PluginFault: ``private`` is not a buffer head.
+    """
+    from fsaops.buffer import BufferHead
+
+    if isinstance(page.private, BufferHead):
+        return
+    raise PluginFault(
+        f"releasepage of table {a_ops.name} ({member_name(a_ops.releasepage)}) returned "
+        f"{rc} and left pfn {page.pfn} with PG_private set but private {shown(page.private)}, "
+        "not a buffer head: clear PG_private with the buffers (try_to_free_buffers does)"
+    )
 
 
 def truncate_inode_pages(mapping: AddressSpace, lstart: int) -> int:
