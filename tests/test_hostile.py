@@ -176,6 +176,10 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
     ),
     "reading standard input at import": ("input()\n", "failed to load: EOFError"),
     "os._exit(0) at import": ("import os\nos._exit(0)\n", "its import ended the process"),
+    "os.fork() at import": (
+        "import os\nos.fork()\n",
+        "failed to load: ProcessEnded: os.fork() was called: plugin code may not fork fsaops",
+    ),
     "a crash at import (SIGSEGV)": (
         "import ctypes\nctypes.string_at(0)\n",
         "its import ended the process (killed by SIGSEGV)",

@@ -134,6 +134,8 @@ class PluginLoadError(PluginError):
         self.plugin = plugin
         self.cause = cause
         self.reason = cause if isinstance(cause, str) else describe_exception(cause)
+        if isinstance(cause, ProcessEnded):
+            self.reason += f": {cause.rule}"
         super().__init__(f"plugin {plugin} failed to load: {self.reason}")
 
 
