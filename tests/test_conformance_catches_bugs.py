@@ -293,3 +293,58 @@ def test_the_real_buffer_migrate_page_passes_the_same_suite(pytester: pytest.Pyt
     assert outcomes.get("failed", 0) == 0, result.stdout.str()
     assert outcomes.get("error", 0) == 0, result.stdout.str()
     assert outcomes["passed"] >= 20
+
+
+JOURNALLED_MODULE = textwrap.dedent(
+    """
+    import attrs
+
+    from fsaops import buffer_migrate_page
+    from fsaops.buffer import BH, buffers
+    from fsaops.page import PG
+    from fsaops.testing import MigratepageConformance
+    from fsaops_ext3 import EXT3, ext3_journalled_aops
+
+
+    def journalled(fn):
+        table = attrs.evolve(ext3_journalled_aops, name="jtest_aops", migratepage=fn)
+        return attrs.evolve(EXT3, name="jtest", modes={"journal": table}, default_mode="journal")
+
+
+    def drops_the_journals_dirty_bit(newpage, page):
+        rc = buffer_migrate_page(newpage, page)
+        if rc == 0 and newpage.flags & PG.private:
+            for bh in buffers(newpage.private):
+                bh.b_state &= ~BH.jbddirty
+        return rc
+
+
+    class TestDropsTheJournalsDirtyBit(MigratepageConformance):
+        filesystem = journalled(drops_the_journals_dirty_bit)
+        max_examples = 5
+
+
+    class TestJournalledCorrect(MigratepageConformance):
+        filesystem = journalled(buffer_migrate_page)
+        max_examples = 5
+    """
+)
+
+
+def test_the_suite_catches_a_buffer_the_journal_would_never_write(
+    pytester: pytest.Pytester,
+) -> None:
+    """ext3 data=journal files written buffers in the journal (BH_JBDDirty), not writeback:
+    a move that drops the bit loses the data at the next commit, which writes only those."""
+    pytester.makepyfile(test_journalled=JOURNALLED_MODULE)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    failed = {
+        r.nodeid.split("::", 1)[1]: r.longreprtext
+        for r in reprec.getreports("pytest_runtest_logreport")
+        if r.failed
+    }
+    assert not [test for test in failed if test.startswith("TestJournalledCorrect")], failed
+    message = failed["TestDropsTheJournalsDirtyBit::test_engine_moves_a_dirty_page"]
+    assert f"broken promise: {PROMISES['engine']}" in message
+    assert "lost BH_JBDDirty on the move" in message
+    assert "the journal's commit would never write it" in message

@@ -55,6 +55,13 @@ carries them; nothing else sets them on a locked, isolated page), but for
 what :func:`may_gain` allows."""
 
 
+_WRITTEN_BY: Final = (
+    (BH.dirty, "BH_dirty", "writeback"),
+    (BH.jbddirty, "BH_JBDDirty", "the journal's commit"),
+)
+"""The buffer bits that say a buffer's data is still to be written, and who writes it."""
+
+
 def may_gain(a_ops: object, dirtied: bool) -> int:
     """The copied flags a page may gain on its way to its new page, beyond ``PG.referenced``.
 
@@ -708,13 +715,18 @@ class Oracle:
                         f"buffer head {i} of pfn {pfn} lost BH_Uptodate on the move to pfn "
                         f"{new.pfn}: the next read would fetch it from disk over its data"
                     )
-                if state.state & BH.dirty and not bh.b_state & BH.dirty:
+                # A dirty buffer is written by writeback (BH_dirty) or, filed in a
+                # journal, by its commit (BH_JBDDirty): one that lost the bit on the
+                # way must already be on disk.
+                for bit, name, writer in _WRITTEN_BY:
+                    if not state.state & bit or bh.b_state & bit:
+                        continue
                     lost_at = self._unwritten_buffer(bh, data, state.offset)
                     if lost_at >= 0:
                         problems.append(
-                            f"buffer head {i} of pfn {pfn} lost BH_dirty on the move to pfn "
+                            f"buffer head {i} of pfn {pfn} lost {name} on the move to pfn "
                             f"{new.pfn}, and block {bh.b_blocknr} on disk does not hold its "
-                            f"data (first difference at byte {lost_at}): writeback would "
+                            f"data (first difference at byte {lost_at}): {writer} would "
                             "never write it"
                         )
         return problems + leftovers
