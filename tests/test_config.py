@@ -32,7 +32,7 @@ from fsaops.config import (
     reference,
     unstructure_config,
 )
-from fsaops.errors import ConfigError
+from fsaops.errors import ConfigError, PluginSelectionError
 from fsaops.plugins import Registry, load_plugins, resolve_selection
 from fsaops.scenario import plan_scenario
 
@@ -354,6 +354,10 @@ def test_unknown_filesystem_lists_what_is_loaded(registry: Registry) -> None:
     message = check_error('[[mount]]\nfs = "ext4"', registry)
     assert "mount[0].fs: unknown filesystem 'ext4'; did you mean 'ext" in message
     assert "loaded: ext2, ext3, swap, xfs, xfs_buftarg" in message
+    message = check_error('[[mount]]\nfs = "XFS"', registry)
+    assert "mount[0].fs: unknown filesystem 'XFS'; did you mean 'xfs'?" in message
+    with pytest.raises(ConfigError, match=r"unknown filesystem 'EXT3'; did you mean 'ext3'\?"):
+        registry.filesystem("EXT3")
 
 
 def test_unknown_mode_lists_the_modes(registry: Registry) -> None:
@@ -433,6 +437,15 @@ def test_plugin_names_must_be_installed() -> None:
         resolve_selection(installed, config=["ext2", "ext33"], config_source="s.toml")
     assert "s.toml: plugins.load[1]: plugin 'ext33' is not installed; did you mean 'ext3'?" in (
         str(info.value)
+    )
+    # A name that differs only in case is the one meant, wherever it is given.
+    with pytest.raises(ConfigError) as info:
+        resolve_selection(installed, config=["EXT3"], config_source="s.toml")
+    assert "plugin 'EXT3' is not installed; did you mean 'ext3'?" in str(info.value)
+    with pytest.raises(PluginSelectionError) as selection:
+        resolve_selection(installed, cli="Ext2")
+    assert "--plugins names plugin 'Ext2', which is not installed; did you mean 'ext2'?" in (
+        str(selection.value)
     )
     # Checked even when --plugins overrides the file: a typo there is still a typo.
     with pytest.raises(ConfigError, match="ext33"):

@@ -10,14 +10,13 @@ pointers; a member that is ``None`` is missing, as a NULL pointer is in C.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
-from fsaops.errors import PluginFault, shown
+from fsaops.errors import PluginFault, did_you_mean, shown
 from fsaops.frozen import frozen_mapping
 
 if TYPE_CHECKING:
@@ -343,8 +342,7 @@ class FileSystemType:
         """Why ``mode`` is not a mode of this type (``None`` if it is)."""
         if mode in self.modes:
             return None
-        close = difflib.get_close_matches(mode, list(self.modes), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(mode, self.modes)
         return (
             f"filesystem {self.name} has no mode {mode!r}{hint} (it has: {', '.join(self.modes)})"
         )

@@ -8,7 +8,9 @@ the model's ``BUG()``.
 
 from __future__ import annotations
 
+import difflib
 import signal
+from collections.abc import Iterable
 from types import FrameType
 from typing import Final, NoReturn
 
@@ -31,6 +33,7 @@ __all__ = [
     "ProcessEnded",
     "RunTimeout",
     "describe_exception",
+    "did_you_mean",
     "interrupted_by",
     "printable",
     "raised_by_code",
@@ -85,6 +88,20 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'ext2'?`` naming the known name closest to ``name``, or ``""``.
+
+    A name that differs only in case (``EXT2``) is the closest; otherwise
+    the nearest by :func:`difflib.get_close_matches`, if one is near enough.
+    """
+    names = list(known)
+    folded = name.casefold()
+    close = [k for k in names if k.casefold() == folded] or difflib.get_close_matches(
+        name[:200], names, n=1
+    )
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def describe_exception(exc: BaseException) -> str:

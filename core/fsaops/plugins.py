@@ -29,7 +29,6 @@ it loads (``SystemExit`` and other exceptions that are not an
 from __future__ import annotations
 
 import contextlib
-import difflib
 import enum
 import importlib
 import itertools
@@ -67,6 +66,7 @@ from fsaops.errors import (
     PluginSelectionError,
     PluginValidationError,
     describe_exception,
+    did_you_mean,
     printable,
     shown,
 )
@@ -226,11 +226,11 @@ class Registry:
         except KeyError:
             pass
         known = ", ".join(sorted(self.filesystems)) or "none"
-        hint = ""
+        hint = did_you_mean(name, self.filesystems)
         for info in self.plugins:
             if info.name == name and info.status is not PluginStatus.LOADED:
                 hint = f"; plugin {info.label} provides it but is {info.status.value}"
-        raise ConfigError(f"unknown filesystem {name!r} (loaded: {known}){hint}") from None
+        raise ConfigError(f"unknown filesystem {name!r}{hint} (loaded: {known})") from None
 
     def aops(self, fs: str, mode: str | None = None) -> AddressSpaceOperations:
         """The table of filesystem ``fs`` in ``mode``, as the kernel would use it."""
@@ -536,8 +536,8 @@ def resolve_selection(
         seen.add(name)
         if name not in installed:
             raise PluginSelectionError(
-                f"{source} names plugin {shown(name)}, which is not installed "
-                f"(installed: {_listing(known)})"
+                f"{source} names plugin {shown(name)}, which is not installed"
+                f"{did_you_mean(name, known)} (installed: {_listing(known)})"
             )
     return tuple(names), source
 
@@ -547,8 +547,7 @@ def _check_config_names(names: Sequence[str], known: list[str], source: str | No
     installed = set(known)
     for i, name in enumerate(names):
         if name not in installed:
-            close = difflib.get_close_matches(name[:200], known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, known)
             problems.append(
                 f"plugins.load[{i}]: plugin {shown(name)} is not installed{hint} "
                 f"(installed: {_listing(known)})"

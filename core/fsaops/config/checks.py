@@ -9,7 +9,6 @@ turns them into one :class:`~fsaops.errors.ConfigError` naming the file.
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Final
 
 from fsaops.config.schema import (
@@ -25,7 +24,7 @@ from fsaops.config.schema import (
     WorkloadConfig,
 )
 from fsaops.config.sizes import format_size
-from fsaops.errors import ConfigError
+from fsaops.errors import ConfigError, did_you_mean
 from fsaops.plugins import PluginStatus
 from fsaops.semantics import SEMANTICS, semantics_names
 
@@ -197,8 +196,7 @@ def _mount_type(
                 f"{info.status.value} (selected plugins: {selected})"
             )
             return None
-    close = difflib.get_close_matches(mount.fs, list(registry.filesystems), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(mount.fs, registry.filesystems)
     problems.append(f"{key}.fs: unknown filesystem {mount.fs!r}{hint} (loaded: {loaded})")
     return None
 

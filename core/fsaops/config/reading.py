@@ -9,7 +9,6 @@ cattrs' errors are flattened into one sentence per problem, naming the key
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import stat
@@ -31,7 +30,7 @@ from cattrs.gen import make_dict_structure_fn
 from fsaops.config.checks import message, raise_problems, static_problems
 from fsaops.config.schema import BUILTIN_SOURCE, DEFAULT_SCENARIO, ByteSize, Config
 from fsaops.config.sizes import parse_size
-from fsaops.errors import ConfigError
+from fsaops.errors import ConfigError, did_you_mean
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -191,8 +190,7 @@ def _unknown_keys(exc: ForbiddenExtraKeysError, path: tuple[str | int, ...]) -> 
     known = sorted(a.name for a in attrs.fields(exc.cl))
     problems = []
     for key in sorted(exc.extra_fields):
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, known)
         where = _table_name(path)
         problems.append(
             f"{_format_path((*path, key))}: unknown key{hint} ({where} takes: {', '.join(known)})"
