@@ -17,7 +17,7 @@ from fsaops.lists import PageList
 from fsaops.lru import isolate_lru_page
 from fsaops.memory_hotplug import migrate_node
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages
-from fsaops.page import PG, Page, trylock_page, unlock_page
+from fsaops.page import PG, Page, lock_page, trylock_page, unlock_page
 from fsaops.plugins import Registry
 from fsaops.rmap import Pte, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE, hold
@@ -64,6 +64,28 @@ def test_locked_page_is_skipped_in_passes_0_to_2_and_waited_for_from_pass_3(
     assert attempts[3][2] == 0, "from pass 3 the engine sleeps on the lock and migrates"
     assert world.kernel.sched.now >= 10_000, "sleeping advanced the clock to the unlock"
     assert len(out.moved) == 2
+
+
+def test_every_sleep_on_a_page_kicks_its_io_through_the_tables_sync_page(world: World) -> None:
+    """``lock_page`` and ``wait_on_page_writeback`` call ``sync_page`` before each sleep."""
+    sb = world.mount("ext2")
+    inode = world.file(sb, 2, clean=True)
+    busy, other = inode.i_mapping.pages()
+    kicked: list[int] = []
+
+    def sync_page(page: Page) -> int:
+        kicked.append(page.pfn)
+        return 0
+
+    mapping = inode.i_mapping
+    mapping.a_ops = attrs.evolve(mapping.a_ops, sync_page=sync_page)
+    hold(world.kernel.new_task("locker"), world.kernel.sched, "page_lock", busy, 10_000)
+    out = world.migrate([busy, other])
+    assert out.problems == []
+    assert kicked == [busy.pfn], "one sleep, in pass 3, on the lock the locker held"
+    lock_page(other_page := mapping.pages()[1])  # free: no sleep, no kick
+    unlock_page(other_page)
+    assert kicked == [busy.pfn]
 
 
 def test_writeback_is_skipped_in_pass_0_and_waited_for_after(

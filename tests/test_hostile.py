@@ -1308,3 +1308,19 @@ def test_a_page_a_migratepage_left_with_pg_private_and_no_buffers_names_its_tabl
         "plugin code left page fields no kernel code could: pfn ",
         " (stray_aops): private is an int under PG_private, not a buffer head",
     )
+
+
+def test_a_sync_page_is_called_by_every_sleep_on_a_page_and_what_it_raises_is_named(
+    tmp_path: Path,
+) -> None:
+    """Without ``migratepage`` a dirty page is written out in pass 0 and the engine sleeps on
+    its writeback in pass 1 (still in flight: slow I/O); each sleep on a page kicks the I/O
+    through the table's ``sync_page``, as ``lock_page`` and ``wait_on_page_writeback`` do.
+    Before, fsaops never called that member, so a broken one passed every run."""
+    body = "def sp(page):\n    raise RuntimeError('sync_page broke')\n"
+    members = "migratepage=None, sync_page=sp"
+    slow_io = "[workload]\ndirty = 1.0\n[kernel]\nio_latency = 1000\n"
+    proc = _buffers_run(tmp_path, "kick", body, members, slow_io)
+    said = "plugin kick-dist[kick] raised RuntimeError: sync_page broke in kick.sp"
+    one_error_line(proc, 1, said)
+    one_json_object(proc, "kernel bug")

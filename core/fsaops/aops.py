@@ -106,7 +106,11 @@ class ReadPages(Protocol):
 
 
 class SyncPage(Protocol):
-    """``int (*sync_page)(struct page *)``: kick the I/O a sleeper waits for."""
+    """``int (*sync_page)(struct page *)``: kick the I/O a sleeper waits for.
+
+    Called before each sleep on a page's lock or writeback
+    (:func:`fsaops.page.sync_page`); what it returns is ignored.
+    """
 
     def __call__(self, page: Page, /) -> object:
         """Call the member."""

@@ -43,6 +43,7 @@ __all__ = [
     "page_to_nid",
     "put_page",
     "set_page_private",
+    "sync_page",
     "trylock_page",
     "unlock_page",
     "wait_on_page_locked",
@@ -288,7 +289,22 @@ def lock_page(page: Page) -> None:
 def _lock_page_slow(page: Page) -> None:
     kernel = page.node.kernel
     while not trylock_page(page):
+        sync_page(page)
         kernel.sched.wait_on_page_bit(page, PG_locked, "page lock")
+
+
+def sync_page(page: Page) -> None:
+    """Kick the I/O a task about to sleep on ``page`` waits for (``sync_page``, mm/filemap.c).
+
+    Every sleep on a page's lock or writeback calls the table's own
+    ``sync_page`` first, if it has one (``block_sync_page`` unplugs the
+    device's queue); what it returns is ignored, as the kernel ignores it.
+    """
+    mapping = page_mapping(page)
+    if mapping is not None:
+        kick = mapping.a_ops.sync_page
+        if kick is not None:
+            kick(page)
 
 
 def unlock_page(page: Page) -> None:
@@ -315,12 +331,14 @@ def _unlock_bug(page: Page) -> None:
 def wait_on_page_locked(page: Page) -> None:
     """Sleep until the page is unlocked, without taking the lock."""
     if page.flags & PG_locked:
+        sync_page(page)
         page.node.kernel.sched.wait_on_page_bit(page, PG_locked, "page lock")
 
 
 def wait_on_page_writeback(page: Page) -> None:
     """Sleep until writeback of the page ends (``wait_on_page_writeback``)."""
     if page.flags & PG_writeback:
+        sync_page(page)
         page.node.kernel.sched.wait_on_page_bit(page, PG_writeback, "page writeback")
 
 
