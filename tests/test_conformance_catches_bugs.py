@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 
+import fsaops.spinlock
 from fsaops.testing.promises import PROMISES
 
 pytest_plugins = ["pytester"]
@@ -348,3 +349,58 @@ def test_the_suite_catches_a_buffer_the_journal_would_never_write(
     assert f"broken promise: {PROMISES['engine']}" in message
     assert "lost BH_JBDDirty on the move" in message
     assert "the journal's commit would never write it" in message
+
+
+SPINLOCK_MODULE = textwrap.dedent(
+    """
+    import attrs
+
+    from fsaops import buffer_migrate_page
+    from fsaops.testing import MigratepageConformance
+    from fsaops_ext2 import EXT2, ext2_aops
+
+
+    def leaves_tree_lock_held(newpage, page):
+        # spin_lock(&mapping->tree_lock) on the way out, and no spin_unlock.
+        mapping = page.mapping
+        rc = buffer_migrate_page(newpage, page)
+        if rc == 0:
+            mapping.tree_lock.acquire()
+        return rc
+
+
+    class TestLeavesTreeLockHeld(MigratepageConformance):
+        filesystem = attrs.evolve(
+            EXT2,
+            name="held",
+            modes={
+                "default": attrs.evolve(
+                    ext2_aops, name="held_aops", migratepage=leaves_tree_lock_held
+                )
+            },
+            page_cache={},
+        )
+        max_examples = 3
+    """
+)
+
+
+def test_the_suite_ends_on_a_migratepage_that_returns_with_a_spinlock_held(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the next page's spin_lock of tree_lock waited for ever: the plugin author's
+    pytest run hung without a word.  The hook-level promise names the lock; the engine-level
+    tests end with the kernel's "spinlock lockup suspected"."""
+    monkeypatch.setattr(fsaops.spinlock, "LOCKUP_SECONDS", 0.2)
+    pytester.makepyfile(test_spinlock=SPINLOCK_MODULE)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    failed = {
+        r.nodeid.split("::", 1)[1]: r.longreprtext
+        for r in reprec.getreports("pytest_runtest_logreport")
+        if r.failed
+    }
+    hook = failed["TestLeavesTreeLockHeld::test_hook_leaves_both_pages_locked"]
+    assert f"broken promise: {PROMISES['locks']}" in hook
+    assert "migratepage returned with the tree_lock of <AddressSpace" in hook
+    engine = failed["TestLeavesTreeLockHeld::test_engine_moves_a_clean_page"]
+    assert "spinlock lockup suspected: tree_lock of <AddressSpace" in engine

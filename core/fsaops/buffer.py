@@ -41,6 +41,7 @@ from fsaops.page import (
     unlock_page,
     wait_on_page_writeback,
 )
+from fsaops.spinlock import spin_lock_contended
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -550,7 +551,10 @@ def mpage_readpages(
         if flags & PG_locked:
             raise AssertionError(f"add_to_page_cache() of a locked page: {page!r}")
         index = page.index
-        tree_lock.acquire()  # by hand, not with: once for every page read in
+        if tree_lock.locked():  # by hand, not with: once for every page read in
+            spin_lock_contended(tree_lock, "tree_lock", mapping)
+        else:
+            tree_lock.acquire()
         try:
             inserted = mapping._insert(index, page)
             if inserted:
@@ -947,7 +951,10 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
     private_lock = None
     if helpers.buffer_private_lock:
         private_lock = mapping.private_lock  # type: ignore[union-attr]
-        private_lock.acquire()
+        if private_lock.locked():
+            spin_lock_contended(private_lock, "private_lock", mapping)
+        else:
+            private_lock.acquire()
     locked = BH_lock
     try:
         # get_bh() and lock_buffer() every buffer of the ring.
@@ -984,7 +991,10 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
             private_lock.release()
     helpers.migrate_page_copy(newpage, page)
     if private_lock is not None:
-        private_lock.acquire()
+        if private_lock.locked():
+            spin_lock_contended(private_lock, "private_lock", mapping)
+        else:
+            private_lock.acquire()
     try:
         # unlock_buffer() and put_bh() every buffer.
         keep = ~BH_unlock

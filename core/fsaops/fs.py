@@ -27,6 +27,7 @@ from fsaops.lru import activate_page, mark_page_accessed
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
 from fsaops.memory import anonymous_memory
 from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
+from fsaops.spinlock import spin_lock_contended
 
 _PG_uptodate = PG.uptodate
 _PG_referenced = PG.referenced
@@ -504,7 +505,10 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
         index, off = divmod(pos + done, ps)
         chunk = min(ps - off, count - done)
         # find_get_page(), written out: a read of a cached file runs it for every page.
-        tree_lock.acquire()
+        if tree_lock.locked():
+            spin_lock_contended(tree_lock, "tree_lock", mapping)
+        else:
+            tree_lock.acquire()
         try:
             page = tree[index] if index < len(tree) else None
             if page is not None:

@@ -29,6 +29,7 @@ from fsaops.page import (
     unlock_page,
     wait_on_page_writeback,
 )
+from fsaops.spinlock import spin_lock_contended
 
 if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations
@@ -155,7 +156,10 @@ class AddressSpace:
 def find_get_page(mapping: AddressSpace, index: int) -> Page | None:
     """Look a page up and take a reference on it (``find_get_page``)."""
     tree_lock = mapping.tree_lock
-    tree_lock.acquire()  # by hand, not with: once for every page read
+    if tree_lock.locked():  # by hand, not with: once for every page read
+        spin_lock_contended(tree_lock, "tree_lock", mapping)
+    else:
+        tree_lock.acquire()
     try:
         tree = mapping.page_tree
         page = tree[index] if 0 <= index < len(tree) else None
@@ -194,7 +198,10 @@ def add_to_page_cache(page: Page, mapping: AddressSpace, index: int) -> bool:
     if not trylock_page(page):
         raise AssertionError(f"add_to_page_cache() of a locked page: {page!r}")
     tree_lock = mapping.tree_lock
-    tree_lock.acquire()  # by hand, not with: once for every page read in
+    if tree_lock.locked():  # by hand, not with: once for every page read in
+        spin_lock_contended(tree_lock, "tree_lock", mapping)
+    else:
+        tree_lock.acquire()
     try:
         if not mapping._insert(index, page):
             unlock_page(page)

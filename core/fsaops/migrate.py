@@ -65,6 +65,7 @@ from fsaops.page import (
 )
 from fsaops.rmap import SWAP_FAIL, SWAP_SUCCESS, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE
+from fsaops.spinlock import spin_lock_contended
 from fsaops.swap import add_to_swap
 from fsaops.writeback import PageOut, pageout, set_page_dirty
 
@@ -204,7 +205,10 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
     # write_lock_irq(&mapping->tree_lock).  Taken and released by hand (in
     # the hot paths only): a with statement costs twice as much here.
     tree_lock = mapping.tree_lock
-    tree_lock.acquire()
+    if tree_lock.locked():
+        spin_lock_contended(tree_lock, "tree_lock", mapping)
+    else:
+        tree_lock.acquire()
     try:
         flags = page.flags
         index = page.private if flags & PG_swapcache else page.index  # page_index(page)

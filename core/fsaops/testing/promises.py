@@ -64,7 +64,10 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "pte_dirty": (
             "a dirty bit held only in a pte reaches the new page (KERNEL-SPEC §5.2, §6.3)"
         ),
-        "locks": "migratepage leaves both pages locked: the engine unlocks them (KERNEL-SPEC §3)",
+        "locks": (
+            "migratepage leaves both pages locked (the engine unlocks them) and no spinlock "
+            "held (KERNEL-SPEC §3)"
+        ),
         "buffers": "buffer heads follow the page (KERNEL-SPEC §7 buffer_migrate_page, §9.3)",
         "private": "private data follows the page (KERNEL-SPEC §5.5, §6.4)",
         "slot": "the page-tree slot points at the new page (KERNEL-SPEC §5.4-6)",
@@ -179,10 +182,12 @@ def hook_flags_copied(call: HookCall) -> list[str]:
 
 
 def hook_pages_left_locked(call: HookCall) -> list[str]:
-    """Both pages are still locked when ``migratepage`` returns, whatever it returned.
+    """Both pages are still locked when ``migratepage`` returns, and no spinlock is held.
 
     The engine unlocks both after the call; a ``migratepage`` that unlocks
-    one makes the engine's ``unlock_page`` reach its ``BUG()``.
+    one makes the engine's ``unlock_page`` reach its ``BUG()``.  One that
+    returns with its mapping's ``tree_lock`` or ``private_lock`` held
+    leaves the next ``spin_lock`` of it waiting for ever.
     """
     problems = hook_return_value(call.rc)
     if problems:
@@ -197,6 +202,14 @@ def hook_pages_left_locked(call: HookCall) -> list[str]:
             f"migratepage unlocked new pfn {call.newpage.pfn}: the engine unlocks it after "
             "the call, and 2.6.15's unlock_page() of an unlocked page is a BUG()"
         )
+    mapping = call.old_before.tree
+    if mapping is not None:
+        for name in ("tree_lock", "private_lock"):
+            if getattr(mapping, name).locked():
+                problems.append(
+                    f"migratepage returned with the {name} of {mapping!r} held: the next "
+                    "spin_lock of it never returns (a self-deadlock)"
+                )
     return problems
 
 

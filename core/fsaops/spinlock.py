@@ -1,0 +1,54 @@
+"""Spinlocks taken by hand, with the kernel's lockup check (``lib/spinlock_debug.c``).
+
+The model's spinlocks (a mapping's ``tree_lock`` and ``private_lock``, a
+node's ``lru_lock``) are plain :class:`threading.Lock` objects, taken with
+``acquire()`` and ``release()`` on the paths that run once a page.  Code
+that returns with one held (a ``migratepage`` that forgets its
+``spin_unlock``) leaves the next ``spin_lock`` of it waiting for ever: in
+the kernel a self-deadlock, which ``CONFIG_DEBUG_SPINLOCK`` reports as
+"spinlock lockup suspected" after about a second of spinning.
+
+The per-page paths take such a lock this way, so that the usual case costs
+one look at the lock::
+
+    if lock.locked():
+        spin_lock_contended(lock, "tree_lock", mapping)
+    else:
+        lock.acquire()
+
+A lock found held is waited for, as before, but for at most
+:data:`LOCKUP_SECONDS`; then the wait is a :class:`~fsaops.errors.KernelBug`
+naming the lock, instead of a run (or a test of the conformance suite)
+that never ends.  Another real thread holds such a lock for microseconds;
+``fsaops explore``'s locks block its tasks as they always did.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from fsaops.errors import KernelBug
+
+__all__ = ["LOCKUP_SECONDS", "spin_lock_contended"]
+
+LOCKUP_SECONDS: Final = 10.0
+"""Seconds a spinlock found held may stay held before the wait is a lockup."""
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = True, timeout: float = -1, /) -> bool: ...
+
+
+def spin_lock_contended(lock: _Lock, name: str, owner: object) -> None:
+    """Take ``lock`` (``name`` of ``owner``), which was found held: wait for it, within limits.
+
+    Raises:
+        KernelBug: it was still held after :data:`LOCKUP_SECONDS` seconds.
+    """
+    if lock.acquire(True, LOCKUP_SECONDS):
+        return
+    raise KernelBug(
+        f"spinlock lockup suspected: {name} of {owner!r} stayed held for "
+        f"{LOCKUP_SECONDS:g} s; code that ran before returned with it held (a table "
+        "member that took it and never let go)"
+    )
