@@ -130,6 +130,11 @@ BROKEN_MODULE = textwrap.dedent(
         buffer_migrate_page(newpage, page)
 
 
+    def raises_memory_error(newpage, page):
+        """Raises where C would have returned -ENOMEM."""
+        raise MemoryError("no buffer heads left")
+
+
     def leaves_the_tree_slot(newpage, page):
         """Checks the counts and moves everything but the page-tree slot."""
         if page.mapping is None or page.mapcount or page.count != 3:
@@ -189,6 +194,15 @@ BROKEN_MODULE = textwrap.dedent(
         capabilities = {"buffers", "writeback"}
 
 
+    class TestRaisesAnException(MigratepageConformance):
+        filesystem = broken(raises_memory_error)
+        capabilities = {"buffers", "writeback"}
+
+
+    class TestRaisesWithCapabilitiesInferred(MigratepageConformance):
+        filesystem = broken(raises_memory_error)
+
+
     class TestCorrect(MigratepageConformance):
         filesystem = broken(buffer_migrate_page)
         capabilities = {"buffers", "writeback"}
@@ -239,6 +253,12 @@ BUGS = {
         "test_engine_moves_a_clean_page",
         "return",
         "migratepage returned None (a NoneType), not an int",
+    ),
+    "TestRaisesAnException": (
+        "test_hook_returns_zero_or_negative_errno",
+        "test_engine_moves_a_clean_page",
+        "return",
+        "migratepage raised MemoryError: no buffer heads left: it must return 0 or a negative",
     ),
     "TestLeavesTheTreeSlot": (
         "test_hook_points_the_page_tree_slot_at_the_new_page",
@@ -404,3 +424,22 @@ def test_the_suite_ends_on_a_migratepage_that_returns_with_a_spinlock_held(
     assert "migratepage returned with the tree_lock of <AddressSpace" in hook
     engine = failed["TestLeavesTreeLockHeld::test_engine_moves_a_clean_page"]
     assert "spinlock lockup suspected: tree_lock of <AddressSpace" in engine
+
+
+def test_a_migratepage_that_raises_is_named_when_the_suite_infers_capabilities(
+    pytester: pytest.Pytester,
+) -> None:
+    """Before, every test errored at setup with the plugin's bare traceback (a RecursionError's
+    a thousand frames long)."""
+    pytester.makepyfile(test_broken=BROKEN_MODULE)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "TestRaisesWithCapabilitiesInferred"
+    )
+    assert result.parseoutcomes().get("errors", 0) >= 20
+    result.stdout.fnmatch_lines(
+        [
+            "*SetupError: inferring the capabilities of raises_memory_error_aops: its migratepage "
+            "raised MemoryError: no buffer heads left on a clean page, where it must return 0 or "
+            "a negative errno*"
+        ]
+    )

@@ -31,7 +31,7 @@ import attrs
 from fsaops import world as _world
 from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
 from fsaops.config.effective import SWAP
-from fsaops.errors import FsaopsError
+from fsaops.errors import FsaopsError, describe_exception
 from fsaops.page import PG, Page, trylock_page
 from fsaops.swap import add_to_swap
 from fsaops.world import EngineRun, PageSpec, PreparedPage, SetupError
@@ -343,7 +343,11 @@ class World(_world.World):
         old_before = self.oracle.snapshot(page)
         new_before = self.oracle.snapshot(newpage)
         io_before = self.oracle.io(kernel)
-        rc: object = migratepage(newpage, page)
+        rc: object
+        try:
+            rc = migratepage(newpage, page)
+        except Exception as exc:  # a failed page to the engine (EIO); the promises say why
+            rc = exc
         return HookCall(rc, prepared, newpage, old_before, new_before, io_before)
 
 
@@ -410,6 +414,13 @@ def infer_capabilities(subject: Subject) -> frozenset[str]:
         found.add("buffers")
     if table.migratepage is not None:
         rc = world.call_migratepage(prepared).rc
+        if isinstance(rc, Exception):  # the engine fails such a page with EIO; say why here
+            raise SetupError(
+                f"inferring the capabilities of {table.name}: its migratepage raised "
+                f"{describe_exception(rc)} on a clean page, where it must return 0 or a "
+                "negative errno (the engine fails the page with EIO); declare the class's "
+                "capabilities to run the other promises anyway"
+            )
         if type(rc) is int and rc < 0 and rc != -EAGAIN:
             found.add("refuses")
     if table.writepage is not None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from fsaops.buffer import BH
 from fsaops.debug import check_kernel
+from fsaops.errors import describe_exception
 from fsaops.oracle import Oracle, first_difference
 from fsaops.page import PG
 from fsaops.testing.harness import (
@@ -106,7 +107,12 @@ def _why(call: HookCall) -> str:
 
 
 def hook_return_value(rc: object) -> list[str]:
-    """``migratepage`` returned an int that is 0 or negative."""
+    """``migratepage`` returned an int that is 0 or negative (and raised nothing)."""
+    if isinstance(rc, Exception):
+        return [
+            f"migratepage raised {describe_exception(rc)}: it must return 0 or a negative "
+            "errno (the engine fails the page with EIO)"
+        ]
     if type(rc) is not int:
         return [
             f"migratepage returned {rc!r} (a {type(rc).__name__}), not an int: "
