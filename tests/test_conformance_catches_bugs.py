@@ -269,9 +269,9 @@ BUGS = {
 }
 
 
-def _run(pytester: pytest.Pytester, keyword: str) -> dict[str, str]:
-    """Run the generated suite for ``keyword``; returns each failed test's report text."""
-    pytester.makepyfile(test_broken=BROKEN_MODULE)
+def _run(pytester: pytest.Pytester, keyword: str, source: str = BROKEN_MODULE) -> dict[str, str]:
+    """Run the generated suite ``source`` for ``keyword``; each failed test's report text."""
+    pytester.makepyfile(test_broken=source)
     reprec = pytester.inline_run(
         "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
     )
@@ -357,13 +357,7 @@ def test_the_suite_catches_a_buffer_the_journal_would_never_write(
 ) -> None:
     """ext3 data=journal files written buffers in the journal (BH_JBDDirty), not writeback:
     a move that drops the bit loses the data at the next commit, which writes only those."""
-    pytester.makepyfile(test_journalled=JOURNALLED_MODULE)
-    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
-    failed = {
-        r.nodeid.split("::", 1)[1]: r.longreprtext
-        for r in reprec.getreports("pytest_runtest_logreport")
-        if r.failed
-    }
+    failed = _run(pytester, "Journalled or Journals", JOURNALLED_MODULE)
     assert not [test for test in failed if test.startswith("TestJournalledCorrect")], failed
     message = failed["TestDropsTheJournalsDirtyBit::test_engine_moves_a_dirty_page"]
     assert f"broken promise: {PROMISES['engine']}" in message
@@ -412,13 +406,7 @@ def test_the_suite_ends_on_a_migratepage_that_returns_with_a_spinlock_held(
     pytest run hung without a word.  The hook-level promise names the lock; the engine-level
     tests end with the kernel's "spinlock lockup suspected"."""
     monkeypatch.setattr(fsaops.spinlock, "LOCKUP_SECONDS", 0.2)
-    pytester.makepyfile(test_spinlock=SPINLOCK_MODULE)
-    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
-    failed = {
-        r.nodeid.split("::", 1)[1]: r.longreprtext
-        for r in reprec.getreports("pytest_runtest_logreport")
-        if r.failed
-    }
+    failed = _run(pytester, "TestLeavesTreeLockHeld", SPINLOCK_MODULE)
     hook = failed["TestLeavesTreeLockHeld::test_hook_leaves_both_pages_locked"]
     assert f"broken promise: {PROMISES['locks']}" in hook
     assert "migratepage returned with the tree_lock of <AddressSpace" in hook
