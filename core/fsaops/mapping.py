@@ -13,7 +13,7 @@ buffers, as mm/filemap.c does.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from fsaops.aops import member_name, returned
 from fsaops.errors import KernelBug, PluginFault, shown
@@ -313,24 +313,30 @@ def try_to_release_page(page: Page, gfp: int = 0) -> int:
     return try_to_free_buffers(page)
 
 
-def _kept_buffers(a_ops: AddressSpaceOperations, page: Page, rc: int) -> None:
-    """A ``releasepage`` said it freed the buffers but left ``PG.private``: check what it left.
+def _kept_buffers(a_ops: AddressSpaceOperations, page: Page, rc: int) -> NoReturn:
+    """A ``releasepage`` said it freed the buffers but left ``PG.private``: a broken promise.
 
-    A ring of buffers the kernel goes on with, as the table said (the page's
-    references then do not match, and migration leaves it).  Anything else
-    under ``PG.private`` no kernel code could have left.
+    ``try_to_release_page`` returns non-zero only when the buffers are gone,
+    and its callers go on as if they were: the kernel would never move a
+    page whose buffers still hold their reference, or would leak them (and
+    leave them pointing at a freed page) when the table dropped that
+    reference too.  Either way the run fails here, naming the table.
 
     Raises:
-        PluginFault: ``private`` is not a buffer head.
+        PluginFault: always.
     """
     from fsaops.buffer import BufferHead
 
-    if isinstance(page.private, BufferHead):
-        return
+    head = page.private
+    left = (
+        "still has its buffers (PG_private)"
+        if isinstance(head, BufferHead)
+        else f"has PG_private set but private {shown(head)}, not a buffer head"
+    )
     raise PluginFault(
         f"releasepage of table {a_ops.name} ({member_name(a_ops.releasepage)}) returned "
-        f"{rc} and left pfn {page.pfn} with PG_private set but private {shown(page.private)}, "
-        "not a buffer head: clear PG_private with the buffers (try_to_free_buffers does)"
+        f"{rc}, which says the buffers were freed, but pfn {page.pfn} {left}: free them and "
+        "clear PG_private before saying so (try_to_free_buffers does)"
     )
 
 

@@ -31,7 +31,7 @@ import logging
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM, errorcode
 from typing import TYPE_CHECKING, Any, Final
 
-from fsaops.aops import MAX_ERRNO, member_name
+from fsaops.aops import MAX_ERRNO
 from fsaops.buffer import BH
 from fsaops.errors import (
     InvariantError,
@@ -1055,17 +1055,8 @@ def _fallback(
             kernel.current.why = kernel.current.why or "written out; waiting for writeback"
             unlock_page(newpage)
             return -EAGAIN, "pageout_success", newpage
-    had_buffers = page.flags & PG_private
-    if not had_buffers or try_to_release_page(page, 0):
+    if not page.flags & PG_private or try_to_release_page(page, 0):
         rc = migrate_page(newpage, page)
-        if rc == -EAGAIN and had_buffers and page.flags & PG_private:
-            # The kernel goes on as the table said; the page's own buffers
-            # then hold the reference migrate_page does not expect.
-            release = member_name(mapping.a_ops.releasepage)
-            kernel.current.why = (
-                f"releasepage ({release}) said it freed the buffers, but the page still has "
-                "them (PG_private): their reference is held"
-            )
         unlock_page(newpage)
         unlock_page(page)
         return rc, "migrate_page", newpage
