@@ -1332,3 +1332,26 @@ def test_a_sync_page_is_called_by_every_sleep_on_a_page_and_what_it_raises_is_na
     said = "plugin kick-dist[kick] raised RuntimeError: sync_page broke in kick.sp"
     one_error_line(proc, 1, said)
     one_json_object(proc, "kernel bug")
+
+
+@pytest.mark.parametrize(
+    ("body", "waits_for"),
+    [
+        ("def wp(page, wbc):\n    return 0\n", "page lock"),
+        (
+            "def wp(page, wbc):\n    page.flags |= PG.writeback\n    page.flags &= ~PG.locked\n"
+            "    return 0\n",
+            "page writeback",
+        ),
+    ],
+    ids=["keeps the page locked", "writeback that no I/O ends"],
+)
+def test_a_deadlock_says_whose_page_it_waits_on(tmp_path: Path, body: str, waits_for: str) -> None:
+    """A ``writepage`` that returns 0 without unlocking the page, or without I/O to end its
+    writeback: the engine's next sleep on the page can never end."""
+    dirty = "[workload]\ndirty = 1.0\n"
+    proc = _buffers_run(tmp_path, "stuck", body, "migratepage=None, writepage=wp", dirty)
+    one_error_line(
+        proc, 1, "deadlock at tick ", f"waiting for {waits_for} of pfn ", "(a page of stuck_aops)"
+    )
+    one_json_object(proc, "kernel bug")

@@ -40,6 +40,7 @@ from fsaops.mapping import remove_mapping
 from fsaops.oracle import RUN_PAGES, MachineIndex, Oracle
 from fsaops.page import PG, lock_page, put_page, unlock_page
 from fsaops.rmap import SWAP_SUCCESS, VM_LOCKED, try_to_unmap
+from fsaops.sched import whose
 from fsaops.swap import add_to_swap
 from fsaops.world import Area, File
 from fsaops.writeback import (
@@ -638,9 +639,8 @@ def _sync(record: File) -> None:
         filemap_write_and_wait(mapping)
     except Deadlock as exc:
         member = "writepages" if table.writepages is not None else "writepage"
-        raise Deadlock(
-            f"{exc.what} after {table.name}.{member} of {record.label}", exc.now
-        ) from exc
+        what = exc.what.removesuffix(whose(table.name))  # the member's name says it
+        raise Deadlock(f"{what} after {table.name}.{member} of {record.label}", exc.now) from exc
 
 
 def _who(

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from fsaops.buffer import BufferHead
     from fsaops.page import Page
 
-__all__ = ["PF_SWAPWRITE", "Event", "Hold", "Scheduler", "Task", "WaitQueue"]
+__all__ = ["PF_SWAPWRITE", "Event", "Hold", "Scheduler", "Task", "WaitQueue", "whose"]
 
 PF_SWAPWRITE = 0x00800000
 """Task flag: the task may write to swap even when the queue is congested."""
@@ -269,7 +269,7 @@ class Scheduler:
             page.flags |= PG.waiters
 
         woken = None if self.on_sleep is None else self.on_sleep(page, what)
-        self.wait(ready, f"{what} of pfn {page.pfn}", self.waitqueue(page), announce)
+        self.wait(ready, f"{what} of pfn {page.pfn}{_whose(page)}", self.waitqueue(page), announce)
         if woken is not None:
             woken()
 
@@ -336,6 +336,18 @@ class Scheduler:
                     raise Deadlock(what, self.now)
                 continue
             raise Deadlock(what, self.now)
+
+
+def whose(table: str) -> str:
+    """`` (a page of ext2_aops)``: whose page a task sleeps on, as a deadlock's message says."""
+    return f" (a page of {table})"
+
+
+def _whose(page: Page) -> str:
+    from fsaops.page import page_mapping
+
+    mapping = page_mapping(page)
+    return "" if mapping is None else whose(mapping.a_ops.name)
 
 
 # -- other tasks holding things ----------------------------------------------
