@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 import pytest
 
+import fsaops.spinlock
 from fsaops import scenario
 from fsaops.cli import main
 from fsaops.migrate import UNMAP_TRIES
@@ -185,6 +186,21 @@ def test_a_migratepage_that_never_lets_go_ends_the_run_without_a_time_limit(
     assert report["error"].startswith("stuck: the run made no progress for ")
     assert "while migrating the page at pfn " in report["error"]
     assert f"(table {name}_aops of plugin fsaops-buggyfs[buggyfs], pass 0" in report["error"]
+
+
+def test_a_spinlock_left_held_is_a_lockup_naming_the_lock_and_the_plugin(
+    configs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next ``spin_lock`` of it waits ``LOCKUP_SECONDS``, not for ever, and says whose."""
+    monkeypatch.setattr(fsaops.spinlock, "LOCKUP_SECONDS", 0.3)
+    rc, report = migrate(configs, "leaves_tree_lock_held", (3, "v4"))
+    assert (rc, report["status"]) == (1, "kernel bug")
+    error = report["error"]
+    assert error.startswith("kernel BUG: spinlock lockup suspected: tree_lock of <AddressSpace")
+    assert "in leaves_tree_lock_held_aops's migratepage, migrating pfn " in error
+    assert error.endswith(
+        "(plugin fsaops-buggyfs[buggyfs], in buggyfs_plugin.leaves_tree_lock_held)"
+    )
 
 
 def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:

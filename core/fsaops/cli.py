@@ -1240,7 +1240,11 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
         where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
         return _fail(Status.KERNEL_BUG, f"the run failed: {exc}{where}", json_mode)
     except KernelBug as exc:
-        return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}", json_mode)
+        # Reached through plugin code (a table member that called into the model):
+        # say whose, as for a plugin's own failure.
+        culprit = _culprit(exc.__cause__ or exc)
+        where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
+        return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}{where}", json_mode)
     except FsaopsError as exc:
         return _fail(Status.BAD_INPUT, str(exc), json_mode)
     except OutputError as exc:
