@@ -8,8 +8,9 @@ that returns with one held (a ``migratepage`` that forgets its
 the kernel a self-deadlock, which ``CONFIG_DEBUG_SPINLOCK`` reports as
 "spinlock lockup suspected" after about a second of spinning.
 
-The per-page paths take such a lock this way, so that the usual case costs
-one look at the lock::
+The per-page paths take a mapping's ``tree_lock`` and ``private_lock`` this
+way (the locks a table's code can take itself), so that the usual case
+costs one look at the lock::
 
     if lock.locked():
         spin_lock_contended(lock, "tree_lock", mapping)
