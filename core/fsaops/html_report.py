@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.frames import STATES
 from fsaops.migrate import MAX_PASSES
-from fsaops.report import NOT_MOUNTED, NOTHING, verdict
+from fsaops.report import NOT_MOUNTED, tone, verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -775,9 +775,7 @@ def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str)
 
 def _verdict(report: Report) -> str:
     parts = ['<section id="verdict">\n<h2>The verdict</h2>\n']
-    said = verdict(report)
-    banner = "bad" if report.status != "ok" else "note" if said == NOTHING else "ok"
-    parts.append(f'<p class="banner {banner}">{escape(said)}</p>')
+    parts.append(f'<p class="banner {tone(report)}">{escape(verdict(report))}</p>')
     rows = []
     proofs = report.proofs
     if proofs is not None:
@@ -957,10 +955,8 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
     names = list(frames.tables[1:]) if frames is not None else []
     names += [t.name for t in report.by_aops if t.name not in names]
     colours = table_colours(names)
-    banner, said = "bad", report.status.upper()
-    if report.status == "ok":
-        nothing = verdict(report) == NOTHING
-        banner, said = ("note", "OK, BUT NOTHING WAS CHECKED") if nothing else ("ok", said)
+    banner = tone(report)
+    said = "OK, BUT NOTHING WAS CHECKED" if banner == "note" else report.status.upper()
     heading = (
         f"<h1>fsaops migrate: {escape(report.source)}</h1>\n"
         f'<p class="muted">seed {report.seed} · semantics '

@@ -40,6 +40,7 @@ __all__ = [
     "TableReport",
     "Totals",
     "render",
+    "tone",
     "verdict",
 ]
 
@@ -647,11 +648,8 @@ def _summary(report: Report) -> Table:
             grid.add_row(proof.name, line)
             for problem in proof.problems[:5]:
                 grid.add_row("", Text(problem, style="red"))
-    said = verdict(report)
-    style = (
-        "bold red" if report.status != "ok" else "bold yellow" if said == NOTHING else "bold green"
-    )
-    grid.add_row("result", Text(said, style=style))
+    style = {"ok": "bold green", "note": "bold yellow", "bad": "bold red"}[tone(report)]
+    grid.add_row("result", Text(verdict(report), style=style))
     return grid
 
 
@@ -670,6 +668,13 @@ NOTHING: Final = (
 """The verdict of a run that lost nothing because it had nothing: no table was tried."""
 
 
+def tone(report: Report) -> str:
+    """How the verdict is shown: ``ok``, ``note`` (OK, but nothing was checked) or ``bad``."""
+    if report.status != "ok":
+        return "bad"
+    return "note" if report.totals.pages == 0 else "ok"
+
+
 def verdict(report: Report) -> str:
     """The report's verdict in one line, as the terminal and the page say it.
 
@@ -677,7 +682,7 @@ def verdict(report: Report) -> str:
     and no plugin's table was tried.  So does one that left a selected
     plugin's filesystem out of the built-in scenario (:attr:`Report.not_mounted`).
     """
-    if report.status == "ok" and report.totals.pages == 0:
+    if tone(report) == "note":
         return NOTHING
     said = VERDICTS.get(report.status, report.status)
     if report.not_mounted:
