@@ -23,6 +23,18 @@ def test_events_run_in_time_order_and_ticks_advance_the_clock() -> None:
     assert seen == [(1, "a"), (1, "b"), (3, "c")]
 
 
+@pytest.mark.parametrize("daemon", [False, True])
+def test_run_for_stops_at_its_end_when_a_cancelled_event_comes_first(daemon: bool) -> None:
+    sched = Scheduler()
+    seen: list[int] = []
+    sched.call_later(10, seen.append, 10, daemon=daemon).cancel()
+    sched.call_later(20, lambda: seen.append(sched.now), daemon=daemon)
+    sched.run_for(15)
+    assert (seen, sched.now) == ([], 15)
+    sched.run_for(5)
+    assert (seen, sched.now) == ([20], 20)
+
+
 def test_run_until_idle_leaves_daemons_alone() -> None:
     sched = Scheduler()
     runs: list[int] = []

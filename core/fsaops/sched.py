@@ -204,10 +204,7 @@ class Scheduler:
         """Advance the clock to the next event and run it; False if none is left."""
         with self._lock:
             heap = self._heap
-            while heap and heap[0][2].cancelled:
-                event = heapq.heappop(heap)[2]
-                if not event.daemon:
-                    self._pending -= 1
+            self._drop_cancelled()
             if not heap:
                 return False
             when = heap[0][0]
@@ -234,10 +231,21 @@ class Scheduler:
         end = self.now + ticks
         while True:
             with self._lock:
+                # A cancelled event due first must not let the one after it
+                # run: it may be due after the end.
+                self._drop_cancelled()
                 if not self._heap or self._heap[0][0] > end:
                     break
             self.run_next()
         self.now = max(self.now, end)
+
+    def _drop_cancelled(self) -> None:
+        """Take the cancelled events off the front of the queue (``_lock`` held)."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            event = heapq.heappop(heap)[2]
+            if not event.daemon:
+                self._pending -= 1
 
     # -- sleeping ------------------------------------------------------------
 
