@@ -240,6 +240,12 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
         + _table("nosig", migratepage="Member()"),
         "could not be checked: SystemExit: 3",
     ),
+    "a sync_fs that is not callable": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='s', modes={'default': T}, sync_fs='commit')]\n",
+        "filesystem 's': sync_fs is not callable",
+    ),
     "a description that is not a string": (
         HEADER + "T = AddressSpaceOperations(name='t')\n"
         "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"

@@ -7,7 +7,9 @@ from errno import EIO
 import pytest
 
 from fsaops.aops import AddressSpaceOperations
-from fsaops.buffer import BH, buffers, page_inode
+from fsaops.buffer import BH, buffers, journal_head_problem, page_inode
+from fsaops.debug import check_kernel
+from fsaops.errors import ConfigError, KernelBug
 from fsaops.fs import generic_file_read
 from fsaops.lru import isolate_lru_page
 from fsaops.page import PG, Page, lock_page, unlock_page
@@ -251,3 +253,101 @@ def test_xfs_buftarg_pages_are_held_by_their_buffers(registry: Registry) -> None
     out = world.migrate([page])
     assert out.rc == 1
     assert out.stats.tables["xfs_mapping_buftarg.mapping_aops"].errors == {"EIO": 1}
+
+
+# -- the journal's hold on its buffers ---------------------------------------------------------
+
+
+def _journalled_page(registry: Registry, commit_interval: int | None = None) -> tuple[World, Page]:
+    """An ext3 data=ordered page written with write(2): its buffers in the running transaction."""
+    world = World(registry=registry, node_pages=256, commit_interval=commit_interval)
+    sb = world.mount("ext3", "ordered")
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    return world, page
+
+
+def test_a_buffer_the_running_transaction_holds_is_healthy(registry: Registry) -> None:
+    world, page = _journalled_page(registry)
+    ring = list(buffers(page.private))
+    assert all(bh.b_state & BH.jbd for bh in ring)
+    assert [journal_head_problem(bh) for bh in ring] == [None] * len(ring)
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("unfile", "has BH_JBD, but its journal holds it in no transaction"),
+        ("no_head", "has BH_JBD but no journal head (b_private is None)"),
+        ("jbddirty_only", "is BH_JBDDirty but not the journal's (no BH_JBD)"),
+    ],
+)
+def test_a_journal_hold_taken_away_is_a_broken_invariant(
+    registry: Registry, damage: str, said: str
+) -> None:
+    world, page = _journalled_page(registry)
+    bh = page.private
+    journal = bh.b_private
+    if damage == "unfile":
+        del journal.running[id(bh)]
+    elif damage == "no_head":
+        bh.b_private = None
+    else:
+        journal.forget(bh)
+        bh.b_state |= BH.jbddirty
+    problem = journal_head_problem(bh)
+    assert problem is not None and problem.startswith(said)
+    assert f"buffer head 0 of pfn {page.pfn} {problem}" in check_kernel(world.kernel)
+
+
+def test_a_journal_that_raises_when_asked_is_named_not_a_crash(registry: Registry) -> None:
+    class Broken:
+        def holds(self, bh: object) -> bool:
+            raise RuntimeError("journal boom")
+
+    _world, page = _journalled_page(registry)
+    page.private.b_private = Broken()
+    problem = journal_head_problem(page.private)
+    assert problem is not None
+    assert "asking its journal whether it holds it raised RuntimeError('journal boom')" in problem
+
+
+def test_a_journal_without_holds_is_taken_at_its_word(registry: Registry) -> None:
+    _world, page = _journalled_page(registry)
+    page.private.b_private = object()
+    assert journal_head_problem(page.private) is None
+
+
+@pytest.mark.parametrize(("bit", "what"), [("jbd", "no BH_JBD"), ("head", "no journal head")])
+def test_the_commit_of_a_buffer_that_lost_its_journal_head_is_a_kernel_bug(
+    registry: Registry, bit: str, what: str
+) -> None:
+    world, page = _journalled_page(registry)
+    bh = page.private
+    if bit == "jbd":
+        bh.b_state &= ~BH.jbd
+    else:
+        bh.b_private = None
+    with pytest.raises(KernelBug, match=f"has {what}.*of pfn {page.pfn} \\(ext3_ordered_aops\\)"):
+        world.kernel.sync_filesystems()
+
+
+def test_a_commit_interval_holds_buffers_in_the_journal_until_a_sync(registry: Registry) -> None:
+    world, page = _journalled_page(registry, commit_interval=100_000)
+    world.kernel.sched.run_for(1_000)
+    assert all(bh.b_state & BH.jbd for bh in buffers(page.private)), "no commit yet"
+    world.kernel.sync_filesystems()
+    assert not any(bh.b_state & BH.jbd for bh in buffers(page.private))
+    assert device_bytes(page) == bytes(page.data), "the sync's commit wrote the data"
+    journal = page_inode(page).i_sb.s_fs_info
+    commits = journal.commits
+    world.kernel.sched.run_for(99_000)
+    assert journal.commits == commits, "the sync restarted the commit timer"
+    world.kernel.sched.run_for(1_000)
+    assert journal.commits == commits + 1
+
+
+def test_a_kernel_commit_interval_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="commit interval of 0 ticks"):
+        World(commit_interval=0)

@@ -69,6 +69,7 @@ seed = {seed}
 dirty = 0.3
 mapped = 0.3
 pinned = 0.05
+writeback = {writeback}
 """
 
 
@@ -89,7 +90,11 @@ def migrate(
     """``fsaops migrate --json`` on bug ``name``'s filesystem; returns exit status and report."""
     seed, semantics = run
     path = configs / f"{name}-{seed}-{semantics}.toml"
-    path.write_text(CONFIG.format(name=name, seed=seed, semantics=semantics), encoding="utf-8")
+    # On data=journal, pages written back are filed in the running transaction,
+    # which holds them through the migration: their buffers reach migratepage.
+    writeback = 0.1 if name in buggyfs_plugin.JOURNALLED else 0
+    text = CONFIG.format(name=name, seed=seed, semantics=semantics, writeback=writeback)
+    path.write_text(text, encoding="utf-8")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(["migrate", str(path), "--json", "--no-progress", *options])

@@ -293,6 +293,11 @@ class FileSystemType:
             (False for execute-in-place mounts).
         fill_super: called once for each new mount to set up the
             filesystem's private state (``s_fs_info``), such as a journal.
+        sync_fs: ``super_operations.sync_fs``: write out what the mount
+            holds back beyond its dirty pages (ext3 commits its running
+            transaction); ``sync(2)`` calls it after writing the pages
+            back (:meth:`~fsaops.kernel.Kernel.sync_filesystems`), as do
+            the durability proof and the settling of a scenario's build.
         read_metadata: for a buffer-cache mapping that files never write
             to (``xfs_buftarg``): read page ``index`` of the mapping of
             ``inode`` from the device into the page cache, as the
@@ -308,6 +313,7 @@ class FileSystemType:
     default_block_size: int = 4096
     page_cache: Mapping[str, bool] = attrs.field(factory=dict, converter=frozen_mapping)
     fill_super: Callable[[SuperBlock], None] | None = None
+    sync_fs: Callable[[SuperBlock], None] | None = None
     read_metadata: Callable[[Inode, int], None] | None = None
     description: str = ""
 

@@ -67,6 +67,7 @@ __all__ = [
     "generic_commit_write",
     "generic_get_block",
     "get_bh",
+    "journal_head_problem",
     "lock_buffer",
     "mark_buffer_dirty",
     "mpage_readpage",
@@ -211,6 +212,39 @@ def buffers(head: BufferHead) -> Iterator[BufferHead]:
         bh = bh.b_this_page
         if bh is head:
             return
+
+
+def journal_head_problem(bh: BufferHead) -> str | None:
+    """What is wrong with the journal's hold on ``bh``, or ``None`` when nothing is.
+
+    A buffer the journal owns (``BH_JBD``) has its journal head in
+    ``b_private`` (the kernel's ``bh2jh``), and that journal holds the
+    buffer in a transaction until the commit that writes it takes it out
+    (and clears the bit): a journal that lost the buffer, or a head that
+    is gone, leaves journalled data nothing will write, and the kernel
+    dereferences the head when it frees the buffer.  A journal object that
+    has a ``holds(bh)`` method (ext3's :class:`Journal`) is asked whether it
+    holds ``bh``; one without is taken at its word.  ``BH_JBDDirty`` (data
+    only the journal's commit writes) without ``BH_JBD`` is a problem too.
+    """
+    state = bh.b_state
+    if not state & BH.jbd:
+        if state & BH.jbddirty:
+            return "is BH_JBDDirty but not the journal's (no BH_JBD): no commit will write it"
+        return None
+    head = bh.b_private
+    if head is None:
+        return "has BH_JBD but no journal head (b_private is None)"
+    holds = getattr(type(head), "holds", None)
+    if not callable(holds):
+        return None
+    try:
+        held = holds(head, bh)
+    except Exception as exc:  # a journal of a plugin's: name what it did
+        return f"has BH_JBD, and asking its journal whether it holds it raised {exc!r:.200}"
+    if held is not True:
+        return "has BH_JBD, but its journal holds it in no transaction: no commit will write it"
+    return None
 
 
 def get_bh(bh: BufferHead) -> None:

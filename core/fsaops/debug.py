@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from fsaops.buffer import BH, BufferHead, bh_offset, buffers
+from fsaops.buffer import BH, BufferHead, bh_offset, buffers, journal_head_problem
 from fsaops.errors import InvariantError
+from fsaops.fs import Inode
 from fsaops.lists import LIST_POISON, PageList
 from fsaops.mapping import AddressSpace as AddressSpaceClass
 from fsaops.page import PG, Page, page_flags_str, page_index, page_mapping
@@ -365,6 +366,8 @@ def check_kernel(
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
         if quiet and flags & writeback:
             problems.append(f"pfn {pfn} is still under writeback")
+        if flags & PG_reclaim and not flags & writeback:
+            problems.append(_RECLAIM.format(pfn=pfn))
         owner = page.mapping
         if owner is not None and not owner.anon and pfn not in in_tree:
             name = getattr(owner, "name", "a mapping")
@@ -472,6 +475,8 @@ def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) ->
             problems.append(f"pfn {pfn} has PG_lru set but is on no list")
         if quiet and page.flags & PG.locked and pfn not in locked_by_task:
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
+        if page.flags & PG_reclaim and not page.flags & PG.writeback:
+            problems.append(_RECLAIM.format(pfn=pfn))
         if page.flags & PG.private:
             bh_expected = Counter(bh_refs)
             head = page.private
@@ -511,7 +516,12 @@ def _check_buffers(
         problems.append(
             f"pfn {page.pfn} has {len(ring)} buffer heads of {size} bytes for a {ps}-byte page"
         )
+    block_map = _block_map(page, len(ring))
     for i, bh in enumerate(ring):
+        if block_map is not None and bh.b_state & BH.mapped:
+            problem = _mapped_elsewhere(bh, i, *block_map)
+            if problem is not None:
+                problems.append(f"buffer head {i} of pfn {page.pfn} {problem}")
         if bh.b_page is not page:
             problems.append(
                 f"buffer head {i} of pfn {page.pfn} points at pfn {bh.b_page.pfn}, not its page"
@@ -528,4 +538,40 @@ def _check_buffers(
             )
         if quiet and bh.b_state & BH.lock and id(bh) not in bh_locked:
             problems.append(f"buffer head {i} of pfn {page.pfn} is locked and nobody holds it")
+        if bh.b_state & (BH.jbd | BH.jbddirty):
+            journal = journal_head_problem(bh)
+            if journal is not None:
+                problems.append(f"buffer head {i} of pfn {page.pfn} {journal}")
     return problems
+
+
+_RECLAIM = (
+    "pfn {pfn} has PG_reclaim but is not under writeback: pageout clears it unless the "
+    "write is in flight, and a page freed with it is in a bad state"
+)
+PG_reclaim = PG.reclaim
+
+
+def _block_map(page: Page, nbuffers: int) -> tuple[Inode, int] | None:
+    """The file whose block map a page's buffers follow, and its first buffer's file block."""
+    host = getattr(page.mapping, "host", None)
+    if not isinstance(host, Inode) or not host.blocks or type(page.index) is not int:
+        return None
+    return host, page.index * nbuffers
+
+
+def _mapped_elsewhere(bh: BufferHead, i: int, inode: Inode, first: int) -> str | None:
+    """Why a mapped buffer is not mapped to the block its file's block map gives its place.
+
+    A buffer mapped to another block would write its data over that block,
+    and read that block's as its own.
+    """
+    iblock = first + i
+    blocks = inode.blocks
+    want = blocks[iblock] if iblock < len(blocks) else 0
+    if not want or bh.b_blocknr == want:
+        return None
+    return (
+        f"is mapped to block {bh.b_blocknr}, but block {iblock} of {inode.name} is block "
+        f"{want}: its writes would go over another block"
+    )

@@ -52,6 +52,9 @@ class Kernel:
         strict: look at every page before and after its ``migratepage``
             call for findings (:mod:`fsaops.findings`); ``debug_vm`` does too.
         io_latency: ticks from submitting a write to its completion.
+        commit_interval: ticks between a journalling filesystem's commits
+            (ext3's ``commit=``), for the journals mounted from now on;
+            ``None`` leaves each its own default.
         faults: fault injection, or ``None``.
         seed: seeds ``rng``, the machine's own random generator.
         semantics: which release of the migration code the kernel runs: a
@@ -77,6 +80,7 @@ class Kernel:
         faults: FaultInjector | None = None,
         seed: int = 0,
         semantics: str | Semantics = DEFAULT_SEMANTICS,
+        commit_interval: int | None = None,
     ) -> None:
         if nodes < 1:
             raise ConfigError("a kernel needs at least one node")
@@ -98,6 +102,9 @@ class Kernel:
         self.debug_vm_tried = 0
         self.debug_vm_last = "the start"
         self.io_latency = io_latency
+        if commit_interval is not None and commit_interval < 1:
+            raise ConfigError(f"a commit interval of {commit_interval} ticks is not at least 1")
+        self.commit_interval = commit_interval
         self.faults = faults
         self.rng = random.Random(seed)
         self.sched = Scheduler()
@@ -251,6 +258,18 @@ class Kernel:
             fstype.fill_super(sb)
         self.super_blocks.append(sb)
         return sb
+
+    def sync_filesystems(self) -> None:
+        """Have every mount write out what it holds back beyond its pages (``sync_filesystems``).
+
+        ``sync(2)``'s second step, after the dirty pages are written back:
+        each filesystem type's ``sync_fs`` (ext3 commits its running
+        transaction), mount by mount in the order they were mounted.
+        """
+        for sb in list(self.super_blocks):
+            sync_fs = sb.s_type.sync_fs
+            if sync_fs is not None:
+                sync_fs(sb)
 
     def run_until_idle(self) -> None:
         """Let every pending event run: I/O completes, other tasks let go."""

@@ -26,7 +26,7 @@ __all__ = ["Node", "alloc_pages_node", "anonymous_memory"]
 # Flags a page may not carry when it is freed (the kernel's bad_page checks).
 _PG_lru = PG.lru
 _PG_active = PG.active
-_BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active
+_BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active | PG.reclaim
 _POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from fsaops.buffer import BH, BufferHead
+from fsaops.buffer import BH, BufferHead, journal_head_problem
 from fsaops.errors import FsaopsError
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page
@@ -130,6 +130,7 @@ class BufferState:
     data_pfn: int
     count: int
     state: int
+    blocknr: int = 0
 
 
 @attrs.frozen(eq=False)
@@ -411,7 +412,13 @@ class Oracle:
                 mask = page.node.page_size - 1
                 ring = tuple(
                     BufferState(
-                        bh, bh.b_page, bh.b_data & mask, bh.b_data >> shift, bh.b_count, bh.b_state
+                        bh,
+                        bh.b_page,
+                        bh.b_data & mask,
+                        bh.b_data >> shift,
+                        bh.b_count,
+                        bh.b_state,
+                        bh.b_blocknr,
                     )
                     for bh in bhs
                 )
@@ -541,6 +548,10 @@ class Oracle:
                 out.append(
                     f"buffer head {i} of pfn {pfn}: b_state went from {a.state:#x} to {b.state:#x}"
                 )
+            if a.blocknr != b.blocknr:
+                out.append(
+                    f"buffer head {i} of pfn {pfn}: b_blocknr went from {a.blocknr} to {b.blocknr}"
+                )
         return out
 
     # -- what a migration did ------------------------------------------------------
@@ -573,7 +584,8 @@ class Oracle:
         """Whether data newer than the backing store survives on ``new``.
 
         It does if ``new`` is dirty or under writeback, if the journal holds
-        its buffers, or if the backing store (the file's blocks or the swap
+        its buffers (:func:`~fsaops.buffer.journal_head_problem` finds
+        nothing wrong with the hold), or if the backing store (the file's blocks or the swap
         slot) already holds ``expected``.
         """
         if new.flags & (PG.dirty | PG.writeback):
@@ -581,7 +593,10 @@ class Oracle:
         head = new.private if new.flags & PG.private else None
         if isinstance(head, BufferHead):
             ring, _problem = self.ring(head)
-            if any(bh.b_state & (BH.jbd | BH.jbddirty) for bh in ring):
+            if any(
+                bh.b_state & (BH.jbd | BH.jbddirty) and journal_head_problem(bh) is None
+                for bh in ring
+            ):
                 return True
         kernel = new.node.kernel
         if new.flags & PG.swapcache:
@@ -710,6 +725,12 @@ class Oracle:
                     )
                 if bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
+                if state.state & BH.mapped and bh.b_blocknr != state.blocknr:
+                    problems.append(
+                        f"buffer head {i} of pfn {pfn} was mapped to block {state.blocknr} and "
+                        f"is mapped to block {bh.b_blocknr} on pfn {new.pfn}: its writes would "
+                        "go over another block"
+                    )
                 if state.state & BH.uptodate and not bh.b_state & BH.uptodate:
                     problems.append(
                         f"buffer head {i} of pfn {pfn} lost BH_Uptodate on the move to pfn "

@@ -733,7 +733,7 @@ def _validate_types(label: str, items: list[object]) -> tuple[FileSystemType, ..
                 )
         if not isinstance(fstype.description, str):
             raise PluginValidationError(label, f"filesystem {fs}: description is not a string")
-        for hook in ("fill_super", "read_metadata"):
+        for hook in ("fill_super", "sync_fs", "read_metadata"):
             fn: object = getattr(fstype, hook)
             if fn is not None and not callable(fn):
                 raise PluginValidationError(label, f"filesystem {fs}: {hook} is not callable")

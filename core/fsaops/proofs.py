@@ -533,10 +533,11 @@ def prove_durability(
         unmapped.add(id(vma))
         mm.munmap(vma)
     memory_only: dict[str, int] = {}
-    # Sync: write back every dirty page of every file, and let the journals commit.
+    # Sync: write back every dirty page of every file, and have the journals commit.
     for record in world.files:
         _sync(record)
     kernel.run_until_idle()
+    kernel.sync_filesystems()
     kernel.sched.run_for(SYNC_TICKS)
     kernel.run_until_idle()
     for record in world.files:

@@ -344,6 +344,7 @@ class Scenario:
             seed=_subseed(seed, "kernel"),
             log=log,
             semantics=k.semantics,
+            commit_interval=k.commit_interval,
         )
         self.kernel = self.world.kernel
         self.log = log
@@ -547,6 +548,7 @@ class Scenario:
         self._writeback_dirty()
         sched = self.kernel.sched
         sched.run_until_idle()
+        self.kernel.sync_filesystems()
         sched.run_for(SETTLE_TICKS)
         sched.run_until_idle()
 

@@ -521,6 +521,8 @@ class World:
             registry's ``swap`` filesystem); 0 for none.
         semantics: the release of the migration code the kernel runs
             (``"v4"``, ``"2.6.16"``, ``"2.6.17"``; see :mod:`fsaops.semantics`).
+        commit_interval: ticks between a journal's commits (ext3's
+            ``commit=``); ``None`` for each journal's own default.
 
     Attributes:
         kernel: the machine.
@@ -548,6 +550,7 @@ class World:
         log: EngineLog | None = None,
         swap_slots: int = 0,
         semantics: str | Semantics = DEFAULT_SEMANTICS,
+        commit_interval: int | None = None,
     ) -> None:
         self.seed = seed
         self.kernel = Kernel(
@@ -563,6 +566,7 @@ class World:
             faults=faults,
             seed=seed,
             semantics=semantics,
+            commit_interval=commit_interval,
         )
         self.page_size = page_size
         self.contents = Contents(seed, page_size)
@@ -639,15 +643,15 @@ class World:
     def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
 
-        The pages are generated as one run (:meth:`~fsaops.content.Contents.versions`) and
-        compared with ``data`` in one comparison.
+        The pages are generated as one run and compared with ``data`` in one
+        comparison (:meth:`~fsaops.content.Contents.equal`).
         """
         if len(data) != count * self.page_size:
             return False
         gens = record.gens[first : first + count]
         if len(gens) != count:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
-        return data == self.contents.versions(record.owner, gens, _content_index(record, first))
+        return self.contents.equal(data, record.owner, gens, _content_index(record, first))
 
     def expected_range(self, record: File | Area, first: int, count: int) -> bytes:
         """The bytes pages ``first`` to ``first + count - 1`` of a file or area must read back."""

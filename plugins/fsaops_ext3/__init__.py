@@ -173,8 +173,16 @@ def ext3_invalidatepage(page: Page, offset: int) -> int:
 
 
 def ext3_fill_super(sb: SuperBlock) -> None:
-    """Set up the mount's journal and start kjournald."""
-    sb.s_fs_info = Journal(sb)
+    """Set up the mount's journal and start kjournald (the kernel's ``commit=``, if it has one)."""
+    interval = sb.kernel.commit_interval
+    sb.s_fs_info = Journal(sb) if interval is None else Journal(sb, interval)
+
+
+def ext3_sync_fs(sb: SuperBlock) -> None:
+    """Commit the running transaction now (``ext3_sync_fs``: ``sync(2)`` waits for it)."""
+    journal = sb.s_fs_info
+    if isinstance(journal, Journal):
+        journal.commit()
 
 
 _common = {
@@ -220,6 +228,7 @@ EXT3 = FileSystemType(
     block_sizes=(1024, 2048, 4096),
     default_block_size=1024,
     fill_super=ext3_fill_super,
+    sync_fs=ext3_sync_fs,
     description="the third extended filesystem (journalled ext2)",
 )
 

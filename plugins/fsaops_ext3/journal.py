@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING
 from fsaops.buffer import (
     BH,
     BufferHead,
+    bh_offset,
     buffers,
     try_to_free_buffers,
     trylock_buffer,
     unlock_buffer,
 )
+from fsaops.errors import KernelBug
 from fsaops.page import PG, Page
 
 if TYPE_CHECKING:
@@ -40,6 +42,15 @@ __all__ = ["DEFAULT_COMMIT_INTERVAL", "Journal", "journal_of"]
 
 DEFAULT_COMMIT_INTERVAL = 64
 """Ticks between commits (ext3's 5-second ``commit=`` default, scaled to the model's clock)."""
+
+
+def _whose(bh: BufferHead) -> str:
+    """A buffer, as a message names it: its place in its page, and the page's table."""
+    page = bh.b_page
+    mapping = page.mapping
+    table = getattr(getattr(mapping, "a_ops", None), "name", None)
+    place = f"buffer head at offset {bh_offset(bh)} of pfn {page.pfn}"
+    return f"{place} ({table})" if isinstance(table, str) else place
 
 
 class Journal:
@@ -75,6 +86,10 @@ class Journal:
             bh.b_private = self
         self.running[id(bh)] = bh
 
+    def holds(self, bh: BufferHead) -> bool:
+        """Whether the running transaction holds ``bh`` (the invariant checker asks)."""
+        return self.running.get(id(bh)) is bh
+
     def dirty_metadata(self, bh: BufferHead) -> None:
         """File a buffer as journalled data (``journal_dirty_metadata``)."""
         self._file(bh)
@@ -99,6 +114,13 @@ class Journal:
         """Commit the running transaction (kjournald), then schedule the next."""
         keep: dict[int, BufferHead] = {}
         for key, bh in self.running.items():
+            if not bh.b_state & BH.jbd or bh.b_private is not self:
+                # jbd's J_ASSERT_JH: a buffer the transaction holds has its
+                # journal head (BH_JBD, b_private); someone took it away.
+                what = "no BH_JBD" if not bh.b_state & BH.jbd else "no journal head (b_private)"
+                raise KernelBug(
+                    f"kjournald: a buffer of the running transaction has {what}: {_whose(bh)}"
+                )
             if not trylock_buffer(bh):
                 keep[key] = bh
                 continue
@@ -110,6 +132,8 @@ class Journal:
             self._detach(bh)
         self.running = keep
         self.commits += 1
+        if self._event is not None:
+            self._event.cancel()  # a commit asked for (sync) restarts the timer
         self._schedule()
 
     def try_to_free_buffers(self, page: Page) -> int:

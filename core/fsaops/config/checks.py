@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from fsaops.config.schema import (
+    MAX_COMMIT_INTERVAL,
     MAX_FILES,
     MAX_NODE_PAGES,
     MAX_NODES,
@@ -96,6 +97,7 @@ def static_problems(config: Config) -> list[str]:
                 f"pages; a node holds at most {MAX_NODE_PAGES}"
             )
     _in_range(problems, "kernel.io_latency", k.io_latency, 1, MAX_TICKS)
+    _in_range(problems, "kernel.commit_interval", k.commit_interval, 1, MAX_COMMIT_INTERVAL)
     if k.semantics not in SEMANTICS:
         problems.append(
             f"kernel.semantics: unknown semantics {k.semantics!r} "

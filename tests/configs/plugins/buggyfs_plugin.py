@@ -416,6 +416,93 @@ def checks_clean_pages(newpage: Page, page: Page) -> int:
     return rc
 
 
+def _swap_two_block_numbers(page: Page) -> None:
+    if page.flags & PG.private:
+        ring = list(buffers(page.private))
+        if len(ring) > 1:
+            ring[0].b_blocknr, ring[1].b_blocknr = ring[1].b_blocknr, ring[0].b_blocknr
+
+
+def swaps_block_numbers(newpage: Page, page: Page) -> int:
+    """Moves the page, then swaps the disk blocks of its first two buffers."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        _swap_two_block_numbers(newpage)
+    return rc
+
+
+def swaps_block_numbers_when_it_gives_up(newpage: Page, page: Page) -> int:
+    """Gives up on a page it cannot move, but swaps two of its buffers' disk blocks first."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc != 0:
+        _swap_two_block_numbers(page)
+    return rc
+
+
+def sets_reclaim_on_the_old_page(newpage: Page, page: Page) -> int:
+    """Marks the old page ``PG_reclaim`` once it has moved: freeing it is a bad page state."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        page.flags |= PG.reclaim
+    return rc
+
+
+def sets_reclaim_on_the_new_page(newpage: Page, page: Page) -> int:
+    """Marks the new page ``PG_reclaim``: when it is freed, a bad page state."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        newpage.flags |= PG.reclaim
+    return rc
+
+
+# -- ext3 data=journal: buffers the journal holds (a page written back into the
+# running transaction reaches migratepage with them) --------------------------------
+
+
+def _journalled(page: Page) -> list[BufferHead]:
+    """The buffers of ``page`` the journal holds (``BH_JBD``)."""
+    if not page.flags & PG.private:
+        return []
+    return [bh for bh in buffers(page.private) if bh.b_state & BH.jbd]
+
+
+def clears_the_journal_dirty_bits(newpage: Page, page: Page) -> int:
+    """Moves the buffers and clears their ``BH_JBDDirty``: the commit never writes them."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        for bh in _journalled(newpage):
+            bh.b_state &= ~BH.jbddirty
+    return rc
+
+
+def takes_buffers_out_of_the_journal(newpage: Page, page: Page) -> int:
+    """Unfiles the buffers from the running transaction to refile them, and never does."""
+    journal = page.mapping.host.i_sb.s_fs_info  # type: ignore[union-attr]
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        for bh in _journalled(newpage):
+            journal.running.pop(id(bh), None)
+    return rc
+
+
+def clears_the_journal_bit(newpage: Page, page: Page) -> int:
+    """Moves the buffers and clears ``BH_JBD``, leaving the journal's hold and reference."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        for bh in _journalled(newpage):
+            bh.b_state &= ~BH.jbd
+    return rc
+
+
+def drops_the_journal_head(newpage: Page, page: Page) -> int:
+    """Moves the buffers and clears ``b_private``: ``bh2jh`` finds no journal head."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        for bh in _journalled(newpage):
+            bh.b_private = None
+    return rc
+
+
 BROKEN: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
@@ -451,6 +538,14 @@ BROKEN: dict[str, Migratepage] = {
         puts_the_new_page_on_the_lru,
         dirties_clean_pages,
         checks_clean_pages,
+        sets_reclaim_on_the_old_page,
+        sets_reclaim_on_the_new_page,
+        swaps_block_numbers,
+        swaps_block_numbers_when_it_gives_up,
+        clears_the_journal_dirty_bits,
+        takes_buffers_out_of_the_journal,
+        clears_the_journal_bit,
+        drops_the_journal_head,
     )
 }
 """Every broken ``migratepage``, by name."""
@@ -497,7 +592,16 @@ STUCK: dict[str, Migratepage] = {fn.__name__: fn for fn in (leaves_tree_lock_hel
 """Broken ``migratepage`` functions that never let the run go on: a plain run must end anyway."""
 
 
-JOURNALLED = frozenset({"checks_clean_pages", "journalled_correct"})
+JOURNALLED = frozenset(
+    {
+        "checks_clean_pages",
+        "journalled_correct",
+        "clears_the_journal_dirty_bits",
+        "takes_buffers_out_of_the_journal",
+        "clears_the_journal_bit",
+        "drops_the_journal_head",
+    }
+)
 """The filesystems that are ext3 ``data=journal`` (its own ``set_page_dirty``), not ext2."""
 
 
