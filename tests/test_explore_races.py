@@ -167,3 +167,37 @@ def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
     assert "replay: fsaops explore --replay fsx1." in text
     assert outcomes["TestBuftarg::test_race_no_schedule_with_one_accessor_fails"].passed
     assert outcomes["TestBuftarg::test_race_no_pct_schedule_with_every_accessor_fails"].passed
+
+
+EXAMPLE_PLUGIN = Path(__file__).parents[1] / "docs" / "examples" / "fsaops-example-plugin" / "src"
+
+CORRECT_TABLES = textwrap.dedent(
+    """
+    from fsaops_ramfs import RAMFS
+    from fsaops.testing.races import MigratepageRaces
+
+    class TestExt2(MigratepageRaces):
+        filesystem = "ext2"
+        preemptions = 0
+        pct_schedules = 10
+
+    class TestRamfs(MigratepageRaces):
+        filesystem = RAMFS
+        preemptions = 1
+        pct_schedules = 10
+    """
+)
+
+
+def test_the_race_promise_passes_correct_tables_as_documented(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pages by default, every accessor at once (truncate wants a page of its own), and a
+    table with nothing to write back to (the docs' ramfs, whose reads give zeroes)."""
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    pytester.syspathinsert(EXAMPLE_PLUGIN)
+    pytester.makepyfile(test_correct=CORRECT_TABLES)
+    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly")
+    passed, skipped, failed = reprec.listoutcomes()
+    assert not failed, [report.longreprtext[-1500:] for report in failed]
+    assert len(passed) == 4, skipped

@@ -357,7 +357,10 @@ class ExploredWorld:
             if "dirty" in needs:
                 return PageSpec(writeback=True, seed=i)
             return PageSpec(mapped=mapped, dirty=i % 2 == 1, seed=i)
-        dirty = writable and ("dirty" in needs or i % 2 == 1)
+        # A table with nothing to write back to (ramfs) holds only what
+        # write(2) put in its pages: read in, they would hold zeroes, not the
+        # data every schedule is checked against.
+        dirty = not writable or "dirty" in needs or i % 2 == 1
         return PageSpec(dirty=dirty, mapped="mapped" in needs, seed=i)
 
     def _build_page(self, i: int, accs: Sequence[Accessor]) -> Target:

@@ -23,10 +23,11 @@ import pytest
 from fsaops.errors import FsaopsError
 from fsaops.explore import ExploreResult, explore
 from fsaops.explore.api import render_text
-from fsaops.explore.setup import applies, probe
+from fsaops.explore.setup import applies, assign_pages, probe
 from fsaops.explore.tasks import ACCESSORS
 from fsaops.testing.conformance import class_subject
 from fsaops.testing.harness import Subject
+from fsaops.world import SetupError
 
 __all__ = ["MigratepageRaces"]
 
@@ -41,7 +42,9 @@ class MigratepageRaces:
     ``plugin`` the entry-point name of the plugin when it is not the
     filesystem's own name, ``block_size`` the block size to mount with,
     ``semantics`` the release of the migration code.  The bounds:
-    ``pages`` the migration task moves (2), ``preemptions`` of the
+    ``pages`` the migration task moves (2; more when every accessor at
+    once needs them, as ``truncate`` wants a page of its own),
+    ``preemptions`` of the
     systematic search per accessor (2), PCT's ``pct_depth`` (3),
     ``pct_schedules`` (100; 0 for none) and ``seed`` (0).
     """
@@ -70,7 +73,7 @@ class MigratepageRaces:
             return explore(
                 subject.fstype,
                 subject.mode,
-                pages=self.pages,
+                pages=self._pages_for(subject, tasks),
                 tasks=tasks,
                 semantics=self.semantics,
                 block_size=subject.block_size,
@@ -78,6 +81,21 @@ class MigratepageRaces:
             )
         except FsaopsError as exc:
             pytest.fail(f"{subject.describe()}: the explorer could not run: {exc}", pytrace=False)
+
+    def _pages_for(self, subject: Subject, tasks: list[str]) -> int:
+        """``pages``, or the fewest more that give every task a page it fits.
+
+        Some tasks want a page of their own (``truncate``): with every
+        accessor at once, two pages may hold them all only with more.
+        """
+        anonymous = probe(subject.fstype, subject.mode, None).kind == "anonymous"
+        for pages in range(self.pages, self.pages + len(tasks) + 1):
+            try:
+                assign_pages(tasks, pages, anonymous=anonymous)
+            except SetupError:
+                continue
+            return pages
+        return self.pages  # the explorer says why none fits
 
     def _accessors(self, subject: Subject) -> list[str]:
         if not subject.fstype.has_page_cache(subject.mode):
