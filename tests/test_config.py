@@ -350,6 +350,13 @@ def test_the_default_scenario_fits_the_builtin_plugins(registry: Registry) -> No
     assert page_cache_pages(config, registry) == sum(m.pages for m in config.mount) - xip
 
 
+def test_the_swap_filesystem_is_not_mounted(registry: Registry) -> None:
+    """Its table is the swap cache's: mounted, its writepage writes to swap, not the mount."""
+    message = check_error('[[mount]]\nfs = "swap"', registry)
+    assert message.startswith("s.toml: mount[0].fs: swap is not a filesystem to mount")
+    assert "swap.slots" in message
+
+
 def test_unknown_filesystem_lists_what_is_loaded(registry: Registry) -> None:
     message = check_error('[[mount]]\nfs = "ext4"', registry)
     assert "mount[0].fs: unknown filesystem 'ext4'; did you mean 'ext" in message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from fsaops.config.effective import SWAP
 from fsaops.config.schema import (
     MAX_COMMIT_INTERVAL,
     MAX_FILES,
@@ -238,6 +239,12 @@ def check_config(
         key = f"mount[{i}]"
         fstype = _mount_type(problems, key, mount, registry)
         if fstype is None:
+            continue
+        if fstype.name == SWAP:
+            problems.append(
+                f"{key}.fs: swap is not a filesystem to mount: its table is the swap cache's, "
+                "for anonymous memory (set swap.slots and processes.anon_pages instead)"
+            )
             continue
         mode = fstype.default_mode if mount.mode is None else mount.mode
         problem = fstype.mode_problem(mode)
