@@ -52,6 +52,9 @@ def test_every_figure_is_reported_with_its_target(report: dict[str, Any]) -> Non
         assert fig["title"]
     assert figures["engine_vs_bare[ext2_nobh_aops]"]["stretch"] == 3.0
     assert isinstance(report["all_met"], bool)
+    # The envelope every command's JSON starts with.
+    assert list(report)[:2] == ["schema", "status"]
+    assert (report["schema"], report["status"]) == (1, "ok")
 
 
 def test_ratios_say_how_noisy_they_were(report: dict[str, Any]) -> None:

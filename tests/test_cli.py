@@ -698,3 +698,41 @@ def test_the_built_in_scenario_says_which_selected_filesystem_it_did_not_try(
     scenario.write_text('[[mount]]\nfs = "ext2"\npages = 8\n[processes]\ncount = 0\n')
     proc = guarded.fsaops("migrate", scenario, "--plugins", "thirdfs,ext2,swap", "--json", env=env)
     assert json.loads(proc.stdout)["not_mounted"] == []
+
+
+@pytest.mark.parametrize("columns", ["0", "-3", "abc", "100"])
+def test_a_terminal_of_no_width_still_gets_the_report(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], columns: str
+) -> None:
+    """``COLUMNS=0`` on a terminal drew nothing, even for a failed run's report."""
+    import fsaops.cli
+
+    monkeypatch.setattr(fsaops.cli, "_isatty", lambda stream: True)
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "ext2" in out and "xfs_buftarg" in out
+
+
+@pytest.mark.parametrize("command", [["migrate", "--jso"], ["plugins", "--js"], ["bench", "--jso"]])
+def test_an_abbreviated_option_is_not_taken_for_the_option(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """``--jso`` was taken for ``--json``, but the JSON envelope is promised only for ``--json``."""
+    assert main(command) == 2
+    assert f"unrecognized arguments: {command[1]}" in capsys.readouterr().err
+
+
+def test_html_over_the_scenario_or_standard_output_is_bad_input(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    text = (Path(__file__).parent / "configs" / "small.toml").read_text(encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
+    proc = run("migrate", str(scenario), "--html", str(scenario))
+    assert_bad_input(proc, "is the scenario this command reads; name another file")
+    assert scenario.read_text(encoding="utf-8") == text
+    out = tmp_path / "out.json"
+    with out.open("w", encoding="utf-8") as stream:
+        proc = run("migrate", scenario, "--json", "--html", "/dev/stdout", stdout=stream)
+    assert proc.returncode == 2
+    assert "is the command's standard output" in json.loads(out.read_text())["error"]

@@ -211,6 +211,23 @@ def test_html_to_a_directory_is_bad_input_before_anything_is_read(
     assert status == 2 and "is a directory" in err and out == ""
 
 
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_html_over_a_report_it_reads_is_bad_input_and_the_report_is_kept(
+    reports: tuple[Path, Path], tmp_path: Path, which: str
+) -> None:
+    a, b = (tmp_path / "a.json", tmp_path / "b.json")
+    a.write_bytes(reports[0].read_bytes())
+    b.write_bytes(reports[1].read_bytes())
+    target = a if which == "a" else b
+    link = tmp_path / "same.html"
+    link.symlink_to(target)  # another name for the same file
+    for page in (target, link):
+        status, out, err = _fsaops("diff", str(a), str(b), "--html", str(page))
+        assert status == 2 and out == ""
+        assert f"is report {which.upper()} this command reads" in err
+    assert target.read_bytes() == reports[0 if which == "a" else 1].read_bytes()
+
+
 # -- the page ----------------------------------------------------------------------------------
 
 

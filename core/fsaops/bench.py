@@ -1454,6 +1454,10 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # as fsaops's own: "--jso" is not "--json"
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
 
@@ -1546,7 +1550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ``--json``, the JSON envelope) and ``SystemExit(2)``.
     """
     from fsaops.cli import _fail, _run, _write
-    from fsaops.status import Status
+    from fsaops.status import Status, envelope
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args_list
@@ -1590,7 +1594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             semantics=args.semantics,
         )
         if args.json:
-            _write(json.dumps(report, indent=2) + "\n")
+            # Like every command's JSON: the schema and the status first.
+            _write(json.dumps({**envelope(Status.OK), **report}, indent=2) + "\n")
         else:
             _write(render(report) + "\n")
         return 0

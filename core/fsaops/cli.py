@@ -48,7 +48,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
@@ -103,6 +103,12 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: "--jso" is not "--json" (whose envelope the
+        # command promises only when asked for by name).
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self.prog)
 
@@ -492,8 +498,22 @@ def _stdout_console() -> Console:
     out = _stdout()
     if out is None:
         raise OutputError("cannot write to standard output: it is closed")
-    width = None if _isatty(out) else 120
+    width = _terminal_width() if _isatty(out) else 120
     return Console(file=cast("IO[str]", _Checked(out)), width=width, highlight=False)
+
+
+def _terminal_width() -> int | None:
+    """The width to draw a terminal's output at: ``None`` lets rich ask (``COLUMNS`` first).
+
+    ``COLUMNS=0`` would have rich draw nothing at all, a failed run's
+    report included: a width below one is taken as no width, and the
+    output drawn 80 columns wide.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    return 80 if columns < 1 else None
 
 
 class _Checked:
@@ -619,7 +639,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, timeout=args.timeout))
     # Checked and made absolute before any plugin code runs: plugin code that
     # changes the working folder must not send the page somewhere else.
-    html = None if args.html is None else _output_file(args.html, "--html")
+    html = (
+        None
+        if args.html is None
+        else _output_file(args.html, "--html", reads={"the scenario": args.scenario})
+    )
     registry = _load(
         config,
         source,
@@ -680,11 +704,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
-def _output_file(path: str, option: str) -> str:
+def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None = None) -> str:
     """Check, before a run, that a report can be written to ``path`` (bad input if not).
 
-    Returns the path made absolute, so that it names the same file whatever
-    the working folder is when the report is written.
+    ``reads`` names the files the command reads (by what they are): the
+    report may not be written over one of them, nor over the command's
+    own standard output.  Returns the path made absolute, so that it names
+    the same file whatever the working folder is when the report is written.
     """
     from fsaops.errors import FsaopsError
 
@@ -692,6 +718,12 @@ def _output_file(path: str, option: str) -> str:
         raise FsaopsError(f"{option}: expected a file name, got an empty string")
     if os.path.isdir(path):
         raise FsaopsError(f"{option} {path}: is a directory; name a file to write")
+    for what, other in (reads or {}).items():
+        if other is not None and _same_file(path, other):
+            raise FsaopsError(f"{option} {path}: is {what} this command reads; name another file")
+    with contextlib.suppress(OSError):
+        if os.path.exists(path) and os.path.samestat(os.stat(path), os.fstat(1)):
+            raise FsaopsError(f"{option} {path}: is the command's standard output; name a file")
     if os.path.lexists(path) and not os.path.isfile(path):
         raise FsaopsError(f"{option} {path}: is not a regular file; name a file to write")
     folder = os.path.dirname(path) or "."
@@ -700,6 +732,14 @@ def _output_file(path: str, option: str) -> str:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FsaopsError(f"{option} {path}: cannot write in {folder}")
     return os.path.abspath(path)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one existing file."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def _write_file(path: str, text: str, option: str) -> None:
@@ -874,7 +914,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 def _cmd_diff(args: argparse.Namespace) -> int:
     from fsaops.diff import compare, load_report, render, render_html
 
-    html = None if args.html is None else _output_file(args.html, "--html")
+    html = (
+        None
+        if args.html is None
+        else _output_file(args.html, "--html", reads={"report A": args.a, "report B": args.b})
+    )
     a = load_report(args.a)
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
