@@ -7,6 +7,7 @@ the engine reports and that the page's data is intact on its old node.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 
 import attrs
@@ -121,10 +122,31 @@ def a_float(newpage: Page, page: Page) -> int:
     return 0.0  # type: ignore[return-value]
 
 
+class _Escape(Exception):
+    pass
+
+
+_Escape.__name__ = "Esc\x1b[2J"
+
+
+def raises_an_escape(newpage: Page, page: Page) -> int:
+    raise _Escape("m")
+
+
+class _Anything:
+    """An object with the default repr, which holds its address."""
+
+
+def an_object(newpage: Page, page: Page) -> int:
+    return _Anything()  # type: ignore[return-value]
+
+
 @pytest.mark.parametrize(
     ("broken", "reason"),
     [
         (raises, "migratepage raised RuntimeError: the plugin crashed"),
+        (raises_an_escape, "migratepage raised Esc\\x1b[2J: m"),
+        (an_object, f"migratepage returned <{__name__}._Anything>, not 0 or a negative errno"),
         (positive, "migratepage returned 1, not 0 or a negative errno"),
         (none, "migratepage returned None, not 0 or a negative errno"),
         (not_an_int, "migratepage returned '0', not 0 or a negative errno"),
@@ -148,6 +170,39 @@ def test_a_misbehaving_migratepage_fails_the_page_and_says_why(
     assert check_kernel(world.kernel) == []
 
 
+class _Zero(enum.IntEnum):
+    SUCCESS = 0
+
+
+class _Lying(int):
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = int.__hash__
+
+
+@pytest.mark.parametrize("zero", [False, _Zero.SUCCESS, _Lying(0)])
+def test_an_int_subclass_is_taken_at_its_value(registry: Registry, zero: int) -> None:
+    """C sees a value: a bool, an IntEnum or an int subclass worth 0 is success."""
+    world = World(registry=registry, node_pages=256)
+    inode = world.file(world.mount("ext2"), 2)
+    data = generic_file_read(inode, 0, 2 * 4096)
+    real = inode.i_mapping.a_ops.migratepage
+    assert real is not None
+
+    def moves(newpage: Page, page: Page) -> int:
+        rc = real(newpage, page)
+        assert rc == 0
+        return zero
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=moves)
+    result = migrate_node(world.kernel, 0, 1)
+    assert result.stats.tables["ext2_aops"].moved == 2
+    assert on_node(inode, 1)
+    assert generic_file_read(inode, 0, 2 * 4096) == data
+    assert check_kernel(world.kernel) == []
+
+
 def test_a_migratepage_that_corrupts_the_model_is_named(registry: Registry) -> None:
     from fsaops import migrate_page_remove_references
 
@@ -167,3 +222,16 @@ def test_a_migratepage_that_corrupts_the_model_is_named(registry: Registry) -> N
         migrate_node(world.kernel, 0, 1)
     assert "(ext2_nobh_aops, pass 0, path migratepage)" in info.value.problems[0]
     del data
+
+
+def test_a_member_without_a_name_of_its_own_is_named_without_its_address() -> None:
+    """A report holding an address would differ from run to run for the same seed."""
+    import functools
+
+    from fsaops.aops import member_name
+    from fsaops.migrate import migrate_page
+
+    name = member_name(functools.partial(migrate_page))
+    assert name == "functools.partial(<function migrate_page>)"
+    assert member_name(_Anything()) == f"<{__name__}._Anything>"
+    assert "0x" not in (member_name(_Anything()) or "")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
-from fsaops.errors import PluginFault, did_you_mean, shown
+from fsaops.errors import MAX_REASON, PluginFault, did_you_mean, printable, shown
 from fsaops.frozen import frozen_mapping
 
 if TYPE_CHECKING:
@@ -229,8 +229,12 @@ def member_name(fn: object) -> str | None:
     if fn is None:
         return None
     module = getattr(fn, "__module__", None) or "?"
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-    return f"{module}.{name}"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if not isinstance(name, str) or not isinstance(module, str):
+        # No name of its own (a functools.partial, a callable object): how it
+        # shows itself, without the address that differs from run to run.
+        return shown(fn, limit=MAX_REASON)
+    return printable(f"{module}.{name}")
 
 
 MAX_ERRNO: Final = 4095
@@ -254,10 +258,12 @@ def returned(table: AddressSpaceOperations, member: str, rc: object) -> int:
             no kernel caller could act on; the message names the table, the
             member and its function.
     """
-    if type(rc) is int and -MAX_ERRNO <= rc <= _INT_MAX:
-        return rc
-    if type(rc) is bool:
-        return int(rc)
+    if isinstance(rc, int):
+        # The value C would see, whatever an int subclass (a bool, an
+        # IntEnum) says of itself.
+        value = int.__index__(rc)
+        if -MAX_ERRNO <= value <= _INT_MAX:
+            return value
     hint = " (a missing return?)" if rc is None else ""
     raise PluginFault(
         f"{member} of table {table.name} ({member_name(getattr(table, member, None))}) "

@@ -9,6 +9,7 @@ the model's ``BUG()``.
 from __future__ import annotations
 
 import difflib
+import re
 import signal
 from collections.abc import Iterable
 from types import FrameType
@@ -39,6 +40,7 @@ __all__ = [
     "raised_by_code",
     "shown",
     "watch_sigint",
+    "without_addresses",
 ]
 
 MAX_SHOWN: Final = 80
@@ -66,15 +68,29 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
         text = repr(value)
     except Exception:
         text = f"<{_type_name(value)}>"
+    text = printable(without_addresses(text))
     if len(text) > limit:
         text = text[:limit] + "..."
     return text
+
+
+_ADDRESS = re.compile(r" (?:object )?at 0x[0-9A-Fa-f]+")
+
+
+def without_addresses(text: str) -> str:
+    """``text`` without the memory addresses a default ``repr`` holds (`` at 0x7f...``).
+
+    They differ from run to run: a report that held one would not be the
+    same for the same seed.
+    """
+    return _ADDRESS.sub("", text) if " at 0x" in text else text
 
 
 def _type_name(value: object) -> str:
     name = getattr(type(value), "__name__", "?")
     if not isinstance(name, str):
         return "?"
+    name = printable(name)
     return name if len(name) <= MAX_SHOWN else name[:MAX_SHOWN] + "..."
 
 

@@ -995,7 +995,15 @@ def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
 
 
 def _migratepage_returned(stats: MigrateStats, name: str, page: Page, rc: object) -> int:
-    """A table's ``migratepage`` returned neither 0 nor a negative errno: ``-EIO``."""
+    """A table's ``migratepage`` returned neither 0 nor a negative errno: ``-EIO``.
+
+    An int subclass (a bool, an ``IntEnum``) is taken at the value C would
+    see: ``False`` or a member worth 0 is 0.
+    """
+    if isinstance(rc, int):
+        value = int.__index__(rc)
+        if value == 0 or _MIN_ERRNO <= value < 0:
+            return value
     why = f"migratepage returned {shown(rc)}, not 0 or a negative errno"
     page.node.kernel.current.why = why
     stats.findings.add(name, "return", page.pfn, f"{why} (pfn {page.pfn})")
