@@ -736,3 +736,27 @@ def test_html_over_the_scenario_or_standard_output_is_bad_input(tmp_path: Path) 
         proc = run("migrate", scenario, "--json", "--html", "/dev/stdout", stdout=stream)
     assert proc.returncode == 2
     assert "is the command's standard output" in json.loads(out.read_text())["error"]
+
+
+def test_a_page_that_cannot_be_written_keeps_the_json_report(tmp_path: Path) -> None:
+    """A file size limit: the page fails (exit 1, one line), the report is still printed."""
+    import resource
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    page = tmp_path / "page.html"
+    scenario = Path(__file__).parent / "configs" / "small.toml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fsaops", "migrate", str(scenario), "--json", "--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_files,
+        env={k: v for k, v in os.environ.items() if k != "FSAOPS_PLUGINS"},
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["status"] == "ok"
+    assert proc.stderr.startswith(f"fsaops: error: --html {page}: cannot write it: File too large")
+    assert not page.exists()

@@ -1246,6 +1246,40 @@ def test_what_a_plugin_prints_at_exit_never_follows_the_json_report(tmp_path: Pa
     assert "fd 1 at exit" in proc.stderr
 
 
+@pytest.mark.parametrize("upto", [256, 4096])
+def test_plugin_code_that_closes_descriptors_never_gets_the_report(
+    tmp_path: Path, upto: int
+) -> None:
+    """``os.closerange(3, N)`` then a file of its own: the report went into that file, exit 0."""
+    log = tmp_path / "plugin.log"
+    body = (
+        "def mp(newpage, page):\n"
+        "    if not hasattr(mp, 'f'):\n"
+        f"        os.closerange(3, {upto})\n"
+        f"        mp.f = open({str(log)!r}, 'w')\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+    proc = _migrate_with(tmp_path, "closer", _migratepage_plugin("closer", body))
+    if upto == 256:  # below where fsaops keeps its standard output
+        assert proc.returncode == 0, proc.stderr
+        one_json_object(proc, "ok")
+    else:
+        assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
+        assert "plugin code closed the descriptor fsaops writes its output to" in proc.stderr
+    assert '"schema"' not in log.read_text()
+
+
+def test_an_exit_function_that_never_returns_cannot_keep_a_finished_run_alive(
+    tmp_path: Path,
+) -> None:
+    """It hung for ever, with SIGTERM ignored: only SIGKILL ended it."""
+    code = HEADER + "import atexit, time\natexit.register(time.sleep, 3600)\n" + _table("sleeper")
+    proc = _migrate_with(tmp_path, "sleeper", code)
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+    assert "the exit functions did not finish within 5 s; ending anyway" in proc.stderr
+
+
 # -- buffers a table's code leaves wrong ------------------------------------------------------
 
 BUFFERS = """\

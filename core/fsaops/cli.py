@@ -687,11 +687,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     _no_exit_called()
     if tracer is not None:
         report = attrs.evolve(report, trace=tuple(tracer.steps))
-    if html is not None:
-        from fsaops.html_report import render_report
-
-        assert frames is not None
-        _write_file(html, render_report(report, frames), "--html")
+    # The report first: a page that cannot be written (a full disk, a file
+    # size limit) must not take the run's own report with it.
     if args.json:
         _write(report.dumps())
     else:
@@ -701,6 +698,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             from fsaops.trace import render as render_trace
 
             render_trace(report.trace, console, title=f"The journey of {args.trace.text}")
+    if html is not None:
+        from fsaops.html_report import render_report
+
+        assert frames is not None
+        _write_file(html, render_report(report, frames), "--html")
     return report.exit_status
 
 
@@ -922,9 +924,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     a = load_report(args.a)
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
+    render(comparison, _stdout_console())  # first: a page that cannot be written keeps it
     if html is not None:
         _write_file(html, render_html(comparison), "--html")
-    render(comparison, _stdout_console())
     return 0
 
 
@@ -1043,6 +1045,7 @@ def _write(text: str) -> None:
     stream = _stdout()
     if stream is None:
         raise OutputError("cannot write to standard output: it is closed")
+    _still_ours(stream)
     try:
         try:
             stream.write(text)
@@ -1389,9 +1392,29 @@ def _exit_now(status: int) -> NoReturn:
             os.close(null)
     if sys.stderr is not None:
         sys.stdout = sys.stderr
+    # Exit functions that never return (plugin code's sleep or loop) must
+    # not keep a finished command alive, now that no signal can end it.
+    limit = threading.Timer(EXIT_FUNCTIONS_SECONDS, _exit_functions_overran, (status,))
+    limit.daemon = True
+    limit.start()
     with contextlib.suppress(Exception):
         atexit._run_exitfuncs()
+    limit.cancel()
     _flush_both()
+    REAL_EXIT(status)
+
+
+EXIT_FUNCTIONS_SECONDS: Final = 5.0
+"""Seconds the exit functions may take once a command is done (then the process ends)."""
+
+
+def _exit_functions_overran(status: int) -> None:
+    with contextlib.suppress(Exception):
+        os.write(
+            2,
+            f"fsaops: warning: the exit functions did not finish within "
+            f"{EXIT_FUNCTIONS_SECONDS:g} s; ending anyway\n".encode(),
+        )
     REAL_EXIT(status)
 
 
@@ -1422,6 +1445,44 @@ def _settle_stderr() -> None:
             stream.flush()
 
 
+_IDENTITY: dict[int, tuple[int, int]] = {}
+"""The file the command's own standard output was, by stream (device, inode)."""
+
+_HIGH_FD: Final = 512
+"""Where the command's own standard output is kept: above the descriptors code opens."""
+
+
+def _dup_high(fd: int) -> int:
+    """A copy of descriptor ``fd`` at ``_HIGH_FD`` or above, where it can (else anywhere)."""
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    except (OSError, ValueError):  # fewer descriptors allowed than that
+        return os.dup(fd)
+
+
+def _still_ours(stream: TextIO) -> None:
+    """Raise :class:`OutputError` if plugin code closed the command's standard output.
+
+    Its descriptor, closed (``os.closerange``) and reused by a file plugin
+    code opened, would take the report into that file.
+    """
+    identity = _IDENTITY.get(id(stream))
+    if identity is None:
+        return
+    try:
+        st = os.fstat(stream.fileno())
+        same = (st.st_dev, st.st_ino) == identity
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        raise OutputError(
+            "cannot write to standard output: plugin code closed the descriptor fsaops "
+            "writes its output to"
+        )
+
+
 @contextmanager
 def _own_stdout(program: bool) -> Iterator[TextIO | None]:
     """Standard output for the command's own output; descriptor 1 points at standard error.
@@ -1438,7 +1499,8 @@ def _own_stdout(program: bool) -> Iterator[TextIO | None]:
         if out.fileno() != 1:
             raise OSError("not descriptor 1")
         out.flush()
-        real = os.dup(1)
+        real = _dup_high(1)
+        seen = os.fstat(real)
     except (OSError, ValueError, AttributeError):
         yield out
         return
@@ -1456,9 +1518,11 @@ def _own_stdout(program: bool) -> Iterator[TextIO | None]:
             os.close(real)
         yield out
         return
+    _IDENTITY[id(stream)] = (seen.st_dev, seen.st_ino)
     try:
         yield stream
     finally:
+        _IDENTITY.pop(id(stream), None)
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
         with contextlib.suppress(OSError):
