@@ -48,6 +48,7 @@ report.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import hashlib
 import random
@@ -1154,11 +1155,29 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
 
     previous = signal.signal(signal.SIGALRM, expired)
     arm(start)
+    stop = threading.Event()
+    guard = threading.Thread(target=_rearm, args=(stop,), name="fsaops-watchdog", daemon=True)
+    guard.start()
     try:
         yield where
     finally:
+        stop.set()
+        guard.join()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _rearm(stop: threading.Event) -> None:
+    """Arm the run's timer again whenever plugin code disarmed it (``alarm(0)``).
+
+    A library that keeps its own time limits with ``SIGALRM`` cancels the
+    timer when it is done; without this, the time limit and the stall
+    watchdog would never fire again.  The handler re-arms itself.
+    """
+    while not stop.wait(_WATCH_EVERY):
+        with contextlib.suppress(OSError, ValueError):
+            if signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
+                signal.setitimer(signal.ITIMER_REAL, 0.001)
 
 
 def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry: Registry) -> str:

@@ -588,7 +588,17 @@ def spins_forever(newpage: Page, page: Page) -> int:
     return 0
 
 
-STUCK: dict[str, Migratepage] = {fn.__name__: fn for fn in (leaves_tree_lock_held, spins_forever)}
+def disarms_the_timer_and_spins(newpage: Page, page: Page) -> int:
+    """Cancels the process's SIGALRM timer (as a time-limit library does), then never returns."""
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return spins_forever(newpage, page)
+
+
+STUCK: dict[str, Migratepage] = {
+    fn.__name__: fn for fn in (leaves_tree_lock_held, spins_forever, disarms_the_timer_and_spins)
+}
 """Broken ``migratepage`` functions that never let the run go on: a plain run must end anyway."""
 
 
