@@ -1269,6 +1269,29 @@ def test_plugin_code_that_closes_descriptors_never_gets_the_report(
     assert '"schema"' not in log.read_text()
 
 
+@pytest.mark.parametrize(
+    "replace",
+    [
+        "sys.stderr = io.StringIO()",
+        "sys.stderr.close()",
+        "class Stuck:\n"
+        "        def write(self, text):\n            time.sleep(3600)\n"
+        "        def flush(self):\n            time.sleep(3600)\n"
+        "    sys.stderr = Stuck()",
+    ],
+    ids=["a StringIO", "closed", "one that blocks"],
+)
+def test_the_error_line_reaches_standard_error_whatever_plugin_code_made_of_sys_stderr(
+    tmp_path: Path, replace: str
+) -> None:
+    """The line went into plugin code's StringIO, was dropped, or hung the process for good."""
+    body = f"import io, sys, time\ndef mp(newpage, page):\n    {replace}\n    raise SystemExit(0)\n"
+    proc = _migrate_with(tmp_path, "stderrfs", _migratepage_plugin("stderrfs", body))
+    assert proc.returncode == 1, proc.stderr
+    one_json_object(proc, "kernel bug")
+    assert proc.stderr.startswith("fsaops: error: the run failed: migratepage of table stderrfs")
+
+
 def test_an_exit_function_that_never_returns_cannot_keep_a_finished_run_alive(
     tmp_path: Path,
 ) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
-from fsaops.errors import MAX_REASON, PluginFault, did_you_mean, printable, shown
+from fsaops.errors import MAX_REASON, PluginFault, did_you_mean, shown
 from fsaops.frozen import frozen_mapping
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ def member_name(fn: object) -> str | None:
         # No name of its own (a functools.partial, a callable object): how it
         # shows itself, without the address that differs from run to run.
         return shown(fn, limit=MAX_REASON)
-    return printable(f"{module}.{name}")
+    return f"{module}.{name}"  # one a terminal would obey is refused when the plugin loads
 
 
 MAX_ERRNO: Final = 4095

@@ -1031,6 +1031,8 @@ class _PipeClosed(Exception):
 # taken when main() starts, while sys.stdout points at standard error.
 _UNSET: Final = object()
 _OUT: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stdout", default=_UNSET)
+_ERR: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stderr", default=_UNSET)
+"""Standard error as the command found it (``sys.stderr`` when it started)."""
 
 
 def _stdout() -> TextIO | None:
@@ -1083,7 +1085,11 @@ def _one_line(message: str) -> str:
 def _error(message: str) -> None:
     """``fsaops: error: MESSAGE`` on standard error, on one line; silently nothing if it cannot."""
     line = f"fsaops: error: {_one_line(message)}\n"
-    for stream in (sys.stderr, sys.__stderr__):  # plugin code may have replaced sys.stderr
+    # Standard error as the command found it, not what plugin code made of
+    # sys.stderr since (a file of its own, a StringIO, a stream that blocks).
+    own = _ERR.get()
+    first = sys.stderr if own is _UNSET else cast("TextIO | None", own)
+    for stream in (first, sys.__stderr__):
         if stream is None:
             continue
         try:
@@ -1093,8 +1099,12 @@ def _error(message: str) -> None:
                 encoding = getattr(stream, "encoding", None) or "ascii"
                 stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
             stream.flush()
-        except (OSError, ValueError):
+        except OSError:
             return  # standard error itself is closed or full: nowhere to say it
+        except ValueError:  # the stream object was closed: its descriptor may not be
+            with contextlib.suppress(OSError):
+                os.write(2, line.encode("utf-8", "backslashreplace"))
+            return
         except Exception:  # a replacement that does not work: try the original
             continue
         return
@@ -1330,6 +1340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args_list
     saved = sys.stdout
+    saved_err = sys.stderr
     if program:
         threading.excepthook = _thread_failed
         sys.unraisablehook = _unraisable
@@ -1338,6 +1349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         guard_process()
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
+        err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
@@ -1345,7 +1357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = _run(lambda: _main(args_list), json_mode)
         finally:
             sys.stdout = saved
+            # What plugin code made of sys.stderr (a stream that blocks, one
+            # it closed) must not stop the command from ending.
+            sys.stderr = saved_err
             _OUT.reset(out_token)
+            _ERR.reset(err_token)
             _JSON.reset(json_token)
             _PROGRAM.reset(program_token)
     if program:
