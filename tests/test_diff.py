@@ -143,7 +143,8 @@ def _report(reports: tuple[Path, Path]) -> dict[str, Any]:
 
 BAD = {
     "not JSON": ("hello", "not JSON"),
-    "a list": ("[1, 2]", "a JSON list, not an object"),
+    "a list": ("[1, 2]", "not a report: an array, not a JSON object"),
+    "null": ("null", "not a report: null, not a JSON object"),
     "an envelope": (
         json.dumps({"schema": SCHEMA, "status": "bad input", "error": "no such file"}),
         "the JSON of a command that could not finish (status bad input: no such file)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,6 +276,30 @@ def test_the_command_exits_0_and_says_the_space_was_exhausted(
     assert status == 0
     assert "the bounded space is exhausted" in out
     assert "no schedule fails" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "said"),
+    [
+        ("[plugins]\nload = []\n", [], "mounts nothing to explore; name a filesystem with --fs"),
+        ('[[mount]]\nfs = "ext2"\nmode = "default"\n', ["--mode", "nobh"], "no mount in mode nobh"),
+    ],
+)
+def test_a_scenario_without_the_mount_to_explore_says_so(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    text: str,
+    args: list[str],
+    said: str,
+) -> None:
+    """It said 'no mount of None in mode None'."""
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(text)
+    status, _, err = _run([str(scenario), *args], capsys)
+    assert status == 2
+    assert said in err and "None" not in err
 
 
 def test_without_tasks_the_command_takes_every_accessor_in_turn_and_exhausts(

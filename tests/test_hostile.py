@@ -419,6 +419,22 @@ def test_control_characters_in_a_name_are_not_echoed_raw(
     assert "\\x1b" in err
 
 
+@pytest.mark.parametrize("command", [["config", "check"], ["plugins", "--config"]])
+def test_a_scenario_named_with_an_escape_is_shown_escaped(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    scenario = tmp_path / "e\x1b]0;owned\x07.toml"
+    scenario.write_text('[plugins]\nload = ["ext2"]\n[[mount]]\nfs = "ext2"\npages = 8\n')
+    assert main([*command, str(scenario)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "e\\x1b]0;owned\\x07.toml" in out
+
+
 ESCAPE = "\\x1b]0;owned\\x07\\x1b[2J\\n"
 """Python source of a string that sets the terminal's title, clears the screen, breaks the line."""
 

@@ -809,7 +809,7 @@ def _render_plugins(data: dict[str, Any], console: Console) -> None:
     from rich.text import Text
 
     heading = Text("Plugins", style="bold")
-    heading.append(f"  selected by {data['selected_by']}\n", style="cyan")
+    heading.append(f"  selected by {printable(data['selected_by'])}\n", style="cyan")
     if data["migration"]:
         heading.append("migration built in", style="dim")
     else:
@@ -901,6 +901,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         )
         _write(json.dumps(data, sort_keys=True, indent=2) + "\n")
         return 0
+    source = printable(source)  # a file name a terminal would obey, shown escaped
     _write(
         f"{source}: OK: {len(config.mount)} mount(s), {pages} page{'' if pages == 1 else 's'} "
         f"on node "
@@ -948,7 +949,12 @@ def _explore_target(
     if fs is not None and not mounts and not any(m.fs == fs for m in config.mount):
         return fs, mode, None  # a type the scenario does not mount (swap: anonymous memory)
     if not mounts:
-        raise ConfigError(f"{source}: no mount of {fs} in mode {mode}")
+        if not config.mount:
+            raise ConfigError(f"{source}: mounts nothing to explore; name a filesystem with --fs")
+        wanted = "".join(
+            (f" of {fs}" if fs is not None else "", f" in mode {mode}" if mode is not None else "")
+        )
+        raise ConfigError(f"{source}: no mount{wanted}")
     if len({(m.fs, m.mode) for m in mounts}) > 1:
         shown = ", ".join(f"{m.fs}:{m.mode or 'default'}" for m in mounts)
         raise ConfigError(f"{source}: pick one of its mounts with --fs and --mode: {shown}")

@@ -96,7 +96,8 @@ def load_report(path: str) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise BadReport(f"{path}: not a report: not JSON ({printable(str(exc)[:200])})") from None
     if not isinstance(data, dict):
-        raise BadReport(f"{path}: not a report: a JSON {type(data).__name__}, not an object")
+        what = _JSON_NAMES.get(type(data), type(data).__name__)
+        raise BadReport(f"{path}: not a report: {what}, not a JSON object")
     schema = data.get("schema")
     if "schema" not in data:
         raise BadReport(f"{path}: not a report of fsaops migrate --json: it has no schema")
@@ -121,6 +122,16 @@ def load_report(path: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
     return data
+
+
+_JSON_NAMES: Final = {
+    type(None): "null",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
 
 
 def _json_type(kind: type) -> str:
