@@ -643,15 +643,15 @@ class World:
     def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
 
-        The pages are generated as one run and compared with ``data`` in one
-        comparison (:meth:`~fsaops.content.Contents.equal`).
+        The pages are generated as one run (:meth:`~fsaops.content.Contents.versions`) and
+        compared with ``data`` in one comparison.
         """
         if len(data) != count * self.page_size:
             return False
         gens = record.gens[first : first + count]
         if len(gens) != count:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
-        return self.contents.equal(data, record.owner, gens, _content_index(record, first))
+        return data == self.contents.versions(record.owner, gens, _content_index(record, first))
 
     def expected_range(self, record: File | Area, first: int, count: int) -> bytes:
         """The bytes pages ``first`` to ``first + count - 1`` of a file or area must read back."""
