@@ -431,3 +431,65 @@ def test_a_migratepage_that_raises_is_named_when_the_suite_infers_capabilities(
             "a negative errno*"
         ]
     )
+
+
+REFUSED_ONCE = textwrap.dedent(
+    '''
+    from errno import EAGAIN
+
+    import attrs
+
+    from fsaops import buffer_migrate_page
+    from fsaops.buffer import BH, buffers
+    from fsaops.page import PG
+    from fsaops.testing import MigratepageConformance
+    from fsaops_ext2 import EXT2, ext2_aops
+
+    refused = set()
+
+
+    def moves_clean_after_refusing(newpage, page):
+        """Refuses a page it cannot move yet, and moves it clean when asked again."""
+        rc = buffer_migrate_page(newpage, page)
+        if rc == -EAGAIN:
+            refused.add(page.pfn)
+        elif rc == 0 and page.pfn in refused:
+            newpage.flags &= ~PG.dirty
+            for bh in buffers(newpage.private):
+                bh.b_state &= ~BH.dirty
+        return rc
+
+
+    def table(fn):
+        aops = attrs.evolve(ext2_aops, name=f"{fn.__name__}_aops", migratepage=fn)
+        return attrs.evolve(EXT2, name=fn.__name__, modes={"default": aops})
+
+
+    class TestRefusesThenCleans(MigratepageConformance):
+        filesystem = table(moves_clean_after_refusing)
+        capabilities = {"buffers", "writeback"}
+
+
+    class TestCorrect(MigratepageConformance):
+        filesystem = table(buffer_migrate_page)
+        capabilities = {"buffers", "writeback"}
+    '''
+)
+
+
+def test_a_migratepage_that_does_less_after_a_refusal_is_caught(pytester: pytest.Pytester) -> None:
+    """A page pinned for a moment is refused, then asked again: the second call must do it all."""
+    pytester.makepyfile(test_refused=REFUSED_ONCE)
+    reprec = pytester.inline_run(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "refused_at_first"
+    )
+    outcomes = {
+        report.nodeid.split("::", 1)[1]: report
+        for report in reprec.getreports("pytest_runtest_logreport")
+        if report.when == "call"
+    }
+    broken = outcomes["TestRefusesThenCleans::test_engine_moves_a_dirty_page_it_refused_at_first"]
+    assert broken.failed
+    assert "dirty pfn 0 moved to pfn" in broken.longreprtext
+    assert "clean, and its data never reached the disk" in broken.longreprtext
+    assert outcomes["TestCorrect::test_engine_moves_a_dirty_page_it_refused_at_first"].passed

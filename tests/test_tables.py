@@ -14,7 +14,7 @@ from fsaops.fs import generic_file_read
 from fsaops.lru import isolate_lru_page
 from fsaops.page import PG, Page, lock_page, unlock_page
 from fsaops.plugins import Registry
-from fsaops.world import World
+from fsaops.world import World, write_head_buffer
 from fsaops.writeback import WritebackControl, clear_page_dirty_for_io, set_page_dirty
 
 EXPECTED = {
@@ -351,3 +351,21 @@ def test_a_commit_interval_holds_buffers_in_the_journal_until_a_sync(registry: R
 def test_a_kernel_commit_interval_below_one_is_refused() -> None:
     with pytest.raises(ConfigError, match="commit interval of 0 ticks"):
         World(commit_interval=0)
+
+
+def test_a_page_written_in_part_is_dirty_with_a_clean_first_buffer(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=256)
+    inode = world.file(world.mount("ext2"), 1)  # 1 KiB blocks: four buffers a page
+    (page,) = inode.i_mapping.pages()
+    assert page.flags & PG.dirty
+    ring = list(buffers(page.private))
+    assert write_head_buffer(page)
+    assert page.flags & PG.dirty, "the page stays dirty"
+    assert not ring[0].b_state & BH.dirty and all(bh.b_state & BH.dirty for bh in ring[1:])
+    assert device_bytes(page)[:1024] == bytes(page.data)[:1024], "the first block was written"
+    assert not write_head_buffer(page), "only a page whose buffers are all dirty"
+    single = World(registry=registry, node_pages=256)
+    inode = single.file(single.mount("ext2", block_size=4096), 1)
+    (page,) = inode.i_mapping.pages()
+    assert not write_head_buffer(page), "a page of one buffer stays as it is"
+    assert page.private.b_state & BH.dirty

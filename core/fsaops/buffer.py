@@ -16,7 +16,7 @@ this module does not import the migration engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from errno import EAGAIN, ENOSPC
+from errno import EAGAIN, EIO, ENOSPC
 from typing import TYPE_CHECKING, Any
 
 from fsaops.aops import returned
@@ -80,6 +80,7 @@ __all__ = [
     "put_bh",
     "set_bh_page",
     "set_page_dirty_buffers",
+    "sync_dirty_buffer",
     "try_to_free_buffers",
     "trylock_buffer",
     "unlock_buffer",
@@ -245,6 +246,27 @@ def journal_head_problem(bh: BufferHead) -> str | None:
     if held is not True:
         return "has BH_JBD, but its journal holds it in no transaction: no commit will write it"
     return None
+
+
+def sync_dirty_buffer(bh: BufferHead) -> int:
+    """Write one dirty buffer to its block now and wait (``sync_dirty_buffer``).
+
+    Its page stays as it is: a dirty page keeps ``PG_dirty`` with this
+    buffer clean, as a page whose write(2) covered only some of its blocks
+    has.  Returns 0, or ``-EIO`` for a buffer with no block to write to.
+    """
+    lock_buffer(bh)
+    try:
+        if not bh.b_state & BH.dirty:
+            return 0
+        if not bh.b_state & BH.mapped or bh.b_bdev is None:
+            return -EIO
+        bh.b_state &= ~BH.dirty
+        bh.b_bdev.write(bh.b_blocknr, bh.data)
+        bh.b_state |= BH.uptodate | BH.req
+        return 0
+    finally:
+        unlock_buffer(bh)
 
 
 def get_bh(bh: BufferHead) -> None:

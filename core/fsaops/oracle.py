@@ -484,8 +484,16 @@ class Oracle:
                 f"pfn {pfn}: flags went from {self.flag_names(before.flags)} "
                 f"to {self.flag_names(after.flags)}"
             )
-        if before.count != after.count:
-            out.append(f"pfn {pfn}: page_count went from {before.count} to {after.count}")
+        # References other tasks took or let go of meanwhile are theirs.
+        if before.count - before.holds != after.count - after.holds:
+            out.append(
+                f"pfn {pfn}: page_count went from {before.count} to {after.count}"
+                + (
+                    f" (other tasks held {before.holds}, then {after.holds})"
+                    if before.holds != after.holds
+                    else ""
+                )
+            )
         if before.mapcount != after.mapcount:
             out.append(f"pfn {pfn}: page_mapcount went from {before.mapcount} to {after.mapcount}")
         if before.mapping is not after.mapping:

@@ -105,7 +105,7 @@ from fsaops.report import (
 )
 from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
-from fsaops.world import Area, File, World, start_write
+from fsaops.world import Area, File, World, start_write, write_head_buffer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -576,6 +576,14 @@ class Scenario:
             dirty.setdefault(id(record), (record, []))[1].append(slot.index)
         for record, indexes in dirty.values():
             world.dirty_range(record, indexes, 1)
+            # Every other one has its first buffer written out on its own: a
+            # dirty page whose buffers are not all dirty, as a write(2) of part
+            # of a page leaves it (a page of one buffer, or none, stays as it is).
+            lookup = record.inode.i_mapping.lookup
+            for index in indexes[::2]:
+                page = lookup(index)
+                if page is not None:
+                    write_head_buffer(page)
         for slot in self.states["writeback"]:
             record = slot.owner
             assert isinstance(record, File)

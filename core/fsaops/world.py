@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from fsaops.aops import MAX_ERRNO, returned
-from fsaops.buffer import BH, create_empty_buffers, generic_get_block
+from fsaops.buffer import (
+    BH,
+    BufferHead,
+    buffers,
+    create_empty_buffers,
+    generic_get_block,
+    sync_dirty_buffer,
+)
 from fsaops.content import Contents
 from fsaops.debug import check_kernel
 from fsaops.errors import FsaopsError, shown
@@ -312,6 +319,9 @@ class PageSpec:
             to the page); implies ``mapped``.
         mlocked: that process's area is ``VM_LOCKED`` (implies ``mapped``).
         pinned: extra references another task holds and never drops.
+        pinned_for: another task holds one reference for this many ticks,
+            then lets go (0: none): ``migratepage`` refuses the page at
+            first (``-EAGAIN``) and moves it on a later pass.
         locked_for: another task holds the page lock for this many ticks
             (0: nobody does).  The engine waits; the hook never sees it.
         flags: flags ``migrate_page_copy`` carries (``PG.COPIED``), set once
@@ -319,6 +329,10 @@ class PageSpec:
         truncated: the page left its mapping after isolation (no mapping).
         buffers: ``None`` for whatever the table does; ``True`` to attach
             buffer heads if its read path did not; ``False`` to release them.
+        clean_head: a dirty page whose first buffer was written out on its
+            own (``sync_dirty_buffer``): ``PG_dirty`` with a clean buffer
+            and dirty ones, as a write(2) of part of a page leaves it
+            (implies ``dirty``; nothing changes for a page of one buffer).
         index: the page's index in its file.
         seed: varies the page's contents: its data is written in generation
             ``2 * seed`` (and rewritten in the next one when dirty).
@@ -332,21 +346,23 @@ class PageSpec:
     pte_dirty: bool = False
     mlocked: bool = False
     pinned: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    pinned_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     locked_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     flags: int = attrs.field(default=0, validator=_check_flags)
     truncated: bool = False
     buffers: bool | None = None
+    clean_head: bool = False
     index: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     isolated: bool = True
 
     def __attrs_post_init__(self) -> None:
         # Implications, so that a spec always describes a reachable state.
-        if self.writeback and not self.dirty:
+        if (self.writeback or self.clean_head) and not self.dirty:
             object.__setattr__(self, "dirty", True)
         if (self.mlocked or self.pte_dirty) and not self.mapped:
             object.__setattr__(self, "mapped", True)
-        if self.truncated and (self.mapped or self.writeback or self.locked_for):
+        if self.truncated and (self.mapped or self.writeback or self.locked_for or self.pinned_for):
             raise ValueError("a truncated page is not mapped, under writeback or locked")
 
     @classmethod
@@ -356,7 +372,8 @@ class PageSpec:
         Names: ``clean``, ``dirty``, ``writeback``, ``mapped``, ``pte_dirty``
         (written through the mapping), ``mlocked``, ``pinned`` (one
         reference), ``locked`` (by another task for 8 ticks), ``buffers``,
-        ``nobuffers``, ``truncated``.
+        ``nobuffers``, ``truncated``, ``clean_head`` (dirty, its first buffer
+        written out).
         """
         fields: dict[str, object] = {}
         for raw in text.split("+"):
@@ -373,8 +390,12 @@ class PageSpec:
                 fields["buffers"] = True
             elif name == "nobuffers":
                 fields["buffers"] = False
+            elif name == "clean_head":
+                fields["clean_head"] = True
             else:
-                known = ", ".join((*_NAMED_STATES, "buffers", "nobuffers", "truncated"))
+                known = ", ".join(
+                    (*_NAMED_STATES, "buffers", "nobuffers", "truncated", "clean_head")
+                )
                 raise ValueError(f"unknown page state {name!r} (known: {known})")
         return cls(**fields)  # type: ignore[arg-type]
 
@@ -390,10 +411,14 @@ class PageSpec:
             parts.remove("dirty")
         if self.pinned:
             parts.append(f"pinned x{self.pinned}")
+        if self.pinned_for:
+            parts.append(f"pinned by another task for {self.pinned_for} ticks")
         if self.locked_for:
             parts.append(f"locked by another task for {self.locked_for} ticks")
         if self.buffers is not None:
             parts.append("buffers" if self.buffers else "no buffers")
+        if self.clean_head:
+            parts.append("first buffer clean")
         if self.flags:
             parts.append(f"flags {Oracle.flag_names(self.flags)}")
         return "+".join(parts) or "clean"
@@ -1170,6 +1195,8 @@ class World:
             if not page.flags & PG.dirty:
                 set_page_dirty(page)  # as a write through a mapping does
             prepared.data = new
+            if spec.clean_head:
+                write_head_buffer(page)
         if spec.writeback:
             self._start_writeback(page, table)
         if spec.pte_dirty:
@@ -1304,6 +1331,8 @@ class World:
             truncate_inode_pages(prepared.inode.i_mapping, spec.index * self.page_size)
         for _ in range(spec.pinned):
             prepared.holds.append(self.pin(page))
+        if spec.pinned_for:
+            prepared.holds.append(self.pin(page, spec.pinned_for))
         if spec.locked_for:
             prepared.holds.append(self.lock(page, spec.locked_for))
 
@@ -1484,6 +1513,22 @@ class OnDisk:
         else:
             data = contents.versions(self.record.owner, gens, page)
             dst[:] = data[skip : skip + len(dst)]
+
+
+def write_head_buffer(page: Page) -> bool:
+    """Write a dirty page's first buffer out on its own; whether it did.
+
+    Only a page of more than one buffer, all dirty: it keeps ``PG_dirty``
+    and its other dirty buffers, as a write(2) of part of it would leave it.
+    """
+    if not page.flags & PG.dirty or not page.flags & PG.private:
+        return False
+    head = page.private
+    if not isinstance(head, BufferHead) or head.b_this_page is head:
+        return False
+    if any(not bh.b_state & BH.dirty for bh in buffers(head)):
+        return False
+    return sync_dirty_buffer(head) == 0
 
 
 def _content_index(record: File | Area, index: int) -> int:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import hypothesis
 
 from fsaops.aops import FileSystemType
+from fsaops.buffer import BH
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.oracle import Oracle
@@ -349,6 +350,25 @@ class MigratepageConformance:
         assert call.old_before.flags & PG.dirty, "setup: the page under test is not dirty"
         _holds("dirty", promises.hook_dirty_carried(call))
 
+    def test_hook_carries_the_dirty_bit_of_each_buffer(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A dirty page with a clean first buffer moves with each buffer's bit (KERNEL-SPEC §6.3).
+
+        A write(2) of part of a page dirties only the buffers it covers; the
+        page is dirty, and so are they.  A ``migratepage`` that decides from
+        one buffer (the first) whether the page, or its buffers, are dirty
+        loses the others' data.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(dirty=True, clean_head=True))
+        ring = call.old_before.ring
+        if ring is None or len(ring) < 2 or ring[0].state & BH.dirty:
+            pytest.skip(
+                f"{fsaops_subject.describe()}: its pages have no buffers to be dirty one by one"
+            )
+        _holds("dirty", promises.hook_dirty_carried(call))
+
     def test_hook_carries_a_dirty_bit_held_only_in_a_pte(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
@@ -585,6 +605,19 @@ class MigratepageConformance:
         """
         self._needs_pages(fsaops_subject)
         self._engine(fsaops_world, (PageSpec(locked_for=6),))
+
+    def test_engine_moves_a_dirty_page_it_refused_at_first(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page pinned for a moment is refused, then moved whole later (KERNEL-SPEC §3, §5.1).
+
+        Another task lets go of its reference after a few ticks: the first
+        ``migratepage`` call answers ``-EAGAIN``, a later one moves the
+        page.  One that remembers the refusal and does less the second time
+        (moves the page clean, forgets its buffers) loses it.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        self._engine(fsaops_world, (PageSpec(dirty=True, pinned_for=2), PageSpec(pinned_for=3)))
 
     def test_engine_leaves_a_pinned_page_on_from(
         self, fsaops_subject: Subject, fsaops_world: World

@@ -60,17 +60,20 @@ def page_specs(
     def build(draw: st.DrawFn) -> PageSpec:
         truncated = for_hook and draw(st.booleans())
         mapped = not truncated and draw(st.booleans())
+        dirty = draw(st.booleans())
         return PageSpec(
-            dirty=draw(st.booleans()),
+            dirty=dirty,
+            clean_head=dirty and draw(st.booleans()),
             writeback=writeback and not truncated and draw(st.booleans()),
             mapped=mapped,
             pte_dirty=mapped and draw(st.booleans()),
             mlocked=mapped and draw(st.booleans()),
             pinned=draw(st.integers(0, 2)),
+            pinned_for=0 if for_hook or truncated else draw(st.sampled_from((0, 0, 2, 5))),
             locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
             flags=draw(copied_flags()),
             truncated=truncated,
-            index=draw(st.integers(0, 7)),
+            index=draw(st.integers(0, 7) | st.integers(8, 40)),
             seed=draw(st.integers(0, 2**16)),
         )
 

@@ -439,6 +439,22 @@ def swaps_block_numbers_when_it_gives_up(newpage: Page, page: Page) -> int:
     return rc
 
 
+def decides_dirty_from_the_first_buffer(newpage: Page, page: Page) -> int:
+    """Moves a dirty page whose first buffer is clean as a clean page, buffers cleaned.
+
+    A write(2) of part of a page dirties only the buffers it covers: the
+    first one says nothing about the others.
+    """
+    head = page.private if page.flags & PG.private else None
+    head_clean = isinstance(head, BufferHead) and not head.b_state & BH.dirty
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and head_clean:
+        newpage.flags &= ~PG.dirty
+        for bh in buffers(newpage.private):
+            bh.b_state &= ~BH.dirty
+    return rc
+
+
 def sets_reclaim_on_the_old_page(newpage: Page, page: Page) -> int:
     """Marks the old page ``PG_reclaim`` once it has moved: freeing it is a bad page state."""
     rc = buffer_migrate_page(newpage, page)
@@ -542,6 +558,7 @@ BROKEN: dict[str, Migratepage] = {
         sets_reclaim_on_the_new_page,
         swaps_block_numbers,
         swaps_block_numbers_when_it_gives_up,
+        decides_dirty_from_the_first_buffer,
         clears_the_journal_dirty_bits,
         takes_buffers_out_of_the_journal,
         clears_the_journal_bit,
