@@ -23,3 +23,12 @@ def failed_by_table(
             cls, test = report.nodeid.split("::")[1:3]
             failed.setdefault(cls.removeprefix("Test_"), []).append(test)
     return reprec, failed
+
+
+def call_reports(reprec: pytest.HookRecorder) -> dict[str, pytest.TestReport]:
+    """Each test's report of its call, by ``Class::test`` (the node id after the file)."""
+    return {
+        report.nodeid.split("::", 1)[1]: report
+        for report in reprec.getreports("pytest_runtest_logreport")
+        if report.when == "call"
+    }

@@ -18,6 +18,7 @@ import pytest
 
 import fsaops.spinlock
 from fsaops.testing.promises import PROMISES
+from suite_runs import call_reports
 
 pytest_plugins = ["pytester"]
 
@@ -483,11 +484,7 @@ def test_a_migratepage_that_does_less_after_a_refusal_is_caught(pytester: pytest
     reprec = pytester.inline_run(
         "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "refused_at_first"
     )
-    outcomes = {
-        report.nodeid.split("::", 1)[1]: report
-        for report in reprec.getreports("pytest_runtest_logreport")
-        if report.when == "call"
-    }
+    outcomes = call_reports(reprec)
     broken = outcomes["TestRefusesThenCleans::test_engine_moves_a_dirty_page_it_refused_at_first"]
     assert broken.failed
     assert "dirty pfn 0 moved to pfn" in broken.longreprtext

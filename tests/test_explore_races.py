@@ -21,7 +21,7 @@ from fsaops.explore import explore, replay
 from fsaops.explore.api import render_text
 from fsaops.plugins import Registry, load_plugins
 from fsaops.testing.dist import write_dist_info
-from suite_runs import failed_by_table
+from suite_runs import call_reports, failed_by_table
 
 PLUGINS = Path(__file__).parent / "configs" / "plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -154,11 +154,7 @@ def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
     pytester.syspathinsert(PLUGINS)
     pytester.makepyfile(test_races=RACE_PROMISE)
     reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly")
-    outcomes = {
-        report.nodeid.split("::", 1)[1]: report
-        for report in reprec.getreports("pytest_runtest_logreport")
-        if report.when == "call"
-    }
+    outcomes = call_reports(reprec)
     racy = outcomes["TestRacy::test_race_no_schedule_with_one_accessor_fails"]
     assert racy.failed
     text = racy.longreprtext

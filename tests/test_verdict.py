@@ -32,7 +32,7 @@ import fsaops.spinlock
 from fsaops import scenario
 from fsaops.cli import main
 from fsaops.migrate import UNMAP_TRIES
-from fsaops.page import Page
+from fsaops.page import PG, Page
 from fsaops.rmap import VM_LOCKED
 from fsaops.testing.dist import write_dist_info
 from fsaops.world import World
@@ -329,3 +329,28 @@ def test_a_run_of_no_page_says_nothing_was_checked(
     assert main(["migrate", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["status"], report["totals"]["pages"]) == ("ok", 0)
+
+
+def test_a_correct_data_journal_table_keeps_the_flags_promise_for_a_page_dirty_in_its_pte() -> None:
+    """Unmapping the dirty pte calls data=journal's set_page_dirty, which sets PG_checked.
+
+    The suite's random pages found the promise failing the real
+    ``buffer_migrate_page`` there ("has flags checked that pfn 0 never had").
+    """
+    from fsaops.testing import World as SubjectWorld
+    from fsaops.testing import promises
+    from fsaops.testing.harness import Subject
+    from fsaops.world import PageSpec
+
+    subject = Subject(
+        buggyfs_plugin.filesystem("journalled_correct"), "journal", frozenset({"buffers"})
+    )
+    world = SubjectWorld(subject)
+    call = world.call_migratepage(world.make_page(PageSpec(pte_dirty=True)))
+    assert call.rc == 0
+    assert call.newpage.flags & PG.checked, "setup: set_page_dirty on the way set PG_checked"
+    assert promises.hook_flags_copied(call) == []
+    # A clean page that gains it is still a broken promise.
+    clean = world.call_migratepage(world.make_page(PageSpec(index=1)))
+    clean.newpage.flags |= PG.checked
+    assert any("checked" in p for p in promises.hook_flags_copied(clean))

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     import hypothesis
 
 from fsaops.aops import FileSystemType
-from fsaops.buffer import BH
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.oracle import Oracle
@@ -361,12 +360,10 @@ class MigratepageConformance:
         loses the others' data.
         """
         self._needs_moving_hook(fsaops_subject)
+        if not fsaops_subject.has("buffers"):
+            pytest.skip(f"{fsaops_subject.describe()}: its pages have no buffers")
+        # A page of one buffer (a block as large as the page) is dirty whole.
         call = self._call(fsaops_world, PageSpec(dirty=True, clean_head=True))
-        ring = call.old_before.ring
-        if ring is None or len(ring) < 2 or ring[0].state & BH.dirty:
-            pytest.skip(
-                f"{fsaops_subject.describe()}: its pages have no buffers to be dirty one by one"
-            )
         _holds("dirty", promises.hook_dirty_carried(call))
 
     def test_hook_carries_a_dirty_bit_held_only_in_a_pte(

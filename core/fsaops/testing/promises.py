@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from fsaops.buffer import BH
 from fsaops.debug import check_kernel
 from fsaops.errors import describe_exception
-from fsaops.oracle import Oracle, first_difference
+from fsaops.oracle import Oracle, first_difference, may_gain
 from fsaops.page import PG
 from fsaops.testing.harness import (
     EngineRun,
@@ -168,7 +168,13 @@ def hook_flags_copied(call: HookCall) -> list[str]:
         problems.append(
             f"new pfn {new_pfn} did not get flags {Oracle.flag_names(lost)} from pfn {old_pfn}"
         )
-    gained = new.flags & PG.COPIED & ~PG.referenced & ~call.old_before.flags
+    # PG_referenced may come from the ptes on the way, and PG_checked from the
+    # table's own set_page_dirty for a page or pte that was dirty (may_gain).
+    before = call.old_before
+    dirtied = bool(before.flags & PG.dirty) or before.pte_dirty
+    tree = before.tree
+    allowed = PG.referenced | may_gain(getattr(tree, "a_ops", None), dirtied)
+    gained = new.flags & PG.COPIED & ~allowed & ~before.flags
     if gained:
         problems.append(
             f"new pfn {new_pfn} has flags {Oracle.flag_names(gained)} that pfn {old_pfn} never had"
