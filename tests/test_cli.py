@@ -760,3 +760,17 @@ def test_a_page_that_cannot_be_written_keeps_the_json_report(tmp_path: Path) -> 
     assert json.loads(proc.stdout)["status"] == "ok"
     assert proc.stderr.startswith(f"fsaops: error: --html {page}: cannot write it: File too large")
     assert not page.exists()
+
+
+@pytest.mark.parametrize("seed", ["\u0663", "\uff13", "1_000", "1e3", " "])
+def test_a_seed_is_digits_0_to_9(capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    """int() takes other scripts' digits and underscores: '\u0663' ran as seed 3."""
+    assert main(["migrate", "--seed", seed, "--json"]) == 2
+    assert "expected a non-negative integer" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_the_reports_config_says_the_seed_the_run_had(capsys: pytest.CaptureFixture[str]) -> None:
+    """--seed overrode [workload] seed, but the report's config still gave the file's."""
+    assert main(["migrate", "--seed", "5", "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["seed"] == report["config"]["workload"]["seed"] == 5

@@ -174,7 +174,9 @@ def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "MiB", "1.5GiB", "-1MiB", "64XB", "64 MB", "0x10"])
+@pytest.mark.parametrize(
+    "text", ["", "MiB", "1.5GiB", "-1MiB", "64XB", "64 MB", "0x10", "\uff12MiB", "\u0663MiB"]
+)
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size(text)

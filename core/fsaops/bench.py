@@ -1471,6 +1471,8 @@ class _Parser(argparse.ArgumentParser):
 def _count(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
+            if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
+                raise ValueError(text)  # as fsaops's own: 0-9, no '1_000', no other scripts
             value = int(text)
         except ValueError:
             value = low - 1

@@ -145,6 +145,10 @@ or {"schema", "status", "error"}"""
 
 def _seed(text: str) -> int:
     try:
+        # Digits 0 to 9 only: int() would also take '1_000' and other
+        # scripts' digits ('٣' is 3).
+        if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
+            raise ValueError(text)
         value = int(text)
     except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "..."
@@ -637,6 +641,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, semantics=args.semantics))
     if args.timeout is not None:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, timeout=args.timeout))
+    if args.seed is not None:  # the report's config says the seed the run had
+        config = attrs.evolve(config, workload=attrs.evolve(config.workload, seed=args.seed))
     # Checked and made absolute before any plugin code runs: plugin code that
     # changes the working folder must not send the page somewhere else.
     html = (

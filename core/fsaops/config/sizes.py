@@ -25,7 +25,7 @@ _UNITS: Final[Mapping[str, int]] = {
     "t": 1024 * 1024 * MiB,
     "tib": 1024 * 1024 * MiB,
 }
-_SIZE_RE: Final = re.compile(r"\s*(\d+)\s*([A-Za-z]*)\s*")
+_SIZE_RE: Final = re.compile(r"\s*([0-9]+)\s*([A-Za-z]*)\s*")  # 0-9: not other scripts' digits
 
 
 def parse_size(text: str) -> int:
