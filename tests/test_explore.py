@@ -283,6 +283,12 @@ def test_the_command_exits_0_and_says_the_space_was_exhausted(
     [
         ("[plugins]\nload = []\n", [], "mounts nothing to explore; name a filesystem with --fs"),
         ('[[mount]]\nfs = "ext2"\nmode = "default"\n', ["--mode", "nobh"], "no mount in mode nobh"),
+        # A mount that names no mode has its filesystem's default one.
+        (
+            '[[mount]]\nfs = "ext2"\n',
+            ["--fs", "ext2", "--mode", "nobh"],
+            "no mount of ext2 in mode nobh",
+        ),
     ],
 )
 def test_a_scenario_without_the_mount_to_explore_says_so(

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     import structlog
     from rich.console import Console
 
-    from fsaops.config import Config
+    from fsaops.config import Config, MountConfig
     from fsaops.plugins import Registry
     from fsaops.scenario import Progress
     from fsaops.typing import EngineLog
@@ -938,19 +938,32 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _explore_target(
-    config: Config | None, source: str, fs: str | None, mode: str | None
+    config: Config | None,
+    source: str,
+    fs: str | None,
+    mode: str | None,
+    defaults: Mapping[str, str] | None = None,
 ) -> tuple[str, str | None, int | None]:
-    """The filesystem, mode and block size to explore: from the options, or a scenario's mount."""
+    """The filesystem, mode and block size to explore: from the options, or a scenario's mount.
+
+    ``defaults`` gives each loaded filesystem's default mode: a mount that
+    names no mode has that one (and ``--mode`` must match it).
+    """
     from fsaops.errors import ConfigError
 
     if config is None:
         if fs is None:
             raise ConfigError("fsaops explore needs --fs NAME (or a SCENARIO.toml), or --replay")
         return fs, mode, None
+    known = defaults or {}
+
+    def mode_of(mount: MountConfig) -> str | None:
+        return mount.mode if mount.mode is not None else known.get(mount.fs)
+
     mounts = [
         m
         for m in config.mount
-        if (fs is None or m.fs == fs) and (mode is None or (m.mode or mode) == mode)
+        if (fs is None or m.fs == fs) and (mode is None or (mode_of(m) or mode) == mode)
     ]
     if fs is not None and not mounts and not any(m.fs == fs for m in config.mount):
         return fs, mode, None  # a type the scenario does not mount (swap: anonymous memory)
@@ -961,11 +974,11 @@ def _explore_target(
             (f" of {fs}" if fs is not None else "", f" in mode {mode}" if mode is not None else "")
         )
         raise ConfigError(f"{source}: no mount{wanted}")
-    if len({(m.fs, m.mode) for m in mounts}) > 1:
-        shown = ", ".join(f"{m.fs}:{m.mode or 'default'}" for m in mounts)
+    if len({(m.fs, mode_of(m)) for m in mounts}) > 1:
+        shown = ", ".join(f"{m.fs}:{mode_of(m) or 'default'}" for m in mounts)
         raise ConfigError(f"{source}: pick one of its mounts with --fs and --mode: {shown}")
     chosen = mounts[0]
-    return chosen.fs, chosen.mode or mode, chosen.block_size
+    return chosen.fs, mode_of(chosen) or mode, chosen.block_size
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
@@ -1000,7 +1013,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         if args.scenario is not None:
             config, source = _read_config(args.scenario)
         registry = _load(config, source or None, args.plugins)
-        fs, mode, block_size = _explore_target(config, source, args.fs, args.mode)
+        defaults = {name: t.default_mode for name, t in registry.filesystems.items()}
+        fs, mode, block_size = _explore_target(config, source, args.fs, args.mode, defaults)
         semantics = args.semantics or (config.kernel.semantics if config else "v4")
         page_size = int(config.kernel.page_size) if config else 4096
         tasks = None if args.tasks is None else parse_tasks(args.tasks.split(","))
