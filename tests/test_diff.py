@@ -145,6 +145,7 @@ BAD = {
     "not JSON": ("hello", "not JSON"),
     "a list": ("[1, 2]", "not a report: an array, not a JSON object"),
     "null": ("null", "not a report: null, not a JSON object"),
+    "a NaN": ('{"schema": NaN}', "not JSON (NaN is not a JSON value)"),
     "an envelope": (
         json.dumps({"schema": SCHEMA, "status": "bad input", "error": "no such file"}),
         "the JSON of a command that could not finish (status bad input: no such file)",

@@ -88,7 +88,7 @@ def load_report(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as stream:
             raw = stream.read(MAX_REPORT_BYTES + 1)
-        data = _inert(json.loads(raw.decode("utf-8")))
+        data = _inert(json.loads(raw.decode("utf-8"), parse_constant=_not_json))
     except OSError as exc:
         raise BadReport(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -122,6 +122,11 @@ def load_report(path: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
     return data
+
+
+def _not_json(token: str) -> None:
+    """``NaN`` and ``Infinity`` are Python's, not JSON's: no report holds them."""
+    raise ValueError(f"{token} is not a JSON value")
 
 
 _JSON_NAMES: Final = {
