@@ -732,10 +732,11 @@ def test_html_over_the_scenario_or_standard_output_is_bad_input(tmp_path: Path) 
     assert_bad_input(proc, "is the scenario this command reads; name another file")
     assert scenario.read_text(encoding="utf-8") == text
     out = tmp_path / "out.json"
-    with out.open("w", encoding="utf-8") as stream:
-        proc = run("migrate", scenario, "--json", "--html", "/dev/stdout", stdout=stream)
-    assert proc.returncode == 2
-    assert "is the command's standard output" in json.loads(out.read_text())["error"]
+    for page in ("/dev/stdout", str(out)):  # > out.json --html out.json too
+        with out.open("w", encoding="utf-8") as stream:
+            proc = run("migrate", scenario, "--json", "--html", page, stdout=stream)
+        assert proc.returncode == 2
+        assert "is the command's standard output" in json.loads(out.read_text())["error"]
 
 
 def test_a_page_that_cannot_be_written_keeps_the_json_report(tmp_path: Path) -> None:

@@ -729,9 +729,8 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
     for what, other in (reads or {}).items():
         if other is not None and _same_file(path, other):
             raise FsaopsError(f"{option} {path}: is {what} this command reads; name another file")
-    with contextlib.suppress(OSError):
-        if os.path.exists(path) and os.path.samestat(os.stat(path), os.fstat(1)):
-            raise FsaopsError(f"{option} {path}: is the command's standard output; name a file")
+    if _is_stdout(path):
+        raise FsaopsError(f"{option} {path}: is the command's standard output; name a file")
     if os.path.lexists(path) and not os.path.isfile(path):
         raise FsaopsError(f"{option} {path}: is not a regular file; name a file to write")
     folder = os.path.dirname(path) or "."
@@ -740,6 +739,30 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FsaopsError(f"{option} {path}: cannot write in {folder}")
     return os.path.abspath(path)
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether ``path`` is the file the command's output goes to (``> FILE``, ``/dev/stdout``).
+
+    While a command runs, descriptor 1 points at standard error and the
+    output has a descriptor of its own: both are compared.
+    """
+    try:
+        if not os.path.exists(path):
+            return False
+        target = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    descriptors = [1]
+    out = _stdout()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if out is not None:
+            descriptors.append(out.fileno())
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            if os.path.samestat(target, os.fstat(fd)):
+                return True
+    return False
 
 
 def _same_file(a: str, b: str) -> bool:
