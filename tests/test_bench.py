@@ -229,6 +229,8 @@ def test_bad_arguments_are_refused() -> None:
         ["--pages", str(10**20)],
         ["--pages", "9" * 5000],
         ["--pages", "many"],
+        ["--pages", "\u0663\u0660"],  # 30 in Arabic-Indic digits: digits are 0 to 9
+        ["--pages", "1_000"],
         ["--repeat", "0"],
         ["--repeat", "101"],
         ["--repeat", "-1"],

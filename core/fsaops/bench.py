@@ -1470,10 +1470,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _count(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
+        from fsaops.cli import _decimal
+
         try:
-            if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
-                raise ValueError(text)  # as fsaops's own: 0-9, no '1_000', no other scripts
-            value = int(text)
+            value = _decimal(text)
         except ValueError:
             value = low - 1
         if not low <= value <= high:

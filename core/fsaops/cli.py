@@ -143,13 +143,22 @@ with --json, every exit prints one JSON object on standard output: the result,
 or {"schema", "status", "error"}"""
 
 
+def _decimal(text: str) -> int:
+    """An integer written with the digits 0 to 9 (and a sign).
+
+    ``int()`` also takes ``'1_000'`` and other scripts' digits (``'٣'`` is 3).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 def _seed(text: str) -> int:
     try:
-        # Digits 0 to 9 only: int() would also take '1_000' and other
-        # scripts' digits ('٣' is 3).
-        if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
-            raise ValueError(text)
-        value = int(text)
+        value = _decimal(text)
     except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise argparse.ArgumentTypeError(
