@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import re
+import signal
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -191,6 +192,18 @@ def test_a_migratepage_that_never_lets_go_ends_the_run_without_a_time_limit(
     assert report["error"].startswith("stuck: the run made no progress for ")
     assert "while migrating the page at pfn " in report["error"]
     assert f"(table {name}_aops of plugin fsaops-buggyfs[buggyfs], pass 0" in report["error"]
+
+
+@pytest.mark.parametrize("name", ["ignores_the_alarm_and_spins", "takes_the_alarm_and_spins"])
+def test_a_migratepage_that_takes_sigalrm_is_still_held_to_the_time_limit(
+    configs: Path, name: str
+) -> None:
+    """Its timer silenced, the watchdog thread raises the timeout in the run itself."""
+    rc, report = migrate(configs, name, (3, "v4"), "--timeout", "0.5")
+    assert (rc, report["status"]) == (1, "timeout")
+    assert report["error"].startswith("timeout: the run went past its time limit of 0.5 s ")
+    assert f"(table {name}_aops of plugin fsaops-buggyfs[buggyfs], pass 0" in report["error"]
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # put back when the run ended
 
 
 def test_a_spinlock_left_held_is_a_lockup_naming_the_lock_and_the_plugin(

@@ -53,6 +53,7 @@ import gc
 import hashlib
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -1143,28 +1144,54 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
         wait = _WATCH_EVERY if deadline is None else min(_WATCH_EVERY, deadline - now)
         signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
 
-    def expired(signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
+    def due(now: float) -> str | None:
+        """What ends the run now: the time limit, a stall, or nothing (``None``)."""
         if deadline is not None and now >= deadline:
-            signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
-            head = f"timeout: the run went past its time limit of {seconds:g} s"
-            raise RunTimeout(_timeout_message(head, frame, where, registry))
+            return f"timeout: the run went past its time limit of {seconds:g} s"
         clock = where.clock() if where.clock is not None else -1
         if where.phase != "migrating" or clock != seen[0]:
             seen[0], seen[1] = clock, now
         elif now - seen[1] >= STALL_SECONDS:
-            signal.setitimer(signal.ITIMER_REAL, 0.5)
-            head = (
+            return (
                 f"stuck: the run made no progress for {now - seen[1]:.0f} s (a lock left "
                 "held, or a loop that does not end)"
             )
-            raise RunTimeout(_timeout_message(head, frame, where, registry))
-        arm(now)
+        return None
 
+    def expired(signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        head = due(now)
+        if head is None:
+            arm(now)
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
+        raise RunTimeout(_timeout_message(head, frame, where, registry))
+
+    def in_place_of_the_timer(frame: FrameType | None) -> float:
+        """The watchdog's look; returns in how many seconds to look again.
+
+        ``frame`` is the run's, when plugin code took ``SIGALRM``: a run that
+        is due to end then gets :class:`~fsaops.errors.RunTimeout` raised in
+        its thread, and again every half second should it be swallowed.
+        ``None``: the timer is still ours, and only the next look is asked.
+        """
+        now = time.monotonic()
+        head = None if frame is None else due(now)
+        if head is not None:
+            _raise_in(main_ident, RunTimeout(_timeout_message(head, frame, where, registry)))
+            return 0.5
+        return _WATCH_EVERY if deadline is None else max(min(_WATCH_EVERY, deadline - now), 0.01)
+
+    main_ident = threading.get_ident()
     previous = signal.signal(signal.SIGALRM, expired)
     arm(start)
     stop = threading.Event()
-    guard = threading.Thread(target=_rearm, args=(stop,), name="fsaops-watchdog", daemon=True)
+    guard = threading.Thread(
+        target=_watch,
+        args=(stop, expired, main_ident, in_place_of_the_timer),
+        name="fsaops-watchdog",
+        daemon=True,
+    )
     guard.start()
     try:
         yield where
@@ -1175,17 +1202,49 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
         signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
 
 
-def _rearm(stop: threading.Event) -> None:
-    """Arm the run's timer again whenever plugin code disarmed it (``alarm(0)``).
+def _watch(
+    stop: threading.Event,
+    handler: Callable[[int, FrameType | None], None],
+    main_ident: int,
+    look: Callable[[FrameType | None], float],
+) -> None:
+    """Keep the time limit and the stall watchdog working whatever plugin code does to ``SIGALRM``.
 
     A library that keeps its own time limits with ``SIGALRM`` cancels the
-    timer when it is done; without this, the time limit and the stall
-    watchdog would never fire again.  The handler re-arms itself.
+    timer when it is done (``alarm(0)``): the timer is armed again (the
+    handler re-arms itself).  Plugin code that ignores the signal, or puts
+    a handler of its own in place, silences the timer for good: this thread
+    then looks in its place (``look``, which says when to look again), and
+    raises :class:`~fsaops.errors.RunTimeout` in the run's thread itself.
     """
-    while not stop.wait(_WATCH_EVERY):
+    wait = look(None)
+    while not stop.wait(wait):
         with contextlib.suppress(OSError, ValueError):
-            if signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
-                signal.setitimer(signal.ITIMER_REAL, 0.001)
+            if signal.getsignal(signal.SIGALRM) is handler:
+                wait = look(None)
+                if signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
+                    signal.setitimer(signal.ITIMER_REAL, 0.001)
+                continue
+            wait = look(sys._current_frames().get(main_ident))
+
+
+def _raise_in(ident: int, exc: RunTimeout) -> None:
+    """Have thread ``ident`` raise ``exc`` at its next line of Python (where signals cannot reach).
+
+    The interpreter raises a class, not an object: a subclass that makes
+    ``exc`` again is handed over.  Code stuck in C, or sleeping, raises it
+    when it comes back.
+    """
+    import ctypes
+
+    message = str(exc)
+
+    class _Raised(RunTimeout):
+        def __init__(self) -> None:
+            super().__init__(message)
+
+    _Raised.__name__ = _Raised.__qualname__ = "RunTimeout"
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_Raised))
 
 
 def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry: Registry) -> str:

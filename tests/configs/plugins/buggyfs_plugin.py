@@ -613,8 +613,31 @@ def disarms_the_timer_and_spins(newpage: Page, page: Page) -> int:
     return spins_forever(newpage, page)
 
 
+def ignores_the_alarm_and_spins(newpage: Page, page: Page) -> int:
+    """Has ``SIGALRM`` ignored, so that no timer can interrupt it, then never returns."""
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    return spins_forever(newpage, page)
+
+
+def takes_the_alarm_and_spins(newpage: Page, page: Page) -> int:
+    """Puts a ``SIGALRM`` handler of its own in place (a no-op), then never returns."""
+    import signal
+
+    signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    return spins_forever(newpage, page)
+
+
 STUCK: dict[str, Migratepage] = {
-    fn.__name__: fn for fn in (leaves_tree_lock_held, spins_forever, disarms_the_timer_and_spins)
+    fn.__name__: fn
+    for fn in (
+        leaves_tree_lock_held,
+        spins_forever,
+        disarms_the_timer_and_spins,
+        ignores_the_alarm_and_spins,
+        takes_the_alarm_and_spins,
+    )
 }
 """Broken ``migratepage`` functions that never let the run go on: a plain run must end anyway."""
 
