@@ -671,6 +671,40 @@ def test_the_fallback_retries_a_dirty_page_pageout_cannot_write(
     assert page.flags & PG.dirty and not page.flags & PG.locked
 
 
+@pytest.mark.parametrize("swap", [False, True], ids=["fallback", "swap_page"])
+def test_the_migration_code_asks_releasepage_with_gfp_kernel(world: World, swap: bool) -> None:
+    """The fallback and ``swap_page`` call ``try_to_release_page(page, GFP_KERNEL)``.
+
+    A ``releasepage`` that lets buffers go only when it may call into its
+    filesystem (``__GFP_FS``, as XFS's does) must let them go here.
+    """
+    from fsaops.buffer import try_to_free_buffers
+    from fsaops.gfp import GFP_FS, GFP_KERNEL
+
+    asked: list[int] = []
+
+    def releasepage(page: Page, gfp: int) -> int:
+        asked.append(gfp)
+        return try_to_free_buffers(page) if gfp & GFP_FS else 0
+
+    inode = world.file(world.mount("ext2", block_size=1024), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    inode.i_mapping.a_ops = attrs.evolve(
+        inode.i_mapping.a_ops, migratepage=None, releasepage=releasepage
+    )
+    if swap:  # no new pages: migrate_pages swaps the page out (swap_page)
+        world.isolate([page])
+        moved, failed = PageList("moved"), PageList("failed")
+        rc = migrate_pages(world.from_, None, moved, failed, kernel=world.kernel)
+        assert list(moved) == [page]
+    else:
+        out = world.migrate([page])
+        assert out.problems == []
+        rc = out.rc
+    assert asked == [GFP_KERNEL]
+    assert rc == 0
+
+
 # -- buffer_migrate_page's private_lock ------------------------------------------------------
 
 

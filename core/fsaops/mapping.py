@@ -287,7 +287,9 @@ def remove_mapping(mapping: AddressSpace | None, page: Page) -> bool:
 def try_to_release_page(page: Page, gfp: int = 0) -> int:
     """Ask the filesystem to free a locked page's buffers (``try_to_release_page``, mm/filemap.c).
 
-    Calls the table's ``releasepage`` if it has one, else
+    ``gfp`` is what the caller allows (:mod:`fsaops.gfp`): the migration
+    code passes :data:`~fsaops.gfp.GFP_KERNEL`, truncation 0.  Calls the
+    table's ``releasepage`` if it has one, else
     :func:`~fsaops.buffer.try_to_free_buffers`.  A page under writeback
     keeps its buffers.  Returns non-zero on success.
 

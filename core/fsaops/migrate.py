@@ -44,6 +44,7 @@ from fsaops.errors import (
     shown,
 )
 from fsaops.findings import Findings, MigratepageWatch
+from fsaops.gfp import GFP_KERNEL
 from fsaops.lists import LIST_POISON, PageList, list_move
 from fsaops.lru import move_to_lru
 from fsaops.mapping import remove_mapping, try_to_release_page
@@ -359,7 +360,7 @@ def swap_page(page: Page) -> int:
             unlock_page(page)
             return -EAGAIN
     if page.flags & PG_private and (
-        not try_to_release_page(page, 0) or (mapping is None and page.count == 1)
+        not try_to_release_page(page, GFP_KERNEL) or (mapping is None and page.count == 1)
     ):
         kernel.current.why = "swap_page: buffers could not be released"
         unlock_page(page)
@@ -1063,7 +1064,7 @@ def _fallback(
             kernel.current.why = kernel.current.why or "written out; waiting for writeback"
             unlock_page(newpage)
             return -EAGAIN, "pageout_success", newpage
-    if not page.flags & PG_private or try_to_release_page(page, 0):
+    if not page.flags & PG_private or try_to_release_page(page, GFP_KERNEL):
         rc = migrate_page(newpage, page)
         unlock_page(newpage)
         unlock_page(page)

@@ -28,6 +28,7 @@ from fsaops.buffer import (
     page_inode,
     try_to_free_buffers,
 )
+from fsaops.gfp import GFP_FS
 from fsaops.page import PG, Page
 
 if TYPE_CHECKING:
@@ -74,9 +75,15 @@ def linvfs_writepage(page: Page, wbc: WritebackControl) -> int:
 
 
 def linvfs_release_page(page: Page, gfp: int) -> int:
-    """Free the buffers unless some are still delalloc (converting them on the way)."""
+    """Free the buffers unless some are still delalloc (converting them on the way).
+
+    The conversion calls into XFS, so it is done only for a caller that
+    allows it (``__GFP_FS``: :data:`~fsaops.gfp.GFP_FS`); for any other the
+    page keeps its buffers.
+    """
     if page.flags & PG.private and any(b.b_state & BH.delay for b in buffers(page.private)):
-        _convert_delalloc(page)
+        if gfp & GFP_FS:
+            _convert_delalloc(page)
         return 0
     return try_to_free_buffers(page)
 
