@@ -69,8 +69,8 @@ def test_remove_references_refuses_a_wrong_count_and_changes_nothing(
     inode = one_page(world, "ext2", "nobh", clean=True)
     (page,) = inode.i_mapping.pages()
     newpage = isolated_pair(world, page)
-    # V3 to 2.6.16 return 1; the February 2006 patch (2.6.17) returns -EAGAIN.
-    want = -EAGAIN if semantics == "2.6.17" else 1
+    # V3 to 2.6.16-rc6 return 1; the February 2006 patch (in 2.6.16) returns -EAGAIN.
+    want = 1 if semantics == "v4" else -EAGAIN
     assert migrate_page_remove_references(newpage, page, 2 + extra) == want
     assert inode.i_mapping.page_tree[0] is page
     assert page.count == 2
@@ -122,11 +122,11 @@ def test_remove_references_refuses_a_vm_locked_page(registry: Registry, semantic
     assert page is not None
     newpage = isolated_pair(world, page)
     assert add_to_swap(page) == 1
-    want = -EPERM if semantics == "2.6.17" else 1
+    want = 1 if semantics == "v4" else -EPERM
     assert migrate_page_remove_references(newpage, page, 2) == want
     assert mm.ptes[vma.vm_start].page is page
-    # migrate_page turns 1 into -EAGAIN; 2.6.17 passes -EPERM through.
-    assert migrate_page(newpage, page) == (-EPERM if semantics == "2.6.17" else -EAGAIN)
+    # migrate_page turns 1 into -EAGAIN; 2.6.16 passes -EPERM through.
+    assert migrate_page(newpage, page) == (-EAGAIN if semantics == "v4" else -EPERM)
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
@@ -139,7 +139,7 @@ def test_buffer_migrate_page_of_a_vm_locked_file_page(registry: Registry, semant
     (page,) = inode.i_mapping.pages()
     ring = list(buffers(page.private))
     newpage = isolated_pair(world, page)
-    assert buffer_migrate_page(newpage, page) == (-EPERM if semantics == "2.6.17" else -EAGAIN)
+    assert buffer_migrate_page(newpage, page) == (-EAGAIN if semantics == "v4" else -EPERM)
     assert mm.ptes[vma.vm_start].page is page
     assert all(bh.b_page is page for bh in ring)
 

@@ -13,6 +13,7 @@ import pytest
 
 from fsaops.debug import check_kernel
 from fsaops.lists import PageList
+from fsaops.lru import putback_lru_pages
 from fsaops.mempolicy import (
     MIGRATE_CHUNK_SIZE,
     MPOL_MF_MOVE,
@@ -25,7 +26,8 @@ from fsaops.mempolicy import (
 )
 from fsaops.migrate import MigrateStats
 from fsaops.plugins import Registry
-from fsaops.rmap import VM_WRITE
+from fsaops.rmap import VM_SHARED, VM_WRITE
+from fsaops.semantics import SEMANTICS
 from fsaops.world import World
 
 
@@ -101,7 +103,7 @@ def test_which_pages_migrate_page_add_takes_without_move_all(
     readers = [world.process(f"reader{i}") for i in range(2)]
     for mm in readers:
         vma = mm.mmap_file(inode, 0, 1)
-        vma.vm_flags &= ~VM_WRITE  # a read-only shared mapping: not writably mapped
+        vma.vm_flags &= ~(VM_WRITE | VM_SHARED)  # a private read-only mapping, as of a library
         mm.read(vma.vm_start * 4096, 1)
     assert page.mapcount == 2
     pagelist = PageList()
@@ -113,6 +115,26 @@ def test_which_pages_migrate_page_add_takes_without_move_all(
     assert page.mapcount == 1
     migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
     assert list(pagelist) == [page], f"{semantics}: a page only this process maps moves"
+    world.kernel.run_until_idle()
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
+def test_a_read_only_shared_mapping_makes_a_file_writably_mapped_for_v4(
+    registry: Registry, semantics: str
+) -> None:
+    """``mapping_writably_mapped`` reads ``i_mmap_writable``: every ``VM_SHARED`` area counts."""
+    world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    readers = [world.process(f"reader{i}") for i in range(2)]
+    for mm in readers:
+        vma = mm.mmap_file(inode, 0, 1)
+        vma.vm_flags &= ~VM_WRITE  # shared, but read-only
+        mm.read(vma.vm_start * 4096, 1)
+    pagelist = PageList()
+    migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
+    # V4 takes it (the file is "writably mapped"); 2.6.16 takes no shared page.
+    assert (list(pagelist) == [page]) == (semantics == "v4")
     world.kernel.run_until_idle()
 
 
@@ -158,13 +180,25 @@ def test_migrate_to_node_moves_a_process(registry: Registry, semantics: str) -> 
     assert check_kernel(world.kernel) == []
 
 
-def test_moving_needs_a_swap_device(registry: Registry) -> None:
-    world = World(registry=registry, swap_slots=0, node_pages=256)
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_moving_needs_a_swap_device_from_2_6_16(registry: Registry, semantics: str) -> None:
+    """2.6.16 moves nothing without swap (-ENODEV); V4 tries, and anonymous pages fail."""
+    world = World(registry=registry, swap_slots=0, node_pages=256, semantics=semantics)
     area = world.anon(2)
     mm, _ = area.mm, area.vma
-    assert check_range(mm, {0}, MPOL_MF_MOVE, PageList()) == -ENODEV
-    assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE) == 0
+    pagelist = PageList()
+    if semantics == "v4":
+        assert check_range(mm, {0}, MPOL_MF_MOVE, pagelist) == 0
+        assert len(pagelist) == 2
+        putback_lru_pages(pagelist)
+        # Each anonymous page fails add_to_swap: not moved.
+        assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE) == 2
+    else:
+        assert check_range(mm, {0}, MPOL_MF_MOVE, pagelist) == -ENODEV
+        assert pagelist.empty()
+        assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE) == 0
     assert all(pte.page is not None and pte.page.node.nid == 0 for pte in mm.ptes.values())
+    assert check_kernel(world.kernel) == []
 
 
 def test_node_remap_keeps_the_rank() -> None:
@@ -192,6 +226,27 @@ def test_sys_migrate_pages_checks(registry: Registry, semantics: str) -> None:
     area_mm2 = off.anon(1)
     mm2, _ = area_mm2.mm, area_mm2.vma
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}) == -ENOSYS
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
+def test_a_capable_caller_of_migrate_pages_moves_shared_pages_from_2_6_16(
+    registry: Registry, semantics: str
+) -> None:
+    """V4's syscall passes ``MPOL_MF_MOVE`` for everyone; 2.6.16 ``MPOL_MF_MOVE_ALL`` for root."""
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
+    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    readers = [world.process(f"reader{i}") for i in range(2)]
+    for mm in readers:
+        vma = mm.mmap_file(inode, 0, 1)
+        vma.vm_flags &= ~(VM_WRITE | VM_SHARED)  # private and read-only: shared by two
+        mm.read(vma.vm_start * 4096, 1)
+    assert sys_migrate_pages(world.kernel, readers[0].pid, {0}, {1}) == 0
+    now = world.page_of(world.files[0], 0)
+    assert now is not None
+    assert (now is page, now.node.nid) == ((True, 0) if semantics == "v4" else (False, 1))
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
 
 
 @pytest.mark.parametrize(("semantics", "calls"), [("v4", 600), ("2.6.16", 3)])

@@ -983,7 +983,7 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
     buffers.  A page without buffers goes to :func:`~fsaops.migrate.migrate_page`.
 
     Returns 0, or ``-EAGAIN`` when the page has no mapping or its references
-    do not match (from 2.6.17 what ``migrate_page_remove_references``
+    do not match (from 2.6.16 what ``migrate_page_remove_references``
     returned: ``-EAGAIN`` or ``-EPERM``).  As in V4, the buffer locks are
     taken and dropped with ``private_lock`` held; the 2.6.16 code does not
     take it (:attr:`~fsaops.semantics.Semantics.buffer_private_lock`).
@@ -1000,7 +1000,7 @@ def buffer_migrate_page(newpage: Page, page: Page) -> int:
     head: BufferHead = page.private
     rc = helpers.migrate_page_remove_references(newpage, page, 3)
     if rc:
-        # V4 to 2.6.16: 1 means -EAGAIN; 2.6.17 passes the errno through.
+        # V4 to 2.6.16-rc6: 1 means -EAGAIN; 2.6.16 passes the errno through.
         return rc if rc < 0 else -EAGAIN
     # spin_lock(&mapping->private_lock) (V4 to V8), by hand rather than
     # with a with statement, which costs twice as much on this per-page path.

@@ -19,7 +19,7 @@ from fsaops.lists import PageList, list_add, list_add_tail, list_del, list_splic
 from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.migrate import NOT_REACHED, MigrateStats, migrate_pages, table_name
 from fsaops.page import page_anon, page_mapping, put_page
-from fsaops.rmap import VM_SHARED, VM_WRITE
+from fsaops.rmap import VM_SHARED
 
 if TYPE_CHECKING:
     from fsaops.kernel import Kernel
@@ -68,10 +68,15 @@ def _single_mm_mapping(mm: Mm, page: Page) -> bool:
 
 
 def _writably_mapped(page: Page) -> bool:
+    """``mapping_writably_mapped``: ``i_mmap_writable``, which counts every ``VM_SHARED`` area.
+
+    A shared mapping counts whether or not it may write (``mprotect`` can
+    make it writable later).
+    """
     mapping = page_mapping(page)
     if mapping is None:
         return False
-    return any(vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE for vma in mapping.i_mmap)
+    return any(vma.vm_flags & VM_SHARED for vma in mapping.i_mmap)
 
 
 def movable_v4(mm: Mm, page: Page) -> bool:
@@ -118,12 +123,16 @@ def check_range(mm: Mm, nodes: set[int], flags: int, pagelist: PageList | None) 
     """Walk a process's ptes and queue the pages whose node is in ``nodes``.
 
     With ``MPOL_MF_INVERT`` the pages whose node is *not* in ``nodes`` are
-    queued instead.  Moving needs a swap device: without a free slot this
-    returns ``-ENODEV`` and queues nothing (2.6.16).
+    queued instead.  From 2.6.16 moving needs a swap device: without a
+    free slot this returns ``-ENODEV`` and queues nothing
+    (:attr:`~fsaops.semantics.Semantics.swap_needed`); before, the pages
+    are queued, and each anonymous one fails to get a swap entry.
     """
     kernel = mm.kernel
-    if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) and (
-        kernel.swap is None or kernel.swap.nr_swap_pages <= 0
+    if (
+        flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)
+        and kernel.semantics.swap_needed
+        and (kernel.swap is None or kernel.swap.nr_swap_pages <= 0)
     ):
         return -ENODEV
     invert = bool(flags & MPOL_MF_INVERT)
@@ -298,7 +307,10 @@ def sys_migrate_pages(
     """``migrate_pages(2)``: move process ``pid``'s pages from ``old_nodes`` to ``new_nodes``.
 
     The caller (``uid``; ``capable`` for ``CAP_SYS_NICE``) must own the
-    target or be capable.  Returns ``-ENOSYS`` without migration,
+    target or be capable.  From 2.6.16 a capable caller moves every page
+    (``MPOL_MF_MOVE_ALL``); V4 moves only the pages ``MPOL_MF_MOVE`` takes,
+    for every caller (:attr:`~fsaops.semantics.Semantics.capable_moves_all`).
+    Returns ``-ENOSYS`` without migration,
     ``-ESRCH`` for no such process, ``-EINVAL`` for a node that does not
     exist, ``-EPERM`` for someone else's process, else the number of pages
     not moved.
@@ -312,5 +324,5 @@ def sys_migrate_pages(
         return -EINVAL
     if not capable and uid != mm.uid:
         return -EPERM
-    flags = MPOL_MF_MOVE_ALL if capable else MPOL_MF_MOVE
+    flags = MPOL_MF_MOVE_ALL if capable and kernel.semantics.capable_moves_all else MPOL_MF_MOVE
     return do_migrate_pages(mm, old_nodes, new_nodes, flags, stats=stats)

@@ -16,7 +16,7 @@ branch by branch as KERNEL-SPEC §3-§7 describes it, with the changes of
   does both for pages without buffers, :func:`fail_migrate_page` refuses.
 
 Helpers return 0 or a negative errno, as in the kernel (and
-:func:`migrate_page_remove_references` 1 for a mismatch, before 2.6.17).
+:func:`migrate_page_remove_references` 1 for a mismatch, before 2.6.16).
 
 Where the releases differ, the code calls the function the kernel's
 semantics name for that step (:func:`unmap_v4`, :func:`unmap_ignore_refs`
@@ -139,7 +139,7 @@ def unmap_v4(page: Page) -> int:
 
 
 def unmap_ignore_refs(page: Page) -> int:
-    """Unmap a locked page as January 2006 to 2.6.16 do: one ``try_to_unmap(page, 1)``.
+    """Unmap a locked page as January 2006 to 2.6.16-rc6 do: one ``try_to_unmap(page, 1)``.
 
     With ``ignore_refs`` a young pte no longer refuses; ``VM_LOCKED`` still
     does, and the page then stays mapped.  Returns 0 when the page is no
@@ -153,7 +153,7 @@ def unmap_ignore_refs(page: Page) -> int:
 
 
 def unmap_eperm(page: Page) -> int:
-    """Unmap a locked page as 2.6.17 does: ``SWAP_FAIL`` (``VM_LOCKED``) is ``-EPERM``.
+    """Unmap a locked page as 2.6.16 does: ``SWAP_FAIL`` (``VM_LOCKED``) is ``-EPERM``.
 
     Returns 0 when the page is no longer mapped, ``-EPERM`` when an area
     with ``VM_LOCKED`` refused (a permanent failure), ``-EAGAIN`` when it
@@ -181,9 +181,9 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
     index and mapping (and its swap entry and ``PG.swapcache``), and the
     page drops its cache reference.
 
-    Returns 0 on success; when something did not match, 1 (V4 to 2.6.16;
-    callers turn that into ``-EAGAIN``) or ``-EAGAIN`` (2.6.17); from
-    2.6.17 also ``-EPERM`` for a page in a ``VM_LOCKED`` area.  Buffers,
+    Returns 0 on success; when something did not match, 1 (V4 to
+    2.6.16-rc6; callers turn that into ``-EAGAIN``) or ``-EAGAIN`` (2.6.16);
+    from 2.6.16 also ``-EPERM`` for a page in a ``VM_LOCKED`` area.  Buffers,
     contents and the other flags are not moved here.
     """
     if page.flags & PG_swapcache:  # page_mapping(page)

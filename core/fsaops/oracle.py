@@ -24,7 +24,7 @@ import attrs
 from fsaops.buffer import BH, BufferHead, journal_head_problem
 from fsaops.errors import FsaopsError
 from fsaops.mapping import AddressSpace
-from fsaops.page import PG, Page
+from fsaops.page import PG, Page, page_anon
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -574,8 +574,12 @@ class Oracle:
         """
         if before.tree is not None:
             held = self.slot(before.tree, before.key)
-            if held is not None or not before.flags & PG.swapcache or not before.ptes:
+            if held is not None or not before.flags & PG.swapcache:
                 return held
+            if not before.ptes:
+                # Only swap ptes mapped it: from 2.6.16 remove_from_swap gives them
+                # real ptes to the new page and takes it out of the swap cache.
+                return self._unswapped(kernel, before)
         for pid, vpn in before.ptes:
             mm = next((m for m in kernel.mms if m.pid == pid), None)
             pte = None if mm is None else mm.ptes.get(vpn)
@@ -588,6 +592,28 @@ class Oracle:
                 return self.slot(swapper, pte.swp)
         return None
 
+    @staticmethod
+    def _unswapped(kernel: Kernel, before: PageState) -> Page | None:
+        """The page a swap-cache page that only swap ptes mapped became, once out of the cache.
+
+        A present pte of the same anonymous memory (``anon_vma``) and index
+        maps it; ``None`` when none does (the release keeps swap ptes, or
+        the page is gone).
+        """
+        if before.mapping is None or kernel.semantics.remove_from_swap_caller != "migrate_page":
+            return None
+        for mm in kernel.mms:
+            for pte in mm.ptes.values():
+                page = pte.page
+                if (
+                    page is not None
+                    and page is not before.page
+                    and page.mapping is before.mapping
+                    and page.index == before.index
+                ):
+                    return page
+        return None
+
     def data_is_safe(self, new: Page, expected: bytes, before: PageState) -> bool:
         """Whether data newer than the backing store survives on ``new``.
 
@@ -597,6 +623,10 @@ class Oracle:
         slot) already holds ``expected``.
         """
         if new.flags & (PG.dirty | PG.writeback):
+            return True
+        if new.mapcount and page_anon(new) and not new.flags & PG.swapcache:
+            # Anonymous memory out of the swap cache, mapped by its process (2.6.16's
+            # remove_from_swap): like any such page, it has no backing store to reach.
             return True
         head = new.private if new.flags & PG.private else None
         if isinstance(head, BufferHead):

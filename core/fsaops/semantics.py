@@ -18,10 +18,15 @@ changes, named in ``[kernel] semantics`` (``fsaops migrate --semantics``):
     allocated used first, and pages queued in address order (2.6.16-rc5),
     ``remove_from_swap`` in ``migrate_page`` giving anonymous pages real
     ptes and taking them out of the swap cache (2.6.16-rc6), no
-    ``private_lock`` in ``buffer_migrate_page``.
+    ``private_lock`` in ``buffer_migrate_page``, a capable caller of
+    ``migrate_pages(2)`` moving every page (2.6.16-rc6); and, merged after
+    2.6.16-rc6 (the 2.6.16 announcement's shortlog lists them),
+    ``VM_LOCKED`` is ``-EPERM`` with ``-Exx`` return codes throughout
+    (24 Feb 2006) and moving pages needs a swap device (14 Mar 2006).
 ``"2.6.17"``
-    2.6.16, and ``VM_LOCKED`` is ``-EPERM`` with ``-Exx`` return codes
-    throughout (24 Feb 2006).
+    The same migration code, moved to ``mm/migrate.c`` ("page migration
+    reorg", 15 Mar 2006): it behaves as 2.6.16 in every branch the model
+    has.
 
 The semantics are chosen once, when the kernel is built.  The engine
 (:func:`~fsaops.migrate.migrate_pages`) binds what it needs once per call;
@@ -57,7 +62,6 @@ from fsaops.migrate import (
     migrate_page_copy,
     migrate_page_remove_references,
     unmap_eperm,
-    unmap_ignore_refs,
     unmap_v4,
 )
 from fsaops.rmap import remove_from_swap_2616, remove_from_swap_v4
@@ -92,12 +96,13 @@ class Semantics:
             mapped page (KERNEL-SPEC §5.2): :func:`~fsaops.migrate.unmap_v4`
             (up to ten ``try_to_unmap`` calls),
             :func:`~fsaops.migrate.unmap_ignore_refs` (one call that
-            ignores young ptes) or :func:`~fsaops.migrate.unmap_eperm`
-            (``VM_LOCKED`` is ``-EPERM``).  Returns 0 when the page is
+            ignores young ptes: the code of January 2006 to 2.6.16-rc6) or
+            :func:`~fsaops.migrate.unmap_eperm` (the same call, and
+            ``VM_LOCKED`` is ``-EPERM``: 2.6.16).  Returns 0 when the page is
             unmapped, else what ``migrate_page_remove_references`` returns.
         refs_mismatch: what ``migrate_page_remove_references`` returns when
-            the references or the slot do not match: 1 (V3 to 2.6.16) or
-            ``-EAGAIN`` (2.6.17) (§5.1).
+            the references or the slot do not match: 1 (V3 to 2.6.16-rc6)
+            or ``-EAGAIN`` (2.6.16) (§5.1).
         remove_from_swap: the release's ``remove_from_swap``:
             :func:`~fsaops.rmap.remove_from_swap_v4` (nothing for an
             unmapped page) or :func:`~fsaops.rmap.remove_from_swap_2616`
@@ -121,6 +126,13 @@ class Semantics:
         queue_at_tail: whether ``migrate_page_add`` queues pages at the tail
             of the list (from 2.6.16-rc5), so they migrate in address order;
             before, at the head, so in reverse order (§8).
+        swap_needed: whether ``check_range`` refuses to move pages when
+            there is no free swap (``-ENODEV``; 14 Mar 2006, 2.6.16).  V4
+            moves what it can, and each anonymous page fails ``add_to_swap``.
+        capable_moves_all: whether ``migrate_pages(2)`` moves every page
+            for a capable caller (``MPOL_MF_MOVE_ALL``; "Fix
+            sys_migrate_pages: Move all pages when invoked from root", 24 Feb
+            2006, 2.6.16-rc6); before, ``MPOL_MF_MOVE`` for every caller.
         may_queue: which pages ``migrate_page_add`` queues without
             ``MPOL_MF_MOVE_ALL``: :func:`~fsaops.mempolicy.movable_v4` (no
             mapping, anonymous, writably mapped, or mapped by this process
@@ -145,6 +157,8 @@ class Semantics:
     chunk_pages: int
     new_pages_at_tail: bool
     queue_at_tail: bool
+    swap_needed: bool
+    capable_moves_all: bool
     may_queue: Callable[[Mm, Page], bool]
     migrate_page: Callable[[Page, Page], int]
     migrate_page_copy: Callable[[Page, Page], None]
@@ -173,6 +187,8 @@ V4: Final = Semantics(
     chunk_pages=1,
     new_pages_at_tail=False,
     queue_at_tail=False,
+    swap_needed=False,
+    capable_moves_all=False,
     may_queue=movable_v4,
     **_MIGRATEPAGE_HELPERS,  # type: ignore[arg-type]
 )
@@ -180,9 +196,9 @@ V4: Final = Semantics(
 
 LINUX_2_6_16: Final = Semantics(
     name="2.6.16",
-    title="Linux 2.6.16 (20 Mar 2006; the 2.6.16-rc6 code)",
-    unmap=unmap_ignore_refs,
-    refs_mismatch=1,
+    title="Linux 2.6.16 (20 Mar 2006)",
+    unmap=unmap_eperm,
+    refs_mismatch=-EAGAIN,
     remove_from_swap=remove_from_swap_2616,
     remove_from_swap_caller="migrate_page",
     buffer_private_lock=False,
@@ -190,19 +206,19 @@ LINUX_2_6_16: Final = Semantics(
     chunk_pages=MIGRATE_CHUNK_SIZE + 1,
     new_pages_at_tail=True,
     queue_at_tail=True,
+    swap_needed=True,
+    capable_moves_all=True,
     may_queue=not_shared,
     **_MIGRATEPAGE_HELPERS,  # type: ignore[arg-type]
 )
-"""Linux 2.6.16: the fixes of January to March 2006, without the ``-EPERM`` patch."""
+"""Linux 2.6.16: the fixes of January to March 2006, ``-EPERM`` for ``VM_LOCKED`` among them."""
 
 LINUX_2_6_17: Final = attrs.evolve(
     LINUX_2_6_16,
     name="2.6.17",
-    title="Linux 2.6.17 (the mm/migrate.c of March 2006: 2.6.16 with -EPERM)",
-    unmap=unmap_eperm,
-    refs_mismatch=-EAGAIN,
+    title="Linux 2.6.17 (the migration code of 2.6.16, moved to mm/migrate.c)",
 )
-"""Linux 2.6.17: ``VM_LOCKED`` gives ``-EPERM``, and ``-Exx`` codes throughout."""
+"""Linux 2.6.17: 2.6.16's migration code in ``mm/migrate.c``, behaving as 2.6.16's."""
 
 SEMANTICS: Final[Mapping[str, Semantics]] = MappingProxyType(
     {s.name: s for s in (V4, LINUX_2_6_16, LINUX_2_6_17)}
