@@ -522,6 +522,28 @@ def test_a_migratepage_that_corrupts_data_exits_1(third_party: dict[str, str]) -
     assert "FAILED: data was lost" in text.stdout
 
 
+@pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
+def test_a_failed_run_whose_reader_goes_away_still_fails_and_writes_its_page(
+    third_party: dict[str, str], tmp_path: Path, json_mode: bool
+) -> None:
+    """``fsaops migrate ... | head`` of a run that lost data: exit 1, and the ``--html`` page.
+
+    The closed pipe used to end the command with exit 0 (so ``set -o
+    pipefail`` passed a run that lost data) and before the page was written.
+    """
+    page = tmp_path / "run.html"
+    args: list[str | Path] = ["migrate", CONFIGS / "badfs.toml", "--html", page]
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = run(*args, *(["--json"] if json_mode else []), env=third_party, stdout=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert 'data-status="data lost"' in page.read_text(encoding="utf-8")
+
+
 def test_debug_vm_names_the_page_and_table_that_broke_something(
     third_party: dict[str, str],
 ) -> None:

@@ -492,6 +492,68 @@ def test_what_a_plugin_puts_in_an_exception_or_its_metadata_never_reaches_the_te
     assert "0.1\\x1b[2J" in listing.stdout
 
 
+MARKUP = (
+    "bad extent list [/dev/sdb1] [1, 'x'] [red]corrupt[/red] [link=https://e.x]here[/link] :smile:"
+)
+
+
+def test_what_plugin_code_says_is_shown_as_written_not_read_as_markup(tmp_path: Path) -> None:
+    """Brackets and colons in a plugin's words are text: no crash, no colour, no link, no emoji.
+
+    Before, ``[/dev/sdb1]`` in an exception's message ended the text report
+    with ``MarkupError`` (exit 1, while ``--json`` said OK), and ``[red]``,
+    ``[link=...]`` and ``:smile:`` were obeyed.
+    """
+    code = (
+        HEADER
+        + f"def mp(newpage, page):\n    raise ValueError({MARKUP!r})\n"
+        + _table("tag", migratepage="mp").replace("'tag_aops'", "'tag_aops[/]'")
+    )
+    env = install(tmp_path, "tag", code)
+    scenario = _scenario(tmp_path, "tag")
+    proc = fsaops("migrate", scenario, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"migratepage raised ValueError: {MARKUP}" in " ".join(proc.stdout.split())
+    assert "tag_aops[/]" in proc.stdout
+    trace = fsaops("migrate", scenario, "--trace", "0", env=env)
+    assert trace.returncode == 0, trace.stderr
+    assert MARKUP in " ".join(trace.stdout.split())
+    listing = fsaops("plugins", env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "tag_aops[/]" in listing.stdout
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(fsaops("migrate", scenario, "--json", env=env).stdout)
+    b.write_text(fsaops("migrate", scenario, "--json", "--seed", "2", env=env).stdout)
+    compared = fsaops("diff", a, b, env=env)
+    assert compared.returncode == 0, compared.stderr
+    assert "Table tag_aops[/]" in compared.stdout
+
+
+def test_a_reason_for_every_page_is_folded_in_the_text_report(tmp_path: Path) -> None:
+    """One distinct message a page (a block number in it) made the reasons table a row a page."""
+    from fsaops.report import REASONS_SHOWN
+
+    code = (
+        HEADER
+        + "def mp(newpage, page):\n    raise OSError(f'cannot map block {page.pfn}')\n"
+        + _table("many", migratepage="mp")
+    )
+    env = install(tmp_path, "many", code)
+    scenario = _scenario(tmp_path, "many").read_text().replace("pages = 8", "pages = 48")
+    path = tmp_path / "many48.toml"
+    path.write_text(scenario)
+    proc = fsaops("migrate", path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    shown = {line for line in proc.stdout.splitlines() if "cannot map block" in line}
+    # The reasons table's rows, the five pages listed, and the finding's example.
+    assert len(shown) <= REASONS_SHOWN + 5 + 1 < 48
+    assert f"... and {48 - REASONS_SHOWN} more reasons, for {48 - REASONS_SHOWN} pages" in (
+        proc.stdout
+    )
+    report = json.loads(fsaops("migrate", path, "--json", env=env).stdout)
+    assert len(report["by_aops"]["many_aops"]["reasons"]) == 48, "the JSON keeps every one"
+
+
 def test_names_in_a_report_file_never_reach_the_terminal_raw(tmp_path: Path) -> None:
     """``fsaops diff`` reads files anyone may have written; so does a scenario's name."""
     scenario = tmp_path / "s\x1b[31m.toml"

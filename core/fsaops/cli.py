@@ -512,7 +512,15 @@ def _stdout_console() -> Console:
     if out is None:
         raise OutputError("cannot write to standard output: it is closed")
     width = _terminal_width() if _isatty(out) else 120
-    return Console(file=cast("IO[str]", _Checked(out)), width=width, highlight=False)
+    # No markup and no emoji codes: what plugin code names or says ("[/dev/sdb1]",
+    # "[link=...]", ":smile:") is shown as written, whichever renderer it reaches.
+    return Console(
+        file=cast("IO[str]", _Checked(out)),
+        width=width,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
 
 
 def _terminal_width() -> int | None:
@@ -882,7 +890,7 @@ def _render_plugins(data: dict[str, Any], console: Console) -> None:
                 last = f == len(plugin["filesystems"]) - 1 and m == len(modes) - 1
                 table.add_row(
                     where,
-                    entry["table"],
+                    Text(entry["table"]),
                     Text(member) if member else Text("none", style="yellow"),
                     end_section=last,
                 )
@@ -1081,16 +1089,14 @@ class OutputError(Exception):
     """Standard output cannot be written (closed, full, or gone); the message says why."""
 
 
-class _PipeClosed(Exception):
-    """The reader of standard output went away (``fsaops ... | head``): a normal end."""
-
-
 # The stream the command's own output goes to: the real standard output,
 # taken when main() starts, while sys.stdout points at standard error.
 _UNSET: Final = object()
 _OUT: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stdout", default=_UNSET)
 _ERR: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stderr", default=_UNSET)
 """Standard error as the command found it (``sys.stderr`` when it started)."""
+_GONE: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_reader_gone", default=False)
+"""Whether the reader of standard output went away (``fsaops ... | head``)."""
 
 
 def _stdout() -> TextIO | None:
@@ -1101,7 +1107,14 @@ def _stdout() -> TextIO | None:
 
 
 def _write(text: str) -> None:
-    """Write to standard output and flush, turning a failure into :class:`OutputError`."""
+    """Write to standard output and flush, turning a failure into :class:`OutputError`.
+
+    Once the reader has gone away (``fsaops ... | head``), what is left to
+    write is dropped: the command goes on to the end (its ``--html`` page
+    included) and ends with its own exit status.
+    """
+    if _GONE.get():
+        return
     stream = _stdout()
     if stream is None:
         raise OutputError("cannot write to standard output: it is closed")
@@ -1114,11 +1127,23 @@ def _write(text: str) -> None:
             stream.write(text.encode(encoding, "replace").decode(encoding))
         stream.flush()
     except BrokenPipeError:
-        raise _PipeClosed from None
+        _reader_gone(stream)
     except (OSError, ValueError) as exc:
         raise OutputError(
             f"cannot write to standard output: {str(exc) or type(exc).__name__}"
         ) from None
+
+
+def _reader_gone(stream: TextIO) -> None:
+    """The pipe's reader went away: drop the rest, here and at exit, without a word."""
+    _GONE.set(True)
+    # What the stream still buffers, and anything flushed at exit, goes nowhere.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
 
 
 def _isatty(stream: object) -> bool:
@@ -1172,7 +1197,7 @@ def _fail(status: Status, message: str, json_mode: bool) -> int:
     """Report a command that could not finish: one line on stderr, and the JSON envelope."""
     _error(message)
     if json_mode:
-        with contextlib.suppress(OutputError, _PipeClosed):
+        with contextlib.suppress(OutputError):
             _write(json.dumps(envelope(status, _one_line(message)), indent=2) + "\n")
     return status.exit_code
 
@@ -1365,16 +1390,6 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
     except OutputError as exc:
         _error(str(exc))
         return 1
-    except _PipeClosed:
-        # The reader went away (| head): nothing more to say, and nothing
-        # left for the interpreter to flush into the closed pipe at exit.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            out = _stdout()
-            if out is not None:
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, out.fileno())
-                os.close(null)
-        return 0
     except KeyboardInterrupt as exc:
         if raised_by_code(exc):  # plugin code, not Ctrl-C
             return _unexpected(exc, json_mode)
@@ -1408,6 +1423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
         err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
+        gone_token = _GONE.set(False)
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
@@ -1420,6 +1436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr = saved_err
             _OUT.reset(out_token)
             _ERR.reset(err_token)
+            _GONE.reset(gone_token)
             _JSON.reset(json_token)
             _PROGRAM.reset(program_token)
     if program:

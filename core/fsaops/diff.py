@@ -484,7 +484,7 @@ def render(comparison: Comparison, console: Console) -> None:
                 "verdict": "Verdict",
             }[section.kind]
         table = Table(
-            title=title,
+            title=Text(title),  # a table's name, never markup
             title_justify="left",
             title_style="bold",
             box=box.SIMPLE_HEAD,

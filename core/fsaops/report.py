@@ -511,6 +511,10 @@ def _tables(report: Report) -> Table:
     return table
 
 
+REASONS_SHOWN = 20
+"""Reasons the terminal report lists (the most pages first); the JSON has them all."""
+
+
 def _reasons(report: Report) -> Table | None:
     rows = [
         (entry.name, why, count) for entry in report.by_aops for why, count in entry.reasons.items()
@@ -527,8 +531,21 @@ def _reasons(report: Report) -> Table | None:
     table.add_column("table", overflow="fold", min_width=12)
     table.add_column("reason (the last pass)", min_width=20)
     table.add_column("pages", justify="right", no_wrap=True, min_width=5)
-    for name, why, count in sorted(rows, key=lambda r: (-r[2], r[0], r[1])):
-        table.add_row(name, why, _n(count))
+    rows.sort(key=lambda r: (-r[2], r[0], r[1]))
+    # Text, never markup: a reason is what plugin code said ("[/dev/sdb1]", "[red]").
+    for name, why, count in rows[:REASONS_SHOWN]:
+        table.add_row(Text(name), Text(why), _n(count))
+    if len(rows) > REASONS_SHOWN:
+        rest = rows[REASONS_SHOWN:]
+        table.add_row(
+            "",
+            Text(
+                f"... and {_n(len(rest))} more reasons, for {_n(sum(r[2] for r in rest))} pages "
+                "(the JSON lists every one)",
+                style="dim",
+            ),
+            "",
+        )
     return table
 
 
@@ -574,9 +591,10 @@ def _summary(report: Report) -> Table:
     workload = f"{_n(report.workload.get('pages', 0))} pages"
     if states:
         workload += ": " + "  ".join(f"{k} {_n(v)}" for k, v in sorted(states.items()))
-    grid.add_row("workload", workload)
+    grid.add_row("workload", Text(workload))
     if report.faults:
-        grid.add_row("faults", "  ".join(f"{k} {_n(v)}" for k, v in sorted(report.faults.items())))
+        faults = "  ".join(f"{k} {_n(v)}" for k, v in sorted(report.faults.items()))
+        grid.add_row("faults", Text(faults))
     i = report.integrity
     line = Text(f"{_count(i.checked, 'page', 'pages')} read back")
     if i.not_cached:
@@ -748,10 +766,10 @@ def _pages(report: Report) -> Table | None:
             table.add_row(
                 head,
                 str(page.pfn),
-                page.where(),
-                page.table,
+                Text(page.where()),
+                Text(page.table),
                 "-" if page.pass_ is None else str(page.pass_),
-                f"{page.errno}: {page.reason}",
+                Text(f"{page.errno}: {page.reason}"),
                 end_section=i == min(len(pages), PAGES_SHOWN) - 1 and more <= 0,
             )
         if len(pages) > PAGES_SHOWN:

@@ -722,7 +722,7 @@ def render(steps: Sequence[TraceStep], console: Console, *, title: str) -> None:
     from rich.text import Text
 
     table = Table(
-        title=title,
+        title=Text(title),  # never markup: it may name a plugin's table
         title_justify="left",
         title_style="bold",
         box=box.SIMPLE_HEAD,
@@ -746,6 +746,6 @@ def render(steps: Sequence[TraceStep], console: Console, *, title: str) -> None:
             span(step.call, last.call),
             "" if step.step == "end" else span(step.pass_, last.pass_),
             Text(head, style=style),
-            details,
+            Text(details),  # what plugin code said, never markup
         )
     console.print(table)
