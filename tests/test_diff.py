@@ -155,6 +155,11 @@ BAD = {
     "a schema as text": ('schema:"1"', 'a report of schema "1"'),
     "no totals": ("drop:totals", "'totals' is missing"),
     "a table without counts": ("table", "by_aops['ext3_ordered_aops'] has no page counts"),
+    "integrity as a list": ("set:integrity:[]", "'integrity' is not a JSON object"),
+    "findings as true": ("set:findings:true", "'findings' is not a JSON list"),
+    "invariants as a number": ("set:invariants:3", "'invariants' is not a JSON list"),
+    "plugins as a number": ("set:plugins:3", "'plugins' is not a JSON list"),
+    "a proof as a number": ('set:proofs:{"placement": 3}', "'proofs' is malformed"),
     "not UTF-8": ("\udcff", "not UTF-8"),
 }
 
@@ -165,6 +170,10 @@ def _bad_file(kind: str, folder: Path, reports: tuple[Path, Path]) -> Path:
     data = _report(reports)
     if content.startswith("schema:"):
         data["schema"] = json.loads(content.removeprefix("schema:"))
+        content = json.dumps(data)
+    elif content.startswith("set:"):
+        _, key, value = content.split(":", 2)
+        data[key] = json.loads(value)
         content = json.dumps(data)
     elif content.startswith("drop:"):
         del data[content.removeprefix("drop:")]
@@ -190,6 +199,51 @@ def test_what_is_not_a_report_is_bad_input(
     assert len(err.splitlines()) == 1
     assert err.startswith(f"fsaops: error: {bad}: ")
     assert BAD[kind][1] in err
+
+
+def test_runs_that_fail_other_pages_or_find_other_things_are_not_the_same(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The same counts, other pages: 20 failed pages each, none in common, is a difference."""
+    base = _report(reports)
+
+    def failed(first: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "pfn": i,
+                "node": 0,
+                "table": "x_aops",
+                "errno": "EIO",
+                "reason": "r",
+                "pass": 0,
+                "file": "mount[0] file 0",
+                "inode": 1,
+                "index": i,
+                "pid": None,
+                "address": None,
+            }
+            for i in range(first, 40, 2)
+        ]
+
+    def finding(count: int) -> list[dict[str, Any]]:
+        return [{"kind": "flags", "table": "x_aops", "count": count, "pages": [0], "example": "e"}]
+
+    variants: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "failed pages": ({"pages_failed": failed(0)}, {"pages_failed": failed(1)}),
+        "pages left": ({"pages_left": failed(0)}, {"pages_left": failed(1)}),
+        "findings": ({"findings": finding(40)}, {"findings": finding(2)}),
+        "invariants": ({"invariants": ["pfn 3: a"]}, {"invariants": ["pfn 4: b"]}),
+    }
+    for name, (one, other) in variants.items():
+        a, b = tmp_path / f"{name}-a.json", tmp_path / f"{name}-b.json"
+        a.write_text(json.dumps({**base, **one}), encoding="utf-8")
+        b.write_text(json.dumps({**base, **other}), encoding="utf-8")
+        status, out, err = _fsaops("diff", str(a), str(b))
+        assert status == 0, err
+        assert "the runs differ" in out, name
+        same, _, _ = _fsaops("diff", str(a), str(a))
+        assert same == 0
+        assert "the runs are the same" in _fsaops("diff", str(a), str(a))[1], name
 
 
 @pytest.mark.parametrize(

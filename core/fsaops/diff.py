@@ -56,6 +56,18 @@ _NEEDED: Final = {
 }
 """The fields of a report ``fsaops diff`` needs, and their JSON types."""
 
+_OPTIONAL: Final = {
+    "integrity": dict,
+    "proofs": dict,
+    "invariants": list,
+    "findings": list,
+    "plugins": list,
+    "pages_failed": list,
+    "pages_left": list,
+    "workload": dict,
+}
+"""Fields a report may lack (an older one), and their JSON types when it has them."""
+
 _TABLE_COUNTS: Final = ("pages", "moved", "failed", "not_migrated")
 
 VALUE_WIDTH: Final = 36
@@ -118,6 +130,16 @@ def load_report(path: str) -> dict[str, Any]:
                 f"{path}: not a report of fsaops migrate --json: "
                 f"{key!r} is {'missing' if key not in data else 'not a JSON ' + _json_type(kind)}"
             )
+    for key, kind in _OPTIONAL.items():
+        value = data.get(key)
+        if value is not None and type(value) is not kind:
+            raise BadReport(
+                f"{path}: not a report of fsaops migrate --json: "
+                f"{key!r} is not a JSON {_json_type(kind)}"
+            )
+    proofs = data.get("proofs") or {}
+    if any(not isinstance(proofs.get(n), dict | None) for n in ("placement", "durability")):
+        raise BadReport(f"{path}: not a report of fsaops migrate --json: 'proofs' is malformed")
     for name, entry in data["by_aops"].items():
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
@@ -151,15 +173,21 @@ class Row:
         name: what it is (``moved``, ``via migratepage``, ``kernel.semantics``).
         a: its value in the first run, or ``None`` where that run has none.
         b: its value in the second run.
+        marked: whether the row differs, when its values cannot say (two
+            counts of pages only one run has: 20 and 20 differ); ``None``:
+            they say.
     """
 
     name: str
     a: Any
     b: Any
+    marked: bool | None = None
 
     @property
     def differs(self) -> bool:
-        """Whether the two values differ (a count one run lacks is 0 there)."""
+        """Whether the two values differ (a count one run lacks is 0 there), or ``marked``."""
+        if self.marked is not None:
+            return self.marked
         if self.delta is not None:
             return self.delta != 0
         return bool(self.a != self.b)
@@ -358,7 +386,63 @@ def _verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
         return found
 
     fa, fb = facts(a), facts(b)
-    return Section("verdict", "verdict", tuple(Row(k, fa[k], fb[k]) for k in fa))
+    rows = [Row(k, fa[k], fb[k]) for k in fa]
+    # What the counts above cannot tell apart: which finding, on how many
+    # pages; which pages failed or stayed; which invariant, which problem.
+    kinds_a, kinds_b = _finding_counts(a), _finding_counts(b)
+    for key in sorted(kinds_a.keys() | kinds_b.keys()):
+        rows.append(Row(f"finding {key}", kinds_a.get(key, 0), kinds_b.get(key, 0)))
+    for label, key in (
+        ("failed pages", "pages_failed"),
+        ("pages left behind", "pages_left"),
+        ("broken invariants", "invariants"),
+        ("integrity problems", "integrity"),
+    ):
+        set_a, set_b = _named(a, key), _named(b, key)
+        only_a, only_b = len(set_a - set_b), len(set_b - set_a)
+        if only_a or only_b:
+            rows.append(Row(f"{label} the other run does not have", only_a, only_b, True))
+    return Section("verdict", "verdict", tuple(rows))
+
+
+def _finding_counts(report: Mapping[str, Any]) -> dict[str, int]:
+    """Pages of each finding, keyed ``KIND (TABLE)``."""
+    counts: dict[str, int] = {}
+    for finding in report.get("findings") or []:
+        if isinstance(finding, dict):
+            key = f"{finding.get('kind')} ({finding.get('table')})"
+            count = finding.get("count")
+            counts[key] = counts.get(key, 0) + (count if type(count) is int else 1)
+    return counts
+
+
+def _named(report: Mapping[str, Any], key: str) -> set[str]:
+    """What a report lists under ``key``, each named so that two runs can be compared."""
+    if key in ("pages_failed", "pages_left"):
+        return _page_names(report, key)
+    if key == "integrity":
+        return _texts((report.get("integrity") or {}).get("problems"))
+    return _texts(report.get(key))
+
+
+def _page_names(report: Mapping[str, Any], key: str) -> set[str]:
+    """The pages a report lists under ``key``, by what they are (not their frame), with errno."""
+    names: set[str] = set()
+    for page in report.get(key) or []:
+        if not isinstance(page, dict):
+            continue
+        if page.get("file") is not None:
+            name = f"{page.get('file')} page {page.get('index')}"
+        elif page.get("pid") is not None:
+            name = f"process {page.get('pid')} at {page.get('address')}"
+        else:
+            name = f"pfn {page.get('pfn')}"
+        names.add(f"{name}: {page.get('errno')}")
+    return names
+
+
+def _texts(values: object) -> set[str]:
+    return {str(v) for v in values} if isinstance(values, list) else set()
 
 
 def _pairs(
@@ -447,7 +531,7 @@ def _shown(value: Any) -> str:
 
 def _delta(row: Row) -> str:
     delta = row.delta
-    if delta is None or not row.differs:
+    if delta is None or not row.differs or row.marked is not None:
         return ""
     return f"{delta:+,}"
 
