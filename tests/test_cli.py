@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import itertools
 import json
@@ -542,6 +543,21 @@ def test_a_failed_run_whose_reader_goes_away_still_fails_and_writes_its_page(
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert 'data-status="data lost"' in page.read_text(encoding="utf-8")
+
+
+def test_a_run_that_cannot_finish_says_so_on_its_page(
+    third_party: dict[str, str], tmp_path: Path
+) -> None:
+    """A page left by an earlier, good run must not stand for one that ended in a failure."""
+    page = tmp_path / "run.html"
+    page.write_text('<p id="status" data-status="ok">OK</p>', encoding="utf-8")
+    proc = run("migrate", CONFIGS / "badfs.toml", "--debug-vm", "--html", page, env=third_party)
+    assert proc.returncode == 1, proc.stderr
+    text = page.read_text(encoding="utf-8")
+    assert 'data-status="invariant broken"' in text
+    assert 'data-status="ok"' not in text
+    error = proc.stderr.strip().removeprefix("fsaops: error: ")
+    assert html.escape(error) in text
 
 
 def test_debug_vm_names_the_page_and_table_that_broke_something(

@@ -667,6 +667,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         if args.html is None
         else _output_file(args.html, "--html", reads={"the scenario": args.scenario})
     )
+    if html is not None:  # from here on, a run that fails says so on its page too
+        _PAGE.set((html, source))
     registry = _load(
         config,
         source,
@@ -725,6 +727,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         from fsaops.html_report import render_report
 
         assert frames is not None
+        _PAGE.set(None)  # the report's page, or one line if it cannot be written
         _write_file(html, render_report(report, frames), "--html")
     return report.exit_status
 
@@ -1097,6 +1100,10 @@ _ERR: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stderr", d
 """Standard error as the command found it (``sys.stderr`` when it started)."""
 _GONE: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_reader_gone", default=False)
 """Whether the reader of standard output went away (``fsaops ... | head``)."""
+_PAGE: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "fsaops_page", default=None
+)
+"""The ``--html`` page of the run under way, and its scenario: a failure writes it too."""
 
 
 def _stdout() -> TextIO | None:
@@ -1194,11 +1201,20 @@ def _error(message: str) -> None:
 
 
 def _fail(status: Status, message: str, json_mode: bool) -> int:
-    """Report a command that could not finish: one line on stderr, and the JSON envelope."""
+    """Report a command that could not finish: one line on stderr, the JSON envelope, the page."""
     _error(message)
     if json_mode:
         with contextlib.suppress(OutputError):
             _write(json.dumps(envelope(status, _one_line(message)), indent=2) + "\n")
+    page = _PAGE.get()
+    if page is not None:
+        from fsaops.html_report import render_failure
+
+        path, source = page
+        try:
+            _write_file(path, render_failure(source, status.value, _one_line(message)), "--html")
+        except OutputError as exc:
+            _error(str(exc))
     return status.exit_code
 
 
@@ -1238,6 +1254,7 @@ def _last_resort(seconds: float) -> Iterator[None]:
         return
     json_mode = _JSON.get()
     out = _stdout()
+    page = _PAGE.get()
 
     def end() -> None:
         message = (
@@ -1250,6 +1267,11 @@ def _last_resort(seconds: float) -> Iterator[None]:
             data = json.dumps(envelope(Status.TIMEOUT, message), indent=2) + "\n"
             with contextlib.suppress(OSError, ValueError):
                 os.write(out.fileno(), data.encode())
+        if page is not None:
+            from fsaops.html_report import render_failure
+
+            with contextlib.suppress(Exception):
+                _write_file(page[0], render_failure(page[1], Status.TIMEOUT.value, message), "")
         REAL_EXIT(Status.TIMEOUT.exit_code)
 
     timer = threading.Timer(seconds + GRACE_SECONDS, end)
@@ -1424,6 +1446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_token = _OUT.set(out)
         err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
         gone_token = _GONE.set(False)
+        page_token = _PAGE.set(None)
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
@@ -1437,6 +1460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _OUT.reset(out_token)
             _ERR.reset(err_token)
             _GONE.reset(gone_token)
+            _PAGE.reset(page_token)
             _JSON.reset(json_token)
             _PROGRAM.reset(program_token)
     if program:

@@ -39,6 +39,7 @@ __all__ = [
     "STYLE",
     "TABLE_COLOURS",
     "document",
+    "render_failure",
     "render_report",
     "scenario_toml",
 ]
@@ -944,6 +945,23 @@ def _counters(report: Report) -> str:
 def table_colours(names: Iterable[str]) -> dict[str, str]:
     """A colour for each table name, in order (the palette repeats after ten)."""
     return {name: TABLE_COLOURS[i % len(TABLE_COLOURS)] for i, name in enumerate(names)}
+
+
+def render_failure(source: str, status: str, error: str) -> str:
+    """The page of a run that could not finish: its status and the error, as standard error said.
+
+    A run that ends in a kernel BUG, a broken invariant under
+    ``CONFIG_DEBUG_VM``, a time limit or a plugin that fails has no report
+    to draw; its page says so, so that a page left from an earlier run
+    never stands for this one.
+    """
+    body = (
+        f"<h1>fsaops migrate: {escape(source)}</h1>\n"
+        f'<p class="banner bad" id="status" data-status="{escape(status)}">'
+        f"{escape(status.upper())}: the run did not finish, so it has no report</p>\n"
+        f'<pre id="error">{escape(error)}</pre>\n'
+    )
+    return document(f"fsaops migrate: {source}: {status}", body)
 
 
 def render_report(report: Report, frames: FrameMaps | None = None) -> str:
