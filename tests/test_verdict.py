@@ -221,6 +221,19 @@ def test_a_spinlock_left_held_is_a_lockup_naming_the_lock_and_the_plugin(
     )
 
 
+@pytest.mark.parametrize("name", ["clears_the_journal_bit", "drops_the_journal_head"])
+def test_a_kernel_bug_kjournald_finds_names_the_plugin_whose_table_it_is(
+    configs: Path, name: str
+) -> None:
+    """The BUG is raised in ext3's commit, but the broken table is buggyfs's: name buggyfs."""
+    rc, report = migrate(configs, name, RUNS[0])
+    assert (rc, report["status"]) == (1, "kernel bug")
+    assert report["error"].startswith("kernel BUG: kjournald: a buffer of the running transaction")
+    assert report["error"].endswith(
+        f"(plugin fsaops-buggyfs[buggyfs], whose table {name}_aops it is)"
+    )
+
+
 def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:
     rc, report = migrate(configs, "moves_buffers_to_offset_zero", RUNS[0], "--debug-vm")
     assert (rc, report["status"]) == (1, "invariant broken")

@@ -462,7 +462,7 @@ def _load(
         for module in next_modules:
             importlib.import_module(module)
 
-    return load_plugins(
+    registry = load_plugins(
         cli=cli,
         config=load,
         config_source=source,
@@ -470,6 +470,8 @@ def _load(
         strict=strict,
         meanwhile=meanwhile,
     )
+    _REGISTRY.set(registry)
+    return registry
 
 
 def _logger(
@@ -1104,6 +1106,10 @@ _PAGE: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "fsaops_page", default=None
 )
 """The ``--html`` page of the run under way, and its scenario: a failure writes it too."""
+_REGISTRY: contextvars.ContextVar[Registry | None] = contextvars.ContextVar(
+    "fsaops_registry", default=None
+)
+"""The plugins of the command under way, once loaded: whose table a kernel BUG is about."""
 
 
 def _stdout() -> TextIO | None:
@@ -1306,6 +1312,13 @@ def _plugin_modules() -> dict[str, str]:
     return found
 
 
+def _table_owner(table: str | None) -> str | None:
+    """The plugin (``dist[entry]``) that provides the table named ``table``, if one does."""
+    registry = _REGISTRY.get()
+    owner = None if table is None or registry is None else registry.table_owner(table)
+    return None if owner is None else owner.label
+
+
 def _culprit(exc: BaseException | None) -> tuple[str, str] | None:
     """The plugin (``dist[entry]``) and function of the innermost plugin frame that ``exc`` left."""
     if exc is None:
@@ -1403,9 +1416,13 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
         return _fail(Status.KERNEL_BUG, f"the run failed: {exc}{where}", json_mode)
     except KernelBug as exc:
         # Reached through plugin code (a table member that called into the model):
-        # say whose, as for a plugin's own failure.
-        culprit = _culprit(exc.__cause__ or exc)
-        where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
+        # say whose, as for a plugin's own failure; or whose table it is about.
+        owner = _table_owner(exc.table)
+        if owner is not None:
+            where = f" (plugin {owner}, whose table {exc.table} it is)"
+        else:
+            culprit = _culprit(exc.__cause__ or exc)
+            where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
         return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}{where}", json_mode)
     except FsaopsError as exc:
         return _fail(Status.BAD_INPUT, str(exc), json_mode)
@@ -1447,6 +1464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
         gone_token = _GONE.set(False)
         page_token = _PAGE.set(None)
+        registry_token = _REGISTRY.set(None)
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
@@ -1461,6 +1479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _ERR.reset(err_token)
             _GONE.reset(gone_token)
             _PAGE.reset(page_token)
+            _REGISTRY.reset(registry_token)
             _JSON.reset(json_token)
             _PROGRAM.reset(program_token)
     if program:

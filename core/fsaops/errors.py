@@ -216,7 +216,17 @@ class KernelBug(Exception):
 
     Raised when code (the engine or a plugin) leaves the model in a state the
     kernel forbids, for example freeing a page that is still mapped.
+
+    Args:
+        table: the operations table whose page broke the rule, when the
+            code that found it is not to blame (kjournald finding a buffer
+            a ``migratepage`` took out of its journal): the command line
+            then names the plugin that provides the table.
     """
+
+    def __init__(self, *args: object, table: str | None = None) -> None:
+        super().__init__(*args)
+        self.table = table
 
 
 class PluginFault(KernelBug):

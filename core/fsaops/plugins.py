@@ -214,6 +214,15 @@ class Registry:
                 return info
         raise KeyError(name)
 
+    def table_owner(self, table: str) -> PluginInfo | None:
+        """The plugin whose filesystem has the operations table named ``table`` (``None``: none)."""
+        for name, fstype in self.filesystems.items():
+            if any(t.name == table for t in fstype.modes.values()):
+                owner = self.owners.get(name)
+                if owner is not None:
+                    return self.plugin(owner)
+        return None
+
     def filesystem(self, name: str) -> FileSystemType:
         """The filesystem type ``name``.
 

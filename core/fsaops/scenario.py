@@ -1274,9 +1274,5 @@ def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry
 
 def _table_owner(registry: Registry, table: str) -> str:
     """`` of plugin dist[entry]`` for the plugin whose filesystem has ``table``, else ``""``."""
-    for name, fstype in registry.filesystems.items():
-        if any(t.name == table for t in fstype.modes.values()):
-            owner = registry.owners.get(name)
-            if owner is not None:
-                return f" of plugin {registry.plugin(owner).label}"
-    return ""
+    owner = registry.table_owner(table)
+    return "" if owner is None else f" of plugin {owner.label}"

@@ -44,13 +44,17 @@ DEFAULT_COMMIT_INTERVAL = 64
 """Ticks between commits (ext3's 5-second ``commit=`` default, scaled to the model's clock)."""
 
 
+def _table(bh: BufferHead) -> str | None:
+    """The name of the table of a buffer's page (``None``: it has none)."""
+    table = getattr(getattr(bh.b_page.mapping, "a_ops", None), "name", None)
+    return table if isinstance(table, str) else None
+
+
 def _whose(bh: BufferHead) -> str:
     """A buffer, as a message names it: its place in its page, and the page's table."""
-    page = bh.b_page
-    mapping = page.mapping
-    table = getattr(getattr(mapping, "a_ops", None), "name", None)
-    place = f"buffer head at offset {bh_offset(bh)} of pfn {page.pfn}"
-    return f"{place} ({table})" if isinstance(table, str) else place
+    table = _table(bh)
+    place = f"buffer head at offset {bh_offset(bh)} of pfn {bh.b_page.pfn}"
+    return f"{place} ({table})" if table is not None else place
 
 
 class Journal:
@@ -119,7 +123,8 @@ class Journal:
                 # journal head (BH_JBD, b_private); someone took it away.
                 what = "no BH_JBD" if not bh.b_state & BH.jbd else "no journal head (b_private)"
                 raise KernelBug(
-                    f"kjournald: a buffer of the running transaction has {what}: {_whose(bh)}"
+                    f"kjournald: a buffer of the running transaction has {what}: {_whose(bh)}",
+                    table=_table(bh),
                 )
             if not trylock_buffer(bh):
                 keep[key] = bh
