@@ -331,6 +331,8 @@ def test_the_page_holds_the_scenario_to_run_it_again(run: Run) -> None:
         assert f"{plugin['name']} ({plugin['distribution']} {plugin['version']})" in facts
     assert f"--seed {report['seed']}" in facts
     assert f"--semantics {report['config']['kernel']['semantics']}" in facts
+    # The selection the run had, however it was made: the same plugins, the same machine.
+    assert f"--plugins {','.join(p['name'] for p in report['plugins'])}" in facts
     toml = run.dom.find("pre", id="scenario-toml").text()
     # The text of a <pre> keeps its lines; the DOM's text() joins them.
     raw = next(e for e in run.source.iter("pre", id="scenario-toml")).children[0]
@@ -386,3 +388,28 @@ def test_the_command_to_run_it_again_keeps_a_name_with_a_space_one_word(tmp_path
     report, page = _run(tmp_path, str(scenario), "--plugins", "ext2,swap")
     command = f"fsaops migrate {shlex.quote(str(scenario))} --seed {report['seed']}"
     assert html.escape(command) in page.read_text(encoding="utf-8")
+    assert "--plugins ext2,swap" in page.read_text(encoding="utf-8"), "given on the command line"
+
+
+def test_a_reason_for_every_page_is_folded_after_the_largest_groups() -> None:
+    """One distinct message a page made one group a page: 25 MB for 100,000 pages."""
+    from fsaops.html_report import GROUPS_LISTED, _page_groups
+    from fsaops.report import PageOutcome
+
+    pages = [
+        PageOutcome(pfn=i, node=0, table="x_aops", errno="EIO", reason=f"block {i}", pass_=0)
+        for i in range(GROUPS_LISTED + 70)
+    ]
+    pages += [
+        PageOutcome(pfn=1000 + i, node=0, table="x_aops", errno="EIO", reason="common", pass_=0)
+        for i in range(3)
+    ]
+    doc = parse(_page_groups("Failed", "failed", pages, "errno"))
+    groups = list(doc.iter("li"))
+    assert len(groups) == GROUPS_LISTED + 1
+    assert groups[0].attributes["data-pages"] == "3", "the largest group first"
+    folded = groups[-1]
+    assert folded.attributes["data-groups"] == "71"
+    assert folded.attributes["data-pages"] == "71"
+    assert "and 71 more reasons, for 71 pages" in folded.text()
+    assert sum(int(g.attributes["data-pages"] or 0) for g in groups) == len(pages)

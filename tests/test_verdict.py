@@ -234,6 +234,28 @@ def test_a_kernel_bug_kjournald_finds_names_the_plugin_whose_table_it_is(
     )
 
 
+@pytest.mark.parametrize("alloc_fail", [0.0, 1.0])
+def test_strict_says_how_many_migratepage_calls_it_looked_at(
+    configs: Path, alloc_fail: float
+) -> None:
+    """No new page for any chunk: no call was made, and "every call looked right" would lie."""
+    path = configs / f"noalloc-{alloc_fail}.toml"
+    name = "returns_zero_doing_nothing" if alloc_fail else "correct"
+    text = CONFIG.format(name=name, seed=3, semantics="v4", writeback=0)
+    path.write_text(text + f"[faults]\nalloc_fail = {alloc_fail}\n", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["migrate", str(path), "--strict", "--no-progress"])
+    findings = next(line for line in out.getvalue().splitlines() if "findings" in line)
+    assert rc == 0, err.getvalue()
+    if alloc_fail:  # a broken table, never called
+        assert "none, but no page reached a migratepage: nothing was looked at" in findings
+    else:
+        calls = re.search(r"none: every one of ([\d,]+) migratepage calls looked right", findings)
+        assert calls is not None, findings
+        assert int(calls.group(1).replace(",", "")) >= 48
+
+
 def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:
     rc, report = migrate(configs, "moves_buffers_to_offset_zero", RUNS[0], "--debug-vm")
     assert (rc, report["status"]) == (1, "invariant broken")

@@ -104,12 +104,19 @@ class Finding:
 
 
 class Findings:
-    """The findings of one run, collected as pages are tried."""
+    """The findings of one run, collected as pages are tried.
 
-    __slots__ = ("_seen",)
+    Attributes:
+        watched: the ``migratepage`` calls a :class:`MigratepageWatch` looked
+            at (0 without ``--strict`` or ``--debug-vm``, or when no page
+            reached a ``migratepage``).
+    """
+
+    __slots__ = ("_seen", "watched")
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], tuple[list[int], str]] = {}
+        self.watched = 0
 
     def add(self, table: str, kind: str, pfn: int, example: str) -> None:
         """Record that ``table``'s ``migratepage`` did ``kind`` to page ``pfn``."""
@@ -198,6 +205,7 @@ class MigratepageWatch:
         b = self._before
         if b is None:
             return
+        self.findings.watched += 1
         self._before = None
         add = self.findings.add
         pfn = page.pfn

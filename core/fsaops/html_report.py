@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from fsaops.trace import TraceStep
 
 __all__ = [
+    "GROUPS_LISTED",
     "PAGES_LISTED",
     "STATE_COLOURS",
     "STYLE",
@@ -46,6 +47,11 @@ __all__ = [
 
 PAGES_LISTED: Final = 500
 """Pages the page names in each group of failed or left pages (all are counted)."""
+
+GROUPS_LISTED: Final = 50
+"""Groups of failed or left pages (a table, an errno and a reason each) the page shows, the
+largest first; the others are counted in one line (a reason for every page would make a
+group a page)."""
 
 TABLE_COLOURS: Final = (
     "#4e79a7",
@@ -270,9 +276,12 @@ def _rerun(report: Report) -> str:
     words += ["--seed", str(report.seed)]
     kernel = config.get("kernel", {})
     words += ["--semantics", str(kernel.get("semantics", "v4"))]
+    # The plugins the run loaded, however they were chosen (--plugins,
+    # FSAOPS_PLUGINS, [plugins] load): the same selection builds the same machine.
+    loaded = [p.name for p in report.plugins]
     load = config.get("plugins", {}).get("load")
-    if load is not None:
-        words += ["--plugins", ",".join(load)]
+    if loaded or load is not None:
+        words += ["--plugins", ",".join(loaded if loaded else load)]
     if kernel.get("strict"):
         words.append("--strict")
     if kernel.get("debug_vm"):
@@ -748,9 +757,8 @@ def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str)
     for page in pages:
         groups.setdefault((page.table, page.errno, page.reason), []).append(page)
     items = []
-    for (table, errno, reason), group in sorted(
-        groups.items(), key=lambda kv: (-len(kv[1]), kv[0])
-    ):
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    for (table, errno, reason), group in ordered[:GROUPS_LISTED]:
         shown = group[:PAGES_LISTED]
         names = "".join(
             "<span>"
@@ -770,6 +778,14 @@ def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str)
             f'data-pages="{len(group)}"><b>{escape(table)}</b>: {n(len(group))} '
             f"page{'s' if len(group) != 1 else ''}, <code>{escape(errno)}</code>: "
             f'{escape(reason)}<div class="pagelist">{names}{more}</div></li>'
+        )
+    rest = ordered[GROUPS_LISTED:]
+    if rest:
+        pages_left_out = sum(len(group) for _, group in rest)
+        items.append(
+            f'<li class="muted" data-groups="{len(rest)}" data-pages="{pages_left_out}">'
+            f"… and {n(len(rest))} more reasons, for {n(pages_left_out)} "
+            f"page{'s' if pages_left_out != 1 else ''} (the JSON report lists every one)</li>"
         )
     return f'<h3>{title}</h3><ul class="pages" id="{ident}">{"".join(items)}</ul>'
 
@@ -843,7 +859,7 @@ def _verdict(report: Report) -> str:
         f"<tbody>{''.join(rows)}</tbody></table>\n"
     )
     checked = (
-        "every migratepage call"
+        f"every migratepage call ({n(report.watched_calls)})"
         if report.watched
         else "bad returns only (--strict looks at every call)"
     )

@@ -315,6 +315,9 @@ class Report:
             (``--strict`` or ``--debug-vm``); otherwise only the free ones
             (``return``) were collected.
         strict: findings fail the run.
+        watched_calls: the ``migratepage`` calls looked at when ``watched``
+            (not in the JSON: the text and the page say "none was called"
+            rather than "every call looked right" when it is 0).
         plugins: the plugins the run loaded, in name order, with their versions.
         trace: one page's journey (:mod:`fsaops.trace`), when a page was
             traced; ``None`` otherwise.
@@ -342,6 +345,7 @@ class Report:
     findings: tuple[Finding, ...] = ()
     watched: bool = False
     strict: bool = False
+    watched_calls: int = 0
     plugins: tuple[PluginVersion, ...] = ()
     trace: tuple[TraceStep, ...] | None = None
 
@@ -637,8 +641,14 @@ def _summary(report: Report) -> Table:
                     style="yellow",
                 ),
             )
+    elif report.watched and not report.watched_calls:
+        grid.add_row(
+            "findings",
+            Text("none, but no page reached a migratepage: nothing was looked at", style="yellow"),
+        )
     elif report.watched:
-        grid.add_row("findings", Text("none: every migratepage call looked right", style="green"))
+        calls = _count(report.watched_calls, "migratepage call", "migratepage calls")
+        grid.add_row("findings", Text(f"none: every one of {calls} looked right", style="green"))
     else:
         grid.add_row(
             "findings",

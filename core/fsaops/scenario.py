@@ -1015,6 +1015,7 @@ def run_plan(
         not_mounted=plan.not_mounted,
         proofs=Proofs(placement=placement, durability=durability, io=proofs_io),
         findings=stats.findings.result(),
+        watched_calls=stats.findings.watched,
         watched=config.kernel.strict or config.kernel.debug_vm,
         strict=config.kernel.strict,
         plugins=tuple(
