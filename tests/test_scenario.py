@@ -426,3 +426,22 @@ def test_a_commit_interval_out_of_range_is_bad_input(registry: Registry, value: 
     text = JOURNALS.format(interval=f"commit_interval = {value}")
     with pytest.raises(ConfigError, match=r"kernel\.commit_interval"):
         plan_scenario(parse_config(text, "journals.toml"), registry)
+
+
+@pytest.mark.parametrize("page_size", [1024, 2048])
+def test_a_page_that_stays_behind_keeps_its_data_on_frames_smaller_than_the_systems_pages(
+    registry: Registry, page_size: int
+) -> None:
+    """Handing freed frames back must not zero a neighbour that shares the system's page.
+
+    Pages left behind (pinned, mlocked, no swap slot) keep their frames; a
+    frame of 1,024 bytes shares a 4 KiB page of the system with three
+    others, some of them maybe still in use.
+    """
+    text = (
+        f'[kernel]\npage_size = {page_size}\n[[mount]]\nfs = "ext2"\n'
+        "[workload]\npinned = 0.1\nmlocked = 0.05\ndirty = 0.3\n[faults]\nswap_full = 0.5\n"
+    )
+    report = run_scenario(parse_config(text, "small-pages.toml"), registry)
+    assert report.status == "ok", (report.integrity.problems, report.proofs)
+    assert report.totals.not_migrated + report.totals.failed > 0, "some pages stay behind"

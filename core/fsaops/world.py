@@ -171,15 +171,23 @@ def _not_read_in(page: Page | None) -> str:
 def _release(mem: memoryview, start: int, length: int) -> None:
     """Hand ``length`` bytes of ``mem`` from ``start`` back to the operating system.
 
-    The range reads as zeroes afterwards and is committed again when next
-    written.  A hint only, as :func:`_commit`: where the system cannot take
-    it, nothing happens.
+    The system's pages inside the range read as zeroes afterwards and are
+    committed again when next written; a part of one at either end is kept.
+    A hint only, as :func:`_commit`: where the system cannot take it,
+    nothing happens.
     """
     owner = mem.obj
     if not isinstance(owner, mmap.mmap) or length <= 0 or not hasattr(owner, "madvise"):
         return
+    # Only the system's pages the range covers whole: a frame smaller than the
+    # system's page shares it with its neighbours, which may still hold data
+    # (MADV_DONTNEED would zero the whole page, theirs too).
+    end = (start + length) // mmap.PAGESIZE * mmap.PAGESIZE
+    start = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    if end <= start:
+        return
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        owner.madvise(mmap.MADV_DONTNEED, start, length)
+        owner.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 def _commit(mem: memoryview, start: int, length: int) -> None:
