@@ -905,6 +905,40 @@ def test_too_little_memory_is_one_line(tmp_path: Path) -> None:
     one_json_object(proc, "bad input")
 
 
+def test_config_check_and_the_run_agree_on_an_address_space_limit(tmp_path: Path) -> None:
+    """Many files under ``ulimit -v``: both refuse, in one line, before the run can run out.
+
+    Running out of memory inside the run could leave Python 3.11 retrying an
+    allocation for ever, deaf to ``SIGTERM``; the files' objects and the
+    devices' reserved maps were missing from the estimate.
+    """
+    scenario = tmp_path / "files.toml"
+    scenario.write_text('[plugins]\nload = ["ext2"]\n[[mount]]\nfs = "ext2"\nfiles = 32768\n')
+    check = fsaops("config", "check", scenario, memory=400 << 20)
+    run = fsaops("migrate", scenario, "--json", memory=400 << 20)
+    for proc in (check, run):
+        line = one_error_line(proc, 2, "out of memory: the run maps about")
+        assert "(ulimit -v)" in line
+    one_json_object(run, "bad input")
+
+
+@pytest.mark.parametrize("said", ["can't allocate lock", "can't start new thread"])
+def test_threading_out_of_memory_is_out_of_memory(
+    said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``threading`` says it ran out of memory with a ``RuntimeError``: not a kernel bug."""
+    import fsaops.scenario
+
+    def no_memory(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(said)
+
+    monkeypatch.setattr(fsaops.scenario, "run_plan", no_memory)
+    assert main(["migrate", "--json", "--plugins", "ext2,swap"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "bad input"
+    assert out["error"].startswith("out of memory: ")
+
+
 def test_a_plugin_that_changes_the_environment_changes_nothing_of_the_run(
     tmp_path: Path,
 ) -> None:

@@ -1339,7 +1339,13 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
     """Something no handler expected (from plugin code, or a bug): one line, exit 1."""
     culprit = _culprit(exc)
     if culprit is None and (
-        isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        isinstance(exc, MemoryError)
+        or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        # What threading raises when it cannot have the memory for a lock or a thread.
+        or (
+            isinstance(exc, RuntimeError)
+            and str(exc) in ("can't allocate lock", "can't start new thread")
+        )
     ):
         return _fail(
             Status.BAD_INPUT,

@@ -11,8 +11,10 @@ through their own ``lru`` links: it costs no memory of its own.
 from __future__ import annotations
 
 import mmap
+import platform
+import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from fsaops.errors import BadPage, FsaopsError
 from fsaops.lists import LIST_POISON, ListEntry, PageList, list_del
@@ -29,6 +31,26 @@ _PG_active = PG.active
 _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active | PG.reclaim
 _POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
 
+# Linux's MAP_NORESERVE, which the mmap module names only from Python 3.13:
+# its value differs between architectures (asm/mman.h), so it is given only
+# where it is known.
+_LINUX_MAP_NORESERVE: Final = {
+    "x86_64": 0x4000,
+    "i686": 0x4000,
+    "i386": 0x4000,
+    "aarch64": 0x4000,
+    "armv7l": 0x4000,
+    "riscv64": 0x4000,
+    "s390x": 0x4000,
+    "ppc64le": 0x40,
+    "ppc64": 0x40,
+}
+_MAP_NORESERVE: Final[int] = getattr(
+    mmap,
+    "MAP_NORESERVE",
+    _LINUX_MAP_NORESERVE.get(platform.machine(), 0) if sys.platform == "linux" else 0,
+)
+
 
 def anonymous_memory(size: int, what: str = "memory") -> mmap.mmap:
     """``size`` bytes of zeroed memory that the operating system commits as it is touched.
@@ -42,7 +64,7 @@ def anonymous_memory(size: int, what: str = "memory") -> mmap.mmap:
     Raises:
         FsaopsError: the operating system refused the mapping (``what`` names it).
     """
-    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_NORESERVE", 0)
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | _MAP_NORESERVE
     try:
         if flags:
             return mmap.mmap(-1, max(size, 1), flags=flags)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_PROBLEMS",
+    "address_space_limit",
+    "address_space_needed",
     "check_config",
     "machine_memory",
     "memory_needed",
@@ -298,8 +300,16 @@ def check_config(
 FRAME_BYTES: Final = 200
 #: Python memory per buffer head (``fsaops bench`` measures about 136 bytes).
 BUFFER_HEAD_BYTES: Final = 160
+#: Python memory per file: its inode, mapping, page tree and record (measured:
+#: about 1,500 bytes).
+FILE_BYTES: Final = 2048
+#: Python memory per process: its mm, vma and page tables (measured: about 1,300 bytes).
+PROCESS_BYTES: Final = 2048
 #: What the interpreter, the libraries and the model's other objects take.
 BASELINE_BYTES: Final = 256 << 20
+#: Address space the interpreter, its libraries and threads' stacks take (measured:
+#: 190 to 260 MiB), beside the memory maps of the model.
+ADDRESS_SPACE_BYTES: Final = 272 << 20
 
 
 def memory_needed(config: Config, registry: Registry) -> int:
@@ -308,13 +318,21 @@ def memory_needed(config: Config, registry: Registry) -> int:
     Every node's frames are objects; a page of data is written on the
     source node and copied to the target node; a file's pages are written to
     its device (and ext3's journal may hold a copy); anonymous memory may
-    be written to swap; buffer heads cost their own objects.
+    be written to swap; buffer heads, files and processes cost their own
+    objects.
     """
+    objects, data = _memory_parts(config, registry)
+    return BASELINE_BYTES + objects + data
+
+
+def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
+    """Bytes of the model's Python objects, and bytes of page data a run touches at most."""
     k = config.kernel
     ps = k.page_size
-    frames = k.nodes * config.node_pages * FRAME_BYTES
+    objects = k.nodes * config.node_pages * FRAME_BYTES
+    objects += sum(m.files for m in config.mount) * FILE_BYTES
+    objects += config.processes.count * PROCESS_BYTES
     data = 0
-    buffer_heads = 0
     for mount in config.mount:
         fstype = registry.filesystems.get(mount.fs)
         if fstype is None:
@@ -327,10 +345,44 @@ def memory_needed(config: Config, registry: Registry) -> int:
         cached = 2 * mount.pages * ps if fstype.has_page_cache(mode) else 0
         data += device + cached
         if bs:
-            buffer_heads += 2 * mount.pages * (ps // bs) * BUFFER_HEAD_BYTES
+            objects += 2 * mount.pages * (ps // bs) * BUFFER_HEAD_BYTES
     anon = config.processes.anon_pages or 0
     data += 3 * anon * ps  # source, target, and its swap slot
-    return BASELINE_BYTES + frames + data + buffer_heads
+    return objects, data
+
+
+def address_space_needed(config: Config, registry: Registry) -> int:
+    """Bytes of address space a run of ``config`` maps: its objects, and every map it reserves.
+
+    Each node's frames, each block device and the swap device are memory
+    maps of their whole size (committed only as they are touched, but
+    counted whole against ``RLIMIT_AS``), beside the interpreter's own.
+    """
+    k = config.kernel
+    ps = k.page_size
+    reserved = k.nodes * config.node_pages * ps
+    for mount in config.mount:
+        fstype = registry.filesystems.get(mount.fs)
+        if fstype is None:
+            continue
+        bs = fstype.default_block_size if mount.block_size is None else mount.block_size
+        if bs:
+            reserved += (mount.pages * (ps // bs) + mount.files + 64) * bs
+    slots = config.swap_slots
+    reserved += (slots + 1) * ps if slots else 0
+    objects, _data = _memory_parts(config, registry)
+    return ADDRESS_SPACE_BYTES + reserved + objects
+
+
+def address_space_limit() -> int | None:
+    """This process's ``RLIMIT_AS`` (``ulimit -v``) in bytes, or ``None`` when there is none."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def machine_memory() -> int | None:
@@ -364,6 +416,17 @@ def memory_problem(config: Config, registry: Registry, available: int | None = N
     needed = memory_needed(config, registry)
     if available is None:
         available = machine_memory()
+        limit = address_space_limit()
+        space = address_space_needed(config, registry)
+        if limit is not None and space > limit:
+            return (
+                f"kernel.node_memory, mount[].pages, mount[].files, swap.slots: out of memory: "
+                f"the run maps about "
+                f"{format_size(space)} of address space (both nodes' frames, the devices and "
+                f"swap, reserved whole), and this process may map {format_size(limit)} "
+                "(ulimit -v); use fewer or smaller nodes, fewer pages or swap slots, or a "
+                "larger limit"
+            )
     if available is None or needed <= available:
         return None
     return (
