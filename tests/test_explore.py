@@ -381,3 +381,61 @@ def test_bad_input_exits_2_with_one_line_and_the_json_envelope(
     data = json.loads(out)
     assert data["status"] == "bad input" and data["schema"] == 1
     assert words in data["error"]
+
+
+def test_a_signal_that_comes_while_a_schedule_forks_is_not_lost(registry: Registry) -> None:
+    """``SIGTERM`` during ``fork()`` ended as an unraisable exception in an after-fork hook.
+
+    The search then went on and said "exhausted, no schedule fails", exit 0.
+    The signal now waits until the fork is done, and interrupts the search.
+    """
+    import os
+    import signal
+
+    from fsaops.errors import _Signals, watch_sigint
+
+    armed = [False]
+    counted = (_Signals.watching, _Signals.seen, _Signals.last)
+
+    def signal_while_forking() -> None:
+        if armed[0]:
+            armed[0] = False
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    os.register_at_fork(after_in_parent=signal_while_forking)  # once per process: disarmed after
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        watch_sigint()
+        armed[0] = True
+        with pytest.raises(KeyboardInterrupt):
+            explore("ext2", tasks=["read-fault"], pages=1, preemptions=1, registry=registry)
+    finally:
+        armed[0] = False
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        _Signals.watching, _Signals.seen, _Signals.last = counted
+
+
+def test_a_failure_that_does_not_fail_again_says_so(
+    registry: Registry, no_swap_recheck: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorded rerun of a failing schedule passes (its first process died of a signal from
+    outside, say): the first run's problems stand, marked as not reproduced, never an empty list.
+    """
+    from fsaops.explore import api
+
+    real = api.fork_run  # type: ignore[attr-defined]
+
+    def passes(*args: object, **kwargs: object) -> Any:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        return {**result, "problems": [], "outcome": "ok"}
+
+    monkeypatch.setattr(api, "fork_run", passes)
+    result = explore("swap", tasks=["swapin"], pages=1, semantics="2.6.16", registry=registry)
+    (failure,) = result.failures
+    assert failure.problems
+    assert all(
+        p.endswith("(run again, the schedule passed: it does not reproduce)")
+        for _, p in failure.problems
+    )
+    assert any("task swapin@0 failed" in p for _, p in failure.problems)

@@ -499,11 +499,25 @@ def _status(problems: Sequence[tuple[str, str]]) -> Status:
 
 
 def _failure(
-    xworld: ExploredWorld, setup: Setup, bounds: Bounds, choices: dict[int, int]
+    xworld: ExploredWorld,
+    setup: Setup,
+    bounds: Bounds,
+    choices: dict[int, int],
+    first: RunResult,
 ) -> Failure:
-    """Run a failing schedule again, recorded, and describe it."""
+    """Run a failing schedule again, recorded, and describe it.
+
+    ``first`` is what the schedule came to the first time.  A schedule that
+    passes when run again (its process died of a signal from outside, say)
+    keeps the first run's problems, and says it did not fail again.
+    """
     result = fork_run(xworld, policy=lambda: Deviations(choices), record=True)
     problems = tuple((s, p) for s, p in result["problems"])
+    if not problems:
+        problems = tuple(
+            (s, f"{p} (run again, the schedule passed: it does not reproduce)")
+            for s, p in first["problems"]
+        )
     return Failure(
         status=_status(problems),
         problems=problems,
@@ -628,7 +642,7 @@ def explore(
         found = explore_pct(xworld, depth=pct, schedules=count, seed=seed, progress=progress)
     failures: tuple[Failure, ...] = ()
     if found.failure is not None:
-        failures = (_failure(xworld, setup, bounds, found.failure[1]),)
+        failures = (_failure(xworld, setup, bounds, found.failure[1], found.failure[0]),)
     return _result(
         setup,
         xworld,

@@ -165,13 +165,26 @@ def fork_run(
             if stream is not None:
                 stream.flush()
     rfd, wfd = os.pipe()
-    pid = REAL_FORK()
+    # Ctrl-C and SIGTERM wait while the process forks: a handler that raised
+    # inside fork()'s own after-fork callbacks would see its exception
+    # dropped as unraisable, and the search go on as if nothing came.
+    blocked = _block_interrupts()
+    try:
+        pid = REAL_FORK()
+    except BaseException:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
+    if pid != 0 and blocked is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a signal that came is raised here
     if pid == 0:  # pragma: no cover - the child (coverage does not follow forks)
         os.close(rfd)
         adopt()
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+            if blocked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             done = execute(
                 xworld, forced=tuple(forced), policy=policy(), record=record, timeout=timeout
             )
@@ -224,6 +237,13 @@ def fork_run(
     if "error" in result:
         return _broken(f"the schedule could not run: {result['error']}")
     return result
+
+
+def _block_interrupts() -> set[int | signal.Signals] | None:
+    """Block ``SIGINT`` and ``SIGTERM`` in this thread; the mask before (``None``: cannot)."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not a POSIX system
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _broken(problem: str) -> RunResult:
