@@ -439,3 +439,18 @@ def test_a_failure_that_does_not_fail_again_says_so(
         for _, p in failure.problems
     )
     assert any("task swapin@0 failed" in p for _, p in failure.problems)
+
+
+def test_every_seed_explore_takes_a_replay_string_can_record(registry: Registry) -> None:
+    """A seed past 2**64 was taken, and its replay string then refused as "bad seed"."""
+    from fsaops.errors import ConfigError
+    from fsaops.explore import MAX_SEED
+    from fsaops.explore.api import Bounds
+
+    with pytest.raises(ConfigError, match=f"seed: expected 0 to {MAX_SEED}, got {MAX_SEED + 1}"):
+        explore("ext2", pct=1, schedules=1, seed=MAX_SEED + 1, registry=registry)
+    result = explore("ext2", pct=1, schedules=1, seed=MAX_SEED, registry=registry)
+    assert result.schedules == 1
+    setup = Setup("ext2", "default", block_size=1024, semantics="v4", pages=1, tasks=())
+    bounds = Bounds(preemptions=None, pct_depth=1, schedules=1, seed=MAX_SEED)
+    assert decode_replay(encode_replay(setup, bounds, {}))[1].seed == MAX_SEED

@@ -10,6 +10,7 @@ is checked in full.  :func:`~fsaops.explore.api.explore` runs a search,
 
 from fsaops.explore.api import (
     DEFAULT_PREEMPTIONS,
+    MAX_SEED,
     REPLAY_PREFIX,
     Bounds,
     ExploreResult,
@@ -27,6 +28,7 @@ __all__ = [
     "ACCESSORS",
     "DEFAULT_PAGES",
     "DEFAULT_PREEMPTIONS",
+    "MAX_SEED",
     "REPLAY_PREFIX",
     "Accessor",
     "Bounds",

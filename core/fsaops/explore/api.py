@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PREEMPTIONS",
+    "MAX_SEED",
     "REPLAY_PREFIX",
     "Bounds",
     "ExploreResult",
@@ -65,6 +66,9 @@ __all__ = [
 
 DEFAULT_PREEMPTIONS: Final = 2
 """The systematic search's preemption bound *k* unless told otherwise."""
+
+MAX_SEED: Final = 2**64 - 1
+"""The largest PCT seed: a replay string records the seed, and reads no larger one back."""
 
 DEFAULT_PCT_SCHEDULES: Final = 1000
 """How many PCT schedules run unless told otherwise."""
@@ -334,7 +338,7 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             preemptions=_opt_int(data, "k"),
             pct_depth=_opt_int(data, "d"),
             schedules=_opt_int(data, "n"),
-            seed=_int(data, "seed", 0, 2**64),
+            seed=_int(data, "seed", 0, MAX_SEED),
         )
         setup = Setup(
             fs,
@@ -595,6 +599,8 @@ def explore(
         raise ConfigError(f"pct: expected a depth of 1 or more, got {pct}")
     if schedules is not None and schedules < 1:
         raise ConfigError(f"schedules: expected 1 or more, got {schedules}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed: expected 0 to {MAX_SEED}, got {shown(seed)}")
     fstype, setup = _resolve(
         registry,
         fs,
