@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from errno import EAGAIN
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from fsaops import rmap
@@ -22,6 +24,7 @@ from fsaops.explore import REPLAY_PREFIX, TaskSpec, decode_replay, encode_replay
 from fsaops.explore.api import render_text
 from fsaops.explore.search import fork_run, preemptions
 from fsaops.explore.setup import ExploredWorld, Setup, assign_pages, default_tasks, probe
+from fsaops.page import PG, Page
 from fsaops.plugins import Registry, load_plugins
 from fsaops.status import Status
 
@@ -454,3 +457,52 @@ def test_every_seed_explore_takes_a_replay_string_can_record(registry: Registry)
     setup = Setup("ext2", "default", block_size=1024, semantics="v4", pages=1, tasks=())
     bounds = Bounds(preemptions=None, pct_depth=1, schedules=1, seed=MAX_SEED)
     assert decode_replay(encode_replay(setup, bounds, {}))[1].seed == MAX_SEED
+
+
+def _unlocks_buffers_before_copy(newpage: Page, page: Page) -> int:
+    """``buffer_migrate_page`` with the buffers unlocked before the contents are copied."""
+    from fsaops.buffer import buffers, get_bh, lock_buffer, put_bh, set_bh_page, unlock_buffer
+    from fsaops.migrate import migrate_page_copy, migrate_page_remove_references
+
+    rc = migrate_page_remove_references(newpage, page, 3)
+    if rc:
+        return rc if rc < 0 else -EAGAIN
+    head = page.private
+    ring = list(buffers(head))
+    mapping: Any = newpage.mapping
+    with mapping.private_lock:  # as V4 does, around the move of the buffers
+        for bh in ring:
+            get_bh(bh)
+            lock_buffer(bh)
+        page.flags &= ~PG.private
+        newpage.private, page.private = head, 0
+        page.count -= 1
+        newpage.count += 1
+        for bh in ring:
+            set_bh_page(bh, newpage, bh.b_data & (page.node.page_size - 1))
+        newpage.flags |= PG.private
+        for bh in ring:  # too early: a buffer's holder may read it before the copy
+            unlock_buffer(bh)
+            put_bh(bh)
+    migrate_page_copy(newpage, page)
+    return 0
+
+
+def test_a_buffer_lock_holder_reads_what_the_buffer_holds(registry: Registry) -> None:
+    """Whoever holds a buffer's lock may read its data (why V4 5/6 keeps every buffer locked
+    until the copy): a ``migratepage`` that lets them go first hands a reader a new page's
+    zeroes, and ``bh-lock`` now looks at what it holds."""
+    table = attrs.evolve(
+        registry.aops("ext2"), name="early_aops", migratepage=_unlocks_buffers_before_copy
+    )
+    fstype = attrs.evolve(
+        registry.filesystem("ext2"), name="early", modes={"default": table}, page_cache={}
+    )
+    result = explore(fstype, tasks=[TaskSpec("bh-lock", 0)], pages=1, registry=registry)
+    (failure,) = result.failures
+    assert any(
+        "bh-lock@0: the locked buffer at offset 0 of pfn" in p and "holds 1024 bytes of 0x00" in p
+        for _, p in failure.problems
+    ), failure.problems
+    correct = explore("ext2", tasks=[TaskSpec("bh-lock", 0)], pages=1, registry=registry)
+    assert correct.exhausted and not correct.failures

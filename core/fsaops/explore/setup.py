@@ -412,6 +412,19 @@ class ExploredWorld:
             return f"{len(data)} bytes of {data[0]:#04x} (a freed frame)"
         return "bytes that are no version of the page"
 
+    def stale_block(self, record: File | Area, rindex: int, offset: int, data: bytes) -> str | None:
+        """Why ``data``, a block at ``offset`` in that page, is no version of it, or ``None``."""
+        contents = self.world.contents
+        cindex = record.first + rindex if isinstance(record, Area) else rindex
+        newest = record.gens[rindex] if rindex < len(record.gens) else 0
+        end = offset + len(data)
+        for gen in range(newest, -1, -1):
+            if contents.page(record.owner, cindex, gen)[offset:end] == data:
+                return None
+        if data and all(b == data[0] for b in data):
+            return f"{len(data)} bytes of {data[0]:#04x}"
+        return "bytes that are no version of that block"
+
 
 def check_setup(setup: Setup, fstype: FileSystemType, info: TableInfo) -> None:
     """Refuse tasks that do not apply to the table's pages.

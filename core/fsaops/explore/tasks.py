@@ -29,7 +29,8 @@ name             what it does (kernel terms)
                  ``lookup_swap_cache``, ``lock_page``, the V4 1/6 re-check, a new pte
 ``bh-lock``      a reader of one of the page's buffers: the buffer looked up under
                  ``private_lock`` as ``__find_get_block`` does, then ``lock_buffer``
-                 held across an I/O (a write if the buffer is dirty), ``put_bh``
+                 held across an I/O (a write if the buffer is dirty), ``put_bh``;
+                 what an up-to-date buffer holds under its lock must be the page's
 ``pin``          direct I/O: an extra page reference (``find_get_page``, or the
                  process's pte) held across an I/O that reads the page, then dropped;
                  what the I/O read must be data the page really held
@@ -383,6 +384,7 @@ def _swapin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
 
 def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     mapping = target.file().inode.i_mapping
+    record = target.record
     rindex = target.rindex
     mask = 1 << target.index
     which = target.index % max(world.buffers_per_page, 1)
@@ -416,6 +418,15 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
         from fsaops.buffer import lock_buffer
 
         lock_buffer(held)
+        # Whoever holds a buffer's lock may read its data: it must be the page's.
+        if held.b_state & BH.uptodate:
+            offset = held.b_data & (held.b_page.node.page_size - 1)
+            problem = world.stale_block(record, rindex, offset, bytes(_buffer_view(held)))
+            if problem is not None:
+                raise FsaopsError(
+                    f"bh-lock@{target.index}: the locked buffer at offset {offset} of pfn "
+                    f"{held.b_page.pfn} holds {problem}"
+                )
         write = bool(held.b_state & BH.dirty)
         if write:
             held.b_state &= ~BH.dirty
