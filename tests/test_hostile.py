@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -529,6 +530,27 @@ def test_what_plugin_code_says_is_shown_as_written_not_read_as_markup(tmp_path: 
     assert "Table tag_aops[/]" in compared.stdout
 
 
+def test_a_reason_plugin_code_gives_is_shown_escaped(tmp_path: Path) -> None:
+    """A ``migratepage`` that says why it refuses (``current.why``) with an escape sequence."""
+    code = (
+        HEADER + "from errno import EAGAIN\n"
+        "def mp(newpage, page):\n"
+        "    page.node.kernel.current.why = 'busy \\x1b[2J\\x1b]0;owned\\x07' + 'z' * 5000\n"
+        "    return -EAGAIN\n" + _table("why", migratepage="mp")
+    )
+    env = install(tmp_path, "why", code)
+    page = tmp_path / "why.html"
+    proc = fsaops("migrate", _scenario(tmp_path, "why"), "--html", page, env=env)
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout + page.read_text(encoding="utf-8")
+    assert "\x1b" not in shown
+    assert "z" * 600 not in shown, "cut"
+    report = json.loads(fsaops("migrate", _scenario(tmp_path, "why"), "--json", env=env).stdout)
+    (reason,) = report["by_aops"]["why_aops"]["reasons"]
+    assert reason.startswith("busy \\x1b[2J\\x1b]0;owned\\x07zzz")
+    assert reason.endswith("... (4519 more characters)")
+
+
 def test_a_reason_for_every_page_is_folded_in_the_text_report(tmp_path: Path) -> None:
     """One distinct message a page (a block number in it) made the reasons table a row a page."""
     from fsaops.report import REASONS_SHOWN
@@ -816,6 +838,67 @@ def test_plugin_code_that_swallows_the_time_limit_is_ended_anyway(tmp_path: Path
     )
     one_error_line(proc, 1, "time limit of 1 s", "did not stop")
     one_json_object(proc, "timeout")
+
+
+STUBBORN = {
+    "swallows": "    while True:\n        try:\n            while True:\n                pass\n"
+    "        except BaseException:\n            pass\n",
+    "ignores the alarm and sleeps": "    import signal\n"
+    "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    time.sleep(3600)\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(STUBBORN))
+def test_a_stall_that_plugin_code_keeps_going_is_ended_without_a_time_limit(
+    tmp_path: Path, how: str
+) -> None:
+    """No ``--timeout``: the stall watchdog tells the run to stop; plugin code that swallows
+    that, or sleeps where nothing can reach it, is ended a little later. Before, it ran for ever
+    and ``SIGTERM`` could not stop it either."""
+    code = HEADER + "def mp(newpage, page):\n" + STUBBORN[how] + _table("stub", migratepage="mp")
+    env = install(tmp_path, "stub", code)
+    quick = (  # the program as it is, with a stall found after one second, not thirty
+        "import sys, fsaops.scenario as s\ns.STALL_SECONDS = 1.0\ns._WATCH_EVERY = 0.2\n"
+        "from fsaops.cli import main\nsys.argv[0] = 'fsaops'\nmain()\n"
+    )
+    scenario = _scenario(tmp_path, "stub")
+    proc = run([sys.executable, "-c", quick, "migrate", scenario, "--json"], env=env, timeout=60)
+    line = one_error_line(proc, 1, "stuck: the run made no progress", "did not stop within 2 s")
+    assert "(table stub_aops of plugin stub-dist[stub]" in line
+    one_json_object(proc, "timeout")
+
+
+def test_sigterm_that_plugin_code_swallows_still_ends_the_run(tmp_path: Path) -> None:
+    """The first ``SIGTERM`` is raised in the run as ``KeyboardInterrupt``; plugin code that
+    swallows it is given two seconds, then the process ends, interrupted (exit 130)."""
+    import signal
+
+    started = tmp_path / "started"
+    code = (
+        HEADER
+        + f"def mp(newpage, page):\n    open({str(started)!r}, 'w').close()\n"
+        + STUBBORN["swallows"]
+        + _table("deaf", migratepage="mp")
+    )
+    env = install(tmp_path, "deaf", code)
+    proc = start(
+        [sys.executable, "-m", "fsaops", "migrate", _scenario(tmp_path, "deaf"), "--json"], env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "the run never reached migratepage"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip() == (
+        "fsaops: error: terminated (SIGTERM); plugin code kept the run going; ended"
+    )
+    assert json.loads(out)["status"] == "interrupted"
 
 
 @pytest.mark.parametrize("value", ["-1", "inf", "nan", "abc", "1e7"])

@@ -710,7 +710,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         and LOG_LEVELS[args.log_level] >= logging.WARNING
     )
     with _last_resort(config.kernel.timeout), _progress_bar(show_progress) as progress:
-        report = run_plan(plan, seed=args.seed, log=log, progress=progress, observers=observers)
+        report = run_plan(
+            plan,
+            seed=args.seed,
+            log=log,
+            progress=progress,
+            observers=observers,
+            on_stuck=_stuck_ender(),
+        )
     _no_exit_called()
     if tracer is not None:
         report = attrs.evolve(report, trace=tuple(tracer.steps))
@@ -1243,6 +1250,72 @@ GRACE_SECONDS: Final = 2.0
 """How long a run may take to stop after its time limit before the process is ended."""
 
 
+def _ender() -> Callable[[Status, str], None]:
+    """A function that ends the process now, saying why: taken while the command runs.
+
+    It writes the line on standard error, the JSON envelope and the
+    ``--html`` failure page, then exits with the status's code, from any
+    thread, whatever the run's own thread is doing.  Once the command has
+    finished it does nothing: the command's own word stands.
+    """
+    json_mode = _JSON.get()
+    out = _stdout()
+    page = _PAGE.get()
+    finished = _FINISHED.get()
+
+    def end(status: Status, message: str) -> None:
+        if finished is None or finished.is_set():
+            return
+        finished.set()  # one word only, whoever comes first
+        with contextlib.suppress(OSError, ValueError):
+            os.write(2, f"fsaops: error: {_one_line(message)}\n".encode())
+        if json_mode and out is not None and not _GONE.get():
+            data = json.dumps(envelope(status, _one_line(message)), indent=2) + "\n"
+            with contextlib.suppress(OSError, ValueError):
+                os.write(out.fileno(), data.encode())
+        if page is not None:
+            from fsaops.html_report import render_failure
+
+            with contextlib.suppress(Exception):
+                _write_file(page[0], render_failure(page[1], status.value, message), "")
+        REAL_EXIT(status.exit_code)
+
+    return end
+
+
+def _interrupted(signal_name: str) -> None:
+    """The first Ctrl-C or ``SIGTERM``: arm the end of the process, as interrupted.
+
+    If the command has not ended :data:`GRACE_SECONDS` later (plugin code
+    swallowed the interruption), the process ends there.
+    """
+    end = _ender()
+    said = "interrupted" if signal_name == "SIGINT" else f"terminated ({signal_name})"
+    timer = threading.Timer(
+        GRACE_SECONDS,
+        end,
+        args=(Status.INTERRUPTED, f"{said}; plugin code kept the run going; ended"),
+    )
+    timer.daemon = True
+    timer.start()
+
+
+def _stuck_ender() -> Callable[[str], None] | None:
+    """What the run calls when it was told to stop and plugin code kept it going (program only)."""
+    if not _PROGRAM.get():
+        return None
+    end = _ender()
+
+    def stuck(message: str) -> None:
+        end(
+            Status.TIMEOUT,
+            f"{message}; it did not stop within {GRACE_SECONDS:g} s more (plugin code kept it "
+            "running); ended",
+        )
+
+    return stuck
+
+
 @contextmanager
 def _last_resort(seconds: float) -> Iterator[None]:
     """If the run outlives its time limit by :data:`GRACE_SECONDS`, end the process.
@@ -1258,29 +1331,16 @@ def _last_resort(seconds: float) -> Iterator[None]:
     if not seconds or not _PROGRAM.get():
         yield
         return
-    json_mode = _JSON.get()
-    out = _stdout()
-    page = _PAGE.get()
+    end = _ender()
 
-    def end() -> None:
-        message = (
+    def overdue() -> None:
+        end(
+            Status.TIMEOUT,
             f"timeout: the run went past its time limit of {seconds:g} s and did not stop within "
-            f"{GRACE_SECONDS:g} s more (plugin code kept it running); ended"
+            f"{GRACE_SECONDS:g} s more (plugin code kept it running); ended",
         )
-        with contextlib.suppress(OSError, ValueError):
-            os.write(2, f"fsaops: error: {message}\n".encode())
-        if json_mode and out is not None:
-            data = json.dumps(envelope(Status.TIMEOUT, message), indent=2) + "\n"
-            with contextlib.suppress(OSError, ValueError):
-                os.write(out.fileno(), data.encode())
-        if page is not None:
-            from fsaops.html_report import render_failure
 
-            with contextlib.suppress(Exception):
-                _write_file(page[0], render_failure(page[1], Status.TIMEOUT.value, message), "")
-        REAL_EXIT(Status.TIMEOUT.exit_code)
-
-    timer = threading.Timer(seconds + GRACE_SECONDS, end)
+    timer = threading.Timer(seconds + GRACE_SECONDS, overdue)
     timer.daemon = True
     timer.start()
     sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
@@ -1294,6 +1354,10 @@ def _last_resort(seconds: float) -> Iterator[None]:
 
 
 _JSON: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_json", default=False)
+_FINISHED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "fsaops_finished", default=None
+)
+"""Set once the command has said its word (its report, or its failure): nobody else may."""
 _PROGRAM: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_program", default=False)
 
 
@@ -1463,7 +1527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.excepthook = _thread_failed
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
-            watch_sigint()
+            watch_sigint(_interrupted)
         guard_process()
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
@@ -1473,10 +1537,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry_token = _REGISTRY.set(None)
         json_token = _JSON.set(json_mode)
         program_token = _PROGRAM.set(program)
+        finished = threading.Event()
+        finished_token = _FINISHED.set(finished)
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
         try:
             status = _run(lambda: _main(args_list), json_mode)
         finally:
+            finished.set()
+            _FINISHED.reset(finished_token)
             sys.stdout = saved
             # What plugin code made of sys.stderr (a stream that blocks, one
             # it closed) must not stop the command from ending.

@@ -426,7 +426,7 @@ def _named(report: Mapping[str, Any], key: str) -> set[str]:
 
 
 def _page_names(report: Mapping[str, Any], key: str) -> set[str]:
-    """The pages a report lists under ``key``, by what they are (not their frame), with errno."""
+    """The pages a report lists under ``key``, by what they are (not their frame), and why."""
     names: set[str] = set()
     for page in report.get(key) or []:
         if not isinstance(page, dict):
@@ -437,7 +437,7 @@ def _page_names(report: Mapping[str, Any], key: str) -> set[str]:
             name = f"process {page.get('pid')} at {page.get('address')}"
         else:
             name = f"pfn {page.get('pfn')}"
-        names.add(f"{name}: {page.get('errno')}")
+        names.add(f"{name}: {page.get('errno')} in {page.get('table')}: {page.get('reason')}")
     return names
 
 

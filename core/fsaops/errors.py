@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Final, NoReturn
 
@@ -308,15 +308,18 @@ class _Signals:
     watching = False
     seen = 0
     last = "SIGINT"
+    on_signal: Callable[[str], object] | None = None
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> NoReturn:
     _Signals.seen += 1
     _Signals.last = signal.Signals(signum).name
+    if _Signals.seen == 1 and _Signals.on_signal is not None:
+        _Signals.on_signal(_Signals.last)
     raise KeyboardInterrupt
 
 
-def watch_sigint() -> None:
+def watch_sigint(on_signal: Callable[[str], object] | None = None) -> None:
     """Count Ctrl-C (``SIGINT``) and ``SIGTERM`` from now on, and raise ``KeyboardInterrupt``.
 
     For ``SIGINT`` that is what Python does; ``SIGTERM`` (``kill``, a
@@ -326,11 +329,15 @@ def watch_sigint() -> None:
     library never installs a signal handler of its own).  Then
     :func:`raised_by_code` can tell the ``KeyboardInterrupt`` of a signal
     from one that plugin code raised, and :func:`interrupted_by` names the
-    signal.
+    signal.  ``on_signal``, when given, is called with the signal's name
+    on the first one, in the thread it interrupts, before the
+    ``KeyboardInterrupt`` is raised (the command line arms a timer there,
+    for plugin code that swallows it).
     """
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigint)
     _Signals.watching = True
+    _Signals.on_signal = on_signal
 
 
 def interrupted_by() -> str:

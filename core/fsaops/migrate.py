@@ -40,6 +40,7 @@ from fsaops.errors import (
     ProcessEnded,
     RunTimeout,
     describe_exception,
+    printable,
     raised_by_code,
     shown,
 )
@@ -414,6 +415,17 @@ class TableStats:
         }
 
 
+_REASON_CHARS: Final = 500
+"""Characters of a reason a report keeps (a reason is the engine's, or plugin code's, words)."""
+
+
+def _reason(why: str) -> str:
+    """``why`` as a report may show it: escaped (plugin code may set it), and not too long."""
+    if len(why) > _REASON_CHARS:
+        why = why[:_REASON_CHARS] + f"... ({len(why) - _REASON_CHARS} more characters)"
+    return printable(why)
+
+
 class MigrateStats:
     """Outcome counts of one or more ``migrate_pages`` calls, by table name.
 
@@ -469,6 +481,7 @@ class MigrateStats:
 
     def fail(self, pfn: int, name: str, why: str, error: str, pass_: int) -> None:
         """Count a page that failed for good (it went to ``failed``)."""
+        why = _reason(why)
         self.failures[pfn] = (name, why, error, pass_)
         ts = self.table(name)
         ts.failed += 1
@@ -479,6 +492,7 @@ class MigrateStats:
         self, pfn: int, name: str, why: str, error: str = "EAGAIN", *, pass_: int = -1
     ) -> None:
         """Count a page left on ``from`` as not migrated (replacing an earlier count)."""
+        why = _reason(why)
         self.unpend(pfn)
         self.pending[pfn] = (name, why, error, pass_)
         ts = self.table(name)

@@ -897,6 +897,7 @@ def run_plan(
     progress: Progress | None = None,
     observers: Sequence[RunObserver] = (),
     phases: dict[str, float] | None = None,
+    on_stuck: Callable[[str], object] | None = None,
 ) -> Report:
     """Build the world of a checked scenario, migrate it, check it, and report.
 
@@ -906,7 +907,10 @@ def run_plan(
     it must run in the main thread).  ``phases``, when given, gets the
     seconds of wall time each phase took added to it: ``build``,
     ``migrate``, ``prove`` (the placement and durability proofs and the
-    invariant checker), ``read back`` and ``report``.
+    invariant checker), ``read back`` and ``report``.  ``on_stuck``, when
+    given, is called from another thread with the message when the run was
+    told to stop (its time limit, or a stall) and plugin code kept it going
+    :data:`STOP_SECONDS` more: the command line ends the process there.
 
     Raises:
         MigrationDisabled: ``kernel.migration`` is false (``ENOSYS``).
@@ -928,7 +932,7 @@ def run_plan(
     lap = _Laps(phases)
     with (
         collector_paused(),
-        _time_limit(config.kernel.timeout, registry) as where,
+        _time_limit(config.kernel.timeout, registry, on_stuck) as where,
         _broken_fields_named(where, registry),
     ):
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
@@ -1103,6 +1107,9 @@ def _broken_fields_named(where: _Where, registry: Registry) -> Iterator[None]:
         raise PluginFault(f"{_timeout_message(head, frame, where, registry)}{broken}") from exc
 
 
+STOP_SECONDS: Final = 2.0
+"""Wall time a run told to stop (time limit, stall) has to do so before ``on_stuck`` is called."""
+
 STALL_SECONDS: Final = 30.0
 """Wall time a migration may go without the kernel's clock moving before the run
 is stopped as stuck: every page the engine tries advances the clock
@@ -1114,7 +1121,9 @@ _WATCH_EVERY: Final = 5.0
 
 
 @contextmanager
-def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
+def _time_limit(
+    seconds: float, registry: Registry, on_stuck: Callable[[str], object] | None = None
+) -> Iterator[_Where]:
     """Raise :class:`~fsaops.errors.RunTimeout` in this thread after ``seconds`` (0: never).
 
     ``SIGALRM`` interrupts whatever runs, a ``migratepage`` that sleeps
@@ -1123,7 +1132,10 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
     plugin code swallows the exception, it is raised again every half
     second.  In the main thread the same signal also watches migration
     for a stall: :data:`STALL_SECONDS` without the kernel's clock moving
-    ends the run the same way, time limit or not.
+    ends the run the same way, time limit or not.  A run told to stop that
+    is still going :data:`STOP_SECONDS` later (plugin code swallowed the
+    exception, or sleeps where it cannot be reached) is handed to
+    ``on_stuck``.
     """
     where = _Where()
     main_thread = hasattr(signal, "setitimer") and (
@@ -1140,6 +1152,7 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
     start = time.monotonic()
     deadline = start + seconds if seconds else None
     seen = [-1, start]  # the clock last seen, and when it moved
+    told: list[tuple[float, str]] = []  # when the run was first told to stop, and why
 
     def arm(now: float) -> None:
         wait = _WATCH_EVERY if deadline is None else min(_WATCH_EVERY, deadline - now)
@@ -1159,6 +1172,12 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
             )
         return None
 
+    def told_to_stop(head: str, frame: FrameType | None, now: float) -> RunTimeout:
+        exc = RunTimeout(_timeout_message(head, frame, where, registry))
+        if not told:
+            told.append((now, str(exc)))
+        return exc
+
     def expired(signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()
         head = due(now)
@@ -1166,7 +1185,7 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
             arm(now)
             return
         signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
-        raise RunTimeout(_timeout_message(head, frame, where, registry))
+        raise told_to_stop(head, frame, now)
 
     def in_place_of_the_timer(frame: FrameType | None) -> float:
         """The watchdog's look; returns in how many seconds to look again.
@@ -1177,9 +1196,13 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
         ``None``: the timer is still ours, and only the next look is asked.
         """
         now = time.monotonic()
+        if told and now - told[0][0] >= STOP_SECONDS and on_stuck is not None:
+            on_stuck(told[0][1])  # told to stop, and still going
         head = None if frame is None else due(now)
         if head is not None:
-            _raise_in(main_ident, RunTimeout(_timeout_message(head, frame, where, registry)))
+            _raise_in(main_ident, told_to_stop(head, frame, now))
+            return 0.5
+        if told:
             return 0.5
         return _WATCH_EVERY if deadline is None else max(min(_WATCH_EVERY, deadline - now), 0.01)
 
@@ -1198,9 +1221,15 @@ def _time_limit(seconds: float, registry: Registry) -> Iterator[_Where]:
         yield where
     finally:
         stop.set()
-        guard.join()
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        # A timeout raised here (the timer, or the watchdog, at the very end
+        # of the run) must not skip putting the signal back.
+        try:
+            guard.join()
+        finally:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            finally:
+                signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _watch(

@@ -52,6 +52,7 @@ from fsaops.content import Contents
 from fsaops.debug import check_kernel
 from fsaops.errors import FsaopsError, shown
 from fsaops.fs import generic_file_read, generic_file_write, read_cache_page
+from fsaops.gfp import GFP_KERNEL
 from fsaops.kernel import Kernel
 from fsaops.lists import PageList, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, lru_cache_add, mark_page_accessed, putback_lru_pages
@@ -1320,7 +1321,7 @@ class World:
                 for i in range(per_page):
                     generic_get_block(inode, prepared.spec.index * per_page + i, bh, False)
                     bh = bh.b_this_page
-            elif not try_to_release_page(page, 0):
+            elif not try_to_release_page(page, GFP_KERNEL):
                 raise SetupError(f"the buffers of pfn {page.pfn} could not be released")
         finally:
             unlock_page(page)
