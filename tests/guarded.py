@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,26 @@ def start(
         env=environment,
         preexec_fn=_limits(MEMORY_LIMIT, False),  # noqa: PLW1509 - limits, nothing else
     )
+
+
+def signal_when(
+    proc: subprocess.Popen[str], ready: Callable[[], bool], signum: int, what: str
+) -> tuple[str, str]:
+    """Send ``signum`` to ``proc`` once ``ready()`` is true; its output, once it ended.
+
+    ``proc`` (from :func:`start`) is killed in the end whatever happens.
+    ``what`` says what ``ready`` waits for, should it never come.
+    """
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert time.monotonic() < deadline, f"never: {what}"
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        return proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def fsaops(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:

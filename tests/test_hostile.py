@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fsaops.cli import main
-from guarded import fsaops, install, one_error_line, one_json_object, run, start
+from guarded import fsaops, install, one_error_line, one_json_object, run, signal_when, start
 
 PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
     "deeply nested arrays": (
@@ -309,7 +309,6 @@ def test_a_hook_that_never_returns_is_stopped_in_time(tmp_path: Path) -> None:
 def test_ctrl_c_while_a_plugin_is_probed_ends_cleanly(tmp_path: Path) -> None:
     """Ctrl-C during the probe: exit 130, one line, the JSON envelope, and no process left."""
     import signal
-    import time
 
     pidfile = tmp_path / "probe.pid"
     code = f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
@@ -318,16 +317,12 @@ def test_ctrl_c_while_a_plugin_is_probed_ends_cleanly(tmp_path: Path) -> None:
         [sys.executable, "-m", "fsaops", "migrate", "--plugins", "sleepy,ext2,swap", "--json"],
         env=env,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not pidfile.exists() or not pidfile.read_text():
-            assert time.monotonic() < deadline, "the probe never imported the plugin"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
+    out, err = signal_when(
+        proc,
+        lambda: pidfile.exists() and bool(pidfile.read_text()),
+        signal.SIGINT,
+        "the probe imported the plugin",
+    )
     assert proc.returncode == 130, err
     assert err == "fsaops: error: interrupted\n"
     assert json.loads(out)["status"] == "interrupted"
@@ -884,16 +879,7 @@ def test_sigterm_that_plugin_code_swallows_still_ends_the_run(tmp_path: Path) ->
     proc = start(
         [sys.executable, "-m", "fsaops", "migrate", _scenario(tmp_path, "deaf"), "--json"], env=env
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists():
-            assert time.monotonic() < deadline, "the run never reached migratepage"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-        proc.wait()
+    out, err = signal_when(proc, started.exists, signal.SIGTERM, "the run reached migratepage")
     assert proc.returncode == 130, err
     assert err.strip() == (
         "fsaops: error: terminated (SIGTERM); plugin code kept the run going; ended"

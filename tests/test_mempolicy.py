@@ -25,8 +25,9 @@ from fsaops.mempolicy import (
     sys_migrate_pages,
 )
 from fsaops.migrate import MigrateStats
+from fsaops.page import Page
 from fsaops.plugins import Registry
-from fsaops.rmap import VM_SHARED, VM_WRITE
+from fsaops.rmap import VM_SHARED, VM_WRITE, Mm
 from fsaops.semantics import SEMANTICS
 from fsaops.world import World
 
@@ -93,18 +94,24 @@ def test_v4_migrate_page_add_queues_at_the_head_and_2_6_16_at_the_tail(
     assert order["v4"] == walk[::-1], "V4: list_add, in reverse"
 
 
-@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
-def test_which_pages_migrate_page_add_takes_without_move_all(
-    registry: Registry, semantics: str
-) -> None:
-    world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+def _read_by_two(world: World, cleared: int) -> tuple[Page, list[Mm]]:
+    """A clean ext2 nobh page that two processes map and read (``cleared``: off their areas)."""
     inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
     (page,) = inode.i_mapping.pages()
     readers = [world.process(f"reader{i}") for i in range(2)]
     for mm in readers:
         vma = mm.mmap_file(inode, 0, 1)
-        vma.vm_flags &= ~(VM_WRITE | VM_SHARED)  # a private read-only mapping, as of a library
-        mm.read(vma.vm_start * 4096, 1)
+        vma.vm_flags &= ~cleared
+        mm.read(vma.vm_start * world.page_size, 1)
+    return page, readers
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_which_pages_migrate_page_add_takes_without_move_all(
+    registry: Registry, semantics: str
+) -> None:
+    world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+    page, readers = _read_by_two(world, VM_WRITE | VM_SHARED)  # private, read-only: a library
     assert page.mapcount == 2
     pagelist = PageList()
     migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
@@ -124,13 +131,7 @@ def test_a_read_only_shared_mapping_makes_a_file_writably_mapped_for_v4(
 ) -> None:
     """``mapping_writably_mapped`` reads ``i_mmap_writable``: every ``VM_SHARED`` area counts."""
     world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
-    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
-    (page,) = inode.i_mapping.pages()
-    readers = [world.process(f"reader{i}") for i in range(2)]
-    for mm in readers:
-        vma = mm.mmap_file(inode, 0, 1)
-        vma.vm_flags &= ~VM_WRITE  # shared, but read-only
-        mm.read(vma.vm_start * 4096, 1)
+    page, readers = _read_by_two(world, VM_WRITE)  # shared, but read-only
     pagelist = PageList()
     migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
     # V4 takes it (the file is "writably mapped"); 2.6.16 takes no shared page.
@@ -234,13 +235,7 @@ def test_a_capable_caller_of_migrate_pages_moves_shared_pages_from_2_6_16(
 ) -> None:
     """V4's syscall passes ``MPOL_MF_MOVE`` for everyone; 2.6.16 ``MPOL_MF_MOVE_ALL`` for root."""
     world = World(registry=registry, node_pages=256, swap_slots=64, semantics=semantics)
-    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
-    (page,) = inode.i_mapping.pages()
-    readers = [world.process(f"reader{i}") for i in range(2)]
-    for mm in readers:
-        vma = mm.mmap_file(inode, 0, 1)
-        vma.vm_flags &= ~(VM_WRITE | VM_SHARED)  # private and read-only: shared by two
-        mm.read(vma.vm_start * 4096, 1)
+    page, readers = _read_by_two(world, VM_WRITE | VM_SHARED)  # private, read-only: shared by two
     assert sys_migrate_pages(world.kernel, readers[0].pid, {0}, {1}) == 0
     now = world.page_of(world.files[0], 0)
     assert now is not None

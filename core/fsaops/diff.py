@@ -123,19 +123,14 @@ def load_report(path: str) -> dict[str, Any]:
             f"{path}: not a report: the JSON of a command that could not finish "
             f"(status {str(data.get('status'))[:40]}: {str(data['error'])[:300]})"
         )
-    for key, kind in _NEEDED.items():
+    fields = [(key, kind, True) for key, kind in _NEEDED.items()]
+    fields += [(key, kind, False) for key, kind in _OPTIONAL.items()]
+    for key, kind, needed in fields:
         value = data.get(key)
-        if key not in data or type(value) is not kind:
+        if (needed or value is not None) and type(value) is not kind:
             raise BadReport(
                 f"{path}: not a report of fsaops migrate --json: "
                 f"{key!r} is {'missing' if key not in data else 'not a JSON ' + _json_type(kind)}"
-            )
-    for key, kind in _OPTIONAL.items():
-        value = data.get(key)
-        if value is not None and type(value) is not kind:
-            raise BadReport(
-                f"{path}: not a report of fsaops migrate --json: "
-                f"{key!r} is not a JSON {_json_type(kind)}"
             )
     proofs = data.get("proofs") or {}
     if any(not isinstance(proofs.get(n), dict | None) for n in ("placement", "durability")):
