@@ -165,6 +165,7 @@ ul.pages { margin: 4px 0 10px; padding-left: 20px; }
   font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 11.5px; }
 .pagelist span { background: var(--panel); border-radius: 3px; padding: 0 5px; }
 pre { background: var(--panel); padding: 8px 10px; border-radius: 4px; overflow-x: auto; }
+pre#error { white-space: pre-wrap; overflow-wrap: anywhere; }
 svg text { font-size: 11px; fill: var(--muted); }
 footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
 """
