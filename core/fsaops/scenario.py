@@ -122,6 +122,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_PAGES",
     "SETTLE_TICKS",
+    "STOP_SECONDS",
     "Plan",
     "Progress",
     "RunObserver",
