@@ -22,7 +22,7 @@ import signal
 import sys
 import textwrap
 from collections.abc import Iterator
-from errno import EAGAIN
+from errno import EAGAIN, EBUSY, EIO
 from pathlib import Path
 from typing import Any
 
@@ -303,20 +303,22 @@ def test_a_pte_young_on_every_try_is_the_kernels_refusal_not_a_finding(
     assert not out.stats.findings
 
 
-def test_eagain_for_a_page_that_could_move_is_a_finding(registry: Any) -> None:
+@pytest.mark.parametrize(("rc", "name"), [(-EAGAIN, "-EAGAIN"), (-EBUSY, "-EBUSY"), (-EIO, "-EIO")])
+def test_refusing_a_page_that_could_move_is_a_finding(registry: Any, rc: int, name: str) -> None:
+    """-EAGAIN tries again; any other errno fails the page for good: both refuse it."""
     world = World(registry=registry, strict=True)
     page, _vma = _mapped_page(world)
     mapping = page.mapping
     assert mapping is not None
 
     def refuses(newpage: Page, old: Page) -> int:
-        return -EAGAIN
+        return rc
 
     mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=refuses)  # type: ignore[union-attr]
     out = world.migrate([page])
     (finding,) = out.stats.findings.result()
     assert finding.kind == "refused"
-    assert f"pfn {page.pfn}" in finding.example
+    assert f"returned {name} for pfn {page.pfn}" in finding.example
 
 
 def test_eagain_for_a_page_in_a_locked_area_is_no_finding(registry: Any) -> None:

@@ -10,7 +10,9 @@ know about before the code goes anywhere:
     generic fallback, for tables without ``migratepage``, and ``swap_page``
     write by design and are never findings.
 ``refused``
-    ``migratepage`` returned ``-EAGAIN`` for a page that could move: it
+    ``migratepage`` refused a page that could move: ``-EAGAIN`` (the
+    engine tries it again), or any other negative errno (the page fails for
+    good, as ``-EBUSY`` or ``fail_migrate_page``'s ``-EIO`` makes it).  It
     held exactly the references the kernel expects, nobody else held it,
     no ``VM_LOCKED`` area maps it, and the engine's helpers did not refuse
     it themselves (ptes young on all ten ``try_to_unmap`` tries, a race
@@ -41,7 +43,7 @@ they are collected only when asked for (``fsaops migrate --strict``, or
 
 from __future__ import annotations
 
-from errno import EAGAIN
+import errno
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -219,7 +221,7 @@ class MigratepageWatch:
                 "moving it dirty, as V4 5/6 does",
             )
         if (
-            rc == -EAGAIN
+            rc < 0
             and b.count == b.mapcount + b.expected
             and not b.held
             and not b.flags & PG.writeback
@@ -230,7 +232,7 @@ class MigratepageWatch:
                 table,
                 "refused",
                 pfn,
-                f"migratepage returned -EAGAIN for pfn {pfn}, which could move: page_count "
+                f"migratepage returned {_errno(rc)} for pfn {pfn}, which could move: page_count "
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
                 "and no other task held it",
             )
@@ -314,6 +316,12 @@ def _held_buffer_locks(kernel: Kernel) -> set[int]:
     return {
         id(held.obj) for task in kernel.tasks for held in task.holds if held.kind == "buffer_lock"
     }
+
+
+def _errno(rc: int) -> str:
+    """``-EAGAIN`` for -11: a negative return as the kernel's sources write it."""
+    name = errno.errorcode.get(-rc)
+    return f"-{name}" if name else str(rc)
 
 
 def _mlocked(page: Page) -> bool:
