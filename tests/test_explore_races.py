@@ -19,6 +19,7 @@ import pytest
 
 from fsaops.explore import explore, replay
 from fsaops.explore.api import render_text
+from fsaops.explore.setup import TaskSpec
 from fsaops.plugins import Registry, load_plugins
 from fsaops.testing.dist import write_dist_info
 from suite_runs import call_reports, failed_by_table
@@ -29,12 +30,14 @@ import racyfs_plugin  # noqa: E402
 
 pytest_plugins = ["pytester"]
 
-RACES = {
+RACES: dict[str, tuple[list[str | TaskSpec], str]] = {
     "checks_refs_without_tree_lock": (["read-fault", "write"], "stale mapping"),
     "drops_private_lock_before_retargeting": (["bh-lock"], "PG_private is set but private is 0"),
     "copies_before_unmapping": (["mmap-write"], "lost"),
     "samples_dirty_before_unmapping": (["mmap-write"], "a dirty state was lost"),
     "drops_the_page_lock": (["writeback"], "under writeback"),
+    # Only on a dirty page (page 1): the default runs each accessor on both.
+    "locks_clean_buffers_only": ([TaskSpec("bh-lock", 1)], "holds 1024 bytes of 0x00"),
 }
 """Each racy function: the accessors it races with, and words of what goes wrong."""
 
@@ -63,7 +66,7 @@ def test_the_explorer_finds_the_race(name: str, registry: Registry) -> None:
     assert any(words in problem for _, problem in failure.problems), failure.problems
     # The schedule in kernel terms: the migration and the accessor both ran.
     ran = {step.task.split("@")[0] for step in failure.interleaving}
-    assert {"migrate", tasks[0]} <= ran
+    assert {"migrate", str(tasks[0]).split("@")[0]} <= ran
     text = render_text(result)
     assert "FAILED" in text and failure.replay in text
     # The replay string runs exactly that schedule again.
@@ -87,7 +90,7 @@ def test_the_default_tasks_and_bounds_find_the_race(name: str, registry: Registr
 def test_the_correct_table_passes_the_same_schedules(registry: Registry) -> None:
     """ext2's own buffer_migrate_page under the accessors the races need: nothing fails."""
     for tasks, _ in RACES.values():
-        result = explore("ext2", tasks=tasks, pages=1, preemptions=1, registry=registry)
+        result = explore("ext2", tasks=tasks, pages=2, preemptions=1, registry=registry)
         assert result.exhausted and not result.failures, render_text(result)
 
 
@@ -116,6 +119,8 @@ CAUGHT_SERIALLY = {
     "samples_dirty_before_unmapping": True,
     # Serially nobody starts writeback while the page lock is dropped.
     "drops_the_page_lock": False,
+    # Serially nobody holds a dirty buffer's lock while the page moves.
+    "locks_clean_buffers_only": False,
 }
 """Whether the serial conformance suite fails a promise for each racy function, as observed."""
 
@@ -136,6 +141,11 @@ RACE_PROMISE = textwrap.dedent(
     class TestRacy(MigratepageRaces):
         filesystem = filesystem("drops_private_lock_before_retargeting")
         pages = 1
+        preemptions = 1
+        pct_schedules = 0
+
+    class TestDirtyOnly(MigratepageRaces):
+        filesystem = filesystem("locks_clean_buffers_only")
         preemptions = 1
         pct_schedules = 0
 
@@ -161,6 +171,9 @@ def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
     assert "task bh-lock@0 failed" in text
     assert "spin_lock in find_get_block_lock_buffer page 0" in text
     assert "replay: fsaops explore --replay fsx1." in text
+    # A race only a dirty page shows: each accessor runs on a clean and on a dirty page.
+    dirty = outcomes["TestDirtyOnly::test_race_no_schedule_with_one_accessor_fails"]
+    assert dirty.failed and "task bh-lock@1 failed" in dirty.longreprtext
     assert outcomes["TestBuftarg::test_race_no_schedule_with_one_accessor_fails"].passed
     assert outcomes["TestBuftarg::test_race_no_pct_schedule_with_every_accessor_fails"].passed
 

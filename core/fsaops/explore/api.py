@@ -39,6 +39,7 @@ from fsaops.explore.setup import (
     applies,
     assign_pages,
     default_tasks,
+    lone_runs,
     probe,
 )
 from fsaops.explore.tasks import ACCESSORS, accessor
@@ -458,8 +459,8 @@ def _resolve(
         why = applies(accessor(name), fstype, mode, info)
         if why is not None:
             raise ConfigError(f"task {name}: {why}")
-    if alone and len(wanted) > 1:  # each runs by itself, and gets its page then
-        specs = tuple(TaskSpec(str(name), 0) for name in wanted)
+    if alone:  # each runs by itself, on a clean and on a dirty page
+        specs = lone_runs(fstype, mode, info, pages, [str(name) for name in wanted])
     else:
         specs = assign_pages(wanted, pages, anonymous=info.kind == "anonymous")
     setup = Setup(
@@ -614,13 +615,13 @@ def explore(
     )
     if tasks is None and pct is None and not together and len(setup.tasks) > 1:
         return _one_at_a_time(
-            [t.name for t in setup.tasks],
-            lambda name, cap: explore(
+            setup.tasks,
+            lambda spec, cap: explore(
                 fstype,
                 setup.mode,
                 registry=registry,
                 pages=pages,
-                tasks=[name],
+                tasks=[spec],
                 preemptions=preemptions,
                 schedules=cap,
                 semantics=semantics,
@@ -662,17 +663,17 @@ def explore(
 
 
 def _one_at_a_time(
-    names: Sequence[str],
-    run: Callable[[str, int | None], ExploreResult],
+    runs: Sequence[TaskSpec],
+    run: Callable[[TaskSpec, int | None], ExploreResult],
     schedules: int | None,
 ) -> ExploreResult:
-    """The systematic search against each accessor in turn, summed into one result."""
+    """The systematic search against each accessor on each of its pages in turn, summed."""
     results: list[ExploreResult] = []
-    for name in names:
+    for spec in runs:
         cap = None if schedules is None else schedules - sum(r.schedules for r in results)
         if cap is not None and cap < 1:
             break
-        results.append(run(name, cap))
+        results.append(run(spec, cap))
         if results[-1].failures:
             break
     first = results[0]
@@ -680,13 +681,12 @@ def _one_at_a_time(
     for result in results:
         for why, n in result.reasons.items():
             reasons[why] = reasons.get(why, 0) + n
-    ran = {r.tasks[0].split("@")[0]: r.tasks[0] for r in results}
     return attrs.evolve(
         first,
-        tasks=tuple(ran.get(name, f"{name}@0") for name in names),
+        tasks=tuple(str(spec) for spec in runs),
         bounds=attrs.evolve(first.bounds, schedules=schedules, together=False),
         schedules=sum(r.schedules for r in results),
-        exhausted=len(results) == len(names) and all(r.exhausted for r in results),
+        exhausted=len(results) == len(runs) and all(r.exhausted for r in results),
         seconds=sum(r.seconds for r in results),
         failures=next((r.failures for r in results if r.failures), ()),
         reasons=reasons,

@@ -52,6 +52,8 @@ __all__ = [
     "assign_pages",
     "check_setup",
     "default_tasks",
+    "lone_runs",
+    "page_spec",
     "probe",
 ]
 
@@ -196,6 +198,61 @@ def applies(acc: Accessor, fstype: FileSystemType, mode: str, info: TableInfo) -
     if acc.journal and not info.journal:
         return f"{acc.name} needs a filesystem with a journal (such as ext3)"
     return None
+
+
+def page_spec(i: int, accs: Sequence[Accessor], *, writable: bool, anonymous: bool) -> PageSpec:
+    """The state page ``i`` starts in, with the accessors ``accs`` on it.
+
+    What the accessors need decides it; otherwise odd pages are dirty (where
+    the table can write) and even anonymous pages are mapped.  ``writable``:
+    the table has a ``writepage``; ``anonymous``: the pages are the swap
+    cache's.
+    """
+    needs: set[str] = set().union(*(a.needs for a in accs)) if accs else set()
+    if anonymous:
+        swapped = "swapped" in needs or "dirty" in needs
+        mapped = "mapped" in needs or (not swapped and i % 2 == 0)
+        if "dirty" in needs:
+            return PageSpec(writeback=True, seed=i)
+        return PageSpec(mapped=mapped, dirty=i % 2 == 1, seed=i)
+    # A table with nothing to write back to (ramfs) holds only what
+    # write(2) put in its pages: read in, they would hold zeroes, not the
+    # data every schedule is checked against.
+    dirty = not writable or "dirty" in needs or i % 2 == 1
+    return PageSpec(dirty=dirty, mapped="mapped" in needs, seed=i)
+
+
+def lone_runs(
+    fstype: FileSystemType,
+    mode: str,
+    info: TableInfo,
+    pages: int,
+    names: Sequence[str] | None = None,
+) -> tuple[TaskSpec, ...]:
+    """Where each accessor runs by itself: on page 0, and on page 1 where that starts otherwise.
+
+    Page 0 starts clean (mapped, for anonymous memory) and page 1 dirty
+    (unmapped), unless what the accessor needs makes them the same, so
+    that a race only a dirty page shows (a buffer lock holder writing the
+    buffer out, say) is within the default bounds.  An accessor that
+    touches the whole mount runs once.  ``names`` defaults to
+    :func:`default_tasks`.
+    """
+    anonymous = info.kind == "anonymous"
+    writable = anonymous or fstype.aops(mode).writepage is not None
+    runs: list[TaskSpec] = []
+    for name in default_tasks(fstype, mode, info) if names is None else names:
+        acc = accessor(name)
+        runs.append(TaskSpec(acc.name, 0))
+        if pages < 2 or acc.whole_mount:
+            continue
+        clean, dirty = (
+            attrs.evolve(page_spec(i, [acc], writable=writable, anonymous=anonymous), seed=0)
+            for i in (0, 1)
+        )
+        if clean != dirty:
+            runs.append(TaskSpec(acc.name, 1))
+    return tuple(runs)
 
 
 def default_tasks(fstype: FileSystemType, mode: str, info: TableInfo) -> list[str]:
@@ -349,19 +406,12 @@ class ExploredWorld:
         return self.world.kernel
 
     def _spec(self, i: int, accs: Sequence[Accessor]) -> PageSpec:
-        needs: set[str] = set().union(*(a.needs for a in accs)) if accs else set()
-        writable = self.table.writepage is not None
-        if self.setup.anonymous:
-            swapped = "swapped" in needs or "dirty" in needs
-            mapped = "mapped" in needs or (not swapped and i % 2 == 0)
-            if "dirty" in needs:
-                return PageSpec(writeback=True, seed=i)
-            return PageSpec(mapped=mapped, dirty=i % 2 == 1, seed=i)
-        # A table with nothing to write back to (ramfs) holds only what
-        # write(2) put in its pages: read in, they would hold zeroes, not the
-        # data every schedule is checked against.
-        dirty = not writable or "dirty" in needs or i % 2 == 1
-        return PageSpec(dirty=dirty, mapped="mapped" in needs, seed=i)
+        return page_spec(
+            i,
+            accs,
+            writable=self.table.writepage is not None,
+            anonymous=self.setup.anonymous,
+        )
 
     def _build_page(self, i: int, accs: Sequence[Accessor]) -> Target:
         spec = self._spec(i, accs)

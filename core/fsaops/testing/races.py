@@ -5,7 +5,7 @@
 filesystem and a mode.  Its tests run the explorer (:mod:`fsaops.explore`)
 with small bounds against the table: every accessor that applies to the
 table's pages, alone with the migration of :attr:`~MigratepageRaces.pages`
-pages, under every schedule with at most
+pages, on a clean and on a dirty page, under every schedule with at most
 :attr:`~MigratepageRaces.preemptions` preemptions; then every such accessor
 at once under :attr:`~MigratepageRaces.pct_schedules` PCT schedules.  A
 failing schedule fails the test with the schedule in kernel terms (task,
@@ -23,7 +23,7 @@ import pytest
 from fsaops.errors import FsaopsError
 from fsaops.explore import ExploreResult, explore
 from fsaops.explore.api import render_text
-from fsaops.explore.setup import applies, assign_pages, probe
+from fsaops.explore.setup import TaskSpec, applies, assign_pages, lone_runs, probe
 from fsaops.explore.tasks import ACCESSORS
 from fsaops.testing.conformance import class_subject
 from fsaops.testing.harness import Subject
@@ -37,8 +37,9 @@ class MigratepageRaces:
 
     Set ``filesystem`` to the filesystem's name (resolved through the plugin
     loader with only its plugin selected) or a ``FileSystemType``; ``None``
-    takes ``--fsaops-filesystem`` from the command line.  ``mode`` is the
-    mount mode (``None``: ``--fsaops-mode``, else the type's default),
+    takes the closest ``@pytest.mark.fsaops``, else ``--fsaops-filesystem``
+    from the command line.  ``mode`` is the mount mode (``None``: the
+    marker's, else ``--fsaops-mode``, else the type's default),
     ``plugin`` the entry-point name of the plugin when it is not the
     filesystem's own name, ``block_size`` the block size to mount with,
     ``semantics`` the release of the migration code.  The bounds:
@@ -68,7 +69,9 @@ class MigratepageRaces:
         """The filesystem and mode under test, resolved once per class."""
         return class_subject(cls, request)
 
-    def _explore(self, subject: Subject, tasks: list[str], **bounds: int | None) -> ExploreResult:
+    def _explore(
+        self, subject: Subject, tasks: list[str] | list[TaskSpec], **bounds: int | None
+    ) -> ExploreResult:
         try:
             return explore(
                 subject.fstype,
@@ -82,7 +85,7 @@ class MigratepageRaces:
         except FsaopsError as exc:
             pytest.fail(f"{subject.describe()}: the explorer could not run: {exc}", pytrace=False)
 
-    def _pages_for(self, subject: Subject, tasks: list[str]) -> int:
+    def _pages_for(self, subject: Subject, tasks: list[str] | list[TaskSpec]) -> int:
         """``pages``, or the fewest more that give every task a page it fits.
 
         Some tasks want a page of their own (``truncate``): with every
@@ -115,10 +118,17 @@ class MigratepageRaces:
             )
 
     def test_race_no_schedule_with_one_accessor_fails(self, fsaops_race_subject: Subject) -> None:
-        """Each accessor alone with the migration: no schedule up to k preemptions fails."""
-        for name in self._accessors(fsaops_race_subject):
-            result = self._explore(fsaops_race_subject, [name], preemptions=self.preemptions)
-            self._holds(fsaops_race_subject, result)
+        """Each accessor alone with the migration, on a clean and a dirty page: none fails.
+
+        Every schedule up to k preemptions, as ``fsaops explore``'s default
+        runs them (:func:`~fsaops.explore.setup.lone_runs`).
+        """
+        subject = fsaops_race_subject
+        info = probe(subject.fstype, subject.mode, None)
+        names = self._accessors(subject)
+        for spec in lone_runs(subject.fstype, subject.mode, info, self.pages, names):
+            result = self._explore(subject, [spec], preemptions=self.preemptions)
+            self._holds(subject, result)
 
     def test_race_no_pct_schedule_with_every_accessor_fails(
         self, fsaops_race_subject: Subject

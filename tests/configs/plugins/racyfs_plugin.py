@@ -24,7 +24,7 @@ from buggyfs_plugin import samples_dirty_before_unmapping
 
 import fsaops
 from fsaops import FileSystemType, buffer_migrate_page, migrate_page_copy
-from fsaops.buffer import BufferHead, buffers, lock_buffer, unlock_buffer
+from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page, lock_page, page_address, unlock_page
 from fsaops_ext2 import EXT2, ext2_aops, ext2_nobh_aops
@@ -126,6 +126,41 @@ def drops_the_page_lock(newpage: Page, page: Page) -> int:
     return buffer_migrate_page(newpage, page)
 
 
+def locks_clean_buffers_only(newpage: Page, page: Page) -> int:
+    """Leaves dirty buffers unlocked ("written from whichever page holds them") while it moves.
+
+    Right for a clean page, and for a dirty one nobody holds a buffer of; a
+    reader that locks a dirty buffer while the buffers point at the new page
+    and the copy is not done sees (and writes out) a page of zeroes.
+    """
+    mapping = page.mapping
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if mapping.kernel.semantics.migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head: BufferHead = page.private
+    locked = []
+    with mapping.private_lock:
+        for bh in buffers(head):
+            bh.b_count += 1
+            if not bh.b_state & BH.dirty:
+                lock_buffer(bh)
+                locked.append(bh)
+        page.flags &= ~PG.private
+        newpage.private = head
+        page.private = 0
+        page.count -= 1
+        newpage.count += 1
+        _retarget(newpage, page, head)
+        newpage.flags |= PG.private
+    migrate_page_copy(newpage, page)
+    for bh in buffers(head):
+        if bh in locked:
+            unlock_buffer(bh)
+        bh.b_count -= 1
+    return 0
+
+
 RACY: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
@@ -134,6 +169,7 @@ RACY: dict[str, Migratepage] = {
         copies_before_unmapping,
         samples_dirty_before_unmapping,
         drops_the_page_lock,
+        locks_clean_buffers_only,
     )
 }
 """Every racy ``migratepage``, by name."""
