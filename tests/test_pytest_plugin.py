@@ -228,6 +228,56 @@ def test_a_wrong_declaration_is_reported_with_what_the_table_does(
     )
 
 
+def test_a_declaration_without_writeback_is_reported(pytester: pytest.Pytester) -> None:
+    """Leaving ``writeback`` out would skip the promises about pages under writeback."""
+    pytester.makepyfile(
+        test_wrong="""
+        from fsaops.testing import MigratepageConformance
+
+        class TestNoWriteback(MigratepageConformance):
+            filesystem = "xfs"
+            capabilities = {"buffers"}
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-k", "capabilities")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*capability 'writeback' is missing, but linvfs_aops.writepage puts a dirty page*"]
+    )
+
+
+def test_a_marker_chooses_the_table_of_a_conformance_class(pytester: pytest.Pytester) -> None:
+    """The closest marker names the table of a class that names none; the option does not win."""
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+        from fsaops.testing import MigratepageConformance
+
+        pytestmark = pytest.mark.fsaops(filesystem="xfs_buftarg")
+
+        class TestMarked(MigratepageConformance):
+            def test_the_subject(self, fsaops_subject):
+                assert fsaops_subject.table.name == "xfs_mapping_buftarg.mapping_aops"
+
+        @pytest.mark.fsaops(filesystem="ext3", mode="journal")
+        class TestClassMarker(MigratepageConformance):
+            def test_the_subject(self, fsaops_subject):
+                assert fsaops_subject.table.name == "ext3_journalled_aops"
+
+        @pytest.mark.fsaops(filesystem="ext3", mode="journal")
+        class TestOwnAttributeWins(MigratepageConformance):
+            filesystem = "xfs"
+
+            def test_the_subject(self, fsaops_subject):
+                assert fsaops_subject.table.name == "linvfs_aops"
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:randomly", "--fsaops-filesystem", "ext2", "-k", "the_subject"
+    )
+    result.assert_outcomes(passed=3)
+
+
 def test_a_four_line_subclass_passes_and_says_what_it_inferred(
     pytester: pytest.Pytester,
 ) -> None:

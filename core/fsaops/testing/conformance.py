@@ -80,16 +80,32 @@ def class_subject(
 ) -> Subject:
     """The subject a test class names (``filesystem``, ``mode``, ``plugin``, ``block_size``).
 
-    The class's attributes first, then the ``--fsaops-filesystem`` and
-    ``--fsaops-mode`` options; the test fails (without a traceback) when
-    neither names a filesystem or the subject cannot be resolved.
+    The class's attributes first, then the closest
+    ``@pytest.mark.fsaops(filesystem=..., mode=...)`` (on the class or its
+    module), then the ``--fsaops-filesystem`` and ``--fsaops-mode`` options;
+    the test fails (without a traceback) when none names a filesystem or the
+    subject cannot be resolved.
     """
+    from fsaops.testing.pytest_plugin import marker_subject
+
     filesystem = getattr(cls, "filesystem", None)
     mode = getattr(cls, "mode", None)
+    plugin = getattr(cls, "plugin", None)
+    block_size = getattr(cls, "block_size", None)
     if filesystem is None:
-        filesystem = request.config.getoption("fsaops_filesystem", default=None)
-        if mode is None:
-            mode = request.config.getoption("fsaops_mode", default=None)
+        try:
+            marked = marker_subject(request)
+        except pytest.UsageError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if marked is not None:
+            filesystem, marked_mode, marked_plugin, marked_size = marked
+            mode = mode if mode is not None else marked_mode
+            plugin = plugin if plugin is not None else marked_plugin
+            block_size = block_size if block_size is not None else marked_size
+        else:
+            filesystem = request.config.getoption("fsaops_filesystem", default=None)
+            if mode is None:
+                mode = request.config.getoption("fsaops_mode", default=None)
     if filesystem is None:
         pytest.fail(
             f"{cls.__name__} names no filesystem: set `filesystem` on the class "
@@ -101,8 +117,8 @@ def class_subject(
             filesystem,
             mode,
             capabilities,
-            plugin=getattr(cls, "plugin", None),
-            block_size=getattr(cls, "block_size", None),
+            plugin=plugin,
+            block_size=block_size,
         )
     except SetupError as exc:
         pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
@@ -114,9 +130,10 @@ class MigratepageConformance:
     Class attributes:
         filesystem: the filesystem's name (resolved through the plugin
             loader with only its plugin selected) or a ``FileSystemType``.
-            ``None`` takes ``--fsaops-filesystem`` from the command line.
-        mode: the mount mode (``None``: ``--fsaops-mode``, else the type's
-            default).
+            ``None`` takes the closest ``@pytest.mark.fsaops`` (on the class
+            or its module), else ``--fsaops-filesystem`` from the command line.
+        mode: the mount mode (``None``: the marker's, else ``--fsaops-mode``,
+            else the type's default).
         capabilities: which promises apply, as a set of names:
             ``buffers`` (pages carry buffer heads), ``writeback`` (the
             table's ``writepage`` puts a page under writeback),
@@ -272,6 +289,18 @@ class MigratepageConformance:
                 world.make_page(PageSpec(writeback=True, seed=1))
             except SetupError as exc:
                 problems.append(str(exc))
+        elif table.writepage is not None:
+            probe = World(attrs.evolve(subject, capabilities=subject.capabilities | {"writeback"}))
+            try:
+                probe.make_page(PageSpec(writeback=True, seed=1))
+            except FsaopsError:
+                pass  # its writepage puts no page under writeback (data=journal files it)
+            else:
+                problems.append(
+                    f"capability 'writeback' is missing, but {table.name}.writepage puts a "
+                    "dirty page under writeback: the promises about such pages would be "
+                    "skipped"
+                )
         if problems:
             observed = ", ".join(repr(c) for c in sorted(infer_capabilities(subject)))
             problems.append(
@@ -381,6 +410,28 @@ class MigratepageConformance:
         assert call.old_before.pte_dirty, "setup: the page under test has no dirty pte"
         assert not call.old_before.flags & PG.dirty, "setup: the page under test has PG_dirty"
         _holds("pte_dirty", promises.hook_dirty_carried(call))
+
+    def test_hook_moves_a_page_without_buffers(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page of a buffered table that has no buffers moves whole (KERNEL-SPEC §7 step 1).
+
+        ``mpage_readpage`` reads a page in without buffer heads, and reclaim
+        strips them from a clean page (``try_to_release_page``); written
+        through a mapping since, it is dirty only in its pte.
+        ``buffer_migrate_page`` takes ``migrate_page``'s path for it: the
+        contents, the flags and the dirty state move all the same.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        self._needs(fsaops_subject, "buffers", "pages of this table carry no buffer heads anyway")
+        call = self._call(fsaops_world, PageSpec(buffers=False, pte_dirty=True))
+        assert not call.old_before.ring, "setup: the page under test has buffer heads"
+        problems = [
+            *promises.hook_contents_copied(call),
+            *promises.hook_dirty_carried(call),
+            *promises.hook_private_follows(call),
+        ]
+        _holds("nobuffers", problems)
 
     def test_hook_leaves_both_pages_locked(
         self, fsaops_subject: Subject, fsaops_world: World

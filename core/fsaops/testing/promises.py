@@ -65,6 +65,10 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "pte_dirty": (
             "a dirty bit held only in a pte reaches the new page (KERNEL-SPEC §5.2, §6.3)"
         ),
+        "nobuffers": (
+            "a page of a buffered table without buffer heads moves whole: contents, dirty "
+            "state and private data (KERNEL-SPEC §7 step 1)"
+        ),
         "locks": (
             "migratepage leaves both pages locked (the engine unlocks them) and no spinlock "
             "held (KERNEL-SPEC §3)"

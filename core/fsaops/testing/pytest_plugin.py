@@ -122,6 +122,22 @@ def _wanted(request: pytest.FixtureRequest) -> tuple[str, str | None, str | None
             f"{request.node.nodeid}: {where} takes a filesystem name or a (filesystem, mode) "
             f"pair, not {param!r}"
         )
+    marked = marker_subject(request)
+    if marked is not None:
+        return (*marked, "@pytest.mark.fsaops")
+    name = request.config.getoption("fsaops_filesystem", default=None) or DEFAULT_FILESYSTEM
+    mode = request.config.getoption("fsaops_mode", default=None)
+    return name, mode, None, None, "--fsaops-filesystem/--fsaops-mode"
+
+
+def marker_subject(
+    request: pytest.FixtureRequest,
+) -> tuple[str, str | None, str | None, int | None] | None:
+    """The closest ``@pytest.mark.fsaops``'s filesystem, mode, plugin and block size, if any.
+
+    Raises:
+        pytest.UsageError: the marker's arguments are not of that shape.
+    """
     marker = request.node.get_closest_marker("fsaops")
     if marker is not None:
         where = "@pytest.mark.fsaops"
@@ -144,10 +160,8 @@ def _wanted(request: pytest.FixtureRequest) -> tuple[str, str | None, str | None
                 f"mode=MODE, plugin=ENTRY_POINT, block_size=BYTES; got {marker.args!r} "
                 f"{marker.kwargs!r}"
             )
-        return filesystem, mode, plugin, block_size, where
-    name = request.config.getoption("fsaops_filesystem", default=None) or DEFAULT_FILESYSTEM
-    mode = request.config.getoption("fsaops_mode", default=None)
-    return name, mode, None, None, "--fsaops-filesystem/--fsaops-mode"
+        return filesystem, mode, plugin, block_size
+    return None
 
 
 @pytest.fixture

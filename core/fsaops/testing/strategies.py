@@ -55,6 +55,9 @@ def page_specs(
     """
     caps = frozenset(capabilities)
     writeback = "writeback" in caps and not for_hook
+    # A page of a buffered table may have none (read by mpage_readpage, or
+    # stripped by reclaim): buffer_migrate_page's migrate_page branch.
+    buffers = st.sampled_from((None, None, False)) if "buffers" in caps else st.none()
 
     @st.composite
     def build(draw: st.DrawFn) -> PageSpec:
@@ -73,6 +76,7 @@ def page_specs(
             locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
             flags=draw(copied_flags()),
             truncated=truncated,
+            buffers=draw(buffers),
             index=draw(st.integers(0, 7) | st.integers(8, 40)),
             seed=draw(st.integers(0, 2**16)),
         )
