@@ -1064,6 +1064,13 @@ def _fallback(
 ) -> tuple[int, str, Page | None]:
     """The generic path for a table without ``migratepage`` (V4 §3 step 10)."""
     kernel = page.node.kernel
+    if kernel.semantics.fallback_unmaps:
+        # 2.6.17: "Make sure the dirty bit is up to date" before PageDirty.
+        rc = unmap_eperm(page)
+        if rc:
+            unlock_page(newpage)
+            unlock_page(page)
+            return rc, "unmap", newpage
     if page.flags & PG_dirty:
         result = pageout(page, mapping)
         kernel.vmstat.migrate_pageout += 1

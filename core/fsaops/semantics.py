@@ -133,6 +133,13 @@ class Semantics:
             for a capable caller (``MPOL_MF_MOVE_ALL``; "Fix
             sys_migrate_pages: Move all pages when invoked from root", 24 Feb
             2006, 2.6.16-rc6); before, ``MPOL_MF_MOVE`` for every caller.
+        fallback_unmaps: whether the generic fallback unmaps the page first
+            (``try_to_unmap(page, 1)``: ``SWAP_FAIL`` is ``-EPERM``, a page
+            still mapped ``-EAGAIN``), so that a dirty bit held only in a pte
+            reaches the page before ``PageDirty`` decides whether to write it
+            ("page migration: Fix fallback behavior for dirty pages",
+            2.6.17-rc3, and 2.6.16.17); before, a page dirty only in its ptes
+            looked clean and moved by ``migrate_page``.
         may_queue: which pages ``migrate_page_add`` queues without
             ``MPOL_MF_MOVE_ALL``: :func:`~fsaops.mempolicy.movable_v4` (no
             mapping, anonymous, writably mapped, or mapped by this process
@@ -159,6 +166,7 @@ class Semantics:
     queue_at_tail: bool
     swap_needed: bool
     capable_moves_all: bool
+    fallback_unmaps: bool
     may_queue: Callable[[Mm, Page], bool]
     migrate_page: Callable[[Page, Page], int]
     migrate_page_copy: Callable[[Page, Page], None]
@@ -189,6 +197,7 @@ V4: Final = Semantics(
     queue_at_tail=False,
     swap_needed=False,
     capable_moves_all=False,
+    fallback_unmaps=False,
     may_queue=movable_v4,
     **_MIGRATEPAGE_HELPERS,  # type: ignore[arg-type]
 )
@@ -208,6 +217,7 @@ LINUX_2_6_16: Final = Semantics(
     queue_at_tail=True,
     swap_needed=True,
     capable_moves_all=True,
+    fallback_unmaps=False,
     may_queue=not_shared,
     **_MIGRATEPAGE_HELPERS,  # type: ignore[arg-type]
 )
@@ -216,9 +226,11 @@ LINUX_2_6_16: Final = Semantics(
 LINUX_2_6_17: Final = attrs.evolve(
     LINUX_2_6_16,
     name="2.6.17",
-    title="Linux 2.6.17 (the migration code of 2.6.16, moved to mm/migrate.c)",
+    title="Linux 2.6.17 (18 Jun 2006: 2.6.16's migration code in mm/migrate.c)",
+    fallback_unmaps=True,
 )
-"""Linux 2.6.17: 2.6.16's migration code in ``mm/migrate.c``, behaving as 2.6.16's."""
+"""Linux 2.6.17: 2.6.16's migration code in ``mm/migrate.c``, and the generic
+fallback unmaps a page before it looks at ``PageDirty``."""
 
 SEMANTICS: Final[Mapping[str, Semantics]] = MappingProxyType(
     {s.name: s for s in (V4, LINUX_2_6_16, LINUX_2_6_17)}
