@@ -39,12 +39,14 @@ import random
 import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
+from fsaops.aops import MEMBERS, TYPE_HOOKS
 from fsaops.debug import broken_fields_said
-from fsaops.errors import describe_exception
+from fsaops.errors import FsaopsError, describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import XTask, default_policy
 from fsaops.process import REAL_EXIT, REAL_FORK, adopt, refused_in
@@ -57,11 +59,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Deviations",
     "PctPolicy",
+    "ThreadsAtFork",
     "Trace",
     "deviations",
     "explore_dfs",
     "explore_pct",
     "fork_run",
+    "plugin_threads",
     "preemptions",
 ]
 
@@ -146,6 +150,54 @@ def deviations(trace: Trace) -> dict[int, int]:
 # -- running one schedule ------------------------------------------------------------------
 
 
+class ThreadsAtFork(FsaopsError):
+    """Plugin code runs a thread of its own, and the explorer cannot fork safely past it.
+
+    Each schedule runs in a forked copy of this process, which has only the
+    thread that forked: a lock another thread held at that moment stays
+    held in the copy for ever, and a schedule that wants it never ends.
+    """
+
+
+def plugin_threads(xworld: ExploredWorld) -> list[str]:
+    """Threads other than this one that plugin code of the explored machine started.
+
+    A thread counts when the function it runs comes from the package of a
+    member of the explored table, of its filesystem type, or of a loaded
+    plugin: a test runner's threads (pytest-xdist's, say) hold none of its
+    locks.  Each as ``NAME (module.function)``.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if not others:
+        return []
+    packages = _plugin_packages(xworld)
+    found = []
+    for thread in others:
+        target = getattr(thread, "_target", None)
+        if target is None and type(thread).run is not threading.Thread.run:
+            target = type(thread).run
+        module = getattr(target, "__module__", None)
+        if isinstance(module, str) and module.partition(".")[0] in packages:
+            name = getattr(target, "__qualname__", "?")
+            found.append(f"{thread.name} ({module}.{name})")
+    return found
+
+
+def _plugin_packages(xworld: ExploredWorld) -> set[str]:
+    packages: set[str] = set()
+    functions: list[object] = [getattr(xworld.table, m, None) for m in MEMBERS]
+    functions += [getattr(xworld.fstype, hook, None) for hook in TYPE_HOOKS]
+    for fn in functions:
+        module = getattr(fn, "__module__", None)
+        if isinstance(module, str):
+            packages.add(module.partition(".")[0])
+    registry = xworld.world.kernel.registry
+    if registry is not None:
+        packages.update(p.value.partition(":")[0].partition(".")[0] for p in registry.plugins)
+    packages.discard("fsaops")  # the core's own threads hold none of a schedule's locks
+    return packages
+
+
 def fork_run(
     xworld: ExploredWorld,
     *,
@@ -159,7 +211,19 @@ def fork_run(
     ``policy`` is called in the child to make the policy.  A child that
     does not answer within ``timeout`` (and a grace period) is killed, and
     that is the schedule's failure.
+
+    Raises:
+        ThreadsAtFork: plugin code runs a thread of its own (:func:`plugin_threads`).
     """
+    threads = plugin_threads(xworld)
+    if threads:
+        raise ThreadsAtFork(
+            "fsaops explore runs each schedule in a forked copy of this process, which "
+            f"keeps only the thread that forks; plugin code runs {', '.join(threads)}: a "
+            "lock it holds at the fork would never be let go in the copy, and the schedule "
+            "would hang. Explore the table without that thread (work that runs beside the "
+            "engine belongs in a kernel task: Kernel.new_task)"
+        )
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             if stream is not None:
