@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ERRNO",
     "MEMBERS",
+    "TYPE_HOOKS",
     "AddressSpaceOperations",
     "CommitWrite",
     "FileSystemType",
@@ -377,11 +378,25 @@ class FileSystemType:
         return None
 
 
+TYPE_HOOKS: Mapping[str, int] = MappingProxyType(
+    {"fill_super": 1, "sync_fs": 1, "read_metadata": 2}
+)
+"""The functions a :class:`FileSystemType` may carry, and how many arguments each is given."""
+
+
 def signature_problem(name: str, fn: object) -> str | None:
-    """Why ``fn`` cannot be the table member ``name``, or ``None`` if it can."""
+    """Why ``fn`` cannot be the table member (or type hook, :data:`TYPE_HOOKS`) ``name``.
+
+    ``None`` if it can: it is callable with as many positional arguments
+    as the model passes it.
+    """
+    member = "member " if name in MEMBERS else ""
     if not callable(fn):
-        return f"member {name} is {type(fn).__name__}, not a function"
-    nargs = MEMBERS[name]
+        return f"{member}{name} is {type(fn).__name__}, not a function"
+    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+        kind = "async def" if inspect.iscoroutinefunction(fn) else "a generator"
+        return f"{member}{name} is {kind}: the kernel calls it and takes what it returns"
+    nargs = MEMBERS[name] if name in MEMBERS else TYPE_HOOKS[name]
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -390,5 +405,5 @@ def signature_problem(name: str, fn: object) -> str | None:
         sig.bind(*([None] * nargs))
     except TypeError:
         params = ", ".join(str(p) for p in sig.parameters.values())
-        return f"member {name} takes ({params}); it is called with {nargs} argument(s)"
+        return f"{member}{name} takes ({params}); it is called with {nargs} argument(s)"
     return None

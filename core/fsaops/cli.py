@@ -1470,6 +1470,15 @@ def _unraisable(args: Any) -> None:
         )
 
 
+def _whose(exc: KernelBug, cause: BaseException | None) -> str:
+    """`` (plugin NAME, ...)``: the plugin whose table ``exc`` is about, else whose code raised."""
+    owner = _table_owner(exc.table)
+    if owner is not None:
+        return f" (plugin {owner}, whose table {exc.table} it is)"
+    culprit = _culprit(cause)
+    return f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
+
+
 def _run(command: Callable[[], int], json_mode: bool) -> int:
     """Run a command; every way it can end becomes an exit status and at most one line."""
     try:
@@ -1481,18 +1490,12 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
     except InvariantError as exc:
         return _fail(Status.INVARIANT_BROKEN, f"CONFIG_DEBUG_VM: {exc}", json_mode)
     except PluginFault as exc:
-        culprit = _culprit(exc.__cause__)
-        where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
+        where = _whose(exc, exc.__cause__)
         return _fail(Status.KERNEL_BUG, f"the run failed: {exc}{where}", json_mode)
     except KernelBug as exc:
         # Reached through plugin code (a table member that called into the model):
         # say whose, as for a plugin's own failure; or whose table it is about.
-        owner = _table_owner(exc.table)
-        if owner is not None:
-            where = f" (plugin {owner}, whose table {exc.table} it is)"
-        else:
-            culprit = _culprit(exc.__cause__ or exc)
-            where = f" (plugin {culprit[0]}, in {culprit[1]})" if culprit else ""
+        where = _whose(exc, exc.__cause__ or exc)
         return _fail(Status.KERNEL_BUG, f"kernel BUG: {exc}{where}", json_mode)
     except FsaopsError as exc:
         return _fail(Status.BAD_INPUT, str(exc), json_mode)

@@ -13,8 +13,8 @@ import itertools
 import random
 from typing import TYPE_CHECKING
 
-from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
-from fsaops.errors import ConfigError, KernelBug
+from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops, member_name
+from fsaops.errors import ConfigError, KernelBug, PluginFault, shown
 from fsaops.fs import BlockDevice, SuperBlock
 from fsaops.mapping import AddressSpace
 from fsaops.memory import Node
@@ -256,6 +256,16 @@ class Kernel:
         sb = SuperBlock(self, fstype, mode, table, bdev, label)
         if fstype.fill_super is not None:
             fstype.fill_super(sb)
+            if sb.a_ops is not table:  # what the loader checked is what mounts use
+                given: object = sb.a_ops
+                what = getattr(given, "name", type(given).__name__)
+                raise PluginFault(
+                    f"fill_super of filesystem {fstype.name} "
+                    f"({member_name(fstype.fill_super)}) replaced the mount's table "
+                    f"{table.name} with {shown(what)}: a mount uses the table its type "
+                    f"declares for mode {mode}",
+                    table=table.name,
+                )
         self.super_blocks.append(sb)
         return sb
 

@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from importlib import metadata
 from typing import IO, Any, Final, NoReturn, TypeVar
 
@@ -51,6 +52,7 @@ import pluggy
 from fsaops import hookspecs
 from fsaops.aops import (
     MEMBERS,
+    TYPE_HOOKS,
     AddressSpaceOperations,
     FileSystemType,
     configure_aops,
@@ -388,15 +390,21 @@ class _Late(Exception):
 
 
 def _in_thread(work: Callable[[], _T], timeout: float | None, name: str) -> _T:
-    """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: no limit).
+    """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: here, no limit).
 
     Returns what it returned, raises what it raised, or :class:`_Late`.
+    Without a time limit the work runs in this thread: plugin code that
+    passed the probe (or runs in the probe's child, which its parent
+    watches) imports where it will run, so that what it sets up per thread
+    at import (a ``threading.local``, a signal handler) is there later.
     Plugin code runs this way so that a plugin that sleeps or loops is
     reported instead of hanging the program (a real Ctrl-C, in the main
     thread, still interrupts the wait); the work builds its own error
     message, in the thread, so that formatting what a plugin raised cannot
     hang the program either.
     """
+    if timeout is None:
+        return work()
     outcome: list[tuple[bool, Any]] = []
 
     def run() -> None:
@@ -417,20 +425,32 @@ def _in_thread(work: Callable[[], _T], timeout: float | None, name: str) -> _T:
     return result
 
 
-def _import(item: Available, timeout: float | None) -> object:
+def _import(item: Available, timeout: float | None, *, ctrl_c: bool = False) -> object:
     """Import an entry point's module, giving up after ``timeout`` seconds (``None``: never).
 
-    Anything the import raises is the plugin's failure.  Changes the
+    Anything the import raises is the plugin's failure, but for a
+    ``KeyboardInterrupt`` when ``ctrl_c`` says it may be a real Ctrl-C (the
+    import runs in this thread, the main one).  Changes the
     import makes to ``sys.path`` are undone, so that one plugin cannot
     change where the next is found.
 
     Raises:
         PluginLoadError: the import raised, or did not finish in time.
     """
+    if metadata.EntryPoint.pattern.match(item.value) is None:
+        raise PluginLoadError(
+            item.shown,
+            f"its entry point {shown(item.value)} is not a module path (module or "
+            "module:attribute)",
+        )
 
     def work() -> object:
         try:
             return item.entry_point.load()
+        except KeyboardInterrupt:
+            if ctrl_c:
+                raise
+            raise PluginLoadError(item.shown, KeyboardInterrupt()) from None
         except BaseException as exc:  # whatever a plugin raises is its failure
             raise PluginLoadError(item.shown, exc) from None
 
@@ -446,9 +466,11 @@ def _import(item: Available, timeout: float | None) -> object:
 
 
 def _provided(
-    label: str, hook: Callable[[], object], timeout: float | None
+    label: str, hook: Callable[[], object], timeout: float | None, *, ctrl_c: bool = False
 ) -> tuple[FileSystemType, ...]:
     """Call a plugin's ``fsaops_filesystem_types()``, read and validate what it returns.
+
+    ``timeout`` and ``ctrl_c`` as for :func:`_import`.
 
     Raises:
         PluginValidationError: it raised, returned something invalid, or
@@ -460,6 +482,12 @@ def _provided(
             items = _take(label, hook())
         except PluginValidationError:
             raise
+        except KeyboardInterrupt:
+            if ctrl_c:
+                raise
+            raise PluginValidationError(
+                label, "fsaops_filesystem_types() raised KeyboardInterrupt"
+            ) from None
         except BaseException as exc:  # whatever a plugin raises is its failure
             raise PluginValidationError(
                 label, f"fsaops_filesystem_types() raised {describe_exception(exc)}"
@@ -674,6 +702,23 @@ def _bounded(label: str, what: str, values: object, limit: int) -> list[Any]:
     return items
 
 
+def _returned_twice(types: Sequence[FileSystemType]) -> str | None:
+    """The first filesystem name two of ``types`` share, if any."""
+    seen: set[str] = set()
+    for fstype in types:
+        if fstype.name in seen:
+            return fstype.name
+        seen.add(fstype.name)
+    return None
+
+
+def _described(value: object) -> str:
+    """A table by its name, anything else by its type: for messages."""
+    if isinstance(value, AddressSpaceOperations) and isinstance(value.name, str):
+        return f"table {_cut(value.name)}"
+    return f"a {type(value).__name__}"
+
+
 def _validate_types(label: str, items: list[object]) -> tuple[FileSystemType, ...]:
     types: list[FileSystemType] = []
     names: set[str] = set()
@@ -742,12 +787,23 @@ def _validate_types(label: str, items: list[object]) -> tuple[FileSystemType, ..
                 )
         if not isinstance(fstype.description, str):
             raise PluginValidationError(label, f"filesystem {fs}: description is not a string")
-        for hook in ("fill_super", "sync_fs", "read_metadata"):
+        for hook in TYPE_HOOKS:
             fn: object = getattr(fstype, hook)
-            if fn is not None and not callable(fn):
-                raise PluginValidationError(label, f"filesystem {fs}: {hook} is not callable")
+            problem = None if fn is None else signature_problem(hook, fn)
+            if problem is not None:
+                raise PluginValidationError(label, f"filesystem {fs}: {problem}")
         for mode, table in modes:
             _validate_table(label, fs_name, mode, table)
+            # A mount takes its table from aops(), which a subclass may
+            # override: it must give the table validated here, not another.
+            given: object = fstype.aops(mode)
+            if given is not table:
+                raise PluginValidationError(
+                    label,
+                    f"filesystem {fs}: aops({shown(mode)}) gives {_described(given)}, not the "
+                    f"table its modes name ({_cut(table.name)}): a mount uses the table its "
+                    "type declares",
+                )
             # The model asks these of every mount: a subclass that overrides
             # them answers here, inside the loader, not first in the middle of a run.
             for ask in (fstype.has_page_cache, fstype.is_buffer_cache):
@@ -787,13 +843,20 @@ def _load(
     watch: _Watch = _quiet,
     report: _Report | None = None,
     interrupts: bool = True,
+    probed: AbstractSet[str] = frozenset(),
+    imported: AbstractSet[str] = frozenset(),
 ) -> Registry:
     """Steps 5 to 8 of the loader, on the plugins in ``selected``.
 
     ``known`` are failures found already (by the probe): those plugins are
-    not imported again.  ``interrupts`` says whether a KeyboardInterrupt
-    can be a real Ctrl-C here (it cannot in the probe, which ignores
-    SIGINT), in which case it is not taken for a plugin's failure.
+    not imported again.  ``probed`` ones passed the probe: they import and
+    answer their hook in this thread, without a time limit; ``imported``
+    ones (imported before the loader ran) import here too, which runs none
+    of their code; everything else runs in a thread of its own, within
+    ``timeout``.  ``interrupts``
+    says whether a KeyboardInterrupt can be a real Ctrl-C here (it cannot
+    in the probe, which ignores SIGINT), in which case it is not taken for a
+    plugin's failure.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -813,11 +876,35 @@ def _load(
         item = available[name]
         watch("import", name)
         try:
-            module = _import(item, timeout)
+            here = name in probed or name in imported
+            module = _import(item, None if here else timeout, ctrl_c=here and interrupts)
         except PluginLoadError as exc:
             fail(name, exc)
             continue
         watch("register", name)
+        unmarked = getattr(module, "fsaops_filesystem_types", None)
+        if callable(unmarked) and pm.parse_hookimpl_opts(module, "fsaops_filesystem_types") is None:
+            fail(
+                name,
+                PluginValidationError(
+                    item.shown,
+                    "it defines fsaops_filesystem_types without @fsaops.hookimpl, so the hook "
+                    "never calls it",
+                ),
+            )
+            continue
+        twin = pm.get_name(module)
+        if twin is not None:  # pluggy refuses one module under two names
+            fail(
+                name,
+                PluginValidationError(
+                    item.shown,
+                    f"its module {shown(getattr(module, '__name__', module))} is plugin "
+                    f"{available[twin].shown} already: one module can be one plugin, "
+                    "under one entry point",
+                ),
+            )
+            continue
         try:
             pm.register(module, name=name)
         except BaseException as exc:
@@ -835,15 +922,30 @@ def _load(
             pm.unregister(exc.plugin)
             continue
         break
-    impls = {impl.plugin_name: impl for impl in pm.hook.fsaops_filesystem_types.get_hookimpls()}
+    # A plugin may implement the hook more than once (pluggy's specname=):
+    # pluggy would call each, so each one's types count.
+    impls: dict[str, list[Callable[[], object]]] = {}
+    for impl in reversed(pm.hook.fsaops_filesystem_types.get_hookimpls()):
+        impls.setdefault(impl.plugin_name, []).append(impl.function)
     provided: dict[str, tuple[FileSystemType, ...]] = {}
     for name in selected:
-        impl = impls.get(name)
-        if impl is None or name in errors:
+        if name not in impls or name in errors:
             continue
         watch("hook", name)
+        label = available[name].shown
         try:
-            provided[name] = _provided(available[name].shown, impl.function, timeout)
+            types: list[FileSystemType] = []
+            here = name in probed
+            for function in impls[name]:
+                types.extend(
+                    _provided(
+                        label, function, None if here else timeout, ctrl_c=here and interrupts
+                    )
+                )
+            twice = _returned_twice(types)
+            if twice is not None:
+                raise PluginValidationError(label, f"filesystem {shown(twice)} is returned twice")
+            provided[name] = tuple(types)
         except PluginValidationError as exc:
             fail(name, exc)
     watch("finish", "")
@@ -955,8 +1057,9 @@ def load_plugins(
     )
     fresh = [name for name in selected if not _imported(available[name])]
     known: dict[str, PluginError] = {}
+    probed: set[str] = set()
     if fresh:
-        known = _probe(
+        known, probed = _probe(
             available, fresh, timeout, migration=migration, strict=strict, meanwhile=meanwhile
         )
         if strict and known:
@@ -969,6 +1072,8 @@ def load_plugins(
         strict=strict,
         timeout=timeout,
         known=known,
+        probed=probed,
+        imported={name for name in selected if name not in fresh},
     )
 
 
@@ -1263,13 +1368,15 @@ def _probe(
     migration: bool,
     strict: bool,
     meanwhile: Callable[[], object] | None = None,
-) -> dict[str, PluginError]:
-    """Load ``names`` in child processes first; the failures found, by plugin.
+) -> tuple[dict[str, PluginError], set[str]]:
+    """Load ``names`` in child processes first; the failures found, by plugin, and who passed.
 
     One child loads them all.  When a plugin hangs or ends the child, it is
-    named, and (unless ``strict``) a new child tries the others.
+    named, and (unless ``strict``) a new child tries the others.  A plugin
+    passed when a child took it through every step and the child finished.
     """
     errors: dict[str, PluginError] = {}
+    passed: set[str] = set()
     remaining = list(names)
     while remaining:
         outcome = _probe_once([available[n] for n in remaining], timeout, migration, meanwhile)
@@ -1279,12 +1386,13 @@ def _probe(
         found, stuck = outcome
         errors.update(found)
         if stuck is None:
+            passed.update(n for n in remaining if n not in errors)
             break
         errors[stuck[0]] = stuck[1]
         if strict:
             break
         remaining = [n for n in remaining if n not in errors]
-    return errors
+    return errors, passed
 
 
 def _probe_once(
