@@ -375,6 +375,28 @@ def test_unknown_mode_lists_the_modes(registry: Registry) -> None:
     assert "ordered, writeback, journal" in message
 
 
+def test_a_page_cache_mode_no_file_can_be_given_data_is_refused(registry: Registry) -> None:
+    """An execute-in-place table left with the page cache on: check says so, not the run."""
+    from fsaops_ext2 import EXT2, ext2_aops_xip
+
+    xipfs = attrs.evolve(
+        EXT2,
+        name="xipfs",
+        modes={"default": attrs.evolve(ext2_aops_xip, name="xipfs_aops")},
+        page_cache={},
+    )
+    with_xipfs = attrs.evolve(registry, filesystems={**registry.filesystems, "xipfs": xipfs})
+    message = check_error('[[mount]]\nfs = "xipfs"', with_xipfs)
+    assert "mount[0]: xipfs mode default keeps pages in the page cache" in message
+    assert "page_cache = {'default': false}" in message
+    # Marked as executing in place, it runs.
+    xip = attrs.evolve(xipfs, page_cache={"default": False})
+    check(
+        '[[mount]]\nfs = "xipfs"',
+        attrs.evolve(registry, filesystems={**registry.filesystems, "xipfs": xip}),
+    )
+
+
 def test_a_block_size_the_filesystem_does_not_take(registry: Registry) -> None:
     message = check_error('[[mount]]\nfs = "ext3"\nblock_size = 512', registry)
     assert "mount[0].block_size: filesystem ext3 does not take block size 512" in message

@@ -257,6 +257,23 @@ def check_config(
         problem = fstype.block_size_problem(bs, ps)
         if problem is not None:
             problems.append(f"{key}.block_size: {problem}")
+        table = fstype.aops(mode)
+        if (
+            mount.pages
+            and fstype.has_page_cache(mode)
+            and not fstype.is_buffer_cache(mode)
+            and (table.readpage is None or table.writepage is None)
+            and (table.prepare_write is None or table.commit_write is None)
+        ):
+            # What the scenario's builder needs (Scenario._fill_mount): a file's
+            # data on disk, read in; or, with nothing to write back to, write(2).
+            problems.append(
+                f"{key}: {fstype.name} mode {mode} keeps pages in the page cache, and its "
+                f"table {table.name} can neither read pages in and write them back "
+                "(readpage, writepage) nor take write(2) (prepare_write, commit_write): no "
+                "file of it can be given data (a mode that executes in place says so: "
+                f"page_cache = {{{mode!r}: false}} on its FileSystemType)"
+            )
         if fstype.is_buffer_cache(mode) and mount.files != 1:
             problems.append(
                 f"{key}.files: each mount of {fstype.name} holds one buffer-cache mapping, so "
