@@ -245,7 +245,38 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
         HEADER + "T = AddressSpaceOperations(name='t')\n"
         "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
         "    return [FileSystemType(name='s', modes={'default': T}, sync_fs='commit')]\n",
-        "filesystem 's': sync_fs is not callable",
+        "filesystem 's': sync_fs is str, not a function",
+    ),
+    "a hook function without @fsaops.hookimpl": (
+        HEADER + "def fsaops_filesystem_types():\n    return []\n",
+        "it defines fsaops_filesystem_types without @fsaops.hookimpl, so the hook never calls it",
+    ),
+    "an async def migratepage": (
+        HEADER + "async def mp(newpage, page):\n    return 0\n" + _table("asy", migratepage="mp"),
+        "table asy_aops: member migratepage is async def",
+    ),
+    "a fill_super with the kernel's three arguments": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "def fill(sb, data, silent):\n    pass\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='f', modes={'default': T}, fill_super=fill)]\n",
+        "filesystem 'f': fill_super takes (sb, data, silent); it is called with 1 argument(s)",
+    ),
+    "a read_metadata taking one argument": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [FileSystemType(name='r', modes={'default': T},\n"
+        "                           read_metadata=lambda inode: None)]\n",
+        "filesystem 'r': read_metadata takes (inode); it is called with 2 argument(s)",
+    ),
+    "a type whose aops() gives a table it does not declare": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "OTHER = AddressSpaceOperations(name='other', migratepage=42)\n"
+        "class Picky(FileSystemType):\n"
+        "    def aops(self, mode=None):\n        return OTHER\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return [Picky(name='p', modes={'default': T})]\n",
+        "filesystem 'p': aops('default') gives table other, not the table its modes name (t)",
     ),
     "a description that is not a string": (
         HEADER + "T = AddressSpaceOperations(name='t')\n"
@@ -688,6 +719,103 @@ def test_two_tables_of_one_name_in_one_plugin_are_refused_and_one_table_twice_is
     assert plugin["status"] == "loaded"
 
 
+TWO_IMPLS = (
+    HEADER
+    + "T1 = AddressSpaceOperations(name='one_aops')\n"
+    + "T2 = AddressSpaceOperations(name='two_aops')\n"
+    + "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+    + "    return [FileSystemType(name='one', modes={{'default': T1}})]\n"
+    + "@fsaops.hookimpl(specname='fsaops_filesystem_types')\ndef more():\n"
+    + "    return [FileSystemType(name='{SECOND}', modes={{'default': T2}})]\n"
+)
+
+
+def test_every_hook_implementation_of_a_plugin_counts(tmp_path: Path) -> None:
+    """pluggy calls each implementation of the hook a plugin registers; so does the loader."""
+    env = install(tmp_path, "twice", TWO_IMPLS.format(SECOND="two"))
+    proc = fsaops("plugins", "--plugins", "twice", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (plugin,) = [p for p in json.loads(proc.stdout)["plugins"] if p["name"] == "twice"]
+    assert sorted(f["name"] for f in plugin["filesystems"]) == ["one", "two"]
+    # One name from both: refused, as from one.
+    env = install(tmp_path / "same", "twice", TWO_IMPLS.format(SECOND="one"))
+    proc = fsaops("plugins", "--plugins", "twice", env=env)
+    one_error_line(proc, 2, "twice-dist[twice]", "filesystem 'one' is returned twice")
+
+
+def test_an_entry_point_that_is_not_a_module_path(tmp_path: Path) -> None:
+    from fsaops.testing.dist import write_dist_info
+
+    write_dist_info(tmp_path, "odd-dist", {"fsaops": {"odd": "1bad-module!:x"}})
+    proc = fsaops("plugins", "--plugins", "odd", env={"PYTHONPATH": str(tmp_path)})
+    one_error_line(
+        proc, 2, "plugin odd-dist[odd] failed to load: its entry point '1bad-module!:x' is not"
+    )
+
+
+def test_one_module_under_two_entry_points_names_both(tmp_path: Path) -> None:
+    """pluggy registers a module once: the second entry point is refused, naming the first."""
+    from fsaops.testing.dist import write_dist_info
+
+    write_dist_info(tmp_path, "alias-dist", {"fsaops": {"zzext2": "fsaops_ext2"}})
+    proc = fsaops("plugins", "--plugins", "ext2,zzext2", env={"PYTHONPATH": str(tmp_path)})
+    one_error_line(
+        proc,
+        2,
+        "plugin alias-dist[zzext2]: its module 'fsaops_ext2' is plugin fsaops[ext2] already",
+    )
+
+
+THREADED = (
+    HEADER
+    + "LOCK = threading.Lock()\n"
+    + "def stats():\n    while True:\n        with LOCK:\n            time.sleep(0.001)\n"
+    + "threading.Thread(target=stats, daemon=True, name='stats').start()\n"
+    + "def mp(newpage, page):\n    with LOCK:\n        return migrate_page(newpage, page)\n"
+    + _table("threaded", migratepage="mp")
+)
+
+
+MAIN_THREAD_IMPORT = (
+    HEADER
+    + "import signal\n"
+    + "signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # only the main thread may\n"
+    + "PERCPU = threading.local()\nPERCPU.moved = 0\n"
+    + "def mp(newpage, page):\n    PERCPU.moved += 1\n    return migrate_page(newpage, page)\n"
+    + _table("percpu", migratepage="mp")
+)
+
+
+def test_a_plugin_imports_in_the_thread_that_runs_it(tmp_path: Path) -> None:
+    """Set up at import for the main thread (a signal handler, a threading.local): it works.
+
+    Once the probe has shown an import finishes in time, fsaops imports the
+    plugin in its main thread, where the run calls it.  Before, every import
+    ran in a thread of its own: ``signal.signal`` failed the plugin, and the
+    thread-local counter was missing when migratepage ran (data lost).
+    """
+    proc = _migrate_with(tmp_path, "percpu", MAIN_THREAD_IMPORT)
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+
+
+def test_explore_refuses_to_fork_past_a_plugins_thread(tmp_path: Path) -> None:
+    """A lock that thread holds at a fork stays held in the schedule's process: it would hang.
+
+    Before, every schedule that took the lock hung, and the correct table
+    was reported as a kernel bug ("the schedule did not end within 60 s").
+    """
+    env = install(tmp_path, "threaded", THREADED)
+    proc = fsaops(
+        "explore", "--plugins", "threaded", "--fs", "threaded", "--preemptions", "0", env=env
+    )
+    one_error_line(proc, 2, "plugin code runs stats (threaded.stats)", "forked copy")
+    # fsaops migrate runs it as it is.
+    proc = fsaops("migrate", _scenario(tmp_path, "threaded"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    one_json_object(proc, "ok")
+
+
 # -- not regular files ------------------------------------------------------------------------
 
 
@@ -733,6 +861,27 @@ def test_a_directory_is_not_a_regular_file(tmp_path: Path) -> None:
 
 
 # -- plugin code during a run -------------------------------------------------------------------
+
+
+def test_a_fill_super_that_swaps_the_table_fails_the_run_naming_the_plugin(tmp_path: Path) -> None:
+    """The table a mount uses is the one the loader checked, under the name it was checked by."""
+    code = (
+        HEADER
+        + "import attrs\nfrom fsaops_ext2 import ext2_aops\n"
+        + "SWAPPED = attrs.evolve(ext2_aops, migratepage=migrate_page)  # still 'ext2_aops'\n"
+        + "def fill(sb):\n    sb.a_ops = SWAPPED\n"
+        + _table("swapper").replace(
+            "modes={'default': TABLE}", "modes={'default': TABLE}, fill_super=fill"
+        )
+    )
+    proc = _migrate_with(tmp_path, "swapper", code)
+    one_error_line(
+        proc,
+        1,
+        "fill_super of filesystem swapper (swapper.fill) replaced the mount's table swapper_aops",
+        "(plugin swapper-dist[swapper], whose table swapper_aops it is)",
+    )
+    one_json_object(proc, "kernel bug")
 
 
 def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_path: Path) -> None:
