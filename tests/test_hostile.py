@@ -799,6 +799,37 @@ def test_a_plugin_imports_in_the_thread_that_runs_it(tmp_path: Path) -> None:
     one_json_object(proc, "ok")
 
 
+SECOND_TIME = (
+    HEADER
+    + "MARK = os.path.join(os.path.dirname(__file__), 'imported-once')\n"
+    + "if os.path.exists(MARK) and os.environ.get('FSAOPS_TEST_PHASE') == 'import':\n"
+    + "    while True:\n        time.sleep(0.01)\n"
+    + "open(MARK, 'w').close()\n"
+    + _table("twice")
+)
+
+
+@pytest.mark.parametrize("phase", ["import", "hook"])
+def test_a_plugin_that_hangs_only_the_second_time_is_still_stopped_in_time(
+    tmp_path: Path, phase: str
+) -> None:
+    """The probe passes it; the real import (or hook), in the main thread, has a timer."""
+    code = SECOND_TIME
+    if phase == "hook":
+        code = code.replace(
+            "def fsaops_filesystem_types():\n",
+            "def fsaops_filesystem_types():\n"
+            "    if os.path.exists(MARK + '2'):\n"
+            "        while True:\n            time.sleep(0.01)\n"
+            "    open(MARK + '2', 'w').close()\n",
+        )
+    env = install(tmp_path, "twice", code)
+    env.update(FSAOPS_TEST_PHASE=phase, FSAOPS_PLUGIN_TIMEOUT="1")
+    proc = fsaops("plugins", "--plugins", "twice", env=env)
+    said = "its import did not finish" if phase == "import" else "did not return within 1 s"
+    one_error_line(proc, 2, "twice-dist[twice]", said)
+
+
 def test_explore_refuses_to_fork_past_a_plugins_thread(tmp_path: Path) -> None:
     """A lock that thread holds at a fork stays held in the schedule's process: it would hang.
 

@@ -385,26 +385,30 @@ def _from_plugin(exc: BaseException, interrupts: bool) -> bool:
     return not (interrupts and isinstance(exc, KeyboardInterrupt))
 
 
-class _Late(Exception):
-    """Work given to :func:`_in_thread` did not finish in time."""
+class _Late(BaseException):
+    """Work given to :func:`_in_thread` did not finish in time (plugin code cannot catch it)."""
 
 
-def _in_thread(work: Callable[[], _T], timeout: float | None, name: str) -> _T:
-    """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: here, no limit).
+def _in_thread(
+    work: Callable[[], _T], timeout: float | None, name: str, *, here: bool = False
+) -> _T:
+    """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: no limit).
 
     Returns what it returned, raises what it raised, or :class:`_Late`.
-    Without a time limit the work runs in this thread: plugin code that
-    passed the probe (or runs in the probe's child, which its parent
-    watches) imports where it will run, so that what it sets up per thread
-    at import (a ``threading.local``, a signal handler) is there later.
+    With ``here`` (plugin code that passed the probe) or without a time
+    limit (the probe's child, which its parent watches) the work runs in
+    this thread instead, where the plugin's code will run, so that what it
+    sets up per thread at import (a ``threading.local``, a signal handler)
+    is there later; in the main thread a ``SIGALRM`` timer keeps the time
+    limit (:func:`_here`).
     Plugin code runs this way so that a plugin that sleeps or loops is
     reported instead of hanging the program (a real Ctrl-C, in the main
     thread, still interrupts the wait); the work builds its own error
     message, in the thread, so that formatting what a plugin raised cannot
     hang the program either.
     """
-    if timeout is None:
-        return work()
+    if here or timeout is None:
+        return _here(work, timeout)
     outcome: list[tuple[bool, Any]] = []
 
     def run() -> None:
@@ -425,7 +429,39 @@ def _in_thread(work: Callable[[], _T], timeout: float | None, name: str) -> _T:
     return result
 
 
-def _import(item: Available, timeout: float | None, *, ctrl_c: bool = False) -> object:
+def _here(work: Callable[[], _T], timeout: float | None) -> _T:
+    """Run ``work`` in this thread; in the main thread, stop it after ``timeout`` seconds.
+
+    A ``SIGALRM`` timer raises :class:`_Late` in it, as the thread's
+    ``join`` would give up: a plugin that behaves otherwise the second time
+    it is imported (sleeps, loops in Python) is still held to the limit.
+    """
+    if (
+        timeout is None
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+    ):
+        return work()
+
+    def late(signum: int, frame: object) -> None:
+        raise _Late
+
+    previous = signal.signal(signal.SIGALRM, late)
+    started = time.monotonic()
+    delay, interval = signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return work()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if delay:  # someone else's timer (pytest-timeout's, say) runs on
+            left = max(delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
+
+
+def _import(
+    item: Available, timeout: float | None, *, here: bool = False, ctrl_c: bool = False
+) -> object:
     """Import an entry point's module, giving up after ``timeout`` seconds (``None``: never).
 
     Anything the import raises is the plugin's failure, but for a
@@ -447,6 +483,8 @@ def _import(item: Available, timeout: float | None, *, ctrl_c: bool = False) -> 
     def work() -> object:
         try:
             return item.entry_point.load()
+        except _Late:
+            raise
         except KeyboardInterrupt:
             if ctrl_c:
                 raise
@@ -457,7 +495,7 @@ def _import(item: Available, timeout: float | None, *, ctrl_c: bool = False) -> 
     path = sys.path
     saved = list(path)
     try:
-        return _in_thread(work, timeout, f"fsaops import {_cut(item.name)}")
+        return _in_thread(work, timeout, f"fsaops import {_cut(item.name)}", here=here)
     except _Late:
         raise PluginLoadError(item.shown, f"its import {_late('import', timeout)}") from None
     finally:
@@ -466,7 +504,12 @@ def _import(item: Available, timeout: float | None, *, ctrl_c: bool = False) -> 
 
 
 def _provided(
-    label: str, hook: Callable[[], object], timeout: float | None, *, ctrl_c: bool = False
+    label: str,
+    hook: Callable[[], object],
+    timeout: float | None,
+    *,
+    here: bool = False,
+    ctrl_c: bool = False,
 ) -> tuple[FileSystemType, ...]:
     """Call a plugin's ``fsaops_filesystem_types()``, read and validate what it returns.
 
@@ -480,7 +523,7 @@ def _provided(
     def work() -> tuple[FileSystemType, ...]:
         try:
             items = _take(label, hook())
-        except PluginValidationError:
+        except (PluginValidationError, _Late):
             raise
         except KeyboardInterrupt:
             if ctrl_c:
@@ -494,7 +537,7 @@ def _provided(
             ) from None
         try:
             return _validate_types(label, items)
-        except PluginValidationError:
+        except (PluginValidationError, _Late):
             raise
         except BaseException as exc:  # a property, a __signature__, an __eq__ that raises
             raise PluginValidationError(
@@ -504,7 +547,7 @@ def _provided(
             ) from None
 
     try:
-        return _in_thread(work, timeout, f"fsaops hook {_cut(label)}")
+        return _in_thread(work, timeout, f"fsaops hook {_cut(label)}", here=here)
     except _Late:
         raise PluginValidationError(
             label, f"fsaops_filesystem_types() {_late('hook', timeout)}"
@@ -850,7 +893,7 @@ def _load(
 
     ``known`` are failures found already (by the probe): those plugins are
     not imported again.  ``probed`` ones passed the probe: they import and
-    answer their hook in this thread, without a time limit; ``imported``
+    answer their hook in this thread (:func:`_here`); ``imported``
     ones (imported before the loader ran) import here too, which runs none
     of their code; everything else runs in a thread of its own, within
     ``timeout``.  ``interrupts``
@@ -877,7 +920,7 @@ def _load(
         watch("import", name)
         try:
             here = name in probed or name in imported
-            module = _import(item, None if here else timeout, ctrl_c=here and interrupts)
+            module = _import(item, timeout, here=here, ctrl_c=here and interrupts)
         except PluginLoadError as exc:
             fail(name, exc)
             continue
@@ -938,9 +981,7 @@ def _load(
             here = name in probed
             for function in impls[name]:
                 types.extend(
-                    _provided(
-                        label, function, None if here else timeout, ctrl_c=here and interrupts
-                    )
+                    _provided(label, function, timeout, here=here, ctrl_c=here and interrupts)
                 )
             twice = _returned_twice(types)
             if twice is not None:
