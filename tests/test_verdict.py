@@ -334,11 +334,11 @@ def test_eagain_for_a_page_in_a_locked_area_is_no_finding(registry: Any) -> None
 
 SUITE = textwrap.dedent(
     """
-    from buggyfs_plugin import BROKEN, JOURNALLED, UNBUFFERED, filesystem
+    from buggyfs_plugin import BROKEN, JOURNALLED, SUITE_ONLY, filesystem
     from fsaops.testing import MigratepageConformance
 
     # data=journal's writepage files the buffers in the journal: no writeback.
-    for name in [*BROKEN, *UNBUFFERED, "correct", "journalled_correct"]:
+    for name in [*BROKEN, *SUITE_ONLY, "correct", "journalled_correct"]:
         globals()[f"Test_{name}"] = type(
             f"Test_{name}",
             (MigratepageConformance,),
@@ -358,7 +358,7 @@ def test_the_suite_fails_a_promise_for_every_bug(pytester: pytest.Pytester) -> N
             assert "Traceback" not in report.longreprtext or "broken promise" in report.longreprtext
     assert failed.pop("correct", []) == []
     assert failed.pop("journalled_correct", []) == []
-    missed = [name for name in [*BUGS, *buggyfs_plugin.UNBUFFERED] if name not in failed]
+    missed = [name for name in [*BUGS, *buggyfs_plugin.SUITE_ONLY] if name not in failed]
     assert missed == [], f"no promise failed for {missed}"
 
 

@@ -548,8 +548,13 @@ def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
 
     As the kernel's, a page whose blocks are consecutive on the device is
     read with one request; other pages are read a block at a time, holes
-    as zeroes.
+    as zeroes.  A page that has buffers already (a write of part of it
+    left the others unread) is read through them, as the kernel's
+    ``do_mpage_readpage`` gives such a page to ``block_read_full_page``:
+    what its up-to-date buffers hold is newer than the disk.
     """
+    if page.flags & PG.private:
+        return block_read_full_page(page, get_block)
     inode = page_inode(page)
     sb = inode.i_sb
     bs = sb.s_blocksize

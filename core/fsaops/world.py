@@ -58,6 +58,7 @@ from fsaops.lists import PageList, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, lru_cache_add, mark_page_accessed, putback_lru_pages
 from fsaops.mapping import (
     add_to_page_cache,
+    find_get_page,
     grab_cache_page,
     truncate_inode_pages,
     try_to_release_page,
@@ -107,6 +108,7 @@ __all__ = [
     "PreparedPage",
     "SetupError",
     "World",
+    "tail_bytes",
 ]
 
 
@@ -230,6 +232,8 @@ class File:
         meta: whether it is a buffer-cache mapping filled by the
             filesystem's own metadata code, not by ``write(2)``.
         gens: the generation each page must read back.
+        size: the file's size in bytes when it ends inside its last page
+            (``None``: ``npages`` whole pages); past it a page reads zeroes.
     """
 
     owner: int
@@ -240,6 +244,7 @@ class File:
     page_cache: bool = True
     meta: bool = False
     gens: list[int] = attrs.field(factory=list)
+    size: int | None = None
 
     def page_key(self, index: int) -> str:
         """The name of page ``index`` (``mount0/file1/page7``)."""
@@ -342,6 +347,17 @@ class PageSpec:
             own (``sync_dirty_buffer``): ``PG_dirty`` with a clean buffer
             and dirty ones, as a write(2) of part of a page leaves it
             (implies ``dirty``; nothing changes for a page of one buffer).
+        tail: the file ends inside the page, :func:`tail_bytes` into it:
+            the blocks past its end are holes, so their buffers are not
+            mapped to disk, and the page past the end reads zeroes.
+        partial: the page was not in the page cache when a ``write(2)``
+            of its first block came, and the table's ``prepare_write`` read
+            nothing else: the page is dirty and not up to date, its first
+            buffer dirty and up to date, the others never read (implies
+            ``dirty``; a table that reads the rest in, or a page of one
+            block, leaves it up to date).  Not mapped (a fault would read it
+            in), not under writeback, with its buffers, ``PG_uptodate``
+            not among ``flags``.
         index: the page's index in its file.
         seed: varies the page's contents: its data is written in generation
             ``2 * seed`` (and rewritten in the next one when dirty).
@@ -361,6 +377,8 @@ class PageSpec:
     truncated: bool = False
     buffers: bool | None = None
     clean_head: bool = False
+    tail: bool = False
+    partial: bool = False
     index: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     isolated: bool = True
@@ -373,6 +391,22 @@ class PageSpec:
             object.__setattr__(self, "mapped", True)
         if self.truncated and (self.mapped or self.writeback or self.locked_for or self.pinned_for):
             raise ValueError("a truncated page is not mapped, under writeback or locked")
+        if self.partial:
+            if not self.dirty:
+                object.__setattr__(self, "dirty", True)
+            if (
+                self.mapped
+                or self.writeback
+                or self.clean_head
+                or self.tail
+                or self.buffers is False
+                or self.flags & PG.uptodate
+            ):
+                raise ValueError(
+                    "a page written in part while not up to date is not mapped, under "
+                    "writeback, with its first buffer written out, at the end of its file, "
+                    "without buffers or PG_uptodate"
+                )
 
     @classmethod
     def parse(cls, text: str) -> PageSpec:
@@ -382,7 +416,8 @@ class PageSpec:
         (written through the mapping), ``mlocked``, ``pinned`` (one
         reference), ``locked`` (by another task for 8 ticks), ``buffers``,
         ``nobuffers``, ``truncated``, ``clean_head`` (dirty, its first buffer
-        written out).
+        written out), ``tail`` (the file ends inside it), ``partial``
+        (written in part while not up to date).
         """
         fields: dict[str, object] = {}
         for raw in text.split("+"):
@@ -399,11 +434,19 @@ class PageSpec:
                 fields["buffers"] = True
             elif name == "nobuffers":
                 fields["buffers"] = False
-            elif name == "clean_head":
-                fields["clean_head"] = True
+            elif name in ("clean_head", "tail", "partial"):
+                fields[name] = True
             else:
                 known = ", ".join(
-                    (*_NAMED_STATES, "buffers", "nobuffers", "truncated", "clean_head")
+                    (
+                        *_NAMED_STATES,
+                        "buffers",
+                        "nobuffers",
+                        "truncated",
+                        "clean_head",
+                        "tail",
+                        "partial",
+                    )
                 )
                 raise ValueError(f"unknown page state {name!r} (known: {known})")
         return cls(**fields)  # type: ignore[arg-type]
@@ -428,6 +471,10 @@ class PageSpec:
             parts.append("buffers" if self.buffers else "no buffers")
         if self.clean_head:
             parts.append("first buffer clean")
+        if self.tail:
+            parts.append("the file ends inside it")
+        if self.partial:
+            parts.append("written in part, not up to date")
         if self.flags:
             parts.append(f"flags {Oracle.flag_names(self.flags)}")
         return "+".join(parts) or "clean"
@@ -470,7 +517,10 @@ class PreparedPage:
             return self.mm.read(self.addr, len(self.data))
         if self.inode is None:
             raise SetupError("an anonymous page that nobody maps cannot be read back")
-        return generic_file_read(self.inode, self.spec.index * len(self.data), len(self.data))
+        size = len(self.data)
+        data = generic_file_read(self.inode, self.spec.index * size, size)
+        # A file that ends inside the page reads short: past its end, zeroes.
+        return data.ljust(size, b"\0") if self.spec.tail else data
 
 
 @attrs.define(eq=False)
@@ -672,7 +722,19 @@ class World:
 
     def expected(self, record: File | Area, index: int) -> bytes:
         """The bytes page ``index`` of a file or area must read back."""
-        return self.contents.page(record.owner, _content_index(record, index), record.gens[index])
+        data = self.contents.page(record.owner, _content_index(record, index), record.gens[index])
+        if isinstance(record, File) and record.size is not None:
+            return self._cut_at_eof(record, index, data)
+        return data
+
+    def _cut_at_eof(self, record: File, first: int, data: bytes) -> bytes:
+        """``data``, pages ``first`` on of a file, with zeroes past the file's end."""
+        assert record.size is not None
+        keep = record.size - first * self.page_size
+        if keep >= len(data):
+            return data
+        keep = max(keep, 0)
+        return data[:keep] + bytes(len(data) - keep)
 
     def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
@@ -682,6 +744,8 @@ class World:
         """
         if len(data) != count * self.page_size:
             return False
+        if isinstance(record, File) and record.size is not None:
+            return data == self.expected_range(record, first, count)
         gens = record.gens[first : first + count]
         if len(gens) != count:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
@@ -692,7 +756,10 @@ class World:
         gens = record.gens[first : first + count]
         if len(gens) != count:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
-        return self.contents.versions(record.owner, gens, _content_index(record, first))
+        data = self.contents.versions(record.owner, gens, _content_index(record, first))
+        if isinstance(record, File) and record.size is not None:
+            return self._cut_at_eof(record, first, data)
+        return data
 
     def disk_holds(self, record: File, first: int, count: int) -> bool:
         """Whether the disk is known to hold the data written last of pages ``first`` on.
@@ -1117,7 +1184,8 @@ class World:
         ps = self.page_size
         if isinstance(record, Area):
             return record.mm.read((record.start + index) * ps, ps)
-        return generic_file_read(record.inode, index * ps, ps)
+        data = generic_file_read(record.inode, index * ps, ps)
+        return data if record.size is None else data.ljust(ps, b"\0")
 
     def read_range(self, record: File | Area, first: int, count: int) -> bytes:
         """Pages ``first`` to ``first + count - 1`` read back as :meth:`read` reads one, in one go.
@@ -1128,7 +1196,10 @@ class World:
         ps = self.page_size
         if isinstance(record, Area):
             return record.mm.read((record.start + first) * ps, count * ps)
-        return generic_file_read(record.inode, first * ps, count * ps)
+        data = generic_file_read(record.inode, first * ps, count * ps)
+        if record.size is not None:  # past the end of the file: zeroes, as expected()
+            return data.ljust(count * ps, b"\0")
+        return data
 
     # -- the page-level building block ------------------------------------------------------
 
@@ -1164,13 +1235,40 @@ class World:
         per_page = ps // bs
         record.npages = spec.index + 1
         record.gens = [2 * spec.seed] * record.npages
+        inside = tail_bytes(ps) if spec.tail else ps  # bytes of the page inside the file
+        if spec.tail:
+            record.size = spec.index * ps + inside
         data = self.expected(record, spec.index)
-        # The file's data is on disk first; the page is read through the table.
-        inode.reserve((spec.index + 1) * ps)
-        for i in range(per_page):
-            sb.s_bdev.write(inode.blocks[spec.index * per_page + i], data[i * bs : (i + 1) * bs])
         table = sb.a_ops
-        if table.readpage is not None:
+        # The file's data is on disk first; the page is read through the table.
+        inode.reserve(spec.index * ps + inside)
+        if spec.partial:
+            # On disk: the page's first block as it was, the others as they
+            # are to be (write(2) does not touch them); then the write.
+            if table.prepare_write is None or table.commit_write is None:
+                raise SetupError(f"capability 'partial': {table.name} cannot take write(2)")
+            record.gens[spec.index] += 1
+            data = self.expected(record, spec.index)
+            old = self.contents.page(record.owner, spec.index, 2 * spec.seed)
+            on_disk = old[:bs] + data[bs:]
+        else:
+            on_disk = data
+        first_block = spec.index * per_page
+        for i in range(per_page):
+            blocknr = inode.blocks[first_block + i] if first_block + i < len(inode.blocks) else 0
+            if blocknr:  # past the end of the file: a hole
+                sb.s_bdev.write(blocknr, on_disk[i * bs : (i + 1) * bs])
+        if spec.partial:
+            generic_file_write(inode, spec.index * ps, data[:bs])
+            found = find_get_page(mapping, spec.index)
+            if found is None:
+                raise SetupError(f"write(2) of {record.label} left no page in the page cache")
+            page = found
+            # The frame past the block written holds whatever it held: here
+            # what the disk holds, so that a copy of the frame is the page's data
+            # (a reader reads those blocks from the disk first all the same).
+            page_address(page)[bs:] = data[bs:]
+        elif table.readpage is not None:
             page = read_cache_page(mapping, spec.index, 0)
             # What the table's read path put there (a filesystem without a
             # backing store, such as ramfs, reads zeros).
@@ -1194,11 +1292,11 @@ class World:
             pte = mm.ptes.get(vma.vm_start)
             if pte is None or pte.page is not page:
                 raise SetupError(f"mapping the file did not map pfn {page.pfn}")
-        if spec.dirty:
+        if spec.dirty and not spec.partial:
             record.gens[spec.index] += 1
             new = self.expected(record, spec.index)
             if table.prepare_write is not None and table.commit_write is not None:
-                generic_file_write(inode, spec.index * ps, new)
+                generic_file_write(inode, spec.index * ps, new[:inside])
             else:
                 self.oracle.write_frame(page, new)
             if not page.flags & PG.dirty:
@@ -1214,11 +1312,17 @@ class World:
         return prepared
 
     def _store_through_pte(self, prepared: PreparedPage, record: File | Area, index: int) -> None:
-        """Write the page's next generation through its process's mapping: only the pte is dirty."""
+        """Write the page's next generation through its process's mapping: only the pte is dirty.
+
+        Only the bytes inside the file: a store past its end is never written back.
+        """
         assert prepared.mm is not None
         record.gens[index] += 1
         new = self.expected(record, index)
-        prepared.mm.write(prepared.addr, new)
+        inside = len(new)
+        if isinstance(record, File) and record.size is not None:
+            inside = min(max(record.size - index * self.page_size, 0), inside)
+        prepared.mm.write(prepared.addr, new[:inside])
         prepared.data = new
 
     def _make_anon(self, spec: PageSpec) -> PreparedPage:
@@ -1538,6 +1642,15 @@ def write_head_buffer(page: Page) -> bool:
     if any(not bh.b_state & BH.dirty for bh in buffers(head)):
         return False
     return sync_dirty_buffer(head) == 0
+
+
+def tail_bytes(page_size: int) -> int:
+    """Where a file that ends inside a page ends in it (:attr:`PageSpec.tail`): past half of it.
+
+    With 1 KiB blocks on 4 KiB pages that leaves the first two blocks
+    inside the file (the second in part) and the last two holes.
+    """
+    return page_size // 2 - 100
 
 
 def _content_index(record: File | Area, index: int) -> int:

@@ -433,6 +433,47 @@ class MigratepageConformance:
         ]
         _holds("nobuffers", problems)
 
+    def test_hook_moves_the_last_page_of_a_file(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page the file ends inside moves whole, every buffer with it (KERNEL-SPEC §7, §9.3).
+
+        The blocks past the end of the file are holes: their buffers are
+        up to date (zeroes) but not mapped to disk.  ``buffer_migrate_page``
+        moves every buffer of the ring, mapped or not; one left pointing at
+        the old page is written to, and read from, a freed frame.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        call = self._call(fsaops_world, PageSpec(tail=True, dirty=True))
+        problems = [*promises.hook_contents_copied(call), *promises.hook_dirty_carried(call)]
+        if call.old_before.ring:
+            problems += promises.hook_buffers_follow(call)
+        _holds("tail", problems)
+
+    def test_hook_moves_a_page_written_in_part(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page written in part while not up to date moves as it is (KERNEL-SPEC §6.1, §7).
+
+        ``write(2)`` of one block of a page not in the page cache leaves the
+        page dirty and not up to date, that block's buffer up to date and
+        dirty, the others unread.  The copy carries the page as it is: a
+        ``migratepage`` that takes a page that is not up to date for empty
+        loses the block written.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        self._needs(fsaops_subject, "buffers", "only pages with buffers can be written in part")
+        if fsaops_subject.table.prepare_write is None:
+            pytest.skip(f"{fsaops_subject.table.name} takes no write(2) (no prepare_write)")
+        call = self._call(fsaops_world, PageSpec(partial=True))
+        problems = [
+            *promises.hook_contents_copied(call),
+            *promises.hook_dirty_carried(call),
+            *promises.hook_buffers_follow(call),
+            *promises.hook_flags_copied(call),
+        ]
+        _holds("partial", problems)
+
     def test_hook_leaves_both_pages_locked(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
@@ -567,8 +608,12 @@ class MigratepageConformance:
 
         subject = fsaops_subject
 
+        writes = subject.table.prepare_write is not None
+
         @_property_settings(type(self).max_examples)
-        @hypothesis.given(spec=strategies.page_specs(subject.capabilities, for_hook=True))
+        @hypothesis.given(
+            spec=strategies.page_specs(subject.capabilities, for_hook=True, writes=writes)
+        )
         def prop(spec: PageSpec) -> None:
             world = World(subject)
             call = world.call_migratepage(world.make_page(spec))
@@ -758,8 +803,10 @@ class MigratepageConformance:
 
         subject = fsaops_subject
 
+        writes = subject.table.prepare_write is not None
+
         @_property_settings(type(self).max_examples)
-        @hypothesis.given(specs=strategies.workloads(subject.capabilities))
+        @hypothesis.given(specs=strategies.workloads(subject.capabilities, writes=writes))
         def prop(specs: list[PageSpec]) -> None:
             self._engine(World(subject), tuple(specs))
 

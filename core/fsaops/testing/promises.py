@@ -69,6 +69,13 @@ PROMISES: Mapping[str, str] = MappingProxyType(
             "a page of a buffered table without buffer heads moves whole: contents, dirty "
             "state and private data (KERNEL-SPEC §7 step 1)"
         ),
+        "tail": (
+            "the last page of a file moves whole, the buffers past its end with it "
+            "(KERNEL-SPEC §7, §9.3)"
+        ),
+        "partial": (
+            "a page written in part while not up to date moves as it is (KERNEL-SPEC §6.1, §7)"
+        ),
         "locks": (
             "migratepage leaves both pages locked (the engine unlocks them) and no spinlock "
             "held (KERNEL-SPEC §3)"

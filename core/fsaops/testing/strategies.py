@@ -45,38 +45,47 @@ def copied_flags() -> st.SearchStrategy[int]:
 
 
 def page_specs(
-    capabilities: Iterable[str] = (), *, for_hook: bool = False
+    capabilities: Iterable[str] = (), *, for_hook: bool = False, writes: bool = True
 ) -> st.SearchStrategy[PageSpec]:
     """Page states a subject with ``capabilities`` can be in.
 
     With ``for_hook`` only states the engine could hand to ``migratepage``
     as they are (no writeback in flight, no lock held by another task), plus
-    truncated pages; otherwise states for ``migrate_pages``.
+    truncated pages; otherwise states for ``migrate_pages``.  ``writes``:
+    the table takes ``write(2)`` (``prepare_write``), so a page of a
+    buffered table may be one written in part while not up to date.
     """
     caps = frozenset(capabilities)
     writeback = "writeback" in caps and not for_hook
     # A page of a buffered table may have none (read by mpage_readpage, or
     # stripped by reclaim): buffer_migrate_page's migrate_page branch.
     buffers = st.sampled_from((None, None, False)) if "buffers" in caps else st.none()
+    # File pages may be the last of their file (buffers past its end not
+    # mapped), or written in part while not up to date.
+    files = "swap_cache" not in caps
+    partial_ok = files and writes and "buffers" in caps
 
     @st.composite
     def build(draw: st.DrawFn) -> PageSpec:
         truncated = for_hook and draw(st.booleans())
-        mapped = not truncated and draw(st.booleans())
-        dirty = draw(st.booleans())
+        partial = partial_ok and draw(st.booleans())
+        mapped = not truncated and not partial and draw(st.booleans())
+        dirty = partial or draw(st.booleans())
         return PageSpec(
             dirty=dirty,
-            clean_head=dirty and draw(st.booleans()),
-            writeback=writeback and not truncated and draw(st.booleans()),
+            clean_head=dirty and not partial and draw(st.booleans()),
+            writeback=writeback and not truncated and not partial and draw(st.booleans()),
             mapped=mapped,
             pte_dirty=mapped and draw(st.booleans()),
             mlocked=mapped and draw(st.booleans()),
             pinned=draw(st.integers(0, 2)),
             pinned_for=0 if for_hook or truncated else draw(st.sampled_from((0, 0, 2, 5))),
             locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
-            flags=draw(copied_flags()),
+            flags=draw(copied_flags()) & ~(PG.uptodate if partial else 0),
             truncated=truncated,
-            buffers=draw(buffers),
+            buffers=None if partial else draw(buffers),
+            tail=files and not partial and draw(st.booleans()),
+            partial=partial,
             index=draw(st.integers(0, 7) | st.integers(8, 40)),
             seed=draw(st.integers(0, 2**16)),
         )
@@ -85,10 +94,10 @@ def page_specs(
 
 
 def workloads(
-    capabilities: Iterable[str] = (), *, max_pages: int = 4
+    capabilities: Iterable[str] = (), *, max_pages: int = 4, writes: bool = True
 ) -> st.SearchStrategy[list[PageSpec]]:
     """Between one and ``max_pages`` pages to migrate together, each with its own contents."""
-    return st.lists(page_specs(capabilities), min_size=1, max_size=max_pages)
+    return st.lists(page_specs(capabilities, writes=writes), min_size=1, max_size=max_pages)
 
 
 def mappings(registry: Registry | None = None) -> st.SearchStrategy[Subject]:

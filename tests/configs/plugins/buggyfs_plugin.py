@@ -30,7 +30,7 @@ from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
 from fsaops.lists import list_del
 from fsaops.lru import lru_cache_add
 from fsaops.mapping import AddressSpace, remove_from_page_cache, try_to_release_page
-from fsaops.page import PG, Page, lock_page, put_page, unlock_page
+from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
 from fsaops.writeback import (
     WritebackControl,
     clear_page_dirty_for_io,
@@ -42,7 +42,9 @@ from fsaops_ext3 import EXT3, ext3_journalled_aops
 Migratepage = Callable[[Page, Page], int]
 
 
-def _take_buffers(newpage: Page, page: Page, *, offset: int | None = None) -> BufferHead:
+def _take_buffers(
+    newpage: Page, page: Page, *, offset: int | None = None, mapped_only: bool = False
+) -> BufferHead:
     """``buffer_migrate_page``'s middle: lock and reference the buffers, move them."""
     head: BufferHead = page.private
     for bh in buffers(head):
@@ -56,6 +58,8 @@ def _take_buffers(newpage: Page, page: Page, *, offset: int | None = None) -> Bu
     mask = newpage.node.page_size - 1
     base = newpage.pfn << newpage.node.page_shift
     for bh in buffers(head):
+        if mapped_only and not bh.b_state & BH.mapped:
+            continue
         bh.b_page = newpage
         bh.b_data = base + (bh.b_data & mask if offset is None else offset)
     newpage.flags |= PG.private
@@ -651,10 +655,42 @@ def forgets_the_copy_without_buffers(newpage: Page, page: Page) -> int:
     return buffer_migrate_page(newpage, page)
 
 
-UNBUFFERED: dict[str, Migratepage] = {fn.__name__: fn for fn in (forgets_the_copy_without_buffers,)}
-"""Broken only on a page of a buffered table that has no buffer heads (read by
-``mpage_readpage``, or stripped by reclaim): a state the conformance suite
-builds and ``fsaops migrate``'s workloads do not."""
+def moves_only_mapped_buffers(newpage: Page, page: Page) -> int:
+    """Moves only the buffers mapped to disk ("a hole holds nothing to move")."""
+    if page.mapping is None:
+        return -EAGAIN
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page, mapped_only=True)
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+def clears_pages_not_uptodate(newpage: Page, page: Page) -> int:
+    """Takes a page that is not up to date for empty: clears the new one instead of the copy."""
+    uptodate = page.flags & PG.uptodate
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and not uptodate:
+        page_address(newpage)[:] = bytes(newpage.node.page_size)
+    return rc
+
+
+SUITE_ONLY: dict[str, Migratepage] = {
+    fn.__name__: fn
+    for fn in (
+        forgets_the_copy_without_buffers,
+        moves_only_mapped_buffers,
+        clears_pages_not_uptodate,
+    )
+}
+"""Broken only on pages ``fsaops migrate``'s workloads do not build, and the
+conformance suite does: a page of a buffered table without buffer heads (read
+by ``mpage_readpage``, or stripped by reclaim), the page a file ends inside
+(its buffers past the end not mapped), a page written in part while not up
+to date."""
 
 
 JOURNALLED = frozenset(
@@ -675,7 +711,7 @@ def filesystem(name: str) -> FileSystemType:
 
     The names in :data:`JOURNALLED` are ext3 with its ``data=journal`` table instead.
     """
-    fn = BROKEN.get(name) or UNBUFFERED.get(name) or STUCK.get(name) or buffer_migrate_page
+    fn = BROKEN.get(name) or SUITE_ONLY.get(name) or STUCK.get(name) or buffer_migrate_page
     if name in JOURNALLED:
         table = attrs.evolve(ext3_journalled_aops, name=f"{name}_aops", migratepage=fn)
         return attrs.evolve(
@@ -688,5 +724,5 @@ def filesystem(name: str) -> FileSystemType:
 @fsaops.hookimpl
 def fsaops_filesystem_types() -> list[FileSystemType]:
     """One filesystem per broken or stuck function, and the two with the real one."""
-    names = (*BROKEN, *UNBUFFERED, *STUCK, "correct", "journalled_correct")
+    names = (*BROKEN, *SUITE_ONLY, *STUCK, "correct", "journalled_correct")
     return [filesystem(name) for name in names]
