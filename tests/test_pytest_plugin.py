@@ -26,6 +26,7 @@ from fsaops.page import PG
 from fsaops.rmap import VM_LOCKED
 from fsaops.testing import Oracle, PageSpec, PreparedPage, Subject, World
 from fsaops.testing.harness import CAPABILITIES, SetupError, check_capabilities
+from fsaops.world import tail_bytes
 
 pytest_plugins = ["pytester"]
 
@@ -441,6 +442,24 @@ def test_the_mapping_is_an_empty_file_of_the_table(
         ("locked", lambda s, p: s.locked_by_task and bool(s.flags & PG.locked)),
         ("truncated", lambda s, p: s.mapping is None and not s.in_slot),
         ("dirty+mapped+pinned", lambda s, p: bool(s.flags & PG.dirty) and s.ptes and s.holds),
+        # ext2's 1 KiB blocks: the file ends in the second, the last two are holes.
+        (
+            "tail",
+            lambda s, p: (
+                [b.state & BH.mapped != 0 for b in s.ring] == [True, True, False, False]
+                and all(b.state & BH.uptodate for b in s.ring)
+                and p.data[tail_bytes(4096) :] == bytes(4096 - tail_bytes(4096))
+            ),
+        ),
+        (
+            "partial",
+            lambda s, p: (
+                s.flags & PG.dirty
+                and not s.flags & PG.uptodate
+                and [b.state & (BH.uptodate | BH.dirty) != 0 for b in s.ring]
+                == [True, False, False, False]
+            ),
+        ),
     ],
 )
 def test_the_page_factory_builds_each_state(
@@ -466,6 +485,32 @@ def test_the_page_fixture_takes_a_state_indirectly(
     assert len(seen.ring) == 4  # 1 KiB blocks in a 4 KiB page
 
 
+def test_a_page_written_in_part_reads_back_through_its_buffers(
+    fsaops_page_factory: Callable[..., PreparedPage],
+) -> None:
+    """read(2) fills the blocks never read from the disk, and keeps the block written."""
+    prepared = fsaops_page_factory("partial")
+    assert not prepared.page.flags & PG.uptodate
+    assert prepared.read_back() == prepared.data
+    assert prepared.page.flags & PG.uptodate and prepared.page.flags & PG.dirty
+
+
+def test_mpage_readpage_reads_a_page_with_buffers_through_them(
+    fsaops_page_factory: Callable[..., PreparedPage],
+) -> None:
+    """As do_mpage_readpage's "confused" path: the block written is newer than the disk."""
+    from fsaops.buffer import mpage_readpage
+    from fsaops.page import lock_page
+    from fsaops_ext2 import ext2_get_block
+
+    prepared = fsaops_page_factory("partial")
+    page = prepared.page
+    lock_page(page)
+    assert mpage_readpage(page, ext2_get_block) == 0
+    assert Oracle.frame(page) == prepared.data
+    assert page.flags & PG.uptodate
+
+
 def test_a_state_the_table_cannot_reach_is_refused(fsaops_registry: object) -> None:
     from fsaops.testing import resolve_subject
 
@@ -474,6 +519,8 @@ def test_a_state_the_table_cannot_reach_is_refused(fsaops_registry: object) -> N
         world.make_page("writeback")
     with pytest.raises(ValueError, match="unknown page state 'dirtied'"):
         PageSpec.parse("dirtied")
+    with pytest.raises(ValueError, match="written in part while not up to date is not mapped"):
+        PageSpec.parse("partial+mapped")
 
 
 # -- the oracle ----------------------------------------------------------------------------
