@@ -87,6 +87,16 @@ def test_the_default_tasks_and_bounds_find_the_race(name: str, registry: Registr
     assert [f.problems for f in again.failures] == [failure.problems]
 
 
+def test_one_accessor_named_without_a_page_runs_on_a_clean_and_a_dirty_page(
+    registry: Registry,
+) -> None:
+    """``--tasks bh-lock``: as the default runs it, so the dirty-only race is found."""
+    result = explore("race_locks_clean_buffers_only", tasks=["bh-lock"], registry=registry)
+    assert result.tasks == ("bh-lock@0", "bh-lock@1")
+    (failure,) = result.failures
+    assert any("task bh-lock@1 failed" in problem for _, problem in failure.problems)
+
+
 def test_the_correct_table_passes_the_same_schedules(registry: Registry) -> None:
     """ext2's own buffer_migrate_page under the accessors the races need: nothing fails."""
     for tasks, _ in RACES.values():

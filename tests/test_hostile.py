@@ -786,6 +786,54 @@ MAIN_THREAD_IMPORT = (
 )
 
 
+ALARMED = (
+    HEADER
+    + "import signal\nSAMPLES = []\n"
+    + "signal.signal(signal.SIGALRM, lambda *_: SAMPLES.append(1))\n"
+    + _table("alarmed")
+)
+
+
+def test_a_sigalrm_handler_a_plugin_installs_at_import_stays(tmp_path: Path) -> None:
+    """The timer that holds the import to its limit does not take the plugin's handler away."""
+    install(tmp_path, "alarmed", ALARMED)
+    script = (
+        "import signal, sys\n"
+        "from fsaops.plugins import load_plugins\n"
+        "load_plugins(cli='alarmed', env={})\n"
+        "import alarmed\n"
+        "handler = signal.getsignal(signal.SIGALRM)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.01)\n"
+        "import time; time.sleep(0.2)\n"
+        "print(handler not in (signal.SIG_DFL, signal.SIG_IGN), alarmed.SAMPLES)\n"
+    )
+    proc = run([sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "[1]"]
+
+
+def test_a_plugin_that_hangs_the_second_time_is_stopped_from_another_thread(
+    tmp_path: Path,
+) -> None:
+    """No timer reaches a thread but the main one: there the import runs in a thread of its own."""
+    env = install(tmp_path, "twice", SECOND_TIME)
+    script = (
+        "import threading\n"
+        "from fsaops.plugins import load_plugins\n"
+        "said = []\n"
+        "def load():\n"
+        "    try:\n        load_plugins(cli='twice', env={}, import_timeout=1)\n"
+        "    except Exception as exc:\n        said.append(str(exc))\n"
+        "t = threading.Thread(target=load)\nt.start()\nt.join(20)\n"
+        "print(t.is_alive(), said)\n"
+    )
+    env["FSAOPS_TEST_PHASE"] = "import"
+    proc = run([sys.executable, "-c", script], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("False ["), proc.stdout
+    assert "its import did not finish within 1 s" in proc.stdout
+
+
 def test_a_plugin_imports_in_the_thread_that_runs_it(tmp_path: Path) -> None:
     """Set up at import for the main thread (a signal handler, a threading.local): it works.
 
@@ -830,17 +878,41 @@ def test_a_plugin_that_hangs_only_the_second_time_is_still_stopped_in_time(
     one_error_line(proc, 2, "twice-dist[twice]", said)
 
 
-def test_explore_refuses_to_fork_past_a_plugins_thread(tmp_path: Path) -> None:
+STARTERS = {
+    "a thread": (THREADED, "stats (threaded.stats)"),
+    # Threads whose function is the standard library's: new since the plugins loaded.
+    "a pool's worker": (
+        THREADED.replace(
+            "threading.Thread(target=stats, daemon=True, name='stats').start()\n",
+            "import concurrent.futures\n"
+            "POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='flush')\n"
+            "POOL.submit(stats)\n",
+        ),
+        "flush_0 (concurrent.futures.thread._worker)",
+    ),
+    "a timer": (
+        THREADED.replace(
+            "threading.Thread(target=stats, daemon=True, name='stats').start()\n",
+            "threading.Timer(0.01, stats).start()\n",
+        ),
+        "(threading.Timer.run)",
+    ),
+}
+
+
+@pytest.mark.parametrize("starter", sorted(STARTERS))
+def test_explore_refuses_to_fork_past_a_plugins_thread(tmp_path: Path, starter: str) -> None:
     """A lock that thread holds at a fork stays held in the schedule's process: it would hang.
 
     Before, every schedule that took the lock hung, and the correct table
     was reported as a kernel bug ("the schedule did not end within 60 s").
     """
-    env = install(tmp_path, "threaded", THREADED)
+    code, named = STARTERS[starter]
+    env = install(tmp_path, "threaded", code)
     proc = fsaops(
         "explore", "--plugins", "threaded", "--fs", "threaded", "--preemptions", "0", env=env
     )
-    one_error_line(proc, 2, "plugin code runs stats (threaded.stats)", "forked copy")
+    one_error_line(proc, 2, "plugin code runs ", named, "forked copy")
     # fsaops migrate runs it as it is.
     proc = fsaops("migrate", _scenario(tmp_path, "threaded"), "--json", env=env)
     assert proc.returncode == 0, proc.stderr

@@ -395,20 +395,27 @@ def _in_thread(
     """Run ``work`` in a daemon thread for at most ``timeout`` seconds (``None``: no limit).
 
     Returns what it returned, raises what it raised, or :class:`_Late`.
-    With ``here`` (plugin code that passed the probe) or without a time
-    limit (the probe's child, which its parent watches) the work runs in
-    this thread instead, where the plugin's code will run, so that what it
-    sets up per thread at import (a ``threading.local``, a signal handler)
-    is there later; in the main thread a ``SIGALRM`` timer keeps the time
-    limit (:func:`_here`).
+    Without a time limit (the probe's child, which its parent watches) the
+    work runs in this thread.  So it does with ``here`` (plugin code that
+    passed the probe) when this is the main thread, where a ``SIGALRM``
+    timer keeps the limit (:func:`_here`): the plugin's code will run in
+    this thread, and what it sets up per thread at import (a
+    ``threading.local``, a signal handler) must be there.
     Plugin code runs this way so that a plugin that sleeps or loops is
     reported instead of hanging the program (a real Ctrl-C, in the main
     thread, still interrupts the wait); the work builds its own error
     message, in the thread, so that formatting what a plugin raised cannot
     hang the program either.
     """
-    if here or timeout is None:
+    if timeout is None:
+        return work()
+    if (
+        here
+        and threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "setitimer")
+    ):
         return _here(work, timeout)
+    # Elsewhere (another thread, where no timer can reach): a thread of its own.
     outcome: list[tuple[bool, Any]] = []
 
     def run() -> None:
@@ -429,19 +436,15 @@ def _in_thread(
     return result
 
 
-def _here(work: Callable[[], _T], timeout: float | None) -> _T:
-    """Run ``work`` in this thread; in the main thread, stop it after ``timeout`` seconds.
+def _here(work: Callable[[], _T], timeout: float) -> _T:
+    """Run ``work`` in this thread (the main one), stopping it after ``timeout`` seconds.
 
     A ``SIGALRM`` timer raises :class:`_Late` in it, as the thread's
     ``join`` would give up: a plugin that behaves otherwise the second time
     it is imported (sleeps, loops in Python) is still held to the limit.
+    A ``SIGALRM`` handler the plugin puts in place while it imports stays
+    (and then that import has no time limit); a timer set before runs on.
     """
-    if (
-        timeout is None
-        or threading.current_thread() is not threading.main_thread()
-        or not hasattr(signal, "setitimer")
-    ):
-        return work()
 
     def late(signum: int, frame: object) -> None:
         raise _Late
@@ -453,10 +456,19 @@ def _here(work: Callable[[], _T], timeout: float | None) -> _T:
         return work()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        if signal.getsignal(signal.SIGALRM) is late:
+            signal.signal(signal.SIGALRM, previous)
         if delay:  # someone else's timer (pytest-timeout's, say) runs on
             left = max(delay - (time.monotonic() - started), 0.001)
             signal.setitimer(signal.ITIMER_REAL, left, interval)
+
+
+THREADS_BEFORE: set[int] = set()
+"""The threads (by ident) alive whenever :func:`load_plugins` began: not started by plugins.
+
+``fsaops explore`` forks a process for every schedule; a thread a plugin
+started would leave what it holds locked in that copy
+(:func:`fsaops.explore.search.plugin_threads`)."""
 
 
 def _import(
@@ -1092,6 +1104,7 @@ def load_plugins(
             one filesystem).
     """
     timeout = _import_timeout(import_timeout)
+    THREADS_BEFORE.update(t.ident for t in threading.enumerate() if t.ident is not None)
     available = discover(entry_points)
     selected, source = resolve_selection(
         available, cli=cli, env=env, config=config, config_source=config_source

@@ -553,10 +553,12 @@ def explore(
     """Run the migration of a table's pages against accessor tasks under many schedules.
 
     Without ``tasks``, the systematic search takes every accessor that
-    applies to the table's pages one at a time (unless ``together``): the
-    migration against each, every schedule with at most ``preemptions``
-    preemptions, each space exhausted in turn, stopping at the first
-    failing schedule.  All of them at once make a space too large to
+    applies to the table's pages one at a time (unless ``together``), each
+    on a clean and on a dirty page (:func:`~fsaops.explore.setup.lone_runs`):
+    the migration against each, every schedule with at most
+    ``preemptions`` preemptions, each space exhausted in turn, stopping at
+    the first failing schedule.  One task named without a page runs the
+    same way.  All of them at once make a space too large to
     exhaust for most tables; name them with ``tasks`` (or ask for
     ``together``, or PCT) to explore them together.
 
@@ -602,6 +604,10 @@ def explore(
         raise ConfigError(f"schedules: expected 1 or more, got {schedules}")
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"seed: expected 0 to {MAX_SEED}, got {shown(seed)}")
+    # The accessors one at a time, each on a clean and on a dirty page: the
+    # default, and one accessor named without a page.
+    lone = tasks is None or (len(tasks) == 1 and isinstance(tasks[0], str))
+    alone = lone and pct is None and not together
     fstype, setup = _resolve(
         registry,
         fs,
@@ -611,9 +617,9 @@ def explore(
         semantics=semantics,
         block_size=block_size,
         page_size=page_size,
-        alone=tasks is None and pct is None and not together,
+        alone=alone,
     )
-    if tasks is None and pct is None and not together and len(setup.tasks) > 1:
+    if alone and len(setup.tasks) > 1:
         return _one_at_a_time(
             setup.tasks,
             lambda spec, cap: explore(

@@ -49,6 +49,7 @@ from fsaops.debug import broken_fields_said
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import XTask, default_policy
+from fsaops.plugins import THREADS_BEFORE
 from fsaops.process import REAL_EXIT, REAL_FORK, adopt, refused_in
 from fsaops.status import Status
 
@@ -160,12 +161,16 @@ class ThreadsAtFork(FsaopsError):
 
 
 def plugin_threads(xworld: ExploredWorld) -> list[str]:
-    """Threads other than this one that plugin code of the explored machine started.
+    """Threads other than this one that plugin code of the explored machine may have started.
 
-    A thread counts when the function it runs comes from the package of a
-    member of the explored table, of its filesystem type, or of a loaded
-    plugin: a test runner's threads (pytest-xdist's, say) hold none of its
-    locks.  Each as ``NAME (module.function)``.
+    A thread counts when it was not alive before plugins were loaded
+    (:data:`fsaops.plugins.THREADS_BEFORE`: a pool's worker, a timer, a
+    library's thread started for a plugin), or when the function it runs
+    comes from the package of a member of the explored table, of its
+    filesystem type or of a loaded plugin (a thread a plugin module started
+    when it was imported before the loader ran).  A test runner's threads
+    (pytest-xdist's, say), there before, hold none of a schedule's locks.
+    Each as ``NAME (module.function)``.
     """
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if not others:
@@ -177,9 +182,12 @@ def plugin_threads(xworld: ExploredWorld) -> list[str]:
         if target is None and type(thread).run is not threading.Thread.run:
             target = type(thread).run
         module = getattr(target, "__module__", None)
-        if isinstance(module, str) and module.partition(".")[0] in packages:
-            name = getattr(target, "__qualname__", "?")
-            found.append(f"{thread.name} ({module}.{name})")
+        top = module.partition(".")[0] if isinstance(module, str) else None
+        if top == "fsaops":
+            continue  # the core's own (the plugin probe's reader, ending)
+        if top in packages or thread.ident not in THREADS_BEFORE:
+            name = getattr(target, "__qualname__", None) or type(target).__name__
+            found.append(f"{thread.name} ({module or '?'}.{name})")
     return found
 
 
