@@ -378,7 +378,8 @@ def _parser() -> _Parser:
         "--tasks",
         metavar="LIST",
         help="accessor tasks, comma-separated, each NAME or NAME@PAGE, run together (default: "
-        "every accessor that applies to the table's pages, one at a time)",
+        "every accessor that applies to the table's pages, one at a time, each on a clean "
+        "and on a dirty page, as one NAME alone runs)",
     )
     explore.add_argument(
         "--together",

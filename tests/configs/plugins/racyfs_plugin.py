@@ -46,6 +46,17 @@ def _retarget(newpage: Page, page: Page, head: BufferHead) -> None:
         bh.b_data = base + (bh.b_data & mask)
 
 
+def _hand_over(newpage: Page, page: Page, head: BufferHead) -> None:
+    """Move the buffer ring and its page reference to ``newpage`` (under ``private_lock``)."""
+    page.flags &= ~PG.private
+    newpage.private = head
+    page.private = 0
+    page.count -= 1
+    newpage.count += 1
+    _retarget(newpage, page, head)
+    newpage.flags |= PG.private
+
+
 def _release_buffers(head: BufferHead) -> None:
     for bh in buffers(head):
         unlock_buffer(bh)
@@ -71,13 +82,7 @@ def checks_refs_without_tree_lock(newpage: Page, page: Page) -> int:
     head: BufferHead = page.private
     with mapping.private_lock:
         _lock_buffers(head)
-        page.flags &= ~PG.private
-        newpage.private = head
-        page.private = 0
-        page.count -= 1
-        newpage.count += 1
-        _retarget(newpage, page, head)
-        newpage.flags |= PG.private
+        _hand_over(newpage, page, head)
     migrate_page_copy(newpage, page)
     _release_buffers(head)
     return 0
@@ -146,13 +151,7 @@ def locks_clean_buffers_only(newpage: Page, page: Page) -> int:
             if not bh.b_state & BH.dirty:
                 lock_buffer(bh)
                 locked.append(bh)
-        page.flags &= ~PG.private
-        newpage.private = head
-        page.private = 0
-        page.count -= 1
-        newpage.count += 1
-        _retarget(newpage, page, head)
-        newpage.flags |= PG.private
+        _hand_over(newpage, page, head)
     migrate_page_copy(newpage, page)
     for bh in buffers(head):
         if bh in locked:
