@@ -85,6 +85,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "PROBE_MEMORY",
     "PROBE_START",
+    "THREADS_BEFORE",
     "TIMEOUT_VAR",
     "PluginInfo",
     "PluginStatus",

@@ -797,7 +797,8 @@ def _calls(node: ast.AST, module: str, name: str) -> list[ast.Call]:
 #: A reason a suite test is skipped: ("with", capability) when the subject
 #: declares the capability, ("without", capability) when it does not,
 #: ("import", module) when the module cannot be imported, ("inferred", "")
-#: when the subclass declared no capabilities (they were inferred).
+#: when the subclass declared no capabilities (they were inferred),
+#: ("member", name) when the subject's table has no such member.
 Skip = tuple[str, str]
 
 
@@ -886,6 +887,17 @@ class SkipReader:
     def _condition(self, test: ast.expr, bound: dict[str, object], where: str) -> Skip:
         if isinstance(test, ast.Attribute) and test.attr == "inferred":
             return ("inferred", "")
+        if (  # subject.table.MEMBER is None
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Is)
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None
+            and isinstance(test.left, ast.Attribute)
+            and isinstance(test.left.value, ast.Attribute)
+            and test.left.value.attr == "table"
+        ):
+            return ("member", test.left.attr)
         kind = "with"
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             kind, test = "without", test.operand
@@ -911,7 +923,8 @@ class SkipReader:
 def skipped(rules: list[Skip], capabilities: frozenset[str]) -> Skip | None:
     """The first rule that skips a test for a subject with ``capabilities``.
 
-    Hypothesis is taken as installed (it comes with the testing kit).
+    Hypothesis is taken as installed (it comes with the testing kit), and
+    the table as having every member a test asks for.
     """
     for kind, name in rules:
         if (kind == "with" and name in capabilities) or (
@@ -933,6 +946,7 @@ def _skips_in_words(rules: list[Skip]) -> str:
     with_ = [f"``{name}``" for kind, name in rules if kind == "with"]
     without = [f"``{name}``" for kind, name in rules if kind == "without"]
     imports = [name.capitalize() for kind, name in rules if kind == "import"]
+    members = [f"``{name}``" for kind, name in rules if kind == "member"]
     parts = []
     if any(kind == "inferred" for kind, _ in rules):
         parts.append("when the subclass declares no capabilities (the skip says which it inferred)")
@@ -940,6 +954,8 @@ def _skips_in_words(rules: list[Skip]) -> str:
         parts.append(f"when the subject declares {_some(with_, 'or')}")
     if without:
         parts.append(f"when it does not declare {_some(without, 'and')}")
+    if members:
+        parts.append(f"when its table has no {_some(members, 'or')}")
     if imports:
         parts.append(f"when {_some(imports, 'or')} is not installed")
     return f"Skipped {'; '.join(parts)}." if parts else "Never skipped."
