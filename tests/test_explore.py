@@ -501,8 +501,26 @@ def test_a_buffer_lock_holder_reads_what_the_buffer_holds(registry: Registry) ->
     result = explore(fstype, tasks=[TaskSpec("bh-lock", 0)], pages=1, registry=registry)
     (failure,) = result.failures
     assert any(
-        "bh-lock@0: the locked buffer at offset 0 of pfn" in p and "holds 1024 bytes of 0x00" in p
+        "bh-lock@0: the locked buffer at offset 0 of pfn" in p
+        and "holds bytes that are no version of that block" in p
         for _, p in failure.problems
     ), failure.problems
     correct = explore("ext2", tasks=[TaskSpec("bh-lock", 0)], pages=1, registry=registry)
     assert correct.exhausted and not correct.failures
+
+
+def test_a_thread_the_caller_starts_after_loading_is_not_taken_for_a_plugins(
+    registry: Registry,
+) -> None:
+    """A test runner's per-test thread (pytest-timeout's) holds none of a schedule's locks."""
+    import threading
+
+    stop = threading.Event()
+    watchdog = threading.Thread(target=stop.wait, name="runner-watchdog", daemon=True)
+    watchdog.start()
+    try:
+        result = explore("ext2", tasks=[TaskSpec("write", 0)], preemptions=0, registry=registry)
+    finally:
+        stop.set()
+        watchdog.join()
+    assert result.exhausted and not result.failures

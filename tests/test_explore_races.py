@@ -37,7 +37,10 @@ RACES: dict[str, tuple[list[str | TaskSpec], str]] = {
     "samples_dirty_before_unmapping": (["mmap-write"], "a dirty state was lost"),
     "drops_the_page_lock": (["writeback"], "under writeback"),
     # Only on a dirty page (page 1): the default runs each accessor on both.
-    "locks_clean_buffers_only": ([TaskSpec("bh-lock", 1)], "holds 1024 bytes of 0x00"),
+    "locks_clean_buffers_only": (
+        [TaskSpec("bh-lock", 1)],
+        "holds bytes that are no version of that block",
+    ),
 }
 """Each racy function: the accessors it races with, and words of what goes wrong."""
 

@@ -524,18 +524,21 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
     get_block = get_block or generic_get_block
     inode = page_inode(page)
     bs, first_block, head = _page_ring(page, inode, 0)
+    lblock = -(-inode.i_size // bs)  # blocks inside the file: past them, no get_block
+    fully_mapped = True
     for i, bh in enumerate(buffers(head)):
         if bh.b_state & BH.uptodate:
             continue
-        if not bh.b_state & BH.mapped:
+        if not bh.b_state & BH.mapped and first_block + i < lblock:
             get_block(inode, first_block + i, bh, False)
         if bh.b_state & BH.mapped and not bh.b_state & BH.delay:
             assert bh.b_bdev is not None
             bh.b_bdev.read(bh.b_blocknr, bh.data)
         else:
+            fully_mapped = False  # a hole, or past the end of the file: zeroes
             bh.data[:] = bytes(bs)
         bh.b_state |= BH.uptodate
-    page.flags |= PG.uptodate | PG.mappedtodisk
+    page.flags |= PG.uptodate | (PG.mappedtodisk if fully_mapped else 0)
     unlock_page(page)
     return 0
 

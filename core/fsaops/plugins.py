@@ -73,7 +73,7 @@ from fsaops.errors import (
     shown,
 )
 from fsaops.frozen import frozen_mapping
-from fsaops.process import REAL_FORK
+from fsaops.process import REAL_FORK, plugin_code
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -85,7 +85,6 @@ __all__ = [
     "MAX_TIMEOUT",
     "PROBE_MEMORY",
     "PROBE_START",
-    "THREADS_BEFORE",
     "TIMEOUT_VAR",
     "PluginInfo",
     "PluginStatus",
@@ -462,14 +461,6 @@ def _here(work: Callable[[], _T], timeout: float) -> _T:
         if delay:  # someone else's timer (pytest-timeout's, say) runs on
             left = max(delay - (time.monotonic() - started), 0.001)
             signal.setitimer(signal.ITIMER_REAL, left, interval)
-
-
-THREADS_BEFORE: set[int] = set()
-"""The threads (by ident) alive whenever :func:`load_plugins` began: not started by plugins.
-
-``fsaops explore`` forks a process for every schedule; a thread a plugin
-started would leave what it holds locked in that copy
-(:func:`fsaops.explore.search.plugin_threads`)."""
 
 
 def _import(
@@ -1105,7 +1096,6 @@ def load_plugins(
             one filesystem).
     """
     timeout = _import_timeout(import_timeout)
-    THREADS_BEFORE.update(t.ident for t in threading.enumerate() if t.ident is not None)
     available = discover(entry_points)
     selected, source = resolve_selection(
         available, cli=cli, env=env, config=config, config_source=config_source
@@ -1119,17 +1109,18 @@ def load_plugins(
         )
         if strict and known:
             raise next(iter(known.values()))
-    return _load(
-        available,
-        selected,
-        source,
-        migration=migration,
-        strict=strict,
-        timeout=timeout,
-        known=known,
-        probed=probed,
-        imported={name for name in selected if name not in fresh},
-    )
+    with plugin_code():  # threads the imports and hooks start: fsaops.process.PLUGIN_THREADS
+        return _load(
+            available,
+            selected,
+            source,
+            migration=migration,
+            strict=strict,
+            timeout=timeout,
+            known=known,
+            probed=probed,
+            imported={name for name in selected if name not in fresh},
+        )
 
 
 def _imported(item: Available) -> bool:

@@ -21,24 +21,61 @@ who ended it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from fsaops.errors import ProcessEnded, shown
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from types import FrameType
 
-__all__ = ["GUARDED", "REAL_EXIT", "REAL_FORK", "adopt", "calls", "guard_process", "refused_in"]
+__all__ = [
+    "GUARDED",
+    "PLUGIN_THREADS",
+    "REAL_EXIT",
+    "REAL_FORK",
+    "adopt",
+    "calls",
+    "guard_process",
+    "plugin_code",
+    "refused_in",
+]
 
 REAL_EXIT: Final = os._exit
 """``os._exit`` itself, for fsaops's own ends while the guard stands in for it."""
 
 REAL_FORK: Final = os.fork
 """``os.fork`` itself, for fsaops's own children while the guard stands in for it."""
+
+PLUGIN_THREADS: Final[weakref.WeakSet[threading.Thread]] = weakref.WeakSet()
+"""Threads started while plugin code ran in this process (:func:`plugin_code`).
+
+``fsaops explore`` forks a process for each schedule, which keeps only
+the thread that forks: a lock one of these held then stays held there.
+Kept as the threads themselves, not their idents, which the system reuses.
+"""
+
+
+@contextlib.contextmanager
+def plugin_code() -> Iterator[None]:
+    """Note the threads that start while plugin code runs (a plugin's import, its hook, a mount).
+
+    Each thread alive after the block and not before it joins
+    :data:`PLUGIN_THREADS`: a plugin's own thread, a pool's worker or a
+    timer it started, but not a test runner's, which starts its threads
+    between the blocks.
+    """
+    before = set(threading.enumerate())
+    try:
+        yield
+    finally:
+        PLUGIN_THREADS.update(set(threading.enumerate()) - before)
+
 
 GUARDED: Final = ("_exit", "execv", "execve", "fork", "forkpty")
 """The functions of ``os`` (and ``posix``) plugin code may not call while fsaops runs."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -115,6 +115,9 @@ __all__ = [
 class SetupError(FsaopsError):
     """The state asked for cannot be built; the message says why."""
 
+
+_LEFT_OVER: Final = b"\xa5\x5a" * 8
+"""What a page :meth:`World.new_page` hands out holds before a migration copies into it."""
 
 _RUN_PAGES = 256
 """Pages generated, written or compared in one go (1 MiB of 4 KiB pages): runs of
@@ -358,6 +361,11 @@ class PageSpec:
             block, leaves it up to date).  Not mapped (a fault would read it
             in), not under writeback, with its buffers, ``PG_uptodate``
             not among ``flags``.
+        sparse: the page's blocks after its first are holes in the file,
+            and the process that maps it stored its data there: their
+            buffers are up to date and map no block, and the data is only
+            in the frame until ``writepage`` gives them blocks (implies
+            ``pte_dirty``; a page of one block has no hole).
         index: the page's index in its file.
         seed: varies the page's contents: its data is written in generation
             ``2 * seed`` (and rewritten in the next one when dirty).
@@ -379,12 +387,20 @@ class PageSpec:
     clean_head: bool = False
     tail: bool = False
     partial: bool = False
+    sparse: bool = False
     index: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     isolated: bool = True
 
     def __attrs_post_init__(self) -> None:
         # Implications, so that a spec always describes a reachable state.
+        if self.sparse:
+            if self.partial or self.tail or self.buffers is False:
+                raise ValueError(
+                    "a page with holes stored into through its mapping is not written in "
+                    "part, at the end of its file, or without buffers"
+                )
+            object.__setattr__(self, "pte_dirty", True)
         if (self.writeback or self.clean_head) and not self.dirty:
             object.__setattr__(self, "dirty", True)
         if (self.mlocked or self.pte_dirty) and not self.mapped:
@@ -417,7 +433,8 @@ class PageSpec:
         reference), ``locked`` (by another task for 8 ticks), ``buffers``,
         ``nobuffers``, ``truncated``, ``clean_head`` (dirty, its first buffer
         written out), ``tail`` (the file ends inside it), ``partial``
-        (written in part while not up to date).
+        (written in part while not up to date), ``sparse`` (holes stored
+        into through its mapping).
         """
         fields: dict[str, object] = {}
         for raw in text.split("+"):
@@ -434,7 +451,7 @@ class PageSpec:
                 fields["buffers"] = True
             elif name == "nobuffers":
                 fields["buffers"] = False
-            elif name in ("clean_head", "tail", "partial"):
+            elif name in ("clean_head", "tail", "partial", "sparse"):
                 fields[name] = True
             else:
                 known = ", ".join(
@@ -446,6 +463,7 @@ class PageSpec:
                         "clean_head",
                         "tail",
                         "partial",
+                        "sparse",
                     )
                 )
                 raise ValueError(f"unknown page state {name!r} (known: {known})")
@@ -475,6 +493,8 @@ class PageSpec:
             parts.append("the file ends inside it")
         if self.partial:
             parts.append("written in part, not up to date")
+        if self.sparse:
+            parts.append("holes stored into")
         if self.flags:
             parts.append(f"flags {Oracle.flag_names(self.flags)}")
         return "+".join(parts) or "clean"
@@ -495,6 +515,9 @@ class PreparedPage:
         vma: that process's area.
         addr: the page's byte address in ``mm``.
         holds: what other tasks hold on it.
+        frame: what its frame holds, where that is not ``data``: a page
+            written in part while not up to date holds left-over bytes where
+            no block was read (``None``: ``data``).
     """
 
     page: Page
@@ -505,6 +528,12 @@ class PreparedPage:
     vma: Vma | None = None
     addr: int = 0
     holds: list[Hold] = attrs.field(factory=list)
+    frame: bytes | None = None
+
+    @property
+    def in_frame(self) -> bytes:
+        """The bytes its frame must hold, wherever it ends up (``frame``, else ``data``)."""
+        return self.data if self.frame is None else self.frame
 
     @property
     def anonymous(self) -> bool:
@@ -1241,7 +1270,11 @@ class World:
         data = self.expected(record, spec.index)
         table = sb.a_ops
         # The file's data is on disk first; the page is read through the table.
-        inode.reserve(spec.index * ps + inside)
+        if spec.sparse:  # only the page's first block: the others are holes
+            inode.reserve(spec.index * ps + bs)
+            inode.i_size = (spec.index + 1) * ps
+        else:
+            inode.reserve(spec.index * ps + inside)
         if spec.partial:
             # On disk: the page's first block as it was, the others as they
             # are to be (write(2) does not touch them); then the write.
@@ -1264,10 +1297,11 @@ class World:
             if found is None:
                 raise SetupError(f"write(2) of {record.label} left no page in the page cache")
             page = found
-            # The frame past the block written holds whatever it held: here
-            # what the disk holds, so that a copy of the frame is the page's data
-            # (a reader reads those blocks from the disk first all the same).
-            page_address(page)[bs:] = data[bs:]
+            # The frame past the block written holds what its last user left
+            # (the allocator does not clear it); a reader reads those blocks
+            # from the disk first.
+            frame = page_address(page)
+            frame[bs:] = (_LEFT_OVER * (ps // len(_LEFT_OVER)))[bs:]
         elif table.readpage is not None:
             page = read_cache_page(mapping, spec.index, 0)
             # What the table's read path put there (a filesystem without a
@@ -1282,6 +1316,8 @@ class World:
             page.flags |= PG.uptodate
             unlock_page(page)
         prepared = PreparedPage(page, spec, data, inode=inode)
+        if spec.partial:
+            prepared.frame = bytes(page_address(page))
         if spec.buffers is not None:
             self._set_buffers(prepared, spec.buffers)
         if spec.mapped:
@@ -1487,6 +1523,10 @@ class World:
         page = self.kernel.nodes[nid].alloc_page()
         if page is None:
             raise SetupError(f"node {nid} is out of pages")
+        # The page allocator does not clear a frame: it holds what its last
+        # user left.  Here a pattern no page's data holds, so that a copy that
+        # leaves bytes out (past the end of a file, say) shows.
+        page_address(page)[:] = _LEFT_OVER * (page.node.page_size // len(_LEFT_OVER))
         return page
 
     def prefault(self, nid: int, npages: int, *, committer: Committer | None = None) -> None:

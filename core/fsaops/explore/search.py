@@ -49,8 +49,7 @@ from fsaops.debug import broken_fields_said
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import XTask, default_policy
-from fsaops.plugins import THREADS_BEFORE
-from fsaops.process import REAL_EXIT, REAL_FORK, adopt, refused_in
+from fsaops.process import PLUGIN_THREADS, REAL_EXIT, REAL_FORK, adopt, refused_in
 from fsaops.status import Status
 
 if TYPE_CHECKING:
@@ -163,32 +162,44 @@ class ThreadsAtFork(FsaopsError):
 def plugin_threads(xworld: ExploredWorld) -> list[str]:
     """Threads other than this one that plugin code of the explored machine may have started.
 
-    A thread counts when it was not alive before plugins were loaded
-    (:data:`fsaops.plugins.THREADS_BEFORE`: a pool's worker, a timer, a
-    library's thread started for a plugin), or when the function it runs
-    comes from the package of a member of the explored table, of its
-    filesystem type or of a loaded plugin (a thread a plugin module started
-    when it was imported before the loader ran).  A test runner's threads
-    (pytest-xdist's, say), there before, hold none of a schedule's locks.
-    Each as ``NAME (module.function)``.
+    A thread counts when it started while plugin code ran here (a plugin's
+    import or hook, the machine's build: :data:`fsaops.process.PLUGIN_THREADS`;
+    a pool's worker, a timer), or when the function it runs comes from the
+    package of a member of the explored table, of its filesystem type or of
+    a loaded plugin (a thread a plugin module started when something
+    imported it before the loader ran).  A test runner's threads hold none
+    of a schedule's locks.  Each as ``NAME (module.function)``.
     """
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if not others:
         return []
     packages = _plugin_packages(xworld)
-    found = []
-    for thread in others:
-        target = getattr(thread, "_target", None)
-        if target is None and type(thread).run is not threading.Thread.run:
-            target = type(thread).run
-        module = getattr(target, "__module__", None)
-        top = module.partition(".")[0] if isinstance(module, str) else None
-        if top == "fsaops":
-            continue  # the core's own (the plugin probe's reader, ending)
-        if top in packages or thread.ident not in THREADS_BEFORE:
-            name = getattr(target, "__qualname__", None) or type(target).__name__
-            found.append(f"{thread.name} ({module or '?'}.{name})")
-    return found
+    return [
+        _described(thread)
+        for thread in others
+        if thread in PLUGIN_THREADS or _package(thread) in packages
+    ]
+
+
+def _function(thread: threading.Thread) -> object:
+    """What ``thread`` runs: its target, or its class's own ``run``."""
+    target = getattr(thread, "_target", None)
+    if target is None and type(thread).run is not threading.Thread.run:
+        target = type(thread).run
+    return target
+
+
+def _package(thread: threading.Thread) -> str | None:
+    """The top-level package of the function ``thread`` runs (``None``: not known)."""
+    module = getattr(_function(thread), "__module__", None)
+    return module.partition(".")[0] if isinstance(module, str) else None
+
+
+def _described(thread: threading.Thread) -> str:
+    target = _function(thread)
+    module = getattr(target, "__module__", None) or "?"
+    name = getattr(target, "__qualname__", None) or type(target).__name__
+    return f"{thread.name} ({module}.{name})"
 
 
 def _plugin_packages(xworld: ExploredWorld) -> set[str]:
@@ -232,6 +243,11 @@ def fork_run(
             "would hang. Explore the table without that thread (work that runs beside the "
             "engine belongs in a kernel task: Kernel.new_task)"
         )
+    threads_at_fork = [
+        _described(t)
+        for t in threading.enumerate()
+        if t is not threading.current_thread() and _package(t) != "fsaops"
+    ]
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             if stream is not None:
@@ -301,14 +317,31 @@ def fork_run(
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     if killed:
-        return _broken(f"the schedule did not end within {timeout + GRACE:g} s (stopped)")
+        return _broken(
+            f"the schedule did not end within {timeout + GRACE:g} s (stopped)"
+            + _threads_hint(threads_at_fork)
+        )
     try:
         result: RunResult = marshal.loads(b"".join(chunks))
     except (EOFError, ValueError, TypeError):
         return _broken("the process running the schedule died without an answer")
     if "error" in result:
         return _broken(f"the schedule could not run: {result['error']}")
+    if result.get("outcome") == "too long" and threads_at_fork:
+        hint = _threads_hint(threads_at_fork)
+        result["problems"] = [(status, problem + hint) for status, problem in result["problems"]]
     return result
+
+
+def _threads_hint(threads: Sequence[str]) -> str:
+    """What to suspect of a schedule that never ended, when other threads ran at the fork."""
+    if not threads:
+        return ""
+    listed = ", ".join(threads[:5]) + (f" and {len(threads) - 5} more" if len(threads) > 5 else "")
+    return (
+        f"; {len(threads)} other thread(s) ran when its process forked ({listed}): "
+        "a lock one of them held stays held there, so the hang may be theirs"
+    )
 
 
 def _block_interrupts() -> set[int | signal.Signals] | None:

@@ -27,6 +27,7 @@ from fsaops.errors import ConfigError
 from fsaops.explore.runtime import Pages
 from fsaops.explore.tasks import ACCESSORS, Accessor, Runtime, accessor, make_body
 from fsaops.page import PG
+from fsaops.process import plugin_code
 from fsaops.proofs import Places, snapshot_places
 from fsaops.world import Area, File, PageSpec, PreparedPage, SetupError, World
 
@@ -343,6 +344,10 @@ class ExploredWorld:
     def __init__(
         self, setup: Setup, fstype: FileSystemType, registry: Registry | None = None
     ) -> None:
+        with plugin_code():  # the build runs plugin code: fill_super, readpage, ...
+            self._build(setup, fstype, registry)
+
+    def _build(self, setup: Setup, fstype: FileSystemType, registry: Registry | None) -> None:
         self.setup = setup
         self.fstype = fstype
         n = setup.pages

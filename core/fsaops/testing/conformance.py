@@ -474,6 +474,26 @@ class MigratepageConformance:
         ]
         _holds("partial", problems)
 
+    def test_hook_moves_a_page_whose_holes_hold_data(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page whose holes a process stored into moves with that data (KERNEL-SPEC §6.1, §7).
+
+        A store through a mapping into a hole of a sparse file leaves the
+        data in the frame, under buffers that are up to date but map no
+        block until ``writepage`` allocates one.  A ``migratepage`` that
+        takes an unmapped buffer for zeroes loses what the process wrote.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        self._needs(fsaops_subject, "buffers", "only pages with buffers have holes to tell")
+        call = self._call(fsaops_world, PageSpec(sparse=True))
+        problems = [
+            *promises.hook_contents_copied(call),
+            *promises.hook_dirty_carried(call),
+            *promises.hook_buffers_follow(call),
+        ]
+        _holds("sparse", problems)
+
     def test_hook_leaves_both_pages_locked(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:

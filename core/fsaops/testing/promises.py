@@ -76,6 +76,10 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "partial": (
             "a page written in part while not up to date moves as it is (KERNEL-SPEC §6.1, §7)"
         ),
+        "sparse": (
+            "a page whose holes hold data stored through a mapping moves with it "
+            "(KERNEL-SPEC §6.1, §7)"
+        ),
         "locks": (
             "migratepage leaves both pages locked (the engine unlocks them) and no spinlock "
             "held (KERNEL-SPEC §3)"
@@ -336,6 +340,13 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
                 problems.append(
                     f"buffer head {i} of pfn {old_pfn} lost {name} on the way to pfn {new_pfn}"
                 )
+            elif bh.b_state & bit and not state.state & bit:
+                # A buffer that was never read, now up to date, serves the
+                # frame's left-over bytes; one mapped to no block, a block.
+                problems.append(
+                    f"buffer head {i} of pfn {old_pfn} gained {name} on the way to pfn "
+                    f"{new_pfn}: moving a page changes no buffer's state"
+                )
     return problems
 
 
@@ -527,14 +538,16 @@ def check_engine_page(
             _ORACLE.moved_problems(
                 before,
                 page,
-                expected=prepared.data,
+                expected=prepared.in_frame,
                 new_pfns=run.new_pages,
                 dropped_ok=subject.has("no_migratepage"),
             )
         )
     else:
         exact = not subject.has("no_migratepage") and not prepared.anonymous
-        problems.extend(_ORACLE.unmoved_problems(before, page, expected=prepared.data, exact=exact))
+        problems.extend(
+            _ORACLE.unmoved_problems(before, page, expected=prepared.in_frame, exact=exact)
+        )
     for newpage in run.to:
         if newpage.mapping is not None or newpage.flags or newpage.count != 1 or newpage.private:
             problems.append(f"unused new pfn {newpage.pfn} was changed: {newpage!r}")

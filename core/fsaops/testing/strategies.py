@@ -60,32 +60,38 @@ def page_specs(
     # A page of a buffered table may have none (read by mpage_readpage, or
     # stripped by reclaim): buffer_migrate_page's migrate_page branch.
     buffers = st.sampled_from((None, None, False)) if "buffers" in caps else st.none()
-    # File pages may be the last of their file (buffers past its end not
-    # mapped), or written in part while not up to date.
-    files = "swap_cache" not in caps
-    partial_ok = files and writes and "buffers" in caps
+    # File pages may be whole pages of their file, the last one (buffers
+    # past its end map no block), written in part while not up to date, or
+    # holes stored into through a mapping (buffers that map no block hold data).
+    shapes = ["whole"]
+    if "swap_cache" not in caps:
+        shapes.append("tail")
+        if "buffers" in caps:
+            shapes += ["partial", "sparse"] if writes else ["sparse"]
 
     @st.composite
     def build(draw: st.DrawFn) -> PageSpec:
-        truncated = for_hook and draw(st.booleans())
-        partial = partial_ok and draw(st.booleans())
-        mapped = not truncated and not partial and draw(st.booleans())
+        shape = draw(st.sampled_from(shapes))
+        partial, sparse = shape == "partial", shape == "sparse"
+        truncated = for_hook and not sparse and draw(st.booleans())
+        mapped = sparse or (not truncated and not partial and draw(st.booleans()))
         dirty = partial or draw(st.booleans())
         return PageSpec(
             dirty=dirty,
             clean_head=dirty and not partial and draw(st.booleans()),
             writeback=writeback and not truncated and not partial and draw(st.booleans()),
             mapped=mapped,
-            pte_dirty=mapped and draw(st.booleans()),
+            pte_dirty=sparse or (mapped and draw(st.booleans())),
             mlocked=mapped and draw(st.booleans()),
             pinned=draw(st.integers(0, 2)),
             pinned_for=0 if for_hook or truncated else draw(st.sampled_from((0, 0, 2, 5))),
             locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
             flags=draw(copied_flags()) & ~(PG.uptodate if partial else 0),
             truncated=truncated,
-            buffers=None if partial else draw(buffers),
-            tail=files and not partial and draw(st.booleans()),
+            buffers=None if partial or sparse else draw(buffers),
+            tail=shape == "tail",
             partial=partial,
+            sparse=sparse,
             index=draw(st.integers(0, 7) | st.integers(8, 40)),
             seed=draw(st.integers(0, 2**16)),
         )

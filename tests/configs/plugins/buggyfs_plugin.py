@@ -678,19 +678,54 @@ def clears_pages_not_uptodate(newpage: Page, page: Page) -> int:
     return rc
 
 
+def copies_up_to_the_end_of_the_file(newpage: Page, page: Page) -> int:
+    """Copies only the bytes inside the file: past its end the new page keeps what it held."""
+    mapping = page.mapping
+    ps = page.node.page_size
+    left = bytes(page_address(newpage))
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and isinstance(mapping, AddressSpace) and mapping.host is not None:
+        inside = mapping.host.i_size - page.index * ps
+        if 0 <= inside < ps:
+            page_address(newpage)[inside:] = left[inside:]
+    return rc
+
+
+def marks_every_buffer_uptodate(newpage: Page, page: Page) -> int:
+    """Moves the buffers, and marks them all up to date ("the copy is complete")."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private:
+        for bh in buffers(newpage.private):
+            bh.b_state |= BH.uptodate
+    return rc
+
+
+def zeroes_holes(newpage: Page, page: Page) -> int:
+    """Takes a buffer that maps no block for a hole, and a hole for zeroes."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private:
+        for bh in buffers(newpage.private):
+            if not bh.b_state & BH.mapped:
+                bh.data[:] = bytes(bh.b_size)
+    return rc
+
+
 SUITE_ONLY: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
         forgets_the_copy_without_buffers,
         moves_only_mapped_buffers,
         clears_pages_not_uptodate,
+        copies_up_to_the_end_of_the_file,
+        marks_every_buffer_uptodate,
+        zeroes_holes,
     )
 }
 """Broken only on pages ``fsaops migrate``'s workloads do not build, and the
 conformance suite does: a page of a buffered table without buffer heads (read
 by ``mpage_readpage``, or stripped by reclaim), the page a file ends inside
 (its buffers past the end not mapped), a page written in part while not up
-to date."""
+to date, a page whose holes a process stored into through its mapping."""
 
 
 JOURNALLED = frozenset(
