@@ -174,11 +174,14 @@ def plugin_threads(xworld: ExploredWorld) -> list[str]:
     if not others:
         return []
     packages = _plugin_packages(xworld)
-    return [
-        _described(thread)
-        for thread in others
-        if thread in PLUGIN_THREADS or _package(thread) in packages
-    ]
+    found = []
+    for thread in others:
+        package = _package(thread)
+        if package == "fsaops":
+            continue  # the core's own (a backing committer, the probe's reader)
+        if thread in PLUGIN_THREADS or package in packages:
+            found.append(_described(thread))
+    return found
 
 
 def _function(thread: threading.Thread) -> object:
