@@ -498,6 +498,34 @@ def test_a_page_written_in_part_reads_back_through_its_buffers(
     assert prepared.page.flags & PG.uptodate and prepared.page.flags & PG.dirty
 
 
+@pytest.mark.fsaops(filesystem="ext2", mode="nobh")
+def test_a_write_that_reads_the_rest_in_leaves_nothing_unread(
+    fsaops_page_factory: Callable[..., PreparedPage],
+) -> None:
+    """nobh_prepare_write reads the blocks a write does not cover: the page is up to date.
+
+    Its frame holds the file's data everywhere, and reads back so; nothing of
+    what the frame's last user left may show.
+    """
+    prepared = fsaops_page_factory("partial")
+    assert prepared.page.flags & PG.uptodate
+    assert prepared.frame is None and Oracle.frame(prepared.page) == prepared.data
+    assert prepared.read_back() == prepared.data
+
+
+@pytest.mark.parametrize("mode", ["default", "nobh"])
+def test_a_page_over_holes_is_not_mapped_to_disk(mode: str) -> None:
+    """PG_mappedtodisk says every block of the page is on disk: not where the file ends inside."""
+    from fsaops.testing import resolve_subject
+
+    world = World(resolve_subject("ext2", mode))
+    whole, tail = world.make_page(PageSpec()), world.make_page(PageSpec(tail=True, seed=1))
+    assert not tail.page.flags & PG.mappedtodisk
+    # A whole page read through buffers just made is not either, as in the kernel:
+    # block_read_full_page counts a buffer unmapped when it starts as one.
+    assert bool(whole.page.flags & PG.mappedtodisk) == (mode == "nobh")
+
+
 def test_mpage_readpage_reads_a_page_with_buffers_through_them(
     fsaops_page_factory: Callable[..., PreparedPage],
 ) -> None:

@@ -525,18 +525,21 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
     inode = page_inode(page)
     bs, first_block, head = _page_ring(page, inode, 0)
     lblock = -(-inode.i_size // bs)  # blocks inside the file: past them, no get_block
+    # As the kernel's: PG_mappedtodisk only when every buffer read was mapped
+    # already (a ring just made, none mapped, never sets it on a first read).
     fully_mapped = True
     for i, bh in enumerate(buffers(head)):
         if bh.b_state & BH.uptodate:
             continue
-        if not bh.b_state & BH.mapped and first_block + i < lblock:
-            get_block(inode, first_block + i, bh, False)
+        if not bh.b_state & BH.mapped:
+            fully_mapped = False
+            if first_block + i < lblock:
+                get_block(inode, first_block + i, bh, False)
         if bh.b_state & BH.mapped and not bh.b_state & BH.delay:
             assert bh.b_bdev is not None
             bh.b_bdev.read(bh.b_blocknr, bh.data)
         else:
-            fully_mapped = False  # a hole, or past the end of the file: zeroes
-            bh.data[:] = bytes(bs)
+            bh.data[:] = bytes(bs)  # a hole, or past the end of the file: zeroes
         bh.b_state |= BH.uptodate
     page.flags |= PG.uptodate | (PG.mappedtodisk if fully_mapped else 0)
     unlock_page(page)
@@ -574,13 +577,15 @@ def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
         page.flags |= _READ_IN
         unlock_page(page)
         return 0
+    fully_mapped = True
     for i in range(per_page):
         blocknr = inode.get_block(first_block + i, False)
         if blocknr:
             inode.i_sb.s_bdev.read(blocknr, data[i * bs : (i + 1) * bs])
         else:
+            fully_mapped = False  # a hole: zeroes, and not every block is on disk
             data[i * bs : (i + 1) * bs] = bytes(bs)
-    page.flags |= PG.uptodate | PG.mappedtodisk
+    page.flags |= PG.uptodate | (PG.mappedtodisk if fully_mapped else 0)
     unlock_page(page)
     return 0
 

@@ -1297,11 +1297,16 @@ class World:
             if found is None:
                 raise SetupError(f"write(2) of {record.label} left no page in the page cache")
             page = found
-            # The frame past the block written holds what its last user left
-            # (the allocator does not clear it); a reader reads those blocks
-            # from the disk first.
-            frame = page_address(page)
-            frame[bs:] = (_LEFT_OVER * (ps // len(_LEFT_OVER)))[bs:]
+            # Where the table's prepare_write read nothing, the frame holds
+            # what its last user left (the allocator does not clear it); a
+            # reader reads those blocks from the disk first.  A table that
+            # read the rest in (nobh_prepare_write does) left nothing unread.
+            if not page.flags & PG.uptodate and page.flags & PG.private:
+                frame = page_address(page)
+                left = _LEFT_OVER * (ps // len(_LEFT_OVER))
+                for i, bh in enumerate(buffers(page.private)):
+                    if not bh.b_state & BH.uptodate:
+                        frame[i * bs : (i + 1) * bs] = left[i * bs : (i + 1) * bs]
         elif table.readpage is not None:
             page = read_cache_page(mapping, spec.index, 0)
             # What the table's read path put there (a filesystem without a
@@ -1316,7 +1321,7 @@ class World:
             page.flags |= PG.uptodate
             unlock_page(page)
         prepared = PreparedPage(page, spec, data, inode=inode)
-        if spec.partial:
+        if spec.partial and bytes(page_address(page)) != data:
             prepared.frame = bytes(page_address(page))
         if spec.buffers is not None:
             self._set_buffers(prepared, spec.buffers)

@@ -177,9 +177,7 @@ def plugin_threads(xworld: ExploredWorld) -> list[str]:
     found = []
     for thread in others:
         package = _package(thread)
-        if package == "fsaops":
-            continue  # the core's own (a backing committer, the probe's reader)
-        if thread in PLUGIN_THREADS or package in packages:
+        if thread in PLUGIN_THREADS or (package in packages and package != "fsaops"):
             found.append(_described(thread))
     return found
 
@@ -249,7 +247,7 @@ def fork_run(
     threads_at_fork = [
         _described(t)
         for t in threading.enumerate()
-        if t is not threading.current_thread() and _package(t) != "fsaops"
+        if t is not threading.current_thread() and (t in PLUGIN_THREADS or _package(t) != "fsaops")
     ]
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
