@@ -255,9 +255,12 @@ def fsaops_mapping(fsaops_world: World) -> AddressSpace:
 def fsaops_page_factory(fsaops_world: World) -> Callable[..., PreparedPage]:
     """Build pages in any state: ``fsaops_page_factory("dirty+mapped")`` or a ``PageSpec``.
 
-    States: clean, dirty, writeback, mapped, mlocked (in a ``VM_LOCKED``
-    area), pinned (another task holds a reference), locked (another task
-    holds the page lock for a while), buffers, nobuffers, truncated.  Pages
+    States: clean, dirty, writeback, mapped, pte_dirty (written through the
+    mapping), mlocked (in a ``VM_LOCKED`` area), pinned (another task holds
+    a reference), locked (another task holds the page lock for a while),
+    buffers, nobuffers, truncated, clean_head, tail (the file ends inside
+    the page), partial (written in part while not up to date), sparse
+    (holes stored into through the mapping).  Pages
     are isolated onto ``fsaops_world.from_`` unless ``isolated=False``.
     Returns a :class:`~fsaops.testing.harness.PreparedPage` (the page, its contents,
     its file or process).
