@@ -75,6 +75,14 @@ def _holds(promise: str, problems: list[str]) -> None:
     assert not problems, promises.report(promise, problems)
 
 
+def _moved_whole(call: HookCall) -> list[str]:
+    """What kept a moved page from arriving whole: its contents, dirty state and buffer heads."""
+    problems = [*promises.hook_contents_copied(call), *promises.hook_dirty_carried(call)]
+    if call.old_before.ring:
+        problems += promises.hook_buffers_follow(call)
+    return problems
+
+
 def class_subject(
     cls: type, request: pytest.FixtureRequest, capabilities: AbstractSet[str] | tuple[()] = ()
 ) -> Subject:
@@ -445,10 +453,7 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(tail=True, dirty=True))
-        problems = [*promises.hook_contents_copied(call), *promises.hook_dirty_carried(call)]
-        if call.old_before.ring:
-            problems += promises.hook_buffers_follow(call)
-        _holds("tail", problems)
+        _holds("tail", _moved_whole(call))
 
     def test_hook_moves_a_page_written_in_part(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -466,13 +471,7 @@ class MigratepageConformance:
         if fsaops_subject.table.prepare_write is None:
             pytest.skip(f"{fsaops_subject.table.name} takes no write(2) (no prepare_write)")
         call = self._call(fsaops_world, PageSpec(partial=True))
-        problems = [
-            *promises.hook_contents_copied(call),
-            *promises.hook_dirty_carried(call),
-            *promises.hook_buffers_follow(call),
-            *promises.hook_flags_copied(call),
-        ]
-        _holds("partial", problems)
+        _holds("partial", [*_moved_whole(call), *promises.hook_flags_copied(call)])
 
     def test_hook_moves_a_page_whose_holes_hold_data(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -487,12 +486,7 @@ class MigratepageConformance:
         self._needs_moving_hook(fsaops_subject)
         self._needs(fsaops_subject, "buffers", "only pages with buffers have holes to tell")
         call = self._call(fsaops_world, PageSpec(sparse=True))
-        problems = [
-            *promises.hook_contents_copied(call),
-            *promises.hook_dirty_carried(call),
-            *promises.hook_buffers_follow(call),
-        ]
-        _holds("sparse", problems)
+        _holds("sparse", _moved_whole(call))
 
     def test_hook_leaves_both_pages_locked(
         self, fsaops_subject: Subject, fsaops_world: World
