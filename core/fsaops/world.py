@@ -1279,7 +1279,9 @@ class World:
             # On disk: the page's first block as it was, the others as they
             # are to be (write(2) does not touch them); then the write.
             if table.prepare_write is None or table.commit_write is None:
-                raise SetupError(f"capability 'partial': {table.name} cannot take write(2)")
+                raise SetupError(
+                    f"a page written in part: {table.name} takes no write(2) (no prepare_write)"
+                )
             record.gens[spec.index] += 1
             data = self.expected(record, spec.index)
             old = self.contents.page(record.owner, spec.index, 2 * spec.seed)
@@ -1289,7 +1291,7 @@ class World:
         first_block = spec.index * per_page
         for i in range(per_page):
             blocknr = inode.blocks[first_block + i] if first_block + i < len(inode.blocks) else 0
-            if blocknr:  # past the end of the file: a hole
+            if blocknr:  # else a hole (past the end of the file, or sparse): nothing on disk
                 sb.s_bdev.write(blocknr, on_disk[i * bs : (i + 1) * bs])
         if spec.partial:
             generic_file_write(inode, spec.index * ps, data[:bs])
