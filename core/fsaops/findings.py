@@ -43,7 +43,6 @@ they are collected only when asked for (``fsaops migrate --strict``, or
 
 from __future__ import annotations
 
-import errno
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -228,11 +227,14 @@ class MigratepageWatch:
             and not _mlocked(page)
             and not (self._kernel.current.why or "").startswith(KERNEL_REFUSALS)
         ):
+            from fsaops.migrate import errno_name  # fsaops.migrate imports this module
+
+            name = errno_name(rc).lstrip("-")
             add(
                 table,
                 "refused",
                 pfn,
-                f"migratepage returned {_errno(rc)} for pfn {pfn}, which could move: page_count "
+                f"migratepage returned -{name} for pfn {pfn}, which could move: page_count "
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
                 "and no other task held it",
             )
@@ -316,12 +318,6 @@ def _held_buffer_locks(kernel: Kernel) -> set[int]:
     return {
         id(held.obj) for task in kernel.tasks for held in task.holds if held.kind == "buffer_lock"
     }
-
-
-def _errno(rc: int) -> str:
-    """``-EAGAIN`` for -11: a negative return as the kernel's sources write it."""
-    name = errno.errorcode.get(-rc)
-    return f"-{name}" if name else str(rc)
 
 
 def _mlocked(page: Page) -> bool:

@@ -66,6 +66,13 @@ def _take_buffers(
     return head
 
 
+def _move_with_buffers(newpage: Page, page: Page) -> tuple[int, list[BufferHead]]:
+    """``buffer_migrate_page``, and the buffers it moved (none if it moved none)."""
+    rc = buffer_migrate_page(newpage, page)
+    moved = rc == 0 and bool(newpage.flags & PG.private)
+    return rc, list(buffers(newpage.private)) if moved else []
+
+
 def _release_buffers(head: BufferHead) -> None:
     for bh in buffers(head):
         unlock_buffer(bh)
@@ -168,10 +175,9 @@ def clears_the_dirty_bit(newpage: Page, page: Page) -> int:
 
 def clears_the_buffers_dirty_bits(newpage: Page, page: Page) -> int:
     """Cleans the buffers while moving them: writeback writes only dirty buffers."""
-    rc = buffer_migrate_page(newpage, page)
-    if rc == 0 and newpage.flags & PG.private:
-        for bh in buffers(newpage.private):
-            bh.b_state &= ~BH.dirty
+    rc, moved = _move_with_buffers(newpage, page)
+    for bh in moved:
+        bh.b_state &= ~BH.dirty
     return rc
 
 
@@ -235,10 +241,9 @@ def sets_the_error_flag(newpage: Page, page: Page) -> int:
 
 def clears_the_buffers_uptodate_bits(newpage: Page, page: Page) -> int:
     """Moves the buffers but clears ``BH_Uptodate``: the next read goes to disk over them."""
-    rc = buffer_migrate_page(newpage, page)
-    if rc == 0 and newpage.flags & PG.private:
-        for bh in buffers(newpage.private):
-            bh.b_state &= ~BH.uptodate
+    rc, moved = _move_with_buffers(newpage, page)
+    for bh in moved:
+        bh.b_state &= ~BH.uptodate
     return rc
 
 
@@ -693,20 +698,18 @@ def copies_up_to_the_end_of_the_file(newpage: Page, page: Page) -> int:
 
 def marks_every_buffer_uptodate(newpage: Page, page: Page) -> int:
     """Moves the buffers, and marks them all up to date ("the copy is complete")."""
-    rc = buffer_migrate_page(newpage, page)
-    if rc == 0 and newpage.flags & PG.private:
-        for bh in buffers(newpage.private):
-            bh.b_state |= BH.uptodate
+    rc, moved = _move_with_buffers(newpage, page)
+    for bh in moved:
+        bh.b_state |= BH.uptodate
     return rc
 
 
 def zeroes_holes(newpage: Page, page: Page) -> int:
     """Takes a buffer that maps no block for a hole, and a hole for zeroes."""
-    rc = buffer_migrate_page(newpage, page)
-    if rc == 0 and newpage.flags & PG.private:
-        for bh in buffers(newpage.private):
-            if not bh.b_state & BH.mapped:
-                bh.data[:] = bytes(bh.b_size)
+    rc, moved = _move_with_buffers(newpage, page)
+    for bh in moved:
+        if not bh.b_state & BH.mapped:
+            bh.data[:] = bytes(bh.b_size)
     return rc
 
 
