@@ -179,6 +179,20 @@ def test_migrate_text_report(tmp_path: Path) -> None:
     assert "\x1b[" not in out, "no colour codes when output is not a terminal"
 
 
+def test_the_failed_caption_names_every_errno_the_failed_pages_have() -> None:
+    """From 2.6.16 a VM_LOCKED page fails with EPERM: the caption must not say only EIO/ENOMEM."""
+    scenario = Path(__file__).parent.parent / "docs" / "scenarios" / "annotated.toml"
+    proc = run("migrate", scenario, "--semantics", "2.6.16", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    failed = {p["errno"] for p in report["pages_failed"]}
+    assert "EPERM" in failed
+    proc = run("migrate", scenario, "--semantics", "2.6.16")
+    caption = next(line for line in proc.stdout.splitlines() if line.startswith("failed: "))
+    for name in failed:
+        assert name in caption, (name, caption)
+
+
 def test_same_seed_same_json_and_another_seed_another_workload() -> None:
     small = CONFIGS / "small.toml"
     first = run("migrate", small, "--json", "--seed", "5")

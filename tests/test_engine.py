@@ -6,6 +6,7 @@ each and asserts the difference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM
 
 import attrs
@@ -17,14 +18,14 @@ from fsaops.lists import PageList
 from fsaops.lru import isolate_lru_page
 from fsaops.memory_hotplug import migrate_node
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages
-from fsaops.page import PG, Page, lock_page, trylock_page, unlock_page
+from fsaops.page import PG, Page, lock_page, put_page, trylock_page, unlock_page
 from fsaops.plugins import Registry
-from fsaops.rmap import Pte, try_to_unmap
+from fsaops.rmap import Pte, page_remove_rmap, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE, hold
 from fsaops.semantics import SEMANTICS
 from fsaops.swap import add_to_swap
 from fsaops.testing import Recorder
-from fsaops.world import World
+from fsaops.world import File, World
 from fsaops.writeback import set_page_dirty
 
 
@@ -579,6 +580,96 @@ def test_debug_vm_names_the_first_page_and_table_that_broke_something(
     assert "page_count" in first
 
 
+def _shared_one_locked(world: World, record: File) -> None:
+    """The file's page 0 mapped by two processes, the second one's area ``VM_LOCKED``."""
+    a = world.process("plain")
+    va = world.map_file(record, a)
+    b = world.process("locked")
+    vb = world.map_file(record, b, locked=True)
+    world.store(record, 0, a, va)  # the first pte dirty: its bit must reach the page
+    world.touch(b, vb, 0)
+
+
+def _dirty_through_mapping(world: World, record: File) -> None:
+    """The file's page 0 written through a shared mapping: only its pte is dirty."""
+    mm = world.process("writer")
+    world.store(record, 0, mm, world.map_file(record, mm))
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+@pytest.mark.parametrize(
+    ("fs", "mode", "setup"),
+    [
+        ("ext2", None, _shared_one_locked),
+        ("ext3", "journal", _shared_one_locked),
+        ("ext3", "journal", _dirty_through_mapping),
+    ],
+)
+def test_debug_vm_takes_a_page_that_lost_some_ptes_and_stayed(
+    registry: Registry,
+    semantics: str,
+    fs: str,
+    mode: str | None,
+    setup: Callable[[World, File], None],
+) -> None:
+    """``try_to_unmap`` may take some ptes and then fail, and 2.6.17's fallback unmaps first.
+
+    A page left behind with fewer ptes (and a dirty pte's bit on the page)
+    is lawful: debug mode passes it, and every byte reads back.
+    """
+    world = World(
+        registry=registry,
+        nodes=2,
+        node_pages=128,
+        swap_slots=32,
+        semantics=semantics,
+        debug_vm=True,
+    )
+    sb = world.mount(fs, mode) if mode else world.mount(fs)
+    record = world.record_of(world.file(sb, 2, clean=True))
+    setup(world, record)
+    page = world.page_of(record, 0)
+    assert page is not None and page.mapcount > 0
+    mapped = page.mapcount
+    result = migrate_node(world.kernel, 0, 1)  # no InvariantError
+    world.kernel.run_until_idle()
+    assert result.left  # the page stayed behind ...
+    assert world.page_of(record, 0) is page and page.mapcount < mapped  # ... with fewer ptes
+    assert check_kernel(world.kernel) == []
+    views = [(record, 0, mm, vma) for mm in world.kernel.mms for vma in mm.vmas]
+    back = world.oracle.read_back(world, views=views)
+    assert (back.lost, back.corrupted, back.problems) == (0, 0, ())
+
+
+def test_debug_vm_names_a_dirty_pte_dropped_without_pg_dirty(registry: Registry) -> None:
+    """A ``migratepage`` that zaps a dirty pte and fails loses the data written through it."""
+    import attrs
+
+    from fsaops.debug import InvariantError
+
+    world = World(registry=registry, debug_vm=True, node_pages=128)
+    sb = world.mount("ext2")
+    record = world.record_of(world.file(sb, 2, clean=True))
+    _dirty_through_mapping(world, record)
+    page = world.page_of(record, 0)
+    assert page is not None
+
+    def zaps(newpage: Page, old: Page) -> int:
+        if old is page:
+            for mm in world.kernel.mms:
+                for vpn, pte in list(mm.ptes.items()):
+                    if pte.page is old:
+                        del mm.ptes[vpn]  # the dirty bit goes with it
+                        page_remove_rmap(old)
+                        put_page(old)
+        return -EAGAIN
+
+    sb.a_ops = record.inode.i_mapping.a_ops = attrs.evolve(sb.a_ops, migratepage=zaps)
+    with pytest.raises(InvariantError) as info:
+        world.migrate([page])
+    assert "lost its dirty ptes without PG_dirty" in info.value.problems[0]
+
+
 # -- branches of swap_page and of the fallback, each reached by a fixed test -----------------
 
 
@@ -588,6 +679,24 @@ def _drop_list(world: World, pages: list[Page]) -> tuple[PageList, MigrateStats,
     stats = MigrateStats()
     rc = migrate_pages(from_, None, PageList("moved"), PageList("failed"), stats=stats)
     return from_, stats, rc
+
+
+def test_a_page_read_in_from_swap_is_counted_as_added_to_the_swap_cache(world: World) -> None:
+    """``swap_cache_add`` is the kernel's ``add_total``: ``add_to_swap`` and swap-ins alike."""
+    area = world.anon(2)
+    mm, vma = area.mm, area.vma
+    before = mm.read(vma.vm_start * 4096, 2 * 4096)
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    vmstat = world.kernel.vmstat
+    added = vmstat.swap_cache_add
+    _, stats, rc = _drop_list(world, pages)  # add_to_swap, written out, dropped
+    world.kernel.run_until_idle()
+    assert rc == 0 and stats.tables["swap_aops"].moved == 2
+    assert vmstat.swap_cache_add == added + 2
+    swapins = vmstat.pswpin
+    assert mm.read(vma.vm_start * 4096, 2 * 4096) == before  # two major faults
+    assert vmstat.pswpin == swapins + 2
+    assert vmstat.swap_cache_add == added + 4
 
 
 def test_swap_page_keeps_a_pinned_dirty_page_pageout_keep(world: World, recorder: Recorder) -> None:

@@ -15,6 +15,7 @@ from fsaops.debug import check_kernel
 from fsaops.lists import PageList
 from fsaops.lru import putback_lru_pages
 from fsaops.mempolicy import (
+    MAX_NUMNODES,
     MIGRATE_CHUNK_SIZE,
     MPOL_MF_MOVE,
     check_range,
@@ -217,8 +218,14 @@ def test_sys_migrate_pages_checks(registry: Registry, semantics: str) -> None:
     mm.uid = 1000
     k = world.kernel
     assert sys_migrate_pages(k, 999, {0}, {1}) == -ESRCH
-    assert sys_migrate_pages(k, mm.pid, {0}, {7}) == -EINVAL
+    assert sys_migrate_pages(k, 999, {0}, {MAX_NUMNODES}) == -EINVAL  # get_nodes first
+    assert sys_migrate_pages(k, mm.pid, {-1}, {1}) == -EINVAL
+    assert sys_migrate_pages(k, 0, {0}, {1}) == -EINVAL  # the caller: no mm in the model
+    assert sys_migrate_pages(k, mm.pid, {0}, {7}) == -EINVAL  # capable: a node that is not there
+    assert sys_migrate_pages(k, mm.pid, {0}, {7}, uid=1000, capable=False) == -EPERM  # cpuset
+    assert sys_migrate_pages(k, mm.pid, {0}, {7}, uid=1001, capable=False) == -EPERM
     assert sys_migrate_pages(k, mm.pid, {0}, {1}, uid=1001, capable=False) == -EPERM
+    assert sys_migrate_pages(k, mm.pid, {5}, {1}, uid=1000, capable=False) == 0  # nothing on 5
     assert sys_migrate_pages(k, mm.pid, {0}, {2}, uid=1000, capable=False) == 0
     assert all(world.page_of(area, i).node.nid == 2 for i in range(2))  # type: ignore[union-attr]
     swap_ptes = sum(pte.page is None for pte in mm.ptes.values())
@@ -227,6 +234,9 @@ def test_sys_migrate_pages_checks(registry: Registry, semantics: str) -> None:
     area_mm2 = off.anon(1)
     mm2, _ = area_mm2.mm, area_mm2.vma
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}) == -ENOSYS
+    # ESRCH and EPERM come first; do_migrate_pages says ENOSYS.
+    assert sys_migrate_pages(off.kernel, 4242, {0}, {1}) == -ESRCH
+    assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}, uid=5, capable=False) == -EPERM
 
 
 @pytest.mark.parametrize("semantics", ["v4", "2.6.16"])

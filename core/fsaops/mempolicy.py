@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fsaops.rmap import Mm, Vma
 
 __all__ = [
+    "MAX_NUMNODES",
     "MIGRATE_CHUNK_SIZE",
     "MPOL_MF_INVERT",
     "MPOL_MF_MOVE",
@@ -294,6 +295,10 @@ def do_migrate_pages(
     return busy
 
 
+MAX_NUMNODES = 64
+"""Node numbers a node mask holds (``1 << CONFIG_NODES_SHIFT``, 6 on x86-64)."""
+
+
 def sys_migrate_pages(
     kernel: Kernel,
     pid: int,
@@ -306,23 +311,43 @@ def sys_migrate_pages(
 ) -> int:
     """``migrate_pages(2)``: move process ``pid``'s pages from ``old_nodes`` to ``new_nodes``.
 
-    The caller (``uid``; ``capable`` for ``CAP_SYS_NICE``) must own the
-    target or be capable.  From 2.6.16 a capable caller moves every page
-    (``MPOL_MF_MOVE_ALL``); V4 moves only the pages ``MPOL_MF_MOVE`` takes,
-    for every caller (:attr:`~fsaops.semantics.Semantics.capable_moves_all`).
-    Returns ``-ENOSYS`` without migration,
-    ``-ESRCH`` for no such process, ``-EINVAL`` for a node that does not
-    exist, ``-EPERM`` for someone else's process, else the number of pages
-    not moved.
+    The checks come in the kernel's order (KERNEL-SPEC §8):
+
+    1. ``-EINVAL`` for a node number no node mask can hold (below 0, or
+       :data:`MAX_NUMNODES` or more: ``get_nodes``);
+    2. ``-ESRCH`` for no such process; pid 0 is the caller, which in the
+       model is no process with memory: ``-EINVAL``, as for a task with no
+       mm;
+    3. ``-EPERM`` for someone else's process (the caller is ``uid``;
+       ``capable`` for ``CAP_SYS_NICE``);
+    4. ``-EPERM`` for a ``new_nodes`` outside the process's cpuset (in the
+       model, every node there is) when the caller is not capable;
+    5. ``-ENOSYS`` without migration (``do_migrate_pages`` compiled out).
+
+    A node of ``old_nodes`` that does not exist holds no pages: nothing
+    moves from it.  A capable caller naming a node that does not exist in
+    ``new_nodes`` gets ``-EINVAL``: the kernel of the time would allocate
+    on it (later kernels refuse such a node with ``-EINVAL``).  From 2.6.16
+    a capable caller moves every page (``MPOL_MF_MOVE_ALL``); V4 moves only
+    the pages ``MPOL_MF_MOVE`` takes, for every caller
+    (:attr:`~fsaops.semantics.Semantics.capable_moves_all`).  Otherwise it
+    returns the number of pages not moved.
     """
-    if not kernel.migration:
-        return -ENOSYS
+    if any(not 0 <= n < MAX_NUMNODES for n in old_nodes | new_nodes):
+        return -EINVAL
+    if pid == 0:
+        return -EINVAL
     mm = next((m for m in kernel.mms if m.pid == pid), None)
     if mm is None:
         return -ESRCH
-    if any(not 0 <= n < len(kernel.nodes) for n in old_nodes | new_nodes):
-        return -EINVAL
     if not capable and uid != mm.uid:
         return -EPERM
+    missing = any(n >= len(kernel.nodes) for n in new_nodes)
+    if missing and not capable:
+        return -EPERM
+    if not kernel.migration:
+        return -ENOSYS
+    if missing:
+        return -EINVAL
     flags = MPOL_MF_MOVE_ALL if capable and kernel.semantics.capable_moves_all else MPOL_MF_MOVE
     return do_migrate_pages(mm, old_nodes, new_nodes, flags, stats=stats)

@@ -817,8 +817,10 @@ class Oracle:
     ) -> list[str]:
         """What is wrong with a page that migration left where it was (KERNEL-SPEC §3, §5.1-4).
 
-        It holds its data, its slot, its ptes, its copied flags and its
-        buffers, and is not left locked.  With ``exact`` nothing else about
+        It holds its data, its slot, its copied flags and its buffers, and
+        is not left locked.  Its ptes are as they were, or some of them are
+        gone (``try_to_unmap`` took them before it failed) with a dirty
+        pte's bit carried to ``PG_dirty``.  With ``exact`` nothing else about
         it may have changed either, apart from what waiting legitimately
         changes (I/O completions, journal commits, other tasks' locks).
         ``written``: the engine's fallback handed the page to ``writepage``,
@@ -838,7 +840,21 @@ class Oracle:
         if before.in_slot and not after.in_slot:
             problems.append(f"pfn {pfn} did not move but its page-tree slot no longer points at it")
         if after.ptes != before.ptes:
-            problems.append(f"pfn {pfn} did not move but its ptes changed")
+            if not set(after.ptes) < set(before.ptes):
+                problems.append(f"pfn {pfn} did not move but its ptes changed")
+            elif (
+                before.pte_dirty
+                and not after.pte_dirty
+                and not page.flags & PG.dirty
+                and not written
+            ):
+                # try_to_unmap takes some ptes and then fails (a VM_LOCKED area
+                # further down i_mmap, a busy page after 2.6.17's fallback
+                # unmap): lawful, as long as a dirty pte's bit reached the page.
+                problems.append(
+                    f"pfn {pfn} did not move and lost its dirty ptes without "
+                    "PG_dirty: the data written through them would never be written back"
+                )
         lost = before.flags & PG.COPIED & ~page.flags
         if written:
             lost &= ~(PG.checked | PG.error)

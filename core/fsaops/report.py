@@ -452,8 +452,9 @@ def _tables(report: Report) -> Table:
         title_justify="left",
         title_style="bold",
         caption=(
-            "failed: a permanent error (EIO from the table; ENOMEM when add_to_swap found no "
-            "swap slot)\nleft: still busy (EAGAIN) after the last pass, or not tried because "
+            "failed: a permanent error, any errno but EAGAIN (what the table returned, such as "
+            "EIO; EPERM for a VM_LOCKED page from 2.6.16; ENOMEM when add_to_swap found no swap "
+            "slot)\nleft: still busy (EAGAIN) after the last pass, or not tried because "
             "no new page could be allocated (ENOMEM)"
         ),
         caption_justify="left",

@@ -230,6 +230,7 @@ def read_swap_cache_async(kernel: Kernel, entry: int, nid: int) -> Page | None:
             put_page(new)
             return None
         if add_to_swap_cache(new, entry):
+            kernel.vmstat.swap_cache_add += 1  # add_to_swap_cache's INC_CACHE_INFO(add_total)
             lru_cache_add_active(new)
             swap_readpage(new)
             return new
