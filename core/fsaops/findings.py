@@ -16,7 +16,15 @@ know about before the code goes anywhere:
     held exactly the references the kernel expects, nobody else held it,
     no ``VM_LOCKED`` area maps it, and the engine's helpers did not refuse
     it themselves (ptes young on all ten ``try_to_unmap`` tries, a race
-    under ``tree_lock``): those are the kernel's own refusals.
+    under ``tree_lock``): those are the kernel's own refusals.  Also a page
+    that was only busy (another task's reference, or one of those
+    refusals) failed for good with an errno other than ``-EAGAIN``: the
+    engine would have tried it again (``fail_migrate_page``, which fails
+    every page by design, excepted).
+``held``
+    ``migratepage`` moved a page another task held a reference on (the
+    count check of ``migrate_page_remove_references`` skipped or fooled):
+    that task, direct I/O say, goes on using the old frame.
 ``flags``
     a flag ``migrate_page_copy`` carries (``PG.COPIED``) was on the old
     page and is not on the new one, or is on the new one and was never on
@@ -24,10 +32,12 @@ know about before the code goes anywhere:
     ``PG_referenced`` may come from the ptes on the way, and ``PG_checked``
     from the table's own ``set_page_dirty`` for a dirty page); or
     a clean page (nor any pte mapping it dirty) moved to a dirty one, to be
-    written back for nothing.
+    written back for nothing; or the old page is still ``PG_dirty`` beside
+    the new one (``clear_page_dirty_for_io`` not done).
 ``buffers``
     a buffer head was left locked, its ``b_count`` changed, or it lost
-    ``BH_Uptodate`` or ``BH_Mapped`` by the time ``migratepage`` returned
+    ``BH_Uptodate``, ``BH_Mapped`` or the device it maps to by the time
+    ``migratepage`` returned
     (a buffer that is no longer uptodate is read from disk over what it
     holds).
 ``return``
@@ -43,6 +53,7 @@ they are collected only when asked for (``fsaops migrate --strict``, or
 
 from __future__ import annotations
 
+from errno import EAGAIN
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -53,6 +64,7 @@ from fsaops.page import PG
 from fsaops.rmap import VM_LOCKED
 
 if TYPE_CHECKING:
+    from fsaops.fs import BlockDevice
     from fsaops.kernel import Kernel
     from fsaops.page import Page
 
@@ -68,7 +80,7 @@ KERNEL_REFUSALS: Final = (
 (``try_to_unmap`` kept a young pte every try; another task raced the
 re-check under ``tree_lock``): a ``-EAGAIN`` for these is no finding."""
 
-KINDS: Final = ("writepage", "refused", "flags", "buffers", "return")
+KINDS: Final = ("writepage", "refused", "held", "flags", "buffers", "return")
 """Every kind of finding, in the order reports list them."""
 
 PAGES_LISTED: Final = 10
@@ -149,7 +161,7 @@ class _Before:
     expected: int
     held: int
     writes: int
-    ring: tuple[tuple[BufferHead, int, bool, int], ...]
+    ring: tuple[tuple[BufferHead, int, bool, int, BlockDevice | None], ...]
     dirty: bool
     gainable: int
 
@@ -172,11 +184,12 @@ class MigratepageWatch:
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
         kernel = self._kernel
-        ring: tuple[tuple[BufferHead, int, bool, int], ...] = ()
+        ring: tuple[tuple[BufferHead, int, bool, int, BlockDevice | None], ...] = ()
         if page.flags & PG.private and isinstance(page.private, BufferHead):
             bhs, _problem = Oracle.ring(page.private)
             ring = tuple(
-                (bh, _own_count(bh), bool(bh.b_state & BH.lock), bh.b_state & _KEPT) for bh in bhs
+                (bh, _own_count(bh), bool(bh.b_state & BH.lock), bh.b_state & _KEPT, bh.b_bdev)
+                for bh in bhs
             )
         held, _locked = Oracle.holds(kernel, page)
         # Whatever may make the new page dirty: the page, a pte (unmapping
@@ -238,7 +251,44 @@ class MigratepageWatch:
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
                 "and no other task held it",
             )
+        elif rc < 0 and rc != -EAGAIN and not _mlocked(page) and not _fails_every_page(page):
+            # Busy for now, failed for good: the engine would have tried it again.
+            why = self._kernel.current.why or ""
+            busy = ""
+            if b.held and b.count - b.held == b.mapcount + b.expected:
+                busy = f"another task held {b.held} reference(s) on it"
+            elif why.startswith(KERNEL_REFUSALS):
+                busy = f"the engine's helper refused it for now ({why})"
+            if busy:
+                from fsaops.migrate import errno_name  # fsaops.migrate imports this module
+
+                name = errno_name(rc).lstrip("-")
+                add(
+                    table,
+                    "refused",
+                    pfn,
+                    f"migratepage failed pfn {pfn} for good (-{name}) where it was only busy: "
+                    f"{busy}; -EAGAIN lets the engine try it again on a later pass",
+                )
         if rc == 0:
+            held, _locked = Oracle.holds(self._kernel, page)
+            if held:
+                add(
+                    table,
+                    "held",
+                    pfn,
+                    f"migratepage moved pfn {pfn} while another task held {held} reference(s) "
+                    f"on it (page_count {b.count} before, {b.mapcount + b.expected} expected): "
+                    "that task goes on using the old frame",
+                )
+            if page.flags & PG.dirty:
+                add(
+                    table,
+                    "flags",
+                    pfn,
+                    f"pfn {pfn} moved to pfn {newpage.pfn} but is still PG_dirty "
+                    "(clear_page_dirty_for_io not done): its dirty page is counted twice",
+                )
             lost = b.flags & PG.COPIED & ~newpage.flags
             # PG_referenced may come from the ptes on the way (try_to_unmap), and
             # PG_checked from the table's set_page_dirty (may_gain); the others
@@ -269,7 +319,16 @@ class MigratepageWatch:
                     "pte mapping it was): it would be written back for nothing",
                 )
         held_locks = _held_buffer_locks(self._kernel)
-        for i, (bh, count, locked, kept) in enumerate(b.ring):
+        for i, (bh, count, locked, kept, bdev) in enumerate(b.ring):
+            if bh.b_bdev is not bdev and kept & BH.mapped:
+                add(
+                    table,
+                    "buffers",
+                    pfn,
+                    f"buffer head {i} of pfn {pfn} lost its b_bdev in migratepage: its next "
+                    "write has no device to go to",
+                )
+                break
             if bh.b_state & BH.lock and not locked and id(bh) not in held_locks:
                 add(
                     table,
@@ -318,6 +377,14 @@ def _held_buffer_locks(kernel: Kernel) -> set[int]:
     return {
         id(held.obj) for task in kernel.tasks for held in task.holds if held.kind == "buffer_lock"
     }
+
+
+def _fails_every_page(page: Page) -> bool:
+    """Whether the page's table migrates nothing by design (``fail_migrate_page``)."""
+    from fsaops.migrate import fail_migrate_page  # fsaops.migrate imports this module
+
+    a_ops = getattr(page.mapping, "a_ops", None)
+    return getattr(a_ops, "migratepage", None) is fail_migrate_page
 
 
 def _mlocked(page: Page) -> bool:

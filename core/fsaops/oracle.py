@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
 
     import fsaops.world
-    from fsaops.fs import Inode
+    from fsaops.fs import BlockDevice, Inode
     from fsaops.kernel import Kernel
     from fsaops.lists import PageList
     from fsaops.rmap import Mm, Vma
@@ -131,6 +131,7 @@ class BufferState:
     count: int
     state: int
     blocknr: int = 0
+    bdev: BlockDevice | None = None
 
 
 @attrs.frozen(eq=False)
@@ -419,6 +420,7 @@ class Oracle:
                         bh.b_count,
                         bh.b_state,
                         bh.b_blocknr,
+                        bh.b_bdev,
                     )
                     for bh in bhs
                 )
@@ -560,6 +562,8 @@ class Oracle:
                 out.append(
                     f"buffer head {i} of pfn {pfn}: b_blocknr went from {a.blocknr} to {b.blocknr}"
                 )
+            if a.bdev is not b.bdev:
+                out.append(f"buffer head {i} of pfn {pfn}: b_bdev changed")
         return out
 
     # -- what a migration did ------------------------------------------------------
@@ -689,7 +693,7 @@ class Oracle:
                 f"moved pfn {pfn} still has mapping {_describe_mapping(page.mapping)}, private "
                 f"{page.private!r} or page_mapcount {page.mapcount}"
             )
-        kept = page.flags & (PG.swapcache | PG.private | PG.active | PG.locked)
+        kept = page.flags & (PG.swapcache | PG.private | PG.active | PG.locked | PG.dirty)
         if kept:
             leftovers.append(f"moved pfn {pfn} still has flags {self.flag_names(kept)}")
         if held_by_nothing or new is page:
@@ -763,6 +767,11 @@ class Oracle:
                     )
                 if bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
+                if state.state & BH.mapped and bh.b_bdev is not state.bdev:
+                    problems.append(
+                        f"buffer head {i} of pfn {pfn} lost its b_bdev on the move to pfn "
+                        f"{new.pfn}: its next write has no device to go to"
+                    )
                 if state.state & BH.mapped and bh.b_blocknr != state.blocknr:
                     problems.append(
                         f"buffer head {i} of pfn {pfn} was mapped to block {state.blocknr} and "

@@ -14,7 +14,7 @@ conformance suite and through ``fsaops migrate`` with and without
 from __future__ import annotations
 
 from collections.abc import Callable
-from errno import EAGAIN
+from errno import EAGAIN, EBUSY
 
 import attrs
 
@@ -297,6 +297,32 @@ def refuses_mapped_pages(newpage: Page, page: Page) -> int:
     return buffer_migrate_page(newpage, page)
 
 
+def fails_busy_pages_for_good(newpage: Page, page: Page) -> int:
+    """Returns -EBUSY where it means -EAGAIN: a page that was only busy fails for good."""
+    rc = buffer_migrate_page(newpage, page)
+    return -EBUSY if rc == -EAGAIN else rc
+
+
+def moves_pages_others_hold(newpage: Page, page: Page) -> int:
+    """Expects whatever references it finds: a page another task holds moves too."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, page.count - page.mapcount):
+        return -EAGAIN
+    head = _take_buffers(newpage, page)
+    migrate_page_copy(newpage, page)
+    _release_buffers(head)
+    return 0
+
+
+def leaves_the_old_page_dirty(newpage: Page, page: Page) -> int:
+    """Moves a dirty page and marks the old one dirty again (clear_page_dirty_for_io undone)."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.dirty:
+        page.flags |= PG.dirty
+    return rc
+
+
 # -- 7. leaves buffers locked or referenced --------------------------------------------------
 
 
@@ -324,6 +350,15 @@ def leaks_buffer_references(newpage: Page, page: Page) -> int:
     for bh in buffers(head):
         unlock_buffer(bh)
     return 0
+
+
+def forgets_the_device(newpage: Page, page: Page) -> int:
+    """Moves the buffers and clears the clean ones' ``b_bdev``: no device for their next write."""
+    rc, bhs = _move_with_buffers(newpage, page)
+    for bh in bhs:
+        if not bh.b_state & BH.dirty:
+            bh.b_bdev = None
+    return rc
 
 
 def moves_buffers_to_offset_zero(newpage: Page, page: Page) -> int:
@@ -551,6 +586,10 @@ BROKEN: dict[str, Migratepage] = {
         refuses_dirty_pages,
         expects_two_references,
         refuses_mapped_pages,
+        fails_busy_pages_for_good,
+        moves_pages_others_hold,
+        leaves_the_old_page_dirty,
+        forgets_the_device,
         leaves_buffers_locked,
         leaks_buffer_references,
         moves_buffers_to_offset_zero,
@@ -588,6 +627,10 @@ LOSSLESS: dict[str, str] = {
     "refuses_dirty_pages": "refused",
     "expects_two_references": "refused",
     "refuses_mapped_pages": "refused",
+    "fails_busy_pages_for_good": "refused",
+    "moves_pages_others_hold": "held",
+    "leaves_the_old_page_dirty": "flags",
+    "forgets_the_device": "buffers",
     "returns_one_for_eagain": "return",
     "raises_on_dirty_pages": "return",
 }
