@@ -161,6 +161,11 @@ BAD = {
     "plugins as a number": ("set:plugins:3", "'plugins' is not a JSON list"),
     "a proof as a number": ('set:proofs:{"placement": 3}', "'proofs' is malformed"),
     "not UTF-8": ("\udcff", "not UTF-8"),
+    # json.loads takes it; its difference with another would not print.
+    "a number no report holds": (
+        "set:totals:" + json.dumps({"moved": "BIG"}).replace('"BIG"', "9" * 4300),
+        "not a report: a number of 4,300 digits is no count or seed",
+    ),
 }
 
 

@@ -175,6 +175,72 @@ def test_a_damaged_replay_string_is_bad_input(text: str) -> None:
         decode_replay(text)
 
 
+def _replay_string(**fields: object) -> str:
+    import base64
+
+    data: dict[str, object] = {
+        "bs": None,
+        "c": [],
+        "d": None,
+        "fs": "ext2",
+        "k": 1,
+        "mode": "default",
+        "n": None,
+        "pages": 2,
+        "ps": 4096,
+        "seed": 0,
+        "sem": "v4",
+        "tasks": ["bh-lock@0"],
+    }
+    data.update(fields)
+    text = json.dumps(data, separators=(",", ":"))
+    return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_a_deeply_nested_replay_string_is_damaged_not_a_crash() -> None:
+    import base64
+
+    deep = '{"fs":' + "[" * 30_000 + "]" * 30_000 + "}"
+    text = REPLAY_PREFIX + base64.urlsafe_b64encode(deep.encode()).decode().rstrip("=")
+    with pytest.raises(ConfigError, match="damaged"):
+        decode_replay(text)
+
+
+@pytest.mark.parametrize("choices", [[[0, 99]], [[0, 1], [3, 7]]])
+def test_a_replay_whose_choices_cannot_be_made_does_not_replay(
+    registry: Registry, choices: list[list[int]]
+) -> None:
+    """Before, a choice that could not be made was dropped and the schedule "passed"."""
+    with pytest.raises(ConfigError, match="does not replay: at point"):
+        replay(_replay_string(c=choices), registry=registry)
+    assert replay(_replay_string(c=[[0, 1]]), registry=registry).replayed  # a choice it can make
+
+
+@pytest.mark.parametrize(("k", "pct"), [(10**20, None), (2, 10**20), (2, 10**8)])
+def test_a_bound_beyond_any_schedule_costs_nothing(
+    registry: Registry, k: int, pct: int | None
+) -> None:
+    """Before, a huge k made a list per level, and a huge PCT depth overflowed: a false failure."""
+    result = explore(
+        "ext2",
+        tasks=[TaskSpec("bh-lock", 0)],
+        pages=2,
+        schedules=3,
+        preemptions=k,
+        pct=pct,
+        registry=registry,
+    )
+    assert result.schedules == 3 and result.failures == ()
+
+
+@pytest.mark.parametrize("page", ["²", "٣", "3x"])
+def test_a_task_page_in_other_digits_is_bad_input(page: str) -> None:
+    from fsaops.explore.api import parse_tasks
+
+    with pytest.raises(ConfigError, match="expected NAME or NAME@PAGE"):
+        parse_tasks([f"read-fault@{page}"])
+
+
 @pytest.mark.parametrize(("field", "value"), [("tasks", 5), ("c", {"4": 1}), ("pages", "4")])
 def test_a_replay_field_of_the_wrong_kind_is_named(field: str, value: object) -> None:
     """Before, ``"tasks": 5`` was "a field is missing"."""
@@ -291,6 +357,18 @@ def test_the_command_exits_0_and_says_the_space_was_exhausted(
             '[[mount]]\nfs = "ext2"\n',
             ["--fs", "ext2", "--mode", "nobh"],
             "no mount of ext2 in mode nobh",
+        ),
+        # Checked as migrate checks it: a kernel without migration has none to explore,
+        # and another mount of the scenario is checked too.
+        (
+            '[kernel]\nmigration = false\n[[mount]]\nfs = "ext2"\n',
+            ["--fs", "ext2"],
+            "kernel.migration = false: this kernel is built without CONFIG_MIGRATION",
+        ),
+        (
+            '[[mount]]\nfs = "ext2"\n[[mount]]\nfs = "nosuchfs"\n',
+            ["--fs", "ext2"],
+            "mount[1].fs: unknown filesystem 'nosuchfs'",
         ),
     ],
 )

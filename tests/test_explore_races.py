@@ -41,6 +41,11 @@ RACES: dict[str, tuple[list[str | TaskSpec], str]] = {
         [TaskSpec("bh-lock", 1)],
         "holds bytes that are no version of that block",
     ),
+    # Page 1's bh-lock takes the last buffer (page 0's the first).
+    "skips_the_last_buffer_lock": (
+        [TaskSpec("bh-lock", 1)],
+        "holds bytes that are no version of that block",
+    ),
 }
 """Each racy function: the accessors it races with, and words of what goes wrong."""
 
@@ -134,6 +139,8 @@ CAUGHT_SERIALLY = {
     "drops_the_page_lock": False,
     # Serially nobody holds a dirty buffer's lock while the page moves.
     "locks_clean_buffers_only": False,
+    # Serially nobody holds the last buffer's lock while the page moves.
+    "skips_the_last_buffer_lock": False,
 }
 """Whether the serial conformance suite fails a promise for each racy function, as observed."""
 

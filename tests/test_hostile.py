@@ -430,6 +430,36 @@ def test_a_huge_plugin_name_is_cut_in_the_message(
     assert len(json.loads(out)["error"]) < 500
 
 
+@pytest.mark.parametrize("good", [True, False])
+def test_a_file_name_that_is_no_utf8_goes_on_the_page(
+    tmp_path: Path,
+    good: bool,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Linux file names are bytes: one that is no UTF-8 crashed the page writer (exit 1)."""
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    name = os.fsdecode(b"sc\xffn.toml")
+    scenario = tmp_path / name
+    text = CONFIGS_SMALL.read_text() if good else '[[mount]]\nfs = "ext9"\n'
+    scenario.write_text(text)
+    page = tmp_path / "page.html"
+    status = main(["migrate", str(scenario), "--html", str(page), "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert status == (0 if good else 2), err
+    assert json.loads(out)["status"] == ("ok" if good else "bad input")  # one object
+    assert "Traceback" not in err
+    html = page.read_text(encoding="utf-8")
+    assert "sc\\udcffn.toml" in html
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    report = tmp_path / os.fsdecode(b"r\xff.json")
+    if good:
+        report.write_text(out)
+        diff = tmp_path / "diff.html"
+        assert main(["diff", str(report), str(report), "--html", str(diff)]) == 0
+        assert "r\\udcff.json" in diff.read_text(encoding="utf-8")
+
+
 def test_a_huge_plugin_name_in_a_subprocess() -> None:
     proc = fsaops("plugins", env={"FSAOPS_PLUGINS": "y" * 100_000})
     assert len(one_error_line(proc, 2, "not installed", "100,000 characters")) < 500

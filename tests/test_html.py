@@ -391,6 +391,40 @@ def test_the_command_to_run_it_again_keeps_a_name_with_a_space_one_word(tmp_path
     assert "--plugins ext2,swap" in page.read_text(encoding="utf-8"), "given on the command line"
 
 
+def test_the_command_to_run_it_again_of_a_run_of_no_plugin_loads_none(tmp_path: Path) -> None:
+    """Without ``--plugins ''`` the command loaded every plugin: another machine."""
+    scenario = tmp_path / "empty.toml"
+    scenario.write_text("[processes]\ncount = 0\n")
+    report, page = _run(tmp_path, str(scenario), "--plugins", "")
+    assert report["plugins"] == []
+    command = f"fsaops migrate {scenario} --seed {report['seed']} --semantics v4 --plugins ''"
+    assert html.escape(command) in page.read_text(encoding="utf-8")
+
+
+def test_an_old_page_never_stands_for_a_command_that_failed_early(tmp_path: Path) -> None:
+    """A scenario that does not parse, a file that is no report: the page says so."""
+    page = tmp_path / "page.html"
+    page.write_text('<p data-status="ok">an earlier run</p>')
+    scenario = tmp_path / "broken.toml"
+    scenario.write_text('[kernel]\nnodes = "two"\n')
+    proc = guarded.fsaops("migrate", scenario, "--html", page, "--json")
+    assert proc.returncode == 2
+    text = page.read_text(encoding="utf-8")
+    assert 'data-status="bad input"' in text and "kernel.nodes" in text
+    good = tmp_path / "good.json"
+    small = Path(__file__).parent / "configs" / "small.toml"
+    good.write_text(guarded.fsaops("migrate", small, "--json").stdout)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert guarded.fsaops("diff", good, good, "--html", page).returncode == 0
+    assert 'data-status="bad input"' not in page.read_text(encoding="utf-8")
+    proc = guarded.fsaops("diff", good, bad, "--html", page)
+    assert proc.returncode == 2
+    text = page.read_text(encoding="utf-8")
+    assert "<h1>fsaops diff: " in text and 'data-status="bad input"' in text
+    assert "not a report" in text
+
+
 def test_a_reason_for_every_page_is_folded_after_the_largest_groups() -> None:
     """One distinct message a page made one group a page: 25 MB for 100,000 pages."""
     from fsaops.html_report import GROUPS_LISTED, _page_groups

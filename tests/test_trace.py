@@ -105,7 +105,12 @@ def test_a_page_is_named_as_the_report_names_it(text: str, ref: PageRef) -> None
 
 
 @pytest.mark.parametrize(
-    "text", ["", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3", "9" * 5000]
+    "text",
+    # Digits of other scripts: "²" is no number to int(), "٣" (3) is, but --seed refuses both.
+    [
+        *("", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3", "9" * 5000),
+        *("²", "٣", "mount0/file1:٣", "٣:0x10"),
+    ],
 )
 def test_anything_else_is_refused_saying_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="a pfn"):

@@ -648,10 +648,20 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from fsaops.errors import MigrationDisabled
     from fsaops.report import render
     from fsaops.scenario import RunObserver, plan_scenario, run_plan
 
+    # Checked and made absolute before any plugin code runs: plugin code that
+    # changes the working folder must not send the page somewhere else.
+    html = (
+        None
+        if args.html is None
+        else _output_file(args.html, "--html", reads={"the scenario": args.scenario})
+    )
+    if html is not None:  # from here on, a run that fails says so on its page too
+        from fsaops.config import BUILTIN_SOURCE
+
+        _PAGE.set((html, BUILTIN_SOURCE if args.scenario is None else args.scenario, "migrate"))
     config, source = _read_config(args.scenario)
     if args.debug_vm:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
@@ -663,15 +673,6 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, timeout=args.timeout))
     if args.seed is not None:  # the report's config says the seed the run had
         config = attrs.evolve(config, workload=attrs.evolve(config.workload, seed=args.seed))
-    # Checked and made absolute before any plugin code runs: plugin code that
-    # changes the working folder must not send the page somewhere else.
-    html = (
-        None
-        if args.html is None
-        else _output_file(args.html, "--html", reads={"the scenario": args.scenario})
-    )
-    if html is not None:  # from here on, a run that fails says so on its page too
-        _PAGE.set((html, source))
     registry = _load(
         config,
         source,
@@ -679,12 +680,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         next_modules=("fsaops.world", "fsaops.report", "structlog", "rich.console", "rich.table"),
     )
     plan = plan_scenario(config, registry, source)
-    if not config.kernel.migration:
-        raise MigrationDisabled(
-            f"{source}: kernel.migration = false: this kernel is built without "
-            "CONFIG_MIGRATION, so migrate_pages returns -ENOSYS (ENOSYS, function not "
-            "implemented); set kernel.migration = true"
-        )
+    _migration_built_in(config, source)
     observers: list[RunObserver] = []
     tracer = None
     if args.trace is not None:
@@ -808,13 +804,19 @@ def _write_file(path: str, text: str, option: str) -> None:
     path = os.path.realpath(path)  # through a symbolic link, not over it
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
-        with open(temporary, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
+        try:
+            # A file name that is no UTF-8 (any bytes are, on Linux) reaches the
+            # text as surrogate escapes: written as \udcff, not a crash.
+            with open(temporary, "w", encoding="utf-8", errors="backslashreplace") as out:
+                out.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise OutputError(f"{option} {path}: cannot write it: {exc.strerror or exc}") from None
+        shown = printable(path)
+        raise OutputError(f"{option} {shown}: cannot write it: {exc.strerror or exc}") from None
 
 
 def _plugins_data(registry: Registry, source: str) -> dict[str, Any]:
@@ -981,11 +983,14 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         if args.html is None
         else _output_file(args.html, "--html", reads={"report A": args.a, "report B": args.b})
     )
+    if html is not None:  # a comparison that fails says so on its page: no old page stands
+        _PAGE.set((html, f"{args.a} {args.b}", "diff"))
     a = load_report(args.a)
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
     render(comparison, _stdout_console())  # first: a page that cannot be written keeps it
     if html is not None:
+        _PAGE.set(None)  # the comparison's page, or one line if it cannot be written
         _write_file(html, render_html(comparison), "--html")
     return 0
 
@@ -1034,6 +1039,18 @@ def _explore_target(
     return chosen.fs, mode_of(chosen) or mode, chosen.block_size
 
 
+def _migration_built_in(config: Config, source: str) -> None:
+    """Refuse a scenario whose kernel has no migration to run (``CONFIG_MIGRATION=n``)."""
+    from fsaops.errors import MigrationDisabled
+
+    if not config.kernel.migration:
+        raise MigrationDisabled(
+            f"{source}: kernel.migration = false: this kernel is built without "
+            "CONFIG_MIGRATION, so migrate_pages returns -ENOSYS (ENOSYS, function not "
+            "implemented); set kernel.migration = true"
+        )
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     from fsaops.errors import ConfigError
     from fsaops.explore import explore, replay
@@ -1066,6 +1083,11 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         if args.scenario is not None:
             config, source = _read_config(args.scenario)
         registry = _load(config, source or None, args.plugins)
+        if config is not None:
+            from fsaops.scenario import plan_scenario
+
+            plan_scenario(config, registry, source)  # the scenario, checked as migrate does
+            _migration_built_in(config, source)
         defaults = {name: t.default_mode for name, t in registry.filesystems.items()}
         fs, mode, block_size = _explore_target(config, source, args.fs, args.mode, defaults)
         semantics = args.semantics or (config.kernel.semantics if config else "v4")
@@ -1110,10 +1132,10 @@ _ERR: contextvars.ContextVar[object] = contextvars.ContextVar("fsaops_stderr", d
 """Standard error as the command found it (``sys.stderr`` when it started)."""
 _GONE: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_reader_gone", default=False)
 """Whether the reader of standard output went away (``fsaops ... | head``)."""
-_PAGE: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+_PAGE: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
     "fsaops_page", default=None
 )
-"""The ``--html`` page of the run under way, and its scenario: a failure writes it too."""
+"""The ``--html`` page under way, what the command read, and the command: a failure writes it."""
 _REGISTRY: contextvars.ContextVar[Registry | None] = contextvars.ContextVar(
     "fsaops_registry", default=None
 )
@@ -1224,9 +1246,10 @@ def _fail(status: Status, message: str, json_mode: bool) -> int:
     if page is not None:
         from fsaops.html_report import render_failure
 
-        path, source = page
+        path, source, command = page
+        failure = render_failure(source, status.value, _one_line(message), command=command)
         try:
-            _write_file(path, render_failure(source, status.value, _one_line(message)), "--html")
+            _write_file(path, failure, "--html")
         except OutputError as exc:
             _error(str(exc))
     return status.exit_code
@@ -1278,7 +1301,8 @@ def _ender() -> Callable[[Status, str], None]:
             from fsaops.html_report import render_failure
 
             with contextlib.suppress(Exception):
-                _write_file(page[0], render_failure(page[1], status.value, message), "")
+                failure = render_failure(page[1], status.value, message, command=page[2])
+                _write_file(page[0], failure, "")
         REAL_EXIT(status.exit_code)
 
     return end
@@ -1414,8 +1438,9 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
     ):
         return _fail(
             Status.BAD_INPUT,
-            "out of memory: the scenario needs more memory than this process may have "
-            f"({describe_exception(exc)}); make it smaller",
+            "out of memory: the command needs more memory than this process may have "
+            f"({describe_exception(exc)}); make what it reads smaller (the scenario, the "
+            "reports, --pages)",
             json_mode,
         )
     what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else describe_exception(exc)

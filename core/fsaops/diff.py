@@ -100,11 +100,15 @@ def load_report(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as stream:
             raw = stream.read(MAX_REPORT_BYTES + 1)
-        data = _inert(json.loads(raw.decode("utf-8"), parse_constant=_not_json))
+        data = _inert(
+            json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_int=_report_int)
+        )
     except OSError as exc:
         raise BadReport(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise BadReport(f"{path}: not a report: not UTF-8 text") from None
+    except _TooLarge as exc:
+        raise BadReport(f"{path}: not a report: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise BadReport(f"{path}: not a report: not JSON ({printable(str(exc)[:200])})") from None
     if not isinstance(data, dict):
@@ -139,6 +143,21 @@ def load_report(path: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
     return data
+
+
+_MAX_DIGITS: Final = 20
+"""Digits of the largest number a report holds (a seed or a count below 2**64)."""
+
+
+class _TooLarge(ValueError):
+    """A JSON integer no report holds."""
+
+
+def _report_int(token: str) -> int:
+    """A JSON integer, refused when no report could hold it (and its difference not print)."""
+    if len(token.lstrip("-")) > _MAX_DIGITS:
+        raise _TooLarge(f"a number of {len(token.lstrip('-')):,} digits is no count or seed")
+    return int(token)
 
 
 def _not_json(token: str) -> None:

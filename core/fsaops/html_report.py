@@ -278,11 +278,9 @@ def _rerun(report: Report) -> str:
     kernel = config.get("kernel", {})
     words += ["--semantics", str(kernel.get("semantics", "v4"))]
     # The plugins the run loaded, however they were chosen (--plugins,
-    # FSAOPS_PLUGINS, [plugins] load): the same selection builds the same machine.
-    loaded = [p.name for p in report.plugins]
-    load = config.get("plugins", {}).get("load")
-    if loaded or load is not None:
-        words += ["--plugins", ",".join(loaded if loaded else load)]
+    # FSAOPS_PLUGINS, [plugins] load), none included (--plugins ''): the same
+    # selection builds the same machine.
+    words += ["--plugins", ",".join(p.name for p in report.plugins)]
     if kernel.get("strict"):
         words.append("--strict")
     if kernel.get("debug_vm"):
@@ -964,21 +962,24 @@ def table_colours(names: Iterable[str]) -> dict[str, str]:
     return {name: TABLE_COLOURS[i % len(TABLE_COLOURS)] for i, name in enumerate(names)}
 
 
-def render_failure(source: str, status: str, error: str) -> str:
-    """The page of a run that could not finish: its status and the error, as standard error said.
+def render_failure(source: str, status: str, error: str, *, command: str = "migrate") -> str:
+    """The page of a command that could not finish: its status and the error, as stderr said.
 
     A run that ends in a kernel BUG, a broken invariant under
-    ``CONFIG_DEBUG_VM``, a time limit or a plugin that fails has no report
-    to draw; its page says so, so that a page left from an earlier run
-    never stands for this one.
+    ``CONFIG_DEBUG_VM``, a time limit, a plugin that fails or bad input
+    has no report to draw (nor a ``diff`` given a file that is no report a
+    comparison); its page says so, so that a page left from an earlier
+    command never stands for this one.  ``source``: what the command read
+    (the scenario; for ``diff``, the two reports).
     """
+    what = "the comparison" if command == "diff" else "the run"
     body = (
-        f"<h1>fsaops migrate: {escape(source)}</h1>\n"
+        f"<h1>fsaops {escape(command)}: {escape(source)}</h1>\n"
         f'<p class="banner bad" id="status" data-status="{escape(status)}">'
-        f"{escape(status.upper())}: the run did not finish, so it has no report</p>\n"
+        f"{escape(status.upper())}: {what} did not finish, so it has no report</p>\n"
         f'<pre id="error">{escape(error)}</pre>\n'
     )
-    return document(f"fsaops migrate: {source}: {status}", body)
+    return document(f"fsaops {command}: {source}: {status}", body)
 
 
 def render_report(report: Report, frames: FrameMaps | None = None) -> str:

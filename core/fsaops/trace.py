@@ -66,8 +66,8 @@ PAGE_FORMS: Final = (
 )
 """What ``--trace`` accepts, as its messages say it."""
 
-_FILE_PAGE = re.compile(r"(?P<file>[^:\s]*/[^:\s]*):(?P<index>\d+)")
-_PROCESS_PAGE = re.compile(r"(?P<pid>\d+):(?P<address>(?:0[xX])?[0-9a-fA-F]+)")
+_FILE_PAGE = re.compile(r"(?P<file>[^:\s]*/[^:\s]*):(?P<index>\d+)", re.ASCII)
+_PROCESS_PAGE = re.compile(r"(?P<pid>\d+):(?P<address>(?:0[xX])?[0-9a-fA-F]+)", re.ASCII)
 
 
 _MAX_PAGE_TEXT: Final = 1000
@@ -108,7 +108,7 @@ def parse_page(text: str) -> PageRef:
     text = text.strip()
     if len(text) > _MAX_PAGE_TEXT:
         raise ValueError(f"expected {PAGE_FORMS}, got {len(text)} characters")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return PageRef(text, pfn=int(text))
     if match := _FILE_PAGE.fullmatch(text):
         return PageRef(text, file=match["file"], index=int(match["index"]))

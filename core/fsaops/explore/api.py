@@ -292,7 +292,7 @@ def encode_replay(setup: Setup, bounds: Bounds, choices: Mapping[int, int]) -> s
     return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-_TASK = re.compile(r"^([a-z-]+)@(\d+)$")
+_TASK = re.compile(r"^([a-z-]+)@(\d+)$", re.ASCII)
 
 
 def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
@@ -310,7 +310,7 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         data = json.loads(raw.decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise ConfigError("--replay: the replay string is damaged (not base64url JSON)") from None
     if not isinstance(data, dict):
         raise ConfigError("--replay: the replay string is damaged (not an object)")
@@ -418,7 +418,7 @@ def parse_tasks(items: Iterable[str]) -> list[str | TaskSpec]:
         name, _, page = item.partition("@")
         name = _known_task(name)
         if page:
-            if not page.isdigit():
+            if not (page.isascii() and page.isdigit()):
                 raise ConfigError(f"task {item!r}: expected NAME or NAME@PAGE")
             out.append(TaskSpec(name, int(page)))
         else:
@@ -720,8 +720,9 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
     semantics and the choices; only the plugins must be installed.
 
     Raises:
-        ConfigError: the string is damaged, or names a table or task the
-            loaded plugins do not have.
+        ConfigError: the string is damaged, names a table or task the
+            loaded plugins do not have, or records a choice that cannot be
+            made (the schedule does not replay: the code changed since).
     """
     setup, bounds, choices = decode_replay(string)
     registry = _registry(registry)
@@ -736,7 +737,12 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
         page_size=setup.page_size,
     )
     xworld = ExploredWorld(checked, fstype, registry)
-    result = fork_run(xworld, policy=lambda: Deviations(choices), record=True)
+    result = fork_run(xworld, policy=lambda: Deviations(choices, exact=True), record=True)
+    if result.get("diverged"):
+        raise ConfigError(
+            f"{result['diverged']}: the string records a schedule these plugins or this "
+            "fsaops no longer take (was the table changed since it was recorded?)"
+        )
     problems = tuple((s, p) for s, p in result["problems"])
     steps = _steps(result)
     failures: tuple[Failure, ...] = ()

@@ -50,7 +50,8 @@ RunResult = dict[str, Any]
 """What a schedule came to, as plain data (it crosses a pipe from the child).
 
 Keys: ``trace`` (one ``(current, chosen, enabled, masks)`` per point),
-``names``, ``keys`` and ``footprints`` (the tasks, by number), ``outcome``, ``problems`` (a list of
+``names``, ``keys`` and ``footprints`` (the tasks, by number), ``outcome``, ``diverged`` (why a
+schedule replayed exactly could not be, else empty), ``problems`` (a list of
 ``(status, sentence)``), ``reasons`` (why the migration gave pages up, as
 the engine said), ``labels`` (with ``record``: ``(task, kind, function,
 page, pfn, lock)`` of each step) and ``seconds``."""
@@ -244,7 +245,9 @@ def execute(
         ctl.add_io(name, kernel.current, mask, body, None)
     ctl.run(timeout)
     problems: list[tuple[str, str]] = []
-    if ctl.outcome != "done":
+    if ctl.outcome == "diverged":
+        pass  # no verdict on a schedule that is not the one asked for: ``outcome`` says so
+    elif ctl.outcome != "done":
         problems.append((Status.KERNEL_BUG.value, ctl.problem))
     else:
         problems = _check(xworld, stats)
@@ -254,6 +257,7 @@ def execute(
         "keys": [t.key for t in ctl.tasks],
         "footprints": [t.footprint for t in ctl.tasks],
         "outcome": ctl.outcome,
+        "diverged": ctl.problem if ctl.outcome == "diverged" else "",
         "problems": problems,
         "reasons": sorted(log.reasons),
         "labels": [(tid, *label[:5]) for tid, label in ctl.labels],

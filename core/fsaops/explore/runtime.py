@@ -62,6 +62,7 @@ __all__ = [
     "ExploredScheduler",
     "Label",
     "Pages",
+    "ScheduleDiverged",
     "Semaphore",
     "Spinlock",
     "XTask",
@@ -374,7 +375,13 @@ class Controller:
                     me.gate.acquire()
                 return
         else:
-            chosen = self.policy(j, me, enabled)
+            try:
+                chosen = self.policy(j, me, enabled)
+            except ScheduleDiverged as exc:
+                self._stop("diverged", str(exc))
+                if me is not None and not me.done:
+                    me.gate.acquire()
+                return
         self.trace.append(
             (
                 -1 if me is None else me.tid,
@@ -437,6 +444,10 @@ class Controller:
         """(explorer page, pfn, mask) of a frame, for a label."""
         index, mask = self.pages.page(page)
         return index, -1 if page is None else page.pfn, mask
+
+
+class ScheduleDiverged(Exception):
+    """A policy cannot make the choice it was given: the schedule does not replay."""
 
 
 def default_policy(j: int, current: XTask | None, enabled: list[XTask]) -> XTask:

@@ -48,7 +48,7 @@ from fsaops.aops import MEMBERS, TYPE_HOOKS
 from fsaops.debug import broken_fields_said
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
-from fsaops.explore.runtime import XTask, default_policy
+from fsaops.explore.runtime import ScheduleDiverged, XTask, default_policy
 from fsaops.process import PLUGIN_THREADS, REAL_EXIT, REAL_FORK, adopt, refused_in
 from fsaops.status import Status
 
@@ -88,16 +88,28 @@ class Deviations:
     string records.
     """
 
-    def __init__(self, choices: dict[int, int]) -> None:
+    def __init__(self, choices: dict[int, int], *, exact: bool = False) -> None:
         self.choices = choices
+        self.exact = exact
 
     def __call__(self, j: int, current: XTask | None, enabled: list[XTask]) -> XTask:
-        """The task to run at point ``j``."""
+        """The task to run at point ``j``.
+
+        Raises:
+            ScheduleDiverged: with ``exact``, the task chosen at ``j`` cannot
+                run there (the code took other paths than when the schedule
+                was recorded); without it, the default applies instead.
+        """
         tid = self.choices.get(j)
         if tid is not None:
             for task in enabled:
                 if task.tid == tid:
                     return task
+            if self.exact:
+                raise ScheduleDiverged(
+                    f"the schedule does not replay: at point {j} the recorded task {tid} "
+                    f"cannot run (runnable: {', '.join(t.name for t in enabled)})"
+                )
         return default_policy(j, current, enabled)
 
 
@@ -112,7 +124,9 @@ class PctPolicy:
 
     def __init__(self, seed: int, depth: int, steps: int) -> None:
         self.rng = random.Random(seed)
-        self.depth = max(depth, 1)
+        # More change points than a schedule has steps change nothing more:
+        # a deeper bound is the same search (and a huge one would not fit).
+        self.depth = min(max(depth, 1), max(steps, 1) + 1)
         points = range(1, max(steps, self.depth) + 1)
         picked = self.rng.sample(points, min(self.depth - 1, len(points)))
         self.changes = {point: self.depth - 1 - i for i, point in enumerate(sorted(picked))}
@@ -468,9 +482,9 @@ def explore_dfs(
     found = Found()
     start = time.perf_counter()
     exhausted = True
-    # levels[c]: prefixes (forced choices) to run whose schedule has c preemptions.
-    levels: list[list[tuple[int, ...]]] = [[] for _ in range(preemptions_bound + 1)]
-    levels[0].append(())
+    # levels[c]: prefixes (forced choices) to run whose schedule has c preemptions;
+    # made as they are needed, so a bound far beyond any schedule's length costs nothing.
+    levels: dict[int, list[tuple[int, ...]]] = {0: [()]}
     seen: dict[tuple[int, int], int] = {}
     for forced in _pending(levels):
         if max_schedules is not None and found.schedules >= max_schedules:
@@ -488,10 +502,11 @@ def explore_dfs(
     return found
 
 
-def _pending(levels: list[list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:
+def _pending(levels: dict[int, list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:
     """The queued prefixes, fewest preemptions first (depth first within a level)."""
     while True:
-        for stack in levels:
+        for cost in sorted(levels):
+            stack = levels[cost]
             if stack:
                 yield stack.pop()
                 break
@@ -502,7 +517,7 @@ def _pending(levels: list[list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:
 def _branch(
     result: RunResult,
     forced: tuple[int, ...],
-    levels: list[list[tuple[int, ...]]],
+    levels: dict[int, list[tuple[int, ...]]],
     seen: dict[tuple[int, int], int],
     nbits: int,
     bound: int,
@@ -550,7 +565,7 @@ def _branch(
         choices.append(chosen)
     # Deepest first within a level, so the stack runs depth first.
     for cost, prefix in sorted(new, key=lambda item: len(item[1])):
-        levels[cost].append(prefix)
+        levels.setdefault(cost, []).append(prefix)
 
 
 def _footprint(footprints: list[int], tid: int) -> int:

@@ -27,7 +27,8 @@ name             what it does (kernel terms)
                  are written home and leave the transaction)
 ``swapin``       the process whose page it is touches it through its swap pte:
                  ``lookup_swap_cache``, ``lock_page``, the V4 1/6 re-check, a new pte
-``bh-lock``      a reader of one of the page's buffers: the buffer looked up under
+``bh-lock``      a reader of one of the page's buffers (:func:`bh_lock_buffer`: page 0
+                 the first, page 1 the last): the buffer looked up under
                  ``private_lock`` as ``__find_get_block`` does, then ``lock_buffer``
                  held across an I/O (a write if the buffer is dirty), ``put_bh``;
                  what an up-to-date buffer holds under its lock must be the page's
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from fsaops.mapping import AddressSpace
     from fsaops.rmap import Vma
 
-__all__ = ["ACCESSORS", "Accessor", "accessor"]
+__all__ = ["ACCESSORS", "Accessor", "accessor", "bh_lock_buffer"]
 
 Body = Callable[[], object]
 
@@ -382,12 +383,25 @@ def _swapin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     return body
 
 
+def bh_lock_buffer(index: int, per_page: int) -> int:
+    """Which buffer of page ``index`` ``bh-lock`` takes: the ring's two ends first.
+
+    Even pages count from the head, odd pages from the tail, so pages 0
+    and 1 (where the default runs it) take the first and the last buffer
+    (a lock loop one short at either end shows), and pages 0 to
+    ``per_page`` - 1 take every buffer once.
+    """
+    per_page = max(per_page, 1)
+    step = (index // 2) % per_page
+    return step if index % 2 == 0 else per_page - 1 - step
+
+
 def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     mapping = target.file().inode.i_mapping
     record = target.record
     rindex = target.rindex
     mask = 1 << target.index
-    which = target.index % max(world.buffers_per_page, 1)
+    which = bh_lock_buffer(target.index, world.buffers_per_page)
 
     def find_get_block_lock_buffer() -> None:
         # __find_get_block_slow: a page reference while private_lock is held,
