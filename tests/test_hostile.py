@@ -51,6 +51,19 @@ PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: b"[kernel]\n" + b"x" * 1_000_000 + b" = 1\n",
         "kernel.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...: unknown key",
     ),
+    # tomllib takes time quadratic in a dotted key's parts: minutes for a file of 1 MiB.
+    "a dotted table name of 500,000 parts": (
+        lambda: b"[" + b"a." * 500_000 + b"a]\n",
+        "line 1: a dotted key of more than 64 parts",
+    ),
+    "a dotted key of 100,000 parts": (
+        lambda: b"[kernel]\n" + b'a."b" . ' * 100_000 + b"a = 1\n",
+        "line 2: a dotted key of more than 64 parts",
+    ),
+    "a dotted key in an inline table": (
+        lambda: b"x = {" + b"a." * 400_000 + b"a = 1}\n",
+        "line 1: a dotted key of more than 64 parts",
+    ),
     "infinity": (lambda: b"[workload]\ndirty = inf\n", "finite"),
     "not a number": (lambda: b"[workload]\ndirty = nan\n", "finite"),
     "a table where a value goes": (lambda: b"[kernel.nodes]\nx = 1\n", "kernel.nodes"),
@@ -458,6 +471,36 @@ def test_a_file_name_that_is_no_utf8_goes_on_the_page(
         diff = tmp_path / "diff.html"
         assert main(["diff", str(report), str(report), "--html", str(diff)]) == 0
         assert "r\\udcff.json" in diff.read_text(encoding="utf-8")
+
+
+def test_sigterm_while_the_report_is_written_leaves_one_whole_object(tmp_path: Path) -> None:
+    """The report was cut where the signal came, and the envelope written after it."""
+    import select
+    import signal
+
+    scenario = tmp_path / "held.toml"
+    scenario.write_text(
+        '[kernel]\nnode_memory = "16MiB"\n[plugins]\nload = ["ext2"]\n'
+        '[[mount]]\nfs = "ext2"\npages = 2000\n[processes]\nanon_pages = 0\n'
+        "[workload]\npinned = 1.0\n"
+    )
+    proc = start([sys.executable, "-m", "fsaops", "migrate", scenario, "--json"])
+    try:
+        assert proc.stdout is not None
+        # The report (about half a megabyte) fills the pipe: the writer waits for us.
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready, "no output"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert "terminated (SIGTERM)" in err
+    report = json.loads(out)  # one object, whole
+    assert report["status"] == "ok" and len(report["pages_left"]) == 2000
 
 
 def test_a_huge_plugin_name_in_a_subprocess() -> None:

@@ -68,6 +68,7 @@ from fsaops.errors import (
     interrupted_by,
     printable,
     raised_by_code,
+    signals_deferred,
     watch_sigint,
 )
 from fsaops.process import REAL_EXIT, guard_process, refused_in
@@ -1162,13 +1163,17 @@ def _write(text: str) -> None:
     if stream is None:
         raise OutputError("cannot write to standard output: it is closed")
     _still_ours(stream)
+    begun = _BEGUN.get()
+    if begun is not None:
+        begun.set()  # from here, a failure's envelope would follow part of an object
     try:
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:  # an output encoding that cannot say everything
-            encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(text.encode(encoding, "replace").decode(encoding))
-        stream.flush()
+        with signals_deferred():  # written whole: Ctrl-C or SIGTERM comes after
+            try:
+                stream.write(text)
+            except UnicodeEncodeError:  # an output encoding that cannot say everything
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                stream.write(text.encode(encoding, "replace").decode(encoding))
+            stream.flush()
     except BrokenPipeError:
         _reader_gone(stream)
     except (OSError, ValueError) as exc:
@@ -1239,7 +1244,9 @@ def _error(message: str) -> None:
 def _fail(status: Status, message: str, json_mode: bool) -> int:
     """Report a command that could not finish: one line on stderr, the JSON envelope, the page."""
     _error(message)
-    if json_mode:
+    begun = _BEGUN.get()
+    if json_mode and not (begun is not None and begun.is_set()):
+        # Not after what the command wrote already: one JSON object, not two.
         with contextlib.suppress(OutputError):
             _write(json.dumps(envelope(status, _one_line(message)), indent=2) + "\n")
     page = _PAGE.get()
@@ -1286,6 +1293,7 @@ def _ender() -> Callable[[Status, str], None]:
     out = _stdout()
     page = _PAGE.get()
     finished = _FINISHED.get()
+    begun = _BEGUN.get()
 
     def end(status: Status, message: str) -> None:
         if finished is None or finished.is_set():
@@ -1293,7 +1301,8 @@ def _ender() -> Callable[[Status, str], None]:
         finished.set()  # one word only, whoever comes first
         with contextlib.suppress(OSError, ValueError):
             os.write(2, f"fsaops: error: {_one_line(message)}\n".encode())
-        if json_mode and out is not None and not _GONE.get():
+        said = begun is not None and begun.is_set()  # part of the output is out: no envelope
+        if json_mode and out is not None and not _GONE.get() and not said:
             data = json.dumps(envelope(status, _one_line(message)), indent=2) + "\n"
             with contextlib.suppress(OSError, ValueError):
                 os.write(out.fileno(), data.encode())
@@ -1315,12 +1324,16 @@ def _interrupted(signal_name: str) -> None:
     swallowed the interruption), the process ends there.
     """
     end = _ender()
+    begun = _BEGUN.get()
     said = "interrupted" if signal_name == "SIGINT" else f"terminated ({signal_name})"
-    timer = threading.Timer(
-        GRACE_SECONDS,
-        end,
-        args=(Status.INTERRUPTED, f"{said}; plugin code kept the run going; ended"),
-    )
+
+    def stop() -> None:
+        if begun is not None and begun.is_set():
+            end(Status.INTERRUPTED, f"{said}; standard output took no more of the output; ended")
+        else:
+            end(Status.INTERRUPTED, f"{said}; plugin code kept the run going; ended")
+
+    timer = threading.Timer(GRACE_SECONDS, stop)
     timer.daemon = True
     timer.start()
 
@@ -1383,6 +1396,10 @@ _FINISHED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextV
     "fsaops_finished", default=None
 )
 """Set once the command has said its word (its report, or its failure): nobody else may."""
+_BEGUN: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "fsaops_begun", default=None
+)
+"""Set once the command began writing to standard output: no envelope may follow it."""
 _PROGRAM: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_program", default=False)
 
 
@@ -1568,12 +1585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         program_token = _PROGRAM.set(program)
         finished = threading.Event()
         finished_token = _FINISHED.set(finished)
+        begun_token = _BEGUN.set(threading.Event())
         sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
         try:
             status = _run(lambda: _main(args_list), json_mode)
         finally:
             finished.set()
             _FINISHED.reset(finished_token)
+            _BEGUN.reset(begun_token)
             sys.stdout = saved
             # What plugin code made of sys.stderr (a stream that blocks, one
             # it closed) must not stop the command from ending.

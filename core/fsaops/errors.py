@@ -11,9 +11,11 @@ from __future__ import annotations
 import difflib
 import re
 import signal
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import FrameType
-from typing import Final, NoReturn
+from typing import Final
 
 __all__ = [
     "MAX_REASON",
@@ -39,6 +41,7 @@ __all__ = [
     "printable",
     "raised_by_code",
     "shown",
+    "signals_deferred",
     "watch_sigint",
     "without_addresses",
 ]
@@ -309,14 +312,46 @@ class _Signals:
     seen = 0
     last = "SIGINT"
     on_signal: Callable[[str], object] | None = None
+    deferring = False
+    deferred = 0
 
 
-def _on_sigint(signum: int, frame: FrameType | None) -> NoReturn:
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
     _Signals.seen += 1
     _Signals.last = signal.Signals(signum).name
     if _Signals.seen == 1 and _Signals.on_signal is not None:
         _Signals.on_signal(_Signals.last)
+    if _Signals.deferring:
+        _Signals.deferred += 1
+        return
     raise KeyboardInterrupt
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """While the body runs, a Ctrl-C or ``SIGTERM`` :func:`watch_sigint` counts waits for its end.
+
+    Then ``KeyboardInterrupt`` is raised, as it would have been at once: a
+    write of the command's output is never cut in the middle.  Without
+    :func:`watch_sigint`, outside the main thread or inside another such
+    block, the body runs as it would without it.
+    """
+    if (
+        not _Signals.watching
+        or _Signals.deferring
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    _Signals.deferring = True
+    _Signals.deferred = 0
+    try:
+        yield
+    finally:
+        _Signals.deferring = False
+        if _Signals.deferred:
+            _Signals.deferred = 0
+            raise KeyboardInterrupt
 
 
 def watch_sigint(on_signal: Callable[[str], object] | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Iterable
@@ -224,6 +225,16 @@ MAX_FILE_BYTES = 1024 * 1024
 """A scenario file larger than this is refused unread."""
 
 
+MAX_KEY_PARTS = 64
+"""The most parts a dotted key may have (``a.b.c`` has three) before the file is refused unread."""
+
+# Possessive, and from the start of a word only: linear in the text, whatever it holds.
+_LONG_KEY: Final = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:(?:[A-Za-z0-9_-]++|\"[^\"\n]*+\"|'[^'\n]*+')[ \t]*+\.[ \t]*+)"
+    + f"{{{MAX_KEY_PARTS}}}"
+)
+
+
 def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
     """Parse and check a scenario from TOML text; ``source`` names it in messages.
 
@@ -232,6 +243,13 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
             value out of range; the message names ``source`` and the key.
     """
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    long_key = _LONG_KEY.search(text)
+    if long_key is not None:
+        line = text.count("\n", 0, long_key.start()) + 1
+        raise ConfigError(
+            f"{source}: line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; no "
+            "scenario key has more than three (and TOML takes time quadratic in them)"
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
