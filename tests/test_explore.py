@@ -175,6 +175,20 @@ def test_a_damaged_replay_string_is_bad_input(text: str) -> None:
         decode_replay(text)
 
 
+def test_a_long_interleaving_is_shown_by_its_ends() -> None:
+    """A schedule of 200,000 points printed 14 MB of text; the JSON keeps every step."""
+    from fsaops.explore.api import STEPS_SHOWN, Step, _interleaving
+
+    steps = [Step("migrate", "tick", "f", 0, -1, "") for _ in range(10 * STEPS_SHOWN)]
+    lines = _interleaving(steps)
+    assert len(lines) == 2 * STEPS_SHOWN + 2
+    assert lines[STEPS_SHOWN].strip() == (
+        f"... {8 * STEPS_SHOWN:,} steps left out (--json has every step) ..."
+    )
+    assert lines[STEPS_SHOWN + 1].split()[0] == str(9 * STEPS_SHOWN)  # numbered as they ran
+    assert len(_interleaving(steps[: 2 * STEPS_SHOWN])) == 2 * STEPS_SHOWN + 1
+
+
 def _replay_string(**fields: object) -> str:
     import base64
 

@@ -832,10 +832,19 @@ def render_text(result: ExploreResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+STEPS_SHOWN: Final = 200
+"""Steps of an interleaving the terminal summary shows at each end (the JSON has them all)."""
+
+
 def _interleaving(steps: Sequence[Step]) -> list[str]:
     width = max((len(s.task) for s in steps), default=0)
     out = []
     for j, step in enumerate(steps):
+        if STEPS_SHOWN <= j < len(steps) - STEPS_SHOWN:
+            if j == STEPS_SHOWN:
+                left = len(steps) - 2 * STEPS_SHOWN
+                out.append(f"  ... {left:,} steps left out (--json has every step) ...")
+            continue
         where = f" in {step.function}" if step.function else ""
         page = f" page {step.page}" if step.page >= 0 else ""
         pfn = f" (pfn {step.pfn})" if step.pfn >= 0 else ""
