@@ -64,6 +64,16 @@ PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: b"x = {" + b"a." * 400_000 + b"a = 1}\n",
         "line 1: a dotted key of more than 64 parts",
     ),
+    "a dotted key of escaped quotes": (
+        lambda: b"[x]\n" + b'"\\"".' * 50_000 + b"y = 1\n",
+        "line 2: a dotted key of more than 64 parts",
+    ),
+    # No key: a comment and a string value with as many dots are read as usual.
+    "a dotted comment": (lambda: b"# " + b"a." * 500 + b"\n[kernel]\nnodes = 'x'\n", "nodes"),
+    "a dotted string value": (
+        lambda: b'[[mount]]\nfs = "' + b"a." * 500 + b'"\n',
+        "unknown filesystem",
+    ),
     "infinity": (lambda: b"[workload]\ndirty = inf\n", "finite"),
     "not a number": (lambda: b"[workload]\ndirty = nan\n", "finite"),
     "a table where a value goes": (lambda: b"[kernel.nodes]\nx = 1\n", "kernel.nodes"),

@@ -321,6 +321,51 @@ def test_refusing_a_page_that_could_move_is_a_finding(registry: Any, rc: int, na
     assert f"returned {name} for pfn {page.pfn}" in finding.example
 
 
+def test_a_table_that_never_moves_a_page_fails_a_held_one_without_a_finding(
+    registry: Any,
+) -> None:
+    """Any wrapper of ``fail_migrate_page`` fails every page alike, busy or not."""
+    from fsaops import fail_migrate_page
+
+    world = World(registry=registry, strict=True)
+    page, _vma = _mapped_page(world)
+    world.pin(page)
+    mapping = page.mapping
+    assert mapping is not None
+
+    def never(newpage: Page, old: Page) -> int:
+        return fail_migrate_page(newpage, old)
+
+    mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=never)  # type: ignore[union-attr]
+    out = world.migrate([page])
+    assert page in out.failed
+    assert not out.stats.findings
+
+
+def test_a_table_that_frees_the_buffers_and_moves_the_page_without_them_is_lawful(
+    registry: Any,
+) -> None:
+    """Buffers released, then ``migrate_page``: debug mode said the buffers did not follow."""
+    from fsaops import migrate_page
+    from fsaops.mapping import try_to_release_page
+
+    world = World(registry=registry, debug_vm=True, strict=True)
+    sb = world.mount("ext2")
+    inode = world.file(sb, 2, clean=True)
+    pages = inode.i_mapping.pages()
+    assert all(p.flags & PG.private for p in pages)
+
+    def releases(newpage: Page, old: Page) -> int:
+        if old.flags & PG.private and not try_to_release_page(old, 0):
+            return -EAGAIN
+        return migrate_page(newpage, old)
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=releases)
+    out = world.migrate(pages)  # no InvariantError
+    assert out.problems == [] and len(list(out.moved)) == 2
+    assert not out.stats.findings
+
+
 def test_eagain_for_a_page_in_a_locked_area_is_no_finding(registry: Any) -> None:
     world = World(registry=registry, strict=True)
     page, vma = _mapped_page(world)

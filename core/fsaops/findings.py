@@ -19,8 +19,9 @@ know about before the code goes anywhere:
     under ``tree_lock``): those are the kernel's own refusals.  Also a page
     that was only busy (another task's reference, or one of those
     refusals) failed for good with an errno other than ``-EAGAIN``: the
-    engine would have tried it again (``fail_migrate_page``, which fails
-    every page by design, excepted).
+    engine would have tried it again (only for a table that moves pages, or
+    says ``-EAGAIN``, in the run: one that never moves a page, as
+    ``fail_migrate_page`` does, fails every page alike).
 ``held``
     ``migratepage`` moved a page another task held a reference on (the
     count check of ``migrate_page_remove_references`` skipped or fooled):
@@ -125,10 +126,12 @@ class Findings:
             reached a ``migratepage``).
     """
 
-    __slots__ = ("_seen", "watched")
+    __slots__ = ("_able", "_busy", "_seen", "watched")
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], tuple[list[int], str]] = {}
+        self._busy: dict[str, list[tuple[int, str]]] = {}
+        self._able: set[str] = set()
         self.watched = 0
 
     def add(self, table: str, kind: str, pfn: int, example: str) -> None:
@@ -139,11 +142,32 @@ class Findings:
         elif pfn not in entry[0]:
             entry[0].append(pfn)
 
+    def busy(self, table: str, pfn: int, example: str) -> None:
+        """``table`` failed for good a page that was only busy: ``refused``, if it ever moves one.
+
+        A table that moves pages (or says ``-EAGAIN``) and fails a busy one
+        for good turned a passing obstacle into a permanent one.  A table
+        that never moves a page (``fail_migrate_page``, or a wrapper of it)
+        fails every page alike, busy or not: that is no finding.
+        """
+        self._busy.setdefault(table, []).append((pfn, example))
+
+    def able(self, table: str) -> None:
+        """``table``'s ``migratepage`` moved a page, or said ``-EAGAIN``, in this run."""
+        self._able.add(table)
+
+    def _settle(self) -> None:
+        for table in sorted(self._able & self._busy.keys()):
+            for pfn, example in self._busy.pop(table):
+                self.add(table, "refused", pfn, example)
+
     def __bool__(self) -> bool:
+        self._settle()
         return bool(self._seen)
 
     def result(self) -> tuple[Finding, ...]:
         """Every finding, by table and then in the order of :data:`KINDS`."""
+        self._settle()
         order = {kind: i for i, kind in enumerate(KINDS)}
         return tuple(
             Finding(table, kind, len(pfns), tuple(pfns[:PAGES_LISTED]), example)
@@ -251,7 +275,9 @@ class MigratepageWatch:
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
                 "and no other task held it",
             )
-        elif rc < 0 and rc != -EAGAIN and not _mlocked(page) and not _fails_every_page(page):
+        if rc in (0, -EAGAIN):
+            self.findings.able(table)
+        elif rc < 0 and not _mlocked(page):
             # Busy for now, failed for good: the engine would have tried it again.
             why = self._kernel.current.why or ""
             busy = ""
@@ -263,9 +289,8 @@ class MigratepageWatch:
                 from fsaops.migrate import errno_name  # fsaops.migrate imports this module
 
                 name = errno_name(rc).lstrip("-")
-                add(
+                self.findings.busy(
                     table,
-                    "refused",
                     pfn,
                     f"migratepage failed pfn {pfn} for good (-{name}) where it was only busy: "
                     f"{busy}; -EAGAIN lets the engine try it again on a later pass",
@@ -318,6 +343,24 @@ class MigratepageWatch:
                     f"clean pfn {pfn} moved to pfn {newpage.pfn} dirty (neither the page nor a "
                     "pte mapping it was): it would be written back for nothing",
                 )
+        if (
+            rc == 0
+            and b.ring
+            and newpage.flags & PG.private
+            and isinstance(newpage.private, BufferHead)
+        ):
+            devices = {id(bdev) for *_, bdev in b.ring if bdev is not None}
+            fresh, _problem = Oracle.ring(newpage.private)
+            for i, bh in enumerate(fresh):
+                if bh.b_state & BH.mapped and id(bh.b_bdev) not in devices:
+                    add(
+                        table,
+                        "buffers",
+                        pfn,
+                        f"buffer head {i} of pfn {newpage.pfn} (pfn {pfn} moved) is mapped to no "
+                        "device of the old page's buffers: its next write goes nowhere, or astray",
+                    )
+                    break
         held_locks = _held_buffer_locks(self._kernel)
         for i, (bh, count, locked, kept, bdev) in enumerate(b.ring):
             if bh.b_bdev is not bdev and kept & BH.mapped:
@@ -377,14 +420,6 @@ def _held_buffer_locks(kernel: Kernel) -> set[int]:
     return {
         id(held.obj) for task in kernel.tasks for held in task.holds if held.kind == "buffer_lock"
     }
-
-
-def _fails_every_page(page: Page) -> bool:
-    """Whether the page's table migrates nothing by design (``fail_migrate_page``)."""
-    from fsaops.migrate import fail_migrate_page  # fsaops.migrate imports this module
-
-    a_ops = getattr(page.mapping, "a_ops", None)
-    return getattr(a_ops, "migratepage", None) is fail_migrate_page
 
 
 def _mlocked(page: Page) -> bool:

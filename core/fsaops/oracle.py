@@ -749,7 +749,9 @@ class Oracle:
                 f"clean pfn {pfn} moved to pfn {new.pfn} dirty (neither the page nor a pte "
                 "mapping it was): it would be written back for nothing"
             )
-        if not fallback and before.ring is not None:
+        # A table may release the buffers (try_to_release_page) and move the page
+        # without them, as migrate_page does: the data checks judge that.
+        if not fallback and before.ring is not None and new.flags & PG.private:
             head = before.ring[0].bh
             ring, trouble = self.ring(head)
             if new.private is not head or not new.flags & PG.private or trouble:
@@ -856,6 +858,7 @@ class Oracle:
                 and not after.pte_dirty
                 and not page.flags & PG.dirty
                 and not written
+                and not self._on_disk_as_in_frame(page, after.data)
             ):
                 # try_to_unmap takes some ptes and then fails (a VM_LOCKED area
                 # further down i_mmap, a busy page after 2.6.17's fallback
@@ -876,6 +879,15 @@ class Oracle:
                     "though the page did not move"
                 )
         return problems
+
+    @classmethod
+    def _on_disk_as_in_frame(cls, page: Page, data: bytes) -> bool:
+        """Whether a file page's blocks hold what its frame holds (a table wrote it back itself)."""
+        mapping = page.mapping
+        inode = getattr(mapping, "host", None)
+        if inode is None or getattr(mapping, "anon", False):
+            return False
+        return cls.on_disk(inode, page.index) == data
 
     def record(self, pages: Iterable[Page], to: PageList | None = None) -> MigrationRecord:
         """Record pages about to migrate, to judge the outcome by (a :class:`MigrationRecord`)."""

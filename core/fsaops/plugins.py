@@ -241,7 +241,7 @@ class Registry:
         for info in self.plugins:
             if info.name == name and info.status is not PluginStatus.LOADED:
                 hint = f"; plugin {info.label} provides it but is {info.status.value}"
-        raise ConfigError(f"unknown filesystem {name!r}{hint} (loaded: {known})") from None
+        raise ConfigError(f"unknown filesystem {shown(name)}{hint} (loaded: {known})") from None
 
     def aops(self, fs: str, mode: str | None = None) -> AddressSpaceOperations:
         """The table of filesystem ``fs`` in ``mode``, as the kernel would use it."""

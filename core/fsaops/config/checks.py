@@ -26,7 +26,7 @@ from fsaops.config.schema import (
     WorkloadConfig,
 )
 from fsaops.config.sizes import format_size
-from fsaops.errors import ConfigError, did_you_mean
+from fsaops.errors import ConfigError, did_you_mean, shown
 from fsaops.plugins import PluginStatus
 from fsaops.semantics import SEMANTICS, semantics_names
 
@@ -53,11 +53,11 @@ MAX_PROBLEMS: Final = 3
 
 def message(source: str, problems: list[str]) -> str:
     """``source: problem; problem; problem; and 2 more problems``."""
-    shown = "; ".join(problems[:MAX_PROBLEMS])
+    said = "; ".join(problems[:MAX_PROBLEMS])
     more = len(problems) - MAX_PROBLEMS
     if more > 0:
-        shown += f"; and {more} more problem{'s' if more > 1 else ''}"
-    return f"{source}: {shown}"
+        said += f"; and {more} more problem{'s' if more > 1 else ''}"
+    return f"{source}: {said}"
 
 
 def raise_problems(source: str, problems: list[str]) -> None:
@@ -117,7 +117,7 @@ def static_problems(config: Config) -> list[str]:
         seen: set[str] = set()
         for i, name in enumerate(load):
             if name in seen:
-                problems.append(f"plugins.load[{i}]: plugin {name!r} is named twice")
+                problems.append(f"plugins.load[{i}]: plugin {shown(name)} is named twice")
             seen.add(name)
 
     for i, mount in enumerate(config.mount):
@@ -197,12 +197,12 @@ def _mount_type(
         if info.name == mount.fs and info.status is not PluginStatus.LOADED:
             selected = ", ".join(registry.selection) or "none"
             problems.append(
-                f"{key}.fs: filesystem {mount.fs!r} comes from plugin {info.label}, which is "
+                f"{key}.fs: filesystem {shown(mount.fs)} comes from plugin {info.label}, which is "
                 f"{info.status.value} (selected plugins: {selected})"
             )
             return None
     hint = did_you_mean(mount.fs, registry.filesystems)
-    problems.append(f"{key}.fs: unknown filesystem {mount.fs!r}{hint} (loaded: {loaded})")
+    problems.append(f"{key}.fs: unknown filesystem {shown(mount.fs)}{hint} (loaded: {loaded})")
     return None
 
 

@@ -228,11 +228,28 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_KEY_PARTS = 64
 """The most parts a dotted key may have (``a.b.c`` has three) before the file is refused unread."""
 
-# Possessive, and from the start of a word only: linear in the text, whatever it holds.
+# One part of a dotted key: a bare key, a basic string (escapes included) or a
+# literal string.  Possessive, and from the start of a word only: linear in the
+# text, whatever it holds.
+_KEY_PART: Final = r"""(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+')"""
 _LONG_KEY: Final = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:(?:[A-Za-z0-9_-]++|\"[^\"\n]*+\"|'[^'\n]*+')[ \t]*+\.[ \t]*+)"
-    + f"{{{MAX_KEY_PARTS}}}"
+    r"(?<![A-Za-z0-9_-])(?:" + _KEY_PART + r"[ \t]*+\.[ \t]*+)" + f"{{{MAX_KEY_PARTS}}}"
 )
+
+
+def _long_key_at(text: str) -> int:
+    """Where a dotted key of more than :data:`MAX_KEY_PARTS` parts starts, or -1.
+
+    Only where a key can start (a line's start, after ``[``, ``{`` or
+    ``,``): a comment or a string value with as many dots is no key.
+    """
+    for match in _LONG_KEY.finditer(text):
+        i = match.start() - 1
+        while i >= 0 and text[i] in " \t":
+            i -= 1
+        if i < 0 or text[i] in "\n[{,":
+            return match.start()
+    return -1
 
 
 def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
@@ -243,9 +260,9 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
             value out of range; the message names ``source`` and the key.
     """
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
-    long_key = _LONG_KEY.search(text)
-    if long_key is not None:
-        line = text.count("\n", 0, long_key.start()) + 1
+    long_key = _long_key_at(text)
+    if long_key >= 0:
+        line = text.count("\n", 0, long_key) + 1
         raise ConfigError(
             f"{source}: line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; no "
             "scenario key has more than three (and TOML takes time quadratic in them)"
