@@ -234,6 +234,23 @@ def test_a_kernel_bug_kjournald_finds_names_the_plugin_whose_table_it_is(
     )
 
 
+def test_a_buffer_left_without_its_device_is_the_oops_of_its_write_naming_the_table(
+    configs: Path,
+) -> None:
+    """ext2's writepage submits the buffer, but buggyfs's migratepage emptied it: name buggyfs."""
+    rc, report = migrate(configs, "forgets_every_buffers_device", RUNS[0])
+    assert (rc, report["status"]) == (1, "kernel bug")
+    error = report["error"]
+    assert re.match(
+        r"kernel BUG: submit_bh\(WRITE\): the buffer head at offset \d+ of pfn \d+ "
+        r"\(forgets_every_buffers_device_aops\) is mapped to block \d+ but has no b_bdev",
+        error,
+    ), error
+    assert error.endswith(
+        "(plugin fsaops-buggyfs[buggyfs], whose table forgets_every_buffers_device_aops it is)"
+    )
+
+
 @pytest.mark.parametrize("alloc_fail", [0.0, 1.0])
 def test_strict_says_how_many_migratepage_calls_it_looked_at(
     configs: Path, alloc_fail: float

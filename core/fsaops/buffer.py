@@ -73,6 +73,7 @@ __all__ = [
     "mpage_readpage",
     "mpage_readpages",
     "mpage_writepages",
+    "no_device",
     "nobh_commit_write",
     "nobh_prepare_write",
     "nobh_writepage",
@@ -205,6 +206,27 @@ def bh_offset(bh: BufferHead) -> int:
     return bh.b_data & (bh.b_page.node.page_size - 1)
 
 
+def no_device(bh: BufferHead, op: str) -> KernelBug:
+    """The oops of I/O on a mapped buffer without ``b_bdev``, as an error to raise.
+
+    ``submit_bh`` hands ``b_bdev`` to ``generic_make_request``, which
+    dereferences it: the kernel oopses there.  The code that submits the
+    buffer is not to blame (it found a buffer someone else emptied, a
+    ``migratepage`` that moved the page, say), so the error names the
+    table whose page it is, and the command line the plugin that provides it.
+    """
+    mapping = bh.b_page.mapping
+    table = getattr(getattr(mapping, "a_ops", None), "name", None)
+    table = table if isinstance(table, str) else None
+    place = f"buffer head at offset {bh_offset(bh)} of pfn {bh.b_page.pfn}"
+    whose = f" ({table})" if table is not None else ""
+    return KernelBug(
+        f"submit_bh({op}): the {place}{whose} is mapped to block {bh.b_blocknr} "
+        "but has no b_bdev (a NULL dereference in generic_make_request)",
+        table=table,
+    )
+
+
 def buffers(head: BufferHead) -> Iterator[BufferHead]:
     """Every buffer of the ring, starting at ``head``."""
     bh = head
@@ -259,10 +281,13 @@ def sync_dirty_buffer(bh: BufferHead) -> int:
     try:
         if not bh.b_state & BH.dirty:
             return 0
-        if not bh.b_state & BH.mapped or bh.b_bdev is None:
+        if not bh.b_state & BH.mapped:
             return -EIO
+        bdev = bh.b_bdev
+        if bdev is None:
+            raise no_device(bh, "WRITE")
         bh.b_state &= ~BH.dirty
-        bh.b_bdev.write(bh.b_blocknr, bh.data)
+        bdev.write(bh.b_blocknr, bh.data)
         bh.b_state |= BH.uptodate | BH.req
         return 0
     finally:
@@ -513,8 +538,10 @@ def block_write_full_page(page: Page, get_block: GetBlock | None, wbc: Writeback
         return 0
     delay = _schedule_io(page)
     for bh in to_write:
-        assert bh.b_bdev is not None
-        bh.b_bdev.write(bh.b_blocknr, bh.data)
+        bdev = bh.b_bdev
+        if bdev is None:
+            raise no_device(bh, "WRITE")
+        bdev.write(bh.b_blocknr, bh.data)
         kernel.sched.call_later(delay, _end_buffer_async_write, bh)
     return 0
 
@@ -536,8 +563,10 @@ def block_read_full_page(page: Page, get_block: GetBlock | None = None) -> int:
             if first_block + i < lblock:
                 get_block(inode, first_block + i, bh, False)
         if bh.b_state & BH.mapped and not bh.b_state & BH.delay:
-            assert bh.b_bdev is not None
-            bh.b_bdev.read(bh.b_blocknr, bh.data)
+            bdev = bh.b_bdev
+            if bdev is None:
+                raise no_device(bh, "READ")
+            bdev.read(bh.b_blocknr, bh.data)
         else:
             bh.data[:] = bytes(bs)  # a hole, or past the end of the file: zeroes
         bh.b_state |= BH.uptodate
@@ -727,8 +756,10 @@ def block_prepare_write(page: Page, start: int, end: int, get_block: GetBlock | 
             bh.b_state |= BH.uptodate
         if not bh.b_state & BH.uptodate and (b_start < start or b_end > end):
             if bh.b_state & BH.mapped and not bh.b_state & BH.delay:
-                assert bh.b_bdev is not None
-                bh.b_bdev.read(bh.b_blocknr, bh.data)
+                bdev = bh.b_bdev
+                if bdev is None:
+                    raise no_device(bh, "READ")
+                bdev.read(bh.b_blocknr, bh.data)
             else:
                 bh.data[:] = bytes(bs)
             bh.b_state |= BH.uptodate

@@ -27,6 +27,7 @@ from fsaops.buffer import (
     BufferHead,
     bh_offset,
     buffers,
+    no_device,
     try_to_free_buffers,
     trylock_buffer,
     unlock_buffer,
@@ -130,8 +131,10 @@ class Journal:
                 keep[key] = bh
                 continue
             if bh.b_state & (BH.jbddirty | BH.dirty) and bh.b_state & BH.mapped:
-                assert bh.b_bdev is not None
-                bh.b_bdev.write(bh.b_blocknr, bh.data)
+                bdev = bh.b_bdev
+                if bdev is None:
+                    raise no_device(bh, "WRITE")
+                bdev.write(bh.b_blocknr, bh.data)
                 bh.b_state &= ~(BH.jbddirty | BH.dirty)
             unlock_buffer(bh)
             self._detach(bh)

@@ -361,6 +361,14 @@ def forgets_the_device(newpage: Page, page: Page) -> int:
     return rc
 
 
+def forgets_every_buffers_device(newpage: Page, page: Page) -> int:
+    """Moves the buffers and clears every one's ``b_bdev``: a dirty one's write-out oopses."""
+    rc, bhs = _move_with_buffers(newpage, page)
+    for bh in bhs:
+        bh.b_bdev = None
+    return rc
+
+
 def moves_buffers_to_offset_zero(newpage: Page, page: Page) -> int:
     """Points every buffer head at the start of the new page."""
     if page.mapping is None or not page.flags & PG.private:
@@ -590,6 +598,7 @@ BROKEN: dict[str, Migratepage] = {
         moves_pages_others_hold,
         leaves_the_old_page_dirty,
         forgets_the_device,
+        forgets_every_buffers_device,
         leaves_buffers_locked,
         leaks_buffer_references,
         moves_buffers_to_offset_zero,
