@@ -16,7 +16,12 @@ from fsaops.lru import isolate_lru_page
 from fsaops.page import PG, Page, lock_page, unlock_page
 from fsaops.plugins import Registry
 from fsaops.world import World, write_head_buffer
-from fsaops.writeback import WritebackControl, clear_page_dirty_for_io, set_page_dirty
+from fsaops.writeback import (
+    WritebackControl,
+    clear_page_dirty_for_io,
+    set_page_dirty,
+    write_one_page,
+)
 
 EXPECTED = {
     ("ext2", "default"): ("ext2_aops", "buffer_migrate_page"),
@@ -143,6 +148,71 @@ def test_ext3_ordered_files_written_buffers_in_the_journal_until_commit(
     assert sb.a_ops.releasepage(page, 0) == 1
     assert not page.flags & PG.private
     unlock_page(page)
+
+
+def test_ext3_ordered_lets_written_back_ordered_data_go_before_the_commit(
+    registry: Registry,
+) -> None:
+    """jbd's "written-back ordered data buffer": releasepage frees it without a commit."""
+    world = World(registry=registry, node_pages=256, swap_slots=64, commit_interval=1_000_000)
+    sb = world.mount("ext3", "ordered")
+    journal = sb.s_fs_info
+    inode = world.file(sb, 2)
+    first, second = inode.i_mapping.pages()
+    assert write_one_page(first, wait=True) == 0
+    world.kernel.run_until_idle()
+    ring = list(buffers(first.private))
+    assert all(bh.b_state & BH.jbd and not bh.b_state & BH.dirty for bh in ring)
+    lock_page(first)
+    assert sb.a_ops.releasepage is not None
+    assert sb.a_ops.releasepage(first, GFP_KERNEL) == 1
+    assert not first.flags & PG.private
+    unlock_page(first)
+    assert all(not journal.holds(bh) and bh.b_count == 0 for bh in ring)
+    assert journal.commits == 0
+    # Still dirty: the journal keeps it, and the buffers stay.
+    lock_page(second)
+    assert sb.a_ops.releasepage(second, GFP_KERNEL) == 0
+    assert second.flags & PG.private
+    unlock_page(second)
+    assert check_kernel(world.kernel) == []
+
+
+def test_ext3_ordered_release_stops_at_the_first_buffer_still_in_the_journal(
+    registry: Registry,
+) -> None:
+    """Buffers before a busy one have left the transaction, as jbd's loop leaves them."""
+    world = World(registry=registry, node_pages=256, swap_slots=64, commit_interval=1_000_000)
+    sb = world.mount("ext3", "ordered", block_size=1024)
+    journal = sb.s_fs_info
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    assert write_one_page(page, wait=True) == 0
+    world.kernel.run_until_idle()
+    ring = list(buffers(page.private))
+    assert len(ring) == 4
+    ring[2].b_state |= BH.dirty  # written again since: ordered data still to go out
+    lock_page(page)
+    assert sb.a_ops.releasepage is not None
+    assert sb.a_ops.releasepage(page, GFP_KERNEL) == 0
+    unlock_page(page)
+    assert [journal.holds(bh) for bh in ring] == [False, False, True, True]
+    assert [bool(bh.b_state & BH.jbd) for bh in ring] == [False, False, True, True]
+
+
+def test_ext3_journal_mode_keeps_written_journalled_buffers_until_the_commit(
+    registry: Registry,
+) -> None:
+    world = World(registry=registry, node_pages=256, swap_slots=64, commit_interval=1_000_000)
+    sb = world.mount("ext3", "journal")
+    inode = world.file(sb, 1)
+    (page,) = inode.i_mapping.pages()
+    assert all(bh.b_state & BH.jbd for bh in buffers(page.private))
+    lock_page(page)
+    assert sb.a_ops.releasepage is not None
+    assert sb.a_ops.releasepage(page, GFP_KERNEL) == 0
+    unlock_page(page)
+    assert all(sb.s_fs_info.holds(bh) for bh in buffers(page.private))
 
 
 def test_ext3_journal_mode_journals_at_writepage_without_writeback(

@@ -10,8 +10,11 @@ Buffers enter the running transaction in two ways:
 
 Either way the buffer carries ``BH.jbd`` and one ``b_count`` reference for
 the journal's record of it, so :func:`~fsaops.buffer.try_to_free_buffers`
-cannot free it; ``journal_try_to_free_buffers`` refuses while any buffer
-of the page is still in the journal.  kjournald commits every
+cannot free it.  ``journal_try_to_free_buffers`` first lets go of every
+ordered-data buffer that has been written back (clean and unlocked: jbd's
+"written-back ordered data buffer" on ``BJ_SyncData`` or ``BJ_Locked``),
+then refuses while any buffer of the page is still in the journal: a
+journalled one, or ordered data still dirty or under I/O.  kjournald commits every
 ``commit_interval`` ticks: each buffer's data goes to its home block (the
 model folds the log write and the checkpoint together) and the buffer
 leaves the journal.  A buffer locked at commit time waits for the next
@@ -64,6 +67,8 @@ class Journal:
     def __init__(self, sb: SuperBlock, commit_interval: int = DEFAULT_COMMIT_INTERVAL) -> None:
         self.sb = sb
         self.running: dict[int, BufferHead] = {}
+        #: The buffers of ``running`` filed as ordered data (jbd's ``BJ_SyncData``).
+        self.ordered: set[int] = set()
         self.commits = 0
         self.commit_interval = commit_interval
         self._event: Event | None = None
@@ -98,15 +103,23 @@ class Journal:
     def dirty_metadata(self, bh: BufferHead) -> None:
         """File a buffer as journalled data (``journal_dirty_metadata``)."""
         self._file(bh)
+        self.ordered.discard(id(bh))  # refiled onto the metadata list
         bh.b_state = (bh.b_state | BH.jbddirty) & ~BH.dirty
 
     def dirty_data(self, bh: BufferHead) -> None:
-        """File a buffer as ordered data (``journal_dirty_data``)."""
+        """File a buffer as ordered data (``journal_dirty_data``).
+
+        A buffer the running transaction already journals stays journalled.
+        """
+        if self.running.get(id(bh)) is bh and id(bh) not in self.ordered:
+            return
         self._file(bh)
+        self.ordered.add(id(bh))
 
     def forget(self, bh: BufferHead) -> None:
         """Take a buffer out of the journal (truncate: ``journal_invalidatepage``)."""
         if self.running.pop(id(bh), None) is not None:
+            self.ordered.discard(id(bh))
             self._detach(bh)
 
     @staticmethod
@@ -139,15 +152,33 @@ class Journal:
             unlock_buffer(bh)
             self._detach(bh)
         self.running = keep
+        self.ordered &= keep.keys()
         self.commits += 1
         if self._event is not None:
             self._event.cancel()  # a commit asked for (sync) restarts the timer
         self._schedule()
 
     def try_to_free_buffers(self, page: Page) -> int:
-        """``journal_try_to_free_buffers``: refuse while a buffer is in the journal."""
+        """``journal_try_to_free_buffers``: let written-back ordered data go, then free.
+
+        Buffer by buffer (``__journal_try_to_free_buffer``): an ordered-data
+        buffer that is neither dirty nor locked leaves the transaction, and
+        the first buffer still in the journal makes the page busy (0), with
+        the ones before it already let go, as in jbd.
+        """
         if page.flags & PG.private:
             for bh in buffers(page.private):
+                key = id(bh)
+                if (
+                    key in self.ordered
+                    and self.running.get(key) is bh
+                    and not bh.b_state & (BH.lock | BH.dirty)
+                ):
+                    # "A written-back ordered data buffer": __journal_unfile_buffer,
+                    # journal_remove_journal_head, __brelse.
+                    del self.running[key]
+                    self.ordered.discard(key)
+                    self._detach(bh)
                 if bh.b_state & BH.jbd:
                     return 0
         return try_to_free_buffers(page)
