@@ -301,6 +301,23 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
         "    return [Picky(name='p', modes={'default': T})]\n",
         "filesystem 'p': aops('default') gives table other, not the table its modes name (t)",
     ),
+    "a module __getattr__ that raises": (
+        "def __getattr__(name):\n    raise RuntimeError('no attribute ' + name)\n",
+        "failed to load: RuntimeError: no attribute fsaops_filesystem_types",
+    ),
+    "a module __getattr__ that raises SystemExit(0)": (
+        "def __getattr__(name):\n    raise SystemExit(0)\n",
+        "failed to load: SystemExit: 0",
+    ),
+    "a module with no hook at all": (
+        "X = 1\n",
+        "it implements no fsaops hook, so nothing of it is ever called",
+    ),
+    "a misspelled hook marked optionalhook": (
+        HEADER + "@fsaops.hookimpl(optionalhook=True)\ndef fsaops_filesystem_type():\n"
+        "    return []\n",
+        "fsaops_filesystem_type is no hook of fsaops (optionalhook=True let the name pass)",
+    ),
     "a description that is not a string": (
         HEADER + "T = AddressSpaceOperations(name='t')\n"
         "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
@@ -836,6 +853,62 @@ def test_an_entry_point_that_is_not_a_module_path(tmp_path: Path) -> None:
     )
 
 
+OBJECTS = (
+    "NONE = None\nNUMBER = 42\n"
+    "class _Eq:\n"
+    "    def __eq__(self, other):\n        raise RuntimeError('eq broke')\n"
+    "    __hash__ = object.__hash__\n"
+    "EQ = _Eq()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ("NONE", "plugin objs-dist[obj]: its entry point names None, not a module"),
+        ("NUMBER", "plugin objs-dist[obj]: it implements no fsaops hook"),
+        ("EQ", "plugin objs-dist[obj] failed to load: RuntimeError: eq broke"),
+    ],
+)
+def test_an_entry_point_naming_an_object_without_hooks_is_refused(
+    tmp_path: Path, entry: str, said: str
+) -> None:
+    """None (pluggy's mark of a blocked name), a number, an object whose == raises: exit 2."""
+    from fsaops.testing.dist import write_dist_info
+
+    write_dist_info(
+        tmp_path,
+        "objs-dist",
+        {"fsaops": {"obj": f"objs_module:{entry}"}},
+        modules={"objs_module": OBJECTS},
+    )
+    for command in ("plugins", "migrate"):
+        proc = fsaops(command, "--plugins", "ext2,ext3,swap,obj", env={"PYTHONPATH": str(tmp_path)})
+        one_error_line(proc, 2, said)
+
+
+def test_a_failure_is_blamed_on_the_entry_point_whose_module_failed(tmp_path: Path) -> None:
+    """One distribution, one package, three plugins: the one whose code failed is named."""
+    from fsaops.testing.dist import write_dist_info
+
+    package = tmp_path / "extras_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "alpha.py").write_text(HEADER + _table("alpha"))
+    (package / "beta.py").write_text(
+        HEADER
+        + "def mp(newpage, page):\n    raise SystemExit(0)\n"
+        + _table("beta", migratepage="mp")
+    )
+    write_dist_info(
+        tmp_path, "extras-dist", {"fsaops": {n: f"extras_pkg.{n}" for n in ("alpha", "beta")}}
+    )
+    scenario = _scenario(tmp_path, "beta")
+    proc = fsaops("migrate", str(scenario), env={"PYTHONPATH": str(tmp_path)})
+    line = one_error_line(proc, 1, "(plugin extras-dist[beta], in extras_pkg.beta.mp)")
+    assert "[alpha]" not in line
+
+
 def test_one_module_under_two_entry_points_names_both(tmp_path: Path) -> None:
     """pluggy registers a module once: the second entry point is refused, naming the first."""
     from fsaops.testing.dist import write_dist_info
@@ -1265,7 +1338,7 @@ def test_what_a_plugin_prints_never_reaches_the_json_report(tmp_path: Path) -> N
 
 
 def test_a_plugin_that_empties_sys_path_does_not_take_the_others_down(tmp_path: Path) -> None:
-    env = install(tmp_path, "aaa", "import sys\nsys.path.clear()\n")
+    env = install(tmp_path, "aaa", HEADER + "import sys\nsys.path.clear()\n" + _table("aaa"))
     proc = fsaops(
         "config", "check", CONFIGS_SMALL, "--plugins", "aaa,ext2,ext3,xfs,swap,xfs_buftarg", env=env
     )
@@ -1348,8 +1421,8 @@ def test_a_plugin_that_changes_the_environment_changes_nothing_of_the_run(
 ) -> None:
     """The selection and the time limit are read before any plugin is imported."""
     code = (
-        "import os\nos.environ['FSAOPS_PLUGINS'] = 'nothing_of_the_sort'\n"
-        "os.environ['FSAOPS_PLUGIN_TIMEOUT'] = 'abc'\n"
+        HEADER + "import os\nos.environ['FSAOPS_PLUGINS'] = 'nothing_of_the_sort'\n"
+        "os.environ['FSAOPS_PLUGIN_TIMEOUT'] = 'abc'\n" + _table("aaa")
     )
     env = install(tmp_path, "aaa", code)
     proc = fsaops(

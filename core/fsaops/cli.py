@@ -71,7 +71,7 @@ from fsaops.errors import (
     signals_deferred,
     watch_sigint,
 )
-from fsaops.process import REAL_EXIT, guard_process, refused_in
+from fsaops.process import REAL_EXIT, guard_process, plugin_of_module, refused_in
 from fsaops.process import calls as refused_calls
 from fsaops.status import Status, envelope
 
@@ -1404,15 +1404,23 @@ _PROGRAM: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_program"
 
 
 def _plugin_modules() -> dict[str, str]:
-    """Each plugin's top-level module, and its ``distribution[entry]`` (metadata only)."""
+    """Each plugin's entry-point module, and its ``distribution[entry]`` (metadata only).
+
+    Only the selected plugins, when a registry says which were (a plugin
+    that was not loaded ran no code).
+    """
     from fsaops.plugins import discover
 
+    registry = _REGISTRY.get()
+    selected = None if registry is None else set(registry.selection)
     found: dict[str, str] = {}
     try:
-        for item in discover().values():
-            top = item.value.split(":")[0].split(".")[0].strip()
-            if top and top != "fsaops":
-                found.setdefault(top, item.shown)
+        for name, item in discover().items():
+            if selected is not None and name not in selected:
+                continue
+            module = item.value.split(":")[0].strip()
+            if module and module.split(".")[0] != "fsaops":
+                found.setdefault(module, item.shown)
     except Exception:  # no plugin metadata to name anybody by
         return {}
     return found
@@ -1435,8 +1443,9 @@ def _culprit(exc: BaseException | None) -> tuple[str, str] | None:
     while tb is not None:
         frame = tb.tb_frame
         module = frame.f_globals.get("__name__")
-        if isinstance(module, str) and module.split(".")[0] in modules:
-            found = modules[module.split(".")[0]], f"{module}.{frame.f_code.co_name}"
+        owner = plugin_of_module(modules, module) if isinstance(module, str) else None
+        if owner is not None:
+            found = owner, f"{module}.{frame.f_code.co_name}"
         tb = tb.tb_next
     return found
 

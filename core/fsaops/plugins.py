@@ -878,6 +878,50 @@ def _quiet(step: str, name: str) -> None:
     """A :data:`_Watch` that does nothing."""
 
 
+def _registration_problem(
+    pm: pluggy.PluginManager,
+    module: object,
+    item: Available,
+    available: Mapping[str, Available],
+) -> PluginError | None:
+    """Why ``module`` cannot be registered as ``item``'s plugin, or ``None``."""
+    unmarked = getattr(module, "fsaops_filesystem_types", None)
+    if callable(unmarked) and pm.parse_hookimpl_opts(module, "fsaops_filesystem_types") is None:
+        return PluginValidationError(
+            item.shown,
+            "it defines fsaops_filesystem_types without @fsaops.hookimpl, so the hook "
+            "never calls it",
+        )
+    twin = pm.get_name(module)
+    if twin is not None:  # pluggy refuses one module under two names
+        return PluginValidationError(
+            item.shown,
+            f"its module {shown(getattr(module, '__name__', module))} is plugin "
+            f"{available[twin].shown if twin in available else shown(twin)} already: one "
+            "module can be one plugin, under one entry point",
+        )
+    return None
+
+
+def _no_hook(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """Why nothing of a registered plugin is ever called (no fsaops hook), or ``None``."""
+    callers = pm.get_hookcallers(plugin) or []
+    if any(caller.spec is not None for caller in callers):
+        return None
+    unknown = sorted(caller.name for caller in callers)
+    if unknown:
+        names = ", ".join(_cut(n) for n in unknown[:3])
+        return (
+            f"it implements no fsaops hook, so nothing of it is ever called: {names} "
+            "is no hook of fsaops (optionalhook=True let the name pass); the hook is "
+            "fsaops_filesystem_types"
+        )
+    return (
+        "it implements no fsaops hook, so nothing of it is ever called (the hook is "
+        "fsaops_filesystem_types, marked @fsaops.hookimpl)"
+    )
+
+
 def _load(
     available: Mapping[str, Available],
     selected: Sequence[str],
@@ -929,35 +973,29 @@ def _load(
             fail(name, exc)
             continue
         watch("register", name)
-        unmarked = getattr(module, "fsaops_filesystem_types", None)
-        if callable(unmarked) and pm.parse_hookimpl_opts(module, "fsaops_filesystem_types") is None:
+        if module is None:  # pluggy keeps blocked names as None: it would find one
             fail(
                 name,
                 PluginValidationError(
-                    item.shown,
-                    "it defines fsaops_filesystem_types without @fsaops.hookimpl, so the hook "
-                    "never calls it",
+                    item.shown, "its entry point names None, not a module with fsaops hooks"
                 ),
             )
             continue
-        twin = pm.get_name(module)
-        if twin is not None:  # pluggy refuses one module under two names
-            fail(
-                name,
-                PluginValidationError(
-                    item.shown,
-                    f"its module {shown(getattr(module, '__name__', module))} is plugin "
-                    f"{available[twin].shown} already: one module can be one plugin, "
-                    "under one entry point",
-                ),
-            )
-            continue
+        # Plugin code can run in each step (a module's __getattr__, an object's
+        # __eq__): what it raises is this plugin's failure to load.
         try:
-            pm.register(module, name=name)
+            problem = _registration_problem(pm, module, item, available)
+            if problem is None:
+                pm.register(module, name=name)
         except BaseException as exc:
             if not _from_plugin(exc, interrupts):
                 raise
-            fail(name, PluginLoadError(item.shown, exc))
+            with contextlib.suppress(Exception):
+                if pm.has_plugin(name):
+                    pm.unregister(name=name)
+            problem = PluginLoadError(item.shown, exc)
+        if problem is not None:
+            fail(name, problem)
     watch("check", "")
     while True:  # every plugin with a hook that does not exist, not just the first
         try:
@@ -969,6 +1007,12 @@ def _load(
             pm.unregister(exc.plugin)
             continue
         break
+    for name, plugin in list(pm.list_name_plugin()):
+        if name in available and name not in errors and plugin is not None:
+            silent = _no_hook(pm, plugin)
+            if silent is not None:
+                fail(name, PluginValidationError(available[name].shown, silent))
+                pm.unregister(name=name)
     # A plugin may implement the hook more than once (pluggy's specname=):
     # pluggy would call each, so each one's types count.
     impls: dict[str, list[Callable[[], object]]] = {}
@@ -1000,20 +1044,31 @@ def _load(
     for name in selected:  # the selection's order is the load order
         if name not in provided:
             continue
-        clash = next((f.name for f in provided[name] if f.name in filesystems), None)
-        if clash is not None:
-            first = available[owners[clash]].shown
-            fail(name, PluginConflictError(clash, first, available[name].shown))
-            continue
-        taken = _table_name_taken(provided[name], tables, available, name)
-        if taken is not None:
-            fail(name, taken)
+        try:
+            clash = next((f.name for f in provided[name] if f.name in filesystems), None)
+            if clash is not None:
+                first = available[owners[clash]].shown
+                fail(name, PluginConflictError(clash, first, available[name].shown))
+                continue
+            taken = _table_name_taken(provided[name], tables, available, name)
+            if taken is not None:
+                fail(name, taken)
+                continue
+            entries = [
+                (fstype, mode, table)
+                for fstype in provided[name]
+                for mode, table in fstype.modes.items()
+            ]
+        except BaseException as exc:  # its types' own code, read again
+            if not _from_plugin(exc, interrupts):
+                raise
+            fail(name, PluginLoadError(available[name].shown, exc))
             continue
         for fstype in provided[name]:
             filesystems[fstype.name] = fstype
             owners[fstype.name] = name
-            for mode, table in fstype.modes.items():
-                tables.setdefault(table.name, (table, f"{fstype.name} {mode}", name))
+        for fstype, mode, table in entries:
+            tables.setdefault(table.name, (table, f"{fstype.name} {mode}", name))
     if strict and errors:
         raise next(iter(errors.values()))
     infos = []

@@ -43,6 +43,7 @@ __all__ = [
     "calls",
     "guard_process",
     "plugin_code",
+    "plugin_of_module",
     "refused_in",
 ]
 
@@ -147,6 +148,29 @@ def adopt() -> None:
         guard.calls.clear()
 
 
+def plugin_of_module(plugins: Mapping[str, str], module: str) -> str | None:
+    """The plugin whose code ``module`` is, from each plugin's entry-point module.
+
+    ``plugins`` maps each plugin's entry-point module (``pkg.beta``) to its
+    ``distribution[entry]``.  The longest entry-point module that is
+    ``module`` or a package holding it wins; otherwise a plugin whose
+    entry point lies in the same top-level package, if only one does
+    (several plugins of one package, and code in a module none of them
+    names: ``None``, rather than a guess).
+    """
+    best = None
+    for key, label in plugins.items():
+        if (module == key or module.startswith(key + ".")) and (
+            best is None or len(key) > len(best[0])
+        ):
+            best = key, label
+    if best is not None:
+        return best[1]
+    top = module.split(".", maxsplit=1)[0]
+    labels = {label for key, label in plugins.items() if key.split(".")[0] == top}
+    return labels.pop() if len(labels) == 1 else None
+
+
 def refused_in(what: str, plugins: Mapping[str, str] | None = None) -> str | None:
     """The first refused call, as a sentence saying who made it ``what`` (``during the run``).
 
@@ -162,8 +186,9 @@ def refused_in(what: str, plugins: Mapping[str, str] | None = None) -> str | Non
     for caller in callers:
         top = caller.split(".")[0]
         if plugins is not None:
-            if top in plugins:
-                who = f"plugin {plugins[top]} ({caller})"
+            owner = plugin_of_module(plugins, caller.rpartition(".")[0] or caller)
+            if owner is not None:
+                who = f"plugin {owner} ({caller})"
                 break
         elif top not in ("fsaops", "threading", "multiprocessing"):
             who = f"code in {caller}"
