@@ -598,10 +598,10 @@ def prove_durability(
                         "data never reached the disk"
                     )
                 elif disk[k * ps : (k + 1) * ps] != world.expected(record, index):
-                    who = _who(moved_by, record, index)
+                    why = _not_stored(world, record, index, disk[k * ps : (k + 1) * ps])
                     wrong(
                         f"{record.describe(index)} ({table}): the disk does not hold the data "
-                        f"written last{who}: a dirty state was lost"
+                        f"written last{_who(moved_by, record, index)}: {why}"
                     )
     swap = kernel.swap
     for area in world.areas:
@@ -617,13 +617,35 @@ def prove_durability(
                 if page is None or oracle.frame(page) != expected:
                     wrong(f"{area.describe(index)} ({table}): lost from memory")
                 continue
-            if bytes(swap.slot(pte.swp)) != expected:
-                who = _who(moved_by, area, index)
+            stored = bytes(swap.slot(pte.swp))
+            if stored != expected:
+                why = _not_stored(world, area, index, stored)
                 wrong(
                     f"{area.describe(index)} ({table}): its swap slot does not hold the data "
-                    f"written last{who}: a dirty state was lost"
+                    f"written last{_who(moved_by, area, index)}: {why}"
                 )
     return Proof("durability", checked, failures, tuple(problems), memory_only)
+
+
+def _not_stored(
+    world: fsaops.world.World, record: File | Area, index: int, stored: bytes
+) -> str:
+    """What went wrong with a page whose backing store holds ``stored``, not its newest data.
+
+    An older generation of the page, or nothing, is a dirty state lost (the
+    newest data was never written); anything else is neither the page's
+    data nor an older version of it: damaged, or another page's data
+    written in its place.
+    """
+    said = world.diagnose(stored, record, index)
+    if said is None or said.startswith("lost: "):
+        detail = "" if said is None else f" (it {said.removeprefix('lost: ')})"
+        return f"a dirty state was lost{detail}"
+    detail = said.removeprefix("corrupted: ")
+    return (
+        f"it {detail}: neither the page's data nor an older version of it (damaged, or "
+        "another page's data written in its place)"
+    )
 
 
 def _sync(record: File) -> None:
