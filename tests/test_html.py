@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shlex
 import tomllib
 from collections import Counter
@@ -340,8 +341,31 @@ def test_the_page_holds_the_scenario_to_run_it_again(run: Run) -> None:
     config = parse_config(raw, "the page's scenario")
     expected = json.loads(json.dumps(report["config"]))
     expected["workload"]["seed"] = report["seed"]
+    expected["plugins"]["load"] = [p["name"] for p in report["plugins"]]
     assert unstructure_config(config) == expected
     assert tomllib.loads(raw)["workload"]["seed"] == report["seed"]
+
+
+def test_the_saved_scenario_loads_the_plugins_the_run_loaded(tmp_path: Path) -> None:
+    """A selection made with --plugins, not the file's [plugins] load, goes into the saved file."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[plugins]\nload = ["ext2", "ext3", "swap", "xfs", "xfs_buftarg"]\n'
+        '[[mount]]\nfs = "ext2"\npages = 16\n[processes]\ncount = 1\nanon_pages = 8\n',
+        encoding="utf-8",
+    )
+    report, page = _run(tmp_path, str(scenario), "--plugins", "ext2,swap")
+    source = page.read_text(encoding="utf-8")
+    match = re.search(r'<pre id="scenario-toml">(.*?)</pre>', source, re.S)
+    assert match is not None
+    raw = html.unescape(match[1])
+    assert tomllib.loads(raw)["plugins"]["load"] == ["ext2", "swap"]
+    saved = tmp_path / "saved.toml"
+    saved.write_text(raw, encoding="utf-8")
+    (tmp_path / "again").mkdir()
+    again, _ = _run(tmp_path / "again", str(saved))
+    assert [p["name"] for p in again["plugins"]] == ["ext2", "swap"]
+    assert again["totals"] == report["totals"]
 
 
 def test_the_built_in_page_stays_small(builtin: Run, big: Run) -> None:

@@ -351,7 +351,11 @@ def _scenario(report: Report) -> str:
         f"{processes.get('count', 0)}, with {n(int(processes.get('anon_pages', 0)))} pages of "
         "anonymous memory.</p>"
     )
-    toml = escape(scenario_toml(config, report.seed))
+    # The plugins the run loaded, however they were chosen: saved and run
+    # again, the scenario loads the same set, as the command above does.
+    plugins = dict(config.get("plugins") or {})
+    plugins["load"] = [p.name for p in report.plugins]
+    toml = escape(scenario_toml({**config, "plugins": plugins}, report.seed))
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'
         f'<dl class="facts">{rows}</dl>\n'
