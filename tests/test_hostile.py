@@ -909,6 +909,25 @@ def test_a_failure_is_blamed_on_the_entry_point_whose_module_failed(tmp_path: Pa
     assert "[alpha]" not in line
 
 
+def test_a_thread_one_plugin_left_running_is_not_blamed_on_the_next(tmp_path: Path) -> None:
+    """aaa's thread ends the process while bbb (correct, slow) imports: both are named."""
+    install(
+        tmp_path,
+        "aaa",
+        HEADER + "def later():\n    time.sleep(0.3)\n    os._exit(0)\n"
+        "threading.Thread(target=later, daemon=True).start()\n" + _table("aaa"),
+    )
+    env = install(tmp_path, "bbb", HEADER + "time.sleep(1.5)\n" + _table("bbb"))
+    for command in ("migrate", "plugins"):
+        proc = fsaops(command, "--plugins", "aaa,bbb,ext2", env=env, timeout=60)
+        one_error_line(
+            proc,
+            2,
+            "ended the process (exit status 0) while plugin bbb-dist[bbb] was at its import step",
+            "but aaa-dist[aaa] left a thread running: one of them did it",
+        )
+
+
 def test_one_module_under_two_entry_points_names_both(tmp_path: Path) -> None:
     """pluggy registers a module once: the second entry point is refused, naming the first."""
     from fsaops.testing.dist import write_dist_info

@@ -353,9 +353,8 @@ def _scenario(report: Report) -> str:
     )
     # The plugins the run loaded, however they were chosen: saved and run
     # again, the scenario loads the same set, as the command above does.
-    plugins = dict(config.get("plugins") or {})
-    plugins["load"] = [p.name for p in report.plugins]
-    toml = escape(scenario_toml({**config, "plugins": plugins}, report.seed))
+    loaded = {**(config.get("plugins") or {}), "load": [p.name for p in report.plugins]}
+    toml = escape(scenario_toml({**config, "plugins": loaded}, report.seed))
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'
         f'<dl class="facts">{rows}</dl>\n'

@@ -1269,6 +1269,23 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
         for p in job["plugins"]
     }
     emit({"ready": True})
+    # Threads plugin code starts (here it runs in this thread): each is put
+    # down to the plugin whose step was running when it was first seen, and
+    # every step says whose threads are still alive, so that a process a
+    # thread ends is not blamed on the plugin that happened to be loading.
+    here = {t.ident for t in threading.enumerate()}
+    started: dict[int | None, str] = {}
+    loading: list[str] = []
+
+    def watch(step: str, name: str) -> None:
+        alive = threading.enumerate()
+        for thread in alive:
+            if thread.ident not in here and thread.ident not in started and loading:
+                started[thread.ident] = loading[-1]
+        owners = sorted({started[t.ident] for t in alive if t.ident in started})
+        emit({"step": step, "plugin": name, "threads": owners})
+        loading[:] = [name] if name else []
+
     try:
         _load(
             available,
@@ -1278,7 +1295,7 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
             strict=False,
             timeout=None,
             known={},
-            watch=lambda step, name: emit({"step": step, "plugin": name}),
+            watch=watch,
             report=lambda name, error: emit({"error": _error_event(name, error)}),
             interrupts=False,
         )
@@ -1561,6 +1578,7 @@ def _watch_child(
     ready = False
     step = ""
     plugin: Available | None = None
+    threaded: list[str] = []  # plugins whose threads were alive at the last step
     errors: dict[str, PluginError] = {}
     while True:
         try:  # what the child has said already counts, however late it is read
@@ -1574,6 +1592,7 @@ def _watch_child(
                     raise PluginError(
                         f"loading plugins did not finish within {timeout:g} s ({TIMEOUT_VAR})"
                     ) from None
+                _not_alone(plugin, step, threaded, items, _late(step, timeout))
                 return errors, (plugin.name, _stuck(step, plugin, _late(step, timeout)))
             try:
                 when, line = events.get(timeout=left)
@@ -1589,6 +1608,7 @@ def _watch_child(
                     f"steps: one of {names} did it"
                 )
             ended = f"ended the process ({child.ended()})"
+            _not_alone(plugin, step, threaded, items, ended)
             return errors, (plugin.name, _stuck(step, plugin, ended))
         try:
             event = json.loads(line)
@@ -1602,6 +1622,8 @@ def _watch_child(
         elif event.get("step") in _STEPS:
             step = str(event["step"])
             plugin = items.get(str(event.get("plugin")))
+            owners = event.get("threads")
+            threaded = [n for n in owners if n in items] if isinstance(owners, list) else []
             deadline = when + timeout
         elif isinstance(event.get("error"), dict):
             name = event["error"].get("plugin")
@@ -1612,6 +1634,26 @@ def _watch_child(
             return None
         elif event.get("done") is True:
             return errors, None
+
+
+def _not_alone(
+    plugin: Available, step: str, threaded: Sequence[str], items: Mapping[str, Available], did: str
+) -> None:
+    """Raise when a thread another plugin left running may have done what the step is blamed for.
+
+    A thread plugin code started runs on while the next plugin loads: the
+    process it ends, or the interpreter lock it holds, is then not surely
+    the loading plugin's doing.  No one is blamed alone; both are named.
+    """
+    others = [name for name in threaded if name != plugin.name]
+    if not others:
+        return
+    theirs = ", ".join(items[name].shown for name in others)
+    raise PluginError(
+        f"loading plugins {did} while plugin {plugin.shown} was at its {step} step, but "
+        f"{theirs} left a thread running: one of them did it (a thread a plugin starts runs "
+        "on while the others load)"
+    )
 
 
 def _late(step: str, timeout: float | None) -> str:

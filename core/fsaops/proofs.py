@@ -627,9 +627,7 @@ def prove_durability(
     return Proof("durability", checked, failures, tuple(problems), memory_only)
 
 
-def _not_stored(
-    world: fsaops.world.World, record: File | Area, index: int, stored: bytes
-) -> str:
+def _not_stored(world: fsaops.world.World, record: File | Area, index: int, stored: bytes) -> str:
     """What went wrong with a page whose backing store holds ``stored``, not its newest data.
 
     An older generation of the page, or nothing, is a dirty state lost (the
