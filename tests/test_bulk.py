@@ -18,7 +18,7 @@ import attrs
 import pytest
 
 from fsaops.aops import ReadPages
-from fsaops.buffer import mpage_readpage, nobh_writepage
+from fsaops.buffer import BH, bh_offset, buffers, mpage_readpage, nobh_writepage
 from fsaops.config import parse_config
 from fsaops.content import Contents
 from fsaops.errors import Deadlock
@@ -41,6 +41,7 @@ from fsaops.scenario import Scenario, Slot, Slots, plan_scenario, run_plan
 from fsaops.world import File, SetupError, World
 from fsaops.writeback import (
     WritebackControl,
+    clear_page_dirty_for_io,
     filemap_write_and_wait,
     redirty_page_for_writepage,
 )
@@ -137,7 +138,7 @@ def test_loading_more_than_the_node_holds_is_a_setup_error(registry: Registry) -
         world.load_file(record, 17)
 
 
-def test_pages_whose_blocks_are_scattered_are_read_and_written_a_block_at_a_time(
+def test_pages_whose_blocks_are_scattered_are_read_and_written_through_buffers(
     registry: Registry,
 ) -> None:
     """Two files grown a block at a time in turn: no page's blocks are consecutive."""
@@ -151,9 +152,16 @@ def test_pages_whose_blocks_are_scattered_are_read_and_written_a_block_at_a_time
     world.load_file(a, 8)
     assert world.read_range(a, 0, 8) == world.expected_range(a, 0, 8)
     assert Oracle.on_disk_range(a.inode, 0, 8) == world.expected_range(a, 0, 8)
+    # do_mpage_readpage's "confused" path: block_read_full_page, which attaches buffers.
+    for cached in a.inode.i_mapping.pages():
+        assert cached.flags & PG.private
+        ring = list(buffers(cached.private))
+        blocks = a.inode.blocks[cached.index * 4 : cached.index * 4 + 4]
+        assert [bh.b_blocknr for bh in ring] == blocks
+        assert all(bh.b_state & BH.uptodate and bh.b_state & BH.mapped for bh in ring)
+    # Written back through its buffers.
     page = a.inode.i_mapping.lookup(5)
     assert page is not None
-    # Written back a block at a time, then read back in a block at a time.
     world.dirty_range(a, [5])
     lock_page(page)
     page.flags &= ~PG.dirty
@@ -162,10 +170,73 @@ def test_pages_whose_blocks_are_scattered_are_read_and_written_a_block_at_a_time
     world.kernel.run_until_idle()
     put_page(page)
     assert Oracle.on_disk(a.inode, 5) == world.expected(a, 5) == Oracle.frame(page)
-    lock_page(page)
-    page.data[:] = bytes(world.page_size)
-    assert mpage_readpage(page) == 0
-    assert Oracle.frame(page) == world.expected(a, 5)
+
+
+def test_a_nobh_page_out_of_line_on_disk_gets_buffers_when_written_back(
+    registry: Registry,
+) -> None:
+    """mpage_writepage says -EAGAIN for it; nobh_writepage then writes it through buffers."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    a, b = world.create_file(sb), world.create_file(sb)
+    world.write_file(a, 2)  # written with write(2): no buffers, blocks in line
+    pages = a.inode.i_mapping.pages()
+    assert not any(p.flags & PG.private for p in pages)
+    for iblock in range(8, 16):  # the next two pages' blocks, interleaved with b's
+        a.inode.get_block(iblock, True)
+        b.inode.get_block(iblock, True)
+    world.write_file(a, 2)
+    third, fourth = a.inode.i_mapping.lookup(2), a.inode.i_mapping.lookup(3)
+    assert third is not None and fourth is not None
+    assert third.flags & PG.dirty and not third.flags & PG.private
+    lock_page(third)
+    assert clear_page_dirty_for_io(third)
+    assert nobh_writepage(third, WritebackControl()) == 0
+    world.kernel.run_until_idle()
+    assert third.flags & PG.private, "written through buffers"
+    assert Oracle.on_disk(a.inode, 2) == world.expected(a, 2)
+    # A page whose blocks follow on is written without buffers.
+    first = pages[0]
+    world.dirty_range(a, [0])
+    lock_page(first)
+    assert clear_page_dirty_for_io(first)
+    assert nobh_writepage(first, WritebackControl()) == 0
+    world.kernel.run_until_idle()
+    assert not first.flags & PG.private
+    assert Oracle.on_disk(a.inode, 0) == world.expected(a, 0)
+
+
+def test_a_nobh_page_with_holes_after_its_blocks_is_read_without_buffers(
+    registry: Registry,
+) -> None:
+    """Mapped blocks in line, then holes: read and zeroed; a hole before a block is confused."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    record = world.create_file(sb)
+    inode = record.inode
+    world.write_file(record, 2)
+    filemap_write_and_wait(inode.i_mapping)
+    world.kernel.run_until_idle()
+    tail, head = inode.blocks[4:8], inode.blocks[0:4]
+    inode.blocks[6:8] = [0, 0]  # page 1: two blocks, then holes
+    inode.blocks[0:2] = [0, 0]  # page 0: holes, then two blocks
+    for index in (0, 1):
+        page = inode.i_mapping.lookup(index)
+        assert page is not None
+        lock_page(page)
+        page.flags &= ~PG.uptodate
+        page.data[:] = b"\xff" * world.page_size
+        assert mpage_readpage(page) == 0
+    one = inode.i_mapping.lookup(1)
+    zero = inode.i_mapping.lookup(0)
+    assert one is not None and zero is not None
+    assert not one.flags & (PG.private | PG.mappedtodisk) and one.flags & PG.uptodate
+    assert bytes(one.data[2048:]) == bytes(2048)
+    assert bytes(one.data[:2048]) == world.expected(record, 1)[:2048]
+    assert zero.flags & PG.private, "a hole before a mapped block: block_read_full_page"
+    assert bytes(zero.data[:2048]) == bytes(2048)
+    assert bytes(zero.data[2048:]) == world.expected(record, 0)[2048:]
+    assert tail[0] and head[0]
 
 
 def test_dirty_range_stores_the_next_generation_and_dirties_through_the_table(
@@ -193,6 +264,16 @@ def _name(mapping: object) -> str | None:
     return None if mapping is None else str(getattr(mapping, "name", mapping))
 
 
+def _private(page: Page) -> object:
+    """A page's private data as two machines can compare it: its buffer ring, field by field."""
+    if not page.flags & PG.private:
+        return page.private
+    return tuple(
+        (bh_offset(bh), bh.b_blocknr, bh.b_state, bh.b_count, bh.b_size)
+        for bh in buffers(page.private)
+    )
+
+
 def _machine_state(world: World) -> dict[str, object]:
     """Everything reading pages in can change: pages, LRU and free lists, counters, frames."""
     kernel = world.kernel
@@ -202,7 +283,7 @@ def _machine_state(world: World) -> dict[str, object]:
         nodes.append(
             {
                 "pages": [
-                    (p.pfn, p.flags, p.count, p.mapcount, p.index, p.private, _name(p.mapping))
+                    (p.pfn, p.flags, p.count, p.mapcount, p.index, _private(p), _name(p.mapping))
                     for p in used
                 ],
                 "inactive": [p.pfn for p in node.inactive],

@@ -581,12 +581,15 @@ _READ_IN = PG.uptodate | PG.mappedtodisk
 def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
     """Read a locked page straight into memory, attaching no buffers (``mpage_readpage``).
 
-    As the kernel's, a page whose blocks are consecutive on the device is
-    read with one request; other pages are read a block at a time, holes
-    as zeroes.  A page that has buffers already (a write of part of it
-    left the others unread) is read through them, as the kernel's
-    ``do_mpage_readpage`` gives such a page to ``block_read_full_page``:
-    what its up-to-date buffers hold is newer than the disk.
+    As the kernel's ``do_mpage_readpage``, a page whose blocks are
+    consecutive on the device is read with one request, and one whose
+    mapped blocks are consecutive and followed only by holes reads them
+    and zeroes the rest (a page of holes only is zeroes).  Any other page
+    is "confused" (blocks out of line, or a hole before a mapped block):
+    it goes to :func:`block_read_full_page`, which attaches buffers and
+    reads it block by block.  So does a page that has buffers already (a
+    write of part of it left the others unread): what its up-to-date
+    buffers hold is newer than the disk.
     """
     if page.flags & PG.private:
         return block_read_full_page(page, get_block)
@@ -606,15 +609,14 @@ def mpage_readpage(page: Page, get_block: GetBlock | None = None) -> int:
         page.flags |= _READ_IN
         unlock_page(page)
         return 0
-    fully_mapped = True
-    for i in range(per_page):
-        blocknr = inode.get_block(first_block + i, False)
-        if blocknr:
-            inode.i_sb.s_bdev.read(blocknr, data[i * bs : (i + 1) * bs])
-        else:
-            fully_mapped = False  # a hole: zeroes, and not every block is on disk
-            data[i * bs : (i + 1) * bs] = bytes(bs)
-    page.flags |= PG.uptodate | (PG.mappedtodisk if fully_mapped else 0)
+    mapped = [inode.get_block(first_block + i, False) for i in range(per_page)]
+    first_hole = next((i for i, blocknr in enumerate(mapped) if not blocknr), per_page)
+    if any(mapped[first_hole:]) or any(mapped[i] != mapped[0] + i for i in range(1, first_hole)):
+        return block_read_full_page(page, get_block)  # confused
+    if first_hole:
+        sb.s_bdev.read(mapped[0], data[: first_hole * bs])
+    data[first_hole * bs :] = bytes(ps - first_hole * bs)  # the holes: zeroes
+    page.flags |= PG.uptodate | (PG.mappedtodisk if first_hole == per_page else 0)
     unlock_page(page)
     return 0
 
@@ -827,10 +829,12 @@ def nobh_commit_write(page: Page, start: int, end: int) -> int:
 def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
     """Write a page that has no buffers straight to its blocks (``mpage_writepage``).
 
-    As the kernel's, a page inside the file whose blocks are consecutive on
-    the device is written with one request; other pages a block at a time
-    (allocating missing blocks), up to the end of the file.  A page that
-    does have buffers goes through :func:`block_write_full_page`.
+    As the kernel's, a page whose blocks (allocated here if missing, up to
+    the end of the file) are consecutive on the device is written with one
+    request.  A page whose blocks are out of line is "confused":
+    ``mpage_writepage`` says ``-EAGAIN`` and ``nobh_writepage`` writes it
+    with ``__block_write_full_page``, which attaches buffers.  So does a
+    page that has buffers already.
     """
     from fsaops.writeback import set_page_writeback
 
@@ -845,9 +849,6 @@ def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
     per_page = ps // bs
     first_block = page.index * per_page
     last_block = (inode.i_size - 1) // bs if inode.i_size else -1
-    set_page_writeback(page)
-    unlock_page(page)
-    kernel.vmstat.nr_writepage += 1
     off = (page.pfn - node.start_pfn) << node.page_shift
     data = node.mem[off : off + ps]  # page_address(page)
     run = inode.blocks[first_block : first_block + per_page]
@@ -857,14 +858,23 @@ def nobh_writepage(page: Page, wbc: WritebackControl) -> int:
         and start
         and (per_page == 1 or run == list(range(start, start + per_page)))
     ):
+        set_page_writeback(page)
+        unlock_page(page)
+        kernel.vmstat.nr_writepage += 1
         sb.s_bdev.write(start, data)
         kernel.sched.call_later(kernel.io_latency, end_page_writeback, page)  # _schedule_io
         return 0
-    for i in range(per_page):
-        if first_block + i > last_block:
-            break
-        blocknr = inode.get_block(first_block + i, True)
-        inode.i_sb.s_bdev.write(blocknr, data[i * bs : (i + 1) * bs])
+    # __mpage_writepage: map (allocating) the blocks inside the file, then
+    # write them with one request if they follow on.
+    count = max(0, min(per_page, last_block - first_block + 1))
+    mapped = [inode.get_block(first_block + i, True) for i in range(count)]
+    if any(mapped[i] != mapped[0] + i for i in range(1, count)):
+        return block_write_full_page(page, None, wbc)  # confused: -EAGAIN, then buffers
+    set_page_writeback(page)
+    unlock_page(page)
+    kernel.vmstat.nr_writepage += 1
+    if count:
+        sb.s_bdev.write(mapped[0], data[: count * bs])
     kernel.sched.call_later(_schedule_io(page), end_page_writeback, page)
     return 0
 

@@ -7,9 +7,11 @@ Modes:
     :func:`~fsaops.buffer_migrate_page` (V4 5/6), so a dirty page moves
     without being written.
 ``nobh``
-    Pages carry no buffer heads (``nobh_prepare_write``); ``migratepage``
-    is still ``buffer_migrate_page``, which hands a page without buffers
-    to :func:`~fsaops.migrate_page`.
+    Pages carry no buffer heads (``nobh_prepare_write``), except one whose
+    blocks are out of line on the disk, which reading or writing it back
+    gives buffers, as in the kernel; ``migratepage`` is still
+    ``buffer_migrate_page``, which hands a page without buffers to
+    :func:`~fsaops.migrate_page`.
 ``xip``
     Execute in place: file data is read and written on the device
     directly, so there are no page-cache pages and no ``migratepage``.
