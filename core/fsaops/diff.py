@@ -7,8 +7,11 @@ object, an error envelope, a report of another ``schema``);
 scenarios differ (every key of the scenario, the seed, the plugins and
 their versions, the semantics), then every operations table of either run
 (pages moved, failed and left, how they moved, their errors and reasons,
-the retry curve), the totals, the kernel's counters (``vmstat``) and the
-verdict.  Each row holds the two values and says whether they differ.
+the retry curve), the totals, the kernel's counters (``vmstat``), every
+other field of the run (simulated time, the workload, the proofs' own
+I/O, ...) and the verdict.  Each row holds the two values and says whether
+they differ.  The few fields that are not compared are named, with why, in
+:data:`NOT_COMPARED`; a field a report gains later is compared as it comes.
 :func:`render` draws the comparison for a terminal, :func:`render_html` as
 a self-contained page.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from html import escape
 from typing import TYPE_CHECKING, Any, Final
@@ -24,14 +28,17 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 from rich.console import Console
 
-from fsaops.errors import MAX_SHOWN, FsaopsError, printable
+from fsaops.errors import MAX_REASON, MAX_SHOWN, FsaopsError, printable
 from fsaops.status import SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from fsaops.plugins import Registry
+
 __all__ = [
     "MAX_REPORT_BYTES",
+    "NOT_COMPARED",
     "BadReport",
     "Comparison",
     "Row",
@@ -297,41 +304,199 @@ def _plugins(report: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
+_FRAME: Final = (
+    "a page is named by what it is (its file and index, or its process and address), "
+    "not by the frame it sat in"
+)
+
+NOT_COMPARED: Final[Mapping[str, str]] = {
+    "schema": "the same in both: a report of another schema is refused",
+    "source": (
+        "the scenario's file as it was named (a relative or an absolute path): "
+        "the scenario itself is compared, key by key"
+    ),
+    "config.kernel.timeout": (
+        "a wall-clock limit, not part of the model: a run it cut short says so in its status"
+    ),
+    "trace": "the journey of the one page --trace asked for: every page's outcome is compared",
+    "pages_failed[].pfn": _FRAME,
+    "pages_failed[].node": _FRAME,
+    "pages_failed[].inode": _FRAME,
+    "pages_left[].pfn": _FRAME,
+    "pages_left[].node": _FRAME,
+    "pages_left[].inode": _FRAME,
+}
+"""The fields of a report ``fsaops diff`` does not compare, and why.
+
+A field named here whose values differ is still shown (``source``, the
+timeout), but not as a difference.  Every other field is compared; one a
+report gains later is compared in the section of the run as it comes.
+"""
+
+_APART: Final = (
+    "fsaops",
+    "seed",
+    "config",
+    "plugins",
+    "by_aops",
+    "totals",
+    "vmstat",
+    "status",
+    "integrity.checked",
+    "integrity.lost",
+    "integrity.corrupted",
+    "integrity.problems",
+    "proofs.placement.failures",
+    "proofs.placement.problems",
+    "proofs.durability.failures",
+    "proofs.durability.problems",
+    "invariants",
+    "findings",
+    "pages_failed",
+    "pages_left",
+)
+"""The fields a section of their own compares; the section of the run takes the rest."""
+
+_SHOWN_NOT_COMPARED: Final = ("source", "config.kernel.timeout")
+"""The fields of :data:`NOT_COMPARED` the scenario's section shows when their values differ."""
+
+_MOUNT_DEFAULT: Final = re.compile(r"mount\[(\d+)\]\.(mode|block_size)")
+
+
 def _scenario(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     def facts(report: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "source": report["source"],
-            "seed": report["seed"],
             "fsaops": report.get("fsaops"),
+            "seed": report["seed"],
             **_plugins(report),
             **_flatten(report["config"]),
         }
 
     fa, fb = facts(a), facts(b)
+    _fill_defaults(fa, a, fb)
+    _fill_defaults(fb, b, fa)
+    rows = []
+    for key in ("source", "config.kernel.timeout"):
+        va, vb = _field(a, key), _field(b, key)
+        if va != vb:
+            rows.append(Row(key.removeprefix("config."), va, vb, False))
     keys = list(dict.fromkeys([*fa, *fb]))
-    rows = tuple(Row(k, fa.get(k), fb.get(k)) for k in keys if fa.get(k) != fb.get(k))
-    return Section("scenario", "scenario", rows)
+    rows += [
+        Row(_cut(k, MAX_REASON), fa.get(k), fb.get(k))
+        for k in keys
+        if f"config.{k}" not in NOT_COMPARED and fa.get(k) != fb.get(k)
+    ]
+    return Section("scenario", "scenario", tuple(rows))
+
+
+def _field(report: Mapping[str, Any], path: str) -> Any:
+    """The value at ``path`` (``config.kernel.timeout``), ``None`` where there is none."""
+    value: Any = report
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _fill_defaults(
+    facts: dict[str, Any], report: Mapping[str, Any], other: Mapping[str, Any]
+) -> None:
+    """A mount's mode or block size left to the filesystem's default, as that default.
+
+    ``mode = "default"`` written out and the mode left out are one scenario
+    when ``default`` is the filesystem's default mode.  The default is taken
+    from the run's own tables when every mount of the filesystem leaves the
+    mode out (their table is the default mode's); otherwise, and for the
+    block size, from the installed plugin, when it is the distribution and
+    version the report names.  Where neither can say, the key stays empty,
+    and differs from a value written out.
+    """
+    wanted = [
+        key
+        for key in facts
+        if _MOUNT_DEFAULT.fullmatch(key) and facts[key] is None and other.get(key) is not None
+    ]
+    if not wanted:
+        return
+    mounts = [m if isinstance(m, dict) else {} for m in report["config"].get("mount") or []]
+    for key in wanted:
+        match = _MOUNT_DEFAULT.fullmatch(key)
+        assert match is not None
+        index, field = int(match[1]), match[2]
+        fs = mounts[index].get("fs") if index < len(mounts) else None
+        if fs is None:
+            continue
+        if field == "mode" and all(m.get("mode") is None for m in mounts if m.get("fs") == fs):
+            modes = {
+                entry.get("mode")
+                for entry in report["by_aops"].values()
+                if isinstance(entry, dict) and entry.get("filesystem") == fs
+            }
+            if len(modes) == 1:
+                facts[key] = modes.pop()
+                continue
+        default = _installed_default(report, str(fs), field)
+        if default is not None:
+            facts[key] = default
+
+
+def _installed_default(report: Mapping[str, Any], fs: str, field: str) -> object:
+    """The default ``mode`` or ``block_size`` of ``fs`` as installed, if the report ran it."""
+    from fsaops.plugins import discover, load_plugins
+
+    ran = {
+        p.get("name"): (p.get("distribution"), p.get("version"))
+        for p in report.get("plugins") or []
+        if isinstance(p, dict)
+    }
+    try:
+        available = discover()
+        names = sorted(str(n) for n in ran if n in available)
+        if not names:
+            return None
+        registry = _REGISTRIES.get(tuple(names))
+        if registry is None:
+            registry = load_plugins(cli=names, env={}, strict=False)
+            _REGISTRIES[tuple(names)] = registry
+    except FsaopsError:
+        return None
+    owner = registry.owners.get(fs)
+    fstype = registry.filesystems.get(fs)
+    if owner is None or fstype is None:
+        return None
+    info = registry.plugin(owner)
+    if ran.get(owner) != (info.dist, info.version):
+        return None
+    return fstype.default_mode if field == "mode" else fstype.default_block_size
+
+
+_REGISTRIES: dict[tuple[str, ...], Registry] = {}
+"""The installed plugins :func:`_installed_default` loaded, by the names it loaded."""
 
 
 def _counts(entry: Mapping[str, Any], field: str, label: str) -> dict[str, Any]:
     value = entry.get(field)
     if not isinstance(value, dict):
         return {}
-    return {f"{label} {k}": v for k, v in value.items()}
+    return {_cut(f"{label} {k}", MAX_REASON): v for k, v in value.items()}
 
 
-def _table_rows(ea: Mapping[str, Any], eb: Mapping[str, Any]) -> tuple[Row, ...]:
-    names = {"not_migrated": "left"}
-    rows = [Row(k, ea.get(k), eb.get(k)) for k in ("filesystem", "mode")]
+def _table_rows(
+    ea: Mapping[str, Any], eb: Mapping[str, Any], names: tuple[str | None, str | None]
+) -> tuple[Row, ...]:
+    labels = {"not_migrated": "left"}
+    rows = []
+    if names[0] is not None and names[1] is not None and names[0] != names[1]:
+        rows.append(_names_row("table", names[0], names[1]))
+    rows += [_names_row(k, ea.get(k), eb.get(k)) for k in ("filesystem", "mode")]
     # A table without migratepage takes the engine's generic fallback.
     rows.append(
-        Row(
+        _names_row(
             "migratepage",
             (ea.get("migratepage") or "none: generic fallback") if ea else None,
             (eb.get("migratepage") or "none: generic fallback") if eb else None,
         )
     )
-    rows += [Row(names.get(k, k), ea.get(k), eb.get(k)) for k in _TABLE_COUNTS]
+    rows += [Row(labels.get(k, k), ea.get(k), eb.get(k)) for k in _TABLE_COUNTS]
     for field, label in (("via", "via"), ("errors", "errno"), ("reasons", "reason")):
         ca, cb = _counts(ea, field, label), _counts(eb, field, label)
         rows += [Row(k, ca.get(k), cb.get(k)) for k in sorted(set(ca) | set(cb))]
@@ -339,6 +504,15 @@ def _table_rows(ea: Mapping[str, Any], eb: Mapping[str, Any]) -> tuple[Row, ...]
     if isinstance(ra, list) or isinstance(rb, list):
         rows.append(Row("retry after each pass", _curve(ra), _curve(rb)))
     return tuple(rows)
+
+
+def _names_row(label: str, a: object, b: object) -> Row:
+    """A row of two names, each cut as a title cuts it (and compared whole)."""
+    cut_a = _cut(a) if isinstance(a, str) else a
+    cut_b = _cut(b) if isinstance(b, str) else b
+    if (cut_a, cut_b) == (a, b):
+        return Row(label, a, b)
+    return Row(label, cut_a, cut_b, a != b)
 
 
 def _curve(values: object) -> str | None:
@@ -364,8 +538,8 @@ def _totals(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     keys = [k for k in (*_TABLE_COUNTS, "passes", "calls") if k in ta or k in tb]
     rows = [Row(names.get(k, k), ta.get(k), tb.get(k)) for k in keys]
     for field, label in (("via", "via"), ("errors", "errno")):
-        ca = {f"{label} {k}": v for k, v in _summed(a, field).items()}
-        cb = {f"{label} {k}": v for k, v in _summed(b, field).items()}
+        ca = {_cut(f"{label} {k}", MAX_REASON): v for k, v in _summed(a, field).items()}
+        cb = {_cut(f"{label} {k}", MAX_REASON): v for k, v in _summed(b, field).items()}
         rows += [Row(k, ca.get(k), cb.get(k)) for k in sorted(set(ca) | set(cb))]
     if "retry_by_pass" in ta or "retry_by_pass" in tb:
         rows.append(
@@ -375,13 +549,75 @@ def _totals(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
                 _curve(tb.get("retry_by_pass")),
             )
         )
+    # A sum a report gains later is compared as it comes.
+    seen = {*keys, "retry_by_pass"}
+    rows += [
+        Row(_cut(k, MAX_REASON), _leaf(ta.get(k)), _leaf(tb.get(k)))
+        for k in sorted((set(ta) | set(tb)) - seen)
+    ]
     return Section("totals", "total", tuple(rows))
+
+
+def _leaf(value: object) -> object:
+    """A value as a row holds it: a list as its items, an object as its ``key value`` pairs."""
+    if isinstance(value, list):
+        return ", ".join(str(_leaf(v)) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_leaf(v)}" for k, v in value.items()) if value else "none"
+    return value
 
 
 def _vmstat(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     va, vb = a["vmstat"], b["vmstat"]
     return Section(
-        "vmstat", "vmstat", tuple(Row(k, va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb)))
+        "vmstat",
+        "vmstat",
+        tuple(
+            Row(_cut(k, MAX_REASON), _leaf(va.get(k)), _leaf(vb.get(k)))
+            for k in sorted(set(va) | set(vb))
+        ),
+    )
+
+
+def _leaves(value: Any, prefix: str, pattern: str) -> dict[str, tuple[str, Any]]:
+    """Every value under ``value``, keyed by its path (``ticks.migration``, ``left_out[0].key``).
+
+    Each comes with its pattern, the path with ``[]`` for an index
+    (``left_out[].key``), as :data:`NOT_COMPARED` and :data:`_APART` name
+    fields.  An empty list is a value (``none``); an empty object has none.
+    """
+    if isinstance(value, dict):
+        found: dict[str, tuple[str, Any]] = {}
+        for key, item in value.items():
+            found |= _leaves(
+                item,
+                f"{prefix}.{key}" if prefix else str(key),
+                f"{pattern}.{key}" if pattern else str(key),
+            )
+        return found
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        found = {}
+        for i, item in enumerate(value):
+            found |= _leaves(item, f"{prefix}[{i}]", f"{pattern}[]")
+        return found
+    return {prefix: (pattern, _leaf(value))}
+
+
+def _compared_apart(pattern: str) -> bool:
+    """Whether a section of its own compares the field, or it is not compared."""
+    for field in (*_APART, *NOT_COMPARED):
+        if pattern == field or pattern.startswith((f"{field}.", f"{field}[")):
+            return True
+    return False
+
+
+def _run(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
+    """Every field no other section compares: simulated time, the workload, the proofs' I/O, ..."""
+    la = {k: v for k, (p, v) in _leaves(a, "", "").items() if not _compared_apart(p)}
+    lb = {k: v for k, (p, v) in _leaves(b, "", "").items() if not _compared_apart(p)}
+    keys = list(dict.fromkeys([*la, *lb]))
+    return Section(
+        "run", "run", tuple(Row(_cut(k, MAX_REASON), la.get(k), lb.get(k)) for k in keys)
     )
 
 
@@ -402,46 +638,73 @@ def _verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     fa, fb = facts(a), facts(b)
     rows = [Row(k, fa[k], fb[k]) for k in fa]
     # What the counts above cannot tell apart: which finding, on how many
-    # pages; which pages failed or stayed; which invariant, which problem.
-    kinds_a, kinds_b = _finding_counts(a), _finding_counts(b)
-    for key in sorted(kinds_a.keys() | kinds_b.keys()):
-        rows.append(Row(f"finding {key}", kinds_a.get(key, 0), kinds_b.get(key, 0)))
+    # pages and on which; which pages failed or stayed; which invariant,
+    # which problem the read-back and the proofs found.
+    found_a, found_b = _findings(a), _findings(b)
+    for key in sorted(found_a.keys() | found_b.keys()):
+        count_a, pages_a, said_a = found_a.get(key, (0, None, None))
+        count_b, pages_b, said_b = found_b.get(key, (0, None, None))
+        rows.append(Row(f"finding {key}", count_a, count_b))
+        if pages_a != pages_b:
+            rows.append(Row(f"finding {key}: its pages", pages_a, pages_b))
+        if said_a != said_b:
+            rows.append(Row(f"finding {key}: what it says", said_a, said_b))
     for label, key in (
         ("failed pages", "pages_failed"),
         ("pages left behind", "pages_left"),
         ("broken invariants", "invariants"),
         ("integrity problems", "integrity"),
+        ("placement problems", "placement"),
+        ("durability problems", "durability"),
     ):
-        set_a, set_b = _named(a, key), _named(b, key)
-        only_a, only_b = len(set_a - set_b), len(set_b - set_a)
+        named_a, named_b = _named(a, key), _named(b, key)
+        only_a = [n for n in named_a if n not in named_b]
+        only_b = [n for n in named_b if n not in named_a]
         if only_a or only_b:
-            rows.append(Row(f"{label} the other run does not have", only_a, only_b, True))
+            rows.append(Row(f"{label} the other run does not have", len(only_a), len(only_b), True))
+            rows.append(
+                Row(
+                    f"{label} the other run does not have: the first",
+                    only_a[0] if only_a else None,
+                    only_b[0] if only_b else None,
+                    True,
+                )
+            )
     return Section("verdict", "verdict", tuple(rows))
 
 
-def _finding_counts(report: Mapping[str, Any]) -> dict[str, int]:
-    """Pages of each finding, keyed ``KIND (TABLE)``."""
-    counts: dict[str, int] = {}
+def _findings(report: Mapping[str, Any]) -> dict[str, tuple[int, str, str]]:
+    """Each finding, keyed ``KIND (TABLE)``: its count of pages, the pages it names, its example."""
+    found: dict[str, tuple[int, str, str]] = {}
     for finding in report.get("findings") or []:
         if isinstance(finding, dict):
-            key = f"{finding.get('kind')} ({finding.get('table')})"
+            key = f"{_cut(str(finding.get('kind')))} ({_cut(str(finding.get('table')))})"
             count = finding.get("count")
-            counts[key] = counts.get(key, 0) + (count if type(count) is int else 1)
-    return counts
+            pages = finding.get("pages")
+            listed = ", ".join(map(str, pages)) if isinstance(pages, list) else str(pages)
+            before = found.get(key)
+            found[key] = (
+                (before[0] if before else 0) + (count if type(count) is int else 1),
+                f"{before[1]}; {listed}" if before else listed,
+                f"{before[2]}; {finding.get('example')}" if before else str(finding.get("example")),
+            )
+    return found
 
 
-def _named(report: Mapping[str, Any], key: str) -> set[str]:
-    """What a report lists under ``key``, each named so that two runs can be compared."""
+def _named(report: Mapping[str, Any], key: str) -> list[str]:
+    """What a report lists under ``key``, in order, each named so that two runs can be compared."""
     if key in ("pages_failed", "pages_left"):
         return _page_names(report, key)
     if key == "integrity":
         return _texts((report.get("integrity") or {}).get("problems"))
+    if key in ("placement", "durability"):
+        return _texts(((report.get("proofs") or {}).get(key) or {}).get("problems"))
     return _texts(report.get(key))
 
 
-def _page_names(report: Mapping[str, Any], key: str) -> set[str]:
+def _page_names(report: Mapping[str, Any], key: str) -> list[str]:
     """The pages a report lists under ``key``, by what they are (not their frame), and why."""
-    names: set[str] = set()
+    names: list[str] = []
     for page in report.get(key) or []:
         if not isinstance(page, dict):
             continue
@@ -451,12 +714,15 @@ def _page_names(report: Mapping[str, Any], key: str) -> set[str]:
             name = f"process {page.get('pid')} at {page.get('address')}"
         else:
             name = f"pfn {page.get('pfn')}"
-        names.add(f"{name}: {page.get('errno')} in {page.get('table')}: {page.get('reason')}")
-    return names
+        names.append(
+            f"{name}: {page.get('errno')} in {_cut(str(page.get('table')))}, "
+            f"pass {page.get('pass')}: {page.get('reason')}"
+        )
+    return list(dict.fromkeys(names))
 
 
-def _texts(values: object) -> set[str]:
-    return {str(v) for v in values} if isinstance(values, list) else set()
+def _texts(values: object) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values)) if isinstance(values, list) else []
 
 
 def _pairs(
@@ -471,22 +737,26 @@ def _pairs(
     pairs: list[tuple[str | None, str | None]] = [
         (name, name) for name in tables_a if name in tables_b
     ]
-    alone_a = [name for name in tables_a if name not in tables_b]
-    alone_b = [name for name in tables_b if name not in tables_a]
 
-    def filesystem(entry: Any) -> object:
-        return entry.get("filesystem") if isinstance(entry, dict) else None
+    def by_filesystem(
+        tables: Mapping[str, Any], other: Mapping[str, Any]
+    ) -> dict[object, list[str]]:
+        found: dict[object, list[str]] = {}
+        for name, entry in tables.items():
+            if name not in other:
+                fs = entry.get("filesystem") if isinstance(entry, dict) else None
+                found.setdefault(fs, []).append(name)
+        return found
 
-    for name in list(alone_a):
-        fs = filesystem(tables_a[name])
-        mine = [n for n in alone_a if filesystem(tables_a[n]) == fs]
-        theirs = [n for n in alone_b if filesystem(tables_b[n]) == fs]
+    alone_a, alone_b = by_filesystem(tables_a, tables_b), by_filesystem(tables_b, tables_a)
+    for fs, mine in alone_a.items():
+        theirs = alone_b.get(fs, [])
         if fs is not None and len(mine) == 1 and len(theirs) == 1:
-            pairs.append((name, theirs[0]))
-            alone_a.remove(name)
-            alone_b.remove(theirs[0])
-    pairs += [(name, None) for name in alone_a]
-    pairs += [(None, name) for name in alone_b]
+            pairs.append((mine[0], theirs[0]))
+            mine.clear()
+            theirs.clear()
+    pairs += [(name, None) for names in alone_a.values() for name in names]
+    pairs += [(None, name) for names in alone_b.values() for name in names]
     return sorted(pairs, key=lambda pair: str(pair[0] if pair[0] is not None else pair[1]))
 
 
@@ -503,8 +773,10 @@ def compare(
         title = _cut(str(name_a if name_a == name_b or name_b is None else name_b))
         if name_a is not None and name_b is not None and name_a != name_b:
             title = f"{_cut(name_a)} ↔ {_cut(name_b)}"
-        sections.append(Section("table", title, _table_rows(ea, eb), only, (name_a, name_b)))
-    sections += [_totals(a, b), _vmstat(a, b), _verdict(a, b)]
+        sections.append(
+            Section("table", title, _table_rows(ea, eb, (name_a, name_b)), only, (name_a, name_b))
+        )
+    sections += [_totals(a, b), _vmstat(a, b), _run(a, b), _verdict(a, b)]
     return Comparison(names[0], names[1], tuple(sections))
 
 
@@ -534,13 +806,36 @@ def _cut(name: str, limit: int = MAX_SHOWN) -> str:
 
 
 def _shown(value: Any) -> str:
+    """A value as a row shows it: a count with thousands marked, a long text cut."""
     if value is None:
         return "—"
     if type(value) is int:
         return f"{value:,}"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _cut(str(value), MAX_REASON)
+
+
+_TITLES: Final = {
+    "totals": "Total",
+    "vmstat": "vmstat (during migration)",
+    "run": "The rest of the run (simulated time, the workload, the proofs' own I/O, ...)",
+    "verdict": "Verdict",
+}
+
+
+_EMPTY: Final = {"scenario": "Every key, the seed and the plugins are the same."}
+
+
+def _scenario_title(section: Section) -> str:
+    if section.differs:
+        return "The scenarios differ in"
+    return "The scenarios are the same (every key, the seed, the plugins)"
+
+
+def _not_compared() -> list[str]:
+    """What the comparison leaves out, one line each, for the foot of the comparison."""
+    return [f"{field}: {why}" for field, why in NOT_COMPARED.items()]
 
 
 def _delta(row: Row) -> str:
@@ -566,21 +861,13 @@ def render(comparison: Comparison, console: Console) -> None:
     console.print(head)
     for section in comparison.sections:
         if section.kind == "scenario":
-            title = (
-                "The scenarios differ in"
-                if section.rows
-                else "The scenarios are the same (every key, the seed, the plugins)"
-            )
+            title = _scenario_title(section)
         elif section.kind == "table":
             title = f"Table {section.title}"
             if section.only is not None:
                 title += f" (only in {section.only.upper()}: the other run had no page of it)"
         else:
-            title = {
-                "totals": "Total",
-                "vmstat": "vmstat (during migration)",
-                "verdict": "Verdict",
-            }[section.kind]
+            title = _TITLES.get(section.kind, section.kind)
         table = Table(
             title=Text(title),  # a table's name, never markup
             title_justify="left",
@@ -615,6 +902,10 @@ def render(comparison: Comparison, console: Console) -> None:
                 Text(_delta(row), style=style),
             )
         console.print(table)
+    foot = Text("Not compared:", style="bold")
+    for line in _not_compared():
+        foot.append(f"\n  {line}", style="dim")
+    console.print(foot)
 
 
 # -- the page --------------------------------------------------------------------------------------
@@ -624,19 +915,17 @@ def _html_section(section: Section) -> str:
     from fsaops.html_report import tag
 
     if section.kind == "scenario":
-        title = "The scenarios differ in" if section.rows else "The scenarios are the same"
+        title = "The scenarios differ in" if section.differs else "The scenarios are the same"
     elif section.kind == "table":
         title = escape(section.title)
         if section.only is not None:
             title += f" <span class=muted>(only in {section.only.upper()})</span>"
     else:
-        title = {"totals": "Total", "vmstat": "vmstat (during migration)", "verdict": "Verdict"}[
-            section.kind
-        ]
+        title = escape(_TITLES.get(section.kind, section.kind))
     if not section.rows:
         return (
             f'<section data-kind="{section.kind}" data-differs="same"><h2>{title}</h2>'
-            "<p class=muted>Every key, the seed and the plugins are the same.</p></section>\n"
+            f"<p class=muted>{_EMPTY.get(section.kind, 'Neither run has any.')}</p></section>\n"
         )
     rows = "".join(
         tag(
@@ -670,5 +959,8 @@ def render_html(comparison: Comparison) -> str:
         f'<p class="banner {"note" if comparison.differs else "ok"}" id="status">{verdict}: '
         "rows that differ are highlighted.</p>\n",
         *(_html_section(s) for s in comparison.sections),
+        '<div id="not-compared"><h2>Not compared</h2><ul class=muted>'
+        + "".join(f"<li>{escape(line)}</li>" for line in _not_compared())
+        + "</ul></div>\n",
     ]
     return document(f"fsaops diff: {comparison.a} and {comparison.b}", "".join(body))

@@ -1,0 +1,297 @@
+"""``fsaops diff`` compares every field of the run, by what it means.
+
+Each finding with its pages, each proof's problems, simulated time and
+every other field a report holds; a table renamed; a scenario spelled
+another way (a relative path, a default written out, a wall-clock limit)
+is the same scenario.  Pairing thousands of tables takes no time, and a
+huge name is cut in every row.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fsaops import diff
+from fsaops.cli import main
+from fsaops.diff import Comparison, compare, load_report, render_html
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
+
+
+def _fsaops(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(list(args))
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A report of ext3 data=ordered, as ``fsaops diff`` reads it."""
+    path = tmp_path_factory.mktemp("report") / "ordered.json"
+    status, out, err = _fsaops("migrate", str(SCENARIOS / "ext3-ordered.toml"), "--json")
+    assert status == 0, err
+    path.write_text(out, encoding="utf-8")
+    return load_report(str(path))
+
+
+def _rows(comparison: Comparison) -> dict[str, tuple[Any, Any, bool]]:
+    return {
+        f"{section.kind}: {row.name}": (row.a, row.b, row.differs)
+        for section in comparison.sections
+        for row in section.rows
+    }
+
+
+def _page(pfn: int, reason: str = "r") -> dict[str, Any]:
+    return {
+        "pfn": pfn,
+        "node": 0,
+        "table": "ext3_ordered_aops",
+        "errno": "EIO",
+        "reason": reason,
+        "pass": 0,
+        "file": "mount0/file0",
+        "inode": 12,
+        "index": pfn,
+    }
+
+
+def _rich(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with something in every list, so that every field has a value to change."""
+    rich = copy.deepcopy(report)
+    rich["findings"] = [
+        {"kind": "flags", "table": "ext3_ordered_aops", "count": 1, "pages": [3], "example": "e"}
+    ]
+    rich["invariants"] = ["pfn 3: a"]
+    rich["pages_failed"] = [_page(3)]
+    rich["pages_left"] = [_page(4)]
+    rich["left_out"] = [{"key": "mount[1]", "what": "xfs: 1 file", "needs": "xfs"}]
+    rich["not_mounted"] = ["xfs"]
+    rich["integrity"]["problems"] = ["pfn 5: lost"]
+    rich["faults"]["injected"] = {"alloc_fail": 1}
+    for proof in ("placement", "durability"):
+        rich["proofs"][proof]["problems"] = [f"pfn 6: {proof}"]
+    rich["trace"] = [{"step": "migratepage", "pfn": 3}]
+    return rich
+
+
+def _changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 0.5
+    if isinstance(value, str):
+        return value + "x"
+    if value is None:
+        return 1
+    if isinstance(value, dict):
+        return {**value, "x": 1}
+    assert isinstance(value, list)
+    return [*value, "x"]
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value in a report (a key or an index at each step)."""
+    if isinstance(value, dict) and value:
+        return [p for key, item in value.items() for p in _paths(item, (*path, key))]
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return [p for i, item in enumerate(value) for p in _paths(item, (*path, i))]
+    return [path]
+
+
+def _pattern(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += "[]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def test_every_field_of_a_report_is_compared_or_named_as_not_compared(
+    report: dict[str, Any],
+) -> None:
+    """A field a report gains later cannot escape the comparison unnoticed."""
+    not_compared: dict[str, str] = dict(getattr(diff, "NOT_COMPARED", {}))
+    rich = _rich(report)
+    assert not compare(rich, rich).differs
+    seen = set()
+    for path in _paths(rich):
+        pattern = _pattern(path)
+        seen.add(pattern)
+        if pattern == "schema":
+            continue  # load_report refuses another
+        other = copy.deepcopy(rich)
+        holder = other
+        for part in path[:-1]:
+            holder = holder[part]
+        holder[path[-1]] = _changed(holder[path[-1]])
+        differs = compare(rich, other).differs
+        excluded = [
+            f for f in not_compared if pattern == f or pattern.startswith((f"{f}.", f"{f}["))
+        ]
+        assert differs is not bool(excluded), pattern
+        seen.update(excluded)
+    # Every field named as not compared is one a report has.
+    assert set(not_compared) <= seen
+
+
+def test_a_field_a_report_gains_later_is_compared(report: dict[str, Any]) -> None:
+    other = copy.deepcopy(report)
+    other["ticks"]["writeback"] = 7
+    other["newfield"] = {"count": 3}
+    rows = _rows(compare(report, other))
+    assert rows["run: ticks.writeback"] == (None, 7, True)
+    assert rows["run: newfield.count"] == (None, 3, True)
+
+
+def test_simulated_time_is_compared(report: dict[str, Any]) -> None:
+    slow = copy.deepcopy(report)
+    slow["ticks"]["migration"] += 1000
+    comparison = compare(report, slow)
+    assert comparison.differs
+    row = _rows(comparison)["run: ticks.migration"]
+    assert row[1] - row[0] == 1000 and row[2]
+
+
+def test_a_finding_on_other_pages_is_a_difference(report: dict[str, Any]) -> None:
+    def finding(pfn: int) -> dict[str, Any]:
+        return {
+            "kind": "flags",
+            "table": "ext3_ordered_aops",
+            "count": 1,
+            "pages": [pfn],
+            "example": f"pfn {pfn} moved to pfn 272, which gained error the old page never had",
+        }
+
+    a, b = copy.deepcopy(report), copy.deepcopy(report)
+    a["findings"], b["findings"] = [finding(3)], [finding(7)]
+    comparison = compare(a, b)
+    assert comparison.differs
+    rows = _rows(comparison)
+    assert rows["verdict: finding flags (ext3_ordered_aops)"] == (1, 1, False)
+    assert rows["verdict: finding flags (ext3_ordered_aops): its pages"] == ("3", "7", True)
+    assert rows["verdict: finding flags (ext3_ordered_aops): what it says"][2]
+    assert not compare(a, copy.deepcopy(a)).differs
+
+
+@pytest.mark.parametrize("proof", ["placement", "durability"])
+def test_a_proof_that_fails_other_pages_is_a_difference(report: dict[str, Any], proof: str) -> None:
+    a, b = copy.deepcopy(report), copy.deepcopy(report)
+    said = "the disk does not hold the data written last"
+    a["proofs"][proof].update(failures=1, problems=[f"mount0/file0 page 3: {said}"])
+    b["proofs"][proof].update(failures=1, problems=[f"mount0/file0 page 7: {said}"])
+    comparison = compare(a, b)
+    assert comparison.differs
+    rows = _rows(comparison)
+    assert rows[f"verdict: {proof} failures"] == (1, 1, False)
+    assert rows[f"verdict: {proof} problems the other run does not have"] == (1, 1, True)
+    first = rows[f"verdict: {proof} problems the other run does not have: the first"]
+    assert first == (f"mount0/file0 page 3: {said}", f"mount0/file0 page 7: {said}", True)
+
+
+def test_a_table_renamed_is_a_difference(report: dict[str, Any]) -> None:
+    renamed = copy.deepcopy(report)
+    renamed["by_aops"]["other_aops"] = renamed["by_aops"].pop("ext3_ordered_aops")
+    comparison = compare(report, renamed)
+    assert comparison.differs
+    section = comparison.section("table", "ext3_ordered_aops ↔ other_aops")
+    assert section.rows[0].name == "table"
+    assert (section.rows[0].a, section.rows[0].b, section.rows[0].differs) == (
+        "ext3_ordered_aops",
+        "other_aops",
+        True,
+    )
+
+
+def test_a_scenario_named_by_another_path_or_with_a_time_limit_is_the_same(
+    report: dict[str, Any], tmp_path: Path
+) -> None:
+    other = copy.deepcopy(report)
+    assert report["source"] == str(SCENARIOS / "ext3-ordered.toml")
+    other["source"] = "docs/scenarios/ext3-ordered.toml"
+    other["config"]["kernel"]["timeout"] = 600.0
+    comparison = compare(report, other)
+    assert not comparison.differs
+    rows = _rows(comparison)
+    # Shown, so that nobody wonders, but not a difference.
+    assert rows["scenario: source"] == (report["source"], other["source"], False)
+    assert rows["scenario: kernel.timeout"] == (0.0, 600.0, False)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(report), encoding="utf-8")
+    b.write_text(json.dumps(other), encoding="utf-8")
+    status, out, _ = _fsaops("diff", str(a), str(b))
+    assert status == 0
+    assert "the runs are the same" in out
+    assert "≠" not in out
+    assert "Not compared:" in out and "kernel.timeout: a wall-clock limit" in " ".join(out.split())
+
+
+def test_a_default_written_out_is_the_same_scenario(report: dict[str, Any]) -> None:
+    """ext3: mode ordered and 1,024-byte blocks by default."""
+    left_out = copy.deepcopy(report)
+    left_out["config"]["mount"][0]["mode"] = None
+    left_out["config"]["mount"][0]["block_size"] = None
+    written = copy.deepcopy(report)
+    written["config"]["mount"][0]["mode"] = "ordered"
+    written["config"]["mount"][0]["block_size"] = 1024
+    assert not compare(left_out, written).differs
+    assert not compare(written, left_out).differs
+    # Another value than the default is a difference.
+    for key, value in (("block_size", 4096), ("mode", "journal")):
+        other = copy.deepcopy(written)
+        other["config"]["mount"][0][key] = value
+        rows = _rows(compare(left_out, other))
+        assert rows[f"scenario: mount[0].{key}"][2], key
+    # A report of another version of the plugin: its default is not known here.
+    elsewhere = copy.deepcopy(left_out)
+    for plugin in elsewhere["plugins"]:
+        plugin["version"] = "9.9"
+    rows = _rows(compare(elsewhere, written))
+    assert rows["scenario: mount[0].block_size"] == (None, 1024, True)
+
+
+def test_pairing_thousands_of_tables_takes_no_time(report: dict[str, Any]) -> None:
+    entry = report["by_aops"]["ext3_ordered_aops"]
+    wide = copy.deepcopy(report)
+    wide["by_aops"] = {f"t{i}_aops": {**entry, "filesystem": f"fs{i}"} for i in range(8000)}
+    narrow = copy.deepcopy(report)
+    narrow["by_aops"] = {f"u{i}_aops": {**entry, "filesystem": f"fs{i}"} for i in range(8000)}
+    start = time.perf_counter()
+    alone = compare(wide, report)
+    paired = compare(wide, narrow)
+    render_html(paired)
+    assert time.perf_counter() - start < 10
+    assert sum(s.kind == "table" and s.only == "a" for s in alone.sections) == 8000
+    tables = [s.tables for s in paired.sections if s.kind == "table"]
+    assert len(tables) == 8000 and ("t7_aops", "u7_aops") in tables
+
+
+def test_a_huge_name_is_cut_in_every_row(report: dict[str, Any], tmp_path: Path) -> None:
+    name = "y" * 100_000
+    a, b = copy.deepcopy(report), copy.deepcopy(report)
+    b["by_aops"][name] = b["by_aops"].pop("ext3_ordered_aops")
+    b["findings"] = [{"kind": "return", "table": name, "count": 1, "pages": [3], "example": "e"}]
+    b["pages_failed"] = [{**_page(3), "table": name}]
+    comparison = compare(a, b)
+    for section in comparison.sections:
+        for row in section.rows:
+            assert len(row.name) < 400, row.name[:100]
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a), encoding="utf-8")
+    pb.write_text(json.dumps(b), encoding="utf-8")
+    page = tmp_path / "page.html"
+    status, out, err = _fsaops("diff", str(pa), str(pb), "--html", str(page))
+    assert status == 0, err
+    assert len(out) < 100_000
+    assert "y" * 81 not in "".join(out.split())
+    assert "y" * 81 not in page.read_text(encoding="utf-8")
