@@ -22,7 +22,10 @@ that is not installed yet.  ``capabilities`` say which promises apply
 table and ``test_capabilities_match_the_table`` says what was inferred;
 declared (``capabilities = {"buffers", "writeback"}``), they are checked
 against what the table does.  A promise that does not apply is skipped with
-a reason naming the capability.
+a reason naming the capability.  Without a ``block_size``, the suite mounts
+with the smallest block size the type takes; the promises about the ring of
+buffer heads are checked at every block size the type takes that puts
+several buffers in a page, and skipped when none does.
 
 Tests come in two levels.  ``test_hook_*`` call the table's
 ``migratepage`` directly with both pages locked, exactly as the engine
@@ -37,7 +40,7 @@ and never through the code under test.  A subclass may override any test
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from errno import EAGAIN
 from typing import TYPE_CHECKING, ClassVar
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     import hypothesis
 
 from fsaops.aops import FileSystemType
+from fsaops.config.effective import SWAP
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.oracle import Oracle
@@ -60,7 +64,9 @@ from fsaops.testing.harness import (
     SetupError,
     Subject,
     World,
+    buffer_heads_seen,
     infer_capabilities,
+    pages_left_by_a_write,
     resolve_subject,
 )
 
@@ -154,7 +160,10 @@ class MigratepageConformance:
             ``test_capabilities_match_the_table`` says what was inferred.
         plugin: the entry-point name of the plugin providing the
             filesystem, when it is not the filesystem's own name.
-        block_size: the block size to mount with (``None``: the default).
+        block_size: the block size to mount with (``None``: the smallest the
+            type takes, so a page holds the most buffer heads).  The
+            promises about the ring of buffers are also checked at every
+            other block size the type takes below the page size.
         settle_ticks: ticks let pass between engine calls for the fallback
             path (kjournald commits, I/O completes).
         engine_rounds: ``migrate_pages`` calls allowed for the fallback path
@@ -178,6 +187,8 @@ class MigratepageConformance:
     def fsaops_subject(cls, request: pytest.FixtureRequest) -> Subject:
         """The filesystem, mode and capabilities under test, resolved once per class."""
         subject = class_subject(cls, request, cls.capabilities or ())
+        if subject.block_size is None:
+            subject = attrs.evolve(subject, block_size=_smallest_block_size(subject.fstype))
         if cls.capabilities is None:
             subject = attrs.evolve(subject, capabilities=infer_capabilities(subject), inferred=True)
         return subject
@@ -226,9 +237,76 @@ class MigratepageConformance:
             pytest.skip(f"needs capability {capability!r}: {what} ({subject.describe()})")
 
     @staticmethod
-    def _call(world: World, spec: PageSpec) -> HookCall:
-        with _no_bug():
+    def _call(world: World, spec: PageSpec, where: str = "") -> HookCall:
+        with _no_bug(where):
             return world.call_migratepage(world.make_page(spec))
+
+    @staticmethod
+    def _ring_worlds(
+        subject: Subject, world: World, *, several: bool
+    ) -> Iterator[tuple[str, World]]:
+        """The machines a promise about the ring of buffer heads is checked on.
+
+        The test's own machine first (the subject's block size), unless
+        ``several`` buffers are needed and its pages hold one; then one
+        machine at every other block size the type takes that puts several
+        buffer heads in a page, each with the words that start its problems
+        (``at block size 2048 (2 buffer heads a page): ``).  Bugs in the
+        ring (a forgotten loop, an offset computed for one block size) hide
+        on a page of one buffer.  With ``several``, the test is skipped when
+        no block size the type takes puts several buffers in a page.
+        """
+        ps = world.page_size
+        own = world.sb.s_blocksize if world.sb is not None else ps
+        others = sorted(size for size in subject.fstype.block_sizes if size < ps and size != own)
+        if several and own >= ps and not others:
+            taken = ", ".join(map(str, subject.fstype.block_sizes))
+            pytest.skip(
+                f"a page of one buffer cannot show this: {subject.describe()} takes no block "
+                f"size below the page size ({ps}; it takes: {taken})"
+            )
+        if not several or own < ps:
+            yield "", world
+        for size in others:
+            where = f"at block size {size} ({ps // size} buffer heads a page): "
+            yield where, World(attrs.evolve(subject, block_size=size))
+
+    def _ring_problems(
+        self,
+        subject: Subject,
+        world: World,
+        spec: PageSpec,
+        check: Callable[[HookCall], list[str]],
+        *,
+        several: bool,
+        ring: bool = False,
+    ) -> list[str]:
+        """``check`` of a page built as ``spec``, at each block size of :meth:`_ring_worlds`.
+
+        The problems of the first block size that has any.  With ``ring``,
+        the page under test must have buffer heads at the test's own block
+        size, and one without is passed over at the others.
+        """
+        for where, machine in self._ring_worlds(subject, world, several=several):
+            call = self._call(machine, spec, where)
+            if ring and not call.old_before.ring:
+                assert where, "setup: the page under test has no buffer heads"
+                continue
+            problems = check(call)
+            if problems:
+                return [where + problem for problem in problems]
+        return []
+
+    def _untouched_problems(self, subject: Subject, world: World, spec: PageSpec) -> list[str]:
+        """What changed on a page ``migratepage`` must leave as it was (``-EAGAIN``).
+
+        With buffers, at every block size of :meth:`_ring_worlds`: a change
+        to a buffer other than the first shows only on a page of several.
+        """
+        if not subject.has("buffers"):
+            return promises.hook_left_untouched(self._call(world, spec))
+        check = promises.hook_left_untouched
+        return self._ring_problems(subject, world, spec, check, several=False)
 
     # -- the declaration -----------------------------------------------------------------
 
@@ -236,14 +314,21 @@ class MigratepageConformance:
         """The declared capabilities describe the table (KERNEL-SPEC §7, the aops table).
 
         ``no_migratepage`` must match a missing member, ``no_page_cache`` the
-        type's ``page_cache`` flag, ``buffers`` whether a cached page carries
-        buffer heads, ``refuses`` whether ``migratepage`` fails a clean page
-        for good, and a declared ``writeback`` must be reachable.  A mode with
-        no page cache must still read back what was written, leaving no page
-        in the page cache.  A failure says which capabilities the table shows.
+        type's ``page_cache`` flag and what a write leaves in the page cache,
+        ``buffers`` whether pages of the table carry buffer heads (a clean
+        cached page, a dirty one, one written in part), ``refuses`` whether
+        ``migratepage`` fails a clean page for good, ``swap_cache`` a table
+        that serves the swap cache (no ``readpage`` or ``prepare_write``, and
+        pages it can build), and a declared ``writeback`` must be reachable.
+        A mode with no page cache must still read back what was written,
+        leaving no page in the page cache.  A failure says which capabilities
+        the table shows.  With the capabilities inferred, only a type whose
+        ``page_cache`` flag says a mode keeps no page, although a write leaves
+        some, fails; otherwise the test is skipped, naming what was inferred.
         """
         subject = fsaops_subject
         if subject.inferred:
+            _holds("capabilities", self._page_cache_flag_problems(subject))
             found = ", ".join(repr(c) for c in sorted(subject.capabilities)) or "none"
             pytest.skip(
                 f"capabilities not declared, so inferred from {subject.describe()}: {found}; "
@@ -263,25 +348,39 @@ class MigratepageConformance:
                 "check the engine's fallback instead"
             )
         page_cache = subject.fstype.has_page_cache(subject.mode)
-        if subject.has("no_page_cache") == page_cache:
+        if subject.has("no_page_cache") and page_cache:
             problems.append(
-                f"capability 'no_page_cache' is {'declared' if page_cache else 'missing'}, "
-                f"but {subject.describe()} {'keeps' if page_cache else 'keeps no'} pages "
+                f"capability 'no_page_cache' is declared, but {subject.describe()} keeps pages "
                 "in the page cache"
             )
+        if not subject.has("no_page_cache") and not page_cache:
+            problems += self._page_cache_flag_problems(subject) or [
+                f"capability 'no_page_cache' is missing, but {subject.describe()} keeps no "
+                "pages in the page cache"
+            ]
+        problems += self._swap_cache_problems(subject)
         if problems:
             _holds("capabilities", problems)
-        if not page_cache:
+        if subject.has("no_page_cache"):
             _holds("capabilities", self._no_page_cache_problems(subject))
             return
         world = World(subject)
-        prepared = world.make_page(PageSpec())
-        has_buffers = bool(prepared.page.flags & PG.private)
-        if subject.has("buffers") != has_buffers:
+        try:
+            prepared = world.make_page(PageSpec())
+        except SetupError as exc:  # a table declared to serve the swap cache that cannot
+            _holds("capabilities", [str(exc)])
+            raise  # not reached: _holds failed the test
+        carrier = buffer_heads_seen(world, prepared)
+        if subject.has("buffers") and carrier is None:
             problems.append(
-                f"capability 'buffers' is {'declared' if subject.has('buffers') else 'missing'}"
-                f", but a cached page of {subject.describe()} "
-                f"{'carries' if has_buffers else 'carries no'} buffer heads"
+                f"capability 'buffers' is declared, but no page of {subject.describe()} "
+                "carries buffer heads (a cached page, a dirty page, a page written in part "
+                "through prepare_write)"
+            )
+        if not subject.has("buffers") and carrier is not None:
+            problems.append(
+                f"capability 'buffers' is missing, but {carrier} of {subject.describe()} "
+                "carries buffer heads"
             )
         if has_hook:
             rc = world.call_migratepage(prepared).rc
@@ -316,6 +415,53 @@ class MigratepageConformance:
                 + (f"{{{observed}}}" if observed else "frozenset()")
             )
         _holds("capabilities", problems)
+
+    @staticmethod
+    def _page_cache_flag_problems(subject: Subject) -> list[str]:
+        """A type whose ``page_cache`` flag says a mode keeps no page, although a write leaves some.
+
+        Empty when the flag says the mode keeps pages, or when the subject
+        is tested as keeping none (``no_page_cache``; that is checked
+        against file I/O instead).
+        """
+        if subject.fstype.has_page_cache(subject.mode) or subject.has("no_page_cache"):
+            return []
+        if subject.has("swap_cache"):
+            return []
+        try:
+            left = pages_left_by_a_write(subject)
+        except FsaopsError as exc:
+            return [f"file I/O on {subject.describe()} failed: {exc}"]
+        if not left:
+            return []
+        return [
+            f"{subject.fstype.name}'s page_cache flag says mode {subject.mode} keeps no pages in "
+            f"the page cache (page_cache = {{{subject.mode!r}: False}}), but writing a file on "
+            f"{subject.describe()} left {left} page(s) in its page cache: the promises are "
+            "checked on those pages; correct the flag, or give the table get_xip_page"
+        ]
+
+    @staticmethod
+    def _swap_cache_problems(subject: Subject) -> list[str]:
+        """``swap_cache`` declared for a table that is not the swap cache's, or left out for it."""
+        table = subject.table
+        is_swap = subject.fstype.name == SWAP
+        if is_swap and not subject.has("swap_cache"):
+            return [
+                f"capability 'swap_cache' is missing, but {subject.fstype.name} is the swap "
+                "filesystem: its table serves the swap cache (swapper_space)"
+            ]
+        if is_swap or not subject.has("swap_cache"):
+            return []
+        files = [name for name in ("readpage", "prepare_write") if getattr(table, name)]
+        if not files:
+            return []
+        return [
+            f"capability 'swap_cache' is declared, but {table.name} has {' and '.join(files)}: "
+            "it reads and writes files, which the swap cache's table never does (a swap-in "
+            "reads the slot itself), so only anonymous pages in the swap cache would be tested, "
+            "never its file pages; leave 'swap_cache' out"
+        ]
 
     @staticmethod
     def _no_page_cache_problems(subject: Subject) -> list[str]:
@@ -400,8 +546,11 @@ class MigratepageConformance:
         if not fsaops_subject.has("buffers"):
             pytest.skip(f"{fsaops_subject.describe()}: its pages have no buffers")
         # A page of one buffer (a block as large as the page) is dirty whole.
-        call = self._call(fsaops_world, PageSpec(dirty=True, clean_head=True))
-        _holds("dirty", promises.hook_dirty_carried(call))
+        spec = PageSpec(dirty=True, clean_head=True)
+        check = promises.hook_dirty_carried
+        _holds(
+            "dirty", self._ring_problems(fsaops_subject, fsaops_world, spec, check, several=True)
+        )
 
     def test_hook_carries_a_dirty_bit_held_only_in_a_pte(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -452,8 +601,14 @@ class MigratepageConformance:
         the old page is written to, and read from, a freed frame.
         """
         self._needs_moving_hook(fsaops_subject)
-        call = self._call(fsaops_world, PageSpec(tail=True, dirty=True))
-        _holds("tail", _moved_whole(call))
+        spec = PageSpec(tail=True, dirty=True)
+        if not fsaops_subject.has("buffers"):
+            _holds("tail", _moved_whole(self._call(fsaops_world, spec)))
+            return
+        _holds(
+            "tail",
+            self._ring_problems(fsaops_subject, fsaops_world, spec, _moved_whole, several=False),
+        )
 
     def test_hook_moves_a_page_written_in_part(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -470,8 +625,16 @@ class MigratepageConformance:
         self._needs(fsaops_subject, "buffers", "only pages with buffers can be written in part")
         if fsaops_subject.table.prepare_write is None:
             pytest.skip(f"{fsaops_subject.table.name} takes no write(2) (no prepare_write)")
-        call = self._call(fsaops_world, PageSpec(partial=True))
-        _holds("partial", [*_moved_whole(call), *promises.hook_flags_copied(call)])
+        _holds(
+            "partial",
+            self._ring_problems(
+                fsaops_subject,
+                fsaops_world,
+                PageSpec(partial=True),
+                lambda call: [*_moved_whole(call), *promises.hook_flags_copied(call)],
+                several=True,
+            ),
+        )
 
     def test_hook_moves_a_page_whose_holes_hold_data(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -485,8 +648,11 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         self._needs(fsaops_subject, "buffers", "only pages with buffers have holes to tell")
-        call = self._call(fsaops_world, PageSpec(sparse=True))
-        _holds("sparse", _moved_whole(call))
+        spec = PageSpec(sparse=True)
+        _holds(
+            "sparse",
+            self._ring_problems(fsaops_subject, fsaops_world, spec, _moved_whole, several=True),
+        )
 
     def test_hook_leaves_both_pages_locked(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -515,9 +681,12 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         self._needs(fsaops_subject, "buffers", "pages of this table carry no buffer heads")
-        call = self._call(fsaops_world, PageSpec(dirty=True))
-        assert call.old_before.ring, "setup: the page under test has no buffer heads"
-        _holds("buffers", promises.hook_buffers_follow(call))
+        spec = PageSpec(dirty=True)
+        check = promises.hook_buffers_follow
+        problems = self._ring_problems(
+            fsaops_subject, fsaops_world, spec, check, several=False, ring=True
+        )
+        _holds("buffers", problems)
 
     def test_hook_moves_private_data_with_the_page(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -563,8 +732,10 @@ class MigratepageConformance:
     ) -> None:
         """An extra reference: ``-EAGAIN``, both pages unchanged (KERNEL-SPEC §5.1, §5.4)."""
         self._needs_moving_hook(fsaops_subject)
-        call = self._call(fsaops_world, PageSpec(pinned=1, dirty=True))
-        _holds("eagain", promises.hook_left_untouched(call))
+        _holds(
+            "eagain",
+            self._untouched_problems(fsaops_subject, fsaops_world, PageSpec(pinned=1, dirty=True)),
+        )
 
     def test_hook_eagain_without_a_mapping_leaves_the_old_page_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -575,8 +746,10 @@ class MigratepageConformance:
         ``migrate_page_remove_references`` step 1).
         """
         self._needs_moving_hook(fsaops_subject)
-        call = self._call(fsaops_world, PageSpec(truncated=True))
-        _holds("eagain", promises.hook_left_untouched(call))
+        _holds(
+            "eagain",
+            self._untouched_problems(fsaops_subject, fsaops_world, PageSpec(truncated=True)),
+        )
 
     def test_hook_eagain_in_a_vm_locked_area_leaves_the_old_page_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -587,8 +760,9 @@ class MigratepageConformance:
         both pages are unchanged and the pte is still in place.
         """
         self._needs_moving_hook(fsaops_subject)
-        call = self._call(fsaops_world, PageSpec(mlocked=True))
-        _holds("eagain", promises.hook_left_untouched(call))
+        _holds(
+            "eagain", self._untouched_problems(fsaops_subject, fsaops_world, PageSpec(mlocked=True))
+        )
 
     def test_hook_refusal_is_permanent_and_leaves_the_old_page_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -828,12 +1002,21 @@ class MigratepageConformance:
 
 
 @contextlib.contextmanager
-def _no_bug() -> Iterator[None]:
+def _no_bug(where: str = "") -> Iterator[None]:
     """A ``BUG()`` reached under the code under test is a broken promise, in kernel terms."""
     try:
         yield
     except KernelBug as exc:
-        pytest.fail(promises.report("bug", [f"{type(exc).__name__}: {exc}"]), pytrace=False)
+        pytest.fail(promises.report("bug", [f"{where}{type(exc).__name__}: {exc}"]), pytrace=False)
+
+
+def _smallest_block_size(fstype: FileSystemType) -> int:
+    """The block size the suite mounts with when none is named: the smallest the type takes.
+
+    It puts the most buffer heads in a page, so the promises about the
+    ring of buffers have a ring to check.
+    """
+    return min(fstype.block_sizes)
 
 
 def _needs_hypothesis() -> None:

@@ -32,6 +32,7 @@ from fsaops import world as _world
 from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
 from fsaops.config.effective import SWAP
 from fsaops.errors import FsaopsError, describe_exception
+from fsaops.fs import generic_file_write
 from fsaops.page import PG, Page, trylock_page
 from fsaops.swap import add_to_swap
 from fsaops.world import EngineRun, PageSpec, PreparedPage, SetupError
@@ -49,7 +50,9 @@ __all__ = [
     "SetupError",
     "Subject",
     "World",
+    "buffer_heads_seen",
     "infer_capabilities",
+    "pages_left_by_a_write",
     "resolve_subject",
 ]
 
@@ -305,7 +308,15 @@ class World(_world.World):
                 f"a page under writeback needs capability 'writeback' ({subject.describe()} "
                 "does not declare it)"
             )
-        return super().make_page(spec, on=self.sb if on is None else on)
+        if self.sb is not None or subject.fstype.name == SWAP:
+            return super().make_page(spec, on=self.sb if on is None else on)
+        # Another type's table declared to serve the swap cache: say so when it cannot.
+        try:
+            return super().make_page(spec, on=on)
+        except SetupError:
+            raise
+        except Exception as exc:  # the table's own code, used on anonymous memory
+            raise SetupError(_swap_cache_failure(subject, spec, exc)) from exc
 
     # -- migrating ---------------------------------------------------------------
 
@@ -388,15 +399,75 @@ def expected_engine_outcome(subject: Subject, spec: PageSpec) -> str:
     return "moved"
 
 
+def _swap_cache_failure(subject: Subject, spec: PageSpec | None, exc: BaseException) -> str:
+    """Why a table declared ``swap_cache`` could not build an anonymous page: a sentence."""
+    return (
+        f"capability 'swap_cache' is declared, but {subject.table.name} of {subject.fstype.name} "
+        f"cannot serve the swap cache: building {'a clean' if spec is None else 'a ' + str(spec)} "
+        f"anonymous page in it failed with {describe_exception(exc)}; leave 'swap_cache' out "
+        "to test the table's file pages"
+    )
+
+
+_BUFFER_PROBES: tuple[tuple[str, PageSpec], ...] = (
+    ("a dirty page", PageSpec(dirty=True, seed=2)),
+    ("a page written in part through prepare_write", PageSpec(partial=True, seed=3)),
+)
+
+
+def buffer_heads_seen(world: World, clean: PreparedPage) -> str | None:
+    """Which page of the world's table carries buffer heads, if any: ``a dirty page``.
+
+    A table may attach buffers only on write (``mpage_readpage`` reads a
+    clean page without them, ``block_prepare_write`` attaches them), so
+    the clean cached page ``clean`` is looked at first, then a dirty page
+    and a page written in part through ``prepare_write`` are built in
+    ``world``.  ``None``: none of them carries buffer heads.
+    """
+    if clean.page.flags & PG.private:
+        return "a cached page"
+    for what, spec in _BUFFER_PROBES:
+        if spec.partial and (world.sb is None or world.table.prepare_write is None):
+            continue
+        try:
+            prepared = world.make_page(spec)
+        except FsaopsError:
+            continue  # a state this table cannot be in
+        if prepared.page.flags & PG.private:
+            return what
+    return None
+
+
+def pages_left_by_a_write(subject: Subject) -> int:
+    """How many pages a ``write(2)`` of three pages and a bit leaves in the page cache.
+
+    The file is written on a small machine with the subject mounted; a mode
+    that executes in place leaves none.
+
+    Raises:
+        FsaopsError: the write failed.
+    """
+    world = World(attrs.evolve(subject, capabilities=subject.capabilities - {"no_page_cache"}))
+    inode = world.new_file()
+    data = world.contents.pages(world.owner("subject/io"), 0, 4)[: 3 * world.page_size + 100]
+    generic_file_write(inode, 0, data)
+    mapping = inode.i_mapping
+    return mapping.nrpages or sum(1 for slot in mapping.page_tree if slot is not None)
+
+
 def infer_capabilities(subject: Subject) -> frozenset[str]:
     """The capabilities a subject shows when probed on a small machine.
 
-    ``no_migratepage`` and ``no_page_cache`` come from the table and the
-    type; ``buffers`` from whether a cached page carries buffer heads;
-    ``refuses`` from what ``migratepage`` does with a clean page;
-    ``writeback`` from whether a dirty page can be put under writeback.
-    ``swap_cache`` is the ``swap`` filesystem's (the type the kernel's
-    ``swapon`` takes the swap cache's table from), or kept as declared.
+    ``no_migratepage`` comes from the table; ``no_page_cache`` from the
+    type's flag, when writing a file leaves no page in the page cache
+    either (a mode whose type says it keeps none, but that does, has its
+    pages tested); ``buffers`` from whether pages of the table carry buffer
+    heads (a clean cached page, a dirty one, or one written in part
+    through ``prepare_write``: :func:`buffer_heads_seen`); ``refuses`` from
+    what ``migratepage`` does with a clean page; ``writeback`` from whether
+    a dirty page can be put under writeback.  ``swap_cache`` is the
+    ``swap`` filesystem's (the type the kernel's ``swapon`` takes the swap
+    cache's table from), or kept as declared.
     """
     found = set(subject.capabilities & {"swap_cache"})
     if subject.fstype.name == SWAP:
@@ -405,12 +476,17 @@ def infer_capabilities(subject: Subject) -> frozenset[str]:
     if table.migratepage is None:
         found.add("no_migratepage")
     if not subject.fstype.has_page_cache(subject.mode):
-        found.add("no_page_cache")
-        return frozenset(found)
+        try:
+            left = 0 if "swap_cache" in found else pages_left_by_a_write(subject)
+        except FsaopsError:
+            left = 0  # test_capabilities_match_the_table says why the write failed
+        if not left:
+            found.add("no_page_cache")
+            return frozenset(found)
     probe = attrs.evolve(subject, capabilities=frozenset(found | {"writeback"}))
     world = World(probe)
     prepared = world.make_page(PageSpec())
-    if prepared.page.flags & PG.private:
+    if buffer_heads_seen(world, prepared) is not None:
         found.add("buffers")
     if table.migratepage is not None:
         rc = world.call_migratepage(prepared).rc

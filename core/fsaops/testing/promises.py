@@ -335,6 +335,12 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
             )
         if bh.b_state & BH.lock and not state.state & BH.lock:
             problems.append(f"buffer head {i} of pfn {old_pfn} was left locked")
+        if state.state & BH.mapped and bh.b_blocknr != state.blocknr:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} was mapped to block {state.blocknr} and is "
+                f"mapped to block {bh.b_blocknr} on pfn {new_pfn}: its writes would go over "
+                "another block"
+            )
         for bit, name in ((BH.uptodate, "BH_Uptodate"), (BH.mapped, "BH_Mapped")):
             if state.state & bit and not bh.b_state & bit:
                 problems.append(
