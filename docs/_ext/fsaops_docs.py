@@ -898,6 +898,12 @@ class SkipReader:
             and test.left.value.attr == "table"
         ):
             return ("member", test.left.attr)
+        if (  # self._one_buffer_a_page(subject, world)
+            isinstance(test, ast.Call)
+            and isinstance(test.func, ast.Attribute)
+            and test.func.attr == "_one_buffer_a_page"
+        ):
+            return ("one buffer", "")
         kind = "with"
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             kind, test = "without", test.operand
@@ -956,6 +962,11 @@ def _skips_in_words(rules: list[Skip]) -> str:
         parts.append(f"when it does not declare {_some(without, 'and')}")
     if members:
         parts.append(f"when its table has no {_some(members, 'or')}")
+    if any(kind == "one buffer" for kind, _ in rules):
+        parts.append(
+            "when every block size its type takes is the page size (a page of one buffer "
+            "cannot show this)"
+        )
     if imports:
         parts.append(f"when {_some(imports, 'or')} is not installed")
     return f"Skipped {'; '.join(parts)}." if parts else "Never skipped."

@@ -253,23 +253,33 @@ class MigratepageConformance:
         buffer heads in a page, each with the words that start its problems
         (``at block size 2048 (2 buffer heads a page): ``).  Bugs in the
         ring (a forgotten loop, an offset computed for one block size) hide
-        on a page of one buffer.  With ``several``, the test is skipped when
-        no block size the type takes puts several buffers in a page.
+        on a page of one buffer.  A test that needs ``several`` calls
+        :meth:`_needs_several_buffers` first.
         """
         ps = world.page_size
         own = world.sb.s_blocksize if world.sb is not None else ps
         others = sorted(size for size in subject.fstype.block_sizes if size < ps and size != own)
-        if several and own >= ps and not others:
-            taken = ", ".join(map(str, subject.fstype.block_sizes))
-            pytest.skip(
-                f"a page of one buffer cannot show this: {subject.describe()} takes no block "
-                f"size below the page size ({ps}; it takes: {taken})"
-            )
         if not several or own < ps:
             yield "", world
         for size in others:
             where = f"at block size {size} ({ps // size} buffer heads a page): "
             yield where, World(attrs.evolve(subject, block_size=size))
+
+    @staticmethod
+    def _one_buffer_a_page(subject: Subject, world: World) -> bool:
+        """Whether every block size the type takes (and the test's own) fills a page with one."""
+        ps = world.page_size
+        own = world.sb.s_blocksize if world.sb is not None else ps
+        return own >= ps and not any(size < ps for size in subject.fstype.block_sizes)
+
+    def _needs_several_buffers(self, subject: Subject, world: World) -> None:
+        """Skip a promise only a page of several buffer heads can show, when none can be had."""
+        if self._one_buffer_a_page(subject, world):
+            taken = ", ".join(map(str, subject.fstype.block_sizes))
+            pytest.skip(
+                f"a page of one buffer cannot show this: {subject.describe()} takes no block "
+                f"size below the page size ({world.page_size}; it takes: {taken})"
+            )
 
     def _ring_problems(
         self,
@@ -546,6 +556,7 @@ class MigratepageConformance:
         if not fsaops_subject.has("buffers"):
             pytest.skip(f"{fsaops_subject.describe()}: its pages have no buffers")
         # A page of one buffer (a block as large as the page) is dirty whole.
+        self._needs_several_buffers(fsaops_subject, fsaops_world)
         spec = PageSpec(dirty=True, clean_head=True)
         check = promises.hook_dirty_carried
         _holds(
@@ -625,6 +636,7 @@ class MigratepageConformance:
         self._needs(fsaops_subject, "buffers", "only pages with buffers can be written in part")
         if fsaops_subject.table.prepare_write is None:
             pytest.skip(f"{fsaops_subject.table.name} takes no write(2) (no prepare_write)")
+        self._needs_several_buffers(fsaops_subject, fsaops_world)
         _holds(
             "partial",
             self._ring_problems(
@@ -648,6 +660,7 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         self._needs(fsaops_subject, "buffers", "only pages with buffers have holes to tell")
+        self._needs_several_buffers(fsaops_subject, fsaops_world)
         spec = PageSpec(sparse=True)
         _holds(
             "sparse",
