@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,7 @@ def test_world_state_counts_follow_the_fractions(small: Config, registry: Regist
     anon = small.anon_pages
     w = small.workload
     pools = {
+        "mlocked": file_pages + anon,  # file and anonymous pages counted together
         "swapout": file_pages + anon,
         "pinned": file_pages + anon + meta_pages,
         "locked": file_pages + anon + meta_pages,
@@ -153,8 +156,9 @@ def test_world_state_counts_follow_the_fractions(small: Config, registry: Regist
         "mapped": file_pages,
     }
     for state, pool in pools.items():
-        assert len(world.states[state]) == round(getattr(w, state) * pool), state
-    assert len(world.states["mlocked"]) == round(w.mlocked * file_pages) + round(w.mlocked * anon)
+        # The documented rule: the fraction of the whole pool, rounded half up.
+        want = math.floor(Fraction(repr(getattr(w, state))) * pool + Fraction(1, 2))
+        assert len(world.states[state]) == want, state
     keys = [slot.key for slots in world.states.values() for slot in slots]
     assert len(keys) == len(set(keys)), "a page got two states"
 

@@ -51,6 +51,7 @@ import bisect
 import contextlib
 import gc
 import hashlib
+import math
 import random
 import signal
 import sys
@@ -58,6 +59,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 
 import attrs
@@ -181,6 +183,15 @@ class RunObserver(Protocol):
 def _subseed(seed: int, purpose: str) -> int:
     digest = hashlib.sha256(f"fsaops/{seed}/{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
+
+
+def _share(fraction: float, pages: int) -> int:
+    """The pages ``fraction`` of ``pages`` comes to: ``floor(fraction * pages + 1/2)``.
+
+    Rounded half up, on the fraction as written (``0.29`` of 50 pages is
+    14.5, so 15, where the binary float's product is just under 14.5).
+    """
+    return math.floor(Fraction(repr(fraction)) * pages + Fraction(1, 2))
 
 
 # -- the scenario's world --------------------------------------------------------------
@@ -452,8 +463,10 @@ class Scenario:
             return
         base, extra = divmod(self.config.anon_pages, procs.count)
         sizes = [base + (1 if p < extra else 0) for p in range(procs.count)]
-        # mlocked anonymous pages live in a VM_LOCKED area of their process.
-        nlocked = round(self.config.workload.mlocked * self.config.anon_pages)
+        # mlocked anonymous pages live in a VM_LOCKED area of their process: their
+        # share of the mlocked pages, which are counted over file and anonymous
+        # pages together (_give_out_states gives the file pages the rest).
+        nlocked = _share(self.config.workload.mlocked, self.config.anon_pages)
         owners = [p for p, size in enumerate(sizes) for _ in range(size)]
         locked = [0] * procs.count
         for j in self.rng.sample(range(len(owners)), nlocked):
@@ -474,8 +487,12 @@ class Scenario:
         """Pick the pages of each state (disjoint), in :attr:`WorkloadConfig.STATES` order.
 
         Each state draws from its pool (the pages it can apply to, in page
-        order) the pages no earlier state took.  Pages are handled by their
-        position in :attr:`slots` until picked.
+        order) the pages no earlier state took: its fraction of the whole
+        pool, rounded half up (:func:`_share`).  ``mlocked`` is counted over
+        file and anonymous pages together; the anonymous pages, their own
+        share, were placed when the processes started, and the file pages
+        get the rest.  Pages are handled by their position in :attr:`slots`
+        until picked.
         """
         slots = self.slots
         taken = {slots.position(s) for s in self.states["mlocked"]}
@@ -499,7 +516,8 @@ class Scenario:
         }
         for state in WorkloadConfig.STATES:
             pool = pools[state]
-            want = round(self.config.fraction(state) * len(pool))
+            whole = len(pool) + (self.config.anon_pages if state == "mlocked" else 0)
+            want = _share(self.config.fraction(state), whole) - len(self.states[state])
             if want <= 0:
                 continue  # sampling nothing draws nothing from the generator
             free = [p for p in pool if p not in taken] if taken else pool
