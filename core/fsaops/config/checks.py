@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 from fsaops.config.effective import SWAP
 from fsaops.config.schema import (
+    BUILTIN_SOURCE,
     MAX_COMMIT_INTERVAL,
     MAX_FILES,
     MAX_NODE_PAGES,
@@ -302,11 +303,83 @@ def check_config(
                 f"{config.migrate.from_node}, which holds {config.node_pages} "
                 f"(kernel.node_memory = {format_size(config.kernel.node_memory)})"
             )
+    if not problems and source != BUILTIN_SOURCE:
+        problems.extend(_workload_problems(config, registry))
     if not problems:
         problem = memory_problem(config, registry, available)
         if problem is not None:
             problems.append(problem)
     raise_problems(source, problems)
+
+
+#: What each workload state is called on a page, and which pages can take it
+#: (``None``: any page): what :class:`~fsaops.scenario.Scenario` gives out.
+_STATE_PAGES: Final = {
+    "mlocked": ("mlocked", "a file page in the page cache or an anonymous page"),
+    "swapout": ("swapped out", "a file page in the page cache or an anonymous page"),
+    "pinned": ("pinned", None),
+    "locked": ("locked", None),
+    "writeback": ("under writeback", "a file page whose table has a writepage"),
+    "dirty": ("dirty", "a file page in the page cache"),
+    "mapped": ("mapped", "a file page in the page cache"),
+}
+
+
+def _workload_problems(config: Config, registry: Registry) -> list[str]:
+    """The states the workload asks for (a fraction above 0) that no page of the scenario can take.
+
+    Decided from the plan as the scenario's builder decides it: a mount
+    that executes in place has no page to give a state; a buffer-cache
+    mapping's pages can only be locked or pinned; a file page can be under
+    writeback only if its table has a ``writepage`` (one without it never
+    cleans its pages, which are dirty anyway); anonymous pages can be
+    mlocked, swapped out, locked or pinned.  The built-in scenario, cut to
+    fit the selected plugins, is not checked: it names the parts it left
+    out instead.
+    """
+    kinds = {"file": 0, "writable": 0, "meta": 0, "anon": config.anon_pages}
+    parts: list[str] = []  # every page the scenario has, for the message
+    for i, mount in enumerate(config.mount):
+        fstype = registry.filesystems[mount.fs]
+        mode = fstype.default_mode if mount.mode is None else mount.mode
+        if not mount.pages:
+            continue
+        where = f"mount[{i}], {fstype.name} {mode}"
+        if not fstype.has_page_cache(mode):
+            parts.append(f"{mount.pages} pages executed in place, with no page cache ({where})")
+        elif fstype.is_buffer_cache(mode):
+            kinds["meta"] += mount.pages
+            parts.append(f"{mount.pages} pages of buffer-cache metadata ({where})")
+        elif fstype.aops(mode).writepage is None:
+            kinds["file"] += mount.pages
+            table = fstype.aops(mode).name
+            parts.append(f"{mount.pages} file pages whose table {table} has no writepage ({where})")
+        else:
+            kinds["file"] += mount.pages
+            kinds["writable"] += mount.pages
+            parts.append(f"{mount.pages} file pages ({where})")
+    if config.anon_pages:
+        parts.append(f"{config.anon_pages} anonymous pages")
+    pools = {
+        "mlocked": kinds["file"] + kinds["anon"],
+        "swapout": kinds["file"] + kinds["anon"],
+        "pinned": kinds["file"] + kinds["meta"] + kinds["anon"],
+        "locked": kinds["file"] + kinds["meta"] + kinds["anon"],
+        "writeback": kinds["writable"],
+        # A table without writepage never cleans its pages: they are dirty anyway.
+        "dirty": kinds["file"],
+        "mapped": kinds["file"],
+    }
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+    has = f"it has {listed}" if parts else "it has no pages"
+    problems: list[str] = []
+    for state in WorkloadConfig.STATES:
+        if config.fraction(state) <= 0 or pools[state]:
+            continue
+        called, which = _STATE_PAGES[state]
+        only = f"only {which} can, and " if which is not None else ""
+        problems.append(f"workload.{state}: no page of this scenario can be {called}: {only}{has}")
+    return problems
 
 
 # -- what the machine can give --------------------------------------------------------
