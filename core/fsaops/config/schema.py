@@ -266,7 +266,9 @@ class WorkloadConfig:
         default=0.0,
         metadata=_doc(
             "Fraction of file pages rewritten and handed to their table's writepage, so "
-            "the write is still in flight (kernel.io_latency ticks)."
+            "the write is still in flight (kernel.io_latency ticks). On ext3 data=journal "
+            "the page's buffers go into the running transaction instead: the page is clean, "
+            "with no PG_writeback, until the journal commits (kernel.commit_interval)."
         ),
     )
     locked: float = attrs.field(
