@@ -305,7 +305,7 @@ def _parser() -> _Parser:
     plugins = sub.add_parser(
         "plugins",
         help="list the installed plugins",
-        description="List every installed plugin: loaded, not loaded or failed, its "
+        description="List every installed plugin: loaded, not loaded, imported or failed, its "
         "filesystem types, their tables, and each table's migratepage.",
     )
     plugins.add_argument("--json", action="store_true", help="print the listing as JSON")
@@ -854,6 +854,7 @@ def _plugins_data(registry: Registry, source: str) -> dict[str, Any]:
                 "module": info.value,
                 "status": info.status.value,
                 "error": info.error,
+                "imported_by": [registry.plugin(name).label for name in info.imported_by],
                 "filesystems": filesystems,
             }
         )
@@ -889,12 +890,18 @@ def _render_plugins(data: dict[str, Any], console: Console) -> None:
     table.add_column("plugin / filesystem mode", no_wrap=True)
     table.add_column("table", no_wrap=True)
     table.add_column("migratepage", overflow="fold")
-    styles = {"loaded": "green", "not loaded": "dim", "failed": "bold red"}
+    styles = {"loaded": "green", "not loaded": "dim", "imported": "yellow", "failed": "bold red"}
     for plugin in data["plugins"]:
         label = Text(plugin["label"], style="bold")
         label.append(f" {plugin['version']}", style="dim")
         status = Text(plugin["status"], style=styles.get(plugin["status"], ""))
         error = Text(plugin["error"] or "", style="red")
+        if plugin["imported_by"]:
+            error = Text(
+                f"not selected, but imported by {', '.join(plugin['imported_by'])}: its code "
+                "runs as theirs",
+                style="yellow",
+            )
         table.add_row(label, status, error, end_section=not plugin["filesystems"])
         for f, fs in enumerate(plugin["filesystems"]):
             modes = list(fs["modes"].items())
@@ -1406,13 +1413,18 @@ _PROGRAM: contextvars.ContextVar[bool] = contextvars.ContextVar("fsaops_program"
 def _plugin_modules() -> dict[str, str]:
     """Each plugin's entry-point module, and its ``distribution[entry]`` (metadata only).
 
-    Only the selected plugins, when a registry says which were (a plugin
-    that was not loaded ran no code).
+    Only the plugins whose code can run, when a registry says which: the
+    selected ones, and those a selected one imported (it is built on them).
+    A plugin nobody imported ran no code.
     """
     from fsaops.plugins import discover
 
     registry = _REGISTRY.get()
-    selected = None if registry is None else set(registry.selection)
+    selected = (
+        None
+        if registry is None
+        else set(registry.selection) | {p.name for p in registry.plugins if p.imported_by}
+    )
     found: dict[str, str] = {}
     try:
         for name, item in discover().items():

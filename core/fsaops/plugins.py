@@ -7,7 +7,8 @@ There is one path for built-in and third-party plugins alike:
 2. decide the selection: ``--plugins`` on the command line, else the
    ``FSAOPS_PLUGINS`` environment variable (an empty value selects none),
    else ``[plugins] load`` in the config, else everything installed; an
-   unknown or duplicated name is an error;
+   unknown or duplicated name is an error, and so is selecting a name two
+   distributions register, or one ``--plugins`` cannot give;
 3. block every name not selected, so it is never imported;
 4. try the selected plugins first in a child process, where a plugin that
    hangs (even in C code that never lets go of the interpreter), crashes
@@ -76,6 +77,8 @@ from fsaops.frozen import frozen_mapping
 from fsaops.process import REAL_FORK, plugin_code
 
 __all__ = [
+    "BUILT_IN",
+    "BUILT_IN_DISTRIBUTION",
     "DEFAULT_TIMEOUT",
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
@@ -92,6 +95,7 @@ __all__ = [
     "discover",
     "load_plugins",
     "resolve_selection",
+    "unambiguous",
 ]
 
 ENTRY_POINT_GROUP = "fsaops"
@@ -113,6 +117,12 @@ MAX_MODES: Final = 100
 MAX_BLOCK_SIZES: Final = 32
 """The most block sizes one filesystem type may list."""
 
+BUILT_IN: Final = frozenset({"ext2", "ext3", "swap", "xfs", "xfs_buftarg"})
+"""fsaops's own plugins: each provides the filesystem of its name (and no other)."""
+
+BUILT_IN_DISTRIBUTION: Final = "fsaops"
+"""The distribution that installs :data:`BUILT_IN`."""
+
 _EntryPoints = Callable[[], Iterable[metadata.EntryPoint]]
 _T = TypeVar("_T")
 
@@ -131,11 +141,34 @@ class Available:
     version: str
     value: str
     entry_point: metadata.EntryPoint = attrs.field(eq=False, repr=False)
+    clash: tuple[Available, ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def label(self) -> str:
         """``distribution[entry]``."""
         return f"{self.dist}[{self.name}]"
+
+    @property
+    def problem(self) -> str | None:
+        """Why this plugin cannot be selected (``None``: it can).
+
+        Its name is registered by another distribution too (:attr:`clash`),
+        or it is a name the comma-separated ``--plugins`` and
+        ``FSAOPS_PLUGINS`` cannot give (a comma, or spaces around it).
+        """
+        if self.clash:
+            others = " and by ".join(other.shown for other in self.clash)
+            return (
+                f"plugin name {shown(self.name)} is registered twice: by {self.shown} "
+                f"and by {others}; uninstall one of them"
+            )
+        if not unambiguous(self.name):
+            return (
+                f"plugin {self.shown}: its entry-point name {shown(self.name)} cannot be "
+                "given to --plugins or FSAOPS_PLUGINS (they are comma-separated, and spaces "
+                "around a name are dropped); rename the entry point"
+            )
+        return None
 
     @property
     def shown(self) -> str:
@@ -150,6 +183,9 @@ class PluginStatus(enum.Enum):
     LOADED = "loaded"
     #: Installed but not selected: never imported.
     NOT_LOADED = "not loaded"
+    #: Not selected, but a selected plugin imported its module (it is built
+    #: on it): its code runs as part of that plugin's.
+    IMPORTED = "imported"
     #: Selected, but it failed to import, register or validate.
     FAILED = "failed"
 
@@ -163,9 +199,13 @@ class PluginInfo:
         dist: the distribution that installs it.
         version: the distribution's version.
         value: the entry point's module path.
-        status: loaded, not loaded (not selected) or failed.
-        error: why it failed, when it did.
+        status: loaded, not loaded (not selected), imported (not selected,
+            but a selected plugin imported its module) or failed.
+        error: why it failed, when it did; for one that is not loaded, why
+            it cannot be selected, if it cannot (:attr:`Available.problem`).
         filesystems: the filesystem types it provides (loaded plugins).
+        imported_by: the selected plugins that imported its module, or
+            whose tables use its code (imported plugins).
     """
 
     name: str
@@ -175,11 +215,26 @@ class PluginInfo:
     status: PluginStatus
     error: str | None = None
     filesystems: tuple[FileSystemType, ...] = ()
+    imported_by: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """``distribution[entry]``, how errors and listings name the plugin."""
         return f"{self.dist}[{self.name}]"
+
+    @property
+    def ran(self) -> bool:
+        """Whether the run uses its code: loaded, or imported by a loaded plugin."""
+        return self.status in (PluginStatus.LOADED, PluginStatus.IMPORTED)
+
+    @property
+    def built_in(self) -> bool:
+        """Whether it is one of fsaops's own plugins, whose filesystems are known unloaded."""
+        return (
+            self.dist == BUILT_IN_DISTRIBUTION
+            and self.name in BUILT_IN
+            and self.value == f"fsaops_{self.name}"
+        )
 
 
 @attrs.frozen
@@ -237,11 +292,44 @@ class Registry:
         except KeyError:
             pass
         known = ", ".join(sorted(self.filesystems)) or "none"
-        hint = did_you_mean(name, self.filesystems)
+        provider = self.provider(name)
+        if provider is not None:
+            hint = f"; plugin {provider.label} provides it but is {provider.status.value}"
+            where = ""
+        else:
+            hint, where = did_you_mean(name, self.filesystems), self.unselected_hint()
+        raise ConfigError(
+            f"unknown filesystem {shown(name)}{hint} (loaded: {known}){where}"
+        ) from None
+
+    def provider(self, fs: str) -> PluginInfo | None:
+        """The plugin, not loaded or failed, known to provide filesystem ``fs`` (``None``: none).
+
+        Only a built-in plugin is known without importing it: the name of
+        another's entry point says nothing of the filesystems it provides.
+        """
         for info in self.plugins:
-            if info.name == name and info.status is not PluginStatus.LOADED:
-                hint = f"; plugin {info.label} provides it but is {info.status.value}"
-        raise ConfigError(f"unknown filesystem {shown(name)}{hint} (loaded: {known})") from None
+            if info.status is not PluginStatus.LOADED and info.built_in and info.name == fs:
+                return info
+        return None
+
+    def unselected_hint(self) -> str:
+        """``; not provided by the selected plugins; N installed plugins were not selected: ...``.
+
+        Empty when every installed plugin was selected.
+        """
+        left = [
+            info.label
+            for info in self.plugins
+            if info.status in (PluginStatus.NOT_LOADED, PluginStatus.IMPORTED)
+        ]
+        if not left:
+            return ""
+        many = "plugin was" if len(left) == 1 else "plugins were"
+        return (
+            f"; no selected plugin provides it, and {len(left)} installed {many} not "
+            f"selected (by {self.selected_by}): {_listing(left)}"
+        )
 
     def aops(self, fs: str, mode: str | None = None) -> AddressSpaceOperations:
         """The table of filesystem ``fs`` in ``mode``, as the kernel would use it."""
@@ -257,6 +345,15 @@ class Registry:
             fstype = self.filesystems[name]
             for mode in fstype.modes:
                 yield fstype, mode, self.aops(name, mode)
+
+
+def unambiguous(name: str) -> bool:
+    """Whether ``--plugins`` and ``FSAOPS_PLUGINS`` can name the plugin ``name``.
+
+    They are comma-separated lists whose parts are stripped: a name with a
+    comma, or with spaces at either end, cannot be given there.
+    """
+    return bool(name) and "," not in name and name == name.strip()
 
 
 def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
@@ -311,9 +408,12 @@ def _installed_entry_points() -> Iterator[metadata.EntryPoint]:
 def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
     """Every installed plugin by entry-point name, from metadata only.
 
+    A name two distributions register is kept once, with the others in its
+    :attr:`Available.clash`: it cannot be selected (:attr:`Available.problem`),
+    but a selection that leaves it out is not concerned.
+
     Raises:
-        PluginSelectionError: two distributions register the same name, or
-            the installed metadata cannot be read.
+        PluginSelectionError: the installed metadata cannot be read.
     """
     if entry_points is None:
         entry_points = _installed_entry_points
@@ -333,10 +433,10 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
         if other is not None:
             if other.dist == dist and other.value == ep.value:
                 continue  # the same distribution seen twice on sys.path
-            raise PluginSelectionError(
-                f"plugin name {shown(ep.name)} is registered twice: by {other.shown} "
-                f"and by {item.shown}; uninstall one of them"
-            )
+            if any(o.dist == dist and o.value == ep.value for o in other.clash):
+                continue
+            found[item.name] = attrs.evolve(other, clash=(*other.clash, item))
+            continue
         found[item.name] = item
     return dict(sorted(found.items()))
 
@@ -955,6 +1055,8 @@ def _load(
         if name not in selected:
             pm.set_blocked(name)
     errors: dict[str, PluginError] = dict(known)
+    brought: dict[str, set[str]] = {}  # the modules each selected plugin's import brought in
+    modules_before = set(sys.modules)
 
     def fail(name: str, error: PluginError) -> None:
         errors[name] = error
@@ -966,12 +1068,15 @@ def _load(
             continue
         item = available[name]
         watch("import", name)
+        before = set(sys.modules)
         try:
             here = name in probed or name in imported
             module = _import(item, timeout, here=here, ctrl_c=here and interrupts)
         except PluginLoadError as exc:
             fail(name, exc)
             continue
+        finally:
+            brought[name] = set(sys.modules) - before
         watch("register", name)
         if module is None:  # pluggy keeps blocked names as None: it would find one
             fail(
@@ -1071,26 +1176,38 @@ def _load(
             tables.setdefault(table.name, (table, f"{fstype.name} {mode}", name))
     if strict and errors:
         raise next(iter(errors.values()))
+    used = _imported_by(
+        available,
+        [name for name in selected if name in brought],
+        brought,
+        set(sys.modules) - modules_before,
+        {name: types for name, types in provided.items() if name not in errors},
+    )
     infos = []
     for name, item in available.items():
+        imported_by: tuple[str, ...] = ()
         if name in errors:
             status, error = PluginStatus.FAILED, str(errors[name])
         elif name in selected:
             status, error = PluginStatus.LOADED, None
+        elif name in used:
+            status, error, imported_by = PluginStatus.IMPORTED, None, used[name]
         else:
-            status, error = PluginStatus.NOT_LOADED, None
+            status, error = PluginStatus.NOT_LOADED, item.problem
         fs = tuple(f for f in provided.get(name, ()) if owners.get(f.name) == name)
-        infos.append(
-            PluginInfo(
-                name=name,
-                dist=item.dist,
-                version=item.version,
-                value=item.value,
-                status=status,
-                error=error,
-                filesystems=fs if status is PluginStatus.LOADED else (),
+        for each in (item, *item.clash):
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    dist=each.dist,
+                    version=each.version,
+                    value=each.value,
+                    status=status,
+                    error=error,
+                    filesystems=fs if status is PluginStatus.LOADED else (),
+                    imported_by=imported_by,
+                )
             )
-        )
     return Registry(
         plugins=tuple(infos),
         filesystems=filesystems,
@@ -1099,6 +1216,63 @@ def _load(
         selection=tuple(selected),
         selected_by=source,
     )
+
+
+def _entry_module(value: str) -> str:
+    """The module of an entry point's value (``pkg.mod:attr`` → ``pkg.mod``)."""
+    return value.split(":", maxsplit=1)[0].strip()
+
+
+def _under(module: object, top: str) -> bool:
+    return isinstance(module, str) and (module == top or module.startswith(top + "."))
+
+
+def _imported_by(
+    available: Mapping[str, Available],
+    selected: Sequence[str],
+    brought: Mapping[str, AbstractSet[str]],
+    new: AbstractSet[str],
+    provided: Mapping[str, Sequence[FileSystemType]],
+) -> dict[str, tuple[str, ...]]:
+    """The plugins not selected whose code the selected ones use, and which selected ones do.
+
+    A plugin not selected is used when its entry-point module (or a module
+    under it) is imported, and either a selected plugin's import brought it
+    in (``brought``), it came in while the selected plugins loaded
+    (``new``: all of them are named), or a loaded plugin's filesystem type
+    or table has a member defined in it (``provided``).  A module imported
+    before, by nobody's table, counts for nothing: fsaops or the program
+    around it imported it.
+    """
+    used: dict[str, tuple[str, ...]] = {}
+    loaded = sys.modules
+    for name, item in available.items():
+        if name in selected or item.clash:
+            continue
+        top = _entry_module(item.value)
+        if not top or top.split(".")[0] == "fsaops" or not any(_under(m, top) for m in loaded):
+            continue
+        users = [n for n in selected if any(_under(m, top) for m in brought.get(n, ()))]
+        if not users and any(_under(m, top) for m in new):
+            users = list(selected)
+        users += [
+            n
+            for n, types in provided.items()
+            if n not in users and any(_under(m, top) for m in _code_modules(types))
+        ]
+        if users:
+            used[name] = tuple(n for n in selected if n in users)
+    return used
+
+
+def _code_modules(types: Iterable[FileSystemType]) -> Iterator[object]:
+    """The modules the members of ``types`` and of their tables are defined in."""
+    for fstype in types:
+        for hook in TYPE_HOOKS:
+            yield getattr(getattr(fstype, hook, None), "__module__", None)
+        for table in fstype.modes.values():
+            for member in MEMBERS:
+                yield getattr(getattr(table, member, None), "__module__", None)
 
 
 def load_plugins(
@@ -1143,8 +1317,9 @@ def load_plugins(
         ConfigError: ``config`` names a plugin that is not installed, or the
             time limit is not a positive number of seconds up to
             :data:`MAX_TIMEOUT`.
-        PluginSelectionError: the selection names an unknown plugin, or a
-            name is registered twice.
+        PluginSelectionError: the selection names an unknown plugin, or
+            one that cannot be selected: its name is registered twice, or
+            ``--plugins`` cannot give it (:attr:`Available.problem`).
         PluginLoadError: a selected plugin failed to import or register.
         PluginValidationError: a plugin returned something invalid
             (:class:`~fsaops.errors.PluginConflictError`: two plugins provide
@@ -1155,13 +1330,20 @@ def load_plugins(
     selected, source = resolve_selection(
         available, cli=cli, env=env, config=config, config_source=config_source
     )
-    fresh = [name for name in selected if not _imported(available[name])]
     known: dict[str, PluginError] = {}
+    for name in selected:
+        problem = available[name].problem
+        if problem is not None:
+            if strict:
+                raise PluginSelectionError(problem)
+            known[name] = PluginSelectionError(problem)
+    fresh = [name for name in selected if name not in known and not _imported(available[name])]
     probed: set[str] = set()
     if fresh:
-        known, probed = _probe(
+        found, probed = _probe(
             available, fresh, timeout, migration=migration, strict=strict, meanwhile=meanwhile
         )
+        known.update(found)
         if strict and known:
             raise next(iter(known.values()))
     with plugin_code():  # threads the imports and hooks start: fsaops.process.PLUGIN_THREADS

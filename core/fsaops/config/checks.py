@@ -28,7 +28,6 @@ from fsaops.config.schema import (
 )
 from fsaops.config.sizes import format_size
 from fsaops.errors import ConfigError, did_you_mean, shown
-from fsaops.plugins import PluginStatus
 from fsaops.semantics import SEMANTICS, semantics_names
 
 if TYPE_CHECKING:
@@ -194,16 +193,21 @@ def _mount_type(
     if fstype is not None:
         return fstype
     loaded = ", ".join(sorted(registry.filesystems)) or "none"
-    for info in registry.plugins:
-        if info.name == mount.fs and info.status is not PluginStatus.LOADED:
-            selected = ", ".join(registry.selection) or "none"
-            problems.append(
-                f"{key}.fs: filesystem {shown(mount.fs)} comes from plugin {info.label}, which is "
-                f"{info.status.value} (selected plugins: {selected})"
-            )
-            return None
+    # Only a plugin known to provide it is named (a built-in one): the name of
+    # another's entry point says nothing of what it provides, and it was not imported.
+    info = registry.provider(mount.fs)
+    if info is not None:
+        selected = ", ".join(registry.selection) or "none"
+        problems.append(
+            f"{key}.fs: filesystem {shown(mount.fs)} comes from plugin {info.label}, which is "
+            f"{info.status.value} (selected plugins: {selected})"
+        )
+        return None
     hint = did_you_mean(mount.fs, registry.filesystems)
-    problems.append(f"{key}.fs: unknown filesystem {shown(mount.fs)}{hint} (loaded: {loaded})")
+    problems.append(
+        f"{key}.fs: unknown filesystem {shown(mount.fs)}{hint} (loaded: {loaded})"
+        f"{registry.unselected_hint()}"
+    )
     return None
 
 
