@@ -318,6 +318,10 @@ NOT_COMPARED: Final[Mapping[str, str]] = {
     "config.kernel.timeout": (
         "a wall-clock limit, not part of the model: a run it cut short says so in its status"
     ),
+    "config.plugins.load": (
+        "the plugins the scenario names, in its order, which --plugins or FSAOPS_PLUGINS may "
+        "override: the plugins that ran are compared, with their versions"
+    ),
     "trace": "the journey of the one page --trace asked for: every page's outcome is compared",
     "pages_failed[].pfn": _FRAME,
     "pages_failed[].node": _FRAME,
@@ -354,10 +358,15 @@ _APART: Final = (
     "findings",
     "pages_failed",
     "pages_left",
+    "selection",
 )
-"""The fields a section of their own compares; the section of the run takes the rest."""
+"""The fields a section of their own compares; the section of the run takes the rest.
 
-_SHOWN_NOT_COMPARED: Final = ("source", "config.kernel.timeout")
+``selection`` (what chose the plugins, when the scenario did not) is shown
+in the scenario's section, unmarked: the plugins that ran are compared.
+"""
+
+_SHOWN_NOT_COMPARED: Final = ("source", "config.kernel.timeout", "config.plugins.load")
 """The fields of :data:`NOT_COMPARED` the scenario's section shows when their values differ."""
 
 _MOUNT_DEFAULT: Final = re.compile(r"mount\[(\d+)\]\.(mode|block_size)")
@@ -376,8 +385,8 @@ def _scenario(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     _fill_defaults(fa, a, fb)
     _fill_defaults(fb, b, fa)
     rows = []
-    for key in ("source", "config.kernel.timeout"):
-        va, vb = _field(a, key), _field(b, key)
+    for key in (*_SHOWN_NOT_COMPARED, "selection.names", "selection.selected_by"):
+        va, vb = _listed(_field(a, key)), _listed(_field(b, key))
         if va != vb:
             rows.append(Row(key.removeprefix("config."), va, vb, False))
     keys = list(dict.fromkeys([*fa, *fb]))
@@ -387,6 +396,11 @@ def _scenario(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
         if f"config.{k}" not in NOT_COMPARED and fa.get(k) != fb.get(k)
     ]
     return Section("scenario", "scenario", tuple(rows))
+
+
+def _listed(value: Any) -> Any:
+    """A list as a row shows it (``ext2, swap``); anything else as it is."""
+    return ", ".join(map(str, value)) if isinstance(value, list) else value
 
 
 def _field(report: Mapping[str, Any], path: str) -> Any:
@@ -443,10 +457,10 @@ def _installed_default(report: Mapping[str, Any], fs: str, field: str) -> object
     """The default ``mode`` or ``block_size`` of ``fs`` as installed, if the report ran it."""
     from fsaops.plugins import discover, load_plugins
 
-    ran = {
+    ran = {  # the plugins it loaded; not those they imported, which provide no filesystem
         p.get("name"): (p.get("distribution"), p.get("version"))
         for p in report.get("plugins") or []
-        if isinstance(p, dict)
+        if isinstance(p, dict) and not p.get("imported_by")
     }
     try:
         available = discover()

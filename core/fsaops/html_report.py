@@ -279,8 +279,10 @@ def _rerun(report: Report) -> str:
     words += ["--semantics", str(kernel.get("semantics", "v4"))]
     # The plugins the run loaded, however they were chosen (--plugins,
     # FSAOPS_PLUGINS, [plugins] load), none included (--plugins ''): the same
-    # selection builds the same machine.
-    words += ["--plugins", ",".join(p.name for p in report.plugins)]
+    # selection builds the same machine.  Not those a loaded one imported (they
+    # come with it), and only names --plugins can give: the loader refuses a
+    # plugin whose name has a comma or spaces around it, so a run has none.
+    words += ["--plugins", ",".join(p.name for p in report.plugins if not p.imported_by)]
     if kernel.get("strict"):
         words.append("--strict")
     if kernel.get("debug_vm"):

@@ -37,6 +37,7 @@ __all__ = [
     "PluginVersion",
     "Proofs",
     "Report",
+    "Selection",
     "TableReport",
     "Totals",
     "render",
@@ -262,21 +263,60 @@ class PageOutcome:
 
 @attrs.frozen
 class PluginVersion:
-    """A plugin the run loaded: enough to know which code ran.
+    """A plugin whose code the run used: enough to know which code ran.
 
     Attributes:
         name: its entry-point name (``ext3``).
         distribution: the distribution that installs it.
         version: the distribution's version.
+        imported_by: for a plugin that was not selected, the selected
+            plugins that imported its module (they are built on it);
+            empty for a plugin the run loaded.
     """
 
     name: str
     distribution: str
     version: str
+    imported_by: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON (``imported_by`` only when there is one)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+        }
+        if self.imported_by:
+            data["imported_by"] = list(self.imported_by)
+        return data
+
+
+@attrs.frozen
+class Selection:
+    """The plugins a run loaded, when the scenario did not choose them.
+
+    Attributes:
+        names: the selected plugins, as given.
+        selected_by: ``--plugins`` or ``FSAOPS_PLUGINS``.
+        overriding: the scenario's ``[plugins] load``, which the selection
+            overrode (``None``: the scenario has none).
+    """
+
+    names: tuple[str, ...]
+    selected_by: str
+    overriding: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"name": self.name, "distribution": self.distribution, "version": self.version}
+        return {"names": list(self.names), "selected_by": self.selected_by}
+
+    def describe(self) -> str:
+        """``ext2, swap (selected by FSAOPS_PLUGINS, overriding [plugins] load: ext2)``."""
+        said = f"{', '.join(self.names) or 'none'} (selected by {self.selected_by}"
+        if self.overriding is not None:
+            load = ", ".join(self.overriding) or "none"
+            said += f", overriding the scenario's [plugins] load: {load}"
+        return said + ")"
 
 
 @attrs.frozen
@@ -318,7 +358,12 @@ class Report:
         watched_calls: the ``migratepage`` calls looked at when ``watched``
             (not in the JSON: the text and the page say "none was called"
             rather than "every call looked right" when it is 0).
-        plugins: the plugins the run loaded, in name order, with their versions.
+        plugins: the plugins the run loaded, in name order, with their
+            versions, and those it did not select whose code a loaded one
+            imported (:attr:`PluginVersion.imported_by`).
+        selection: the selection and what made it, when it did not come from
+            the scenario (``--plugins``, ``FSAOPS_PLUGINS``); ``None`` when
+            the scenario's ``[plugins] load`` (or its absence) chose.
         trace: one page's journey (:mod:`fsaops.trace`), when a page was
             traced; ``None`` otherwise.
     """
@@ -348,6 +393,7 @@ class Report:
     watched_calls: int = 0
     plugins: tuple[PluginVersion, ...] = ()
     trace: tuple[TraceStep, ...] | None = None
+    selection: Selection | None = None
 
     @property
     def outcome(self) -> Status:
@@ -410,6 +456,7 @@ class Report:
             "findings_checked": "all" if self.watched else "return only",
             "plugins": [p.to_json() for p in self.plugins],
             **({} if self.trace is None else {"trace": [step.to_json() for step in self.trace]}),
+            **({} if self.selection is None else {"selection": self.selection.to_json()}),
         }
 
     def dumps(self) -> str:
@@ -735,6 +782,8 @@ def _heading(report: Report) -> Text:
         f"every page of node {report.from_node} to node {report.to_node}",
         style="dim",
     )
+    if report.selection is not None:
+        text.append(f"\nplugins: {printable(report.selection.describe())}", style="yellow")
     for part in report.left_out:
         text.append(f"\nleft out: {part.describe()}", style="yellow")
     for name in report.not_mounted:

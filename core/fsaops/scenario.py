@@ -103,6 +103,7 @@ from fsaops.report import (
     PluginVersion,
     Proofs,
     Report,
+    Selection,
     TableReport,
     Totals,
 )
@@ -797,12 +798,21 @@ _ENOSYS_MESSAGE: Final = (
 def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
     kernel = world.kernel
     known: dict[str, tuple[str, str, str | None]] = {}
+    users: dict[str, dict[tuple[str, str], None]] = {}  # each table's (type, mode)s, in order
     for sb in kernel.super_blocks:
         if not sb.s_type.has_page_cache(sb.mode):
             continue  # execute in place: no page of it is ever migrated
         known.setdefault(
             sb.a_ops.name, (sb.s_type.name, sb.mode, member_name(sb.a_ops.migratepage))
         )
+        users.setdefault(sb.a_ops.name, {})[(sb.s_type.name, sb.mode)] = None
+    for name, used in users.items():
+        # One table under several filesystems (or modes): its pages are counted
+        # by table, so the row names every filesystem whose pages it counts.
+        types = sorted({fs for fs, _ in used})
+        if len(used) > 1:
+            modes = sorted({mode for _, mode in used})
+            known[name] = (", ".join(types), ", ".join(modes), known[name][2])
     if kernel.swapper_space is not None:
         table = kernel.swapper_space.a_ops
         known.setdefault(table.name, ("swap", "default", member_name(table.migratepage)))
@@ -1042,13 +1052,28 @@ def run_plan(
         watched=config.kernel.strict or config.kernel.debug_vm,
         strict=config.kernel.strict,
         plugins=tuple(
-            PluginVersion(name=p.name, distribution=p.dist, version=p.version)
+            PluginVersion(
+                name=p.name, distribution=p.dist, version=p.version, imported_by=p.imported_by
+            )
             for p in registry.plugins
-            if p.status is PluginStatus.LOADED
+            if p.status in (PluginStatus.LOADED, PluginStatus.IMPORTED)
         ),
+        selection=_selection(config, registry),
     )
     lap("report")
     return report
+
+
+def _selection(config: Config, registry: Registry) -> Selection | None:
+    """The selection, when ``--plugins`` or ``FSAOPS_PLUGINS`` made it rather than the scenario."""
+    if registry.selected_by in ("[plugins] load", "installed"):
+        return None
+    load = config.plugins.load
+    return Selection(
+        names=registry.selection,
+        selected_by=registry.selected_by,
+        overriding=None if load is None else tuple(load),
+    )
 
 
 class _Laps:
