@@ -123,6 +123,9 @@ BUILT_IN: Final = frozenset({"ext2", "ext3", "swap", "xfs", "xfs_buftarg"})
 BUILT_IN_DISTRIBUTION: Final = "fsaops"
 """The distribution that installs :data:`BUILT_IN`."""
 
+HINT_LISTED: Final = 5
+"""Plugins left out that a missing filesystem's message names; the rest are counted."""
+
 _EntryPoints = Callable[[], Iterable[metadata.EntryPoint]]
 _T = TypeVar("_T")
 
@@ -314,21 +317,26 @@ class Registry:
         return None
 
     def unselected_hint(self) -> str:
-        """``; not provided by the selected plugins; N installed plugins were not selected: ...``.
+        """``; no selected plugin provides it; 3 installed plugins were not selected: a, b, c``.
 
-        Empty when every installed plugin was selected.
+        The names as ``--plugins`` takes them, the first :data:`HINT_LISTED`
+        (the rest are counted).  Empty when every installed plugin was selected.
         """
-        left = [
-            info.label
-            for info in self.plugins
-            if info.status in (PluginStatus.NOT_LOADED, PluginStatus.IMPORTED)
-        ]
+        left = list(
+            dict.fromkeys(
+                info.name
+                for info in self.plugins
+                if info.status in (PluginStatus.NOT_LOADED, PluginStatus.IMPORTED)
+            )
+        )
         if not left:
             return ""
         many = "plugin was" if len(left) == 1 else "plugins were"
+        listed = ", ".join(_cut(name) for name in left[:HINT_LISTED])
+        if len(left) > HINT_LISTED:
+            listed += f" and {len(left) - HINT_LISTED} more"
         return (
-            f"; no selected plugin provides it, and {len(left)} installed {many} not "
-            f"selected (by {self.selected_by}): {_listing(left)}"
+            f"; no selected plugin provides it; {len(left)} installed {many} not selected: {listed}"
         )
 
     def aops(self, fs: str, mode: str | None = None) -> AddressSpaceOperations:
