@@ -318,6 +318,21 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
         "    return []\n",
         "fsaops_filesystem_type is no hook of fsaops (optionalhook=True let the name pass)",
     ),
+    # The hook is called one plugin at a time: a wrapper has nothing to wrap, and is
+    # named for what it is, not for the generator it returns.
+    "a hook implementation marked wrapper=True": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "@fsaops.hookimpl(wrapper=True)\ndef fsaops_filesystem_types():\n"
+        "    result = yield\n"
+        "    return [FileSystemType(name='w', modes={'default': T})]\n",
+        "its fsaops_filesystem_types is marked @fsaops.hookimpl(wrapper=True), but fsaops "
+        "calls fsaops_filesystem_types one plugin at a time, so a wrapper has no other "
+        "implementation to wrap",
+    ),
+    "a hook implementation marked hookwrapper=True": (
+        HEADER + "@fsaops.hookimpl(hookwrapper=True)\ndef fsaops_filesystem_types():\n    yield\n",
+        "is marked @fsaops.hookimpl(hookwrapper=True), but fsaops calls",
+    ),
     "a description that is not a string": (
         HEADER + "T = AddressSpaceOperations(name='t')\n"
         "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"

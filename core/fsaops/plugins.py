@@ -1030,6 +1030,19 @@ def _no_hook(pm: pluggy.PluginManager, plugin: object) -> str | None:
     )
 
 
+def _wrapping(impl: pluggy.HookImpl) -> str | None:
+    """Why a hook implementation marked as a wrapper cannot work, or ``None``."""
+    option = "wrapper" if impl.wrapper else "hookwrapper" if impl.hookwrapper else None
+    if option is None:
+        return None
+    name = _cut(str(getattr(impl.function, "__name__", "fsaops_filesystem_types")))
+    return (
+        f"its {name} is marked @fsaops.hookimpl({option}=True), but fsaops calls "
+        "fsaops_filesystem_types one plugin at a time, so a wrapper has no other "
+        f"implementation to wrap: drop {option}=True and return the filesystem types"
+    )
+
+
 def _load(
     available: Mapping[str, Available],
     selected: Sequence[str],
@@ -1130,6 +1143,14 @@ def _load(
     # pluggy would call each, so each one's types count.
     impls: dict[str, list[Callable[[], object]]] = {}
     for impl in reversed(pm.hook.fsaops_filesystem_types.get_hookimpls()):
+        wrapping = _wrapping(impl)
+        if wrapping is not None:
+            if impl.plugin_name in available and impl.plugin_name not in errors:
+                fail(
+                    impl.plugin_name,
+                    PluginValidationError(available[impl.plugin_name].shown, wrapping),
+                )
+            continue
         impls.setdefault(impl.plugin_name, []).append(impl.function)
     provided: dict[str, tuple[FileSystemType, ...]] = {}
     for name in selected:
