@@ -179,6 +179,25 @@ def test_migrate_text_report(tmp_path: Path) -> None:
     assert "\x1b[" not in out, "no colour codes when output is not a terminal"
 
 
+def test_the_text_report_draws_its_tables_alike_and_says_what_vmstat_covers() -> None:
+    """The tables are as wide as each other, the legend ends in a blank line, and the vmstat
+    row names what its counters cover: the migration and the read-back."""
+    proc = run("migrate")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    rules = [line.rstrip() for line in lines if line.strip().startswith("───")]
+    assert len(rules) == 3, rules
+    assert len({len(rule) for rule in rules}) == 1, [len(rule) for rule in rules]
+    legend_end = next(i for i, line in enumerate(lines) if line.startswith("left: ")) + 1
+    while lines[legend_end].strip() and not lines[legend_end].startswith("Why"):
+        legend_end += 1  # the legend's own wrapped lines
+    assert lines[legend_end].strip() == "", lines[legend_end - 1 : legend_end + 1]
+    assert lines[legend_end + 1].startswith("Why pages failed or were left")
+    at = next(i for i, line in enumerate(lines) if line.startswith("vmstat"))
+    assert "(migration and read-back)" in " ".join(" ".join(lines[at : at + 2]).split())
+    assert "during migration" not in proc.stdout
+
+
 def test_the_failed_caption_names_every_errno_the_failed_pages_have() -> None:
     """From 2.6.16 a VM_LOCKED page fails with EPERM: the caption must not say only EIO/ENOMEM."""
     scenario = Path(__file__).parent.parent / "docs" / "scenarios" / "annotated.toml"

@@ -96,6 +96,19 @@ def test_a_run_against_itself_is_the_same(reports: tuple[Path, Path]) -> None:
     assert "≠" not in out
 
 
+def test_the_vmstat_section_says_its_counters_cover_the_read_back_too(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """As the JSON report's vmstat: differences over the migration and the read-back."""
+    a, b = reports
+    page = tmp_path / "diff.html"
+    status, out, _ = _fsaops("diff", str(a), str(b), "--html", str(page))
+    assert status == 0
+    for text in (_words(out), page.read_text(encoding="utf-8")):
+        assert "vmstat (migration and read-back)" in text
+        assert "during migration" not in text
+
+
 def test_compare_pairs_the_one_table_of_a_filesystem_each_run_has(
     reports: tuple[Path, Path],
 ) -> None:

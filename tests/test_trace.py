@@ -9,6 +9,7 @@ the report and against the machine itself.
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import logging
@@ -21,11 +22,13 @@ import pytest
 import structlog
 
 from fsaops.cli import main
-from fsaops.config import default_config
+from fsaops.config import default_config, parse_config
+from fsaops.frames import FrameMaps
 from fsaops.migrate import MigrateStats
-from fsaops.plugins import Registry
+from fsaops.plugins import Registry, load_plugins
 from fsaops.proofs import Placed
 from fsaops.scenario import Scenario, plan_scenario, run_plan
+from fsaops.testing.dist import write_dist_info
 from fsaops.trace import PageRef, PageTrace, parse_page
 
 XIP_SCENARIO = """\
@@ -311,3 +314,53 @@ def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) 
             start = json.loads(out)["trace"][0]
             assert start["pfn"] == page["pfn"], name
             assert start["table"] == page["table"]
+
+
+# -- a page the scenario gave no state -------------------------------------------------------
+
+RAMFS_SCENARIO = """\
+[kernel]
+node_memory = "1MiB"
+
+[plugins]
+load = ["ramfs"]
+
+[[mount]]
+fs = "ramfs"
+files = 1
+pages = 8
+
+[swap]
+slots = 0
+
+[processes]
+anon_pages = 0
+"""
+
+EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "fsaops-example-plugin" / "src"
+
+
+def test_a_page_given_no_state_is_named_by_its_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ramfs page is dirty (nothing writes it back): the journey and the frame map say so."""
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    if not importlib.metadata.entry_points(group="fsaops", name="ramfs"):
+        write_dist_info(tmp_path, "fsaops-ramfs", {"fsaops": {"ramfs": "fsaops_ramfs"}})
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.syspath_prepend(str(EXAMPLE))
+    scenario = tmp_path / "ramfs.toml"
+    scenario.write_text(RAMFS_SCENARIO, encoding="utf-8")
+    html = tmp_path / "ramfs.html"
+    report, _ = _traced(str(scenario), "--trace", "mount0/file0:0", "--html", str(html))
+    assert report["workload"].get("dirty", 0) == 0, "the scenario gave no page a state"
+    start = report["trace"][0]
+    assert "dirty" in start["flags"].split("|")
+    assert start["state"] == "dirty"
+    page = html.read_text(encoding="utf-8")
+    assert "workload state dirty" in page and "workload state clean" not in page
+    maps = FrameMaps()
+    plan = plan_scenario(parse_config(RAMFS_SCENARIO, str(scenario)), load_plugins(cli="ramfs"))
+    run_plan(plan, observers=[maps])
+    before = next(m for m in maps.maps if m.when == "before" and m.role == "source")
+    assert before.counts == {("ramfs_aops", "dirty"): 8, ("", "free"): before.frames - 8}

@@ -832,7 +832,7 @@ def _shown(value: Any) -> str:
 
 _TITLES: Final = {
     "totals": "Total",
-    "vmstat": "vmstat (during migration)",
+    "vmstat": "vmstat (migration and read-back)",
     "run": "The rest of the run (simulated time, the workload, the proofs' own I/O, ...)",
     "verdict": "Verdict",
 }

@@ -4,7 +4,8 @@ A :class:`FrameMaps` is a :class:`~fsaops.scenario.RunObserver`: when the
 world is built it notes, for every frame of both nodes, the operations
 table of the page in it and the page's workload state (``clean``,
 ``dirty``, ``writeback``, ``mapped``, ``mlocked``, ``locked``, ``pinned``,
-``swapout``), or that the frame is free; when migration is over, the same
+``swapout``; for a page the scenario gave none, ``dirty`` or ``clean`` as
+its flags say), or that the frame is free; when migration is over, the same
 again, the state now being what became of the page (``moved`` into this
 frame, ``left`` or ``failed`` in its old one).
 
@@ -24,6 +25,7 @@ import attrs
 from fsaops.config import WorkloadConfig
 from fsaops.frozen import frozen_mapping
 from fsaops.migrate import table_name
+from fsaops.page import PG
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -154,7 +156,9 @@ class FrameMaps:
             node = scenario.kernel.nodes[nid]
 
             def classify(page: Page) -> tuple[str, str]:
-                return table_name(page), state_of.get(page.pfn, "clean")
+                # A page the scenario gave no state is as its filesystem left it.
+                given = state_of.get(page.pfn)
+                return table_name(page), given or ("dirty" if page.flags & PG.dirty else "clean")
 
             self.maps.append(self._take(node, "before", role, classify))
 

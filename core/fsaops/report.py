@@ -626,7 +626,7 @@ def _summary(report: Report) -> Table:
     counters = "  ".join(
         f"{name} {_n(report.vmstat[name])}" for name in _VMSTAT_SHOWN if name in report.vmstat
     )
-    grid.add_row("vmstat", Text(counters + "  (during migration)"))
+    grid.add_row("vmstat", Text(counters + "  (migration and read-back)"))
     freed = report.vmstat.get("pgfree")
     if freed is not None and freed != t.moved:
         spare = freed - t.moved
@@ -844,12 +844,14 @@ def _pages(report: Report) -> Table | None:
 
 def render(report: Report, console: Console) -> None:
     """Print the report for a person: tables per operations table, reasons, pages, summary."""
-    parts: list[Any] = [_heading(report), Text(""), _tables(report)]
-    reasons = _reasons(report)
-    if reasons is not None:
-        parts.append(reasons)
-    pages = _pages(report)
-    if pages is not None:
-        parts.append(pages)
-    parts.append(_summary(report))
+    tables = _tables(report)
+    below = [t for t in (_reasons(report), _pages(report)) if t is not None]
+    # The tables are drawn as wide as the widest of them (the reasons' long text can take the
+    # whole terminal), and the legend under the first ends in a line of its own.
+    widest = max(console.measure(t).maximum for t in (tables, *below))
+    if console.measure(tables).maximum < widest:
+        tables.width = widest
+    for table in below:
+        table.width = widest
+    parts: list[Any] = [_heading(report), Text(""), tables, Text(""), *below, _summary(report)]
     console.print(Group(*parts))

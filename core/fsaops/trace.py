@@ -33,7 +33,7 @@ from rich.console import Console
 
 from fsaops.errors import FsaopsError
 from fsaops.migrate import errno_name, table_name
-from fsaops.page import Page, page_flags_str
+from fsaops.page import PG, Page, page_flags_str
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -220,7 +220,8 @@ class TraceStep:
         mapcount: how many ptes map it.
         state: the workload state the scenario gave it (``start``):
             ``clean``, ``dirty``, ``writeback``, ``mapped``, ``mlocked``,
-            ``locked``, ``pinned`` or ``swapout``.
+            ``locked``, ``pinned`` or ``swapout``; for a page it gave none,
+            ``dirty`` or ``clean`` as its flags say.
         mapped_by: the processes whose ptes map the page (``start``; ``end``,
             the new page), or ``None`` for other steps.
     """
@@ -299,7 +300,9 @@ class PageTrace:
         kernel = scenario.kernel
         page, name = self._find(scenario)
         self._page, self._kernel, self._name = page, kernel, name
-        state = "clean"
+        # A page the scenario gave no state is as its filesystem left it: a ramfs page,
+        # which nothing writes back, is dirty.
+        state = "dirty" if page.flags & PG.dirty else "clean"
         for kind, slots in scenario.states.items():
             if any(scenario.world.page_of(s.owner, s.index) is page for s in slots):
                 state = kind
