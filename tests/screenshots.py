@@ -28,7 +28,7 @@ WIDTH = 1100
 
 TRACED = "mount6/file0:75"
 """The page the report's trace follows: a locked page of xfs, which V4 tries in pass 0 of
-call after call, then sleeps on its lock in pass 3 and moves."""
+call after call, until its locker lets go and it moves."""
 
 
 @attrs.frozen
