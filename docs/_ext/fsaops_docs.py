@@ -637,7 +637,10 @@ class ExampleCommand(SphinxDirective):
     (see :func:`installed`).  With
     ``:scenario: NAME``, the directive's content is a scenario file of that
     name: it is shown first, and the command runs in a fresh folder that
-    holds it.  The other options are those of ``{fsaops-command}``.
+    holds it.  Otherwise it runs in the page's folder, or in ``:cwd:``, a
+    folder relative to the page (``..``, the source tree's root, for a page
+    that tells its reader to work there).  The other options are those of
+    ``{fsaops-command}``.
     """
 
     required_arguments = 1
@@ -646,6 +649,7 @@ class ExampleCommand(SphinxDirective):
     option_spec: ClassVar[dict[str, Any]] = {
         "project": directives.unchanged_required,
         "scenario": directives.unchanged_required,
+        "cwd": directives.unchanged_required,
         "exit": directives.nonnegative_int,
         "width": directives.positive_int,
         "head": directives.nonnegative_int,
@@ -680,8 +684,14 @@ class ExampleCommand(SphinxDirective):
             raise self.error(":scenario: is a file name, and the content is the file")
         result: list[nodes.Node] = []
         width = self.options.get("width", 88)
+        if name is not None and "cwd" in self.options:
+            raise self.error("a :scenario: runs in a folder of its own: it takes no :cwd:")
         with tempfile.TemporaryDirectory() as temporary:
             cwd = Path(self.env.srcdir)
+            if "cwd" in self.options:
+                cwd = Path(self.env.relfn2path(self.options["cwd"])[1])
+                if not cwd.is_dir():
+                    raise self.error(f":cwd: {self.options['cwd']} is not a folder")
             if name is not None:
                 cwd = Path(temporary)
                 (cwd / name).write_text(text, encoding="utf-8")
