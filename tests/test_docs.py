@@ -19,6 +19,7 @@ import argparse
 import ast
 import json
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -557,6 +558,31 @@ def test_the_tutorial_includes_the_example_plugin() -> None:
         if line not in module_lines:
             missing.append(name)
     assert not missing, f"{TUTORIAL_PAGE.name} does not show {missing} of {EXAMPLE_MODULE.name}"
+
+
+def test_the_tutorial_installs_what_it_runs_and_runs_it_from_the_tree_root() -> None:
+    """The tutorial says to work from the root of the source tree: each project its commands
+    need is installed by a ``pip install`` line before them, and each file a command names is
+    there, from the root."""
+    text = TUTORIAL_PAGE.read_text(encoding="utf-8")
+    commands = list(
+        re.finditer(r"```\{fsaops-example-command\} (fsaops .*)\n((?::[a-z-]+:.*\n)*)", text)
+    )
+    assert commands
+    for command in commands:
+        options = dict(re.findall(r"^:([a-z-]+):[ ]*(.*)$", command.group(2), re.MULTILINE))
+        before = text[: command.start()]
+        for project in options["project"].split():
+            assert f"pip install ./docs/{project}" in before or (
+                f"pip install './docs/{project}[" in before
+            ), f"{command.group(1)!r} needs {project}, which the page has not installed"
+        if "scenario" in options:
+            continue  # the page shows the file, which the reader writes where they are
+        for word in shlex.split(command.group(1)):
+            if word.endswith(".toml"):
+                assert (ROOT / word).is_file(), f"{word}: no such file from the tree's root"
+                where = (DOCS / options.get("cwd", ".")).resolve()
+                assert where == ROOT, f"{command.group(1)!r} runs in {where}, not the root"
 
 
 def test_the_testing_kit_page_reads_every_fixture_and_strategy() -> None:
