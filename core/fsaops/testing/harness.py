@@ -21,6 +21,7 @@ writing a state that those paths could not produce.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from errno import EAGAIN
 from types import MappingProxyType
@@ -33,13 +34,17 @@ from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops
 from fsaops.config.effective import SWAP
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.fs import generic_file_write
+from fsaops.kernel import Kernel
 from fsaops.page import PG, Page, trylock_page
+from fsaops.rmap import remove_from_swap_2616
+from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS, semantics_names
 from fsaops.swap import add_to_swap
 from fsaops.world import EngineRun, PageSpec, PreparedPage, SetupError
 
 if TYPE_CHECKING:
     from fsaops.fs import Inode, SuperBlock
     from fsaops.oracle import IoCounters, PageState
+    from fsaops.semantics import Semantics
 
 __all__ = [
     "CAPABILITIES",
@@ -51,9 +56,12 @@ __all__ = [
     "Subject",
     "World",
     "buffer_heads_seen",
+    "check_semantics",
     "infer_capabilities",
+    "moved_anonymous_pages_leave_the_swap_cache",
     "pages_left_by_a_write",
     "resolve_subject",
+    "vm_locked_errno",
 ]
 
 # EngineRun, PageSpec, PreparedPage and SetupError live in the core's builder
@@ -99,6 +107,10 @@ class Subject:
             ``given directly``).
         inferred: the capabilities were inferred from the table
             (:func:`~fsaops.testing.harness.infer_capabilities`), not declared.
+        semantics: the release of the migration code the subject is checked
+            under (``"v4"``, ``"2.6.16"``, ``"2.6.17"``: :mod:`fsaops.semantics`):
+            every :class:`World` built for it runs that release's kernel, and
+            every expected outcome follows that release.
     """
 
     fstype: FileSystemType
@@ -107,6 +119,12 @@ class Subject:
     block_size: int | None = None
     origin: str = "given directly"
     inferred: bool = False
+    semantics: str = DEFAULT_SEMANTICS
+
+    @property
+    def release(self) -> Semantics:
+        """The :class:`~fsaops.semantics.Semantics` the subject is checked under."""
+        return SEMANTICS[self.semantics]
 
     @property
     def table(self) -> AddressSpaceOperations:
@@ -120,8 +138,11 @@ class Subject:
         return capability in self.capabilities
 
     def describe(self) -> str:
-        """``ext3 mode journal (ext3_journalled_aops)``."""
-        return f"{self.fstype.name} mode {self.mode} ({self.fstype.aops(self.mode).name})"
+        """``ext3 mode journal (ext3_journalled_aops)``, ``under 2.6.16`` after it if not V4."""
+        what = f"{self.fstype.name} mode {self.mode} ({self.fstype.aops(self.mode).name})"
+        if self.semantics != DEFAULT_SEMANTICS:
+            what += f" under {self.semantics}"
+        return what
 
 
 def check_capabilities(capabilities: Iterable[str]) -> frozenset[str]:
@@ -144,6 +165,18 @@ def check_capabilities(capabilities: Iterable[str]) -> frozenset[str]:
     return names
 
 
+def check_semantics(semantics: object) -> str:
+    """Validate the name of a release of the migration code; returns it.
+
+    Raises:
+        SetupError: it is not the name of a release :mod:`fsaops.semantics`
+            models (the message lists them).
+    """
+    if not isinstance(semantics, str) or semantics not in SEMANTICS:
+        raise SetupError(f"unknown kernel semantics {semantics!r} (known: {semantics_names()})")
+    return semantics
+
+
 def resolve_subject(
     filesystem: str | FileSystemType,
     mode: str | None = None,
@@ -151,8 +184,12 @@ def resolve_subject(
     *,
     plugin: str | None = None,
     block_size: int | None = None,
+    semantics: str = DEFAULT_SEMANTICS,
 ) -> Subject:
     """Find the filesystem type under test and check the rest of the subject.
+
+    ``semantics`` names the release of the migration code the subject is
+    checked under (:mod:`fsaops.semantics`; default ``"v4"``).
 
     A name is resolved through the real plugin loader with only one plugin
     selected: ``plugin`` (an entry-point name), or the filesystem's own
@@ -162,9 +199,10 @@ def resolve_subject(
     Raises:
         SetupError: the plugin is not installed or does not provide the
             filesystem, the mode or block size does not exist, or a
-            capability is unknown.
+            capability or the semantics is unknown.
     """
     caps = check_capabilities(capabilities)
+    release = check_semantics(semantics)
     origin = "given directly"
     if isinstance(filesystem, FileSystemType):
         fstype = filesystem
@@ -194,7 +232,7 @@ def resolve_subject(
         raise SetupError(
             f"filesystem {fstype.name} does not take block size {block_size} (it takes: {have})"
         )
-    return Subject(fstype, chosen, caps, block_size, origin)
+    return Subject(fstype, chosen, caps, block_size, origin, semantics=release)
 
 
 # -- calls -----------------------------------------------------------------------------
@@ -233,8 +271,9 @@ class HookCall:
 class World(_world.World):
     """One small deterministic machine with the subject's table in use.
 
-    The core's builder (:class:`fsaops.world.World`) with the subject
-    mounted as ``subject`` (or serving the swap cache): :meth:`make_page`
+    The core's builder (:class:`fsaops.world.World`), its kernel running
+    the subject's release of the migration code (:attr:`Subject.semantics`),
+    with the subject mounted as ``subject`` (or serving the swap cache): :meth:`make_page`
     builds pages of that table, and :meth:`call_migratepage` calls its
     ``migratepage`` as the engine would.
 
@@ -255,7 +294,7 @@ class World(_world.World):
         swap_slots: int = 32,
         seed: int = 0,
     ) -> None:
-        super().__init__(nodes=nodes, node_pages=node_pages, seed=seed)
+        super().__init__(nodes=nodes, node_pages=node_pages, seed=seed, semantics=subject.semantics)
         self.subject = subject
         self.sb: SuperBlock | None = None
         if subject.has("swap_cache"):
@@ -362,39 +401,105 @@ class World(_world.World):
         return HookCall(rc, prepared, newpage, old_before, new_before, io_before)
 
 
-def expected_hook_outcome(subject: Subject, spec: PageSpec) -> str:
-    """What ``migratepage`` must do with such a page: ``moved``, ``eagain`` or ``refused``.
+def vm_locked_errno(semantics: str) -> int:
+    """What ``migratepage`` returns for a page mapped in a ``VM_LOCKED`` area, by release.
 
-    Derived from KERNEL-SPEC §5.1-3 and §7: a page with a reference nobody
-    accounts for, without a mapping, or mapped in a ``VM_LOCKED`` area
-    cannot move now (``-EAGAIN``); a refusing table refuses everything.
+    ``try_to_unmap`` refuses such a page (KERNEL-SPEC §5.2): V4's unmap
+    step gives ``migrate_page_remove_references``' 1, which its callers
+    turn into ``-EAGAIN`` until the passes run out; from 2.6.16 it is
+    ``-EPERM``, a permanent failure (§3's error table, §9.5).  Read from
+    the model itself: the release's unmap step
+    (:attr:`~fsaops.semantics.Semantics.unmap`) is run on a page of a
+    ``VM_LOCKED`` area of a scratch kernel of that release.
+    """
+    rc = _vm_locked_probe(semantics)
+    return -EAGAIN if rc > 0 else rc
+
+
+@functools.cache
+def _vm_locked_probe(semantics: str) -> int:
+    """What the release's unmap step returns for a page in a ``VM_LOCKED`` area."""
+    kernel = Kernel(nodes=1, node_pages=4, semantics=semantics)
+    mm = kernel.new_mm(name="probe")
+    vma = mm.mmap_anon(1, locked=True)
+    mm.write(vma.vm_start * kernel.page_size, b"\0")
+    page = mm.ptes[vma.vm_start].page
+    if page is None or not trylock_page(page):
+        raise SetupError(f"cannot probe {semantics}'s unmap step: no page in a VM_LOCKED area")
+    return kernel.semantics.unmap(page)
+
+
+def moved_anonymous_pages_leave_the_swap_cache(release: Semantics) -> bool:
+    """Whether ``migrate_page`` takes a moved anonymous page out of the swap cache.
+
+    From 2.6.16 ``migrate_page`` calls ``remove_from_swap(newpage)`` after
+    the copy (:attr:`~fsaops.semantics.Semantics.remove_from_swap_caller`),
+    and that release's ``remove_from_swap``
+    (:func:`~fsaops.rmap.remove_from_swap_2616`) points the process's swap
+    ptes at the new page again and deletes it from the swap cache
+    (KERNEL-SPEC §9.4).  V4 calls it from ``migrate_pages`` instead, where
+    it does nothing for a page without present ptes: the new page stays in
+    the swap cache behind swap ptes.
+    """
+    return (
+        release.remove_from_swap_caller == "migrate_page"
+        and release.remove_from_swap is remove_from_swap_2616
+    )
+
+
+def expected_hook_outcome(subject: Subject, spec: PageSpec) -> str:
+    """What ``migratepage`` must do with a page: ``moved``, ``eagain``, ``eperm`` or ``refused``.
+
+    Derived from KERNEL-SPEC §5.1-3 and §7, under the subject's release
+    (:attr:`Subject.semantics`): a page with a reference nobody accounts
+    for or without a mapping cannot move now (``-EAGAIN``; the reference
+    count is checked before the page is unmapped); one mapped in a
+    ``VM_LOCKED`` area cannot move now in V4 (``-EAGAIN``) and never from
+    2.6.16 (``-EPERM``, :func:`vm_locked_errno`); a refusing table refuses
+    everything.
     """
     if subject.has("refuses"):
         return "refused"
-    if spec.pinned or spec.mlocked or spec.truncated:
+    if spec.pinned or spec.truncated:
         return "eagain"
+    if spec.mlocked:
+        return "eagain" if vm_locked_errno(subject.semantics) == -EAGAIN else "eperm"
     return "moved"
 
 
 def expected_engine_outcome(subject: Subject, spec: PageSpec) -> str:
     """Where ``migrate_pages`` must leave such a page: ``moved``, ``failed`` or ``from``.
 
-    Derived from KERNEL-SPEC §3: a refusing table's pages fail for good; a
-    pinned page, or one in a ``VM_LOCKED`` area, gets ``-EAGAIN`` in every
-    pass.  Without ``migratepage`` the fallback's ``pageout`` keeps a dirty
-    page that is mapped (``page_count - PagePrivate != 2``) or that the table
-    cannot write (no ``writepage``), so that page stays too.
+    Derived from KERNEL-SPEC §3, under the subject's release
+    (:attr:`Subject.semantics`, :mod:`fsaops.semantics`): a refusing
+    table's pages fail for good; a pinned page gets ``-EAGAIN`` in every
+    pass; one in a ``VM_LOCKED`` area too in V4, and fails for good with
+    ``-EPERM`` from 2.6.16 (:func:`vm_locked_errno`).  Without
+    ``migratepage`` the fallback's ``pageout`` keeps a dirty page that is
+    mapped (``page_count - PagePrivate != 2``) or that the table cannot
+    write (no ``writepage``), so that page stays too; from 2.6.17 the
+    fallback unmaps the page first
+    (:attr:`~fsaops.semantics.Semantics.fallback_unmaps`), so a mapped
+    page is written and moves, and a ``VM_LOCKED`` one fails there and then.
     """
     if subject.has("refuses"):
         return "failed"
-    if spec.pinned or spec.mlocked:
+    release = subject.release
+    fallback = subject.has("no_migratepage")
+    permanent = vm_locked_errno(subject.semantics) != -EAGAIN
+    if fallback and release.fallback_unmaps and spec.mlocked and permanent:
+        return "failed"
+    if spec.pinned:
         return "from"
-    if (
-        subject.has("no_migratepage")
+    kept_dirty = (
+        fallback
         and spec.dirty
         and not spec.writeback
-        and (spec.mapped or subject.table.writepage is None)
-    ):
+        and ((spec.mapped and not release.fallback_unmaps) or subject.table.writepage is None)
+    )
+    if spec.mlocked:
+        return "failed" if permanent and not kept_dirty else "from"
+    if kept_dirty:
         return "from"
     return "moved"
 

@@ -14,15 +14,19 @@ KERNEL-SPEC sections: §3 (the engine), §5 (``migrate_page_remove_references``)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from errno import EAGAIN
+from errno import EAGAIN, EPERM
 from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+import attrs
 
 from fsaops.buffer import BH
 from fsaops.debug import check_kernel
 from fsaops.errors import describe_exception
+from fsaops.migrate import errno_name
 from fsaops.oracle import Oracle, first_difference, may_gain
 from fsaops.page import PG
+from fsaops.semantics import DEFAULT_SEMANTICS
 from fsaops.testing.harness import (
     EngineRun,
     HookCall,
@@ -31,10 +35,13 @@ from fsaops.testing.harness import (
     World,
     expected_engine_outcome,
     expected_hook_outcome,
+    moved_anonymous_pages_leave_the_swap_cache,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from fsaops.oracle import PageState
 
 __all__ = [
     "PROMISES",
@@ -90,6 +97,10 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "refs": "reference counts are balanced on both pages (KERNEL-SPEC §1, §5, §6)",
         "unmap": "a mapped page is unmapped before it moves (KERNEL-SPEC §5.2-3)",
         "eagain": "-EAGAIN leaves the old page exactly as it was (KERNEL-SPEC §5.1-4)",
+        "eperm": (
+            "from 2.6.16, a page in a VM_LOCKED area fails for good with -EPERM and is left "
+            "as it was (KERNEL-SPEC §3, §5.2, §9.5)"
+        ),
         "refused": "a permanent failure leaves the old page as it was (KERNEL-SPEC §3, §7)",
         "engine": (
             "migrate_pages moves each page whole or leaves it as it was, on the right list "
@@ -107,10 +118,15 @@ PROMISES: Mapping[str, str] = MappingProxyType(
 _ORACLE = Oracle()
 
 
-def report(promise: str, problems: list[str]) -> str:
-    """A failure message: the broken promise, then what broke."""
+def report(promise: str, problems: list[str], *, semantics: str = DEFAULT_SEMANTICS) -> str:
+    """A failure message: the broken promise, then what broke.
+
+    Under a release other than V4 (``semantics``), the first line names it:
+    ``broken promise under 2.6.16: ...``.
+    """
     head = PROMISES.get(promise, promise)
-    return f"broken promise: {head}\n  " + "\n  ".join(problems)
+    under = "" if semantics == DEFAULT_SEMANTICS else f" under {semantics}"
+    return f"broken promise{under}: {head}\n  " + "\n  ".join(problems)
 
 
 def _why(call: HookCall) -> str:
@@ -357,13 +373,21 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
 
 
 def hook_private_follows(call: HookCall) -> list[str]:
-    """``private`` (buffers or swap entry) and ``PG_swapcache`` moved; nothing stayed behind."""
+    """``private`` (buffers or swap entry) and ``PG_swapcache`` moved; nothing stayed behind.
+
+    From 2.6.16 a moved anonymous page leaves the swap cache instead, its
+    process's pte pointing at it
+    (:func:`~fsaops.testing.harness.moved_anonymous_pages_leave_the_swap_cache`).
+    """
     problems = _moved_first(call)
     if problems:
         return problems
     before = call.old_before
     page, new = call.page, call.newpage
-    if before.flags & PG.swapcache:
+    release = page.node.kernel.semantics
+    if before.flags & PG.swapcache and moved_anonymous_pages_leave_the_swap_cache(release):
+        problems.extend(_left_the_swap_cache(call))
+    elif before.flags & PG.swapcache:
         if not new.flags & PG.swapcache:
             problems.append(f"new pfn {new.pfn} is not in the swap cache (PG_swapcache clear)")
         if new.private != before.private:
@@ -381,8 +405,44 @@ def hook_private_follows(call: HookCall) -> list[str]:
     return problems
 
 
+def _left_the_swap_cache(call: HookCall) -> list[str]:
+    """A moved anonymous page out of the swap cache and mapped, as 2.6.16's ``migrate_page`` does.
+
+    ``remove_from_swap(newpage)`` points the process's swap pte at the new
+    page and deletes it from the swap cache: no ``PG_swapcache``, no swap
+    entry in ``private`` (KERNEL-SPEC §9.4;
+    :func:`~fsaops.testing.harness.moved_anonymous_pages_leave_the_swap_cache`).
+    """
+    before, new = call.old_before, call.newpage
+    release = new.node.kernel.semantics.name
+    problems = []
+    if new.flags & PG.swapcache or new.private:
+        problems.append(
+            f"new pfn {new.pfn} is still in the swap cache (flags "
+            f"{Oracle.flag_names(new.flags & (PG.swapcache | PG.private))}, private "
+            f"{new.private!r}): under {release} migrate_page's remove_from_swap(newpage) "
+            "takes a moved anonymous page out of it"
+        )
+    prepared = call.prepared
+    if prepared.mm is not None:
+        vpn = prepared.addr // new.node.page_size
+        pte = prepared.mm.ptes.get(vpn)
+        if pte is None or pte.page is not new:
+            problems.append(
+                f"{prepared.mm.name}'s pte at page {vpn} is {pte!r}, not new pfn {new.pfn}: "
+                f"under {release} remove_from_swap(newpage) points the swap pte of pfn "
+                f"{before.pfn} at the new page"
+            )
+    return problems
+
+
 def hook_slot_moved(call: HookCall) -> list[str]:
-    """The page-tree slot holds the new page, which took the old page's mapping and index."""
+    """The page-tree slot holds the new page, which took the old page's mapping and index.
+
+    From 2.6.16 the swap cache's slot of a moved anonymous page holds
+    nothing: the new page left the swap cache
+    (:func:`~fsaops.testing.harness.moved_anonymous_pages_leave_the_swap_cache`).
+    """
     problems = _moved_first(call)
     if problems:
         return problems
@@ -393,7 +453,14 @@ def hook_slot_moved(call: HookCall) -> list[str]:
         return [f"pfn {before.pfn} was in no page tree before the call"]
     held = _ORACLE.slot(tree, before.key)
     where = f"slot {before.key} of {tree.name}'s page tree"
-    if held is call.page:
+    release = new.node.kernel.semantics
+    if before.flags & PG.swapcache and moved_anonymous_pages_leave_the_swap_cache(release):
+        if held is not None:  # delete_from_swap_cache(newpage) emptied it
+            problems.append(
+                f"{where} holds pfn {held.pfn}: under {release.name} the moved anonymous page "
+                "leaves the swap cache (remove_from_swap), so the slot holds nothing"
+            )
+    elif held is call.page:
         problems.append(f"{where} still points at the old page (pfn {before.pfn})")
     elif held is not new:
         what = "nothing" if held is None else f"pfn {held.pfn}"
@@ -442,11 +509,15 @@ def hook_unmapped(call: HookCall) -> list[str]:
     return problems
 
 
-def hook_left_untouched(call: HookCall, *, refused: bool = False) -> list[str]:
+def hook_left_untouched(
+    call: HookCall, *, refused: bool = False, errno: int = -EAGAIN
+) -> list[str]:
     """The call failed, and neither page changed.
 
     With ``refused`` the failure must be permanent (negative, not
-    ``-EAGAIN``); otherwise it must be ``-EAGAIN``.
+    ``-EAGAIN``); otherwise it must be ``errno``: ``-EAGAIN`` (the page
+    cannot move now), or ``-EPERM`` for a page in a ``VM_LOCKED`` area
+    from 2.6.16 (KERNEL-SPEC §3, §5.2).
     """
     problems = hook_return_value(call.rc)
     if problems:
@@ -458,10 +529,11 @@ def hook_left_untouched(call: HookCall, *, refused: bool = False) -> list[str]:
             f"migratepage returned {rc} for pfn {pfn}: a refusing table returns a permanent "
             "error (-EIO)"
         )
-    elif not refused and rc != -EAGAIN:
+    elif not refused and rc != errno:
+        why = _WHY_ERRNO.get(errno, "")
         problems.append(
             f"migratepage returned {rc} for pfn {pfn} ({call.prepared.spec}): it must return "
-            f"-EAGAIN ({-EAGAIN}), since the page cannot move now"
+            f"-{errno_name(errno)} ({errno}){why}"
         )
     problems.extend(_ORACLE.changes(call.old_before, _ORACLE.snapshot(call.page)))
     new_changes = _ORACLE.changes(call.new_before, _ORACLE.snapshot(call.newpage))
@@ -469,6 +541,17 @@ def hook_left_untouched(call: HookCall, *, refused: bool = False) -> list[str]:
         f"the new page changed: {c}" for c in new_changes if "contents changed" not in c
     )
     return problems
+
+
+_WHY_ERRNO: Mapping[int, str] = MappingProxyType(
+    {
+        -EAGAIN: ", since the page cannot move now",
+        -EPERM: (
+            ", since try_to_unmap refuses a page in a VM_LOCKED area for good (from 2.6.16, "
+            "a permanent failure)"
+        ),
+    }
+)
 
 
 _SUCCESS_CHECKS: Mapping[str, Callable[[HookCall], list[str]]] = MappingProxyType(
@@ -500,8 +583,9 @@ def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
             if problems:
                 broken[key] = problems
     else:
-        key = "refused" if outcome == "refused" else "eagain"
-        problems = hook_left_untouched(call, refused=outcome == "refused")
+        errno = -EPERM if outcome == "eperm" else -EAGAIN
+        problems = hook_left_untouched(call, refused=outcome == "refused", errno=errno)
+        key = outcome
         if problems:
             broken[key] = problems
         locks = hook_pages_left_locked(call)
@@ -542,7 +626,7 @@ def check_engine_page(
     if where == "moved":
         problems.extend(
             _ORACLE.moved_problems(
-                before,
+                _where_it_went(world, prepared, before),
                 page,
                 expected=prepared.in_frame,
                 new_pfns=run.new_pages,
@@ -558,6 +642,31 @@ def check_engine_page(
         if newpage.mapping is not None or newpage.flags or newpage.count != 1 or newpage.private:
             problems.append(f"unused new pfn {newpage.pfn} was changed: {newpage!r}")
     return problems
+
+
+def _where_it_went(world: World, prepared: PreparedPage, before: PageState) -> PageState:
+    """``before``, pointed at the pte of its process when its swap entry went to another page.
+
+    The oracle finds the page a swap-cache page moved to in its swap-cache
+    slot.  From 2.6.16 ``migrate_page`` takes a moved anonymous page out of
+    the swap cache (KERNEL-SPEC §9.4), which frees its swap entry, and a
+    page the same ``migrate_pages`` call adds to the swap cache later (§3
+    step 5) may be given that entry again: its place is then the pte of its
+    process, which ``remove_from_swap`` pointed at the new page.
+    """
+    if not (
+        prepared.anonymous
+        and prepared.mm is not None
+        and before.tree is not None
+        and before.flags & PG.swapcache
+        and moved_anonymous_pages_leave_the_swap_cache(world.kernel.semantics)
+    ):
+        return before
+    held = _ORACLE.slot(before.tree, before.key)
+    if held is None or (held.mapping is before.mapping and held.index == before.index):
+        return before
+    vpn = prepared.addr // world.page_size
+    return attrs.evolve(before, tree=None, ptes=((prepared.mm.pid, vpn),))
 
 
 def check_after_settle(world: World) -> list[str]:
