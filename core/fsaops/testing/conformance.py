@@ -40,7 +40,8 @@ and never through the code under test.  A subclass may override any test
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Collection, Iterator
 from collections.abc import Set as AbstractSet
 from errno import EAGAIN
 from typing import TYPE_CHECKING, ClassVar
@@ -57,6 +58,7 @@ from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.oracle import Oracle
 from fsaops.page import PG, Page
+from fsaops.semantics import DEFAULT_SEMANTICS, semantics_names
 from fsaops.testing import promises
 from fsaops.testing.harness import (
     HookCall,
@@ -65,9 +67,11 @@ from fsaops.testing.harness import (
     Subject,
     World,
     buffer_heads_seen,
+    check_semantics,
     infer_capabilities,
     pages_left_by_a_write,
     resolve_subject,
+    vm_locked_errno,
 )
 
 __all__ = ["MigratepageConformance"]
@@ -77,8 +81,8 @@ def _with_seed(spec: PageSpec, seed: int) -> PageSpec:
     return attrs.evolve(spec, seed=seed)
 
 
-def _holds(promise: str, problems: list[str]) -> None:
-    assert not problems, promises.report(promise, problems)
+def _holds(subject: Subject, promise: str, problems: list[str]) -> None:
+    assert not problems, promises.report(promise, problems, semantics=subject.semantics)
 
 
 def _moved_whole(call: HookCall) -> list[str]:
@@ -89,8 +93,74 @@ def _moved_whole(call: HookCall) -> list[str]:
     return problems
 
 
+def class_semantics(cls: type, config: pytest.Config | None = None) -> tuple[str, ...]:
+    """The releases of the migration code a suite class is checked under, in its order.
+
+    The class's ``semantics`` (a name, or several), else the
+    ``--fsaops-semantics`` option, else ``"v4"`` (the default of
+    ``[kernel] semantics`` and of ``fsaops migrate --semantics``); a name
+    given twice counts once.
+
+    Raises:
+        SetupError: a name is not a release :mod:`fsaops.semantics` models
+            (the message lists them), or none is given.
+    """
+    named = getattr(cls, "semantics", None)
+    if named is None and config is not None:
+        named = config.getoption("fsaops_semantics", default=None)
+    if named is None:
+        return (DEFAULT_SEMANTICS,)
+    if isinstance(named, str):
+        return (check_semantics(named),)
+    try:
+        names = list(named)
+    except TypeError:
+        raise SetupError(
+            f"semantics must be a release's name or several, not {named!r} "
+            f"(known: {semantics_names()})"
+        ) from None
+    if not names:
+        raise SetupError(f"semantics names no release (known: {semantics_names()})")
+    return tuple(dict.fromkeys(check_semantics(name) for name in names))
+
+
+def parametrize_semantics(cls: type, metafunc: pytest.Metafunc) -> None:
+    """Run each test of a suite class once per release it is checked under.
+
+    The class-scoped fixture ``fsaops_semantics`` is parametrized with the
+    releases of :func:`class_semantics`, each test id naming its release
+    (``test_hook_copies_the_contents[2.6.16]``).  A class checked under
+    V4 alone is not parametrized, so its test ids stay as they were.  An
+    unknown name parametrizes nothing: the fixture fails every test with
+    the reason.
+    """
+    if "fsaops_semantics" not in metafunc.fixturenames:
+        return
+    try:
+        names = class_semantics(cls, metafunc.config)
+    except SetupError:
+        return
+    if names != (DEFAULT_SEMANTICS,):
+        metafunc.parametrize("fsaops_semantics", names, ids=names, scope="class")
+
+
+def fixture_semantics(cls: type, request: pytest.FixtureRequest) -> str:
+    """The release a suite class's ``fsaops_semantics`` fixture gives when not parametrized.
+
+    A bad ``semantics`` fails the test (without a traceback), naming the
+    class and the known releases.
+    """
+    try:
+        return class_semantics(cls, request.config)[0]
+    except SetupError as exc:
+        pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
+
+
 def class_subject(
-    cls: type, request: pytest.FixtureRequest, capabilities: AbstractSet[str] | tuple[()] = ()
+    cls: type,
+    request: pytest.FixtureRequest,
+    capabilities: AbstractSet[str] | tuple[()] = (),
+    semantics: str = DEFAULT_SEMANTICS,
 ) -> Subject:
     """The subject a test class names (``filesystem``, ``mode``, ``plugin``, ``block_size``).
 
@@ -98,7 +168,7 @@ def class_subject(
     ``@pytest.mark.fsaops(filesystem=..., mode=...)`` (on the class or its
     module), then the ``--fsaops-filesystem`` and ``--fsaops-mode`` options;
     the test fails (without a traceback) when none names a filesystem or the
-    subject cannot be resolved.
+    subject cannot be resolved.  The subject is checked under ``semantics``.
     """
     from fsaops.testing.pytest_plugin import marker_subject
 
@@ -133,6 +203,7 @@ def class_subject(
             capabilities,
             plugin=plugin,
             block_size=block_size,
+            semantics=semantics,
         )
     except SetupError as exc:
         pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
@@ -169,6 +240,16 @@ class MigratepageConformance:
         engine_rounds: ``migrate_pages`` calls allowed for the fallback path
             to move a dirty page (``migrate_pages_to`` repeats calls too).
         max_examples: Hypothesis examples per property test.
+        semantics: the release of the migration code the table is checked
+            under (:mod:`fsaops.semantics`): ``"v4"``, ``"2.6.16"`` or
+            ``"2.6.17"``, or several (``("v4", "2.6.16", "2.6.17")``) to run
+            every test under each, its id naming the release
+            (``[2.6.16]``).  Every machine the suite builds runs that
+            release's kernel, and every outcome the suite expects is that
+            release's (a page in a ``VM_LOCKED`` area is a permanent
+            ``-EPERM`` from 2.6.16, ``-EAGAIN`` in V4).  ``None`` (the
+            default): ``--fsaops-semantics``, else ``"v4"``, as ``fsaops
+            migrate``.
     """
 
     filesystem: ClassVar[str | FileSystemType | None] = None
@@ -179,14 +260,28 @@ class MigratepageConformance:
     settle_ticks: ClassVar[int] = 256
     engine_rounds: ClassVar[int] = 4
     max_examples: ClassVar[int] = 15
+    semantics: ClassVar[str | Collection[str] | None] = None
 
     # -- fixtures (on the class, so the suite needs no pytest plugin) ------------
 
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Run every test once per release in ``semantics`` (:func:`parametrize_semantics`).
+
+        A subclass that defines its own ``pytest_generate_tests`` calls this one.
+        """
+        parametrize_semantics(type(self), metafunc)
+
     @pytest.fixture(scope="class")
     @classmethod
-    def fsaops_subject(cls, request: pytest.FixtureRequest) -> Subject:
-        """The filesystem, mode and capabilities under test, resolved once per class."""
-        subject = class_subject(cls, request, cls.capabilities or ())
+    def fsaops_semantics(cls, request: pytest.FixtureRequest) -> str:
+        """The release of the migration code under which the table is checked (``semantics``)."""
+        return fixture_semantics(cls, request)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fsaops_subject(cls, request: pytest.FixtureRequest, fsaops_semantics: str) -> Subject:
+        """The filesystem, mode and capabilities under test, resolved once per class and release."""
+        subject = class_subject(cls, request, cls.capabilities or (), fsaops_semantics)
         if subject.block_size is None:
             subject = attrs.evolve(subject, block_size=_smallest_block_size(subject.fstype))
         if cls.capabilities is None:
@@ -238,7 +333,7 @@ class MigratepageConformance:
 
     @staticmethod
     def _call(world: World, spec: PageSpec, where: str = "") -> HookCall:
-        with _no_bug(where):
+        with _no_bug(world.subject, where):
             return world.call_migratepage(world.make_page(spec))
 
     @staticmethod
@@ -307,15 +402,17 @@ class MigratepageConformance:
                 return [where + problem for problem in problems]
         return []
 
-    def _untouched_problems(self, subject: Subject, world: World, spec: PageSpec) -> list[str]:
-        """What changed on a page ``migratepage`` must leave as it was (``-EAGAIN``).
+    def _untouched_problems(
+        self, subject: Subject, world: World, spec: PageSpec, errno: int = -EAGAIN
+    ) -> list[str]:
+        """What changed on a page ``migratepage`` must leave as it was (``errno``: ``-EAGAIN``).
 
         With buffers, at every block size of :meth:`_ring_worlds`: a change
         to a buffer other than the first shows only on a page of several.
         """
+        check = functools.partial(promises.hook_left_untouched, errno=errno)
         if not subject.has("buffers"):
-            return promises.hook_left_untouched(self._call(world, spec))
-        check = promises.hook_left_untouched
+            return check(self._call(world, spec))
         return self._ring_problems(subject, world, spec, check, several=False)
 
     # -- the declaration -----------------------------------------------------------------
@@ -338,7 +435,7 @@ class MigratepageConformance:
         """
         subject = fsaops_subject
         if subject.inferred:
-            _holds("capabilities", self._page_cache_flag_problems(subject))
+            _holds(subject, "capabilities", self._page_cache_flag_problems(subject))
             found = ", ".join(repr(c) for c in sorted(subject.capabilities)) or "none"
             pytest.skip(
                 f"capabilities not declared, so inferred from {subject.describe()}: {found}; "
@@ -370,15 +467,15 @@ class MigratepageConformance:
             ]
         problems += self._swap_cache_problems(subject)
         if problems:
-            _holds("capabilities", problems)
+            _holds(subject, "capabilities", problems)
         if subject.has("no_page_cache"):
-            _holds("capabilities", self._no_page_cache_problems(subject))
+            _holds(subject, "capabilities", self._no_page_cache_problems(subject))
             return
         world = World(subject)
         try:
             prepared = world.make_page(PageSpec())
         except SetupError as exc:  # a table declared to serve the swap cache that cannot
-            _holds("capabilities", [str(exc)])
+            _holds(subject, "capabilities", [str(exc)])
             raise  # not reached: _holds failed the test
         carrier = buffer_heads_seen(world, prepared)
         if subject.has("buffers") and carrier is None:
@@ -424,7 +521,7 @@ class MigratepageConformance:
                 "what the table does: capabilities = "
                 + (f"{{{observed}}}" if observed else "frozenset()")
             )
-        _holds("capabilities", problems)
+        _holds(subject, "capabilities", problems)
 
     @staticmethod
     def _page_cache_flag_problems(subject: Subject) -> list[str]:
@@ -513,13 +610,13 @@ class MigratepageConformance:
             spec = _with_seed(PageSpec.parse(state), seed)
             call = self._call(fsaops_world, spec)
             problems.extend(f"{p} (page {spec})" for p in promises.hook_return_value(call.rc))
-        _holds("return", problems)
+        _holds(fsaops_subject, "return", problems)
 
     def test_hook_copies_the_contents(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """The new page holds the old page's bytes (KERNEL-SPEC §6.1)."""
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(dirty=True))
-        _holds("contents", promises.hook_contents_copied(call))
+        _holds(fsaops_subject, "contents", promises.hook_contents_copied(call))
 
     def test_hook_copies_the_flags(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """The copied flags reach the new page; the old page is cleared (KERNEL-SPEC §6).
@@ -531,7 +628,7 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(flags=PG.COPIED))
-        _holds("flags", promises.hook_flags_copied(call))
+        _holds(fsaops_subject, "flags", promises.hook_flags_copied(call))
 
     def test_hook_carries_the_dirty_state_without_writeback(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -540,7 +637,7 @@ class MigratepageConformance:
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(dirty=True))
         assert call.old_before.flags & PG.dirty, "setup: the page under test is not dirty"
-        _holds("dirty", promises.hook_dirty_carried(call))
+        _holds(fsaops_subject, "dirty", promises.hook_dirty_carried(call))
 
     def test_hook_carries_the_dirty_bit_of_each_buffer(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -560,7 +657,9 @@ class MigratepageConformance:
         spec = PageSpec(dirty=True, clean_head=True)
         check = promises.hook_dirty_carried
         _holds(
-            "dirty", self._ring_problems(fsaops_subject, fsaops_world, spec, check, several=True)
+            fsaops_subject,
+            "dirty",
+            self._ring_problems(fsaops_subject, fsaops_world, spec, check, several=True),
         )
 
     def test_hook_carries_a_dirty_bit_held_only_in_a_pte(
@@ -577,7 +676,7 @@ class MigratepageConformance:
         call = self._call(fsaops_world, PageSpec(pte_dirty=True))
         assert call.old_before.pte_dirty, "setup: the page under test has no dirty pte"
         assert not call.old_before.flags & PG.dirty, "setup: the page under test has PG_dirty"
-        _holds("pte_dirty", promises.hook_dirty_carried(call))
+        _holds(fsaops_subject, "pte_dirty", promises.hook_dirty_carried(call))
 
     def test_hook_moves_a_page_without_buffers(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -599,7 +698,7 @@ class MigratepageConformance:
             *promises.hook_dirty_carried(call),
             *promises.hook_private_follows(call),
         ]
-        _holds("nobuffers", problems)
+        _holds(fsaops_subject, "nobuffers", problems)
 
     def test_hook_moves_the_last_page_of_a_file(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -614,9 +713,10 @@ class MigratepageConformance:
         self._needs_moving_hook(fsaops_subject)
         spec = PageSpec(tail=True, dirty=True)
         if not fsaops_subject.has("buffers"):
-            _holds("tail", _moved_whole(self._call(fsaops_world, spec)))
+            _holds(fsaops_subject, "tail", _moved_whole(self._call(fsaops_world, spec)))
             return
         _holds(
+            fsaops_subject,
             "tail",
             self._ring_problems(fsaops_subject, fsaops_world, spec, _moved_whole, several=False),
         )
@@ -638,6 +738,7 @@ class MigratepageConformance:
             pytest.skip(f"{fsaops_subject.table.name} takes no write(2) (no prepare_write)")
         self._needs_several_buffers(fsaops_subject, fsaops_world)
         _holds(
+            fsaops_subject,
             "partial",
             self._ring_problems(
                 fsaops_subject,
@@ -663,6 +764,7 @@ class MigratepageConformance:
         self._needs_several_buffers(fsaops_subject, fsaops_world)
         spec = PageSpec(sparse=True)
         _holds(
+            fsaops_subject,
             "sparse",
             self._ring_problems(fsaops_subject, fsaops_world, spec, _moved_whole, several=True),
         )
@@ -681,7 +783,7 @@ class MigratepageConformance:
         for seed, state in enumerate(("dirty", "pinned")):
             call = self._call(fsaops_world, _with_seed(PageSpec.parse(state), seed))
             problems.extend(promises.hook_pages_left_locked(call))
-        _holds("locks", problems)
+        _holds(fsaops_subject, "locks", problems)
 
     def test_hook_moves_buffer_heads_with_the_page(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -699,7 +801,7 @@ class MigratepageConformance:
         problems = self._ring_problems(
             fsaops_subject, fsaops_world, spec, check, several=False, ring=True
         )
-        _holds("buffers", problems)
+        _holds(fsaops_subject, "buffers", problems)
 
     def test_hook_moves_private_data_with_the_page(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -711,7 +813,7 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec())
-        _holds("private", promises.hook_private_follows(call))
+        _holds(fsaops_subject, "private", promises.hook_private_follows(call))
 
     def test_hook_points_the_page_tree_slot_at_the_new_page(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -719,7 +821,7 @@ class MigratepageConformance:
         """The page-tree slot holds the new page, with mapping and index (KERNEL-SPEC §5.4-6)."""
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(index=3))
-        _holds("slot", promises.hook_slot_moved(call))
+        _holds(fsaops_subject, "slot", promises.hook_slot_moved(call))
 
     def test_hook_balances_reference_counts(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -731,14 +833,14 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(dirty=True))
-        _holds("refs", promises.hook_references_balanced(call))
+        _holds(fsaops_subject, "refs", promises.hook_references_balanced(call))
 
     def test_hook_unmaps_a_mapped_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """A mapped page is unmapped and moves; its counts balance (KERNEL-SPEC §5.2-3)."""
         self._needs_moving_hook(fsaops_subject)
         call = self._call(fsaops_world, PageSpec(mapped=True))
         problems = promises.hook_unmapped(call) or promises.hook_references_balanced(call)
-        _holds("unmap", problems)
+        _holds(fsaops_subject, "unmap", problems)
 
     def test_hook_eagain_with_an_extra_reference_leaves_the_old_page_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -746,6 +848,7 @@ class MigratepageConformance:
         """An extra reference: ``-EAGAIN``, both pages unchanged (KERNEL-SPEC §5.1, §5.4)."""
         self._needs_moving_hook(fsaops_subject)
         _holds(
+            fsaops_subject,
             "eagain",
             self._untouched_problems(fsaops_subject, fsaops_world, PageSpec(pinned=1, dirty=True)),
         )
@@ -760,6 +863,7 @@ class MigratepageConformance:
         """
         self._needs_moving_hook(fsaops_subject)
         _holds(
+            fsaops_subject,
             "eagain",
             self._untouched_problems(fsaops_subject, fsaops_world, PageSpec(truncated=True)),
         )
@@ -769,13 +873,16 @@ class MigratepageConformance:
     ) -> None:
         """Mapped in a ``VM_LOCKED`` area: ``-EAGAIN``, nothing changed (KERNEL-SPEC §5.2-3, §9.5).
 
-        ``try_to_unmap`` refuses, so V4 answers ``-EAGAIN`` (2.6.17: ``-EPERM``);
-        both pages are unchanged and the pte is still in place.
+        ``try_to_unmap`` refuses, so V4 answers ``-EAGAIN``; from 2.6.16
+        (``semantics``) the answer is ``-EPERM``, a permanent failure
+        (:func:`~fsaops.testing.harness.vm_locked_errno`).  Both pages are
+        unchanged and the pte is still in place.
         """
         self._needs_moving_hook(fsaops_subject)
-        _holds(
-            "eagain", self._untouched_problems(fsaops_subject, fsaops_world, PageSpec(mlocked=True))
-        )
+        errno = vm_locked_errno(fsaops_subject.semantics)
+        spec = PageSpec(mlocked=True)
+        problems = self._untouched_problems(fsaops_subject, fsaops_world, spec, errno)
+        _holds(fsaops_subject, "eagain" if errno == -EAGAIN else "eperm", problems)
 
     def test_hook_refusal_is_permanent_and_leaves_the_old_page_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -791,7 +898,7 @@ class MigratepageConformance:
         for seed, spec in enumerate((PageSpec(), PageSpec(dirty=True), PageSpec(pinned=1))):
             call = self._call(fsaops_world, _with_seed(spec, seed))
             problems.extend(promises.hook_left_untouched(call, refused=True))
-        _holds("refused", problems)
+        _holds(fsaops_subject, "refused", problems)
 
     def test_property_hook_keeps_every_promise_on_random_pages(
         self, fsaops_subject: Subject
@@ -820,7 +927,7 @@ class MigratepageConformance:
             call = world.call_migratepage(world.make_page(spec))
             broken = promises.check_hook_call(subject, call)
             assert not broken, "\n".join(
-                promises.report(key, problems) + f"\n  (page {spec})"
+                promises.report(key, problems, semantics=subject.semantics) + f"\n  (page {spec})"
                 for key, problems in broken.items()
             )
 
@@ -836,7 +943,7 @@ class MigratepageConformance:
         """
         prepared = [world.make_page(spec) for spec in specs]
         fallback = world.subject.has("no_migratepage")
-        with _no_bug():
+        with _no_bug(world.subject):
             run = world.migrate(
                 rounds=type(self).engine_rounds if fallback else 1,
                 settle_ticks=type(self).settle_ticks,
@@ -850,9 +957,9 @@ class MigratepageConformance:
                 f"migrate_pages made {writes.describe()} to move a dirty page although "
                 f"{world.table.name} has migratepage"
             )
-        _holds("engine", problems)
+        _holds(world.subject, "engine", problems)
         world.settle(run)
-        _holds("machine", promises.check_after_settle(world))
+        _holds(world.subject, "machine", promises.check_after_settle(world))
 
     def test_engine_moves_a_clean_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """``migrate_pages`` moves a clean page (KERNEL-SPEC §3, §9.1-3).
@@ -929,7 +1036,9 @@ class MigratepageConformance:
     ) -> None:
         """A page in a ``VM_LOCKED`` area stays on ``from``, still mapped (KERNEL-SPEC §9.5).
 
-        V4 answers ``-EAGAIN`` until the passes run out.
+        V4 answers ``-EAGAIN`` until the passes run out.  From 2.6.16
+        (``semantics``) the answer is ``-EPERM``, so the page goes to
+        ``failed`` at once, as it was and still mapped (KERNEL-SPEC §3).
         """
         self._needs_pages(fsaops_subject)
         self._engine(fsaops_world, (PageSpec(mlocked=True),))
@@ -966,15 +1075,15 @@ class MigratepageConformance:
                 inode = world.file(world.sb, 4, clean=clean)
                 pages += inode.i_mapping.pages()
         fallback = world.subject.has("no_migratepage")
-        with _no_bug():
+        with _no_bug(world.subject):
             run = world.migrate(
                 pages,
                 rounds=type(self).engine_rounds if fallback else 1,
                 settle_ticks=type(self).settle_ticks,
             )
-        _holds("engine", run.problems)
+        _holds(world.subject, "engine", run.problems)
         world.settle(run)
-        _holds("machine", promises.check_after_settle(world))
+        _holds(world.subject, "machine", promises.check_after_settle(world))
 
     def test_engine_puts_permanent_failures_on_failed(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -1015,12 +1124,13 @@ class MigratepageConformance:
 
 
 @contextlib.contextmanager
-def _no_bug(where: str = "") -> Iterator[None]:
+def _no_bug(subject: Subject, where: str = "") -> Iterator[None]:
     """A ``BUG()`` reached under the code under test is a broken promise, in kernel terms."""
     try:
         yield
     except KernelBug as exc:
-        pytest.fail(promises.report("bug", [f"{where}{type(exc).__name__}: {exc}"]), pytrace=False)
+        problem = f"{where}{type(exc).__name__}: {exc}"
+        pytest.fail(promises.report("bug", [problem], semantics=subject.semantics), pytrace=False)
 
 
 def _smallest_block_size(fstype: FileSystemType) -> int:

@@ -1,7 +1,7 @@
 """fsaops's pytest plugin, registered under ``pytest11``: inert until used.
 
 It loads in every pytest run of anyone who installs fsaops, so at import it
-does nothing but register the kit for assertion rewriting and declare two
+does nothing but register the kit for assertion rewriting and declare its
 command-line options; the model, the plugins and Hypothesis are imported
 only inside a fixture that a test asks for.  ``pytest -p no:fsaops`` turns
 it off.
@@ -14,6 +14,10 @@ Options (SQLAlchemy's ``--dburi`` is the model):
     subclass without ``filesystem`` tests.
 ``--fsaops-mode MODE``
     Its mount mode (default: the type's default mode).
+``--fsaops-semantics NAME``
+    The release of the migration code (:mod:`fsaops.semantics`: ``v4``,
+    ``2.6.16``, ``2.6.17``) the fixtures' kernels run, and the one a suite
+    class without ``semantics`` is checked under (default ``v4``).
 
 A test (or a class, or a module) chooses its own table with the marker
 ``@pytest.mark.fsaops(filesystem="ext3", mode="ordered")``, or by
@@ -58,6 +62,11 @@ __all__ = [
 
 DEFAULT_FILESYSTEM = "ext2"
 
+DEFAULT_SEMANTICS = "v4"
+"""The release the fixtures run without ``--fsaops-semantics``: the model's default
+(:data:`fsaops.semantics.DEFAULT_SEMANTICS`), named here so that loading the plugin
+imports nothing of the model."""
+
 
 MARKER = (
     "fsaops(filesystem, mode=None, plugin=None, block_size=None): the table the fsaops_* "
@@ -66,12 +75,27 @@ MARKER = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``fsaops`` marker (so ``--strict-markers`` accepts it)."""
+    """Register the ``fsaops`` marker (so ``--strict-markers`` accepts it).
+
+    A ``--fsaops-semantics`` that names no release stops the run with a
+    usage error naming the releases (the model is imported only then).
+
+    Raises:
+        pytest.UsageError: ``--fsaops-semantics`` names no release.
+    """
     config.addinivalue_line("markers", MARKER)
+    semantics = config.getoption("fsaops_semantics", default=None)
+    if semantics is not None:
+        from fsaops.testing.harness import SetupError, check_semantics
+
+        try:
+            check_semantics(semantics)
+        except SetupError as exc:
+            raise pytest.UsageError(f"--fsaops-semantics: {exc}") from exc
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Declare ``--fsaops-filesystem`` and ``--fsaops-mode``."""
+    """Declare ``--fsaops-filesystem``, ``--fsaops-mode`` and ``--fsaops-semantics``."""
     group = parser.getgroup("fsaops", "fsaops testing kit")
     group.addoption(
         "--fsaops-filesystem",
@@ -90,6 +114,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODE",
         help="mount mode of --fsaops-filesystem (default: the filesystem's default mode)",
     )
+    group.addoption(
+        "--fsaops-semantics",
+        dest="fsaops_semantics",
+        default=None,
+        metavar="NAME",
+        help=(
+            "release of the migration code (v4, 2.6.16, 2.6.17) the fsaops_* fixtures' kernels "
+            "run, and the one MigratepageConformance subclasses without `semantics` are checked "
+            f"under (default: {DEFAULT_SEMANTICS})"
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +135,8 @@ def fsaops_registry() -> Registry:
     return load_plugins()
 
 
-_SUBJECTS: dict[tuple[str, str | None, str | None, int | None], Subject] = {}
-"""Subjects resolved and probed in this run, by (filesystem, mode, plugin, block size)."""
+_SUBJECTS: dict[tuple[str, str | None, str | None, int | None, str], Subject] = {}
+"""Subjects resolved and probed in this run, by (filesystem, mode, plugin, block size, release)."""
 
 
 def _wanted(request: pytest.FixtureRequest) -> tuple[str, str | None, str | None, int | None, str]:
@@ -175,17 +210,22 @@ def fsaops_subject(request: pytest.FixtureRequest) -> Subject:
     capabilities (buffers, writeback, refuses, no_migratepage, ...) are
     probed.  A table that cannot be had fails the test's setup with the
     reason; it is never replaced by another.
+    Its kernels run the release ``--fsaops-semantics`` names (default
+    ``v4``).
     """
     import attrs
 
     from fsaops.testing.harness import SetupError, infer_capabilities, resolve_subject
 
     name, mode, plugin, block_size, where = _wanted(request)
-    key = (name, mode, plugin, block_size)
+    semantics = _semantics(request.config)
+    key = (name, mode, plugin, block_size, semantics)
     subject = _SUBJECTS.get(key)
     if subject is None:
         try:
-            subject = resolve_subject(name, mode, plugin=plugin, block_size=block_size)
+            subject = resolve_subject(
+                name, mode, plugin=plugin, block_size=block_size, semantics=semantics
+            )
             subject = attrs.evolve(subject, capabilities=infer_capabilities(subject))
         except SetupError as exc:
             if where.startswith("--"):
@@ -195,16 +235,27 @@ def fsaops_subject(request: pytest.FixtureRequest) -> Subject:
     return subject
 
 
+def _semantics(config: pytest.Config) -> str:
+    """The release ``--fsaops-semantics`` names, else ``v4``."""
+    named = config.getoption("fsaops_semantics", default=None)
+    return DEFAULT_SEMANTICS if named is None else str(named)
+
+
 @pytest.fixture
-def fsaops_kernel_factory(fsaops_registry: Registry) -> Callable[..., Kernel]:
+def fsaops_kernel_factory(
+    request: pytest.FixtureRequest, fsaops_registry: Registry
+) -> Callable[..., Kernel]:
     """Build small deterministic kernels: ``fsaops_kernel_factory(nodes=2, node_pages=64)``.
 
     Keyword arguments go to the builder, :class:`~fsaops.world.World`
     (which makes the :class:`~fsaops.Kernel`); the defaults are two
-    nodes of 64 pages, seed 0 and the session's plugin registry, so two
+    nodes of 64 pages, seed 0, the session's plugin registry and the
+    release ``--fsaops-semantics`` names (``v4`` without it), so two
     kernels built with the same arguments behave the same.
     """
     from fsaops.world import World
+
+    semantics = _semantics(request.config)
 
     def build(**kwargs: object) -> Kernel:
         options: dict[str, object] = {
@@ -212,6 +263,7 @@ def fsaops_kernel_factory(fsaops_registry: Registry) -> Callable[..., Kernel]:
             "node_pages": 64,
             "seed": 0,
             "registry": fsaops_registry,
+            "semantics": semantics,
         }
         options.update(kwargs)
         return World(**options).kernel  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ fast, and a plugin opts in by subclassing this one too.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import ClassVar
 
 import pytest
@@ -25,7 +26,11 @@ from fsaops.explore import ExploreResult, explore
 from fsaops.explore.api import render_text
 from fsaops.explore.setup import TaskSpec, applies, assign_pages, lone_runs, probe
 from fsaops.explore.tasks import ACCESSORS
-from fsaops.testing.conformance import class_subject
+from fsaops.testing.conformance import (
+    class_subject,
+    fixture_semantics,
+    parametrize_semantics,
+)
 from fsaops.testing.harness import Subject
 from fsaops.world import SetupError
 
@@ -42,7 +47,10 @@ class MigratepageRaces:
     marker's, else ``--fsaops-mode``, else the type's default),
     ``plugin`` the entry-point name of the plugin when it is not the
     filesystem's own name, ``block_size`` the block size to mount with,
-    ``semantics`` the release of the migration code.  The bounds:
+    ``semantics`` the release of the migration code, or several, each
+    test then run under each, as
+    :attr:`MigratepageConformance.semantics <fsaops.testing.conformance.MigratepageConformance>`
+    (``None``: ``--fsaops-semantics``, else ``"v4"``).  The bounds:
     ``pages`` the migration task moves (2; more when every accessor at
     once needs them, as ``truncate`` wants a page of its own),
     ``preemptions`` of the
@@ -54,7 +62,7 @@ class MigratepageRaces:
     mode: ClassVar[str | None] = None
     plugin: ClassVar[str | None] = None
     block_size: ClassVar[int | None] = None
-    semantics: ClassVar[str] = "v4"
+    semantics: ClassVar[str | Collection[str] | None] = None
     pages: ClassVar[int] = 2
     preemptions: ClassVar[int] = 2
     """The bound *k* of the systematic search, per accessor."""
@@ -63,11 +71,21 @@ class MigratepageRaces:
     """How many PCT schedules the run with every accessor takes (0: none)."""
     seed: ClassVar[int] = 0
 
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Run every test once per release in ``semantics`` (ids name a release other than V4)."""
+        parametrize_semantics(type(self), metafunc)
+
     @pytest.fixture(scope="class")
     @classmethod
-    def fsaops_race_subject(cls, request: pytest.FixtureRequest) -> Subject:
-        """The filesystem and mode under test, resolved once per class."""
-        return class_subject(cls, request)
+    def fsaops_semantics(cls, request: pytest.FixtureRequest) -> str:
+        """The release of the migration code the table is explored under (``semantics``)."""
+        return fixture_semantics(cls, request)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fsaops_race_subject(cls, request: pytest.FixtureRequest, fsaops_semantics: str) -> Subject:
+        """The filesystem and mode under test, resolved once per class and release."""
+        return class_subject(cls, request, semantics=fsaops_semantics)
 
     def _explore(
         self, subject: Subject, tasks: list[str] | list[TaskSpec], **bounds: int | None
@@ -78,7 +96,7 @@ class MigratepageRaces:
                 subject.mode,
                 pages=self._pages_for(subject, tasks),
                 tasks=tasks,
-                semantics=self.semantics,
+                semantics=subject.semantics,
                 block_size=subject.block_size,
                 **bounds,  # type: ignore[arg-type]
             )
