@@ -15,10 +15,12 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, settings
 
 import test_conformance as builtin
+from fsaops.plugins import load_plugins
 from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS
-from fsaops.testing import pytest_plugin, resolve_subject
+from fsaops.testing import Subject, World, pytest_plugin, resolve_subject, strategies
 from fsaops.testing.harness import (
     SetupError,
     check_semantics,
@@ -239,6 +241,20 @@ def test_a_subject_under_another_release_says_so() -> None:
     assert subject.describe() == "ext2 mode default (ext2_aops) under 2.6.16"
     assert subject.release is SEMANTICS["2.6.16"]
     assert pytest_plugin.DEFAULT_SEMANTICS == DEFAULT_SEMANTICS
+
+
+def test_the_mappings_strategy_draws_subjects_under_the_release_it_is_given() -> None:
+    registry = load_plugins(cli=builtin.BUILTIN)
+
+    @settings(max_examples=5, deadline=None, derandomize=True, database=None)
+    @given(subject=strategies.mappings(registry, semantics="2.6.16"))
+    def prop(subject: Subject) -> None:
+        assert subject.semantics == "2.6.16"
+        assert World(subject).kernel.semantics is SEMANTICS["2.6.16"]
+
+    prop()
+    with pytest.raises(SetupError, match=r"unknown kernel semantics '2\.6\.15'"):
+        strategies.mappings(registry, semantics="2.6.15")
 
 
 # -- (3) a bad semantics is a clear setup error --------------------------------------------

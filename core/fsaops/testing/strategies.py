@@ -28,8 +28,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "fsaops.testing.strategies needs Hypothesis: pip install 'fsaops[testing]'"
     ) from exc
 
+import attrs
+
 from fsaops.page import PG
-from fsaops.testing.harness import PageSpec, Subject, infer_capabilities
+from fsaops.testing.harness import PageSpec, Subject, check_semantics, infer_capabilities
 
 if TYPE_CHECKING:
     from fsaops.plugins import Registry
@@ -106,13 +108,20 @@ def workloads(
     return st.lists(page_specs(capabilities, writes=writes), min_size=1, max_size=max_pages)
 
 
-def mappings(registry: Registry | None = None) -> st.SearchStrategy[Subject]:
+def mappings(
+    registry: Registry | None = None, *, semantics: str = "v4"
+) -> st.SearchStrategy[Subject]:
     """An installed filesystem type, mode and block size, with its capabilities probed.
 
     Draws from ``registry`` (default: every installed plugin).  Modes that
     keep no page cache are left out; the swap cache's table (the ``swap``
-    filesystem) is marked ``swap_cache``.
+    filesystem) is marked ``swap_cache``.  Each subject is checked under
+    ``semantics``, the release of the migration code (:mod:`fsaops.semantics`).
+
+    Raises:
+        fsaops.testing.harness.SetupError: ``semantics`` names no release.
     """
+    release = check_semantics(semantics)
     if registry is None:
         from fsaops.plugins import load_plugins
 
@@ -128,7 +137,7 @@ def mappings(registry: Registry | None = None) -> st.SearchStrategy[Subject]:
         fstype, mode = draw(st.sampled_from(choices))
         block_size = draw(st.sampled_from(sorted(fstype.block_sizes)))
         declared = frozenset({"swap_cache"} if fstype.name == "swap" else ())
-        subject = Subject(fstype, mode, declared, block_size)
-        return Subject(fstype, mode, infer_capabilities(subject), block_size)
+        subject = Subject(fstype, mode, declared, block_size, semantics=release)
+        return attrs.evolve(subject, capabilities=infer_capabilities(subject))
 
     return build()
