@@ -741,8 +741,15 @@ class Oracle:
         anonymous = before.tree is None or before.flags & PG.swapcache
         newer = before.flags & (PG.dirty | PG.writeback) or before.pte_dirty
         if (newer or anonymous) and not self.data_is_safe(new, data, before):
+            nowhere = (
+                not anonymous and before.tree is not None and before.tree.a_ops.writepage is None
+            )
             problems.append(
-                f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached the disk"
+                f"dirty pfn {pfn} moved to pfn {new.pfn} clean, with no backing store to write "
+                "it to: reclaim would drop it, and its data with it"
+                if nowhere
+                else f"dirty pfn {pfn} moved to pfn {new.pfn} clean, and its data never reached "
+                "the disk"
             )
         elif not newer and not anonymous and not fallback and new.flags & PG.dirty:
             problems.append(

@@ -21,7 +21,9 @@ page is read from its backing store, its file's blocks or its swap slot, and
 compared with what was written.  A dirty state lost in migration shows here:
 the page read back clean in memory, but the disk never got it.  A table with
 no backing store (no ``writepage``, or execute in place) is checked in memory
-only, and the proof says which.
+only, and the proof says which; there a page must still hold its data and
+stay dirty (unless its device holds that data), since a clean one is what
+reclaim drops.
 
 Both name each problem's page (its frame, its file and index or its process
 and address), its table, and what is wrong.
@@ -574,6 +576,7 @@ def prove_durability(
                     count,
                     b"".join([Oracle.frame(page) for page in frames if page is not None]),
                 ):
+                    _memory_only_clean(world, record, first, frames, moved_by, wrong)
                     continue
                 for k, page in enumerate(frames):
                     if page is None or oracle.frame(page) != world.expected(record, first + k):
@@ -625,6 +628,37 @@ def prove_durability(
                     f"written last{_who(moved_by, area, index)}: {why}"
                 )
     return Proof("durability", checked, failures, tuple(problems), memory_only)
+
+
+def _memory_only_clean(
+    world: fsaops.world.World,
+    record: File,
+    first: int,
+    frames: Sequence[Page | None],
+    moved_by: Places | Mapping[tuple[int, int], str] | None,
+    wrong: Callable[[str], None],
+) -> None:
+    """Name each page of a run of a table with no backing store that reclaim could lose.
+
+    The pages hold their data, in memory; but a page with nowhere to be
+    written back must stay dirty (ramfs's are, from ``commit_write`` on),
+    unless its device holds its data (a buffer cache the filesystem reads
+    in) or it is a hole's zeros: a clean one is taken by the next reclaim
+    (``shrink_list``, ``remove_mapping``), and its data with it.
+    """
+    held = PG.dirty | PG.writeback
+    clean = [k for k, page in enumerate(frames) if page is not None and not page.flags & held]
+    if not clean or world.disk_holds(record, first, len(frames)):
+        return
+    inode = record.inode
+    table = inode.i_mapping.a_ops.name
+    for k in clean:
+        index = first + k
+        if Oracle.on_disk(inode, index) != world.expected(record, index):
+            wrong(
+                f"{record.describe(index)} ({table}): clean, with no backing store to write it "
+                f"to{_who(moved_by, record, index)}: reclaim would drop it, and its data with it"
+            )
 
 
 def _not_stored(world: fsaops.world.World, record: File | Area, index: int, stored: bytes) -> str:

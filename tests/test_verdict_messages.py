@@ -1,0 +1,103 @@
+"""What a new user meets: the verdict on tables with no backing store, and the messages.
+
+A table with nowhere to write a page back (ramfs) must keep its pages
+dirty: the durability proof and ``--debug-vm`` catch one that moves a dirty
+page to a clean one, and neither speaks of a disk the table does not have.
+"""
+
+from __future__ import annotations
+
+import sys
+from errno import EAGAIN
+from pathlib import Path
+
+import attrs
+import pytest
+
+from fsaops import migrate_page_remove_references
+from fsaops.debug import InvariantError
+from fsaops.memory_hotplug import migrate_node
+from fsaops.page import PG, Page, page_address
+from fsaops.plugins import Registry
+from fsaops.proofs import prove_durability, snapshot_places
+from fsaops.world import World
+from fsaops.writeback import clear_page_dirty_for_io
+
+EXAMPLE_PLUGIN = Path(__file__).parents[1] / "docs" / "examples" / "fsaops-example-plugin" / "src"
+sys.path.insert(0, str(EXAMPLE_PLUGIN))
+
+from fsaops_ramfs import RAMFS, ramfs_aops  # noqa: E402
+
+
+def _migratepage_dropping_dirty(newpage: Page, page: Page) -> int:
+    """The tutorial's ramfs ``migratepage``, but the new page is left clean."""
+    if migrate_page_remove_references(newpage, page, 2):
+        return -EAGAIN
+    page_address(newpage)[:] = page_address(page)
+    newpage.flags |= page.flags & (PG.uptodate | PG.referenced | PG.active)
+    clear_page_dirty_for_io(page)
+    page.mapping = None
+    return 0
+
+
+NODIRTY = attrs.evolve(
+    RAMFS,
+    name="nodirty",
+    modes={
+        "default": attrs.evolve(
+            ramfs_aops, name="nodirty_aops", migratepage=_migratepage_dropping_dirty
+        )
+    },
+)
+
+
+def _ramfs_world(fstype: object, *, debug_vm: bool = False) -> World:
+    world = World(nodes=2, node_pages=64, debug_vm=debug_vm)
+    sb = world.mount(fstype)  # type: ignore[arg-type]
+    record = world.create_file(sb)
+    world.write_file(record, 6)
+    return world
+
+
+@pytest.mark.parametrize("fstype", [RAMFS, NODIRTY], ids=["ramfs", "nodirty"])
+def test_a_memory_only_page_moved_clean_fails_the_durability_proof(fstype: object) -> None:
+    """ramfs's pages move dirty and hold; a table that moves them clean loses them to reclaim."""
+    world = _ramfs_world(fstype)
+    places = snapshot_places(world, 0)
+    migrate_node(world.kernel, 0, 1)
+    proof = prove_durability(world, moved_by=places)
+    table = f"{fstype.name}_aops"  # type: ignore[attr-defined]
+    assert proof.memory_only == {table: 6}
+    if fstype is RAMFS:
+        assert proof.holds, proof.problems
+        return
+    assert proof.failures == 6
+    record = world.files[0]
+    assert proof.problems[0] == (
+        f"{record.describe(0)} (nodirty_aops): clean, with no backing store to write it to "
+        "(moved by nodirty_aops): reclaim would drop it, and its data with it"
+    )
+    assert not any("disk" in problem for problem in proof.problems)
+
+
+def test_a_buffer_cache_page_its_device_holds_may_be_clean(registry: Registry) -> None:
+    """xfs_buftarg's pages are clean and checked in memory only: the device holds their data."""
+    world = World(registry=registry, nodes=2, node_pages=64)
+    record = world.create_file(world.mount("xfs_buftarg"))
+    assert record.meta
+    world.fill_buffer_cache(record, 8, 0)
+    places = snapshot_places(world, 0)
+    migrate_node(world.kernel, 0, 1)
+    proof = prove_durability(world, moved_by=places)
+    assert proof.memory_only == {"xfs_mapping_buftarg.mapping_aops": 8}
+    assert proof.holds, proof.problems
+
+
+def test_debug_vm_names_reclaim_not_a_disk_for_a_table_with_no_backing_store() -> None:
+    """``--debug-vm``'s message for a dirty page moved clean says what the table has not."""
+    world = _ramfs_world(NODIRTY, debug_vm=True)
+    with pytest.raises(InvariantError) as caught:
+        migrate_node(world.kernel, 0, 1)
+    text = "\n".join(caught.value.problems)
+    assert "clean, with no backing store to write it to: reclaim would drop it" in text
+    assert "disk" not in text
