@@ -17,6 +17,7 @@ import pytest
 from fsaops import migrate_page_remove_references
 from fsaops.debug import InvariantError
 from fsaops.memory_hotplug import migrate_node
+from fsaops.oracle import Oracle
 from fsaops.page import PG, Page, page_address
 from fsaops.plugins import Registry
 from fsaops.proofs import prove_durability, snapshot_places
@@ -101,3 +102,28 @@ def test_debug_vm_names_reclaim_not_a_disk_for_a_table_with_no_backing_store() -
     text = "\n".join(caught.value.problems)
     assert "clean, with no backing store to write it to: reclaim would drop it" in text
     assert "disk" not in text
+
+
+def test_a_cleared_mapping_is_named_not_a_slot_holding_the_page_itself(world: World) -> None:
+    """The slot still holds the page: the message names the cleared mapping, never "it holds
+    pfn N" for the page's own pfn."""
+    record = world.create_file(world.mount("ext2"))
+    world.write_file(record, 2)
+    page = record.inode.i_mapping.lookup(1)
+    assert page is not None
+    oracle = Oracle()
+    before = oracle.snapshot(page)
+    page.mapping = None
+    changes = oracle.changes(before, oracle.snapshot(page))
+    tree = f"{before.tree.name if before.tree is not None else ''}'s page tree"
+    assert (
+        f"pfn {page.pfn}: slot 1 of {tree} still holds it, but its mapping was cleared (NULL), "
+        "so the page no longer leads to its slot"
+    ) in changes
+    assert not any(f"holds pfn {page.pfn})" in change for change in changes)
+    unmoved = oracle.unmoved_problems(before, page)
+    assert f"pfn {page.pfn} did not move but slot 1 of {tree} still holds it" in "\n".join(unmoved)
+    page.mapping = before.mapping
+    record.inode.i_mapping.page_tree[1] = None
+    changes = oracle.changes(before, oracle.snapshot(page))
+    assert f"pfn {page.pfn}: slot 1 of {tree} no longer points at it (it is empty)" in changes

@@ -513,20 +513,40 @@ class Oracle:
             )
             out.append(f"pfn {pfn}: its contents changed (first at byte {first})")
         if before.in_slot and not after.in_slot:
-            # Look in the tree the page was in: after a move its own mapping is gone.
-            now = self.slot(before.tree, before.key) if before.tree is not None else None
-            where = "is empty" if now is None else f"holds pfn {now.pfn}"
-            name = before.tree.name if before.tree is not None else "?"
-            out.append(
-                f"pfn {pfn}: slot {before.key} of {name}'s page tree no longer points at it "
-                f"(it {where})"
-            )
+            out.append(f"pfn {pfn}: {self._slot_change(before, after)}")
         if before.ptes != after.ptes:
             out.append(
                 f"pfn {pfn}: it was mapped by ptes {list(before.ptes)}, now by {list(after.ptes)}"
             )
         out.extend(self._ring_changes(pfn, before.ring, after.ring))
         return out
+
+    def _slot_change(self, before: PageState, after: PageState) -> str:
+        """What broke between a page and the page-tree slot that held it.
+
+        Either the slot holds another page (or none), or it still holds this
+        one and the page no longer leads to it: its mapping was cleared or
+        changed, its index changed, or it left the swap cache.
+        """
+        # Look in the tree the page was in: after a move its own mapping is gone.
+        tree = before.tree
+        name = tree.name if tree is not None else "?"
+        now = self.slot(tree, before.key) if tree is not None else None
+        if now is not after.page:
+            where = "is empty" if now is None else f"holds pfn {now.pfn}"
+            return f"slot {before.key} of {name}'s page tree no longer points at it (it {where})"
+        if before.flags & PG.swapcache and not after.flags & PG.swapcache:
+            how = "PG_swapcache was cleared"
+        elif after.tree is None and after.mapping is None:
+            how = "its mapping was cleared (NULL)"
+        elif after.tree is not tree:
+            how = f"its mapping is now {_describe_mapping(after.mapping)}"
+        else:
+            how = f"its key went from {before.key} to {after.key}"
+        return (
+            f"slot {before.key} of {name}'s page tree still holds it, but {how}, so the page no "
+            "longer leads to its slot"
+        )
 
     @staticmethod
     def _ring_changes(
@@ -856,7 +876,7 @@ class Oracle:
         if after.data != data:
             problems.append(f"pfn {pfn} did not move but its contents changed")
         if before.in_slot and not after.in_slot:
-            problems.append(f"pfn {pfn} did not move but its page-tree slot no longer points at it")
+            problems.append(f"pfn {pfn} did not move but {self._slot_change(before, after)}")
         if after.ptes != before.ptes:
             if not set(after.ptes) < set(before.ptes):
                 problems.append(f"pfn {pfn} did not move but its ptes changed")
