@@ -7,6 +7,7 @@ page to a clean one, and neither speaks of a disk the table does not have.
 
 from __future__ import annotations
 
+import json
 import sys
 from errno import EAGAIN
 from pathlib import Path
@@ -28,6 +29,10 @@ EXAMPLE_PLUGIN = Path(__file__).parents[1] / "docs" / "examples" / "fsaops-examp
 sys.path.insert(0, str(EXAMPLE_PLUGIN))
 
 from fsaops_ramfs import RAMFS, ramfs_aops  # noqa: E402
+
+import guarded  # noqa: E402
+
+SMALL = Path(__file__).parents[1] / "docs" / "scenarios" / "small.toml"
 
 
 def _migratepage_dropping_dirty(newpage: Page, page: Page) -> int:
@@ -127,3 +132,22 @@ def test_a_cleared_mapping_is_named_not_a_slot_holding_the_page_itself(world: Wo
     record.inode.i_mapping.page_tree[1] = None
     changes = oracle.changes(before, oracle.snapshot(page))
     assert f"pfn {page.pfn}: slot 1 of {tree} no longer points at it (it is empty)" in changes
+
+
+def test_the_event_of_a_failed_page_gives_the_reason_the_report_gives() -> None:
+    """``why`` is empty only for a page that moved; a failed one's is the report's reason."""
+    command = [sys.executable, "-m", "fsaops", "migrate", str(SMALL), "--json"]
+    proc = guarded.run([*command, "--log-format", "json", "--log-level", "debug"])
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    attempts = [e for e in events if e["event"] == "mm_migrate_page"]
+    assert report["pages_failed"], "the scenario has a page that fails"
+    for failed in report["pages_failed"]:
+        last = [e for e in attempts if e["pfn"] == failed["pfn"]][-1]
+        assert last["why"] == failed["reason"] == "migratepage returned EIO"
+    assert all(bool(e["why"]) == bool(e["rc"]) for e in attempts), attempts
+    # The trace shows the path and the errno already: its try step does not repeat them.
+    traced = guarded.run([*command[:-1], "--no-progress", "--trace", "mount2/meta:0"])
+    (step,) = [line for line in traced.stdout.splitlines() if "rc -5 (EIO)" in line]
+    assert "returned EIO" not in step

@@ -91,6 +91,7 @@ __all__ = [
     "unmap_eperm",
     "unmap_ignore_refs",
     "unmap_v4",
+    "untold_why",
 ]
 
 MAX_PASSES = 11
@@ -116,6 +117,17 @@ def errno_name(rc: object) -> str:
     if isinstance(rc, int) and rc < 0 and -rc in errorcode:
         return errorcode[-rc]
     return repr(rc)
+
+
+def untold_why(path: str, rc: int) -> str:
+    """The reason the report gives a page whose attempt said nothing (``current.why`` empty).
+
+    ``rc`` is the attempt's non-zero return: ``-EAGAIN`` leaves the page
+    for another pass, and the reason is the path; anything else fails it,
+    and the reason is that return, in words.  The ``mm_migrate_page``
+    event carries the same reason.
+    """
+    return path if rc == -EAGAIN else f"{path} returned {errno_name(rc)}"
 
 
 # -- the exported helpers --------------------------------------------------
@@ -770,6 +782,9 @@ def migrate_pages(
                 if name is None:
                     name = table_name(page)
                 if trace is not None:
+                    why = current.why
+                    if rc and not why:
+                        why = untold_why(path, rc)
                     trace(
                         "mm_migrate_page",
                         pfn=page.pfn,
@@ -778,7 +793,7 @@ def migrate_pages(
                         pass_=pass_,
                         path=path,
                         rc=rc,
-                        why=current.why,
+                        why=why,
                     )
                 if rc == -EAGAIN:
                     retry += 1
@@ -793,9 +808,7 @@ def migrate_pages(
                     if pending:
                         stats.unpend(page.pfn)
                     ename = errno_name(rc)
-                    stats.fail(
-                        page.pfn, name, current.why or f"{path} returned {ename}", ename, pass_
-                    )
+                    stats.fail(page.pfn, name, current.why or untold_why(path, rc), ename, pass_)
                     if last_why:
                         last_why.pop(page, None)
                 else:

@@ -32,7 +32,7 @@ import attrs
 from rich.console import Console
 
 from fsaops.errors import FsaopsError
-from fsaops.migrate import errno_name, table_name
+from fsaops.migrate import errno_name, table_name, untold_why
 from fsaops.page import PG, Page, page_flags_str
 
 if TYPE_CHECKING:
@@ -439,7 +439,7 @@ class PageTrace:
                 path=self._last_try,
                 rc=rc if isinstance(rc, int) else None,
                 errno=errno_name(rc) if isinstance(rc, int) and rc else None,
-                why=str(event.get("why") or ""),
+                why=_own_why(event.get("why"), self._last_try, rc),
                 held_by=self._holders() if rc else (),
             )
         )
@@ -676,6 +676,18 @@ def describe(step: TraceStep) -> tuple[str, str]:
         when = "never tried" if step.pass_ is None else f"last tried in pass {step.pass_}"
         return "end", f"{step.outcome} ({step.errno}, {when}): {step.why}"
     return "end", f"{step.outcome}: {step.why}"
+
+
+def _own_why(why: object, path: str | None, rc: object) -> str:
+    """An attempt's reason, without the words the event adds when the table said nothing.
+
+    A try step shows its path and errno already: the engine's
+    :func:`~fsaops.migrate.untold_why` would repeat them.
+    """
+    said = str(why or "")
+    if said and path is not None and isinstance(rc, int) and rc and said == untold_why(path, rc):
+        return ""
+    return said
 
 
 def fold(steps: Sequence[TraceStep]) -> list[list[TraceStep]]:
