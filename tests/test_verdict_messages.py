@@ -15,13 +15,21 @@ from pathlib import Path
 import attrs
 import pytest
 
-from fsaops import migrate_page_remove_references
+from fsaops import (
+    AddressSpaceOperations,
+    FileSystemType,
+    migrate_page,
+    migrate_page_remove_references,
+)
+from fsaops.config import parse_config
+from fsaops.errors import ConfigError
 from fsaops.debug import InvariantError
 from fsaops.memory_hotplug import migrate_node
 from fsaops.oracle import Oracle
 from fsaops.page import PG, Page, page_address
 from fsaops.plugins import Registry
 from fsaops.proofs import prove_durability, snapshot_places
+from fsaops.scenario import plan_scenario
 from fsaops.world import World
 from fsaops.writeback import clear_page_dirty_for_io
 
@@ -151,3 +159,24 @@ def test_the_event_of_a_failed_page_gives_the_reason_the_report_gives() -> None:
     traced = guarded.run([*command[:-1], "--no-progress", "--trace", "mount2/meta:0"])
     (step,) = [line for line in traced.stdout.splitlines() if "rc -5 (EIO)" in line]
     assert "returned EIO" not in step
+
+
+def test_a_type_is_a_buffer_cache_only_if_it_fills_its_mapping_itself(registry: Registry) -> None:
+    """hooks.md's ``myfs`` (a table with only ``migratepage``) is no buffer cache: mounting it
+    is refused for what it lacks, not for holding more than one buffer-cache file."""
+    myfs = FileSystemType(
+        name="myfs",
+        modes={"default": AddressSpaceOperations(name="myfs_aops", migratepage=migrate_page)},
+    )
+    assert not myfs.is_buffer_cache("default")
+    assert attrs.evolve(myfs, read_metadata=lambda inode, index: None).is_buffer_cache("default")
+    assert registry.filesystems["xfs_buftarg"].is_buffer_cache("default")
+    with_myfs = attrs.evolve(registry, filesystems={**registry.filesystems, "myfs": myfs})
+    for files in (1, 2):
+        text = f'[[mount]]\nfs = "myfs"\nfiles = {files}'
+        with pytest.raises(ConfigError) as info:
+            plan_scenario(parse_config(text, "s.toml"), with_myfs, "s.toml")
+        message = str(info.value)
+        assert "buffer-cache mapping" not in message
+        assert "myfs has no read_metadata to fill it as a buffer cache" in message
+        assert "no file of it can be given data" in message

@@ -309,7 +309,10 @@ class FileSystemType:
             to (``xfs_buftarg``): read page ``index`` of the mapping of
             ``inode`` from the device into the page cache, as the
             filesystem's own metadata code would, keeping whatever
-            references that code keeps.
+            references that code keeps.  Its presence, with a mode whose
+            table has no ``prepare_write`` / ``commit_write`` and keeps
+            pages in the page cache, is what makes a mount of that mode
+            one buffer-cache mapping (:meth:`is_buffer_cache`).
         description: one line for listings.
     """
 
@@ -339,14 +342,18 @@ class FileSystemType:
     def is_buffer_cache(self, mode: str) -> bool:
         """Whether a mount in ``mode`` is one buffer-cache mapping the filesystem fills itself.
 
-        That is a mode whose table can neither write files (no
-        ``prepare_write`` / ``commit_write``) nor execute in place, but keeps
-        pages in the page cache, such as ``xfs_buftarg``'s: its pages are
-        read in by the filesystem's metadata code (``read_metadata``).
+        That is a type with ``read_metadata`` (the filesystem's metadata
+        code reads the pages in), in a mode whose table can neither write
+        files (no ``prepare_write`` / ``commit_write``) nor execute in
+        place, but keeps pages in the page cache, such as ``xfs_buftarg``'s.
+        Without ``read_metadata`` such a mode is not a buffer cache: it is a
+        filesystem whose files cannot be given data, which a scenario's
+        check refuses to mount.
         """
         table = self.modes[mode]
         return (
-            table.prepare_write is None
+            self.read_metadata is not None
+            and table.prepare_write is None
             and table.commit_write is None
             and table.get_xip_page is None
             and self.has_page_cache(mode)

@@ -275,8 +275,9 @@ def check_config(
             problems.append(
                 f"{key}: {fstype.name} mode {mode} keeps pages in the page cache, and its "
                 f"table {table.name} can neither read pages in and write them back "
-                "(readpage, writepage) nor take write(2) (prepare_write, commit_write): no "
-                "file of it can be given data (a mode that executes in place says so: "
+                "(readpage, writepage) nor take write(2) (prepare_write, commit_write), and "
+                f"{fstype.name} has no read_metadata to fill it as a buffer cache: no file of "
+                "it can be given data (a mode that executes in place says so: "
                 f"page_cache = {{{mode!r}: false}} on its FileSystemType)"
             )
         if fstype.is_buffer_cache(mode) and mount.files != 1:
