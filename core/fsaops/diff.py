@@ -859,6 +859,40 @@ def _delta(row: Row) -> str:
     return f"{delta:+,}"
 
 
+_TABLE_OVERHEAD: Final = 11
+"""Columns a section's table takes besides its cells: its two edges, three rules, six pads."""
+
+
+def _widths(section: Section, deltas: list[str], width: int) -> list[int | None]:
+    """The widths to draw the names, A and B at, so that the four columns fit in ``width``.
+
+    ``None`` for each when the table fits as it is.  Otherwise ``B - A`` is
+    never wrapped, so its width is taken first, and what is left is shared:
+    a column that needs less than its share gets what it needs, and the
+    others split the rest.  Values wider than their column wrap inside it
+    (at spaces; a word wider than the column is folded onto the next line),
+    so rich never crops a column, or a value, at the edge of the terminal.
+    """
+    marked = [len(row.name) + 2 for row in section.rows]  # "≠ " or "  "
+    wanted = [
+        max(marked),
+        *(
+            max(len(_shown(r.a if side == "A" else r.b)) for r in section.rows)
+            for side in ("A", "B")
+        ),
+    ]
+    delta = max(len("B - A"), *(len(d) for d in deltas))
+    room = width - _TABLE_OVERHEAD - delta
+    if sum(wanted) <= room:
+        return [None, None, None]
+    left = max(room, 3)
+    out = [0, 0, 0]
+    for n, i in enumerate(sorted(range(3), key=lambda i: wanted[i])):
+        out[i] = max(min(wanted[i], left // (3 - n)), 1)
+        left -= out[i]
+    return list(out)
+
+
 def render(comparison: Comparison, console: Console) -> None:
     """Print the comparison: the scenario's differences, then each section, differences marked."""
     from rich import box
@@ -893,27 +927,31 @@ def render(comparison: Comparison, console: Console) -> None:
             console.print(Text(title, style="bold"))
             console.print()
             continue
-        table.add_column("", overflow="fold", min_width=16)
         numeric = all(
             type(r.a) in (int, type(None)) and type(r.b) in (int, type(None)) for r in section.rows
         )
-        for side in ("A", "B"):
+        deltas = [_delta(row) for row in section.rows]
+        widths = _widths(section, deltas, console.width)
+        fixed = widths[0] is not None
+        table.add_column("", overflow="fold", min_width=None if fixed else 16, width=widths[0])
+        for side, width in zip(("A", "B"), widths[1:], strict=True):
             values = [_shown(r.a if side == "A" else r.b) for r in section.rows]
             table.add_column(
                 side,
                 justify="right" if numeric else "left",
                 overflow="fold",
-                min_width=min(max(len(v) for v in values), VALUE_WIDTH),
+                min_width=None if fixed else min(max(len(v) for v in values), VALUE_WIDTH),
+                width=width,
             )
         table.add_column("B - A", justify="right", no_wrap=True)
-        for row in section.rows:
+        for row, delta in zip(section.rows, deltas, strict=True):
             style = "bold yellow" if row.differs else "dim"
             marker = "≠ " if row.differs else "  "
             table.add_row(
                 Text(marker + row.name, style=style),
                 Text(_shown(row.a), style="" if row.differs else "dim"),
                 Text(_shown(row.b), style="" if row.differs else "dim"),
-                Text(_delta(row), style=style),
+                Text(delta, style=style),
             )
         console.print(table)
     foot = Text("Not compared:", style="bold")
