@@ -22,8 +22,8 @@ from fsaops import (
     migrate_page_remove_references,
 )
 from fsaops.config import parse_config
-from fsaops.errors import ConfigError
 from fsaops.debug import InvariantError
+from fsaops.errors import ConfigError
 from fsaops.memory_hotplug import migrate_node
 from fsaops.oracle import Oracle
 from fsaops.page import PG, Page, page_address
@@ -136,7 +136,7 @@ def test_a_cleared_mapping_is_named_not_a_slot_holding_the_page_itself(world: Wo
     assert not any(f"holds pfn {page.pfn})" in change for change in changes)
     unmoved = oracle.unmoved_problems(before, page)
     assert f"pfn {page.pfn} did not move but slot 1 of {tree} still holds it" in "\n".join(unmoved)
-    page.mapping = before.mapping
+    page.mapping = record.inode.i_mapping
     record.inode.i_mapping.page_tree[1] = None
     changes = oracle.changes(before, oracle.snapshot(page))
     assert f"pfn {page.pfn}: slot 1 of {tree} no longer points at it (it is empty)" in changes
