@@ -24,7 +24,7 @@ import structlog
 from fsaops.cli import main
 from fsaops.config import default_config, parse_config
 from fsaops.frames import FrameMaps
-from fsaops.migrate import MigrateStats
+from fsaops.migrate import MigrateStats, untold_why
 from fsaops.plugins import Registry, load_plugins
 from fsaops.proofs import Placed
 from fsaops.scenario import Scenario, plan_scenario, run_plan
@@ -83,8 +83,16 @@ def _tries(trace: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def _events_of(events: list[dict[str, Any]], pfn: int) -> list[tuple[Any, ...]]:
+    # An event whose table said nothing carries the report's reason (untold_why); the
+    # trace's try step shows the path and errno instead, and leaves its why empty.
     return [
-        (e["call"], e["pass_"], e["path"], e["rc"], e["why"])
+        (
+            e["call"],
+            e["pass_"],
+            e["path"],
+            e["rc"],
+            "" if e["rc"] and e["why"] == untold_why(e["path"], e["rc"]) else e["why"],
+        )
         for e in events
         if e["event"] == "mm_migrate_page" and e["pfn"] == pfn
     ]
