@@ -297,3 +297,22 @@ def test_the_2_6_17_fallback_unmaps_before_it_looks_at_the_dirty_bit(
     else:
         assert report.vmstat["writepage"] == 0
         assert table.moved == 24
+
+
+def test_the_oracle_follows_a_page_whose_swap_entry_went_to_another_page(
+    registry: Registry,
+) -> None:
+    """From 2.6.16 a moved anonymous page leaves the swap cache and frees its entry.
+
+    A page the same ``migrate_pages`` call adds to the swap cache later (the
+    mlocked page, tried after the clean ones) may be given that entry: its
+    slot then holds another page, and the oracle must not take that page
+    for where the first one went (it follows the process's pte instead).
+    """
+    for semantics in ("v4", "2.6.16", "2.6.17"):
+        world = World(registry=registry, nodes=2, node_pages=64, swap_slots=32, semantics=semantics)
+        for spec in ("clean", "clean", "dirty+mlocked"):
+            world.make_page(spec)
+        run = world.migrate()
+        assert run.problems == [], (semantics, run.problems)
+        assert len(run.moved) == 2, semantics

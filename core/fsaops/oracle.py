@@ -598,6 +598,15 @@ class Oracle:
         """
         if before.tree is not None:
             held = self.slot(before.tree, before.key)
+            if (
+                held is not None
+                and before.flags & PG.swapcache
+                and (held.mapping is not before.mapping or held.index != before.index)
+            ):
+                # From 2.6.16 a moved page leaves the swap cache, which frees its
+                # entry, and a page the same call adds to the swap cache later may
+                # be given that entry: another page's place now, not this one's.
+                held = None
             if held is not None or not before.flags & PG.swapcache:
                 return held
             if not before.ptes:
