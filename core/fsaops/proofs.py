@@ -665,9 +665,11 @@ def _not_stored(world: fsaops.world.World, record: File | Area, index: int, stor
     """What went wrong with a page whose backing store holds ``stored``, not its newest data.
 
     An older generation of the page, or nothing, is a dirty state lost (the
-    newest data was never written); anything else is neither the page's
-    data nor an older version of it: damaged, or another page's data
-    written in its place.
+    newest data was never written), and so is a page whose blocks hold,
+    block by block, its newest data and an older generation of it (a dirty
+    buffer never written); anything else is neither the page's data nor an
+    older version of it: damaged, or another page's data written in its
+    place.
     """
     said = world.diagnose(stored, record, index)
     if said is None or said.startswith("lost: "):

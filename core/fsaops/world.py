@@ -838,7 +838,10 @@ class World:
         """Why ``data`` is not what page ``index`` of ``record`` must read back (``None`` if it is).
 
         ``lost: ...`` when the newest data is gone (an older generation,
-        zeroes, nothing to read), ``corrupted: ...`` for anything else.
+        zeroes, nothing to read, or a file page whose blocks hold, block by
+        block, its newest data and older generations of it, or zeroes: a
+        dirty buffer that was never written), ``corrupted: ...`` for
+        anything else.
         """
         gen = record.gens[index]
         cindex = _content_index(record, index)
@@ -858,7 +861,49 @@ class World:
                 )
         if not any(data):
             return "lost: reads back zeroes"
+        if isinstance(record, File):
+            mixed = self._generations_by_block(data, record, index)
+            if mixed is not None:
+                return f"lost: reads back {mixed}, expected {gen}"
         return "corrupted: reads back other bytes"
+
+    def _generations_by_block(self, data: bytes, record: File, index: int) -> str | None:
+        """Which generation of page ``index`` each block of ``data`` holds, as words.
+
+        A page written back in part (a dirty buffer whose write never
+        came) reads back, block by block, its newest data and an older
+        generation of the same page, or zeroes where a block was never
+        written.  Returns ``generation 0 in block 3 and generation 1 in
+        blocks 0-2``, or ``None`` when a block holds anything else (damaged,
+        or another page's data) or the page is one block.
+        """
+        bs = record.inode.i_sb.s_bdev.block_size
+        per_page = self.page_size // bs
+        if per_page < 2 or len(data) != self.page_size:
+            return None
+        gen = record.gens[index]
+        cindex = _content_index(record, index)
+        held: list[int | None] = [None] * per_page
+        for version in range(gen, -1, -1):
+            want = self.contents.page(record.owner, cindex, version)
+            if record.size is not None:
+                want = self._cut_at_eof(record, index, want)
+            for k in range(per_page):
+                if held[k] is None and data[k * bs : (k + 1) * bs] == want[k * bs : (k + 1) * bs]:
+                    held[k] = version
+            if None not in held:
+                break
+        for k in range(per_page):
+            if held[k] is None and not any(data[k * bs : (k + 1) * bs]):
+                held[k] = -1  # never written
+        if None in held or held == [gen] * per_page:
+            return None
+        parts = []
+        for version in sorted({v for v in held if v is not None}):
+            blocks = [k for k, v in enumerate(held) if v == version]
+            what = "zeroes" if version < 0 else f"generation {version}"
+            parts.append(f"{what} in {_block_runs(blocks)}")
+        return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
     # -- files ---------------------------------------------------------------------------
 
@@ -1689,6 +1734,19 @@ def write_head_buffer(page: Page) -> bool:
     if any(not bh.b_state & BH.dirty for bh in buffers(head)):
         return False
     return sync_dirty_buffer(head) == 0
+
+
+def _block_runs(blocks: list[int]) -> str:
+    """``block 3``, ``blocks 0-2`` or ``blocks 0, 2-3``: block numbers of a page, in runs."""
+    runs: list[str] = []
+    start = prev = blocks[0]
+    for k in [*blocks[1:], -2]:
+        if k == prev + 1:
+            prev = k
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = k
+    return ("block " if len(blocks) == 1 else "blocks ") + ", ".join(runs)
 
 
 def tail_bytes(page_size: int) -> int:
