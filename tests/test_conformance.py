@@ -97,7 +97,7 @@ class TestXfsBuftarg(MigratepageConformance):
 #: What each built-in table does (KERNEL-SPEC §7), as the suite must infer it.
 EXPECTED_CAPABILITIES = {
     ("ext2", "default"): {"buffers", "writeback"},
-    ("ext2", "nobh"): {"writeback"},
+    ("ext2", "nobh"): {"buffers", "writeback"},
     ("ext2", "xip"): {"no_migratepage", "no_page_cache"},
     ("ext3", "ordered"): {"buffers", "writeback"},
     ("ext3", "writeback"): {"buffers", "writeback"},

@@ -366,6 +366,15 @@ class PageSpec:
             buffers are up to date and map no block, and the data is only
             in the frame until ``writepage`` gives them blocks (implies
             ``pte_dirty``; a page of one block has no hole).
+        out_of_line: the page's blocks do not follow on on the disk: the
+            file's blocks were allocated in turn with another file's, so
+            each block of the page sits between two of the other's.  A
+            table that reads pages from runs of blocks (``mpage_readpage``)
+            reads such a page through buffer heads ("confused"), so it
+            carries them even in a mode that attaches none to other pages
+            (ext2 ``nobh``).  Not ``sparse`` (its blocks are all on disk);
+            a page of one block has nothing out of line (building it is a
+            :class:`SetupError`).
         index: the page's index in its file.
         seed: varies the page's contents: its data is written in generation
             ``2 * seed`` (and rewritten in the next one when dirty).
@@ -388,6 +397,7 @@ class PageSpec:
     tail: bool = False
     partial: bool = False
     sparse: bool = False
+    out_of_line: bool = False
     index: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     isolated: bool = True
@@ -395,6 +405,11 @@ class PageSpec:
     def __attrs_post_init__(self) -> None:
         # Implications, so that a spec always describes a reachable state.
         if self.sparse:
+            if self.out_of_line:
+                raise ValueError(
+                    "a page with holes stored into through its mapping has no blocks to put "
+                    "out of line"
+                )
             if self.partial or self.tail or self.buffers is False:
                 raise ValueError(
                     "a page with holes stored into through its mapping is not written in "
@@ -434,7 +449,8 @@ class PageSpec:
         ``nobuffers``, ``truncated``, ``clean_head`` (dirty, its first buffer
         written out), ``tail`` (the file ends inside it), ``partial``
         (written in part while not up to date), ``sparse`` (holes stored
-        into through its mapping).
+        into through its mapping), ``out_of_line`` (its blocks do not
+        follow on on the disk).
         """
         fields: dict[str, object] = {}
         for raw in text.split("+"):
@@ -451,7 +467,7 @@ class PageSpec:
                 fields["buffers"] = True
             elif name == "nobuffers":
                 fields["buffers"] = False
-            elif name in ("clean_head", "tail", "partial", "sparse"):
+            elif name in ("clean_head", "tail", "partial", "sparse", "out_of_line"):
                 fields[name] = True
             else:
                 known = ", ".join(
@@ -464,6 +480,7 @@ class PageSpec:
                         "tail",
                         "partial",
                         "sparse",
+                        "out_of_line",
                     )
                 )
                 raise ValueError(f"unknown page state {name!r} (known: {known})")
@@ -495,6 +512,8 @@ class PageSpec:
             parts.append("written in part, not up to date")
         if self.sparse:
             parts.append("holes stored into")
+        if self.out_of_line:
+            parts.append("blocks out of line")
         if self.flags:
             parts.append(f"flags {Oracle.flag_names(self.flags)}")
         return "+".join(parts) or "clean"
@@ -1315,6 +1334,8 @@ class World:
         data = self.expected(record, spec.index)
         table = sb.a_ops
         # The file's data is on disk first; the page is read through the table.
+        if spec.out_of_line:
+            interleave_blocks(inode, spec.index * ps + inside)
         if spec.sparse:  # only the page's first block: the others are holes
             inode.reserve(spec.index * ps + bs)
             inode.i_size = (spec.index + 1) * ps
@@ -1734,6 +1755,39 @@ def write_head_buffer(page: Page) -> bool:
     if any(not bh.b_state & BH.dirty for bh in buffers(head)):
         return False
     return sync_dirty_buffer(head) == 0
+
+
+def interleave_blocks(inode: Inode, size: int) -> None:
+    """Allocate the blocks of ``size`` bytes of ``inode`` in turn with another file's.
+
+    Each block comes from the filesystem's allocator (``get_block`` with
+    ``create``), one for the file, then one for a new file on the same
+    mount, so no two blocks of the file follow on on the disk.  Blocks the
+    file already has stay.
+
+    Raises:
+        SetupError: a page of the file would still have blocks that follow
+            on (the allocator gave them so, or a page holds one block).
+    """
+    sb = inode.i_sb
+    bs = sb.s_blocksize
+    per_page = sb.kernel.page_size // bs
+    if per_page < 2:
+        raise SetupError(f"a page of one block ({bs} bytes) has no blocks to put out of line")
+    other = sb.new_inode()
+    start = len(inode.blocks)
+    nblocks = -(-size // bs)
+    for iblock in range(start, nblocks):
+        inode.get_block(iblock, True)
+        other.get_block(len(other.blocks), True)
+    blocks = inode.blocks
+    for k in range(max(start, 1), nblocks):
+        if k % per_page and blocks[k] == blocks[k - 1] + 1:
+            raise SetupError(
+                f"{inode.name}: blocks {k - 1} and {k} follow on on the disk "
+                f"({blocks[k - 1]}, {blocks[k]}) although they were allocated in turn with "
+                "another file's"
+            )
 
 
 def _block_runs(blocks: list[int]) -> str:

@@ -797,6 +797,13 @@ class MigratepageConformance:
         self._needs_moving_hook(fsaops_subject)
         self._needs(fsaops_subject, "buffers", "pages of this table carry no buffer heads")
         spec = PageSpec(dirty=True)
+        # A table that attaches buffers only to pages whose blocks are out of
+        # line (ext2 nobh) moves such a page with them.
+        if (
+            not self._one_buffer_a_page(fsaops_subject, fsaops_world)
+            and not self._call(World(fsaops_subject), spec).old_before.ring
+        ):
+            spec = PageSpec(dirty=True, out_of_line=True)
         check = promises.hook_buffers_follow
         problems = self._ring_problems(
             fsaops_subject, fsaops_world, spec, check, several=False, ring=True
@@ -1121,6 +1128,32 @@ class MigratepageConformance:
             self._engine(World(subject), tuple(specs))
 
         prop()
+
+    # -- pages whose blocks are out of line ----------------------------------------------------
+
+    def test_engine_moves_a_page_whose_blocks_are_out_of_line(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page whose blocks do not follow on on the disk moves whole (KERNEL-SPEC §7, §9.3).
+
+        ``mpage_readpage`` reads such a page through buffer heads
+        (``block_read_full_page``: the page is "confused"), and writeback
+        writes it through them, so a table that attaches no buffers to its
+        other pages (ext2 ``nobh``) meets them here.  A ``migratepage`` that
+        assumes none (expects no ``PG_private`` reference, leaves the ring
+        on the old page) leaks the old page and loses the buffers.  A clean
+        and a dirty such page migrate, at every block size the type takes
+        that puts several blocks in a page.
+        """
+        self._needs_pages(fsaops_subject)
+        if fsaops_world.sb is None:
+            pytest.skip(
+                f"{fsaops_subject.describe()} serves the swap cache: its pages have no blocks"
+            )
+        self._needs_several_buffers(fsaops_subject, fsaops_world)
+        specs = (PageSpec(out_of_line=True), PageSpec(out_of_line=True, dirty=True, seed=1))
+        for _where, machine in self._ring_worlds(fsaops_subject, fsaops_world, several=True):
+            self._engine(machine, specs, quiet=True)
 
 
 @contextlib.contextmanager

@@ -517,6 +517,7 @@ def _swap_cache_failure(subject: Subject, spec: PageSpec | None, exc: BaseExcept
 _BUFFER_PROBES: tuple[tuple[str, PageSpec], ...] = (
     ("a dirty page", PageSpec(dirty=True, seed=2)),
     ("a page written in part through prepare_write", PageSpec(partial=True, seed=3)),
+    ("a page whose blocks are out of line", PageSpec(out_of_line=True, seed=4)),
 )
 
 
@@ -524,10 +525,13 @@ def buffer_heads_seen(world: World, clean: PreparedPage) -> str | None:
     """Which page of the world's table carries buffer heads, if any: ``a dirty page``.
 
     A table may attach buffers only on write (``mpage_readpage`` reads a
-    clean page without them, ``block_prepare_write`` attaches them), so
-    the clean cached page ``clean`` is looked at first, then a dirty page
-    and a page written in part through ``prepare_write`` are built in
-    ``world``.  ``None``: none of them carries buffer heads.
+    clean page without them, ``block_prepare_write`` attaches them), or
+    only to a page whose blocks do not follow on on the disk (ext2
+    ``nobh``'s "confused" pages, read through ``block_read_full_page``), so
+    the clean cached page ``clean`` is looked at first, then a dirty page,
+    a page written in part through ``prepare_write`` and a clean page whose
+    blocks are out of line are built in ``world``.  ``None``: none of them
+    carries buffer heads.
     """
     if clean.page.flags & PG.private:
         return "a cached page"
