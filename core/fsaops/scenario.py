@@ -109,7 +109,7 @@ from fsaops.report import (
 )
 from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
-from fsaops.world import Area, File, World, start_write, write_head_buffer
+from fsaops.world import Area, File, World, interleave_blocks, start_write, write_head_buffer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -408,7 +408,9 @@ class Scenario:
                 mount.fs,
                 mount.mode,
                 block_size=mount.block_size,
-                nr_blocks=_device_blocks(mount, config.kernel.page_size, world),
+                nr_blocks=_device_blocks(
+                    mount, config.kernel.page_size, world, out_of_line=config.workload.out_of_line
+                ),
                 name=f"mount{i}",
             )
             self._fill_mount(i, sb, mount.files, mount.pages)
@@ -439,6 +441,8 @@ class Scenario:
                 label=f"{label} {'metadata' if meta else f'file {f}'}",
             )
             table = sb.a_ops
+            if not meta and npages and self._out_of_line(sb):
+                interleave_blocks(record.inode, npages * self.world.page_size)
             if meta:
                 self.world.fill_buffer_cache(record, npages, self.source_node)
             elif not record.page_cache or (
@@ -455,6 +459,14 @@ class Scenario:
             if record.page_cache:
                 self.slots.add("meta" if meta else "file", record, npages)
             self._tick_progress(npages)
+
+    def _out_of_line(self, sb: SuperBlock) -> bool:
+        """Whether the files of ``sb`` get blocks out of line (``[workload] out_of_line``).
+
+        Not on a mount whose blocks are as large as a page: a page of one
+        block has nothing out of line.
+        """
+        return self.config.workload.out_of_line and sb.s_blocksize < self.world.page_size
 
     def _start_processes(self) -> None:
         procs = self.config.processes
@@ -777,13 +789,20 @@ _PROOF_COUNTERS: Final = (
 """The counters the report gives for the proofs' own work (``proofs.io``)."""
 
 
-def _device_blocks(mount: MountConfig, page_size: int, world: World) -> int:
-    """Blocks for a mount's device: its files' pages, with room for their superblock."""
+def _device_blocks(
+    mount: MountConfig, page_size: int, world: World, *, out_of_line: bool = False
+) -> int:
+    """Blocks for a mount's device: its files' pages, with room for their superblock.
+
+    With ``out_of_line`` each file's blocks alternate with another file's,
+    so the device holds twice the blocks.
+    """
     registry = world.kernel.registry
     assert registry is not None
     fstype = registry.filesystem(mount.fs)
     bs = fstype.default_block_size if mount.block_size is None else mount.block_size
-    return mount.pages * (page_size // bs) + mount.files + 64
+    data = mount.pages * (page_size // bs)
+    return (2 * data if out_of_line else data) + mount.files + 64
 
 
 _ENOSYS_MESSAGE: Final = (

@@ -372,6 +372,12 @@ def default_config() -> Config:
 
 
 def unstructure_config(config: Config) -> dict[str, Any]:
-    """The configuration as plain data (every default filled in), for reports."""
+    """The configuration as plain data (every default filled in), for reports.
+
+    ``[workload] out_of_line`` is left out while it is off, so a report of
+    a scenario that does not ask for it is as it was before the key came.
+    """
     data: dict[str, Any] = _converter().unstructure(config)
+    if not config.workload.out_of_line:
+        del data["workload"]["out_of_line"]
     return data

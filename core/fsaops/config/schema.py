@@ -308,6 +308,17 @@ class WorkloadConfig:
         ),
     )
 
+    out_of_line: bool = attrs.field(
+        default=False,
+        metadata=_doc(
+            "Give each file's blocks in turn with another file's on the same mount, so no "
+            "two blocks of a page follow on on the disk: a table that reads pages from "
+            "runs of blocks reads every such page through buffer heads (ext2 nobh's "
+            '"confused" pages, which then carry them). Off: each file\'s blocks follow '
+            "on. A mount whose blocks are as large as a page is left as it is."
+        ),
+    )
+
     #: The state fractions, in the order pages are given out.
     STATES: ClassVar[tuple[str, ...]] = (
         "mlocked",
