@@ -99,6 +99,8 @@ nitpick_ignore_regex = [
     # The explorer's type aliases in signatures (a task body, a policy, a
     # search's tally) are described in prose.
     (r"py:class", r"(Body|Found|Policy|Callable\[\[\])"),
+    # importlib.metadata, imported as `metadata` where entry points are read.
+    (r"py:class", r"metadata\.\w+"),
 ]
 # The benchmark (fsaops.bench) is a command, not part of the API reference.
 nitpick_ignore = [("py:mod", "fsaops.bench")]

@@ -155,7 +155,7 @@ class Available:
     def problem(self) -> str | None:
         """Why this plugin cannot be selected (``None``: it can).
 
-        Its name is registered by another distribution too (:attr:`clash`),
+        Its name is registered by another distribution too (``clash``),
         or it is a name the comma-separated ``--plugins`` and
         ``FSAOPS_PLUGINS`` cannot give (a comma, or spaces around it).
         """
@@ -227,7 +227,7 @@ class PluginInfo:
 
     @property
     def ran(self) -> bool:
-        """Whether the run uses its code: loaded, or imported by a loaded plugin."""
+        """Whether the run uses its code (loaded, or imported by a loaded plugin)."""
         return self.status in (PluginStatus.LOADED, PluginStatus.IMPORTED)
 
     @property
@@ -319,7 +319,7 @@ class Registry:
     def unselected_hint(self) -> str:
         """``; no selected plugin provides it; 3 installed plugins were not selected: a, b, c``.
 
-        The names as ``--plugins`` takes them, the first :data:`HINT_LISTED`
+        The names as ``--plugins`` takes them, the first ``HINT_LISTED``
         (the rest are counted).  Empty when every installed plugin was selected.
         """
         left = list(
@@ -417,7 +417,7 @@ def discover(entry_points: _EntryPoints | None = None) -> dict[str, Available]:
     """Every installed plugin by entry-point name, from metadata only.
 
     A name two distributions register is kept once, with the others in its
-    :attr:`Available.clash`: it cannot be selected (:attr:`Available.problem`),
+    ``Available.clash``: it cannot be selected (:attr:`Available.problem`),
     but a selection that leaves it out is not concerned.
 
     Raises:

@@ -1146,9 +1146,10 @@ class MigratepageConformance:
         that puts several blocks in a page.
         """
         self._needs_pages(fsaops_subject)
-        if fsaops_world.sb is None:
+        if fsaops_subject.has("swap_cache"):
             pytest.skip(
-                f"{fsaops_subject.describe()} serves the swap cache: its pages have no blocks"
+                f"capability 'swap_cache': {fsaops_subject.describe()} serves the swap cache, "
+                "whose pages have no blocks"
             )
         self._needs_several_buffers(fsaops_subject, fsaops_world)
         specs = (PageSpec(out_of_line=True), PageSpec(out_of_line=True, dirty=True, seed=1))
