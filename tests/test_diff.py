@@ -8,42 +8,24 @@ Its ``--html`` page is rendered in headless Chromium.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from browser import chromium, parse, references, render
-from fsaops.cli import main
 from fsaops.diff import Row, compare, load_report
 from fsaops.status import SCHEMA
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
-
-
-def _fsaops(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = main(list(args))
-    return status, out.getvalue(), err.getvalue()
+from inproc import ext3_reports
+from inproc import fsaops as _fsaops
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Reports of ext3 data=ordered and data=journal: same files, workload and seed."""
-    folder = tmp_path_factory.mktemp("reports")
-    paths = []
-    for mode in ("ordered", "journal"):
-        status, out, err = _fsaops("migrate", str(SCENARIOS / f"ext3-{mode}.toml"), "--json")
-        assert status == 0, err
-        path = folder / f"{mode}.json"
-        path.write_text(out, encoding="utf-8")
-        paths.append(path)
-    return paths[0], paths[1]
+    return ext3_reports(tmp_path_factory.mktemp("reports"))
 
 
 def _words(text: str) -> str:

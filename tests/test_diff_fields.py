@@ -10,26 +10,17 @@ huge name is cut in every row.
 from __future__ import annotations
 
 import copy
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fsaops import diff
-from fsaops.cli import main
 from fsaops.diff import Comparison, compare, load_report, render_html
+from inproc import fsaops as _fsaops
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
-
-
-def _fsaops(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = main(list(args))
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -12,31 +11,15 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from fsaops.cli import main
 from fsaops.diff import compare, load_report, render
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
-
-
-def _fsaops(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = main(list(args))
-    return status, out.getvalue(), err.getvalue()
+from inproc import ext3_reports
+from inproc import fsaops as _fsaops
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Reports of ext3 data=ordered and data=journal, as cli.md compares them."""
-    folder = tmp_path_factory.mktemp("reports")
-    paths = []
-    for mode in ("ordered", "journal"):
-        status, out, err = _fsaops("migrate", str(SCENARIOS / f"ext3-{mode}.toml"), "--json")
-        assert status == 0, err
-        path = folder / f"{mode}.json"
-        path.write_text(out, encoding="utf-8")
-        paths.append(path)
-    return paths[0], paths[1]
+    return ext3_reports(tmp_path_factory.mktemp("reports"))
 
 
 def _check_drawn(out: str, width: int, comparison: Any) -> None:
