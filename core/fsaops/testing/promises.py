@@ -18,8 +18,6 @@ from errno import EAGAIN, EPERM
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-import attrs
-
 from fsaops.buffer import BH
 from fsaops.debug import check_kernel
 from fsaops.errors import describe_exception
@@ -41,7 +39,6 @@ from fsaops.testing.harness import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fsaops.oracle import PageState
 
 __all__ = [
     "PROMISES",
@@ -626,7 +623,7 @@ def check_engine_page(
     if where == "moved":
         problems.extend(
             _ORACLE.moved_problems(
-                _where_it_went(world, prepared, before),
+                before,
                 page,
                 expected=prepared.in_frame,
                 new_pfns=run.new_pages,
@@ -642,31 +639,6 @@ def check_engine_page(
         if newpage.mapping is not None or newpage.flags or newpage.count != 1 or newpage.private:
             problems.append(f"unused new pfn {newpage.pfn} was changed: {newpage!r}")
     return problems
-
-
-def _where_it_went(world: World, prepared: PreparedPage, before: PageState) -> PageState:
-    """``before``, pointed at the pte of its process when its swap entry went to another page.
-
-    The oracle finds the page a swap-cache page moved to in its swap-cache
-    slot.  From 2.6.16 ``migrate_page`` takes a moved anonymous page out of
-    the swap cache (KERNEL-SPEC §9.4), which frees its swap entry, and a
-    page the same ``migrate_pages`` call adds to the swap cache later (§3
-    step 5) may be given that entry again: its place is then the pte of its
-    process, which ``remove_from_swap`` pointed at the new page.
-    """
-    if not (
-        prepared.anonymous
-        and prepared.mm is not None
-        and before.tree is not None
-        and before.flags & PG.swapcache
-        and moved_anonymous_pages_leave_the_swap_cache(world.kernel.semantics)
-    ):
-        return before
-    held = _ORACLE.slot(before.tree, before.key)
-    if held is None or (held.mapping is before.mapping and held.index == before.index):
-        return before
-    vpn = prepared.addr // world.page_size
-    return attrs.evolve(before, tree=None, ptes=((prepared.mm.pid, vpn),))
 
 
 def check_after_settle(world: World) -> list[str]:
