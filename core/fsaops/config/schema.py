@@ -115,7 +115,7 @@ class KernelConfig:
             '2.6.15-rc1-mm2, Nov 2005), "2.6.16" or "2.6.17". They differ in how pages '
             "are unmapped, whether migrated anonymous pages get real ptes back or keep "
             "swap ptes (V4: read back through a minor fault), whether VM_LOCKED pages stay "
-            "behind with EAGAIN (v4, 2.6.16) or fail with EPERM (2.6.17), and how many new "
+            "behind with EAGAIN (v4) or fail with EPERM (2.6.16, 2.6.17), and how many new "
             "pages each migrate_pages call gets (v4: one). `fsaops migrate --semantics` "
             "overrides it."
         ),
