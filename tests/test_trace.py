@@ -22,7 +22,7 @@ import pytest
 import structlog
 
 from fsaops.cli import main
-from fsaops.config import default_config, parse_config
+from fsaops.config import BUILTIN_SOURCE, default_config, parse_config
 from fsaops.frames import FrameMaps
 from fsaops.migrate import MigrateStats, untold_why
 from fsaops.plugins import Registry, load_plugins
@@ -109,6 +109,10 @@ def _events_of(events: list[dict[str, Any]], pfn: int) -> list[tuple[Any, ...]]:
         ("mount7/meta:0", PageRef("mount7/meta:0", file="mount7/meta", index=0)),
         ("5:0x10000", PageRef("5:0x10000", pid=5, address=0x10000)),
         ("5:ff000", PageRef("5:ff000", pid=5, address=0xFF000)),
+        # As the proofs' and the invariants' problem lines name pages.
+        ("mount0/file1/page3", PageRef("mount0/file1/page3", file="mount0/file1", index=3)),
+        ("mount7/meta/page0", PageRef("mount7/meta/page0", file="mount7/meta", index=0)),
+        ("process0/anon12", PageRef("process0/anon12", area="process0", index=12)),
     ],
 )
 def test_a_page_is_named_as_the_report_names_it(text: str, ref: PageRef) -> None:
@@ -120,6 +124,7 @@ def test_a_page_is_named_as_the_report_names_it(text: str, ref: PageRef) -> None
     # Digits of other scripts: "²" is no number to int(), "٣" (3) is, but --seed refuses both.
     [
         *("", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3", "9" * 5000),
+        *("mount0/file1/page", "mount0/file1/page-1", "process0/anon", "a/b/c/page1"),
         *("²", "٣", "mount0/file1:٣", "٣:0x10"),
     ],
 )
@@ -322,6 +327,35 @@ def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) 
             start = json.loads(out)["trace"][0]
             assert start["pfn"] == page["pfn"], name
             assert start["table"] == page["table"]
+
+
+def test_a_page_named_as_problem_lines_name_it_traces_the_same_page(
+    builtin: dict[str, Any], registry: Registry
+) -> None:
+    """``mount0/file1/page3`` and ``process0/anon12``, copied from a problem line, are the pages."""
+    plan = plan_scenario(default_config(), registry, BUILTIN_SOURCE)
+    world = Scenario(plan.config, registry, seed=builtin["seed"])
+    file_page = next(p for p in builtin["pages_left"] if "file" in p)
+    anonymous = next(p for p in builtin["pages_left"] if "pid" in p)
+    vpn = anonymous["address"] // world.page_size
+    area = next(
+        a
+        for a in world.areas
+        if a.mm.pid == anonymous["pid"] and a.start <= vpn < a.start + a.npages
+    )
+    for page, name in (
+        (file_page, f"{file_page['file']}/page{file_page['index']}"),
+        (anonymous, area.page_key(vpn - area.start)),
+    ):
+        status, out, err = _migrate("--trace", name, "--json")
+        assert status == 0, err
+        start = json.loads(out)["trace"][0]
+        assert start["pfn"] == page["pfn"], name
+    key = world.areas[0].key
+    status, _out, err = _migrate("--trace", f"{key}/anon99999", "--json")
+    assert status == 2 and f"{key} has no page anon99999" in err
+    status, _out, err = _migrate("--trace", "process99/anon0", "--json")
+    assert status == 2 and "no process process99" in err
 
 
 # -- a page the scenario gave no state -------------------------------------------------------

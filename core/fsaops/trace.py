@@ -61,13 +61,18 @@ __all__ = [
 ]
 
 PAGE_FORMS: Final = (
-    "a pfn (56), a page of a file as the report names it (mount0/file1:3) "
-    "or a page of a process (PID:ADDRESS, the address in hex: 5:0x10000)"
+    "a pfn (56), a page of a file as the report names it (mount0/file1:3 or "
+    "mount0/file1/page3), or a page of a process (PID:ADDRESS, the address in hex: "
+    "5:0x10000, or process0/anon12)"
 )
 """What ``--trace`` accepts, as its messages say it."""
 
 _FILE_PAGE = re.compile(r"(?P<file>[^:\s]*/[^:\s]*):(?P<index>\d+)", re.ASCII)
 _PROCESS_PAGE = re.compile(r"(?P<pid>\d+):(?P<address>(?:0[xX])?[0-9a-fA-F]+)", re.ASCII)
+# How the proofs' and the invariants' problem lines name a page (``File.page_key``,
+# ``Area.page_key``): ``mount0/file1/page3``, ``process0/anon12``.
+_FILE_PAGE_KEY = re.compile(r"(?P<file>[^:\s/]+/[^:\s/]+)/page(?P<index>\d+)", re.ASCII)
+_AREA_PAGE_KEY = re.compile(r"(?P<area>[^:\s/]+)/anon(?P<page>\d+)", re.ASCII)
 
 
 _MAX_PAGE_TEXT: Final = 1000
@@ -89,6 +94,8 @@ class PageRef:
         index: the page's index in that file.
         pid: a process.
         address: a byte address in that process.
+        area: a process's anonymous memory as problem lines name it
+            (``process0``), with ``index`` its page (``process0/anon12``).
     """
 
     text: str
@@ -97,6 +104,7 @@ class PageRef:
     index: int | None = None
     pid: int | None = None
     address: int | None = None
+    area: str | None = None
 
 
 def parse_page(text: str) -> PageRef:
@@ -110,8 +118,10 @@ def parse_page(text: str) -> PageRef:
         raise ValueError(f"expected {PAGE_FORMS}, got {len(text)} characters")
     if text.isascii() and text.isdigit():
         return PageRef(text, pfn=int(text))
-    if match := _FILE_PAGE.fullmatch(text):
+    if match := _FILE_PAGE.fullmatch(text) or _FILE_PAGE_KEY.fullmatch(text):
         return PageRef(text, file=match["file"], index=int(match["index"]))
+    if match := _AREA_PAGE_KEY.fullmatch(text):
+        return PageRef(text, area=match["area"], index=int(match["page"]))
     if match := _PROCESS_PAGE.fullmatch(text):
         return PageRef(text, pid=int(match["pid"]), address=int(match["address"], 16))
     raise ValueError(f"expected {PAGE_FORMS}, got {text[:60]!r}")
@@ -490,6 +500,8 @@ class PageTrace:
             return self._file_page(scenario, ref.file, ref.index)
         if ref.pid is not None and ref.address is not None:
             return self._process_page(scenario, ref.pid, ref.address)
+        if ref.area is not None and ref.index is not None:
+            return self._area_page(scenario, ref.area, ref.index)
         assert ref.pfn is not None
         return self._frame(scenario, ref.pfn)
 
@@ -559,6 +571,24 @@ class PageTrace:
             f"--trace {text}: process {pid} has no page of anonymous memory at {address:#x} "
             f"(its memory: {spans})"
         )
+
+    def _area_page(self, scenario: Scenario, key: str, page_no: int) -> tuple[Page, str]:
+        """The page problem lines call ``KEY/anonN``: page ``N`` of a process's anonymous memory."""
+        text = self.ref.text
+        areas = [a for a in scenario.areas if a.key == key]
+        if not areas:
+            keys = sorted({a.key for a in scenario.areas})
+            listed = ", ".join(keys) if keys else "none"
+            raise TraceError(
+                f"--trace {text}: no process {key} with anonymous memory (the processes are "
+                f"{listed})"
+            )
+        for area in areas:
+            if area.first <= page_no < area.first + area.npages:
+                address = (area.start + page_no - area.first) * scenario.page_size
+                return self._process_page(scenario, area.mm.pid, address)
+        spans = ", ".join(f"anon{a.first}-anon{a.first + a.npages - 1}" for a in areas)
+        raise TraceError(f"--trace {text}: {key} has no page anon{page_no} (its pages: {spans})")
 
     @staticmethod
     def _on_source(scenario: Scenario, page: Page, text: str) -> Page:
