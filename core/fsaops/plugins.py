@@ -245,7 +245,8 @@ class Registry:
     """The loaded plugins and their filesystem types, frozen.
 
     Attributes:
-        plugins: every installed plugin, loaded or not, in name order.
+        plugins: every installed plugin, loaded or not, in name order (one
+            a loaded plugin imported while a run ran included: :attr:`plugins`).
         filesystems: filesystem types by name.
         owners: the entry-point name of the plugin providing each type.
         migration: whether the kernel it serves is built with migration;
@@ -253,14 +254,56 @@ class Registry:
         selection: the names that were selected.
         selected_by: where the selection came from: ``--plugins``,
             ``FSAOPS_PLUGINS``, ``[plugins] load`` or ``installed`` (all).
+        unimported: the plugins not selected whose module was not imported
+            when loading finished, with that module: one a loaded plugin
+            imports later (inside its ``migratepage``, while a run runs) is
+            listed as imported from then on (:attr:`plugins`).
     """
 
-    plugins: tuple[PluginInfo, ...]
+    _plugins: tuple[PluginInfo, ...]
     filesystems: Mapping[str, FileSystemType] = attrs.field(converter=frozen_mapping)
     owners: Mapping[str, str] = attrs.field(converter=frozen_mapping)
     migration: bool = True
     selection: tuple[str, ...] = ()
     selected_by: str = "installed"
+    unimported: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_mapping)
+
+    @property
+    def plugins(self) -> tuple[PluginInfo, ...]:
+        """Every installed plugin, loaded or not, in name order, as things stand now.
+
+        A plugin not selected whose module a loaded plugin imported after
+        loading (a ``migratepage`` that imports it when it runs) is
+        ``imported`` too, so that the report of the run lists it with its
+        version.  Which loaded plugin imported it is not known then: its
+        ``imported_by`` names every selected plugin that loaded and is not
+        fsaops's own (whose code imports no other plugin).  Looking costs a
+        dictionary look-up per plugin in :attr:`unimported`.
+        """
+        late = self._imported_late()
+        if not late:
+            return self._plugins
+        return tuple(
+            attrs.evolve(p, status=PluginStatus.IMPORTED, error=None, imported_by=late[p.name])
+            if p.name in late
+            else p
+            for p in self._plugins
+        )
+
+    def _imported_late(self) -> dict[str, tuple[str, ...]]:
+        """The plugins of :attr:`unimported` imported since, and who may have imported them."""
+        found = [
+            name
+            for name, module in self.unimported.items()
+            if module in sys.modules and module not in _LOADER_IMPORTED
+        ]
+        if not found:
+            return {}
+        loaded = {
+            p.name for p in self._plugins if p.status is PluginStatus.LOADED and not p.built_in
+        }
+        importers = tuple(name for name in self.selection if name in loaded)
+        return dict.fromkeys(found, importers) if importers else {}
 
     @property
     def failures(self) -> tuple[PluginInfo, ...]:
@@ -297,7 +340,7 @@ class Registry:
         known = ", ".join(sorted(self.filesystems)) or "none"
         provider = self.provider(name)
         if provider is not None:
-            hint = f"; plugin {provider.label} provides it but is {provider.status.value}"
+            hint = f"; plugin {provider.label} provides it but {self.unused(provider)}"
             where = ""
         else:
             hint, where = did_you_mean(name, self.filesystems), self.unselected_hint()
@@ -315,6 +358,27 @@ class Registry:
             if info.status is not PluginStatus.LOADED and info.built_in and info.name == fs:
                 return info
         return None
+
+    def unused(self, info: PluginInfo) -> str:
+        """Why the filesystems of ``info``, a plugin not loaded, are not there, and what to do.
+
+        ``is not loaded (selected plugins: ext2, swap): add ext3 to --plugins
+        to select it``; a plugin a selected one imported is not selected
+        either (importing its module does not register its filesystems); one
+        that failed says so.
+        """
+        if info.status is PluginStatus.FAILED:
+            return "failed to load (fsaops plugins says why)"
+        selected = ", ".join(_cut(name) for name in self.selection) or "none"
+        where = self.selected_by if self.selected_by != "installed" else "the selection"
+        select = f"add {_cut(info.name)} to {where} to select it"
+        if info.status is PluginStatus.IMPORTED:
+            importers = ", ".join(_cut(name) for name in info.imported_by)
+            return (
+                f"is not selected, only imported by {importers} (selected plugins: "
+                f"{selected}): its filesystems come only with selecting it; {select}"
+            )
+        return f"is not loaded (selected plugins: {selected}): {select}"
 
     def unselected_hint(self) -> str:
         """``; no selected plugin provides it; 3 installed plugins were not selected: a, b, c``.
@@ -1212,6 +1276,15 @@ def _load(
         set(sys.modules) - modules_before,
         {name: types for name, types in provided.items() if name not in errors},
     )
+    for modules in brought.values():
+        _LOADER_IMPORTED.update(modules)
+    unimported = {
+        name: module
+        for name, item in available.items()
+        if name not in selected and name not in used and not item.clash
+        for module in [_entry_module(item.value)]
+        if module and module.split(".")[0] != "fsaops" and module not in sys.modules
+    }
     infos = []
     for name, item in available.items():
         imported_by: tuple[str, ...] = ()
@@ -1244,7 +1317,16 @@ def _load(
         migration=migration,
         selection=tuple(selected),
         selected_by=source,
+        unimported=unimported,
     )
+
+
+_LOADER_IMPORTED: Final[set[str]] = set()
+"""Every module a plugin's import brought in, in any load of this process.
+
+One of them that a registry's :attr:`~Registry.unimported` names came in
+with a plugin another load selected: no plugin of that registry imported it.
+"""
 
 
 def _entry_module(value: str) -> str:

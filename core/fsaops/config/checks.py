@@ -197,10 +197,9 @@ def _mount_type(
     # another's entry point says nothing of what it provides, and it was not imported.
     info = registry.provider(mount.fs)
     if info is not None:
-        selected = ", ".join(registry.selection) or "none"
         problems.append(
-            f"{key}.fs: filesystem {shown(mount.fs)} comes from plugin {info.label}, which is "
-            f"{info.status.value} (selected plugins: {selected})"
+            f"{key}.fs: filesystem {shown(mount.fs)} comes from plugin {info.label}, which "
+            f"{registry.unused(info)}"
         )
         return None
     hint = did_you_mean(mount.fs, registry.filesystems)
