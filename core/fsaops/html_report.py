@@ -296,8 +296,11 @@ def _scenario(report: Report) -> str:
     config = report.config
     kernel = config.get("kernel", {})
     workload = config.get("workload", {})
+    # A plugin the selection left out, whose module a loaded one imported,
+    # is said to be so, as the text report says it.
     plugins = ", ".join(
-        f"{escape(p.name)} <span class=muted>({escape(p.distribution)} {escape(p.version)})</span>"
+        f"{escape(p.describe())} "
+        f"<span class=muted>({escape(p.distribution)} {escape(p.version)})</span>"
         for p in report.plugins
     )
     facts = [
@@ -315,12 +318,20 @@ def _scenario(report: Report) -> str:
         ("migrate", f"every page of node {report.from_node} to node {report.to_node}"),
         (
             "workload",
-            ", ".join(f"{escape(k)} {v}" for k, v in workload.items() if k != "seed" and v)
+            ", ".join(
+                f"{escape(k)} {escape(_toml_value(v))}"
+                for k, v in workload.items()
+                if k != "seed" and v
+            )
             or "every page clean",
         ),
         (
             "faults",
-            ", ".join(f"{escape(k)} {v}" for k, v in config.get("faults", {}).items() if v)
+            ", ".join(
+                f"{escape(k)} {escape(_toml_value(v))}"
+                for k, v in config.get("faults", {}).items()
+                if v
+            )
             or "none injected",
         ),
         (
@@ -354,8 +365,12 @@ def _scenario(report: Report) -> str:
         "anonymous memory.</p>"
     )
     # The plugins the run loaded, however they were chosen: saved and run
-    # again, the scenario loads the same set, as the command above does.
-    loaded = {**(config.get("plugins") or {}), "load": [p.name for p in report.plugins]}
+    # again, the scenario loads the same set, as the command above does (not
+    # those a loaded one imported: they come with it).
+    loaded = {
+        **(config.get("plugins") or {}),
+        "load": [p.name for p in report.plugins if not p.imported_by],
+    }
     toml = escape(scenario_toml({**config, "plugins": loaded}, report.seed))
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'

@@ -279,6 +279,12 @@ class PluginVersion:
     version: str
     imported_by: tuple[str, ...] = ()
 
+    def describe(self) -> str:
+        """``myfs`` for a plugin the run loaded, ``ext2 (imported by myfs)`` for one it imported."""
+        if not self.imported_by:
+            return self.name
+        return f"{self.name} (imported by {', '.join(self.imported_by)})"
+
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON (``imported_by`` only when there is one)."""
         data: dict[str, Any] = {
@@ -782,8 +788,10 @@ def _heading(report: Report) -> Text:
         f"every page of node {report.from_node} to node {report.to_node}",
         style="dim",
     )
-    if report.selection is not None:
-        text.append(f"\nplugins: {printable(report.selection.describe())}", style="yellow")
+    plugins = [] if report.selection is None else [report.selection.describe()]
+    plugins += [p.describe() for p in report.plugins if p.imported_by]
+    if plugins:
+        text.append(f"\nplugins: {printable('; '.join(plugins))}", style="yellow")
     for part in report.left_out:
         text.append(f"\nleft out: {part.describe()}", style="yellow")
     for name in report.not_mounted:
