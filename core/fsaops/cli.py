@@ -361,8 +361,9 @@ def _parser() -> _Parser:
         "scenario",
         nargs="?",
         metavar="SCENARIO.toml",
-        help="take the plugins, the kernel's semantics, the page size and the mounts from "
-        "a scenario (--fs and --mode pick one of its mounts)",
+        help="take the plugins, the kernel's semantics, page size, I/O latency and commit "
+        "interval, the mounts and [workload] out_of_line from a scenario (--fs and --mode "
+        "pick one of its mounts); every other key it sets is named as not used",
     )
     explore.add_argument(
         "--fs", metavar="NAME", help="the filesystem type whose table to explore (swap: anonymous)"
@@ -1009,9 +1010,11 @@ def _explore_target(
     fs: str | None,
     mode: str | None,
     defaults: Mapping[str, str] | None = None,
-) -> tuple[str, str | None, int | None]:
-    """The filesystem, mode and block size to explore: from the options, or a scenario's mount.
+) -> tuple[str, str | None, int | None, int | None]:
+    """The filesystem, mode and block size to explore, and the index of the scenario's mount.
 
+    They come from the options, or from a scenario's mount (the index is
+    ``None`` without one, or for a type the scenario does not mount).
     ``defaults`` gives each loaded filesystem's default mode: a mount that
     names no mode has that one (and ``--mode`` must match it).
     """
@@ -1020,19 +1023,20 @@ def _explore_target(
     if config is None:
         if fs is None:
             raise ConfigError("fsaops explore needs --fs NAME (or a SCENARIO.toml), or --replay")
-        return fs, mode, None
+        return fs, mode, None, None
     known = defaults or {}
 
     def mode_of(mount: MountConfig) -> str | None:
         return mount.mode if mount.mode is not None else known.get(mount.fs)
 
-    mounts = [
-        m
-        for m in config.mount
+    indexed = [
+        (i, m)
+        for i, m in enumerate(config.mount)
         if (fs is None or m.fs == fs) and (mode is None or (mode_of(m) or mode) == mode)
     ]
+    mounts = [m for _, m in indexed]
     if fs is not None and not mounts and not any(m.fs == fs for m in config.mount):
-        return fs, mode, None  # a type the scenario does not mount (swap: anonymous memory)
+        return fs, mode, None, None  # a type the scenario does not mount (swap: anonymous memory)
     if not mounts:
         if not config.mount:
             raise ConfigError(f"{source}: mounts nothing to explore; name a filesystem with --fs")
@@ -1043,8 +1047,8 @@ def _explore_target(
     if len({(m.fs, mode_of(m)) for m in mounts}) > 1:
         shown = ", ".join(f"{m.fs}:{mode_of(m) or 'default'}" for m in mounts)
         raise ConfigError(f"{source}: pick one of its mounts with --fs and --mode: {shown}")
-    chosen = mounts[0]
-    return chosen.fs, mode_of(chosen) or mode, chosen.block_size
+    index, chosen = indexed[0]
+    return chosen.fs, mode_of(chosen) or mode, chosen.block_size, index
 
 
 def _migration_built_in(config: Config, source: str) -> None:
@@ -1063,6 +1067,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     from fsaops.errors import ConfigError
     from fsaops.explore import explore, replay
     from fsaops.explore.api import parse_tasks
+    from fsaops.explore.setup import DEFAULT_IO_LATENCY
 
     if args.replay is not None:
         given = [
@@ -1097,9 +1102,14 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             plan_scenario(config, registry, source)  # the scenario, checked as migrate does
             _migration_built_in(config, source)
         defaults = {name: t.default_mode for name, t in registry.filesystems.items()}
-        fs, mode, block_size = _explore_target(config, source, args.fs, args.mode, defaults)
+        fs, mode, block_size, index = _explore_target(config, source, args.fs, args.mode, defaults)
         semantics = args.semantics or (config.kernel.semantics if config else "v4")
         page_size = int(config.kernel.page_size) if config else 4096
+        # What else of the scenario shapes the explored machine: the layout
+        # of the mount's blocks, the I/O latency and the journal's commits.
+        out_of_line = config.workload.out_of_line if config else False
+        io_latency = config.kernel.io_latency if config else DEFAULT_IO_LATENCY
+        commit_interval = config.kernel.commit_interval if config else None
         tasks = None if args.tasks is None else parse_tasks(args.tasks.split(","))
         if tasks is not None and not tasks:
             raise ConfigError("--tasks: expected at least one task")
@@ -1117,7 +1127,17 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             block_size=block_size,
             page_size=page_size,
             together=args.together,
+            out_of_line=out_of_line,
+            io_latency=io_latency,
+            commit_interval=commit_interval,
         )
+        if config is not None:  # every other key it sets is named, not dropped
+            import attrs
+
+            from fsaops.explore.scenario import not_used
+
+            unused = not_used(config, index, out_of_line=result.out_of_line)
+            result = attrs.evolve(result, not_used=unused)
     _no_exit_called()
     if args.json:
         _write(result.dumps())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from fsaops.config.schema import MAX_COMMIT_INTERVAL, MAX_TICKS
 from fsaops.errors import ConfigError, shown
 from fsaops.explore.search import (
     Deviations,
@@ -31,6 +32,7 @@ from fsaops.explore.search import (
 )
 from fsaops.explore.search import preemptions as count_preemptions
 from fsaops.explore.setup import (
+    DEFAULT_IO_LATENCY,
     DEFAULT_PAGES,
     MAX_PAGES,
     ExploredWorld,
@@ -206,6 +208,16 @@ class ExploreResult:
             model's race branches the schedules reached.
         replayed: this is the result of :func:`replay` (one schedule).
         interleaving: a replay's schedule, step by step (empty otherwise).
+        out_of_line: the pages' blocks were out of line (a scenario's
+            ``[workload] out_of_line``, on a mount whose blocks are smaller
+            than a page).
+        io_latency: the kernel's I/O latency, in ticks.
+        commit_interval: ticks between the journal's commits (``None``:
+            the journal's own default).
+        not_used: the keys of the scenario explored that are set (not at
+            their defaults) and that the explorer does not use
+            (``workload.dirty``, ``mount[1]``, ...): they do not shape the
+            explored machine.
     """
 
     fs: str
@@ -222,6 +234,10 @@ class ExploreResult:
     reasons: Mapping[str, int] = attrs.field(factory=dict)
     replayed: bool = False
     interleaving: tuple[Step, ...] = ()
+    out_of_line: bool = False
+    io_latency: int = DEFAULT_IO_LATENCY
+    commit_interval: int | None = None
+    not_used: tuple[str, ...] = ()
 
     @property
     def schedules_per_second(self) -> float:
@@ -258,6 +274,10 @@ class ExploreResult:
             "reasons": dict(sorted(self.reasons.items())),
             "replayed": self.replayed,
             "interleaving": [step.to_json() for step in self.interleaving],
+            "out_of_line": self.out_of_line,
+            "io_latency": self.io_latency,
+            "commit_interval": self.commit_interval,
+            "not_used": list(self.not_used),
         }
 
     def dumps(self) -> str:
@@ -288,6 +308,14 @@ def encode_replay(setup: Setup, bounds: Bounds, choices: Mapping[int, int]) -> s
         "seed": bounds.seed,
         "c": [[j, tid] for j, tid in sorted(choices.items())],
     }
+    # What a scenario may set, only when it is not the default: a string
+    # recorded without them stays as it was.
+    if setup.out_of_line:
+        data["ool"] = True
+    if setup.io_latency != DEFAULT_IO_LATENCY:
+        data["io"] = setup.io_latency
+    if setup.commit_interval is not None:
+        data["ci"] = setup.commit_interval
     text = json.dumps(data, separators=(",", ":"), sort_keys=True)
     return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -341,6 +369,9 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             schedules=_opt_int(data, "n"),
             seed=_int(data, "seed", 0, MAX_SEED),
         )
+        out_of_line = data.get("ool", False)
+        if type(out_of_line) is not bool:
+            raise ConfigError(f"--replay: bad ool {shown(out_of_line)}")
         setup = Setup(
             fs,
             mode,
@@ -349,6 +380,9 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             semantics=sem,
             pages=pages,
             tasks=tuple(tasks),
+            out_of_line=out_of_line,
+            io_latency=_int(data, "io", 1, MAX_TICKS) if "io" in data else DEFAULT_IO_LATENCY,
+            commit_interval=_int(data, "ci", 1, MAX_COMMIT_INTERVAL) if "ci" in data else None,
         )
     except (KeyError, TypeError):
         raise ConfigError("--replay: the replay string is damaged (a field is missing)") from None
@@ -437,6 +471,9 @@ def _resolve(
     block_size: int | None,
     page_size: int,
     alone: bool = False,
+    out_of_line: bool = False,
+    io_latency: int = DEFAULT_IO_LATENCY,
+    commit_interval: int | None = None,
 ) -> tuple[FileSystemType, Setup]:
     fstype = registry.filesystem(fs) if isinstance(fs, str) else fs
     fs = fstype.name
@@ -448,7 +485,21 @@ def _resolve(
         raise ConfigError(f"unknown semantics {semantics!r}: expected one of {sorted(SEMANTICS)}")
     if not 1 <= pages <= MAX_PAGES:
         raise ConfigError(f"pages: expected 1 to {MAX_PAGES}, got {pages}")
-    info = probe(fstype, mode, registry)
+    if not 1 <= io_latency <= MAX_TICKS:
+        raise ConfigError(f"io_latency: expected 1 to {MAX_TICKS} ticks, got {shown(io_latency)}")
+    if commit_interval is not None and not 1 <= commit_interval <= MAX_COMMIT_INTERVAL:
+        raise ConfigError(
+            f"commit_interval: expected 1 to {MAX_COMMIT_INTERVAL} ticks, got "
+            f"{shown(commit_interval)}"
+        )
+    info = probe(
+        fstype,
+        mode,
+        registry,
+        out_of_line=out_of_line,
+        block_size=block_size,
+        page_size=page_size,
+    )
     wanted: list[str | TaskSpec]
     if tasks is None:
         wanted = list(default_tasks(fstype, mode, info))
@@ -471,6 +522,9 @@ def _resolve(
         semantics=semantics,
         pages=pages,
         tasks=specs,
+        out_of_line=out_of_line,
+        io_latency=io_latency,
+        commit_interval=commit_interval,
     )
     return fstype, setup
 
@@ -549,6 +603,9 @@ def explore(
     reduce: bool = True,
     progress: Callable[[int], object] | None = None,
     together: bool = False,
+    out_of_line: bool = False,
+    io_latency: int = DEFAULT_IO_LATENCY,
+    commit_interval: int | None = None,
 ) -> ExploreResult:
     """Run the migration of a table's pages against accessor tasks under many schedules.
 
@@ -585,14 +642,27 @@ def explore(
         progress: called with the number of schedules run so far.
         together: without ``tasks``, run every default accessor in each
             schedule, instead of one at a time.
+        out_of_line: lay the blocks of each file page out of line, as
+            ``fsaops migrate`` does with ``[workload] out_of_line`` (not on a
+            mount whose blocks are as large as a page, nor a buffer-cache
+            mapping): a table that reads pages from runs of blocks then
+            reads them through buffer heads, and the pages carry them.
+        io_latency: the kernel's ticks from submitting a write to its
+            completion (``kernel.io_latency``).  Within a schedule an I/O
+            completes when the schedule runs its task, so the latency times
+            only the I/O of the build and of the checks after it.
+        commit_interval: ticks between the journal's commits
+            (``kernel.commit_interval``; ``None``: the journal's default).
+            Within a schedule only the ``kjournald`` task commits.
 
     Returns:
         What the search found; its :attr:`~ExploreResult.failures` hold the
         first failing schedule, if any.
 
     Raises:
-        ConfigError: an unknown filesystem, mode, semantics or task, or a
-            task that does not apply to the table's pages.
+        ConfigError: an unknown filesystem, mode, semantics or task, a
+            task that does not apply to the table's pages, or a latency or
+            commit interval out of range.
         fsaops.world.SetupError: the machine cannot be built as asked.
     """
     registry = _registry(registry)
@@ -618,6 +688,9 @@ def explore(
         block_size=block_size,
         page_size=page_size,
         alone=alone,
+        out_of_line=out_of_line,
+        io_latency=io_latency,
+        commit_interval=commit_interval,
     )
     if alone and len(setup.tasks) > 1:
         return _one_at_a_time(
@@ -635,6 +708,9 @@ def explore(
                 page_size=page_size,
                 reduce=reduce,
                 progress=progress,
+                out_of_line=out_of_line,
+                io_latency=io_latency,
+                commit_interval=commit_interval,
             ),
             schedules,
         )
@@ -709,6 +785,9 @@ def _result(setup: Setup, xworld: ExploredWorld, bounds: Bounds, **outcome: Any)
         pages=setup.pages,
         tasks=tuple(str(t) for t in setup.tasks),
         bounds=bounds,
+        out_of_line=xworld.out_of_line,
+        io_latency=setup.io_latency,
+        commit_interval=setup.commit_interval,
         **outcome,
     )
 
@@ -735,6 +814,9 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
         semantics=setup.semantics,
         block_size=setup.block_size,
         page_size=setup.page_size,
+        out_of_line=setup.out_of_line,
+        io_latency=setup.io_latency,
+        commit_interval=setup.commit_interval,
     )
     xworld = ExploredWorld(checked, fstype, registry)
     result = fork_run(xworld, policy=lambda: Deviations(choices, exact=True), record=True)
@@ -779,11 +861,14 @@ def _plural(n: int, word: str) -> str:
 
 def render_text(result: ExploreResult) -> str:
     """The terminal summary of ``fsaops explore``: what ran, and a failing schedule if any."""
+    layout = ", blocks out of line" if result.out_of_line else ""
     lines = [
         f"fsaops explore: {result.fs} {result.mode} ({result.table}), semantics "
-        f"{result.semantics}, {_plural(result.pages, 'page')}",
+        f"{result.semantics}, {_plural(result.pages, 'page')}{layout}",
         f"tasks: migrate (pages 0-{result.pages - 1}), {', '.join(result.tasks) or 'no accessor'}",
     ]
+    if result.not_used:
+        lines.append(f"not used by explore: {', '.join(result.not_used)}")
     bounds = result.bounds
     if result.replayed:
         lines.append("replaying one schedule:")

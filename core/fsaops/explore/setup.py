@@ -12,7 +12,11 @@ anonymous memory of its own process), isolated for migration, with a new
 page for each on the target node.  A page's state follows the tasks that
 work on it: dirty for ``writeback``, mapped for ``mmap-write``, a swap pte
 for ``swapin``; otherwise odd pages are dirty (where the table can write),
-and even anonymous pages are mapped.
+and even anonymous pages are mapped.  With ``out_of_line`` (a scenario's
+``[workload] out_of_line``) each file page's blocks are allocated in turn
+with another file's, as ``fsaops migrate`` lays out the files of such a
+scenario, so a table that reads pages from runs of blocks reads them
+through buffer heads (ext2 ``nobh``'s "confused" pages).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ __all__ = [
     "check_setup",
     "default_tasks",
     "lone_runs",
+    "out_of_line_applies",
     "page_spec",
     "probe",
 ]
@@ -66,6 +71,9 @@ MAX_PAGES: Final = 16
 
 MAX_TASKS: Final = 16
 """The most accessor tasks a schedule may have."""
+
+DEFAULT_IO_LATENCY: Final = 4
+"""Ticks from submitting a write to its completion unless told otherwise (the kernel's default)."""
 
 SOURCE_NODE: Final = 0
 TARGET_NODE: Final = 1
@@ -94,6 +102,20 @@ class Setup:
         semantics: the release of the migration code (``v4``, ``2.6.16``, ``2.6.17``).
         pages: how many pages the migration task moves.
         tasks: the accessor tasks, each with its page.
+        out_of_line: lay each file page's blocks out of line (a scenario's
+            ``[workload] out_of_line``); a page of one block, a buffer-cache
+            mapping and anonymous memory are left as they are
+            (:func:`out_of_line_applies`).
+        io_latency: the kernel's ticks from submitting a write to its
+            completion (a scenario's ``kernel.io_latency``).  While a
+            schedule runs an I/O completion is a task of its own, as late as
+            the schedule makes it; the latency times the I/O of the build
+            and of the checks after the schedule.
+        commit_interval: ticks between the journal's commits (a scenario's
+            ``kernel.commit_interval``; ``None``: the journal's own
+            default).  While a schedule runs the journal commits only in
+            the ``kjournald`` task; the interval times the commits of the
+            build and of the checks after the schedule.
     """
 
     fs: str
@@ -103,6 +125,9 @@ class Setup:
     semantics: str = "v4"
     pages: int = DEFAULT_PAGES
     tasks: tuple[TaskSpec, ...] = ()
+    out_of_line: bool = False
+    io_latency: int = DEFAULT_IO_LATENCY
+    commit_interval: int | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -160,8 +185,21 @@ class TableInfo:
     journal: bool = False
 
 
-def probe(fstype: FileSystemType, mode: str, registry: Registry | None) -> TableInfo:
+def probe(
+    fstype: FileSystemType,
+    mode: str,
+    registry: Registry | None,
+    *,
+    out_of_line: bool = False,
+    block_size: int | None = None,
+    page_size: int = 4096,
+) -> TableInfo:
     """What the table's pages are, found by building one on a small machine.
+
+    With ``out_of_line`` the page is built as the explorer builds its pages
+    then, on a mount of ``block_size`` with pages of ``page_size``: its blocks
+    out of line where :func:`out_of_line_applies` (ext2 ``nobh`` reads such a
+    page through buffer heads, and it carries them).
 
     Raises:
         fsaops.world.SetupError: the mode keeps no pages in the page cache.
@@ -173,11 +211,27 @@ def probe(fstype: FileSystemType, mode: str, registry: Registry | None) -> Table
             f"{fstype.name} mode {mode} keeps no pages in the page cache (execute in place): "
             "there is nothing to migrate"
         )
-    world = World(registry=registry, nodes=2, node_pages=16)
-    sb = world.mount(fstype, mode)
-    prepared = world.make_page(PageSpec(), on=sb)
+    if out_of_line:
+        world = World(registry=registry, nodes=2, node_pages=16, page_size=page_size)
+        sb = world.mount(fstype, mode, block_size=block_size)
+        spec = PageSpec(out_of_line=out_of_line_applies(fstype, mode, sb, page_size))
+    else:
+        world = World(registry=registry, nodes=2, node_pages=16)
+        sb = world.mount(fstype, mode)
+        spec = PageSpec()
+    prepared = world.make_page(spec, on=sb)
     kind = "buffered" if prepared.page.flags & PG.private else "unbuffered"
     return TableInfo(kind, callable(getattr(sb.s_fs_info, "commit", None)))
+
+
+def out_of_line_applies(fstype: FileSystemType, mode: str, sb: SuperBlock, page_size: int) -> bool:
+    """Whether the explorer lays the blocks of its pages on ``sb`` out of line, when asked to.
+
+    As ``fsaops migrate`` does with ``[workload] out_of_line``: the pages of
+    files, on a mount whose blocks are smaller than a page (a page of one
+    block has nothing out of line); not a buffer-cache mapping's pages.
+    """
+    return fstype.name != SWAP and not fstype.is_buffer_cache(mode) and sb.s_blocksize < page_size
 
 
 def applies(acc: Accessor, fstype: FileSystemType, mode: str, info: TableInfo) -> str | None:
@@ -336,6 +390,8 @@ class ExploredWorld:
         to: the new pages.
         places: where every page was before migration (the placement proof's start).
         rt: what the task bodies need at run time.
+        out_of_line: the pages' blocks are out of line (``setup.out_of_line``,
+            where :func:`out_of_line_applies`).
 
     Raises:
         fsaops.world.SetupError: the machine cannot be built as asked.
@@ -361,9 +417,11 @@ class ExploredWorld:
             nodes=2,
             node_pages=max(32, 6 * n + 16),
             page_size=setup.page_size,
+            io_latency=setup.io_latency,
             semantics=setup.semantics,
             swap_slots=4 * n + 8 if anonymous else 0,
             seed=0,
+            commit_interval=setup.commit_interval,
         )
         kernel = self.world.kernel
         self.sb: SuperBlock | None = None
@@ -372,6 +430,11 @@ class ExploredWorld:
                 raise SetupError("no swap device")
         else:
             self.sb = self.world.mount(fstype, setup.mode, block_size=setup.block_size)
+        self.out_of_line = (
+            setup.out_of_line
+            and self.sb is not None
+            and out_of_line_applies(fstype, setup.mode, self.sb, setup.page_size)
+        )
         self.table: AddressSpaceOperations = (
             kernel.swapper_space.a_ops  # type: ignore[union-attr]
             if anonymous
@@ -411,12 +474,13 @@ class ExploredWorld:
         return self.world.kernel
 
     def _spec(self, i: int, accs: Sequence[Accessor]) -> PageSpec:
-        return page_spec(
+        spec = page_spec(
             i,
             accs,
             writable=self.table.writepage is not None,
             anonymous=self.setup.anonymous,
         )
+        return attrs.evolve(spec, out_of_line=True) if self.out_of_line else spec
 
     def _build_page(self, i: int, accs: Sequence[Accessor]) -> Target:
         spec = self._spec(i, accs)
