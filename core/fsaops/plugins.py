@@ -244,9 +244,9 @@ class PluginInfo:
 class Registry:
     """The loaded plugins and their filesystem types, frozen.
 
+    Every installed plugin, loaded or not, is in :attr:`plugins`.
+
     Attributes:
-        plugins: every installed plugin, loaded or not, in name order (one
-            a loaded plugin imported while a run ran included: :attr:`plugins`).
         filesystems: filesystem types by name.
         owners: the entry-point name of the plugin providing each type.
         migration: whether the kernel it serves is built with migration;
