@@ -20,10 +20,13 @@ every page of anonymous memory is written to swap and dropped; then every
 page is read from its backing store, its file's blocks or its swap slot, and
 compared with what was written.  A dirty state lost in migration shows here:
 the page read back clean in memory, but the disk never got it.  A table with
-no backing store (no ``writepage``, or execute in place) is checked in memory
-only, and the proof says which; there a page must still hold its data and
-stay dirty (unless its device holds that data), since a clean one is what
-reclaim drops.
+no backing store is checked in memory only, and the proof says which: one
+with no ``writepage``, or whose ``writepage`` declines the pages sync left
+dirty (redirties them and returns ``WRITEPAGE_ACTIVATE``, as shmem's does
+with no swap); there a page must still hold its data and stay dirty (unless
+its device holds that data), since a clean one is what reclaim drops.  A
+page sync left dirty that ``writepage`` does write when asked is one sync
+skipped, and its data never reached the disk.
 
 Both name each problem's page (its frame, its file and index or its process
 and address), its table, and what is wrong.
@@ -87,7 +90,8 @@ class Proof:
         failures: pages it found wrong (all counted).
         problems: the first :data:`MAX_PROBLEMS` of them, one sentence each.
         memory_only: pages checked in memory only, by table, because the
-            table has no backing store (durability).
+            table has no backing store: no ``writepage``, or one that
+            declines to write them (durability).
     """
 
     name: str
@@ -559,8 +563,20 @@ def prove_durability(
 
     ps = world.page_size
     for record in world.files:
-        table = record.inode.i_mapping.a_ops.name
-        backed = record.page_cache is False or record.inode.i_mapping.a_ops.writepage is not None
+        mapping = record.inode.i_mapping
+        table = mapping.a_ops.name
+        backed = record.page_cache is False or mapping.a_ops.writepage is not None
+        # Pages still dirty after sync: the table's writepage skipped them
+        # (a disk-backed page sync missed) or has nowhere to write them.
+        skipped: set[int] = set()
+        if record.page_cache and backed:
+            skipped = {
+                index
+                for index, page in enumerate(mapping.page_tree[: record.npages])
+                if page is not None and page.flags & PG.dirty
+            }
+            if skipped and _declined(world, record, skipped):
+                backed = False  # it keeps its data in memory: checked there
         if record.page_cache and not backed:
             memory_only[table] = memory_only.get(table, 0) + record.npages
         for first in range(0, record.npages, RUN_PAGES):
@@ -570,24 +586,25 @@ def prove_durability(
             # page only where that fails.
             if not backed:
                 frames = [world.page_of(record, index) for index in range(first, first + count)]
-                if None not in frames and world.matches(
-                    record,
-                    first,
-                    count,
-                    b"".join([Oracle.frame(page) for page in frames if page is not None]),
+                if (
+                    not (skipped and skipped.intersection(range(first, first + count)))
+                    and None not in frames
+                    and world.matches(
+                        record,
+                        first,
+                        count,
+                        b"".join([Oracle.frame(page) for page in frames if page is not None]),
+                    )
                 ):
                     _memory_only_clean(world, record, first, frames, moved_by, wrong)
                     continue
                 for k, page in enumerate(frames):
-                    if page is None or oracle.frame(page) != world.expected(record, first + k):
+                    if first + k in skipped:
+                        wrong(_still_dirty(record, first + k, table))
+                    elif page is None or oracle.frame(page) != world.expected(record, first + k):
                         wrong(f"{record.describe(first + k)} ({table}): lost from memory")
                 continue
-            tree = record.inode.i_mapping.page_tree
-            dirty = {
-                index
-                for index, page in enumerate(tree[first : first + count], first)
-                if page is not None and page.flags & PG.dirty
-            }
+            dirty = skipped.intersection(range(first, first + count)) if skipped else skipped
             if not dirty and world.disk_holds(record, first, count):
                 continue
             disk = oracle.on_disk_range(record.inode, first, count)
@@ -596,10 +613,7 @@ def prove_durability(
             for k in range(count):
                 index = first + k
                 if index in dirty:
-                    wrong(
-                        f"{record.describe(index)} ({table}): still dirty after sync, so its "
-                        "data never reached the disk"
-                    )
+                    wrong(_still_dirty(record, index, table))
                 elif disk[k * ps : (k + 1) * ps] != world.expected(record, index):
                     why = _not_stored(world, record, index, disk[k * ps : (k + 1) * ps])
                     wrong(
@@ -628,6 +642,49 @@ def prove_durability(
                     f"written last{_who(moved_by, area, index)}: {why}"
                 )
     return Proof("durability", checked, failures, tuple(problems), memory_only)
+
+
+def _still_dirty(record: File, index: int, table: str) -> str:
+    """The problem of a page sync did not write, although its table's ``writepage`` writes it."""
+    return (
+        f"{record.describe(index)} ({table}): still dirty after sync, so its data never "
+        "reached the disk"
+    )
+
+
+def _declined(world: fsaops.world.World, record: File, skipped: set[int]) -> bool:
+    """Ask the table's ``writepage`` for each page of ``skipped`` (still dirty after sync).
+
+    As ``write_one_page`` does: the page is locked, its dirty bit cleared
+    and handed to ``writepage``.  A table with nowhere to write it (2.6.14
+    ``shmem_writepage`` with no swap) redirties it and returns
+    ``WRITEPAGE_ACTIVATE``: its data lives in memory only, and stays there
+    dirty.  Such pages leave ``skipped``; a page ``writepage`` writes now
+    stays, for sync should have written it (a dirty tag lost, a
+    ``writepages`` that skipped it).  Returns whether any page was declined.
+    """
+    mapping = record.inode.i_mapping
+    table = mapping.a_ops
+    writepage = table.writepage
+    assert writepage is not None
+    tree = mapping.page_tree
+    declined: set[int] = set()
+    for index in sorted(skipped):
+        page = tree[index]
+        assert page is not None
+        lock_page(page)
+        if not clear_page_dirty_for_io(page):
+            unlock_page(page)
+            continue
+        wbc = WritebackControl(sync_mode="all", for_reclaim=False)
+        rc = returned(table, "writepage", writepage(page, wbc))
+        if rc == WRITEPAGE_ACTIVATE:
+            unlock_page(page)  # writepage leaves the page locked with this
+            if page.flags & PG.dirty:
+                declined.add(index)
+    world.kernel.run_until_idle()
+    skipped -= declined
+    return bool(declined)
 
 
 def _memory_only_clean(

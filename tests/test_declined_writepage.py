@@ -1,0 +1,114 @@
+"""A table whose ``writepage`` has nowhere to write (shmem with no swap) keeps its data in memory.
+
+2.6.14's ``shmem_writepage`` with no swap redirties the page and returns
+``WRITEPAGE_ACTIVATE``: such a table has a ``writepage`` yet no backing
+store.  The durability proof checks its pages in memory only (still dirty,
+the frame holding the data) and never speaks of a disk for them, while a
+page of a disk-backed table that sync simply skipped still fails.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import attrs
+
+from fsaops.config import parse_config
+from fsaops.memory_hotplug import migrate_node
+from fsaops.page import Page, page_address
+from fsaops.plugins import Registry
+from fsaops.proofs import prove_durability, snapshot_places
+from fsaops.scenario import run_scenario
+from fsaops.world import World
+from fsaops.writeback import (
+    WRITEPAGE_ACTIVATE,
+    WritebackControl,
+    redirty_page_for_writepage,
+)
+
+EXAMPLE_PLUGIN = Path(__file__).parents[1] / "docs" / "examples" / "fsaops-example-plugin" / "src"
+sys.path.insert(0, str(EXAMPLE_PLUGIN))
+
+from fsaops_ramfs import RAMFS, ramfs_aops  # noqa: E402
+
+
+def _shmem_writepage(page: Page, wbc: WritebackControl) -> int:
+    """2.6.14 ``shmem_writepage`` with no swap: redirty, and keep the page (locked)."""
+    redirty_page_for_writepage(wbc, page)
+    return WRITEPAGE_ACTIVATE
+
+
+SHMEMISH = attrs.evolve(
+    RAMFS,
+    name="shmemish",
+    modes={
+        "default": attrs.evolve(
+            ramfs_aops, name="shmemish_aops", readpage=None, writepage=_shmem_writepage
+        )
+    },
+)
+
+
+def _shmem_world(npages: int = 6) -> World:
+    world = World(nodes=2, node_pages=64)
+    record = world.create_file(world.mount(SHMEMISH))
+    world.write_file(record, npages)
+    return world
+
+
+def test_a_page_writepage_declines_is_checked_in_memory_and_holds() -> None:
+    """Its pages stay dirty and hold their data: no "still dirty after sync", no disk."""
+    world = _shmem_world()
+    places = snapshot_places(world, 0)
+    migrate_node(world.kernel, 0, 1)
+    proof = prove_durability(world, moved_by=places)
+    assert proof.holds, proof.problems
+    assert proof.memory_only == {"shmemish_aops": 6}
+
+
+def test_a_declined_page_whose_frame_lost_its_data_is_lost_from_memory() -> None:
+    """The message of a declined page that no longer holds its data names memory, not a disk."""
+    world = _shmem_world()
+    places = snapshot_places(world, 0)
+    migrate_node(world.kernel, 0, 1)
+    record = world.files[0]
+    page = world.page_of(record, 2)
+    assert page is not None
+    page_address(page)[:] = bytes(len(page_address(page)))
+    proof = prove_durability(world, moved_by=places)
+    assert proof.failures == 1
+    assert proof.problems == (f"{record.describe(2)} (shmemish_aops): lost from memory",)
+    assert proof.memory_only == {"shmemish_aops": 6}
+
+
+def test_a_disk_backed_page_sync_skipped_still_fails(registry: Registry) -> None:
+    """ext2's writepage writes a page sync left dirty when asked: it is still a failure."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    sb.a_ops = attrs.evolve(sb.a_ops, writepages=lambda mapping, wbc: 0)
+    record = world.create_file(sb)
+    world.load_file(record, 8)
+    world.dirty_range(record, [1, 5])
+    proof = prove_durability(world)
+    assert proof.memory_only == {}
+    assert proof.problems == tuple(
+        f"{record.describe(i)} (ext2_nobh_aops): still dirty after sync, so its data never "
+        "reached the disk"
+        for i in (1, 5)
+    )
+
+
+def test_a_scenario_of_a_table_whose_writepage_declines_is_ok(registry: Registry) -> None:
+    """``fsaops migrate`` agrees with the testing kit: such a table passes."""
+    with_shmem = attrs.evolve(registry, filesystems={**registry.filesystems, "shmemish": SHMEMISH})
+    text = (
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "shmemish"\npages = 32\nfiles = 2\n'
+        "[swap]\nslots = 0\n[processes]\ncount = 1\nanon_pages = 0\n[workload]\nmapped = 0.3\n"
+    )
+    report = run_scenario(parse_config(text, "s.toml"), with_shmem, source="s.toml")
+    assert report.proofs is not None
+    durability = report.proofs.durability
+    assert durability.holds, durability.problems
+    assert durability.memory_only == {"shmemish_aops": 32}
+    assert report.exit_status == 0
