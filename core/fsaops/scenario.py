@@ -435,10 +435,12 @@ class Scenario:
         base, extra = divmod(pages, nfiles)
         for f in range(nfiles):
             npages = base + (1 if f < extra else 0)
+            key = f"mount{index}/{'meta' if meta else f'file{f}'}"
             record = self.world.create_file(
                 sb,
-                key=f"mount{index}/{'meta' if meta else f'file{f}'}",
+                key=key,
                 label=f"{label} {'metadata' if meta else f'file {f}'}",
+                name=key,  # every message names it as the report does
             )
             table = sb.a_ops
             if not meta and npages and self._out_of_line(sb):

@@ -927,10 +927,21 @@ class World:
     # -- files ---------------------------------------------------------------------------
 
     def create_file(
-        self, sb: SuperBlock, *, key: str | None = None, label: str | None = None
+        self,
+        sb: SuperBlock,
+        *,
+        key: str | None = None,
+        label: str | None = None,
+        name: str | None = None,
     ) -> File:
-        """Create an empty file on ``sb`` and remember it."""
-        inode = sb.new_inode()
+        """Create an empty file on ``sb`` and remember it.
+
+        ``name`` is the inode's name, the one messages about its page tree
+        and its blocks give it (the invariants, a page's mapping); by
+        default the filesystem's own, ``mount0/file1`` by inode number.  A
+        builder whose reports name its files by ``key`` passes that.
+        """
+        inode = sb.new_inode(name or "")
         key = key or f"{sb.name}/file{inode.i_ino}"
         fstype, mode = sb.s_type, sb.mode
         record = File(
@@ -1774,7 +1785,7 @@ def interleave_blocks(inode: Inode, size: int) -> None:
     per_page = sb.kernel.page_size // bs
     if per_page < 2:
         raise SetupError(f"a page of one block ({bs} bytes) has no blocks to put out of line")
-    other = sb.new_inode()
+    other = sb.new_inode(f"{inode.name} (the blocks between)")
     start = len(inode.blocks)
     nblocks = -(-size // bs)
     for iblock in range(start, nblocks):
