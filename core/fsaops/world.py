@@ -710,6 +710,7 @@ class World:
         self._owners: dict[str, int] = {}
         self._by_inode: dict[int, File] = {}
         self._helpers: dict[str, Task] = {}
+        self._reading = _Reading()
         if swap_slots:
             self.swapon(swap_slots)
 
@@ -1032,7 +1033,7 @@ class World:
             end = run + 1
             while end < hi and blocks[end] == blocks[end - 1] + 1:
                 end += 1
-            on_disk = OnDisk(self.contents, record, first, gens, run)
+            on_disk = OnDisk(self.contents, record, first, gens, run, self._reading)
             bdev.put_known(blocks[run], end - run, on_disk.fill, on_disk)
             run = end
 
@@ -1056,7 +1057,14 @@ class World:
         alloc = node.alloc_page
         locked = PG.locked
         uptodate = PG.uptodate
+        reading = self._reading
+        run = pfn0 = 0
+        in_line = True  # the run's pages are consecutive frames, in order
         for index in range(first, first + npages):
+            if (index - first) % _RUN_PAGES == 0:
+                # The next run's data, made once: the device reads it, the check compares it.
+                run = index
+                reading.start(self, record, run, min(_RUN_PAGES, first + npages - run))
             # page_cache_alloc_cold(), add_to_page_cache_lru(), readpage(),
             # page_cache_release(): read_pages() of the kernel's readahead.
             page = alloc()
@@ -1083,6 +1091,12 @@ class World:
                 )
             mark_page_accessed(page)  # the reader used it, as read(2) notes
             put_page(page)
+            if index == run:
+                pfn0, in_line = page.pfn - index, True
+            elif page.pfn != pfn0 + index:
+                in_line = False
+            if index + 1 == first + npages or (index + 1 - first) % _RUN_PAGES == 0:
+                self._check_read_in(record, run, index + 1 - run, in_line, "readpage")
 
     def _read_in_run(self, record: File, first: int, count: int, nid: int) -> None:
         """Read ``count`` pages from ``first`` in with one call of the table's ``readpages``."""
@@ -1103,6 +1117,7 @@ class World:
                 raise SetupError(f"{record.label}: out of memory on node {nid}")
             page.index = index
             pages.append(page)
+        self._reading.start(self, record, first, count)
         err = readpages(mapping, pages)  # adds, reads and releases them
         member = f"{mapping.a_ops.name}.readpages"
         if type(err) is not int or not -MAX_ERRNO <= err <= 0:
@@ -1120,6 +1135,9 @@ class World:
         read_in = PG.uptodate | PG.lru
         unread = PG.dirty | PG.writeback | PG.locked
         referenced = PG.referenced | PG.active
+        head = tree[first] if first < len(tree) else None
+        pfn0 = 0 if head is None else head.pfn - first
+        in_line = True  # the pages are consecutive frames, in order
         for index in range(first, first + count):
             page = tree[index] if index < len(tree) else None
             if page is not None and page.flags & locked:
@@ -1135,6 +1153,55 @@ class World:
                 mark_page_accessed(page)
             else:  # the first use: mark_page_accessed() only notes it
                 page.flags = flags | PG.referenced
+            if page.pfn != pfn0 + index:
+                in_line = False
+        self._check_read_in(record, first, count, in_line, "readpages")
+
+    def _check_read_in(
+        self, record: File, first: int, count: int, in_line: bool, member: str
+    ) -> None:
+        """Check that the run of pages just read in holds the data on its blocks.
+
+        A table whose read path does not read its blocks (``simple_readpage``
+        zeroes the page) would otherwise start the run with pages that never
+        held their data, and the run would blame whatever moved them next.
+        The pages are compared with the run's data, made once for the device
+        to read (:class:`_Reading`): in one comparison when they are
+        consecutive frames (``in_line``), else a page at a time.
+
+        Raises:
+            SetupError: a page does not hold its data; the first is named.
+        """
+        data = self._reading.data
+        self._reading.clear()
+        tree = record.inode.i_mapping.page_tree
+        pages = tree[first : first + count]
+        head, tail = pages[0], pages[-1]
+        if in_line and head is not None and tail is not None and head.node is tail.node:
+            node = head.node
+            off = (head.pfn - node.start_pfn) << node.page_shift
+            if data.startswith(node.mem[off : off + len(data)]):
+                return
+        ps = self.page_size
+        for k, page in enumerate(pages):
+            if page is None or not data.startswith(page_address(page), k * ps):
+                self._not_on_blocks(record, first + k, member)
+
+    def _not_on_blocks(self, record: File, index: int, member: str) -> None:
+        """Refuse page ``index``: the table's read path left it without the data on its blocks.
+
+        Raises:
+            SetupError: always, naming the member and the page.
+        """
+        page = record.inode.i_mapping.lookup(index)
+        held = b"" if page is None else bytes(page_address(page))
+        said = self.diagnose(held, record, index)
+        detail = said.split(": ", 1)[1] if said else "reads back other bytes"
+        table = record.inode.i_mapping.a_ops.name
+        raise SetupError(
+            f"reading {record.page_key(index)} in failed: {table}.{member} left it without the "
+            f"data on its blocks (it {detail})"
+        )
 
     def dirty_range(self, record: File, indexes: Iterable[int], gen: int | None = None) -> None:
         """Store the next (or the given) generation into cached pages of a file and dirty them.
@@ -1715,6 +1782,54 @@ class World:
         self.kernel.run_until_idle()
 
 
+@attrs.define(eq=False)
+class _Reading:
+    """The run of a file's pages being read in, made once for the device and the check.
+
+    :meth:`World.load_file` reads a file's pages in from blocks that hold
+    known contents (:class:`OnDisk`), then checks that each page holds its
+    data.  The run's data is made once, before the read: the device copies
+    what it is asked for from it (:meth:`OnDisk.fill`), and the check
+    compares each page with its part, so the check costs a comparison, not
+    another run of the content generator.
+
+    Attributes:
+        owner: the file's owner number (-1: no run).
+        first: the run's first page.
+        gens: each page's generation.
+        data: what the pages must read back.
+        on_disk: whether ``data`` is also what their blocks hold (the file
+            does not end inside a page).
+    """
+
+    owner: int = -1
+    first: int = 0
+    gens: tuple[int, ...] = ()
+    data: bytes = b""
+    on_disk: bool = False
+
+    def start(self, world: World, record: File, first: int, count: int) -> None:
+        """Make pages ``first`` to ``first + count - 1`` of ``record``, about to be read in."""
+        self.owner, self.first = record.owner, first
+        self.gens = tuple(record.gens[first : first + count])
+        self.data = world.expected_range(record, first, count)
+        self.on_disk = record.size is None
+
+    def clear(self) -> None:
+        """Forget the run (it was read in)."""
+        self.owner, self.gens, self.data, self.on_disk = -1, (), b"", False
+
+    def part(self, owner: int, page: int, gens: tuple[int, ...]) -> memoryview | None:
+        """What the blocks of pages ``page`` on of ``owner`` in ``gens`` hold, if made."""
+        at = page - self.first
+        if not self.on_disk or owner != self.owner or at < 0 or not gens:
+            return None
+        if self.gens[at : at + len(gens)] != gens:
+            return None
+        ps = len(self.data) // len(self.gens)
+        return memoryview(self.data)[at * ps : (at + len(gens)) * ps]
+
+
 @attrs.frozen(eq=False)
 class OnDisk:
     """A run of a file's blocks that the world put its pages on as known contents.
@@ -1729,6 +1844,7 @@ class OnDisk:
         first: the first of the pages the load put there.
         gens: each of those pages' generation when it was put there.
         iblock: the file block the run starts at.
+        reading: the pages being read in, made once (:class:`_Reading`).
     """
 
     contents: Contents
@@ -1736,6 +1852,7 @@ class OnDisk:
     first: int
     gens: tuple[int, ...]
     iblock: int
+    reading: _Reading = attrs.field(factory=_Reading)
 
     def fill(self, dst: memoryview, offset: int) -> None:
         """Write the run's bytes from byte ``offset`` of the run on into ``dst``."""
@@ -1745,7 +1862,10 @@ class OnDisk:
         count = -(-(skip + len(dst)) // ps)
         k = page - self.first
         gens = self.gens[k : k + count]
-        if not skip and len(dst) == count * ps:
+        made = self.reading.part(self.record.owner, page, gens)
+        if made is not None:  # the run being read in: made already
+            dst[:] = made[skip : skip + len(dst)]
+        elif not skip and len(dst) == count * ps:
             contents.fill(dst, self.record.owner, page, gens)
         else:
             data = contents.versions(self.record.owner, gens, page)
