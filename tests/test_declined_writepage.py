@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from fsaops.config import parse_config
 from fsaops.memory_hotplug import migrate_node
-from fsaops.page import Page, page_address
+from fsaops.page import Page, page_address, unlock_page
 from fsaops.plugins import Registry
 from fsaops.proofs import prove_durability, snapshot_places
 from fsaops.scenario import run_scenario
@@ -112,3 +113,92 @@ def test_a_scenario_of_a_table_whose_writepage_declines_is_ok(registry: Registry
     assert durability.holds, durability.problems
     assert durability.memory_only == {"shmemish_aops": 32}
     assert report.exit_status == 0
+
+
+def _rd_writepage(page: Page, wbc: WritebackControl) -> int:
+    """2.6.14 ``ramdisk_writepage``: redirty; ``WRITEPAGE_ACTIVATE`` only for reclaim, else 0."""
+    redirty_page_for_writepage(wbc, page)
+    if wbc.for_reclaim:
+        return WRITEPAGE_ACTIVATE
+    unlock_page(page)
+    return 0
+
+
+def test_a_page_a_ramdisk_like_writepage_keeps_dirty_is_checked_in_memory() -> None:
+    """A ``writepage`` that keeps the page dirty and returns 0 has nowhere to write it either."""
+    rdish = attrs.evolve(
+        SHMEMISH,
+        name="rdish",
+        modes={"default": attrs.evolve(SHMEMISH.modes["default"], writepage=_rd_writepage)},
+    )
+    world = World(nodes=2, node_pages=64)
+    record = world.create_file(world.mount(rdish))
+    world.write_file(record, 6)
+    places = snapshot_places(world, 0)
+    migrate_node(world.kernel, 0, 1)
+    proof = prove_durability(world, moved_by=places)
+    assert proof.holds, proof.problems
+    assert proof.memory_only == {"shmemish_aops": 6}
+
+
+def test_a_disk_backed_page_left_dirty_fails_whatever_writepage_says(registry: Registry) -> None:
+    """A file whose data the world put on its disk has a disk: a page left dirty is not kept."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2", "nobh", block_size=1024)
+    sb.a_ops = attrs.evolve(sb.a_ops, writepages=lambda mapping, wbc: 0, writepage=_shmem_writepage)
+    record = world.create_file(sb)
+    world.load_file(record, 8)
+    world.dirty_range(record, [2, 6])
+    proof = prove_durability(world)
+    assert proof.memory_only == {}
+    assert proof.problems == tuple(
+        f"{record.describe(i)} (ext2_nobh_aops): still dirty after sync, so its data never "
+        "reached the disk"
+        for i in (2, 6)
+    )
+
+
+def _declines_moved_pages(real: Any) -> Any:
+    """A ``writepage`` that writes pages on node 0 and keeps every other one dirty in memory."""
+
+    def writepage(page: Page, wbc: WritebackControl) -> int:
+        if page.node.nid == 0:
+            return int(real(page, wbc))
+        return _shmem_writepage(page, wbc)
+
+    return writepage
+
+
+def test_a_disk_backed_table_that_keeps_moved_pages_dirty_loses_their_data(
+    registry: Registry,
+) -> None:
+    """Moved dirty pages that never reach the disk their file has fail the run."""
+    ext2 = registry.filesystem("ext2")
+    nobh = ext2.modes["nobh"]
+    assert nobh.writepage is not None
+    hider = attrs.evolve(
+        ext2,
+        name="hider",
+        modes={
+            "nobh": attrs.evolve(
+                nobh,
+                name="hider_aops",
+                writepage=_declines_moved_pages(nobh.writepage),
+                writepages=None,  # sync goes through writepage
+            )
+        },
+        default_mode="nobh",
+    )
+    with_hider = attrs.evolve(registry, filesystems={**registry.filesystems, "hider": hider})
+    text = (
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "hider"\npages = 16\nfiles = 2\n'
+        "[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 0.5\n"
+    )
+    report = run_scenario(parse_config(text, "s.toml"), with_hider, source="s.toml")
+    assert report.proofs is not None
+    durability = report.proofs.durability
+    assert not durability.holds
+    assert durability.memory_only == {}
+    assert durability.failures == 8
+    assert all("still dirty after sync" in problem for problem in durability.problems)
+    assert report.exit_status == 1

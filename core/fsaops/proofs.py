@@ -21,12 +21,13 @@ page is read from its backing store, its file's blocks or its swap slot, and
 compared with what was written.  A dirty state lost in migration shows here:
 the page read back clean in memory, but the disk never got it.  A table with
 no backing store is checked in memory only, and the proof says which: one
-with no ``writepage``, or whose ``writepage`` declines the pages sync left
-dirty (redirties them and returns ``WRITEPAGE_ACTIVATE``, as shmem's does
-with no swap); there a page must still hold its data and stay dirty (unless
-its device holds that data), since a clean one is what reclaim drops.  A
-page sync left dirty that ``writepage`` does write when asked is one sync
-skipped, and its data never reached the disk.
+with no ``writepage``; there a page must still hold its data and stay dirty
+(unless its device holds that data), since a clean one is what reclaim
+drops.  A page sync left dirty is one sync skipped, and its data never
+reached the disk, if its file's data was put on a disk; in a file written
+only through the page cache it may be one its table has nowhere to write:
+``writepage`` is asked, and a page it keeps dirty (shmem with no swap, a
+ramdisk) is checked in memory.
 
 Both name each problem's page (its frame, its file and index or its process
 and address), its table, and what is wrong.
@@ -90,8 +91,8 @@ class Proof:
         failures: pages it found wrong (all counted).
         problems: the first :data:`MAX_PROBLEMS` of them, one sentence each.
         memory_only: pages checked in memory only, by table, because the
-            table has no backing store: no ``writepage``, or one that
-            declines to write them (durability).
+            table has no backing store: no ``writepage``, or one that keeps
+            them dirty when asked to write them (durability).
     """
 
     name: str
@@ -566,19 +567,27 @@ def prove_durability(
         mapping = record.inode.i_mapping
         table = mapping.a_ops.name
         backed = record.page_cache is False or mapping.a_ops.writepage is not None
-        # Pages still dirty after sync: the table's writepage skipped them
-        # (a disk-backed page sync missed) or has nowhere to write them.
+        # Pages still dirty after sync.  A file whose data the world put on
+        # its blocks has a disk: there such a page is one sync skipped (a
+        # dirty tag lost, a writepages that passed it over).  Any other file
+        # may have nowhere to write: its table's writepage is asked about
+        # each such page, and the pages it keeps dirty (shmem with no swap,
+        # a ramdisk) are checked in memory.
         skipped: set[int] = set()
+        kept: set[int] = set()
         if record.page_cache and backed:
             skipped = {
                 index
                 for index, page in enumerate(mapping.page_tree[: record.npages])
                 if page is not None and page.flags & PG.dirty
             }
-            if skipped and _declined(world, record, skipped):
-                backed = False  # it keeps its data in memory: checked there
+            if skipped and not record.on_disk:
+                kept = _kept_dirty(world, record, skipped)
+                skipped -= kept
         if record.page_cache and not backed:
             memory_only[table] = memory_only.get(table, 0) + record.npages
+        elif kept:
+            memory_only[table] = memory_only.get(table, 0) + len(kept)
         for first in range(0, record.npages, RUN_PAGES):
             count = min(RUN_PAGES, record.npages - first)
             checked += count
@@ -586,34 +595,37 @@ def prove_durability(
             # page only where that fails.
             if not backed:
                 frames = [world.page_of(record, index) for index in range(first, first + count)]
-                if (
-                    not (skipped and skipped.intersection(range(first, first + count)))
-                    and None not in frames
-                    and world.matches(
-                        record,
-                        first,
-                        count,
-                        b"".join([Oracle.frame(page) for page in frames if page is not None]),
-                    )
+                if None not in frames and world.matches(
+                    record,
+                    first,
+                    count,
+                    b"".join([Oracle.frame(page) for page in frames if page is not None]),
                 ):
                     _memory_only_clean(world, record, first, frames, moved_by, wrong)
                     continue
                 for k, page in enumerate(frames):
-                    if first + k in skipped:
-                        wrong(_still_dirty(record, first + k, table))
-                    elif page is None or oracle.frame(page) != world.expected(record, first + k):
+                    if page is None or oracle.frame(page) != world.expected(record, first + k):
                         wrong(f"{record.describe(first + k)} ({table}): lost from memory")
                 continue
-            dirty = skipped.intersection(range(first, first + count)) if skipped else skipped
-            if not dirty and world.disk_holds(record, first, count):
+            run = range(first, first + count)
+            dirty = skipped.intersection(run) if skipped else skipped
+            in_memory = kept.intersection(run) if kept else kept
+            if not dirty and not in_memory and world.disk_holds(record, first, count):
                 continue
             disk = oracle.on_disk_range(record.inode, first, count)
-            if not dirty and world.matches(record, first, count, disk):
+            if not dirty and not in_memory and world.matches(record, first, count, disk):
                 continue
             for k in range(count):
                 index = first + k
                 if index in dirty:
-                    wrong(_still_dirty(record, index, table))
+                    wrong(
+                        f"{record.describe(index)} ({table}): still dirty after sync, so its "
+                        "data never reached the disk"
+                    )
+                elif index in in_memory:
+                    page = world.page_of(record, index)
+                    if page is None or oracle.frame(page) != world.expected(record, index):
+                        wrong(f"{record.describe(index)} ({table}): lost from memory")
                 elif disk[k * ps : (k + 1) * ps] != world.expected(record, index):
                     why = _not_stored(world, record, index, disk[k * ps : (k + 1) * ps])
                     wrong(
@@ -644,32 +656,24 @@ def prove_durability(
     return Proof("durability", checked, failures, tuple(problems), memory_only)
 
 
-def _still_dirty(record: File, index: int, table: str) -> str:
-    """The problem of a page sync did not write, although its table's ``writepage`` writes it."""
-    return (
-        f"{record.describe(index)} ({table}): still dirty after sync, so its data never "
-        "reached the disk"
-    )
-
-
-def _declined(world: fsaops.world.World, record: File, skipped: set[int]) -> bool:
-    """Ask the table's ``writepage`` for each page of ``skipped`` (still dirty after sync).
+def _kept_dirty(world: fsaops.world.World, record: File, dirty: set[int]) -> set[int]:
+    """Ask the table's ``writepage`` to write each page of ``dirty`` (still dirty after sync).
 
     As ``write_one_page`` does: the page is locked, its dirty bit cleared
-    and handed to ``writepage``.  A table with nowhere to write it (2.6.14
-    ``shmem_writepage`` with no swap) redirties it and returns
-    ``WRITEPAGE_ACTIVATE``: its data lives in memory only, and stays there
-    dirty.  Such pages leave ``skipped``; a page ``writepage`` writes now
-    stays, for sync should have written it (a dirty tag lost, a
-    ``writepages`` that skipped it).  Returns whether any page was declined.
+    and handed to ``writepage``.  A table with nowhere to write it keeps it
+    dirty: 2.6.14's ``shmem_writepage`` with no swap redirties it and
+    returns ``WRITEPAGE_ACTIVATE``, a ramdisk's redirties it and returns 0
+    outside reclaim.  Returns the pages still dirty, and not under
+    writeback, once ``writepage`` returned: their data lives in memory only.
+    A page it wrote now is one sync should have written.
     """
     mapping = record.inode.i_mapping
     table = mapping.a_ops
     writepage = table.writepage
     assert writepage is not None
     tree = mapping.page_tree
-    declined: set[int] = set()
-    for index in sorted(skipped):
+    kept: set[int] = set()
+    for index in sorted(dirty):
         page = tree[index]
         assert page is not None
         lock_page(page)
@@ -680,11 +684,10 @@ def _declined(world: fsaops.world.World, record: File, skipped: set[int]) -> boo
         rc = returned(table, "writepage", writepage(page, wbc))
         if rc == WRITEPAGE_ACTIVATE:
             unlock_page(page)  # writepage leaves the page locked with this
-            if page.flags & PG.dirty:
-                declined.add(index)
-    world.kernel.run_until_idle()
-    skipped -= declined
-    return bool(declined)
+        world.kernel.run_until_idle()
+        if page.flags & PG.dirty and not page.flags & PG.writeback:
+            kept.add(index)
+    return kept
 
 
 def _memory_only_clean(

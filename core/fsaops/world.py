@@ -237,6 +237,10 @@ class File:
         gens: the generation each page must read back.
         size: the file's size in bytes when it ends inside its last page
             (``None``: ``npages`` whole pages); past it a page reads zeroes.
+        on_disk: whether the world put its data on its blocks (:meth:`World.load_file`,
+            or a buffer cache its filesystem reads in): the file has a disk,
+            and a page sync leaves dirty is one sync skipped, whatever its
+            table's ``writepage`` says when asked.
     """
 
     owner: int
@@ -248,6 +252,7 @@ class File:
     meta: bool = False
     gens: list[int] = attrs.field(factory=list)
     size: int | None = None
+    on_disk: bool = False
 
     def page_key(self, index: int) -> str:
         """The name of page ``index`` (``mount0/file1/page7``)."""
@@ -1008,6 +1013,7 @@ class World:
         ps = self.page_size
         inode.reserve((first + npages) * ps)
         self._put_on_disk(record, first, npages)
+        record.on_disk = True
         if record.page_cache:
             self._read_in(record, first, npages, self.kernel.alloc_nid if nid is None else nid)
 
@@ -1259,6 +1265,7 @@ class World:
                 for b in range(per_page):
                     blocknr = inode.get_block(i * per_page + b, True)
                     sb.s_bdev.write(blocknr, data[b * bs : (b + 1) * bs])
+                record.on_disk = True
                 read_metadata(inode, i)
                 continue
             page = grab_cache_page(inode.i_mapping, i, nid)
