@@ -347,3 +347,72 @@ def test_a_search_from_python_names_nothing_as_not_used(registry: Registry) -> N
     result = explore("ext2", registry=registry, pages=1, tasks=["write"], preemptions=0)
     assert result.not_used == () and "not used" not in render_text(result)
     assert result.to_json()["not_used"] == []
+
+
+# -- which mount ----------------------------------------------------------------------------
+
+
+def test_mounts_of_one_type_that_differ_in_block_size_are_picked_with_mount(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--fs and --mode cannot tell them apart: explore took the first, and the buggy layout was
+    on the second (exit 0 where ``fsaops migrate`` fails); now it asks for ``--mount N``."""
+    text = (
+        '[plugins]\nload = ["nobhx"]\n'
+        '[[mount]]\nfs = "nobhx"\npages = 4\nblock_size = 4096\n'
+        '[[mount]]\nfs = "nobhx"\npages = 4\nblock_size = 1024\n'
+        "[workload]\nout_of_line = true\n"
+    )
+    scenario = _scenario(tmp_path, text)
+    status, out, err = _explore([scenario, *FAST, "--fs", "nobhx", "--json"], capsys)
+    assert status == 2
+    error = json.loads(out)["error"]
+    assert "differ in block size" in error and "--mount N" in error
+    assert "mount[0] block size 4096, mount[1] block size 1024" in error
+    status, out, err = _explore([scenario, *FAST, "--mount", "1", "--json"], capsys)
+    assert status == 1, out + err  # the out-of-line pages of mount[1]: the bug shows
+    data = json.loads(out)
+    assert data["out_of_line"] is True
+    assert "mount[0]" in data["not_used"] and "mount[1]" not in data["not_used"]
+    status, out, err = _explore([scenario, *FAST, "--mount", "0", "--json"], capsys)
+    assert status == 0, out + err
+    assert json.loads(out)["out_of_line"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--mount", "5"], "has no mount[5] (its mounts are mount[0] to mount[1])"),
+        (["--mount", "0", "--mode", "default"], "mount[0] of"),
+        (["--mount", "-1"], "--mount"),
+    ],
+)
+def test_a_mount_that_is_not_there_is_bad_input(
+    args: list[str], words: str, site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        '[plugins]\nload = ["ext2"]\n'
+        '[[mount]]\nfs = "ext2"\nmode = "nobh"\n[[mount]]\nfs = "ext2"\nblock_size = 1024\n'
+    )
+    status, out, err = _explore([_scenario(tmp_path, text), *FAST, *args, "--json"], capsys)
+    assert status == 2
+    assert words in json.loads(out)["error"]
+    status, out, err = _explore(["--fs", "ext2", "--mount", "0", *FAST], capsys)
+    assert status == 2 and "--mount picks a mount of a SCENARIO.toml" in err
+
+
+def test_a_scenario_that_leaves_the_commit_interval_leaves_the_journal_its_own(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Explored with 1,000,000 and recorded in every replay string, unlike --fs (its own 64)."""
+    text = '[plugins]\nload = ["ext3"]\n[[mount]]\nfs = "ext3"\nmode = "journal"\n'
+    args = ["--pages", "1", "--tasks", "kjournald", "--preemptions", "0", "--json"]
+    status, out, err = _explore([_scenario(tmp_path, text), *args], capsys)
+    assert status == 0, err
+    from_scenario = json.loads(out)
+    status, out, err = _explore(["--fs", "ext3", "--mode", "journal", *args], capsys)
+    assert status == 0, err
+    from_options = json.loads(out)
+    assert from_scenario["commit_interval"] is None
+    assert from_scenario["commit_interval"] == from_options["commit_interval"]
+    assert from_scenario["schedules"] == from_options["schedules"]

@@ -370,6 +370,13 @@ def _parser() -> _Parser:
     )
     explore.add_argument("--mode", metavar="MODE", help="its mount mode (default: its default)")
     explore.add_argument(
+        "--mount",
+        type=_count0,
+        metavar="N",
+        help="the scenario's mount to explore, mount[N] (from 0), where --fs and --mode "
+        "leave several that differ in block size",
+    )
+    explore.add_argument(
         "--pages",
         type=_count,
         default=4,
@@ -1010,30 +1017,50 @@ def _explore_target(
     fs: str | None,
     mode: str | None,
     defaults: Mapping[str, str] | None = None,
+    mount: int | None = None,
 ) -> tuple[str, str | None, int | None, int | None]:
     """The filesystem, mode and block size to explore, and the index of the scenario's mount.
 
     They come from the options, or from a scenario's mount (the index is
-    ``None`` without one, or for a type the scenario does not mount).
+    ``None`` without one, or for a type the scenario does not mount):
+    ``mount`` (``--mount N``), else the one ``--fs`` and ``--mode`` leave.
     ``defaults`` gives each loaded filesystem's default mode: a mount that
-    names no mode has that one (and ``--mode`` must match it).
+    names no mode has that one (and ``--mode`` must match it).  Mounts of
+    one type and mode that differ in block size are different pages to
+    explore: several such left is bad input, naming ``--mount``.
     """
     from fsaops.errors import ConfigError
 
     if config is None:
         if fs is None:
             raise ConfigError("fsaops explore needs --fs NAME (or a SCENARIO.toml), or --replay")
+        if mount is not None:
+            raise ConfigError("--mount picks a mount of a SCENARIO.toml; none was given")
         return fs, mode, None, None
     known = defaults or {}
 
     def mode_of(mount: MountConfig) -> str | None:
         return mount.mode if mount.mode is not None else known.get(mount.fs)
 
+    if mount is not None and not 0 <= mount < len(config.mount):
+        last = len(config.mount) - 1
+        raise ConfigError(
+            f"--mount {mount}: {source} has no mount[{mount}]"
+            + (f" (its mounts are mount[0] to mount[{last}])" if last >= 0 else " (no mount)")
+        )
     indexed = [
         (i, m)
         for i, m in enumerate(config.mount)
-        if (fs is None or m.fs == fs) and (mode is None or (mode_of(m) or mode) == mode)
+        if (mount is None or i == mount)
+        and (fs is None or m.fs == fs)
+        and (mode is None or (mode_of(m) or mode) == mode)
     ]
+    if mount is not None and not indexed:
+        chosen = config.mount[mount]
+        raise ConfigError(
+            f"--mount {mount}: mount[{mount}] of {source} is {chosen.fs} in mode "
+            f"{mode_of(chosen) or 'default'}, not what --fs and --mode name"
+        )
     mounts = [m for _, m in indexed]
     if fs is not None and not mounts and not any(m.fs == fs for m in config.mount):
         return fs, mode, None, None  # a type the scenario does not mount (swap: anonymous memory)
@@ -1047,6 +1074,13 @@ def _explore_target(
     if len({(m.fs, mode_of(m)) for m in mounts}) > 1:
         shown = ", ".join(f"{m.fs}:{mode_of(m) or 'default'}" for m in mounts)
         raise ConfigError(f"{source}: pick one of its mounts with --fs and --mode: {shown}")
+    if len({m.block_size for m in mounts}) > 1:
+        shown = ", ".join(f"mount[{i}] block size {m.block_size or 'default'}" for i, m in indexed)
+        raise ConfigError(
+            f"{source}: several mounts of {mounts[0].fs} in mode "
+            f"{mode_of(mounts[0]) or 'default'} differ in block size ({shown}): pick one "
+            "with --mount N"
+        )
     index, chosen = indexed[0]
     return chosen.fs, mode_of(chosen) or mode, chosen.block_size, index
 
@@ -1076,6 +1110,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
                 ("SCENARIO.toml", args.scenario),
                 ("--fs", args.fs),
                 ("--mode", args.mode),
+                ("--mount", args.mount),
                 ("--tasks", args.tasks),
                 ("--pct", args.pct),
                 ("--schedules", args.schedules),
@@ -1102,14 +1137,23 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             plan_scenario(config, registry, source)  # the scenario, checked as migrate does
             _migration_built_in(config, source)
         defaults = {name: t.default_mode for name, t in registry.filesystems.items()}
-        fs, mode, block_size, index = _explore_target(config, source, args.fs, args.mode, defaults)
+        fs, mode, block_size, index = _explore_target(
+            config, source, args.fs, args.mode, defaults, args.mount
+        )
         semantics = args.semantics or (config.kernel.semantics if config else "v4")
         page_size = int(config.kernel.page_size) if config else 4096
         # What else of the scenario shapes the explored machine: the layout
         # of the mount's blocks, the I/O latency and the journal's commits.
         out_of_line = config.workload.out_of_line if config else False
         io_latency = config.kernel.io_latency if config else DEFAULT_IO_LATENCY
-        commit_interval = config.kernel.commit_interval if config else None
+        # A scenario that leaves kernel.commit_interval at its default leaves
+        # the journal its own, as --fs does (and the replay string records none).
+        commit_interval = None
+        if config is not None:
+            from fsaops.config.schema import KernelConfig
+
+            if config.kernel.commit_interval != attrs.fields(KernelConfig).commit_interval.default:
+                commit_interval = config.kernel.commit_interval
         tasks = None if args.tasks is None else parse_tasks(args.tasks.split(","))
         if tasks is not None and not tasks:
             raise ConfigError("--tasks: expected at least one task")
@@ -1132,8 +1176,6 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             commit_interval=commit_interval,
         )
         if config is not None:  # every other key it sets is named, not dropped
-            import attrs
-
             from fsaops.explore.scenario import not_used
 
             unused = not_used(config, index, out_of_line=result.out_of_line)
