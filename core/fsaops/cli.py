@@ -362,8 +362,8 @@ def _parser() -> _Parser:
         nargs="?",
         metavar="SCENARIO.toml",
         help="take the plugins, the kernel's semantics, page size, I/O latency and commit "
-        "interval, the mounts and [workload] out_of_line from a scenario (--fs and --mode "
-        "pick one of its mounts); every other key it sets is named as not used",
+        "interval, the mounts and [workload] out_of_line from a scenario (--fs and --mode, "
+        "or --mount, pick one of its mounts); every other key it sets is named as not used",
     )
     explore.add_argument(
         "--fs", metavar="NAME", help="the filesystem type whose table to explore (swap: anonymous)"
