@@ -134,36 +134,217 @@ def test_a_plugin_imported_while_the_run_runs_is_in_the_report_and_the_diff(
     assert "\nplugins: helper (imported by lazy)\n" in text.stdout
 
 
-def test_a_plugin_module_imported_after_loading_counts_only_when_a_loaded_plugin_can_have(
+def _install_helperlib(site: Path, version: str) -> dict[str, str]:
+    """``adv-helperlib[helperlib]``, entry point ``helperlib.fsaops_plugin``, and two users of it.
+
+    ``adv-lazy2[lazy2]``'s migratepage imports ``helperlib.core``;
+    ``adv-eager2[eager2]``'s module imports it when it loads.
+    """
+    (site / "helperlib").mkdir(parents=True)
+    write_dist_info(
+        site,
+        "adv-helperlib",
+        {"fsaops": {"helperlib": "helperlib.fsaops_plugin"}},
+        version=version,
+        modules={
+            "helperlib/__init__": f"VERSION = {version!r}\n",
+            "helperlib/core": "def f() -> int:\n    return 1\n",
+            "helperlib/fsaops_plugin": _plugin("helperlibfs"),
+        },
+    )
+    write_dist_info(
+        site,
+        "adv-lazy2",
+        {"fsaops": {"lazy2": "lazy2_plugin"}},
+        modules={"lazy2_plugin": _plugin("lazy2fs", "import helperlib.core  # noqa: F401")},
+    )
+    write_dist_info(
+        site,
+        "adv-eager2",
+        {"fsaops": {"eager2": "eager2_plugin"}},
+        modules={
+            "eager2_plugin": _plugin("eager2fs", also="import helperlib.core  # noqa: E402, F401\n")
+        },
+    )
+    return {"PYTHONPATH": str(site)}
+
+
+def _in_process(env: dict[str, str], script: str, cwd: Path) -> Any:
+    """What ``script`` (run in one fresh interpreter) prints as JSON."""
+    proc = run([sys.executable, "-c", script], env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+_PLUGINS = """
+import contextlib, io, json, sys
+from fsaops.cli import main
+
+def plugins(*args):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["migrate", "--json", *args]) == 0
+    report = json.loads(out.getvalue())
+    return [[p["name"], p["version"], p.get("imported_by")] for p in report["plugins"]]
+"""
+
+
+def test_every_run_in_one_process_lists_the_plugin_its_migratepage_imports(
     tmp_path: Path,
 ) -> None:
-    """Not when only fsaops's own plugins loaded, nor when another load selected it."""
+    """A second run, or one after ``fsaops plugins`` or the program imported it, lists it too."""
+    (tmp_path / "lazy.toml").write_text(LAZY_TOML, encoding="utf-8")
+    script = (
+        _PLUGINS
+        + """
+first = plugins("lazy.toml")
+second = plugins("lazy.toml")
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["plugins"])
+after_listing = plugins("lazy.toml")
+import helper_plugin
+after_program = plugins("lazy.toml")
+print(json.dumps([first, second, after_listing, after_program]))
+"""
+    )
+    for version in ("3.0", "4.0"):
+        env = _install_lazy(tmp_path / f"site{version}", version)
+        runs = _in_process(env, script, tmp_path)
+        helper = ["helper", version, ["lazy"]]
+        assert runs == [[helper, ["lazy", "0.1", None], ["swap", "0.1.0", None]]] * 4
+
+
+def test_an_import_that_no_selected_plugin_ran_is_not_put_down_to_one(tmp_path: Path) -> None:
+    """Not the program's, before or during the run, nor another registry's run's."""
+    env = _install_lazy(tmp_path / "site", "3.0")
+    write_dist_info(
+        tmp_path / "site",
+        "adv-other",
+        {"fsaops": {"other": "other_plugin"}},
+        modules={"other_plugin": _plugin("otherfs")},
+    )
+    (tmp_path / "other.toml").write_text(
+        '[plugins]\nload = ["other", "swap"]\n[[mount]]\nfs = "otherfs"\npages = 8\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "lazy.toml").write_text(LAZY_TOML, encoding="utf-8")
+    script = """
+import json
+from fsaops.config import load_config
+from fsaops.plugins import load_plugins
+from fsaops.scenario import run_scenario
+
+def plugins(report):
+    return [[p.name, list(p.imported_by)] for p in report.plugins]
+
+lazy = load_plugins(cli="lazy,swap", env={})
+other = load_plugins(cli="other,swap", env={})
+import helper_plugin  # the program's own import, after other loaded
+alone = plugins(run_scenario(load_config("other.toml"), other, source="other.toml"))
+lazy_run = plugins(run_scenario(load_config("lazy.toml"), lazy, source="lazy.toml"))
+other_run = plugins(run_scenario(load_config("other.toml"), other, source="other.toml"))
+print(json.dumps([alone, lazy_run, other_run]))
+"""
+    alone, lazy_run, other_run = _in_process(env, script, tmp_path)
+    assert alone == [["other", []], ["swap", []]]
+    assert lazy_run == [["helper", ["lazy"]], ["lazy", []], ["swap", []]]
+    assert other_run == [["other", []], ["swap", []]]
+
+
+def test_a_module_of_a_plugin_whose_entry_point_is_a_submodule_counts(tmp_path: Path) -> None:
+    """``helperlib.core`` is the code of ``helperlib.fsaops_plugin``'s distribution.
+
+    Imported while the run runs or when the selected plugin loads, in a
+    second load of the process too; ``fsaops diff`` sees its upgrade.
+    """
+    for name in ("lazy2", "eager2"):
+        (tmp_path / f"{name}.toml").write_text(
+            f'[plugins]\nload = ["{name}", "swap"]\n[[mount]]\nfs = "{name}fs"\npages = 8\n',
+            encoding="utf-8",
+        )
+    script = (
+        _PLUGINS
+        + """
+print(json.dumps([plugins(n) for n in ("lazy2.toml", "lazy2.toml", "eager2.toml", "eager2.toml")]))
+"""
+    )
+    reports = []
+    for version in ("3.0", "4.0"):
+        env = _install_helperlib(tmp_path / f"site{version}", version)
+        lazy2, again, eager2, eager2_again = _in_process(env, script, tmp_path)
+        helper = ["helperlib", version]
+        assert (
+            lazy2
+            == again
+            == [[*helper, ["lazy2"]], ["lazy2", "0.1", None], ["swap", "0.1.0", None]]
+        )
+        assert eager2 == eager2_again == [
+            ["eager2", "0.1", None], [*helper, ["eager2"]], ["swap", "0.1.0", None]
+        ]  # fmt: skip
+        proc = fsaops("migrate", "--json", tmp_path / "lazy2.toml", env=env)
+        path = tmp_path / f"r{version}.json"
+        path.write_text(proc.stdout, encoding="utf-8")
+        reports.append(path)
+    proc = fsaops("diff", *reports, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "the runs differ" in proc.stdout, proc.stdout
+
+
+def test_a_package_a_selected_plugin_shares_with_another_is_not_the_others(
+    tmp_path: Path,
+) -> None:
+    """Two entry points in one package: selecting one does not import the other."""
+    site = tmp_path / "site"
+    (site / "pairpkg").mkdir(parents=True)
+    write_dist_info(
+        site,
+        "adv-pair",
+        {"fsaops": {"pa": "pairpkg.a", "pb": "pairpkg.b"}},
+        modules={
+            "pairpkg/__init__": "",
+            "pairpkg/common": "X = 1\n",
+            "pairpkg/a": _plugin("pafs", "from pairpkg import common  # noqa: F401"),
+            "pairpkg/b": _plugin("pbfs"),
+        },
+    )
+    (tmp_path / "pa.toml").write_text(
+        '[plugins]\nload = ["pa", "swap"]\n[[mount]]\nfs = "pafs"\npages = 8\n',
+        encoding="utf-8",
+    )
+    proc = fsaops("migrate", "--json", tmp_path / "pa.toml", env={"PYTHONPATH": str(site)})
+    assert [p["name"] for p in _json(proc)["plugins"]] == ["pa", "swap"]
+
+
+def test_watching_a_run_sees_importlib_and_puts_back_the_import_function(tmp_path: Path) -> None:
+    """A module that bypasses ``__import__`` is every selected plugin's; plugin code that
+    replaces ``__import__`` does not keep it."""
     env = _install_lazy(tmp_path / "site", "3.0")
     script = """
-import json, sys
-from fsaops.plugins import load_plugins
+import builtins, importlib, json, sys
+from fsaops.plugins import load_plugins, watch_imports
 
-def status(registry):
-    info = registry.plugin("helper")
+original = builtins.__import__
+lazy = load_plugins(cli="lazy,swap", env={})
+only_built_in = load_plugins(cli="ext2,swap", env={})
+
+def status(record):
+    info = next(p for p in record.plugins() if p.name == "helper")
     return [info.status.value, list(info.imported_by)]
 
-only_built_in = load_plugins(cli="ext2", env={})
-lazy = load_plugins(cli="lazy,swap", env={})
-before = status(lazy)
-import helper_plugin
-after = status(lazy)
-built_in = status(only_built_in)
-lazy2 = load_plugins(cli="lazy", env={})
-helper = load_plugins(cli="helper", env={})
-json.dump([before, after, built_in, status(lazy2)], sys.stdout)
+with watch_imports(lazy) as program:
+    import helper_plugin  # the program's own import statement: not lazy's
+del sys.modules["helper_plugin"]
+with watch_imports(lazy) as record, watch_imports(only_built_in) as built_in:
+    importlib.import_module("helper_plugin")
+    builtins.__import__ = lambda *args, **kwargs: original(*args, **kwargs)
+print(json.dumps([status(program), status(record), status(built_in),
+                  builtins.__import__ is original]))
 """
-    proc = run([sys.executable, "-c", script], env=env)
-    assert proc.returncode == 0, proc.stderr
-    before, after, built_in, other_load = json.loads(proc.stdout)
-    assert before == ["not loaded", []]
-    assert after == ["imported", ["lazy"]]
-    assert built_in == ["not loaded", []]  # ext2's code imports no plugin
-    assert other_load == ["not loaded", []]  # already imported: nobody imported it since
+    program, record, built_in, restored = _in_process(env, script, tmp_path)
+    assert program == ["not loaded", []]
+    assert record == ["imported", ["lazy"]]
+    assert built_in == ["not loaded", []]  # fsaops's own code imports no plugin
+    assert restored
 
 
 # -- a plugin imported when the selected one loads, in the heading and on the page ---------

@@ -29,6 +29,7 @@ it loads (``SystemExit`` and other exceptions that are not an
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import enum
 import importlib
@@ -45,7 +46,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from importlib import metadata
-from typing import IO, Any, Final, NoReturn, TypeVar
+from types import ModuleType
+from typing import IO, Any, Final, NoReturn, Protocol, TypeVar
 
 import attrs
 import pluggy
@@ -92,10 +94,12 @@ __all__ = [
     "PluginInfo",
     "PluginStatus",
     "Registry",
+    "RunImports",
     "discover",
     "load_plugins",
     "resolve_selection",
     "unambiguous",
+    "watch_imports",
 ]
 
 ENTRY_POINT_GROUP = "fsaops"
@@ -244,9 +248,9 @@ class PluginInfo:
 class Registry:
     """The loaded plugins and their filesystem types, frozen.
 
-    Every installed plugin, loaded or not, is in :attr:`plugins`.
-
     Attributes:
+        plugins: every installed plugin, loaded or not, in name order, as
+            loading left it (what a run imports is :func:`watch_imports`'s).
         filesystems: filesystem types by name.
         owners: the entry-point name of the plugin providing each type.
         migration: whether the kernel it serves is built with migration;
@@ -254,56 +258,14 @@ class Registry:
         selection: the names that were selected.
         selected_by: where the selection came from: ``--plugins``,
             ``FSAOPS_PLUGINS``, ``[plugins] load`` or ``installed`` (all).
-        unimported: the plugins not selected whose module was not imported
-            when loading finished, with that module: one a loaded plugin
-            imports later (inside its ``migratepage``, while a run runs) is
-            listed as imported from then on (:attr:`plugins`).
     """
 
-    _plugins: tuple[PluginInfo, ...]
+    plugins: tuple[PluginInfo, ...]
     filesystems: Mapping[str, FileSystemType] = attrs.field(converter=frozen_mapping)
     owners: Mapping[str, str] = attrs.field(converter=frozen_mapping)
     migration: bool = True
     selection: tuple[str, ...] = ()
     selected_by: str = "installed"
-    unimported: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_mapping)
-
-    @property
-    def plugins(self) -> tuple[PluginInfo, ...]:
-        """Every installed plugin, loaded or not, in name order, as things stand now.
-
-        A plugin not selected whose module a loaded plugin imported after
-        loading (a ``migratepage`` that imports it when it runs) is
-        ``imported`` too, so that the report of the run lists it with its
-        version.  Which loaded plugin imported it is not known then: its
-        ``imported_by`` names every selected plugin that loaded and is not
-        fsaops's own (whose code imports no other plugin).  Looking costs a
-        dictionary look-up per plugin in :attr:`unimported`.
-        """
-        late = self._imported_late()
-        if not late:
-            return self._plugins
-        return tuple(
-            attrs.evolve(p, status=PluginStatus.IMPORTED, error=None, imported_by=late[p.name])
-            if p.name in late
-            else p
-            for p in self._plugins
-        )
-
-    def _imported_late(self) -> dict[str, tuple[str, ...]]:
-        """The plugins of :attr:`unimported` imported since, and who may have imported them."""
-        found = [
-            name
-            for name, module in self.unimported.items()
-            if module in sys.modules and module not in _LOADER_IMPORTED
-        ]
-        if not found:
-            return {}
-        loaded = {
-            p.name for p in self._plugins if p.status is PluginStatus.LOADED and not p.built_in
-        }
-        importers = tuple(name for name in self.selection if name in loaded)
-        return dict.fromkeys(found, importers) if importers else {}
 
     @property
     def failures(self) -> tuple[PluginInfo, ...]:
@@ -1148,6 +1110,10 @@ def _load(
         if report is not None:
             report(name, error)
 
+    belongs = _Belongs(
+        ((name, item.value) for name, item in available.items() if not item.clash), set(selected)
+    )
+    statements = _LoadImports(belongs)
     for name in selected:
         if name in errors:
             continue
@@ -1156,12 +1122,15 @@ def _load(
         before = set(sys.modules)
         try:
             here = name in probed or name in imported
-            module = _import(item, timeout, here=here, ctrl_c=here and interrupts)
+            with _watching(statements):  # an import of a module imported already counts too
+                module = _import(item, timeout, here=here, ctrl_c=here and interrupts)
         except PluginLoadError as exc:
             fail(name, exc)
             continue
         finally:
             brought[name] = set(sys.modules) - before
+            brought[name] |= statements.modules.pop(name, set())
+        _remember_brought(item, brought[name])
         watch("register", name)
         if module is None:  # pluggy keeps blocked names as None: it would find one
             fail(
@@ -1270,21 +1239,12 @@ def _load(
     if strict and errors:
         raise next(iter(errors.values()))
     used = _imported_by(
-        available,
+        belongs,
         [name for name in selected if name in brought],
         brought,
         set(sys.modules) - modules_before,
         {name: types for name, types in provided.items() if name not in errors},
     )
-    for modules in brought.values():
-        _LOADER_IMPORTED.update(modules)
-    unimported = {
-        name: module
-        for name, item in available.items()
-        if name not in selected and name not in used and not item.clash
-        for module in [_entry_module(item.value)]
-        if module and module.split(".")[0] != "fsaops" and module not in sys.modules
-    }
     infos = []
     for name, item in available.items():
         imported_by: tuple[str, ...] = ()
@@ -1317,16 +1277,29 @@ def _load(
         migration=migration,
         selection=tuple(selected),
         selected_by=source,
-        unimported=unimported,
     )
 
 
-_LOADER_IMPORTED: Final[set[str]] = set()
-"""Every module a plugin's import brought in, in any load of this process.
+_BROUGHT: Final[dict[str, tuple[object, frozenset[str]]]] = {}
+"""What importing each plugin's entry module brought in, when a load of this process imported it.
 
-One of them that a registry's :attr:`~Registry.unimported` names came in
-with a plugin another load selected: no plugin of that registry imported it.
+A later load finds the module imported already (its import runs no code):
+what the first import brought in is still what the plugin is built on.
 """
+
+
+def _remember_brought(item: Available, brought: set[str]) -> None:
+    """Remember what importing ``item``'s module brought in, or add what its first import did."""
+    entry = _entry_module(item.value)
+    module = sys.modules.get(entry)
+    if module is None:
+        return
+    if entry in brought:
+        _BROUGHT[entry] = (module, frozenset(brought))
+        return
+    first = _BROUGHT.get(entry)
+    if first is not None and first[0] is module:
+        brought |= first[1]
 
 
 def _entry_module(value: str) -> str:
@@ -1338,8 +1311,62 @@ def _under(module: object, top: str) -> bool:
     return isinstance(module, str) and (module == top or module.startswith(top + "."))
 
 
+class _Belongs:
+    """Which installed plugins a module belongs to, one look-up per module name.
+
+    A module belongs to a plugin when it is the package of the plugin's
+    entry module (the entry module itself when that is top-level) or under
+    it: ``helperlib.core`` belongs to the plugin whose entry point is
+    ``helperlib.fsaops_plugin``.  fsaops's own package belongs to none.  A
+    package a selected plugin's code is in too is that plugin's: there a
+    plugin not selected owns only its entry module and what is under it.
+    A name two distributions register is left out (which one ran is not
+    known).
+    """
+
+    def __init__(self, plugins: Iterable[tuple[str, str]], selected: AbstractSet[str]) -> None:
+        self.selected = selected
+        self._entries: list[tuple[str, str, str]] = []  # name, entry module, package
+        for name, value in plugins:
+            entry = _entry_module(value)
+            package = entry.rpartition(".")[0] or entry
+            if package and package.split(".")[0] != "fsaops":
+                self._entries.append((name, entry, package))
+        self._chosen = [(e, p) for n, e, p in self._entries if n in selected]
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def __bool__(self) -> bool:
+        return any(name not in self.selected for name, _, _ in self._entries)
+
+    def __call__(self, module: object) -> tuple[str, ...]:
+        """The names of the plugins ``module`` belongs to (none for a name that is not a string)."""
+        if not isinstance(module, str):
+            return ()
+        found = self._cache.get(module)
+        if found is None:
+            found = self._cache[module] = self._owners(module)
+        return found
+
+    def _owners(self, module: str) -> tuple[str, ...]:
+        shared = [e for e, p in self._chosen if _under(module, p)]
+        return tuple(
+            name
+            for name, entry, package in self._entries
+            if _under(module, package)
+            and (
+                name in self.selected
+                or not shared
+                or (_under(module, entry) and all(not _under(entry, e) for e in shared))
+            )
+        )
+
+    def unselected(self, module: object) -> Iterator[str]:
+        """The plugins not selected that ``module`` belongs to."""
+        return (name for name in self(module) if name not in self.selected)
+
+
 def _imported_by(
-    available: Mapping[str, Available],
+    belongs: _Belongs,
     selected: Sequence[str],
     brought: Mapping[str, AbstractSet[str]],
     new: AbstractSet[str],
@@ -1347,33 +1374,33 @@ def _imported_by(
 ) -> dict[str, tuple[str, ...]]:
     """The plugins not selected whose code the selected ones use, and which selected ones do.
 
-    A plugin not selected is used when its entry-point module (or a module
-    under it) is imported, and either a selected plugin's import brought it
-    in (``brought``), it came in while the selected plugins loaded
-    (``new``: all of them are named), or a loaded plugin's filesystem type
-    or table has a member defined in it (``provided``).  A module imported
-    before, by nobody's table, counts for nothing: fsaops or the program
-    around it imported it.
+    A plugin not selected is used when a module that ``belongs`` to it (its
+    entry module's package or under it) is imported,
+    and either a selected plugin's import brought it in (``brought``), it
+    came in while the selected plugins loaded (``new``: all of them are
+    named), or a loaded plugin's filesystem type or table has a member
+    defined in it (``provided``).  A module imported before, by nobody's
+    table, counts for nothing: fsaops or the program around it imported it.
     """
-    used: dict[str, tuple[str, ...]] = {}
-    loaded = sys.modules
-    for name, item in available.items():
-        if name in selected or item.clash:
-            continue
-        top = _entry_module(item.value)
-        if not top or top.split(".")[0] == "fsaops" or not any(_under(m, top) for m in loaded):
-            continue
-        users = [n for n in selected if any(_under(m, top) for m in brought.get(n, ()))]
-        if not users and any(_under(m, top) for m in new):
-            users = list(selected)
-        users += [
-            n
-            for n, types in provided.items()
-            if n not in users and any(_under(m, top) for m in _code_modules(types))
-        ]
-        if users:
-            used[name] = tuple(n for n in selected if n in users)
-    return used
+    users: dict[str, set[str]] = {}
+
+    def owned(modules: Iterable[object]) -> set[str]:
+        return {plugin for m in modules for plugin in belongs.unselected(m)}
+
+    for name in selected:
+        for plugin in owned(brought.get(name, ())):
+            users.setdefault(plugin, set()).add(name)
+    for plugin in owned(new) - set(users):  # it came in while they all loaded
+        users[plugin] = set(selected)
+    for name, types in provided.items():
+        for plugin in owned(_code_modules(types)):
+            users.setdefault(plugin, set()).add(name)
+    present = owned(list(sys.modules))
+    return {
+        plugin: tuple(n for n in selected if n in who)
+        for plugin, who in users.items()
+        if plugin in present and who
+    }
 
 
 def _code_modules(types: Iterable[FileSystemType]) -> Iterator[object]:
@@ -1384,6 +1411,185 @@ def _code_modules(types: Iterable[FileSystemType]) -> Iterator[object]:
         for table in fstype.modes.values():
             for member in MEMBERS:
                 yield getattr(getattr(table, member, None), "__module__", None)
+
+
+class RunImports:
+    """What plugin code imported while one run ran (:func:`watch_imports` fills it).
+
+    Attributes:
+        imported: the plugins not selected whose modules the run's plugin
+            code imported, each with the selected plugins that imported them.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.imported: dict[str, set[str]] = {}
+        names = [p.name for p in registry.plugins]
+        loaded = {p.name for p in registry.plugins if p.status is PluginStatus.LOADED}
+        self._belongs = _Belongs(
+            ((p.name, p.value) for p in registry.plugins if names.count(p.name) == 1),
+            {name for name in registry.selection if name in loaded},
+        )
+        self._before = {p.name: set(p.imported_by) for p in registry.plugins if p.imported_by}
+        self._seen: set[str] = set()  # plugins an import statement of the run named
+
+    def saw(self, importer: object, modules: Iterable[str]) -> None:
+        """An import statement in module ``importer`` imported ``modules``."""
+        belongs = self._belongs
+        owners = belongs(importer)
+        by = {name for name in owners if name in belongs.selected}
+        if not by:  # a plugin not selected that a selected one imported: theirs
+            for name in owners:
+                by |= self._before.get(name, set()) | self.imported.get(name, set())
+        for module in modules:
+            for plugin in belongs.unselected(module):
+                self._seen.add(plugin)
+                if by:
+                    self.imported.setdefault(plugin, set()).update(by)
+
+    def appeared(self, modules: Iterable[object]) -> None:
+        """``modules`` came into ``sys.modules`` without an import statement of the run naming them.
+
+        The plugins not selected they belong to are put down to every
+        selected plugin that loaded and is not fsaops's own (whose code
+        imports no other plugin): which one imported them is not known.
+        """
+        found = {p for m in modules for p in self._belongs.unselected(m)} - self._seen
+        if not found:
+            return
+        everyone = {
+            p.name
+            for p in self.registry.plugins
+            if p.name in self._belongs.selected and not p.built_in
+        }
+        if everyone:
+            for plugin in found:
+                self.imported.setdefault(plugin, set()).update(everyone)
+
+    def plugins(self) -> tuple[PluginInfo, ...]:
+        """The registry's plugins; those the run imported are ``imported``, with their importers."""
+        if not self.imported:
+            return self.registry.plugins
+        order = {name: i for i, name in enumerate(self.registry.selection)}
+        out = []
+        for p in self.registry.plugins:
+            by = self.imported.get(p.name)
+            if by and p.status in (PluginStatus.NOT_LOADED, PluginStatus.IMPORTED):
+                names = sorted(by | set(p.imported_by), key=order.__getitem__)
+                out.append(
+                    attrs.evolve(
+                        p, status=PluginStatus.IMPORTED, error=None, imported_by=tuple(names)
+                    )
+                )
+            else:
+                out.append(p)
+        return tuple(out)
+
+
+class _Recorder(Protocol):
+    def saw(self, importer: object, modules: Iterable[str]) -> None: ...
+
+
+_WATCHING: Final[list[_Recorder]] = []
+_WATCH_LOCK: Final = threading.Lock()
+_SAVED_IMPORT: Final[list[Callable[..., ModuleType]]] = []
+
+
+@contextlib.contextmanager
+def _watching(record: _Recorder) -> Iterator[None]:
+    """Tell ``record`` of every import statement executed in the block (:func:`_import_hook`)."""
+    with _WATCH_LOCK:
+        if not _WATCHING:
+            _SAVED_IMPORT[:] = [builtins.__import__]
+            builtins.__import__ = _import_hook
+        _WATCHING.append(record)
+    try:
+        yield
+    finally:
+        with _WATCH_LOCK:
+            _WATCHING.remove(record)
+            if not _WATCHING:
+                builtins.__import__ = _SAVED_IMPORT[0]
+
+
+class _LoadImports:
+    """The modules the import statements of each selected plugin's code named while it loaded."""
+
+    def __init__(self, belongs: _Belongs) -> None:
+        self.belongs = belongs
+        self.modules: dict[str, set[str]] = {}
+
+    def saw(self, importer: object, modules: Iterable[str]) -> None:
+        """An import statement in module ``importer`` imported ``modules``."""
+        for name in self.belongs(importer):
+            if name in self.belongs.selected:
+                self.modules.setdefault(name, set()).update(modules)
+
+
+def _resolved(name: str, globals: Mapping[str, object], level: int) -> str:
+    """The absolute name an import of ``name`` at ``level`` (``from .. import``) refers to."""
+    if level <= 0:
+        return name
+    package = globals.get("__package__")
+    if not isinstance(package, str) or not package:
+        here = globals.get("__name__")
+        here = here if isinstance(here, str) else ""
+        package = here if "__path__" in globals else here.rpartition(".")[0]
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    return f"{base}.{name}" if name else base
+
+
+def _import_hook(
+    name: str,
+    globals: Mapping[str, object] | None = None,
+    locals: Mapping[str, object] | None = None,
+    fromlist: Sequence[str] | None = (),
+    level: int = 0,
+) -> ModuleType:
+    """``builtins.__import__`` while a run is watched: import, then tell every watch what."""
+    module = _SAVED_IMPORT[0](name, globals, locals, fromlist, level)
+    watching = tuple(_WATCHING)
+    if watching:
+        if globals is None:  # called as a function without them: the caller's
+            globals = sys._getframe(1).f_globals
+        full = _resolved(name, globals, level)
+        modules = [full]
+        if fromlist:
+            modules += [f"{full}.{item}" for item in fromlist if item != "*"]
+        importer = globals.get("__name__")
+        for record in watching:
+            record.saw(importer, modules)
+    return module
+
+
+@contextlib.contextmanager
+def watch_imports(registry: Registry) -> Iterator[RunImports]:
+    """Record, for the block (a run), what plugin code imports: the plugins it brings in.
+
+    While the block runs, ``builtins.__import__`` is wrapped: every import
+    statement executed (one of a module imported already too) that a
+    module of a selected plugin runs, and that imports a module of a
+    plugin not selected (its entry module's package, or under it), puts
+    that plugin down as imported by it.  A plugin not selected that a
+    selected one imported imports on its behalf.  Modules that come in
+    without an import statement (``importlib.import_module``) are found by
+    comparing ``sys.modules`` before and after: which plugin imported them
+    is not known, so they are put down to every selected plugin that loaded
+    and is not fsaops's own.  An ``importlib.import_module`` of a module
+    imported already is not seen.  The original ``__import__`` is put back
+    when the last watch ends, whatever plugin code did to it meanwhile.
+
+    Yields:
+        the :class:`RunImports` of the block, complete when the block ends.
+    """
+    record = RunImports(registry)
+    if not record._belongs:  # no plugin that could be imported
+        yield record
+        return
+    before = set(sys.modules)
+    with _watching(record):
+        yield record
+    record.appeared(set(sys.modules) - before)
 
 
 def load_plugins(

@@ -95,7 +95,7 @@ from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
-from fsaops.plugins import PluginStatus
+from fsaops.plugins import watch_imports
 from fsaops.proofs import ledger, prove_durability, prove_placement, snapshot_places
 from fsaops.report import (
     Integrity,
@@ -984,6 +984,7 @@ def run_plan(
         collector_paused(),
         _time_limit(config.kernel.timeout, registry, on_stuck) as where,
         _broken_fields_named(where, registry),
+        watch_imports(registry) as imports,
     ):
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = where.kernel = world.kernel
@@ -1076,8 +1077,8 @@ def run_plan(
             PluginVersion(
                 name=p.name, distribution=p.dist, version=p.version, imported_by=p.imported_by
             )
-            for p in registry.plugins
-            if p.status in (PluginStatus.LOADED, PluginStatus.IMPORTED)
+            for p in imports.plugins()
+            if p.ran
         ),
         selection=_selection(config, registry),
     )
