@@ -968,18 +968,22 @@ class Oracle:
         problems: list[str] = []
         for owner in records:
             npages = owner.npages
+            tree = self._read_in_by_readpage(owner)
             for first in range(0, npages, RUN_PAGES):
                 count = min(RUN_PAGES, npages - first)
                 # A run is read with one read(2) (or one read of the process's
                 # memory) and compared in one comparison; only a run that
                 # differs, or that could not be read, is looked at page by page.
+                # The run's page-cache slots are noted first (one slice): a page
+                # that was not there is read in by the read-back itself.
+                cached = None if tree is None else tree[first : first + count]
                 try:
                     data: bytes | None = world.read_range(owner, first, count)
                 except FsaopsError:
                     data = None
                 checked += count
                 if data is None or not world.matches(owner, first, count, data):
-                    verdicts = self._read_back_pages(world, owner, first, count, data)
+                    verdicts = self._read_back_pages(world, owner, first, count, data, cached)
                 elif through_views:
                     verdicts = [(index, None) for index in range(first, first + count)]
                 else:
@@ -999,13 +1003,39 @@ class Oracle:
         return ReadBack(checked, lost, corrupted, tuple(problems))
 
     @staticmethod
+    def _read_in_by_readpage(owner: File | Area) -> list[Page | None] | None:
+        """The page-cache slots of a file whose pages ``read(2)`` reads in with ``readpage``.
+
+        ``None`` for anonymous memory, and for a file that has no
+        ``readpage`` or is read in place (execute-in-place).
+        """
+        inode = getattr(owner, "inode", None)
+        if inode is None:
+            return None
+        a_ops = inode.i_mapping.a_ops
+        if a_ops.readpage is None or a_ops.get_xip_page is not None:
+            return None
+        tree: list[Page | None] = inode.i_mapping.page_tree
+        return tree
+
+    @classmethod
     def _read_back_pages(
-        world: fsaops.world.World, owner: File | Area, first: int, count: int, data: bytes | None
+        cls,
+        world: fsaops.world.World,
+        owner: File | Area,
+        first: int,
+        count: int,
+        data: bytes | None,
+        cached: Sequence[Page | None] | None = None,
     ) -> list[tuple[int, str | None]]:
         """What is wrong with each page of a run that did not read back as written.
 
         ``data`` is the run as it was read; ``None`` when reading it failed,
         and then each page is read again on its own, to say which cannot be.
+        ``cached`` is the run's page-cache slots before it was read, for a
+        file read in with ``readpage``: a wrong page that was not in the
+        page cache was read in by the read-back, and if its blocks hold its
+        data, the table's ``readpage`` is named, not migration.
         """
         ps = world.page_size
         found: list[tuple[int, str | None]] = []
@@ -1018,8 +1048,31 @@ class Oracle:
                     continue
             else:
                 page = data[(index - first) * ps : (index - first + 1) * ps]
-            found.append((index, world.diagnose(page, owner, index)))
+            verdict = world.diagnose(page, owner, index)
+            if verdict is not None and cached is not None:
+                k = index - first
+                if k >= len(cached) or cached[k] is None:
+                    verdict += cls._read_in_without_blocks(world, owner, index)
+            found.append((index, verdict))
         return found
+
+    @classmethod
+    def _read_in_without_blocks(
+        cls, world: fsaops.world.World, owner: File | Area, index: int
+    ) -> str:
+        """What to add to a wrong page the read-back read in, if its blocks hold its data.
+
+        The table's ``readpage`` read the page in without them.  Empty when
+        the blocks do not hold the page's data (then the data never reached
+        the disk, and the read path is not to blame).
+        """
+        inode = getattr(owner, "inode", None)
+        if inode is None or not inode.blocks:
+            return ""
+        if cls.on_disk(inode, index) != world.expected(owner, index):
+            return ""
+        table = inode.i_mapping.a_ops.name
+        return f", though its blocks hold its data: {table}.readpage read it in without them"
 
 
 @attrs.frozen
