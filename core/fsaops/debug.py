@@ -11,11 +11,12 @@ was left as it was, is the oracle's to say (:mod:`fsaops.oracle`).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from fsaops.buffer import BH, BufferHead, bh_offset, buffers, journal_head_problem
-from fsaops.errors import InvariantError
+from fsaops.errors import InvariantError, KernelBug
 from fsaops.fs import Inode
 from fsaops.lists import LIST_POISON, PageList
 from fsaops.mapping import AddressSpace as AddressSpaceClass
@@ -405,7 +406,7 @@ def check_kernel(
                 f"the swap device counts {swap.nr_swap_pages} free slots but {free_slots} "
                 "are unused"
             )
-    return problems
+    return _named(kernel, problems)
 
 
 def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) -> list[str]:
@@ -491,7 +492,65 @@ def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) ->
             problems.extend(_check_buffers(page, bh_expected, bh_locked_by_task, quiet))
         elif page.private and not page.flags & PG.swapcache:
             problems.append(f"pfn {pfn} has private {page.private!r} without PG_private")
-    return problems
+    return _named(kernel, problems)
+
+
+_PFN = re.compile(r"\bpfn (\d+)")
+
+
+def _named(kernel: Kernel, problems: list[str]) -> list[str]:
+    """``problems``, with each page of a file named by its file page after its pfn.
+
+    ``pfn 1034 (mount0/file0/page1) has page_count 3``: after migration
+    the pfn is a frame of the target node, which says nothing of whose
+    page it is.  A pfn is named where a problem first gives it, unless the
+    problem names the page's file already (``slot 3 of mount0/file0 holds
+    pfn 7, whose index is 4``).  Only problems are rewritten: no page is
+    looked at when every invariant holds.
+    """
+    if not problems:
+        return problems
+    names: dict[int, tuple[str, str]] = {}
+
+    def named(problem: str) -> str:
+        seen: set[int] = set()
+
+        def name(match: re.Match[str]) -> str:
+            pfn = int(match.group(1))
+            if pfn in seen:
+                return match.group(0)
+            seen.add(pfn)
+            found = names.get(pfn)
+            if found is None:
+                found = names[pfn] = _file_page(kernel, pfn)
+            file, said = found
+            if not said or file in problem:
+                return match.group(0)
+            return f"{match.group(0)} ({said})"
+
+        return _PFN.sub(name, problem)
+
+    return [named(problem) for problem in problems]
+
+
+def _file_page(kernel: Kernel, pfn: int) -> tuple[str, str]:
+    """The file and ``FILE/pageN`` of a frame that holds a page of a file, else ``("", "")``."""
+    try:
+        page = kernel.pfn_to_page(pfn)
+    except (KernelBug, IndexError):
+        return "", ""
+    mapping = getattr(page, "mapping", None)
+    index = getattr(page, "index", None)
+    flags = getattr(page, "flags", 0)
+    if (
+        not isinstance(mapping, AddressSpaceClass)
+        or mapping.anon
+        or type(index) is not int
+        or type(flags) is not int
+        or flags & PG.swapcache
+    ):
+        return "", ""
+    return mapping.name, f"{mapping.name}/page{index}"
 
 
 def _check_buffers(

@@ -1,0 +1,72 @@
+"""The invariants name a page of a file by its file page as well as its frame.
+
+After migration a page's frame is on the target node, which says nothing
+of whose page it is, and which ``--trace`` does not take: the problem line
+gives the file page too (``pfn 1034 (mount0/file1/page1)``), and
+``--trace`` of that frame says to name the page instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from fsaops.config import parse_config
+from fsaops.debug import check_kernel, check_pages
+from fsaops.page import Page, get_page, put_page
+from fsaops.plugins import Registry
+from fsaops.scenario import run_scenario
+from fsaops.world import World
+
+SCENARIO = (
+    '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "leak"\npages = 24\nfiles = 2\n'
+    "[workload]\nseed = 3\ndirty = 0.5\n"
+)
+
+
+def _leaking(registry: Registry) -> Registry:
+    """ext2 whose ``migratepage`` keeps an extra reference on the new page of index 1."""
+    ext2 = registry.filesystems["ext2"]
+    a_ops = ext2.modes["default"]
+    migratepage = a_ops.migratepage
+    assert migratepage is not None
+
+    def leak_migratepage(newpage: Page, page: Page, /) -> int:
+        rc = migratepage(newpage, page)
+        if rc == 0 and page.index == 1:
+            get_page(newpage)
+        return rc
+
+    table = attrs.evolve(a_ops, name="leak_aops", migratepage=leak_migratepage)
+    leak = attrs.evolve(ext2, name="leak", modes={"default": table})
+    return attrs.evolve(registry, filesystems={**registry.filesystems, "leak": leak})
+
+
+def test_a_file_page_is_named_after_its_pfn_and_an_anonymous_one_is_not(
+    registry: Registry,
+) -> None:
+    world = World(registry=registry, node_pages=64, swap_slots=8)
+    record = world.create_file(world.mount("ext2"), key="mount0/file0", name="mount0/file0")
+    world.load_file(record, 4)
+    page = world.page_of(record, 2)
+    assert page is not None
+    assert check_kernel(world.kernel) == [] and check_pages(world.kernel, [page]) == []
+    anon = world.make_page("clean")
+    get_page(page)
+    get_page(anon.page)
+    said = f"pfn {page.pfn} (mount0/file0/page2) has page_count"
+    problems = check_kernel(world.kernel)
+    assert len(problems) == 2
+    assert problems[0].startswith(said) or problems[1].startswith(said)
+    assert any(p.startswith(f"pfn {anon.page.pfn} has page_count") for p in problems)
+    assert check_pages(world.kernel, [page])[0].startswith(said)
+    put_page(page)
+    put_page(anon.page)
+
+
+def test_the_report_names_the_file_page_whose_invariant_broke(registry: Registry) -> None:
+    report = run_scenario(parse_config(SCENARIO, "s.toml"), _leaking(registry), source="s.toml")
+    assert len(report.invariants) == 2
+    for line in report.invariants:
+        assert re.match(r"pfn \d+ \(mount0/file[01]/page1\) has page_count 3, ", line), line
