@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 
 import attrs
+import pytest
 
 from fsaops.config import parse_config
 from fsaops.debug import check_kernel, check_pages
 from fsaops.page import Page, get_page, put_page
 from fsaops.plugins import Registry
-from fsaops.scenario import run_scenario
+from fsaops.scenario import plan_scenario, run_plan, run_scenario
+from fsaops.trace import PageTrace, TraceError, parse_page
 from fsaops.world import World
 
 SCENARIO = (
@@ -70,3 +72,26 @@ def test_the_report_names_the_file_page_whose_invariant_broke(registry: Registry
     assert len(report.invariants) == 2
     for line in report.invariants:
         assert re.match(r"pfn \d+ \(mount0/file[01]/page1\) has page_count 3, ", line), line
+
+
+def _traced(registry: Registry, page: str) -> PageTrace:
+    plan = plan_scenario(parse_config(SCENARIO, "s.toml"), _leaking(registry), "s.toml")
+    tracer = PageTrace(parse_page(page))
+    run_plan(plan, observers=[tracer])
+    return tracer
+
+
+def test_trace_of_a_frame_a_page_moved_to_says_to_name_the_page(registry: Registry) -> None:
+    report = run_scenario(parse_config(SCENARIO, "s.toml"), _leaking(registry), source="s.toml")
+    found = re.match(r"pfn (\d+) \((mount0/file\d/page1)\)", report.invariants[0])
+    assert found is not None
+    pfn, name = found.groups()
+    with pytest.raises(TraceError) as caught:
+        _traced(registry, pfn)
+    assert str(caught.value) == (
+        f"--trace {pfn}: pfn {pfn} is on node 1, where pages migrate to, and is free when "
+        "migration starts: name the page that moves there instead, as MOUNT/FILE:INDEX, or "
+        "MOUNT/FILE/pageN as a problem line gives it after the pfn (node 0 has pfns 0 to 1023)"
+    )
+    tracer = _traced(registry, name)  # the name the line gives is taken
+    assert tracer.steps[-1].pfn == int(pfn)

@@ -513,18 +513,40 @@ class PageTrace:
         if pfn > last:
             raise TraceError(f"--trace {pfn}: no such frame: the machine has pfns 0 to {last}")
         page = kernel.pfn_to_page(pfn)
+        held = self._held_in(scenario, page)
+        if page.node is not source and page.node.nid == scenario.target_node:
+            # A problem line printed after migration names a frame a page moved to.
+            if held is not None:
+                raise TraceError(
+                    f"--trace {pfn}: pfn {pfn} is on node {page.node.nid}, where pages migrate "
+                    f"to: it holds {held} when migration starts, which is there already and "
+                    f"does not migrate ({frames})"
+                )
+            raise TraceError(
+                f"--trace {pfn}: pfn {pfn} is on node {page.node.nid}, where pages migrate to, "
+                "and is free when migration starts: name the page that moves there instead, as "
+                "MOUNT/FILE:INDEX, or MOUNT/FILE/pageN as a problem line gives it after the pfn "
+                f"({frames})"
+            )
         if page.node is not source:
             raise TraceError(
                 f"--trace {pfn}: pfn {pfn} is on node {page.node.nid}, not on node "
                 f"{source.nid}, whose pages migrate ({frames})"
             )
-        for record, index in _records(scenario):
-            if scenario.world.page_of(record, index) is page:
-                return page, _name(record, index, scenario)
+        if held is not None:
+            return page, held
         raise TraceError(
             f"--trace {pfn}: pfn {pfn} holds no page of the scenario when migration starts "
             f"(a free frame); {frames}, {_in_use(source)} of them in use"
         )
+
+    @staticmethod
+    def _held_in(scenario: Scenario, page: Page) -> str | None:
+        """The name of the scenario's page that ``page`` holds, or ``None`` (a free frame)."""
+        for record, index in _records(scenario):
+            if scenario.world.page_of(record, index) is page:
+                return _name(record, index, scenario)
+        return None
 
     def _file_page(self, scenario: Scenario, key: str, index: int) -> tuple[Page, str]:
         files = {record.key: record for record in scenario.files}
