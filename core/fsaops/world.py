@@ -1406,7 +1406,8 @@ class World:
     def _make_file(self, spec: PageSpec, sb: SuperBlock) -> PreparedPage:
         kernel = self.kernel
         ps = self.page_size
-        record = self.create_file(sb, key=f"{sb.name}/page{len(self.prepared)}")
+        key = f"{sb.name}/page{len(self.prepared)}"
+        record = self.create_file(sb, key=key, name=key)
         inode = record.inode
         mapping = inode.i_mapping
         bs = sb.s_blocksize
