@@ -44,7 +44,7 @@ import functools
 from collections.abc import Callable, Collection, Iterator
 from collections.abc import Set as AbstractSet
 from errno import EAGAIN
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import attrs
 import pytest
@@ -156,6 +156,74 @@ def fixture_semantics(cls: type, request: pytest.FixtureRequest) -> str:
         pytest.fail(f"{cls.__name__}: {exc}", pytrace=False)
 
 
+_COUNTS: Final = {
+    "settle_ticks": ("a number of ticks", 0),
+    "engine_rounds": ("a number of migrate_pages calls", 1),
+    "max_examples": ("a number of examples", 1),
+    "pages": ("a number of pages", 1),
+    "preemptions": ("a number of preemptions", 0),
+    "pct_depth": ("a PCT depth", 1),
+    "pct_schedules": ("a number of schedules", 0),
+    "seed": ("a seed", 0),
+}
+"""The suites' counts a class may set: what each is, and the least it takes."""
+
+
+def check_class(cls: type) -> None:
+    """Check the class attributes a suite class sets, before the suite reads any.
+
+    ``filesystem`` (a name or a :class:`~fsaops.FileSystemType`), ``mode``
+    and ``plugin`` (one name each), ``block_size`` (bytes), ``capabilities``
+    (a set of names) and the suite's counts (``settle_ticks``,
+    ``max_examples``, ``preemptions``, ...).  ``semantics`` is
+    :func:`class_semantics`'s to check.
+
+    Raises:
+        SetupError: an attribute is not of the kind it takes; every such
+            attribute is named, with what it takes.
+    """
+    problems: list[str] = []
+    filesystem = getattr(cls, "filesystem", None)
+    if not (filesystem is None or isinstance(filesystem, (str, FileSystemType))):
+        problems.append(
+            f"filesystem must be a filesystem's name or a FileSystemType, not {filesystem!r}"
+        )
+    mode = getattr(cls, "mode", None)
+    if not (mode is None or isinstance(mode, str)):
+        problems.append(f"mode must be the name of one mode, not {mode!r}")
+    plugin = getattr(cls, "plugin", None)
+    if not (plugin is None or isinstance(plugin, str)):
+        problems.append(
+            f"plugin must be the entry-point name of the one plugin that provides the "
+            f"filesystem, not {plugin!r}"
+        )
+    block_size = getattr(cls, "block_size", None)
+    if not (block_size is None or (type(block_size) is int and block_size > 0)):
+        problems.append(f"block_size must be a block size in bytes (an int), not {block_size!r}")
+    capabilities = getattr(cls, "capabilities", None)
+    if not (
+        capabilities is None
+        or (
+            isinstance(capabilities, Collection)
+            and not isinstance(capabilities, str)
+            and all(type(c) is str for c in capabilities)
+        )
+    ):
+        problems.append(
+            f'capabilities must be a set of capability names ({{"buffers", "writeback"}}), '
+            f"not {capabilities!r}"
+        )
+    suites = [base for base in cls.__mro__ if base.__module__.startswith("fsaops.testing.")]
+    for name, (what, least) in _COUNTS.items():
+        if not any(name in vars(base) for base in suites):
+            continue  # not one of this suite's counts
+        value = getattr(cls, name)
+        if type(value) is not int or value < least:
+            problems.append(f"{name} must be {what}, an int of {least} or more, not {value!r}")
+    if problems:
+        raise SetupError("; ".join(problems))
+
+
 def class_subject(
     cls: type,
     request: pytest.FixtureRequest,
@@ -172,6 +240,14 @@ def class_subject(
     """
     from fsaops.testing.pytest_plugin import marker_subject
 
+    try:
+        check_class(cls)
+    except SetupError as exc:
+        bad: str | None = str(exc)
+    else:
+        bad = None
+    if bad is not None:  # failed outside the handler: one message, nothing chained
+        pytest.fail(f"{cls.__name__}: {bad}", pytrace=False)
     filesystem = getattr(cls, "filesystem", None)
     mode = getattr(cls, "mode", None)
     plugin = getattr(cls, "plugin", None)

@@ -157,7 +157,10 @@ def check_capabilities(capabilities: Iterable[str]) -> frozenset[str]:
             f"capabilities must be a set of names, not the string {capabilities!r} "
             f'(write {{"{capabilities}"}})'
         )
-    names = frozenset(capabilities)
+    try:
+        names = frozenset(capabilities)
+    except TypeError:
+        raise SetupError(f"capabilities must be a set of names, not {capabilities!r}") from None
     unknown = sorted(n for n in names if n not in CAPABILITIES)
     if unknown:
         known = ", ".join(sorted(CAPABILITIES))
@@ -197,10 +200,20 @@ def resolve_subject(
     can be tested before it is installed.
 
     Raises:
-        SetupError: the plugin is not installed or does not provide the
-            filesystem, the mode or block size does not exist, or a
-            capability or the semantics is unknown.
+        SetupError: the filesystem is neither a name nor a type, ``plugin``
+            is not one name, the plugin is not installed or does not
+            provide the filesystem, the mode or block size does not exist,
+            or a capability or the semantics is unknown.
     """
+    if not isinstance(filesystem, (str, FileSystemType)):
+        raise SetupError(
+            f"filesystem must be a filesystem's name or a FileSystemType, not {filesystem!r}"
+        )
+    if not (plugin is None or isinstance(plugin, str)):
+        raise SetupError(
+            "plugin must be the entry-point name of the one plugin that provides the "
+            f"filesystem, not {plugin!r}"
+        )
     caps = check_capabilities(capabilities)
     release = check_semantics(semantics)
     origin = "given directly"
