@@ -53,7 +53,7 @@ def test_an_invariant_names_the_file_the_report_names(registry: Registry) -> Non
 
 
 def test_a_world_built_without_a_scenario_keeps_the_filesystem_s_names(registry: Registry) -> None:
-    """The testing kit and the explorer name a file by its inode number, as before."""
+    """A file created without a name keeps the filesystem's, by inode number, as before."""
     world = World(registry=registry, node_pages=64)
     sb = world.mount("ext2", name="racefs0")
     first = world.create_file(sb)
