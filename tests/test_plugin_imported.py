@@ -439,3 +439,40 @@ def test_the_page_shows_the_scenarios_values_as_toml_writes_them(tmp_path: Path)
     facts = re.search(r"<dt>workload</dt><dd>(.*?)</dd>", page.read_text(encoding="utf-8"))
     assert facts is not None
     assert facts[1] == "dirty 0.25, out_of_line true"
+
+
+def test_an_import_function_plugin_code_wraps_around_the_watch_does_not_recurse(
+    tmp_path: Path,
+) -> None:
+    """A pass-through wrapper that a plugin took while a watch was on (so it calls the watch's
+    hook), installed again afterwards, made every import of the next watch recurse for ever;
+    ``__import__(name, 1)``, which the builtin takes, raised inside the hook."""
+    env = _install_lazy(tmp_path / "site", "3.0")
+    script = """
+import builtins, json
+from fsaops.plugins import load_plugins, watch_imports
+
+original = builtins.__import__
+lazy = load_plugins(cli="lazy,swap", env={})
+with watch_imports(lazy):
+    captured = builtins.__import__  # what plugin code sees while a run runs: the hook
+    def traced(*args, **kwargs):
+        return captured(*args, **kwargs)
+builtins.__import__ = traced  # put back after the run
+results = []
+with watch_imports(lazy) as record:
+    results.append(__import__("json").__name__)
+    results.append(__import__("json", 1).__name__)  # globals that is not a dictionary
+    results.append(__import__("helper_plugin", {"__name__": "lazy_plugin"}).__name__)
+builtins.__import__ = captured  # the hook itself left in place
+with watch_imports(lazy):
+    results.append(__import__("json").__name__)
+helper = next(p for p in record.plugins() if p.name == "helper")
+print(json.dumps([results, helper.status.value, list(helper.imported_by),
+                  builtins.__import__ is original or builtins.__import__ is captured]))
+builtins.__import__ = original
+"""
+    results, status, imported_by, restored = _in_process(env, script, tmp_path)
+    assert results == ["json", "json", "helper_plugin", "json"]
+    assert [status, imported_by] == ["imported", ["lazy"]]
+    assert restored

@@ -1493,14 +1493,26 @@ class _Recorder(Protocol):
 _WATCHING: Final[list[_Recorder]] = []
 _WATCH_LOCK: Final = threading.Lock()
 _SAVED_IMPORT: Final[list[Callable[..., ModuleType]]] = []
+_BUILTIN_IMPORT: Final = builtins.__import__
+"""The import function as this module found it: what :func:`_import_hook` falls back on."""
+_IN_HOOK: Final = threading.local()
 
 
 @contextlib.contextmanager
 def _watching(record: _Recorder) -> Iterator[None]:
-    """Tell ``record`` of every import statement executed in the block (:func:`_import_hook`)."""
+    """Tell ``record`` of every import statement executed in the block (:func:`_import_hook`).
+
+    The import function found in place is the one the hook calls, unless
+    it is the hook itself (left in place by plugin code that put back what
+    it saw during an earlier watch); a function that wraps the hook ends
+    in it again, which the hook notices and answers with the import
+    function this module found.  At the end the function found is put
+    back, whatever plugin code did to ``builtins.__import__`` meanwhile.
+    """
     with _WATCH_LOCK:
         if not _WATCHING:
-            _SAVED_IMPORT[:] = [builtins.__import__]
+            found = builtins.__import__
+            _SAVED_IMPORT[:] = [_BUILTIN_IMPORT if found is _import_hook else found]
             builtins.__import__ = _import_hook
         _WATCHING.append(record)
     try:
@@ -1546,20 +1558,50 @@ def _import_hook(
     fromlist: Sequence[str] | None = (),
     level: int = 0,
 ) -> ModuleType:
-    """``builtins.__import__`` while a run is watched: import, then tell every watch what."""
-    module = _SAVED_IMPORT[0](name, globals, locals, fromlist, level)
+    """``builtins.__import__`` while a run is watched: import, then tell every watch what.
+
+    Re-entered on one thread (an import function plugin code installed
+    that calls what it saw while a watch was on, which is this hook), it
+    imports with the function this module found, so the chain ends.  What
+    it records never fails the import: arguments the builtin takes but
+    that name no importer (``globals`` that is not a dictionary) are not
+    recorded.
+    """
+    if getattr(_IN_HOOK, "depth", 0):
+        return _BUILTIN_IMPORT(name, globals, locals, fromlist, level)
+    _IN_HOOK.depth = 1
+    try:
+        importer = _SAVED_IMPORT[0] if _SAVED_IMPORT else _BUILTIN_IMPORT
+        module = importer(name, globals, locals, fromlist, level)
+    finally:
+        _IN_HOOK.depth = 0
     watching = tuple(_WATCHING)
     if watching:
-        if globals is None:  # called as a function without them: the caller's
-            globals = sys._getframe(1).f_globals
-        full = _resolved(name, globals, level)
-        modules = [full]
-        if fromlist:
-            modules += [f"{full}.{item}" for item in fromlist if item != "*"]
-        importer = globals.get("__name__")
-        for record in watching:
-            record.saw(importer, modules)
+        with contextlib.suppress(Exception):  # recording is ours; the import succeeded
+            _record(watching, name, globals, fromlist, level)
     return module
+
+
+def _record(
+    watching: Sequence[_Recorder],
+    name: str,
+    globals: Mapping[str, object] | None,
+    fromlist: Sequence[str] | None,
+    level: int,
+) -> None:
+    """Tell every watch the modules one import statement imported, and from which module."""
+    if globals is None:  # called as a function without them: the caller's (the hook's caller)
+        globals = sys._getframe(2).f_globals
+    if not isinstance(globals, dict):
+        return
+    full = _resolved(name, globals, level)
+    modules = [full]
+    if fromlist:
+        items: Sequence[object] = fromlist
+        modules += [f"{full}.{item}" for item in items if isinstance(item, str) and item != "*"]
+    importer = globals.get("__name__")
+    for record in watching:
+        record.saw(importer, modules)
 
 
 @contextlib.contextmanager
