@@ -90,3 +90,23 @@ def test_a_scenario_with_a_zeroing_readpage_names_it_on_every_page_migration_dro
     problems = report.integrity.problems
     assert problems and report.integrity.lost == len(problems)
     assert all(p.endswith(f"lost: reads back zeroes{BLAME}") for p in problems)
+
+
+def test_a_page_past_a_shrunk_size_is_put_down_to_the_size_not_readpage(
+    registry: Registry,
+) -> None:
+    """ext2's ``readpage`` rightly zeroes a page past ``i_size``: when code the migration ran
+    shrank the size, the line names the size, never the correct ``readpage``."""
+    world = World(registry=registry, node_pages=64)
+    record = world.create_file(world.mount("ext2", block_size=1024))
+    world.load_file(record, 8)
+    _drop(record, 4)
+    record.inode.i_size = 4 * world.page_size  # as a releasepage that shrank the file
+    found = world.oracle.read_back(world)
+    assert found.problems
+    for problem in found.problems:
+        assert "readpage" not in problem
+    assert any(
+        "the file's size (i_size) is 16384 bytes where 32768 were written" in problem
+        for problem in found.problems
+    ), found.problems

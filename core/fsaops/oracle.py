@@ -1062,15 +1062,26 @@ class Oracle:
     ) -> str:
         """What to add to a wrong page the read-back read in, if its blocks hold its data.
 
-        The table's ``readpage`` read the page in without them.  Empty when
-        the blocks do not hold the page's data (then the data never reached
-        the disk, and the read path is not to blame).
+        The table's ``readpage`` read the page in without them, unless the
+        file's size (``i_size``) no longer reaches the page's data, which a
+        ``readpage`` rightly reads as zeroes: then the size is named.  Empty
+        when the blocks do not hold the page's data (then the data never
+        reached the disk, and the read path is not to blame).
         """
-        inode = getattr(owner, "inode", None)
-        if inode is None or not inode.blocks:
+        from fsaops.world import File  # at run time: fsaops.world imports this module
+
+        if not isinstance(owner, File) or not owner.inode.blocks:
             return ""
+        inode = owner.inode
         if cls.on_disk(inode, index) != world.expected(owner, index):
             return ""
+        ps = world.page_size
+        written = owner.size if owner.size is not None else owner.npages * ps
+        if inode.i_size < min(written, (index + 1) * ps):
+            return (
+                f", though its blocks hold its data: the file's size (i_size) is "
+                f"{inode.i_size} bytes where {written} were written, so a read stops short of it"
+            )
         table = inode.i_mapping.a_ops.name
         return f", though its blocks hold its data: {table}.readpage read it in without them"
 
