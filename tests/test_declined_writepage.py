@@ -193,3 +193,42 @@ def test_a_disk_backed_table_that_keeps_moved_pages_dirty_loses_their_data(
     assert durability.failures == 8
     assert all("still dirty after sync" in problem for problem in durability.problems)
     assert report.exit_status == 1
+
+
+def test_a_table_that_wrote_pages_at_build_has_a_disk_for_its_moved_pages(
+    registry: Registry,
+) -> None:
+    """No ``readpage`` (the files are written with write(2)), a ``writepage`` that writes pages
+    on node 0 and keeps moved ones dirty: it wrote the files when the world was built, so the
+    moved pages it keeps dirty never reached a disk the file has (it said OK, "in memory only")."""
+    ext2 = registry.filesystem("ext2")
+    default = ext2.modes["default"]
+    assert default.writepage is not None
+    sneaky = attrs.evolve(
+        ext2,
+        name="sneaky",
+        modes={
+            "default": attrs.evolve(
+                default,
+                name="sneaky_aops",
+                readpage=None,
+                readpages=None,
+                writepage=_declines_moved_pages(default.writepage),
+                writepages=None,
+            )
+        },
+        default_mode="default",
+    )
+    with_sneaky = attrs.evolve(registry, filesystems={**registry.filesystems, "sneaky": sneaky})
+    text = (
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "sneaky"\npages = 16\nfiles = 2\n'
+        "block_size = 1024\n[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n"
+        "[workload]\ndirty = 0.5\n"
+    )
+    report = run_scenario(parse_config(text, "s.toml"), with_sneaky, source="s.toml")
+    assert report.proofs is not None
+    durability = report.proofs.durability
+    assert durability.memory_only == {}
+    assert not durability.holds
+    assert all("still dirty after sync" in problem for problem in durability.problems)
+    assert report.exit_status == 1

@@ -237,10 +237,12 @@ class File:
         gens: the generation each page must read back.
         size: the file's size in bytes when it ends inside its last page
             (``None``: ``npages`` whole pages); past it a page reads zeroes.
-        on_disk: whether the world put its data on its blocks (:meth:`World.load_file`,
-            or a buffer cache its filesystem reads in): the file has a disk,
-            and a page sync leaves dirty is one sync skipped, whatever its
-            table's ``writepage`` says when asked.
+        on_disk: whether its data is on its blocks: the world put it there
+            (:meth:`World.load_file`, or a buffer cache its filesystem reads
+            in), or its table wrote it back when the world was built (a
+            scenario's settling).  The file has a disk, and a page sync
+            leaves dirty is one sync skipped, whatever its table's
+            ``writepage`` says when asked.
     """
 
     owner: int
