@@ -476,3 +476,42 @@ builtins.__import__ = original
     assert results == ["json", "json", "helper_plugin", "json"]
     assert [status, imported_by] == ["imported", ["lazy"]]
     assert restored
+
+
+def test_imports_a_module_body_makes_while_it_is_imported_are_recorded_and_chained(
+    tmp_path: Path,
+) -> None:
+    """A selected plugin's module imported for the first time during a run, whose body imports
+    another plugin (imported already), was left out of the report; an import function another
+    tool installed saw only the outermost import while a run was watched."""
+    env = _install_lazy(tmp_path / "site", "3.0")
+    (tmp_path / "site" / "lzpkg").mkdir()
+    write_dist_info(
+        tmp_path / "site",
+        "adv-lz",
+        {"fsaops": {"lz": "lzpkg"}},
+        modules={"lzpkg/__init__": _plugin("lzfs"), "lzpkg/sub": "import helper_plugin\n"},
+    )
+    (tmp_path / "site" / "toolpkg.py").write_text("import json, email.utils\n", encoding="utf-8")
+    script = """
+import builtins, json, sys
+from fsaops.plugins import load_plugins, watch_imports
+
+import helper_plugin  # the program's own, before any run
+lz = load_plugins(cli="lz,swap", env={})
+seen = []
+found = builtins.__import__
+def tool(name, *args, **kwargs):  # another tool's import hook, installed before the run
+    seen.append(name)
+    return found(name, *args, **kwargs)
+builtins.__import__ = tool
+with watch_imports(lz) as record:
+    exec("import lzpkg.sub", vars(sys.modules["lzpkg"]))  # lz's code imports its own module
+    import toolpkg
+builtins.__import__ = found
+helper = next(p for p in record.plugins() if p.name == "helper")
+print(json.dumps([helper.status.value, list(helper.imported_by), seen]))
+"""
+    status, imported_by, seen = _in_process(env, script, tmp_path)
+    assert [status, imported_by] == ["imported", ["lz"]]
+    assert {"lzpkg.sub", "helper_plugin", "toolpkg", "json", "email.utils"} <= set(seen)

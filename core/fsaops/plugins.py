@@ -1560,21 +1560,29 @@ def _import_hook(
 ) -> ModuleType:
     """``builtins.__import__`` while a run is watched: import, then tell every watch what.
 
-    Re-entered on one thread (an import function plugin code installed
-    that calls what it saw while a watch was on, which is this hook), it
-    imports with the function this module found, so the chain ends.  What
+    Re-entered on one thread for the import it is making (an import
+    function plugin code installed that calls what it saw while a watch
+    was on, which is this hook), it imports with the function this module
+    found, so the chain ends; the imports a module's body makes while it
+    is imported are other imports, recorded as any.  What
     it records never fails the import: arguments the builtin takes but
     that name no importer (``globals`` that is not a dictionary) are not
     recorded.
     """
-    if getattr(_IN_HOOK, "depth", 0):
+    pending: set[tuple[object, int]] | None = getattr(_IN_HOOK, "pending", None)
+    if pending is None:
+        pending = _IN_HOOK.pending = set()
+    key: tuple[object, int] = (name, level)
+    if not isinstance(key[0], str):  # the builtin refuses it: nothing to chain or record
         return _BUILTIN_IMPORT(name, globals, locals, fromlist, level)
-    _IN_HOOK.depth = 1
+    if key in pending:  # the same import, back through a wrapper: end the chain
+        return _BUILTIN_IMPORT(name, globals, locals, fromlist, level)
+    pending.add(key)
     try:
         importer = _SAVED_IMPORT[0] if _SAVED_IMPORT else _BUILTIN_IMPORT
         module = importer(name, globals, locals, fromlist, level)
     finally:
-        _IN_HOOK.depth = 0
+        pending.discard(key)
     watching = tuple(_WATCHING)
     if watching:
         with contextlib.suppress(Exception):  # recording is ours; the import succeeded
