@@ -232,3 +232,43 @@ def test_a_table_that_wrote_pages_at_build_has_a_disk_for_its_moved_pages(
     assert not durability.holds
     assert all("still dirty after sync" in problem for problem in durability.problems)
     assert report.exit_status == 1
+
+
+def test_a_mount_whose_table_wrote_one_file_at_build_has_a_disk_for_every_file(
+    registry: Registry,
+) -> None:
+    """A table that writes the first file back and keeps every page of the second dirty:
+    the mount has a disk, so the second file's pages left dirty fail (it said OK, "in memory
+    only", the disk decided file by file)."""
+    ext2 = registry.filesystem("ext2")
+    default = ext2.modes["default"]
+    real = default.writepage
+    assert real is not None
+
+    def writepage(page: Page, wbc: WritebackControl) -> int:
+        if getattr(page.mapping, "name", "").endswith("/file0"):
+            return int(real(page, wbc))
+        return _rd_writepage(page, wbc)
+
+    table = attrs.evolve(
+        default,
+        name="perfile_aops",
+        readpage=None,
+        readpages=None,
+        writepage=writepage,
+        writepages=None,
+    )
+    perfile = attrs.evolve(ext2, name="perfile", modes={"default": table}, default_mode="default")
+    with_it = attrs.evolve(registry, filesystems={**registry.filesystems, "perfile": perfile})
+    text = (
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "perfile"\npages = 16\nfiles = 2\n'
+        "block_size = 1024\n[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n"
+        "[workload]\ndirty = 0.5\n"
+    )
+    report = run_scenario(parse_config(text, "s.toml"), with_it, source="s.toml")
+    assert report.proofs is not None
+    durability = report.proofs.durability
+    assert durability.memory_only == {}
+    assert durability.failures == 8  # every page of the second file
+    assert all("file1" in p and "still dirty after sync" in p for p in durability.problems)
+    assert report.exit_status == 1

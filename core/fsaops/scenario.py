@@ -587,14 +587,21 @@ class Scenario:
         self.kernel.sync_filesystems()
         sched.run_for(SETTLE_TICKS)
         sched.run_until_idle()
-        # A file written with write(2) whose table wrote a page of it back
-        # has a disk now: a page of it left dirty by a later sync is one the
-        # sync skipped, not one its table has nowhere to write.
+        # A mount whose table wrote a page of a file written with write(2)
+        # back has a disk now: a page of any of its files that a later sync
+        # leaves dirty is one the sync skipped, not one its table has
+        # nowhere to write.
+        written = {
+            id(record.inode.i_sb)
+            for record in self._unsettled
+            if record.inode.i_mapping.a_ops.writepage is not None
+            and any(
+                page is not None and not page.flags & PG.dirty
+                for page in record.inode.i_mapping.page_tree
+            )
+        }
         for record in self._unsettled:
-            if record.inode.i_mapping.a_ops.writepage is None:
-                continue
-            tree = record.inode.i_mapping.page_tree
-            if any(page is not None and not page.flags & PG.dirty for page in tree):
+            if id(record.inode.i_sb) in written:
                 record.on_disk = True
 
     def page_of(self, slot: Slot) -> Page:
