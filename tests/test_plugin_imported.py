@@ -381,7 +381,8 @@ def test_a_scenario_that_selects_its_plugins_names_an_imported_one_in_the_headin
     )
     proc = fsaops("migrate", "--no-progress", scenario, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "\nplugins: base (imported by top)\n" in proc.stdout
+    # The plugins the scenario selected come first: "base" alone read as the run's only plugin.
+    assert "\nplugins: top; base (imported by top)\n" in proc.stdout
 
 
 # -- a filesystem of a plugin that is only imported -----------------------------------------

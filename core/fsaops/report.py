@@ -788,8 +788,11 @@ def _heading(report: Report) -> Text:
         f"every page of node {report.from_node} to node {report.to_node}",
         style="dim",
     )
+    imported = [p.describe() for p in report.plugins if p.imported_by]
     plugins = [] if report.selection is None else [report.selection.describe()]
-    plugins += [p.describe() for p in report.plugins if p.imported_by]
+    if imported and report.selection is None:  # the scenario chose: say what it chose too
+        plugins.append(", ".join(p.name for p in report.plugins if not p.imported_by))
+    plugins += imported
     if plugins:
         text.append(f"\nplugins: {printable('; '.join(plugins))}", style="yellow")
     for part in report.left_out:
