@@ -131,7 +131,7 @@ def test_a_plugin_imported_while_the_run_runs_is_in_the_report_and_the_diff(
     assert "adv-helper 3.0" in row and "adv-helper 4.0" in row
     text = fsaops("migrate", "--no-progress", scenario, env=env)
     assert text.returncode == 0, text.stderr
-    assert "\nplugins: helper (imported by lazy)\n" in text.stdout
+    assert "\nplugins: lazy, swap; helper (imported by lazy)\n" in text.stdout
 
 
 def _install_helperlib(site: Path, version: str) -> dict[str, str]:
