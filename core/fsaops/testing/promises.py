@@ -22,7 +22,14 @@ from fsaops.buffer import BH
 from fsaops.debug import check_kernel
 from fsaops.errors import describe_exception
 from fsaops.migrate import errno_name
-from fsaops.oracle import Oracle, first_difference, may_gain
+from fsaops.oracle import (
+    Oracle,
+    buffer_changes,
+    first_difference,
+    journalled_dirty_problem,
+    journalled_made_dirty,
+    may_gain,
+)
 from fsaops.page import PG
 from fsaops.semantics import DEFAULT_SEMANTICS
 from fsaops.testing.harness import (
@@ -45,6 +52,7 @@ __all__ = [
     "check_after_settle",
     "check_engine_page",
     "check_hook_call",
+    "check_on_disk",
     "hook_buffers_follow",
     "hook_contents_copied",
     "hook_dirty_carried",
@@ -292,7 +300,15 @@ def hook_dirty_carried(call: HookCall) -> list[str]:
 
 
 def hook_buffers_follow(call: HookCall) -> list[str]:
-    """Every buffer head now belongs to the new page, at the same offset, released and unlocked."""
+    """Every buffer head now belongs to the new page, at the same offset, released and unlocked.
+
+    Nothing else about it changed (KERNEL-SPEC §7): every ``BH`` bit but
+    the lock (``BH_dirty`` may come from ``set_page_dirty`` on a dirty
+    page, never on a clean one, nor on a buffer its journal holds as
+    ``BH_JBDDirty``), ``b_count``, ``b_size``, ``b_bdev``, ``b_private`` and
+    a mapped buffer's ``b_blocknr``
+    (:func:`~fsaops.oracle.buffer_changes`).
+    """
     problems = _moved_first(call)
     if problems:
         return problems
@@ -323,6 +339,8 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
         )
     shift = new.node.page_shift
     mask = new.node.page_size - 1
+    # migrate_page_copy's set_page_dirty may dirty every buffer of a dirty page.
+    dirtied = bool(before.flags & PG.dirty) or before.pte_dirty
     for i, (state, bh) in enumerate(zip(before.ring, ring, strict=False)):
         if bh.b_page is page:
             problems.append(f"buffer head {i} of pfn {old_pfn} still points at the old page")
@@ -342,9 +360,14 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
                 f"to offset {bh.b_data & mask}"
             )
         if bh.b_count != state.count:
+            why = (
+                "a reference taken to move it was not dropped"
+                if bh.b_count > state.count
+                else "a reference it held was dropped: a put_bh too many"
+            )
             problems.append(
                 f"buffer head {i} of pfn {old_pfn} has b_count {bh.b_count}; it had "
-                f"{state.count} (a reference taken to move it was not dropped)"
+                f"{state.count} ({bh.b_count - state.count:+d}: {why})"
             )
         if bh.b_state & BH.lock and not state.state & BH.lock:
             problems.append(f"buffer head {i} of pfn {old_pfn} was left locked")
@@ -354,18 +377,26 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
                 f"mapped to block {bh.b_blocknr} on pfn {new_pfn}: its writes would go over "
                 "another block"
             )
-        for bit, name in ((BH.uptodate, "BH_Uptodate"), (BH.mapped, "BH_Mapped")):
-            if state.state & bit and not bh.b_state & bit:
-                problems.append(
-                    f"buffer head {i} of pfn {old_pfn} lost {name} on the way to pfn {new_pfn}"
-                )
-            elif bh.b_state & bit and not state.state & bit:
-                # A buffer that was never read, now up to date, serves the
-                # frame's left-over bytes; one mapped to no block, a block.
-                problems.append(
-                    f"buffer head {i} of pfn {old_pfn} gained {name} on the way to pfn "
-                    f"{new_pfn}: moving a page changes no buffer's state"
-                )
+        if state.state & BH.mapped and bh.b_bdev is not state.bdev:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} lost its b_bdev on the way to pfn {new_pfn}: "
+                "its next write has no device to go to"
+            )
+        # A buffer that was never read, now up to date, serves the frame's
+        # left-over bytes; one mapped to no block, a block; and so on.
+        problems.extend(
+            f"buffer head {i} of pfn {old_pfn} {change} on the way to pfn {new_pfn}: "
+            "moving a page changes no buffer's state"
+            for change in buffer_changes(state, bh)
+        )
+        if journalled_made_dirty(state.state, bh.b_state):
+            problems.append(journalled_dirty_problem(i, old_pfn, new_pfn))
+        elif bh.b_state & BH.dirty and not state.state & BH.dirty and not dirtied:
+            problems.append(
+                f"buffer head {i} of pfn {old_pfn} gained BH_dirty on the way to pfn {new_pfn}, "
+                "and neither the page nor a pte mapping it was dirty: it would be written back "
+                "for nothing"
+            )
     return problems
 
 
@@ -638,6 +669,28 @@ def check_engine_page(
     for newpage in run.to:
         if newpage.mapping is not None or newpage.flags or newpage.count != 1 or newpage.private:
             problems.append(f"unused new pfn {newpage.pfn} was changed: {newpage!r}")
+    return problems
+
+
+def check_on_disk(world: World) -> list[str]:
+    """Sync everything, drop the cache, and read every page of the world back from disk.
+
+    :func:`~fsaops.proofs.prove_durability`, as ``fsaops migrate`` proves
+    it: every file written back and its journal committed, its cache
+    dropped, every page read from its blocks (anonymous memory from swap).
+    What a moved page's buffers say about its blocks (``BH_Mapped``,
+    ``b_blocknr``, ``BH_Delay``) is what writeback goes by, so a buffer
+    mapped to the wrong block, or a delayed allocation lost on the way,
+    shows here as a page that does not read back.  Afterwards every
+    invariant of the machine must hold.
+    """
+    from fsaops.proofs import prove_durability  # fsaops.proofs imports the world
+
+    proof = prove_durability(world)
+    problems = list(proof.problems)
+    if proof.failures > len(problems):
+        problems.append(f"and {proof.failures - len(problems)} more page(s)")
+    problems.extend(check_kernel(world.kernel))
     return problems
 
 
