@@ -36,11 +36,12 @@ know about before the code goes anywhere:
     written back for nothing; or the old page is still ``PG_dirty`` beside
     the new one (``clear_page_dirty_for_io`` not done).
 ``buffers``
-    a buffer head was left locked, its ``b_count`` changed, or it lost
-    ``BH_Uptodate``, ``BH_Mapped`` or the device it maps to by the time
-    ``migratepage`` returned
-    (a buffer that is no longer uptodate is read from disk over what it
-    holds).
+    a buffer head was left locked, its ``b_count`` changed, it lost or
+    gained ``BH_Uptodate``, ``BH_Mapped``, ``BH_New`` or ``BH_Delay``, its
+    device, block, size or ``b_private`` changed, or a buffer its journal
+    holds as journalled (``BH_JBDDirty``) turned ``BH_dirty``, by the time
+    ``migratepage`` returned (a buffer that is no longer uptodate is read
+    from disk over what it holds).
 ``return``
     ``migratepage`` raised, or returned something other than 0 or a
     negative errno (the engine counts the page as failed with ``-EIO``).
@@ -60,12 +61,18 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from fsaops.buffer import BH, BufferHead
-from fsaops.oracle import Oracle, may_gain
+from fsaops.oracle import (
+    BufferState,
+    Oracle,
+    buffer_changes,
+    journalled_dirty_problem,
+    journalled_made_dirty,
+    may_gain,
+)
 from fsaops.page import PG
 from fsaops.rmap import VM_LOCKED
 
 if TYPE_CHECKING:
-    from fsaops.fs import BlockDevice
     from fsaops.kernel import Kernel
     from fsaops.page import Page
 
@@ -185,7 +192,7 @@ class _Before:
     expected: int
     held: int
     writes: int
-    ring: tuple[tuple[BufferHead, int, bool, int, BlockDevice | None], ...]
+    ring: tuple[tuple[BufferHead, int, bool, BufferState], ...]
     dirty: bool
     gainable: int
 
@@ -208,11 +215,27 @@ class MigratepageWatch:
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
         kernel = self._kernel
-        ring: tuple[tuple[BufferHead, int, bool, int, BlockDevice | None], ...] = ()
+        ring: tuple[tuple[BufferHead, int, bool, BufferState], ...] = ()
         if page.flags & PG.private and isinstance(page.private, BufferHead):
             bhs, _problem = Oracle.ring(page.private)
             ring = tuple(
-                (bh, _own_count(bh), bool(bh.b_state & BH.lock), bh.b_state & _KEPT, bh.b_bdev)
+                (
+                    bh,
+                    _own_count(bh),
+                    bool(bh.b_state & BH.lock),
+                    BufferState(
+                        bh,
+                        bh.b_page,
+                        0,
+                        0,
+                        bh.b_count,
+                        bh.b_state,
+                        bh.b_blocknr,
+                        bh.b_bdev,
+                        bh.b_size,
+                        bh.b_private,
+                    ),
+                )
                 for bh in bhs
             )
         held, _locked = Oracle.holds(kernel, page)
@@ -349,7 +372,7 @@ class MigratepageWatch:
             and newpage.flags & PG.private
             and isinstance(newpage.private, BufferHead)
         ):
-            devices = {id(bdev) for *_, bdev in b.ring if bdev is not None}
+            devices = {id(was.bdev) for *_, was in b.ring if was.bdev is not None}
             fresh, _problem = Oracle.ring(newpage.private)
             for i, bh in enumerate(fresh):
                 if bh.b_state & BH.mapped and id(bh.b_bdev) not in devices:
@@ -362,8 +385,8 @@ class MigratepageWatch:
                     )
                     break
         held_locks = _held_buffer_locks(self._kernel)
-        for i, (bh, count, locked, kept, bdev) in enumerate(b.ring):
-            if bh.b_bdev is not bdev and kept & BH.mapped:
+        for i, (bh, count, locked, was) in enumerate(b.ring):
+            if bh.b_bdev is not was.bdev and was.state & BH.mapped:
                 add(
                     table,
                     "buffers",
@@ -380,19 +403,22 @@ class MigratepageWatch:
                     f"buffer head {i} of pfn {pfn} was left locked when migratepage returned",
                 )
                 break
-            dropped = kept & ~bh.b_state
-            if dropped:
-                names = " and ".join(
-                    name
-                    for bit, name in ((BH.uptodate, "BH_Uptodate"), (BH.mapped, "BH_Mapped"))
-                    if dropped & bit
+            changes = buffer_changes(was, bh, keeps=_KEPT)
+            if was.state & BH.mapped and bh.b_blocknr != was.blocknr:
+                changes.append(
+                    f"was mapped to block {was.blocknr} and is mapped to block {bh.b_blocknr}"
                 )
+            if changes:
                 add(
                     table,
                     "buffers",
                     pfn,
-                    f"buffer head {i} of pfn {pfn} lost {names} in migratepage",
+                    f"buffer head {i} of pfn {pfn} {changes[0]} in migratepage: moving a page "
+                    "changes no buffer's state",
                 )
+                break
+            if journalled_made_dirty(was.state, bh.b_state):
+                add(table, "buffers", pfn, journalled_dirty_problem(i, pfn, newpage.pfn))
                 break
             delta = _own_count(bh) - count
             if delta:
@@ -406,9 +432,12 @@ class MigratepageWatch:
                 break
 
 
-_KEPT: Final = BH.uptodate | BH.mapped
-"""Buffer state a migration keeps: only I/O errors and truncation clear them,
-and neither runs while the page is locked for ``migratepage``."""
+_KEPT: Final = BH.uptodate | BH.mapped | BH.new | BH.delay
+"""The buffer bits of :data:`~fsaops.oracle.MIGRATION_KEEPS` that no other
+task changes while the page is locked for ``migratepage``: a journal commit
+or an I/O completion may run while it sleeps on a buffer lock, and change
+``BH_dirty``, ``BH_JBD``, ``BH_JBDDirty``, ``BH_Req``, ``BH_Async_*`` and
+``BH_Write_EIO`` (and detach ``b_private``)."""
 
 
 def _own_count(bh: BufferHead) -> int:
