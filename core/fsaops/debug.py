@@ -614,7 +614,7 @@ PG_reclaim = PG.reclaim
 def _block_map(page: Page, nbuffers: int) -> tuple[Inode, int] | None:
     """The file whose block map a page's buffers follow, and its first buffer's file block."""
     host = getattr(page.mapping, "host", None)
-    if not isinstance(host, Inode) or not host.blocks or type(page.index) is not int:
+    if not isinstance(host, Inode) or type(page.index) is not int:
         return None
     return host, page.index * nbuffers
 
@@ -628,9 +628,29 @@ def _mapped_elsewhere(bh: BufferHead, i: int, inode: Inode, first: int) -> str |
     iblock = first + i
     blocks = inode.blocks
     want = blocks[iblock] if iblock < len(blocks) else 0
-    if not want or bh.b_blocknr == want:
+    if bh.b_blocknr == want:
         return None
+    if want:
+        return (
+            f"is mapped to block {bh.b_blocknr}, but block {iblock} of {inode.name} is block "
+            f"{want}: its writes would go over another block"
+        )
+    # Its file has no block there yet (a hole, or a delayed allocation):
+    # wrong if the block it is mapped to is a file's block somewhere else.
+    owner = _owner_of(inode, bh.b_blocknr)
+    if owner is None:
+        return None
+    other, other_iblock = owner
+    whose = "another file's block" if other is not inode else "another block"
     return (
-        f"is mapped to block {bh.b_blocknr}, but block {iblock} of {inode.name} is block "
-        f"{want}: its writes would go over another block"
+        f"is mapped to block {bh.b_blocknr}, which holds block {other_iblock} of {other.name}, "
+        f"but {inode.name} has no block {iblock} yet: its writes would go over {whose}"
     )
+
+
+def _owner_of(inode: Inode, blocknr: int) -> tuple[Inode, int] | None:
+    """The file of ``inode``'s filesystem that owns device block ``blocknr``, and its file block."""
+    for other in inode.i_sb.inodes:
+        if blocknr in other.blocks:
+            return other, other.blocks.index(blocknr)
+    return None
