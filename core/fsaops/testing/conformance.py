@@ -1141,8 +1141,11 @@ class MigratepageConformance:
         Two files of four pages (one clean, one dirty; for the swap cache,
         two areas of anonymous memory) migrate in one call.  Right after
         it every page is where the oracle says it must be and every
-        invariant of the machine holds; after writeback and a drop of the
-        cache, everything reads back.  A ``migratepage`` that touches a
+        invariant of the machine holds, and every page reads back; then the
+        files are written back and their cache dropped, and every page must
+        read back from disk (:func:`~fsaops.testing.promises.check_on_disk`:
+        a buffer mapped to the wrong block, or a delayed allocation lost on
+        the way, shows there).  A ``migratepage`` that touches a
         page other than the two it was given (a reference taken on the
         next page, a slot rewritten) fails here.
         """
@@ -1167,6 +1170,8 @@ class MigratepageConformance:
         _holds(world.subject, "engine", run.problems)
         world.settle(run)
         _holds(world.subject, "machine", promises.check_after_settle(world))
+        if world.sb is not None:
+            _holds(world.subject, "machine", promises.check_on_disk(world))
 
     def test_engine_puts_permanent_failures_on_failed(
         self, fsaops_subject: Subject, fsaops_world: World
