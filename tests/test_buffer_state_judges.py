@@ -248,3 +248,12 @@ def test_the_suite_reads_moved_files_back_from_disk() -> None:
     world, problems = _two_files(buffer_migrate_page)
     assert problems == []
     assert promises.check_on_disk(world) == []
+
+
+def test_the_oracle_catches_a_delayed_allocation_forgotten_on_the_way() -> None:
+    world = World(resolve_subject(_xfs(_then(_clear(BH.delay)))))
+    assert world.sb is not None
+    inode = world.file(world.sb, 4)
+    pages = inode.i_mapping.pages()
+    run = world.migrate(pages)
+    assert any("lost BH_Delay" in p and "has no block" in p for p in run.problems), run.problems

@@ -919,6 +919,13 @@ class Oracle:
                     "moving a page changes no buffer's state"
                     for change in buffer_changes(state, bh, keeps=0)
                 )
+                if state.state & BH.delay and not bh.b_state & (BH.delay | BH.mapped):
+                    # Writeback turns BH_Delay into BH_Mapped; nothing else clears it.
+                    problems.append(
+                        f"buffer head {i} of pfn {pfn} lost BH_Delay on the move to pfn "
+                        f"{new.pfn} and has no block: its delayed allocation is forgotten "
+                        "(its reservation leaks, and writeback must allocate again)"
+                    )
                 if journalled_made_dirty(state.state, bh.b_state):
                     problems.append(journalled_dirty_problem(i, pfn, new.pfn))
                     continue
