@@ -69,6 +69,8 @@ from fsaops.errors import (
     printable,
     raised_by_code,
     signals_deferred,
+    signals_done,
+    signals_live,
     watch_sigint,
 )
 from fsaops.process import REAL_EXIT, guard_process, plugin_of_module, refused_in
@@ -1311,7 +1313,12 @@ def _error(message: str) -> None:
 
 
 def _fail(status: Status, message: str, json_mode: bool) -> int:
-    """Report a command that could not finish: one line on stderr, the JSON envelope, the page."""
+    """Report a command that could not finish: one line on stderr, the JSON envelope, the page.
+
+    From here on a Ctrl-C or ``SIGTERM`` is only counted: a burst of them
+    cannot cut this short, nor say the command's end twice.
+    """
+    signals_done()
     _error(message)
     begun = _BEGUN.get()
     if json_mode and not (begun is not None and begun.is_set()):
@@ -1606,9 +1613,14 @@ def _whose(exc: KernelBug, cause: BaseException | None) -> str:
 
 
 def _run(command: Callable[[], int], json_mode: bool) -> int:
-    """Run a command; every way it can end becomes an exit status and at most one line."""
+    """Run a command; every way it can end becomes an exit status and at most one line.
+
+    A Ctrl-C or ``SIGTERM`` interrupts the command until it returns (the
+    first one only); after that, it changes nothing (:func:`signals_live`).
+    """
     try:
-        return command()
+        with signals_live():
+            return command()
     except RunTimeout as exc:
         return _fail(Status.TIMEOUT, str(exc), json_mode)
     except Deadlock as exc:
@@ -1656,7 +1668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.excepthook = _thread_failed
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
-            watch_sigint(_interrupted)
+            watch_sigint(_interrupted, hold=True)  # raised in the command only, once
         guard_process()
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)

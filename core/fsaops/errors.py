@@ -42,6 +42,8 @@ __all__ = [
     "raised_by_code",
     "shown",
     "signals_deferred",
+    "signals_done",
+    "signals_live",
     "watch_sigint",
     "without_addresses",
 ]
@@ -306,7 +308,13 @@ class Deadlock(KernelBug):
 
 
 class _Signals:
-    """What :func:`watch_sigint` has seen: whether it watches, how many signals, the last."""
+    """What :func:`watch_sigint` has seen: whether it watches, how many signals, the last.
+
+    ``mode`` says what a signal does: ``raise`` (each raises
+    ``KeyboardInterrupt``), ``hold`` (counted, and raised when
+    :func:`signals_live` begins), ``live`` (the first raises, then ``done``)
+    or ``done`` (counted only).
+    """
 
     watching = False
     seen = 0
@@ -314,16 +322,30 @@ class _Signals:
     on_signal: Callable[[str], object] | None = None
     deferring = False
     deferred = 0
+    mode = "raise"
+    held = 0
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     _Signals.seen += 1
+    if _Signals.mode == "done":  # the interrupt is being handled, or the command is done
+        return
     _Signals.last = signal.Signals(signum).name
+    if _Signals.mode == "hold":  # raised when the command begins
+        _Signals.held += 1
+        return
     if _Signals.seen == 1 and _Signals.on_signal is not None:
         _Signals.on_signal(_Signals.last)
     if _Signals.deferring:
         _Signals.deferred += 1
         return
+    _raise()
+
+
+def _raise() -> None:
+    """Raise a signal's ``KeyboardInterrupt``; in a command, the only one it raises."""
+    if _Signals.mode == "live":
+        _Signals.mode = "done"
     raise KeyboardInterrupt
 
 
@@ -351,10 +373,55 @@ def signals_deferred() -> Iterator[None]:
         _Signals.deferring = False
         if _Signals.deferred:
             _Signals.deferred = 0
-            raise KeyboardInterrupt
+            if _Signals.mode != "done":  # not once the interrupt is being handled
+                _raise()
 
 
-def watch_sigint(on_signal: Callable[[str], object] | None = None) -> None:
+@contextmanager
+def signals_live() -> Iterator[None]:
+    """The command's body: the one place a Ctrl-C or ``SIGTERM`` raises ``KeyboardInterrupt``.
+
+    For a program that watches signals with ``watch_sigint(hold=True)``.
+    A signal that came before the body is raised as it begins.  In the
+    body, the first signal raises ``KeyboardInterrupt`` and later ones are
+    only counted, and so is every signal once the body has ended: the code
+    that handles the interruption (the command's error line, its JSON, its
+    page) or says the command's last word is never cut short by a second
+    signal of a burst.  Nested, the first body to end ends it.  Otherwise
+    (no :func:`watch_sigint`, without ``hold``, outside the main thread),
+    the body runs as it would without it.
+    """
+    if (
+        not _Signals.watching
+        or _Signals.mode == "raise"
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    if _Signals.mode == "hold":
+        _Signals.mode = "live"
+        if _Signals.held:  # a signal that came before the command: it interrupts it now
+            _Signals.held = 0
+            if _Signals.on_signal is not None:
+                _Signals.on_signal(_Signals.last)
+            _raise()
+    try:
+        yield
+    finally:
+        signals_done()
+
+
+def signals_done() -> None:
+    """From now on a Ctrl-C or ``SIGTERM`` is only counted: the command is saying its last word.
+
+    For a program that watches signals with ``watch_sigint(hold=True)``;
+    otherwise nothing changes.
+    """
+    if _Signals.watching and _Signals.mode != "raise":
+        _Signals.mode = "done"
+
+
+def watch_sigint(on_signal: Callable[[str], object] | None = None, *, hold: bool = False) -> None:
     """Count Ctrl-C (``SIGINT``) and ``SIGTERM`` from now on, and raise ``KeyboardInterrupt``.
 
     For ``SIGINT`` that is what Python does; ``SIGTERM`` (``kill``, a
@@ -368,11 +435,18 @@ def watch_sigint(on_signal: Callable[[str], object] | None = None) -> None:
     on the first one, in the thread it interrupts, before the
     ``KeyboardInterrupt`` is raised (the command line arms a timer there,
     for plugin code that swallows it).
+
+    With ``hold``, the program runs one command: a signal raises
+    ``KeyboardInterrupt`` only in its body (:func:`signals_live`), once;
+    before it, it is held, and after the first, only counted.  Without it,
+    each signal raises ``KeyboardInterrupt``.
     """
+    _Signals.mode = "hold" if hold else "raise"  # before a signal can come
+    _Signals.held = 0
+    _Signals.on_signal = on_signal
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigint)
     _Signals.watching = True
-    _Signals.on_signal = on_signal
 
 
 def interrupted_by() -> str:
