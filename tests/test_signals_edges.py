@@ -142,6 +142,33 @@ def test_a_burst_after_the_command_ended_changes_nothing(
     assert OLD not in page and "interrupted" not in page
 
 
+@pytest.mark.parametrize("where", ["render", "replace"])
+def test_a_signal_while_the_page_is_drawn_or_written_leaves_no_earlier_page(
+    tmp_path: Path, small: Path, where: str
+) -> None:
+    """The pending page was dropped before the report's page was drawn and written: a signal
+    there left an earlier run's page standing."""
+    out, err, status, page = _hooked(
+        tmp_path, "SIGINT", f"{where}=1", "migrate", small, "--json", "--no-progress"
+    )
+    assert (status, err) == (130, "fsaops: error: interrupted\n"), (status, err[-3000:])
+    assert json.loads(out)["status"] == "ok"  # the report came first, whole
+    assert OLD not in page and "interrupted" in page
+
+
+@pytest.mark.parametrize("where", ["render_diff", "replace"])
+def test_a_signal_while_the_comparison_page_is_drawn_or_written_leaves_no_earlier_page(
+    tmp_path: Path, small: Path, where: str
+) -> None:
+    report = tmp_path / "a.json"
+    proc = run([sys.executable, "-m", "fsaops", "migrate", small, "--json", "--no-progress"])
+    assert proc.returncode == 0, proc.stderr
+    report.write_text(proc.stdout)
+    _, err, status, page = _hooked(tmp_path, "SIGTERM", f"{where}=1", "diff", report, report)
+    assert (status, err) == (130, "fsaops: error: terminated (SIGTERM)\n"), (status, err[-3000:])
+    assert OLD not in page and "interrupted" in page
+
+
 # -- the signal handling itself, in this process ---------------------------------------------
 
 

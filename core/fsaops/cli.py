@@ -744,7 +744,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         from fsaops.html_report import render_report
 
         assert frames is not None
-        _PAGE.set(None)  # the report's page, or one line if it cannot be written
+        # The failure's page stays pending until the command returns: a signal while
+        # the report's page is drawn or written leaves the interrupted page, not an
+        # earlier run's.
         _write_file(html, render_report(report, frames), "--html")
     return report.exit_status
 
@@ -1007,8 +1009,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
     render(comparison, _stdout_console())  # first: a page that cannot be written keeps it
-    if html is not None:
-        _PAGE.set(None)  # the comparison's page, or one line if it cannot be written
+    if html is not None:  # the failure's page stays pending while this one is drawn and written
         _write_file(html, render_html(comparison), "--html")
     return 0
 
