@@ -445,10 +445,16 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
         if write:
             held.b_state &= ~BH.dirty
         frame = _buffer_view(held)
+        page, data = held.b_page, held.b_data
         bdev = held.b_bdev
         blocknr = held.b_blocknr
+        moved: list[str] = []
 
         def complete() -> None:
+            if held.b_page is not page or held.b_data != data:
+                # The I/O was given the old frame: in a real machine a freed
+                # frame is reused at once, and the DMA moves whatever is there.
+                moved.append(_moved_under_lock(held, page, data, blocknr, write))
             if write and bdev is not None and held.b_state & BH.mapped:
                 bdev.write(blocknr, frame)  # the DMA reads the frame it was given
             unlock_buffer(held)
@@ -456,8 +462,23 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
         done = rt.io("end_buffer_io", mask, complete)
         rt.wait(done, f"buffer I/O of block {blocknr}", mask)
         put_bh(held)
+        if moved:
+            raise FsaopsError(f"bh-lock@{target.index}: {moved[0]}")
 
     return find_get_block_lock_buffer
+
+
+def _moved_under_lock(bh: BufferHead, page: Page, data: int, blocknr: int, write: bool) -> str:
+    """Why a buffer that moved while its lock was held for I/O is wrong, for the message."""
+    size = bh.b_size or 1
+    was = (data & (page.node.page_size - 1)) // size
+    what = "write of" if write else "I/O on"
+    return (
+        f"buffer head {was} of pfn {page.pfn} moved to pfn {bh.b_page.pfn} while this task held "
+        f"its lock for the {what} block {blocknr} (the DMA uses pfn {page.pfn}'s frame, which "
+        "the migration frees): the table moved a locked buffer; migratepage must lock_buffer "
+        "each buffer before it moves it"
+    )
 
 
 def _buffer_view(bh: BufferHead) -> memoryview:
