@@ -41,10 +41,11 @@ RACES: dict[str, tuple[list[str | TaskSpec], str]] = {
         [TaskSpec("bh-lock", 1)],
         "holds bytes that are no version of that block",
     ),
-    # Page 1's bh-lock takes the last buffer (page 0's the first).
+    # Page 1's bh-lock takes the last buffer (page 0's the first).  The first
+    # schedule that fails moves that buffer while the lock is held for its I/O.
     "skips_the_last_buffer_lock": (
         [TaskSpec("bh-lock", 1)],
-        "holds bytes that are no version of that block",
+        "the table moved a locked buffer",
     ),
 }
 """Each racy function: the accessors it races with, and words of what goes wrong."""
