@@ -309,3 +309,81 @@ def test_bench_with_a_broken_selected_plugin_names_it(tmp_path: Path) -> None:
 def test_bench_with_nothing_to_measure_says_so() -> None:
     proc = guarded.fsaops("bench", "--quick", env={"FSAOPS_PLUGINS": ""})
     guarded.one_error_line(proc, 2, "nothing to measure", "need filesystem ext2", "none")
+
+
+def test_a_child_that_did_not_complete_keeps_its_own_message(tmp_path: Path) -> None:
+    run = bench.migrate_command("[kernel]\nnodse = 2\n")
+    assert not run.completed
+    assert (run.returncode, run.status) == (2, "bad input")
+    assert "kernel.nodse: unknown key; did you mean 'nodes'?" in run.error
+    line = run.failure("fsaops migrate of 5 pages")
+    assert line.startswith("fsaops migrate of 5 pages ended with exit status 2 (bad input): ")
+
+
+#: What the child says when the scenario asks for more memory than the machine can give.
+REFUSAL = (
+    "scenario.toml: kernel.node_memory, mount[].pages, processes.anon_pages: the run needs "
+    "about 17 GiB of memory"
+)
+
+
+def refused() -> bench.CommandRun:
+    """A ``fsaops migrate`` child refused at once: exit status 2, its envelope's message."""
+    return bench.CommandRun(0.74, 76816384, "bad input", 2, REFUSAL)
+
+
+def test_a_million_run_end_to_end_that_did_not_complete_gives_no_figures(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "migrate_command", lambda scenario, plugin="ext2": refused())
+    whole = bench.million_end_to_end(registry, 1_000_000)
+    assert whole == {
+        "pages": 1_000_000,
+        "completed": False,
+        "status": "bad input",
+        "exit_status": 2,
+        "error": "fsaops migrate of 1,000,000 ext2 nobh pages ended with exit status 2 "
+        f"(bad input): {REFUSAL}",
+    }, "no seconds, rate, peak or verdict for a run that never happened"
+
+
+def test_the_bench_is_not_ok_when_a_run_it_asked_for_was_not_measured(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = bench.migrate_command
+
+    def refuse_the_million(scenario: str, *, plugin: str = "ext2") -> bench.CommandRun:
+        return refused() if "pages = 3000\n" in scenario else real(scenario, plugin=plugin)
+
+    monkeypatch.setattr(bench, "migrate_command", refuse_the_million)
+    args = ["--quick", "--repeat", "1", "--pages", "100", "--million", "--million-pages", "3000"]
+    assert bench.main([*args, "--json"]) == 2, "the child's status, as fsaops migrate gives it"
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    why = (
+        "the 3,000-page run end to end was not measured: fsaops migrate of 3,000 ext2 nobh "
+        f"pages ended with exit status 2 (bad input): {REFUSAL}"
+    )
+    assert list(report)[:3] == ["schema", "status", "error"]
+    assert (report["status"], report["error"]) == ("bad input", why)
+    assert err == f"fsaops: error: {why}\n"
+    assert report["million"]["completed"] is True, "the in-process run was measured"
+    whole = report["million"]["end_to_end"]
+    assert whole["completed"] is False
+    assert not {"seconds", "pages_per_second", "peak_rss_bytes", "met"} & set(whole)
+    text = bench.render(report)
+    assert (
+        "3,000 pages end to end (fsaops migrate): NOT MEASURED: fsaops migrate of 3,000 ext2 "
+        f"nobh pages ended with exit status 2 (bad input): {REFUSAL}"
+    ) in text.splitlines()
+    whole_lines = [ln for ln in text.splitlines() if "end to end (fsaops migrate)" in ln]
+    assert len(whole_lines) == 1 and "peak RSS" not in whole_lines[0], "no figures"
+
+
+def test_the_bench_is_not_ok_when_the_million_child_failed() -> None:
+    report: dict[str, Any] = {"million": {"pages": 5, "completed": False, "error": "killed"}}
+    assert bench.not_measured(report) == (
+        "kernel bug",
+        "the 5-page run was not measured: killed",
+    ), "as any command that failed"
+    assert bench.not_measured({"million": None}) is None

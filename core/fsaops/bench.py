@@ -97,6 +97,7 @@ from fsaops.plugins import Registry, load_plugins
 from fsaops.rmap import Mm
 from fsaops.sched import hold
 from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS
+from fsaops.status import Status
 from fsaops.world import World
 
 if TYPE_CHECKING:
@@ -906,6 +907,19 @@ class CommandRun:
     peak_rss_bytes: int
     status: str
     returncode: int
+    #: What the child said when it did not complete: its JSON's ``error``, or
+    #: the end of its standard error ("" when it completed or said nothing).
+    error: str = ""
+
+    @property
+    def completed(self) -> bool:
+        """Whether the run did its work: exit status 0 and status ``ok``."""
+        return self.returncode == 0 and self.status == "ok"
+
+    def failure(self, what: str) -> str:
+        """The run that did not complete, in one line: ``what``, its exit status and status."""
+        said = f": {self.error}" if self.error else ""
+        return f"{what} ended with exit status {self.returncode} ({self.status}){said}"
 
 
 def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
@@ -939,11 +953,20 @@ def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
                 peak = 0
             errors.seek(0)
             err = errors.read()
+    said = err.decode(errors="replace").strip()
     try:
-        outcome = str(json.loads(out)["status"])
+        data = json.loads(out)
+        outcome = str(data["status"])
     except (ValueError, KeyError, TypeError):
-        outcome = "no report: " + err.decode(errors="replace").strip()[-500:]
-    return CommandRun(seconds, peak, outcome, proc.returncode)
+        return CommandRun(seconds, peak, "no report: " + said[-500:], proc.returncode)
+    message = data.get("error") if isinstance(data, dict) else None
+    if proc.returncode == 0 and outcome == "ok":
+        error = ""
+    elif isinstance(message, str) and message:
+        error = message
+    else:
+        error = said.splitlines()[-1][-500:] if said else ""
+    return CommandRun(seconds, peak, outcome, proc.returncode, error)
 
 
 def end_to_end(
@@ -977,11 +1000,8 @@ def end_to_end(
     for _ in range(repeat):
         for n in sizes:
             run = migrate_command(end_to_end_scenario(n, plugin=plugin), plugin=plugin)
-            if run.returncode != 0 or run.status != "ok":
-                raise RuntimeError(
-                    f"fsaops migrate of {n:,} ext2 nobh pages ended with exit status "
-                    f"{run.returncode} ({run.status})"
-                )
+            if not run.completed:
+                raise RuntimeError(run.failure(f"fsaops migrate of {n:,} ext2 nobh pages"))
             times[n].append(run.seconds)
             peaks[n] = run.peak_rss_bytes
     large = sizes[-1]
@@ -1150,10 +1170,21 @@ def million_end_to_end(registry: Registry, npages: int) -> dict[str, Any]:
     Its wall clock against :data:`MILLION_SECONDS`, and its peak resident
     size against :data:`MILLION_MEMORY` times the bytes the model must hold:
     both nodes' frames in use (every page on each) and the device's data.
+    A run that did not complete (refused, failed, interrupted) gives no
+    figures: ``completed`` is false and ``error`` says why, in the child's
+    own words.
     """
     fs, _mode, _block_size = END_TO_END
     plugin = registry.owners.get(fs, fs)
     run = migrate_command(end_to_end_scenario(npages, plugin=plugin), plugin=plugin)
+    if not run.completed:
+        return {
+            "pages": npages,
+            "completed": False,
+            "status": run.status,
+            "exit_status": run.returncode,
+            "error": run.failure(f"fsaops migrate of {npages:,} ext2 nobh pages"),
+        }
     model = 3 * npages * 4096
     return {
         "pages": npages,
@@ -1171,6 +1202,28 @@ def million_end_to_end(registry: Registry, npages: int) -> dict[str, Any]:
         and run.seconds < MILLION_SECONDS
         and run.peak_rss_bytes <= MILLION_MEMORY * model,
     }
+
+
+def not_measured(report: dict[str, Any]) -> tuple[str, str] | None:
+    """The status the bench ends with, and why, when a run it asked for did not complete.
+
+    ``None`` when every run completed.  The million-page runs are the
+    bench's children: one that did not complete gives no figures, and the
+    bench is not ``ok`` (the JSON's ``status``, the exit status).  The
+    status is the child's own when it gave one, as ``fsaops migrate`` does,
+    otherwise that of a command that failed.
+    """
+    big: dict[str, Any] = report.get("million") or {}
+    if "error" in big:
+        why = f"the {big['pages']:,}-page run was not measured: {big['error']}"
+        return Status.KERNEL_BUG.value, why
+    whole = big.get("end_to_end")
+    if not isinstance(whole, dict) or "error" not in whole:
+        return None
+    said = whole.get("status")
+    status = said if said in {s.value for s in Status} - {"ok"} else Status.KERNEL_BUG.value
+    why = f"the {whole['pages']:,}-page run end to end was not measured: {whole['error']}"
+    return str(status), why
 
 
 def _million_in_child(npages: int) -> dict[str, Any]:
@@ -1419,7 +1472,12 @@ def render(report: dict[str, Any]) -> str:
                 f"{'completed' if big['completed'] else 'DID NOT COMPLETE'}"
             )
         whole = big.get("end_to_end")
-        if whole:
+        if whole and "error" in whole:
+            lines.append(
+                f"{whole['pages']:,} pages end to end (fsaops migrate): NOT MEASURED: "
+                f"{whole['error']}"
+            )
+        elif whole:
             lines.append(
                 f"{whole['pages']:,} pages end to end (fsaops migrate): {whole['seconds']:.1f} s "
                 f"(target < {whole['target_seconds']:g} s), peak RSS "
@@ -1551,8 +1609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Arguments out of range end it with one line on standard error (and,
     with ``--json``, the JSON envelope) and ``SystemExit(2)``.
     """
-    from fsaops.cli import _fail, _run, _write
-    from fsaops.status import Status, envelope
+    from fsaops.cli import _error, _fail, _one_line, _run, _write
+    from fsaops.status import envelope
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args_list
@@ -1595,12 +1653,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry=registry,
             semantics=args.semantics,
         )
+        failed = not_measured(report)
+        status = Status.OK if failed is None else Status(failed[0])
+        if failed is not None:
+            _error(failed[1])
         if args.json:
-            # Like every command's JSON: the schema and the status first.
-            _write(json.dumps({**envelope(Status.OK), **report}, indent=2) + "\n")
+            # Like every command's JSON: the schema and the status first (and
+            # the error, when a run was not measured).
+            head = envelope(status, None if failed is None else _one_line(failed[1]))
+            _write(json.dumps({**head, **report}, indent=2) + "\n")
         else:
             _write(render(report) + "\n")
-        return 0
+        return status.exit_code
 
     return _run(bench, args.json)
 
