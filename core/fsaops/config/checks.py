@@ -9,6 +9,7 @@ turns them into one :class:`~fsaops.errors.ConfigError` naming the file.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Final
 
 from fsaops.config.effective import SWAP
@@ -26,7 +27,7 @@ from fsaops.config.schema import (
     MountConfig,
     WorkloadConfig,
 )
-from fsaops.config.sizes import format_size
+from fsaops.config.sizes import MiB, format_size
 from fsaops.errors import ConfigError, did_you_mean, shown
 from fsaops.semantics import SEMANTICS, semantics_names
 
@@ -392,28 +393,49 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
 #: its place in ``mem_map`` and in a free or LRU list (``fsaops bench`` measures
 #: about 150 bytes; the margin covers the page tree and the allocator).
 FRAME_BYTES: Final = 200
+#: Python memory per page of a file or of anonymous memory, beside its frame:
+#: its slot in the page tree and the block map, the content record, the
+#: migration's and the proofs' accounting (measured: 1,100 to 1,350 bytes a
+#: page of the end-to-end scenario, from 100,000 to a million pages).
+PAGE_BYTES: Final = 1536
 #: Python memory per buffer head (``fsaops bench`` measures about 136 bytes).
 BUFFER_HEAD_BYTES: Final = 160
+#: Python memory per block of a filesystem that holds buffers back for its
+#: ``sync_fs`` (ext3's journal): the journal's record of each buffer and the
+#: old page's buffers it keeps until it commits (measured: about 470 bytes a
+#: block of ext3 ``ordered`` pages all under writeback).
+JOURNAL_BYTES: Final = 512
 #: Python memory per file: its inode, mapping, page tree and record (measured:
 #: about 1,500 bytes).
 FILE_BYTES: Final = 2048
 #: Python memory per process: its mm, vma and page tables (measured: about 1,300 bytes).
 PROCESS_BYTES: Final = 2048
-#: What the interpreter, the libraries and the model's other objects take.
-BASELINE_BYTES: Final = 256 << 20
+#: What the interpreter, the libraries and the model's other objects take (measured:
+#: 45 MiB at the peak of a run of 1,000 pages).
+BASELINE_BYTES: Final = 128 << 20
 #: Address space the interpreter, its libraries and threads' stacks take (measured:
 #: 190 to 260 MiB), beside the memory maps of the model.
 ADDRESS_SPACE_BYTES: Final = 272 << 20
+#: The workload states whose pages a run writes to their device: rewritten and
+#: written back, dirtied through a mapping, or written out when swapped.
+_WRITTEN_STATES: Final = ("dirty", "writeback", "mapped", "mlocked", "swapout")
 
 
 def memory_needed(config: Config, registry: Registry) -> int:
     """Bytes a run of ``config`` touches at most: the frames' objects, the data, the devices.
 
-    Every node's frames are objects; a page of data is written on the
-    source node and copied to the target node; a file's pages are written to
-    its device (and ext3's journal may hold a copy); anonymous memory may
-    be written to swap; buffer heads, files and processes cost their own
-    objects.
+    Every node's frames are objects, and so is every page, buffer head (and
+    a journal's record of it), file and process.  A page's data is written
+    on the source node; the migration commits the target node's frames a
+    window ahead (:data:`~fsaops.scenario.COMMIT_AHEAD_PAGES`) and hands
+    the source's back as it frees them, so the nodes hold the data once
+    and that window (twice under ``debug_vm``, which hands nothing back;
+    pages swapped out come back on the target node while their old frames
+    stay committed).  A device holds the blocks the workload writes (the
+    pages it dirties, writes back, maps or swaps out); anonymous memory may
+    be written to swap and read back on the target node.  An upper bound:
+    runs of every shape measured peak at 0.55 to 0.9 times it from 100,000
+    pages on.
     """
     objects, data = _memory_parts(config, registry)
     return BASELINE_BYTES + objects + data
@@ -421,12 +443,18 @@ def memory_needed(config: Config, registry: Registry) -> int:
 
 def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
     """Bytes of the model's Python objects, and bytes of page data a run touches at most."""
+    from fsaops.scenario import COMMIT_AHEAD_PAGES
+
     k = config.kernel
     ps = k.page_size
     objects = k.nodes * config.node_pages * FRAME_BYTES
     objects += sum(m.files for m in config.mount) * FILE_BYTES
     objects += config.processes.count * PROCESS_BYTES
-    data = 0
+    written = min(1.0, sum(config.fraction(state) for state in _WRITTEN_STATES))
+    swapped = config.fraction("swapout")
+    cached = 0  # pages in the page cache or anonymous memory, on the source node
+    again = 0  # pages whose old frames stay committed while their new ones are written
+    device = 0
     for mount in config.mount:
         fstype = registry.filesystems.get(mount.fs)
         if fstype is None:
@@ -435,14 +463,29 @@ def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
         if mode not in fstype.modes:
             continue
         bs = fstype.default_block_size if mount.block_size is None else mount.block_size
-        device = 2 * mount.pages * ps  # the blocks, and a journal's copy
-        cached = 2 * mount.pages * ps if fstype.has_page_cache(mode) else 0
-        data += device + cached
+        if not fstype.has_page_cache(mode):
+            device += mount.pages * ps  # executed in place: the data is the device's
+            continue
+        cached += mount.pages
+        again += math.ceil(swapped * mount.pages)
+        objects += mount.pages * PAGE_BYTES
         if bs:
-            objects += 2 * mount.pages * (ps // bs) * BUFFER_HEAD_BYTES
+            device += math.ceil(written * mount.pages) * ps
+            # A table that attaches none (ext2 nobh) still may, to a page it writes
+            # or whose blocks are out of line: counted whole.
+            objects += mount.pages * (ps // bs) * BUFFER_HEAD_BYTES
+            if fstype.sync_fs is not None:
+                objects += mount.pages * (ps // bs) * JOURNAL_BYTES
     anon = config.processes.anon_pages or 0
-    data += 3 * anon * ps  # source, target, and its swap slot
-    return objects, data
+    cached += anon
+    again += anon  # swapped out and read back on the target node
+    objects += anon * PAGE_BYTES
+    device += anon * ps  # its swap slot
+    if k.debug_vm:
+        frames = 2 * cached  # nothing goes back: every old frame keeps its poison
+    else:
+        frames = min(2 * cached, cached + again + COMMIT_AHEAD_PAGES)
+    return objects, frames * ps + device
 
 
 def address_space_needed(config: Config, registry: Registry) -> int:
@@ -464,7 +507,17 @@ def address_space_needed(config: Config, registry: Registry) -> int:
             reserved += (mount.pages * (ps // bs) + mount.files + 64) * bs
     slots = config.swap_slots
     reserved += (slots + 1) * ps if slots else 0
-    objects, _data = _memory_parts(config, registry)
+    objects = k.nodes * config.node_pages * FRAME_BYTES
+    objects += sum(m.files for m in config.mount) * FILE_BYTES
+    objects += config.processes.count * PROCESS_BYTES
+    for mount in config.mount:
+        fstype = registry.filesystems.get(mount.fs)
+        if fstype is None:
+            continue
+        mode = fstype.default_mode if mount.mode is None else mount.mode
+        bs = fstype.default_block_size if mount.block_size is None else mount.block_size
+        if mode in fstype.modes and bs:
+            objects += 2 * mount.pages * (ps // bs) * BUFFER_HEAD_BYTES
     return ADDRESS_SPACE_BYTES + reserved + objects
 
 
@@ -505,6 +558,11 @@ def machine_memory() -> int | None:
     return min(found) if found else None
 
 
+def _mib(size: int, *, up: bool) -> str:
+    """``size`` in whole MiB, rounded up (what a run needs) or down (what it may have)."""
+    return f"{-(-size // MiB) if up else size // MiB} MiB"
+
+
 def memory_problem(config: Config, registry: Registry, available: int | None = None) -> str | None:
     """Why the run cannot have the memory it needs (``None`` when it can, or when unknown)."""
     needed = memory_needed(config, registry)
@@ -516,8 +574,8 @@ def memory_problem(config: Config, registry: Registry, available: int | None = N
             return (
                 f"kernel.node_memory, mount[].pages, mount[].files, swap.slots: out of memory: "
                 f"the run maps about "
-                f"{format_size(space)} of address space (both nodes' frames, the devices and "
-                f"swap, reserved whole), and this process may map {format_size(limit)} "
+                f"{_mib(space, up=True)} of address space (both nodes' frames, the devices and "
+                f"swap, reserved whole), and this process may map {_mib(limit, up=False)} "
                 "(ulimit -v); use fewer or smaller nodes, fewer pages or swap slots, or a "
                 "larger limit"
             )
@@ -525,7 +583,8 @@ def memory_problem(config: Config, registry: Registry, available: int | None = N
         return None
     return (
         f"kernel.node_memory, mount[].pages, processes.anon_pages: the run needs about "
-        f"{format_size(needed)} of memory (page frames, the pages' data on both nodes, "
-        f"the devices' blocks and swap), and this machine can give {format_size(available)}; "
+        f"{_mib(needed, up=True)} of memory (the frames' and pages' objects, the pages' data, "
+        f"the blocks written to the devices and swap), and this machine can give "
+        f"{_mib(available, up=False)}; "
         "use fewer or smaller nodes, or fewer pages"
     )
