@@ -95,7 +95,7 @@ def buffer_changes(was: BufferState, bh: BufferHead, *, keeps: int = MIGRATION_K
     """What moving a page changed in one of its buffer heads, in the kernel's words.
 
     ``was`` is the buffer head as :meth:`Oracle.snapshot` saw it before the
-    move; ``keeps`` the bits to compare (default :data:`MIGRATION_KEEPS`; a
+    move; ``keeps`` the bits to compare (default ``MIGRATION_KEEPS``; a
     judge whose window lets other tasks touch the buffer passes fewer).
     Besides those bits, ``b_size``, ``b_bdev`` and ``b_private`` must be
     what they were (``b_private`` only while ``BH_JBD`` is as it was, when

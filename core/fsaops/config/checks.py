@@ -427,7 +427,7 @@ def memory_needed(config: Config, registry: Registry) -> int:
     Every node's frames are objects, and so is every page, buffer head (and
     a journal's record of it), file and process.  A page's data is written
     on the source node; the migration commits the target node's frames a
-    window ahead (:data:`~fsaops.scenario.COMMIT_AHEAD_PAGES`) and hands
+    window ahead (``fsaops.scenario.COMMIT_AHEAD_PAGES``) and hands
     the source's back as it frees them, so the nodes hold the data once
     and that window (twice under ``debug_vm``, which hands nothing back;
     pages swapped out come back on the target node while their old frames
