@@ -223,18 +223,7 @@ class MigratepageWatch:
                     bh,
                     _own_count(bh),
                     bool(bh.b_state & BH.lock),
-                    BufferState(
-                        bh,
-                        bh.b_page,
-                        0,
-                        0,
-                        bh.b_count,
-                        bh.b_state,
-                        bh.b_blocknr,
-                        bh.b_bdev,
-                        bh.b_size,
-                        bh.b_private,
-                    ),
+                    BufferState.of(bh),
                 )
                 for bh in bhs
             )

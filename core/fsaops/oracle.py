@@ -222,6 +222,26 @@ class BufferState:
     size: int = 0
     private: Any = None
 
+    @classmethod
+    def of(cls, bh: BufferHead, *, shift: int | None = None) -> BufferState:
+        """Read ``bh`` now; its offset and frame too when given its page's ``shift``."""
+        offset = data_pfn = 0
+        if shift is not None:
+            offset = bh.b_data & ((1 << shift) - 1)
+            data_pfn = bh.b_data >> shift
+        return cls(
+            bh,
+            bh.b_page,
+            offset,
+            data_pfn,
+            bh.b_count,
+            bh.b_state,
+            bh.b_blocknr,
+            bh.b_bdev,
+            bh.b_size,
+            bh.b_private,
+        )
+
 
 @attrs.frozen(eq=False)
 class PageState:
@@ -499,22 +519,7 @@ class Oracle:
             if isinstance(private, BufferHead):
                 bhs, problem = self.ring(private)
                 shift = page.node.page_shift
-                mask = page.node.page_size - 1
-                ring = tuple(
-                    BufferState(
-                        bh,
-                        bh.b_page,
-                        bh.b_data & mask,
-                        bh.b_data >> shift,
-                        bh.b_count,
-                        bh.b_state,
-                        bh.b_blocknr,
-                        bh.b_bdev,
-                        bh.b_size,
-                        bh.b_private,
-                    )
-                    for bh in bhs
-                )
+                ring = tuple(BufferState.of(bh, shift=shift) for bh in bhs)
             else:
                 problem = f"PG_private is set but private is {private!r}, not a buffer head"
         tree = self.tree_of(page)
