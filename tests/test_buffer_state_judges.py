@@ -13,15 +13,21 @@ buffer mapped onto another file's block fails it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from errno import EAGAIN
 
 import attrs
 import pytest
 
-from fsaops import FileSystemType, buffer_migrate_page
-from fsaops.buffer import BH, BufferHead, buffers
+from fsaops import (
+    FileSystemType,
+    buffer_migrate_page,
+    migrate_page_copy,
+    migrate_page_remove_references,
+)
+from fsaops.buffer import BH, BufferHead, buffers, set_bh_page
 from fsaops.debug import check_kernel
 from fsaops.findings import Findings, MigratepageWatch
-from fsaops.oracle import Oracle
+from fsaops.oracle import Oracle, UnlockedMoves
 from fsaops.page import PG, Page
 from fsaops.testing import World, promises, resolve_subject
 from fsaops.testing.harness import PageSpec
@@ -257,3 +263,68 @@ def test_the_oracle_catches_a_delayed_allocation_forgotten_on_the_way() -> None:
     pages = inode.i_mapping.pages()
     run = world.migrate(pages)
     assert any("lost BH_Delay" in p and "has no block" in p for p in run.problems), run.problems
+
+
+def test_a_watch_of_unlocked_moves_notes_only_moves_to_the_new_page_without_the_lock() -> None:
+    """``UnlockedMoves``: a locked move, or a move elsewhere, is no problem; classes come back."""
+    world = World(resolve_subject(EXT2, "default", block_size=1024))
+    prepared = world.make_page(PageSpec())
+    page, newpage = prepared.page, world.new_page()
+    ring = list(buffers(page.private))
+    moves = UnlockedMoves(ring, newpage)
+    assert all(type(bh) is not BufferHead for bh in ring)
+    ring[0].b_state |= BH.lock
+    ring[0].b_page = newpage  # locked: as set_bh_page is called
+    ring[1].b_page = page  # not the new page
+    ring[2].b_page = newpage  # unlocked: noted
+    assert ring[2].b_page is newpage and ring[2].b_data == ring[2].b_data
+    assert moves.stop() == [ring[2]]
+    assert all(type(bh) is BufferHead for bh in ring)
+    ring[3].b_page = newpage  # no longer watched
+    assert moves.moved == [ring[2]]
+
+
+def test_a_plugin_s_own_buffer_head_class_is_left_alone() -> None:
+    class Mine(BufferHead):
+        __slots__ = ("extra",)
+
+    world = World(resolve_subject(EXT2, "default", block_size=1024))
+    page, newpage = world.make_page(PageSpec()).page, world.new_page()
+    bh = Mine(page, 0, 1024, None)
+    moves = UnlockedMoves([bh], newpage)
+    assert type(bh) is Mine
+    bh.b_page = newpage
+    assert moves.stop() == []
+
+
+def _without_locking(newpage: Page, page: Page) -> int:
+    """``buffer_migrate_page`` with no ``lock_buffer``/``unlock_buffer``."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    ring = list(buffers(page.private))
+    page.flags &= ~PG.private
+    newpage.private, page.private = page.private, 0
+    page.count -= 1
+    newpage.count += 1
+    base = newpage.pfn << newpage.node.page_shift
+    for bh in ring:
+        set_bh_page(bh, newpage, bh.b_data - (page.pfn << page.node.page_shift))
+    newpage.flags |= PG.private
+    migrate_page_copy(newpage, page)
+    assert all(
+        bh.b_data >> newpage.node.page_shift == base >> newpage.node.page_shift for bh in ring
+    )
+    return 0
+
+
+@pytest.mark.parametrize("fs", [_ext2, _xfs])
+def test_the_kit_and_strict_name_a_buffer_moved_without_its_lock(
+    fs: Callable[[Migratepage], FileSystemType],
+) -> None:
+    """Nothing in a serial call's end state shows it: the move itself is watched."""
+    said = "was moved to pfn 64 without its lock held: migratepage must lock_buffer each buffer"
+    assert any(said in p for p in _hook(fs(_without_locking), PageSpec(dirty=True)))
+    assert any(said in f for f in _watched(fs(_without_locking), PageSpec(dirty=True)))
+    assert _hook(fs(buffer_migrate_page), PageSpec(dirty=True)) == []

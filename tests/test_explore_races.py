@@ -138,10 +138,11 @@ CAUGHT_SERIALLY = {
     "samples_dirty_before_unmapping": True,
     # Serially nobody starts writeback while the page lock is dropped.
     "drops_the_page_lock": False,
-    # Serially nobody holds a dirty buffer's lock while the page moves.
-    "locks_clean_buffers_only": False,
-    # Serially nobody holds the last buffer's lock while the page moves.
-    "skips_the_last_buffer_lock": False,
+    # Caught: serially nobody holds a dirty buffer's lock while the page moves,
+    # but the hook promise watches each buffer move, and a dirty one moves unlocked.
+    "locks_clean_buffers_only": True,
+    # Caught the same way: the last buffer moves without its lock.
+    "skips_the_last_buffer_lock": True,
 }
 """Whether the serial conformance suite fails a promise for each racy function, as observed."""
 

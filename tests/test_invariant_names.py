@@ -2,7 +2,7 @@
 
 After migration a page's frame is on the target node, which says nothing
 of whose page it is, and which ``--trace`` does not take: the problem line
-gives the file page too (``pfn 1034 (mount0/file1/page1)``), and
+gives the file page and its table too (``pfn 1034 (mount0/file1/page1, ext2_aops)``), and
 ``--trace`` of that frame says to name the page instead.
 """
 
@@ -57,7 +57,7 @@ def test_a_file_page_is_named_after_its_pfn_and_an_anonymous_one_is_not(
     anon = world.make_page("clean")
     get_page(page)
     get_page(anon.page)
-    said = f"pfn {page.pfn} (mount0/file0/page2) has page_count"
+    said = f"pfn {page.pfn} (mount0/file0/page2, ext2_aops) has page_count"
     problems = check_kernel(world.kernel)
     assert len(problems) == 2
     assert problems[0].startswith(said) or problems[1].startswith(said)
@@ -71,7 +71,8 @@ def test_the_report_names_the_file_page_whose_invariant_broke(registry: Registry
     report = run_scenario(parse_config(SCENARIO, "s.toml"), _leaking(registry), source="s.toml")
     assert len(report.invariants) == 2
     for line in report.invariants:
-        assert re.match(r"pfn \d+ \(mount0/file[01]/page1\) has page_count 3, ", line), line
+        said = r"pfn \d+ \(mount0/file[01]/page1, leak_aops\) has page_count 3, "
+        assert re.match(said, line), line
 
 
 def _traced(registry: Registry, page: str) -> PageTrace:
@@ -83,7 +84,7 @@ def _traced(registry: Registry, page: str) -> PageTrace:
 
 def test_trace_of_a_frame_a_page_moved_to_says_to_name_the_page(registry: Registry) -> None:
     report = run_scenario(parse_config(SCENARIO, "s.toml"), _leaking(registry), source="s.toml")
-    found = re.match(r"pfn (\d+) \((mount0/file\d/page1)\)", report.invariants[0])
+    found = re.match(r"pfn (\d+) \((mount0/file\d/page1), leak_aops\)", report.invariants[0])
     assert found is not None
     pfn, name = found.groups()
     with pytest.raises(TraceError) as caught:

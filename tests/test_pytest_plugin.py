@@ -152,6 +152,9 @@ def test_every_fixture_is_listed_with_its_docstring(pytester: pytest.Pytester) -
 def test_the_options_are_in_help(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--fsaops-filesystem=NAME*", "*--fsaops-mode=MODE*"])
+    # A class without `filesystem` gets no default (it fails, naming none): the help says so.
+    text = " ".join(result.stdout.str().split())
+    assert "subclasses without `filesystem` test (no default: such a class fails" in text
 
 
 def test_the_options_select_the_table(pytester: pytest.Pytester) -> None:

@@ -273,6 +273,50 @@ def test_strict_says_how_many_migratepage_calls_it_looked_at(
         assert int(calls.group(1).replace(",", "")) >= 48
 
 
+def test_strict_says_a_zero_for_a_page_that_did_not_move_is_the_wrong_return(
+    configs: Path,
+) -> None:
+    """Not the flags or the references it never moved: the kit says the same (-EAGAIN)."""
+    rc, report = migrate(configs, "returns_zero_doing_nothing", RUNS[0], "--strict")
+    assert rc == 1
+    (finding,) = report["findings"]
+    assert finding["kind"] == "return", finding
+    assert re.fullmatch(
+        r"migratepage returned 0 for pfn \d+, but its page-tree slot still holds it: the page "
+        r"did not move, and a page that cannot move now must get -EAGAIN",
+        finding["example"],
+    ), finding
+
+
+@pytest.mark.parametrize(
+    ("name", "said", "never"),
+    [
+        (
+            "keeps_the_old_page_reference",
+            r"findings +none in [\d,]+ migratepage calls, but the run failed",
+            "looked right",
+        ),
+        (
+            "moves_the_slot_only",
+            r"findings +1 finding \(wrong, besides the run's failures\)",
+            "nothing lost",
+        ),
+    ],
+)
+def test_strict_findings_do_not_clear_a_run_that_failed(
+    configs: Path, name: str, said: str, never: str
+) -> None:
+    """A finding loses nothing by itself; the line must not say so of a run that lost or broke."""
+    migrate(configs, name, RUNS[0])  # writes the config
+    path = configs / f"{name}-{RUNS[0][0]}-{RUNS[0][1]}.toml"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["migrate", str(path), "--strict", "--no-progress"]) == 1
+    text = out.getvalue()
+    assert re.search(said, text), text
+    assert never not in text
+
+
 def test_debug_vm_stops_at_the_first_page_and_names_it(configs: Path) -> None:
     rc, report = migrate(configs, "moves_buffers_to_offset_zero", RUNS[0], "--debug-vm")
     assert (rc, report["status"]) == (1, "invariant broken")

@@ -501,9 +501,10 @@ _PFN = re.compile(r"\bpfn (\d+)")
 def _named(kernel: Kernel, problems: list[str]) -> list[str]:
     """``problems``, with each page of a file named by its file page after its pfn.
 
-    ``pfn 1034 (mount0/file0/page1) has page_count 3``: after migration
-    the pfn is a frame of the target node, which says nothing of whose
-    page it is.  A pfn is named where a problem first gives it, unless the
+    ``pfn 1034 (mount0/file0/page1, ext2_aops) has page_count 3``: after
+    migration the pfn is a frame of the target node, which says nothing of
+    whose page it is, nor whose ``migratepage`` moved it (the page's
+    table).  A pfn is named where a problem first gives it, unless the
     problem names the page's file already (``slot 3 of mount0/file0 holds
     pfn 7, whose index is 4``).  Only problems are rewritten: no page is
     looked at when every invariant holds.
@@ -534,7 +535,7 @@ def _named(kernel: Kernel, problems: list[str]) -> list[str]:
 
 
 def _file_page(kernel: Kernel, pfn: int) -> tuple[str, str]:
-    """The file and ``FILE/pageN`` of a frame that holds a page of a file, else ``("", "")``."""
+    """The file, and ``FILE/pageN, TABLE``, of a frame with a page of a file; else ``("", "")``."""
     try:
         page = kernel.pfn_to_page(pfn)
     except (KernelBug, IndexError):
@@ -550,7 +551,9 @@ def _file_page(kernel: Kernel, pfn: int) -> tuple[str, str]:
         or flags & PG.swapcache
     ):
         return "", ""
-    return mapping.name, f"{mapping.name}/page{index}"
+    table = getattr(mapping.a_ops, "name", None)
+    said = f"{mapping.name}/page{index}"
+    return mapping.name, said if type(table) is not str else f"{said}, {table}"
 
 
 def _check_buffers(

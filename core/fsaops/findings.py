@@ -36,7 +36,9 @@ know about before the code goes anywhere:
     written back for nothing; or the old page is still ``PG_dirty`` beside
     the new one (``clear_page_dirty_for_io`` not done).
 ``buffers``
-    a buffer head was left locked, its ``b_count`` changed, it lost or
+    a buffer head was moved to the new page (``b_page`` set to it, as
+    ``set_bh_page`` does) while its lock was not held, a buffer head was
+    left locked, its ``b_count`` changed, it lost or
     gained ``BH_Uptodate``, ``BH_Mapped``, ``BH_New`` or ``BH_Delay``, its
     device, block, size or ``b_private`` changed, or a buffer its journal
     holds as journalled (``BH_JBDDirty``) turned ``BH_dirty``, by the time
@@ -44,9 +46,12 @@ know about before the code goes anywhere:
     from disk over what it holds).
 ``return``
     ``migratepage`` raised, or returned something other than 0 or a
-    negative errno (the engine counts the page as failed with ``-EIO``).
+    negative errno (the engine counts the page as failed with ``-EIO``);
+    or returned 0 for a page it did not move (its page-tree slot still
+    holds it), where the page needed ``-EAGAIN``.
 
-``return`` findings cost nothing and are always collected.  The others
+A bad return (raised, or not 0 or a negative errno) costs nothing to see
+and is always collected.  The others
 need a look at each page before and after its ``migratepage`` call, so
 they are collected only when asked for (``fsaops migrate --strict``, or
 ``--debug-vm``): the default run keeps the engine's speed.  With
@@ -64,10 +69,12 @@ from fsaops.buffer import BH, BufferHead
 from fsaops.oracle import (
     BufferState,
     Oracle,
+    UnlockedMoves,
     buffer_changes,
     journalled_dirty_problem,
     journalled_made_dirty,
     may_gain,
+    unlocked_move_problem,
 )
 from fsaops.page import PG
 from fsaops.rmap import VM_LOCKED
@@ -195,6 +202,8 @@ class _Before:
     ring: tuple[tuple[BufferHead, int, bool, BufferState], ...]
     dirty: bool
     gainable: int
+    tree: Any
+    key: int
 
 
 class MigratepageWatch:
@@ -205,12 +214,13 @@ class MigratepageWatch:
     the oracle's way, never through the code under test.
     """
 
-    __slots__ = ("_before", "_kernel", "findings")
+    __slots__ = ("_before", "_kernel", "_moves", "findings")
 
     def __init__(self, kernel: Kernel, findings: Findings) -> None:
         self._kernel = kernel
         self.findings = findings
         self._before: _Before | None = None
+        self._moves: UnlockedMoves | None = None
 
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
@@ -227,6 +237,9 @@ class MigratepageWatch:
                 )
                 for bh in bhs
             )
+            if self._moves is not None:  # the last call raised: its watch never ended
+                self._moves.stop()
+            self._moves = UnlockedMoves(bhs, newpage)
         held, _locked = Oracle.holds(kernel, page)
         # Whatever may make the new page dirty: the page, a pte (unmapping
         # moves its dirty bit to the page), or an anonymous page's way into
@@ -248,6 +261,8 @@ class MigratepageWatch:
             ring=ring,
             dirty=dirty,
             gainable=PG.referenced | may_gain(getattr(mapping, "a_ops", None), dirty),
+            tree=Oracle.tree_of(page),
+            key=Oracle.key_of(page),
         )
 
     def after(self, newpage: Page, page: Page, rc: int, table: str) -> None:
@@ -259,6 +274,13 @@ class MigratepageWatch:
         self._before = None
         add = self.findings.add
         pfn = page.pfn
+        if self._moves is not None:
+            moved = self._moves.stop()
+            self._moves = None
+            for i, (bh, *_rest) in enumerate(b.ring):
+                if bh in moved:
+                    add(table, "buffers", pfn, unlocked_move_problem(i, pfn, newpage.pfn))
+                    break
         writes = self._kernel.vmstat.nr_writepage - b.writes
         if writes:
             add(
@@ -287,6 +309,17 @@ class MigratepageWatch:
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
                 "and no other task held it",
             )
+        if rc == 0 and b.tree is not None and Oracle.slot(b.tree, b.key) is page:
+            # Nothing moved: what the page lost or kept on the way is not the point.
+            add(
+                table,
+                "return",
+                pfn,
+                f"migratepage returned 0 for pfn {pfn}, but its page-tree slot still holds it: "
+                "the page did not move, and a page that cannot move now must get -EAGAIN",
+            )
+            self.findings.able(table)
+            return
         if rc in (0, -EAGAIN):
             self.findings.able(table)
         elif rc < 0 and not _mlocked(page):

@@ -882,6 +882,12 @@ def _verdict(report: Report) -> str:
         if report.watched
         else "bad returns only (--strict looks at every call)"
     )
+    # A finding loses nothing by itself; the run may have lost or broken something else.
+    head = (
+        "Wrong, but nothing lost"
+        if report.status in ("ok", "findings")
+        else "Wrong, besides the run's failures"
+    )
     if report.findings:
         frows = "".join(
             tag(
@@ -897,7 +903,7 @@ def _verdict(report: Report) -> str:
             for f in report.findings
         )
         parts.append(
-            f"<h3>Findings</h3><p>Wrong, but nothing lost; looked for: {checked}.</p>"
+            f"<h3>Findings</h3><p>{head}; looked for: {checked}.</p>"
             '<table id="findings"><thead><tr><th>table</th><th>kind</th>'
             '<th class="num">pages</th><th>first pages</th><th>example</th></tr></thead>'
             f"<tbody>{frows}</tbody></table>"

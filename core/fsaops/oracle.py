@@ -45,11 +45,13 @@ __all__ = [
     "Oracle",
     "PageState",
     "ReadBack",
+    "UnlockedMoves",
     "buffer_changes",
     "first_difference",
     "journalled_dirty_problem",
     "journalled_made_dirty",
     "may_gain",
+    "unlocked_move_problem",
 ]
 
 _NEVER_GAINED: Final = PG.COPIED & ~PG.referenced
@@ -205,6 +207,78 @@ class IoCounters:
             f"{self.disk_writes} disk block write(s)",
         ]
         return ", ".join(p for p in parts if not p.startswith("0 "))
+
+
+class UnlockedMoves:
+    """Watches the buffer heads of a page in one ``migratepage`` call for moves made unlocked.
+
+    The kernel moves a buffer to the new page (``set_bh_page``) only with
+    the buffer locked: the lock holds off I/O that uses the buffer's frame
+    until it ends (KERNEL-SPEC §7 step 4).  A serial run has no such I/O in
+    flight, so no end state shows a table that skips ``lock_buffer``.  While
+    watched, each buffer head is of a subclass whose ``b_page`` notes being
+    set to the new page while ``BH_Lock`` is clear; :meth:`stop` puts the
+    class back and says which moved so.  Buffer heads of a subclass of
+    :class:`~fsaops.buffer.BufferHead` (a plugin's own) are not watched.
+    """
+
+    __slots__ = ("_bhs", "moved", "newpage")
+
+    def __init__(self, bhs: Iterable[BufferHead], newpage: Page) -> None:
+        self.newpage = newpage
+        self.moved: list[BufferHead] = []
+        self._bhs = [bh for bh in bhs if type(bh) in (BufferHead, _WatchedBufferHead)]
+        for bh in self._bhs:
+            _WATCHES.setdefault(id(bh), []).append(self)
+            bh.__class__ = _WatchedBufferHead
+
+    def stop(self) -> list[BufferHead]:
+        """End the watch; the buffer heads moved to the new page without their lock held."""
+        for bh in self._bhs:
+            watches = _WATCHES.get(id(bh), [])
+            if self in watches:
+                watches.remove(self)
+            if not watches:
+                _WATCHES.pop(id(bh), None)
+                bh.__class__ = BufferHead
+        self._bhs = []
+        return self.moved
+
+
+def unlocked_move_problem(i: int, pfn: int, new_pfn: int) -> str:
+    """What the judges say of buffer head ``i`` of ``pfn`` moved to ``new_pfn`` unlocked."""
+    return (
+        f"buffer head {i} of pfn {pfn} was moved to pfn {new_pfn} without its lock held: "
+        "migratepage must lock_buffer each buffer before it moves it (I/O in flight on the "
+        "buffer goes on using the frame the migration frees)"
+    )
+
+
+_WATCHES: dict[int, list[UnlockedMoves]] = {}
+"""The watches of each watched buffer head, by ``id`` (the kit's and ``--strict``'s may nest)."""
+
+_B_PAGE: Final[Any] = BufferHead.__dict__["b_page"]
+"""The slot ``BufferHead.b_page``, which a watched buffer head reads and writes through."""
+
+
+class _WatchedBufferHead(BufferHead):
+    """A buffer head under watch: no slots of its own, so it changes class in place."""
+
+    __slots__ = ()
+
+    @property
+    def b_page(self) -> Page:
+        """The page the buffer's data lives in."""
+        page: Page = _B_PAGE.__get__(self, BufferHead)
+        return page
+
+    @b_page.setter
+    def b_page(self, page: Page) -> None:
+        if not self.b_state & BH.lock:
+            for watch in _WATCHES.get(id(self), ()):
+                if page is watch.newpage:
+                    watch.moved.append(self)
+        _B_PAGE.__set__(self, page)
 
 
 @attrs.frozen(eq=False)

@@ -673,11 +673,14 @@ def _summary(report: Report) -> Table:
             grid.add_row("", Text(problem, style="red"))
     else:
         grid.add_row("invariants", Text("all hold", style="green"))
+    # A finding loses nothing by itself; the run may have lost or broken something else.
+    clean = report.outcome in (Status.OK, Status.FINDINGS)
     if report.findings:
         grid.add_row(
             "findings",
             Text(
-                f"{_count(len(report.findings), 'finding', 'findings')} (wrong, but nothing lost)"
+                f"{_count(len(report.findings), 'finding', 'findings')} "
+                + ("(wrong, but nothing lost)" if clean else "(wrong, besides the run's failures)")
                 + (
                     ""
                     if report.watched
@@ -700,9 +703,18 @@ def _summary(report: Report) -> Table:
             "findings",
             Text("none, but no page reached a migratepage: nothing was looked at", style="yellow"),
         )
-    elif report.watched:
+    elif report.watched and clean:
         calls = _count(report.watched_calls, "migratepage call", "migratepage calls")
         grid.add_row("findings", Text(f"none: every one of {calls} looked right", style="green"))
+    elif report.watched:
+        calls = _count(report.watched_calls, "migratepage call", "migratepage calls")
+        grid.add_row(
+            "findings",
+            Text(
+                f"none in {calls}, but the run failed: what broke is not of a kind a finding names",
+                style="yellow",
+            ),
+        )
     else:
         grid.add_row(
             "findings",

@@ -35,6 +35,7 @@ from fsaops.config.effective import SWAP
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.fs import generic_file_write
 from fsaops.kernel import Kernel
+from fsaops.oracle import UnlockedMoves
 from fsaops.page import PG, Page, trylock_page
 from fsaops.rmap import remove_from_swap_2616
 from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS, semantics_names
@@ -263,6 +264,9 @@ class HookCall:
             passes it).
         new_before: the new page just before the call.
         io_before: the write counters just before the call.
+        moved_unlocked: the old page's buffer heads the call moved to the new
+            page without their lock held, by their place in the ring
+            (:class:`~fsaops.oracle.UnlockedMoves`).
     """
 
     rc: object
@@ -271,6 +275,7 @@ class HookCall:
     old_before: PageState
     new_before: PageState
     io_before: IoCounters
+    moved_unlocked: tuple[int, ...] = ()
 
     @property
     def page(self) -> Page:
@@ -406,12 +411,17 @@ class World(_world.World):
         old_before = self.oracle.snapshot(page)
         new_before = self.oracle.snapshot(newpage)
         io_before = self.oracle.io(kernel)
+        ring = [state.bh for state in old_before.ring or ()]
+        moves = UnlockedMoves(ring, newpage)
         rc: object
         try:
             rc = migratepage(newpage, page)
         except Exception as exc:  # a failed page to the engine (EIO); the promises say why
             rc = exc
-        return HookCall(rc, prepared, newpage, old_before, new_before, io_before)
+        finally:
+            moved = moves.stop()
+        unlocked = tuple(i for i, bh in enumerate(ring) if bh in moved)
+        return HookCall(rc, prepared, newpage, old_before, new_before, io_before, unlocked)
 
 
 def vm_locked_errno(semantics: str) -> int:

@@ -29,6 +29,7 @@ from fsaops.oracle import (
     journalled_dirty_problem,
     journalled_made_dirty,
     may_gain,
+    unlocked_move_problem,
 )
 from fsaops.page import PG
 from fsaops.semantics import DEFAULT_SEMANTICS
@@ -302,6 +303,9 @@ def hook_dirty_carried(call: HookCall) -> list[str]:
 def hook_buffers_follow(call: HookCall) -> list[str]:
     """Every buffer head now belongs to the new page, at the same offset, released and unlocked.
 
+    Each was locked while it moved (``b_page`` set to the new page with
+    ``BH_Lock`` held, :class:`~fsaops.oracle.UnlockedMoves`).
+
     Nothing else about it changed (KERNEL-SPEC §7): every ``BH`` bit but
     the lock (``BH_dirty`` may come from ``set_page_dirty`` on a dirty
     page, never on a clean one, nor on a buffer its journal holds as
@@ -369,6 +373,8 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
                 f"buffer head {i} of pfn {old_pfn} has b_count {bh.b_count}; it had "
                 f"{state.count} ({bh.b_count - state.count:+d}: {why})"
             )
+        if i in call.moved_unlocked:
+            problems.append(unlocked_move_problem(i, old_pfn, new_pfn))
         if bh.b_state & BH.lock and not state.state & BH.lock:
             problems.append(f"buffer head {i} of pfn {old_pfn} was left locked")
         if state.state & BH.mapped and bh.b_blocknr != state.blocknr:

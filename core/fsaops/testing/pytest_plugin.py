@@ -11,7 +11,8 @@ Options (SQLAlchemy's ``--dburi`` is the model):
 ``--fsaops-filesystem NAME``
     The filesystem the ``fsaops_*`` fixtures build pages of (default
     ``ext2``), and the one a :class:`~fsaops.testing.conformance.MigratepageConformance`
-    subclass without ``filesystem`` tests.
+    subclass without ``filesystem`` tests (no default there: without the
+    option such a class fails, saying it names no filesystem).
 ``--fsaops-mode MODE``
     Its mount mode (default: the type's default mode).
 ``--fsaops-semantics NAME``
@@ -103,8 +104,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="NAME",
         help=(
-            "filesystem the fsaops_* fixtures use, and the one MigratepageConformance "
-            f"subclasses without `filesystem` test (default: {DEFAULT_FILESYSTEM})"
+            f"filesystem the fsaops_* fixtures use (default: {DEFAULT_FILESYSTEM}), and the one "
+            "MigratepageConformance and MigratepageRaces subclasses without `filesystem` "
+            "test (no default: such a class fails, naming no filesystem)"
         ),
     )
     group.addoption(

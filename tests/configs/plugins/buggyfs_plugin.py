@@ -43,13 +43,19 @@ Migratepage = Callable[[Page, Page], int]
 
 
 def _take_buffers(
-    newpage: Page, page: Page, *, offset: int | None = None, mapped_only: bool = False
+    newpage: Page,
+    page: Page,
+    *,
+    offset: int | None = None,
+    mapped_only: bool = False,
+    lock: bool = True,
 ) -> BufferHead:
     """``buffer_migrate_page``'s middle: lock and reference the buffers, move them."""
     head: BufferHead = page.private
     for bh in buffers(head):
         bh.b_count += 1
-        lock_buffer(bh)
+        if lock:
+            lock_buffer(bh)
     page.flags &= ~PG.private
     newpage.private = head
     page.private = 0
@@ -339,6 +345,19 @@ def leaves_buffers_locked(newpage: Page, page: Page) -> int:
     return 0
 
 
+def moves_buffers_without_locking(newpage: Page, page: Page) -> int:
+    """Moves the page's buffers without ``lock_buffer``: I/O in flight would use the freed frame."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head = _take_buffers(newpage, page, lock=False)
+    migrate_page_copy(newpage, page)
+    for bh in buffers(head):
+        bh.b_count -= 1
+    return 0
+
+
 def leaks_buffer_references(newpage: Page, page: Page) -> int:
     """Moves the page and forgets to drop its references on the buffers."""
     if page.mapping is None or not page.flags & PG.private:
@@ -600,6 +619,7 @@ BROKEN: dict[str, Migratepage] = {
         forgets_the_device,
         forgets_every_buffers_device,
         leaves_buffers_locked,
+        moves_buffers_without_locking,
         leaks_buffer_references,
         moves_buffers_to_offset_zero,
         returns_one_for_eagain,
@@ -640,6 +660,7 @@ LOSSLESS: dict[str, str] = {
     "moves_pages_others_hold": "held",
     "leaves_the_old_page_dirty": "flags",
     "forgets_the_device": "buffers",
+    "moves_buffers_without_locking": "buffers",
     "returns_one_for_eagain": "return",
     "raises_on_dirty_pages": "return",
 }
