@@ -24,7 +24,7 @@ def test_a_leaked_reference_is_found(world: World) -> None:
     (page,) = inode.i_mapping.pages()
     get_page(page)
     problems = check_kernel(world.kernel)
-    name = f"{inode.i_mapping.name}/page{page.index}"
+    name = f"{inode.i_mapping.name}/page{page.index}, {inode.i_mapping.a_ops.name}"
     assert any(f"pfn {page.pfn} ({name}) has page_count" in p for p in problems), problems
     put_page(page)
     assert check_kernel(world.kernel) == []
@@ -37,7 +37,7 @@ def test_a_buffer_pointing_at_another_page_is_found(world: World) -> None:
     other = world.kernel.nodes[1].pages[5]
     bh.b_page = other
     problems = check_kernel(world.kernel)
-    name = f"{inode.i_mapping.name}/page{page.index}"
+    name = f"{inode.i_mapping.name}/page{page.index}, {inode.i_mapping.a_ops.name}"
     assert (
         f"buffer head 2 of pfn {page.pfn} ({name}) points at pfn {other.pfn}, not its page"
         in problems
@@ -57,7 +57,7 @@ def test_a_locked_page_nobody_holds_is_found(world: World) -> None:
     inode = world.file(world.mount("ext2"), 1)
     (page,) = inode.i_mapping.pages()
     lock_page(page)
-    name = f"{inode.i_mapping.name}/page{page.index}"
+    name = f"{inode.i_mapping.name}/page{page.index}, {inode.i_mapping.a_ops.name}"
     said = f"pfn {page.pfn} ({name}) is locked, but no task holds its lock"
     assert said in check_kernel(world.kernel)
     with pytest.raises(InvariantError, match="no task holds its lock"):

@@ -372,7 +372,8 @@ def test_a_journal_hold_taken_away_is_a_broken_invariant(
         bh.b_state |= BH.jbddirty
     problem = journal_head_problem(bh)
     assert problem is not None and problem.startswith(said)
-    name = f"{page_inode(page).i_mapping.name}/page{page.index}"
+    mapping = page_inode(page).i_mapping
+    name = f"{mapping.name}/page{page.index}, {mapping.a_ops.name}"
     assert f"buffer head 0 of pfn {page.pfn} ({name}) {problem}" in check_kernel(world.kernel)
 
 

@@ -214,7 +214,9 @@ def check_kernel(
             list (its isolation, or its allocation for a page on ``to``),
             whether or not its list is named here.
         quiet: the machine is at rest: no page or buffer is locked except
-            by another task's hold, and no I/O is in flight.
+            by another task's hold, and no I/O is in flight.  With no
+            ``isolated`` list named either, a page off the LRU but linked on
+            a list is a problem too: nobody owns that list any more.
     """
     problems: list[str] = []
     # Other tasks' holds.
@@ -224,7 +226,11 @@ def check_kernel(
     # (isolated for migration, or a new page waiting on ``to``): that list
     # holds one reference.  The lists named in ``isolated`` are also walked,
     # to check that their pages really are linked.
-    on_private = _lists_membership(isolated)
+    lists = list(isolated)
+    on_private = _lists_membership(lists)
+    # At rest (no I/O in flight, no private list named), every page in use is
+    # on the LRU: a migration's lists were all put back when it returned.
+    at_rest = quiet and not lists
 
     # Page trees: one reference per slot.
     in_tree: dict[int, AddressSpace] = {}
@@ -328,9 +334,15 @@ def check_kernel(
         with node.lock:  # node.free_pages(), walked by hand
             free_list = node.free_list
             entry: Any = free_list.lru_next
+            n = 0
             while entry is not free_list:
+                n += 1
                 free_pfns.add(entry.pfn)
                 entry = entry.lru_next
+            if n != node.nr_free:
+                problems.append(
+                    f"node {node.nid} counts {node.nr_free} free pages but its free list holds {n}"
+                )
     # Plain dict reads below: a Counter calls a Python __missing__ for every absent pfn.
     lru = PG.lru
     locked = PG.locked
@@ -363,6 +375,11 @@ def check_kernel(
             )
         if pfn in on_private and page.lru_next is LIST_POISON:
             problems.append(f"pfn {pfn} is isolated but on no list")
+        elif listed and at_rest:
+            problems.append(
+                f"pfn {pfn} is off the LRU on a list nobody owns, with the machine at rest: "
+                "a page isolated, or a frame allocated, and never put back or freed"
+            )
         if quiet and flags & locked and pfn not in locked_by_task:
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
         if quiet and flags & writeback:

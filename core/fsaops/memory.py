@@ -29,6 +29,8 @@ __all__ = ["Node", "alloc_pages_node", "anonymous_memory"]
 _PG_lru = PG.lru
 _PG_active = PG.active
 _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active | PG.reclaim
+_CLEARED_ON_ALLOC = PG.uptodate | PG.error | PG.referenced | PG.checked | PG.mappedtodisk
+"""What ``prep_new_page`` clears on the way out, as state a frame may keep while free."""
 _POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
 
 # Linux's MAP_NORESERVE, which the mmap module names only from Python 3.13:
@@ -162,6 +164,8 @@ class Node:
         finally:
             lock.release()
         page: Page = entry  # type: ignore[assignment]
+        if page.flags or page.count or page.mapcount or page.mapping is not None or page.private:
+            _prep_new_page(page)  # a free frame is handed out as it was freed
         page.count = 1
         self.kernel.vmstat.pgalloc += 1
         return page
@@ -229,3 +233,31 @@ class Node:
 def alloc_pages_node(kernel: Kernel, nid: int) -> Page | None:
     """Allocate one page on node ``nid`` (``alloc_pages_node(nid, gfp, 0)``)."""
     return kernel.nodes[nid].alloc_page()
+
+
+def _prep_new_page(page: Page) -> None:
+    """``prep_new_page`` for a frame the free list gave with something set.
+
+    A frame is emptied when it is freed, so only code that wrote to a free
+    frame gets here.  Like the kernel (``bad_page``) it is a bad page state
+    for a reference, a mapping, a mapcount, private data or any flag but
+    those of :data:`_CLEARED_ON_ALLOC` (the kernel's list: ``PG_lru``,
+    ``PG_private``, ``PG_locked``, ``PG_active``, ``PG_dirty``, ``PG_reclaim``,
+    ``PG_swapcache``, ``PG_writeback``, ...), which are cleared.
+
+    Raises:
+        BadPage: the frame is in a bad state.
+    """
+    flags = page.flags
+    if (
+        page.count
+        or page.mapcount
+        or page.mapping is not None
+        or page.private
+        or flags & ~_CLEARED_ON_ALLOC
+    ):
+        raise BadPage(
+            f"Bad page state in prep_new_page: free pfn {page.pfn} was changed while it was "
+            f"free: {page!r}"
+        )
+    page.flags = 0
