@@ -758,6 +758,8 @@ def migrate_pages(
                                         raise _links_broken(name, page, newpage, nxt, pass_)
                                     if type(rc) is not int or (rc and not _MIN_ERRNO <= rc < 0):
                                         rc = _migratepage_returned(stats, name, page, rc)
+                                    if rc and type(current.why) is not str:
+                                        _why_not_str(current)
                                     if watch is not None:
                                         watch.after(newpage, page, rc, name)
                                     # unlock_both: (inline unlock_page(newpage), unlock_page(page)),
@@ -781,6 +783,8 @@ def migrate_pages(
                 # next:
                 if name is None:
                     name = table_name(page)
+                if rc and type(current.why) is not str:  # set by a table's writepage, say
+                    _why_not_str(current)
                 if trace is not None:
                     why = current.why
                     if rc and not why:
@@ -1020,6 +1024,15 @@ def _migratepage_escaped(exc: BaseException, table: str, page: Page) -> None:
     raise PluginFault(
         f"migratepage of table {table} raised {describe_exception(exc)} on pfn {page.pfn}: {rule}"
     ) from exc
+
+
+def _why_not_str(current: Any) -> None:
+    """Plugin code set ``current.why`` (the reason a page stays) to something not a ``str``.
+
+    The page's reason says so, in place of the object, which the report
+    could neither measure nor escape.
+    """
+    current.why = f"current.why was set to {shown(current.why)}, not a str"
 
 
 def _migratepage_returned(stats: MigrateStats, name: str, page: Page, rc: object) -> int:
