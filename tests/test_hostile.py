@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -2041,3 +2042,28 @@ def test_a_deadlock_says_whose_page_it_waits_on(tmp_path: Path, body: str, waits
         proc, 1, "deadlock at tick ", f"waiting for {waits_for} of pfn ", "(a page of stuck_aops)"
     )
     one_json_object(proc, "kernel bug")
+
+
+def test_a_recursion_limit_plugin_code_lowered_is_said_not_taken_for_fsaops_s_crash(
+    tmp_path: Path,
+) -> None:
+    """The limit set at import is undone; set in ``migratepage``, fsaops's next call hits it."""
+    code = _migratepage_plugin(
+        "reclim",
+        "import inspect\n"
+        "def mp(newpage, page):\n"
+        "    rc = migrate_page(newpage, page)\n"
+        "    sys.setrecursionlimit(len(inspect.stack(0)) + 6)\n"
+        "    return rc\n",
+    )
+    env = install(tmp_path, "reclim", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "reclim"), "--json", env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "kernel bug"
+    assert re.search(
+        r"RecursionError: .*; plugin code lowered the recursion limit to \d+ \(it was \d+\), "
+        r"and fsaops's own code ran out of it$",
+        report["error"],
+    ), report["error"]

@@ -88,6 +88,9 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+_RECURSION_LIMIT: Final = sys.getrecursionlimit()
+"""The interpreter's recursion limit as fsaops found it: plugin code may lower it."""
+
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -1559,6 +1562,12 @@ def _unexpected(exc: BaseException, json_mode: bool) -> int:
         message = f"the run failed: plugin {culprit[0]} {did} in {culprit[1]}"
     else:
         message = f"the command failed: {what}"
+        limit = sys.getrecursionlimit()
+        if isinstance(exc, RecursionError) and limit < _RECURSION_LIMIT:
+            message += (
+                f"; plugin code lowered the recursion limit to {limit} (it was "
+                f"{_RECURSION_LIMIT}), and fsaops's own code ran out of it"
+            )
     if isinstance(exc, ProcessEnded):
         message += f"; {exc.rule}"
     elif isinstance(exc, SystemExit | KeyboardInterrupt):
