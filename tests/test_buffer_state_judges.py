@@ -12,8 +12,10 @@ buffer mapped onto another file's block fails it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from errno import EAGAIN
+from typing import Any
 
 import attrs
 import pytest
@@ -24,7 +26,7 @@ from fsaops import (
     migrate_page_copy,
     migrate_page_remove_references,
 )
-from fsaops.buffer import BH, BufferHead, buffers, set_bh_page
+from fsaops.buffer import BH, BufferHead, bh_offset, buffers, set_bh_page
 from fsaops.debug import check_kernel
 from fsaops.findings import Findings, MigratepageWatch
 from fsaops.oracle import Oracle, UnlockedMoves
@@ -266,35 +268,44 @@ def test_the_oracle_catches_a_delayed_allocation_forgotten_on_the_way() -> None:
 
 
 def test_a_watch_of_unlocked_moves_notes_only_moves_to_the_new_page_without_the_lock() -> None:
-    """``UnlockedMoves``: a locked move, or a move elsewhere, is no problem; classes come back."""
+    """``UnlockedMoves``: a locked move, a move elsewhere, a store of the same page: no problem."""
     world = World(resolve_subject(EXT2, "default", block_size=1024))
     prepared = world.make_page(PageSpec())
     page, newpage = prepared.page, world.new_page()
     ring = list(buffers(page.private))
+    slot = BufferHead.__dict__["b_page"]
     moves = UnlockedMoves(ring, newpage)
-    assert all(type(bh) is not BufferHead for bh in ring)
     ring[0].b_state |= BH.lock
     ring[0].b_page = newpage  # locked: as set_bh_page is called
+    ring[0].b_state &= ~BH.lock
+    ring[0].b_page = newpage  # the page it already has: nothing moves
     ring[1].b_page = page  # not the new page
     ring[2].b_page = newpage  # unlocked: noted
-    assert ring[2].b_page is newpage and ring[2].b_data == ring[2].b_data
-    assert moves.stop() == [ring[2]]
+    assert ring[2].b_page is newpage
+    descriptor: Any = BufferHead.__dict__["b_page"]  # what BufferHead.b_page is now
+    descriptor.__set__(ring[3], newpage)  # through the class's own descriptor: noted
+    assert moves.stop() == [ring[2], ring[3]]
+    assert BufferHead.__dict__["b_page"] is slot, "the slot is put back"
     assert all(type(bh) is BufferHead for bh in ring)
-    ring[3].b_page = newpage  # no longer watched
-    assert moves.moved == [ring[2]]
 
 
-def test_a_plugin_s_own_buffer_head_class_is_left_alone() -> None:
+def test_the_watch_changes_no_buffer_head_s_type_and_copies_stay_plain() -> None:
+    """Plugin code that checks ``type(bh)``, or copies a buffer head, sees what a plain run sees."""
+
     class Mine(BufferHead):
         __slots__ = ("extra",)
 
     world = World(resolve_subject(EXT2, "default", block_size=1024))
     page, newpage = world.make_page(PageSpec()).page, world.new_page()
-    bh = Mine(page, 0, 1024, None)
-    moves = UnlockedMoves([bh], newpage)
-    assert type(bh) is Mine
-    bh.b_page = newpage
-    assert moves.stop() == []
+    (first, *_rest) = buffers(page.private)
+    mine = Mine(page, 0, 1024, None)
+    moves = UnlockedMoves([first, mine], newpage)
+    assert type(first) is BufferHead and type(mine) is Mine
+    twin = copy.copy(first)
+    assert type(twin) is BufferHead and twin.b_page is page
+    twin.b_page = newpage  # not watched: a copy is a buffer head of no page's ring
+    mine.b_page = newpage  # a plugin's own class is watched too
+    assert moves.stop() == [mine]
 
 
 def _without_locking(newpage: Page, page: Page) -> int:
@@ -328,3 +339,33 @@ def test_the_kit_and_strict_name_a_buffer_moved_without_its_lock(
     assert any(said in p for p in _hook(fs(_without_locking), PageSpec(dirty=True)))
     assert any(said in f for f in _watched(fs(_without_locking), PageSpec(dirty=True)))
     assert _hook(fs(buffer_migrate_page), PageSpec(dirty=True)) == []
+
+
+def _fresh_buffers(newpage: Page, page: Page) -> int:
+    """Gives the new page copies of the buffer heads and leaves the old ones behind."""
+    if page.mapping is None or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    old = list(buffers(page.private))
+    fresh = [BufferHead(newpage, bh_offset(bh), bh.b_size, bh.b_bdev) for bh in old]
+    for i, (bh, was) in enumerate(zip(fresh, old, strict=True)):
+        bh.b_state, bh.b_blocknr = was.b_state, was.b_blocknr
+        bh.b_this_page = fresh[(i + 1) % len(fresh)]
+    page.flags &= ~PG.private
+    page.private = 0
+    page.count -= 1
+    newpage.private = fresh[0]
+    newpage.flags |= PG.private
+    newpage.count += 1
+    migrate_page_copy(newpage, page)
+    return 0
+
+
+def test_strict_agrees_with_debug_vm_that_buffers_given_anew_did_not_follow() -> None:
+    examples = _watched(_ext2(_fresh_buffers), PageSpec(dirty=True))
+    assert any(
+        "the buffers of pfn 0 did not follow it to pfn 64: the new page has buffer heads of its "
+        "own" in f
+        for f in examples
+    ), examples

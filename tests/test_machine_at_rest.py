@@ -10,6 +10,8 @@ the machine's invariants and the page allocator do, as the kernel's
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -108,6 +110,18 @@ def test_a_free_frame_written_to_is_a_bad_page_state_when_it_is_handed_out(
         node.alloc_page()
 
 
+@pytest.mark.parametrize("private", [False, 0.0, [], 7])
+def test_private_data_left_on_a_free_frame_is_a_bad_page_state(
+    registry: Registry, private: object
+) -> None:
+    world = World(registry=registry, node_pages=64, swap_slots=8)
+    node = world.kernel.nodes[1]
+    (first, *_rest) = node.free_pages()
+    first.private = private
+    with pytest.raises(BadPage, match=r"^Bad page state in prep_new_page: "):
+        node.alloc_page()
+
+
 def test_what_prep_new_page_clears_is_cleared_not_refused(registry: Registry) -> None:
     world = World(registry=registry, node_pages=64, swap_slots=8)
     node = world.kernel.nodes[1]
@@ -125,3 +139,33 @@ def test_a_migratepage_that_dirties_a_free_frame_fails_the_run(registry: Registr
 
     with pytest.raises(BadPage, match=r"^Bad page state in prep_new_page: free pfn "):
         run_scenario(parse_config(SCENARIO, "s.toml"), _with(registry, dirty_a_free_frame))
+
+
+def test_a_page_taken_off_the_lru_and_put_on_no_list_is_an_invariant_broken(
+    registry: Registry,
+) -> None:
+    """``list_del`` poisons its links: no list holds it, and the LRU holds no reference."""
+    taken: list[Page] = []
+
+    def take_the_new_page_off_the_lru(newpage: Page, page: Page) -> None:
+        if taken:
+            return
+        node = newpage.node
+        victim: Any = node.inactive.lru_next
+        if victim is node.inactive:
+            return
+        list_del(victim)
+        victim.flags &= ~(PG.lru | PG.active)
+        node.nr_inactive -= 1
+        taken.append(victim)
+
+    report = run_scenario(
+        parse_config(SCENARIO, "s.toml"), _with(registry, take_the_new_page_off_the_lru)
+    )
+    (victim,) = taken
+    assert report.status == "invariant broken"
+    assert any(
+        line.startswith(f"pfn {victim.pfn} ")
+        and "is a page in use on no list, with the machine at rest" in line
+        for line in report.invariants
+    ), report.invariants

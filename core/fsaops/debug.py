@@ -380,6 +380,11 @@ def check_kernel(
                 f"pfn {pfn} is off the LRU on a list nobody owns, with the machine at rest: "
                 "a page isolated, or a frame allocated, and never put back or freed"
             )
+        elif at_rest and not flags & lru and page.mapping is not None:
+            problems.append(
+                f"pfn {pfn} is a page in use on no list, with the machine at rest: a page "
+                "taken off the LRU and never put back (reclaim never sees it again)"
+            )
         if quiet and flags & locked and pfn not in locked_by_task:
             problems.append(f"pfn {pfn} is locked, but no task holds its lock")
         if quiet and flags & writeback:

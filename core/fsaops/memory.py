@@ -164,7 +164,15 @@ class Node:
         finally:
             lock.release()
         page: Page = entry  # type: ignore[assignment]
-        if page.flags or page.count or page.mapcount or page.mapping is not None or page.private:
+        private = page.private
+        if (
+            page.flags
+            or page.count
+            or page.mapcount
+            or page.mapping is not None
+            or private
+            or type(private) is not int
+        ):
             _prep_new_page(page)  # a free frame is handed out as it was freed
         page.count = 1
         self.kernel.vmstat.pgalloc += 1
@@ -254,6 +262,7 @@ def _prep_new_page(page: Page) -> None:
         or page.mapcount
         or page.mapping is not None
         or page.private
+        or type(page.private) is not int
         or flags & ~_CLEARED_ON_ALLOC
     ):
         raise BadPage(

@@ -216,10 +216,11 @@ class UnlockedMoves:
     the buffer locked: the lock holds off I/O that uses the buffer's frame
     until it ends (KERNEL-SPEC §7 step 4).  A serial run has no such I/O in
     flight, so no end state shows a table that skips ``lock_buffer``.  While
-    watched, each buffer head is of a subclass whose ``b_page`` notes being
-    set to the new page while ``BH_Lock`` is clear; :meth:`stop` puts the
-    class back and says which moved so.  Buffer heads of a subclass of
-    :class:`~fsaops.buffer.BufferHead` (a plugin's own) are not watched.
+    a watch is on, ``BufferHead.b_page`` is a property over its slot that
+    notes a watched buffer head being moved to the new page (its ``b_page``
+    changed to it) while ``BH_Lock`` is clear; :meth:`stop` puts the slot
+    back when the last watch ends and says which moved so.  No buffer head
+    changes class: what plugin code sees of ``type(bh)`` is as ever.
     """
 
     __slots__ = ("_bhs", "moved", "newpage")
@@ -227,10 +228,11 @@ class UnlockedMoves:
     def __init__(self, bhs: Iterable[BufferHead], newpage: Page) -> None:
         self.newpage = newpage
         self.moved: list[BufferHead] = []
-        self._bhs = [bh for bh in bhs if type(bh) in (BufferHead, _WatchedBufferHead)]
+        self._bhs = list(bhs)
+        if not _WATCHES:
+            type.__setattr__(BufferHead, "b_page", _WATCHED_B_PAGE)
         for bh in self._bhs:
             _WATCHES.setdefault(id(bh), []).append(self)
-            bh.__class__ = _WatchedBufferHead
 
     def stop(self) -> list[BufferHead]:
         """End the watch; the buffer heads moved to the new page without their lock held."""
@@ -240,8 +242,9 @@ class UnlockedMoves:
                 watches.remove(self)
             if not watches:
                 _WATCHES.pop(id(bh), None)
-                bh.__class__ = BufferHead
         self._bhs = []
+        if not _WATCHES and BufferHead.__dict__["b_page"] is _WATCHED_B_PAGE:
+            type.__setattr__(BufferHead, "b_page", _B_PAGE)
         return self.moved
 
 
@@ -258,27 +261,27 @@ _WATCHES: dict[int, list[UnlockedMoves]] = {}
 """The watches of each watched buffer head, by ``id`` (the kit's and ``--strict``'s may nest)."""
 
 _B_PAGE: Final[Any] = BufferHead.__dict__["b_page"]
-"""The slot ``BufferHead.b_page``, which a watched buffer head reads and writes through."""
+"""The slot ``BufferHead.b_page``, which the watch's property reads and writes through."""
 
 
-class _WatchedBufferHead(BufferHead):
-    """A buffer head under watch: no slots of its own, so it changes class in place."""
+def _get_b_page(bh: BufferHead) -> Page:
+    page: Page = _B_PAGE.__get__(bh, BufferHead)
+    return page
 
-    __slots__ = ()
 
-    @property
-    def b_page(self) -> Page:
-        """The page the buffer's data lives in."""
-        page: Page = _B_PAGE.__get__(self, BufferHead)
-        return page
+def _set_b_page(bh: BufferHead, page: Page) -> None:
+    watches = _WATCHES.get(id(bh))
+    if watches is not None and not bh.b_state & BH.lock and _B_PAGE.__get__(bh) is not page:
+        for watch in watches:
+            if page is watch.newpage:
+                watch.moved.append(bh)
+    _B_PAGE.__set__(bh, page)
 
-    @b_page.setter
-    def b_page(self, page: Page) -> None:
-        if not self.b_state & BH.lock:
-            for watch in _WATCHES.get(id(self), ()):
-                if page is watch.newpage:
-                    watch.moved.append(self)
-        _B_PAGE.__set__(self, page)
+
+_WATCHED_B_PAGE: Final = property(
+    _get_b_page, _set_b_page, doc="The page the buffer's data lives in."
+)
+"""``BufferHead.b_page`` while a watch is on."""
 
 
 @attrs.frozen(eq=False)
