@@ -73,6 +73,10 @@ class AddressSpace:
         nrpages: pages in the tree.
         i_mmap: the areas mapping this file (for reverse mapping).
         flags: ``AS_*`` bits.
+        injected_flags: the ``AS_*`` bits a write error the fault injector
+            made set (not the kernel's: the model's note that the next
+            ``fsync``'s report of them is the injector's doing, not the
+            table's).
         bdev: the block device behind the file's blocks.
         anon: always False (an :class:`~fsaops.rmap.AnonVma` says True), so
             that ``page.mapping.anon`` tells ``PageAnon`` pages apart.  A
@@ -90,6 +94,7 @@ class AddressSpace:
         "host",
         "i_mmap",
         "i_mmap_lock",
+        "injected_flags",
         "kernel",
         "name",
         "nrpages",
@@ -120,6 +125,7 @@ class AddressSpace:
         self.i_mmap: list[Vma] = []
         self.i_mmap_lock = threading.Lock()
         self.flags = 0
+        self.injected_flags = 0
 
     def __repr__(self) -> str:
         return f"<AddressSpace {self.name} {self.a_ops.name} nrpages={self.nrpages}>"

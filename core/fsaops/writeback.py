@@ -10,7 +10,7 @@ completes some ticks later.
 from __future__ import annotations
 
 import enum
-from errno import EIO, errorcode
+from errno import EIO, ENOSPC, errorcode
 from typing import TYPE_CHECKING
 
 import attrs
@@ -39,6 +39,7 @@ __all__ = [
     "WritebackControl",
     "clear_page_dirty_for_io",
     "do_writepages",
+    "filemap_fdatawait",
     "filemap_fdatawrite",
     "filemap_write_and_wait",
     "generic_writepages",
@@ -50,7 +51,9 @@ __all__ = [
     "set_page_dirty_nobuffers",
     "set_page_writeback",
     "test_clear_page_dirty",
+    "wait_on_page_writeback_range",
     "write_one_page",
+    "writeback_pages",
 ]
 
 WRITEPAGE_ACTIVATE = 0x80000
@@ -141,8 +144,6 @@ def is_page_cache_freeable(page: Page) -> bool:
 
 def handle_write_error(mapping: AddressSpace, page: Page, error: int) -> None:
     """Record a failed ``writepage`` on the mapping (``AS_EIO`` / ``AS_ENOSPC``)."""
-    from errno import ENOSPC
-
     lock_page(page)
     if page_mapping(page) is mapping:
         mapping.flags |= AS_ENOSPC if error == -ENOSPC else AS_EIO
@@ -175,7 +176,8 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
     wbc = WritebackControl()
     kernel.vmstat.pageout_writepage += 1
     faults = kernel.faults
-    if faults is not None and faults.fail_writepage():
+    injected = faults is not None and faults.fail_writepage()
+    if injected:
         # Injected: the filesystem's writepage failed before any I/O.  As a
         # writepage must, leave the page dirty and unlocked.
         redirty_page_for_writepage(wbc, page)
@@ -187,6 +189,10 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
         kernel.vmstat.writepage_error += 1
         kernel.current.why = f"writepage failed ({errorcode.get(-res, res)})"
         handle_write_error(mapping, page, res)
+        if injected:
+            # The next fsync reports it, as the kernel's would; the error is
+            # the fault injector's, not the table's.
+            mapping.injected_flags |= mapping.flags & (AS_EIO | AS_ENOSPC)
     if res == WRITEPAGE_ACTIVATE:
         page.flags &= ~PG.reclaim
         return PageOut.ACTIVATE
@@ -256,14 +262,76 @@ def filemap_fdatawrite(mapping: AddressSpace) -> int:
     return do_writepages(mapping, wbc)
 
 
-def filemap_write_and_wait(mapping: AddressSpace) -> int:
-    """Write every dirty page of a mapping and wait for the writes (``fsync`` of data).
+def writeback_pages(mapping: AddressSpace, start: int, end: int) -> list[Page]:
+    """The pages of ``start``..``end`` (inclusive) under writeback, in index order.
 
-    :func:`filemap_fdatawrite`, then a wait on every page under writeback.
-    Returns 0, or the first error the writes returned.
+    The pages ``wait_on_page_writeback_range`` looks at (its lookup of the
+    tree's writeback tag); no other page's ``PG_error`` is reported.
     """
-    first_error = filemap_fdatawrite(mapping)
-    for page in mapping.pages():
-        if page.flags & PG_writeback:  # wait_on_page_writeback's own test, without the call
-            wait_on_page_writeback(page)
-    return first_error
+    tree = mapping.page_tree
+    end = min(end, len(tree) - 1)
+    return [
+        page
+        for page in tree[max(start, 0) : end + 1]
+        if page is not None and page.flags & PG_writeback
+    ]
+
+
+def wait_on_page_writeback_range(mapping: AddressSpace, start: int, end: int) -> int:
+    """Wait for writeback of the pages of ``start``..``end`` and report write errors (2.6.16).
+
+    Each page under writeback in the range is waited on; one with
+    ``PG_error`` makes the result ``-EIO``, and keeps the bit (2.6.16 tests
+    it, later kernels clear it).  Then the mapping's outstanding errors are
+    taken: ``AS_ENOSPC`` gives ``-ENOSPC`` and ``AS_EIO`` ``-EIO`` (which
+    wins), each bit cleared as it is read, so one ``fsync`` reports them.
+    Returns 0 or that error.
+    """
+    ret = 0
+    if end < start:
+        return 0
+    for page in writeback_pages(mapping, start, end):
+        wait_on_page_writeback(page)
+        if page.flags & PG.error:
+            ret = -EIO
+    flags = mapping.flags
+    if flags & AS_ENOSPC:
+        ret = -ENOSPC
+    if flags & AS_EIO:
+        ret = -EIO
+    mapping.flags = flags & ~(AS_ENOSPC | AS_EIO)
+    return ret
+
+
+def filemap_fdatawait(mapping: AddressSpace) -> int:
+    """Wait for every page of a file under writeback, up to its size (``filemap_fdatawait``).
+
+    An empty file is not looked at (0, and its ``AS_*`` errors stay for a
+    later ``fsync``).  Otherwise :func:`wait_on_page_writeback_range` over
+    the pages ``i_size`` covers; ``swapper_space``, which has no host, over
+    its whole tree.
+    """
+    host = mapping.host
+    if host is None:
+        return wait_on_page_writeback_range(mapping, 0, len(mapping.page_tree) - 1)
+    if host.i_size == 0:
+        return 0
+    shift = mapping.kernel.page_size.bit_length() - 1
+    return wait_on_page_writeback_range(mapping, 0, (host.i_size - 1) >> shift)
+
+
+def filemap_write_and_wait(mapping: AddressSpace) -> int:
+    """Write every dirty page of a mapping and wait for the writes (``filemap_write_and_wait``).
+
+    As 2.6.16 has it: nothing for a mapping with no pages; otherwise
+    :func:`filemap_fdatawrite`, and, only if it returned 0,
+    :func:`filemap_fdatawait`.  Returns 0 or the first error: a write that
+    failed to start, a page under writeback with ``PG_error``, or the
+    mapping's ``AS_EIO`` / ``AS_ENOSPC`` (cleared as they are reported).
+    """
+    if not mapping.nrpages:
+        return 0
+    ret = filemap_fdatawrite(mapping)
+    if ret == 0:
+        ret = filemap_fdatawait(mapping)
+    return ret
