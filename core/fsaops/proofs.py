@@ -36,13 +36,14 @@ and address), its table, and what is wrong.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from errno import errorcode
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from fsaops.aops import returned
 from fsaops.errors import Deadlock
-from fsaops.mapping import remove_mapping
+from fsaops.mapping import AS_EIO, AS_ENOSPC, remove_mapping
 from fsaops.oracle import RUN_PAGES, MachineIndex, Oracle
 from fsaops.page import PG, lock_page, put_page, unlock_page
 from fsaops.rmap import SWAP_SUCCESS, VM_LOCKED, try_to_unmap
@@ -53,7 +54,9 @@ from fsaops.writeback import (
     WRITEPAGE_ACTIVATE,
     WritebackControl,
     clear_page_dirty_for_io,
-    filemap_write_and_wait,
+    filemap_fdatawait,
+    filemap_fdatawrite,
+    writeback_pages,
 )
 
 if TYPE_CHECKING:
@@ -540,15 +543,19 @@ def prove_durability(
         unmapped.add(id(vma))
         mm.munmap(vma)
     memory_only: dict[str, int] = {}
-    # Sync: write back every dirty page of every file, and have the journals commit.
+    # Sync: write back every dirty page of every file, and have the journals
+    # commit.  What an fsync says, the first time it says anything, fails the proof.
+    said: dict[int, str] = {}
     for record in world.files:
-        _sync(record)
+        if (text := _sync(record, moved_by)) is not None:
+            said.setdefault(id(record), text)
     kernel.run_until_idle()
     kernel.sync_filesystems()
     kernel.sched.run_for(SYNC_TICKS)
     kernel.run_until_idle()
     for record in world.files:
-        _sync(record)
+        if (text := _sync(record, moved_by)) is not None:
+            said.setdefault(id(record), text)
     kernel.run_until_idle()
     # Anonymous memory: written to swap and dropped, so it reads back from there.
     swapped_out = {id(area): _swap_out(world, area) for area in world.areas}
@@ -562,6 +569,8 @@ def prove_durability(
         if len(problems) < MAX_PROBLEMS:
             problems.append(text)
 
+    for text in said.values():
+        wrong(text)
     ps = world.page_size
     for record in world.files:
         mapping = record.inode.i_mapping
@@ -742,22 +751,76 @@ def _not_stored(world: fsaops.world.World, record: File | Area, index: int, stor
     )
 
 
-def _sync(record: File) -> None:
-    """Write back every dirty page of a file and wait for it (``fsync``).
+def _sync(
+    record: File, moved_by: Places | Mapping[tuple[int, int], str] | None = None
+) -> str | None:
+    """Write back every dirty page of a file and wait for it (``fsync``): None, or what it said.
+
+    As 2.6.16's ``do_fsync`` does with the data: :func:`filemap_fdatawrite`
+    (a table with no ``writepage`` has nothing to write), then
+    :func:`filemap_fdatawait` whatever the write returned.  An error from
+    either is what the sentence returned names: the file, the error and
+    its cause (the table's write failed, a page the wait looked at has
+    ``PG_error``, the mapping had ``AS_EIO`` or ``AS_ENOSPC``).  Bits only
+    an injected write error set are no error of the table's: the kernel
+    reports them once, and the page was written again.
 
     A wait that can never end (a page left under writeback or locked) is
     a deadlock that names the table member and the file.
     """
     mapping = record.inode.i_mapping
     table = mapping.a_ops
-    if not record.page_cache or table.writepage is None:
-        return
+    if not record.page_cache:
+        return None
+    member = "writepages" if table.writepages is not None else "writepage"
+    size = record.inode.i_size
+    written = 0
     try:
-        filemap_write_and_wait(mapping)
+        if table.writepage is not None:
+            written = filemap_fdatawrite(mapping)
+        outstanding = mapping.flags & (AS_EIO | AS_ENOSPC)
+        looked = writeback_pages(mapping, 0, (size - 1) // mapping.kernel.page_size) if size else []
+        waited = filemap_fdatawait(mapping)
     except Deadlock as exc:
-        member = "writepages" if table.writepages is not None else "writepage"
         what = exc.what.removesuffix(whose(table.name))  # the member's name says it
         raise Deadlock(f"{what} after {table.name}.{member} of {record.label}", exc.now) from exc
+    said = written or waited
+    if not said:
+        return None
+    errored = [page.index for page in looked if page.flags & PG.error]
+    injected = mapping.injected_flags
+    if size:
+        mapping.injected_flags = injected & ~outstanding  # reported now
+    else:
+        outstanding = 0  # an empty file's wait does not look
+    if not written and not errored and outstanding and not outstanding & ~injected:
+        return None
+    why: list[str] = []
+    if written:
+        why.append(f"{table.name}.{member} returned {_errno(written)}")
+    for index in errored[:4]:
+        why.append(
+            f"page {index} has PG_error{_who(moved_by, record, index)}, which the wait for "
+            "its write reports"
+        )
+    if len(errored) > 4:
+        why.append(f"{len(errored) - 4} more pages have PG_error")
+    for bit, name in ((AS_EIO, "AS_EIO"), (AS_ENOSPC, "AS_ENOSPC")):
+        if outstanding & bit and not injected & bit:
+            why.append(
+                f"its mapping had {name} set, a write error recorded since the last fsync "
+                "that no injected fault made"
+            )
+    if not why:
+        why.append("a write failed while it waited")
+    return f"fsync of {record.label} ({record.key}, {table.name}) said {_errno(said)}: " + (
+        "; ".join(why)
+    )
+
+
+def _errno(rc: int) -> str:
+    """``-EIO`` for -5."""
+    return f"-{errorcode[-rc]}" if -rc in errorcode else str(rc)
 
 
 def _who(
