@@ -647,7 +647,6 @@ BROKEN: dict[str, Migratepage] = {
 LOSSLESS: dict[str, str] = {
     "keeps_only_uptodate_and_dirty": "flags",
     "forgets_referenced": "flags",
-    "sets_the_error_flag": "flags",
     "dirties_clean_pages": "flags",
     "checks_clean_pages": "flags",
     "clears_the_buffers_uptodate_bits": "buffers",
