@@ -83,6 +83,7 @@ _STATUS_ORDER: Final = (
     Status.KERNEL_BUG,
     Status.DATA_LOST,
     Status.INVARIANT_BROKEN,
+    Status.FINDINGS,
 )
 
 
@@ -568,9 +569,15 @@ def _failure(
 
     ``first`` is what the schedule came to the first time.  A schedule that
     passes when run again (its process died of a signal from outside, say)
-    keeps the first run's problems, and says it did not fail again.
+    keeps the first run's problems, and says it did not fail again.  A
+    schedule that did not end in time is not run again (that would only
+    wait as long once more): one stopped by its own time limit came back
+    with its interleaving, one whose process had to be killed has none.
     """
-    result = fork_run(xworld, policy=lambda: Deviations(choices), record=True)
+    if first.get("labels") or first.get("killed"):
+        result = first
+    else:
+        result = fork_run(xworld, policy=lambda: Deviations(choices), record=True)
     problems = tuple((s, p) for s, p in result["problems"])
     if not problems:
         problems = tuple(

@@ -53,8 +53,9 @@ Keys: ``trace`` (one ``(current, chosen, enabled, masks)`` per point),
 ``names``, ``keys`` and ``footprints`` (the tasks, by number), ``outcome``, ``diverged`` (why a
 schedule replayed exactly could not be, else empty), ``problems`` (a list of
 ``(status, sentence)``), ``reasons`` (why the migration gave pages up, as
-the engine said), ``labels`` (with ``record``: ``(task, kind, function,
-page, pfn, lock)`` of each step) and ``seconds``."""
+the engine said), ``labels`` (with ``record``, or for a schedule stopped for
+taking too long: ``(task, kind, function, page, pfn, lock)`` of each step)
+and ``seconds``."""
 
 SCHEDULE_SECONDS: Final = 60.0
 """Wall time one schedule may take before it is stopped and reported."""
@@ -251,6 +252,8 @@ def execute(
         problems.append((Status.KERNEL_BUG.value, ctl.problem))
     else:
         problems = _check(xworld, stats)
+        problems += _raised(stats)
+    labels = ctl.labels if record or ctl.outcome == "too long" else []
     return {
         "trace": ctl.trace,
         "names": [t.name for t in ctl.tasks],
@@ -260,9 +263,40 @@ def execute(
         "diverged": ctl.problem if ctl.outcome == "diverged" else "",
         "problems": problems,
         "reasons": sorted(log.reasons),
-        "labels": [(tid, *label[:5]) for tid, label in ctl.labels],
+        "labels": [(tid, *label[:5]) for tid, label in labels],
         "seconds": time.perf_counter() - start,
     }
+
+
+def _raised(stats: MigrateStats) -> list[tuple[str, str]]:
+    """A ``migratepage`` that raised (or returned neither 0 nor an errno): a ``return`` finding.
+
+    The engine fails such a page with ``-EIO`` and goes on, so the end state
+    checks pass: the page stayed whole where it was.  But it is a bug of the
+    table, as ``fsaops migrate --strict`` counts it, and a table whose every
+    call raises has had nothing explored.  Each task of a schedule runs in a
+    thread of its own, not in the thread that imported the plugin: state a
+    plugin set up at import for its thread is not there.
+    """
+    problems = []
+    for finding in stats.findings.result():
+        if finding.kind != "return":
+            continue
+        pages = _plural(finding.count, "page")
+        problems.append(
+            (
+                Status.FINDINGS.value,
+                f"table {finding.table}: {finding.example}, on {pages} (each failed with "
+                "-EIO): a bug, as fsaops migrate --strict counts it (a return finding); "
+                "explore runs each task in a thread of its own, where state a plugin set up "
+                "at import for its thread is not there",
+            )
+        )
+    return problems
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _check(xworld: ExploredWorld, stats: MigrateStats) -> list[tuple[str, str]]:

@@ -147,6 +147,7 @@ class XTask:
         label: the label of the point it is stopped at (its next step).
         ready: while it is blocked, what must hold for it to go on.
         done: it finished.
+        ident: the identifier of the thread it runs on (0 before it starts).
     """
 
     __slots__ = (
@@ -155,6 +156,7 @@ class XTask:
         "done",
         "footprint",
         "gate",
+        "ident",
         "key",
         "label",
         "name",
@@ -182,6 +184,7 @@ class XTask:
         self.label: Label = ("start", "", -1, -1, "", footprint)
         self.ready: Callable[[], bool] | None = None
         self.done = False
+        self.ident = 0
         self.gate = threading.Lock()
         self.gate.acquire()
 
@@ -212,7 +215,8 @@ class Controller:
             that ran last if it can go on, else the runnable task with the
             lowest number: no preemption).
         max_points: a schedule longer than this is stopped and reported.
-        record: keep every point's label (for the readable interleaving).
+        record: report every point's label (for the readable interleaving);
+            a schedule stopped for taking too long reports them anyway.
 
     After :meth:`run`: ``trace`` holds one entry per point,
     ``(current, chosen, enabled, masks)``: the task that reached the point
@@ -302,7 +306,7 @@ class Controller:
         # A bare thread: threading.Thread.start() costs several times more, and
         # these threads are never joined (a schedule that ends in a deadlock
         # leaves its tasks parked, and the process that ran it goes away).
-        _thread.start_new_thread(self._main, (xt,))
+        xt.ident = _thread.start_new_thread(self._main, (xt,))
 
     def _main(self, xt: XTask) -> None:
         xt.gate.acquire()
@@ -336,8 +340,18 @@ class Controller:
             self._start(xt)
         self._decide(None)
         if not self._finished.wait(timeout):
-            self._stop("too long", f"the schedule did not end within {timeout:g} s")
+            self._stop(
+                "too long", f"the schedule did not end within {timeout:g} s{self._running()}"
+            )
         self.live = False
+
+    def _running(self) -> str:
+        """``: task migrate was ...``: where the task that had the CPU was when time ran out."""
+        me = self.current
+        if me is None:
+            return ""
+        frame = sys._current_frames().get(me.ident) if me.ident else None
+        return f": task {me.name} was {_doing(frame, self.kernel)}"
 
     def _decide(self, me: XTask | None) -> None:
         """Choose who runs next at a point reached by ``me``, and hand over to it."""
@@ -390,8 +404,9 @@ class Controller:
                 tuple(t.label[5] for t in enabled),
             )
         )
-        if self.record:
-            self.labels.append((chosen.tid, chosen.label))
+        # Kept for every schedule (an append): a schedule stopped for taking
+        # too long is described from its own labels, not run again.
+        self.labels.append((chosen.tid, chosen.label))
         chosen.ready = None
         self.current = chosen
         self.kernel.current = chosen.task
@@ -477,6 +492,43 @@ def _function() -> str:
         return "?"
     name: str = frame.f_code.co_name
     return name.strip("_").removesuffix("_slow")
+
+
+def _doing(frame: Any, kernel: Kernel) -> str:
+    """Where a task's thread is: the page it was migrating, its table and plugin, and its frame.
+
+    As ``fsaops migrate``'s time limit says it: the page at its pfn, the
+    table and the plugin whose filesystem has it, the pass; then the
+    innermost function the thread runs (plugin code that never returns).
+    """
+    if frame is None:
+        return "not running Python code"
+    code = frame.f_code
+    here = f"in {code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})"
+    from fsaops.migrate import migrate_pages, table_name
+
+    while frame is not None and frame.f_code is not migrate_pages.__code__:
+        frame = frame.f_back
+    if frame is None:
+        return here
+    local = frame.f_locals
+    page = local.get("page")
+    pfn = getattr(page, "pfn", None)
+    if not isinstance(pfn, int):
+        return here
+    try:
+        table = table_name(page)
+    except Exception:
+        table = "?"
+    registry = kernel.registry
+    owner = registry.table_owner(table) if registry is not None else None
+    plugin = "" if owner is None else f" of plugin {owner.label}"
+    path = local.get("path")
+    step = f", in {path}" if isinstance(path, str) and path else ""
+    return (
+        f"migrating the page at pfn {pfn} (table {table}{plugin}, pass {local.get('pass_')}"
+        f"{step}), {here}"
+    )
 
 
 def _where(exc: BaseException) -> str:

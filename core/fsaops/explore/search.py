@@ -332,10 +332,12 @@ def fork_run(
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     if killed:
-        return _broken(
+        stopped = _broken(
             f"the schedule did not end within {timeout + GRACE:g} s (stopped)"
             + _threads_hint(threads_at_fork)
         )
+        stopped["killed"] = True
+        return stopped
     try:
         result: RunResult = marshal.loads(b"".join(chunks))
     except (EOFError, ValueError, TypeError):
@@ -403,14 +405,20 @@ class Found:
         self.seconds = 0.0
         self.steps = 0
 
-    def add(self, result: RunResult) -> bool:
-        """Count a schedule; True when it failed (and is the one kept)."""
+    def add(self, result: RunResult, forced: Sequence[int] = ()) -> bool:
+        """Count a schedule; True when it failed (and is the one kept).
+
+        ``forced``: the choices the schedule was run with, which make its
+        replay when it came back without a trace (its process was killed).
+        """
         self.schedules += 1
         self.steps = max(self.steps, len(result["trace"]))
         for why in result["reasons"]:
             self.reasons[why] = self.reasons.get(why, 0) + 1
         if result["problems"] and self.failure is None:
-            self.failure = (result, deviations(result["trace"]))
+            trace = result["trace"]
+            choices = deviations(trace) if trace else dict(enumerate(forced))
+            self.failure = (result, choices)
             return True
         return False
 
@@ -493,7 +501,7 @@ def explore_dfs(
         result = runner(forced)
         if progress is not None:
             progress(found.schedules + 1)
-        if found.add(result):
+        if found.add(result, forced):
             exhausted = False
             break
         _branch(result, forced, levels, seen, nbits, preemptions_bound, reduce)
