@@ -73,6 +73,7 @@ from fsaops.testing.harness import (
     resolve_subject,
     vm_locked_errno,
 )
+from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 
 __all__ = ["MigratepageConformance"]
 
@@ -343,8 +344,12 @@ class MigratepageConformance:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """Run every test once per release in ``semantics`` (:func:`parametrize_semantics`).
 
-        A subclass that defines its own ``pytest_generate_tests`` calls this one.
+        Also registers the outcome guard (:mod:`fsaops.testing.outcomes`): a
+        ``pytest.skip`` or ``pytest.xfail`` that table code calls fails its
+        test, with or without the kit's pytest plugin.  A subclass that
+        defines its own ``pytest_generate_tests`` calls this one.
         """
+        ensure_outcome_guard(metafunc.config)
         parametrize_semantics(type(self), metafunc)
 
     @pytest.fixture(scope="class")

@@ -76,7 +76,10 @@ MARKER = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``fsaops`` marker (so ``--strict-markers`` accepts it).
+    """Register the ``fsaops`` marker (so ``--strict-markers`` accepts it), and the outcome guard.
+
+    The guard (:mod:`fsaops.testing.outcomes`) fails a test in which table
+    code called ``pytest.skip`` or ``pytest.xfail``.
 
     A ``--fsaops-semantics`` that names no release stops the run with a
     usage error naming the releases (the model is imported only then).
@@ -85,6 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.UsageError: ``--fsaops-semantics`` names no release.
     """
     config.addinivalue_line("markers", MARKER)
+    from fsaops.testing.outcomes import ensure
+
+    ensure(config)  # a skip or xfail that table code raises fails its test
     semantics = config.getoption("fsaops_semantics", default=None)
     if semantics is not None:
         from fsaops.testing.harness import SetupError, check_semantics

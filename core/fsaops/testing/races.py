@@ -32,6 +32,7 @@ from fsaops.testing.conformance import (
     parametrize_semantics,
 )
 from fsaops.testing.harness import Subject
+from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 from fsaops.world import SetupError
 
 __all__ = ["MigratepageRaces"]
@@ -72,7 +73,11 @@ class MigratepageRaces:
     seed: ClassVar[int] = 0
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """Run every test once per release in ``semantics`` (ids name a release other than V4)."""
+        """Run every test once per release in ``semantics`` (ids name a release other than V4).
+
+        Also registers the outcome guard (:mod:`fsaops.testing.outcomes`).
+        """
+        ensure_outcome_guard(metafunc.config)
         parametrize_semantics(type(self), metafunc)
 
     @pytest.fixture(scope="class")

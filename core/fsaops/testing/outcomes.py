@@ -1,0 +1,185 @@
+"""Table code does not decide a test's outcome: its ``pytest.skip`` or ``pytest.xfail`` fails it.
+
+pytest's outcome exceptions (``pytest.skip.Exception``,
+``pytest.xfail.Exception``, and ``unittest.SkipTest``, which pytest takes for
+a skip) are not :class:`Exception`: they pass through every ``except
+Exception`` of the model and of the kit.  Raised from a table's
+``migratepage`` (or any member the model calls), they turned a lossy
+table's whole conformance suite into skips or xfails, and pytest exited 0.
+
+:class:`OutcomeGuard` is a pytest plugin that fails such a test instead,
+naming the table, the member fsaops called and what its code called.  An
+outcome counts as the table's when it was raised in code that fsaops called
+(an fsaops frame is above it), and that code is neither fsaops's own (the
+kit's skips: a capability, a table without ``write(2)``, ...) nor the test
+module's (a user's own ``pytest.skip`` in an overriding test).  Every other
+outcome is left as it is.  The kit's pytest plugin registers the guard,
+and so do the suite classes (which need no pytest plugin), once per run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator
+from types import FrameType, TracebackType
+from typing import Final
+
+import pytest
+
+__all__ = ["OutcomeGuard", "ensure", "table_outcome"]
+
+NAME: Final = "fsaops-outcome-guard"
+"""The name the guard is registered under (once per pytest run)."""
+
+_RUNNERS: Final = ("_pytest", "pytest", "pluggy", "_hypothesis_pytestplugin", "hypothesis")
+"""Top-level packages of the test runners, never anyone's table."""
+
+
+def _package(frame: FrameType) -> str:
+    """The top-level package of a frame's code (the guard's own frames count as a runner's)."""
+    name = frame.f_globals.get("__name__")
+    if name == __name__:
+        return "pluggy"
+    return name.partition(".")[0] if isinstance(name, str) else ""
+
+
+def _outcome_kinds() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [pytest.skip.Exception, pytest.xfail.Exception]
+    unittest = sys.modules.get("unittest")
+    if unittest is not None:
+        kinds.append(unittest.SkipTest)
+    return tuple(kinds)
+
+
+def _called(exc: BaseException) -> str:
+    """What table code called, as it would have written it: ``pytest.skip('reason')``."""
+    if isinstance(exc, pytest.xfail.Exception):
+        return f"pytest.xfail({exc.msg!r})"
+    if isinstance(exc, pytest.skip.Exception):
+        return f"pytest.skip({exc.msg!r})"
+    return f"raise {type(exc).__name__}({str(exc)!r})"
+
+
+def _frames(tb: TracebackType | None) -> list[FrameType]:
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+def table_outcome(exc: BaseException, test_module: str | None) -> str | None:
+    """Why ``exc`` is table code's outcome, not the test's; ``None`` when it is the test's own.
+
+    ``test_module`` is the name of the test's module, whose own outcomes stand.
+    """
+    if not isinstance(exc, _outcome_kinds()):
+        return None
+    frames = _frames(exc.__traceback__)
+    # Where it was raised: the innermost frame outside the test runners
+    # (``pytest.skip()`` itself is _pytest's).
+    raised_at = next(
+        (i for i in range(len(frames) - 1, -1, -1) if _package(frames[i]) not in _RUNNERS), None
+    )
+    if raised_at is None:
+        return None
+    site = frames[raised_at]
+    module = site.f_globals.get("__name__")
+    if _package(site) == "fsaops" or (test_module is not None and module == test_module):
+        return None
+    called_by_fsaops = [i for i in range(raised_at) if _package(frames[i]) == "fsaops"]
+    if not called_by_fsaops:
+        return None  # the test's own helpers (a conftest's), called by no fsaops code
+    # What fsaops called: the outermost frame of other code below fsaops's
+    # first frame (the member, e.g. ``migratepage``).
+    entry = next(
+        frames[i]
+        for i in range(called_by_fsaops[0] + 1, raised_at + 1)
+        if _package(frames[i]) not in ("fsaops", *_RUNNERS)
+    )
+    member, table = _member(entry, [frames[i] for i in called_by_fsaops])
+    where = f"{site.f_code.co_name}, {site.f_code.co_filename.rsplit('/', 1)[-1]}:{site.f_lineno}"
+    who = f"{member} of table {table}" if table else f"table code ({_qualname(entry)})"
+    return (
+        f"{who} called {_called(exc)} (in {where}): plugin code may not skip or xfail a "
+        "test of the testing kit; the kit's own skips name a capability"
+    )
+
+
+def _qualname(frame: FrameType) -> str:
+    module = frame.f_globals.get("__name__", "?")
+    return f"{module}.{frame.f_code.co_name}"
+
+
+def _code(fn: object) -> object:
+    """The code object a member runs when called (function, method, partial, callable object)."""
+    for _ in range(4):
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            return code
+        inner = getattr(fn, "__func__", None) or getattr(fn, "func", None)
+        if inner is None:
+            call = vars(type(fn)).get("__call__")
+            return getattr(call, "__code__", None)
+        fn = inner
+    return None
+
+
+def _member(entry: FrameType, callers: list[FrameType]) -> tuple[str, str]:
+    """(member, table) whose code ``entry`` runs, from the tables fsaops's frames hold.
+
+    ``("", "")`` when no table of theirs has it.
+    """
+    from fsaops.aops import MEMBERS, AddressSpaceOperations
+
+    code = entry.f_code
+    for frame in reversed(callers):
+        for value in list(frame.f_locals.values()):
+            for table in (value, getattr(value, "table", None), getattr(value, "a_ops", None)):
+                if not isinstance(table, AddressSpaceOperations):
+                    continue
+                for member in MEMBERS:
+                    if _code(getattr(table, member, None)) is code:
+                        return member, table.name
+    return "", ""
+
+
+class OutcomeGuard:
+    """A pytest plugin: a skip or xfail that table code raised fails the test (see the module)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Setup (the kit's fixtures call table code: the capabilities' probe)."""
+        return (yield from _guarded(item))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """The test itself."""
+        return (yield from _guarded(item))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, None, None]:
+        """Teardown."""
+        return (yield from _guarded(item))
+
+
+def _guarded(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        yield
+    except BaseException as exc:
+        module = getattr(getattr(item, "module", None), "__name__", None)
+        why = table_outcome(exc, module)
+        if why is None:
+            raise
+        owner = getattr(item, "cls", None)
+        head = f"{owner.__name__}: " if owner is not None else ""
+        raise pytest.fail.Exception(f"{head}{why}", pytrace=False) from None
+
+
+def ensure(config: pytest.Config) -> None:
+    """Register the guard in this pytest run, unless it is already."""
+    manager = config.pluginmanager
+    if manager.get_plugin(NAME) is None:
+        manager.register(OutcomeGuard(), NAME)
