@@ -735,7 +735,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     # The report first: a page that cannot be written (a full disk, a file
     # size limit) must not take the run's own report with it.
     if args.json:
-        _write(report.dumps())
+        _write(_json_text(report.to_json()))  # as report.dumps(), with our encoder
     else:
         console = _stdout_console()
         render(report, console)
@@ -952,7 +952,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         status = Status.BAD_INPUT if failed else Status.OK
         extra = {"error": failed[0].error} if failed else {}
-        _write(json.dumps({**envelope(status), **extra, **data}, sort_keys=True, indent=2) + "\n")
+        _write(_json_text({**envelope(status), **extra, **data}))
     else:
         _render_plugins(data, _stdout_console())
     if failed:
@@ -983,7 +983,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
             plugins=list(registry.selection),
             notes=notes,
         )
-        _write(json.dumps(data, sort_keys=True, indent=2) + "\n")
+        _write(_json_text(data))
         return 0
     source = printable(source)  # a file name a terminal would obey, shown escaped
     _write(
@@ -1188,7 +1188,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             result = attrs.evolve(result, not_used=unused)
     _no_exit_called()
     if args.json:
-        _write(result.dumps())
+        _write(_json_text(result.to_json()))  # as result.dumps(), with our encoder
     else:
         from fsaops.explore.api import render_text
 
@@ -1198,6 +1198,49 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 class OutputError(Exception):
     """Standard output cannot be written (closed, full, or gone); the message says why."""
+
+
+def _private_json_encoder() -> type[json.JSONEncoder]:
+    """:class:`json.JSONEncoder` from a copy of :mod:`json.encoder` that plugin code cannot reach.
+
+    Plugin code that rebinds ``json.dumps``, a method of ``json.JSONEncoder``
+    or a function of ``json.encoder`` changes them for every caller.  The
+    copy, made when fsaops is imported and kept out of ``sys.modules``,
+    writes the command's own JSON as before whatever plugin code did since.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("json.encoder")
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return cast("type[json.JSONEncoder]", module.JSONEncoder)
+    except Exception:  # no copy to be had: the module as it is now
+        pass
+    return json.JSONEncoder
+
+
+_ENCODER: Final = _private_json_encoder()
+_JSON_SORTED: Final = _ENCODER(indent=2, sort_keys=True)
+_JSON_AS_BUILT: Final = _ENCODER(indent=2)
+
+
+def _json_text(data: object, *, sort_keys: bool = True) -> str:
+    """``data`` as JSON text, indented by two spaces, with a final newline.
+
+    What ``json.dumps(data, sort_keys=sort_keys, indent=2)`` writes, through
+    the encoder bound when fsaops was imported (:func:`_private_json_encoder`).
+    """
+    return (_JSON_SORTED if sort_keys else _JSON_AS_BUILT).encode(data) + "\n"
+
+
+# Bound when fsaops is imported: what writes the command's output does not go
+# through names plugin code can rebind.
+_OS_WRITE: Final = os.write
+_OS_OPEN: Final = os.open
+_OS_CLOSE: Final = os.close
+_URANDOM: Final = os.urandom
 
 
 # The stream the command's own output goes to: the real standard output,
@@ -1323,22 +1366,32 @@ def _fail(status: Status, message: str, json_mode: bool) -> int:
     cannot cut this short, nor say the command's end twice.
     """
     signals_done()
-    _error(message)
+    # It never raises: what plugin code broke (a function it rebound, a stream
+    # it replaced) costs the part it broke, never the rest.
+    with contextlib.suppress(BaseException):
+        _error(message)
     begun = _BEGUN.get()
     if json_mode and not (begun is not None and begun.is_set()):
         # Not after what the command wrote already: one JSON object, not two.
-        with contextlib.suppress(OutputError):
-            _write(json.dumps(envelope(status, _one_line(message)), indent=2) + "\n")
+        with contextlib.suppress(BaseException):
+            _write(_json_text(envelope(status, _one_line(message)), sort_keys=False))
     page = _PAGE.get()
     if page is not None:
-        from fsaops.html_report import render_failure
-
         path, source, command = page
-        failure = render_failure(source, status.value, _one_line(message), command=command)
         try:
+            from fsaops.html_report import render_failure
+
+            failure = render_failure(source, status.value, _one_line(message), command=command)
             _write_file(path, failure, "--html")
         except OutputError as exc:
-            _error(str(exc))
+            with contextlib.suppress(BaseException):
+                _error(str(exc))
+        except BaseException as exc:  # the failure is said already; this is said too
+            with contextlib.suppress(BaseException):
+                _error(
+                    f"--html {printable(path)}: cannot write the failure's page: "
+                    f"{describe_exception(exc)}"
+                )
     return status.exit_code
 
 
@@ -1383,7 +1436,7 @@ def _ender() -> Callable[[Status, str], None]:
             os.write(2, f"fsaops: error: {_one_line(message)}\n".encode())
         said = begun is not None and begun.is_set()  # part of the output is out: no envelope
         if json_mode and out is not None and not _GONE.get() and not said:
-            data = json.dumps(envelope(status, _one_line(message)), indent=2) + "\n"
+            data = _json_text(envelope(status, _one_line(message)), sort_keys=False)
             with contextlib.suppress(OSError, ValueError):
                 os.write(out.fileno(), data.encode())
         if page is not None:
