@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import base64
 import contextlib
 import contextvars
 import errno
@@ -780,7 +781,27 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
         raise FsaopsError(f"{option} {path}: no such directory: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FsaopsError(f"{option} {path}: cannot write in {folder}")
+    too_long = _name_too_long(path)
+    if too_long is not None:
+        raise FsaopsError(f"{option} {path}: the file name is too long ({too_long})")
     return os.path.abspath(path)
+
+
+def _name_too_long(path: str) -> str | None:
+    """Why the file ``path`` names (through symbolic links) can never be created, if so.
+
+    Its name is longer than its folder's filesystem takes (``NAME_MAX``,
+    255 bytes on most).
+    """
+    folder, name = os.path.split(os.path.realpath(path))
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+        length = len(os.fsencode(name))
+    except (OSError, ValueError):  # a filesystem that does not say: the write will tell
+        return None
+    if longest <= 0 or length <= longest:
+        return None
+    return f"{length} bytes; {printable(folder)} takes names of at most {longest}"
 
 
 def _is_stdout(path: str) -> bool:
@@ -815,24 +836,63 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+TEMPORARY_NAME_BYTES: Final = 14
+"""The length of the name a page is written under before it is renamed over the page.
+
+POSIX's ``_POSIX_NAME_MAX``, the shortest longest name a filesystem may
+have: the temporary name fits wherever the page's own name fits.
+"""
+
+
 def _write_file(path: str, text: str, option: str) -> None:
-    """Write ``text`` to ``path`` whole, or not at all (a new file renamed over it)."""
+    """Write ``text`` to ``path`` whole, or not at all (a new file renamed over it).
+
+    The new file is created in the same folder under a random name of its
+    own, :data:`TEMPORARY_NAME_BYTES` long, and never opened if it is there
+    already: a symbolic link or a file planted under that name is not
+    written through, nor renamed over the page.  Its mode is a new file's
+    (0666 less the umask), as the page's was before.  A page that cannot be
+    written leaves nothing behind.
+    """
     path = os.path.realpath(path)  # through a symbolic link, not over it
-    temporary = f"{path}.{os.getpid()}.tmp"
+    folder, name = os.path.split(path)
     try:
+        # Every name below is taken in this folder: where the page goes cannot change midway.
+        where = _OS_OPEN(folder, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            # A file name that is no UTF-8 (any bytes are, on Linux) reaches the
-            # text as surrogate escapes: written as \udcff, not a crash.
-            with open(temporary, "w", encoding="utf-8", errors="backslashreplace") as out:
-                out.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+            temporary, fd = _create_temporary(where)
+            try:
+                # A file name that is no UTF-8 (any bytes are, on Linux) reaches the
+                # text as surrogate escapes: written as \udcff, not a crash.
+                with open(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+                    out.write(text)
+                os.replace(temporary, name, src_dir_fd=where, dst_dir_fd=where)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=where)
+                raise
+        finally:
+            _OS_CLOSE(where)
     except OSError as exc:
         shown = printable(path)
         raise OutputError(f"{option} {shown}: cannot write it: {exc.strerror or exc}") from None
+
+
+def _create_temporary(folder: int) -> tuple[str, int]:
+    """A new file of a random name in ``folder`` (a descriptor), open for writing: its name, fd.
+
+    Created exclusively (``O_EXCL``, ``O_NOFOLLOW``): a name that is taken,
+    by whatever, is passed over for another.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        token = base64.b32encode(_URANDOM(10)).decode("ascii").lower()
+        name = f".{token[: TEMPORARY_NAME_BYTES - len('..tmp')]}.tmp"  # .3hx7ka2qz.tmp
+        try:
+            return name, _OS_OPEN(name, flags, 0o666, dir_fd=folder)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name for a temporary file")
 
 
 def _plugins_data(registry: Registry, source: str) -> dict[str, Any]:
