@@ -1346,18 +1346,80 @@ def _write(text: str) -> None:
         begun.set()  # from here, a failure's envelope would follow part of an object
     try:
         with signals_deferred():  # written whole: Ctrl-C or SIGTERM comes after
-            try:
-                stream.write(text)
-            except UnicodeEncodeError:  # an output encoding that cannot say everything
-                encoding = getattr(stream, "encoding", None) or "ascii"
-                stream.write(text.encode(encoding, "replace").decode(encoding))
-            stream.flush()
+            fd, data = _as_bytes(stream, text)
+            if fd is None or data is None:
+                try:
+                    stream.write(text)
+                except UnicodeEncodeError:  # an output encoding that cannot say everything
+                    encoding = getattr(stream, "encoding", None) or "ascii"
+                    stream.write(text.encode(encoding, "replace").decode(encoding))
+                stream.flush()
+            else:
+                _flush_all(stream, fd)  # nothing is buffered, unless a write failed before
+                _write_all(fd, data)
     except BrokenPipeError:
         _reader_gone(stream)
     except (OSError, ValueError) as exc:
         raise OutputError(
             f"cannot write to standard output: {str(exc) or type(exc).__name__}"
         ) from None
+
+
+def _as_bytes(stream: TextIO, text: str) -> tuple[int | None, bytes | None]:
+    """The descriptor under ``stream``, and ``text`` encoded as ``stream`` would encode it.
+
+    ``None`` for either when it has no descriptor (a stream in memory) or its
+    encoding keeps state (one that begins with a byte order mark): then the
+    stream itself writes ``text``.
+    """
+    try:
+        fd = stream.fileno()
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        errors = getattr(stream, "errors", None) or "strict"
+        if fd < 0 or "".encode(encoding):
+            return None, None
+        try:
+            return fd, text.encode(encoding, errors)
+        except UnicodeEncodeError:  # an output encoding that cannot say everything
+            return fd, text.encode(encoding, "replace")
+    except (OSError, ValueError, AttributeError, TypeError, LookupError):
+        return None, None
+
+
+def _flush_all(stream: TextIO, fd: int) -> None:
+    """Flush ``stream``, waiting whenever its descriptor cannot take more yet."""
+    while True:
+        try:
+            stream.flush()
+            return
+        except BlockingIOError:  # what could not be written stays buffered: try again
+            _wait_writable(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` whole to ``fd``, even one in non-blocking mode (``O_NONBLOCK``).
+
+    A pipe that another program left non-blocking (Node.js, some CI runners)
+    takes what fits in its buffer and refuses the rest: fsaops waits until
+    it can take more and goes on from where the write stopped.
+    """
+    view = memoryview(data)
+    while view:
+        try:
+            written = _OS_WRITE(fd, view)
+        except BlockingIOError:
+            _wait_writable(fd)
+            continue
+        view = view[written:]
+
+
+def _wait_writable(fd: int) -> None:
+    """Wait until ``fd`` can take more (or has failed: the next write says how)."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    poller.poll()
 
 
 def _reader_gone(stream: TextIO) -> None:
