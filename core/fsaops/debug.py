@@ -428,7 +428,47 @@ def check_kernel(
                 f"the swap device counts {swap.nr_swap_pages} free slots but {free_slots} "
                 "are unused"
             )
+    problems += _tables_kept(kernel)
     return _named(kernel, problems)
+
+
+def _tables_kept(kernel: Kernel) -> list[str]:
+    """Each file whose mapping's table is not the one its mount gave it.
+
+    A mount gives every file it creates its table (``sb.a_ops``, checked
+    when it was mounted), and nothing in the kernel changes it afterwards:
+    a table swapped in later (by a ``migratepage``, say) changes how the
+    file is written back, read and moved, unseen by anyone who asked the
+    mount.  Said with the members the mount's table has and the new one
+    lacks: ``writepage`` missing means its dirty pages are never written.
+    """
+    problems: list[str] = []
+    for sb in kernel.super_blocks:
+        given = sb.a_ops
+        for inode in sb.inodes:
+            a_ops = inode.i_mapping.a_ops
+            if a_ops is given:
+                continue
+            name = getattr(a_ops, "name", None)
+            if not isinstance(name, str):
+                name = repr(a_ops)
+            said = (
+                f"another table named {name}, not its mount's"
+                if name == given.name
+                else f"{name}, not its mount's {given.name}"
+            )
+            members = getattr(a_ops, "members", None)
+            lost = (
+                [m for m, fn in given.members().items() if fn is not None and not mine.get(m)]
+                if callable(members) and isinstance(mine := members(), dict)
+                else []
+            )
+            lacks = f" (it lacks {', '.join(lost)})" if lost else ""
+            problems.append(
+                f"{inode.name}'s a_ops is {said}{lacks}: a file keeps the table its mount "
+                "gave it, and plugin code swapped it"
+            )
+    return problems
 
 
 def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) -> list[str]:

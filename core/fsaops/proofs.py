@@ -61,6 +61,7 @@ from fsaops.writeback import (
 
 if TYPE_CHECKING:
     import fsaops.world
+    from fsaops.aops import AddressSpaceOperations
     from fsaops.migrate import MigrateStats
     from fsaops.page import Page
     from fsaops.rmap import Mm, Vma
@@ -575,7 +576,11 @@ def prove_durability(
     for record in world.files:
         mapping = record.inode.i_mapping
         table = mapping.a_ops.name
-        backed = record.page_cache is False or mapping.a_ops.writepage is not None
+        # Whether the file has a backing store is its mount's to say: a
+        # table swapped in since (without writepage) has its pages kept
+        # dirty, not put in memory only.
+        given = record.inode.i_sb.a_ops
+        backed = record.page_cache is False or given.writepage is not None
         # Pages still dirty after sync.  A file whose data the world put on
         # its blocks has a disk: there such a page is one sync skipped (a
         # dirty tag lost, a writepages that passed it over).  Any other file
@@ -590,11 +595,11 @@ def prove_durability(
                 for index, page in enumerate(mapping.page_tree[: record.npages])
                 if page is not None and page.flags & PG.dirty
             }
-            if skipped and not record.on_disk:
+            if skipped and not record.on_disk and mapping.a_ops.writepage is not None:
                 kept = _kept_dirty(world, record, skipped)
                 skipped -= kept
         if record.page_cache and not backed:
-            memory_only[table] = memory_only.get(table, 0) + record.npages
+            memory_only[given.name] = memory_only.get(given.name, 0) + record.npages
         elif kept:
             memory_only[table] = memory_only.get(table, 0) + len(kept)
         for first in range(0, record.npages, RUN_PAGES):
@@ -629,7 +634,7 @@ def prove_durability(
                 if index in dirty:
                     wrong(
                         f"{record.describe(index)} ({table}): still dirty after sync, so its "
-                        "data never reached the disk"
+                        f"data never reached the disk{_no_writepage(mapping.a_ops, given)}"
                     )
                 elif index in in_memory:
                     page = world.page_of(record, index)
@@ -663,6 +668,17 @@ def prove_durability(
                     f"written last{_who(moved_by, area, index)}: {why}"
                 )
     return Proof("durability", checked, failures, tuple(problems), memory_only)
+
+
+def _no_writepage(a_ops: AddressSpaceOperations, given: AddressSpaceOperations) -> str:
+    """Why sync could not write a file's pages, if its table lost its mount's ``writepage``."""
+    if a_ops.writepage is not None or a_ops is given:
+        return ""
+    mount = f"its mount's {given.name}" if given.name != a_ops.name else "its mount's"
+    return (
+        f": its file's table is not {mount} and has no writepage, so the page can never be "
+        "written back"
+    )
 
 
 def _kept_dirty(world: fsaops.world.World, record: File, dirty: set[int]) -> set[int]:

@@ -1,0 +1,180 @@
+"""A file keeps the table its mount gave it, and the size it was written to.
+
+A ``migratepage`` is given two pages, not the file: one that swaps the
+file's table (``mapping->a_ops``) for one without ``writepage``, in its own
+file or another mount's, leaves dirty pages nothing can write back; one
+that grows ``i_size`` has every ``read(2)`` return bytes nobody wrote past
+the file's end.  The invariants name the swapped table, the durability
+proof judges a file's backing store by its mount's table (not "in memory
+only"), and the read-back names the size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import attrs
+import pytest
+
+from fsaops.aops import AddressSpaceOperations
+from fsaops.config import parse_config
+from fsaops.debug import check_kernel
+from fsaops.fs import Inode
+from fsaops.page import Page
+from fsaops.plugins import Registry
+from fsaops.proofs import prove_durability
+from fsaops.report import Report
+from fsaops.scenario import run_scenario
+from fsaops.world import World
+
+SCENARIO = (
+    '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "adv"\npages = 16\nfiles = 2\n'
+    '[[mount]]\nfs = "ext2"\npages = 8\n[workload]\nseed = 3\ndirty = 0.5\n'
+)
+
+Act = Callable[[Inode], None]
+
+
+def _once(registry: Registry, act: Act) -> Registry:
+    """ext2 as ``adv`` (``adv_aops``), whose first ``migratepage`` that moves does ``act``."""
+    ext2 = registry.filesystems["ext2"]
+    a_ops = ext2.modes["default"]
+    migratepage = a_ops.migratepage
+    assert migratepage is not None
+    done: list[bool] = []
+
+    def adv_migratepage(newpage: Page, page: Page, /) -> int:
+        rc = migratepage(newpage, page)
+        if rc == 0 and not done:
+            done.append(True)
+            host = newpage.mapping.host  # type: ignore[union-attr]
+            assert isinstance(host, Inode)
+            act(host)
+        return rc
+
+    table = attrs.evolve(a_ops, name="adv_aops", migratepage=adv_migratepage)
+    adv = attrs.evolve(ext2, name="adv", modes={"default": table})
+    return attrs.evolve(registry, filesystems={**registry.filesystems, "adv": adv})
+
+
+def _no_writepage(table: AddressSpaceOperations, name: str) -> AddressSpaceOperations:
+    """``table`` without ``writepage`` (nor ``writepages``, ``sync_page``...), named ``name``."""
+    return AddressSpaceOperations(
+        name=name,
+        readpage=table.readpage,
+        prepare_write=table.prepare_write,
+        commit_write=table.commit_write,
+        migratepage=table.migratepage,
+    )
+
+
+def _swap_own(name: str) -> Act:
+    def act(inode: Inode) -> None:
+        inode.i_mapping.a_ops = _no_writepage(inode.i_mapping.a_ops, name)
+
+    return act
+
+
+def _swap_other_mounts(inode: Inode) -> None:
+    for sb in inode.i_sb.kernel.super_blocks:
+        if sb is not inode.i_sb:
+            for other in sb.inodes:
+                other.i_mapping.a_ops = _no_writepage(sb.a_ops, sb.a_ops.name)
+
+
+def _run(registry: Registry, act: Act) -> Report:
+    return run_scenario(parse_config(SCENARIO, "s.toml"), _once(registry, act), source="s.toml")
+
+
+# -- the table ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("nowrite_aops", "nowrite_aops, not its mount's adv_aops"),
+        ("adv_aops", "another table named adv_aops, not its mount's"),
+    ],
+    ids=["another-name", "the-same-name"],
+)
+def test_a_table_migratepage_swapped_in_breaks_an_invariant(
+    registry: Registry, name: str, said: str
+) -> None:
+    report = _run(registry, _swap_own(name))
+    assert not report.ok
+    (line,) = report.invariants
+    assert re.fullmatch(
+        rf"mount0/file[01]'s a_ops is {said} \(it lacks writepage, sync_page\): a file keeps "
+        "the table its mount gave it, and plugin code swapped it",
+        line,
+    ), line
+
+
+def test_the_durability_proof_does_not_put_a_swapped_files_pages_in_memory_only(
+    registry: Registry,
+) -> None:
+    report = _run(registry, _swap_own("adv_aops"))
+    assert report.proofs is not None
+    durability = report.proofs.durability
+    assert durability.memory_only == {}
+    assert not durability.holds
+    assert durability.problems
+    for line in durability.problems:
+        assert re.fullmatch(
+            r"mount\[0\] \(adv default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
+            r"\(adv_aops\): still dirty after sync, so its data never reached the disk: its "
+            r"file's table is not its mount's and has no writepage, so the page can never be "
+            r"written back",
+            line,
+        ), line
+
+
+def test_a_table_swapped_in_another_mounts_file_is_named_there(registry: Registry) -> None:
+    report = _run(registry, _swap_other_mounts)
+    assert report.invariants == (
+        "mount1/file0's a_ops is another table named ext2_aops, not its mount's (it lacks "
+        "writepage, sync_page): a file keeps the table its mount gave it, and plugin code "
+        "swapped it",
+    )
+    assert report.proofs is not None
+    durability = report.proofs.durability
+    assert durability.memory_only == {}
+    assert not durability.holds
+
+
+def test_the_proof_judges_a_file_by_its_mounts_table(registry: Registry) -> None:
+    """A file on disk whose table lost ``writepage`` is not a memory-only file."""
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2")
+    record = world.create_file(sb)
+    world.load_file(record, 4)
+    world.dirty_range(record, [1, 2])
+    inode = record.inode
+    inode.i_mapping.a_ops = _no_writepage(sb.a_ops, "nowrite_aops")
+    assert check_kernel(world.kernel) == [
+        f"{inode.name}'s a_ops is nowrite_aops, not its mount's ext2_aops (it lacks writepage, "
+        "sync_page): a file keeps the table its mount gave it, and plugin code swapped it"
+    ]
+    proof = prove_durability(world)
+    assert proof.memory_only == {}
+    assert proof.problems == tuple(
+        f"{record.describe(i)} (nowrite_aops): still dirty after sync, so its data never "
+        "reached the disk: its file's table is not its mount's ext2_aops and has no "
+        "writepage, so the page can never be written back"
+        for i in (1, 2)
+    )
+
+
+def test_every_built_in_mount_keeps_its_table(registry: Registry) -> None:
+    """No false alarm: every mode of every built-in filesystem, files written and loaded."""
+    world = World(registry=registry, node_pages=512)
+    for fs in ("ext2", "ext3", "xfs", "xfs_buftarg"):
+        for mode in registry.filesystems[fs].modes:
+            sb = world.mount(fs, mode)
+            record = world.create_file(sb)
+            if record.meta:
+                world.fill_buffer_cache(record, 2)
+            else:
+                world.load_file(record, 2)
+    assert check_kernel(world.kernel) == []
