@@ -83,6 +83,10 @@ def _swap_other_mounts(inode: Inode) -> None:
                 other.i_mapping.a_ops = _no_writepage(sb.a_ops, sb.a_ops.name)
 
 
+def _grow(inode: Inode) -> None:
+    inode.i_size += 3 * 4096
+
+
 def _run(registry: Registry, act: Act) -> Report:
     return run_scenario(parse_config(SCENARIO, "s.toml"), _once(registry, act), source="s.toml")
 
@@ -178,3 +182,50 @@ def test_every_built_in_mount_keeps_its_table(registry: Registry) -> None:
             else:
                 world.load_file(record, 2)
     assert check_kernel(world.kernel) == []
+
+
+# -- the size -------------------------------------------------------------------------
+
+
+def test_a_size_migratepage_grew_is_named_by_the_read_back(registry: Registry) -> None:
+    report = _run(registry, _grow)
+    integrity = report.integrity
+    assert integrity.corrupted == 3
+    assert integrity.lost == 0
+    (line,) = integrity.problems
+    assert re.fullmatch(
+        r"mount\[0\] \(adv default\) file ([01]) \(mount0/file\1\): corrupted: the file's "
+        r"size \(i_size\) is 45056 bytes where 32768 were written, so a read returns 12288 "
+        r"bytes of zeroes past its end",
+        line,
+    ), line
+    assert not report.ok
+
+
+def test_a_size_grown_inside_the_last_page_counts_that_page(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    record = world.create_file(world.mount("ext2"))
+    world.load_file(record, 2)
+    assert world.oracle.read_back(world).problems == ()
+    record.inode.i_size += 100
+    found = world.oracle.read_back(world)
+    assert (found.lost, found.corrupted) == (0, 1)
+    assert found.problems == (
+        f"{record.label} ({record.key}): corrupted: the file's size (i_size) is 8292 bytes "
+        "where 8192 were written, so a read returns 100 bytes of zeroes past its end",
+    )
+
+
+def test_bytes_past_the_written_end_that_are_not_zeroes_are_said_so(registry: Registry) -> None:
+    world = World(registry=registry, node_pages=64)
+    sb = world.mount("ext2")
+    record = world.create_file(sb)
+    world.write_file(record, 3)
+    record.npages = 2  # the world wrote 2 pages; the file holds a third
+    record.gens.pop()
+    found = world.oracle.read_back(world)
+    assert found.problems == (
+        f"{record.label} ({record.key}): corrupted: the file's size (i_size) is 12288 bytes "
+        "where 8192 were written, so a read returns 4096 bytes past its end that were never "
+        "written",
+    )

@@ -23,6 +23,7 @@ import attrs
 
 from fsaops.buffer import BH, BufferHead, journal_head_problem
 from fsaops.errors import FsaopsError
+from fsaops.fs import generic_file_read
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page, page_anon
 
@@ -1190,7 +1191,50 @@ class Oracle:
                         problems.append(f"{owner.describe(index)}: {found}")
                 if progress is not None:
                     progress("check", checked, total)
+            grown = self._grown(world, owner)
+            if grown is not None:
+                pages, said = grown
+                corrupted += pages
+                problems.append(said)
         return ReadBack(checked, lost, corrupted, tuple(problems))
+
+    @staticmethod
+    def _grown(world: fsaops.world.World, owner: File | Area) -> tuple[int, str] | None:
+        """A file whose size (``i_size``) is larger than what was written: pages, and why.
+
+        ``read(2)`` and ``stat`` go by ``i_size``: past what was written, a
+        read returns bytes nobody wrote (zeroes from holes, or whatever the
+        blocks hold), so the file reads back longer than it is.  The pages
+        counted are those the extra bytes reach past the last page written
+        (one at least).  ``None`` for anonymous memory and a file of the
+        right size; a smaller size is the page-by-page read-back's to name.
+        """
+        from fsaops.world import File  # at run time: fsaops.world imports this module
+
+        if not isinstance(owner, File):
+            return None
+        inode = owner.inode
+        ps = world.page_size
+        written = owner.size if owner.size is not None else owner.npages * ps
+        size = inode.i_size
+        if size <= written:
+            return None
+        extra = size - written
+        try:
+            tail = generic_file_read(inode, written, extra)
+        except FsaopsError as exc:
+            returns = f"a read past byte {written} fails ({exc})"
+        else:
+            if not any(tail):
+                returns = f"a read returns {len(tail)} bytes of zeroes past its end"
+            else:
+                returns = f"a read returns {len(tail)} bytes past its end that were never written"
+        pages = max(1, -(-size // ps) - -(-written // ps))
+        name = owner.label if owner.label == owner.key else f"{owner.label} ({owner.key})"
+        return pages, (
+            f"{name}: corrupted: the file's size (i_size) is {size} bytes "
+            f"where {written} were written, so {returns}"
+        )
 
     @staticmethod
     def _read_in_by_readpage(owner: File | Area) -> list[Page | None] | None:
