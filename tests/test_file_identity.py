@@ -211,7 +211,7 @@ def test_a_size_grown_inside_the_last_page_counts_that_page(registry: Registry) 
     found = world.oracle.read_back(world)
     assert (found.lost, found.corrupted) == (0, 1)
     assert found.problems == (
-        f"{record.label} ({record.key}): corrupted: the file's size (i_size) is 8292 bytes "
+        f"{record.key}: corrupted: the file's size (i_size) is 8292 bytes "
         "where 8192 were written, so a read returns 100 bytes of zeroes past its end",
     )
 
@@ -225,7 +225,7 @@ def test_bytes_past_the_written_end_that_are_not_zeroes_are_said_so(registry: Re
     record.gens.pop()
     found = world.oracle.read_back(world)
     assert found.problems == (
-        f"{record.label} ({record.key}): corrupted: the file's size (i_size) is 12288 bytes "
+        f"{record.key}: corrupted: the file's size (i_size) is 12288 bytes "
         "where 8192 were written, so a read returns 4096 bytes past its end that were never "
         "written",
     )
