@@ -38,8 +38,10 @@ __all__ = [
     "describe_exception",
     "did_you_mean",
     "interrupted_by",
+    "owns_signal",
     "printable",
     "raised_by_code",
+    "reclaim_signals",
     "shown",
     "signals_deferred",
     "signals_done",
@@ -251,6 +253,10 @@ class PluginFault(KernelBug):
 class ProcessEnded(SystemExit):
     """Plugin code called ``os._exit()``, ``os.exec*()`` or ``os.fork()`` while the program ran.
 
+    Or it raised fsaops's own ``SIGINT`` or ``SIGTERM`` at it
+    (``signal.raise_signal``, ``_thread.interrupt_main``): that is plugin
+    code ending the run, not the user's interruption.
+
     Run as the program, fsaops stands in for those functions while it works
     (:mod:`fsaops.process`): the call raises this instead of ending the
     process (or replacing it) without a word and with a status plugin code
@@ -265,8 +271,14 @@ class ProcessEnded(SystemExit):
     @property
     def rule(self) -> str:
         """The rule the call broke, as a message says it (``plugin code may not fork fsaops``)."""
-        name = str(self.code).removeprefix("os.").split("(")[0]
-        does = {"_exit": "end", "execv": "replace", "execve": "replace"}.get(name, "fork")
+        name = str(self.code).split("(")[0].rpartition(".")[2]
+        does = {
+            "_exit": "end",
+            "execv": "replace",
+            "execve": "replace",
+            "raise_signal": "interrupt",
+            "interrupt_main": "interrupt",
+        }.get(name, "fork")
         return f"plugin code may not {does} fsaops"
 
 
@@ -447,6 +459,42 @@ def watch_sigint(on_signal: Callable[[str], object] | None = None, *, hold: bool
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigint)
     _Signals.watching = True
+
+
+_WATCHED: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+def owns_signal(signum: object) -> bool:
+    """Whether ``signum`` is ``SIGINT`` or ``SIGTERM``, handled by :func:`watch_sigint`'s handler.
+
+    Then what the signal does is fsaops's to say: plugin code may not take
+    it (:mod:`fsaops.process`).
+    """
+    if not isinstance(signum, int):
+        return False
+    number = int.__int__(signum)  # its value, whatever an int subclass says
+    return number in _WATCHED and _Signals.watching and signal.getsignal(number) is _on_sigint
+
+
+def reclaim_signals() -> tuple[str, ...]:
+    """Put :func:`watch_sigint`'s handler back for ``SIGINT`` and ``SIGTERM`` where it was taken.
+
+    Returns the names of the signals whose handler was put back.  Code that
+    has one of them ignored makes Ctrl-C or ``kill`` do nothing, and code
+    that sets it to its default action makes it end the process at once,
+    with no word and no JSON report.  Cheap (two look-ups): called from the
+    main thread after plugins are imported, between chunks of migration and
+    at each look of the stall watchdog; elsewhere, or without
+    :func:`watch_sigint`, nothing is done.
+    """
+    if not _Signals.watching or threading.current_thread() is not threading.main_thread():
+        return ()
+    taken = []
+    for signum in _WATCHED:
+        if signal.getsignal(signum) is not _on_sigint:
+            signal.signal(signum, _on_sigint)
+            taken.append(signal.Signals(signum).name)
+    return tuple(taken)
 
 
 def interrupted_by() -> str:

@@ -73,6 +73,7 @@ from fsaops.errors import (
     describe_exception,
     did_you_mean,
     printable,
+    reclaim_signals,
     shown,
 )
 from fsaops.frozen import frozen_mapping
@@ -1714,7 +1715,7 @@ def load_plugins(
         if strict and known:
             raise next(iter(known.values()))
     with plugin_code():  # threads the imports and hooks start: fsaops.process.PLUGIN_THREADS
-        return _load(
+        registry = _load(
             available,
             selected,
             source,
@@ -1725,6 +1726,8 @@ def load_plugins(
             probed=probed,
             imported={name for name in selected if name not in fresh},
         )
+    reclaim_signals()  # what an import took by a way round fsaops.process's guard
+    return registry
 
 
 def _imported(item: Available) -> bool:

@@ -17,18 +17,35 @@ and :data:`REAL_EXIT`.  In a child fsaops forked, the functions do what
 they always do, unless the child takes the guard over (:func:`adopt`), as
 a schedule of ``fsaops explore`` does: it runs plugin code, and must say
 who ended it.
+
+Ctrl-C and ``SIGTERM`` are fsaops's too while it watches them
+(:func:`~fsaops.errors.watch_sigint`).  Plugin code that sets what one of
+them does (``signal.signal(SIGTERM, SIG_IGN)``, at import or in a
+``migratepage``) is told the change was made, but fsaops keeps its
+handler: had it been ignored, Ctrl-C or ``kill`` would do nothing; set to
+its default action, it would end the process at once with no word and no
+report.  Plugin code that raises one of them at fsaops itself
+(``signal.raise_signal``, ``_thread.interrupt_main``) gets
+:class:`~fsaops.errors.ProcessEnded`, remembered as the calls above: the
+run fails naming it, rather than being reported as the user's
+interruption.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import importlib
 import os
+import signal
 import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from fsaops.errors import ProcessEnded, shown
+from fsaops.errors import ProcessEnded, owns_signal, shown
+
+_signal: Any = importlib.import_module("_signal")  # what signal.signal calls; no type stubs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -91,23 +108,76 @@ class _ProcessGuard:
         #: (``module.function``), innermost first.
         self.calls: list[tuple[str, str, list[str]]] = []
 
-    def stand_in(self, name: str, real: Callable[..., Any]) -> Callable[..., NoReturn]:
+    def stand_in(
+        self, name: str, real: Callable[..., Any], module: str = "os"
+    ) -> Callable[..., NoReturn]:
         """What ``os.<name>`` is while the guard is up, ``real`` being the function itself."""
 
         def refused(*args: object) -> NoReturn:
             if os.getpid() != self.pid:
                 real(*args)
-            call = f"os.{name}({', '.join(shown(arg) for arg in args)})"
-            callers: list[str] = []
-            frame: FrameType | None = sys._getframe(1)
-            while frame is not None and len(callers) < 100:
-                callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
-                frame = frame.f_back
-            self.calls.append((call, threading.current_thread().name, callers))
-            raise ProcessEnded(call)
+            call = f"{module}.{name}({', '.join(shown(arg) for arg in args)})"
+            raise self.refused(call)
 
         refused.__name__ = refused.__qualname__ = name
         return refused
+
+    def raiser(self, name: str, real: Callable[..., Any], module: str) -> Callable[..., Any]:
+        """What ``signal.raise_signal`` or ``_thread.interrupt_main`` is while the guard is up.
+
+        Raising ``SIGINT`` or ``SIGTERM`` while fsaops handles it is refused,
+        as ``os._exit`` is; any other signal, or one fsaops does not
+        handle, is raised.
+        """
+
+        def raise_signal(signum: object = signal.SIGINT) -> Any:
+            if os.getpid() != self.pid or not owns_signal(signum):
+                return real(signum)
+            assert isinstance(signum, int)  # owns_signal says so
+            raise self.refused(f"{module}.{name}({signal.Signals(int.__int__(signum)).name})")
+
+        raise_signal.__name__ = raise_signal.__qualname__ = name
+        return raise_signal
+
+    def keeper(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        """What ``_signal.signal`` (which ``signal.signal`` calls) is while the guard is up.
+
+        For ``SIGINT`` or ``SIGTERM`` while fsaops handles it, and a call
+        that is not fsaops's own: the handler stays fsaops's, and what it
+        is is returned, as if it had been replaced.
+        """
+
+        def signal_(signum: object, handler: object) -> Any:
+            if (
+                os.getpid() == self.pid
+                and threading.current_thread() is threading.main_thread()
+                and owns_signal(signum)
+                and not _fsaops_calls(sys._getframe(1))
+            ):
+                assert isinstance(signum, int)  # owns_signal says so
+                return signal.getsignal(int.__int__(signum))
+            return real(signum, handler)
+
+        signal_.__name__ = signal_.__qualname__ = "signal"
+        return signal_
+
+    def refused(self, call: str) -> ProcessEnded:
+        """Remember ``call`` (made by the stand-in's caller); the :class:`ProcessEnded` to raise."""
+        callers: list[str] = []
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None and len(callers) < 100:
+            callers.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
+            frame = frame.f_back
+        self.calls.append((call, threading.current_thread().name, callers))
+        return ProcessEnded(call)
+
+
+def _fsaops_calls(frame: FrameType | None) -> bool:
+    """Whether the code calling ``signal.signal`` is fsaops's: ``frame``, or under ``signal``'s."""
+    while frame is not None and frame.f_globals.get("__name__") == "signal":
+        frame = frame.f_back
+    name = frame.f_globals.get("__name__") if frame is not None else None
+    return isinstance(name, str) and (name == "fsaops" or name.startswith("fsaops."))
 
 
 _GUARDS: list[_ProcessGuard] = []
@@ -116,6 +186,10 @@ _GUARDS: list[_ProcessGuard] = []
 
 def guard_process() -> None:
     """Stand in for the functions in :data:`GUARDED` for the rest of this process's life.
+
+    And for the functions that set what ``SIGINT`` and ``SIGTERM`` do, or
+    raise them (``signal.signal``, ``signal.raise_signal``,
+    ``_thread.interrupt_main``): see the module's description.
 
     The command line calls this when it runs as the program, which then
     always ends with :data:`REAL_EXIT` and the command's status: plugin
@@ -129,6 +203,10 @@ def guard_process() -> None:
             real = getattr(module, name, None)
             if real is not None:
                 setattr(module, name, guard.stand_in(name, real))
+    raiser = guard.raiser("raise_signal", _signal.raise_signal, "signal")
+    signal.raise_signal = _signal.raise_signal = raiser  # signal's is _signal's
+    _thread.interrupt_main = guard.raiser("interrupt_main", _thread.interrupt_main, "_thread")
+    _signal.signal = guard.keeper(_signal.signal)  # which signal.signal calls
     _GUARDS.append(guard)
 
 

@@ -86,6 +86,7 @@ from fsaops.errors import (
     PluginFault,
     RunTimeout,
     describe_exception,
+    reclaim_signals,
 )
 from fsaops.fault_inject import FaultInjector
 from fsaops.lists import PageList, list_add_tail
@@ -696,6 +697,7 @@ class Scenario:
                 self.world.prefault(self.target_node, window, committer=committer)
                 ahead = done + window
             total = isolated + len(self.swaplist)
+            reclaim_signals()  # Ctrl-C and SIGTERM are fsaops's, whatever plugin code did
             if progress is not None:
                 progress("migrate", done, total)
 
@@ -1201,6 +1203,14 @@ held, a loop without end) stays on one tick that long."""
 _WATCH_EVERY: Final = 5.0
 """Seconds between two looks of the stall watchdog."""
 
+_TIMER_LATE: Final = 0.5
+"""Seconds after the watchdog thread's next look that the ``SIGALRM`` timer fires.
+
+The thread sends the signal itself at each look, and pushes the timer on:
+the timer fires only when the thread could not run (the run's thread holds
+the interpreter lock in C code, a regular expression that backtracks), and
+never once the thread has seen the signal set to its default action."""
+
 
 @contextmanager
 def _time_limit(
@@ -1212,16 +1222,24 @@ def _time_limit(
     included; the handler finds the page being migrated by walking the
     interrupted frames to ``migrate_pages`` (nothing is done per page).  If
     plugin code swallows the exception, it is raised again every half
-    second.  In the main thread the same signal also watches migration
-    for a stall: :data:`STALL_SECONDS` without the kernel's clock moving
-    ends the run the same way, time limit or not.  A run told to stop that
-    is still going :data:`STOP_SECONDS` later (plugin code swallowed the
-    exception, or sleeps where it cannot be reached) is handed to
-    ``on_stuck``.
+    second.  The signal is sent by a watchdog thread when it is due, and
+    only while its handler is fsaops's; the timer is a backstop, for when
+    that thread cannot run (:data:`_TIMER_LATE`), and is cancelled when
+    plugin code sets the signal to its default action (a timer would then
+    end the process, with no word).  Each look also puts fsaops's ``SIGINT``
+    and ``SIGTERM`` handlers back, should code have taken them
+    (:func:`~fsaops.errors.reclaim_signals`).  In the main thread the same
+    signal also watches migration for a stall: :data:`STALL_SECONDS`
+    without the kernel's clock moving ends the run the same way, time
+    limit or not.  A run told to stop that is still going
+    :data:`STOP_SECONDS` later (plugin code swallowed the exception, or
+    sleeps where it cannot be reached) is handed to ``on_stuck``.
     """
     where = _Where()
-    main_thread = hasattr(signal, "setitimer") and (
-        threading.current_thread() is threading.main_thread()
+    main_thread = (
+        hasattr(signal, "setitimer")
+        and hasattr(signal, "pthread_kill")
+        and (threading.current_thread() is threading.main_thread())
     )
     if not main_thread:
         if seconds:
@@ -1235,10 +1253,6 @@ def _time_limit(
     deadline = start + seconds if seconds else None
     seen = [-1, start]  # the clock last seen, and when it moved
     told: list[tuple[float, str]] = []  # when the run was first told to stop, and why
-
-    def arm(now: float) -> None:
-        wait = _WATCH_EVERY if deadline is None else min(_WATCH_EVERY, deadline - now)
-        signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
 
     def due(now: float) -> str | None:
         """What ends the run now: the time limit, a stall, or nothing (``None``)."""
@@ -1260,13 +1274,17 @@ def _time_limit(
             told.append((now, str(exc)))
         return exc
 
+    def next_look(now: float) -> float:
+        return _WATCH_EVERY if deadline is None else max(min(_WATCH_EVERY, deadline - now), 0.01)
+
     def expired(signum: int, frame: FrameType | None) -> None:
+        reclaim_signals()
         now = time.monotonic()
         head = due(now)
         if head is None:
-            arm(now)
+            signal.setitimer(signal.ITIMER_REAL, next_look(now) + _TIMER_LATE)
             return
-        signal.setitimer(signal.ITIMER_REAL, 0.5)  # again, should it be swallowed
+        signal.setitimer(signal.ITIMER_REAL, 0.5 + _TIMER_LATE)  # again, should it be swallowed
         raise told_to_stop(head, frame, now)
 
     def in_place_of_the_timer(frame: FrameType | None) -> float:
@@ -1286,11 +1304,11 @@ def _time_limit(
             return 0.5
         if told:
             return 0.5
-        return _WATCH_EVERY if deadline is None else max(min(_WATCH_EVERY, deadline - now), 0.01)
+        return next_look(now)
 
     main_ident = threading.get_ident()
     previous = signal.signal(signal.SIGALRM, expired)
-    arm(start)
+    signal.setitimer(signal.ITIMER_REAL, next_look(start) + _TIMER_LATE)
     stop = threading.Event()
     guard = threading.Thread(
         target=_watch,
@@ -1322,21 +1340,29 @@ def _watch(
 ) -> None:
     """Keep the time limit and the stall watchdog working whatever plugin code does to ``SIGALRM``.
 
-    A library that keeps its own time limits with ``SIGALRM`` cancels the
-    timer when it is done (``alarm(0)``): the timer is armed again (the
-    handler re-arms itself).  Plugin code that ignores the signal, or puts
-    a handler of its own in place, silences the timer for good: this thread
-    then looks in its place (``look``, which says when to look again), and
-    raises :class:`~fsaops.errors.RunTimeout` in the run's thread itself.
+    While ``handler`` is the signal's, this thread sends ``SIGALRM`` to the
+    run's thread at each look (``look``, which says when to look again),
+    right after seeing that it is, and sets the timer to fire
+    :data:`_TIMER_LATE` after its next look: the timer fires only if this
+    thread cannot run, and a library that cancels it (``alarm(0)``, as
+    those that keep their own time limits do) changes nothing.  Plugin
+    code that ignores the signal, sets it to its default action, or puts a
+    handler of its own in place, has this thread look in the handler's
+    place: it raises :class:`~fsaops.errors.RunTimeout` in the run's thread
+    itself.  Set to its default action, the signal would end the process
+    with no word and no report: the timer is cancelled before it fires.
     """
     wait = look(None)
     while not stop.wait(wait):
         with contextlib.suppress(OSError, ValueError):
-            if signal.getsignal(signal.SIGALRM) is handler:
+            disposition = signal.getsignal(signal.SIGALRM)
+            if disposition is handler:
+                signal.pthread_kill(main_ident, signal.SIGALRM)  # at once: it is still ours
                 wait = look(None)
-                if signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0):
-                    signal.setitimer(signal.ITIMER_REAL, 0.001)
+                signal.setitimer(signal.ITIMER_REAL, wait + _TIMER_LATE)
                 continue
+            if disposition == signal.SIG_DFL:
+                signal.setitimer(signal.ITIMER_REAL, 0)
             wait = look(sys._current_frames().get(main_ident))
 
 
