@@ -52,7 +52,7 @@ def _with(registry: Registry, act: object) -> Registry:
 def test_a_frame_allocated_and_kept_on_a_list_of_its_own_is_an_invariant_broken(
     registry: Registry,
 ) -> None:
-    kept = PageList("advfs")
+    kept = PageList("kept")
 
     def keep_a_frame(newpage: Page, page: Page) -> None:
         if not kept:
