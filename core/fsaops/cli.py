@@ -42,7 +42,6 @@ import contextlib
 import contextvars
 import errno
 import faulthandler
-import json
 import logging
 import math
 import os
@@ -74,6 +73,7 @@ from fsaops.errors import (
     signals_live,
     watch_sigint,
 )
+from fsaops.jsonbound import json_text
 from fsaops.process import REAL_EXIT, guard_process, plugin_of_module, refused_in
 from fsaops.process import calls as refused_calls
 from fsaops.status import Status, envelope
@@ -1260,39 +1260,8 @@ class OutputError(Exception):
     """Standard output cannot be written (closed, full, or gone); the message says why."""
 
 
-def _private_json_encoder() -> type[json.JSONEncoder]:
-    """:class:`json.JSONEncoder` from a copy of :mod:`json.encoder` that plugin code cannot reach.
-
-    Plugin code that rebinds ``json.dumps``, a method of ``json.JSONEncoder``
-    or a function of ``json.encoder`` changes them for every caller.  The
-    copy, made when fsaops is imported and kept out of ``sys.modules``,
-    writes the command's own JSON as before whatever plugin code did since.
-    """
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("json.encoder")
-        if spec is not None and spec.loader is not None:
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return cast("type[json.JSONEncoder]", module.JSONEncoder)
-    except Exception:  # no copy to be had: the module as it is now
-        pass
-    return json.JSONEncoder
-
-
-_ENCODER: Final = _private_json_encoder()
-_JSON_SORTED: Final = _ENCODER(indent=2, sort_keys=True)
-_JSON_AS_BUILT: Final = _ENCODER(indent=2)
-
-
-def _json_text(data: object, *, sort_keys: bool = True) -> str:
-    """``data`` as JSON text, indented by two spaces, with a final newline.
-
-    What ``json.dumps(data, sort_keys=sort_keys, indent=2)`` writes, through
-    the encoder bound when fsaops was imported (:func:`_private_json_encoder`).
-    """
-    return (_JSON_SORTED if sort_keys else _JSON_AS_BUILT).encode(data) + "\n"
+_json_text: Final = json_text
+"""The command's JSON text, through :mod:`fsaops.jsonbound` (plugin code cannot rebind it)."""
 
 
 # Bound when fsaops is imported: what writes the command's output does not go

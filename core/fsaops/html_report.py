@@ -16,13 +16,13 @@ the small helpers are shared with ``fsaops diff --html``
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.frames import STATES
+from fsaops.jsonbound import dumps
 from fsaops.migrate import MAX_PASSES
 from fsaops.report import NOT_MOUNTED, tone, verdict
 
@@ -244,7 +244,7 @@ def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value)
+        return dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)
@@ -528,7 +528,7 @@ def _frame_maps(frames: FrameMaps, colours: Mapping[str, str]) -> tuple[str, str
     state_legend = "".join(
         f'<span style="--swatch:{STATE_COLOURS[state]}">{escape(state)}</span>' for state in STATES
     )
-    data = json.dumps(
+    data = dumps(
         {
             "tables": frames.tables,
             "tableColours": ["#e9e9ec", *(colours[t] for t in frames.tables[1:])],
@@ -1047,7 +1047,7 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
 
         maps, data = _frame_maps(frames, colours)
         body.append(maps)
-        script = FRAME_SCRIPT.replace("ALPHABET", json.dumps(ALPHABET))
+        script = FRAME_SCRIPT.replace("ALPHABET", dumps(ALPHABET))
     body += [_retries(report, colours), _verdict(report)]
     if report.trace:
         body.append(_trace(report.trace))

@@ -11,7 +11,6 @@ bytes.  :func:`render` draws it for a terminal with rich.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ from fsaops.config.effective import LeftOut
 from fsaops.errors import printable
 from fsaops.findings import Finding
 from fsaops.frozen import frozen_mapping, sorted_mapping
+from fsaops.jsonbound import json_text
 from fsaops.proofs import Proof
 from fsaops.status import SCHEMA, Status
 from fsaops.trace import TraceStep
@@ -466,8 +466,12 @@ class Report:
         }
 
     def dumps(self) -> str:
-        """The JSON text: sorted keys, two-space indent, a final newline."""
-        return json.dumps(self.to_json(), sort_keys=True, indent=2) + "\n"
+        """The JSON text: sorted keys, two-space indent, a final newline.
+
+        Written through :mod:`fsaops.jsonbound`: plugin code that rebinds
+        ``json.dumps`` does not change it.
+        """
+        return json_text(self.to_json())
 
 
 # -- the terminal form ------------------------------------------------------------

@@ -45,6 +45,7 @@ from fsaops.explore.setup import (
     probe,
 )
 from fsaops.explore.tasks import ACCESSORS, accessor
+from fsaops.jsonbound import dumps, json_text
 from fsaops.semantics import SEMANTICS
 from fsaops.status import SCHEMA, Status
 
@@ -282,8 +283,12 @@ class ExploreResult:
         }
 
     def dumps(self) -> str:
-        """:meth:`to_json` as indented JSON text, with a final newline."""
-        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+        """:meth:`to_json` as indented JSON text, with a final newline.
+
+        Written through :mod:`fsaops.jsonbound`: plugin code that rebinds
+        ``json.dumps`` does not change it.
+        """
+        return json_text(self.to_json())
 
 
 # -- replay strings --------------------------------------------------------------------------
@@ -317,7 +322,7 @@ def encode_replay(setup: Setup, bounds: Bounds, choices: Mapping[int, int]) -> s
         data["io"] = setup.io_latency
     if setup.commit_interval is not None:
         data["ci"] = setup.commit_interval
-    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    text = dumps(data, separators=(",", ":"), sort_keys=True)
     return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
