@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from fsaops.frames import STATES
 from fsaops.jsonbound import dumps
 from fsaops.migrate import MAX_PASSES
-from fsaops.report import NOT_MOUNTED, tone, verdict
+from fsaops.report import NOT_MOUNTED, SWAPPED_IN, tone, verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -401,6 +401,9 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
     rows = []
     for t in report.by_aops:
         member = t.migratepage.rsplit(".", 1)[-1] if t.migratepage else "none: generic fallback"
+        used_by = f"{escape(t.filesystem)} {escape(t.mode)}"
+        if t.swapped_in:  # never "none: generic fallback": the run has no name for its op
+            used_by, member = escape("no mount's"), "plugin code swapped the table in"
         rows.append(
             tag(
                 "tr",
@@ -409,7 +412,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
                     f"{swatch(colours.get(t.name, '#999'))}<b>{escape(t.name)}</b>",
                     class_="name",
                 )
-                + tag("td", f"{escape(t.filesystem)} {escape(t.mode)}", class_="nowrap")
+                + tag("td", used_by, class_="nowrap")
                 + tag("td", escape(member), class_="mono nowrap")
                 + tag("td", n(t.pages), class_="num", data_field="pages")
                 + tag("td", n(t.moved), class_="num", data_field="moved")
@@ -467,11 +470,13 @@ def _card(
                 )
             )
     member = table.migratepage or "none: the engine's generic fallback"
+    said = f"{escape(table.filesystem)} {escape(table.mode)} · <code>{escape(member)}</code>"
+    if table.swapped_in:
+        said = escape(SWAPPED_IN)
     return (
         f'<article class="card" data-table="{escape(table.name)}">'
         f"<h3>{escape(table.name)}</h3>"
-        f'<p class="muted">{escape(table.filesystem)} {escape(table.mode)} · '
-        f"<code>{escape(member)}</code></p>"
+        f'<p class="muted">{said}</p>'
         f"<p>{_stack(table.moved, table.failed, table.not_migrated)}</p>"
         f"<p>{n(table.pages)} pages: {n(table.moved)} moved, {n(table.failed)} failed, "
         f"{n(table.not_migrated)} left</p>"

@@ -31,6 +31,7 @@ from fsaops.trace import TraceStep
 
 __all__ = [
     "NOTHING",
+    "SWAPPED_IN",
     "VERDICTS",
     "Integrity",
     "PageOutcome",
@@ -56,10 +57,12 @@ class TableReport:
 
     Attributes:
         name: the table's name (the kernel's symbol, ``ext3_journalled_aops``).
-        filesystem: the filesystem type that uses it (``swap`` for anonymous memory).
-        mode: the mount mode.
+        filesystem: the filesystem type that uses it (``swap`` for anonymous
+            memory; ``?`` for a table no mount was set up with, :attr:`swapped_in`).
+        mode: the mount mode (``?`` for a table no mount was set up with).
         migratepage: the qualified name of the table's ``migratepage``, or
-            ``None`` when it has none (the engine's fallback path is used).
+            ``None`` when it has none (the engine's fallback path is used)
+            or the table is :attr:`swapped_in`.
         pages: pages of this table that migration finished with.
         moved: pages that moved (or were swapped out).
         failed: pages that failed for good.
@@ -104,6 +107,23 @@ class TableReport:
             "reasons": dict(self.reasons),
             "retry_by_pass": list(self.retry_by_pass),
         }
+
+    @property
+    def swapped_in(self) -> bool:
+        """Whether no mount of the run, nor the swap cache, was set up with this table.
+
+        Its pages took it from their file's mapping all the same: plugin
+        code swapped it in (a ``migratepage`` that set ``mapping->a_ops``,
+        which the run reports as a broken invariant).  The run knows
+        neither its filesystem nor its mode (``?``), nor the name of its
+        ``migratepage``: the report says it was swapped in, never that it
+        has no ``migratepage`` (its ``via`` says how its pages moved).
+        """
+        return self.filesystem == "?" and self.mode == "?" and self.migratepage is None
+
+
+SWAPPED_IN: Final = "no mount's table: plugin code swapped it in"
+"""How the report describes a table no mount was set up with (:attr:`TableReport.swapped_in`)."""
 
 
 @attrs.frozen
@@ -554,13 +574,16 @@ def _tables(report: Report) -> Table:
         )
     for entry in report.by_aops:
         name = Text(entry.name, style="bold")
-        name.append(f"\n{entry.filesystem} {entry.mode} · ", style="dim")
-        if entry.migratepage is not None:
-            name.append(_short(entry.migratepage), style="cyan")
-        elif entry.pages:
-            name.append("none: generic fallback", style="yellow")
+        if entry.swapped_in:  # never "none: generic fallback": the run has no name for its op
+            name.append(f"\n{SWAPPED_IN}", style="yellow")
         else:
-            name.append("none", style="dim")
+            name.append(f"\n{entry.filesystem} {entry.mode} · ", style="dim")
+            if entry.migratepage is not None:
+                name.append(_short(entry.migratepage), style="cyan")
+            elif entry.pages:
+                name.append("none: generic fallback", style="yellow")
+            else:
+                name.append("none", style="dim")
         table.add_row(
             name,
             _n(entry.pages),
