@@ -68,6 +68,7 @@ from fsaops.testing.harness import (
     World,
     buffer_heads_seen,
     check_semantics,
+    file_sizes,
     infer_capabilities,
     pages_left_by_a_write,
     resolve_subject,
@@ -911,6 +912,36 @@ class MigratepageConformance:
         call = self._call(fsaops_world, PageSpec(index=3))
         _holds(fsaops_subject, "slot", promises.hook_slot_moved(call))
 
+    def test_hook_leaves_every_files_size_as_it_was(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """No file's size (``i_size``) changes, its page's file's or another's (KERNEL-SPEC §6, §7).
+
+        Moving a page copies its contents and flags; nothing of the file
+        changes.  ``read(2)`` and ``stat`` go by ``i_size``: a larger one
+        has every read return bytes nobody wrote past the file's end, a
+        smaller one cuts its data off.  Checked on a page inside its file,
+        on the page its file ends inside, and on one that cannot move now,
+        with another file on the mount.
+        """
+        self._needs_hook(fsaops_subject)
+        if fsaops_subject.has("swap_cache"):
+            pytest.skip(
+                f"capability 'swap_cache': {fsaops_subject.describe()} serves anonymous "
+                "memory, whose pages belong to no file"
+            )
+        world = fsaops_world
+        problems: list[str] = []
+        specs = (
+            PageSpec(dirty=True, index=2),
+            PageSpec(tail=True, dirty=True, index=1, seed=1),
+            PageSpec(pinned=1, seed=2),
+        )
+        for spec in specs:
+            call = self._call(world, spec)
+            problems.extend(f"{p} (page {spec})" for p in promises.hook_size_kept(call))
+        _holds(fsaops_subject, "size", problems)
+
     def test_hook_balances_reference_counts(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
@@ -1031,6 +1062,7 @@ class MigratepageConformance:
         """
         prepared = [world.make_page(spec) for spec in specs]
         fallback = world.subject.has("no_migratepage")
+        sizes = file_sizes(world.kernel)
         with _no_bug(world.subject):
             run = world.migrate(
                 rounds=type(self).engine_rounds if fallback else 1,
@@ -1046,6 +1078,7 @@ class MigratepageConformance:
                 f"{world.table.name} has migratepage"
             )
         _holds(world.subject, "engine", problems)
+        _holds(world.subject, "size", promises.sizes_kept(sizes, "migrate_pages"))
         world.settle(run)
         _holds(world.subject, "machine", promises.check_after_settle(world))
 
@@ -1152,7 +1185,7 @@ class MigratepageConformance:
         a buffer mapped to the wrong block, or a delayed allocation lost on
         the way, shows there).  A ``migratepage`` that touches a
         page other than the two it was given (a reference taken on the
-        next page, a slot rewritten) fails here.
+        next page, a slot rewritten), or a file's size, fails here.
         """
         self._needs_pages(fsaops_subject)
         world = fsaops_world
@@ -1166,6 +1199,7 @@ class MigratepageConformance:
                 inode = world.file(world.sb, 4, clean=clean)
                 pages += inode.i_mapping.pages()
         fallback = world.subject.has("no_migratepage")
+        sizes = file_sizes(world.kernel)
         with _no_bug(world.subject):
             run = world.migrate(
                 pages,
@@ -1173,6 +1207,7 @@ class MigratepageConformance:
                 settle_ticks=type(self).settle_ticks,
             )
         _holds(world.subject, "engine", run.problems)
+        _holds(world.subject, "size", promises.sizes_kept(sizes, "migrate_pages"))
         world.settle(run)
         _holds(world.subject, "machine", promises.check_after_settle(world))
         if world.sb is not None:

@@ -58,6 +58,7 @@ __all__ = [
     "World",
     "buffer_heads_seen",
     "check_semantics",
+    "file_sizes",
     "infer_capabilities",
     "moved_anonymous_pages_leave_the_swap_cache",
     "pages_left_by_a_write",
@@ -267,6 +268,8 @@ class HookCall:
         moved_unlocked: the old page's buffer heads the call moved to the new
             page without their lock held, by their place in the ring
             (:class:`~fsaops.oracle.UnlockedMoves`).
+        sizes_before: every file's size (``i_size``) just before the call
+            (:func:`file_sizes`).
     """
 
     rc: object
@@ -276,11 +279,21 @@ class HookCall:
     new_before: PageState
     io_before: IoCounters
     moved_unlocked: tuple[int, ...] = ()
+    sizes_before: tuple[tuple[Inode, int], ...] = ()
 
     @property
     def page(self) -> Page:
         """The old page."""
         return self.prepared.page
+
+
+def file_sizes(kernel: Kernel) -> tuple[tuple[Inode, int], ...]:
+    """Every file of every mount of ``kernel`` with its size (``i_size``), in mount order.
+
+    Read before a call or a run, to compare with afterwards: moving a page
+    changes no file's size (:func:`~fsaops.testing.promises.sizes_kept`).
+    """
+    return tuple((inode, inode.i_size) for sb in kernel.super_blocks for inode in sb.inodes)
 
 
 # -- the world ----------------------------------------------------------------------
@@ -411,6 +424,7 @@ class World(_world.World):
         old_before = self.oracle.snapshot(page)
         new_before = self.oracle.snapshot(newpage)
         io_before = self.oracle.io(kernel)
+        sizes_before = file_sizes(kernel)
         ring = [state.bh for state in old_before.ring or ()]
         moves = UnlockedMoves(ring, newpage)
         rc: object
@@ -421,7 +435,9 @@ class World(_world.World):
         finally:
             moved = moves.stop()
         unlocked = tuple(i for i, bh in enumerate(ring) if bh in moved)
-        return HookCall(rc, prepared, newpage, old_before, new_before, io_before, unlocked)
+        return HookCall(
+            rc, prepared, newpage, old_before, new_before, io_before, unlocked, sizes_before
+        )
 
 
 def vm_locked_errno(semantics: str) -> int:

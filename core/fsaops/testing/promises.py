@@ -45,7 +45,9 @@ from fsaops.testing.harness import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
+
+    from fsaops.fs import Inode
 
 
 __all__ = [
@@ -63,9 +65,11 @@ __all__ = [
     "hook_private_follows",
     "hook_references_balanced",
     "hook_return_value",
+    "hook_size_kept",
     "hook_slot_moved",
     "hook_unmapped",
     "report",
+    "sizes_kept",
 ]
 
 PROMISES: Mapping[str, str] = MappingProxyType(
@@ -100,6 +104,7 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "buffers": "buffer heads follow the page (KERNEL-SPEC §7 buffer_migrate_page, §9.3)",
         "private": "private data follows the page (KERNEL-SPEC §5.5, §6.4)",
         "slot": "the page-tree slot points at the new page (KERNEL-SPEC §5.4-6)",
+        "size": "migratepage leaves every file's size (i_size) as it was (KERNEL-SPEC §6, §7)",
         "refs": "reference counts are balanced on both pages (KERNEL-SPEC §1, §5, §6)",
         "unmap": "a mapped page is unmapped before it moves (KERNEL-SPEC §5.2-3)",
         "eagain": "-EAGAIN leaves the old page exactly as it was (KERNEL-SPEC §5.1-4)",
@@ -543,6 +548,46 @@ def hook_unmapped(call: HookCall) -> list[str]:
     return problems
 
 
+def sizes_kept(before: Iterable[tuple[Inode, int]], who: str) -> list[str]:
+    """Every file still has the size (``i_size``) it had in ``before``; ``who`` changed it.
+
+    ``before`` is :func:`~fsaops.testing.harness.file_sizes` read before the
+    call or the run ``who`` names (``migratepage of pfn 3``).  Nothing in
+    migration touches ``i_size`` (KERNEL-SPEC §6, §7): ``read(2)`` and
+    ``stat`` go by it, so a larger size has every read return bytes nobody
+    wrote past the file's end, and a smaller one cuts its data off.
+    """
+    problems = []
+    for inode, size in before:
+        now = inode.i_size
+        if now == size:
+            continue
+        if now > size:
+            what = f"a read now returns {_bytes(now - size)} nobody wrote past its end"
+        else:
+            what = f"a read now stops {_bytes(size - now)} short of the data it holds"
+        problems.append(
+            f"{who} changed the size (i_size) of {inode.name} from {size} to {now} bytes: {what}"
+        )
+    return problems
+
+
+def _bytes(count: int) -> str:
+    return f"{count} byte" if count == 1 else f"{count} bytes"
+
+
+def hook_size_kept(call: HookCall) -> list[str]:
+    """No file's size (``i_size``) changed in the call, its page's file's or another's.
+
+    Whatever the call returned: a page that failed to move leaves its file
+    as it was too (:func:`sizes_kept`).
+    """
+    problems = hook_return_value(call.rc)
+    if problems:
+        return problems
+    return sizes_kept(call.sizes_before, f"migratepage of pfn {call.old_before.pfn}")
+
+
 def hook_left_untouched(
     call: HookCall, *, refused: bool = False, errno: int = -EAGAIN
 ) -> list[str]:
@@ -625,6 +670,9 @@ def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
         locks = hook_pages_left_locked(call)
         if locks:
             broken["locks"] = locks
+    size = hook_size_kept(call)
+    if size:
+        broken["size"] = size
     return broken
 
 
