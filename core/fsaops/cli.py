@@ -187,6 +187,15 @@ def _count0(text: str) -> int:
     return _seed(text)
 
 
+def _reduction(text: str) -> str:
+    from fsaops.explore.api import REDUCTIONS
+
+    if text not in REDUCTIONS:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(REDUCTIONS)}, got {shown!r}")
+    return text
+
+
 def _semantics(text: str) -> str:
     from fsaops.semantics import SEMANTICS, semantics_names
 
@@ -407,7 +416,7 @@ def _parser() -> _Parser:
         type=_count0,
         default=2,
         metavar="K",
-        help="run every schedule with at most K preemptions (default: 2)",
+        help="run every schedule with at most K preemptions (default: 2), up to --reduce",
     )
     explore.add_argument(
         "--pct",
@@ -422,6 +431,14 @@ def _parser() -> _Parser:
         help="with --pct: how many schedules (default 1000); else: stop after N schedules",
     )
     explore.add_argument("--seed", type=_seed, default=0, help="PCT's seed (default: 0)")
+    explore.add_argument(
+        "--reduce",
+        type=_reduction,
+        metavar="pages|none",
+        help="the systematic search's reduction: pages (the default) takes steps on different "
+        "pages to commute, and does not cover state a table keeps across pages (a buffer "
+        "every page shares); none runs every schedule within the bound",
+    )
     explore.add_argument(
         "--semantics",
         type=_semantics,
@@ -1182,6 +1199,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
                 ("--schedules", args.schedules),
                 ("--semantics", args.semantics),
                 ("--together", args.together or None),
+                ("--reduce", args.reduce),
             )
             if value is not None
         ]
@@ -1192,6 +1210,10 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         registry = _load(None, None, args.plugins)
         result = replay(args.replay, registry=registry)
     else:
+        if args.reduce is not None and args.pct is not None:
+            raise ConfigError(
+                "--reduce chooses the systematic search's reduction; PCT (--pct) reduces nothing"
+            )
         config: Config | None = None
         source = ""
         if args.scenario is not None:
@@ -1237,6 +1259,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             block_size=block_size,
             page_size=page_size,
             together=args.together,
+            reduce=args.reduce != "none",
             out_of_line=out_of_line,
             io_latency=io_latency,
             commit_interval=commit_interval,

@@ -57,10 +57,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PREEMPTIONS",
     "MAX_SEED",
+    "REDUCTIONS",
     "REPLAY_PREFIX",
     "Bounds",
     "ExploreResult",
     "Failure",
+    "SearchedRun",
     "Step",
     "decode_replay",
     "encode_replay",
@@ -79,6 +81,22 @@ DEFAULT_PCT_SCHEDULES: Final = 1000
 
 REPLAY_PREFIX: Final = "fsx1."
 """What every replay string starts with (the format's version)."""
+
+REDUCTIONS: Final = ("pages", "none")
+"""The systematic search's reductions, as ``--reduce`` and the report's ``reduction`` name them.
+
+``pages`` (the default): steps on different pages are taken to commute, so
+a schedule that differs from one already run only in the order of such
+steps is not run; state a table keeps across pages (a buffer every page
+shares) is not covered.  ``none``: every schedule within the bound runs.
+"""
+
+_EXHAUSTED_UNDER: Final = {
+    "pages": " (steps on different pages taken to commute; state a table keeps across pages "
+    "is not covered: --reduce none or --pct)",
+    "none": " (no reduction: every schedule within the bound ran)",
+}
+"""What "exhausted" claims under each reduction, as the summary says it."""
 
 _STATUS_ORDER: Final = (
     Status.KERNEL_BUG,
@@ -118,6 +136,31 @@ class Bounds:
             "seed": self.seed,
             "together": self.together,
         }
+
+
+@attrs.frozen
+class SearchedRun:
+    """One run of the systematic search: its accessor tasks, and how far it got.
+
+    The default search runs each accessor in turn, each a run of its own;
+    tasks named together make one run.
+
+    Attributes:
+        tasks: the run's accessor tasks, ``NAME@PAGE``.
+        schedules: schedules it ran.
+        searched: ``exhausted`` (every schedule of its space ran),
+            ``failed`` (it stopped at a failing schedule), ``partly`` (the
+            ``schedules`` cap stopped it), or ``not reached`` (the search
+            stopped before it began: none of its schedules ran).
+    """
+
+    tasks: tuple[str, ...]
+    schedules: int
+    searched: str
+
+    def to_json(self) -> dict[str, Any]:
+        """As an element of the report's ``runs``."""
+        return {"tasks": list(self.tasks), "schedules": self.schedules, "searched": self.searched}
 
 
 @attrs.frozen
@@ -199,8 +242,10 @@ class ExploreResult:
         tasks: the accessor tasks, ``NAME@PAGE``.
         bounds: how far the search went.
         schedules: schedules run.
-        exhausted: every schedule within the bound ran (only a systematic
-            search can exhaust its space).
+        exhausted: every schedule the search generated within the bound
+            ran (only a systematic search can exhaust its space); under the
+            ``pages`` reduction, schedules that differ only in the order of
+            steps on different pages count as one (see :attr:`reduction`).
         seconds: wall time of the search.
         failures: the failing schedule found, if any (the search stops
             at the first one; the systematic search finds one with the
@@ -220,6 +265,15 @@ class ExploreResult:
             their defaults) and that the explorer does not use
             (``workload.dirty``, ``mount[1]``, ...): they do not shape the
             explored machine.
+        reduction: the systematic search's reduction (one of
+            :data:`REDUCTIONS`): ``pages`` (steps on different pages taken
+            to commute; state a table keeps across pages is not covered)
+            or ``none`` (every schedule within the bound ran); ``None``
+            with PCT and for a replay, which reduce nothing.
+        runs: the systematic search's runs, in order (one per accessor
+            when each ran in turn, else one), each with how far it got:
+            with a ``schedules`` cap, the runs it never reached say so.
+            Empty with PCT and for a replay.
     """
 
     fs: str
@@ -240,6 +294,8 @@ class ExploreResult:
     io_latency: int = DEFAULT_IO_LATENCY
     commit_interval: int | None = None
     not_used: tuple[str, ...] = ()
+    reduction: str | None = None
+    runs: tuple[SearchedRun, ...] = ()
 
     @property
     def schedules_per_second(self) -> float:
@@ -280,6 +336,8 @@ class ExploreResult:
             "io_latency": self.io_latency,
             "commit_interval": self.commit_interval,
             "not_used": list(self.not_used),
+            "reduction": self.reduction,
+            "runs": [run.to_json() for run in self.runs],
         }
 
     def dumps(self) -> str:
@@ -641,7 +699,7 @@ def explore(
             (``TaskSpec("write", 1)``); default: every accessor that applies
             to the table's pages, one at a time (see above).
         preemptions: the systematic search's bound *k*: every schedule
-            with at most this many preemptions runs.
+            with at most this many preemptions runs (up to ``reduce``).
         pct: run PCT schedules of this depth instead of the systematic search.
         schedules: PCT: how many schedules (default 1000); systematic: stop
             after this many (the space is then not exhausted).
@@ -649,8 +707,12 @@ def explore(
         semantics: the release of the migration code (``v4``, ``2.6.16``, ``2.6.17``).
         block_size: the mount's block size (default: the type's).
         page_size: bytes per page.
-        reduce: skip schedules equivalent to one already run (steps on
-            different pages commute); ``False`` runs every schedule.
+        reduce: skip schedules equivalent to one already run, taking
+            steps on different pages to commute (the ``pages`` reduction:
+            state a table keeps across pages is not covered, so a race
+            through it may be missed); ``False`` runs every schedule within
+            the bound (``none``), and "exhausted" then means that every
+            schedule with at most ``preemptions`` preemptions ran.
         progress: called with the number of schedules run so far.
         together: without ``tasks``, run every default accessor in each
             schedule, instead of one at a time.
@@ -728,6 +790,8 @@ def explore(
         )
     xworld = ExploredWorld(setup, fstype, registry)
     found: Found
+    runs: tuple[SearchedRun, ...] = ()
+    reduction: str | None = None
     if pct is None:
         bounds = Bounds(preemptions=preemptions, schedules=schedules)
         found = explore_dfs(
@@ -737,6 +801,11 @@ def explore(
             reduce=reduce,
             progress=progress,
         )
+        reduction = REDUCTIONS[0] if reduce else REDUCTIONS[1]
+        searched = (
+            "exhausted" if found.exhausted else "failed" if found.failure is not None else "partly"
+        )
+        runs = (SearchedRun(tuple(str(t) for t in setup.tasks), found.schedules, searched),)
     else:
         count = schedules if schedules is not None else DEFAULT_PCT_SCHEDULES
         bounds = Bounds(preemptions=None, pct_depth=pct, schedules=count, seed=seed)
@@ -753,6 +822,8 @@ def explore(
         seconds=found.seconds,
         failures=failures,
         reasons=dict(found.reasons),
+        reduction=reduction,
+        runs=runs,
     )
 
 
@@ -771,6 +842,8 @@ def _one_at_a_time(
         if results[-1].failures:
             break
     first = results[0]
+    searched = [run for result in results for run in result.runs]
+    searched += [SearchedRun((str(spec),), 0, "not reached") for spec in runs[len(results) :]]
     reasons: dict[str, int] = {}
     for result in results:
         for why, n in result.reasons.items():
@@ -784,6 +857,7 @@ def _one_at_a_time(
         seconds=sum(r.seconds for r in results),
         failures=next((r.failures for r in results if r.failures), ()),
         reasons=reasons,
+        runs=tuple(searched),
     )
 
 
@@ -893,12 +967,13 @@ def render_text(result: ExploreResult) -> str:
     else:
         cap = f", stopping after {bounds.schedules}" if bounds.schedules else ""
         each = "" if bounds.together else ", with each accessor in turn"
+        none = ", no reduction" if result.reduction == "none" else ""
         lines.append(
-            f"bounds: every schedule with at most {bounds.preemptions} preemptions{each}{cap}"
+            f"bounds: every schedule with at most {bounds.preemptions} preemptions{each}{cap}{none}"
         )
     if not result.replayed:
         space = (
-            "the bounded space is exhausted"
+            "the bounded space is exhausted" + _EXHAUSTED_UNDER.get(result.reduction or "", "")
             if result.exhausted
             else "stopped at the first failing schedule"
             if result.failures
@@ -910,6 +985,7 @@ def render_text(result: ExploreResult) -> str:
             f"{_plural(result.schedules, 'schedule')} in {result.seconds:.1f} s "
             f"({result.schedules_per_second:.1f} schedules/s): {space}"
         )
+        lines += _cut_short(result)
     if result.reasons:
         lines.append("why the migration gave a page up (schedules):")
         lines += [f"  {why} ({n})" for why, n in sorted(result.reasons.items())]
@@ -927,6 +1003,23 @@ def render_text(result: ExploreResult) -> str:
         lines += _interleaving(failure.interleaving)
     lines.append(f"replay: fsaops explore --replay {failure.replay}")
     return "\n".join(lines) + "\n"
+
+
+def _cut_short(result: ExploreResult) -> list[str]:
+    """Which runs a ``schedules`` cap let the search reach, when it stopped the search."""
+    runs = result.runs
+    if result.exhausted or result.failures or len(runs) < 2:
+        return []
+    reached = [
+        f"{', '.join(run.tasks)} ({run.searched}, {_plural(run.schedules, 'schedule')})"
+        for run in runs
+        if run.searched != "not reached"
+    ]
+    missed = [", ".join(run.tasks) for run in runs if run.searched == "not reached"]
+    line = f"tasks searched: {', '.join(reached)}"
+    if missed:
+        line += f"; not reached: {', '.join(missed)}"
+    return [line]
 
 
 STEPS_SHOWN: Final = 200

@@ -22,6 +22,11 @@ tried; and a schedule whose choices so far are, page by page, the same
 steps in the same order as a schedule already run or queued (with no more
 preemptions) is not run again: steps on different pages commute.  The
 bounded space is *exhausted* when every schedule so generated has run.
+Both reductions read a step's pages from its lock or page: state a table
+keeps across pages (a buffer every page shares) is in no step's pages, so
+with them a schedule that races through it may never run.  Without them
+(``reduce=False``) every schedule within the bound runs, and exhausted
+means that no schedule with at most *k* preemptions was left out.
 
 **Randomized** (:func:`explore_pct`): PCT (probabilistic concurrency
 testing) gives every task a random priority and lowers the running task's
@@ -390,7 +395,9 @@ class Found:
 
     Attributes:
         schedules: schedules run.
-        exhausted: every schedule within the bound ran (systematic only).
+        exhausted: every schedule the systematic search generated within
+            the bound ran (with its reductions, one of each set of schedules
+            that differ only in the order of steps on different pages).
         failure: the first failing schedule's result and its choices, or ``None``.
         reasons: why the migration gave pages up, as the engine said, with
             the number of schedules each reason came up in.
@@ -480,8 +487,9 @@ def explore_dfs(
     """Every schedule with at most ``preemptions_bound`` preemptions (see the module).
 
     With ``reduce`` (the default) schedules equivalent to one already run
-    or queued (steps on different pages commute) are not run again; without
-    it every schedule within the bound runs.  Stops at the first failing
+    or queued (steps on different pages taken to commute) are not run
+    again, which is sound only for state that steps label with their pages;
+    without it every schedule within the bound runs.  Stops at the first failing
     schedule (one with the fewest preemptions any failing schedule has), or
     after ``max_schedules`` schedules (then not exhausted).
     """
