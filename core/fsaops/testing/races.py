@@ -6,7 +6,9 @@ filesystem and a mode.  Its tests run the explorer (:mod:`fsaops.explore`)
 with small bounds against the table: every accessor that applies to the
 table's pages, alone with the migration of :attr:`~MigratepageRaces.pages`
 pages, on a clean and on a dirty page, under every schedule with at most
-:attr:`~MigratepageRaces.preemptions` preemptions; then every such accessor
+:attr:`~MigratepageRaces.preemptions` preemptions (under the explorer's
+page reduction unless :attr:`~MigratepageRaces.reduce` is false: state a
+table keeps across pages is outside it); then every such accessor
 at once under :attr:`~MigratepageRaces.pct_schedules` PCT schedules.  A
 failing schedule fails the test with the schedule in kernel terms (task,
 step, kernel function, page, lock) and its replay string.  It takes seconds,
@@ -55,7 +57,11 @@ class MigratepageRaces:
     ``pages`` the migration task moves (2; more when every accessor at
     once needs them, as ``truncate`` wants a page of its own),
     ``preemptions`` of the
-    systematic search per accessor (2), PCT's ``pct_depth`` (3),
+    systematic search per accessor (2), ``reduce`` (true: the search
+    takes steps on different pages to commute, as ``fsaops explore
+    --reduce pages`` does; false: every schedule within the bound, as
+    ``--reduce none``, for a table that keeps state across pages),
+    PCT's ``pct_depth`` (3),
     ``pct_schedules`` (100; 0 for none) and ``seed`` (0).
     """
 
@@ -67,6 +73,8 @@ class MigratepageRaces:
     pages: ClassVar[int] = 2
     preemptions: ClassVar[int] = 2
     """The bound *k* of the systematic search, per accessor."""
+    reduce: ClassVar[bool] = True
+    """Whether the systematic search uses the explorer's page reduction."""
     pct_depth: ClassVar[int] = 3
     pct_schedules: ClassVar[int] = 100
     """How many PCT schedules the run with every accessor takes (0: none)."""
@@ -93,7 +101,7 @@ class MigratepageRaces:
         return class_subject(cls, request, semantics=fsaops_semantics)
 
     def _explore(
-        self, subject: Subject, tasks: list[str] | list[TaskSpec], **bounds: int | None
+        self, subject: Subject, tasks: list[str] | list[TaskSpec], **bounds: int | bool | None
     ) -> ExploreResult:
         try:
             return explore(
@@ -143,14 +151,17 @@ class MigratepageRaces:
     def test_race_no_schedule_with_one_accessor_fails(self, fsaops_race_subject: Subject) -> None:
         """Each accessor alone with the migration, on a clean and a dirty page: none fails.
 
-        Every schedule up to k preemptions, as ``fsaops explore``'s default
+        Every schedule up to k preemptions that the search keeps (all of
+        them when ``reduce`` is false), as ``fsaops explore``'s default
         runs them (:func:`~fsaops.explore.setup.lone_runs`).
         """
         subject = fsaops_race_subject
         info = probe(subject.fstype, subject.mode, None)
         names = self._accessors(subject)
         for spec in lone_runs(subject.fstype, subject.mode, info, self.pages, names):
-            result = self._explore(subject, [spec], preemptions=self.preemptions)
+            result = self._explore(
+                subject, [spec], preemptions=self.preemptions, reduce=self.reduce
+            )
             self._holds(subject, result)
 
     def test_race_no_pct_schedule_with_every_accessor_fails(
