@@ -149,7 +149,72 @@ def load_report(path: str) -> dict[str, Any]:
     for name, entry in data["by_aops"].items():
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
+    wrong = _wrong_field(data)
+    if wrong is not None:
+        raise BadReport(f"{path}: not a report: {wrong}")
     return data
+
+
+_TABLE_FIELDS: Final[dict[str, type]] = {
+    "filesystem": str,
+    "mode": str,
+    "migratepage": str,
+    "via": dict,
+    "errors": dict,
+    "reasons": dict,
+    "retry_by_pass": list,
+}
+"""The other fields of a table ``fsaops diff`` reads, and their JSON types (each may be absent)."""
+
+_MOUNT_FIELDS: Final[dict[str, type]] = {"fs": str, "mode": str, "block_size": int}
+"""The fields of a mount ``fsaops diff`` reads, and their JSON types (each may be absent)."""
+
+_PLUGIN_FIELDS: Final[dict[str, type]] = {"name": str, "distribution": str, "version": str}
+"""The fields of a plugin ``fsaops diff`` reads, and their JSON types (each may be absent)."""
+
+
+def _wrong_field(data: Mapping[str, Any]) -> str | None:
+    """The first field below the top whose JSON type no report has, said as a line; else ``None``.
+
+    Only the fields :func:`compare` reads by their meaning (a table's
+    filesystem and mode, its counts by path, errno and reason, a mount's
+    filesystem, mode and block size, a plugin's name and version); every
+    other value is compared as it is.
+    """
+
+    def kind_of(value: object, kind: type, where: str, field: str) -> str | None:
+        if value is None or type(value) is kind:
+            return None
+        return f"{where} {field} is not a JSON {'array' if kind is list else _json_type(kind)}"
+
+    for name, entry in data["by_aops"].items():
+        where = f"by_aops[{_cut(name)!r}]"
+        for field, kind in _TABLE_FIELDS.items():
+            wrong = kind_of(entry.get(field), kind, where, field)
+            if wrong is not None:
+                return wrong
+        for field in ("via", "errors", "reasons"):
+            for key, count in (entry.get(field) or {}).items():
+                if type(count) is not int:
+                    return f"{where} {field}[{_cut(key, MAX_REASON)!r}] is not a JSON integer"
+    mounts = data["config"].get("mount")
+    if mounts is not None and type(mounts) is not list:
+        return "config mount is not a JSON array"
+    for i, mount in enumerate(mounts or []):
+        if type(mount) is not dict:
+            return f"config mount[{i}] is not a JSON object"
+        for field, kind in _MOUNT_FIELDS.items():
+            wrong = kind_of(mount.get(field), kind, f"config mount[{i}]", field)
+            if wrong is not None:
+                return wrong
+    for i, plugin in enumerate(data.get("plugins") or []):
+        if type(plugin) is not dict:
+            return f"plugins[{i}] is not a JSON object"
+        for field, kind in _PLUGIN_FIELDS.items():
+            wrong = kind_of(plugin.get(field), kind, f"plugins[{i}]", field)
+            if wrong is not None:
+                return wrong
+    return None
 
 
 _MAX_DIGITS: Final = 20
@@ -488,10 +553,36 @@ _REGISTRIES: dict[tuple[str, ...], Registry] = {}
 
 
 def _counts(entry: Mapping[str, Any], field: str, label: str) -> dict[str, Any]:
+    """A table's counts by path, errno or reason, keyed by their whole text (``reason ...``)."""
     value = entry.get(field)
     if not isinstance(value, dict):
         return {}
-    return {_cut(f"{label} {k}", MAX_REASON): v for k, v in value.items()}
+    return {f"{label} {k}": v for k, v in value.items()}
+
+
+def _count_rows(ca: Mapping[str, Any], cb: Mapping[str, Any]) -> list[Row]:
+    """A row for each key of either run's counts, in order, each named as :func:`_names` cuts it."""
+    keys = sorted(set(ca) | set(cb))
+    shown = _names(keys, MAX_REASON)
+    return [Row(shown[k], ca.get(k), cb.get(k)) for k in keys]
+
+
+def _names(keys: list[str], limit: int) -> dict[str, str]:
+    """Each key as a row names it: cut at ``limit``, told apart by a number where cuts are alike.
+
+    Two keys that share their first ``limit`` characters and their length
+    would show the same; each then gets ``#1``, ``#2``, ... in the order
+    of ``keys``, so that neither row hides the other.
+    """
+    cuts = {key: _cut(key, limit) for key in keys}
+    alike: dict[str, list[str]] = {}
+    for key in keys:
+        alike.setdefault(cuts[key], []).append(key)
+    for cut, group in alike.items():
+        if len(group) > 1:
+            for i, key in enumerate(group, 1):
+                cuts[key] = f"{cut} #{i}"
+    return cuts
 
 
 def _table_rows(
@@ -512,8 +603,7 @@ def _table_rows(
     )
     rows += [Row(labels.get(k, k), ea.get(k), eb.get(k)) for k in _TABLE_COUNTS]
     for field, label in (("via", "via"), ("errors", "errno"), ("reasons", "reason")):
-        ca, cb = _counts(ea, field, label), _counts(eb, field, label)
-        rows += [Row(k, ca.get(k), cb.get(k)) for k in sorted(set(ca) | set(cb))]
+        rows += _count_rows(_counts(ea, field, label), _counts(eb, field, label))
     ra, rb = ea.get("retry_by_pass"), eb.get("retry_by_pass")
     if isinstance(ra, list) or isinstance(rb, list):
         rows.append(Row("retry after each pass", _curve(ra), _curve(rb)))
@@ -552,9 +642,9 @@ def _totals(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     keys = [k for k in (*_TABLE_COUNTS, "passes", "calls") if k in ta or k in tb]
     rows = [Row(names.get(k, k), ta.get(k), tb.get(k)) for k in keys]
     for field, label in (("via", "via"), ("errors", "errno")):
-        ca = {_cut(f"{label} {k}", MAX_REASON): v for k, v in _summed(a, field).items()}
-        cb = {_cut(f"{label} {k}", MAX_REASON): v for k, v in _summed(b, field).items()}
-        rows += [Row(k, ca.get(k), cb.get(k)) for k in sorted(set(ca) | set(cb))]
+        ca = {f"{label} {k}": v for k, v in _summed(a, field).items()}
+        cb = {f"{label} {k}": v for k, v in _summed(b, field).items()}
+        rows += _count_rows(ca, cb)
     if "retry_by_pass" in ta or "retry_by_pass" in tb:
         rows.append(
             Row(
@@ -655,9 +745,19 @@ def _verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     # pages and on which; which pages failed or stayed; which invariant,
     # which problem the read-back and the proofs found.
     found_a, found_b = _findings(a), _findings(b)
-    for key in sorted(found_a.keys() | found_b.keys()):
-        count_a, pages_a, said_a = found_a.get(key, (0, None, None))
-        count_b, pages_b, said_b = found_b.get(key, (0, None, None))
+    # Keyed by the whole kind and table; named as a title cuts them, numbered where alike.
+    whole = sorted(found_a.keys() | found_b.keys(), key=lambda k: f"{k[0]} ({k[1]})")
+    cut = {k: f"{_cut(k[0])} ({_cut(k[1])})" for k in whole}
+    alike: dict[str, list[tuple[str, str]]] = {}
+    for k in whole:
+        alike.setdefault(cut[k], []).append(k)
+    for shown, group in alike.items():
+        if len(group) > 1:
+            cut |= {k: f"{shown} #{i}" for i, k in enumerate(group, 1)}
+    for whole_key in whole:
+        key = cut[whole_key]
+        count_a, pages_a, said_a = found_a.get(whole_key, (0, None, None))
+        count_b, pages_b, said_b = found_b.get(whole_key, (0, None, None))
         rows.append(Row(f"finding {key}", count_a, count_b))
         if pages_a != pages_b:
             rows.append(Row(f"finding {key}: its pages", pages_a, pages_b))
@@ -687,12 +787,12 @@ def _verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     return Section("verdict", "verdict", tuple(rows))
 
 
-def _findings(report: Mapping[str, Any]) -> dict[str, tuple[int, str, str]]:
-    """Each finding, keyed ``KIND (TABLE)``: its count of pages, the pages it names, its example."""
-    found: dict[str, tuple[int, str, str]] = {}
+def _findings(report: Mapping[str, Any]) -> dict[tuple[str, str], tuple[int, str, str]]:
+    """Each finding, keyed by its whole kind and table: its pages' count, names and example."""
+    found: dict[tuple[str, str], tuple[int, str, str]] = {}
     for finding in report.get("findings") or []:
         if isinstance(finding, dict):
-            key = f"{_cut(str(finding.get('kind')))} ({_cut(str(finding.get('table')))})"
+            key = (str(finding.get("kind")), str(finding.get("table")))
             count = finding.get("count")
             pages = finding.get("pages")
             listed = ", ".join(map(str, pages)) if isinstance(pages, list) else str(pages)
