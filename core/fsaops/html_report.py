@@ -21,10 +21,11 @@ import shlex
 from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
+from fsaops.errors import MAX_SHOWN
 from fsaops.frames import STATES
 from fsaops.jsonbound import dumps
 from fsaops.migrate import MAX_PASSES
-from fsaops.report import NOT_MOUNTED, SWAPPED_IN, tone, verdict
+from fsaops.report import NOT_MOUNTED, SWAPPED_IN, member_name, tone, verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GROUPS_LISTED",
+    "INVARIANTS_LISTED",
     "PAGES_LISTED",
     "STATE_COLOURS",
     "STYLE",
@@ -52,6 +54,9 @@ GROUPS_LISTED: Final = 50
 """Groups of failed or left pages (a table, an errno and a reason each) the page shows, the
 largest first; the others are counted in one line (a reason for every page would make a
 group a page)."""
+
+INVARIANTS_LISTED: Final = 100
+"""Broken invariants the page lists (all are counted; the JSON report has every one)."""
 
 TABLE_COLOURS: Final = (
     "#4e79a7",
@@ -232,6 +237,16 @@ def _bar(value: int, total: int, colour: str) -> str:
     return f'<span class="bar" style="width:{width:.2f}%;background:{colour}"></span>'
 
 
+def name_html(name: str) -> str:
+    """A name (a table's) as the page shows it: escaped, cut at 80 characters, whole in a title."""
+    if len(name) <= MAX_SHOWN:
+        return escape(name)
+    return (
+        f'<span title="{escape(name)}">{escape(name[:MAX_SHOWN])}… '
+        f"({len(name):,} characters)</span>"
+    )
+
+
 def swatch(colour: str) -> str:
     """A small square of ``colour`` before a name."""
     return f'<span class="sw" style="background:{colour}"></span>'
@@ -345,15 +360,19 @@ def _scenario(report: Report) -> str:
     for name in report.not_mounted:
         facts.append(("not mounted", escape(NOT_MOUNTED.format(name=name))))
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
-    mounts = config.get("mount", [])
+    mounts = [dict(m) for m in config.get("mount", [])]
+    for m in mounts:  # what the run used where the scenario left it to the filesystem
+        for field in ("mode", "block_size"):
+            if m.get(field) is None:
+                m[field] = _mount_default(report, config.get("mount", []), str(m.get("fs")), field)
     mount_rows = "".join(
         "<tr>"
         + tag("td", f"mount{i}", class_="mono")
         + tag("td", escape(str(m.get("fs"))))
-        + tag("td", escape(str(m.get("mode") or "default")))
+        + tag("td", escape(str(m.get("mode") or "the filesystem's default")))
         + tag("td", n(int(m.get("files", 0))), class_="num")
         + tag("td", n(int(m.get("pages", 0))), class_="num")
-        + tag("td", escape(str(m.get("block_size") or "default")), class_="num")
+        + tag("td", escape(str(m.get("block_size") or "the filesystem's default")), class_="num")
         + "</tr>"
         for i, m in enumerate(mounts)
     )
@@ -371,7 +390,7 @@ def _scenario(report: Report) -> str:
         **(config.get("plugins") or {}),
         "load": [p.name for p in report.plugins if not p.imported_by],
     }
-    toml = escape(scenario_toml({**config, "plugins": loaded}, report.seed))
+    toml = escape(scenario_toml({**config, "mount": mounts, "plugins": loaded}, report.seed))
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'
         f'<dl class="facts">{rows}</dl>\n'
@@ -383,6 +402,34 @@ def _scenario(report: Report) -> str:
         "<details><summary>the scenario, every default filled in</summary>"
         f'<pre id="scenario-toml">{toml}</pre></details>\n</section>\n'
     )
+
+
+def _mount_default(
+    report: Report, mounts: Sequence[Mapping[str, Any]], fs: str, field: str
+) -> object:
+    """The ``mode`` or ``block_size`` a mount of ``fs`` that left it out got, if known.
+
+    The mode is the one of the run's tables of ``fs`` when every mount of
+    it leaves the mode out and they have one; otherwise, and for the block
+    size, the installed filesystem's default, when it is the plugin version
+    the run loaded.  ``None`` where neither can say.
+    """
+    from fsaops.diff import _installed_default
+
+    if field == "mode" and all(m.get("mode") is None for m in mounts if m.get("fs") == fs):
+        modes = {t.mode for t in report.by_aops if t.filesystem == fs}
+        if len(modes) == 1:
+            return modes.pop()
+    plugins = [
+        {
+            "name": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "imported_by": list(p.imported_by),
+        }
+        for p in report.plugins
+    ]
+    return _installed_default({"plugins": plugins}, fs, field)
 
 
 # -- the tables ---------------------------------------------------------------------------
@@ -400,7 +447,7 @@ def _grouped(pages: Iterable[PageOutcome], key: str) -> dict[str, dict[str, list
 def _overview(report: Report, colours: Mapping[str, str]) -> str:
     rows = []
     for t in report.by_aops:
-        member = t.migratepage.rsplit(".", 1)[-1] if t.migratepage else "none: generic fallback"
+        member = member_name(t.migratepage) if t.migratepage else "none: generic fallback"
         used_by = f"{escape(t.filesystem)} {escape(t.mode)}"
         if t.swapped_in:  # never "none: generic fallback": the run has no name for its op
             used_by, member = escape("no mount's"), "plugin code swapped the table in"
@@ -409,7 +456,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
                 "tr",
                 tag(
                     "td",
-                    f"{swatch(colours.get(t.name, '#999'))}<b>{escape(t.name)}</b>",
+                    f"{swatch(colours.get(t.name, '#999'))}<b>{name_html(t.name)}</b>",
                     class_="name",
                 )
                 + tag("td", used_by, class_="nowrap")
@@ -426,7 +473,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
     rows.append(
         tag(
             "tr",
-            tag("td", "total")
+            tag("td", "<b>total</b> <span class=muted>(every table)</span>")
             + tag("td", "")
             + tag("td", "")
             + tag("td", n(total.pages), class_="num", data_field="pages")
@@ -475,7 +522,7 @@ def _card(
         said = escape(SWAPPED_IN)
     return (
         f'<article class="card" data-table="{escape(table.name)}">'
-        f"<h3>{escape(table.name)}</h3>"
+        f"<h3>{name_html(table.name)}</h3>"
         f'<p class="muted">{said}</p>'
         f"<p>{_stack(table.moved, table.failed, table.not_migrated)}</p>"
         f"<p>{n(table.pages)} pages: {n(table.moved)} moved, {n(table.failed)} failed, "
@@ -492,7 +539,7 @@ def _tables(report: Report, colours: Mapping[str, str]) -> str:
     )
     idle = [t.name for t in report.by_aops if not t.pages]
     note = (
-        f"<p class=muted>Tables with no page to migrate: {escape(', '.join(idle))}.</p>"
+        f"<p class=muted>Tables with no page to migrate: {', '.join(map(name_html, idle))}.</p>"
         if idle
         else ""
     )
@@ -527,7 +574,7 @@ def _frame_maps(frames: FrameMaps, colours: Mapping[str, str]) -> tuple[str, str
             f'<table class="counts" data-map="{i}"></table></details></figure>'
         )
     table_legend = "".join(
-        f'<span style="--swatch:{colours[name]}">{escape(name)}</span>'
+        f'<span style="--swatch:{colours[name]}">{name_html(name)}</span>'
         for name in frames.tables[1:]
     )
     state_legend = "".join(
@@ -690,7 +737,11 @@ FRAME_SCRIPT: Final = """
 # -- the retry curve ------------------------------------------------------------------------
 
 
-def _curve_svg(series: Sequence[tuple[str, Sequence[int], str]], passes: int) -> str:
+_TOTAL: Final = "total (every table)"
+"""How the retry curve names the sum of every table's (``None`` in its series)."""
+
+
+def _curve_svg(series: Sequence[tuple[str | None, Sequence[int], str]], passes: int) -> str:
     width, height, left, bottom, top = 620, 240, 56, 28, 12
     peak = max((max(values, default=0) for _, values, _ in series), default=0)
     decades = max(1, math.ceil(math.log10(peak + 1)))
@@ -712,9 +763,10 @@ def _curve_svg(series: Sequence[tuple[str, Sequence[int], str]], passes: int) ->
     for p in range(passes):
         grid.append(f'<text x="{x(p):.1f}" y="{height - 10}" text-anchor="middle">{p}</text>')
     lines = []
-    for name, values, colour in series:
+    for table, values, colour in series:
+        name = _TOTAL if table is None else table
         points = " ".join(f"{x(p):.1f},{y(v):.1f}" for p, v in enumerate(values[:passes]))
-        dash = ' stroke-dasharray="5 3"' if name == "total" else ""
+        dash = ' stroke-dasharray="5 3"' if table is None else ""
         lines.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}">'
             f"<title>{escape(name)}</title></polyline>"
@@ -735,26 +787,35 @@ def _curve_svg(series: Sequence[tuple[str, Sequence[int], str]], passes: int) ->
 def _retries(report: Report, colours: Mapping[str, str]) -> str:
     totals = list(report.totals.retry_by_pass) or [0] * MAX_PASSES
     passes = len(totals)
-    series = [
+    series: list[tuple[str | None, list[int], str]] = [
         (t.name, list(t.retry_by_pass), colours.get(t.name, "#999"))
         for t in report.by_aops
         if any(t.retry_by_pass)
     ]
-    series.append(("total", totals, "#1d1f24"))
+    series.append((None, totals, "#1d1f24"))  # the sum: no table's, whatever a table is named
     head = "".join(f'<th class="num">{p}</th>' for p in range(passes))
     rows = "".join(
         tag(
             "tr",
-            tag("td", swatch(colour) + escape(name), class_="key")
+            tag(
+                "td",
+                swatch(colour)
+                + (
+                    "<b>total</b> <span class=muted>(every table)</span>"
+                    if name is None
+                    else name_html(name)
+                ),
+                class_="key",
+            )
             + "".join(tag("td", n(v), class_="num", data_pass=p) for p, v in enumerate(values)),
-            class_="total" if name == "total" else None,
-            data_table="" if name == "total" else name,
+            class_="total" if name is None else None,
+            data_table="" if name is None else name,
         )
         for name, values, colour in series
     )
     calm = [t.name for t in report.by_aops if t.pages and not any(t.retry_by_pass)]
     note = (
-        f"<p class=muted>No page of {escape(', '.join(calm))} was ever left to retry.</p>"
+        f"<p class=muted>No page of {', '.join(map(name_html, calm))} was ever left to retry.</p>"
         if calm
         else ""
     )
@@ -799,7 +860,7 @@ def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str)
         )
         items.append(
             f'<li data-table="{escape(table)}" data-errno="{escape(errno)}" '
-            f'data-pages="{len(group)}"><b>{escape(table)}</b>: {n(len(group))} '
+            f'data-pages="{len(group)}"><b>{name_html(table)}</b>: {n(len(group))} '
             f"page{'s' if len(group) != 1 else ''}, <code>{escape(errno)}</code>: "
             f'{escape(reason)}<div class="pagelist">{names}{more}</div></li>'
         )
@@ -866,7 +927,13 @@ def _verdict(report: Report) -> str:
             data_proof="integrity",
         )
     )
-    invariants = "".join(f"<li>{escape(p)}</li>" for p in report.invariants)
+    invariants = "".join(f"<li>{escape(p)}</li>" for p in report.invariants[:INVARIANTS_LISTED])
+    unlisted = len(report.invariants) - INVARIANTS_LISTED
+    if unlisted > 0:
+        invariants += (
+            f'<li class="muted" data-invariants="{unlisted}">… and {n(unlisted)} more '
+            "(the JSON report lists every one)</li>"
+        )
     rows.append(
         tag(
             "tr",
@@ -897,7 +964,7 @@ def _verdict(report: Report) -> str:
         frows = "".join(
             tag(
                 "tr",
-                tag("td", escape(f.table))
+                tag("td", name_html(f.table))
                 + tag("td", escape(f.kind))
                 + tag("td", n(f.count), class_="num")
                 + tag("td", escape(", ".join(f"pfn {p}" for p in f.pages)), class_="mono")

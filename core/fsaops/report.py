@@ -512,7 +512,24 @@ def _counts_cell(counts: Mapping[str, int], style: str = "") -> Text:
 
 
 def _short(member: str | None) -> str:
-    return member.rsplit(".", 1)[-1] if member is not None else ""
+    return member_name(member) if member is not None else ""
+
+
+def member_name(member: str) -> str:
+    """A table's ``migratepage`` as an overview names it: ``buffer_migrate_page``.
+
+    A function named as one of fsaops's own helpers but not fsaops's (a
+    plugin's copy) keeps its module, ``advfs.buffer_migrate_page``, so that
+    it is not taken for the kernel's.
+    """
+    module, _, name = member.rpartition(".")
+    if not module or module == "fsaops" or module.startswith("fsaops."):
+        return name
+    from fsaops import buffer, migrate
+
+    if name in (*buffer.__all__, *migrate.__all__):
+        return f"{module.rpartition('.')[2]}.{name}"
+    return name
 
 
 def _count(value: int, one: str, many: str) -> str:
