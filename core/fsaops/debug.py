@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from fsaops.aops import member_name
 from fsaops.buffer import BH, BufferHead, bh_offset, buffers, journal_head_problem
 from fsaops.errors import InvariantError, KernelBug
 from fsaops.fs import Inode
@@ -26,7 +27,7 @@ from fsaops.rmap import AnonVma
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from fsaops.kernel import Kernel
+    from fsaops.kernel import Kernel, MountTable
     from fsaops.mapping import AddressSpace
 
 __all__ = [
@@ -433,47 +434,100 @@ def check_kernel(
 
 
 def _tables_kept(kernel: Kernel) -> list[str]:
-    """Each file whose mapping's table is not the one its mount gave it (at rest).
+    """Each mount and file whose table is not the one its mount was given (at rest).
 
-    A mount gives every file it creates its table (``sb.a_ops``, checked
-    when it was mounted), and nothing in the kernel changes it afterwards:
-    a table swapped in later (by a ``migratepage``, say) changes how the
-    file is written back, read and moved, unseen by anyone who asked the
-    mount.  A table of another name is one; so is one of the same name
-    that lacks a member its mount's has (``writepage`` missing: its dirty
-    pages are never written), said with those members.  A copy of the
-    mount's table with a member replaced is taken as the mount's own: a
-    test gives a file such a table to drive the engine with.  Asked with
-    the machine at rest (after a run).
+    A mount is given its table when it is mounted (its type's table for its
+    mode), and every file it creates gets that table; nothing in the kernel
+    changes either afterwards.  What the mount was given is the kernel's
+    record (:meth:`~fsaops.kernel.Kernel.mount_table`), not ``sb.a_ops``,
+    which plugin code can rewrite as it can any file's ``a_ops``.  A table
+    swapped in later (by a ``migratepage``, say) changes how the files are
+    written back, read and moved, unseen by anyone who asked the mount; so
+    does a member of the mount's own table changed in place
+    (:func:`_mount_kept`).  A table of another name is one; so is one of
+    the same name that lacks a member the mount's had (``writepage``
+    missing: its dirty pages are never written), said with those members.
+    A copy of the mount's table with a member replaced is taken as the
+    mount's own: a test gives a mount or a file such a table to drive the
+    engine with.  Asked with the machine at rest (after a run).
     """
     problems: list[str] = []
     for sb in kernel.super_blocks:
-        given = sb.a_ops
+        mounted = kernel.mount_table(sb)
+        problems += _mount_kept(sb.name, sb.a_ops, mounted)
+        given = mounted.table
         for inode in sb.inodes:
             a_ops = inode.i_mapping.a_ops
             if a_ops is given:
                 continue
-            name = getattr(a_ops, "name", None)
-            if not isinstance(name, str):
-                name = repr(a_ops)
-            members = getattr(a_ops, "members", None)
-            mine = members() if callable(members) else None
-            if not isinstance(mine, dict):
-                mine = {}
-            lost = [m for m, fn in given.members().items() if fn is not None and not mine.get(m)]
-            if name == given.name and not lost:
-                continue
-            said = (
-                f"another table named {name}, not its mount's"
-                if name == given.name
-                else f"{name}, not its mount's {given.name}"
-            )
-            lacks = f" (it lacks {', '.join(lost)})" if lost else ""
-            problems.append(
-                f"{inode.name}'s a_ops is {said}{lacks}: a file keeps the table its mount "
-                "gave it, and plugin code swapped it"
-            )
+            said = _swapped(a_ops, mounted, "its mount's")
+            if said is not None:
+                problems.append(
+                    f"{inode.name}'s a_ops is {said}: a file keeps the table its mount gave it, "
+                    "and plugin code swapped it"
+                )
     return problems
+
+
+def _swapped(a_ops: object, mounted: MountTable, whose: str) -> str | None:
+    """What a table in place of ``mounted``'s is, if it is not taken as that one; else ``None``.
+
+    ``X, not <whose> Y (it lacks writepage)``, or ``another table named Y,
+    not <whose> (it lacks ...)``: a table of another name, or of the same
+    name without a member the mounted one had.
+    """
+    name = getattr(a_ops, "name", None)
+    if not isinstance(name, str):
+        name = repr(a_ops)
+    members = getattr(a_ops, "members", None)
+    mine = members() if callable(members) else None
+    if not isinstance(mine, dict):
+        mine = {}
+    lost = [m for m, fn in mounted.members if fn is not None and not mine.get(m)]
+    if name == mounted.name and not lost:
+        return None
+    said = (
+        f"another table named {name}, not {whose}"
+        if name == mounted.name
+        else f"{name}, not {whose} {mounted.name}"
+    )
+    lacks = f" (it lacks {', '.join(lost)})" if lost else ""
+    return f"{said}{lacks}"
+
+
+def _mount_kept(mount: str, a_ops: object, mounted: MountTable) -> list[str]:
+    """Whether a mount still has the table it was given, as it was given it.
+
+    Its ``sb.a_ops`` swapped (as :func:`_swapped` says), or a member of the
+    table it was given changed in place (``object.__setattr__`` on the
+    frozen table the mount and its files share): each member named, with
+    what it was when the mount was made and what it is now.
+    """
+    problems: list[str] = []
+    if a_ops is not mounted.table:
+        said = _swapped(a_ops, mounted, "the one it was mounted with")
+        if said is not None:
+            problems.append(
+                f"{mount}'s a_ops is {said}: a mount keeps the table its type gave it, and "
+                "plugin code swapped it"
+            )
+    changed = mounted.changed()
+    if changed:
+        members = "; ".join(
+            f"{member} was {_said(then)}, is {_said(now)}" for member, then, now in changed
+        )
+        problems.append(
+            f"{mount}'s table {mounted.name} is not as it was when it was mounted ({members}): "
+            "a mount keeps the table its type gave it, and plugin code changed it in place"
+        )
+    return problems
+
+
+def _said(member: object) -> str:
+    """A member (or a table's name) as a problem says it: its function, or ``None``."""
+    if member is None or isinstance(member, str):
+        return str(member)
+    return member_name(member) or "None"
 
 
 def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) -> list[str]:

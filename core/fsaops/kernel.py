@@ -13,7 +13,15 @@ import itertools
 import random
 from typing import TYPE_CHECKING
 
-from fsaops.aops import AddressSpaceOperations, FileSystemType, configure_aops, member_name
+import attrs
+
+from fsaops.aops import (
+    MEMBERS,
+    AddressSpaceOperations,
+    FileSystemType,
+    configure_aops,
+    member_name,
+)
 from fsaops.errors import ConfigError, KernelBug, PluginFault, shown
 from fsaops.fs import BlockDevice, SuperBlock
 from fsaops.mapping import AddressSpace
@@ -32,7 +40,62 @@ if TYPE_CHECKING:
     from fsaops.plugins import Registry
     from fsaops.typing import EngineLog
 
-__all__ = ["Kernel"]
+__all__ = ["Kernel", "MountTable"]
+
+
+@attrs.frozen
+class MountTable:
+    """The table a mount was given, as it was when the mount was made.
+
+    The kernel keeps one for each mount, in a ledger of its own
+    (:meth:`Kernel.mount_table`), not on the super block: plugin code is
+    handed the super block, its files and their mappings, and may rewrite
+    ``sb.a_ops`` or, through ``object.__setattr__``, a member of the one
+    frozen table the mount and its files share.  The judges (the
+    invariants, the durability proof) ask this record what the mount was
+    given, and compare what is there now with it.
+
+    Attributes:
+        table: the table object the mount was given (``sb.a_ops`` then).
+        name: its name then.
+        members: each of its members then, by name (``None`` for a missing
+            one), in the order of :data:`~fsaops.aops.MEMBERS`.
+    """
+
+    table: AddressSpaceOperations
+    name: str
+    members: tuple[tuple[str, object], ...]
+
+    @classmethod
+    def of(cls, table: AddressSpaceOperations) -> MountTable:
+        """The record of ``table`` as it is now, read without calling any of its methods."""
+        read = object.__getattribute__
+        return cls(table, read(table, "name"), tuple((m, read(table, m)) for m in MEMBERS))
+
+    def member(self, name: str) -> object:
+        """Member ``name`` as the mount was given it (``None`` if it had none)."""
+        return dict(self.members).get(name)
+
+    def changed(self) -> list[tuple[str, object, object]]:
+        """Each member of the table that is not what it was: (name, then, now); ``name`` too.
+
+        A member is read as it is now without calling any method of the
+        table; one that cannot be read is ``None``.
+        """
+        table = self.table
+        found: list[tuple[str, object, object]] = []
+        for name, then in (("name", self.name), *self.members):
+            try:
+                now = object.__getattribute__(table, name)
+            except AttributeError:
+                now = None
+            if name == "name":
+                differs = type(now) is not str or now != then
+            else:
+                differs = now is not then
+            if differs:
+                found.append((name, then, now))
+        return found
 
 
 class Kernel:
@@ -117,6 +180,9 @@ class Kernel:
         self.swapper_space: AddressSpace | None = None
         self.swap_aops_name = "swap_aops"
         self.super_blocks: list[SuperBlock] = []
+        # What each mount was given, by id(sb): the super block (which keeps
+        # its id) and the record of its table (:meth:`mount_table`).
+        self._mount_tables: dict[int, tuple[SuperBlock, MountTable]] = {}
         self.mms: list[Mm] = []
         self.tasks: list[Task] = []
         self._pids = itertools.count(1)
@@ -254,6 +320,9 @@ class Kernel:
         label = name or f"{fstype.name}{len(self.super_blocks)}"
         bdev = BlockDevice(f"{label}-dev", nr_blocks, bs)
         sb = SuperBlock(self, fstype, mode, table, bdev, label)
+        # Recorded before fill_super, plugin code, runs: what the loader
+        # checked is what the judges hold the mount to.
+        self._mount_tables[id(sb)] = (sb, MountTable.of(table))
         if fstype.fill_super is not None:
             fstype.fill_super(sb)
             if sb.a_ops is not table:  # what the loader checked is what mounts use
@@ -268,6 +337,17 @@ class Kernel:
                 )
         self.super_blocks.append(sb)
         return sb
+
+    def mount_table(self, sb: SuperBlock) -> MountTable:
+        """The table mount ``sb`` was given when it was mounted, and its members then.
+
+        A super block not made by :meth:`mount` has no record: its table as
+        it is now stands for it.
+        """
+        found = self._mount_tables.get(id(sb))
+        if found is not None and found[0] is sb:
+            return found[1]
+        return MountTable.of(sb.a_ops)
 
     def sync_filesystems(self) -> None:
         """Have every mount write out what it holds back beyond its pages (``sync_filesystems``).

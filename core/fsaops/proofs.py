@@ -62,6 +62,7 @@ from fsaops.writeback import (
 if TYPE_CHECKING:
     import fsaops.world
     from fsaops.aops import AddressSpaceOperations
+    from fsaops.kernel import MountTable
     from fsaops.migrate import MigrateStats
     from fsaops.page import Page
     from fsaops.rmap import Mm, Vma
@@ -576,11 +577,13 @@ def prove_durability(
     for record in world.files:
         mapping = record.inode.i_mapping
         table = mapping.a_ops.name
-        # Whether the file has a backing store is its mount's to say: a
-        # table swapped in since (without writepage) has its pages kept
-        # dirty, not put in memory only.
-        given = record.inode.i_sb.a_ops
-        backed = record.page_cache is False or given.writepage is not None
+        # Whether the file has a backing store is its mount's to say, as it
+        # was mounted (the kernel's record, not sb.a_ops, which plugin code
+        # can rewrite): a table swapped in since, or the mount's own with
+        # its writepage taken away in place, has its pages kept dirty, not
+        # put in memory only.
+        given = kernel.mount_table(record.inode.i_sb)
+        backed = record.page_cache is False or given.member("writepage") is not None
         # Pages still dirty after sync.  A file whose data the world put on
         # its blocks has a disk: there such a page is one sync skipped (a
         # dirty tag lost, a writepages that passed it over).  Any other file
@@ -670,10 +673,15 @@ def prove_durability(
     return Proof("durability", checked, failures, tuple(problems), memory_only)
 
 
-def _no_writepage(a_ops: AddressSpaceOperations, given: AddressSpaceOperations) -> str:
+def _no_writepage(a_ops: AddressSpaceOperations, given: MountTable) -> str:
     """Why sync could not write a file's pages, if its table lost its mount's ``writepage``."""
-    if a_ops.writepage is not None or a_ops is given:
+    if a_ops.writepage is not None:
         return ""
+    if a_ops is given.table:
+        return (
+            f": its mount's {given.name} no longer has the writepage it was mounted with, so "
+            "the page can never be written back"
+        )
     mount = f"its mount's {given.name}" if given.name != a_ops.name else "its mount's"
     return (
         f": its file's table is not {mount} and has no writepage, so the page can never be "
