@@ -12,6 +12,7 @@ buffers, as mm/filemap.c does.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, NoReturn
 
@@ -72,11 +73,14 @@ class AddressSpace:
         page_tree: the slots; ``page_tree[index]`` is the page or ``None``.
         nrpages: pages in the tree.
         i_mmap: the areas mapping this file (for reverse mapping).
-        flags: ``AS_*`` bits.
+        flags: ``AS_*`` bits.  A bit cleared is told to the fault
+            injector, whose ledger follows the errors it made until an
+            ``fsync`` reports them.
         injected_flags: the ``AS_*`` bits a write error the fault injector
-            made set (not the kernel's: the model's note that the next
-            ``fsync``'s report of them is the injector's doing, not the
-            table's).
+            made set, not yet reported by an ``fsync`` (not the kernel's:
+            the model's note that the next ``fsync``'s report of them is
+            the injector's doing, not the table's).  Read-only: a view of
+            the injector's ledger, which plugin code is not handed.
         bdev: the block device behind the file's blocks.
         anon: always False (an :class:`~fsaops.rmap.AnonVma` says True), so
             that ``page.mapping.anon`` tells ``PageAnon`` pages apart.  A
@@ -87,14 +91,13 @@ class AddressSpace:
     anon: bool
 
     __slots__ = (
+        "_flags",
         "a_ops",
         "anon",
         "bdev",
-        "flags",
         "host",
         "i_mmap",
         "i_mmap_lock",
-        "injected_flags",
         "kernel",
         "name",
         "nrpages",
@@ -124,8 +127,35 @@ class AddressSpace:
         self.private_lock = threading.Lock()
         self.i_mmap: list[Vma] = []
         self.i_mmap_lock = threading.Lock()
-        self.flags = 0
-        self.injected_flags = 0
+        self._flags = 0
+
+    @property
+    def flags(self) -> int:
+        """``AS_*`` bits."""
+        return self._flags
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        cleared = self._flags & ~value
+        self._flags = value
+        if cleared:
+            faults = self.kernel.faults
+            if faults is not None:
+                faults.cleared(self, cleared, sys._getframe(1))
+
+    @property
+    def injected_flags(self) -> int:
+        """The ``AS_*`` bits an injected write error set that no ``fsync`` has reported yet."""
+        faults = self.kernel.faults
+        return 0 if faults is None else faults.write_errors(self)
+
+    @injected_flags.setter
+    def injected_flags(self, value: int) -> None:
+        raise AttributeError(
+            f"injected_flags of {self.name} cannot be set: which AS_* bits a write error the "
+            "fault injector made set is its own ledger's to say, and plugin code may not mark "
+            "an error as injected"
+        )
 
     def __repr__(self) -> str:
         return f"<AddressSpace {self.name} {self.a_ops.name} nrpages={self.nrpages}>"

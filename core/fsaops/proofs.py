@@ -36,7 +36,7 @@ and address), its table, and what is wrong.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from errno import errorcode
+from errno import EIO, ENOSPC, errorcode
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -791,6 +791,11 @@ def _sync(
 
     A wait that can never end (a page left under writeback or locked) is
     a deadlock that names the table member and the file.
+
+    An injected write error the fault injector's ledger says was cleared
+    before an ``fsync`` reported it (plugin code cleared the mapping's
+    ``AS_EIO``) is an error report lost: the sentence names the file, the
+    bits and the table member whose code cleared them.
     """
     mapping = record.inode.i_mapping
     table = mapping.a_ops
@@ -799,6 +804,9 @@ def _sync(
     member = "writepages" if table.writepages is not None else "writepage"
     size = record.inode.i_size
     written = 0
+    # The injector's errors still to report: the wait reports them (its
+    # ledger learns so as the wait clears them), so they are read first.
+    injected = mapping.injected_flags
     try:
         if table.writepage is not None:
             written = filemap_fdatawrite(mapping)
@@ -808,16 +816,15 @@ def _sync(
     except Deadlock as exc:
         what = exc.what.removesuffix(whose(table.name))  # the member's name says it
         raise Deadlock(f"{what} after {table.name}.{member} of {record.label}", exc.now) from exc
+    faults = mapping.kernel.faults
+    lost = [] if faults is None else faults.lost_reports(mapping)
     said = written or waited
-    if not said:
+    if not said and not lost:
         return None
     errored = [page.index for page in looked if page.flags & PG.error]
-    injected = mapping.injected_flags
-    if size:
-        mapping.injected_flags = injected & ~outstanding  # reported now
-    else:
+    if not size:
         outstanding = 0  # an empty file's wait does not look
-    if not written and not errored and outstanding and not outstanding & ~injected:
+    if not written and not errored and not lost and outstanding and not outstanding & ~injected:
         return None
     why: list[str] = []
     if written:
@@ -835,11 +842,28 @@ def _sync(
                 f"its mapping had {name} set, a write error recorded since the last fsync "
                 "that no injected fault made"
             )
+    for bits, by in lost:
+        why.append(
+            f"its mapping had {_as_names(bits)} set by a write error the fault injector made, "
+            f"and {by or 'plugin code'} cleared it before an fsync reported it: the kernel "
+            "reports such an error once, to the next fsync, and that report was lost"
+        )
     if not why:
         why.append("a write failed while it waited")
-    return f"fsync of {record.label} ({record.key}, {table.name}) said {_errno(said)}: " + (
-        "; ".join(why)
-    )
+    if said:
+        head = f"said {_errno(said)}"
+    else:
+        lost_bits = 0
+        for bits, _by in lost:
+            lost_bits |= bits
+        head = f"said 0, not {_errno(-EIO if lost_bits & AS_EIO else -ENOSPC)}"
+    return f"fsync of {record.label} ({record.key}, {table.name}) {head}: " + "; ".join(why)
+
+
+def _as_names(bits: int) -> str:
+    """``AS_EIO``, ``AS_ENOSPC``, or ``AS_EIO and AS_ENOSPC``."""
+    names = [name for bit, name in ((AS_EIO, "AS_EIO"), (AS_ENOSPC, "AS_ENOSPC")) if bits & bit]
+    return " and ".join(names)
 
 
 def _errno(rc: int) -> str:

@@ -191,8 +191,9 @@ def pageout(page: Page, mapping: AddressSpace | None) -> PageOut:
         handle_write_error(mapping, page, res)
         if injected:
             # The next fsync reports it, as the kernel's would; the error is
-            # the fault injector's, not the table's.
-            mapping.injected_flags |= mapping.flags & (AS_EIO | AS_ENOSPC)
+            # the fault injector's, not the table's: its ledger says so.
+            assert faults is not None
+            faults.made_write_error(mapping, mapping.flags & AS_EIO)
     if res == WRITEPAGE_ACTIVATE:
         page.flags &= ~PG.reclaim
         return PageOut.ACTIVATE
