@@ -9,6 +9,7 @@ the model's ``BUG()``.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 import signal
 import threading
@@ -254,7 +255,8 @@ class ProcessEnded(SystemExit):
     """Plugin code called ``os._exit()``, ``os.exec*()`` or ``os.fork()`` while the program ran.
 
     Or it raised fsaops's own ``SIGINT`` or ``SIGTERM`` at it
-    (``signal.raise_signal``, ``_thread.interrupt_main``): that is plugin
+    (``signal.raise_signal``, ``_thread.interrupt_main``, ``os.kill``,
+    ``os.killpg``, ``signal.pthread_kill``): that is plugin
     code ending the run, not the user's interruption.
 
     Run as the program, fsaops stands in for those functions while it works
@@ -278,6 +280,9 @@ class ProcessEnded(SystemExit):
             "execve": "replace",
             "raise_signal": "interrupt",
             "interrupt_main": "interrupt",
+            "kill": "interrupt",
+            "killpg": "interrupt",
+            "pthread_kill": "interrupt",
         }.get(name, "fork")
         return f"plugin code may not {does} fsaops"
 
@@ -456,12 +461,18 @@ def watch_sigint(on_signal: Callable[[str], object] | None = None, *, hold: bool
     _Signals.mode = "hold" if hold else "raise"  # before a signal can come
     _Signals.held = 0
     _Signals.on_signal = on_signal
-    signal.signal(signal.SIGINT, _on_sigint)
-    signal.signal(signal.SIGTERM, _on_sigint)
+    _set_handler(signal.SIGINT, _on_sigint)
+    _set_handler(signal.SIGTERM, _on_sigint)
     _Signals.watching = True
 
 
 _WATCHED: Final = (signal.SIGINT, signal.SIGTERM)
+
+_set_handler: Final[Callable[[int, object], object]] = importlib.import_module("_signal").signal
+"""``_signal.signal`` itself, bound before :mod:`fsaops.process` stands in for it.
+
+Each call asks the system to put the handler in place (``sigaction``),
+whatever Python last recorded for the signal."""
 
 
 def owns_signal(signum: object) -> bool:
@@ -479,21 +490,24 @@ def owns_signal(signum: object) -> bool:
 def reclaim_signals() -> tuple[str, ...]:
     """Put :func:`watch_sigint`'s handler back for ``SIGINT`` and ``SIGTERM`` where it was taken.
 
-    Returns the names of the signals whose handler was put back.  Code that
+    Returns the names of the signals whose handler Python knew was taken.  Code that
     has one of them ignored makes Ctrl-C or ``kill`` do nothing, and code
     that sets it to its default action makes it end the process at once,
-    with no word and no JSON report.  Cheap (two look-ups): called from the
-    main thread after plugins are imported, between chunks of migration and
-    at each look of the stall watchdog; elsewhere, or without
-    :func:`watch_sigint`, nothing is done.
+    with no word and no JSON report.  The handler is put in place with the
+    system each time, taken or not: code below Python (a C library, a call
+    through ``ctypes``) changes what the signal does without Python seeing
+    it, and ``signal.getsignal`` still names fsaops's handler.  Cheap (two
+    ``sigaction`` calls): called from the main thread after plugins are
+    imported, between chunks of migration and at each look of the stall
+    watchdog; elsewhere, or without :func:`watch_sigint`, nothing is done.
     """
     if not _Signals.watching or threading.current_thread() is not threading.main_thread():
         return ()
     taken = []
     for signum in _WATCHED:
         if signal.getsignal(signum) is not _on_sigint:
-            signal.signal(signum, _on_sigint)
             taken.append(signal.Signals(signum).name)
+        _set_handler(signum, _on_sigint)  # with the system, whatever Python recorded
     return tuple(taken)
 
 

@@ -25,10 +25,20 @@ them does (``signal.signal(SIGTERM, SIG_IGN)``, at import or in a
 handler: had it been ignored, Ctrl-C or ``kill`` would do nothing; set to
 its default action, it would end the process at once with no word and no
 report.  Plugin code that raises one of them at fsaops itself
-(``signal.raise_signal``, ``_thread.interrupt_main``) gets
+(``signal.raise_signal``, ``_thread.interrupt_main``), or sends one to
+fsaops's process, its process group or one of its threads (``os.kill``,
+``os.killpg``, ``signal.pthread_kill``), gets
 :class:`~fsaops.errors.ProcessEnded`, remembered as the calls above: the
 run fails naming it, rather than being reported as the user's
-interruption.
+interruption.  fsaops's own code, and the program's ``__main__``, send
+them as they always do.  What code is fsaops's is told by where its code
+was read from, not by the name its module gives itself.
+
+The run's time limit and stall watchdog use an :class:`Alarm` of their
+own: a timer whose signal, ``SIGURG`` (where the system has POSIX timers),
+is ignored by default, so that no change plugin code makes to a signal's
+disposition, ``SIGALRM``'s included, can have fsaops's timer end the
+process.
 """
 
 from __future__ import annotations
@@ -56,9 +66,11 @@ __all__ = [
     "PLUGIN_THREADS",
     "REAL_EXIT",
     "REAL_FORK",
+    "Alarm",
     "adopt",
     "calls",
     "guard_process",
+    "keep_handler",
     "plugin_code",
     "plugin_of_module",
     "refused_in",
@@ -161,6 +173,33 @@ class _ProcessGuard:
         signal_.__name__ = signal_.__qualname__ = "signal"
         return signal_
 
+    def sender(self, name: str, real: Callable[..., Any], module: str) -> Callable[..., Any]:
+        """What ``os.kill``, ``os.killpg`` or ``signal.pthread_kill`` is while the guard is up.
+
+        Sending ``SIGINT`` or ``SIGTERM``, while fsaops handles it, to this
+        process (``os.kill`` of its pid, of its process group, 0 or -1;
+        ``os.killpg`` of its group or 0; ``signal.pthread_kill`` of any of
+        its threads) is refused, as ``os._exit`` is, unless fsaops's own
+        code or the program's ``__main__`` sends it.  Any other signal,
+        or process, is sent.
+        """
+
+        def send(target: object, signum: object) -> Any:
+            if (
+                os.getpid() != self.pid
+                or not owns_signal(signum)
+                or not isinstance(target, int)
+                or not _reaches_this_process(name, int.__int__(target))
+                or _program_or_fsaops(sys._getframe(1))
+            ):
+                return real(target, signum)
+            assert isinstance(signum, int)  # owns_signal says so
+            sent = signal.Signals(int.__int__(signum)).name
+            raise self.refused(f"{module}.{name}({_WHOM[name]}, {sent})")
+
+        send.__name__ = send.__qualname__ = name
+        return send
+
     def refused(self, call: str) -> ProcessEnded:
         """Remember ``call`` (made by the stand-in's caller); the :class:`ProcessEnded` to raise."""
         callers: list[str] = []
@@ -172,12 +211,59 @@ class _ProcessGuard:
         return ProcessEnded(call)
 
 
+_HOME: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+"""The folder fsaops's own modules were read from."""
+
+_WHOM: Final = {
+    "kill": "pid of fsaops",
+    "killpg": "process group of fsaops",
+    "pthread_kill": "thread of fsaops",
+}
+"""How a refused call names what it sent the signal to (a pid differs from run to run)."""
+
+
+def _reaches_this_process(name: str, target: int) -> bool:
+    """Whether ``os.<name>(target, ...)`` (or ``signal.pthread_kill``) signals this process."""
+    if name == "pthread_kill":  # a thread of this process, or none
+        return True
+    group = os.getpgrp()
+    if name == "killpg":
+        return target in (0, group)
+    return target in (os.getpid(), 0, -1, -group)
+
+
+def _code_of(frame: FrameType, home: str) -> bool:
+    """Whether ``frame`` runs code of a module read from a file under ``home``.
+
+    The frame's globals must be that module's own, and its code read from
+    the module's file: code that only calls itself ``fsaops.something``
+    (``exec`` with a ``__name__`` of its choosing) is not.
+    """
+    name = frame.f_globals.get("__name__")
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    path = getattr(module, "__file__", None)
+    return (
+        module is not None
+        and getattr(module, "__dict__", None) is frame.f_globals
+        and isinstance(path, str)
+        and frame.f_code.co_filename == path
+        and os.path.abspath(path).startswith(home)
+    )
+
+
 def _fsaops_calls(frame: FrameType | None) -> bool:
     """Whether the code calling ``signal.signal`` is fsaops's: ``frame``, or under ``signal``'s."""
     while frame is not None and frame.f_globals.get("__name__") == "signal":
         frame = frame.f_back
-    name = frame.f_globals.get("__name__") if frame is not None else None
-    return isinstance(name, str) and (name == "fsaops" or name.startswith("fsaops."))
+    return frame is not None and _code_of(frame, _HOME)
+
+
+def _program_or_fsaops(frame: FrameType) -> bool:
+    """Whether ``frame`` runs fsaops's own code or the program's (its ``__main__``)."""
+    main = sys.modules.get("__main__")
+    return _code_of(frame, _HOME) or (
+        main is not None and getattr(main, "__dict__", None) is frame.f_globals
+    )
 
 
 _GUARDS: list[_ProcessGuard] = []
@@ -188,8 +274,9 @@ def guard_process() -> None:
     """Stand in for the functions in :data:`GUARDED` for the rest of this process's life.
 
     And for the functions that set what ``SIGINT`` and ``SIGTERM`` do, or
-    raise them (``signal.signal``, ``signal.raise_signal``,
-    ``_thread.interrupt_main``): see the module's description.
+    raise or send them (``signal.signal``, ``signal.raise_signal``,
+    ``_thread.interrupt_main``, ``os.kill``, ``os.killpg``,
+    ``signal.pthread_kill``): see the module's description.
 
     The command line calls this when it runs as the program, which then
     always ends with :data:`REAL_EXIT` and the command's status: plugin
@@ -206,6 +293,14 @@ def guard_process() -> None:
     raiser = guard.raiser("raise_signal", _signal.raise_signal, "signal")
     signal.raise_signal = _signal.raise_signal = raiser  # signal's is _signal's
     _thread.interrupt_main = guard.raiser("interrupt_main", _thread.interrupt_main, "_thread")
+    for module in modules:
+        for name in ("kill", "killpg"):
+            real = getattr(module, name, None)
+            if real is not None:
+                setattr(module, name, guard.sender(name, real, "os"))
+    if hasattr(_signal, "pthread_kill"):
+        sender = guard.sender("pthread_kill", _signal.pthread_kill, "signal")
+        signal.pthread_kill = _signal.pthread_kill = sender  # signal's is _signal's
     _signal.signal = guard.keeper(_signal.signal)  # which signal.signal calls
     _GUARDS.append(guard)
 
@@ -274,3 +369,147 @@ def refused_in(what: str, plugins: Mapping[str, str] | None = None) -> str | Non
     else:
         who = f"code in thread {shown(thread)} ({callers[0] if callers else '?'})"
     return f"{who} called {call} {what}: {ProcessEnded(call).rule}"
+
+
+class Alarm:
+    """A timer of fsaops's own that never ends the process, whatever its signal's disposition.
+
+    It sends :attr:`signum` once, :meth:`arm`'s seconds after it is armed:
+    ``SIGURG``, through a POSIX timer of its own, where the system has them
+    (Linux).  ``SIGURG``'s default action is to ignore it, so plugin code
+    that sets it to its default action, or ignores it, at any moment and by
+    any route (``signal.signal``, a C library, ``ctypes``), only loses
+    fsaops's look at that moment; ``SIGALRM``, whose default action ends
+    the process ("Alarm clock"), is left to plugin code, and so is the
+    process's one ``ITIMER_REAL``.  Elsewhere it is ``SIGALRM`` and
+    ``setitimer``, as before.  The owner puts its handler in place for
+    :attr:`signum`, from the main thread; :meth:`arm` may be called from
+    any thread.  A forked child gets a timer of its own when it arms one.
+    """
+
+    def __init__(self) -> None:
+        #: The signal the timer sends.
+        self.signum: int = signal.SIGALRM
+        self._pid = -1
+        self._timer: Any = None
+        self._api: Any = None
+        urgent = getattr(signal, "SIGURG", None)
+        if sys.platform.startswith("linux") and urgent is not None:
+            with contextlib.suppress(OSError, AttributeError, ValueError):
+                self._api = _posix_timers()
+                self._create(int(urgent))
+                self.signum = int(urgent)
+
+    @property
+    def own(self) -> bool:
+        """Whether the timer is fsaops's alone (not the process's ``ITIMER_REAL``)."""
+        return self._api is not None and self.signum != signal.SIGALRM
+
+    def _create(self, signum: int) -> None:
+        import ctypes
+
+        api = self._api
+        event = api.Sigevent(signo=signum, notify=0)  # SIGEV_SIGNAL: send it to the process
+        timer = ctypes.c_void_p()
+        if api.timer_create(1, ctypes.byref(event), ctypes.byref(timer)) != 0:  # CLOCK_MONOTONIC
+            raise OSError(ctypes.get_errno(), "timer_create")
+        self._timer, self._pid = timer, os.getpid()
+
+    def arm(self, seconds: float) -> None:
+        """Send the signal once, ``seconds`` from now (0: not at all, cancelling what was armed)."""
+        if not self.own:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            return
+        import ctypes
+
+        if self._pid != os.getpid():  # a forked child: its parent's timer is not its own
+            self._create(self.signum)
+        api = self._api
+        whole = int(seconds)
+        due = api.Itimerspec()
+        due.value.sec, due.value.nsec = whole, int((seconds - whole) * 1e9)
+        if seconds > 0 and not (whole or due.value.nsec):
+            due.value.nsec = 1  # armed with a zero would cancel it
+        if api.timer_settime(self._timer, 0, ctypes.byref(due), None) != 0:
+            raise OSError(ctypes.get_errno(), "timer_settime")
+
+    def close(self) -> None:
+        """Cancel the timer and give it back to the system."""
+        if not self.own:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return
+        if self._pid == os.getpid():
+            self.arm(0)
+            self._api.timer_delete(self._timer)
+        self._pid = -1
+
+
+def _posix_timers() -> Any:
+    """``timer_create``, ``timer_settime`` and ``timer_delete``, with their structures (Linux)."""
+    import ctypes
+    import ctypes.util
+
+    class Timespec(ctypes.Structure):
+        _fields_ = (("sec", ctypes.c_long), ("nsec", ctypes.c_long))
+
+    class Itimerspec(ctypes.Structure):
+        _fields_ = (("interval", Timespec), ("value", Timespec))
+
+    class Sigevent(ctypes.Structure):  # Linux's struct sigevent: 64 bytes
+        _fields_ = (
+            ("value", ctypes.c_void_p),
+            ("signo", ctypes.c_int),
+            ("notify", ctypes.c_int),
+            ("rest", ctypes.c_int * ((64 - ctypes.sizeof(ctypes.c_void_p) - 8) // 4)),
+        )
+
+    library: Any = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(library, "timer_create"):  # C libraries before glibc 2.34: in librt
+        library = ctypes.CDLL(ctypes.util.find_library("rt"), use_errno=True)
+    api: Any = type("PosixTimers", (), {})()
+    api.Sigevent, api.Itimerspec = Sigevent, Itimerspec
+    api.timer_create = library.timer_create
+    api.timer_create.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    api.timer_settime = library.timer_settime
+    api.timer_settime.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    api.timer_delete = library.timer_delete
+    api.timer_delete.argtypes = (ctypes.c_void_p,)
+    return api
+
+
+def keep_handler(signum: int, *others: int) -> Callable[[], None]:
+    """A function that puts back, with the system, the handler Python has for ``signum`` now.
+
+    And for each of ``others``: Python's handler is the same function for
+    every signal, whatever Python function it then calls.  Called in the
+    main thread right after ``signal.signal`` put fsaops's handler in place
+    for ``signum``; the function it returns may be called from any thread,
+    and does its work for a signal only while Python records a handler of
+    its own for it (``signal.getsignal`` is not ``SIG_DFL``, ``SIG_IGN`` or
+    ``None``).  Code below Python (a C library, a call through ``ctypes``)
+    can change what a signal does without Python seeing it; then a signal
+    fsaops sends itself, its timer's, or the user's Ctrl-C and ``kill``
+    would do what that code chose.  A ``sigaction`` call each, where the
+    handler is kept; where Python's C API cannot be reached, it does
+    nothing.
+    """
+    try:
+        import ctypes
+
+        getsig = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_int)(("PyOS_getsig", ctypes.pythonapi))
+        setsig = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)(
+            ("PyOS_setsig", ctypes.pythonapi)
+        )
+        handler = getsig(signum)
+    except (AttributeError, OSError, ValueError):
+        return lambda: None
+    if handler is None or handler == 1:  # SIG_DFL, SIG_IGN: no handler of Python's to keep
+        return lambda: None
+    signums = (signum, *others)
+
+    def put_back() -> None:
+        for number in signums:
+            if signal.getsignal(number) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+                setsig(number, handler)
+
+    return put_back
