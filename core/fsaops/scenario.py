@@ -97,6 +97,7 @@ from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
 from fsaops.plugins import watch_imports
+from fsaops.process import Alarm, keep_handler
 from fsaops.proofs import ledger, prove_durability, prove_placement, snapshot_places
 from fsaops.report import (
     Integrity,
@@ -1203,13 +1204,23 @@ held, a loop without end) stays on one tick that long."""
 _WATCH_EVERY: Final = 5.0
 """Seconds between two looks of the stall watchdog."""
 
-_TIMER_LATE: Final = 0.5
-"""Seconds after the watchdog thread's next look that the ``SIGALRM`` timer fires.
+_KEEP_EVERY: Final = 0.1
+"""Seconds between two times the watchdog thread puts fsaops's signal handlers back.
 
-The thread sends the signal itself at each look, and pushes the timer on:
+With the system, not Python: a ``sigaction`` for each of ``SIGINT``,
+``SIGTERM``, ``SIGALRM`` and the backstop's signal, where Python still
+records a handler for it (:func:`fsaops.process.keep_handler`)."""
+
+_TIMER_LATE: Final = 0.5
+"""Seconds after the watchdog thread's next look that its backstop timer fires.
+
+The thread sends ``SIGALRM`` itself at each look, and pushes the timer on:
 the timer fires only when the thread could not run (the run's thread holds
-the interpreter lock in C code, a regular expression that backtracks), and
-never once the thread has seen the signal set to its default action."""
+the interpreter lock in C code, a regular expression that backtracks).  The
+timer is a :class:`~fsaops.process.Alarm`: its signal is not ``SIGALRM``
+(where the system allows), so plugin code that sets ``SIGALRM`` to its
+default action, by any route and at any moment, cannot have it end the
+process."""
 
 
 @contextmanager
@@ -1223,10 +1234,12 @@ def _time_limit(
     interrupted frames to ``migrate_pages`` (nothing is done per page).  If
     plugin code swallows the exception, it is raised again every half
     second.  The signal is sent by a watchdog thread when it is due, and
-    only while its handler is fsaops's; the timer is a backstop, for when
-    that thread cannot run (:data:`_TIMER_LATE`), and is cancelled when
-    plugin code sets the signal to its default action (a timer would then
-    end the process, with no word).  Each look also puts fsaops's ``SIGINT``
+    only while its handler is fsaops's (put back with the system first,
+    should code below Python have changed it); a timer of fsaops's own
+    (:class:`~fsaops.process.Alarm`, whose signal's default action is to
+    ignore it) is a backstop, for when that thread cannot run
+    (:data:`_TIMER_LATE`), and is cancelled while plugin code has taken
+    ``SIGALRM``.  Each look also puts fsaops's ``SIGINT``
     and ``SIGTERM`` handlers back, should code have taken them
     (:func:`~fsaops.errors.reclaim_signals`).  In the main thread the same
     signal also watches migration for a stall: :data:`STALL_SECONDS`
@@ -1279,12 +1292,13 @@ def _time_limit(
 
     def expired(signum: int, frame: FrameType | None) -> None:
         reclaim_signals()
+        keep()
         now = time.monotonic()
         head = due(now)
         if head is None:
-            signal.setitimer(signal.ITIMER_REAL, next_look(now) + _TIMER_LATE)
+            backstop.arm(next_look(now) + _TIMER_LATE)
             return
-        signal.setitimer(signal.ITIMER_REAL, 0.5 + _TIMER_LATE)  # again, should it be swallowed
+        backstop.arm(0.5 + _TIMER_LATE)  # again, should it be swallowed
         raise told_to_stop(head, frame, now)
 
     def in_place_of_the_timer(frame: FrameType | None) -> float:
@@ -1306,13 +1320,29 @@ def _time_limit(
             return 0.5
         return next_look(now)
 
+    def keep() -> None:
+        """Put fsaops's handlers back with the system, where Python still records them."""
+        for put_back in kept:
+            put_back()
+
     main_ident = threading.get_ident()
+    backstop = Alarm()
+    kept: list[Callable[[], None]] = []
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, next_look(start) + _TIMER_LATE)
+    kept.append(keep_handler(signal.SIGALRM, signal.SIGINT, signal.SIGTERM))
+    previous_backstop: Any = None
+    try:
+        if backstop.signum != signal.SIGALRM:
+            previous_backstop = signal.signal(backstop.signum, expired)
+            kept.append(keep_handler(backstop.signum))
+        backstop.arm(next_look(start) + _TIMER_LATE)
+    except BaseException:
+        _put_back_alarms(backstop, previous, previous_backstop)
+        raise
     stop = threading.Event()
     guard = threading.Thread(
         target=_watch,
-        args=(stop, expired, main_ident, in_place_of_the_timer),
+        args=(stop, expired, main_ident, in_place_of_the_timer, backstop, keep),
         name="fsaops-watchdog",
         daemon=True,
     )
@@ -1326,10 +1356,22 @@ def _time_limit(
         try:
             guard.join()
         finally:
-            try:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            finally:
-                signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+            _put_back_alarms(backstop, previous, previous_backstop)
+
+
+def _put_back_alarms(backstop: Alarm, previous: Any, previous_backstop: Any) -> None:
+    """Cancel the backstop and put back what ``SIGALRM`` and its signal did before the run."""
+    try:
+        backstop.close()
+    finally:
+        try:
+            if backstop.signum != signal.SIGALRM:
+                signal.signal(
+                    backstop.signum,
+                    previous_backstop if previous_backstop is not None else signal.SIG_DFL,
+                )
+        finally:
+            signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _watch(
@@ -1337,33 +1379,57 @@ def _watch(
     handler: Callable[[int, FrameType | None], None],
     main_ident: int,
     look: Callable[[FrameType | None], float],
+    backstop: Alarm,
+    keep: Callable[[], None],
 ) -> None:
     """Keep the time limit and the stall watchdog working whatever plugin code does to ``SIGALRM``.
 
-    While ``handler`` is the signal's, this thread sends ``SIGALRM`` to the
-    run's thread at each look (``look``, which says when to look again),
-    right after seeing that it is, and sets the timer to fire
-    :data:`_TIMER_LATE` after its next look: the timer fires only if this
-    thread cannot run, and a library that cancels it (``alarm(0)``, as
-    those that keep their own time limits do) changes nothing.  Plugin
-    code that ignores the signal, sets it to its default action, or puts a
-    handler of its own in place, has this thread look in the handler's
-    place: it raises :class:`~fsaops.errors.RunTimeout` in the run's thread
-    itself.  Set to its default action, the signal would end the process
-    with no word and no report: the timer is cancelled before it fires.
+    While ``handler`` is the signal's, this thread puts it back with the
+    system (``keep``: code below Python may have changed what the signal
+    does without Python seeing it), sends ``SIGALRM`` to the run's thread
+    at each look (``look``, which says when to look again), and sets the
+    ``backstop`` timer to fire :data:`_TIMER_LATE` after its next look: the
+    timer fires only if this thread cannot run, and a library that cancels
+    the process's own timer (``alarm(0)``, as those that keep their own
+    time limits do) changes nothing.  Plugin code that ignores the signal,
+    sets it to its default action, or puts a handler of its own in place,
+    has this thread look in the handler's place: it raises
+    :class:`~fsaops.errors.RunTimeout` in the run's thread itself, and the
+    backstop is cancelled (a ``SIGALRM`` one, only at the signal's default
+    action, where it would end the process with no word and no report).
     """
     wait = look(None)
-    while not stop.wait(wait):
+    while not _wait(stop, wait, keep):
         with contextlib.suppress(OSError, ValueError):
             disposition = signal.getsignal(signal.SIGALRM)
             if disposition is handler:
+                keep()
                 signal.pthread_kill(main_ident, signal.SIGALRM)  # at once: it is still ours
                 wait = look(None)
-                signal.setitimer(signal.ITIMER_REAL, wait + _TIMER_LATE)
+                backstop.arm(wait + _TIMER_LATE)
                 continue
-            if disposition == signal.SIG_DFL:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            if disposition == signal.SIG_DFL or backstop.own:
+                backstop.arm(0)
             wait = look(sys._current_frames().get(main_ident))
+
+
+def _wait(stop: threading.Event, seconds: float, keep: Callable[[], None]) -> bool:
+    """Wait ``seconds``, or until ``stop`` is set (then ``True``), calling ``keep`` meanwhile.
+
+    ``keep`` puts fsaops's handlers back with the system every
+    :data:`_KEEP_EVERY` seconds: what code below Python did to ``SIGINT``
+    or ``SIGTERM`` (ignored, or at its default action) is undone that soon,
+    not at the next look.
+    """
+    until = time.monotonic() + seconds
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return stop.is_set()
+        if stop.wait(min(left, _KEEP_EVERY)):
+            return True
+        with contextlib.suppress(OSError, ValueError):
+            keep()
 
 
 def _raise_in(ident: int, exc: RunTimeout) -> None:
