@@ -239,8 +239,7 @@ def test_a_signal_plugin_code_sends_fsaops_fails_the_run_naming_it(
     scenario, env = _plugin(tmp_path, "sender", code)
     # A session of its own: os.kill(0) and killpg, when sent, reach its process group only.
     program = (
-        "import os, sys\nos.setsid()\nfrom fsaops.cli import main\n"
-        "sys.argv[0] = 'fsaops'\nmain()\n"
+        "import os, sys\nos.setsid()\nfrom fsaops.cli import main\nsys.argv[0] = 'fsaops'\nmain()\n"
     )
     proc = run([sys.executable, "-c", program, "migrate", scenario, "--json"], env=env)
     line = one_error_line(proc, 1, "plugin code may not interrupt fsaops", "sender-dist[sender]")
