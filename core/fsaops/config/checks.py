@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Final
 
 from fsaops.config.effective import SWAP
 from fsaops.config.schema import (
-    BUILTIN_SOURCE,
     MAX_COMMIT_INTERVAL,
     MAX_FILES,
     MAX_NODE_PAGES,
     MAX_NODES,
     MAX_PROCESSES,
+    MAX_SEED,
     MAX_SWAP_SLOTS,
     MAX_TICKS,
     MAX_TIMEOUT,
@@ -151,7 +151,7 @@ def static_problems(config: Config) -> list[str]:
         )
 
     w = config.workload
-    _in_range(problems, "workload.seed", w.seed, 0)
+    _in_range(problems, "workload.seed", w.seed, 0, MAX_SEED)
     for state in WorkloadConfig.STATES:
         value = config.fraction(state)
         if not 0.0 <= value <= 1.0:
@@ -225,7 +225,12 @@ def page_cache_pages(config: Config, registry: Registry) -> int:
 
 
 def check_config(
-    config: Config, registry: Registry, source: str, *, available: int | None = None
+    config: Config,
+    registry: Registry,
+    source: str,
+    *,
+    available: int | None = None,
+    builtin: bool | None = None,
 ) -> None:
     """Check a scenario against the loaded plugins and the machine.
 
@@ -235,7 +240,9 @@ def check_config(
     memory the run will touch must fit in the memory the machine (or this
     process's address-space limit) can give, ``available`` bytes if given.
     Keys left out of the file follow the selection first
-    (:func:`effective_config`).
+    (:func:`effective_config`).  The workload's states are checked against
+    the pages unless ``builtin`` (default: :attr:`Config.builtin`): the
+    built-in scenario, cut to fit the selection, names what it left out.
 
     Raises:
         ConfigError: naming ``source``, the key and what was expected.
@@ -308,7 +315,9 @@ def check_config(
                 f"{config.migrate.from_node}, which holds {config.node_pages} "
                 f"(kernel.node_memory = {format_size(config.kernel.node_memory)})"
             )
-    if not problems and source != BUILTIN_SOURCE:
+    if builtin is None:
+        builtin = config.builtin
+    if not problems and not builtin:
         problems.extend(_workload_problems(config, registry))
     if not problems:
         problem = memory_problem(config, registry, available)

@@ -29,8 +29,14 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn
 
 from fsaops.config.checks import message, raise_problems, static_problems
-from fsaops.config.schema import BUILTIN_SOURCE, DEFAULT_SCENARIO, ByteSize, Config
-from fsaops.config.sizes import parse_size
+from fsaops.config.schema import (
+    BUILTIN_SOURCE,
+    DEFAULT_SCENARIO,
+    BuiltinConfig,
+    ByteSize,
+    Config,
+)
+from fsaops.config.sizes import parse_size, too_small
 from fsaops.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -53,7 +59,38 @@ class _Expected(Exception):
         super().__init__(f"expected {expected}, got {_describe(value)}")
 
 
+class _Tiny(float):
+    """A TOML float that is not 0 as written but is 0.0 as a float (``1e-400``); keeps its text."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _Tiny:
+        tiny = super().__new__(cls, text)
+        tiny.text = text
+        return tiny
+
+
+def _toml_float(text: str) -> float:
+    """A TOML float; one too small to tell from 0 stays so marked, for its key to refuse."""
+    value = float(text)
+    return _Tiny(text) if too_small(text, value) else value
+
+
+class _TooSmallNumber(_Expected):
+    """A number that is not 0 as written, but too small to tell from 0."""
+
+    def __init__(self, value: _Tiny) -> None:
+        super().__init__("a number", value)
+        said = f"{value.text} is not 0, but too small to tell from 0; write 0 or a larger number"
+        self.args = (said,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def _describe(value: object) -> str:
+    if isinstance(value, _Tiny):
+        return f"the number {value.text}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -79,6 +116,8 @@ def _structure_int(value: object, _: type) -> int:
 def _structure_float(value: object, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Expected("a number", value)
+    if isinstance(value, _Tiny):
+        raise _TooSmallNumber(value)
     result = float(value)
     if not math.isfinite(result):
         raise _Expected("a finite number", value)
@@ -268,7 +307,7 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
             "scenario key has more than three (and TOML takes time quadratic in them)"
         )
     try:
-        raw = tomllib.loads(text)
+        raw = tomllib.loads(text, parse_float=_toml_float)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     except RecursionError:
@@ -328,19 +367,31 @@ def _check_regular(source: str, mode: int) -> None:
     raise _NotRegular(f"not a regular file: it is {kind}")
 
 
+def _working_folder_exists() -> bool:
+    """Whether the working folder still exists (a relative path names nothing in a deleted one)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, parse and check a scenario file.
 
     Raises:
-        ConfigError: the file cannot be read, is not a regular file (a
-            directory, a FIFO, a device, a socket: never opened for
-            reading), is not UTF-8 TOML, or is not a valid scenario; the
-            message names the file and the key.
+        ConfigError: the file cannot be read (it is not there, or is
+            named relative to a working folder that was deleted), is not a
+            regular file (a directory, a FIFO, a device, a socket: never
+            opened for reading), is not UTF-8 TOML, or is not a valid
+            scenario; the message names the file and the key.
     """
     source = os.fspath(path)
     try:
         data = _read_regular_file(source)
     except FileNotFoundError:
+        if not os.path.isabs(source) and not _working_folder_exists():
+            raise ConfigError(f"{source}: the working folder no longer exists") from None
         raise ConfigError(f"{source}: no such file") from None
     except _NotRegular as exc:
         raise ConfigError(f"{source}: {exc}") from None
@@ -367,8 +418,15 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def default_config() -> Config:
-    """The built-in scenario (:data:`DEFAULT_SCENARIO`)."""
-    return parse_config(DEFAULT_SCENARIO, BUILTIN_SOURCE)
+    """The built-in scenario (:data:`DEFAULT_SCENARIO`), marked so (:attr:`Config.builtin`).
+
+    The only scenario so marked: the same text read from a file, or given
+    to :func:`parse_config`, is a scenario like any other.
+    """
+    config = parse_config(DEFAULT_SCENARIO, BUILTIN_SOURCE)
+    return BuiltinConfig(
+        **{field.name: getattr(config, field.name) for field in attrs.fields(Config)}
+    )
 
 
 def unstructure_config(config: Config) -> dict[str, Any]:

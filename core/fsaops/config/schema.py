@@ -30,6 +30,9 @@ MAX_COMMIT_INTERVAL: Final = 1_000_000_000
 MAX_TIMEOUT: Final = 1_000_000
 """The longest wall-clock limit of a run, in seconds (``kernel.timeout``, ``--timeout``)."""
 
+MAX_SEED: Final = 2**64 - 1
+"""The largest seed (``workload.seed``, ``--seed``, a report's, as ``fsaops diff`` reads it)."""
+
 BUILTIN_SOURCE: Final = "<built-in scenario>"
 """How messages and reports name the built-in scenario."""
 
@@ -249,8 +252,8 @@ class WorkloadConfig:
     seed: int = attrs.field(
         default=0,
         metadata=_doc(
-            "Seed of the run: which pages get which state, the data written into "
-            "them, and the timing of other tasks. `--seed` overrides it."
+            "Seed of the run, from 0 to 2**64 - 1: which pages get which state, the data "
+            "written into them, and the timing of other tasks. `--seed` overrides it."
         ),
     )
     dirty: float = attrs.field(
@@ -421,10 +424,45 @@ class Config:
         """
         return self.processes.anon_pages or 0
 
+    builtin: ClassVar[bool] = False
+    """Whether this is the built-in scenario (:func:`~fsaops.config.default_config`), not a file.
+
+    The built-in scenario is cut to fit the selected plugins, and names the
+    parts it left out; a scenario file keeps every part it names.  It
+    travels with the scenario (``attrs.evolve`` keeps it), whatever the
+    scenario is called: a file may be named as the built-in scenario is.
+    """
+
     def fraction(self, state: str) -> float:
         """The workload fraction of ``state`` (one of :attr:`WorkloadConfig.STATES`)."""
         value: float = getattr(self.workload, state)
         return value
+
+
+@attrs.frozen(eq=False)
+class BuiltinConfig(Config):
+    """The built-in scenario: a :class:`Config` whose :attr:`~Config.builtin` is true.
+
+    Equal to the same scenario read from a file (the scenario is the same;
+    only how it is checked against the plugins differs).
+    """
+
+    builtin: ClassVar[bool] = True
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return all(
+            getattr(self, field.name) == getattr(other, field.name)
+            for field in attrs.fields(Config)
+        )
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return Config.__hash__(self)
 
 
 DEFAULT_SCENARIO: Final = """\
