@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 from rich.console import Console
 
+from fsaops.config.schema import MAX_SEED
 from fsaops.errors import MAX_REASON, MAX_SHOWN, FsaopsError, printable
 from fsaops.status import SCHEMA
 
@@ -146,6 +147,10 @@ def load_report(path: str) -> dict[str, Any]:
     proofs = data.get("proofs") or {}
     if any(not isinstance(proofs.get(n), dict | None) for n in ("placement", "durability")):
         raise BadReport(f"{path}: not a report of fsaops migrate --json: 'proofs' is malformed")
+    if not 0 <= data["seed"] <= MAX_SEED:  # what migrate's seed may be (workload.seed, --seed)
+        raise BadReport(
+            f"{path}: not a report: 'seed' is {data['seed']}, not one of 0 to {MAX_SEED}"
+        )
     for name, entry in data["by_aops"].items():
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")

@@ -285,9 +285,13 @@ def scenario_toml(config: Mapping[str, Any], seed: int) -> str:
 
 
 def _rerun(report: Report) -> str:
+    from fsaops.config import BUILTIN_SOURCE
+
     config = report.config
     words = ["fsaops", "migrate"]
-    if report.source != "<built-in scenario>":
+    # The command line names a file as the built-in scenario is as
+    # ./<built-in scenario>: a report so named is the built-in scenario's.
+    if report.source != BUILTIN_SOURCE:
         words.append(report.source)
     words += ["--seed", str(report.seed)]
     kernel = config.get("kernel", {})

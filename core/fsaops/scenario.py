@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 
 import attrs
 
-from fsaops.aops import member_name
+from fsaops.aops import configure_aops, member_name
 from fsaops.backing import Committer
 from fsaops.config import (
     BUILTIN_SOURCE,
@@ -856,6 +856,15 @@ def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
     if kernel.swapper_space is not None:
         table = kernel.swapper_space.a_ops
         known.setdefault(table.name, ("swap", "default", member_name(table.migratepage)))
+    elif kernel.registry is not None and "swap" in kernel.registry.filesystems:
+        # No swap device (swap.slots = 0): anonymous pages are still counted
+        # under the swap plugin's table, and fail (add_to_swap finds no slot).
+        swap_type = kernel.registry.filesystems["swap"]
+        table = configure_aops(swap_type.aops(None), migration=kernel.migration)
+        if table.name in stats.tables:  # a row only for pages tried, as before
+            known.setdefault(
+                table.name, ("swap", swap_type.default_mode, member_name(table.migratepage))
+            )
     reports = []
     for name in sorted(set(known) | set(stats.tables)):
         fs, mode, fn = known.get(name, ("?", "?", None))
@@ -913,16 +922,18 @@ def plan_scenario(
 ) -> Plan:
     """Fill in the defaults the selection decides, then check the scenario (once).
 
-    ``builtin`` (default: whether ``source`` is the built-in scenario's)
-    lets the scenario drop the parts the selected plugins cannot serve.
+    ``builtin`` (default: :attr:`Config.builtin <fsaops.config.Config.builtin>`,
+    true only for :func:`~fsaops.config.default_config`, whatever
+    ``source`` says) lets the scenario drop the parts the selected plugins
+    cannot serve.
 
     Raises:
         ConfigError: the scenario does not fit the loaded plugins or the machine.
     """
     if builtin is None:
-        builtin = source == BUILTIN_SOURCE
+        builtin = config.builtin
     effective, left_out = effective_config(config, registry, builtin=builtin)
-    check_config(effective, registry, source)
+    check_config(effective, registry, source, builtin=builtin)
     unused = not_mounted(config, registry) if builtin else ()
     return Plan(effective, registry, source, left_out, unused)
 
