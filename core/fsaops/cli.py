@@ -163,28 +163,50 @@ def _decimal(text: str) -> int:
     return int(text)
 
 
-def _seed(text: str) -> int:
+def _shown(text: str) -> str:
+    """An argument as a message quotes it: its first 40 characters."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _non_negative(text: str, high: int | None = None) -> int:
+    """A non-negative integer written with the digits 0 to 9, at most ``high`` if given.
+
+    A number of more digits than Python converts (``int()`` stops at 4,300)
+    is out of range, not malformed: with ``high``, the message names it.
+    """
+    want = "a non-negative integer" if high is None else f"an integer from 0 to {high}"
     try:
         value = _decimal(text)
     except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, got {shown!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+        digits = text.strip().lstrip("+")
+        if high is not None and text.isascii() and digits.isdigit():  # too many digits for int()
+            raise argparse.ArgumentTypeError(
+                f"expected {want}, got a number of {len(digits):,} digits"
+            ) from None
+        raise argparse.ArgumentTypeError(f"expected {want}, got {_shown(text)}") from None
+    if value < 0 or (high is not None and value > high):
+        count = len(text.strip().lstrip("+-"))
+        shown = str(value) if len(text) <= 40 else f"a number of {count:,} digits"
+        raise argparse.ArgumentTypeError(f"expected {want}, got {shown}")
     return value
 
 
+def _seed(text: str) -> int:
+    """A seed: 0 to :data:`~fsaops.config.schema.MAX_SEED`, as ``workload.seed`` is."""
+    from fsaops.config.schema import MAX_SEED
+
+    return _non_negative(text, MAX_SEED)
+
+
 def _count(text: str) -> int:
-    value = _seed(text)
+    value = _non_negative(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
 def _count0(text: str) -> int:
-    return _seed(text)
+    return _non_negative(text)
 
 
 def _reduction(text: str) -> str:
@@ -211,14 +233,22 @@ MAX_RUN_SECONDS: Final = 1_000_000
 
 
 def _seconds(text: str) -> float:
+    """A number of seconds written with the digits 0 to 9, from 0 (no limit) to the longest."""
+    from fsaops.config.sizes import TooSmall, parse_number
+
     try:
-        value = float(text)
-    except (ValueError, OverflowError):
+        value = parse_number(text)
+    except TooSmall:
+        raise argparse.ArgumentTypeError(
+            f"{_shown(text)} is not 0, but too small to tell from 0 (no limit); "
+            "write 0 or a larger number"
+        ) from None
+    except ValueError:
         value = math.nan
     if not (math.isfinite(value) and 0 <= value <= MAX_RUN_SECONDS):
-        shown = text if len(text) <= 40 else text[:40] + "..."
         raise argparse.ArgumentTypeError(
-            f"expected a number of seconds from 0 (no limit) to {MAX_RUN_SECONDS}, got {shown!r}"
+            f"expected a number of seconds from 0 (no limit) to {MAX_RUN_SECONDS}, "
+            f"got {_shown(text)}"
         )
     return value
 
@@ -465,11 +495,27 @@ def _parser() -> _Parser:
 
 
 def _read_config(path: str | None) -> tuple[Config, str]:
+    """The scenario (the built-in one when no file is given), and what names it."""
     from fsaops.config import BUILTIN_SOURCE, default_config, load_config
 
     if path is None:
         return default_config(), BUILTIN_SOURCE
-    return load_config(path), path
+    source = _source_name(path)
+    return load_config(source), source
+
+
+def _source_name(path: str | None) -> str:
+    """How messages, reports and pages name the scenario ``path`` (``None``: the built-in one).
+
+    A file named as the built-in scenario is (``<built-in scenario>``) is
+    named ``./<built-in scenario>``: the same file, never taken for the
+    built-in scenario by whoever reads the report or runs it again.
+    """
+    from fsaops.config import BUILTIN_SOURCE
+
+    if path is None:
+        return BUILTIN_SOURCE
+    return os.path.join(os.curdir, path) if path == BUILTIN_SOURCE else path
 
 
 def _load(
@@ -691,9 +737,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         else _output_file(args.html, "--html", reads={"the scenario": args.scenario})
     )
     if html is not None:  # from here on, a run that fails says so on its page too
-        from fsaops.config import BUILTIN_SOURCE
-
-        _PAGE.set((html, BUILTIN_SOURCE if args.scenario is None else args.scenario, "migrate"))
+        _PAGE.set((html, _source_name(args.scenario), "migrate"))
     config, source = _read_config(args.scenario)
     if args.debug_vm:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
@@ -784,6 +828,8 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
 
     if not path:
         raise FsaopsError(f"{option}: expected a file name, got an empty string")
+    if not os.path.isabs(path) and not _working_folder_exists():
+        raise FsaopsError(f"{option} {path}: the working folder no longer exists")
     if os.path.isdir(path):
         raise FsaopsError(f"{option} {path}: is a directory; name a file to write")
     for what, other in (reads or {}).items():
@@ -802,6 +848,15 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
     if too_long is not None:
         raise FsaopsError(f"{option} {path}: the file name is too long ({too_long})")
     return os.path.abspath(path)
+
+
+def _working_folder_exists() -> bool:
+    """Whether the working folder still exists (a relative path names nothing in a deleted one)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _name_too_long(path: str) -> str | None:

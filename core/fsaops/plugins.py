@@ -489,10 +489,20 @@ MAX_TIMEOUT: Final = 3600.0
 
 
 def _timeout(value: object, what: str) -> float:
-    """``value`` as a time limit in seconds; a ``ConfigError`` naming ``what`` if it is not one."""
+    """``value`` as a time limit in seconds; a ``ConfigError`` naming ``what`` if it is not one.
+
+    Text is a number written with the digits 0 to 9 (not ``'1_0'``, nor
+    another script's digits); one too small to tell from 0 is no limit, and
+    refused as 0 is.
+    """
+    from fsaops.config.sizes import parse_number
+
     seconds = math.nan
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        with contextlib.suppress(ValueError, OverflowError):
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            seconds = parse_number(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
             seconds = float(value)
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
         raise ConfigError(
