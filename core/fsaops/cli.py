@@ -172,9 +172,10 @@ def _non_negative(text: str, high: int | None = None) -> int:
     """A non-negative integer written with the digits 0 to 9, at most ``high`` if given.
 
     A number of more digits than Python converts (``int()`` stops at 4,300)
-    is out of range, not malformed: with ``high``, the message names it.
+    is out of range, not malformed: with ``high``, the message says how
+    many digits it has, not what it is not.
     """
-    want = "a non-negative integer" if high is None else f"an integer from 0 to {high}"
+    want = "a non-negative integer" if high is None else f"a non-negative integer of at most {high}"
     try:
         value = _decimal(text)
     except ValueError:
