@@ -251,10 +251,25 @@ def migrate_page_remove_references(newpage: Page, page: Page, nr_refs: int) -> i
 
 
 def _count_mismatch(page: Page, nr_refs: int) -> str:
-    """Why the counts did not match, as what was expected and what was found."""
+    """Why the counts did not match, as what was expected and what was found.
+
+    A page with buffers (``PG_private``) whose expected count has no term
+    for them is told so: its buffers hold that reference, which
+    ``buffer_migrate_page`` counts (3) and ``migrate_page`` does not (2).
+    """
+    from fsaops.buffer import BufferHead
+
     want = page.mapcount + nr_refs
     parts = "cache + isolation" + (" + buffers" if nr_refs > 2 else "")
     extra = "an extra reference is held" if page.count > want else "a reference is missing"
+    buffers = page.flags & PG_private and isinstance(page.private, BufferHead)
+    if page.count > want and buffers and nr_refs <= 2:
+        held = (
+            "the extra reference is the page's buffers' (PG_private)"
+            if page.count == want + 1
+            else "an extra reference is held, besides the page's buffers' (PG_private)"
+        )
+        extra = f"{held}, which this count has no term for (buffer_migrate_page counts it)"
     return (
         f"reference count {page.count}, expected {want} ({parts} + {page.mapcount} pte(s)): {extra}"
     )
@@ -976,7 +991,14 @@ class _DebugVm:
     def _buffer_problems(
         self, before: PageState | None, page: Page, newpage: Page | None
     ) -> list[str]:
-        """Buffers left locked, or with a count changed, by whoever handled the page."""
+        """Buffers left locked, or with a count changed, by whoever handled the page.
+
+        A buffer lock may be held by a task (``buffer_lock``) or by I/O in
+        flight: ``block_write_full_page`` locks each buffer it submits, marks
+        it ``BH_Async_Write`` and leaves it locked until
+        ``end_buffer_async_write`` (``BH_Async_Read`` likewise until
+        ``end_buffer_async_read``).  Neither is a buffer left locked.
+        """
         if before is None or before.ring is None:
             return []
         held = {
@@ -990,7 +1012,11 @@ class _DebugVm:
             bh = state.bh
             if id(bh) in held:
                 continue
-            if bh.b_state & BH_lock and not state.state & BH_lock:
+            if (
+                bh.b_state & BH_lock
+                and not state.state & BH_lock
+                and not bh.b_state & (BH.async_write | BH.async_read)
+            ):
                 problems.append(f"buffer head {i} of pfn {page.pfn} was left locked")
             jbd_before = 1 if state.state & BH_jbd else 0
             jbd_now = 1 if bh.b_state & BH_jbd else 0
