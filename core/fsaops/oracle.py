@@ -828,6 +828,11 @@ class Oracle:
         its buffers (:func:`~fsaops.buffer.journal_head_problem` finds
         nothing wrong with the hold), or if the backing store (the file's blocks or the swap
         slot) already holds ``expected``.
+
+        Of a file page that was not ``PG_uptodate``, only its uptodate buffers
+        hold file data: the others (holes, blocks never read) hold whatever
+        the frame held before, and a read would return zeros or the block
+        for them, not those bytes.  Only the uptodate buffers are compared.
         """
         if new.flags & (PG.dirty | PG.writeback):
             return True
@@ -851,7 +856,17 @@ class Oracle:
         host = tree.host if tree is not None else None
         if host is None:
             return False
-        return self.on_disk(host, before.key) == expected
+        disk = self.on_disk(host, before.key)
+        if disk == expected:
+            return True
+        if before.flags & PG.uptodate or before.ring is None or before.ring_problem is not None:
+            return False
+        return all(
+            disk[state.offset : state.offset + state.size]
+            == expected[state.offset : state.offset + state.size]
+            for state in before.ring
+            if state.state & BH.uptodate
+        )
 
     def moved_problems(
         self,
