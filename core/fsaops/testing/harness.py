@@ -519,7 +519,9 @@ def expected_engine_outcome(subject: Subject, spec: PageSpec) -> str:
     write (no ``writepage``), so that page stays too; from 2.6.17 the
     fallback unmaps the page first
     (:attr:`~fsaops.semantics.Semantics.fallback_unmaps`), so a mapped
-    page is written and moves, and a ``VM_LOCKED`` one fails there and then.
+    page is written and moves, a page dirty only in its pte is dirty by
+    then (and stays if the table cannot write it), and a ``VM_LOCKED`` one
+    fails there and then.
     """
     if subject.has("refuses"):
         return "failed"
@@ -530,9 +532,11 @@ def expected_engine_outcome(subject: Subject, spec: PageSpec) -> str:
         return "failed"
     if spec.pinned:
         return "from"
+    # From 2.6.17 the fallback's unmap puts a dirty pte's bit on the page before PageDirty.
+    dirty = spec.dirty or (spec.pte_dirty and release.fallback_unmaps)
     kept_dirty = (
         fallback
-        and spec.dirty
+        and dirty
         and not spec.writeback
         and ((spec.mapped and not release.fallback_unmaps) or subject.table.writepage is None)
     )
