@@ -118,7 +118,11 @@ def broken_fields(page: Page) -> list[str]:
             found.append("private is missing")
         else:
             if not isinstance(private, BufferHead):
-                found.append(f"private is {_kind(private)} under PG_private, not a buffer head")
+                found.append(
+                    f"private is {_kind(private)} under PG_private, not a buffer head (fsaops "
+                    "models PG_private as buffer heads only: private data of other kinds, such "
+                    "as jfs metapages or NFS requests, is outside what it models)"
+                )
     return found
 
 
@@ -683,7 +687,11 @@ def _check_buffers(
     problems: list[str] = []
     head = page.private
     if not isinstance(head, BufferHead):
-        return [f"pfn {page.pfn} has PG_private but private is {head!r}"]
+        return [
+            f"pfn {page.pfn} has PG_private but private is {head!r}, not a buffer head: fsaops "
+            "models PG_private as buffer heads only, and private data of other kinds (jfs "
+            "metapages, NFS requests) is outside what it models"
+        ]
     size = head.b_size
     ps = page.node.page_size
     ring = []
