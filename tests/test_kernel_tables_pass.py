@@ -221,6 +221,8 @@ def test_pg_private_without_buffers_is_named_outside_what_fsaops_models(
     world = World(registry=registry, nodes=2, node_pages=64)
     inode = world.file(world.mount("ext2"), 1, clean=True)
     (page,) = inode.i_mapping.pages()
+    page.private = 0  # no private data at all: a slip, said as before
+    assert broken_fields(page) == ["private is an int under PG_private, not a buffer head"]
     page.private = _Metapage()
     (field,) = broken_fields(page)
     assert field.startswith("private is ")

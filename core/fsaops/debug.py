@@ -117,7 +117,10 @@ def broken_fields(page: Page) -> list[str]:
         except AttributeError:
             found.append("private is missing")
         else:
-            if not isinstance(private, BufferHead):
+            if private is None or _number(private):
+                found.append(f"private is {_kind(private)} under PG_private, not a buffer head")
+            elif not isinstance(private, BufferHead):
+                # Private data of another kind (a jfs metapage, an NFS request).
                 found.append(
                     f"private is {_kind(private)} under PG_private, not a buffer head (fsaops "
                     "models PG_private as buffer heads only: private data of other kinds, such "
@@ -686,7 +689,9 @@ def _check_buffers(
 ) -> list[str]:
     problems: list[str] = []
     head = page.private
-    if not isinstance(head, BufferHead):
+    if head is None or _number(head):
+        return [f"pfn {page.pfn} has PG_private but private is {head!r}"]
+    if not isinstance(head, BufferHead):  # private data of another kind
         return [
             f"pfn {page.pfn} has PG_private but private is {head!r}, not a buffer head: fsaops "
             "models PG_private as buffer heads only, and private data of other kinds (jfs "
