@@ -61,6 +61,7 @@ SCHEDULE_SECONDS: Final = 60.0
 """Wall time one schedule may take before it is stopped and reported."""
 
 TARGET_NID: Final = 1
+"""The node the checks after a schedule read pages in on."""
 
 
 class _WhyLog:
@@ -221,21 +222,21 @@ def execute(
     kernel.log = cast("EngineLog", log)
     install(xworld, ctl)
     stats = MigrateStats()
-    world = xworld.world
-    to = xworld.to
 
     def migrate() -> None:
-        moved, failed = PageList("moved"), PageList("failed")
-        from_ = world.from_
-        migrate_pages(from_, to, moved, failed, stats=stats, kernel=kernel)
-        # As migrate_pages_to does: the old pages go back (and are freed), the
-        # spare new pages too.
-        putback_lru_pages(moved)
-        putback_lru_pages(failed)
-        putback_lru_pages(from_)
-        for page in list(to):
-            list_del(page)
-            put_page(page)
+        # A direction at a time (node 0 to node 1, then node 1 to node 0), as
+        # sys_migrate_pages migrates node by node.
+        for from_, to, _nid in xworld.moves:
+            moved, failed = PageList("moved"), PageList("failed")
+            migrate_pages(from_, to, moved, failed, stats=stats, kernel=kernel)
+            # As migrate_pages_to does: the old pages go back (and are freed),
+            # the spare new pages too.
+            putback_lru_pages(moved)
+            putback_lru_pages(failed)
+            putback_lru_pages(from_)
+            for page in list(to):
+                list_del(page)
+                put_page(page)
 
     ctl.add("migrate", kernel.current, ALL, migrate, "m")
     for j, (name, task, mask, body) in enumerate(xworld.tasks):
@@ -310,13 +311,12 @@ def _check(xworld: ExploredWorld, stats: MigrateStats) -> list[tuple[str, str]]:
         kernel.run_until_idle()
         problems += [(invariant, p) for p in check_kernel(kernel)]
         truncated = xworld.truncated
-        places = {
-            pfn: placed
-            for pfn, placed in xworld.places.items()
-            if id(placed.record) not in truncated
-        }
-        placement = prove_placement(world, places, ledger(stats), target_nid=TARGET_NID)
-        problems += [(invariant, p) for p in placement.problems]
+        for target, before in xworld.places:
+            places = {
+                pfn: placed for pfn, placed in before.items() if id(placed.record) not in truncated
+            }
+            placement = prove_placement(world, places, ledger(stats), target_nid=target)
+            problems += [(invariant, p) for p in placement.problems]
         views = [v for v in xworld.views if id(v[0]) not in truncated]
         kernel.alloc_nid = TARGET_NID
         readback = world.oracle.read_back(world, views=views)

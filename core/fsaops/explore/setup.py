@@ -9,7 +9,13 @@ builder (:class:`~fsaops.world.World`), and every schedule starts from it.
 The pages are the explorer's pages 0, 1, ...: each a page of its own file
 on one mount of the table (or, for the swap cache's table, one page of
 anonymous memory of its own process), isolated for migration, with a new
-page for each on the target node.  A page's state follows the tasks that
+page for each on the other node.  Page *k* is at index *k* of its file
+(the file's pages before it are on disk, not in the page cache, or, for a
+table with nothing to write back to, in the page cache and not migrated),
+so that a table that treats a file's first page apart is run on both
+kinds.  Even pages are on node 0 and move to node 1, odd pages are on
+node 1 and move to node 0: the migration task migrates each direction in
+turn, as ``sys_migrate_pages`` does node by node.  A page's state follows the tasks that
 work on it: dirty for ``writeback``, mapped for ``mmap-write``, a swap pte
 for ``swapin``; otherwise odd pages are dirty (where the table can write),
 and even anonymous pages are mapped.  With ``out_of_line`` (a scenario's
@@ -21,7 +27,8 @@ through buffer heads (ext2 ``nobh``'s "confused" pages).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -30,16 +37,20 @@ from fsaops.config.effective import SWAP
 from fsaops.errors import ConfigError
 from fsaops.explore.runtime import Pages
 from fsaops.explore.tasks import ACCESSORS, Accessor, Runtime, accessor, make_body
-from fsaops.page import PG
+from fsaops.fs import generic_file_write
+from fsaops.lists import PageList, list_add_tail, list_del
+from fsaops.mapping import grab_cache_page
+from fsaops.memory import Node
+from fsaops.page import PG, Page, put_page, unlock_page
 from fsaops.process import plugin_code
-from fsaops.proofs import Places, snapshot_places
+from fsaops.proofs import Placed, snapshot_places
 from fsaops.world import Area, File, PageSpec, PreparedPage, SetupError, World
+from fsaops.writeback import set_page_dirty
 
 if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations, FileSystemType
     from fsaops.fs import SuperBlock
     from fsaops.kernel import Kernel
-    from fsaops.lists import PageList
     from fsaops.plugins import Registry
     from fsaops.rmap import Mm, Vma
     from fsaops.sched import Task
@@ -61,6 +72,8 @@ __all__ = [
     "out_of_line_applies",
     "page_spec",
     "probe",
+    "source_node",
+    "target_node",
 ]
 
 DEFAULT_PAGES: Final = 4
@@ -76,7 +89,25 @@ DEFAULT_IO_LATENCY: Final = 4
 """Ticks from submitting a write to its completion unless told otherwise (the kernel's default)."""
 
 SOURCE_NODE: Final = 0
+"""The node even pages are on (odd pages are on :data:`TARGET_NODE`)."""
+
 TARGET_NODE: Final = 1
+"""The node even pages move to (odd pages move to :data:`SOURCE_NODE`)."""
+
+
+def source_node(i: int) -> int:
+    """The node page ``i`` is on before migration: even pages on node 0, odd ones on node 1."""
+    return SOURCE_NODE if i % 2 == 0 else TARGET_NODE
+
+
+def target_node(i: int) -> int:
+    """The node page ``i`` moves to: the other one."""
+    return TARGET_NODE if i % 2 == 0 else SOURCE_NODE
+
+
+def file_index(i: int, anonymous: bool) -> int:
+    """The index of page ``i`` in its file: ``i`` (anonymous memory: 0, its area's one page)."""
+    return 0 if anonymous else i
 
 
 @attrs.frozen
@@ -143,13 +174,17 @@ class Target:
         index: its number.
         prepared: the page and what it must keep.
         record: its file or area.
-        rindex: its index there.
+        rindex: its index there (:func:`file_index`).
+        node: the node it is on before migration (:func:`source_node`).
+        target: the node it moves to (:func:`target_node`).
     """
 
     index: int
     prepared: PreparedPage
     record: File | Area
     rindex: int
+    node: int = SOURCE_NODE
+    target: int = TARGET_NODE
 
     @property
     def anonymous(self) -> bool:
@@ -372,6 +407,36 @@ def assign_pages(
 # -- the world ---------------------------------------------------------------------------
 
 
+class _FromNode1(Node):
+    """Node 0, while a page of node 1 is built: its frames come from node 1.
+
+    The builder reads a file page in on node 0 whatever the kernel's
+    allocation node; the explorer's odd pages are on node 1.
+    """
+
+    __slots__ = ()
+
+    def alloc_page(self) -> Page | None:
+        """A free frame of node 1."""
+        return self.kernel.nodes[1].alloc_page()
+
+
+@contextmanager
+def _allocating_on(kernel: Kernel, nid: int) -> Iterator[None]:
+    """Every page allocated while it lasts is on node ``nid`` (0 or 1)."""
+    node0 = kernel.nodes[0]
+    kind = node0.__class__
+    was = kernel.alloc_nid
+    kernel.alloc_nid = nid
+    if nid == 1:
+        node0.__class__ = _FromNode1
+    try:
+        yield
+    finally:
+        node0.__class__ = kind
+        kernel.alloc_nid = was
+
+
 class ExploredWorld:
     """The machine every schedule starts from, built once.
 
@@ -387,8 +452,10 @@ class ExploredWorld:
         tasks: the accessor tasks: (name, kernel task, page mask, body).
         views: file pages that processes map (for the read-back).
         truncated: the files a ``truncate`` task emptied (by id), in a run.
-        to: the new pages.
-        places: where every page was before migration (the placement proof's start).
+        moves: what the migration task migrates, a direction at a time:
+            (the isolated pages of one node, the new pages on the other, that node).
+        places: where every explorer page was before migration, by the node
+            it moves to (the placement proof's start).
         rt: what the task bodies need at run time.
         out_of_line: the pages' blocks are out of line (``setup.out_of_line``,
             where :func:`out_of_line_applies`).
@@ -451,7 +518,8 @@ class ExploredWorld:
                 raise SetupError(f"task {spec}: there are pages 0 to {n - 1}")
             on[spec.page].append(accessor(spec.name))
         for i in range(n):
-            self.targets.append(self._build_page(i, on[i]))
+            with _allocating_on(kernel, source_node(i)):
+                self.targets.append(self._build_page(i, on[i]))
         first = self.targets[0].prepared.page
         bh = first.private if first.flags & PG.private else None
         self.buffers_per_page = 0 if bh is None else setup.page_size // bh.b_size
@@ -462,8 +530,22 @@ class ExploredWorld:
             body = make_body(spec.name, self, target, self.rt)
             mask = self.pages.all if acc.whole_mount else 1 << spec.page
             self.tasks.append((str(spec), kernel.new_task(str(spec)), mask, body))
-        self.to: PageList = self.world.new_pages(n, TARGET_NODE)
-        self.places: Places = snapshot_places(self.world, SOURCE_NODE)
+        self.moves: list[tuple[PageList, PageList, int]] = []
+        self.places: list[tuple[int, dict[int, Placed]]] = []
+        isolated = list(self.world.from_)
+        for nid in (SOURCE_NODE, TARGET_NODE):
+            pfns = {t.prepared.page.pfn for t in self.targets if t.node == nid}
+            if not pfns:
+                continue
+            from_ = PageList(f"from node {nid}")
+            for page in isolated:
+                if page.pfn in pfns:
+                    list_del(page)
+                    list_add_tail(page, from_)
+            dest = target_node(nid)
+            self.moves.append((from_, self.world.new_pages(len(pfns), dest), dest))
+            before = snapshot_places(self.world, nid)
+            self.places.append((dest, {pfn: before[pfn] for pfn in pfns if pfn in before}))
 
     def __repr__(self) -> str:
         return f"<ExploredWorld {self.setup.fs}:{self.setup.mode} {self.setup.pages} pages>"
@@ -483,9 +565,11 @@ class ExploredWorld:
         return attrs.evolve(spec, out_of_line=True) if self.out_of_line else spec
 
     def _build_page(self, i: int, accs: Sequence[Accessor]) -> Target:
-        spec = self._spec(i, accs)
+        spec = attrs.evolve(self._spec(i, accs), index=file_index(i, self.setup.anonymous))
         try:
             prepared = self.world.make_page(spec, on=self.sb)
+            if prepared.inode is not None:
+                self._fill_before(self.world.record_of(prepared.inode), spec.index)
         except (SetupError, ValueError) as exc:
             raise SetupError(f"page {i} ({spec}): {exc}") from exc
         pages = self.pages
@@ -503,7 +587,52 @@ class ExploredWorld:
                 pages.add(swapper, i)
         if prepared.mm is not None:
             pages.add(prepared.mm, i)
-        return Target(i, prepared, record, prepared.spec.index)
+        return Target(i, prepared, record, prepared.spec.index, source_node(i), target_node(i))
+
+    def _fill_before(self, record: File, index: int) -> None:
+        """Give the file's pages before ``index`` their data: on disk, not in the page cache.
+
+        The builder puts only the explored page's own blocks on disk.  A
+        table with nothing to write back to (no ``writepage``) that takes
+        ``write(2)`` (ramfs) reads zeroes from the disk, and one with no
+        ``readpage`` reads nothing: their file's other pages are put in the
+        page cache instead, where they stay (they are not migrated).
+        """
+        if index == 0:
+            return
+        world = self.world
+        inode = record.inode
+        table = inode.i_mapping.a_ops
+        ps = world.page_size
+        if (
+            table.writepage is None
+            and table.prepare_write is not None
+            and table.commit_write is not None
+        ):
+            generic_file_write(inode, 0, world.expected_range(record, 0, index))
+            return
+        if table.readpage is None:
+            # Nothing reads it from the disk (a buffer-cache mapping of
+            # xfs_buftarg's): in the page cache, as the builder makes such a page.
+            for i in range(index):
+                page = grab_cache_page(inode.i_mapping, i)
+                if page is None:
+                    raise SetupError(f"node {self.kernel.alloc_nid} is out of pages")
+                world.oracle.write_frame(page, world.expected(record, i))
+                page.flags |= PG.uptodate
+                set_page_dirty(page)  # nothing to write it back to: only memory holds it
+                unlock_page(page)
+                put_page(page)
+            return
+        bdev = inode.i_sb.s_bdev
+        bs = bdev.block_size
+        per_page = ps // bs
+        for i in range(index):
+            data = world.expected(record, i)
+            for j in range(per_page):
+                blocknr = inode.blocks[i * per_page + j]
+                if blocknr:
+                    bdev.write(blocknr, data[j * bs : (j + 1) * bs])
 
     def register_process(self, mm: Mm, index: int) -> None:
         """A process of page ``index`` (its locks belong to that page)."""

@@ -12,7 +12,8 @@ name             what it does (kernel terms)
 ===============  =====================================================================
 ``read-fault``   a process maps the page's file shared and reads it: a fault that
                  finds the page in the page cache (``find_get_page``), reads it in if
-                 it is not up to date, and installs a pte
+                 it is not up to date, and installs a pte; what it read must be a
+                 version of the page
 ``mmap-write``   the process that maps the page stores through its mapping: the pte
                  becomes dirty (a fault first if migration removed the pte)
 ``write``        ``write(2)`` of the whole page: ``find_lock_page``, the table's
@@ -26,7 +27,8 @@ name             what it does (kernel terms)
 ``kjournald``    ext3's journal commits once (ordered data and journalled buffers
                  are written home and leave the transaction)
 ``swapin``       the process whose page it is touches it through its swap pte:
-                 ``lookup_swap_cache``, ``lock_page``, the V4 1/6 re-check, a new pte
+                 ``lookup_swap_cache``, ``lock_page``, the V4 1/6 re-check, a new pte;
+                 what it read must be a version of the page
 ``bh-lock``      a reader of one of the page's buffers (:func:`bh_lock_buffer`: page 0
                  the first, page 1 the last): the buffer looked up under
                  ``private_lock`` as ``__find_get_block`` does, then ``lock_buffer``
@@ -245,8 +247,18 @@ def _read_fault(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     world.register_process(mm, target.index)
     world.views.append((file, target.rindex, mm, vma))
 
+    record = target.record
+    rindex = target.rindex
+    name = f"read-fault@{target.index}"
+    ps = world.world.page_size
+    addr = (vma.vm_start + rindex - vma.vm_pgoff) * ps
+
     def body() -> None:
-        world.world.touch(mm, vma, target.rindex)
+        # What the process read must be a version of the page, whatever the
+        # page looks like once the schedule is over.
+        problem = world.stale_data(record, rindex, mm.read(addr, ps))
+        if problem is not None:
+            raise FsaopsError(f"{name}: the process read {problem}")
 
     return body
 
@@ -377,8 +389,16 @@ def _swapin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     if mm is None:
         raise KernelBug(f"anonymous page {target.index} has no process")
 
+    record = target.record
+    rindex = target.rindex
+    name = f"swapin@{target.index}"
+    ps = world.world.page_size
+
     def body() -> None:
-        mm.read(prepared.addr, 1)
+        # What the process read must be a version of the page.
+        problem = world.stale_data(record, rindex, mm.read(prepared.addr, ps))
+        if problem is not None:
+            raise FsaopsError(f"{name}: the process read {problem}")
 
     return body
 
