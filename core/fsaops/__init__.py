@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         migrate_pages,
         swap_page,
     )
+    from fsaops.mutex import Mutex
     from fsaops.page import PG, Page
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "AddressSpaceOperations",
     "FileSystemType",
     "Kernel",
+    "Mutex",
     "Page",
     "__version__",
     "buffer_migrate_page",
@@ -57,6 +59,7 @@ _HOMES = {
     "AddressSpaceOperations": "fsaops.aops",
     "FileSystemType": "fsaops.aops",
     "Kernel": "fsaops.kernel",
+    "Mutex": "fsaops.mutex",
     "buffer_migrate_page": "fsaops.buffer",
     "fail_migrate_page": "fsaops.migrate",
     "migrate_page": "fsaops.migrate",

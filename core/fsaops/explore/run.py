@@ -33,6 +33,7 @@ from fsaops.explore.runtime import (
 from fsaops.lists import PageList, list_del
 from fsaops.lru import putback_lru_pages
 from fsaops.migrate import MigrateStats, migrate_pages
+from fsaops.mutex import explored_by
 from fsaops.page import Page, page_address, put_page
 from fsaops.proofs import ledger, prove_durability, prove_placement
 from fsaops.sched import Event
@@ -83,7 +84,11 @@ class _WhyLog:
 
 
 def install(xworld: ExploredWorld, ctl: Controller) -> None:
-    """Make the machine an explored kernel: its spinlocks, scheduler and nodes (see runtime)."""
+    """Make the machine an explored kernel: its spinlocks, scheduler and nodes (see runtime).
+
+    The tables' own :class:`~fsaops.mutex.Mutex` locks become the explored
+    kernel's too.
+    """
     kernel = xworld.kernel
     pages = xworld.pages
     mappings = [inode.i_mapping for sb in kernel.super_blocks for inode in sb.inodes]
@@ -113,6 +118,7 @@ def install(xworld: ExploredWorld, ctl: Controller) -> None:
     kernel.sched.__class__ = scheduler
     for node in kernel.nodes:
         node.__class__ = ExploredNode
+    explored_by(ctl)  # the tables' own locks (fsaops.Mutex)
 
 
 def _spawner(
@@ -249,6 +255,9 @@ def execute(
     problems: list[tuple[str, str]] = []
     if ctl.outcome == "diverged":
         pass  # no verdict on a schedule that is not the one asked for: ``outcome`` says so
+    elif ctl.outcome == "foreign lock":
+        # Not the table's bug: a lock the explorer cannot schedule.
+        problems.append((Status.BAD_INPUT.value, ctl.problem))
     elif ctl.outcome != "done":
         problems.append((Status.KERNEL_BUG.value, ctl.problem))
     else:

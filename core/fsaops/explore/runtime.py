@@ -36,8 +36,11 @@ search uses to tell steps that commute from steps that do not.
 from __future__ import annotations
 
 import _thread
+import dis
+import inspect
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -78,6 +81,9 @@ Label = tuple[str, str, int, int, str, int]
 """A point's label: (kind, kernel function, explorer page or -1, pfn or -1, lock, page mask)."""
 
 _MODULE: Final = __name__
+
+STALL_SECONDS: Final = 0.5
+"""How long the task that has the CPU may go without reaching a point before it is looked at."""
 
 
 class Pages:
@@ -223,8 +229,9 @@ class Controller:
     (-1 at the start), the task chosen, the runnable tasks and the page
     mask of each one's next step; ``labels`` (with ``record``) the
     label of the step each choice let run; ``outcome`` is ``done``,
-    ``deadlock``, ``error`` or ``too long``, and ``problem`` says why
-    for the last three.
+    ``deadlock``, ``error``, ``too long`` or ``foreign lock`` (a task waits
+    on a lock of its plugin's own, :func:`foreign_lock`), and ``problem``
+    says why for the last four.
     """
 
     def __init__(
@@ -334,16 +341,53 @@ class Controller:
     # -- running ---------------------------------------------------------------
 
     def run(self, timeout: float | None = None) -> None:
-        """Run every task to the end (or to a deadlock, an error, the point limit)."""
+        """Run every task to the end (or to a deadlock, an error, the point limit).
+
+        A task that has had the CPU for :data:`STALL_SECONDS` without
+        reaching a point is looked at: one that waits on a lock of its
+        plugin's own that the explorer does not schedule stops the schedule
+        at once (outcome ``foreign lock``, :func:`foreign_lock`), rather than
+        at the end of ``timeout``.
+        """
         self.live = True
         for xt in self.tasks:
             self._start(xt)
         self._decide(None)
-        if not self._finished.wait(timeout):
-            self._stop(
-                "too long", f"the schedule did not end within {timeout:g} s{self._running()}"
-            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[int, XTask | None] | None = None
+        while True:
+            left = STALL_SECONDS if deadline is None else deadline - time.monotonic()
+            if self._finished.wait(max(0.0, min(STALL_SECONDS, left))):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                self._stop(
+                    "too long", f"the schedule did not end within {timeout:g} s{self._running()}"
+                )
+                break
+            now = (len(self.trace), self.current)
+            if now == seen:
+                why = self._foreign_lock()
+                if why:
+                    self._stop("foreign lock", why)
+                    break
+            seen = now
         self.live = False
+
+    def _foreign_lock(self) -> str:
+        """Why the task that has the CPU waits for ever on a plugin's own lock, or ``""``."""
+        me = self.current
+        if me is None or not me.ident:
+            return ""
+        found = foreign_lock(sys._current_frames().get(me.ident))
+        if found is None:
+            return ""
+        where, lock, kind = found
+        return (
+            f"cannot explore: task {me.name} waits {where} on {lock}, a lock of its own "
+            f"({kind}) that the explorer does not schedule: the task that holds it is stopped "
+            "at a scheduling point, and only the explorer could run it again; use "
+            "fsaops.Mutex, the lock of a table's own that the explorer schedules"
+        )
 
     def _running(self) -> str:
         """``: task migrate was ...``: where the task that had the CPU was when time ran out."""
@@ -529,6 +573,104 @@ def _doing(frame: Any, kernel: Kernel) -> str:
         f"migrating the page at pfn {pfn} (table {table}{plugin}, pass {local.get('pass_')}"
         f"{step}), {here}"
     )
+
+
+_LOCK: Final = type(threading.Lock())
+_RLOCK: Final = type(threading.RLock())
+_LOCK_MODULES: Final = frozenset({"threading", "queue"})
+_MISSING: Final = object()
+
+
+def foreign_lock(frame: Any) -> tuple[str, str, str] | None:
+    """(where, the lock, its type) when a thread waits on a lock of a plugin's own, else ``None``.
+
+    ``frame`` is the innermost frame of a thread that has made no progress:
+    a ``with`` on, or an ``acquire()`` of, a :class:`threading.Lock` or
+    :class:`threading.RLock` that is held, or code of :mod:`threading`
+    (a semaphore, a condition, an event), called from code outside fsaops
+    (a plugin's).  ``where`` is ``in FUNCTION (FILE:LINE)``.
+    """
+    waiting: object = None
+    while frame is not None and frame.f_globals.get("__name__") in _LOCK_MODULES:
+        waiting = frame.f_locals.get("self", waiting)
+        frame = frame.f_back
+    if frame is None:
+        return None
+    module = str(frame.f_globals.get("__name__", ""))
+    if module == "fsaops" or module.startswith("fsaops."):
+        return None  # the model's own code: its locks are the explorer's
+    code = frame.f_code
+    where = f"in {code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})"
+    if waiting is not None:
+        kind = type(waiting)
+        return where, _named(frame, waiting) or "a lock", f"{kind.__module__}.{kind.__qualname__}"
+    found = _operand(frame)
+    if found is None:
+        return None
+    name, lock = found
+    if not _held(lock):
+        return None
+    return where, name, "threading.RLock" if type(lock) is _RLOCK else "threading.Lock"
+
+
+def _held(lock: object) -> bool:
+    if type(lock) is _LOCK:
+        return bool(lock.locked())
+    if type(lock) is _RLOCK:
+        return repr(lock).startswith("<locked")
+    return False
+
+
+def _operand(frame: Any) -> tuple[str, object] | None:
+    """(its name, the lock) a frame stopped at ``with LOCK:`` or ``LOCK.acquire(...)`` waits on."""
+    code = frame.f_code
+    instructions = list(dis.get_instructions(code))
+    pos = next((k for k, ins in enumerate(instructions) if ins.offset == frame.f_lasti), None)
+    if pos is None:
+        return None
+    k = pos - 1
+    if instructions[pos].opname != "BEFORE_WITH":
+        if not instructions[pos].opname.startswith("CALL"):
+            return None
+        while k >= 0 and instructions[k].opname in ("PRECALL", "KW_NAMES", "LOAD_CONST"):
+            k -= 1
+        if k < 0 or instructions[k].argval not in ("acquire", "__enter__"):
+            return None
+        k -= 1
+    chain: list[str] = []
+    while k >= 0 and instructions[k].opname == "LOAD_ATTR":
+        chain.append(str(instructions[k].argval))
+        k -= 1
+    if k < 0:
+        return None
+    first = instructions[k]
+    name = str(first.argval)
+    if first.opname in ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"):
+        obj = frame.f_locals.get(name, _MISSING)
+    elif first.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        obj = frame.f_globals.get(name, _MISSING)
+    else:
+        return None
+    for attr in reversed(chain):
+        if obj is _MISSING:
+            break
+        obj = inspect.getattr_static(obj, attr, _MISSING)
+        name += f".{attr}"
+    if type(obj) not in (_LOCK, _RLOCK):
+        return None
+    return name, obj
+
+
+def _named(frame: Any, obj: object) -> str:
+    """The name a frame knows ``obj`` by (a local or a global), or ``""``."""
+    for names, space in (
+        (frame.f_code.co_varnames + frame.f_code.co_freevars, frame.f_locals),
+        (frame.f_code.co_names, frame.f_globals),
+    ):
+        for name in names:
+            if space.get(name) is obj:
+                return str(name)
+    return ""
 
 
 def _where(exc: BaseException) -> str:

@@ -1,0 +1,151 @@
+"""A table with a lock of its own: ``fsaops.Mutex`` is explored, a ``threading.Lock`` is refused.
+
+The explorer runs one task at a time.  A task that waits on a
+``threading.Lock`` its table holds in another task, stopped at a scheduling
+point, waits for ever: that was a 60 s hang per schedule, then "kernel bug"
+blamed on the table's ``migratepage``.  It is now found within a second
+and said for what it is; a table that takes a :class:`fsaops.Mutex` instead
+is explored as the kernel would run it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+import fsaops
+from fsaops.aops import FileSystemType
+from fsaops.buffer import buffer_migrate_page
+from fsaops.errors import KernelBug
+from fsaops.explore import TaskSpec, explore
+from fsaops.explore.api import render_text
+from fsaops.explore.runtime import foreign_lock
+from fsaops.mutex import Mutex
+from fsaops.page import Page
+from fsaops.plugins import Registry, load_plugins
+from fsaops.status import Status
+from fsaops.writeback import WritebackControl
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield load_plugins()
+
+
+def _own_lock_table(registry: Registry, name: str, lock: Any) -> FileSystemType:
+    """ext2's table, its migratepage and writepage each under ``lock``, after the page lock."""
+    ext2 = registry.filesystem("ext2")
+    table = ext2.aops("default")
+    writepage = table.writepage
+    assert writepage is not None
+
+    def own_lock_migratepage(newpage: Page, page: Page) -> int:
+        with lock:
+            return buffer_migrate_page(newpage, page)
+
+    def own_lock_writepage(page: Page, wbc: WritebackControl) -> int:
+        with lock:
+            return writepage(page, wbc)
+
+    own = attrs.evolve(
+        table,
+        name=f"{name}_aops",
+        migratepage=own_lock_migratepage,
+        writepage=own_lock_writepage,
+    )
+    return attrs.evolve(ext2, name=name, modes={"default": own}, default_mode="default")
+
+
+_TASKS = [TaskSpec("writeback", 0)]
+
+
+def test_a_threading_lock_held_by_a_stopped_task_is_said_plainly_and_at_once(
+    registry: Registry,
+) -> None:
+    fstype = _own_lock_table(registry, "ownlock", threading.Lock())
+    start = time.monotonic()
+    result = explore(fstype, tasks=_TASKS, pages=2, preemptions=1, registry=registry)
+    assert time.monotonic() - start < 45, "the stuck schedule ran to the time limit"
+    assert result.failures, render_text(result)
+    (failure,) = result.failures
+    ((status, problem),) = failure.problems
+    assert status == Status.BAD_INPUT.value
+    assert problem.startswith(
+        "cannot explore: task migrate waits in own_lock_migratepage (test_explore_plugin_locks.py:"
+    )
+    assert (
+        "on lock, a lock of its own (threading.Lock) that the explorer does not schedule" in problem
+    )
+    assert problem.endswith(
+        "use fsaops.Mutex, the lock of a table's own that the explorer schedules"
+    )
+    assert "kernel bug" not in problem and "did not end" not in problem
+
+
+def test_a_table_with_a_mutex_of_its_own_passes(registry: Registry) -> None:
+    """The same table with fsaops.Mutex: the writeback holds it across its I/O submission,
+    the migration sleeps on it, and the writeback goes on."""
+    fstype = _own_lock_table(registry, "ownmutex", fsaops.Mutex("ownmutex_lock"))
+    result = explore(fstype, tasks=_TASKS, pages=2, preemptions=1, registry=registry)
+    assert result.status is Status.OK, render_text(result)
+    assert result.exhausted
+
+
+def test_a_mutex_is_a_plain_lock_outside_the_explorer() -> None:
+    lock = Mutex("m")
+    with lock:
+        assert lock.locked()
+        with pytest.raises(KernelBug, match="mutex_lock of m, which this task already holds"):
+            lock.acquire()
+    assert not lock.locked()
+    with pytest.raises(KernelBug, match="mutex_unlock of m, which nobody holds"):
+        lock.release()
+    assert fsaops.Mutex is Mutex
+
+
+def _stuck(target: Callable[[], object]) -> Any:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    import sys
+
+    assert thread.ident is not None
+    return sys._current_frames()[thread.ident]
+
+
+def test_foreign_lock_names_a_with_an_acquire_and_a_semaphore() -> None:
+    held = threading.Lock()
+    held.acquire()
+    rheld = threading.RLock()
+    threading.Thread(target=rheld.acquire, daemon=True).start()
+    time.sleep(0.1)
+    sem = threading.Semaphore(0)
+
+    def with_lock() -> None:
+        with held:
+            pass
+
+    def acquire_rlock() -> None:
+        rheld.acquire(True)
+
+    def down() -> None:
+        sem.acquire()
+
+    found = foreign_lock(_stuck(with_lock))
+    assert found is not None and found[1:] == ("held", "threading.Lock")
+    assert found[0].startswith("in with_lock (test_explore_plugin_locks.py:")
+    found = foreign_lock(_stuck(acquire_rlock))
+    assert found is not None and found[1:] == ("rheld", "threading.RLock")
+    found = foreign_lock(_stuck(down))
+    assert found is not None and found[1:] == ("sem", "threading.Semaphore")
+    # A thread that sleeps is waiting on no lock.
+    assert foreign_lock(_stuck(lambda: time.sleep(5))) is None
+    held.release()
+    sem.release(5)
