@@ -199,5 +199,5 @@ def test_the_race_promise_fails_a_table_that_moves_locked_buffers(
     nolock = outcomes["TestNoLock::test_race_no_schedule_with_one_accessor_fails"]
     assert nolock.failed
     assert "task bh-lock@" in nolock.longreprtext and MOVED in nolock.longreprtext
-    assert "replay: fsaops explore --replay fsx1." in nolock.longreprtext
+    assert "replay: fsaops explore --replay fsx2." in nolock.longreprtext
     assert outcomes["TestLocked::test_race_no_schedule_with_one_accessor_fails"].passed

@@ -192,7 +192,7 @@ def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
     text = racy.longreprtext
     assert "task bh-lock@0 failed" in text
     assert "spin_lock in find_get_block_lock_buffer page 0" in text
-    assert "replay: fsaops explore --replay fsx1." in text
+    assert "replay: fsaops explore --replay fsx2." in text
     # A race only a dirty page shows: each accessor runs on a clean and on a dirty page.
     dirty = outcomes["TestDirtyOnly::test_race_no_schedule_with_one_accessor_fails"]
     assert dirty.failed and "task bh-lock@1 failed" in dirty.longreprtext

@@ -158,7 +158,7 @@ def test_a_schedule_that_does_not_end_runs_once(
     assert "task migrate was migrating the page at pfn" in failure.problems[0][1]
     assert failure.interleaving
     assert failure.interleaving[0].task == "migrate"
-    assert failure.replay.startswith("fsx1.")
+    assert failure.replay.startswith("fsx2.")
 
 
 def _stopping_mp(newpage: Page, page: Page) -> int:

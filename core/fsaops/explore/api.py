@@ -79,7 +79,7 @@ MAX_SEED: Final = 2**64 - 1
 DEFAULT_PCT_SCHEDULES: Final = 1000
 """How many PCT schedules run unless told otherwise."""
 
-REPLAY_PREFIX: Final = "fsx1."
+REPLAY_PREFIX: Final = "fsx2."
 """What every replay string starts with (the format's version)."""
 
 REDUCTIONS: Final = ("pages", "none")
@@ -99,6 +99,7 @@ _EXHAUSTED_UNDER: Final = {
 """What "exhausted" claims under each reduction, as the summary says it."""
 
 _STATUS_ORDER: Final = (
+    Status.BAD_INPUT,
     Status.KERNEL_BUG,
     Status.DATA_LOST,
     Status.INVARIANT_BROKEN,
@@ -394,6 +395,12 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
         ConfigError: it is not a replay string of this version, or a field is wrong.
     """
     text = text.strip()
+    if text.startswith("fsx1."):
+        raise ConfigError(
+            "--replay: a replay string of an older fsaops (fsx1.): the explorer's pages have "
+            "changed since (page k at index k of its file, odd pages from node 1 to node 0), "
+            "so it would replay another schedule; run the search again for a new one"
+        )
     if not text.startswith(REPLAY_PREFIX):
         raise ConfigError(
             f"--replay: not a replay string of this version (it must start with {REPLAY_PREFIX})"
