@@ -3,7 +3,7 @@
 Plugin code runs in fsaops's process and may rebind ``json.dumps``, a method
 of ``json.JSONEncoder`` or a function of ``json.encoder``, at import or
 inside a table's ``migratepage``; that changes them for every caller.  This
-module executes its own copy of :mod:`json.encoder` when it is imported,
+module executes its own copy of ``json.encoder`` when it is imported,
 keeps it out of ``sys.modules``, and writes every JSON text fsaops writes
 (the command's output, :meth:`fsaops.report.Report.dumps`, the explorer's
 result and replay strings, the data an ``--html`` page embeds) through it:
@@ -20,7 +20,7 @@ __all__ = ["ENCODER", "dumps", "json_text"]
 
 
 def _private_json_encoder() -> type[json.JSONEncoder]:
-    """The ``JSONEncoder`` of a fresh copy of :mod:`json.encoder`, kept out of ``sys.modules``."""
+    """The ``JSONEncoder`` of a fresh copy of ``json.encoder``, kept out of ``sys.modules``."""
     import importlib.util
 
     try:

@@ -48,7 +48,7 @@ class MountTable:
     """The table a mount was given, as it was when the mount was made.
 
     The kernel keeps one for each mount, in a ledger of its own
-    (:meth:`Kernel.mount_table`), not on the super block: plugin code is
+    (:meth:`~fsaops.kernel.Kernel.mount_table`), not on the super block: plugin code is
     handed the super block, its files and their mappings, and may rewrite
     ``sb.a_ops`` or, through ``object.__setattr__``, a member of the one
     frozen table the mount and its files share.  The judges (the

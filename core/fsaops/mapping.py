@@ -73,14 +73,6 @@ class AddressSpace:
         page_tree: the slots; ``page_tree[index]`` is the page or ``None``.
         nrpages: pages in the tree.
         i_mmap: the areas mapping this file (for reverse mapping).
-        flags: ``AS_*`` bits.  A bit cleared is told to the fault
-            injector, whose ledger follows the errors it made until an
-            ``fsync`` reports them.
-        injected_flags: the ``AS_*`` bits a write error the fault injector
-            made set, not yet reported by an ``fsync`` (not the kernel's:
-            the model's note that the next ``fsync``'s report of them is
-            the injector's doing, not the table's).  Read-only: a view of
-            the injector's ledger, which plugin code is not handed.
         bdev: the block device behind the file's blocks.
         anon: always False (an :class:`~fsaops.rmap.AnonVma` says True), so
             that ``page.mapping.anon`` tells ``PageAnon`` pages apart.  A
@@ -131,7 +123,11 @@ class AddressSpace:
 
     @property
     def flags(self) -> int:
-        """``AS_*`` bits."""
+        """``AS_*`` bits.
+
+        A bit cleared is told to the fault injector, whose ledger follows
+        the errors it made until an ``fsync`` reports them.
+        """
         return self._flags
 
     @flags.setter
@@ -145,7 +141,12 @@ class AddressSpace:
 
     @property
     def injected_flags(self) -> int:
-        """The ``AS_*`` bits an injected write error set that no ``fsync`` has reported yet."""
+        """The ``AS_*`` bits an injected write error set that no ``fsync`` has reported yet.
+
+        Not the kernel's: the model's note that the next ``fsync``'s report
+        of them is the injector's doing, not the table's.  Read-only: a
+        view of the injector's ledger, which plugin code is not handed.
+        """
         faults = self.kernel.faults
         return 0 if faults is None else faults.write_errors(self)
 

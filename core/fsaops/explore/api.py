@@ -267,7 +267,7 @@ class ExploreResult:
             (``workload.dirty``, ``mount[1]``, ...): they do not shape the
             explored machine.
         reduction: the systematic search's reduction (one of
-            :data:`REDUCTIONS`): ``pages`` (steps on different pages taken
+            :data:`~fsaops.explore.api.REDUCTIONS`): ``pages`` (steps on different pages taken
             to commute; state a table keeps across pages is not covered)
             or ``none`` (every schedule within the bound ran); ``None``
             with PCT and for a replay, which reduce nothing.

@@ -230,7 +230,7 @@ class Controller:
     mask of each one's next step; ``labels`` (with ``record``) the
     label of the step each choice let run; ``outcome`` is ``done``,
     ``deadlock``, ``error``, ``too long`` or ``foreign lock`` (a task waits
-    on a lock of its plugin's own, :func:`foreign_lock`), and ``problem``
+    on a lock of its plugin's own, ``foreign_lock``), and ``problem``
     says why for the last four.
     """
 
@@ -343,10 +343,10 @@ class Controller:
     def run(self, timeout: float | None = None) -> None:
         """Run every task to the end (or to a deadlock, an error, the point limit).
 
-        A task that has had the CPU for :data:`STALL_SECONDS` without
+        A task that has had the CPU for ``STALL_SECONDS`` without
         reaching a point is looked at: one that waits on a lock of its
         plugin's own that the explorer does not schedule stops the schedule
-        at once (outcome ``foreign lock``, :func:`foreign_lock`), rather than
+        at once (outcome ``foreign lock``, ``foreign_lock``), rather than
         at the end of ``timeout``.
         """
         self.live = True

@@ -174,7 +174,7 @@ class Target:
         index: its number.
         prepared: the page and what it must keep.
         record: its file or area.
-        rindex: its index there (:func:`file_index`).
+        rindex: its index there (``file_index``).
         node: the node it is on before migration (:func:`source_node`).
         target: the node it moves to (:func:`target_node`).
     """
