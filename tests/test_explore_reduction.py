@@ -16,82 +16,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from errno import EAGAIN
 from typing import Any
 
 import attrs
 import pytest
 
-from fsaops import buffer_migrate_page, migrate_page_copy
+import bounce
 from fsaops.aops import FileSystemType
-from fsaops.buffer import buffers, get_bh, lock_buffer, put_bh, set_bh_page, unlock_buffer
 from fsaops.cli import main
 from fsaops.explore import REPLAY_PREFIX, TaskSpec, explore
 from fsaops.explore.api import render_text
-from fsaops.mapping import AddressSpace
-from fsaops.migrate import migrate_page_remove_references
-from fsaops.page import PG, Page, page_address
 from fsaops.plugins import Registry, load_plugins
 from fsaops.status import Status
-from fsaops.writeback import WritebackControl
-
-BOUNCE = bytearray(4096)
-"""The buffer every page of the table goes through (one for the whole machine)."""
 
 RACE: dict[str, Any] = {"tasks": [TaskSpec("writeback", 0)], "pages": 2, "preemptions": 1}
-"""The adversary's case: page 0's writeback against the migration of two pages, k = 1."""
-
-
-def _bounce_migratepage(newpage: Page, page: Page) -> int:
-    """``buffer_migrate_page``, with the data carried through :data:`BOUNCE` across a lock."""
-    mapping = page.mapping
-    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
-        return buffer_migrate_page(newpage, page)
-    rc = migrate_page_remove_references(newpage, page, 3)
-    if rc:
-        return rc if rc < 0 else -EAGAIN
-    head = page.private
-    ring = list(buffers(head))
-    with mapping.private_lock:
-        for bh in ring:
-            get_bh(bh)
-            lock_buffer(bh)
-        BOUNCE[:] = page_address(page)
-    with mapping.private_lock:  # a scheduling point: another CPU runs meanwhile
-        page.flags &= ~PG.private
-        newpage.private, page.private = head, 0
-        page.count -= 1
-        newpage.count += 1
-        for bh in ring:
-            set_bh_page(bh, newpage, bh.b_data & (page.node.page_size - 1))
-        newpage.flags |= PG.private
-    migrate_page_copy(newpage, page)
-    page_address(newpage)[:] = BOUNCE
-    with mapping.private_lock:
-        for bh in ring:
-            unlock_buffer(bh)
-            put_bh(bh)
-    return 0
+"""The case: page 0's writeback against the migration of two pages, k = 1."""
 
 
 def bounce_filesystem(registry: Registry) -> FileSystemType:
-    """ext2 with :func:`_bounce_migratepage`, and a ``writepage`` through the same buffer."""
-    ext2 = registry.aops("ext2")
-
-    def bounce_writepage(page: Page, wbc: WritebackControl) -> int:
-        BOUNCE[:] = page_address(page)  # a checksum, say, of the page in the bounce buffer
-        assert ext2.writepage is not None
-        return ext2.writepage(page, wbc)
-
-    table = attrs.evolve(
-        ext2,
-        name="bounce_aops",
-        migratepage=_bounce_migratepage,
-        writepage=bounce_writepage,
-    )
-    return attrs.evolve(
-        registry.filesystem("ext2"), name="bounce", modes={"default": table}, page_cache={}
-    )
+    """ext2 whose ``migratepage`` and ``writepage`` share one bounce buffer."""
+    return bounce.bounce_filesystem(registry, writepage=True)
 
 
 @pytest.fixture(scope="module")

@@ -139,9 +139,9 @@ def test_findings_of_long_tables_alike_in_their_first_80_characters_stay_apart(
 
 def test_a_plugins_own_helper_is_named_with_its_module() -> None:
     assert member_name("fsaops.buffer.buffer_migrate_page") == "buffer_migrate_page"
-    assert member_name("advfs.buffer_migrate_page") == "advfs.buffer_migrate_page"
-    assert member_name("advfs.sub.buffer_migrate_page") == "sub.buffer_migrate_page"
-    assert member_name("advfs.advfs_migratepage") == "advfs_migratepage"
+    assert member_name("myfs.buffer_migrate_page") == "myfs.buffer_migrate_page"
+    assert member_name("myfs.sub.buffer_migrate_page") == "sub.buffer_migrate_page"
+    assert member_name("myfs.myfs_migratepage") == "myfs_migratepage"
 
 
 @pytest.fixture(scope="module")

@@ -519,7 +519,7 @@ def member_name(member: str) -> str:
     """A table's ``migratepage`` as an overview names it: ``buffer_migrate_page``.
 
     A function named as one of fsaops's own helpers but not fsaops's (a
-    plugin's copy) keeps its module, ``advfs.buffer_migrate_page``, so that
+    plugin's copy) keeps its module, ``myfs.buffer_migrate_page``, so that
     it is not taken for the kernel's.
     """
     module, _, name = member.rpartition(".")
