@@ -28,7 +28,7 @@ from fsaops.explore import explore
 from fsaops.explore.api import render_text
 from fsaops.explore.setup import ExploredWorld, Setup, assign_pages
 from fsaops.migrate import fail_migrate_page
-from fsaops.page import Page
+from fsaops.page import PG, Page
 from fsaops.plugins import Registry, load_plugins
 from fsaops.status import Status
 
@@ -191,3 +191,20 @@ def test_a_schedule_whose_process_is_killed_runs_once_and_replays_its_choices(
     assert "did not end within 1 s (stopped)" in failure.problems[0][1]
     _, _, choices = decode_replay(failure.replay)
     assert choices == {}
+
+
+def _dirty_only_mp(newpage: Page, page: Page) -> int:
+    if page.flags & PG.dirty:
+        raise ValueError("no dirty pages here")
+    return buffer_migrate_page(newpage, page)
+
+
+def test_an_ordinary_raise_is_not_blamed_on_the_task_threads(registry: Registry) -> None:
+    """The thread hint is for what a thread of its own explains, not for every raise."""
+    fstype = _fstype(registry, "dirtyraisefs", _dirty_only_mp)
+    result = explore(fstype, tasks=["write"], pages=2, preemptions=0, registry=registry)
+    assert result.status is Status.FINDINGS, render_text(result)
+    ((status, problem),) = result.failures[0].problems
+    assert status == Status.FINDINGS.value
+    assert "migratepage raised ValueError: no dirty pages here" in problem
+    assert "thread of its own" not in problem

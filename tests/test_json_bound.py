@@ -255,3 +255,16 @@ def test_the_page_and_the_explorers_json_are_what_they_are_without_the_rebinding
     assert data["failures"]
     for failure in data["failures"]:
         assert encode_replay(*decode_replay(failure["replay"])) == failure["replay"]
+
+
+@pytest.mark.parametrize("case", sorted(IN_PLUGINS))
+def test_a_plugin_that_rebinds_json_at_import_is_loaded(tmp_path: Path, case: str) -> None:
+    """The plugin probe's child wrote its events with ``json.dumps`` after the plugin's import:
+    a plugin that rebound it there was refused, ``its import ended the process``, saying
+    nothing of why."""
+    code = PLUGIN.format(rebind="pass") + f"\n{IN_PLUGINS[case]}\n"
+    env = install(tmp_path, "rebinds", code)
+    proc = fsaops("plugins", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = {p["name"] for p in json.loads(proc.stdout)["plugins"]}
+    assert "rebinds" in names

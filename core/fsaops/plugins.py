@@ -77,6 +77,7 @@ from fsaops.errors import (
     shown,
 )
 from fsaops.frozen import frozen_mapping
+from fsaops.jsonbound import dumps as json_dumps
 from fsaops.process import REAL_FORK, plugin_code
 
 __all__ = [
@@ -1817,7 +1818,7 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
     sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
 
     def emit(event: dict[str, object]) -> None:
-        channel.write(json.dumps(event) + "\n")
+        channel.write(json_dumps(event) + "\n")  # bound before any plugin is imported
         channel.flush()
 
     available = {
@@ -2018,7 +2019,7 @@ def _spawn(job: dict[str, Any]) -> _Child | None:
     assert proc.stdin is not None and proc.stdout is not None
     child = _Child(proc.pid, proc.stdout, proc)
     try:
-        proc.stdin.write(json.dumps(job).encode("utf-8"))
+        proc.stdin.write(json_dumps(job).encode("utf-8"))
         proc.stdin.close()
     except OSError:
         child.kill()

@@ -278,6 +278,10 @@ def execute(
     }
 
 
+_THREAD_MARKS: Final = ("AttributeError", "thread")
+"""Words of an exception that may come of running in a thread other than the importing one."""
+
+
 def _raised(stats: MigrateStats) -> list[tuple[str, str]]:
     """A ``migratepage`` that raised (or returned neither 0 nor an errno): a ``return`` finding.
 
@@ -293,15 +297,16 @@ def _raised(stats: MigrateStats) -> list[tuple[str, str]]:
         if finding.kind != "return":
             continue
         pages = _plural(finding.count, "page")
-        problems.append(
-            (
-                Status.FINDINGS.value,
-                f"table {finding.table}: {finding.example}, on {pages} (each failed with "
-                "-EIO): a bug, as fsaops migrate --strict counts it (a return finding); "
-                "explore runs each task in a thread of its own, where state a plugin set up "
-                "at import for its thread is not there",
-            )
+        said = (
+            f"table {finding.table}: {finding.example}, on {pages} (each failed with "
+            "-EIO): a bug, as fsaops migrate --strict counts it (a return finding)"
         )
+        if any(mark in finding.example for mark in _THREAD_MARKS):
+            said += (
+                "; explore runs each task in a thread of its own, where state a plugin set up "
+                "at import for its thread is not there"
+            )
+        problems.append((Status.FINDINGS.value, said))
     return problems
 
 
