@@ -12,50 +12,19 @@ only"), and the read-back names the size.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-import attrs
 import pytest
 
+from ext2_once import SCENARIO, Act, once
 from fsaops.aops import AddressSpaceOperations
 from fsaops.config import parse_config
 from fsaops.debug import check_kernel
 from fsaops.fs import Inode
-from fsaops.page import Page
 from fsaops.plugins import Registry
 from fsaops.proofs import prove_durability
 from fsaops.report import Report
 from fsaops.scenario import run_scenario
 from fsaops.world import World
-
-SCENARIO = (
-    '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "adv"\npages = 16\nfiles = 2\n'
-    '[[mount]]\nfs = "ext2"\npages = 8\n[workload]\nseed = 3\ndirty = 0.5\n'
-)
-
-Act = Callable[[Inode], None]
-
-
-def _once(registry: Registry, act: Act) -> Registry:
-    """ext2 as ``adv`` (``adv_aops``), whose first ``migratepage`` that moves does ``act``."""
-    ext2 = registry.filesystems["ext2"]
-    a_ops = ext2.modes["default"]
-    migratepage = a_ops.migratepage
-    assert migratepage is not None
-    done: list[bool] = []
-
-    def adv_migratepage(newpage: Page, page: Page, /) -> int:
-        rc = migratepage(newpage, page)
-        if rc == 0 and not done:
-            done.append(True)
-            host = newpage.mapping.host  # type: ignore[union-attr]
-            assert isinstance(host, Inode)
-            act(host)
-        return rc
-
-    table = attrs.evolve(a_ops, name="adv_aops", migratepage=adv_migratepage)
-    adv = attrs.evolve(ext2, name="adv", modes={"default": table})
-    return attrs.evolve(registry, filesystems={**registry.filesystems, "adv": adv})
 
 
 def _no_writepage(table: AddressSpaceOperations, name: str) -> AddressSpaceOperations:
@@ -88,7 +57,7 @@ def _grow(inode: Inode) -> None:
 
 
 def _run(registry: Registry, act: Act) -> Report:
-    return run_scenario(parse_config(SCENARIO, "s.toml"), _once(registry, act), source="s.toml")
+    return run_scenario(parse_config(SCENARIO, "s.toml"), once(registry, act), source="s.toml")
 
 
 # -- the table ------------------------------------------------------------------------

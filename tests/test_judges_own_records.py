@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
 
 import attrs
 import pytest
 
+from ext2_once import SCENARIO, Act, once
 from fsaops.aops import AddressSpaceOperations, member_name
 from fsaops.config import parse_config
 from fsaops.debug import check_kernel
@@ -41,38 +41,9 @@ from fsaops.scenario import run_scenario
 from fsaops.world import File, World
 from fsaops.writeback import WritebackControl, set_page_dirty, write_one_page
 
-SCENARIO = (
-    '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "adv"\npages = 16\nfiles = 2\n'
-    '[[mount]]\nfs = "ext2"\npages = 8\n[workload]\nseed = 3\ndirty = 0.5\n'
-)
-
-Act = Callable[[Inode], None]
-
-
-def _once(registry: Registry, act: Act) -> Registry:
-    """ext2 as ``adv`` (``adv_aops``), whose first ``migratepage`` that moves does ``act``."""
-    ext2 = registry.filesystems["ext2"]
-    a_ops = ext2.modes["default"]
-    migratepage = a_ops.migratepage
-    assert migratepage is not None
-    done: list[bool] = []
-
-    def adv_migratepage(newpage: Page, page: Page, /) -> int:
-        rc = migratepage(newpage, page)
-        if rc == 0 and not done:
-            done.append(True)
-            host = newpage.mapping.host  # type: ignore[union-attr]
-            assert isinstance(host, Inode)
-            act(host)
-        return rc
-
-    table = attrs.evolve(a_ops, name="adv_aops", migratepage=adv_migratepage)
-    adv = attrs.evolve(ext2, name="adv", modes={"default": table})
-    return attrs.evolve(registry, filesystems={**registry.filesystems, "adv": adv})
-
 
 def _run(registry: Registry, act: Act) -> Report:
-    return run_scenario(parse_config(SCENARIO, "s.toml"), _once(registry, act), source="s.toml")
+    return run_scenario(parse_config(SCENARIO, "s.toml"), once(registry, act), source="s.toml")
 
 
 def _swap_the_mounts_table(inode: Inode) -> None:

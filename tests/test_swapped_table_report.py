@@ -20,11 +20,11 @@ import attrs
 import pytest
 from rich.console import Console
 
+from ext2_once import once
 from fsaops.aops import AddressSpaceOperations
 from fsaops.config import parse_config
 from fsaops.fs import Inode
 from fsaops.html_report import render_report
-from fsaops.page import Page
 from fsaops.plugins import Registry
 from fsaops.report import SWAPPED_IN, Report, TableReport, render
 from fsaops.scenario import run_scenario
@@ -39,24 +39,11 @@ SCENARIO = (
 def _swapping(registry: Registry, swapped: AddressSpaceOperations) -> Registry:
     """ext2 as ``adv`` (``adv_aops``), whose first ``migratepage`` that moves puts ``swapped``
     on its file's mapping."""
-    ext2 = registry.filesystems["ext2"]
-    a_ops = ext2.modes["default"]
-    migratepage = a_ops.migratepage
-    assert migratepage is not None
-    done: list[bool] = []
 
-    def adv_migratepage(newpage: Page, page: Page, /) -> int:
-        rc = migratepage(newpage, page)
-        if rc == 0 and not done:
-            done.append(True)
-            host = newpage.mapping.host  # type: ignore[union-attr]
-            assert isinstance(host, Inode)
-            host.i_mapping.a_ops = swapped
-        return rc
+    def swap(host: Inode) -> None:
+        host.i_mapping.a_ops = swapped
 
-    table = attrs.evolve(a_ops, name="adv_aops", migratepage=adv_migratepage)
-    adv = attrs.evolve(ext2, name="adv", modes={"default": table})
-    return attrs.evolve(registry, filesystems={**registry.filesystems, "adv": adv})
+    return once(registry, swap)
 
 
 def _nobh(registry: Registry) -> AddressSpaceOperations:
