@@ -388,6 +388,45 @@ def test_the_probe_of_a_process_with_threads_starts_a_new_interpreter(tmp_path: 
     }
 
 
+@pytest.mark.parametrize("threads", [False, True], ids=["forked child", "new interpreter"])
+def test_a_plugin_that_forks_at_import_is_refused_by_either_kind_of_probe_child(
+    tmp_path: Path, threads: bool
+) -> None:
+    """The fork is refused, not made: no copy of the probe loads the plugins again.
+
+    A probe child started as a new interpreter (this process has another
+    thread, or an earlier child's reader is still alive) let the fork
+    happen: the plugin's copy and the child each went on to the end of its
+    import and said the plugin had no hook, where a forked child said it
+    forked, and the copy outlived the probe.
+    """
+    marker = tmp_path / "after-fork"
+    code = f"import os\nos.fork()\nopen({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+    make_dist(tmp_path, "forker-dist", {"forker": "forker"}, {"forker": code})
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        from fsaops.plugins import _single_threaded, load_plugins
+        from fsaops.process import guard_process
+        guard_process()
+        if {threads!r}:
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+        assert _single_threaded() is not {threads!r}
+        registry = load_plugins(cli="forker,ext2", strict=False, import_timeout=5)
+        for plugin in registry.plugins:
+            if plugin.name == "forker":
+                print(plugin.status.value, plugin.error)
+        """
+    )
+    proc = guarded.run([sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "failed plugin forker-dist[forker] failed to load: ProcessEnded: os.fork() was called: "
+        "plugin code may not fork fsaops"
+    )
+    assert not marker.exists()
+
+
 def test_a_hook_that_sleeps_is_reported_without_the_probe_too(tmp_path: Path) -> None:
     """A plugin imported already is not probed; its hook still runs against the time limit."""
     script = textwrap.dedent(

@@ -78,7 +78,7 @@ from fsaops.errors import (
 )
 from fsaops.frozen import frozen_mapping
 from fsaops.jsonbound import dumps as json_dumps
-from fsaops.process import REAL_FORK, plugin_code
+from fsaops.process import REAL_FORK, plugin_code, refuse_forks
 
 __all__ = [
     "BUILT_IN",
@@ -1803,6 +1803,7 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and a SIGTERM just ends the child
     _die_with_parent(job.get("parent"))
     _limit_memory()
+    refuse_forks()  # a plugin's copy of this child would load the others again, and outlive it
     if channel_fd is None:
         channel_fd = os.dup(1)
     if channel_fd <= 2:  # the parent ran with descriptors 0 to 2 closed: move it out of the way

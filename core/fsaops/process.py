@@ -73,6 +73,7 @@ __all__ = [
     "keep_handler",
     "plugin_code",
     "plugin_of_module",
+    "refuse_forks",
     "refused_in",
 ]
 
@@ -319,6 +320,33 @@ def adopt() -> None:
     for guard in _GUARDS:
         guard.pid = os.getpid()
         guard.calls.clear()
+
+
+def refuse_forks() -> None:
+    """Refuse ``os.fork`` and ``os.forkpty`` in this process, whoever forked or started it.
+
+    For the plugin probe's child, forked from fsaops or started as a new
+    interpreter: a plugin that forks at import would otherwise leave a copy
+    of the child that loads the rest of the plugins a second time, writes
+    to the same channel, and outlives the probe, and the two kinds of
+    child would say different things of the same plugin.  The call raises
+    :class:`~fsaops.errors.ProcessEnded`, as it does in fsaops itself.
+    """
+    modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
+    for module in modules:
+        for name in ("fork", "forkpty"):
+            if getattr(module, name, None) is not None:
+                setattr(module, name, _refuse(name))
+
+
+def _refuse(name: str) -> Callable[..., NoReturn]:
+    """A stand-in for ``os.<name>`` that never makes the call."""
+
+    def refused(*args: object) -> NoReturn:
+        raise ProcessEnded(f"os.{name}({', '.join(shown(arg) for arg in args)})")
+
+    refused.__name__ = refused.__qualname__ = name
+    return refused
 
 
 def plugin_of_module(plugins: Mapping[str, str], module: str) -> str | None:
