@@ -242,12 +242,67 @@ def test_a_default_written_out_is_the_same_scenario(report: dict[str, Any]) -> N
         other["config"]["mount"][0][key] = value
         rows = _rows(compare(left_out, other))
         assert rows[f"scenario: mount[0].{key}"][2], key
-    # A report of another version of the plugin: its default is not known here.
+    # An older report, which does not say what each mount got, of another
+    # version of the plugin: its default is not known here.
     elsewhere = copy.deepcopy(left_out)
+    del elsewhere["mounts"]
     for plugin in elsewhere["plugins"]:
         plugin["version"] = "9.9"
     rows = _rows(compare(elsewhere, written))
     assert rows["scenario: mount[0].block_size"] == (None, 1024, True)
+
+
+def test_what_a_mount_got_is_read_from_the_report_not_the_installed_plugin(
+    report: dict[str, Any],
+) -> None:
+    """A report says the mode and block size each mount got, whichever plugin is installed now.
+
+    Another version of the plugin ran it (or the plugin is gone): the
+    defaults it filled in are the report's, and one that differs from a
+    value written out is a difference.
+    """
+    assert report["mounts"] == [
+        {
+            "name": "mount0",
+            "filesystem": "ext3",
+            "mode": "ordered",
+            "block_size": 1024,
+            "table": "ext3_ordered_aops",
+        }
+    ]
+    left_out = copy.deepcopy(report)
+    left_out["config"]["mount"][0]["mode"] = None
+    left_out["config"]["mount"][0]["block_size"] = None
+    written = copy.deepcopy(report)
+    written["config"]["mount"][0]["mode"] = "ordered"
+    written["config"]["mount"][0]["block_size"] = 1024
+    for plugin in (*left_out["plugins"], *written["plugins"]):
+        plugin["version"] = "9.9"
+    assert not compare(left_out, written).differs
+    # That version's default mode was another: the runs differ in it.
+    other_default = copy.deepcopy(left_out)
+    other_default["mounts"][0]["mode"] = "writeback"
+    rows = _rows(compare(other_default, written))
+    assert rows["scenario: mount[0].mode"] == ("writeback", "ordered", True)
+    # Both left it out, and got different modes: a difference too.
+    rows = _rows(compare(left_out, other_default))
+    assert rows["scenario: mount[0].mode"] == ("ordered", "writeback", True)
+    # Said once, as the scenario's key: not again as what the mount got.
+    assert not any("mounts" in name for name in _rows(compare(left_out, other_default)))
+
+
+def test_a_mounts_entry_of_the_wrong_type_is_bad_input(
+    report: dict[str, Any], tmp_path: Path
+) -> None:
+    bad = copy.deepcopy(report)
+    bad["mounts"][0]["block_size"] = "1024"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(report), encoding="utf-8")
+    status, _, err = _fsaops("diff", str(good), str(path))
+    assert status == 2
+    assert err.strip().endswith("not a report: mounts[0] block_size is not a JSON integer"), err
 
 
 def test_thousands_of_tables_are_paired_by_filesystem(report: dict[str, Any]) -> None:

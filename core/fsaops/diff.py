@@ -73,6 +73,7 @@ _OPTIONAL: Final = {
     "pages_failed": list,
     "pages_left": list,
     "workload": dict,
+    "mounts": list,
 }
 """Fields a report may lack (an older one), and their JSON types when it has them."""
 
@@ -174,6 +175,9 @@ _TABLE_FIELDS: Final[dict[str, type]] = {
 _MOUNT_FIELDS: Final[dict[str, type]] = {"fs": str, "mode": str, "block_size": int}
 """The fields of a mount ``fsaops diff`` reads, and their JSON types (each may be absent)."""
 
+_MADE_FIELDS: Final[dict[str, type]] = {"filesystem": str, "mode": str, "block_size": int}
+"""The fields of a mount as the run made it (``mounts``) ``fsaops diff`` reads, and their types."""
+
 _PLUGIN_FIELDS: Final[dict[str, type]] = {"name": str, "distribution": str, "version": str}
 """The fields of a plugin ``fsaops diff`` reads, and their JSON types (each may be absent)."""
 
@@ -210,6 +214,13 @@ def _wrong_field(data: Mapping[str, Any]) -> str | None:
             return f"config mount[{i}] is not a JSON object"
         for field, kind in _MOUNT_FIELDS.items():
             wrong = kind_of(mount.get(field), kind, f"config mount[{i}]", field)
+            if wrong is not None:
+                return wrong
+    for i, made in enumerate(data.get("mounts") or []):
+        if type(made) is not dict:
+            return f"mounts[{i}] is not a JSON object"
+        for field, kind in _MADE_FIELDS.items():
+            wrong = kind_of(made.get(field), kind, f"mounts[{i}]", field)
             if wrong is not None:
                 return wrong
     for i, plugin in enumerate(data.get("plugins") or []):
@@ -429,11 +440,14 @@ _APART: Final = (
     "pages_failed",
     "pages_left",
     "selection",
+    "mounts",
 )
 """The fields a section of their own compares; the section of the run takes the rest.
 
 ``selection`` (what chose the plugins, when the scenario did not) is shown
 in the scenario's section, unmarked: the plugins that ran are compared.
+``mounts`` (each mount as the run made it) fills in the scenario's
+section what a mount left to its filesystem.
 """
 
 _SHOWN_NOT_COMPARED: Final = ("source", "config.kernel.timeout", "config.plugins.load")
@@ -449,11 +463,14 @@ def _scenario(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
             "seed": report["seed"],
             **_plugins(report),
             **_flatten(report["config"]),
+            **_made(report),
         }
 
     fa, fb = facts(a), facts(b)
     _fill_defaults(fa, a, fb)
     _fill_defaults(fb, b, fa)
+    _said_once(fa, a)
+    _said_once(fb, b)
     rows = []
     for key in (*_SHOWN_NOT_COMPARED, "selection.names", "selection.selected_by"):
         va, vb = _listed(_field(a, key)), _listed(_field(b, key))
@@ -466,6 +483,40 @@ def _scenario(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
         if f"config.{k}" not in NOT_COMPARED and fa.get(k) != fb.get(k)
     ]
     return Section("scenario", "scenario", tuple(rows))
+
+
+def _made(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What the run says each mount got (``mounts[0].table``), for the scenario's section."""
+    return _flatten(report.get("mounts") or [], "mounts")
+
+
+def _said_once(facts: dict[str, Any], report: Mapping[str, Any]) -> None:
+    """Drop what a mount got where the report says it already, so that it is compared once.
+
+    Its mode or block size where the scenario's key says the same
+    (``mount[0].mode``, filled in where the scenario left it to the
+    filesystem), its name and filesystem where they are the scenario's, and
+    its table where the run's table sections compare it.  Only what a
+    report says nowhere else, or says otherwise elsewhere, is kept.
+    """
+    for key in [k for k in facts if k.startswith("mounts[")]:
+        match = _MADE_KEY.fullmatch(key)
+        if match is None:
+            continue
+        index, field = match[1], match[2]
+        said = {
+            "mode": facts.get(f"mount[{index}].mode"),
+            "block_size": facts.get(f"mount[{index}].block_size"),
+            "filesystem": facts.get(f"mount[{index}].fs"),
+            "name": f"mount{index}",
+        }
+        value = facts[key]
+        compared = field == "table" and isinstance(value, str) and value in report["by_aops"]
+        if compared or (field in said and said[field] == value):
+            del facts[key]
+
+
+_MADE_KEY: Final = re.compile(r"mounts\[(\d+)\]\.(\w+)")
 
 
 def _listed(value: Any) -> Any:
@@ -487,13 +538,24 @@ def _fill_defaults(
     """A mount's mode or block size left to the filesystem's default, as that default.
 
     ``mode = "default"`` written out and the mode left out are one scenario
-    when ``default`` is the filesystem's default mode.  The default is taken
-    from the run's own tables when every mount of the filesystem leaves the
-    mode out (their table is the default mode's); otherwise, and for the
-    block size, from the installed plugin, when it is the distribution and
-    version the report names.  Where neither can say, the key stays empty,
-    and differs from a value written out.
+    when ``default`` is the filesystem's default mode.  A report says what
+    each mount got (``mounts``).  For one that does not (an older report),
+    the default is taken from the run's own tables when every mount of the
+    filesystem leaves the mode out (their table is the default mode's);
+    otherwise, and for the block size, from the installed plugin, when it is
+    the distribution and version the report names.  Where none can say, the
+    key stays empty, and differs from a value written out.
     """
+    mounts = [m if isinstance(m, dict) else {} for m in report["config"].get("mount") or []]
+    made = report.get("mounts") or []
+    for index, mount in enumerate(mounts):
+        got = made[index] if index < len(made) else None
+        if got is None or got.get("filesystem") != mount.get("fs"):
+            continue  # not the mount the scenario names there: say nothing of it
+        for field in ("mode", "block_size"):
+            key = f"mount[{index}].{field}"
+            if key in facts and facts[key] is None and got.get(field) is not None:
+                facts[key] = got[field]
     wanted = [
         key
         for key in facts
@@ -501,7 +563,6 @@ def _fill_defaults(
     ]
     if not wanted:
         return
-    mounts = [m if isinstance(m, dict) else {} for m in report["config"].get("mount") or []]
     for key in wanted:
         match = _MOUNT_DEFAULT.fullmatch(key)
         assert match is not None

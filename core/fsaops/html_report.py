@@ -365,10 +365,10 @@ def _scenario(report: Report) -> str:
         facts.append(("not mounted", escape(NOT_MOUNTED.format(name=name))))
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     mounts = [dict(m) for m in config.get("mount", [])]
-    for m in mounts:  # what the run used where the scenario left it to the filesystem
-        for field in ("mode", "block_size"):
-            if m.get(field) is None:
-                m[field] = _mount_default(report, config.get("mount", []), str(m.get("fs")), field)
+    for m, made in zip(mounts, report.mounts, strict=False):
+        # what the run used where the scenario left it to the filesystem
+        m["mode"] = made.mode
+        m["block_size"] = made.block_size
     mount_rows = "".join(
         "<tr>"
         + tag("td", f"mount{i}", class_="mono")
@@ -406,34 +406,6 @@ def _scenario(report: Report) -> str:
         "<details><summary>the scenario, every default filled in</summary>"
         f'<pre id="scenario-toml">{toml}</pre></details>\n</section>\n'
     )
-
-
-def _mount_default(
-    report: Report, mounts: Sequence[Mapping[str, Any]], fs: str, field: str
-) -> object:
-    """The ``mode`` or ``block_size`` a mount of ``fs`` that left it out got, if known.
-
-    The mode is the one of the run's tables of ``fs`` when every mount of
-    it leaves the mode out and they have one; otherwise, and for the block
-    size, the installed filesystem's default, when it is the plugin version
-    the run loaded.  ``None`` where neither can say.
-    """
-    from fsaops.diff import _installed_default
-
-    if field == "mode" and all(m.get("mode") is None for m in mounts if m.get("fs") == fs):
-        modes = {t.mode for t in report.by_aops if t.filesystem == fs}
-        if len(modes) == 1:
-            return modes.pop()
-    plugins = [
-        {
-            "name": p.name,
-            "distribution": p.distribution,
-            "version": p.version,
-            "imported_by": list(p.imported_by),
-        }
-        for p in report.plugins
-    ]
-    return _installed_default({"plugins": plugins}, fs, field)
 
 
 # -- the tables ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ __all__ = [
     "SWAPPED_IN",
     "VERDICTS",
     "Integrity",
+    "MountReport",
     "PageOutcome",
     "PluginVersion",
     "Proofs",
@@ -318,6 +319,40 @@ class PluginVersion:
 
 
 @attrs.frozen
+class MountReport:
+    """One mount of the run, as it was made: what the scenario asked for, defaults filled in.
+
+    A scenario may leave a mount's mode and block size to the filesystem;
+    the report says which the run got, so that a reader of the report (its
+    page, ``fsaops diff``) need not ask the installed plugin, which may be
+    another version by then, or gone.
+
+    Attributes:
+        name: the mount's name (``mount0``), as page names start.
+        filesystem: the filesystem type.
+        mode: the mode it was mounted in.
+        block_size: its block size in bytes.
+        table: the operations table its files were given.
+    """
+
+    name: str
+    filesystem: str
+    mode: str
+    block_size: int
+    table: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "name": self.name,
+            "filesystem": self.filesystem,
+            "mode": self.mode,
+            "block_size": self.block_size,
+            "table": self.table,
+        }
+
+
+@attrs.frozen
 class Selection:
     """The plugins a run loaded, when the scenario did not choose them.
 
@@ -374,6 +409,8 @@ class Report:
             cannot serve, which the run left out.
         not_mounted: the filesystems the selected plugins provide that the
             built-in scenario does not mount: loaded, but not tried.
+        mounts: each mount of the scenario, in order, with the mode and
+            block size it got (:class:`MountReport`).
         proofs: the placement and durability proofs, and their own I/O.
         findings: wrong but lossless behaviour of tables' ``migratepage``
             (:mod:`fsaops.findings`).
@@ -412,6 +449,7 @@ class Report:
     pages_failed: tuple[PageOutcome, ...] = ()
     left_out: tuple[LeftOut, ...] = ()
     not_mounted: tuple[str, ...] = ()
+    mounts: tuple[MountReport, ...] = ()
     proofs: Proofs | None = None
     findings: tuple[Finding, ...] = ()
     watched: bool = False
@@ -477,6 +515,7 @@ class Report:
             "pages_failed": [p.to_json() for p in self.pages_failed],
             "left_out": [part.to_json() for part in self.left_out],
             "not_mounted": list(self.not_mounted),
+            "mounts": [m.to_json() for m in self.mounts],
             "proofs": None if self.proofs is None else self.proofs.to_json(),
             "findings": [f.to_json() for f in self.findings],
             "findings_checked": "all" if self.watched else "return only",

@@ -101,6 +101,7 @@ from fsaops.process import Alarm, keep_handler
 from fsaops.proofs import ledger, prove_durability, prove_placement, snapshot_places
 from fsaops.report import (
     Integrity,
+    MountReport,
     PageOutcome,
     PluginVersion,
     Proofs,
@@ -369,6 +370,7 @@ class Scenario:
         self.source_node = config.migrate.from_node
         self.target_node = config.migrate.to_node
         self.views: list[_View] = []
+        self.mounts: list[MountReport] = []
         self.mms: list[Mm] = []
         self.slots = Slots()
         self.states: dict[str, list[Slot]] = {s: [] for s in WorkloadConfig.STATES}
@@ -414,6 +416,18 @@ class Scenario:
                     mount, config.kernel.page_size, world, out_of_line=config.workload.out_of_line
                 ),
                 name=f"mount{i}",
+            )
+            fstype = sb.s_type
+            self.mounts.append(
+                MountReport(
+                    name=f"mount{i}",
+                    filesystem=mount.fs,
+                    mode=fstype.default_mode if mount.mode is None else mount.mode,
+                    block_size=(
+                        fstype.default_block_size if mount.block_size is None else mount.block_size
+                    ),
+                    table=kernel.mount_table(sb).name,
+                )
             )
             self._fill_mount(i, sb, mount.files, mount.pages)
         self._start_processes()
@@ -1098,6 +1112,7 @@ def run_plan(
         pages_failed=pages_failed,
         left_out=plan.left_out,
         not_mounted=plan.not_mounted,
+        mounts=tuple(world.mounts),
         proofs=Proofs(placement=placement, durability=durability, io=proofs_io),
         findings=stats.findings.result(),
         watched_calls=stats.findings.watched,
