@@ -226,14 +226,20 @@ def test_a_scenario_named_by_another_path_or_with_a_time_limit_is_the_same(
     assert "Not compared:" in out and "kernel.timeout: a wall-clock limit" in " ".join(out.split())
 
 
-def test_a_default_written_out_is_the_same_scenario(report: dict[str, Any]) -> None:
-    """ext3: mode ordered and 1,024-byte blocks by default."""
+def _left_out_and_written(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report's ext3 mount with mode and block size left out, and with the defaults written."""
     left_out = copy.deepcopy(report)
     left_out["config"]["mount"][0]["mode"] = None
     left_out["config"]["mount"][0]["block_size"] = None
     written = copy.deepcopy(report)
     written["config"]["mount"][0]["mode"] = "ordered"
     written["config"]["mount"][0]["block_size"] = 1024
+    return left_out, written
+
+
+def test_a_default_written_out_is_the_same_scenario(report: dict[str, Any]) -> None:
+    """ext3: mode ordered and 1,024-byte blocks by default."""
+    left_out, written = _left_out_and_written(report)
     assert not compare(left_out, written).differs
     assert not compare(written, left_out).differs
     # Another value than the default is a difference.
@@ -270,12 +276,7 @@ def test_what_a_mount_got_is_read_from_the_report_not_the_installed_plugin(
             "table": "ext3_ordered_aops",
         }
     ]
-    left_out = copy.deepcopy(report)
-    left_out["config"]["mount"][0]["mode"] = None
-    left_out["config"]["mount"][0]["block_size"] = None
-    written = copy.deepcopy(report)
-    written["config"]["mount"][0]["mode"] = "ordered"
-    written["config"]["mount"][0]["block_size"] = 1024
+    left_out, written = _left_out_and_written(report)
     for plugin in (*left_out["plugins"], *written["plugins"]):
         plugin["version"] = "9.9"
     assert not compare(left_out, written).differs

@@ -209,27 +209,18 @@ def _wrong_field(data: Mapping[str, Any]) -> str | None:
     mounts = data["config"].get("mount")
     if mounts is not None and type(mounts) is not list:
         return "config mount is not a JSON array"
-    for i, mount in enumerate(mounts or []):
-        if type(mount) is not dict:
-            return f"config mount[{i}] is not a JSON object"
-        for field, kind in _MOUNT_FIELDS.items():
-            wrong = kind_of(mount.get(field), kind, f"config mount[{i}]", field)
-            if wrong is not None:
-                return wrong
-    for i, made in enumerate(data.get("mounts") or []):
-        if type(made) is not dict:
-            return f"mounts[{i}] is not a JSON object"
-        for field, kind in _MADE_FIELDS.items():
-            wrong = kind_of(made.get(field), kind, f"mounts[{i}]", field)
-            if wrong is not None:
-                return wrong
-    for i, plugin in enumerate(data.get("plugins") or []):
-        if type(plugin) is not dict:
-            return f"plugins[{i}] is not a JSON object"
-        for field, kind in _PLUGIN_FIELDS.items():
-            wrong = kind_of(plugin.get(field), kind, f"plugins[{i}]", field)
-            if wrong is not None:
-                return wrong
+    for where, items, fields in (
+        ("config mount", mounts, _MOUNT_FIELDS),
+        ("mounts", data.get("mounts"), _MADE_FIELDS),
+        ("plugins", data.get("plugins"), _PLUGIN_FIELDS),
+    ):
+        for i, item in enumerate(items or []):
+            if type(item) is not dict:
+                return f"{where}[{i}] is not a JSON object"
+            for field, kind in fields.items():
+                wrong = kind_of(item.get(field), kind, f"{where}[{i}]", field)
+                if wrong is not None:
+                    return wrong
     return None
 
 
