@@ -66,8 +66,8 @@ def _run(registry: Registry, act: Act) -> Report:
 @pytest.mark.parametrize(
     ("name", "said"),
     [
-        ("nowrite_aops", "nowrite_aops, not its mount's adv_aops"),
-        ("adv_aops", "another table named adv_aops, not its mount's"),
+        ("nowrite_aops", "nowrite_aops, not its mount's alt_aops"),
+        ("alt_aops", "another table named alt_aops, not its mount's"),
     ],
     ids=["another-name", "the-same-name"],
 )
@@ -87,7 +87,7 @@ def test_a_table_migratepage_swapped_in_breaks_an_invariant(
 def test_the_durability_proof_does_not_put_a_swapped_files_pages_in_memory_only(
     registry: Registry,
 ) -> None:
-    report = _run(registry, _swap_own("adv_aops"))
+    report = _run(registry, _swap_own("alt_aops"))
     assert report.proofs is not None
     durability = report.proofs.durability
     assert durability.memory_only == {}
@@ -95,8 +95,8 @@ def test_the_durability_proof_does_not_put_a_swapped_files_pages_in_memory_only(
     assert durability.problems
     for line in durability.problems:
         assert re.fullmatch(
-            r"mount\[0\] \(adv default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
-            r"\(adv_aops\): still dirty after sync, so its data never reached the disk: its "
+            r"mount\[0\] \(alt default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
+            r"\(alt_aops\): still dirty after sync, so its data never reached the disk: its "
             r"file's table is not its mount's and has no writepage, so the page can never be "
             r"written back",
             line,
@@ -163,7 +163,7 @@ def test_a_size_migratepage_grew_is_named_by_the_read_back(registry: Registry) -
     assert integrity.lost == 0
     (line,) = integrity.problems
     assert re.fullmatch(
-        r"mount\[0\] \(adv default\) file ([01]) \(mount0/file\1\): corrupted: the file's "
+        r"mount\[0\] \(alt default\) file ([01]) \(mount0/file\1\): corrupted: the file's "
         r"size \(i_size\) is 45056 bytes where 32768 were written, so a read returns 12288 "
         r"bytes of zeroes past its end",
         line,

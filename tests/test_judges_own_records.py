@@ -75,12 +75,12 @@ def test_a_mounts_own_table_swapped_breaks_an_invariant_naming_the_mount(
     assert not report.ok
     mount, *files = report.invariants
     assert mount == (
-        "mount0's a_ops is another table named adv_aops, not the one it was mounted with (it "
+        "mount0's a_ops is another table named alt_aops, not the one it was mounted with (it "
         "lacks writepage, sync_page): a mount keeps the table its type gave it, and plugin "
         "code swapped it"
     )
     assert files == [
-        f"mount0/file{n}'s a_ops is another table named adv_aops, not its mount's (it lacks "
+        f"mount0/file{n}'s a_ops is another table named alt_aops, not its mount's (it lacks "
         "writepage, sync_page): a file keeps the table its mount gave it, and plugin code "
         "swapped it"
         for n in (0, 1)
@@ -98,8 +98,8 @@ def test_the_proof_judges_a_mount_whose_table_was_swapped_by_the_table_it_was_gi
     assert durability.problems
     for line in durability.problems:
         assert re.fullmatch(
-            r"mount\[0\] \(adv default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
-            r"\(adv_aops\): still dirty after sync, so its data never reached the disk: its "
+            r"mount\[0\] \(alt default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
+            r"\(alt_aops\): still dirty after sync, so its data never reached the disk: its "
             r"file's table is not its mount's and has no writepage, so the page can never be "
             r"written back",
             line,
@@ -113,7 +113,7 @@ def test_a_member_of_the_mounts_table_nulled_in_place_breaks_an_invariant(
     assert not report.ok
     (line,) = report.invariants
     assert re.fullmatch(
-        rf"mount0's table adv_aops is not as it was when it was mounted \(writepage was "
+        rf"mount0's table alt_aops is not as it was when it was mounted \(writepage was "
         rf"{_MEMBER}, is None; sync_page was {_MEMBER}, is None\): a mount keeps the table its "
         r"type gave it, and plugin code changed it in place",
         line,
@@ -132,9 +132,9 @@ def test_the_proof_does_not_put_the_pages_of_a_table_nulled_in_place_in_memory_o
     assert durability.problems
     for line in durability.problems:
         assert re.fullmatch(
-            r"mount\[0\] \(adv default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
-            r"\(adv_aops\): still dirty after sync, so its data never reached the disk: its "
-            r"mount's adv_aops no longer has the writepage it was mounted with, so the page "
+            r"mount\[0\] \(alt default\) file [01] page \d+ \(mount0/file[01]/page\d+\) "
+            r"\(alt_aops\): still dirty after sync, so its data never reached the disk: its "
+            r"mount's alt_aops no longer has the writepage it was mounted with, so the page "
             r"can never be written back",
             line,
         ), line

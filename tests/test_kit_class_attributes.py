@@ -1,6 +1,6 @@
 """A suite class's attributes are checked before the suite reads them.
 
-``plugin = ["adv71", "ext2"]`` once failed every test of the class with
+``plugin = ["hider", "ext2"]`` once failed every test of the class with
 a raw ``TypeError`` from the plugin loader; now each attribute of the
 wrong kind is named once, with what it takes, and no traceback.
 """

@@ -53,16 +53,16 @@ def _plugin(fs: str, behaviour: str = "", also: str = "") -> str:
 
 
 def _install_lazy(site: Path, version: str) -> dict[str, str]:
-    """``adv-lazy[lazy]``, whose migratepage imports ``adv-helper[helper]`` (at ``version``)."""
+    """``demo-lazy[lazy]``, whose migratepage imports ``demo-helper[helper]`` (at ``version``)."""
     write_dist_info(
         site,
-        "adv-lazy",
+        "demo-lazy",
         {"fsaops": {"lazy": "lazy_plugin"}},
         modules={"lazy_plugin": _plugin("lazyfs", "import helper_plugin  # noqa: F401")},
     )
     write_dist_info(
         site,
-        "adv-helper",
+        "demo-helper",
         {"fsaops": {"helper": "helper_plugin"}},
         version=version,
         modules={"helper_plugin": _plugin("helperfs")},
@@ -71,16 +71,16 @@ def _install_lazy(site: Path, version: str) -> dict[str, str]:
 
 
 def _install_pair(site: Path) -> dict[str, str]:
-    """``adv-base[base]`` and ``adv-top[top]``, whose module imports base's when it loads."""
+    """``demo-base[base]`` and ``demo-top[top]``, whose module imports base's when it loads."""
     write_dist_info(
         site,
-        "adv-base",
+        "demo-base",
         {"fsaops": {"base": "base_plugin"}},
         modules={"base_plugin": _plugin("basefs")},
     )
     write_dist_info(
         site,
-        "adv-top",
+        "demo-top",
         {"fsaops": {"top": "top_plugin"}},
         modules={"top_plugin": _plugin("topfs", also="import base_plugin  # noqa: E402, F401\n")},
     )
@@ -118,7 +118,7 @@ def test_a_plugin_imported_while_the_run_runs_is_in_the_report_and_the_diff(
         env = _install_lazy(tmp_path / f"site{version}", version)
         proc = fsaops("migrate", "--json", scenario, env=env)
         plugins = _json(proc)["plugins"]
-        assert {"name": "helper", "distribution": "adv-helper", "version": version,
+        assert {"name": "helper", "distribution": "demo-helper", "version": version,
                 "imported_by": ["lazy"]} in plugins  # fmt: skip
         assert [p["name"] for p in plugins if "imported_by" not in p] == ["lazy", "swap"]
         path = tmp_path / f"r{version}.json"
@@ -128,22 +128,22 @@ def test_a_plugin_imported_while_the_run_runs_is_in_the_report_and_the_diff(
     assert proc.returncode == 0, proc.stderr
     assert "the runs differ" in proc.stdout, proc.stdout
     row = next(line for line in proc.stdout.splitlines() if "plugin helper" in line)
-    assert "adv-helper 3.0" in row and "adv-helper 4.0" in row
+    assert "demo-helper 3.0" in row and "demo-helper 4.0" in row
     text = fsaops("migrate", "--no-progress", scenario, env=env)
     assert text.returncode == 0, text.stderr
     assert "\nplugins: lazy, swap; helper (imported by lazy)\n" in text.stdout
 
 
 def _install_helperlib(site: Path, version: str) -> dict[str, str]:
-    """``adv-helperlib[helperlib]``, entry point ``helperlib.fsaops_plugin``, and two users of it.
+    """``demo-helperlib[helperlib]``, entry point ``helperlib.fsaops_plugin``, and two users of it.
 
-    ``adv-lazy2[lazy2]``'s migratepage imports ``helperlib.core``;
-    ``adv-eager2[eager2]``'s module imports it when it loads.
+    ``demo-lazy2[lazy2]``'s migratepage imports ``helperlib.core``;
+    ``demo-eager2[eager2]``'s module imports it when it loads.
     """
     (site / "helperlib").mkdir(parents=True)
     write_dist_info(
         site,
-        "adv-helperlib",
+        "demo-helperlib",
         {"fsaops": {"helperlib": "helperlib.fsaops_plugin"}},
         version=version,
         modules={
@@ -154,13 +154,13 @@ def _install_helperlib(site: Path, version: str) -> dict[str, str]:
     )
     write_dist_info(
         site,
-        "adv-lazy2",
+        "demo-lazy2",
         {"fsaops": {"lazy2": "lazy2_plugin"}},
         modules={"lazy2_plugin": _plugin("lazy2fs", "import helperlib.core  # noqa: F401")},
     )
     write_dist_info(
         site,
-        "adv-eager2",
+        "demo-eager2",
         {"fsaops": {"eager2": "eager2_plugin"}},
         modules={
             "eager2_plugin": _plugin("eager2fs", also="import helperlib.core  # noqa: E402, F401\n")
@@ -219,7 +219,7 @@ def test_an_import_that_no_selected_plugin_ran_is_not_put_down_to_one(tmp_path: 
     env = _install_lazy(tmp_path / "site", "3.0")
     write_dist_info(
         tmp_path / "site",
-        "adv-other",
+        "demo-other",
         {"fsaops": {"other": "other_plugin"}},
         modules={"other_plugin": _plugin("otherfs")},
     )
@@ -298,7 +298,7 @@ def test_a_package_a_selected_plugin_shares_with_another_is_not_the_others(
     (site / "pairpkg").mkdir(parents=True)
     write_dist_info(
         site,
-        "adv-pair",
+        "demo-pair",
         {"fsaops": {"pa": "pairpkg.a", "pb": "pairpkg.b"}},
         modules={
             "pairpkg/__init__": "",
@@ -363,8 +363,8 @@ def test_the_heading_and_the_page_say_which_plugin_imported_another(tmp_path: Pa
     source = page.read_text(encoding="utf-8")
     facts = re.search(r"<dt>plugins</dt><dd>(.*?)</dd>", source)
     assert facts is not None
-    assert "base (imported by top) <span class=muted>(adv-base 0.1)</span>" in facts[1]
-    assert "top <span class=muted>(adv-top 0.1)</span>" in facts[1]
+    assert "base (imported by top) <span class=muted>(demo-base 0.1)</span>" in facts[1]
+    assert "top <span class=muted>(demo-top 0.1)</span>" in facts[1]
     saved = re.search(r'<pre id="scenario-toml">(.*?)</pre>', source, re.S)
     assert saved is not None
     # Saved and run again, the scenario selects what the run selected: base comes with top.
@@ -394,7 +394,7 @@ def test_config_check_says_an_imported_plugin_is_not_selected_and_how_to_select_
     site = tmp_path / "site"
     write_dist_info(
         site,
-        "adv-onext2",
+        "demo-onext2",
         {"fsaops": {"onext2": "onext2_plugin"}},
         modules={
             "onext2_plugin": _plugin("onext2fs", also="import fsaops_ext2  # noqa: E402, F401\n")
@@ -489,7 +489,7 @@ def test_imports_a_module_body_makes_while_it_is_imported_are_recorded_and_chain
     (tmp_path / "site" / "lzpkg").mkdir()
     write_dist_info(
         tmp_path / "site",
-        "adv-lz",
+        "demo-lz",
         {"fsaops": {"lz": "lzpkg"}},
         modules={"lzpkg/__init__": _plugin("lzfs"), "lzpkg/sub": "import helper_plugin\n"},
     )

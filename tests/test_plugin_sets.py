@@ -70,17 +70,17 @@ def _base(behaviour: str = "") -> str:
 
 
 def _install_pair(site: Path, version: str = "1.0", behaviour: str = "") -> dict[str, str]:
-    """``adv-base[base]`` (basefs) and ``adv-derived[derived]`` (derivedfs, on base's table)."""
+    """``demo-base[base]`` (basefs) and ``demo-derived[derived]`` (derivedfs, on base's table)."""
     write_dist_info(
         site,
-        "adv-base",
+        "demo-base",
         {"fsaops": {"base": "basefs_plugin"}},
         version=version,
         modules={"basefs_plugin": _base(behaviour)},
     )
     write_dist_info(
         site,
-        "adv-derived",
+        "demo-derived",
         {"fsaops": {"derived": "derived_plugin"}},
         modules={"derived_plugin": DERIVED},
     )
@@ -103,12 +103,12 @@ def test_a_plugin_built_on_another_is_listed_as_imported(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     plugins = {p["name"]: p for p in _json(proc)["plugins"]}
     assert plugins["base"]["status"] == "imported"
-    assert plugins["base"]["imported_by"] == ["adv-derived[derived]"]
+    assert plugins["base"]["imported_by"] == ["demo-derived[derived]"]
     assert plugins["derived"]["status"] == "loaded"
     assert plugins["ext2"]["status"] == "not loaded"  # nobody imported it
     assert plugins["ext2"]["imported_by"] == []
     text = fsaops("plugins", "--config", tmp_path / "derived.toml", env=env).stdout
-    line = next(line for line in text.splitlines() if "adv-base[base]" in line)
+    line = next(line for line in text.splitlines() if "demo-base[base]" in line)
     assert "not loaded" not in line and "imported" in line
 
 
@@ -126,13 +126,13 @@ def test_a_new_version_of_the_plugin_built_on_is_in_the_report_and_the_diff(
         path.write_text(proc.stdout, encoding="utf-8")
         reports.append(path)
         plugins = _json(proc)["plugins"]
-        assert {"name": "base", "distribution": "adv-base", "version": version,
+        assert {"name": "base", "distribution": "demo-base", "version": version,
                 "imported_by": ["derived"]} in plugins  # fmt: skip
     proc = fsaops("diff", *reports, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "the runs differ" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if "plugin base" in line)
-    assert "adv-base 1.0" in row and "adv-base 2.0" in row
+    assert "demo-base 1.0" in row and "demo-base 2.0" in row
 
 
 def test_code_of_the_plugin_built_on_that_ends_the_run_is_named(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_code_of_the_plugin_built_on_that_ends_the_run_is_named(tmp_path: Path) 
     scenario = tmp_path / "derived.toml"
     scenario.write_text(DERIVED_TOML, encoding="utf-8")
     proc = fsaops("migrate", "--no-progress", scenario, env=env)
-    line = one_error_line(proc, 1, "SystemExit", "plugin adv-base[base]")
+    line = one_error_line(proc, 1, "SystemExit", "plugin demo-base[base]")
     assert "basefs_plugin.basefs_migratepage" in line
 
 
@@ -226,7 +226,7 @@ def test_a_missing_filesystem_names_no_owner_guessed_from_an_entry_point_name(
     # An entry point named like the filesystem, that provides another one.
     write_dist_info(
         tmp_path / "site",
-        "adv-clash",
+        "demo-clash",
         {"fsaops": {"derivedfs": "clash_plugin"}},
         modules={"clash_plugin": DERIVED.replace('name="derivedfs"', 'name="odda"')},
     )
@@ -239,7 +239,7 @@ def test_a_missing_filesystem_names_no_owner_guessed_from_an_entry_point_name(
     ):
         line = one_error_line(fsaops(*args, env=env), 2, "derivedfs", "not selected")
         assert "comes from plugin" not in line and "[derivedfs] provides" not in line
-        # adv-clash's entry point among those left out, not named as the owner.
+        # demo-clash's entry point among those left out, not named as the owner.
         assert "no selected plugin provides it; " in line
         assert "installed plugins were not selected: base, derived, derivedfs, " in line
         assert len(line) < 400
@@ -255,7 +255,7 @@ def test_a_name_with_a_comma_is_refused_where_it_is_selected(tmp_path: Path) -> 
     site = tmp_path / "site"
     write_dist_info(
         site,
-        "adv-odd",
+        "demo-odd",
         {"fsaops": {"x,y": "odd_plugin"}},
         modules={"odd_plugin": DERIVED.replace("basefs_plugin", "fsaops_swap").replace(
             "BASEFS", "SWAP").replace('name="derivedfs"', 'name="odd"')},
@@ -275,7 +275,7 @@ def test_a_name_with_a_comma_is_refused_where_it_is_selected(tmp_path: Path) -> 
 
 def test_a_name_two_distributions_register_is_refused_only_when_selected(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    for dist in ("adv-one", "adv-two"):
+    for dist in ("demo-one", "demo-two"):
         write_dist_info(site, dist, {"fsaops": {"twice": "fsaops_swap"}})
     env = {"PYTHONPATH": str(site)}
     scenario = tmp_path / "s.toml"
@@ -289,7 +289,7 @@ def test_a_name_two_distributions_register_is_refused_only_when_selected(tmp_pat
     proc = fsaops("plugins", "--json", env=env)
     assert proc.returncode == 2
     twins = [p for p in _json(proc)["plugins"] if p["name"] == "twice"]
-    assert sorted(p["distribution"] for p in twins) == ["adv-one", "adv-two"]
+    assert sorted(p["distribution"] for p in twins) == ["demo-one", "demo-two"]
     assert all("registered twice" in p["error"] for p in twins)
     proc = fsaops("plugins", "--json", "--plugins", "ext2", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -304,7 +304,7 @@ def test_a_table_two_filesystems_share_is_not_counted_as_the_first_ones(tmp_path
     code = DERIVED.replace("basefs_plugin", "fsaops_ext2").replace("BASEFS", "EXT2")
     write_dist_info(
         site,
-        "adv-ext2b",
+        "demo-ext2b",
         {"fsaops": {"ext2b": "ext2b_plugin"}},
         modules={"ext2b_plugin": code.replace('name="derivedfs"', 'name="ext2b"')},
     )

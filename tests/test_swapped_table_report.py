@@ -30,14 +30,14 @@ from fsaops.report import SWAPPED_IN, Report, TableReport, render
 from fsaops.scenario import run_scenario
 
 SCENARIO = (
-    '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "adv"\npages = 16\nfiles = 2\n'
+    '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "alt"\npages = 16\nfiles = 2\n'
     '[[mount]]\nfs = "ext2"\npages = 8\n[[mount]]\nfs = "ext3"\nmode = "journal"\npages = 4\n'
     "[workload]\nseed = 3\ndirty = 0.5\n"
 )
 
 
 def _swapping(registry: Registry, swapped: AddressSpaceOperations) -> Registry:
-    """ext2 as ``adv`` (``adv_aops``), whose first ``migratepage`` that moves puts ``swapped``
+    """ext2 as ``alt`` (``alt_aops``), whose first ``migratepage`` that moves puts ``swapped``
     on its file's mapping."""
 
     def swap(host: Inode) -> None:
@@ -94,7 +94,7 @@ def test_the_terminal_report_says_plugin_code_swapped_the_table_in(
 ) -> None:
     report = _run(registry, swapped(registry))
     assert not report.ok
-    assert any(f"a_ops is {name}, not its mount's adv_aops" in i for i in report.invariants)
+    assert any(f"a_ops is {name}, not its mount's alt_aops" in i for i in report.invariants)
     entry = _swapped_entry(report, name)
     assert entry.pages and entry.moved
     if via is not None:
@@ -126,7 +126,7 @@ def test_tables_a_mount_was_set_up_with_read_as_before(registry: Registry) -> No
     report = _run(registry, _nobh(registry))
     assert [t.name for t in report.by_aops if t.swapped_in] == ["ext2_nobh_aops"]
     text = _terminal(report)
-    assert _row(text, "adv_aops").splitlines()[1].startswith("adv default · ")
+    assert _row(text, "alt_aops").splitlines()[1].startswith("alt default · ")
     assert _row(text, "ext2_aops").splitlines()[1] == "ext2 default · buffer_migrate_page"
     assert _row(text, "ext3_journalled_aops").splitlines()[1] == (
         "ext3 journal · none: generic fallback"
