@@ -907,10 +907,24 @@ class MigratepageConformance:
     def test_hook_points_the_page_tree_slot_at_the_new_page(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
-        """The page-tree slot holds the new page, with mapping and index (KERNEL-SPEC §5.4-6)."""
+        """The page-tree slot holds the new page, with mapping and index (KERNEL-SPEC §5.4-6).
+
+        Checked on a page near the start of its file and on the first page
+        past the kernel's first radix-tree node (index 64, 256 KiB into the
+        file with 4 KiB pages), whose slot is one level down: a table that
+        finds or replaces the slot as if the tree had one level, by
+        ``index & 63``, moves the pages of small files right and leaves a
+        larger file's page tree and page indices wrong.
+        """
         self._needs_moving_hook(fsaops_subject)
-        call = self._call(fsaops_world, PageSpec(index=3))
-        _holds(fsaops_subject, "slot", promises.hook_slot_moved(call))
+        problems: list[str] = []
+        for seed, index in enumerate(_SLOT_INDICES):
+            spec = PageSpec(index=index, seed=seed)
+            call = self._call(fsaops_world, spec)
+            problems.extend(
+                f"{p} (page {spec}, index {index})" for p in promises.hook_slot_moved(call)
+            )
+        _holds(fsaops_subject, "slot", problems)
 
     def test_hook_leaves_every_files_size_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -1286,6 +1300,11 @@ def _no_bug(subject: Subject, where: str = "") -> Iterator[None]:
     except KernelBug as exc:
         problem = f"{where}{type(exc).__name__}: {exc}"
         pytest.fail(promises.report("bug", [problem], semantics=subject.semantics), pytrace=False)
+
+
+_SLOT_INDICES: Final = (3, 64)
+"""The page indices the slot promise is checked at: one in the page tree's first radix-tree
+node, and the first that needs a second level (the kernel's nodes hold 64 slots)."""
 
 
 def _smallest_block_size(fstype: FileSystemType) -> int:
