@@ -1,6 +1,6 @@
 """The testing kit's suite reaches the pages and block sizes a table can be wrong on alone.
 
-Two kinds of broken ``migratepage`` passed every promise of the suite:
+Three kinds of broken ``migratepage`` passed every promise of the suite:
 
 * one that finds the page-tree slot as if the tree had one level
   (``index & 63``): the suite built pages at indices 0 to 40 only, all in
@@ -9,7 +9,11 @@ Two kinds of broken ``migratepage`` passed every promise of the suite:
 * one that treats a ring of one buffer apart (its ``BH_dirty`` taken for
   the page's, so the new page is left clean): the suite mounts the
   smallest block size a type takes, and checked rings at the smaller
-  sizes only, never a page of one buffer.
+  sizes only, never a page of one buffer;
+* one that reaches past its two pages and changes a neighbour's buffers
+  (``BH_Uptodate`` cleared on dirty buffers, so the next read or partial
+  write fetches the block from disk over newer data; ``BH_New`` set):
+  nothing compared any page but the two handed to the call.
 
 Each is ``buffer_migrate_page`` with one mistake, in a third-party plugin
 installed through the ``fsaops`` entry-point group, and run through the
@@ -123,6 +127,7 @@ SUITE = textwrap.dedent(
 
 SLOT = "test_hook_points_the_page_tree_slot_at_the_new_page"
 DIRTY = "test_hook_carries_the_dirty_state_without_writeback"
+OTHERS = "test_hook_changes_no_other_page"
 
 BUGS = {
     "first_node_slot": (SLOT, "slot", "new pfn 65 has index 0, not 64 (page clean, index 64)"),
@@ -131,6 +136,18 @@ BUGS = {
         "dirty",
         "at block size 4096 (1 buffer head a page): dirty pfn 0 (PG_dirty said so) moved to "
         "pfn 64 clean (PG_dirty clear) without being written back",
+    ),
+    "stales_a_neighbour": (
+        OTHERS,
+        "others",
+        "migratepage of pfn 2 changed another page: buffer head 0 of pfn 3: b_state went from "
+        "0x13 to 0x12 (page dirty)",
+    ),
+    "marks_a_neighbour_new": (
+        OTHERS,
+        "others",
+        "migratepage of pfn 2 changed another page: buffer head 0 of pfn 3: b_state went from "
+        "0x13 to 0x33 (page dirty)",
     ),
 }
 
@@ -168,7 +185,7 @@ def test_the_suite_fails_a_table_wrong_only_where_it_did_not_look(
 
 
 def test_ext2s_own_table_keeps_the_promises(pytester: pytest.Pytester, site: Path) -> None:
-    reports = _run(pytester, site, f"Test_control and ({SLOT} or {DIRTY} or last_page)")
-    assert len(reports) == 3
+    reports = _run(pytester, site, f"Test_control and ({SLOT} or {DIRTY} or {OTHERS} or last_page)")
+    assert len(reports) == 4
     failed = {test: r.longreprtext for test, r in reports.items() if not r.passed}
     assert not failed, failed

@@ -981,6 +981,38 @@ class MigratepageConformance:
             problems.extend(f"{p} (page {spec})" for p in promises.hook_size_kept(call))
         _holds(fsaops_subject, "size", problems)
 
+    def test_hook_changes_no_other_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
+        """No page but the two handed to ``migratepage`` changes (KERNEL-SPEC §3 step 9, §7).
+
+        The engine hands ``migratepage`` the old page and the new one, both
+        locked; every other page (its flags, references, contents, slot,
+        ptes) and every other page's buffers are their owners'.  Checked
+        with the page's neighbour in its file written (dirty, with dirty
+        buffers where the table has them), another file's dirty page and a
+        mapped one, around a page that moves and one that cannot move now.
+        A table that clears a neighbour's ``PG_uptodate`` or a dirty
+        buffer's ``BH_Uptodate`` leaves data the next read or partial
+        write fetches from disk over, and no check of its own two pages
+        sees it.
+        """
+        self._needs_hook(fsaops_subject)
+        world = fsaops_world
+        problems: list[str] = []
+        for seed, state in enumerate(("dirty", "mapped")):
+            world.make_page(_with_seed(PageSpec.parse(state), 10 + seed))
+        for seed, state in enumerate(("dirty", "pinned")):
+            spec = attrs.evolve(PageSpec.parse(state), index=1, seed=seed)
+            prepared = world.make_page(spec)
+            inode = prepared.inode
+            if inode is not None and world.table.prepare_write is not None:
+                # Page 0 of the same file, read in and written again as it is.
+                data = generic_file_read(inode, 0, world.page_size)
+                generic_file_write(inode, 0, data)
+            with _no_bug(fsaops_subject):
+                call = world.call_migratepage(prepared)
+            problems.extend(f"{p} (page {spec})" for p in promises.hook_others_untouched(call))
+        _holds(fsaops_subject, "others", problems)
+
     def test_hook_balances_reference_counts(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:

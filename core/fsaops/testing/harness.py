@@ -44,7 +44,7 @@ from fsaops.world import EngineRun, PageSpec, PreparedPage, SetupError
 
 if TYPE_CHECKING:
     from fsaops.fs import Inode, SuperBlock
-    from fsaops.oracle import IoCounters, PageState
+    from fsaops.oracle import IoCounters, Oracle, PageState
     from fsaops.semantics import Semantics
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "file_sizes",
     "infer_capabilities",
     "moved_anonymous_pages_leave_the_swap_cache",
+    "other_pages",
     "pages_left_by_a_write",
     "resolve_subject",
     "vm_locked_errno",
@@ -270,6 +271,9 @@ class HookCall:
             (:class:`~fsaops.oracle.UnlockedMoves`).
         sizes_before: every file's size (``i_size``) just before the call
             (:func:`file_sizes`).
+        others_before: every other page in use on the machine (neither of
+            the two the call was handed) just before the call
+            (:func:`other_pages`).
     """
 
     rc: object
@@ -280,11 +284,30 @@ class HookCall:
     io_before: IoCounters
     moved_unlocked: tuple[int, ...] = ()
     sizes_before: tuple[tuple[Inode, int], ...] = ()
+    others_before: tuple[PageState, ...] = ()
 
     @property
     def page(self) -> Page:
         """The old page."""
         return self.prepared.page
+
+
+def other_pages(oracle: Oracle, kernel: Kernel, *skip: Page) -> tuple[PageState, ...]:
+    """A snapshot of every page in use on ``kernel`` but ``skip``, in frame order.
+
+    Read before a call, to compare with afterwards: ``migratepage`` is
+    handed two locked pages, and every other page, its flags, references,
+    contents and buffers, is its owners' (whoever holds its lock, or the
+    buffer's); a table that changes one reaches past the pages it was
+    given (:func:`~fsaops.testing.promises.hook_others_untouched`).
+    """
+    index = oracle.index(kernel)
+    return tuple(
+        oracle.snapshot(page, index=index)
+        for node in kernel.nodes
+        for page in node.pages
+        if page.count and all(page is not other for other in skip)
+    )
 
 
 def file_sizes(kernel: Kernel) -> tuple[tuple[Inode, int], ...]:
@@ -425,6 +448,7 @@ class World(_world.World):
         new_before = self.oracle.snapshot(newpage)
         io_before = self.oracle.io(kernel)
         sizes_before = file_sizes(kernel)
+        others_before = other_pages(self.oracle, kernel, page, newpage)
         ring = [state.bh for state in old_before.ring or ()]
         moves = UnlockedMoves(ring, newpage)
         rc: object
@@ -436,7 +460,15 @@ class World(_world.World):
             moved = moves.stop()
         unlocked = tuple(i for i, bh in enumerate(ring) if bh in moved)
         return HookCall(
-            rc, prepared, newpage, old_before, new_before, io_before, unlocked, sizes_before
+            rc,
+            prepared,
+            newpage,
+            old_before,
+            new_before,
+            io_before,
+            unlocked,
+            sizes_before,
+            others_before,
         )
 
 

@@ -18,6 +18,8 @@ from errno import EAGAIN, EPERM
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+import attrs
+
 from fsaops.buffer import BH
 from fsaops.debug import check_kernel
 from fsaops.errors import describe_exception
@@ -61,6 +63,7 @@ __all__ = [
     "hook_dirty_carried",
     "hook_flags_copied",
     "hook_left_untouched",
+    "hook_others_untouched",
     "hook_pages_left_locked",
     "hook_private_follows",
     "hook_references_balanced",
@@ -105,6 +108,10 @@ PROMISES: Mapping[str, str] = MappingProxyType(
         "private": "private data follows the page (KERNEL-SPEC §5.5, §6.4)",
         "slot": "the page-tree slot points at the new page (KERNEL-SPEC §5.4-6)",
         "size": "migratepage leaves every file's size (i_size) as it was (KERNEL-SPEC §6, §7)",
+        "others": (
+            "migratepage changes no page but the two it is handed, nor another page's buffers "
+            "(KERNEL-SPEC §3 step 9, §7)"
+        ),
         "refs": "reference counts are balanced on both pages (KERNEL-SPEC §1, §5, §6)",
         "unmap": "a mapped page is unmapped before it moves (KERNEL-SPEC §5.2-3)",
         "eagain": "-EAGAIN leaves the old page exactly as it was (KERNEL-SPEC §5.1-4)",
@@ -673,7 +680,37 @@ def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
     size = hook_size_kept(call)
     if size:
         broken["size"] = size
+    others = hook_others_untouched(call)
+    if others:
+        broken["others"] = others
     return broken
+
+
+def hook_others_untouched(call: HookCall) -> list[str]:
+    """No page but the two the call was handed changed in it, nor any other page's buffers.
+
+    Whatever the call returned.  ``migratepage`` gets the old page and the
+    new one, both locked (KERNEL-SPEC §3 step 9); every other page's flags,
+    references, contents, slot, ptes and buffers belong to whoever holds
+    that page's lock, or the buffer's.  A table that reaches past its two
+    pages (clears a neighbour's ``PG_uptodate``, or a dirty buffer's
+    ``BH_Uptodate``, so the next read or partial write fetches the block
+    from disk over newer data; marks a page it does not hold) breaks a page
+    no check of the two pages looks at, and would race with that page's
+    owner.  ``PG_referenced`` is left out: ``mark_page_accessed`` sets it
+    on any page without the page's lock.  Compared with
+    :func:`~fsaops.testing.harness.other_pages` taken before the call.
+    """
+    problems = hook_return_value(call.rc)
+    if problems:
+        return problems
+    who = f"migratepage of pfn {call.old_before.pfn} changed another page"
+    for before in call.others_before:
+        after = _ORACLE.snapshot(before.page)
+        if (before.flags ^ after.flags) & PG.referenced:
+            after = attrs.evolve(after, flags=after.flags ^ PG.referenced)
+        problems.extend(f"{who}: {change}" for change in _ORACLE.changes(before, after))
+    return problems
 
 
 # -- the engine level ----------------------------------------------------------------------
