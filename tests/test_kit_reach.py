@@ -141,13 +141,13 @@ BUGS = {
         OTHERS,
         "others",
         "migratepage of pfn 2 changed another page: buffer head 0 of pfn 3: b_state went from "
-        "0x13 to 0x12 (page dirty)",
+        "0x13 to 0x12 (lost BH_Uptodate) (page dirty)",
     ),
     "marks_a_neighbour_new": (
         OTHERS,
         "others",
         "migratepage of pfn 2 changed another page: buffer head 0 of pfn 3: b_state went from "
-        "0x13 to 0x33 (page dirty)",
+        "0x13 to 0x33 (gained BH_New) (page dirty)",
     ),
 }
 

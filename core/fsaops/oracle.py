@@ -123,6 +123,16 @@ def buffer_changes(was: BufferState, bh: BufferHead, *, keeps: int = MIGRATION_K
     return out
 
 
+def _bit_changes(was: int, now: int) -> str:
+    """``lost BH_Uptodate; gained BH_New``: the named buffer bits between two ``b_state``."""
+    said = []
+    for bits, verb in ((was & ~now, "lost"), (now & ~was, "gained")):
+        names = [name for bit, name in BH_BIT_NAMES if bits & bit]
+        if names:
+            said.append(f"{verb} {' and '.join(names)}")
+    return "; ".join(said)
+
+
 def journalled_dirty_problem(i: int, pfn: int, new_pfn: int) -> str:
     """The rule broken by buffer head ``i`` of ``pfn`` (moved to ``new_pfn``).
 
@@ -749,8 +759,10 @@ class Oracle:
                     f"buffer head {i} of pfn {pfn}: b_count went from {a.count} to {b.count}"
                 )
             if a.state != b.state:
+                bits = _bit_changes(a.state, b.state)
                 out.append(
-                    f"buffer head {i} of pfn {pfn}: b_state went from {a.state:#x} to {b.state:#x}"
+                    f"buffer head {i} of pfn {pfn}: b_state went from {a.state:#x} to "
+                    f"{b.state:#x}" + (f" ({bits})" if bits else "")
                 )
             if a.blocknr != b.blocknr:
                 out.append(
