@@ -34,7 +34,10 @@ know about before the code goes anywhere:
     from the table's own ``set_page_dirty`` for a dirty page); or
     a clean page (nor any pte mapping it dirty) moved to a dirty one, to be
     written back for nothing; or the old page is still ``PG_dirty`` beside
-    the new one (``clear_page_dirty_for_io`` not done).
+    the new one (``clear_page_dirty_for_io`` not done); or the call cleared
+    ``PG_uptodate`` of another page of the file within 16 pages of it, one
+    it was not handed (the next read fetches that page from disk again,
+    over its data if dirty).
 ``buffers``
     a buffer head was moved to the new page (``b_page`` set to it, as
     ``set_bh_page`` does) while its lock was not held, a buffer head was
@@ -43,7 +46,8 @@ know about before the code goes anywhere:
     device, block, size or ``b_private`` changed, or a buffer its journal
     holds as journalled (``BH_JBDDirty``) turned ``BH_dirty``, by the time
     ``migratepage`` returned (a buffer that is no longer uptodate is read
-    from disk over what it holds).
+    from disk over what it holds); or the call cleared ``BH_Uptodate`` of a
+    mapped buffer of such a page.
 ``return``
     ``migratepage`` raised, or returned something other than 0 or a
     negative errno (the engine counts the page as failed with ``-EIO``);
@@ -66,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from fsaops.buffer import BH, BufferHead
+from fsaops.mapping import AddressSpace
 from fsaops.oracle import (
     BufferState,
     Oracle,
@@ -76,12 +81,11 @@ from fsaops.oracle import (
     may_gain,
     unlocked_move_problem,
 )
-from fsaops.page import PG
+from fsaops.page import PG, Page
 from fsaops.rmap import VM_LOCKED
 
 if TYPE_CHECKING:
     from fsaops.kernel import Kernel
-    from fsaops.page import Page
 
 __all__ = ["KINDS", "PAGES_LISTED", "Finding", "Findings", "MigratepageWatch"]
 
@@ -214,13 +218,14 @@ class MigratepageWatch:
     the oracle's way, never through the code under test.
     """
 
-    __slots__ = ("_before", "_kernel", "_moves", "findings")
+    __slots__ = ("_before", "_kernel", "_moves", "_neighbours", "findings")
 
     def __init__(self, kernel: Kernel, findings: Findings) -> None:
         self._kernel = kernel
         self.findings = findings
         self._before: _Before | None = None
         self._moves: UnlockedMoves | None = None
+        self._neighbours: tuple[_Neighbour, ...] = ()
 
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
@@ -251,6 +256,7 @@ class MigratepageWatch:
             or mapping.anon
             or Oracle.mapped_dirty(page)
         )
+        self._neighbours = _neighbours(page)
         self._before = _Before(
             count=page.count,
             mapcount=page.mapcount,
@@ -274,6 +280,10 @@ class MigratepageWatch:
         self._before = None
         add = self.findings.add
         pfn = page.pfn
+        neighbour = _neighbour_spoiled(self._neighbours, pfn)
+        self._neighbours = ()
+        if neighbour is not None:
+            add(table, *neighbour)
         if self._moves is not None:
             moved = self._moves.stop()
             self._moves = None
@@ -472,6 +482,95 @@ task changes while the page is locked for ``migratepage``: a journal commit
 or an I/O completion may run while it sleeps on a buffer lock, and change
 ``BH_dirty``, ``BH_JBD``, ``BH_JBDDirty``, ``BH_Req``, ``BH_Async_*`` and
 ``BH_Write_EIO`` (and detach ``b_private``)."""
+
+
+_Neighbour = tuple[Page, int, bool, tuple[tuple[int, BufferHead], ...]]
+"""Another page of a file as a ``migratepage`` call found it: the page, its slot, whether it
+was ``PG_uptodate``, and its mapped buffers that were ``BH_Uptodate`` (by place in the ring).
+Nothing but truncation (which unmaps the buffers and empties the slot) takes either away from
+a page in the page cache while the call runs: a reader only sets them, an I/O completion or a
+commit leaves them."""
+
+_UP_AND_MAPPED: Final = BH.uptodate | BH.mapped
+
+
+_NEIGHBOURS: Final = 16
+"""How far either side of a page (in pages of its file) a watched call's neighbours are looked
+at: half of 2.6's largest read-ahead window (``VM_MAX_READAHEAD``, 128 KiB), the pages a table
+reaching past its page is likeliest to touch.  A bound keeps the watch's cost per call
+constant, whatever the size of the file."""
+
+
+def _neighbours(page: Page) -> tuple[_Neighbour, ...]:
+    """The pages of ``page``'s file within ``_NEIGHBOURS`` of it, with what they hold up to date.
+
+    Only for a page of a page-cache mapping (not anonymous memory).
+    """
+    mapping = page.mapping
+    index = page.index
+    if not isinstance(mapping, AddressSpace) or mapping.anon or type(index) is not int:
+        return ()
+    found: list[_Neighbour] = []
+    private = PG.private
+    uptodate = PG.uptodate
+    both = _UP_AND_MAPPED
+    tree = mapping.page_tree
+    for key in range(max(0, index - _NEIGHBOURS), min(len(tree), index + _NEIGHBOURS + 1)):
+        other = tree[key]
+        if other is None or other is page:
+            continue
+        flags = other.flags
+        ring: tuple[tuple[int, BufferHead], ...] = ()
+        head = other.private
+        if flags & private and isinstance(head, BufferHead):
+            kept = []
+            bh = head
+            for i in range(other.node.page_size // 512):  # a ring is at most this long
+                if bh.b_state & both == both:
+                    kept.append((i, bh))
+                bh = bh.b_this_page
+                if bh is head:
+                    break
+            ring = tuple(kept)
+        if ring or flags & uptodate:
+            found.append((other, key, bool(flags & uptodate), ring))
+    return tuple(found)
+
+
+def _neighbour_spoiled(neighbours: tuple[_Neighbour, ...], pfn: int) -> tuple[str, int, str] | None:
+    """``(kind, pfn, example)`` for the first page of the file the call made stale, or ``None``.
+
+    ``migratepage`` is handed the old page and the new one, both locked;
+    another page of the file is its owners', and a table that clears its
+    ``PG_uptodate``, or ``BH_Uptodate`` on one of its mapped buffers, has
+    the next read fetch it from disk again: over newer data, when it is
+    dirty.
+    """
+    for other, key, was_uptodate, ring in neighbours:
+        stale = was_uptodate and not other.flags & PG.uptodate
+        bad = next((i for i, bh in ring if bh.b_state & _UP_AND_MAPPED == BH.mapped), -1)
+        if not stale and bad < 0:
+            continue
+        mapping = other.mapping
+        if not isinstance(mapping, AddressSpace) or Oracle.slot(mapping, key) is not other:
+            continue  # truncated meanwhile
+        where = f"pfn {other.pfn} ({mapping.name} page {key})"
+        if stale:
+            return (
+                "flags",
+                pfn,
+                f"migratepage of pfn {pfn} cleared PG_uptodate of {where}, a page it was not "
+                "handed: the next read fetches that page from disk again, over its data if it "
+                "is dirty",
+            )
+        return (
+            "buffers",
+            pfn,
+            f"migratepage of pfn {pfn} cleared BH_Uptodate of buffer head {bad} of {where}, "
+            "a page it was not handed: the next read or partial write fetches the block "
+            "from disk again, over its data if it is dirty",
+        )
+    return None
 
 
 def _own_count(bh: BufferHead) -> int:
