@@ -155,6 +155,42 @@ def test_anonymous_pages_get_swap_entries_and_keep_swap_ptes_until_2_6_16(
     assert check_kernel(world.kernel) == []
 
 
+@pytest.mark.parametrize(("slots", "freed"), [(4, True), (64, False)])
+def test_a_swap_fault_frees_the_slot_of_a_migrated_page_when_swap_is_over_half_full(
+    registry: Registry, slots: int, freed: bool
+) -> None:
+    """``do_swap_page``: ``if (vm_swap_full()) remove_exclusive_swap_page(page)``.
+
+    Under V4 three migrated anonymous pages keep their swap ptes and their
+    slots.  With four slots, three in use is more than half the device
+    (``nr_swap_pages * 2 < total_swap_pages``): the fault that maps a page
+    back takes it out of the swap cache, dirty, and frees its slot.  With 64
+    slots the device is not that full, and the page stays in the swap cache.
+    """
+    world = World(registry=registry, node_pages=256, swap_slots=slots, semantics="v4")
+    swap = world.kernel.swap_info()
+    area = world.anon(3)
+    mm, vma = area.mm, area.vma
+    before = mm.read(vma.vm_start * 4096, 4096)
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    out = world.migrate(pages)
+    assert out.problems == [] and out.rc == 0
+    assert swap.nr_swap_pages == slots - 3
+    assert mm.read(vma.vm_start * 4096, 4096) == before
+    page = mm.ptes[vma.vm_start].page
+    assert page is not None and page.node.nid == 1
+    if freed:
+        assert not page.flags & PG.swapcache, "the fault took the page out of the swap cache"
+        assert page.flags & PG.dirty, "its data now lives only in memory"
+        assert page.count == 1, "the pte's reference only"
+        assert swap.nr_swap_pages == slots - 2
+    else:
+        assert page.flags & PG.swapcache
+        assert swap.nr_swap_pages == slots - 3
+    world.settle(out)
+    assert check_kernel(world.kernel) == []
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_v4_remove_from_swap_restores_ptes_only_of_a_page_still_mapped(
     registry: Registry, semantics: str

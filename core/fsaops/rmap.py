@@ -39,6 +39,8 @@ from fsaops.swap import (
     free_swap_and_cache,
     lookup_swap_cache,
     read_swap_cache_async,
+    remove_exclusive_swap_page,
+    vm_swap_full,
 )
 from fsaops.writeback import set_page_dirty
 
@@ -331,7 +333,9 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
     cache (read from disk if needed); swap ptes are read back through the
     swap cache.  A swap-cache page found unlocked but no longer in the swap
     cache was migrated under us: it is released and the lookup repeated
-    (V4 1/6).
+    (V4 1/6).  When the swap device is more than half full
+    (:func:`~fsaops.swap.vm_swap_full`), a page mapped back from swap that
+    nothing else uses leaves the swap cache and frees its slot.
 
     Raises:
         FsaopsError: no area maps ``vpn`` (a segmentation fault) or memory ran out.
@@ -401,6 +405,11 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             pte.dirty = write
             page_add_anon_rmap(page, vma, vpn)
         kernel.swap_info().swap_free(entry)
+        if vm_swap_full(kernel):
+            # A swap device over half full keeps no copy it can do without:
+            # a page only the swap cache and this pte use leaves the cache,
+            # dirty, and its slot is freed (do_swap_page, 2.6.15).
+            remove_exclusive_swap_page(page)
         unlock_page(page)
         return
 

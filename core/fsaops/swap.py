@@ -48,6 +48,7 @@ __all__ = [
     "remove_exclusive_swap_page",
     "swap_readpage",
     "swap_writepage",
+    "vm_swap_full",
 ]
 
 
@@ -241,6 +242,17 @@ def read_swap_cache_async(kernel: Kernel, entry: int, nid: int) -> Page | None:
 
 def _end_swap_write(page: Page) -> None:
     end_page_writeback(page)
+
+
+def vm_swap_full(kernel: Kernel) -> bool:
+    """More than half the swap device is in use (``vm_swap_full()``, include/linux/swap.h).
+
+    ``nr_swap_pages * 2 < total_swap_pages``: a swap fault then gives the
+    slot of a page it maps back up (:func:`remove_exclusive_swap_page`).
+    False without a swap device.
+    """
+    swap = kernel.swap
+    return swap is not None and swap.nr_swap_pages * 2 < swap.nr_slots
 
 
 def remove_exclusive_swap_page(page: Page) -> int:
