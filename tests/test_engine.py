@@ -191,6 +191,47 @@ def test_a_swap_fault_frees_the_slot_of_a_migrated_page_when_swap_is_over_half_f
     assert check_kernel(world.kernel) == []
 
 
+def test_faults_mark_the_page_accessed_and_the_new_page_goes_where_the_lru_says(
+    world: World,
+) -> None:
+    """``filemap_nopage`` and ``do_swap_page`` call ``mark_page_accessed`` (mm/, 2.6.15).
+
+    A file page just written is on the inactive list with ``PG_referenced``:
+    a fault through a mapping is its second use, which moves it to the active
+    list.  ``migrate_page_copy`` copies ``PG_active``, so its new page goes to
+    the active list too.  A V4-migrated anonymous page read back through its
+    swap pte is marked referenced by the minor fault.
+    """
+    kernel = world.kernel
+    inode = world.file(world.mount("ext2"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    assert page.flags & PG.referenced and not page.flags & PG.active
+    mm = kernel.new_mm(name="reader")
+    vma = mm.mmap_file(inode, 0, 1)
+    mm.read(vma.vm_start * kernel.page_size, 16)
+    assert page.flags & PG.active, "the fault is a second use: activate_page"
+    assert not page.flags & PG.referenced
+    out = world.migrate([page])
+    assert out.problems == [] and out.rc == 0
+    new = inode.i_mapping.lookup(0)
+    assert new is not None and new.node.nid == 1
+    assert new.flags & PG.active and new.flags & PG.lru, "the new page is on the active list"
+    world.settle(out)
+
+    area = world.anon(1)
+    anon = world.page_of(area, 0)
+    assert anon is not None
+    anon.flags &= ~PG.referenced
+    out = world.migrate([anon])
+    assert out.problems == [] and out.rc == 0
+    area.mm.read(area.vma.vm_start * kernel.page_size, 16)
+    back = area.mm.ptes[area.vma.vm_start].page
+    assert back is not None and back.node.nid == 1
+    assert back.flags & PG.referenced, "the swap fault marked it accessed"
+    world.settle(out)
+    assert check_kernel(kernel) == []
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_v4_remove_from_swap_restores_ptes_only_of_a_page_still_mapped(
     registry: Registry, semantics: str

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.fs import read_cache_page
-from fsaops.lru import lru_cache_add_active
+from fsaops.lru import lru_cache_add_active, mark_page_accessed
 from fsaops.page import (
     PG,
     Page,
@@ -256,6 +256,8 @@ class Mm:
                     page = pte.page
                     if pte.dirty:
                         set_page_dirty(page)
+                    if pte.young and not page_anon(page):
+                        mark_page_accessed(page)  # zap_pte_range, for a file page
                     page_remove_rmap(page)
                     put_page(page)
                 else:
@@ -333,7 +335,9 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
     cache (read from disk if needed); swap ptes are read back through the
     swap cache.  A swap-cache page found unlocked but no longer in the swap
     cache was migrated under us: it is released and the lookup repeated
-    (V4 1/6).  When the swap device is more than half full
+    (V4 1/6).  A file page or a page found through a swap pte is marked
+    accessed (``mark_page_accessed``, as ``filemap_nopage`` and
+    ``do_swap_page`` do).  When the swap device is more than half full
     (:func:`~fsaops.swap.vm_swap_full`), a page mapped back from swap that
     nothing else uses leaves the swap cache and frees its slot.
 
@@ -367,6 +371,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
                 return
             index = vma.vm_pgoff + (vpn - vma.vm_start)
             page = read_cache_page(vma.vm_file, index, _alloc_nid(vma))
+            mark_page_accessed(page)  # filemap_nopage: "Found the page"
             with mm.page_table_lock:
                 if vpn in mm.ptes:
                     put_page(page)
@@ -386,6 +391,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
                     continue
                 raise FsaopsError("out of memory in a swap fault (ENOMEM)")
             kernel.vmstat.pgmajfault += 1
+        mark_page_accessed(page)
         lock_page(page)
         if _SWAP_FAULT_RECHECK and (not page.flags & PG.swapcache or page.private != entry):
             # Migrated (or dropped) while we slept on the lock: look again.
