@@ -14,8 +14,8 @@ import pytest
 
 from fsaops.debug import check_kernel
 from fsaops.errors import MigrationDisabled
-from fsaops.lists import PageList
-from fsaops.lru import isolate_lru_page
+from fsaops.lists import PageList, list_add_tail
+from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.memory_hotplug import migrate_node
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages
 from fsaops.page import PG, Page, lock_page, put_page, trylock_page, unlock_page
@@ -188,6 +188,50 @@ def test_a_swap_fault_frees_the_slot_of_a_migrated_page_when_swap_is_over_half_f
         assert page.flags & PG.swapcache
         assert swap.nr_swap_pages == slots - 3
     world.settle(out)
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize(("slots", "freed"), [(4, True), (64, False)])
+def test_unmapping_a_swap_pte_frees_a_busy_swap_cache_page_when_swap_is_over_half_full(
+    registry: Registry, slots: int, freed: bool
+) -> None:
+    """``free_swap_and_cache``: ``if (!PageWriteback(page) && (one_user || vm_swap_full()))``.
+
+    Under V4 a migrated anonymous page keeps its swap pte and its place in the
+    swap cache.  Isolated again (as a migration would), it has a user besides
+    the swap cache.  When its process unmaps the area, the swap pte goes; with
+    the device more than half full the page leaves the swap cache anyway,
+    dirty (its data now lives only in memory), and its slot is freed.  With a
+    roomier device a page someone else holds stays in the swap cache.
+    """
+    world = World(registry=registry, node_pages=256, swap_slots=slots, semantics="v4")
+    swap = world.kernel.swap_info()
+    area = world.anon(3)
+    mm, vma = area.mm, area.vma
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    out = world.migrate(pages)
+    assert out.problems == [] and out.rc == 0
+    world.settle(out)
+    entry = mm.ptes[vma.vm_start].swp
+    swapper = world.kernel.swapper_space
+    assert swapper is not None
+    new = swapper.lookup(entry)
+    assert new is not None and new.flags & PG.swapcache
+    assert isolate_lru_page(new) == 1
+    new.flags &= ~PG.dirty
+    mm.munmap(vma)
+    if freed:
+        assert not new.flags & PG.swapcache, "it left the swap cache"
+        assert new.flags & PG.dirty, "and only memory holds its data now"
+        assert new.count == 1, "the isolation reference only"
+        assert swap.nr_swap_pages == slots
+    else:
+        assert new.flags & PG.swapcache and new.private == entry
+        assert new.count == 2, "the swap cache's and the isolation reference"
+        assert swap.swap_map[entry] == 1, "the swap cache still uses the slot"
+    pl = PageList("isolated")
+    list_add_tail(new, pl)
+    putback_lru_pages(pl)
     assert check_kernel(world.kernel) == []
 
 

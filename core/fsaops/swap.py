@@ -311,7 +311,14 @@ def swap_writepage(page: Page, wbc: WritebackControl) -> int:
 
 
 def free_swap_and_cache(kernel: Kernel, entry: int) -> None:
-    """Drop a swap pte's use of ``entry``; free the cached page if nobody else uses it."""
+    """Drop a swap pte's use of ``entry``, and the cached page's if nothing else needs it.
+
+    ``free_swap_and_cache`` (mm/swapfile.c, 2.6.15): when only the swap
+    cache still uses the slot, its page leaves the swap cache, dirty (its
+    data now lives only in memory), if nobody else holds the page or if the
+    device is more than half full (:func:`vm_swap_full`), and it is not
+    under writeback; a page someone has locked is left alone.
+    """
     swap = kernel.swap_info()
     swap.swap_free(entry)
     if swap.swap_map[entry] != 1:
@@ -320,14 +327,14 @@ def free_swap_and_cache(kernel: Kernel, entry: int) -> None:
     if page is None:
         return
     if trylock_page(page):
+        one_user = page.count == 2  # the swap cache's reference and ours
         if (
             page.flags & PG.swapcache
             and page.private == entry
-            and page.count == 2
             and not page.flags & PG.writeback
-            and page.mapcount == 0
+            and (one_user or vm_swap_full(kernel))
         ):
             delete_from_swap_cache(page)
-            page.flags &= ~PG.dirty
+            page.flags |= PG.dirty  # SetPageDirty
         unlock_page(page)
     put_page(page)
