@@ -235,6 +235,38 @@ def test_unmapping_a_swap_pte_frees_a_busy_swap_cache_page_when_swap_is_over_hal
     assert check_kernel(world.kernel) == []
 
 
+def test_unmapping_a_page_read_back_from_the_swap_cache_frees_it_and_its_slot(
+    registry: Registry,
+) -> None:
+    """``zap_pte_range`` releases a page through ``free_page_and_swap_cache`` (mm/, 2.6.15).
+
+    Under V4 migrated anonymous pages stay in the swap cache; read back, each
+    is mapped by a present pte, and the swap cache is the only user of its
+    slot.  When the process unmaps the area, ``free_swap_cache`` takes each
+    page out of the swap cache (``remove_exclusive_swap_page``): the slots
+    are freed, and the pages with them.
+    """
+    world = World(registry=registry, node_pages=256, swap_slots=64, semantics="v4")
+    swap = world.kernel.swap_info()
+    area = world.anon(3)
+    mm, vma = area.mm, area.vma
+    pages = [pte.page for pte in mm.ptes.values() if pte.page is not None]
+    out = world.migrate(pages)
+    assert out.problems == [] and out.rc == 0
+    world.settle(out)
+    mm.read(vma.vm_start * 4096, 3 * 4096)
+    back = [pte.page for pte in mm.ptes.values()]
+    assert all(p is not None and p.flags & PG.swapcache for p in back)
+    assert swap.nr_swap_pages == 64 - 3
+    free = world.kernel.nodes[1].nr_free
+    mm.munmap(vma)
+    assert swap.nr_swap_pages == 64, "every slot was freed with its page"
+    swapper = world.kernel.swapper_space
+    assert swapper is not None and swapper.nrpages == 0
+    assert world.kernel.nodes[1].nr_free == free + 3, "the pages were freed"
+    assert check_kernel(world.kernel) == []
+
+
 def test_faults_mark_the_page_accessed_and_the_new_page_goes_where_the_lru_says(
     world: World,
 ) -> None:

@@ -36,6 +36,7 @@ from fsaops.page import (
 )
 from fsaops.swap import (
     delete_from_swap_cache,
+    free_page_and_swap_cache,
     free_swap_and_cache,
     lookup_swap_cache,
     read_swap_cache_async,
@@ -245,7 +246,14 @@ class Mm:
         return vma
 
     def munmap(self, vma: Vma) -> None:
-        """Unmap an area: drop its ptes and references (``do_munmap``)."""
+        """Unmap an area: drop its ptes and references (``do_munmap``).
+
+        As ``zap_pte_range`` does, a dirty pte dirties its page, a young pte
+        of a file page marks it accessed, a present pte's page is released
+        through :func:`~fsaops.swap.free_page_and_swap_cache` (leaving the
+        swap cache if nothing else needs it there), and a swap pte's slot
+        through :func:`~fsaops.swap.free_swap_and_cache`.
+        """
         with self.mmap_sem:
             for vpn in range(vma.vm_start, vma.vm_end):
                 with self.page_table_lock:
@@ -259,7 +267,7 @@ class Mm:
                     if pte.young and not page_anon(page):
                         mark_page_accessed(page)  # zap_pte_range, for a file page
                     page_remove_rmap(page)
-                    put_page(page)
+                    free_page_and_swap_cache(page)  # tlb_remove_page
                 else:
                     free_swap_and_cache(self.kernel, pte.swp)
             self.vmas.remove(vma)

@@ -43,6 +43,8 @@ __all__ = [
     "add_to_swap_cache",
     "delete_from_swap_cache",
     "delete_from_swap_cache_locked",
+    "free_page_and_swap_cache",
+    "free_swap_and_cache",
     "lookup_swap_cache",
     "read_swap_cache_async",
     "remove_exclusive_swap_page",
@@ -308,6 +310,21 @@ def swap_writepage(page: Page, wbc: WritebackControl) -> int:
     kernel.vmstat.nr_writepage += 1
     kernel.sched.call_later(kernel.io_latency, _end_swap_write, page)
     return 0
+
+
+def free_page_and_swap_cache(page: Page) -> None:
+    """Drop a pte's reference to a page, and the swap cache's if only they held it.
+
+    ``free_page_and_swap_cache`` (mm/swap_state.c, 2.6.15), what unmapping
+    a present pte does with its page: a swap-cache page that is not locked
+    goes through :func:`remove_exclusive_swap_page`, which takes it out of
+    the swap cache and frees its slot when nobody else holds the page or the
+    slot; then the reference is dropped.
+    """
+    if page.flags & PG.swapcache and trylock_page(page):
+        remove_exclusive_swap_page(page)
+        unlock_page(page)
+    put_page(page)
 
 
 def free_swap_and_cache(kernel: Kernel, entry: int) -> None:
