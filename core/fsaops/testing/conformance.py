@@ -728,8 +728,9 @@ class MigratepageConformance:
     ) -> None:
         """A dirty page moves dirty, and nothing is written to move it (KERNEL-SPEC §6.3, §7).
 
-        With buffers, at every block size of :meth:`_ring_worlds`, a page of
-        one buffer among them: a table that moves such a page clean, taking
+        With buffers, at every block size the suite builds buffer rings at
+        (the class's, the type's smaller ones, and the page's own, a page of
+        one buffer): a table that moves such a page clean, taking
         its buffer's ``BH_dirty`` for the page's, loses the data, since
         writeback writes only ``PG_dirty`` pages.
         """
