@@ -166,6 +166,32 @@ def test_a_file_name_too_long_for_its_folder_is_refused_before_the_command(
     assert list(tmp_path.glob("r*")) == []
 
 
+@pytest.mark.parametrize("which", PAGES)
+@pytest.mark.parametrize("where", ["in /proc", "a link into /proc"])
+def test_a_folder_that_takes_no_new_file_is_refused_before_the_command(
+    tmp_path: Path, which: str, where: str
+) -> None:
+    """Before, a folder where no file can be created (``/proc``, for root any folder ``os.access``
+    passes), or a link ``FILE`` to a file in one, ran the whole command, then failed with
+    ``cannot write it: No such file or directory``, exit 1, the JSON saying ``ok``."""
+    if where == "in /proc":
+        page = Path("/proc/fsaops-page.html")
+    else:
+        page = tmp_path / "page.html"
+        page.symlink_to("/proc/version")
+    args, _ = _command(tmp_path, which, page)
+    if which == "a failure's page":  # a scenario that would run, had the page been writable
+        scenario = tmp_path / "s.toml"
+        scenario.write_text(SCENARIO)
+        args[1] = scenario
+    proc = fsaops(*args, *(["--json"] if args[0] == "migrate" else []))
+    one_error_line(proc, 2, f"--html {page}: cannot write in /proc")
+    if args[0] == "migrate":
+        one_json_object(proc, "bad input")
+    else:
+        assert proc.stdout == ""
+
+
 CHATTY = """\
 import attrs, fsaops
 from fsaops import FileSystemType

@@ -848,7 +848,33 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
     too_long = _name_too_long(path)
     if too_long is not None:
         raise FsaopsError(f"{option} {path}: the file name is too long ({too_long})")
+    refused = _cannot_create_in(os.path.dirname(os.path.realpath(path)))
+    if refused is not None:
+        raise FsaopsError(f"{option} {path}: cannot write in {refused}")
     return os.path.abspath(path)
+
+
+def _cannot_create_in(folder: str) -> str | None:
+    """Why no file can be created in ``folder``, where a page is written, if so.
+
+    The page is written where a symbolic link ``FILE`` points, and
+    ``os.access`` says yes to a folder of ``/proc`` or ``/sys``, or to
+    any folder for root, where creating a file fails: a file is created
+    there and removed, as the page's temporary file will be.
+    """
+    try:
+        where = _OS_OPEN(folder, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"{printable(folder)} ({exc.strerror or exc})"
+    try:
+        name, fd = _create_temporary(where)
+        _OS_CLOSE(fd)
+        os.unlink(name, dir_fd=where)
+    except OSError as exc:
+        return f"{printable(folder)} ({exc.strerror or exc})"
+    finally:
+        _OS_CLOSE(where)
+    return None
 
 
 def _working_folder_exists() -> bool:
