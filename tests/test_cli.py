@@ -105,6 +105,40 @@ def test_bad_arguments(args: list[str], word: str, capsys: pytest.CaptureFixture
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["migrate", "--trace", "5", "--trace", "8"], "--trace"),
+        (["migrate", "--html", "{a}", "--html", "{b}"], "--html"),
+        (["migrate", "--plugins", "ext2", "--plugins", "swap"], "--plugins"),
+        (["migrate", "--seed", "1", "--seed", "2"], "--seed"),
+        (["diff", "x.json", "y.json", "--html", "{a}", "--html", "{b}"], "--html"),
+        (["config", "check", "x.toml", "--plugins", "ext2", "--plugins", "swap"], "--plugins"),
+        (["plugins", "--config", "x.toml", "--config", "y.toml"], "--config"),
+        (["explore", "--fs", "ext2", "--fs", "ext3"], "--fs"),
+        (["bench", "--pages", "20", "--pages", "30"], "--pages"),
+    ],
+)
+def test_an_option_given_twice_is_bad_input(
+    args: list[str], option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, the last of an option given twice was taken and the others dropped without a
+    word: ``--html a.html --html b.html`` wrote no ``a.html``, exit 0; ``--trace`` traced one
+    page, ``--plugins`` loaded one selection."""
+    pages = {"a": str(tmp_path / "a.html"), "b": str(tmp_path / "b.html")}
+    argv = [arg.format(**pages) for arg in args]
+    assert main([*argv, "--json"] if args[0] in ("migrate", "bench") else argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"fsaops: error: argument {option}: given more than once")
+    if args[0] in ("migrate", "bench"):
+        data = json.loads(captured.out)
+        assert data["status"] == "bad input"
+        assert "given more than once" in data["error"]
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- migrate ----------------------------------------------------------------------------------
 
 

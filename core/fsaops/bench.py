@@ -1515,6 +1515,10 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)  # as fsaops's own: "--jso" is not "--json"
         super().__init__(*args, **kwargs)
+        from fsaops.cli import _StoreOnce  # as fsaops's own: a value option is given once
+
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)

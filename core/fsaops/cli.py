@@ -109,12 +109,42 @@ class UsageError(Exception):
         self.prog = prog
 
 
+class _StoreOnce(argparse.Action):
+    """Store an option's value, refusing a second one.
+
+    argparse keeps the last of an option given twice and drops the others
+    without a word: ``--html a.html --html b.html`` would write no
+    ``a.html``, ``--trace 5 --trace 8`` trace one page, ``--plugins ext2
+    --plugins swap`` load one plugin.  A positional argument is stored as
+    argparse stores it.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given: set[str] = vars(namespace).setdefault("_options_given", set())
+        if option_string is not None:
+            if self.dest in given:
+                raise argparse.ArgumentError(
+                    self, "given more than once; give it once (it takes one value)"
+                )
+            given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # No abbreviations: "--jso" is not "--json" (whose envelope the
         # command promises only when asked for by name).
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # An option that takes a value takes one: a second is refused, not kept in its place.
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self.prog)
