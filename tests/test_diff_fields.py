@@ -306,6 +306,22 @@ def test_a_mounts_entry_of_the_wrong_type_is_bad_input(
     assert err.strip().endswith("not a report: mounts[0] block_size is not a JSON integer"), err
 
 
+def test_a_mount_only_one_run_has_shows_the_defaults_it_used(report: dict[str, Any]) -> None:
+    """Before, a mount only one run had was shown with its files, filesystem and pages, but not
+    the mode or block size it left to the filesystem's default (both sides empty, no row)."""
+    more = copy.deepcopy(report)
+    more["config"]["mount"].append(
+        {"fs": "ext3", "mode": None, "block_size": None, "files": 1, "pages": 4}
+    )
+    rows = _rows(compare(report, more))
+    assert rows["scenario: mount[1].fs"] == (None, "ext3", True)
+    assert rows["scenario: mount[1].mode"] == (None, "ordered", True)
+    assert rows["scenario: mount[1].block_size"] == (None, 1024, True)
+    rows = _rows(compare(more, report))
+    assert rows["scenario: mount[1].mode"] == ("ordered", None, True)
+    assert rows["scenario: mount[1].block_size"] == (1024, None, True)
+
+
 def test_thousands_of_tables_are_paired_by_filesystem(report: dict[str, Any]) -> None:
     """Each table only one run has meets the other run's only table of its filesystem.
 

@@ -550,7 +550,10 @@ def _fill_defaults(
     wanted = [
         key
         for key in facts
-        if _MOUNT_DEFAULT.fullmatch(key) and facts[key] is None and other.get(key) is not None
+        if _MOUNT_DEFAULT.fullmatch(key)
+        and facts[key] is None
+        # A mount the other run does not have: its row shows what it used, as its other keys'.
+        and (other.get(key) is not None or key not in other)
     ]
     if not wanted:
         return
