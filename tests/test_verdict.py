@@ -487,6 +487,30 @@ def test_a_run_of_no_page_says_nothing_was_checked(
     assert (report["status"], report["totals"]["pages"]) == ("ok", 0)
 
 
+def test_a_run_of_execute_in_place_pages_only_says_what_it_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a scenario whose only mount is execute in place was told "nothing was checked ...
+    (no mount of a loaded filesystem ...)": it has one, and its 12 pages were read back."""
+    path = tmp_path / "xip.toml"
+    path.write_text(
+        '[plugins]\nload = ["ext2"]\n[[mount]]\nfs = "ext2"\nmode = "xip"\npages = 12\n',
+        encoding="utf-8",
+    )
+    page = tmp_path / "page.html"
+    assert main(["migrate", str(path), "--html", str(page)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "integrity 12 pages read back" in out
+    assert "result OK, but no page was migrated: the scenario has no page to migrate" in out
+    assert "only 12 execute-in-place page(s) read back from their device" in out
+    assert "nothing was checked" not in out
+    assert "no mount of a loaded filesystem" not in out
+    html = page.read_text()
+    assert '<p class="banner note">OK, but no page was migrated' in html
+    assert 'class="banner note" id="status" data-status="ok">OK, BUT NO PAGE WAS MIGRATED' in html
+    assert "NOTHING WAS CHECKED" not in html
+
+
 def test_a_correct_data_journal_table_keeps_the_flags_promise_for_a_page_dirty_in_its_pte() -> None:
     """Unmapping the dirty pte calls data=journal's set_page_dirty, which sets PG_checked.
 

@@ -25,7 +25,7 @@ from fsaops.errors import MAX_SHOWN
 from fsaops.frames import STATES
 from fsaops.jsonbound import dumps
 from fsaops.migrate import MAX_PASSES
-from fsaops.report import NOT_MOUNTED, SWAPPED_IN, member_name, tone, verdict
+from fsaops.report import NOT_MOUNTED, SWAPPED_IN, headline, member_name, tone, verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -1066,7 +1066,7 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
     names += [t.name for t in report.by_aops if t.name not in names]
     colours = table_colours(names)
     banner = tone(report)
-    said = "OK, BUT NOTHING WAS CHECKED" if banner == "note" else report.status.upper()
+    said = headline(report).upper()
     heading = (
         f"<h1>fsaops migrate: {escape(report.source)}</h1>\n"
         f'<p class="muted">seed {report.seed} · semantics '

@@ -31,6 +31,7 @@ from fsaops.trace import TraceStep
 
 __all__ = [
     "NOTHING",
+    "NOTHING_MIGRATED",
     "SWAPPED_IN",
     "VERDICTS",
     "Integrity",
@@ -42,6 +43,7 @@ __all__ = [
     "Selection",
     "TableReport",
     "Totals",
+    "headline",
     "render",
     "tone",
     "verdict",
@@ -840,9 +842,37 @@ VERDICTS: Final = {
 
 NOTHING: Final = (
     "OK, but nothing was checked: the scenario has no page to migrate "
-    "(no mount of a loaded filesystem and no process memory)"
+    "(no page of a loaded filesystem in the page cache, and no process memory)"
 )
 """The verdict of a run that lost nothing because it had nothing: no table was tried."""
+
+NOTHING_MIGRATED: Final = (
+    "OK, but no page was migrated: the scenario has no page to migrate "
+    "(no page of a loaded filesystem in the page cache, and no process memory); "
+    "only {pages} read back from their device"
+)
+"""The verdict of a run of no page to migrate whose execute-in-place pages were read back.
+
+Its read-back checked them, but no table was tried: nothing migrated.
+"""
+
+
+def _nothing(report: Report) -> str:
+    """The verdict of an ``ok`` run that took on no page (:func:`tone` ``note``)."""
+    if report.integrity.checked == 0:
+        return NOTHING
+    pages = f"{_n(report.integrity.checked)} execute-in-place page(s)"
+    return NOTHING_MIGRATED.format(pages=pages)
+
+
+def headline(report: Report) -> str:
+    """The first words of the verdict, as a banner shows them: ``OK, but nothing was checked``.
+
+    The status itself (``ok``, ``data lost``) for a run that took on pages.
+    """
+    if tone(report) != "note":
+        return report.status
+    return _nothing(report).split(":", 1)[0]
 
 
 def tone(report: Report) -> str:
@@ -860,7 +890,7 @@ def verdict(report: Report) -> str:
     plugin's filesystem out of the built-in scenario (:attr:`Report.not_mounted`).
     """
     if tone(report) == "note":
-        return NOTHING
+        return _nothing(report)
     said = VERDICTS.get(report.status, report.status)
     if report.not_mounted:
         said += f"; not tried: filesystem {', '.join(map(repr, report.not_mounted))} (not mounted)"
