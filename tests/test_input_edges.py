@@ -252,6 +252,25 @@ def test_a_number_too_small_to_tell_from_0_is_refused_in_the_file(key: str) -> N
     assert parse_config(f"[{table}]\n{name} = 0e-400\n").fraction("dirty") == 0.0  # 0 as written
 
 
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [("1000000.5", "1000000.5"), ("1000000.0001", "1000000.0001"), ("2000000", "2000000")],
+)
+def test_a_time_limit_out_of_range_is_named_as_written(
+    tmp_path: Path, written: str, shown: str
+) -> None:
+    """Before, ``kernel.timeout = 1000000.5`` was refused as ``got 1e+06``: the limit itself."""
+    path = tmp_path / "t.toml"
+    path.write_text(f"[kernel]\ntimeout = {written}\n", encoding="utf-8")
+    for command in (["config", "check"], ["migrate", "--json"]):
+        status, _out, err = fsaops(*command, str(path))
+        assert status == 2
+        assert err == (
+            f"fsaops: error: {path}: kernel.timeout: expected a number of seconds from 0 "
+            f"(no limit) to 1000000, got {shown}\n"
+        )
+
+
 def test_a_number_too_small_for_an_integer_key_is_named_as_written() -> None:
     with pytest.raises(
         ConfigError, match=r"kernel\.nodes: expected an integer, got the number 1e-400"

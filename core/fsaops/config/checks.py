@@ -110,7 +110,7 @@ def static_problems(config: Config) -> list[str]:
     if not 0 <= k.timeout <= MAX_TIMEOUT:
         problems.append(
             f"kernel.timeout: expected a number of seconds from 0 (no limit) to {MAX_TIMEOUT}, "
-            f"got {k.timeout:g}"
+            f"got {_number(k.timeout)}"
         )
 
     load = config.plugins.load
@@ -597,3 +597,14 @@ def memory_problem(config: Config, registry: Registry, available: int | None = N
         f"{_mib(available, up=False)}; "
         "use fewer or smaller nodes, or fewer pages"
     )
+
+
+def _number(value: float) -> str:
+    """A number of the file as a message gives it: every digit it has (``1000000.5``).
+
+    ``:g`` keeps six: ``1000000.5`` came out as ``1e+06``, as if the limit
+    itself were refused.  A whole number is written as one (``2000000``).
+    """
+    if value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
