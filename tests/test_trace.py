@@ -306,6 +306,25 @@ def test_a_page_migration_does_not_take_on_is_bad_input(
     assert data["status"] == "bad input" and "trace" not in data
 
 
+def test_an_address_of_the_json_report_written_in_decimal_is_told_in_hex(
+    builtin: dict[str, Any],
+) -> None:
+    """The report's ``address`` is a JSON number; ``--trace`` reads addresses in hex.  Before, the
+    message said only that there is no page at ``0x<the decimal digits>``."""
+    anonymous = next(p for p in builtin["pages_left"] if "pid" in p)
+    pid, address = anonymous["pid"], anonymous["address"]
+    status, out, err = _migrate("--trace", f"{pid}:{address}", "--json")
+    assert status == 2
+    assert len(err.splitlines()) == 1
+    assert err.rstrip("\n").endswith(
+        f"; the address is read in hex, and {address} in decimal is {address:#x}: "
+        f"--trace {pid}:{address:#x}"
+    )
+    assert json.loads(out)["status"] == "bad input"
+    status, _out, err = _migrate("--trace", f"{pid}:{address:#x}", "--json")
+    assert status == 0, err
+
+
 def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) -> None:
     """A pfn, a file page and a process page, as the report names them, find the page it names."""
     file_page = next(p for p in builtin["pages_left"] if "file" in p)

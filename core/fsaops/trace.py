@@ -591,7 +591,7 @@ class PageTrace:
         )
         raise TraceError(
             f"--trace {text}: process {pid} has no page of anonymous memory at {address:#x} "
-            f"(its memory: {spans})"
+            f"(its memory: {spans}){_decimal_hint(text, pid, areas, scenario.page_size)}"
         )
 
     def _area_page(self, scenario: Scenario, key: str, page_no: int) -> tuple[Page, str]:
@@ -816,3 +816,22 @@ def render(steps: Sequence[TraceStep], console: Console, *, title: str) -> None:
             Text(details),  # what plugin code said, never markup
         )
     console.print(table)
+
+
+def _decimal_hint(text: str, pid: int, areas: Sequence[Area], page_size: int) -> str:
+    """What to write instead, when ``PID:ADDRESS`` is a page's address in decimal.
+
+    The JSON report gives addresses as numbers (``"address": 69632``); the
+    address of ``--trace`` is read in hex, so ``5:69632`` is ``0x69632``.
+    """
+    written = text.partition(":")[2]
+    if not written.isdigit():  # 0x..., or hex digits: it was meant as hex
+        return ""
+    address = int(written)
+    vpn = address // page_size
+    if not any(a.start <= vpn < a.start + a.npages for a in areas):
+        return ""
+    return (
+        f"; the address is read in hex, and {written} in decimal is {address:#x}: "
+        f"--trace {pid}:{address:#x}"
+    )
