@@ -463,6 +463,47 @@ def test_an_old_page_never_stands_for_a_command_that_failed_early(tmp_path: Path
     assert "not a report" in text
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["migrate", "{scenario}", "--html", "{page}", "--seed", "-1"],
+        ["migrate", "{scenario}", "--html={page}", "--trace", "zz", "--json"],
+        ["migrate", "--html", "{page}", "--frobnicate"],
+        ["diff", "{scenario}", "--html", "{page}"],
+    ],
+)
+def test_an_old_page_never_stands_for_a_command_line_that_was_refused(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Before, a command line argparse refused (a bad ``--seed``, a ``--trace`` of no page's
+    form, an unknown option, a missing report) left an earlier run's page standing, exit 2."""
+    page = tmp_path / "page.html"
+    page.write_text('<p data-status="ok">an earlier run</p>')
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[processes]\ncount = 0\n")
+    argv = [arg.format(page=page, scenario=scenario) for arg in args]
+    proc = guarded.fsaops(*argv)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1
+    error = proc.stderr.removeprefix("fsaops: error: ").rstrip("\n")
+    text = page.read_text(encoding="utf-8")
+    assert 'data-status="bad input"' in text and "an earlier run" not in text
+    assert f'<pre id="error">{html.escape(error)}</pre>' in text
+    assert f"<h1>fsaops {args[0]}: " in text
+    assert scenario.read_text() == "[processes]\ncount = 0\n"
+
+
+def test_a_refused_command_line_never_writes_its_page_over_a_file_it_names(
+    tmp_path: Path,
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[processes]\ncount = 0\n")
+    for html_option in (["--html", str(scenario)], [f"--html={scenario}"]):
+        proc = guarded.fsaops("migrate", scenario, *html_option, "--seed", "-1")
+        assert proc.returncode == 2
+        assert scenario.read_text() == "[processes]\ncount = 0\n"
+
+
 def test_a_reason_for_every_page_is_folded_after_the_largest_groups() -> None:
     """One distinct message a page made one group a page: 25 MB for 100,000 pages."""
     from fsaops.html_report import GROUPS_LISTED, _page_groups

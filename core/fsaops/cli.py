@@ -45,6 +45,7 @@ import faulthandler
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -2171,6 +2172,43 @@ def _own_stdout(program: bool) -> Iterator[TextIO | None]:
             stream.close()
 
 
+def _page_of_rejected(args_list: list[str]) -> None:
+    """Have a command line argparse rejected say so on its ``--html`` page, if it names one.
+
+    The command has no report, and a page an earlier run left there must
+    not stand for it, as for a scenario that does not parse.  Only a
+    ``migrate`` or ``diff`` naming one page that can be written, over no
+    file the command line names: otherwise the line on standard error
+    stands alone.
+    """
+    from fsaops.errors import FsaopsError
+
+    command, rest = (args_list[0], args_list[1:]) if args_list else ("", [])
+    if command not in ("migrate", "diff"):
+        return
+    pages: list[tuple[int, str]] = []  # where the page is named, and the page
+    for i, arg in enumerate(rest):
+        if arg == "--":
+            break
+        if arg == "--html" and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            pages.append((i + 1, rest[i + 1]))
+        elif arg.startswith("--html="):
+            pages.append((i, arg.removeprefix("--html=")))
+    if len(pages) != 1:  # none, or given twice: which one is not known
+        return
+    (at, page), reads = pages[0], {}
+    for i, arg in enumerate(rest):  # every other word may be a file it reads: not over one
+        if i != at:
+            reads[f"the file {arg}"] = arg.removeprefix("--html=")
+    try:
+        html = _output_file(page, "--html", reads=reads)
+    except FsaopsError:
+        return
+    line = shlex.join(rest)
+    shown = line if len(line) <= 200 else line[:200] + "..."
+    _PAGE.set((html, printable(shown), command))
+
+
 def _main(args_list: list[str]) -> int:
     if args_list[:1] == ["bench"]:
         return _cmd_bench(args_list[1:])
@@ -2179,6 +2217,7 @@ def _main(args_list: list[str]) -> int:
         args = parser.parse_args(args_list)
     except UsageError as exc:
         message = f"{exc} (see {exc.prog} --help)"
+        _page_of_rejected(args_list)
         return _fail(Status.BAD_INPUT, message, "--json" in args_list)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
