@@ -502,10 +502,21 @@ def swaps_block_numbers(newpage: Page, page: Page) -> int:
     return rc
 
 
+_GIVEN_UP: dict[int, Page] = {}
+"""The pages (by ``id``, each held so that its ``id`` is not another's in a later run) whose
+block numbers :func:`swaps_block_numbers_when_it_gives_up` swapped: only the first time, since a
+second swap on the page's next try would undo it."""
+
+
 def swaps_block_numbers_when_it_gives_up(newpage: Page, page: Page) -> int:
-    """Gives up on a page it cannot move, but swaps two of its buffers' disk blocks first."""
+    """Gives up on a page it cannot move, but swaps two of its buffers' disk blocks first.
+
+    Once a page: a page left busy is tried in pass after pass, and an even
+    number of swaps would leave nothing wrong to find.
+    """
     rc = buffer_migrate_page(newpage, page)
-    if rc != 0:
+    if rc != 0 and id(page) not in _GIVEN_UP:
+        _GIVEN_UP[id(page)] = page
         _swap_two_block_numbers(page)
     return rc
 
