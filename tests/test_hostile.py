@@ -1549,6 +1549,71 @@ def test_a_migratepage_stuck_in_a_regular_expression_is_ended_by_the_time_limit(
     one_json_object(proc, "timeout")
 
 
+def test_a_run_told_to_stop_is_not_told_again_while_it_cleans_up(tmp_path: Path) -> None:
+    """The time limit's next look comes while the run unwinds: it is not raised a second time.
+
+    Before, each look after the time limit raised the timeout again, even while the first one
+    was still on its way out: a look that came during cleanup (a ``finally`` of plugin code,
+    the engine's own, a thread joined on a busy machine) cut that cleanup short, and the second
+    timeout, raised outside ``migrate_pages``, lost the page the run was migrating.
+    """
+    done = tmp_path / "cleaned up"
+    code = (
+        HEADER + "import signal\ndef mp(newpage, page):\n"
+        "    try:\n        time.sleep(3600)\n    finally:\n"
+        "        signal.raise_signal(signal.SIGALRM)  # the time limit's next look, now\n"
+        f"        open({str(done)!r}, 'w').close()\n" + _table("tidy", migratepage="mp")
+    )
+    env = install(tmp_path, "tidy", code)
+    proc = fsaops("migrate", _scenario(tmp_path, "tidy"), "--timeout", "1", "--json", env=env)
+    one_error_line(proc, 1, "time limit of 1 s while migrating the page at pfn", "tidy_aops")
+    one_json_object(proc, "timeout")
+    assert done.exists(), "the cleanup of plugin code was cut short"
+
+
+def test_a_run_that_took_the_alarm_is_not_told_again_while_it_cleans_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plugin code took ``SIGALRM``: the watchdog thread raises the timeout in the run, once.
+
+    Before, it raised it again at each look while the run was still unwinding from the first.
+    """
+    import signal
+
+    from fsaops import scenario
+    from fsaops.errors import RunTimeout
+    from fsaops.plugins import Registry
+
+    looks: list[float] = []
+    real_wait = scenario._wait
+
+    def counted(stop: object, seconds: float, keep: Callable[[], None]) -> bool:
+        looks.append(seconds)
+        return real_wait(stop, seconds, keep)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scenario, "_wait", counted)
+    cleaned: list[bool] = []
+    registry = Registry(plugins=(), filesystems={}, owners={})
+
+    def the_run() -> None:
+        with scenario._time_limit(0.05, registry):
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)  # as plugin code may
+            try:
+                while True:
+                    time.sleep(0.01)
+            finally:  # cleanup that outlasts the watchdog's next look
+                seen = len(looks)
+                bound = time.monotonic() + 60  # bounds a hang, asserts nothing
+                while len(looks) < seen + 2 and time.monotonic() < bound:
+                    time.sleep(0.01)
+                cleaned.append(len(looks) >= seen + 2)
+
+    with pytest.raises(RunTimeout) as info:
+        the_run()
+    assert cleaned == [True]
+    assert str(info.value).startswith("timeout: the run went past its time limit of 0.05 s")
+
+
 # -- plugin code that ends the process, moves the working folder, or breaks a page's fields ----
 
 OS_CALLS = {

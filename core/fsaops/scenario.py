@@ -1259,8 +1259,9 @@ def _time_limit(
     included; the handler finds the page being migrated by walking the
     interrupted frames to ``migrate_pages`` (nothing is done per page).  If
     plugin code swallows the exception, it is raised again every half
-    second.  The signal is sent by a watchdog thread when it is due, and
-    only while its handler is fsaops's (put back with the system first,
+    second; not while it is still on its way out (:func:`_stopping`).
+    The signal is sent by a watchdog thread when it is due, and only
+    while its handler is fsaops's (put back with the system first,
     should code below Python have changed it); a timer of fsaops's own
     (:class:`~fsaops.process.Alarm`, whose signal's default action is to
     ignore it) is a backstop, for when that thread cannot run
@@ -1325,6 +1326,8 @@ def _time_limit(
             backstop.arm(next_look(now) + _TIMER_LATE)
             return
         backstop.arm(0.5 + _TIMER_LATE)  # again, should it be swallowed
+        if told and _stopping(sys.exception()):
+            return  # still on its way out (cleanup runs): not told a second time
         raise told_to_stop(head, frame, now)
 
     def in_place_of_the_timer(frame: FrameType | None) -> float:
@@ -1340,7 +1343,8 @@ def _time_limit(
             on_stuck(told[0][1])  # told to stop, and still going
         head = None if frame is None else due(now)
         if head is not None:
-            _raise_in(main_ident, told_to_stop(head, frame, now))
+            if not (told and _stopping(_handled_in(main_ident))):
+                _raise_in(main_ident, told_to_stop(head, frame, now))
             return 0.5
         if told:
             return 0.5
@@ -1456,6 +1460,37 @@ def _wait(stop: threading.Event, seconds: float, keep: Callable[[], None]) -> bo
             return True
         with contextlib.suppress(OSError, ValueError):
             keep()
+
+
+def _stopping(handled: BaseException | None) -> bool:
+    """Whether ``handled``, the exception a thread is handling, is a timeout or came of one.
+
+    A run told to stop unwinds through ``finally`` blocks and ``with``
+    statements (plugin code's, the engine's own: a thread joined, a lock
+    released), each of which handles the timeout while it runs: told again
+    there, the cleanup would be cut short, and the second timeout, raised
+    outside the page's migration, would lose the page.  Only a timeout that
+    plugin code swallowed (its ``except`` block is over) is raised again.
+    """
+    stack = [handled]
+    seen: set[int] = set()
+    while stack and len(seen) < 100:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        if isinstance(exc, RunTimeout):
+            return True
+        seen.add(id(exc))
+        stack += [exc.__cause__, exc.__context__]
+    return False
+
+
+def _handled_in(ident: int) -> BaseException | None:
+    """The exception thread ``ident`` is handling now, if any."""
+    handled: object = sys._current_exceptions().get(ident)
+    if isinstance(handled, tuple):  # Python 3.11: (type, value, traceback)
+        handled = handled[1]
+    return handled if isinstance(handled, BaseException) else None
 
 
 def _raise_in(ident: int, exc: RunTimeout) -> None:
