@@ -926,15 +926,24 @@ def test_a_failure_is_blamed_on_the_entry_point_whose_module_failed(tmp_path: Pa
 
 
 def test_a_thread_one_plugin_left_running_is_not_blamed_on_the_next(tmp_path: Path) -> None:
-    """aaa's thread ends the process while bbb (correct, slow) imports: both are named."""
+    """aaa's thread ends the process while bbb (correct, slow) imports: both are named.
+
+    The thread waits for bbb's import to begin, rather than for a time: on a busy machine
+    aaa's own steps could outlast a fixed delay, and then aaa alone was rightly blamed.
+    """
+    begun = tmp_path / "bbb imports"
     install(
         tmp_path,
         "aaa",
-        HEADER + "def later():\n    time.sleep(0.3)\n    os._exit(0)\n"
+        HEADER + "def later():\n"
+        f"    while not os.path.exists({str(begun)!r}):\n        time.sleep(0.01)\n"
+        "    os._exit(0)\n"
         "threading.Thread(target=later, daemon=True).start()\n" + _table("aaa"),
     )
-    env = install(tmp_path, "bbb", HEADER + "time.sleep(1.5)\n" + _table("bbb"))
+    code = f"open({str(begun)!r}, 'w').close()\ntime.sleep(30)\n"
+    env = install(tmp_path, "bbb", HEADER + code + _table("bbb"))
     for command in ("migrate", "plugins"):
+        begun.unlink(missing_ok=True)
         proc = fsaops(command, "--plugins", "aaa,bbb,ext2", env=env, timeout=60)
         one_error_line(
             proc,
