@@ -427,6 +427,51 @@ def test_a_plugin_that_forks_at_import_is_refused_by_either_kind_of_probe_child(
     assert not marker.exists()
 
 
+# Options of the interpreter: a probe child that is a new interpreter must load a plugin as a
+# forked one, and this process, would.
+RUN_WITH: dict[str, tuple[list[str], str, str]] = {
+    "-O": (["-O"], "assert False, 'a check for development'", "loaded None"),
+    "-X int_max_str_digits": (
+        ["-X", "int_max_str_digits=0"],
+        "DIGITS = str(10 ** 5000)",
+        "loaded None",
+    ),
+}
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["forked child", "new interpreter"])
+@pytest.mark.parametrize("case", sorted(RUN_WITH))
+def test_either_kind_of_probe_child_runs_as_this_interpreter(
+    tmp_path: Path, case: str, threads: bool
+) -> None:
+    """Its options (``-O``, ``-X``, ...) hold in the probe's child, whichever kind it is.
+
+    Before, a child started as a new interpreter ran with none of them: under ``python -O``
+    a plugin's development ``assert`` failed it there, while a forked child loaded it.
+    """
+    options, line, expected = RUN_WITH[case]
+    code = (
+        "import fsaops\nfrom fsaops import AddressSpaceOperations, FileSystemType\n"
+        f"{line}\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    table = AddressSpaceOperations(name='opts')\n"
+        "    return [FileSystemType(name='opts', modes={'default': table})]\n"
+    )
+    make_dist(tmp_path, "opts-dist", {"opts": "opts"}, {"opts": code})
+    script = (
+        "import threading, time\n"
+        "from fsaops.plugins import _single_threaded, load_plugins\n"
+        f"if {threads!r}:\n"
+        "    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        f"assert _single_threaded() is not {threads!r}\n"
+        "registry = load_plugins(cli='opts', strict=False)\n"
+        "print(*[(p.status.value, p.error) for p in registry.plugins if p.name == 'opts'][0])\n"
+    )
+    proc = guarded.run([sys.executable, *options, "-c", script], env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
 def test_a_hook_that_sleeps_is_reported_without_the_probe_too(tmp_path: Path) -> None:
     """A plugin imported already is not probed; its hook still runs against the time limit."""
     script = textwrap.dedent(

@@ -2002,13 +2002,45 @@ def _fork(job: dict[str, Any]) -> _Child | None:
     return _Child(pid, os.fdopen(read, "rb"))
 
 
+#: ``sys.flags`` that a command-line option sets, and the option (repeated as the flag counts).
+_FLAG_OPTIONS: Final = (
+    ("optimize", "-O"),
+    ("dont_write_bytecode", "-B"),
+    ("no_user_site", "-s"),
+    ("ignore_environment", "-E"),
+    ("isolated", "-I"),
+    ("safe_path", "-P"),
+    ("bytes_warning", "-b"),
+    ("verbose", "-v"),
+    ("quiet", "-q"),
+)
+
+
+def _interpreter_options() -> list[str]:
+    """The options this interpreter runs with (``-O``, ``-W``, ``-X``), for a new one to run with.
+
+    A probe child that is a new interpreter must run a plugin's import as a
+    forked child, and this process, do: without ``-O`` there, a plugin's
+    ``assert`` fails it in the probe alone; without ``-X
+    int_max_str_digits=0``, a conversion this process allows.
+    """
+    options: list[str] = []
+    for flag, option in _FLAG_OPTIONS:
+        count = getattr(sys.flags, flag, 0)
+        options += [option] * (int(count) if isinstance(count, int) else 0)
+    options += [f"-W{warning}" for warning in sys.warnoptions]
+    for name, value in sys._xoptions.items():
+        options.append(f"-X{name}" if value is True else f"-X{name}={value}")
+    return options
+
+
 def _spawn(job: dict[str, Any]) -> _Child | None:
-    """The probe's child, a new interpreter with the same ``sys.path`` and environment."""
+    """The probe's child, a new interpreter with the same options, ``sys.path`` and environment."""
     if not sys.executable:
         return None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD],
+            [sys.executable, *_interpreter_options(), "-c", _CHILD],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
