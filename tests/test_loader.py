@@ -427,6 +427,47 @@ def test_a_plugin_that_forks_at_import_is_refused_by_either_kind_of_probe_child(
     assert not marker.exists()
 
 
+def test_the_probe_forks_again_after_a_plugin_ended_its_child(tmp_path: Path) -> None:
+    """The next round's child is forked: the last child's reader has ended before it starts.
+
+    Before, whether the reader thread of the child a plugin had ended was still alive when
+    the next round began (to Python, or to the system, which ends a thread a moment after
+    Python is done with it) was up to the machine's load; when it was, that child was a new
+    interpreter, which did not say what a forked one says of every plugin.
+    """
+    make_dist(tmp_path, "exitfs-dist", {"exitfs": "exitfs"}, {"exitfs": "import os\nos._exit(3)\n"})
+    script = textwrap.dedent(
+        """
+        import time
+        import fsaops.plugins as plugins
+        spawned = []
+        spawn = plugins._spawn
+        def counted(job):
+            spawned.append(job)
+            return spawn(job)
+        plugins._spawn = counted
+        class Slow:  # a reader that finishes late, as on a busy machine
+            def __init__(self, stream):
+                self.stream = stream
+            def __iter__(self):
+                return iter(self.stream)
+            def close(self):
+                time.sleep(0.5)
+                self.stream.close()
+        child = plugins._Child.__init__
+        def slow(self, pid, stream, popen=None):
+            child(self, pid, Slow(stream), popen)
+        plugins._Child.__init__ = slow
+        registry = plugins.load_plugins(cli="exitfs,ext2", strict=False)
+        statuses = {p.name: p.status.value for p in registry.plugins}
+        print(len(spawned), statuses["exitfs"], statuses["ext2"])
+        """
+    )
+    proc = guarded.run([sys.executable, "-c", script], env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0 failed loaded"
+
+
 # Options of the interpreter: a probe child that is a new interpreter must load a plugin as a
 # forked one, and this process, would.
 RUN_WITH: dict[str, tuple[list[str], str, str]] = {

@@ -1911,6 +1911,10 @@ def _die_with_parent(parent: object) -> None:
         os._exit(1)  # the parent is already gone
 
 
+READER_END: Final = 10.0
+"""Seconds a probe child's reader may take to end once the child is killed (it ends at once)."""
+
+
 class _Child:
     """The probe's child process: forked from this one, or a new interpreter."""
 
@@ -1921,6 +1925,8 @@ class _Child:
         self.stream = stream
         self.popen = popen
         self.status: int | None = None
+        #: The thread that reads the child's output, once started.
+        self.reader: threading.Thread | None = None
 
     def wait(self, timeout: float) -> int | None:
         """Its exit status (negative: the signal that killed it), or ``None`` if still running."""
@@ -1947,7 +1953,13 @@ class _Child:
             time.sleep(0.01)
 
     def kill(self) -> None:
-        """End it and whatever it started (its process group), and reap it."""
+        """End it and whatever it started (its process group), reap it, and let its reader end.
+
+        The reader sees the end of the output and ends too: waited for, so
+        that this process is single-threaded again when the next round of
+        the probe starts, and forks that round's child as it did this one,
+        rather than start a new interpreter or not depending on the load.
+        """
         if self.status is None:
             with contextlib.suppress(OSError):
                 if os.name == "posix":
@@ -1958,6 +1970,16 @@ class _Child:
         if self.popen is not None and self.popen.stdin is not None:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
+        reader = self.reader
+        if reader is not None and reader is not threading.current_thread():
+            deadline = time.monotonic() + READER_END  # bounded: a process outside the group
+            reader.join(READER_END)  # may hold the output open
+            # Python is done with the thread a moment before the system is.
+            task = f"/proc/self/task/{reader.native_id}"
+            while reader.native_id is not None and os.path.exists(task):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.001)
 
     def ended(self) -> str:
         """How it ended, in words."""
@@ -2167,7 +2189,8 @@ def _watch_child(
             with contextlib.suppress(OSError):
                 stream.close()
 
-    threading.Thread(target=read, name="fsaops plugin probe", daemon=True).start()
+    child.reader = threading.Thread(target=read, name="fsaops plugin probe", daemon=True)
+    child.reader.start()
     deadline = time.monotonic() + max(timeout, PROBE_START)
     if meanwhile is not None:
         meanwhile()
