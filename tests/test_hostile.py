@@ -372,6 +372,33 @@ def test_the_listing_names_every_broken_plugin_and_loads_the_rest(tmp_path: Path
         assert plugins[builtin]["status"] == "loaded"
 
 
+@pytest.mark.parametrize("forked", [True, False], ids=["forked child", "new interpreter"])
+def test_the_listing_is_the_same_from_either_kind_of_probe_child(
+    tmp_path: Path, forked: bool
+) -> None:
+    """Each broken plugin gets its own reason whichever kind of child probes it.
+
+    The probe forks its child only when fsaops has one thread; the other kind is forced here.
+    """
+    names = {case: f"hostile{i}" for i, case in enumerate(sorted(LOAD_FAILURES))}
+    for case, name in names.items():
+        env = install(tmp_path, name, LOAD_FAILURES[case][0])
+    program = (
+        "import sys\nimport fsaops.plugins\n"
+        f"fsaops.plugins._single_threaded = lambda: {forked!r}\n"
+        "from fsaops.cli import main\nsys.argv[0] = 'fsaops'\nsys.exit(main())\n"
+    )
+    proc = run([sys.executable, "-c", program, "plugins", "--json"], env=env)
+    assert proc.returncode == 2, proc.stderr
+    data = one_json_object(proc, "bad input")
+    plugins = {p["name"]: p for p in data["plugins"]}
+    for case, name in names.items():
+        assert plugins[name]["status"] == "failed", case
+        assert LOAD_FAILURES[case][1] in plugins[name]["error"], case
+    for builtin in ("ext2", "ext3", "xfs", "swap", "xfs_buftarg"):
+        assert plugins[builtin]["status"] == "loaded"
+
+
 def test_an_import_that_holds_the_interpreter_lock_is_stopped_in_time(tmp_path: Path) -> None:
     """A catastrophic regular expression in C code: no thread can stop it, the probe can."""
     code = "import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n"
