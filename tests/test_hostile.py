@@ -1632,9 +1632,9 @@ def test_a_run_that_took_the_alarm_is_not_told_again_while_it_cleans_up(
     registry = Registry(plugins=(), filesystems={}, owners={})
 
     def the_run() -> None:
-        with scenario._time_limit(0.05, registry):
-            signal.signal(signal.SIGALRM, signal.SIG_IGN)  # as plugin code may
-            try:
+        with scenario._time_limit(0.5, registry):
+            try:  # the first timeout comes through the watchdog, or the signal if sooner
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)  # as plugin code may
                 while True:
                     time.sleep(0.01)
             finally:  # cleanup that outlasts the watchdog's next look
@@ -1647,7 +1647,41 @@ def test_a_run_that_took_the_alarm_is_not_told_again_while_it_cleans_up(
     with pytest.raises(RunTimeout) as info:
         the_run()
     assert cleaned == [True]
-    assert str(info.value).startswith("timeout: the run went past its time limit of 0.05 s")
+    assert str(info.value).startswith("timeout: the run went past its time limit of 0.5 s")
+
+
+def test_a_time_limit_due_before_the_run_starts_leaves_nothing_behind() -> None:
+    """Due while the watchdog thread is being started (a tiny limit, a busy machine).
+
+    Before, the timeout raised there skipped the cleanup: the watchdog thread ran on and the
+    handler stayed, raising the timeout again in whatever the process did next.
+    """
+    script = (
+        "import signal, threading, time, types\n"
+        "from fsaops import scenario\n"
+        "from fsaops.errors import RunTimeout\n"
+        "from fsaops.plugins import Registry\n"
+        "class Thread(threading.Thread):\n"
+        "    def start(self):\n"
+        "        super().start()\n"
+        "        time.sleep(0.01)  # the limit passes here\n"
+        "        signal.raise_signal(signal.SIGALRM)  # and the watchdog's look comes\n"
+        "scenario.threading = types.SimpleNamespace(\n"
+        "    Thread=Thread, Event=threading.Event, current_thread=threading.current_thread,\n"
+        "    main_thread=threading.main_thread, get_ident=threading.get_ident)\n"
+        "before = signal.getsignal(signal.SIGALRM)\n"
+        "try:\n"
+        "    with scenario._time_limit(0.001, Registry(plugins=(), filesystems={}, owners={})):\n"
+        "        pass\n"
+        "except RunTimeout:\n"
+        "    print('timeout')\n"
+        "time.sleep(1.2)  # two of the watchdog's looks, had it run on\n"
+        "print(signal.getsignal(signal.SIGALRM) is before,\n"
+        "      [t.name for t in threading.enumerate() if t.name == 'fsaops-watchdog'])\n"
+    )
+    proc = run([sys.executable, "-c", script], timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[:2] == ["timeout", "True []"]
 
 
 # -- plugin code that ends the process, moves the working folder, or breaks a page's fields ----

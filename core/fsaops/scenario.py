@@ -1358,17 +1358,6 @@ def _time_limit(
     main_ident = threading.get_ident()
     backstop = Alarm()
     kept: list[Callable[[], None]] = []
-    previous = signal.signal(signal.SIGALRM, expired)
-    kept.append(keep_handler(signal.SIGALRM, signal.SIGINT, signal.SIGTERM))
-    previous_backstop: Any = None
-    try:
-        if backstop.signum != signal.SIGALRM:
-            previous_backstop = signal.signal(backstop.signum, expired)
-            kept.append(keep_handler(backstop.signum))
-        backstop.arm(next_look(start) + _TIMER_LATE)
-    except BaseException:
-        _put_back_alarms(backstop, previous, previous_backstop)
-        raise
     stop = threading.Event()
     guard = threading.Thread(
         target=_watch,
@@ -1376,15 +1365,26 @@ def _time_limit(
         name="fsaops-watchdog",
         daemon=True,
     )
-    guard.start()
+    previous = signal.signal(signal.SIGALRM, expired)
+    previous_backstop: Any = None
+    # From here on the handler is in place: a timeout due already (a tiny
+    # limit, a busy machine) may be raised at any line, and must not skip
+    # stopping the watchdog and putting the signals back.
     try:
+        kept.append(keep_handler(signal.SIGALRM, signal.SIGINT, signal.SIGTERM))
+        if backstop.signum != signal.SIGALRM:
+            previous_backstop = signal.signal(backstop.signum, expired)
+            kept.append(keep_handler(backstop.signum))
+        backstop.arm(next_look(start) + _TIMER_LATE)
+        guard.start()
         yield where
     finally:
         stop.set()
         # A timeout raised here (the timer, or the watchdog, at the very end
         # of the run) must not skip putting the signal back.
         try:
-            guard.join()
+            if guard.ident is not None:  # started
+                guard.join()
         finally:
             _put_back_alarms(backstop, previous, previous_backstop)
 
