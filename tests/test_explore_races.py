@@ -47,6 +47,12 @@ RACES: dict[str, tuple[list[str | TaskSpec], str]] = {
         [TaskSpec("bh-lock", 1)],
         "the table moved a locked buffer",
     ),
+    # A reader that got the buffer before the migration locks it between
+    # the unlock and the move, and its I/O uses the old frame.
+    "unlocks_buffers_before_moving_them": (
+        [TaskSpec("bh-lock", 0)],
+        "the table moved a locked buffer",
+    ),
 }
 """Each racy function: the accessors it races with, and words of what goes wrong."""
 
@@ -143,6 +149,8 @@ CAUGHT_SERIALLY = {
     "locks_clean_buffers_only": True,
     # Caught the same way: the last buffer moves without its lock.
     "skips_the_last_buffer_lock": True,
+    # Caught: the buffers move to the new page with their locks dropped.
+    "unlocks_buffers_before_moving_them": True,
 }
 """Whether the serial conformance suite fails a promise for each racy function, as observed."""
 

@@ -447,6 +447,11 @@ def _bh_lock(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
         if bh is None:
             return
         held = bh
+        # Only the buffer's reference is held now: on another CPU the
+        # migration may lock, move and unlock the buffer before this task
+        # locks it (as a holder of a buffer reference, kjournald or a bh
+        # LRU's user, may find it at any time).
+        rt.load("get_bh", page)
         # lock_buffer(), then an I/O while the lock is held (ll_rw_block /
         # sync_dirty_buffer), which unlocks the buffer when it completes.
         from fsaops.buffer import lock_buffer

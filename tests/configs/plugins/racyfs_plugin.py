@@ -188,6 +188,32 @@ def skips_the_last_buffer_lock(newpage: Page, page: Page) -> int:
     return 0
 
 
+def unlocks_buffers_before_moving_them(newpage: Page, page: Page) -> int:
+    """Locks the buffers for the copy only, and points them at the new page once unlocked.
+
+    Right when nobody holds a buffer: a task that already had a reference
+    to one (kjournald's ordered data, a user of the buffer LRU) locks it
+    between the unlock and the move, starts I/O on the old frame, and the
+    buffer moves under its lock.
+    """
+    mapping = page.mapping
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if mapping.kernel.semantics.migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head: BufferHead = page.private
+    with mapping.private_lock:
+        _lock_buffers(head)
+    migrate_page_copy(newpage, page)
+    for bh in buffers(head):
+        unlock_buffer(bh)
+    with mapping.private_lock:
+        _hand_over(newpage, page, head)
+    for bh in buffers(head):
+        bh.b_count -= 1
+    return 0
+
+
 RACY: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
@@ -198,6 +224,7 @@ RACY: dict[str, Migratepage] = {
         drops_the_page_lock,
         locks_clean_buffers_only,
         skips_the_last_buffer_lock,
+        unlocks_buffers_before_moving_them,
     )
 }
 """Every racy ``migratepage``, by name."""
