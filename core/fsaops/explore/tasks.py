@@ -31,8 +31,9 @@ name             what it does (kernel terms)
                  what it read must be a version of the page
 ``bh-lock``      a reader of one of the page's buffers (:func:`bh_lock_buffer`: page 0
                  the first, page 1 the last): the buffer looked up under
-                 ``private_lock`` as ``__find_get_block`` does, then ``lock_buffer``
-                 held across an I/O (a write if the buffer is dirty), ``put_bh``;
+                 ``private_lock`` as ``__find_get_block`` does, a scheduling point
+                 with only the buffer's reference held, then ``lock_buffer`` held
+                 across an I/O (a write if the buffer is dirty), ``put_bh``;
                  what an up-to-date buffer holds under its lock must be the page's
 ``pin``          direct I/O: an extra page reference (``find_get_page``, or the
                  process's pte) held across an I/O that reads the page, then dropped;
