@@ -53,6 +53,13 @@ RACES: dict[str, tuple[list[str | TaskSpec], str]] = {
         [TaskSpec("bh-lock", 0)],
         "the table moved a locked buffer",
     ),
+    # Only dirty pages are written out (page 1): the last buffer's write
+    # unlocks it before the page's writeback ends, and the page is freed
+    # under writeback in between.
+    "writes_out_without_waiting": (
+        [TaskSpec("read-fault", 0)],
+        "while it is still in use",
+    ),
 }
 """Each racy function: the accessors it races with, and words of what goes wrong."""
 
@@ -151,6 +158,9 @@ CAUGHT_SERIALLY = {
     "skips_the_last_buffer_lock": True,
     # Caught: the buffers move to the new page with their locks dropped.
     "unlocks_buffers_before_moving_them": True,
+    # Caught, though not for the race: it writes a dirty page back, where the
+    # hook promises to carry the dirty state to the new page without writeback.
+    "writes_out_without_waiting": True,
 }
 """Whether the serial conformance suite fails a promise for each racy function, as observed."""
 
@@ -240,3 +250,20 @@ def test_the_race_promise_passes_correct_tables_as_documented(
     passed, skipped, failed = reprec.listoutcomes()
     assert not failed, [report.longreprtext[-1500:] for report in failed]
     assert len(passed) == 4, skipped
+
+
+def test_a_page_freed_under_writeback_is_found_with_one_preemption(registry: Registry) -> None:
+    """The window between a write's last buffer unlock and the end of the page's writeback."""
+    result = explore(
+        "race_writes_out_without_waiting",
+        tasks=[TaskSpec("read-fault", 0)],
+        pages=2,
+        preemptions=1,
+        registry=registry,
+    )
+    assert result.failures, f"no schedule fails in {result.schedules}"
+    (failure,) = result.failures
+    assert any("while it is still in use" in problem for _, problem in failure.problems)
+    assert any("writeback" in problem for _, problem in failure.problems)
+    # The migration, woken by the last unlock, ran before the write ended the writeback.
+    assert any(step.task == "migrate" and step.preempted for step in failure.interleaving)

@@ -492,6 +492,9 @@ def _end_buffer_async_write(bh: BufferHead) -> None:
     for other in buffers(bh):
         if other.b_state & BH.async_write:
             return
+    # bit_spin_unlock(BH_Uptodate_Lock): a task that slept on the buffer's
+    # lock may run on another CPU before writeback of the page ends.
+    page.node.kernel.sched.unlocked(page, "BH_Uptodate_Lock")
     end_page_writeback(page)
 
 

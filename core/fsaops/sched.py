@@ -180,6 +180,13 @@ class Scheduler:
             self._pending = 0
         return taken
 
+    def unlocked(self, page: object, lock: str) -> None:
+        """A spinlock with no object in the model was released: nothing in a plain run.
+
+        In an explored kernel it is a scheduling point (another CPU may run
+        between the release and what follows); ``page`` labels it.
+        """
+
     def tick(self) -> None:
         """Advance the clock by one tick and run what is due (``cond_resched``)."""
         now = self.now + 1

@@ -832,6 +832,14 @@ class ExploredScheduler(Scheduler):
         index, pfn, mask = ctl.page_label(page if isinstance(page, Page) else None)
         ctl.point("cond_resched", index, pfn, "", mask)
 
+    def unlocked(self, page: object, lock: str) -> None:
+        """A spinlock the model has no object for was released: a scheduling point."""
+        ctl = self.ctl
+        if not ctl.live:
+            return
+        index, pfn, mask = ctl.page_label(page if isinstance(page, Page) else None)
+        ctl.point("spin_unlock", index, pfn, lock, mask)
+
     def call_at(
         self, when: int, fn: Callable[..., object], *args: Any, daemon: bool = False
     ) -> Event:

@@ -27,6 +27,7 @@ from fsaops import FileSystemType, buffer_migrate_page, migrate_page_copy
 from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page, lock_page, page_address, unlock_page
+from fsaops.writeback import WritebackControl, clear_page_dirty_for_io
 from fsaops_ext2 import EXT2, ext2_aops, ext2_nobh_aops
 
 Migratepage = Callable[[Page, Page], int]
@@ -214,6 +215,24 @@ def unlocks_buffers_before_moving_them(newpage: Page, page: Page) -> int:
     return 0
 
 
+def writes_out_without_waiting(newpage: Page, page: Page) -> int:
+    """Writes a dirty page out itself, locks it again, and forgets ``wait_on_page_writeback``.
+
+    Right when the write ends in one go: ``lock_buffer`` waits for each
+    buffer's write.  But the last write unlocks its buffer before it ends
+    the page's writeback, and the migration, woken on another CPU, moves
+    the page and frees it still under writeback.
+    """
+    mapping = page.mapping
+    if isinstance(mapping, AddressSpace) and page.flags & PG.dirty:
+        writepage = mapping.a_ops.writepage
+        if writepage is not None and clear_page_dirty_for_io(page):
+            writepage(page, WritebackControl(sync_mode="none", for_reclaim=False))
+            lock_page(page)
+            # Missing: wait_on_page_writeback(page);
+    return buffer_migrate_page(newpage, page)
+
+
 RACY: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
@@ -225,6 +244,7 @@ RACY: dict[str, Migratepage] = {
         locks_clean_buffers_only,
         skips_the_last_buffer_lock,
         unlocks_buffers_before_moving_them,
+        writes_out_without_waiting,
     )
 }
 """Every racy ``migratepage``, by name."""
