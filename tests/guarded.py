@@ -32,7 +32,7 @@ TIME_LIMIT = 120.0
 MEMORY_LIMIT = 4 << 30
 """Bytes of address space a subprocess may have (``RLIMIT_AS``)."""
 
-CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT", "PYTHONUNBUFFERED")
+CLEAN_ENV = ("FSAOPS_PLUGINS", "FSAOPS_PLUGIN_TIMEOUT", "FSAOPS_NO_SUPERVISOR", "PYTHONUNBUFFERED")
 """Variables of the test run's own environment that subprocesses never inherit.
 
 ``PYTHONUNBUFFERED`` too: a user's fsaops runs with buffered standard
@@ -137,6 +137,20 @@ def start(
         env=environment,
         preexec_fn=_limits(MEMORY_LIMIT, False),  # noqa: PLW1509 - limits, nothing else
     )
+
+
+def command_pid(pid: int) -> int:
+    """The process running the command of the ``fsaops`` program ``pid``: its child, once forked.
+
+    The program runs its command in a child it waits for (``fsaops.supervisor``);
+    what a test reads of the command's process (its signal handlers) is that child's.
+    """
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fp:
+            children = fp.read().split()
+    except OSError:
+        return pid
+    return int(children[0]) if children else pid
 
 
 def signal_when(

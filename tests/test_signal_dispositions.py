@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from guarded import install, one_error_line, one_json_object, run, signal_when, start
+from guarded import command_pid, install, one_error_line, one_json_object, run, signal_when, start
 
 HEADER = """\
 import os, signal, sys, time
@@ -80,7 +80,7 @@ def _caught(pid: int, signum: int) -> bool:
     Waited for rather than a time: plugin code took the signal away, and the
     watchdog's next look puts fsaops's handler back, later on a busy machine.
     """
-    with open(f"/proc/{pid}/status", encoding="ascii") as fp:
+    with open(f"/proc/{command_pid(pid)}/status", encoding="ascii") as fp:
         mask = next(line.split()[1] for line in fp if line.startswith("SigCgt:"))
     return bool(int(mask, 16) >> (signum - 1) & 1)
 

@@ -56,7 +56,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 
 import attrs
 
-from fsaops import __version__
+from fsaops import __version__, supervisor
 from fsaops.errors import (
     Deadlock,
     FsaopsError,
@@ -769,7 +769,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         else _output_file(args.html, "--html", reads={"the scenario": args.scenario})
     )
     if html is not None:  # from here on, a run that fails says so on its page too
-        _PAGE.set((html, _source_name(args.scenario), "migrate"))
+        _set_page(html, _source_name(args.scenario), "migrate")
     config, source = _read_config(args.scenario)
     if args.debug_vm:
         config = attrs.evolve(config, kernel=attrs.evolve(config.kernel, debug_vm=True))
@@ -1197,7 +1197,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         else _output_file(args.html, "--html", reads={"report A": args.a, "report B": args.b})
     )
     if html is not None:  # a comparison that fails says so on its page: no old page stands
-        _PAGE.set((html, f"{args.a} {args.b}", "diff"))
+        _set_page(html, f"{args.a} {args.b}", "diff")
     a = load_report(args.a)
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
@@ -1447,8 +1447,9 @@ def _write(text: str) -> None:
         raise OutputError("cannot write to standard output: it is closed")
     _still_ours(stream)
     begun = _BEGUN.get()
-    if begun is not None:
+    if begun is not None and not begun.is_set():
         begun.set()  # from here, a failure's envelope would follow part of an object
+        supervisor.tell("begun", "yes")
     try:
         with signals_deferred():  # written whole: Ctrl-C or SIGTERM comes after
             fd, data = _as_bytes(stream, text)
@@ -1672,6 +1673,7 @@ def _ender() -> Callable[[Status, str], None]:
             with contextlib.suppress(Exception):
                 failure = render_failure(page[1], status.value, message, command=page[2])
                 _write_file(page[0], failure, "")
+        supervisor.answer(status.exit_code)
         REAL_EXIT(status.exit_code)
 
     return end
@@ -1730,6 +1732,7 @@ def _last_resort(seconds: float) -> Iterator[None]:
         yield
         return
     end = _ender()
+    supervisor.tell("time limit", f"{seconds:g}")
 
     def overdue() -> None:
         end(
@@ -1955,11 +1958,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout
     saved_err = sys.stderr
     if program:
+        supervisor.supervise(_speaker(json_mode))  # the parent waits there and exits
         threading.excepthook = _thread_failed
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
             watch_sigint(_interrupted, hold=True)  # raised in the command only, once
         guard_process()
+        supervisor.ready()
     with _own_stdout(program) as out:
         out_token = _OUT.set(out)
         err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
@@ -1995,6 +2000,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def _set_page(path: str, source: str, command: str) -> None:
+    """From here on, a command that fails says so on the ``--html`` page ``path`` too."""
+    _PAGE.set((path, source, command))
+    supervisor.tell("html", path)
+    supervisor.tell("html source", source)
+    supervisor.tell("html command", command)
+
+
+def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
+    """What the supervising parent says when the command's process ends without its status."""
+
+    def speak(ended: supervisor.Unanswered) -> int:
+        limit = ended.facts.get("time limit")
+        if (
+            limit is not None
+            and ended.exit_status == 1
+            and ended.seconds >= float(limit) + GRACE_SECONDS
+        ):
+            status = Status.TIMEOUT
+            message = (
+                f"timeout: the run went past its time limit of {limit} s and plugin code held "
+                "the interpreter, so that nothing could stop it; its process was ended"
+            )
+        elif ended.signal_name is not None:
+            status = Status.KERNEL_BUG
+            message = (
+                f"{ended.describe()}: a crash in native code, a signal sent to it, or the "
+                "system (out of memory) ended it; it has no report"
+            )
+        else:
+            status = Status.KERNEL_BUG
+            message = (
+                f"{ended.describe()}: code fsaops cannot guard ended it (such as the C "
+                "library's _exit called through ctypes); it has no report"
+            )
+        with contextlib.suppress(OSError):
+            os.write(2, f"fsaops: error: {message}\n".encode())
+        if json_mode and "begun" not in ended.facts:
+            data = _json_text(envelope(status, message), sort_keys=False)
+            with contextlib.suppress(OSError):
+                os.write(1, data.encode())
+        path = ended.facts.get("html")
+        if path is not None:
+            from fsaops.html_report import render_failure
+
+            source = ended.facts.get("html source", "")
+            command = ended.facts.get("html command", "migrate")
+            with contextlib.suppress(Exception):
+                failure = render_failure(source, status.value, message, command=command)
+                _write_file(path, failure, "--html")
+        return status.exit_code
+
+    return speak
+
+
 def _no_exit_called() -> None:
     """Fail the run if plugin code tried to end, replace or fork the process, even if it went on."""
     if refused_calls():  # the plugins' modules are read only then
@@ -2024,6 +2084,7 @@ def _exit_now(status: int) -> NoReturn:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
     _flush_both()
+    supervisor.answer(status)
     try:
         os.dup2(2, 1)
     except OSError:  # standard error is closed: what is printed goes nowhere
@@ -2206,7 +2267,7 @@ def _page_of_rejected(args_list: list[str]) -> None:
         return
     line = shlex.join(rest)
     shown = line if len(line) <= 200 else line[:200] + "..."
-    _PAGE.set((html, printable(shown), command))
+    _set_page(html, printable(shown), command)
 
 
 def _main(args_list: list[str]) -> int:

@@ -1,0 +1,248 @@
+"""A parent process that outlives the run, so that no end of the run goes unsaid.
+
+:mod:`fsaops.process` refuses the ends of the process that go through
+Python (``os._exit``, ``exec``, a fork), but plugin code can end a process
+where no Python function stands in between: libc's ``_exit`` or a system
+call through ``ctypes``, a crash in a C extension, ``SIGKILL`` sent to
+itself, a thread that holds the interpreter until the last-resort timer
+ends the process.  Before, such a run ended with whatever status it ended
+with, ``0`` included, and no word: a script that read the exit status took
+a run that never finished for a run that passed.
+
+Run as the program, fsaops therefore forks once, before it loads any
+plugin (:func:`supervise`).  The child runs the command as before; the
+parent only waits for it.  The child tells the parent, through a pipe,
+the exit status its command ended with (:func:`answer`), once its output
+is flushed, and a few facts the parent needs to speak for it
+(:func:`tell`).  They go through a small shared memory mapping rather than
+a pipe: plugin code that closes every descriptor it did not open cannot
+cut the child off from its parent.  When the child ends without having given its status, the
+parent says so (a line on standard error, the JSON envelope, the
+``--html`` failure page: whatever the command line gives it) and exits
+with a failure status; when it gave one, the parent exits with it, whatever
+the child's own end was.
+
+A Ctrl-C from the terminal reaches both processes; the parent leaves it to
+the child.  A signal sent to the parent alone (``kill``, a ``timeout``
+command, a CI job being stopped) is passed on to the child.  The child is
+killed if the parent dies.  Setting ``FSAOPS_NO_SUPERVISOR`` to a
+non-empty value runs the command in the process itself (for a debugger or
+a profiler that follows one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Final, NoReturn
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["ENV_VAR", "Unanswered", "answer", "ready", "supervise", "tell"]
+
+ENV_VAR: Final = "FSAOPS_NO_SUPERVISOR"
+"""Set to a non-empty value, fsaops runs the command without a supervising parent."""
+
+_DUMPS: Final = json.dumps
+"""Bound when fsaops starts: plugin code that rebinds ``json.dumps`` cannot change a record."""
+
+_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
+
+
+_SHARED_BYTES: Final = 65536
+"""The size of the mapping the child writes its records to (a record that would not fit is lost)."""
+
+
+class _Child:
+    """The supervised child's side (in the child only)."""
+
+    shared: mmap.mmap | None = None
+    used: int = 0
+    pid: int = 0
+    answered: bool = False
+    mask: frozenset[int] | None = None
+    sigchld: object = None
+
+
+@attrs.frozen
+class Unanswered:
+    """How the supervised child ended without giving its command's status.
+
+    ``exit_status`` is the status it ended with, or ``None`` when a signal
+    ended it (``signal_name``, such as ``SIGSEGV``); ``facts`` is what it
+    told the parent before (:func:`tell`); ``seconds``, how long it ran.
+    """
+
+    exit_status: int | None
+    signal_name: str | None
+    facts: dict[str, str]
+    seconds: float
+
+    def describe(self) -> str:
+        """One sentence: how the run's process ended."""
+        if self.signal_name is not None:
+            how = f"was killed by {self.signal_name}"
+        else:
+            how = f"ended with exit status {self.exit_status}"
+        return f"the process running the command {how} before the command finished"
+
+
+def supervise(on_unanswered: Callable[[Unanswered], int]) -> None:
+    """Fork: return in the child, which runs the command; in the parent, wait and exit.
+
+    ``on_unanswered`` is called in the parent when the child ends without
+    its status; it says what happened and returns the exit status to end
+    with.  Nothing happens (the command runs in this process) when
+    :data:`ENV_VAR` is set, outside the main thread, or when the system
+    cannot fork.  In the child, Ctrl-C and ``SIGTERM`` stay blocked until
+    :func:`ready`: the command line sets up its own handling of them first.
+    """
+    if os.environ.get(ENV_VAR) or threading.current_thread() is not threading.main_thread():
+        return
+    if not hasattr(os, "fork") or not hasattr(signal, "sigwaitinfo"):  # pragma: no cover
+        return
+    try:
+        shared = mmap.mmap(-1, _SHARED_BYTES)  # shared with the child, anonymous
+    except (OSError, ValueError):
+        return
+    old_chld = signal.getsignal(signal.SIGCHLD)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # inherited SIG_IGN would reap the child for us
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        signal.signal(signal.SIGCHLD, old_chld)
+        shared.close()
+        return
+    if pid == 0:
+        _Child.shared = shared
+        _Child.pid = os.getpid()
+        _Child.mask = frozenset(old_mask)
+        _Child.sigchld = old_chld
+        _die_with(parent)
+        return
+    _wait(pid, shared, on_unanswered)
+
+
+def ready() -> None:
+    """In the supervised child: let Ctrl-C, ``SIGTERM`` and ``SIGCHLD`` through, as before."""
+    if _Child.mask is None or os.getpid() != _Child.pid:
+        return
+    signal.signal(signal.SIGCHLD, _Child.sigchld)  # type: ignore[arg-type]
+    signal.pthread_sigmask(signal.SIG_SETMASK, _Child.mask)
+    _Child.mask = None
+
+
+def tell(key: str, value: str) -> None:
+    """In the supervised child: a fact the parent may need to speak for it (else nothing)."""
+    _send((_DUMPS([key, value]) + "\n").encode())
+
+
+def answer(status: int) -> None:
+    """In the supervised child: the command's exit status, given once its output is out.
+
+    Called by fsaops's own ends of the program; the first status given is
+    the one the parent exits with.
+    """
+    if _Child.answered:
+        return
+    _Child.answered = True
+    _send((_DUMPS(["=", status]) + "\n").encode())
+
+
+def _send(data: bytes) -> None:
+    shared = _Child.shared
+    if shared is None or os.getpid() != _Child.pid:  # a child of the child: not the command
+        return
+    end = _Child.used + len(data)
+    if end > _SHARED_BYTES:
+        return
+    with contextlib.suppress(Exception):  # closed by plugin code: nothing more can be said
+        shared[_Child.used : end] = data
+        _Child.used = end
+
+
+def _die_with(parent: int) -> None:
+    """Have the system kill this process when its parent ends (Linux), and check it has not."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the request was made
+        os._exit(1)
+
+
+def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int]) -> NoReturn:
+    """The parent: pass signals sent to it alone on to the child, reap it, exit for it."""
+    start = time.monotonic()
+    status = 0
+    while True:
+        try:
+            info = signal.sigwaitinfo(_SIGNALS)
+        except OSError:  # pragma: no cover - nothing to wait for
+            break
+        if info.si_signo == signal.SIGCHLD:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # pragma: no cover - reaped by someone else
+                break
+            if done == pid:
+                break
+            continue
+        # From the terminal, a signal reaches the child as well; from a
+        # process (kill, timeout), only the process it was sent to.
+        if info.si_code <= 0:
+            with contextlib.suppress(OSError):
+                os.kill(pid, info.si_signo)
+    facts, given = _read_facts(shared)
+    if given is not None:
+        os._exit(given)
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        try:
+            name: str | None = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        code: int | None = None
+    else:
+        name = None
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    ended = Unanswered(code, name, facts, time.monotonic() - start)
+    try:
+        exit_status = on_unanswered(ended)
+    except BaseException:  # the parent's last word must not be a traceback
+        exit_status = 1
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(exit_status)
+
+
+def _read_facts(shared: mmap.mmap) -> tuple[dict[str, str], int | None]:
+    """What the child told (its facts, and its status if it gave one)."""
+    data = shared[:].split(b"\0", 1)[0]
+    facts: dict[str, str] = {}
+    given: int | None = None
+    for line in data.decode(errors="replace").split("\n"):
+        try:
+            key, value = json.loads(line)
+        except (ValueError, TypeError):  # a record cut short: the child died writing it
+            continue
+        if key == "=":
+            if given is None and isinstance(value, int) and 0 <= value <= 255:
+                given = value
+        elif isinstance(key, str) and isinstance(value, str):
+            facts[key] = value
+    return facts, given

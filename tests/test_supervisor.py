@@ -1,0 +1,194 @@
+"""The supervising parent: a run whose process ends where fsaops cannot guard it is never exit 0.
+
+Plugin code can end fsaops's process without going through Python: the C
+library's ``_exit`` or ``fork`` through ``ctypes``, a crash, ``SIGKILL`` sent
+to itself, a thread that holds the interpreter past the time limit.  The
+command runs in a child of the process the user started; the parent says
+what the child could not.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from guarded import fsaops, install, one_error_line, one_json_object, signal_when, start
+from test_hostile import _migratepage_plugin, _scenario
+
+LIBC = "import ctypes\nLIBC = ctypes.CDLL(None)\n"
+
+ENDS = {
+    "libc _exit(0) through ctypes": (
+        LIBC + "def mp(newpage, page):\n    LIBC._exit(0)\n",
+        "ended with exit status 0",
+    ),
+    "libc _exit(1) through ctypes": (
+        LIBC + "def mp(newpage, page):\n    LIBC._exit(1)\n",
+        "ended with exit status 1",
+    ),
+    "a crash (SIGSEGV)": (
+        "import ctypes\ndef mp(newpage, page):\n    ctypes.string_at(0)\n",
+        "was killed by SIGSEGV",
+    ),
+    "SIGKILL sent to itself through libc": (
+        LIBC + "def mp(newpage, page):\n    LIBC.kill(LIBC.getpid(), 9)\n",
+        "was killed by SIGKILL",
+    ),
+    "libc _exit(0) on the third page only": (
+        LIBC + "import itertools\nCALLS = itertools.count()\n"
+        "def mp(newpage, page):\n    if next(CALLS) == 2:\n        LIBC._exit(0)\n"
+        "    return migrate_page(newpage, page)\n",
+        "ended with exit status 0",
+    ),
+}
+
+
+def _run(tmp_path: Path, body: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = install(tmp_path, "ender", _migratepage_plugin("ender", body))
+    return fsaops("migrate", _scenario(tmp_path, "ender"), "--json", *extra, env=env)
+
+
+@pytest.mark.parametrize("case", sorted(ENDS))
+def test_a_process_ended_where_fsaops_cannot_guard_it_is_a_failure(
+    tmp_path: Path, case: str
+) -> None:
+    """Before, ``_exit(0)`` through ``ctypes`` ended the command with exit 0 and no output."""
+    body, words = ENDS[case]
+    proc = _run(tmp_path, body)
+    one_error_line(proc, 1, "the process running the command", words, "before the command finished")
+    data = one_json_object(proc, "kernel bug")
+    assert words in data["error"]
+
+
+def test_the_failure_page_replaces_an_earlier_page(tmp_path: Path) -> None:
+    """The ``--html`` page says the run did not finish: an earlier run's page never stands."""
+    page = tmp_path / "run.html"
+    page.write_text("<p>an earlier run: OK</p>")
+    body, _words = ENDS["libc _exit(0) through ctypes"]
+    proc = _run(tmp_path, body, "--html", str(page))
+    one_error_line(proc, 1, "ended with exit status 0")
+    text = page.read_text()
+    assert "an earlier run" not in text
+    assert "kernel bug" in text
+    assert "ended with exit status 0" in text
+
+
+def test_an_exit_after_the_report_keeps_the_commands_status(tmp_path: Path) -> None:
+    """An exit function of plugin code that ends the process through libc changes nothing."""
+    body = (
+        LIBC + "import atexit\natexit.register(lambda: LIBC._exit(0))\n"
+        "def mp(newpage, page):\n    page.mapping = None\n    return 0\n"
+    )
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["status"] != "ok"
+
+
+def test_a_run_that_holds_the_interpreter_past_its_time_limit_is_a_timeout(
+    tmp_path: Path,
+) -> None:
+    """The last resort ends such a process silently with status 1; the parent says why."""
+    body = (
+        "import ctypes, signal\n"
+        "def mp(newpage, page):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))\n"
+        "    ctypes.PyDLL(None).sleep(120)  # the interpreter held all along\n"
+    )
+    proc = _run(tmp_path, body, "--timeout", "0.5")
+    line = one_error_line(proc, 1, "timeout", "time limit of 0.5 s")
+    assert "held the interpreter" in line
+    one_json_object(proc, "timeout")
+
+
+def test_a_successful_run_is_unchanged(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "def mp(newpage, page):\n    return migrate_page(newpage, page)\n")
+    assert proc.returncode == 0, proc.stderr
+    assert one_json_object(proc, "ok")["by_aops"]["ender_aops"]["moved"] == 8
+
+
+def test_closing_descriptors_does_not_cut_the_run_off_from_the_program(tmp_path: Path) -> None:
+    """The run tells the program through shared memory, which no ``close`` takes away."""
+    body = "def mp(newpage, page):\n    os.closerange(3, 500)\n"
+    body += "    return migrate_page(newpage, page)\n"
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    assert one_json_object(proc, "ok")["by_aops"]["ender_aops"]["moved"] == 8
+
+
+SLOW = "def mp(newpage, page):\n    time.sleep(0.05)\n    return migrate_page(newpage, page)\n"
+
+
+def _start_slow(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    """``fsaops migrate`` of 2,000 pages at 50 ms each: a run that is still going when signalled."""
+    env = install(tmp_path, "slow", _migratepage_plugin("slow", SLOW))
+    scenario = tmp_path / "slow.toml"
+    scenario.write_text(
+        '[plugins]\nload = ["slow"]\n[[mount]]\nfs = "slow"\npages = 2000\n'
+        "[processes]\ncount = 0\nanon_pages = 0\n"
+    )
+    args = [sys.executable, "-m", "fsaops", "migrate", str(scenario), "--no-progress", *extra]
+    return start(args, env=env)
+
+
+def test_sigterm_sent_to_the_program_reaches_the_run(tmp_path: Path) -> None:
+    """``kill`` (or a ``timeout`` command) reaches the process the user started: the program."""
+    proc = _start_slow(tmp_path, "--json")
+    out, err = signal_when(
+        proc, lambda: _children(proc.pid) != [], signal.SIGTERM, "the run in a child"
+    )
+    assert proc.returncode == 130, err
+    assert "terminated (SIGTERM)" in err
+    assert json.loads(out)["status"] == "interrupted"
+
+
+def test_the_run_ends_with_the_program(tmp_path: Path) -> None:
+    """``SIGKILL`` of the program leaves no run behind."""
+    proc = _start_slow(tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            children = _children(proc.pid)
+            time.sleep(0.02)
+        assert children, "the program runs its command in a child"
+        proc.kill()
+        proc.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while _alive(children[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(children[0])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_without_a_supervisor_the_command_runs_in_the_program(tmp_path: Path) -> None:
+    """``FSAOPS_NO_SUPERVISOR``: one process, for a debugger or profiler that follows one."""
+    body, _words = ENDS["libc _exit(0) through ctypes"]
+    env = install(tmp_path, "ender", _migratepage_plugin("ender", body))
+    env["FSAOPS_NO_SUPERVISOR"] = "1"
+    proc = fsaops("migrate", _scenario(tmp_path, "ender"), "--json", env=env)
+    assert proc.returncode == 0  # what the supervisor is there to catch
+    assert proc.stdout == ""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(word) for word in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
