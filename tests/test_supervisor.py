@@ -147,6 +147,25 @@ def test_sigterm_sent_to_the_program_reaches_the_run(tmp_path: Path) -> None:
     assert json.loads(out)["status"] == "interrupted"
 
 
+def test_a_kill_that_ends_the_run_after_native_code_took_its_handler_is_an_interruption(
+    tmp_path: Path,
+) -> None:
+    """``SIGTERM`` set to its default action below Python: the run dies of the user's ``kill``."""
+    started = tmp_path / "started"
+    body = (
+        LIBC + "def mp(newpage, page):\n"
+        f"    open({str(started)!r}, 'w').close()\n"
+        "    while True:\n        LIBC.signal(15, 0)\n        time.sleep(0.002)\n"
+    )
+    env = install(tmp_path, "dfl", _migratepage_plugin("dfl", body))
+    args = [sys.executable, "-m", "fsaops", "migrate", str(_scenario(tmp_path, "dfl")), "--json"]
+    proc = start(args, env=env)
+    out, err = signal_when(proc, started.exists, signal.SIGTERM, "the run reached migratepage")
+    assert proc.returncode == 130, err
+    assert "terminated (SIGTERM)" in err
+    assert json.loads(out)["status"] == "interrupted"
+
+
 def test_the_run_ends_with_the_program(tmp_path: Path) -> None:
     """``SIGKILL`` of the program leaves no run behind."""
     proc = _start_slow(tmp_path)

@@ -2023,6 +2023,11 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
                 f"timeout: the run went past its time limit of {limit} s and plugin code held "
                 "the interpreter, so that nothing could stop it; its process was ended"
             )
+        elif ended.signal_name is not None and ended.signal_name in ended.received:
+            # Ctrl-C or kill, with the run's own handler taken away by native code.
+            status = Status.INTERRUPTED
+            said = "interrupted" if ended.signal_name == "SIGINT" else "terminated"
+            message = f"{said} ({ended.signal_name}): {ended.describe()}; it has no report"
         elif ended.signal_name is not None:
             status = Status.KERNEL_BUG
             message = (

@@ -79,13 +79,16 @@ class Unanswered:
 
     ``exit_status`` is the status it ended with, or ``None`` when a signal
     ended it (``signal_name``, such as ``SIGSEGV``); ``facts`` is what it
-    told the parent before (:func:`tell`); ``seconds``, how long it ran.
+    told the parent before (:func:`tell`); ``seconds``, how long it ran;
+    ``received``, the names of the signals the parent itself was sent while
+    it waited (``SIGINT``, ``SIGTERM``), in order.
     """
 
     exit_status: int | None
     signal_name: str | None
     facts: dict[str, str]
     seconds: float
+    received: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One sentence: how the run's process ended."""
@@ -188,6 +191,7 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
     """The parent: pass signals sent to it alone on to the child, reap it, exit for it."""
     start = time.monotonic()
     status = 0
+    received: list[str] = []
     while True:
         try:
             info = signal.sigwaitinfo(_SIGNALS)
@@ -201,6 +205,7 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
             if done == pid:
                 break
             continue
+        received.append(signal.Signals(info.si_signo).name)
         # From the terminal, a signal reaches the child as well; from a
         # process (kill, timeout), only the process it was sent to.
         if info.si_code <= 0:
@@ -219,7 +224,7 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
     else:
         name = None
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
-    ended = Unanswered(code, name, facts, time.monotonic() - start)
+    ended = Unanswered(code, name, facts, time.monotonic() - start, tuple(received))
     try:
         exit_status = on_unanswered(ended)
     except BaseException:  # the parent's last word must not be a traceback
