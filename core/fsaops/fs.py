@@ -196,9 +196,21 @@ class BlockDevice:
             raise ValueError(f"{self.name}: blocks {blocknr}+{nblocks} are not on the device")
         if not nblocks:
             return
+        end = blocknr + nblocks
         with self._lock:
-            if self._virtual is not None and self._virtual.find(1, blocknr, blocknr + nblocks) >= 0:
-                self._materialize()  # runs never overlap: write the old ones out
+            # Runs never overlap: one every block of which was written since is
+            # dropped; if any other overlaps, the old runs are written out.
+            at = bisect.bisect_left(self._starts, end)
+            while self._virtual is not None and at > 0:
+                run = self._known[at - 1]
+                if run.start + run.nblocks <= blocknr:
+                    break
+                if self._virtual.find(1, run.start, run.start + run.nblocks) >= 0:
+                    self._materialize()
+                    break
+                del self._known[at - 1]
+                del self._starts[at - 1]
+                at -= 1
             if self._virtual is None:
                 self._virtual = bytearray(self.nr_blocks)
             at = bisect.bisect_left(self._starts, blocknr)
