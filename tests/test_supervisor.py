@@ -10,6 +10,7 @@ what the child could not.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from guarded import fsaops, install, one_error_line, one_json_object, signal_when, start
+from guarded import CLEAN_ENV, fsaops, install, one_error_line, one_json_object, signal_when, start
 from test_hostile import _migratepage_plugin, _scenario
 
 LIBC = "import ctypes\nLIBC = ctypes.CDLL(None)\n"
@@ -163,6 +164,64 @@ def test_a_kill_that_ends_the_run_after_native_code_took_its_handler_is_an_inter
     out, err = signal_when(proc, started.exists, signal.SIGTERM, "the run reached migratepage")
     assert proc.returncode == 130, err
     assert "terminated (SIGTERM)" in err
+    assert json.loads(out)["status"] == "interrupted"
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """Start ``args`` as a job in the foreground of a terminal of its own; the terminal's master."""
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+
+    def controlling() -> None:  # in the new session: the terminal becomes its terminal
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    environment = {**{k: v for k, v in os.environ.items() if k not in CLEAN_ENV}, **env}
+    proc = subprocess.Popen(
+        args,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
+        preexec_fn=controlling,  # noqa: PLW1509 - the terminal, nothing else
+    )
+    os.close(slave)
+    return proc, master
+
+
+@pytest.mark.parametrize("own_group", [False, True], ids=["in its group", "in a group of its own"])
+def test_ctrl_c_at_the_terminal_interrupts_the_run_once(tmp_path: Path, own_group: bool) -> None:
+    """The terminal sends Ctrl-C to both processes: the program leaves it to the run; a run that
+    plugin code moved out of the program's process group gets it from the program."""
+    started = tmp_path / "started"
+    move = "    os.setpgid(0, 0)\n" if own_group else ""
+    body = (
+        "def mp(newpage, page):\n"
+        + move
+        + f"    open({str(started)!r}, 'w').close()\n"
+        + "    time.sleep(60)\n    return migrate_page(newpage, page)\n"
+    )
+    env = install(tmp_path, "ctrlc", _migratepage_plugin("ctrlc", body))
+    scenario = str(_scenario(tmp_path, "ctrlc"))
+    proc, master = _on_a_terminal(
+        [sys.executable, "-m", "fsaops", "migrate", scenario, "--json"], env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "never: the run reached migratepage"
+            time.sleep(0.05)
+        os.write(master, b"\x03")  # Ctrl-C, typed
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    assert proc.returncode == 130, err
+    assert err == "fsaops: error: interrupted\n"
     assert json.loads(out)["status"] == "interrupted"
 
 

@@ -23,7 +23,8 @@ with a failure status; when it gave one, the parent exits with it, whatever
 the child's own end was.
 
 A Ctrl-C from the terminal reaches both processes; the parent leaves it to
-the child.  A signal sent to the parent alone (``kill``, a ``timeout``
+the child (unless plugin code moved the child out of the parent's process
+group, where the terminal's signals no longer reach it).  A signal sent to the parent alone (``kill``, a ``timeout``
 command, a CI job being stopped) is passed on to the child.  The child is
 killed if the parent dies.  Setting ``FSAOPS_NO_SUPERVISOR`` to a
 non-empty value runs the command in the process itself (for a debugger or
@@ -206,9 +207,10 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
                 break
             continue
         received.append(signal.Signals(info.si_signo).name)
-        # From the terminal, a signal reaches the child as well; from a
-        # process (kill, timeout), only the process it was sent to.
-        if info.si_code <= 0:
+        # From the terminal, a signal reaches the child as well, unless plugin
+        # code moved it to a process group of its own; from a process (kill,
+        # timeout), only the process it was sent to.
+        if info.si_code <= 0 or not _in_my_group(pid):
             with contextlib.suppress(OSError):
                 os.kill(pid, info.si_signo)
     facts, given = _read_facts(shared)
@@ -233,6 +235,14 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(exit_status)
+
+
+def _in_my_group(pid: int) -> bool:
+    """Whether process ``pid`` is in this process's group (a signal to the group reaches it)."""
+    try:
+        return os.getpgid(pid) == os.getpgrp()
+    except OSError:
+        return True  # gone: nothing to pass on
 
 
 def _read_facts(shared: mmap.mmap) -> tuple[dict[str, str], int | None]:
