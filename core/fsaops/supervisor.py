@@ -11,30 +11,29 @@ a run that never finished for a run that passed.
 
 Run as the program, fsaops therefore forks once, before it loads any
 plugin (:func:`supervise`).  The child runs the command as before; the
-parent only waits for it.  The child tells the parent, through a pipe,
-the exit status its command ended with (:func:`answer`), once its output
-is flushed, and a few facts the parent needs to speak for it
-(:func:`tell`).  They go through a small shared memory mapping rather than
-a pipe: plugin code that closes every descriptor it did not open cannot
-cut the child off from its parent.  When the child ends without having given its status, the
-parent says so (a line on standard error, the JSON envelope, the
-``--html`` failure page: whatever the command line gives it) and exits
-with a failure status; when it gave one, the parent exits with it, whatever
-the child's own end was.
+parent only waits for it.  The child tells the parent the exit status its
+command ended with (:func:`answer`), once its output is flushed, and a few
+facts the parent needs to speak for it (:func:`tell`).  They go through a
+small shared memory mapping rather than a pipe, written without ``json``:
+plugin code that closes every descriptor it did not open, or rebinds
+``json``'s encoder, cannot cut the child off from its parent.  When the
+child ends without having given its status, the parent says so (a line
+on standard error, the JSON envelope, the ``--html`` failure page:
+whatever the command line gives it) and exits with a failure status; when
+it gave one, the parent exits with it, whatever the child's own end was.
 
 A Ctrl-C from the terminal reaches both processes; the parent leaves it to
 the child (unless plugin code moved the child out of the parent's process
-group, where the terminal's signals no longer reach it).  A signal sent to the parent alone (``kill``, a ``timeout``
-command, a CI job being stopped) is passed on to the child.  The child is
-killed if the parent dies.  Setting ``FSAOPS_NO_SUPERVISOR`` to a
-non-empty value runs the command in the process itself (for a debugger or
-a profiler that follows one process).
+group, where the terminal's signals no longer reach it).  A signal sent to
+the parent alone (``kill``, a ``timeout`` command, a CI job being stopped)
+is passed on to the child.  The child is killed if the parent dies.
+Setting ``FSAOPS_NO_SUPERVISOR`` to a non-empty value runs the command in
+the process itself (for a debugger or a profiler that follows one process).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import mmap
 import os
 import signal
@@ -52,9 +51,6 @@ __all__ = ["ENV_VAR", "Unanswered", "answer", "ready", "supervise", "tell"]
 
 ENV_VAR: Final = "FSAOPS_NO_SUPERVISOR"
 """Set to a non-empty value, fsaops runs the command without a supervising parent."""
-
-_DUMPS: Final = json.dumps
-"""Bound when fsaops starts: plugin code that rebinds ``json.dumps`` cannot change a record."""
 
 _SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
 
@@ -150,7 +146,7 @@ def ready() -> None:
 
 def tell(key: str, value: str) -> None:
     """In the supervised child: a fact the parent may need to speak for it (else nothing)."""
-    _send((_DUMPS([key, value]) + "\n").encode())
+    _send(_record(key, value))
 
 
 def answer(status: int) -> None:
@@ -162,7 +158,15 @@ def answer(status: int) -> None:
     if _Child.answered:
         return
     _Child.answered = True
-    _send((_DUMPS(["=", status]) + "\n").encode())
+    _send(_record("=", str(status)))
+
+
+def _record(key: str, value: str) -> bytes:
+    """One record: its key and value in hex (no module plugin code can rebind writes it)."""
+    return b"%s %s\n" % (
+        key.encode("utf-8", "surrogateescape").hex().encode(),
+        value.encode("utf-8", "surrogateescape").hex().encode(),
+    )
 
 
 def _send(data: bytes) -> None:
@@ -250,14 +254,16 @@ def _read_facts(shared: mmap.mmap) -> tuple[dict[str, str], int | None]:
     data = shared[:].split(b"\0", 1)[0]
     facts: dict[str, str] = {}
     given: int | None = None
-    for line in data.decode(errors="replace").split("\n"):
+    for line in data.split(b"\n"):
         try:
-            key, value = json.loads(line)
-        except (ValueError, TypeError):  # a record cut short: the child died writing it
+            key_hex, value_hex = line.split(b" ")
+            key = bytes.fromhex(key_hex.decode()).decode("utf-8", "surrogateescape")
+            value = bytes.fromhex(value_hex.decode()).decode("utf-8", "surrogateescape")
+        except ValueError:  # a record cut short: the child died writing it
             continue
         if key == "=":
-            if given is None and isinstance(value, int) and 0 <= value <= 255:
-                given = value
-        elif isinstance(key, str) and isinstance(value, str):
+            if given is None and value.isdigit() and int(value) <= 255:
+                given = int(value)
+        else:
             facts[key] = value
     return facts, given
