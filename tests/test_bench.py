@@ -231,6 +231,11 @@ def test_bad_arguments_are_refused() -> None:
         ["--pages", "many"],
         ["--pages", "\u0663\u0660"],  # 30 in Arabic-Indic digits: digits are 0 to 9
         ["--pages", "1_000"],
+        ["--pages", "+100"],  # int() takes a sign and spaces: digits are 0 to 9 alone
+        ["--pages", " 100"],
+        ["--pages", "100 "],
+        ["--repeat", "+1"],
+        ["--repeat", " 1"],
         ["--repeat", "0"],
         ["--repeat", "101"],
         ["--repeat", "-1"],

@@ -875,6 +875,37 @@ def test_a_seed_is_digits_0_to_9(capsys: pytest.CaptureFixture[str], seed: str) 
     assert "expected a non-negative integer" in json.loads(capsys.readouterr().out)["error"]
 
 
+@pytest.mark.parametrize("seed", ["+5", " 5", "5 ", "\t5", "-0", "5\n"])
+def test_a_seed_has_no_sign_nor_spaces(capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    """int() takes '+5' and ' 5': they ran as seed 5, though a seed is the digits 0 to 9."""
+    assert main(["migrate", "--seed", seed, "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert "argument --seed: expected a non-negative integer of at most" in error
+    assert error.endswith(f"got {seed if seed == '-0' else repr(seed)} (see fsaops migrate --help)")
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "kind"),
+    [
+        ("--pages", "+4", "a positive integer"),
+        ("--pages", " 4", "a positive integer"),
+        ("--preemptions", "+1", "a non-negative integer"),
+        ("--preemptions", "1 ", "a non-negative integer"),
+        ("--mount", "+0", "a non-negative integer"),
+        ("--pct", " 2", "a positive integer"),
+        ("--schedules", "+10", "a positive integer"),
+        ("--seed", "+1", "a non-negative integer of at most"),
+    ],
+)
+def test_explore_numbers_have_no_sign_nor_spaces(
+    capsys: pytest.CaptureFixture[str], option: str, text: str, kind: str
+) -> None:
+    assert main(["explore", "--fs", "ext2", option, text, "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error.startswith(f"argument {option}: expected {kind}")
+    assert f"got {text!r}" in error
+
+
 def test_the_reports_config_says_the_seed_the_run_had(capsys: pytest.CaptureFixture[str]) -> None:
     """--seed overrode [workload] seed, but the report's config still gave the file's."""
     assert main(["migrate", "--seed", "5", "--json", "--no-progress"]) == 0

@@ -45,6 +45,7 @@ import faulthandler
 import logging
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -182,16 +183,23 @@ or {"schema", "status", "error"}"""
 
 
 def _decimal(text: str) -> int:
-    """An integer written with the digits 0 to 9 (and a sign).
+    """An integer written with the digits 0 to 9 alone, or ``-`` and them.
 
-    ``int()`` also takes ``'1_000'`` and other scripts' digits (``'٣'`` is 3).
+    ``int()`` also takes ``'1_000'``, other scripts' digits (``'٣'`` is 3),
+    a ``+`` and spaces around the number (``' 5'``, ``'+5'``): none of them
+    is a number as the docs and the report write it. A ``-`` is read, so
+    that a range's message can say the number is negative.
 
     Raises:
         ValueError: anything else.
     """
-    if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
+    if _DECIMAL.fullmatch(text) is None:
         raise ValueError(text)
     return int(text)
+
+
+_DECIMAL: Final = re.compile(r"-?[0-9]+", re.ASCII)
+_DIGITS: Final = re.compile(r"[0-9]+", re.ASCII)
 
 
 def _shown(text: str) -> str:
@@ -199,26 +207,28 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
-def _non_negative(text: str, high: int | None = None) -> int:
+def _non_negative(text: str, high: int | None = None, low: int = 0) -> int:
     """A non-negative integer written with the digits 0 to 9, at most ``high`` if given.
+
+    With ``low`` 1, a positive one (and the message says so).
 
     A number of more digits than Python converts (``int()`` stops at 4,300)
     is out of range, not malformed: with ``high``, the message says how
     many digits it has, not what it is not.
     """
-    want = "a non-negative integer" if high is None else f"a non-negative integer of at most {high}"
+    kind = "a positive integer" if low == 1 else "a non-negative integer"
+    want = kind if high is None else f"{kind} of at most {high}"
     try:
         value = _decimal(text)
     except ValueError:
-        digits = text.strip().lstrip("+")
-        if high is not None and text.isascii() and digits.isdigit():  # too many digits for int()
+        if high is not None and _DIGITS.fullmatch(text):  # too many digits for int()
             raise argparse.ArgumentTypeError(
-                f"expected {want}, got a number of {len(digits):,} digits"
+                f"expected {want}, got a number of {len(text):,} digits"
             ) from None
         raise argparse.ArgumentTypeError(f"expected {want}, got {_shown(text)}") from None
-    if value < 0 or (high is not None and value > high):
-        count = len(text.strip().lstrip("+-"))
-        shown = str(value) if len(text) <= 40 else f"a number of {count:,} digits"
+    if text.startswith("-") or value < low or (high is not None and value > high):
+        count = len(text.lstrip("-"))
+        shown = text if len(text) <= 40 else f"a number of {count:,} digits"
         raise argparse.ArgumentTypeError(f"expected {want}, got {shown}")
     return value
 
@@ -231,10 +241,7 @@ def _seed(text: str) -> int:
 
 
 def _count(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return _non_negative(text, low=1)
 
 
 def _count0(text: str) -> int:
