@@ -108,7 +108,7 @@ def _events_of(events: list[dict[str, Any]], pfn: int) -> list[tuple[Any, ...]]:
         ("mount0/file1:3", PageRef("mount0/file1:3", file="mount0/file1", index=3)),
         ("mount7/meta:0", PageRef("mount7/meta:0", file="mount7/meta", index=0)),
         ("5:0x10000", PageRef("5:0x10000", pid=5, address=0x10000)),
-        ("5:ff000", PageRef("5:ff000", pid=5, address=0xFF000)),
+        ("5:0XfF000", PageRef("5:0XfF000", pid=5, address=0xFF000)),
         # As the proofs' and the invariants' problem lines name pages.
         ("mount0/file1/page3", PageRef("mount0/file1/page3", file="mount0/file1", index=3)),
         ("mount7/meta/page0", PageRef("mount7/meta/page0", file="mount7/meta", index=0)),
@@ -124,6 +124,7 @@ def test_a_page_is_named_as_the_report_names_it(text: str, ref: PageRef) -> None
     # Digits of other scripts: "²" is no number to int(), "٣" (3) is, but --seed refuses both.
     [
         *("", "x", "-3", "mount0/file1", "mount0/file1:-1", "5:0xzz", ":3", "9" * 5000),
+        *(" 56", "56 ", "5:0x10000 ", "5:0x"),
         *("mount0/file1/page", "mount0/file1/page-1", "process0/anon", "a/b/c/page1"),
         *("²", "٣", "mount0/file1:٣", "٣:0x10"),
     ],
@@ -309,20 +310,44 @@ def test_a_page_migration_does_not_take_on_is_bad_input(
 def test_an_address_of_the_json_report_written_in_decimal_is_told_in_hex(
     builtin: dict[str, Any],
 ) -> None:
-    """The report's ``address`` is a JSON number; ``--trace`` reads addresses in hex.  Before, the
-    message said only that there is no page at ``0x<the decimal digits>``."""
+    """The report's ``address`` is a JSON number; ``--trace`` reads addresses in hex, with ``0x``.
+    Before, the message said only that there is no page at ``0x<the decimal digits>``."""
     anonymous = next(p for p in builtin["pages_left"] if "pid" in p)
     pid, address = anonymous["pid"], anonymous["address"]
     status, out, err = _migrate("--trace", f"{pid}:{address}", "--json")
     assert status == 2
     assert len(err.splitlines()) == 1
-    assert err.rstrip("\n").endswith(
-        f"; the address is read in hex, and {address} in decimal is {address:#x}: "
-        f"--trace {pid}:{address:#x}"
-    )
+    assert (
+        f"{pid}:{address:#x} if it is decimal (as the JSON report's address is), "
+        f"not {pid}:{address} (see fsaops migrate --help)"
+    ) in err
     assert json.loads(out)["status"] == "bad input"
     status, _out, err = _migrate("--trace", f"{pid}:{address:#x}", "--json")
     assert status == 0, err
+
+
+def test_an_address_without_0x_names_no_page_even_where_both_readings_are_pages() -> None:
+    """``5:65536``, 0x10000 in decimal as the JSON report gives it, is also 0x65536 in hex, another
+    page of the built-in scenario's 256-page process.  Before, it was read in hex: the run traced
+    that other page, and exited 0."""
+    for address in ("0x10000", "0x65536"):
+        status, out, err = _migrate("--trace", f"5:{address}", "--json")
+        assert status == 0, err
+        assert json.loads(out)["trace"][0]["page"] == f"pid 5 at {address}"
+    for written, words in (
+        ("65536", ["5:0x65536 if 65536 is hex", "5:0x10000 if it is decimal"]),
+        ("65a36", ["5:0x65a36, not 5:65a36"]),
+        ("1" * 30, ["(5:0x10000), got 5:11111111111111111111... (30 digits)"]),
+    ):
+        status, out, err = _migrate("--trace", f"5:{written}", "--json")
+        assert status == 2, err
+        assert len(err.splitlines()) == 1
+        assert err.startswith(
+            "fsaops: error: argument --trace: PID:ADDRESS takes the address in hex with 0x"
+        )
+        for word in words:
+            assert word in err
+        assert json.loads(out)["status"] == "bad input"
 
 
 def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) -> None:
@@ -336,7 +361,7 @@ def test_the_three_names_of_a_page_trace_the_same_page(builtin: dict[str, Any]) 
             [
                 str(anonymous["pfn"]),
                 f"{anonymous['pid']}:{anonymous['address']:#x}",
-                f"{anonymous['pid']}:{anonymous['address'] + 7:x}",  # any byte of the page
+                f"{anonymous['pid']}:{anonymous['address'] + 7:#x}",  # any byte of the page
             ],
         ),
     ):

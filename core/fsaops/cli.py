@@ -383,7 +383,7 @@ def _parser() -> _Parser:
         type=_trace_page,
         metavar="PAGE",
         help="follow one page through the run: a pfn (56), a file page (mount0/file1:3) or "
-        "a process page (PID:ADDRESS in hex, 5:0x10000)",
+        "a process page (PID:ADDRESS in hex with 0x, 5:0x10000)",
     )
 
     plugins = sub.add_parser(

@@ -62,18 +62,23 @@ __all__ = [
 
 PAGE_FORMS: Final = (
     "a pfn (56), a page of a file as the report names it (mount0/file1:3 or "
-    "mount0/file1/page3), or a page of a process (PID:ADDRESS, the address in hex: "
+    "mount0/file1/page3), or a page of a process (PID:ADDRESS, the address in hex with 0x: "
     "5:0x10000, or process0/anon12)"
 )
 """What ``--trace`` accepts, as its messages say it."""
 
 _FILE_PAGE = re.compile(r"(?P<file>[^:\s]*/[^:\s]*):(?P<index>\d+)", re.ASCII)
-_PROCESS_PAGE = re.compile(r"(?P<pid>\d+):(?P<address>(?:0[xX])?[0-9a-fA-F]+)", re.ASCII)
+_PROCESS_PAGE = re.compile(r"(?P<pid>\d+):(?P<address>0[xX][0-9a-fA-F]+)", re.ASCII)
+# An address without its ``0x``: hex to some, and the JSON report's decimal to others.
+_BARE_ADDRESS = re.compile(r"(?P<pid>\d+):(?P<address>[0-9a-fA-F]+)", re.ASCII)
 # How the proofs' and the invariants' problem lines name a page (``File.page_key``,
 # ``Area.page_key``): ``mount0/file1/page3``, ``process0/anon12``.
 _FILE_PAGE_KEY = re.compile(r"(?P<file>[^:\s/]+/[^:\s/]+)/page(?P<index>\d+)", re.ASCII)
 _AREA_PAGE_KEY = re.compile(r"(?P<area>[^:\s/]+)/anon(?P<page>\d+)", re.ASCII)
 
+
+_MAX_ADDRESS_DIGITS: Final = 20
+"""Digits of the largest address (2**64 - 1 in decimal)."""
 
 _MAX_PAGE_TEXT: Final = 1000
 """Longest ``--trace`` argument read: no page of any machine needs more."""
@@ -113,7 +118,6 @@ def parse_page(text: str) -> PageRef:
     Raises:
         ValueError: ``text`` is none of the three forms; the message says which they are.
     """
-    text = text.strip()
     if len(text) > _MAX_PAGE_TEXT:
         raise ValueError(f"expected {PAGE_FORMS}, got {len(text)} characters")
     if text.isascii() and text.isdigit():
@@ -124,7 +128,29 @@ def parse_page(text: str) -> PageRef:
         return PageRef(text, area=match["area"], index=int(match["page"]))
     if match := _PROCESS_PAGE.fullmatch(text):
         return PageRef(text, pid=int(match["pid"]), address=int(match["address"], 16))
+    if (match := _BARE_ADDRESS.fullmatch(text)) and len(match["pid"]) <= _MAX_ADDRESS_DIGITS:
+        raise ValueError(_bare_address(int(match["pid"]), match["address"]))
     raise ValueError(f"expected {PAGE_FORMS}, got {text[:60]!r}")
+
+
+def _bare_address(pid: int, written: str) -> str:
+    """Why ``PID:ADDRESS`` without ``0x`` is refused, with the page it may have meant.
+
+    The text report writes addresses in hex (``pid 5 at 0x11000``), the JSON
+    report as numbers (``"address": 69632``): ``5:69632`` may mean either,
+    and in a large process both are pages of it, so it names neither.
+    """
+    rule = "PID:ADDRESS takes the address in hex with 0x"
+    if len(written) > _MAX_ADDRESS_DIGITS:  # no address of any machine: no page to suggest
+        return f"{rule} (5:0x10000), got {pid}:{written[:20]}... ({len(written):,} digits)"
+    as_hex = f"{pid}:{int(written, 16):#x}"
+    if not written.isdigit():  # a hex digit: it can only be hex
+        return f"{rule}: {as_hex}, not {pid}:{written}"
+    return (
+        f"{rule}: {as_hex} if {written} is hex (as the text report writes addresses), "
+        f"{pid}:{int(written):#x} if it is decimal (as the JSON report's address is), "
+        f"not {pid}:{written}"
+    )
 
 
 @attrs.frozen
@@ -591,7 +617,7 @@ class PageTrace:
         )
         raise TraceError(
             f"--trace {text}: process {pid} has no page of anonymous memory at {address:#x} "
-            f"(its memory: {spans}){_decimal_hint(text, pid, areas, scenario.page_size)}"
+            f"(its memory: {spans})"
         )
 
     def _area_page(self, scenario: Scenario, key: str, page_no: int) -> tuple[Page, str]:
@@ -816,22 +842,3 @@ def render(steps: Sequence[TraceStep], console: Console, *, title: str) -> None:
             Text(details),  # what plugin code said, never markup
         )
     console.print(table)
-
-
-def _decimal_hint(text: str, pid: int, areas: Sequence[Area], page_size: int) -> str:
-    """What to write instead, when ``PID:ADDRESS`` is a page's address in decimal.
-
-    The JSON report gives addresses as numbers (``"address": 69632``); the
-    address of ``--trace`` is read in hex, so ``5:69632`` is ``0x69632``.
-    """
-    written = text.partition(":")[2]
-    if not written.isdigit():  # 0x..., or hex digits: it was meant as hex
-        return ""
-    address = int(written)
-    vpn = address // page_size
-    if not any(a.start <= vpn < a.start + a.npages for a in areas):
-        return ""
-    return (
-        f"; the address is read in hex, and {written} in decimal is {address:#x}: "
-        f"--trace {pid}:{address:#x}"
-    )
