@@ -304,6 +304,25 @@ def test_bench_imports_no_unselected_plugin_and_skips_what_it_cannot_measure(
     assert not marker.exists()
 
 
+def test_a_bench_that_measured_no_figure_says_none_met_or_missed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ext3 alone: every figure needs ext2, and is skipped.  Before, ``all_met`` was false, as if
+    a figure had missed its target."""
+    args = ["--quick", "--repeat", "1", "--pages", "20", "--plugins", "ext3"]
+    assert bench.main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "ok"
+    assert report["figures"] == []
+    assert {s["key"] for s in report["skipped"]} == FIGURES
+    assert report["all_met"] is None
+    assert {row["fs"] for row in report["throughput"]} == {"ext3"}
+    assert bench.main(args) == 0
+    text = capsys.readouterr().out
+    assert "no figure measured: every one was skipped (below); no target met or missed" in text
+    assert "NOT MET" not in text
+
+
 def test_bench_with_a_broken_selected_plugin_names_it(tmp_path: Path) -> None:
     env = guarded.install(tmp_path, "brokenfs", "raise ImportError('broken')\n")
     proc = guarded.fsaops("bench", "--quick", "--plugins", "brokenfs,ext2", "--json", env=env)

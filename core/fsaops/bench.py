@@ -1357,7 +1357,8 @@ def run(
                 sections["million_end_to_end"] = time.perf_counter() - start
     return {
         "figures": [f.as_dict() for f in figures],
-        "all_met": bool(figures) and all(f.met for f in figures),
+        # None: no figure was measured, so none met its target and none missed it.
+        "all_met": all(f.met for f in figures) if figures else None,
         "skipped": skipped,
         "throughput": rows,
         "million": big,
@@ -1403,6 +1404,8 @@ def render(report: dict[str, Any]) -> str:
             f"  {f['title']:<{width}}  {_fmt(f['value'], f['unit']):>10}  "
             f"target {target:<18} {status}{spread}"
         )
+    if not figures:
+        lines.append("  no figure measured: every one was skipped (below); no target met or missed")
     for skip in report.get("skipped", ()):
         lines.append(f"  {skip['key']}: skipped: {skip['reason']}")
     lines.append("")
