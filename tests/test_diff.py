@@ -156,6 +156,12 @@ BAD = {
     "plugins as a number": ("set:plugins:3", "'plugins' is not a JSON list"),
     "a proof as a number": ('set:proofs:{"placement": 3}', "'proofs' is malformed"),
     "not UTF-8": ("\udcff", "not UTF-8"),
+    # json.loads keeps the last: the run would read as its seed, whatever the file's first says.
+    "a key given twice": ("dup:seed", "not a report: key 'seed' is given twice in one object"),
+    "a key given twice in a table": (
+        "dup:by_aops",
+        "not a report: key 'moved' is given twice in one object",
+    ),
     # json.loads takes it; its difference with another would not print.
     "a number no report holds": (
         "set:totals:" + json.dumps({"moved": "BIG"}).replace('"BIG"', "9" * 4300),
@@ -178,6 +184,16 @@ def _bad_file(kind: str, folder: Path, reports: tuple[Path, Path]) -> Path:
     elif content.startswith("drop:"):
         del data[content.removeprefix("drop:")]
         content = json.dumps(data)
+    elif content.startswith("dup:"):
+        key = content.removeprefix("dup:")
+        if key == "by_aops":  # a key twice in an object within the report
+            name, counts = next(iter(data["by_aops"].items()))
+            inner = json.dumps(counts)
+            twice = inner.replace("{", '{"moved": 0, ', 1)
+            data["by_aops"][name] = "TWICE"
+            content = json.dumps(data).replace('"TWICE"', twice)
+        else:
+            content = json.dumps(data).replace("{", f'{{"{key}": 99, ', 1)
     elif content == "table":
         data["by_aops"]["ext3_ordered_aops"] = {"moved": "many"}
         content = json.dumps(data)

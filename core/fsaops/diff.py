@@ -110,13 +110,18 @@ def load_report(path: str) -> dict[str, Any]:
         with open(path, "rb") as stream:
             raw = stream.read(MAX_REPORT_BYTES + 1)
         data = _inert(
-            json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_int=_report_int)
+            json.loads(
+                raw.decode("utf-8"),
+                parse_constant=_not_json,
+                parse_int=_report_int,
+                object_pairs_hook=_once_each,
+            )
         )
     except OSError as exc:
         raise BadReport(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise BadReport(f"{path}: not a report: not UTF-8 text") from None
-    except _TooLarge as exc:
+    except (_TooLarge, _KeyTwice) as exc:
         raise BadReport(f"{path}: not a report: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise BadReport(f"{path}: not a report: not JSON ({printable(str(exc)[:200])})") from None
@@ -237,6 +242,29 @@ def _report_int(token: str) -> int:
     if len(token.lstrip("-")) > _MAX_DIGITS:
         raise _TooLarge(f"a number of {len(token.lstrip('-')):,} digits is no count or seed")
     return int(token)
+
+
+class _KeyTwice(ValueError):
+    """A JSON object holding a key twice: no report does, and ``json`` would keep the last."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refused when a key comes twice.
+
+    ``{"seed": 99, ..., "seed": 42}`` would read as seed 42 without a word:
+    an edited or pasted-together file, whose values are not one run's.
+    """
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set[str] = set()
+        twice = ""
+        for key, _ in pairs:
+            if key in seen:
+                twice = key
+                break
+            seen.add(key)
+        raise _KeyTwice(f"key {printable(twice)[:60]!r} is given twice in one object")
+    return data
 
 
 def _not_json(token: str) -> None:
