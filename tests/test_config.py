@@ -182,6 +182,15 @@ def test_parse_size_rejects(text: str) -> None:
         parse_size(text)
 
 
+@pytest.mark.parametrize("text", ["\u300064MiB", "64\u00a0MiB", "64MiB\u2003", "\u200964 KiB"])
+def test_a_size_is_spaced_with_ascii_spaces_only(text: str) -> None:
+    """``\\s`` took every script's spaces: an ideographic space before 64MiB read as 64 MiB."""
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size(text)
+    with pytest.raises(ConfigError, match=r"kernel\.node_memory: expected a size"):
+        parse_config(f'[kernel]\nnode_memory = "{text}"\n', "spaced.toml")
+
+
 @pytest.mark.parametrize("size", [512, 4096, 3 << 20, 64 << 30, 12345])
 def test_format_size_reads_back(size: int) -> None:
     number, unit = format_size(size).split()

@@ -25,7 +25,8 @@ _UNITS: Final[Mapping[str, int]] = {
     "t": 1024 * 1024 * MiB,
     "tib": 1024 * 1024 * MiB,
 }
-_SIZE_RE: Final = re.compile(r"\s*([0-9]+)\s*([A-Za-z]*)\s*")  # 0-9: not other scripts' digits
+# ASCII: 0-9 and ASCII spaces, not other scripts' digits and spaces
+_SIZE_RE: Final = re.compile(r"\s*([0-9]+)\s*([A-Za-z]*)\s*", re.ASCII)
 
 
 def parse_size(text: str) -> int:
