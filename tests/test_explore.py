@@ -454,6 +454,11 @@ def test_the_command_exits_1_on_a_failing_schedule_and_replays_it(
     [
         (["--fs", "nofs"], "unknown filesystem 'nofs'"),
         (["--fs", "ext2", "--mode", "nomode"], "nomode"),
+        # An empty mode ran the default one, where a scenario's mount refuses it.
+        (
+            ["--fs", "ext2", "--mode", "", "--pages", "1", "--preemptions", "0"],
+            "filesystem ext2 has no mode '' (it has: default, nobh, xip)",
+        ),
         (["--fs", "ext2", "--tasks", "dance"], "unknown task 'dance'"),
         (["--fs", "ext2", "--tasks", "swapin"], "swapin works on anonymous"),
         (["--fs", "ext2", "--tasks", "kjournald"], "journal"),

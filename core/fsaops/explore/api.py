@@ -548,7 +548,8 @@ def _resolve(
 ) -> tuple[FileSystemType, Setup]:
     fstype = registry.filesystem(fs) if isinstance(fs, str) else fs
     fs = fstype.name
-    mode = mode or fstype.default_mode
+    if mode is None:  # "" is no mode, as in a scenario file
+        mode = fstype.default_mode
     problem = fstype.mode_problem(mode)
     if problem is not None:
         raise ConfigError(problem)
