@@ -338,3 +338,19 @@ def test_an_allocation_failure_ends_the_chunk_as_the_docs_say() -> None:
     assert 0 < int(str(v4["moved"])) < 600
     text = configuration_md()
     assert "about 500,000" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["migrate", ""], "expected a scenario file name, got an empty string"),
+        (["config", "check", ""], "expected a scenario file name, got an empty string"),
+        (["explore", "", "--fs", "ext2"], "expected a scenario file name, got an empty string"),
+        (["diff", "", SMALL], "expected a report file name, got an empty string"),
+    ],
+)
+def test_an_empty_file_name_is_named_as_such(args: list[str], message: str) -> None:
+    """An unset shell variable as the file: the message was ``: no such file``, naming nothing."""
+    status, _out, err = fsaops(*args)
+    assert status == 2
+    assert err == f"fsaops: error: {message}\n"

@@ -96,6 +96,8 @@ def load_report(path: str) -> dict[str, Any]:
             JSON), or has a ``schema`` other than :data:`~fsaops.status.SCHEMA`;
             the message names the file and says which.
     """
+    if not path:  # no file at all, not a file that is not there
+        raise BadReport("expected a report file name, got an empty string")
     try:
         info = os.stat(path)
     except FileNotFoundError:

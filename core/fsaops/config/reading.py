@@ -387,6 +387,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             scenario; the message names the file and the key.
     """
     source = os.fspath(path)
+    if not source:  # no file at all, not a file that is not there
+        raise ConfigError("expected a scenario file name, got an empty string")
     try:
         data = _read_regular_file(source)
     except FileNotFoundError:
