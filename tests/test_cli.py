@@ -844,6 +844,62 @@ def test_html_over_the_scenario_or_standard_output_is_bad_input(tmp_path: Path) 
         assert "is the command's standard output" in json.loads(out.read_text())["error"]
 
 
+def _input_is_output(proc: subprocess.CompletedProcess[str], words: str) -> None:
+    """Exit 2 and one line naming ``words`` on stderr (standard output went to a file)."""
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("fsaops: error: ") and words in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["migrate", "{scenario}", "--json"],
+        ["migrate", "{scenario}"],
+        ["config", "check", "{scenario}"],
+        ["explore", "{scenario}", "--fs", "ext2", "--json"],
+        ["plugins", "--config", "{scenario}"],
+    ],
+)
+def test_output_appended_to_the_scenario_is_bad_input(tmp_path: Path, command: list[str]) -> None:
+    """``fsaops migrate s.toml >> s.toml`` added the report to the scenario, exit 0."""
+    scenario = tmp_path / "s.toml"
+    text = (Path(__file__).parent / "configs" / "small.toml").read_text(encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
+    args = [word.format(scenario=scenario) for word in command]
+    with scenario.open("a", encoding="utf-8") as stream:
+        proc = run(*args, stdout=stream)
+    _input_is_output(
+        proc,
+        f"{scenario}: is the scenario this command reads, and its output goes to it too",
+    )
+    assert scenario.read_text(encoding="utf-8") == text, "nothing written over the scenario"
+
+
+def test_output_sent_over_the_scenario_runs_no_other_scenario(tmp_path: Path) -> None:
+    """``> s.toml`` empties it before fsaops starts: the empty scenario, the default machine, ran in
+    its place, and the report said it was s.toml's, exit 0."""
+    scenario = tmp_path / "s.toml"
+    with scenario.open("w", encoding="utf-8") as stream:
+        proc = run("migrate", scenario, "--json", stdout=stream)
+    _input_is_output(proc, "is the scenario this command reads, and its output goes to it too")
+    assert scenario.read_text(encoding="utf-8") == ""
+
+
+def test_diff_output_appended_to_a_report_is_bad_input(tmp_path: Path) -> None:
+    """``fsaops diff a.json b.json >> a.json`` added the comparison to report A, exit 0."""
+    proc = run("migrate", Path(__file__).parent / "configs" / "small.toml", "--json")
+    assert proc.returncode == 0, proc.stderr
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(proc.stdout, encoding="utf-8")
+    b.write_text(proc.stdout, encoding="utf-8")
+    for which, args in (("report A", [a, b]), ("report B", [b, a])):
+        with a.open("a", encoding="utf-8") as stream:
+            proc = run("diff", *args, stdout=stream)
+        _input_is_output(proc, f"{a}: is {which} this command reads, and its output goes to it")
+        assert a.read_text(encoding="utf-8") == b.read_text(encoding="utf-8")
+
+
 def test_a_page_that_cannot_be_written_keeps_the_json_report(tmp_path: Path) -> None:
     """A file size limit: the page fails (exit 1, one line), the report is still printed."""
     import resource

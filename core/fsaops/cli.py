@@ -540,7 +540,25 @@ def _read_config(path: str | None) -> tuple[Config, str]:
     if path is None:
         return default_config(), BUILTIN_SOURCE
     source = _source_name(path)
+    _not_the_output(source, "the scenario")
     return load_config(source), source
+
+
+def _not_the_output(path: str, what: str) -> None:
+    """Refuse an input file that is also the command's output (``> FILE`` or ``>> FILE``).
+
+    ``> FILE`` empties it before the command starts: read, it is another
+    input (an empty scenario is the default machine); ``>> FILE`` adds
+    the output to it.  Either way the input is lost.
+    """
+    from fsaops.errors import FsaopsError
+
+    if path and _is_stdout(path):
+        _GONE.set(True)  # not even the JSON envelope: nothing is written over an input
+        raise FsaopsError(
+            f"{path}: is {what} this command reads, and its output goes to it too; "
+            "send the output to another file"
+        )
 
 
 def _source_name(path: str | None) -> str:
@@ -1205,6 +1223,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     )
     if html is not None:  # a comparison that fails says so on its page: no old page stands
         _set_page(html, f"{args.a} {args.b}", "diff")
+    _not_the_output(args.a, "report A")
+    _not_the_output(args.b, "report B")
     a = load_report(args.a)
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
