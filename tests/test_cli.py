@@ -886,6 +886,17 @@ def test_output_sent_over_the_scenario_runs_no_other_scenario(tmp_path: Path) ->
     assert scenario.read_text(encoding="utf-8") == ""
 
 
+def test_standard_error_appended_to_the_scenario_is_no_output(tmp_path: Path) -> None:
+    """``2>> s.toml`` sends the report nowhere near the scenario: the command runs."""
+    scenario = tmp_path / "s.toml"
+    text = (Path(__file__).parent / "configs" / "small.toml").read_text(encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
+    with scenario.open("a", encoding="utf-8") as stream:
+        proc = run("config", "check", scenario, stderr=stream)
+    assert proc.returncode == 0, scenario.read_text(encoding="utf-8")[len(text) :]
+    assert scenario.read_text(encoding="utf-8") == text
+
+
 def test_diff_output_appended_to_a_report_is_bad_input(tmp_path: Path) -> None:
     """``fsaops diff a.json b.json >> a.json`` added the comparison to report A, exit 0."""
     proc = run("migrate", Path(__file__).parent / "configs" / "small.toml", "--json")

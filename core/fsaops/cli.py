@@ -553,7 +553,7 @@ def _not_the_output(path: str, what: str) -> None:
     """
     from fsaops.errors import FsaopsError
 
-    if path and _is_stdout(path):
+    if path and _output_is(path):
         _GONE.set(True)  # not even the JSON envelope: nothing is written over an input
         raise FsaopsError(
             f"{path}: is {what} this command reads, and its output goes to it too; "
@@ -981,6 +981,19 @@ def _is_stdout(path: str) -> bool:
             if os.path.samestat(target, os.fstat(fd)):
                 return True
     return False
+
+
+def _output_is(path: str) -> bool:
+    """Whether ``path`` is the file the command's output goes to, and not only its stderr.
+
+    Unlike :func:`_is_stdout`, descriptor 1 (standard error while a command
+    runs) is left out: ``2>> FILE`` sends no output to ``FILE``.
+    """
+    out = _stdout()
+    try:
+        return out is not None and os.path.samestat(os.stat(path), os.fstat(out.fileno()))
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+        return False
 
 
 def _same_file(a: str, b: str) -> bool:
