@@ -113,6 +113,7 @@ class Scheduler:
         "_seq",
         "now",
         "on_sleep",
+        "ran",
         "sleeps",
         "threads",
         "waitqueues",
@@ -125,6 +126,10 @@ class Scheduler:
         self._pending = 0  # events that are not daemons
         self._lock = threading.RLock()
         self.threads = 0
+        #: How many events have run: another task's work (an I/O completing,
+        #: a commit, a hold let go of) happened between two readings of it
+        #: exactly when it changed.
+        self.ran = 0
         #: How many times a real thread went to sleep on a wait queue.
         self.sleeps = 0
         #: The buckets of the page wait table, by hash, made when first slept
@@ -205,6 +210,7 @@ class Scheduler:
                 if not event.daemon:
                     self._pending -= 1
             if not event.cancelled:
+                self.ran += 1
                 event.fn(*event.args)
 
     def run_next(self) -> bool:
