@@ -65,13 +65,15 @@ they are collected only when asked for (``fsaops migrate --strict``, or
 from __future__ import annotations
 
 from errno import EAGAIN
+from threading import Lock, get_ident
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from fsaops.buffer import BH, BufferHead
+from fsaops.buffer import BH, BufferHead, buffers
 from fsaops.mapping import AddressSpace
 from fsaops.oracle import (
+    BH_BIT_NAMES,
     BufferState,
     Oracle,
     UnlockedMoves,
@@ -218,14 +220,15 @@ class MigratepageWatch:
     the oracle's way, never through the code under test.
     """
 
-    __slots__ = ("_before", "_kernel", "_moves", "_neighbours", "findings")
+    __slots__ = ("_before", "_frames", "_kernel", "_moves", "_writes", "findings")
 
     def __init__(self, kernel: Kernel, findings: Findings) -> None:
         self._kernel = kernel
         self.findings = findings
         self._before: _Before | None = None
         self._moves: UnlockedMoves | None = None
-        self._neighbours: tuple[_Neighbour, ...] = ()
+        self._frames: _Frames | None = None
+        self._writes: _Writes | None = None
 
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
@@ -256,7 +259,10 @@ class MigratepageWatch:
             or mapping.anon
             or Oracle.mapped_dirty(page)
         )
-        self._neighbours = _neighbours(page)
+        self.disarm()  # the last call raised: its watch never ended
+        self._frames = _frames(page)
+        self._writes = _Writes(page, newpage)
+        self._writes.arm()
         self._before = _Before(
             count=page.count,
             mapcount=page.mapcount,
@@ -271,6 +277,12 @@ class MigratepageWatch:
             key=Oracle.key_of(page),
         )
 
+    def disarm(self) -> None:
+        """Stop noting the call's writes to other pages (it raised: :meth:`after` never comes)."""
+        if self._writes is not None:
+            self._writes.disarm()
+            self._writes = None
+
     def after(self, newpage: Page, page: Page, rc: int, table: str) -> None:
         """Record what ``migratepage`` did wrong, now that it returned ``rc``."""
         b = self._before
@@ -280,8 +292,14 @@ class MigratepageWatch:
         self._before = None
         add = self.findings.add
         pfn = page.pfn
-        neighbour = _neighbour_spoiled(self._neighbours, pfn)
-        self._neighbours = ()
+        noted = self._writes
+        frames = self._frames
+        neighbour = None
+        if noted is not None and frames is not None:
+            noted.disarm()
+            self._writes = None
+            self._frames = None
+            neighbour = _spoiled(noted, frames, pfn)
         if neighbour is not None:
             add(table, *neighbour)
         if self._moves is not None:
@@ -484,78 +502,182 @@ or an I/O completion may run while it sleeps on a buffer lock, and change
 ``BH_Write_EIO`` (and detach ``b_private``)."""
 
 
-_Neighbour = tuple[Page, int, bool, tuple[tuple[int, BufferHead], ...]]
-"""Another page of a file as a ``migratepage`` call found it: the page, its slot, whether it
-was ``PG_uptodate``, and its mapped buffers that were ``BH_Uptodate`` (by place in the ring).
-Nothing but truncation (which unmaps the buffers and empties the slot) takes either away from
-a page in the page cache while the call runs: a reader only sets them, an I/O completion or a
-commit leaves them."""
+_ANYONES: Final = PG.referenced | PG.waiters
+"""Page flags anyone may change on a page without its lock: ``mark_page_accessed`` sets
+``PG_referenced``, and a sleeper on the page announces itself with ``PG_waiters``."""
 
 _UP_AND_MAPPED: Final = BH.uptodate | BH.mapped
 
+_PAGE_FIELDS: Final = frozenset(("flags", "count", "mapcount", "mapping", "index", "private"))
+"""The fields of a page a call's writes to are noted (not its LRU links: the engine's lists
+are checked on their own)."""
 
-_NEIGHBOURS: Final = 16
-"""How far either side of a page (in pages of its file) a watched call's neighbours are looked
-at: half of 2.6's largest read-ahead window (``VM_MAX_READAHEAD``, 128 KiB), the pages a table
-reaching past its page is likeliest to touch.  A bound keeps the watch's cost per call
-constant, whatever the size of the file."""
+_BH_FIELDS: Final = frozenset(
+    ("b_state", "b_blocknr", "b_size", "b_count", "b_data", "b_bdev", "b_page", "b_this_page")
+)
+"""The fields of a buffer head a call's writes to are noted."""
+
+_SPAN: Final = 4
+"""How many frames either side of a page a watched call looks at the bytes of: one copy of
+those frames before the call and one after, cheap for a few frames.  The pages of a file
+written in order lie in frames next to each other, so these are mostly its neighbours in
+its file, the pages a table reaching past its page is likeliest to touch."""
+
+_UNSET: Final[Any] = object()
 
 
-def _neighbours(page: Page) -> tuple[_Neighbour, ...]:
-    """The pages of ``page``'s file within ``_NEIGHBOURS`` of it, with what they hold up to date.
+class _Writes:
+    """What a ``migratepage`` call wrote on pages other than the two it was handed.
 
-    Only for a page of a page-cache mapping (not anonymous memory).
+    While any is armed, ``Page`` and ``BufferHead`` have a ``__setattr__``
+    that notes, the first time the calling thread writes a field of a page (or
+    of a buffer head of a page) other than the two the call was handed,
+    what that field held (:attr:`first`), and, for every write made before
+    another task ran (no event had run since the call began), the value
+    written (:attr:`own`): the call changed the field if that differs.
+    Writes cost a function call while armed, reads nothing; no page or
+    buffer head changes class, and nothing is noted for a page the call
+    never writes, so every page of the machine is watched for the price of
+    the writes the call makes.
     """
-    mapping = page.mapping
-    index = page.index
-    if not isinstance(mapping, AddressSpace) or mapping.anon or type(index) is not int:
-        return ()
-    found: list[_Neighbour] = []
-    private = PG.private
-    uptodate = PG.uptodate
-    both = _UP_AND_MAPPED
-    tree = mapping.page_tree
-    for key in range(max(0, index - _NEIGHBOURS), min(len(tree), index + _NEIGHBOURS + 1)):
-        other = tree[key]
-        if other is None or other is page:
-            continue
-        flags = other.flags
-        ring: tuple[tuple[int, BufferHead], ...] = ()
-        head = other.private
-        if flags & private and isinstance(head, BufferHead):
-            kept = []
-            bh = head
-            for i in range(other.node.page_size // 512):  # a ring is at most this long
-                if bh.b_state & both == both:
-                    kept.append((i, bh))
-                bh = bh.b_this_page
-                if bh is head:
-                    break
-            ring = tuple(kept)
-        if ring or flags & uptodate:
-            found.append((other, key, bool(flags & uptodate), ring))
-    return tuple(found)
+
+    __slots__ = ("first", "newpage", "own", "page", "ran", "sched", "thread")
+
+    def __init__(self, page: Page, newpage: Page) -> None:
+        self.page = page
+        self.newpage = newpage
+        self.thread = get_ident()
+        self.sched = page.node.kernel.sched
+        self.ran = self.sched.ran
+        self.first: dict[tuple[Any, str], Any] = {}
+        self.own: dict[tuple[Any, str], Any] = {}
+
+    def arm(self) -> None:
+        """Start noting the calling thread's writes (until :meth:`disarm`)."""
+        with _ARMING:
+            if not _ARMED:
+                type.__setattr__(Page, "__setattr__", _page_written)
+                type.__setattr__(BufferHead, "__setattr__", _bh_written)
+            _ARMED[self.thread] = self
+
+    def disarm(self) -> None:
+        """Stop noting writes; the last watch of any thread puts the classes back."""
+        with _ARMING:
+            if _ARMED.get(self.thread) is self:
+                del _ARMED[self.thread]
+                if not _ARMED:
+                    type.__delattr__(Page, "__setattr__")
+                    type.__delattr__(BufferHead, "__setattr__")
+
+    def note(self, obj: Any, name: str, value: Any) -> None:
+        """``obj.name`` is about to be set to ``value`` by the calling thread."""
+        key = (obj, name)
+        if key not in self.first:
+            self.first[key] = getattr(obj, name, _UNSET)
+        if self.sched.ran == self.ran:
+            self.own[key] = value
 
 
-def _neighbour_spoiled(neighbours: tuple[_Neighbour, ...], pfn: int) -> tuple[str, int, str] | None:
-    """``(kind, pfn, example)`` for the first page of the file the call made stale, or ``None``.
+_ARMED: Final[dict[int, _Writes]] = {}
+"""The armed watch of each thread that has one, by thread."""
+
+_ARMING: Final = Lock()
+
+_SET: Final = object.__setattr__
+
+
+def _page_written(page: Page, name: str, value: Any) -> None:
+    writes = _ARMED.get(get_ident())
+    if (
+        writes is not None
+        and name in _PAGE_FIELDS
+        and page is not writes.page
+        and page is not writes.newpage
+    ):
+        writes.note(page, name, value)
+    _SET(page, name, value)
+
+
+def _bh_written(bh: BufferHead, name: str, value: Any) -> None:
+    writes = _ARMED.get(get_ident())
+    if writes is not None and name in _BH_FIELDS:
+        owner = getattr(bh, "b_page", None)
+        if owner is not None and owner is not writes.page and owner is not writes.newpage:
+            writes.note(bh, name, value)
+    _SET(bh, name, value)
+
+
+_Frames = tuple[Any, int, int, bytes]
+"""The bytes of a run of frames of one node as a call found them: the node, the first and
+the last pfn, and the bytes."""
+
+
+def _frames(page: Page) -> _Frames:
+    """The bytes of the frames within :data:`_SPAN` of ``page``'s, on its node."""
+    node = page.node
+    pfn = page.pfn
+    start = node.start_pfn
+    first = max(pfn - _SPAN, start)
+    last = min(pfn + _SPAN, start + len(node.pages) - 1)
+    shift = node.page_shift
+    return (
+        node,
+        first,
+        last,
+        bytes(node.mem[(first - start) << shift : (last + 1 - start) << shift]),
+    )
+
+
+def _where(page: Page, mapping: Any, index: Any) -> str:
+    """``pfn 523 (mount0/file1 page 19)``: a page, and where it was."""
+    if page.flags & PG.swapcache:
+        return f"pfn {page.pfn} (swap cache)"
+    if isinstance(mapping, AddressSpace):
+        if mapping.anon:
+            return f"pfn {page.pfn} (anonymous memory)"
+        return f"pfn {page.pfn} ({mapping.name} page {index})"
+    return f"pfn {page.pfn}"
+
+
+def _was(writes: _Writes, obj: Any, name: str) -> Any:
+    """What ``obj.name`` held when the call began."""
+    was = writes.first.get((obj, name), _UNSET)
+    return getattr(obj, name) if was is _UNSET else was
+
+
+def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str] | None:
+    """``(kind, pfn, example)`` for the first other page the call changed, or ``None``.
 
     ``migratepage`` is handed the old page and the new one, both locked;
-    another page of the file is its owners', and a table that clears its
-    ``PG_uptodate``, or ``BH_Uptodate`` on one of its mapped buffers, has
-    the next read fetch it from disk again: over newer data, when it is
-    dirty.
+    every other page is its owners'.  A table that clears a page-cache
+    page's ``PG_uptodate``, or ``BH_Uptodate`` on one of its mapped buffers,
+    has the next read fetch it from disk again: over newer data, when it is
+    dirty.  Nothing but truncation (which unmaps the buffers and empties the
+    slot) takes either away while the call runs: a reader only sets them,
+    an I/O completion or a commit leaves them.  Whatever else the call
+    wrote on another page before any other task ran (it slept on no lock,
+    no I/O completed) is its own doing too: a flag (but :data:`_ANYONES`),
+    a reference, the page's ``mapping`` or ``index``, a buffer's state,
+    block or size; and when no other task ran at all, the bytes of a
+    frame next to the page's (:data:`_SPAN`).  What another task changes once it has run is its
+    own: a commit, an I/O completing, a hold let go of.
     """
-    for other, key, was_uptodate, ring in neighbours:
-        stale = was_uptodate and not other.flags & PG.uptodate
-        bad = next((i for i, bh in ring if bh.b_state & _UP_AND_MAPPED == BH.mapped), -1)
-        if not stale and bad < 0:
-            continue
-        mapping = other.mapping
-        if not isinstance(mapping, AddressSpace) or Oracle.slot(mapping, key) is not other:
-            continue  # truncated meanwhile
-        where = f"pfn {other.pfn} ({mapping.name} page {key})"
-        if stale:
+    for (obj, name), was in writes.first.items():
+        now = getattr(obj, name, _UNSET)
+        if was is _UNSET:
+            continue  # a buffer head the call made
+        page: Any = obj.b_page if isinstance(obj, BufferHead) else obj
+        if not isinstance(page, Page):
+            continue  # a buffer head let go of
+        mapping = _was(writes, page, "mapping")
+        index = _was(writes, page, "index")
+        where = _where(page, mapping, index)
+        in_cache = (
+            isinstance(mapping, AddressSpace)
+            and not mapping.anon
+            and Oracle.slot(mapping, index) is page
+        )
+        if name == "flags" and in_cache and was & PG.uptodate and not now & PG.uptodate:
             return (
                 "flags",
                 pfn,
@@ -563,14 +685,107 @@ def _neighbour_spoiled(neighbours: tuple[_Neighbour, ...], pfn: int) -> tuple[st
                 "handed: the next read fetches that page from disk again, over its data if it "
                 "is dirty",
             )
-        return (
-            "buffers",
-            pfn,
-            f"migratepage of pfn {pfn} cleared BH_Uptodate of buffer head {bad} of {where}, "
-            "a page it was not handed: the next read or partial write fetches the block "
-            "from disk again, over its data if it is dirty",
-        )
+        if (
+            name == "b_state"
+            and in_cache
+            and was & _UP_AND_MAPPED == _UP_AND_MAPPED
+            and now & _UP_AND_MAPPED == BH.mapped
+        ):
+            return (
+                "buffers",
+                pfn,
+                f"migratepage of pfn {pfn} cleared BH_Uptodate of buffer head "
+                f"{_ring_index(obj)} of {where}, a page it was not handed: the next read or "
+                "partial write fetches the block from disk again, over its data if it is dirty",
+            )
+        own = writes.own.get((obj, name), _UNSET)
+        if own is _UNSET or own is was or own == was:
+            continue
+        before, after = was, own
+        if name in ("flags", "b_state"):
+            # The bits the call changed and left so: another task that ran later may
+            # have changed others, or the call itself undone a passing change (a lock).
+            mask = ~_ANYONES if name == "flags" else -1
+            kept = (was ^ own) & ~(own ^ now) & mask
+            if not kept:
+                continue
+            before, after = was & mask, ((was & ~kept) | (own & kept)) & mask
+        elif not (now is own or now == own):
+            continue  # changed again after another task ran: the call's change did not stay
+        said = f"migratepage of pfn {pfn} changed {where}, a page it was not handed"
+        if isinstance(obj, BufferHead):
+            return ("buffers", pfn, f"{said}: {_bh_change(obj, name, before, after)}")
+        if name == "flags":
+            change = "its flags " + _bits_changed(before, after, _PG_NAMES)
+        elif name == "mapping":
+            change = f"its mapping is now {getattr(after, 'name', None) if after else 'NULL'}"
+        elif name in ("count", "mapcount"):
+            change = f"page_{name} went from {before} to {after}"
+        else:
+            change = f"its {name} went from {before!r} to {after!r}"
+        return ("flags", pfn, f"{said}: {change}")
+    if writes.sched.ran == writes.ran:
+        node, first, last, data = frames
+        shift = node.page_shift
+        start = node.start_pfn
+        now_data = bytes(node.mem[(first - start) << shift : (last + 1 - start) << shift])
+        if now_data != data:
+            size = node.page_size
+            for at in range(0, len(data), size):
+                was_frame = data[at : at + size]
+                now_frame = now_data[at : at + size]
+                if was_frame == now_frame:
+                    continue
+                other = node.pages[first - start + at // size]
+                if other is writes.page or other is writes.newpage or not other.count:
+                    continue
+                byte = next(
+                    i for i, (a, b) in enumerate(zip(was_frame, now_frame, strict=True)) if a != b
+                )
+                where = _where(other, other.mapping, other.index)
+                return (
+                    "flags",
+                    pfn,
+                    f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
+                    f"contents changed (first at byte {byte})",
+                )
     return None
+
+
+_PG_NAMES: Final = tuple((bit, f"PG_{name}") for bit, name in PG.NAMES)
+
+
+def _bits_changed(was: int, now: int, names: tuple[tuple[int, str], ...]) -> str:
+    """``lost BH_Uptodate; gained BH_New``: the named bits between two values."""
+    said = [
+        f"{verb} {' and '.join(name for bit, name in names if bits & bit)}"
+        for bits, verb in ((was & ~now, "lost"), (now & ~was, "gained"))
+        if any(bits & bit for bit, _name in names)
+    ]
+    return "; ".join(said) or f"went from {was:#x} to {now:#x}"
+
+
+def _ring_index(bh: BufferHead) -> int:
+    """Where ``bh`` is in its page's ring of buffer heads (``-1``: not in it)."""
+    page: Any = bh.b_page
+    head = page.private if isinstance(page, Page) else None
+    if isinstance(head, BufferHead):
+        for i, other in enumerate(buffers(head)):
+            if other is bh:
+                return i
+            if i > 64:
+                break
+    return -1
+
+
+def _bh_change(bh: BufferHead, name: str, was: Any, now: Any) -> str:
+    """What changed in one field of a buffer head, for a finding."""
+    which = f"buffer head {_ring_index(bh)}"
+    if name == "b_state":
+        return f"{which} {_bits_changed(was, now, BH_BIT_NAMES)}"
+    if name in ("b_bdev", "b_page", "b_this_page"):
+        return f"{name} of {which} changed"
+    return f"{name} of {which} went from {was} to {now}"
 
 
 def _own_count(bh: BufferHead) -> int:

@@ -761,10 +761,14 @@ def migrate_pages(
                                     try:
                                         rc = migratepage(newpage, page)
                                     except KernelBug as exc:
+                                        if watch is not None:
+                                            watch.disarm()
                                         raise _in_migratepage(exc, name, page, pass_) from exc
                                     except Exception as exc:
                                         rc = _migratepage_raised(stats, name, page, exc)
                                     except BaseException as exc:
+                                        if watch is not None:
+                                            watch.disarm()
                                         _migratepage_escaped(exc, name, page)
                                         raise
                                     if page.lru_next is not nxt or newpage.lru_next is not to:
