@@ -248,8 +248,9 @@ class Mm:
     def munmap(self, vma: Vma) -> None:
         """Unmap an area: drop its ptes and references (``do_munmap``).
 
-        As ``zap_pte_range`` does, a dirty pte dirties its page, a young pte
-        of a file page marks it accessed, a present pte's page is released
+        As ``zap_pte_range`` does, a dirty pte of a file page dirties it and
+        a young one marks it accessed (an anonymous page's data dies with
+        its mapping: its bits are dropped), a present pte's page is released
         through :func:`~fsaops.swap.free_page_and_swap_cache` (leaving the
         swap cache if nothing else needs it there), and a swap pte's slot
         through :func:`~fsaops.swap.free_swap_and_cache`.
@@ -262,10 +263,13 @@ class Mm:
                     continue
                 if pte.page is not None:
                     page = pte.page
-                    if pte.dirty:
-                        set_page_dirty(page)
-                    if pte.young and not page_anon(page):
-                        mark_page_accessed(page)  # zap_pte_range, for a file page
+                    if not page_anon(page):
+                        # zap_pte_range passes the bits on for a file page
+                        # only: an anonymous page's data dies with its ptes.
+                        if pte.dirty:
+                            set_page_dirty(page)
+                        if pte.young:
+                            mark_page_accessed(page)
                     page_remove_rmap(page)
                     free_page_and_swap_cache(page)  # tlb_remove_page
                 else:
