@@ -11,11 +11,15 @@ user (``can_share_swap_page``); otherwise the write fault copies it
 from __future__ import annotations
 
 from fsaops.debug import check_kernel
+from fsaops.explore import TaskSpec, explore
+from fsaops.explore.api import render_text
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.migrate import migrate_pages
-from fsaops.page import PG, Page, lock_page
+from fsaops.page import PG, Page, lock_page, unlock_page
+from fsaops.plugins import Registry
 from fsaops.rmap import SWAP_SUCCESS, try_to_unmap
+from fsaops.status import Status
 from fsaops.swap import add_to_swap, swap_writepage
 from fsaops.world import World
 from fsaops.writeback import WritebackControl, clear_page_dirty_for_io
@@ -77,3 +81,81 @@ def test_munmap_does_not_dirty_an_anonymous_page(world: World) -> None:
     assert world.kernel.swap_info().nr_swap_pages == 64, "its slot was freed"
     putback_lru_pages(moved)
     assert check_kernel(world.kernel) == []
+
+
+def _swapped_out_and_held(world: World) -> tuple[Page, int, int]:
+    """An anonymous page unmapped to a swap pte while a migration holds it (isolated).
+
+    Returns the page, its swap entry and its process's page number.
+    """
+    area = world.anon(1)
+    page = world.page_of(area, 0)
+    assert page is not None
+    assert isolate_lru_page(page) == 1
+    lock_page(page)
+    assert add_to_swap(page) == 1
+    assert try_to_unmap(page, True) == SWAP_SUCCESS
+    unlock_page(page)
+    return page, page.private, area.vma.vm_start
+
+
+def test_a_write_fault_copies_a_swap_cache_page_someone_else_holds(world: World) -> None:
+    """``do_swap_page`` reuses the page for a write only if ``can_share_swap_page``.
+
+    The migration's reference makes three (it, the swap cache, the fault):
+    the page is not the process's alone, so the write fault copies it
+    (``do_wp_page``): the pte points at a new anonymous page, dirty, on the
+    process's node and outside the swap cache, and the old page is left in
+    the swap cache, unmapped, its slot used by the swap cache only.
+    """
+    page, entry, vpn = _swapped_out_and_held(world)
+    mm = world.areas[0].mm
+    data = bytes(page.data)
+    mm.write(vpn * world.page_size, b"\x5a")
+    pte = mm.ptes[vpn]
+    new = pte.page
+    assert new is not None and new is not page, "do_wp_page copied the page"
+    assert pte.dirty and pte.swp == 0
+    assert bytes(new.data) == b"\x5a" + data[1:]
+    assert bytes(page.data) == data, "the write went to the copy"
+    assert new.mapcount == 1 and new.count == 1 and not new.flags & PG.swapcache
+    assert new.mapping is world.areas[0].vma.anon_vma and new.flags & PG.lru
+    assert page.mapcount == 0 and page.count == 2, "the migration's and the swap cache's"
+    assert page.flags & PG.swapcache and page.private == entry
+    assert world.kernel.swap_info().swap_map[entry] == 1
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    assert check_kernel(world.kernel) == []
+
+
+def test_a_write_fault_reuses_a_swap_cache_page_only_it_uses(world: World) -> None:
+    """With nobody else holding the page or its slot, the write maps it back writable and dirty."""
+    page, entry, vpn = _swapped_out_and_held(world)
+    mm = world.areas[0].mm
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    mm.write(vpn * world.page_size, b"\x5a")
+    pte = mm.ptes[vpn]
+    assert pte.page is page and pte.dirty
+    assert page.mapcount == 1 and page.count == 2 and page.private == entry
+    assert check_kernel(world.kernel) == []
+
+
+def test_the_explorer_passes_the_swap_table_when_a_write_fault_copies_a_page_in_migration(
+    registry: Registry,
+) -> None:
+    """A write through the swap pte of a page a migration holds gives the process a copy.
+
+    Some schedules of ``mmap-write`` against the migration of an anonymous
+    page run the fault while the migration holds the page, between two
+    passes: the process writes to a copy of its own, on the node its faults
+    allocate on, and the migration then moves the page nobody maps.  The
+    frame of the copy may be the old page's, freed.  Neither is the table's
+    doing: the built-in swap table passes every schedule.
+    """
+    result = explore(
+        "swap", tasks=[TaskSpec("mmap-write", 1)], pages=2, preemptions=2, registry=registry
+    )
+    assert result.status is Status.OK and result.exhausted, render_text(result)

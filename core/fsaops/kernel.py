@@ -189,6 +189,9 @@ class Kernel:
         self.current = self.new_task("migrate")
         #: The node new pages are allocated on when nothing else says.
         self.alloc_nid = 0
+        #: The frames a write fault gave a process as its own copy of an
+        #: anonymous page someone else held (``do_wp_page``), until freed.
+        self.cow_copies: set[int] = set()
 
     def __repr__(self) -> str:
         return (

@@ -219,6 +219,8 @@ class Node:
         page.index = 0
         page.count = 0
         kernel = self.kernel
+        if kernel.cow_copies:
+            kernel.cow_copies.discard(page.pfn)
         if kernel.debug_vm:
             off = (page.pfn - self.start_pfn) << self.page_shift
             self.mem[off : off + self.page_size] = bytes([_POISON_BYTE]) * self.page_size

@@ -9,7 +9,10 @@ waiting, left, failed) matches where it is.  A page counted as moved is in a
 frame on the target node, holding its data; its page-cache (or swap-cache)
 slot, or its process's pte, points at that frame (under V4 an anonymous
 page's pte may be the swap entry whose swap-cache page is that frame); no pte
-anywhere still maps the old frame, and the old frame is free.  A page dropped
+anywhere still maps the old frame, and the old frame is free.  A process
+whose write fault found its anonymous page held by the migration has a copy
+of its own (``do_wp_page``): that copy may be on any node, and may be the
+old frame, freed and handed out again; its data is checked all the same.  A page dropped
 is in no frame and its data is on its backing store.  A page left or failed
 is where it was, intact, in its slot.
 
@@ -348,10 +351,14 @@ def _placement_run(
     found: dict[int, str] = {}
     # (position, the frame whose data to compare, how the engine counted it)
     frames: list[tuple[int, Page, str]] = []
+    cow_copies = world.kernel.cow_copies
     for pos in range(start, stop):
         old = pages[pos]
         i = indexes[pos]
         how = outcome(old.pfn)
+        # A frame freed and handed to a process's copy since: none of its
+        # references or ptes are the old page's.
+        reused = bool(cow_copies) and old.pfn in cow_copies and how not in left
         if tree is not None:
             now = tree[i] if i < len(tree) else None
         else:
@@ -359,14 +366,14 @@ def _placement_run(
             now = world.page_of(record, i)
             if now is None:
                 now = _swap_cache_page(world, record, i)
-        if how == moved and now is not None and now is not old and old.count == 0:
+        if how == moved and now is not None and now is not old and (old.count == 0 or reused):
             # The usual case, first: moved to a frame that holds its place.
-            if ptes and old.pfn in ptes:
+            if ptes and old.pfn in ptes and not reused:
                 found[pos] = (
                     f"counted as {how}, but ptes {list(ptes[old.pfn])} still map the old "
                     "frame (a stale mapping)"
                 )
-            elif now.node.nid != target_nid:
+            elif now.node.nid != target_nid and not _copied_by_its_process(world, record, now):
                 found[pos] = (
                     f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
                 )
@@ -382,13 +389,13 @@ def _placement_run(
             else:
                 frames.append((pos, old, how))
             continue
-        stale = ptes.get(old.pfn, ()) if ptes else ()
+        stale = ptes.get(old.pfn, ()) if ptes and not reused else ()
         if stale:
             found[pos] = (
                 f"counted as {how}, but ptes {list(stale)} still map the old frame "
                 "(a stale mapping)"
             )
-        elif old.count != 0:
+        elif old.count != 0 and not reused:
             found[pos] = (
                 f"counted as {how}, but the old frame was not freed (page_count {old.count}, "
                 f"flags {Oracle.flag_names(old.flags)})"
@@ -415,6 +422,18 @@ def _placement_run(
     if frames:
         _compare_frames(world, record, indexes, frames, found)
     return sorted(found.items())
+
+
+def _copied_by_its_process(world: fsaops.world.World, record: File | Area, now: Page) -> bool:
+    """Whether ``now`` is a copy its process's write fault made of a page others held.
+
+    A process that writes through a swap pte while the page has other
+    users (a migration's reference among them) gets a copy of its own
+    (``do_wp_page``), allocated where its faults allocate: the page moved,
+    and the process no longer maps it.  Where that copy is, is the fault's
+    doing, not the migration's; its data is still checked.
+    """
+    return isinstance(record, Area) and now.pfn in world.kernel.cow_copies
 
 
 def _compare_frames(
@@ -472,10 +491,11 @@ def _placement_problem(
         if oracle.frame(old) != expected:
             return f"{how}, and the data in its frame is no longer what was written"
         return None
-    stale = ptes.get(old.pfn, ())
+    reused = old.pfn in world.kernel.cow_copies  # freed, and a process's copy since
+    stale = () if reused else ptes.get(old.pfn, ())
     if stale:
         return f"counted as {how}, but ptes {list(stale)} still map the old frame (a stale mapping)"
-    if old.count != 0:
+    if old.count != 0 and not reused:
         return (
             f"counted as {how}, but the old frame was not freed (page_count {old.count}, "
             f"flags {oracle.flag_names(old.flags)})"
@@ -493,7 +513,7 @@ def _placement_problem(
         return "counted as moved, but no frame holds it and nothing was dropped"
     if now is old:
         return "counted as moved, but its slot still points at the old frame: nothing moved"
-    if now.node.nid != target_nid:
+    if now.node.nid != target_nid and not _copied_by_its_process(world, b.record, now):
         return f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
     if oracle.frame(now) != expected:
         return f"moved to pfn {now.pfn}, whose data is not what was written"

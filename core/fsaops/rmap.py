@@ -35,6 +35,7 @@ from fsaops.page import (
     unlock_page,
 )
 from fsaops.swap import (
+    can_share_swap_page,
     delete_from_swap_cache,
     free_page_and_swap_cache,
     free_swap_and_cache,
@@ -351,7 +352,11 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
     accessed (``mark_page_accessed``, as ``filemap_nopage`` and
     ``do_swap_page`` do).  When the swap device is more than half full
     (:func:`~fsaops.swap.vm_swap_full`), a page mapped back from swap that
-    nothing else uses leaves the swap cache and frees its slot.
+    nothing else uses leaves the swap cache and frees its slot.  A write
+    through a swap pte maps the page writable and dirty only if this
+    process is its only user (:func:`~fsaops.swap.can_share_swap_page`);
+    otherwise, as ``do_swap_page`` hands a write to ``do_wp_page``, the
+    process gets a copy of its own and the page stays in the swap cache.
 
     Raises:
         FsaopsError: no area maps ``vpn`` (a segmentation fault) or memory ran out.
@@ -420,7 +425,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             pte.page = page
             pte.swp = 0
             pte.young = True
-            pte.dirty = write
+            pte.dirty = False
             page_add_anon_rmap(page, vma, vpn)
         kernel.swap_info().swap_free(entry)
         if vm_swap_full(kernel):
@@ -428,8 +433,52 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             # a page only the swap cache and this pte use leaves the cache,
             # dirty, and its slot is freed (do_swap_page, 2.6.15).
             remove_exclusive_swap_page(page)
+        # A write may go to the page itself only if this process is its
+        # only user; otherwise it goes to a copy (do_wp_page).
+        reuse = not write or can_share_swap_page(page)
+        if write and reuse:
+            with mm.page_table_lock:
+                if pte.page is page:
+                    pte.dirty = True
         unlock_page(page)
+        if not reuse:
+            _copy_on_write(mm, vma, vpn, page)
         return
+
+
+def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
+    """Give page ``vpn`` of ``mm`` its own copy of the anonymous page ``old`` (``do_wp_page``).
+
+    A new page on the area's node gets ``old``'s data; if the pte still maps
+    ``old``, it points at the new page, dirty, and ``old`` loses the pte's
+    mapcount and reference.  Otherwise (the pte changed meanwhile) the copy
+    is dropped.
+
+    Raises:
+        FsaopsError: memory ran out.
+    """
+    kernel = mm.kernel
+    new = kernel.nodes[_alloc_nid(vma)].alloc_page()
+    if new is None:
+        raise FsaopsError("out of memory in a write fault (ENOMEM)")
+    page_address(new)[:] = page_address(old)
+    new.flags |= PG.uptodate
+    with mm.page_table_lock:
+        pte = mm.ptes.get(vpn)
+        replaced = pte is not None and pte.page is old
+        if replaced:
+            assert pte is not None
+            page_remove_rmap(old)
+            pte.page = new
+            pte.young = True
+            pte.dirty = True
+            page_add_anon_rmap(new, vma, vpn)
+    if not replaced:
+        put_page(new)
+        return
+    lru_cache_add_active(new)
+    kernel.cow_copies.add(new.pfn)
+    put_page(old)  # the pte's reference
 
 
 def _try_to_unmap_one(page: Page, vma: Vma, ignore_refs: bool) -> int:

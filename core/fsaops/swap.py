@@ -41,6 +41,7 @@ __all__ = [
     "SwapInfo",
     "add_to_swap",
     "add_to_swap_cache",
+    "can_share_swap_page",
     "delete_from_swap_cache",
     "delete_from_swap_cache_locked",
     "free_page_and_swap_cache",
@@ -286,6 +287,34 @@ def remove_exclusive_swap_page(page: Page) -> int:
     swap.swap_free(entry)
     put_page(page)
     return 1
+
+
+def can_share_swap_page(page: Page) -> bool:
+    """Whether the process faulting on a locked anonymous page is its only user.
+
+    ``can_share_swap_page`` (mm/swapfile.c, 2.6.15), which a write fault
+    asks before it writes to the page in place rather than to a copy: a
+    page with only the caller's reference (outside the swap cache); or a
+    swap-cache page with the swap cache's and the caller's (a third for
+    buffers), whose slot only the swap cache uses (``exclusive_swap_page``:
+    no swap pte holds it) and whose count, looked at again under the swap
+    cache's lock, is two.  Anything else (a migration's reference, a pin,
+    another fault, another swap pte) makes the fault copy the page.
+    """
+    if not page.flags & PG.locked:
+        raise KernelBug(f"can_share_swap_page() of an unlocked page: {page!r}")
+    count = page.count
+    if count == 1:
+        return True
+    if count == 3 and not page.flags & PG.private:
+        return False
+    if count not in (2, 3) or not page.flags & PG.swapcache:
+        return False
+    kernel = page.node.kernel
+    if kernel.swap_info().swap_map[page.private] != 1:
+        return False
+    with _swapper(kernel).tree_lock:
+        return page.count == 2
 
 
 def swap_writepage(page: Page, wbc: WritebackControl) -> int:
