@@ -159,3 +159,45 @@ def test_the_explorer_passes_the_swap_table_when_a_write_fault_copies_a_page_in_
         "swap", tasks=[TaskSpec("mmap-write", 1)], pages=2, preemptions=2, registry=registry
     )
     assert result.status is Status.OK and result.exhausted, render_text(result)
+
+
+def test_a_write_after_a_read_swap_fault_copies_a_page_someone_else_holds(world: World) -> None:
+    """A read through a swap pte maps the page read-only (``mk_pte(page, vm_page_prot)``).
+
+    The process's next write is a write-protect fault (``do_wp_page``): it
+    writes in place only if ``can_share_swap_page``.  With a migration
+    holding the page, the process gets a copy of its own and the page stays
+    in the swap cache, unmapped.
+    """
+    page, entry, vpn = _swapped_out_and_held(world)
+    mm = world.areas[0].mm
+    data = bytes(page.data)
+    mm.read(vpn * world.page_size, 1)
+    assert mm.ptes[vpn].page is page and page.mapcount == 1
+    mm.write(vpn * world.page_size, b"\x5a")
+    new = mm.ptes[vpn].page
+    assert new is not None and new is not page, "do_wp_page copied the page"
+    assert bytes(new.data) == b"\x5a" + data[1:] and bytes(page.data) == data
+    assert page.mapcount == 0 and page.count == 2 and page.private == entry
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    # Its own now: the next write goes straight to it.
+    mm.write(vpn * world.page_size + 1, b"\x5b")
+    assert mm.ptes[vpn].page is new and bytes(new.data)[:2] == b"\x5a\x5b"
+    assert check_kernel(world.kernel) == []
+
+
+def test_a_write_after_a_read_swap_fault_reuses_a_page_only_it_uses(world: World) -> None:
+    page, entry, vpn = _swapped_out_and_held(world)
+    mm = world.areas[0].mm
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    mm.read(vpn * world.page_size, 1)
+    faults = world.kernel.vmstat.pgfault
+    mm.write(vpn * world.page_size, b"\x5a")
+    pte = mm.ptes[vpn]
+    assert pte.page is page and pte.dirty and page.private == entry
+    assert world.kernel.vmstat.pgfault == faults + 1, "a write-protect fault"
+    assert check_kernel(world.kernel) == []

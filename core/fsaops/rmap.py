@@ -5,8 +5,11 @@ Kernel counterparts: ``mm/rmap.c``, ``mm/memory.c``.
 A process's memory is an :class:`Mm` (``struct mm_struct``) with areas
 (:class:`Vma`) and a page table from virtual page number to :class:`Pte`.
 A pte is present (it points at a page, with young and dirty bits) or holds
-a swap entry.  Every present pte holds a reference on its page and counts
-in its ``mapcount``; every swap pte counts in its slot's ``swap_map``.
+a swap entry.  A present pte is writable unless its page number is in the
+process's ``wrprotect`` set: an anonymous page mapped back from swap by a
+read, whose first write takes a write-protect fault (``do_wp_page``).
+Every present pte holds a reference on its page and counts in its
+``mapcount``; every swap pte counts in its slot's ``swap_map``.
 
 Reverse mapping finds the ptes of a page: through its ``anon_vma`` for
 anonymous pages, through the file's ``i_mmap`` list for file pages.
@@ -32,6 +35,7 @@ from fsaops.page import (
     page_address,
     page_anon,
     put_page,
+    trylock_page,
     unlock_page,
 )
 from fsaops.swap import (
@@ -195,6 +199,7 @@ class Mm:
         "ptes",
         "uid",
         "vmas",
+        "wrprotect",
     )
 
     def __init__(self, kernel: Kernel, pid: int, *, uid: int = 0, name: str = "") -> None:
@@ -204,6 +209,11 @@ class Mm:
         self.name = name or f"task{pid}"
         self.vmas: list[Vma] = []
         self.ptes: dict[int, Pte] = {}
+        #: The page numbers whose present pte is read-only (a private
+        #: anonymous page mapped back by a read): a write there takes a
+        #: write-protect fault.  Whoever installs a present pte says whether
+        #: it is writable; nothing else needs to look after the set.
+        self.wrprotect: set[int] = set()
         self.page_table_lock = threading.Lock()
         self.mmap_sem = threading.RLock()
         self._next_vpn = 0x10
@@ -260,6 +270,7 @@ class Mm:
             for vpn in range(vma.vm_start, vma.vm_end):
                 with self.page_table_lock:
                     pte = self.ptes.pop(vpn, None)
+                    self.wrprotect.discard(vpn)
                 if pte is None:
                     continue
                 if pte.page is not None:
@@ -302,7 +313,11 @@ class Mm:
             chunk = min(ps - off, len(buf) - done)
             with self.page_table_lock:
                 pte = self.ptes.get(vpn)
-                if pte is not None and pte.page is not None:
+                if (
+                    pte is not None
+                    and pte.page is not None
+                    and not (write and self.wrprotect and vpn in self.wrprotect)
+                ):
                     data = page_address(pte.page)
                     if write:
                         data[off : off + chunk] = buf[done : done + chunk]
@@ -357,6 +372,9 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
     process is its only user (:func:`~fsaops.swap.can_share_swap_page`);
     otherwise, as ``do_swap_page`` hands a write to ``do_wp_page``, the
     process gets a copy of its own and the page stays in the swap cache.
+    A read through a swap pte maps the page read-only (as
+    ``remove_from_swap`` does), so the process's first write to it takes a
+    write-protect fault that asks the same question.
 
     Raises:
         FsaopsError: no area maps ``vpn`` (a segmentation fault) or memory ran out.
@@ -368,9 +386,14 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
     while True:
         with mm.page_table_lock:
             pte = mm.ptes.get(vpn)
-            if pte is not None and pte.page is not None:
+            present = pte is not None and pte.page is not None
+            if present and not (write and vpn in mm.wrprotect):
                 return
         kernel.vmstat.pgfault += 1
+        if present:
+            assert pte is not None and pte.page is not None
+            _do_wp_page(mm, vma, vpn, pte.page)
+            return
         if pte is None:
             if vma.vm_file is None:
                 page = kernel.nodes[_alloc_nid(vma)].alloc_page()
@@ -384,6 +407,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
                         continue
                     page_add_anon_rmap(page, vma, vpn)
                     mm.ptes[vpn] = Pte(page)
+                    mm.wrprotect.discard(vpn)
                 lru_cache_add_active(page)
                 return
             index = vma.vm_pgoff + (vpn - vma.vm_start)
@@ -395,6 +419,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
                     continue
                 page_add_file_rmap(page)
                 mm.ptes[vpn] = Pte(page)
+                mm.wrprotect.discard(vpn)
             return
         entry = pte.swp
         page = lookup_swap_cache(kernel, entry)
@@ -426,6 +451,7 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             pte.swp = 0
             pte.young = True
             pte.dirty = False
+            mm.wrprotect.add(vpn)  # mk_pte(page, vm_page_prot): read-only
             page_add_anon_rmap(page, vma, vpn)
         kernel.swap_info().swap_free(entry)
         if vm_swap_full(kernel):
@@ -440,10 +466,33 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             with mm.page_table_lock:
                 if pte.page is page:
                     pte.dirty = True
+                    mm.wrprotect.discard(vpn)  # maybe_mkwrite(pte_mkdirty(pte))
         unlock_page(page)
         if not reuse:
             _copy_on_write(mm, vma, vpn, page)
         return
+
+
+def _do_wp_page(mm: Mm, vma: Vma, vpn: int, page: Page) -> None:
+    """A write to a read-only pte of an anonymous page (``do_wp_page``, 2.6.15).
+
+    If the page is not locked and this process is its only user
+    (:func:`~fsaops.swap.can_share_swap_page`), the pte becomes writable
+    and dirty; otherwise the process gets a copy of its own.
+    """
+    with mm.page_table_lock:
+        pte = mm.ptes.get(vpn)
+        if pte is None or pte.page is not page:
+            return  # changed meanwhile: the access looks again
+        if page_anon(page) and trylock_page(page):
+            reuse = can_share_swap_page(page)
+            unlock_page(page)
+            if reuse:
+                pte.young = True
+                pte.dirty = True
+                mm.wrprotect.discard(vpn)
+                return
+    _copy_on_write(mm, vma, vpn, page)
 
 
 def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
@@ -458,8 +507,14 @@ def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
         FsaopsError: memory ran out.
     """
     kernel = mm.kernel
+    with mm.page_table_lock:
+        pte = mm.ptes.get(vpn)
+        if pte is None or pte.page is not old:
+            return  # changed meanwhile: the access looks again
+        get_page(old)  # page_cache_get(old_page)
     new = kernel.nodes[_alloc_nid(vma)].alloc_page()
     if new is None:
+        put_page(old)
         raise FsaopsError("out of memory in a write fault (ENOMEM)")
     page_address(new)[:] = page_address(old)
     new.flags |= PG.uptodate
@@ -472,7 +527,9 @@ def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
             pte.page = new
             pte.young = True
             pte.dirty = True
+            mm.wrprotect.discard(vpn)
             page_add_anon_rmap(new, vma, vpn)
+    put_page(old)  # ours
     if not replaced:
         put_page(new)
         return
@@ -587,6 +644,7 @@ def _remove_vma_swap(page: Page, vmas: list[Vma]) -> None:
             pte.page = page
             pte.swp = 0
             pte.young = False
+            mm.wrprotect.add(vpn)  # mk_pte(page, vm_page_prot): read-only
             get_page(page)
             page_add_anon_rmap(page, vma, vpn)
         mm.kernel.swap_info().swap_free(entry)
