@@ -201,3 +201,21 @@ def test_a_write_after_a_read_swap_fault_reuses_a_page_only_it_uses(world: World
     assert pte.page is page and pte.dirty and page.private == entry
     assert world.kernel.vmstat.pgfault == faults + 1, "a write-protect fault"
     assert check_kernel(world.kernel) == []
+
+
+def test_a_copy_in_the_old_frame_is_the_process_s_page_under_2_6_16(registry: Registry) -> None:
+    """2.6.16 gives a migrated page its pte back, read-only (``remove_from_swap``).
+
+    A write while the migration still holds the new page locked copies it
+    (``do_wp_page``), and the copy may land in the old frame, freed by then:
+    the process's page sits in the frame the page moved out of, and the
+    migration moved it all the same.
+    """
+    result = explore(
+        "swap",
+        tasks=[TaskSpec("mmap-write", 0)],
+        preemptions=2,
+        semantics="2.6.16",
+        registry=registry,
+    )
+    assert result.status is Status.OK and result.exhausted, render_text(result)

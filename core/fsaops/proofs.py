@@ -366,7 +366,12 @@ def _placement_run(
             now = world.page_of(record, i)
             if now is None:
                 now = _swap_cache_page(world, record, i)
-        if how == moved and now is not None and now is not old and (old.count == 0 or reused):
+        if (
+            how == moved
+            and now is not None
+            and (now is not old or reused)
+            and (old.count == 0 or reused)
+        ):
             # The usual case, first: moved to a frame that holds its place.
             if ptes and old.pfn in ptes and not reused:
                 found[pos] = (
@@ -511,7 +516,7 @@ def _placement_problem(
     # Moved to a new frame.
     if now is None:
         return "counted as moved, but no frame holds it and nothing was dropped"
-    if now is old:
+    if now is old and not reused:
         return "counted as moved, but its slot still points at the old frame: nothing moved"
     if now.node.nid != target_nid and not _copied_by_its_process(world, b.record, now):
         return f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
