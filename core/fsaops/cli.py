@@ -1413,6 +1413,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             page_size=page_size,
             together=args.together,
             reduce=args.reduce != "none",
+            notice=_notice,
             out_of_line=out_of_line,
             io_latency=io_latency,
             commit_interval=commit_interval,
@@ -1601,7 +1602,16 @@ def _one_line(message: str) -> str:
 
 def _error(message: str) -> None:
     """``fsaops: error: MESSAGE`` on standard error, on one line; silently nothing if it cannot."""
-    line = f"fsaops: error: {_one_line(message)}\n"
+    _stderr_line(f"fsaops: error: {_one_line(message)}\n")
+
+
+def _notice(message: str) -> None:
+    """What a command says while it works (``fsaops explore``'s large search), on standard error."""
+    _stderr_line(f"{printable(' '.join(message.split()))}\n")
+
+
+def _stderr_line(line: str) -> None:
+    """``line`` on standard error as the command found it; silently nothing if it cannot."""
     # Standard error as the command found it, not what plugin code made of
     # sys.stderr since (a file of its own, a StringIO, a stream that blocks).
     own = _ERR.get()

@@ -25,6 +25,7 @@ from fsaops.errors import ConfigError, shown
 from fsaops.explore.search import (
     Deviations,
     Found,
+    Large,
     deviations,
     explore_dfs,
     explore_pct,
@@ -67,6 +68,7 @@ __all__ = [
     "decode_replay",
     "encode_replay",
     "explore",
+    "large_said",
     "replay",
 ]
 
@@ -305,12 +307,22 @@ class ExploreResult:
 
     @property
     def status(self) -> Status:
-        """``ok`` when no schedule failed, else the failure's status."""
-        return self.failures[0].status if self.failures else Status.OK
+        """The failure's status; ``incomplete`` when none failed but the search stopped short.
+
+        A systematic search that a ``schedules`` cap stopped before its space
+        was exhausted proves nothing of the schedules it left out, so it is
+        not ``ok``.  PCT never exhausts a space (it runs the schedules it was
+        asked for) and a replay runs one schedule: with no failure, ``ok``.
+        """
+        if self.failures:
+            return self.failures[0].status
+        if not self.exhausted and not self.replayed and self.bounds.pct_depth is None:
+            return Status.INCOMPLETE
+        return Status.OK
 
     @property
     def exit_status(self) -> int:
-        """Exit status of ``fsaops explore`` for it (0 if no schedule failed, else 1)."""
+        """Exit status of ``fsaops explore`` for it (0 ok, 1 a schedule failed, 3 incomplete)."""
         return self.status.exit_code
 
     def to_json(self) -> dict[str, Any]:
@@ -680,6 +692,7 @@ def explore(
     page_size: int = 4096,
     reduce: bool = True,
     progress: Callable[[int], object] | None = None,
+    notice: Callable[[str], object] | None = None,
     together: bool = False,
     out_of_line: bool = False,
     io_latency: int = DEFAULT_IO_LATENCY,
@@ -722,6 +735,10 @@ def explore(
             the bound (``none``), and "exhausted" then means that every
             schedule with at most ``preemptions`` preemptions ran.
         progress: called with the number of schedules run so far.
+        notice: called with a sentence when a systematic search grows far
+            larger than any built-in table's (:data:`~fsaops.explore.search.LARGE_SPACE`
+            schedules run and queued): what makes it large and how to make it
+            smaller; the search goes on.
         together: without ``tasks``, run every default accessor in each
             schedule, instead of one at a time.
         out_of_line: lay the blocks of each file page out of line, as
@@ -790,6 +807,7 @@ def explore(
                 page_size=page_size,
                 reduce=reduce,
                 progress=progress,
+                notice=notice,
                 out_of_line=out_of_line,
                 io_latency=io_latency,
                 commit_interval=commit_interval,
@@ -808,6 +826,7 @@ def explore(
             max_schedules=schedules,
             reduce=reduce,
             progress=progress,
+            large=None if notice is None else lambda big: notice(large_said(setup, big)),
         )
         reduction = REDUCTIONS[0] if reduce else REDUCTIONS[1]
         searched = (
@@ -832,6 +851,32 @@ def explore(
         reasons=dict(found.reasons),
         reduction=reduction,
         runs=runs,
+    )
+
+
+def large_said(setup: Setup, big: Large) -> str:
+    """What ``fsaops explore`` says of a search that grew large: why, and what to do."""
+    run = ", ".join(str(t) for t in setup.tasks) or "no accessor"
+    why = f"its schedules are {big.steps} steps long, with {_plural(big.tasks, 'task')}"
+    if big.own_io:
+        why += (
+            f", {big.own_io} of them the completions of I/O the migration submitted itself "
+            "(the table's migratepage writes pages out): each is a task that may run at "
+            "every point where another blocks, which costs no preemption"
+        )
+    smaller = []
+    if big.bound > 0:
+        smaller.append(f"fewer preemptions (--preemptions {big.bound - 1})")
+    if setup.pages > 1:
+        smaller.append(f"fewer pages (--pages {max(1, setup.pages // 2)})")
+    smaller.append("one accessor (--tasks NAME@PAGE)")
+    smaller.append("or a bound (--schedules N: the verdict is then incomplete, not ok)")
+    return (
+        f"fsaops explore: the search against {run} is large: {big.schedules:,} schedules "
+        f"run and {big.queued:,} queued, at most {_plural(big.bound, 'preemption')}, and "
+        "more are queued as they run (no run of a built-in table at the default bounds "
+        f"takes more than a few thousand); {why}. It may take a long time. To end sooner: "
+        + ", ".join(smaller)
     )
 
 
@@ -998,7 +1043,15 @@ def render_text(result: ExploreResult) -> str:
         lines.append("why the migration gave a page up (schedules):")
         lines += [f"  {why} ({n})" for why, n in sorted(result.reasons.items())]
     if not result.failures:
-        lines.append("no schedule fails" if not result.replayed else "the schedule passes")
+        if result.status is Status.INCOMPLETE:
+            lines.append(
+                f"INCOMPLETE: none of the {_plural(result.schedules, 'schedule')} run fails, "
+                "but the search stopped before the bounded space was exhausted, and the "
+                "schedules it left out may (run it without --schedules, or with fewer "
+                "preemptions, pages or tasks, to end it)"
+            )
+        else:
+            lines.append("no schedule fails" if not result.replayed else "the schedule passes")
         return "\n".join(lines) + "\n"
     failure = result.failures[0]
     lines.append(

@@ -62,7 +62,9 @@ if TYPE_CHECKING:
     from fsaops.explore.setup import ExploredWorld
 
 __all__ = [
+    "LARGE_SPACE",
     "Deviations",
+    "Large",
     "PctPolicy",
     "ThreadsAtFork",
     "Trace",
@@ -79,6 +81,15 @@ Trace = list[tuple[int, int, tuple[int, ...], tuple[int, ...]]]
 
 GRACE: Final = 10.0
 """Seconds a child may take beyond the schedule's own limit before it is killed."""
+
+LARGE_SPACE: Final = 5_000
+"""Schedules run and queued in one systematic search past which it says it is large.
+
+An exhausted search runs every schedule it queues, so this is never
+reached by a search of fewer schedules: the largest run of the built-in
+tables at the default bounds (a ``bh-lock`` of ext3's journalled pages)
+takes about 2,000.
+"""
 
 
 # -- policies -------------------------------------------------------------------------
@@ -390,6 +401,32 @@ def _broken(problem: str) -> RunResult:
 # -- systematic ------------------------------------------------------------------------------
 
 
+class Large:
+    """What a systematic search that grew past :data:`LARGE_SPACE` knows of itself.
+
+    Attributes:
+        schedules: schedules run so far.
+        queued: schedules queued to run (more come as they run).
+        bound: the preemption bound.
+        steps: the points of its first schedule (the one without preemption).
+        tasks: the tasks of that schedule, I/O completions included.
+        own_io: of those, the I/O the migration task submitted itself (a
+            ``migratepage`` that writes pages out): each is a task of its own.
+    """
+
+    __slots__ = ("bound", "own_io", "queued", "schedules", "steps", "tasks")
+
+    def __init__(
+        self, schedules: int, queued: int, bound: int, steps: int, tasks: int, own_io: int
+    ) -> None:
+        self.schedules = schedules
+        self.queued = queued
+        self.bound = bound
+        self.steps = steps
+        self.tasks = tasks
+        self.own_io = own_io
+
+
 class Found:
     """What a search came to.
 
@@ -483,8 +520,13 @@ def explore_dfs(
     reduce: bool = True,
     run: Callable[[Sequence[int]], RunResult] | None = None,
     progress: Callable[[int], object] | None = None,
+    large: Callable[[Large], object] | None = None,
 ) -> Found:
     """Every schedule with at most ``preemptions_bound`` preemptions (see the module).
+
+    ``large`` is called once, when the schedules run and queued first
+    number more than :data:`LARGE_SPACE` (far more than any built-in
+    table's), with what makes the space large: the search goes on.
 
     With ``reduce`` (the default) schedules equivalent to one already run
     or queued (steps on different pages taken to commute) are not run
@@ -502,20 +544,37 @@ def explore_dfs(
     # made as they are needed, so a bound far beyond any schedule's length costs nothing.
     levels: dict[int, list[tuple[int, ...]]] = {0: [()]}
     seen: dict[tuple[int, int], int] = {}
+    first: RunResult | None = None
+    told = large is None
     for forced in _pending(levels):
         if max_schedules is not None and found.schedules >= max_schedules:
             exhausted = False
             break
         result = runner(forced)
+        if first is None:
+            first = result
         if progress is not None:
             progress(found.schedules + 1)
         if found.add(result, forced):
             exhausted = False
             break
         _branch(result, forced, levels, seen, nbits, preemptions_bound, reduce)
+        if not told:
+            queued = sum(len(stack) for stack in levels.values())
+            if found.schedules + queued > LARGE_SPACE:
+                told = True
+                assert large is not None
+                large(_large(first, found.schedules, queued, preemptions_bound))
     found.exhausted = exhausted
     found.seconds = time.perf_counter() - start
     return found
+
+
+def _large(first: RunResult, schedules: int, queued: int, bound: int) -> Large:
+    """What a search that grew large knows of itself, from its first schedule."""
+    keys: list[str] = first["keys"]
+    own_io = sum(1 for key in keys if key.startswith("m."))
+    return Large(schedules, queued, bound, len(first["trace"]), len(keys), own_io)
 
 
 def _pending(levels: dict[int, list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:
