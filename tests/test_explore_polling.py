@@ -1,0 +1,146 @@
+"""A ``migratepage`` that polls (``cond_resched()`` until what it waits for comes) is no livelock.
+
+On the kernel's SMP machines the task it waits for runs on another CPU
+meanwhile.  Under the explorer only the task a schedule chooses runs, and
+a poller stopped at a ``cond_resched`` was chosen again at every point
+(switching away from it was a preemption): the schedule with no
+preemption never let the buffer reader's I/O complete, and ended at the
+point limit, "kernel bug: the schedule did not end within 200000 points",
+for a table that is right.  A task that polls from one place now yields
+after :data:`~fsaops.explore.runtime.SPIN_YIELDS` calls in a row, and the
+switch costs no preemption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from errno import EAGAIN
+
+import attrs
+import pytest
+
+from fsaops import buffer_migrate_page, migrate_page_copy
+from fsaops.aops import FileSystemType
+from fsaops.buffer import BufferHead, buffers, trylock_buffer, unlock_buffer
+from fsaops.explore import TaskSpec, explore
+from fsaops.explore.api import render_text
+from fsaops.mapping import AddressSpace
+from fsaops.page import PG, Page
+from fsaops.plugins import Registry, load_plugins
+from fsaops.status import Status
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield load_plugins()
+
+
+def _ext2_with(
+    registry: Registry, name: str, migratepage: Callable[[Page, Page], int]
+) -> FileSystemType:
+    ext2 = registry.filesystems["ext2"]
+    table = attrs.evolve(ext2.modes["default"], name=f"{name}_aops", migratepage=migratepage)
+    return attrs.evolve(ext2, name=name, modes={"default": table}, page_cache={})
+
+
+def _move_buffers(newpage: Page, page: Page, head: BufferHead) -> None:
+    """The buffers and their page reference to ``newpage``, as ``buffer_migrate_page`` does."""
+    page.flags &= ~PG.private
+    newpage.private = head
+    page.private = 0
+    page.count -= 1
+    newpage.count += 1
+    mask = newpage.node.page_size - 1
+    base = newpage.pfn << newpage.node.page_shift
+    for bh in buffers(head):
+        bh.b_page = newpage
+        bh.b_data = base + (bh.b_data & mask)
+    newpage.flags |= PG.private
+
+
+def polls_buffer_locks(newpage: Page, page: Page) -> int:
+    """V4 5/6, taking each buffer's lock with ``trylock_buffer`` and ``cond_resched`` between."""
+    mapping = page.mapping
+    if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
+        return buffer_migrate_page(newpage, page)
+    if mapping.kernel.semantics.migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    head: BufferHead = page.private
+    sched = page.node.kernel.sched
+    for bh in buffers(head):
+        bh.b_count += 1
+        while not trylock_buffer(bh):
+            sched.tick()  # cond_resched()
+    with mapping.private_lock:
+        _move_buffers(newpage, page, head)
+    migrate_page_copy(newpage, page)
+    for bh in buffers(head):
+        unlock_buffer(bh)
+        bh.b_count -= 1
+    return 0
+
+
+def test_a_table_that_polls_a_buffer_lock_passes(registry: Registry) -> None:
+    """Before: FAILED (kernel bug), 0 preemptions, "did not end within 200000 points"."""
+    fstype = _ext2_with(registry, "poller", polls_buffer_locks)
+    result = explore(
+        fstype, tasks=[TaskSpec("bh-lock", 0)], pages=2, preemptions=1, registry=registry
+    )
+    assert not result.failures, render_text(result)
+    assert result.exhausted and result.status is Status.OK
+
+
+def test_a_table_that_polls_for_a_reference_to_go_passes(registry: Registry) -> None:
+    """The direct-I/O reference goes when its I/O completes, a task of its own."""
+
+    def waits_for_the_reference(newpage: Page, page: Page) -> int:
+        sched = page.node.kernel.sched
+        extra = page.mapcount + (3 if page.flags & PG.private else 2)
+        while page.count > extra:
+            sched.tick()  # cond_resched()
+        return buffer_migrate_page(newpage, page)
+
+    fstype = _ext2_with(registry, "refwaiter", waits_for_the_reference)
+    result = explore(fstype, tasks=[TaskSpec("pin", 0)], pages=2, preemptions=1, registry=registry)
+    assert not result.failures, render_text(result)
+    assert result.exhausted and result.status is Status.OK
+
+
+def test_a_poller_that_gives_a_lock_up_too_early_is_still_found(registry: Registry) -> None:
+    """Yielding changes no verdict on a racy table: one that skips a buffer it finds locked."""
+
+    def skips_a_locked_buffer(newpage: Page, page: Page) -> int:
+        mapping = page.mapping
+        if not isinstance(mapping, AddressSpace) or not page.flags & PG.private:
+            return buffer_migrate_page(newpage, page)
+        if mapping.kernel.semantics.migrate_page_remove_references(newpage, page, 3):
+            return -EAGAIN
+        head: BufferHead = page.private
+        sched = page.node.kernel.sched
+        locked = []
+        for bh in buffers(head):
+            bh.b_count += 1
+            for _ in range(3):  # gives up after three tries, and moves it anyway
+                if trylock_buffer(bh):
+                    locked.append(bh)
+                    break
+                sched.tick()
+        with mapping.private_lock:
+            _move_buffers(newpage, page, head)
+        migrate_page_copy(newpage, page)
+        for bh in buffers(head):
+            if bh in locked:
+                unlock_buffer(bh)
+            bh.b_count -= 1
+        return 0
+
+    fstype = _ext2_with(registry, "impatient", skips_a_locked_buffer)
+    result = explore(
+        fstype, tasks=[TaskSpec("bh-lock", 0)], pages=2, preemptions=1, registry=registry
+    )
+    (failure,) = result.failures
+    assert any("moved a locked buffer" in problem for _, problem in failure.problems), (
+        failure.problems
+    )
