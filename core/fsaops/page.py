@@ -318,8 +318,10 @@ def unlock_page(page: Page) -> None:
     if not flags & PG_locked:
         _unlock_bug(page)
     page.flags = flags & ~(PG_locked | PG_waiters)
+    sched = page.node.kernel.sched
     if flags & PG_waiters:
-        page.node.kernel.sched.wake_page(page)
+        sched.wake_page(page)
+    sched.page_unlocked(page)
 
 
 def _unlock_bug(page: Page) -> None:

@@ -192,6 +192,14 @@ class Scheduler:
         between the release and what follows); ``page`` labels it.
         """
 
+    def page_unlocked(self, page: Page) -> None:
+        """``unlock_page`` released the page's lock: nothing in a plain run.
+
+        In an explored kernel, a page lock a table's ``migratepage`` releases
+        is a scheduling point: another CPU may take the lock before the
+        migration takes it again.
+        """
+
     def tick(self) -> None:
         """Advance the clock by one tick and run what is due (``cond_resched``)."""
         now = self.now + 1

@@ -20,7 +20,9 @@ explorer runs, because they are put into an explored kernel only:
   the same lock;
 * a process's ``mmap_sem`` becomes a :class:`Semaphore` (a sleeping lock);
 * the kernel's scheduler becomes an :class:`ExploredScheduler`:
-  ``cond_resched`` (``tick``) is a point, sleeping on a page or buffer bit
+  ``cond_resched`` (``tick``) is a point (a task that polls at one
+  ``cond_resched`` yields, :data:`SPIN_YIELDS`), a page lock a table's
+  ``migratepage`` releases is a point, sleeping on a page or buffer bit
   blocks the task, and an event the code schedules (an I/O completion, a
   hold let go) is a task of its own, runnable at once: the DMA window
   lasts until the explorer runs it;
@@ -501,12 +503,18 @@ class Controller:
 
     # -- scheduling points -------------------------------------------------------
 
-    def point(self, kind: str, page: int, pfn: int, lock: str, mask: int) -> None:
-        """A scheduling point of the running task, before a step labelled so."""
+    def point(
+        self, kind: str, page: int, pfn: int, lock: str, mask: int, function: str = ""
+    ) -> None:
+        """A scheduling point of the running task, before a step labelled so.
+
+        ``function`` names the kernel function that reached it (default:
+        the first caller outside the scheduler).
+        """
         me = self.current
         if me is None or not self.live:
             return
-        me.label = (kind, _function(), page, pfn, lock, mask & self._mask_all)
+        me.label = (kind, function or _function(), page, pfn, lock, mask & self._mask_all)
         self._decide(me)
 
     def block(
@@ -837,7 +845,8 @@ class Semaphore:
 class ExploredScheduler(Scheduler):
     """The scheduler of an explored kernel (the class of ``kernel.sched`` while exploring).
 
-    ``tick`` (``cond_resched``) is a scheduling point; a sleep blocks the
+    ``tick`` (``cond_resched``) is a scheduling point, and so is a page lock
+    a table's ``migratepage`` releases (``page_unlocked``); a sleep blocks the
     task at a point; an event that is not a daemon becomes a task that can
     run at once (an I/O completion: the window from submission to
     completion is as long as the schedule makes it); daemon events
@@ -870,6 +879,28 @@ class ExploredScheduler(Scheduler):
             return
         index, pfn, mask = ctl.page_label(page if isinstance(page, Page) else None)
         ctl.point("spin_unlock", index, pfn, lock, mask)
+
+    def page_unlocked(self, page: Page) -> None:
+        """A table's ``migratepage`` released a page's lock: a scheduling point.
+
+        A ``migratepage`` that drops the page lock and takes it again (to
+        wait for something, or by mistake) leaves a window in which another
+        task may lock the page, start writeback on it or truncate it.  Only
+        releases made while the migration task runs a table's
+        ``migratepage`` are points: the engine's own (a page it gives up,
+        the generic path's ``pageout``) and the accessors' would multiply
+        the schedules of every table and open no window in a table's code.
+        """
+        ctl = self.ctl
+        me = ctl.current
+        if not ctl.live or me is None or me.key != "m":
+            return
+        caller = sys._getframe(2)  # unlock_page's caller
+        if not _in_migratepage(caller):
+            return
+        index, pfn, mask = ctl.page_label(page)
+        name = caller.f_code.co_name
+        ctl.point("unlock_page", index, pfn, f"page lock of pfn {page.pfn}", mask, name)
 
     def call_at(
         self, when: int, fn: Callable[..., object], *args: Any, daemon: bool = False
@@ -937,6 +968,24 @@ class ExploredScheduler(Scheduler):
         if self.ctl.live:
             raise KernelBug("run_for() inside an explored schedule")
         super().run_for(ticks)
+
+
+_ENGINE: Final = ("fsaops.migrate", "migrate_pages")
+"""The engine's function that calls a table's ``migratepage``."""
+
+
+def _in_migratepage(frame: Any) -> bool:
+    """Whether ``frame`` runs inside a table's ``migratepage``, called by ``migrate_pages``.
+
+    ``migrate_pages`` names what it is doing with a page in its local
+    ``path``: ``"migratepage"`` from just before the call until it returns.
+    """
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == _ENGINE[1] and frame.f_globals.get("__name__") == _ENGINE[0]:
+            return bool(frame.f_locals.get("path") == "migratepage")
+        frame = frame.f_back
+    return False
 
 
 def _bh_name(bh: BufferHead) -> str:

@@ -1,0 +1,74 @@
+"""A ``migratepage`` that drops the page lock and takes it again at once: the window is explored.
+
+``unlock_page`` and a ``lock_page`` that finds the lock free never called
+the scheduler, so a ``migratepage`` that let the page lock go and took it
+straight back ran both as one step: "no schedule fails", where on another
+CPU the flusher may lock the page in between and start writeback on it,
+which the migration then moves and frees.  A page lock the migration task
+releases is a scheduling point now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from errno import EAGAIN
+
+import attrs
+import pytest
+
+from fsaops import buffer_migrate_page
+from fsaops.aops import FileSystemType
+from fsaops.explore import TaskSpec, explore
+from fsaops.explore.api import render_text
+from fsaops.page import PG, Page, lock_page, unlock_page
+from fsaops.plugins import Registry, load_plugins
+from fsaops.status import Status
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Registry]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield load_plugins()
+
+
+def _ext2_with(
+    registry: Registry, name: str, migratepage: Callable[[Page, Page], int]
+) -> FileSystemType:
+    ext2 = registry.filesystems["ext2"]
+    table = attrs.evolve(ext2.modes["default"], name=f"{name}_aops", migratepage=migratepage)
+    return attrs.evolve(ext2, name=name, modes={"default": table}, page_cache={})
+
+
+def drops_the_page_lock(newpage: Page, page: Page) -> int:
+    """Lets the page lock go and takes it back, and forgets the page may be under writeback."""
+    unlock_page(page)
+    lock_page(page)
+    return buffer_migrate_page(newpage, page)
+
+
+def drops_the_page_lock_and_checks_again(newpage: Page, page: Page) -> int:
+    """The same, but gives the page up if writeback started meanwhile, as the engine would."""
+    unlock_page(page)
+    lock_page(page)
+    if page.flags & PG.writeback:
+        return -EAGAIN
+    return buffer_migrate_page(newpage, page)
+
+
+def test_a_page_lock_dropped_and_taken_again_at_once_is_found(registry: Registry) -> None:
+    """Before: 'the bounded space is exhausted ... no schedule fails'."""
+    fstype = _ext2_with(registry, "dropper", drops_the_page_lock)
+    result = explore(fstype, tasks=[TaskSpec("writeback", 0)], pages=2, registry=registry)
+    assert result.failures, render_text(result)
+    (failure,) = result.failures
+    assert any("while it is still in use" in p for _, p in failure.problems), failure.problems
+    assert any(step.kind == "unlock_page" for step in failure.interleaving)
+    assert "unlock_page in drops_the_page_lock page 0" in render_text(result)
+
+
+def test_one_that_checks_for_writeback_after_it_passes(registry: Registry) -> None:
+    fstype = _ext2_with(registry, "rechecker", drops_the_page_lock_and_checks_again)
+    result = explore(fstype, tasks=[TaskSpec("writeback", 0)], pages=2, registry=registry)
+    assert not result.failures, render_text(result)
+    assert result.exhausted and result.status is Status.OK
