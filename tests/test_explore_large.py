@@ -75,11 +75,11 @@ def test_a_table_that_writes_its_pages_out_is_said_to_make_the_search_large(
     assert "fewer preemptions (--preemptions 1), fewer pages (--pages 2)" in notice
     assert "--schedules N" in notice
     assert not result.exhausted and not result.failures
-    assert result.status is Status.INCOMPLETE and result.exit_status == 3
+    assert result.cut_short and result.status is Status.OK and result.exit_status == 0
     text = render_text(result)
     assert "no schedule fails" not in text
-    assert "INCOMPLETE: none of the 1200 schedules run fails" in text
-    assert result.to_json()["status"] == "incomplete"
+    assert "NOT EXHAUSTED: none of the 1200 schedules run fails" in text
+    assert result.to_json()["exhausted"] is False
 
 
 def test_a_built_in_table_is_never_said_to_be_large(registry: Registry) -> None:
@@ -92,7 +92,7 @@ def test_a_built_in_table_is_never_said_to_be_large(registry: Registry) -> None:
     assert render_text(result).endswith("no schedule fails\n")
 
 
-def test_the_command_says_it_on_stderr_and_a_cut_short_search_exits_3(
+def test_the_command_says_it_on_stderr_and_a_cut_short_search_says_so(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
@@ -100,9 +100,9 @@ def test_the_command_says_it_on_stderr_and_a_cut_short_search_exits_3(
     args = ["--fs", "ext2", "--tasks", "read-fault@1", "--pages", "2", "--preemptions", "1"]
     status = main(["explore", *args, "--schedules", "15", "--json"])
     out, err = capsys.readouterr()
-    assert status == 3
+    assert status == 0
     data = json.loads(out)
-    assert data["status"] == "incomplete" and data["exhausted"] is False
+    assert data["status"] == "ok" and data["exhausted"] is False
     assert err.count("\n") == 1 and err.startswith("fsaops explore: the search against ")
     assert "is large" in err and "--schedules N" in err
     # A search that ends is ok, and says nothing more.
@@ -114,6 +114,7 @@ def test_the_command_says_it_on_stderr_and_a_cut_short_search_exits_3(
 
 
 def test_pct_and_a_replay_are_still_ok_when_nothing_fails(registry: Registry) -> None:
-    """PCT runs the schedules it was asked for and never exhausts a space: not incomplete."""
+    """PCT runs the schedules it was asked for and never exhausts a space: not cut short."""
     pct = explore("ext2", tasks=["read-fault"], pages=1, pct=2, schedules=2, registry=registry)
-    assert not pct.exhausted and pct.status is Status.OK and pct.exit_status == 0
+    assert not pct.exhausted and not pct.cut_short
+    assert pct.status is Status.OK and pct.exit_status == 0

@@ -20,8 +20,7 @@ lost and every invariant holds; pages that could not move are a normal
 outcome), 1 when data was lost or an invariant broke, the run went past its
 time limit, plugin code failed the run, or the output could not be
 written, 2 for bad input (a bad file, key or value, an unknown or broken
-plugin, migration compiled out), 3 when ``explore``'s systematic search was
-cut short with no schedule failing, 130 when interrupted.  Errors are one
+plugin, migration compiled out), 130 when interrupted.  Errors are one
 line on standard error, ``fsaops: error: ...``, never a traceback; with
 ``--json`` standard output gets one JSON object whatever happens.
 
@@ -173,14 +172,11 @@ or {"schema", "status", "error"}"""
 
 EXPLORE_STATUS = """\
 exit status:
-  0    no schedule failed, and the search ended (the bounded space was exhausted,
-       or PCT ran its schedules)
+  0    no schedule failed (the summary says whether the bounded space was exhausted)
   1    a schedule failed: data lost, an invariant broken, a kernel BUG() or a deadlock
        (the shortest failing schedule is printed, with its replay string)
   2    bad input: the command line, an unknown filesystem, mode or task, a task that
        does not apply to the table, a damaged replay string, a plugin
-  3    incomplete: no schedule run failed, but --schedules stopped the systematic
-       search before its bounded space was exhausted
   130  interrupted (Ctrl-C or SIGTERM)
 with --json, every exit prints one JSON object on standard output: the result,
 or {"schema", "status", "error"}"""
@@ -502,7 +498,7 @@ def _parser() -> _Parser:
         type=_count,
         metavar="N",
         help="with --pct: how many schedules (default 1000); else: stop after N schedules "
-        "(a search so stopped with no failure is incomplete, exit 3)",
+        "(the space is then not exhausted, as the summary and the JSON's exhausted say)",
     )
     explore.add_argument("--seed", type=_seed, default=0, help="PCT's seed (default: 0)")
     explore.add_argument(

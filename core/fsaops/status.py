@@ -37,19 +37,14 @@ class Status(enum.Enum):
     TIMEOUT = "timeout"
     #: Interrupted (Ctrl-C, exit 130).
     INTERRUPTED = "interrupted"
-    #: ``fsaops explore``: no schedule run failed, but the search stopped at a
-    #: bound before its space was exhausted, so it proves nothing (exit 3).
-    INCOMPLETE = "incomplete"
 
     @property
     def exit_code(self) -> int:
-        """0 for ok, 2 for bad input, 3 for an unfinished search, 130 when interrupted, else 1."""
+        """0 for ok, 2 for bad input, 130 when interrupted, otherwise 1."""
         if self is Status.OK:
             return 0
         if self is Status.BAD_INPUT:
             return 2
-        if self is Status.INCOMPLETE:
-            return 3
         if self is Status.INTERRUPTED:
             return 130
         return 1

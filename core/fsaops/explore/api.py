@@ -307,22 +307,26 @@ class ExploreResult:
 
     @property
     def status(self) -> Status:
-        """The failure's status; ``incomplete`` when none failed but the search stopped short.
+        """``ok`` when no schedule failed, else the failure's status.
 
-        A systematic search that a ``schedules`` cap stopped before its space
-        was exhausted proves nothing of the schedules it left out, so it is
-        not ``ok``.  PCT never exhausts a space (it runs the schedules it was
-        asked for) and a replay runs one schedule: with no failure, ``ok``.
+        A search a ``schedules`` cap stopped is ``ok`` too when none of the
+        schedules it ran failed; :attr:`exhausted` and :attr:`cut_short` say
+        that it did not run them all.
         """
-        if self.failures:
-            return self.failures[0].status
-        if not self.exhausted and not self.replayed and self.bounds.pct_depth is None:
-            return Status.INCOMPLETE
-        return Status.OK
+        return self.failures[0].status if self.failures else Status.OK
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether a systematic search stopped at its cap before its space was exhausted.
+
+        PCT never exhausts a space (it runs the schedules it was asked for),
+        and a replay runs one schedule: neither is cut short.
+        """
+        return not self.exhausted and not self.replayed and self.bounds.pct_depth is None
 
     @property
     def exit_status(self) -> int:
-        """Exit status of ``fsaops explore`` for it (0 ok, 1 a schedule failed, 3 incomplete)."""
+        """Exit status of ``fsaops explore`` for it (0 if no schedule failed, else 1)."""
         return self.status.exit_code
 
     def to_json(self) -> dict[str, Any]:
@@ -870,7 +874,7 @@ def large_said(setup: Setup, big: Large) -> str:
     if setup.pages > 1:
         smaller.append(f"fewer pages (--pages {max(1, setup.pages // 2)})")
     smaller.append("one accessor (--tasks NAME@PAGE)")
-    smaller.append("or a bound (--schedules N: the verdict is then incomplete, not ok)")
+    smaller.append("or a bound (--schedules N: the verdict then covers only the schedules run)")
     return (
         f"fsaops explore: the search against {run} is large: {big.schedules:,} schedules "
         f"run and {big.queued:,} queued, at most {_plural(big.bound, 'preemption')}, and "
@@ -1043,9 +1047,9 @@ def render_text(result: ExploreResult) -> str:
         lines.append("why the migration gave a page up (schedules):")
         lines += [f"  {why} ({n})" for why, n in sorted(result.reasons.items())]
     if not result.failures:
-        if result.status is Status.INCOMPLETE:
+        if result.cut_short:
             lines.append(
-                f"INCOMPLETE: none of the {_plural(result.schedules, 'schedule')} run fails, "
+                f"NOT EXHAUSTED: none of the {_plural(result.schedules, 'schedule')} run fails, "
                 "but the search stopped before the bounded space was exhausted, and the "
                 "schedules it left out may (run it without --schedules, or with fewer "
                 "preemptions, pages or tasks, to end it)"
