@@ -144,14 +144,19 @@ class Findings:
         watched: the ``migratepage`` calls a :class:`MigratepageWatch` looked
             at (0 without ``--strict`` or ``--debug-vm``, or when no page
             reached a ``migratepage``).
+        damage: each change a watched call made to a page it was not
+            handed, in the order seen: the table, the pfn of the page it
+            changed, and the finding's example.  An error fsaops's own code
+            meets later on such a page names the table by it.
     """
 
-    __slots__ = ("_able", "_busy", "_seen", "watched")
+    __slots__ = ("_able", "_busy", "_seen", "damage", "watched")
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], tuple[list[int], str]] = {}
         self._busy: dict[str, list[tuple[int, str]]] = {}
         self._able: set[str] = set()
+        self.damage: list[tuple[str, int, str]] = []
         self.watched = 0
 
     def add(self, table: str, kind: str, pfn: int, example: str) -> None:
@@ -301,7 +306,9 @@ class MigratepageWatch:
             self._frames = None
             neighbour = _spoiled(noted, frames, pfn)
         if neighbour is not None:
-            add(table, *neighbour)
+            kind, other, example = neighbour
+            add(table, kind, pfn, example)
+            self.findings.damage.append((table, other, example))
         if self._moves is not None:
             moved = self._moves.stop()
             self._moves = None
@@ -648,6 +655,8 @@ def _was(writes: _Writes, obj: Any, name: str) -> Any:
 def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str] | None:
     """``(kind, pfn, example)`` for the first other page the call changed, or ``None``.
 
+    ``pfn`` is the page the call was handed; the returned pfn is the page it changed.
+
     ``migratepage`` is handed the old page and the new one, both locked;
     every other page is its owners'.  A table that clears a page-cache
     page's ``PG_uptodate``, or ``BH_Uptodate`` on one of its mapped buffers,
@@ -680,7 +689,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
         if name == "flags" and in_cache and was & PG.uptodate and not now & PG.uptodate:
             return (
                 "flags",
-                pfn,
+                page.pfn,
                 f"migratepage of pfn {pfn} cleared PG_uptodate of {where}, a page it was not "
                 "handed: the next read fetches that page from disk again, over its data if it "
                 "is dirty",
@@ -693,7 +702,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
         ):
             return (
                 "buffers",
-                pfn,
+                page.pfn,
                 f"migratepage of pfn {pfn} cleared BH_Uptodate of buffer head "
                 f"{_ring_index(obj)} of {where}, a page it was not handed: the next read or "
                 "partial write fetches the block from disk again, over its data if it is dirty",
@@ -714,7 +723,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
             continue  # changed again after another task ran: the call's change did not stay
         said = f"migratepage of pfn {pfn} changed {where}, a page it was not handed"
         if isinstance(obj, BufferHead):
-            return ("buffers", pfn, f"{said}: {_bh_change(obj, name, before, after)}")
+            return ("buffers", page.pfn, f"{said}: {_bh_change(obj, name, before, after)}")
         if name == "flags":
             change = "its flags " + _bits_changed(before, after, _PG_NAMES)
         elif name == "mapping":
@@ -723,7 +732,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
             change = f"page_{name} went from {before} to {after}"
         else:
             change = f"its {name} went from {before!r} to {after!r}"
-        return ("flags", pfn, f"{said}: {change}")
+        return ("flags", page.pfn, f"{said}: {change}")
     if writes.sched.ran == writes.ran:
         node, first, last, data = frames
         shift = node.page_shift
@@ -745,7 +754,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
                 where = _where(other, other.mapping, other.index)
                 return (
                     "flags",
-                    pfn,
+                    other.pfn,
                     f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
                     f"contents changed (first at byte {byte})",
                 )

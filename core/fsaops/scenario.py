@@ -97,7 +97,7 @@ from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
 from fsaops.plugins import watch_imports
-from fsaops.process import Alarm, keep_handler
+from fsaops.process import Alarm, keep_handler, plugin_of_module
 from fsaops.proofs import ledger, prove_durability, prove_placement, snapshot_places
 from fsaops.report import (
     Integrity,
@@ -341,6 +341,8 @@ class Scenario:
         self.config = config
         self.seed = seed
         self.page_size = k.page_size
+        #: The migration's outcome counts and findings, once it has begun.
+        self.stats: MigrateStats | None = None
         self.faults = FaultInjector(
             alloc_fail=config.faults.alloc_fail,
             writepage_error=config.faults.writepage_error,
@@ -687,7 +689,7 @@ class Scenario:
         kernel = self.kernel
         if not kernel.migration:
             raise MigrationDisabled(_ENOSYS_MESSAGE)
-        stats = MigrateStats()
+        stats = self.stats = MigrateStats()
         total = 0
 
         source = kernel.nodes[self.source_node]
@@ -1032,6 +1034,7 @@ def run_plan(
     ):
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         kernel = where.kernel = world.kernel
+        where.scenario = world
         where.clock = lambda: kernel.sched.now
         for observer in observers:
             observer.built(world)
@@ -1187,18 +1190,23 @@ class _Where:
     phase = "building the world"
     clock: Callable[[], int] | None = None  # the kernel's clock, once there is a kernel
     kernel: Kernel | None = None  # the machine, once it is built
+    scenario: Scenario | None = None  # the scenario, once it is built
 
 
 @contextmanager
 def _broken_fields_named(where: _Where, registry: Registry) -> Iterator[None]:
-    """An error that escapes a run because plugin code broke a page's fields names them.
+    """An error that escapes a run because plugin code damaged the model names who did.
 
     A ``flags`` set to ``None``, an ``lru`` link to a number, a ``mapping``
     to a string: such a page breaks the engine's own code (a ``TypeError``
     or an ``AttributeError``) far from the plugin that did it.  When the
     machine has such pages (:func:`~fsaops.debug.broken_pages`), the error
     becomes a :class:`~fsaops.errors.PluginFault` that names them and where
-    the run was; any other error goes on as it is.
+    the run was.  So does any other error fsaops's own code raised (no
+    plugin code on its way) once a table's code has run: a page's index,
+    mapping or private, or a buffer ring, that a table changed where it
+    had no business breaks code far from it in the same way
+    (:func:`_damage_said`).  Anything else goes on as it is.
     """
     try:
         yield
@@ -1206,16 +1214,114 @@ def _broken_fields_named(where: _Where, registry: Registry) -> Iterator[None]:
         kernel = where.kernel
         if kernel is None or isinstance(exc, FsaopsError | KernelBug):
             raise
-        broken = broken_fields_said(kernel)
-        if not broken:
-            raise
         frame = None
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
             tb = tb.tb_next
         head = f"{describe_exception(exc)},"
-        raise PluginFault(f"{_timeout_message(head, frame, where, registry)}{broken}") from exc
+        broken = broken_fields_said(kernel)
+        if broken:
+            raise PluginFault(f"{_timeout_message(head, frame, where, registry)}{broken}") from exc
+        stats = where.scenario.stats if where.scenario is not None else None
+        if (
+            stats is None
+            or not stats.tables
+            or _of_the_machine(exc)
+            or _plugin_code_in(exc, registry)
+        ):
+            raise
+        said, table = _damage_said(exc, stats, kernel, frame)
+        raise PluginFault(
+            f"fsaops's own code raised {_timeout_message(head, frame, where, registry)}{said}",
+            table=table,
+        ) from exc
+
+
+_DAMAGE: Final = "a page's index, mapping or private, or a buffer ring"
+"""What a table's code may damage that fsaops's own code trips over later."""
+
+
+def _of_the_machine(exc: BaseException) -> bool:
+    """Whether ``exc`` is about this process's machine (memory, files, threads), not the model."""
+    return isinstance(exc, MemoryError | RecursionError | OSError) or (
+        isinstance(exc, RuntimeError)
+        and str(exc) in ("can't allocate lock", "can't start new thread")
+    )
+
+
+def _plugin_code_in(exc: BaseException, registry: Registry) -> bool:
+    """Whether a frame of plugin code is on ``exc``'s way: then the error names that plugin."""
+    modules = {p.value.split(":")[0].strip(): p.name for p in registry.plugins}
+    modules = {module: name for module, name in modules.items() if module.split(".")[0] != "fsaops"}
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__")
+        if isinstance(module, str) and plugin_of_module(modules, module) is not None:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _damage_said(
+    exc: BaseException, stats: MigrateStats, kernel: Kernel, frame: FrameType | None
+) -> tuple[str, str | None]:
+    """What an error of fsaops's own code adds about the table that damaged the model.
+
+    Returns the words and the table to blame.  When ``--strict`` (or
+    ``--debug-vm``) saw a table change a page it was not handed, that
+    change, preferring one to the page the failing code was working on;
+    otherwise the table whose page that was, and how to find out more.
+    """
+    pfns: set[int] = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        page = tb.tb_frame.f_locals.get("page")
+        if isinstance(page, Page) and isinstance(page.pfn, int):
+            pfns.add(page.pfn)
+        tb = tb.tb_next
+    damage = stats.findings.damage
+    if damage:
+        culprit, _pfn, example = next((d for d in reversed(damage) if d[1] in pfns), damage[-1])
+        return (
+            f"; plugin code had damaged the model before: --strict saw that table {culprit}'s "
+            f"{example}",
+            culprit,
+        )
+    table = _working_table(frame)
+    if table is None:
+        names = sorted(stats.tables)
+        table = names[0] if len(names) == 1 else None
+        whose = f"after pages of table(s) {', '.join(names)} were migrated: "
+    else:
+        whose = ""
+    if kernel.strict or kernel.debug_vm:
+        return (
+            f"; {whose}a table's code may have damaged the model before ({_DAMAGE}) in a way "
+            "--strict does not see",
+            table,
+        )
+    return (
+        f"; {whose}a table's code may have damaged the model before ({_DAMAGE}): run with "
+        "--strict to name the call that changed a page it was not handed",
+        table,
+    )
+
+
+def _working_table(frame: FrameType | None) -> str | None:
+    """The table of the page the engine was migrating when ``frame`` (innermost) failed."""
+    while frame is not None and frame.f_code is not migrate_pages.__code__:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    page: Any = frame.f_locals.get("page")
+    table = frame.f_locals.get("name")
+    if isinstance(table, str):
+        return table
+    try:
+        return table_name(page)
+    except Exception:
+        return None
 
 
 STOP_SECONDS: Final = 2.0
