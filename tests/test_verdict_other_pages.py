@@ -177,6 +177,30 @@ def sets_bh_new_then_sleeps(newpage, page):
     return buffer_migrate_page(newpage, page)
 
 
+def sleeps_then_sets_bh_new(newpage, page):
+    """Lets another task run, then sets BH_New on the buffers of the page before it."""
+    page.node.kernel.sched.run_next()
+    bh = _first_buffer(_at(page, -1))
+    if bh is not None:
+        bh.b_state |= BH.new
+    return buffer_migrate_page(newpage, page)
+
+
+def resched_then_sets_bh_new(newpage, page):
+    """Calls cond_resched until another task ran, then sets BH_New on the page before it.
+
+    Only on a call where another task did run: the write comes after it.
+    """
+    sched = page.node.kernel.sched
+    ran = sched.ran
+    while sched.ran == ran and sched.pending():
+        sched.tick()
+    bh = _first_buffer(_at(page, -1))
+    if bh is not None and sched.ran != ran:
+        bh.b_state |= BH.new
+    return buffer_migrate_page(newpage, page)
+
+
 def breaks_the_kernel(newpage, page):
     """Sets BH_New on the page before it, then raises the kernel's BUG()."""
     bh = _first_buffer(_at(page, -1))
@@ -194,6 +218,8 @@ TABLES = {
     "sets_bh_new": _on_buffer(_set(BH.new)),
     "sets_bh_req": _on_buffer(_set(BH.req)),
     "sets_bh_new_then_sleeps": sets_bh_new_then_sleeps,
+    "sleeps_then_sets_bh_new": sleeps_then_sets_bh_new,
+    "resched_then_sets_bh_new": resched_then_sets_bh_new,
     "sets_bh_dirty": _on_buffer(_set(BH.dirty)),
     "moves_a_block": _on_buffer(_blocknr),
     "halves_b_size": _on_buffer(_size),
@@ -258,6 +284,8 @@ SAID = {
     "sets_bh_new": ("buffers", CHANGED + r"buffer head 0 gained BH_New"),
     "sets_bh_req": ("buffers", CHANGED + r"buffer head 0 gained BH_Req"),
     "sets_bh_new_then_sleeps": ("buffers", CHANGED + r"buffer head 0 gained BH_New"),
+    "sleeps_then_sets_bh_new": ("buffers", CHANGED + r"buffer head 0 gained BH_New"),
+    "resched_then_sets_bh_new": ("buffers", CHANGED + r"buffer head 0 gained BH_New"),
     "sets_bh_dirty": ("buffers", CHANGED + r"buffer head 0 gained BH_dirty"),
     "moves_a_block": ("buffers", CHANGED + r"b_blocknr of buffer head 0 went from (\d+) to \d+"),
     "halves_b_size": ("buffers", CHANGED + r"b_size of buffer head 0 went from 1024 to 512"),

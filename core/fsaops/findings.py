@@ -539,16 +539,18 @@ class _Writes:
     While any is armed, ``Page`` and ``BufferHead`` have a ``__setattr__``
     that notes, the first time the calling thread writes a field of a page (or
     of a buffer head of a page) other than the two the call was handed,
-    what that field held (:attr:`first`), and, for every write made before
-    another task ran (no event had run since the call began), the value
-    written (:attr:`own`): the call changed the field if that differs.
-    Writes cost a function call while armed, reads nothing; no page or
-    buffer head changes class, and nothing is noted for a page the call
-    never writes, so every page of the machine is watched for the price of
-    the writes the call makes.
+    what that field held (:attr:`first`), and, for every write the call
+    makes itself (not one made by an event the scheduler runs while the
+    call sleeps or lets others run: an I/O completing, a commit), what it
+    changed: the value written (:attr:`own`), the bits of a flags word it
+    turned over (:attr:`turned`), and what it added to a count
+    (:attr:`added`).  Writes cost a function call while armed, reads
+    nothing; no page or buffer head changes class, and nothing is noted for
+    a page the call never writes, so every page of the machine is watched
+    for the price of the writes the call makes.
     """
 
-    __slots__ = ("first", "newpage", "own", "page", "ran", "sched", "thread")
+    __slots__ = ("added", "first", "newpage", "own", "page", "ran", "sched", "thread", "turned")
 
     def __init__(self, page: Page, newpage: Page) -> None:
         self.page = page
@@ -558,6 +560,8 @@ class _Writes:
         self.ran = self.sched.ran
         self.first: dict[tuple[Any, str], Any] = {}
         self.own: dict[tuple[Any, str], Any] = {}
+        self.turned: dict[tuple[Any, str], int] = {}
+        self.added: dict[tuple[Any, str], int] = {}
 
     def arm(self) -> None:
         """Start noting the calling thread's writes (until :meth:`disarm`)."""
@@ -579,10 +583,24 @@ class _Writes:
     def note(self, obj: Any, name: str, value: Any) -> None:
         """``obj.name`` is about to be set to ``value`` by the calling thread."""
         key = (obj, name)
+        now = getattr(obj, name, _UNSET)
         if key not in self.first:
-            self.first[key] = getattr(obj, name, _UNSET)
-        if self.sched.ran == self.ran:
-            self.own[key] = value
+            self.first[key] = now
+        if self.sched.in_event:
+            return  # another task's work, run while the call slept
+        self.own[key] = value
+        if type(now) is int and type(value) is int:
+            if name in _WORDS:
+                self.turned[key] = self.turned.get(key, 0) ^ (now ^ value)
+            elif name in _COUNTS:
+                self.added[key] = self.added.get(key, 0) + value - now
+
+
+_WORDS: Final = frozenset(("flags", "b_state"))
+"""Fields that are words of flags: a call's change is the bits it turned over."""
+
+_COUNTS: Final = frozenset(("count", "mapcount", "b_count"))
+"""Fields that are counts: a call's change is what it added (a reference taken, or dropped)."""
 
 
 _ARMED: Final[dict[int, _Writes]] = {}
@@ -664,12 +682,13 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
     dirty.  Nothing but truncation (which unmaps the buffers and empties the
     slot) takes either away while the call runs: a reader only sets them,
     an I/O completion or a commit leaves them.  Whatever else the call
-    wrote on another page before any other task ran (it slept on no lock,
-    no I/O completed) is its own doing too: a flag (but :data:`_ANYONES`),
-    a reference, the page's ``mapping`` or ``index``, a buffer's state,
-    block or size; and when no other task ran at all, the bytes of a
-    frame next to the page's (:data:`_SPAN`).  What another task changes once it has run is its
-    own: a commit, an I/O completing, a hold let go of.
+    wrote itself on another page, outside the events the scheduler ran
+    while it slept, before them or after, is its own doing too and still
+    so: a flag it turned over (but :data:`_ANYONES`), a reference it took
+    or dropped, the page's ``mapping`` or ``index``, a buffer's state,
+    block or size; and when no other task ran at all, the bytes of a frame
+    next to the page's (:data:`_SPAN`).  What an event changes is another
+    task's: a commit, an I/O completing, a hold let go of.
     """
     for (obj, name), was in writes.first.items():
         now = getattr(obj, name, _UNSET)
@@ -707,20 +726,27 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
                 f"{_ring_index(obj)} of {where}, a page it was not handed: the next read or "
                 "partial write fetches the block from disk again, over its data if it is dirty",
             )
-        own = writes.own.get((obj, name), _UNSET)
-        if own is _UNSET or own is was or own == was:
-            continue
+        key = (obj, name)
+        own = writes.own.get(key, _UNSET)
+        if own is _UNSET:
+            continue  # only events wrote it: another task's work
         before, after = was, own
-        if name in ("flags", "b_state"):
-            # The bits the call changed and left so: another task that ran later may
-            # have changed others, or the call itself undone a passing change (a lock).
+        if key in writes.turned and type(was) is int and type(now) is int:
+            # The bits the call itself turned over and that are still so: another task
+            # may have changed others, or the call itself undone a passing change (a lock).
             mask = ~_ANYONES if name == "flags" else -1
-            kept = (was ^ own) & ~(own ^ now) & mask
+            turned = writes.turned[key]
+            kept = turned & ~(was ^ turned ^ now) & mask
             if not kept:
                 continue
-            before, after = was & mask, ((was & ~kept) | (own & kept)) & mask
-        elif not (now is own or now == own):
-            continue  # changed again after another task ran: the call's change did not stay
+            before, after = was & mask, (was ^ kept) & mask
+        elif key in writes.added and type(was) is int:
+            added = writes.added[key]
+            if not added:
+                continue  # every reference it took, it dropped
+            after = was + added
+        elif own is was or own == was or not (now is own or now == own):
+            continue  # no change, or changed again by another task: the call's did not stay
         said = f"migratepage of pfn {pfn} changed {where}, a page it was not handed"
         if isinstance(obj, BufferHead):
             return ("buffers", page.pfn, f"{said}: {_bh_change(obj, name, before, after)}")

@@ -111,6 +111,7 @@ class Scheduler:
         "_lock",
         "_pending",
         "_seq",
+        "in_event",
         "now",
         "on_sleep",
         "ran",
@@ -130,6 +131,10 @@ class Scheduler:
         #: a commit, a hold let go of) happened between two readings of it
         #: exactly when it changed.
         self.ran = 0
+        #: How many events are running now, one inside another's sleep
+        #: included: what a task writes while it is above 0 is another
+        #: task's work (an I/O completing, a commit), not its own.
+        self.in_event = 0
         #: How many times a real thread went to sleep on a wait queue.
         self.sleeps = 0
         #: The buckets of the page wait table, by hash, made when first slept
@@ -219,7 +224,11 @@ class Scheduler:
                     self._pending -= 1
             if not event.cancelled:
                 self.ran += 1
-                event.fn(*event.args)
+                self.in_event += 1
+                try:
+                    event.fn(*event.args)
+                finally:
+                    self.in_event -= 1
 
     def run_next(self) -> bool:
         """Advance the clock to the next event and run it; False if none is left."""
