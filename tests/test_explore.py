@@ -24,9 +24,10 @@ from fsaops.explore import REPLAY_PREFIX, TaskSpec, decode_replay, encode_replay
 from fsaops.explore.api import render_text
 from fsaops.explore.search import fork_run, preemptions
 from fsaops.explore.setup import ExploredWorld, Setup, assign_pages, default_tasks, probe
-from fsaops.page import PG, Page
+from fsaops.page import PG, Page, put_page
 from fsaops.plugins import Registry, load_plugins
 from fsaops.status import Status
+from fsaops.swap import delete_from_swap_cache, read_swap_cache_async
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,53 @@ def test_with_the_swap_fault_recheck_nothing_fails(registry: Registry) -> None:
     result = explore("swap", tasks=["swapin"], pages=1, semantics="2.6.16", registry=registry)
     assert result.exhausted
     assert result.failures == ()
+
+
+# A schedule the default search of the swap table under 2.6.16 runs: swapin@1's fault
+# looks up its swap entry after the migration took page 1's new page out of the swap
+# cache (delete_from_swap_cache, tree_lock released) and before it freed the entry.
+SWAP_READ_INTO_AN_OLD_FRAME = (
+    "fsx2.eyJicyI6bnVsbCwiYyI6W1swLDFdLFs1LDBdLFs0MCwxXV0sImQiOm51bGwsImZzIjoic3dhcCIsImsiOjIs"
+    "Im1vZGUiOiJkZWZhdWx0IiwibiI6bnVsbCwicGFnZXMiOjQsInBzIjo0MDk2LCJzZWVkIjowLCJzZW0iOiIyLjYu"
+    "MTYiLCJ0YXNrcyI6WyJzd2FwaW5AMSJdfQ"
+)
+
+
+def test_a_swap_fault_that_reads_its_entry_into_a_freed_old_frame_is_no_failure(
+    registry: Registry,
+) -> None:
+    """The fault finds no page for its entry, which is still in use, so it reads the
+    entry into a new page (read_swap_cache_async): the old frame of page 0, freed by
+    the first pass.  Its pte is present by then, so it leaves that page in the swap
+    cache, as do_swap_page does.  The frame was freed; the proof said it was not."""
+    result = replay(SWAP_READ_INTO_AN_OLD_FRAME, registry=registry)
+    assert result.replayed and result.schedules == 1
+    assert result.semantics == "2.6.16"
+    steps = [(s.task, s.kind, s.function) for s in result.interleaving]
+    # The migration stops in page 1's delete_from_swap_cache while the fault reads.
+    read = steps.index(("swapin@1", "spin_lock", "add_to_swap_cache"))
+    migrate = [step for step in steps[:read] if step[0] == "migrate"]
+    assert migrate[-1] == ("migrate", "spin_lock", "delete_from_swap_cache"), steps
+    assert steps[read:].count(("migrate", "spin_unlock", "delete_from_swap_cache")) == 2
+    assert result.failures == (), render_text(result)
+    assert result.status is Status.OK
+
+
+def test_an_old_frame_a_swap_fault_read_into_is_reused_only_until_freed(
+    registry: Registry,
+) -> None:
+    xworld = _world(registry, "swap", ["swapin"], pages=1)
+    kernel = xworld.world.kernel
+    swap = kernel.swap_info()
+    entry = swap.get_swap_page()
+    page = read_swap_cache_async(kernel, entry, 0)
+    assert page is not None
+    assert page.pfn in kernel.swap_reads
+    delete_from_swap_cache(page)
+    assert page.pfn in kernel.swap_reads  # the fault's reference and the LRU's still hold it
+    put_page(page)
+    assert page.count == 0
+    assert page.pfn not in kernel.swap_reads
 
 
 def test_a_replay_reruns_exactly_the_failing_schedule(

@@ -192,6 +192,10 @@ class Kernel:
         #: The frames a write fault gave a process as its own copy of an
         #: anonymous page someone else held (``do_wp_page``), until freed.
         self.cow_copies: set[int] = set()
+        #: The frames a swap fault read a page into (``read_swap_cache_async``),
+        #: until freed: one may be a migrated page's old frame, freed and
+        #: handed out again.
+        self.swap_reads: set[int] = set()
 
     def __repr__(self) -> str:
         return (

@@ -221,6 +221,8 @@ class Node:
         kernel = self.kernel
         if kernel.cow_copies:
             kernel.cow_copies.discard(page.pfn)
+        if kernel.swap_reads:
+            kernel.swap_reads.discard(page.pfn)
         if kernel.debug_vm:
             off = (page.pfn - self.start_pfn) << self.page_shift
             self.mem[off : off + self.page_size] = bytes([_POISON_BYTE]) * self.page_size

@@ -12,7 +12,12 @@ page's pte may be the swap entry whose swap-cache page is that frame); no pte
 anywhere still maps the old frame, and the old frame is free.  A process
 whose write fault found its anonymous page held by the migration has a copy
 of its own (``do_wp_page``): that copy may be on any node, and may be the
-old frame, freed and handed out again; its data is checked all the same.  A page dropped
+old frame, freed and handed out again; its data is checked all the same.
+So may a page a swap fault reads in (``read_swap_cache_async``): from
+2.6.16 a fault that looked its swap entry up just after the migration
+took the page out of the swap cache, and before it freed the entry, reads
+the entry into a new page, finds its pte present and leaves that page in
+the swap cache, where reclaim finds it.  A page dropped
 is in no frame and its data is on its backing store.  A page left or failed
 is where it was, intact, in its slot.
 
@@ -352,13 +357,19 @@ def _placement_run(
     # (position, the frame whose data to compare, how the engine counted it)
     frames: list[tuple[int, Page, str]] = []
     cow_copies = world.kernel.cow_copies
+    swap_reads = world.kernel.swap_reads
     for pos in range(start, stop):
         old = pages[pos]
         i = indexes[pos]
         how = outcome(old.pfn)
-        # A frame freed and handed to a process's copy since: none of its
-        # references or ptes are the old page's.
-        reused = bool(cow_copies) and old.pfn in cow_copies and how not in left
+        # A frame freed and handed out since, to a process's copy or to a
+        # page a swap fault read in: none of its references or ptes are the
+        # old page's.
+        reused = (
+            how not in left
+            and (bool(cow_copies) or bool(swap_reads))
+            and (old.pfn in cow_copies or old.pfn in swap_reads)
+        )
         if tree is not None:
             now = tree[i] if i < len(tree) else None
         else:
@@ -496,7 +507,9 @@ def _placement_problem(
         if oracle.frame(old) != expected:
             return f"{how}, and the data in its frame is no longer what was written"
         return None
-    reused = old.pfn in world.kernel.cow_copies  # freed, and a process's copy since
+    kernel = world.kernel
+    # Freed, and since a process's copy or a page a swap fault read in.
+    reused = old.pfn in kernel.cow_copies or old.pfn in kernel.swap_reads
     stale = () if reused else ptes.get(old.pfn, ())
     if stale:
         return f"counted as {how}, but ptes {list(stale)} still map the old frame (a stale mapping)"

@@ -236,6 +236,7 @@ def read_swap_cache_async(kernel: Kernel, entry: int, nid: int) -> Page | None:
         if add_to_swap_cache(new, entry):
             kernel.vmstat.swap_cache_add += 1  # add_to_swap_cache's INC_CACHE_INFO(add_total)
             lru_cache_add_active(new)
+            kernel.swap_reads.add(new.pfn)
             swap_readpage(new)
             return new
         swap.swap_free(entry)
