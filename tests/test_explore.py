@@ -178,6 +178,30 @@ def test_an_old_frame_a_swap_fault_read_into_is_reused_only_until_freed(
     assert page.pfn not in kernel.swap_reads
 
 
+# mmap-write@0's fault finds the page in the swap cache, held by the migration, and
+# copies it; the migration's passes run out meanwhile and it gives the page up.
+WRITE_COPIES_A_PAGE_THE_MIGRATION_GIVES_UP = (
+    "fsx2.eyJicyI6bnVsbCwiYyI6W1s2LDFdLFsxNSwxXSxbMjEsMF1dLCJkIjpudWxsLCJmcyI6InN3YXAiLCJrIjoz"
+    "LCJtb2RlIjoiZGVmYXVsdCIsIm4iOm51bGwsInBhZ2VzIjoxLCJwcyI6NDA5Niwic2VlZCI6MCwic2VtIjoiMi42"
+    "LjE2IiwidGFza3MiOlsibW1hcC13cml0ZUAwIl19"
+)
+
+
+def test_a_page_left_whose_process_wrote_to_its_own_copy_is_no_failure(
+    registry: Registry,
+) -> None:
+    """do_wp_page gives the process a copy, the old page stays in the swap cache,
+    unmapped, and the migration leaves it there: the process's place is its copy.
+    The proof said the page should still be in its frame."""
+    result = replay(WRITE_COPIES_A_PAGE_THE_MIGRATION_GIVES_UP, registry=registry)
+    assert result.replayed and result.schedules == 1
+    functions = {(s.task, s.function) for s in result.interleaving}
+    assert ("mmap-write@0", "copy_on_write") in functions
+    assert any("reference count" in why for why in result.reasons), result.reasons
+    assert result.failures == (), render_text(result)
+    assert result.status is Status.OK
+
+
 def test_a_replay_reruns_exactly_the_failing_schedule(
     registry: Registry, no_swap_recheck: None
 ) -> None:

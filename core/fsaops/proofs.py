@@ -19,7 +19,9 @@ took the page out of the swap cache, and before it freed the entry, reads
 the entry into a new page, finds its pte present and leaves that page in
 the swap cache, where reclaim finds it.  A page dropped
 is in no frame and its data is on its backing store.  A page left or failed
-is where it was, intact, in its slot.
+is where it was, intact, in its slot, unless its process wrote to it while
+the migration held it: then its process's pte maps that process's copy,
+whose data is checked.
 
 **Durability** (:func:`prove_durability`): after the in-memory read-back,
 every mapping of a file is torn down (a dirty pte dirties its page), every
@@ -397,13 +399,18 @@ def _placement_run(
                 frames.append((pos, now, how))
             continue
         if how in left:
-            if now is not old:
+            if now is old:
+                frames.append((pos, old, how))
+            elif now is not None and _copied_by_its_process(world, record, now):
+                # The process wrote to the page while the migration held it:
+                # its place is its own copy, the old page stays in the swap
+                # cache, unmapped.
+                frames.append((pos, now, how))
+            else:
                 where = "no page" if now is None else f"pfn {now.pfn}"
                 found[pos] = (
                     f"{how}, so it should still be in its frame, but its place holds {where}"
                 )
-            else:
-                frames.append((pos, old, how))
             continue
         stale = ptes.get(old.pfn, ()) if ptes and not reused else ()
         if stale:
@@ -445,9 +452,10 @@ def _copied_by_its_process(world: fsaops.world.World, record: File | Area, now: 
 
     A process that writes through a swap pte while the page has other
     users (a migration's reference among them) gets a copy of its own
-    (``do_wp_page``), allocated where its faults allocate: the page moved,
-    and the process no longer maps it.  Where that copy is, is the fault's
-    doing, not the migration's; its data is still checked.
+    (``do_wp_page``), allocated where its faults allocate: the page moved
+    (or the migration gave it up), and the process no longer maps it.  Where
+    that copy is, is the fault's doing, not the migration's; its data is
+    still checked.
     """
     return isinstance(record, Area) and now.pfn in world.kernel.cow_copies
 
@@ -501,6 +509,11 @@ def _placement_problem(
     expected = world.expected(b.record, b.index)
     ptes = index.ptes
     if how in (Outcome.LEFT, Outcome.FAILED):
+        if now is not None and now is not old and _copied_by_its_process(world, b.record, now):
+            # The process's own copy, made while the migration held the page.
+            if oracle.frame(now) != expected:
+                return f"{how}, and the data in its frame is no longer what was written"
+            return None
         if now is not old:
             where = "no page" if now is None else f"pfn {now.pfn}"
             return f"{how}, so it should still be in its frame, but its place holds {where}"
