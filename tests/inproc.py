@@ -7,10 +7,16 @@ For commands that need no isolation (a subprocess with limits is
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from fsaops.cli import main
+from fsaops.testing.dist import write_dist_info
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
 
@@ -33,3 +39,27 @@ def ext3_reports(folder: Path) -> tuple[Path, Path]:
         path.write_text(out, encoding="utf-8")
         paths.append(path)
     return paths[0], paths[1]
+
+
+def installed(tmp_path_factory: pytest.TempPathFactory, name: str, source: str) -> Iterator[Path]:
+    """Plugin ``name`` (its module, ``source``) installed as ``fsaops-NAME``; a folder for configs.
+
+    For a module-scoped fixture: ``yield from installed(...)``.  The plugin's
+    dist-info and module are on ``sys.path`` and ``FSAOPS_PLUGINS`` is unset
+    until the fixture ends.
+    """
+    site = tmp_path_factory.mktemp("site")
+    write_dist_info(site, f"fsaops-{name}", {"fsaops": {name: name}}, modules={name: source})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield tmp_path_factory.mktemp("configs")
+
+
+def migrate_json(path: Path, text: str, *options: str) -> tuple[int, dict[str, Any]]:
+    """Write scenario ``text`` to ``path`` and ``fsaops migrate --json`` it: status, report."""
+    path.write_text(text, encoding="utf-8")
+    status, out, err = fsaops("migrate", str(path), "--json", "--no-progress", *options)
+    assert "Traceback" not in err
+    report: dict[str, Any] = json.loads(out)
+    return status, report

@@ -13,8 +13,6 @@ name the call.  It stays a failed run (exit 1, status ``kernel bug``).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -23,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from fsaops.cli import main
-from fsaops.testing.dist import write_dist_info
+from inproc import installed, migrate_json
 
 PLUGIN = '''
 import attrs
@@ -98,26 +95,13 @@ WHOSE = r" \(plugin fsaops-shifter\[shifter\], whose table shifts_an_index_aops 
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``shifter`` installed (a dist-info and its module on ``sys.path``); a folder for configs."""
-    site = tmp_path_factory.mktemp("site")
-    write_dist_info(
-        site, "fsaops-shifter", {"fsaops": {"shifter": "shifter"}}, modules={"shifter": PLUGIN}
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(site))
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield tmp_path_factory.mktemp("configs")
+    """``shifter`` installed; a folder for configs."""
+    yield from installed(tmp_path_factory, "shifter", PLUGIN)
 
 
 def _migrate(configs: Path, name: str, semantics: str, *options: str) -> tuple[int, dict[str, Any]]:
-    path = configs / f"{name}-{semantics}.toml"
-    path.write_text(CONFIG.format(name=name, semantics=semantics), encoding="utf-8")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["migrate", str(path), "--json", "--no-progress", *options])
-    assert "Traceback" not in err.getvalue()
-    report: dict[str, Any] = json.loads(out.getvalue())
-    return rc, report
+    config = CONFIG.format(name=name, semantics=semantics)
+    return migrate_json(configs / f"{name}-{semantics}.toml", config, *options)
 
 
 @pytest.mark.parametrize("semantics", ["v4", "2.6.17"])

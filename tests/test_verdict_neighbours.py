@@ -16,9 +16,6 @@ the control.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from fsaops.cli import main
-from fsaops.testing.dist import write_dist_info
+from inproc import installed, migrate_json
 
 PLUGIN = '''
 import attrs
@@ -119,26 +115,13 @@ SAID = {
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``staler`` installed (a dist-info and its module on ``sys.path``); a folder for configs."""
-    site = tmp_path_factory.mktemp("site")
-    write_dist_info(
-        site, "fsaops-staler", {"fsaops": {"staler": "staler"}}, modules={"staler": PLUGIN}
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(site))
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield tmp_path_factory.mktemp("configs")
+    """``staler`` installed; a folder for configs."""
+    yield from installed(tmp_path_factory, "staler", PLUGIN)
 
 
 def _migrate(configs: Path, name: str, semantics: str, *options: str) -> tuple[int, dict[str, Any]]:
-    path = configs / f"{name}-{semantics}.toml"
-    path.write_text(CONFIG.format(name=name, semantics=semantics), encoding="utf-8")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["migrate", str(path), "--json", "--no-progress", *options])
-    assert "Traceback" not in err.getvalue()
-    report: dict[str, Any] = json.loads(out.getvalue())
-    return rc, report
+    config = CONFIG.format(name=name, semantics=semantics)
+    return migrate_json(configs / f"{name}-{semantics}.toml", config, *options)
 
 
 @pytest.mark.parametrize("semantics", ["v4", "2.6.17"])

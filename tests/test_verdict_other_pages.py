@@ -19,9 +19,6 @@ migration code with writeback, a journal and swap at work.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +27,8 @@ from typing import Any
 import pytest
 
 from fsaops.buffer import BufferHead
-from fsaops.cli import main
 from fsaops.page import Page
-from fsaops.testing.dist import write_dist_info
+from inproc import installed, migrate_json
 
 PLUGIN = '''
 import attrs
@@ -321,26 +317,13 @@ SAID = {
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``reacher`` installed (a dist-info and its module on ``sys.path``); a folder for configs."""
-    site = tmp_path_factory.mktemp("site")
-    write_dist_info(
-        site, "fsaops-reacher", {"fsaops": {"reacher": "reacher"}}, modules={"reacher": PLUGIN}
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(site))
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield tmp_path_factory.mktemp("configs")
+    """``reacher`` installed; a folder for configs."""
+    yield from installed(tmp_path_factory, "reacher", PLUGIN)
 
 
 def _migrate(configs: Path, name: str, semantics: str, *options: str) -> tuple[int, dict[str, Any]]:
-    path = configs / f"{name}-{semantics}.toml"
-    path.write_text(CONFIG.format(name=name, semantics=semantics), encoding="utf-8")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(["migrate", str(path), "--json", "--no-progress", *options])
-    assert "Traceback" not in err.getvalue()
-    report: dict[str, Any] = json.loads(out.getvalue())
-    return rc, report
+    config = CONFIG.format(name=name, semantics=semantics)
+    return migrate_json(configs / f"{name}-{semantics}.toml", config, *options)
 
 
 CASES = [
