@@ -10,26 +10,18 @@ releases is a scheduling point now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from errno import EAGAIN
 
 import attrs
-import pytest
 
 from fsaops import buffer_migrate_page
 from fsaops.aops import FileSystemType
 from fsaops.explore import TaskSpec, explore
 from fsaops.explore.api import render_text
 from fsaops.page import PG, Page, lock_page, unlock_page
-from fsaops.plugins import Registry, load_plugins
+from fsaops.plugins import Registry
 from fsaops.status import Status
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[Registry]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield load_plugins()
 
 
 def _ext2_with(

@@ -13,11 +13,10 @@ switch costs no preemption.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from errno import EAGAIN
 
 import attrs
-import pytest
 
 from fsaops import buffer_migrate_page, migrate_page_copy
 from fsaops.aops import FileSystemType
@@ -26,15 +25,8 @@ from fsaops.explore import TaskSpec, explore
 from fsaops.explore.api import render_text
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page
-from fsaops.plugins import Registry, load_plugins
+from fsaops.plugins import Registry
 from fsaops.status import Status
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[Registry]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield load_plugins()
 
 
 def _ext2_with(
