@@ -1508,6 +1508,28 @@ _SAVED_IMPORT: Final[list[Callable[..., ModuleType]]] = []
 _BUILTIN_IMPORT: Final = builtins.__import__
 """The import function as this module found it: what :func:`_import_hook` falls back on."""
 _IN_HOOK: Final = threading.local()
+_CORE_GLOBALS: Final[dict[int, dict[str, object]]] = {}
+"""The namespaces of fsaops's own modules (read from its package folder), by ``id``, while a
+watch is on: their import statements are fsaops's, which imports no plugin, and are not
+recorded.  The namespaces are held, so that no other module's can take one's ``id``."""
+_CORE_FOLDER: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _core_globals() -> dict[int, dict[str, object]]:
+    """The namespaces of the fsaops modules imported now, read from fsaops's own folder."""
+    found: dict[int, dict[str, object]] = {}
+    for name, module in list(sys.modules.items()):
+        if name != "fsaops" and not name.startswith("fsaops."):
+            continue
+        file = getattr(module, "__file__", None)
+        namespace = getattr(module, "__dict__", None)
+        if (
+            isinstance(file, str)
+            and isinstance(namespace, dict)
+            and os.path.abspath(file).startswith(_CORE_FOLDER)
+        ):
+            found[id(namespace)] = namespace
+    return found
 
 
 @contextlib.contextmanager
@@ -1525,6 +1547,8 @@ def _watching(record: _Recorder) -> Iterator[None]:
         if not _WATCHING:
             found = builtins.__import__
             _SAVED_IMPORT[:] = [_BUILTIN_IMPORT if found is _import_hook else found]
+            _CORE_GLOBALS.clear()
+            _CORE_GLOBALS.update(_core_globals())
             builtins.__import__ = _import_hook
         _WATCHING.append(record)
     try:
@@ -1534,6 +1558,7 @@ def _watching(record: _Recorder) -> Iterator[None]:
             _WATCHING.remove(record)
             if not _WATCHING:
                 builtins.__import__ = _SAVED_IMPORT[0]
+                _CORE_GLOBALS.clear()
 
 
 class _LoadImports:
@@ -1581,6 +1606,13 @@ def _import_hook(
     that name no importer (``globals`` that is not a dictionary) are not
     recorded.
     """
+    if (
+        globals is not None
+        and id(globals) in _CORE_GLOBALS
+        and _SAVED_IMPORT
+        and _SAVED_IMPORT[0] is _BUILTIN_IMPORT
+    ):  # fsaops's own import statement (a function's, run again and again): nothing to record
+        return _BUILTIN_IMPORT(name, globals, locals, fromlist, level)
     pending: set[tuple[object, int]] | None = getattr(_IN_HOOK, "pending", None)
     if pending is None:
         pending = _IN_HOOK.pending = set()
