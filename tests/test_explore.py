@@ -26,6 +26,7 @@ from fsaops.explore.search import fork_run, preemptions
 from fsaops.explore.setup import ExploredWorld, Setup, assign_pages, default_tasks, probe
 from fsaops.page import PG, Page, put_page
 from fsaops.plugins import Registry, load_plugins
+from fsaops.proofs import snapshot_places
 from fsaops.status import Status
 from fsaops.swap import delete_from_swap_cache, read_swap_cache_async
 
@@ -159,6 +160,23 @@ def test_a_swap_fault_that_reads_its_entry_into_a_freed_old_frame_is_no_failure(
     assert steps[read:].count(("migrate", "spin_unlock", "delete_from_swap_cache")) == 2
     assert result.failures == (), render_text(result)
     assert result.status is Status.OK
+
+
+def test_only_frames_a_fault_filled_after_the_snapshot_count_as_handed_out_again(
+    registry: Registry,
+) -> None:
+    """A page a swap fault read in before migration is the page the proof follows: were its
+    frame still noted, a table that moved it and never freed the old frame would pass."""
+    xworld = _world(registry, "swap", ["swapin"], pages=1)
+    world = xworld.world
+    kernel = world.kernel
+    entry = kernel.swap_info().get_swap_page()
+    page = read_swap_cache_async(kernel, entry, 0)
+    assert page is not None and page.pfn in kernel.swap_reads
+    kernel.cow_copies.add(page.pfn)
+    snapshot_places(world, 0)
+    assert page.pfn not in kernel.swap_reads
+    assert page.pfn not in kernel.cow_copies
 
 
 def test_an_old_frame_a_swap_fault_read_into_is_reused_only_until_freed(

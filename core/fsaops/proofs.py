@@ -227,7 +227,18 @@ class Places(Mapping[int, Placed]):
 
 
 def snapshot_places(world: fsaops.world.World, nid: int) -> Places:
-    """Every page the world wrote that is in memory on node ``nid``, by pfn, before migration."""
+    """Every page the world wrote that is in memory on node ``nid``, by pfn, before migration.
+
+    From here on the kernel notes afresh the frames a swap fault reads a page
+    into and the copies write faults make (``Kernel.swap_reads``,
+    ``Kernel.cow_copies``): the proof takes such a frame as freed and handed
+    out again only if that happened after this snapshot.  A page of the
+    snapshot whose frame a fault filled before it is the page itself, and
+    its frame must be freed if it moves.
+    """
+    kernel = world.kernel
+    kernel.swap_reads.clear()
+    kernel.cow_copies.clear()
     places = Places()
     records: list[File | Area] = [*world.files, *world.areas]
     swap_name = world.kernel.swap_aops_name
