@@ -92,6 +92,81 @@ def test_a_field_of_the_wrong_json_type_is_bad_input_naming_it(
     assert err == f"fsaops: error: {bad}: not a report: {said}\n"
 
 
+BELOW_ZERO = {
+    "a total moved": (lambda d: d["totals"].update(moved=-5), "totals moved is -5"),
+    "a total of calls": (lambda d: d["totals"].update(calls=-1), "totals calls is -1"),
+    "a total's retry curve": (
+        lambda d: d["totals"]["retry_by_pass"].__setitem__(1, -2),
+        "totals retry_by_pass[1] is -2",
+    ),
+    "a table's moved": (
+        lambda d: _table(d).update(moved=-5),
+        "by_aops['ext3_ordered_aops'] moved is -5",
+    ),
+    "a table's failed": (
+        lambda d: _table(d).update(failed=-1),
+        "by_aops['ext3_ordered_aops'] failed is -1",
+    ),
+    "a table's pages": (
+        lambda d: _table(d).update(pages=-400),
+        "by_aops['ext3_ordered_aops'] pages is -400",
+    ),
+    "an errno's count": (
+        lambda d: _table(d).update(errors={"EAGAIN": -2}),
+        "by_aops['ext3_ordered_aops'] errors['EAGAIN'] is -2",
+    ),
+    "a count by path": (
+        lambda d: _table(d).update(via={"migratepage": -3}),
+        "by_aops['ext3_ordered_aops'] via['migratepage'] is -3",
+    ),
+    "a reason's count": (
+        lambda d: _table(d).update(reasons={"busy": -1}),
+        "by_aops['ext3_ordered_aops'] reasons['busy'] is -1",
+    ),
+    "a vmstat counter": (lambda d: d["vmstat"].update(pgfault=-7), "vmstat pgfault is -7"),
+    "a left page's index": (
+        lambda d: d["pages_left"][0].update(index=-1),
+        "pages_left[0] index is -1",
+    ),
+    "a failed page's frame": (
+        lambda d: d.update(pages_failed=[{**d["pages_left"][0], "pfn": -9}]),
+        "pages_failed[0] pfn is -9",
+    ),
+    "a finding's count": (
+        lambda d: d.update(findings=[{"kind": "k", "table": "t", "count": -1, "pages": []}]),
+        "findings[0] count is -1",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BELOW_ZERO))
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_a_count_below_zero_is_bad_input_naming_it(
+    kind: str, side: str, reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """No run counts below zero: a hand-edited count is refused, not compared."""
+    edit, said = BELOW_ZERO[kind]
+    bad = _edited(reports, tmp_path, edit)
+    good = str(reports[1])
+    status, out, err = _fsaops("diff", *([str(bad), good] if side == "a" else [good, str(bad)]))
+    assert (status, out) == (2, "")
+    assert err == f"fsaops: error: {bad}: not a report: {said}, a count below zero\n"
+
+
+def test_counts_of_zero_are_compared(reports: tuple[Path, Path], tmp_path: Path) -> None:
+    """Zero is a count: the edge of the check refuses nothing a run could write."""
+
+    def zeroed(data: dict[str, Any]) -> None:
+        _table(data).update(failed=0, errors={"EAGAIN": 0})
+        data["totals"].update(failed=0)
+        data["vmstat"].update(pgfault=0)
+
+    edited = _edited(reports, tmp_path, zeroed)
+    status, out, err = _fsaops("diff", str(edited), str(reports[1]))
+    assert (status, err) == (0, "")
+    assert "failed" in out
+
+
 def _with_reasons(reports: tuple[Path, Path], reasons: dict[str, int]) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(reports[0].read_text(encoding="utf-8"))
     _table(data)["reasons"] = reasons

@@ -162,7 +162,7 @@ def load_report(path: str) -> dict[str, Any]:
     for name, entry in data["by_aops"].items():
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
-    wrong = _wrong_field(data)
+    wrong = _wrong_field(data) or _below_zero(data)
     if wrong is not None:
         raise BadReport(f"{path}: not a report: {wrong}")
     return data
@@ -228,6 +228,54 @@ def _wrong_field(data: Mapping[str, Any]) -> str | None:
                 wrong = kind_of(item.get(field), kind, f"{where}[{i}]", field)
                 if wrong is not None:
                     return wrong
+    return None
+
+
+_PAGE_COUNTS: Final = ("index", "pfn", "pass", "pid")
+"""The numbers of a failed or left page ``fsaops diff`` reads (each may be absent)."""
+
+
+def _below_zero(data: Mapping[str, Any]) -> str | None:
+    """The first count ``fsaops diff`` reads that is below zero, said as a line; else ``None``.
+
+    Every count a report holds is of pages, calls, passes or events, or a
+    page's index, frame, pass or process: none is ever below zero, and a
+    report that says one is was not written by ``fsaops migrate``.  Each
+    count is read where :func:`compare` reads it: the totals, each table's
+    counts (by path, errno and reason too) and retry curve, ``vmstat``,
+    each finding, each failed or left page, the read-back and the proofs.
+    A value that is not an integer is left to the checks of its type.
+    """
+    counts: list[tuple[str, object]] = []
+    for key in (*_TABLE_COUNTS, "passes", "calls"):
+        counts.append((f"totals {key}", data["totals"].get(key)))
+    tables = [("totals", data["totals"])]
+    tables += [(f"by_aops[{_cut(name)!r}]", entry) for name, entry in data["by_aops"].items()]
+    for where, entry in tables:
+        if where != "totals":
+            counts += [(f"{where} {key}", entry.get(key)) for key in _TABLE_COUNTS]
+            for field in ("via", "errors", "reasons"):
+                for key, count in (entry.get(field) or {}).items():
+                    counts.append((f"{where} {field}[{_cut(key, MAX_REASON)!r}]", count))
+        curve = entry.get("retry_by_pass")
+        if isinstance(curve, list):
+            counts += [(f"{where} retry_by_pass[{i}]", v) for i, v in enumerate(curve)]
+    counts += [(f"vmstat {_cut(key)}", value) for key, value in data["vmstat"].items()]
+    for i, finding in enumerate(data.get("findings") or []):
+        if isinstance(finding, dict):
+            counts.append((f"findings[{i}] count", finding.get("count")))
+    for key in ("pages_failed", "pages_left"):
+        for i, page in enumerate(data.get(key) or []):
+            if isinstance(page, dict):
+                counts += [(f"{key}[{i}] {field}", page.get(field)) for field in _PAGE_COUNTS]
+    integrity = data.get("integrity") or {}
+    counts += [(f"integrity {key}", integrity.get(key)) for key in ("checked", "lost", "corrupted")]
+    for name in ("placement", "durability"):
+        proof = (data.get("proofs") or {}).get(name) or {}
+        counts.append((f"proofs {name} failures", proof.get("failures")))
+    for where, value in counts:
+        if type(value) is int and value < 0:
+            return f"{where} is {value}, a count below zero"
     return None
 
 
