@@ -9,6 +9,8 @@ of any plugin, reading like a bug of fsaops.  Now it names the table: with
 ``--strict``, the change the watch saw the table's call make; without it,
 the table whose page was being migrated, and ``--strict`` as the way to
 name the call.  It stays a failed run (exit 1, status ``kernel bug``).
+Under ``--debug-vm`` the run stops earlier, at the broken invariant of
+that page, and names the call the watch saw change it.
 """
 
 from __future__ import annotations
@@ -141,3 +143,25 @@ def test_a_tables_own_error_is_still_its_own(configs: Path) -> None:
     (finding,) = [f for f in report["findings"] if f["kind"] == "return"]
     assert finding["table"] == "reads_past_the_tree_aops"
     assert "fsaops's own code" not in json.dumps(report)
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.17"])
+def test_debug_vm_names_the_call_that_changed_the_broken_page(
+    configs: Path, semantics: str
+) -> None:
+    """The invariant broken on a page another page's call changed names that call."""
+    rc, report = _migrate(configs, "shifts_an_index", semantics, "--debug-vm")
+    assert (rc, report["status"]) == (1, "invariant broken")
+    first = (
+        r"CONFIG_DEBUG_VM: \d+ invariant\(s\) broken:\s+before pfn (?P<broken>\d+) was tried "
+        r"\([^)]*\): [^;\n]*; --strict saw that table shifts_an_index_aops's migratepage of "
+        r"pfn (?P<called>\d+) changed pfn (?P<changed>\d+) \(mount0/file\d page (?P<index>\d+)\), "
+        r"a page it was not handed: its index went from (?P<was>\d+) to (?P<now>\d+)\s"
+    )
+    match = re.match(first, report["error"])
+    assert match is not None, report["error"]
+    # The change named is the one to the page the invariant is broken on, by another page's call.
+    assert match["changed"] == match["broken"]
+    assert match["called"] != match["broken"]
+    assert match["index"] == match["was"]
+    assert int(match["now"]) == int(match["was"]) + 1000

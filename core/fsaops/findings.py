@@ -87,6 +87,8 @@ from fsaops.page import PG, Page
 from fsaops.rmap import VM_LOCKED
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from fsaops.kernel import Kernel
 
 __all__ = ["KINDS", "PAGES_LISTED", "Finding", "Findings", "MigratepageWatch"]
@@ -166,6 +168,20 @@ class Findings:
             self._seen[(table, kind)] = ([pfn], example)
         elif pfn not in entry[0]:
             entry[0].append(pfn)
+
+    def damage_said(self, pfns: Collection[int]) -> tuple[str, str] | None:
+        """What a watched call was seen to change, for an error met on the pages ``pfns``.
+
+        Returns the table and the words ``--strict saw that table T's
+        migratepage of pfn N changed pfn M ...``: the last change to one of
+        ``pfns``, else the last change seen; ``None`` when none was seen.
+        """
+        if not self.damage:
+            return None
+        table, _pfn, example = next(
+            (d for d in reversed(self.damage) if d[1] in pfns), self.damage[-1]
+        )
+        return table, f"--strict saw that table {table}'s {example}"
 
     def busy(self, table: str, pfn: int, example: str) -> None:
         """``table`` failed for good a page that was only busy: ``refused``, if it ever moves one.

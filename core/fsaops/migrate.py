@@ -643,7 +643,7 @@ def migrate_pages(
     vmstat = kernel.vmstat
     log = kernel.log  # _tracer(kernel), inline: under V4 this runs once per page
     trace = None if log is None or not log.is_enabled_for(logging.DEBUG) else log.debug
-    debug = _DebugVm(kernel, from_, to, moved, failed) if kernel.debug_vm else None
+    debug = _DebugVm(kernel, from_, to, moved, failed, stats.findings) if kernel.debug_vm else None
     watch = MigratepageWatch(kernel, stats.findings) if kernel.strict or kernel.debug_vm else None
     written = stats.written
     pending = stats.pending
@@ -924,10 +924,12 @@ class _DebugVm:
     that did not must be as it was, a ``migratepage`` must have left its
     buffers' locks and counts as it found them, and every invariant of the
     machine must hold.  The first problem stops the run, naming the page,
-    its table, the pass, the path and the broken promise.
+    its table, the pass, the path and the broken promise, and what the
+    watch saw a table's call change in a page it was not handed, if it saw
+    any (``findings``): the page may be broken by another page's table.
     """
 
-    __slots__ = ("_before", "_kernel", "_lists", "_oracle")
+    __slots__ = ("_before", "_findings", "_kernel", "_lists", "_oracle")
 
     def __init__(
         self,
@@ -936,10 +938,12 @@ class _DebugVm:
         to: PageList | None,
         moved: PageList,
         failed: PageList,
+        findings: Findings,
     ) -> None:
         from fsaops.oracle import Oracle
 
         self._kernel = kernel
+        self._findings = findings
         self._oracle = Oracle()
         self._lists = [from_, moved, failed] + ([to] if to is not None else [])
         self._before: PageState | None = None
@@ -958,8 +962,14 @@ class _DebugVm:
                 f"before pfn {page.pfn} was tried (pass {pass_}; it was broken earlier, "
                 f"since the whole machine was checked after {self._kernel.debug_vm_last})"
             )
-            raise InvariantError([f"{where}: {problems[0]}", *problems[1:]])
+            raise self._broken(where, problems, [page.pfn])
         self._before = self._oracle.snapshot(page)
+
+    def _broken(self, where: str, problems: list[str], pfns: list[int]) -> InvariantError:
+        """The error of ``problems`` found at ``where``, the first one adding what the watch saw."""
+        seen = self._findings.damage_said(pfns)
+        first = f"{where}: {problems[0]}" + ("" if seen is None else f"; {seen[1]}")
+        return InvariantError([first, *problems[1:]])
 
     def after(self, page: Page, newpage: Page | None, table: str, pass_: int, path: str) -> None:
         """Judge the page just tried; raise :class:`~fsaops.debug.InvariantError` at a problem."""
@@ -988,7 +998,7 @@ class _DebugVm:
                     f"checked after {kernel.debug_vm_last}"
                 )
         if problems:
-            raise InvariantError([f"{where}: {problems[0]}", *problems[1:]])
+            raise self._broken(where, problems, [p.pfn for p in touched])
         if kernel.debug_vm_tried % FULL_CHECK_EVERY == 0:
             kernel.debug_vm_last = f"pfn {page.pfn}"
 

@@ -1280,14 +1280,10 @@ def _damage_said(
         if isinstance(page, Page) and isinstance(page.pfn, int):
             pfns.add(page.pfn)
         tb = tb.tb_next
-    damage = stats.findings.damage
-    if damage:
-        culprit, _pfn, example = next((d for d in reversed(damage) if d[1] in pfns), damage[-1])
-        return (
-            f"; plugin code had damaged the model before: --strict saw that table {culprit}'s "
-            f"{example}",
-            culprit,
-        )
+    seen = stats.findings.damage_said(pfns)
+    if seen is not None:
+        culprit, said = seen
+        return f"; plugin code had damaged the model before: {said}", culprit
     table = _working_table(frame)
     if table is None:
         names = sorted(stats.tables)
