@@ -153,6 +153,35 @@ def test_a_count_below_zero_is_bad_input_naming_it(
     assert err == f"fsaops: error: {bad}: not a report: {said}, a count below zero\n"
 
 
+NOT_COUNTS = {
+    "a total that is a string": (
+        lambda d: d["totals"].update(moved="many"),
+        'totals moved is "many"',
+    ),
+    "an integrity count that is a fraction": (
+        lambda d: d["integrity"].update(lost=0.5),
+        "integrity lost is 0.5",
+    ),
+    "a total that is true": (lambda d: d["totals"].update(failed=True), "totals failed is true"),
+    "a vmstat counter that is a list": (
+        lambda d: d["vmstat"].update(pgfault=[1]),
+        "vmstat pgfault is [1]",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_COUNTS))
+def test_a_count_that_is_no_integer_is_bad_input_naming_it(
+    kind: str, reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Before, ``totals.moved = "many"`` was compared, and the diff exited 0."""
+    edit, said = NOT_COUNTS[kind]
+    bad = _edited(reports, tmp_path, edit)
+    status, out, err = _fsaops("diff", str(bad), str(reports[1]))
+    assert (status, out) == (2, "")
+    assert err == f"fsaops: error: {bad}: not a report: {said}, not a count\n"
+
+
 def test_counts_of_zero_are_compared(reports: tuple[Path, Path], tmp_path: Path) -> None:
     """Zero is a count: the edge of the check refuses nothing a run could write."""
 

@@ -244,7 +244,9 @@ def _below_zero(data: Mapping[str, Any]) -> str | None:
     count is read where :func:`compare` reads it: the totals, each table's
     counts (by path, errno and reason too) and retry curve, ``vmstat``,
     each finding, each failed or left page, the read-back and the proofs.
-    A value that is not an integer is left to the checks of its type.
+    A count that is there but is not an integer (a string, a fraction,
+    ``true``) is no count either; an absent one (``null``) is left to the
+    checks of what may be absent.
     """
     counts: list[tuple[str, object]] = []
     for key in (*_TABLE_COUNTS, "passes", "calls"):
@@ -274,7 +276,11 @@ def _below_zero(data: Mapping[str, Any]) -> str | None:
         proof = (data.get("proofs") or {}).get(name) or {}
         counts.append((f"proofs {name} failures", proof.get("failures")))
     for where, value in counts:
-        if type(value) is int and value < 0:
+        if value is None:
+            continue
+        if type(value) is not int:
+            return f"{where} is {_cut(json.dumps(value))}, not a count"
+        if value < 0:
             return f"{where} is {value}, a count below zero"
     return None
 
