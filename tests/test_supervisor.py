@@ -246,6 +246,67 @@ def test_the_run_ends_with_the_program(tmp_path: Path) -> None:
         proc.wait()
 
 
+def test_a_copy_of_the_run_made_below_python_is_ended_and_named(tmp_path: Path) -> None:
+    """Before, a fork through ``ctypes`` left a copy of the run behind, for good, and the
+    command exited 0: the copy waited for a thread that forks do not copy."""
+    body = (
+        LIBC + "import itertools\nCALLS = itertools.count()\n"
+        "def mp(newpage, page):\n    if next(CALLS) == 2:\n        LIBC.fork()\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+    env = install(tmp_path, "forker", _migratepage_plugin("forker", body))
+    scenario = _scenario(tmp_path, "forker")
+    proc = start([sys.executable, "-m", "fsaops", "migrate", str(scenario), "--json"], env=env)
+    try:
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "plugin code made a copy of the process running the command below Python" in err
+    assert "fsaops ended it" in err
+    assert not [pid for pid in _processes() if str(scenario).encode() in _cmdline(pid)]
+
+
+COPY_THAT_FINISHES = """
+import os, sys
+from fsaops import supervisor
+
+def unanswered(ended):
+    print("unanswered", ended.describe(), flush=True)
+    return 9
+
+def copies(found):
+    print("copies", found.given, len(found.pids), flush=True)
+    return 7
+
+supervisor.supervise(unanswered, copies)
+supervisor.ready()
+copy = os.fork()  # as a fork below Python would: no at-fork work of fsaops's runs
+if copy == 0:
+    supervisor.answer(0)  # the copy ran the command to its end
+    os._exit(0)
+os.waitpid(copy, 0)
+supervisor.answer(0)
+os._exit(0)
+"""
+
+
+def test_a_copy_that_ran_the_command_to_its_end_is_named() -> None:
+    """A copy that finished before the child leaves no process: it said so where the child
+    does not write."""
+    proc = subprocess.run(
+        [sys.executable, "-c", COPY_THAT_FINISHES],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in CLEAN_ENV},
+    )
+    assert (proc.returncode, proc.stdout) == (7, "copies 0 1\n"), proc.stderr
+
+
 def test_without_a_supervisor_the_command_runs_in_the_program(tmp_path: Path) -> None:
     """``FSAOPS_NO_SUPERVISOR``: one process, for a debugger or profiler that follows one."""
     body, _words = ENDS["libc _exit(0) through ctypes"]
@@ -262,6 +323,17 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(word) for word in text.split()]
+
+
+def _processes() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _alive(pid: int) -> bool:

@@ -2009,7 +2009,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout
     saved_err = sys.stderr
     if program:
-        supervisor.supervise(_speaker(json_mode))  # the parent waits there and exits
+        # The parent waits there and exits.
+        supervisor.supervise(_speaker(json_mode), _copies_speaker(json_mode))
         threading.excepthook = _thread_failed
         sys.unraisablehook = _unraisable
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours
@@ -2091,24 +2092,42 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
                 f"{ended.describe()}: code fsaops cannot guard ended it (such as the C "
                 "library's _exit called through ctypes); it has no report"
             )
-        with contextlib.suppress(OSError):
-            os.write(2, f"fsaops: error: {message}\n".encode())
-        if json_mode and "begun" not in ended.facts:
-            data = _json_text(envelope(status, message), sort_keys=False)
-            with contextlib.suppress(OSError):
-                os.write(1, data.encode())
-        path = ended.facts.get("html")
-        if path is not None:
-            from fsaops.html_report import render_failure
-
-            source = ended.facts.get("html source", "")
-            command = ended.facts.get("html command", "migrate")
-            with contextlib.suppress(Exception):
-                failure = render_failure(source, status.value, message, command=command)
-                _write_file(path, failure, "--html")
-        return status.exit_code
+        return _say_for_the_run(status, message, ended.facts, json_mode)
 
     return speak
+
+
+def _copies_speaker(json_mode: bool) -> Callable[[supervisor.Copies], int]:
+    """What the supervising parent says when plugin code copied the command's process."""
+
+    def speak(copies: supervisor.Copies) -> int:
+        status = Status.KERNEL_BUG
+        _say_for_the_run(status, copies.describe(), copies.facts, json_mode)
+        return copies.given if copies.given != 0 else status.exit_code
+
+    return speak
+
+
+def _say_for_the_run(
+    status: Status, message: str, facts: Mapping[str, str], json_mode: bool
+) -> int:
+    """The supervising parent's word for the run: its line, its envelope, its page."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"fsaops: error: {message}\n".encode())
+    if json_mode and "begun" not in facts:
+        data = _json_text(envelope(status, message), sort_keys=False)
+        with contextlib.suppress(OSError):
+            os.write(1, data.encode())
+    path = facts.get("html")
+    if path is not None:
+        from fsaops.html_report import render_failure
+
+        source = facts.get("html source", "")
+        command = facts.get("html command", "migrate")
+        with contextlib.suppress(Exception):
+            failure = render_failure(source, status.value, message, command=command)
+            _write_file(path, failure, "--html")
+    return status.exit_code
 
 
 def _no_exit_called() -> None:

@@ -40,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn
 
 import attrs
@@ -47,7 +48,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ENV_VAR", "Unanswered", "answer", "ready", "supervise", "tell"]
+__all__ = ["ENV_VAR", "Copies", "Unanswered", "answer", "ready", "supervise", "tell"]
 
 ENV_VAR: Final = "FSAOPS_NO_SUPERVISOR"
 """Set to a non-empty value, fsaops runs the command without a supervising parent."""
@@ -57,6 +58,10 @@ _SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
 
 _SHARED_BYTES: Final = 65536
 """The size of the mapping the child writes its records to (a record that would not fit is lost)."""
+
+_COPIES_AT: Final = _SHARED_BYTES - 256
+"""Where a copy of the child (a fork below Python) says it ran the command to its end: apart
+from the child's own records, which the copy would write over, being a copy of the child."""
 
 
 class _Child:
@@ -96,15 +101,44 @@ class Unanswered:
         return f"the process running the command {how} before the command finished"
 
 
-def supervise(on_unanswered: Callable[[Unanswered], int]) -> None:
+@attrs.frozen
+class Copies:
+    """Copies of the process running the command, made below Python (a fork through ``ctypes``).
+
+    ``pids``: the copies found (those still running were killed); ``given``,
+    the exit status the command itself gave; ``facts``, what it told
+    (:func:`tell`).
+    """
+
+    pids: tuple[int, ...]
+    given: int
+    facts: dict[str, str]
+
+    def describe(self) -> str:
+        """One sentence: what was found."""
+        which = ", ".join(str(p) for p in self.pids)
+        return (
+            "plugin code made a copy of the process running the command below Python (a fork "
+            f"fsaops cannot refuse, such as the C library's fork through ctypes): the copy "
+            f"(pid {which}) went on with the run, and may have written output of its own; "
+            "fsaops ended it"
+        )
+
+
+def supervise(
+    on_unanswered: Callable[[Unanswered], int],
+    on_copies: Callable[[Copies], int],
+) -> None:
     """Fork: return in the child, which runs the command; in the parent, wait and exit.
 
     ``on_unanswered`` is called in the parent when the child ends without
     its status; it says what happened and returns the exit status to end
-    with.  Nothing happens (the command runs in this process) when
-    :data:`ENV_VAR` is set, outside the main thread, or when the system
-    cannot fork.  In the child, Ctrl-C and ``SIGTERM`` stay blocked until
-    :func:`ready`: the command line sets up its own handling of them first.
+    with.  ``on_copies`` is called when the child gave its status but plugin
+    code had made copies of it below Python (:class:`Copies`).  Nothing
+    happens (the command runs in this process) when :data:`ENV_VAR` is set,
+    outside the main thread, or when the system cannot fork.  In the child,
+    Ctrl-C and ``SIGTERM`` stay blocked until :func:`ready`: the command line
+    sets up its own handling of them first.
     """
     if os.environ.get(ENV_VAR) or threading.current_thread() is not threading.main_thread():
         return
@@ -132,7 +166,8 @@ def supervise(on_unanswered: Callable[[Unanswered], int]) -> None:
         _Child.sigchld = old_chld
         _die_with(parent)
         return
-    _wait(pid, shared, on_unanswered)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # what the child leaves behind comes back here
+    _wait(pid, shared, on_unanswered, on_copies)
 
 
 def ready() -> None:
@@ -158,6 +193,13 @@ def answer(status: int) -> None:
     if _Child.answered:
         return
     _Child.answered = True
+    shared = _Child.shared
+    if shared is not None and os.getpid() != _Child.pid:
+        # A copy of the child, made below Python (fsaops's own forks never
+        # end here): it ran the command to its end too.
+        with contextlib.suppress(Exception):
+            shared[_COPIES_AT : _COPIES_AT + 32] = b"%-31d\n" % os.getpid()
+        return
     _send(_record("=", str(status)))
 
 
@@ -174,25 +216,38 @@ def _send(data: bytes) -> None:
     if shared is None or os.getpid() != _Child.pid:  # a child of the child: not the command
         return
     end = _Child.used + len(data)
-    if end > _SHARED_BYTES:
+    if end > _COPIES_AT:
         return
     with contextlib.suppress(Exception):  # closed by plugin code: nothing more can be said
         shared[_Child.used : end] = data
         _Child.used = end
 
 
-def _die_with(parent: int) -> None:
-    """Have the system kill this process when its parent ends (Linux), and check it has not."""
+_PR_SET_PDEATHSIG: Final = 1
+_PR_SET_CHILD_SUBREAPER: Final = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    """``prctl(option, value)`` (Linux); nothing where it cannot be called."""
     with contextlib.suppress(Exception):
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _die_with(parent: int) -> None:
+    """Have the system kill this process when its parent ends (Linux), and check it has not."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent ended before the request was made
         os._exit(1)
 
 
-def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int]) -> NoReturn:
+def _wait(
+    pid: int,
+    shared: mmap.mmap,
+    on_unanswered: Callable[[Unanswered], int],
+    on_copies: Callable[[Copies], int],
+) -> NoReturn:
     """The parent: pass signals sent to it alone on to the child, reap it, exit for it."""
     start = time.monotonic()
     status = 0
@@ -218,7 +273,18 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
             with contextlib.suppress(OSError):
                 os.kill(pid, info.si_signo)
     facts, given = _read_facts(shared)
+    copies = _end_copies()
+    finished = bytes(shared[_COPIES_AT : _COPIES_AT + 32]).strip(b"\0 \n")
     if given is not None:
+        if copies or finished:
+            pids = tuple(sorted({*copies, *([int(finished)] if finished.isdigit() else [])}))
+            try:
+                given = on_copies(Copies(pids, given, facts))
+            except BaseException:  # the parent's last word must not be a traceback
+                given = max(given, 1)
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
         os._exit(given)
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
@@ -239,6 +305,44 @@ def _wait(pid: int, shared: mmap.mmap, on_unanswered: Callable[[Unanswered], int
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(exit_status)
+
+
+def _end_copies() -> tuple[int, ...]:
+    """Kill the copies of the child still running (forks below Python, left to this process).
+
+    This process is a subreaper: what the child left running comes back to
+    it when the child ends.  fsaops's own children (the plugin probe's, the
+    explorer's) are reaped before the command ends, and a program plugin
+    code started runs another command line: a process left that runs this
+    very command line, and is not a zombie, is a copy of the child.  The
+    rest is left as it is; zombies are reaped.
+    """
+    found: list[int] = []
+    me = os.getpid()
+    try:
+        ours = Path(f"/proc/{me}/cmdline").read_bytes()
+        children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+    except OSError:
+        children = []
+        ours = b""
+    for word in children:
+        child = int(word)
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            line = Path(f"/proc/{child}/cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and line == ours:
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+                found.append(child)
+    for child in found:
+        with contextlib.suppress(OSError):
+            os.waitpid(child, 0)
+    with contextlib.suppress(OSError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    return tuple(found)
 
 
 def _in_my_group(pid: int) -> bool:
