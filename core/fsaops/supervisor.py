@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 
@@ -165,6 +165,9 @@ def supervise(
         _Child.mask = frozenset(old_mask)
         _Child.sigchld = old_chld
         _die_with(parent)
+        # A fork through os.fork runs this in the new process; one below
+        # Python (libc's, through ctypes) does not.
+        os.register_at_fork(after_in_child=_own_fork)
         return
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # what the child leaves behind comes back here
     _wait(pid, shared, on_unanswered, on_copies)
@@ -224,15 +227,30 @@ def _send(data: bytes) -> None:
 
 
 _PR_SET_PDEATHSIG: Final = 1
+_PR_SET_NAME: Final = 15
 _PR_SET_CHILD_SUBREAPER: Final = 36
 
+OWN_FORK_NAME: Final = "fsaops-fork"
+"""The name (``/proc/PID/comm``) of a process fsaops's own code forked from the supervised child
+(the plugin probe's child, a schedule of ``fsaops explore``): not a copy of the run."""
 
-def _prctl(option: int, value: int) -> None:
+_LIBC: list[Any] = []
+
+
+def _prctl(option: int, value: int | bytes) -> None:
     """``prctl(option, value)`` (Linux); nothing where it cannot be called."""
     with contextlib.suppress(Exception):
-        import ctypes
+        if not _LIBC:
+            import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+            _LIBC.append(ctypes.CDLL(None, use_errno=True))
+        _LIBC[0].prctl(option, value, 0, 0, 0)
+
+
+def _own_fork() -> None:
+    """In a child of ``os.fork`` (fsaops's own forks: plugin code's are refused): say so."""
+    if _Child.shared is not None:
+        _prctl(_PR_SET_NAME, OWN_FORK_NAME.encode())
 
 
 def _die_with(parent: int) -> None:
@@ -312,9 +330,10 @@ def _end_copies() -> tuple[int, ...]:
 
     This process is a subreaper: what the child left running comes back to
     it when the child ends.  fsaops's own children (the plugin probe's, the
-    explorer's) are reaped before the command ends, and a program plugin
-    code started runs another command line: a process left that runs this
-    very command line, and is not a zombie, is a copy of the child.  The
+    explorer's) are forked through ``os.fork``, which names them
+    :data:`OWN_FORK_NAME`, and a program plugin code started runs another
+    command line: a process left that runs this very command line under
+    another name, and is not a zombie, is a copy of the child.  The
     rest is left as it is; zombies are reaped.
     """
     found: list[int] = []
@@ -330,9 +349,10 @@ def _end_copies() -> tuple[int, ...]:
         try:
             state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
             line = Path(f"/proc/{child}/cmdline").read_bytes()
+            name = Path(f"/proc/{child}/comm").read_text().strip()
         except (OSError, IndexError):
             continue
-        if state != "Z" and line == ours:
+        if state != "Z" and line == ours and name != OWN_FORK_NAME:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
                 found.append(child)
