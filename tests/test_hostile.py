@@ -334,6 +334,12 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
         HEADER + "@fsaops.hookimpl(hookwrapper=True)\ndef fsaops_filesystem_types():\n    yield\n",
         "is marked @fsaops.hookimpl(hookwrapper=True), but fsaops calls",
     ),
+    "a hook returning a dict of filesystem types": (
+        HEADER + "T = AddressSpaceOperations(name='t')\n"
+        "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"
+        "    return {'d': FileSystemType(name='d', modes={'default': T})}\n",
+        "fsaops_filesystem_types() must return a sequence of FileSystemType, not dict",
+    ),
     "a description that is not a string": (
         HEADER + "T = AddressSpaceOperations(name='t')\n"
         "@fsaops.hookimpl\ndef fsaops_filesystem_types():\n"

@@ -869,8 +869,12 @@ def _same_table(a: AddressSpaceOperations, b: AddressSpaceOperations) -> bool:
 
 
 def _take(label: str, result: object) -> list[object]:
-    """What ``fsaops_filesystem_types()`` returned, as a list of at most the bound (+1)."""
-    if isinstance(result, str | bytes) or not isinstance(result, Iterable):
+    """What ``fsaops_filesystem_types()`` returned, as a list of at most the bound (+1).
+
+    A mapping is refused as a whole: iterating it gives its keys, which would
+    be reported as the wrong type when the plugin returned no sequence at all.
+    """
+    if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
         raise PluginValidationError(
             label,
             "fsaops_filesystem_types() must return a sequence of FileSystemType, "
