@@ -936,6 +936,40 @@ def test_an_entry_point_naming_an_object_without_hooks_is_refused(
         one_error_line(proc, 2, said)
 
 
+CHANGES_EXT2 = {
+    "replaces its hook with None": (
+        "import fsaops_ext2\nfsaops_ext2.fsaops_filesystem_types = None\n",
+        "replaced fsaops_filesystem_types",
+    ),
+    "deletes its hook": (
+        "import fsaops_ext2\ndel fsaops_ext2.fsaops_filesystem_types\n",
+        "removed fsaops_filesystem_types",
+    ),
+    "puts another module in its place": (
+        "import sys, types, fsaops_ext2\nsys.modules['fsaops_ext2'] = types.ModuleType('x')\n",
+        "put another module in place of fsaops_ext2",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CHANGES_EXT2))
+def test_a_plugin_that_changes_another_plugins_module_is_the_one_named(
+    tmp_path: Path, how: str
+) -> None:
+    """A plugin whose import changes a built-in's module fails; the built-in is not blamed."""
+    code, said = CHANGES_EXT2[how]
+    env = install(tmp_path, "changer", HEADER + _table("changer") + code)
+    proc = fsaops("migrate", "--plugins", "changer,ext2,swap", "--json", env=env)
+    line = one_error_line(proc, 2, "plugin changer-dist[changer]", said, "fsaops[ext2]")
+    assert "plugin fsaops[ext2]:" not in line
+    one_json_object(proc, "bad input")
+    listing = fsaops("plugins", "--plugins", "changer,ext2,swap", "--json", env=env)
+    status = {p["name"]: (p["status"], p["error"]) for p in json.loads(listing.stdout)["plugins"]}
+    assert status["ext2"] == ("loaded", None)
+    assert status["changer"][0] == "failed"
+    assert said in status["changer"][1]
+
+
 def test_a_failure_is_blamed_on_the_entry_point_whose_module_failed(tmp_path: Path) -> None:
     """One distribution, one package, three plugins: the one whose code failed is named."""
     from fsaops.testing.dist import write_dist_info

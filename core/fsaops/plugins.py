@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from importlib import metadata
 from types import ModuleType
-from typing import IO, Any, Final, NoReturn, Protocol, TypeVar
+from typing import IO, Any, Final, NoReturn, Protocol, TypeVar, cast
 
 import attrs
 import pluggy
@@ -1129,7 +1129,12 @@ def _load(
     belongs = _Belongs(
         ((name, item.value) for name, item in available.items() if not item.clash), set(selected)
     )
-    statements = _LoadImports(belongs)
+    entry_plugins = {
+        _entry_module(available[name].value): name
+        for name in selected
+        if name in available and not available[name].clash
+    }
+    statements = _LoadImports(belongs, entry_plugins)
     for name in selected:
         if name in errors:
             continue
@@ -1146,6 +1151,30 @@ def _load(
         finally:
             brought[name] = set(sys.modules) - before
             brought[name] |= statements.modules.pop(name, set())
+        changed = statements.changed(_entry_module(item.value))
+        if changed is not None:  # another plugin's code did it: that plugin fails, not this one
+            culprit, what, was_module, was_hook = changed
+            if culprit not in errors:
+                with contextlib.suppress(Exception):
+                    if pm.has_plugin(culprit):
+                        pm.unregister(name=culprit)
+                fail(
+                    culprit,
+                    PluginValidationError(
+                        available[culprit].shown,
+                        f"its code {what}, the module of plugin {item.shown} (a plugin "
+                        "may not change another plugin's module)",
+                    ),
+                )
+            with contextlib.suppress(Exception):  # put back what this plugin's module was
+                sys.modules[_entry_module(item.value)] = cast(ModuleType, was_module)
+                namespace = vars(was_module)
+                if was_hook is _ABSENT:
+                    namespace.pop(_HOOK, None)
+                else:
+                    namespace[_HOOK] = was_hook
+            if ":" not in item.value:
+                module = was_module
         _remember_brought(item, brought[name])
         watch("register", name)
         if module is None:  # pluggy keeps blocked names as None: it would find one
@@ -1565,18 +1594,71 @@ def _watching(record: _Recorder) -> Iterator[None]:
                 _CORE_GLOBALS.clear()
 
 
-class _LoadImports:
-    """The modules the import statements of each selected plugin's code named while it loaded."""
+_HOOK: Final = "fsaops_filesystem_types"
+_ABSENT: Final = object()
+"""What :func:`_hook_of` gives for a module without the hook."""
 
-    def __init__(self, belongs: _Belongs) -> None:
+
+def _hook_of(module: object) -> object:
+    """The hook function in ``module``'s own namespace (no plugin code runs), or :data:`_ABSENT`."""
+    try:
+        return vars(module).get(_HOOK, _ABSENT)
+    except TypeError:  # no namespace of its own
+        return _ABSENT
+
+
+class _LoadImports:
+    """The modules the import statements of each selected plugin's code named while it loaded.
+
+    It also keeps, for the entry module of each selected plugin that another
+    selected plugin's code imports first, the module and its hook as that
+    import statement found them: :meth:`changed` tells whether the other
+    plugin's code then changed them before the plugin's own turn came.
+    """
+
+    def __init__(self, belongs: _Belongs, entries: Mapping[str, str]) -> None:
         self.belongs = belongs
         self.modules: dict[str, set[str]] = {}
+        self._entries = entries  # entry module -> selected plugin
+        self._first: dict[str, tuple[str, object, object]] = {}
 
     def saw(self, importer: object, modules: Iterable[str]) -> None:
         """An import statement in module ``importer`` imported ``modules``."""
-        for name in self.belongs(importer):
+        owners = self.belongs(importer)
+        for name in owners:
             if name in self.belongs.selected:
                 self.modules.setdefault(name, set()).update(modules)
+        importers = [name for name in owners if name in self.belongs.selected]
+        if not importers:
+            return
+        for module in modules:
+            plugin = self._entries.get(module)
+            if plugin is None or plugin in owners or module in self._first:
+                continue
+            found = sys.modules.get(module)
+            if found is not None:
+                self._first[module] = (importers[0], found, _hook_of(found))
+
+    def changed(self, entry: str) -> tuple[str, str, object, object] | None:
+        """Which plugin changed module ``entry`` since its code imported it, and how.
+
+        Returns ``(plugin, what it did, the module, its hook)`` as they were, or
+        ``None`` when no other plugin imported it first or nothing changed.
+        """
+        first = self._first.get(entry)
+        if first is None:
+            return None
+        plugin, module, hook = first
+        now = sys.modules.get(entry)
+        if now is not module:
+            what = f"put another module in place of {_cut(entry)}"
+        else:
+            now_hook = _hook_of(now)
+            if now_hook is hook:
+                return None
+            verb = "removed" if now_hook is _ABSENT else "added" if hook is _ABSENT else "replaced"
+            what = f"{verb} {_HOOK} in {_cut(entry)}"
+        return plugin, what, module, hook
 
 
 def _resolved(name: str, globals: Mapping[str, object], level: int) -> str:
