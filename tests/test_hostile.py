@@ -314,6 +314,11 @@ LOAD_FAILURES: dict[str, tuple[str, str]] = {
         "X = 1\n",
         "it implements no fsaops hook, so nothing of it is ever called",
     ),
+    "a misspelled hook": (
+        HEADER + "@fsaops.hookimpl\ndef fsaops_filesystem_type():\n    return []\n",
+        "unknown hook 'fsaops_filesystem_type'; did you mean "
+        "'fsaops_filesystem_types'? (the hooks of fsaops: fsaops_filesystem_types)",
+    ),
     "a misspelled hook marked optionalhook": (
         HEADER + "@fsaops.hookimpl(optionalhook=True)\ndef fsaops_filesystem_type():\n"
         "    return []\n",

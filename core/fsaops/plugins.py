@@ -1201,6 +1201,24 @@ def _load(
         if problem is not None:
             fail(name, problem)
     watch("check", "")
+    hooks = sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
+    for hook_name, caller in list(vars(pm.hook).items()):
+        if hook_name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():  # a misspelt hook: named, without the module's path
+            bad = impl.plugin_name
+            if impl.optionalhook or bad not in available or bad in errors:
+                continue
+            fail(
+                bad,
+                PluginValidationError(
+                    available[bad].shown,
+                    f"unknown hook {shown(hook_name)}{did_you_mean(hook_name, hooks)} "
+                    f"(the hooks of fsaops: {', '.join(hooks)})",
+                ),
+            )
+            with contextlib.suppress(Exception):
+                pm.unregister(name=bad)
     while True:  # every plugin with a hook that does not exist, not just the first
         try:
             pm.check_pending()
