@@ -19,7 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from guarded import CLEAN_ENV, fsaops, install, one_error_line, one_json_object, signal_when, start
+from guarded import (
+    CLEAN_ENV,
+    fsaops,
+    install,
+    one_error_line,
+    one_json_object,
+    run,
+    signal_when,
+    start,
+)
 from test_hostile import _migratepage_plugin, _scenario
 
 LIBC = "import ctypes\nLIBC = ctypes.CDLL(None)\n"
@@ -267,6 +276,97 @@ def test_a_copy_of_the_run_made_below_python_is_ended_and_named(tmp_path: Path) 
     assert "plugin code made a copy of the process running the command below Python" in err
     assert "fsaops ended it" in err
     assert not [pid for pid in _processes() if str(scenario).encode() in _cmdline(pid)]
+
+
+def _copy_that_reports(tmp_path: Path) -> str:
+    """A ``migratepage`` that copies the run below Python on the last page and lets the copy
+    run the command to its end (its report included) before the run goes on.
+
+    The copy puts ``threading`` in order as ``os.fork`` would have, so that it does not wait
+    for the threads a fork does not copy; the run records the copy's pid in ``copy.pid`` and,
+    once the copy has ended, what the ``--html`` page held then in ``seen``.
+    """
+    return (
+        LIBC + "CALLS = itertools.count()\n"
+        "def mp(newpage, page):\n"
+        "    if next(CALLS) == 7:\n"
+        "        time.sleep(0.3)  # the run's own threads idle: none holds a lock at the fork\n"
+        "        copy = LIBC.fork()\n"
+        "        if copy == 0:\n"
+        "            threading._after_fork()\n"
+        "        else:\n"
+        f"            open({str(tmp_path / 'copy.pid')!r}, 'w').write(str(copy))\n"
+        "            deadline = time.monotonic() + 20\n"
+        "            while not os.waitpid(copy, os.WNOHANG)[0] and time.monotonic() < deadline:\n"
+        "                time.sleep(0.02)\n"
+        f"            html = {str(tmp_path / 'run.html')!r}\n"
+        f"            with open({str(tmp_path / 'seen')!r}, 'w') as seen:\n"
+        "                seen.write(open(html).read() if os.path.exists(html) else '')\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+
+
+def _run_with_a_copy(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = install(tmp_path, "copier", _migratepage_plugin("copier", _copy_that_reports(tmp_path)))
+    return fsaops("migrate", _scenario(tmp_path, "copier"), *extra, env=env)
+
+
+def _names_the_copy(tmp_path: Path, proc: subprocess.CompletedProcess[str]) -> None:
+    copy = (tmp_path / "copy.pid").read_text()
+    one_error_line(proc, 1, "plugin code made a copy", f"(pid {copy})", "fsaops ended it")
+
+
+def test_a_copy_that_reports_leaves_one_json_document(tmp_path: Path) -> None:
+    """Before, a copy that got to its report wrote it too: two JSON documents, exit 1."""
+    proc = _run_with_a_copy(tmp_path, "--json")
+    _names_the_copy(tmp_path, proc)
+    assert one_json_object(proc, "ok")["by_aops"]["copier_aops"]["moved"] == 8
+
+
+def test_a_copy_that_reports_leaves_one_plain_report(tmp_path: Path) -> None:
+    proc = _run_with_a_copy(tmp_path)
+    _names_the_copy(tmp_path, proc)
+    assert proc.stdout.count("fsaops migrate ") == 1, proc.stdout
+    assert proc.stdout.startswith("fsaops migrate "), proc.stdout
+
+
+def test_a_copy_that_reports_does_not_replace_the_page(tmp_path: Path) -> None:
+    """The ``--html`` page is the run's: while the run goes on, the copy has not written it."""
+    page = tmp_path / "run.html"
+    page.write_text("<p>an earlier run</p>")
+    proc = _run_with_a_copy(tmp_path, "--json", "--html", str(page))
+    _names_the_copy(tmp_path, proc)
+    assert (tmp_path / "seen").read_text() == "<p>an earlier run</p>"
+    one_json_object(proc, "ok")
+    assert "an earlier run" not in page.read_text()
+
+
+GETPID_AFTER_A_RAW_FORK = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for fork in (libc.fork, lambda: libc.syscall(57)):  # the C library's fork; the system call
+    read, write = os.pipe()
+    child = fork()
+    if child == 0:
+        os.write(write, b"%d" % os.getpid())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    print(child, os.read(read, 32).decode(), os.getpid())
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the fork system call's number")
+def test_a_copy_made_below_python_knows_its_own_pid() -> None:
+    """What tells a copy from the run: ``os.getpid()`` is the copy's, even after a fork that no
+    C library code saw (no pid is cached anywhere across it)."""
+    proc = run([sys.executable, "-c", GETPID_AFTER_A_RAW_FORK])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")[:-1]
+    assert len(lines) == 2, proc.stdout
+    for line in lines:
+        child, seen, parent = line.split()
+        assert child == seen != parent
 
 
 COPY_THAT_FINISHES = """

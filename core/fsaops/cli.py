@@ -1021,8 +1021,10 @@ def _write_file(path: str, text: str, option: str) -> None:
     already: a symbolic link or a file planted under that name is not
     written through, nor renamed over the page.  Its mode is a new file's
     (0666 less the umask), as the page's was before.  A page that cannot be
-    written leaves nothing behind.
+    written leaves nothing behind.  A copy of the run made below Python
+    replaces no page: the run's page is the run's.
     """
+    supervisor.leave_if_copy()
     path = os.path.realpath(path)  # through a symbolic link, not over it
     folder, name = os.path.split(path)
     try:
@@ -1482,6 +1484,7 @@ def _write(text: str) -> None:
     write is dropped: the command goes on to the end (its ``--html`` page
     included) and ends with its own exit status.
     """
+    supervisor.leave_if_copy()  # a copy of the run made below Python writes none of it
     if _GONE.get():
         return
     stream = _stdout()
@@ -1613,6 +1616,7 @@ def _notice(message: str) -> None:
 
 def _stderr_line(line: str) -> None:
     """``line`` on standard error as the command found it; silently nothing if it cannot."""
+    supervisor.leave_if_copy()  # the run's word, not a copy's
     # Standard error as the command found it, not what plugin code made of
     # sys.stderr since (a file of its own, a StringIO, a stream that blocks).
     own = _ERR.get()
@@ -1644,6 +1648,7 @@ def _fail(status: Status, message: str, json_mode: bool) -> int:
     From here on a Ctrl-C or ``SIGTERM`` is only counted: a burst of them
     cannot cut this short, nor say the command's end twice.
     """
+    supervisor.leave_if_copy()
     signals_done()
     # It never raises: what plugin code broke (a function it rebound, a stream
     # it replaced) costs the part it broke, never the rest.
@@ -1708,6 +1713,7 @@ def _ender() -> Callable[[Status, str], None]:
     begun = _BEGUN.get()
 
     def end(status: Status, message: str) -> None:
+        supervisor.leave_if_copy()
         if finished is None or finished.is_set():
             return
         finished.set()  # one word only, whoever comes first
@@ -2017,38 +2023,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch_sigint(_interrupted, hold=True)  # raised in the command only, once
         guard_process()
         supervisor.ready()
-    with _own_stdout(program) as out:
-        out_token = _OUT.set(out)
-        err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
-        gone_token = _GONE.set(False)
-        page_token = _PAGE.set(None)
-        registry_token = _REGISTRY.set(None)
-        json_token = _JSON.set(json_mode)
-        program_token = _PROGRAM.set(program)
-        finished = threading.Event()
-        finished_token = _FINISHED.set(finished)
-        begun_token = _BEGUN.set(threading.Event())
-        sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
-        try:
-            status = _run(lambda: _main(args_list), json_mode)
-        finally:
-            finished.set()
-            _FINISHED.reset(finished_token)
-            _BEGUN.reset(begun_token)
-            sys.stdout = saved
-            # What plugin code made of sys.stderr (a stream that blocks, one
-            # it closed) must not stop the command from ending.
-            sys.stderr = saved_err
-            _OUT.reset(out_token)
-            _ERR.reset(err_token)
-            _GONE.reset(gone_token)
-            _PAGE.reset(page_token)
-            _REGISTRY.reset(registry_token)
-            _JSON.reset(json_token)
-            _PROGRAM.reset(program_token)
-    if program:
-        _settle_stderr()
-        _exit_now(status)
+    # Only this process writes the command's output: a copy of it made below
+    # Python (a fork through ctypes) leaves at its first word.
+    previous_run = supervisor.run_started()
+    try:
+        with _own_stdout(program) as out:
+            out_token = _OUT.set(out)
+            err_token = _ERR.set(sys.stderr)  # plugin code may replace sys.stderr later
+            gone_token = _GONE.set(False)
+            page_token = _PAGE.set(None)
+            registry_token = _REGISTRY.set(None)
+            json_token = _JSON.set(json_mode)
+            program_token = _PROGRAM.set(program)
+            finished = threading.Event()
+            finished_token = _FINISHED.set(finished)
+            begun_token = _BEGUN.set(threading.Event())
+            sys.stdout = sys.stderr if sys.stderr is not None else cast("TextIO", _Discard())
+            try:
+                status = _run(lambda: _main(args_list), json_mode)
+            finally:
+                finished.set()
+                _FINISHED.reset(finished_token)
+                _BEGUN.reset(begun_token)
+                sys.stdout = saved
+                # What plugin code made of sys.stderr (a stream that blocks, one
+                # it closed) must not stop the command from ending.
+                sys.stderr = saved_err
+                _OUT.reset(out_token)
+                _ERR.reset(err_token)
+                _GONE.reset(gone_token)
+                _PAGE.reset(page_token)
+                _REGISTRY.reset(registry_token)
+                _JSON.reset(json_token)
+                _PROGRAM.reset(program_token)
+        if program:
+            _settle_stderr()
+            _exit_now(status)
+    finally:  # main() called as a library: the caller's process is no run any more
+        supervisor.run_started(previous_run)
     return status
 
 
@@ -2155,6 +2167,7 @@ def _exit_now(status: int) -> NoReturn:
     code prints during the command does, so that it never follows a JSON
     report on standard output.
     """
+    supervisor.leave_if_copy()  # the answer is the run's: a copy of it gives none
     with contextlib.suppress(ValueError):  # the command is done: a late Ctrl-C changes nothing
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)

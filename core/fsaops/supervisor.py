@@ -48,7 +48,18 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ENV_VAR", "Copies", "Unanswered", "answer", "ready", "supervise", "tell"]
+__all__ = [
+    "ENV_VAR",
+    "Copies",
+    "Unanswered",
+    "answer",
+    "is_copy",
+    "leave_if_copy",
+    "ready",
+    "run_started",
+    "supervise",
+    "tell",
+]
 
 ENV_VAR: Final = "FSAOPS_NO_SUPERVISOR"
 """Set to a non-empty value, fsaops runs the command without a supervising parent."""
@@ -62,6 +73,16 @@ _SHARED_BYTES: Final = 65536
 _COPIES_AT: Final = _SHARED_BYTES - 256
 """Where a copy of the child (a fork below Python) says it ran the command to its end: apart
 from the child's own records, which the copy would write over, being a copy of the child."""
+
+
+_EXIT: Final = os._exit
+"""``os._exit`` itself, bound before plugin code can replace it (a copy leaves through it)."""
+
+
+class _Run:
+    """The process that started the command under way (``0``: none is under way)."""
+
+    pid: int = 0
 
 
 class _Child:
@@ -120,8 +141,8 @@ class Copies:
         return (
             "plugin code made a copy of the process running the command below Python (a fork "
             f"fsaops cannot refuse, such as the C library's fork through ctypes): the copy "
-            f"(pid {which}) went on with the run, and may have written output of its own; "
-            "fsaops ended it"
+            f"(pid {which}) went on with the run; fsaops ended it, and wrote none of the "
+            "copy's output"
         )
 
 
@@ -173,6 +194,54 @@ def supervise(
     _wait(pid, shared, on_unanswered, on_copies)
 
 
+def run_started(pid: int | None = None) -> int:
+    """Record the process that runs the command: this one, or ``pid``; returns the one before.
+
+    Called where the command starts (after :func:`supervise`, in the
+    process that then runs it), and with the value it returned once the
+    command is done (``main()`` called as a library).  From there on, only
+    that process writes the command's output (:func:`leave_if_copy`).
+    """
+    before = _Run.pid
+    _Run.pid = os.getpid() if pid is None else pid
+    return before
+
+
+def is_copy() -> bool:
+    """Whether this process is a copy of the one running the command, not that process.
+
+    A fork below Python (the C library's ``fork`` through ``ctypes``) runs
+    no Python at-fork handler: the copy goes on with the command as if it
+    were the run.  ``os.getpid()`` asks the system (no process id is
+    cached across a fork), so the copy's differs from the pid recorded by
+    :func:`run_started`.
+    """
+    return _Run.pid != 0 and os.getpid() != _Run.pid
+
+
+def leave_if_copy() -> None:
+    """In a copy of the run (:func:`is_copy`): say so to the program, write nothing, end now.
+
+    Called wherever the command's output is written, its answer given or
+    an output file replaced: the report, the ``--html`` page and the exit
+    status are the run's, and a copy that got as far as writing its own
+    would have doubled them.  The supervising program names the copy and
+    fails the run.
+    """
+    if not is_copy():
+        return
+    _mark_copy()
+    _EXIT(1)
+
+
+def _mark_copy() -> None:
+    """Where a copy of the run says that it went on with the command (nowhere, unsupervised)."""
+    shared = _Child.shared
+    if shared is not None and os.getpid() != _Child.pid:
+        with contextlib.suppress(Exception):
+            shared[_COPIES_AT : _COPIES_AT + 32] = b"%-31d\n" % os.getpid()
+
+
 def ready() -> None:
     """In the supervised child: let Ctrl-C, ``SIGTERM`` and ``SIGCHLD`` through, as before."""
     if _Child.mask is None or os.getpid() != _Child.pid:
@@ -196,12 +265,10 @@ def answer(status: int) -> None:
     if _Child.answered:
         return
     _Child.answered = True
-    shared = _Child.shared
-    if shared is not None and os.getpid() != _Child.pid:
+    if _Child.shared is not None and os.getpid() != _Child.pid:
         # A copy of the child, made below Python (fsaops's own forks never
         # end here): it ran the command to its end too.
-        with contextlib.suppress(Exception):
-            shared[_COPIES_AT : _COPIES_AT + 32] = b"%-31d\n" % os.getpid()
+        _mark_copy()
         return
     _send(_record("=", str(status)))
 
