@@ -153,6 +153,17 @@ def command_pid(pid: int) -> int:
     return int(children[0]) if children else pid
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is running: not gone, and not a zombie (a zombie is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fp:
+            # The state follows the name, which is in parentheses and may hold any of them.
+            state = fp.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def signal_when(
     proc: subprocess.Popen[str], ready: Callable[[], bool], signum: int, what: str
 ) -> tuple[str, str]:

@@ -20,7 +20,16 @@ from pathlib import Path
 import pytest
 
 from fsaops.cli import main
-from guarded import fsaops, install, one_error_line, one_json_object, run, signal_when, start
+from guarded import (
+    alive,
+    fsaops,
+    install,
+    one_error_line,
+    one_json_object,
+    run,
+    signal_when,
+    start,
+)
 
 PAYLOADS: dict[str, tuple[Callable[[], bytes], str]] = {
     "deeply nested arrays": (
@@ -453,17 +462,9 @@ def test_ctrl_c_while_a_plugin_is_probed_ends_cleanly(tmp_path: Path) -> None:
     assert json.loads(out)["status"] == "interrupted"
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 10
-    while _alive(child):
+    while alive(child):
         assert time.monotonic() < deadline, "the probe's child process was left running"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fp:  # a zombie is dead
-            return fp.read().split(") ")[-1][:1] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "abc", "1e400", "99999", "0x10"])

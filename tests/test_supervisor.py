@@ -21,6 +21,8 @@ import pytest
 
 from guarded import (
     CLEAN_ENV,
+    alive,
+    command_pid,
     fsaops,
     install,
     one_error_line,
@@ -150,7 +152,7 @@ def test_sigterm_sent_to_the_program_reaches_the_run(tmp_path: Path) -> None:
     """``kill`` (or a ``timeout`` command) reaches the process the user started: the program."""
     proc = _start_slow(tmp_path, "--json")
     out, err = signal_when(
-        proc, lambda: _children(proc.pid) != [], signal.SIGTERM, "the run in a child"
+        proc, lambda: command_pid(proc.pid) != proc.pid, signal.SIGTERM, "the run in a child"
     )
     assert proc.returncode == 130, err
     assert "terminated (SIGTERM)" in err
@@ -239,17 +241,18 @@ def test_the_run_ends_with_the_program(tmp_path: Path) -> None:
     proc = _start_slow(tmp_path)
     try:
         deadline = time.monotonic() + 60
-        children: list[int] = []
-        while not children and time.monotonic() < deadline:
-            children = _children(proc.pid)
+        child = proc.pid
+        while child == proc.pid and time.monotonic() < deadline:
+            child = command_pid(proc.pid)
             time.sleep(0.02)
-        assert children, "the program runs its command in a child"
+        assert child != proc.pid, "the program runs its command in a child"
+        assert alive(child)
         proc.kill()
         proc.communicate(timeout=60)
         deadline = time.monotonic() + 30
-        while _alive(children[0]) and time.monotonic() < deadline:
+        while alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(children[0])
+        assert not alive(child)
     finally:
         proc.kill()
         proc.wait()
@@ -417,14 +420,6 @@ def test_without_a_supervisor_the_command_runs_in_the_program(tmp_path: Path) ->
     assert proc.stdout == ""
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(word) for word in text.split()]
-
-
 def _processes() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
@@ -434,11 +429,3 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
