@@ -372,6 +372,39 @@ def test_a_copy_made_below_python_knows_its_own_pid() -> None:
         assert child == seen != parent
 
 
+FORGED_ANSWERS = {
+    "the supervisor's answer(0), then a run that fails": (
+        "from fsaops import supervisor\n"
+        "def mp(newpage, page):\n    supervisor.answer(0)\n    page.mapping = None\n    return 0\n",
+        "invariant broken",
+        None,
+    ),
+    "the supervisor's answer(0), then libc _exit(0)": (
+        LIBC + "from fsaops import supervisor\n"
+        "def mp(newpage, page):\n    supervisor.answer(0)\n    LIBC._exit(0)\n",
+        "kernel bug",
+        "ended with exit status 0",
+    ),
+    "the command line's own end, with status 0": (
+        "from fsaops import cli\ndef mp(newpage, page):\n    cli._exit_now(0)\n",
+        "kernel bug",
+        "ended with exit status 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED_ANSWERS))
+def test_plugin_code_cannot_give_the_runs_exit_status(tmp_path: Path, case: str) -> None:
+    """Before, a ``migratepage`` that called ``supervisor.answer(0)`` made the program exit 0:
+    after a run that failed, or after ending the run's process with no report at all."""
+    body, status, words = FORGED_ANSWERS[case]
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 1, (proc.stdout[-2000:], proc.stderr[-2000:])
+    assert one_json_object(proc, status)
+    if words is not None:
+        one_error_line(proc, 1, words, "it has no report")
+
+
 COPY_THAT_FINISHES = """
 import os, sys
 from fsaops import supervisor

@@ -69,6 +69,7 @@ __all__ = [
     "Alarm",
     "adopt",
     "calls",
+    "fsaops_code",
     "guard_process",
     "keep_handler",
     "plugin_code",
@@ -265,6 +266,65 @@ def _program_or_fsaops(frame: FrameType) -> bool:
     return _code_of(frame, _HOME) or (
         main is not None and getattr(main, "__dict__", None) is frame.f_globals
     )
+
+
+def _library_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The folders of the standard library, and those of installed packages, inside them or not."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    stdlib = {paths.get(key) for key in ("stdlib", "platstdlib")}
+    installed = {paths.get(key) for key in ("purelib", "platlib")}
+    return (
+        tuple(os.path.abspath(p) + os.sep for p in stdlib if p),
+        tuple(os.path.abspath(p) + os.sep for p in installed if p),
+    )
+
+
+_STDLIB, _INSTALLED = _library_paths()
+
+
+def _standard_library(frame: FrameType) -> bool:
+    """Whether ``frame`` runs code of the standard library.
+
+    A frozen module's, or one read from the standard library's folder (not
+    from installed packages within it).
+    """
+    if frame.f_code.co_filename.startswith("<frozen "):
+        name = frame.f_globals.get("__name__")
+        module = sys.modules.get(name) if isinstance(name, str) else None
+        spec = getattr(module, "__spec__", None)
+        return (
+            getattr(module, "__dict__", None) is frame.f_globals
+            and getattr(spec, "origin", None) == "frozen"
+        )
+    folders = os.path.abspath(frame.f_code.co_filename).split(os.sep)
+    if "site-packages" in folders or "dist-packages" in folders:
+        return False  # installed packages, wherever they are
+    return any(_code_of(frame, home) for home in _STDLIB) and not any(
+        _code_of(frame, home) for home in _INSTALLED
+    )
+
+
+def fsaops_code(frame: FrameType | None, *, callers: bool = False) -> bool:
+    """Whether ``frame`` runs fsaops's own code, or the program's (its ``__main__``).
+
+    With ``callers``, every frame that led to it must run fsaops's code, the
+    program's or the standard library's as well: no plugin code (nor any
+    other) is on the way.  What only calls itself ``fsaops.something``
+    (``exec`` with globals of its choosing, code compiled under another
+    file's name) is not fsaops's.
+    """
+    if frame is None or not _program_or_fsaops(frame):
+        return False
+    if not callers:
+        return True
+    caller = frame.f_back
+    while caller is not None:
+        if not (_program_or_fsaops(caller) or _standard_library(caller)):
+            return False
+        caller = caller.f_back
+    return True
 
 
 _GUARDS: list[_ProcessGuard] = []

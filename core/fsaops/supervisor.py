@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 
+from fsaops.process import fsaops_code
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -252,7 +254,12 @@ def ready() -> None:
 
 
 def tell(key: str, value: str) -> None:
-    """In the supervised child: a fact the parent may need to speak for it (else nothing)."""
+    """In the supervised child: a fact the parent may need to speak for it (else nothing).
+
+    Only fsaops's own code tells: a call from plugin code is ignored.
+    """
+    if _Child.shared is None or not fsaops_code(sys._getframe(1)):
+        return
     _send(_record(key, value))
 
 
@@ -260,12 +267,21 @@ def answer(status: int) -> None:
     """In the supervised child: the command's exit status, given once its output is out.
 
     Called by fsaops's own ends of the program; the first status given is
-    the one the parent exits with.
+    the one the parent exits with.  Only the command line gives it (its
+    end once the command is done, or its last word for a run that cannot
+    stop), with no plugin code on the way: a call from plugin code, or
+    from a function plugin code handed to fsaops to call, is ignored, and
+    cannot have a run that failed, or never finished, exit 0.
     """
-    if _Child.answered:
+    if _Child.shared is None or _Child.answered:
+        return
+    caller = sys._getframe(1)
+    if caller.f_globals.get("__name__") not in ("fsaops.cli", "__main__") or not fsaops_code(
+        caller, callers=True
+    ):
         return
     _Child.answered = True
-    if _Child.shared is not None and os.getpid() != _Child.pid:
+    if os.getpid() != _Child.pid:
         # A copy of the child, made below Python (fsaops's own forks never
         # end here): it ran the command to its end too.
         _mark_copy()
