@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from fsaops import supervisor
 from guarded import (
     CLEAN_ENV,
     alive,
@@ -405,6 +406,77 @@ def test_plugin_code_cannot_give_the_runs_exit_status(tmp_path: Path, case: str)
         one_error_line(proc, 1, words, "it has no report")
 
 
+STOPS = {
+    "SIGSTOP through os.kill": (
+        "import signal\ndef mp(newpage, page):\n"
+        "    os.kill(os.getpid(), signal.SIGSTOP)\n    return migrate_page(newpage, page)\n",
+        "SIGSTOP",
+    ),
+    "SIGTSTP through libc": (
+        LIBC + "def mp(newpage, page):\n"
+        "    LIBC.kill(LIBC.getpid(), 20)\n    return migrate_page(newpage, page)\n",
+        "SIGTSTP",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STOPS))
+def test_a_run_that_stops_itself_is_ended_and_reported(tmp_path: Path, case: str) -> None:
+    """Before, the program waited for good (past ``--timeout``): nothing continues a run stopped
+    while the program goes on, which the user's shell sees running."""
+    body, name = STOPS[case]
+    env = install(tmp_path, "stopper", _migratepage_plugin("stopper", body))
+    scenario = _scenario(tmp_path, "stopper")
+    proc = fsaops("migrate", scenario, "--json", "--timeout", "5", env=env, timeout=60)
+    one_error_line(proc, 1, f"was stopped by {name}", "fsaops ended it", "it has no report")
+    assert f"stopped by {name}" in one_json_object(proc, "kernel bug")["error"]
+    assert not [pid for pid in _processes() if str(scenario).encode() in _cmdline(pid)]
+
+
+def test_a_stop_of_the_whole_job_leaves_the_run_to_be_continued(tmp_path: Path) -> None:
+    """Ctrl-Z (``SIGTSTP`` to the job's process group) stops the program and the run alike;
+    continued (``fg``), the run goes on and finishes: it was not ended while stopped."""
+    started = tmp_path / "started"
+    body = (
+        "def mp(newpage, page):\n"
+        f"    if not os.path.exists({str(started)!r}):\n"
+        f"        open({str(started)!r}, 'w').close()\n"
+        "        time.sleep(1)\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+    env = install(tmp_path, "paused", _migratepage_plugin("paused", body))
+    scenario = str(_scenario(tmp_path, "paused"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsaops", "migrate", scenario, "--json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**{k: v for k, v in os.environ.items() if k not in CLEAN_ENV}, **env},
+        process_group=0,  # a job of its own, as a shell starts it
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "never: the run reached migratepage"
+            time.sleep(0.05)
+        run = command_pid(proc.pid)
+        assert run != proc.pid
+        os.killpg(proc.pid, signal.SIGTSTP)  # what the terminal sends for Ctrl-Z
+        while not (_state(proc.pid) == _state(run) == "T"):
+            assert time.monotonic() < deadline, "never: both stopped"
+            time.sleep(0.05)
+        time.sleep(supervisor.STOP_GRACE + 1)  # longer than a run stopped alone is left
+        assert _state(run) == "T"
+        os.killpg(proc.pid, signal.SIGCONT)  # fg
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["status"] == "ok"
+
+
 COPY_THAT_FINISHES = """
 import os, sys
 from fsaops import supervisor
@@ -462,3 +534,11 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def _state(pid: int) -> str:
+    """The state of process ``pid`` (``T``: stopped), or an empty string once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""

@@ -2087,6 +2087,12 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
                 f"timeout: the run went past its time limit of {limit} s and plugin code held "
                 "the interpreter, so that nothing could stop it; its process was ended"
             )
+        elif ended.stopped_by is not None:
+            status = Status.KERNEL_BUG
+            message = (
+                f"{ended.describe()}: plugin code stopped its own process, or a signal was sent "
+                "to that process alone; it has no report"
+            )
         elif ended.signal_name is not None and ended.signal_name in ended.received:
             # Ctrl-C or kill, with the run's own handler taken away by native code.
             status = Status.INTERRUPTED

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_VAR",
+    "STOP_GRACE",
     "Copies",
     "Unanswered",
     "answer",
@@ -68,6 +69,15 @@ ENV_VAR: Final = "FSAOPS_NO_SUPERVISOR"
 
 _SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
 
+
+STOP_GRACE: Final = 2.0
+"""Seconds the child may stay stopped while the parent is not (then the parent ends it).
+
+A terminal's Ctrl-Z stops the program and the child alike, and ``fg``
+continues both.  A child stopped alone (``SIGSTOP`` plugin code sent to its
+own process, a signal sent to that process only) is never continued: the
+user's shell sees the program, which still runs, and would wait for good.
+"""
 
 _SHARED_BYTES: Final = 65536
 """The size of the mapping the child writes its records to (a record that would not fit is lost)."""
@@ -106,7 +116,9 @@ class Unanswered:
     ended it (``signal_name``, such as ``SIGSEGV``); ``facts`` is what it
     told the parent before (:func:`tell`); ``seconds``, how long it ran;
     ``received``, the names of the signals the parent itself was sent while
-    it waited (``SIGINT``, ``SIGTERM``), in order.
+    it waited (``SIGINT``, ``SIGTERM``), in order; ``stopped_by``, the
+    signal that stopped it alone for longer than :data:`STOP_GRACE`, after
+    which the parent killed it (else ``None``).
     """
 
     exit_status: int | None
@@ -114,9 +126,16 @@ class Unanswered:
     facts: dict[str, str]
     seconds: float
     received: tuple[str, ...] = ()
+    stopped_by: str | None = None
 
     def describe(self) -> str:
         """One sentence: how the run's process ended."""
+        if self.stopped_by is not None:
+            return (
+                f"the process running the command was stopped by {self.stopped_by} before the "
+                "command finished, alone (the program was not), where nothing would continue it; "
+                "fsaops ended it"
+            )
         if self.signal_name is not None:
             how = f"was killed by {self.signal_name}"
         else:
@@ -353,16 +372,37 @@ def _wait(
     start = time.monotonic()
     status = 0
     received: list[str] = []
+    stopped: tuple[str, float] | None = None  # the signal that stopped the child, and when
+    stopped_by: str | None = None
     while True:
         try:
-            info = signal.sigwaitinfo(_SIGNALS)
+            if stopped is None:
+                info = signal.sigwaitinfo(_SIGNALS)
+            else:
+                left = stopped[1] + STOP_GRACE - time.monotonic()
+                waited = signal.sigtimedwait(_SIGNALS, max(left, 0.0))
+                if waited is None:  # stopped all along, unless continued meanwhile
+                    if stopped_by is None and _state(pid) == "T":
+                        stopped_by = stopped[0]
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    stopped = None
+                    continue
+                info = waited
         except OSError:  # pragma: no cover - nothing to wait for
             break
         if info.si_signo == signal.SIGCHLD:
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
             except ChildProcessError:  # pragma: no cover - reaped by someone else
                 break
+            if done == pid and os.WIFSTOPPED(status):
+                # Stopped: by the terminal (Ctrl-Z), this process is stopped too
+                # and waits here only once both are continued; alone, it waits
+                # for good, and is ended once STOP_GRACE has passed.
+                if stopped is None:
+                    stopped = (_signal_name(os.WSTOPSIG(status)), time.monotonic())
+                continue
             if done == pid:
                 break
             continue
@@ -388,16 +428,14 @@ def _wait(
                 sys.stderr.flush()
         os._exit(given)
     if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        try:
-            name: str | None = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
+        name: str | None = _signal_name(os.WTERMSIG(status))
         code: int | None = None
     else:
         name = None
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
-    ended = Unanswered(code, name, facts, time.monotonic() - start, tuple(received))
+    ended = Unanswered(
+        code, name, facts, time.monotonic() - start, tuple(received), stopped_by=stopped_by
+    )
     try:
         exit_status = on_unanswered(ended)
     except BaseException:  # the parent's last word must not be a traceback
@@ -446,6 +484,22 @@ def _end_copies() -> tuple[int, ...]:
         while os.waitpid(-1, os.WNOHANG)[0] > 0:
             pass
     return tuple(found)
+
+
+def _signal_name(signum: int) -> str:
+    """``SIGSTOP``, or ``signal 99`` for a number Python has no name for."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _state(pid: int) -> str:
+    """The state of process ``pid`` (``T``: stopped; ``t``: stopped by a debugger), or ``""``."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _in_my_group(pid: int) -> bool:
