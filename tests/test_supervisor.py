@@ -477,6 +477,37 @@ def test_a_stop_of_the_whole_job_leaves_the_run_to_be_continued(tmp_path: Path) 
     assert json.loads(out)["status"] == "ok"
 
 
+def test_a_copy_that_takes_the_name_of_fsaopss_own_forks_is_ended(tmp_path: Path) -> None:
+    """Before, a copy named ``fsaops-fork`` (as fsaops's own forks are) was left running, holding
+    standard output open: a reader of the output (``| jq``) waited for good."""
+    body = (
+        LIBC + "CALLS = itertools.count()\n"
+        "def mp(newpage, page):\n    if next(CALLS) == 2 and LIBC.fork() == 0:\n"
+        "        LIBC.prctl(15, b'fsaops-fork', 0, 0, 0)\n        LIBC.sleep(3600)\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+    env = install(tmp_path, "namer", _migratepage_plugin("namer", body))
+    scenario = _scenario(tmp_path, "namer")
+    proc = fsaops("migrate", scenario, "--json", env=env, timeout=60)
+    assert one_json_object(proc, "ok")["by_aops"]["namer_aops"]["moved"] == 8
+    assert not [pid for pid in _processes() if str(scenario).encode() in _cmdline(pid)]
+
+
+def test_a_run_that_stops_the_program_continues_it_when_done(tmp_path: Path) -> None:
+    """Before, ``SIGSTOP`` sent to the program by plugin code left it stopped for good: the run
+    finished, and the program never exited."""
+    body = (
+        "import signal\nCALLS = itertools.count()\n"
+        "def mp(newpage, page):\n    if next(CALLS) == 2:\n"
+        "        os.kill(os.getppid(), signal.SIGSTOP)\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+    env = install(tmp_path, "pauser", _migratepage_plugin("pauser", body))
+    proc = fsaops("migrate", _scenario(tmp_path, "pauser"), "--json", env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert one_json_object(proc, "ok")["by_aops"]["pauser_aops"]["moved"] == 8
+
+
 COPY_THAT_FINISHES = """
 import os, sys
 from fsaops import supervisor

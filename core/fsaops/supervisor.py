@@ -306,6 +306,12 @@ def answer(status: int) -> None:
         _mark_copy()
         return
     _send(_record("=", str(status)))
+    # Plugin code that stopped the program (SIGSTOP to its parent) would
+    # leave it stopped for good, the run done: continue it.
+    parent = os.getppid()
+    if _state(parent) == "T":
+        with contextlib.suppress(OSError):
+            os.kill(parent, signal.SIGCONT)
 
 
 def _record(key: str, value: str) -> bytes:
@@ -454,10 +460,13 @@ def _end_copies() -> tuple[int, ...]:
     explorer's) are forked through ``os.fork``, which names them
     :data:`OWN_FORK_NAME`, and a program plugin code started runs another
     command line: a process left that runs this very command line under
-    another name, and is not a zombie, is a copy of the child.  The
+    another name, and is not a zombie, is a copy of the child.  One left
+    under that name is ended too, but not counted (a copy that took the
+    name is ended all the same: none holds standard output open).  The
     rest is left as it is; zombies are reaped.
     """
     found: list[int] = []
+    ended: list[int] = []
     me = os.getpid()
     try:
         ours = Path(f"/proc/{me}/cmdline").read_bytes()
@@ -473,11 +482,16 @@ def _end_copies() -> tuple[int, ...]:
             name = Path(f"/proc/{child}/comm").read_text().strip()
         except (OSError, IndexError):
             continue
-        if state != "Z" and line == ours and name != OWN_FORK_NAME:
+        if state != "Z" and line == ours:
+            # Ended whatever its name: one of fsaops's own forks left running
+            # (the run ended while a schedule ran) holds standard output open
+            # too, and a copy may have taken that name.
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
-                found.append(child)
-    for child in found:
+                ended.append(child)
+                if name != OWN_FORK_NAME:
+                    found.append(child)
+    for child in ended:
         with contextlib.suppress(OSError):
             os.waitpid(child, 0)
     with contextlib.suppress(OSError):
