@@ -508,6 +508,39 @@ def test_a_run_that_stops_the_program_continues_it_when_done(tmp_path: Path) -> 
     assert one_json_object(proc, "ok")["by_aops"]["pauser_aops"]["moved"] == 8
 
 
+def test_garbage_written_over_what_the_run_tells_does_not_double_the_report(
+    tmp_path: Path,
+) -> None:
+    """Before, random bytes written over the mapping the run tells the program through were
+    taken for a copy of the run (``the copy (pid )``): exit 1, and the JSON envelope after the
+    run's own report, two JSON documents.  What the run tells after them is read."""
+    body = (
+        "from fsaops import supervisor\nCALLS = itertools.count()\n"
+        "def mp(newpage, page):\n    if next(CALLS) == 0:\n"
+        "        supervisor._Child.shared[:] = bytes(range(256)) * 256\n"
+        "    return migrate_page(newpage, page)\n"
+    )
+    proc = _run(tmp_path, body)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert one_json_object(proc, "ok")["by_aops"]["ender_aops"]["moved"] == 8
+
+
+def test_a_status_written_over_what_the_run_tells_cannot_pass_a_failed_run(
+    tmp_path: Path,
+) -> None:
+    """Before, a record of status 0 written at the start of the mapping stood for a run that
+    then failed: exit 0 after a report that said ``invariant broken``."""
+    body = (
+        "from fsaops import supervisor\n"
+        "def mp(newpage, page):\n    supervisor._Child.shared[0:6] = b'3d 30\\n'\n"
+        "    page.mapping = None\n    return 0\n"
+    )
+    proc = _run(tmp_path, body, "--timeout", "60")  # a fact told first: the record follows it
+    assert proc.returncode == 1, proc.stderr
+    one_json_object(proc, "invariant broken")
+
+
 COPY_THAT_FINISHES = """
 import os, sys
 from fsaops import supervisor

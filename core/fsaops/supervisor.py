@@ -315,8 +315,11 @@ def answer(status: int) -> None:
 
 
 def _record(key: str, value: str) -> bytes:
-    """One record: its key and value in hex (no module plugin code can rebind writes it)."""
-    return b"%s %s\n" % (
+    """One record: its key and value in hex (no module plugin code can rebind writes it).
+
+    On a line of its own even after bytes written over the mapping before it.
+    """
+    return b"\n%s %s\n" % (
         key.encode("utf-8", "surrogateescape").hex().encode(),
         value.encode("utf-8", "surrogateescape").hex().encode(),
     )
@@ -422,9 +425,11 @@ def _wait(
     facts, given = _read_facts(shared)
     copies = _end_copies()
     finished = bytes(shared[_COPIES_AT : _COPIES_AT + 32]).strip(b"\0 \n")
+    if finished.isdigit():  # else bytes plugin code wrote there: no copy said anything
+        copies = (*copies, int(finished))
     if given is not None:
-        if copies or finished:
-            pids = tuple(sorted({*copies, *([int(finished)] if finished.isdigit() else [])}))
+        if copies:
+            pids = tuple(sorted(set(copies)))
             try:
                 given = on_copies(Copies(pids, given, facts))
             except BaseException:  # the parent's last word must not be a traceback
@@ -525,8 +530,14 @@ def _in_my_group(pid: int) -> bool:
 
 
 def _read_facts(shared: mmap.mmap) -> tuple[dict[str, str], int | None]:
-    """What the child told (its facts, and its status if it gave one)."""
-    data = shared[:].split(b"\0", 1)[0]
+    """What the child told (its facts, and its status if it gave one).
+
+    Every record is read, wherever it is: plugin code may have written over
+    the mapping, and what the child told after that still counts.  The
+    child gives its status once; should there be more than one (plugin code
+    wrote one), the highest stands: a run that failed is never passed.
+    """
+    data = bytes(shared[:_COPIES_AT])
     facts: dict[str, str] = {}
     given: int | None = None
     for line in data.split(b"\n"):
@@ -537,8 +548,8 @@ def _read_facts(shared: mmap.mmap) -> tuple[dict[str, str], int | None]:
         except ValueError:  # a record cut short: the child died writing it
             continue
         if key == "=":
-            if given is None and value.isdigit() and int(value) <= 255:
-                given = int(value)
+            if value.isdigit() and int(value) <= 255:
+                given = int(value) if given is None else max(given, int(value))
         else:
             facts[key] = value
     return facts, given
