@@ -386,6 +386,12 @@ FORGED_ANSWERS = {
         "kernel bug",
         "ended with exit status 0",
     ),
+    "the command line's own end, with status 0, in a thread": (
+        "from fsaops import cli\ndef mp(newpage, page):\n"
+        "    threading.Thread(target=cli._exit_now, args=(0,)).start()\n    time.sleep(10)\n",
+        "kernel bug",
+        None,
+    ),
     "the command line's own end, with status 0": (
         "from fsaops import cli\ndef mp(newpage, page):\n    cli._exit_now(0)\n",
         "kernel bug",

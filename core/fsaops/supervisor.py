@@ -299,6 +299,10 @@ def answer(status: int) -> None:
         caller, callers=True
     ):
         return
+    if caller.f_code.co_name == "_exit_now" and (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        return  # the command line ends the program from its main thread (else its last word)
     _Child.answered = True
     if os.getpid() != _Child.pid:
         # A copy of the child, made below Python (fsaops's own forks never
