@@ -27,6 +27,8 @@ from fsaops.plugins import Registry, load_plugins
 from fsaops.status import Status
 from fsaops.writeback import WritebackControl, clear_page_dirty_for_io
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[Registry]:
@@ -118,3 +120,104 @@ def test_pct_and_a_replay_are_still_ok_when_nothing_fails(registry: Registry) ->
     pct = explore("ext2", tasks=["read-fault"], pages=1, pct=2, schedules=2, registry=registry)
     assert not pct.exhausted and not pct.cut_short
     assert pct.status is Status.OK and pct.exit_status == 0
+
+
+def _relocks(registry: Registry, times: int) -> FileSystemType:
+    """ext2 whose ``migratepage`` takes and drops ``tree_lock`` ``times`` times, then moves.
+
+    Right, and every schedule of it is long: each take and each drop is a point.
+    """
+    ext2 = registry.filesystems["ext2"]
+    a_ops = ext2.modes["default"]
+    migratepage = a_ops.migratepage
+    assert migratepage is not None
+
+    def relocks_then_moves(newpage: Page, page: Page, /) -> int:
+        mapping = page.mapping
+        assert isinstance(mapping, AddressSpace)
+        for _ in range(times):
+            with mapping.tree_lock:
+                pass
+        return migratepage(newpage, page)
+
+    table = attrs.evolve(a_ops, name="relocker_aops", migratepage=relocks_then_moves)
+    return attrs.evolve(ext2, name="relocker", modes={"default": table}, page_cache={})
+
+
+def test_a_search_of_long_schedules_says_so_from_its_first_schedules(registry: Registry) -> None:
+    """Fewer schedules than a built-in table's largest run, each of them a hundred times longer.
+
+    Before, nothing was said: the notice counted schedules only, and a few
+    hundred schedules of thousands of points each stayed under its bound.
+    """
+    said: list[str] = []
+    result = explore(
+        _relocks(registry, 400),
+        tasks=[TaskSpec("read-fault", 0)],
+        pages=2,
+        preemptions=1,
+        schedules=10,
+        notice=said.append,
+        registry=registry,
+    )
+    assert len(said) == 1, said
+    (notice,) = said
+    assert "the search against read-fault@0 is large" in notice
+    steps = int(notice.split("its schedules are up to ")[1].split(" ")[0])
+    assert steps > 800, notice
+    assert "--schedules N" in notice
+    assert not result.exhausted and result.cut_short and not result.failures
+
+
+RACE_CLASS = """
+from fsaops.testing.races import MigratepageRaces
+
+
+class TestExt2Races(MigratepageRaces):
+    filesystem = "ext2"
+    pages = 1
+    preemptions = 0
+    pct_schedules = 0
+"""
+
+
+def test_the_kits_race_test_says_a_search_is_large_at_once_and_warns(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin author's race test whose search is large says so: on the terminal and as a warning.
+
+    Before, the kit passed no notice on: the test ran on without a word.
+    """
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    monkeypatch.setattr(explore_search, "LARGE_WORK", 1)  # every search is large
+    pytester.makepyfile(test_races=RACE_CLASS)
+    run = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-k",
+        "one_accessor",
+        "-W",
+        "default::fsaops.testing.races.LargeSearchWarning",
+    )
+    assert run.parseoutcomes().get("passed") == 1, run.stdout.str()
+    out = run.stdout.str()
+    live = [line for line in out.splitlines() if "fsaops explore: the search against" in line]
+    assert live, out
+    assert any(line.startswith("ext2 ") and "is large" in line for line in live), live
+    assert "LargeSearchWarning" in out
+    assert run.parseoutcomes().get("warnings", 0) >= 1
+
+
+def test_under_warnings_as_errors_the_kits_race_test_fails_at_once_saying_why(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    monkeypatch.setattr(explore_search, "LARGE_WORK", 1)
+    pytester.makepyfile(test_races=RACE_CLASS)
+    run = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "one_accessor", "-W", "error"
+    )
+    assert run.parseoutcomes().get("failed") == 1, run.stdout.str()
+    assert "LargeSearchWarning: ext2 " in run.stdout.str()

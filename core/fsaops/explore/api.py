@@ -741,7 +741,9 @@ def explore(
         progress: called with the number of schedules run so far.
         notice: called with a sentence when a systematic search grows far
             larger than any built-in table's (:data:`~fsaops.explore.search.LARGE_SPACE`
-            schedules run and queued): what makes it large and how to make it
+            schedules run and queued, or :data:`~fsaops.explore.search.LARGE_WORK`
+            when multiplied by the steps of the longest schedule, so a search of
+            long schedules says so early): what makes it large and how to make it
             smaller; the search goes on.
         together: without ``tasks``, run every default accessor in each
             schedule, instead of one at a time.
@@ -861,7 +863,7 @@ def explore(
 def large_said(setup: Setup, big: Large) -> str:
     """What ``fsaops explore`` says of a search that grew large: why, and what to do."""
     run = ", ".join(str(t) for t in setup.tasks) or "no accessor"
-    why = f"its schedules are {big.steps} steps long, with {_plural(big.tasks, 'task')}"
+    why = f"its schedules are up to {big.steps} steps long, with {_plural(big.tasks, 'task')}"
     if big.own_io:
         why += (
             f", {big.own_io} of them the completions of I/O the migration submitted itself "
@@ -879,8 +881,8 @@ def large_said(setup: Setup, big: Large) -> str:
         f"fsaops explore: the search against {run} is large: {big.schedules:,} schedules "
         f"run and {big.queued:,} queued, at most {_plural(big.bound, 'preemption')}, and "
         "more are queued as they run (no run of a built-in table at the default bounds "
-        f"takes more than a few thousand); {why}. It may take a long time. To end sooner: "
-        + ", ".join(smaller)
+        "takes more than a few thousand, of under a hundred steps each); "
+        f"{why}. It may take a long time. To end sooner: " + ", ".join(smaller)
     )
 
 

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LARGE_SPACE",
+    "LARGE_WORK",
     "Deviations",
     "Large",
     "PctPolicy",
@@ -89,6 +90,18 @@ An exhausted search runs every schedule it queues, so this is never
 reached by a search of fewer schedules: the largest run of the built-in
 tables at the default bounds (a ``bh-lock`` of ext3's journalled pages)
 takes about 2,000.
+"""
+
+LARGE_WORK: Final = 500_000
+"""Schedules run and queued, times the points of the longest schedule, past which a search is large.
+
+The number of schedules alone says nothing of a search whose schedules
+are long (a ``migratepage`` that takes and drops a lock a thousand times
+a page): a few hundred of them cost what tens of thousands of a built-in
+table's do, and they are known to be long from the first one.  The
+largest run of the built-in tables at the default bounds (a ``bh-lock``
+of ext3's journalled pages: about 2,200 schedules of at most 86 points)
+comes to about 190,000.
 """
 
 
@@ -402,13 +415,13 @@ def _broken(problem: str) -> RunResult:
 
 
 class Large:
-    """What a systematic search that grew past :data:`LARGE_SPACE` knows of itself.
+    """What a systematic search that grew large (:data:`LARGE_SPACE`, :data:`LARGE_WORK`) knows.
 
     Attributes:
         schedules: schedules run so far.
         queued: schedules queued to run (more come as they run).
         bound: the preemption bound.
-        steps: the points of its first schedule (the one without preemption).
+        steps: the points of its longest schedule so far.
         tasks: the tasks of that schedule, I/O completions included.
         own_io: of those, the I/O the migration task submitted itself (a
             ``migratepage`` that writes pages out): each is a task of its own.
@@ -525,8 +538,10 @@ def explore_dfs(
     """Every schedule with at most ``preemptions_bound`` preemptions (see the module).
 
     ``large`` is called once, when the schedules run and queued first
-    number more than :data:`LARGE_SPACE` (far more than any built-in
-    table's), with what makes the space large: the search goes on.
+    number more than :data:`LARGE_SPACE`, or they times the points of the
+    longest schedule so far come to more than :data:`LARGE_WORK` (far more
+    than any built-in table's: a search of long schedules says so from its
+    first schedules), with what makes the space large: the search goes on.
 
     With ``reduce`` (the default) schedules equivalent to one already run
     or queued (steps on different pages taken to commute) are not run
@@ -561,20 +576,21 @@ def explore_dfs(
         _branch(result, forced, levels, seen, nbits, preemptions_bound, reduce)
         if not told:
             queued = sum(len(stack) for stack in levels.values())
-            if found.schedules + queued > LARGE_SPACE:
+            space = found.schedules + queued
+            if space > LARGE_SPACE or space * found.steps > LARGE_WORK:
                 told = True
                 assert large is not None
-                large(_large(first, found.schedules, queued, preemptions_bound))
+                large(_large(first, found.schedules, queued, preemptions_bound, found.steps))
     found.exhausted = exhausted
     found.seconds = time.perf_counter() - start
     return found
 
 
-def _large(first: RunResult, schedules: int, queued: int, bound: int) -> Large:
-    """What a search that grew large knows of itself, from its first schedule."""
+def _large(first: RunResult, schedules: int, queued: int, bound: int, steps: int) -> Large:
+    """What a search that grew large knows of itself: its tasks from its first schedule."""
     keys: list[str] = first["keys"]
     own_io = sum(1 for key in keys if key.startswith("m."))
-    return Large(schedules, queued, bound, len(first["trace"]), len(keys), own_io)
+    return Large(schedules, queued, bound, max(steps, len(first["trace"])), len(keys), own_io)
 
 
 def _pending(levels: dict[int, list[tuple[int, ...]]]) -> Iterator[tuple[int, ...]]:

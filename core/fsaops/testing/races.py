@@ -18,6 +18,7 @@ fast, and a plugin opts in by subclassing this one too.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection
 from typing import ClassVar
 
@@ -37,7 +38,31 @@ from fsaops.testing.harness import Subject
 from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 from fsaops.world import SetupError
 
-__all__ = ["MigratepageRaces"]
+__all__ = ["LargeSearchWarning", "MigratepageRaces"]
+
+
+class LargeSearchWarning(UserWarning):
+    """A race test's search is far larger than any built-in table's, and may take a long time.
+
+    Its message is what ``fsaops explore`` says on standard error then: what
+    makes the search large and how to make it smaller.  The test goes on;
+    the line is also written to the terminal as soon as it is known, so a
+    test that runs for a long time says why.
+    """
+
+
+def _say_now(request: pytest.FixtureRequest, line: str) -> None:
+    """``line`` on pytest's terminal at once, past output capture (nothing if there is none)."""
+    manager = request.config.pluginmanager
+    reporter = manager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = manager.get_plugin("capturemanager")
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
 
 
 class MigratepageRaces:
@@ -101,20 +126,44 @@ class MigratepageRaces:
         return class_subject(cls, request, semantics=fsaops_semantics)
 
     def _explore(
-        self, subject: Subject, tasks: list[str] | list[TaskSpec], **bounds: int | bool | None
+        self,
+        request: pytest.FixtureRequest,
+        subject: Subject,
+        tasks: list[str] | list[TaskSpec],
+        **bounds: int | bool | None,
     ) -> ExploreResult:
+        said: list[str] = []
+
+        def notice(message: str) -> None:
+            # A long search says why at once, on the terminal, and as a
+            # warning in the session's summary; a failure repeats it.
+            line = f"{subject.describe()}: {message}"
+            said.append(line)
+            _say_now(request, line)
+            warnings.warn(LargeSearchWarning(line), stacklevel=2)
+
         try:
-            return explore(
+            result = explore(
                 subject.fstype,
                 subject.mode,
                 pages=self._pages_for(subject, tasks),
                 tasks=tasks,
                 semantics=subject.semantics,
                 block_size=subject.block_size,
+                notice=notice,
                 **bounds,  # type: ignore[arg-type]
             )
         except FsaopsError as exc:
-            pytest.fail(f"{subject.describe()}: the explorer could not run: {exc}", pytrace=False)
+            pytest.fail(
+                f"{subject.describe()}: the explorer could not run: {exc}" + _also(said),
+                pytrace=False,
+            )
+        if result.failures:
+            pytest.fail(
+                f"{subject.describe()}: a schedule fails\n{render_text(result)}" + _also(said),
+                pytrace=False,
+            )
+        return result
 
     def _pages_for(self, subject: Subject, tasks: list[str] | list[TaskSpec]) -> int:
         """``pages``, or the fewest more that give every task a page it fits.
@@ -141,41 +190,42 @@ class MigratepageRaces:
             if applies(acc, subject.fstype, subject.mode, info) is None
         ]
 
-    @staticmethod
-    def _holds(subject: Subject, result: ExploreResult) -> None:
-        if result.failures:
-            pytest.fail(
-                f"{subject.describe()}: a schedule fails\n{render_text(result)}", pytrace=False
-            )
-
-    def test_race_no_schedule_with_one_accessor_fails(self, fsaops_race_subject: Subject) -> None:
+    def test_race_no_schedule_with_one_accessor_fails(
+        self, fsaops_race_subject: Subject, request: pytest.FixtureRequest
+    ) -> None:
         """Each accessor alone with the migration, on a clean and a dirty page: none fails.
 
         Every schedule up to k preemptions that the search keeps (all of
         them when ``reduce`` is false), as ``fsaops explore``'s default
-        runs them (:func:`~fsaops.explore.setup.lone_runs`).
+        runs them (:func:`~fsaops.explore.setup.lone_runs`).  A search far
+        larger than any built-in table's says so as soon as it is known
+        (:class:`LargeSearchWarning`, and a line on the terminal).
         """
         subject = fsaops_race_subject
         info = probe(subject.fstype, subject.mode, None)
         names = self._accessors(subject)
         for spec in lone_runs(subject.fstype, subject.mode, info, self.pages, names):
-            result = self._explore(
-                subject, [spec], preemptions=self.preemptions, reduce=self.reduce
+            self._explore(
+                request, subject, [spec], preemptions=self.preemptions, reduce=self.reduce
             )
-            self._holds(subject, result)
 
     def test_race_no_pct_schedule_with_every_accessor_fails(
-        self, fsaops_race_subject: Subject
+        self, fsaops_race_subject: Subject, request: pytest.FixtureRequest
     ) -> None:
         """Every accessor at once: no PCT schedule fails."""
         if not self.pct_schedules:
             pytest.skip("pct_schedules = 0")
         tasks = self._accessors(fsaops_race_subject)
-        result = self._explore(
+        self._explore(
+            request,
             fsaops_race_subject,
             tasks,
             pct=self.pct_depth,
             schedules=self.pct_schedules,
             seed=self.seed,
         )
-        self._holds(fsaops_race_subject, result)
+
+
+def _also(said: list[str]) -> str:
+    """The notices of a large search, for a failure's message."""
+    return "".join(f"\n{line}" for line in said)
