@@ -168,6 +168,7 @@ class XTask:
         body: what it does.
         label: the label of the point it is stopped at (its next step).
         ready: while it is blocked, what must hold for it to go on.
+        spins: how many of the explored kernel's spinlocks it holds.
         done: it finished.
         ident: the identifier of the thread it runs on (0 before it starts).
     """
@@ -183,6 +184,7 @@ class XTask:
         "label",
         "name",
         "ready",
+        "spins",
         "task",
         "tid",
     )
@@ -200,6 +202,7 @@ class XTask:
         self.name = name
         self.key = key or str(tid)
         self.children = 0
+        self.spins = 0
         self.task = task
         self.footprint = footprint
         self.body = body
@@ -770,6 +773,8 @@ class Spinlock:
             ctl.block(self._free, "spin", self.page, -1, self.name, self.mask)
         self.held = True
         self.owner = me
+        if me is not None:
+            me.spins += 1
         return True
 
     def _free(self) -> bool:
@@ -779,6 +784,9 @@ class Spinlock:
         """Let go of the lock (``spin_unlock``), then a point."""
         if not self.held:
             raise KernelBug(f"spin_unlock of {self.name}, which nobody holds")
+        owner = self.owner
+        if owner is not None and owner.spins > 0:
+            owner.spins -= 1
         self.held = False
         self.owner = None
         ctl = self.ctl
@@ -881,22 +889,31 @@ class ExploredScheduler(Scheduler):
         ctl.point("spin_unlock", index, pfn, lock, mask)
 
     def page_unlocked(self, page: Page) -> None:
-        """A table's ``migratepage`` released a page's lock: a scheduling point.
+        """A page lock released where another task may take it before this one goes on.
 
-        A ``migratepage`` that drops the page lock and takes it again (to
-        wait for something, or by mistake) leaves a window in which another
-        task may lock the page, start writeback on it or truncate it.  Only
-        releases made while the migration task runs a table's
-        ``migratepage`` are points: the engine's own (a page it gives up,
-        the generic path's ``pageout``) and the accessors' would multiply
-        the schedules of every table and open no window in a table's code.
+        A scheduling point when a table's ``migratepage`` releases a page's
+        lock (it drops the lock and takes it again, to wait for something
+        or by mistake: another task may lock the page, start writeback on
+        it or truncate it meanwhile), and when an accessor task does
+        (``unlock_page`` in the fault, ``write`` and truncate paths, the
+        flusher's, and in the table's own members they call: the page stays
+        in the accessor's hands, its reference held, and it goes on with it
+        or takes the lock again) while it holds no spinlock: the kernel's
+        paths can be preempted there, and on another CPU the migration may
+        take the lock at once.  The engine's own releases (a page it gives
+        up, the generic path's ``pageout``) and an I/O completion's (an
+        interrupt) are not points: they open no window in a table's code,
+        and would multiply the schedules of every table.
         """
         ctl = self.ctl
         me = ctl.current
-        if not ctl.live or me is None or me.key != "m":
+        if not ctl.live or me is None:
             return
         caller = sys._getframe(2)  # unlock_page's caller
-        if not _in_migratepage(caller):
+        if me.key == "m":
+            if not _in_migratepage(caller):
+                return
+        elif not me.key.startswith("a") or "." in me.key or me.spins:
             return
         index, pfn, mask = ctl.page_label(page)
         name = caller.f_code.co_name
