@@ -152,7 +152,7 @@ def test_a_search_of_long_schedules_says_so_from_its_first_schedules(registry: R
     """
     said: list[str] = []
     result = explore(
-        _relocks(registry, 400),
+        _relocks(registry, 800),
         tasks=[TaskSpec("read-fault", 0)],
         pages=2,
         preemptions=1,
@@ -164,7 +164,7 @@ def test_a_search_of_long_schedules_says_so_from_its_first_schedules(registry: R
     (notice,) = said
     assert "the search against read-fault@0 is large" in notice
     steps = int(notice.split("its schedules are up to ")[1].split(" ")[0])
-    assert steps > 800, notice
+    assert steps > 1_600, notice
     assert "--schedules N" in notice
     assert not result.exhausted and result.cut_short and not result.failures
 

@@ -881,7 +881,7 @@ def large_said(setup: Setup, big: Large) -> str:
         f"fsaops explore: the search against {run} is large: {big.schedules:,} schedules "
         f"run and {big.queued:,} queued, at most {_plural(big.bound, 'preemption')}, and "
         "more are queued as they run (no run of a built-in table at the default bounds "
-        "takes more than a few thousand, of under a hundred steps each); "
+        "takes more than a few thousand, of at most a few hundred steps each); "
         f"{why}. It may take a long time. To end sooner: " + ", ".join(smaller)
     )
 
