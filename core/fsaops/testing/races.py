@@ -19,7 +19,7 @@ fast, and a plugin opts in by subclassing this one too.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import ClassVar
 
 import pytest
@@ -51,8 +51,10 @@ class LargeSearchWarning(UserWarning):
     """
 
 
-def _say_now(request: pytest.FixtureRequest, line: str) -> None:
+def _say_now(request: pytest.FixtureRequest | None, line: str) -> None:
     """``line`` on pytest's terminal at once, past output capture (nothing if there is none)."""
+    if request is None:
+        return
     manager = request.config.pluginmanager
     reporter = manager.get_plugin("terminalreporter")
     if reporter is None:
@@ -125,9 +127,15 @@ class MigratepageRaces:
         """The filesystem and mode under test, resolved once per class and release."""
         return class_subject(cls, request, semantics=fsaops_semantics)
 
+    @pytest.fixture(autouse=True)
+    def _fsaops_race_session(self, request: pytest.FixtureRequest) -> Iterator[None]:
+        """The running test's request: where a large search's notice is written at once."""
+        self._fsaops_request: pytest.FixtureRequest | None = request
+        yield
+        self._fsaops_request = None
+
     def _explore(
         self,
-        request: pytest.FixtureRequest,
         subject: Subject,
         tasks: list[str] | list[TaskSpec],
         **bounds: int | bool | None,
@@ -139,7 +147,7 @@ class MigratepageRaces:
             # warning in the session's summary; a failure repeats it.
             line = f"{subject.describe()}: {message}"
             said.append(line)
-            _say_now(request, line)
+            _say_now(getattr(self, "_fsaops_request", None), line)
             warnings.warn(LargeSearchWarning(line), stacklevel=2)
 
         try:
@@ -190,9 +198,7 @@ class MigratepageRaces:
             if applies(acc, subject.fstype, subject.mode, info) is None
         ]
 
-    def test_race_no_schedule_with_one_accessor_fails(
-        self, fsaops_race_subject: Subject, request: pytest.FixtureRequest
-    ) -> None:
+    def test_race_no_schedule_with_one_accessor_fails(self, fsaops_race_subject: Subject) -> None:
         """Each accessor alone with the migration, on a clean and a dirty page: none fails.
 
         Every schedule up to k preemptions that the search keeps (all of
@@ -205,19 +211,16 @@ class MigratepageRaces:
         info = probe(subject.fstype, subject.mode, None)
         names = self._accessors(subject)
         for spec in lone_runs(subject.fstype, subject.mode, info, self.pages, names):
-            self._explore(
-                request, subject, [spec], preemptions=self.preemptions, reduce=self.reduce
-            )
+            self._explore(subject, [spec], preemptions=self.preemptions, reduce=self.reduce)
 
     def test_race_no_pct_schedule_with_every_accessor_fails(
-        self, fsaops_race_subject: Subject, request: pytest.FixtureRequest
+        self, fsaops_race_subject: Subject
     ) -> None:
         """Every accessor at once: no PCT schedule fails."""
         if not self.pct_schedules:
             pytest.skip("pct_schedules = 0")
         tasks = self._accessors(fsaops_race_subject)
         self._explore(
-            request,
             fsaops_race_subject,
             tasks,
             pct=self.pct_depth,
