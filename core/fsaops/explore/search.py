@@ -89,7 +89,7 @@ LARGE_SPACE: Final = 5_000
 An exhausted search runs every schedule it queues, so this is never
 reached by a search of fewer schedules: the largest run of the built-in
 tables at the default bounds (a ``bh-lock`` of ext3's journalled pages)
-takes about 2,000.
+takes about 2,200 under V4 and about 4,400 under 2.6.17.
 """
 
 LARGE_WORK: Final = 2_000_000
