@@ -102,6 +102,14 @@ def _mapping(other):
     other.mapping = None
 
 
+class _Stray:
+    """Something that is not the buffer's owner's."""
+
+
+def _private(bh):
+    bh.b_private = _Stray()
+
+
 def _byte(other):
     node = other.node
     node.mem[(other.pfn - node.start_pfn) << node.page_shift] ^= 0xFF
@@ -219,6 +227,7 @@ TABLES = {
     "sets_bh_dirty": _on_buffer(_set(BH.dirty)),
     "moves_a_block": _on_buffer(_blocknr),
     "halves_b_size": _on_buffer(_size),
+    "sets_b_private": _on_buffer(_private),
     "sets_mappedtodisk": _on_page(_flag(PG.mappedtodisk)),
     "sets_pg_dirty": _on_page(_flag(PG.dirty)),
     "clears_a_mapping": _on_page(_mapping),
@@ -285,6 +294,7 @@ SAID = {
     "sets_bh_dirty": ("buffers", CHANGED + r"buffer head 0 gained BH_dirty"),
     "moves_a_block": ("buffers", CHANGED + r"b_blocknr of buffer head 0 went from (\d+) to \d+"),
     "halves_b_size": ("buffers", CHANGED + r"b_size of buffer head 0 went from 1024 to 512"),
+    "sets_b_private": ("buffers", CHANGED + r"b_private of buffer head 0 changed"),
     "sets_mappedtodisk": ("flags", CHANGED + r"its flags gained PG_mappedtodisk"),
     "sets_pg_dirty": ("flags", CHANGED + r"its flags gained PG_dirty"),
     "clears_a_mapping": ("flags", CHANGED + r"its mapping is now NULL"),

@@ -536,9 +536,20 @@ _PAGE_FIELDS: Final = frozenset(("flags", "count", "mapcount", "mapping", "index
 are checked on their own)."""
 
 _BH_FIELDS: Final = frozenset(
-    ("b_state", "b_blocknr", "b_size", "b_count", "b_data", "b_bdev", "b_page", "b_this_page")
+    (
+        "b_state",
+        "b_blocknr",
+        "b_size",
+        "b_count",
+        "b_data",
+        "b_bdev",
+        "b_page",
+        "b_this_page",
+        "b_private",
+    )
 )
-"""The fields of a buffer head a call's writes to are noted."""
+"""The fields of a buffer head a call's writes to are noted: every field it has (its
+``b_private`` is its owner's, the journal's for a journalled buffer)."""
 
 _SPAN: Final = 4
 """How many frames either side of a page a watched call looks at the bytes of: one copy of
@@ -834,7 +845,7 @@ def _bh_change(bh: BufferHead, name: str, was: Any, now: Any) -> str:
     which = f"buffer head {_ring_index(bh)}"
     if name == "b_state":
         return f"{which} {_bits_changed(was, now, BH_BIT_NAMES)}"
-    if name in ("b_bdev", "b_page", "b_this_page"):
+    if name in ("b_bdev", "b_page", "b_this_page", "b_private"):
         return f"{name} of {which} changed"
     return f"{name} of {which} went from {was} to {now}"
 
