@@ -152,6 +152,17 @@ def a_swap_cache_page(newpage, page):
     return buffer_migrate_page(newpage, page)
 
 
+def writes_a_free_frame(newpage, page):
+    """Flips a byte of the first free frame within 4 frames of its page's."""
+    node = page.node
+    at = page.pfn - node.start_pfn
+    for i in range(max(at - 4, 0), min(at + 5, len(node.pages))):
+        if not node.pages[i].count:
+            node.mem[(i << node.page_shift) + 7] ^= 0x5A
+            break
+    return buffer_migrate_page(newpage, page)
+
+
 def on_its_seventh_call(newpage, page):
     """Sets BH_New on the buffers of the page before it, on its seventh call of a run only."""
     kernel = page.node.kernel
@@ -236,6 +247,7 @@ TABLES = {
     "another_files_page": another_files_page,
     "another_mounts_page": another_mounts_page,
     "a_swap_cache_page": a_swap_cache_page,
+    "writes_a_free_frame": writes_a_free_frame,
     "on_its_seventh_call": on_its_seventh_call,
     "at_page_five": at_page_five,
     "breaks_the_kernel": breaks_the_kernel,
@@ -315,6 +327,11 @@ SAID = {
         r"migratepage of pfn \d+ changed pfn \d+ \(swap cache\), a page it was not handed: its "
         r"flags (gained|lost) PG_checked",
     ),
+    "writes_a_free_frame": (
+        "flags",
+        r"migratepage of pfn \d+ wrote into pfn \d+, a free frame \(first at byte 7\): whoever "
+        r"is given that frame next finds it changed",
+    ),
     "on_its_seventh_call": ("buffers", CHANGED + r"buffer head 0 gained BH_New"),
     "at_page_five": (
         "flags",
@@ -342,7 +359,9 @@ CASES = [
     for semantics in ("v4", "2.6.17")
     # Under 2.6.17 this machine's swap cache is all but empty while the mount's pages
     # move (at most one page, at none of the table's calls): V4's has pages to change.
-    if name != "a_swap_cache_page" or semantics == "v4"
+    # And 2.6.17 frees the old pages only once the whole list moved: no frame near the
+    # page is free at any call, where V4 has freed the page moved just before it.
+    if name not in ("a_swap_cache_page", "writes_a_free_frame") or semantics == "v4"
 ]
 
 

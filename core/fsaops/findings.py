@@ -714,7 +714,9 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
     so: a flag it turned over (but :data:`_ANYONES`), a reference it took
     or dropped, the page's ``mapping`` or ``index``, a buffer's state,
     block or size; and when no other task ran at all, the bytes of a frame
-    next to the page's (:data:`_SPAN`).  What an event changes is another
+    next to the page's (:data:`_SPAN`): a page's, or a frame's free all
+    through the call (one it freed, or took from the allocator, used and gave
+    back, has its ``page_count`` written).  What an event changes is another
     task's: a commit, an I/O completing, a hold let go of.
     """
     for (obj, name), was in writes.first.items():
@@ -799,11 +801,21 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
                 if was_frame == now_frame:
                     continue
                 other = node.pages[first - start + at // size]
-                if other is writes.page or other is writes.newpage or not other.count:
+                if other is writes.page or other is writes.newpage:
                     continue
                 byte = next(
                     i for i, (a, b) in enumerate(zip(was_frame, now_frame, strict=True)) if a != b
                 )
+                if not other.count:
+                    if (other, "count") in writes.first:
+                        continue  # in use during the call: freed, or taken and given back
+                    return (
+                        "flags",
+                        other.pfn,
+                        f"migratepage of pfn {pfn} wrote into pfn {other.pfn}, a free frame "
+                        f"(first at byte {byte}): whoever is given that frame next finds it "
+                        "changed",
+                    )
                 where = _where(other, other.mapping, other.index)
                 return (
                     "flags",
