@@ -90,6 +90,16 @@ def marks_a_neighbour_new(newpage, page):
     return rc
 
 
+def writes_a_free_frame(newpage, page):
+    """Flips a byte of the first free frame of its page's node."""
+    node = page.node
+    for i, other in enumerate(node.pages):
+        if not other.count:
+            node.mem[(i << node.page_shift) + 7] ^= 0x5A
+            break
+    return buffer_migrate_page(newpage, page)
+
+
 def _type(name, migratepage):
     table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=migratepage)
     return attrs.evolve(EXT2, name=name, modes={"default": table}, page_cache={})
@@ -102,6 +112,7 @@ def fsaops_filesystem_types():
         _type("one_buffer_clean", one_buffer_clean),
         _type("stales_a_neighbour", stales_a_neighbour),
         _type("marks_a_neighbour_new", marks_a_neighbour_new),
+        _type("writes_a_free_frame", writes_a_free_frame),
         _type("control", buffer_migrate_page),
     ]
 '''
@@ -115,6 +126,7 @@ SUITE = textwrap.dedent(
         "one_buffer_clean",
         "stales_a_neighbour",
         "marks_a_neighbour_new",
+        "writes_a_free_frame",
         "control",
     ):
         globals()[f"Test_{name}"] = type(
@@ -148,6 +160,12 @@ BUGS = {
         "others",
         "migratepage of pfn 2 changed another page: buffer head 0 of pfn 3: b_state went from "
         "0x13 to 0x33 (gained BH_New) (page dirty)",
+    ),
+    "writes_a_free_frame": (
+        OTHERS,
+        "others",
+        "migratepage of pfn 2 wrote into pfn 4, a free frame: whoever is given that frame next "
+        "finds it changed (page dirty)",
     ),
 }
 

@@ -35,7 +35,7 @@ from fsaops.config.effective import SWAP
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.fs import generic_file_write
 from fsaops.kernel import Kernel
-from fsaops.oracle import UnlockedMoves
+from fsaops.oracle import Oracle, UnlockedMoves
 from fsaops.page import PG, Page, trylock_page
 from fsaops.rmap import remove_from_swap_2616
 from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS, semantics_names
@@ -44,7 +44,7 @@ from fsaops.world import EngineRun, PageSpec, PreparedPage, SetupError
 
 if TYPE_CHECKING:
     from fsaops.fs import Inode, SuperBlock
-    from fsaops.oracle import IoCounters, Oracle, PageState
+    from fsaops.oracle import IoCounters, PageState
     from fsaops.semantics import Semantics
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "buffer_heads_seen",
     "check_semantics",
     "file_sizes",
+    "free_frames",
     "infer_capabilities",
     "moved_anonymous_pages_leave_the_swap_cache",
     "other_pages",
@@ -274,6 +275,11 @@ class HookCall:
         others_before: every other page in use on the machine (neither of
             the two the call was handed) just before the call
             (:func:`other_pages`).
+        free_before: every free frame of the machine with its bytes just
+            before the call (:func:`free_frames`).
+        allocs_before: the machine's page allocations (``pgalloc``) just
+            before the call: a free frame the call took and gave back was
+            its own for a while.
     """
 
     rc: object
@@ -285,6 +291,8 @@ class HookCall:
     moved_unlocked: tuple[int, ...] = ()
     sizes_before: tuple[tuple[Inode, int], ...] = ()
     others_before: tuple[PageState, ...] = ()
+    free_before: tuple[tuple[Page, bytes], ...] = ()
+    allocs_before: int = 0
 
     @property
     def page(self) -> Page:
@@ -307,6 +315,18 @@ def other_pages(oracle: Oracle, kernel: Kernel, *skip: Page) -> tuple[PageState,
         for node in kernel.nodes
         for page in node.pages
         if page.count and all(page is not other for other in skip)
+    )
+
+
+def free_frames(kernel: Kernel) -> tuple[tuple[Page, bytes], ...]:
+    """Every free frame of ``kernel`` with its bytes, in frame order.
+
+    Read before a call, to compare with afterwards: a free frame is no
+    one's, and a table that writes into one corrupts what the allocator
+    hands out next (:func:`~fsaops.testing.promises.hook_others_untouched`).
+    """
+    return tuple(
+        (page, Oracle.frame(page)) for node in kernel.nodes for page in node.pages if not page.count
     )
 
 
@@ -449,6 +469,8 @@ class World(_world.World):
         io_before = self.oracle.io(kernel)
         sizes_before = file_sizes(kernel)
         others_before = other_pages(self.oracle, kernel, page, newpage)
+        free_before = free_frames(kernel)
+        allocs_before = kernel.vmstat.pgalloc
         ring = [state.bh for state in old_before.ring or ()]
         moves = UnlockedMoves(ring, newpage)
         rc: object
@@ -469,6 +491,8 @@ class World(_world.World):
             unlocked,
             sizes_before,
             others_before,
+            free_before,
+            allocs_before,
         )
 
 

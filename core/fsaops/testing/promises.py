@@ -699,7 +699,9 @@ def hook_others_untouched(call: HookCall) -> list[str]:
     no check of the two pages looks at, and would race with that page's
     owner.  ``PG_referenced`` is left out: ``mark_page_accessed`` sets it
     on any page without the page's lock.  Compared with
-    :func:`~fsaops.testing.harness.other_pages` taken before the call.
+    :func:`~fsaops.testing.harness.other_pages` taken before the call; and a
+    frame free before and after it must hold the same bytes, unless the call
+    took a frame from the allocator (:func:`~fsaops.testing.harness.free_frames`).
     """
     problems = hook_return_value(call.rc)
     if problems:
@@ -710,6 +712,14 @@ def hook_others_untouched(call: HookCall) -> list[str]:
         if (before.flags ^ after.flags) & PG.referenced:
             after = attrs.evolve(after, flags=after.flags ^ PG.referenced)
         problems.extend(f"{who}: {change}" for change in _ORACLE.changes(before, after))
+    if call.free_before and call.page.node.kernel.vmstat.pgalloc == call.allocs_before:
+        for frame, data in call.free_before:
+            if not frame.count and _ORACLE.frame(frame) != data:
+                problems.append(
+                    f"migratepage of pfn {call.old_before.pfn} wrote into pfn {frame.pfn}, a "
+                    "free frame: whoever is given that frame next finds it changed"
+                )
+                break
     return problems
 
 
