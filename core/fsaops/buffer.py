@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from errno import EAGAIN, EIO, ENOSPC
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.aops import returned
 from fsaops.errors import KernelBug
@@ -227,14 +227,42 @@ def no_device(bh: BufferHead, op: str) -> KernelBug:
     )
 
 
+_RING_MOST: Final = 4096
+"""More buffer heads than any page has (a 4 KiB page has at most 8, of 512 bytes): a walk
+of a ring that has not come back to its head by then never will."""
+
+
 def buffers(head: BufferHead) -> Iterator[BufferHead]:
-    """Every buffer of the ring, starting at ``head``."""
+    """Every buffer of the ring, starting at ``head``.
+
+    Raises:
+        KernelBug: the ring does not come back to ``head`` (a ``b_this_page``
+            points back into it, not at the head): the kernel's own walk
+            would never end.  It names the page's table.
+    """
     bh = head
-    while True:
+    for _ in range(_RING_MOST):
         yield bh
         bh = bh.b_this_page
         if bh is head:
             return
+    raise _not_a_ring(head)
+
+
+def _not_a_ring(head: BufferHead) -> KernelBug:
+    """The ``BUG()`` for a ring of buffer heads that does not come back to ``head``."""
+    page: Any = head.b_page
+    mapping = getattr(page, "mapping", None)
+    a_ops = getattr(mapping, "a_ops", None)
+    table = getattr(a_ops, "name", None)
+    where = f"pfn {page.pfn}" if isinstance(page, Page) else "a page"
+    if isinstance(table, str):
+        where += f" ({table})"
+    return KernelBug(
+        f"the buffer heads of {where} do not come back to the first in {_RING_MOST} steps: "
+        "a b_this_page points back into the ring, not at its head, and a walk of it never ends",
+        table=table if isinstance(table, str) else None,
+    )
 
 
 def journal_head_problem(bh: BufferHead) -> str | None:
