@@ -360,3 +360,21 @@ def test_a_huge_name_is_cut_in_every_row(report: dict[str, Any], tmp_path: Path)
     assert len(out) < 100_000
     assert "y" * 81 not in "".join(out.split())
     assert "y" * 81 not in page.read_text(encoding="utf-8")
+
+
+def test_a_page_that_differs_is_named_as_the_report_names_it(report: dict[str, Any]) -> None:
+    """A file page is ``mount0/file0:3`` and anonymous memory ``pid 6 at 0x100000``, as the
+    text report writes them (and as ``--trace`` takes them), not its address in decimal."""
+    a, b = copy.deepcopy(report), copy.deepcopy(report)
+    a["pages_failed"] = [_page(3)]
+    b["pages_failed"] = [_page(7)]
+    anon = {**_page(9), "file": None, "inode": None, "index": None, "table": "swap_aops"}
+    a["pages_left"] = [{**anon, "pid": 6, "address": 0x100000}]
+    b["pages_left"] = [{**anon, "pid": 6, "address": 0x101000}]
+    rows = _rows(compare(a, b))
+    failed = rows["verdict: failed pages the other run does not have: the first"]
+    assert str(failed[0]).startswith("mount0/file0:3: EIO in ext3_ordered_aops")
+    assert str(failed[1]).startswith("mount0/file0:7: EIO in ext3_ordered_aops")
+    left = rows["verdict: pages left behind the other run does not have: the first"]
+    assert str(left[0]).startswith("pid 6 at 0x100000: EIO in swap_aops")
+    assert str(left[1]).startswith("pid 6 at 0x101000: EIO in swap_aops")

@@ -966,10 +966,13 @@ def _page_names(report: Mapping[str, Any], key: str) -> list[str]:
     for page in report.get(key) or []:
         if not isinstance(page, dict):
             continue
+        # Named as the text report names it (and as ``--trace`` takes it).
+        address = page.get("address")
         if page.get("file") is not None:
-            name = f"{page.get('file')} page {page.get('index')}"
+            name = f"{page.get('file')}:{page.get('index')}"
         elif page.get("pid") is not None:
-            name = f"process {page.get('pid')} at {page.get('address')}"
+            where = f"{address:#x}" if type(address) is int else str(address)
+            name = f"pid {page.get('pid')} at {where}"
         else:
             name = f"pfn {page.get('pfn')}"
         names.append(
