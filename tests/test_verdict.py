@@ -534,3 +534,22 @@ def test_a_correct_data_journal_table_keeps_the_flags_promise_for_a_page_dirty_i
     clean = world.call_migratepage(world.make_page(PageSpec(index=1)))
     clean.newpage.flags |= PG.checked
     assert any("checked" in p for p in promises.hook_flags_copied(clean))
+
+
+@pytest.mark.parametrize(
+    ("name", "proof"),
+    [("clears_the_dirty_bit", "durability"), ("copies_into_the_old_page", "placement")],
+)
+def test_the_page_s_banner_says_which_proof_failed(configs: Path, name: str, proof: str) -> None:
+    """A run whose pages all read back but whose disk lost them is ``data lost``: the page's
+    banner must not say only ``0 lost, 0 corrupted`` (the read-back's counts) under it."""
+    page = configs / f"{name}.html"
+    rc, report = migrate(configs, name, (3, "v4"), "--html", str(page))
+    assert (rc, report["status"]) == (1, "data lost")
+    failures = report["proofs"][proof]["failures"]
+    assert failures > 0
+    html = page.read_text(encoding="utf-8")
+    banner = html[html.index('id="status"') :].split("</p>", 1)[0]
+    integrity = report["integrity"]
+    assert f"{integrity['lost']:,} lost, {integrity['corrupted']:,} corrupted" in banner
+    assert f"{proof} fails for {failures:,}" in banner

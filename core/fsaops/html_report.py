@@ -1056,6 +1056,22 @@ def render_failure(source: str, status: str, error: str, *, command: str = "migr
     return document(f"fsaops {command}: {source}: {status}", body)
 
 
+def _proofs_failed(report: Report) -> str:
+    """``; durability fails for 28``: the proofs that failed, for the banner.
+
+    The read-back's counts alone say ``0 lost`` of a run whose disk lost
+    what its pages held.
+    """
+    proofs = report.proofs
+    if proofs is None:
+        return ""
+    return "".join(
+        f"; {name} fails for {n(proof.failures)}"
+        for name, proof in (("placement", proofs.placement), ("durability", proofs.durability))
+        if proof.failures
+    )
+
+
 def render_report(report: Report, frames: FrameMaps | None = None) -> str:
     """The report of a run as one self-contained HTML page.
 
@@ -1076,7 +1092,8 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
         f'data-status="{escape(report.status)}">{escape(said)}: '
         f"{n(report.totals.moved)} of {n(report.totals.pages)} pages moved, "
         f"{n(report.totals.failed)} failed, {n(report.totals.not_migrated)} left; "
-        f"{n(report.integrity.lost)} lost, {n(report.integrity.corrupted)} corrupted</p>\n"
+        f"{n(report.integrity.lost)} lost, {n(report.integrity.corrupted)} corrupted"
+        f"{escape(_proofs_failed(report))}</p>\n"
     )
     links = [
         ("scenario", "Scenario"),
