@@ -553,3 +553,30 @@ def test_the_page_s_banner_says_which_proof_failed(configs: Path, name: str, pro
     integrity = report["integrity"]
     assert f"{integrity['lost']:,} lost, {integrity['corrupted']:,} corrupted" in banner
     assert f"{proof} fails for {failures:,}" in banner
+
+
+def test_the_json_counts_the_migratepage_calls_the_terminal_and_the_page_count(
+    configs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--strict`` looks at every ``migratepage`` call, and the terminal and the page say how
+    many: the JSON says it too (``findings_calls``), so that the three agree."""
+    name = "refuses_dirty_pages"
+    page = configs / f"{name}-calls.html"
+    rc, report = migrate(configs, name, (3, "v4"), "--strict", "--html", str(page))
+    assert (rc, report["findings_checked"]) == (1, "all")
+    calls = report["findings_calls"]
+    assert type(calls) is int and calls >= report["totals"]["pages"] - report["totals"]["failed"]
+    assert f"looked for: every migratepage call ({calls:,})" in page.read_text(encoding="utf-8")
+    clean = configs / "correct-calls.toml"
+    text = CONFIG.format(name="correct", seed=3, semantics="v4", writeback=0)
+    clean.write_text(text, encoding="utf-8")
+    assert main(["migrate", str(clean), "--strict", "--no-progress"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    said = re.search(r"findings none: every one of ([\d,]+) migratepage calls looked right", out)
+    assert said is not None, out
+    assert main(["migrate", str(clean), "--strict", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["findings_calls"] == int(said.group(1).replace(",", ""))
+    assert main(["migrate", str(clean), "--json"]) == 0
+    unwatched = json.loads(capsys.readouterr().out)
+    assert (unwatched["findings_checked"], unwatched["findings_calls"]) == ("return only", 0)

@@ -521,6 +521,7 @@ class Report:
             "proofs": None if self.proofs is None else self.proofs.to_json(),
             "findings": [f.to_json() for f in self.findings],
             "findings_checked": "all" if self.watched else "return only",
+            "findings_calls": self.watched_calls if self.watched else 0,
             "plugins": [p.to_json() for p in self.plugins],
             **({} if self.trace is None else {"trace": [step.to_json() for step in self.trace]}),
             **({} if self.selection is None else {"selection": self.selection.to_json()}),
