@@ -241,7 +241,7 @@ class MigratepageWatch:
     the oracle's way, never through the code under test.
     """
 
-    __slots__ = ("_before", "_frames", "_kernel", "_moves", "_writes", "findings")
+    __slots__ = ("_before", "_file", "_frames", "_kernel", "_moves", "_writes", "findings")
 
     def __init__(self, kernel: Kernel, findings: Findings) -> None:
         self._kernel = kernel
@@ -250,6 +250,7 @@ class MigratepageWatch:
         self._moves: UnlockedMoves | None = None
         self._frames: _Frames | None = None
         self._writes: _Writes | None = None
+        self._file: _FilePages = ()
 
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
@@ -282,6 +283,7 @@ class MigratepageWatch:
         )
         self.disarm()  # the last call raised: its watch never ended
         self._frames = _frames(page)
+        self._file = _file_pages(page)
         self._writes = _Writes(page, newpage)
         self._writes.arm()
         self._before = _Before(
@@ -321,6 +323,9 @@ class MigratepageWatch:
             self._writes = None
             self._frames = None
             neighbour = _spoiled(noted, frames, pfn)
+            if neighbour is None:
+                neighbour = _file_spoiled(noted, self._file, pfn)
+        self._file = ()
         if neighbour is not None:
             kind, other, example = neighbour
             add(table, kind, pfn, example)
@@ -823,6 +828,100 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
                     f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
                     f"contents changed (first at byte {byte})",
                 )
+    return None
+
+
+_FILE_SPAN: Final = 16
+"""How many pages of its file either side of a page a watched call looks at the bytes of."""
+
+_FilePages = tuple[tuple[Any, int, tuple[Page, ...], bytes], ...]
+"""The other pages of the file a call's page belongs to, as runs of frames next to each
+other on one node: the node, the first pfn, the pages, and the bytes of their frames as
+the call found them."""
+
+
+def _file_pages(page: Page) -> _FilePages:
+    """The other pages of ``page``'s file in the page cache, with the bytes of their frames.
+
+    A table that reaches into its own file (``mapping->page_tree``) can reach
+    any page of it, far from its page's frame: its pages are the ones a call
+    is likeliest to spoil beyond :data:`_SPAN`.  A file written in order
+    lies mostly in frames next to each other, so its pages are copied a run
+    of such frames at a time: a file's worth of bytes, not the machine's,
+    in a few copies.
+    """
+    mapping = page.mapping
+    if not isinstance(mapping, AddressSpace) or mapping.anon or page.flags & PG.swapcache:
+        return ()
+    runs: list[tuple[Any, int, tuple[Page, ...], bytes]] = []
+    node: Any = None
+    first = last = 0
+    pages: list[Page] = []
+    index = page.index
+    for other in mapping.page_tree[max(index - _FILE_SPAN, 0) : index + _FILE_SPAN + 1]:
+        if other is None or other is page:
+            continue
+        pfn = other.pfn
+        if other.node is node and pfn == last + 1:
+            pages.append(other)
+            last = pfn
+            continue
+        if pages:
+            runs.append(_run(node, first, last, pages))
+        node = other.node
+        first = last = pfn
+        pages = [other]
+    if pages:
+        runs.append(_run(node, first, last, pages))
+    return tuple(runs)
+
+
+def _run(
+    node: Any, first: int, last: int, pages: list[Page]
+) -> tuple[Any, int, tuple[Page, ...], bytes]:
+    start = node.start_pfn
+    shift = node.page_shift
+    return (
+        node,
+        first,
+        tuple(pages),
+        bytes(node.mem[(first - start) << shift : (last + 1 - start) << shift]),
+    )
+
+
+def _file_spoiled(writes: _Writes, runs: _FilePages, pfn: int) -> tuple[str, int, str] | None:
+    """``(kind, pfn, example)`` for a page of its file whose bytes the call changed, or ``None``.
+
+    As for the frames next to the page (:func:`_spoiled`): only when no other
+    task ran during the call, and not for a page whose count, mapping or
+    index the call wrote (it took the page out of the file, or freed it).
+    """
+    if writes.sched.ran != writes.ran:
+        return None
+    first_writes = writes.first
+    for node, first, pages, was in runs:
+        start = node.start_pfn
+        shift = node.page_shift
+        at = (first - start) << shift
+        now = node.mem[at : at + len(was)]
+        if now == was:
+            continue
+        size = node.page_size
+        for k, other in enumerate(pages):
+            old = was[k * size : (k + 1) * size]
+            new = now[k * size : (k + 1) * size]
+            if old == new or other is writes.newpage:
+                continue
+            if any((other, name) in first_writes for name in ("count", "mapping", "index")):
+                continue
+            byte = next(i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
+            where = _where(other, other.mapping, other.index)
+            return (
+                "flags",
+                other.pfn,
+                f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
+                f"contents changed (first at byte {byte})",
+            )
     return None
 
 

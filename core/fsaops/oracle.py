@@ -1163,6 +1163,7 @@ class Oracle:
         *,
         views: Sequence[tuple[File, int, Mm, Vma]] = (),
         progress: Callable[[str, int, int], object] | None = None,
+        blame: Callable[[File | Area, int, Page], str] | None = None,
     ) -> ReadBack:
         """Read every page the world wrote back through the model, and compare.
 
@@ -1172,6 +1173,8 @@ class Oracle:
         user would.  ``views`` are file pages that processes map: they are
         read through those processes too, since a pte left pointing at a
         stale page would not show in a file read.  Each page counts once.
+        ``blame``, for a wrong page that was in the page cache when it was
+        read (not read in by the read-back), returns what to add to its line.
         """
         through_views: dict[tuple[int, int], str] = {}
         ps = world.page_size
@@ -1215,6 +1218,11 @@ class Oracle:
                             lost += 1
                         else:
                             corrupted += 1
+                        if blame is not None and cached is not None:
+                            k = index - first
+                            held = cached[k] if k < len(cached) else None
+                            if held is not None:
+                                found += blame(owner, index, held)
                         problems.append(f"{owner.describe(index)}: {found}")
                 if progress is not None:
                     progress("check", checked, total)

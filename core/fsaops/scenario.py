@@ -57,6 +57,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -747,16 +748,24 @@ class Scenario:
 
     # -- checking --------------------------------------------------------------------
 
-    def check_integrity(self, progress: Progress | None = None) -> Integrity:
+    def check_integrity(
+        self,
+        progress: Progress | None = None,
+        blame: Callable[[File | Area, int, Page], str] | None = None,
+    ) -> Integrity:
         """Read every page back through the model and compare it with what was written.
 
         The oracle reads every file and every process's memory (pages read
         from disk or swap are allocated on the target node) and every file
-        page a process maps through that process too.
+        page a process maps through that process too.  ``blame`` adds to the
+        line of a wrong page that was in the page cache (see
+        :meth:`~fsaops.oracle.Oracle.read_back`).
         """
         self.kernel.alloc_nid = self.target_node
         views = [(v.file, v.index, v.mm, v.vma) for v in self.views]
-        result = self.world.oracle.read_back(self.world, views=views, progress=progress)
+        result = self.world.oracle.read_back(
+            self.world, views=views, progress=progress, blame=blame
+        )
         return Integrity(
             checked=result.checked,
             lost=result.lost,
@@ -1042,6 +1051,7 @@ def run_plan(
         start = kernel.sched.now
         lap("build")
         places = snapshot_places(world.world, world.source_node)
+        sums = _file_sums(world)
         where.phase = "migrating"
         stats = world.migrate(progress)
         migration_ticks = kernel.sched.now - start
@@ -1055,7 +1065,7 @@ def run_plan(
         )
         lap("prove")
         where.phase = "reading pages back"
-        integrity = world.check_integrity(progress)
+        integrity = world.check_integrity(progress, _changed_while_migrating(world, sums, stats))
         kernel.run_until_idle()
         # The counters cover the migration and the read-back that checks it: the
         # faults a migration leaves for the processes (V4's swap ptes) count too.
@@ -1132,6 +1142,76 @@ def run_plan(
     )
     lap("report")
     return report
+
+
+_Sums = dict[tuple[int, int], tuple[Page, int]]
+"""A checksum of each file page in memory on the source node, by file and index, with
+the page (frame) that held it."""
+
+
+def _crc(page: Page) -> int:
+    node = page.node
+    at = (page.pfn - node.start_pfn) << node.page_shift
+    return zlib.crc32(memoryview(node.mem)[at : at + node.page_size])
+
+
+def _file_sums(world: Scenario) -> _Sums:
+    """A checksum of each page of each file in memory on the source node, before migration.
+
+    One pass over those pages: a wrong page's line can then say whether its
+    bytes changed while pages were migrated (:func:`_changed_while_migrating`).
+    """
+    sums: _Sums = {}
+    nid = world.source_node
+    for record in world.files:
+        for index, page in enumerate(record.inode.i_mapping.page_tree[: record.npages]):
+            if page is not None and page.node.nid == nid:
+                sums[(id(record), index)] = (page, _crc(page))
+    return sums
+
+
+def _changed_while_migrating(
+    world: Scenario, sums: _Sums, stats: MigrateStats
+) -> Callable[[File | Area, int, Page], str]:
+    """What the line of a wrong page in the page cache adds, when migration changed its bytes.
+
+    A page that read back right before the migration (its bytes then were
+    what was written, and still are what it must read back) and whose bytes
+    are no longer those was spoiled while pages were migrated: by the table
+    whose call moved it, or, when it was not moved, by a call on another
+    page.  The line says which it was and which tables' pages were being
+    migrated; a change ``--strict`` saw a call make to it names that call,
+    and without ``--strict`` it says to run with it.
+    """
+    oracle_world = world.world
+    strict = world.kernel.strict or world.kernel.debug_vm
+
+    def said(owner: File | Area, index: int, page: Page) -> str:
+        entry = sums.get((id(owner), index))
+        if entry is None:
+            return ""
+        before, crc = entry
+        now = _crc(page)
+        if now == crc or crc != zlib.crc32(oracle_world.expected(owner, index)):
+            return ""
+        if page is before:
+            how = f"was not migrated itself (still at pfn {page.pfn})"
+        else:
+            how = f"moved from pfn {before.pfn} to pfn {page.pfn}"
+        tables = ", ".join(sorted(stats.tables))
+        head = (
+            f"; it read back right before the migration and {how}: its bytes changed while "
+            f"pages of table(s) {tables} were being migrated"
+        )
+        pfns = (before.pfn, page.pfn)
+        seen = next((d for d in reversed(stats.findings.damage) if d[1] in pfns), None)
+        if seen is not None:
+            return f"{head}; --strict saw that table {seen[0]}'s {seen[2]}"
+        if strict:
+            return f"{head}, in a way --strict does not see"
+        return f"{head}: run with --strict to name the call that changed it"
+
+    return said
 
 
 def _selection(config: Config, registry: Registry) -> Selection | None:
