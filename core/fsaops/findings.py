@@ -881,12 +881,8 @@ def _run(
 ) -> tuple[Any, int, tuple[Page, ...], bytes]:
     start = node.start_pfn
     shift = node.page_shift
-    return (
-        node,
-        first,
-        tuple(pages),
-        bytes(node.mem[(first - start) << shift : (last + 1 - start) << shift]),
-    )
+    data = memoryview(node.mem)[(first - start) << shift : (last + 1 - start) << shift]
+    return (node, first, tuple(pages), data.tobytes())
 
 
 def _file_spoiled(writes: _Writes, runs: _FilePages, pfn: int) -> tuple[str, int, str] | None:
@@ -903,7 +899,8 @@ def _file_spoiled(writes: _Writes, runs: _FilePages, pfn: int) -> tuple[str, int
         start = node.start_pfn
         shift = node.page_shift
         at = (first - start) << shift
-        now = node.mem[at : at + len(was)]
+        # bytes against bytes: a bytearray slice compares many times slower.
+        now = memoryview(node.mem)[at : at + len(was)].tobytes()
         if now == was:
             continue
         size = node.page_size
