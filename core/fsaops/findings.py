@@ -37,7 +37,9 @@ know about before the code goes anywhere:
     the new one (``clear_page_dirty_for_io`` not done); or the call cleared
     ``PG_uptodate`` of another page of the file within 16 pages of it, one
     it was not handed (the next read fetches that page from disk again,
-    over its data if dirty).
+    over its data if dirty); or, with no other task run during the call,
+    it changed the bytes of a frame next to its page's, or of a page of
+    its file within 16 pages of it.
 ``buffers``
     a buffer head was moved to the new page (``b_page`` set to it, as
     ``set_bh_page`` does) while its lock was not held, a buffer head was
