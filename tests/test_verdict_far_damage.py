@@ -100,10 +100,9 @@ def _migrate(configs: Path, name: str, semantics: str, *options: str) -> tuple[i
 
 LINE = (
     r"mount\[0\] \(flips_a_far_byte default\) file \d page \d+ \(mount0/file\d/page\d+\): "
-    r"corrupted: reads back other bytes; it read back right before the migration and "
-    r"(was not migrated itself \(still at pfn \d+\)|moved from pfn \d+ to pfn \d+): its bytes "
-    r"changed while pages of table\(s\) [^;:]*\bflips_a_far_byte_aops\b[^;:]* were being "
-    r"migrated"
+    r"corrupted: reads back other bytes; it was in memory when the migration began and "
+    r"(was not migrated itself \(still at pfn \d+\)|moved from pfn \d+ to pfn \d+), while "
+    r"pages of table\(s\) [^;:]*\bflips_a_far_byte_aops\b[^;:]* were being migrated"
 )
 CALL = (
     r"migratepage of pfn (?P<called>\d+) changed pfn (?P<changed>\d+) \(mount0/file\d page "
@@ -120,7 +119,7 @@ def test_a_plain_run_says_whose_pages_were_migrating_and_asks_for_strict(
     problems = report["integrity"]["problems"]
     assert problems
     for problem in problems:
-        said = LINE + r": run with --strict to name the call that changed it"
+        said = LINE + r": run with --strict to name a migratepage call that changed it"
         assert re.fullmatch(said, problem), problem
 
 

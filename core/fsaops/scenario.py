@@ -57,7 +57,6 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -99,7 +98,7 @@ from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page
 from fsaops.plugins import watch_imports
 from fsaops.process import Alarm, keep_handler, plugin_of_module
-from fsaops.proofs import ledger, prove_durability, prove_placement, snapshot_places
+from fsaops.proofs import Places, ledger, prove_durability, prove_placement, snapshot_places
 from fsaops.report import (
     Integrity,
     MountReport,
@@ -1051,7 +1050,6 @@ def run_plan(
         start = kernel.sched.now
         lap("build")
         places = snapshot_places(world.world, world.source_node)
-        sums = _file_sums(world)
         where.phase = "migrating"
         stats = world.migrate(progress)
         migration_ticks = kernel.sched.now - start
@@ -1065,7 +1063,7 @@ def run_plan(
         )
         lap("prove")
         where.phase = "reading pages back"
-        integrity = world.check_integrity(progress, _changed_while_migrating(world, sums, stats))
+        integrity = world.check_integrity(progress, _changed_while_migrating(world, places, stats))
         kernel.run_until_idle()
         # The counters cover the migration and the read-back that checks it: the
         # faults a migration leaves for the processes (V4's swap ptes) count too.
@@ -1144,72 +1142,46 @@ def run_plan(
     return report
 
 
-_Sums = dict[tuple[int, int], tuple[Page, int]]
-"""A checksum of each file page in memory on the source node, by file and index, with
-the page (frame) that held it."""
-
-
-def _crc(page: Page) -> int:
-    node = page.node
-    at = (page.pfn - node.start_pfn) << node.page_shift
-    return zlib.crc32(memoryview(node.mem)[at : at + node.page_size])
-
-
-def _file_sums(world: Scenario) -> _Sums:
-    """A checksum of each page of each file in memory on the source node, before migration.
-
-    One pass over those pages: a wrong page's line can then say whether its
-    bytes changed while pages were migrated (:func:`_changed_while_migrating`).
-    """
-    sums: _Sums = {}
-    nid = world.source_node
-    for record in world.files:
-        for index, page in enumerate(record.inode.i_mapping.page_tree[: record.npages]):
-            if page is not None and page.node.nid == nid:
-                sums[(id(record), index)] = (page, _crc(page))
-    return sums
-
-
 def _changed_while_migrating(
-    world: Scenario, sums: _Sums, stats: MigrateStats
+    world: Scenario, places: Places, stats: MigrateStats
 ) -> Callable[[File | Area, int, Page], str]:
-    """What the line of a wrong page in the page cache adds, when migration changed its bytes.
+    """What the line of a wrong page in the page cache adds, when it was there as migration began.
 
-    A page that read back right before the migration (its bytes then were
-    what was written, and still are what it must read back) and whose bytes
-    are no longer those was spoiled while pages were migrated: by the table
-    whose call moved it, or, when it was not moved, by a call on another
-    page.  The line says which it was and which tables' pages were being
-    migrated; a change ``--strict`` saw a call make to it names that call,
-    and without ``--strict`` it says to run with it.
+    ``places`` is where every page was before the migration: a page of it
+    was moved (by the table whose call moved it) or not (a call on another
+    page may have changed it).  The line says which, and which tables' pages
+    were being migrated; a change ``--strict`` saw a call make to it names
+    that call, and without ``--strict`` it says to run with it.  Nothing is
+    taken per page on a run whose pages all read back right: the lookup is
+    made at the first wrong page.
     """
-    oracle_world = world.world
     strict = world.kernel.strict or world.kernel.debug_vm
+    before: dict[tuple[int, int], Page] = {}
 
     def said(owner: File | Area, index: int, page: Page) -> str:
-        entry = sums.get((id(owner), index))
-        if entry is None:
+        if not before:
+            for record, indexes, pages, _tables in places.runs():
+                for i, held in zip(indexes, pages, strict=True):
+                    before[(id(record), i)] = held
+        was = before.get((id(owner), index))
+        if was is None:
             return ""
-        before, crc = entry
-        now = _crc(page)
-        if now == crc or crc != zlib.crc32(oracle_world.expected(owner, index)):
-            return ""
-        if page is before:
+        if page is was:
             how = f"was not migrated itself (still at pfn {page.pfn})"
         else:
-            how = f"moved from pfn {before.pfn} to pfn {page.pfn}"
+            how = f"moved from pfn {was.pfn} to pfn {page.pfn}"
         tables = ", ".join(sorted(stats.tables))
         head = (
-            f"; it read back right before the migration and {how}: its bytes changed while "
-            f"pages of table(s) {tables} were being migrated"
+            f"; it was in memory when the migration began and {how}, while pages of table(s) "
+            f"{tables} were being migrated"
         )
-        pfns = (before.pfn, page.pfn)
+        pfns = (was.pfn, page.pfn)
         seen = next((d for d in reversed(stats.findings.damage) if d[1] in pfns), None)
         if seen is not None:
             return f"{head}; --strict saw that table {seen[0]}'s {seen[2]}"
         if strict:
-            return f"{head}, in a way --strict does not see"
-        return f"{head}: run with --strict to name the call that changed it"
+            return f"{head}; --strict saw no migratepage call change it"
+        return f"{head}: run with --strict to name a migratepage call that changed it"
 
     return said
 
