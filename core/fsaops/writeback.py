@@ -119,8 +119,17 @@ def test_clear_page_dirty(page: Page) -> int:
 
 
 def clear_page_dirty_for_io(page: Page) -> int:
-    """Clear the dirty bit of a locked page about to be written; 1 if it was dirty."""
-    return test_clear_page_dirty(page)
+    """Clear the dirty bit of a locked page about to be written; 1 if it was dirty.
+
+    The kernel's ``test_clear_page_dirty`` does it under the mapping's
+    ``tree_lock`` (to clear the page's dirty tag): in an explored kernel its
+    release is a scheduling point, so another CPU may look at the page
+    between this and the ``set_page_writeback`` that follows.
+    """
+    was = test_clear_page_dirty(page)
+    if was and page.mapping is not None:
+        page.node.kernel.sched.unlocked(page, "tree_lock")
+    return was
 
 
 def redirty_page_for_writepage(wbc: WritebackControl, page: Page) -> int:
