@@ -121,10 +121,12 @@ def test_clear_page_dirty(page: Page) -> int:
 def clear_page_dirty_for_io(page: Page) -> int:
     """Clear the dirty bit of a locked page about to be written; 1 if it was dirty.
 
-    The kernel's ``test_clear_page_dirty`` does it under the mapping's
-    ``tree_lock`` (to clear the page's dirty tag): in an explored kernel its
-    release is a scheduling point, so another CPU may look at the page
-    between this and the ``set_page_writeback`` that follows.
+    The kernel clears ``PG_dirty`` here on its own, and ``writepage`` sets
+    ``PG_writeback`` later, under the mapping's ``tree_lock``
+    (``test_set_page_writeback``), once it has prepared the page's buffers:
+    in between another CPU finds the page neither dirty nor under
+    writeback.  In an explored kernel the gap is a scheduling point, shown
+    as a release of ``tree_lock``.
     """
     was = test_clear_page_dirty(page)
     if was and page.mapping is not None:
