@@ -65,8 +65,12 @@ def run(
     stderr: Any = subprocess.PIPE,
     close_stdout: bool = False,
     cwd: Path | None = None,
+    process_group: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``args`` with the limits; ``env`` is added to a clean copy of this environment."""
+    """Run ``args`` with the limits; ``env`` is added to a clean copy of this environment.
+
+    ``process_group`` as for :class:`subprocess.Popen` (``0``: a group of its own).
+    """
     environment = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     environment.update(env or {})
     return subprocess.run(
@@ -79,6 +83,7 @@ def run(
         timeout=timeout,
         preexec_fn=_limits(memory, close_stdout),
         cwd=cwd,
+        process_group=process_group,
         check=False,
     )
 

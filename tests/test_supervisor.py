@@ -433,7 +433,12 @@ def test_a_run_that_stops_itself_is_ended_and_reported(tmp_path: Path, case: str
     body, name = STOPS[case]
     env = install(tmp_path, "stopper", _migratepage_plugin("stopper", body))
     scenario = _scenario(tmp_path, "stopper")
-    proc = fsaops("migrate", scenario, "--json", "--timeout", "5", env=env, timeout=60)
+    # A process group of its own, in this test's session: the kernel discards SIGTSTP sent
+    # to a process of an orphaned group (one where no process has a parent in another group
+    # of the session), as this test's own group may be, and the run would not stop at all.
+    proc = fsaops(
+        "migrate", scenario, "--json", "--timeout", "5", env=env, timeout=60, process_group=0
+    )
     one_error_line(proc, 1, f"was stopped by {name}", "fsaops ended it", "it has no report")
     assert f"stopped by {name}" in one_json_object(proc, "kernel bug")["error"]
     assert not [pid for pid in _processes() if str(scenario).encode() in _cmdline(pid)]
