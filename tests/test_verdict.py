@@ -580,3 +580,19 @@ def test_the_json_counts_the_migratepage_calls_the_terminal_and_the_page_count(
     assert main(["migrate", str(clean), "--json"]) == 0
     unwatched = json.loads(capsys.readouterr().out)
     assert (unwatched["findings_checked"], unwatched["findings_calls"]) == ("return only", 0)
+
+
+def test_a_failed_strict_run_without_findings_says_so_on_the_page_as_in_the_terminal(
+    configs: Path,
+) -> None:
+    """No finding, yet the run failed: the terminal says what broke is not of a kind a finding
+    names, and the page says the same, not a bare "None" under a failed run."""
+    name = "clears_the_dirty_bit"
+    page = configs / f"{name}-none.html"
+    rc, report = migrate(configs, name, (3, "v4"), "--strict", "--html", str(page))
+    assert rc == 1 and report["status"] != "ok"
+    assert [f for f in report["findings"] if f["table"] == f"{name}_aops"] == []
+    text = " ".join(page.read_text(encoding="utf-8").split())
+    said = re.search(r'<p id="findings">(.*?)</p>', text)
+    assert said is not None, text[-2000:]
+    assert "but the run failed: what broke is not of a kind a finding names" in said.group(1)

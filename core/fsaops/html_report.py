@@ -956,6 +956,17 @@ def _verdict(report: Report) -> str:
             '<th class="num">pages</th><th>first pages</th><th>example</th></tr></thead>'
             f"<tbody>{frows}</tbody></table>"
         )
+    elif report.watched and not report.watched_calls:
+        parts.append(
+            '<h3>Findings</h3><p id="findings">None, but no page reached a migratepage: '
+            "nothing was looked at.</p>"
+        )
+    elif report.watched and report.status not in ("ok", "findings"):
+        # As the terminal says it: no finding is no word on what made the run fail.
+        parts.append(
+            f'<h3>Findings</h3><p id="findings">None; looked for: {checked}; but the run '
+            "failed: what broke is not of a kind a finding names.</p>"
+        )
     else:
         parts.append(f'<h3>Findings</h3><p id="findings">None; looked for: {checked}.</p>')
     parts.append(_page_groups("Pages that failed", "pages-failed", report.pages_failed, "errno"))
