@@ -69,6 +69,22 @@ def test_two_runs_that_differ_exit_0_and_list_every_table_of_both(
     assert "≠ migratepage fsaops.buffer.buffer_migrate_page none: generic fallback" in text
 
 
+def test_a_retry_curve_is_shown_with_thousands_separators_as_the_report_shows_counts(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, _ = reports
+    data = _report(reports)
+    table = next(iter(data["by_aops"].values()))
+    table["retry_by_pass"] = [81951, 1205, 7]
+    data["totals"]["retry_by_pass"] = [81951, 1205, 7]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data), encoding="utf-8")
+    status, out, err = _fsaops("diff", str(a), str(edited))
+    assert (status, err) == (0, "")
+    assert "81,951 1,205 7" in _words(out)
+    assert "81951" not in out
+
+
 def test_a_run_against_itself_is_the_same(reports: tuple[Path, Path]) -> None:
     a, _ = reports
     status, out, _ = _fsaops("diff", str(a), str(a))

@@ -766,7 +766,7 @@ def _names_row(label: str, a: object, b: object) -> Row:
 def _curve(values: object) -> str | None:
     if not isinstance(values, list):
         return None
-    return " ".join(str(v) for v in values)
+    return " ".join(f"{v:,}" if type(v) is int else str(v) for v in values)
 
 
 def _summed(report: Mapping[str, Any], field: str) -> dict[str, int]:
