@@ -51,6 +51,7 @@ import signal
 import sys
 import threading
 import weakref
+from types import FrameType  # at run time: the API reference links it
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from fsaops.errors import ProcessEnded, owns_signal, shown
@@ -59,7 +60,6 @@ _signal: Any = importlib.import_module("_signal")  # what signal.signal calls; n
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
-    from types import FrameType
 
 __all__ = [
     "GUARDED",
