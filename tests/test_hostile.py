@@ -976,6 +976,101 @@ def test_a_plugin_that_changes_another_plugins_module_is_the_one_named(
     assert said in status["changer"][1]
 
 
+EVIL_MIGRATEPAGE = "def evil(newpage, page, mode=None):\n    raise RuntimeError('not ext2')\n"
+SETS_EXT2_MIGRATEPAGE = (
+    "import fsaops_ext2\nobject.__setattr__(fsaops_ext2.ext2_aops, 'migratepage', evil)\n"
+)
+CHANGES_EXT2_TABLES = {
+    "at import, after ext2 loaded": (
+        HEADER + EVIL_MIGRATEPAGE + _table("setter") + SETS_EXT2_MIGRATEPAGE,
+        "ext2,setter,swap",
+    ),
+    "at import, before ext2 loaded": (
+        HEADER + EVIL_MIGRATEPAGE + _table("setter") + SETS_EXT2_MIGRATEPAGE,
+        "setter,ext2,swap",
+    ),
+    "in its hook, after ext2's hook": (
+        HEADER
+        + EVIL_MIGRATEPAGE
+        + _table("setter").replace(
+            "def fsaops_filesystem_types():\n",
+            "def fsaops_filesystem_types():\n"
+            + "".join(f"    {line}\n" for line in SETS_EXT2_MIGRATEPAGE.splitlines()),
+        ),
+        "ext2,setter,swap",
+    ),
+    "in its hook, before ext2's hook": (
+        HEADER
+        + EVIL_MIGRATEPAGE
+        + _table("setter").replace(
+            "def fsaops_filesystem_types():\n",
+            "def fsaops_filesystem_types():\n"
+            + "".join(f"    {line}\n" for line in SETS_EXT2_MIGRATEPAGE.splitlines()),
+        ),
+        "setter,ext2,swap",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CHANGES_EXT2_TABLES))
+def test_a_plugin_that_changes_another_plugins_table_is_the_one_named(
+    tmp_path: Path, how: str
+) -> None:
+    """A plugin that changes ext2's table in place fails, named; nothing runs with the table."""
+    code, selection = CHANGES_EXT2_TABLES[how]
+    env = install(tmp_path, "setter", code)
+    proc = fsaops("migrate", "--plugins", selection, "--json", env=env)
+    line = one_error_line(proc, 2, "plugin setter-dist[setter]", "fsaops[ext2]", "ext2_aops")
+    assert "changed migratepage of table ext2_aops in place" in line
+    assert "another plugin's tables" in line
+    one_json_object(proc, "bad input")
+    listing = fsaops("plugins", "--plugins", selection, "--json", env=env)
+    status = {p["name"]: p["status"] for p in json.loads(listing.stdout)["plugins"]}
+    assert status["ext2"] == "loaded"
+    assert status["setter"] == "failed"
+
+
+KEEPER = (
+    HEADER
+    + """\
+TABLES = [AddressSpaceOperations(name='keeper_aops', migratepage=migrate_page)]
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name='keeper', modes={'default': TABLES[0]})]
+"""
+)
+
+
+def test_a_plugin_that_changes_a_list_another_plugin_returns_from_is_named(
+    tmp_path: Path,
+) -> None:
+    """keeper builds its type, in its hook, from a list of its module: replacer swaps an entry."""
+    install(tmp_path, "keeper", KEEPER)
+    code = "import keeper\nkeeper.TABLES[0] = AddressSpaceOperations(name='keeper_aops')\n"
+    env = install(tmp_path, "replacer", HEADER + _table("replacer") + code)
+    proc = fsaops("plugins", "--plugins", "keeper,replacer", "--json", env=env)
+    status = {p["name"]: (p["status"], p["error"]) for p in json.loads(proc.stdout)["plugins"]}
+    assert status["keeper"] == ("loaded", None)
+    assert status["replacer"][0] == "failed"
+    assert "changed the contents of keeper.TABLES" in status["replacer"][1]
+    assert "plugin keeper-dist[keeper]" in status["replacer"][1]
+
+
+@pytest.mark.parametrize("selection", ["regext,unreg,ext2,swap", "ext2,regext,unreg,swap"])
+def test_the_plugin_whose_import_changed_another_module_is_named_not_the_first_importer(
+    tmp_path: Path, selection: str
+) -> None:
+    """regext imports ext2's module (as it may); unreg then sets ext2's hook to None: unreg."""
+    install(tmp_path, "regext", HEADER + "import fsaops_ext2\n" + _table("regext"))
+    unsets = CHANGES_EXT2["replaces its hook with None"][0]
+    env = install(tmp_path, "unreg", HEADER + _table("unreg") + unsets)
+    proc = fsaops("migrate", "--plugins", selection, env=env)
+    line = one_error_line(
+        proc, 2, "plugin unreg-dist[unreg]", "replaced fsaops_filesystem_types", "fsaops[ext2]"
+    )
+    assert "regext" not in line
+
+
 def test_a_failure_is_blamed_on_the_entry_point_whose_module_failed(tmp_path: Path) -> None:
     """One distribution, one package, three plugins: the one whose code failed is named."""
     from fsaops.testing.dist import write_dist_info

@@ -22,6 +22,13 @@ There is one path for built-in and third-party plugins alike:
    :data:`MAX_FILESYSTEM_TYPES` of what it returns, and validate them;
 8. freeze everything into a :class:`Registry`.
 
+After each plugin's import (step 5) and hook (step 7), the loader compares
+every other plugin's entry module (what ``sys.modules`` holds, and its
+hook) and every table and filesystem type those modules hold or the hooks
+returned (each field, by identity) with what they were: a plugin whose
+step changed another plugin's is that step's plugin's failure, and the
+change is put back.
+
 Plugin code never decides how fsaops ends: whatever a plugin raises while
 it loads (``SystemExit`` and other exceptions that are not an
 :class:`Exception` included) is that plugin's failure.
@@ -46,7 +53,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from importlib import metadata
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import IO, Any, Final, NoReturn, Protocol, TypeVar, cast
 
 import attrs
@@ -1134,7 +1141,33 @@ def _load(
         for name in selected
         if name in available and not available[name].clash
     }
-    statements = _LoadImports(belongs, entry_plugins)
+    guard = _Guard()
+    statements = _LoadImports(belongs, entry_plugins, guard)
+
+    def settle(name: str) -> bool:
+        """Whether plugin ``name``'s step left every other plugin's code as it was."""
+        changed = guard.check(name)
+        for entry, owner in entry_plugins.items():  # each plugin's code as it is now
+            guard.watch_module(owner, entry)
+        if changed is None:
+            return True
+        owner, what, rule = changed
+        if name not in errors:
+            with contextlib.suppress(Exception):
+                if pm.has_plugin(name):
+                    pm.unregister(name=name)
+            victim = available[owner].shown if owner in available else _cut(owner)
+            whose = "the module" if rule == "module" else "a table"
+            fail(
+                name,
+                PluginValidationError(
+                    available[name].shown,
+                    f"its code {what}, {whose} of plugin {victim} (a plugin may not change "
+                    f"another plugin's {rule})",
+                ),
+            )
+        return False
+
     for name in selected:
         if name in errors:
             continue
@@ -1147,10 +1180,14 @@ def _load(
                 module = _import(item, timeout, here=here, ctrl_c=here and interrupts)
         except PluginLoadError as exc:
             fail(name, exc)
+            settle(name)
             continue
         finally:
             brought[name] = set(sys.modules) - before
             brought[name] |= statements.modules.pop(name, set())
+        if not settle(name):
+            _remember_brought(item, brought[name])
+            continue
         changed = statements.changed(_entry_module(item.value))
         if changed is not None:  # another plugin's code did it: that plugin fails, not this one
             culprit, what, was_module, was_hook = changed
@@ -1264,9 +1301,13 @@ def _load(
             twice = _returned_twice(types)
             if twice is not None:
                 raise PluginValidationError(label, f"filesystem {shown(twice)} is returned twice")
-            provided[name] = tuple(types)
         except PluginValidationError as exc:
             fail(name, exc)
+            settle(name)
+            continue
+        if settle(name):
+            provided[name] = tuple(types)
+            guard.watch_types(name, types)
     watch("finish", "")
     filesystems: dict[str, FileSystemType] = {}
     owners: dict[str, str] = {}
@@ -1634,8 +1675,11 @@ class _LoadImports:
     plugin's code then changed them before the plugin's own turn came.
     """
 
-    def __init__(self, belongs: _Belongs, entries: Mapping[str, str]) -> None:
+    def __init__(
+        self, belongs: _Belongs, entries: Mapping[str, str], guard: _Guard | None = None
+    ) -> None:
         self.belongs = belongs
+        self.guard = guard
         self.modules: dict[str, set[str]] = {}
         self._entries = entries  # entry module -> selected plugin
         self._first: dict[str, tuple[str, object, object]] = {}
@@ -1656,6 +1700,8 @@ class _LoadImports:
             found = sys.modules.get(module)
             if found is not None:
                 self._first[module] = (importers[0], found, _hook_of(found))
+                if self.guard is not None:  # as the import statement found it
+                    self.guard.watch_module(plugin, module)
 
     def changed(self, entry: str) -> tuple[str, str, object, object] | None:
         """Which plugin changed module ``entry`` since its code imported it, and how.
@@ -1677,6 +1723,181 @@ class _LoadImports:
             verb = "removed" if now_hook is _ABSENT else "added" if hook is _ABSENT else "replaced"
             what = f"{verb} {_HOOK} in {_cut(entry)}"
         return plugin, what, module, hook
+
+
+def _field_names(obj: object) -> tuple[str, ...]:
+    """The attrs fields of a table or filesystem type, in order."""
+    return tuple(f.name for f in attrs.fields(cast("type[AddressSpaceOperations]", type(obj))))
+
+
+def _state(obj: object) -> tuple[object, ...]:
+    """What a table or filesystem type holds now: each field's value (a mapping's: its items).
+
+    Read from the instance's slots, so that no plugin code runs.
+    """
+    values: list[object] = []
+    held: list[object] = []  # after the fields, so that each field keeps its place
+    for name in _field_names(obj):
+        value = object.__getattribute__(obj, name)
+        values.append(value)
+        if type(value) is MappingProxyType or type(value) is dict:
+            items = cast("Mapping[object, object]", value).items()
+            held.extend(itertools.chain.from_iterable(items))
+    return (*values, *held)
+
+
+def _contents(value: object) -> tuple[object, ...] | None:
+    """A list's items or a dict's keys and values, when it holds a table or type; else ``None``."""
+    if type(value) is list:
+        items: tuple[object, ...] = tuple(cast("list[object]", value))
+        held: Iterable[object] = items
+    elif type(value) is dict:
+        pairs = tuple(cast("dict[object, object]", value).items())
+        items = tuple(itertools.chain.from_iterable(pairs))
+        held = (v for _, v in pairs)
+    else:
+        return None
+    if any(issubclass(type(v), (AddressSpaceOperations, FileSystemType)) for v in held):
+        return items
+    return None
+
+
+def _differs(then: tuple[object, ...], now: tuple[object, ...]) -> bool:
+    """Whether two states differ: in length, or in any value (by identity)."""
+    return len(then) != len(now) or any(a is not b for a, b in zip(then, now, strict=True))
+
+
+class _Watched:
+    """One thing a plugin's code may not change once another plugin's code runs."""
+
+    def __init__(self, owner: str, where: str, obj: object, kind: str) -> None:
+        self.owner = owner
+        self.where = where
+        self.obj = obj  # held, so that no other object takes its id
+        self.kind = kind  # "table", "type", "container", "module"
+        self.then = self.now()
+
+    def now(self) -> tuple[object, ...]:
+        """The thing's state now."""
+        if self.kind == "module":
+            module = sys.modules.get(self.where, _ABSENT)
+            return (module, _hook_of(module))
+        if self.kind == "container":
+            return _contents(self.obj) or ()
+        return _state(self.obj)
+
+    def put_back(self) -> None:
+        """Make the thing hold what it held when it was watched (no plugin code runs)."""
+        then = self.then
+        if self.kind == "module":
+            module, hook = then
+            if module is _ABSENT:
+                sys.modules.pop(self.where, None)
+                return
+            sys.modules[self.where] = cast(ModuleType, module)
+            namespace = vars(module)
+            if hook is _ABSENT:
+                namespace.pop(_HOOK, None)
+            else:
+                namespace[_HOOK] = hook
+        elif self.kind == "container":
+            if type(self.obj) is list:
+                cast("list[object]", self.obj)[:] = list(then)
+            else:
+                box = cast("dict[object, object]", self.obj)
+                box.clear()
+                box.update(zip(then[::2], then[1::2], strict=True))
+        else:
+            for name, value in zip(_field_names(self.obj), then, strict=False):
+                object.__setattr__(self.obj, name, value)
+
+    def said(self, now: tuple[object, ...]) -> str:
+        """What was done to it, as a failure says it."""
+        if self.kind == "module":
+            if now[0] is not self.then[0]:
+                return f"put another module in place of {_cut(self.where)}"
+            was, hook = self.then[1], now[1]
+            verb = "removed" if hook is _ABSENT else "added" if was is _ABSENT else "replaced"
+            return f"{verb} {_HOOK} in {_cut(self.where)}"
+        if self.kind == "container":
+            return f"changed the contents of {_cut(self.where)}"
+        names = _field_names(self.obj)
+        fields = [n for n, a, b in zip(names, self.then, now, strict=False) if a is not b]
+        what = ", ".join(fields) or "what it holds"
+        return f"changed {what} of {self.kind} {_cut(self.where)} in place"
+
+
+class _Guard:
+    """What each selected plugin's code provides, so that another plugin's changes are seen.
+
+    After each plugin's step (its import, its hook), :meth:`check` compares
+    every module, table and filesystem type watched with what it held when
+    it was watched, by identity: a change one plugin did not make to its own
+    is the plugin's whose step ran, and is put back.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[tuple[int, str], _Watched] = {}
+
+    def watch(self, owner: str, where: str, obj: object, kind: str) -> None:
+        """Watch ``obj`` (a module's name, for a module), which is plugin ``owner``'s."""
+        key = (id(obj), kind)
+        if key not in self._watched:
+            self._watched[key] = _Watched(owner, where, obj, kind)
+
+    def watch_module(self, owner: str, entry: str) -> None:
+        """Watch the entry module ``entry`` of ``owner``: its hook, and its tables and types."""
+        module = sys.modules.get(entry)
+        if module is None:
+            return
+        self.watch(owner, entry, entry, "module")
+        try:
+            namespace = dict(vars(module))
+        except TypeError:
+            return
+        for key, value in namespace.items():
+            where = f"{entry}.{key}"
+            if issubclass(type(value), AddressSpaceOperations):
+                name = value.name if isinstance(value.name, str) else where
+                self.watch(owner, name, value, "table")
+            elif issubclass(type(value), FileSystemType):
+                self.watch_types(owner, [value])
+            elif _contents(value) is not None:
+                self.watch(owner, where, value, "container")
+
+    def watch_types(self, owner: str, types: Iterable[object]) -> None:
+        """Watch filesystem types ``owner``'s hook returned, and their tables."""
+        for fstype in types:
+            if not issubclass(type(fstype), FileSystemType):
+                continue
+            fs = cast(FileSystemType, fstype)
+            self.watch(owner, f"filesystem {fs.name}", fs, "type")
+            for table in fs.modes.values():
+                if issubclass(type(table), AddressSpaceOperations):
+                    self.watch(owner, table.name, table, "table")
+
+    def check(self, culprit: str) -> tuple[str, str, str] | None:
+        """What the step of plugin ``culprit`` changed of another plugin's.
+
+        ``(owner, what it did, what of the owner's it is)``: ``module``, or ``tables``.
+
+        Everything changed is put back (or, when it was the owner's own
+        doing, taken as it is now); ``None`` when nothing of another's changed.
+        """
+        found: tuple[str, str, str] | None = None
+        for item in self._watched.values():
+            now = item.now()
+            if not _differs(item.then, now):
+                continue
+            if item.owner == culprit:
+                item.then = now
+                continue
+            if found is None:
+                rule = "module" if item.kind == "module" else "tables"
+                found = (item.owner, item.said(now), rule)
+            with contextlib.suppress(Exception):
+                item.put_back()
+        return found
 
 
 def _resolved(name: str, globals: Mapping[str, object], level: int) -> str:
