@@ -2343,3 +2343,12 @@ def test_a_recursion_limit_plugin_code_lowered_is_said_not_taken_for_fsaops_s_cr
         r"and fsaops's own code ran out of it$",
         report["error"],
     ), report["error"]
+
+
+@pytest.mark.parametrize("command", ["migrate", "plugins"])
+def test_a_plugin_selection_of_only_commas_is_one_line_exit_2(command: str) -> None:
+    """``FSAOPS_PLUGINS=,,,`` is a list that lost its names, not the empty value (none)."""
+    proc = fsaops(*command.split(), env={"FSAOPS_PLUGINS": ",,,"})
+    one_error_line(proc, 2, "FSAOPS_PLUGINS is ',,,', which names no plugin")
+    proc = fsaops(*command.split(), "--plugins", " , ")
+    one_error_line(proc, 2, "--plugins is ' , ', which names no plugin")

@@ -234,6 +234,23 @@ def test_selection_precedence() -> None:
         "--plugins",
     )
     assert resolve_selection(available, env={ENV_VAR: ""}, config=["xfs"]) == ((), ENV_VAR)
+    assert resolve_selection(available, env={ENV_VAR: "  "}, config=["xfs"]) == ((), ENV_VAR)
+    assert resolve_selection(available, cli="", env={}) == ((), "--plugins")
+
+
+@pytest.mark.parametrize("value", [",", ",,,", " , ,", "\t,"])
+@pytest.mark.parametrize("where", ["cli", "env"])
+def test_a_selection_of_only_commas_is_an_error_not_none(value: str, where: str) -> None:
+    """``FSAOPS_PLUGINS=,,,`` lost its names: it is not taken for an empty value (none)."""
+    kwargs: dict[str, object] = {"env": {}, "config": ["xfs"]}
+    if where == "cli":
+        kwargs["cli"] = value
+    else:
+        kwargs["env"] = {ENV_VAR: value}
+    with pytest.raises(FsaopsError) as info:
+        resolve_selection(["ext2", "xfs"], **kwargs)  # type: ignore[arg-type]
+    source = "--plugins" if where == "cli" else ENV_VAR
+    assert f"{source} is {value!r}, which names no plugin" in str(info.value)
 
 
 @pytest.mark.parametrize(

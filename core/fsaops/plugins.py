@@ -5,7 +5,8 @@ There is one path for built-in and third-party plugins alike:
 1. read the ``fsaops`` entry points from installed metadata (nothing is
    imported);
 2. decide the selection: ``--plugins`` on the command line, else the
-   ``FSAOPS_PLUGINS`` environment variable (an empty value selects none),
+   ``FSAOPS_PLUGINS`` environment variable (an empty value selects none;
+   one of only commas and spaces is an error),
    else ``[plugins] load`` in the config, else everything installed; an
    unknown or duplicated name is an error, and so is selecting a name two
    distributions register, or one ``--plugins`` cannot give;
@@ -723,8 +724,20 @@ def _listing(names: Sequence[str]) -> str:
     return shown_names + (f" and {more} more" if more > 0 else "")
 
 
-def _split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+def _split(value: str, source: str = ENV_VAR) -> list[str]:
+    """The names of a comma-separated selection; an empty one (or only spaces) names none.
+
+    Raises:
+        PluginSelectionError: the value is not empty but names no plugin
+            (only commas and spaces): a list whose names went missing.
+    """
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names and value.strip():
+        raise PluginSelectionError(
+            f"{source} is {shown(value)}, which names no plugin: give names separated by "
+            "commas, or an empty value to select none"
+        )
+    return names
 
 
 def resolve_selection(
@@ -738,7 +751,8 @@ def resolve_selection(
     """Decide which plugins load, and say where the choice came from.
 
     Precedence: ``cli`` (``--plugins``), then ``FSAOPS_PLUGINS`` in ``env``
-    (an empty value means none), then ``config`` (``[plugins] load``), then
+    (an empty value, or one of spaces, means none; one of only commas and
+    spaces is an error), then ``config`` (``[plugins] load``), then
     everything available.  The names a config gives are checked even when
     something with more precedence overrides them: a typo in a file is a
     typo whoever wins.  Messages quote at most 80 characters of a name.
@@ -748,7 +762,8 @@ def resolve_selection(
         ``[plugins] load`` or ``installed``).
 
     Raises:
-        PluginSelectionError: a name is not installed or given twice.
+        PluginSelectionError: a name is not installed or given twice, or a
+            value that is not empty names no plugin (``,,``).
         ConfigError: ``config`` names a plugin that is not installed; the
             message names ``config_source`` and the key (``plugins.load[1]``).
     """
@@ -758,7 +773,8 @@ def resolve_selection(
         _check_config_names(config, known, config_source)
     names: list[str]
     if cli is not None:
-        names, source = (_split(cli) if isinstance(cli, str) else list(cli)), "--plugins"
+        source = "--plugins"
+        names = _split(cli, source) if isinstance(cli, str) else list(cli)
     elif ENV_VAR in env:
         names, source = _split(env[ENV_VAR]), ENV_VAR
     elif config is not None:
