@@ -1164,7 +1164,7 @@ def _load(
         """Whether plugin ``name``'s step left every other plugin's code as it was."""
         changed = guard.check(name)
         for entry, owner in entry_plugins.items():  # each plugin's code as it is now
-            guard.watch_module(owner, entry)
+            guard.watch_module(owner, entry, again=owner == name)
         if changed is None:
             return True
         owner, what, rule = changed
@@ -1741,9 +1741,17 @@ class _LoadImports:
         return plugin, what, module, hook
 
 
+_FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
+
+
 def _field_names(obj: object) -> tuple[str, ...]:
     """The attrs fields of a table or filesystem type, in order."""
-    return tuple(f.name for f in attrs.fields(cast("type[AddressSpaceOperations]", type(obj))))
+    kind = type(obj)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        fields = attrs.fields(cast("type[AddressSpaceOperations]", kind))
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields)
+    return names
 
 
 def _state(obj: object) -> tuple[object, ...]:
@@ -1854,6 +1862,7 @@ class _Guard:
 
     def __init__(self) -> None:
         self._watched: dict[tuple[int, str], _Watched] = {}
+        self._scanned: dict[str, object] = {}  # entry module -> the module object read
 
     def watch(self, owner: str, where: str, obj: object, kind: str) -> None:
         """Watch ``obj`` (a module's name, for a module), which is plugin ``owner``'s."""
@@ -1861,17 +1870,26 @@ class _Guard:
         if key not in self._watched:
             self._watched[key] = _Watched(owner, where, obj, kind)
 
-    def watch_module(self, owner: str, entry: str) -> None:
-        """Watch the entry module ``entry`` of ``owner``: its hook, and its tables and types."""
+    def watch_module(self, owner: str, entry: str, *, again: bool = False) -> None:
+        """Watch the entry module ``entry`` of ``owner``: its hook, and its tables and types.
+
+        A module's namespace is read once (``again``: read it again, for
+        what its own plugin's step added).
+        """
         module = sys.modules.get(entry)
         if module is None:
             return
         self.watch(owner, entry, entry, "module")
+        if not again and self._scanned.get(entry) is module:
+            return
+        self._scanned[entry] = module
         try:
             namespace = dict(vars(module))
         except TypeError:
             return
         for key, value in namespace.items():
+            if type(key) is str and key.startswith("__"):
+                continue  # __builtins__ and the like: not the plugin's
             where = f"{entry}.{key}"
             if issubclass(type(value), AddressSpaceOperations):
                 name = value.name if isinstance(value.name, str) else where
