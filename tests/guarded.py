@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -220,3 +221,22 @@ def one_json_object(proc: subprocess.CompletedProcess[str], status: str) -> dict
     assert data["status"] == status, data
     assert data["schema"] == 1
     return data
+
+
+SIGNAL_SAID = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)"}
+"""The word a command says when ``SIGINT`` or ``SIGTERM`` interrupted it."""
+
+
+def interrupted_while_migrating(err: str, signame: str) -> None:
+    """``err`` is the one line of a run ``signame`` interrupted while it migrated pages.
+
+    The word, then where the signal found the run: the page being migrated
+    (its pfn, table, plugin and pass, and plugin code's ``file:line`` when
+    that code was running), or migration between two pages.
+    """
+    page = (
+        r"migrating the page at pfn \d+ \(table \S+ of plugin \S+, pass \d+[^)]*\)"
+        r"(; in plugin code of \S+ \(\S+, \S+:\d+\))?"
+    )
+    said = re.escape(SIGNAL_SAID[signame])
+    assert re.fullmatch(f"fsaops: error: {said} while ({page}|migrating)\n", err), err

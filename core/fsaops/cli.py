@@ -68,6 +68,7 @@ from fsaops.errors import (
     RunTimeout,
     describe_exception,
     interrupted_by,
+    interrupted_where,
     printable,
     raised_by_code,
     signals_deferred,
@@ -1744,9 +1745,9 @@ def _interrupted(signal_name: str) -> None:
     """
     end = _ender()
     begun = _BEGUN.get()
-    said = "interrupted" if signal_name == "SIGINT" else f"terminated ({signal_name})"
 
     def stop() -> None:
+        said = _interrupted_said(signal_name)
         if begun is not None and begun.is_set():
             end(Status.INTERRUPTED, f"{said}; standard output took no more of the output; ended")
         else:
@@ -1755,6 +1756,17 @@ def _interrupted(signal_name: str) -> None:
     timer = threading.Timer(GRACE_SECONDS, stop)
     timer.daemon = True
     timer.start()
+
+
+def _interrupted_said(signal_name: str) -> str:
+    """``interrupted`` or ``terminated (SIGTERM)``, and where the signal found the run, if in one.
+
+    Inside a scenario's run, the page being migrated (pfn, table, plugin,
+    pass) or the phase, and plugin code's ``file:line`` when it was running
+    (:func:`~fsaops.errors.interrupted_where`); elsewhere the word alone.
+    """
+    said = "interrupted" if signal_name == "SIGINT" else f"terminated ({signal_name})"
+    return f"{said}{interrupted_where()}"
 
 
 def _stuck_ender() -> Callable[[str], None] | None:
@@ -1993,9 +2005,7 @@ def _run(command: Callable[[], int], json_mode: bool) -> int:
     except KeyboardInterrupt as exc:
         if raised_by_code(exc):  # plugin code, not Ctrl-C
             return _unexpected(exc, json_mode)
-        signal_name = interrupted_by()
-        said = "interrupted" if signal_name == "SIGINT" else f"terminated ({signal_name})"
-        return _fail(Status.INTERRUPTED, said, json_mode)
+        return _fail(Status.INTERRUPTED, _interrupted_said(interrupted_by()), json_mode)
     except BaseException as exc:  # plugin code (SystemExit, anything) or a bug of ours
         return _unexpected(exc, json_mode)
 
@@ -2097,7 +2107,9 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
             # Ctrl-C or kill, with the run's own handler taken away by native code.
             status = Status.INTERRUPTED
             said = "interrupted" if ended.signal_name == "SIGINT" else "terminated"
-            message = f"{said} ({ended.signal_name}): {ended.describe()}; it has no report"
+            phase = ended.facts.get("phase")
+            where = f" while {phase}" if phase else ""
+            message = f"{said} ({ended.signal_name}){where}: {ended.describe()}; it has no report"
         elif ended.signal_name is not None:
             status = Status.KERNEL_BUG
             message = (

@@ -341,6 +341,8 @@ class _Signals:
     deferred = 0
     mode = "raise"
     held = 0
+    where: str | None = None  # where the signal that interrupted found the run, if it was told
+    tell: Callable[[FrameType | None], str | None] | None = None  # the running scenario's teller
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -351,12 +353,42 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     if _Signals.mode == "hold":  # raised when the command begins
         _Signals.held += 1
         return
+    _Signals.where = _where_now(frame)
     if _Signals.seen == 1 and _Signals.on_signal is not None:
         _Signals.on_signal(_Signals.last)
     if _Signals.deferring:
         _Signals.deferred += 1
         return
     _raise()
+
+
+def _where_now(frame: FrameType | None) -> str | None:
+    """What the running scenario says it was doing at ``frame`` (``None`` outside one)."""
+    tell = _Signals.tell
+    if tell is None:
+        return None
+    try:
+        return tell(frame)
+    except Exception:  # what a broken model makes of it: the plain word, never a traceback
+        return None
+
+
+@contextmanager
+def interrupt_told(tell: Callable[[FrameType | None], str | None]) -> Iterator[None]:
+    """While the body runs, a Ctrl-C or ``SIGTERM`` asks ``tell`` where it found the run.
+
+    ``tell`` gets the frame the signal interrupted and returns words such as
+    `` while reading pages back`` (or ``None``); :func:`interrupted_where`
+    gives them to the command that says the run was interrupted.  Called
+    in the signal handler, so it must be quick; an exception it raises is
+    taken for ``None``.
+    """
+    previous = _Signals.tell
+    _Signals.tell = tell
+    try:
+        yield
+    finally:
+        _Signals.tell = previous
 
 
 def _raise() -> None:
@@ -460,6 +492,7 @@ def watch_sigint(on_signal: Callable[[str], object] | None = None, *, hold: bool
     """
     _Signals.mode = "hold" if hold else "raise"  # before a signal can come
     _Signals.held = 0
+    _Signals.where = None
     _Signals.on_signal = on_signal
     _set_handler(signal.SIGINT, _on_sigint)
     _set_handler(signal.SIGTERM, _on_sigint)
@@ -509,6 +542,16 @@ def reclaim_signals() -> tuple[str, ...]:
             taken.append(signal.Signals(signum).name)
         _set_handler(signum, _on_sigint)  # with the system, whatever Python recorded
     return tuple(taken)
+
+
+def interrupted_where() -> str:
+    """Where the signal that interrupted the run found it (`` while ...``), or ``""``.
+
+    Set by the signal that raised ``KeyboardInterrupt`` while a scenario ran
+    (:func:`interrupt_told`); a later signal of a burst, only counted, does
+    not change it.
+    """
+    return _Signals.where or ""
 
 
 def interrupted_by() -> str:

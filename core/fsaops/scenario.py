@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 
 import attrs
 
+from fsaops import supervisor
 from fsaops.aops import configure_aops, member_name
 from fsaops.backing import Committer
 from fsaops.config import (
@@ -86,6 +87,7 @@ from fsaops.errors import (
     PluginFault,
     RunTimeout,
     describe_exception,
+    interrupt_told,
     reclaim_signals,
 )
 from fsaops.fault_inject import FaultInjector
@@ -1038,6 +1040,7 @@ def run_plan(
         collector_paused(),
         _time_limit(config.kernel.timeout, registry, on_stuck) as where,
         _broken_fields_named(where, registry),
+        interrupt_told(lambda frame: _interrupt_where(frame, where, registry)),
         watch_imports(registry) as imports,
     ):
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
@@ -1079,6 +1082,7 @@ def run_plan(
         where.phase = "checking invariants"
         invariants = tuple(check_kernel(kernel))
         lap("prove")
+    supervisor.tell("phase", "")  # the run is over: what comes next is no phase of it
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
     proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
@@ -1237,12 +1241,32 @@ def collector_paused() -> Iterator[None]:
 
 
 class _Where:
-    """What a run is doing, for the message when its time limit passes or it gets stuck."""
+    """What a run is doing, said when its time limit passes, it is stuck or a signal ends it.
 
-    phase = "building the world"
+    A signal: Ctrl-C or ``SIGTERM``.
+
+    Each phase is told to the program's supervising parent too
+    (:func:`fsaops.supervisor.tell`), which says it should the run's process
+    die of the signal (its handler taken away below Python).
+    """
+
+    _phase = "building the world"
     clock: Callable[[], int] | None = None  # the kernel's clock, once there is a kernel
     kernel: Kernel | None = None  # the machine, once it is built
     scenario: Scenario | None = None  # the scenario, once it is built
+
+    def __init__(self) -> None:
+        supervisor.tell("phase", self._phase)
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing: ``building the world``, ``migrating``, ..."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, phase: str) -> None:
+        self._phase = phase
+        supervisor.tell("phase", phase)
 
 
 @contextmanager
@@ -1689,6 +1713,33 @@ def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry
                 f"{local.get('pass_')}{step})"
             )
     return f"{head} while {where.phase}"
+
+
+def _interrupt_where(frame: FrameType | None, where: _Where, registry: Registry) -> str:
+    """`` while ...``: where a Ctrl-C or ``SIGTERM`` found the run, as a time limit says it.
+
+    The page being migrated (its pfn, table, plugin and pass) or the phase,
+    and, when the signal came while plugin code ran, that code's plugin,
+    function and ``file:line``.
+    """
+    return _timeout_message("", frame, where, registry) + _plugin_code_at(frame, registry)
+
+
+def _plugin_code_at(frame: FrameType | None, registry: Registry) -> str:
+    """``; in plugin code of PLUGIN (module.function, file:line)``: the innermost such frame."""
+    modules = {p.value.split(":")[0].strip(): p.label for p in registry.plugins}
+    modules = {module: name for module, name in modules.items() if module.split(".")[0] != "fsaops"}
+    while frame is not None:
+        module = frame.f_globals.get("__name__")
+        owner = plugin_of_module(modules, module) if isinstance(module, str) else None
+        if owner is not None:
+            code = frame.f_code
+            return (
+                f"; in plugin code of {owner} ({module}.{code.co_name}, "
+                f"{code.co_filename}:{frame.f_lineno})"
+            )
+        frame = frame.f_back
+    return ""
 
 
 def _table_owner(registry: Registry, table: str) -> str:
