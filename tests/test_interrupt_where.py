@@ -189,3 +189,60 @@ def test_a_signal_while_the_report_is_written_keeps_the_report_and_the_plain_wor
     proc = run([sys.executable, "-c", HOOKED, "SIGTERM", "report", *args], timeout=120)
     assert (proc.returncode, proc.stderr) == (130, "fsaops: error: terminated (SIGTERM)\n")
     assert json.loads(proc.stdout)["status"] == "ok"  # the report came first, whole
+
+
+EXPLORE_HOOKED = r"""
+import os, signal, sys
+import fsaops.cli as cli, fsaops.explore.search as search
+
+signum = getattr(signal, sys.argv.pop(1))
+real = search.fork_run
+calls = [0]
+
+def hooked(*args, **kwargs):  # each schedule's process: the third one is interrupted
+    calls[0] += 1
+    if calls[0] == 3:
+        os.kill(os.getpid(), signum)
+    return real(*args, **kwargs)
+
+search.fork_run = hooked
+sys.argv[0] = "fsaops"
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("pct", [False, True], ids=["systematic", "pct"])
+def test_a_signal_during_explore_names_the_table_the_accessors_and_the_schedule(
+    signame: str, pct: bool
+) -> None:
+    search = ["--pct", "2", "--schedules", "50"] if pct else []
+    args = ["explore", "--fs", "ext2", "--tasks", "read-fault", "--json", *search]
+    proc = run([sys.executable, "-c", EXPLORE_HOOKED, signame, *args], timeout=120)
+    said = f"{SAID[signame]} while exploring ext2 (mode default; read-fault@0) at schedule 3"
+    assert one_error_line(proc, 130) == f"fsaops: error: {said}"
+    assert one_json_object(proc, "interrupted")["error"] == said
+
+
+BENCH_HOOKED = r"""
+import os, signal, sys
+import fsaops.bench as bench, fsaops.cli as cli
+
+real = bench.engine_vs_bare
+
+def hooked(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+
+bench.engine_vs_bare = hooked
+sys.argv[0] = "fsaops"
+cli.main()
+"""
+
+
+def test_a_signal_during_bench_names_the_figure_being_measured() -> None:
+    args = ["bench", "--quick", "--json"]
+    proc = run([sys.executable, "-c", BENCH_HOOKED, *args], timeout=120)
+    said = "terminated (SIGTERM) while measuring engine_vs_bare[ext2_nobh_aops]"
+    assert one_error_line(proc, 130) == f"fsaops: error: {said}"
+    assert one_json_object(proc, "interrupted")["error"] == said

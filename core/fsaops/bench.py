@@ -85,7 +85,7 @@ import attrs
 
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import create_empty_buffers
-from fsaops.errors import describe_exception
+from fsaops.errors import describe_exception, interrupt_told
 from fsaops.fs import Inode
 from fsaops.lists import PageList, list_add, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
@@ -1302,7 +1302,8 @@ def run(
             return
         say(name)
         start = time.perf_counter()
-        figures.append(fn())
+        with interrupt_told(lambda _frame: f" while measuring {key}"):  # what Ctrl-C names
+            figures.append(fn())
         sections[figures[-1].key] = time.perf_counter() - start
 
     sem = semantics

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from fsaops.config.schema import MAX_COMMIT_INTERVAL, MAX_TICKS
-from fsaops.errors import ConfigError, shown
+from fsaops.errors import ConfigError, interrupt_told, shown
 from fsaops.explore.search import (
     Deviations,
     Found,
@@ -824,6 +824,55 @@ def explore(
     found: Found
     runs: tuple[SearchedRun, ...] = ()
     reduction: str | None = None
+    at = [1]  # the schedule running (counted from 1): what a Ctrl-C or SIGTERM names
+    said_tasks = ", ".join(str(t) for t in setup.tasks) or "no accessor"
+    told = interrupt_told(
+        lambda _frame: (
+            f" while exploring {fstype.name} (mode {setup.mode}; {said_tasks}) at schedule "
+            f"{at[0]:,}"
+        )
+    )
+
+    def counted(done: int) -> None:
+        at[0] = done + 1  # the next one runs
+        if progress is not None:
+            progress(done)
+
+    with told:
+        found, runs, reduction, bounds = _search(
+            xworld, setup, preemptions, pct, schedules, seed, reduce, counted, notice
+        )
+    failures: tuple[Failure, ...] = ()
+    if found.failure is not None:
+        failures = (_failure(xworld, setup, bounds, found.failure[1], found.failure[0]),)
+    return _result(
+        setup,
+        xworld,
+        bounds,
+        schedules=found.schedules,
+        exhausted=found.exhausted,
+        seconds=found.seconds,
+        failures=failures,
+        reasons=dict(found.reasons),
+        reduction=reduction,
+        runs=runs,
+    )
+
+
+def _search(
+    xworld: ExploredWorld,
+    setup: Setup,
+    preemptions: int,
+    pct: int | None,
+    schedules: int | None,
+    seed: int,
+    reduce: bool,
+    progress: Callable[[int], object],
+    notice: Callable[[str], object] | None,
+) -> tuple[Found, tuple[SearchedRun, ...], str | None, Bounds]:
+    """The systematic search, or PCT's: what it found, its runs, its reduction, its bounds."""
+    runs: tuple[SearchedRun, ...] = ()
+    reduction: str | None = None
     if pct is None:
         bounds = Bounds(preemptions=preemptions, schedules=schedules)
         found = explore_dfs(
@@ -843,21 +892,7 @@ def explore(
         count = schedules if schedules is not None else DEFAULT_PCT_SCHEDULES
         bounds = Bounds(preemptions=None, pct_depth=pct, schedules=count, seed=seed)
         found = explore_pct(xworld, depth=pct, schedules=count, seed=seed, progress=progress)
-    failures: tuple[Failure, ...] = ()
-    if found.failure is not None:
-        failures = (_failure(xworld, setup, bounds, found.failure[1], found.failure[0]),)
-    return _result(
-        setup,
-        xworld,
-        bounds,
-        schedules=found.schedules,
-        exhausted=found.exhausted,
-        seconds=found.seconds,
-        failures=failures,
-        reasons=dict(found.reasons),
-        reduction=reduction,
-        runs=runs,
-    )
+    return found, runs, reduction, bounds
 
 
 def large_said(setup: Setup, big: Large) -> str:
