@@ -227,6 +227,33 @@ SIGNAL_SAID = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)"}
 """The word a command says when ``SIGINT`` or ``SIGTERM`` interrupted it."""
 
 
+RUN_PHASES = (
+    "building the world",
+    "migrating",
+    "proving where every page went",
+    "reading pages back",
+    r"proving durability \(writeback, dropped cache, read-back\)",
+    "checking invariants",
+)
+"""The phases a run names when a signal found it outside a page being migrated."""
+
+
+def interrupted_said(err: str, signame: str) -> None:
+    """``err`` is the one line of a command ``signame`` interrupted, anywhere.
+
+    The word alone (before the scenario is read, while the report is
+    written), or the word and where the signal found the run: the page being
+    migrated, or the phase.
+    """
+    page = (
+        r"migrating the page at pfn \d+ \(table \S+ of plugin \S+, pass \d+[^)]*\)"
+        r"(; in plugin code of \S+ \(\S+, \S+:\d+\))?"
+    )
+    where = "|".join((page, *RUN_PHASES))
+    said = re.escape(SIGNAL_SAID[signame])
+    assert re.fullmatch(f"fsaops: error: {said}( while ({where}))?\n", err), err
+
+
 def interrupted_while_migrating(err: str, signame: str) -> None:
     """``err`` is the one line of a run ``signame`` interrupted while it migrated pages.
 
