@@ -1082,7 +1082,7 @@ def run_plan(
         where.phase = "checking invariants"
         invariants = tuple(check_kernel(kernel))
         lap("prove")
-    supervisor.tell("phase", "")  # the run is over: what comes next is no phase of it
+    supervisor.tell_phase("")  # the run is over: what comes next is no phase of it
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
     proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
@@ -1256,7 +1256,7 @@ class _Where:
     scenario: Scenario | None = None  # the scenario, once it is built
 
     def __init__(self) -> None:
-        supervisor.tell("phase", self._phase)
+        supervisor.tell_phase(self._phase)
 
     @property
     def phase(self) -> str:
@@ -1266,7 +1266,7 @@ class _Where:
     @phase.setter
     def phase(self, phase: str) -> None:
         self._phase = phase
-        supervisor.tell("phase", phase)
+        supervisor.tell_phase(phase)
 
 
 @contextmanager

@@ -86,6 +86,10 @@ _COPIES_AT: Final = _SHARED_BYTES - 256
 """Where a copy of the child (a fork below Python) says it ran the command to its end: apart
 from the child's own records, which the copy would write over, being a copy of the child."""
 
+_PHASE_AT: Final = _COPIES_AT - 256
+"""Where the child keeps the phase of its run (:func:`tell_phase`): one record, written over
+each time, after every other record (so it is the one read); records end before it."""
+
 
 _EXIT: Final = os._exit
 """``os._exit`` itself, bound before plugin code can replace it (a copy leaves through it)."""
@@ -282,6 +286,22 @@ def tell(key: str, value: str) -> None:
     _send(_record(key, value))
 
 
+def tell_phase(phase: str) -> None:
+    """In the supervised child: what the run is doing now, for the parent to say (else nothing).
+
+    The fact ``phase``, kept in a place of its own and written over each
+    time, so that a command that runs many scenarios (``bench``) takes no
+    room from the other facts.  ``""``: no run is going on.  Only fsaops's
+    own code tells.
+    """
+    shared = _Child.shared
+    if shared is None or os.getpid() != _Child.pid or not fsaops_code(sys._getframe(1)):
+        return
+    record = _record("phase", phase[:100])
+    with contextlib.suppress(Exception):  # closed by plugin code: nothing more can be said
+        shared[_PHASE_AT:_COPIES_AT] = record.ljust(_COPIES_AT - _PHASE_AT, b"\0")
+
+
 def answer(status: int) -> None:
     """In the supervised child: the command's exit status, given once its output is out.
 
@@ -334,7 +354,7 @@ def _send(data: bytes) -> None:
     if shared is None or os.getpid() != _Child.pid:  # a child of the child: not the command
         return
     end = _Child.used + len(data)
-    if end > _COPIES_AT:
+    if end > _PHASE_AT:
         return
     with contextlib.suppress(Exception):  # closed by plugin code: nothing more can be said
         shared[_Child.used : end] = data
