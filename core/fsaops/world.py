@@ -1421,6 +1421,10 @@ class World:
             record.size = spec.index * ps + inside
         data = self.expected(record, spec.index)
         table = sb.a_ops
+        if spec.index >= SPARSE_FROM:
+            # A sparse file: every block before the page is a hole, so a page
+            # far into a file (past 4 GiB) needs no more of the device than its own.
+            inode.blocks.extend([0] * (spec.index * per_page - len(inode.blocks)))
         # The file's data is on disk first; the page is read through the table.
         if spec.out_of_line:
             interleave_blocks(inode, spec.index * ps + inside)
@@ -1896,6 +1900,13 @@ def write_head_buffer(page: Page) -> bool:
     if any(not bh.b_state & BH.dirty for bh in buffers(head)):
         return False
     return sync_dirty_buffer(head) == 0
+
+
+SPARSE_FROM: Final = 64
+"""The first page index :meth:`World.make_page` builds in a sparse file: the blocks of the
+file before the page are holes, so a page far into a file (``index << PAGE_SHIFT`` past
+``2**32``, or past a filesystem's direct and indirect blocks) takes no more of the device
+than its own blocks.  Pages before it are built in a file whose every block is on disk."""
 
 
 def interleave_blocks(inode: Inode, size: int) -> None:
