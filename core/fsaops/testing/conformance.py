@@ -68,6 +68,7 @@ from fsaops.testing.harness import (
     World,
     buffer_heads_seen,
     check_semantics,
+    far_indices,
     file_sizes,
     infer_capabilities,
     pages_left_by_a_write,
@@ -79,12 +80,31 @@ from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 __all__ = ["MigratepageConformance"]
 
 
+Verdict = tuple[HookCall, dict[str, list[str]]]
+"""One call of ``migratepage`` with the promises it broke, judged the moment it returned."""
+
+
 def _with_seed(spec: PageSpec, seed: int) -> PageSpec:
     return attrs.evolve(spec, seed=seed)
 
 
 def _holds(subject: Subject, promise: str, problems: list[str]) -> None:
+    """Fail on ``problems`` of the test's own ``promise``; then on any call judged since."""
     assert not problems, promises.report(promise, problems, semantics=subject.semantics)
+    _pending_hold(subject)
+
+
+_PENDING: list[tuple[str, Verdict]] = []
+"""The direct calls of the running test judged so far, with the words that place each
+(``at block size 2048 ...: ``): the test's own promise is reported first, then these."""
+
+
+def _pending_hold(subject: Subject) -> None:
+    """Fail on the first call of :data:`_PENDING` that broke a promise; forget them all."""
+    pending = list(_PENDING)
+    _PENDING.clear()
+    for where, verdict in pending:
+        _calls_hold(subject, [verdict], where)
 
 
 def _moved_whole(call: HookCall) -> list[str]:
@@ -93,6 +113,50 @@ def _moved_whole(call: HookCall) -> list[str]:
     if call.old_before.ring:
         problems += promises.hook_buffers_follow(call)
     return problems
+
+
+def _judge(subject: Subject, call: HookCall) -> Verdict:
+    """Every promise that applies to ``call`` that it broke, read right after it returned.
+
+    A direct call is judged by what its page's state says it must do
+    (:func:`~fsaops.testing.promises.check_hook_call`), a call the engine
+    made by what it returned
+    (:func:`~fsaops.testing.promises.check_call_as_returned`).  Judged at
+    once: the pages, the write counters and the rest of the machine go on
+    changing after it (the engine unlocks the pages and puts them back,
+    the next page is built or migrated).
+    """
+    if call.engine:
+        return call, promises.check_call_as_returned(subject, call)
+    return call, promises.check_hook_call(subject, call)
+
+
+def _calls_hold(subject: Subject, verdicts: Collection[Verdict], where: str = "") -> None:
+    """Fail on the first call of ``migratepage`` that broke a promise, naming each it broke.
+
+    Every call the suite makes, directly or through ``migrate_pages``, is
+    held to every promise that applies to it, whatever the test that made
+    it is about.
+    """
+    engine = any(call.engine for call, _broken in verdicts)
+    for number, (call, broken) in enumerate(verdicts, 1):
+        if not broken:
+            continue
+        said = f" (it returned {call.rc!r})" if call.engine else ""
+        which = f"call {number} of migratepage by migrate_pages" if engine else "migratepage"
+        context = (
+            f"{which} of pfn {call.old_before.pfn} to pfn {call.newpage.pfn}{said}: "
+            f"page {call.prepared.spec}, index {call.old_before.index}"
+        )
+        pytest.fail(
+            "\n".join(
+                promises.report(
+                    key, [f"{where}{p} ({context})" for p in problems], semantics=subject.semantics
+                )
+                for key, problems in broken.items()
+            ),
+            pytrace=False,
+        )
 
 
 def class_semantics(cls: type, config: pytest.Config | None = None) -> tuple[str, ...]:
@@ -373,6 +437,7 @@ class MigratepageConformance:
     @pytest.fixture
     def fsaops_world(self, fsaops_subject: Subject) -> World:
         """A fresh small machine with the table under test in use."""
+        _PENDING.clear()  # a test that failed early leaves its calls unreported
         return World(fsaops_subject)
 
     @pytest.fixture
@@ -409,14 +474,30 @@ class MigratepageConformance:
             )
 
     @staticmethod
+    def _needs_files(subject: Subject) -> None:
+        if subject.has("swap_cache"):
+            pytest.skip(
+                f"capability 'swap_cache': {subject.describe()} serves anonymous memory, "
+                "whose pages belong to no file"
+            )
+
+    @staticmethod
     def _needs(subject: Subject, capability: str, what: str) -> None:
         if not subject.has(capability):
             pytest.skip(f"needs capability {capability!r}: {what} ({subject.describe()})")
 
     @staticmethod
     def _call(world: World, spec: PageSpec, where: str = "") -> HookCall:
+        """Call ``migratepage`` on a page built as ``spec``, holding it to every promise.
+
+        The call is judged at once (:func:`_judge`); if it broke any promise
+        that applies to the page, the test fails on it after its own
+        promise's check (:func:`_holds`), whichever promise the test is about.
+        """
         with _no_bug(world.subject, where):
-            return world.call_migratepage(world.make_page(spec))
+            call = world.call_migratepage(world.make_page(spec))
+        _PENDING.append((where, _judge(world.subject, call)))
+        return call
 
     @staticmethod
     def _ring_worlds(
@@ -952,6 +1033,29 @@ class MigratepageConformance:
             )
         _holds(fsaops_subject, "slot", problems)
 
+    def test_hook_moves_pages_far_into_a_file(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page far into a large file moves whole, held to every promise (KERNEL-SPEC §5, §6, §7).
+
+        The second page of a file, and pages at the indexes where a
+        table's arithmetic on them changes (:func:`far_indices`): past the
+        direct and single indirect blocks of ext2 at the smallest block size
+        (index 67) and at 4 KiB blocks (index 1036), past its double
+        indirect ones at 1 KiB blocks (16451), and where ``index <<
+        PAGE_SHIFT`` no longer fits in 32 bits (``2**20`` with 4 KiB
+        pages).  Each is dirty and mapped; the file is
+        sparse before it (:data:`~fsaops.world.SPARSE_FROM`).  A table that
+        computes a block, an offset or a slot from the index wrongly only
+        there passes every test of a small file.
+        """
+        self._needs_moving_hook(fsaops_subject)
+        self._needs_files(fsaops_subject)
+        for seed, index in enumerate(far_indices(fsaops_world.page_size.bit_length() - 1)):
+            spec = PageSpec(dirty=True, mapped=True, index=index, seed=seed)
+            self._call(World(fsaops_subject), spec)
+        _pending_hold(fsaops_subject)
+
     def test_hook_leaves_every_files_size_as_it_was(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
@@ -1012,6 +1116,7 @@ class MigratepageConformance:
             with _no_bug(fsaops_subject):
                 call = world.call_migratepage(prepared)
             problems.extend(f"{p} (page {spec})" for p in promises.hook_others_untouched(call))
+            _PENDING.append(("", _judge(fsaops_subject, call)))
         _holds(fsaops_subject, "others", problems)
 
     def test_hook_balances_reference_counts(
@@ -1134,8 +1239,9 @@ class MigratepageConformance:
         """
         prepared = [world.make_page(spec) for spec in specs]
         fallback = world.subject.has("no_migratepage")
+        judge = functools.partial(_judge, world.subject)
         sizes = file_sizes(world.kernel)
-        with _no_bug(world.subject):
+        with _no_bug(world.subject), world.watching_migratepage(judge) as calls:
             run = world.migrate(
                 rounds=type(self).engine_rounds if fallback else 1,
                 settle_ticks=type(self).settle_ticks,
@@ -1153,6 +1259,7 @@ class MigratepageConformance:
         _holds(world.subject, "size", promises.sizes_kept(sizes, "migrate_pages"))
         world.settle(run)
         _holds(world.subject, "machine", promises.check_after_settle(world))
+        _calls_hold(world.subject, calls)
 
     def test_engine_moves_a_clean_page(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """``migrate_pages`` moves a clean page (KERNEL-SPEC §3, §9.1-3).
@@ -1271,8 +1378,9 @@ class MigratepageConformance:
                 inode = world.file(world.sb, 4, clean=clean)
                 pages += inode.i_mapping.pages()
         fallback = world.subject.has("no_migratepage")
+        judge = functools.partial(_judge, world.subject)
         sizes = file_sizes(world.kernel)
-        with _no_bug(world.subject):
+        with _no_bug(world.subject), world.watching_migratepage(judge) as calls:
             run = world.migrate(
                 pages,
                 rounds=type(self).engine_rounds if fallback else 1,
@@ -1284,6 +1392,29 @@ class MigratepageConformance:
         _holds(world.subject, "machine", promises.check_after_settle(world))
         if world.sb is not None:
             _holds(world.subject, "machine", promises.check_on_disk(world))
+        _calls_hold(world.subject, calls)
+
+    def test_engine_moves_pages_far_into_a_file(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Pages far into large files move together and read back (KERNEL-SPEC §3, §9).
+
+        Pages past ext2's direct and indirect blocks (:func:`far_indices`;
+        the page past 4 GiB is ``test_hook_moves_pages_far_into_a_file``'s),
+        mapped, dirty, and dirty only in a pte and the page its file ends
+        inside, migrate in one call; each lands where it must, every call
+        of ``migratepage`` keeps every promise, and each reads back after
+        writeback.
+        """
+        self._needs_pages(fsaops_subject)
+        self._needs_files(fsaops_subject)
+        far = far_indices(fsaops_world.page_size.bit_length() - 1)
+        specs = (
+            PageSpec(index=far[1], mapped=True),
+            PageSpec(index=far[2], dirty=True, seed=1),
+            PageSpec(index=far[3], pte_dirty=True, tail=True, seed=2),
+        )
+        self._engine(fsaops_world, specs, quiet=True)
 
     def test_engine_puts_permanent_failures_on_failed(
         self, fsaops_subject: Subject, fsaops_world: World

@@ -21,11 +21,12 @@ writing a state that those paths could not produce.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from errno import EAGAIN
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import attrs
 
@@ -58,15 +59,19 @@ __all__ = [
     "World",
     "buffer_heads_seen",
     "check_semantics",
+    "far_indices",
     "file_sizes",
     "free_frames",
     "infer_capabilities",
     "moved_anonymous_pages_leave_the_swap_cache",
+    "observed_call",
     "other_pages",
     "pages_left_by_a_write",
     "resolve_subject",
     "vm_locked_errno",
 ]
+
+_T = TypeVar("_T")
 
 # EngineRun, PageSpec, PreparedPage and SetupError live in the core's builder
 # (fsaops.world); they are re-exported here, where the kit documents them.
@@ -280,6 +285,10 @@ class HookCall:
         allocs_before: the machine's page allocations (``pgalloc``) just
             before the call: a free frame the call took and gave back was
             its own for a while.
+        engine: the engine made the call, inside ``migrate_pages``
+            (:meth:`World.watching_migratepage`), rather than the suite
+            directly: what it must have returned is for the page's list
+            at the end of the run to say.
     """
 
     rc: object
@@ -293,6 +302,7 @@ class HookCall:
     others_before: tuple[PageState, ...] = ()
     free_before: tuple[tuple[Page, bytes], ...] = ()
     allocs_before: int = 0
+    engine: bool = False
 
     @property
     def page(self) -> Page:
@@ -325,9 +335,15 @@ def free_frames(kernel: Kernel) -> tuple[tuple[Page, bytes], ...]:
     one's, and a table that writes into one corrupts what the allocator
     hands out next (:func:`~fsaops.testing.promises.hook_others_untouched`).
     """
-    return tuple(
-        (page, Oracle.frame(page)) for node in kernel.nodes for page in node.pages if not page.count
-    )
+    frames: list[tuple[Page, bytes]] = []
+    for node in kernel.nodes:
+        mem = bytes(node.mem)  # the node's memory, read once
+        size, shift, start = node.page_size, node.page_shift, node.start_pfn
+        for page in node.pages:
+            if not page.count:
+                off = (page.pfn - start) << shift
+                frames.append((page, mem[off : off + size]))
+    return tuple(frames)
 
 
 def file_sizes(kernel: Kernel) -> tuple[tuple[Inode, int], ...]:
@@ -463,37 +479,129 @@ class World(_world.World):
             raise SetupError("the swap device is full")
         if not trylock_page(newpage):
             raise SetupError(f"new pfn {newpage.pfn} is locked")
-        kernel = self.kernel
-        old_before = self.oracle.snapshot(page)
-        new_before = self.oracle.snapshot(newpage)
-        io_before = self.oracle.io(kernel)
-        sizes_before = file_sizes(kernel)
-        others_before = other_pages(self.oracle, kernel, page, newpage)
-        free_before = free_frames(kernel)
-        allocs_before = kernel.vmstat.pgalloc
-        ring = [state.bh for state in old_before.ring or ()]
-        moves = UnlockedMoves(ring, newpage)
-        rc: object
+        return observed_call(self.oracle, prepared, newpage, migratepage)
+
+    @contextlib.contextmanager
+    def watching_migratepage(self, judge: Callable[[HookCall], _T]) -> Iterator[list[_T]]:
+        """Judge every call the engine makes to the table's ``migratepage`` while in the block.
+
+        Yields the list ``judge``'s verdicts are appended to, in order, one
+        a call, each given a :class:`HookCall` (``engine`` set) taken as
+        :meth:`call_migratepage` takes one: the state of both pages, the
+        write counters, every file's size, every other page and every free
+        frame just before the call.  ``judge`` runs the moment the call
+        returns, before the engine unlocks the pages or goes on.  A page the
+        world did not build (:attr:`prepared`) is described by its index
+        alone.  Every mapping of the subject's mount (and the swap cache)
+        calls a recording ``migratepage`` until the block ends; what the
+        calls return is what the table returned.
+        """
+        table = self.table
+        migratepage = table.migratepage
+        calls: list[_T] = []
+        if migratepage is None:
+            yield calls
+            return
+        hook: Callable[[Page, Page], object] = migratepage
+
+        def recording(newpage: Page, page: Page) -> int:
+            prepared = self._prepared_for(page)
+            call = observed_call(self.oracle, prepared, newpage, hook, engine=True)
+            calls.append(judge(call))
+            if isinstance(call.rc, BaseException):
+                raise call.rc
+            return cast("int", call.rc)  # what the table returned, as it is: the engine judges it
+
+        watched = attrs.evolve(table, migratepage=recording)
+        mappings = [
+            inode.i_mapping
+            for sb in self.kernel.super_blocks
+            for inode in sb.inodes
+            if inode.i_mapping.a_ops is table
+        ]
+        swapper = self.kernel.swapper_space
+        if swapper is not None and swapper.a_ops is table:
+            mappings.append(swapper)
+        for mapping in mappings:
+            mapping.a_ops = watched
         try:
-            rc = migratepage(newpage, page)
-        except Exception as exc:  # a failed page to the engine (EIO); the promises say why
-            rc = exc
+            yield calls
         finally:
-            moved = moves.stop()
-        unlocked = tuple(i for i, bh in enumerate(ring) if bh in moved)
-        return HookCall(
-            rc,
-            prepared,
-            newpage,
-            old_before,
-            new_before,
-            io_before,
-            unlocked,
-            sizes_before,
-            others_before,
-            free_before,
-            allocs_before,
-        )
+            for mapping in mappings:
+                if mapping.a_ops is watched:
+                    mapping.a_ops = table
+
+    def _prepared_for(self, page: Page) -> PreparedPage:
+        """The page as the world built it, or one described by its index and frame alone."""
+        for prepared in self.prepared:
+            if prepared.page is page:
+                return prepared
+        return PreparedPage(page, PageSpec(index=page.index), self.oracle.frame(page))
+
+
+def observed_call(
+    oracle: Oracle,
+    prepared: PreparedPage,
+    newpage: Page,
+    migratepage: Callable[[Page, Page], object],
+    *,
+    engine: bool = False,
+) -> HookCall:
+    """Call ``migratepage(newpage, prepared.page)`` (both pages locked), with the state around it.
+
+    What it raised (an :class:`Exception`) is the call's ``rc``.
+    """
+    page = prepared.page
+    kernel = page.node.kernel
+    old_before = oracle.snapshot(page)
+    new_before = oracle.snapshot(newpage)
+    io_before = oracle.io(kernel)
+    sizes_before = file_sizes(kernel)
+    others_before = other_pages(oracle, kernel, page, newpage)
+    free_before = free_frames(kernel)
+    allocs_before = kernel.vmstat.pgalloc
+    ring = [state.bh for state in old_before.ring or ()]
+    moves = UnlockedMoves(ring, newpage)
+    rc: object
+    try:
+        rc = migratepage(newpage, page)
+    except Exception as exc:  # a failed page to the engine (EIO); the promises say why
+        rc = exc
+    finally:
+        moved = moves.stop()
+    unlocked = tuple(i for i, bh in enumerate(ring) if bh in moved)
+    return HookCall(
+        rc,
+        prepared,
+        newpage,
+        old_before,
+        new_before,
+        io_before,
+        unlocked,
+        sizes_before,
+        others_before,
+        free_before,
+        allocs_before,
+        engine,
+    )
+
+
+def far_indices(page_shift: int = 12) -> tuple[int, ...]:
+    """The page indexes past which a table's arithmetic on a page's index changes.
+
+    The second page of a file (1); past ext2's direct (12) and single
+    indirect blocks at 1 KiB blocks (block 268: page 67 with 4 KiB pages)
+    and at 4 KiB blocks (block 1036); past its double indirect blocks at 1
+    KiB blocks (block 65804: page 16451); and the last page whose byte
+    offset (``index << PAGE_SHIFT``) does not fit in 32 bits (``2**20``
+    with 4 KiB pages).
+    """
+    page = 1 << page_shift
+    pages = [1]
+    for block_size, blocks in ((1024, 12 + 256), (4096, 12 + 1024), (1024, 12 + 256 + 256**2)):
+        pages.append(-(-blocks * block_size // page))
+    past_32_bits = 1 << (32 - page_shift)
+    return (*pages, past_32_bits)
 
 
 def vm_locked_errno(semantics: str) -> int:

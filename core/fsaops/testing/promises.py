@@ -50,11 +50,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from fsaops.fs import Inode
+    from fsaops.oracle import PageState
 
 
 __all__ = [
     "PROMISES",
     "check_after_settle",
+    "check_call_as_returned",
     "check_engine_page",
     "check_hook_call",
     "check_on_disk",
@@ -655,9 +657,21 @@ _SUCCESS_CHECKS: Mapping[str, Callable[[HookCall], list[str]]] = MappingProxyTyp
 )
 
 
-def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
-    """Every promise that applies to one hook call, by promise key (only broken ones)."""
-    outcome = expected_hook_outcome(subject, call.prepared.spec)
+def check_hook_call(
+    subject: Subject, call: HookCall, outcome: str | None = None
+) -> dict[str, list[str]]:
+    """Every promise that applies to one hook call, by promise key (only broken ones).
+
+    ``outcome`` is what the call must have done: ``moved``, ``eagain``,
+    ``eperm`` or ``refused`` (default: :func:`~fsaops.testing.harness.expected_hook_outcome`
+    of the page's spec).  A call that moved its page is held to every
+    promise of a move (contents byte for byte, flags, dirty state, buffer
+    heads, private data, slot, references, ptes, locks); one that did not,
+    to leaving both pages as they were and locked; every call, to leaving
+    every file's size and every other page as they were.
+    """
+    if outcome is None:
+        outcome = expected_hook_outcome(subject, call.prepared.spec)
     broken: dict[str, list[str]] = {}
     rc_problems = hook_return_value(call.rc)
     if rc_problems:
@@ -680,13 +694,49 @@ def check_hook_call(subject: Subject, call: HookCall) -> dict[str, list[str]]:
     size = hook_size_kept(call)
     if size:
         broken["size"] = size
-    others = hook_others_untouched(call)
+    others = hook_others_untouched(call, busy_ok=call.engine)
     if others:
         broken["others"] = others
     return broken
 
 
-def hook_others_untouched(call: HookCall) -> list[str]:
+def check_call_as_returned(subject: Subject, call: HookCall) -> dict[str, list[str]]:
+    """Every promise that applies to a call the engine made, judged by what it returned.
+
+    ``migrate_pages`` calls ``migratepage`` on a page that another task may
+    still pin, or that the call may find it cannot move yet: which answer is
+    right is for the page's list at the end of the run to say
+    (:func:`check_engine_page`).  What each call did with its answer is
+    this function's: 0 holds it to every promise of a move, a negative
+    errno to leaving both pages as they were (``-EAGAIN``, or a permanent
+    error for ``refused`` tables and ``VM_LOCKED`` pages from 2.6.16), and
+    every call to every file's size and every other page
+    (:func:`check_hook_call`).
+    """
+    rc = call.rc
+    if type(rc) is not int or rc > 0:
+        return check_hook_call(subject, call, "moved")  # names the return value
+    if rc == 0:
+        return check_hook_call(subject, call, "moved")
+    if rc == -EAGAIN:
+        outcome = "eagain"
+    elif rc == -EPERM and not subject.has("refuses"):
+        outcome = "eperm"
+    else:
+        outcome = "refused"
+    broken = check_hook_call(subject, call, outcome)
+    if outcome in broken and _busy(call.old_before, own_lock=True):
+        # Another task (the journal, I/O) may change the old page while the call waits:
+        # only what the call did to the new page is its own.
+        kept = [p for p in broken[outcome] if p.startswith("the new page changed")]
+        if kept:
+            broken[outcome] = kept
+        else:
+            del broken[outcome]
+    return broken
+
+
+def hook_others_untouched(call: HookCall, *, busy_ok: bool = False) -> list[str]:
     """No page but the two the call was handed changed in it, nor any other page's buffers.
 
     Whatever the call returned.  ``migratepage`` gets the old page and the
@@ -702,25 +752,54 @@ def hook_others_untouched(call: HookCall) -> list[str]:
     :func:`~fsaops.testing.harness.other_pages` taken before the call; and a
     frame free before and after it must hold the same bytes, unless the call
     took a frame from the allocator (:func:`~fsaops.testing.harness.free_frames`).
+
+    With ``busy_ok`` (a call the engine made, while other tasks run), a
+    page another task was busy with when the call began is left out: one
+    under writeback, locked, held by another task, or with a locked buffer
+    head; the I/O or the task may end while the call waits on a lock.
     """
     problems = hook_return_value(call.rc)
     if problems:
         return problems
     who = f"migratepage of pfn {call.old_before.pfn} changed another page"
+    index = _ORACLE.index(call.page.node.kernel) if call.others_before else None
     for before in call.others_before:
-        after = _ORACLE.snapshot(before.page)
+        if busy_ok and _busy(before):
+            continue
+        after = _ORACLE.snapshot(before.page, index=index)
         if (before.flags ^ after.flags) & PG.referenced:
             after = attrs.evolve(after, flags=after.flags ^ PG.referenced)
         problems.extend(f"{who}: {change}" for change in _ORACLE.changes(before, after))
     if call.free_before and call.page.node.kernel.vmstat.pgalloc == call.allocs_before:
+        memory: dict[int, bytes] = {}  # each node's memory, read once
         for frame, data in call.free_before:
-            if not frame.count and _ORACLE.frame(frame) != data:
+            if frame.count:
+                continue
+            node = frame.node
+            mem = memory.get(node.nid)
+            if mem is None:
+                mem = memory[node.nid] = bytes(node.mem)
+            off = (frame.pfn - node.start_pfn) << node.page_shift
+            if mem[off : off + node.page_size] != data:
                 problems.append(
                     f"migratepage of pfn {call.old_before.pfn} wrote into pfn {frame.pfn}, a "
                     "free frame: whoever is given that frame next finds it changed"
                 )
                 break
     return problems
+
+
+def _busy(state: PageState, *, own_lock: bool = False) -> bool:
+    """Whether another task was busy with the page: I/O in flight, its lock, or a hold on it.
+
+    A buffer head locked, or held by the journal (``BH_JBD``: kjournald
+    commits it when it will), counts too.  With ``own_lock`` the page's
+    lock is the caller's, so it does not count.
+    """
+    locked = 0 if own_lock else PG.locked
+    if state.flags & (PG.writeback | locked) or state.holds or state.locked_by_task:
+        return True
+    return any(buffer.state & (BH.lock | BH.jbd) for buffer in state.ring or ())
 
 
 # -- the engine level ----------------------------------------------------------------------

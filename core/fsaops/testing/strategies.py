@@ -10,7 +10,9 @@ itself or by the pytest plugin.
   call), mapped, written through the mapping (a dirty pte), in a
   ``VM_LOCKED`` area, pinned, locked by another task
   for a while (engine only), truncated (hook only), carrying any of the
-  flags ``migrate_page_copy`` carries.
+  flags ``migrate_page_copy`` carries; at an index near the start of its
+  file (0 to 40), or past ext2's direct and indirect blocks (67, 1036,
+  16451, in a sparse file: :data:`fsaops.world.SPARSE_FROM`).
 * :func:`workloads` draws a list of such pages to migrate together.
 * :func:`mappings` draws an installed filesystem, mode and block size as a
   :class:`~fsaops.testing.harness.Subject` with its capabilities probed.
@@ -31,12 +33,24 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import attrs
 
 from fsaops.page import PG
-from fsaops.testing.harness import PageSpec, Subject, check_semantics, infer_capabilities
+from fsaops.testing.harness import (
+    PageSpec,
+    Subject,
+    check_semantics,
+    far_indices,
+    infer_capabilities,
+)
 
 if TYPE_CHECKING:
     from fsaops.plugins import Registry
 
 __all__ = ["copied_flags", "mappings", "page_specs", "workloads"]
+
+_FAR = far_indices()[1:-1]
+"""Indexes past ext2's direct and indirect blocks, drawn as often as a small one's range.
+
+The page past 4 GiB (:func:`~fsaops.testing.harness.far_indices`' last) is left to the
+suite's fixed tests: a file that long takes a million-slot page tree to build and check."""
 
 _COPIED_BITS = tuple(bit for bit, _name in PG.NAMES if bit & PG.COPIED)
 
@@ -94,7 +108,7 @@ def page_specs(
             tail=shape == "tail",
             partial=partial,
             sparse=sparse,
-            index=draw(st.integers(0, 7) | st.integers(8, 40)),
+            index=draw(st.integers(0, 7) | st.integers(8, 40) | st.sampled_from(_FAR)),
             seed=draw(st.integers(0, 2**16)),
         )
 
