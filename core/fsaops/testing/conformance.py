@@ -1053,7 +1053,7 @@ class MigratepageConformance:
         self._needs_files(fsaops_subject)
         for seed, index in enumerate(far_indices(fsaops_world.page_size.bit_length() - 1)):
             spec = PageSpec(dirty=True, mapped=True, index=index, seed=seed)
-            self._call(World(fsaops_subject), spec)
+            self._call(fsaops_world, spec)
         _pending_hold(fsaops_subject)
 
     def test_hook_leaves_every_files_size_as_it_was(
