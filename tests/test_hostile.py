@@ -955,6 +955,19 @@ CHANGES_EXT2 = {
         "import sys, types, fsaops_ext2\nsys.modules['fsaops_ext2'] = types.ModuleType('x')\n",
         "put another module in place of fsaops_ext2",
     ),
+    "replaces its hook through importlib.import_module": (
+        "import importlib\nimportlib.import_module('fsaops_ext2').fsaops_filesystem_types = None\n",
+        "replaced fsaops_filesystem_types",
+    ),
+    "deletes its hook through importlib.import_module": (
+        "import importlib\ndel importlib.import_module('fsaops_ext2').fsaops_filesystem_types\n",
+        "removed fsaops_filesystem_types",
+    ),
+    "puts another module in its place through importlib.import_module": (
+        "import importlib, sys, types\nimportlib.import_module('fsaops_ext2')\n"
+        "sys.modules['fsaops_ext2'] = types.ModuleType('x')\n",
+        "put another module in place of fsaops_ext2",
+    ),
 }
 
 

@@ -40,7 +40,9 @@ from __future__ import annotations
 import builtins
 import contextlib
 import enum
+import functools
 import importlib
+import importlib.util
 import itertools
 import json
 import math
@@ -1192,7 +1194,9 @@ def _load(
         before = set(sys.modules)
         try:
             here = name in probed or name in imported
-            with _watching(statements):  # an import of a module imported already counts too
+            # An import of a module imported already counts too, and so does one
+            # through importlib.import_module (no import statement).
+            with _watching(statements), _import_module_watched(statements):
                 module = _import(item, timeout, here=here, ctrl_c=here and interrupts)
         except PluginLoadError as exc:
             fail(name, exc)
@@ -1667,6 +1671,35 @@ def _watching(record: _Recorder) -> Iterator[None]:
             if not _WATCHING:
                 builtins.__import__ = _SAVED_IMPORT[0]
                 _CORE_GLOBALS.clear()
+
+
+@contextlib.contextmanager
+def _import_module_watched(record: _Recorder) -> Iterator[None]:
+    """Tell ``record`` of every ``importlib.import_module`` call made in the block.
+
+    Such a call runs no import statement, so :func:`_import_hook` does not
+    see it: a plugin that imports another plugin's entry module this way,
+    and changes it, would otherwise leave the other plugin blamed for what
+    it found.  The call is recorded as an import statement of the calling
+    module would be, once it returned.  At the end the function found is
+    put back, whatever plugin code did to ``importlib.import_module``
+    meanwhile.
+    """
+    found = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> ModuleType:
+        module = found(name, package)
+        with contextlib.suppress(Exception):  # recording is ours; the import succeeded
+            full = importlib.util.resolve_name(name, package)
+            record.saw(sys._getframe(1).f_globals.get("__name__"), [full])
+        return module
+
+    functools.update_wrapper(import_module, found)
+    importlib.import_module = import_module
+    try:
+        yield
+    finally:
+        importlib.import_module = found
 
 
 _HOOK: Final = "fsaops_filesystem_types"
