@@ -246,3 +246,24 @@ def test_a_signal_during_bench_names_the_figure_being_measured() -> None:
     said = "terminated (SIGTERM) while measuring engine_vs_bare[ext2_nobh_aops]"
     assert one_error_line(proc, 130) == f"fsaops: error: {said}"
     assert one_json_object(proc, "interrupted")["error"] == said
+
+
+@pytest.mark.parametrize("supervised", [True, False], ids=["supervised", "one-process"])
+def test_a_time_limit_inside_migratepage_names_plugin_code_as_a_signal_does(
+    tmp_path: Path, supervised: bool
+) -> None:
+    """``--timeout`` names the plugin code that was running, in the words a Ctrl-C uses.
+
+    Before, the time limit named the page, its table and its plugin, but not the function and
+    ``file:line`` of the plugin code that held the run.
+    """
+    scenario, _started, env = _sleeper(tmp_path, SLEEPS)
+    if not supervised:
+        env["FSAOPS_NO_SUPERVISOR"] = "1"
+    args: list[str | Path] = ["migrate", scenario, "--timeout", "1", "--json"]
+    proc = run([sys.executable, "-m", "fsaops", *args], env=env, timeout=120)
+    said = f"timeout: the run went past its time limit of 1 s {ON_A_PAGE}"
+    line = one_error_line(proc, 1)
+    assert re.fullmatch(f"fsaops: error: {said}", line), line
+    error = one_json_object(proc, "timeout")["error"]
+    assert re.fullmatch(said, error), error

@@ -1040,7 +1040,7 @@ def run_plan(
         collector_paused(),
         _time_limit(config.kernel.timeout, registry, on_stuck) as where,
         _broken_fields_named(where, registry),
-        interrupt_told(lambda frame: _interrupt_where(frame, where, registry)),
+        interrupt_told(lambda frame: _stopped_where("", frame, where, registry)),
         watch_imports(registry) as imports,
     ):
         world = Scenario(config, registry, seed=seed, log=log, progress=progress)
@@ -1487,7 +1487,7 @@ def _time_limit(
         return None
 
     def told_to_stop(head: str, frame: FrameType | None, now: float) -> RunTimeout:
-        exc = RunTimeout(_timeout_message(head, frame, where, registry))
+        exc = RunTimeout(_stopped_where(head, frame, where, registry))
         if not told:
             told.append((now, str(exc)))
         return exc
@@ -1715,14 +1715,15 @@ def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry
     return f"{head} while {where.phase}"
 
 
-def _interrupt_where(frame: FrameType | None, where: _Where, registry: Registry) -> str:
-    """`` while ...``: where a Ctrl-C or ``SIGTERM`` found the run, as a time limit says it.
+def _stopped_where(head: str, frame: FrameType | None, where: _Where, registry: Registry) -> str:
+    """``head`` and where the run was stopped at ``frame``: a time limit's and a signal's words.
 
-    The page being migrated (its pfn, table, plugin and pass) or the phase,
-    and, when the signal came while plugin code ran, that code's plugin,
-    function and ``file:line``.
+    The page being migrated (its pfn, table, plugin and pass) or the phase
+    (:func:`_timeout_message`), and, when plugin code was running, that
+    code's plugin, function and ``file:line`` (:func:`_plugin_code_at`).
+    A time limit (or a stall) and a Ctrl-C or ``SIGTERM`` say it alike.
     """
-    return _timeout_message("", frame, where, registry) + _plugin_code_at(frame, registry)
+    return _timeout_message(head, frame, where, registry) + _plugin_code_at(frame, registry)
 
 
 def _plugin_code_at(frame: FrameType | None, registry: Registry) -> str:
