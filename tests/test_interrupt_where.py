@@ -267,3 +267,38 @@ def test_a_time_limit_inside_migratepage_names_plugin_code_as_a_signal_does(
     assert re.fullmatch(f"fsaops: error: {said}", line), line
     error = one_json_object(proc, "timeout")["error"]
     assert re.fullmatch(said, error), error
+
+
+BENCH_RUNS_A_SCENARIO = r"""
+import os, signal, sys
+import fsaops.bench as bench, fsaops.cli as cli, fsaops.scenario as scenario
+from fsaops.config import parse_config
+
+real_build = scenario.Scenario._build
+
+def build(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real_build(*args, **kwargs)
+
+def figure(registry, *args, **kwargs):  # a figure that runs a scenario in this process
+    scenario.Scenario._build = build
+    config = parse_config('[[mount]]\nfs = "ext2"\npages = 8\n')
+    scenario.run_scenario(config, registry)
+    raise AssertionError("the signal did not interrupt the figure")
+
+bench.engine_vs_bare = figure
+sys.argv[0] = "fsaops"
+cli.main()
+"""
+
+
+def test_a_signal_during_a_figure_that_runs_a_scenario_names_the_figure_and_the_phase() -> None:
+    """The scenario's words come after the figure's; before, the figure was not named."""
+    args = ["bench", "--quick", "--json"]
+    proc = run([sys.executable, "-c", BENCH_RUNS_A_SCENARIO, *args], timeout=120)
+    said = (
+        "terminated (SIGTERM) while measuring engine_vs_bare[ext2_nobh_aops], "
+        "while building the world"
+    )
+    assert one_error_line(proc, 130) == f"fsaops: error: {said}"
+    assert one_json_object(proc, "interrupted")["error"] == said

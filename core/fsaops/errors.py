@@ -382,13 +382,40 @@ def interrupt_told(tell: Callable[[FrameType | None], str | None]) -> Iterator[N
     gives them to the command that says the run was interrupted.  Called
     in the signal handler, so it must be quick; an exception it raises is
     taken for ``None``.
+
+    Inside another such block (a ``bench`` figure that runs a scenario in
+    this process), the outer ``tell``'s words come first, then this one's,
+    after a comma: `` while measuring X, while building the world``.
     """
     previous = _Signals.tell
-    _Signals.tell = tell
+    _Signals.tell = tell if previous is None else _told_both(previous, tell)
     try:
         yield
     finally:
         _Signals.tell = previous
+
+
+def _told_both(
+    outer: Callable[[FrameType | None], str | None], inner: Callable[[FrameType | None], str | None]
+) -> Callable[[FrameType | None], str | None]:
+    """A teller that says ``outer``'s words, then ``inner``'s after a comma (either may be none).
+
+    Each is asked on its own: one that raises leaves the other's words.
+    """
+
+    def tell(frame: FrameType | None) -> str | None:
+        said = [words for words in (_asked(outer, frame), _asked(inner, frame)) if words]
+        return ",".join(said) or None
+
+    return tell
+
+
+def _asked(tell: Callable[[FrameType | None], str | None], frame: FrameType | None) -> str | None:
+    """What ``tell`` says at ``frame``; ``None`` if it raises."""
+    try:
+        return tell(frame)
+    except Exception:
+        return None
 
 
 def _raise() -> None:
