@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from fsaops.fault_inject import FaultInjector
     from fsaops.page import Page
     from fsaops.plugins import Registry
+    from fsaops.replay import ReplayWatch
     from fsaops.typing import EngineLog
 
 __all__ = ["Kernel", "MountTable"]
@@ -160,6 +161,9 @@ class Kernel:
         self.log = log
         self.debug_vm = debug_vm
         self.strict = strict
+        #: The watch of a replayed run (:mod:`fsaops.replay`): told of every
+        #: ``migratepage`` call; ``None`` in every other run.
+        self.replay: ReplayWatch | None = None
         #: ``CONFIG_DEBUG_VM``: pages tried so far, and after which one the
         #: whole machine was last checked (every ``FULL_CHECK_EVERY`` pages).
         self.debug_vm_tried = 0

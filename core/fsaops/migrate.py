@@ -645,6 +645,7 @@ def migrate_pages(
     trace = None if log is None or not log.is_enabled_for(logging.DEBUG) else log.debug
     debug = _DebugVm(kernel, from_, to, moved, failed, stats.findings) if kernel.debug_vm else None
     watch = MigratepageWatch(kernel, stats.findings) if kernel.strict or kernel.debug_vm else None
+    replay = kernel.replay  # a replay's watch (fsaops.replay), else None
     written = stats.written
     pending = stats.pending
     last_why: dict[Page, str] = {}
@@ -758,6 +759,8 @@ def migrate_pages(
                                     path = "migratepage"
                                     if watch is not None:
                                         watch.before(newpage, page)
+                                    if replay is not None:
+                                        replay.before(page)
                                     try:
                                         rc = migratepage(newpage, page)
                                     except KernelBug as exc:
@@ -781,6 +784,8 @@ def migrate_pages(
                                         _why_not_str(current)
                                     if watch is not None:
                                         watch.after(newpage, page, rc, name)
+                                    if replay is not None:
+                                        replay.after(name)
                                     # unlock_both: (inline unlock_page(newpage), unlock_page(page)),
                                     # with unlock_page's BUG() for a page nobody locked.
                                     flags = newpage.flags

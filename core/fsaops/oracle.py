@@ -1164,6 +1164,7 @@ class Oracle:
         views: Sequence[tuple[File, int, Mm, Vma]] = (),
         progress: Callable[[str, int, int], object] | None = None,
         blame: Callable[[File | Area, int, Page], str] | None = None,
+        wrong: list[tuple[File | Area, int] | None] | None = None,
     ) -> ReadBack:
         """Read every page the world wrote back through the model, and compare.
 
@@ -1175,6 +1176,8 @@ class Oracle:
         stale page would not show in a file read.  Each page counts once.
         ``blame``, for a wrong page that was in the page cache when it was
         read (not read in by the read-back), returns what to add to its line.
+        ``wrong``, when given, gets the file or area and index of the page
+        of each problem, in order (``None`` for a problem of no one page).
         """
         through_views: dict[tuple[int, int], str] = {}
         ps = world.page_size
@@ -1224,6 +1227,8 @@ class Oracle:
                             if held is not None:
                                 found += blame(owner, index, held)
                         problems.append(f"{owner.describe(index)}: {found}")
+                        if wrong is not None:
+                            wrong.append((owner, index))
                 if progress is not None:
                     progress("check", checked, total)
             grown = self._grown(world, owner)
@@ -1231,6 +1236,8 @@ class Oracle:
                 pages, said = grown
                 corrupted += pages
                 problems.append(said)
+                if wrong is not None:
+                    wrong.append(None)
         return ReadBack(checked, lost, corrupted, tuple(problems))
 
     @staticmethod

@@ -101,6 +101,7 @@ from fsaops.page import PG, Page
 from fsaops.plugins import watch_imports
 from fsaops.process import Alarm, keep_handler, plugin_of_module
 from fsaops.proofs import Places, ledger, prove_durability, prove_placement, snapshot_places
+from fsaops.replay import WATCHED_PAGES, ReplayWatch
 from fsaops.report import (
     Integrity,
     MountReport,
@@ -753,19 +754,20 @@ class Scenario:
         self,
         progress: Progress | None = None,
         blame: Callable[[File | Area, int, Page], str] | None = None,
+        wrong: list[tuple[File | Area, int] | None] | None = None,
     ) -> Integrity:
         """Read every page back through the model and compare it with what was written.
 
         The oracle reads every file and every process's memory (pages read
         from disk or swap are allocated on the target node) and every file
         page a process maps through that process too.  ``blame`` adds to the
-        line of a wrong page that was in the page cache (see
-        :meth:`~fsaops.oracle.Oracle.read_back`).
+        line of a wrong page that was in the page cache; ``wrong`` gets the
+        page of each problem (see :meth:`~fsaops.oracle.Oracle.read_back`).
         """
         self.kernel.alloc_nid = self.target_node
         views = [(v.file, v.index, v.mm, v.vma) for v in self.views]
         result = self.world.oracle.read_back(
-            self.world, views=views, progress=progress, blame=blame
+            self.world, views=views, progress=progress, blame=blame, wrong=wrong
         )
         return Integrity(
             checked=result.checked,
@@ -1013,7 +1015,8 @@ def run_plan(
     it must run in the main thread).  ``phases``, when given, gets the
     seconds of wall time each phase took added to it: ``build``,
     ``migrate``, ``prove`` (the placement and durability proofs and the
-    invariant checker), ``read back`` and ``report``.  ``on_stuck``, when
+    invariant checker), ``read back`` (with the replay of a run whose pages
+    read back wrong: :mod:`fsaops.replay`) and ``report``.  ``on_stuck``, when
     given, is called from another thread with the message when the run was
     told to stop (its time limit, or a stall) and plugin code kept it going
     :data:`STOP_SECONDS` more: the command line ends the process there.
@@ -1066,7 +1069,9 @@ def run_plan(
         )
         lap("prove")
         where.phase = "reading pages back"
-        integrity = world.check_integrity(progress, _changed_while_migrating(world, places, stats))
+        blame = _changed_while_migrating(places, stats)
+        wrong: list[tuple[File | Area, int] | None] = []
+        integrity = world.check_integrity(progress, blame, wrong)
         kernel.run_until_idle()
         # The counters cover the migration and the read-back that checks it: the
         # faults a migration leaves for the processes (V4's swap ptes) count too.
@@ -1082,6 +1087,10 @@ def run_plan(
         where.phase = "checking invariants"
         invariants = tuple(check_kernel(kernel))
         lap("prove")
+        if wrong:
+            # Only a run that lost data pays for this: none of it is taken otherwise.
+            integrity = _named_by_replay(plan, seed, world, integrity, wrong, blame.seen, where)
+            lap("read back")
     supervisor.tell_phase("")  # the run is over: what comes next is no phase of it
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
@@ -1146,25 +1155,26 @@ def run_plan(
     return report
 
 
-def _changed_while_migrating(
-    world: Scenario, places: Places, stats: MigrateStats
-) -> Callable[[File | Area, int, Page], str]:
-    """What the line of a wrong page in the page cache adds, when it was there as migration began.
+class _Blame:
+    """What the line of a wrong page in the page cache adds (see :func:`_changed_while_migrating`).
 
-    ``places`` is where every page was before the migration: a page of it
-    was moved (by the table whose call moved it) or not (a call on another
-    page may have changed it).  The line says which, and which tables' pages
-    were being migrated; a change ``--strict`` saw a call make to it names
-    that call, and without ``--strict`` it says to run with it.  Nothing is
-    taken per page on a run whose pages all read back right: the lookup is
-    made at the first wrong page.
+    Attributes:
+        seen: the pages (file or area, index) whose line names a call
+            ``--strict`` saw change them.
     """
-    strict = world.kernel.strict or world.kernel.debug_vm
-    before: dict[tuple[int, int], Page] = {}
 
-    def said(owner: File | Area, index: int, page: Page) -> str:
+    __slots__ = ("_before", "_places", "_stats", "seen")
+
+    def __init__(self, places: Places, stats: MigrateStats) -> None:
+        self._places = places
+        self._stats = stats
+        self._before: dict[tuple[int, int], Page] = {}
+        self.seen: set[tuple[int, int]] = set()
+
+    def __call__(self, owner: File | Area, index: int, page: Page) -> str:
+        before = self._before
         if not before:
-            for record, indexes, pages, _tables in places.runs():
+            for record, indexes, pages, _tables in self._places.runs():
                 for i, held in zip(indexes, pages, strict=True):
                     before[(id(record), i)] = held
         was = before.get((id(owner), index))
@@ -1174,6 +1184,7 @@ def _changed_while_migrating(
             how = f"was not migrated itself (still at pfn {page.pfn})"
         else:
             how = f"moved from pfn {was.pfn} to pfn {page.pfn}"
+        stats = self._stats
         tables = ", ".join(sorted(stats.tables))
         head = (
             f"; it was in memory when the migration began and {how}, while pages of table(s) "
@@ -1182,12 +1193,118 @@ def _changed_while_migrating(
         pfns = (was.pfn, page.pfn)
         seen = next((d for d in reversed(stats.findings.damage) if d[1] in pfns), None)
         if seen is not None:
+            self.seen.add((id(owner), index))
             return f"{head}; --strict saw that table {seen[0]}'s {seen[2]}"
-        if strict:
-            return f"{head}; --strict saw no migratepage call change it"
-        return f"{head}: run with --strict to name a migratepage call that changed it"
+        return head
 
-    return said
+
+def _changed_while_migrating(places: Places, stats: MigrateStats) -> _Blame:
+    """What the line of a wrong page in the page cache adds, when it was there as migration began.
+
+    ``places`` is where every page was before the migration: a page of it
+    was moved (by the table whose call moved it) or not (a call on another
+    page may have changed it).  The line says which, and which tables' pages
+    were being migrated; a change ``--strict`` saw a call make to it names
+    that call (any other wrong page is the replay's to name:
+    :func:`_named_by_replay`).  Nothing is taken per page on a run whose
+    pages all read back right: the lookup is made at the first wrong page.
+    """
+    return _Blame(places, stats)
+
+
+REPLAY_PHASE: Final = "replaying the run to name the calls that changed the pages read back wrong"
+"""What a run is doing while it replays itself (:mod:`fsaops.replay`)."""
+
+
+def _named_by_replay(
+    plan: Plan,
+    seed: int,
+    world: Scenario,
+    integrity: Integrity,
+    wrong: Sequence[tuple[File | Area, int] | None],
+    seen: set[tuple[int, int]],
+    where: _Where,
+) -> Integrity:
+    """``integrity`` with each wrong page's line saying what the replay saw change it.
+
+    The run is built and migrated again (same scenario, seed and plugins)
+    with a :class:`~fsaops.replay.ReplayWatch` on the wrong pages that are
+    listed (the first :data:`~fsaops.replay.WATCHED_PAGES`), except those
+    ``--strict`` already named a call for (``seen``); then read back.  Only
+    if the same pages read back wrong does a line name a call; otherwise
+    it says the replay did not reproduce the run.
+    """
+    records: list[File | Area] = [*world.files, *world.areas]
+    position = {id(r): n for n, r in enumerate(records)}
+    listed = list(wrong[: len(integrity.problems)])
+    watch_keys: list[tuple[int, int]] = []
+    for w in listed:
+        if w is None or (id(w[0]), w[1]) in seen:
+            continue
+        key = (position[id(w[0])], w[1])
+        if key not in watch_keys and len(watch_keys) < WATCHED_PAGES:
+            watch_keys.append(key)
+    if not watch_keys:
+        return integrity
+    were_wrong = {(position[id(w[0])], w[1]) for w in wrong if w is not None}
+    tails: dict[tuple[int, int], str] = {}
+    where.phase = REPLAY_PHASE
+    where.replaying = True
+    try:
+        again = Scenario(plan.config, plan.registry, seed=seed)
+        where.clock = lambda: again.kernel.sched.now
+        replayed: list[File | Area] = [*again.files, *again.areas]
+        if [r.key for r in replayed] != [r.key for r in records]:
+            raise _NotReproduced("it built other files or processes")
+        watch = ReplayWatch(again.world, [(replayed[p], i) for p, i in watch_keys])
+        again.kernel.replay = watch
+        try:
+            watch.start()
+            again.migrate()
+        finally:
+            again.kernel.replay = None
+        wrong_again: list[tuple[File | Area, int] | None] = []
+        again.check_integrity(None, None, wrong_again)
+        again.kernel.run_until_idle()
+        at = {id(r): n for n, r in enumerate(replayed)}
+        now_wrong = {(at[id(w[0])], w[1]) for w in wrong_again if w is not None}
+        if now_wrong != were_wrong:
+            raise _NotReproduced(
+                f"{len(now_wrong):,} page(s) read back wrong in it, "
+                f"{len(now_wrong & were_wrong):,} of them as in the run"
+            )
+        for n, key in enumerate(watch_keys):
+            change = watch.changes.get(n)
+            tails[key] = (
+                change.said()
+                if change is not None
+                else "the replay saw no migratepage call change it while it was in memory"
+            )
+    except _NotReproduced as exc:
+        said = (
+            f"the replay (same scenario, seed and plugins) did not reproduce the run ({exc}): "
+            "a plugin does not do the same thing twice, so no call is named"
+        )
+        tails = dict.fromkeys(watch_keys, said)
+    except Exception as exc:
+        said = f"the replay failed ({describe_exception(exc)}), so no call is named"
+        tails = dict.fromkeys(watch_keys, said)
+    finally:
+        where.replaying = False
+    problems = list(integrity.problems)
+    for n, w in enumerate(listed):
+        if w is None:
+            continue
+        tail = tails.get((position[id(w[0])], w[1]))
+        if tail is None and (id(w[0]), w[1]) not in seen:
+            tail = f"not watched by the replay (it watches the first {WATCHED_PAGES} wrong pages)"
+        if tail is not None:
+            problems[n] = f"{problems[n]}; {tail}"
+    return attrs.evolve(integrity, problems=tuple(problems))
+
+
+class _NotReproduced(Exception):
+    """The replay did not come to what the run did."""
 
 
 def _selection(config: Config, registry: Registry) -> Selection | None:
@@ -1254,6 +1371,7 @@ class _Where:
     clock: Callable[[], int] | None = None  # the kernel's clock, once there is a kernel
     kernel: Kernel | None = None  # the machine, once it is built
     scenario: Scenario | None = None  # the scenario, once it is built
+    replaying = False  # the run is replaying itself (fsaops.replay)
 
     def __init__(self) -> None:
         supervisor.tell_phase(self._phase)
@@ -1477,7 +1595,7 @@ def _time_limit(
         if deadline is not None and now >= deadline:
             return f"timeout: the run went past its time limit of {seconds:g} s"
         clock = where.clock() if where.clock is not None else -1
-        if where.phase != "migrating" or clock != seen[0]:
+        if where.phase not in ("migrating", REPLAY_PHASE) or clock != seen[0]:
             seen[0], seen[1] = clock, now
         elif now - seen[1] >= STALL_SECONDS:
             return (
@@ -1708,9 +1826,10 @@ def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry
             owner = _table_owner(registry, table)
             path = local.get("path")
             step = f", in {path}" if path else ""
+            again = "replaying the run to name the calls that changed pages read back wrong, "
             return (
-                f"{head} while migrating the page at pfn {pfn} (table {table}{owner}, pass "
-                f"{local.get('pass_')}{step})"
+                f"{head} while {again if where.replaying else ''}migrating the page at pfn "
+                f"{pfn} (table {table}{owner}, pass {local.get('pass_')}{step})"
             )
     return f"{head} while {where.phase}"
 

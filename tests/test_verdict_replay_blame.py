@@ -1,0 +1,344 @@
+"""A page that reads back wrong names the ``migratepage`` call that changed it, wherever it was.
+
+``--strict`` compares the bytes of the frames next to a call's page and of
+the pages of its file within 16 of it; a table that spoils a page further
+away, of another file, or of anonymous memory, made the run fail
+(``data lost``) with no call named, and the plain run's line listed every
+table that ran.  Now a run whose read-back finds pages wrong replays
+itself (same scenario, seed and plugins), watching those pages' bytes
+around each ``migratepage`` call, and each wrong page's line names the
+first call after which it no longer held its data: the table, the call's
+number and the page it was handed.  A table that does not do the same
+thing twice is said not to have been reproduced.  Each table below is
+ext2's ``buffer_migrate_page`` plus one wild write (adding 1 to the first
+byte of a page), in a plugin installed through the ``fsaops``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inproc import fsaops, installed, migrate_json
+
+PLUGIN = '''
+import os
+import time
+
+import attrs
+
+import fsaops
+from fsaops import buffer_migrate_page
+from fsaops_ext2 import EXT2, ext2_aops
+
+
+def _spoil(other):
+    node = other.node
+    at = (other.pfn - node.start_pfn) << node.page_shift
+    node.mem[at] = (node.mem[at] + 1) & 0xFF
+
+
+def _back(distance):
+    def table(newpage, page):
+        """Spoils the page ``distance`` pages before its page in its file."""
+        if page.index >= distance:
+            other = page.mapping.lookup(page.index - distance)
+            if other is not None:
+                _spoil(other)
+        return buffer_migrate_page(newpage, page)
+    return table
+
+
+def another_mounts_page(newpage, page):
+    """At page 5 of a file, spoils page 5 of the first file of another mount that has one."""
+    if page.index == 5:
+        sb = page.mapping.host.i_sb
+        for other_sb in page.node.kernel.super_blocks:
+            if other_sb is sb:
+                continue
+            for inode in other_sb.inodes:
+                tree = inode.i_mapping.page_tree
+                if len(tree) > 5 and tree[5] is not None:
+                    _spoil(tree[5])
+                    return buffer_migrate_page(newpage, page)
+    return buffer_migrate_page(newpage, page)
+
+
+def an_anonymous_page(newpage, page):
+    """At pages 3, 7, 11... of a file, spoils the first anonymous page the last process maps."""
+    if page.index % 4 == 3:
+        ptes = page.node.kernel.mms[-1].ptes
+        for vpn in sorted(ptes):
+            other = ptes[vpn].page
+            if other is not None and other.mapping is not None and other.mapping.anon:
+                _spoil(other)
+                break
+    return buffer_migrate_page(newpage, page)
+
+
+def a_random_page(newpage, page):
+    """Spoils a page of its file more than 16 before its page, chosen with os.urandom."""
+    if page.index >= 17:
+        pick = int.from_bytes(os.urandom(4), "little") % (page.index - 16)
+        other = page.mapping.lookup(pick)
+        if other is not None:
+            _spoil(other)
+    return buffer_migrate_page(newpage, page)
+
+
+def notes_each_call(newpage, page):
+    """Writes a line for each call to the file FSAOPS_TEST_CALLS names, then spoils as back17."""
+    with open(os.environ["FSAOPS_TEST_CALLS"], "a", encoding="utf-8") as out:
+        out.write(f"{page.mapping.name} {page.index}\\n")
+    return _back(17)(newpage, page)
+
+
+_KERNELS = []
+
+
+def hangs_the_second_time(newpage, page):
+    """Spoils as back17 in a first machine; in any machine built after it, never returns."""
+    kernel = page.node.kernel
+    if kernel not in _KERNELS:
+        _KERNELS.append(kernel)
+    if _KERNELS.index(kernel) > 0:
+        while True:
+            time.sleep(0.01)
+    return _back(17)(newpage, page)
+
+
+def _type(name, migratepage):
+    table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=migratepage)
+    return attrs.evolve(EXT2, name=name, modes={"default": table}, page_cache={})
+
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [
+        _type("back17", _back(17)),
+        _type("back30", _back(30)),
+        _type("back100", _back(100)),
+        _type("back1000", _back(1000)),
+        _type("another_mounts_page", another_mounts_page),
+        _type("an_anonymous_page", an_anonymous_page),
+        _type("a_random_page", a_random_page),
+        _type("notes_each_call", notes_each_call),
+        _type("hangs_the_second_time", hangs_the_second_time),
+    ]
+'''
+
+CONFIG = """\
+[kernel]
+nodes = 2
+node_memory = "{memory}"
+io_latency = 8
+semantics = "{semantics}"
+[plugins]
+load = ["pageflipper", "ext2", "ext3", "swap"]
+[[mount]]
+fs = "{first}"
+pages = {pages}
+files = 1
+block_size = 1024
+[[mount]]
+fs = "{second}"
+pages = 64
+files = 1
+block_size = 1024
+[swap]
+slots = 256
+[processes]
+count = 2
+anon_pages = 16
+[workload]
+seed = 3
+dirty = 0.3
+writeback = 0.1
+locked = 0.05
+mapped = 0.3
+pinned = 0.05
+swapout = 0.2
+"""
+
+SEMANTICS = ["v4", "2.6.16", "2.6.17"]
+
+CALL = (
+    r"the replay saw table (?P<table>\w+)'s migratepage call (?P<call>\d+) \(of pfn \d+, "
+    r"mount(?P<mount>\d)/file0 page (?P<at>\d+)\) change it, at pfn \d+"
+)
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``pageflipper`` installed; a folder for configs."""
+    yield from installed(tmp_path_factory, "pageflipper", PLUGIN)
+
+
+def _config(first: str, semantics: str, *, second: str = "ext2", pages: int = 64) -> str:
+    memory = "8MiB" if pages > 400 else "2MiB"
+    return CONFIG.format(
+        first=first, second=second, semantics=semantics, pages=pages, memory=memory
+    )
+
+
+def _migrate(
+    configs: Path, first: str, semantics: str, *options: str, second: str = "ext2", pages: int = 64
+) -> tuple[int, dict[str, Any]]:
+    text = _config(first, semantics, second=second, pages=pages)
+    return migrate_json(configs / f"{first}-{second}-{semantics}.toml", text, *options)
+
+
+def _page(problem: str) -> tuple[str, int]:
+    """The key of the file or process and the page index a problem line is about."""
+    match = re.match(r".*? \((mount\d/file\d)/page(\d+)\): ", problem)
+    assert match is not None, problem
+    return match[1], int(match[2])
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("distance", [17, 100, 1000])
+@pytest.mark.parametrize("strict", [False, True], ids=["plain", "strict"])
+def test_a_page_far_back_in_its_file_names_the_call(
+    configs: Path, distance: int, semantics: str, strict: bool
+) -> None:
+    options = ("--strict",) if strict else ()
+    pages = 64 if distance < 60 else distance + 64
+    rc, report = _migrate(configs, f"back{distance}", semantics, *options, pages=pages)
+    assert (rc, report["status"]) == (1, "data lost")
+    problems = report["integrity"]["problems"]
+    assert problems
+    for problem in problems:
+        match = re.search(r"; " + CALL + r"$", problem)
+        assert match is not None, problem
+        assert match["table"] == f"back{distance}_aops"
+        key, index = _page(problem)
+        assert key == "mount0/file0" == f"mount{match['mount']}/file0"
+        # The call named is the one on the page `distance` pages after the spoiled one.
+        assert int(match["at"]) - index == distance, problem
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_page_of_another_mount_names_the_call(configs: Path, semantics: str) -> None:
+    rc, report = _migrate(configs, "another_mounts_page", semantics)
+    assert (rc, report["status"]) == (1, "data lost")
+    problems = report["integrity"]["problems"]
+    assert problems
+    for problem in problems:
+        key, index = _page(problem)
+        assert (key, index) == ("mount1/file0", 5), problem
+        match = re.search(r"; " + CALL + r"$", problem)
+        assert match is not None, problem
+        assert (match["table"], match["mount"], match["at"]) == (
+            "another_mounts_page_aops",
+            "0",
+            "5",
+        )
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_page_of_anonymous_memory_names_the_call(configs: Path, semantics: str) -> None:
+    rc, report = _migrate(configs, "an_anonymous_page", semantics)
+    assert (rc, report["status"]) == (1, "data lost")
+    problems = report["integrity"]["problems"]
+    assert problems
+    for problem in problems:
+        assert re.match(r"process\d page \d+ \(process\d/anon\d+\): ", problem), problem
+        match = re.search(r"; " + CALL + r"$", problem)
+        assert match is not None, problem
+        assert (match["table"], match["mount"]) == ("an_anonymous_page_aops", "0")
+        assert int(match["at"]) % 4 == 3, problem
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_two_tables_are_each_named_for_their_own_pages(configs: Path, semantics: str) -> None:
+    rc, report = _migrate(configs, "back17", semantics, second="back30", pages=24)
+    assert (rc, report["status"]) == (1, "data lost")
+    problems = report["integrity"]["problems"]
+    distances = {"0": 17, "1": 30}
+    seen = set()
+    for problem in problems:
+        match = re.search(r"; " + CALL + r"$", problem)
+        assert match is not None, problem
+        key, index = _page(problem)
+        assert key == f"mount{match['mount']}/file0", problem
+        distance = distances[match["mount"]]
+        assert match["table"] == f"back{distance}_aops", problem
+        assert int(match["at"]) - index == distance, problem
+        seen.add(match["table"])
+    assert seen == {"back17_aops", "back30_aops"}
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("strict", [False, True], ids=["plain", "strict"])
+def test_a_table_that_does_not_do_the_same_twice_is_not_named(
+    configs: Path, semantics: str, strict: bool
+) -> None:
+    options = ("--strict",) if strict else ()
+    rc, report = _migrate(configs, "a_random_page", semantics, *options)
+    assert (rc, report["status"]) == (1, "data lost")
+    problems = report["integrity"]["problems"]
+    assert problems
+    for problem in problems:
+        assert "migratepage call" not in problem, problem
+        assert re.search(
+            r"; the replay \(same scenario, seed and plugins\) did not reproduce the run "
+            r"\([\d,]+ page\(s\) read back wrong in it, [\d,]+ of them as in the run\): a plugin "
+            r"does not do the same thing twice, so no call is named$",
+            problem,
+        ), problem
+
+
+def test_the_terminal_json_and_html_say_the_same(configs: Path, tmp_path: Path) -> None:
+    path = configs / "back100-text.toml"
+    path.write_text(_config("back100", "v4", pages=164), encoding="utf-8")
+    html = tmp_path / "report.html"
+    rc, out, err = fsaops("migrate", str(path), "--no-progress", "--html", str(html))
+    assert rc == 1, err
+    _rc, report = migrate_json(path, path.read_text(encoding="utf-8"))
+    first = report["integrity"]["problems"][0]
+    assert re.search(CALL + "$", first), first
+    # The terminal wraps the line to its width.
+    said, printed = " ".join(first.split()), " ".join(out.split())
+    # The report is written once: the replay writes nothing of its own.
+    assert printed.count(said) == 1
+    assert printed.count("fsaops migrate ") == 1
+    assert escape(first) in html.read_text(encoding="utf-8")
+
+
+def test_a_table_with_side_effects_does_them_again_in_the_replay(
+    configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("FSAOPS_TEST_CALLS", str(calls))
+    rc, report = _migrate(configs, "notes_each_call", "v4")
+    assert (rc, report["status"]) == (1, "data lost")
+    for problem in report["integrity"]["problems"]:
+        match = re.search(r"; " + CALL + r"$", problem)
+        assert match is not None, problem
+        assert match["table"] == "notes_each_call_aops"
+    lines = calls.read_text(encoding="utf-8").splitlines()
+    # The run's calls, then the replay's: the same calls in the same order.
+    half = len(lines) // 2
+    assert lines and lines[:half] == lines[half:]
+    named = [re.search(CALL, p) for p in report["integrity"]["problems"]]
+    for match in named:
+        assert match is not None
+        assert f"mount0/file0 {match['at']}" in lines[:half]
+
+
+def test_a_replay_that_hangs_ends_at_the_time_limit(configs: Path) -> None:
+    rc, report = _migrate(configs, "hangs_the_second_time", "v4", "--timeout", "2")
+    assert (rc, report["status"]) == (1, "timeout")
+    assert re.fullmatch(
+        r"timeout: the run went past its time limit of 2 s while replaying the run to name the "
+        r"calls that changed pages read back wrong, migrating the page at pfn \d+ \(table "
+        r"hangs_the_second_time_aops of plugin fsaops-pageflipper\[pageflipper\], pass \d+, "
+        r"in migratepage\)",
+        report["error"],
+    ), report["error"]
