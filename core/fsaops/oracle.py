@@ -17,6 +17,7 @@ points at the old page".
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -1164,7 +1165,7 @@ class Oracle:
         views: Sequence[tuple[File, int, Mm, Vma]] = (),
         progress: Callable[[str, int, int], object] | None = None,
         blame: Callable[[File | Area, int, Page], str] | None = None,
-        wrong: list[tuple[File | Area, int] | None] | None = None,
+        wrong: list[tuple[File | Area, int, bytes] | None] | None = None,
     ) -> ReadBack:
         """Read every page the world wrote back through the model, and compare.
 
@@ -1177,7 +1178,8 @@ class Oracle:
         ``blame``, for a wrong page that was in the page cache when it was
         read (not read in by the read-back), returns what to add to its line.
         ``wrong``, when given, gets the file or area and index of the page
-        of each problem, in order (``None`` for a problem of no one page).
+        of each problem, and a digest of what it read back (empty when it
+        could not be read), in order (``None`` for a problem of no one page).
         """
         through_views: dict[tuple[int, int], str] = {}
         ps = world.page_size
@@ -1228,7 +1230,10 @@ class Oracle:
                                 found += blame(owner, index, held)
                         problems.append(f"{owner.describe(index)}: {found}")
                         if wrong is not None:
-                            wrong.append((owner, index))
+                            at = (index - first) * ps
+                            got = b"" if data is None else data[at : at + ps]
+                            digest = hashlib.blake2b(got, digest_size=16).digest() if got else b""
+                            wrong.append((owner, index, digest))
                 if progress is not None:
                     progress("check", checked, total)
             grown = self._grown(world, owner)

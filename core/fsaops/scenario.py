@@ -754,7 +754,7 @@ class Scenario:
         self,
         progress: Progress | None = None,
         blame: Callable[[File | Area, int, Page], str] | None = None,
-        wrong: list[tuple[File | Area, int] | None] | None = None,
+        wrong: list[tuple[File | Area, int, bytes] | None] | None = None,
     ) -> Integrity:
         """Read every page back through the model and compare it with what was written.
 
@@ -1070,7 +1070,7 @@ def run_plan(
         lap("prove")
         where.phase = "reading pages back"
         blame = _changed_while_migrating(places, stats)
-        wrong: list[tuple[File | Area, int] | None] = []
+        wrong: list[tuple[File | Area, int, bytes] | None] = []
         integrity = world.check_integrity(progress, blame, wrong)
         kernel.run_until_idle()
         # The counters cover the migration and the read-back that checks it: the
@@ -1221,7 +1221,7 @@ def _named_by_replay(
     seed: int,
     world: Scenario,
     integrity: Integrity,
-    wrong: Sequence[tuple[File | Area, int] | None],
+    wrong: Sequence[tuple[File | Area, int, bytes] | None],
     seen: set[tuple[int, int]],
     where: _Where,
 ) -> Integrity:
@@ -1246,7 +1246,7 @@ def _named_by_replay(
             watch_keys.append(key)
     if not watch_keys:
         return integrity
-    were_wrong = {(position[id(w[0])], w[1]) for w in wrong if w is not None}
+    were_wrong = {(position[id(w[0])], w[1]): w[2] for w in wrong if w is not None}
     tails: dict[tuple[int, int], str] = {}
     where.phase = REPLAY_PHASE
     where.replaying = True
@@ -1263,15 +1263,16 @@ def _named_by_replay(
             again.migrate()
         finally:
             again.kernel.replay = None
-        wrong_again: list[tuple[File | Area, int] | None] = []
+        wrong_again: list[tuple[File | Area, int, bytes] | None] = []
         again.check_integrity(None, None, wrong_again)
         again.kernel.run_until_idle()
         at = {id(r): n for n, r in enumerate(replayed)}
-        now_wrong = {(at[id(w[0])], w[1]) for w in wrong_again if w is not None}
+        now_wrong = {(at[id(w[0])], w[1]): w[2] for w in wrong_again if w is not None}
         if now_wrong != were_wrong:
+            # The same pages, reading back the same bytes: anything else is another run.
+            same = sum(1 for k, v in now_wrong.items() if were_wrong.get(k) == v)
             raise _NotReproduced(
-                f"{len(now_wrong):,} page(s) read back wrong in it, "
-                f"{len(now_wrong & were_wrong):,} of them as in the run"
+                f"{len(now_wrong):,} page(s) read back wrong in it, {same:,} of them as in the run"
             )
         for n, key in enumerate(watch_keys):
             change = watch.changes.get(n)
