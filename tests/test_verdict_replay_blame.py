@@ -342,6 +342,7 @@ def test_a_replay_that_hangs_ends_at_the_time_limit(configs: Path) -> None:
         r"timeout: the run went past its time limit of 2 s while replaying the run to name the "
         r"calls that changed pages read back wrong, migrating the page at pfn \d+ \(table "
         r"hangs_the_second_time_aops of plugin fsaops-pageflipper\[pageflipper\], pass \d+, "
-        r"in migratepage\)",
+        r"in migratepage\); in plugin code of fsaops-pageflipper\[pageflipper\] "
+        r"\(pageflipper\.hangs_the_second_time, \S+:\d+\)",
         report["error"],
     ), report["error"]
