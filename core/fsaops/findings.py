@@ -378,6 +378,21 @@ class MigratepageWatch:
             )
             self.findings.able(table)
             return
+        if rc < 0 and b.tree is not None and Oracle.slot(b.tree, b.key) is page:
+            # Given up, and still in its slot: it must keep what it had, as the
+            # oracle's "did not move" check does (a writepage may end PG_checked
+            # or PG_error on the way).
+            lost = b.flags & PG.COPIED & ~page.flags
+            if writes:
+                lost &= ~(PG.checked | PG.error)
+            if lost:
+                add(
+                    table,
+                    "flags",
+                    pfn,
+                    f"pfn {pfn} did not move but lost flags {Oracle.flag_names(lost)}: migratepage "
+                    "must leave a page it gives up as it found it",
+                )
         if rc in (0, -EAGAIN):
             self.findings.able(table)
         elif rc < 0 and not _mlocked(page):
