@@ -379,6 +379,8 @@ class Scenario:
         self.mms: list[Mm] = []
         self.slots = Slots()
         self.states: dict[str, list[Slot]] = {s: [] for s in WorkloadConfig.STATES}
+        #: The pinned pages rewritten and left dirty before the pin (``workload.pinned_dirty``).
+        self.pinned_dirty: list[Slot] = []
         self.holds: list[tuple[Task, Hold]] = []
         self.swaplist = PageList("swapout")
         self._progress = progress
@@ -563,6 +565,14 @@ class Scenario:
             picked = [free[i] for i in chosen]
             taken.update(picked)
             self.states[state].extend(slots[p] for p in picked)
+        fraction = self.config.workload.pinned_dirty
+        if fraction > 0:
+            # Among the pinned pages that a rewrite can leave dirty, in page order.
+            writable_set = set(writable)
+            candidates = [s for s in self.states["pinned"] if slots.position(s) in writable_set]
+            want = min(_share(fraction, len(candidates)), len(candidates))
+            chosen = sorted(self.rng.sample(range(len(candidates)), want))
+            self.pinned_dirty.extend(candidates[i] for i in chosen)
 
     def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> None:
         """Map file pages into processes and touch them (write ``gen`` if not 0, else read).
@@ -643,6 +653,11 @@ class Scenario:
         # and dirtied when the mapping goes; a file at a time.
         dirty: dict[int, tuple[File, list[int]]] = {}
         for slot in self.states["dirty"]:
+            record = slot.owner
+            assert isinstance(record, File)
+            dirty.setdefault(id(record), (record, []))[1].append(slot.index)
+        # Pinned pages left dirty: rewritten the same way, before the pin.
+        for slot in self.pinned_dirty:
             record = slot.owner
             assert isinstance(record, File)
             dirty.setdefault(id(record), (record, []))[1].append(slot.index)

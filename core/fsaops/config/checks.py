@@ -156,6 +156,10 @@ def static_problems(config: Config) -> list[str]:
         value = config.fraction(state)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{state}: expected a fraction from 0 to 1, got {value!r}")
+    if not 0.0 <= w.pinned_dirty <= 1.0:
+        problems.append(
+            f"workload.pinned_dirty: expected a fraction from 0 to 1, got {w.pinned_dirty!r}"
+        )
     if count_ok and procs.count == 0:
         for state in ("mapped", "mlocked"):
             if config.fraction(state) > 0:
@@ -459,7 +463,11 @@ def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
     objects = k.nodes * config.node_pages * FRAME_BYTES
     objects += sum(m.files for m in config.mount) * FILE_BYTES
     objects += config.processes.count * PROCESS_BYTES
-    written = min(1.0, sum(config.fraction(state) for state in _WRITTEN_STATES))
+    written = min(
+        1.0,
+        sum(config.fraction(state) for state in _WRITTEN_STATES)
+        + config.fraction("pinned") * config.workload.pinned_dirty,
+    )
     swapped = config.fraction("swapout")
     cached = 0  # pages in the page cache or anonymous memory, on the source node
     again = 0  # pages whose old frames stay committed while their new ones are written

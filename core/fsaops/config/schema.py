@@ -288,6 +288,15 @@ class WorkloadConfig:
             "whole migration (they stay behind with EAGAIN)."
         ),
     )
+    pinned_dirty: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the pinned pages, among those of files whose table has a "
+            "writepage, rewritten and left dirty (as dirty's are) before the pin: dirty "
+            "pages every migratepage call gives up on, which go back to the LRU and must "
+            "still be written back. A modifier of pinned, not a state of its own."
+        ),
+    )
     mapped: float = attrs.field(
         default=0.0,
         metadata=_doc(
