@@ -96,6 +96,14 @@ def test_a_dirty_page_cleaned_by_a_failed_call_is_data_lost(configs: Path, seman
     assert (rc, report["status"]) == (1, "data lost"), report.get("error")
 
 
+def test_the_loss_names_the_page_as_left_in_place_not_moved(configs: Path) -> None:
+    rc, report = run(configs, "cleans_what_it_gives_up", "v4")
+    assert rc == 1
+    said = str(report["proofs"])
+    assert "(left in place by cleans_what_it_gives_up_aops): a dirty state was lost" in said
+    assert "(moved by cleans_what_it_gives_up_aops)" not in said
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 @pytest.mark.parametrize("options", [("--strict",), ("--debug-vm",)])
 def test_strict_and_debug_vm_fail_a_table_that_cleaned_a_page_it_gave_up(

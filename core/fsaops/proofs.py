@@ -209,9 +209,8 @@ class Places(Mapping[int, Placed]):
     def __len__(self) -> int:
         return sum(len(indexes) for _record, indexes, _pages, _tables in self._runs)
 
-    def table(self, record: File | Area, index: int) -> str | None:
-        """The table of page ``index`` of ``record`` before migration, or ``None``."""
-        for rec, indexes, _pages, tables in self._runs:
+    def _find(self, record: File | Area, index: int) -> tuple[Page, str] | None:
+        for rec, indexes, pages, tables in self._runs:
             if rec is record:
                 # The indexes are in order: find the page by bisection.
                 lo, hi = 0, len(indexes)
@@ -222,8 +221,18 @@ class Places(Mapping[int, Placed]):
                     else:
                         hi = mid
                 if lo < len(indexes) and indexes[lo] == index:
-                    return tables[lo]
+                    return pages[lo], tables[lo]
         return None
+
+    def table(self, record: File | Area, index: int) -> str | None:
+        """The table of page ``index`` of ``record`` before migration, or ``None``."""
+        found = self._find(record, index)
+        return None if found is None else found[1]
+
+    def page(self, record: File | Area, index: int) -> Page | None:
+        """The page that held page ``index`` of ``record`` before migration, or ``None``."""
+        found = self._find(record, index)
+        return None if found is None else found[0]
 
 
 def snapshot_places(world: fsaops.world.World, nid: int) -> Places:
@@ -709,7 +718,7 @@ def prove_durability(
                     why = _not_stored(world, record, index, disk[k * ps : (k + 1) * ps])
                     wrong(
                         f"{record.describe(index)} ({table}): the disk does not hold the data "
-                        f"written last{_who(moved_by, record, index)}: {why}"
+                        f"written last{_who(moved_by, record, index, world)}: {why}"
                     )
     swap = kernel.swap
     for area in world.areas:
@@ -934,12 +943,23 @@ def _errno(rc: int) -> str:
 
 
 def _who(
-    moved_by: Places | Mapping[tuple[int, int], str] | None, record: File | Area, index: int
+    moved_by: Places | Mapping[tuple[int, int], str] | None,
+    record: File | Area,
+    index: int,
+    world: fsaops.world.World | None = None,
 ) -> str:
+    """Who had the page last: `` (moved by TABLE)``, the table it had before migration.
+
+    Given ``world``, a page still in the frame it had then is `` (left in
+    place by TABLE)``; ``""`` when no table is known.
+    """
     if moved_by is None:
         return ""
     if isinstance(moved_by, Places):
         table = moved_by.table(record, index)
+        before = moved_by.page(record, index) if world is not None and table else None
+        if before is not None and world is not None and world.page_of(record, index) is before:
+            return f" (left in place by {table})"
     else:
         table = moved_by.get((id(record), index))
     return f" (moved by {table})" if table else ""
