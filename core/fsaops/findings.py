@@ -825,12 +825,10 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
                 other = node.pages[first - start + at // size]
                 if other is writes.page or other is writes.newpage:
                     continue
-                byte = next(
-                    i for i, (a, b) in enumerate(zip(was_frame, now_frame, strict=True)) if a != b
-                )
                 if not other.count:
                     if (other, "count") in writes.first:
                         continue  # in use during the call: freed, or taken and given back
+                    byte = _first_difference(was_frame, now_frame)
                     return (
                         "flags",
                         other.pfn,
@@ -838,13 +836,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
                         f"(first at byte {byte}): whoever is given that frame next finds it "
                         "changed",
                     )
-                where = _where(other, other.mapping, other.index)
-                return (
-                    "flags",
-                    other.pfn,
-                    f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
-                    f"contents changed (first at byte {byte})",
-                )
+                return _contents_changed(pfn, other, was_frame, now_frame)
     return None
 
 
@@ -928,15 +920,24 @@ def _file_spoiled(writes: _Writes, runs: _FilePages, pfn: int) -> tuple[str, int
                 continue
             if any((other, name) in first_writes for name in ("count", "mapping", "index")):
                 continue
-            byte = next(i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
-            where = _where(other, other.mapping, other.index)
-            return (
-                "flags",
-                other.pfn,
-                f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
-                f"contents changed (first at byte {byte})",
-            )
+            return _contents_changed(pfn, other, old, new)
     return None
+
+
+def _first_difference(was: bytes, now: bytes) -> int:
+    """The offset of the first byte that differs between two frames' bytes of one size."""
+    return next(i for i, (a, b) in enumerate(zip(was, now, strict=True)) if a != b)
+
+
+def _contents_changed(pfn: int, other: Page, was: bytes, now: bytes) -> tuple[str, int, str]:
+    """The finding for a call on ``pfn`` that changed the bytes of ``other``, a page in use."""
+    where = _where(other, other.mapping, other.index)
+    return (
+        "flags",
+        other.pfn,
+        f"migratepage of pfn {pfn} changed {where}, a page it was not handed: its "
+        f"contents changed (first at byte {_first_difference(was, now)})",
+    )
 
 
 _PG_NAMES: Final = tuple((bit, f"PG_{name}") for bit, name in PG.NAMES)
