@@ -30,15 +30,13 @@ report, the progress bar and the engine's log are not written by it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import attrs
 
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page
-
-if TYPE_CHECKING:
-    from fsaops.world import Area, File, World
+from fsaops.world import Area, File, World
 
 __all__ = ["WATCHED_PAGES", "Change", "ReplayWatch"]
 

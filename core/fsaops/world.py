@@ -101,6 +101,7 @@ if TYPE_CHECKING:
     from fsaops.typing import EngineLog
 
 __all__ = [
+    "SPARSE_FROM",
     "Area",
     "EngineRun",
     "File",

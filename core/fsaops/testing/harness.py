@@ -491,7 +491,7 @@ class World(_world.World):
         write counters, every file's size, every other page and every free
         frame just before the call.  ``judge`` runs the moment the call
         returns, before the engine unlocks the pages or goes on.  A page the
-        world did not build (:attr:`prepared`) is described by its index
+        world did not build (not in ``prepared``) is described by its index
         alone.  Every mapping of the subject's mount (and the swap cache)
         calls a recording ``migratepage`` until the block ends; what the
         calls return is what the table returned.

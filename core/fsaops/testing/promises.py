@@ -663,7 +663,7 @@ def check_hook_call(
     """Every promise that applies to one hook call, by promise key (only broken ones).
 
     ``outcome`` is what the call must have done: ``moved``, ``eagain``,
-    ``eperm`` or ``refused`` (default: :func:`~fsaops.testing.harness.expected_hook_outcome`
+    ``eperm`` or ``refused`` (default: ``expected_hook_outcome``
     of the page's spec).  A call that moved its page is held to every
     promise of a move (contents byte for byte, flags, dirty state, buffer
     heads, private data, slot, references, ptes, locks); one that did not,
