@@ -585,7 +585,7 @@ _UNSET: Final[Any] = object()
 class _Writes:
     """What a ``migratepage`` call wrote on pages other than the two it was handed.
 
-    While any is armed, ``Page`` and ``BufferHead`` have a ``__setattr__``
+    While one is armed, its machine's pages and ``BufferHead`` have a ``__setattr__``
     that notes, the first time the calling thread writes a field of a page (or
     of a buffer head of a page) other than the two the call was handed,
     what that field held (:attr:`first`), and, for every write the call
@@ -596,10 +596,26 @@ class _Writes:
     (:attr:`added`).  Writes cost a function call while armed, reads
     nothing; no page or buffer head changes class, and nothing is noted for
     a page the call never writes, so every page of the machine is watched
-    for the price of the writes the call makes.
+    for the price of the writes the call makes.  The ``__setattr__`` is put
+    on the frame classes of the call's machine (one per node:
+    :func:`~fsaops.page.page_class`), never on ``Page`` itself: changing a
+    class's slot costs a walk of all its subclasses, and a process that has
+    run many scenarios may still hold the frame classes of every machine it
+    built, which would make each call's watch dearer than the last.
     """
 
-    __slots__ = ("added", "first", "newpage", "own", "page", "ran", "sched", "thread", "turned")
+    __slots__ = (
+        "added",
+        "classes",
+        "first",
+        "newpage",
+        "own",
+        "page",
+        "ran",
+        "sched",
+        "thread",
+        "turned",
+    )
 
     def __init__(self, page: Page, newpage: Page) -> None:
         self.page = page
@@ -607,6 +623,10 @@ class _Writes:
         self.thread = get_ident()
         self.sched = page.node.kernel.sched
         self.ran = self.sched.ran
+        kernel = page.node.kernel
+        frames = {type(page), type(newpage)}
+        frames.update(type(node.pages[0]) for node in kernel.nodes if node.pages)
+        self.classes: tuple[type[Any], ...] = (*frames, BufferHead)
         self.first: dict[tuple[Any, str], Any] = {}
         self.own: dict[tuple[Any, str], Any] = {}
         self.turned: dict[tuple[Any, str], int] = {}
@@ -615,19 +635,33 @@ class _Writes:
     def arm(self) -> None:
         """Start noting the calling thread's writes (until :meth:`disarm`)."""
         with _ARMING:
-            if not _ARMED:
-                type.__setattr__(Page, "__setattr__", _page_written)
-                type.__setattr__(BufferHead, "__setattr__", _bh_written)
+            if self.thread in _ARMED:
+                _ARMED[self.thread].disarm_locked()
+            for cls in self.classes:
+                armed = _PATCHED.get(cls, 0)
+                if not armed:
+                    written = _bh_written if cls is BufferHead else _page_written
+                    type.__setattr__(cls, "__setattr__", written)
+                _PATCHED[cls] = armed + 1
             _ARMED[self.thread] = self
 
     def disarm(self) -> None:
         """Stop noting writes; the last watch of any thread puts the classes back."""
         with _ARMING:
-            if _ARMED.get(self.thread) is self:
-                del _ARMED[self.thread]
-                if not _ARMED:
-                    type.__delattr__(Page, "__setattr__")
-                    type.__delattr__(BufferHead, "__setattr__")
+            self.disarm_locked()
+
+    def disarm_locked(self) -> None:
+        """:meth:`disarm`, with ``_ARMING`` held."""
+        if _ARMED.get(self.thread) is not self:
+            return
+        del _ARMED[self.thread]
+        for cls in self.classes:
+            armed = _PATCHED[cls] - 1
+            if armed:
+                _PATCHED[cls] = armed
+            else:
+                del _PATCHED[cls]
+                type.__delattr__(cls, "__setattr__")
 
     def note(self, obj: Any, name: str, value: Any) -> None:
         """``obj.name`` is about to be set to ``value`` by the calling thread."""
@@ -656,6 +690,9 @@ _ARMED: Final[dict[int, _Writes]] = {}
 """The armed watch of each thread that has one, by thread."""
 
 _ARMING: Final = Lock()
+
+_PATCHED: Final[dict[type[Any], int]] = {}
+"""The classes that have the watch's ``__setattr__``, with how many armed watches need it."""
 
 _SET: Final = object.__setattr__
 
