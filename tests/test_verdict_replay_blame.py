@@ -99,18 +99,59 @@ def notes_each_call(newpage, page):
     return _back(17)(newpage, page)
 
 
-_KERNELS = []
+_KERNELS = {}
+
+
+def _again(page):
+    """Whether ``page``'s machine was built after another this table worked on (a replay)."""
+    kernel = page.node.kernel
+    _KERNELS.setdefault(page.mapping.a_ops.name, [])
+    seen = _KERNELS[page.mapping.a_ops.name]
+    if kernel not in seen:
+        seen.append(kernel)
+    return seen.index(kernel) > 0
 
 
 def hangs_the_second_time(newpage, page):
     """Spoils as back17 in a first machine; in any machine built after it, never returns."""
-    kernel = page.node.kernel
-    if kernel not in _KERNELS:
-        _KERNELS.append(kernel)
-    if _KERNELS.index(kernel) > 0:
+    if _again(page):
         while True:
             time.sleep(0.01)
     return _back(17)(newpage, page)
+
+
+class NoSecondTime(BaseException):
+    """Not an ``Exception``: the engine lets it through, as it does ``KeyboardInterrupt``."""
+
+
+def raises_the_second_time(newpage, page):
+    """Spoils as back17 in a first machine; in any machine built after it, raises."""
+    if _again(page):
+        raise NoSecondTime("no second time")
+    return _back(17)(newpage, page)
+
+
+def bugs_the_second_time(newpage, page):
+    """Spoils as back17 in a first machine; in any built after it, unlocks the new page."""
+    if _again(page):
+        newpage.flags &= ~fsaops.PG.locked  # the engine's unlock_page() BUG()s
+    return _back(17)(newpage, page)
+
+
+_CALLS = {}
+
+
+def back17_one_call_later(newpage, page):
+    """Spoils as back17, each machine one call later than the machine before it."""
+    kernel = page.node.kernel
+    seen = _CALLS.setdefault(page.mapping.a_ops.name, [])
+    if kernel not in seen:
+        seen.append(kernel)
+    if page.index >= 17 + seen.index(kernel):
+        other = page.mapping.lookup(page.index - 17 - seen.index(kernel))
+        if other is not None:
+            _spoil(other)
+    return buffer_migrate_page(newpage, page)
 
 
 def _type(name, migratepage):
@@ -130,6 +171,9 @@ def fsaops_filesystem_types():
         _type("a_random_page", a_random_page),
         _type("notes_each_call", notes_each_call),
         _type("hangs_the_second_time", hangs_the_second_time),
+        _type("hangs_the_second_time_too", hangs_the_second_time),
+        _type("raises_the_second_time", raises_the_second_time),
+        _type("bugs_the_second_time", bugs_the_second_time),
     ]
 '''
 
@@ -335,14 +379,72 @@ def test_a_table_with_side_effects_does_them_again_in_the_replay(
         assert f"mount0/file0 {match['at']}" in lines[:half]
 
 
-def test_a_replay_that_hangs_ends_at_the_time_limit(configs: Path) -> None:
-    rc, report = _migrate(configs, "hangs_the_second_time", "v4", "--timeout", "2")
-    assert (rc, report["status"]) == (1, "timeout")
-    assert re.fullmatch(
-        r"timeout: the run went past its time limit of 2 s while replaying the run to name the "
-        r"calls that changed pages read back wrong, migrating the page at pfn \d+ \(table "
-        r"hangs_the_second_time_aops of plugin fsaops-pageflipper\[pageflipper\], pass \d+, "
-        r"in migratepage\); in plugin code of fsaops-pageflipper\[pageflipper\] "
-        r"\(pageflipper\.hangs_the_second_time, \S+:\d+\)",
-        report["error"],
-    ), report["error"]
+def _run_kept(report: dict[str, Any], why: str) -> None:
+    """The run's verdict stands, and each wrong page's line says the replay did not finish."""
+    assert report["status"] == "data lost"
+    assert "error" not in report or not report["error"]
+    problems = report["integrity"]["problems"]
+    assert problems
+    for problem in problems:
+        assert "migratepage call" not in problem, problem
+        assert re.search(
+            r"; the replay did not finish \(" + why + r"\), so no call is named$", problem
+        ), problem
+
+
+def test_a_replay_that_hangs_ends_at_the_time_limit_and_the_run_keeps_its_verdict(
+    configs: Path,
+) -> None:
+    rc, report = _migrate(configs, "hangs_the_second_time", "v4", "--timeout", "3")
+    assert rc == 1
+    _run_kept(
+        report,
+        r"it went past the [\d.]+ s the run's time limit of 3 s left it while replaying the run "
+        r"to name the calls that changed pages read back wrong, migrating the page at pfn \d+ "
+        r"\(table hangs_the_second_time_aops of plugin fsaops-pageflipper\[pageflipper\], "
+        r"pass \d+, in migratepage\); in plugin code of fsaops-pageflipper\[pageflipper\] "
+        r"\(pageflipper\.\w+, [^)]*\)",
+    )
+    assert report["integrity"]["lost"] + report["integrity"]["corrupted"] > 0
+
+
+def test_a_replay_that_stalls_is_stopped_and_the_run_keeps_its_verdict(
+    configs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fsaops import scenario
+
+    monkeypatch.setattr(scenario, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(scenario, "_WATCH_EVERY", 0.2)
+    rc, report = _migrate(configs, "hangs_the_second_time_too", "v4")
+    assert rc == 1
+    _run_kept(
+        report,
+        r"stuck: the replay made no progress for \d+ s \(a lock left held, or a loop that does "
+        r"not end\) while replaying the run to name the calls that changed pages read back "
+        r"wrong, migrating the page at pfn \d+ \(table hangs_the_second_time_too_aops .*",
+    )
+
+
+def test_a_replay_that_raises_leaves_the_run_its_verdict(configs: Path) -> None:
+    rc, report = _migrate(configs, "raises_the_second_time", "v4", "--timeout", "30")
+    assert rc == 1
+    assert report["status"] == "data lost"
+    for problem in report["integrity"]["problems"]:
+        assert re.search(
+            r"; the replay failed \(PluginFault: migratepage of table raises_the_second_time_aops "
+            r"raised NoSecondTime: no second time on pfn \d+: plugin code may not end fsaops\), "
+            r"so no call is named$",
+            problem,
+        ), problem
+
+
+def test_a_replay_that_hits_a_kernel_bug_leaves_the_run_its_verdict(configs: Path) -> None:
+    rc, report = _migrate(configs, "bugs_the_second_time", "v4")
+    assert rc == 1
+    assert report["status"] == "data lost"
+    for problem in report["integrity"]["problems"]:
+        assert re.search(
+            r"; the replay failed \(KernelBug: unlock_page\(\) of pfn \d+ \(the new page\), "
+            r"which is not locked: .*\), so no call is named$",
+            problem,
+        ), problem

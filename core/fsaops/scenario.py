@@ -1264,8 +1264,9 @@ def _named_by_replay(
     were_wrong = {(position[id(w[0])], w[1]): w[2] for w in wrong if w is not None}
     tails: dict[tuple[int, int], str] = {}
     where.phase = REPLAY_PHASE
-    where.replaying = True
     try:
+        if where.start_replay() == 0.0:
+            raise _NotFinished(f"the run's time limit of {where.limit:g} s left it no time")
         again = Scenario(plan.config, plan.registry, seed=seed)
         where.clock = lambda: again.kernel.sched.now
         replayed: list[File | Area] = [*again.files, *again.areas]
@@ -1296,6 +1297,9 @@ def _named_by_replay(
                 if change is not None
                 else "the replay saw no migratepage call change it while it was in memory"
             )
+    except (_NotFinished, ReplayStopped) as exc:
+        said = f"the replay did not finish ({exc}), so no call is named"
+        tails = dict.fromkeys(watch_keys, said)
     except _NotReproduced as exc:
         said = (
             f"the replay (same scenario, seed and plugins) did not reproduce the run ({exc}): "
@@ -1303,10 +1307,13 @@ def _named_by_replay(
         )
         tails = dict.fromkeys(watch_keys, said)
     except Exception as exc:
+        # Whatever the replay raised (plugin code, a kernel BUG the run did not
+        # hit): the run's own verdict stands.
         said = f"the replay failed ({describe_exception(exc)}), so no call is named"
         tails = dict.fromkeys(watch_keys, said)
     finally:
-        where.replaying = False
+        _replay_over(where)
+    where.phase = "reporting"
     problems = list(integrity.problems)
     for n, w in enumerate(listed):
         if w is None:
@@ -1321,6 +1328,20 @@ def _named_by_replay(
 
 class _NotReproduced(Exception):
     """The replay did not come to what the run did."""
+
+
+class _NotFinished(Exception):
+    """The replay was not made, or not to its end."""
+
+
+def _replay_over(where: _Where) -> None:
+    """Tell ``where`` the replay is over; a :class:`ReplayStopped` raised meanwhile is let go."""
+    while True:
+        try:
+            where.replay_over()
+        except ReplayStopped:
+            continue
+        return
 
 
 def _selection(config: Config, registry: Registry) -> Selection | None:
@@ -1373,6 +1394,22 @@ def collector_paused() -> Iterator[None]:
 # -- the time limit ------------------------------------------------------------------------
 
 
+REPLAY_KEEPS: Final = 0.1
+"""The share of a run's time limit its replay leaves to the report.
+
+At least :data:`REPLAY_KEEPS_AT_LEAST` seconds."""
+
+REPLAY_KEEPS_AT_LEAST: Final = 0.25
+"""Seconds of a run's time limit its replay leaves to the report, at least."""
+
+
+class ReplayStopped(RunTimeout):
+    """The replay (:mod:`fsaops.replay`) was stopped: it ran out of the time left it, or stalled.
+
+    Only the replay ends: the run it replays keeps its verdict.
+    """
+
+
 class _Where:
     """What a run is doing, said when its time limit passes, it is stuck or a signal ends it.
 
@@ -1388,9 +1425,52 @@ class _Where:
     kernel: Kernel | None = None  # the machine, once it is built
     scenario: Scenario | None = None  # the scenario, once it is built
     replaying = False  # the run is replaying itself (fsaops.replay)
+    replay_start = 0.0  # when the replay began (monotonic)
+    replay_end: float | None = None  # when the replay must be over (monotonic), if ever
+    deadline: float | None = None  # when the run must be over (monotonic), if ever
+    limit = 0.0  # the run's time limit, in seconds (0: none)
+    thread: int | None = None  # the run's thread, when the time limit watches it
 
     def __init__(self) -> None:
         supervisor.tell_phase(self._phase)
+        self.lock = threading.Lock()
+        # When the run was first told to stop, and why.
+        self.told: list[tuple[float, str]] = []
+
+    def replay_over(self) -> None:
+        """The replay is over: what told it to stop is forgotten, and tells the run nothing.
+
+        A :class:`ReplayStopped` the watchdog had on its way to the run's
+        thread is taken back; one that is raised all the same (the signal
+        handler's) is for the caller to catch until this returns.
+        """
+        with self.lock:
+            self.replaying = False
+            self.replay_end = None
+            self.told.clear()
+            if self.thread is not None:
+                _raise_in(self.thread, None)
+
+    def start_replay(self) -> float | None:
+        """The replay begins: the seconds it may take (``None``: any), or ``0.0``: none left.
+
+        It may take what the run's time limit leaves, less a share kept for
+        the report (:data:`REPLAY_KEEPS`); a replay still going then (or
+        that stalls) is stopped with :class:`ReplayStopped`, and the run's
+        own verdict stands.
+        """
+        if self.deadline is None:
+            with self.lock:
+                self.replaying = True
+            return None
+        now = time.monotonic()
+        end = self.deadline - max(REPLAY_KEEPS * self.limit, REPLAY_KEEPS_AT_LEAST)
+        if end <= now:
+            return 0.0
+        with self.lock:
+            self.replay_start, self.replay_end = now, end
+            self.replaying = True
+        return end - now
 
     @property
     def phase(self) -> str:
@@ -1604,10 +1684,17 @@ def _time_limit(
     start = time.monotonic()
     deadline = start + seconds if seconds else None
     seen = [-1, start]  # the clock last seen, and when it moved
-    told: list[tuple[float, str]] = []  # when the run was first told to stop, and why
+    told = where.told
+    where.deadline, where.limit = deadline, seconds
 
     def due(now: float) -> str | None:
-        """What ends the run now: the time limit, a stall, or nothing (``None``)."""
+        """What ends the run (or its replay) now: the time limit, a stall, or nothing (``None``)."""
+        replay_end = where.replay_end
+        if where.replaying and replay_end is not None and now >= replay_end:
+            return (
+                f"it went past the {replay_end - where.replay_start:.1f} s the run's time limit "
+                f"of {seconds:g} s left it"
+            )
         if deadline is not None and now >= deadline:
             return f"timeout: the run went past its time limit of {seconds:g} s"
         clock = where.clock() if where.clock is not None else -1
@@ -1615,13 +1702,14 @@ def _time_limit(
             seen[0], seen[1] = clock, now
         elif now - seen[1] >= STALL_SECONDS:
             return (
-                f"stuck: the run made no progress for {now - seen[1]:.0f} s (a lock left "
-                "held, or a loop that does not end)"
+                f"stuck: the {'replay' if where.replaying else 'run'} made no progress for "
+                f"{now - seen[1]:.0f} s (a lock left held, or a loop that does not end)"
             )
         return None
 
     def told_to_stop(head: str, frame: FrameType | None, now: float) -> RunTimeout:
-        exc = RunTimeout(_stopped_where(head, frame, where, registry))
+        said = _stopped_where(head, frame, where, registry)
+        exc = ReplayStopped(said) if where.replaying else RunTimeout(said)
         if not told:
             told.append((now, str(exc)))
         return exc
@@ -1653,11 +1741,12 @@ def _time_limit(
         now = time.monotonic()
         if told and now - told[0][0] >= STOP_SECONDS and on_stuck is not None:
             on_stuck(told[0][1])  # told to stop, and still going
-        head = None if frame is None else due(now)
-        if head is not None:
-            if not (told and _stopping(_handled_in(main_ident))):
-                _raise_in(main_ident, told_to_stop(head, frame, now))
-            return 0.5
+        with where.lock:  # the replay's end, and what it was told, are not undone meanwhile
+            head = None if frame is None else due(now)
+            if head is not None:
+                if not (told and _stopping(_handled_in(main_ident))):
+                    _raise_in(main_ident, told_to_stop(head, frame, now))
+                return 0.5
         if told:
             return 0.5
         return next_look(now)
@@ -1667,7 +1756,7 @@ def _time_limit(
         for put_back in kept:
             put_back()
 
-    main_ident = threading.get_ident()
+    main_ident = where.thread = threading.get_ident()
     backstop = Alarm()
     kept: list[Callable[[], None]] = []
     stop = threading.Event()
@@ -1805,22 +1894,26 @@ def _handled_in(ident: int) -> BaseException | None:
     return handled if isinstance(handled, BaseException) else None
 
 
-def _raise_in(ident: int, exc: RunTimeout) -> None:
+def _raise_in(ident: int, exc: RunTimeout | None) -> None:
     """Have thread ``ident`` raise ``exc`` at its next line of Python (where signals cannot reach).
 
     The interpreter raises a class, not an object: a subclass that makes
     ``exc`` again is handed over.  Code stuck in C, or sleeping, raises it
-    when it comes back.
+    when it comes back.  ``None`` takes back one not raised yet.
     """
     import ctypes
 
+    if exc is None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+        return
     message = str(exc)
+    kind = type(exc)
 
-    class _Raised(RunTimeout):
+    class _Raised(kind):  # type: ignore[valid-type,misc]
         def __init__(self) -> None:
             super().__init__(message)
 
-    _Raised.__name__ = _Raised.__qualname__ = "RunTimeout"
+    _Raised.__name__ = _Raised.__qualname__ = kind.__name__
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_Raised))
 
 
