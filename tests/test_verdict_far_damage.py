@@ -113,7 +113,9 @@ CALL = (
 
 REPLAYED = (
     r"the replay saw table flips_a_far_byte_aops's migratepage call \d+ \(of pfn \d+, "
-    r"mount0/file(?P<file>\d) page (?P<at>\d+)\) change it, at pfn \d+"
+    r"mount0/file(?P<file>\d) page (?P<at>\d+)\) change it, at pfn \d+ "
+    r"\(a call of the replay, which read back what the run did; the run's own call is another "
+    r"only for a plugin that does not do the same thing twice\)"
 )
 
 

@@ -74,8 +74,15 @@ class Change:
             )
         return (
             f"the replay saw table {self.table}'s migratepage call {self.call} "
-            f"(of {self.handed}) change it, at pfn {self.pfn}"
+            f"(of {self.handed}) change it, at pfn {self.pfn} ({_IN_THE_REPLAY})"
         )
+
+
+_IN_THE_REPLAY: Final = (
+    "a call of the replay, which read back what the run did; the run's own call is another "
+    "only for a plugin that does not do the same thing twice"
+)
+"""What a named call is: the replay's, not the run's (the replay cannot see the run's calls)."""
 
 
 def _handed(page: Page) -> str:
