@@ -252,8 +252,8 @@ def _page(problem: str) -> tuple[str, int]:
 @pytest.mark.parametrize("semantics", SEMANTICS)
 @pytest.mark.parametrize(
     ("distance", "strict"),
-    [(17, False), (100, False), (1000, False), (17, True), (100, True)],
-    ids=["17-plain", "100-plain", "1000-plain", "17-strict", "100-strict"],
+    [(17, False), (100, False), (1000, False), (17, True), (100, True), (1000, True)],
+    ids=["17-plain", "100-plain", "1000-plain", "17-strict", "100-strict", "1000-strict"],
 )
 def test_a_page_far_back_in_its_file_names_the_call(
     configs: Path, distance: int, semantics: str, strict: bool

@@ -21,9 +21,16 @@ named.  A plugin that does not do the same thing twice (it draws on
 not to have been reproduced; nothing is guessed.
 
 Nothing of the replay is taken on a run whose pages all read back right.
+The call named is the replay's: the replay cannot see the run's calls, and
+a plugin that spoils the same page with the same bytes in another call the
+second time has the replay's named (the line says so).
+
 The replay runs the plugins' code a second time, in the same process and
-under the same time limit (and stall watch) as the run: whatever a plugin
-does besides moving pages (writes a file, prints) it does again.  The
+under the same time limit (and stall watch) as the run, with what the
+limit leaves less a share kept for the report
+(:data:`~fsaops.scenario.REPLAY_KEEPS`): a replay that runs out of it,
+stalls or raises ends alone, and the run keeps its verdict.  Whatever a
+plugin does besides moving pages (writes a file, prints) it does again.  The
 report, the progress bar and the engine's log are not written by it.
 """
 

@@ -130,10 +130,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHUNK_PAGES",
+    "REPLAY_KEEPS",
+    "REPLAY_KEEPS_AT_LEAST",
     "SETTLE_TICKS",
     "STOP_SECONDS",
     "Plan",
     "Progress",
+    "ReplayStopped",
     "RunObserver",
     "Scenario",
     "Slot",
