@@ -54,7 +54,7 @@ from fsaops.debug import broken_fields_said
 from fsaops.errors import FsaopsError, describe_exception
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import ScheduleDiverged, XTask, default_policy
-from fsaops.process import PLUGIN_THREADS, REAL_EXIT, REAL_FORK, adopt, refused_in
+from fsaops.process import PLUGIN_THREADS, REAL_EXIT, REAL_FORK, adopt, refused_in, shed_memory
 from fsaops.status import Status
 
 if TYPE_CHECKING:
@@ -550,6 +550,8 @@ def explore_dfs(
     schedule (one with the fewest preemptions any failing schedule has), or
     after ``max_schedules`` schedules (then not exhausted).
     """
+    if run is None:
+        shed_memory()
     runner = run or (lambda forced: fork_run(xworld, forced=forced))
     nbits = xworld.pages.count
     found = Found()
@@ -676,6 +678,8 @@ def explore_pct(
     progress: Callable[[int], object] | None = None,
 ) -> Found:
     """``schedules`` PCT schedules of depth ``depth`` from ``seed``; stops at the first failure."""
+    if run is None:
+        shed_memory()
     runner = run or (lambda policy: fork_run(xworld, policy=policy))
     found = Found()
     start = time.perf_counter()
