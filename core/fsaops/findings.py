@@ -308,6 +308,21 @@ class MigratepageWatch:
             self._writes.disarm()
             self._writes = None
 
+    def close(self) -> None:
+        """End what a call left watched: the run ended inside it, and :meth:`after` never came.
+
+        The watches put attributes on classes and keep the call's pages in
+        module tables: left on, they would keep the machine alive for as
+        long as the process runs, and slow every later write to a page.
+        """
+        self.disarm()
+        self._before = None
+        self._frames = None
+        self._file = ()
+        if self._moves is not None:
+            self._moves.stop()
+            self._moves = None
+
     def after(self, newpage: Page, page: Page, rc: int, table: str) -> None:
         """Record what ``migratepage`` did wrong, now that it returned ``rc``."""
         b = self._before

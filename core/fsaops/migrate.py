@@ -887,6 +887,8 @@ def migrate_pages(
             _count_moved(stats, run_name, run_via, run_count)
         if not swapwrite:
             current.flags &= ~PF_SWAPWRITE
+        if watch is not None:
+            watch.close()  # a kernel BUG after a call (its links broken) left it on
     passes = pass_ + 1
     stats.passes += passes
     vmstat.migrate_passes += passes
