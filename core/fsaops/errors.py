@@ -365,12 +365,7 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 def _where_now(frame: FrameType | None) -> str | None:
     """What the running scenario says it was doing at ``frame`` (``None`` outside one)."""
     tell = _Signals.tell
-    if tell is None:
-        return None
-    try:
-        return tell(frame)
-    except Exception:  # what a broken model makes of it: the plain word, never a traceback
-        return None
+    return None if tell is None else _asked(tell, frame)
 
 
 @contextmanager
@@ -414,7 +409,7 @@ def _asked(tell: Callable[[FrameType | None], str | None], frame: FrameType | No
     """What ``tell`` says at ``frame``; ``None`` if it raises."""
     try:
         return tell(frame)
-    except Exception:
+    except Exception:  # what a broken model makes of it: the plain word, never a traceback
         return None
 
 
