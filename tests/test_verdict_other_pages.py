@@ -31,6 +31,8 @@ from fsaops.page import Page
 from inproc import installed, migrate_json
 
 PLUGIN = '''
+import weakref
+
 import attrs
 
 import fsaops
@@ -40,7 +42,8 @@ from fsaops.errors import KernelBug
 from fsaops.page import PG
 from fsaops_ext2 import EXT2, ext2_aops
 
-_CALLS = {}
+# By machine, not by id(): a later run's machine may get the id of one already freed.
+_CALLS = weakref.WeakKeyDictionary()
 
 
 def _at(page, delta):
@@ -166,7 +169,7 @@ def writes_a_free_frame(newpage, page):
 def on_its_seventh_call(newpage, page):
     """Sets BH_New on the buffers of the page before it, on its seventh call of a run only."""
     kernel = page.node.kernel
-    calls = _CALLS[id(kernel)] = _CALLS.get(id(kernel), 0) + 1
+    calls = _CALLS[kernel] = _CALLS.get(kernel, 0) + 1
     if calls == 7:
         bh = _first_buffer(_at(page, -1))
         if bh is not None:
