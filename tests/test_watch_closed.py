@@ -54,3 +54,27 @@ def test_a_kernel_bug_after_a_call_leaves_no_watch_on(registry: Registry, mode: 
     del world, mapping, pages, sb, frames, cls
     gc.collect()
     assert kernel() is None
+
+
+def test_a_call_after_one_that_raised_ends_its_buffer_watch(registry: Registry) -> None:
+    """A call that raised (the engine goes on) leaves no watch on the next page's call.
+
+    The next page has no buffers: the watch on the first page's buffers must
+    end all the same, not stay on through the next call.
+    """
+    world = World(registry=registry, node_pages=64)
+    world.kernel.strict = True
+    with_buffers = world.file(world.mount("ext2"), 1).i_mapping.pages()[0]
+    without = world.file(world.mount("ext2", "nobh"), 1).i_mapping.pages()[0]
+    assert isinstance(with_buffers.private, BufferHead)
+    assert not isinstance(without.private, BufferHead)
+    node = world.kernel.nodes[1]
+    watch = findings.MigratepageWatch(world.kernel, findings.Findings())
+    first, second = node.alloc_page(), node.alloc_page()
+    assert first is not None and second is not None
+    watch.before(first, with_buffers)  # its call raised: no after()
+    assert oracle._WATCHES
+    watch.before(second, without)
+    assert oracle._WATCHES == {}
+    assert BufferHead.__dict__["b_page"] is not oracle._WATCHED_B_PAGE
+    watch.close()

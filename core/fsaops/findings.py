@@ -256,6 +256,7 @@ class MigratepageWatch:
 
     def before(self, newpage: Page, page: Page) -> None:
         """Note what the page is like as the engine hands it to ``migratepage``."""
+        self.close()  # the last call raised (the engine went on): its watches never ended
         kernel = self._kernel
         ring: tuple[tuple[BufferHead, int, bool, BufferState], ...] = ()
         if page.flags & PG.private and isinstance(page.private, BufferHead):
@@ -269,8 +270,6 @@ class MigratepageWatch:
                 )
                 for bh in bhs
             )
-            if self._moves is not None:  # the last call raised: its watch never ended
-                self._moves.stop()
             self._moves = UnlockedMoves(bhs, newpage)
         held, _locked = Oracle.holds(kernel, page)
         # Whatever may make the new page dirty: the page, a pte (unmapping
@@ -283,7 +282,6 @@ class MigratepageWatch:
             or mapping.anon
             or Oracle.mapped_dirty(page)
         )
-        self.disarm()  # the last call raised: its watch never ended
         self._frames = _frames(page)
         self._file = _file_pages(page)
         self._writes = _Writes(page, newpage)
