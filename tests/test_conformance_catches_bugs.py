@@ -18,7 +18,7 @@ import pytest
 
 import fsaops.spinlock
 from fsaops.testing.promises import PROMISES
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -273,8 +273,8 @@ BUGS = {
 def _run(pytester: pytest.Pytester, keyword: str, source: str = BROKEN_MODULE) -> dict[str, str]:
     """Run the generated suite ``source`` for ``keyword``; each failed test's report text."""
     pytester.makepyfile(test_broken=source)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
+    reprec = inline_reports(
+        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
     )
     failed: dict[str, str] = {}
     for report in reprec.getreports("pytest_runtest_logreport"):
@@ -463,7 +463,8 @@ REFUSED_ONCE = BROKEN_MODULE + textwrap.dedent(
 def test_a_migratepage_that_does_less_after_a_refusal_is_caught(pytester: pytest.Pytester) -> None:
     """A page pinned for a moment is refused, then asked again: the second call must do it all."""
     pytester.makepyfile(test_refused=REFUSED_ONCE)
-    reprec = pytester.inline_run(
+    reprec = inline_reports(
+        pytester,
         "-p",
         "no:cacheprovider",
         "-p",

@@ -18,7 +18,7 @@ import fsaops.world
 from fsaops.testing import harness
 from fsaops.testing.harness import PageSpec, World, resolve_subject
 from fsaops.testing.promises import PROMISES
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -119,8 +119,14 @@ CONTENTS = f"broken promise: {PROMISES['contents']}"
 def _failed(pytester: pytest.Pytester, keyword: str) -> dict[str, str]:
     """Run the tables' suites for ``keyword`` (no property tests); each failed test's report."""
     pytester.makepyfile(test_tables=TABLES)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", f"({keyword}) and not property"
+    reprec = inline_reports(
+        pytester,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-k",
+        f"({keyword}) and not property",
     )
     return {
         test: report.longreprtext for test, report in call_reports(reprec).items() if report.failed

@@ -29,7 +29,7 @@ from fsaops.testing import MigratepageConformance, World, resolve_subject
 from fsaops.testing.harness import PageSpec, SetupError, Subject, infer_capabilities
 from fsaops_ext2 import EXT2, ext2_aops
 from fsaops_swap import SWAP
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -63,8 +63,8 @@ LYING_XIP: FileSystemType = _types["LYING_XIP"]
 
 def _run(pytester: pytest.Pytester, source: str, keyword: str) -> dict[str, pytest.TestReport]:
     pytester.makepyfile(test_probes=source)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-rs", "-k", keyword
+    reprec = inline_reports(
+        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-rs", "-k", keyword
     )
     reports = call_reports(reprec)
     for report in reprec.getreports("pytest_runtest_logreport"):
@@ -235,9 +235,9 @@ def test_the_suite_mounts_with_the_smallest_block_size_when_none_is_named(
             """
         )
     )
-    pytester.inline_run("-p", "no:cacheprovider", "-k", "test_mounted_block_size").assertoutcome(
-        passed=1
-    )
+    inline_reports(
+        pytester, "-p", "no:cacheprovider", "-k", "test_mounted_block_size"
+    ).assertoutcome(passed=1)
 
 
 # -- buffers attached on write --------------------------------------------------------------

@@ -30,7 +30,7 @@ from fsaops.testing.harness import (
 )
 from fsaops.testing.promises import PROMISES
 from fsaops.world import PageSpec
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -176,7 +176,7 @@ def test_a_table_right_under_v4_and_wrong_under_2_6_16_fails_only_under_2_6_16(
     """Before, the suite built every machine with V4's kernel: this table passed the whole
     suite, and ``fsaops migrate --semantics 2.6.16`` moved pages another task still used."""
     pytester.makepyfile(test_v4conv=V4_CONVENTIONS)
-    reprec = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    reprec = inline_reports(pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
     outcomes = call_reports(reprec)
     under_v4 = {test: r for test, r in outcomes.items() if test.endswith("[v4]")}
     under_2616 = {test: r for test, r in outcomes.items() if test.endswith("[2.6.16]")}
@@ -391,8 +391,8 @@ RACES = textwrap.dedent(
 
 def test_the_race_class_runs_under_each_release_it_names(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_races=RACES)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "one_accessor"
+    reprec = inline_reports(
+        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "one_accessor"
     )
     outcomes = call_reports(reprec)
     assert sorted(outcomes) == [

@@ -20,7 +20,7 @@ import pytest
 from fsaops.testing import PageSpec, World, promises, resolve_subject
 from fsaops.testing.harness import file_sizes
 from fsaops.testing.promises import PROMISES
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -132,8 +132,8 @@ BUGS = {
 
 def _run(pytester: pytest.Pytester, keyword: str) -> dict[str, pytest.TestReport]:
     pytester.makepyfile(test_sizes=BROKEN_MODULE)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
+    reprec = inline_reports(
+        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
     )
     return call_reports(reprec)
 

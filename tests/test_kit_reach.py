@@ -30,7 +30,7 @@ import pytest
 
 from fsaops.testing.dist import write_dist_info
 from fsaops.testing.promises import PROMISES
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -184,8 +184,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _run(pytester: pytest.Pytester, site: Path, keyword: str) -> dict[str, pytest.TestReport]:
     pytester.syspathinsert(site)
     pytester.makepyfile(test_reach=SUITE)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
+    reprec = inline_reports(
+        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
     )
     return call_reports(reprec)
 

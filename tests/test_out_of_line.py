@@ -20,7 +20,7 @@ from fsaops.plugins import Registry
 from fsaops.testing.harness import Subject, World, buffer_heads_seen, infer_capabilities
 from fsaops.world import PageSpec, SetupError
 from fsaops.world import World as CoreWorld
-from suite_runs import call_reports
+from suite_runs import call_reports, inline_reports
 
 pytest_plugins = ["pytester"]
 
@@ -110,8 +110,8 @@ def test_the_suite_fails_a_nobh_table_that_assumes_no_buffers(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_nobh_tables=NOBH_TABLES)
-    reprec = pytester.inline_run(
-        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "not property"
+    reprec = inline_reports(
+        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "not property"
     )
     outcomes = call_reports(reprec)
     moved = "test_engine_moves_a_page_whose_blocks_are_out_of_line"
