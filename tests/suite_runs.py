@@ -17,7 +17,7 @@ def failed_by_table(
     """
     pytester.syspathinsert(plugins)
     pytester.makepyfile(test_tables=source)
-    reprec = inline_reports(pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    reprec = inline_reports(pytester, "--tb=short")
     failed: dict[str, list[str]] = {}
     for report in reprec.getreports("pytest_runtest_logreport"):
         if report.failed:
@@ -41,6 +41,9 @@ class _ReportsOnly(list[Any]):
 def inline_reports(pytester: pytest.Pytester, *args: str) -> pytest.HookRecorder:
     """``pytester.inline_run(*args)``, its recorder keeping the reports and nothing else.
 
+    Without the cache (a run leaves nothing behind) or a plugin that orders
+    tests at random.
+
     A recorder keeps every hook call it sees with its arguments: a failed
     test's ``pytest_runtest_makereport`` call holds its exception, whose
     frames hold the machines the test built, and ``pytest_assertrepr_compare``
@@ -57,7 +60,7 @@ def inline_reports(pytester: pytest.Pytester, *args: str) -> pytest.HookRecorder
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pytester, "make_hook_recorder", keeping_reports)
-        return pytester.inline_run(*args)
+        return pytester.inline_run("-p", "no:cacheprovider", "-p", "no:randomly", *args)
 
 
 def call_reports(reprec: pytest.HookRecorder) -> dict[str, pytest.TestReport]:

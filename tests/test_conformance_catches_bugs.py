@@ -273,9 +273,7 @@ BUGS = {
 def _run(pytester: pytest.Pytester, keyword: str, source: str = BROKEN_MODULE) -> dict[str, str]:
     """Run the generated suite ``source`` for ``keyword``; each failed test's report text."""
     pytester.makepyfile(test_broken=source)
-    reprec = inline_reports(
-        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
-    )
+    reprec = inline_reports(pytester, "--tb=short", "-k", keyword)
     failed: dict[str, str] = {}
     for report in reprec.getreports("pytest_runtest_logreport"):
         if report.failed:
@@ -464,13 +462,7 @@ def test_a_migratepage_that_does_less_after_a_refusal_is_caught(pytester: pytest
     """A page pinned for a moment is refused, then asked again: the second call must do it all."""
     pytester.makepyfile(test_refused=REFUSED_ONCE)
     reprec = inline_reports(
-        pytester,
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-k",
-        "refused_at_first and (RefusesThenCleans or TestCorrect)",
+        pytester, "-k", "refused_at_first and (RefusesThenCleans or TestCorrect)"
     )
     outcomes = call_reports(reprec)
     broken = outcomes["TestRefusesThenCleans::test_engine_moves_a_dirty_page_it_refused_at_first"]

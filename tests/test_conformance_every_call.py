@@ -119,15 +119,7 @@ CONTENTS = f"broken promise: {PROMISES['contents']}"
 def _failed(pytester: pytest.Pytester, keyword: str) -> dict[str, str]:
     """Run the tables' suites for ``keyword`` (no property tests); each failed test's report."""
     pytester.makepyfile(test_tables=TABLES)
-    reprec = inline_reports(
-        pytester,
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-k",
-        f"({keyword}) and not property",
-    )
+    reprec = inline_reports(pytester, "-k", f"({keyword}) and not property")
     return {
         test: report.longreprtext for test, report in call_reports(reprec).items() if report.failed
     }

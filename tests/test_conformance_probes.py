@@ -63,9 +63,7 @@ LYING_XIP: FileSystemType = _types["LYING_XIP"]
 
 def _run(pytester: pytest.Pytester, source: str, keyword: str) -> dict[str, pytest.TestReport]:
     pytester.makepyfile(test_probes=source)
-    reprec = inline_reports(
-        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-rs", "-k", keyword
-    )
+    reprec = inline_reports(pytester, "--tb=short", "-rs", "-k", keyword)
     reports = call_reports(reprec)
     for report in reprec.getreports("pytest_runtest_logreport"):
         if report.when == "setup" and report.failed:
@@ -235,9 +233,7 @@ def test_the_suite_mounts_with_the_smallest_block_size_when_none_is_named(
             """
         )
     )
-    inline_reports(
-        pytester, "-p", "no:cacheprovider", "-k", "test_mounted_block_size"
-    ).assertoutcome(passed=1)
+    inline_reports(pytester, "-k", "test_mounted_block_size").assertoutcome(passed=1)
 
 
 # -- buffers attached on write --------------------------------------------------------------

@@ -176,7 +176,7 @@ def test_a_table_right_under_v4_and_wrong_under_2_6_16_fails_only_under_2_6_16(
     """Before, the suite built every machine with V4's kernel: this table passed the whole
     suite, and ``fsaops migrate --semantics 2.6.16`` moved pages another task still used."""
     pytester.makepyfile(test_v4conv=V4_CONVENTIONS)
-    reprec = inline_reports(pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short")
+    reprec = inline_reports(pytester, "--tb=short")
     outcomes = call_reports(reprec)
     under_v4 = {test: r for test, r in outcomes.items() if test.endswith("[v4]")}
     under_2616 = {test: r for test, r in outcomes.items() if test.endswith("[2.6.16]")}
@@ -391,9 +391,7 @@ RACES = textwrap.dedent(
 
 def test_the_race_class_runs_under_each_release_it_names(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_races=RACES)
-    reprec = inline_reports(
-        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "one_accessor"
-    )
+    reprec = inline_reports(pytester, "-k", "one_accessor")
     outcomes = call_reports(reprec)
     assert sorted(outcomes) == [
         "TestRaces::test_race_no_schedule_with_one_accessor_fails[2.6.16]",

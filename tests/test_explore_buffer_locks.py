@@ -194,7 +194,7 @@ def test_the_race_promise_fails_a_table_that_moves_locked_buffers(
 ) -> None:
     monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
     pytester.makepyfile(test_nolock=RACE_PROMISE)
-    reprec = inline_reports(pytester, "-p", "no:cacheprovider", "-p", "no:randomly")
+    reprec = inline_reports(pytester)
     outcomes = call_reports(reprec)
     nolock = outcomes["TestNoLock::test_race_no_schedule_with_one_accessor_fails"]
     assert nolock.failed

@@ -203,7 +203,7 @@ def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
     monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
     pytester.syspathinsert(PLUGINS)
     pytester.makepyfile(test_races=RACE_PROMISE)
-    reprec = inline_reports(pytester, "-p", "no:cacheprovider", "-p", "no:randomly")
+    reprec = inline_reports(pytester)
     outcomes = call_reports(reprec)
     racy = outcomes["TestRacy::test_race_no_schedule_with_one_accessor_fails"]
     assert racy.failed
@@ -246,7 +246,7 @@ def test_the_race_promise_passes_correct_tables_as_documented(
     monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
     pytester.syspathinsert(EXAMPLE_PLUGIN)
     pytester.makepyfile(test_correct=CORRECT_TABLES)
-    reprec = inline_reports(pytester, "-p", "no:cacheprovider", "-p", "no:randomly")
+    reprec = inline_reports(pytester)
     passed, skipped, failed = reprec.listoutcomes()
     assert not failed, [report.longreprtext[-1500:] for report in failed]
     assert len(passed) == 4, skipped

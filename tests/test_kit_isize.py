@@ -132,9 +132,7 @@ BUGS = {
 
 def _run(pytester: pytest.Pytester, keyword: str) -> dict[str, pytest.TestReport]:
     pytester.makepyfile(test_sizes=BROKEN_MODULE)
-    reprec = inline_reports(
-        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
-    )
+    reprec = inline_reports(pytester, "--tb=short", "-k", keyword)
     return call_reports(reprec)
 
 

@@ -184,9 +184,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _run(pytester: pytest.Pytester, site: Path, keyword: str) -> dict[str, pytest.TestReport]:
     pytester.syspathinsert(site)
     pytester.makepyfile(test_reach=SUITE)
-    reprec = inline_reports(
-        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "-k", keyword
-    )
+    reprec = inline_reports(pytester, "--tb=short", "-k", keyword)
     return call_reports(reprec)
 
 

@@ -110,9 +110,7 @@ def test_the_suite_fails_a_nobh_table_that_assumes_no_buffers(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_nobh_tables=NOBH_TABLES)
-    reprec = inline_reports(
-        pytester, "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "not property"
-    )
+    reprec = inline_reports(pytester, "-k", "not property")
     outcomes = call_reports(reprec)
     moved = "test_engine_moves_a_page_whose_blocks_are_out_of_line"
     broken = outcomes[f"TestAssumesNoBuffers::{moved}"]

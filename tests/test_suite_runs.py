@@ -58,7 +58,7 @@ def _kept(monkeypatch: pytest.MonkeyPatch) -> None:
 def _run(pytester: pytest.Pytester, run: Callable[..., pytest.HookRecorder]) -> dict[str, str]:
     """The inner tests' outcomes, by name, and that the first failed as it should."""
     pytester.makepyfile(test_inner=SOURCE)
-    reprec = run("-p", "no:cacheprovider", "-p", "no:randomly")
+    reprec = run()
     reports = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
     first = reports[0]
     assert first.failed
@@ -67,11 +67,11 @@ def _run(pytester: pytest.Pytester, run: Callable[..., pytest.HookRecorder]) -> 
 
 
 def test_a_failed_test_run_in_process_keeps_no_machine(pytester: pytest.Pytester) -> None:
-    outcomes = _run(pytester, lambda *args: inline_reports(pytester, *args))
+    outcomes = _run(pytester, lambda: inline_reports(pytester))
     assert outcomes["test_2_that_machine_is_freed"] == "passed"
 
 
 def test_the_plain_recorder_keeps_it(pytester: pytest.Pytester) -> None:
     """Why the suite does not call ``pytester.inline_run`` itself (this test can fail)."""
-    outcomes = _run(pytester, pytester.inline_run)
+    outcomes = _run(pytester, lambda: pytester.inline_run("-p", "no:cacheprovider"))
     assert outcomes["test_2_that_machine_is_freed"] == "failed"
