@@ -13,6 +13,7 @@ conformance suite and through ``fsaops migrate`` with and without
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from errno import EAGAIN, EBUSY
 
@@ -502,10 +503,11 @@ def swaps_block_numbers(newpage: Page, page: Page) -> int:
     return rc
 
 
-_GIVEN_UP: dict[int, Page] = {}
-"""The pages (by ``id``, each held so that its ``id`` is not another's in a later run) whose
-block numbers :func:`swaps_block_numbers_when_it_gives_up` swapped: only the first time, since a
-second swap on the page's next try would undo it."""
+_GIVEN_UP: weakref.WeakKeyDictionary[object, set[int]] = weakref.WeakKeyDictionary()
+"""The frames (by pfn, by machine) whose block numbers
+:func:`swaps_block_numbers_when_it_gives_up` swapped: only the first time, since a second swap on
+the page's next try would undo it. Keyed by the machine, which it does not keep alive: not by
+``id(page)``, which a later run's page may get once this one is freed."""
 
 
 def swaps_block_numbers_when_it_gives_up(newpage: Page, page: Page) -> int:
@@ -515,8 +517,9 @@ def swaps_block_numbers_when_it_gives_up(newpage: Page, page: Page) -> int:
     number of swaps would leave nothing wrong to find.
     """
     rc = buffer_migrate_page(newpage, page)
-    if rc != 0 and id(page) not in _GIVEN_UP:
-        _GIVEN_UP[id(page)] = page
+    swapped = _GIVEN_UP.setdefault(page.node.kernel, set())
+    if rc != 0 and page.pfn not in swapped:
+        swapped.add(page.pfn)
         _swap_two_block_numbers(page)
     return rc
 
