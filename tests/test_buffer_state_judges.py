@@ -154,6 +154,15 @@ def test_the_hook_promise_says_which_way_b_count_went() -> None:
 
 def test_a_clean_page_s_buffers_do_not_turn_dirty() -> None:
     problems = _hook(_ext2(_then(_set(BH.dirty))), PageSpec())
+    assert any("gained BH_dirty" in p and "the page can never be freed" in p for p in problems)
+
+
+def test_a_clean_page_moved_dirty_with_its_buffers_is_written_back_for_nothing() -> None:
+    def dirty_all(bh: BufferHead) -> None:
+        bh.b_state |= BH.dirty
+        bh.b_page.flags |= PG.dirty
+
+    problems = _hook(_ext2(_then(dirty_all)), PageSpec())
     assert any("gained BH_dirty" in p and "written back for nothing" in p for p in problems)
 
 

@@ -46,10 +46,12 @@ know about before the code goes anywhere:
     left locked, its ``b_count`` changed, it lost or
     gained ``BH_Uptodate``, ``BH_Mapped``, ``BH_New`` or ``BH_Delay``, its
     device, block, size or ``b_private`` changed, or a buffer its journal
-    holds as journalled (``BH_JBDDirty``) turned ``BH_dirty``, by the time
-    ``migratepage`` returned (a buffer that is no longer uptodate is read
-    from disk over what it holds); or the call cleared ``BH_Uptodate`` of a
-    mapped buffer of such a page.
+    holds as journalled (``BH_JBDDirty``) turned ``BH_dirty``, or a buffer
+    of a clean page (nor any pte mapping it dirty) turned ``BH_dirty`` (on
+    a page left clean, page writeback never writes it and the page can
+    never be freed), by the time ``migratepage`` returned (a buffer that is
+    no longer uptodate is read from disk over what it holds); or the call
+    cleared ``BH_Uptodate`` of a mapped buffer of such a page.
 ``return``
     ``migratepage`` raised, or returned something other than 0 or a
     negative errno (the engine counts the page as failed with ``-EIO``);
@@ -80,6 +82,7 @@ from fsaops.oracle import (
     Oracle,
     UnlockedMoves,
     buffer_changes,
+    dirtied_buffer_problem,
     journalled_dirty_problem,
     journalled_made_dirty,
     may_gain,
@@ -539,6 +542,22 @@ class MigratepageWatch:
                 break
             if journalled_made_dirty(was.state, bh.b_state):
                 add(table, "buffers", pfn, journalled_dirty_problem(i, pfn, newpage.pfn))
+                break
+            # A commit the call slept through may refile a BH_JBDDirty buffer as
+            # BH_dirty; nothing else dirties a buffer of a clean page on the way.
+            if (
+                bh.b_state & BH.dirty
+                and not was.state & (BH.dirty | BH.jbddirty)
+                and not b.dirty
+                and bh.b_page is not None
+            ):
+                page_dirty = bool(bh.b_page.flags & PG.dirty)
+                add(
+                    table,
+                    "buffers",
+                    pfn,
+                    dirtied_buffer_problem(i, pfn, newpage.pfn, page_dirty=page_dirty),
+                )
                 break
             delta = _own_count(bh) - count
             if delta:

@@ -49,6 +49,7 @@ __all__ = [
     "ReadBack",
     "UnlockedMoves",
     "buffer_changes",
+    "dirtied_buffer_problem",
     "first_difference",
     "journalled_dirty_problem",
     "journalled_made_dirty",
@@ -143,6 +144,27 @@ def journalled_dirty_problem(i: int, pfn: int, new_pfn: int) -> str:
         f"buffer head {i} of pfn {pfn} traded BH_JBDDirty for BH_dirty on the move to pfn "
         f"{new_pfn} while its transaction still holds it (BH_JBD): a journalled buffer must "
         "not be BH_dirty, or writeback puts it in place before its transaction commits"
+    )
+
+
+def dirtied_buffer_problem(i: int, pfn: int, new_pfn: int, *, page_dirty: bool) -> str:
+    """The rule broken by buffer head ``i`` of ``pfn``, which gained ``BH_dirty`` on the move.
+
+    For a buffer clean before the move (nor ``BH_JBDDirty``) whose page,
+    and every pte mapping it, was clean: nothing the move does dirties it.
+    ``page_dirty`` is whether the new page is ``PG_dirty``: then the buffer
+    is written back for nothing; if not, page writeback never visits it,
+    and ``try_to_free_buffers`` finds the page busy for as long as it lives.
+    """
+    said = (
+        f"buffer head {i} of pfn {pfn} gained BH_dirty on the move to pfn {new_pfn}, and "
+        "neither the page nor a pte mapping it was dirty: "
+    )
+    if page_dirty:
+        return said + "it would be written back for nothing"
+    return said + (
+        "a dirty buffer on a clean page, which page writeback never visits and "
+        "try_to_free_buffers finds busy: the page can never be freed"
     )
 
 

@@ -27,6 +27,7 @@ from fsaops.migrate import errno_name
 from fsaops.oracle import (
     Oracle,
     buffer_changes,
+    dirtied_buffer_problem,
     first_difference,
     journalled_dirty_problem,
     journalled_made_dirty,
@@ -413,9 +414,7 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
             problems.append(journalled_dirty_problem(i, old_pfn, new_pfn))
         elif bh.b_state & BH.dirty and not state.state & BH.dirty and not dirtied:
             problems.append(
-                f"buffer head {i} of pfn {old_pfn} gained BH_dirty on the way to pfn {new_pfn}, "
-                "and neither the page nor a pte mapping it was dirty: it would be written back "
-                "for nothing"
+                dirtied_buffer_problem(i, old_pfn, new_pfn, page_dirty=bool(new.flags & PG.dirty))
             )
     return problems
 

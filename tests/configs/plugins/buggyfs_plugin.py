@@ -476,6 +476,19 @@ def dirties_clean_pages(newpage: Page, page: Page) -> int:
     return rc
 
 
+def dirties_the_buffers_of_clean_pages(newpage: Page, page: Page) -> int:
+    """Moves a clean page and marks its buffers dirty, but not the page.
+
+    Page writeback goes by ``PG_dirty``: it never writes them, and
+    ``try_to_free_buffers`` finds the page busy for as long as it lives.
+    """
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private and not newpage.flags & PG.dirty:
+        for bh in buffers(newpage.private):
+            bh.b_state |= BH.dirty
+    return rc
+
+
 def checks_clean_pages(newpage: Page, page: Page) -> int:
     """Sets ``PG_checked`` on every page it moves, clean ones too.
 
@@ -644,6 +657,7 @@ BROKEN: dict[str, Migratepage] = {
         takes_the_old_page_off_the_list,
         puts_the_new_page_on_the_lru,
         dirties_clean_pages,
+        dirties_the_buffers_of_clean_pages,
         checks_clean_pages,
         sets_reclaim_on_the_old_page,
         sets_reclaim_on_the_new_page,
@@ -662,6 +676,7 @@ LOSSLESS: dict[str, str] = {
     "keeps_only_uptodate_and_dirty": "flags",
     "forgets_referenced": "flags",
     "dirties_clean_pages": "flags",
+    "dirties_the_buffers_of_clean_pages": "buffers",
     "checks_clean_pages": "flags",
     "clears_the_buffers_uptodate_bits": "buffers",
     "writes_dirty_pages_back": "writepage",
