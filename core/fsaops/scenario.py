@@ -1902,12 +1902,13 @@ def _raise_in(ident: int, exc: RunTimeout | None) -> None:
 
     The interpreter raises a class, not an object: a subclass that makes
     ``exc`` again is handed over.  Code stuck in C, or sleeping, raises it
-    when it comes back.  ``None`` takes back one not raised yet.
+    when it comes back.  ``None`` takes back one not raised yet
+    (:func:`_take_back`; only the thread ``ident`` itself can).
     """
     import ctypes
 
     if exc is None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+        _take_back(ident)
         return
     message = str(exc)
     kind = type(exc)
@@ -1918,6 +1919,48 @@ def _raise_in(ident: int, exc: RunTimeout | None) -> None:
 
     _Raised.__name__ = _Raised.__qualname__ = kind.__name__
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_Raised))
+
+
+class _TakenBack(BaseException):
+    """Raised in a thread in place of what :func:`_raise_in` had on its way, and caught at once."""
+
+
+def _take_back(ident: int) -> None:
+    """Take back the exception :func:`_raise_in` had on its way to this thread, ``ident``.
+
+    ``PyThreadState_SetAsyncExc`` with no exception clears it, but leaves
+    set the interpreter's word that one is pending (Python 3.11 and 3.12):
+    from then on every check for pending work takes the slow way, and under
+    a tracer or profiler (a debugger, coverage, ``cProfile``) Python 3.11
+    checks again at the same instruction for ever.  So one of our own goes
+    in its place, and is raised and caught here, which clears both.  An
+    exception raised meanwhile (a signal handler's) is raised once ours is
+    caught.  From another thread, nothing is done.
+    """
+    if threading.get_ident() != ident:
+        return
+    import ctypes
+
+    meanwhile: BaseException | None = None
+    sent = False
+    while True:
+        try:
+            if not sent:
+                # Raised as soon as the call returns, or at the loop's first jump back;
+                # sent again should something else be raised before the call returned.
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(ident), ctypes.py_object(_TakenBack)
+                )
+                sent = True
+            while True:
+                pass
+        except _TakenBack:
+            break
+        except BaseException as exc:
+            if meanwhile is None:
+                meanwhile = exc
+    if meanwhile is not None:
+        raise meanwhile
 
 
 def _timeout_message(head: str, frame: FrameType | None, where: _Where, registry: Registry) -> str:
