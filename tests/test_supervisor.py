@@ -606,6 +606,37 @@ def test_without_a_supervisor_the_command_runs_in_the_program(tmp_path: Path) ->
     assert proc.stdout == ""
 
 
+PROFILED = {
+    "a run that passes": (
+        "def mp(newpage, page):\n    return migrate_page(newpage, page)\n",
+        0,
+        "ok",
+    ),
+    "a run that fails": (
+        "def mp(newpage, page):\n    page.mapping = None\n    return 0\n",
+        1,
+        "invariant broken",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROFILED))
+def test_a_run_started_by_a_profiler_gives_its_own_status(tmp_path: Path, case: str) -> None:
+    """``python -m cProfile -m fsaops``: the profiler's frames are below the program's own.
+
+    Before, the child's status was refused (frames not fsaops's on the way),
+    and every run, passing or not, ended "before the command finished",
+    exit 1, blaming code fsaops cannot guard.
+    """
+    body, status, said = PROFILED[case]
+    env = install(tmp_path, "profiled", _migratepage_plugin("profiled", body))
+    args = [sys.executable, "-m", "cProfile", "-o", tmp_path / "run.prof", "-m", "fsaops"]
+    proc = run([*args, "migrate", _scenario(tmp_path, "profiled"), "--json"], env=env)
+    assert proc.returncode == status, proc.stderr[-2000:]
+    assert one_json_object(proc, said)
+    assert "before the command finished" not in proc.stderr
+
+
 def _processes() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

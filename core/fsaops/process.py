@@ -309,14 +309,18 @@ def _standard_library(frame: FrameType) -> bool:
     )
 
 
-def fsaops_code(frame: FrameType | None, *, callers: bool = False) -> bool:
+def fsaops_code(
+    frame: FrameType | None, *, callers: bool = False, until: FrameType | None = None
+) -> bool:
     """Whether ``frame`` runs fsaops's own code, or the program's (its ``__main__``).
 
     With ``callers``, every frame that led to it must run fsaops's code, the
     program's or the standard library's as well: no plugin code (nor any
-    other) is on the way.  What only calls itself ``fsaops.something``
-    (``exec`` with globals of its choosing, code compiled under another
-    file's name) is not fsaops's.
+    other) is on the way, up to ``until``: the frame that started the
+    command, recorded before any plugin was loaded (what called it started
+    the program: ``runpy``, or a profiler or debugger).  What only
+    calls itself ``fsaops.something`` (``exec`` with globals of its
+    choosing, code compiled under another file's name) is not fsaops's.
     """
     if frame is None or not _program_or_fsaops(frame):
         return False
@@ -324,6 +328,8 @@ def fsaops_code(frame: FrameType | None, *, callers: bool = False) -> bool:
         return True
     caller = frame.f_back
     while caller is not None:
+        if caller is until:
+            return True
         if not (_program_or_fsaops(caller) or _standard_library(caller)):
             return False
         caller = caller.f_back

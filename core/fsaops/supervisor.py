@@ -49,6 +49,7 @@ from fsaops.process import fsaops_code
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import FrameType
 
 __all__ = [
     "ENV_VAR",
@@ -110,6 +111,8 @@ class _Child:
     answered: bool = False
     mask: frozenset[int] | None = None
     sigchld: object = None
+    entry: FrameType | None = None
+    """The frame that called the command line: frames below it started the program."""
 
 
 @attrs.frozen
@@ -208,6 +211,10 @@ def supervise(
     if pid == 0:
         _Child.shared = shared
         _Child.pid = os.getpid()
+        # main()'s caller: the program's own code (fsaops/__main__.py, the console
+        # script), called by what started it (runpy, or cProfile, pdb, trace).
+        if _Child.entry is None:
+            _Child.entry = sys._getframe(1).f_back
         _Child.mask = frozenset(old_mask)
         _Child.sigchld = old_chld
         _die_with(parent)
@@ -316,7 +323,7 @@ def answer(status: int) -> None:
         return
     caller = sys._getframe(1)
     if caller.f_globals.get("__name__") not in ("fsaops.cli", "__main__") or not fsaops_code(
-        caller, callers=True
+        caller, callers=True, until=_Child.entry
     ):
         return
     if caller.f_code.co_name == "_exit_now" and (
