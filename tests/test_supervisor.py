@@ -630,7 +630,8 @@ def test_a_run_started_by_a_profiler_gives_its_own_status(tmp_path: Path, case: 
     """
     body, status, said = PROFILED[case]
     env = install(tmp_path, "profiled", _migratepage_plugin("profiled", body))
-    args = [sys.executable, "-m", "cProfile", "-o", tmp_path / "run.prof", "-m", "fsaops"]
+    args: list[str | Path] = [sys.executable, "-m", "cProfile", "-o", tmp_path / "run.prof"]
+    args += ["-m", "fsaops"]
     proc = run([*args, "migrate", _scenario(tmp_path, "profiled"), "--json"], env=env)
     assert proc.returncode == status, proc.stderr[-2000:]
     assert one_json_object(proc, said)
