@@ -8,13 +8,12 @@ interpreter's word that an exception is pending: under a tracer or a
 profiler (a debugger, coverage, ``cProfile``: what ``FSAOPS_NO_SUPERVISOR``
 is documented for) Python 3.11 then checked it again at the same
 instruction for ever, and the run never reported.  Each case runs in a
-child Python with a time limit, since the failure is a hang.
+child Python with a time limit (``guarded.run``), since the failure is a hang.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fsaops.testing.dist import write_dist_info
+from guarded import run
 
 PLUGINS = Path(__file__).parent / "configs" / "plugins"
 
@@ -53,19 +53,6 @@ TRACED_RUN = textwrap.dedent(
 )
 
 
-def _child(
-    code: str, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-
-
 def test_taking_back_leaves_nothing_pending_under_a_tracer() -> None:
     code = textwrap.dedent(
         """
@@ -81,7 +68,7 @@ def test_taking_back_leaves_nothing_pending_under_a_tracer() -> None:
         print(called())
         """
     )
-    done = _child(code)
+    done = run([sys.executable, "-c", code])
     assert (done.returncode, done.stdout.strip()) == (0, "went on"), done.stderr
 
 
@@ -92,14 +79,10 @@ def test_a_run_that_loses_data_reports_under_a_tracer(tmp_path: Path, supervised
     write_dist_info(site, "fsaops-buggyfs", {"fsaops": {"buggyfs": "buggyfs_plugin"}})
     path = tmp_path / "lossy.toml"
     path.write_text(SCENARIO, encoding="utf-8")
-    env = dict(os.environ)
-    env.pop("FSAOPS_PLUGINS", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(site), str(PLUGINS), env.get("PYTHONPATH", "")])
-    if supervised:
-        env.pop("FSAOPS_NO_SUPERVISOR", None)
-    else:
+    env = {"PYTHONPATH": os.pathsep.join([str(site), str(PLUGINS)])}
+    if not supervised:
         env["FSAOPS_NO_SUPERVISOR"] = "1"
-    done = _child(TRACED_RUN, str(path), env=env)
+    done = run([sys.executable, "-c", TRACED_RUN, path], env=env)
     assert done.returncode == 1, done.stderr
     assert '"status": "data lost"' in done.stdout
     assert "; the replay saw no migratepage call change it" in done.stdout  # the replay ended
