@@ -530,10 +530,11 @@ def swaps_block_numbers_when_it_gives_up(newpage: Page, page: Page) -> int:
     number of swaps would leave nothing wrong to find.
     """
     rc = buffer_migrate_page(newpage, page)
-    swapped = _GIVEN_UP.setdefault(page.node.kernel, set())
-    if rc != 0 and page.pfn not in swapped:
-        swapped.add(page.pfn)
-        _swap_two_block_numbers(page)
+    if rc != 0:
+        swapped = _GIVEN_UP.setdefault(page.node.kernel, set())
+        if page.pfn not in swapped:
+            swapped.add(page.pfn)
+            _swap_two_block_numbers(page)
     return rc
 
 
