@@ -1590,6 +1590,34 @@ def test_threads_a_plugin_leaves_behind_do_not_hold_fsaops(tmp_path: Path) -> No
     assert "ValueError: thread failed" in proc.stderr
 
 
+@pytest.mark.parametrize("flag", ["--json", "--no-progress"])
+def test_a_thread_writing_to_descriptor_1_never_reaches_the_output(
+    tmp_path: Path, flag: str
+) -> None:
+    """A plugin's thread that writes to descriptor 1 for ever: its words came after the report.
+
+    Descriptor 1 was pointed back at standard output once the report was
+    written, before the process ended: what the thread wrote then followed
+    the JSON report, which no longer parsed, under exit status 0.
+    """
+    code = (
+        HEADER + "def chatter():\n    while True:\n        os.write(1, b'<chatter>')\n"
+        "def mp(newpage, page):\n"
+        "    if not hasattr(mp, 'started'):\n"
+        "        mp.started = threading.Thread(target=chatter, daemon=True)\n"
+        "        mp.started.start()\n"
+        "    return migrate_page(newpage, page)\n" + _table("chatter", migratepage="mp")
+    )
+    env = install(tmp_path, "chatter", code)
+    for _ in range(5):
+        proc = fsaops("migrate", _scenario(tmp_path, "chatter"), flag, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-500:]
+        assert "<chatter>" in proc.stderr
+        assert "<chatter>" not in proc.stdout
+        if flag == "--json":
+            one_json_object(proc, "ok")
+
+
 def test_the_probe_imports_no_unselected_plugin(tmp_path: Path) -> None:
     marker = tmp_path / "imported"
     code = f"open({str(marker)!r}, 'w').close()\nraise ImportError('never selected')\n"

@@ -2297,7 +2297,8 @@ def _own_stdout(program: bool) -> Iterator[TextIO | None]:
 
     Only for the program, when ``sys.stdout`` is descriptor 1: then what
     plugin code writes to descriptor 1 directly lands on standard error
-    too, and cannot corrupt a JSON report.
+    too, and cannot corrupt a JSON report.  Descriptor 1 is left so when
+    the command is done, since the program ends next.
     """
     out = sys.stdout
     if not program or out is None:
@@ -2330,11 +2331,11 @@ def _own_stdout(program: bool) -> Iterator[TextIO | None]:
     try:
         yield stream
     finally:
+        # Descriptor 1 stays where it points: the program ends next, and a
+        # thread plugin code left writing to it would follow the report.
         _IDENTITY.pop(id(stream), None)
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        with contextlib.suppress(OSError):
-            os.dup2(stream.fileno(), 1)
         with contextlib.suppress(OSError, ValueError):
             stream.close()
 
