@@ -243,6 +243,57 @@ def test_ctrl_c_at_the_terminal_interrupts_the_run_once(tmp_path: Path, own_grou
     assert json.loads(out)["status"] == "interrupted"
 
 
+@pytest.mark.parametrize("how", ["Ctrl-C at the terminal", "kill of the program"])
+def test_an_interrupted_run_that_holds_the_interpreter_is_ended(tmp_path: Path, how: str) -> None:
+    """Code that holds the interpreter in C never hears Ctrl-C: the program ends its process.
+
+    Before, with no time limit, neither Ctrl-C nor ``kill`` ended the
+    command: the run's own handlers need the interpreter, and the program
+    waited for the run for good.
+    """
+    started = tmp_path / "started"
+    body = (
+        "import ctypes, signal\n"
+        "def mp(newpage, page):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))\n"
+        f"    open({str(started)!r}, 'w').close()\n"
+        "    while True:\n"
+        "        ctypes.PyDLL(None).sleep(120)  # the interpreter held all along\n"
+    )
+    env = install(tmp_path, "holder", _migratepage_plugin("holder", body))
+    args = [sys.executable, "-m", "fsaops", "migrate", str(_scenario(tmp_path, "holder")), "--json"]
+
+    def in_c() -> bool:  # a moment after the run said so: no Python code runs there any more
+        if not started.exists():
+            return False
+        time.sleep(0.5)
+        return True
+
+    if how == "kill of the program":
+        proc = start(args, env=env)
+        out, err = signal_when(proc, in_c, signal.SIGTERM, "the run reached migratepage")
+        first = "terminated (SIGTERM)"
+    else:
+        proc, master = _on_a_terminal(args, env)
+        try:
+            deadline = time.monotonic() + 60
+            while not in_c():
+                assert time.monotonic() < deadline, "never: the run reached migratepage"
+                time.sleep(0.05)
+            os.write(master, b"\x03")  # Ctrl-C, typed
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+            os.close(master)
+        first = "interrupted"
+    assert proc.returncode == 130, err
+    assert err.startswith(f"fsaops: error: {first} while migrating: "), err
+    assert f"did not end within {supervisor.ENDING_GRACE:g} s" in err
+    assert len(err.splitlines()) == 1, err
+    assert json.loads(out)["status"] == "interrupted"
+
+
 def test_the_run_ends_with_the_program(tmp_path: Path) -> None:
     """``SIGKILL`` of the program leaves no run behind."""
     proc = _start_slow(tmp_path)

@@ -2097,6 +2097,14 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
                 f"timeout: the run went past its time limit of {limit} s and plugin code held "
                 "the interpreter, so that nothing could stop it; its process was ended"
             )
+        elif ended.not_ending:
+            # Ctrl-C or kill, and plugin code held the interpreter in C: it never heard it.
+            status = Status.INTERRUPTED
+            first = ended.received[0]
+            said = "interrupted" if first == "SIGINT" else f"terminated ({first})"
+            phase = ended.facts.get("phase")
+            where = f" while {phase}" if phase else ""
+            message = f"{said}{where}: {ended.describe()}; it has no report"
         elif ended.stopped_by is not None:
             status = Status.KERNEL_BUG
             message = (

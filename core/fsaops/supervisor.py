@@ -34,6 +34,7 @@ the process itself (for a debugger or a profiler that follows one process).
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
 import signal
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 __all__ = [
+    "ENDING_GRACE",
     "ENV_VAR",
     "STOP_GRACE",
     "Copies",
@@ -78,6 +80,16 @@ A terminal's Ctrl-Z stops the program and the child alike, and ``fg``
 continues both.  A child stopped alone (``SIGSTOP`` plugin code sent to its
 own process, a signal sent to that process only) is never continued: the
 user's shell sees the program, which still runs, and would wait for good.
+"""
+
+ENDING_GRACE: Final = 6.0
+"""Seconds the child has to end once the program was interrupted (then the parent ends it).
+
+Ctrl-C or ``SIGTERM`` reaches the child (the terminal sends it to both, and
+the parent passes on what was sent to it alone); the command line ends its
+process two seconds later at the latest if plugin code swallows it.  Only
+code that holds the interpreter in C (a loop in a C function that never
+checks for signals) keeps it from even being told: the parent ends it.
 """
 
 _SHARED_BYTES: Final = 65536
@@ -125,7 +137,9 @@ class Unanswered:
     ``received``, the names of the signals the parent itself was sent while
     it waited (``SIGINT``, ``SIGTERM``), in order; ``stopped_by``, the
     signal that stopped it alone for longer than :data:`STOP_GRACE`, after
-    which the parent killed it (else ``None``).
+    which the parent killed it (else ``None``); ``not_ending``, whether the
+    parent killed it because it had not ended :data:`ENDING_GRACE` seconds
+    after the first of ``received``.
     """
 
     exit_status: int | None
@@ -134,9 +148,16 @@ class Unanswered:
     seconds: float
     received: tuple[str, ...] = ()
     stopped_by: str | None = None
+    not_ending: bool = False
 
     def describe(self) -> str:
         """One sentence: how the run's process ended."""
+        if self.not_ending:
+            return (
+                f"the process running the command did not end within {ENDING_GRACE:g} s of the "
+                f"{self.received[0]} (code held the interpreter, so that nothing could tell "
+                "it); fsaops ended it"
+            )
         if self.stopped_by is not None:
             return (
                 f"the process running the command was stopped by {self.stopped_by} before the "
@@ -414,19 +435,31 @@ def _wait(
     received: list[str] = []
     stopped: tuple[str, float] | None = None  # the signal that stopped the child, and when
     stopped_by: str | None = None
+    ending: float | None = None  # when the child must have ended, once interrupted
+    not_ending = False
     while True:
         try:
-            if stopped is None:
+            due = min(
+                stopped[1] + STOP_GRACE if stopped is not None else math.inf,
+                ending if ending is not None and not not_ending else math.inf,
+            )
+            if due == math.inf:
                 info = signal.sigwaitinfo(_SIGNALS)
             else:
-                left = stopped[1] + STOP_GRACE - time.monotonic()
-                waited = signal.sigtimedwait(_SIGNALS, max(left, 0.0))
-                if waited is None:  # stopped all along, unless continued meanwhile
-                    if stopped_by is None and _state(pid) == "T":
-                        stopped_by = stopped[0]
+                waited = signal.sigtimedwait(_SIGNALS, max(due - time.monotonic(), 0.0))
+                if waited is None:
+                    now = time.monotonic()
+                    if stopped is not None and now >= stopped[1] + STOP_GRACE:
+                        # Stopped all along, unless continued meanwhile.
+                        if stopped_by is None and _state(pid) == "T":
+                            stopped_by = stopped[0]
+                            with contextlib.suppress(OSError):
+                                os.kill(pid, signal.SIGKILL)
+                        stopped = None
+                    if ending is not None and not not_ending and now >= ending:
+                        not_ending = True
                         with contextlib.suppress(OSError):
                             os.kill(pid, signal.SIGKILL)
-                    stopped = None
                     continue
                 info = waited
         except OSError:  # pragma: no cover - nothing to wait for
@@ -447,6 +480,8 @@ def _wait(
                 break
             continue
         received.append(signal.Signals(info.si_signo).name)
+        if ending is None:
+            ending = time.monotonic() + ENDING_GRACE
         # From the terminal, a signal reaches the child as well, unless plugin
         # code moved it to a process group of its own; from a process (kill,
         # timeout), only the process it was sent to.
@@ -476,7 +511,13 @@ def _wait(
         name = None
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
     ended = Unanswered(
-        code, name, facts, time.monotonic() - start, tuple(received), stopped_by=stopped_by
+        code,
+        name,
+        facts,
+        time.monotonic() - start,
+        tuple(received),
+        stopped_by=stopped_by,
+        not_ending=not_ending and name == "SIGKILL",
     )
     try:
         exit_status = on_unanswered(ended)
