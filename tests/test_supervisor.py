@@ -294,6 +294,28 @@ def test_an_interrupted_run_that_holds_the_interpreter_is_ended(tmp_path: Path, 
     assert json.loads(out)["status"] == "interrupted"
 
 
+def test_a_run_held_in_c_with_no_time_limit_is_ended_as_stuck(tmp_path: Path) -> None:
+    """The run's stall watch needs the interpreter; the program watches the watchdog's beats.
+
+    Before, a ``migratepage`` that held the interpreter in C for good, with
+    no time limit, was never ended: the command ran until killed.
+    """
+    body = (
+        "import ctypes, signal\n"
+        "def mp(newpage, page):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))\n"
+        "    while True:\n"
+        "        ctypes.PyDLL(None).sleep(120)  # the interpreter held all along\n"
+    )
+    started = time.monotonic()
+    proc = _run(tmp_path, body)
+    took = time.monotonic() - started
+    line = one_error_line(proc, 1, "stuck while migrating", "code held the interpreter")
+    assert f"no progress for {supervisor.HELD_SECONDS:g} s" in line
+    one_json_object(proc, "timeout")
+    assert took >= supervisor.HELD_SECONDS
+
+
 def test_the_run_ends_with_the_program(tmp_path: Path) -> None:
     """``SIGKILL`` of the program leaves no run behind."""
     proc = _start_slow(tmp_path)
@@ -501,9 +523,17 @@ def test_a_run_that_stops_itself_is_ended_and_reported(tmp_path: Path, case: str
     assert not [pid for pid in _processes() if str(scenario).encode() in _cmdline(pid)]
 
 
-def test_a_stop_of_the_whole_job_leaves_the_run_to_be_continued(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "seconds",
+    [supervisor.STOP_GRACE + 1, supervisor.HELD_SECONDS + 5],
+    ids=["longer than a run stopped alone is left", "longer than a run may go without a beat"],
+)
+def test_a_stop_of_the_whole_job_leaves_the_run_to_be_continued(
+    tmp_path: Path, seconds: float
+) -> None:
     """Ctrl-Z (``SIGTSTP`` to the job's process group) stops the program and the run alike;
-    continued (``fg``), the run goes on and finishes: it was not ended while stopped."""
+    continued (``fg``), the run goes on and finishes: it was not ended while stopped, neither
+    as stopped alone nor as held (its watchdog did not beat while stopped)."""
     started = tmp_path / "started"
     body = (
         "def mp(newpage, page):\n"
@@ -534,7 +564,7 @@ def test_a_stop_of_the_whole_job_leaves_the_run_to_be_continued(tmp_path: Path) 
         while not (_state(proc.pid) == _state(run) == "T"):
             assert time.monotonic() < deadline, "never: both stopped"
             time.sleep(0.05)
-        time.sleep(supervisor.STOP_GRACE + 1)  # longer than a run stopped alone is left
+        time.sleep(seconds)
         assert _state(run) == "T"
         os.killpg(proc.pid, signal.SIGCONT)  # fg
         out, err = proc.communicate(timeout=60)

@@ -2097,6 +2097,12 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
                 f"timeout: the run went past its time limit of {limit} s and plugin code held "
                 "the interpreter, so that nothing could stop it; its process was ended"
             )
+        elif ended.held:
+            # The run's watchdog could not beat for want of the interpreter.
+            status = Status.TIMEOUT
+            phase = ended.facts.get("phase")
+            where = f" while {phase}" if phase else ""
+            message = f"stuck{where}: {ended.describe()}; it has no report"
         elif ended.not_ending:
             # Ctrl-C or kill, and plugin code held the interpreter in C: it never heard it.
             status = Status.INTERRUPTED

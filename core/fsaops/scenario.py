@@ -1755,7 +1755,12 @@ def _time_limit(
         return next_look(now)
 
     def keep() -> None:
-        """Put fsaops's handlers back with the system, where Python still records them."""
+        """Put fsaops's handlers back with the system, where Python still records them.
+
+        And tell the program the run's watchdog is alive (:func:`supervisor.beat
+        <fsaops.supervisor.beat>`): called ten times a second by the watchdog thread.
+        """
+        supervisor.beat()
         for put_back in kept:
             put_back()
 
@@ -1780,6 +1785,7 @@ def _time_limit(
             previous_backstop = signal.signal(backstop.signum, expired)
             kept.append(keep_handler(backstop.signum))
         backstop.arm(next_look(start) + _TIMER_LATE)
+        supervisor.beat()  # watched from here on: the watchdog beats on
         guard.start()
         yield where
     finally:
@@ -1790,6 +1796,7 @@ def _time_limit(
             if guard.ident is not None:  # started
                 guard.join()
         finally:
+            supervisor.beat(watched=False)  # no watchdog from here on: nothing to beat
             _put_back_alarms(backstop, previous, previous_backstop)
 
 

@@ -55,10 +55,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ENDING_GRACE",
     "ENV_VAR",
+    "HELD_SECONDS",
     "STOP_GRACE",
     "Copies",
     "Unanswered",
     "answer",
+    "beat",
     "is_copy",
     "leave_if_copy",
     "ready",
@@ -103,6 +105,24 @@ _PHASE_AT: Final = _COPIES_AT - 256
 """Where the child keeps the phase of its run (:func:`tell_phase`): one record, written over
 each time, after every other record (so it is the one read); records end before it."""
 
+_BEAT_AT: Final = _PHASE_AT - 16
+"""Where the child's run watchdog counts its beats (:func:`beat`): eight bytes, ``0`` while
+no run is watched; records end before it."""
+
+HELD_SECONDS: Final = 30.0
+"""Seconds a watched run may go without a beat before the parent ends it as held.
+
+The run's watchdog thread beats ten times a second; it needs the
+interpreter, and only code that holds the interpreter in C (a loop in a C
+function that never checks for signals), where the run's own stall watch
+and time limit cannot reach, keeps it from beating that long.  As long as
+the run's own stall watch gives a run that stays on one tick of the
+kernel's clock (``fsaops.scenario.STALL_SECONDS``).
+"""
+
+_LOOK_EVERY: Final = 1.0
+"""Seconds between two looks of the parent at the child's beats."""
+
 
 _EXIT: Final = os._exit
 """``os._exit`` itself, bound before plugin code can replace it (a copy leaves through it)."""
@@ -125,6 +145,7 @@ class _Child:
     sigchld: object = None
     entry: FrameType | None = None
     """The frame that called the command line: frames below it started the program."""
+    beats: int = 0
 
 
 @attrs.frozen
@@ -139,7 +160,8 @@ class Unanswered:
     signal that stopped it alone for longer than :data:`STOP_GRACE`, after
     which the parent killed it (else ``None``); ``not_ending``, whether the
     parent killed it because it had not ended :data:`ENDING_GRACE` seconds
-    after the first of ``received``.
+    after the first of ``received``; ``held``, whether the parent killed it
+    because its run's watchdog had not beaten for :data:`HELD_SECONDS`.
     """
 
     exit_status: int | None
@@ -149,9 +171,15 @@ class Unanswered:
     received: tuple[str, ...] = ()
     stopped_by: str | None = None
     not_ending: bool = False
+    held: bool = False
 
     def describe(self) -> str:
         """One sentence: how the run's process ended."""
+        if self.held:
+            return (
+                f"the run made no progress for {HELD_SECONDS:g} s, and code held the interpreter "
+                "so that nothing in its process could stop it; fsaops ended it"
+            )
         if self.not_ending:
             return (
                 f"the process running the command did not end within {ENDING_GRACE:g} s of the "
@@ -330,6 +358,23 @@ def tell_phase(phase: str) -> None:
         shared[_PHASE_AT:_COPIES_AT] = record.ljust(_COPIES_AT - _PHASE_AT, b"\0")
 
 
+def beat(watched: bool = True) -> None:
+    """In the supervised child: the run's watchdog is alive (``watched=False``: no run is watched).
+
+    Called by the run's watchdog thread (:func:`fsaops.scenario.run_plan`)
+    ten times a second while a run is under way: a run that goes
+    :data:`HELD_SECONDS` without a beat is held in C where nothing in its
+    process can stop it, and the parent ends it.  Only fsaops's own code
+    beats.
+    """
+    shared = _Child.shared
+    if shared is None or os.getpid() != _Child.pid or not fsaops_code(sys._getframe(1)):
+        return
+    _Child.beats = _Child.beats + 1 if watched else 0
+    with contextlib.suppress(Exception):  # closed by plugin code: nothing more can be said
+        shared[_BEAT_AT : _BEAT_AT + 8] = _Child.beats.to_bytes(8, "little")
+
+
 def answer(status: int) -> None:
     """In the supervised child: the command's exit status, given once its output is out.
 
@@ -382,7 +427,7 @@ def _send(data: bytes) -> None:
     if shared is None or os.getpid() != _Child.pid:  # a child of the child: not the command
         return
     end = _Child.used + len(data)
-    if end > _PHASE_AT:
+    if end > _BEAT_AT:
         return
     with contextlib.suppress(Exception):  # closed by plugin code: nothing more can be said
         shared[_Child.used : end] = data
@@ -423,6 +468,50 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+class _Beats:
+    """The parent's watch over the beats of the child's run watchdog (:func:`beat`).
+
+    Looked at every :data:`_LOOK_EVERY` seconds; a run that has not beaten
+    for :data:`HELD_SECONDS` of the parent's own time is killed
+    (``killed``).  Time the parent itself did not run (stopped with the
+    child by the terminal's Ctrl-Z, or not scheduled) is not counted
+    against the run, nor is time the child spent stopped.
+    """
+
+    __slots__ = ("_last", "_looked", "_pid", "_seen", "_shared", "_since", "killed")
+
+    def __init__(self, pid: int, shared: mmap.mmap) -> None:
+        self._pid = pid
+        self._shared = shared
+        self._looked = time.monotonic()
+        self._seen = 0
+        self._since = self._looked
+        self.killed = False
+
+    def next_look(self) -> float:
+        """When to look next (never, once the child is killed)."""
+        return math.inf if self.killed else self._looked + _LOOK_EVERY
+
+    def look(self, now: float, stopped: bool) -> None:
+        """Look at the beats if it is time; kill the child if its run is held."""
+        if self.killed or now < self._looked + _LOOK_EVERY:
+            return
+        if now - self._looked > 3 * _LOOK_EVERY or stopped:
+            self._since = now  # this process did not run meanwhile, or the child is stopped
+        self._looked = now
+        try:
+            seen = int.from_bytes(self._shared[_BEAT_AT : _BEAT_AT + 8], "little")
+        except (ValueError, OSError):  # pragma: no cover - the mapping is the parent's own
+            return
+        if seen != self._seen or seen == 0:
+            self._seen, self._since = seen, now
+            return
+        if now - self._since >= HELD_SECONDS and _state(self._pid) not in ("T", "t", "Z", ""):
+            self.killed = True
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+
+
 def _wait(
     pid: int,
     shared: mmap.mmap,
@@ -437,16 +526,24 @@ def _wait(
     stopped_by: str | None = None
     ending: float | None = None  # when the child must have ended, once interrupted
     not_ending = False
+    beats = _Beats(pid, shared)
     while True:
+        beats.look(time.monotonic(), stopped is not None)
         try:
             due = min(
                 stopped[1] + STOP_GRACE if stopped is not None else math.inf,
                 ending if ending is not None and not not_ending else math.inf,
+                beats.next_look(),
             )
             if due == math.inf:
                 info = signal.sigwaitinfo(_SIGNALS)
             else:
                 waited = signal.sigtimedwait(_SIGNALS, max(due - time.monotonic(), 0.0))
+                if waited is not None and waited.si_signo not in _SIGNALS:
+                    # CPython returns a siginfo never filled in when the wait was
+                    # interrupted (this process stopped and continued) past its
+                    # timeout: no signal came.
+                    waited = None
                 if waited is None:
                     now = time.monotonic()
                     if stopped is not None and now >= stopped[1] + STOP_GRACE:
@@ -518,6 +615,7 @@ def _wait(
         tuple(received),
         stopped_by=stopped_by,
         not_ending=not_ending and name == "SIGKILL",
+        held=beats.killed and name == "SIGKILL",
     )
     try:
         exit_status = on_unanswered(ended)
@@ -609,7 +707,7 @@ def _read_facts(shared: mmap.mmap) -> tuple[dict[str, str], int | None]:
     child gives its status once; should there be more than one (plugin code
     wrote one), the highest stands: a run that failed is never passed.
     """
-    data = bytes(shared[:_COPIES_AT])
+    data = bytes(shared[:_BEAT_AT]) + b"\n" + bytes(shared[_PHASE_AT:_COPIES_AT])
     facts: dict[str, str] = {}
     given: int | None = None
     for line in data.split(b"\n"):
