@@ -478,7 +478,7 @@ class _Beats:
     against the run, nor is time the child spent stopped.
     """
 
-    __slots__ = ("_last", "_looked", "_pid", "_seen", "_shared", "_since", "killed")
+    __slots__ = ("_looked", "_pid", "_seen", "_shared", "_since", "killed")
 
     def __init__(self, pid: int, shared: mmap.mmap) -> None:
         self._pid = pid
