@@ -411,3 +411,83 @@ def test_the_bench_is_not_ok_when_the_million_child_failed() -> None:
         "the 5-page run was not measured: killed",
     ), "as any command that failed"
     assert bench.not_measured({"million": None}) is None
+
+
+RAISER = """\
+import attrs
+import fsaops
+from fsaops import buffer_migrate_page
+from fsaops_ext2 import EXT2, ext2_aops
+
+def mp(newpage, page):
+    raise RuntimeError("boom")
+
+TABLE = attrs.evolve(ext2_aops, name="raiser_aops", migratepage=mp)
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [attrs.evolve(EXT2, name="raiser", modes={"default": TABLE}, page_cache={})]
+"""
+
+
+def test_a_table_whose_migratepage_raises_has_no_rate(tmp_path: Path) -> None:
+    """Its pages failed with ``-EIO``: the rate was that of a table that moves nothing.
+
+    Before, the row gave a rate (of one page a run, the one left behind)
+    and said ``moved 0, failed 0``.
+    """
+    env = guarded.install(tmp_path, "raiser", RAISER)
+    args = ["bench", "--quick", "--repeat", "1", "--pages", "20", "--plugins", "ext2,raiser"]
+    proc = guarded.fsaops(*args, "--json", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in json.loads(proc.stdout)["throughput"] if r["table"] == "raiser_aops"]
+    assert rows == [
+        {
+            "fs": "raiser",
+            "mode": "default",
+            "table": "raiser_aops",
+            "note": "not measured: migratepage raised RuntimeError: boom (pfn 0)",
+        }
+    ]
+    text = guarded.fsaops(*args, env=env, timeout=300)
+    assert text.returncode == 0, text.stderr
+    line = next(x for x in text.stdout.splitlines() if "raiser_aops" in x)
+    assert "not measured: migratepage raised RuntimeError: boom" in line
+
+
+def test_a_table_that_stalls_has_no_rate_and_the_bench_goes_on(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``migratepage`` that sleeps: the stall watch a run has stops it, and the row says so.
+
+    Before, ``fsaops bench`` waited on it for good.
+    """
+    import time
+
+    import attrs
+
+    from fsaops import scenario
+    from fsaops.buffer import buffer_migrate_page
+    from fsaops_ext2 import EXT2, ext2_aops
+
+    def mp(newpage: Any, page: Any) -> int:
+        time.sleep(60)
+        return buffer_migrate_page(newpage, page)
+
+    table = attrs.evolve(ext2_aops, name="sleepy_aops", migratepage=mp)
+    sleepy = attrs.evolve(EXT2, name="sleepy", modes={"default": table}, page_cache={})
+    mine = attrs.evolve(
+        registry,
+        filesystems={**registry.filesystems, "sleepy": sleepy},
+        owners={**registry.owners, "sleepy": "ext2"},
+    )
+    monkeypatch.setattr(scenario, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(scenario, "_WATCH_EVERY", 0.1)
+    started = time.monotonic()
+    rows = bench.throughput(mine, 20, 1, only=("sleepy", "default"))
+    assert time.monotonic() - started < 30
+    assert len(rows) == 1
+    assert rows[0]["table"] == "sleepy_aops"
+    assert rows[0]["note"].startswith("not measured: stuck: the run made no progress"), rows[0]
+    assert "sleepy_aops" in rows[0]["note"].split("stuck", 1)[1]
+    assert bench.throughput(mine, 20, 1, only=("ext2", "nobh"))[0]["pages_per_second"] > 0

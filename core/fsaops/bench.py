@@ -85,7 +85,7 @@ import attrs
 
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import create_empty_buffers
-from fsaops.errors import describe_exception, interrupt_told
+from fsaops.errors import RunTimeout, describe_exception, interrupt_told
 from fsaops.fs import Inode
 from fsaops.lists import PageList, list_add, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
@@ -805,8 +805,12 @@ def throughput(
 ) -> list[dict[str, Any]]:
     """Pages per second through ``migrate_pages`` for every loaded table, clean and dirty.
 
-    ``only`` is a (filesystem, mode) to measure alone.
+    ``only`` is a (filesystem, mode) to measure alone.  A table whose
+    ``migratepage`` raised, or kept the kernel's clock still for
+    ``fsaops.scenario.STALL_SECONDS``, gets a note in place of its rate.
     """
+    from fsaops.scenario import stall_watched
+
     rows: list[dict[str, Any]] = []
     for fstype, mode, table in registry.tables():
         if only is not None and (fstype.name, mode) != only:
@@ -826,6 +830,7 @@ def throughput(
         else:
             bs = fstype.default_block_size
         for dirty in (False, True):
+            note: str | None = None
             try:
                 rig = Rig(
                     registry,
@@ -846,17 +851,31 @@ def throughput(
                     }
                 )
                 break
+            broken: list[str] = []
             try:
 
-                def one(rig: Rig = rig, dirty: bool = dirty) -> float:
+                def one(rig: Rig = rig, dirty: bool = dirty, broken: list[str] = broken) -> float:
                     rig.set_state(dirty=dirty)
-                    return rig.engine_run()
+                    elapsed = rig.engine_run()
+                    # A migratepage that raised (or returned what is no errno) fails its
+                    # page: the rate would be that of a table that moves nothing.
+                    found = rig.last.stats.findings.result()
+                    broken.extend(f.example for f in found if f.kind == "return")
+                    return elapsed
 
-                one()
-                times = [one() for _ in range(repeat)]
+                with stall_watched(registry, rig.kernel):
+                    one()
+                    times = [one() for _ in range(repeat)]
                 out = _outcome(rig.last)
+            except RunTimeout as exc:  # stuck: plugin code kept the kernel's clock still
+                note = f"not measured: {exc}"
             finally:
                 rig.close()
+            if broken and note is None:
+                note = f"not measured: {broken[0]}"
+            if note is not None:
+                rows.append({"fs": fstype.name, "mode": mode, "table": table.name, "note": note})
+                break
             side = Side("engine", tuple(times))
             rows.append(
                 {

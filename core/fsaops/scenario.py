@@ -144,6 +144,7 @@ __all__ = [
     "plan_scenario",
     "run_plan",
     "run_scenario",
+    "stall_watched",
 ]
 
 Progress = Callable[[str, int, int], None]
@@ -1798,6 +1799,28 @@ def _time_limit(
         finally:
             supervisor.beat(watched=False)  # no watchdog from here on: nothing to beat
             _put_back_alarms(backstop, previous, previous_backstop)
+
+
+@contextmanager
+def stall_watched(registry: Registry, kernel: Kernel) -> Iterator[None]:
+    """Watch migration on ``kernel`` for a stall, as a run with no time limit is watched.
+
+    For migration outside :func:`run_plan` (``fsaops bench``'s rate of each
+    table): plugin code that keeps the kernel's clock still for
+    ``STALL_SECONDS`` (a sleep, a loop, a lock left held) gets
+    :class:`~fsaops.errors.RunTimeout` raised in this thread, naming the
+    page; code that holds the interpreter in C is ended by the program
+    that waits for the run (:data:`fsaops.supervisor.HELD_SECONDS`).  Main
+    thread only; elsewhere nothing is watched.
+    """
+    with _time_limit(0.0, registry) as where:
+        where.kernel = kernel
+        where.clock = lambda: kernel.sched.now
+        where.phase = "migrating"
+        try:
+            yield
+        finally:
+            supervisor.tell_phase("")
 
 
 def _put_back_alarms(backstop: Alarm, previous: Any, previous_backstop: Any) -> None:
