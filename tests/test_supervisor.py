@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -206,6 +206,25 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[subprocess.Pop
     return proc, master
 
 
+def _type_ctrl_c(
+    args: list[str], env: dict[str, str], ready: Callable[[], bool]
+) -> tuple[int, str, str]:
+    """Start ``args`` on a terminal of its own and type Ctrl-C once ``ready()``: its end."""
+    proc, master = _on_a_terminal(args, env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert time.monotonic() < deadline, "never: the run reached migratepage"
+            time.sleep(0.05)
+        os.write(master, b"\x03")  # Ctrl-C, typed
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    return proc.returncode, out, err
+
+
 @pytest.mark.parametrize("own_group", [False, True], ids=["in its group", "in a group of its own"])
 def test_ctrl_c_at_the_terminal_interrupts_the_run_once(tmp_path: Path, own_group: bool) -> None:
     """The terminal sends Ctrl-C to both processes: the program leaves it to the run; a run that
@@ -220,21 +239,9 @@ def test_ctrl_c_at_the_terminal_interrupts_the_run_once(tmp_path: Path, own_grou
     )
     env = install(tmp_path, "ctrlc", _migratepage_plugin("ctrlc", body))
     scenario = str(_scenario(tmp_path, "ctrlc"))
-    proc, master = _on_a_terminal(
-        [sys.executable, "-m", "fsaops", "migrate", scenario, "--json"], env
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists():
-            assert time.monotonic() < deadline, "never: the run reached migratepage"
-            time.sleep(0.05)
-        os.write(master, b"\x03")  # Ctrl-C, typed
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(master)
-    assert proc.returncode == 130, err
+    args = [sys.executable, "-m", "fsaops", "migrate", scenario, "--json"]
+    status, out, err = _type_ctrl_c(args, env, started.exists)
+    assert status == 130, err
     assert re.fullmatch(
         r"fsaops: error: interrupted while migrating the page at pfn \d+ \(table ctrlc_aops of "
         r"plugin ctrlc-dist\[ctrlc\], pass \d+[^)]*\); in plugin code of ctrlc-dist\[ctrlc\] "
@@ -273,22 +280,11 @@ def test_an_interrupted_run_that_holds_the_interpreter_is_ended(tmp_path: Path, 
     if how == "kill of the program":
         proc = start(args, env=env)
         out, err = signal_when(proc, in_c, signal.SIGTERM, "the run reached migratepage")
-        first = "terminated (SIGTERM)"
+        status, first = proc.returncode, "terminated (SIGTERM)"
     else:
-        proc, master = _on_a_terminal(args, env)
-        try:
-            deadline = time.monotonic() + 60
-            while not in_c():
-                assert time.monotonic() < deadline, "never: the run reached migratepage"
-                time.sleep(0.05)
-            os.write(master, b"\x03")  # Ctrl-C, typed
-            out, err = proc.communicate(timeout=60)
-        finally:
-            proc.kill()
-            proc.wait()
-            os.close(master)
+        status, out, err = _type_ctrl_c(args, env, in_c)
         first = "interrupted"
-    assert proc.returncode == 130, err
+    assert status == 130, err
     assert err.startswith(f"fsaops: error: {first} while migrating: "), err
     assert f"did not end within {supervisor.ENDING_GRACE:g} s" in err
     assert len(err.splitlines()) == 1, err
