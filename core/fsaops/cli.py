@@ -2087,6 +2087,8 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
 
     def speak(ended: supervisor.Unanswered) -> int:
         limit = ended.facts.get("time limit")
+        phase = ended.facts.get("phase")
+        where = f" while {phase}" if phase else ""
         if (
             limit is not None
             and ended.exit_status == 1
@@ -2100,16 +2102,12 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
         elif ended.held:
             # The run's watchdog could not beat for want of the interpreter.
             status = Status.TIMEOUT
-            phase = ended.facts.get("phase")
-            where = f" while {phase}" if phase else ""
             message = f"stuck{where}: {ended.describe()}; it has no report"
         elif ended.not_ending:
             # Ctrl-C or kill, and plugin code held the interpreter in C: it never heard it.
             status = Status.INTERRUPTED
             first = ended.received[0]
             said = "interrupted" if first == "SIGINT" else f"terminated ({first})"
-            phase = ended.facts.get("phase")
-            where = f" while {phase}" if phase else ""
             message = f"{said}{where}: {ended.describe()}; it has no report"
         elif ended.stopped_by is not None:
             status = Status.KERNEL_BUG
@@ -2121,8 +2119,6 @@ def _speaker(json_mode: bool) -> Callable[[supervisor.Unanswered], int]:
             # Ctrl-C or kill, with the run's own handler taken away by native code.
             status = Status.INTERRUPTED
             said = "interrupted" if ended.signal_name == "SIGINT" else "terminated"
-            phase = ended.facts.get("phase")
-            where = f" while {phase}" if phase else ""
             message = f"{said} ({ended.signal_name}){where}: {ended.describe()}; it has no report"
         elif ended.signal_name is not None:
             status = Status.KERNEL_BUG
