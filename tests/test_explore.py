@@ -401,6 +401,7 @@ BUILTIN_TABLES = [
 ]
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize(("fs", "mode"), BUILTIN_TABLES)
 def test_every_builtin_table_exhausts_its_default_space_without_a_failure(
     fs: str, mode: str, registry: Registry
@@ -493,6 +494,7 @@ def test_a_scenario_without_the_mount_to_explore_says_so(
     assert said in err and "None" not in err
 
 
+@pytest.mark.exhaustive
 def test_without_tasks_the_command_takes_every_accessor_in_turn_and_exhausts(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -676,6 +678,7 @@ def _unlocks_buffers_before_copy(newpage: Page, page: Page) -> int:
     return 0
 
 
+@pytest.mark.exhaustive
 def test_a_buffer_lock_holder_reads_what_the_buffer_holds(registry: Registry) -> None:
     """Whoever holds a buffer's lock may read its data (why V4 5/6 keeps every buffer locked
     until the copy): a ``migratepage`` that lets them go first hands a reader a new page's

@@ -112,6 +112,7 @@ def test_a_dirty_buffer_fails_too(fs: str, mode: str, registry: Registry) -> Non
     assert any("for the write of block" in p and MOVED in p for _, p in failure.problems)
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize(("fs", "mode"), CASES)
 def test_buffer_migrate_page_passes_the_same_schedules(
     fs: str, mode: str, registry: Registry
@@ -121,6 +122,7 @@ def test_buffer_migrate_page_passes_the_same_schedules(
     assert result.exhausted and not result.failures, render_text(result)
 
 
+@pytest.mark.exhaustive
 def test_ext3_itself_explores_clean(registry: Registry) -> None:
     """ext3's own table takes the buffer locks: its bh-lock space is exhausted, and clean."""
     result = explore("ext3", "ordered", tasks=["bh-lock"], block_size=1024, registry=registry)

@@ -58,6 +58,7 @@ def _writes_itself(registry: Registry) -> FileSystemType:
     return attrs.evolve(ext2, name="writer", modes={"default": table}, page_cache={})
 
 
+@pytest.mark.exhaustive
 def test_a_table_that_writes_its_pages_out_is_said_to_make_the_search_large(
     registry: Registry,
 ) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from errno import EAGAIN
 
 import attrs
+import pytest
 
 from fsaops import buffer_migrate_page
 from fsaops.aops import FileSystemType
@@ -75,6 +76,7 @@ def test_a_page_lock_dropped_and_taken_again_at_once_is_found(registry: Registry
     assert "unlock_page in drops_the_page_lock page 0" in render_text(result)
 
 
+@pytest.mark.exhaustive
 def test_one_that_checks_for_writeback_after_it_passes(registry: Registry) -> None:
     fstype = _ext2_with(registry, "rechecker", drops_the_page_lock_and_checks_again)
     result = explore(fstype, tasks=[TaskSpec("writeback", 0)], pages=2, registry=registry)

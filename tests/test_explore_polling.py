@@ -17,6 +17,7 @@ from collections.abc import Callable
 from errno import EAGAIN
 
 import attrs
+import pytest
 
 from fsaops import buffer_migrate_page, migrate_page_copy
 from fsaops.aops import FileSystemType
@@ -84,6 +85,7 @@ def test_a_table_that_polls_a_buffer_lock_passes(registry: Registry) -> None:
     assert result.exhausted and result.status is Status.OK
 
 
+@pytest.mark.exhaustive
 def test_a_table_that_polls_for_a_reference_to_go_passes(registry: Registry) -> None:
     """The direct-I/O reference goes when its I/O completes, a task of its own."""
 

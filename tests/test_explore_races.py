@@ -96,6 +96,7 @@ def test_the_explorer_finds_the_race(name: str, registry: Registry) -> None:
     assert [f.problems for f in again.failures] == [failure.problems]
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("name", sorted(RACES))
 def test_the_default_tasks_and_bounds_find_the_race(name: str, registry: Registry) -> None:
     """``fsaops explore --fs race_NAME`` alone: every accessor in turn, k = 2, four pages."""
@@ -109,6 +110,7 @@ def test_the_default_tasks_and_bounds_find_the_race(name: str, registry: Registr
     assert [f.problems for f in again.failures] == [failure.problems]
 
 
+@pytest.mark.exhaustive
 def test_one_accessor_named_without_a_page_runs_on_a_clean_and_a_dirty_page(
     registry: Registry,
 ) -> None:
@@ -119,6 +121,7 @@ def test_one_accessor_named_without_a_page_runs_on_a_clean_and_a_dirty_page(
     assert any("task bh-lock@1 failed" in problem for _, problem in failure.problems)
 
 
+@pytest.mark.exhaustive
 def test_the_correct_table_passes_the_same_schedules(registry: Registry) -> None:
     """ext2's own buffer_migrate_page under the accessors the races need: nothing fails."""
     for tasks, _ in RACES.values():
@@ -165,6 +168,7 @@ CAUGHT_SERIALLY = {
 """Whether the serial conformance suite fails a promise for each racy function, as observed."""
 
 
+@pytest.mark.exhaustive
 def test_what_the_serial_suite_catches(pytester: pytest.Pytester) -> None:
     reprec, failed = failed_by_table(pytester, PLUGINS, SUITE)
     passed, _, _ = reprec.listoutcomes()
@@ -197,6 +201,7 @@ RACE_PROMISE = textwrap.dedent(
 )
 
 
+@pytest.mark.exhaustive
 def test_the_race_promise_fails_with_the_schedule_in_kernel_terms(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,6 +243,7 @@ CORRECT_TABLES = textwrap.dedent(
 )
 
 
+@pytest.mark.exhaustive
 def test_the_race_promise_passes_correct_tables_as_documented(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -185,6 +185,7 @@ def test_out_of_line_leaves_what_has_nothing_to_lay_out(
     assert not result.out_of_line and not result.failures
 
 
+@pytest.mark.exhaustive
 def test_correct_builtin_tables_laid_out_of_line_still_explore_clean(registry: Registry) -> None:
     """ext2 nobh with buffers on its confused pages: every default accessor, each in turn."""
     result = explore(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from errno import EAGAIN
 
 import attrs
+import pytest
 
 from fsaops import buffer_migrate_page
 from fsaops.aops import FileSystemType
@@ -52,6 +53,7 @@ def _ext2_with(
     return attrs.evolve(ext2, name=name, modes={"default": table}, page_cache={})
 
 
+@pytest.mark.exhaustive
 def test_a_lockless_writeback_check_is_raced_by_the_flusher(registry: Registry) -> None:
     """Before: 'exhausted' after 1,068 schedules, none fails."""
     fstype = _ext2_with(registry, "unlockedcheck", looks_at_writeback_unlocked)
@@ -70,6 +72,7 @@ def test_a_lockless_writeback_check_is_raced_by_the_flusher(registry: Registry) 
     assert "spin_unlock in clear_page_dirty_for_io page 0 (pfn 0) [tree_lock]" in text, text
 
 
+@pytest.mark.exhaustive
 def test_a_check_made_under_the_page_lock_passes(registry: Registry) -> None:
     fstype = _ext2_with(registry, "lockedcheck", looks_at_writeback_locked)
     result = explore(

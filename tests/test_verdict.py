@@ -457,6 +457,7 @@ SUITE = textwrap.dedent(
 )
 
 
+@pytest.mark.exhaustive
 def test_the_suite_fails_a_promise_for_every_bug(pytester: pytest.Pytester) -> None:
     reprec, failed = failed_by_table(pytester, PLUGINS, SUITE)
     for report in reprec.getreports("pytest_runtest_logreport"):

@@ -76,6 +76,7 @@ def ramfs_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield scenario
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_builtin_tables_get_a_clean_verdict(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
