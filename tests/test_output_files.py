@@ -247,7 +247,7 @@ def test_a_non_blocking_standard_output_takes_the_whole_report(tmp_path: Path) -
 
 
 REBOUND = """\
-import attrs, fsaops, json, json.encoder
+import attrs, fsaops, json, json.encoder, os
 from fsaops import FileSystemType
 from fsaops_ext2 import ext2_aops
 from fsaops.buffer import buffer_migrate_page
@@ -319,6 +319,26 @@ def test_a_failed_run_is_reported_whole_after_plugin_code_rebinds_json(
     data = one_json_object(proc, "kernel bug")
     assert "rebinds-dist[rebinds]" in data["error"]
     assert "the run ends here" in page.read_text()
+
+
+@pytest.mark.parametrize("umask", [0o777, 0o000])
+@pytest.mark.parametrize("fail", [False, True])
+def test_plugin_code_that_changes_the_umask_changes_no_page_s_mode(
+    tmp_path: Path, umask: int, fail: bool
+) -> None:
+    """Before, a ``migratepage`` that set the umask to 0777 had the run's page written with mode
+    000 (and one that set 0 with mode 0666): the mode is that of the umask the command started
+    with, for the report's page and for a failure's."""
+    env, scenario = _rebinds(tmp_path, f"os.umask({umask:#o})", fail=fail)
+    page = tmp_path / "out.html"
+    page.write_text("an older page\n")
+    proc = _in_shell(
+        'umask 027 && exec "$@"', *_fsaops_argv("migrate", scenario, "--html", page), env=env
+    )
+    assert proc.returncode == (1 if fail else 0), proc.stderr[-3000:]
+    assert stat.S_IMODE(page.stat().st_mode) == 0o640
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert ("the run ends here" in page.read_text()) == fail
 
 
 def test_the_failure_reporting_never_raises(tmp_path: Path) -> None:

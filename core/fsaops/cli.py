@@ -1021,7 +1021,8 @@ def _write_file(path: str, text: str, option: str) -> None:
     own, :data:`TEMPORARY_NAME_BYTES` long, and never opened if it is there
     already: a symbolic link or a file planted under that name is not
     written through, nor renamed over the page.  Its mode is a new file's
-    (0666 less the umask), as the page's was before.  A page that cannot be
+    (0666 less the umask the command started with: plugin code that changed
+    the umask changes no page's mode), as the page's was before.  A page that cannot be
     written leaves nothing behind.  A copy of the run made below Python
     replaces no page: the run's page is the run's.
     """
@@ -1037,6 +1038,8 @@ def _write_file(path: str, text: str, option: str) -> None:
                 # A file name that is no UTF-8 (any bytes are, on Linux) reaches the
                 # text as surrogate escapes: written as \udcff, not a crash.
                 with open(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+                    mask = _UMASK.get()
+                    _OS_FCHMOD(fd, 0o666 & ~(_umask() if mask is None else mask))
                     out.write(text)
                 os.replace(temporary, name, src_dir_fd=where, dst_dir_fd=where)
             except BaseException:
@@ -1450,7 +1453,26 @@ _json_text: Final = json_text
 _OS_WRITE: Final = os.write
 _OS_OPEN: Final = os.open
 _OS_CLOSE: Final = os.close
+_OS_FCHMOD: Final = os.fchmod
 _URANDOM: Final = os.urandom
+
+
+def _umask() -> int:
+    """The process's file mode creation mask, read without changing it where the system says it.
+
+    Linux (4.7 and later) shows it in ``/proc/self/status``; elsewhere it is
+    set and put back at once, which is how it can be read at all.
+    """
+    with (
+        contextlib.suppress(OSError, ValueError, IndexError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as status,
+    ):
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8) & 0o777
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask & 0o777
 
 
 # The stream the command's own output goes to: the real standard output,
@@ -1468,6 +1490,8 @@ _PAGE: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.Context
 _REGISTRY: contextvars.ContextVar[Registry | None] = contextvars.ContextVar(
     "fsaops_registry", default=None
 )
+_UMASK: contextvars.ContextVar[int | None] = contextvars.ContextVar("fsaops_umask", default=None)
+"""The umask when the command started: plugin code that changes it changes no page's mode."""
 """The plugins of the command under way, once loaded: whose table a kernel BUG is about."""
 
 
@@ -2043,6 +2067,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gone_token = _GONE.set(False)
             page_token = _PAGE.set(None)
             registry_token = _REGISTRY.set(None)
+            umask_token = _UMASK.set(_umask())
             json_token = _JSON.set(json_mode)
             program_token = _PROGRAM.set(program)
             finished = threading.Event()
@@ -2064,6 +2089,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _GONE.reset(gone_token)
                 _PAGE.reset(page_token)
                 _REGISTRY.reset(registry_token)
+                _UMASK.reset(umask_token)
                 _JSON.reset(json_token)
                 _PROGRAM.reset(program_token)
         if program:
