@@ -137,6 +137,28 @@ def test_a_migratepage_that_breaks_the_engines_lists_is_a_named_kernel_bug(
     assert re.search(pattern, error), error
 
 
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("marks_the_new_page_on_the_lru", "the new page"),
+        ("marks_the_old_page_on_the_lru", "the old page"),
+    ],
+)
+@pytest.mark.parametrize("run", RUNS, ids=[f"{seed}-{sem}" for seed, sem in RUNS])
+def test_pg_lru_set_on_a_page_off_the_lru_is_the_bug_of_putting_it_back_naming_the_plugin(
+    configs: Path, name: str, role: str, run: tuple[int, str]
+) -> None:
+    """Before, the engine put the page back over the bit (setting it again) and the run was ok:
+    the kernel's ``lru_cache_add`` finds ``PG_lru`` set (``TestSetPageLRU``) and BUGs."""
+    for options in ((), ("--strict",)):
+        rc, report = migrate(configs, name, run, *options)
+        assert (rc, report["status"]) == (1, "kernel bug"), report.get("error")
+        error = report["error"]
+        assert re.search(rf"pfn \d+ \({role}\) is marked on the LRU \(PG_lru\)", error), error
+        assert f"{name}_aops's migratepage set it" in error, error
+        assert error.endswith(f"(plugin fsaops-buggyfs[buggyfs], whose table {name}_aops it is)")
+
+
 @pytest.mark.parametrize("run", RUNS, ids=[f"{seed}-{sem}" for seed, sem in RUNS])
 @pytest.mark.parametrize("name", LOSSY)
 def test_a_bug_that_loses_something_fails_every_mode(

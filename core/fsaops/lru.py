@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from errno import ENOSYS
 
+from fsaops.errors import KernelBug
 from fsaops.lists import PageList, list_add, list_del
 from fsaops.page import Page, PG_active, PG_lru, PG_referenced
 
@@ -30,13 +31,36 @@ __all__ = [
 ]
 
 
+def _already_on_the_lru(caller: str, page: Page) -> KernelBug:
+    """``__pagevec_lru_add``'s ``BUG()``: ``TestSetPageLRU`` found ``PG_lru`` already set.
+
+    The page was off every LRU list (isolated, or new), so whatever set the
+    bit broke the rule; the error names the page's table, whose code is
+    what was handed the page (a ``writepage`` setting ``PG_lru`` on the
+    page it writes, a ``migratepage`` on the new page).
+    """
+    from fsaops.migrate import table_name
+
+    table = table_name(page)
+    return KernelBug(
+        f"{caller} of pfn {page.pfn}, which is already marked on the LRU (PG_lru set on a page "
+        f"off every LRU list; __pagevec_lru_add's BUG): {page!r}",
+        table=None if table.startswith("(") else table,
+    )
+
+
 def lru_cache_add(page: Page) -> None:
-    """Add a page to its node's inactive list."""
+    """Add a page to its node's inactive list.
+
+    Raises:
+        KernelBug: the page has ``PG_lru`` set already (the kernel's ``BUG()``).
+    """
     node = page.node
     lru_lock = node.lru_lock
     lru_lock.acquire()  # by hand, not with: once for every page read in
     try:
-        assert not page.flags & PG_lru, f"lru_cache_add() of a page already on the LRU: {page!r}"
+        if page.flags & PG_lru:
+            raise _already_on_the_lru("lru_cache_add()", page)
         page.flags |= PG_lru
         list_add(page, node.inactive)
         node.nr_inactive += 1
@@ -45,10 +69,15 @@ def lru_cache_add(page: Page) -> None:
 
 
 def lru_cache_add_active(page: Page) -> None:
-    """Add a page to its node's active list."""
+    """Add a page to its node's active list.
+
+    Raises:
+        KernelBug: the page has ``PG_lru`` set already (the kernel's ``BUG()``).
+    """
     node = page.node
     with node.lru_lock:
-        assert not page.flags & PG_lru, f"lru_cache_add() of a page already on the LRU: {page!r}"
+        if page.flags & PG_lru:
+            raise _already_on_the_lru("lru_cache_add_active()", page)
         page.flags |= PG_lru | PG_active
         list_add(page, node.active)
         node.nr_active += 1
@@ -123,12 +152,19 @@ def isolate_lru_page(page: Page) -> int:
 
 
 def move_to_lru(page: Page) -> None:
-    """Put an isolated page back on the LRU and drop the isolation reference."""
+    """Put an isolated page back on the LRU and drop the isolation reference.
+
+    Raises:
+        KernelBug: the page has ``PG_lru`` set already: it is added to the
+            LRU through ``lru_cache_add``, whose ``BUG()`` that is.
+    """
     node = page.node
     lru_lock = node.lru_lock
     lru_lock.acquire()  # by hand, not with: this is on the engine's per-page path
     try:
         flags = page.flags
+        if flags & PG_lru:
+            raise _already_on_the_lru("move_to_lru()", page)
         if flags & PG_active:
             head = node.active
             node.nr_active += 1

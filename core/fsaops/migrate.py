@@ -788,15 +788,18 @@ def migrate_pages(
                                         replay.after(name)
                                     # unlock_both: (inline unlock_page(newpage), unlock_page(page)),
                                     # with unlock_page's BUG() for a page nobody locked.
+                                    # Both are off every LRU list: PG_lru set on either is
+                                    # the BUG() of the lru_cache_add() that puts it back,
+                                    # found here, where the table can be named (one test).
                                     flags = newpage.flags
-                                    if not flags & PG_locked:
-                                        raise _unlocked(name, newpage, page, pass_)
+                                    if flags & _LOCKED_LRU != PG_locked:
+                                        raise _not_held(name, newpage, page, pass_, "migratepage")
                                     newpage.flags = flags & ~PG_unlock
                                     if flags & PG_waiters:
                                         sched.wake_page(newpage)
                                     flags = page.flags
-                                    if not flags & PG_locked:
-                                        raise _unlocked(name, page, page, pass_)
+                                    if flags & _LOCKED_LRU != PG_locked:
+                                        raise _not_held(name, page, page, pass_, "migratepage")
                                     page.flags = flags & ~PG_unlock
                                     if flags & PG_waiters:
                                         sched.wake_page(page)
@@ -804,6 +807,9 @@ def migrate_pages(
                                     rc, path, newpage = _fallback(
                                         page, newpage, mapping, pass_, written
                                     )
+                                    for which in (page, newpage):
+                                        if which is not None and which.flags & PG_lru:
+                                            raise _lru_set(name, which, page, pass_, "fallback")
                 # next:
                 if name is None:
                     name = table_name(page)
@@ -1103,6 +1109,29 @@ def _in_migratepage(exc: KernelBug, name: str, page: Page, pass_: int) -> Kernel
     if isinstance(exc, InvariantError):
         return exc
     return KernelBug(f"{exc} (in {name}'s migratepage, migrating pfn {page.pfn}, pass {pass_})")
+
+
+_LOCKED_LRU: Final = PG_locked | PG_lru
+"""What the engine tests on each page after ``migratepage``: locked, and off the LRU."""
+
+
+def _not_held(name: str, which: Page, page: Page, pass_: int, how: str) -> KernelBug:
+    """The page ``migratepage`` returned is not locked, or is marked on the LRU."""
+    if which.flags & PG_locked:
+        return _lru_set(name, which, page, pass_, how)
+    return _unlocked(name, which, page, pass_)
+
+
+def _lru_set(name: str, which: Page, page: Page, pass_: int, how: str) -> KernelBug:
+    """``lru_cache_add``'s ``BUG()`` ahead: table code set ``PG_lru`` on a page off the LRU."""
+    role = "the new page" if which is not page else "the old page"
+    code = "migratepage" if how == "migratepage" else "writepage or releasepage (generic path)"
+    return KernelBug(
+        f"pfn {which.pfn} ({role}) is marked on the LRU (PG_lru) though it is off every LRU "
+        f"list: {name}'s {code} set it, and putting the page back would hit "
+        f"__pagevec_lru_add's BUG() (pfn {page.pfn}, pass {pass_})",
+        table=name,
+    )
 
 
 def _unlocked(name: str, which: Page, page: Page, pass_: int) -> KernelBug:

@@ -468,6 +468,25 @@ def puts_the_new_page_on_the_lru(newpage: Page, page: Page) -> int:
     return rc
 
 
+def marks_the_new_page_on_the_lru(newpage: Page, page: Page) -> int:
+    """Moves the page and sets ``PG_lru`` on the new one, which it never adds to a list.
+
+    The engine's ``lru_cache_add`` finds the bit set: the kernel's ``BUG()``.
+    """
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        newpage.flags |= PG.lru
+    return rc
+
+
+def marks_the_old_page_on_the_lru(newpage: Page, page: Page) -> int:
+    """Moves the page and sets ``PG_lru`` on the old one, as if it were back on its list."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        page.flags |= PG.lru
+    return rc
+
+
 def dirties_clean_pages(newpage: Page, page: Page) -> int:
     """Marks every page it moves dirty, clean ones too: each is written back for nothing."""
     rc = buffer_migrate_page(newpage, page)
@@ -657,6 +676,8 @@ BROKEN: dict[str, Migratepage] = {
         puts_the_old_page_twice,
         takes_the_old_page_off_the_list,
         puts_the_new_page_on_the_lru,
+        marks_the_new_page_on_the_lru,
+        marks_the_old_page_on_the_lru,
         dirties_clean_pages,
         dirties_the_buffers_of_clean_pages,
         checks_clean_pages,

@@ -1,0 +1,100 @@
+"""``PG_lru`` set by table code on a page that is off every LRU list is the kernel's ``BUG()``.
+
+Migration isolates each page (``isolate_lru_page`` clears ``PG_lru``) and
+puts it back with ``move_to_lru``, which adds it through ``lru_cache_add``:
+there ``__pagevec_lru_add`` tests and sets the bit, and ``BUG()``s when it
+was set already.  Before, the model set the bit over itself and a table
+whose ``writepage`` (reached through the engine's generic path) set it on
+the page it was writing got an ok run; only ``--debug-vm`` saw anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fsaops.errors import KernelBug
+from fsaops.lists import PageList, list_add
+from fsaops.lru import isolate_lru_page, lru_cache_add, move_to_lru
+from fsaops.page import PG, Page
+from fsaops.plugins import load_plugins
+from fsaops.world import World
+from guarded import fsaops, install, one_error_line, one_json_object
+
+PLUGIN = """\
+import attrs, fsaops
+from fsaops import FileSystemType
+from fsaops.buffer import nobh_writepage
+from fsaops.page import PG
+from fsaops_ext2 import ext2_nobh_aops
+
+def writepage(page, wbc):
+    rc = nobh_writepage(page, wbc)
+    page.flags |= PG.lru
+    return rc
+
+TABLE = attrs.evolve(
+    ext2_nobh_aops, name="lruflag_aops", writepage=writepage, migratepage=None
+)
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name="lruflag", modes={"default": TABLE})]
+"""
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_a_writepage_that_marks_the_page_it_writes_on_the_lru_is_a_kernel_bug(
+    tmp_path: Path, semantics: str
+) -> None:
+    env = install(tmp_path / "site", "lruflag", PLUGIN)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        f'[kernel]\nsemantics = "{semantics}"\n[plugins]\nload = ["lruflag", "swap"]\n'
+        '[[mount]]\nfs = "lruflag"\npages = 8\n[processes]\ncount = 0\nanon_pages = 0\n'
+        "[workload]\ndirty = 1.0\n"
+    )
+    proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
+    line = one_error_line(
+        proc,
+        1,
+        "kernel BUG: pfn",
+        "(the old page) is marked on the LRU (PG_lru)",
+        "lruflag_aops's writepage or releasepage (generic path) set it",
+        "(plugin lruflag-dist[lruflag], whose table lruflag_aops it is)",
+    )
+    assert one_json_object(proc, "kernel bug")["error"] in line
+
+
+def _page_on_the_lru() -> tuple[World, Page]:
+    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=32)
+    record = world.create_file(world.mount("ext2", "nobh", block_size=4096))
+    world.write_file(record, 1)
+    page = record.inode.i_mapping.page_tree[0]
+    assert page is not None and page.flags & PG.lru
+    return world, page
+
+
+def test_move_to_lru_of_a_page_marked_on_the_lru_is_the_bug_and_changes_nothing() -> None:
+    _world, page = _page_on_the_lru()
+    assert isolate_lru_page(page) == 1
+    private = PageList("private")
+    list_add(page, private)
+    page.flags |= PG.lru
+    node = page.node
+    before = (node.nr_inactive, node.nr_active, page.count)
+    with pytest.raises(KernelBug, match=r"move_to_lru\(\) of pfn \d+, which is already marked"):
+        move_to_lru(page)
+    assert (node.nr_inactive, node.nr_active, page.count) == before
+    assert private.lru_next is page  # still on the caller's list
+
+
+def test_lru_cache_add_of_a_page_on_the_lru_is_the_bug_even_under_python_o() -> None:
+    """It was an ``assert``, which ``python -O`` takes out."""
+    _world, page = _page_on_the_lru()
+    node = page.node
+    before = (node.nr_inactive, node.nr_active)
+    with pytest.raises(KernelBug, match=r"lru_cache_add\(\) of pfn \d+, which is already marked"):
+        lru_cache_add(page)
+    assert (node.nr_inactive, node.nr_active) == before
