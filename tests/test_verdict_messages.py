@@ -180,3 +180,31 @@ def test_a_type_is_a_buffer_cache_only_if_it_fills_its_mapping_itself(registry: 
         assert "buffer-cache mapping" not in message
         assert "myfs has no read_metadata to fill it as a buffer cache" in message
         assert "no file of it can be given data" in message
+
+
+def test_a_page_written_and_dirtied_again_is_not_said_to_have_never_reached_the_disk() -> None:
+    """Before, a ``writepage`` that wrote the page and set ``PG_dirty`` again was said to have
+    left the page's data off the disk, which held it."""
+    from fsaops.buffer import nobh_writepage
+    from fsaops.plugins import load_plugins
+    from fsaops_ext2 import EXT2, ext2_nobh_aops
+
+    def writepage(page: Page, wbc: object) -> int:
+        rc = nobh_writepage(page, wbc)  # type: ignore[arg-type]
+        page.flags |= PG.dirty
+        return rc
+
+    table = attrs.evolve(ext2_nobh_aops, name="redirty_aops", writepage=writepage, writepages=None)
+    fstype = attrs.evolve(EXT2, name="redirty", modes={"default": table})
+    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=64)
+    record = world.create_file(world.mount(fstype, "default", block_size=4096))
+    world.load_file(record, 3)  # on disk, as a scenario's files are
+    world.dirty_range(record, range(3))
+    proof = prove_durability(world)
+    assert not proof.holds
+    assert len(proof.problems) == 3, proof.problems
+    for problem in proof.problems:
+        assert problem.endswith(
+            "(redirty_aops): still dirty after sync, though the disk holds its data: it was "
+            "written and dirtied again, so no sync leaves it clean"
+        ), problem

@@ -27,6 +27,7 @@ from fsaops.lru import activate_page, mark_page_accessed
 from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
 from fsaops.memory import anonymous_memory
 from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
+from fsaops.readahead import VM_MAX_READAHEAD, do_page_cache_readahead
 from fsaops.spinlock import spin_lock_contended
 
 _PG_uptodate = PG.uptodate
@@ -93,6 +94,7 @@ class BlockDevice:
         "name",
         "next_free",
         "nr_blocks",
+        "past_end",
         "writes",
     )
 
@@ -103,6 +105,8 @@ class BlockDevice:
         self._mem = memoryview(anonymous_memory(nr_blocks * block_size, f"block device {name}"))
         self.next_free = 1  # block 0 is the superblock
         self.writes = 0
+        #: Writes that reached past the last allocated block, where no file has blocks.
+        self.past_end = 0
         self._lock = threading.Lock()
         #: One byte per block, 1 where the block still holds known contents
         #: (``None`` until some are put).
@@ -179,6 +183,8 @@ class BlockDevice:
                     virtual[blocknr:end] = bytes(end - blocknr)
                 self._mem[off : off + len(src)] = src
         self.writes += 1
+        if off + len(src) > self.next_free * self.block_size:
+            self.past_end += 1
 
     def put_known(self, blocknr: int, nblocks: int, fill: FillKnown, tag: object = None) -> None:
         """Give blocks ``blocknr`` to ``blocknr + nblocks - 1`` the contents ``fill`` makes.
@@ -527,9 +533,14 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
                 page.count += 1
         finally:
             tree_lock.release()
-        if page is None or not page.flags & _PG_uptodate:
-            if page is not None:
-                put_page(page)
+        if page is None:
+            # page_cache_readahead(): the read's missing pages from here, in one
+            # readpages call; a page it did not bring in is read on its own below.
+            window = min((pos + count - 1) // ps - index + 1, VM_MAX_READAHEAD * 1024 // ps)
+            do_page_cache_readahead(mapping, index, max(1, window))
+            page = read_cache_page(mapping, index)
+        elif not page.flags & _PG_uptodate:
+            put_page(page)
             page = read_cache_page(mapping, index)
         node = page.node  # page_address(page), read in place
         at = ((page.pfn - node.start_pfn) << node.page_shift) + off

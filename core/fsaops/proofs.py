@@ -705,7 +705,13 @@ def prove_durability(
                 continue
             for k in range(count):
                 index = first + k
-                if index in dirty:
+                if index in dirty and disk[k * ps : (k + 1) * ps] == world.expected(record, index):
+                    wrong(
+                        f"{record.describe(index)} ({table}): still dirty after sync, though the "
+                        "disk holds its data: it was written and dirtied again, so no sync "
+                        "leaves it clean"
+                    )
+                elif index in dirty:
                     wrong(
                         f"{record.describe(index)} ({table}): still dirty after sync, so its "
                         f"data never reached the disk{_no_writepage(mapping.a_ops, given)}"

@@ -286,6 +286,12 @@ class Mm:
                     free_page_and_swap_cache(page)  # tlb_remove_page
                 else:
                     free_swap_and_cache(self.kernel, pte.swp)
+            if vma not in self.vmas or (vma.vm_file is not None and vma not in vma.vm_file.i_mmap):
+                held = "its process's area list" if vma not in self.vmas else "its file's i_mmap"
+                raise KernelBug(
+                    f"munmap of process {self.pid}'s area [{vma.vm_start}, {vma.vm_end}), which "
+                    f"{held} does not hold: list corruption (the kernel would oops unlinking it)"
+                )
             self.vmas.remove(vma)
             if vma.vm_file is not None:
                 with vma.vm_file.i_mmap_lock:

@@ -115,6 +115,7 @@ from fsaops.report import (
 )
 from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
+from fsaops.untouched import Untouched
 from fsaops.world import Area, File, World, interleave_blocks, start_write, write_head_buffer
 
 if TYPE_CHECKING:
@@ -1075,6 +1076,7 @@ def run_plan(
         start = kernel.sched.now
         lap("build")
         places = snapshot_places(world.world, world.source_node)
+        untouched = Untouched.snapshot(kernel)
         where.phase = "migrating"
         stats = world.migrate(progress)
         migration_ticks = kernel.sched.now - start
@@ -1086,6 +1088,7 @@ def run_plan(
         placement = prove_placement(
             world.world, places, ledger(stats), target_nid=world.target_node
         )
+        changed = untouched.changes()
         lap("prove")
         where.phase = "reading pages back"
         blame = _changed_while_migrating(places, stats)
@@ -1097,14 +1100,23 @@ def run_plan(
         after = kernel.vmstat.as_dict()
         lap("read back")
         where.phase = "proving durability (writeback, dropped cache, read-back)"
-        durability = prove_durability(
-            world.world,
-            views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
-            moved_by=places,
-        )
+        try:
+            durability = prove_durability(
+                world.world,
+                views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
+                moved_by=places,
+            )
+        except KernelBug as exc:
+            if not changed:
+                raise
+            # What migration changed that it must not have is what the BUG ran into.
+            raise KernelBug(
+                f"{exc}; migration had changed what it must leave alone: {changed[0]}",
+                table=exc.table,
+            ) from exc
         proved = kernel.vmstat.as_dict()
         where.phase = "checking invariants"
-        invariants = tuple(check_kernel(kernel))
+        invariants = tuple(changed) + tuple(check_kernel(kernel))
         lap("prove")
         if wrong:
             # Only a run that lost data pays for this: none of it is taken otherwise.

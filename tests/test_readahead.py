@@ -1,0 +1,128 @@
+"""``read(2)`` of pages not in the page cache reads them ahead through the table's ``readpages``.
+
+Before, the model's ``read(2)`` read each missing page with ``readpage``:
+a table's ``readpages`` ran only while the world was built, on the source
+node, so one wrong only elsewhere (a frame address worked out on node 0
+whatever the page's node) passed every run, though a user's read goes
+through readahead and would get the wrong data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import pytest
+
+from fsaops.mapping import AddressSpace, truncate_inode_pages
+from fsaops.page import Page
+from fsaops.plugins import load_plugins
+from fsaops.world import File, World
+from fsaops_ext2 import EXT2, ext2_nobh_aops
+from guarded import fsaops, install, one_json_object
+
+calls: list[tuple[str, int]] = []
+
+
+def _readpages(mapping: AddressSpace, pages: Sequence[Page]) -> int:
+    calls.append(("readpages", len(pages)))
+    assert ext2_nobh_aops.readpages is not None
+    return ext2_nobh_aops.readpages(mapping, pages)
+
+
+def _readpage(page: Page) -> int:
+    calls.append(("readpage", page.index))
+    assert ext2_nobh_aops.readpage is not None
+    return ext2_nobh_aops.readpage(page)
+
+
+def _world(readpages: bool) -> tuple[World, File]:
+    table = attrs.evolve(
+        ext2_nobh_aops,
+        name="counted_aops",
+        readpage=_readpage,
+        readpages=_readpages if readpages else None,
+    )
+    fstype = attrs.evolve(EXT2, name="counted", modes={"default": table})
+    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=128)
+    record = world.create_file(world.mount(fstype, "default", block_size=4096))
+    world.load_file(record, 40)
+    calls.clear()
+    truncate_inode_pages(record.inode.i_mapping, 0)  # the page cache drops every page
+    assert record.inode.i_mapping.nrpages == 0
+    return world, record
+
+
+def test_a_read_of_dropped_pages_reads_them_ahead_with_one_readpages_call_a_window() -> None:
+    world, record = _world(readpages=True)
+    assert world.read_range(record, 0, 40) == world.expected_range(record, 0, 40)
+    # 128 KiB windows: 32 pages, then the 8 left; never readpage.
+    assert calls == [("readpages", 32), ("readpages", 8)]
+
+
+def test_readahead_stops_at_the_read_and_skips_cached_pages() -> None:
+    world, record = _world(readpages=True)
+    assert world.read_range(record, 3, 2) == world.expected_range(record, 3, 2)
+    assert world.read_range(record, 0, 8) == world.expected_range(record, 0, 8)
+    # The window's missing pages in one call, around the two already cached.
+    assert calls == [("readpages", 2), ("readpages", 6)]
+
+
+def test_a_table_without_readpages_reads_ahead_a_readpage_a_page() -> None:
+    world, record = _world(readpages=False)
+    assert world.read_range(record, 0, 5) == world.expected_range(record, 0, 5)
+    assert calls == [("readpage", i) for i in range(5)]
+
+
+PLUGIN = """\
+import attrs, fsaops
+from fsaops import FileSystemType
+from fsaops.buffer import mpage_readpage
+from fsaops.mapping import add_to_page_cache_lru
+from fsaops.page import PG, put_page, unlock_page
+from fsaops_ext2 import ext2_nobh_aops
+
+def _read_at_node0(page):
+    # The bug: the frame's address worked out on node 0, whatever node the page is on.
+    inode = page.mapping.host
+    node0 = page.node.kernel.nodes[0]
+    off = (page.pfn - page.node.start_pfn) << node0.page_shift
+    ps = node0.page_size
+    blocks = inode.blocks[page.index * (ps // inode.i_sb.s_blocksize)]
+    inode.i_sb.s_bdev.read(blocks, node0.mem[off : off + ps])
+    page.flags |= PG.uptodate | PG.mappedtodisk
+    unlock_page(page)
+
+def readpages(mapping, pages):
+    for page in pages:
+        if add_to_page_cache_lru(page, mapping, page.index):
+            _read_at_node0(page)
+        put_page(page)
+    return 0
+
+TABLE = attrs.evolve(
+    ext2_nobh_aops, name="node0_aops", readpages=readpages, readpage=mpage_readpage
+)
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name="node0", modes={"default": TABLE})]
+"""
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_a_readpages_wrong_only_off_the_source_node_loses_the_pages_read_back(
+    tmp_path: Path, semantics: str
+) -> None:
+    env = install(tmp_path / "site", "node0", PLUGIN)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        f'[kernel]\nsemantics = "{semantics}"\n[plugins]\nload = ["node0", "swap"]\n'
+        '[[mount]]\nfs = "node0"\npages = 8\n[processes]\ncount = 0\nanon_pages = 0\n'
+        "[workload]\nswapout = 1.0\n"
+    )
+    proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = one_json_object(proc, "data lost")
+    assert report["integrity"]["lost"] + report["integrity"]["corrupted"] == 8

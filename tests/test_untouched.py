@@ -1,0 +1,201 @@
+"""What migration must leave alone outside the pages it moves (:mod:`fsaops.untouched`).
+
+Each table below moves every page right, so every page reads back right
+and both page proofs hold, and changes one thing no migration changes: a
+process's area, a file's ``i_mmap``, a device's allocator or a block no
+file owns.  Before, each such run was ok, under ``--strict`` and
+``--debug-vm`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fsaops.plugins import load_plugins
+from fsaops.untouched import Untouched
+from fsaops.world import World
+from guarded import fsaops, install, one_error_line, one_json_object
+
+PLUGIN = """\
+import attrs, fsaops
+from fsaops import FileSystemType, buffer_migrate_page
+from fsaops.buffer import buffers
+from fsaops.page import PG
+from fsaops.rmap import VM_LOCKED
+from fsaops_ext2 import ext2_aops
+
+def _bdev(page):
+    return page.mapping.host.i_sb.s_bdev
+
+def writes_the_superblock(newpage, page):
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and not newpage.flags & PG.dirty:
+        _bdev(newpage).write(0, bytes(newpage.data[:1024]))
+    return rc
+
+def writes_past_the_last_block(newpage, page):
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        bdev = _bdev(newpage)
+        bdev.write(bdev.next_free + 2, bytes(newpage.data[:1024]))
+    return rc
+
+def winds_the_allocator_back(newpage, page):
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private:
+        bdev = _bdev(newpage)
+        bdev.next_free = min(bdev.next_free, newpage.private.b_blocknr)
+    return rc
+
+def munlocks_the_areas(newpage, page):
+    for vma in page.mapping.i_mmap:
+        vma.vm_flags &= ~VM_LOCKED
+    return buffer_migrate_page(newpage, page)
+
+def mlocks_the_areas(newpage, page):
+    mapping = page.mapping
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        for vma in mapping.i_mmap:
+            vma.vm_flags |= VM_LOCKED
+    return rc
+
+def drops_the_areas_from_i_mmap(newpage, page):
+    page.mapping.i_mmap.clear()
+    return buffer_migrate_page(newpage, page)
+
+NAMES = [
+    "writes_the_superblock", "writes_past_the_last_block", "winds_the_allocator_back",
+    "munlocks_the_areas", "mlocks_the_areas", "drops_the_areas_from_i_mmap", "correct",
+]
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    found = []
+    for name in NAMES:
+        mp = buffer_migrate_page if name == "correct" else globals()[name]
+        table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=mp)
+        sizes = (1024, 4096)
+        found.append(FileSystemType(name=f"u_{name}", modes={"default": table}, block_sizes=sizes))
+    return found
+"""
+
+CONFIG = """\
+[kernel]
+node_memory = "2MiB"
+semantics = "{semantics}"
+[plugins]
+load = ["untouchedfs"]
+[[mount]]
+fs = "u_{name}"
+pages = 48
+files = 2
+block_size = 1024
+[processes]
+count = 2
+[workload]
+seed = {seed}
+dirty = 0.3
+mapped = 0.5
+mlocked = {mlocked}
+"""
+
+SAID = {
+    "writes_the_superblock": r"block 0 \(the superblock\), which no file owns, was written",
+    "writes_past_the_last_block": r"write\(s\) during migration past its last allocated block",
+    "winds_the_allocator_back": r"its allocator moved during migration \(the next free block was",
+    "munlocks_the_areas": r"vm_flags VM_READ\|VM_WRITE\|VM_SHARED\|VM_LOCKED became VM_READ\|",
+    "mlocks_the_areas": r"vm_flags VM_READ\|VM_WRITE\|VM_SHARED became VM_READ\|VM_WRITE\|"
+    r"VM_SHARED\|VM_LOCKED",
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return install(tmp_path_factory.mktemp("site"), "untouchedfs", PLUGIN)
+
+
+def _migrate(
+    tmp_path: Path, env: dict[str, str], name: str, semantics: str, *options: str
+) -> tuple[int, dict[str, Any], str]:
+    """``fsaops migrate --json`` of table ``name``'s scenario: exit status, report, stderr."""
+    path = tmp_path / f"{name}-{semantics}.toml"
+    mlocked = 0.3 if name == "munlocks_the_areas" else 0
+    path.write_text(CONFIG.format(name=name, semantics=semantics, seed=1, mlocked=mlocked))
+    proc = fsaops("migrate", path, "--json", "--no-progress", *options, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert isinstance(report, dict) and report["schema"] == 1
+    return proc.returncode, report, proc.stderr
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+@pytest.mark.parametrize("name", sorted(SAID))
+@pytest.mark.parametrize("options", [(), ("--strict",), ("--debug-vm",)], ids=["", "strict", "dvm"])
+def test_a_table_that_changes_what_migration_leaves_alone_breaks_an_invariant(
+    tmp_path: Path, env: dict[str, str], name: str, semantics: str, options: tuple[str, ...]
+) -> None:
+    rc, report, _err = _migrate(tmp_path, env, name, semantics, *options)
+    assert (rc, report["status"]) == (1, "invariant broken"), report.get("error")
+    invariants = report["invariants"]
+    assert any(re.search(SAID[name], line) for line in invariants), invariants
+    integrity = report["integrity"]
+    assert (integrity["lost"], integrity["corrupted"]) == (0, 0)  # every page read back right
+
+
+def test_a_table_that_drops_the_areas_from_i_mmap_is_the_oops_of_munmap_saying_why(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Before, the run failed blaming fsaops's own code (``list.remove(x): x not in list``)."""
+    path = tmp_path / "drops.toml"
+    path.write_text(
+        CONFIG.format(name="drops_the_areas_from_i_mmap", semantics="v4", seed=1, mlocked=0)
+    )
+    proc = fsaops("migrate", path, "--json", "--no-progress", env=env)
+    one_error_line(
+        proc,
+        1,
+        "kernel BUG: munmap of process",
+        "which its file's i_mmap does not hold: list corruption",
+        "migration had changed what it must leave alone: file ",
+        "the areas mapping it (i_mmap) changed during migration",
+    )
+    assert "fsaops's own code" not in proc.stderr
+    one_json_object(proc, "kernel bug")
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_the_correct_table_on_the_same_scenario_is_ok(
+    tmp_path: Path, env: dict[str, str], semantics: str
+) -> None:
+    rc, report, err = _migrate(tmp_path, env, "correct", semantics)
+    assert (rc, report["status"], report["invariants"]) == (0, "ok", []), err
+
+
+def test_a_world_left_alone_shows_no_change_and_each_kind_of_change_shows() -> None:
+    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=64)
+    sb = world.mount("ext2", "default", block_size=1024, nr_blocks=200)
+    record = world.create_file(sb)
+    world.write_file(record, 4)
+    kernel = world.kernel
+    snapshot = Untouched.snapshot(kernel)
+    assert snapshot.changes() == []
+    bdev = sb.s_bdev
+    bdev.write(0, b"\xff" * 1024)
+    assert snapshot.changes() == [
+        f"device {bdev.name}: block 0 (the superblock), which no file owns, was written "
+        "during migration"
+    ]
+    bdev.write(0, bytes(1024))  # as it was: no change again
+    assert snapshot.changes() == []
+    bdev.write(bdev.next_free, b"\x01" * 1024)
+    bdev.next_free -= 1
+    said = snapshot.changes()
+    assert len(said) == 2, said
+    assert said[0].startswith(f"device {bdev.name}: its allocator moved during migration")
+    assert said[1].startswith(f"device {bdev.name}: 1 write(s) during migration past its last")
