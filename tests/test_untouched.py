@@ -20,6 +20,9 @@ from fsaops.plugins import load_plugins
 from fsaops.untouched import Untouched
 from fsaops.world import World
 from guarded import fsaops, install, one_error_line, one_json_object
+from suite_runs import failed_by_table
+
+pytest_plugins = ["pytester"]
 
 PLUGIN = """\
 import attrs, fsaops
@@ -199,3 +202,35 @@ def test_a_world_left_alone_shows_no_change_and_each_kind_of_change_shows() -> N
     assert len(said) == 2, said
     assert said[0].startswith(f"device {bdev.name}: its allocator moved during migration")
     assert said[1].startswith(f"device {bdev.name}: 1 write(s) during migration past its last")
+
+
+SUITE = """
+from untouchedfs import NAMES, fsaops_filesystem_types
+from fsaops.testing import MigratepageConformance
+
+for fstype in fsaops_filesystem_types():
+    name = fstype.name.removeprefix("u_")
+    globals()[f"Test_{name}"] = type(
+        f"Test_{name}", (MigratepageConformance,), {"filesystem": fstype}
+    )
+"""
+
+
+def test_the_conformance_suite_fails_a_promise_for_each_such_table(
+    pytester: pytest.Pytester,
+) -> None:
+    """Before, the suite passed the tables that write over the superblock or past the last
+    block, wind the allocator back or set ``VM_LOCKED``: it compared only pages."""
+    plugins = pytester.mkdir("plugins")
+    (plugins / "untouchedfs.py").write_text(PLUGIN)
+    reprec, failed = failed_by_table(pytester, plugins, SUITE)
+    assert failed.pop("correct", []) == []
+    assert sorted(failed) == sorted(["drops_the_areas_from_i_mmap", *SAID]), failed
+    said: dict[str, str] = {}
+    for report in reprec.getreports("pytest_runtest_logreport"):
+        if report.failed:
+            cls = report.nodeid.split("::")[1]
+            said[cls] = said.get(cls, "") + report.longreprtext
+    for name in ["drops_the_areas_from_i_mmap", *SAID]:
+        if name != "munlocks_the_areas":  # refused pages in locked areas: its own promises
+            assert "changed what migration leaves alone: " in said[f"Test_{name}"], name

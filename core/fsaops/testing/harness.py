@@ -41,6 +41,7 @@ from fsaops.page import PG, Page, trylock_page
 from fsaops.rmap import remove_from_swap_2616
 from fsaops.semantics import DEFAULT_SEMANTICS, SEMANTICS, semantics_names
 from fsaops.swap import add_to_swap
+from fsaops.untouched import Untouched
 from fsaops.world import EngineRun, PageSpec, PreparedPage, SetupError
 
 if TYPE_CHECKING:
@@ -289,6 +290,8 @@ class HookCall:
             (:meth:`World.watching_migratepage`), rather than the suite
             directly: what it must have returned is for the page's list
             at the end of the run to say.
+        untouched_before: what migration must leave alone outside the two
+            pages, just before the call (:class:`~fsaops.untouched.Untouched`).
     """
 
     rc: object
@@ -303,6 +306,7 @@ class HookCall:
     free_before: tuple[tuple[Page, bytes], ...] = ()
     allocs_before: int = 0
     engine: bool = False
+    untouched_before: Untouched | None = None
 
     @property
     def page(self) -> Page:
@@ -560,6 +564,7 @@ def observed_call(
     others_before = other_pages(oracle, kernel, page, newpage)
     free_before = free_frames(kernel)
     allocs_before = kernel.vmstat.pgalloc
+    untouched_before = Untouched.snapshot(kernel)
     ring = [state.bh for state in old_before.ring or ()]
     moves = UnlockedMoves(ring, newpage)
     rc: object
@@ -583,6 +588,7 @@ def observed_call(
         free_before,
         allocs_before,
         engine,
+        untouched_before,
     )
 
 

@@ -756,10 +756,21 @@ def hook_others_untouched(call: HookCall, *, busy_ok: bool = False) -> list[str]
     page another task was busy with when the call began is left out: one
     under writeback, locked, held by another task, or with a locked buffer
     head; the I/O or the task may end while the call waits on a lock.
+
+    Nor did anything else migration leaves alone change
+    (:class:`~fsaops.untouched.Untouched`: processes' areas, files'
+    ``i_mmap``, a device's allocator, the blocks no file owns), except with
+    ``busy_ok``, where another task may map, unmap or write.
     """
     problems = hook_return_value(call.rc)
     if problems:
         return problems
+    if call.untouched_before is not None and not busy_ok:
+        problems.extend(
+            f"migratepage of pfn {call.old_before.pfn} changed what migration leaves alone: "
+            f"{line.replace(' during migration', '')}"
+            for line in call.untouched_before.changes()
+        )
     who = f"migratepage of pfn {call.old_before.pfn} changed another page"
     index = _ORACLE.index(call.page.node.kernel) if call.others_before else None
     for before in call.others_before:
