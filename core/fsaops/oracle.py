@@ -1307,16 +1307,17 @@ class Oracle:
 
     @staticmethod
     def _read_in_by_readpage(owner: File | Area) -> list[Page | None] | None:
-        """The page-cache slots of a file whose pages ``read(2)`` reads in with ``readpage``.
+        """The page-cache slots of a file whose pages ``read(2)`` reads in from its blocks.
 
-        ``None`` for anonymous memory, and for a file that has no
-        ``readpage`` or is read in place (execute-in-place).
+        Through ``readpages`` (readahead) or ``readpage``.  ``None`` for
+        anonymous memory, and for a file that has neither or is read in
+        place (execute-in-place).
         """
         inode = getattr(owner, "inode", None)
         if inode is None:
             return None
         a_ops = inode.i_mapping.a_ops
-        if a_ops.readpage is None or a_ops.get_xip_page is not None:
+        if (a_ops.readpage is None and a_ops.readpages is None) or a_ops.get_xip_page is not None:
             return None
         tree: list[Page | None] = inode.i_mapping.page_tree
         return tree
@@ -1338,7 +1339,8 @@ class Oracle:
         ``cached`` is the run's page-cache slots before it was read, for a
         file read in with ``readpage``: a wrong page that was not in the
         page cache was read in by the read-back, and if its blocks hold its
-        data, the table's ``readpage`` is named, not migration.
+        data, the table's read member is named (``readpages``, which
+        readahead reads with, else ``readpage``), not migration.
         """
         ps = world.page_size
         found: list[tuple[int, str | None]] = []
@@ -1365,7 +1367,7 @@ class Oracle:
     ) -> str:
         """What to add to a wrong page the read-back read in, if its blocks hold its data.
 
-        The table's ``readpage`` read the page in without them, unless the
+        The table's read member read the page in without them, unless the
         file's size (``i_size``) no longer reaches the page's data, which a
         ``readpage`` rightly reads as zeroes: then the size is named.  Empty
         when the blocks do not hold the page's data (then the data never
@@ -1385,8 +1387,10 @@ class Oracle:
                 f", though its blocks hold its data: the file's size (i_size) is "
                 f"{inode.i_size} bytes where {written} were written, so a read stops short of it"
             )
-        table = inode.i_mapping.a_ops.name
-        return f", though its blocks hold its data: {table}.readpage read it in without them"
+        a_ops = inode.i_mapping.a_ops
+        # read(2) reads a missing page ahead through readpages, where the table has it.
+        member = "readpages" if a_ops.readpages is not None else "readpage"
+        return f", though its blocks hold its data: {a_ops.name}.{member} read it in without them"
 
 
 @attrs.frozen
