@@ -200,6 +200,13 @@ class Kernel:
         #: until freed: one may be a migrated page's old frame, freed and
         #: handed out again.
         self.swap_reads: set[int] = set()
+        #: Pages the engine handed to a table's own I/O members (``writepage``
+        #: through ``pageout``, ``releasepage``) rather than to ``migratepage``:
+        #: the generic path and ``swap_page``.  Such members may write blocks
+        #: no file owns (a log, a bitmap) or allocate (delayed allocation,
+        #: copy-on-write), which ``migratepage`` may not
+        #: (:mod:`fsaops.untouched`).
+        self.generic_path = 0
 
     def __repr__(self) -> str:
         return (

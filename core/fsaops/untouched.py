@@ -12,12 +12,22 @@ after it, one line each; the run reports them with the broken invariants.
 
 What is compared, per machine:
 
-* every process's areas, in order: each area's object, range, flags, file
-  and offset (``vm_start``, ``vm_end``, ``vm_flags``, ``vm_file``, ``vm_pgoff``);
+* every process's areas, in order: each area's object, range, flags, file,
+  offset and node (``vm_start``, ``vm_end``, ``vm_flags``, ``vm_file``,
+  ``vm_pgoff``, the node its policy allocates on);
 * every file's ``i_mmap``, the areas that map it, in order;
 * every mounted device's allocator (``next_free``), the bytes of each
   allocated block no file owns (block 0, the superblock, and any other),
-  and the writes made past the last allocated block.
+  the writes made past the last allocated block, and the blocks each file
+  owns past the allocator's next free block (which it would hand out
+  again) - while only ``migratepage`` ran: the generic path and
+  ``swap_page`` call the table's ``writepage`` and ``releasepage``, which
+  may write a log or bitmap block or allocate (delayed allocation,
+  copy-on-write), as a filesystem's own I/O does.
+
+Writes into a device's memory that go around ``BlockDevice.write`` past
+the last allocated block, and changes undone before migration ends, are
+not seen.
 """
 
 from __future__ import annotations
@@ -32,9 +42,13 @@ if TYPE_CHECKING:
     from fsaops.mapping import AddressSpace
     from fsaops.rmap import Mm, Vma
 
-__all__ = ["DeviceSnapshot", "Untouched"]
+__all__ = ["AreaFields", "DeviceSnapshot", "Untouched"]
 
 _VM_NAMES: Final = {0x1: "VM_READ", 0x2: "VM_WRITE", 0x8: "VM_SHARED", 0x2000: "VM_LOCKED"}
+
+
+AreaFields = tuple[int, int, int, object, int, "int | None"]
+"""An area's ``vm_start``, ``vm_end``, ``vm_flags``, ``vm_file``, ``vm_pgoff`` and node."""
 
 
 def _vm_flags(flags: int) -> str:
@@ -45,8 +59,8 @@ def _vm_flags(flags: int) -> str:
     return "|".join(names) or "0"
 
 
-def _area(vma: Vma) -> tuple[int, int, int, object, int]:
-    return vma.vm_start, vma.vm_end, vma.vm_flags, vma.vm_file, vma.vm_pgoff
+def _area(vma: Vma) -> AreaFields:
+    return vma.vm_start, vma.vm_end, vma.vm_flags, vma.vm_file, vma.vm_pgoff, vma.nid
 
 
 def _owned(sb: SuperBlock, nblocks: int) -> bytearray:
@@ -110,13 +124,19 @@ class Untouched:
 
     Attributes:
         kernel: the machine.
+        generic_path: the machine's count of pages handed to the generic path
+            or ``swap_page`` (``Kernel.generic_path``): once it moves, the
+            devices are not compared, since a table's ``writepage`` or
+            ``releasepage`` may write a block no file owns (a log, a bitmap)
+            or allocate (delayed allocation, copy-on-write).
         areas: each process and its areas, in order, with their fields.
         i_mmap: each file's mapping, its name, and the areas mapping it.
         devices: each mounted device.
     """
 
     kernel: Kernel
-    areas: tuple[tuple[Mm, tuple[tuple[Vma, tuple[int, int, int, object, int]], ...]], ...]
+    generic_path: int
+    areas: tuple[tuple[Mm, tuple[tuple[Vma, AreaFields], ...]], ...]
     i_mmap: tuple[tuple[AddressSpace, str, tuple[Vma, ...]], ...]
     devices: tuple[DeviceSnapshot, ...]
 
@@ -138,7 +158,7 @@ class Untouched:
                 (first, count, _read(bdev, first, count)) for first, count in _unowned_runs(owned)
             )
             devices.append(DeviceSnapshot(sb, bdev, bdev.next_free, bdev.past_end, unowned))
-        return cls(kernel, areas, i_mmap, tuple(devices))
+        return cls(kernel, kernel.generic_path, areas, i_mmap, tuple(devices))
 
     def changes(self) -> list[str]:
         """What differs from the snapshot, one line each (empty: nothing)."""
@@ -169,14 +189,15 @@ class Untouched:
                     f"file {name}: the areas mapping it (i_mmap) changed during migration: "
                     f"{len(before_vmas)} before, {len(mapping.i_mmap)} after"
                 )
-        for device in self.devices:
-            found.extend(_device_changes(device))
+        if self.kernel.generic_path == self.generic_path:
+            # Only migratepage ran: a table's writepage or releasepage, which the
+            # generic path and swap_page call, may write a log block or allocate.
+            for device in self.devices:
+                found.extend(_device_changes(device))
         return found
 
 
-def _area_changed(
-    mm: Mm, old: tuple[int, int, int, object, int], new: tuple[int, int, int, object, int]
-) -> str:
+def _area_changed(mm: Mm, old: AreaFields, new: AreaFields) -> str:
     what = []
     if old[:2] != new[:2]:
         what.append(f"its range became [{new[0]}, {new[1]})")
@@ -186,6 +207,9 @@ def _area_changed(
         what.append("it maps another file")
     if old[4] != new[4]:
         what.append(f"vm_pgoff {old[4]} became {new[4]}")
+    if old[5] != new[5]:
+        was, now = ("none" if n is None else f"node {n}" for n in (old[5], new[5]))
+        what.append(f"the node its pages are allocated on ({was}) became {now}")
     return f"process {mm.pid}: area [{old[0]}, {old[1]}) changed during migration: " + (
         ", ".join(what)
     )
@@ -209,6 +233,13 @@ def _device_changes(device: DeviceSnapshot) -> list[str]:
             found.append(
                 f"device {bdev.name}: block {block}{what}, which no file owns, was written "
                 "during migration"
+            )
+    for inode in device.sb.inodes:
+        beyond = [block for block in inode.blocks if block >= bdev.next_free]
+        if beyond:
+            found.append(
+                f"device {bdev.name}: file {inode.name} owns block {beyond[0]}, past the "
+                f"allocator's next free block ({bdev.next_free}), which it would hand out again"
             )
     if bdev.past_end != device.past_end:
         found.append(
