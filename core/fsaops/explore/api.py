@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from fsaops.config.effective import SWAP
 from fsaops.config.schema import MAX_COMMIT_INTERVAL, MAX_TICKS
 from fsaops.errors import ConfigError, interrupt_told, shown
 from fsaops.explore.search import (
@@ -771,6 +772,10 @@ def explore(
         fsaops.world.SetupError: the machine cannot be built as asked.
     """
     registry = _registry(registry)
+    if not isinstance(fs, str) and fs.name == SWAP:
+        # Anonymous pages migrate with the swap cache's table, which the machine
+        # takes from the registry's swap type: that is the type given here.
+        registry = attrs.evolve(registry, filesystems={**registry.filesystems, SWAP: fs})
     if preemptions < 0:
         raise ConfigError(f"preemptions: expected 0 or more, got {preemptions}")
     if pct is not None and pct < 1:
