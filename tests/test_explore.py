@@ -320,6 +320,16 @@ def test_a_replay_whose_choices_cannot_be_made_does_not_replay(
     assert replay(_replay_string(c=[[0, 1]]), registry=registry).replayed  # a choice it can make
 
 
+@pytest.mark.parametrize("choices", [[[999, 7]], [[0, 1], [5000, 0]]])
+def test_a_replay_whose_choices_lie_past_the_schedule_s_end_does_not_replay(
+    registry: Registry, choices: list[list[int]]
+) -> None:
+    """Before, a choice at a point the schedule never reached was never made, and the schedule
+    "passed": a string recorded against a longer version of a table came back as a pass."""
+    with pytest.raises(ConfigError, match=r"does not replay: the string records a choice at point"):
+        replay(_replay_string(c=choices), registry=registry)
+
+
 @pytest.mark.parametrize(("k", "pct"), [(10**20, None), (2, 10**20), (2, 10**8)])
 def test_a_bound_beyond_any_schedule_costs_nothing(
     registry: Registry, k: int, pct: int | None

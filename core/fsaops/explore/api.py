@@ -1010,6 +1010,14 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
             f"{result['diverged']}: the string records a schedule these plugins or this "
             "fsaops no longer take (was the table changed since it was recorded?)"
         )
+    points = len(result["trace"])
+    unreached = [j for j in choices if j >= points]
+    if unreached:
+        raise ConfigError(
+            f"the schedule does not replay: the string records a choice at point "
+            f"{min(unreached)}, but the schedule ended after {points} points (was the table "
+            "changed since it was recorded?)"
+        )
     problems = tuple((s, p) for s, p in result["problems"])
     steps = _steps(result)
     failures: tuple[Failure, ...] = ()
