@@ -725,3 +725,15 @@ def test_a_thread_the_caller_starts_after_loading_is_not_taken_for_a_plugins(
         stop.set()
         watchdog.join()
     assert result.exhausted and not result.failures
+
+
+def test_one_page_says_which_accessors_ran_on_a_clean_page_only(registry: Registry) -> None:
+    """Before, ``pages=1`` dropped each accessor's run on a dirty page and said nothing: the
+    space was "exhausted", and a race only a dirty page shows was never searched."""
+    one = explore("ext2", registry=registry, pages=1, preemptions=0)
+    assert "bh-lock" in one.clean_only and "write" in one.clean_only, one.clean_only
+    assert one.to_json()["clean_only"] == list(one.clean_only)
+    assert "on a clean page only (one page): " in render_text(one)
+    two = explore("ext2", registry=registry, pages=2, preemptions=0)
+    assert two.clean_only == ()
+    assert "clean page only" not in render_text(two)

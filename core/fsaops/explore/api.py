@@ -278,6 +278,10 @@ class ExploreResult:
             when each ran in turn, else one), each with how far it got:
             with a ``schedules`` cap, the runs it never reached say so.
             Empty with PCT and for a replay.
+        clean_only: the accessors that, each running in turn on one page,
+            ran on a clean page only, where two pages would have run each on
+            a dirty page too (``pages=2``): their dirty-page races were not
+            searched.
     """
 
     fs: str
@@ -300,6 +304,7 @@ class ExploreResult:
     not_used: tuple[str, ...] = ()
     reduction: str | None = None
     runs: tuple[SearchedRun, ...] = ()
+    clean_only: tuple[str, ...] = ()
 
     @property
     def schedules_per_second(self) -> float:
@@ -356,6 +361,7 @@ class ExploreResult:
             "not_used": list(self.not_used),
             "reduction": self.reduction,
             "runs": [run.to_json() for run in self.runs],
+            "clean_only": list(self.clean_only),
         }
 
     def dumps(self) -> str:
@@ -802,28 +808,50 @@ def explore(
         io_latency=io_latency,
         commit_interval=commit_interval,
     )
+    clean_only: tuple[str, ...] = ()
+    if alone and pages == 1:
+        # One page: each accessor runs on a clean page; say which a dirty one would
+        # have run too (lone_runs puts those on page 1).
+        _, wider = _resolve(
+            registry,
+            fstype,
+            setup.mode,
+            pages=2,
+            tasks=tasks,
+            semantics=semantics,
+            block_size=block_size,
+            page_size=page_size,
+            alone=True,
+            out_of_line=out_of_line,
+            io_latency=io_latency,
+            commit_interval=commit_interval,
+        )
+        clean_only = tuple(spec.name for spec in wider.tasks if spec.page == 1)
     if alone and len(setup.tasks) > 1:
-        return _one_at_a_time(
-            setup.tasks,
-            lambda spec, cap: explore(
-                fstype,
-                setup.mode,
-                registry=registry,
-                pages=pages,
-                tasks=[spec],
-                preemptions=preemptions,
-                schedules=cap,
-                semantics=semantics,
-                block_size=block_size,
-                page_size=page_size,
-                reduce=reduce,
-                progress=progress,
-                notice=notice,
-                out_of_line=out_of_line,
-                io_latency=io_latency,
-                commit_interval=commit_interval,
+        return attrs.evolve(
+            _one_at_a_time(
+                setup.tasks,
+                lambda spec, cap: explore(
+                    fstype,
+                    setup.mode,
+                    registry=registry,
+                    pages=pages,
+                    tasks=[spec],
+                    preemptions=preemptions,
+                    schedules=cap,
+                    semantics=semantics,
+                    block_size=block_size,
+                    page_size=page_size,
+                    reduce=reduce,
+                    progress=progress,
+                    notice=notice,
+                    out_of_line=out_of_line,
+                    io_latency=io_latency,
+                    commit_interval=commit_interval,
+                ),
+                schedules,
             ),
-            schedules,
+            clean_only=clean_only,
         )
     xworld = ExploredWorld(setup, fstype, registry)
     found: Found
@@ -861,6 +889,7 @@ def explore(
         reasons=dict(found.reasons),
         reduction=reduction,
         runs=runs,
+        clean_only=clean_only,
     )
 
 
@@ -1062,6 +1091,11 @@ def render_text(result: ExploreResult) -> str:
     ]
     if result.not_used:
         lines.append(f"not used by explore: {', '.join(result.not_used)}")
+    if result.clean_only:
+        lines.append(
+            f"on a clean page only (one page): {', '.join(result.clean_only)}; --pages 2 runs "
+            "each on a dirty page too"
+        )
     bounds = result.bounds
     if result.replayed:
         lines.append("replaying one schedule:")
