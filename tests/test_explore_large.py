@@ -176,7 +176,7 @@ from fsaops.testing.races import MigratepageRaces
 
 class TestExt2Races(MigratepageRaces):
     filesystem = "ext2"
-    pages = 1
+    pages = 2
     preemptions = 0
     pct_schedules = 0
 """

@@ -464,7 +464,6 @@ def _parser() -> _Parser:
     explore.add_argument(
         "--pages",
         type=_count,
-        default=4,
         metavar="N",
         help="pages the migration task moves (default: 4)",
     )
@@ -484,9 +483,9 @@ def _parser() -> _Parser:
     explore.add_argument(
         "--preemptions",
         type=_count0,
-        default=2,
         metavar="K",
-        help="run every schedule with at most K preemptions (default: 2), up to --reduce",
+        help="run every schedule with at most K preemptions (default: 2), up to --reduce "
+        "(not with --pct)",
     )
     explore.add_argument(
         "--pct",
@@ -501,7 +500,9 @@ def _parser() -> _Parser:
         help="with --pct: how many schedules (default 1000); else: stop after N schedules "
         "(the space is then not exhausted, as the summary and the JSON's exhausted say)",
     )
-    explore.add_argument("--seed", type=_seed, default=0, help="PCT's seed (default: 0)")
+    explore.add_argument(
+        "--seed", type=_seed, metavar="N", help="with --pct: PCT's seed (default: 0)"
+    )
     explore.add_argument(
         "--reduce",
         type=_reduction,
@@ -1343,8 +1344,8 @@ def _migration_built_in(config: Config, source: str) -> None:
 def _cmd_explore(args: argparse.Namespace) -> int:
     from fsaops.errors import ConfigError
     from fsaops.explore import explore, replay
-    from fsaops.explore.api import parse_tasks
-    from fsaops.explore.setup import DEFAULT_IO_LATENCY
+    from fsaops.explore.api import DEFAULT_PREEMPTIONS, parse_tasks
+    from fsaops.explore.setup import DEFAULT_IO_LATENCY, DEFAULT_PAGES
 
     if args.replay is not None:
         given = [
@@ -1360,6 +1361,9 @@ def _cmd_explore(args: argparse.Namespace) -> int:
                 ("--semantics", args.semantics),
                 ("--together", args.together or None),
                 ("--reduce", args.reduce),
+                ("--seed", args.seed),
+                ("--preemptions", args.preemptions),
+                ("--pages", args.pages),
             )
             if value is not None
         ]
@@ -1370,9 +1374,26 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         registry = _load(None, None, args.plugins)
         result = replay(args.replay, registry=registry)
     else:
-        if args.reduce is not None and args.pct is not None:
+        if args.pct is not None:
+            if args.reduce is not None:
+                raise ConfigError(
+                    "--reduce chooses the systematic search's reduction; PCT (--pct) reduces "
+                    "nothing"
+                )
+            if args.preemptions is not None:
+                raise ConfigError(
+                    "--preemptions bounds the systematic search; PCT (--pct) bounds its "
+                    "schedules by their depth"
+                )
+        elif args.seed is not None:
             raise ConfigError(
-                "--reduce chooses the systematic search's reduction; PCT (--pct) reduces nothing"
+                "--seed seeds PCT's random schedules (--pct DEPTH); the systematic search "
+                "draws nothing at random"
+            )
+        if args.together and args.tasks is not None:
+            raise ConfigError(
+                "--together runs the default accessors at once; the --tasks named run together "
+                "already"
             )
         config: Config | None = None
         source = ""
@@ -1409,12 +1430,12 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             fs,
             mode,
             registry=registry,
-            pages=args.pages,
+            pages=DEFAULT_PAGES if args.pages is None else args.pages,
             tasks=tasks,
-            preemptions=args.preemptions,
+            preemptions=DEFAULT_PREEMPTIONS if args.preemptions is None else args.preemptions,
             pct=args.pct,
             schedules=args.schedules,
-            seed=args.seed,
+            seed=args.seed or 0,
             semantics=semantics,
             block_size=block_size,
             page_size=page_size,

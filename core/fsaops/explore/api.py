@@ -735,7 +735,8 @@ def explore(
         pct: run PCT schedules of this depth instead of the systematic search.
         schedules: PCT: how many schedules (default 1000); systematic: stop
             after this many (the space is then not exhausted).
-        seed: PCT's seed.
+        seed: PCT's seed (the systematic search takes none: another than 0
+            without ``pct`` is refused).
         semantics: the release of the migration code (``v4``, ``2.6.16``, ``2.6.17``).
         block_size: the mount's block size (default: the type's).
         page_size: bytes per page.
@@ -752,8 +753,8 @@ def explore(
             when multiplied by the steps of the longest schedule, so a search of
             long schedules says so early): what makes it large and how to make it
             smaller; the search goes on.
-        together: without ``tasks``, run every default accessor in each
-            schedule, instead of one at a time.
+        together: without ``tasks`` (it is refused with them), run every
+            default accessor in each schedule, instead of one at a time.
         out_of_line: lay the blocks of each file page out of line, as
             ``fsaops migrate`` does with ``[workload] out_of_line`` (not on a
             mount whose blocks are as large as a page, nor a buffer-cache
@@ -773,8 +774,9 @@ def explore(
 
     Raises:
         ConfigError: an unknown filesystem, mode, semantics or task, a
-            task that does not apply to the table's pages, or a latency or
-            commit interval out of range.
+            task that does not apply to the table's pages, a latency or
+            commit interval out of range, a seed without ``pct``, or
+            ``together`` with ``tasks``.
         fsaops.world.SetupError: the machine cannot be built as asked.
     """
     registry = _registry(registry)
@@ -790,6 +792,14 @@ def explore(
         raise ConfigError(f"schedules: expected 1 or more, got {schedules}")
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"seed: expected 0 to {MAX_SEED}, got {shown(seed)}")
+    if seed and pct is None:
+        raise ConfigError(
+            f"seed {seed}: the seed is PCT's (pct); the systematic search draws nothing at random"
+        )
+    if together and tasks is not None:
+        raise ConfigError(
+            "together: it runs the default accessors at once; the tasks named run together already"
+        )
     # The accessors one at a time, each on a clean and on a dirty page: the
     # default, and one accessor named without a page.
     lone = tasks is None or (len(tasks) == 1 and isinstance(tasks[0], str))

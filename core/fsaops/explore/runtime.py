@@ -147,6 +147,19 @@ class Pages:
         return -1, ALL
 
 
+def _tolerated(held: Sequence[Spinlock]) -> bool:
+    """Whether every spinlock in ``held`` is a mapping's ``private_lock``."""
+    return all(lock.name.startswith("private_lock ") for lock in held)
+
+
+def _spinlocks_held(held: Sequence[Spinlock]) -> str:
+    """``spinlock tree_lock of ...``, ``spinlocks A and B``: what a task holds, and who took it."""
+    names = [f"{lock.name} (taken in {lock.taker.rsplit('.', 1)[-1]})" for lock in held]
+    if len(names) == 1:
+        return f"spinlock {names[0]}"
+    return f"spinlocks {', '.join(names[:-1])} and {names[-1]}"
+
+
 def _single(mask: int) -> int:
     """The page number of a one-page mask, or -1."""
     if mask > 0 and mask & (mask - 1) == 0:
@@ -168,7 +181,8 @@ class XTask:
         body: what it does.
         label: the label of the point it is stopped at (its next step).
         ready: while it is blocked, what must hold for it to go on.
-        spins: how many of the explored kernel's spinlocks it holds.
+        holding: the explored kernel's spinlocks it holds, in the order it
+            took them.
         done: it finished.
         ident: the identifier of the thread it runs on (0 before it starts).
     """
@@ -179,12 +193,12 @@ class XTask:
         "done",
         "footprint",
         "gate",
+        "holding",
         "ident",
         "key",
         "label",
         "name",
         "ready",
-        "spins",
         "task",
         "tid",
     )
@@ -202,7 +216,7 @@ class XTask:
         self.name = name
         self.key = key or str(tid)
         self.children = 0
-        self.spins = 0
+        self.holding: list[Spinlock] = []
         self.task = task
         self.footprint = footprint
         self.body = body
@@ -528,14 +542,31 @@ class Controller:
         pfn: int,
         lock: str,
         mask: int,
+        *,
+        under_private_lock: bool = False,
     ) -> None:
-        """The running task sleeps until ``ready()``; other tasks run meanwhile."""
+        """The running task sleeps until ``ready()``; other tasks run meanwhile.
+
+        ``kind`` ``spin`` waits for a spinlock (the task spins, as on another
+        CPU); any other kind sleeps, which a task holding a spinlock must not
+        do: the kernel's ``might_sleep`` BUG, raised here as a
+        :class:`~fsaops.errors.KernelBug` naming the locks held and who took
+        them.  ``under_private_lock``: this sleep is let be while only
+        mappings' ``private_lock`` is held (a buffer lock, in a release whose
+        ``buffer_migrate_page`` takes it there itself).
+        """
         me = self.current
         if me is None or not self.live:
             if not ready():
                 raise KernelBug(f"sleeping on {lock or kind} outside an explored schedule")
             return
-        me.label = (kind, _function(), page, pfn, lock, mask & self._mask_all)
+        function = _function()
+        if me.holding and kind != "spin" and not (under_private_lock and _tolerated(me.holding)):
+            raise KernelBug(
+                f"sleeping function called from invalid context: {me.name} sleeps on "
+                f"{lock or kind} in {function} holding {_spinlocks_held(me.holding)}"
+            )
+        me.label = (kind, function, page, pfn, lock, mask & self._mask_all)
         me.ready = ready
         self._decide(me)
         if not ready():  # only a schedule that ended comes back with nothing ready
@@ -738,7 +769,7 @@ class Spinlock:
     the checks after it) it is a plain lock.
     """
 
-    __slots__ = ("ctl", "held", "mask", "name", "owner", "page")
+    __slots__ = ("ctl", "held", "mask", "name", "owner", "page", "taker")
 
     def __init__(self, ctl: Controller, name: str, mask: int) -> None:
         self.ctl = ctl
@@ -747,6 +778,8 @@ class Spinlock:
         self.page = _single(mask)
         self.held = False
         self.owner: XTask | None = None
+        #: The function that took it (``module.function``), while a task holds it.
+        self.taker = ""
 
     def __repr__(self) -> str:
         owner = self.owner.name if self.owner is not None else "nobody"
@@ -754,6 +787,9 @@ class Spinlock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the lock (``spin_lock``); a point first, then wait while another task has it."""
+        return self._take(blocking, sys._getframe(1))
+
+    def _take(self, blocking: bool, caller: Any) -> bool:
         ctl = self.ctl
         if not ctl.live:
             if self.held:
@@ -774,7 +810,8 @@ class Spinlock:
         self.held = True
         self.owner = me
         if me is not None:
-            me.spins += 1
+            self.taker = f"{caller.f_globals.get('__name__', '?')}.{caller.f_code.co_name}"
+            me.holding.append(self)
         return True
 
     def _free(self) -> bool:
@@ -785,8 +822,8 @@ class Spinlock:
         if not self.held:
             raise KernelBug(f"spin_unlock of {self.name}, which nobody holds")
         owner = self.owner
-        if owner is not None and owner.spins > 0:
-            owner.spins -= 1
+        if owner is not None and self in owner.holding:
+            owner.holding.remove(self)
         self.held = False
         self.owner = None
         ctl = self.ctl
@@ -798,7 +835,7 @@ class Spinlock:
         return self.held
 
     def __enter__(self) -> bool:
-        return self.acquire()
+        return self._take(True, sys._getframe(1))
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -913,7 +950,7 @@ class ExploredScheduler(Scheduler):
         if me.key == "m":
             if not _in_migratepage(caller):
                 return
-        elif not me.key.startswith("a") or "." in me.key or me.spins:
+        elif not me.key.startswith("a") or "." in me.key or me.holding:
             return
         index, pfn, mask = ctl.page_label(page)
         name = caller.f_code.co_name
@@ -972,7 +1009,11 @@ class ExploredScheduler(Scheduler):
         def ready() -> bool:
             return not bh.b_state & bit
 
-        ctl.block(ready, "sleep", index, pfn, f"{what} of {_bh_name(bh)}", mask)
+        # V4 to V8 lock the buffers with private_lock held (lock_buffer may
+        # sleep there): a release that does so lets any table do the same.
+        tolerated = what == "buffer lock" and ctl.kernel.semantics.buffer_private_lock
+        label = f"{what} of {_bh_name(bh)}"
+        ctl.block(ready, "sleep", index, pfn, label, mask, under_private_lock=tolerated)
 
     def run_next(self) -> bool:
         """Not while exploring: events are tasks then."""

@@ -36,8 +36,12 @@ name             what it does (kernel terms)
                  across an I/O (a write if the buffer is dirty), ``put_bh``;
                  what an up-to-date buffer holds under its lock must be the page's
 ``pin``          direct I/O: an extra page reference (``find_get_page``, or the
-                 process's pte) held across an I/O that reads the page, then dropped;
-                 what the I/O read must be data the page really held
+                 process's pte) held across an I/O, then dropped.  A file page is
+                 read by the I/O (a write from it), which must read data the page
+                 really held; a process's anonymous page is the buffer of a read
+                 into it: the I/O writes a new version of its data into the frame
+                 it was given and the page is dirtied (``set_page_dirty_lock``),
+                 so a page moved while pinned loses that data
 ===============  =====================================================================
 """
 
@@ -155,7 +159,8 @@ ACCESSORS: Final[tuple[Accessor, ...]] = (
     ),
     Accessor(
         "pin",
-        "direct I/O: an extra page reference held across an I/O that reads the page",
+        "direct I/O: an extra page reference held across an I/O that reads a file page, "
+        "or writes into an anonymous one",
         _FILE | {"anonymous"},
     ),
 )
@@ -550,6 +555,30 @@ def _pin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
                     get_page(page)
                     return page
             mm.read(prepared.addr, 1)
+
+    if mapping is None:
+        # The process's own memory is the buffer of a read(2) with O_DIRECT.
+        def get_user_pages_dio_read() -> None:
+            page = grab()
+            assert page is not None
+            node = page.node
+            off = (page.pfn - node.start_pfn) << node.page_shift
+            frame = node.mem[off : off + node.page_size]
+
+            def complete() -> None:
+                # The DMA writes the frame it was given: what the process now holds.
+                record.gens[rindex] += 1
+                frame[:] = world.world.expected(record, rindex)
+
+            done = rt.io("end_dio", mask, complete)
+            rt.wait(done, f"direct I/O into pfn {page.pfn}", mask)
+            # dio_bio_complete: set_page_dirty_lock() on every page read into.
+            lock_page(page)
+            set_page_dirty(page)
+            unlock_page(page)
+            put_page(page)
+
+        return get_user_pages_dio_read
 
     def get_user_pages_dio() -> None:
         page = grab()

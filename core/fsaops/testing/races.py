@@ -38,7 +38,7 @@ from fsaops.testing.harness import Subject
 from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 from fsaops.world import SetupError
 
-__all__ = ["LargeSearchWarning", "MigratepageRaces"]
+__all__ = ["CleanPageOnlyWarning", "LargeSearchWarning", "MigratepageRaces"]
 
 
 class LargeSearchWarning(UserWarning):
@@ -48,6 +48,16 @@ class LargeSearchWarning(UserWarning):
     makes the search large and how to make it smaller.  The test goes on;
     the line is also written to the terminal as soon as it is known, so a
     test that runs for a long time says why.
+    """
+
+
+class CleanPageOnlyWarning(UserWarning):
+    """A race test of one page ran each accessor on a clean page only.
+
+    With ``pages = 1`` the accessors that ``fsaops explore``'s default also
+    runs on a dirty page (page 1) are not run there; the message names them.
+    The test goes on, as ``fsaops explore --pages 1`` does; the line is also
+    written to the terminal at once.
     """
 
 
@@ -82,7 +92,9 @@ class MigratepageRaces:
     :attr:`MigratepageConformance.semantics <fsaops.testing.conformance.MigratepageConformance>`
     (``None``: ``--fsaops-semantics``, else ``"v4"``).  The bounds:
     ``pages`` the migration task moves (2; more when every accessor at
-    once needs them, as ``truncate`` wants a page of its own),
+    once needs them, as ``truncate`` wants a page of its own; with 1 the
+    accessors run on a clean page only, and the test of one accessor at a
+    time says which would also run on a dirty page: :class:`CleanPageOnlyWarning`),
     ``preemptions`` of the
     systematic search per accessor (2), ``reduce`` (true: the search
     takes steps on different pages to commute, as ``fsaops explore
@@ -210,7 +222,20 @@ class MigratepageRaces:
         subject = fsaops_race_subject
         info = probe(subject.fstype, subject.mode, None)
         names = self._accessors(subject)
-        for spec in lone_runs(subject.fstype, subject.mode, info, self.pages, names):
+        runs = lone_runs(subject.fstype, subject.mode, info, self.pages, names)
+        if self.pages < 2:
+            # One page is a clean one: what a dirty page would run is not run.
+            wider = [s.name for s in lone_runs(subject.fstype, subject.mode, info, 2, names)]
+            dirty = [name for name in dict.fromkeys(wider) if wider.count(name) > 1]
+            if dirty:
+                line = (
+                    f"{subject.describe()}: pages = {self.pages} runs each accessor on a clean "
+                    f"page only; {', '.join(dirty)} would run on a dirty page too (page 1) "
+                    "with pages = 2 or more"
+                )
+                _say_now(getattr(self, "_fsaops_request", None), line)
+                warnings.warn(CleanPageOnlyWarning(line), stacklevel=2)
+        for spec in runs:
             self._explore(subject, [spec], preemptions=self.preemptions, reduce=self.reduce)
 
     def test_race_no_pct_schedule_with_every_accessor_fails(

@@ -1,0 +1,73 @@
+"""A swap table that moves a page someone holds: the ``pin`` accessor's read into it catches it.
+
+``pin`` on an anonymous page was a direct I/O that read the page: a table
+that ignored the extra reference and moved the page still let the I/O read
+the old frame, whole, so every schedule passed.  On an anonymous page the
+I/O now reads *into* the page (the process's buffer of an ``O_DIRECT``
+read), writing a new version of its data into the frame it was given and
+dirtying the page: moved while pinned, the page loses that data.
+"""
+
+from __future__ import annotations
+
+import re
+from errno import EAGAIN
+
+import attrs
+import pytest
+
+from fsaops import FileSystemType
+from fsaops.explore import explore
+from fsaops.explore.api import render_text
+from fsaops.explore.setup import TaskSpec
+from fsaops.page import Page
+from fsaops.plugins import load_plugins
+
+
+def ignores_extra_references(newpage: Page, page: Page) -> int:
+    """``migrate_page``, told to expect every reference the page has: a pin is not seen."""
+    helpers = page.node.kernel.semantics
+    rc = helpers.migrate_page_remove_references(newpage, page, page.count - page.mapcount)
+    if rc:
+        return rc if rc < 0 else -EAGAIN
+    helpers.migrate_page_copy(newpage, page)
+    return 0
+
+
+def _swap(migratepage: object | None = None) -> FileSystemType:
+    swap = load_plugins(cli=["swap"]).filesystem("swap")
+    if migratepage is None:
+        return swap
+    modes = {m: attrs.evolve(swap.aops(m), migratepage=migratepage) for m in swap.modes}
+    return attrs.evolve(swap, modes=modes)
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
+@pytest.mark.parametrize("page", [0, 1])
+def test_a_swap_table_that_moves_a_pinned_page_loses_what_the_io_wrote(
+    semantics: str, page: int
+) -> None:
+    result = explore(
+        _swap(ignores_extra_references),
+        tasks=[TaskSpec("pin", page)],
+        pages=2,
+        semantics=semantics,
+    )
+    assert result.failures, render_text(result)
+    said = [f"{kind}: {problem}" for kind, problem in result.failures[0].problems]
+    # The version the I/O wrote is the one after what the page held: it is the one lost.
+    lost = [
+        (int(m[1]), int(m[2]))
+        for line in said
+        if line.startswith("data lost: ")
+        for m in [re.search(r"reads back generation (\d+), expected (\d+)", line)]
+        if m is not None
+    ]
+    assert lost and all(expected == read + 1 for read, expected in lost), said
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
+def test_the_swap_table_passes_a_read_into_a_pinned_page(semantics: str) -> None:
+    result = explore(_swap(), tasks=[TaskSpec("pin", 0)], pages=1, semantics=semantics)
+    assert result.exhausted and not result.failures, render_text(result)
+    assert any("an extra reference is held" in reason for reason in result.reasons)
