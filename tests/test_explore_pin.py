@@ -11,6 +11,7 @@ dirtying the page: moved while pinned, the page loses that data.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from errno import EAGAIN
 
 import attrs
@@ -34,7 +35,7 @@ def ignores_extra_references(newpage: Page, page: Page) -> int:
     return 0
 
 
-def _swap(migratepage: object | None = None) -> FileSystemType:
+def _swap(migratepage: Callable[[Page, Page], int] | None = None) -> FileSystemType:
     swap = load_plugins(cli=["swap"]).filesystem("swap")
     if migratepage is None:
         return swap

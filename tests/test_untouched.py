@@ -243,6 +243,31 @@ def test_a_writepage_that_logs_and_allocates_on_the_generic_path_is_no_false_ala
     assert report["vmstat"]["writepage"] > 0  # the generic path did write pages out
 
 
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_another_mounts_generic_path_leaves_this_device_compared(
+    tmp_path: Path, env: dict[str, str], semantics: str
+) -> None:
+    """Before, any page on the generic path stopped every device's comparison: a table that
+    wrote the superblock got ``ok`` beside an ext3 ``data=journal`` mount (no ``migratepage``
+    in V4, whose dirty pages its own ``writepage`` writes out)."""
+    path = tmp_path / f"two-{semantics}.toml"
+    text = CONFIG.format(name="writes_the_superblock", semantics=semantics, seed=1, mlocked=0)
+    text = text.replace('load = ["untouchedfs"]', 'load = ["untouchedfs", "ext3"]')
+    text = text.replace(
+        "[processes]",
+        '[[mount]]\nfs = "ext3"\nmode = "journal"\npages = 16\nfiles = 1\n'
+        "block_size = 1024\n[processes]",
+    )
+    path.write_text(text)
+    proc = fsaops("migrate", path, "--json", "--no-progress", env=env)
+    report = json.loads(proc.stdout)
+    assert (proc.returncode, report["status"]) == (1, "invariant broken"), report.get("error")
+    assert report["vmstat"]["writepage"] > 0 or semantics != "v4"  # ext3's own I/O ran
+    said = [line for line in report["invariants"] if re.search(SAID["writes_the_superblock"], line)]
+    assert len(said) == 1, report["invariants"]
+    assert said[0].startswith("device mount0"), said
+
+
 def test_a_world_left_alone_shows_no_change_and_each_kind_of_change_shows() -> None:
     world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=64)
     sb = world.mount("ext2", "default", block_size=1024, nr_blocks=200)
@@ -267,7 +292,12 @@ def test_a_world_left_alone_shows_no_change_and_each_kind_of_change_shows() -> N
     # The file's last block is now past the allocator's next free one.
     assert said[1].startswith(f"device {bdev.name}: file {record.inode.name} owns block ")
     assert said[2].startswith(f"device {bdev.name}: 1 write(s) during migration past its last")
-    kernel.generic_path += 1  # a table's own writepage ran: it may write or allocate
+    other = world.mount("ext2", "default", block_size=1024, nr_blocks=50)
+    kernel.note_own_io(world.create_file(other).inode.i_mapping)
+    assert len(snapshot.changes()) == 3  # another device's own I/O ran: this one is compared
+    kernel.note_own_io(record.inode.i_mapping)  # its own writepage ran: it may write or allocate
+    assert snapshot.changes() == []
+    kernel.note_own_io(object())  # a page of no known device: none is compared
     assert snapshot.changes() == []
 
 

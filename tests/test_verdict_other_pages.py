@@ -39,7 +39,7 @@ import fsaops
 from fsaops import buffer_migrate_page
 from fsaops.buffer import BH, buffers
 from fsaops.errors import KernelBug
-from fsaops.page import PG
+from fsaops.page import PG, page_address
 from fsaops_ext2 import EXT2, ext2_aops
 
 # By machine, not by id(): a later run's machine may get the id of one already freed.
@@ -166,6 +166,17 @@ def writes_a_free_frame(newpage, page):
     return buffer_migrate_page(newpage, page)
 
 
+def copies_past_the_new_frame(newpage, page):
+    """Moves the page, then copies 64 bytes too many: into the frame after the new page's."""
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0:
+        node = newpage.node
+        end = (newpage.pfn - node.start_pfn + 1) << node.page_shift
+        if end + 64 <= len(node.mem):
+            node.mem[end : end + 64] = bytes(page_address(page)[:64])
+    return rc
+
+
 def on_its_seventh_call(newpage, page):
     """Sets BH_New on the buffers of the page before it, on its seventh call of a run only."""
     kernel = page.node.kernel
@@ -251,6 +262,7 @@ TABLES = {
     "another_mounts_page": another_mounts_page,
     "a_swap_cache_page": a_swap_cache_page,
     "writes_a_free_frame": writes_a_free_frame,
+    "copies_past_the_new_frame": copies_past_the_new_frame,
     "on_its_seventh_call": on_its_seventh_call,
     "at_page_five": at_page_five,
     "breaks_the_kernel": breaks_the_kernel,
@@ -334,6 +346,11 @@ SAID = {
         "flags",
         r"migratepage of pfn \d+ wrote into pfn \d+, a free frame \(first at byte 7\): whoever "
         r"is given that frame next finds it changed",
+    ),
+    "copies_past_the_new_frame": (
+        "flags",
+        r"migratepage of pfn \d+ wrote into pfn \d+, a free frame \(first at byte \d+\): "
+        r"whoever is given that frame next finds it changed",
     ),
     "on_its_seventh_call": ("buffers", CHANGED + r"buffer head 0 gained BH_New"),
     "at_page_five": (

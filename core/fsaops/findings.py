@@ -92,7 +92,7 @@ from fsaops.page import PG, Page
 from fsaops.rmap import VM_LOCKED
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Sequence
 
     from fsaops.kernel import Kernel
 
@@ -253,7 +253,7 @@ class MigratepageWatch:
         self.findings = findings
         self._before: _Before | None = None
         self._moves: UnlockedMoves | None = None
-        self._frames: _Frames | None = None
+        self._frames: tuple[_Frames, ...] | None = None
         self._writes: _Writes | None = None
         self._file: _FilePages = ()
 
@@ -285,7 +285,8 @@ class MigratepageWatch:
             or mapping.anon
             or Oracle.mapped_dirty(page)
         )
-        self._frames = _frames(page)
+        # Both pages' neighbours: a copy that runs past either frame spoils one.
+        self._frames = (_frames(page), _frames(newpage))
         self._file = _file_pages(page)
         self._writes = _Writes(page, newpage)
         self._writes.arm()
@@ -399,8 +400,12 @@ class MigratepageWatch:
             # oracle's "did not move" check does (a writepage may end PG_checked
             # or PG_error on the way).
             lost = b.flags & PG.COPIED & ~page.flags
+            # What it may gain on the way: PG_referenced from the ptes, PG_checked from
+            # its set_page_dirty; with a write, what writepage sets (mapped to disk, an error).
+            gained = page.flags & PG.COPIED & ~b.flags & ~b.gainable
             if writes:
                 lost &= ~(PG.checked | PG.error)
+                gained &= ~(PG.checked | PG.error | PG.mappedtodisk)
             if lost:
                 add(
                     table,
@@ -408,6 +413,14 @@ class MigratepageWatch:
                     pfn,
                     f"pfn {pfn} did not move but lost flags {Oracle.flag_names(lost)}: migratepage "
                     "must leave a page it gives up as it found it",
+                )
+            elif gained:
+                add(
+                    table,
+                    "flags",
+                    pfn,
+                    f"pfn {pfn} did not move but gained flags {Oracle.flag_names(gained)}: "
+                    "migratepage must leave a page it gives up as it found it",
                 )
         if rc in (0, -EAGAIN):
             self.findings.able(table)
@@ -788,7 +801,7 @@ def _was(writes: _Writes, obj: Any, name: str) -> Any:
     return getattr(obj, name) if was is _UNSET else was
 
 
-def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str] | None:
+def _spoiled(writes: _Writes, runs: Sequence[_Frames], pfn: int) -> tuple[str, int, str] | None:
     """``(kind, pfn, example)`` for the first other page the call changed, or ``None``.
 
     ``pfn`` is the page the call was handed; the returned pfn is the page it changed.
@@ -805,7 +818,8 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
     so: a flag it turned over (but :data:`_ANYONES`), a reference it took
     or dropped, the page's ``mapping`` or ``index``, a buffer's state,
     block or size; and when no other task ran at all, the bytes of a frame
-    next to the page's (:data:`_SPAN`): a page's, or a frame's free all
+    next to the page's or the new page's (:data:`_SPAN`, each run of
+    ``runs``): a page's, or a frame's free all
     through the call (one it freed, or took from the allocator, used and gave
     back, has its ``page_count`` written).  What an event changes is another
     task's: a commit, an I/O completing, a hold let go of.
@@ -879,7 +893,7 @@ def _spoiled(writes: _Writes, frames: _Frames, pfn: int) -> tuple[str, int, str]
         else:
             change = f"its {name} went from {before!r} to {after!r}"
         return ("flags", page.pfn, f"{said}: {change}")
-    if writes.sched.ran == writes.ran:
+    for frames in runs if writes.sched.ran == writes.ran else ():
         node, first, last, data = frames
         shift = node.page_shift
         start = node.start_pfn

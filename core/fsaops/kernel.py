@@ -202,11 +202,28 @@ class Kernel:
         self.swap_reads: set[int] = set()
         #: Pages the engine handed to a table's own I/O members (``writepage``
         #: through ``pageout``, ``releasepage``) rather than to ``migratepage``:
-        #: the generic path and ``swap_page``.  Such members may write blocks
-        #: no file owns (a log, a bitmap) or allocate (delayed allocation,
-        #: copy-on-write), which ``migratepage`` may not
+        #: the generic path and ``swap_page``, counted by the ``id`` of the
+        #: block device of the page's filesystem (-1 for the swap cache's,
+        #: 0 where the mapping names none).  Such members may write blocks of their own
+        #: device that no file owns (a log, a bitmap) or allocate (delayed
+        #: allocation, copy-on-write), which ``migratepage`` may not
         #: (:mod:`fsaops.untouched`).
-        self.generic_path = 0
+        self.generic_path: dict[int, int] = {}
+
+    def note_own_io(self, mapping: object) -> None:
+        """The engine hands a page of ``mapping`` to its table's own I/O members.
+
+        Counted in :attr:`generic_path` by the block device of the mapping's
+        filesystem (``mapping.host.i_sb.s_bdev``); the swap cache's by the
+        swap device (-1: no filesystem's), anything else by 0 (unknown).
+        """
+        if mapping is not None and mapping is self.swapper_space:
+            key = -1
+        else:
+            sb = getattr(getattr(mapping, "host", None), "i_sb", None)
+            bdev = getattr(sb, "s_bdev", None)
+            key = 0 if bdev is None else id(bdev)
+        self.generic_path[key] = self.generic_path.get(key, 0) + 1
 
     def __repr__(self) -> str:
         return (

@@ -368,7 +368,7 @@ def swap_page(page: Page) -> int:
     """
     mapping = page_mapping(page)
     kernel = page.node.kernel
-    kernel.generic_path += 1
+    kernel.note_own_io(mapping)
     if (
         page.mapcount
         and mapping is not None
@@ -1167,7 +1167,7 @@ def _fallback(
 ) -> tuple[int, str, Page | None]:
     """The generic path for a table without ``migratepage`` (V4 §3 step 10)."""
     kernel = page.node.kernel
-    kernel.generic_path += 1
+    kernel.note_own_io(mapping)
     if kernel.semantics.fallback_unmaps:
         # 2.6.17: "Make sure the dirty bit is up to date" before PageDirty.
         rc = unmap_eperm(page)

@@ -20,10 +20,12 @@ What is compared, per machine:
   allocated block no file owns (block 0, the superblock, and any other),
   the writes made past the last allocated block, and the blocks each file
   owns past the allocator's next free block (which it would hand out
-  again) - while only ``migratepage`` ran: the generic path and
-  ``swap_page`` call the table's ``writepage`` and ``releasepage``, which
-  may write a log or bitmap block or allocate (delayed allocation,
-  copy-on-write), as a filesystem's own I/O does.
+  again) - unless the engine handed one of the device's pages to its
+  filesystem's own I/O: the generic path and ``swap_page`` call the
+  table's ``writepage`` and ``releasepage``, which may write a log or
+  bitmap block or allocate (delayed allocation, copy-on-write), as a
+  filesystem's own I/O does.  Another device's pages taking that path
+  leave this device compared.
 
 Writes into a device's memory that go around ``BlockDevice.write`` past
 the last allocated block, and changes undone before migration ends, are
@@ -125,17 +127,19 @@ class Untouched:
     Attributes:
         kernel: the machine.
         generic_path: the machine's count of pages handed to the generic path
-            or ``swap_page`` (``Kernel.generic_path``): once it moves, the
-            devices are not compared, since a table's ``writepage`` or
-            ``releasepage`` may write a block no file owns (a log, a bitmap)
-            or allocate (delayed allocation, copy-on-write).
+            or ``swap_page``, by device (``Kernel.generic_path``): a device
+            whose count moves is not compared, since its filesystem's
+            ``writepage`` or ``releasepage`` may write a block no file owns
+            (a log, a bitmap) or allocate (delayed allocation,
+            copy-on-write); a page of no known device (count 0) leaves none
+            compared.
         areas: each process and its areas, in order, with their fields.
         i_mmap: each file's mapping, its name, and the areas mapping it.
         devices: each mounted device.
     """
 
     kernel: Kernel
-    generic_path: int
+    generic_path: dict[int, int]
     areas: tuple[tuple[Mm, tuple[tuple[Vma, AreaFields], ...]], ...]
     i_mmap: tuple[tuple[AddressSpace, str, tuple[Vma, ...]], ...]
     devices: tuple[DeviceSnapshot, ...]
@@ -158,7 +162,7 @@ class Untouched:
                 (first, count, _read(bdev, first, count)) for first, count in _unowned_runs(owned)
             )
             devices.append(DeviceSnapshot(sb, bdev, bdev.next_free, bdev.past_end, unowned))
-        return cls(kernel, kernel.generic_path, areas, i_mmap, tuple(devices))
+        return cls(kernel, dict(kernel.generic_path), areas, i_mmap, tuple(devices))
 
     def changes(self) -> list[str]:
         """What differs from the snapshot, one line each (empty: nothing)."""
@@ -189,11 +193,14 @@ class Untouched:
                     f"file {name}: the areas mapping it (i_mmap) changed during migration: "
                     f"{len(before_vmas)} before, {len(mapping.i_mmap)} after"
                 )
-        if self.kernel.generic_path == self.generic_path:
-            # Only migratepage ran: a table's writepage or releasepage, which the
-            # generic path and swap_page call, may write a log block or allocate.
+        # A filesystem's writepage or releasepage, which the generic path and
+        # swap_page call, may write a log block of its device or allocate there.
+        noted, counts = self.generic_path, self.kernel.generic_path
+        own_io = {key for key, count in counts.items() if noted.get(key, 0) != count}
+        if 0 not in own_io:
             for device in self.devices:
-                found.extend(_device_changes(device))
+                if id(device.bdev) not in own_io:
+                    found.extend(_device_changes(device))
         return found
 
 
