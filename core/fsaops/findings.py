@@ -236,6 +236,8 @@ class _Before:
     gainable: int
     tree: Any
     key: int
+    #: The page's device's count of block writes, ``(device, writes)``, when a file's.
+    disk: tuple[Any, int] | None
 
 
 class MigratepageWatch:
@@ -302,6 +304,7 @@ class MigratepageWatch:
             gainable=PG.referenced | may_gain(getattr(mapping, "a_ops", None), dirty),
             tree=Oracle.tree_of(page),
             key=Oracle.key_of(page),
+            disk=_device_writes(mapping),
         )
 
     def disarm(self) -> None:
@@ -365,6 +368,21 @@ class MigratepageWatch:
                 f"migratepage wrote pfn {pfn} back ({writes} writepage call(s)) instead of "
                 "moving it dirty, as V4 5/6 does",
             )
+        elif b.disk is not None and noted is not None and noted.sched.ran == noted.ran:
+            # No event ran during the call (no other task's I/O completed): the
+            # device's writes are the call's own, around writepage (its buffers
+            # written with ll_rw_block or sync_dirty_buffer).
+            bdev, before = b.disk
+            blocks = bdev.writes - before
+            if blocks:
+                writes = blocks
+                add(
+                    table,
+                    "writepage",
+                    pfn,
+                    f"migratepage wrote {blocks} block(s) to the device of pfn {pfn} itself "
+                    "(not through writepage) instead of moving the page dirty, as V4 5/6 does",
+                )
         if (
             rc < 0
             and b.count == b.mapcount + b.expected
@@ -766,6 +784,14 @@ def _bh_written(bh: BufferHead, name: str, value: Any) -> None:
 _Frames = tuple[Any, int, int, bytes]
 """The bytes of a run of frames of one node as a call found them: the node, the first and
 the last pfn, and the bytes."""
+
+
+def _device_writes(mapping: Any) -> tuple[Any, int] | None:
+    """``(device, its block writes so far)`` of a file page's mapping, else ``None``."""
+    sb = getattr(getattr(mapping, "host", None), "i_sb", None)
+    bdev = getattr(sb, "s_bdev", None)
+    writes = getattr(bdev, "writes", None)
+    return None if type(writes) is not int else (bdev, writes)
 
 
 def _frames(page: Page) -> _Frames:
