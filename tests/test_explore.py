@@ -619,6 +619,53 @@ def test_a_signal_that_comes_while_a_schedule_forks_is_not_lost(registry: Regist
         _Signals.watching, _Signals.seen, _Signals.last = counted
 
 
+def test_a_signal_another_thread_takes_while_a_schedule_forks_is_not_lost(
+    registry: Registry,
+) -> None:
+    """A signal is the process's: the system may give it to a thread that does not block it.
+
+    Its handler then still runs in the main thread, at once, maybe inside
+    ``fork()``'s after-fork callbacks, whose exceptions are dropped: the
+    search went on and passed.  Sent here to another thread while the main
+    one forks, it must still interrupt the search.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    from fsaops.errors import _Signals, watch_sigint
+
+    armed = [False]
+    counted = (_Signals.watching, _Signals.seen, _Signals.last)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+
+    def signal_while_forking() -> None:
+        if armed[0] and other.ident is not None:
+            armed[0] = False
+            seen = _Signals.seen
+            signal.pthread_kill(other.ident, signal.SIGTERM)
+            deadline = time.monotonic() + 2.0
+            while _Signals.seen == seen and time.monotonic() < deadline:
+                pass  # Python code: where the handler comes in
+
+    os.register_at_fork(after_in_parent=signal_while_forking)  # once per process: disarmed after
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        watch_sigint()
+        armed[0] = True
+        with pytest.raises(KeyboardInterrupt):
+            explore("ext2", tasks=["read-fault"], pages=1, preemptions=1, registry=registry)
+    finally:
+        armed[0] = False
+        stop.set()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        _Signals.watching, _Signals.seen, _Signals.last = counted
+
+
 def test_a_failure_that_does_not_fail_again_says_so(
     registry: Registry, no_swap_recheck: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

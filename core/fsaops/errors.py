@@ -38,6 +38,7 @@ __all__ = [
     "RunTimeout",
     "describe_exception",
     "did_you_mean",
+    "forget_deferred_signals",
     "interrupted_by",
     "owns_signal",
     "printable",
@@ -446,6 +447,14 @@ def signals_deferred() -> Iterator[None]:
             _Signals.deferred = 0
             if _Signals.mode != "done":  # not once the interrupt is being handled
                 _raise()
+
+
+def forget_deferred_signals() -> None:
+    """In a child process forked inside :func:`signals_deferred`: its parent's signals are not its.
+
+    The block's end then raises nothing in the child.
+    """
+    _Signals.deferred = 0
 
 
 @contextmanager

@@ -51,7 +51,12 @@ from typing import TYPE_CHECKING, Final
 
 from fsaops.aops import MEMBERS, TYPE_HOOKS
 from fsaops.debug import broken_fields_said
-from fsaops.errors import FsaopsError, describe_exception
+from fsaops.errors import (
+    FsaopsError,
+    describe_exception,
+    forget_deferred_signals,
+    signals_deferred,
+)
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import ScheduleDiverged, XTask, default_policy
 from fsaops.process import PLUGIN_THREADS, REAL_EXIT, REAL_FORK, adopt, refused_in, shed_memory
@@ -299,16 +304,22 @@ def fork_run(
     rfd, wfd = os.pipe()
     # Ctrl-C and SIGTERM wait while the process forks: a handler that raised
     # inside fork()'s own after-fork callbacks would see its exception
-    # dropped as unraisable, and the search go on as if nothing came.
+    # dropped as unraisable, and the search go on as if nothing came.  The
+    # mask holds them off this thread; one the system gives another thread
+    # (a signal is the process's) still has its handler run here, maybe in
+    # those callbacks: the handler then defers it to the block's end.
     blocked = _block_interrupts()
-    try:
-        pid = REAL_FORK()
-    except BaseException:
-        if blocked is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        raise
-    if pid != 0 and blocked is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a signal that came is raised here
+    with signals_deferred():
+        try:
+            pid = REAL_FORK()
+        except BaseException:
+            if blocked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            raise
+        if pid == 0:  # pragma: no cover - the child
+            forget_deferred_signals()
+        elif blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # one that came is raised here
     if pid == 0:  # pragma: no cover - the child (coverage does not follow forks)
         os.close(rfd)
         adopt()
