@@ -9,7 +9,7 @@ suite stays fast.  The full bounds of every built-in table are measured by
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from errno import EAGAIN
 from pathlib import Path
 from typing import Any
@@ -586,11 +586,11 @@ def test_bad_input_exits_2_with_one_line_and_the_json_envelope(
     assert words in data["error"]
 
 
-def test_a_signal_that_comes_while_a_schedule_forks_is_not_lost(registry: Registry) -> None:
-    """``SIGTERM`` during ``fork()`` ended as an unraisable exception in an after-fork hook.
+def _interrupted_while_forking(registry: Registry, send: Callable[[], object]) -> None:
+    """``send`` a signal from the first fork's after-fork hook: the search must be interrupted.
 
-    The search then went on and said "exhausted, no schedule fails", exit 0.
-    The signal now waits until the fork is done, and interrupts the search.
+    The hook runs in the parent right after ``fork()`` (``os.register_at_fork``
+    registers it for the life of the process: it is disarmed after).
     """
     import os
     import signal
@@ -603,9 +603,9 @@ def test_a_signal_that_comes_while_a_schedule_forks_is_not_lost(registry: Regist
     def signal_while_forking() -> None:
         if armed[0]:
             armed[0] = False
-            os.kill(os.getpid(), signal.SIGTERM)
+            send()
 
-    os.register_at_fork(after_in_parent=signal_while_forking)  # once per process: disarmed after
+    os.register_at_fork(after_in_parent=signal_while_forking)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         watch_sigint()
@@ -617,6 +617,18 @@ def test_a_signal_that_comes_while_a_schedule_forks_is_not_lost(registry: Regist
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         _Signals.watching, _Signals.seen, _Signals.last = counted
+
+
+def test_a_signal_that_comes_while_a_schedule_forks_is_not_lost(registry: Registry) -> None:
+    """``SIGTERM`` during ``fork()`` ended as an unraisable exception in an after-fork hook.
+
+    The search then went on and said "exhausted, no schedule fails", exit 0.
+    The signal now waits until the fork is done, and interrupts the search.
+    """
+    import os
+    import signal
+
+    _interrupted_while_forking(registry, lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
 def test_a_signal_another_thread_takes_while_a_schedule_forks_is_not_lost(
@@ -629,41 +641,29 @@ def test_a_signal_another_thread_takes_while_a_schedule_forks_is_not_lost(
     search went on and passed.  Sent here to another thread while the main
     one forks, it must still interrupt the search.
     """
-    import os
     import signal
     import threading
     import time
 
-    from fsaops.errors import _Signals, watch_sigint
+    from fsaops.errors import _Signals
 
-    armed = [False]
-    counted = (_Signals.watching, _Signals.seen, _Signals.last)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, daemon=True)
     other.start()
+    ident = other.ident
+    assert ident is not None
 
-    def signal_while_forking() -> None:
-        if armed[0] and other.ident is not None:
-            armed[0] = False
-            seen = _Signals.seen
-            signal.pthread_kill(other.ident, signal.SIGTERM)
-            deadline = time.monotonic() + 2.0
-            while _Signals.seen == seen and time.monotonic() < deadline:
-                pass  # Python code: where the handler comes in
+    def to_the_other_thread() -> None:
+        seen = _Signals.seen
+        signal.pthread_kill(ident, signal.SIGTERM)
+        deadline = time.monotonic() + 2.0
+        while _Signals.seen == seen and time.monotonic() < deadline:
+            pass  # Python code: where the handler comes in
 
-    os.register_at_fork(after_in_parent=signal_while_forking)  # once per process: disarmed after
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        watch_sigint()
-        armed[0] = True
-        with pytest.raises(KeyboardInterrupt):
-            explore("ext2", tasks=["read-fault"], pages=1, preemptions=1, registry=registry)
+        _interrupted_while_forking(registry, to_the_other_thread)
     finally:
-        armed[0] = False
         stop.set()
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        _Signals.watching, _Signals.seen, _Signals.last = counted
 
 
 def test_a_failure_that_does_not_fail_again_says_so(

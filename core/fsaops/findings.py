@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from fsaops.buffer import BH, BufferHead, buffers
+from fsaops.fs import BlockDevice, mapping_bdev
 from fsaops.mapping import AddressSpace
 from fsaops.oracle import (
     BH_BIT_NAMES,
@@ -237,7 +238,7 @@ class _Before:
     tree: Any
     key: int
     #: The page's device's count of block writes, ``(device, writes)``, when a file's.
-    disk: tuple[Any, int] | None
+    disk: tuple[BlockDevice, int] | None
 
 
 class MigratepageWatch:
@@ -375,7 +376,7 @@ class MigratepageWatch:
             bdev, before = b.disk
             blocks = bdev.writes - before
             if blocks:
-                writes = blocks
+                writes = blocks  # as a writepage's: what it may set on a page given up
                 add(
                     table,
                     "writepage",
@@ -786,12 +787,10 @@ _Frames = tuple[Any, int, int, bytes]
 the last pfn, and the bytes."""
 
 
-def _device_writes(mapping: Any) -> tuple[Any, int] | None:
+def _device_writes(mapping: Any) -> tuple[BlockDevice, int] | None:
     """``(device, its block writes so far)`` of a file page's mapping, else ``None``."""
-    sb = getattr(getattr(mapping, "host", None), "i_sb", None)
-    bdev = getattr(sb, "s_bdev", None)
-    writes = getattr(bdev, "writes", None)
-    return None if type(writes) is not int else (bdev, writes)
+    bdev = mapping_bdev(mapping)
+    return None if bdev is None else (bdev, bdev.writes)
 
 
 def _frames(page: Page) -> _Frames:

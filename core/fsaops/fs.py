@@ -46,6 +46,7 @@ __all__ = [
     "SuperBlock",
     "generic_file_read",
     "generic_file_write",
+    "mapping_bdev",
     "read_cache_page",
 ]
 
@@ -344,6 +345,17 @@ class BlockDevice:
         self._virtual = None
         self._known.clear()
         self._starts.clear()
+
+
+def mapping_bdev(mapping: object) -> BlockDevice | None:
+    """The block device of a file mapping's filesystem (``mapping->host->i_sb->s_bdev``).
+
+    ``None`` for anything else: anonymous memory, the swap cache, a mapping
+    whose host is no inode.
+    """
+    sb = getattr(getattr(mapping, "host", None), "i_sb", None)
+    bdev = getattr(sb, "s_bdev", None)
+    return bdev if isinstance(bdev, BlockDevice) else None
 
 
 class SuperBlock:

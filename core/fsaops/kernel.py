@@ -23,7 +23,7 @@ from fsaops.aops import (
     member_name,
 )
 from fsaops.errors import ConfigError, KernelBug, PluginFault, shown
-from fsaops.fs import BlockDevice, SuperBlock
+from fsaops.fs import BlockDevice, SuperBlock, mapping_bdev
 from fsaops.mapping import AddressSpace
 from fsaops.memory import Node
 from fsaops.rmap import Mm
@@ -220,8 +220,7 @@ class Kernel:
         if mapping is not None and mapping is self.swapper_space:
             key = -1
         else:
-            sb = getattr(getattr(mapping, "host", None), "i_sb", None)
-            bdev = getattr(sb, "s_bdev", None)
+            bdev = mapping_bdev(mapping)
             key = 0 if bdev is None else id(bdev)
         self.generic_path[key] = self.generic_path.get(key, 0) + 1
 

@@ -225,8 +225,8 @@ class MigratepageRaces:
         runs = lone_runs(subject.fstype, subject.mode, info, self.pages, names)
         if self.pages < 2:
             # One page is a clean one: what a dirty page would run is not run.
-            wider = [s.name for s in lone_runs(subject.fstype, subject.mode, info, 2, names)]
-            dirty = [name for name in dict.fromkeys(wider) if wider.count(name) > 1]
+            wider = lone_runs(subject.fstype, subject.mode, info, 2, names)
+            dirty = [spec.name for spec in wider if spec.page == 1]
             if dirty:
                 line = (
                     f"{subject.describe()}: pages = {self.pages} runs each accessor on a clean "
