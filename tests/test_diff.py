@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from browser import chromium, parse, references, render
+from fsaops import diff
 from fsaops.diff import Row, compare, load_report
 from fsaops.status import SCHEMA
 from inproc import ext3_reports
@@ -260,11 +261,30 @@ def test_runs_that_fail_other_pages_or_find_other_things_are_not_the_same(
     def finding(count: int) -> list[dict[str, Any]]:
         return [{"kind": "flags", "table": "x_aops", "count": count, "pages": [0], "example": "e"}]
 
+    def counted(field: str, key: str) -> dict[str, Any]:
+        """The totals and tables of 20 pages of ``x_aops`` failed or left, as a run counts them."""
+        totals = {**base["totals"], "pages": base["totals"]["pages"] + 20}
+        totals[field] += 20
+        table: dict[str, Any] = {"filesystem": "x", "mode": "default", "migratepage": "x_mp"}
+        table |= {"pages": 20, "moved": 0, "failed": 0, "not_migrated": 0, "via": {}}
+        table |= {field: 20, "errors": {"EIO": 20}, "reasons": {"r": 20}}
+        tables = {**base["by_aops"], "x_aops": table}
+        return {key: base[key] + failed(0), "totals": totals, "by_aops": tables}
+
+    def elsewhere(field: str, key: str) -> dict[str, Any]:
+        return {**counted(field, key), key: base[key] + failed(1)}
+
     variants: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-        "failed pages": ({"pages_failed": failed(0)}, {"pages_failed": failed(1)}),
-        "pages left": ({"pages_left": failed(0)}, {"pages_left": failed(1)}),
+        "failed pages": (counted("failed", "pages_failed"), elsewhere("failed", "pages_failed")),
+        "pages left": (
+            counted("not_migrated", "pages_left"),
+            elsewhere("not_migrated", "pages_left"),
+        ),
         "findings": ({"findings": finding(40)}, {"findings": finding(2)}),
-        "invariants": ({"invariants": ["pfn 3: a"]}, {"invariants": ["pfn 4: b"]}),
+        "invariants": (
+            {"invariants": ["pfn 3: a"], "status": "invariant broken"},
+            {"invariants": ["pfn 4: b"], "status": "invariant broken"},
+        ),
     }
     for name, (one, other) in variants.items():
         a, b = tmp_path / f"{name}-a.json", tmp_path / f"{name}-b.json"
@@ -344,9 +364,7 @@ def test_the_page_shows_every_table_and_marks_what_differs(
         for tr, row in zip(rows, section.rows, strict=True):
             assert ("differs" in (tr.attributes.get("class") or "")) == row.differs, row
             cells = [td.text() for td in tr.iter("td")]
-            assert cells[1:3] == [
-                "—" if v is None else f"{v:,}" if type(v) is int else str(v) for v in (row.a, row.b)
-            ]
+            assert cells[1:3] == [diff.shown(v) for v in (row.a, row.b)]
     assert dom.find("p", id="status").text().startswith("The runs differ")
 
 
@@ -356,7 +374,8 @@ def test_a_table_name_of_any_length_is_cut_in_titles(
     """A report from elsewhere may name a table at any length; a title shows 80 characters."""
     data = _report(reports)
     name = "x" * 100_000
-    data["by_aops"] = {name: next(iter(data["by_aops"].values()))}
+    first = next(iter(data["by_aops"]))
+    data["by_aops"] = {name if k == first else k: v for k, v in data["by_aops"].items()}
     long = tmp_path / "long.json"
     long.write_text(json.dumps(data), encoding="utf-8")
     page = tmp_path / "page.html"
@@ -368,3 +387,17 @@ def test_a_table_name_of_any_length_is_cut_in_titles(
     html = page.read_text(encoding="utf-8")
     assert "x" * 80 + "... (100,000 characters)" in html
     assert "x" * 81 not in html.replace("x" * 80 + "...", "")
+
+
+def test_a_file_name_is_shown_not_obeyed(reports: tuple[Path, Path], tmp_path: Path) -> None:
+    """A newline or an escape sequence in a report's name cannot forge or colour a line."""
+    odd = tmp_path / "a\x1b[2J\nthe runs are the same.json"
+    odd.write_bytes(reports[1].read_bytes())
+    page = tmp_path / "page.html"
+    status, out, err = _fsaops("diff", str(reports[0]), str(odd), "--html", str(page))
+    assert status == 0, err
+    assert "\x1b" not in out and "\\x1b[2J\\nthe runs are the same.json" in out.replace("\n", "")
+    verdicts = [line for line in out.splitlines() if line.startswith("the runs")]
+    assert verdicts == ["the runs differ"]
+    html = page.read_text(encoding="utf-8")
+    assert "\x1b" not in html and "\\x1b[2J\\nthe runs are the same.json" in html

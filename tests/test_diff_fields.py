@@ -347,6 +347,11 @@ def test_a_huge_name_is_cut_in_every_row(report: dict[str, Any], tmp_path: Path)
     b["by_aops"][name] = b["by_aops"].pop("ext3_ordered_aops")
     b["findings"] = [{"kind": "return", "table": name, "count": 1, "pages": [3], "example": "e"}]
     b["pages_failed"] = [{**_page(3), "table": name}]
+    for counts in (b["by_aops"][name], b["totals"]):  # one more page, failed with EIO
+        counts["pages"] += 1
+        counts["failed"] += 1
+    b["by_aops"][name]["errors"]["EIO"] = 1
+    b["by_aops"][name]["reasons"]["r"] = 1
     comparison = compare(a, b)
     for section in comparison.sections:
         for row in section.rows:
@@ -378,3 +383,144 @@ def test_a_page_that_differs_is_named_as_the_report_names_it(report: dict[str, A
     left = rows["verdict: pages left behind the other run does not have: the first"]
     assert str(left[0]).startswith("pid 6 at 0x100000: EIO in swap_aops")
     assert str(left[1]).startswith("pid 6 at 0x101000: EIO in swap_aops")
+
+
+def _recount(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with its status, tables and totals counted from its pages, as a run would."""
+    for entry in report["by_aops"].values():
+        entry.update(failed=0, not_migrated=0, errors={}, reasons={})
+    for key, field in (("pages_failed", "failed"), ("pages_left", "not_migrated")):
+        for page in report[key]:
+            entry = report["by_aops"][page["table"]]
+            entry[field] += 1
+            entry["errors"][page["errno"]] = entry["errors"].get(page["errno"], 0) + 1
+            entry["reasons"][page["reason"]] = entry["reasons"].get(page["reason"], 0) + 1
+    for entry in report["by_aops"].values():
+        entry["pages"] = entry["moved"] + entry["failed"] + entry["not_migrated"]
+    for key in ("pages", "moved", "failed", "not_migrated"):
+        report["totals"][key] = sum(entry[key] for entry in report["by_aops"].values())
+    report["status"] = "invariant broken" if report["invariants"] else "ok"
+    return report
+
+
+def _loaded(report: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """``report`` as ``fsaops diff`` reads it from a file, or ``None`` where it refuses it."""
+    path.write_text(json.dumps(report), encoding="utf-8")
+    try:
+        return load_report(str(path))
+    except diff.BadReport:
+        return None
+
+
+def _not_compared(pattern: str) -> bool:
+    return any(pattern == f or pattern.startswith((f"{f}.", f"{f}[")) for f in diff.NOT_COMPARED)
+
+
+def test_a_field_any_object_of_a_report_gains_is_compared(
+    report: dict[str, Any], tmp_path: Path
+) -> None:
+    """Not only at the top: a table, a page, a finding, a plugin, a proof gaining one too.
+
+    Refused, where the object holds names (``by_aops``: a table ``gained``
+    that is no table), or a difference.
+    """
+    rich = _recount(_rich(report))
+    assert _loaded(rich, tmp_path / "rich.json") is not None
+    objects: list[tuple[Any, ...]] = [()]
+    for path in _paths(rich):
+        objects += [path[:i] for i in range(1, len(path))]
+    checked = 0
+    for path in dict.fromkeys(objects):
+        holder: Any = rich
+        for part in path:
+            holder = holder[part]
+        if not isinstance(holder, dict) or _not_compared(_pattern(path)):
+            continue
+        other = copy.deepcopy(rich)
+        target: Any = other
+        for part in path:
+            target = target[part]
+        target["gained"] = 1
+        read = _loaded(other, tmp_path / "other.json")
+        assert read is None or compare(rich, read).differs, _pattern(path) or "the top"
+        checked += 1
+    assert checked > 20
+
+
+def test_a_value_of_another_json_type_is_no_longer_the_same(
+    report: dict[str, Any], tmp_path: Path
+) -> None:
+    """``1``, ``1.0``, ``true`` and ``"1"`` are four values: refused as a count, or a difference."""
+    rich = _recount(_rich(report))
+    rich["plugins"][0]["imported_by"] = ["ext3"]
+    checked = 0
+    for path in _paths(rich):
+        holder: Any = rich
+        for part in path[:-1]:
+            holder = holder[part]
+        value = holder[path[-1]]
+        if type(value) is not int or _not_compared(_pattern(path)):
+            continue
+        for changed in (float(value), str(value), *([bool(value)] if value in (0, 1) else [])):
+            other = copy.deepcopy(rich)
+            target: Any = other
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = changed
+            read = _loaded(other, tmp_path / "other.json")
+            assert read is None or compare(rich, read).differs, (_pattern(path), changed)
+            checked += 1
+    assert checked > 50
+
+
+def test_a_plugin_only_imported_is_not_one_the_run_loaded(report: dict[str, Any]) -> None:
+    imported = copy.deepcopy(report)
+    imported["plugins"][0]["imported_by"] = ["ext3"]
+    name = report["plugins"][0]["name"]
+    rows = _rows(compare(report, imported))
+    assert rows[f"scenario: plugin {name} imported_by"] == (None, ["ext3"], True)
+
+
+def test_a_page_addressed_by_a_text_is_not_the_page_at_that_address(report: dict[str, Any]) -> None:
+    def left(address: object) -> dict[str, Any]:
+        page = {k: v for k, v in _page(4).items() if k not in ("file", "inode", "index")}
+        return {**page, "pid": 1, "address": address}
+
+    a, b = copy.deepcopy(report), copy.deepcopy(report)
+    a["pages_left"], b["pages_left"] = [left(0x11000)], [left("0x11000")]
+    assert compare(a, b).differs
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda r: r.update(status="totally fine"), 'status "totally fine" is none a run'),
+        (lambda r: r.update(status="ok"), "status 'ok', but it has broken invariants"),
+        (lambda r: r["integrity"].update(lost=9), "its read-back or durability proof lost"),
+        (lambda r: r.update(status="data lost"), "status 'data lost', but it has broken"),
+        (lambda r: r["totals"].update(moved=r["totals"]["moved"] + 1), "totals moved is"),
+        (lambda r: r["pages_left"].append(r["pages_left"][0]), "pages_left lists 2 pages"),
+        (lambda r: r["pages_failed"].clear(), "pages_failed lists 0 pages"),
+        (lambda r: r["plugins"].append(dict(r["plugins"][0])), "is listed twice"),
+        (lambda r: r["plugins"][0].pop("name"), "plugins[0] has no name"),
+        (lambda r: r["integrity"].update(lost=None), "integrity lost is null, not a count"),
+        (lambda r: r["totals"].update(failed=None), "totals failed is null, not a count"),
+        (lambda r: r["invariants"].append(3), "invariants[1] is not a JSON string"),
+        (
+            lambda r: r["by_aops"]["ext3_ordered_aops"]["errors"].update(EIO=5),
+            "errors add up to 5, but it has 2 pages failed and left",
+        ),
+    ],
+)
+def test_a_report_that_says_two_things_at_once_is_bad_input(
+    report: dict[str, Any], tmp_path: Path, edit: Any, said: str
+) -> None:
+    """What no run writes: a status its own counts deny, totals its tables do not add up to."""
+    rich = _recount(_rich(report))
+    assert _loaded(rich, tmp_path / "rich.json") is not None
+    edit(rich)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(rich), encoding="utf-8")
+    with pytest.raises(diff.BadReport, match="not a report: ") as caught:
+        load_report(str(path))
+    assert said in str(caught.value)

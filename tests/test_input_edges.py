@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -354,3 +356,21 @@ def test_an_empty_file_name_is_named_as_such(args: list[str], message: str) -> N
     status, _out, err = fsaops(*args)
     assert status == 2
     assert err == f"fsaops: error: {message}\n"
+
+
+@pytest.mark.parametrize("name", ["--html=precious.toml", "-s.toml"])
+def test_a_file_named_like_an_option_is_run_again_as_that_file(folder: Path, name: str) -> None:
+    """The line the page gives runs the same file: not an option, not the built-in scenario."""
+    (folder / name).write_text(ONE_MOUNT)
+    status, _out, err = fsaops("migrate", "--html", "page.html", "--", name)
+    assert status == 0, err
+    page = (folder / "page.html").read_text()
+    rerun = re.search(r"To run it again: <code>([^<]*)</code>", page)
+    assert rerun is not None
+    words = shlex.split(html.unescape(rerun.group(1)))
+    assert words[:3] == ["fsaops", "migrate", f"./{name}"]
+    (folder / "page.html").unlink()
+    status, out, err = fsaops(*words[1:], "--json")
+    assert status == 0, err
+    assert json.loads(out)["source"] == f"./{name}"
+    assert (folder / name).read_text() == ONE_MOUNT

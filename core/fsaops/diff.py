@@ -22,6 +22,7 @@ import json
 import os
 import re
 import stat
+from collections import Counter
 from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,6 +49,8 @@ __all__ = [
     "load_report",
     "render",
     "render_html",
+    "same",
+    "shown",
 ]
 
 MAX_REPORT_BYTES: Final = 512 << 20
@@ -162,10 +165,94 @@ def load_report(path: str) -> dict[str, Any]:
     for name, entry in data["by_aops"].items():
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
             raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
-    wrong = _wrong_field(data) or _below_zero(data)
+    wrong = _wrong_field(data) or _below_zero(data) or _contradiction(data)
     if wrong is not None:
         raise BadReport(f"{path}: not a report: {wrong}")
     return data
+
+
+_REPORT_STATUSES: Final = ("ok", "data lost", "invariant broken", "findings")
+"""The statuses of a run that finished (any other is said by an envelope, not a report)."""
+
+
+def _contradiction(data: Mapping[str, Any]) -> str | None:
+    """The first thing a report says against itself, said as a line; else ``None``.
+
+    What ``fsaops migrate`` writes holds together by construction: its
+    status is what its integrity, proofs and invariants come to, each total
+    is its tables' sum, each page a table failed or left is listed once
+    (``pages_failed``, ``pages_left``), a table's errors and reasons count
+    those pages and its paths the pages it moved, and each plugin is named
+    once.  A report that says otherwise was edited, or pasted together.
+    """
+    status = data["status"]
+    if status not in _REPORT_STATUSES:
+        return (
+            f"status {_cut(json.dumps(status))} is none a run that finished has "
+            f"({', '.join(_REPORT_STATUSES)})"
+        )
+    totals, tables = data["totals"], data["by_aops"]
+    for key in _TABLE_COUNTS:
+        if key in totals:
+            summed = sum(entry[key] for entry in tables.values())
+            if totals[key] != summed:
+                return f"totals {key} is {totals[key]:,}, but its tables' add up to {summed:,}"
+    for name, entry in tables.items():
+        where = f"by_aops[{_cut(name)!r}]"
+        stayed = entry["failed"] + entry["not_migrated"]
+        for field, counted, what in (
+            ("errors", stayed, "failed and left"),
+            ("reasons", stayed, "failed and left"),
+            ("via", entry["moved"], "moved"),
+        ):
+            if field in entry and sum(entry[field].values()) != counted:
+                return (
+                    f"{where} {field} add up to {sum(entry[field].values()):,}, but it has "
+                    f"{counted:,} pages {what}"
+                )
+    for key, count in (("pages_failed", "failed"), ("pages_left", "not_migrated")):
+        listed = data.get(key)
+        if listed is not None and type(totals.get(count)) is int and len(listed) != totals[count]:
+            return f"{key} lists {len(listed):,} pages, but totals {count} is {totals[count]:,}"
+    names = [p.get("name") for p in data.get("plugins") or []]
+    if None in names:
+        return f"plugins[{names.index(None)}] has no name"
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        return f"plugin {_cut(str(twice))!r} is listed twice"
+    return _status_against_verdict(data)
+
+
+def _status_against_verdict(data: Mapping[str, Any]) -> str | None:
+    """A status other than the one the report's integrity, proofs and invariants come to."""
+    integrity = data.get("integrity")
+    if integrity is None:
+        return None  # an older report: nothing to weigh the status against
+    proofs = data.get("proofs") or {}
+    placement, durability = (proofs.get(n) or {} for n in ("placement", "durability"))
+    lost = bool(integrity.get("lost") or integrity.get("corrupted") or durability.get("failures"))
+    broken = bool(data.get("invariants") or placement.get("failures"))
+    status = data["status"]
+    expected: tuple[str, ...]
+    if lost:
+        expected = ("data lost",)
+    elif broken:
+        expected = ("invariant broken",)
+    elif data.get("findings"):
+        expected = ("ok", "findings")  # findings fail a strict run only
+    else:
+        expected = ("ok",)
+    if status in expected:
+        return None
+    if lost:
+        why = "its read-back or durability proof lost pages"
+    elif broken:
+        why = "it has broken invariants or placement failures"
+    else:
+        why = "it lost nothing and broke nothing"
+        if not data.get("findings"):
+            why += ", with no findings"
+    return f"status {status!r}, but {why}"
 
 
 _TABLE_FIELDS: Final[dict[str, type]] = {
@@ -185,8 +272,30 @@ _MOUNT_FIELDS: Final[dict[str, type]] = {"fs": str, "mode": str, "block_size": i
 _MADE_FIELDS: Final[dict[str, type]] = {"filesystem": str, "mode": str, "block_size": int}
 """The fields of a mount as the run made it (``mounts``) ``fsaops diff`` reads, and their types."""
 
-_PLUGIN_FIELDS: Final[dict[str, type]] = {"name": str, "distribution": str, "version": str}
+_PLUGIN_FIELDS: Final[dict[str, type]] = {
+    "name": str,
+    "distribution": str,
+    "version": str,
+    "imported_by": list,
+}
 """The fields of a plugin ``fsaops diff`` reads, and their JSON types (each may be absent)."""
+
+_FINDING_FIELDS: Final[dict[str, type]] = {
+    "kind": str,
+    "table": str,
+    "example": str,
+    "pages": list,
+}
+"""The fields of a finding ``fsaops diff`` reads, and their JSON types (each may be absent)."""
+
+_PAGE_FIELDS: Final[dict[str, type]] = {
+    "file": str,
+    "table": str,
+    "errno": str,
+    "reason": str,
+    "address": int,
+}
+"""The texts of a failed or left page ``fsaops diff`` reads, and their JSON types."""
 
 
 def _wrong_field(data: Mapping[str, Any]) -> str | None:
@@ -220,6 +329,9 @@ def _wrong_field(data: Mapping[str, Any]) -> str | None:
         ("config mount", mounts, _MOUNT_FIELDS),
         ("mounts", data.get("mounts"), _MADE_FIELDS),
         ("plugins", data.get("plugins"), _PLUGIN_FIELDS),
+        ("findings", data.get("findings"), _FINDING_FIELDS),
+        ("pages_failed", data.get("pages_failed"), _PAGE_FIELDS),
+        ("pages_left", data.get("pages_left"), _PAGE_FIELDS),
     ):
         for i, item in enumerate(items or []):
             if type(item) is not dict:
@@ -228,6 +340,19 @@ def _wrong_field(data: Mapping[str, Any]) -> str | None:
                 wrong = kind_of(item.get(field), kind, f"{where}[{i}]", field)
                 if wrong is not None:
                     return wrong
+    # The lines a report lists, compared as text: each is one.
+    proofs = data.get("proofs") or {}
+    for where, lines in (
+        ("invariants", data.get("invariants")),
+        ("integrity problems", (data.get("integrity") or {}).get("problems")),
+        ("proofs placement problems", (proofs.get("placement") or {}).get("problems")),
+        ("proofs durability problems", (proofs.get("durability") or {}).get("problems")),
+    ):
+        if lines is not None and type(lines) is not list:
+            return f"{where} is not a JSON array"
+        for i, line in enumerate(lines or []):
+            if type(line) is not str:
+                return f"{where}[{i}] is not a JSON string"
     return None
 
 
@@ -245,17 +370,19 @@ def _below_zero(data: Mapping[str, Any]) -> str | None:
     counts (by path, errno and reason too) and retry curve, ``vmstat``,
     each finding, each failed or left page, the read-back and the proofs.
     A count that is there but is not an integer (a string, a fraction,
-    ``true``) is no count either; an absent one (``null``) is left to the
-    checks of what may be absent.
+    ``true``) is no count either; an absent one is left to the checks of
+    what may be absent; one that is there as ``null`` is no
+    count (a run that counted nothing says 0), except a page's, whose pass
+    is ``null`` where the engine never reached it.
     """
     counts: list[tuple[str, object]] = []
     for key in (*_TABLE_COUNTS, "passes", "calls"):
-        counts.append((f"totals {key}", data["totals"].get(key)))
+        counts.append((f"totals {key}", data["totals"].get(key, _ABSENT)))
     tables = [("totals", data["totals"])]
     tables += [(f"by_aops[{_cut(name)!r}]", entry) for name, entry in data["by_aops"].items()]
     for where, entry in tables:
         if where != "totals":
-            counts += [(f"{where} {key}", entry.get(key)) for key in _TABLE_COUNTS]
+            counts += [(f"{where} {key}", entry.get(key, _ABSENT)) for key in _TABLE_COUNTS]
             for field in ("via", "errors", "reasons"):
                 for key, count in (entry.get(field) or {}).items():
                     counts.append((f"{where} {field}[{_cut(key, MAX_REASON)!r}]", count))
@@ -265,24 +392,33 @@ def _below_zero(data: Mapping[str, Any]) -> str | None:
     counts += [(f"vmstat {_cut(key)}", value) for key, value in data["vmstat"].items()]
     for i, finding in enumerate(data.get("findings") or []):
         if isinstance(finding, dict):
-            counts.append((f"findings[{i}] count", finding.get("count")))
+            counts.append((f"findings[{i}] count", finding.get("count", _ABSENT)))
     for key in ("pages_failed", "pages_left"):
         for i, page in enumerate(data.get(key) or []):
             if isinstance(page, dict):
-                counts += [(f"{key}[{i}] {field}", page.get(field)) for field in _PAGE_COUNTS]
+                # A page's pass is null where the engine never reached it.
+                counts += [
+                    (f"{key}[{i}] {field}", page.get(field, _ABSENT if field == "pfn" else None))
+                    for field in _PAGE_COUNTS
+                ]
     integrity = data.get("integrity") or {}
-    counts += [(f"integrity {key}", integrity.get(key)) for key in ("checked", "lost", "corrupted")]
+    for key in ("checked", "lost", "corrupted"):
+        counts.append((f"integrity {key}", integrity.get(key, _ABSENT)))
     for name in ("placement", "durability"):
         proof = (data.get("proofs") or {}).get(name) or {}
-        counts.append((f"proofs {name} failures", proof.get("failures")))
+        counts.append((f"proofs {name} failures", proof.get("failures", _ABSENT)))
     for where, value in counts:
-        if value is None:
+        if value is _ABSENT or (value is None and where.startswith("pages_")):
             continue
         if type(value) is not int:
             return f"{where} is {_cut(json.dumps(value))}, not a count"
         if value < 0:
             return f"{where} is {value}, a count below zero"
     return None
+
+
+_ABSENT: Final = object()
+"""A count a report does not have (an older one), as against one it says is ``null``."""
 
 
 _MAX_DIGITS: Final = 20
@@ -342,6 +478,23 @@ def _json_type(kind: type) -> str:
     return {dict: "object", int: "integer", str: "string"}.get(kind, kind.__name__)
 
 
+def same(a: object, b: object) -> bool:
+    """Whether two JSON values are one value: of one JSON type, and equal.
+
+    Python's ``==`` takes ``1``, ``1.0`` and ``true`` for one value; two
+    reports that differ so do not say the same thing.
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(map(same, a, b))
+    return a == b
+
+
 @attrs.frozen
 class Row:
     """One thing the two runs are compared on.
@@ -367,7 +520,7 @@ class Row:
             return self.marked
         if self.delta is not None:
             return self.delta != 0
-        return bool(self.a != self.b)
+        return not same(self.a, self.b)
 
     @property
     def delta(self) -> int | None:
@@ -445,18 +598,49 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         for i, item in enumerate(value):
             found |= _flatten(item, f"{prefix}[{i}]")
         return found
-    if isinstance(value, list):
-        return {prefix: ", ".join(map(str, value))}
     return {prefix: value}
 
 
+def _items(values: list[Any]) -> str:
+    """A list of plain values as one text (``ext2, swap``), no two lists alike.
+
+    A string is shown as it is, unless it could be read as another
+    item or items (``"1"``, ``"true"``, ``"a, b"``): then it is quoted, as
+    every other value is shown as JSON, so that ``["1"]`` and ``[1]``, or
+    ``["a, b"]`` and ``["a", "b"]``, read differently.
+    """
+    return ", ".join(_item(v) for v in values)
+
+
+def _item(value: object) -> str:
+    plain = isinstance(value, str) and value not in ("", "none") and ", " not in value
+    if plain and isinstance(value, str) and value.strip() == value:
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _plugins(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Each plugin that ran, by name: its distribution and version, then any other field.
+
+    ``imported_by`` (a plugin the run did not select, whose module a
+    selected one imported) included: a plugin loaded and one only imported
+    are not the same run.
+    """
     found: dict[str, Any] = {}
     for plugin in report.get("plugins") or []:
         if isinstance(plugin, dict) and "name" in plugin:
-            found[f"plugin {plugin['name']}"] = (
+            name = plugin["name"]
+            found[f"plugin {name}"] = (
                 f"{plugin.get('distribution', '?')} {plugin.get('version', '?')}"
             )
+            for key in sorted(plugin.keys() - {"name", "distribution", "version"}):
+                value = plugin[key]
+                if key == "imported_by" and value == []:
+                    continue  # a plugin the run loaded: said by its absence in older reports
+                found[f"plugin {name} {key}"] = value
     return found
 
 
@@ -555,7 +739,7 @@ def _scenario(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     rows += [
         Row(_cut(k, MAX_REASON), fa.get(k), fb.get(k))
         for k in keys
-        if f"config.{k}" not in NOT_COMPARED and fa.get(k) != fb.get(k)
+        if f"config.{k}" not in NOT_COMPARED and not same(fa.get(k), fb.get(k))
     ]
     return Section("scenario", "scenario", tuple(rows))
 
@@ -596,7 +780,7 @@ _MADE_KEY: Final = re.compile(r"mounts\[(\d+)\]\.(\w+)")
 
 def _listed(value: Any) -> Any:
     """A list as a row shows it (``ext2, swap``); anything else as it is."""
-    return ", ".join(map(str, value)) if isinstance(value, list) else value
+    return _items(value) if isinstance(value, list) else value
 
 
 def _field(report: Mapping[str, Any], path: str) -> Any:
@@ -751,7 +935,19 @@ def _table_rows(
     ra, rb = ea.get("retry_by_pass"), eb.get("retry_by_pass")
     if isinstance(ra, list) or isinstance(rb, list):
         rows.append(Row("retry after each pass", _curve(ra), _curve(rb)))
+    # A field a table gains later is compared as it comes.
+    rows += [
+        Row(_cut(k, MAX_REASON), ea.get(k), eb.get(k))
+        for k in sorted((ea.keys() | eb.keys()) - _TABLE_READ)
+    ]
     return tuple(rows)
+
+
+_TABLE_READ: Final = frozenset(
+    {*_TABLE_COUNTS, "filesystem", "mode", "migratepage", "via", "errors", "reasons"}
+    | {"retry_by_pass"}
+)
+"""The fields of a table its section reads by their meaning; it compares any other as it is."""
 
 
 def _names_row(label: str, a: object, b: object) -> Row:
@@ -800,19 +996,9 @@ def _totals(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     # A sum a report gains later is compared as it comes.
     seen = {*keys, "retry_by_pass"}
     rows += [
-        Row(_cut(k, MAX_REASON), _leaf(ta.get(k)), _leaf(tb.get(k)))
-        for k in sorted((set(ta) | set(tb)) - seen)
+        Row(_cut(k, MAX_REASON), ta.get(k), tb.get(k)) for k in sorted((set(ta) | set(tb)) - seen)
     ]
     return Section("totals", "total", tuple(rows))
-
-
-def _leaf(value: object) -> object:
-    """A value as a row holds it: a list as its items, an object as its ``key value`` pairs."""
-    if isinstance(value, list):
-        return ", ".join(str(_leaf(v)) for v in value) if value else "none"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_leaf(v)}" for k, v in value.items()) if value else "none"
-    return value
 
 
 def _vmstat(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
@@ -820,10 +1006,7 @@ def _vmstat(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     return Section(
         "vmstat",
         "vmstat",
-        tuple(
-            Row(_cut(k, MAX_REASON), _leaf(va.get(k)), _leaf(vb.get(k)))
-            for k in sorted(set(va) | set(vb))
-        ),
+        tuple(Row(_cut(k, MAX_REASON), va.get(k), vb.get(k)) for k in sorted(set(va) | set(vb))),
     )
 
 
@@ -848,7 +1031,7 @@ def _leaves(value: Any, prefix: str, pattern: str) -> dict[str, tuple[str, Any]]
         for i, item in enumerate(value):
             found |= _leaves(item, f"{prefix}[{i}]", f"{pattern}[]")
         return found
-    return {prefix: (pattern, _leaf(value))}
+    return {prefix: (pattern, value)}
 
 
 def _compared_apart(pattern: str) -> bool:
@@ -916,8 +1099,7 @@ def _verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
         ("durability problems", "durability"),
     ):
         named_a, named_b = _named(a, key), _named(b, key)
-        only_a = [n for n in named_a if n not in named_b]
-        only_b = [n for n in named_b if n not in named_a]
+        only_a, only_b = _only(named_a, named_b), _only(named_b, named_a)
         if only_a or only_b:
             rows.append(Row(f"{label} the other run does not have", len(only_a), len(only_b), True))
             rows.append(
@@ -931,6 +1113,18 @@ def _verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> Section:
     return Section("verdict", "verdict", tuple(rows))
 
 
+def _only(mine: list[str], theirs: list[str]) -> list[str]:
+    """What ``mine`` lists that ``theirs`` does not, in order, each as many times as it is more."""
+    left = Counter(theirs)
+    found = []
+    for name in mine:
+        if left[name]:
+            left[name] -= 1
+        else:
+            found.append(name)
+    return found
+
+
 def _findings(report: Mapping[str, Any]) -> dict[tuple[str, str], tuple[int, str, str]]:
     """Each finding, keyed by its whole kind and table: its pages' count, names and example."""
     found: dict[tuple[str, str], tuple[int, str, str]] = {}
@@ -939,14 +1133,22 @@ def _findings(report: Mapping[str, Any]) -> dict[tuple[str, str], tuple[int, str
             key = (str(finding.get("kind")), str(finding.get("table")))
             count = finding.get("count")
             pages = finding.get("pages")
-            listed = ", ".join(map(str, pages)) if isinstance(pages, list) else str(pages)
+            listed = _items(pages) if isinstance(pages, list) else _item(pages)
+            said = str(finding.get("example"))
+            # A field a finding gains later is compared as it comes.
+            for field in sorted(finding.keys() - _FINDING_READ):
+                said += f"; {field} {_item(finding[field])}"
             before = found.get(key)
             found[key] = (
                 (before[0] if before else 0) + (count if type(count) is int else 1),
                 f"{before[1]}; {listed}" if before else listed,
-                f"{before[2]}; {finding.get('example')}" if before else str(finding.get("example")),
+                f"{before[2]}; {said}" if before else said,
             )
     return found
+
+
+_FINDING_READ: Final = frozenset({"kind", "table", "count", "pages", "example"})
+"""The fields of a finding its rows read by their meaning."""
 
 
 def _named(report: Mapping[str, Any], key: str) -> list[str]:
@@ -969,21 +1171,31 @@ def _page_names(report: Mapping[str, Any], key: str) -> list[str]:
         # Named as the text report names it (and as ``--trace`` takes it).
         address = page.get("address")
         if page.get("file") is not None:
-            name = f"{page.get('file')}:{page.get('index')}"
+            name = f"{_item(page.get('file'))}:{_item(page.get('index'))}"
         elif page.get("pid") is not None:
-            where = f"{address:#x}" if type(address) is int else str(address)
-            name = f"pid {page.get('pid')} at {where}"
+            where = f"{address:#x}" if type(address) is int else json.dumps(address)
+            name = f"pid {_item(page.get('pid'))} at {where}"
         else:
-            name = f"pfn {page.get('pfn')}"
-        names.append(
+            name = f"pfn {_item(page.get('pfn'))}"
+        said = (
             f"{name}: {page.get('errno')} in {_cut(str(page.get('table')))}, "
             f"pass {page.get('pass')}: {page.get('reason')}"
         )
-    return list(dict.fromkeys(names))
+        # A field a page gains later is compared as it comes.
+        for field in sorted(page.keys() - _PAGE_READ):
+            said += f"; {field} {_item(page[field])}"
+        names.append(said)
+    return names
+
+
+_PAGE_READ: Final = frozenset(
+    {"file", "index", "pid", "address", "errno", "table", "pass", "reason", "pfn", "node", "inode"}
+)
+"""The fields of a failed or left page its name reads, or that are not compared."""
 
 
 def _texts(values: object) -> list[str]:
-    return list(dict.fromkeys(str(v) for v in values)) if isinstance(values, list) else []
+    return [str(v) for v in values] if isinstance(values, list) else []
 
 
 def _pairs(
@@ -1038,7 +1250,8 @@ def compare(
             Section("table", title, _table_rows(ea, eb, (name_a, name_b)), only, (name_a, name_b))
         )
     sections += [_totals(a, b), _vmstat(a, b), _run(a, b), _verdict(a, b)]
-    return Comparison(names[0], names[1], tuple(sections))
+    # The files' names as given: a newline or an escape sequence in one is shown, not obeyed.
+    return Comparison(printable(names[0]), printable(names[1]), tuple(sections))
 
 
 def _inert(value: Any) -> Any:
@@ -1066,7 +1279,7 @@ def _cut(name: str, limit: int = MAX_SHOWN) -> str:
 # -- the terminal form ----------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A value as a row shows it: a count with thousands marked, a long text cut."""
     if value is None:
         return "—"
@@ -1074,6 +1287,12 @@ def _shown(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict) and not value:
+        return "none"
+    if isinstance(value, list) and not any(isinstance(v, list | dict) for v in value):
+        return _cut(_items(value), MAX_REASON)
+    if isinstance(value, list | dict):
+        return _cut(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")), MAX_REASON)
     return _cut(str(value), MAX_REASON)
 
 
@@ -1124,7 +1343,7 @@ def _widths(section: Section, deltas: list[str], width: int) -> list[int | None]
     wanted = [
         max(marked),
         *(
-            max(len(_shown(r.a if side == "A" else r.b)) for r in section.rows)
+            max(len(shown(r.a if side == "A" else r.b)) for r in section.rows)
             for side in ("A", "B")
         ),
     ]
@@ -1182,7 +1401,7 @@ def render(comparison: Comparison, console: Console) -> None:
         fixed = widths[0] is not None
         table.add_column("", overflow="fold", min_width=None if fixed else 16, width=widths[0])
         for side, width in zip(("A", "B"), widths[1:], strict=True):
-            values = [_shown(r.a if side == "A" else r.b) for r in section.rows]
+            values = [shown(r.a if side == "A" else r.b) for r in section.rows]
             table.add_column(
                 side,
                 justify="right" if numeric else "left",
@@ -1196,8 +1415,8 @@ def render(comparison: Comparison, console: Console) -> None:
             marker = "≠ " if row.differs else "  "
             table.add_row(
                 Text(marker + row.name, style=style),
-                Text(_shown(row.a), style="" if row.differs else "dim"),
-                Text(_shown(row.b), style="" if row.differs else "dim"),
+                Text(shown(row.a), style="" if row.differs else "dim"),
+                Text(shown(row.b), style="" if row.differs else "dim"),
                 Text(delta, style=style),
             )
         console.print(table)
@@ -1230,8 +1449,8 @@ def _html_section(section: Section) -> str:
         tag(
             "tr",
             tag("td", escape(row.name), class_="key")
-            + tag("td", escape(_shown(row.a)), class_="only" if row.a is None else None)
-            + tag("td", escape(_shown(row.b)), class_="only" if row.b is None else None)
+            + tag("td", escape(shown(row.a)), class_="only" if row.a is None else None)
+            + tag("td", escape(shown(row.b)), class_="only" if row.b is None else None)
             + tag("td", escape(_delta(row)), class_="delta"),
             class_="differs" if row.differs else "diff-same",
             data_row=row.name,

@@ -292,7 +292,10 @@ def _rerun(report: Report) -> str:
     # The command line names a file as the built-in scenario is as
     # ./<built-in scenario>: a report so named is the built-in scenario's.
     if report.source != BUILTIN_SOURCE:
-        words.append(report.source)
+        # A file named like an option (-x.toml, --html=x) is named by a path
+        # no option starts with: the line must not read it as one.
+        source = report.source
+        words.append(f"./{source}" if source.startswith("-") else source)
     words += ["--seed", str(report.seed)]
     kernel = config.get("kernel", {})
     words += ["--semantics", str(kernel.get("semantics", "v4"))]
