@@ -688,6 +688,33 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_1(
     assert why in errors[0]
 
 
+@pytest.mark.parametrize("command", ["migrate", "migrate --json", "diff"])
+@pytest.mark.parametrize("stdout", ["closed", "/dev/full"])
+def test_output_that_cannot_be_written_still_leaves_the_commands_page(
+    command: str, stdout: str, tmp_path: Path
+) -> None:
+    """The run is done: its page says what it came to, not an earlier command's page."""
+    if stdout == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    report = tmp_path / "report.json"
+    report.write_text(run("migrate", CONFIGS / "small.toml", "--json").stdout, encoding="utf-8")
+    page = tmp_path / "page.html"
+    page.write_text("an earlier command's page", encoding="utf-8")
+    words: list[str | Path] = [*command.split(), "--html", page]
+    words += [report, report] if command == "diff" else [CONFIGS / "small.toml"]
+    if stdout == "closed":
+        proc = run(*words, stdout=subprocess.DEVNULL, close_stdout=True)
+    else:
+        with open("/dev/full", "w") as full:
+            proc = run(*words, stdout=full)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("fsaops: error: cannot write to standard output: ")
+    html = page.read_text(encoding="utf-8")
+    assert "an earlier command's page" not in html
+    said = "The runs are the same" if command == "diff" else 'data-status="ok"'
+    assert said in html and "did not finish" not in html
+
+
 def test_a_closed_standard_error_changes_nothing_on_standard_output() -> None:
     """The event stream has nowhere to go: it is dropped, never moved to standard output."""
     proc = guarded.run(

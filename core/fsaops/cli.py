@@ -854,26 +854,51 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     _no_exit_called()
     if tracer is not None:
         report = attrs.evolve(report, trace=tuple(tracer.steps))
+
+    def page() -> None:
+        if html is not None:
+            from fsaops.html_report import render_report
+
+            assert frames is not None
+            # The failure's page stays pending until the command returns: a signal while
+            # the report's page is drawn or written leaves the interrupted page, not an
+            # earlier run's.
+            _write_file(html, render_report(report, frames), "--html")
+
     # The report first: a page that cannot be written (a full disk, a file
     # size limit) must not take the run's own report with it.
-    if args.json:
-        _write(_json_text(report.to_json()))  # as report.dumps(), with our encoder
-    else:
-        console = _stdout_console()
-        render(report, console)
-        if report.trace is not None:
-            from fsaops.trace import render as render_trace
+    with _page_all_the_same(page):
+        if args.json:
+            _write(_json_text(report.to_json()))  # as report.dumps(), with our encoder
+        else:
+            console = _stdout_console()
+            render(report, console)
+            if report.trace is not None:
+                from fsaops.trace import render as render_trace
 
-            render_trace(report.trace, console, title=f"The journey of {args.trace.text}")
-    if html is not None:
-        from fsaops.html_report import render_report
-
-        assert frames is not None
-        # The failure's page stays pending until the command returns: a signal while
-        # the report's page is drawn or written leaves the interrupted page, not an
-        # earlier run's.
-        _write_file(html, render_report(report, frames), "--html")
+                render_trace(report.trace, console, title=f"The journey of {args.trace.text}")
+    page()
     return report.exit_status
+
+
+@contextlib.contextmanager
+def _page_all_the_same(page: Callable[[], None]) -> Iterator[None]:
+    """Write the command's page even when its standard output cannot take the report.
+
+    A reader gone, a full disk: the run is done, and its page says what it
+    came to, rather than an earlier run's page standing for this one.  The
+    error of the output is the command's; a page that cannot be written
+    either is said too.
+    """
+    try:
+        yield
+    except OutputError:
+        try:
+            page()
+        except OutputError as exc:
+            with contextlib.suppress(BaseException):
+                _error(str(exc))
+        raise
 
 
 def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None = None) -> str:
@@ -1249,9 +1274,14 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     a = load_report(args.a)
     b = load_report(args.b)
     comparison = compare(a, b, names=(args.a, args.b))
-    render(comparison, _stdout_console())  # first: a page that cannot be written keeps it
-    if html is not None:  # the failure's page stays pending while this one is drawn and written
-        _write_file(html, render_html(comparison), "--html")
+
+    def page() -> None:
+        if html is not None:  # the failure's page stays pending while this one is written
+            _write_file(html, render_html(comparison), "--html")
+
+    with _page_all_the_same(page):
+        render(comparison, _stdout_console())  # first: a page that cannot be written keeps it
+    page()
     return 0
 
 
