@@ -8,7 +8,9 @@ engine's account of it (moved, dropped by ``swap_page``, freed while
 waiting, left, failed) matches where it is.  A page counted as moved is in a
 frame on the target node, holding its data; its page-cache (or swap-cache)
 slot, or its process's pte, points at that frame (under V4 an anonymous
-page's pte may be the swap entry whose swap-cache page is that frame); no pte
+page's pte may be the swap entry whose swap-cache page is that frame; from
+the release whose ``migrate_page`` calls ``remove_from_swap``, it may not:
+that call gives the page its ptes back); no pte
 anywhere still maps the old frame, and the old frame is free.  A process
 whose write fault found its anonymous page held by the migration has a copy
 of its own (``do_wp_page``): that copy may be on any node, and may be the
@@ -380,6 +382,10 @@ def _placement_run(
     frames: list[tuple[int, Page, str]] = []
     cow_copies = world.kernel.cow_copies
     swap_reads = world.kernel.swap_reads
+    # From the release whose migrate_page calls remove_from_swap, that call
+    # gives a moved anonymous page real ptes back; V4's does nothing, and the
+    # process faults them back through the swap cache.
+    ptes_restored = world.kernel.semantics.remove_from_swap_caller == "migrate_page"
     for pos in range(start, stop):
         old = pages[pos]
         i = indexes[pos]
@@ -392,6 +398,7 @@ def _placement_run(
             and (bool(cow_copies) or bool(swap_reads))
             and (old.pfn in cow_copies or old.pfn in swap_reads)
         )
+        through_swap = False
         if tree is not None:
             now = tree[i] if i < len(tree) else None
         else:
@@ -399,6 +406,17 @@ def _placement_run(
             now = world.page_of(record, i)
             if now is None:
                 now = _swap_cache_page(world, record, i)
+            pte = record.mm.ptes.get(record.start + i)
+            through_swap = now is not None and pte is not None and pte.page is None
+        if through_swap and how == moved and ptes_restored:
+            assert now is not None
+            found[pos] = (
+                f"counted as moved, but its process still reaches it through a swap entry, "
+                f"pfn {now.pfn} in the swap cache: this release's migrate_page gives a moved "
+                "page its ptes back (remove_from_swap), so its swap slot stays taken and "
+                "migrate_pages(2) cannot see the page"
+            )
+            continue
         if (
             how == moved
             and now is not None
