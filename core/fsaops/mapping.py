@@ -30,7 +30,7 @@ from fsaops.page import (
     unlock_page,
     wait_on_page_writeback,
 )
-from fsaops.spinlock import spin_lock_contended
+from fsaops.spinlock import Spinlock, spin_lock_contended
 
 if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations
@@ -118,7 +118,7 @@ class AddressSpace:
         self.tree_lock = threading.Lock()
         self.private_lock = threading.Lock()
         self.i_mmap: list[Vma] = []
-        self.i_mmap_lock = threading.Lock()
+        self.i_mmap_lock = Spinlock("i_mmap_lock", self)
         self._flags = 0
 
     @property

@@ -71,6 +71,7 @@ __all__ = [
     "Alarm",
     "adopt",
     "calls",
+    "ends_refused",
     "fsaops_code",
     "guard_process",
     "keep_handler",
@@ -373,6 +374,37 @@ def guard_process() -> None:
         signal.pthread_kill = _signal.pthread_kill = sender  # signal's is _signal's
     _signal.signal = guard.keeper(_signal.signal)  # which signal.signal calls
     _GUARDS.append(guard)
+
+
+@contextlib.contextmanager
+def ends_refused() -> Iterator[list[tuple[str, str, list[str]]]]:
+    """Stand in for the functions in :data:`GUARDED` while the block runs, as for a program.
+
+    For plugin code run in a process that is not fsaops's program: a test
+    session of the testing kit, where a ``migratepage`` that calls
+    ``os._exit(0)`` ended pytest with status 0, every test not yet run
+    unreported.  The call raises :class:`~fsaops.errors.ProcessEnded`
+    instead; the block gets the list of the calls refused (as
+    :func:`calls` says them), which it fails on, since plugin code may
+    catch the exception.  A child forked in the block that takes the guard
+    over (:func:`adopt`) keeps it, as a child of the program does.
+    """
+    guard = _ProcessGuard()
+    modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
+    saved: list[tuple[Any, str, Any]] = []
+    for module in modules:
+        for name in GUARDED:
+            current = getattr(module, name, None)
+            if current is not None:
+                saved.append((module, name, current))
+                setattr(module, name, guard.stand_in(name, current))
+    _GUARDS.append(guard)
+    try:
+        yield guard.calls
+    finally:
+        _GUARDS.remove(guard)
+        for module, name, current in saved:
+            setattr(module, name, current)
 
 
 def calls() -> list[tuple[str, str, list[str]]]:

@@ -38,6 +38,7 @@ from fsaops.page import (
     trylock_page,
     unlock_page,
 )
+from fsaops.spinlock import Spinlock
 from fsaops.swap import (
     can_share_swap_page,
     delete_from_swap_cache,
@@ -113,7 +114,7 @@ class AnonVma:
     def __init__(self) -> None:
         self.anon = True
         self.vmas: list[Vma] = []
-        self.lock = threading.Lock()
+        self.lock = Spinlock("anon_vma lock", self)
 
     def __repr__(self) -> str:
         return f"<AnonVma {len(self.vmas)} vma(s)>"
@@ -214,7 +215,7 @@ class Mm:
         #: write-protect fault.  Whoever installs a present pte says whether
         #: it is writable; nothing else needs to look after the set.
         self.wrprotect: set[int] = set()
-        self.page_table_lock = threading.Lock()
+        self.page_table_lock = Spinlock("page_table_lock", self)
         self.mmap_sem = threading.RLock()
         self._next_vpn = 0x10
 

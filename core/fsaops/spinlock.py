@@ -22,15 +22,21 @@ A lock found held is waited for, as before, but for at most
 naming the lock, instead of a run (or a test of the conformance suite)
 that never ends.  Another real thread holds such a lock for microseconds;
 ``fsaops explore``'s locks block its tasks as they always did.
+
+The locks taken off the per-page path (a mapping's ``i_mmap_lock``, an
+``anon_vma``'s lock, a process's ``page_table_lock``: ``try_to_unmap``,
+faults, ``remove_from_swap``) are :class:`Spinlock` objects, which make the
+same check on every ``acquire`` and ``with``.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Final, Protocol
 
 from fsaops.errors import KernelBug
 
-__all__ = ["LOCKUP_SECONDS", "spin_lock_contended"]
+__all__ = ["LOCKUP_SECONDS", "Spinlock", "spin_lock_contended"]
 
 LOCKUP_SECONDS: Final = 10.0
 """Seconds a spinlock found held may stay held before the wait is a lockup."""
@@ -53,3 +59,49 @@ def spin_lock_contended(lock: _Lock, name: str, owner: object) -> None:
         f"{LOCKUP_SECONDS:g} s; code that ran before returned with it held (a table "
         "member that took it and never let go)"
     )
+
+
+class Spinlock:
+    """A spinlock with the lockup check: a wait past :data:`LOCKUP_SECONDS` is a ``BUG()``.
+
+    As :class:`threading.Lock` (``acquire``, ``release``, ``locked``,
+    ``with``), for the locks that code of a table can take and forget off
+    the per-page path: ``name`` and ``owner`` say which it is.
+    """
+
+    __slots__ = ("_lock", "name", "owner")
+
+    def __init__(self, name: str, owner: object) -> None:
+        self._lock = threading.Lock()
+        self.name = name
+        self.owner = owner
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock; a wait for ever is a wait of at most :data:`LOCKUP_SECONDS`.
+
+        Raises:
+            KernelBug: it stayed held that long.
+        """
+        if not blocking or timeout >= 0:
+            return self._lock.acquire(blocking, timeout)
+        if self._lock.acquire(False) or self._lock.acquire(True, LOCKUP_SECONDS):
+            return True
+        raise KernelBug(
+            f"spinlock lockup suspected: {self.name} of {self.owner!r} stayed held for "
+            f"{LOCKUP_SECONDS:g} s; code that ran before returned with it held (a table "
+            "member that took it and never let go)"
+        )
+
+    def release(self) -> None:
+        """Let the lock go."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Whether someone holds it."""
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()

@@ -19,6 +19,7 @@ and so do the suite classes (which need no pytest plugin), once per run.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Generator
 from types import FrameType, TracebackType
@@ -26,7 +27,9 @@ from typing import Final
 
 import pytest
 
-__all__ = ["OutcomeGuard", "ensure", "table_outcome"]
+from fsaops.process import ends_refused
+
+__all__ = ["KIT_CLASS", "OutcomeGuard", "ensure", "table_outcome"]
 
 NAME: Final = "fsaops-outcome-guard"
 """The name the guard is registered under (once per pytest run)."""
@@ -166,16 +169,45 @@ class OutcomeGuard:
 
 
 def _guarded(item: pytest.Item) -> Generator[None, None, None]:
-    try:
-        yield
-    except BaseException as exc:
-        module = getattr(getattr(item, "module", None), "__name__", None)
-        why = table_outcome(exc, module)
-        if why is None:
-            raise
-        owner = getattr(item, "cls", None)
-        head = f"{owner.__name__}: " if owner is not None else ""
-        raise pytest.fail.Exception(f"{head}{why}", pytrace=False) from None
+    owner = getattr(item, "cls", None)
+    head = f"{owner.__name__}: " if owner is not None else ""
+    kept: contextlib.AbstractContextManager[list[tuple[str, str, list[str]]]] = (
+        ends_refused() if getattr(owner, KIT_CLASS, False) else contextlib.nullcontext([])
+    )
+    with kept as ended:
+        try:
+            yield
+        except BaseException as exc:
+            if ended:
+                raise pytest.fail.Exception(f"{head}{_ended(ended)}", pytrace=False) from None
+            module = getattr(getattr(item, "module", None), "__name__", None)
+            why = table_outcome(exc, module)
+            if why is None:
+                raise
+            raise pytest.fail.Exception(f"{head}{why}", pytrace=False) from None
+        if ended:
+            raise pytest.fail.Exception(f"{head}{_ended(ended)}", pytrace=False)
+
+
+KIT_CLASS: Final = "_fsaops_kit_class"
+"""The attribute that marks a suite class of the kit, whose tests run plugin code.
+
+Their setup, call and teardown run with the process's ends refused
+(:func:`~fsaops.process.ends_refused`): a table's ``os._exit(0)`` would end
+the test session with status 0.
+"""
+
+
+def _ended(calls: list[tuple[str, str, list[str]]]) -> str:
+    """A refused end of the process, as a failure says it."""
+    call, thread, callers = calls[0]
+    entry = next((c for c in callers if not c.startswith(("fsaops.", "_pytest.", "pluggy."))), "")
+    by = f" (in {entry})" if entry else ""
+    return (
+        f"plugin code called {call}{by} in thread {thread}: plugin code may not end, replace "
+        "or fork the process the tests run in (a test session it ended would report nothing, "
+        "and could exit 0)"
+    )
 
 
 def ensure(config: pytest.Config) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from errno import EAGAIN, EPERM
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -35,6 +35,7 @@ from fsaops.oracle import (
     unlocked_move_problem,
 )
 from fsaops.page import PG
+from fsaops.rmap import AnonVma
 from fsaops.semantics import DEFAULT_SEMANTICS
 from fsaops.testing.harness import (
     EngineRun,
@@ -250,8 +251,10 @@ def hook_pages_left_locked(call: HookCall) -> list[str]:
 
     The engine unlocks both after the call; a ``migratepage`` that unlocks
     one makes the engine's ``unlock_page`` reach its ``BUG()``.  One that
-    returns with its mapping's ``tree_lock`` or ``private_lock`` held
-    leaves the next ``spin_lock`` of it waiting for ever.
+    returns with a spinlock of its page held (its mapping's ``tree_lock``,
+    ``private_lock`` or ``i_mmap_lock``, its ``anon_vma``'s lock, the
+    ``page_table_lock`` of a process that maps its file) leaves the next
+    ``spin_lock`` of it waiting for ever.
     """
     problems = hook_return_value(call.rc)
     if problems:
@@ -267,13 +270,21 @@ def hook_pages_left_locked(call: HookCall) -> list[str]:
             "the call, and 2.6.15's unlock_page() of an unlocked page is a BUG()"
         )
     mapping = call.old_before.tree
+    held: list[tuple[str, object, Any]] = []
     if mapping is not None:
-        for name in ("tree_lock", "private_lock"):
-            if getattr(mapping, name).locked():
-                problems.append(
-                    f"migratepage returned with the {name} of {mapping!r} held: the next "
-                    "spin_lock of it never returns (a self-deadlock)"
-                )
+        held += [(n, mapping, getattr(mapping, n)) for n in ("tree_lock", "private_lock")]
+        held.append(("i_mmap_lock", mapping, mapping.i_mmap_lock))
+    anon = call.page.mapping
+    if isinstance(anon, AnonVma):
+        held.append(("lock", anon, anon.lock))
+    for vma in [] if mapping is None else mapping.i_mmap:
+        held.append(("page_table_lock", vma.mm, vma.mm.page_table_lock))
+    for name, owner, lock in held:
+        if lock.locked():
+            problems.append(
+                f"migratepage returned with the {name} of {owner!r} held: the next "
+                "spin_lock of it never returns (a self-deadlock)"
+            )
     return problems
 
 

@@ -109,6 +109,8 @@ class MigratepageRaces:
     plugin: ClassVar[str | None] = None
     block_size: ClassVar[int | None] = None
     semantics: ClassVar[str | Collection[str] | None] = None
+    #: Marks the suite's classes: their tests run with the process's ends refused.
+    _fsaops_kit_class: ClassVar[bool] = True
     pages: ClassVar[int] = 2
     preemptions: ClassVar[int] = 2
     """The bound *k* of the systematic search, per accessor."""
