@@ -383,6 +383,11 @@ class PageSpec:
             (ext2 ``nobh``).  Not ``sparse`` (its blocks are all on disk);
             a page of one block has nothing out of line (building it is a
             :class:`SetupError`).
+        last: the file ends where the page does: it is its file's last
+            page.  Otherwise the file goes on for a page past it, on disk and
+            not read in, as most pages of a file are followed: a table that
+            treats a file's last page apart is checked on both.  ``tail`` and
+            ``sparse`` imply it.
         index: the page's index in its file.
         seed: varies the page's contents: its data is written in generation
             ``2 * seed`` (and rewritten in the next one when dirty).
@@ -406,12 +411,15 @@ class PageSpec:
     partial: bool = False
     sparse: bool = False
     out_of_line: bool = False
+    last: bool = False
     index: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     isolated: bool = True
 
     def __attrs_post_init__(self) -> None:
         # Implications, so that a spec always describes a reachable state.
+        if (self.tail or self.sparse) and not self.last:
+            object.__setattr__(self, "last", True)
         if self.sparse:
             if self.out_of_line:
                 raise ValueError(
@@ -458,7 +466,7 @@ class PageSpec:
         written out), ``tail`` (the file ends inside it), ``partial``
         (written in part while not up to date), ``sparse`` (holes stored
         into through its mapping), ``out_of_line`` (its blocks do not
-        follow on on the disk).
+        follow on on the disk), ``last`` (its file's last page).
         """
         fields: dict[str, object] = {}
         for raw in text.split("+"):
@@ -475,7 +483,7 @@ class PageSpec:
                 fields["buffers"] = True
             elif name == "nobuffers":
                 fields["buffers"] = False
-            elif name in ("clean_head", "tail", "partial", "sparse", "out_of_line"):
+            elif name in ("clean_head", "tail", "partial", "sparse", "out_of_line", "last"):
                 fields[name] = True
             else:
                 known = ", ".join(
@@ -489,6 +497,7 @@ class PageSpec:
                         "partial",
                         "sparse",
                         "out_of_line",
+                        "last",
                     )
                 )
                 raise ValueError(f"unknown page state {name!r} (known: {known})")
@@ -1415,11 +1424,13 @@ class World:
         mapping = inode.i_mapping
         bs = sb.s_blocksize
         per_page = ps // bs
-        record.npages = spec.index + 1
+        # The file's last page, or followed by one more (on disk, not read in).
+        record.npages = spec.index + (1 if spec.last else 2)
         record.gens = [2 * spec.seed] * record.npages
         inside = tail_bytes(ps) if spec.tail else ps  # bytes of the page inside the file
         if spec.tail:
             record.size = spec.index * ps + inside
+        size = spec.index * ps + inside if spec.last else record.npages * ps
         data = self.expected(record, spec.index)
         table = sb.a_ops
         if spec.index >= SPARSE_FROM:
@@ -1428,12 +1439,12 @@ class World:
             inode.blocks.extend([0] * (spec.index * per_page - len(inode.blocks)))
         # The file's data is on disk first; the page is read through the table.
         if spec.out_of_line:
-            interleave_blocks(inode, spec.index * ps + inside)
+            interleave_blocks(inode, size)
         if spec.sparse:  # only the page's first block: the others are holes
             inode.reserve(spec.index * ps + bs)
             inode.i_size = (spec.index + 1) * ps
         else:
-            inode.reserve(spec.index * ps + inside)
+            inode.reserve(size)
         if spec.partial:
             # On disk: the page's first block as it was, the others as they
             # are to be (write(2) does not touch them); then the write.
@@ -1447,11 +1458,16 @@ class World:
             on_disk = old[:bs] + data[bs:]
         else:
             on_disk = data
-        first_block = spec.index * per_page
-        for i in range(per_page):
-            blocknr = inode.blocks[first_block + i] if first_block + i < len(inode.blocks) else 0
-            if blocknr:  # else a hole (past the end of the file, or sparse): nothing on disk
-                sb.s_bdev.write(blocknr, on_disk[i * bs : (i + 1) * bs])
+        pages = [(spec.index, on_disk)]
+        if not spec.last:
+            pages.append((spec.index + 1, self.expected(record, spec.index + 1)))
+        for index, stored in pages:
+            first_block = index * per_page
+            for i in range(per_page):
+                k = first_block + i
+                blocknr = inode.blocks[k] if k < len(inode.blocks) else 0
+                if blocknr:  # else a hole (past the end of the file, or sparse): nothing on disk
+                    sb.s_bdev.write(blocknr, stored[i * bs : (i + 1) * bs])
         if spec.partial:
             generic_file_write(inode, spec.index * ps, data[:bs])
             found = find_get_page(mapping, spec.index)

@@ -76,9 +76,10 @@ def page_specs(
     # A page of a buffered table may have none (read by mpage_readpage, or
     # stripped by reclaim): buffer_migrate_page's migrate_page branch.
     buffers = st.sampled_from((None, None, False)) if "buffers" in caps else st.none()
-    # File pages may be whole pages of their file, the last one (buffers
-    # past its end map no block), written in part while not up to date, or
-    # holes stored into through a mapping (buffers that map no block hold data).
+    # File pages may be whole pages of their file (followed by another, or
+    # the last), the last one with the file ending inside it (buffers past
+    # its end map no block), written in part while not up to date, or holes
+    # stored into through a mapping (buffers that map no block hold data).
     shapes = ["whole"]
     if "swap_cache" not in caps:
         shapes.append("tail")
@@ -106,6 +107,7 @@ def page_specs(
             truncated=truncated,
             buffers=None if partial or sparse else draw(buffers),
             tail=shape == "tail",
+            last=shape != "whole" or draw(st.booleans()),
             partial=partial,
             sparse=sparse,
             index=draw(st.integers(0, 7) | st.integers(8, 40) | st.sampled_from(_FAR)),
