@@ -115,16 +115,16 @@ BUGS = {
         "ends inside it)"
     ),
     "TestShrinks": (
-        "migratepage of pfn 0 changed the size (i_size) of subject/page0 from 12288 to 12287 "
+        "migratepage of pfn 0 changed the size (i_size) of subject/page0 from 16384 to 16383 "
         "bytes: a read now stops 1 byte short of the data it holds (page dirty)"
     ),
     "TestGrowsAnotherFile": (
-        "migratepage of pfn 1 changed the size (i_size) of subject/page0 from 12288 to 16384 "
+        "migratepage of pfn 1 changed the size (i_size) of subject/page0 from 16384 to 20480 "
         "bytes: a read now returns 4096 bytes nobody wrote past its end (page dirty+the file "
         "ends inside it)"
     ),
     "TestGrowsThenFails": (  # a page that cannot move leaves its file as it was too
-        "migratepage of pfn 2 changed the size (i_size) of subject/page2 from 4096 to 4097 "
+        "migratepage of pfn 2 changed the size (i_size) of subject/page2 from 8192 to 8193 "
         "bytes: a read now returns 1 byte nobody wrote past its end (page pinned x1)"
     ),
 }

@@ -249,11 +249,11 @@ def probe(
     if out_of_line:
         world = World(registry=registry, nodes=2, node_pages=16, page_size=page_size)
         sb = world.mount(fstype, mode, block_size=block_size)
-        spec = PageSpec(out_of_line=out_of_line_applies(fstype, mode, sb, page_size))
+        spec = PageSpec(out_of_line=out_of_line_applies(fstype, mode, sb, page_size), last=True)
     else:
         world = World(registry=registry, nodes=2, node_pages=16)
         sb = world.mount(fstype, mode)
-        spec = PageSpec()
+        spec = PageSpec(last=True)
     prepared = world.make_page(spec, on=sb)
     kind = "buffered" if prepared.page.flags & PG.private else "unbuffered"
     return TableInfo(kind, callable(getattr(sb.s_fs_info, "commit", None)))
@@ -309,7 +309,8 @@ def page_spec(i: int, accs: Sequence[Accessor], *, writable: bool, anonymous: bo
     # write(2) put in its pages: read in, they would hold zeroes, not the
     # data every schedule is checked against.
     dirty = not writable or "dirty" in needs or i % 2 == 1
-    return PageSpec(dirty=dirty, mapped="mapped" in needs, seed=i)
+    # Each page is its file's last: the schedules check every page of the file.
+    return PageSpec(dirty=dirty, mapped="mapped" in needs, seed=i, last=True)
 
 
 def lone_runs(
