@@ -75,6 +75,7 @@ from fsaops.testing.harness import (
     resolve_subject,
     vm_locked_errno,
 )
+from fsaops.testing.outcomes import KIT_CLASSES
 from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 
 __all__ = ["MigratepageConformance"]
@@ -403,8 +404,6 @@ class MigratepageConformance:
     engine_rounds: ClassVar[int] = 4
     max_examples: ClassVar[int] = 15
     semantics: ClassVar[str | Collection[str] | None] = None
-    #: Marks the suite's classes: their tests run with the process's ends refused.
-    _fsaops_kit_class: ClassVar[bool] = True
 
     # -- fixtures (on the class, so the suite needs no pytest plugin) ------------
 
@@ -1538,3 +1537,6 @@ def _property_settings(max_examples: int) -> hypothesis.settings:
         suppress_health_check=list(hypothesis.HealthCheck),
         phases=[p for p in hypothesis.Phase if p.name != "explain"],
     )
+
+
+KIT_CLASSES.append(MigratepageConformance)  # its tests run with the process's ends refused

@@ -29,7 +29,7 @@ import pytest
 
 from fsaops.process import ends_refused
 
-__all__ = ["KIT_CLASS", "OutcomeGuard", "ensure", "table_outcome"]
+__all__ = ["KIT_CLASSES", "OutcomeGuard", "ensure", "table_outcome"]
 
 NAME: Final = "fsaops-outcome-guard"
 """The name the guard is registered under (once per pytest run)."""
@@ -171,8 +171,9 @@ class OutcomeGuard:
 def _guarded(item: pytest.Item) -> Generator[None, None, None]:
     owner = getattr(item, "cls", None)
     head = f"{owner.__name__}: " if owner is not None else ""
+    kit = isinstance(owner, type) and issubclass(owner, tuple(KIT_CLASSES))
     kept: contextlib.AbstractContextManager[list[tuple[str, str, list[str]]]] = (
-        ends_refused() if getattr(owner, KIT_CLASS, False) else contextlib.nullcontext([])
+        ends_refused() if kit else contextlib.nullcontext([])
     )
     with kept as ended:
         try:
@@ -189,8 +190,8 @@ def _guarded(item: pytest.Item) -> Generator[None, None, None]:
             raise pytest.fail.Exception(f"{head}{_ended(ended)}", pytrace=False)
 
 
-KIT_CLASS: Final = "_fsaops_kit_class"
-"""The attribute that marks a suite class of the kit, whose tests run plugin code.
+KIT_CLASSES: Final[list[type]] = []
+"""The suite classes of the kit (their subclasses' tests run plugin code).
 
 Their setup, call and teardown run with the process's ends refused
 (:func:`~fsaops.process.ends_refused`): a table's ``os._exit(0)`` would end

@@ -35,6 +35,7 @@ from fsaops.testing.conformance import (
     parametrize_semantics,
 )
 from fsaops.testing.harness import Subject
+from fsaops.testing.outcomes import KIT_CLASSES
 from fsaops.testing.outcomes import ensure as ensure_outcome_guard
 from fsaops.world import SetupError
 
@@ -109,8 +110,6 @@ class MigratepageRaces:
     plugin: ClassVar[str | None] = None
     block_size: ClassVar[int | None] = None
     semantics: ClassVar[str | Collection[str] | None] = None
-    #: Marks the suite's classes: their tests run with the process's ends refused.
-    _fsaops_kit_class: ClassVar[bool] = True
     pages: ClassVar[int] = 2
     preemptions: ClassVar[int] = 2
     """The bound *k* of the systematic search, per accessor."""
@@ -259,3 +258,6 @@ class MigratepageRaces:
 def _also(said: list[str]) -> str:
     """The notices of a large search, for a failure's message."""
     return "".join(f"\n{line}" for line in said)
+
+
+KIT_CLASSES.append(MigratepageRaces)  # its tests run with the process's ends refused
