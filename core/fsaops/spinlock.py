@@ -84,13 +84,9 @@ class Spinlock:
         """
         if not blocking or timeout >= 0:
             return self._lock.acquire(blocking, timeout)
-        if self._lock.acquire(False) or self._lock.acquire(True, LOCKUP_SECONDS):
-            return True
-        raise KernelBug(
-            f"spinlock lockup suspected: {self.name} of {self.owner!r} stayed held for "
-            f"{LOCKUP_SECONDS:g} s; code that ran before returned with it held (a table "
-            "member that took it and never let go)"
-        )
+        if not self._lock.acquire(False):
+            spin_lock_contended(self._lock, self.name, self.owner)
+        return True
 
     def release(self) -> None:
         """Let the lock go."""
