@@ -82,6 +82,7 @@ STATE_COLOURS: Final = {
     "writeback": "#ff7f00",
     "dirty": "#fdbf6f",
     "mapped": "#1f78b4",
+    "buffer_locked": "#b2df8a",
     "moved": "#33a02c",
     "left": "#f0c419",
     "failed": "#d62728",

@@ -252,7 +252,9 @@ class UnlockedMoves:
     flight, so no end state shows a table that skips ``lock_buffer``.  While
     a watch is on, ``BufferHead.b_page`` is a property over its slot that
     notes a watched buffer head being moved to the new page (its ``b_page``
-    changed to it) while ``BH_Lock`` is clear; :meth:`stop` puts the slot
+    changed to it) while ``BH_Lock`` is clear, or is held by another task
+    (:attr:`fsaops.sched.Scheduler.buffer_lockers`: a table that moves a
+    buffer ``trylock_buffer`` could not lock); :meth:`stop` puts the slot
     back when the last watch ends and says which moved so.  No buffer head
     changes class: what plugin code sees of ``type(bh)`` is as ever.
     """
@@ -305,10 +307,14 @@ def _get_b_page(bh: BufferHead) -> Page:
 
 def _set_b_page(bh: BufferHead, page: Page) -> None:
     watches = _WATCHES.get(id(bh))
-    if watches is not None and not bh.b_state & BH.lock and _B_PAGE.__get__(bh) is not page:
-        for watch in watches:
-            if page is watch.newpage:
-                watch.moved.append(bh)
+    if watches is not None:
+        old = _B_PAGE.__get__(bh)
+        if old is not page and (
+            not bh.b_state & BH.lock or id(bh) in old.node.kernel.sched.buffer_lockers
+        ):
+            for watch in watches:
+                if page is watch.newpage:
+                    watch.moved.append(bh)
     _B_PAGE.__set__(bh, page)
 
 
@@ -1027,7 +1033,14 @@ class Oracle:
                         f"buffer head {i} of pfn {pfn} is not at offset {state.offset} of "
                         f"pfn {new.pfn}"
                     )
-                if bh.b_state & BH.lock:
+                locker = kernel.sched.buffer_lockers.get(id(bh))
+                if locker is not None:
+                    problems.append(
+                        f"buffer head {i} of pfn {pfn} was moved to pfn {new.pfn} while "
+                        f"{locker.name} held its lock: migratepage must lock_buffer each "
+                        "buffer (sleeping until it is free) before it moves it"
+                    )
+                elif bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
                 if state.state & BH.mapped and bh.b_bdev is not state.bdev:
                     problems.append(

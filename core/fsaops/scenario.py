@@ -67,6 +67,7 @@ import attrs
 from fsaops import supervisor
 from fsaops.aops import configure_aops, member_name
 from fsaops.backing import Committer
+from fsaops.buffer import BufferHead, buffers
 from fsaops.config import (
     BUILTIN_SOURCE,
     Config,
@@ -556,6 +557,9 @@ class Scenario:
             "writeback": writable,
             "dirty": writable,
             "mapped": files,
+            "buffer_locked": (
+                self._carrying_buffers() if self.config.fraction("buffer_locked") > 0 else ()
+            ),
         }
         for state in WorkloadConfig.STATES:
             pool = pools[state]
@@ -578,6 +582,38 @@ class Scenario:
             want = min(_share(fraction, len(candidates)), len(candidates))
             chosen = sorted(self.rng.sample(range(len(candidates)), want))
             self.pinned_dirty.extend(candidates[i] for i in chosen)
+
+    def _carrying_buffers(self) -> Sequence[int]:
+        """Where the file pages that carry buffer heads once read in are: ``buffer_locked``'s pool.
+
+        Raises:
+            ConfigError: no page does, so ``workload.buffer_locked`` has none
+                to give its state to (the built-in scenario, cut to the
+                selected plugins, is not refused: its pool is empty).
+        """
+        page_of = self.world.page_of
+        pool = [
+            p
+            for p, slot in enumerate(self.slots)
+            if slot.kind == "file"
+            and (page := page_of(slot.owner, slot.index)) is not None
+            and page.flags & PG.private
+            and isinstance(page.private, BufferHead)
+        ]
+        if not pool and not self.config.builtin:
+            # The built-in scenario, cut to the selected plugins, is not refused.
+            tables = sorted({m.table for m in self.mounts})
+            hint = (
+                ""
+                if self.config.workload.out_of_line
+                else ": a table that reads pages without buffer heads, as mpage_readpage does, "
+                "gives them to pages whose blocks are not in one run (workload.out_of_line = true)"
+            )
+            raise ConfigError(
+                "workload.buffer_locked: no file page of this scenario carries buffer heads "
+                f"once read in (its tables: {', '.join(tables) or 'none'}){hint}"
+            )
+        return pool
 
     def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> None:
         """Map file pages into processes and touch them (write ``gen`` if not 0, else read).
@@ -696,6 +732,21 @@ class Scenario:
             for slot in self.states["locked"]:
                 ticks = self.rng.randint(1, 2 * pages_to_migrate)
                 hold(locker, kernel.sched, "page_lock", self.page_of(slot), ticks)
+        if self.states["buffer_locked"]:
+            # As a write of the block in flight (ll_rw_block, a journal commit)
+            # holds the buffer's lock, with the page itself unlocked.
+            writer = kernel.new_task("buffer_writer")
+            for slot in self.states["buffer_locked"]:
+                page = self.page_of(slot)
+                head = page.private
+                if not page.flags & PG.private or not isinstance(head, BufferHead):
+                    raise FsaopsError(
+                        f"page {slot.key} lost its buffer heads while the world was built"
+                    )
+                ring = list(buffers(head))
+                bh = ring[self.rng.randrange(len(ring))]
+                ticks = self.rng.randint(1, 2 * pages_to_migrate)
+                hold(writer, kernel.sched, "buffer_lock", bh, ticks)
         for slot in self.states["swapout"]:
             page = self.page_of(slot)
             if isolate_lru_page(page) == 1:

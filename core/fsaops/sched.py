@@ -111,6 +111,7 @@ class Scheduler:
         "_lock",
         "_pending",
         "_seq",
+        "buffer_lockers",
         "in_event",
         "now",
         "on_sleep",
@@ -145,6 +146,10 @@ class Scheduler:
         #: to call when it ends.  ``None`` (the default) costs the slow path
         #: one attribute load.
         self.on_sleep: Callable[[object, str], Callable[[], None] | None] | None = None
+        #: The tasks that hold a buffer's lock through :func:`hold`, by the
+        #: buffer head's ``id``: a buffer lock has no owner of its own, and
+        #: the judges tell another task's lock from the migrating one's.
+        self.buffer_lockers: dict[int, Task] = {}
 
     # -- events --------------------------------------------------------------
 
@@ -410,6 +415,7 @@ def hold(task: Task, sched: Scheduler, kind: str, obj: Any, ticks: int | None) -
     elif kind == "buffer_lock":
         if not trylock_buffer(obj):
             raise KernelBug(f"{task.name} cannot take the lock of {obj!r}: it is held")
+        sched.buffer_lockers[id(obj)] = task
     elif kind == "buffer_ref":
         get_bh(obj)
     else:
@@ -439,6 +445,7 @@ def release(task: Task, held: Hold) -> None:
     elif held.kind == "page_ref":
         put_page(held.obj)
     elif held.kind == "buffer_lock":
+        held.obj.b_page.node.kernel.sched.buffer_lockers.pop(id(held.obj), None)
         unlock_buffer(held.obj)
     elif held.kind == "buffer_ref":
         put_bh(held.obj)

@@ -340,6 +340,10 @@ _STATE_PAGES: Final = {
     "writeback": ("under writeback", "a file page whose table has a writepage"),
     "dirty": ("dirty", "a file page in the page cache"),
     "mapped": ("mapped", "a file page in the page cache"),
+    "buffer_locked": (
+        "buffer-locked",
+        "a file page in the page cache that carries buffer heads once read in",
+    ),
 }
 
 
@@ -348,7 +352,9 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
 
     Decided from the plan as the scenario's builder decides it: a mount
     that executes in place has no page to give a state; a buffer-cache
-    mapping's pages can only be locked or pinned; a file page can be under
+    mapping's pages can only be locked or pinned; a file page can be
+    buffer-locked only if it carries buffer heads once read in (which the
+    builder decides, refusing a scenario where none does); it can be under
     writeback only if its table has a ``writepage`` (one without it never
     cleans its pages, which are dirty anyway); anonymous pages can be
     mlocked, swapped out, locked or pinned.  The built-in scenario, cut to
@@ -387,6 +393,8 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
         # A table without writepage never cleans its pages: they are dirty anyway.
         "dirty": kinds["file"],
         "mapped": kinds["file"],
+        # Which of them carry buffer heads is known once they are read in.
+        "buffer_locked": kinds["file"],
     }
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
     has = f"it has {listed}" if parts else "it has no pages"

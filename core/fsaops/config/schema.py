@@ -243,10 +243,11 @@ class WorkloadConfig:
     Each fraction is of the pages that can be in that state (file pages, or
     file and anonymous pages, as each says; the metadata pages of a
     buffer-cache mapping can only be locked or pinned), and each page gets
-    at most one state.  States are given out in the order mlocked, swapout,
-    pinned, locked, writeback, dirty, mapped, so when fractions add up to
-    more than the pages there are, the later states get fewer.  Every
-    fraction defaults to 0: clean, unmapped pages that nothing holds.
+    at most one state.  States are given out in the order
+    mlocked, swapout, pinned, locked, writeback, dirty, mapped,
+    buffer_locked, so when fractions add up to more than the pages there
+    are, the later states get fewer.  Every fraction defaults to 0: clean,
+    unmapped pages that nothing holds.
     """
 
     seed: int = attrs.field(
@@ -279,6 +280,18 @@ class WorkloadConfig:
         metadata=_doc(
             "Fraction of pages whose page lock another task holds for a while (up to "
             "twice as many ticks as there are pages to migrate)."
+        ),
+    )
+    buffer_locked: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the file pages that carry buffer heads once read in, one of "
+            "whose buffers another task holds locked for a while (up to twice as many "
+            "ticks as there are pages to migrate), as a write of that block in flight "
+            "does; the page itself is unlocked, and buffer_migrate_page sleeps on each "
+            "buffer's lock before it moves the buffers. A scenario none of whose file "
+            "pages carries buffer heads (ext2 nobh reads pages without them, unless "
+            "workload.out_of_line) is bad input."
         ),
     )
     pinned: float = attrs.field(
@@ -340,6 +353,7 @@ class WorkloadConfig:
         "writeback",
         "dirty",
         "mapped",
+        "buffer_locked",
     )
 
 
@@ -557,6 +571,7 @@ pinned = 0.01
 mapped = 0.25
 mlocked = 0.01
 swapout = 0.02
+buffer_locked = 0.02
 
 [faults]
 alloc_fail = 0.0

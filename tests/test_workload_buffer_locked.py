@@ -1,0 +1,248 @@
+"""``workload.buffer_locked``: a buffer another task holds locked while its page migrates.
+
+No workload state held a buffer lock, only page locks and references, so
+two wrong ``buffer_migrate_page``\\ s passed ``fsaops migrate`` in every
+mode: one that ``trylock_buffer``\\ s after the page-tree slot has moved
+and backs out with ``-EAGAIN`` when a buffer is busy (the slot then holds
+a new page that never got the data), and one that moves a buffer whose
+lock it could not take (another task's I/O goes on with the old frame).
+``buffer_locked`` has another task hold one buffer of that fraction of
+the pages that carry buffer heads, for up to twice as many ticks as there
+are pages, as a write of the block in flight does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inproc import installed, migrate_json
+
+PLUGIN = '''
+from errno import EAGAIN
+
+import attrs
+
+import fsaops
+from fsaops import buffer_migrate_page, migrate_page, migrate_page_copy
+from fsaops import migrate_page_remove_references
+from fsaops.buffer import buffers, get_bh, put_bh, set_bh_page, trylock_buffer, unlock_buffer
+from fsaops.page import PG
+from fsaops_ext2 import EXT2, ext2_aops
+
+
+def _move(newpage, page, ring, locked):
+    page.flags &= ~PG.private
+    newpage.private, page.private = page.private, 0
+    page.count -= 1
+    newpage.count += 1
+    for bh in ring:
+        set_bh_page(bh, newpage, bh.b_data & (page.node.page_size - 1))
+    newpage.flags |= PG.private
+    migrate_page_copy(newpage, page)
+    for bh in locked:
+        unlock_buffer(bh)
+    for bh in ring:
+        put_bh(bh)
+    return 0
+
+
+def trylocks_after_moving(newpage, page):
+    """Never sleeps on a buffer: tries each lock once the slot moved, and backs out."""
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    ring = list(buffers(page.private))
+    locked = []
+    for bh in ring:
+        if not trylock_buffer(bh):
+            for other in locked:
+                unlock_buffer(other)
+                put_bh(other)
+            return -EAGAIN
+        get_bh(bh)
+        locked.append(bh)
+    return _move(newpage, page, ring, locked)
+
+
+def moves_busy_buffers(newpage, page):
+    """Tries each buffer's lock once, and moves the buffers it could not lock all the same."""
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    ring = list(buffers(page.private))
+    locked = []
+    for bh in ring:
+        get_bh(bh)
+        if trylock_buffer(bh):
+            locked.append(bh)
+    return _move(newpage, page, ring, locked)
+
+
+def _type(name, migratepage):
+    table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=migratepage)
+    return attrs.evolve(EXT2, name=name, modes={"default": table}, page_cache={})
+
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [
+        _type("trylocks_after_moving", trylocks_after_moving),
+        _type("moves_busy_buffers", moves_busy_buffers),
+        _type("waits_for_buffers", buffer_migrate_page),
+    ]
+'''
+
+CONFIG = """\
+[kernel]
+node_memory = "2MiB"
+semantics = "{semantics}"
+[plugins]
+load = ["bhlocks", "ext2", "swap"]
+[[mount]]
+fs = "{fs}"
+pages = 48
+files = 2
+block_size = 1024
+[processes]
+count = 2
+anon_pages = 16
+[workload]
+seed = 5
+dirty = 0.2
+locked = 0.05
+buffer_locked = {fraction}
+"""
+
+SEMANTICS = ["v4", "2.6.16", "2.6.17"]
+MODES = [(), ("--strict",), ("--debug-vm",)]
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``bhlocks`` installed; a folder for configs."""
+    yield from installed(tmp_path_factory, "bhlocks", PLUGIN)
+
+
+def run(
+    configs: Path, fs: str, *options: str, semantics: str = "v4", fraction: float = 0.25
+) -> tuple[int, dict[str, object]]:
+    """``fsaops migrate --json OPTIONS`` of the scenario on ``fs``: exit status, report."""
+    text = CONFIG.format(fs=fs, semantics=semantics, fraction=fraction)
+    path = configs / f"{fs}-{semantics}-{'-'.join(options)}-{fraction}.toml"
+    return migrate_json(path, text, *options)
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("options", MODES)
+def test_backing_out_after_the_slot_moved_loses_data(
+    configs: Path, semantics: str, options: tuple[str, ...]
+) -> None:
+    rc, report = run(configs, "trylocks_after_moving", *options, semantics=semantics)
+    assert rc == 1
+    assert report["status"] in {"data lost", "invariant broken"}, report.get("error")
+
+
+def test_with_no_buffer_held_the_same_table_loses_nothing(configs: Path) -> None:
+    """What catches the table above is the state: without it, every trylock succeeds."""
+    rc, report = run(configs, "trylocks_after_moving", fraction=0.0)
+    assert (rc, report["status"]) == (0, "ok"), report.get("error")
+
+
+def test_strict_finds_a_buffer_moved_while_another_task_held_it(configs: Path) -> None:
+    rc, report = run(configs, "moves_busy_buffers", "--strict")
+    assert (rc, report["status"]) == (1, "findings"), report.get("error")
+    said = str(report["findings"])
+    assert "moves_busy_buffers_aops" in said
+    assert "without its lock held" in said
+
+
+def test_debug_vm_names_the_task_that_held_the_moved_buffer(configs: Path) -> None:
+    rc, report = run(configs, "moves_busy_buffers", "--debug-vm")
+    assert rc == 1
+    assert report["status"] == "invariant broken"
+    assert "while buffer_writer held its lock" in str(report["error"])
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("options", MODES)
+def test_a_table_that_sleeps_on_each_buffer_lock_passes(
+    configs: Path, semantics: str, options: tuple[str, ...]
+) -> None:
+    rc, report = run(configs, "waits_for_buffers", *options, semantics=semantics)
+    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
+    workload = report["workload"]
+    assert isinstance(workload, dict)
+    # A quarter of the file pages (every one carries buffers once read in), rounded half up.
+    assert workload["buffer_locked"] == 12
+    totals = report["totals"]
+    assert isinstance(totals, dict)
+    assert totals["moved"] == totals["pages"]
+
+
+def test_the_held_buffers_make_the_migration_wait(configs: Path) -> None:
+    _rc, held = run(configs, "waits_for_buffers", fraction=0.5)
+    _rc, free = run(configs, "waits_for_buffers", fraction=0.0)
+    ticks_held, ticks_free = held["ticks"], free["ticks"]
+    assert isinstance(ticks_held, dict) and isinstance(ticks_free, dict)
+    assert ticks_held["migration"] > ticks_free["migration"]
+
+
+def test_the_same_seed_gives_the_same_report(configs: Path) -> None:
+    first = run(configs, "waits_for_buffers", fraction=0.3)
+    assert run(configs, "waits_for_buffers", fraction=0.3) == first
+
+
+NOBH = """\
+[kernel]
+node_memory = "2MiB"
+[[mount]]
+fs = "ext2"
+mode = "nobh"
+pages = 32
+files = 2
+[processes]
+anon_pages = 0
+[workload]
+buffer_locked = 0.5
+out_of_line = {out_of_line}
+"""
+
+
+def test_pages_read_without_buffers_are_bad_input(tmp_path: Path) -> None:
+    rc, report = migrate_json(tmp_path / "nobh.toml", NOBH.format(out_of_line="false"))
+    assert rc == 2
+    error = str(report["error"])
+    assert "workload.buffer_locked: no page of this scenario carries buffer heads" in error
+    assert "ext2_nobh_aops" in error
+    assert "workload.out_of_line = true" in error
+
+
+def test_pages_read_through_buffers_out_of_line_can_be_buffer_locked(tmp_path: Path) -> None:
+    rc, report = migrate_json(tmp_path / "nobh.toml", NOBH.format(out_of_line="true"))
+    assert (rc, report["status"]) == (0, "ok"), report.get("error")
+    workload = report["workload"]
+    assert isinstance(workload, dict)
+    assert workload["buffer_locked"] == 16
+
+
+ANON_ONLY = """\
+[kernel]
+node_memory = "1MiB"
+[processes]
+anon_pages = 32
+[workload]
+buffer_locked = 0.1
+"""
+
+
+def test_a_scenario_with_no_page_cache_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    rc, report = migrate_json(tmp_path / "anon.toml", ANON_ONLY)
+    assert rc == 2
+    assert "workload.buffer_locked: no page of this scenario can be buffer-locked" in str(
+        report["error"]
+    )
