@@ -21,7 +21,9 @@
    page lock for a while), writeback (rewritten and handed to
    ``writepage``, the I/O still in flight), dirty (rewritten through a
    shared mapping and dirtied with ``set_page_dirty`` as the mapping goes),
-   mapped (mapped shared by a process and rewritten through the mapping).
+   mapped (mapped shared by a process and rewritten through the mapping),
+   buffer_locked (another task holds one of the page's buffers locked for
+   a while, as a write of that block in flight does).
 3. **Migrate**: :func:`~fsaops.memory_hotplug.migrate_node` isolates every
    page on the source node's LRU lists and moves them with
    :func:`~fsaops.mempolicy.migrate_pages_to`, one chunk of new pages at a
@@ -387,6 +389,8 @@ class Scenario:
         self.states: dict[str, list[Slot]] = {s: [] for s in WorkloadConfig.STATES}
         #: The pinned pages rewritten and left dirty before the pin (``workload.pinned_dirty``).
         self.pinned_dirty: list[Slot] = []
+        #: The dirty pages rewritten with ``write(2)`` (``workload.dirty_written``).
+        self.dirty_written: list[Slot] = []
         self.holds: list[tuple[Task, Hold]] = []
         self.swaplist = PageList("swapout")
         self._progress = progress
@@ -582,6 +586,12 @@ class Scenario:
             want = min(_share(fraction, len(candidates)), len(candidates))
             chosen = sorted(self.rng.sample(range(len(candidates)), want))
             self.pinned_dirty.extend(candidates[i] for i in chosen)
+        fraction = self.config.workload.dirty_written
+        dirty = self.states["dirty"]
+        if fraction > 0 and dirty:
+            # Among the dirty pages, in page order.
+            chosen = sorted(self.rng.sample(range(len(dirty)), _share(fraction, len(dirty))))
+            self.dirty_written.extend(dirty[i] for i in chosen)
 
     def _carrying_buffers(self) -> Sequence[int]:
         """Where the file pages that carry buffer heads once read in are: ``buffer_locked``'s pool.
@@ -693,7 +703,10 @@ class Scenario:
         # Dirty pages: rewritten through a shared mapping, as a process does,
         # and dirtied when the mapping goes; a file at a time.
         dirty: dict[int, tuple[File, list[int]]] = {}
+        written = {id(slot) for slot in self.dirty_written}
         for slot in self.states["dirty"]:
+            if id(slot) in written:
+                continue
             record = slot.owner
             assert isinstance(record, File)
             dirty.setdefault(id(record), (record, []))[1].append(slot.index)
@@ -712,6 +725,16 @@ class Scenario:
                 page = lookup(index)
                 if page is not None:
                     write_head_buffer(page)
+        # Dirty pages rewritten with write(2): on ext3 data=ordered their dirty
+        # buffers are filed in the running transaction, as ordered data.
+        for slot in self.dirty_written:
+            record = slot.owner
+            assert isinstance(record, File)
+            page = world.rewrite(record, slot.index, 1)
+            if not page.flags & PG.dirty:
+                # data=journal: the buffers are the journal's and the page is clean;
+                # a store through a mapping makes it dirty as well.
+                world.dirty_range(record, [slot.index], 1)
         for slot in self.states["writeback"]:
             record = slot.owner
             assert isinstance(record, File)

@@ -156,10 +156,10 @@ def static_problems(config: Config) -> list[str]:
         value = config.fraction(state)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{state}: expected a fraction from 0 to 1, got {value!r}")
-    if not 0.0 <= w.pinned_dirty <= 1.0:
-        problems.append(
-            f"workload.pinned_dirty: expected a fraction from 0 to 1, got {w.pinned_dirty!r}"
-        )
+    for name in ("pinned_dirty", "dirty_written"):
+        value = getattr(w, name)
+        if not 0.0 <= value <= 1.0:
+            problems.append(f"workload.{name}: expected a fraction from 0 to 1, got {value!r}")
     if count_ok and procs.count == 0:
         for state in ("mapped", "mlocked"):
             if config.fraction(state) > 0:

@@ -310,6 +310,17 @@ class WorkloadConfig:
             "still be written back. A modifier of pinned, not a state of its own."
         ),
     )
+    dirty_written: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the dirty pages rewritten with write(2) (the table's "
+            "prepare_write and commit_write) instead of through a shared mapping: ext3 "
+            "data=ordered files their dirty buffers in the running transaction as ordered "
+            "data, which the commit writes. On data=journal, where write(2) leaves the page "
+            "clean with its buffers in the journal, the page is then also dirtied through a "
+            "mapping. A modifier of dirty, not a state of its own."
+        ),
+    )
     mapped: float = attrs.field(
         default=0.0,
         metadata=_doc(
@@ -572,6 +583,7 @@ mapped = 0.25
 mlocked = 0.01
 swapout = 0.02
 buffer_locked = 0.02
+dirty_written = 0.5
 
 [faults]
 alloc_fail = 0.0
