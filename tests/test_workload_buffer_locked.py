@@ -28,7 +28,7 @@ import attrs
 import fsaops
 from fsaops import buffer_migrate_page, migrate_page, migrate_page_copy
 from fsaops import migrate_page_remove_references
-from fsaops.buffer import buffers, get_bh, put_bh, set_bh_page, trylock_buffer, unlock_buffer
+from fsaops.buffer import BH, buffers, get_bh, put_bh, set_bh_page, trylock_buffer, unlock_buffer
 from fsaops.page import PG
 from fsaops_ext2 import EXT2, ext2_aops
 
@@ -83,6 +83,67 @@ def moves_busy_buffers(newpage, page):
     return _move(newpage, page, ring, locked)
 
 
+def copies_busy_buffers(newpage, page):
+    """Waits for the first buffer; gives the new page a copy of any other another task holds."""
+    from fsaops.buffer import BufferHead, bh_offset, lock_buffer
+
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    ring, locked = [], []
+    for i, bh in enumerate(list(buffers(page.private))):
+        if i == 0 or trylock_buffer(bh):
+            if i == 0:
+                lock_buffer(bh)
+            get_bh(bh)
+            locked.append(bh)
+            ring.append(bh)
+        else:
+            copy = BufferHead(newpage, bh_offset(bh), bh.b_size, bh.b_bdev)
+            copy.b_state = bh.b_state & ~BH.lock
+            copy.b_blocknr = bh.b_blocknr
+            get_bh(copy)
+            ring.append(copy)
+            bh.b_this_page = bh  # left to its I/O, on the old page
+    for bh, after in zip(ring, ring[1:] + ring[:1]):
+        bh.b_this_page = after
+    return _move(newpage, page, ring, locked)
+
+
+def drops_the_ring(newpage, page):
+    """Moves the page without its buffers, never freeing them: the new page reads its own."""
+    if page.flags & PG.private:
+        page.flags &= ~PG.private
+        page.private = 0
+        page.count -= 1
+    if migrate_page_remove_references(newpage, page, 2):
+        return -EAGAIN
+    migrate_page_copy(newpage, page)
+    return 0
+
+
+def tries_every_lock_first(newpage, page):
+    """Tries every buffer lock before it touches the page; -EAGAIN, page untouched, if busy."""
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    ring = list(buffers(page.private))
+    locked = []
+    for bh in ring:
+        if not trylock_buffer(bh):
+            for other in locked:
+                unlock_buffer(other)
+            return -EAGAIN
+        locked.append(bh)
+    if migrate_page_remove_references(newpage, page, 3):
+        for bh in locked:
+            unlock_buffer(bh)
+        return -EAGAIN
+    for bh in ring:
+        get_bh(bh)
+    return _move(newpage, page, ring, locked)
+
+
 def _type(name, migratepage):
     table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=migratepage)
     return attrs.evolve(EXT2, name=name, modes={"default": table}, page_cache={})
@@ -94,6 +155,9 @@ def fsaops_filesystem_types():
         _type("trylocks_after_moving", trylocks_after_moving),
         _type("moves_busy_buffers", moves_busy_buffers),
         _type("waits_for_buffers", buffer_migrate_page),
+        _type("copies_busy_buffers", copies_busy_buffers),
+        _type("drops_the_ring", drops_the_ring),
+        _type("tries_every_lock_first", tries_every_lock_first),
     ]
 '''
 
@@ -184,6 +248,65 @@ def test_a_table_that_sleeps_on_each_buffer_lock_passes(
     assert totals["moved"] == totals["pages"]
 
 
+@pytest.mark.parametrize("fs", ["copies_busy_buffers", "drops_the_ring"])
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_held_buffer_left_on_the_freed_frame_is_an_invariant_broken(
+    configs: Path, fs: str, semantics: str
+) -> None:
+    rc, report = run(configs, fs, semantics=semantics)
+    assert (rc, report["status"]) == (1, "invariant broken"), report.get("error")
+    said = str(report["invariants"])
+    assert "that buffer_writer held locked is on pfn" in said
+    assert "a free frame: migration left it behind" in said
+
+
+@pytest.mark.parametrize(
+    ("fs", "said"),
+    [
+        ("copies_busy_buffers", "is not the one pfn"),
+        ("drops_the_ring", "without its buffers, which were never freed"),
+    ],
+)
+def test_strict_and_debug_vm_name_the_call(configs: Path, fs: str, said: str) -> None:
+    rc, strict = run(configs, fs, "--strict")
+    assert rc == 1
+    findings = strict["findings"]
+    assert isinstance(findings, list)
+    assert any(f["kind"] == "buffers" and said in f["example"] for f in findings), findings
+    rc, debug = run(configs, fs, "--debug-vm")
+    assert (rc, debug["status"]) == (1, "invariant broken")
+    assert said in str(debug["error"])
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("options", MODES)
+def test_a_table_that_gives_up_on_a_busy_buffer_before_touching_the_page_passes(
+    configs: Path, semantics: str, options: tuple[str, ...]
+) -> None:
+    """The page stays behind (-EAGAIN) while its buffer is held: not a page that could move."""
+    rc, report = run(configs, "tries_every_lock_first", *options, semantics=semantics)
+    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
+    totals = report["totals"]
+    assert isinstance(totals, dict)
+    assert totals["not_migrated"] == 12
+
+
+def test_every_buffer_locked_page_is_met_with_its_buffer_locked() -> None:
+    """Each hold lasts until a task sleeps on it: the migration waits on every one."""
+    from fsaops.config import parse_config
+    from fsaops.plugins import load_plugins
+    from fsaops.scenario import Scenario
+
+    text = CONFIG.format(fs="ext2", semantics="v4", fraction=0.5).replace('"bhlocks", ', "")
+    registry = load_plugins(cli=["ext2", "swap"])
+    world = Scenario(parse_config(text, "s.toml"), registry, seed=5)
+    assert len(world.held_buffers) == 24
+    assert all(held.waited is not None for _slot, held in world.held_buffers)
+    world.migrate()
+    assert all(held.waited is None for _slot, held in world.held_buffers)
+    assert world.buffers_left == []
+
+
 def test_the_held_buffers_make_the_migration_wait(configs: Path) -> None:
     _rc, held = run(configs, "waits_for_buffers", fraction=0.5)
     _rc, free = run(configs, "waits_for_buffers", fraction=0.0)
@@ -217,7 +340,7 @@ def test_pages_read_without_buffers_are_bad_input(tmp_path: Path) -> None:
     rc, report = migrate_json(tmp_path / "nobh.toml", NOBH.format(out_of_line="false"))
     assert rc == 2
     error = str(report["error"])
-    assert "workload.buffer_locked: no page of this scenario carries buffer heads" in error
+    assert "workload.buffer_locked: no file page of this scenario carries buffer heads" in error
     assert "ext2_nobh_aops" in error
     assert "workload.out_of_line = true" in error
 

@@ -415,7 +415,7 @@ def _drop_buffers(page: Page) -> bool:
             mapping.flags |= 1  # type: ignore[union-attr]  # AS_EIO
         if _buffer_busy(bh):
             return False
-    for bh in buffers(head):
+    for bh in list(buffers(head)):  # unlinked once walked: each is freed on its own
         bh.b_this_page = bh
     page.flags &= ~PG.private
     page.private = 0

@@ -13,7 +13,8 @@ know about before the code goes anywhere:
     ``migratepage`` refused a page that could move: ``-EAGAIN`` (the
     engine tries it again), or any other negative errno (the page fails for
     good, as ``-EBUSY`` or ``fail_migrate_page``'s ``-EIO`` makes it).  It
-    held exactly the references the kernel expects, nobody else held it,
+    held exactly the references the kernel expects, nobody else held it or
+    the lock of one of its buffers,
     no ``VM_LOCKED`` area maps it, and the engine's helpers did not refuse
     it themselves (ptes young on all ten ``try_to_unmap`` tries, a race
     under ``tree_lock``): those are the kernel's own refusals.  Also a page
@@ -87,6 +88,9 @@ from fsaops.oracle import (
     journalled_dirty_problem,
     journalled_made_dirty,
     may_gain,
+    not_its_own_problem,
+    unfreed_buffers,
+    unfreed_buffers_problem,
     unlocked_move_problem,
 )
 from fsaops.page import PG, Page
@@ -233,6 +237,8 @@ class _Before:
     held: int
     writes: int
     ring: tuple[tuple[BufferHead, int, bool, BufferState], ...]
+    #: Whether another task held the lock of one of the page's buffers.
+    buffer_held: bool
     dirty: bool
     gainable: int
     tree: Any
@@ -301,6 +307,7 @@ class MigratepageWatch:
             held=held,
             writes=kernel.vmstat.nr_writepage,
             ring=ring,
+            buffer_held=any(id(bh) in kernel.sched.buffer_lockers for bh, *_rest in ring),
             dirty=dirty,
             gainable=PG.referenced | may_gain(getattr(mapping, "a_ops", None), dirty),
             tree=Oracle.tree_of(page),
@@ -388,6 +395,7 @@ class MigratepageWatch:
             rc < 0
             and b.count == b.mapcount + b.expected
             and not b.held
+            and not b.buffer_held
             and not b.flags & PG.writeback
             and not _mlocked(page)
             and not (self._kernel.current.why or "").startswith(KERNEL_REFUSALS)
@@ -401,7 +409,7 @@ class MigratepageWatch:
                 pfn,
                 f"migratepage returned -{name} for pfn {pfn}, which could move: page_count "
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
-                "and no other task held it",
+                "and no other task held it or one of its buffers' locks",
             )
         if rc == 0 and b.tree is not None and Oracle.slot(b.tree, b.key) is page:
             # Nothing moved: what the page lost or kept on the way is not the point.
@@ -529,6 +537,10 @@ class MigratepageWatch:
         ):
             devices = {id(was.bdev) for *_, was in b.ring if was.bdev is not None}
             fresh, _problem = Oracle.ring(newpage.private)
+            for i, (bh, (own, *_rest)) in enumerate(zip(fresh, b.ring, strict=False)):
+                if bh is not own:
+                    add(table, "buffers", pfn, not_its_own_problem(i, pfn, newpage.pfn))
+                    break
             for i, bh in enumerate(fresh):
                 if bh.b_state & BH.mapped and id(bh.b_bdev) not in devices:
                     add(
@@ -539,6 +551,10 @@ class MigratepageWatch:
                         "device of the old page's buffers: its next write goes nowhere, or astray",
                     )
                     break
+        elif rc == 0 and b.ring and not newpage.flags & PG.private:
+            kept = unfreed_buffers(was for *_, was in b.ring)
+            if kept:
+                add(table, "buffers", pfn, unfreed_buffers_problem(kept, pfn, newpage.pfn))
         held_locks = _held_buffer_locks(self._kernel)
         for i, (bh, count, locked, was) in enumerate(b.ring):
             if bh.b_bdev is not was.bdev and was.state & BH.mapped:

@@ -54,6 +54,9 @@ __all__ = [
     "journalled_dirty_problem",
     "journalled_made_dirty",
     "may_gain",
+    "not_its_own_problem",
+    "unfreed_buffers",
+    "unfreed_buffers_problem",
     "unlocked_move_problem",
 ]
 
@@ -282,6 +285,45 @@ class UnlockedMoves:
         if not _WATCHES and BufferHead.__dict__["b_page"] is _WATCHED_B_PAGE:
             type.__setattr__(BufferHead, "b_page", _B_PAGE)
         return self.moved
+
+
+def not_its_own_problem(i: int, pfn: int, new_pfn: int) -> str:
+    """What the judges say of a new page whose buffer head ``i`` is not the old page's."""
+    return (
+        f"buffer head {i} of pfn {new_pfn} (pfn {pfn} moved) is not the one pfn {pfn} had: "
+        "migratepage must move the page's own buffer heads (set_bh_page), not copies of "
+        "them: the original, and whoever holds it or its I/O, stays with the frame the "
+        "migration frees"
+    )
+
+
+def unfreed_buffers(ring: Iterable[BufferState]) -> list[int]:
+    """Which buffer heads of a page that moved without buffers were neither freed nor let go.
+
+    ``try_to_free_buffers`` frees a ring only when no buffer is busy
+    (referenced, dirty or locked) and unlinks each one (``b_this_page``
+    points at itself); a table that drops ``page.private`` instead leaves
+    the ring whole, its buffers on the old frame (a ring of one buffer
+    links to itself either way: it was not freed if it is busy).
+    """
+    kept = []
+    for i, state in enumerate(ring):
+        bh = state.bh
+        busy = bh.b_count or bh.b_state & (BH.dirty | BH.lock)
+        if bh.b_page is state.page and (bh.b_this_page is not bh or busy):
+            kept.append(i)
+    return kept
+
+
+def unfreed_buffers_problem(kept: Sequence[int], pfn: int, new_pfn: int) -> str:
+    """What the judges say of the buffers a page left behind when it moved without them."""
+    which = ", ".join(str(i) for i in kept[:4]) + (", ..." if len(kept) > 4 else "")
+    return (
+        f"pfn {pfn} moved to pfn {new_pfn} without its buffers, which were never freed "
+        f"(buffer head(s) {which} still in their ring on pfn {pfn}): migratepage must move "
+        "them with the page, or free them with try_to_release_page first, which refuses "
+        "busy ones (dirty, locked or referenced)"
+    )
 
 
 def unlocked_move_problem(i: int, pfn: int, new_pfn: int) -> str:
@@ -1017,6 +1059,10 @@ class Oracle:
             )
         # A table may release the buffers (try_to_release_page) and move the page
         # without them, as migrate_page does: the data checks judge that.
+        if not fallback and before.ring is not None and not new.flags & PG.private:
+            unfreed = unfreed_buffers(before.ring)
+            if unfreed:
+                problems.append(unfreed_buffers_problem(unfreed, pfn, new.pfn))
         if not fallback and before.ring is not None and new.flags & PG.private:
             head = before.ring[0].bh
             ring, trouble = self.ring(head)
@@ -1026,6 +1072,9 @@ class Oracle:
             # b_count is not compared: the journal may drop its references while
             # the engine sleeps (the hook-level promises compare it exactly).
             for i, (state, bh) in enumerate(zip(before.ring, ring, strict=False)):
+                if bh is not state.bh:
+                    problems.append(not_its_own_problem(i, pfn, new.pfn))
+                    continue
                 if bh.b_page is page:
                     problems.append(f"buffer head {i} of pfn {pfn} still points at the old page")
                 elif bh.b_page is not new or bh.b_data & mask != state.offset:
@@ -1037,7 +1086,7 @@ class Oracle:
                 if locker is not None:
                     problems.append(
                         f"buffer head {i} of pfn {pfn} was moved to pfn {new.pfn} while "
-                        f"{locker.name} held its lock: migratepage must lock_buffer each "
+                        f"{locker[0].name} held its lock: migratepage must lock_buffer each "
                         "buffer (sleeping until it is free) before it moves it"
                     )
                 elif bh.b_state & BH.lock:

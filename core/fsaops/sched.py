@@ -76,11 +76,18 @@ class WaitQueue:
 
 @attrs.define(eq=False)
 class Hold:
-    """Something another task holds: a page lock, a page or buffer reference or lock."""
+    """Something another task holds: a page lock, a page or buffer reference or lock.
+
+    ``event`` lets go of it when its time is up.  ``waited``, for a buffer
+    lock: the ticks it is still held once a task first sleeps on it (an
+    I/O in flight that ends soon after someone waits for it), if that is
+    sooner than ``event``.
+    """
 
     kind: str
     obj: Any
     event: Event | None = None
+    waited: int | None = None
 
 
 @attrs.define(eq=False)
@@ -146,10 +153,11 @@ class Scheduler:
         #: to call when it ends.  ``None`` (the default) costs the slow path
         #: one attribute load.
         self.on_sleep: Callable[[object, str], Callable[[], None] | None] | None = None
-        #: The tasks that hold a buffer's lock through :func:`hold`, by the
-        #: buffer head's ``id``: a buffer lock has no owner of its own, and
-        #: the judges tell another task's lock from the migrating one's.
-        self.buffer_lockers: dict[int, Task] = {}
+        #: The tasks that hold a buffer's lock through :func:`hold`, and
+        #: their holds, by the buffer head's ``id``: a buffer lock has no
+        #: owner of its own, and the judges tell another task's lock from
+        #: the migrating one's.
+        self.buffer_lockers: dict[int, tuple[Task, Hold]] = {}
 
     # -- events --------------------------------------------------------------
 
@@ -326,6 +334,15 @@ class Scheduler:
         def announce() -> None:
             bh.b_state |= BH.waiters
 
+        holder = self.buffer_lockers.get(id(bh))
+        if holder is not None and holder[1].waited is not None and bh.b_state & bit:
+            task, held = holder
+            when = self.now + max(held.waited or 0, 1)
+            held.waited = None
+            if held.event is None or held.event.when > when:
+                if held.event is not None:
+                    held.event.cancel()
+                held.event = self.call_at(when, release, task, held)
         woken = None if self.on_sleep is None else self.on_sleep(bh, what)
         self.wait(ready, f"{what} of {bh!r}", self.waitqueue(bh), announce)
         if woken is not None:
@@ -396,12 +413,22 @@ def _whose(page: Page) -> str:
 # -- other tasks holding things ----------------------------------------------
 
 
-def hold(task: Task, sched: Scheduler, kind: str, obj: Any, ticks: int | None) -> Hold:
+def hold(
+    task: Task,
+    sched: Scheduler,
+    kind: str,
+    obj: Any,
+    ticks: int | None,
+    *,
+    waited: int | None = None,
+) -> Hold:
     """Make ``task`` take ``obj`` (a page or buffer, by ``kind``) for ``ticks`` ticks.
 
     ``kind`` is ``page_lock``, ``page_ref``, ``buffer_lock`` or
     ``buffer_ref``.  A lock must be free.  With ``ticks=None`` the task
     keeps it until :func:`release` (a sleeper waiting for it deadlocks).
+    ``waited`` (a buffer lock only): let go of it that many ticks after a
+    task first sleeps on it, if that comes sooner (:attr:`Hold.waited`).
     """
     from fsaops.buffer import get_bh, trylock_buffer
     from fsaops.errors import KernelBug
@@ -415,12 +442,15 @@ def hold(task: Task, sched: Scheduler, kind: str, obj: Any, ticks: int | None) -
     elif kind == "buffer_lock":
         if not trylock_buffer(obj):
             raise KernelBug(f"{task.name} cannot take the lock of {obj!r}: it is held")
-        sched.buffer_lockers[id(obj)] = task
     elif kind == "buffer_ref":
         get_bh(obj)
     else:
         raise ValueError(f"unknown hold kind {kind!r}")
-    held = Hold(kind, obj)
+    if waited is not None and kind != "buffer_lock":
+        raise ValueError("only a buffer lock is let go of once waited on")
+    held = Hold(kind, obj, waited=waited)
+    if kind == "buffer_lock":
+        sched.buffer_lockers[id(obj)] = (task, held)
     task.holds.append(held)
     if ticks is not None:
         held.event = sched.call_later(max(ticks, 1), release, task, held)
