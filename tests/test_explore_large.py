@@ -21,6 +21,7 @@ from fsaops.cli import main
 from fsaops.explore import TaskSpec, explore
 from fsaops.explore import search as explore_search
 from fsaops.explore.api import render_text
+from fsaops.explore.setup import MAX_PAGES
 from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page, lock_page, wait_on_page_writeback
 from fsaops.plugins import Registry, load_plugins
@@ -234,3 +235,23 @@ def test_under_warnings_as_errors_the_kits_race_test_fails_at_once_saying_why(
     )
     assert run.parseoutcomes().get("failed") == 1, run.stdout.str()
     assert "LargeSearchWarning: ext2 " in run.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("fs", "mode"),
+    [
+        ("ext2", "default"),
+        ("ext2", "nobh"),
+        ("ext3", "ordered"),
+        ("ext3", "journal"),
+        ("xfs", "default"),
+        ("xfs_buftarg", "default"),
+        ("swap", "default"),
+    ],
+)
+def test_the_most_pages_are_read_back_whole_on_every_built_in_table(
+    registry: Registry, fs: str, mode: str
+) -> None:
+    """Page i is page i of its file: the nodes have room to read every file back whole."""
+    result = explore(fs, mode, pages=MAX_PAGES, preemptions=0, registry=registry)
+    assert result.status is Status.OK, render_text(result)

@@ -483,7 +483,9 @@ class ExploredWorld:
         self.world = World(
             registry=registry,
             nodes=2,
-            node_pages=max(32, 6 * n + 16),
+            # Each node: the pages, their new pages and the accessors' (6 a page),
+            # and room to read back every file whole (page i is page i of its file).
+            node_pages=max(32, 6 * n + 16 + n * (n + 1) // 2),
             page_size=setup.page_size,
             io_latency=setup.io_latency,
             semantics=setup.semantics,
