@@ -220,6 +220,22 @@ def test_timeout_takes_the_digits_0_to_9_and_no_number_that_would_be_0(text: str
         assert "'1e-400' is not 0, but too small to tell from 0 (no limit)" in err
 
 
+@pytest.mark.parametrize("limit", ["0.000001", "1e-9"])
+def test_a_run_past_a_tiny_time_limit_is_a_timeout_every_time(tmp_path: Path, limit: str) -> None:
+    """A limit shorter than the watchdog's first look: the end of the run is checked too."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        '[plugins]\nload = ["ext2"]\n[kernel]\nnode_memory = "1MiB"\n'
+        '[[mount]]\nfs = "ext2"\npages = 4\n[processes]\nanon_pages = 0\n',
+        encoding="utf-8",
+    )
+    for _ in range(3):
+        status, out, _err = fsaops("migrate", str(path), "--timeout", limit, "--json")
+        report = json.loads(out)
+        assert (status, report["status"]) == (1, "timeout"), report
+        assert f"went past its time limit of {float(limit):g} s" in report["error"]
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("2.5", 2.5), ("1e3", 1000.0), (" 7 ", 7.0)])
 def test_timeout_takes_decimal_numbers(text: str, seconds: float) -> None:
     status, _out, err = fsaops("config", "check", SMALL)  # warm the plugins

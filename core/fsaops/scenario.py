@@ -1914,6 +1914,13 @@ def _time_limit(
         supervisor.beat()  # watched from here on: the watchdog beats on
         guard.start()
         yield where
+        now = time.monotonic()
+        if deadline is not None and now >= deadline and not told:
+            # Over before the watchdog's first look (a limit shorter than its
+            # wake-up): a run past its limit is a timeout all the same.
+            raise told_to_stop(
+                f"timeout: the run went past its time limit of {seconds:g} s", None, now
+            )
     finally:
         stop.set()
         # A timeout raised here (the timer, or the watchdog, at the very end
