@@ -915,15 +915,34 @@ def test_output_sent_over_the_scenario_runs_no_other_scenario(tmp_path: Path) ->
     assert scenario.read_text(encoding="utf-8") == ""
 
 
-def test_standard_error_appended_to_the_scenario_is_no_output(tmp_path: Path) -> None:
-    """``2>> s.toml`` sends the report nowhere near the scenario: the command runs."""
+@pytest.mark.parametrize(
+    ("command", "mode"),
+    [
+        (["config", "check", "{scenario}"], "a"),
+        (["migrate", "{scenario}", "--log-level", "info", "--no-progress"], "a"),
+        (["migrate", "{scenario}", "--log-level", "info", "--json"], "r+"),
+    ],
+)
+def test_standard_error_sent_to_the_scenario_is_bad_input(
+    tmp_path: Path, command: list[str], mode: str
+) -> None:
+    """``2>> s.toml`` (or ``2<> s.toml``) wrote log lines, warnings and errors into the scenario.
+
+    The command said nothing was wrong (exit 0), and the scenario was no longer TOML.
+    """
     scenario = tmp_path / "s.toml"
     text = (Path(__file__).parent / "configs" / "small.toml").read_text(encoding="utf-8")
     scenario.write_text(text, encoding="utf-8")
-    with scenario.open("a", encoding="utf-8") as stream:
-        proc = run("config", "check", scenario, stderr=stream)
-    assert proc.returncode == 0, scenario.read_text(encoding="utf-8")[len(text) :]
-    assert scenario.read_text(encoding="utf-8") == text
+    args = [word.format(scenario=scenario) for word in command]
+    with scenario.open(mode, encoding="utf-8") as stream:
+        proc = run(*args, stderr=stream)
+    assert proc.returncode == 2
+    assert scenario.read_text(encoding="utf-8") == text, "nothing written into the scenario"
+    said = "is the scenario this command reads, and its standard error goes to it too"
+    if "--json" in command:
+        assert said in json.loads(proc.stdout)["error"]
+    else:
+        assert proc.stdout.startswith(f"fsaops: error: {scenario}: {said}")
 
 
 def test_diff_output_appended_to_a_report_is_bad_input(tmp_path: Path) -> None:

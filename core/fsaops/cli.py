@@ -562,6 +562,38 @@ def _not_the_output(path: str, what: str) -> None:
             f"{path}: is {what} this command reads, and its output goes to it too; "
             "send the output to another file"
         )
+    if path and _error_output_is(path):
+        message = (
+            f"{path}: is {what} this command reads, and its standard error goes to it too "
+            "(log lines, warnings and this message would be written into it); send standard "
+            "error to another file"
+        )
+        # From here nothing reaches the file: standard error goes nowhere, and the
+        # message goes to standard output (in the JSON envelope, with --json).
+        with contextlib.suppress(OSError):
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    if _is_file_of(fd, path):
+                        os.dup2(nowhere, fd)
+            os.close(nowhere)
+        if not _JSON.get():
+            with contextlib.suppress(OutputError):
+                _write(f"fsaops: error: {_one_line(message)}\n")
+        raise FsaopsError(message)
+
+
+def _error_output_is(path: str) -> bool:
+    """Whether ``path`` is the file standard error goes to (``2> FILE``, ``2>> FILE``)."""
+    return _is_file_of(2, path) or _is_file_of(1, path)
+
+
+def _is_file_of(fd: int, path: str) -> bool:
+    """Whether descriptor ``fd`` is open on the file ``path`` names."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except (OSError, ValueError):
+        return False
 
 
 def _source_name(path: str | None) -> str:
