@@ -15,11 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from fsaops.hookspecs import hookimpl, hookspec
-
 if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations, FileSystemType
     from fsaops.buffer import buffer_migrate_page
+    from fsaops.hookspecs import hookimpl, hookspec
     from fsaops.kernel import Kernel
     from fsaops.migrate import (
         fail_migrate_page,
@@ -54,6 +53,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 _HOMES = {
+    "hookimpl": "fsaops.hookspecs",
+    "hookspec": "fsaops.hookspecs",
     "PG": "fsaops.page",
     "Page": "fsaops.page",
     "AddressSpaceOperations": "fsaops.aops",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from fsaops.cli import main
+from fsaops.console import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -428,7 +428,7 @@ def hold(
     ``buffer_ref``.  A lock must be free.  With ``ticks=None`` the task
     keeps it until :func:`release` (a sleeper waiting for it deadlocks).
     ``waited`` (a buffer lock only): let go of it that many ticks after a
-    task first sleeps on it, if that comes sooner (:attr:`Hold.waited`).
+    task first sleeps on it, if that comes sooner (``Hold.waited``).
     """
     from fsaops.buffer import get_bh, trylock_buffer
     from fsaops.errors import KernelBug
