@@ -316,6 +316,7 @@ _NAMED_STATES = (
     "mlocked",
     "pinned",
     "locked",
+    "buffer_locked",
 )
 
 
@@ -349,6 +350,11 @@ class PageSpec:
             first (``-EAGAIN``) and moves it on a later pass.
         locked_for: another task holds the page lock for this many ticks
             (0: nobody does).  The engine waits; the hook never sees it.
+        buffer_locked_for: another task (``buffer_writer``) holds the lock
+            of the page's last buffer for this many ticks (0: nobody does),
+            as a write of that block in flight does; the page itself is
+            unlocked.  ``buffer_migrate_page`` sleeps on it; the page must
+            have buffer heads.
         flags: flags ``migrate_page_copy`` carries (``PG.COPIED``), set once
             the page is isolated.
         truncated: the page left its mapping after isolation (no mapping).
@@ -403,6 +409,7 @@ class PageSpec:
     pinned: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     pinned_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     locked_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    buffer_locked_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     flags: int = attrs.field(default=0, validator=_check_flags)
     truncated: bool = False
     buffers: bool | None = None
@@ -436,8 +443,16 @@ class PageSpec:
             object.__setattr__(self, "dirty", True)
         if (self.mlocked or self.pte_dirty) and not self.mapped:
             object.__setattr__(self, "mapped", True)
-        if self.truncated and (self.mapped or self.writeback or self.locked_for or self.pinned_for):
+        if self.truncated and (
+            self.mapped
+            or self.writeback
+            or self.locked_for
+            or self.pinned_for
+            or self.buffer_locked_for
+        ):
             raise ValueError("a truncated page is not mapped, under writeback or locked")
+        if self.buffer_locked_for and self.buffers is False:
+            raise ValueError("a page without buffers has no buffer to lock")
         if self.partial:
             if not self.dirty:
                 object.__setattr__(self, "dirty", True)
@@ -461,7 +476,8 @@ class PageSpec:
 
         Names: ``clean``, ``dirty``, ``writeback``, ``mapped``, ``pte_dirty``
         (written through the mapping), ``mlocked``, ``pinned`` (one
-        reference), ``locked`` (by another task for 8 ticks), ``buffers``,
+        reference), ``locked`` (by another task for 8 ticks),
+        ``buffer_locked`` (its last buffer, for 8 ticks), ``buffers``,
         ``nobuffers``, ``truncated``, ``clean_head`` (dirty, its first buffer
         written out), ``tail`` (the file ends inside it), ``partial``
         (written in part while not up to date), ``sparse`` (holes stored
@@ -479,6 +495,8 @@ class PageSpec:
                 fields["pinned"] = 1
             elif name == "locked":
                 fields["locked_for"] = 8
+            elif name == "buffer_locked":
+                fields["buffer_locked_for"] = 8
             elif name == "buffers":
                 fields["buffers"] = True
             elif name == "nobuffers":
@@ -519,6 +537,8 @@ class PageSpec:
             parts.append(f"pinned by another task for {self.pinned_for} ticks")
         if self.locked_for:
             parts.append(f"locked by another task for {self.locked_for} ticks")
+        if self.buffer_locked_for:
+            parts.append(f"a buffer locked by another task for {self.buffer_locked_for} ticks")
         if self.buffers is not None:
             parts.append("buffers" if self.buffers else "no buffers")
         if self.clean_head:
@@ -1666,6 +1686,12 @@ class World:
             prepared.holds.append(self.pin(page, spec.pinned_for))
         if spec.locked_for:
             prepared.holds.append(self.lock(page, spec.locked_for))
+        if spec.buffer_locked_for:
+            head = page.private if page.flags & PG.private else None
+            if not isinstance(head, BufferHead):
+                raise SetupError(f"pfn {page.pfn} has no buffer heads for another task to lock")
+            last = list(buffers(head))[-1]
+            prepared.holds.append(self.lock_buffer(last, spec.buffer_locked_for))
 
     # -- other tasks ----------------------------------------------------------------------------
 
@@ -1676,6 +1702,10 @@ class World:
     def lock(self, page: Page, ticks: int | None = None) -> Hold:
         """Another task (``locker``) takes the lock of ``page``, for ``ticks`` or until released."""
         return hold(self.helper("locker"), self.kernel.sched, "page_lock", page, ticks)
+
+    def lock_buffer(self, bh: BufferHead, ticks: int | None = None) -> Hold:
+        """Another task (``buffer_writer``) locks ``bh``, for ``ticks`` or until released."""
+        return hold(self.helper("buffer_writer"), self.kernel.sched, "buffer_lock", bh, ticks)
 
     def release_all(self) -> None:
         """Every other task lets go of everything it holds."""

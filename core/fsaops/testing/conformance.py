@@ -1320,6 +1320,25 @@ class MigratepageConformance:
         self._needs_pages(fsaops_subject)
         self._engine(fsaops_world, (PageSpec(locked_for=6),))
 
+    def test_engine_waits_for_a_buffer_lock_another_task_holds(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page whose last buffer another task holds locked moves whole (KERNEL-SPEC §7 step 4).
+
+        ``buffer_migrate_page`` sleeps on each buffer's lock before it moves
+        the buffers, so the page moves with its own ring and its data once
+        the I/O ends.  A table that backs out with ``-EAGAIN`` after moving
+        the page-tree slot loses the page; one that moves a buffer it could
+        not lock, or gives the new page a copy of it, leaves that buffer's
+        I/O on the frame the migration frees.
+        """
+        self._needs_pages(fsaops_subject)
+        self._needs(fsaops_subject, "buffers", "pages of this table carry no buffer heads")
+        spec = PageSpec(dirty=True, buffer_locked_for=6)
+        if not World(fsaops_subject).make_page(PageSpec(dirty=True)).page.flags & PG.private:
+            spec = attrs.evolve(spec, out_of_line=True)  # buffers only out of line (ext2 nobh)
+        self._engine(fsaops_world, (spec,))
+
     def test_engine_moves_a_dirty_page_it_refused_at_first(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
