@@ -144,6 +144,25 @@ def tries_every_lock_first(newpage, page):
     return _move(newpage, page, ring, locked)
 
 
+def _locks_buffers_under(lock_name):
+    def locks_buffers_under(newpage, page):
+        """buffer_migrate_page, sleeping on the buffer locks under a spinlock of the mapping."""
+        from fsaops.buffer import lock_buffer
+
+        if not page.flags & PG.private:
+            return migrate_page(newpage, page)
+        if migrate_page_remove_references(newpage, page, 3):
+            return -EAGAIN
+        ring = list(buffers(page.private))
+        with getattr(page.mapping, lock_name):
+            for bh in ring:
+                get_bh(bh)
+                lock_buffer(bh)
+        return _move(newpage, page, ring, ring)
+
+    return locks_buffers_under
+
+
 def _type(name, migratepage):
     table = attrs.evolve(ext2_aops, name=f"{name}_aops", migratepage=migratepage)
     return attrs.evolve(EXT2, name=name, modes={"default": table}, page_cache={})
@@ -158,6 +177,8 @@ def fsaops_filesystem_types():
         _type("copies_busy_buffers", copies_busy_buffers),
         _type("drops_the_ring", drops_the_ring),
         _type("tries_every_lock_first", tries_every_lock_first),
+        _type("sleeps_under_tree_lock", _locks_buffers_under("tree_lock")),
+        _type("sleeps_under_private_lock", _locks_buffers_under("private_lock")),
     ]
 '''
 
@@ -289,6 +310,32 @@ def test_a_table_that_gives_up_on_a_busy_buffer_before_touching_the_page_passes(
     totals = report["totals"]
     assert isinstance(totals, dict)
     assert totals["not_migrated"] == 12
+
+
+@pytest.mark.parametrize(
+    ("fs", "semantics", "kernel_bug"),
+    [
+        ("sleeps_under_tree_lock", "v4", True),
+        ("sleeps_under_tree_lock", "2.6.17", True),
+        ("sleeps_under_private_lock", "2.6.16", True),
+        ("sleeps_under_private_lock", "2.6.17", True),
+        # V4's buffer_migrate_page sleeps on buffer locks under private_lock itself.
+        ("sleeps_under_private_lock", "v4", False),
+    ],
+)
+def test_sleeping_on_a_held_buffer_under_a_spinlock_is_a_kernel_bug(
+    configs: Path, fs: str, semantics: str, kernel_bug: bool
+) -> None:
+    rc, report = run(configs, fs, semantics=semantics)
+    if not kernel_bug:
+        assert (rc, report["status"]) == (0, "ok"), report.get("error")
+        return
+    assert (rc, report["status"]) == (1, "kernel bug"), report.get("error")
+    lock = "tree_lock" if "tree" in fs else "private_lock"
+    assert (
+        f"sleeping function called from invalid context: a task sleeps on buffer lock holding "
+        f"the {lock}" in str(report["error"])
+    )
 
 
 def test_every_buffer_locked_page_is_met_with_its_buffer_locked() -> None:

@@ -303,6 +303,8 @@ class Scheduler:
 
     def wait_on_page_bit(self, page: Page, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``page.flags``."""
+        if page.flags & bit:
+            self.might_sleep(page, what)
         if self.on_sleep is None:
             # The usual sleep (an I/O to complete, nobody watching sleeps): run
             # the pending events until the bit clears, as wait() would, without
@@ -324,6 +326,41 @@ class Scheduler:
         if woken is not None:
             woken()
 
+    def might_sleep(self, page: Page, what: str) -> None:
+        """The kernel's ``might_sleep``: a task about to sleep on ``page`` must hold no spinlock.
+
+        Checked for the ``tree_lock`` and ``private_lock`` of the page's
+        mapping: in a run of simulated tasks only the sleeper can hold them
+        (another task's work runs inside the sleep, and lets go of what it
+        takes before it returns); with real threads, another may.  V4's
+        ``buffer_migrate_page`` sleeps on buffer locks under
+        ``private_lock`` itself (``Semantics.buffer_private_lock``): a sleep
+        there is that release's own.
+
+        Raises:
+            KernelBug: the sleeper holds one of them.
+        """
+        if self.threads:
+            return
+        mapping = page.mapping
+        held = [
+            name
+            for name in ("tree_lock", "private_lock")
+            if (lock := getattr(mapping, name, None)) is not None and lock.locked()
+        ]
+        if held == ["private_lock"] and page.node.kernel.semantics.buffer_private_lock:
+            return
+        if held:
+            from fsaops.errors import KernelBug
+
+            a_ops = getattr(mapping, "a_ops", None)
+            raise KernelBug(
+                f"sleeping function called from invalid context: a task sleeps on {what} "
+                f"holding the {' and '.join(held)} of a mapping of "
+                f"{getattr(a_ops, 'name', '?')}, a spinlock: on a kernel, another CPU spins "
+                "on it for as long, or this one deadlocks"
+            )
+
     def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``bh.b_state``."""
         from fsaops.buffer import BH
@@ -334,6 +371,8 @@ class Scheduler:
         def announce() -> None:
             bh.b_state |= BH.waiters
 
+        if bh.b_state & bit:
+            self.might_sleep(bh.b_page, what)
         holder = self.buffer_lockers.get(id(bh))
         if holder is not None and holder[1].waited is not None and bh.b_state & bit:
             task, held = holder
