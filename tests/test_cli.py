@@ -849,6 +849,23 @@ def test_a_terminal_of_no_width_still_gets_the_report(
     assert "ext2" in out and "xfs_buftarg" in out
 
 
+@pytest.mark.parametrize("columns", ["1", "3", "10", "39"])
+def test_a_narrow_terminal_still_gets_the_numbers_and_the_verdict(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], columns: str
+) -> None:
+    """Under about ten columns rich drew the tables without their numbers and no result line."""
+    import fsaops.cli
+
+    monkeypatch.setattr(fsaops.cli, "_isatty", lambda stream: True)
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    small = str(Path(__file__).parent / "configs" / "small.toml")
+    assert main(["migrate", small, "--no-progress"]) == 0
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "\nresult      OK:" in out
+    assert max(len(line) for line in out.splitlines()) == fsaops.cli.MIN_WIDTH
+
+
 @pytest.mark.parametrize("command", [["migrate", "--jso"], ["plugins", "--js"], ["bench", "--jso"]])
 def test_an_abbreviated_option_is_not_taken_for_the_option(
     capsys: pytest.CaptureFixture[str], command: list[str]

@@ -684,7 +684,7 @@ def _stdout_console() -> Console:
     out = _stdout()
     if out is None:
         raise OutputError("cannot write to standard output: it is closed")
-    width = _terminal_width() if _isatty(out) else 120
+    width = _terminal_width(out) if _isatty(out) else 120
     # No markup and no emoji codes: what plugin code names or says ("[/dev/sdb1]",
     # "[link=...]", ":smile:") is shown as written, whichever renderer it reaches.
     return Console(
@@ -696,18 +696,32 @@ def _stdout_console() -> Console:
     )
 
 
-def _terminal_width() -> int | None:
+MIN_WIDTH: Final = 40
+"""The narrowest a terminal's output is drawn: narrower, tables lose numbers and the verdict."""
+
+
+def _terminal_width(out: TextIO) -> int | None:
     """The width to draw a terminal's output at: ``None`` lets rich ask (``COLUMNS`` first).
 
     ``COLUMNS=0`` would have rich draw nothing at all, a failed run's
     report included: a width below one is taken as no width, and the
-    output drawn 80 columns wide.
+    output drawn 80 columns wide.  A terminal (or ``COLUMNS``) narrower
+    than :data:`MIN_WIDTH` gets the output drawn that wide, lines wrapped
+    by the terminal: narrower, rich drops the tables' numbers and the
+    ``result`` line.
     """
     try:
         columns = int(os.environ.get("COLUMNS", ""))
     except ValueError:
-        return None
-    return 80 if columns < 1 else None
+        try:
+            columns = os.get_terminal_size(out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return None
+        if columns < 1:
+            return None
+    if columns < 1:
+        return 80
+    return MIN_WIDTH if columns < MIN_WIDTH else None
 
 
 class _Checked:
