@@ -9,6 +9,7 @@ suite stays fast.  The full bounds of every built-in table are measured by
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from errno import EAGAIN
 from pathlib import Path
@@ -299,6 +300,27 @@ def _replay_string(**fields: object) -> str:
     data.update(fields)
     text = json.dumps(data, separators=(",", ":"))
     return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"ps": 1 << 20}, "bad ps"),
+        ({"ps": 3000}, "bad ps"),
+        ({"c": [[0, 1], [0, 0]]}, "choice point 0 is given twice"),
+        ({"k": 1, "d": 3}, "either a preemption bound, k, or a PCT depth, d"),
+        ({"k": None, "d": None}, "either a preemption bound, k, or a PCT depth, d"),
+        ({"k": None, "d": 0}, "bad d 0"),
+        ({"n": 0}, "bad n 0"),
+        ({"seed": 5}, "bad seed"),
+    ],
+)
+def test_a_replay_string_no_search_writes_is_bad_input(
+    fields: dict[str, object], said: str
+) -> None:
+    """Before, a 1 MiB page, a choice given twice (the last one won) and odd bounds replayed."""
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        decode_replay(_replay_string(**fields))
 
 
 def test_a_deeply_nested_replay_string_is_damaged_not_a_crash() -> None:

@@ -456,6 +456,8 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
                 or not all(type(v) is int and v >= 0 for v in pair)
             ):
                 raise ConfigError(f"--replay: bad choice {pair!r}")
+            if pair[0] in choices:
+                raise ConfigError(f"--replay: choice point {pair[0]} is given twice")
             choices[pair[0]] = pair[1]
         bounds = Bounds(
             preemptions=_opt_int(data, "k"),
@@ -463,6 +465,19 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             schedules=_opt_int(data, "n"),
             seed=_int(data, "seed", 0, MAX_SEED),
         )
+        if (bounds.preemptions is None) == (bounds.pct_depth is None):
+            raise ConfigError(
+                "--replay: the replay string is damaged (it must record either a preemption "
+                "bound, k, or a PCT depth, d)"
+            )
+        for key, value in (("d", bounds.pct_depth), ("n", bounds.schedules)):
+            if value == 0:
+                raise ConfigError(f"--replay: bad {key} 0")
+        if bounds.seed and bounds.pct_depth is None:
+            raise ConfigError("--replay: bad seed: a systematic search draws nothing at random")
+        page_size = _int(data, "ps", 512, 65536)
+        if page_size & (page_size - 1):
+            raise ConfigError(f"--replay: bad ps {page_size}")
         out_of_line = data.get("ool", False)
         if type(out_of_line) is not bool:
             raise ConfigError(f"--replay: bad ool {shown(out_of_line)}")
@@ -470,7 +485,7 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             fs,
             mode,
             block_size=_opt_int(data, "bs"),
-            page_size=_int(data, "ps", 512, 1 << 20),
+            page_size=page_size,
             semantics=sem,
             pages=pages,
             tasks=tuple(tasks),
