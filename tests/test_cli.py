@@ -866,6 +866,26 @@ def test_a_narrow_terminal_still_gets_the_numbers_and_the_verdict(
     assert max(len(line) for line in out.splitlines()) == fsaops.cli.MIN_WIDTH
 
 
+@pytest.mark.parametrize(
+    ("command", "helped"),
+    [
+        (["migrate", "--jso"], "fsaops migrate"),
+        (["migrate", "s.toml", "--jso"], "fsaops migrate"),
+        (["config", "check", "a.toml", "b.toml"], "fsaops config check"),
+        (["plugins", "extra"], "fsaops plugins"),
+        (["diff", "a", "b", "c"], "fsaops diff"),
+        (["explore", "--fs", "ext2", "zz", "yy"], "fsaops explore"),
+        (["bench", "--jso"], "fsaops bench"),
+    ],
+)
+def test_a_word_left_over_sends_the_user_to_the_command_s_own_help(
+    capsys: pytest.CaptureFixture[str], command: list[str], helped: str
+) -> None:
+    """It said ``(see fsaops --help)``, whose page lists no command's options."""
+    assert main(command) == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"(see {helped} --help)")
+
+
 @pytest.mark.parametrize("command", [["migrate", "--jso"], ["plugins", "--js"], ["bench", "--jso"]])
 def test_an_abbreviated_option_is_not_taken_for_the_option(
     capsys: pytest.CaptureFixture[str], command: list[str]

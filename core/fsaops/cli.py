@@ -42,6 +42,7 @@ import contextlib
 import contextvars
 import errno
 import faulthandler
+import itertools
 import logging
 import math
 import os
@@ -2510,6 +2511,24 @@ def _page_of_rejected(args_list: list[str]) -> None:
     _set_page(html, printable(shown), command)
 
 
+def _prog_of(exc: UsageError, args_list: list[str]) -> str:
+    """The command whose ``--help`` an error sends the user to.
+
+    Words left over (``unrecognized arguments``) are refused by the top
+    parser, once the command's own has parsed what it knows: the command's
+    help is the one that lists its options.
+    """
+    prog = exc.prog
+    if prog != "fsaops" or not str(exc).startswith("unrecognized arguments"):
+        return prog
+    words = list(itertools.takewhile(lambda word: not word.startswith("-"), args_list))
+    if words[:1] in (["migrate"], ["plugins"], ["diff"], ["explore"]):
+        return f"fsaops {words[0]}"
+    if words[:1] == ["config"]:
+        return "fsaops config" + (f" {words[1]}" if len(words) > 1 and words[1] == "check" else "")
+    return prog
+
+
 def _main(args_list: list[str]) -> int:
     if args_list[:1] == ["bench"]:
         return _cmd_bench(args_list[1:])
@@ -2517,7 +2536,7 @@ def _main(args_list: list[str]) -> int:
     try:
         args = parser.parse_args(args_list)
     except UsageError as exc:
-        message = f"{exc} (see {exc.prog} --help)"
+        message = f"{exc} (see {_prog_of(exc, args_list)} --help)"
         _page_of_rejected(args_list)
         return _fail(Status.BAD_INPUT, message, "--json" in args_list)
     except SystemExit as exc:  # --help, --version
