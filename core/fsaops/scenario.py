@@ -383,6 +383,8 @@ class Scenario:
         self.source_node = config.migrate.from_node
         self.target_node = config.migrate.to_node
         self.views: list[_View] = []
+        #: Each process's shared mapping of each file, by (file, process, VM_LOCKED).
+        self._areas: dict[tuple[int, int, bool], Vma] = {}
         self.mounts: list[MountReport] = []
         self.mms: list[Mm] = []
         self.slots = Slots()
@@ -630,27 +632,46 @@ class Scenario:
             )
         return pool
 
-    def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> None:
+    def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> list[int]:
         """Map file pages into processes and touch them (write ``gen`` if not 0, else read).
 
         Each page goes to a process picked at random; a process maps a whole
         file in one shared area (a ``VM_LOCKED`` one for mlocked pages), of
         which only the picked pages are touched, so only they get ptes.
+        Returns the process each page went to.
         """
         world = self.world
-        areas: dict[tuple[int, int], Vma] = {}
+        areas = self._areas
+        chosen = []
         for slot in slots:
             record = slot.owner
             assert isinstance(record, File)
             p = self.rng.randrange(len(self.mms))
             mm = self.mms[p]
-            vma = areas.get((id(record), p))
+            vma = areas.get((id(record), p, locked))
             if vma is None:
-                vma = areas[(id(record), p)] = world.map_file(record, mm, locked=locked)
+                vma = areas[(id(record), p, locked)] = world.map_file(record, mm, locked=locked)
             if gen:
                 world.store(record, slot.index, mm, vma, gen)
             else:
                 world.touch(mm, vma, slot.index)
+            self.views.append(_View(record, slot.index, mm, vma))
+            chosen.append(p)
+        return chosen
+
+    def _map_again(self, slots: Sequence[Slot], first: Sequence[int]) -> None:
+        """Map each page in a second process, other than ``first``'s, which reads it."""
+        world = self.world
+        for slot, p in zip(slots, first, strict=True):
+            record = slot.owner
+            assert isinstance(record, File)
+            q = self.rng.randrange(len(self.mms) - 1)
+            q += q >= p
+            mm = self.mms[q]
+            vma = self._areas.get((id(record), q, False))
+            if vma is None:
+                vma = self._areas[(id(record), q, False)] = world.map_file(record, mm)
+            world.touch(mm, vma, slot.index)
             self.views.append(_View(record, slot.index, mm, vma))
 
     def _writeback_dirty(self) -> None:
@@ -747,7 +768,12 @@ class Scenario:
             if page.flags & PG.dirty:
                 start_write(page)
         if self.states["mapped"]:
-            self._map(self.states["mapped"], locked=False, gen=1)
+            mapped = self.states["mapped"]
+            first = self._map(mapped, locked=False, gen=1)
+            fraction = self.config.workload.mapped_shared
+            if fraction > 0 and len(self.mms) > 1:
+                chosen = sorted(self.rng.sample(range(len(mapped)), _share(fraction, len(mapped))))
+                self._map_again([mapped[i] for i in chosen], [first[i] for i in chosen])
         pages_to_migrate = max(1, len(self.slots))
         if self.states["pinned"]:
             pinner = kernel.new_task("pinner")

@@ -156,10 +156,15 @@ def static_problems(config: Config) -> list[str]:
         value = config.fraction(state)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{state}: expected a fraction from 0 to 1, got {value!r}")
-    for name in ("pinned_dirty", "dirty_written"):
+    for name in ("pinned_dirty", "dirty_written", "mapped_shared"):
         value = getattr(w, name)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{name}: expected a fraction from 0 to 1, got {value!r}")
+    if count_ok and procs.count == 1 and w.mapped_shared > 0:
+        problems.append(
+            "workload.mapped_shared: mapping a page in a second process needs at least two "
+            "processes (processes.count = 1)"
+        )
     if count_ok and procs.count == 0:
         for state in ("mapped", "mlocked"):
             if config.fraction(state) > 0:

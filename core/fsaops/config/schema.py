@@ -330,6 +330,15 @@ class WorkloadConfig:
             "the mapping (the newest data is only in memory)."
         ),
     )
+    mapped_shared: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the mapped pages also mapped by a second process, which reads them "
+            "through its own shared mapping: a page with two ptes, both of which "
+            "try_to_unmap must remove. Needs two processes. A modifier of mapped, not a "
+            "state of its own."
+        ),
+    )
     mlocked: float = attrs.field(
         default=0.0,
         metadata=_doc(
@@ -586,6 +595,7 @@ mlocked = 0.01
 swapout = 0.02
 buffer_locked = 0.02
 dirty_written = 0.5
+mapped_shared = 0.2
 
 [faults]
 alloc_fail = 0.0
