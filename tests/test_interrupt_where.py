@@ -248,6 +248,18 @@ def test_a_signal_during_bench_names_the_figure_being_measured() -> None:
     assert one_json_object(proc, "interrupted")["error"] == said
 
 
+BENCH_HOOKED_THROUGHPUT = BENCH_HOOKED.replace("engine_vs_bare", "throughput")
+
+
+def test_a_signal_while_bench_measures_pages_per_second_names_it() -> None:
+    """It said ``terminated (SIGTERM)`` alone, the only stretch of a bench left unnamed."""
+    args = ["bench", "--quick", "--json", "--pages", "20", "--repeat", "1"]
+    proc = run([sys.executable, "-c", BENCH_HOOKED_THROUGHPUT, *args], timeout=300)
+    said = "terminated (SIGTERM) while measuring throughput (pages per second)"
+    assert one_error_line(proc, 130) == f"fsaops: error: {said}"
+    assert one_json_object(proc, "interrupted")["error"] == said
+
+
 @pytest.mark.parametrize("supervised", [True, False], ids=["supervised", "one-process"])
 def test_a_time_limit_inside_migratepage_names_plugin_code_as_a_signal_does(
     tmp_path: Path, supervised: bool

@@ -1353,7 +1353,8 @@ def run(
     say("pages per second")
     start = time.perf_counter()
     per_table = table_pages or max(pages // 5, 50)
-    rows = throughput(registry, per_table, max(2, repeat // 3 + 1), semantics=sem)
+    with interrupt_told(lambda _frame: " while measuring throughput (pages per second)"):
+        rows = throughput(registry, per_table, max(2, repeat // 3 + 1), semantics=sem)
     sections["throughput"] = time.perf_counter() - start
     section(
         "end_to_end[ext2_nobh_aops]",
@@ -1368,12 +1369,14 @@ def run(
         else:
             say(f"{million_pages:,} pages")
             start = time.perf_counter()
-            big = _million_in_child(million_pages)
+            with interrupt_told(lambda _frame: " while measuring million"):
+                big = _million_in_child(million_pages)
             sections["million"] = time.perf_counter() - start
             if _missing(registry, *END_TO_END) is None:
                 say(f"{million_pages:,} pages end to end")
                 start = time.perf_counter()
-                big["end_to_end"] = million_end_to_end(registry, million_pages)
+                with interrupt_told(lambda _frame: " while measuring million end to end"):
+                    big["end_to_end"] = million_end_to_end(registry, million_pages)
                 sections["million_end_to_end"] = time.perf_counter() - start
     return {
         "figures": [f.as_dict() for f in figures],
