@@ -420,6 +420,15 @@ def test_a_page_that_cannot_be_written_is_bad_input_before_the_run(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["out.html/", "out.html/r.html"])
+def test_a_page_inside_a_file_is_said_to_be_inside_a_file(tmp_path: Path, name: str) -> None:
+    """It said ``no such directory: out.html``, of a file that is there."""
+    (tmp_path / "out.html").write_text("kept", encoding="utf-8")
+    proc = guarded.fsaops("migrate", "--html", f"{tmp_path}/{name}", "--json")
+    guarded.one_error_line(proc, 2, "--html", "out.html is a file, not a directory")
+    assert (tmp_path / "out.html").read_text(encoding="utf-8") == "kept"
+
+
 def test_the_command_to_run_it_again_keeps_a_name_with_a_space_one_word(tmp_path: Path) -> None:
     scenario = tmp_path / "my scenario.toml"
     scenario.write_text('[[mount]]\nfs = "ext2"\npages = 8\n[processes]\ncount = 0\n')

@@ -973,6 +973,8 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
         raise FsaopsError(f"{option} {path}: is not a regular file; name a file to write")
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise FsaopsError(f"{option} {path}: {folder} is a file, not a directory")
         raise FsaopsError(f"{option} {path}: no such directory: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FsaopsError(f"{option} {path}: cannot write in {folder}")
