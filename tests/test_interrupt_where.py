@@ -250,6 +250,37 @@ def test_a_signal_during_bench_names_the_figure_being_measured() -> None:
 
 BENCH_HOOKED_THROUGHPUT = BENCH_HOOKED.replace("engine_vs_bare", "throughput")
 
+LOST_IN_A_FINALIZER = r"""
+import os, signal, sys, time
+import fsaops.cli as cli, fsaops.scenario as scenario
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the handler runs here, inside __del__: nobody can catch it
+
+real = scenario.Scenario.migrate
+
+def hooked(self, *args, **kwargs):
+    Finalized()  # collected at once
+    return real(self, *args, **kwargs)
+
+scenario.Scenario.migrate = hooked
+sys.argv[0] = "fsaops"
+cli.main()
+"""
+
+
+def test_an_interruption_raised_inside_a_finalizer_ends_the_command_at_once() -> None:
+    """It was lost there: the run went on, and two seconds later the command blamed plugin code
+    ("plugin code kept the run going") after a warning about an ignored KeyboardInterrupt."""
+    small = str(Path(__file__).parent / "configs" / "small.toml")
+    proc = run([sys.executable, "-c", LOST_IN_A_FINALIZER, "migrate", small, "--json"], timeout=120)
+    line = one_error_line(proc, 130)
+    assert line.startswith("fsaops: error: terminated (SIGTERM)")
+    assert "plugin code kept the run going" not in line
+    assert "ignored" not in proc.stderr
+
 
 def test_a_signal_while_bench_measures_pages_per_second_names_it() -> None:
     """It said ``terminated (SIGTERM)`` alone, the only stretch of a bench left unnamed."""

@@ -1880,6 +1880,11 @@ def _interrupted(signal_name: str) -> None:
     timer = threading.Timer(GRACE_SECONDS, stop)
     timer.daemon = True
     timer.start()
+    _LOST_INTERRUPT[:] = [lambda: end(Status.INTERRUPTED, _interrupted_said(signal_name))]
+
+
+_LOST_INTERRUPT: list[Callable[[], None]] = []
+"""How to end the command as interrupted, once a signal has come (:func:`_unraisable`)."""
 
 
 def _interrupted_said(signal_name: str) -> str:
@@ -2079,7 +2084,16 @@ def _thread_failed(args: threading.ExceptHookArgs) -> None:
 
 
 def _unraisable(args: Any) -> None:
-    """An exception nobody could catch (a ``__del__`` of plugin code): one line, no traceback."""
+    """An exception nobody could catch (a ``__del__`` of plugin code): one line, no traceback.
+
+    The command's own interruption raised in a finalizer (a ``__del__``, a
+    generator closed by the collector) is lost to the command: it ends
+    there, as interrupted, rather than run on until the grace period ends
+    and blame plugin code for it.
+    """
+    if args.exc_type is not None and issubclass(args.exc_type, KeyboardInterrupt):
+        for end in _LOST_INTERRUPT:
+            end()
     value = args.exc_value
     what = describe_exception(value) if value is not None else args.exc_type.__name__
     with contextlib.suppress(Exception):
