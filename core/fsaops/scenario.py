@@ -1257,6 +1257,7 @@ def run_plan(
         where.phase = "checking invariants"
         invariants = tuple(changed) + tuple(world.buffers_left) + tuple(check_kernel(kernel))
         lap("prove")
+        where.done = time.monotonic()  # the replay that may follow is no part of the time limit's
         if wrong:
             # Only a run that lost data pays for this: none of it is taken otherwise.
             integrity = _named_by_replay(plan, seed, world, integrity, wrong, blame.seen, where)
@@ -1585,6 +1586,7 @@ class _Where:
     deadline: float | None = None  # when the run must be over (monotonic), if ever
     limit = 0.0  # the run's time limit, in seconds (0: none)
     thread: int | None = None  # the run's thread, when the time limit watches it
+    done: float | None = None  # when the run's own work ended (monotonic), before any replay
 
     def __init__(self) -> None:
         supervisor.tell_phase(self._phase)
@@ -1940,10 +1942,12 @@ def _time_limit(
         supervisor.beat()  # watched from here on: the watchdog beats on
         guard.start()
         yield where
-        now = time.monotonic()
+        now = time.monotonic() if where.done is None else where.done
         if deadline is not None and now >= deadline and not told:
             # Over before the watchdog's first look (a limit shorter than its
-            # wake-up): a run past its limit is a timeout all the same.
+            # wake-up): a run past its limit is a timeout all the same.  What
+            # a replay takes is its own (it is stopped in time, and the run's
+            # verdict stands).
             raise told_to_stop(
                 f"timeout: the run went past its time limit of {seconds:g} s", None, now
             )
