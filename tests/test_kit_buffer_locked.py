@@ -156,3 +156,5 @@ def test_a_buffer_locked_page_has_its_last_buffer_held_by_another_task() -> None
     assert PageSpec.parse("buffer_locked").buffer_locked_for == 8
     with pytest.raises(ValueError, match="no buffer to lock"):
         PageSpec(buffer_locked_for=3, buffers=False)
+    with pytest.raises(ValueError, match="locked by its own I/O"):
+        PageSpec.parse("buffer_locked+writeback")

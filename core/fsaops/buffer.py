@@ -339,6 +339,9 @@ def trylock_buffer(bh: BufferHead) -> bool:
     """Take the buffer lock if it is free; True on success."""
     state = bh.b_state
     if state & BH_lock:
+        page = bh.b_page
+        if page is not None:
+            page.node.kernel.sched.buffer_tried(bh)  # another task's I/O: it ends soon
         return False
     bh.b_state = state | BH_lock
     return True

@@ -762,6 +762,7 @@ def migrate_pages(
                                         watch.before(newpage, page)
                                     if replay is not None:
                                         replay.before(page)
+                                    sched.migrating = mapping  # might_sleep looks at its locks
                                     try:
                                         rc = migratepage(newpage, page)
                                     except KernelBug as exc:
@@ -775,6 +776,7 @@ def migrate_pages(
                                             watch.disarm()
                                         _migratepage_escaped(exc, name, page)
                                         raise
+                                    sched.migrating = None
                                     if page.lru_next is not nxt or newpage.lru_next is not to:
                                         # The engine's lists are its own: the kernel
                                         # would follow the broken links and oops.

@@ -303,14 +303,15 @@ def unfreed_buffers(ring: Iterable[BufferState]) -> list[int]:
     ``try_to_free_buffers`` frees a ring only when no buffer is busy
     (referenced, dirty or locked) and unlinks each one (``b_this_page``
     points at itself); a table that drops ``page.private`` instead leaves
-    the ring whole, its buffers on the old frame (a ring of one buffer
-    links to itself either way: it was not freed if it is busy).
+    the ring whole, on the old frame or pointed at the new page without
+    being attached to it (a ring of one buffer links to itself either way:
+    it was not freed if it is busy).
     """
     kept = []
     for i, state in enumerate(ring):
         bh = state.bh
         busy = bh.b_count or bh.b_state & (BH.dirty | BH.lock)
-        if bh.b_page is state.page and (bh.b_this_page is not bh or busy):
+        if bh.b_this_page is not bh or busy:
             kept.append(i)
     return kept
 
@@ -320,7 +321,7 @@ def unfreed_buffers_problem(kept: Sequence[int], pfn: int, new_pfn: int) -> str:
     which = ", ".join(str(i) for i in kept[:4]) + (", ..." if len(kept) > 4 else "")
     return (
         f"pfn {pfn} moved to pfn {new_pfn} without its buffers, which were never freed "
-        f"(buffer head(s) {which} still in their ring on pfn {pfn}): migratepage must move "
+        f"(buffer head(s) {which} still in their ring): migratepage must move "
         "them with the page, or free them with try_to_release_page first, which refuses "
         "busy ones (dirty, locked or referenced)"
     )

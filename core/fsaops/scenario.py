@@ -620,11 +620,12 @@ class Scenario:
         if not pool and not self.config.builtin:
             # The built-in scenario, cut to the selected plugins, is not refused.
             tables = sorted({m.table for m in self.mounts})
+            small_blocks = any(m.block_size < self.page_size for m in self.mounts)
             hint = (
-                ""
-                if self.config.workload.out_of_line
-                else ": a table that reads pages without buffer heads, as mpage_readpage does, "
+                ": a table that reads pages without buffer heads, as mpage_readpage does, "
                 "gives them to pages whose blocks are not in one run (workload.out_of_line = true)"
+                if small_blocks and not self.config.workload.out_of_line
+                else ""
             )
             raise ConfigError(
                 "workload.buffer_locked: no file page of this scenario carries buffer heads "
@@ -789,9 +790,10 @@ class Scenario:
         if self.states["buffer_locked"]:
             # As a write of the block in flight (ll_rw_block, a journal commit)
             # holds the buffer's lock, with the page itself unlocked: until a
-            # task sleeps on it, then for up to the I/O latency; so a sleep on
-            # one leaves the others held for the pages after it.  One nobody
-            # sleeps on is let go of when migration ends.
+            # task first meets it (sleeps on it, or tries it), then for up to
+            # the I/O latency; so a sleep on one leaves the others held for
+            # the pages after it.  One nobody meets is let go of when
+            # migration ends.
             writer = kernel.new_task("buffer_writer")
             for slot in self.states["buffer_locked"]:
                 page = self.page_of(slot)
@@ -1205,7 +1207,12 @@ def run_plan(
         interrupt_told(lambda frame: _stopped_where("", frame, where, registry)),
         watch_imports(registry) as imports,
     ):
-        world = Scenario(config, registry, seed=seed, log=log, progress=progress)
+        try:
+            world = Scenario(config, registry, seed=seed, log=log, progress=progress)
+        except ConfigError as exc:
+            if str(exc).startswith(f"{source}: "):
+                raise
+            raise ConfigError(f"{source}: {exc}") from None  # found as it was built
         kernel = where.kernel = world.kernel
         where.scenario = world
         where.clock = lambda: kernel.sched.now

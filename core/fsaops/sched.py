@@ -79,9 +79,9 @@ class Hold:
     """Something another task holds: a page lock, a page or buffer reference or lock.
 
     ``event`` lets go of it when its time is up.  ``waited``, for a buffer
-    lock: the ticks it is still held once a task first sleeps on it (an
-    I/O in flight that ends soon after someone waits for it), if that is
-    sooner than ``event``.
+    lock: the ticks it is still held once a task first meets it, sleeping
+    on it or trying it (an I/O in flight, which ends within its latency),
+    if that is sooner than ``event``.
     """
 
     kind: str
@@ -120,6 +120,7 @@ class Scheduler:
         "_seq",
         "buffer_lockers",
         "in_event",
+        "migrating",
         "now",
         "on_sleep",
         "ran",
@@ -158,6 +159,10 @@ class Scheduler:
         #: owner of its own, and the judges tell another task's lock from
         #: the migrating one's.
         self.buffer_lockers: dict[int, tuple[Task, Hold]] = {}
+        #: The mapping of the page a ``migratepage`` call is moving, while it
+        #: runs (:meth:`might_sleep` checks its locks too: the old page may
+        #: have left it by the time the call sleeps).
+        self.migrating: object = None
 
     # -- events --------------------------------------------------------------
 
@@ -330,7 +335,9 @@ class Scheduler:
         """The kernel's ``might_sleep``: a task about to sleep on ``page`` must hold no spinlock.
 
         Checked for the ``tree_lock`` and ``private_lock`` of the page's
-        mapping: in a run of simulated tasks only the sleeper can hold them
+        mapping, and of the mapping whose page a ``migratepage`` call is
+        moving (:attr:`migrating`: the old page may have left it by the
+        time the call sleeps): in a run of simulated tasks only the sleeper can hold them
         (another task's work runs inside the sleep, and lets go of what it
         takes before it returns); with real threads, another may.  V4's
         ``buffer_migrate_page`` sleeps on buffer locks under
@@ -342,11 +349,14 @@ class Scheduler:
         """
         if self.threads:
             return
-        mapping = page.mapping
+        mapping: object = page.mapping if self.migrating is None else self.migrating
         held = [
             name
             for name in ("tree_lock", "private_lock")
-            if (lock := getattr(mapping, name, None)) is not None and lock.locked()
+            if any(
+                (lock := getattr(where, name, None)) is not None and lock.locked()
+                for where in (page.mapping, self.migrating)
+            )
         ]
         if held == ["private_lock"] and page.node.kernel.semantics.buffer_private_lock:
             return
@@ -361,6 +371,27 @@ class Scheduler:
                 "on it for as long, or this one deadlocks"
             )
 
+    def buffer_tried(self, bh: BufferHead) -> None:
+        """A task found ``bh`` locked: a hold with ``waited`` ends that many ticks from now.
+
+        As an I/O in flight ends within its latency whether or not anyone
+        waits for it, the countdown starts the first time a task meets the
+        lock, by sleeping on it or by ``trylock_buffer``.
+        """
+        holder = self.buffer_lockers.get(id(bh))
+        if holder is None:
+            return
+        task, held = holder
+        waited = held.waited
+        if waited is None:
+            return
+        when = self.now + max(waited, 1)
+        held.waited = None
+        if held.event is None or held.event.when > when:
+            if held.event is not None:
+                held.event.cancel()
+            held.event = self.call_at(when, release, task, held)
+
     def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``bh.b_state``."""
         from fsaops.buffer import BH
@@ -373,15 +404,8 @@ class Scheduler:
 
         if bh.b_state & bit:
             self.might_sleep(bh.b_page, what)
-        holder = self.buffer_lockers.get(id(bh))
-        if holder is not None and holder[1].waited is not None and bh.b_state & bit:
-            task, held = holder
-            when = self.now + max(held.waited or 0, 1)
-            held.waited = None
-            if held.event is None or held.event.when > when:
-                if held.event is not None:
-                    held.event.cancel()
-                held.event = self.call_at(when, release, task, held)
+        if bh.b_state & bit:
+            self.buffer_tried(bh)
         woken = None if self.on_sleep is None else self.on_sleep(bh, what)
         self.wait(ready, f"{what} of {bh!r}", self.waitqueue(bh), announce)
         if woken is not None:
@@ -467,7 +491,7 @@ def hold(
     ``buffer_ref``.  A lock must be free.  With ``ticks=None`` the task
     keeps it until :func:`release` (a sleeper waiting for it deadlocks).
     ``waited`` (a buffer lock only): let go of it that many ticks after a
-    task first sleeps on it, if that comes sooner (``Hold.waited``).
+    task first meets it, if that comes sooner (``Hold.waited``).
     """
     from fsaops.buffer import get_bh, trylock_buffer
     from fsaops.errors import KernelBug

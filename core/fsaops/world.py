@@ -453,6 +453,11 @@ class PageSpec:
             raise ValueError("a truncated page is not mapped, under writeback or locked")
         if self.buffer_locked_for and self.buffers is False:
             raise ValueError("a page without buffers has no buffer to lock")
+        if self.buffer_locked_for and self.writeback:
+            raise ValueError(
+                "a page under writeback has its buffers locked by its own I/O: no other task "
+                "can hold one"
+            )
         if self.partial:
             if not self.dirty:
                 object.__setattr__(self, "dirty", True)

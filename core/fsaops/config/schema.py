@@ -287,11 +287,12 @@ class WorkloadConfig:
         metadata=_doc(
             "Fraction of the file pages that carry buffer heads once read in, one of "
             "whose buffers another task holds locked, as a write of that block in flight "
-            "does: until a task sleeps on the lock, then for 1 to kernel.io_latency ticks "
-            "(one nobody sleeps on is let go of when migration ends). The page itself is "
-            "unlocked; buffer_migrate_page sleeps on each buffer's lock before it moves "
-            "the buffers, and the generic fallback cannot release a locked buffer, so such "
-            "a page stays behind with EAGAIN. A scenario none of whose file "
+            "does: until a task first meets the lock (sleeps on it, or tries it), then for "
+            "1 to kernel.io_latency ticks (one nobody meets is let go of when migration "
+            "ends). The page itself is unlocked; buffer_migrate_page sleeps on each "
+            "buffer's lock before it moves the buffers, and the generic fallback cannot "
+            "release a locked buffer, so such a page stays behind with EAGAIN. A scenario "
+            "none of whose file "
             "pages carries buffer heads (ext2 nobh reads pages without them, unless "
             "workload.out_of_line) is bad input."
         ),
