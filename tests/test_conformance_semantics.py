@@ -102,7 +102,7 @@ V4_CONVENTIONS = textwrap.dedent(
     import attrs
 
     from fsaops import buffer_migrate_page, migrate_page_copy, migrate_page_remove_references
-    from fsaops.buffer import BH, buffers
+    from fsaops.buffer import buffers, lock_buffer, unlock_buffer
     from fsaops.page import PG
     from fsaops.testing import MigratepageConformance
     from fsaops_ext2 import EXT2, ext2_aops
@@ -123,7 +123,7 @@ V4_CONVENTIONS = textwrap.dedent(
         head = page.private
         for bh in buffers(head):
             bh.b_count += 1
-            bh.b_state |= BH.lock
+            lock_buffer(bh)
         page.flags &= ~PG.private
         newpage.private = head
         page.private = 0
@@ -137,7 +137,7 @@ V4_CONVENTIONS = textwrap.dedent(
         newpage.flags |= PG.private
         migrate_page_copy(newpage, page)
         for bh in buffers(head):
-            bh.b_state &= ~BH.lock
+            unlock_buffer(bh)
             bh.b_count -= 1
         return 0
 
