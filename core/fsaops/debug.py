@@ -192,7 +192,6 @@ def _task_holds(kernel: Kernel) -> tuple[Counter[int], set[int], Counter[int], s
     refs: Counter[int] = Counter()
     locks: set[int] = set()
     bh_refs: Counter[int] = Counter()
-    bh_locks: set[int] = set()
     for task in kernel.tasks:
         for hold in task.holds:
             if hold.kind == "page_ref":
@@ -201,9 +200,7 @@ def _task_holds(kernel: Kernel) -> tuple[Counter[int], set[int], Counter[int], s
                 locks.add(hold.obj.pfn)
             elif hold.kind == "buffer_ref":
                 bh_refs[id(hold.obj)] += 1
-            elif hold.kind == "buffer_lock":
-                bh_locks.add(id(hold.obj))
-    return refs, locks, bh_refs, bh_locks
+    return refs, locks, bh_refs, set(kernel.sched.buffer_lockers)
 
 
 def check_kernel(

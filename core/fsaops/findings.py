@@ -555,7 +555,7 @@ class MigratepageWatch:
             kept = unfreed_buffers(was for *_, was in b.ring)
             if kept:
                 add(table, "buffers", pfn, unfreed_buffers_problem(kept, pfn, newpage.pfn))
-        held_locks = _held_buffer_locks(self._kernel)
+        held_locks = self._kernel.sched.buffer_lockers
         for i, (bh, count, locked, was) in enumerate(b.ring):
             if bh.b_bdev is not was.bdev and was.state & BH.mapped:
                 add(
@@ -1103,12 +1103,6 @@ def _bh_change(bh: BufferHead, name: str, was: Any, now: Any) -> str:
 def _own_count(bh: BufferHead) -> int:
     """``b_count`` without the journal's reference, which commits may drop at any time."""
     return bh.b_count - (1 if bh.b_state & BH.jbd else 0)
-
-
-def _held_buffer_locks(kernel: Kernel) -> set[int]:
-    return {
-        id(held.obj) for task in kernel.tasks for held in task.holds if held.kind == "buffer_lock"
-    }
 
 
 def _mlocked(page: Page) -> bool:

@@ -633,6 +633,14 @@ class Scenario:
             )
         return pool
 
+    def _area(self, record: File, p: int, locked: bool) -> Vma:
+        """Process ``p``'s shared area of ``record`` (``VM_LOCKED`` if ``locked``), mapped once."""
+        key = (id(record), p, locked)
+        vma = self._areas.get(key)
+        if vma is None:
+            vma = self._areas[key] = self.world.map_file(record, self.mms[p], locked=locked)
+        return vma
+
     def _map(self, slots: Sequence[Slot], *, locked: bool, gen: int) -> list[int]:
         """Map file pages into processes and touch them (write ``gen`` if not 0, else read).
 
@@ -642,16 +650,13 @@ class Scenario:
         Returns the process each page went to.
         """
         world = self.world
-        areas = self._areas
         chosen = []
         for slot in slots:
             record = slot.owner
             assert isinstance(record, File)
             p = self.rng.randrange(len(self.mms))
             mm = self.mms[p]
-            vma = areas.get((id(record), p, locked))
-            if vma is None:
-                vma = areas[(id(record), p, locked)] = world.map_file(record, mm, locked=locked)
+            vma = self._area(record, p, locked)
             if gen:
                 world.store(record, slot.index, mm, vma, gen)
             else:
@@ -669,9 +674,7 @@ class Scenario:
             q = self.rng.randrange(len(self.mms) - 1)
             q += q >= p
             mm = self.mms[q]
-            vma = self._areas.get((id(record), q, False))
-            if vma is None:
-                vma = self._areas[(id(record), q, False)] = world.map_file(record, mm)
+            vma = self._area(record, q, False)
             world.touch(mm, vma, slot.index)
             self.views.append(_View(record, slot.index, mm, vma))
 

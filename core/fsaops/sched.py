@@ -404,7 +404,6 @@ class Scheduler:
 
         if bh.b_state & bit:
             self.might_sleep(bh.b_page, what)
-        if bh.b_state & bit:
             self.buffer_tried(bh)
         woken = None if self.on_sleep is None else self.on_sleep(bh, what)
         self.wait(ready, f"{what} of {bh!r}", self.waitqueue(bh), announce)
