@@ -1409,6 +1409,51 @@ class MigratepageConformance:
             for clean in (True, False):
                 inode = world.file(world.sb, 4, clean=clean)
                 pages += inode.i_mapping.pages()
+        self._engine_on_disk(world, pages)
+
+    def test_engine_moves_pages_of_two_mounts_at_different_block_sizes(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Pages of two mounts of the type, each at its own block size, move in one call (§7, §9).
+
+        The suite's machine mounts the type once; a second mount follows at
+        another block size the type takes (the largest below the page size,
+        so that both mounts' pages have several buffers where the type
+        allows, else the page size), and a clean and a dirty file of four
+        pages on each migrate
+        together, then are written back and read from disk.  A table must
+        take what it knows of a page's blocks from the page's own
+        superblock: one that keeps the block size in state every mount
+        shares (a module global its ``fill_super`` sets, the last mount's
+        or the first's) puts the other mount's buffers at the wrong
+        offsets, which no test on a machine of one mount can show.
+        """
+        subject = fsaops_subject
+        self._needs_pages(subject)
+        self._needs_files(subject)
+        world = fsaops_world
+        assert world.sb is not None
+        own = world.sb.s_blocksize
+        others = [size for size in subject.fstype.block_sizes if own != size <= world.page_size]
+        if not others:
+            taken = ", ".join(map(str, subject.fstype.block_sizes))
+            pytest.skip(
+                f"{subject.describe()} takes one block size up to the page size ({taken}), so "
+                "two of its mounts cannot differ in it"
+            )
+        # Several buffers a page on both mounts where the type allows, so that an
+        # offset worked out from the other mount's block size is wrong on either.
+        several = [size for size in others if size < world.page_size]
+        size = max(several or others)
+        second = world.mount(subject.fstype, subject.mode, block_size=size, name="second")
+        pages: list[Page] = []
+        for sb in (world.sb, second):
+            for clean in (True, False):
+                pages += world.file(sb, 4, clean=clean).i_mapping.pages()
+        self._engine_on_disk(world, pages)
+
+    def _engine_on_disk(self, world: World, pages: list[Page]) -> None:
+        """Migrate ``pages`` in one call, check them and the machine, then read them from disk."""
         fallback = world.subject.has("no_migratepage")
         judge = functools.partial(_judge, world.subject)
         sizes = file_sizes(world.kernel)
