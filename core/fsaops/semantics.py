@@ -25,8 +25,11 @@ changes, named in ``[kernel] semantics`` (``fsaops migrate --semantics``):
     (24 Feb 2006) and moving pages needs a swap device (14 Mar 2006).
 ``"2.6.17"``
     The same migration code, moved to ``mm/migrate.c`` ("page migration
-    reorg", 15 Mar 2006): it behaves as 2.6.16 in every branch the model
-    has.
+    reorg", 15 Mar 2006), with one change: the generic fallback, for a
+    table without ``migratepage``, unmaps the page before it looks at
+    ``PageDirty`` ("page migration: Fix fallback behavior for dirty pages",
+    28 Apr 2006).  In every other branch the model has it behaves as
+    2.6.16.
 
 The semantics are chosen once, when the kernel is built.  The engine
 (:func:`~fsaops.migrate.migrate_pages`) binds what it needs once per call;

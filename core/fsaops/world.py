@@ -314,6 +314,7 @@ _NAMED_STATES = (
     "mapped",
     "pte_dirty",
     "mlocked",
+    "shared",
     "pinned",
     "locked",
     "buffer_locked",
@@ -344,6 +345,8 @@ class PageSpec:
             (``PG_dirty`` stays clear until ``try_to_unmap`` moves the bit
             to the page); implies ``mapped``.
         mlocked: that process's area is ``VM_LOCKED`` (implies ``mapped``).
+        shared: a second process maps the page too and has read it, so it
+            has two ptes (implies ``mapped``; a page of a file only).
         pinned: extra references another task holds and never drops.
         pinned_for: another task holds one reference for this many ticks,
             then lets go (0: none): ``migratepage`` refuses the page at
@@ -406,6 +409,7 @@ class PageSpec:
     mapped: bool = False
     pte_dirty: bool = False
     mlocked: bool = False
+    shared: bool = False
     pinned: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     pinned_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     locked_for: int = attrs.field(default=0, validator=attrs.validators.ge(0))
@@ -441,7 +445,7 @@ class PageSpec:
             object.__setattr__(self, "pte_dirty", True)
         if (self.writeback or self.clean_head) and not self.dirty:
             object.__setattr__(self, "dirty", True)
-        if (self.mlocked or self.pte_dirty) and not self.mapped:
+        if (self.mlocked or self.pte_dirty or self.shared) and not self.mapped:
             object.__setattr__(self, "mapped", True)
         if self.truncated and (
             self.mapped
@@ -480,7 +484,8 @@ class PageSpec:
         """Build a spec from state names joined by ``+``: ``"dirty+mapped+pinned"``.
 
         Names: ``clean``, ``dirty``, ``writeback``, ``mapped``, ``pte_dirty``
-        (written through the mapping), ``mlocked``, ``pinned`` (one
+        (written through the mapping), ``mlocked``, ``shared`` (mapped by a
+        second process too), ``pinned`` (one
         reference), ``locked`` (by another task for 8 ticks),
         ``buffer_locked`` (its last buffer, for 8 ticks), ``buffers``,
         ``nobuffers``, ``truncated``, ``clean_head`` (dirty, its first buffer
@@ -494,7 +499,15 @@ class PageSpec:
             name = raw.strip()
             if name == "clean":
                 continue
-            if name in ("dirty", "writeback", "mapped", "pte_dirty", "mlocked", "truncated"):
+            if name in (
+                "dirty",
+                "writeback",
+                "mapped",
+                "pte_dirty",
+                "mlocked",
+                "shared",
+                "truncated",
+            ):
                 fields[name] = True
             elif name == "pinned":
                 fields["pinned"] = 1
@@ -534,6 +547,8 @@ class PageSpec:
         ]
         if self.mlocked or self.pte_dirty:
             parts.remove("mapped")
+        if self.shared:
+            parts.append("mapped by a second process")
         if self.writeback:
             parts.remove("dirty")
         if self.pinned:
@@ -575,6 +590,8 @@ class PreparedPage:
             is a swap entry.
         vma: that process's area.
         addr: the page's byte address in ``mm``.
+        sharer: the second process that maps a ``shared`` page (else ``None``).
+        sharer_addr: the page's byte address in ``sharer``.
         holds: what other tasks hold on it.
         frame: what its frame holds, where that is not ``data``: a page
             written in part while not up to date holds left-over bytes where
@@ -588,6 +605,8 @@ class PreparedPage:
     mm: Mm | None = None
     vma: Vma | None = None
     addr: int = 0
+    sharer: Mm | None = None
+    sharer_addr: int = 0
     holds: list[Hold] = attrs.field(factory=list)
     frame: bytes | None = None
 
@@ -1535,6 +1554,14 @@ class World:
             pte = mm.ptes.get(vma.vm_start)
             if pte is None or pte.page is not page:
                 raise SetupError(f"mapping the file did not map pfn {page.pfn}")
+        if spec.shared:
+            other = kernel.new_mm(name=f"sharer{len(self.prepared)}")
+            area = other.mmap_file(inode, spec.index, 1)
+            prepared.sharer, prepared.sharer_addr = other, area.vm_start * ps
+            other.read(prepared.sharer_addr, 1)
+            pte = other.ptes.get(area.vm_start)
+            if pte is None or pte.page is not page:
+                raise SetupError(f"mapping the file in a second process did not map pfn {page.pfn}")
         if spec.dirty and not spec.partial:
             record.gens[spec.index] += 1
             new = self.expected(record, spec.index)
@@ -1576,6 +1603,11 @@ class World:
         table = swapper.a_ops
         if spec.buffers:
             raise SetupError("anonymous pages carry no buffer heads")
+        if spec.shared:
+            raise SetupError(
+                "a second process maps anonymous memory only after fork(), which the kit does "
+                "not build: 'shared' is for a page of a file"
+            )
         mm = kernel.new_mm(name=f"process{len(self.prepared)}")
         vma = mm.mmap_anon(1, locked=spec.mlocked)
         key = f"process{mm.pid}"

@@ -1304,6 +1304,23 @@ class MigratepageConformance:
         self._needs_pages(fsaops_subject)
         self._engine(fsaops_world, (PageSpec(pte_dirty=True),))
 
+    def test_engine_moves_a_page_two_processes_map(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """A page of a file two processes map moves; each still reads it (KERNEL-SPEC §5.2, §9).
+
+        ``try_to_unmap`` clears both ptes, so the page's count is what
+        ``migrate_page_remove_references`` expects once it has.  A table that
+        counts on one mapping (``page_count == 2 + !!page_mapped``, taken
+        before the unmap) refuses the page in every pass and leaves it on
+        ``from``.  A clean and a dirty such page migrate together.
+        """
+        self._needs_pages(fsaops_subject)
+        self._needs_files(fsaops_subject)
+        self._engine(
+            fsaops_world, (PageSpec(shared=True), PageSpec(shared=True, dirty=True, seed=1))
+        )
+
     def test_engine_waits_for_writeback(self, fsaops_subject: Subject, fsaops_world: World) -> None:
         """A page under writeback is skipped in pass 0, waited on later (KERNEL-SPEC §3 step 4)."""
         self._needs_pages(fsaops_subject)
@@ -1414,7 +1431,7 @@ class MigratepageConformance:
     def test_engine_moves_pages_of_two_mounts_at_different_block_sizes(
         self, fsaops_subject: Subject, fsaops_world: World
     ) -> None:
-        """Pages of two mounts of the type, each at its own block size, move in one call (§7, §9).
+        """Two mounts at different block sizes: their pages move in one call (KERNEL-SPEC §7, §9).
 
         The suite's machine mounts the type once; a second mount follows at
         another block size the type takes (the largest below the page size,

@@ -907,5 +907,13 @@ def check_after_settle(world: World) -> list[str]:
                 f"the data of pfn {prepared.page.pfn} ({prepared.spec}) was lost: reading it "
                 f"back differs at byte {first_difference(prepared.data, got)}"
             )
+        elif prepared.sharer is not None:
+            seen = prepared.sharer.read(prepared.sharer_addr, len(prepared.data))
+            if seen != prepared.data:
+                problems.append(
+                    f"the data of pfn {prepared.page.pfn} ({prepared.spec}) was lost for "
+                    f"{prepared.sharer.name}, its second process: what it reads differs at "
+                    f"byte {first_difference(prepared.data, seen)}"
+                )
     problems.extend(check_kernel(world.kernel))
     return problems
