@@ -146,7 +146,7 @@ def tries_every_lock_first(newpage, page):
 
 def _locks_buffers_under(lock_name, copy_first=False):
     def locks_buffers_under(newpage, page):
-        """buffer_migrate_page, sleeping on the buffer locks under a spinlock of the mapping."""
+        """buffer_migrate_page, sleeping on the buffer locks under a spinlock."""
         from fsaops.buffer import lock_buffer
 
         if not page.flags & PG.private:
@@ -157,7 +157,13 @@ def _locks_buffers_under(lock_name, copy_first=False):
         ring = list(buffers(page.private))
         if copy_first:
             migrate_page_copy(newpage, page)  # the old page leaves its mapping here
-        with getattr(mapping, lock_name):
+        if lock_name == "lru_lock":
+            lock = page.node.lru_lock
+        elif lock_name == "page_table_lock":
+            lock = page.node.kernel.mms[0].page_table_lock
+        else:
+            lock = getattr(mapping, lock_name)
+        with lock:
             for bh in ring:
                 get_bh(bh)
                 lock_buffer(bh)
@@ -199,6 +205,9 @@ def fsaops_filesystem_types():
         _type("sleeps_under_tree_lock", _locks_buffers_under("tree_lock")),
         _type("sleeps_under_private_lock", _locks_buffers_under("private_lock")),
         _type("sleeps_under_tree_lock_after_copy", _locks_buffers_under("tree_lock", True)),
+        _type("sleeps_under_i_mmap_lock", _locks_buffers_under("i_mmap_lock")),
+        _type("sleeps_under_lru_lock", _locks_buffers_under("lru_lock")),
+        _type("sleeps_under_page_table_lock", _locks_buffers_under("page_table_lock")),
         _type("points_buffers_at_the_new_page", points_buffers_at_the_new_page),
     ]
 '''
@@ -359,6 +368,12 @@ def test_a_table_that_gives_up_on_a_busy_buffer_before_touching_the_page_passes(
         ("sleeps_under_private_lock", "2.6.17", True),
         # V4's buffer_migrate_page sleeps on buffer locks under private_lock itself.
         ("sleeps_under_private_lock", "v4", False),
+        ("sleeps_under_i_mmap_lock", "v4", True),
+        ("sleeps_under_i_mmap_lock", "2.6.16", True),
+        ("sleeps_under_lru_lock", "v4", True),
+        ("sleeps_under_lru_lock", "2.6.17", True),
+        ("sleeps_under_page_table_lock", "v4", True),
+        ("sleeps_under_page_table_lock", "2.6.16", True),
     ],
 )
 def test_sleeping_on_a_held_buffer_under_a_spinlock_is_a_kernel_bug(
@@ -369,7 +384,7 @@ def test_sleeping_on_a_held_buffer_under_a_spinlock_is_a_kernel_bug(
         assert (rc, report["status"]) == (0, "ok"), report.get("error")
         return
     assert (rc, report["status"]) == (1, "kernel bug"), report.get("error")
-    lock = "tree_lock" if "tree" in fs else "private_lock"
+    lock = fs.removeprefix("sleeps_under_").removesuffix("_after_copy")
     assert (
         f"sleeping function called from invalid context: a task sleeps on buffer lock holding "
         f"the {lock}" in str(report["error"])

@@ -334,13 +334,15 @@ class Scheduler:
     def might_sleep(self, page: Page, what: str) -> None:
         """The kernel's ``might_sleep``: a task about to sleep on ``page`` must hold no spinlock.
 
-        Checked for the ``tree_lock`` and ``private_lock`` of the page's
-        mapping, and of the mapping whose page a ``migratepage`` call is
-        moving (:attr:`migrating`: the old page may have left it by the
-        time the call sleeps): in a run of simulated tasks only the sleeper can hold them
-        (another task's work runs inside the sleep, and lets go of what it
-        takes before it returns); with real threads, another may.  V4's
-        ``buffer_migrate_page`` sleeps on buffer locks under
+        Checked for the ``tree_lock``, ``private_lock`` and ``i_mmap_lock``
+        of the page's mapping (an anonymous page's ``anon_vma`` lock), and of
+        the mapping whose page a ``migratepage`` call is moving
+        (:attr:`migrating`: the old page may have left it by the time the
+        call sleeps); for every node's ``lru_lock``; and for every process's
+        ``page_table_lock``.  In a run of simulated tasks only the sleeper
+        can hold them (another task's work runs inside the sleep, and lets
+        go of what it takes before it returns); with real threads, another
+        may.  V4's ``buffer_migrate_page`` sleeps on buffer locks under
         ``private_lock`` itself (``Semantics.buffer_private_lock``): a sleep
         there is that release's own.
 
@@ -350,24 +352,36 @@ class Scheduler:
         if self.threads:
             return
         mapping: object = page.mapping if self.migrating is None else self.migrating
+        wheres: tuple[Any, ...] = (page.mapping, self.migrating)
         held = [
             name
-            for name in ("tree_lock", "private_lock")
+            for name in ("tree_lock", "private_lock", "i_mmap_lock")
             if any(
                 (lock := getattr(where, name, None)) is not None and lock.locked()
-                for where in (page.mapping, self.migrating)
+                for where in wheres
             )
         ]
+        if any(getattr(where, "anon", False) and where.lock.locked() for where in wheres):
+            held.append("anon_vma lock")
         if held == ["private_lock"] and page.node.kernel.semantics.buffer_private_lock:
-            return
-        if held:
+            held = []
+        kernel = page.node.kernel
+        others = [
+            f"lru_lock of node {node.nid}" for node in kernel.nodes if node.lru_lock.locked()
+        ] + [f"page_table_lock of {mm.name}" for mm in kernel.mms if mm.page_table_lock.locked()]
+        if held or others:
             from fsaops.errors import KernelBug
 
             a_ops = getattr(mapping, "a_ops", None)
+            parts = []
+            if held:
+                parts.append(
+                    f"the {' and '.join(held)} of a mapping of {getattr(a_ops, 'name', '?')}"
+                )
+            parts += [f"the {lock}" for lock in others]
             raise KernelBug(
                 f"sleeping function called from invalid context: a task sleeps on {what} "
-                f"holding the {' and '.join(held)} of a mapping of "
-                f"{getattr(a_ops, 'name', '?')}, a spinlock: on a kernel, another CPU spins "
+                f"holding {' and '.join(parts)}, a spinlock: on a kernel, another CPU spins "
                 "on it for as long, or this one deadlocks"
             )
 
