@@ -369,12 +369,22 @@ def test_a_bound_beyond_any_schedule_costs_nothing(
     assert result.schedules == 3 and result.failures == ()
 
 
-@pytest.mark.parametrize("page", ["²", "٣", "3x"])
+@pytest.mark.parametrize("page", ["²", "٣", "3x", ""])
 def test_a_task_page_in_other_digits_is_bad_input(page: str) -> None:
     from fsaops.explore.api import parse_tasks
 
     with pytest.raises(ConfigError, match="expected NAME or NAME@PAGE"):
         parse_tasks([f"read-fault@{page}"])
+
+
+@pytest.mark.parametrize("items", [["read-fault", "", "write"], ["read-fault", " "]])
+def test_an_empty_task_in_a_list_is_bad_input(items: list[str]) -> None:
+    """Before, ``--tasks read-fault,,write`` dropped the empty item and ran."""
+    from fsaops.explore.api import parse_tasks
+
+    with pytest.raises(ConfigError, match="an empty item"):
+        parse_tasks(items)
+    assert parse_tasks([""]) == []  # nothing named at all: --tasks says a list needs one
 
 
 @pytest.mark.parametrize(("field", "value"), [("tasks", 5), ("c", {"4": 1}), ("pages", "4")])

@@ -179,15 +179,26 @@ def test_read_fault_checks_what_the_process_read(registry: Registry) -> None:
     assert "read-fault@0: the process read bytes that are no version of the page" in problem
 
 
+@pytest.mark.parametrize(
+    ("fill", "said"),
+    [
+        # Only the poison says a freed frame: a zeroed page (a read of a new page that
+        # was never copied into) was once called one too.
+        (0x6B, "4096 bytes of 0x6b (a freed frame's poison)"),
+        (0x00, "4096 bytes of 0x00 (zeroes: no version of the page was there)"),
+        (0x5A, "4096 bytes of 0x5a"),
+    ],
+)
 @pytest.mark.parametrize(("fs", "task"), [("ext2", "read-fault"), ("swap", "swapin")])
 def test_a_reading_task_refuses_bytes_that_are_no_version_of_the_page(
-    registry: Registry, fs: str, task: str
+    registry: Registry, fs: str, task: str, fill: int, said: str
 ) -> None:
     fstype = registry.filesystem(fs)
     setup = Setup(fs, fstype.default_mode, pages=1, tasks=(TaskSpec(task, 0),))
     xworld = ExploredWorld(setup, fstype, registry)
     ((_, _, _, body),) = xworld.tasks
     page = xworld.targets[0].prepared.page
-    page_address(page)[:] = bytes([0x5A]) * len(page_address(page))
-    with pytest.raises(FsaopsError, match=rf"^{task}@0: the process read 4096 bytes of 0x5a"):
+    page_address(page)[:] = bytes([fill]) * len(page_address(page))
+    with pytest.raises(FsaopsError, match=rf"^{task}@0: the process read ") as caught:
         body()  # type: ignore[operator]
+    assert str(caught.value).endswith(said)

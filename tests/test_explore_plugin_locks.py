@@ -151,6 +151,9 @@ def test_foreign_lock_names_a_with_an_acquire_and_a_semaphore() -> None:
     def down() -> None:
         sem.acquire()
 
+    def wait_for_ever() -> None:
+        let_go.wait()
+
     try:
         found = foreign_lock(_stuck(with_lock, threads))
         assert found is not None and found[1:] == ("held", "threading.Lock")
@@ -161,6 +164,11 @@ def test_foreign_lock_names_a_with_an_acquire_and_a_semaphore() -> None:
         assert found is not None and found[1:] == ("sem", "threading.Semaphore")
         # A thread that sleeps is waiting on no lock.
         assert foreign_lock(_stuck(lambda: time.sleep(1), threads)) is None
+        # A wait with a timeout ends by itself: slow, not stuck.
+        assert foreign_lock(_stuck(lambda: let_go.wait(30), threads)) is None
+        assert foreign_lock(_stuck(lambda: sem.acquire(timeout=30), threads)) is None
+        found = foreign_lock(_stuck(wait_for_ever, threads))
+        assert found is not None and found[2] == "threading.Event"
     finally:
         # No thread of this test outlives it: the explorer refuses to fork past one.
         held.release()
@@ -169,3 +177,25 @@ def test_foreign_lock_names_a_with_an_acquire_and_a_semaphore() -> None:
         for thread in [owner, *threads]:
             thread.join(5)
     assert not any(t.is_alive() for t in [owner, *threads])
+
+
+def test_a_table_that_waits_with_a_timeout_is_slow_not_stuck(registry: Registry) -> None:
+    """An ``Event.wait(T)`` nobody sets ends after T s: no "lock of its own" whatever T is.
+
+    The stall check looks every half second, so such a wait longer than
+    about a second was said to be a lock held by a stopped task (bad
+    input), and a shorter one passed: the verdict hung on the clock.
+    """
+    ext2 = registry.filesystem("ext2")
+    table = ext2.aops("default")
+    nobody_sets = threading.Event()
+
+    def waits_then_moves(newpage: Page, page: Page) -> int:
+        nobody_sets.wait(1.2)
+        return buffer_migrate_page(newpage, page)
+
+    own = attrs.evolve(table, name="timedwait_aops", migratepage=waits_then_moves)
+    fstype = attrs.evolve(ext2, name="timedwait", modes={"default": own}, default_mode="default")
+    result = explore(fstype, tasks=[], pages=1, registry=registry)
+    assert result.status is Status.OK, render_text(result)
+    assert result.exhausted

@@ -31,7 +31,8 @@ _PG_active = PG.active
 _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active | PG.reclaim
 _CLEARED_ON_ALLOC = PG.uptodate | PG.error | PG.referenced | PG.checked | PG.mappedtodisk
 """What ``prep_new_page`` clears on the way out, as state a frame may keep while free."""
-_POISON_BYTE = 0x6B  # what CONFIG_DEBUG_PAGEALLOC-style poisoning writes into freed frames
+POISON_BYTE: Final = 0x6B
+"""What poisoning writes into a freed frame (under ``debug_vm``, and in an explored kernel)."""
 
 # Linux's MAP_NORESERVE, which the mmap module names only from Python 3.13:
 # its value differs between architectures (asm/mman.h), so it is given only
@@ -225,7 +226,7 @@ class Node:
             kernel.swap_reads.discard(page.pfn)
         if kernel.debug_vm:
             off = (page.pfn - self.start_pfn) << self.page_shift
-            self.mem[off : off + self.page_size] = bytes([_POISON_BYTE]) * self.page_size
+            self.mem[off : off + self.page_size] = bytes([POISON_BYTE]) * self.page_size
         kernel.vmstat.pgfree += 1
         lock = self.lock
         lock.acquire()  # by hand, not with, as in alloc_page

@@ -554,13 +554,16 @@ def parse_tasks(items: Iterable[str]) -> list[str | TaskSpec]:
         ConfigError: an unknown task or a bad page number.
     """
     out: list[str | TaskSpec] = []
-    for raw in items:
-        item = raw.strip()
+    given = [raw.strip() for raw in items]
+    if not any(given):
+        return out  # nothing named: the caller says a list needs one
+    for item in given:
         if not item:
-            continue
-        name, _, page = item.partition("@")
+            listed = ",".join(given)
+            raise ConfigError(f"tasks {listed!r}: an empty item (two commas, or one at an end)")
+        name, at, page = item.partition("@")
         name = _known_task(name)
-        if page:
+        if at:
             if not (page.isascii() and page.isdigit()):
                 raise ConfigError(f"task {item!r}: expected NAME or NAME@PAGE")
             out.append(TaskSpec(name, int(page)))

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.debug import broken_fields_said
 from fsaops.errors import KernelBug, describe_exception
-from fsaops.memory import Node
+from fsaops.memory import POISON_BYTE, Node
 from fsaops.page import PG, Page
 from fsaops.sched import Event, Scheduler, Task
 
@@ -76,9 +76,6 @@ __all__ = [
 
 ALL: Final = -1
 """A label's page mask when the step may touch any page (every bit set)."""
-
-POISON_BYTE: Final = 0x6B
-"""What a freed frame is filled with in an explored kernel."""
 
 Label = tuple[str, str, int, int, str, int]
 """A point's label: (kind, kernel function, explorer page or -1, pfn or -1, lock, page mask)."""
@@ -661,10 +658,16 @@ def foreign_lock(frame: Any) -> tuple[str, str, str] | None:
     a ``with`` on, or an ``acquire()`` of, a :class:`threading.Lock` or
     :class:`threading.RLock` that is held, or code of :mod:`threading`
     (a semaphore, a condition, an event), called from code outside fsaops
-    (a plugin's).  ``where`` is ``in FUNCTION (FILE:LINE)``.
+    (a plugin's).  ``where`` is ``in FUNCTION (FILE:LINE)``.  A wait of
+    :mod:`threading` or :mod:`queue` given a ``timeout`` ends by itself,
+    whoever holds what it waits on: it is slow, not stuck (``None``; the
+    schedule's own time limit still applies).
     """
     waiting: object = None
     while frame is not None and frame.f_globals.get("__name__") in _LOCK_MODULES:
+        timeout = frame.f_locals.get("timeout")
+        if type(timeout) in (int, float) and timeout >= 0:
+            return None
         waiting = frame.f_locals.get("self", waiting)
         frame = frame.f_back
     if frame is None:

@@ -40,7 +40,7 @@ from fsaops.explore.tasks import ACCESSORS, Accessor, Runtime, accessor, make_bo
 from fsaops.fs import generic_file_write
 from fsaops.lists import PageList, list_add_tail, list_del
 from fsaops.mapping import grab_cache_page
-from fsaops.memory import Node
+from fsaops.memory import POISON_BYTE, Node
 from fsaops.page import PG, Page, put_page, unlock_page
 from fsaops.process import plugin_code
 from fsaops.proofs import Placed, snapshot_places
@@ -659,8 +659,12 @@ class ExploredWorld:
             and data == contents.page(record.owner, cindex, stamp.gen)
         ):
             return None
-        if data and all(b == data[0] for b in data):
-            return f"{len(data)} bytes of {data[0]:#04x} (a freed frame)"
+        if data and data.count(data[0]) == len(data):
+            if data[0] == POISON_BYTE:
+                return f"{len(data)} bytes of {POISON_BYTE:#04x} (a freed frame's poison)"
+            if data[0] == 0:
+                return f"{len(data)} bytes of 0x00 (zeroes: no version of the page was there)"
+            return f"{len(data)} bytes of {data[0]:#04x}"
         return "bytes that are no version of the page"
 
     def stale_block(self, record: File | Area, rindex: int, offset: int, data: bytes) -> str | None:
