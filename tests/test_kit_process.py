@@ -81,6 +81,7 @@ EXITS_QUIETLY = _fs("quietfs", exits_quietly)
 KEEPS_LOCK = _fs("lockfs", keeps_i_mmap_lock)
 LEAKS = _fs("leakfs", takes_more_references)
 RIGHT = _fs("rightfs", migrate_page)
+CORRECT = _fs("correctfs", fsaops.buffer_migrate_page)
 """
 
 DECLARED = 'capabilities = {"buffers", "writeback"}'
@@ -173,3 +174,47 @@ def test_a_test_is_judged_on_its_own_calls_not_an_earlier_tests(
             "*TestBRight::test_capabilities_match_the_table* PASSED*",
         ]
     )
+
+
+ENDS_AFTER = {
+    # An exit function registered at import, as plugin code may.
+    "atexit": """
+import atexit
+import os
+
+
+def _bye():
+    os._exit(0)
+
+
+atexit.register(_bye)
+""",
+    # A thread left running, which ends the process once the tests are over.
+    "thread": """
+import os
+import threading
+
+
+def _after_the_tests():
+    threading.main_thread().join()
+    os._exit(0)
+
+
+threading.Thread(target=_after_the_tests, name="leftover").start()
+""",
+}
+
+
+@pytest.mark.parametrize("how", sorted(ENDS_AFTER))
+@pytest.mark.parametrize(("fs", "status"), [("LEAKS", 1), ("CORRECT", 0)])
+def test_plugin_code_that_ends_the_process_after_the_tests_keeps_their_status(
+    pytester: pytest.Pytester, how: str, fs: str, status: int
+) -> None:
+    """``os._exit(0)`` after the last test ended a failed session with status 0."""
+    _suite(pytester, ("It", fs))
+    pytester.makepyfile(ends_after=ENDS_AFTER[how])
+    pytester.makeconftest("import ends_after")
+    result = _run(pytester, "-k", "test_hook_balances_reference_counts")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed" if status else "passed") == 1, result.stdout.str()
+    assert result.ret == status, result.stdout.str()

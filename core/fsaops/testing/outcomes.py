@@ -15,11 +15,22 @@ kit's skips: a capability, a table without ``write(2)``, ...) nor the test
 module's (a user's own ``pytest.skip`` in an overriding test).  Every other
 outcome is left as it is.  The kit's pytest plugin registers the guard,
 and so do the suite classes (which need no pytest plugin), once per run.
+
+The guard also keeps a failed session's exit status.  Plugin code that
+calls ``os._exit(0)`` after the last test (from an exit function it
+registered, or from a thread it left running) ended a failed test session
+with status 0.  Once a test of a suite class has run in a session that
+failed, and the session is the process's own (not a pytest run inside a
+test, not an ``xdist`` worker), ``os._exit`` stands for the rest of the
+process's life in for one that ends it with the session's status when
+asked for 0 (:func:`keep_status`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import sys
 from collections.abc import Generator
 from types import FrameType, TracebackType
@@ -27,9 +38,9 @@ from typing import Final
 
 import pytest
 
-from fsaops.process import ends_refused
+from fsaops.process import REAL_EXIT, ends_refused
 
-__all__ = ["KIT_CLASSES", "OutcomeGuard", "ensure", "table_outcome"]
+__all__ = ["KIT_CLASSES", "OutcomeGuard", "ensure", "keep_status", "table_outcome"]
 
 NAME: Final = "fsaops-outcome-guard"
 """The name the guard is registered under (once per pytest run)."""
@@ -147,31 +158,82 @@ def _member(entry: FrameType, callers: list[FrameType]) -> tuple[str, str]:
     return "", ""
 
 
+_SESSIONS: list[pytest.Config] = []
+"""The pytest runs of this process under way, outermost first (a ``pytester`` run nests)."""
+
+
 class OutcomeGuard:
-    """A pytest plugin: a skip or xfail that table code raised fails the test (see the module)."""
+    """A pytest plugin: a skip or xfail that table code raised fails the test (see the module).
+
+    Attributes:
+        kit_ran: a test of a suite class has run in this session.
+        status: the session's exit status, once it is over.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._own = not _SESSIONS and not hasattr(config, "workerinput")
+        _SESSIONS.append(config)
+        self.kit_ran = False
+        self.status = 0
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         """Setup (the kit's fixtures call table code: the capabilities' probe)."""
-        return (yield from _guarded(item))
+        return (yield from _guarded(self, item))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         """The test itself."""
-        return (yield from _guarded(item))
+        return (yield from _guarded(self, item))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, None, None]:
         """Teardown."""
-        return (yield from _guarded(item))
+        return (yield from _guarded(self, item))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Note the session's status."""
+        self.status = int(session.exitstatus)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """A failed session of the process's own, in which a suite class ran, keeps its status."""
+        if config in _SESSIONS:
+            _SESSIONS.remove(config)
+        if self._own and self.kit_ran and self.status:
+            keep_status(self.status)
 
 
-def _guarded(item: pytest.Item) -> Generator[None, None, None]:
+def keep_status(status: int) -> None:
+    """Make ``os._exit(0)`` end the process with ``status`` from now on (``status`` 0: no change).
+
+    Installed now, for a thread left running, and again by an exit function
+    registered now, which runs before those registered earlier (at a
+    plugin's import), in case one of those put ``os._exit`` back.
+    """
+    if not status:
+        return
+
+    def _exit(code: int) -> None:
+        REAL_EXIT(code or status)
+
+    def install() -> None:
+        modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
+        for module in modules:
+            module._exit = _exit  # type: ignore[attr-defined]
+
+    install()
+    atexit.register(install)
+
+
+def _guarded(guard: OutcomeGuard, item: pytest.Item) -> Generator[None, None, None]:
     owner = getattr(item, "cls", None)
     head = f"{owner.__name__}: " if owner is not None else ""
     kit = isinstance(owner, type) and issubclass(owner, tuple(KIT_CLASSES))
+    if kit:
+        guard.kit_ran = True
     kept: contextlib.AbstractContextManager[list[tuple[str, str, list[str]]]] = (
         ends_refused() if kit else contextlib.nullcontext([])
     )
@@ -215,4 +277,4 @@ def ensure(config: pytest.Config) -> None:
     """Register the guard in this pytest run, unless it is already."""
     manager = config.pluginmanager
     if manager.get_plugin(NAME) is None:
-        manager.register(OutcomeGuard(), NAME)
+        manager.register(OutcomeGuard(config), NAME)
