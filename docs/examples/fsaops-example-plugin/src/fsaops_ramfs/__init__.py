@@ -71,10 +71,14 @@ def ramfs_migratepage(newpage: Page, page: Page) -> int:
 
     Both pages are locked (the engine locks them).  A page with a reference
     nobody accounts for, no mapping, or a pte that will not go (a
-    ``VM_LOCKED`` area) cannot move now: ``-EAGAIN``, with nothing changed.
+    ``VM_LOCKED`` area) cannot move now, and nothing has changed: the
+    helper says why, as the release it comes from does.  V4's returns 1,
+    which is ``-EAGAIN`` here; from 2.6.16 it returns the errno itself
+    (``-EPERM`` for a ``VM_LOCKED`` area, a failure for good), passed on.
     """
-    if migrate_page_remove_references(newpage, page, NR_REFS):
-        return -EAGAIN
+    rc = migrate_page_remove_references(newpage, page, NR_REFS)
+    if rc:
+        return -EAGAIN if rc > 0 else rc
     migrate_page_copy(newpage, page)
     return 0
 
