@@ -10,6 +10,7 @@ suite.  ``PageSpec.shared`` maps the page in a second process, and
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
 
 from fsaops.testing import PageSpec, SetupError, Subject, World
 from fsaops_ext2 import EXT2
@@ -93,3 +94,26 @@ def test_anonymous_memory_is_not_shared_by_the_kit() -> None:
     world = World(Subject(SWAP, "default", frozenset({"swap_cache"})))
     with pytest.raises(SetupError, match="only after fork"):
         world.make_page(PageSpec(shared=True))
+
+
+def test_the_random_pages_of_the_suite_include_shared_file_pages() -> None:
+    """The property tests draw pages two processes map (files only), as well as the rest."""
+    from fsaops.testing import strategies
+
+    drawn: list[PageSpec] = []
+
+    @settings(max_examples=200, database=None, derandomize=True)
+    @given(strategies.page_specs({"buffers", "writeback"}))
+    def files(spec: PageSpec) -> None:
+        assert not spec.shared or spec.mapped
+        drawn.append(spec)
+
+    @settings(max_examples=50, database=None, derandomize=True)
+    @given(strategies.page_specs({"swap_cache"}))
+    def anonymous(spec: PageSpec) -> None:
+        assert not spec.shared
+
+    files()
+    anonymous()
+    assert any(spec.shared for spec in drawn)
+    assert any(spec.mapped and not spec.shared for spec in drawn)

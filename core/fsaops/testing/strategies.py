@@ -8,7 +8,8 @@ itself or by the pytest plugin.
   that a subject with the given capabilities can be in: dirty or clean,
   under writeback (only with ``writeback``, and never for a direct hook
   call), mapped, written through the mapping (a dirty pte), in a
-  ``VM_LOCKED`` area, pinned, locked by another task
+  ``VM_LOCKED`` area, mapped by a second process too (a page of a file),
+  pinned, locked by another task
   for a while (engine only), truncated (hook only), carrying any of the
   flags ``migrate_page_copy`` carries; at an index near the start of its
   file (0 to 40), or past ext2's direct and indirect blocks (67, 1036,
@@ -81,7 +82,8 @@ def page_specs(
     # its end map no block), written in part while not up to date, or holes
     # stored into through a mapping (buffers that map no block hold data).
     shapes = ["whole"]
-    if "swap_cache" not in caps:
+    files = "swap_cache" not in caps  # anonymous memory is shared only after fork()
+    if files:
         shapes.append("tail")
         if "buffers" in caps:
             shapes += ["partial", "sparse"] if writes else ["sparse"]
@@ -100,6 +102,7 @@ def page_specs(
             mapped=mapped,
             pte_dirty=sparse or (mapped and draw(st.booleans())),
             mlocked=mapped and draw(st.booleans()),
+            shared=mapped and files and draw(st.booleans()),
             pinned=draw(st.integers(0, 2)),
             pinned_for=0 if for_hook or truncated else draw(st.sampled_from((0, 0, 2, 5))),
             locked_for=0 if for_hook else draw(st.sampled_from((0, 0, 3, 9))),
