@@ -22,7 +22,7 @@ from fsaops import rmap
 from fsaops.cli import main
 from fsaops.errors import ConfigError
 from fsaops.explore import REPLAY_PREFIX, TaskSpec, decode_replay, encode_replay, explore, replay
-from fsaops.explore.api import render_text
+from fsaops.explore.api import Bounds, render_text
 from fsaops.explore.search import fork_run, preemptions
 from fsaops.explore.setup import ExploredWorld, Setup, assign_pages, default_tasks, probe
 from fsaops.page import PG, Page, put_page
@@ -232,6 +232,18 @@ def test_a_replay_reruns_exactly_the_failing_schedule(
     assert rerun.problems == failure.problems
     assert rerun.interleaving == failure.interleaving
     assert rerun.replay == failure.replay
+
+
+def test_a_replay_whose_choices_exceed_its_bound_is_damaged(registry: Registry) -> None:
+    """Before, a string recording k = 0 replayed "a schedule with 1 preemption"."""
+    setup = Setup("ext2", "default", pages=1, tasks=(TaskSpec("write", 0),))
+    preempted = {1: 1}  # at point 1 the write runs, though the migration could go on
+    again = replay(encode_replay(setup, Bounds(preemptions=1), preempted), registry=registry)
+    assert again.replayed and again.status is Status.OK
+    with pytest.raises(
+        ConfigError, match=r"damaged: its choices make 1 preemption, more than the bound it records"
+    ):
+        replay(encode_replay(setup, Bounds(preemptions=0), preempted), registry=registry)
 
 
 def test_a_replay_string_records_everything() -> None:

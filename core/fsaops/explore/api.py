@@ -1075,6 +1075,13 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
             f"{min(unreached)}, but the schedule ended after {points} points (was the table "
             "changed since it was recorded?)"
         )
+    made = count_preemptions(result["trace"])
+    if bounds.preemptions is not None and made > bounds.preemptions:
+        raise ConfigError(
+            f"--replay: the replay string is damaged: its choices make "
+            f"{_plural(made, 'preemption')}, more than the bound it records (at most "
+            f"{bounds.preemptions}): no search with that bound runs such a schedule"
+        )
     problems = tuple((s, p) for s, p in result["problems"])
     steps = _steps(result)
     failures: tuple[Failure, ...] = ()
@@ -1084,7 +1091,7 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
                 status=_status(problems),
                 problems=problems,
                 interleaving=steps,
-                preemptions=count_preemptions(result["trace"]),
+                preemptions=made,
                 replay=encode_replay(checked, bounds, deviations(result["trace"])),
             ),
         )
