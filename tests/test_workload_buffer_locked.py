@@ -30,6 +30,7 @@ from fsaops import buffer_migrate_page, migrate_page, migrate_page_copy
 from fsaops import migrate_page_remove_references
 from fsaops.buffer import BH, buffers, get_bh, put_bh, set_bh_page, trylock_buffer, unlock_buffer
 from fsaops.page import PG
+from fsaops.spinlock import Spinlock
 from fsaops_ext2 import EXT2, ext2_aops
 
 
@@ -144,6 +145,9 @@ def tries_every_lock_first(newpage, page):
     return _move(newpage, page, ring, locked)
 
 
+_OWN_LOCKS = {}
+
+
 def _locks_buffers_under(lock_name, copy_first=False):
     def locks_buffers_under(newpage, page):
         """buffer_migrate_page, sleeping on the buffer locks under a spinlock."""
@@ -157,7 +161,10 @@ def _locks_buffers_under(lock_name, copy_first=False):
         ring = list(buffers(page.private))
         if copy_first:
             migrate_page_copy(newpage, page)  # the old page leaves its mapping here
-        if lock_name == "lru_lock":
+        if lock_name == "s_table_lock":  # a lock the table keeps of its own, per mount
+            sb = mapping.host.i_sb
+            lock = _OWN_LOCKS.setdefault(id(sb), Spinlock("s_table_lock", sb))
+        elif lock_name == "lru_lock":
             lock = page.node.lru_lock
         elif lock_name == "page_table_lock":
             lock = page.node.kernel.mms[0].page_table_lock
@@ -208,6 +215,7 @@ def fsaops_filesystem_types():
         _type("sleeps_under_i_mmap_lock", _locks_buffers_under("i_mmap_lock")),
         _type("sleeps_under_lru_lock", _locks_buffers_under("lru_lock")),
         _type("sleeps_under_page_table_lock", _locks_buffers_under("page_table_lock")),
+        _type("sleeps_under_s_table_lock", _locks_buffers_under("s_table_lock")),
         _type("points_buffers_at_the_new_page", points_buffers_at_the_new_page),
     ]
 '''
@@ -374,6 +382,9 @@ def test_a_table_that_gives_up_on_a_busy_buffer_before_touching_the_page_passes(
         ("sleeps_under_lru_lock", "2.6.17", True),
         ("sleeps_under_page_table_lock", "v4", True),
         ("sleeps_under_page_table_lock", "2.6.16", True),
+        # A spinlock of the table's own (fsaops.spinlock.Spinlock).
+        ("sleeps_under_s_table_lock", "v4", True),
+        ("sleeps_under_s_table_lock", "2.6.17", True),
     ],
 )
 def test_sleeping_on_a_held_buffer_under_a_spinlock_is_a_kernel_bug(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from fsaops.errors import Deadlock
+from fsaops.spinlock import held_spinlocks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -334,15 +335,17 @@ class Scheduler:
     def might_sleep(self, page: Page, what: str) -> None:
         """The kernel's ``might_sleep``: a task about to sleep on ``page`` must hold no spinlock.
 
-        Checked for the ``tree_lock``, ``private_lock`` and ``i_mmap_lock``
-        of the page's mapping (an anonymous page's ``anon_vma`` lock), and of
-        the mapping whose page a ``migratepage`` call is moving
-        (:attr:`migrating`: the old page may have left it by the time the
-        call sleeps); for every node's ``lru_lock``; and for every process's
-        ``page_table_lock``.  In a run of simulated tasks only the sleeper
-        can hold them (another task's work runs inside the sleep, and lets
-        go of what it takes before it returns); with real threads, another
-        may.  V4's ``buffer_migrate_page`` sleeps on buffer locks under
+        Checked for the ``tree_lock`` and ``private_lock`` of the page's
+        mapping and of the mapping whose page a ``migratepage`` call is
+        moving (:attr:`migrating`: the old page may have left it by the time
+        the call sleeps); for every node's ``lru_lock``; and for every
+        :class:`~fsaops.spinlock.Spinlock` of this machine held (a mapping's
+        ``i_mmap_lock``, an ``anon_vma``'s lock, a process's
+        ``page_table_lock``, or a lock a table keeps of its own).  In a run
+        of simulated tasks only the sleeper can hold them (another task's
+        work runs inside the sleep, and lets go of what it takes before it
+        returns); with real threads, another may.  V4's
+        ``buffer_migrate_page`` sleeps on buffer locks under
         ``private_lock`` itself (``Semantics.buffer_private_lock``): a sleep
         there is that release's own.
 
@@ -351,24 +354,33 @@ class Scheduler:
         """
         if self.threads:
             return
+        kernel = page.node.kernel
         mapping: object = page.mapping if self.migrating is None else self.migrating
         wheres: tuple[Any, ...] = (page.mapping, self.migrating)
         held = [
             name
-            for name in ("tree_lock", "private_lock", "i_mmap_lock")
+            for name in ("tree_lock", "private_lock")
             if any(
                 (lock := getattr(where, name, None)) is not None and lock.locked()
                 for where in wheres
             )
         ]
-        if any(getattr(where, "anon", False) and where.lock.locked() for where in wheres):
-            held.append("anon_vma lock")
-        if held == ["private_lock"] and page.node.kernel.semantics.buffer_private_lock:
+        if held == ["private_lock"] and kernel.semantics.buffer_private_lock:
             held = []
-        kernel = page.node.kernel
-        others = [
-            f"lru_lock of node {node.nid}" for node in kernel.nodes if node.lru_lock.locked()
-        ] + [f"page_table_lock of {mm.name}" for mm in kernel.mms if mm.page_table_lock.locked()]
+        others = [f"lru_lock of node {node.nid}" for node in kernel.nodes if node.lru_lock.locked()]
+        for lock in sorted(held_spinlocks(), key=lambda lock: lock.name):
+            owner = lock.owner
+            # Another machine's lock (one a test left held) is not this task's.
+            if getattr(owner, "kernel", kernel) is not kernel:
+                continue
+            named = getattr(owner, "name", None)
+            if getattr(owner, "anon", None) is False:  # a mapping
+                table = getattr(getattr(owner, "a_ops", None), "name", "?")
+                others.append(f"{lock.name} of a mapping of {table}")
+            elif isinstance(named, str):
+                others.append(f"{lock.name} of {named}")
+            else:
+                others.append(f"{lock.name} of {type(owner).__name__}")
         if held or others:
             from fsaops.errors import KernelBug
 

@@ -26,7 +26,10 @@ that never ends.  Another real thread holds such a lock for microseconds;
 The locks taken off the per-page path (a mapping's ``i_mmap_lock``, an
 ``anon_vma``'s lock, a process's ``page_table_lock``: ``try_to_unmap``,
 faults, ``remove_from_swap``) are :class:`Spinlock` objects, which make the
-same check on every ``acquire`` and ``with``.
+same check on every ``acquire`` and ``with``, and so are the locks a table
+keeps of its own.  A :class:`Spinlock` held is known
+(:func:`held_spinlocks`): a task that sleeps holding one is a kernel bug
+(:meth:`fsaops.sched.Scheduler.might_sleep`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Final, Protocol
 
 from fsaops.errors import KernelBug
 
-__all__ = ["LOCKUP_SECONDS", "Spinlock", "spin_lock_contended"]
+__all__ = ["LOCKUP_SECONDS", "Spinlock", "held_spinlocks", "spin_lock_contended"]
 
 LOCKUP_SECONDS: Final = 10.0
 """Seconds a spinlock found held may stay held before the wait is a lockup."""
@@ -83,13 +86,18 @@ class Spinlock:
             KernelBug: it stayed held that long.
         """
         if not blocking or timeout >= 0:
-            return self._lock.acquire(blocking, timeout)
+            taken = self._lock.acquire(blocking, timeout)
+            if taken:
+                _HELD.add(self)
+            return taken
         if not self._lock.acquire(False):
             spin_lock_contended(self._lock, self.name, self.owner)
+        _HELD.add(self)
         return True
 
     def release(self) -> None:
         """Let the lock go."""
+        _HELD.discard(self)
         self._lock.release()
 
     def locked(self) -> bool:
@@ -100,4 +108,14 @@ class Spinlock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
+        _HELD.discard(self)
         self._lock.release()
+
+
+_HELD: set[Spinlock] = set()
+"""Every :class:`Spinlock` held now, in any machine of the process."""
+
+
+def held_spinlocks() -> list[Spinlock]:
+    """Every :class:`Spinlock` held now (in any machine of the process), in no order."""
+    return list(_HELD)
