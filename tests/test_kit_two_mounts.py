@@ -72,10 +72,29 @@ def _type(name, migratepage, fill_super=None):
     )
 
 
+DEVICE = {}
+
+
+def keep_the_device(sb):
+    DEVICE["bdev"] = sb.s_bdev
+
+
+def on_the_kept_device(newpage, page):
+    # buffer_migrate_page, then the moved buffers pointed at the device a mount left behind.
+    rc = buffer_migrate_page(newpage, page)
+    if rc == 0 and newpage.flags & PG.private:
+        for bh in buffers(newpage.private):
+            bh.b_bdev = DEVICE["bdev"]
+    return rc
+
+
 LAST = _type("last", by_the_global, last_mount)
 FIRST = _type("first", by_the_global, first_mount)
 OWN = _type("own", buffer_migrate_page)
 ONE_SIZE = attrs.evolve(_type("onesize", buffer_migrate_page), block_sizes=(1024,))
+KEPT_DEVICE = attrs.evolve(
+    _type("keptdev", on_the_kept_device, keep_the_device), block_sizes=(1024,)
+)
 """
 
 SUITE = """
@@ -88,7 +107,7 @@ class TestIt(MigratepageConformance):
     capabilities = {{"writeback", "buffers"}}
 """
 
-TEST = "two_mounts"
+TEST = "two_mounts_at_different"
 
 
 @pytest.mark.parametrize("name", ["LAST", "FIRST"])
@@ -132,3 +151,21 @@ def test_a_type_of_one_block_size_is_skipped_with_the_reason(pytester: pytest.Py
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-rs", "-k", TEST)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*takes one block size up to the page size (1024)*"])
+
+
+def test_a_type_of_one_block_size_that_keeps_a_mount_s_device_for_all_fails_the_suite(
+    pytester: pytest.Pytester,
+) -> None:
+    """The second mount at the same block size: the test runs for a type of one size too."""
+    pytester.syspathinsert()
+    pytester.makepyfile(table_code=TABLES)
+    pytester.makepyfile(test_suite=SUITE.format(name="KEPT_DEVICE"))
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-k", "two_mounts")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*buffer head 0 of pfn * has b_bdev second-dev, not subject-dev, on the move to pfn *: "
+            "its next write goes to another device",
+            "*FAILED*two_mounts_of_one_block_size*",
+        ]
+    )

@@ -83,6 +83,7 @@ from fsaops.oracle import (
     BufferState,
     Oracle,
     UnlockedMoves,
+    bdev_change,
     buffer_changes,
     dirtied_buffer_problem,
     journalled_dirty_problem,
@@ -558,12 +559,12 @@ class MigratepageWatch:
         held_locks = self._kernel.sched.buffer_lockers
         for i, (bh, count, locked, was) in enumerate(b.ring):
             if bh.b_bdev is not was.bdev and was.state & BH.mapped:
+                what, then = bdev_change(was.bdev, bh.b_bdev)
                 add(
                     table,
                     "buffers",
                     pfn,
-                    f"buffer head {i} of pfn {pfn} lost its b_bdev in migratepage: its next "
-                    "write has no device to go to",
+                    f"buffer head {i} of pfn {pfn} {what} in migratepage: {then}",
                 )
                 break
             if bh.b_state & BH.lock and not locked and id(bh) not in held_locks:

@@ -48,6 +48,7 @@ __all__ = [
     "PageState",
     "ReadBack",
     "UnlockedMoves",
+    "bdev_change",
     "buffer_changes",
     "dirtied_buffer_problem",
     "first_difference",
@@ -484,6 +485,21 @@ def _describe_mapping(mapping: object) -> str:
     if isinstance(name, str) and name:
         return name
     return type(mapping).__name__
+
+
+def bdev_change(was: object, now: object) -> tuple[str, str]:
+    """What a buffer whose ``b_bdev`` went from ``was`` to ``now`` did, and what follows.
+
+    ``("lost its b_bdev", "its next write has no device to go to")``, or, for
+    another device, ``("has b_bdev ram1, not ram0,", "its next write goes to
+    another device")``.
+    """
+    if now is None:
+        return "lost its b_bdev", "its next write has no device to go to"
+    return (
+        f"has b_bdev {getattr(now, 'name', now)}, not {getattr(was, 'name', was)},",
+        "its next write goes to another device",
+    )
 
 
 class Oracle:
@@ -1093,9 +1109,9 @@ class Oracle:
                 elif bh.b_state & BH.lock:
                     problems.append(f"buffer head {i} of pfn {pfn} was left locked")
                 if state.state & BH.mapped and bh.b_bdev is not state.bdev:
+                    what, then = bdev_change(state.bdev, bh.b_bdev)
                     problems.append(
-                        f"buffer head {i} of pfn {pfn} lost its b_bdev on the move to pfn "
-                        f"{new.pfn}: its next write has no device to go to"
+                        f"buffer head {i} of pfn {pfn} {what} on the move to pfn {new.pfn}: {then}"
                     )
                 if state.state & BH.mapped and bh.b_blocknr != state.blocknr:
                     problems.append(

@@ -1469,6 +1469,32 @@ class MigratepageConformance:
                 pages += world.file(sb, 4, clean=clean).i_mapping.pages()
         self._engine_on_disk(world, pages)
 
+    def test_engine_moves_pages_of_two_mounts_of_one_block_size(
+        self, fsaops_subject: Subject, fsaops_world: World
+    ) -> None:
+        """Two mounts at the suite's block size: their pages move in one call (KERNEL-SPEC §7, §9).
+
+        As :meth:`test_engine_moves_pages_of_two_mounts_at_different_block_sizes`,
+        with the second mount at the same block size, so that it runs for a
+        type of one block size too, and state that tells mounts apart by
+        their block size alone is no help: a table that keeps a mount's
+        device, or anything else of one mount, where every mount shares it
+        puts the other mount's pages wrong.
+        """
+        subject = fsaops_subject
+        self._needs_pages(subject)
+        self._needs_files(subject)
+        world = fsaops_world
+        assert world.sb is not None
+        second = world.mount(
+            subject.fstype, subject.mode, block_size=world.sb.s_blocksize, name="second"
+        )
+        pages: list[Page] = []
+        for sb in (world.sb, second):
+            for clean in (True, False):
+                pages += world.file(sb, 4, clean=clean).i_mapping.pages()
+        self._engine_on_disk(world, pages)
+
     def _engine_on_disk(self, world: World, pages: list[Page]) -> None:
         """Migrate ``pages`` in one call, check them and the machine, then read them from disk."""
         fallback = world.subject.has("no_migratepage")

@@ -26,6 +26,7 @@ from fsaops.errors import describe_exception
 from fsaops.migrate import errno_name
 from fsaops.oracle import (
     Oracle,
+    bdev_change,
     buffer_changes,
     dirtied_buffer_problem,
     first_difference,
@@ -410,9 +411,9 @@ def hook_buffers_follow(call: HookCall) -> list[str]:
                 "another block"
             )
         if state.state & BH.mapped and bh.b_bdev is not state.bdev:
+            what, then = bdev_change(state.bdev, bh.b_bdev)
             problems.append(
-                f"buffer head {i} of pfn {old_pfn} lost its b_bdev on the way to pfn {new_pfn}: "
-                "its next write has no device to go to"
+                f"buffer head {i} of pfn {old_pfn} {what} on the way to pfn {new_pfn}: {then}"
             )
         # A buffer that was never read, now up to date, serves the frame's
         # left-over bytes; one mapped to no block, a block; and so on.
