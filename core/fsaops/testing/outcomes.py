@@ -32,12 +32,13 @@ import atexit
 import contextlib
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import FrameType, TracebackType
 from typing import Final
 
 import pytest
 
+from fsaops.errors import ProcessEnded
 from fsaops.process import REAL_EXIT, ends_refused
 
 __all__ = ["KIT_CLASSES", "OutcomeGuard", "ensure", "keep_status", "table_outcome"]
@@ -209,7 +210,9 @@ class OutcomeGuard:
 def keep_status(status: int) -> None:
     """Make ``os._exit(0)`` end the process with ``status`` from now on (``status`` 0: no change).
 
-    Installed now, for a thread left running, and again by an exit function
+    ``os.execv`` and ``os.execve`` (which the rest of the ``exec`` family
+    calls) raise :class:`~fsaops.errors.ProcessEnded` instead of replacing
+    the process.  Installed now, for a thread left running, and again by an exit function
     registered now, which runs before those registered earlier (at a
     plugin's import), in case one of those put ``os._exit`` back.
     """
@@ -219,10 +222,22 @@ def keep_status(status: int) -> None:
     def _exit(code: int) -> None:
         REAL_EXIT(code or status)
 
+    def refuse(name: str) -> Callable[..., None]:
+        def replace(*args: object) -> None:
+            raise ProcessEnded(
+                f"os.{name}() was called after a test session that failed: plugin code may not "
+                "replace the process, whose status says the session failed"
+            )
+
+        return replace
+
     def install() -> None:
         modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
         for module in modules:
             module._exit = _exit  # type: ignore[attr-defined]
+            for name in ("execv", "execve"):  # which the rest of the exec family calls
+                if hasattr(module, name):
+                    setattr(module, name, refuse(name))
 
     install()
     atexit.register(install)
