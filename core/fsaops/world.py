@@ -320,6 +320,9 @@ _NAMED_STATES = (
     "buffer_locked",
 )
 
+_TRUE_STATES = ("dirty", "writeback", "mapped", "pte_dirty", "mlocked", "shared", "truncated")
+"""The state names that set the :class:`PageSpec` field of the same name."""
+
 
 def _check_flags(_instance: object, _attribute: object, value: int) -> None:
     if value & ~PG.COPIED:
@@ -499,15 +502,7 @@ class PageSpec:
             name = raw.strip()
             if name == "clean":
                 continue
-            if name in (
-                "dirty",
-                "writeback",
-                "mapped",
-                "pte_dirty",
-                "mlocked",
-                "shared",
-                "truncated",
-            ):
+            if name in _TRUE_STATES:
                 fields[name] = True
             elif name == "pinned":
                 fields["pinned"] = 1
