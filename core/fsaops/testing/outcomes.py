@@ -21,9 +21,10 @@ calls ``os._exit(0)`` after the last test (from an exit function it
 registered, or from a thread it left running) ended a failed test session
 with status 0.  Once a test of a suite class has run in a session that
 failed, and the session is the process's own (not a pytest run inside a
-test, not an ``xdist`` worker), ``os._exit`` stands for the rest of the
-process's life in for one that ends it with the session's status when
-asked for 0 (:func:`keep_status`).
+test, not an ``xdist`` worker), ``os._exit`` is replaced for the rest of the
+process's life by one that ends it with the session's status when asked
+for 0, and ``os.execv`` and ``os.execve`` refuse to replace it
+(:func:`keep_status`).
 """
 
 from __future__ import annotations
