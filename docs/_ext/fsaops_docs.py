@@ -914,6 +914,12 @@ class SkipReader:
             and test.func.attr == "_one_buffer_a_page"
         ):
             return ("one buffer", "")
+        if (  # self._one_block_size(subject, world)
+            isinstance(test, ast.Call)
+            and isinstance(test.func, ast.Attribute)
+            and test.func.attr == "_one_block_size"
+        ):
+            return ("one block size", "")
         kind = "with"
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             kind, test = "without", test.operand
@@ -976,6 +982,11 @@ def _skips_in_words(rules: list[Skip]) -> str:
         parts.append(
             "when every block size its type takes is the page size (a page of one buffer "
             "cannot show this)"
+        )
+    if any(kind == "one block size" for kind, _ in rules):
+        parts.append(
+            "when its type takes no other block size up to the page size (two mounts cannot "
+            "differ in it)"
         )
     if imports:
         parts.append(f"when {_some(imports, 'or')} is not installed")

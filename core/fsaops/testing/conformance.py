@@ -553,6 +553,21 @@ class MigratepageConformance:
         own = world.sb.s_blocksize if world.sb is not None else ps
         return own >= ps and not any(size < ps for size in subject.fstype.block_sizes)
 
+    @staticmethod
+    def _one_block_size(subject: Subject, world: World) -> bool:
+        """Whether the type takes no block size up to the page size but the test's own."""
+        own = world.sb.s_blocksize if world.sb is not None else world.page_size
+        return not any(own != size <= world.page_size for size in subject.fstype.block_sizes)
+
+    def _needs_two_block_sizes(self, subject: Subject, world: World) -> None:
+        """Skip a test of two mounts at different block sizes, when the type takes one."""
+        if self._one_block_size(subject, world):
+            taken = ", ".join(map(str, subject.fstype.block_sizes))
+            pytest.skip(
+                f"{subject.describe()} takes one block size up to the page size ({taken}), so "
+                "two of its mounts cannot differ in it"
+            )
+
     def _needs_several_buffers(self, subject: Subject, world: World) -> None:
         """Skip a promise only a page of several buffer heads can show, when none can be had."""
         if self._one_buffer_a_page(subject, world):
@@ -1437,8 +1452,8 @@ class MigratepageConformance:
         another block size the type takes (the largest below the page size,
         so that both mounts' pages have several buffers where the type
         allows, else the page size), and a clean and a dirty file of four
-        pages on each migrate
-        together, then are written back and read from disk.  A table must
+        pages on each migrate together, then are written back and read
+        from disk.  A table must
         take what it knows of a page's blocks from the page's own
         superblock: one that keeps the block size in state every mount
         shares (a module global its ``fill_super`` sets, the last mount's
@@ -1449,15 +1464,10 @@ class MigratepageConformance:
         self._needs_pages(subject)
         self._needs_files(subject)
         world = fsaops_world
+        self._needs_two_block_sizes(subject, world)
         assert world.sb is not None
         own = world.sb.s_blocksize
         others = [size for size in subject.fstype.block_sizes if own != size <= world.page_size]
-        if not others:
-            taken = ", ".join(map(str, subject.fstype.block_sizes))
-            pytest.skip(
-                f"{subject.describe()} takes one block size up to the page size ({taken}), so "
-                "two of its mounts cannot differ in it"
-            )
         # Several buffers a page on both mounts where the type allows, so that an
         # offset worked out from the other mount's block size is wrong on either.
         several = [size for size in others if size < world.page_size]
