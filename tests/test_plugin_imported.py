@@ -46,7 +46,7 @@ def _plugin(fs: str, behaviour: str = "", also: str = "") -> str:
     code = EXAMPLE.read_text(encoding="utf-8")
     code = code.replace("ramfs", fs).replace("RAMFS", fs.upper())
     if behaviour:
-        start = "    if migrate_page_remove_references(newpage, page, NR_REFS):"
+        start = "    rc = migrate_page_remove_references(newpage, page, NR_REFS)"
         assert start in code
         code = code.replace(start, f"    {behaviour}\n{start}")
     return code + also

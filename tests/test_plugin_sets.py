@@ -63,7 +63,7 @@ def _base(behaviour: str = "") -> str:
     """The example ramfs plugin as ``basefs``; ``behaviour`` runs first in its migratepage."""
     code = EXAMPLE.read_text(encoding="utf-8").replace("ramfs", "basefs").replace("RAMFS", "BASEFS")
     if behaviour:
-        first = "    if migrate_page_remove_references(newpage, page, NR_REFS):"
+        first = "    rc = migrate_page_remove_references(newpage, page, NR_REFS)"
         assert first in code
         code = code.replace(first, f"    {behaviour}\n{first}")
     return code
