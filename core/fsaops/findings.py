@@ -57,7 +57,10 @@ know about before the code goes anywhere:
     ``migratepage`` raised, or returned something other than 0 or a
     negative errno (the engine counts the page as failed with ``-EIO``);
     or returned 0 for a page it did not move (its page-tree slot still
-    holds it), where the page needed ``-EAGAIN``.
+    holds it), where the page needed ``-EAGAIN``; or returned ``-EAGAIN``
+    where ``migrate_page_remove_references`` had just returned ``-EPERM``
+    (2.6.16 on: a ``VM_LOCKED`` area, a failure for good, which
+    ``migratepage`` passes on), so the engine tries the page in every pass.
 
 A bad return (raised, or not 0 or a negative errno) costs nothing to see
 and is always collected.  The others
@@ -411,6 +414,17 @@ class MigratepageWatch:
                 f"migratepage returned -{name} for pfn {pfn}, which could move: page_count "
                 f"{b.count} = page_mapcount {b.mapcount} + {b.expected} expected references, "
                 "and no other task held it or one of its buffers' locks",
+            )
+        if rc == -EAGAIN and self._kernel.current.why == _vm_locked_refused():
+            release = self._kernel.semantics.name
+            add(
+                table,
+                "return",
+                pfn,
+                f"migratepage returned -EAGAIN for pfn {pfn}, though "
+                "migrate_page_remove_references had returned -EPERM for it (a VM_LOCKED area): "
+                f"under {release} that is a failure for good, which migratepage passes on; "
+                "-EAGAIN has the engine try the page in every pass",
             )
         if rc == 0 and b.tree is not None and Oracle.slot(b.tree, b.key) is page:
             # Nothing moved: what the page lost or kept on the way is not the point.
@@ -1104,6 +1118,13 @@ def _bh_change(bh: BufferHead, name: str, was: Any, now: Any) -> str:
 def _own_count(bh: BufferHead) -> int:
     """``b_count`` without the journal's reference, which commits may drop at any time."""
     return bh.b_count - (1 if bh.b_state & BH.jbd else 0)
+
+
+def _vm_locked_refused() -> str:
+    """Why 2.6.16's unmap step gave ``-EPERM`` (``fsaops.migrate`` imports this module)."""
+    from fsaops.migrate import VM_LOCKED_REFUSED
+
+    return VM_LOCKED_REFUSED
 
 
 def _mlocked(page: Page) -> bool:

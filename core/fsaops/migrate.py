@@ -165,6 +165,10 @@ def unmap_ignore_refs(page: Page) -> int:
     return 0
 
 
+VM_LOCKED_REFUSED: Final = "VM_LOCKED: try_to_unmap refused (permanent)"
+"""Why 2.6.16's unmap step gave ``-EPERM`` (what :func:`unmap_eperm` leaves in ``current.why``)."""
+
+
 def unmap_eperm(page: Page) -> int:
     """Unmap a locked page as 2.6.16 does: ``SWAP_FAIL`` (``VM_LOCKED``) is ``-EPERM``.
 
@@ -173,7 +177,7 @@ def unmap_eperm(page: Page) -> int:
     is still mapped otherwise.
     """
     if try_to_unmap(page, True) == SWAP_FAIL:
-        page.node.kernel.current.why = "VM_LOCKED: try_to_unmap refused (permanent)"
+        page.node.kernel.current.why = VM_LOCKED_REFUSED
         return -EPERM
     if page.mapcount:
         page.node.kernel.current.why = _still_mapped(page)
