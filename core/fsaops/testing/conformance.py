@@ -554,10 +554,15 @@ class MigratepageConformance:
         return own >= ps and not any(size < ps for size in subject.fstype.block_sizes)
 
     @staticmethod
-    def _one_block_size(subject: Subject, world: World) -> bool:
-        """Whether the type takes no block size up to the page size but the test's own."""
+    def _other_block_sizes(subject: Subject, world: World) -> list[int]:
+        """The block sizes up to the page size the type takes, but the test's own."""
         own = world.sb.s_blocksize if world.sb is not None else world.page_size
-        return not any(own != size <= world.page_size for size in subject.fstype.block_sizes)
+        return [size for size in subject.fstype.block_sizes if own != size <= world.page_size]
+
+    @classmethod
+    def _one_block_size(cls, subject: Subject, world: World) -> bool:
+        """Whether the type takes no block size up to the page size but the test's own."""
+        return not cls._other_block_sizes(subject, world)
 
     def _needs_two_block_sizes(self, subject: Subject, world: World) -> None:
         """Skip a test of two mounts at different block sizes, when the type takes one."""
@@ -1465,19 +1470,11 @@ class MigratepageConformance:
         self._needs_files(subject)
         world = fsaops_world
         self._needs_two_block_sizes(subject, world)
-        assert world.sb is not None
-        own = world.sb.s_blocksize
-        others = [size for size in subject.fstype.block_sizes if own != size <= world.page_size]
+        others = self._other_block_sizes(subject, world)
         # Several buffers a page on both mounts where the type allows, so that an
         # offset worked out from the other mount's block size is wrong on either.
         several = [size for size in others if size < world.page_size]
-        size = max(several or others)
-        second = world.mount(subject.fstype, subject.mode, block_size=size, name="second")
-        pages: list[Page] = []
-        for sb in (world.sb, second):
-            for clean in (True, False):
-                pages += world.file(sb, 4, clean=clean).i_mapping.pages()
-        self._engine_on_disk(world, pages)
+        self._two_mounts(world, max(several or others))
 
     def test_engine_moves_pages_of_two_mounts_of_one_block_size(
         self, fsaops_subject: Subject, fsaops_world: World
@@ -1496,9 +1493,16 @@ class MigratepageConformance:
         self._needs_files(subject)
         world = fsaops_world
         assert world.sb is not None
-        second = world.mount(
-            subject.fstype, subject.mode, block_size=world.sb.s_blocksize, name="second"
-        )
+        self._two_mounts(world, world.sb.s_blocksize)
+
+    def _two_mounts(self, world: World, block_size: int) -> None:
+        """Mount the type again at ``block_size``; move files of both mounts, read them from disk.
+
+        A clean and a dirty file of four pages on each mount, in one call.
+        """
+        subject = world.subject
+        assert world.sb is not None
+        second = world.mount(subject.fstype, subject.mode, block_size=block_size, name="second")
         pages: list[Page] = []
         for sb in (world.sb, second):
             for clean in (True, False):
