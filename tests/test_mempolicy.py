@@ -239,6 +239,25 @@ def test_sys_migrate_pages_checks(registry: Registry, semantics: str) -> None:
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}, uid=5, capable=False) == -EPERM
 
 
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("swap_slots", [0, 64])
+def test_do_migrate_pages_without_migration_is_the_enosys_stub(
+    registry: Registry, semantics: str, swap_slots: int
+) -> None:
+    """Called directly too (not through the syscall), and whether or not the list would be empty."""
+    off = World(
+        registry=registry,
+        migration=False,
+        node_pages=256,
+        swap_slots=swap_slots,
+        semantics=semantics,
+    )
+    area = off.anon(2)
+    assert do_migrate_pages(area.mm, {0}, {1}, MPOL_MF_MOVE) == -ENOSYS
+    assert all(pte.page is not None and pte.page.node.nid == 0 for pte in area.mm.ptes.values())
+    assert check_kernel(off.kernel) == []
+
+
 @pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
 def test_a_capable_caller_of_migrate_pages_moves_shared_pages_from_2_6_16(
     registry: Registry, semantics: str

@@ -168,6 +168,11 @@ def _locks_buffers_under(lock_name, copy_first=False):
             lock = page.node.lru_lock
         elif lock_name == "page_table_lock":
             lock = page.node.kernel.mms[0].page_table_lock
+        elif lock_name == "swap_tree_lock":  # the swap cache's
+            lock = page.node.kernel.swapper_space.tree_lock
+        elif lock_name.startswith("another_"):  # the lock of the mount's other file
+            others = [i.i_mapping for i in mapping.host.i_sb.inodes if i.i_mapping is not mapping]
+            lock = getattr(others[0], lock_name.removeprefix("another_"))
         else:
             lock = getattr(mapping, lock_name)
         with lock:
@@ -216,6 +221,9 @@ def fsaops_filesystem_types():
         _type("sleeps_under_lru_lock", _locks_buffers_under("lru_lock")),
         _type("sleeps_under_page_table_lock", _locks_buffers_under("page_table_lock")),
         _type("sleeps_under_s_table_lock", _locks_buffers_under("s_table_lock")),
+        _type("sleeps_under_another_tree_lock", _locks_buffers_under("another_tree_lock")),
+        _type("sleeps_under_another_private_lock", _locks_buffers_under("another_private_lock")),
+        _type("sleeps_under_swap_tree_lock", _locks_buffers_under("swap_tree_lock")),
         _type("points_buffers_at_the_new_page", points_buffers_at_the_new_page),
     ]
 '''
@@ -400,6 +408,27 @@ def test_sleeping_on_a_held_buffer_under_a_spinlock_is_a_kernel_bug(
         f"sleeping function called from invalid context: a task sleeps on buffer lock holding "
         f"the {lock}" in str(report["error"])
     )
+
+
+@pytest.mark.parametrize(
+    ("fs", "lock"),
+    [
+        ("sleeps_under_another_tree_lock", "tree_lock of mount0/file"),
+        # V4's own sleep under private_lock is under the page's mapping's alone.
+        ("sleeps_under_another_private_lock", "private_lock of mount0/file"),
+        ("sleeps_under_swap_tree_lock", "tree_lock of swapper_space (swap_aops)"),
+    ],
+)
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_sleeping_under_another_mappings_lock_is_a_kernel_bug(
+    configs: Path, fs: str, lock: str, semantics: str
+) -> None:
+    """Another file's or the swap cache's plain spinlock, found by looking at every mapping."""
+    rc, report = run(configs, fs, semantics=semantics)
+    assert (rc, report["status"]) == (1, "kernel bug"), report.get("error")
+    said = str(report["error"])
+    assert "sleeping function called from invalid context: a task sleeps on buffer lock" in said
+    assert f"holding the {lock}" in said
 
 
 def test_every_buffer_locked_page_is_met_with_its_buffer_locked() -> None:

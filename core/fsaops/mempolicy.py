@@ -267,7 +267,12 @@ def do_migrate_pages(
     pair is left or an error comes back.
 
     Returns the negative errno, or the number of pages that stayed busy.
+    On a kernel built without migration, ``-ENOSYS``: the stub
+    ``mm/mempolicy.c`` has in its place (its ``#else`` of
+    ``CONFIG_MIGRATION``), whoever calls it.
     """
+    if not mm.kernel.migration:
+        return -ENOSYS
     busy = 0
     err = 0
     tmp = set(from_nodes)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fsaops.buffer import BufferHead
+    from fsaops.kernel import Kernel
     from fsaops.page import Page
 
 __all__ = ["PF_SWAPWRITE", "Event", "Hold", "Scheduler", "Task", "WaitQueue", "whose"]
@@ -338,7 +339,8 @@ class Scheduler:
         Checked for the ``tree_lock`` and ``private_lock`` of the page's
         mapping and of the mapping whose page a ``migratepage`` call is
         moving (:attr:`migrating`: the old page may have left it by the time
-        the call sleeps); for every node's ``lru_lock``; and for every
+        the call sleeps), and inside such a call those of every other
+        mapping of the machine; for every node's ``lru_lock``; and for every
         :class:`~fsaops.spinlock.Spinlock` of this machine held (a mapping's
         ``i_mmap_lock``, an ``anon_vma``'s lock, a process's
         ``page_table_lock``, or a lock a table keeps of its own).  In a run
@@ -368,6 +370,8 @@ class Scheduler:
         if held == ["private_lock"] and kernel.semantics.buffer_private_lock:
             held = []
         others = [f"lru_lock of node {node.nid}" for node in kernel.nodes if node.lru_lock.locked()]
+        if self.migrating is not None:
+            others += _other_mappings_locked(kernel, wheres)
         for lock in sorted(held_spinlocks(), key=lambda lock: lock.name):
             owner = lock.owner
             # Another machine's lock (one a test left held) is not this task's.
@@ -484,6 +488,28 @@ class Scheduler:
                     raise Deadlock(what, self.now)
                 continue
             raise Deadlock(what, self.now)
+
+
+def _other_mappings_locked(kernel: Kernel, skip: tuple[Any, ...]) -> list[str]:
+    """The ``tree_lock`` and ``private_lock`` held of every mapping but those in ``skip``.
+
+    Another file's, a mount's other files', the swap cache's: a table may
+    take any of them.  They are plain locks with no owner, so finding them
+    means looking at each mapping; :meth:`Scheduler.might_sleep` does only
+    inside a ``migratepage`` call, where a sleep is rare.
+    """
+    found: list[str] = []
+    spaces = [inode.i_mapping for sb in kernel.super_blocks for inode in sb.inodes]
+    if kernel.swapper_space is not None:
+        spaces.append(kernel.swapper_space)
+    for mapping in spaces:
+        if mapping.tree_lock.locked() or mapping.private_lock.locked():
+            if any(mapping is where for where in skip):
+                continue
+            for name in ("tree_lock", "private_lock"):
+                if getattr(mapping, name).locked():
+                    found.append(f"{name} of {mapping.name or 'a mapping'} ({mapping.a_ops.name})")
+    return found
 
 
 def whose(table: str) -> str:
