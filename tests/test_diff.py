@@ -368,6 +368,31 @@ def test_the_page_shows_every_table_and_marks_what_differs(
     assert dom.find("p", id="status").text().startswith("The runs differ")
 
 
+def test_the_headline_says_each_runs_status_and_a_failed_run_is_never_good_news(
+    reports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two runs that broke alike are "the same", but not in green: each status is said."""
+    base = _report(reports)
+    broken = {**base, "invariants": ["pfn 3: a"], "status": "invariant broken"}
+    ok, bad = tmp_path / "ok.json", tmp_path / "bad.json"
+    ok.write_text(json.dumps(base), encoding="utf-8")
+    bad.write_text(json.dumps(broken), encoding="utf-8")
+    cases = {
+        (bad, bad): ("the runs are the same; both: invariant broken", "bad"),
+        (ok, bad): ("the runs differ; A: ok, B: invariant broken", "bad"),
+        (ok, ok): ("the runs are the same; both: ok", "ok"),
+    }
+    for (a, b), (said, banner) in cases.items():
+        page = tmp_path / f"{a.stem}-{b.stem}.html"
+        status, out, err = _fsaops("diff", str(a), str(b), "--html", str(page))
+        assert (status, err) == (0, "")
+        assert said in out.splitlines()
+        dom = parse(page.read_text(encoding="utf-8"))
+        shown = dom.find("p", id="status")
+        assert shown.text().startswith(said[0].upper() + said[1:] + ".")
+        assert banner in (shown.attributes.get("class") or "").split()
+
+
 def test_a_table_name_of_any_length_is_cut_in_titles(
     reports: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -398,6 +423,6 @@ def test_a_file_name_is_shown_not_obeyed(reports: tuple[Path, Path], tmp_path: P
     assert status == 0, err
     assert "\x1b" not in out and "\\x1b[2J\\nthe runs are the same.json" in out.replace("\n", "")
     verdicts = [line for line in out.splitlines() if line.startswith("the runs")]
-    assert verdicts == ["the runs differ"]
+    assert verdicts == ["the runs differ; both: ok"]
     html = page.read_text(encoding="utf-8")
     assert "\x1b" not in html and "\\x1b[2J\\nthe runs are the same.json" in html

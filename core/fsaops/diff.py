@@ -572,11 +572,26 @@ class Comparison:
     a: str
     b: str
     sections: tuple[Section, ...]
+    statuses: tuple[str, str] = ("ok", "ok")
+    """Each run's ``status``: a comparison of two runs that lost data is no good news."""
 
     @property
     def differs(self) -> bool:
         """Whether the runs differ anywhere."""
         return any(section.differs for section in self.sections)
+
+    @property
+    def failed(self) -> bool:
+        """Whether either run's status is other than ``ok``."""
+        return any(status != "ok" for status in self.statuses)
+
+    def headline(self) -> str:
+        """``the runs are the same; both: data lost``: the comparison, then each run's status."""
+        said = "the runs differ" if self.differs else "the runs are the same"
+        status_a, status_b = self.statuses
+        if status_a == status_b:
+            return f"{said}; both: {status_a}"
+        return f"{said}; A: {status_a}, B: {status_b}"
 
     def section(self, kind: str, title: str | None = None) -> Section:
         """The section of ``kind`` (and ``title``, for a table)."""
@@ -1251,7 +1266,8 @@ def compare(
         )
     sections += [_totals(a, b), _vmstat(a, b), _run(a, b), _verdict(a, b)]
     # The files' names as given: a newline or an escape sequence in one is shown, not obeyed.
-    return Comparison(printable(names[0]), printable(names[1]), tuple(sections))
+    statuses = (printable(str(a["status"])), printable(str(b["status"])))
+    return Comparison(printable(names[0]), printable(names[1]), tuple(sections), statuses)
 
 
 def _inert(value: Any) -> Any:
@@ -1369,8 +1385,8 @@ def render(comparison: Comparison, console: Console) -> None:
     head = Text("fsaops diff", style="bold")
     head.append(f"  A: {a}  B: {b}\n", style="cyan")
     head.append(
-        "the runs differ" if comparison.differs else "the runs are the same",
-        style="bold yellow" if comparison.differs else "green",
+        comparison.headline(),
+        style="bold red" if comparison.failed else "bold yellow" if comparison.differs else "green",
     )
     console.print(head)
     for section in comparison.sections:
@@ -1470,12 +1486,13 @@ def render_html(comparison: Comparison) -> str:
     """The comparison as one self-contained HTML page; differing rows are highlighted."""
     from fsaops.html_report import document
 
-    verdict = "The runs differ" if comparison.differs else "The runs are the same"
+    verdict = comparison.headline()
+    kind = "bad" if comparison.failed else "note" if comparison.differs else "ok"
     body = [
         f"<h1>fsaops diff</h1>\n<p>A: <code>{escape(comparison.a)}</code><br>"
         f"B: <code>{escape(comparison.b)}</code></p>\n"
-        f'<p class="banner {"note" if comparison.differs else "ok"}" id="status">{verdict}: '
-        "rows that differ are highlighted.</p>\n",
+        f'<p class="banner {kind}" id="status">{escape(verdict[0].upper() + verdict[1:])}. '
+        "Rows that differ are highlighted.</p>\n",
         *(_html_section(s) for s in comparison.sections),
         '<div id="not-compared"><h2>Not compared</h2><ul class=muted>'
         + "".join(f"<li>{escape(line)}</li>" for line in _not_compared())
