@@ -855,6 +855,22 @@ def _page_groups(title: str, ident: str, pages: Sequence[PageOutcome], key: str)
     return f'<h3>{title}</h3><ul class="pages" id="{ident}">{"".join(items)}</ul>'
 
 
+def _problems_html(problems: Sequence[str], count: int) -> str:
+    """The list items of a proof's (or the read-back's) problems, and how many it leaves out.
+
+    A report names the first :data:`~fsaops.proofs.MAX_PROBLEMS` of them;
+    ``count`` is how many pages were found wrong.
+    """
+    items = "".join(f"<li>{escape(p)}</li>" for p in problems)
+    unlisted = count - len(problems)
+    if problems and unlisted > 0:
+        items += (
+            f'<li class="muted" data-unlisted="{unlisted}">… and {n(unlisted)} more '
+            f"(the report names the first {n(len(problems))})</li>"
+        )
+    return items
+
+
 def _verdict(report: Report) -> str:
     parts = ['<section id="verdict">\n<h2>The verdict</h2>\n']
     parts.append(f'<p class="banner {tone(report)}">{escape(verdict(report))}</p>')
@@ -868,7 +884,7 @@ def _verdict(report: Report) -> str:
                 "after a sync and a dropped cache, every page reads back from its backing store",
             ),
         ):
-            problems = "".join(f"<li>{escape(p)}</li>" for p in proof.problems)
+            problems = _problems_html(proof.problems, proof.failures)
             only = ", ".join(f"{escape(t)} {n(c)}" for t, c in sorted(proof.memory_only.items()))
             rows.append(
                 tag(
@@ -887,7 +903,7 @@ def _verdict(report: Report) -> str:
                 )
             )
     integrity = report.integrity
-    problems = "".join(f"<li>{escape(p)}</li>" for p in integrity.problems)
+    problems = _problems_html(integrity.problems, integrity.lost + integrity.corrupted)
     rows.append(
         tag(
             "tr",

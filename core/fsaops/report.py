@@ -11,7 +11,7 @@ bytes.  :func:`render` draws it for a terminal with rich.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -704,6 +704,26 @@ _VMSTAT_SHOWN = (
 )
 
 
+def _add_problems(grid: Table, problems: Sequence[str], count: int) -> None:
+    """The first problems of a proof (or the read-back), and how many more there are."""
+    for problem in problems[:PROBLEMS_SHOWN]:
+        grid.add_row("", Text(problem, style="red"))
+    unlisted = count - min(len(problems), PROBLEMS_SHOWN)
+    if problems and unlisted > 0:
+        grid.add_row(
+            "",
+            Text(
+                f"... and {_n(unlisted)} more (the JSON report names the first "
+                f"{_n(len(problems))})",
+                style="dim",
+            ),
+        )
+
+
+PROBLEMS_SHOWN: Final = 5
+"""Problems of each proof (and of the read-back) the terminal report shows."""
+
+
 def _summary(report: Report) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -748,8 +768,7 @@ def _summary(report: Report) -> Table:
     line.append(", ")
     line.append(f"{_n(i.corrupted)} corrupted", style="bold red" if i.corrupted else "green")
     grid.add_row("integrity", line)
-    for problem in i.problems[:5]:
-        grid.add_row("", Text(problem, style="red"))
+    _add_problems(grid, i.problems, i.lost + i.corrupted)
     if report.invariants:
         grid.add_row(
             "invariants",
@@ -826,8 +845,7 @@ def _summary(report: Report) -> Table:
                 only = ", ".join(f"{t} {_n(n)}" for t, n in sorted(proof.memory_only.items()))
                 line.append(f"  (in memory only, with no backing store: {only})", style="dim")
             grid.add_row(proof.name, line)
-            for problem in proof.problems[:5]:
-                grid.add_row("", Text(problem, style="red"))
+            _add_problems(grid, proof.problems, proof.failures)
     style = {"ok": "bold green", "note": "bold yellow", "bad": "bold red"}[tone(report)]
     grid.add_row("result", Text(verdict(report), style=style))
     return grid

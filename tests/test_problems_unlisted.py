@@ -1,0 +1,94 @@
+"""A report names the first 20 problems of each proof and of the read-back: the rest are said.
+
+The terminal report showed the first five and the page the first 20 of
+them, and neither said that there were more: a run that lost 32 pages
+read as one that lost the 20 (or five) it named.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from browser import parse
+from inproc import fsaops, installed, migrate_json
+
+PLUGIN = '''
+from errno import EAGAIN
+
+import attrs
+
+import fsaops
+from fsaops import migrate_page_remove_references
+from fsaops.page import PG
+from fsaops.writeback import set_page_dirty
+from fsaops_ramfs import NR_REFS, RAMFS, ramfs_aops
+
+
+def moves_no_bytes(newpage, page):
+    """Moves the slot and the flags, never the data."""
+    if migrate_page_remove_references(newpage, page, NR_REFS):
+        return -EAGAIN
+    newpage.flags |= page.flags & PG.uptodate
+    if page.flags & PG.dirty:
+        page.flags &= ~PG.dirty
+        set_page_dirty(newpage)
+    page.mapping = None
+    return 0
+
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    table = attrs.evolve(ramfs_aops, name="nobytes_aops", migratepage=moves_no_bytes)
+    return [attrs.evolve(RAMFS, name="nobytes", modes={"default": table})]
+'''
+
+CONFIG = """\
+[plugins]
+load = ["nobytes"]
+[[mount]]
+fs = "nobytes"
+files = 4
+pages = {pages}
+[swap]
+slots = 0
+[processes]
+anon_pages = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``nobytes`` installed; a folder for configs."""
+    yield from installed(tmp_path_factory, "nobytes", PLUGIN)
+
+
+@pytest.mark.parametrize("pages", [32, 12])
+def test_the_problems_left_unnamed_are_counted(configs: Path, pages: int) -> None:
+    path = configs / f"nobytes-{pages}.toml"
+    rc, report = migrate_json(path, CONFIG.format(pages=pages))
+    assert (rc, report["status"]) == (1, "data lost")
+    integrity = report["integrity"]
+    assert isinstance(integrity, dict)
+    wrong = integrity["lost"] + integrity["corrupted"]
+    assert wrong == pages
+    named = len(integrity["problems"])
+    assert named == min(pages, 20)
+
+    page = configs / f"nobytes-{pages}.html"
+    status, out, _err = fsaops("migrate", str(path), "--no-progress", "--html", str(page))
+    assert status == 1
+    dom = parse(page.read_text(encoding="utf-8"))
+    integrity_row = next(tr for tr in dom.iter("tr") if tr.attributes.get("data-proof") == "integrity")
+    more = [li for li in integrity_row.iter("li") if "data-unlisted" in li.attributes]
+    if pages > 20:
+        assert [li.attributes["data-unlisted"] for li in more] == [str(pages - 20)]
+        assert more[0].text().startswith(f"… and {pages - 20} more (the report names the first 20)")
+    else:
+        assert more == []
+    # The terminal shows five of them, and says how many more there are.
+    said = re.findall(r"\.\.\. and (\d+) more \(the JSON report names the first (\d+)\)", out)
+    assert (str(pages - 5), str(named)) in said
