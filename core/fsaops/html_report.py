@@ -134,7 +134,10 @@ tr.total td { font-weight: 600; border-top: 2px solid var(--line); }
 .s-moved { background: var(--moved); } .s-failed { background: var(--failed); }
 .s-left { background: var(--left); }
 .wide { overflow-x: auto; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 14px; }
+li, dd, .card p, .card code { overflow-wrap: anywhere; }
+svg { max-width: 100%; height: auto; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(360px, 100%), 1fr));
+  gap: 14px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; background: #fff; }
 .card h3 { margin: 0 0 2px; word-break: break-all; }
 .card table { width: 100%; margin: 4px 0; }
@@ -150,13 +153,15 @@ table.diff td.key, table.diff th.key { text-align: left; width: 40%; }
 table.diff th.delta { width: 9%; }
 .sw { display: inline-block; width: 11px; height: 11px; margin-right: 6px; vertical-align: -1px;
   border-radius: 2px; }
-.maps { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 14px; }
+.maps { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(540px, 100%), 1fr));
+  gap: 14px; }
 figure { margin: 0; }
 figcaption { font-weight: 600; margin-bottom: 4px; }
 figcaption .muted { font-weight: 400; font-size: 12.5px; }
-canvas { display: block; image-rendering: pixelated; border: 1px solid var(--line); }
+canvas { display: block; image-rendering: pixelated; border: 1px solid var(--line);
+  max-width: 100%; height: auto; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 6px 0; font-size: 12.5px; }
-.legend span::before { content: ""; display: inline-block; width: 11px; height: 11px;
+.legend > span::before { content: ""; display: inline-block; width: 11px; height: 11px;
   margin-right: 5px; vertical-align: -1px; border-radius: 2px; background: var(--swatch); }
 #hover { min-height: 1.5em; font-size: 12.5px; }
 details { margin: 6px 0; }
@@ -376,8 +381,8 @@ def _scenario(report: Report) -> str:
     mount_rows = "".join(
         "<tr>"
         + tag("td", f"mount{i}", class_="mono")
-        + tag("td", escape(str(m.get("fs"))))
-        + tag("td", escape(str(m.get("mode") or "the filesystem's default")))
+        + tag("td", name_html(str(m.get("fs"))))
+        + tag("td", name_html(str(m.get("mode") or "the filesystem's default")))
         + tag("td", n(int(m.get("files", 0))), class_="num")
         + tag("td", n(int(m.get("pages", 0))), class_="num")
         + tag("td", escape(str(m.get("block_size") or "the filesystem's default")), class_="num")
@@ -402,9 +407,10 @@ def _scenario(report: Report) -> str:
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'
         f'<dl class="facts">{rows}</dl>\n'
-        '<table id="mounts"><thead><tr><th>mount</th><th>filesystem</th><th>mode</th>'
-        '<th class="num">files</th><th class="num">pages</th><th class="num">block size</th>'
-        f"</tr></thead><tbody>{mount_rows}</tbody></table>\n{more}\n"
+        '<div class="wide"><table id="mounts"><thead><tr><th>mount</th><th>filesystem</th>'
+        '<th>mode</th><th class="num">files</th><th class="num">pages</th>'
+        '<th class="num">block size</th>'
+        f"</tr></thead><tbody>{mount_rows}</tbody></table></div>\n{more}\n"
         f"<p>To run it again: <code>{escape(_rerun(report))}</code>, or save the scenario "
         "below as a file and run <code>fsaops migrate FILE</code>.</p>\n"
         "<details><summary>the scenario, every default filled in</summary>"
@@ -428,7 +434,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
     rows = []
     for t in report.by_aops:
         member = member_name(t.migratepage) if t.migratepage else "none: generic fallback"
-        used_by = f"{escape(t.filesystem)} {escape(t.mode)}"
+        used_by = f"{name_html(t.filesystem)} {name_html(t.mode)}"
         if t.swapped_in:  # never "none: generic fallback": the run has no name for its op
             used_by, member = escape("no mount's"), "plugin code swapped the table in"
         rows.append(
@@ -497,7 +503,9 @@ def _card(
                 )
             )
     member = table.migratepage or "none: the engine's generic fallback"
-    said = f"{escape(table.filesystem)} {escape(table.mode)} · <code>{escape(member)}</code>"
+    said = (
+        f"{name_html(table.filesystem)} {name_html(table.mode)} · <code>{name_html(member)}</code>"
+    )
     if table.swapped_in:
         said = escape(SWAPPED_IN)
     return (
@@ -551,7 +559,8 @@ def _frame_maps(frames: FrameMaps, colours: Mapping[str, str]) -> tuple[str, str
             f"<figcaption>{escape(title)} <span class=muted>({escape(span)})</span></figcaption>"
             f'<canvas data-map="{i}" width="1" height="1"></canvas>'
             "<details><summary>frames by table and state</summary>"
-            f'<table class="counts" data-map="{i}"></table></details></figure>'
+            f'<div class="wide"><table class="counts" data-map="{i}"></table></div>'
+            "</details></figure>"
         )
     table_legend = "".join(
         f'<span style="--swatch:{colours[name]}">{name_html(name)}</span>'
@@ -698,7 +707,10 @@ FRAME_SCRIPT: Final = """
   var hover = document.getElementById("hover");
   maps.forEach(function (v) {
     v.canvas.addEventListener("mousemove", function (e) {
-      var f = Math.floor(e.offsetY / v.cell) * v.cols + Math.floor(e.offsetX / v.cell);
+      // A map narrower than its frames (a phone's screen) is drawn scaled down.
+      var sx = v.canvas.width / (v.canvas.clientWidth || v.canvas.width);
+      var sy = v.canvas.height / (v.canvas.clientHeight || v.canvas.height);
+      var f = Math.floor(e.offsetY * sy / v.cell) * v.cols + Math.floor(e.offsetX * sx / v.cell);
       if (f < 0 || f >= v.m.frames) { return; }
       hover.textContent = "node " + v.m.node + ", " + v.m.when + ": pfn " + (v.m.start + f) + ": " +
         (data.tables[v.tables[f]] || "no page") + ", " + data.states[v.states[f]];
@@ -785,7 +797,7 @@ def _retries(report: Report, colours: Mapping[str, str]) -> str:
                     if name is None
                     else name_html(name)
                 ),
-                class_="key",
+                class_="key nowrap",  # the table scrolls on a narrow screen: names stay whole
             )
             + "".join(tag("td", n(v), class_="num", data_pass=p) for p, v in enumerate(values)),
             class_="total" if name is None else None,
@@ -807,8 +819,8 @@ def _retries(report: Report, colours: Mapping[str, str]) -> str:
         "gets one new page, so a busy page near the head of the list is retried in pass 0 "
         "of call after call and counts each time; from 2.6.16 a call gets a chunk of 257.</p>\n"
         f"{_curve_svg(series, passes)}\n"
-        f'<table id="retry-table"><thead><tr><th>pass</th>{head}</tr></thead>'
-        f"<tbody>{rows}</tbody></table>{note}\n</section>\n"
+        f'<div class="wide"><table id="retry-table"><thead><tr><th>pass</th>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>{note}\n</section>\n"
     )
 
 
@@ -941,9 +953,9 @@ def _verdict(report: Report) -> str:
         )
     )
     parts.append(
-        '<table id="proofs"><thead><tr><th>check</th><th class="num">pages</th>'
-        '<th class="num">wrong</th><th>what it says</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>\n"
+        '<div class="wide"><table id="proofs"><thead><tr><th>check</th>'
+        '<th class="num">pages</th><th class="num">wrong</th><th>what it says</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>\n"
     )
     checked = (
         f"every migratepage call ({n(report.watched_calls)})"
