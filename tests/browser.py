@@ -52,13 +52,15 @@ PROBE = """<script>
   window.addEventListener("load", function () {
     setTimeout(function () {
       var loaded = performance.getEntriesByType("resource").map(function (r) { return r.name; });
-      document.documentElement.setAttribute(
-        "data-probe", JSON.stringify({ blocked: blocked, loaded: loaded }));
+      var root = document.documentElement;
+      root.setAttribute("data-probe", JSON.stringify({
+        blocked: blocked, loaded: loaded, width: window.innerWidth, scrollWidth: root.scrollWidth
+      }));
     }, 100);
   });
 })();
 </script>"""
-"""Put first in a page: after it has loaded, what it loaded and what its policy blocked."""
+"""Put first in a page: after it has loaded, what it loaded, what its policy blocked, how wide."""
 
 
 def find() -> str | None:
@@ -94,11 +96,15 @@ class Rendered:
         dom: the document once its script ran (``--dump-dom``).
         loaded: every resource the page loaded (the Resource Timing entries).
         blocked: every load its Content-Security-Policy refused.
+        width: the window's width, in CSS pixels.
+        scroll_width: the document's (wider than the window: the page scrolls sideways).
     """
 
     dom: str
     loaded: tuple[str, ...]
     blocked: tuple[str, ...]
+    width: int = 0
+    scroll_width: int = 0
 
 
 def _run(browser: str, *args: str) -> str:
@@ -131,7 +137,9 @@ def render(browser: str, page: Path, *, width: int = 1280) -> Rendered:
     html = next(root.iter("html"))
     probe = json.loads(html.attributes.get("data-probe") or "null")
     assert probe is not None, "the page did not finish loading (no probe result)"
-    return Rendered(dom, tuple(probe["loaded"]), tuple(probe["blocked"]))
+    return Rendered(
+        dom, tuple(probe["loaded"]), tuple(probe["blocked"]), probe["width"], probe["scrollWidth"]
+    )
 
 
 def screenshot(browser: str, page: Path, png: Path, *, width: int, height: int) -> None:

@@ -82,7 +82,9 @@ def test_the_problems_left_unnamed_are_counted(configs: Path, pages: int) -> Non
     status, out, _err = fsaops("migrate", str(path), "--no-progress", "--html", str(page))
     assert status == 1
     dom = parse(page.read_text(encoding="utf-8"))
-    integrity_row = next(tr for tr in dom.iter("tr") if tr.attributes.get("data-proof") == "integrity")
+    integrity_row = next(
+        tr for tr in dom.iter("tr") if tr.attributes.get("data-proof") == "integrity"
+    )
     more = [li for li in integrity_row.iter("li") if "data-unlisted" in li.attributes]
     if pages > 20:
         assert [li.attributes["data-unlisted"] for li in more] == [str(pages - 20)]
