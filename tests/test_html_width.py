@@ -1,4 +1,4 @@
-"""The ``--html`` page fits its window: long names, a narrow screen.
+"""The ``--html`` page fits its window (long names, a narrow screen) and tells tables apart.
 
 A plugin's names are its own to choose, of any length; at 1280 pixels a
 2,000-character table name made the page about 18,000 pixels wide. At a
@@ -97,3 +97,13 @@ def test_the_built_in_page_fits_a_narrow_window(tmp_path: Path, width: int) -> N
     page = _page(tmp_path)
     rendered = render(chromium(), page, width=width)
     assert (rendered.width, rendered.scroll_width) == (width, width)
+
+
+def test_twenty_tables_have_twenty_colours() -> None:
+    """The built-in scenario alone has eight tables: ten colours left two pairs alike at 12."""
+    from fsaops.html_report import table_colours
+
+    names = [f"t{i}_aops" for i in range(20)]
+    colours = table_colours(names)
+    assert len(set(colours.values())) == 20
+    assert table_colours([*names, "t20_aops"])["t20_aops"] == colours["t0_aops"]

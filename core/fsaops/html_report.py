@@ -69,8 +69,18 @@ TABLE_COLOURS: Final = (
     "#ff9da7",
     "#e15759",
     "#bab0ac",
+    "#17becf",
+    "#bcbd22",
+    "#1b4f72",
+    "#d35400",
+    "#145a32",
+    "#6c3483",
+    "#b7950b",
+    "#641e16",
+    "#0e6655",
+    "#5d6d7e",
 )
-"""The colours of operations tables, in the order the frame maps number them."""
+"""The colours of operations tables, in the order the frame maps number them (twenty)."""
 
 STATE_COLOURS: Final = {
     "free": "#e9e9ec",
@@ -594,7 +604,9 @@ def _frame_maps(frames: FrameMaps, colours: Mapping[str, str]) -> tuple[str, str
         "<p>Every frame of the source and the target node, one cell each, in pfn order "
         "(left to right, then down), before migration started and once it was over. "
         "Colour them by the operations table of the page in the frame, or by its state: "
-        "before, the workload state the scenario gave the page; after, whether it "
+        "before, the workload state the scenario gave the page (a page it gave none is "
+        "dirty or clean as its flags say: a ramfs page is dirty from its first write); "
+        "after, whether it "
         "<b>moved</b> into this frame, or was <b>left</b> or <b>failed</b> in its old one. "
         "Point at a cell to see its frame.</p>\n"
         '<p id="colour-by">Colour by: <label><input type="radio" name="colour" value="tables" '
@@ -1075,7 +1087,7 @@ def _counters(report: Report) -> str:
 
 
 def table_colours(names: Iterable[str]) -> dict[str, str]:
-    """A colour for each table name, in order (the palette repeats after ten)."""
+    """A colour for each table name, in order (the palette repeats after twenty)."""
     return {name: TABLE_COLOURS[i % len(TABLE_COLOURS)] for i, name in enumerate(names)}
 
 
