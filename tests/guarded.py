@@ -223,8 +223,12 @@ def one_json_object(proc: subprocess.CompletedProcess[str], status: str) -> dict
     return data
 
 
-SIGNAL_SAID = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)"}
-"""The word a command says when ``SIGINT`` or ``SIGTERM`` interrupted it."""
+SIGNAL_SAID = {
+    "SIGINT": "interrupted",
+    "SIGTERM": "terminated (SIGTERM)",
+    "SIGHUP": "terminated (SIGHUP)",
+}
+"""The word a command says when ``SIGINT``, ``SIGTERM`` or ``SIGHUP`` interrupted it."""
 
 
 RUN_PHASES = (

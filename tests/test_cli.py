@@ -19,6 +19,7 @@ import fsaops
 import guarded
 from fsaops.cli import main
 from fsaops.testing.dist import write_dist_info
+from inproc import fsaops as _inproc
 
 CONFIGS = Path(__file__).parent / "configs"
 BAD = sorted((CONFIGS / "bad").glob("*.toml"))
@@ -761,12 +762,20 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(args: list[str | Path]
 
 
 @pytest.mark.parametrize(
-    ("signame", "said"), [("SIGINT", "interrupted"), ("SIGTERM", "terminated (SIGTERM)")]
+    ("signame", "said"),
+    [
+        ("SIGINT", "interrupted"),
+        ("SIGTERM", "terminated (SIGTERM)"),
+        ("SIGHUP", "terminated (SIGHUP)"),
+    ],
 )
 def test_ctrl_c_or_sigterm_during_a_run_is_exit_130(
     tmp_path: Path, signame: str, said: str
 ) -> None:
-    """``SIGTERM`` (``kill``, ``timeout``, a stopped CI job) ended the run at once, with no JSON."""
+    """``SIGTERM`` (``kill``, ``timeout``, a stopped CI job) ended the run at once, with no JSON.
+
+    So did ``SIGHUP`` (the terminal closed, an ``ssh`` connection dropped).
+    """
     import signal
     import time
 
@@ -1063,3 +1072,34 @@ def test_the_reports_config_says_the_seed_the_run_had(capsys: pytest.CaptureFixt
     assert main(["migrate", "--seed", "5", "--json", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["seed"] == report["config"]["workload"]["seed"] == 5
+
+
+@pytest.mark.parametrize("command", ["migrate", "diff"])
+def test_a_page_the_disk_refuses_leaves_no_earlier_page_standing(
+    tmp_path: Path, command: str
+) -> None:
+    """A file size limit (or a full disk) once the work is done: the old page went on standing."""
+    page = tmp_path / "page.html"
+    page.write_text("<p>the page of an earlier run: ok</p>\n", encoding="utf-8")
+    if command == "migrate":
+        args = ["migrate", "--no-progress", "--json", "--html", str(page)]
+    else:
+        report = tmp_path / "a.json"
+        status, out, err = _inproc("migrate", "--json", "--no-progress")
+        assert status == 0, err
+        report.write_text(out, encoding="utf-8")
+        args = ["diff", str(report), str(report), "--html", str(page)]
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))\n"
+        "from fsaops.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    proc = run(code=code)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"--html {page}: cannot write it: File too large; the page an earlier command left " in (
+        proc.stderr
+    )
+    assert not page.exists()
+    assert list(tmp_path.iterdir()) == ([] if command == "migrate" else [tmp_path / "a.json"])

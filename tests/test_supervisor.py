@@ -151,14 +151,18 @@ def _start_slow(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     return start(args, env=env)
 
 
-def test_sigterm_sent_to_the_program_reaches_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_sent_to_the_program_reaches_the_run(tmp_path: Path, signame: str) -> None:
     """``kill`` (or a ``timeout`` command) reaches the process the user started: the program."""
     proc = _start_slow(tmp_path, "--json")
     out, err = signal_when(
-        proc, lambda: command_pid(proc.pid) != proc.pid, signal.SIGTERM, "the run in a child"
+        proc,
+        lambda: command_pid(proc.pid) != proc.pid,
+        getattr(signal, signame),
+        "the run in a child",
     )
     assert proc.returncode == 130, err
-    assert "terminated (SIGTERM)" in err
+    assert f"terminated ({signame})" in err
     assert json.loads(out)["status"] == "interrupted"
 
 

@@ -60,6 +60,7 @@ import attrs
 
 from fsaops import __version__, supervisor
 from fsaops.errors import (
+    INTERRUPTS,
     Deadlock,
     FsaopsError,
     InvariantError,
@@ -167,7 +168,7 @@ exit status:
        deadlock, a plugin crashed the run, the run timed out, or (with
        --strict) a table did something wrong that lost nothing
   2    bad input: the command line, the scenario, a value, or a plugin
-  130  interrupted (Ctrl-C or SIGTERM)
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
 with --json, every exit prints one JSON object on standard output: the report,
 or {"schema", "status", "error"}"""
 
@@ -179,7 +180,7 @@ exit status:
        (the shortest failing schedule is printed, with its replay string)
   2    bad input: the command line, an unknown filesystem, mode or task, a task that
        does not apply to the table, a damaged replay string, a plugin
-  130  interrupted (Ctrl-C or SIGTERM)
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
 with --json, every exit prints one JSON object on standard output: the result,
 or {"schema", "status", "error"}"""
 
@@ -910,7 +911,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             # The failure's page stays pending until the command returns: a signal while
             # the report's page is drawn or written leaves the interrupted page, not an
             # earlier run's.
-            _write_file(html, render_report(report, frames), "--html")
+            _write_page(html, render_report(report, frames))
 
     # The report first: a page that cannot be written (a full disk, a file
     # size limit) must not take the run's own report with it.
@@ -1128,6 +1129,31 @@ def _write_file(path: str, text: str, option: str) -> None:
         raise OutputError(f"{option} {shown}: cannot write it: {exc.strerror or exc}") from None
 
 
+def _write_page(path: str, text: str) -> None:
+    """Write the command's ``--html`` page; one that cannot be written leaves no earlier page.
+
+    A full disk or a file size limit can refuse the page once the command
+    has done its work.  The page an earlier command left at ``path`` would
+    then stand for this one: it is removed, and the error says so.
+    """
+    try:
+        _write_file(path, text, "--html")
+    except OutputError as exc:
+        real = os.path.realpath(path)
+        try:
+            removed = os.path.isfile(real)
+            if removed:
+                os.unlink(real)
+        except OSError:
+            removed = False
+        if not removed:
+            raise
+        raise OutputError(
+            f"{exc}; the page an earlier command left there is removed, so that it does not "
+            "stand for this one"
+        ) from None
+
+
 def _create_temporary(folder: int) -> tuple[str, int]:
     """A new file of a random name in ``folder`` (a descriptor), open for writing: its name, fd.
 
@@ -1326,7 +1352,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
     def page() -> None:
         if html is not None:  # the failure's page stays pending while this one is written
-            _write_file(html, render_html(comparison), "--html")
+            _write_page(html, render_html(comparison))
 
     with _page_all_the_same(page):
         render(comparison, _stdout_console())  # first: a page that cannot be written keeps it
@@ -2337,7 +2363,7 @@ def _exit_now(status: int) -> NoReturn:
     """
     supervisor.leave_if_copy()  # the answer is the run's: a copy of it gives none
     with contextlib.suppress(ValueError):  # the command is done: a late Ctrl-C changes nothing
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in INTERRUPTS:
             signal.signal(signum, signal.SIG_IGN)
     _flush_both()
     supervisor.answer(status)

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Final
 
 __all__ = [
+    "INTERRUPTS",
     "MAX_REASON",
     "MAX_SHOWN",
     "BadPage",
@@ -525,12 +526,20 @@ def watch_sigint(on_signal: Callable[[str], object] | None = None, *, hold: bool
     _Signals.held = 0
     _Signals.where = None
     _Signals.on_signal = on_signal
-    _set_handler(signal.SIGINT, _on_sigint)
-    _set_handler(signal.SIGTERM, _on_sigint)
+    for signum in _WATCHED:
+        _set_handler(signum, _on_sigint)
     _Signals.watching = True
 
 
-_WATCHED: Final = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTS: Final[tuple[int, ...]] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals that interrupt a command: Ctrl-C, ``kill`` (``SIGTERM``) and a hang-up
+(``SIGHUP``: the terminal closed, an ``ssh`` connection dropped).  Each ends it
+as interrupted, with its last word said (the JSON, the page); without a
+handler ``SIGTERM`` and ``SIGHUP`` would end the process at once, silent."""
+
+_WATCHED: Final = INTERRUPTS
 
 _set_handler: Final[Callable[[int, object], object]] = importlib.import_module("_signal").signal
 """``_signal.signal`` itself, bound before :mod:`fsaops.process` stands in for it.
@@ -540,7 +549,7 @@ whatever Python last recorded for the signal."""
 
 
 def owns_signal(signum: object) -> bool:
-    """Whether ``signum`` is ``SIGINT`` or ``SIGTERM``, handled by :func:`watch_sigint`'s handler.
+    """Whether ``signum`` is one of :data:`INTERRUPTS`, handled by :func:`watch_sigint`'s handler.
 
     Then what the signal does is fsaops's to say: plugin code may not take
     it (:mod:`fsaops.process`).

@@ -2225,6 +2225,8 @@ def _probe_child(job: dict[str, Any], channel_fd: int | None = None) -> NoReturn
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and a SIGTERM just ends the child
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a hang-up does
     _die_with_parent(job.get("parent"))
     _limit_memory()
     refuse_forks()  # a plugin's copy of this child would load the others again, and outlive it

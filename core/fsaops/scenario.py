@@ -83,6 +83,7 @@ from fsaops.config import (
 )
 from fsaops.debug import broken_fields_said, check_kernel
 from fsaops.errors import (
+    INTERRUPTS,
     ConfigError,
     FsaopsError,
     KernelBug,
@@ -1944,7 +1945,7 @@ def _time_limit(
     # limit, a busy machine) may be raised at any line, and must not skip
     # stopping the watchdog and putting the signals back.
     try:
-        kept.append(keep_handler(signal.SIGALRM, signal.SIGINT, signal.SIGTERM))
+        kept.append(keep_handler(signal.SIGALRM, *INTERRUPTS))
         if backstop.signum != signal.SIGALRM:
             previous_backstop = signal.signal(backstop.signum, expired)
             kept.append(keep_handler(backstop.signum))

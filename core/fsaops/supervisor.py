@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 
+from fsaops.errors import INTERRUPTS
 from fsaops.process import fsaops_code
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ __all__ = [
 ENV_VAR: Final = "FSAOPS_NO_SUPERVISOR"
 """Set to a non-empty value, fsaops runs the command without a supervising parent."""
 
-_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
+_SIGNALS: Final = frozenset({*INTERRUPTS, signal.SIGCHLD})
 
 
 STOP_GRACE: Final = 2.0

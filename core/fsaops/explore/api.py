@@ -447,7 +447,8 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             match = _TASK.match(item) if isinstance(item, str) else None
             if match is None:
                 raise ConfigError(f"--replay: bad task {item!r}")
-            tasks.append(TaskSpec(_known_task(match.group(1)), int(match.group(2))))
+            name = _known_task(match.group(1))
+            tasks.append(TaskSpec(name, _page_number(name, match.group(2), "--replay: ")))
         choices: dict[int, int] = {}
         for pair in _list(data, "c"):
             if (
@@ -547,6 +548,31 @@ def _registry(registry: Registry | None) -> Registry:
     return load_plugins()
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted as a message shows it, a long one cut and its length said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def _page_number(name: str, digits: str, where: str = "") -> int:
+    """The page number ``NAME@DIGITS`` names, its digits written out (ASCII ``0`` to ``9``).
+
+    Python converts no more than 4,300 digits; a number of more than 40
+    is refused here, shown by its length (no page is that far: a smaller
+    one is checked against the pages there are, once they are known).
+
+    Raises:
+        ConfigError: a number of more than 40 digits.
+    """
+    if len(digits) > 40:
+        raise ConfigError(
+            f"{where}task {name}@...: a page number of {len(digits):,} digits, past every "
+            f"page (at most {MAX_PAGES - 1:,})"
+        )
+    return int(digits)
+
+
 def parse_tasks(items: Iterable[str]) -> list[str | TaskSpec]:
     """``NAME`` or ``NAME@PAGE`` items of ``--tasks``, checked.
 
@@ -565,8 +591,8 @@ def parse_tasks(items: Iterable[str]) -> list[str | TaskSpec]:
         name = _known_task(name)
         if at:
             if not (page.isascii() and page.isdigit()):
-                raise ConfigError(f"task {item!r}: expected NAME or NAME@PAGE")
-            out.append(TaskSpec(name, int(page)))
+                raise ConfigError(f"task {_shown(item)}: expected NAME or NAME@PAGE")
+            out.append(TaskSpec(name, _page_number(name, page)))
         else:
             out.append(name)
     return out

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Final
 from fsaops.aops import MEMBERS, TYPE_HOOKS
 from fsaops.debug import broken_fields_said
 from fsaops.errors import (
+    INTERRUPTS,
     FsaopsError,
     describe_exception,
     forget_deferred_signals,
@@ -326,6 +327,8 @@ def fork_run(
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+            if hasattr(signal, "SIGHUP"):
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
             if blocked is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             done = execute(
@@ -405,7 +408,7 @@ def _block_interrupts() -> set[int | signal.Signals] | None:
     """Block ``SIGINT`` and ``SIGTERM`` in this thread; the mask before (``None``: cannot)."""
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not a POSIX system
         return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    return signal.pthread_sigmask(signal.SIG_BLOCK, set(INTERRUPTS))
 
 
 def _broken(problem: str) -> RunResult:
