@@ -426,3 +426,47 @@ def test_a_file_name_is_shown_not_obeyed(reports: tuple[Path, Path], tmp_path: P
     assert verdicts == ["the runs differ; both: ok"]
     html = page.read_text(encoding="utf-8")
     assert "\x1b" not in html and "\\x1b[2J\\nthe runs are the same.json" in html
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "said"),
+    [
+        (("workload", "seed"), 2**64, "workload.seed: expected an integer from 0 to "),
+        (("workload", "seed"), "x", "workload.seed: expected an integer, got the string 'x'"),
+        (("workload", "seed"), -1, "workload.seed: expected an integer from 0 to "),
+        (("mount", 0, "pages"), -5, "mount[0].pages: expected an integer of at least 0, got -5"),
+        (("kernel", "bogus"), 1, "kernel.bogus: unknown key"),
+    ],
+)
+def test_a_report_whose_config_is_no_scenario_is_bad_input(
+    reports: tuple[Path, Path],
+    tmp_path: Path,
+    where: tuple[str | int, ...],
+    value: object,
+    said: str,
+) -> None:
+    """Before, the config's values were compared as they were: seed 2**64, -5 pages, a key no
+    scenario has."""
+    data = _report(reports)
+    at: Any = data["config"]
+    for key in where[:-1]:
+        at = at[key]
+    at[where[-1]] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    status, out, err = _fsaops("diff", str(reports[0]), str(bad))
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        f"fsaops: error: {bad}: not a report: its config is no scenario's: {said}"
+    )
+
+
+def test_a_number_past_every_float_is_bad_input(reports: tuple[Path, Path], tmp_path: Path) -> None:
+    """``1e999999`` is JSON that Python reads as infinity: it was shown as ``inf``."""
+    data = _report(reports)
+    data["vmstat"]["pgfault"] = 7.5
+    bad = tmp_path / "inf.json"
+    bad.write_text(json.dumps(data).replace("7.5", "1e999999"), encoding="utf-8")
+    status, _out, err = _fsaops("diff", str(reports[0]), str(bad))
+    assert status == 2
+    assert f"{bad}: not a report: the number 1e999999 is past every number a report holds" in err

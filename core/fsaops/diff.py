@@ -19,6 +19,7 @@ a self-contained page.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -118,6 +119,7 @@ def load_report(path: str) -> dict[str, Any]:
             json.loads(
                 raw.decode("utf-8"),
                 parse_constant=_not_json,
+                parse_float=_report_float,
                 parse_int=_report_int,
                 object_pairs_hook=_once_each,
             )
@@ -168,7 +170,24 @@ def load_report(path: str) -> dict[str, Any]:
     wrong = _wrong_field(data) or _below_zero(data) or _contradiction(data)
     if wrong is not None:
         raise BadReport(f"{path}: not a report: {wrong}")
+    _scenario_of_report(path, data["config"])
     return data
+
+
+def _scenario_of_report(path: str, config: dict[str, Any]) -> None:
+    """Refuse a report whose ``config`` is no scenario (a seed past 2**64 - 1, -5 pages, ...).
+
+    ``fsaops migrate`` writes the scenario it ran, every default filled in:
+    it passes every check a scenario file passes on its own.
+    """
+    from fsaops.config import structure_config
+    from fsaops.errors import ConfigError
+
+    try:
+        structure_config(config, "config")
+    except ConfigError as exc:
+        said = str(exc).removeprefix("config: ")
+        raise BadReport(f"{path}: not a report: its config is no scenario's: {said}") from None
 
 
 _REPORT_STATUSES: Final = ("ok", "data lost", "invariant broken", "findings")
@@ -434,6 +453,18 @@ def _report_int(token: str) -> int:
     if len(token.lstrip("-")) > _MAX_DIGITS:
         raise _TooLarge(f"a number of {len(token.lstrip('-')):,} digits is no count or seed")
     return int(token)
+
+
+def _report_float(token: str) -> float:
+    """A JSON number with a fraction or an exponent; refused when it is past every float.
+
+    ``1e999999`` is valid JSON that Python reads as infinity, which no
+    report holds (the reader refuses ``Infinity`` itself).
+    """
+    value = float(token)
+    if not math.isfinite(value):
+        raise _TooLarge(f"the number {_cut(token, 40)} is past every number a report holds")
+    return value
 
 
 class _KeyTwice(ValueError):

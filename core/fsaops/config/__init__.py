@@ -62,6 +62,7 @@ from fsaops.config.reading import (
     default_config,
     load_config,
     parse_config,
+    structure_config,
     unstructure_config,
 )
 from fsaops.config.reference import ConfigKey, reference
@@ -108,5 +109,6 @@ __all__ = [
     "parse_config",
     "parse_size",
     "reference",
+    "structure_config",
     "unstructure_config",
 ]

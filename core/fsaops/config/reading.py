@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -314,6 +314,19 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
         raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
     except ValueError:  # an integer of more digits than Python converts
         raise ConfigError(f"{source}: not valid TOML: a number has far too many digits") from None
+    return structure_config(raw, source)
+
+
+def structure_config(raw: Mapping[str, Any], source: str = BUILTIN_SOURCE) -> Config:
+    """Check plain data (a parsed scenario, or a report's ``config``) and structure it.
+
+    The same checks as :func:`parse_config` after the TOML: key names,
+    types, ranges and the rules between keys.
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, or a value
+            out of range; the message names ``source`` and the key.
+    """
     try:
         config = _converter().structure(raw, Config)
     except RecursionError:
