@@ -917,6 +917,13 @@ def test_html_over_the_scenario_or_standard_output_is_bad_input(tmp_path: Path) 
             proc = run("migrate", scenario, "--json", "--html", page, stdout=stream)
         assert proc.returncode == 2
         assert "is the command's standard output" in json.loads(out.read_text())["error"]
+    err = tmp_path / "err.txt"
+    for page in ("/dev/stderr", str(err)):  # 2> err.txt --html err.txt: standard error, said so
+        with err.open("w", encoding="utf-8") as stream:
+            proc = run("migrate", scenario, "--html", page, stderr=stream)
+        assert proc.returncode == 2
+        said = err.read_text(encoding="utf-8")
+        assert f"--html {page}: is the command's standard error; name a file" in said, said
 
 
 def _input_is_output(proc: subprocess.CompletedProcess[str], words: str) -> None:

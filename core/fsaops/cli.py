@@ -968,8 +968,9 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
     for what, other in (reads or {}).items():
         if other is not None and _same_file(path, other):
             raise FsaopsError(f"{option} {path}: is {what} this command reads; name another file")
-    if _is_stdout(path):
-        raise FsaopsError(f"{option} {path}: is the command's standard output; name a file")
+    stream = _stream_of(path)
+    if stream is not None:
+        raise FsaopsError(f"{option} {path}: is the command's {stream}; name a file")
     if os.path.lexists(path) and not os.path.isfile(path):
         raise FsaopsError(f"{option} {path}: is not a regular file; name a file to write")
     folder = os.path.dirname(path) or "."
@@ -1037,28 +1038,39 @@ def _name_too_long(path: str) -> str | None:
     return f"{length} bytes; {printable(folder)} takes names of at most {longest}"
 
 
-def _is_stdout(path: str) -> bool:
-    """Whether ``path`` is the file the command's output goes to (``> FILE``, ``/dev/stdout``).
+_STDOUT_NAMES: Final = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
 
+
+def _stream_of(path: str) -> str | None:
+    """Which of the command's streams ``path`` is (``> FILE``, ``2> FILE``, ``/dev/stdout``).
+
+    ``"standard output"``, ``"standard error"``, or ``None`` for neither.
     While a command runs, descriptor 1 points at standard error and the
-    output has a descriptor of its own: both are compared.
+    output has a descriptor of its own: each is compared for what it is.
     """
     try:
         if not os.path.exists(path):
-            return False
+            return None
         target = os.stat(path)
     except (OSError, ValueError):
-        return False
-    descriptors = [1]
+        return None
+    if os.path.normpath(path) in _STDOUT_NAMES:  # descriptor 1 by name: the output, as meant
+        return "standard output"
+    out_fd: int | None = None
     out = _stdout()
     with contextlib.suppress(OSError, ValueError, AttributeError):
         if out is not None:
-            descriptors.append(out.fileno())
-    for fd in descriptors:
+            out_fd = out.fileno()
+    # Descriptor 1 is the output unless the output has one of its own.
+    streams = [(out_fd, "standard output"), (2, "standard error")]
+    streams.append((1, "standard output" if out_fd in (None, 1) else "standard error"))
+    for fd, name in streams:
+        if fd is None:
+            continue
         with contextlib.suppress(OSError):
             if os.path.samestat(target, os.fstat(fd)):
-                return True
-    return False
+                return name
+    return None
 
 
 def _output_is(path: str) -> bool:
