@@ -1367,14 +1367,16 @@ class MigratepageConformance:
         the I/O ends.  A table that backs out with ``-EAGAIN`` after moving
         the page-tree slot loses the page; one that moves a buffer it could
         not lock, or gives the new page a copy of it, leaves that buffer's
-        I/O on the frame the migration frees.
+        I/O on the frame the migration frees.  A page of another file
+        migrates with it: one that sleeps on the lock while it holds that
+        file's ``tree_lock`` or ``private_lock`` (spinlocks) is a kernel bug.
         """
         self._needs_pages(fsaops_subject)
         self._needs(fsaops_subject, "buffers", "pages of this table carry no buffer heads")
         spec = PageSpec(dirty=True, buffer_locked_for=6)
         if not World(fsaops_subject).make_page(PageSpec(dirty=True)).page.flags & PG.private:
             spec = attrs.evolve(spec, out_of_line=True)  # buffers only out of line (ext2 nobh)
-        self._engine(fsaops_world, (spec,))
+        self._engine(fsaops_world, (spec, PageSpec()))
 
     def test_engine_moves_a_dirty_page_it_refused_at_first(
         self, fsaops_subject: Subject, fsaops_world: World
