@@ -1,5 +1,8 @@
 """A report names the first 20 problems of each proof and of the read-back: the rest are said.
 
+Over the tables, whose bars say "moved" of pages whose data did not
+survive, the page says so.
+
 The terminal report showed the first five and the page the first 20 of
 them, and neither said that there were more: a run that lost 32 pages
 read as one that lost the 20 (or five) it named.
@@ -91,6 +94,17 @@ def test_the_problems_left_unnamed_are_counted(configs: Path, pages: int) -> Non
         assert more[0].text().startswith(f"… and {pages - 20} more (the report names the first 20)")
     else:
         assert more == []
+    # Each table's bar says "moved" of pages that moved: that their data did not survive
+    # is said over the tables too.
+    warning = next(p for p in dom.iter("p") if p.attributes.get("id") == "moved-not-kept")
+    assert f"{pages} pages read back wrong" in warning.text()
     # The terminal shows five of them, and says how many more there are.
     said = re.findall(r"\.\.\. and (\d+) more \(the JSON report names the first (\d+)\)", out)
     assert (str(pages - 5), str(named)) in said
+
+
+def test_a_run_that_lost_nothing_has_no_such_warning(tmp_path: Path) -> None:
+    page = tmp_path / "ok.html"
+    status, _out, err = fsaops("migrate", "--no-progress", "--html", str(page))
+    assert status == 0, err
+    assert 'id="moved-not-kept"' not in page.read_text(encoding="utf-8")

@@ -529,6 +529,27 @@ def _card(
     )
 
 
+def _moved_is_not_kept(report: Report) -> str:
+    """A warning over the tables of a run whose pages read back wrong: "moved" is no promise.
+
+    The bars say where the engine put each page; that its data survived is
+    the verdict's to say, and a table that loses every page it moves shows
+    a full green bar.
+    """
+    i = report.integrity
+    proofs = report.proofs
+    wrong = i.lost + i.corrupted
+    failures = 0 if proofs is None else proofs.placement.failures + proofs.durability.failures
+    if not wrong and not failures:
+        return ""
+    said = f"{n(wrong)} pages read back wrong" if wrong else "the proofs failed"
+    return (
+        '<p class="banner bad" id="moved-not-kept">Moved says where the engine put a page, '
+        f'not that its data survived: {said} (see <a href="#verdict">the verdict</a>, which '
+        "names the pages and their tables).</p>\n"
+    )
+
+
 def _tables(report: Report, colours: Mapping[str, str]) -> str:
     failed = _grouped(report.pages_failed, "errno")
     left = _grouped(report.pages_left, "reason")
@@ -547,6 +568,7 @@ def _tables(report: Report, colours: Mapping[str, str]) -> str:
         "and dropped by <code>swap_page</code>), <b>failed</b> for good (any error but "
         "<code>-EAGAIN</code>), or <b>left</b> where it was (still busy after the last pass, "
         "or never reached).</p>\n"
+        f"{_moved_is_not_kept(report)}"
         f'<div class="wide">{_overview(report, colours)}</div>'
         f"<div class=cards>{cards}</div>{note}\n</section>\n"
     )
