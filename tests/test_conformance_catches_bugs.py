@@ -403,14 +403,15 @@ def test_the_suite_ends_on_a_migratepage_that_returns_with_a_spinlock_held(
 ) -> None:
     """Before, the next page's spin_lock of tree_lock waited for ever: the plugin author's
     pytest run hung without a word.  The hook-level promise names the lock; the engine-level
-    tests end with the kernel's "spinlock lockup suspected"."""
+    tests end with the kernel's "spinlock recursion" (no other thread runs the machine: only
+    the task that takes the lock can hold it)."""
     monkeypatch.setattr(fsaops.spinlock, "LOCKUP_SECONDS", 0.2)
     failed = _run(pytester, "TestLeavesTreeLockHeld", SPINLOCK_MODULE)
     hook = failed["TestLeavesTreeLockHeld::test_hook_leaves_both_pages_locked"]
     assert f"broken promise: {PROMISES['locks']}" in hook
     assert "migratepage returned with the tree_lock of <AddressSpace" in hook
     engine = failed["TestLeavesTreeLockHeld::test_engine_moves_a_clean_page"]
-    assert "spinlock lockup suspected: tree_lock of <AddressSpace" in engine
+    assert "spinlock recursion: tree_lock of <AddressSpace" in engine
 
 
 def test_a_migratepage_that_raises_is_named_when_the_suite_infers_capabilities(

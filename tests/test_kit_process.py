@@ -147,13 +147,13 @@ def test_a_table_that_keeps_a_spinlock_fails_the_locks_promise_and_hangs_nothing
     )
 
 
-def test_a_lock_kept_by_the_engines_call_is_a_lockup_not_a_hang(
+def test_a_lock_kept_by_the_engines_call_is_a_recursion_not_a_hang(
     pytester: pytest.Pytester,
 ) -> None:
     _suite(pytester, ("It", "KEEPS_LOCK"))
     result = _run(pytester, "-k", "test_engine_leaves_a_pinned_page_on_from")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*spinlock lockup suspected: i_mmap_lock of <AddressSpace *"])
+    result.stdout.fnmatch_lines(["*spinlock recursion: i_mmap_lock of <AddressSpace *"])
 
 
 def test_a_test_is_judged_on_its_own_calls_not_an_earlier_tests(

@@ -228,15 +228,23 @@ def test_a_migratepage_that_takes_sigalrm_is_still_held_to_the_time_limit(
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # put back when the run ended
 
 
-def test_a_spinlock_left_held_is_a_lockup_naming_the_lock_and_the_plugin(
-    configs: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("alone", [True, False])
+def test_a_spinlock_left_held_is_a_recursion_naming_the_lock_and_the_plugin(
+    configs: Path, monkeypatch: pytest.MonkeyPatch, alone: bool
 ) -> None:
-    """The next ``spin_lock`` of it waits ``LOCKUP_SECONDS``, not for ever, and says whose."""
+    """The next ``spin_lock`` of it is the kernel's "spinlock recursion", at once, and says whose.
+
+    Where other threads may run the machine (``Scheduler.threads``), it waits
+    ``LOCKUP_SECONDS`` for one of them to let go, then is a lockup.
+    """
     monkeypatch.setattr(fsaops.spinlock, "LOCKUP_SECONDS", 0.3)
+    if not alone:
+        monkeypatch.setattr(fsaops.spinlock, "_alone", lambda lock, owner: False)
     rc, report = migrate(configs, "leaves_tree_lock_held", (3, "v4"))
     assert (rc, report["status"]) == (1, "kernel bug")
     error = report["error"]
-    assert error.startswith("kernel BUG: spinlock lockup suspected: tree_lock of <AddressSpace")
+    said = "spinlock recursion" if alone else "spinlock lockup suspected"
+    assert error.startswith(f"kernel BUG: {said}: tree_lock of <AddressSpace")
     assert "in leaves_tree_lock_held_aops's migratepage, migrating pfn " in error
     assert error.endswith(
         "(plugin fsaops-buggyfs[buggyfs], in buggyfs_plugin.leaves_tree_lock_held)"

@@ -41,7 +41,7 @@ from fsaops.page import (
     unlock_page,
     wait_on_page_writeback,
 )
-from fsaops.spinlock import spin_lock_contended
+from fsaops.spinlock import spin_lock, spin_lock_contended, tag_dirty
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -439,12 +439,16 @@ def try_to_free_buffers(page: Page) -> int:
     mapping = page.mapping
     if mapping is None or mapping.anon:
         return int(_drop_buffers(page))
-    with mapping.private_lock:  # type: ignore[union-attr]
+    private_lock = mapping.private_lock  # type: ignore[union-attr]
+    spin_lock(private_lock, "private_lock", mapping)
+    try:
         ok = _drop_buffers(page)
         if ok:
             # Clean buffers against a dirty page (ext3 writes its buffers by
             # hand): the page must not stay dirty without buffers to say where.
             page.flags &= ~PG.dirty
+    finally:
+        private_lock.release()
     return int(ok)
 
 
@@ -461,20 +465,32 @@ def mark_buffer_dirty(bh: BufferHead) -> None:
 def set_page_dirty_buffers(page: Page) -> int:
     """Dirty a page and every buffer on it (``__set_page_dirty_buffers``).
 
+    The buffers are dirtied under the mapping's ``private_lock``; a page
+    that was clean is then tagged dirty in its mapping's page tree, under
+    its ``tree_lock`` (the model keeps no tags, but takes the lock as the
+    kernel does: a caller that holds either lock already locks up).
     Returns 1 if the page was clean before.
     """
     mapping = page.mapping
     if mapping is not None and not mapping.anon:
-        with mapping.private_lock:  # type: ignore[union-attr]
+        private_lock = mapping.private_lock  # type: ignore[union-attr]
+        spin_lock(private_lock, "private_lock", mapping)
+        try:
             if page.flags & PG.private:
                 for bh in buffers(page.private):
                     bh.b_state |= BH.dirty
+        finally:
+            private_lock.release()
     elif page.flags & PG.private:
         for bh in buffers(page.private):
             bh.b_state |= BH.dirty
     flags = page.flags
     page.flags = flags | PG.dirty
-    return 0 if flags & PG.dirty else 1
+    if flags & PG.dirty:
+        return 0
+    if mapping is not None and not mapping.anon:
+        tag_dirty(mapping)  # type: ignore[arg-type]
+    return 1
 
 
 def generic_get_block(inode: Inode, iblock: int, bh: BufferHead, create: bool) -> int:

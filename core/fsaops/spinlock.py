@@ -17,11 +17,16 @@ costs one look at the lock::
     else:
         lock.acquire()
 
-A lock found held is waited for, as before, but for at most
-:data:`LOCKUP_SECONDS`; then the wait is a :class:`~fsaops.errors.KernelBug`
-naming the lock, instead of a run (or a test of the conformance suite)
-that never ends.  Another real thread holds such a lock for microseconds;
-``fsaops explore``'s locks block its tasks as they always did.
+(:func:`spin_lock` says the same).  A lock found held is waited for, but
+not for ever.  On a machine no other thread runs, only the task that takes
+it can hold it (code that returned with it held, or that holds it and
+calls code that takes it again): after :data:`RECURSION_SECONDS` that is
+the kernel's "spinlock recursion", a :class:`~fsaops.errors.KernelBug`
+naming the lock.  Where other real threads run (they hold such a lock for
+microseconds), the wait lasts at most :data:`LOCKUP_SECONDS`, then is a
+lockup.  ``fsaops explore``'s locks block its tasks as they always did.
+Dirtying a clean page takes its mapping's ``tree_lock`` for a moment
+(:func:`tag_dirty`), as the kernel's ``set_page_dirty`` does.
 
 The locks taken off the per-page path (a mapping's ``i_mmap_lock``, an
 ``anon_vma``'s lock, a process's ``page_table_lock``: ``try_to_unmap``,
@@ -35,11 +40,22 @@ keeps of its own.  A :class:`Spinlock` held is known
 from __future__ import annotations
 
 import threading
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from fsaops.errors import KernelBug
 
-__all__ = ["LOCKUP_SECONDS", "Spinlock", "held_spinlocks", "spin_lock_contended"]
+if TYPE_CHECKING:
+    from fsaops.mapping import AddressSpace
+
+__all__ = [
+    "LOCKUP_SECONDS",
+    "RECURSION_SECONDS",
+    "Spinlock",
+    "held_spinlocks",
+    "spin_lock",
+    "spin_lock_contended",
+    "tag_dirty",
+]
 
 LOCKUP_SECONDS: Final = 10.0
 """Seconds a spinlock found held may stay held before the wait is a lockup."""
@@ -48,20 +64,81 @@ LOCKUP_SECONDS: Final = 10.0
 class _Lock(Protocol):
     def acquire(self, blocking: bool = True, timeout: float = -1, /) -> bool: ...
 
+    def locked(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+RECURSION_SECONDS: Final = 0.05
+"""Seconds a plain lock found held is waited for before its holder is taken to be the taker."""
+
 
 def spin_lock_contended(lock: _Lock, name: str, owner: object) -> None:
     """Take ``lock`` (``name`` of ``owner``), which was found held: wait for it, within limits.
 
+    On a machine no other thread runs on (``Scheduler.threads`` is 0), a
+    plain lock still held after :data:`RECURSION_SECONDS` can only be held
+    by the task that takes it: code that returned with it held, or that
+    holds it and calls code that takes it (``set_page_dirty`` under
+    ``tree_lock``).  That is the kernel's "spinlock recursion", said at
+    once rather than after :data:`LOCKUP_SECONDS`.
+
     Raises:
-        KernelBug: it was still held after :data:`LOCKUP_SECONDS` seconds.
+        KernelBug: the taker holds it already, or it was still held after
+            :data:`LOCKUP_SECONDS` seconds.
     """
-    if lock.acquire(True, LOCKUP_SECONDS):
+    if lock.acquire(True, RECURSION_SECONDS):
+        return
+    if _alone(lock, owner):
+        raise KernelBug(
+            f"spinlock recursion: {name} of {owner!r} is held by the task that takes it (on "
+            "a kernel this CPU spins on it for ever); code that ran before returned with it "
+            "held, or holds it and called code that takes it again (set_page_dirty takes "
+            "tree_lock, set_page_dirty_buffers private_lock too)"
+        )
+    if lock.acquire(True, LOCKUP_SECONDS - RECURSION_SECONDS):
         return
     raise KernelBug(
         f"spinlock lockup suspected: {name} of {owner!r} stayed held for "
         f"{LOCKUP_SECONDS:g} s; code that ran before returned with it held (a table "
         "member that took it and never let go)"
     )
+
+
+def _alone(lock: _Lock, owner: object) -> bool:
+    """Whether ``lock`` is a plain lock of a machine that runs no other thread of its own."""
+    if type(lock) is not _LOCK_TYPE:  # fsaops explore's locks, which block its tasks
+        return False
+    sched = getattr(getattr(owner, "kernel", None), "sched", None)
+    return sched is not None and getattr(sched, "threads", 1) == 0
+
+
+_LOCK_TYPE: Final = type(threading.Lock())
+
+
+def spin_lock(lock: _Lock, name: str, owner: object) -> None:
+    """Take ``lock`` (``name`` of ``owner``): at once if free, else :func:`spin_lock_contended`.
+
+    Raises:
+        KernelBug: it was found held, and stayed held :data:`LOCKUP_SECONDS` seconds.
+    """
+    if lock.locked():
+        spin_lock_contended(lock, name, owner)
+    else:
+        lock.acquire()
+
+
+def tag_dirty(mapping: AddressSpace) -> None:
+    """Take and drop ``mapping``'s ``tree_lock``, as tagging a page dirty in its tree does.
+
+    ``__set_page_dirty_nobuffers`` and ``__set_page_dirty_buffers`` take it
+    (``write_lock_irq``) when a page turns dirty: code that dirties a page
+    with the lock held (a ``migrate_page_copy`` under ``tree_lock``)
+    deadlocks on a kernel, and here its wait is the lockup check's.
+    """
+    lock = mapping.tree_lock
+    spin_lock(lock, "tree_lock", mapping)
+    lock.release()
 
 
 class Spinlock:

@@ -29,6 +29,7 @@ from fsaops.page import (
     unlock_page,
     wait_on_page_writeback,
 )
+from fsaops.spinlock import tag_dirty
 
 if TYPE_CHECKING:
     from fsaops.mapping import AddressSpace
@@ -87,11 +88,18 @@ class PageOut(enum.Enum):
 def set_page_dirty_nobuffers(page: Page) -> int:
     """Dirty a page without touching buffers (``__set_page_dirty_nobuffers``).
 
+    A page that was clean is tagged dirty in its mapping's tree, under the
+    mapping's ``tree_lock`` (:func:`~fsaops.spinlock.tag_dirty`).
     Returns 1 if the page was clean before.
     """
     flags = page.flags
+    if flags & PG_dirty:
+        return 0
     page.flags = flags | PG_dirty
-    return 0 if flags & PG_dirty else 1
+    mapping = page.mapping
+    if mapping is not None and not mapping.anon:
+        tag_dirty(mapping)  # type: ignore[arg-type]
+    return 1
 
 
 def set_page_dirty(page: Page) -> int:

@@ -764,7 +764,6 @@ def takes_the_alarm_and_spins(newpage: Page, page: Page) -> int:
 STUCK: dict[str, Migratepage] = {
     fn.__name__: fn
     for fn in (
-        leaves_tree_lock_held,
         spins_forever,
         disarms_the_timer_and_spins,
         ignores_the_alarm_and_spins,
@@ -772,6 +771,9 @@ STUCK: dict[str, Migratepage] = {
     )
 }
 """Broken ``migratepage`` functions that never let the run go on: a plain run must end anyway."""
+
+LOCKS_UP: dict[str, Migratepage] = {fn.__name__: fn for fn in (leaves_tree_lock_held,)}
+"""Broken ``migratepage`` functions whose next ``spin_lock`` is a ``spinlock recursion``."""
 
 
 def forgets_the_copy_without_buffers(newpage: Page, page: Page) -> int:
@@ -872,7 +874,13 @@ def filesystem(name: str) -> FileSystemType:
 
     The names in :data:`JOURNALLED` are ext3 with its ``data=journal`` table instead.
     """
-    fn = BROKEN.get(name) or SUITE_ONLY.get(name) or STUCK.get(name) or buffer_migrate_page
+    fn = (
+        BROKEN.get(name)
+        or SUITE_ONLY.get(name)
+        or STUCK.get(name)
+        or LOCKS_UP.get(name)
+        or buffer_migrate_page
+    )
     if name in JOURNALLED:
         table = attrs.evolve(ext3_journalled_aops, name=f"{name}_aops", migratepage=fn)
         return attrs.evolve(
@@ -885,5 +893,5 @@ def filesystem(name: str) -> FileSystemType:
 @fsaops.hookimpl
 def fsaops_filesystem_types() -> list[FileSystemType]:
     """One filesystem per broken or stuck function, and the two with the real one."""
-    names = (*BROKEN, *SUITE_ONLY, *STUCK, "correct", "journalled_correct")
+    names = (*BROKEN, *SUITE_ONLY, *STUCK, *LOCKS_UP, "correct", "journalled_correct")
     return [filesystem(name) for name in names]
