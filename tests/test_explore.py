@@ -402,48 +402,19 @@ def test_an_empty_task_in_a_list_is_bad_input(items: list[str]) -> None:
 @pytest.mark.parametrize(("field", "value"), [("tasks", 5), ("c", {"4": 1}), ("pages", "4")])
 def test_a_replay_field_of_the_wrong_kind_is_named(field: str, value: object) -> None:
     """Before, ``"tasks": 5`` was "a field is missing"."""
-    import base64
-    import json
-
-    data: dict[str, object] = {
-        "bs": None,
-        "c": [],
-        "d": None,
-        "fs": "ext2",
-        "k": 0,
-        "mode": "default",
-        "n": None,
-    }
-    data.update({"pages": 4, "ps": 4096, "seed": 0, "sem": "v4", "tasks": ["write@0"]})
-    data[field] = value
-    text = REPLAY_PREFIX + base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
     with pytest.raises(ConfigError, match=f"--replay: bad {field} "):
-        decode_replay(text.rstrip("="))
+        decode_replay(_replay_string(**{"k": 0, "pages": 4, "tasks": ["write@0"], field: value}))
 
 
 @pytest.mark.parametrize("digits", [41, 5000])
 def test_a_task_page_of_more_digits_than_any_page_is_bad_input(digits: int) -> None:
     """Before, 4,301 digits and more were a ``ValueError`` of ``int()``: a "kernel bug", exit 1."""
-    import base64
-    import json
-
     from fsaops.explore.api import parse_tasks
 
     said = f"task read-fault@...: a page number of {digits:,} digits, past every page"
     with pytest.raises(ConfigError, match=re.escape(said)):
         parse_tasks(["read-fault@" + "9" * digits])
-    data: dict[str, object] = {
-        "bs": None,
-        "c": [],
-        "d": None,
-        "fs": "ext2",
-        "k": 0,
-        "mode": "default",
-        "n": None,
-    }
-    data.update({"pages": 4, "ps": 4096, "seed": 0, "sem": "v4"})
-    data["tasks"] = ["read-fault@" + "9" * digits]
-    text = REPLAY_PREFIX + base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+    text = _replay_string(k=0, pages=4, tasks=["read-fault@" + "9" * digits])
     with pytest.raises(ConfigError, match=re.escape("--replay: " + said)):
         decode_replay(text)
     assert parse_tasks(["read-fault@" + "0" * 39 + "1"]) == [TaskSpec("read-fault", 1)]
