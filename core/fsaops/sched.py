@@ -498,17 +498,15 @@ def _other_mappings_locked(kernel: Kernel, skip: tuple[Any, ...]) -> list[str]:
     means looking at each mapping; :meth:`Scheduler.might_sleep` does only
     inside a ``migratepage`` call, where a sleep is rare.
     """
+    from fsaops.debug import mappings  # the invariant checker's list of them
+
     found: list[str] = []
-    spaces = [inode.i_mapping for sb in kernel.super_blocks for inode in sb.inodes]
-    if kernel.swapper_space is not None:
-        spaces.append(kernel.swapper_space)
-    for mapping in spaces:
-        if mapping.tree_lock.locked() or mapping.private_lock.locked():
-            if any(mapping is where for where in skip):
-                continue
-            for name in ("tree_lock", "private_lock"):
-                if getattr(mapping, name).locked():
-                    found.append(f"{name} of {mapping.name or 'a mapping'} ({mapping.a_ops.name})")
+    for mapping in mappings(kernel):
+        if any(mapping is where for where in skip):
+            continue
+        for name in ("tree_lock", "private_lock"):
+            if getattr(mapping, name).locked():
+                found.append(f"{name} of {mapping.name or 'a mapping'} ({mapping.a_ops.name})")
     return found
 
 
