@@ -178,6 +178,9 @@ class XTask:
         body: what it does.
         label: the label of the point it is stopped at (its next step).
         ready: while it is blocked, what must hold for it to go on.
+        free: while it sleeps on a bit (a page or buffer lock, writeback),
+            whether that bit is clear: asleep with it clear, the task was
+            not woken (``None``: it does not sleep on a bit).
         holding: the explored kernel's spinlocks it holds, in the order it
             took them.
         done: it finished.
@@ -189,6 +192,7 @@ class XTask:
         "children",
         "done",
         "footprint",
+        "free",
         "gate",
         "holding",
         "ident",
@@ -219,6 +223,7 @@ class XTask:
         self.body = body
         self.label: Label = ("start", "", -1, -1, "", footprint)
         self.ready: Callable[[], bool] | None = None
+        self.free: Callable[[], bool] | None = None
         self.done = False
         self.ident = 0
         self.gate = threading.Lock()
@@ -294,6 +299,8 @@ class Controller:
         self._spin: tuple[XTask | None, str, int, int] = (None, "", -1, 0)
         self._finished = threading.Event()
         self._mask_all = pages.all
+        #: How many times each page and buffer (by ``id``) had its sleepers woken.
+        self.wakes: dict[int, int] = {}
 
     # -- tasks -----------------------------------------------------------------
 
@@ -513,6 +520,16 @@ class Controller:
             for t in self.tasks
             if not t.done
         ]
+        lost = [t for t in self.tasks if not t.done and t.free is not None and t.free()]
+        if lost:
+            t = lost[0]
+            return (
+                f"lost wake-up: {t.name} sleeps in {t.label[1] or '?'} on the "
+                f"{t.label[4] or t.label[0]}, which is free, but the task that freed it did "
+                "not wake its sleepers (unlock_buffer, unlock_page and end_page_writeback "
+                "wake them, after clearing the bit; clearing the bit alone does not): on a "
+                "kernel the sleeper sleeps for ever; no task can run: " + "; ".join(waiting)
+            )
         return "deadlock: no task can run: " + "; ".join(waiting)
 
     # -- scheduling points -------------------------------------------------------
@@ -541,6 +558,7 @@ class Controller:
         mask: int,
         *,
         under_private_lock: bool = False,
+        free: Callable[[], bool] | None = None,
     ) -> None:
         """The running task sleeps until ``ready()``; other tasks run meanwhile.
 
@@ -550,7 +568,10 @@ class Controller:
         :class:`~fsaops.errors.KernelBug` naming the locks held and who took
         them.  ``under_private_lock``: this sleep is let be while only
         mappings' ``private_lock`` is held (a buffer lock, in a release whose
-        ``buffer_migrate_page`` takes it there itself).
+        ``buffer_migrate_page`` takes it there itself).  ``free``: for a
+        sleep on a bit that only a wake-up ends (:func:`sleep_on_bit`),
+        whether the bit is clear, so that a schedule in which nobody woke
+        the sleeper is said to be a lost wake-up.
         """
         me = self.current
         if me is None or not self.live:
@@ -565,7 +586,9 @@ class Controller:
             )
         me.label = (kind, function, page, pfn, lock, mask & self._mask_all)
         me.ready = ready
+        me.free = free
         self._decide(me)
+        me.free = None
         if not ready():  # only a schedule that ended comes back with nothing ready
             raise KernelBug(f"woken in {me.label[1]} with {lock or kind} still not ready")
 
@@ -995,11 +1018,8 @@ class ExploredScheduler(Scheduler):
             super().wait_on_page_bit(page, bit, what)
             return
         index, pfn, mask = ctl.page_label(page)
-
-        def ready() -> bool:
-            return not page.flags & bit
-
-        ctl.block(ready, "sleep", index, pfn, f"{what} of pfn {page.pfn}", mask)
+        ready, free = sleep_on_bit(ctl, page, "flags", bit, PG.waiters)
+        ctl.block(ready, "sleep", index, pfn, f"{what} of pfn {page.pfn}", mask, free=free)
 
     def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``bh.b_state`` (buffer lock)."""
@@ -1008,15 +1028,26 @@ class ExploredScheduler(Scheduler):
             super().wait_on_buffer_bit(bh, bit, what)
             return
         index, pfn, mask = ctl.page_label(bh.b_page)
+        from fsaops.buffer import BH
 
-        def ready() -> bool:
-            return not bh.b_state & bit
-
+        ready, free = sleep_on_bit(ctl, bh, "b_state", bit, BH.waiters)
         # V4 to V8 lock the buffers with private_lock held (lock_buffer may
         # sleep there): a release that does so lets any table do the same.
         tolerated = what == "buffer lock" and ctl.kernel.semantics.buffer_private_lock
         label = f"{what} of {_bh_name(bh)}"
-        ctl.block(ready, "sleep", index, pfn, label, mask, under_private_lock=tolerated)
+        ctl.block(ready, "sleep", index, pfn, label, mask, under_private_lock=tolerated, free=free)
+
+    def wake_page(self, page: Page) -> None:
+        """Wake the page's sleepers (``wake_up_page``): each may go on once its bit is clear."""
+        wakes = self.ctl.wakes
+        wakes[id(page)] = wakes.get(id(page), 0) + 1
+        super().wake_page(page)
+
+    def wake_buffer(self, bh: BufferHead) -> None:
+        """Wake the buffer's sleepers (``wake_up_bit``): each may go on once its bit is clear."""
+        wakes = self.ctl.wakes
+        wakes[id(bh)] = wakes.get(id(bh), 0) + 1
+        super().wake_buffer(bh)
 
     def run_next(self) -> bool:
         """Not while exploring: events are tasks then."""
@@ -1029,6 +1060,43 @@ class ExploredScheduler(Scheduler):
         if self.ctl.live:
             raise KernelBug("run_for() inside an explored schedule")
         super().run_for(ticks)
+
+
+def sleep_on_bit(
+    ctl: Controller, obj: Page | BufferHead, field: str, bit: int, waiters: int
+) -> tuple[Callable[[], bool], Callable[[], bool] | None]:
+    """``(ready, free)`` of a task that sleeps until ``bit`` of ``obj.<field>`` is clear.
+
+    As ``__wait_on_bit`` sleeps on the object's wait queue, the task goes
+    on only when the bit is clear and someone woke the queue since it went
+    to sleep (:meth:`ExploredScheduler.wake_page`, ``wake_buffer``: what
+    ``unlock_page``, ``end_page_writeback`` and ``unlock_buffer`` do after
+    they clear the bit).  While it sleeps it is on the queue: the object's
+    ``waiters`` bit is set, so that the next release wakes it, and a wake
+    that finds the bit taken again leaves it asleep until the next.  With
+    the bit clear at once, the task does not sleep (``free`` is ``None``).
+    """
+
+    def clear() -> bool:
+        return not getattr(obj, field) & bit
+
+    if clear():
+        return clear, None
+    wakes = ctl.wakes
+    key = id(obj)
+    seen = [wakes.get(key, 0)]
+
+    def ready() -> bool:
+        woken = wakes.get(key, 0) != seen[0]
+        if woken and clear():
+            return True
+        if woken:  # woken, and the bit is taken again: back to sleep until the next wake
+            seen[0] = wakes.get(key, 0)
+        setattr(obj, field, getattr(obj, field) | waiters)  # still on the wait queue
+        return False
+
+    ready()  # prepare_to_wait: on the queue before it sleeps
+    return ready, clear
 
 
 _ENGINE: Final = ("fsaops.migrate", "migrate_pages")
