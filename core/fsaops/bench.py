@@ -85,7 +85,7 @@ import attrs
 
 from fsaops.aops import AddressSpaceOperations
 from fsaops.buffer import create_empty_buffers
-from fsaops.errors import RunTimeout, describe_exception, interrupt_told
+from fsaops.errors import RunTimeout, cannot_start, describe_exception, interrupt_told
 from fsaops.fs import Inode
 from fsaops.lists import PageList, list_add, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
@@ -955,9 +955,12 @@ def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
         cmd += ["--plugins", plugin, path]
         with open(os.path.join(tmp, "stderr"), "w+b") as errors:
             start = time.perf_counter()
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
-            )
+            try:
+                proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:
+                raise cannot_start("the fsaops migrate the bench times", exc) from None
             assert proc.stdout is not None
             out = proc.stdout.read()
             proc.stdout.close()
@@ -1080,7 +1083,10 @@ def _phases(pages: int, plugin: str) -> dict[str, float]:
             f.write(end_to_end_scenario(pages, plugin=plugin))
         cmd = [sys.executable, "-m", "fsaops.bench", "--phases-child", path, "--plugins", plugin]
         started = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        except OSError as exc:
+            raise cannot_start("the run whose phases the bench times", exc) from None
         ended = time.time()
     if proc.returncode != 0:
         raise RuntimeError(f"timing the phases failed: {proc.stderr.strip()[-500:]}")
@@ -1247,7 +1253,10 @@ def not_measured(report: dict[str, Any]) -> tuple[str, str] | None:
 
 def _million_in_child(npages: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "fsaops.bench", "--million-child", str(npages)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise cannot_start("the bench's run of a million pages", exc) from None
     if proc.returncode != 0:
         return {"pages": npages, "completed": False, "error": proc.stderr.strip()[-2000:]}
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])

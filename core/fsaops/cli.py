@@ -167,7 +167,8 @@ exit status:
   1    data was lost, an invariant broke, the model hit a kernel BUG() or a
        deadlock, a plugin crashed the run, the run timed out, or (with
        --strict) a table did something wrong that lost nothing
-  2    bad input: the command line, the scenario, a value, or a plugin
+  2    bad input: the command line, the scenario, a value, or a plugin; or a
+       limit of the system (memory, processes, open files) it cannot work within
   130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
 with --json, every exit prints one JSON object on standard output: the report,
 or {"schema", "status", "error"}"""
@@ -179,7 +180,8 @@ exit status:
   1    a schedule failed: data lost, an invariant broken, a kernel BUG() or a deadlock
        (the shortest failing schedule is printed, with its replay string)
   2    bad input: the command line, an unknown filesystem, mode or task, a task that
-       does not apply to the table, a damaged replay string, a plugin
+       does not apply to the table, a damaged replay string, a plugin; or a limit of
+       the system (memory, processes, open files) it cannot work within
   130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
 with --json, every exit prints one JSON object on standard output: the result,
 or {"schema", "status", "error"}"""
@@ -2392,7 +2394,8 @@ def _exit_now(status: int) -> NoReturn:
     # not keep a finished command alive, now that no signal can end it.
     limit = threading.Timer(EXIT_FUNCTIONS_SECONDS, _exit_functions_overran, (status,))
     limit.daemon = True
-    limit.start()
+    with contextlib.suppress(RuntimeError):  # no thread to be had: the functions run unwatched
+        limit.start()
     with contextlib.suppress(Exception):
         atexit._run_exitfuncs()
     limit.cancel()

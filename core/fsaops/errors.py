@@ -9,6 +9,7 @@ the model's ``BUG()``.
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib
 import re
 import signal
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_REASON",
     "MAX_SHOWN",
     "BadPage",
+    "CannotStart",
     "ConfigError",
     "Deadlock",
     "FsaopsError",
@@ -37,6 +39,7 @@ __all__ = [
     "PluginValidationError",
     "ProcessEnded",
     "RunTimeout",
+    "cannot_start",
     "describe_exception",
     "did_you_mean",
     "forget_deferred_signals",
@@ -219,6 +222,52 @@ class PluginConflictError(PluginValidationError):
 
 class MigrationDisabled(FsaopsError):
     """Migration was asked for on a kernel built without it (``-ENOSYS``)."""
+
+
+class CannotStart(FsaopsError):
+    """The system refused a process, a pipe or a thread fsaops starts to do its work.
+
+    The run's supervised child, the plugin probe's child, a schedule's
+    process under ``fsaops explore``, the bench's runs: a limit of the
+    environment (``ulimit -u``, ``ulimit -n``, memory) is reached.  Bad
+    input, as running out of memory is: neither the model nor a plugin is
+    wrong.  Built by :func:`cannot_start`.
+    """
+
+
+#: What an errno of a refused process, pipe or thread says of the environment.
+_LIMITS: Final = {
+    errno.EAGAIN: "the limit on processes (ulimit -u) is reached, or memory is short",
+    errno.ENOMEM: "the system is out of memory",
+    errno.EMFILE: "the limit on open files (ulimit -n) is reached",
+    errno.ENFILE: "the system's table of open files is full",
+}
+
+
+def cannot_start(what: str, exc: BaseException) -> CannotStart:
+    """The error of ``what`` (``the process that runs a schedule``) refused with ``exc``.
+
+    One line naming what could not be started, the system's reason
+    (``strerror``, and the errno's name) and the limit it points at, if
+    known: ``cannot start the process that runs a schedule: Resource
+    temporarily unavailable (EAGAIN); the limit on processes (ulimit -u) is
+    reached, or memory is short: the environment refused it, no bug of the
+    model or a plugin``.
+    """
+    limit = None
+    if isinstance(exc, OSError):
+        reason = exc.strerror or describe_exception(exc)
+        if exc.errno is not None:
+            limit = _LIMITS.get(exc.errno)
+            name = errno.errorcode.get(exc.errno)
+            reason += f" ({name})" if name else ""
+    else:  # threading's RuntimeError("can't start new thread"): no errno
+        reason, limit = describe_exception(exc), _LIMITS[errno.EAGAIN]
+    said = f"; {limit}:" if limit else ";"
+    return CannotStart(
+        f"cannot start {what}: {reason}{said} the environment refused it, no bug of the model "
+        "or a plugin"
+    )
 
 
 class KernelBug(Exception):

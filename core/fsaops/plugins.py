@@ -80,6 +80,7 @@ from fsaops.errors import (
     PluginLoadError,
     PluginSelectionError,
     PluginValidationError,
+    cannot_start,
     describe_exception,
     did_you_mean,
     printable,
@@ -2113,10 +2114,13 @@ def load_plugins(
     The selected plugins this process has not imported yet are first
     loaded in a child process (the probe), which is killed if a step takes
     longer than the time limit or a plugin ends it; only the plugins that
-    passed are then imported here.  Where no child process can be started,
-    they are imported here directly, each in a thread with the time limit.
+    passed are then imported here.  Where no child process can be started
+    (no interpreter to run), they are imported here directly, each in a
+    thread with the time limit.
 
     Raises:
+        CannotStart: the system refused the probe's child, or the thread
+            that follows it (a limit on processes or open files, memory).
         ConfigError: ``config`` names a plugin that is not installed, or the
             time limit is not a positive number of seconds up to
             :data:`MAX_TIMEOUT`.
@@ -2430,15 +2434,21 @@ def _single_threaded() -> bool:
         return False
 
 
-def _fork(job: dict[str, Any]) -> _Child | None:
-    """The probe's child, forked: it has every module this process has imported already."""
-    read, write = os.pipe()
+def _fork(job: dict[str, Any]) -> _Child | OSError:
+    """The probe's child, forked: it has every module this process has imported already.
+
+    The system's refusal of the pipe or the process is returned, not raised.
+    """
+    try:
+        read, write = os.pipe()
+    except OSError as exc:
+        return exc
     try:
         pid = REAL_FORK()
-    except OSError:
+    except OSError as exc:
         os.close(read)
         os.close(write)
-        return None
+        return exc
     if pid == 0:  # the child
         try:
             os.close(read)
@@ -2482,8 +2492,13 @@ def _interpreter_options() -> list[str]:
     return options
 
 
-def _spawn(job: dict[str, Any]) -> _Child | None:
-    """The probe's child, a new interpreter with the same options, ``sys.path`` and environment."""
+def _spawn(job: dict[str, Any]) -> _Child | OSError | None:
+    """The probe's child, a new interpreter with the same options, ``sys.path`` and environment.
+
+    ``None`` when there is no interpreter to start, or it could not be
+    given its job; the system's refusal of the process or its pipes is
+    returned, not raised.
+    """
     if not sys.executable:
         return None
     try:
@@ -2495,7 +2510,9 @@ def _spawn(job: dict[str, Any]) -> _Child | None:
             close_fds=True,
             start_new_session=os.name == "posix",
         )
-    except (OSError, ValueError, subprocess.SubprocessError):
+    except OSError as exc:
+        return exc
+    except (ValueError, subprocess.SubprocessError):
         return None
     assert proc.stdin is not None and proc.stdout is not None
     child = _Child(proc.pid, proc.stdout, proc)
@@ -2569,6 +2586,11 @@ def _probe_once(
     starts with what this process has imported; otherwise it is a new
     interpreter.  ``None`` when no child could be started or it never got
     to the plugins.
+
+    Raises:
+        CannotStart: the system refused both children (a limit on
+            processes or open files, memory): loading the plugins in this
+            process instead would blame them for the environment.
     """
     path: list[object] = list(sys.path)  # entries may be anything
     job = {
@@ -2579,13 +2601,15 @@ def _probe_once(
             {"name": i.name, "dist": i.dist, "version": i.version, "value": i.value} for i in items
         ],
     }
-    child = None
+    child: _Child | OSError | None = None
     if sys.platform.startswith("linux") and _single_threaded():
         for module in _PLUGIN_API:
             importlib.import_module(module)
         child = _fork(job)
-    if child is None:
-        child = _spawn(job)
+    if not isinstance(child, _Child):
+        child = _spawn(job) or child
+    if isinstance(child, OSError):
+        raise cannot_start("the plugin probe's process", child)
     if child is None:
         return None
     try:
@@ -2615,8 +2639,12 @@ def _watch_child(
             with contextlib.suppress(OSError):
                 stream.close()
 
-    child.reader = threading.Thread(target=read, name="fsaops plugin probe", daemon=True)
-    child.reader.start()
+    reader = threading.Thread(target=read, name="fsaops plugin probe", daemon=True)
+    try:
+        reader.start()
+    except RuntimeError as exc:  # "can't start new thread": a limit of the system
+        raise cannot_start("the thread that follows the plugin probe", exc) from None
+    child.reader = reader
     deadline = time.monotonic() + max(timeout, PROBE_START)
     if meanwhile is not None:
         meanwhile()

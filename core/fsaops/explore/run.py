@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from fsaops.debug import check_kernel
-from fsaops.errors import KernelBug
+from fsaops.errors import CannotStart, KernelBug
 from fsaops.explore.runtime import (
     ALL,
     Controller,
@@ -219,7 +219,11 @@ def execute(
     record: bool = False,
     timeout: float = SCHEDULE_SECONDS,
 ) -> RunResult:
-    """Run one schedule on the machine and check it (this changes the machine for good)."""
+    """Run one schedule on the machine and check it (this changes the machine for good).
+
+    Raises:
+        CannotStart: the system refused a task's thread (a limit of the environment).
+    """
     start = time.perf_counter()
     kernel = xworld.kernel
     ctl = Controller(kernel, xworld.pages, forced=forced, policy=policy, record=record)
@@ -252,6 +256,8 @@ def execute(
         name, mask, body = spawn(event.fn, event.args, event)
         ctl.add_io(name, kernel.current, mask, body, None)
     ctl.run(timeout)
+    if ctl.outcome == "cannot start":  # a task's thread: the system's limit, no verdict
+        raise CannotStart(ctl.problem)
     problems: list[tuple[str, str]] = []
     if ctl.outcome == "diverged":
         pass  # no verdict on a schedule that is not the one asked for: ``outcome`` says so

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.debug import broken_fields_said
-from fsaops.errors import KernelBug, describe_exception
+from fsaops.errors import CannotStart, KernelBug, cannot_start, describe_exception
 from fsaops.memory import POISON_BYTE, Node
 from fsaops.page import PG, Page
 from fsaops.sched import Event, Scheduler, Task
@@ -352,7 +352,10 @@ class Controller:
         # A bare thread: threading.Thread.start() costs several times more, and
         # these threads are never joined (a schedule that ends in a deadlock
         # leaves its tasks parked, and the process that ran it goes away).
-        xt.ident = _thread.start_new_thread(self._main, (xt,))
+        try:
+            xt.ident = _thread.start_new_thread(self._main, (xt,))
+        except RuntimeError as exc:  # "can't start new thread": a limit of the system
+            raise cannot_start(f"the thread of task {xt.name}", exc) from None
 
     def _main(self, xt: XTask) -> None:
         xt.gate.acquire()
@@ -365,6 +368,9 @@ class Controller:
         self._decide(xt)
 
     def _failed(self, xt: XTask, exc: BaseException) -> None:
+        if isinstance(exc, CannotStart):  # the system's, not the task's: the run says so
+            self._stop("cannot start", str(exc))
+            return
         where = _where(exc)
         self.failed_task = xt
         broken = broken_fields_said(self.kernel)

@@ -53,7 +53,9 @@ from fsaops.aops import MEMBERS, TYPE_HOOKS
 from fsaops.debug import broken_fields_said
 from fsaops.errors import (
     INTERRUPTS,
+    CannotStart,
     FsaopsError,
+    cannot_start,
     describe_exception,
     forget_deferred_signals,
     signals_deferred,
@@ -283,6 +285,8 @@ def fork_run(
 
     Raises:
         ThreadsAtFork: plugin code runs a thread of its own (:func:`plugin_threads`).
+        CannotStart: the system refused the pipe, the process or a task's
+            thread (a limit on processes or open files, memory).
     """
     threads = plugin_threads(xworld)
     if threads:
@@ -302,7 +306,10 @@ def fork_run(
         with contextlib.suppress(Exception):
             if stream is not None:
                 stream.flush()
-    rfd, wfd = os.pipe()
+    try:
+        rfd, wfd = os.pipe()
+    except OSError as exc:
+        raise cannot_start("a pipe to the process that runs a schedule", exc) from None
     # Ctrl-C and SIGTERM wait while the process forks: a handler that raised
     # inside fork()'s own after-fork callbacks would see its exception
     # dropped as unraisable, and the search go on as if nothing came.  The
@@ -313,9 +320,13 @@ def fork_run(
     with signals_deferred():
         try:
             pid = REAL_FORK()
-        except BaseException:
+        except BaseException as exc:
+            os.close(rfd)
+            os.close(wfd)
             if blocked is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if isinstance(exc, OSError):
+                raise cannot_start("the process that runs a schedule", exc) from None
             raise
         if pid == 0:  # pragma: no cover - the child
             forget_deferred_signals()
@@ -336,6 +347,8 @@ def fork_run(
             )
             refused = refused_in("during the schedule")
             data = marshal.dumps(done if refused is None else {"error": refused})
+        except CannotStart as exc:  # a thread for a task: the environment's limit
+            data = marshal.dumps({"cannot start": str(exc)})
         except BaseException as exc:
             said = describe_exception(exc)
             with contextlib.suppress(Exception):
@@ -385,6 +398,8 @@ def fork_run(
         result: RunResult = marshal.loads(b"".join(chunks))
     except (EOFError, ValueError, TypeError):
         return _broken("the process running the schedule died without an answer")
+    if "cannot start" in result:
+        raise CannotStart(result["cannot start"])
     if "error" in result:
         return _broken(f"the schedule could not run: {result['error']}")
     if result.get("outcome") == "too long" and threads_at_fork:
