@@ -73,6 +73,7 @@ from fsaops.errors import (
     interrupted_where,
     printable,
     raised_by_code,
+    shown_path,
     signals_deferred,
     signals_done,
     signals_live,
@@ -563,12 +564,13 @@ def _not_the_output(path: str, what: str) -> None:
     if path and _output_is(path):
         _GONE.set(True)  # not even the JSON envelope: nothing is written over an input
         raise FsaopsError(
-            f"{path}: is {what} this command reads, and its output goes to it too; "
+            f"{shown_path(path)}: is {what} this command reads, and its output goes to it too; "
             "send the output to another file"
         )
     if path and _error_output_is(path):
         message = (
-            f"{path}: is {what} this command reads, and its standard error goes to it too "
+            f"{shown_path(path)}: is {what} this command reads, and its standard error goes to it "
+            "too "
             "(log lines, warnings and this message would be written into it); send standard "
             "error to another file"
         )
@@ -963,31 +965,33 @@ def _output_file(path: str, option: str, reads: Mapping[str, str | None] | None 
 
     if not path:
         raise FsaopsError(f"{option}: expected a file name, got an empty string")
+    named = f"{option} {shown_path(path)}"
     if not os.path.isabs(path) and not _working_folder_exists():
-        raise FsaopsError(f"{option} {path}: the working folder no longer exists")
+        raise FsaopsError(f"{named}: the working folder no longer exists")
     if os.path.isdir(path):
-        raise FsaopsError(f"{option} {path}: is a directory; name a file to write")
+        raise FsaopsError(f"{named}: is a directory; name a file to write")
     for what, other in (reads or {}).items():
         if other is not None and _same_file(path, other):
-            raise FsaopsError(f"{option} {path}: is {what} this command reads; name another file")
+            raise FsaopsError(f"{named}: is {what} this command reads; name another file")
     stream = _stream_of(path)
     if stream is not None:
-        raise FsaopsError(f"{option} {path}: is the command's {stream}; name a file")
+        raise FsaopsError(f"{named}: is the command's {stream}; name a file")
     if os.path.lexists(path) and not os.path.isfile(path):
-        raise FsaopsError(f"{option} {path}: is not a regular file; name a file to write")
+        raise FsaopsError(f"{named}: is not a regular file; name a file to write")
     folder = os.path.dirname(path) or "."
+    shown_folder = shown_path(folder)
     if not os.path.isdir(folder):
         if os.path.exists(folder):
-            raise FsaopsError(f"{option} {path}: {folder} is a file, not a directory")
-        raise FsaopsError(f"{option} {path}: no such directory: {folder}")
+            raise FsaopsError(f"{named}: {shown_folder} is a file, not a directory")
+        raise FsaopsError(f"{named}: no such directory: {shown_folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise FsaopsError(f"{option} {path}: cannot write in {folder}")
+        raise FsaopsError(f"{named}: cannot write in {shown_folder}")
     too_long = _name_too_long(path)
     if too_long is not None:
-        raise FsaopsError(f"{option} {path}: the file name is too long ({too_long})")
+        raise FsaopsError(f"{named}: the file name is too long ({too_long})")
     refused = _cannot_create_in(os.path.dirname(os.path.realpath(path)))
     if refused is not None:
-        raise FsaopsError(f"{option} {path}: cannot write in {refused}")
+        raise FsaopsError(f"{named}: cannot write in {refused}")
     return os.path.abspath(path)
 
 
@@ -1002,13 +1006,13 @@ def _cannot_create_in(folder: str) -> str | None:
     try:
         where = _OS_OPEN(folder, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        return f"{printable(folder)} ({exc.strerror or exc})"
+        return f"{shown_path(folder)} ({exc.strerror or exc})"
     try:
         name, fd = _create_temporary(where)
         _OS_CLOSE(fd)
         os.unlink(name, dir_fd=where)
     except OSError as exc:
-        return f"{printable(folder)} ({exc.strerror or exc})"
+        return f"{shown_path(folder)} ({exc.strerror or exc})"
     finally:
         _OS_CLOSE(where)
     return None
@@ -1037,7 +1041,7 @@ def _name_too_long(path: str) -> str | None:
         return None
     if longest <= 0 or length <= longest:
         return None
-    return f"{length} bytes; {printable(folder)} takes names of at most {longest}"
+    return f"{length} bytes; {shown_path(folder)} takes names of at most {longest}"
 
 
 _STDOUT_NAMES: Final = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
@@ -1139,7 +1143,7 @@ def _write_file(path: str, text: str, option: str) -> None:
         finally:
             _OS_CLOSE(where)
     except OSError as exc:
-        shown = printable(path)
+        shown = shown_path(path)
         raise OutputError(f"{option} {shown}: cannot write it: {exc.strerror or exc}") from None
 
 
@@ -1335,7 +1339,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         )
         _write(_json_text(data))
         return 0
-    source = printable(source)  # a file name a terminal would obey, shown escaped
+    source = shown_path(source)  # a file name a terminal would obey, shown escaped
     _write(
         f"{source}: OK: {len(config.mount)} mount(s), {pages} page{'' if pages == 1 else 's'} "
         f"on node "
@@ -1401,6 +1405,7 @@ def _explore_target(
             raise ConfigError("--mount picks a mount of a SCENARIO.toml; none was given")
         return fs, mode, None, None
     known = defaults or {}
+    named = shown_path(source)
 
     def mode_of(mount: MountConfig) -> str | None:
         return mount.mode if mount.mode is not None else known.get(mount.fs)
@@ -1408,7 +1413,7 @@ def _explore_target(
     if mount is not None and not 0 <= mount < len(config.mount):
         last = len(config.mount) - 1
         raise ConfigError(
-            f"--mount {mount}: {source} has no mount[{mount}]"
+            f"--mount {mount}: {named} has no mount[{mount}]"
             + (f" (its mounts are mount[0] to mount[{last}])" if last >= 0 else " (no mount)")
         )
     indexed = [
@@ -1421,7 +1426,7 @@ def _explore_target(
     if mount is not None and not indexed:
         chosen = config.mount[mount]
         raise ConfigError(
-            f"--mount {mount}: mount[{mount}] of {source} is {chosen.fs} in mode "
+            f"--mount {mount}: mount[{mount}] of {named} is {chosen.fs} in mode "
             f"{mode_of(chosen) or 'default'}, not what --fs and --mode name"
         )
     mounts = [m for _, m in indexed]
@@ -1429,18 +1434,18 @@ def _explore_target(
         return fs, mode, None, None  # a type the scenario does not mount (swap: anonymous memory)
     if not mounts:
         if not config.mount:
-            raise ConfigError(f"{source}: mounts nothing to explore; name a filesystem with --fs")
+            raise ConfigError(f"{named}: mounts nothing to explore; name a filesystem with --fs")
         wanted = "".join(
             (f" of {fs}" if fs is not None else "", f" in mode {mode}" if mode is not None else "")
         )
-        raise ConfigError(f"{source}: no mount{wanted}")
+        raise ConfigError(f"{named}: no mount{wanted}")
     if len({(m.fs, mode_of(m)) for m in mounts}) > 1:
         shown = ", ".join(f"{m.fs}:{mode_of(m) or 'default'}" for m in mounts)
-        raise ConfigError(f"{source}: pick one of its mounts with --fs and --mode: {shown}")
+        raise ConfigError(f"{named}: pick one of its mounts with --fs and --mode: {shown}")
     if len({m.block_size for m in mounts}) > 1:
         shown = ", ".join(f"mount[{i}] block size {m.block_size or 'default'}" for i, m in indexed)
         raise ConfigError(
-            f"{source}: several mounts of {mounts[0].fs} in mode "
+            f"{named}: several mounts of {mounts[0].fs} in mode "
             f"{mode_of(mounts[0]) or 'default'} differ in block size ({shown}): pick one "
             "with --mount N"
         )
@@ -1454,7 +1459,7 @@ def _migration_built_in(config: Config, source: str) -> None:
 
     if not config.kernel.migration:
         raise MigrationDisabled(
-            f"{source}: kernel.migration = false: this kernel is built without "
+            f"{shown_path(source)}: kernel.migration = false: this kernel is built without "
             "CONFIG_MIGRATION, so migrate_pages returns -ENOSYS (ENOSYS, function not "
             "implemented); set kernel.migration = true"
         )
@@ -1838,7 +1843,7 @@ def _fail(status: Status, message: str, json_mode: bool) -> int:
         except BaseException as exc:  # the failure is said already; this is said too
             with contextlib.suppress(BaseException):
                 _error(
-                    f"--html {printable(path)}: cannot write the failure's page: "
+                    f"--html {shown_path(path)}: cannot write the failure's page: "
                     f"{describe_exception(exc)}"
                 )
     return status.exit_code

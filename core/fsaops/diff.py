@@ -31,7 +31,7 @@ import attrs
 from rich.console import Console
 
 from fsaops.config.schema import MAX_SEED
-from fsaops.errors import MAX_REASON, MAX_SHOWN, FsaopsError, printable
+from fsaops.errors import MAX_REASON, MAX_SHOWN, FsaopsError, printable, shown_path
 from fsaops.status import SCHEMA
 
 if TYPE_CHECKING:
@@ -102,16 +102,17 @@ def load_report(path: str) -> dict[str, Any]:
     """
     if not path:  # no file at all, not a file that is not there
         raise BadReport("expected a report file name, got an empty string")
+    named = shown_path(path)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise BadReport(f"{path}: no such file") from None
+        raise BadReport(f"{named}: no such file") from None
     except OSError as exc:
-        raise BadReport(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        raise BadReport(f"{named}: cannot read it: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise BadReport(f"{path}: not a regular file; expected a report of fsaops migrate --json")
+        raise BadReport(f"{named}: not a regular file; expected a report of fsaops migrate --json")
     if info.st_size > MAX_REPORT_BYTES:
-        raise BadReport(f"{path}: {info.st_size:,} bytes is too large for a report")
+        raise BadReport(f"{named}: {info.st_size:,} bytes is too large for a report")
     try:
         with open(path, "rb") as stream:
             raw = stream.read(MAX_REPORT_BYTES + 1)
@@ -125,27 +126,27 @@ def load_report(path: str) -> dict[str, Any]:
             )
         )
     except OSError as exc:
-        raise BadReport(f"{path}: cannot read it: {exc.strerror or exc}") from None
+        raise BadReport(f"{named}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise BadReport(f"{path}: not a report: not UTF-8 text") from None
+        raise BadReport(f"{named}: not a report: not UTF-8 text") from None
     except (_TooLarge, _KeyTwice) as exc:
-        raise BadReport(f"{path}: not a report: {exc}") from None
+        raise BadReport(f"{named}: not a report: {exc}") from None
     except (ValueError, RecursionError) as exc:
-        raise BadReport(f"{path}: not a report: not JSON ({printable(str(exc)[:200])})") from None
+        raise BadReport(f"{named}: not a report: not JSON ({printable(str(exc)[:200])})") from None
     if not isinstance(data, dict):
         what = _JSON_NAMES.get(type(data), type(data).__name__)
-        raise BadReport(f"{path}: not a report: {what}, not a JSON object")
+        raise BadReport(f"{named}: not a report: {what}, not a JSON object")
     schema = data.get("schema")
     if "schema" not in data:
-        raise BadReport(f"{path}: not a report of fsaops migrate --json: it has no schema")
+        raise BadReport(f"{named}: not a report of fsaops migrate --json: it has no schema")
     if type(schema) is not int or schema != SCHEMA:
         raise BadReport(
-            f"{path}: a report of schema {json.dumps(schema)[:40]}; this fsaops reads schema "
+            f"{named}: a report of schema {json.dumps(schema)[:40]}; this fsaops reads schema "
             f"{SCHEMA} (the report was written by another version of fsaops)"
         )
     if "totals" not in data and "error" in data:
         raise BadReport(
-            f"{path}: not a report: the JSON of a command that could not finish "
+            f"{named}: not a report: the JSON of a command that could not finish "
             f"(status {str(data.get('status'))[:40]}: {str(data['error'])[:300]})"
         )
     fields = [(key, kind, True) for key, kind in _NEEDED.items()]
@@ -154,22 +155,22 @@ def load_report(path: str) -> dict[str, Any]:
         value = data.get(key)
         if (needed or value is not None) and type(value) is not kind:
             raise BadReport(
-                f"{path}: not a report of fsaops migrate --json: "
+                f"{named}: not a report of fsaops migrate --json: "
                 f"{key!r} is {'missing' if key not in data else 'not a JSON ' + _json_type(kind)}"
             )
     proofs = data.get("proofs") or {}
     if any(not isinstance(proofs.get(n), dict | None) for n in ("placement", "durability")):
-        raise BadReport(f"{path}: not a report of fsaops migrate --json: 'proofs' is malformed")
+        raise BadReport(f"{named}: not a report of fsaops migrate --json: 'proofs' is malformed")
     if not 0 <= data["seed"] <= MAX_SEED:  # what migrate's seed may be (workload.seed, --seed)
         raise BadReport(
-            f"{path}: not a report: 'seed' is {data['seed']}, not one of 0 to {MAX_SEED}"
+            f"{named}: not a report: 'seed' is {data['seed']}, not one of 0 to {MAX_SEED}"
         )
     for name, entry in data["by_aops"].items():
         if not isinstance(entry, dict) or any(type(entry.get(k)) is not int for k in _TABLE_COUNTS):
-            raise BadReport(f"{path}: not a report: by_aops[{name!r}] has no page counts")
+            raise BadReport(f"{named}: not a report: by_aops[{name!r}] has no page counts")
     wrong = _wrong_field(data) or _below_zero(data) or _contradiction(data)
     if wrong is not None:
-        raise BadReport(f"{path}: not a report: {wrong}")
+        raise BadReport(f"{named}: not a report: {wrong}")
     _scenario_of_report(path, data["config"])
     return data
 
@@ -183,11 +184,12 @@ def _scenario_of_report(path: str, config: dict[str, Any]) -> None:
     from fsaops.config import structure_config
     from fsaops.errors import ConfigError
 
+    named = shown_path(path)
     try:
         structure_config(config, "config")
     except ConfigError as exc:
         said = str(exc).removeprefix("config: ")
-        raise BadReport(f"{path}: not a report: its config is no scenario's: {said}") from None
+        raise BadReport(f"{named}: not a report: its config is no scenario's: {said}") from None
 
 
 _REPORT_STATUSES: Final = ("ok", "data lost", "invariant broken", "findings")
@@ -1298,7 +1300,7 @@ def compare(
     sections += [_totals(a, b), _vmstat(a, b), _run(a, b), _verdict(a, b)]
     # The files' names as given: a newline or an escape sequence in one is shown, not obeyed.
     statuses = (printable(str(a["status"])), printable(str(b["status"])))
-    return Comparison(printable(names[0]), printable(names[1]), tuple(sections), statuses)
+    return Comparison(shown_path(names[0]), shown_path(names[1]), tuple(sections), statuses)
 
 
 def _inert(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import errno
 import importlib
+import os
 import re
 import signal
 import threading
@@ -49,6 +50,7 @@ __all__ = [
     "raised_by_code",
     "reclaim_signals",
     "shown",
+    "shown_path",
     "signals_deferred",
     "signals_done",
     "signals_live",
@@ -117,6 +119,24 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    r"""A user's file name as a message names it: as it is, unless it holds a control character.
+
+    A message is one line, its whitespace collapsed: a newline or a tab in
+    a name would become a space there, and the name another file's.  A
+    name with a character that is not printable (``\n``, ``\t``, ``\x1b``,
+    a byte that is not UTF-8, ``\udcff``) is shown with each escaped as
+    Python writes it, and each backslash doubled, so that it reads back
+    as the one name it is: ``a\nb.toml``.  A printable name, spaces and
+    backslashes included, is shown unchanged.  The result is printable:
+    showing it again changes nothing.
+    """
+    name = os.fspath(path)
+    if name.isprintable():
+        return name
+    return "".join("\\\\" if c == "\\" else c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -86,6 +86,7 @@ from fsaops.errors import (
     printable,
     reclaim_signals,
     shown,
+    shown_path,
 )
 from fsaops.frozen import frozen_mapping
 from fsaops.jsonbound import dumps as json_dumps
@@ -809,7 +810,7 @@ def _check_config_names(names: Sequence[str], known: list[str], source: str | No
                 f"(installed: {_listing(known)})"
             )
     if problems:
-        where = f"{source}: " if source else ""
+        where = f"{shown_path(source)}: " if source else ""
         shown_problems = "; ".join(problems[:3])
         if len(problems) > 3:
             shown_problems += f"; and {len(problems) - 3} more"

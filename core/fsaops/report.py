@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fsaops.config.effective import LeftOut
-from fsaops.errors import printable
+from fsaops.errors import printable, shown_path
 from fsaops.findings import Finding
 from fsaops.frozen import frozen_mapping, sorted_mapping
 from fsaops.jsonbound import json_text
@@ -925,7 +925,7 @@ def _heading(report: Report) -> Text:
 
     semantics = cfg.get("semantics", "?")
     text = Text("fsaops migrate", style="bold")
-    source = printable(report.source)  # a file's name may hold an escape sequence
+    source = shown_path(report.source)  # a file's name may hold an escape sequence
     text.append(f"  {source}  seed {report.seed}  semantics {semantics}\n", style="cyan")
     text.append(
         f"{nodes} nodes of {format_size(memory)}, {page_size}-byte pages; "

@@ -93,6 +93,7 @@ from fsaops.errors import (
     describe_exception,
     interrupt_told,
     reclaim_signals,
+    shown_path,
 )
 from fsaops.fault_inject import FaultInjector
 from fsaops.lists import PageList, list_add_tail
@@ -1196,7 +1197,7 @@ def run_plan(
     """
     config, registry, source = plan.config, plan.registry, plan.source
     if not config.kernel.migration:
-        raise MigrationDisabled(f"{source}: {_ENOSYS_MESSAGE}")
+        raise MigrationDisabled(f"{shown_path(source)}: {_ENOSYS_MESSAGE}")
     seed = config.workload.seed if seed is None else seed
     if log is not None:
         # structlog hands out a lazy proxy that builds a new logger at every
@@ -1214,9 +1215,10 @@ def run_plan(
         try:
             world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         except ConfigError as exc:
-            if str(exc).startswith(f"{source}: "):
+            named = shown_path(source)
+            if str(exc).startswith(f"{named}: "):
                 raise
-            raise ConfigError(f"{source}: {exc}") from None  # found as it was built
+            raise ConfigError(f"{named}: {exc}") from None  # found as it was built
         kernel = where.kernel = world.kernel
         where.scenario = world
         where.clock = lambda: kernel.sched.now

@@ -28,7 +28,7 @@ from fsaops.config.schema import (
     WorkloadConfig,
 )
 from fsaops.config.sizes import MiB, format_size
-from fsaops.errors import ConfigError, did_you_mean, shown
+from fsaops.errors import ConfigError, did_you_mean, shown, shown_path
 from fsaops.semantics import SEMANTICS, semantics_names
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def message(source: str, problems: list[str]) -> str:
     more = len(problems) - MAX_PROBLEMS
     if more > 0:
         said += f"; and {more} more problem{'s' if more > 1 else ''}"
-    return f"{source}: {said}"
+    return f"{shown_path(source)}: {said}"
 
 
 def raise_problems(source: str, problems: list[str]) -> None:

@@ -37,7 +37,7 @@ from fsaops.config.schema import (
     Config,
 )
 from fsaops.config.sizes import parse_size, too_small
-from fsaops.errors import ConfigError, did_you_mean
+from fsaops.errors import ConfigError, did_you_mean, shown_path
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -298,22 +298,23 @@ def parse_config(text: str, source: str = BUILTIN_SOURCE) -> Config:
         ConfigError: not TOML, an unknown key, a value of the wrong type, or a
             value out of range; the message names ``source`` and the key.
     """
+    named = shown_path(source)
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     long_key = _long_key_at(text)
     if long_key >= 0:
         line = text.count("\n", 0, long_key) + 1
         raise ConfigError(
-            f"{source}: line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; no "
+            f"{named}: line {line}: a dotted key of more than {MAX_KEY_PARTS} parts; no "
             "scenario key has more than three (and TOML takes time quadratic in them)"
         )
     try:
         raw = tomllib.loads(text, parse_float=_toml_float)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{named}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
+        raise ConfigError(f"{named}: not a scenario: values are nested too deeply") from None
     except ValueError:  # an integer of more digits than Python converts
-        raise ConfigError(f"{source}: not valid TOML: a number has far too many digits") from None
+        raise ConfigError(f"{named}: not valid TOML: a number has far too many digits") from None
     return structure_config(raw, source)
 
 
@@ -330,7 +331,9 @@ def structure_config(raw: Mapping[str, Any], source: str = BUILTIN_SOURCE) -> Co
     try:
         config = _converter().structure(raw, Config)
     except RecursionError:
-        raise ConfigError(f"{source}: not a scenario: values are nested too deeply") from None
+        raise ConfigError(
+            f"{shown_path(source)}: not a scenario: values are nested too deeply"
+        ) from None
     except Exception as exc:
         raise ConfigError(message(source, _flatten(exc, ()))) from None
     raise_problems(source, static_problems(config))
@@ -402,33 +405,32 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     source = os.fspath(path)
     if not source:  # no file at all, not a file that is not there
         raise ConfigError("expected a scenario file name, got an empty string")
+    named = shown_path(source)
     try:
         data = _read_regular_file(source)
     except FileNotFoundError:
         if not os.path.isabs(source) and not _working_folder_exists():
-            raise ConfigError(f"{source}: the working folder no longer exists") from None
-        raise ConfigError(f"{source}: no such file") from None
+            raise ConfigError(f"{named}: the working folder no longer exists") from None
+        raise ConfigError(f"{named}: no such file") from None
     except _NotRegular as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{named}: {exc}") from None
     except IsADirectoryError:
         raise ConfigError(
-            f"{source}: is a directory, not a regular file (a scenario file)"
+            f"{named}: is a directory, not a regular file (a scenario file)"
         ) from None
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or exc
-        raise ConfigError(f"{source}: cannot read: {why}") from None
+        raise ConfigError(f"{named}: cannot read: {why}") from None
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(
-            f"{source}: too large for a scenario file (more than {MAX_FILE_BYTES // 1024} KiB)"
+            f"{named}: too large for a scenario file (more than {MAX_FILE_BYTES // 1024} KiB)"
         )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{source}: not a TOML file: byte {exc.start} is not UTF-8 text"
-        ) from None
+        raise ConfigError(f"{named}: not a TOML file: byte {exc.start} is not UTF-8 text") from None
     if "\x00" in text:
-        raise ConfigError(f"{source}: not a TOML file: it holds NUL bytes (a binary file?)")
+        raise ConfigError(f"{named}: not a TOML file: it holds NUL bytes (a binary file?)")
     return parse_config(text, source)
 
 
