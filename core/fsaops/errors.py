@@ -136,7 +136,7 @@ def shown_path(path: str | os.PathLike[str]) -> str:
     name = os.fspath(path)
     if name.isprintable():
         return name
-    return "".join("\\\\" if c == "\\" else c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return printable(name.replace("\\", "\\\\"))
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
