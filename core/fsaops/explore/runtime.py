@@ -575,7 +575,7 @@ class Controller:
         them.  ``under_private_lock``: this sleep is let be while only
         mappings' ``private_lock`` is held (a buffer lock, in a release whose
         ``buffer_migrate_page`` takes it there itself).  ``free``: for a
-        sleep on a bit that only a wake-up ends (:func:`sleep_on_bit`),
+        sleep on a bit that only a wake-up ends (``sleep_on_bit``),
         whether the bit is clear, so that a schedule in which nobody woke
         the sleeper is said to be a lost wake-up.
         """
