@@ -141,6 +141,44 @@ def test_the_script_ran_and_drew_every_map(run: Run) -> None:
     assert all(c.attributes.get("data-drawn") == "tables" for c in canvases)
 
 
+def _shown(element: Element) -> Iterator[Element]:
+    """``element`` and every element under it that is not ``hidden``, nor inside one that is."""
+    if "hidden" in element.attributes:
+        return
+    yield element
+    for child in element.children:
+        if isinstance(child, Element):
+            yield from _shown(child)
+
+
+CONTROLS = ("input", "button", "select", "label", "canvas", "details")
+"""What the frame maps have that only the page's script makes work (or fills)."""
+
+
+def test_without_script_the_maps_show_no_control_and_say_what_they_are(run: Run) -> None:
+    """A browser that runs no script shows the page as written: no control that does nothing.
+
+    The radio buttons, the canvases, the empty tables under them and the
+    line that says what a cell is showed, and did nothing; the captions
+    and the note that the script draws the maps are what such a page says.
+    """
+    written = run.source.find("section", id="frames")
+    shown = list(_shown(written))
+    assert [e.tag for e in shown if e.tag in CONTROLS] == []
+    assert "hover" not in {e.attributes.get("id") for e in shown}
+    assert "legend-tables" not in {e.attributes.get("id") for e in shown}
+    captions = [e.text() for e in shown if e.tag == "figcaption"]
+    assert len(captions) == 4
+    assert all(c.startswith("node ") and " frames, pfn " in c for c in captions)
+    assert "does not run" in written.find("noscript").text()
+    # Where the script runs, it shows them all.
+    drawn = run.dom.find("section", id="frames")
+    shown = list(_shown(drawn))
+    tags = Counter(e.tag for e in shown)
+    assert (tags["input"], tags["canvas"], tags["details"]) == (2, 4, 4)
+    assert {"hover", "colour-by", "legend-tables"} <= {e.attributes.get("id") for e in shown}
+
+
 # -- the tables ---------------------------------------------------------------------------------
 
 

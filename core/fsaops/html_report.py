@@ -589,8 +589,8 @@ def _frame_maps(frames: FrameMaps, colours: Mapping[str, str]) -> tuple[str, str
             f'<figure class="framemap" data-map="{i}" data-node="{fmap.node}" '
             f'data-when="{fmap.when}" data-role="{fmap.role}" data-frames="{fmap.frames}">'
             f"<figcaption>{escape(title)} <span class=muted>({escape(span)})</span></figcaption>"
-            f'<canvas data-map="{i}" width="1" height="1"></canvas>'
-            "<details><summary>frames by table and state</summary>"
+            f'<canvas data-map="{i}" width="1" height="1" hidden data-needs-script></canvas>'
+            "<details hidden data-needs-script><summary>frames by table and state</summary>"
             f'<div class="wide"><table class="counts" data-map="{i}"></table></div>'
             "</details></figure>"
         )
@@ -624,22 +624,24 @@ def _frame_maps(frames: FrameMaps, colours: Mapping[str, str]) -> tuple[str, str
     html = (
         '<section id="frames">\n<h2>Frame maps</h2>\n'
         "<p>Every frame of the source and the target node, one cell each, in pfn order "
-        "(left to right, then down), before migration started and once it was over. "
-        "Colour them by the operations table of the page in the frame, or by its state: "
+        "(left to right, then down), before migration started and once it was over, "
+        "coloured by the operations table of the page in the frame, or by its state: "
         "before, the workload state the scenario gave the page (a page it gave none is "
         "dirty or clean as its flags say: a ramfs page is dirty from its first write); "
         "after, whether it "
-        "<b>moved</b> into this frame, or was <b>left</b> or <b>failed</b> in its old one. "
-        "Point at a cell to see its frame.</p>\n"
-        '<p id="colour-by">Colour by: <label><input type="radio" name="colour" value="tables" '
-        'checked> table</label> <label><input type="radio" name="colour" value="states"> '
-        "state</label></p>\n"
-        f'<div class="legend" id="legend-tables">{table_legend}</div>\n'
-        f'<div class="legend" id="legend-states" hidden>{state_legend}</div>\n'
-        '<p id="hover" class="mono muted">&nbsp;</p>\n'
-        f'<div class="maps">{"".join(figures)}</div>\n'
+        "<b>moved</b> into this frame, or was <b>left</b> or <b>failed</b> in its old one.</p>\n"
+        # What needs the script is hidden until it runs: without it, no control that does
+        # nothing, no empty canvas; the captions say what each map would have shown.
         "<noscript><p>The frame maps are drawn by the page's own script, which this "
-        "browser does not run.</p></noscript>\n</section>\n"
+        "browser does not run.</p></noscript>\n"
+        '<p id="colour-by" hidden data-needs-script>Colour by: <label><input type="radio" '
+        'name="colour" value="tables" checked> table</label> <label><input type="radio" '
+        'name="colour" value="states"> state</label></p>\n'
+        f'<div class="legend" id="legend-tables" hidden>{table_legend}</div>\n'
+        f'<div class="legend" id="legend-states" hidden>{state_legend}</div>\n'
+        '<p id="hover" class="mono muted" hidden data-needs-script>Point at a cell to see its '
+        "frame.</p>\n"
+        f'<div class="maps">{"".join(figures)}</div>\n</section>\n'
     )
     # Inside a script element: no "<" at all, so no "</script>" or "<!--" either.
     return html, data.replace("<", "\\u003c")
@@ -753,11 +755,17 @@ FRAME_SCRIPT: Final = """
   document.querySelectorAll('#colour-by input').forEach(function (input) {
     input.addEventListener("change", function () { draw(input.value); });
   });
+  document.querySelectorAll("[data-needs-script]").forEach(function (e) { e.hidden = false; });
   draw("tables");
   document.body.dataset.frameMaps = "drawn";
 })();
 """
-"""The page's one script: decode and draw the frame maps, count what it drew."""
+"""The page's one script: decode and draw the frame maps, count what it drew.
+
+What only it makes work (the choice of colouring, the canvases, the counts
+under each map, what pointing at a cell says) is written ``hidden`` and
+``data-needs-script``; it shows them.
+"""
 
 
 # -- the retry curve ------------------------------------------------------------------------
