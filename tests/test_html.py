@@ -467,13 +467,20 @@ def test_a_page_inside_a_file_is_said_to_be_inside_a_file(tmp_path: Path, name: 
     assert (tmp_path / "out.html").read_text(encoding="utf-8") == "kept"
 
 
+def _command(page: Path) -> str:
+    """The command line the page gives to run its scenario again, as a person copies it."""
+    scenario = parse(page.read_text(encoding="utf-8")).find("section", id="scenario")
+    return next(c for c in scenario.iter("code") if c.text().startswith("fsaops ")).text()
+
+
 def test_the_command_to_run_it_again_keeps_a_name_with_a_space_one_word(tmp_path: Path) -> None:
     scenario = tmp_path / "my scenario.toml"
     scenario.write_text('[[mount]]\nfs = "ext2"\npages = 8\n[processes]\ncount = 0\n')
     report, page = _run(tmp_path, str(scenario), "--plugins", "ext2,swap")
     command = f"fsaops migrate {shlex.quote(str(scenario))} --seed {report['seed']}"
-    assert html.escape(command) in page.read_text(encoding="utf-8")
-    assert "--plugins ext2,swap" in page.read_text(encoding="utf-8"), "given on the command line"
+    said = _command(page)
+    assert said.startswith(command)
+    assert "--plugins ext2,swap" in said, "given on the command line"
 
 
 def test_the_command_to_run_it_again_of_a_run_of_no_plugin_loads_none(tmp_path: Path) -> None:
@@ -483,7 +490,7 @@ def test_the_command_to_run_it_again_of_a_run_of_no_plugin_loads_none(tmp_path: 
     report, page = _run(tmp_path, str(scenario), "--plugins", "")
     assert report["plugins"] == []
     command = f"fsaops migrate {scenario} --seed {report['seed']} --semantics v4 --plugins ''"
-    assert html.escape(command) in page.read_text(encoding="utf-8")
+    assert _command(page) == command
 
 
 def test_an_old_page_never_stands_for_a_command_that_failed_early(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_long_names_are_cut_and_the_page_is_as_wide_as_its_window(configs: Path)
     scenario.write_text(SCENARIO, encoding="utf-8")
     page = _page(configs, str(scenario))
     source = page.read_text(encoding="utf-8")
-    assert LONG[:80] + "… (2,000 characters)" in source
+    assert f"<bdi>{LONG[:80]}</bdi>… (2,000 characters)" in source
     rendered = render(chromium(), page, width=1280)
     assert (rendered.width, rendered.scroll_width) == (1280, 1280)
     dom = parse(rendered.dom)

@@ -153,7 +153,7 @@ def test_the_page_of_a_plugin_built_on_another_reruns_its_selection(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     found = re.search(r"To run it again: <code>(.*?)</code>", page.read_text(encoding="utf-8"))
     assert found is not None
-    words = shlex.split(html.unescape(found[1]))
+    words = shlex.split(html.unescape(re.sub(r"<[^>]*>", "", found[1])))  # each word isolated
     assert words[words.index("--plugins") + 1] == "derived"
     again = fsaops(*words[1:], "--no-progress", env=env)
     assert again.returncode == 0, again.stderr

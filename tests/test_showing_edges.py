@@ -275,7 +275,7 @@ def test_the_page_cuts_a_long_table_name_and_keeps_it_whole_in_a_title(built_in:
     long = "n" * 10_000
     renamed = attrs.evolve(built_in, by_aops=(attrs.evolve(table, name=long),))
     page = render_report(renamed)
-    assert f'<span title="{long}">{"n" * 80}… (10,000 characters)</span>' in page
+    assert f'<span title="{long}"><bdi>{"n" * 80}</bdi>… (10,000 characters)</span>' in page
     shown = re.sub(r"<title>[^<]*</title>", "", re.sub(f'(title|data-table)="{long}"', "", page))
     assert "n" * 81 not in shown  # whole only where a pointer shows it
 
@@ -301,7 +301,7 @@ def test_the_mount_table_and_saved_scenario_say_the_mode_and_block_size_the_run_
     status, _, err = _fsaops("migrate", str(scenario), "--no-progress", "--html", str(html))
     assert status == 0, err
     page = html.read_text(encoding="utf-8")
-    assert "<td>ordered</td>" in page
+    assert "<td><bdi>ordered</bdi></td>" in page
     assert ">default<" not in page
     assert "mode = &quot;ordered&quot;" in page
     assert "block_size = " in page

@@ -134,5 +134,6 @@ def test_tables_a_mount_was_set_up_with_read_as_before(registry: Registry) -> No
     page = render_report(report)
     (card,) = re.findall(r'<article class="card" data-table="ext3_journalled_aops">.*?</p>', page)
     assert card.endswith(
-        '<p class="muted">ext3 journal · <code>none: the engine&#x27;s generic fallback</code></p>'
+        '<p class="muted"><bdi>ext3</bdi> <bdi>journal</bdi> · '
+        "<code>none: the engine&#x27;s generic fallback</code></p>"
     )

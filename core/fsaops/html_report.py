@@ -253,12 +253,21 @@ def _bar(value: int, total: int, colour: str) -> str:
     return f'<span class="bar" style="width:{width:.2f}%;background:{colour}"></span>'
 
 
-def name_html(name: str) -> str:
-    """A name (a table's) as the page shows it: escaped, cut at 80 characters, whole in a title."""
-    if len(name) <= MAX_SHOWN:
-        return escape(name)
+def name_html(name: str, *, cut: bool = True) -> str:
+    """A name as the page shows it: escaped, isolated, cut at 80 characters, whole in a title.
+
+    Every name the page shows that a plugin or the user gave (a table, a
+    filesystem, a mode, a ``migratepage``, a plugin, the scenario's file)
+    is shown through here.  A name can be any Unicode: in a ``<bdi>``, one
+    written right to left, or holding a U+202E RIGHT-TO-LEFT OVERRIDE,
+    is laid out on its own and cannot reorder the text around it (nor
+    what the page says of a name it cuts).  ``cut=False``: whole, for text
+    to copy (a word of a command line).
+    """
+    if not cut or len(name) <= MAX_SHOWN:
+        return f"<bdi>{escape(name)}</bdi>"
     return (
-        f'<span title="{escape(name)}">{escape(name[:MAX_SHOWN])}… '
+        f'<span title="{escape(name)}"><bdi>{escape(name[:MAX_SHOWN])}</bdi>… '
         f"({len(name):,} characters)</span>"
     )
 
@@ -300,7 +309,7 @@ def scenario_toml(config: Mapping[str, Any], seed: int) -> str:
     return "\n".join(lines)
 
 
-def _rerun(report: Report) -> str:
+def _rerun(report: Report) -> list[str]:
     from fsaops.config import BUILTIN_SOURCE
 
     config = report.config
@@ -325,7 +334,7 @@ def _rerun(report: Report) -> str:
         words.append("--strict")
     if kernel.get("debug_vm"):
         words.append("--debug-vm")
-    return shlex.join(words)  # a file named with a space stays one word
+    return words
 
 
 def _scenario(report: Report) -> str:
@@ -337,12 +346,13 @@ def _scenario(report: Report) -> str:
     # A plugin the selection left out, whose module a loaded one imported,
     # is said to be so, as the text report says it.
     plugins = ", ".join(
-        f"{escape(p.describe())} "
-        f"<span class=muted>({escape(p.distribution)} {escape(p.version)})</span>"
+        name_html(p.name)
+        + (f" (imported by {', '.join(map(name_html, p.imported_by))})" if p.imported_by else "")
+        + f" <span class=muted>({name_html(p.distribution)} {name_html(p.version)})</span>"
         for p in report.plugins
     )
     facts = [
-        ("scenario", escape(report.source)),
+        ("scenario", name_html(report.source)),
         ("seed", str(report.seed)),
         ("semantics", escape(str(kernel.get("semantics", "?")))),
         ("fsaops", escape(report.version)),
@@ -381,7 +391,9 @@ def _scenario(report: Report) -> str:
     for part in report.left_out:
         facts.append(("left out", escape(part.describe())))
     for name in report.not_mounted:
-        facts.append(("not mounted", escape(NOT_MOUNTED.format(name=name))))
+        facts.append(
+            ("not mounted", escape(NOT_MOUNTED).replace("{name!r}", name_html(repr(name))))
+        )
     rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     mounts = [dict(m) for m in config.get("mount", [])]
     for m, made in zip(mounts, report.mounts, strict=False):
@@ -413,6 +425,9 @@ def _scenario(report: Report) -> str:
         **(config.get("plugins") or {}),
         "load": [p.name for p in report.plugins if not p.imported_by],
     }
+    # Each word quoted as a shell reads it (a file named with a space stays one word), and
+    # isolated: a file's name that overrides the direction of its text ends with its word.
+    command = " ".join(name_html(shlex.quote(word), cut=False) for word in _rerun(report))
     toml = escape(scenario_toml({**config, "mount": mounts, "plugins": loaded}, report.seed))
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'
@@ -421,7 +436,7 @@ def _scenario(report: Report) -> str:
         '<th>mode</th><th class="num">files</th><th class="num">pages</th>'
         '<th class="num">block size</th>'
         f"</tr></thead><tbody>{mount_rows}</tbody></table></div>\n{more}\n"
-        f"<p>To run it again: <code>{escape(_rerun(report))}</code>, or save the scenario "
+        f"<p>To run it again: <code>{command}</code>, or save the scenario "
         "below as a file and run <code>fsaops migrate FILE</code>.</p>\n"
         "<details><summary>the scenario, every default filled in</summary>"
         f'<pre id="scenario-toml">{toml}</pre></details>\n</section>\n'
@@ -443,7 +458,9 @@ def _grouped(pages: Iterable[PageOutcome], key: str) -> dict[str, dict[str, list
 def _overview(report: Report, colours: Mapping[str, str]) -> str:
     rows = []
     for t in report.by_aops:
-        member = member_name(t.migratepage) if t.migratepage else "none: generic fallback"
+        member = (
+            name_html(member_name(t.migratepage)) if t.migratepage else "none: generic fallback"
+        )
         used_by = f"{name_html(t.filesystem)} {name_html(t.mode)}"
         if t.swapped_in:  # never "none: generic fallback": the run has no name for its op
             used_by, member = escape("no mount's"), "plugin code swapped the table in"
@@ -456,7 +473,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
                     class_="name",
                 )
                 + tag("td", used_by, class_="nowrap")
-                + tag("td", escape(member), class_="mono nowrap")
+                + tag("td", member, class_="mono nowrap")
                 + tag("td", n(t.pages), class_="num", data_field="pages")
                 + tag("td", n(t.moved), class_="num", data_field="moved")
                 + tag("td", n(t.failed), class_="num", data_field="failed")
@@ -512,10 +529,12 @@ def _card(
                     data_key=key,
                 )
             )
-    member = table.migratepage or "none: the engine's generic fallback"
-    said = (
-        f"{name_html(table.filesystem)} {name_html(table.mode)} · <code>{name_html(member)}</code>"
+    member = (
+        name_html(table.migratepage)
+        if table.migratepage
+        else escape("none: the engine's generic fallback")
     )
+    said = f"{name_html(table.filesystem)} {name_html(table.mode)} · <code>{member}</code>"
     if table.swapped_in:
         said = escape(SWAPPED_IN)
     return (
@@ -694,6 +713,10 @@ FRAME_SCRIPT: Final = """
     row.appendChild(td);
     return td;
   }
+  function named(element, name) {
+    if (name) { element.appendChild(document.createElement("bdi")).textContent = name; }
+    return element;
+  }
   function fillCounts(i, counts) {
     var table = document.querySelector('table.counts[data-map="' + i + '"]');
     var used = {}, rowsUsed = {};
@@ -712,7 +735,8 @@ FRAME_SCRIPT: Final = """
     Object.keys(rowsUsed).map(Number).sort(function (a, b) { return a - b; }).forEach(function (t) {
       var row = body.insertRow();
       row.setAttribute("data-table", t ? data.tables[t] : "");
-      cell(row, "td", t ? data.tables[t] : "(no page)");
+      // A table's name is a plugin's, any Unicode: isolated, as the page's own names are.
+      named(cell(row, "td", t ? "" : "(no page)"), t ? data.tables[t] : "");
       states.forEach(function (k) {
         cell(row, "td", String(counts[t + "," + k] || 0),
              { "class": "num", "data-state": data.states[k] });
@@ -748,8 +772,9 @@ FRAME_SCRIPT: Final = """
       var sy = v.canvas.height / (v.canvas.clientHeight || v.canvas.height);
       var f = Math.floor(e.offsetY * sy / v.cell) * v.cols + Math.floor(e.offsetX * sx / v.cell);
       if (f < 0 || f >= v.m.frames) { return; }
-      hover.textContent = "node " + v.m.node + ", " + v.m.when + ": pfn " + (v.m.start + f) + ": " +
-        (data.tables[v.tables[f]] || "no page") + ", " + data.states[v.states[f]];
+      hover.textContent = "node " + v.m.node + ", " + v.m.when + ": pfn " + (v.m.start + f) + ": ";
+      named(hover, data.tables[v.tables[f]] || "no page");
+      hover.appendChild(document.createTextNode(", " + data.states[v.states[f]]));
     });
   });
   document.querySelectorAll('#colour-by input').forEach(function (input) {
@@ -939,7 +964,7 @@ def _verdict(report: Report) -> str:
             ),
         ):
             problems = _problems_html(proof.problems, proof.failures)
-            only = ", ".join(f"{escape(t)} {n(c)}" for t, c in sorted(proof.memory_only.items()))
+            only = ", ".join(f"{name_html(t)} {n(c)}" for t, c in sorted(proof.memory_only.items()))
             rows.append(
                 tag(
                     "tr",
@@ -1133,7 +1158,7 @@ def render_failure(source: str, status: str, error: str, *, command: str = "migr
     """
     what = "the comparison" if command == "diff" else "the run"
     body = (
-        f"<h1>fsaops {escape(command)}: {escape(source)}</h1>\n"
+        f"<h1>fsaops {escape(command)}: {name_html(source)}</h1>\n"
         f'<p class="banner bad" id="status" data-status="{escape(status)}">'
         f"{escape(status.upper())}: {what} did not finish, so it has no report</p>\n"
         f'<pre id="error">{escape(error)}</pre>\n'
@@ -1169,7 +1194,7 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
     banner = tone(report)
     said = headline(report).upper()
     heading = (
-        f"<h1>fsaops migrate: {escape(report.source)}</h1>\n"
+        f"<h1>fsaops migrate: {name_html(report.source)}</h1>\n"
         f'<p class="muted">seed {report.seed} · semantics '
         f"{escape(str(report.config.get('kernel', {}).get('semantics', '?')))} · fsaops "
         f"{escape(report.version)}</p>\n"
