@@ -1,7 +1,8 @@
 """A report names the first 20 problems of each proof and of the read-back: the rest are said.
 
 Over the tables, whose bars say "moved" of pages whose data did not
-survive, the page says so.
+survive, the page says so, and each table how many of its pages were
+found wrong (as the JSON report's ``by_aops.TABLE.wrong`` does).
 
 The terminal report showed the first five and the page the first 20 of
 them, and neither said that there were more: a run that lost 32 pages
@@ -63,6 +64,25 @@ anon_pages = 0
 """
 
 
+TWO_TABLES = """\
+[plugins]
+load = ["nobytes", "ext2"]
+[[mount]]
+fs = "nobytes"
+files = 4
+pages = 12
+[[mount]]
+fs = "ext2"
+files = 2
+pages = 10
+[swap]
+slots = 0
+[processes]
+anon_pages = 0
+"""
+"""A table that loses every page it moves, and one that loses none."""
+
+
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``nobytes`` installed; a folder for configs."""
@@ -103,8 +123,32 @@ def test_the_problems_left_unnamed_are_counted(configs: Path, pages: int) -> Non
     assert (str(pages - 5), str(named)) in said
 
 
+def test_each_table_counts_its_pages_found_wrong(configs: Path) -> None:
+    """Over the tables the page said how many pages read back wrong in all, but not whose."""
+    path = configs / "two-tables.toml"
+    rc, report = migrate_json(path, TWO_TABLES)
+    assert (rc, report["status"]) == (1, "data lost")
+    tables = report["by_aops"]
+    assert (tables["nobytes_aops"]["wrong"], tables["ext2_aops"]["wrong"]) == (12, 0)
+    page = configs / "two-tables.html"
+    status, _out, _err = fsaops("migrate", str(path), "--no-progress", "--html", str(page))
+    assert status == 1
+    dom = parse(page.read_text(encoding="utf-8"))
+    wrong = {
+        tr.attributes["data-table"]: tr.find("td", data_field="wrong").number()
+        for tr in dom.find("table", id="overview").iter("tr")
+        if "data-table" in tr.attributes
+    }
+    assert wrong == {"nobytes_aops": 12, "ext2_aops": 0, "": 12}, "the last: the total"
+    card = dom.find("article", data_table="nobytes_aops")
+    assert "12 pages: 12 moved, 0 failed, 0 left; 12 found wrong" in card.text()
+    assert "found wrong" not in dom.find("article", data_table="ext2_aops").text()
+
+
 def test_a_run_that_lost_nothing_has_no_such_warning(tmp_path: Path) -> None:
     page = tmp_path / "ok.html"
     status, _out, err = fsaops("migrate", "--no-progress", "--html", str(page))
     assert status == 0, err
-    assert 'id="moved-not-kept"' not in page.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
+    assert 'id="moved-not-kept"' not in text
+    assert 'data-field="wrong"' not in text, "no column of pages found wrong: none was"

@@ -143,6 +143,7 @@ tr.total td { font-weight: 600; border-top: 2px solid var(--line); }
 .stack span { display: block; height: 100%; }
 .s-moved { background: var(--moved); } .s-failed { background: var(--failed); }
 .s-left { background: var(--left); }
+.wrong { color: var(--bad); font-weight: 600; }
 .wide { overflow-x: auto; }
 li, dd, .card p, .card code { overflow-wrap: anywhere; }
 svg { max-width: 100%; height: auto; }
@@ -455,7 +456,21 @@ def _grouped(pages: Iterable[PageOutcome], key: str) -> dict[str, dict[str, list
     return groups
 
 
+def _found_wrong(report: Report) -> bool:
+    """Whether a page read back wrong or a proof failed: each table then says how many of its."""
+    i, proofs = report.integrity, report.proofs
+    failures = 0 if proofs is None else proofs.placement.failures + proofs.durability.failures
+    return bool(i.lost or i.corrupted or failures)
+
+
+def _wrong_cell(value: int) -> str:
+    """A table's pages found wrong, red unless none."""
+    return tag("td", n(value), class_="num wrong" if value else "num", data_field="wrong")
+
+
 def _overview(report: Report, colours: Mapping[str, str]) -> str:
+    # Of a run that found pages wrong, how many were each table's: "moved" is no promise.
+    wrong = _found_wrong(report)
     rows = []
     for t in report.by_aops:
         member = (
@@ -478,6 +493,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
                 + tag("td", n(t.moved), class_="num", data_field="moved")
                 + tag("td", n(t.failed), class_="num", data_field="failed")
                 + tag("td", n(t.not_migrated), class_="num", data_field="not_migrated")
+                + (_wrong_cell(t.wrong) if wrong else "")
                 + tag("td", _stack(t.moved, t.failed, t.not_migrated)),
                 data_table=t.name,
             )
@@ -493,6 +509,7 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
             + tag("td", n(total.moved), class_="num", data_field="moved")
             + tag("td", n(total.failed), class_="num", data_field="failed")
             + tag("td", n(total.not_migrated), class_="num", data_field="not_migrated")
+            + (_wrong_cell(sum(t.wrong for t in report.by_aops)) if wrong else "")
             + tag("td", _stack(total.moved, total.failed, total.not_migrated)),
             class_="total",
             data_table="",
@@ -501,7 +518,13 @@ def _overview(report: Report, colours: Mapping[str, str]) -> str:
     return (
         '<table id="overview"><thead><tr><th>operations table</th><th>filesystem</th>'
         '<th>migratepage</th><th class="num">pages</th><th class="num">moved</th>'
-        '<th class="num">failed</th><th class="num">left</th><th>moved · failed · left</th>'
+        '<th class="num">failed</th><th class="num">left</th>'
+        + (
+            '<th class="num" title="read back wrong, or named by a proof">wrong</th>'
+            if wrong
+            else ""
+        )
+        + "<th>moved · failed · left</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>\n"
     )
 
@@ -543,7 +566,9 @@ def _card(
         f'<p class="muted">{said}</p>'
         f"<p>{_stack(table.moved, table.failed, table.not_migrated)}</p>"
         f"<p>{n(table.pages)} pages: {n(table.moved)} moved, {n(table.failed)} failed, "
-        f"{n(table.not_migrated)} left</p>"
+        f"{n(table.not_migrated)} left"
+        + (f'; <b class="wrong">{n(table.wrong)} found wrong</b>' if table.wrong else "")
+        + "</p>"
         f"<table>{''.join(body)}</table></article>\n"
     )
 
@@ -555,17 +580,16 @@ def _moved_is_not_kept(report: Report) -> str:
     the verdict's to say, and a table that loses every page it moves shows
     a full green bar.
     """
-    i = report.integrity
-    proofs = report.proofs
-    wrong = i.lost + i.corrupted
-    failures = 0 if proofs is None else proofs.placement.failures + proofs.durability.failures
-    if not wrong and not failures:
+    if not _found_wrong(report):
         return ""
+    i = report.integrity
+    wrong = i.lost + i.corrupted
     said = f"{n(wrong)} pages read back wrong" if wrong else "the proofs failed"
     return (
         '<p class="banner bad" id="moved-not-kept">Moved says where the engine put a page, '
-        f'not that its data survived: {said} (see <a href="#verdict">the verdict</a>, which '
-        "names the pages and their tables).</p>\n"
+        f"not that its data survived: {said}. Each table's <b>wrong</b> counts its pages that "
+        "read back wrong or that a proof names; "
+        '<a href="#verdict">the verdict</a> names the pages.</p>\n'
     )
 
 

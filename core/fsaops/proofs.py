@@ -322,13 +322,16 @@ def prove_placement(
     outcome: Callable[[int], str],
     *,
     target_nid: int,
+    found: list[tuple[File | Area, int]] | None = None,
 ) -> Proof:
     """Check that every page the engine finished with is where its account says.
 
     ``before`` is :func:`snapshot_places` taken before migration;
     ``outcome(pfn)`` is the engine's account of the old page: an
     :class:`Outcome` value.  Call it once the migration is over: other tasks
-    let go, pages put back, I/O settled.
+    let go, pages put back, I/O settled.  ``found``, when given, gets the
+    file or area and index of every page found wrong (all of them, not only
+    those the problems name).
     """
     oracle = Oracle()
     kernel = world.kernel
@@ -343,16 +346,20 @@ def prove_placement(
                     world, index, record, indexes, pages, start, stop, outcome, target_nid
                 ):
                     failures += 1
+                    if found is not None:
+                        found.append((record, indexes[pos]))
                     if len(problems) < MAX_PROBLEMS:
                         b = Placed(record, indexes[pos], pages[pos], tables[pos])
                         problems.append(f"{_name(b)}: {wrong}")
         return Proof("placement", len(before), failures, tuple(problems))
     for pfn, b in before.items():
-        found = _placement_problem(world, oracle, index, b, outcome(pfn), target_nid)
-        if found is not None:
+        problem = _placement_problem(world, oracle, index, b, outcome(pfn), target_nid)
+        if problem is not None:
             failures += 1
+            if found is not None:
+                found.append((b.record, b.index))
             if len(problems) < MAX_PROBLEMS:
-                problems.append(f"{_name(b)}: {found}")
+                problems.append(f"{_name(b)}: {problem}")
     return Proof("placement", len(before), failures, tuple(problems))
 
 
@@ -617,13 +624,16 @@ def prove_durability(
     *,
     views: Sequence[tuple[File, int, Mm, Vma]] = (),
     moved_by: Places | Mapping[tuple[int, int], str] | None = None,
+    found: list[tuple[File | Area, int]] | None = None,
 ) -> Proof:
     """Sync everything, drop what memory holds, and read every page from its backing store.
 
     ``views`` are the processes' mappings of files, torn down first (a dirty
     pte dirties its page, as ``munmap`` does).  ``moved_by`` names the table
     that moved each page, for the messages: the :class:`Places` taken before
-    migration, or a mapping by ``(id(record), index)``.
+    migration, or a mapping by ``(id(record), index)``.  ``found``, when
+    given, gets the file or area and index of every page found wrong (not
+    a file whose ``fsync`` failed: that names no page).
     """
     kernel = world.kernel
     oracle = Oracle()
@@ -654,9 +664,11 @@ def prove_durability(
     problems: list[str] = []
     failures = checked = 0
 
-    def wrong(text: str) -> None:
+    def wrong(text: str, page: tuple[File | Area, int] | None = None) -> None:
         nonlocal failures
         failures += 1
+        if found is not None and page is not None:
+            found.append(page)
         if len(problems) < MAX_PROBLEMS:
             problems.append(text)
 
@@ -711,7 +723,10 @@ def prove_durability(
                     continue
                 for k, page in enumerate(frames):
                     if page is None or oracle.frame(page) != world.expected(record, first + k):
-                        wrong(f"{record.describe(first + k)} ({table}): lost from memory")
+                        wrong(
+                            f"{record.describe(first + k)} ({table}): lost from memory",
+                            (record, first + k),
+                        )
                 continue
             run = range(first, first + count)
             dirty = skipped.intersection(run) if skipped else skipped
@@ -727,22 +742,27 @@ def prove_durability(
                     wrong(
                         f"{record.describe(index)} ({table}): still dirty after sync, though the "
                         "disk holds its data: it was written and dirtied again, so no sync "
-                        "leaves it clean"
+                        "leaves it clean",
+                        (record, index),
                     )
                 elif index in dirty:
                     wrong(
                         f"{record.describe(index)} ({table}): still dirty after sync, so its "
-                        f"data never reached the disk{_no_writepage(mapping.a_ops, given)}"
+                        f"data never reached the disk{_no_writepage(mapping.a_ops, given)}",
+                        (record, index),
                     )
                 elif index in in_memory:
                     page = world.page_of(record, index)
                     if page is None or oracle.frame(page) != world.expected(record, index):
-                        wrong(f"{record.describe(index)} ({table}): lost from memory")
+                        wrong(
+                            f"{record.describe(index)} ({table}): lost from memory", (record, index)
+                        )
                 elif disk[k * ps : (k + 1) * ps] != world.expected(record, index):
                     why = _not_stored(world, record, index, disk[k * ps : (k + 1) * ps])
                     wrong(
                         f"{record.describe(index)} ({table}): the disk does not hold the data "
-                        f"written last{_who(moved_by, record, index, world)}: {why}"
+                        f"written last{_who(moved_by, record, index, world)}: {why}",
+                        (record, index),
                     )
     swap = kernel.swap
     for area in world.areas:
@@ -756,14 +776,15 @@ def prove_durability(
                 memory_only[table] = memory_only.get(table, 0) + 1
                 page = None if pte is None else pte.page
                 if page is None or oracle.frame(page) != expected:
-                    wrong(f"{area.describe(index)} ({table}): lost from memory")
+                    wrong(f"{area.describe(index)} ({table}): lost from memory", (area, index))
                 continue
             stored = bytes(swap.slot(pte.swp))
             if stored != expected:
                 why = _not_stored(world, area, index, stored)
                 wrong(
                     f"{area.describe(index)} ({table}): its swap slot does not hold the data "
-                    f"written last{_who(moved_by, area, index)}: {why}"
+                    f"written last{_who(moved_by, area, index)}: {why}",
+                    (area, index),
                 )
     return Proof("durability", checked, failures, tuple(problems), memory_only)
 
@@ -824,7 +845,7 @@ def _memory_only_clean(
     first: int,
     frames: Sequence[Page | None],
     moved_by: Places | Mapping[tuple[int, int], str] | None,
-    wrong: Callable[[str], None],
+    wrong: Callable[[str, tuple[File | Area, int]], None],
 ) -> None:
     """Name each page of a run of a table with no backing store that reclaim could lose.
 
@@ -845,7 +866,8 @@ def _memory_only_clean(
         if Oracle.on_disk(inode, index) != world.expected(record, index):
             wrong(
                 f"{record.describe(index)} ({table}): clean, with no backing store to write it "
-                f"to{_who(moved_by, record, index)}: reclaim would drop it, and its data with it"
+                f"to{_who(moved_by, record, index)}: reclaim would drop it, and its data with it",
+                (record, index),
             )
 
 

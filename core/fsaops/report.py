@@ -80,6 +80,9 @@ class TableReport:
         retry_by_pass: for each pass (0 to 10), the pages of this table
             that the pass left to retry (``-EAGAIN``), summed over the
             ``migrate_pages`` calls: the retry curve.
+        wrong: pages of this table (as migration began) found wrong: read
+            back wrong, or named by the placement or the durability proof;
+            each page counts once.
     """
 
     name: str
@@ -94,6 +97,7 @@ class TableReport:
     via: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     reasons: Mapping[str, int] = attrs.field(converter=sorted_mapping)
     retry_by_pass: tuple[int, ...] = attrs.field(default=(), converter=_ints)
+    wrong: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -109,6 +113,7 @@ class TableReport:
             "via": dict(self.via),
             "reasons": dict(self.reasons),
             "retry_by_pass": list(self.retry_by_pass),
+            "wrong": self.wrong,
         }
 
     @property

@@ -124,7 +124,7 @@ from fsaops.untouched import Untouched
 from fsaops.world import Area, File, World, interleave_blocks, start_write, write_head_buffer
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from types import FrameType
 
     from fsaops.fs import SuperBlock
@@ -1029,7 +1029,10 @@ _ENOSYS_MESSAGE: Final = (
 # -- the report ---------------------------------------------------------------------
 
 
-def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
+def _tables(
+    world: Scenario, stats: MigrateStats, wrong: Mapping[str, int]
+) -> tuple[TableReport, ...]:
+    """A report of each table: its pages, how they went, and ``wrong[table]`` found wrong."""
     kernel = world.kernel
     known: dict[str, tuple[str, str, str | None]] = {}
     users: dict[str, dict[tuple[str, str], None]] = {}  # each table's (type, mode)s, in order
@@ -1077,9 +1080,39 @@ def _tables(world: Scenario, stats: MigrateStats) -> tuple[TableReport, ...]:
                 via=dict(ts.via) if ts else {},
                 reasons=dict(ts.reasons) if ts else {},
                 retry_by_pass=ts.retry_by_pass if ts else [0] * MAX_PASSES,
+                wrong=wrong.get(name, 0),
             )
         )
     return tuple(reports)
+
+
+def _wrong_by_table(
+    places: Places,
+    *found: Iterable[tuple[File | Area, int] | tuple[File | Area, int, bytes] | None],
+) -> dict[str, int]:
+    """How many pages of each table were found wrong, each page once.
+
+    ``found``: the pages the read-back and each proof found wrong, by file
+    or area and index.  A page counts for its table as migration began
+    (:class:`~fsaops.proofs.Places`); one that was not on the source node
+    then is no table's (the read-back's and the proofs' totals count it).
+    """
+    runs: dict[int, list[tuple[list[int], list[str]]]] = {}
+    for record, indexes, _pages, tables in places.runs():
+        runs.setdefault(id(record), []).append((indexes, tables))
+    seen: set[tuple[int, int]] = set()
+    counts: dict[str, int] = {}
+    for pages in found:
+        for page in pages:
+            if page is None or (id(page[0]), page[1]) in seen:
+                continue
+            seen.add((id(page[0]), page[1]))
+            for indexes, tables in runs.get(id(page[0]), ()):
+                at = bisect.bisect_left(indexes, page[1])
+                if at < len(indexes) and indexes[at] == page[1]:
+                    counts[tables[at]] = counts.get(tables[at], 0) + 1
+                    break
+    return counts
 
 
 @attrs.frozen
@@ -1237,8 +1270,11 @@ def run_plan(
         pages_left, pages_failed = world.outcomes(stats)
         lap("migrate")
         where.phase = "proving where every page went"
+        # The pages each check finds wrong, to count by table (only a run that lost
+        # data has any).
+        misplaced: list[tuple[File | Area, int]] = []
         placement = prove_placement(
-            world.world, places, ledger(stats), target_nid=world.target_node
+            world.world, places, ledger(stats), target_nid=world.target_node, found=misplaced
         )
         changed = untouched.changes()
         lap("prove")
@@ -1252,11 +1288,13 @@ def run_plan(
         after = kernel.vmstat.as_dict()
         lap("read back")
         where.phase = "proving durability (writeback, dropped cache, read-back)"
+        not_durable: list[tuple[File | Area, int]] = []
         try:
             durability = prove_durability(
                 world.world,
                 views=[(v.file, v.index, v.mm, v.vma) for v in world.views],
                 moved_by=places,
+                found=not_durable,
             )
         except KernelBug as exc:
             if not changed:
@@ -1279,7 +1317,7 @@ def run_plan(
     vmstat = {name: after[name] - before[name] for name in after}
     vmstat["writepage"] = vmstat["pageout_writepage"]
     proofs_io = {name: proved[name] - after[name] for name in _PROOF_COUNTERS}
-    tables = _tables(world, stats)
+    tables = _tables(world, stats, _wrong_by_table(places, wrong, misplaced, not_durable))
     totals = Totals(
         pages=sum(t.pages for t in tables),
         moved=sum(t.moved for t in tables),
