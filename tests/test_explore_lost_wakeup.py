@@ -83,6 +83,16 @@ def clears_lock_and_waiters(newpage: Page, page: Page) -> int:
     return _moving(newpage, page, unlock)
 
 
+def wakes_then_clears(newpage: Page, page: Page) -> int:
+    """Wakes the buffer's sleepers, then clears the lock bit: the wake finds it set."""
+
+    def unlock(bh: BufferHead) -> None:
+        bh.b_page.node.kernel.sched.wake_buffer(bh)
+        bh.b_state &= ~(BH.lock | BH.waiters)
+
+    return _moving(newpage, page, unlock)
+
+
 def unlocks(newpage: Page, page: Page) -> int:
     """The same moves, each buffer released with ``unlock_buffer``: the twin that passes."""
     return _moving(newpage, page, unlock_buffer)
@@ -106,7 +116,7 @@ def _table(registry: Registry, fs: str, mode: str, migratepage: MigratePage) -> 
     return attrs.evolve(fstype, name=f"{fs}_{name}", modes=modes)
 
 
-@pytest.mark.parametrize("migratepage", [clears_lock, clears_lock_and_waiters])
+@pytest.mark.parametrize("migratepage", [clears_lock, clears_lock_and_waiters, wakes_then_clears])
 @pytest.mark.parametrize(("fs", "mode"), [("ext2", "default"), ("ext3", "ordered")])
 def test_a_buffer_unlocked_without_a_wake_is_a_lost_wakeup(
     fs: str, mode: str, migratepage: MigratePage, registry: Registry
@@ -145,10 +155,12 @@ class _Queue:
     """What :func:`~fsaops.explore.runtime.sleep_on_bit` needs of a controller: its wakes."""
 
     def __init__(self) -> None:
-        self.wakes: dict[int, int] = {}
+        self.wakes: dict[tuple[int, int], int] = {}
+        self.waited: dict[int, set[int]] = {}
 
-    def wake(self, obj: object) -> None:
-        self.wakes[id(obj)] = self.wakes.get(id(obj), 0) + 1
+    def wake(self, obj: _Word) -> None:
+        """A wake of ``obj``'s queue, as ``unlock_page`` sends it, with its flags as they are."""
+        runtime._woken(self, obj, obj.flags)  # type: ignore[arg-type]
 
 
 class _Word:
@@ -170,6 +182,19 @@ def test_a_sleeper_goes_on_only_when_woken_with_its_bit_clear() -> None:
     queue.wake(page)
     assert ready()
     queue.wake(_Word(0))  # a wake of another object wakes nobody here
+    assert ready()
+
+
+def test_a_wake_sent_before_the_bit_is_clear_wakes_nobody() -> None:
+    """``wake_bit_function`` tests the bit at the wake: wake, then clear, loses the wake-up."""
+    lock, waiters = PG.locked, PG.waiters
+    queue, page = _Queue(), _Word(lock)
+    ready, free = runtime.sleep_on_bit(queue, page, "flags", lock, waiters)  # type: ignore[arg-type]
+    assert free is not None
+    queue.wake(page)  # the bit is still set: nobody is woken
+    page.flags &= ~(lock | waiters)
+    assert free() and not ready()
+    queue.wake(page)  # the bit is clear now: this one wakes it
     assert ready()
 
 

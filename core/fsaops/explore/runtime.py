@@ -299,8 +299,11 @@ class Controller:
         self._spin: tuple[XTask | None, str, int, int] = (None, "", -1, 0)
         self._finished = threading.Event()
         self._mask_all = pages.all
-        #: How many times each page and buffer (by ``id``) had its sleepers woken.
-        self.wakes: dict[int, int] = {}
+        #: How many wakes of each page's and buffer's queue found each bit its
+        #: sleepers wait on clear: by ``(id(object), bit)``.
+        self.wakes: dict[tuple[int, int], int] = {}
+        #: The bits tasks have slept on, by ``id`` of their page or buffer.
+        self.waited: dict[int, set[int]] = {}
 
     # -- tasks -----------------------------------------------------------------
 
@@ -1044,15 +1047,13 @@ class ExploredScheduler(Scheduler):
         ctl.block(ready, "sleep", index, pfn, label, mask, under_private_lock=tolerated, free=free)
 
     def wake_page(self, page: Page) -> None:
-        """Wake the page's sleepers (``wake_up_page``): each may go on once its bit is clear."""
-        wakes = self.ctl.wakes
-        wakes[id(page)] = wakes.get(id(page), 0) + 1
+        """Wake the page's sleepers whose bit is clear now (``wake_up_page``)."""
+        _woken(self.ctl, page, page.flags)
         super().wake_page(page)
 
     def wake_buffer(self, bh: BufferHead) -> None:
-        """Wake the buffer's sleepers (``wake_up_bit``): each may go on once its bit is clear."""
-        wakes = self.ctl.wakes
-        wakes[id(bh)] = wakes.get(id(bh), 0) + 1
+        """Wake the buffer's sleepers whose bit is clear now (``wake_up_bit``)."""
+        _woken(self.ctl, bh, bh.b_state)
         super().wake_buffer(bh)
 
     def run_next(self) -> bool:
@@ -1068,17 +1069,34 @@ class ExploredScheduler(Scheduler):
         super().run_for(ticks)
 
 
+def _woken(ctl: Controller, obj: object, word: int) -> None:
+    """A wake of ``obj``'s queue, its bits ``word``: it wakes the sleepers of each bit clear.
+
+    As 2.6.15's ``wake_bit_function`` does (``test_bit`` at the wake): a wake
+    sent while the bit is still set wakes nobody, so a release that wakes
+    before it clears the bit loses the wake-up.
+    """
+    key = id(obj)
+    bits = ctl.waited.get(key)
+    if not bits:
+        return
+    wakes = ctl.wakes
+    for bit in bits:
+        if not word & bit:
+            wakes[key, bit] = wakes.get((key, bit), 0) + 1
+
+
 def sleep_on_bit(
     ctl: Controller, obj: Page | BufferHead, field: str, bit: int, waiters: int
 ) -> tuple[Callable[[], bool], Callable[[], bool] | None]:
     """``(ready, free)`` of a task that sleeps until ``bit`` of ``obj.<field>`` is clear.
 
     As ``__wait_on_bit`` sleeps on the object's wait queue, the task goes
-    on only when the bit is clear and someone woke the queue since it went
-    to sleep (:meth:`ExploredScheduler.wake_page`, ``wake_buffer``: what
-    ``unlock_page``, ``end_page_writeback`` and ``unlock_buffer`` do after
-    they clear the bit).  While it sleeps it is on the queue: the object's
-    ``waiters`` bit is set, so that the next release wakes it, and a wake
+    on only when the bit is clear and someone woke the queue, with the bit
+    clear, since it went to sleep (:meth:`ExploredScheduler.wake_page`,
+    ``wake_buffer``: what ``unlock_page``, ``end_page_writeback`` and
+    ``unlock_buffer`` do after they clear the bit).  While it sleeps it is
+    on the queue: the object's ``waiters`` bit is set, so that the next release wakes it, and a wake
     that finds the bit taken again leaves it asleep until the next.  With
     the bit clear at once, the task does not sleep (``free`` is ``None``).
     """
@@ -1088,8 +1106,9 @@ def sleep_on_bit(
 
     if clear():
         return clear, None
+    ctl.waited.setdefault(id(obj), set()).add(bit)
     wakes = ctl.wakes
-    key = id(obj)
+    key = (id(obj), bit)
     seen = [wakes.get(key, 0)]
 
     def ready() -> bool:
