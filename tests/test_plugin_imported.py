@@ -363,8 +363,13 @@ def test_the_heading_and_the_page_say_which_plugin_imported_another(tmp_path: Pa
     source = page.read_text(encoding="utf-8")
     facts = re.search(r"<dt>plugins</dt><dd>(.*?)</dd>", source)
     assert facts is not None
-    assert "base (imported by top) <span class=muted>(demo-base 0.1)</span>" in facts[1]
-    assert "top <span class=muted>(demo-top 0.1)</span>" in facts[1]
+    assert (
+        "<bdi>base</bdi> (imported by <bdi>top</bdi>) "
+        "<span class=muted>(<bdi>demo-base</bdi> <bdi>0.1</bdi>)</span>" in facts[1]
+    )
+    assert (
+        "<bdi>top</bdi> <span class=muted>(<bdi>demo-top</bdi> <bdi>0.1</bdi>)</span>" in facts[1]
+    )
     saved = re.search(r'<pre id="scenario-toml">(.*?)</pre>', source, re.S)
     assert saved is not None
     # Saved and run again, the scenario selects what the run selected: base comes with top.

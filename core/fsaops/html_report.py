@@ -426,9 +426,13 @@ def _scenario(report: Report) -> str:
         **(config.get("plugins") or {}),
         "load": [p.name for p in report.plugins if not p.imported_by],
     }
-    # Each word quoted as a shell reads it (a file named with a space stays one word), and
-    # isolated: a file's name that overrides the direction of its text ends with its word.
-    command = " ".join(name_html(shlex.quote(word), cut=False) for word in _rerun(report))
+    # Each word quoted as a shell reads it (a file named with a space stays one word); a word
+    # that is not ASCII is isolated: a file's name that overrides the direction of its text,
+    # or is written right to left, ends with its word.
+    command = " ".join(
+        escape(quoted) if quoted.isascii() else name_html(quoted, cut=False)
+        for quoted in map(shlex.quote, _rerun(report))
+    )
     toml = escape(scenario_toml({**config, "mount": mounts, "plugins": loaded}, report.seed))
     return (
         '<section id="scenario">\n<h2>The scenario</h2>\n'
