@@ -220,3 +220,75 @@ def test_the_race_kit_says_one_page_leaves_the_dirty_runs_out(
     outcomes = strict.parseoutcomes()
     assert outcomes.get("failed") == 1 and outcomes.get("passed") == 1, strict.stdout.str()
     assert "CleanPageOnlyWarning: ext2 mode default" in strict.stdout.str()
+
+
+RESCHEDULES = "cond_resched() called from invalid context"
+
+
+def reschedules_under_tree_lock(newpage: Page, page: Page) -> int:
+    """Calls ``cond_resched`` with ``tree_lock`` held, then migrates."""
+    mapping = page.mapping
+    if isinstance(mapping, AddressSpace):
+        with mapping.tree_lock:
+            mapping.kernel.sched.tick()
+    return buffer_migrate_page(newpage, page)
+
+
+def reschedules_under_private_lock(newpage: Page, page: Page) -> int:
+    """Calls ``cond_resched`` with ``private_lock`` held, as a trylock loop there would."""
+    mapping = page.mapping
+    if isinstance(mapping, AddressSpace):
+        with mapping.private_lock:
+            mapping.kernel.sched.tick()
+    return buffer_migrate_page(newpage, page)
+
+
+def reschedules_unlocked(newpage: Page, page: Page) -> int:
+    """Takes and drops ``tree_lock``, then calls ``cond_resched``: the twin that passes."""
+    mapping = page.mapping
+    if isinstance(mapping, AddressSpace):
+        with mapping.tree_lock:
+            pass
+        mapping.kernel.sched.tick()
+    return buffer_migrate_page(newpage, page)
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_cond_resched_under_tree_lock_fails_the_schedule(semantics: str) -> None:
+    """On a kernel without preemption ``cond_resched`` schedules with the spinlock held."""
+    result = explore(
+        _table("resched_tree", reschedules_under_tree_lock),
+        "default",
+        tasks=["read-fault"],
+        pages=2,
+        preemptions=0,
+        semantics=semantics,
+    )
+    assert result.failures, render_text(result)
+    (failure,) = result.failures
+    text = " ".join(p for _, p in failure.problems)
+    assert RESCHEDULES in text and "tree_lock of" in text, text
+    assert "reschedules_under_tree_lock" in text and "cond_resched_lock" in text
+
+
+def test_cond_resched_under_private_lock_is_let_be_only_where_v4_sleeps_there() -> None:
+    """V4 to V8 sleep on buffer locks under ``private_lock``: a reschedule there is theirs too."""
+    table = _table("resched_private", reschedules_under_private_lock)
+    v4 = explore(table, "default", tasks=["read-fault"], pages=2, preemptions=0)
+    assert not v4.failures, render_text(v4)
+    later = explore(
+        table, "default", tasks=["read-fault"], pages=2, preemptions=0, semantics="2.6.16"
+    )
+    (failure,) = later.failures
+    assert any(RESCHEDULES in p and "private_lock of" in p for _, p in failure.problems)
+
+
+def test_cond_resched_with_no_spinlock_held_passes() -> None:
+    result = explore(
+        _table("resched_free", reschedules_unlocked),
+        "default",
+        tasks=["read-fault"],
+        pages=2,
+        preemptions=1,
+    )
+    assert result.exhausted and not result.failures, render_text(result)

@@ -942,11 +942,32 @@ class ExploredScheduler(Scheduler):
     spawn: Callable[[Callable[..., object], tuple[Any, ...], Event], tuple[str, int, Any]]
 
     def tick(self) -> None:
-        """``cond_resched``: a scheduling point, labelled with the page the caller works on."""
+        """``cond_resched``: a scheduling point, labelled with the page the caller works on.
+
+        Raises:
+            KernelBug: the task holds a spinlock: on a kernel without
+                preemption ``cond_resched`` schedules with it held (and with
+                interrupts off under ``tree_lock``), where another task on
+                this CPU may spin on it for ever; ``cond_resched_lock`` is the
+                call that drops it first.  Under the releases whose
+                ``buffer_migrate_page`` sleeps under ``private_lock``, a
+                ``private_lock`` held alone is let be, as a sleep there is.
+        """
         self.now += 1
         ctl = self.ctl
         if not ctl.live:
             return
+        me = ctl.current
+        if (
+            me is not None
+            and me.holding
+            and not (ctl.kernel.semantics.buffer_private_lock and _tolerated(me.holding))
+        ):
+            raise KernelBug(
+                f"cond_resched() called from invalid context: {me.name} reschedules in "
+                f"{_function()} holding {_spinlocks_held(me.holding)}, which schedule() "
+                "keeps held (cond_resched_lock drops it first)"
+            )
         frame = sys._getframe(1)
         page = frame.f_locals.get("page")
         index, pfn, mask = ctl.page_label(page if isinstance(page, Page) else None)
