@@ -15,17 +15,16 @@ import textwrap
 from collections.abc import Callable
 from errno import EAGAIN
 
-import attrs
 import pytest
 
-from fsaops import FileSystemType
 from fsaops.aops import MigratePage
 from fsaops.buffer import BH, BufferHead, buffers, lock_buffer, unlock_buffer
 from fsaops.explore import explore, runtime
 from fsaops.explore.api import render_text
 from fsaops.page import PG, Page
-from fsaops.plugins import Registry, load_plugins
+from fsaops.plugins import Registry
 from suite_runs import call_reports, inline_reports
+from test_explore_buffer_locks import _table
 
 pytest_plugins = ["pytester"]
 
@@ -96,24 +95,6 @@ def wakes_then_clears(newpage: Page, page: Page) -> int:
 def unlocks(newpage: Page, page: Page) -> int:
     """The same moves, each buffer released with ``unlock_buffer``: the twin that passes."""
     return _moving(newpage, page, unlock_buffer)
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    """The plugins this repository ships."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        return load_plugins()
-
-
-def _table(registry: Registry, fs: str, mode: str, migratepage: MigratePage) -> FileSystemType:
-    """``fs`` with ``migratepage`` in the table of ``mode``, under a name of its own."""
-    fstype = registry.filesystem(fs)
-    name = getattr(migratepage, "__name__", "migratepage")
-    modes = {
-        mode: attrs.evolve(fstype.aops(mode), name=f"{fs}_{name}_aops", migratepage=migratepage)
-    }
-    return attrs.evolve(fstype, name=f"{fs}_{name}", modes=modes)
 
 
 @pytest.mark.parametrize("migratepage", [clears_lock, clears_lock_and_waiters, wakes_then_clears])

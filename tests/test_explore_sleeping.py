@@ -225,21 +225,23 @@ def test_the_race_kit_says_one_page_leaves_the_dirty_runs_out(
 RESCHEDULES = "cond_resched() called from invalid context"
 
 
-def reschedules_under_tree_lock(newpage: Page, page: Page) -> int:
-    """Calls ``cond_resched`` with ``tree_lock`` held, then migrates."""
+def _resched_under(page: Page, lock: str) -> None:
+    """``cond_resched`` with the page's mapping's ``lock`` held."""
     mapping = page.mapping
     if isinstance(mapping, AddressSpace):
-        with mapping.tree_lock:
+        with getattr(mapping, lock):
             mapping.kernel.sched.tick()
+
+
+def reschedules_under_tree_lock(newpage: Page, page: Page) -> int:
+    """Calls ``cond_resched`` with ``tree_lock`` held, then migrates."""
+    _resched_under(page, "tree_lock")
     return buffer_migrate_page(newpage, page)
 
 
 def reschedules_under_private_lock(newpage: Page, page: Page) -> int:
     """Calls ``cond_resched`` with ``private_lock`` held, as a trylock loop there would."""
-    mapping = page.mapping
-    if isinstance(mapping, AddressSpace):
-        with mapping.private_lock:
-            mapping.kernel.sched.tick()
+    _resched_under(page, "private_lock")
     return buffer_migrate_page(newpage, page)
 
 
@@ -268,7 +270,7 @@ def test_cond_resched_under_tree_lock_fails_the_schedule(semantics: str) -> None
     (failure,) = result.failures
     text = " ".join(p for _, p in failure.problems)
     assert RESCHEDULES in text and "tree_lock of" in text, text
-    assert "reschedules_under_tree_lock" in text and "cond_resched_lock" in text
+    assert "reschedules in resched_under holding" in text and "cond_resched_lock" in text
 
 
 def test_cond_resched_under_private_lock_is_let_be_only_where_v4_sleeps_there() -> None:

@@ -11,8 +11,6 @@ spaces and backslashes included, is shown as it always was.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +23,10 @@ ONE_MOUNT = '[plugins]\nload = ["ext2"]\n[[mount]]\nfs = "ext2"\npages = 8\n'
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Iterator[Path]:
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working folder of the test's own."""
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        os.chdir(old)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 def _error(*args: str) -> str:
