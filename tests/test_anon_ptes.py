@@ -4,21 +4,27 @@
 for a file page: an anonymous page's data dies with its last mapping, so
 ``munmap`` neither dirties it nor marks it accessed.  ``do_swap_page`` maps
 a page back writable and dirty only when the faulting process is its only
-user (``can_share_swap_page``); otherwise the write fault copies it
-(``do_wp_page``), and the process's pte points at its own new page.
+user (``can_share_swap_page``, which from 2.6.13 counts the ptes and swap
+ptes that reach the page, not its references); otherwise the write fault
+copies it (``do_wp_page``), and the process's pte points at its own new
+page.
 """
 
 from __future__ import annotations
 
+import pytest
+
+import fsaops.rmap
 from fsaops.debug import check_kernel
 from fsaops.explore import TaskSpec, explore
 from fsaops.explore.api import render_text
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
+from fsaops.memory import Node
 from fsaops.migrate import migrate_pages
-from fsaops.page import PG, Page, lock_page, unlock_page
+from fsaops.page import PG, Page, get_page, lock_page, page_address, put_page, unlock_page
 from fsaops.plugins import Registry
-from fsaops.rmap import SWAP_SUCCESS, try_to_unmap
+from fsaops.rmap import SWAP_SUCCESS, Vma, try_to_unmap
 from fsaops.status import Status
 from fsaops.swap import add_to_swap, swap_writepage
 from fsaops.world import World
@@ -99,16 +105,42 @@ def _swapped_out_and_held(world: World) -> tuple[Page, int, int]:
     return page, page.private, area.vma.vm_start
 
 
-def test_a_write_fault_copies_a_swap_cache_page_someone_else_holds(world: World) -> None:
-    """``do_swap_page`` reuses the page for a write only if ``can_share_swap_page``.
+def test_a_write_fault_writes_in_place_to_a_page_a_migration_and_a_pin_hold(world: World) -> None:
+    """``can_share_swap_page`` counts who can reach the page, not its references.
 
-    The migration's reference makes three (it, the swap cache, the fault):
-    the page is not the process's alone, so the write fault copies it
-    (``do_wp_page``): the pte points at a new anonymous page, dirty, on the
-    process's node and outside the swap cache, and the old page is left in
-    the swap cache, unmapped, its slot used by the swap cache only.
+    A migration holds the page (isolated) and a direct I/O has pinned it
+    (``get_user_pages``): five references, but no other pte maps it and no
+    other swap pte holds its slot, so the write fault maps it back writable
+    and the write lands in the page itself.  The 2.6.12 rule, which counted
+    references, copied it from under the pin.
     """
     page, entry, vpn = _swapped_out_and_held(world)
+    get_page(page)  # the pin
+    mm = world.areas[0].mm
+    mm.write(vpn * world.page_size, b"\x5a")
+    pte = mm.ptes[vpn]
+    assert pte.page is page and pte.dirty, "written in place"
+    assert bytes(page.data)[:1] == b"\x5a"
+    assert vpn not in mm.wrprotect and page.mapcount == 1
+    assert page.flags & PG.swapcache and page.private == entry
+    assert world.kernel.swap_info().swap_map[entry] == 1, "the fault freed the pte's use"
+    put_page(page)
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    assert check_kernel(world.kernel) == []
+
+
+def test_a_write_fault_copies_a_page_whose_slot_another_swap_pte_holds(world: World) -> None:
+    """Another swap pte holding the page's slot (a forked process's) makes two users.
+
+    The write fault copies the page (``do_wp_page``): the pte points at a
+    new anonymous page, dirty, outside the swap cache, and the old page is
+    left in the swap cache, unmapped, its slot still held by the other pte.
+    """
+    page, entry, vpn = _swapped_out_and_held(world)
+    swap = world.kernel.swap_info()
+    swap.swap_duplicate(entry)  # the other process's swap pte
     mm = world.areas[0].mm
     data = bytes(page.data)
     mm.write(vpn * world.page_size, b"\x5a")
@@ -122,7 +154,8 @@ def test_a_write_fault_copies_a_swap_cache_page_someone_else_holds(world: World)
     assert new.mapping is world.areas[0].vma.anon_vma and new.flags & PG.lru
     assert page.mapcount == 0 and page.count == 2, "the migration's and the swap cache's"
     assert page.flags & PG.swapcache and page.private == entry
-    assert world.kernel.swap_info().swap_map[entry] == 1
+    assert swap.swap_map[entry] == 2, "the swap cache's and the other pte's"
+    swap.swap_free(entry)
     held = PageList("held")
     list_add_tail(page, held)
     putback_lru_pages(held)
@@ -161,20 +194,22 @@ def test_the_explorer_passes_the_swap_table_when_a_write_fault_copies_a_page_in_
     assert result.status is Status.OK and result.exhausted, render_text(result)
 
 
-def test_a_write_after_a_read_swap_fault_copies_a_page_someone_else_holds(world: World) -> None:
+def test_a_write_after_a_read_swap_fault_copies_a_page_someone_has_locked(world: World) -> None:
     """A read through a swap pte maps the page read-only (``mk_pte(page, vm_page_prot)``).
 
     The process's next write is a write-protect fault (``do_wp_page``): it
-    writes in place only if ``can_share_swap_page``.  With a migration
-    holding the page, the process gets a copy of its own and the page stays
-    in the swap cache, unmapped.
+    writes in place only if it can lock the page and ``can_share_swap_page``.
+    With a migration holding the page locked (in a pass), the process gets
+    a copy of its own and the page stays in the swap cache, unmapped.
     """
     page, entry, vpn = _swapped_out_and_held(world)
     mm = world.areas[0].mm
     data = bytes(page.data)
     mm.read(vpn * world.page_size, 1)
     assert mm.ptes[vpn].page is page and page.mapcount == 1
+    lock_page(page)
     mm.write(vpn * world.page_size, b"\x5a")
+    unlock_page(page)
     new = mm.ptes[vpn].page
     assert new is not None and new is not page, "do_wp_page copied the page"
     assert bytes(new.data) == b"\x5a" + data[1:] and bytes(page.data) == data
@@ -185,6 +220,24 @@ def test_a_write_after_a_read_swap_fault_copies_a_page_someone_else_holds(world:
     # Its own now: the next write goes straight to it.
     mm.write(vpn * world.page_size + 1, b"\x5b")
     assert mm.ptes[vpn].page is new and bytes(new.data)[:2] == b"\x5a\x5b"
+    assert check_kernel(world.kernel) == []
+
+
+def test_a_write_after_a_read_swap_fault_writes_in_place_to_a_page_a_migration_holds(
+    world: World,
+) -> None:
+    """Held by a migration but unlocked and mapped by this pte alone, the page is the process's."""
+    page, _, vpn = _swapped_out_and_held(world)
+    mm = world.areas[0].mm
+    mm.read(vpn * world.page_size, 1)
+    faults = world.kernel.vmstat.pgfault
+    mm.write(vpn * world.page_size, b"\x5a")
+    pte = mm.ptes[vpn]
+    assert pte.page is page and pte.dirty and bytes(page.data)[:1] == b"\x5a"
+    assert world.kernel.vmstat.pgfault == faults + 1, "a write-protect fault"
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
     assert check_kernel(world.kernel) == []
 
 
@@ -219,3 +272,69 @@ def test_a_copy_in_the_old_frame_is_the_process_s_page_under_2_6_16(registry: Re
         registry=registry,
     )
     assert result.status is Status.OK and result.exhausted, render_text(result)
+
+
+def test_a_copy_is_dropped_when_another_fault_made_the_pte_writable_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``do_wp_page`` maps its copy only if the pte is the one it began from (``pte_same``).
+
+    The copy is taken with the page-table lock dropped. If another fault of
+    the process made the same pte writable meanwhile and wrote to the page
+    (a direct I/O's ``get_user_pages(write=1)`` that found the page its
+    own), the copy does not hold that write: it is dropped, and the pte
+    keeps the page. Looking only at which page the pte maps, the copy
+    replaced it and the write was lost.
+    """
+    page, _, vpn = _swapped_out_and_held(world)
+    mm = world.areas[0].mm
+    mm.read(vpn * world.page_size, 1)  # mapped back read-only
+    assert vpn in mm.wrprotect and mm.ptes[vpn].page is page
+    alloc_page = Node.alloc_page
+
+    def meanwhile(node: Node) -> Page | None:
+        # The other fault, while this one allocates its copy: the pte made
+        # writable, and a write to the page itself.
+        mm.wrprotect.discard(vpn)
+        page_address(page)[:1] = b"\x77"
+        return alloc_page(node)
+
+    monkeypatch.setattr(Node, "alloc_page", meanwhile)
+    lock_page(page)  # someone holds it: do_wp_page goes to copy
+    mm.write(vpn * world.page_size + 1, b"\x5a")
+    unlock_page(page)
+    monkeypatch.undo()
+    assert mm.ptes[vpn].page is page, "the copy was dropped"
+    assert bytes(page.data)[:2] == b"\x77\x5a", "both writes are in the page"
+    assert page.mapcount == 1 and not world.kernel.cow_copies
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    assert check_kernel(world.kernel) == []
+
+
+def test_a_write_swap_fault_sets_the_pte_writable_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``do_swap_page`` asks ``can_share_swap_page`` before it sets the pte, under the same lock.
+
+    The pte it sets is writable and dirty from the start: no other fault of
+    the process (a direct I/O's ``get_user_pages``) can find it read-only
+    with the page locked, and copy the page from under this write.
+    """
+    page, _, vpn = _swapped_out_and_held(world)
+    held = PageList("held")
+    list_add_tail(page, held)
+    putback_lru_pages(held)
+    mm = world.areas[0].mm
+    add_rmap = fsaops.rmap.page_add_anon_rmap
+    seen: list[tuple[bool, bool]] = []
+
+    def counted(page: Page, vma: Vma, at: int) -> None:
+        seen.append((at in mm.wrprotect, mm.ptes[at].dirty))
+        add_rmap(page, vma, at)
+
+    monkeypatch.setattr(fsaops.rmap, "page_add_anon_rmap", counted)
+    mm.write(vpn * world.page_size, b"\x5a")
+    assert seen == [(False, True)], "set writable and dirty as it was mapped"
+    assert mm.ptes[vpn].page is page

@@ -197,12 +197,13 @@ def test_an_old_frame_a_swap_fault_read_into_is_reused_only_until_freed(
     assert page.pfn not in kernel.swap_reads
 
 
-# mmap-write@0's fault finds the page in the swap cache, held by the migration, and
-# copies it; the migration's passes run out meanwhile and it gives the page up.
+# Under 2.6.16 the migration gives the page up (a reference is held) and remove_from_swap
+# gives its pte back read-only while the page is still locked; mmap-write@0's write-protect
+# fault cannot lock it and copies it.
 WRITE_COPIES_A_PAGE_THE_MIGRATION_GIVES_UP = (
-    "fsx2.eyJicyI6bnVsbCwiYyI6W1s2LDFdLFsxNSwxXSxbMjEsMF1dLCJkIjpudWxsLCJmcyI6InN3YXAiLCJrIjoz"
-    "LCJtb2RlIjoiZGVmYXVsdCIsIm4iOm51bGwsInBhZ2VzIjoxLCJwcyI6NDA5Niwic2VlZCI6MCwic2VtIjoiMi42"
-    "LjE2IiwidGFza3MiOlsibW1hcC13cml0ZUAwIl19"
+    "fsx2.eyJicyI6bnVsbCwiYyI6W1swLDJdLFs2LDNdLFs3LDJdLFsxOSwxXV0sImQiOm51bGwsImZzIjoic3dhcCIs"
+    "ImsiOjIsIm1vZGUiOiJkZWZhdWx0IiwibiI6bnVsbCwicGFnZXMiOjEsInBzIjo0MDk2LCJzZWVkIjowLCJzZW0i"
+    "OiIyLjYuMTYiLCJ0YXNrcyI6WyJtbWFwLXdyaXRlQDAiLCJwaW5AMCJdfQ"
 )
 
 

@@ -72,3 +72,33 @@ def test_the_swap_table_passes_a_read_into_a_pinned_page(semantics: str) -> None
     result = explore(_swap(), tasks=[TaskSpec("pin", 0)], pages=1, semantics=semantics)
     assert result.exhausted and not result.failures, render_text(result)
     assert any("an extra reference is held" in reason for reason in result.reasons)
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_a_store_to_a_pinned_page_keeps_what_the_io_wrote(semantics: str) -> None:
+    """The process writes to its page while a direct I/O reads into it: both land in one page.
+
+    The pin faults the page in for writing (``get_user_pages(write=1)``)
+    and a write fault counts the ptes and swap ptes that reach the page,
+    not its references (``can_share_swap_page`` from 2.6.13), so neither
+    the pin nor the migration's reference makes the process's store go to
+    a copy.  Counting references, the store copied the page from under the
+    pin, and the I/O's data went to a frame the process no longer mapped:
+    a schedule with no preemption lost it.
+    """
+    result = explore(
+        _swap(),
+        tasks=[TaskSpec("mmap-write", 0), TaskSpec("pin", 0)],
+        pages=2,
+        preemptions=1,
+        semantics=semantics,
+    )
+    assert result.exhausted and not result.failures, render_text(result)
+
+
+@pytest.mark.exhaustive
+def test_a_store_to_a_pinned_page_keeps_what_the_io_wrote_at_two_preemptions() -> None:
+    result = explore(
+        _swap(), tasks=[TaskSpec("mmap-write", 0), TaskSpec("pin", 0)], pages=2, preemptions=2
+    )
+    assert result.exhausted and not result.failures, render_text(result)

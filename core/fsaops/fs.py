@@ -573,12 +573,24 @@ def generic_file_read(inode: Inode, pos: int, count: int) -> bytes:
     return bytes(out)
 
 
-def generic_file_write(inode: Inode, pos: int, data: bytes | bytearray | memoryview) -> int:
+def generic_file_write(
+    inode: Inode,
+    pos: int,
+    data: bytes | bytearray | memoryview,
+    *,
+    landing: Callable[[int], bytes] | None = None,
+) -> int:
     """``write(2)``: write through the page cache, as ``generic_file_buffered_write``.
 
     Each page is found or created, locked, prepared with the table's
     ``prepare_write``, filled, and committed with ``commit_write`` (which
     dirties it).  Returns the number of bytes written.
+
+    ``landing`` is for a checker that numbers writes in the order they
+    reach a page: called with a page's index as its bytes are copied in
+    (the page locked and prepared), it returns the whole page's bytes,
+    which are written in place of ``data``'s (``data`` then gives only
+    the length).
 
     Raises:
         FsaopsError: out of memory, or the table has no ``prepare_write``.
@@ -604,7 +616,10 @@ def generic_file_write(inode: Inode, pos: int, data: bytes | bytearray | memoryv
             err = returned(a_ops, "prepare_write", a_ops.prepare_write(page, off, off + chunk))
             if err:
                 raise FsaopsError(f"prepare_write of {inode.name} failed ({err})")
-            page_address(page)[off : off + chunk] = src[done : done + chunk]
+            if landing is None:
+                page_address(page)[off : off + chunk] = src[done : done + chunk]
+            else:
+                page_address(page)[off : off + chunk] = landing(index)[off : off + chunk]
             err = returned(a_ops, "commit_write", a_ops.commit_write(page, off, off + chunk))
             if err:
                 raise FsaopsError(f"commit_write of {inode.name} failed ({err})")

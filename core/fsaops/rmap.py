@@ -52,6 +52,8 @@ from fsaops.swap import (
 from fsaops.writeback import set_page_dirty
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fsaops.fs import Inode
     from fsaops.kernel import Kernel
     from fsaops.mapping import AddressSpace
@@ -311,6 +313,34 @@ class Mm:
         """Write process memory at byte address ``addr``, faulting pages in."""
         self._access(addr, memoryview(data).cast("B"), write=True)
 
+    def store(self, addr: int, make: Callable[[], bytes]) -> None:
+        """Store ``make()`` at byte address ``addr``, the bytes made as the store lands.
+
+        The page is faulted in for writing until its pte is present and
+        writable; then, under the page table lock, with nothing between,
+        ``make`` is called and what it returns is written.  A checker that
+        numbers each write thus learns the order the writes reach memory
+        in, not the order they were begun.
+
+        Raises:
+            ValueError: ``make()`` runs past the end of the page.
+        """
+        vpn, off = divmod(addr, self.kernel.page_size)
+        while True:
+            with self.page_table_lock:
+                pte = self.ptes.get(vpn)
+                if pte is not None and pte.page is not None and vpn not in self.wrprotect:
+                    data = make()
+                    if off + len(data) > self.kernel.page_size:
+                        raise ValueError(
+                            f"a store of {len(data)} bytes at {addr:#x} crosses a page"
+                        )
+                    page_address(pte.page)[off : off + len(data)] = data
+                    pte.dirty = True
+                    pte.young = True
+                    return
+            handle_mm_fault(self, vpn, True)
+
     def _access(self, addr: int, buf: memoryview, write: bool) -> None:
         shift = self.kernel.page_shift
         ps = self.kernel.page_size
@@ -454,11 +484,19 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
                 unlock_page(page)
                 put_page(page)
                 continue
+            # A write may go to the page itself only if this process is its
+            # only user, asked before the pte is set, under the same lock: no
+            # other fault of the process sees the pte read-only meanwhile.
+            # Otherwise the pte is read-only and do_wp_page gives a copy.
+            reuse = write and can_share_swap_page(page)
             pte.page = page
             pte.swp = 0
             pte.young = True
-            pte.dirty = False
-            mm.wrprotect.add(vpn)  # mk_pte(page, vm_page_prot): read-only
+            pte.dirty = reuse
+            if reuse:
+                mm.wrprotect.discard(vpn)  # maybe_mkwrite(pte_mkdirty(pte))
+            else:
+                mm.wrprotect.add(vpn)  # mk_pte(page, vm_page_prot): read-only
             page_add_anon_rmap(page, vma, vpn)
         kernel.swap_info().swap_free(entry)
         if vm_swap_full(kernel):
@@ -466,17 +504,9 @@ def handle_mm_fault(mm: Mm, vpn: int, write: bool) -> None:
             # a page only the swap cache and this pte use leaves the cache,
             # dirty, and its slot is freed (do_swap_page, 2.6.15).
             remove_exclusive_swap_page(page)
-        # A write may go to the page itself only if this process is its
-        # only user; otherwise it goes to a copy (do_wp_page).
-        reuse = not write or can_share_swap_page(page)
-        if write and reuse:
-            with mm.page_table_lock:
-                if pte.page is page:
-                    pte.dirty = True
-                    mm.wrprotect.discard(vpn)  # maybe_mkwrite(pte_mkdirty(pte))
         unlock_page(page)
-        if not reuse:
-            _copy_on_write(mm, vma, vpn, page)
+        if write and not reuse:
+            _do_wp_page(mm, vma, vpn, page)
         return
 
 
@@ -505,10 +535,12 @@ def _do_wp_page(mm: Mm, vma: Vma, vpn: int, page: Page) -> None:
 def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
     """Give page ``vpn`` of ``mm`` its own copy of the anonymous page ``old`` (``do_wp_page``).
 
-    A new page on the area's node gets ``old``'s data; if the pte still maps
-    ``old``, it points at the new page, dirty, and ``old`` loses the pte's
-    mapcount and reference.  Otherwise (the pte changed meanwhile) the copy
-    is dropped.
+    A new page on the area's node gets ``old``'s data; if the pte is still
+    the one the fault began from (``pte_same``: it maps ``old``, read-only),
+    it points at the new page, dirty, and ``old`` loses the pte's mapcount
+    and reference.  Otherwise the copy is dropped: the pte changed
+    meanwhile, for one by another fault that made it writable, whose
+    writes to ``old`` the copy would not hold.
 
     Raises:
         FsaopsError: memory ran out.
@@ -516,7 +548,7 @@ def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
     kernel = mm.kernel
     with mm.page_table_lock:
         pte = mm.ptes.get(vpn)
-        if pte is None or pte.page is not old:
+        if pte is None or pte.page is not old or vpn not in mm.wrprotect:
             return  # changed meanwhile: the access looks again
         get_page(old)  # page_cache_get(old_page)
     new = kernel.nodes[_alloc_nid(vma)].alloc_page()
@@ -527,7 +559,7 @@ def _copy_on_write(mm: Mm, vma: Vma, vpn: int, old: Page) -> None:
     new.flags |= PG.uptodate
     with mm.page_table_lock:
         pte = mm.ptes.get(vpn)
-        replaced = pte is not None and pte.page is old
+        replaced = pte is not None and pte.page is old and vpn in mm.wrprotect  # pte_same
         if replaced:
             assert pte is not None
             page_remove_rmap(old)

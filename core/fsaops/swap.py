@@ -293,29 +293,25 @@ def remove_exclusive_swap_page(page: Page) -> int:
 def can_share_swap_page(page: Page) -> bool:
     """Whether the process faulting on a locked anonymous page is its only user.
 
-    ``can_share_swap_page`` (mm/swapfile.c, 2.6.15), which a write fault
-    asks before it writes to the page in place rather than to a copy: a
-    page with only the caller's reference (outside the swap cache); or a
-    swap-cache page with the swap cache's and the caller's (a third for
-    buffers), whose slot only the swap cache uses (``exclusive_swap_page``:
-    no swap pte holds it) and whose count, looked at again under the swap
-    cache's lock, is two.  Anything else (a migration's reference, a pin,
-    another fault, another swap pte) makes the fault copy the page.
+    ``can_share_swap_page`` (mm/swapfile.c, 2.6.13 to 2.6.17), which a
+    write fault asks before it writes to the page in place rather than to
+    a copy.  It counts the page's users by where they can reach it, not
+    by references: the ptes that map it (``page_mapcount``) and, for a
+    swap-cache page mapped at most once, the swap ptes that still hold its
+    slot (``page_swapcount``: the slot's count less the swap cache's own).
+    The page may be shared only when that sum is one.  A reference taken
+    by someone who maps nothing (``get_user_pages``, a migration, the
+    swap cache itself) does not make the fault copy the page, so a direct
+    I/O a process has pinned its page for lands in the page it maps (the
+    2.6.12 rule counted references, and copied such a page from under the
+    I/O).
     """
     if not page.flags & PG.locked:
         raise KernelBug(f"can_share_swap_page() of an unlocked page: {page!r}")
-    count = page.count
-    if count == 1:
-        return True
-    if count == 3 and not page.flags & PG.private:
-        return False
-    if count not in (2, 3) or not page.flags & PG.swapcache:
-        return False
-    kernel = page.node.kernel
-    if kernel.swap_info().swap_map[page.private] != 1:
-        return False
-    with _swapper(kernel).tree_lock:
-        return page.count == 2
+    count = page.mapcount
+    if count <= 1 and page.flags & PG.swapcache:
+        count += page.node.kernel.swap_info().swap_map[page.private] - 1
+    return count == 1
 
 
 def swap_writepage(page: Page, wbc: WritebackControl) -> int:

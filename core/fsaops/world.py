@@ -1331,12 +1331,23 @@ class World:
     def rewrite(self, record: File, index: int, gen: int | None = None) -> Page:
         """Write page ``index`` again with ``write(2)`` in the next (or the given) generation.
 
-        Returns the page that holds it now.
+        Without ``gen``, the generation is the one after the page's as the
+        bytes are copied into the page (``generic_file_write``'s
+        ``landing``), so a write that lands after another begun later still
+        counts as the newer.  Returns the page that holds it now.
         """
-        gen = record.gens[index] + 1 if gen is None else gen
-        record.gens[index] = gen
-        data = self.contents.page(record.owner, index, gen)
-        generic_file_write(record.inode, index * self.page_size, data)
+        pos = index * self.page_size
+        if gen is None:
+
+            def landing(_: int) -> bytes:
+                number = record.gens[index] + 1
+                record.gens[index] = number
+                return self.contents.page(record.owner, index, number)
+
+            generic_file_write(record.inode, pos, bytes(self.page_size), landing=landing)
+        else:
+            record.gens[index] = gen
+            generic_file_write(record.inode, pos, self.contents.page(record.owner, index, gen))
         page = self.page_of(record, index)
         if page is None:
             raise SetupError(f"{record.page_key(index)} is not in memory after writing it")
@@ -1347,11 +1358,20 @@ class World:
         return mm.mmap_file(record.inode, 0, max(record.npages, 1), locked=locked)
 
     def store(self, record: File, index: int, mm: Mm, vma: Vma, gen: int | None = None) -> None:
-        """Write page ``index`` through ``mm``'s mapping ``vma``, in the next or given gen."""
-        gen = record.gens[index] + 1 if gen is None else gen
-        record.gens[index] = gen
+        """Write page ``index`` through ``mm``'s mapping ``vma``, in the next or given gen.
+
+        Without ``gen``, the generation is the one after the page's as the
+        store lands (:meth:`~fsaops.rmap.Mm.store`), so a write that lands
+        after another begun later still counts as the newer.
+        """
+
+        def landing() -> bytes:
+            number = record.gens[index] + 1 if gen is None else gen
+            record.gens[index] = number
+            return self.contents.page(record.owner, index, number)
+
         vpn = vma.vm_start + index - vma.vm_pgoff
-        mm.write(vpn * self.page_size, self.contents.page(record.owner, index, gen))
+        mm.store(vpn * self.page_size, landing)
 
     def touch(self, mm: Mm, vma: Vma, index: int) -> None:
         """Read page ``index`` of a mapped file through ``vma`` (a read fault maps it)."""

@@ -57,7 +57,7 @@ from fsaops.buffer import BH, BufferHead, get_bh, put_bh, unlock_buffer
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.mapping import find_get_page
 from fsaops.page import PG, Page, get_page, lock_page, put_page, unlock_page
-from fsaops.rmap import page_remove_rmap
+from fsaops.rmap import handle_mm_fault, page_remove_rmap
 from fsaops.writeback import WritebackControl, clear_page_dirty_for_io, set_page_dirty
 
 if TYPE_CHECKING:
@@ -279,8 +279,13 @@ def _mmap_write(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
     if target.anonymous:
 
         def store_anon() -> None:
-            record.gens[rindex] += 1
-            mm.write(prepared.addr, world.world.expected(record, rindex))
+            # The store is numbered as it lands: a direct I/O into the page
+            # that completes between the fault and the store is older.
+            def landing() -> bytes:
+                record.gens[rindex] += 1
+                return world.world.expected(record, rindex)
+
+            mm.store(prepared.addr, landing)
 
         return store_anon
     file = target.file()
@@ -547,14 +552,18 @@ def _pin(world: ExploredWorld, target: Target, rt: Runtime) -> Body:
                 return None  # a read error: nothing to read
         assert mm is not None
         vpn = prepared.addr // world.world.page_size
-        while True:  # get_user_pages: follow the pte, faulting it in
+        while True:
+            # get_user_pages(write=1) for a read into the process's memory:
+            # follow the pte if it is present and writable, else fault it in
+            # for writing (a read-only pte takes do_wp_page, which may give
+            # the process a copy: the I/O then goes to the copy).
             with mm.page_table_lock:
                 pte = mm.ptes.get(vpn)
-                if pte is not None and pte.page is not None:
+                if pte is not None and pte.page is not None and vpn not in mm.wrprotect:
                     page = pte.page
                     get_page(page)
                     return page
-            mm.read(prepared.addr, 1)
+            handle_mm_fault(mm, vpn, True)
 
     if mapping is None:
         # The process's own memory is the buffer of a read(2) with O_DIRECT.
