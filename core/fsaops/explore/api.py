@@ -23,6 +23,7 @@ import attrs
 from fsaops.config.effective import SWAP
 from fsaops.config.schema import MAX_COMMIT_INTERVAL, MAX_TICKS
 from fsaops.errors import ConfigError, interrupt_told, shown
+from fsaops.explore.lockdep import LockOrder
 from fsaops.explore.search import (
     Deviations,
     Found,
@@ -382,7 +383,7 @@ def encode_replay(setup: Setup, bounds: Bounds, choices: Mapping[int, int]) -> s
     ``choices`` are the points where the schedule departs from running the
     current task on (point number to task number).
     """
-    data = {
+    data: dict[str, Any] = {
         "fs": setup.fs,
         "mode": setup.mode,
         "bs": setup.block_size,
@@ -404,6 +405,8 @@ def encode_replay(setup: Setup, bounds: Bounds, choices: Mapping[int, int]) -> s
         data["io"] = setup.io_latency
     if setup.commit_interval is not None:
         data["ci"] = setup.commit_interval
+    if setup.lock_orders:  # a failure against spinlock orders earlier schedules made
+        data["lo"] = [order.to_list() for order in setup.lock_orders]
     text = dumps(data, separators=(",", ":"), sort_keys=True)
     return REPLAY_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -482,6 +485,15 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
         out_of_line = data.get("ool", False)
         if type(out_of_line) is not bool:
             raise ConfigError(f"--replay: bad ool {shown(out_of_line)}")
+        orders = []
+        for item in data.get("lo", []):
+            if (
+                not isinstance(item, list)
+                or len(item) != 5
+                or not all(isinstance(v, str) for v in item)
+            ):
+                raise ConfigError(f"--replay: bad lock order {shown(item)}")
+            orders.append(LockOrder.from_list(item))
         setup = Setup(
             fs,
             mode,
@@ -493,6 +505,7 @@ def decode_replay(text: str) -> tuple[Setup, Bounds, dict[int, int]]:
             out_of_line=out_of_line,
             io_latency=_int(data, "io", 1, MAX_TICKS) if "io" in data else DEFAULT_IO_LATENCY,
             commit_interval=_int(data, "ci", 1, MAX_COMMIT_INTERVAL) if "ci" in data else None,
+            lock_orders=tuple(orders),
         )
     except (KeyError, TypeError):
         raise ConfigError("--replay: the replay string is damaged (a field is missing)") from None
@@ -722,12 +735,15 @@ def _failure(
             (s, f"{p} (run again, the schedule passed: it does not reproduce)")
             for s, p in first["problems"]
         )
+    # A lock order of an earlier schedule that the failure rests on goes in its
+    # replay string: the replay knows it before it starts, and fails the same way.
+    used = tuple(LockOrder.from_list(item) for item in result.get("orders_used", ()))
     return Failure(
         status=_status(problems),
         problems=problems,
         interleaving=_steps(result),
         preemptions=count_preemptions(result["trace"]),
-        replay=encode_replay(setup, bounds, choices),
+        replay=encode_replay(attrs.evolve(setup, lock_orders=used), bounds, choices),
     )
 
 
@@ -1086,6 +1102,8 @@ def replay(string: str, *, registry: Registry | None = None) -> ExploreResult:
         io_latency=setup.io_latency,
         commit_interval=setup.commit_interval,
     )
+    # The lock orders of earlier schedules its failure rests on, known from the start.
+    checked = attrs.evolve(checked, lock_orders=setup.lock_orders)
     xworld = ExploredWorld(checked, fstype, registry)
     result = fork_run(xworld, policy=lambda: Deviations(choices, exact=True), record=True)
     if result.get("diverged"):

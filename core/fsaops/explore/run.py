@@ -55,8 +55,10 @@ Keys: ``trace`` (one ``(current, chosen, enabled, masks)`` per point),
 schedule replayed exactly could not be, else empty), ``problems`` (a list of
 ``(status, sentence)``), ``reasons`` (why the migration gave pages up, as
 the engine said), ``labels`` (with ``record``, or for a schedule stopped for
-taking too long: ``(task, kind, function, page, pfn, lock)`` of each step)
-and ``seconds``."""
+taking too long: ``(task, kind, function, page, pfn, lock)`` of each step),
+``seconds``, ``orders`` (the spinlock orders the schedule made that were not
+known before it, as :meth:`~fsaops.explore.lockdep.LockOrder.to_list` says
+them) and ``orders_used`` (those of earlier schedules its failure rests on)."""
 
 SCHEDULE_SECONDS: Final = 60.0
 """Wall time one schedule may take before it is stopped and reported."""
@@ -226,7 +228,14 @@ def execute(
     """
     start = time.perf_counter()
     kernel = xworld.kernel
-    ctl = Controller(kernel, xworld.pages, forced=forced, policy=policy, record=record)
+    ctl = Controller(
+        kernel,
+        xworld.pages,
+        forced=forced,
+        policy=policy,
+        record=record,
+        lock_orders=xworld.lock_orders,
+    )
     xworld.rt.ctl = ctl
     log = _WhyLog()
     kernel.log = cast("EngineLog", log)
@@ -281,6 +290,8 @@ def execute(
         "reasons": sorted(log.reasons),
         "labels": [(tid, *label[:5]) for tid, label in labels],
         "seconds": time.perf_counter() - start,
+        "orders": [order.to_list() for order in ctl.lockdep.new],
+        "orders_used": [order.to_list() for order in ctl.lockdep.used],
     }
 
 

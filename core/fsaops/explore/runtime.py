@@ -48,7 +48,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from fsaops.debug import broken_fields_said
-from fsaops.errors import CannotStart, KernelBug, cannot_start, describe_exception
+from fsaops.errors import CannotStart, KernelBug, cannot_start, describe_exception, printable
+from fsaops.explore.lockdep import KERNEL_ORDER, CircularLocking, LockGraph, LockOrder
 from fsaops.memory import POISON_BYTE, Node
 from fsaops.page import PG, Page
 from fsaops.sched import Event, Scheduler, Task
@@ -258,6 +259,10 @@ class Controller:
         max_points: a schedule longer than this is stopped and reported.
         record: report every point's label (for the readable interleaving);
             a schedule stopped for taking too long reports them anyway.
+        lock_orders: the lock orders earlier schedules made, which a nested
+            spinlock taken in the other order fails against (``lockdep``:
+            :class:`~fsaops.explore.lockdep.LockGraph`, which knows the
+            kernel's own orders too).
 
     After :meth:`run`: ``trace`` holds one entry per point,
     ``(current, chosen, enabled, masks)``: the task that reached the point
@@ -278,6 +283,7 @@ class Controller:
         policy: Policy | None = None,
         max_points: int = 200_000,
         record: bool = False,
+        lock_orders: Sequence[LockOrder] = (),
     ) -> None:
         self.kernel = kernel
         self.pages = pages
@@ -304,6 +310,8 @@ class Controller:
         self.wakes: dict[tuple[int, int], int] = {}
         #: The bits tasks have slept on, by ``id`` of their page or buffer.
         self.waited: dict[int, set[int]] = {}
+        #: The spinlock classes' orders: the kernel's, earlier schedules', this one's.
+        self.lockdep = LockGraph((*KERNEL_ORDER, *lock_orders))
 
     # -- tasks -----------------------------------------------------------------
 
@@ -377,7 +385,12 @@ class Controller:
         where = _where(exc)
         self.failed_task = xt
         broken = broken_fields_said(self.kernel)
-        self._stop("error", f"task {xt.name} failed: {describe_exception(exc)}{where}{broken}")
+        said = describe_exception(exc)
+        if CircularLocking in (type(exc), type(exc.__cause__)):
+            # lockdep's report is the explorer's own, said whole (a plugin's is cut),
+            # with where the engine ran the table's migratepage if it did.
+            said = f"KernelBug: {printable(str(exc))}"
+        self._stop("error", f"task {xt.name} failed: {said}{where}{broken}")
 
     def _stop(self, outcome: str, problem: str) -> None:
         if not self.outcome:
@@ -841,6 +854,13 @@ class Spinlock:
                 raise KernelBug(f"spin_lock of {self.name}, which this task already holds")
             if not blocking:
                 return False
+        if me is not None and me.holding and blocking:
+            # lockdep: the order this makes against those known (a trylock makes none).
+            held = [lock.name for lock in me.holding]
+            said = ctl.lockdep.taking(me.name, held, self.name, caller)
+            if said:
+                raise CircularLocking(said)
+        if self.held:
             ctl.block(self._free, "spin", self.page, -1, self.name, self.mask)
         self.held = True
         self.owner = me

@@ -60,6 +60,7 @@ from fsaops.errors import (
     forget_deferred_signals,
     signals_deferred,
 )
+from fsaops.explore.lockdep import LockOrder
 from fsaops.explore.run import SCHEDULE_SECONDS, RunResult, execute
 from fsaops.explore.runtime import ScheduleDiverged, XTask, default_policy
 from fsaops.process import PLUGIN_THREADS, REAL_EXIT, REAL_FORK, adopt, refused_in, shed_memory
@@ -405,6 +406,10 @@ def fork_run(
     if result.get("outcome") == "too long" and threads_at_fork:
         hint = _threads_hint(threads_at_fork)
         result["problems"] = [(status, problem + hint) for status, problem in result["problems"]]
+    # The spinlock orders a schedule that passed made hold for the schedules forked
+    # after it (lockdep); a failing one ends the search, and is run again as it ran.
+    if not result["problems"]:
+        xworld.lock_orders.extend(LockOrder.from_list(item) for item in result.get("orders", ()))
     return result
 
 

@@ -35,6 +35,7 @@ import attrs
 
 from fsaops.config.effective import SWAP
 from fsaops.errors import ConfigError
+from fsaops.explore.lockdep import LockOrder
 from fsaops.explore.runtime import Pages
 from fsaops.explore.tasks import ACCESSORS, Accessor, Runtime, accessor, make_body
 from fsaops.fs import generic_file_write
@@ -147,6 +148,9 @@ class Setup:
             default).  While a schedule runs the journal commits only in
             the ``kjournald`` task; the interval times the commits of the
             build and of the checks after the schedule.
+        lock_orders: spinlock orders made before the first schedule (those
+            of the search's earlier schedules that a replayed failure rests
+            on, :mod:`fsaops.explore.lockdep`).
     """
 
     fs: str
@@ -159,6 +163,7 @@ class Setup:
     out_of_line: bool = False
     io_latency: int = DEFAULT_IO_LATENCY
     commit_interval: int | None = None
+    lock_orders: tuple[LockOrder, ...] = ()
 
     @property
     def anonymous(self) -> bool:
@@ -458,6 +463,9 @@ class ExploredWorld:
         places: where every explorer page was before migration, by the node
             it moves to (the placement proof's start).
         rt: what the task bodies need at run time.
+        lock_orders: the spinlock orders known before the next schedule
+            runs: the setup's, then those each schedule run from here made
+            (:mod:`fsaops.explore.lockdep`).
         out_of_line: the pages' blocks are out of line (``setup.out_of_line``,
             where :func:`out_of_line_applies`).
 
@@ -473,6 +481,9 @@ class ExploredWorld:
 
     def _build(self, setup: Setup, fstype: FileSystemType, registry: Registry | None) -> None:
         self.setup = setup
+        #: The spinlock orders known before the next schedule: the setup's, then each
+        #: schedule's new ones, as the search gets them back (lockdep).
+        self.lock_orders: list[LockOrder] = list(setup.lock_orders)
         self.fstype = fstype
         n = setup.pages
         if not 1 <= n <= MAX_PAGES:
