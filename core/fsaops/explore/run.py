@@ -26,6 +26,7 @@ from fsaops.explore.runtime import (
     Controller,
     ExploredNode,
     ExploredScheduler,
+    PageTree,
     Policy,
     Semaphore,
     Spinlock,
@@ -99,6 +100,7 @@ def install(xworld: ExploredWorld, ctl: Controller) -> None:
     for mapping in mappings:
         mask = pages.of(mapping)
         mapping.tree_lock = Spinlock(ctl, f"tree_lock of {mapping.name}", mask)  # type: ignore[assignment]
+        mapping.page_tree = PageTree(mapping.page_tree, mapping.name, mapping.tree_lock)  # type: ignore[arg-type]
         mapping.private_lock = Spinlock(ctl, f"private_lock of {mapping.name}", mask)  # type: ignore[assignment]
         mapping.i_mmap_lock = Spinlock(ctl, f"i_mmap_lock of {mapping.name}", mask)  # type: ignore[assignment]
     for mm in kernel.mms:

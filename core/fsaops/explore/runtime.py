@@ -68,10 +68,12 @@ __all__ = [
     "ExploredNode",
     "ExploredScheduler",
     "Label",
+    "PageTree",
     "Pages",
     "ScheduleDiverged",
     "Semaphore",
     "Spinlock",
+    "TreeUnlocked",
     "XTask",
 ]
 
@@ -386,9 +388,9 @@ class Controller:
         self.failed_task = xt
         broken = broken_fields_said(self.kernel)
         said = describe_exception(exc)
-        if CircularLocking in (type(exc), type(exc.__cause__)):
-            # lockdep's report is the explorer's own, said whole (a plugin's is cut),
-            # with where the engine ran the table's migratepage if it did.
+        if {type(exc), type(exc.__cause__)} & _OWN_REPORTS:
+            # lockdep's report, or the page tree's, is the explorer's own, said whole (a
+            # plugin's is cut), with where the engine ran the table's migratepage if it did.
             said = f"KernelBug: {printable(str(exc))}"
         self._stop("error", f"task {xt.name} failed: {said}{where}{broken}")
 
@@ -894,6 +896,52 @@ class Spinlock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class TreeUnlocked(KernelBug):
+    """A task set a page tree's slot without holding the mapping's ``tree_lock``."""
+
+
+_OWN_REPORTS: Final[frozenset[type[BaseException]]] = frozenset({CircularLocking, TreeUnlocked})
+"""The explorer's own exceptions, whose message a failing schedule quotes whole."""
+
+
+class PageTree(list):  # type: ignore[type-arg]
+    """A mapping's page tree in an explored kernel: a slot is set only under its ``tree_lock``.
+
+    The kernel changes a radix tree slot with ``write_lock_irq(&mapping->
+    tree_lock)`` held: ``find_get_page`` takes the page and its reference
+    under the same lock, so a count checked and a slot replaced under it
+    leave no window.  Without the lock there is one, but no point in it for
+    the explorer to run another task in, so every schedule passed: a task
+    that sets a slot without holding the mapping's ``tree_lock`` fails the
+    schedule at once.  Reading needs no lock here (``radix_tree_lookup``
+    under RCU or the read lock is the caller's business).
+    """
+
+    __slots__ = ("mapping_name", "tree_lock")
+
+    def __init__(self, slots: list[Page | None], mapping_name: str, tree_lock: Spinlock) -> None:
+        super().__init__(slots)
+        self.mapping_name = mapping_name
+        self.tree_lock = tree_lock
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        lock = self.tree_lock
+        ctl = lock.ctl
+        me = ctl.current if ctl.live else None
+        if me is not None and not (lock.held and lock.owner is me):
+            frame = sys._getframe(1)
+            slot = f"slot {index}" if isinstance(index, int) else "slots"
+            raise TreeUnlocked(
+                f"radix tree of {self.mapping_name} changed without its tree_lock: task "
+                f"{me.name} sets {slot} in {frame.f_code.co_name}"
+                + (f" (tree_lock is held by task {lock.owner.name})" if lock.owner else "")
+                + "; on a kernel find_get_page takes a page and its reference under that lock, "
+                "so a reference count checked and a slot replaced without it leave a window "
+                "for a lookup to take the old page (write_lock_irq(&mapping->tree_lock))"
+            )
+        super().__setitem__(index, value)
 
 
 class Semaphore:
