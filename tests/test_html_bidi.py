@@ -144,3 +144,21 @@ def test_the_names_the_script_shows_are_isolated_too(page: Path) -> None:
         (bdi,) = first.children
         assert isinstance(bdi, Element)
         assert (bdi.tag, bdi.children) == ("bdi", [TABLE])
+
+
+def test_the_tab_title_isolates_the_file_name(page: Path) -> None:
+    """A ``<title>`` holds no ``<bdi>``: the name goes between U+2068 and U+2069 there."""
+    doc = parse(page.read_text(encoding="utf-8"))
+    source = str(page.parent / f"scen{RLO}ario.toml")
+    title = doc.find("title").text()
+    assert title.startswith(f"fsaops migrate: \u2068{source}\u2069, seed "), title
+
+
+def test_a_curve_s_tooltips_isolate_the_table_s_name() -> None:
+    """The retry curve's tooltips say a table's name and then the pass: the name is isolated."""
+    from fsaops.html_report import _curve_svg
+
+    name = f"{RLO}{TABLE}"
+    svg = _curve_svg([(name, [3, 1], "#000")], 2)
+    assert f"<title>\u2068{name}\u2069</title>" in svg
+    assert f"<title>\u2068{name}\u2069, pass 1: 1</title>" in svg

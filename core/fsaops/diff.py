@@ -1517,7 +1517,7 @@ def _html_section(section: Section) -> str:
 
 def render_html(comparison: Comparison) -> str:
     """The comparison as one self-contained HTML page; differing rows are highlighted."""
-    from fsaops.html_report import document
+    from fsaops.html_report import document, isolated
 
     verdict = comparison.headline()
     kind = "bad" if comparison.failed else "note" if comparison.differs else "ok"
@@ -1531,4 +1531,6 @@ def render_html(comparison: Comparison) -> str:
         + "".join(f"<li>{escape(line)}</li>" for line in _not_compared())
         + "</ul></div>\n",
     ]
-    return document(f"fsaops diff: {comparison.a} and {comparison.b}", "".join(body))
+    return document(
+        f"fsaops diff: {isolated(comparison.a)} and {isolated(comparison.b)}", "".join(body)
+    )

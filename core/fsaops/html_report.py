@@ -273,6 +273,16 @@ def name_html(name: str, *, cut: bool = True) -> str:
     )
 
 
+def isolated(text: str) -> str:
+    """A name inside plain text where no ``<bdi>`` can go (a tab's title, an SVG tooltip).
+
+    Between U+2068 FIRST STRONG ISOLATE and U+2069 POP DIRECTIONAL
+    ISOLATE: laid out on its own, as in a ``<bdi>``, so a name written right
+    to left, or one holding an override, cannot reorder the text after it.
+    """
+    return f"\u2068{text}\u2069"
+
+
 def swatch(colour: str) -> str:
     """A small square of ``colour`` before a name."""
     return f'<span class="sw" style="background:{colour}"></span>'
@@ -856,12 +866,12 @@ def _curve_svg(series: Sequence[tuple[str | None, Sequence[int], str]], passes: 
         dash = ' stroke-dasharray="5 3"' if table is None else ""
         lines.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}">'
-            f"<title>{escape(name)}</title></polyline>"
+            f"<title>{escape(isolated(name))}</title></polyline>"
         )
         for p, v in enumerate(values[:passes]):
             lines.append(
                 f'<circle cx="{x(p):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}">'
-                f"<title>{escape(name)}, pass {p}: {n(v)}</title></circle>"
+                f"<title>{escape(isolated(name))}, pass {p}: {n(v)}</title></circle>"
             )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -1191,7 +1201,7 @@ def render_failure(source: str, status: str, error: str, *, command: str = "migr
         f"{escape(status.upper())}: {what} did not finish, so it has no report</p>\n"
         f'<pre id="error">{escape(error)}</pre>\n'
     )
-    return document(f"fsaops {command}: {source}: {status}", body)
+    return document(f"fsaops {command}: {isolated(source)}: {status}", body)
 
 
 def _proofs_failed(report: Report) -> str:
@@ -1255,5 +1265,5 @@ def render_report(report: Report, frames: FrameMaps | None = None) -> str:
     if report.trace:
         body.append(_trace(report.trace))
     body.append(_counters(report))
-    title = f"fsaops migrate: {report.source}, seed {report.seed}: {report.status}"
+    title = f"fsaops migrate: {isolated(report.source)}, seed {report.seed}: {report.status}"
     return document(title, "".join(body), script=script, data=data)
