@@ -8,7 +8,7 @@ import pytest
 
 from fsaops.errors import Deadlock
 from fsaops.page import PG, lock_page, trylock_page, unlock_page
-from fsaops.sched import Scheduler, hold, release
+from fsaops.sched import SPIN_TRIES, Scheduler, hold, release
 from fsaops.world import World
 
 
@@ -58,6 +58,49 @@ def test_waiting_for_a_lock_held_forever_is_a_deadlock(world: World) -> None:
     release(world.kernel.tasks[-1], held)
     assert trylock_page(page)
     unlock_page(page)
+
+
+def test_spinning_on_a_page_lock_lets_the_holder_let_go(world: World) -> None:
+    """``while (!trylock_page(page));``: on a kernel the holder lets go meanwhile; here too."""
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    sched = world.kernel.sched
+    start = sched.now
+    hold(world.kernel.new_task("io"), sched, "page_lock", page, 3)
+    tries = 1
+    while not trylock_page(page):
+        tries += 1
+        assert tries <= 10 * SPIN_TRIES, "the spin never ended"
+    # SPIN_TRIES failed tries run the next event, three ticks on: the hold let go.
+    assert (sched.now - start, tries) == (3, SPIN_TRIES + 1)
+    unlock_page(page)
+
+
+def test_spinning_with_nothing_to_let_go_leaves_the_clock_still(world: World) -> None:
+    """A lock nobody will let go: the clock stays still, for the stall watchdog to report."""
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    sched = world.kernel.sched
+    held = hold(world.kernel.new_task("stuck"), sched, "page_lock", page, None)
+    now = sched.now
+    assert not any(trylock_page(page) for _ in range(5 * SPIN_TRIES))
+    assert sched.now == now
+    release(world.kernel.tasks[-1], held)
+
+
+def test_failed_tries_of_different_locks_are_no_spin(world: World) -> None:
+    """Trying each of many held pages once (a scan) lets no time pass."""
+    inode = world.file(world.mount("ext2"), 2)
+    pages = inode.i_mapping.pages()
+    sched = world.kernel.sched
+    task = world.kernel.new_task("io")
+    for page in pages:
+        hold(task, sched, "page_lock", page, 1000)
+    now = sched.now
+    for _ in range(SPIN_TRIES):
+        for page in pages:
+            assert not trylock_page(page)
+    assert sched.now == now
 
 
 def test_sleeping_runs_the_event_that_wakes_us(world: World) -> None:

@@ -341,7 +341,9 @@ def trylock_buffer(bh: BufferHead) -> bool:
     if state & BH_lock:
         page = bh.b_page
         if page is not None:
-            page.node.kernel.sched.buffer_tried(bh)  # another task's I/O: it ends soon
+            sched = page.node.kernel.sched
+            sched.buffer_tried(bh)  # another task's I/O: it ends soon
+            sched.tried(bh, "buffer lock")  # a spin on it lets time pass
         return False
     bh.b_state = state | BH_lock
     return True

@@ -269,9 +269,14 @@ def set_page_private(page: Page, value: object) -> None:
 
 
 def trylock_page(page: Page) -> bool:
-    """Take the page lock if it is free (``!TestSetPageLocked``); True on success."""
+    """Take the page lock if it is free (``!TestSetPageLocked``); True on success.
+
+    A spin on it (:data:`~fsaops.sched.SPIN_TRIES` failed tries in a row)
+    lets time pass (:meth:`~fsaops.sched.Scheduler.tried`).
+    """
     flags = page.flags
     if flags & PG_locked:
+        page.node.kernel.sched.tried(page, "page lock")
         return False
     page.flags = flags | PG_locked
     return True

@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from fsaops.kernel import Kernel
     from fsaops.page import Page
 
-__all__ = ["PF_SWAPWRITE", "Event", "Hold", "Scheduler", "Task", "WaitQueue", "whose"]
+__all__ = [
+    "PF_SWAPWRITE",
+    "SPIN_TRIES",
+    "Event",
+    "Hold",
+    "Scheduler",
+    "Task",
+    "WaitQueue",
+    "whose",
+]
 
 PF_SWAPWRITE = 0x00800000
 """Task flag: the task may write to swap even when the queue is congested."""
@@ -42,6 +51,19 @@ PF_SWAPWRITE = 0x00800000
 WAITQUEUE_HASH_BITS = 8
 _REAL_WAIT_SLICE = 0.01  # seconds a real thread sleeps before looking again
 _REAL_WAIT_LIMIT = 60.0  # seconds a real thread waits before calling it a deadlock
+
+SPIN_TRIES = 100
+"""Failed trylocks of one lock in a row, with the clock still, that make a spin.
+
+A task that spins on a bit lock with no ``cond_resched``
+(``while (!trylock_buffer(bh));``) gives the clock no tick, and the model's
+other tasks (an I/O completing, a hold let go) run only as the clock moves;
+on a kernel the holder lets go meanwhile, on another CPU or in an
+interrupt.  So each ``SPIN_TRIES`` failed tries are time passing for the
+spinner: the clock goes on to the next pending event
+(:meth:`Scheduler.tried`).  No path of the model's own tries one lock
+that often at one tick.
+"""
 
 
 class Event:
@@ -120,6 +142,7 @@ class Scheduler:
         "_lock",
         "_pending",
         "_seq",
+        "_tried",
         "buffer_lockers",
         "in_event",
         "migrating",
@@ -137,6 +160,8 @@ class Scheduler:
         self._seq = 0
         self._pending = 0  # events that are not daemons
         self._lock = threading.RLock()
+        # The lock a trylock last failed on (its id), at which tick, how many times in a row.
+        self._tried = (0, -1, 0)
         self.threads = 0
         #: How many events have run: another task's work (an I/O completing,
         #: a commit, a hold let go of) happened between two readings of it
@@ -421,6 +446,30 @@ class Scheduler:
             if held.event is not None:
                 held.event.cancel()
             held.event = self.call_at(when, release, task, held)
+
+    def tried(self, obj: Page | BufferHead, what: str) -> None:
+        """A trylock found the ``what`` (``page lock``, ``buffer lock``) of ``obj`` held.
+
+        The task did not sleep on it.  At the :data:`SPIN_TRIES`-th failed
+        try of one lock in a row with the clock still, the task spins on it,
+        and time passes: the next pending event runs (the I/O or the hold
+        that has the lock may be it).  With none pending, nothing here can
+        let the lock go, and the task is left to its loop: one that never
+        ends keeps the clock still, which the run's stall watchdog reports,
+        naming the plugin code that spins.
+        """
+        key, at, count = self._tried
+        now = self.now
+        if key == id(obj) and at == now:
+            count += 1
+            if count >= SPIN_TRIES:
+                self._tried = (0, -1, 0)
+                if self._pending > 0:
+                    self.run_next()
+                return
+            self._tried = (key, now, count)
+        else:
+            self._tried = (id(obj), now, 1)
 
     def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``bh.b_state``."""

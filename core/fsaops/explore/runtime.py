@@ -21,7 +21,9 @@ explorer runs, because they are put into an explored kernel only:
 * a process's ``mmap_sem`` becomes a :class:`Semaphore` (a sleeping lock);
 * the kernel's scheduler becomes an :class:`ExploredScheduler`:
   ``cond_resched`` (``tick``) is a point (a task that polls at one
-  ``cond_resched`` yields, :data:`SPIN_YIELDS`), a page lock a table's
+  ``cond_resched`` yields, :data:`SPIN_YIELDS`; so does one that spins on a
+  trylock with no ``cond_resched``, at a ``trylock`` point every
+  :data:`~fsaops.sched.SPIN_TRIES` failed tries), a page lock a table's
   ``migratepage`` releases is a point, sleeping on a page or buffer bit
   blocks the task, and an event the code schedules (an I/O completion, a
   hold let go) is a task of its own, runnable at once: the DMA window
@@ -52,7 +54,7 @@ from fsaops.errors import CannotStart, KernelBug, cannot_start, describe_excepti
 from fsaops.explore.lockdep import KERNEL_ORDER, CircularLocking, LockGraph, LockOrder
 from fsaops.memory import POISON_BYTE, Node
 from fsaops.page import PG, Page
-from fsaops.sched import Event, Scheduler, Task
+from fsaops.sched import SPIN_TRIES, Event, Scheduler, Task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL",
     "SPIN_YIELDS",
+    "YIELD_TRIES",
     "Controller",
     "ExploredNode",
     "ExploredScheduler",
@@ -100,6 +103,23 @@ sleeps.  No path of the model comes near it: ``migrate_pages`` reaches a
 page's ``cond_resched`` at most once a pass, ten passes in all, with the
 other pages' in between.
 """
+
+YIELD_TRIES: Final = SPIN_TRIES * SPIN_YIELDS
+"""Failed trylocks of one lock in a row, with no other task run, after which the task yields.
+
+Every :data:`~fsaops.sched.SPIN_TRIES`-th failed try is a ``trylock``
+point, where the search may switch to another task (a preemption) or let
+the spinner go on (it does by default); at the :data:`SPIN_YIELDS`-th
+such point in a row the spinner yields, as a poller does, so that a spin
+that waits for the lock ends in every schedule.  A table that gives up on
+the lock sooner is seen giving up.  If no other task can run then, and the
+lock is still held, nothing can let it go: a livelock, which fails the
+schedule.
+"""
+
+
+def _never() -> bool:
+    return False
 
 
 class Pages:
@@ -305,6 +325,9 @@ class Controller:
         self.io_tail: dict[int, XTask] = {}
         #: The task that polls at a ``cond_resched``, where, and how many times in a row.
         self._spin: tuple[XTask | None, str, int, int] = (None, "", -1, 0)
+        #: The task whose trylocks of one lock (its ``id``) failed in a row, how many
+        #: times, and whether that lock is free now.
+        self._tries: tuple[XTask | None, int, int, Callable[[], bool]] = (None, 0, 0, _never)
         self._finished = threading.Event()
         self._mask_all = pages.all
         #: How many wakes of each page's and buffer's queue found each bit its
@@ -483,6 +506,16 @@ class Controller:
             return
         if me is not None and me.label[0] == "cond_resched" and len(enabled) > 1:
             enabled = self._yielded(me, enabled)
+        elif me is not None and me.label[0] == "trylock" and self._spun_out(me):
+            # A task that spins on a lock yields, as one that polls does: the
+            # holder runs meanwhile, on a kernel on another CPU.
+            others = [t for t in enabled if t is not me]
+            if others:
+                enabled = others
+            elif not self._tries[3]():
+                self._stop("deadlock", self._livelock(me))
+                me.gate.acquire()
+                return
         chosen: XTask | None = None
         if j < len(self.forced):
             tid = self.forced[j]
@@ -519,6 +552,7 @@ class Controller:
         chosen.ready = None
         if chosen is not me:
             self._spin = (None, "", -1, 0)  # another task ran: whoever polled may find it done
+            self._tries = (None, 0, 0, _never)
         self.current = chosen
         self.kernel.current = chosen.task
         if chosen is me:
@@ -537,6 +571,51 @@ class Controller:
             return enabled
         self._spin = (None, "", -1, 0)
         return [t for t in enabled if t is not me]
+
+    def tried(
+        self,
+        key: int,
+        page: Page | None,
+        lock: str,
+        caller: Any,
+        free: Callable[[], bool],
+    ) -> None:
+        """A trylock of the running task, made in the frame ``caller``, found ``lock`` held.
+
+        ``key`` is the lock's ``id``.  Every
+        :data:`~fsaops.sched.SPIN_TRIES`-th failed try of one lock in a row,
+        with no other task run in between, is a ``trylock`` point, labelled
+        with the caller's function; at :data:`YIELD_TRIES` the task yields
+        there (the choice of who runs next).  ``free`` says whether the lock is
+        free now.
+        """
+        me = self.current
+        if me is None or not self.live:
+            return
+        task, at, count, _ = self._tries
+        count = count + 1 if task is me and at == key else 1
+        self._tries = (me, key, count, free)
+        if count % SPIN_TRIES == 0:
+            index, pfn, mask = self.page_label(page)
+            self.point("trylock", index, pfn, lock, mask, caller.f_code.co_name)
+
+    def _spun_out(self, me: XTask) -> bool:
+        """Whether ``me`` has tried one lock :data:`YIELD_TRIES` times in a row, or more."""
+        task, _, count, _ = self._tries
+        return task is me and count >= YIELD_TRIES
+
+    def _livelock(self, me: XTask) -> str:
+        _, function, _, _, lock, _ = me.label
+        others = [
+            f"{t.name} waits in {t.label[1] or '?'} for {t.label[4] or t.label[0]}"
+            for t in self.tasks
+            if t is not me and not t.done
+        ]
+        return (
+            f"livelock: {me.name} spins in {function or '?'} on the {lock}, trying it "
+            f"{YIELD_TRIES:,} times in a row, and no other task can run to let it go"
+            + (": " + "; ".join(others) if others else " (every other task has ended)")
+        )
 
     def _deadlock(self) -> str:
         waiting = [
@@ -855,6 +934,7 @@ class Spinlock:
             if self.owner is me:
                 raise KernelBug(f"spin_lock of {self.name}, which this task already holds")
             if not blocking:
+                ctl.tried(id(self), None, self.name, caller, self._free)  # a spin_trylock loop
                 return False
         if me is not None and me.holding and blocking:
             # lockdep: the order this makes against those known (a trylock makes none).
@@ -1108,6 +1188,32 @@ class ExploredScheduler(Scheduler):
             super().wait(ready, what, wq, announce)
             return
         self.ctl.block(ready, "sleep", -1, -1, what, ALL)
+
+    def tried(self, obj: Page | BufferHead, what: str) -> None:
+        """A trylock found the lock of ``obj`` held: a try of a spin (:meth:`Controller.tried`)."""
+        ctl = self.ctl
+        if not ctl.live:
+            super().tried(obj, what)
+            return
+        if isinstance(obj, Page):
+            page = obj
+            label = f"{what} of pfn {obj.pfn}"
+
+            def free() -> bool:
+                return not page.flags & PG.locked
+
+        else:
+            from fsaops.buffer import BH
+
+            bh = obj
+            page = bh.b_page
+            label = f"{what} of {_bh_name(bh)}"
+
+            def free() -> bool:
+                return not bh.b_state & BH.lock
+
+        # The caller of trylock_buffer or trylock_page: the code that spins.
+        ctl.tried(id(obj), page, label, sys._getframe(2), free)
 
     def wait_on_page_bit(self, page: Page, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``page.flags`` (page lock, writeback)."""
