@@ -8,11 +8,15 @@ file, so no explored schedule has two tasks want one mapping's two locks at
 once, and every schedule passed.  The explorer now checks each nested
 acquire against the orders known (the kernel's own, and those earlier
 schedules of the search made), and fails the schedule with "possible
-circular locking dependency detected".
+circular locking dependency detected".  A table's own locks
+(:class:`fsaops.Mutex`) are in it too: the kernel's orders know nothing of
+them, so an order only an earlier schedule took is what finds two of them
+nested both ways.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
 
 import attrs
@@ -24,6 +28,7 @@ from fsaops.explore.api import decode_replay, render_text
 from fsaops.explore.lockdep import KERNEL_ORDER, LockGraph, LockOrder
 from fsaops.explore.setup import TaskSpec
 from fsaops.mapping import AddressSpace
+from fsaops.mutex import Mutex
 from fsaops.page import PG, Page
 from fsaops.plugins import Registry
 from test_explore_buffer_locks import _table
@@ -154,3 +159,86 @@ def test_the_graph_finds_a_path_of_several_orders() -> None:
     assert graph.taking("migrate", ["tree_lock of f"], "tree_lock of g", None) == ""
     assert graph.taking("migrate", ["x of f"], "y of f", None) == ""
     assert graph.new == [LockOrder("x", "y", "migrate", "?")]
+
+
+def _two_mutexes_by_dirt(names: tuple[str, str]) -> Callable[[Page, Page], int]:
+    """Takes a table's own two mutexes one way on a clean page and the other on a dirty one."""
+    first, second = Mutex(names[0]), Mutex(names[1])
+
+    def mutexes_by_dirt(newpage: Page, page: Page) -> int:
+        outer, inner = (second, first) if page.flags & PG.dirty else (first, second)
+        with outer, inner:
+            pass
+        return buffer_migrate_page(newpage, page)
+
+    return mutexes_by_dirt
+
+
+def test_a_table_s_own_mutexes_nested_both_ways_in_two_schedules_fail_and_replay(
+    registry: Registry,
+) -> None:
+    """The kernel's orders know nothing of a table's own locks: an earlier schedule's order counts.
+
+    The schedule with no preemption migrates the clean page (``s_alloc_sem``
+    first); one in which ``write`` dirties the page first nests the two the
+    other way.  No single schedule takes both orders, and each passed.
+    """
+    fstype = _table(registry, "ext2", "default", _two_mutexes_by_dirt(("s_alloc_sem", "s_bitmap")))
+    result = explore(
+        fstype, "default", tasks=[TaskSpec("write", 0)], pages=1, preemptions=1, registry=registry
+    )
+    assert result.failures, render_text(result)
+    assert result.schedules > 1
+    (failure,) = result.failures
+    text = " ".join(p for _, p in failure.problems)
+    assert CIRCULAR in text and "in an earlier schedule of this search" in text, text
+    assert "takes s_alloc_sem in mutexes_by_dirt" in text and "while it holds s_bitmap" in text
+    setup, _, _ = decode_replay(failure.replay)
+    assert [(o.before, o.after) for o in setup.lock_orders] == [("s_alloc_sem", "s_bitmap")]
+    again = replay(failure.replay, registry=_knowing(registry, fstype))
+    (replayed,) = again.failures
+    assert replayed.problems == failure.problems
+
+
+def test_a_table_s_own_mutexes_nested_one_way_pass(registry: Registry) -> None:
+    first, second = Mutex("s_alloc_sem"), Mutex("s_bitmap")
+
+    def mutexes_in_order(newpage: Page, page: Page) -> int:
+        with first, second:
+            pass
+        return buffer_migrate_page(newpage, page)
+
+    fstype = _table(registry, "ext2", "default", mutexes_in_order)
+    result = explore(
+        fstype, "default", tasks=[TaskSpec("write", 0)], pages=1, preemptions=1, registry=registry
+    )
+    assert result.exhausted and not result.failures, render_text(result)
+
+
+def test_a_mutex_and_a_kernel_spinlock_nested_both_ways_fail(registry: Registry) -> None:
+    """``tree_lock`` under the table's mutex on a clean page, the mutex under it on a dirty one.
+
+    The second is a sleeping lock taken under a spinlock: ``mutex_lock``'s
+    ``might_sleep()`` says so first, held or free.
+    """
+    own = Mutex("s_alloc_sem")
+
+    def mutex_and_tree_lock(newpage: Page, page: Page) -> int:
+        mapping = page.mapping
+        if isinstance(mapping, AddressSpace):
+            if page.flags & PG.dirty:
+                with mapping.tree_lock, own:
+                    pass
+            else:
+                with own, mapping.tree_lock:
+                    pass
+        return buffer_migrate_page(newpage, page)
+
+    fstype = _table(registry, "ext2", "default", mutex_and_tree_lock)
+    result = explore(
+        fstype, "default", tasks=[TaskSpec("write", 0)], pages=1, preemptions=1, registry=registry
+    )
+    (failure,) = result.failures
+    text = " ".join(p for _, p in failure.problems)
+    assert "sleeping function called from invalid context: migrate calls mutex_lock of " in text
+    assert "s_alloc_sem in mutex_and_tree_lock holding spinlock tree_lock of" in text, text

@@ -6,7 +6,10 @@ lock the model knows about.  Under ``fsaops migrate`` a :class:`Mutex` is
 a plain lock.  Under ``fsaops explore`` it is a lock of the explored
 kernel, as the mapping's and the process's locks are: taking it is a
 scheduling point, a task that finds it held sleeps until it is released
-(other tasks run meanwhile), and releasing it is a point again.
+(other tasks run meanwhile), and releasing it is a point again.  Taking
+one with a spinlock held is the kernel's ``might_sleep`` ``BUG``, held or
+free, and its name is its class for the lock-order check
+(:mod:`fsaops.explore.lockdep`).
 
 A :class:`threading.Lock` does none of that: the explorer runs one task at
 a time, so a task that waits on such a lock while the task holding it is
@@ -17,6 +20,7 @@ stops with ``cannot explore``.
 from __future__ import annotations
 
 import _thread
+import sys
 from collections.abc import Callable
 from typing import Final, Protocol
 
@@ -43,6 +47,12 @@ class _Explorer(Protocol):
     def block(
         self, ready: Callable[[], bool], kind: str, page: int, pfn: int, lock: str, mask: int
     ) -> None: ...
+
+    def taking(self, name: str, caller: object) -> None: ...
+
+    def might_sleep(self, what: str) -> None: ...
+
+    def holds(self, name: str, held: bool) -> None: ...
 
 
 _explorer: list[_Explorer | None] = [None]
@@ -107,6 +117,10 @@ class Mutex:
             return True
         explorer.point("mutex_lock", -1, -1, self.name, _EVERY_PAGE)
         lock = self._lock
+        if blocking:
+            explorer.might_sleep(f"mutex_lock of {self.name}")  # held or free
+            # lockdep: the order with every lock the task holds (a trylock makes none)
+            explorer.taking(self.name, sys._getframe(1))
         if lock.locked():
             if not blocking:
                 return False
@@ -116,6 +130,7 @@ class Mutex:
         if not lock.acquire(False):  # pragma: no cover - one task runs at a time
             raise KernelBug(f"mutex_lock of {self.name}: woken with it still held")
         self._owner = me
+        explorer.holds(self.name, True)
         return True
 
     def release(self) -> None:
@@ -130,6 +145,7 @@ class Mutex:
         self._lock.release()
         explorer = _explorer[0]
         if explorer is not None and explorer.live:
+            explorer.holds(self.name, False)
             explorer.point("mutex_unlock", -1, -1, self.name, _EVERY_PAGE)
 
     def locked(self) -> bool:

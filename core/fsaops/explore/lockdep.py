@@ -1,4 +1,4 @@
-"""The order spinlocks are nested in, checked as the kernel's lockdep checks it.
+"""The order locks are nested in (spinlocks, a table's mutexes), checked as lockdep checks it.
 
 A task that takes lock B while it holds lock A makes the *order* A -> B
 between their classes (a lock's class is its kernel name: ``tree_lock``,
@@ -26,13 +26,16 @@ The orders known are, in every schedule:
   them records it in its replay string, so that the replay knows it too
   and fails the same way.
 
-Only the spinlocks an explored kernel schedules are tracked (see
-:mod:`fsaops.explore.runtime`).  Not the page lock and the buffer lock
-(bit locks, which lockdep does not track either), not a node's
-``lru_lock`` and the swap device's lock (plain locks taken on the engine's
-per-page path, which the explorer does not replace), nor ``mmap_sem`` and a
-table's :class:`~fsaops.mutex.Mutex`.  A trylock makes no order (it cannot
-wait), and neither does taking a second lock of the class already held.
+The spinlocks an explored kernel schedules are tracked (see
+:mod:`fsaops.explore.runtime`), and so are the tables' own locks
+(:class:`~fsaops.mutex.Mutex`, of the class their name says).  The kernel's
+orders know nothing of a table's mutexes: for them the orders earlier
+schedules made are what finds two nested both ways.  Not the page lock
+and the buffer lock (bit locks, which lockdep does not track either), not
+a node's ``lru_lock`` and the swap device's lock (plain locks taken on the
+engine's per-page path, which the explorer does not replace), nor
+``mmap_sem``.  A trylock makes no order (it cannot wait), and neither does
+taking a second lock of the class already held.
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ KERNEL_ORDER: Final = (
 
 
 class CircularLocking(KernelBug):
-    """A task took two spinlock classes in the order opposite to one known (lockdep's report).
+    """A task took two lock classes in the order opposite to one known (lockdep's report).
 
     Its message is the explorer's own and says both orders and where each was
     made: the schedule's failure quotes it whole, where a plugin's exception
@@ -169,7 +172,9 @@ def lock_class(name: str) -> str:
     return name.split(" of ", 1)[0]
 
 
-_SKIPPED: Final = frozenset({"fsaops.spinlock", "fsaops.explore.runtime", "fsaops.explore.lockdep"})
+_SKIPPED: Final = frozenset(
+    {"fsaops.spinlock", "fsaops.mutex", "fsaops.explore.runtime", "fsaops.explore.lockdep"}
+)
 _ENGINE: Final = ("fsaops.migrate", "migrate_pages")
 
 

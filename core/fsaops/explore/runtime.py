@@ -206,6 +206,9 @@ class XTask:
             not woken (``None``: it does not sleep on a bit).
         holding: the explored kernel's spinlocks it holds, in the order it
             took them.
+        mutexes: the names of the tables' own locks
+            (:class:`~fsaops.mutex.Mutex`) it holds, in the order it took
+            them: for the lock-order check, not for ``might_sleep``.
         done: it finished.
         ident: the identifier of the thread it runs on (0 before it starts).
     """
@@ -221,6 +224,7 @@ class XTask:
         "ident",
         "key",
         "label",
+        "mutexes",
         "name",
         "ready",
         "task",
@@ -241,6 +245,7 @@ class XTask:
         self.key = key or str(tid)
         self.children = 0
         self.holding: list[Spinlock] = []
+        self.mutexes: list[str] = []
         self.task = task
         self.footprint = footprint
         self.body = body
@@ -599,6 +604,55 @@ class Controller:
             index, pfn, mask = self.page_label(page)
             self.point("trylock", index, pfn, lock, mask, caller.f_code.co_name)
 
+    def taking(self, name: str, caller: Any) -> None:
+        """The running task, in the frame ``caller``, waits for lock ``name`` if it is held.
+
+        Lockdep's check (:mod:`fsaops.explore.lockdep`): every lock the task
+        holds (the explored kernel's spinlocks and the tables' own mutexes)
+        makes an order with ``name``; one that closes a cycle with the
+        orders known fails the schedule.  A trylock cannot wait, and is not
+        checked.
+
+        Raises:
+            CircularLocking: the order closes a cycle.
+        """
+        me = self.current
+        if me is None or not self.live or not (me.holding or me.mutexes):
+            return
+        held = [*(lock.name for lock in me.holding), *me.mutexes]
+        said = self.lockdep.taking(me.name, held, name, caller)
+        if said:
+            raise CircularLocking(said)
+
+    def might_sleep(self, what: str) -> None:
+        """The running task calls ``what``, which may sleep: the kernel's ``might_sleep`` check.
+
+        ``mutex_lock`` calls ``might_sleep()`` first, held or free: with a
+        spinlock held it is a ``BUG`` whether or not it would sleep this
+        time.
+
+        Raises:
+            KernelBug: the task holds a spinlock of the explored kernel.
+        """
+        me = self.current
+        if me is None or not self.live or not me.holding:
+            return
+        raise KernelBug(
+            f"sleeping function called from invalid context: {me.name} calls {what} in "
+            f"{_function()} holding {_spinlocks_held(me.holding)}, and {what} may sleep "
+            "(it does if another task holds the lock)"
+        )
+
+    def holds(self, name: str, held: bool) -> None:
+        """The running task took (``held``) or let go of a table's own lock named ``name``."""
+        me = self.current
+        if me is None or not self.live:
+            return
+        if held:
+            me.mutexes.append(name)
+        elif name in me.mutexes:
+            me.mutexes.remove(name)
+
     def _spun_out(self, me: XTask) -> bool:
         """Whether ``me`` has tried one lock :data:`YIELD_TRIES` times in a row, or more."""
         task, _, count, _ = self._tries
@@ -712,7 +766,7 @@ def default_policy(j: int, current: XTask | None, enabled: list[XTask]) -> XTask
     return enabled[0]
 
 
-_SKIPPED: Final = frozenset({_MODULE, "fsaops.sched"})
+_SKIPPED: Final = frozenset({_MODULE, "fsaops.sched", "fsaops.mutex"})
 _TASKS: Final = "fsaops.explore.tasks"
 _HELPERS: Final = frozenset({"load", "io", "wait"})
 
@@ -936,12 +990,8 @@ class Spinlock:
             if not blocking:
                 ctl.tried(id(self), None, self.name, caller, self._free)  # a spin_trylock loop
                 return False
-        if me is not None and me.holding and blocking:
-            # lockdep: the order this makes against those known (a trylock makes none).
-            held = [lock.name for lock in me.holding]
-            said = ctl.lockdep.taking(me.name, held, self.name, caller)
-            if said:
-                raise CircularLocking(said)
+        if blocking:  # lockdep: the order this makes against those known (a trylock makes none)
+            ctl.taking(self.name, caller)
         if self.held:
             ctl.block(self._free, "spin", self.page, -1, self.name, self.mask)
         self.held = True
