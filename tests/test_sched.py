@@ -8,7 +8,7 @@ import pytest
 
 from fsaops.errors import Deadlock
 from fsaops.page import PG, lock_page, trylock_page, unlock_page
-from fsaops.sched import SPIN_TRIES, Scheduler, hold, release
+from fsaops.sched import LIVELOCK_TRIES, SPIN_TRIES, Scheduler, hold, release
 from fsaops.world import World
 
 
@@ -85,6 +85,24 @@ def test_spinning_with_nothing_to_let_go_leaves_the_clock_still(world: World) ->
     now = sched.now
     assert not any(trylock_page(page) for _ in range(5 * SPIN_TRIES))
     assert sched.now == now
+    release(world.kernel.tasks[-1], held)
+
+
+def test_a_spin_nothing_can_end_is_a_deadlock_at_its_livelock_tries(world: World) -> None:
+    """A loop that gives up sooner is let be; one that goes on to LIVELOCK_TRIES never ends."""
+    inode = world.file(world.mount("ext2"), 1)
+    (page,) = inode.i_mapping.pages()
+    held = hold(world.kernel.new_task("stuck"), world.kernel.sched, "page_lock", page, None)
+    tries: list[bool] = []
+
+    def spin() -> None:
+        while not trylock_page(page):
+            tries.append(False)
+            assert len(tries) < 2 * LIVELOCK_TRIES, "the spin was let go on for ever"
+
+    with pytest.raises(Deadlock, match=f"page lock of .*tried {LIVELOCK_TRIES:,} times in a row"):
+        spin()
+    assert len(tries) == LIVELOCK_TRIES - 1
     release(world.kernel.tasks[-1], held)
 
 

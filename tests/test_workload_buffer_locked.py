@@ -98,6 +98,21 @@ def spins_on_buffers(newpage, page):
     return _move(newpage, page, ring, ring)
 
 
+def spins_on_its_own_buffer(newpage, page):
+    """Locks a buffer, then spins on its trylock: nobody else can ever let it go."""
+    from fsaops.buffer import lock_buffer
+
+    if not page.flags & PG.private:
+        return migrate_page(newpage, page)
+    if migrate_page_remove_references(newpage, page, 3):
+        return -EAGAIN
+    ring = list(buffers(page.private))
+    lock_buffer(ring[0])
+    while not trylock_buffer(ring[0]):
+        pass
+    return _move(newpage, page, ring, [ring[0]])
+
+
 def copies_busy_buffers(newpage, page):
     """Waits for the first buffer; gives the new page a copy of any other another task holds."""
     from fsaops.buffer import BufferHead, bh_offset, lock_buffer
@@ -226,6 +241,7 @@ def fsaops_filesystem_types():
         _type("moves_busy_buffers", moves_busy_buffers),
         _type("waits_for_buffers", buffer_migrate_page),
         _type("spins_on_buffers", spins_on_buffers),
+        _type("spins_on_its_own_buffer", spins_on_its_own_buffer),
         _type("copies_busy_buffers", copies_busy_buffers),
         _type("drops_the_ring", drops_the_ring),
         _type("tries_every_lock_first", tries_every_lock_first),
@@ -345,6 +361,17 @@ def test_a_table_that_spins_on_each_buffer_lock_passes(configs: Path, semantics:
     totals = report["totals"]
     assert isinstance(totals, dict)
     assert totals["moved"] == totals["pages"]
+
+
+def test_a_table_that_spins_on_a_buffer_lock_it_holds_fails_at_once(configs: Path) -> None:
+    """Before: "stuck: the run made no progress for 30 s"; now the spin is named, at once."""
+    rc, report = run(configs, "spins_on_its_own_buffer", fraction=0.0)
+    assert (rc, report["status"]) == (1, "kernel bug")
+    message = report["error"]
+    assert isinstance(message, str)
+    assert "waiting for the buffer lock of" in message, message
+    assert "tried 10,000 times in a row, and nothing can wake it" in message, message
+    assert "spins_on_its_own_buffer_aops" in message, message
 
 
 @pytest.mark.parametrize("fs", ["copies_busy_buffers", "drops_the_ring"])

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from fsaops.page import Page
 
 __all__ = [
+    "LIVELOCK_TRIES",
     "PF_SWAPWRITE",
     "SPIN_TRIES",
     "Event",
@@ -64,6 +65,9 @@ spinner: the clock goes on to the next pending event
 (:meth:`Scheduler.tried`).  No path of the model's own tries one lock
 that often at one tick.
 """
+
+LIVELOCK_TRIES = 100 * SPIN_TRIES
+"""Failed trylocks of one lock in a row, with nothing left to let it go, that are a livelock."""
 
 
 class Event:
@@ -450,26 +454,33 @@ class Scheduler:
     def tried(self, obj: Page | BufferHead, what: str) -> None:
         """A trylock found the ``what`` (``page lock``, ``buffer lock``) of ``obj`` held.
 
-        The task did not sleep on it.  At the :data:`SPIN_TRIES`-th failed
+        The task did not sleep on it.  At every :data:`SPIN_TRIES`-th failed
         try of one lock in a row with the clock still, the task spins on it,
         and time passes: the next pending event runs (the I/O or the hold
         that has the lock may be it).  With none pending, nothing here can
-        let the lock go, and the task is left to its loop: one that never
-        ends keeps the clock still, which the run's stall watchdog reports,
-        naming the plugin code that spins.
+        let the lock go: the task is left to its loop, which may give up,
+        until :data:`LIVELOCK_TRIES` tries in a row.
+
+        Raises:
+            Deadlock: the task tried the lock :data:`LIVELOCK_TRIES` times in
+                a row, and nothing pending, and no real thread, can let it go
+                (a spin on a lock the task holds itself, or one nobody will
+                release).
         """
         key, at, count = self._tried
         now = self.now
         if key == id(obj) and at == now:
             count += 1
-            if count >= SPIN_TRIES:
-                self._tried = (0, -1, 0)
-                if self._pending > 0:
-                    self.run_next()
-                return
-            self._tried = (key, now, count)
         else:
-            self._tried = (id(obj), now, 1)
+            key, count = id(obj), 1
+        self._tried = (key, now, count)
+        if count % SPIN_TRIES:
+            return
+        if self._pending > 0:
+            self.run_next()  # the clock moves on, and the count starts again
+        elif count >= LIVELOCK_TRIES and not self.threads:
+            self._tried = (0, -1, 0)
+            raise Deadlock(f"the {what} of {obj!r}, tried {count:,} times in a row", now)
 
     def wait_on_buffer_bit(self, bh: BufferHead, bit: int, what: str) -> None:
         """Sleep until ``bit`` is clear in ``bh.b_state``."""
