@@ -580,14 +580,15 @@ class Controller:
     def tried(
         self,
         key: int,
-        page: Page | None,
+        page: Page | tuple[int, int] | None,
         lock: str,
         caller: Any,
         free: Callable[[], bool],
     ) -> None:
         """A trylock of the running task, made in the frame ``caller``, found ``lock`` held.
 
-        ``key`` is the lock's ``id``.  Every
+        ``key`` is the lock's ``id``; ``page`` the page it belongs to, or
+        for a lock of the explored kernel its (explorer page, mask).  Every
         :data:`~fsaops.sched.SPIN_TRIES`-th failed try of one lock in a row,
         with no other task run in between, is a ``trylock`` point, labelled
         with the caller's function; at :data:`YIELD_TRIES` the task yields
@@ -601,7 +602,10 @@ class Controller:
         count = count + 1 if task is me and at == key else 1
         self._tries = (me, key, count, free)
         if count % SPIN_TRIES == 0:
-            index, pfn, mask = self.page_label(page)
+            if isinstance(page, tuple):
+                (index, mask), pfn = page, -1
+            else:
+                index, pfn, mask = self.page_label(page)
             self.point("trylock", index, pfn, lock, mask, caller.f_code.co_name)
 
     def taking(self, name: str, caller: Any) -> None:
@@ -988,7 +992,8 @@ class Spinlock:
             if self.owner is me:
                 raise KernelBug(f"spin_lock of {self.name}, which this task already holds")
             if not blocking:
-                ctl.tried(id(self), None, self.name, caller, self._free)  # a spin_trylock loop
+                # a spin_trylock loop spins
+                ctl.tried(id(self), (self.page, self.mask), self.name, caller, self._free)
                 return False
         if blocking:  # lockdep: the order this makes against those known (a trylock makes none)
             ctl.taking(self.name, caller)
