@@ -134,6 +134,17 @@ def test_an_order_of_an_earlier_schedule_counts_and_replays(
     """
     monkeypatch.setattr(runtime, "KERNEL_ORDER", ())
     fstype = _table(registry, "ext2", "default", by_dirt)
+    _fails_on_an_earlier_order(registry, fstype, ("tree_lock", "private_lock"))
+
+
+def _fails_on_an_earlier_order(
+    registry: Registry, fstype: FileSystemType, order: tuple[str, str]
+) -> str:
+    """Explore ``fstype`` against ``write@0``: it fails on ``order``, taken by an earlier schedule.
+
+    The replay string carries that order, and the replay fails the same way.
+    Returns the failure's text.
+    """
     result = explore(
         fstype, "default", tasks=[TaskSpec("write", 0)], pages=1, preemptions=1, registry=registry
     )
@@ -143,10 +154,11 @@ def test_an_order_of_an_earlier_schedule_counts_and_replays(
     text = " ".join(p for _, p in failure.problems)
     assert CIRCULAR in text and "in an earlier schedule of this search" in text, text
     setup, _, _ = decode_replay(failure.replay)
-    assert [(o.before, o.after) for o in setup.lock_orders] == [("tree_lock", "private_lock")]
+    assert [(o.before, o.after) for o in setup.lock_orders] == [order]
     again = replay(failure.replay, registry=_knowing(registry, fstype))
     (replayed,) = again.failures
     assert replayed.problems == failure.problems
+    return text
 
 
 def test_the_graph_finds_a_path_of_several_orders() -> None:
@@ -184,20 +196,8 @@ def test_a_table_s_own_mutexes_nested_both_ways_in_two_schedules_fail_and_replay
     other way.  No single schedule takes both orders, and each passed.
     """
     fstype = _table(registry, "ext2", "default", _two_mutexes_by_dirt(("s_alloc_sem", "s_bitmap")))
-    result = explore(
-        fstype, "default", tasks=[TaskSpec("write", 0)], pages=1, preemptions=1, registry=registry
-    )
-    assert result.failures, render_text(result)
-    assert result.schedules > 1
-    (failure,) = result.failures
-    text = " ".join(p for _, p in failure.problems)
-    assert CIRCULAR in text and "in an earlier schedule of this search" in text, text
+    text = _fails_on_an_earlier_order(registry, fstype, ("s_alloc_sem", "s_bitmap"))
     assert "takes s_alloc_sem in mutexes_by_dirt" in text and "while it holds s_bitmap" in text
-    setup, _, _ = decode_replay(failure.replay)
-    assert [(o.before, o.after) for o in setup.lock_orders] == [("s_alloc_sem", "s_bitmap")]
-    again = replay(failure.replay, registry=_knowing(registry, fstype))
-    (replayed,) = again.failures
-    assert replayed.problems == failure.problems
 
 
 def test_a_table_s_own_mutexes_nested_one_way_pass(registry: Registry) -> None:
