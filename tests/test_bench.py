@@ -18,6 +18,7 @@ import guarded
 from fsaops import bench
 from fsaops.config import parse_config
 from fsaops.config.schema import MAX_NODE_PAGES
+from fsaops.errors import CannotStart
 from fsaops.plugins import Registry
 from fsaops.scenario import plan_scenario
 
@@ -342,6 +343,36 @@ def test_a_child_that_did_not_complete_keeps_its_own_message(tmp_path: Path) -> 
     assert "kernel.nodse: unknown key; did you mean 'nodes'?" in run.error
     line = run.failure("fsaops migrate of 5 pages")
     assert line.startswith("fsaops migrate of 5 pages ended with exit status 2 (bad input): ")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peaks are Linux's VmHWM")
+def test_a_timed_child_is_not_charged_the_bench_s_own_memory() -> None:
+    # Linux carries a process's peak resident size over fork and exec: a child
+    # started straight from a bench that has grown would report the bench's.
+    ballast = bytearray(512 << 20)
+    ballast[::4096] = b"\1" * len(range(0, len(ballast), 4096))  # resident, every page
+    grown = bench._rss_bytes()
+    assert grown > 512 << 20
+    run = bench.migrate_command(bench.end_to_end_scenario(200))
+    assert run.completed, run.error
+    assert 0 < run.peak_rss_bytes < 256 << 20, f"{run.peak_rss_bytes:,} bytes, the bench {grown:,}"
+    assert run.seconds > 0
+    del ballast
+
+
+def test_a_timed_child_that_cannot_start_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    with pytest.raises(CannotStart, match="cannot start the fsaops migrate"):
+        bench.migrate_command(bench.end_to_end_scenario(50))
+
+
+def test_a_timed_child_the_launcher_cannot_start_is_one_line(tmp_path: Path) -> None:
+    with (
+        open(tmp_path / "out", "wb") as out,
+        open(tmp_path / "err", "wb") as err,
+        pytest.raises(CannotStart, match=r"No such file or directory \(ENOENT\)"),
+    ):
+        bench._launched([str(tmp_path / "no-such-program")], out, err)
 
 
 #: What the child says when the scenario asks for more memory than the machine can give.

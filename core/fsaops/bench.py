@@ -941,11 +941,89 @@ class CommandRun:
         return f"{what} ended with exit status {self.returncode} ({self.status}){said}"
 
 
+#: The small program that starts a timed child and says what it cost: its
+#: wall clock, its peak resident size and its exit status.  A process started
+#: straight from the bench would be charged the bench's own peak: Linux
+#: carries a process's peak over ``exec`` (and ``fork`` copies it), so every
+#: child of a bench that has built its rigs would peak at the bench's size at
+#: least.  This program's own memory is small, and the child it starts
+#: inherits only that.
+_LAUNCHER = """\
+import os, sys, time
+said = int(sys.argv[1])
+start = time.perf_counter()
+try:
+    pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+except OSError as exc:
+    os.write(said, f"error {exc.errno} {exc.strerror}".encode())
+    raise SystemExit(0)
+_pid, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+os.write(said, f"ran {seconds!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}".encode())
+"""
+
+
+def _launched(cmd: list[str], stdout: Any, stderr: Any) -> tuple[float, int, int]:
+    """Run ``cmd`` through :data:`_LAUNCHER`: its wall clock, peak resident bytes and exit status.
+
+    Where the system has no ``posix_spawn`` and ``wait4``, the child is
+    started from here and its peak is not known (0).
+
+    Raises:
+        CannotStart: the child could not be started.
+    """
+    if not hasattr(os, "posix_spawn") or not hasattr(os, "wait4"):  # pragma: no cover
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, check=False
+            )
+        except OSError as exc:
+            raise cannot_start("the fsaops migrate the bench times", exc) from None
+        return time.perf_counter() - start, 0, proc.returncode
+    read, write = os.pipe()
+    try:
+        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(write), *cmd]
+        try:
+            proc = subprocess.run(
+                launcher,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(write,),
+                check=False,
+            )
+        except OSError as exc:
+            raise cannot_start("the fsaops migrate the bench times", exc) from None
+        os.close(write)
+        write = -1
+        with os.fdopen(read, "rb") as f:
+            read = -1
+            said = f.read().decode(errors="replace").split()
+    finally:
+        for fd in (read, write):
+            if fd >= 0:
+                os.close(fd)
+    if said[:1] == ["error"] and len(said) >= 2:
+        code = int(said[1])
+        raise cannot_start(
+            "the fsaops migrate the bench times", OSError(code, " ".join(said[2:]))
+        ) from None
+    if said[:1] != ["ran"] or len(said) != 4 or proc.returncode != 0:
+        raise RuntimeError(
+            f"the program that starts the timed fsaops migrate ended with exit status "
+            f"{proc.returncode} and said {' '.join(said)!r}"
+        )
+    scale = 1 if sys.platform == "darwin" else 1024
+    return float(said[1]), int(said[2]) * scale, int(said[3])
+
+
 def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
     """Run ``fsaops migrate --json`` on ``scenario`` (TOML text) in a child process, timed.
 
     The time is the wall clock from starting the child to reaping it; the
-    peak resident size is the child's own.
+    peak resident size is the child's own (started through
+    :data:`_LAUNCHER`, so that the bench's own memory is not counted).
     """
     with tempfile.TemporaryDirectory(prefix="fsaops-bench-") as tmp:
         path = os.path.join(tmp, "scenario.toml")
@@ -953,26 +1031,13 @@ def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
             f.write(scenario)
         cmd = [sys.executable, "-m", "fsaops", "migrate", "--json", "--no-progress"]
         cmd += ["--plugins", plugin, path]
-        with open(os.path.join(tmp, "stderr"), "w+b") as errors:
-            start = time.perf_counter()
-            try:
-                proc = subprocess.Popen(
-                    cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
-                )
-            except OSError as exc:
-                raise cannot_start("the fsaops migrate the bench times", exc) from None
-            assert proc.stdout is not None
-            out = proc.stdout.read()
-            proc.stdout.close()
-            if hasattr(os, "wait4"):
-                _pid, status, usage = os.wait4(proc.pid, 0)
-                seconds = time.perf_counter() - start
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-            else:  # pragma: no cover - systems without wait4
-                proc.wait()
-                seconds = time.perf_counter() - start
-                peak = 0
+        with (
+            open(os.path.join(tmp, "stdout"), "w+b") as out_file,
+            open(os.path.join(tmp, "stderr"), "w+b") as errors,
+        ):
+            seconds, peak, returncode = _launched(cmd, out_file, errors)
+            out_file.seek(0)
+            out = out_file.read()
             errors.seek(0)
             err = errors.read()
     said = err.decode(errors="replace").strip()
@@ -980,15 +1045,15 @@ def migrate_command(scenario: str, *, plugin: str = "ext2") -> CommandRun:
         data = json.loads(out)
         outcome = str(data["status"])
     except (ValueError, KeyError, TypeError):
-        return CommandRun(seconds, peak, "no report: " + said[-500:], proc.returncode)
+        return CommandRun(seconds, peak, "no report: " + said[-500:], returncode)
     message = data.get("error") if isinstance(data, dict) else None
-    if proc.returncode == 0 and outcome == "ok":
+    if returncode == 0 and outcome == "ok":
         error = ""
     elif isinstance(message, str) and message:
         error = message
     else:
         error = said.splitlines()[-1][-500:] if said else ""
-    return CommandRun(seconds, peak, outcome, proc.returncode, error)
+    return CommandRun(seconds, peak, outcome, returncode, error)
 
 
 def end_to_end(
@@ -1125,7 +1190,19 @@ def _phases_child(path: str, plugin: str) -> dict[str, Any]:
 
 
 def _rss_bytes() -> int:
-    """The peak resident size of this process so far, in bytes (0 where unknown)."""
+    """The peak resident size of this process so far, in bytes (0 where unknown).
+
+    Linux's ``VmHWM``, this program's own: the peak ``getrusage`` gives
+    carries over the peak of the process that started it (see
+    :data:`_LAUNCHER`), which is used only where there is no ``VmHWM``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # pragma: no cover - platforms without getrusage
