@@ -126,3 +126,68 @@ def test_without_a_thread_to_be_had_the_caller_commits(
     assert calls == [(0, 200 * world.page_size)]
     assert [p.pfn for p in node.free_pages()][:200] == [p.pfn for p in node.pages[:200]]
     committer.close()
+
+
+@linux
+def test_a_long_range_is_committed_a_piece_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system holds the memory map through a request: none asks for more than a piece."""
+    page = mmap.PAGESIZE
+    monkeypatch.setattr("fsaops.backing.REQUEST_BYTES", 4 * page)
+    owner = mmap.mmap(-1, 16 * page)
+    committer = Committer()
+    asked: list[tuple[int, int]] = []
+
+    def madvise(address: int, length: int, advice: int) -> int:
+        asked.append((address, length))
+        return 0
+
+    monkeypatch.setattr(committer, "_madvise", madvise)
+    assert committer.commit(owner, page + 3, 9 * page)  # pages 1 to 10, a part of 10 too
+    committer.close()
+    base = asked[0][0] - page
+    assert [(address - base, length) for address, length in asked] == [
+        (page, 4 * page),
+        (5 * page, 4 * page),
+        (9 * page, 9 * page + 3 - 8 * page),
+    ]
+    assert committer.committed == 3
+
+
+@linux
+def test_the_build_commits_the_frames_it_fills_ahead_from_a_thread(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No read of the build commits in its own thread: the builder queued every frame first."""
+    config = parse_config(
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 600\n'
+        "files = 3\n[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    in_this_thread: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        "fsaops.world._commit", lambda mem, start, length: in_this_thread.append((start, length))
+    )
+    queued: list[tuple[int, int, int]] = []
+    commit = Committer.commit
+
+    def spy(self: Committer, owner: mmap.mmap, start: int, length: int) -> bool:
+        queued.append((id(owner), start, length))
+        return commit(self, owner, start, length)
+
+    monkeypatch.setattr(Committer, "commit", spy)
+    world = Scenario(plan.config, registry, seed=5)
+    assert in_this_thread == []
+    assert _threads() == []
+    node = world.kernel.nodes[world.source_node]
+    covered: set[int] = set()
+    for owner, start, length in queued:
+        if owner == id(node.mem.obj):
+            covered.update(range(start // world.page_size, -(-(start + length) // world.page_size)))
+    filled = {
+        page.pfn - node.start_pfn
+        for record in world.files
+        for page in record.inode.i_mapping.page_tree
+        if page is not None
+    }
+    assert len(filled) == 600
+    assert filled <= covered

@@ -767,6 +767,10 @@ class World:
         self._by_inode: dict[int, File] = {}
         self._helpers: dict[str, Task] = {}
         self._reading = _Reading()
+        #: While set, a builder has queued the frames it is about to fill to be
+        #: committed by this :class:`~fsaops.backing.Committer`'s thread: reading
+        #: a file in (:meth:`load_file`) then commits none of its own.
+        self.committer: Committer | None = None
         if swap_slots:
             self.swapon(swap_slots)
 
@@ -1103,7 +1107,8 @@ class World:
         uses each page.
         """
         mapping = record.inode.i_mapping
-        self.prefault(nid, npages)
+        if self.committer is None:
+            self.prefault(nid, npages)
         if mapping.a_ops.readpages is not None:
             for start in range(first, first + npages, _RUN_PAGES):
                 self._read_in_run(record, start, min(_RUN_PAGES, first + npages - start), nid)
