@@ -165,6 +165,11 @@ class Node:
         finally:
             lock.release()
         page: Page = entry  # type: ignore[assignment]
+        if self.kernel.debug_vm:
+            # Page poisoning: a free frame holds the poison, one never used
+            # before too, so that a copy that leaves bytes out shows them.
+            off = (page.pfn - self.start_pfn) << self.page_shift
+            self.mem[off : off + self.page_size] = bytes([POISON_BYTE]) * self.page_size
         private = page.private
         if (
             page.flags

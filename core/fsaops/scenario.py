@@ -121,7 +121,15 @@ from fsaops.report import (
 from fsaops.rmap import AnonVma
 from fsaops.sched import Hold, Task, hold, release
 from fsaops.untouched import Untouched
-from fsaops.world import Area, File, World, interleave_blocks, start_write, write_head_buffer
+from fsaops.world import (
+    Area,
+    File,
+    World,
+    interleave_blocks,
+    start_write,
+    tail_bytes,
+    write_head_buffer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -487,14 +495,32 @@ class Scenario:
             )
             self._fill_mount(i, sb, mount.files, mount.pages)
 
+    def _tails(self, index: int, sizes: list[int]) -> set[int]:
+        """Which of a mount's files (by number; ``sizes`` in pages) end inside their last page.
+
+        ``workload.tail`` of the files with pages, drawn by a generator of
+        their own, so that every other choice of the run is the same with
+        tails as without.
+        """
+        fraction = self.config.workload.tail
+        candidates = [f for f, npages in enumerate(sizes) if npages]
+        if fraction <= 0 or not candidates:
+            return set()
+        rng = random.Random(_subseed(self.seed, f"tail/{index}"))
+        want = min(_share(fraction, len(candidates)), len(candidates))
+        return {candidates[i] for i in rng.sample(range(len(candidates)), want)}
+
     def _fill_mount(self, index: int, sb: SuperBlock, files: int, pages: int) -> None:
         fstype, mode = sb.s_type, sb.mode
         label = f"mount[{index}] ({fstype.name} {mode})"
         meta = fstype.is_buffer_cache(mode)
         nfiles = 1 if meta else files
         base, extra = divmod(pages, nfiles)
+        sizes = [base + (1 if f < extra else 0) for f in range(nfiles)]
+        ps = self.world.page_size
+        tails = set() if meta else self._tails(index, sizes)
         for f in range(nfiles):
-            npages = base + (1 if f < extra else 0)
+            npages = sizes[f]
             key = f"mount{index}/{'meta' if meta else f'file{f}'}"
             record = self.world.create_file(
                 sb,
@@ -503,17 +529,20 @@ class Scenario:
                 name=key,  # every message names it as the report does
             )
             table = sb.a_ops
+            loaded = not record.page_cache or (
+                table.readpage is not None and table.writepage is not None
+            )
+            tail = f in tails and loaded and not meta
             if not meta and npages and self._out_of_line(sb):
-                interleave_blocks(record.inode, npages * self.world.page_size)
+                size = npages * ps - ((ps - tail_bytes(ps)) if tail else 0)
+                interleave_blocks(record.inode, size)
             if meta:
                 self.world.fill_buffer_cache(record, npages, self.source_node)
-            elif not record.page_cache or (
-                table.readpage is not None and table.writepage is not None
-            ):
+            elif loaded:
                 # Clean pages of data that is on disk: put on the device and
                 # read in through the table's readpage (execute in place: the
                 # device alone).
-                self.world.load_file(record, npages, nid=self.source_node)
+                self.world.load_file(record, npages, nid=self.source_node, tail=tail)
             else:
                 # Nothing to read from or write back to: written with write(2).
                 self.world.write_file(record, npages)
@@ -998,7 +1027,7 @@ class Scenario:
         return left, failed
 
     def workload_summary(self) -> dict[str, Any]:
-        """How many pages got each state, and a digest of which pages."""
+        """How many pages got each state, and a digest of which pages (and of the tails)."""
         digest = hashlib.sha256()
         summary: dict[str, Any] = {}
         for state in WorkloadConfig.STATES:
@@ -1006,6 +1035,9 @@ class Scenario:
             summary[state] = len(slots)
             for slot in slots:
                 digest.update(f"{state} {slot.key}\n".encode())
+        for record in self.files:  # the files that end inside their last page (workload.tail)
+            if record.size is not None:
+                digest.update(f"tail {record.key} {record.size}\n".encode())
         summary["pages"] = len(self.slots)
         summary["digest"] = digest.hexdigest()[:16]
         return summary

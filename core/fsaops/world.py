@@ -925,12 +925,15 @@ class World:
         """
         gen = record.gens[index]
         cindex = _content_index(record, index)
-        if data == self.contents.page(record.owner, cindex, gen):
+        if data == self.expected(record, index):
             return None
         stamp = self.contents.identify(data)
         if stamp is not None and stamp.this_seed:
             if (stamp.owner, stamp.index) == (record.owner, cindex) and stamp.gen < gen:
-                if data == self.contents.page(record.owner, cindex, stamp.gen):
+                older = self.contents.page(record.owner, cindex, stamp.gen)
+                if isinstance(record, File) and record.size is not None:
+                    older = self._cut_at_eof(record, index, older)
+                if data == older:
                     return f"lost: reads back generation {stamp.gen}, expected {gen}"
             elif (stamp.owner, stamp.index) != (record.owner, cindex):
                 key = self.owner_key(stamp.owner) or f"owner {stamp.owner}"
@@ -1036,7 +1039,9 @@ class World:
             data = self.contents.pages(record.owner, first, npages, gen)
             generic_file_write(record.inode, first * self.page_size, data)
 
-    def load_file(self, record: File, npages: int, *, nid: int | None = None) -> None:
+    def load_file(
+        self, record: File, npages: int, *, nid: int | None = None, tail: bool = False
+    ) -> None:
         """Give the file ``npages`` more pages of data that is on disk, read into the page cache.
 
         The data is put on the file's blocks first, as known contents
@@ -1060,13 +1065,19 @@ class World:
         table = inode.i_mapping.a_ops
         if record.page_cache and table.readpage is None:
             raise SetupError(f"{table.name} has no readpage to read {record.label} in")
+        if record.size is not None:
+            raise SetupError(f"{record.label} ends inside its last page: it takes no more")
         first = record.npages
         record.npages = first + npages
         record.gens.extend([0] * npages)
         if not npages:
             return
         ps = self.page_size
-        inode.reserve((first + npages) * ps)
+        size = (first + npages) * ps
+        if tail:
+            size -= ps - tail_bytes(ps)
+            record.size = size
+        inode.reserve(size)
         self._put_on_disk(record, first, npages)
         record.on_disk = True
         if record.page_cache:
@@ -1088,7 +1099,7 @@ class World:
         blocks = inode.blocks
         gens = tuple(record.gens[first : first + npages])
         lo = first * per_page
-        hi = lo + npages * per_page
+        hi = min(lo + npages * per_page, len(blocks))  # a file that ends inside a page: fewer
         run = lo
         while run < hi:
             end = run + 1
@@ -1285,7 +1296,10 @@ class World:
             if page is None:
                 raise SetupError(f"{record.page_key(index)} is not in memory to dirty")
             gens[index] = now = gens[index] + 1 if gen is None else gen
-            page_address(page)[:] = make(owner, index, now)
+            if record.size is not None and (index + 1) * self.page_size > record.size:
+                page_address(page)[:] = self.expected(record, index)  # zeroes past the end
+            else:
+                page_address(page)[:] = make(owner, index, now)
             set_page_dirty(page)
 
     def file(self, sb: SuperBlock, npages: int, *, clean: bool = False) -> Inode:
@@ -1342,17 +1356,19 @@ class World:
         counts as the newer.  Returns the page that holds it now.
         """
         pos = index * self.page_size
+        # A file that ends inside the page is written up to its end, which stays.
+        inside = self.page_size if record.size is None else min(record.size - pos, self.page_size)
         if gen is None:
 
             def landing(_: int) -> bytes:
                 number = record.gens[index] + 1
                 record.gens[index] = number
-                return self.contents.page(record.owner, index, number)
+                return self.expected(record, index)
 
-            generic_file_write(record.inode, pos, bytes(self.page_size), landing=landing)
+            generic_file_write(record.inode, pos, bytes(inside), landing=landing)
         else:
             record.gens[index] = gen
-            generic_file_write(record.inode, pos, self.contents.page(record.owner, index, gen))
+            generic_file_write(record.inode, pos, self.expected(record, index)[:inside])
         page = self.page_of(record, index)
         if page is None:
             raise SetupError(f"{record.page_key(index)} is not in memory after writing it")
@@ -1373,7 +1389,8 @@ class World:
         def landing() -> bytes:
             number = record.gens[index] + 1 if gen is None else gen
             record.gens[index] = number
-            return self.contents.page(record.owner, index, number)
+            # Past the end of the file the page keeps its zeroes: no store goes there.
+            return self.expected(record, index)
 
         vpn = vma.vm_start + index - vma.vm_pgoff
         mm.store(vpn * self.page_size, landing)
@@ -1980,13 +1997,20 @@ class OnDisk:
         count = -(-(skip + len(dst)) // ps)
         k = page - self.first
         gens = self.gens[k : k + count]
-        made = self.reading.part(self.record.owner, page, gens)
+        record = self.record
+        made = self.reading.part(record.owner, page, gens)
         if made is not None:  # the run being read in: made already
             dst[:] = made[skip : skip + len(dst)]
+        elif record.size is not None:  # zeroes past the end, as writepage leaves a last block
+            data = contents.versions(record.owner, gens, page)
+            keep = record.size - page * ps
+            if keep < len(data):
+                data = data[: max(keep, 0)] + bytes(len(data) - max(keep, 0))
+            dst[:] = data[skip : skip + len(dst)]
         elif not skip and len(dst) == count * ps:
-            contents.fill(dst, self.record.owner, page, gens)
+            contents.fill(dst, record.owner, page, gens)
         else:
-            data = contents.versions(self.record.owner, gens, page)
+            data = contents.versions(record.owner, gens, page)
             dst[:] = data[skip : skip + len(dst)]
 
 

@@ -156,7 +156,7 @@ def static_problems(config: Config) -> list[str]:
         value = config.fraction(state)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{state}: expected a fraction from 0 to 1, got {value!r}")
-    for name in ("pinned_dirty", "dirty_written", "mapped_shared"):
+    for name in ("pinned_dirty", "dirty_written", "mapped_shared", "tail"):
         value = getattr(w, name)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{name}: expected a fraction from 0 to 1, got {value!r}")

@@ -340,6 +340,16 @@ class WorkloadConfig:
             "state of its own."
         ),
     )
+    tail: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of each mount's files (those read in from their disk) that end inside "
+            "their last page, a little short of half of it: the page's blocks past the end "
+            "are holes, whose buffers map no block, and the page reads zeroes past the end, "
+            "where a process's stores through a mapping are not kept. A modifier of files, "
+            "not a state of pages: the last page gets its own state as any other."
+        ),
+    )
     mlocked: float = attrs.field(
         default=0.0,
         metadata=_doc(
