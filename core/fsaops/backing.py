@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["MADV_POPULATE_WRITE", "Committer"]
+__all__ = ["MADV_POPULATE_WRITE", "REQUEST_BYTES", "Committer"]
 
 MADV_POPULATE_WRITE: Final = 23
 """``madvise`` advice: fault in the range as if written, without changing it (Linux 5.14)."""
