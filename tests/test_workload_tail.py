@@ -160,7 +160,8 @@ def test_a_run_of_files_with_tails_proves_every_page(
 def test_the_built_in_scenario_with_a_tail_on_every_file_is_ok(tmp_path: Path) -> None:
     from fsaops.config.schema import DEFAULT_SCENARIO
 
-    text = DEFAULT_SCENARIO.replace("[workload]\n", "[workload]\ntail = 1.0\n")
+    assert "\ntail = 0.25\n" in DEFAULT_SCENARIO  # a quarter of its files, by default
+    text = DEFAULT_SCENARIO.replace("\ntail = 0.25\n", "\ntail = 1.0\n")
     rc, report = migrate_json(tmp_path / "builtin.toml", text, "--strict", "--debug-vm")
     assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
 

@@ -607,6 +607,7 @@ swapout = 0.02
 buffer_locked = 0.02
 dirty_written = 0.5
 mapped_shared = 0.2
+tail = 0.25
 
 [faults]
 alloc_fail = 0.0
