@@ -839,11 +839,7 @@ class World:
     def _cut_at_eof(self, record: File, first: int, data: bytes) -> bytes:
         """``data``, pages ``first`` on of a file, with zeroes past the file's end."""
         assert record.size is not None
-        keep = record.size - first * self.page_size
-        if keep >= len(data):
-            return data
-        keep = max(keep, 0)
-        return data[:keep] + bytes(len(data) - keep)
+        return _cut_at(record.size - first * self.page_size, data)
 
     def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
@@ -1052,11 +1048,15 @@ class World:
         date, clean, referenced and on the inactive LRU list of node ``nid``
         (default: the kernel's allocation node).  A file that executes in
         place only gets its blocks, as ``write(2)`` to it does; a
-        buffer-cache mapping is filled by :meth:`fill_buffer_cache`.
+        buffer-cache mapping is filled by :meth:`fill_buffer_cache`.  With
+        ``tail`` the file ends inside its last page, :func:`tail_bytes` into
+        it: the blocks past the end are holes, the page reads zeroes there,
+        and the file takes no more pages.
 
         Raises:
             SetupError: the table cannot read pages in (no ``readpage``), a
-                read failed, a page is already cached, or node ``nid`` is full.
+                read failed, a page is already cached, node ``nid`` is full,
+                or the file already ends inside its last page.
         """
         if record.meta:
             self.fill_buffer_cache(record, npages, nid)
@@ -1380,6 +1380,10 @@ class World:
 
     def store(self, record: File, index: int, mm: Mm, vma: Vma, gen: int | None = None) -> None:
         """Write page ``index`` through ``mm``'s mapping ``vma``, in the next or given gen.
+
+        Past the end of a file that ends inside the page, the page keeps its
+        zeroes: the kernel never writes those bytes back, so no store there
+        is data.
 
         Without ``gen``, the generation is the one after the page's as the
         store lands (:meth:`~fsaops.rmap.Mm.store`), so a write that lands
@@ -2002,10 +2006,7 @@ class OnDisk:
         if made is not None:  # the run being read in: made already
             dst[:] = made[skip : skip + len(dst)]
         elif record.size is not None:  # zeroes past the end, as writepage leaves a last block
-            data = contents.versions(record.owner, gens, page)
-            keep = record.size - page * ps
-            if keep < len(data):
-                data = data[: max(keep, 0)] + bytes(len(data) - max(keep, 0))
+            data = _cut_at(record.size - page * ps, contents.versions(record.owner, gens, page))
             dst[:] = data[skip : skip + len(dst)]
         elif not skip and len(dst) == count * ps:
             contents.fill(dst, record.owner, page, gens)
@@ -2090,6 +2091,14 @@ def tail_bytes(page_size: int) -> int:
     inside the file (the second in part) and the last two holes.
     """
     return page_size // 2 - 100
+
+
+def _cut_at(keep: int, data: bytes) -> bytes:
+    """``data`` with zeroes from byte ``keep`` on (all of it zeroes when ``keep`` is negative)."""
+    if keep >= len(data):
+        return data
+    keep = max(keep, 0)
+    return data[:keep] + bytes(len(data) - keep)
 
 
 def _content_index(record: File | Area, index: int) -> int:
