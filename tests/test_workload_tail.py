@@ -15,7 +15,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from fsaops.config import parse_config
 from fsaops.memory import POISON_BYTE
@@ -251,3 +253,53 @@ def test_the_tails_are_drawn_from_the_seed(registry: Registry) -> None:
     picked = [[r.key for r in w.files if r.size is not None] for w in (first, second, other)]
     assert picked[0] == picked[1]
     assert picked[0] != picked[2]
+
+
+# -- any mix of states, with tails ---------------------------------------------------------------
+
+MIX_MOUNTS = [
+    ("ext2", "default", 1024),
+    ("ext2", "nobh", 1024),
+    ("ext2", "nobh", 4096),
+    ("ext3", "ordered", 1024),
+    ("ext3", "writeback", 2048),
+    ("ext3", "journal", 1024),
+    ("xfs", "default", 1024),
+]
+MIX_STATES = ("dirty", "writeback", "locked", "pinned", "mapped", "mlocked", "dirty_written")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    mount=st.sampled_from(MIX_MOUNTS),
+    files=st.integers(1, 4),
+    pages=st.integers(1, 14),
+    tail=st.sampled_from([0.5, 1.0]),
+    seed=st.integers(0, 2**16),
+    out_of_line=st.booleans(),
+    states=st.fixed_dictionaries(
+        {name: st.sampled_from([0.0, 0.1, 0.3, 0.5]) for name in MIX_STATES}
+    ),
+)
+def test_any_mix_of_states_on_files_with_tails_is_ok_for_the_built_in_tables(
+    tmp_path_factory: pytest.TempPathFactory,
+    mount: tuple[str, str, int],
+    files: int,
+    pages: int,
+    tail: float,
+    seed: int,
+    out_of_line: bool,
+    states: dict[str, float],
+) -> None:
+    """Every promise holds and no call is wrong, whatever state a file's last page is in."""
+    fs, mode, block_size = mount
+    text = (
+        f'[kernel]\nnode_memory = "1MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n'
+        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {block_size}\n'
+        f"pages = {pages}\nfiles = {files}\n[processes]\ncount = 1\nanon_pages = 0\n"
+        f"[workload]\nseed = {seed}\ntail = {tail}\nout_of_line = {str(out_of_line).lower()}\n"
+    )
+    text += "".join(f"{name} = {value}\n" for name, value in states.items())
+    path = tmp_path_factory.mktemp("mix") / "mix.toml"
+    rc, report = migrate_json(path, text, "--strict")
+    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
