@@ -46,7 +46,6 @@ mode = "nobh"
 block_size = 1024
 pages = 36
 files = 6
-out_of_line = {out_of_line}
 [[mount]]
 fs = "ext2"
 mode = "nobh"
@@ -58,6 +57,7 @@ count = 2
 anon_pages = 0
 [workload]
 seed = {seed}
+out_of_line = {out_of_line}
 dirty = 0.3
 mapped = 0.3
 mapped_shared = 0.5
@@ -95,9 +95,6 @@ def _scenario(
     registry: Registry, tail: float, *, seed: int = 7, out_of_line: bool = False
 ) -> Scenario:
     text = MOUNTS.format(tail=tail, seed=seed, out_of_line=str(out_of_line).lower())
-    text = text.replace("out_of_line = false\n", "").replace("out_of_line = true\n", "")
-    if out_of_line:
-        text = text.replace("[workload]\n", "[workload]\nout_of_line = true\n")
     plan = plan_scenario(parse_config(text), registry, "test", builtin=False)
     return Scenario(plan.config, registry, seed=seed)
 
@@ -148,9 +145,6 @@ def test_a_run_of_files_with_tails_proves_every_page(
     tmp_path: Path, options: tuple[str, ...], seed: int, out_of_line: bool
 ) -> None:
     text = MOUNTS.format(tail=1.0, seed=seed, out_of_line=str(out_of_line).lower())
-    text = text.replace("out_of_line = false\n", "").replace("out_of_line = true\n", "")
-    if out_of_line:
-        text = text.replace("[workload]\n", "[workload]\nout_of_line = true\n")
     rc, report = migrate_json(tmp_path / "tails.toml", text, *options)
     assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
     assert report["totals"]["moved"] > 0
