@@ -26,9 +26,9 @@ import time
 import fsaops
 from fsaops import AddressSpaceOperations, FileSystemType
 from fsaops.buffer import mpage_readpage, nobh_commit_write, nobh_prepare_write, nobh_writepage
+STARTED = {started!r}
 
 def mp(newpage, page):
-    open({started!r}, "w").close()
     {body}
     return 0
 
@@ -42,9 +42,11 @@ def fsaops_filesystem_types():
     return [FileSystemType(name="sleeper", modes={{"default": TABLE}})]
 """
 
-SLEEPS = "time.sleep(3600)"
+# The file that says the sleeper runs is made on the line that sleeps: a signal sent once it
+# exists finds the plugin on that one line, whether it is still closing the file or asleep.
+SLEEPS = 'open(STARTED, "w").close(); time.sleep(3600)'
 SWALLOWS = (
-    "while True:\n        try:\n            time.sleep(3600)\n"
+    'while True:\n        try:\n            open(STARTED, "w").close(); time.sleep(3600)\n'
     "        except BaseException:\n            pass"
 )
 
