@@ -1502,10 +1502,12 @@ def test_sigterm_that_plugin_code_swallows_still_ends_the_run(tmp_path: Path) ->
     import signal
 
     started = tmp_path / "started"
-    code = (
+    code = (  # the file is made inside the try, so the signal its making lets in is swallowed
         HEADER
-        + f"def mp(newpage, page):\n    open({str(started)!r}, 'w').close()\n"
-        + STUBBORN["swallows"]
+        + "def mp(newpage, page):\n    while True:\n        try:\n"
+        + f"            open({str(started)!r}, 'w').close()\n"
+        + "            while True:\n                pass\n"
+        + "        except BaseException:\n            pass\n"
         + _table("deaf", migratepage="mp")
     )
     env = install(tmp_path, "deaf", code)
