@@ -93,6 +93,7 @@ STATE_COLOURS: Final = {
     "dirty": "#fdbf6f",
     "mapped": "#1f78b4",
     "buffer_locked": "#b2df8a",
+    "released": "#8dd3c7",
     "moved": "#33a02c",
     "left": "#f0c419",
     "failed": "#d62728",

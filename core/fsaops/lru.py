@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from errno import ENOSYS
 
-from fsaops.errors import KernelBug
+from fsaops.errors import BadPage, KernelBug
 from fsaops.lists import PageList, list_add, list_del
 from fsaops.page import Page, PG_active, PG_lru, PG_referenced
 
@@ -203,7 +203,23 @@ def putback_lru_pages(pages: PageList) -> int:
     entry = pages.lru_next
     while entry is not pages:  # list_for_each_entry_safe, by hand: once a page under V4
         nxt = entry.lru_next
-        move_to_lru(entry)  # type: ignore[arg-type]
+        try:
+            move_to_lru(entry)  # type: ignore[arg-type]
+        except BadPage as exc:
+            raise BadPage(f"{exc}{_put_back_from(entry, pages)}") from exc  # type: ignore[arg-type]
         count += 1
         entry = nxt
     return count
+
+
+def _put_back_from(page: Page, pages: PageList) -> str:
+    """Where ``bad_page()`` found a page ``putback_lru_pages`` freed: the list, the page's table.
+
+    The old pages a migration moved are freed here, once their isolation
+    reference goes: one still in use was left so by whatever moved it.
+    """
+    mapping = page.mapping
+    a_ops = getattr(mapping, "a_ops", None)
+    table = getattr(a_ops, "name", None)
+    whose = f"; its mapping is still a file's of table {table}" if table else ""
+    return f" (freed as putback_lru_pages put back the {pages.name or 'isolated'} pages{whose})"

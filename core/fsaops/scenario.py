@@ -96,13 +96,14 @@ from fsaops.errors import (
     shown_path,
 )
 from fsaops.fault_inject import FaultInjector
+from fsaops.gfp import GFP_KERNEL
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
-from fsaops.mapping import AddressSpace
+from fsaops.mapping import AddressSpace, try_to_release_page
 from fsaops.memory_hotplug import migrate_node
 from fsaops.mempolicy import MIGRATE_CHUNK_SIZE
 from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
-from fsaops.page import PG, Page
+from fsaops.page import PG, Page, lock_page, unlock_page
 from fsaops.plugins import watch_imports
 from fsaops.process import Alarm, keep_handler, plugin_of_module
 from fsaops.proofs import Places, ledger, prove_durability, prove_placement, snapshot_places
@@ -618,7 +619,12 @@ class Scenario:
             "dirty": writable,
             "mapped": files,
             "buffer_locked": (
-                self._carrying_buffers() if self.config.fraction("buffer_locked") > 0 else ()
+                self._carrying_buffers("buffer_locked")
+                if self.config.fraction("buffer_locked") > 0
+                else ()
+            ),
+            "released": (
+                self._carrying_buffers("released") if self.config.fraction("released") > 0 else ()
             ),
         }
         for state in WorkloadConfig.STATES:
@@ -649,12 +655,14 @@ class Scenario:
             chosen = sorted(self.rng.sample(range(len(dirty)), _share(fraction, len(dirty))))
             self.dirty_written.extend(dirty[i] for i in chosen)
 
-    def _carrying_buffers(self) -> Sequence[int]:
-        """Where the file pages that carry buffer heads once read in are: ``buffer_locked``'s pool.
+    def _carrying_buffers(self, state: str) -> Sequence[int]:
+        """Where the file pages that carry buffer heads once read in are: ``state``'s pool.
+
+        The pool of ``buffer_locked`` and of ``released``.
 
         Raises:
-            ConfigError: no page does, so ``workload.buffer_locked`` has none
-                to give its state to (the built-in scenario, cut to the
+            ConfigError: no page does, so ``workload.<state>`` has none to
+                give its state to (the built-in scenario, cut to the
                 selected plugins, is not refused: its pool is empty).
         """
         page_of = self.world.page_of
@@ -677,7 +685,7 @@ class Scenario:
                 else ""
             )
             raise ConfigError(
-                "workload.buffer_locked: no file page of this scenario carries buffer heads "
+                f"workload.{state}: no file page of this scenario carries buffer heads "
                 f"once read in (its tables: {', '.join(tables) or 'none'}){hint}"
             )
         return pool
@@ -820,6 +828,8 @@ class Scenario:
             page = world.rewrite(record, slot.index, 1)
             if page.flags & PG.dirty:
                 start_write(page)
+        if self.states["released"]:
+            self._release_buffers()
         if self.states["mapped"]:
             mapped = self.states["mapped"]
             first = self._map(mapped, locked=False, gen=1)
@@ -864,6 +874,28 @@ class Scenario:
             page = self.page_of(slot)
             if isolate_lru_page(page) == 1:
                 list_add_tail(page, self.swaplist)
+
+    def _release_buffers(self) -> None:
+        """Free the buffer heads of the ``released`` pages, as reclaim does.
+
+        ``shrink_list`` locks a clean page, frees its buffers with
+        ``try_to_release_page`` (the table's ``releasepage``) and, finding
+        the page still in use, keeps it in the page cache: clean, up to
+        date, with no buffer heads, as ``mpage_readpage`` leaves a page whose
+        blocks follow on.  A page whose table keeps its buffers (a
+        ``releasepage`` that says no) keeps them, as reclaim's does, and is
+        not counted as released.
+        """
+        kept: list[Slot] = []
+        for slot in self.states["released"]:
+            page = self.page_of(slot)
+            lock_page(page)
+            try:
+                if try_to_release_page(page, GFP_KERNEL):
+                    kept.append(slot)
+            finally:
+                unlock_page(page)
+        self.states["released"] = kept
 
     # -- migrating -----------------------------------------------------------------
 

@@ -349,6 +349,10 @@ _STATE_PAGES: Final = {
         "buffer-locked",
         "a file page in the page cache that carries buffer heads once read in",
     ),
+    "released": (
+        "released of its buffer heads",
+        "a file page in the page cache that carries buffer heads once read in",
+    ),
 }
 
 
@@ -400,6 +404,7 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
         "mapped": kinds["file"],
         # Which of them carry buffer heads is known once they are read in.
         "buffer_locked": kinds["file"],
+        "released": kinds["file"],
     }
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
     has = f"it has {listed}" if parts else "it has no pages"

@@ -245,7 +245,7 @@ class WorkloadConfig:
     buffer-cache mapping can only be locked or pinned), and each page gets
     at most one state.  States are given out in the order
     mlocked, swapout, pinned, locked, writeback, dirty, mapped,
-    buffer_locked, so when fractions add up to more than the pages there
+    buffer_locked, released, so when fractions add up to more than the pages there
     are, the later states get fewer.  Every fraction defaults to 0: clean,
     unmapped pages that nothing holds.
     """
@@ -295,6 +295,18 @@ class WorkloadConfig:
             "none of whose file "
             "pages carries buffer heads (ext2 nobh reads pages without them, unless "
             "workload.out_of_line) is bad input."
+        ),
+    )
+    released: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the file pages that carry buffer heads once read in, whose buffers "
+            "reclaim released (try_to_release_page, as shrink_list does before it finds the "
+            "page still in use and keeps it in the page cache): clean, up-to-date pages of a "
+            "buffered table with no buffer heads, as the kernel's mpage_readpage reads a page "
+            "whose blocks follow on. buffer_migrate_page hands such a page to migrate_page, "
+            "which must still copy it. A scenario none of whose file pages carries buffer "
+            "heads is bad input, as for buffer_locked."
         ),
     )
     pinned: float = attrs.field(
@@ -387,6 +399,7 @@ class WorkloadConfig:
         "dirty",
         "mapped",
         "buffer_locked",
+        "released",
     )
 
 
@@ -605,6 +618,7 @@ mapped = 0.25
 mlocked = 0.01
 swapout = 0.02
 buffer_locked = 0.02
+released = 0.02
 dirty_written = 0.5
 mapped_shared = 0.2
 tail = 0.25
