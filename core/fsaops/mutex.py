@@ -3,10 +3,12 @@
 A table whose code serializes on state of its own (a per-filesystem
 structure that ``migratepage`` and ``writepage`` both change) needs a
 lock the model knows about.  Under ``fsaops migrate`` a :class:`Mutex` is
-a plain lock.  Under ``fsaops explore`` it is a lock of the explored
-kernel, as the mapping's and the process's locks are: taking it is a
-scheduling point, a task that finds it held sleeps until it is released
-(other tasks run meanwhile), and releasing it is a point again.  Taking
+a plain lock, but one taken inside a ``migratepage`` call with a spinlock
+held is the kernel's ``might_sleep`` ``BUG`` (``migrating_on``).  Under
+``fsaops explore`` it is a lock of the explored kernel, as the mapping's
+and the process's locks are: taking it is a scheduling point, a task that
+finds it held sleeps until it is released (other tasks run meanwhile),
+and releasing it is a point again.  Taking
 one with a spinlock held is the kernel's ``might_sleep`` ``BUG``, held or
 free, and its name is its class for the lock-order check
 (:mod:`fsaops.explore.lockdep`).
@@ -27,7 +29,7 @@ from typing import Final, Protocol
 from fsaops.errors import KernelBug
 from fsaops.spinlock import LOCKUP_SECONDS
 
-__all__ = ["Mutex", "explored_by"]
+__all__ = ["Mutex", "explored_by", "migrating_on"]
 
 _EVERY_PAGE: Final = -1
 """A step's page mask when it may touch any page."""
@@ -57,6 +59,27 @@ class _Explorer(Protocol):
 
 _explorer: list[_Explorer | None] = [None]
 """The controller of the schedule this process runs, if any (one slot)."""
+
+
+class _Engine(Protocol):
+    """What a :class:`Mutex` needs of the scheduler of ``fsaops migrate``'s machine."""
+
+    def might_sleep_migrating(self, what: str) -> None: ...
+
+
+_engine: list[_Engine | None] = [None]
+"""The scheduler of the machine whose ``migrate_pages`` ran last (one slot)."""
+
+
+def migrating_on(sched: _Engine) -> None:
+    """``migrate_pages`` runs on ``sched``'s machine: a mutex taken in a ``migratepage`` asks it.
+
+    Taking a mutex is the kernel's ``might_sleep`` check, held or free: a
+    ``migratepage`` that takes one holding a spinlock (the mapping's
+    ``tree_lock`` or ``private_lock``, a ``Spinlock`` of its own) is a
+    ``BUG`` under ``fsaops migrate`` as it is under ``fsaops explore``.
+    """
+    _engine[0] = sched
 
 
 def explored_by(explorer: _Explorer | None) -> None:
@@ -104,6 +127,9 @@ class Mutex:
         if self._lock.locked() and self._owner == me:
             raise KernelBug(f"mutex_lock of {self.name}, which this task already holds")
         if explorer is None or not explorer.live:
+            engine = _engine[0]
+            if blocking and engine is not None:
+                engine.might_sleep_migrating(f"the mutex {self.name} (mutex_lock may sleep)")
             if blocking and timeout < 0:
                 if not self._lock.acquire(True, LOCKUP_SECONDS):
                     raise KernelBug(

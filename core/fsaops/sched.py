@@ -385,9 +385,28 @@ class Scheduler:
         """
         if self.threads:
             return
-        kernel = page.node.kernel
-        mapping: object = page.mapping if self.migrating is None else self.migrating
-        wheres: tuple[Any, ...] = (page.mapping, self.migrating)
+        self._no_spinlock_held(page.node.kernel, page.mapping, what)
+
+    def might_sleep_migrating(self, what: str) -> None:
+        """:meth:`might_sleep` for ``what`` a ``migratepage`` call may sleep in (a mutex).
+
+        The locks of the mapping being migrated, of every other mapping,
+        the nodes' ``lru_lock`` and every :class:`~fsaops.spinlock.Spinlock`
+        of the machine; nothing outside a ``migratepage`` call.
+
+        Raises:
+            KernelBug: the caller holds one of them.
+        """
+        migrating = self.migrating
+        if self.threads or migrating is None:
+            return
+        kernel: Kernel = migrating.kernel  # type: ignore[attr-defined]  # an AddressSpace
+        self._no_spinlock_held(kernel, None, what)
+
+    def _no_spinlock_held(self, kernel: Kernel, page_mapping: object, what: str) -> None:
+        """Raise the ``might_sleep`` ``BUG`` if a spinlock :meth:`might_sleep` checks is held."""
+        mapping: object = page_mapping if self.migrating is None else self.migrating
+        wheres: tuple[Any, ...] = (page_mapping, self.migrating)
         held = [
             name
             for name in ("tree_lock", "private_lock")
@@ -412,6 +431,8 @@ class Scheduler:
                 others.append(f"{lock.name} of a mapping of {table}")
             elif isinstance(named, str):
                 others.append(f"{lock.name} of {named}")
+            elif owner is None:
+                others.append(lock.name)
             else:
                 others.append(f"{lock.name} of {type(owner).__name__}")
         if held or others:

@@ -1,0 +1,130 @@
+"""A table's ``fsaops.Mutex`` taken with a spinlock held, under ``fsaops migrate``.
+
+``mutex_lock`` calls ``might_sleep()`` first, held or free: taking one with
+a spinlock held is a ``BUG`` on a kernel.  ``fsaops explore`` said so of a
+mapping's locks, but under ``fsaops migrate`` a ``Mutex`` was a plain lock,
+so a ``migratepage`` that took its own mutex under the mapping's
+``tree_lock`` or a ``Spinlock`` of its own passed every mode.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from guarded import install, run
+
+PLUGIN = """\
+import attrs, fsaops
+from fsaops import FileSystemType, Mutex, buffer_migrate_page
+from fsaops.spinlock import Spinlock, spin_lock
+from fsaops_ext2 import ext2_aops
+
+STATE = Mutex("mutexy_state")
+OWN = Spinlock("mutexy_spin", None)
+
+def mp(newpage, page):
+    {body}
+    return buffer_migrate_page(newpage, page)
+
+TABLE = attrs.evolve(ext2_aops, name="mutexy_aops", migratepage=mp)
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name="mutexy", modes={{"default": TABLE}})]
+"""
+
+SCENARIO = """\
+[kernel]
+node_memory = "2MiB"
+semantics = "{semantics}"
+[plugins]
+load = ["mutexy"]
+[[mount]]
+fs = "mutexy"
+pages = 8
+block_size = 1024
+[processes]
+count = 0
+anon_pages = 0
+[workload]
+dirty = 0.5
+"""
+
+UNDER = {
+    "its own spinlock": ("with OWN:\n        with STATE:\n            pass", "the mutexy_spin"),
+    "tree_lock": (
+        "lock = page.mapping.tree_lock\n    spin_lock(lock, 'tree_lock', page.mapping)\n"
+        "    try:\n        with STATE:\n            pass\n    finally:\n        lock.release()",
+        "the tree_lock of a mapping of mutexy_aops",
+    ),
+}
+
+
+def _migrate(
+    tmp_path: Path, body: str, *options: str, semantics: str = "v4"
+) -> tuple[int, dict[str, object], str]:
+    env = install(tmp_path, "mutexy", PLUGIN.format(body=body))
+    path = tmp_path / "mutexy.toml"
+    path.write_text(SCENARIO.format(semantics=semantics))
+    args: list[str | Path] = [
+        sys.executable,
+        "-m",
+        "fsaops",
+        "migrate",
+        path,
+        "--json",
+        "--no-progress",
+        *options,
+    ]
+    proc = run(args, env=env, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+@pytest.mark.parametrize("options", [(), ("--strict",), ("--debug-vm",)])
+@pytest.mark.parametrize("under", sorted(UNDER))
+def test_a_mutex_taken_under_a_spinlock_in_migratepage_is_a_kernel_bug(
+    tmp_path: Path, under: str, options: tuple[str, ...]
+) -> None:
+    body, held = UNDER[under]
+    rc, report, err = _migrate(tmp_path, body, *options)
+    assert (rc, report["status"]) == (1, "kernel bug"), err
+    error = str(report["error"])
+    assert error.startswith(
+        "kernel BUG: sleeping function called from invalid context: a task sleeps on the mutex "
+        f"mutexy_state (mutex_lock may sleep) holding {held}, a spinlock"
+    ), error
+    assert "in mutexy_aops's migratepage" in error and "mutexy-dist[mutexy]" in error, error
+
+
+def test_under_private_lock_it_is_v4s_own_sleep_and_a_bug_from_2_6_16(tmp_path: Path) -> None:
+    """V4's ``buffer_migrate_page`` sleeps under ``private_lock`` itself; 2.6.16 does not."""
+    body = (
+        "lock = page.mapping.private_lock\n    spin_lock(lock, 'private_lock', page.mapping)\n"
+        "    try:\n        with STATE:\n            pass\n    finally:\n        lock.release()"
+    )
+    rc, report, err = _migrate(tmp_path / "v4", body)
+    assert (rc, report["status"]) == (0, "ok"), err
+    rc, report, err = _migrate(tmp_path / "2616", body, semantics="2.6.16")
+    assert (rc, report["status"]) == (1, "kernel bug"), err
+    assert "holding the private_lock of a mapping of mutexy_aops" in str(report["error"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "with STATE:\n        pass",
+        # held across the migration, which takes and lets go of the mapping's locks inside it
+        "with STATE:\n        return buffer_migrate_page(newpage, page)",
+        # taken after the spinlock is let go of
+        "with OWN:\n        pass\n    with STATE:\n        pass",
+    ],
+    ids=["alone", "around the move", "after the spinlock"],
+)
+def test_a_mutex_taken_with_no_spinlock_held_passes(tmp_path: Path, body: str) -> None:
+    rc, report, err = _migrate(tmp_path, body, "--strict", "--debug-vm")
+    assert (rc, report["status"], report["findings"]) == (0, "ok", []), err
