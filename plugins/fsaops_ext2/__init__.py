@@ -19,8 +19,9 @@ Modes:
 The kernel's ext2 reads with ``mpage_readpage`` and, for readahead,
 ``mpage_readpages`` (``ext2_readpages``), which attach buffers only to
 pages whose blocks are not contiguous; the model's ``default`` mode always
-reads through buffers, so every cached page has them, and so only the
-``nobh`` table, which never attaches any, has ``readpages``.  In the same
+reads through buffers, so every cached page has them (until reclaim frees
+them: a scenario's ``workload.released``), and so only the ``nobh`` table,
+which never attaches any, has ``readpages``.  In the same
 way only the ``nobh`` table has ``writepages`` (``ext2_writepages``,
 ``mpage_writepages``): a sync writes its pages whose blocks follow on in
 one request, where the ``default`` table's pages are written through their
