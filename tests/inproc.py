@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -19,6 +20,27 @@ from fsaops.cli import main
 from fsaops.testing.dist import write_dist_info
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "docs" / "scenarios"
+PLUGINS = Path(__file__).resolve().parent / "configs" / "plugins"
+
+BUGGY = """\
+[kernel]
+node_memory = "2MiB"
+[plugins]
+load = ["buggyfs"]
+[[mount]]
+fs = "bug_{name}"
+pages = 48
+files = 6
+block_size = 1024
+[processes]
+count = 2
+[workload]
+seed = 3
+dirty = 0.3
+mapped = 0.3
+pinned = 0.05
+"""
+"""A scenario of one broken table of ``buggyfs``: 48 pages, a third dirty, a third mapped."""
 
 
 def fsaops(*args: str) -> tuple[int, str, str]:
@@ -63,3 +85,25 @@ def migrate_json(path: Path, text: str, *options: str) -> tuple[int, dict[str, A
     assert "Traceback" not in err
     report: dict[str, Any] = json.loads(out)
     return status, report
+
+
+def buggyfs_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``buggyfs`` (``tests/configs/plugins``) installed as ``fsaops-buggyfs``; a config folder.
+
+    For a module-scoped fixture: ``yield from buggyfs_installed(...)``.
+    """
+    site = tmp_path_factory.mktemp("site")
+    write_dist_info(site, "fsaops-buggyfs", {"fsaops": {"buggyfs": "buggyfs_plugin"}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        patch.syspath_prepend(str(PLUGINS))
+        patch.delenv("FSAOPS_PLUGINS", raising=False)
+        yield tmp_path_factory.mktemp("configs")
+
+
+def buggy_migrate(
+    folder: Path, name: str, workload: str, *options: str
+) -> tuple[int, dict[str, Any]]:
+    """``fsaops migrate --json`` of :data:`BUGGY` for table ``name``, ``workload`` lines added."""
+    label = re.sub(r"\W+", "_", f"{name}-{workload}-{'-'.join(options)}")
+    return migrate_json(folder / f"{label}.toml", BUGGY.format(name=name) + workload, *options)

@@ -10,12 +10,11 @@ so a ``migratepage`` that took its own mutex under the mapping's
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from guarded import install, run
+from guarded import fsaops, install
 
 PLUGIN = """\
 import attrs, fsaops
@@ -70,17 +69,7 @@ def _migrate(
     env = install(tmp_path, "mutexy", PLUGIN.format(body=body))
     path = tmp_path / "mutexy.toml"
     path.write_text(SCENARIO.format(semantics=semantics))
-    args: list[str | Path] = [
-        sys.executable,
-        "-m",
-        "fsaops",
-        "migrate",
-        path,
-        "--json",
-        "--no-progress",
-        *options,
-    ]
-    proc = run(args, env=env, timeout=120)
+    proc = fsaops("migrate", path, "--json", "--no-progress", *options, env=env, timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 

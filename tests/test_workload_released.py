@@ -14,7 +14,6 @@ buffers through ``try_to_release_page``, as ``shrink_list`` does.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,11 +27,8 @@ from fsaops.config.schema import WorkloadConfig
 from fsaops.page import PG
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
-from fsaops.testing.dist import write_dist_info
-from guarded import install, one_error_line, run
-from inproc import migrate_json
-
-PLUGINS = Path(__file__).parent / "configs" / "plugins"
+from guarded import fsaops, install, one_error_line
+from inproc import buggy_migrate, buggyfs_installed, migrate_json
 
 BUFFERED = [
     ("ext2", "default", 1024, False),
@@ -137,41 +133,13 @@ def test_every_built_in_table_moves_released_pages(
 @pytest.fixture(scope="module")
 def buggy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``buggyfs`` (``tests/configs/plugins``) installed; a folder for configs."""
-    site = tmp_path_factory.mktemp("site")
-    write_dist_info(site, "fsaops-buggyfs", {"fsaops": {"buggyfs": "buggyfs_plugin"}})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(site))
-        patch.syspath_prepend(str(PLUGINS))
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield tmp_path_factory.mktemp("configs")
-
-
-BUGGY = """\
-[kernel]
-node_memory = "2MiB"
-[plugins]
-load = ["buggyfs"]
-[[mount]]
-fs = "bug_{name}"
-pages = 48
-files = 6
-block_size = 1024
-[processes]
-count = 2
-[workload]
-seed = 3
-dirty = 0.3
-mapped = 0.3
-pinned = 0.05
-released = {released}
-"""
+    yield from buggyfs_installed(tmp_path_factory)
 
 
 def _buggy(
     folder: Path, name: str, released: float, *options: str
 ) -> tuple[int, dict[str, object]]:
-    path = folder / f"{name}-{released}-{'-'.join(options)}.toml"
-    return migrate_json(path, BUGGY.format(name=name, released=released), *options)
+    return buggy_migrate(folder, name, f"released = {released}\n", *options)
 
 
 @pytest.mark.parametrize(
@@ -228,14 +196,14 @@ def test_a_scenario_with_no_page_to_release_is_bad_input(
         else f'[plugins]\nload = ["xfs_buftarg"]\n[[mount]]\n{mount}pages = 8\n'
         "[processes]\ncount = 0\nanon_pages = 0\n[workload]\nreleased = 0.5\n"
     )
-    proc = run([sys.executable, "-m", "fsaops", "migrate", path, "--no-progress"], timeout=120)
+    proc = fsaops("migrate", path, "--no-progress", timeout=120)
     one_error_line(proc, 2, said)
 
 
 def test_a_fraction_out_of_range_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "big.toml"
     path.write_text("[workload]\nreleased = 1.5\n")
-    proc = run([sys.executable, "-m", "fsaops", "config", "check", path], timeout=120)
+    proc = fsaops("config", "check", path, timeout=120)
     one_error_line(proc, 2, "workload.released: expected a fraction from 0 to 1, got 1.5")
 
 
@@ -275,17 +243,7 @@ def _keeper(tmp_path: Path, body: str, *options: str) -> tuple[int, str, str]:
     env = install(tmp_path, "keeper", KEEPER.format(body=body))
     path = tmp_path / "keeper.toml"
     path.write_text(KEEPER_SCENARIO)
-    args: list[str | Path] = [
-        sys.executable,
-        "-m",
-        "fsaops",
-        "migrate",
-        path,
-        "--json",
-        "--no-progress",
-        *options,
-    ]
-    proc = run(args, env=env, timeout=120)
+    proc = fsaops("migrate", path, "--json", "--no-progress", *options, env=env, timeout=120)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -24,11 +24,8 @@ from fsaops.memory import POISON_BYTE
 from fsaops.page import page_address
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
-from fsaops.testing.dist import write_dist_info
 from fsaops.world import SetupError, World, tail_bytes
-from inproc import fsaops, migrate_json
-
-PLUGINS = Path(__file__).parent / "configs" / "plugins"
+from inproc import buggy_migrate, buggyfs_installed, fsaops, migrate_json
 
 MOUNTS = """\
 [kernel]
@@ -65,26 +62,6 @@ dirty_written = 0.5
 pinned = 0.05
 writeback = 0.05
 buffer_locked = 0.05
-tail = {tail}
-"""
-
-BUGGY = """\
-[kernel]
-node_memory = "2MiB"
-[plugins]
-load = ["buggyfs"]
-[[mount]]
-fs = "bug_{name}"
-pages = 48
-files = 6
-block_size = 1024
-[processes]
-count = 2
-[workload]
-seed = 3
-dirty = 0.3
-mapped = 0.3
-pinned = 0.05
 tail = {tail}
 """
 
@@ -199,18 +176,11 @@ def test_debug_vm_hands_out_a_frame_never_used_before_poisoned(registry: Registr
 @pytest.fixture(scope="module")
 def buggy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``buggyfs`` (``tests/configs/plugins``) installed; a folder for configs."""
-    site = tmp_path_factory.mktemp("site")
-    write_dist_info(site, "fsaops-buggyfs", {"fsaops": {"buggyfs": "buggyfs_plugin"}})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(site))
-        patch.syspath_prepend(str(PLUGINS))
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield tmp_path_factory.mktemp("configs")
+    yield from buggyfs_installed(tmp_path_factory)
 
 
 def _buggy(folder: Path, name: str, tail: float, *options: str) -> tuple[int, dict[str, object]]:
-    path = folder / f"{name}-{tail}-{'-'.join(options)}.toml"
-    return migrate_json(path, BUGGY.format(name=name, tail=tail), *options)
+    return buggy_migrate(folder, name, f"tail = {tail}\n", *options)
 
 
 @pytest.mark.parametrize("options", MODES)
