@@ -580,3 +580,12 @@ def test_a_reason_for_every_page_is_folded_after_the_largest_groups() -> None:
     assert folded.attributes["data-pages"] == "71"
     assert "and 71 more reasons, for 71 pages" in folded.text()
     assert sum(int(g.attributes["data-pages"] or 0) for g in groups) == len(pages)
+
+
+def test_every_frame_state_has_a_colour_of_its_own() -> None:
+    """A workload state added without a colour broke every page (a ``KeyError``)."""
+    from fsaops.frames import STATES
+    from fsaops.html_report import STATE_COLOURS
+
+    assert set(STATE_COLOURS) == set(STATES)
+    assert len(set(STATE_COLOURS.values())) == len(STATE_COLOURS)

@@ -94,6 +94,7 @@ STATE_COLOURS: Final = {
     "mapped": "#1f78b4",
     "buffer_locked": "#b2df8a",
     "released": "#8dd3c7",
+    "partial": "#bc80bd",
     "moved": "#33a02c",
     "left": "#f0c419",
     "failed": "#d62728",

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from fsaops.aops import returned
+from fsaops.buffer import BH, BufferHead, buffers
 from fsaops.errors import Deadlock
 from fsaops.mapping import AS_EIO, AS_ENOSPC, remove_mapping
 from fsaops.oracle import RUN_PAGES, MachineIndex, Oracle
@@ -530,13 +531,40 @@ def _compare_frames(
             parts.append(node.mem[off : off + ps])
         if not world.matches(record, first, run_end - run_start, b"".join(parts)):
             for k, (pos, page, how) in enumerate(frames[run_start:run_end]):
-                if bytes(parts[k]) != world.expected(record, first + k):
+                if not _holds(page, bytes(parts[k]), world.expected(record, first + k)):
                     found[pos] = (
                         f"moved to pfn {page.pfn}, whose data is not what was written"
                         if how == Outcome.MOVED
                         else f"{how}, and the data in its frame is no longer what was written"
                     )
         run_start = run_end
+
+
+def _holds(page: Page, frame: bytes | memoryview, expected: bytes) -> bool:
+    """Whether ``frame``, the bytes of ``page``'s frame, hold what was written.
+
+    All of them; or, for a page that is not up to date (written in part),
+    those of its up-to-date buffers: the others were never read, and a read
+    of the page reads them from disk.  A clean page that is not up to date
+    and has no buffers (they were freed: the disk has its data) holds
+    nothing a read would use.
+    """
+    if frame == expected:
+        return True
+    flags = page.flags
+    if flags & PG.uptodate:
+        return False
+    head = page.private
+    if not flags & PG.private:
+        return not flags & PG.dirty
+    if not isinstance(head, BufferHead):
+        return False
+    size = head.b_size
+    return all(
+        frame[i * size : (i + 1) * size] == expected[i * size : (i + 1) * size]
+        for i, bh in enumerate(buffers(head))
+        if bh.b_state & BH.uptodate
+    )
 
 
 def _placement_problem(
@@ -556,13 +584,13 @@ def _placement_problem(
     if how in (Outcome.LEFT, Outcome.FAILED):
         if now is not None and now is not old and _copied_by_its_process(world, b.record, now):
             # The process's own copy, made while the migration held the page.
-            if oracle.frame(now) != expected:
+            if not _holds(now, oracle.frame(now), expected):
                 return f"{how}, and the data in its frame is no longer what was written"
             return None
         if now is not old:
             where = "no page" if now is None else f"pfn {now.pfn}"
             return f"{how}, so it should still be in its frame, but its place holds {where}"
-        if oracle.frame(old) != expected:
+        if not _holds(old, oracle.frame(old), expected):
             return f"{how}, and the data in its frame is no longer what was written"
         return None
     kernel = world.kernel
@@ -591,7 +619,7 @@ def _placement_problem(
         return "counted as moved, but its slot still points at the old frame: nothing moved"
     if now.node.nid != target_nid and not _copied_by_its_process(world, b.record, now):
         return f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
-    if oracle.frame(now) != expected:
+    if not _holds(now, oracle.frame(now), expected):
         return f"moved to pfn {now.pfn}, whose data is not what was written"
     return None
 

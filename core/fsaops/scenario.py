@@ -131,6 +131,7 @@ from fsaops.world import (
     tail_bytes,
     write_head_buffer,
 )
+from fsaops.writeback import write_one_page
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -626,6 +627,14 @@ class Scenario:
             "released": (
                 self._carrying_buffers("released") if self.config.fraction("released") > 0 else ()
             ),
+            "partial": slots.positions(
+                lambda kind, owner: (
+                    kind == "file"
+                    and isinstance(owner, File)
+                    and owner.inode.i_sb.s_blocksize < self.page_size
+                    and owner.inode.i_mapping.a_ops.prepare_write is not None
+                )
+            ),
         }
         for state in WorkloadConfig.STATES:
             pool = pools[state]
@@ -787,6 +796,10 @@ class Scenario:
     def _apply_states(self) -> None:
         world = self.world
         kernel = self.kernel
+        # First: a page read in whole to be written in part is written back, and
+        # the time that takes must not let a journal commit the states below.
+        if self.states["partial"]:
+            self._write_in_part()
         # Dirty pages: rewritten through a shared mapping, as a process does,
         # and dirtied when the mapping goes; a file at a time.
         dirty: dict[int, tuple[File, list[int]]] = {}
@@ -896,6 +909,40 @@ class Scenario:
             finally:
                 unlock_page(page)
         self.states["released"] = kept
+
+    def _write_in_part(self) -> None:
+        """Drop each ``partial`` page from the cache and write one of its blocks back in.
+
+        The block is drawn among those inside the file
+        (:meth:`~fsaops.world.World.write_in_part`).  A page its table reads
+        in whole to write part of it ends up to date: it is written back,
+        clean as every page no state took, and not counted.
+        """
+        kept: list[Slot] = []
+        for slot in self.states["partial"]:
+            record = slot.owner
+            assert isinstance(record, File)
+            inode = record.inode
+            bs = inode.i_sb.s_blocksize
+            # The blocks the file has bytes in (the last may hold its end).
+            inside = -(-min(self.page_size, inode.i_size - slot.index * self.page_size) // bs)
+            if inside < 1:
+                continue
+            page = self.world.write_in_part(record, slot.index, self.rng.randrange(inside))
+            if not page.flags & PG.uptodate:
+                kept.append(slot)
+            else:
+                # Read in whole to be written in part: written back, it is clean, as
+                # every page no state took.
+                write_one_page(page)
+        if not kept and not self.config.builtin:
+            tables = sorted({m.table for m in self.mounts})
+            raise ConfigError(
+                "workload.partial: no file page of this scenario stays written in part: its "
+                f"tables ({', '.join(tables)}) read the rest of a page in to write part of it, "
+                "or no block of it is inside its file"
+            )
+        self.states["partial"] = kept
 
     # -- migrating -----------------------------------------------------------------
 

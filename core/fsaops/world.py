@@ -60,6 +60,7 @@ from fsaops.mapping import (
     add_to_page_cache,
     find_get_page,
     grab_cache_page,
+    remove_from_page_cache,
     truncate_inode_pages,
     try_to_release_page,
 )
@@ -1373,6 +1374,55 @@ class World:
         if page is None:
             raise SetupError(f"{record.page_key(index)} is not in memory after writing it")
         return page
+
+    def write_in_part(self, record: File, index: int, block: int) -> Page:
+        """Drop page ``index`` from the page cache, then ``write(2)`` block ``block`` of it alone.
+
+        The page is dropped as reclaim or ``invalidate_mapping_pages`` drops
+        a clean, unused page (its buffers freed with
+        ``try_to_release_page``, out of the tree, its frame freed).  The
+        write brings a new page in and writes the block (up to the end of
+        the file, if it ends inside it) with the bytes it holds on disk, so
+        the file's data is as it was: ``prepare_write``
+        maps and reads only what the write touches, so with buffers the
+        page is left dirty and not up to date, its other blocks unread, and
+        the rest of its frame holds whatever the frame held (a table that
+        reads the rest in, as ``nobh_prepare_write`` does, leaves it up to
+        date).  Returns the page that holds it now.
+
+        Raises:
+            SetupError: the page is not in memory, is dirty, under
+                writeback, mapped or held, or its table kept its buffers;
+                or the block is not inside the file.
+        """
+        inode = record.inode
+        mapping = inode.i_mapping
+        bs = inode.i_sb.s_blocksize
+        ps = self.page_size
+        pos = index * ps + block * bs
+        if not 0 <= block < ps // bs or pos >= inode.i_size:
+            raise SetupError(f"block {block} of {record.page_key(index)} is not inside the file")
+        length = min(bs, inode.i_size - pos)  # a block the file ends inside: up to its end
+        page = mapping.lookup(index)
+        if page is None:
+            raise SetupError(f"{record.page_key(index)} is not in memory to drop")
+        lock_page(page)
+        try:
+            if page.flags & (PG.dirty | PG.writeback) or page.mapcount:
+                raise SetupError(f"{record.page_key(index)} is in use: it cannot be dropped")
+            if page.flags & PG.private and not try_to_release_page(page, GFP_KERNEL):
+                raise SetupError(f"{record.page_key(index)} kept its buffers: not dropped")
+            if page.count != 1:  # the page cache's alone
+                raise SetupError(f"{record.page_key(index)} is held: it cannot be dropped")
+            remove_from_page_cache(page)
+        finally:
+            unlock_page(page)
+        put_page(page)  # the page cache's reference: the frame is free
+        generic_file_write(inode, pos, self.expected(record, index)[block * bs :][:length])
+        now = self.page_of(record, index)
+        if now is None:
+            raise SetupError(f"{record.page_key(index)} is not in memory after writing it")
+        return now
 
     def map_file(self, record: File, mm: Mm, *, locked: bool = False) -> Vma:
         """Map the whole file shared into ``mm`` (``VM_LOCKED`` with ``locked``), touching none."""

@@ -353,6 +353,10 @@ _STATE_PAGES: Final = {
         "released of its buffer heads",
         "a file page in the page cache that carries buffer heads once read in",
     ),
+    "partial": (
+        "written in part",
+        "a file page of a table with prepare_write whose blocks are smaller than a page",
+    ),
 }
 
 
@@ -370,7 +374,7 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
     fit the selected plugins, is not checked: it names the parts it left
     out instead.
     """
-    kinds = {"file": 0, "writable": 0, "meta": 0, "anon": config.anon_pages}
+    kinds = {"file": 0, "writable": 0, "meta": 0, "in_part": 0, "anon": config.anon_pages}
     parts: list[str] = []  # every page the scenario has, for the message
     for i, mount in enumerate(config.mount):
         fstype = registry.filesystems[mount.fs]
@@ -391,6 +395,10 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
             kinds["file"] += mount.pages
             kinds["writable"] += mount.pages
             parts.append(f"{mount.pages} file pages ({where})")
+        if fstype.has_page_cache(mode) and not fstype.is_buffer_cache(mode):
+            bs = fstype.default_block_size if mount.block_size is None else mount.block_size
+            if bs < config.kernel.page_size and fstype.aops(mode).prepare_write is not None:
+                kinds["in_part"] += mount.pages
     if config.anon_pages:
         parts.append(f"{config.anon_pages} anonymous pages")
     pools = {
@@ -405,6 +413,7 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
         # Which of them carry buffer heads is known once they are read in.
         "buffer_locked": kinds["file"],
         "released": kinds["file"],
+        "partial": kinds["in_part"],
     }
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
     has = f"it has {listed}" if parts else "it has no pages"

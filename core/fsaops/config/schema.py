@@ -245,7 +245,7 @@ class WorkloadConfig:
     buffer-cache mapping can only be locked or pinned), and each page gets
     at most one state.  States are given out in the order
     mlocked, swapout, pinned, locked, writeback, dirty, mapped,
-    buffer_locked, released, so when fractions add up to more than the pages there
+    buffer_locked, released, partial, so when fractions add up to more than the pages there
     are, the later states get fewer.  Every fraction defaults to 0: clean,
     unmapped pages that nothing holds.
     """
@@ -307,6 +307,19 @@ class WorkloadConfig:
             "whose blocks follow on. buffer_migrate_page hands such a page to migrate_page, "
             "which must still copy it. A scenario none of whose file pages carries buffer "
             "heads is bad input, as for buffer_locked."
+        ),
+    )
+    partial: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the file pages with blocks smaller than a page, of a table that can "
+            "write (prepare_write), that reclaim dropped from the page cache and a write(2) "
+            "of one of their blocks then brought back: the page is dirty and not up to date, "
+            "with one mapped, up-to-date, dirty buffer, its other buffers unread, and the rest "
+            "of its frame holds whatever the frame held (poison under --debug-vm). The block "
+            "is written with the bytes it holds on disk. A page whose table reads the rest in "
+            "(ext2 nobh's nobh_prepare_write) ends up to date and dirty, as any page written, "
+            "and is not counted; a scenario where no page stays written in part is bad input."
         ),
     )
     pinned: float = attrs.field(
@@ -400,6 +413,7 @@ class WorkloadConfig:
         "mapped",
         "buffer_locked",
         "released",
+        "partial",
     )
 
 
@@ -619,6 +633,7 @@ mlocked = 0.01
 swapout = 0.02
 buffer_locked = 0.02
 released = 0.02
+partial = 0.02
 dirty_written = 0.5
 mapped_shared = 0.2
 tail = 0.25

@@ -854,8 +854,9 @@ conformance suite does: a page of a buffered table without buffer heads (read
 by ``mpage_readpage``, or stripped by reclaim; ``fsaops migrate`` builds it
 with ``workload.released``), the page a file ends inside
 (its buffers past the end not mapped; ``fsaops migrate`` builds it with
-``workload.tail``), a page written in part while not up to date, a page whose
-holes a process stored into through its mapping."""
+``workload.tail``), a page written in part while not up to date (``fsaops
+migrate`` builds it with ``workload.partial``), a page whose holes a process
+stored into through its mapping."""
 
 
 JOURNALLED = frozenset(
