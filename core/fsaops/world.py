@@ -1381,14 +1381,16 @@ class World:
         The page is dropped as reclaim or ``invalidate_mapping_pages`` drops
         a clean, unused page (its buffers freed with
         ``try_to_release_page``, out of the tree, its frame freed).  The
-        write brings a new page in and writes the block (up to the end of
-        the file, if it ends inside it) with the bytes it holds on disk, so
-        the file's data is as it was: ``prepare_write``
-        maps and reads only what the write touches, so with buffers the
-        page is left dirty and not up to date, its other blocks unread, and
-        the rest of its frame holds whatever the frame held (a table that
-        reads the rest in, as ``nobh_prepare_write`` does, leaves it up to
-        date).  Returns the page that holds it now.
+        page's data then moves one generation on: its other blocks are
+        written straight to the device, as an ``O_DIRECT`` write of them
+        does, and the block itself (up to the end of the file, if it ends
+        inside it) with ``write(2)``, which brings a new page in, so the
+        block's new bytes are only in memory.  ``prepare_write`` maps and
+        reads only what the write touches, so with buffers the page is left
+        dirty and not up to date, its other blocks unread, and the rest of
+        its frame holds whatever the frame held (a table that reads the rest
+        in, as ``nobh_prepare_write`` does, leaves it up to date).  Returns
+        the page that holds it now.
 
         Raises:
             SetupError: the page is not in memory, is dirty, under
@@ -1418,7 +1420,17 @@ class World:
         finally:
             unlock_page(page)
         put_page(page)  # the page cache's reference: the frame is free
-        generic_file_write(inode, pos, self.expected(record, index)[block * bs :][:length])
+        # The page's data, one generation on: its other blocks go straight to the
+        # device, as an O_DIRECT write of them does while the page is not cached;
+        # the block itself through the page cache, so only the page holds it.
+        record.gens[index] += 1
+        data = self.expected(record, index)
+        bdev = inode.i_sb.s_bdev
+        first = index * (ps // bs)
+        for b, blocknr in enumerate(inode.blocks[first : first + ps // bs]):
+            if b != block and blocknr:
+                bdev.write(blocknr, data[b * bs : (b + 1) * bs])
+        generic_file_write(inode, pos, data[block * bs :][:length])
         now = self.page_of(record, index)
         if now is None:
             raise SetupError(f"{record.page_key(index)} is not in memory after writing it")

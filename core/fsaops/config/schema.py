@@ -313,11 +313,12 @@ class WorkloadConfig:
         default=0.0,
         metadata=_doc(
             "Fraction of the file pages with blocks smaller than a page, of a table that can "
-            "write (prepare_write), that reclaim dropped from the page cache and a write(2) "
-            "of one of their blocks then brought back: the page is dirty and not up to date, "
-            "with one mapped, up-to-date, dirty buffer, its other buffers unread, and the rest "
-            "of its frame holds whatever the frame held (poison under --debug-vm). The block "
-            "is written with the bytes it holds on disk. A page whose table reads the rest in "
+            "write (prepare_write), that reclaim dropped from the page cache and that were then "
+            "written anew: their other blocks straight to the disk (as O_DIRECT does), one "
+            "block with write(2), which brought the page back dirty and not up to date, with "
+            "one mapped, up-to-date, dirty buffer (whose new bytes are only in memory), its "
+            "other buffers unread, and the rest of its frame holding whatever the frame held "
+            "(poison under --debug-vm). A page whose table reads the rest in "
             "(ext2 nobh's nobh_prepare_write) ends up to date and dirty, as any page written, "
             "and is not counted; a scenario where no page stays written in part is bad input."
         ),
