@@ -107,3 +107,29 @@ def buggy_migrate(
     """``fsaops migrate --json`` of :data:`BUGGY` for table ``name``, ``workload`` lines added."""
     label = re.sub(r"\W+", "_", f"{name}-{workload}-{'-'.join(options)}")
     return migrate_json(folder / f"{label}.toml", BUGGY.format(name=name) + workload, *options)
+
+
+def migrate_mix(
+    folder: Path,
+    mount: tuple[str, str, int],
+    files: int,
+    pages: int,
+    workload: dict[str, Any],
+    options: tuple[str, ...] = ("--strict",),
+) -> dict[str, Any]:
+    """``fsaops migrate --json OPTIONS`` of one mount of a built-in table and one process.
+
+    ``mount`` is (filesystem, mode, block size); ``workload`` the
+    ``[workload]`` keys (numbers and booleans).  Asserts the run is ``ok``
+    with no finding: for the property tests of the workload states.
+    """
+    fs, mode, block_size = mount
+    text = (
+        f'[kernel]\nnode_memory = "1MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n'
+        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {block_size}\n'
+        f"pages = {pages}\nfiles = {files}\n[processes]\ncount = 1\nanon_pages = 0\n[workload]\n"
+    )
+    text += "".join(f"{key} = {json.dumps(value)}\n" for key, value in workload.items())
+    rc, report = migrate_json(folder / "mix.toml", text, *options)
+    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
+    return report

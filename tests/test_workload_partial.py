@@ -30,7 +30,7 @@ from fsaops.proofs import _holds
 from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import World
 from guarded import fsaops, one_error_line
-from inproc import buggy_migrate, buggyfs_installed, migrate_json
+from inproc import buggy_migrate, buggyfs_installed, migrate_json, migrate_mix
 
 WITH_BUFFERS = [
     ("ext2", "default", 1024),
@@ -281,14 +281,11 @@ def test_any_mix_of_states_with_pages_written_in_part_is_ok_for_the_built_in_tab
     states: dict[str, float],
 ) -> None:
     """Every promise holds and no call is wrong, whatever else the other pages are."""
-    fs, mode, block_size = mount
-    text = (
-        f'[kernel]\nnode_memory = "1MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n'
-        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {block_size}\n'
-        f"pages = {pages}\nfiles = {files}\n[processes]\ncount = 1\nanon_pages = 0\n"
-        f"[workload]\nseed = {seed}\npartial = 1.0\ntail = {tail}\n"
+    migrate_mix(
+        tmp_path_factory.mktemp("mix"),
+        mount,
+        files,
+        pages,
+        {"seed": seed, "partial": 1.0, "tail": tail, **states},
+        ("--strict", "--debug-vm"),
     )
-    text += "".join(f"{name} = {value}\n" for name, value in states.items())
-    path = tmp_path_factory.mktemp("mix") / "mix.toml"
-    rc, report = migrate_json(path, text, "--strict", "--debug-vm")
-    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")

@@ -28,7 +28,7 @@ from fsaops.page import PG
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
 from guarded import fsaops, install, one_error_line
-from inproc import buggy_migrate, buggyfs_installed, migrate_json
+from inproc import buggy_migrate, buggyfs_installed, migrate_json, migrate_mix
 
 BUFFERED = [
     ("ext2", "default", 1024, False),
@@ -298,14 +298,7 @@ def test_any_mix_of_states_with_released_pages_is_ok_for_the_built_in_tables(
 ) -> None:
     """Every promise holds and no call is wrong, whatever else the other pages are."""
     fs, mode, block_size, out_of_line = mount
-    text = (
-        f'[kernel]\nnode_memory = "1MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n'
-        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {block_size}\n'
-        f"pages = {pages}\nfiles = {files}\n[processes]\ncount = 1\nanon_pages = 0\n"
-        f"[workload]\nseed = {seed}\nreleased = {released}\ntail = {tail}\n"
-        f"out_of_line = {str(out_of_line).lower()}\n"
+    workload = {"seed": seed, "released": released, "tail": tail, "out_of_line": out_of_line}
+    migrate_mix(
+        tmp_path_factory.mktemp("mix"), (fs, mode, block_size), files, pages, workload | states
     )
-    text += "".join(f"{name} = {value}\n" for name, value in states.items())
-    path = tmp_path_factory.mktemp("mix") / "mix.toml"
-    rc, report = migrate_json(path, text, "--strict")
-    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")

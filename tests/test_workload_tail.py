@@ -25,7 +25,7 @@ from fsaops.page import page_address
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import SetupError, World, tail_bytes
-from inproc import buggy_migrate, buggyfs_installed, fsaops, migrate_json
+from inproc import buggy_migrate, buggyfs_installed, fsaops, migrate_json, migrate_mix
 
 MOUNTS = """\
 [kernel]
@@ -256,14 +256,5 @@ def test_any_mix_of_states_on_files_with_tails_is_ok_for_the_built_in_tables(
     states: dict[str, float],
 ) -> None:
     """Every promise holds and no call is wrong, whatever state a file's last page is in."""
-    fs, mode, block_size = mount
-    text = (
-        f'[kernel]\nnode_memory = "1MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n'
-        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {block_size}\n'
-        f"pages = {pages}\nfiles = {files}\n[processes]\ncount = 1\nanon_pages = 0\n"
-        f"[workload]\nseed = {seed}\ntail = {tail}\nout_of_line = {str(out_of_line).lower()}\n"
-    )
-    text += "".join(f"{name} = {value}\n" for name, value in states.items())
-    path = tmp_path_factory.mktemp("mix") / "mix.toml"
-    rc, report = migrate_json(path, text, "--strict")
-    assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
+    workload = {"seed": seed, "tail": tail, "out_of_line": out_of_line, **states}
+    migrate_mix(tmp_path_factory.mktemp("mix"), mount, files, pages, workload)
