@@ -627,13 +627,17 @@ class Scenario:
             "released": (
                 self._carrying_buffers("released") if self.config.fraction("released") > 0 else ()
             ),
-            "partial": slots.positions(
-                lambda kind, owner: (
-                    kind == "file"
-                    and isinstance(owner, File)
-                    and owner.inode.i_sb.s_blocksize < self.page_size
-                    and owner.inode.i_mapping.a_ops.prepare_write is not None
+            "partial": (
+                slots.positions(
+                    lambda kind, owner: (
+                        kind == "file"
+                        and isinstance(owner, File)
+                        and owner.inode.i_sb.s_blocksize < self.page_size
+                        and owner.inode.i_mapping.a_ops.prepare_write is not None
+                    )
                 )
+                if self.config.fraction("partial") > 0
+                else ()
             ),
         }
         for state in WorkloadConfig.STATES:

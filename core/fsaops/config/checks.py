@@ -457,8 +457,9 @@ BASELINE_BYTES: Final = 128 << 20
 #: 190 to 260 MiB), beside the memory maps of the model.
 ADDRESS_SPACE_BYTES: Final = 272 << 20
 #: The workload states whose pages a run writes to their device: rewritten and
-#: written back, dirtied through a mapping, or written out when swapped.
-_WRITTEN_STATES: Final = ("dirty", "writeback", "mapped", "mlocked", "swapout")
+#: written back, dirtied through a mapping, written out when swapped, or
+#: written anew in part.
+_WRITTEN_STATES: Final = ("dirty", "writeback", "mapped", "mlocked", "swapout", "partial")
 
 
 def memory_needed(config: Config, registry: Registry) -> int:

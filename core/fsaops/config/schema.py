@@ -319,8 +319,9 @@ class WorkloadConfig:
             "one mapped, up-to-date, dirty buffer (whose new bytes are only in memory), its "
             "other buffers unread, and the rest of its frame holding whatever the frame held "
             "(poison under --debug-vm). A page whose table reads the rest in "
-            "(ext2 nobh's nobh_prepare_write) ends up to date and dirty, as any page written, "
-            "and is not counted; a scenario where no page stays written in part is bad input."
+            "(ext2 nobh's nobh_prepare_write) ends up to date: it is written back, clean as a "
+            "page no state took, and not counted; a scenario where no page stays written in "
+            "part is bad input."
         ),
     )
     pinned: float = attrs.field(
