@@ -497,7 +497,7 @@ def set_page_dirty_buffers(page: Page) -> int:
 
 def generic_get_block(inode: Inode, iblock: int, bh: BufferHead, create: bool) -> int:
     """Map a file block into ``bh``, allocating when ``create`` (the model's ``get_block``)."""
-    had = iblock < len(inode.blocks)
+    had = iblock < len(inode.blocks) and inode.blocks[iblock] != 0
     blocknr = inode.get_block(iblock, create)
     if blocknr:
         bh.b_blocknr = blocknr
@@ -856,7 +856,7 @@ def nobh_prepare_write(page: Page, start: int, end: int, get_block: GetBlock | N
                 else:
                     data[b_start:b_end] = bytes(bs)
             continue
-        had = first_block + i < len(inode.blocks)
+        had = inode.get_block(first_block + i, False) != 0
         blocknr = inode.get_block(first_block + i, True)
         if not page.flags & PG.uptodate and (b_start < start or b_end > end):
             if had:

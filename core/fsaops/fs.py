@@ -436,10 +436,17 @@ class Inode:
         """Map file block ``iblock`` to a device block, allocating if ``create``.
 
         Returns 0 for a hole that is not created (``get_block`` without
-        ``create``).  Blocks are allocated in runs as the file grows.
+        ``create``).  Blocks are allocated in runs as the file grows; a hole
+        inside the file (0 in ``blocks``) gets a block of its own.
         """
         blocks = self.blocks
         if iblock < len(blocks):
+            blocknr = blocks[iblock]
+            if blocknr or not create:
+                return blocknr
+            with self._lock:
+                if not blocks[iblock]:
+                    blocks[iblock] = self.i_sb.s_bdev.alloc_blocks(1)
             return blocks[iblock]
         if not create:
             return 0

@@ -95,6 +95,7 @@ STATE_COLOURS: Final = {
     "buffer_locked": "#b2df8a",
     "released": "#8dd3c7",
     "partial": "#bc80bd",
+    "holes": "#e7298a",
     "moved": "#33a02c",
     "left": "#f0c419",
     "failed": "#d62728",

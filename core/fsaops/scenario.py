@@ -473,13 +473,18 @@ class Scenario:
         config = self.config
         world = self.world
         kernel = self.kernel
+        file_pages = sum(mount.pages for mount in config.mount)
         for i, mount in enumerate(config.mount):
             sb = world.mount(
                 mount.fs,
                 mount.mode,
                 block_size=mount.block_size,
                 nr_blocks=_device_blocks(
-                    mount, config.kernel.page_size, world, out_of_line=config.workload.out_of_line
+                    mount,
+                    config.kernel.page_size,
+                    world,
+                    out_of_line=config.workload.out_of_line,
+                    holes=min(mount.pages, _share(config.workload.holes, file_pages)),
                 ),
                 name=f"mount{i}",
             )
@@ -639,6 +644,7 @@ class Scenario:
                 if self.config.fraction("partial") > 0
                 else ()
             ),
+            "holes": self._sparse() if self.config.fraction("holes") > 0 else (),
         }
         for state in WorkloadConfig.STATES:
             pool = pools[state]
@@ -667,6 +673,42 @@ class Scenario:
             # Among the dirty pages, in page order.
             chosen = sorted(self.rng.sample(range(len(dirty)), _share(fraction, len(dirty))))
             self.dirty_written.extend(dirty[i] for i in chosen)
+
+    def _sparse(self) -> Sequence[int]:
+        """Where the file pages that can be given holes are: ``holes``' pool.
+
+        Pages read in from their disk (a table with ``readpage`` and
+        ``writepage``) whose blocks are smaller than a page, with at least
+        two blocks inside their file (:meth:`~fsaops.world.World.make_holes`).
+
+        Raises:
+            ConfigError: pages of such tables and blocks there are, and each
+                ends its file inside its first block, which the scenario's
+                check could not tell (the built-in scenario, cut to the
+                selected plugins, is not refused).
+        """
+        ps = self.page_size
+        pool: list[int] = []
+        short = 0  # pages that could, but end their file inside their first block
+        for p, slot in enumerate(self.slots):
+            owner = slot.owner
+            if slot.kind != "file" or not isinstance(owner, File):
+                continue
+            inode = owner.inode
+            a_ops = inode.i_mapping.a_ops
+            bs = inode.i_sb.s_blocksize
+            if bs < ps and a_ops.readpage is not None and a_ops.writepage is not None:
+                if inode.i_size - slot.index * ps > bs:
+                    pool.append(p)
+                else:
+                    short += 1
+        if short and not pool and not self.config.builtin:
+            raise ConfigError(
+                "workload.holes: no page of this scenario can be given holes: every file page "
+                "of a table with readpage and writepage whose blocks are smaller than a page "
+                "ends its file inside its first block"
+            )
+        return pool
 
     def _carrying_buffers(self, state: str) -> Sequence[int]:
         """Where the file pages that carry buffer heads once read in are: ``state``'s pool.
@@ -804,6 +846,11 @@ class Scenario:
         # the time that takes must not let a journal commit the states below.
         if self.states["partial"]:
             self._write_in_part()
+        # Pages given holes are dropped first too, and stored into through a
+        # mapping with the mapped pages below.
+        for slot in self.states["holes"]:
+            assert isinstance(slot.owner, File)
+            world.make_holes(slot.owner, slot.index)
         # Dirty pages: rewritten through a shared mapping, as a process does,
         # and dirtied when the mapping goes; a file at a time.
         dirty: dict[int, tuple[File, list[int]]] = {}
@@ -847,6 +894,9 @@ class Scenario:
                 start_write(page)
         if self.states["released"]:
             self._release_buffers()
+        if self.states["holes"]:
+            # Each read in again by the fault, its holes zeroed, then stored into.
+            self._map(self.states["holes"], locked=False, gen=1)
         if self.states["mapped"]:
             mapped = self.states["mapped"]
             first = self._map(mapped, locked=False, gen=1)
@@ -1135,19 +1185,27 @@ _PROOF_COUNTERS: Final = (
 
 
 def _device_blocks(
-    mount: MountConfig, page_size: int, world: World, *, out_of_line: bool = False
+    mount: MountConfig,
+    page_size: int,
+    world: World,
+    *,
+    out_of_line: bool = False,
+    holes: int = 0,
 ) -> int:
     """Blocks for a mount's device: its files' pages, with room for their superblock.
 
     With ``out_of_line`` each file's blocks alternate with another file's,
-    so the device holds twice the blocks.
+    so the device holds twice the blocks.  Up to ``holes`` pages of it may
+    be given holes (``workload.holes``): the blocks they had stay used, and
+    ``writepage`` gives the holes new ones.
     """
     registry = world.kernel.registry
     assert registry is not None
     fstype = registry.filesystem(mount.fs)
     bs = fstype.default_block_size if mount.block_size is None else mount.block_size
-    data = mount.pages * (page_size // bs)
-    return (2 * data if out_of_line else data) + mount.files + 64
+    per_page = page_size // bs
+    data = mount.pages * per_page
+    return (2 * data if out_of_line else data) + holes * (per_page - 1) + mount.files + 64
 
 
 _ENOSYS_MESSAGE: Final = (

@@ -1398,28 +1398,13 @@ class World:
                 or the block is not inside the file.
         """
         inode = record.inode
-        mapping = inode.i_mapping
         bs = inode.i_sb.s_blocksize
         ps = self.page_size
         pos = index * ps + block * bs
         if not 0 <= block < ps // bs or pos >= inode.i_size:
             raise SetupError(f"block {block} of {record.page_key(index)} is not inside the file")
         length = min(bs, inode.i_size - pos)  # a block the file ends inside: up to its end
-        page = mapping.lookup(index)
-        if page is None:
-            raise SetupError(f"{record.page_key(index)} is not in memory to drop")
-        lock_page(page)
-        try:
-            if page.flags & (PG.dirty | PG.writeback) or page.mapcount:
-                raise SetupError(f"{record.page_key(index)} is in use: it cannot be dropped")
-            if page.flags & PG.private and not try_to_release_page(page, GFP_KERNEL):
-                raise SetupError(f"{record.page_key(index)} kept its buffers: not dropped")
-            if page.count != 1:  # the page cache's alone
-                raise SetupError(f"{record.page_key(index)} is held: it cannot be dropped")
-            remove_from_page_cache(page)
-        finally:
-            unlock_page(page)
-        put_page(page)  # the page cache's reference: the frame is free
+        self._drop(record, index)
         # The page's data, one generation on: its other blocks go straight to the
         # device, as an O_DIRECT write of them does while the page is not cached;
         # the block itself through the page cache, so only the page holds it.
@@ -1435,6 +1420,64 @@ class World:
         if now is None:
             raise SetupError(f"{record.page_key(index)} is not in memory after writing it")
         return now
+
+    def make_holes(self, record: File, index: int) -> int:
+        """Drop page ``index`` from the page cache and make its blocks after the first holes.
+
+        The page is dropped as :meth:`write_in_part` drops it.  The file
+        then has the block map a file written with those blocks skipped
+        (``lseek`` past them) has: each of the page's blocks after its first
+        that is inside the file maps no block on the device, so a read of
+        the page zeroes them, and a ``writepage`` that finds them dirty
+        gives them blocks of their own.  The blocks they had stay on the
+        device, used by no file.  The next read of the page (a fault through
+        a mapping, a ``read(2)``) reads it in again through its table.
+        Returns how many holes the page has.
+
+        Raises:
+            SetupError: the page is not in memory, is dirty, under
+                writeback, mapped or held, or its table kept its buffers;
+                or it has no block inside the file after its first.
+        """
+        inode = record.inode
+        bs = inode.i_sb.s_blocksize
+        per_page = self.page_size // bs
+        first = index * per_page
+        inside = min(per_page, -(-inode.i_size // bs) - first, len(inode.blocks) - first)
+        if inside < 2:
+            raise SetupError(
+                f"{record.page_key(index)} has no block inside the file after its first: "
+                "no hole to make"
+            )
+        self._drop(record, index)
+        inode.blocks[first + 1 : first + inside] = [0] * (inside - 1)
+        return inside - 1
+
+    def _drop(self, record: File, index: int) -> None:
+        """Drop page ``index`` of ``record`` as reclaim drops a clean, unused page, and free it.
+
+        Its buffers are freed with ``try_to_release_page`` (the table's
+        ``releasepage``), the page leaves the tree, and its frame is freed.
+
+        Raises:
+            SetupError: the page is not in memory, is dirty, under writeback,
+                mapped or held, or its table kept its buffers.
+        """
+        page = record.inode.i_mapping.lookup(index)
+        if page is None:
+            raise SetupError(f"{record.page_key(index)} is not in memory to drop")
+        lock_page(page)
+        try:
+            if page.flags & (PG.dirty | PG.writeback) or page.mapcount:
+                raise SetupError(f"{record.page_key(index)} is in use: it cannot be dropped")
+            if page.flags & PG.private and not try_to_release_page(page, GFP_KERNEL):
+                raise SetupError(f"{record.page_key(index)} kept its buffers: not dropped")
+            if page.count != 1:  # the page cache's alone
+                raise SetupError(f"{record.page_key(index)} is held: it cannot be dropped")
+            remove_from_page_cache(page)
+        finally:
+            unlock_page(page)
+        put_page(page)  # the page cache's reference: the frame is free
 
     def map_file(self, record: File, mm: Mm, *, locked: bool = False) -> Vma:
         """Map the whole file shared into ``mm`` (``VM_LOCKED`` with ``locked``), touching none."""

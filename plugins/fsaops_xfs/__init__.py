@@ -40,7 +40,7 @@ __all__ = ["fsaops_filesystem_types", "linvfs_aops"]
 
 def xfs_get_block_delay(inode: Inode, iblock: int, bh: BufferHead, create: bool) -> int:
     """Map a block for a buffered write: an allocated block, or a delalloc reservation."""
-    if iblock < len(inode.blocks) or not create:
+    if (iblock < len(inode.blocks) and inode.blocks[iblock]) or not create:
         return generic_get_block(inode, iblock, bh, False)
     bh.b_state |= BH.delay | BH.new
     return 0

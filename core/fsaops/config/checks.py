@@ -357,6 +357,10 @@ _STATE_PAGES: Final = {
         "written in part",
         "a file page of a table with prepare_write whose blocks are smaller than a page",
     ),
+    "holes": (
+        "given holes",
+        "a file page of a table with readpage and writepage whose blocks are smaller than a page",
+    ),
 }
 
 
@@ -374,7 +378,14 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
     fit the selected plugins, is not checked: it names the parts it left
     out instead.
     """
-    kinds = {"file": 0, "writable": 0, "meta": 0, "in_part": 0, "anon": config.anon_pages}
+    kinds = {
+        "file": 0,
+        "writable": 0,
+        "meta": 0,
+        "in_part": 0,
+        "sparse": 0,
+        "anon": config.anon_pages,
+    }
     parts: list[str] = []  # every page the scenario has, for the message
     for i, mount in enumerate(config.mount):
         fstype = registry.filesystems[mount.fs]
@@ -397,8 +408,11 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
             parts.append(f"{mount.pages} file pages ({where})")
         if fstype.has_page_cache(mode) and not fstype.is_buffer_cache(mode):
             bs = fstype.default_block_size if mount.block_size is None else mount.block_size
-            if bs < config.kernel.page_size and fstype.aops(mode).prepare_write is not None:
+            aops = fstype.aops(mode)
+            if bs < config.kernel.page_size and aops.prepare_write is not None:
                 kinds["in_part"] += mount.pages
+            if bs < config.kernel.page_size and aops.readpage and aops.writepage:
+                kinds["sparse"] += mount.pages
     if config.anon_pages:
         parts.append(f"{config.anon_pages} anonymous pages")
     pools = {
@@ -414,6 +428,7 @@ def _workload_problems(config: Config, registry: Registry) -> list[str]:
         "buffer_locked": kinds["file"],
         "released": kinds["file"],
         "partial": kinds["in_part"],
+        "holes": kinds["sparse"],
     }
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
     has = f"it has {listed}" if parts else "it has no pages"
@@ -457,9 +472,17 @@ BASELINE_BYTES: Final = 128 << 20
 #: 190 to 260 MiB), beside the memory maps of the model.
 ADDRESS_SPACE_BYTES: Final = 272 << 20
 #: The workload states whose pages a run writes to their device: rewritten and
-#: written back, dirtied through a mapping, written out when swapped, or
-#: written anew in part.
-_WRITTEN_STATES: Final = ("dirty", "writeback", "mapped", "mlocked", "swapout", "partial")
+#: written back, dirtied through a mapping, written out when swapped, written
+#: anew in part, or stored into their holes through a mapping.
+_WRITTEN_STATES: Final = (
+    "dirty",
+    "writeback",
+    "mapped",
+    "mlocked",
+    "swapout",
+    "partial",
+    "holes",
+)
 
 
 def memory_needed(config: Config, registry: Registry) -> int:

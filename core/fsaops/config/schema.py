@@ -245,8 +245,8 @@ class WorkloadConfig:
     buffer-cache mapping can only be locked or pinned), and each page gets
     at most one state.  States are given out in the order
     mlocked, swapout, pinned, locked, writeback, dirty, mapped,
-    buffer_locked, released, partial, so when fractions add up to more than the pages there
-    are, the later states get fewer.  Every fraction defaults to 0: clean,
+    buffer_locked, released, partial, holes, so when fractions add up to more than the pages
+    there are, the later states get fewer.  Every fraction defaults to 0: clean,
     unmapped pages that nothing holds.
     """
 
@@ -322,6 +322,19 @@ class WorkloadConfig:
             "(ext2 nobh's nobh_prepare_write) ends up to date: it is written back, clean as a "
             "page no state took, and not counted; a scenario where no page stays written in "
             "part is bad input."
+        ),
+    )
+    holes: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the file pages with blocks smaller than a page, of a table that can "
+            "read and write them back (readpage and writepage), with at least two blocks "
+            "inside the file, whose blocks after the first are holes (the file was written "
+            "with them skipped), and which a process then maps shared and writes through the "
+            "mapping: the page is read in with those buffers up to date and mapping no block "
+            "(a table that reads without buffer heads zeroes them in the frame), and the data "
+            "stored there is only in memory until writepage gives them blocks of their own. "
+            "A scenario none of whose file pages can have a hole is bad input."
         ),
     )
     pinned: float = attrs.field(
@@ -416,6 +429,7 @@ class WorkloadConfig:
         "buffer_locked",
         "released",
         "partial",
+        "holes",
     )
 
 
@@ -636,6 +650,7 @@ swapout = 0.02
 buffer_locked = 0.02
 released = 0.02
 partial = 0.02
+holes = 0.02
 dirty_written = 0.5
 mapped_shared = 0.2
 tail = 0.25

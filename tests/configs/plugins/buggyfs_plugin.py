@@ -856,7 +856,8 @@ with ``workload.released``), the page a file ends inside
 (its buffers past the end not mapped; ``fsaops migrate`` builds it with
 ``workload.tail``), a page written in part while not up to date (``fsaops
 migrate`` builds it with ``workload.partial``), a page whose holes a process
-stored into through its mapping."""
+stored into through its mapping (``fsaops migrate`` builds it with
+``workload.holes``)."""
 
 
 JOURNALLED = frozenset(
