@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDTH = 1100
 """The window's width, in CSS pixels."""
 
-TRACED = "mount6/file0:75"
+TRACED = "mount6/file3:44"
 """The page the report's trace follows: a locked page of xfs, which V4 tries in pass 0 of
 call after call, until its locker lets go and it moves."""
 
