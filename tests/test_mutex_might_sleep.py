@@ -117,3 +117,80 @@ def test_under_private_lock_it_is_v4s_own_sleep_and_a_bug_from_2_6_16(tmp_path: 
 def test_a_mutex_taken_with_no_spinlock_held_passes(tmp_path: Path, body: str) -> None:
     rc, report, err = _migrate(tmp_path, body, "--strict", "--debug-vm")
     assert (rc, report["status"], report["findings"]) == (0, "ok", []), err
+
+
+# -- in the table's other members ------------------------------------------------------------
+
+MEMBERS = """\
+import attrs, fsaops
+from fsaops import FileSystemType, Mutex, buffer_migrate_page
+from fsaops.buffer import try_to_free_buffers
+from fsaops.spinlock import Spinlock
+from fsaops_ext2 import ext2_aops
+
+STATE = Mutex("mutexy_state")
+OWN = Spinlock("mutexy_spin", None)
+
+def taken():
+    {body}
+
+def wp(page, wbc):
+    taken()
+    return ext2_aops.writepage(page, wbc)
+
+def rp(page, gfp):
+    taken()
+    return try_to_free_buffers(page)
+
+TABLE = attrs.evolve(ext2_aops, name="mutexy_aops", {member}, migratepage={migratepage})
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name="mutexy", modes={{"default": TABLE}})]
+"""
+
+UNDER_ITS_OWN = "with OWN:\n        with STATE:\n            pass"
+
+WHEN = {
+    # the engine's fallback writes a dirty page out before it moves it
+    "writepage, in the migration": ("writepage=wp", "None", "0.5"),
+    # moved with buffer_migrate_page; the durability proof's sync writes it back
+    "writepage, in the proof after it": ("writepage=wp", "buffer_migrate_page", "0.5"),
+    # the fallback frees a clean page's buffers before it moves it
+    "releasepage, in the migration": ("releasepage=rp", "None", "0"),
+}
+
+
+def _migrate_member(
+    tmp_path: Path, when: str, body: str, *options: str
+) -> tuple[int, dict[str, object], str]:
+    member, migratepage, dirty = WHEN[when]
+    code = MEMBERS.format(body=body, member=member, migratepage=migratepage)
+    env = install(tmp_path, "mutexy", code)
+    path = tmp_path / "mutexy.toml"
+    path.write_text(SCENARIO.format(semantics="v4").replace("dirty = 0.5", f"dirty = {dirty}"))
+    proc = fsaops("migrate", path, "--json", "--no-progress", *options, env=env, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+@pytest.mark.parametrize("when", sorted(WHEN))
+def test_a_mutex_taken_under_a_spinlock_in_another_member_is_a_kernel_bug(
+    tmp_path: Path, when: str
+) -> None:
+    rc, report, err = _migrate_member(tmp_path, when, UNDER_ITS_OWN)
+    assert (rc, report["status"]) == (1, "kernel bug"), err
+    error = str(report["error"])
+    assert (
+        "sleeping function called from invalid context: a task sleeps on the mutex "
+        "mutexy_state (mutex_lock may sleep) holding the mutexy_spin, a spinlock"
+    ) in error, error
+    assert error.endswith("(plugin mutexy-dist[mutexy], in mutexy.taken)"), error
+
+
+@pytest.mark.parametrize("when", sorted(WHEN))
+def test_a_mutex_taken_alone_in_another_member_passes(tmp_path: Path, when: str) -> None:
+    rc, report, err = _migrate_member(
+        tmp_path, when, "with OWN:\n        pass\n    with STATE:\n        pass", "--strict"
+    )
+    assert (rc, report["status"], report["findings"]) == (0, "ok", []), err

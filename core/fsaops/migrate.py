@@ -645,7 +645,7 @@ def migrate_pages(
         stats = MigrateStats()
     stats.calls += 1
     sched = kernel.sched
-    migrating_on(sched)  # a mutex a migratepage takes asks it (might_sleep)
+    migrating_on(kernel)  # a mutex a table's member takes asks it (might_sleep)
     tick = sched.tick
     vmstat = kernel.vmstat
     log = kernel.log  # _tracer(kernel), inline: under V4 this runs once per page

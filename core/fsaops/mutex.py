@@ -3,8 +3,8 @@
 A table whose code serializes on state of its own (a per-filesystem
 structure that ``migratepage`` and ``writepage`` both change) needs a
 lock the model knows about.  Under ``fsaops migrate`` a :class:`Mutex` is
-a plain lock, but one taken inside a ``migratepage`` call with a spinlock
-held is the kernel's ``might_sleep`` ``BUG`` (``migrating_on``).  Under
+a plain lock, but one taken in any member with a spinlock held, from the
+migration on, is the kernel's ``might_sleep`` ``BUG`` (``migrating_on``).  Under
 ``fsaops explore`` it is a lock of the explored kernel, as the mapping's
 and the process's locks are: taking it is a scheduling point, a task that
 finds it held sleeps until it is released (other tasks run meanwhile),
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import _thread
 import sys
+import weakref
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from fsaops.errors import KernelBug
 from fsaops.spinlock import LOCKUP_SECONDS
@@ -61,25 +62,36 @@ _explorer: list[_Explorer | None] = [None]
 """The controller of the schedule this process runs, if any (one slot)."""
 
 
-class _Engine(Protocol):
+class _Sched(Protocol):
     """What a :class:`Mutex` needs of the scheduler of ``fsaops migrate``'s machine."""
 
-    def might_sleep_migrating(self, what: str) -> None: ...
+    def might_sleep_mutex(self, what: str, kernel: Any) -> None: ...
 
 
-_engine: list[_Engine | None] = [None]
-"""The scheduler of the machine whose ``migrate_pages`` ran last (one slot)."""
+class _Engine(Protocol):
+    """The machine ``fsaops migrate`` migrates on: its scheduler."""
+
+    @property
+    def sched(self) -> _Sched: ...
 
 
-def migrating_on(sched: _Engine) -> None:
-    """``migrate_pages`` runs on ``sched``'s machine: a mutex taken in a ``migratepage`` asks it.
+_engine: list[Callable[[], _Engine | None]] = [lambda: None]
+"""The machine whose ``migrate_pages`` ran last (one slot, a weak reference: a
+finished run's machine is not kept alive for it)."""
+
+
+def migrating_on(kernel: _Engine) -> None:
+    """``migrate_pages`` runs on ``kernel``: from now on, a mutex taken anywhere asks it.
 
     Taking a mutex is the kernel's ``might_sleep`` check, held or free: a
-    ``migratepage`` that takes one holding a spinlock (the mapping's
-    ``tree_lock`` or ``private_lock``, a ``Spinlock`` of its own) is a
-    ``BUG`` under ``fsaops migrate`` as it is under ``fsaops explore``.
+    table member (``migratepage``, ``writepage``, ``releasepage``, any
+    other) that takes one holding a spinlock (a mapping's ``tree_lock`` or
+    ``private_lock``, a node's ``lru_lock``, a ``Spinlock`` of its own) is a
+    ``BUG`` under ``fsaops migrate`` as it is under ``fsaops explore``:
+    during the migration and in the proofs after it.
     """
-    _engine[0] = sched
+    if _engine[0]() is not kernel:  # once per machine: under V4 this runs once per page
+        _engine[0] = weakref.ref(kernel)
 
 
 def explored_by(explorer: _Explorer | None) -> None:
@@ -127,9 +139,11 @@ class Mutex:
         if self._lock.locked() and self._owner == me:
             raise KernelBug(f"mutex_lock of {self.name}, which this task already holds")
         if explorer is None or not explorer.live:
-            engine = _engine[0]
+            engine = _engine[0]()
             if blocking and engine is not None:
-                engine.might_sleep_migrating(f"the mutex {self.name} (mutex_lock may sleep)")
+                engine.sched.might_sleep_mutex(
+                    f"the mutex {self.name} (mutex_lock may sleep)", engine
+                )
             if blocking and timeout < 0:
                 if not self._lock.acquire(True, LOCKUP_SECONDS):
                     raise KernelBug(

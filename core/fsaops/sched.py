@@ -387,24 +387,32 @@ class Scheduler:
             return
         self._no_spinlock_held(page.node.kernel, page.mapping, what)
 
-    def might_sleep_migrating(self, what: str) -> None:
-        """:meth:`might_sleep` for ``what`` a ``migratepage`` call may sleep in (a mutex).
+    def might_sleep_mutex(self, what: str, kernel: Kernel) -> None:
+        """:meth:`might_sleep` for ``what``, a sleep on no page (a table's mutex).
 
-        The locks of the mapping being migrated, of every other mapping,
-        the nodes' ``lru_lock`` and every :class:`~fsaops.spinlock.Spinlock`
-        of the machine; nothing outside a ``migratepage`` call.
+        Held or free, ``mutex_lock`` checks that its caller holds no
+        spinlock, in any member of a table: the ``tree_lock`` and
+        ``private_lock`` of every mapping of ``kernel``, the nodes'
+        ``lru_lock`` and every :class:`~fsaops.spinlock.Spinlock` of the
+        machine.  Inside a ``migratepage`` call under V4, the
+        ``private_lock`` of the mapping being migrated is that release's own
+        (as for :meth:`might_sleep`).
 
         Raises:
             KernelBug: the caller holds one of them.
         """
-        migrating = self.migrating
-        if self.threads or migrating is None:
+        if self.threads:
             return
-        kernel: Kernel = migrating.kernel  # type: ignore[attr-defined]  # an AddressSpace
-        self._no_spinlock_held(kernel, None, what)
+        self._no_spinlock_held(kernel, None, what, every_mapping=True)
 
-    def _no_spinlock_held(self, kernel: Kernel, page_mapping: object, what: str) -> None:
-        """Raise the ``might_sleep`` ``BUG`` if a spinlock :meth:`might_sleep` checks is held."""
+    def _no_spinlock_held(
+        self, kernel: Kernel, page_mapping: object, what: str, *, every_mapping: bool = False
+    ) -> None:
+        """Raise the ``might_sleep`` ``BUG`` if a spinlock :meth:`might_sleep` checks is held.
+
+        Every mapping's locks are looked at inside a ``migratepage`` call,
+        or with ``every_mapping``.
+        """
         mapping: object = page_mapping if self.migrating is None else self.migrating
         wheres: tuple[Any, ...] = (page_mapping, self.migrating)
         held = [
@@ -418,7 +426,7 @@ class Scheduler:
         if held == ["private_lock"] and kernel.semantics.buffer_private_lock:
             held = []
         others = [f"lru_lock of node {node.nid}" for node in kernel.nodes if node.lru_lock.locked()]
-        if self.migrating is not None:
+        if self.migrating is not None or every_mapping:
             others += _other_mappings_locked(kernel, wheres)
         for lock in sorted(held_spinlocks(), key=lambda lock: lock.name):
             owner = lock.owner
