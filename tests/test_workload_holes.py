@@ -215,6 +215,19 @@ def test_a_table_that_zeroes_unmapped_buffers_loses_data(buggy: Path) -> None:
     assert buggy_migrate(buggy, "zeroes_holes", "", "--strict")[1]["status"] == "ok"
 
 
+def test_a_table_that_leaves_unmapped_buffers_on_the_old_page_is_named(buggy: Path) -> None:
+    """The write of a buffer that still points at the freed old page ends there: the ``BUG``
+    names the page whose ring it is in, and that page's table."""
+    rc, report = buggy_migrate(buggy, "moves_only_mapped_buffers", "holes = 0.3\n")
+    assert (rc, report["status"]) == (1, "kernel bug")
+    error = report["error"]
+    assert error.startswith(
+        "kernel BUG: end_page_writeback() on a page not under writeback: <Page pfn="
+    ), error
+    said = ", a page of moves_only_mapped_buffers_aops ended, and that buffer head's b_page points"
+    assert said in error, error
+
+
 @pytest.mark.parametrize("options", MODES)
 def test_buffer_migrate_page_passes_with_pages_given_holes(
     buggy: Path, options: tuple[str, ...]

@@ -544,7 +544,44 @@ def _end_buffer_async_write(bh: BufferHead) -> None:
     # bit_spin_unlock(BH_Uptodate_Lock): a task that slept on the buffer's
     # lock may run on another CPU before writeback of the page ends.
     page.node.kernel.sched.unlocked(page, "BH_Uptodate_Lock")
+    if not page.flags & PG_writeback:
+        raise KernelBug(_stray_write(bh))
     end_page_writeback(page)
+
+
+def _stray_write(bh: BufferHead) -> str:
+    """The ``BUG`` of a buffer's write that ends on a page not under writeback, with whose it is.
+
+    The page the buffer head points at (``b_page``) is not the one whose
+    writeback started the write when a table left the head pointing at
+    another page (the old one of a move, freed since): the ring the head
+    is in belongs to the page whose ``private`` is one of its heads (found
+    through the heads that do point at it).
+    """
+    page = bh.b_page
+    ring = list(buffers(bh))
+    ids = {id(b) for b in ring}
+    owner = next(
+        (
+            b.b_page
+            for b in ring
+            if b.b_page.flags & PG_private and id(b.b_page.private) in ids
+        ),
+        None,
+    )
+    said = f"end_page_writeback() on a page not under writeback: {page!r}"
+    if owner is None or owner is page:
+        return said
+    from fsaops.page import page_mapping
+
+    mapping = page_mapping(owner)
+    table = "" if mapping is None else f", a page of {mapping.a_ops.name}"
+    head = owner.private
+    index = next((i for i, b in enumerate(buffers(head)) if b is bh), ring.index(bh))
+    return (
+        f"{said}: the write of buffer head {index} of pfn {owner.pfn}{table} ended, and that "
+        f"buffer head's b_page points at pfn {page.pfn}, not at the page it belongs to"
+    )
 
 
 def block_write_full_page(page: Page, get_block: GetBlock | None, wbc: WritebackControl) -> int:
