@@ -562,11 +562,7 @@ def _stray_write(bh: BufferHead) -> str:
     ring = list(buffers(bh))
     ids = {id(b) for b in ring}
     owner = next(
-        (
-            b.b_page
-            for b in ring
-            if b.b_page.flags & PG_private and id(b.b_page.private) in ids
-        ),
+        (b.b_page for b in ring if b.b_page.flags & PG_private and id(b.b_page.private) in ids),
         None,
     )
     said = f"end_page_writeback() on a page not under writeback: {page!r}"

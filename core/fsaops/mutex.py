@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from fsaops import spinlock
 from fsaops.errors import KernelBug
 from fsaops.spinlock import LOCKUP_SECONDS
 
@@ -58,8 +59,9 @@ class _Explorer(Protocol):
     def holds(self, name: str, held: bool) -> None: ...
 
 
-_explorer: list[_Explorer | None] = [None]
-"""The controller of the schedule this process runs, if any (one slot)."""
+_explorer: list[_Explorer | None] = spinlock.explorer
+"""The controller of the schedule this process runs, if any (one slot, the
+:class:`~fsaops.spinlock.Spinlock` one)."""
 
 
 class _Sched(Protocol):

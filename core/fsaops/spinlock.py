@@ -39,8 +39,9 @@ keeps of its own.  A :class:`Spinlock` held is known
 
 from __future__ import annotations
 
+import sys
 import threading
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from fsaops.errors import KernelBug
 
@@ -141,12 +142,45 @@ def tag_dirty(mapping: AddressSpace) -> None:
     lock.release()
 
 
+class _Explored(Protocol):
+    """The explored kernel's lock standing for a :class:`Spinlock` in a schedule.
+
+    The lock itself is not taken there: a schedule that ends with a task
+    holding it leaves nothing held for the next.
+    """
+
+    def take(self, blocking: bool, caller: Any) -> bool: ...
+
+    def let_go(self, caller: Any) -> None: ...
+
+    def locked(self) -> bool: ...
+
+
+class _Explorer(Protocol):
+    """What a :class:`Spinlock` needs of ``fsaops explore``'s controller."""
+
+    @property
+    def live(self) -> bool: ...
+
+    def own_spinlock(self, lock: Spinlock) -> _Explored: ...
+
+
+explorer: list[Any] = [None]
+"""The controller of the schedule this process runs, if any (one slot; set by
+:func:`fsaops.mutex.explored_by`)."""
+
+
 class Spinlock:
     """A spinlock with the lockup check: a wait past :data:`LOCKUP_SECONDS` is a ``BUG()``.
 
     As :class:`threading.Lock` (``acquire``, ``release``, ``locked``,
     ``with``), for the locks that code of a table can take and forget off
-    the per-page path: ``name`` and ``owner`` say which it is.
+    the per-page path: ``name`` and ``owner`` say which it is.  In a
+    schedule of ``fsaops explore`` it is a spinlock of the explored kernel,
+    as the mapping's locks are: taking and releasing it are scheduling
+    points, a task that wants it while another holds it spins, lockdep
+    orders it by its name, and a task that sleeps or takes a mutex while
+    it holds it is the ``might_sleep`` ``BUG``.
     """
 
     __slots__ = ("_lock", "name", "owner")
@@ -162,6 +196,9 @@ class Spinlock:
         Raises:
             KernelBug: it stayed held that long.
         """
+        ctl: _Explorer | None = explorer[0]
+        if ctl is not None and ctl.live:
+            return ctl.own_spinlock(self).take(blocking, sys._getframe(1))
         if not blocking or timeout >= 0:
             taken = self._lock.acquire(blocking, timeout)
             if taken:
@@ -174,17 +211,31 @@ class Spinlock:
 
     def release(self) -> None:
         """Let the lock go."""
+        ctl: _Explorer | None = explorer[0]
+        if ctl is not None and ctl.live:
+            ctl.own_spinlock(self).let_go(sys._getframe(1))
+            return
         _HELD.discard(self)
         self._lock.release()
 
     def locked(self) -> bool:
         """Whether someone holds it."""
+        ctl: _Explorer | None = explorer[0]
+        if ctl is not None and ctl.live:
+            return ctl.own_spinlock(self).locked()
         return self._lock.locked()
 
     def __enter__(self) -> bool:
+        ctl: _Explorer | None = explorer[0]
+        if ctl is not None and ctl.live:
+            return ctl.own_spinlock(self).take(True, sys._getframe(1))
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
+        ctl: _Explorer | None = explorer[0]
+        if ctl is not None and ctl.live:
+            ctl.own_spinlock(self).let_go(sys._getframe(1))
+            return
         _HELD.discard(self)
         self._lock.release()
 

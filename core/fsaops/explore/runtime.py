@@ -342,6 +342,10 @@ class Controller:
         self.waited: dict[int, set[int]] = {}
         #: The spinlock classes' orders: the kernel's, earlier schedules', this one's.
         self.lockdep = LockGraph((*KERNEL_ORDER, *lock_orders))
+        #: The explored kernel's lock standing for each of the tables' own
+        #: spinlocks (:class:`fsaops.spinlock.Spinlock`) taken in this
+        #: schedule, by the ``id`` of the table's lock (kept with it).
+        self._own: dict[int, tuple[object, Spinlock]] = {}
 
     # -- tasks -----------------------------------------------------------------
 
@@ -627,6 +631,18 @@ class Controller:
         said = self.lockdep.taking(me.name, held, name, caller)
         if said:
             raise CircularLocking(said)
+
+    def own_spinlock(self, lock: object) -> Spinlock:
+        """The explored kernel's lock that stands for a table's own spinlock in this schedule.
+
+        Made the first time the lock is taken: a lock of every page (its
+        steps depend on all others), named as the table named it.
+        """
+        found = self._own.get(id(lock))
+        if found is None or found[0] is not lock:
+            name = str(getattr(lock, "name", "spinlock"))
+            found = self._own[id(lock)] = (lock, Spinlock(self, name, -1))
+        return found[1]
 
     def might_sleep(self, what: str) -> None:
         """The running task calls ``what``, which may sleep: the kernel's ``might_sleep`` check.
@@ -976,7 +992,15 @@ class Spinlock:
         """Take the lock (``spin_lock``); a point first, then wait while another task has it."""
         return self._take(blocking, sys._getframe(1))
 
-    def _take(self, blocking: bool, caller: Any) -> bool:
+    def take(self, blocking: bool, caller: Any) -> bool:
+        """:meth:`acquire` for code in the frame ``caller`` (a table's own spinlock taking it)."""
+        return self._take(blocking, caller, caller.f_code.co_name)
+
+    def let_go(self, caller: Any) -> None:
+        """:meth:`release` for code in the frame ``caller`` (a table's own spinlock)."""
+        self._release(caller.f_code.co_name)
+
+    def _take(self, blocking: bool, caller: Any, function: str = "") -> bool:
         ctl = self.ctl
         if not ctl.live:
             if self.held:
@@ -986,7 +1010,7 @@ class Spinlock:
             self.held = True
             self.owner = None
             return True
-        ctl.point("spin_lock", self.page, -1, self.name, self.mask)
+        ctl.point("spin_lock", self.page, -1, self.name, self.mask, function)
         me = ctl.current
         if self.held:
             if self.owner is me:
@@ -1011,6 +1035,9 @@ class Spinlock:
 
     def release(self) -> None:
         """Let go of the lock (``spin_unlock``), then a point."""
+        self._release()
+
+    def _release(self, function: str = "") -> None:
         if not self.held:
             raise KernelBug(f"spin_unlock of {self.name}, which nobody holds")
         owner = self.owner
@@ -1020,7 +1047,7 @@ class Spinlock:
         self.owner = None
         ctl = self.ctl
         if ctl.live:
-            ctl.point("spin_unlock", self.page, -1, self.name, self.mask)
+            ctl.point("spin_unlock", self.page, -1, self.name, self.mask, function)
 
     def locked(self) -> bool:
         """Whether it is held."""
