@@ -325,7 +325,8 @@ MIX_STATES = (
 @settings(max_examples=20, deadline=None)
 @given(
     # Blocks of 1 KiB: a file's last page has two blocks inside it even when it ends there.
-    mount=st.sampled_from([t for t in TABLES if t[2] == 1024]),
+    # Tables that read pages through buffer heads: buffer_locked and released need them.
+    mount=st.sampled_from([t for t in TABLES if t[2] == 1024 and t[1] != "nobh"]),
     files=st.integers(1, 4),
     pages=st.integers(2, 14),
     seed=st.integers(0, 2**16),
