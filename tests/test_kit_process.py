@@ -25,6 +25,7 @@ pytest_plugins = ["pytester"]
 TABLE = """
 import os
 from errno import EAGAIN
+from os import _exit
 
 import attrs
 
@@ -36,6 +37,12 @@ from fsaops_ext2 import ext2_aops
 def exits(newpage, page):
     if page.count != page.mapcount + 2:
         os._exit(0)
+    return migrate_page(newpage, page)
+
+
+def exits_bound(newpage, page):
+    if page.count != page.mapcount + 2:
+        _exit(0)  # bound when the module was imported
     return migrate_page(newpage, page)
 
 
@@ -77,6 +84,7 @@ def _fs(name, migratepage):
 
 
 EXITS = _fs("exitfs", exits)
+EXITS_BOUND = _fs("boundfs", exits_bound)
 EXITS_QUIETLY = _fs("quietfs", exits_quietly)
 KEEPS_LOCK = _fs("lockfs", keeps_i_mmap_lock)
 LEAKS = _fs("leakfs", takes_more_references)
@@ -118,8 +126,10 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     )
 
 
-@pytest.mark.parametrize("fs", ["EXITS", "EXITS_QUIETLY"])
+@pytest.mark.parametrize("fs", ["EXITS", "EXITS_QUIETLY", "EXITS_BOUND"])
 def test_a_table_that_ends_the_process_fails_its_tests(pytester: pytest.Pytester, fs: str) -> None:
+    """``EXITS_BOUND`` calls ``os._exit`` as its module bound it at import (``from os import
+    _exit``), before any test put a stand-in in its place."""
     _suite(pytester, ("It", fs))
     result = _run(pytester, "-k", "test_hook_eagain_with_an_extra_reference or copies_the_contents")
     assert result.ret == 1, result.stdout.str()
@@ -188,6 +198,25 @@ def _bye():
 
 
 atexit.register(_bye)
+""",
+    # The same, with the function bound at import, before the session failed.
+    "atexit, bound": """
+import atexit
+from os import _exit
+
+
+def _bye():
+    _exit(0)
+
+
+atexit.register(_bye)
+""",
+    # os._exit itself registered, with its argument.
+    "atexit, registered itself": """
+import atexit
+import os
+
+atexit.register(os._exit, 0)
 """,
     # A thread left running, which ends the process once the tests are over.
     "thread": """

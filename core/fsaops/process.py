@@ -65,15 +65,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GUARDED",
+    "KEPT_REPLACE",
     "PLUGIN_THREADS",
     "REAL_EXIT",
     "REAL_FORK",
     "Alarm",
     "adopt",
     "calls",
+    "dispatch_ends",
     "ends_refused",
     "fsaops_code",
     "guard_process",
+    "keep",
     "keep_handler",
     "plugin_code",
     "plugin_of_module",
@@ -374,6 +377,63 @@ def guard_process() -> None:
         signal.pthread_kill = _signal.pthread_kill = sender  # signal's is _signal's
     _signal.signal = guard.keeper(_signal.signal)  # which signal.signal calls
     _GUARDS.append(guard)
+
+
+_KEPT: list[int] = [0]
+"""The status a failed test session keeps (:func:`keep`); 0: none."""
+
+KEPT_REPLACE: Final = (
+    "os.{name}() was called after a test session that failed: plugin code may not replace "
+    "the process, whose status says the session failed"
+)
+"""What a refused ``exec`` says after a failed session (:func:`keep`)."""
+
+
+def keep(status: int) -> None:
+    """Keep a failed session's ``status`` through the functions :func:`dispatch_ends` put in place.
+
+    From now on ``os._exit(0)`` ends the process with ``status``, and
+    ``os.execv`` and ``os.execve`` are refused.
+    """
+    _KEPT[0] = status
+
+
+def dispatch_ends() -> None:
+    """Put a dispatcher in place of each function in :data:`GUARDED`, for the process's life.
+
+    For plugin code that binds one when it is imported (``from os import
+    _exit``), before a guard stands in for it: the name it keeps is the
+    dispatcher, which does what the guard up at the time of the call says
+    (:func:`ends_refused`, :func:`guard_process`) and what a failed
+    session's kept status says (:func:`keep`), and otherwise calls the
+    function itself.  The testing kit puts it in place when it is imported,
+    before the tests import the plugins they test.  Done once.
+    """
+    modules = [os, *(m for m in (sys.modules.get(os.name),) if m is not None)]
+    for module in modules:
+        for name in GUARDED:
+            real = getattr(module, name, None)
+            if real is not None and not getattr(real, "fsaops_dispatch", False):
+                setattr(module, name, _dispatcher(name, real))
+
+
+def _dispatcher(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``os.<name>`` is once :func:`dispatch_ends` put it in place."""
+
+    def dispatch(*args: Any, **kwargs: Any) -> Any:
+        for guard in reversed(_GUARDS):
+            if guard.pid == os.getpid():
+                return guard.stand_in(name, real)(*args)
+        status = _KEPT[0]
+        if status and name == "_exit":
+            return real(*args) if args and args[0] else real(status)
+        if status and name in ("execv", "execve"):
+            raise ProcessEnded(KEPT_REPLACE.format(name=name))
+        return real(*args, **kwargs)
+
+    dispatch.__name__ = dispatch.__qualname__ = name
+    dispatch.fsaops_dispatch = True  # type: ignore[attr-defined]
+    return dispatch
 
 
 @contextlib.contextmanager

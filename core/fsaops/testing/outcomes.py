@@ -24,7 +24,9 @@ failed, and the session is the process's own (not a pytest run inside a
 test, not an ``xdist`` worker), ``os._exit`` is replaced for the rest of the
 process's life by one that ends it with the session's status when asked
 for 0, and ``os.execv`` and ``os.execve`` refuse to replace it
-(:func:`keep_status`).
+(:func:`keep_status`).  Plugin code that bound ``os._exit`` when it was
+imported (``from os import _exit``) bound the dispatcher the kit put in
+place first (:func:`~fsaops.process.dispatch_ends`), which does the same.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from typing import Final
 import pytest
 
 from fsaops.errors import ProcessEnded
-from fsaops.process import REAL_EXIT, ends_refused
+from fsaops.process import KEPT_REPLACE, REAL_EXIT, dispatch_ends, ends_refused, keep
 
 __all__ = ["KIT_CLASSES", "OutcomeGuard", "ensure", "keep_status", "table_outcome"]
+
+dispatch_ends()  # for suite classes run without the kit's pytest plugin
 
 NAME: Final = "fsaops-outcome-guard"
 """The name the guard is registered under (once per pytest run)."""
@@ -219,16 +223,14 @@ def keep_status(status: int) -> None:
     """
     if not status:
         return
+    keep(status)  # what the functions bound before now (dispatch_ends) do
 
     def _exit(code: int) -> None:
         REAL_EXIT(code or status)
 
     def refuse(name: str) -> Callable[..., None]:
         def replace(*args: object) -> None:
-            raise ProcessEnded(
-                f"os.{name}() was called after a test session that failed: plugin code may not "
-                "replace the process, whose status says the session failed"
-            )
+            raise ProcessEnded(KEPT_REPLACE.format(name=name))
 
         return replace
 

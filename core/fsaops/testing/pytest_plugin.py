@@ -35,9 +35,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fsaops.process import dispatch_ends
+
 # Before anything imports the suite: plugin authors get pytest's assertion
 # diffs from the conformance suite's asserts.
 pytest.register_assert_rewrite("fsaops.testing")
+
+# Before conftest files and test modules import the plugins they test: a
+# plugin that binds os._exit at its import binds the kit's dispatcher.
+dispatch_ends()
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,7 +72,7 @@ DEFAULT_FILESYSTEM = "ext2"
 DEFAULT_SEMANTICS = "v4"
 """The release the fixtures run without ``--fsaops-semantics``: the model's default
 (:data:`fsaops.semantics.DEFAULT_SEMANTICS`), named here so that loading the plugin
-imports nothing of the model."""
+imports nothing of the model (only :mod:`fsaops.process`, for :func:`dispatch_ends`)."""
 
 
 MARKER = (
