@@ -687,7 +687,6 @@ class Scenario:
                 check could not tell (the built-in scenario, cut to the
                 selected plugins, is not refused).
         """
-        ps = self.page_size
         pool: list[int] = []
         short = 0  # pages that could, but end their file inside their first block
         for p, slot in enumerate(self.slots):
@@ -696,9 +695,12 @@ class Scenario:
                 continue
             inode = owner.inode
             a_ops = inode.i_mapping.a_ops
-            bs = inode.i_sb.s_blocksize
-            if bs < ps and a_ops.readpage is not None and a_ops.writepage is not None:
-                if inode.i_size - slot.index * ps > bs:
+            if (
+                inode.i_sb.s_blocksize < self.page_size
+                and a_ops.readpage is not None
+                and a_ops.writepage is not None
+            ):
+                if self.world.blocks_inside(owner, slot.index) >= 2:
                     pool.append(p)
                 else:
                     short += 1
@@ -976,10 +978,8 @@ class Scenario:
         for slot in self.states["partial"]:
             record = slot.owner
             assert isinstance(record, File)
-            inode = record.inode
-            bs = inode.i_sb.s_blocksize
             # The blocks the file has bytes in (the last may hold its end): at least one.
-            inside = -(-min(self.page_size, inode.i_size - slot.index * self.page_size) // bs)
+            inside = self.world.blocks_inside(record, slot.index)
             page = self.world.write_in_part(record, slot.index, self.rng.randrange(inside))
             if not page.flags & PG.uptodate:
                 kept.append(slot)

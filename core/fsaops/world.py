@@ -1440,10 +1440,8 @@ class World:
                 or it has no block inside the file after its first.
         """
         inode = record.inode
-        bs = inode.i_sb.s_blocksize
-        per_page = self.page_size // bs
-        first = index * per_page
-        inside = min(per_page, -(-inode.i_size // bs) - first, len(inode.blocks) - first)
+        first = index * (self.page_size // inode.i_sb.s_blocksize)
+        inside = min(self.blocks_inside(record, index), len(inode.blocks) - first)
         if inside < 2:
             raise SetupError(
                 f"{record.page_key(index)} has no block inside the file after its first: "
@@ -1452,6 +1450,13 @@ class World:
         self._drop(record, index)
         inode.blocks[first + 1 : first + inside] = [0] * (inside - 1)
         return inside - 1
+
+    def blocks_inside(self, record: File, index: int) -> int:
+        """How many of page ``index``'s blocks hold bytes of its file (the last may in part)."""
+        inode = record.inode
+        bs = inode.i_sb.s_blocksize
+        per_page = self.page_size // bs
+        return max(0, min(per_page, -(-inode.i_size // bs) - index * per_page))
 
     def _drop(self, record: File, index: int) -> None:
         """Drop page ``index`` of ``record`` as reclaim drops a clean, unused page, and free it.
