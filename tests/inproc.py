@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import hypothesis.strategies as st
 import pytest
 
 from fsaops.cli import main
@@ -109,27 +110,54 @@ def buggy_migrate(
     return migrate_json(folder / f"{label}.toml", BUGGY.format(name=name) + workload, *options)
 
 
-def migrate_mix(
-    folder: Path,
-    mount: tuple[str, str, int],
-    files: int,
-    pages: int,
-    workload: dict[str, Any],
-    options: tuple[str, ...] = ("--strict",),
-) -> dict[str, Any]:
-    """``fsaops migrate --json OPTIONS`` of one mount of a built-in table and one process.
+class Mix(NamedTuple):
+    """One scenario of :func:`migrate_mix`: a mount of a built-in table, its files, its pages."""
 
-    ``mount`` is (filesystem, mode, block size); ``workload`` the
-    ``[workload]`` keys (numbers and booleans).  Asserts the run is ``ok``
-    with no finding: for the property tests of the workload states.
+    mount: tuple[str, str, int]
+    """(filesystem, mode, block size)."""
+    files: int
+    pages: int
+    workload: dict[str, Any]
+    """The ``[workload]`` keys (numbers and booleans)."""
+
+
+def state_mixes(
+    mounts: Sequence[tuple[str, str, int]],
+    states: Sequence[str],
+    fixed: Mapping[str, Any],
+    *,
+    values: Sequence[float] = (0.0, 0.1, 0.3),
+    least_pages: int = 1,
+) -> st.SearchStrategy[Mix]:
+    """Scenarios for the property tests of a workload state: any mix of ``states`` with it.
+
+    One of ``mounts``, 1 to 4 files of ``least_pages`` to 14 pages in all,
+    a seed, each of ``states`` at one of ``values``, and the keys of
+    ``fixed`` (each a strategy, or a value as it is).
     """
-    fs, mode, block_size = mount
+    keys = {k: v if isinstance(v, st.SearchStrategy) else st.just(v) for k, v in fixed.items()}
+    workload = st.fixed_dictionaries(
+        {"seed": st.integers(0, 2**16), **keys, **{n: st.sampled_from(values) for n in states}}
+    )
+    return st.builds(
+        Mix, st.sampled_from(mounts), st.integers(1, 4), st.integers(least_pages, 14), workload
+    )
+
+
+def migrate_mix(folder: Path, mix: Mix, options: tuple[str, ...] = ("--strict",)) -> dict[str, Any]:
+    """``fsaops migrate --json OPTIONS`` of ``mix``, with one process.
+
+    Asserts the run is ``ok`` with no finding: for the property tests of
+    the workload states (:func:`state_mixes`).
+    """
+    fs, mode, block_size = mix.mount
     text = (
         f'[kernel]\nnode_memory = "1MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n'
         f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {block_size}\n'
-        f"pages = {pages}\nfiles = {files}\n[processes]\ncount = 1\nanon_pages = 0\n[workload]\n"
+        f"pages = {mix.pages}\nfiles = {mix.files}\n[processes]\ncount = 1\nanon_pages = 0\n"
+        "[workload]\n"
     )
-    text += "".join(f"{key} = {json.dumps(value)}\n" for key, value in workload.items())
+    text += "".join(f"{key} = {json.dumps(value)}\n" for key, value in mix.workload.items())
     rc, report = migrate_json(folder / "mix.toml", text, *options)
     assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")
     return report

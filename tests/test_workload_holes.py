@@ -30,7 +30,7 @@ from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import SetupError, World
 from fsaops.writeback import filemap_fdatawrite
 from guarded import fsaops, one_error_line
-from inproc import buggy_migrate, buggyfs_installed, migrate_json, migrate_mix
+from inproc import Mix, buggy_migrate, buggyfs_installed, migrate_json, migrate_mix, state_mixes
 
 TABLES = [
     ("ext2", "default", 1024),
@@ -320,34 +320,19 @@ MIX_STATES = (
     "partial",
     "dirty_written",
 )
+# Blocks of 1 KiB: a file's last page has two blocks inside it even when it ends there.
+# Tables that read pages through buffer heads: buffer_locked and released need them.
+MIX_MOUNTS = [t for t in TABLES if t[2] == 1024 and t[1] != "nobh"]
 
 
 @settings(max_examples=20, deadline=None)
 @given(
-    # Blocks of 1 KiB: a file's last page has two blocks inside it even when it ends there.
-    # Tables that read pages through buffer heads: buffer_locked and released need them.
-    mount=st.sampled_from([t for t in TABLES if t[2] == 1024 and t[1] != "nobh"]),
-    files=st.integers(1, 4),
-    pages=st.integers(2, 14),
-    seed=st.integers(0, 2**16),
-    tail=st.sampled_from([0.0, 1.0]),
-    states=st.fixed_dictionaries({name: st.sampled_from([0.0, 0.1, 0.3]) for name in MIX_STATES}),
+    mix=state_mixes(
+        MIX_MOUNTS, MIX_STATES, {"holes": 1.0, "tail": st.sampled_from([0.0, 1.0])}, least_pages=2
+    )
 )
 def test_any_mix_of_states_with_pages_given_holes_is_ok_for_the_built_in_tables(
-    tmp_path_factory: pytest.TempPathFactory,
-    mount: tuple[str, str, int],
-    files: int,
-    pages: int,
-    seed: int,
-    tail: float,
-    states: dict[str, float],
+    tmp_path_factory: pytest.TempPathFactory, mix: Mix
 ) -> None:
     """Every promise holds and no call is wrong, whatever else the other pages are."""
-    migrate_mix(
-        tmp_path_factory.mktemp("mix"),
-        mount,
-        files,
-        pages,
-        {"seed": seed, "holes": 1.0, "tail": tail, **states},
-        ("--strict", "--debug-vm"),
-    )
+    migrate_mix(tmp_path_factory.mktemp("mix"), mix, ("--strict", "--debug-vm"))

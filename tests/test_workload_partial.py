@@ -30,7 +30,7 @@ from fsaops.proofs import _holds
 from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import World
 from guarded import fsaops, one_error_line
-from inproc import buggy_migrate, buggyfs_installed, migrate_json, migrate_mix
+from inproc import Mix, buggy_migrate, buggyfs_installed, migrate_json, migrate_mix, state_mixes
 
 WITH_BUFFERS = [
     ("ext2", "default", 1024),
@@ -264,28 +264,15 @@ MIX_STATES = (
 
 @settings(max_examples=20, deadline=None)
 @given(
-    mount=st.sampled_from(WITH_BUFFERS),
-    files=st.integers(1, 4),
-    pages=st.integers(2, 14),
-    seed=st.integers(0, 2**16),
-    tail=st.sampled_from([0.0, 1.0]),
-    states=st.fixed_dictionaries({name: st.sampled_from([0.0, 0.1, 0.3]) for name in MIX_STATES}),
+    mix=state_mixes(
+        WITH_BUFFERS,
+        MIX_STATES,
+        {"partial": 1.0, "tail": st.sampled_from([0.0, 1.0])},
+        least_pages=2,
+    )
 )
 def test_any_mix_of_states_with_pages_written_in_part_is_ok_for_the_built_in_tables(
-    tmp_path_factory: pytest.TempPathFactory,
-    mount: tuple[str, str, int],
-    files: int,
-    pages: int,
-    seed: int,
-    tail: float,
-    states: dict[str, float],
+    tmp_path_factory: pytest.TempPathFactory, mix: Mix
 ) -> None:
     """Every promise holds and no call is wrong, whatever else the other pages are."""
-    migrate_mix(
-        tmp_path_factory.mktemp("mix"),
-        mount,
-        files,
-        pages,
-        {"seed": seed, "partial": 1.0, "tail": tail, **states},
-        ("--strict", "--debug-vm"),
-    )
+    migrate_mix(tmp_path_factory.mktemp("mix"), mix, ("--strict", "--debug-vm"))

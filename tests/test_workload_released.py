@@ -28,7 +28,7 @@ from fsaops.page import PG
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
 from guarded import fsaops, install, one_error_line
-from inproc import buggy_migrate, buggyfs_installed, migrate_json, migrate_mix
+from inproc import Mix, buggy_migrate, buggyfs_installed, migrate_json, migrate_mix, state_mixes
 
 BUFFERED = [
     ("ext2", "default", 1024, False),
@@ -276,29 +276,21 @@ def test_a_releasepage_that_raises_or_lies_while_the_world_is_built_is_named(
 MIX_STATES = ("dirty", "writeback", "locked", "pinned", "mapped", "buffer_locked", "dirty_written")
 
 
+def _released_mixes(out_of_line: bool) -> st.SearchStrategy[Mix]:
+    """Mixes on the tables of :data:`BUFFERED` that read through buffers with ``out_of_line``."""
+    mounts = [(fs, mode, bs) for fs, mode, bs, line in BUFFERED if line == out_of_line]
+    fixed = {
+        "released": st.sampled_from([0.3, 1.0]),
+        "tail": st.sampled_from([0.0, 1.0]),
+        "out_of_line": out_of_line,
+    }
+    return state_mixes(mounts, MIX_STATES, fixed)
+
+
 @settings(max_examples=20, deadline=None)
-@given(
-    mount=st.sampled_from(BUFFERED),
-    files=st.integers(1, 4),
-    pages=st.integers(1, 14),
-    released=st.sampled_from([0.3, 1.0]),
-    seed=st.integers(0, 2**16),
-    tail=st.sampled_from([0.0, 1.0]),
-    states=st.fixed_dictionaries({name: st.sampled_from([0.0, 0.1, 0.3]) for name in MIX_STATES}),
-)
+@given(mix=_released_mixes(False) | _released_mixes(True))
 def test_any_mix_of_states_with_released_pages_is_ok_for_the_built_in_tables(
-    tmp_path_factory: pytest.TempPathFactory,
-    mount: tuple[str, str, int, bool],
-    files: int,
-    pages: int,
-    released: float,
-    seed: int,
-    tail: float,
-    states: dict[str, float],
+    tmp_path_factory: pytest.TempPathFactory, mix: Mix
 ) -> None:
     """Every promise holds and no call is wrong, whatever else the other pages are."""
-    fs, mode, block_size, out_of_line = mount
-    workload = {"seed": seed, "released": released, "tail": tail, "out_of_line": out_of_line}
-    migrate_mix(
-        tmp_path_factory.mktemp("mix"), (fs, mode, block_size), files, pages, workload | states
-    )
+    migrate_mix(tmp_path_factory.mktemp("mix"), mix)

@@ -25,7 +25,15 @@ from fsaops.page import page_address
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import SetupError, World, tail_bytes
-from inproc import buggy_migrate, buggyfs_installed, fsaops, migrate_json, migrate_mix
+from inproc import (
+    Mix,
+    buggy_migrate,
+    buggyfs_installed,
+    fsaops,
+    migrate_json,
+    migrate_mix,
+    state_mixes,
+)
 
 MOUNTS = """\
 [kernel]
@@ -235,26 +243,15 @@ MIX_STATES = ("dirty", "writeback", "locked", "pinned", "mapped", "mlocked", "di
 
 @settings(max_examples=25, deadline=None)
 @given(
-    mount=st.sampled_from(MIX_MOUNTS),
-    files=st.integers(1, 4),
-    pages=st.integers(1, 14),
-    tail=st.sampled_from([0.5, 1.0]),
-    seed=st.integers(0, 2**16),
-    out_of_line=st.booleans(),
-    states=st.fixed_dictionaries(
-        {name: st.sampled_from([0.0, 0.1, 0.3, 0.5]) for name in MIX_STATES}
-    ),
+    mix=state_mixes(
+        MIX_MOUNTS,
+        MIX_STATES,
+        {"tail": st.sampled_from([0.5, 1.0]), "out_of_line": st.booleans()},
+        values=(0.0, 0.1, 0.3, 0.5),
+    )
 )
 def test_any_mix_of_states_on_files_with_tails_is_ok_for_the_built_in_tables(
-    tmp_path_factory: pytest.TempPathFactory,
-    mount: tuple[str, str, int],
-    files: int,
-    pages: int,
-    tail: float,
-    seed: int,
-    out_of_line: bool,
-    states: dict[str, float],
+    tmp_path_factory: pytest.TempPathFactory, mix: Mix
 ) -> None:
     """Every promise holds and no call is wrong, whatever state a file's last page is in."""
-    workload = {"seed": seed, "tail": tail, "out_of_line": out_of_line, **states}
-    migrate_mix(tmp_path_factory.mktemp("mix"), mount, files, pages, workload)
+    migrate_mix(tmp_path_factory.mktemp("mix"), mix)
