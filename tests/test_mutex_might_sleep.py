@@ -142,6 +142,14 @@ def rp(page, gfp):
     taken()
     return try_to_free_buffers(page)
 
+def pw(page, start, end):
+    taken()
+    return ext2_aops.prepare_write(page, start, end)
+
+def rdp(page):
+    taken()
+    return ext2_aops.readpage(page)
+
 TABLE = attrs.evolve(ext2_aops, name="mutexy_aops", {member}, migratepage={migratepage})
 
 @fsaops.hookimpl
@@ -153,22 +161,29 @@ UNDER_ITS_OWN = "with OWN:\n        with STATE:\n            pass"
 
 WHEN = {
     # the engine's fallback writes a dirty page out before it moves it
-    "writepage, in the migration": ("writepage=wp", "None", "0.5"),
+    "writepage, in the migration": ("writepage=wp", "None", "dirty = 0.5"),
     # moved with buffer_migrate_page; the durability proof's sync writes it back
-    "writepage, in the proof after it": ("writepage=wp", "buffer_migrate_page", "0.5"),
+    "writepage, in the proof after it": ("writepage=wp", "buffer_migrate_page", "dirty = 0.5"),
     # the fallback frees a clean page's buffers before it moves it
-    "releasepage, in the migration": ("releasepage=rp", "None", "0"),
+    "releasepage, in the migration": ("releasepage=rp", "None", "dirty = 0"),
+    # only as the world is built: pages written in part with write(2), files read in
+    "prepare_write, as the world is built": (
+        "prepare_write=pw",
+        "buffer_migrate_page",
+        "dirty = 0\npartial = 0.5",
+    ),
+    "readpage, as the world is built": ("readpage=rdp", "buffer_migrate_page", "dirty = 0"),
 }
 
 
 def _migrate_member(
     tmp_path: Path, when: str, body: str, *options: str
 ) -> tuple[int, dict[str, object], str]:
-    member, migratepage, dirty = WHEN[when]
+    member, migratepage, workload = WHEN[when]
     code = MEMBERS.format(body=body, member=member, migratepage=migratepage)
     env = install(tmp_path, "mutexy", code)
     path = tmp_path / "mutexy.toml"
-    path.write_text(SCENARIO.format(semantics="v4").replace("dirty = 0.5", f"dirty = {dirty}"))
+    path.write_text(SCENARIO.format(semantics="v4").replace("dirty = 0.5", workload))
     proc = fsaops("migrate", path, "--json", "--no-progress", *options, env=env, timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr

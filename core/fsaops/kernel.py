@@ -26,6 +26,7 @@ from fsaops.errors import ConfigError, KernelBug, PluginFault, shown
 from fsaops.fs import BlockDevice, SuperBlock, mapping_bdev
 from fsaops.mapping import AddressSpace
 from fsaops.memory import Node
+from fsaops.mutex import running_on
 from fsaops.rmap import Mm
 from fsaops.sched import Scheduler, Task
 from fsaops.semantics import DEFAULT_SEMANTICS, Semantics, get_semantics
@@ -209,6 +210,9 @@ class Kernel:
         #: allocation, copy-on-write), which ``migratepage`` may not
         #: (:mod:`fsaops.untouched`).
         self.generic_path: dict[int, int] = {}
+        # A table's Mutex taken under a spinlock is a BUG from here on, as the
+        # world is built too (its readpage, prepare_write, writepage calls).
+        running_on(self)
 
     def note_own_io(self, mapping: object) -> None:
         """The engine hands a page of ``mapping`` to its table's own I/O members.

@@ -49,7 +49,7 @@ from fsaops.gfp import GFP_KERNEL
 from fsaops.lists import LIST_POISON, PageList, list_move
 from fsaops.lru import move_to_lru
 from fsaops.mapping import remove_mapping, try_to_release_page
-from fsaops.mutex import migrating_on
+from fsaops.mutex import running_on
 from fsaops.page import (
     PG,
     Page,
@@ -645,7 +645,7 @@ def migrate_pages(
         stats = MigrateStats()
     stats.calls += 1
     sched = kernel.sched
-    migrating_on(kernel)  # a mutex a table's member takes asks it (might_sleep)
+    running_on(kernel)  # a mutex a table's member takes asks it (might_sleep)
     tick = sched.tick
     vmstat = kernel.vmstat
     log = kernel.log  # _tracer(kernel), inline: under V4 this runs once per page

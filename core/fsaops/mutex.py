@@ -4,7 +4,7 @@ A table whose code serializes on state of its own (a per-filesystem
 structure that ``migratepage`` and ``writepage`` both change) needs a
 lock the model knows about.  Under ``fsaops migrate`` a :class:`Mutex` is
 a plain lock, but one taken in any member with a spinlock held, from the
-migration on, is the kernel's ``might_sleep`` ``BUG`` (``migrating_on``).  Under
+moment its machine is made, is the kernel's ``might_sleep`` ``BUG`` (``running_on``).  Under
 ``fsaops explore`` it is a lock of the explored kernel, as the mapping's
 and the process's locks are: taking it is a scheduling point, a task that
 finds it held sleeps until it is released (other tasks run meanwhile),
@@ -31,7 +31,7 @@ from fsaops import spinlock
 from fsaops.errors import KernelBug
 from fsaops.spinlock import LOCKUP_SECONDS
 
-__all__ = ["Mutex", "explored_by", "migrating_on"]
+__all__ = ["Mutex", "explored_by", "running_on"]
 
 _EVERY_PAGE: Final = -1
 """A step's page mask when it may touch any page."""
@@ -78,19 +78,22 @@ class _Engine(Protocol):
 
 
 _engine: list[Callable[[], _Engine | None]] = [lambda: None]
-"""The machine whose ``migrate_pages`` ran last (one slot, a weak reference: a
-finished run's machine is not kept alive for it)."""
+"""The machine made, or whose ``migrate_pages`` ran, last (one slot, a weak
+reference: a finished run's machine is not kept alive for it)."""
 
 
-def migrating_on(kernel: _Engine) -> None:
-    """``migrate_pages`` runs on ``kernel``: from now on, a mutex taken anywhere asks it.
+def running_on(kernel: _Engine) -> None:
+    """Plugin code runs on ``kernel`` now: from here on, a mutex taken anywhere asks it.
 
     Taking a mutex is the kernel's ``might_sleep`` check, held or free: a
-    table member (``migratepage``, ``writepage``, ``releasepage``, any
-    other) that takes one holding a spinlock (a mapping's ``tree_lock`` or
-    ``private_lock``, a node's ``lru_lock``, a ``Spinlock`` of its own) is a
-    ``BUG`` under ``fsaops migrate`` as it is under ``fsaops explore``:
-    during the migration and in the proofs after it.
+    table member (``migratepage``, ``writepage``, ``releasepage``,
+    ``readpage``, ``prepare_write``, any other) that takes one holding a
+    spinlock (a mapping's ``tree_lock`` or ``private_lock``, a node's
+    ``lru_lock``, a ``Spinlock`` of its own) is a ``BUG`` under ``fsaops
+    migrate`` as it is under ``fsaops explore``: as the world is built,
+    during the migration and in the proofs after it.  A machine calls this
+    as it is made, and ``migrate_pages`` as it starts (another machine may
+    have been made since).
     """
     if _engine[0]() is not kernel:  # once per machine: under V4 this runs once per page
         _engine[0] = weakref.ref(kernel)
