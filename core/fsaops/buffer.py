@@ -55,6 +55,7 @@ __all__ = [
     "BH",
     "BufferHead",
     "GetBlock",
+    "WriteInFlight",
     "bh_offset",
     "block_invalidatepage",
     "block_prepare_write",
@@ -64,6 +65,7 @@ __all__ = [
     "buffer_migrate_page",
     "buffers",
     "create_empty_buffers",
+    "end_buffer_write",
     "generic_commit_write",
     "generic_get_block",
     "get_bh",
@@ -81,6 +83,7 @@ __all__ = [
     "put_bh",
     "set_bh_page",
     "set_page_dirty_buffers",
+    "start_buffer_write",
     "sync_dirty_buffer",
     "try_to_free_buffers",
     "trylock_buffer",
@@ -320,6 +323,75 @@ def sync_dirty_buffer(bh: BufferHead) -> int:
         return 0
     finally:
         unlock_buffer(bh)
+
+
+class WriteInFlight:
+    """A write of one buffer's block, submitted and not yet ended (``submit_bh(WRITE, bh)``).
+
+    The request names the frame the buffer was on when it was submitted
+    (``bh->b_page`` and the offset in it), not the buffer head: the device
+    reads those bytes while the request is in flight, whatever the buffer
+    head says by then.  That is why ``buffer_migrate_page`` takes every
+    buffer's lock before it moves the buffers: one it moves while its write
+    is in flight leaves the write reading a frame the migration frees.
+
+    Attributes:
+        page: the frame the bytes are read from.
+        offset: where in it.
+        bdev: the device written.
+        blocknr: the block written.
+        size: bytes written (the buffer's size).
+    """
+
+    __slots__ = ("bdev", "blocknr", "offset", "page", "size")
+
+    def __init__(self, page: Page, offset: int, bdev: BlockDevice, blocknr: int, size: int) -> None:
+        self.page = page
+        self.offset = offset
+        self.bdev = bdev
+        self.blocknr = blocknr
+        self.size = size
+
+    def __repr__(self) -> str:
+        return (
+            f"<WriteInFlight of block {self.blocknr} from pfn {self.page.pfn} "
+            f"at offset {self.offset}>"
+        )
+
+
+def start_buffer_write(bh: BufferHead) -> WriteInFlight | None:
+    """Start writing a locked buffer's block (``ll_rw_block(WRITE)``): the request in flight.
+
+    The buffer's dirty bit goes with the request (``test_clear_buffer_dirty``):
+    its page keeps ``PG_dirty`` if it had it.  A buffer that maps no block
+    has nothing to write: ``None``, and the buffer is only locked.
+    """
+    state = bh.b_state
+    if not state & BH.mapped or bh.b_bdev is None:
+        return None
+    bh.b_state = state & ~BH.dirty
+    page = bh.b_page
+    return WriteInFlight(page, bh_offset(bh), bh.b_bdev, bh.b_blocknr, bh.b_size)
+
+
+def end_buffer_write(bh: BufferHead, write: WriteInFlight) -> None:
+    """The write in flight ends (``end_buffer_write_sync``): the block gets its frame's bytes.
+
+    The device took the bytes the frame it was submitted from holds as the
+    request ends; a frame freed since holds nothing anyone may read, so the
+    block gets poison (``POISON_BYTE``), as a reused frame would give it
+    another page's bytes.  The buffer is then up to date; its caller
+    unlocks it.
+    """
+    from fsaops.memory import POISON_BYTE
+
+    page = write.page
+    if page.count > 0:
+        data = bytes(page_address(page)[write.offset : write.offset + write.size])
+    else:
+        data = bytes([POISON_BYTE]) * write.size
+    write.bdev.write(write.blocknr, data, counted=False)  # another task's I/O, not the code's
+    bh.b_state |= BH.uptodate
 
 
 def get_bh(bh: BufferHead) -> None:

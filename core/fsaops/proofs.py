@@ -914,6 +914,8 @@ def _not_stored(world: fsaops.world.World, record: File | Area, index: int, stor
         detail = "" if said is None else f" (it {said.removeprefix('lost: ')})"
         return f"a dirty state was lost{detail}"
     detail = said.removeprefix("corrupted: ")
+    if detail.startswith("reads back poison"):
+        return f"it {detail}"
     return (
         f"it {detail}: neither the page's data nor an older version of it (damaged, or "
         "another page's data written in its place)"

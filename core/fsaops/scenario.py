@@ -919,12 +919,13 @@ class Scenario:
                 ticks = self.rng.randint(1, 2 * pages_to_migrate)
                 hold(locker, kernel.sched, "page_lock", self.page_of(slot), ticks)
         if self.states["buffer_locked"]:
-            # As a write of the block in flight (ll_rw_block, a journal commit)
+            # A write of the block in flight (ll_rw_block, a journal commit)
             # holds the buffer's lock, with the page itself unlocked: until a
             # task first meets it (sleeps on it, or tries it), then for up to
             # the I/O latency; so a sleep on one leaves the others held for
             # the pages after it.  One nobody meets is let go of when
-            # migration ends.
+            # migration ends.  As it ends, the block gets the bytes of the
+            # frame the write was submitted from (poison if it was freed).
             writer = kernel.new_task("buffer_writer")
             for slot in self.states["buffer_locked"]:
                 page = self.page_of(slot)
@@ -936,7 +937,9 @@ class Scenario:
                 ring = list(buffers(head))
                 bh = ring[self.rng.randrange(len(ring))]
                 waited = self.rng.randint(1, max(1, kernel.io_latency))
-                held = hold(writer, kernel.sched, "buffer_lock", bh, None, waited=waited)
+                held = hold(
+                    writer, kernel.sched, "buffer_lock", bh, None, waited=waited, write=True
+                )
                 self.holds.append((writer, held))
                 self.held_buffers.append((slot, held))
         for slot in self.states["swapout"]:

@@ -30,7 +30,7 @@ from fsaops.spinlock import held_spinlocks
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fsaops.buffer import BufferHead
+    from fsaops.buffer import BufferHead, WriteInFlight
     from fsaops.kernel import Kernel
     from fsaops.page import Page
 
@@ -109,13 +109,16 @@ class Hold:
     ``event`` lets go of it when its time is up.  ``waited``, for a buffer
     lock: the ticks it is still held once a task first meets it, sleeping
     on it or trying it (an I/O in flight, which ends within its latency),
-    if that is sooner than ``event``.
+    if that is sooner than ``event``.  ``write``, for a buffer lock: the
+    write of its block that the lock stands for, which ends (writes the
+    block) as the lock is let go of.
     """
 
     kind: str
     obj: Any
     event: Event | None = None
     waited: int | None = None
+    write: WriteInFlight | None = None
 
 
 @attrs.define(eq=False)
@@ -622,6 +625,7 @@ def hold(
     ticks: int | None,
     *,
     waited: int | None = None,
+    write: bool = False,
 ) -> Hold:
     """Make ``task`` take ``obj`` (a page or buffer, by ``kind``) for ``ticks`` ticks.
 
@@ -629,9 +633,12 @@ def hold(
     ``buffer_ref``.  A lock must be free.  With ``ticks=None`` the task
     keeps it until :func:`release` (a sleeper waiting for it deadlocks).
     ``waited`` (a buffer lock only): let go of it that many ticks after a
-    task first meets it, if that comes sooner (``Hold.waited``).
+    task first meets it, if that comes sooner (``Hold.waited``).  ``write``
+    (a buffer lock only): the lock is a write of the buffer's block in
+    flight (:func:`~fsaops.buffer.start_buffer_write`), which writes the
+    block from the frame it was submitted from as it is let go of.
     """
-    from fsaops.buffer import get_bh, trylock_buffer
+    from fsaops.buffer import get_bh, start_buffer_write, trylock_buffer
     from fsaops.errors import KernelBug
     from fsaops.page import get_page, trylock_page
 
@@ -649,7 +656,9 @@ def hold(
         raise ValueError(f"unknown hold kind {kind!r}")
     if waited is not None and kind != "buffer_lock":
         raise ValueError("only a buffer lock is let go of once waited on")
-    held = Hold(kind, obj, waited=waited)
+    if write and kind != "buffer_lock":
+        raise ValueError("only a buffer lock stands for a write in flight")
+    held = Hold(kind, obj, waited=waited, write=start_buffer_write(obj) if write else None)
     if kind == "buffer_lock":
         sched.buffer_lockers[id(obj)] = (task, held)
     task.holds.append(held)
@@ -663,7 +672,7 @@ def release(task: Task, held: Hold) -> None:
 
     Releasing something already let go of does nothing.
     """
-    from fsaops.buffer import put_bh, unlock_buffer
+    from fsaops.buffer import end_buffer_write, put_bh, unlock_buffer
     from fsaops.page import put_page, unlock_page
 
     if held not in task.holds:
@@ -677,6 +686,8 @@ def release(task: Task, held: Hold) -> None:
         put_page(held.obj)
     elif held.kind == "buffer_lock":
         held.obj.b_page.node.kernel.sched.buffer_lockers.pop(id(held.obj), None)
+        if held.write is not None:
+            end_buffer_write(held.obj, held.write)
         unlock_buffer(held.obj)
     elif held.kind == "buffer_ref":
         put_bh(held.obj)

@@ -64,6 +64,7 @@ from fsaops.mapping import (
     truncate_inode_pages,
     try_to_release_page,
 )
+from fsaops.memory import POISON_BYTE
 from fsaops.migrate import MigrateStats, errno_name, migrate_pages
 from fsaops.oracle import IoCounters, Oracle, PageState
 from fsaops.page import (
@@ -945,7 +946,23 @@ class World:
             mixed = self._generations_by_block(data, record, index)
             if mixed is not None:
                 return f"lost: reads back {mixed}, expected {gen}"
+            poisoned = self._poisoned_blocks(data, record)
+            if poisoned is not None:
+                return (
+                    f"corrupted: reads back poison, what a freed frame holds, in {poisoned} "
+                    "(a write that read its frame after the frame was freed: I/O in flight on "
+                    "a buffer moved or left behind without its lock)"
+                )
         return "corrupted: reads back other bytes"
+
+    def _poisoned_blocks(self, data: bytes, record: File) -> str | None:
+        """The blocks of ``data`` that hold nothing but poison (``block 2``), else ``None``."""
+        bs = record.inode.i_sb.s_bdev.block_size
+        if len(data) != self.page_size or bs > self.page_size:
+            return None
+        poison = bytes([POISON_BYTE]) * bs
+        blocks = [k for k in range(self.page_size // bs) if data[k * bs : (k + 1) * bs] == poison]
+        return _block_runs(blocks) if blocks else None
 
     def _generations_by_block(self, data: bytes, record: File, index: int) -> str | None:
         """Which generation of page ``index`` each block of ``data`` holds, as words.
@@ -1892,8 +1909,18 @@ class World:
         return hold(self.helper("locker"), self.kernel.sched, "page_lock", page, ticks)
 
     def lock_buffer(self, bh: BufferHead, ticks: int | None = None) -> Hold:
-        """Another task (``buffer_writer``) locks ``bh``, for ``ticks`` or until released."""
-        return hold(self.helper("buffer_writer"), self.kernel.sched, "buffer_lock", bh, ticks)
+        """Another task (``buffer_writer``) writes ``bh``'s block, for ``ticks`` or until released.
+
+        It locks the buffer and submits the write
+        (:func:`~fsaops.buffer.start_buffer_write`: the buffer is clean from
+        then on); as it lets go, the write ends and the block gets the bytes
+        of the frame it was submitted from, poison if that frame was freed
+        meanwhile (:func:`~fsaops.buffer.end_buffer_write`).  A buffer that
+        maps no block is only locked.
+        """
+        return hold(
+            self.helper("buffer_writer"), self.kernel.sched, "buffer_lock", bh, ticks, write=True
+        )
 
     def release_all(self) -> None:
         """Every other task lets go of everything it holds."""
