@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from errno import EAGAIN, EIO, ENOSPC
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from fsaops.aops import returned
 from fsaops.errors import KernelBug
 
@@ -325,6 +327,7 @@ def sync_dirty_buffer(bh: BufferHead) -> int:
         unlock_buffer(bh)
 
 
+@attrs.frozen
 class WriteInFlight:
     """A write of one buffer's block, submitted and not yet ended (``submit_bh(WRITE, bh)``).
 
@@ -343,20 +346,11 @@ class WriteInFlight:
         size: bytes written (the buffer's size).
     """
 
-    __slots__ = ("bdev", "blocknr", "offset", "page", "size")
-
-    def __init__(self, page: Page, offset: int, bdev: BlockDevice, blocknr: int, size: int) -> None:
-        self.page = page
-        self.offset = offset
-        self.bdev = bdev
-        self.blocknr = blocknr
-        self.size = size
-
-    def __repr__(self) -> str:
-        return (
-            f"<WriteInFlight of block {self.blocknr} from pfn {self.page.pfn} "
-            f"at offset {self.offset}>"
-        )
+    page: Page
+    offset: int
+    bdev: BlockDevice
+    blocknr: int
+    size: int
 
 
 def start_buffer_write(bh: BufferHead) -> WriteInFlight | None:
