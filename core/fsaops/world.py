@@ -359,8 +359,10 @@ class PageSpec:
         locked_for: another task holds the page lock for this many ticks
             (0: nobody does).  The engine waits; the hook never sees it.
         buffer_locked_for: another task (``buffer_writer``) holds the lock
-            of the page's last buffer for this many ticks (0: nobody does),
-            as a write of that block in flight does; the page itself is
+            of the page's last buffer for this many ticks (0: nobody does):
+            a write of that block in flight, which took the buffer's dirty
+            bit and, as it ends, writes the block from the frame it was
+            submitted from (:meth:`~fsaops.world.World.lock_buffer`); the page itself is
             unlocked.  ``buffer_migrate_page`` sleeps on it; the page must
             have buffer heads.
         flags: flags ``migrate_page_copy`` carries (``PG.COPIED``), set once
