@@ -12,7 +12,9 @@ and writes the block from it as the lock is let go of
 
 from __future__ import annotations
 
+import json
 from errno import EAGAIN
+from pathlib import Path
 
 import attrs
 import pytest
@@ -36,6 +38,7 @@ from fsaops.page import PG, Page, page_address
 from fsaops.sched import hold, release
 from fsaops.testing import PageSpec, Subject, World
 from fsaops_ext2 import EXT2
+from inproc import fsaops as inproc_fsaops
 
 BS = 1024
 
@@ -144,3 +147,31 @@ def test_a_hold_stands_for_a_write_of_a_buffer_only() -> None:
     assert held.write is None  # a plain lock, as before
     release(task, held)
     assert not bh.b_state & BH.lock
+
+
+def test_the_journey_of_a_page_names_the_write_in_flight(tmp_path: Path) -> None:
+    """``--trace``: who holds the page's buffer, and which block it writes from which frame."""
+    path = tmp_path / "held.toml"
+    path.write_text(
+        '[kernel]\nnode_memory = "2MiB"\n[plugins]\nload = ["ext2"]\n'
+        '[[mount]]\nfs = "ext2"\npages = 4\nblock_size = 1024\n'
+        "[workload]\nbuffer_locked = 1.0\n",
+        encoding="utf-8",
+    )
+    status, out, err = inproc_fsaops(
+        "migrate", str(path), "--json", "--no-progress", "--trace", "mount0/file0:0"
+    )
+    assert status == 0, err
+    report = json.loads(out)
+    start = report["trace"][0]
+    assert start["state"] == "buffer_locked"
+    (holder,) = start["held_by"]
+    assert holder["hold"] == "buffer_lock" and holder["task"] == "buffer_writer"
+    writes = holder["writes"]
+    assert writes["pfn"] == start["pfn"] and writes["block"] > 0
+    status, out, err = inproc_fsaops(
+        "migrate", str(path), "--no-progress", "--trace", "mount0/file0:0"
+    )
+    assert status == 0, err
+    said = " ".join(out.split())
+    assert f"(writing block {writes['block']} from pfn {writes['pfn']})" in said

@@ -163,12 +163,16 @@ class Holder:
         hold: ``page_lock``, ``page_ref``, ``buffer_lock`` or ``buffer_ref``.
         until: the tick it lets go, or ``None`` when no time is set (it
             holds on until the run makes it let go, or for good).
+        writes: for a buffer lock that is a write in flight
+            (:class:`~fsaops.buffer.WriteInFlight`), the block it writes and
+            the pfn of the frame it reads as it ends; else ``None``.
     """
 
     task: str
     pid: int
     hold: str
     until: int | None
+    writes: tuple[int, int] | None = None
 
     def describe(self) -> str:
         """``locker (pid 3) holds the page lock until tick 1234``."""
@@ -178,12 +182,22 @@ class Holder:
             "buffer_lock": "a buffer's lock",
             "buffer_ref": "a reference to a buffer",
         }.get(self.hold, self.hold)
+        if self.writes is not None:
+            block, pfn = self.writes
+            what += f" (writing block {block} from pfn {pfn})"
         until = "with no time set to let go" if self.until is None else f"until tick {self.until}"
         return f"{self.task} (pid {self.pid}) holds {what} {until}"
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"task": self.task, "pid": self.pid, "hold": self.hold, "until": self.until}
+        writes = None if self.writes is None else {"block": self.writes[0], "pfn": self.writes[1]}
+        return {
+            "task": self.task,
+            "pid": self.pid,
+            "hold": self.hold,
+            "until": self.until,
+            "writes": writes,
+        }
 
 
 @attrs.frozen
@@ -515,7 +529,9 @@ class PageTrace:
                 if held.obj is page or _page_of(held.obj) is page:
                     event = held.event
                     until = None if event is None or event.cancelled else event.when
-                    found.append(Holder(task.name, task.pid, held.kind, until))
+                    write = held.write
+                    writes = None if write is None else (write.blocknr, write.page.pfn)
+                    found.append(Holder(task.name, task.pid, held.kind, until, writes))
         return tuple(found)
 
     # -- finding the page ---------------------------------------------------------------
