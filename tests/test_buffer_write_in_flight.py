@@ -142,6 +142,7 @@ def test_a_hold_stands_for_a_write_of_a_buffer_only() -> None:
     task = world.kernel.new_task("io")
     with pytest.raises(ValueError, match="only a buffer lock stands for a write"):
         hold(task, world.kernel.sched, "page_lock", page, 5, write=True)
+    assert not page.flags & PG.locked and not task.holds  # the wrong call took nothing
     bh = list(buffers(page.private))[1]
     held = hold(task, world.kernel.sched, "buffer_lock", bh, None)
     assert held.write is None  # a plain lock, as before

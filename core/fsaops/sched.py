@@ -642,6 +642,11 @@ def hold(
     from fsaops.errors import KernelBug
     from fsaops.page import get_page, trylock_page
 
+    # What is asked is checked before anything is taken: a wrong call holds nothing.
+    if waited is not None and kind != "buffer_lock":
+        raise ValueError("only a buffer lock is let go of once waited on")
+    if write and kind != "buffer_lock":
+        raise ValueError("only a buffer lock stands for a write in flight")
     if kind == "page_lock":
         if not trylock_page(obj):
             raise KernelBug(f"{task.name} cannot take the lock of {obj!r}: it is held")
@@ -654,10 +659,6 @@ def hold(
         get_bh(obj)
     else:
         raise ValueError(f"unknown hold kind {kind!r}")
-    if waited is not None and kind != "buffer_lock":
-        raise ValueError("only a buffer lock is let go of once waited on")
-    if write and kind != "buffer_lock":
-        raise ValueError("only a buffer lock stands for a write in flight")
     held = Hold(kind, obj, waited=waited, write=start_buffer_write(obj) if write else None)
     if kind == "buffer_lock":
         sched.buffer_lockers[id(obj)] = (task, held)
