@@ -102,6 +102,24 @@ def buggyfs_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         yield tmp_path_factory.mktemp("configs")
 
 
+def every_table_scenario(tables: Sequence[tuple[str, str, int]], states: str) -> str:
+    """A scenario mounting each of ``tables`` (filesystem, mode, block size), 24 pages in 3 files.
+
+    Two processes with no anonymous memory; the workload (seed 9) dirties and
+    maps a fifth of the file pages each, then adds ``states`` (TOML lines).
+    For the tests that every built-in table moves the pages of a state.
+    """
+    mounts = "".join(
+        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {bs}\npages = 24\nfiles = 3\n'
+        for fs, mode, bs in tables
+    )
+    return (
+        f'[kernel]\nnode_memory = "4MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n{mounts}'
+        "[processes]\ncount = 2\nanon_pages = 0\n[workload]\nseed = 9\ndirty = 0.2\n"
+        f"mapped = 0.2\n{states}"
+    )
+
+
 def buggy_migrate(
     folder: Path, name: str, workload: str, *options: str
 ) -> tuple[int, dict[str, Any]]:

@@ -50,6 +50,8 @@ def _problems(result: ExploreResult) -> str:
 
 
 def test_a_mutex_taken_under_the_table_s_own_spinlock_fails(registry: Registry) -> None:
+    """Taking and letting go of the spinlock are scheduling points, labelled with the table's
+    code, and the mutex taken under it is the might_sleep BUG."""
     spin, sem = Spinlock("s_lock", None), Mutex("s_alloc_sem")
 
     def mutex_under_own_spinlock(newpage: Page, page: Page) -> int:
@@ -57,10 +59,13 @@ def test_a_mutex_taken_under_the_table_s_own_spinlock_fails(registry: Registry) 
             pass
         return buffer_migrate_page(newpage, page)
 
-    text = _problems(_explore(registry, mutex_under_own_spinlock))
+    result = _explore(registry, mutex_under_own_spinlock)
+    text = _problems(result)
     assert "sleeping function called from invalid context" in text, text
     assert "mutex_lock of s_alloc_sem" in text and "holding spinlock s_lock" in text, text
     assert "taken in mutex_under_own_spinlock" in text, text
+    shown = render_text(result)
+    assert "spin_lock in mutex_under_own_spinlock [s_lock]" in shown, shown
 
 
 def test_a_sleep_under_the_table_s_own_spinlock_fails(registry: Registry) -> None:
@@ -112,16 +117,3 @@ def test_the_table_s_own_spinlock_taken_alone_passes(registry: Registry, semanti
     result = _explore(registry, in_turn, semantics=semantics)
     assert result.exhausted and not result.failures, render_text(result)
     assert not held_spinlocks()  # every schedule let go of it
-
-
-def test_the_interleaving_names_the_table_s_function(registry: Registry) -> None:
-    """Taking and letting go of it are scheduling points, labelled with the table's code."""
-    spin, sem = Spinlock("s_lock", None), Mutex("s_alloc_sem")
-
-    def takes_its_own(newpage: Page, page: Page) -> int:
-        with spin, sem:
-            pass
-        return buffer_migrate_page(newpage, page)
-
-    text = render_text(_explore(registry, takes_its_own))
-    assert "spin_lock in takes_its_own [s_lock]" in text, text

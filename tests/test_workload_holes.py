@@ -30,7 +30,15 @@ from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import SetupError, World
 from fsaops.writeback import filemap_fdatawrite
 from guarded import fsaops, one_error_line
-from inproc import Mix, buggy_migrate, buggyfs_installed, migrate_json, migrate_mix, state_mixes
+from inproc import (
+    Mix,
+    buggy_migrate,
+    buggyfs_installed,
+    every_table_scenario,
+    migrate_json,
+    migrate_mix,
+    state_mixes,
+)
 
 TABLES = [
     ("ext2", "default", 1024),
@@ -241,15 +249,7 @@ def test_buffer_migrate_page_passes_with_pages_given_holes(
 def test_every_built_in_table_moves_pages_given_holes(
     tmp_path: Path, options: tuple[str, ...]
 ) -> None:
-    mounts = "".join(
-        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {bs}\npages = 24\nfiles = 3\n'
-        for fs, mode, bs in TABLES
-    )
-    text = (
-        f'[kernel]\nnode_memory = "4MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n{mounts}'
-        "[processes]\ncount = 2\nanon_pages = 0\n[workload]\nseed = 9\ndirty = 0.2\n"
-        "mapped = 0.2\ntail = 0.5\nreleased = 0.1\npartial = 0.1\nholes = 0.4\n"
-    )
+    text = every_table_scenario(TABLES, "tail = 0.5\nreleased = 0.1\npartial = 0.1\nholes = 0.4\n")
     for semantics in ("v4", "2.6.16", "2.6.17"):
         path = tmp_path / f"all-{semantics}.toml"
         rc, report = migrate_json(path, text, *options, "--semantics", semantics)

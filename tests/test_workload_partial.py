@@ -30,7 +30,15 @@ from fsaops.proofs import _holds
 from fsaops.scenario import Scenario, plan_scenario
 from fsaops.world import World
 from guarded import fsaops, one_error_line
-from inproc import Mix, buggy_migrate, buggyfs_installed, migrate_json, migrate_mix, state_mixes
+from inproc import (
+    Mix,
+    buggy_migrate,
+    buggyfs_installed,
+    every_table_scenario,
+    migrate_json,
+    migrate_mix,
+    state_mixes,
+)
 
 WITH_BUFFERS = [
     ("ext2", "default", 1024),
@@ -129,14 +137,8 @@ def test_the_block_written_is_only_in_memory_and_the_rest_of_the_frame_is_left_o
 def test_every_built_in_table_moves_pages_written_in_part(
     tmp_path: Path, options: tuple[str, ...]
 ) -> None:
-    mounts = "".join(
-        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {bs}\npages = 24\nfiles = 3\n'
-        for fs, mode, bs in WITH_BUFFERS
-    )
-    text = (
-        f'[kernel]\nnode_memory = "4MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n{mounts}'
-        "[processes]\ncount = 2\nanon_pages = 0\n[workload]\nseed = 9\ndirty = 0.2\n"
-        "mapped = 0.2\ntail = 0.5\nbuffer_locked = 0.05\nreleased = 0.1\npartial = 0.4\n"
+    text = every_table_scenario(
+        WITH_BUFFERS, "tail = 0.5\nbuffer_locked = 0.05\nreleased = 0.1\npartial = 0.4\n"
     )
     for semantics in ("v4", "2.6.16", "2.6.17"):
         path = tmp_path / f"all-{semantics}.toml"

@@ -28,7 +28,15 @@ from fsaops.page import PG
 from fsaops.plugins import Registry
 from fsaops.scenario import Scenario, plan_scenario
 from guarded import fsaops, install, one_error_line
-from inproc import Mix, buggy_migrate, buggyfs_installed, migrate_json, migrate_mix, state_mixes
+from inproc import (
+    Mix,
+    buggy_migrate,
+    buggyfs_installed,
+    every_table_scenario,
+    migrate_json,
+    migrate_mix,
+    state_mixes,
+)
 
 BUFFERED = [
     ("ext2", "default", 1024, False),
@@ -112,14 +120,9 @@ def test_the_other_states_are_the_same_with_and_without_it(registry: Registry) -
 def test_every_built_in_table_moves_released_pages(
     tmp_path: Path, options: tuple[str, ...]
 ) -> None:
-    mounts = "".join(
-        f'[[mount]]\nfs = "{fs}"\nmode = "{mode}"\nblock_size = {bs}\npages = 24\nfiles = 3\n'
-        for fs, mode, bs, _ in BUFFERED
-    )
-    text = (
-        f'[kernel]\nnode_memory = "4MiB"\n[plugins]\nload = ["ext2", "ext3", "xfs"]\n{mounts}'
-        "[processes]\ncount = 2\nanon_pages = 0\n[workload]\nseed = 9\ndirty = 0.2\n"
-        "mapped = 0.2\nout_of_line = true\ntail = 0.5\nreleased = 0.5\n"
+    text = every_table_scenario(
+        [(fs, mode, bs) for fs, mode, bs, _ in BUFFERED],
+        "out_of_line = true\ntail = 0.5\nreleased = 0.5\n",
     )
     rc, report = migrate_json(tmp_path / "all.toml", text, *options)
     assert (rc, report["status"], report["findings"]) == (0, "ok", []), report.get("error")

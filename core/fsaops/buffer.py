@@ -27,6 +27,7 @@ from fsaops.errors import KernelBug
 # try_to_release_page lives in mm/filemap.c (fsaops.mapping); the name stays
 # importable from here too, where fsaops 0.1 had it.
 from fsaops.mapping import AS_EIO, AS_ENOSPC, try_to_release_page
+from fsaops.memory import POISON_BYTE
 from fsaops.page import (
     PG,
     Page,
@@ -377,8 +378,6 @@ def end_buffer_write(bh: BufferHead, write: WriteInFlight) -> None:
     another page's bytes.  The buffer is then up to date; its caller
     unlocks it.
     """
-    from fsaops.memory import POISON_BYTE
-
     page = write.page
     if page.count > 0:
         data = bytes(page_address(page)[write.offset : write.offset + write.size])
