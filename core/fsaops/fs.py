@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 from fsaops.aops import returned
 from fsaops.errors import FsaopsError, KernelBug
 from fsaops.lru import activate_page, mark_page_accessed
-from fsaops.mapping import AddressSpace, find_get_page, grab_cache_page
+from fsaops.mapping import (
+    AddressSpace,
+    find_get_page,
+    grab_cache_page,
+    slot_holds_another_page,
+)
 from fsaops.memory import anonymous_memory
 from fsaops.page import PG, Page, lock_page, page_address, put_page, unlock_page
 from fsaops.readahead import VM_MAX_READAHEAD, do_page_cache_readahead
@@ -493,6 +498,8 @@ def read_cache_page(mapping: AddressSpace, index: int, nid: int | None = None) -
             if page.mapping is not mapping:
                 unlock_page(page)
                 put_page(page)
+                if mapping.lookup(index) is page:
+                    raise slot_holds_another_page(mapping, index, page)
                 continue
             if page.flags & PG.uptodate:
                 unlock_page(page)

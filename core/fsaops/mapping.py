@@ -50,6 +50,7 @@ __all__ = [
     "grab_cache_page",
     "remove_from_page_cache",
     "remove_mapping",
+    "slot_holds_another_page",
     "truncate_inode_pages",
     "try_to_release_page",
 ]
@@ -213,6 +214,10 @@ def find_lock_page(mapping: AddressSpace, index: int) -> Page | None:
     A page that left the mapping while we slept on its lock (truncated, or
     migrated: the tree now points at the new page) is released and the
     lookup repeated.
+
+    Raises:
+        KernelBug: the page is still in the slot but says it is another
+            page (:func:`slot_holds_another_page`).
     """
     while True:
         page = find_get_page(mapping, index)
@@ -221,9 +226,40 @@ def find_lock_page(mapping: AddressSpace, index: int) -> Page | None:
         lock_page(page)
         if page.mapping is mapping and page.index == index:
             return page
-        mapping.kernel.vmstat.find_lock_page_retry += 1
         unlock_page(page)
         put_page(page)
+        if mapping.lookup(index) is page:
+            raise slot_holds_another_page(mapping, index, page)
+        mapping.kernel.vmstat.find_lock_page_retry += 1
+
+
+def slot_holds_another_page(mapping: AddressSpace, index: int, page: Page) -> KernelBug:
+    """The soft lockup of a lookup whose slot keeps a page that says it is another page.
+
+    ``find_lock_page`` and ``read_cache_page`` take the page in slot
+    ``index``, lock it, and look again when its ``mapping`` or ``index``
+    is not that slot's: the page left the mapping while they slept (it was
+    truncated, or migrated and the slot now holds the new page).  The
+    kernel keeps a page's ``mapping`` and ``index`` with its slot under
+    ``tree_lock``, so a page still in the slot that says otherwise can
+    only be one whose fields code changed in place, or one put in a slot
+    not its own: every look finds it again, and the kernel's lookup spins
+    until the soft-lockup watchdog says so.  Said here at once, naming the
+    slot, the page and what it claims.
+    """
+    owner = page.mapping
+    said = (
+        "no mapping"
+        if owner is None
+        else f"page {page.index} of {getattr(owner, 'name', repr(owner))}"
+    )
+    return KernelBug(
+        f"soft lockup: page-cache slot {index} of {mapping.name} ({mapping.a_ops.name}) "
+        f"holds pfn {page.pfn}, which says it is {said}: a lookup finds it there again and "
+        "again and retries for ever (a page put in a slot not its own, or whose mapping or "
+        "index was changed while it stayed in the cache)",
+        table=mapping.a_ops.name,
+    )
 
 
 def add_to_page_cache(page: Page, mapping: AddressSpace, index: int) -> bool:

@@ -1436,6 +1436,9 @@ def run_plan(
         interrupt_told(lambda frame: _stopped_where("", frame, where, registry)),
         watch_imports(registry) as imports,
     ):
+        # Every phase tells of its work through this, the progress bar or not:
+        # the stall watch takes work told of for a run that is not stuck.
+        progress = where.progress(progress)
         try:
             world = Scenario(config, registry, seed=seed, log=log, progress=progress)
         except ConfigError as exc:
@@ -1665,7 +1668,8 @@ def _named_by_replay(
     try:
         if where.start_replay() == 0.0:
             raise _NotFinished(f"the run's time limit of {where.limit:g} s left it no time")
-        again = Scenario(plan.config, plan.registry, seed=seed)
+        worked = where.progress(None)  # the replay's work, for the stall watch
+        again = Scenario(plan.config, plan.registry, seed=seed, progress=worked)
         where.clock = lambda: again.kernel.sched.now
         replayed: list[File | Area] = [*again.files, *again.areas]
         if [r.key for r in replayed] != [r.key for r in records]:
@@ -1674,11 +1678,11 @@ def _named_by_replay(
         again.kernel.replay = watch
         try:
             watch.start()
-            again.migrate()
+            again.migrate(worked)
         finally:
             again.kernel.replay = None
         wrong_again: list[tuple[File | Area, int, bytes] | None] = []
-        again.check_integrity(None, None, wrong_again)
+        again.check_integrity(worked, None, wrong_again)
         again.kernel.run_until_idle()
         at = {id(r): n for n, r in enumerate(replayed)}
         now_wrong = {(at[id(w[0])], w[1]): w[2] for w in wrong_again if w is not None}
@@ -1819,6 +1823,7 @@ class _Where:
     """
 
     _phase = "building the world"
+    work = 0  # how often the run told of its work (progress, a new phase): a stall watch's sign
     clock: Callable[[], int] | None = None  # the kernel's clock, once there is a kernel
     kernel: Kernel | None = None  # the machine, once it is built
     scenario: Scenario | None = None  # the scenario, once it is built
@@ -1879,7 +1884,18 @@ class _Where:
     @phase.setter
     def phase(self, phase: str) -> None:
         self._phase = phase
+        self.work += 1
         supervisor.tell_phase(phase)
+
+    def progress(self, told: Progress | None) -> Progress:
+        """A progress callback that counts the run's work, then tells ``told`` (if any)."""
+
+        def worked(phase: str, done: int, total: int) -> None:
+            self.work += 1
+            if told is not None:
+                told(phase, done, total)
+
+        return worked
 
 
 @contextmanager
@@ -2013,10 +2029,15 @@ STOP_SECONDS: Final = 2.0
 """Wall time a run told to stop (time limit, stall) has to do so before ``on_stuck`` is called."""
 
 STALL_SECONDS: Final = 30.0
-"""Wall time a migration may go without the kernel's clock moving before the run
-is stopped as stuck: every page the engine tries advances the clock
-(``cond_resched``), so only plugin code that never returns (a lock it left
-held, a loop without end) stays on one tick that long."""
+"""Wall time a run may go with neither the kernel's clock nor its work moving before it
+is stopped as stuck, whatever phase it is in.  Every page the engine tries
+advances the clock (``cond_resched``), and the other phases tell of their
+work as they go (each file built, each run of pages read back), so only
+code that never returns stays still that long: plugin code with a lock it
+left held or a loop without end (a ``migratepage``, or a ``writepage`` the
+durability proof's sync calls), or a lookup of the model that retries for
+ever over a page cache a table left broken (a slot that holds another
+file's page)."""
 
 _WATCH_EVERY: Final = 5.0
 """Seconds between two looks of the stall watchdog."""
@@ -2060,8 +2081,9 @@ def _time_limit(
     ``SIGALRM``.  Each look also puts fsaops's ``SIGINT``
     and ``SIGTERM`` handlers back, should code have taken them
     (:func:`~fsaops.errors.reclaim_signals`).  In the main thread the same
-    signal also watches migration for a stall: :data:`STALL_SECONDS`
-    without the kernel's clock moving ends the run the same way, time
+    signal also watches the run for a stall, in every phase:
+    :data:`STALL_SECONDS` with neither the kernel's clock nor the run's
+    work (:meth:`_Where.progress`) moving ends the run the same way, time
     limit or not.  A run told to stop that is still going
     :data:`STOP_SECONDS` later (plugin code swallowed the exception, or
     sleeps where it cannot be reached) is handed to ``on_stuck``.
@@ -2082,7 +2104,7 @@ def _time_limit(
         return
     start = time.monotonic()
     deadline = start + seconds if seconds else None
-    seen = [-1, start]  # the clock last seen, and when it moved
+    seen: list[Any] = [None, start]  # the clock and the work last seen, and when either moved
     told = where.told
     where.deadline, where.limit = deadline, seconds
 
@@ -2096,9 +2118,9 @@ def _time_limit(
             )
         if deadline is not None and now >= deadline:
             return f"timeout: the run went past its time limit of {seconds:g} s"
-        clock = where.clock() if where.clock is not None else -1
-        if where.phase not in ("migrating", REPLAY_PHASE) or clock != seen[0]:
-            seen[0], seen[1] = clock, now
+        moved = (where.clock() if where.clock is not None else -1, where.work)
+        if moved != seen[0]:
+            seen[0], seen[1] = moved, now
         elif now - seen[1] >= STALL_SECONDS:
             return (
                 f"stuck: the {'replay' if where.replaying else 'run'} made no progress for "
