@@ -1,0 +1,176 @@
+"""Mutants of a function: its source with one small change each, as mutation testing makes them.
+
+:func:`mutants` walks a function's syntax tree and makes one mutant for
+each change of these kinds, wherever it applies:
+
+* ``delete``: a statement replaced by ``pass``;
+* ``negate``: the test of an ``if`` or ``while`` negated;
+* ``flip op``: ``+=`` for ``-=``, ``&=`` for ``|=``, and back;
+* ``swap op``: ``&`` for ``|``, ``+`` for ``-``, ``<<`` for ``>>`` in an expression;
+* ``flip compare``: ``is`` for ``is not``, ``==`` for ``!=``, ``<`` for ``<=``, and back;
+* ``const``: an integer constant one more, one less, or 0;
+* ``swap names``: ``page`` for ``newpage``, and back.
+
+Each mutant is named by what it changes, in the words of the source (the
+statement it is in), so that a name stays the same when lines move; names
+that would be the same get ``#2``, ``#3`` ... in source order.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import textwrap
+from collections.abc import Callable, Iterator
+from types import FunctionType
+from typing import Any, NamedTuple
+
+
+class Mutant(NamedTuple):
+    """One change to a function: its name and the whole mutated source."""
+
+    name: str
+    source: str
+
+
+_AUG = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd}
+_BIN = {ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.Add: ast.Sub, ast.LShift: ast.RShift}
+_CMP = {ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.Lt: ast.LtE, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
+_SWAPPED = {"page": "newpage", "newpage": "page"}
+
+Path = tuple[tuple[str, int | None], ...]
+
+
+def _walk(node: ast.AST, path: Path = ()) -> Iterator[tuple[Path, ast.AST]]:
+    for field, value in ast.iter_fields(node):
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, ast.AST):
+                    yield from _walk(item, (*path, (field, i)))
+        elif isinstance(value, ast.AST):
+            yield from _walk(value, (*path, (field, None)))
+    yield path, node
+
+
+def _at(node: ast.AST, path: Path) -> Any:
+    for field, i in path:
+        node = getattr(node, field) if i is None else getattr(node, field)[i]
+    return node
+
+
+def _said(node: ast.AST) -> str:
+    text = ast.unparse(node).splitlines()[0]
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _tree(fn: Callable[..., Any]) -> tuple[ast.Module, ast.FunctionDef]:
+    """``fn``'s syntax tree, its docstring left out, and the function's node in it."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    func = tree.body[0]
+    assert isinstance(func, ast.FunctionDef)
+    body = func.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        func.body = body[1:]
+    return tree, func
+
+
+def original(fn: Callable[..., Any]) -> str:
+    """``fn``'s source as its mutants are written (unparsed, no docstring), to compare them with."""
+    return ast.unparse(_tree(fn)[0])
+
+
+def mutants(fn: Callable[..., Any]) -> list[Mutant]:
+    """Every mutant of ``fn`` (its docstring left out), each with a name of its own."""
+    tree, func = _tree(fn)
+    original = ast.unparse(tree)
+    made: list[Mutant] = []
+    counts: dict[str, int] = {}
+
+    def add(name: str, path: Path, change: Callable[[Any], ast.AST]) -> None:
+        mutated = copy.deepcopy(tree)
+        root = mutated.body[0]
+        parent = _at(root, path[:-1])
+        field, i = path[-1]
+        old = getattr(parent, field) if i is None else getattr(parent, field)[i]
+        new = change(old)
+        if i is None:
+            setattr(parent, field, new)
+        else:
+            getattr(parent, field)[i] = new
+        ast.fix_missing_locations(mutated)
+        source = ast.unparse(mutated)
+        if source == original:
+            return
+        counts[name] = counts.get(name, 0) + 1
+        made.append(Mutant(name if counts[name] == 1 else f"{name} #{counts[name]}", source))
+
+    statement = ""
+    for path, node in sorted(_walk(func), key=lambda item: _order(*item)):
+        if not path:
+            continue
+        if isinstance(node, ast.stmt):
+            statement = _said(node)
+            add(f"delete `{statement}`", path, lambda old: ast.Pass())
+        if isinstance(node, ast.AugAssign) and type(node.op) in _AUG:
+            add(
+                f"flip op in `{statement}`",
+                path,
+                lambda old: ast.AugAssign(old.target, _AUG[type(old.op)](), old.value),
+            )
+        if isinstance(node, ast.If | ast.While) and not isinstance(node.test, ast.Constant):
+            add(
+                f"negate `{_said(node.test)}`",
+                (*path, ("test", None)),
+                lambda old: ast.UnaryOp(ast.Not(), old),
+            )
+        if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+            add(
+                f"swap op in `{_said(node)}`",
+                path,
+                lambda old: ast.BinOp(old.left, _BIN[type(old.op)](), old.right),
+            )
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP:
+            add(
+                f"flip compare `{_said(node)}`",
+                path,
+                lambda old: ast.Compare(old.left, [_CMP[type(old.ops[0])]()], old.comparators),
+            )
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            for value in sorted({node.value + 1, node.value - 1, 0} - {node.value}):
+                add(
+                    f"const {node.value} -> {value} in `{statement}`",
+                    path,
+                    _constant(value),
+                )
+        if isinstance(node, ast.Name) and node.id in _SWAPPED and isinstance(node.ctx, ast.Load):
+            other = _SWAPPED[node.id]
+            add(
+                f"`{other}` for `{node.id}` in `{statement}`",
+                path,
+                _name(other),
+            )
+    return made
+
+
+def _constant(value: int) -> Callable[[Any], ast.AST]:
+    return lambda old: ast.Constant(value)
+
+
+def _name(name: str) -> Callable[[Any], ast.AST]:
+    return lambda old: ast.Name(name, ast.Load())
+
+
+def _order(path: Path, node: ast.AST) -> tuple[int, int, int]:
+    """Source order: where a node starts, and a node before the nodes it holds."""
+    return (getattr(node, "lineno", 0), getattr(node, "col_offset", -1), len(path))
+
+
+def compiled(mutant: Mutant, fn: Callable[..., Any]) -> FunctionType:
+    """The mutant as a function, in a copy of the globals of ``fn``'s module."""
+    assert isinstance(fn, FunctionType)
+    namespace = dict(fn.__globals__)
+    exec(compile(mutant.source, f"<mutant: {mutant.name}>", "exec"), namespace)
+    made = namespace[fn.__name__]
+    assert isinstance(made, FunctionType)
+    return made
