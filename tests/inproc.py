@@ -93,8 +93,17 @@ def buggyfs_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 
     For a module-scoped fixture: ``yield from buggyfs_installed(...)``.
     """
+    yield from plugin_installed(tmp_path_factory, "buggyfs")
+
+
+def plugin_installed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """``tests/configs/plugins/NAME_plugin.py`` installed as ``fsaops-NAME``; a config folder.
+
+    Its entry point is ``NAME``, and no ``FSAOPS_PLUGINS`` is set meanwhile.
+    For a module-scoped fixture: ``yield from plugin_installed(...)``.
+    """
     site = tmp_path_factory.mktemp("site")
-    write_dist_info(site, "fsaops-buggyfs", {"fsaops": {"buggyfs": "buggyfs_plugin"}})
+    write_dist_info(site, f"fsaops-{name}", {"fsaops": {name: f"{name}_plugin"}})
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(site))
         patch.syspath_prepend(str(PLUGINS))

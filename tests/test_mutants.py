@@ -33,7 +33,7 @@ import pytest
 from fsaops import buffer, scenario
 from fsaops.cli import main
 from fsaops.page import Page
-from fsaops.testing.dist import write_dist_info
+from inproc import plugin_installed
 from mutants import Mutant, compiled, mutants, original
 
 PLUGINS = Path(__file__).resolve().parent / "configs" / "plugins"
@@ -137,13 +137,7 @@ ORIGINAL: Final = original(buffer.buffer_migrate_page)
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The plugin installed as ``fsaops-mutantfs``; where the scenarios go."""
-    site = tmp_path_factory.mktemp("site")
-    write_dist_info(site, "fsaops-mutantfs", {"fsaops": {"mutantfs": "mutantfs_plugin"}})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(site))
-        patch.syspath_prepend(str(PLUGINS))
-        patch.delenv("FSAOPS_PLUGINS", raising=False)
-        yield tmp_path_factory.mktemp("scenarios")
+    yield from plugin_installed(tmp_path_factory, "mutantfs")
 
 
 def caught(fn: Callable[[Page, Page], int], folder: Path) -> str | None:
