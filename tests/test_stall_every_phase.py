@@ -7,8 +7,10 @@ retries for ever over a page cache a table left broken, hung ``fsaops
 migrate`` with no time limit for good.  Now every phase tells of its work,
 and :data:`fsaops.scenario.STALL_SECONDS` with neither the kernel's clock
 nor the run's work moving ends the run as stuck, naming the phase and the
-plugin code.  A lookup whose slot keeps a page that says it is another
-page is the kernel's soft lockup, said at once.
+plugin code; so does a call into plugin code that has not returned in
+:data:`fsaops.scenario.HUNG_SECONDS`, though it moves the clock.  A lookup
+whose slot keeps a page that says it is another page is the kernel's soft
+lockup, said at once.
 
 The tables are ext2's, with one member replaced, in a plugin written here
 and installed as a third party's would be.
@@ -50,6 +52,16 @@ def spins_in_readpage(page):
         pass
 
 
+def ticks_in_writepage(page, wbc):
+    while True:
+        page.node.kernel.sched.tick()  # cond_resched(), waiting for what never comes
+
+
+def ticks_in_migratepage(newpage, page):
+    while True:
+        page.node.kernel.sched.tick()
+
+
 filed = []
 
 
@@ -69,6 +81,8 @@ TABLES = {
     "writepage": {"writepage": spins_in_writepage},
     "readpage": {"readpage": spins_in_readpage},
     "elsewhere": {"migratepage": files_the_page_elsewhere},
+    "tick_writepage": {"writepage": ticks_in_writepage},
+    "tick_migratepage": {"migratepage": ticks_in_migratepage},
 }
 
 
@@ -195,3 +209,25 @@ def test_a_run_that_tells_of_its_work_is_not_stuck(
         rc = main(["migrate", str(path), "--json", "--no-progress"])
     report = json.loads(out.getvalue())
     assert (rc, report["status"]) == (0, "ok"), report.get("error")
+
+
+@pytest.mark.parametrize(
+    ("name", "phase"),
+    [
+        ("tick_migratepage", "while migrating the page at pfn "),
+        ("tick_writepage", "while proving durability (writeback, dropped cache, read-back)"),
+    ],
+)
+def test_a_member_that_loops_for_ever_moving_the_clock_ends_the_run(
+    folder: Path, name: str, phase: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tick moves the clock, so no stall is seen: the call that never returns is."""
+    monkeypatch.setattr(scenario, "HUNG_SECONDS", 1.0)
+    monkeypatch.setattr(scenario, "_WATCH_EVERY", 0.2)
+    rc, report, _ = migrate(folder, name)
+    assert (rc, report["status"]) == (1, "timeout"), report
+    error = report["error"]
+    assert error.startswith("stuck: a call into plugin code has not returned in "), error
+    assert "though the kernel's clock moves" in error, error
+    assert phase in error, error
+    assert f"in plugin code of fsaops-stallfs[stallfs] (stallfs_plugin.ticks_in_{name[5:]}" in error

@@ -2039,6 +2039,14 @@ durability proof's sync calls), or a lookup of the model that retries for
 ever over a page cache a table left broken (a slot that holds another
 file's page)."""
 
+HUNG_SECONDS: Final = 120.0
+"""Wall time one call into plugin code may go on before the run is stopped as stuck, though the
+kernel's clock moves: a table member that waits in a loop for what never comes, calling
+``cond_resched`` (``sched.tick``) as it goes, keeps the clock moving and so escapes
+:data:`STALL_SECONDS`.  The kernel's hung-task watchdog waits as long by default (from
+2.6.25).  The call of a correct table takes far less, a ``writepages`` of a whole file of a
+million pages a few seconds."""
+
 _WATCH_EVERY: Final = 5.0
 """Seconds between two looks of the stall watchdog."""
 
@@ -2105,11 +2113,17 @@ def _time_limit(
     start = time.monotonic()
     deadline = start + seconds if seconds else None
     seen: list[Any] = [None, start]  # the clock and the work last seen, and when either moved
+    # The outermost call into plugin code last seen running, and since when.
+    called: list[Any] = [None, start]
+    modules = _plugin_modules(registry)
     told = where.told
     where.deadline, where.limit = deadline, seconds
 
-    def due(now: float) -> str | None:
-        """What ends the run (or its replay) now: the time limit, a stall, or nothing (``None``)."""
+    def due(now: float, frame: FrameType | None) -> str | None:
+        """What ends the run (or its replay) now: the time limit, a stall, or nothing (``None``).
+
+        ``frame`` is the run's thread's, where it was interrupted.
+        """
         replay_end = where.replay_end
         if where.replaying and replay_end is not None and now >= replay_end:
             return (
@@ -2125,6 +2139,15 @@ def _time_limit(
             return (
                 f"stuck: the {'replay' if where.replaying else 'run'} made no progress for "
                 f"{now - seen[1]:.0f} s (a lock left held, or a loop that does not end)"
+            )
+        calls = [found for found, _owner in _plugin_frames(frame, modules)]
+        outermost = calls[-1] if calls else None
+        if outermost is not called[0]:
+            called[0], called[1] = outermost, now
+        elif outermost is not None and now - called[1] >= HUNG_SECONDS:
+            return (
+                f"stuck: a call into plugin code has not returned in {now - called[1]:.0f} s, "
+                "though the kernel's clock moves (a loop that waits for what never comes)"
             )
         return None
 
@@ -2142,7 +2165,7 @@ def _time_limit(
         reclaim_signals()
         keep()
         now = time.monotonic()
-        head = due(now)
+        head = due(now, frame)
         if head is None:
             backstop.arm(next_look(now) + _TIMER_LATE)
             return
@@ -2163,7 +2186,7 @@ def _time_limit(
         if told and now - told[0][0] >= STOP_SECONDS and on_stuck is not None:
             on_stuck(told[0][1])  # told to stop, and still going
         with where.lock:  # the replay's end, and what it was told, are not undone meanwhile
-            head = None if frame is None else due(now)
+            head = None if frame is None else due(now, frame)
             if head is not None:
                 if not (told and _stopping(_handled_in(main_ident))):
                     _raise_in(main_ident, told_to_stop(head, frame, now))
@@ -2456,20 +2479,32 @@ def _stopped_where(head: str, frame: FrameType | None, where: _Where, registry: 
     return _timeout_message(head, frame, where, registry) + _plugin_code_at(frame, registry)
 
 
-def _plugin_code_at(frame: FrameType | None, registry: Registry) -> str:
-    """``; in plugin code of PLUGIN (module.function, file:line)``: the innermost such frame."""
+def _plugin_modules(registry: Registry) -> dict[str, str]:
+    """The plugins' modules (not fsaops's own), each with its plugin's label."""
     modules = {p.value.split(":")[0].strip(): p.label for p in registry.plugins}
-    modules = {module: name for module, name in modules.items() if module.split(".")[0] != "fsaops"}
+    return {module: name for module, name in modules.items() if module.split(".")[0] != "fsaops"}
+
+
+def _plugin_frames(
+    frame: FrameType | None, modules: dict[str, str]
+) -> Iterator[tuple[FrameType, str]]:
+    """The frames of plugin code from ``frame`` outwards, each with its plugin's label."""
     while frame is not None:
         module = frame.f_globals.get("__name__")
         owner = plugin_of_module(modules, module) if isinstance(module, str) else None
         if owner is not None:
-            code = frame.f_code
-            return (
-                f"; in plugin code of {owner} ({module}.{code.co_name}, "
-                f"{code.co_filename}:{frame.f_lineno})"
-            )
+            yield frame, owner
         frame = frame.f_back
+
+
+def _plugin_code_at(frame: FrameType | None, registry: Registry) -> str:
+    """``; in plugin code of PLUGIN (module.function, file:line)``: the innermost such frame."""
+    for found, owner in _plugin_frames(frame, _plugin_modules(registry)):
+        code = found.f_code
+        return (
+            f"; in plugin code of {owner} ({found.f_globals['__name__']}.{code.co_name}, "
+            f"{code.co_filename}:{found.f_lineno})"
+        )
     return ""
 
 
