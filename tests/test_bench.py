@@ -174,6 +174,27 @@ def test_the_report_describes_its_method(report: dict[str, Any]) -> None:
     assert report["million"] is None, "the million-page run is opt-in"
 
 
+def test_the_report_names_the_processor_that_made_it(
+    report: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures move with the processor: the report says which one made them."""
+    named = report["environment"]["processor"]
+    assert named == bench.processor_name()
+    if Path("/proc/cpuinfo").exists():
+        assert named and named in Path("/proc/cpuinfo").read_text(errors="replace")
+    # Without /proc/cpuinfo, what the platform says.
+    real_open = open
+
+    def no_cpuinfo(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path) == "/proc/cpuinfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_cpuinfo)
+    monkeypatch.setattr("platform.processor", lambda: "Zen 1, say")
+    assert bench.processor_name() == "Zen 1, say"
+
+
 def test_text_output_prints_each_figure_beside_its_target(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -184,6 +205,8 @@ def test_text_output_prints_each_figure_beside_its_target(
     assert out.count("target ≤") == len(FIGURES)
     assert "pages per second" in out
     assert "docs/performance.md" in out.splitlines()[0], "it cites the page that explains it"
+    processor = bench.processor_name()
+    assert not processor or f"({processor})" in out, "it names the processor"
 
 
 def test_the_million_page_run_is_opt_in_and_reports_time_and_memory() -> None:

@@ -1487,9 +1487,29 @@ def run(
             "python": platform.python_version(),
             "implementation": platform.python_implementation(),
             "machine": platform.machine(),
+            "processor": processor_name(),
             "cpus": os.cpu_count(),
         },
     }
+
+
+def processor_name() -> str:
+    """The processor's model as the system names it (``model name`` of ``/proc/cpuinfo``).
+
+    The figures are ratios, but not free of the machine: the engine is
+    interpreted work and the bare loop mostly a 4 KiB copy, so a processor
+    slower at the one than the other moves them (docs/performance.md).
+    Elsewhere ``platform.processor()``; empty when nothing says.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -1607,7 +1627,8 @@ def render(report: dict[str, Any]) -> str:
         "the median of the repetitions' A ÷ B, A and B run back to back in alternating order;"
     )
     lines.append(
-        f"CPU time, collector paused; Python {env['python']} on {env['cpus']} CPU(s); "
+        f"CPU time, collector paused; Python {env['python']} on {env['cpus']} CPU(s)"
+        f"{' (' + env['processor'] + ')' if env.get('processor') else ''}; "
         f"{m['seconds']:.1f} s in all"
     )
     if plugins:
