@@ -88,6 +88,27 @@ def migrate_json(path: Path, text: str, *options: str) -> tuple[int, dict[str, A
     return status, report
 
 
+def first_failing_run(
+    folder: Path, scenario: str, workloads: Mapping[str, str], releases: Sequence[str]
+) -> str | None:
+    """The first run of ``fsaops migrate`` that is not ``ok``, as what it was; else ``None``.
+
+    ``scenario`` has ``{semantics}`` where the release goes, and each of
+    ``workloads`` (name: the lines of ``[workload]``) is put after it; each
+    runs under each of ``releases``, plain, then with ``--strict --debug-vm``.
+    For mutation tests: a mutant no run fails is one fsaops cannot see.
+    """
+    for options in ((), ("--strict", "--debug-vm")):
+        for semantics in releases:
+            for what, workload in workloads.items():
+                text = scenario.format(semantics=semantics) + workload
+                _rc, report = migrate_json(folder / "mutant.toml", text, *options)
+                if report["status"] != "ok":
+                    how = " ".join(options) or "plain"
+                    return f"{report['status']}: {what}, {semantics} {how}"
+    return None
+
+
 def buggyfs_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``buggyfs`` (``tests/configs/plugins``) installed as ``fsaops-buggyfs``; a config folder.
 

@@ -33,7 +33,7 @@ import pytest
 from fsaops import buffer, scenario
 from fsaops.cli import main
 from fsaops.page import Page
-from inproc import plugin_installed
+from inproc import first_failing_run, plugin_installed
 from mutants import Mutant, compiled, mutants, original
 
 PLUGINS = Path(__file__).resolve().parent / "configs" / "plugins"
@@ -144,21 +144,7 @@ def caught(fn: Callable[[Page, Page], int], folder: Path) -> str | None:
     """The first run that is not ``ok`` with ``fn`` as the table's migratepage, or ``None``."""
     mutantfs_plugin.CURRENT[0] = fn
     try:
-        for options in ((), ("--strict", "--debug-vm")):
-            for semantics in ("v4", "2.6.16"):
-                for what, workload in WORKLOADS.items():
-                    path = folder / "mutant.toml"
-                    path.write_text(
-                        SCENARIO.format(semantics=semantics) + workload, encoding="utf-8"
-                    )
-                    out, err = io.StringIO(), io.StringIO()
-                    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                        main(["migrate", str(path), "--json", "--no-progress", *options])
-                    assert "Traceback" not in err.getvalue(), err.getvalue()
-                    status = json.loads(out.getvalue())["status"]
-                    if status != "ok":
-                        return f"{status}: {what}, {semantics} {' '.join(options) or 'plain'}"
-        return None
+        return first_failing_run(folder, SCENARIO, WORKLOADS, ("v4", "2.6.16"))
     finally:
         mutantfs_plugin.CURRENT[0] = buffer.buffer_migrate_page
 

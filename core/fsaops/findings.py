@@ -17,7 +17,10 @@ know about before the code goes anywhere:
     the lock of one of its buffers,
     no ``VM_LOCKED`` area maps it, and the engine's helpers did not refuse
     it themselves (ptes young on all ten ``try_to_unmap`` tries, a race
-    under ``tree_lock``): those are the kernel's own refusals.  Also a page
+    under ``tree_lock``): those are the kernel's own refusals, but a page
+    refused as changed under the migration (the re-check under
+    ``tree_lock``) while no other task's work ran during the call is a
+    finding too, for nothing could change it.  Also a page
     that was only busy (another task's reference, or one of those
     refusals) failed for good with an errno other than ``-EAGAIN``: the
     engine would have tried it again (only for a table that moves pages, or
@@ -116,6 +119,11 @@ KERNEL_REFUSALS: Final = (
 """How the engine's own helpers begin a reason when the kernel itself refused
 (``try_to_unmap`` kept a young pte every try; another task raced the
 re-check under ``tree_lock``): a ``-EAGAIN`` for these is no finding."""
+
+RACES: Final = KERNEL_REFUSALS[1:]
+"""The kernel's refusals that say another task changed the page between the
+engine's first check and its re-check under ``tree_lock``: true only if some
+other task's work ran during the call."""
 
 KINDS: Final = ("writepage", "refused", "held", "flags", "buffers", "return")
 """Every kind of finding, in the order reports list them."""
@@ -395,6 +403,24 @@ class MigratepageWatch:
                     f"migratepage wrote {blocks} block(s) to the device of pfn {pfn} itself "
                     "(not through writepage) instead of moving the page dirty, as V4 5/6 does",
                 )
+        why = self._kernel.current.why or ""
+        if (
+            rc < 0
+            and type(why) is str
+            and why.startswith(RACES)
+            and noted is not None
+            and noted.sched.ran == noted.ran
+        ):
+            # "Changed under us", and nothing ran that could have changed it:
+            # the check that refused the page disagrees with the page itself.
+            add(
+                table,
+                "refused",
+                pfn,
+                f"pfn {pfn} was refused as changed under the migration ({why}), but no "
+                "other task's work ran during the call: nothing could change it between "
+                "the checks, so the check that refused it is wrong",
+            )
         if (
             rc < 0
             and b.count == b.mapcount + b.expected

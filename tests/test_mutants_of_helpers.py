@@ -1,0 +1,286 @@
+"""Every mutant of the kernel's migration helpers that changes what they do fails a run.
+
+Mutation testing of the verdict, for the helpers a table is built from:
+:mod:`mutants` makes ``migrate_page``, ``migrate_page_copy`` and
+``migrate_page_remove_references`` with one small change each (176 in
+all).  A mutant replaces the code of the real function, so every caller
+runs it, as every caller in a kernel would: the engine, each built-in
+table's ``buffer_migrate_page`` (through its release's helpers), and the
+swap cache's table, which is ``migrate_page`` itself.  Each goes through
+``fsaops migrate`` on three scenarios of an ext2 ``nobh`` mount, an ext2
+mount of 1 KiB blocks and a process's anonymous memory (dirty, mapped,
+pinned, locked and under writeback; mlocked and shared; released of their
+buffers, written in part, with holes, swapped out), under V4, 2.6.16 and
+2.6.17, plain and then ``--strict --debug-vm``, until a run is not ``ok``.
+
+A mutant every run passes is listed in :data:`SURVIVORS` with why no run
+can see it: it changes nothing a kernel could tell, only the words of a
+reason the report gives, or what happens only while another task races
+the migration, where ``fsaops explore`` finds those it can
+(:data:`EXPLORED`).  A survivor not listed fails this test, and so does a
+listed one some run now fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FunctionType
+from typing import Any, Final
+
+import pytest
+
+from fsaops import migrate, scenario
+from fsaops.cli import main
+from inproc import first_failing_run, migrate_json
+from mutants import Mutant, compiled, mutants
+
+SCENARIO = """\
+[kernel]
+node_memory = "2MiB"
+semantics = "{semantics}"
+[plugins]
+load = ["ext2", "swap"]
+[[mount]]
+fs = "ext2"
+mode = "nobh"
+pages = 48
+files = 6
+[[mount]]
+fs = "ext2"
+pages = 48
+files = 6
+block_size = 1024
+[processes]
+count = 2
+anon_pages = 12
+[workload]
+"""
+
+WORKLOADS: Final = {
+    "dirty, mapped, pinned, locked, writeback": (
+        "seed = 3\ndirty = 0.3\nmapped = 0.3\npinned = 0.1\nlocked = 0.05\nwriteback = 0.05\n"
+    ),
+    "mlocked, shared": (
+        "seed = 5\nmapped = 0.4\nmlocked = 0.1\ndirty = 0.2\npinned = 0.05\nmapped_shared = 0.3\n"
+    ),
+    "released, written in part, holes, swapped out": (
+        "seed = 7\nreleased = 0.3\npartial = 0.2\nholes = 0.2\ndirty = 0.2\npinned = 0.1\n"
+        "swapout = 0.1\n"
+    ),
+}
+
+RELEASES: Final = ("v4", "2.6.16", "2.6.17")
+
+HELPERS: Final[dict[str, FunctionType]] = {
+    name: getattr(migrate, name)
+    for name in ("migrate_page", "migrate_page_copy", "migrate_page_remove_references")
+}
+
+_SAME_KERNEL = "both pages are on nodes of the one kernel"
+_NO_MAPPING = (
+    "the engine gives up on a page with no mapping itself, under the page lock, before "
+    "it calls migratepage, so the helper never sees one"
+)
+_NO_WRITEBACK = (
+    "no page is under writeback here: the engine waits for writeback to end (or skips "
+    "the page) before it calls migratepage, and a new page is never written"
+)
+_WORDS = (
+    "only the words of the reason the report gives for a page left change (no reason, "
+    "or the new page's count)"
+)
+_RACE = "matters only when another task changes the page between the two checks"
+_EXPLORED = f"{_RACE} (fsaops explore finds it)"
+_TREE_LOCK = (
+    "matters only while another task holds tree_lock, which no task does across a "
+    "scheduling point, serial run or explored schedule"
+)
+
+SURVIVORS: Final[dict[str, dict[str, str]]] = {
+    "migrate_page": {
+        "delete `if page.flags & PG_writeback:`": _NO_WRITEBACK,
+        "`newpage` for `page` in `if page.flags & PG_writeback:`": _NO_WRITEBACK,
+        "delete `raise KernelBug(f'migrate_page() of a page under writeback: {page!r}')`": (
+            _NO_WRITEBACK
+        ),
+        "`newpage` for `page` in `raise KernelBug(f'migrate_page() of a page under "
+        "writeback: {page!r}')`": _NO_WRITEBACK,
+        "flip compare `rc < 0`": "rc <= 0 for rc < 0: rc is never 0 here",
+        "const 0 -> 1 in `return rc if rc < 0 else -EAGAIN`": (
+            "rc < 1: V4's 1 still becomes -EAGAIN, a negative errno is returned as it is"
+        ),
+        "swap op in `newpage.flags & PG_swapcache`": (
+            "remove_from_swap() of a page that is not in the swap cache does nothing"
+        ),
+        "`page` for `newpage` in `semantics = newpage.node.kernel.semantics`": _SAME_KERNEL,
+    },
+    "migrate_page_copy": {
+        "delete `if newpage.flags & PG_writeback:`": _NO_WRITEBACK,
+        "`page` for `newpage` in `if newpage.flags & PG_writeback:`": _NO_WRITEBACK,
+        "delete `from fsaops.page import end_page_writeback`": _NO_WRITEBACK,
+        "delete `end_page_writeback(newpage)`": _NO_WRITEBACK,
+        "`page` for `newpage` in `end_page_writeback(newpage)`": _NO_WRITEBACK,
+    },
+    "migrate_page_remove_references": {
+        "`newpage` for `page` in `mapping = page.node.kernel.swapper_space`": _SAME_KERNEL,
+        "delete `if mapping is None:`": _NO_MAPPING,
+        "delete `kernel = page.node.kernel`": _NO_MAPPING,
+        "`newpage` for `page` in `kernel = page.node.kernel`": _NO_MAPPING,
+        "delete `kernel.current.why = 'no mapping (truncated)'`": _NO_MAPPING,
+        "delete `return kernel.semantics.refs_mismatch`": _NO_MAPPING,
+        "`newpage` for `page` in `kernel = page.node.kernel` #2": _SAME_KERNEL,
+        "delete `kernel.current.why = _count_mismatch(page, nr_refs)`": _WORDS,
+        "`newpage` for `page` in `kernel.current.why = _count_mismatch(page, nr_refs)`": _WORDS,
+        "`newpage` for `page` in `rc = page.node.kernel.semantics.unmap(page)`": _SAME_KERNEL,
+        "negate `tree_lock.locked()`": (
+            "the contended path takes the lock too (and a plain acquire waits): " + _TREE_LOCK
+        ),
+        "delete `spin_lock_contended(tree_lock, 'tree_lock', mapping)`": _TREE_LOCK,
+        "delete `if not flags & PG_swapcache and (page.mapping is None or page.mappi...`": (
+            "the re-check under tree_lock: " + _EXPLORED
+        ),
+        "swap op in `flags & PG_swapcache` #2": (
+            "the mapping test of the re-check is skipped, and a page truncated under us "
+            "has left its page-tree slot, which the re-check still tests: " + _RACE
+        ),
+        "delete `kernel = page.node.kernel` #3": _EXPLORED,
+        "`newpage` for `page` in `kernel = page.node.kernel` #3": _SAME_KERNEL,
+        "delete `kernel.current.why = _changed_under_us(page, nr_refs, tree, index)`": (
+            f"{_WORDS}; {_RACE}"
+        ),
+        "`newpage` for `page` in `kernel.current.why = _changed_under_us(page, nr_refs, "
+        "tree, index)`": f"{_WORDS}; {_RACE}",
+        "delete `return kernel.semantics.refs_mismatch` #3": _EXPLORED,
+        "delete `return 0`": "None for 0: every caller tests the result for truth",
+    },
+}
+"""The mutants no run of ``fsaops migrate`` fails, by helper, and why each is none it could."""
+
+MUTANTS: Final = [(name, m) for name, fn in HELPERS.items() for m in mutants(fn)]
+
+EXPLORED: Final = sorted(
+    (helper, name)
+    for helper, listed in SURVIVORS.items()
+    for name, why in listed.items()
+    if why.endswith(_EXPLORED)
+)
+"""The survivors ``fsaops explore`` fails, on an ext2 ``nobh`` mount (a truncate racing)."""
+
+
+@contextlib.contextmanager
+def running(helper: str, made: Callable[..., Any]) -> Iterator[None]:
+    """Every caller of ``helper`` runs ``made``'s code (the real function's is put back after)."""
+    real = HELPERS[helper]
+    code = real.__code__
+    real.__code__ = made.__code__
+    try:
+        yield
+    finally:
+        real.__code__ = code
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the scenarios go."""
+    return tmp_path_factory.mktemp("mutants")
+
+
+def caught(folder: Path) -> str | None:
+    """The first run with the helpers as they are now that is not ``ok``, or ``None``."""
+    return first_failing_run(folder, SCENARIO, WORKLOADS, RELEASES)
+
+
+def test_the_mutants_are_the_ones_the_list_names(folder: Path) -> None:
+    """Every listed survivor is a mutant still made, and the real helpers pass every run."""
+    for helper, listed in SURVIVORS.items():
+        names = [m.name for name, m in MUTANTS if name == helper]
+        assert len(set(names)) == len(names)
+        assert set(listed) <= set(names), set(listed) - set(names)
+    assert caught(folder) is None
+
+
+def test_a_mutant_runs_in_every_caller(folder: Path) -> None:
+    """A helper that refuses every page refuses the pages of every table, the swap cache's too."""
+
+    def refuse(*args: Any) -> int:
+        return -11  # -EAGAIN
+
+    text = SCENARIO.format(semantics="v4") + WORKLOADS["dirty, mapped, pinned, locked, writeback"]
+    path = folder / "refuse.toml"
+    path.write_text(text, encoding="utf-8")
+    out = io.StringIO()
+    with running("migrate_page_remove_references", refuse), contextlib.redirect_stdout(out):
+        main(["migrate", str(path), "--json", "--no-progress"])
+    tables = json.loads(out.getvalue())["by_aops"]
+    assert set(tables) == {"ext2_nobh_aops", "ext2_aops", "swap_aops"}
+    for table in tables.values():
+        assert table["via"].get("migratepage", 0) == 0, table
+        assert table["not_migrated"] > 0, table
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize(
+    ("helper", "mutant"), MUTANTS, ids=[f"{helper}: {m.name}" for helper, m in MUTANTS]
+)
+def test_a_mutant_of_a_helper_fails_a_run(
+    helper: str, mutant: Mutant, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mutant that loops for ever is stopped as stuck after two seconds, not thirty.
+    monkeypatch.setattr(scenario, "STALL_SECONDS", 2.0)
+    monkeypatch.setattr(scenario, "_WATCH_EVERY", 0.2)
+    with running(helper, compiled(mutant, HELPERS[helper])):
+        found = caught(folder)
+    listed = SURVIVORS[helper]
+    if mutant.name in listed:
+        assert found is None, (
+            f"{mutant.name} is caught now ({found}): take it off SURVIVORS, "
+            f"which said: {listed[mutant.name]}"
+        )
+        return
+    assert found is not None, f"no run of fsaops fails this mutant of {helper}:\n{mutant.source}"
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize(("helper", "name"), EXPLORED)
+def test_the_explorer_finds_a_mutant_a_race_shows(helper: str, name: str) -> None:
+    """What no serial run can see, a truncate racing the migration's re-check does."""
+    mutant = next(m for h, m in MUTANTS if h == helper and m.name == name)
+    out = io.StringIO()
+    with running(helper, compiled(mutant, HELPERS[helper])), contextlib.redirect_stdout(out):
+        rc = main(["explore", "--fs", "ext2", "--mode", "nobh", "--plugins", "ext2", "--json"])
+    report = json.loads(out.getvalue())
+    assert rc == 1, report
+    assert report["status"] != "ok", report
+
+
+def test_a_refusal_as_changed_under_us_with_nothing_run_is_a_finding(folder: Path) -> None:
+    """A helper that forgets to unmap says the count changed under it: no task ran to change it.
+
+    The re-check under ``tree_lock`` then finds the ptes' references still
+    there and says the count changed, a race; but nothing ran during the
+    call, so ``--strict`` finds the refusal wrong.  Plain, nothing is lost.
+    """
+    mutant = next(
+        m
+        for helper, m in MUTANTS
+        if helper == "migrate_page_remove_references" and m.name == "delete `if page.mapcount:`"
+    )
+    text = SCENARIO.format(semantics="v4") + WORKLOADS["dirty, mapped, pinned, locked, writeback"]
+    with running(
+        "migrate_page_remove_references", compiled(mutant, migrate.migrate_page_remove_references)
+    ):
+        _rc, plain = migrate_json(folder / "no-unmap.toml", text)
+        rc, strict = migrate_json(folder / "no-unmap.toml", text, "--strict")
+    assert plain["status"] == "ok"
+    assert (rc, strict["status"]) == (1, "findings")
+    refused = [f for f in strict["findings"] if f["kind"] == "refused"]
+    assert refused, strict["findings"]
+    assert (
+        "was refused as changed under the migration (reference count changed under us"
+        in (refused[0]["example"])
+    )
+    assert "no other task's work ran during the call" in refused[0]["example"]
