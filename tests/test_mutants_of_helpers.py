@@ -1,12 +1,13 @@
 """Every mutant of the kernel's migration helpers that changes what they do fails a run.
 
 Mutation testing of the verdict, for the helpers a table is built from:
-:mod:`mutants` makes ``migrate_page``, ``migrate_page_copy`` and
-``migrate_page_remove_references`` with one small change each (176 in
-all).  A mutant replaces the code of the real function, so every caller
-runs it, as every caller in a kernel would: the engine, each built-in
-table's ``buffer_migrate_page`` (through its release's helpers), and the
-swap cache's table, which is ``migrate_page`` itself.  Each goes through
+:mod:`mutants` makes ``migrate_page``, ``migrate_page_copy``,
+``migrate_page_remove_references`` and its unmap steps (``unmap_v4``, and
+``unmap_eperm`` from 2.6.16) with one small change each (215 in all).  A
+mutant replaces the code of the real function, so every caller runs it, as
+every caller in a kernel would: the engine, each built-in table's
+``buffer_migrate_page`` (through its release's helpers), and the swap
+cache's table, which is ``migrate_page`` itself.  Each goes through
 ``fsaops migrate`` on three scenarios of an ext2 ``nobh`` mount, an ext2
 mount of 1 KiB blocks and a process's anonymous memory (dirty, mapped,
 pinned, locked and under writeback; mlocked and shared; released of their
@@ -77,7 +78,13 @@ RELEASES: Final = ("v4", "2.6.16", "2.6.17")
 
 HELPERS: Final[dict[str, FunctionType]] = {
     name: getattr(migrate, name)
-    for name in ("migrate_page", "migrate_page_copy", "migrate_page_remove_references")
+    for name in (
+        "migrate_page",
+        "migrate_page_copy",
+        "migrate_page_remove_references",
+        "unmap_v4",
+        "unmap_eperm",
+    )
 }
 
 _SAME_KERNEL = "both pages are on nodes of the one kernel"
@@ -98,6 +105,16 @@ _EXPLORED = f"{_RACE} (fsaops explore finds it)"
 _TREE_LOCK = (
     "matters only while another task holds tree_lock, which no task does across a "
     "scheduling point, serial run or explored schedule"
+)
+
+_NONE = "None for 0: every caller tests the result for truth"
+_CLOCK = (
+    "only the kernel's clock differs (a reschedule more or less between tries), which "
+    "no serial run's outcome depends on"
+)
+_ONLY_VM_LOCKED = (
+    "try_to_unmap with ignore_refs leaves a page mapped only for a VM_LOCKED area, which "
+    "returned -EPERM first"
 )
 
 SURVIVORS: Final[dict[str, dict[str, str]]] = {
@@ -155,7 +172,29 @@ SURVIVORS: Final[dict[str, dict[str, str]]] = {
         "`newpage` for `page` in `kernel.current.why = _changed_under_us(page, nr_refs, "
         "tree, index)`": f"{_WORDS}; {_RACE}",
         "delete `return kernel.semantics.refs_mismatch` #3": _EXPLORED,
-        "delete `return 0`": "None for 0: every caller tests the result for truth",
+        "delete `return 0`": _NONE,
+    },
+    "unmap_v4": {
+        "delete `break`": _CLOCK,
+        "delete `tick()`": _CLOCK,
+        "delete `page.node.kernel.current.why = _still_mapped(page)`": _WORDS,
+        "const 1 -> 2 in `return 1`": "every caller takes a result that is not 0 as -EAGAIN",
+        "delete `return 0`": _NONE,
+    },
+    "unmap_eperm": {
+        "delete `page.node.kernel.current.why = VM_LOCKED_REFUSED`": (
+            _WORDS + "; the page still fails for good with -EPERM"
+        ),
+        "delete `if page.mapcount:`": _ONLY_VM_LOCKED,
+        "delete `page.node.kernel.current.why = _still_mapped(page)`": _ONLY_VM_LOCKED,
+        "`newpage` for `page` in `page.node.kernel.current.why = _still_mapped(page)`": (
+            _ONLY_VM_LOCKED
+        ),
+        "`newpage` for `page` in `page.node.kernel.current.why = _still_mapped(page)` #2": (
+            _ONLY_VM_LOCKED
+        ),
+        "delete `return -EAGAIN`": _ONLY_VM_LOCKED,
+        "delete `return 0`": _NONE,
     },
 }
 """The mutants no run of ``fsaops migrate`` fails, by helper, and why each is none it could."""
@@ -257,30 +296,57 @@ def test_the_explorer_finds_a_mutant_a_race_shows(helper: str, name: str) -> Non
     assert report["status"] != "ok", report
 
 
-def test_a_refusal_as_changed_under_us_with_nothing_run_is_a_finding(folder: Path) -> None:
-    """A helper that forgets to unmap says the count changed under it: no task ran to change it.
+@pytest.mark.parametrize(
+    ("helper", "name", "semantics", "workload", "kind", "said"),
+    [
+        (
+            "migrate_page_remove_references",
+            "delete `if page.mapcount:`",
+            "v4",
+            "dirty, mapped, pinned, locked, writeback",
+            "refused",
+            "was refused as changed under the migration (reference count changed under us",
+        ),
+        (
+            "unmap_v4",
+            "delete `for _ in range(UNMAP_TRIES):`",
+            "v4",
+            "dirty, mapped, pinned, locked, writeback",
+            "refused",
+            "were young and no other task's work ran during the call: each of the 10 tries",
+        ),
+        (
+            "unmap_eperm",
+            "delete `return -EPERM`",
+            "2.6.16",
+            "mlocked, shared",
+            "return",
+            "under 2.6.16 the unmap step gives -EPERM for a page a VM_LOCKED area maps",
+        ),
+    ],
+    ids=["changed under us", "young every try", "EAGAIN for VM_LOCKED"],
+)
+def test_a_refusal_that_blames_what_did_not_happen_is_a_finding(
+    folder: Path, helper: str, name: str, semantics: str, workload: str, kind: str, said: str
+) -> None:
+    """A helper's refusal that says another task got in the way, when none ran, is found.
 
-    The re-check under ``tree_lock`` then finds the ptes' references still
-    there and says the count changed, a race; but nothing ran during the
-    call, so ``--strict`` finds the refusal wrong.  Plain, nothing is lost.
+    A helper that forgets to unmap says the count changed under it (its
+    re-check finds the ptes' references still there); one that gives up
+    before its tries are done says a pte was young on every try; one that
+    gives 2.6.16's ``-EPERM`` case ``-EAGAIN`` says the page is still
+    mapped.  Nothing ran during the call that could make any of it so, so
+    ``--strict`` finds the refusal wrong.  Plain, nothing is lost.
     """
-    mutant = next(
-        m
-        for helper, m in MUTANTS
-        if helper == "migrate_page_remove_references" and m.name == "delete `if page.mapcount:`"
-    )
-    text = SCENARIO.format(semantics="v4") + WORKLOADS["dirty, mapped, pinned, locked, writeback"]
-    with running(
-        "migrate_page_remove_references", compiled(mutant, migrate.migrate_page_remove_references)
-    ):
-        _rc, plain = migrate_json(folder / "no-unmap.toml", text)
-        rc, strict = migrate_json(folder / "no-unmap.toml", text, "--strict")
+    mutant = next(m for h, m in MUTANTS if h == helper and m.name == name)
+    text = SCENARIO.format(semantics=semantics) + WORKLOADS[workload]
+    with running(helper, compiled(mutant, HELPERS[helper])):
+        _rc, plain = migrate_json(folder / "blames.toml", text)
+        rc, strict = migrate_json(folder / "blames.toml", text, "--strict")
     assert plain["status"] == "ok"
     assert (rc, strict["status"]) == (1, "findings")
-    refused = [f for f in strict["findings"] if f["kind"] == "refused"]
-    assert refused, strict["findings"]
-    assert (
-        "was refused as changed under the migration (reference count changed under us"
-        in (refused[0]["example"])
-    )
-    assert "no other task's work ran during the call" in refused[0]["example"]
+    found = [f["example"] for f in strict["findings"] if f["kind"] == kind]
+    assert any(said in example for example in found), strict["findings"]
+    # The real helper, the same run: no finding.
+    rc, real = migrate_json(folder / "blames.toml", text, "--strict")
+    assert (rc, real["status"], real["findings"]) == (0, "ok", []), real["findings"]

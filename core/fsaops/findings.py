@@ -19,8 +19,10 @@ know about before the code goes anywhere:
     it themselves (ptes young on all ten ``try_to_unmap`` tries, a race
     under ``tree_lock``): those are the kernel's own refusals, but a page
     refused as changed under the migration (the re-check under
-    ``tree_lock``) while no other task's work ran during the call is a
-    finding too, for nothing could change it.  Also a page
+    ``tree_lock``), or as young on every ``try_to_unmap`` try with fewer
+    young ptes than tries (each try clears one), while no other task's
+    work ran during the call is a finding too, for nothing could change
+    it.  Also a page
     that was only busy (another task's reference, or one of those
     refusals) failed for good with an errno other than ``-EAGAIN``: the
     engine would have tried it again (only for a table that moves pages, or
@@ -63,7 +65,8 @@ know about before the code goes anywhere:
     holds it), where the page needed ``-EAGAIN``; or returned ``-EAGAIN``
     where ``migrate_page_remove_references`` had just returned ``-EPERM``
     (2.6.16 on: a ``VM_LOCKED`` area, a failure for good, which
-    ``migratepage`` passes on), so the engine tries the page in every pass.
+    ``migratepage`` passes on), or ``-EAGAIN`` as still mapped for a page a
+    ``VM_LOCKED`` area maps, so the engine tries the page in every pass.
 
 A bad return (raised, or not 0 or a negative errno) costs nothing to see
 and is always collected.  The others
@@ -124,6 +127,11 @@ RACES: Final = KERNEL_REFUSALS[1:]
 """The kernel's refusals that say another task changed the page between the
 engine's first check and its re-check under ``tree_lock``: true only if some
 other task's work ran during the call."""
+
+YOUNG_EVERY_TRY: Final = "still mapped: try_to_unmap refused, a pte was young"
+"""How the unmap step says a young pte refused every ``try_to_unmap`` try.  Each
+try clears the first young pte it meets, so with fewer young ptes than tries
+that is true only if another task's access made one young again meanwhile."""
 
 KINDS: Final = ("writepage", "refused", "held", "flags", "buffers", "return")
 """Every kind of finding, in the order reports list them."""
@@ -253,6 +261,8 @@ class _Before:
     buffer_held: bool
     dirty: bool
     gainable: int
+    #: How many ptes mapping the page were young (``try_to_unmap`` clears one a try).
+    young: int
     tree: Any
     key: int
     #: The page's device's count of block writes, ``(device, writes)``, when a file's.
@@ -322,6 +332,7 @@ class MigratepageWatch:
             buffer_held=any(id(bh) in kernel.sched.buffer_lockers for bh, *_rest in ring),
             dirty=dirty,
             gainable=PG.referenced | may_gain(getattr(mapping, "a_ops", None), dirty),
+            young=Oracle.young_ptes(page),
             tree=Oracle.tree_of(page),
             key=Oracle.key_of(page),
             disk=_device_writes(mapping),
@@ -407,20 +418,33 @@ class MigratepageWatch:
         if (
             rc < 0
             and type(why) is str
-            and why.startswith(RACES)
             and noted is not None
             and noted.sched.ran == noted.ran
+            and why.startswith((*RACES, YOUNG_EVERY_TRY))
         ):
-            # "Changed under us", and nothing ran that could have changed it:
-            # the check that refused the page disagrees with the page itself.
-            add(
-                table,
-                "refused",
-                pfn,
-                f"pfn {pfn} was refused as changed under the migration ({why}), but no "
-                "other task's work ran during the call: nothing could change it between "
-                "the checks, so the check that refused it is wrong",
-            )
+            # A refusal that says another task's work got in the way, and none
+            # ran: the check that refused the page disagrees with the page.
+            if why.startswith(RACES):
+                add(
+                    table,
+                    "refused",
+                    pfn,
+                    f"pfn {pfn} was refused as changed under the migration ({why}), but no "
+                    "other task's work ran during the call: nothing could change it between "
+                    "the checks, so the check that refused it is wrong",
+                )
+            else:
+                from fsaops.migrate import UNMAP_TRIES  # fsaops.migrate imports this module
+
+                if b.young < UNMAP_TRIES:
+                    add(
+                        table,
+                        "refused",
+                        pfn,
+                        f"pfn {pfn} was refused ({why}), but {b.young} of the ptes mapping it "
+                        "were young and no other task's work ran during the call: each of the "
+                        f"{UNMAP_TRIES} tries clears one, so the unmap that refused it is wrong",
+                    )
         if (
             rc < 0
             and b.count == b.mapcount + b.expected
@@ -451,6 +475,23 @@ class MigratepageWatch:
                 "migrate_page_remove_references had returned -EPERM for it (a VM_LOCKED area): "
                 f"under {release} that is a failure for good, which migratepage passes on; "
                 "-EAGAIN has the engine try the page in every pass",
+            )
+        elif (
+            rc == -EAGAIN
+            and type(why) is str
+            and why.startswith("still mapped")
+            and _vm_locked_is_eperm(self._kernel)
+            and _mlocked(page)
+        ):
+            # The unmap step itself gave -EAGAIN where its release gives -EPERM.
+            release = self._kernel.semantics.name
+            add(
+                table,
+                "return",
+                pfn,
+                f"pfn {pfn} got -EAGAIN as still mapped ({why}), but under {release} the "
+                "unmap step gives -EPERM for a page a VM_LOCKED area maps, a failure for "
+                "good; -EAGAIN has the engine try the page in every pass",
             )
         if rc == 0 and b.tree is not None and Oracle.slot(b.tree, b.key) is page:
             # Nothing moved: what the page lost or kept on the way is not the point.
@@ -1151,6 +1192,13 @@ def _vm_locked_refused() -> str:
     from fsaops.migrate import VM_LOCKED_REFUSED
 
     return VM_LOCKED_REFUSED
+
+
+def _vm_locked_is_eperm(kernel: Kernel) -> bool:
+    """Whether the release gives ``-EPERM`` for a page a ``VM_LOCKED`` area maps (2.6.16 on)."""
+    from fsaops.migrate import unmap_eperm
+
+    return kernel.semantics.unmap is unmap_eperm
 
 
 def _mlocked(page: Page) -> bool:

@@ -605,6 +605,22 @@ class Oracle:
         return False
 
     @staticmethod
+    def young_ptes(page: Page) -> int:
+        """How many ptes that map ``page`` are young, found through reverse mapping."""
+        mapping = page.mapping
+        if not page.mapcount or mapping is None:
+            return 0
+        vmas = mapping.vmas if mapping.anon else mapping.i_mmap  # type: ignore[union-attr]
+        young = 0
+        for vma in vmas:
+            vpn = vma.address(page)
+            if vpn >= 0:
+                pte = vma.mm.ptes.get(vpn)
+                if pte is not None and pte.page is page and pte.young:
+                    young += 1
+        return young
+
+    @staticmethod
     def index(kernel: Kernel) -> MachineIndex:
         """Every present pte and every hold of the machine by page, from one scan of each."""
         ptes: dict[int, list[tuple[int, int]]] = {}
