@@ -113,8 +113,11 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "PAGES_LISTED", "Finding", "Findings", "MigratepageWatch"]
 
+STILL_MAPPED: Final = "still mapped"
+"""How the unmap step begins its reason for a page ``try_to_unmap`` left mapped."""
+
 KERNEL_REFUSALS: Final = (
-    "still mapped",
+    STILL_MAPPED,
     "page-tree slot changed",
     "reference count changed",
     "mapping changed",
@@ -479,7 +482,7 @@ class MigratepageWatch:
         elif (
             rc == -EAGAIN
             and type(why) is str
-            and why.startswith("still mapped")
+            and why.startswith(STILL_MAPPED)
             and _vm_locked_is_eperm(self._kernel)
             and _mlocked(page)
         ):

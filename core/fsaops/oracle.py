@@ -29,13 +29,13 @@ from fsaops.mapping import AddressSpace
 from fsaops.page import PG, Page, page_anon
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
     import fsaops.world
     from fsaops.fs import BlockDevice, Inode
     from fsaops.kernel import Kernel
     from fsaops.lists import PageList
-    from fsaops.rmap import Mm, Vma
+    from fsaops.rmap import Mm, Pte, Vma
     from fsaops.world import Area, File
 
 __all__ = [
@@ -592,33 +592,37 @@ class Oracle:
     @staticmethod
     def mapped_dirty(page: Page) -> bool:
         """Whether a pte that maps ``page`` is dirty, found through reverse mapping."""
-        mapping = page.mapping
-        if not page.mapcount or mapping is None:
-            return False
-        vmas = mapping.vmas if mapping.anon else mapping.i_mmap  # type: ignore[union-attr]
-        for vma in vmas:
-            vpn = vma.address(page)
-            if vpn >= 0:
-                pte = vma.mm.ptes.get(vpn)
-                if pte is not None and pte.page is page and pte.dirty:
-                    return True
-        return False
+        return any(pte.dirty for _vma, pte in Oracle.ptes_of(page))
 
     @staticmethod
     def young_ptes(page: Page) -> int:
         """How many ptes that map ``page`` are young, found through reverse mapping."""
+        return sum(1 for _vma, pte in Oracle.ptes_of(page) if pte.young)
+
+    @staticmethod
+    def mlocked(page: Page) -> bool:
+        """Whether a pte of a ``VM_LOCKED`` area maps ``page`` (``mlock``), through reverse mapping.
+
+        ``try_to_unmap`` refuses such a page in every release fsaops models,
+        so migration cannot move it while the pte is there.
+        """
+        from fsaops.rmap import VM_LOCKED
+
+        return any(vma.vm_flags & VM_LOCKED for vma, _pte in Oracle.ptes_of(page))
+
+    @staticmethod
+    def ptes_of(page: Page) -> Iterator[tuple[Vma, Pte]]:
+        """Each pte that maps ``page``, with its area, found through reverse mapping."""
         mapping = page.mapping
         if not page.mapcount or mapping is None:
-            return 0
+            return
         vmas = mapping.vmas if mapping.anon else mapping.i_mmap  # type: ignore[union-attr]
-        young = 0
         for vma in vmas:
             vpn = vma.address(page)
             if vpn >= 0:
                 pte = vma.mm.ptes.get(vpn)
-                if pte is not None and pte.page is page and pte.young:
-                    young += 1
-        return young
+                if pte is not None and pte.page is page:
+                    yield vma, pte
 
     @staticmethod
     def index(kernel: Kernel) -> MachineIndex:
