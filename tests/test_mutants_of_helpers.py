@@ -3,7 +3,9 @@
 Mutation testing of the verdict, for the helpers a table is built from:
 :mod:`mutants` makes ``migrate_page``, ``migrate_page_copy``,
 ``migrate_page_remove_references`` and its unmap steps (``unmap_v4``, and
-``unmap_eperm`` from 2.6.16) with one small change each (215 in all).  A
+``unmap_eperm`` from 2.6.16), ``try_to_unmap`` and its step for one area
+(``_try_to_unmap_one``) under them, and 2.6.16's ``remove_from_swap``,
+with one small change each (324 in all).  A
 mutant replaces the code of the real function, so every caller runs it, as
 every caller in a kernel would: the engine, each built-in table's
 ``buffer_migrate_page`` (through its release's helpers), and the swap
@@ -34,7 +36,7 @@ from typing import Any, Final
 
 import pytest
 
-from fsaops import migrate, scenario
+from fsaops import migrate, rmap, scenario
 from fsaops.cli import main
 from inproc import first_failing_run, migrate_json
 from mutants import Mutant, compiled, mutants
@@ -77,14 +79,20 @@ WORKLOADS: Final = {
 RELEASES: Final = ("v4", "2.6.16", "2.6.17")
 
 HELPERS: Final[dict[str, FunctionType]] = {
-    name: getattr(migrate, name)
-    for name in (
-        "migrate_page",
-        "migrate_page_copy",
-        "migrate_page_remove_references",
-        "unmap_v4",
-        "unmap_eperm",
-    )
+    **{
+        name: getattr(migrate, name)
+        for name in (
+            "migrate_page",
+            "migrate_page_copy",
+            "migrate_page_remove_references",
+            "unmap_v4",
+            "unmap_eperm",
+        )
+    },
+    **{
+        name: getattr(rmap, name)
+        for name in ("try_to_unmap", "_try_to_unmap_one", "remove_from_swap_2616")
+    },
 }
 
 _SAME_KERNEL = "both pages are on nodes of the one kernel"
@@ -111,6 +119,24 @@ _NONE = "None for 0: every caller tests the result for truth"
 _CLOCK = (
     "only the kernel's clock differs (a reschedule more or less between tries), which "
     "no serial run's outcome depends on"
+)
+_UNLOCKED = "every caller locks the page before it unmaps it: the BUG() never fires"
+_NO_SWAP_ENTRY = (
+    "the engine gives an anonymous page its swap entry (add_to_swap) before it unmaps it: "
+    "the BUG() never fires"
+)
+_NOT_HERE = (
+    "where an area does not map the page, the pte lookup that follows finds no pte of "
+    "it and gives SWAP_AGAIN too (and no area starts at address 0)"
+)
+_RESULT_TESTED = (
+    "every caller tests page_mapcount as well: unmap_v4 at its next try (one tick "
+    "later), the others after their tries; swap_page, which does not, runs only for a "
+    "table without migratepage, which these scenarios lack"
+)
+_ONLY_SWAP_CACHE = (
+    "its one caller, migrate_page, calls it only for a new page in the swap cache, whose "
+    "mapping is its anon_vma: the test never returns"
 )
 _ONLY_VM_LOCKED = (
     "try_to_unmap with ignore_refs leaves a page mapped only for a VM_LOCKED area, which "
@@ -195,6 +221,72 @@ SURVIVORS: Final[dict[str, dict[str, str]]] = {
         ),
         "delete `return -EAGAIN`": _ONLY_VM_LOCKED,
         "delete `return 0`": _NONE,
+    },
+    "try_to_unmap": {
+        "delete `if not page.flags & PG.locked:`": _UNLOCKED,
+        "swap op in `page.flags & PG.locked`": _UNLOCKED,
+        "delete `raise KernelBug(f'try_to_unmap() of an unlocked page: {page!r}')`": _UNLOCKED,
+        "`newpage` for `page` in `raise KernelBug(f'try_to_unmap() of an unlocked page: "
+        "{page!r}')`": _UNLOCKED,
+        "delete `ret = SWAP_AGAIN`": (
+            "a page with ptes has an area, whose try sets ret before it is read; with none, "
+            "ret is SWAP_SUCCESS"
+        ),
+        "delete `if mapping is None:`": _NO_MAPPING,
+        "delete `return SWAP_SUCCESS if page.mapcount == 0 else SWAP_AGAIN`": _NO_MAPPING,
+        "flip compare `page.mapcount == 0`": _NO_MAPPING,
+        "`newpage` for `page` in `return SWAP_SUCCESS if page.mapcount == 0 else SWAP_AGAIN`": (
+            _NO_MAPPING
+        ),
+        "const 0 -> -1 in `return SWAP_SUCCESS if page.mapcount == 0 else SWAP_AGAIN`": (
+            _NO_MAPPING
+        ),
+        "const 0 -> 1 in `return SWAP_SUCCESS if page.mapcount == 0 else SWAP_AGAIN`": (
+            _NO_MAPPING
+        ),
+        "const 0 -> -1 in `if ret == SWAP_FAIL or page.mapcount == 0:`": (
+            "the walk goes on through the areas left, none of which maps the page any more"
+        ),
+        "delete `if page.mapcount == 0:`": _RESULT_TESTED,
+        "const 0 -> -1 in `if page.mapcount == 0:`": _RESULT_TESTED,
+        "delete `ret = SWAP_SUCCESS`": _RESULT_TESTED,
+    },
+    "_try_to_unmap_one": {
+        "delete `if vpn < 0:`": _NOT_HERE,
+        "flip compare `vpn < 0`": _NOT_HERE,
+        "const 0 -> -1 in `if vpn < 0:`": _NOT_HERE,
+        "const 0 -> 1 in `if vpn < 0:`": _NOT_HERE,
+        "delete `return SWAP_AGAIN`": _NOT_HERE,
+        "delete `if young and (not ignore_refs):`": (
+            "a young pte no longer refuses V4's first try, whose refusal clears it so the "
+            "next try succeeds: " + _CLOCK
+        ),
+        "delete `return SWAP_FAIL` #2": (
+            "a young pte no longer refuses V4's first try, whose refusal clears it so the "
+            "next try succeeds: " + _CLOCK
+        ),
+        "delete `if not page.flags & PG.swapcache:`": _NO_SWAP_ENTRY,
+        "swap op in `page.flags & PG.swapcache`": _NO_SWAP_ENTRY,
+        "delete `raise KernelBug(f'unmapping an anonymous page that has no swap entr...`": (
+            _NO_SWAP_ENTRY
+        ),
+        "`newpage` for `page` in `raise KernelBug(f'unmapping an anonymous page that has no "
+        "swap entr...`": _NO_SWAP_ENTRY,
+        "delete `pte.dirty = False`": (
+            "a swap pte keeps the dirty bit of the pte it was: remove_from_swap gives it "
+            "back dirty, and the durability proof's teardown writes the page to swap once "
+            "more, with the data it holds; nothing a run checks"
+        ),
+        "delete `return SWAP_AGAIN` #3": (
+            "None for SWAP_AGAIN: try_to_unmap tests each area's result against SWAP_FAIL only"
+        ),
+    },
+    "remove_from_swap_2616": {
+        "delete `if not page.flags & PG.swapcache or mapping is None or (not mapping...`": (
+            _ONLY_SWAP_CACHE
+        ),
+        "swap op in `page.flags & PG.swapcache`": _ONLY_SWAP_CACHE,
+        "delete `return`": _ONLY_SWAP_CACHE,
     },
 }
 """The mutants no run of ``fsaops migrate`` fails, by helper, and why each is none it could."""
@@ -350,3 +442,57 @@ def test_a_refusal_that_blames_what_did_not_happen_is_a_finding(
     # The real helper, the same run: no finding.
     rc, real = migrate_json(folder / "blames.toml", text, "--strict")
     assert (rc, real["status"], real["findings"]) == (0, "ok", []), real["findings"]
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_a_page_a_vm_locked_area_maps_that_moves_fails_the_placement_proof(
+    folder: Path, semantics: str
+) -> None:
+    """An unmap that ignores ``VM_LOCKED`` moves mlocked pages, and the plain run says so.
+
+    ``try_to_unmap`` refuses a page a ``VM_LOCKED`` area maps in every
+    release fsaops models, so such a page is left (V4) or fails (2.6.16
+    on).  The placement proof knows which pages were mapped so before the
+    migration and finds each one counted as moved.
+    """
+    name = "delete `if vma.vm_flags & VM_LOCKED:`"
+    mutant = next(m for h, m in MUTANTS if h == "_try_to_unmap_one" and m.name == name)
+    text = SCENARIO.format(semantics=semantics) + WORKLOADS["mlocked, shared"]
+    with running("_try_to_unmap_one", compiled(mutant, HELPERS["_try_to_unmap_one"])):
+        rc, report = migrate_json(folder / "mlocked.toml", text)
+    assert (rc, report["status"]) == (1, "invariant broken")
+    placement = report["proofs"]["placement"]
+    said = "counted as moved, but a VM_LOCKED area mapped it (mlock)"
+    assert placement["failures"] > 0
+    assert all(said in problem for problem in placement["problems"]), placement
+    # The real helper, the same run: each such page stays, and the proof holds.
+    rc, real = migrate_json(folder / "mlocked.toml", text)
+    assert (rc, real["status"], real["proofs"]["placement"]["failures"]) == (0, "ok", 0)
+
+
+@pytest.mark.parametrize("semantics", ["2.6.16", "2.6.17"])
+def test_a_moved_anonymous_page_left_in_the_swap_cache_fails_the_placement_proof(
+    folder: Path, semantics: str
+) -> None:
+    """From 2.6.16 a moved anonymous page leaves the swap cache, and the plain run checks it.
+
+    That release's ``migrate_page`` gives the new page its ptes back and
+    takes it out of the swap cache (``remove_from_swap``).  One that gives
+    the ptes back but leaves the page there keeps its swap slot taken: the
+    placement proof names each such page.
+    """
+    name = "delete `delete_from_swap_cache(page)`"
+    mutant = next(m for h, m in MUTANTS if h == "remove_from_swap_2616" and m.name == name)
+    workload = WORKLOADS["dirty, mapped, pinned, locked, writeback"]
+    text = SCENARIO.format(semantics=semantics) + workload
+    with running("remove_from_swap_2616", compiled(mutant, HELPERS["remove_from_swap_2616"])):
+        rc, report = migrate_json(folder / "swapcache.toml", text)
+    assert (rc, report["status"]) == (1, "invariant broken")
+    placement = report["proofs"]["placement"]
+    said = "is still in the swap cache: this release's migrate_page takes a moved page out of it"
+    assert placement["failures"] > 0
+    assert all(said in problem for problem in placement["problems"]), placement
+    assert all("(process" in problem for problem in placement["problems"]), placement
+    # The real helper, the same run: every moved anonymous page left the swap cache.
+    rc, real = migrate_json(folder / "swapcache.toml", text)
+    assert (rc, real["status"], real["proofs"]["placement"]["failures"]) == (0, "ok", 0)

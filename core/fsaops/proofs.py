@@ -47,7 +47,7 @@ and address), its table, and what is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from errno import EIO, ENOSPC, errorcode
 from typing import TYPE_CHECKING, Final
 
@@ -171,11 +171,13 @@ class Places(Mapping[int, Placed]):
     asked for.
     """
 
-    __slots__ = ("_by_pfn", "_runs")
+    __slots__ = ("_by_pfn", "_runs", "mlocked")
 
     def __init__(self) -> None:
         self._runs: list[tuple[File | Area, list[int], list[Page], list[str]]] = []
         self._by_pfn: dict[int, tuple[int, int]] | None = None
+        #: The pfns a pte of a ``VM_LOCKED`` area mapped (``mlock``): no release moves them.
+        self.mlocked: set[int] = set()
 
     def add(
         self, record: File | Area, indexes: list[int], pages: list[Page], tables: list[str]
@@ -281,6 +283,7 @@ def snapshot_places(world: fsaops.world.World, nid: int) -> Places:
                     mapping.a_ops.name if mapping is not None else "(no mapping)"  # type: ignore[union-attr]
                 )
         places.add(record, indexes, pages, tables)
+        places.mlocked.update(p.pfn for p in pages if p.mapcount and Oracle.mlocked(p))
     return places
 
 
@@ -344,7 +347,16 @@ def prove_placement(
             for start in range(0, len(indexes), RUN_PAGES):
                 stop = min(start + RUN_PAGES, len(indexes))
                 for pos, wrong in _placement_run(
-                    world, index, record, indexes, pages, start, stop, outcome, target_nid
+                    world,
+                    index,
+                    record,
+                    indexes,
+                    pages,
+                    start,
+                    stop,
+                    outcome,
+                    target_nid,
+                    before.mlocked,
                 ):
                     failures += 1
                     if found is not None:
@@ -374,12 +386,16 @@ def _placement_run(
     stop: int,
     outcome: Callable[[int], str],
     target_nid: int,
+    mlocked: Collection[int] = (),
 ) -> list[tuple[int, str]]:
     """:func:`_placement_problem` for positions ``start`` to ``stop`` of a record's pages.
 
     The same judgement, page by page, except the data: the frames whose data
     must be what was written are compared with it in one comparison, and
-    one by one only if that fails.  Returns (position, problem) in order.
+    one by one only if that fails.  ``mlocked``: the pfns a ``VM_LOCKED``
+    area mapped (:attr:`Places.mlocked`), which must not have moved unless
+    their process's write fault gave it a copy of its own.  Returns
+    (position, problem) in order.
     """
     tree = record.inode.i_mapping.page_tree if isinstance(record, File) else None
     ptes = index.ptes
@@ -440,6 +456,24 @@ def _placement_run(
             elif now.node.nid != target_nid and not _copied_by_its_process(world, record, now):
                 found[pos] = (
                     f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
+                )
+            elif (
+                ptes_restored
+                and tree is None
+                and now.flags & PG.swapcache
+                and now.pfn not in swap_reads
+                and not _copied_by_its_process(world, record, now)
+            ):
+                found[pos] = (
+                    f"counted as moved, but pfn {now.pfn} holding it is still in the swap "
+                    "cache: this release's migrate_page takes a moved page out of it "
+                    "(remove_from_swap), so its swap slot stays taken"
+                )
+            elif mlocked and old.pfn in mlocked and not _copied_by_its_process(world, record, now):
+                found[pos] = (
+                    "counted as moved, but a VM_LOCKED area mapped it (mlock): try_to_unmap "
+                    "refuses such a page in every release, so it cannot move; the process's "
+                    f"locked page went to pfn {now.pfn} under it"
                 )
             else:
                 frames.append((pos, now, how))
