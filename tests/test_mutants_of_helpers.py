@@ -444,55 +444,52 @@ def test_a_refusal_that_blames_what_did_not_happen_is_a_finding(
     assert (rc, real["status"], real["findings"]) == (0, "ok", []), real["findings"]
 
 
-@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
-def test_a_page_a_vm_locked_area_maps_that_moves_fails_the_placement_proof(
-    folder: Path, semantics: str
+_VM_LOCKED_MOVED = (
+    "_try_to_unmap_one",
+    "delete `if vma.vm_flags & VM_LOCKED:`",
+    "mlocked, shared",
+    "counted as moved, but a VM_LOCKED area mapped it (mlock)",
+)
+_LEFT_IN_SWAP_CACHE = (
+    "remove_from_swap_2616",
+    "delete `delete_from_swap_cache(page)`",
+    "dirty, mapped, pinned, locked, writeback",
+    "is still in the swap cache: this release's migrate_page takes a moved page out of it",
+)
+
+
+@pytest.mark.parametrize(
+    ("semantics", "helper", "name", "workload", "said"),
+    [
+        *((semantics, *_VM_LOCKED_MOVED) for semantics in ("v4", "2.6.16", "2.6.17")),
+        *((semantics, *_LEFT_IN_SWAP_CACHE) for semantics in ("2.6.16", "2.6.17")),
+    ],
+    ids=[
+        *(f"VM_LOCKED moved [{semantics}]" for semantics in ("v4", "2.6.16", "2.6.17")),
+        *(f"left in the swap cache [{semantics}]" for semantics in ("2.6.16", "2.6.17")),
+    ],
+)
+def test_a_page_moved_against_its_release_fails_the_placement_proof(
+    folder: Path, semantics: str, helper: str, name: str, workload: str, said: str
 ) -> None:
-    """An unmap that ignores ``VM_LOCKED`` moves mlocked pages, and the plain run says so.
+    """A page the release would not move, or would move otherwise, fails a plain run.
 
     ``try_to_unmap`` refuses a page a ``VM_LOCKED`` area maps in every
     release fsaops models, so such a page is left (V4) or fails (2.6.16
-    on).  The placement proof knows which pages were mapped so before the
-    migration and finds each one counted as moved.
+    on): an unmap that ignores ``VM_LOCKED`` moves it, and the placement
+    proof, which knows which pages were mapped so before the migration,
+    names each one counted as moved.  From 2.6.16 ``migrate_page`` takes a
+    moved anonymous page out of the swap cache (``remove_from_swap``): one
+    left there keeps its swap slot, and the proof names it too.
     """
-    name = "delete `if vma.vm_flags & VM_LOCKED:`"
-    mutant = next(m for h, m in MUTANTS if h == "_try_to_unmap_one" and m.name == name)
-    text = SCENARIO.format(semantics=semantics) + WORKLOADS["mlocked, shared"]
-    with running("_try_to_unmap_one", compiled(mutant, HELPERS["_try_to_unmap_one"])):
-        rc, report = migrate_json(folder / "mlocked.toml", text)
+    mutant = next(m for h, m in MUTANTS if h == helper and m.name == name)
+    text = SCENARIO.format(semantics=semantics) + WORKLOADS[workload]
+    with running(helper, compiled(mutant, HELPERS[helper])):
+        rc, report = migrate_json(folder / "placed.toml", text)
     assert (rc, report["status"]) == (1, "invariant broken")
     placement = report["proofs"]["placement"]
-    said = "counted as moved, but a VM_LOCKED area mapped it (mlock)"
     assert placement["failures"] > 0
     assert all(said in problem for problem in placement["problems"]), placement
-    # The real helper, the same run: each such page stays, and the proof holds.
-    rc, real = migrate_json(folder / "mlocked.toml", text)
-    assert (rc, real["status"], real["proofs"]["placement"]["failures"]) == (0, "ok", 0)
-
-
-@pytest.mark.parametrize("semantics", ["2.6.16", "2.6.17"])
-def test_a_moved_anonymous_page_left_in_the_swap_cache_fails_the_placement_proof(
-    folder: Path, semantics: str
-) -> None:
-    """From 2.6.16 a moved anonymous page leaves the swap cache, and the plain run checks it.
-
-    That release's ``migrate_page`` gives the new page its ptes back and
-    takes it out of the swap cache (``remove_from_swap``).  One that gives
-    the ptes back but leaves the page there keeps its swap slot taken: the
-    placement proof names each such page.
-    """
-    name = "delete `delete_from_swap_cache(page)`"
-    mutant = next(m for h, m in MUTANTS if h == "remove_from_swap_2616" and m.name == name)
-    workload = WORKLOADS["dirty, mapped, pinned, locked, writeback"]
-    text = SCENARIO.format(semantics=semantics) + workload
-    with running("remove_from_swap_2616", compiled(mutant, HELPERS["remove_from_swap_2616"])):
-        rc, report = migrate_json(folder / "swapcache.toml", text)
-    assert (rc, report["status"]) == (1, "invariant broken")
-    placement = report["proofs"]["placement"]
-    said = "is still in the swap cache: this release's migrate_page takes a moved page out of it"
-    assert placement["failures"] > 0
-    assert all(said in problem for problem in placement["problems"]), placement
-    assert all("(process" in problem for problem in placement["problems"]), placement
-    # The real helper, the same run: every moved anonymous page left the swap cache.
-    rc, real = migrate_json(folder / "swapcache.toml", text)
+    # The real helper, the same run: the proof holds.
+    rc, real = migrate_json(folder / "placed.toml", text)
     assert (rc, real["status"], real["proofs"]["placement"]["failures"]) == (0, "ok", 0)
