@@ -405,11 +405,12 @@ def answer(status: int) -> None:
         return
     _send(_record("=", str(status)))
     # Plugin code that stopped the program (SIGSTOP to its parent) would
-    # leave it stopped for good, the run done: continue it.
-    parent = os.getppid()
-    if _state(parent) == "T":
-        with contextlib.suppress(OSError):
-            os.kill(parent, signal.SIGCONT)
+    # leave it stopped for good, the run done: continue it.  Whatever the
+    # parent's state reads: a stop signal sent is acted on only once the
+    # parent runs again, which on a busy machine can be after this line, and
+    # SIGCONT continues a stopped process and discards a stop still pending.
+    with contextlib.suppress(OSError):
+        os.kill(os.getppid(), signal.SIGCONT)
 
 
 def _record(key: str, value: str) -> bytes:
