@@ -603,6 +603,10 @@ _STOPS = {
         "        from fsaops import supervisor\n"
         "        supervisor._state = lambda pid: 'S'\n"
     ),
+    # After the run's answer: an exit function of plugin code stops the program.
+    "SIGSTOP from an exit function": (
+        "        import atexit\n        atexit.register(os.kill, os.getppid(), signal.SIGSTOP)\n"
+    ),
 }
 
 

@@ -2405,6 +2405,7 @@ def _exit_now(status: int) -> NoReturn:
         atexit._run_exitfuncs()
     limit.cancel()
     _flush_both()
+    supervisor.continue_parent()  # an exit function may have stopped the program
     REAL_EXIT(status)
 
 
@@ -2419,6 +2420,7 @@ def _exit_functions_overran(status: int) -> None:
             f"fsaops: warning: the exit functions did not finish within "
             f"{EXIT_FUNCTIONS_SECONDS:g} s; ending anyway\n".encode(),
         )
+    supervisor.continue_parent()
     REAL_EXIT(status)
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "Unanswered",
     "answer",
     "beat",
+    "continue_parent",
     "is_copy",
     "leave_if_copy",
     "ready",
@@ -404,11 +405,22 @@ def answer(status: int) -> None:
         _mark_copy()
         return
     _send(_record("=", str(status)))
-    # Plugin code that stopped the program (SIGSTOP to its parent) would
-    # leave it stopped for good, the run done: continue it.  Whatever the
-    # parent's state reads: a stop signal sent is acted on only once the
-    # parent runs again, which on a busy machine can be after this line, and
-    # SIGCONT continues a stopped process and discards a stop still pending.
+    continue_parent()
+
+
+def continue_parent() -> None:
+    """In the supervised child that has given its status: continue the program (``SIGCONT``).
+
+    Plugin code that stopped the program (``SIGSTOP`` to its parent) would
+    leave it stopped for good, the run done.  Sent whatever the parent's
+    state reads: a stop signal is acted on only once the parent runs again,
+    which on a busy machine can be after this, and ``SIGCONT`` continues a
+    stopped process and discards a stop still pending.  :func:`answer` sends
+    it, and the command line again as the child's last act, after the exit
+    functions (plugin code's among them) have run.
+    """
+    if _Child.shared is None or not _Child.answered or os.getpid() != _Child.pid:
+        return
     with contextlib.suppress(OSError):
         os.kill(os.getppid(), signal.SIGCONT)
 
