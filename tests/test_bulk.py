@@ -767,13 +767,21 @@ def _migrated(registry: Registry) -> tuple[Scenario, Places, MigrateStats]:
 def _placement(
     world: Scenario, places: Places, ledger: Callable[[int], str], *, bulk: bool
 ) -> tuple[int, int, tuple[str, ...]]:
-    """The placement proof, in runs (``bulk``) or page by page (given a plain mapping)."""
-    before: Mapping[int, Placed] = places if bulk else dict(places.items())
+    """The placement proof of ``places``, or (not ``bulk``) of a plain mapping of them.
+
+    The plain mapping is in reverse order: :meth:`Places.of` must put its
+    pages back a file at a time, in order of index, for the data of a run of
+    them to be compared in one piece.  The problems come sorted (a plain
+    mapping names its files in its own order).
+    """
+    before: Mapping[int, Placed] = places if bulk else dict(reversed(list(places.items())))
     proof = prove_placement(world.world, before, ledger, target_nid=world.target_node)
-    return proof.checked, proof.failures, proof.problems
+    return proof.checked, proof.failures, tuple(sorted(proof.problems))
 
 
-def test_placement_proof_in_runs_finds_what_it_finds_page_by_page(registry: Registry) -> None:
+def test_placement_proof_of_a_plain_mapping_finds_what_it_finds_of_places(
+    registry: Registry,
+) -> None:
     world, places, stats = _migrated(registry)
     ledger = proof_ledger(stats)
     assert len(places) == PAGES

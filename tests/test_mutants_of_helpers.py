@@ -120,6 +120,10 @@ _CLOCK = (
     "only the kernel's clock differs (a reschedule more or less between tries), which "
     "no serial run's outcome depends on"
 )
+_YOUNG = (
+    "a young pte no longer refuses V4's first try, whose refusal clears it so the next try "
+    "succeeds: " + _CLOCK
+)
 _UNLOCKED = "every caller locks the page before it unmaps it: the BUG() never fires"
 _NO_SWAP_ENTRY = (
     "the engine gives an anonymous page its swap entry (add_to_swap) before it unmaps it: "
@@ -257,14 +261,8 @@ SURVIVORS: Final[dict[str, dict[str, str]]] = {
         "const 0 -> -1 in `if vpn < 0:`": _NOT_HERE,
         "const 0 -> 1 in `if vpn < 0:`": _NOT_HERE,
         "delete `return SWAP_AGAIN`": _NOT_HERE,
-        "delete `if young and (not ignore_refs):`": (
-            "a young pte no longer refuses V4's first try, whose refusal clears it so the "
-            "next try succeeds: " + _CLOCK
-        ),
-        "delete `return SWAP_FAIL` #2": (
-            "a young pte no longer refuses V4's first try, whose refusal clears it so the "
-            "next try succeeds: " + _CLOCK
-        ),
+        "delete `if young and (not ignore_refs):`": _YOUNG,
+        "delete `return SWAP_FAIL` #2": _YOUNG,
         "delete `if not page.flags & PG.swapcache:`": _NO_SWAP_ENTRY,
         "swap op in `page.flags & PG.swapcache`": _NO_SWAP_ENTRY,
         "delete `raise KernelBug(f'unmapping an anonymous page that has no swap entr...`": (

@@ -188,6 +188,25 @@ class Places(Mapping[int, Placed]):
         self._runs.append((record, indexes, pages, tables))
         self._by_pfn = None
 
+    @classmethod
+    def of(cls, placed: Mapping[int, Placed]) -> Places:
+        """The :class:`Places` of a plain mapping of pfns to :class:`Placed`.
+
+        A file or area at a time, in order of index.  It knows no ``VM_LOCKED``
+        area (:attr:`mlocked` is empty): only :func:`snapshot_places` looks at
+        the ptes before migration.
+        """
+        by_record: dict[int, tuple[File | Area, list[Placed]]] = {}
+        for b in placed.values():
+            by_record.setdefault(id(b.record), (b.record, []))[1].append(b)
+        places = cls()
+        for record, run in by_record.values():
+            run.sort(key=lambda b: b.index)
+            places.add(
+                record, [b.index for b in run], [b.page for b in run], [b.table for b in run]
+            )
+        return places
+
     def runs(self) -> Iterator[tuple[File | Area, list[int], list[Page], list[str]]]:
         """Each file or area with its indexes, the pages that held them and their tables."""
         return iter(self._runs)
@@ -257,6 +276,8 @@ def snapshot_places(world: fsaops.world.World, nid: int) -> Places:
     records: list[File | Area] = [*world.files, *world.areas]
     swap_name = world.kernel.swap_aops_name
     swapcache = PG.swapcache
+    # Only a VM_LOCKED area can make a page mlocked: with none, no page is.
+    locked = any(vma.vm_flags & VM_LOCKED for mm in kernel.mms for vma in mm.vmas)
     for record in records:
         npages = record.npages
         held: list[Page | None]
@@ -283,7 +304,8 @@ def snapshot_places(world: fsaops.world.World, nid: int) -> Places:
                     mapping.a_ops.name if mapping is not None else "(no mapping)"  # type: ignore[union-attr]
                 )
         places.add(record, indexes, pages, tables)
-        places.mlocked.update(p.pfn for p in pages if p.mapcount and Oracle.mlocked(p))
+        if locked:
+            places.mlocked.update(p.pfn for p in pages if p.mapcount and Oracle.mlocked(p))
     return places
 
 
@@ -330,49 +352,41 @@ def prove_placement(
 ) -> Proof:
     """Check that every page the engine finished with is where its account says.
 
-    ``before`` is :func:`snapshot_places` taken before migration;
+    ``before`` is :func:`snapshot_places` taken before migration (a plain
+    mapping of pfns to :class:`Placed` is judged the same way, as
+    :meth:`Places.of` makes it, with no ``VM_LOCKED`` area known);
     ``outcome(pfn)`` is the engine's account of the old page: an
     :class:`Outcome` value.  Call it once the migration is over: other tasks
     let go, pages put back, I/O settled.  ``found``, when given, gets the
     file or area and index of every page found wrong (all of them, not only
     those the problems name).
     """
-    oracle = Oracle()
-    kernel = world.kernel
-    index = oracle.index(kernel)
+    index = Oracle().index(world.kernel)
+    if not isinstance(before, Places):
+        before = Places.of(before)
     problems: list[str] = []
     failures = 0
-    if isinstance(before, Places):
-        for record, indexes, pages, tables in before.runs():
-            for start in range(0, len(indexes), RUN_PAGES):
-                stop = min(start + RUN_PAGES, len(indexes))
-                for pos, wrong in _placement_run(
-                    world,
-                    index,
-                    record,
-                    indexes,
-                    pages,
-                    start,
-                    stop,
-                    outcome,
-                    target_nid,
-                    before.mlocked,
-                ):
-                    failures += 1
-                    if found is not None:
-                        found.append((record, indexes[pos]))
-                    if len(problems) < MAX_PROBLEMS:
-                        b = Placed(record, indexes[pos], pages[pos], tables[pos])
-                        problems.append(f"{_name(b)}: {wrong}")
-        return Proof("placement", len(before), failures, tuple(problems))
-    for pfn, b in before.items():
-        problem = _placement_problem(world, oracle, index, b, outcome(pfn), target_nid)
-        if problem is not None:
-            failures += 1
-            if found is not None:
-                found.append((b.record, b.index))
-            if len(problems) < MAX_PROBLEMS:
-                problems.append(f"{_name(b)}: {problem}")
+    for record, indexes, pages, tables in before.runs():
+        for start in range(0, len(indexes), RUN_PAGES):
+            stop = min(start + RUN_PAGES, len(indexes))
+            for pos, wrong in _placement_run(
+                world,
+                index,
+                record,
+                indexes,
+                pages,
+                start,
+                stop,
+                outcome,
+                target_nid,
+                before.mlocked,
+            ):
+                failures += 1
+                if found is not None:
+                    found.append((record, indexes[pos]))
+                if len(problems) < MAX_PROBLEMS:
+                    b = Placed(record, indexes[pos], pages[pos], tables[pos])
+                    problems.append(f"{_name(b)}: {wrong}")
     return Proof("placement", len(before), failures, tuple(problems))
 
 
@@ -386,16 +400,16 @@ def _placement_run(
     stop: int,
     outcome: Callable[[int], str],
     target_nid: int,
-    mlocked: Collection[int] = (),
+    mlocked: Collection[int],
 ) -> list[tuple[int, str]]:
-    """:func:`_placement_problem` for positions ``start`` to ``stop`` of a record's pages.
+    """The placement judgement of positions ``start`` to ``stop`` of a record's pages.
 
-    The same judgement, page by page, except the data: the frames whose data
-    must be what was written are compared with it in one comparison, and
-    one by one only if that fails.  ``mlocked``: the pfns a ``VM_LOCKED``
-    area mapped (:attr:`Places.mlocked`), which must not have moved unless
-    their process's write fault gave it a copy of its own.  Returns
-    (position, problem) in order.
+    Page by page, except the data: the frames whose data must be what was
+    written are compared with it in one comparison, and one by one only if
+    that fails.  ``mlocked``: the pfns a ``VM_LOCKED`` area mapped
+    (:attr:`Places.mlocked`), which must not have moved unless their
+    process's write fault gave it a copy of its own.  Returns (position,
+    problem) in order.
     """
     tree = record.inode.i_mapping.page_tree if isinstance(record, File) else None
     ptes = index.ptes
@@ -599,63 +613,6 @@ def _holds(page: Page, frame: bytes | memoryview, expected: bytes) -> bool:
         for i, bh in enumerate(buffers(head))
         if bh.b_state & BH.uptodate
     )
-
-
-def _placement_problem(
-    world: fsaops.world.World,
-    oracle: Oracle,
-    index: MachineIndex,
-    b: Placed,
-    how: str,
-    target_nid: int,
-) -> str | None:
-    old = b.page
-    now = world.page_of(b.record, b.index)
-    if now is None and isinstance(b.record, Area):
-        now = _swap_cache_page(world, b.record, b.index)
-    expected = world.expected(b.record, b.index)
-    ptes = index.ptes
-    if how in (Outcome.LEFT, Outcome.FAILED):
-        if now is not None and now is not old and _copied_by_its_process(world, b.record, now):
-            # The process's own copy, made while the migration held the page.
-            if not _holds(now, oracle.frame(now), expected):
-                return f"{how}, and the data in its frame is no longer what was written"
-            return None
-        if now is not old:
-            where = "no page" if now is None else f"pfn {now.pfn}"
-            return f"{how}, so it should still be in its frame, but its place holds {where}"
-        if not _holds(old, oracle.frame(old), expected):
-            return f"{how}, and the data in its frame is no longer what was written"
-        return None
-    kernel = world.kernel
-    # Freed, and since a process's copy or a page a swap fault read in.
-    reused = old.pfn in kernel.cow_copies or old.pfn in kernel.swap_reads
-    stale = () if reused else ptes.get(old.pfn, ())
-    if stale:
-        return f"counted as {how}, but ptes {list(stale)} still map the old frame (a stale mapping)"
-    if old.count != 0 and not reused:
-        return (
-            f"counted as {how}, but the old frame was not freed (page_count {old.count}, "
-            f"flags {oracle.flag_names(old.flags)})"
-        )
-    if how == Outcome.FREED:
-        return None
-    if how == Outcome.DROPPED:
-        if now is not None and now.node.nid != target_nid:
-            return f"dropped by swap_page, but pfn {now.pfn} on node {now.node.nid} holds it"
-        if now is None and not _on_backing_store(world, b, expected):
-            return "dropped by swap_page, but its backing store does not hold its data"
-        return None
-    # Moved to a new frame.
-    if now is None:
-        return "counted as moved, but no frame holds it and nothing was dropped"
-    if now is old and not reused:
-        return "counted as moved, but its slot still points at the old frame: nothing moved"
-    if now.node.nid != target_nid and not _copied_by_its_process(world, b.record, now):
-        return f"counted as moved, but pfn {now.pfn} holding it is on node {now.node.nid}"
-    if not _holds(now, oracle.frame(now), expected):
-        return f"moved to pfn {now.pfn}, whose data is not what was written"
-    return None
 
 
 def _swap_cache_page(world: fsaops.world.World, area: Area, index: int) -> Page | None:
