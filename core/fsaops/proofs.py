@@ -86,6 +86,7 @@ __all__ = [
     "Placed",
     "Places",
     "Proof",
+    "account_problems",
     "ledger",
     "prove_durability",
     "prove_placement",
@@ -340,6 +341,55 @@ def ledger(stats: MigrateStats) -> Callable[[int], str]:
         return Outcome.FREED if via == "freed" else Outcome.DROPPED
 
     return outcome
+
+
+def account_problems(stats: MigrateStats, given: int) -> list[tuple[int, str]]:
+    """Where the engine's counts do not add up: (pages off, problem) for each.
+
+    Each page ``migrate_pages`` is given ends moved, failed or not migrated,
+    once: the counts by table must add up to ``given`` (the pages the run
+    isolated, and its swapout pages), and a table's failed and not-migrated
+    counts must be the pages its ledger names (``stats.failures``,
+    ``stats.pending``), which the placement proof checks page by page.  The
+    report's counts are what a user reads first; none of the proofs looks
+    at them otherwise.
+    """
+    problems: list[tuple[int, str]] = []
+    tables = stats.tables
+    failed: dict[str, int] = {}
+    for name, *_rest in stats.failures.values():
+        failed[name] = failed.get(name, 0) + 1
+    left: dict[str, int] = {}
+    for name, *_rest in stats.pending.values():
+        left[name] = left.get(name, 0) + 1
+    for name in sorted(tables.keys() | failed.keys() | left.keys()):
+        counts = tables.get(name)
+        for what, counted, listed in (
+            ("failed", counts.failed if counts else 0, failed.get(name, 0)),
+            ("not migrated", counts.not_migrated if counts else 0, left.get(name, 0)),
+        ):
+            if counted != listed:
+                problems.append(
+                    (
+                        abs(counted - listed),
+                        f"the report counts {counted} pages of {name} as {what}, but the "
+                        f"engine's ledger names {listed}",
+                    )
+                )
+    counted = sum(t.pages for t in tables.values())
+    if counted != given:
+        moved = sum(t.moved for t in tables.values())
+        problems.append(
+            (
+                abs(counted - given),
+                f"the report accounts for {counted} pages (moved {moved}, failed "
+                f"{sum(t.failed for t in tables.values())}, not migrated "
+                f"{sum(t.not_migrated for t in tables.values())}), but migrate_pages was "
+                f"given {given}: each page it is given ends moved, failed or not migrated, "
+                "once",
+            )
+        )
+    return problems
 
 
 def prove_placement(

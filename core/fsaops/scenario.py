@@ -106,7 +106,14 @@ from fsaops.migrate import MAX_PASSES, MigrateStats, migrate_pages, table_name
 from fsaops.page import PG, Page, lock_page, unlock_page
 from fsaops.plugins import watch_imports
 from fsaops.process import Alarm, keep_handler, plugin_of_module
-from fsaops.proofs import Places, ledger, prove_durability, prove_placement, snapshot_places
+from fsaops.proofs import (
+    Places,
+    account_problems,
+    ledger,
+    prove_durability,
+    prove_placement,
+    snapshot_places,
+)
 from fsaops.replay import WATCHED_PAGES, ReplayWatch
 from fsaops.report import (
     Integrity,
@@ -412,6 +419,9 @@ class Scenario:
         #: (:meth:`buffers_left_behind`), read as it ends.
         self.buffers_left: list[str] = []
         self.swaplist = PageList("swapout")
+        #: The pages the migration handed to ``migrate_pages`` (isolated, and
+        #: the swapout pages), which its counts must account for.
+        self.given = 0
         self._progress = progress
         self._unsettled: list[File] = []
         self._written = 0
@@ -1039,8 +1049,9 @@ class Scenario:
                 progress("migrate", done, total)
 
         self.faults.armed = True
+        swapout = len(self.swaplist)
         try:
-            migrate_node(
+            result = migrate_node(
                 kernel,
                 self.source_node,
                 self.target_node,
@@ -1048,6 +1059,7 @@ class Scenario:
                 chunk=CHUNK_PAGES,
                 progress=report,
             )
+            self.given = result.isolated + swapout
             if not self.swaplist.empty():
                 moved, failed = PageList("moved"), PageList("failed")
                 migrate_pages(self.swaplist, None, moved, failed, stats=stats)
@@ -1470,6 +1482,14 @@ def run_plan(
         placement = prove_placement(
             world.world, places, ledger(stats), target_nid=world.target_node, found=misplaced
         )
+        if accounts := account_problems(stats, world.given):
+            placement = attrs.evolve(
+                placement,
+                failures=placement.failures + sum(off for off, _problem in accounts),
+                problems=(*(problem for _off, problem in accounts), *placement.problems)[
+                    :MAX_PROBLEMS
+                ],
+            )
         changed = untouched.changes()
         lap("prove")
         where.phase = "reading pages back"

@@ -1,0 +1,101 @@
+"""The report's counts must account for every page the engine was given, once.
+
+Before, the engine's counts by table were read by no proof: an engine that
+counted a run of moved pages once instead of page by page reported 20 pages
+of the 108 it migrated, and the run said ``ok``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fsaops import migrate
+from fsaops.migrate import MigrateStats
+from fsaops.proofs import account_problems
+from inproc import migrate_json
+
+SCENARIO = """\
+[kernel]
+node_memory = "2MiB"
+semantics = "{semantics}"
+[[mount]]
+fs = "ext2"
+mode = "nobh"
+pages = 48
+files = 6
+block_size = 1024
+[[mount]]
+fs = "ext2"
+pages = 48
+files = 6
+block_size = 1024
+[processes]
+count = 2
+anon_pages = 12
+[workload]
+seed = 3
+dirty = 0.3
+mapped = 0.3
+pinned = 0.1
+swapout = 0.1
+"""
+
+
+def _counted_once(stats: MigrateStats, name: str, via: str, count: int) -> None:
+    """A broken count: a run of moved pages counted as one page."""
+    _REAL_COUNT_MOVED(stats, name, via, 1)
+
+
+def _counted_twice(stats: MigrateStats, name: str, via: str, count: int) -> None:
+    """A broken count: every moved page counted twice."""
+    _REAL_COUNT_MOVED(stats, name, via, 2 * count)
+
+
+_REAL_COUNT_MOVED = migrate._count_moved
+
+BROKEN: dict[str, Callable[..., Any]] = {"once a run": _counted_once, "twice": _counted_twice}
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
+@pytest.mark.parametrize("broken", BROKEN.values(), ids=BROKEN.keys())
+def test_moved_pages_counted_wrong_break_the_invariant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, semantics: str, broken: Callable[..., Any]
+) -> None:
+    text = SCENARIO.format(semantics=semantics)
+    status, report = migrate_json(tmp_path / "ok.toml", text)
+    assert (status, report["status"]) == (0, "ok")
+    given = sum(t["pages"] for t in report["by_aops"].values())
+    monkeypatch.setattr(migrate, "_count_moved", broken)
+    status, report = migrate_json(tmp_path / "broken.toml", text)
+    counted = sum(t["pages"] for t in report["by_aops"].values())
+    assert counted != given
+    assert (status, report["status"]) == (1, "invariant broken")
+    problems = report["proofs"]["placement"]["problems"]
+    assert problems[0].startswith(f"the report accounts for {counted} pages (moved ")
+    assert problems[0].endswith(
+        f"but migrate_pages was given {given}: each page it is given ends moved, failed or "
+        "not migrated, once"
+    )
+
+
+def test_a_table_count_that_is_not_its_ledger_is_named() -> None:
+    stats = MigrateStats()
+    stats.fail(7, "ext2_aops", "refused", "EIO", 0)
+    stats.pend(8, "ext2_aops", "busy")
+    stats.table("ext2_aops").moved = 3
+    assert account_problems(stats, 5) == []
+    stats.table("ext2_aops").failed += 1
+    stats.pending[9] = ("swap_aops", "busy", "EAGAIN", 0)
+    assert account_problems(stats, 6) == [
+        (1, "the report counts 2 pages of ext2_aops as failed, but the engine's ledger names 1"),
+        (
+            1,
+            "the report counts 0 pages of swap_aops as not migrated, but the engine's ledger "
+            "names 1",
+        ),
+    ]
+    assert account_problems(stats, 5)[-1][0] == 1  # and 6 counted against 5 given
