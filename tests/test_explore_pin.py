@@ -21,17 +21,23 @@ from fsaops import FileSystemType
 from fsaops.explore import explore
 from fsaops.explore.api import render_text
 from fsaops.explore.setup import TaskSpec
-from fsaops.page import Page
+from fsaops.page import PG, Page
 from fsaops.plugins import load_plugins
 
 
 def ignores_extra_references(newpage: Page, page: Page) -> int:
-    """``migrate_page``, told to expect every reference the page has: a pin is not seen."""
+    """``migrate_page``, told to expect every reference the page has: a pin is not seen.
+
+    Otherwise ``migrate_page``: from 2.6.16 the moved page leaves the swap
+    cache and gets its ptes back, which the placement proof checks.
+    """
     helpers = page.node.kernel.semantics
     rc = helpers.migrate_page_remove_references(newpage, page, page.count - page.mapcount)
     if rc:
         return rc if rc < 0 else -EAGAIN
     helpers.migrate_page_copy(newpage, page)
+    if newpage.flags & PG.swapcache and helpers.remove_from_swap_caller == "migrate_page":
+        helpers.remove_from_swap(newpage)
     return 0
 
 
