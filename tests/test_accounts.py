@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -17,32 +17,11 @@ from fsaops import migrate
 from fsaops.migrate import MigrateStats
 from fsaops.proofs import account_problems
 from inproc import migrate_json
+from mutants import Mutant, compiled, mutants
+from test_mutants_of_helpers import SCENARIO as MACHINE
 
-SCENARIO = """\
-[kernel]
-node_memory = "2MiB"
-semantics = "{semantics}"
-[[mount]]
-fs = "ext2"
-mode = "nobh"
-pages = 48
-files = 6
-block_size = 1024
-[[mount]]
-fs = "ext2"
-pages = 48
-files = 6
-block_size = 1024
-[processes]
-count = 2
-anon_pages = 12
-[workload]
-seed = 3
-dirty = 0.3
-mapped = 0.3
-pinned = 0.1
-swapout = 0.1
-"""
+# The mutation test's machine, with pages swapped out as well.
+SCENARIO = MACHINE + "seed = 3\ndirty = 0.3\nmapped = 0.3\npinned = 0.1\nswapout = 0.1\n"
 
 
 def _counted_once(stats: MigrateStats, name: str, via: str, count: int) -> None:
@@ -79,6 +58,60 @@ def test_moved_pages_counted_wrong_break_the_invariant(
     assert problems[0].endswith(
         f"but migrate_pages was given {given}: each page it is given ends moved, failed or "
         "not migrated, once"
+    )
+
+
+def _counted_as_ext2(stats: MigrateStats, name: str, via: str, count: int) -> None:
+    """A broken count: ext2 nobh pages counted as ext2's (every total still right)."""
+    _REAL_COUNT_MOVED(stats, "ext2_aops" if name == "ext2_nobh_aops" else name, via, count)
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16"])
+def test_moved_pages_counted_under_another_table_break_the_invariant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, semantics: str
+) -> None:
+    text = SCENARIO.format(semantics=semantics)
+    status, report = migrate_json(tmp_path / "ok.toml", text)
+    assert (status, report["status"]) == (0, "ok")
+    tables = report["by_aops"]
+    nobh = tables["ext2_nobh_aops"]
+    monkeypatch.setattr(migrate, "_count_moved", _counted_as_ext2)
+    status, report = migrate_json(tmp_path / "broken.toml", text)
+    wrong = report["by_aops"]
+    assert sum(t["pages"] for t in wrong.values()) == sum(t["pages"] for t in tables.values())
+    counted = wrong["ext2_nobh_aops"]["pages"] if "ext2_nobh_aops" in wrong else 0
+    assert counted < nobh["pages"]
+    assert (status, report["status"]) == (1, "invariant broken")
+    assert report["proofs"]["placement"]["problems"][0] == (
+        f"the report counts {counted} pages of ext2_nobh_aops, but {nobh['pages']} of its "
+        "pages were given to migrate_pages: each page is counted under its own table"
+    )
+
+
+# Each mutant of the engine's count of moved pages for vmstat (but the one
+# that leaves the count unset, and so raises).
+MISCOUNTS: Final = [
+    m
+    for m in mutants(migrate.migrate_pages)
+    if ("nr_moved" in m.name or "success" in m.name) and m.name != "delete `nr_moved = 0`"
+]
+
+
+@pytest.mark.parametrize("mutant", MISCOUNTS, ids=[m.name for m in MISCOUNTS])
+def test_vmstat_that_miscounts_moved_pages_breaks_the_invariant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mutant: Mutant
+) -> None:
+    text = SCENARIO.format(semantics="2.6.16")
+    real = migrate.migrate_pages
+    monkeypatch.setattr(real, "__code__", compiled(mutant, real).__code__)
+    status, report = migrate_json(tmp_path / "broken.toml", text)
+    moved = sum(t["moved"] for t in report["by_aops"].values())
+    counted = report["vmstat"]["pgmigrate_success"]
+    assert counted != moved
+    assert (status, report["status"]) == (1, "invariant broken")
+    assert report["proofs"]["placement"]["problems"][0] == (
+        f"vmstat's pgmigrate_success counts {counted} pages migrated, but the report counts "
+        f"{moved} moved"
     )
 
 

@@ -810,6 +810,26 @@ def test_placement_proof_of_a_plain_mapping_finds_what_it_finds_of_places(
     assert "the old frame was not freed (page_count 1" in text
 
 
+def test_places_select_keeps_the_chosen_pages_and_their_mlock_marks(registry: Registry) -> None:
+    config = parse_config(
+        '[kernel]\nnode_memory = "2MiB"\n[[mount]]\nfs = "ext2"\nfiles = 4\npages = 24\n'
+        "[swap]\nslots = 0\n[processes]\ncount = 1\nanon_pages = 0\n"
+        "[workload]\nseed = 3\nmapped = 0.6\nmlocked = 0.3\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    world = Scenario(plan.config, registry, seed=4)
+    places = snapshot_places(world.world, world.source_node)
+    assert places.mlocked, "the scenario mlocks some pages"
+    dropped = world.files[1]
+    odd = places.select(lambda record, page: record is not dropped and page.pfn % 2 == 1)
+    kept = [pfn for pfn in places if places[pfn].record is not dropped and pfn % 2 == 1]
+    assert list(odd) == kept and len(odd) == len(kept)
+    assert all(odd[pfn] == places[pfn] for pfn in kept)
+    assert odd.mlocked == places.mlocked & set(kept) != set()
+    assert places.select(lambda _record, _page: True).mlocked == places.mlocked
+    assert not places.select(lambda _record, _page: False)
+
+
 def test_placement_proof_in_runs_catches_a_stale_pte_and_a_wrong_ledger(
     registry: Registry,
 ) -> None:

@@ -47,6 +47,7 @@ and address), its table, and what is wrong.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from errno import EIO, ENOSPC, errorcode
 from typing import TYPE_CHECKING, Final
@@ -208,6 +209,20 @@ class Places(Mapping[int, Placed]):
             )
         return places
 
+    def select(self, keep: Callable[[File | Area, Page], bool]) -> Places:
+        """The places of the pages ``keep(record, page)`` is true of, and their ``mlock`` marks."""
+        places = Places()
+        for record, indexes, pages, tables in self._runs:
+            kept = [pos for pos, page in enumerate(pages) if keep(record, page)]
+            places.add(
+                record,
+                [indexes[pos] for pos in kept],
+                [pages[pos] for pos in kept],
+                [tables[pos] for pos in kept],
+            )
+            places.mlocked.update(pages[pos].pfn for pos in kept if pages[pos].pfn in self.mlocked)
+        return places
+
     def runs(self) -> Iterator[tuple[File | Area, list[int], list[Page], list[str]]]:
         """Each file or area with its indexes, the pages that held them and their tables."""
         return iter(self._runs)
@@ -343,7 +358,13 @@ def ledger(stats: MigrateStats) -> Callable[[int], str]:
     return outcome
 
 
-def account_problems(stats: MigrateStats, given: int) -> list[tuple[int, str]]:
+def account_problems(
+    stats: MigrateStats,
+    given: int,
+    before: Places | None = None,
+    *,
+    migrated: int | None = None,
+) -> list[tuple[int, str]]:
     """Where the engine's counts do not add up: (pages off, problem) for each.
 
     Each page ``migrate_pages`` is given ends moved, failed or not migrated,
@@ -353,29 +374,16 @@ def account_problems(stats: MigrateStats, given: int) -> list[tuple[int, str]]:
     ``stats.pending``), which the placement proof checks page by page.  The
     report's counts are what a user reads first; none of the proofs looks
     at them otherwise.
+
+    ``before``: the places of the pages the engine was given
+    (:func:`snapshot_places`), when it was given every one of them.  Each
+    is counted under its own table, so a table counts no fewer pages than
+    it had there (it may count more: pages the snapshot does not hold,
+    such as a truncated file's).  ``migrated``: what the run added to
+    ``vmstat``'s ``pgmigrate_success``, which counts the moved pages too.
     """
     problems: list[tuple[int, str]] = []
     tables = stats.tables
-    failed: dict[str, int] = {}
-    for name, *_rest in stats.failures.values():
-        failed[name] = failed.get(name, 0) + 1
-    left: dict[str, int] = {}
-    for name, *_rest in stats.pending.values():
-        left[name] = left.get(name, 0) + 1
-    for name in sorted(tables.keys() | failed.keys() | left.keys()):
-        counts = tables.get(name)
-        for what, counted, listed in (
-            ("failed", counts.failed if counts else 0, failed.get(name, 0)),
-            ("not migrated", counts.not_migrated if counts else 0, left.get(name, 0)),
-        ):
-            if counted != listed:
-                problems.append(
-                    (
-                        abs(counted - listed),
-                        f"the report counts {counted} pages of {name} as {what}, but the "
-                        f"engine's ledger names {listed}",
-                    )
-                )
     counted = sum(t.pages for t in tables.values())
     if counted != given:
         moved = sum(t.moved for t in tables.values())
@@ -389,6 +397,47 @@ def account_problems(stats: MigrateStats, given: int) -> list[tuple[int, str]]:
                 "once",
             )
         )
+    if migrated is not None:
+        moved = sum(t.moved for t in tables.values())
+        if migrated != moved:
+            problems.append(
+                (
+                    abs(migrated - moved),
+                    f"vmstat's pgmigrate_success counts {migrated} pages migrated, but the "
+                    f"report counts {moved} moved",
+                )
+            )
+    failed = Counter(name for name, *_rest in stats.failures.values())
+    left = Counter(name for name, *_rest in stats.pending.values())
+    for name in sorted(tables.keys() | failed.keys() | left.keys()):
+        counts = tables.get(name)
+        for what, counted, listed in (
+            ("failed", counts.failed if counts else 0, failed[name]),
+            ("not migrated", counts.not_migrated if counts else 0, left[name]),
+        ):
+            if counted != listed:
+                problems.append(
+                    (
+                        abs(counted - listed),
+                        f"the report counts {counted} pages of {name} as {what}, but the "
+                        f"engine's ledger names {listed}",
+                    )
+                )
+    if before is not None:
+        had: Counter[str] = Counter()
+        for _record, _indexes, _pages, names in before.runs():
+            had.update(names)
+        for name, count in sorted(had.items()):
+            counts = tables.get(name)
+            counted = counts.pages if counts else 0
+            if counted < count:
+                problems.append(
+                    (
+                        count - counted,
+                        f"the report counts {counted} pages of {name}, but {count} of its pages "
+                        "were given to migrate_pages: each page is counted under its own table",
+                    )
+                )
     return problems
 
 

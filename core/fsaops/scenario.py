@@ -1482,7 +1482,8 @@ def run_plan(
         placement = prove_placement(
             world.world, places, ledger(stats), target_nid=world.target_node, found=misplaced
         )
-        if accounts := account_problems(stats, world.given):
+        migrated = kernel.vmstat.pgmigrate_success - before["pgmigrate_success"]
+        if accounts := account_problems(stats, world.given, places, migrated=migrated):
             placement = attrs.evolve(
                 placement,
                 failures=placement.failures + sum(off for off, _problem in accounts),

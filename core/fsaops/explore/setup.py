@@ -27,7 +27,7 @@ through buffer heads (ext2 ``nobh``'s "confused" pages).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -44,7 +44,7 @@ from fsaops.mapping import grab_cache_page
 from fsaops.memory import POISON_BYTE, Node
 from fsaops.page import PG, Page, put_page, unlock_page
 from fsaops.process import plugin_code
-from fsaops.proofs import Placed, snapshot_places
+from fsaops.proofs import Places, snapshot_places
 from fsaops.world import Area, File, PageSpec, PreparedPage, SetupError, World
 from fsaops.writeback import set_page_dirty
 
@@ -293,6 +293,11 @@ def applies(acc: Accessor, fstype: FileSystemType, mode: str, info: TableInfo) -
     if acc.journal and not info.journal:
         return f"{acc.name} needs a filesystem with a journal (such as ext3)"
     return None
+
+
+def _held_by(pfns: set[int]) -> Callable[[object, Page], bool]:
+    """Whether a page is one of the frames ``pfns`` (for :meth:`Places.select`)."""
+    return lambda _record, page: page.pfn in pfns
 
 
 def page_spec(i: int, accs: Sequence[Accessor], *, writable: bool, anonymous: bool) -> PageSpec:
@@ -545,7 +550,7 @@ class ExploredWorld:
             mask = self.pages.all if acc.whole_mount else 1 << spec.page
             self.tasks.append((str(spec), kernel.new_task(str(spec)), mask, body))
         self.moves: list[tuple[PageList, PageList, int]] = []
-        self.places: list[tuple[int, dict[int, Placed]]] = []
+        self.places: list[tuple[int, Places]] = []
         isolated = list(self.world.from_)
         for nid in (SOURCE_NODE, TARGET_NODE):
             pfns = {t.prepared.page.pfn for t in self.targets if t.node == nid}
@@ -559,7 +564,7 @@ class ExploredWorld:
             dest = target_node(nid)
             self.moves.append((from_, self.world.new_pages(len(pfns), dest), dest))
             before = snapshot_places(self.world, nid)
-            self.places.append((dest, {pfn: before[pfn] for pfn in pfns if pfn in before}))
+            self.places.append((dest, before.select(_held_by(pfns))))
 
     def __repr__(self) -> str:
         return f"<ExploredWorld {self.setup.fs}:{self.setup.mode} {self.setup.pages} pages>"
