@@ -385,8 +385,8 @@ def account_problems(
     problems: list[tuple[int, str]] = []
     tables = stats.tables
     counted = sum(t.pages for t in tables.values())
+    moved = sum(t.moved for t in tables.values())
     if counted != given:
-        moved = sum(t.moved for t in tables.values())
         problems.append(
             (
                 abs(counted - given),
@@ -397,16 +397,14 @@ def account_problems(
                 "once",
             )
         )
-    if migrated is not None:
-        moved = sum(t.moved for t in tables.values())
-        if migrated != moved:
-            problems.append(
-                (
-                    abs(migrated - moved),
-                    f"vmstat's pgmigrate_success counts {migrated} pages migrated, but the "
-                    f"report counts {moved} moved",
-                )
+    if migrated is not None and migrated != moved:
+        problems.append(
+            (
+                abs(migrated - moved),
+                f"vmstat's pgmigrate_success counts {migrated} pages migrated, but the "
+                f"report counts {moved} moved",
             )
+        )
     failed = Counter(name for name, *_rest in stats.failures.values())
     left = Counter(name for name, *_rest in stats.pending.values())
     for name in sorted(tables.keys() | failed.keys() | left.keys()):

@@ -345,7 +345,11 @@ def _check(xworld: ExploredWorld, stats: MigrateStats) -> list[tuple[str, str]]:
         problems += [(invariant, p) for p in check_kernel(kernel)]
         truncated = xworld.truncated
         for target, before in xworld.places:
-            places = before.select(lambda record, _page: id(record) not in truncated)
+            places = (
+                before.select(lambda record, _page: id(record) not in truncated)
+                if truncated
+                else before
+            )
             placement = prove_placement(world, places, ledger(stats), target_nid=target)
             problems += [(invariant, p) for p in placement.problems]
         views = [v for v in xworld.views if id(v[0]) not in truncated]
