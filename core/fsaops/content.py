@@ -3,28 +3,39 @@
 Every page a world writes holds bytes that say whose they are.  A page of
 *owner* (a file, or a process's anonymous memory) at *index*, in generation
 *gen* (0 when first written, 1 after a rewrite, ...), is a 28-byte stamp
-followed by a window of a seed's random pad::
+followed by a window of a long random stream::
 
-    b"fsaops" | version | seed tag | owner | gen | index | pad[r : r + page_size - 28]
+    b"fsaops" | version | seed tag | owner | gen | index | stream[p + 28 : p + page_size]
 
-The window's start ``r`` is mixed from the stamp, so the bytes after the
-stamp differ between pages and between offsets: a page holding another
-page's data, a stale generation, a copy shifted by a block, zeroes or
-poison never compares equal to what was written.  Making a page costs a
-stamp and one slice of the pad, so whole runs of pages are generated in
-bulk: :meth:`Contents.fill` writes them straight into a buffer (one
-reused run after run, or a device's memory), and :meth:`Contents.pages`
-and :meth:`Contents.versions` return them as bytes (stamps and views of
-the pad joined in one copy), to be compared with a whole run read back in
-one comparison.
+The stream is :data:`PERIOD` bytes (a prime number) long and wraps
+around.  Where the window starts, ``p``, is the owner's and the
+generation's place in it (mixed from the seed, the owner and the
+generation) plus ``index`` pages, so the pages of one owner and
+generation are consecutive windows of the stream, their stamps written
+over each page's first bytes.  Every byte after a stamp thus depends on
+the seed, the owner, the generation and its own offset in the owner's
+data: a page holding another page's data, a stale generation, a copy
+shifted by a block (or by any number of bytes short of ``PERIOD``),
+zeroes or poison never compares equal to what was written.
+
+Because a run of an owner's pages in one generation is one piece of the
+stream, it is made in bulk: the piece is copied in once (a few copies
+where it wraps around) and the stamps written over it a byte column at a
+time (28 strided writes for the whole run), so making a run costs a
+handful of operations, not work for each page.  :meth:`Contents.fill`
+writes runs straight into a buffer (a device's memory, say), and
+:meth:`Contents.pages` and :meth:`Contents.versions` return them as
+bytes, to be compared with a whole run read back in one comparison.
 :meth:`Contents.identify` reads the stamp back to say whose data a wrong
 page holds.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
+from itertools import groupby
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -32,7 +43,7 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["MAGIC", "STAMP", "Contents", "Stamp"]
+__all__ = ["MAGIC", "PERIOD", "STAMP", "Contents", "Stamp"]
 
 MAGIC: Final = b"fsaops"
 """The first bytes of every page a world writes."""
@@ -40,12 +51,26 @@ MAGIC: Final = b"fsaops"
 STAMP: Final = struct.Struct("<6sHIIIQ")
 """magic, format version, seed tag, owner, generation, index (28 bytes)."""
 
-_VERSION: Final = 1
+PERIOD: Final = 1_048_573
+"""The length of the random stream page bodies are windows of (a prime: no page size divides it)."""
+
+_VERSION: Final = 2
 _MASK: Final = 0xFFFFFFFF
 _MUL_OWNER: Final = 0x9E3779B1
-_MUL_INDEX: Final = 0x85EBCA77
 _MUL_GEN: Final = 0xC2B2AE3D
 _MUL_MIX: Final = 0x2C1B3C6D
+
+
+@functools.cache
+def _stream(page_size: int) -> bytes:
+    """The random stream, with its first ``page_size`` bytes again at the end.
+
+    The same for every seed (a world's seed moves its owners' places in
+    it), so it is made once per process and page size.  The repeated
+    bytes let any one page's window be a single slice.
+    """
+    stream = hashlib.shake_128(b"fsaops/contents/stream").digest(PERIOD)
+    return stream + stream[:page_size]
 
 
 @attrs.frozen
@@ -73,32 +98,32 @@ class Contents:
         page_size: bytes per page.
     """
 
-    __slots__ = ("_body", "_pad", "_tag", "page_size", "seed")
+    __slots__ = ("_pad", "_tag", "page_size", "seed")
 
     def __init__(self, seed: int, page_size: int) -> None:
         self.seed = seed
         self.page_size = page_size
         digest = hashlib.blake2b(f"fsaops/{seed}/contents".encode(), digest_size=8).digest()
         self._tag = int.from_bytes(digest[:4], "little")
-        self._body = page_size - STAMP.size
-        self._pad = hashlib.shake_128(f"fsaops/{seed}/pad".encode()).digest(2 * page_size)
+        self._pad = memoryview(_stream(page_size))
 
     def __repr__(self) -> str:
         return f"<Contents seed={self.seed} page_size={self.page_size}>"
 
-    def _window(self, owner: int, index: int, gen: int) -> int:
-        x = (owner * _MUL_OWNER + index * _MUL_INDEX + gen * _MUL_GEN + self._tag) & _MASK
+    def _place(self, owner: int, index: int, gen: int) -> int:
+        """Where in the stream page ``index`` of ``owner`` in generation ``gen`` starts."""
+        x = (owner * _MUL_OWNER + gen * _MUL_GEN + self._tag) & _MASK
         x ^= x >> 15
         x = (x * _MUL_MIX) & _MASK
         x ^= x >> 12
-        return x % self.page_size
+        return (x + index * self.page_size) % PERIOD
 
     def page(self, owner: int, index: int, gen: int = 0) -> bytes:
         """The bytes of page ``index`` of ``owner`` in generation ``gen``."""
-        r = self._window(owner, index, gen)
+        p = self._place(owner, index, gen)
         return (
             STAMP.pack(MAGIC, _VERSION, self._tag, owner, gen, index)
-            + self._pad[r : r + self._body]
+            + self._pad[p + STAMP.size : p + self.page_size]
         )
 
     def fill(
@@ -116,7 +141,7 @@ class Contents:
         ``gens`` is one generation for every page (then ``count`` says how
         many), or each page's own (page ``first + i`` in ``gens[i]``).
         The pages are written side by side, each the bytes :meth:`page`
-        returns: the run :meth:`versions` makes, in one copy.
+        returns: the run :meth:`versions` makes, written in place.
         Returns the number of bytes written.
 
         Raises:
@@ -129,52 +154,89 @@ class Contents:
         n = len(gens)
         ps = self.page_size
         out = memoryview(dst)
-        if out.format != "B":
+        if out.format != "B" or out.ndim != 1:
             out = out.cast("B")
         if at < 0 or at + n * ps > len(out):
             raise ValueError(f"fill: {n} pages at byte {at} do not fit in {len(out)} bytes")
-        out[at : at + n * ps] = self.versions(owner, gens, first)
+        self._write(out[at : at + n * ps], owner, gens, first)
         return n * ps
 
-    def pages(self, owner: int, first: int, count: int, gen: int = 0) -> bytes:
+    def pages(self, owner: int, first: int, count: int, gen: int = 0) -> bytearray:
         """``count`` consecutive pages of ``owner`` from index ``first``, in generation ``gen``."""
         return self.versions(owner, [gen] * count, first)
 
-    def versions(self, owner: int, gens: Sequence[int], first: int = 0) -> bytes:
+    def versions(self, owner: int, gens: Sequence[int], first: int = 0) -> bytearray:
         """Consecutive pages of ``owner`` from ``first``; page ``first + i`` in ``gens[i]``.
 
-        The same bytes :meth:`fill` writes, made as one ``bytes`` object: each
-        page's stamp and a view of its window of the pad, joined in one
-        copy (faster than writing them into a buffer one by one).
+        The same bytes :meth:`fill` writes, made as one new buffer: the
+        pieces of the stream joined in one copy, the stamps written over them.
         """
+        out = bytearray().join(self._pieces(owner, gens, first))
+        self._stamps(memoryview(out), owner, gens, first)
+        return out
+
+    def _write(self, out: memoryview, owner: int, gens: Sequence[int], first: int) -> None:
+        """Write the pages into ``out`` (as long as they are)."""
+        at = 0
+        for piece in self._pieces(owner, gens, first):
+            out[at : at + len(piece)] = piece
+            at += len(piece)
+        self._stamps(out, owner, gens, first)
+
+    def _pieces(self, owner: int, gens: Sequence[int], first: int) -> list[memoryview]:
+        """The pages' bytes before their stamps: the pieces of the stream they are.
+
+        The pages of a run of one generation are one piece (two or more
+        where it wraps around the end of the stream).
+        """
+        n = len(gens)
+        if not n:
+            return []
         ps = self.page_size
-        body = self._body
-        pad = memoryview(self._pad)
-        tag = self._tag
-        pack = STAMP.pack
-        mask = _MASK
-        mix = _MUL_MIX
-        step = _MUL_INDEX
-        parts: list[bytes | memoryview] = []
-        add = parts.append
-        # _window, written out: the owner's and the generation's part is the
-        # same for a run of one generation, so it is worked out once.
-        last_gen = -1
-        base = 0
+        gen = gens[0]
+        runs = [(gen, n)] if gens.count(gen) == n else [(g, len(list(s))) for g, s in groupby(gens)]
+        pad = self._pad
+        pieces = []
+        start: dict[int, int] = {}  # where each generation's page 0 is in the stream
         index = first
-        for gen in gens:
-            if gen != last_gen:
-                base = (owner * _MUL_OWNER + gen * _MUL_GEN + tag) & mask
-                last_gen = gen
-            x = (base + index * step) & mask
-            x ^= x >> 15
-            x = (x * mix) & mask
-            x ^= x >> 12
-            r = x % ps
-            add(pack(MAGIC, _VERSION, tag, owner, gen, index))
-            add(pad[r : r + body])
-            index += 1
-        return b"".join(parts)
+        for gen, count in runs:
+            base = start.get(gen)
+            if base is None:
+                base = start[gen] = self._place(owner, 0, gen)
+            pos = (base + index * ps) % PERIOD
+            size = count * ps
+            while size > PERIOD - pos:
+                pieces.append(pad[pos:PERIOD])
+                size -= PERIOD - pos
+                pos = 0
+            pieces.append(pad[pos : pos + size])
+            index += count
+        return pieces
+
+    def _stamps(self, out: memoryview, owner: int, gens: Sequence[int], first: int) -> None:
+        """Write the stamps of pages ``first`` on, in ``gens``, over their bytes in ``out``.
+
+        A stamp is seven 4-byte words: magic and version (two words), seed
+        tag, owner, generation and index (two words).  Each word is written
+        to every page of the run in one strided write (page sizes are powers
+        of two of at least 512), from a column made in bulk.
+        """
+        n = len(gens)
+        if not n:
+            return
+        words = self.page_size // 4
+        cols = out.cast("I")
+        head = STAMP.pack(MAGIC, _VERSION, self._tag, owner, 0, 0)
+        for w in range(4):
+            cols[w::words] = memoryview(head[4 * w : 4 * w + 4] * n).cast("I")
+        gen = gens[0]
+        if gens.count(gen) == n:
+            cols[4::words] = memoryview(struct.pack("<I", gen) * n).cast("I")
+        else:
+            cols[4::words] = memoryview(struct.pack(f"<{n}I", *gens)).cast("I")
+        index = memoryview(struct.pack(f"<{n}Q", *range(first, first + n))).cast("I")
+        cols[5::words] = index[0::2]
+        cols[6::words] = index[1::2]
 
     def identify(self, data: bytes | memoryview) -> Stamp | None:
         """Whose page ``data`` holds, read from its stamp; ``None`` when it has none."""

@@ -253,7 +253,7 @@ class BlockDevice:
                 return None
             return run.tag, blocknr - run.start, bytes(virtual[blocknr:end])
 
-    def written_match(self, blocknr: int, data: bytes) -> bool:
+    def written_match(self, blocknr: int, data: bytes | bytearray) -> bool:
         """Whether the blocks from ``blocknr`` on that do not hold known contents hold ``data``.
 
         ``data`` covers whole blocks; the blocks that still hold known

@@ -309,7 +309,7 @@ class Mm:
         self._access(addr, memoryview(out), write=False)
         return bytes(out)
 
-    def write(self, addr: int, data: bytes | memoryview) -> None:
+    def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Write process memory at byte address ``addr``, faulting pages in."""
         self._access(addr, memoryview(data).cast("B"), write=True)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
@@ -118,6 +118,9 @@ __all__ = [
 class SetupError(FsaopsError):
     """The state asked for cannot be built; the message says why."""
 
+
+_Data = TypeVar("_Data", bytes, bytearray)
+"""Page data as the content generator makes it (a run) or a single page (``bytes``)."""
 
 _LEFT_OVER: Final = b"\xa5\x5a" * 8
 """What a page :meth:`World.new_page` hands out holds before a migration copies into it."""
@@ -840,7 +843,7 @@ class World:
             return self._cut_at_eof(record, index, data)
         return data
 
-    def _cut_at_eof(self, record: File, first: int, data: bytes) -> bytes:
+    def _cut_at_eof(self, record: File, first: int, data: _Data) -> _Data:
         """``data``, pages ``first`` on of a file, with zeroes past the file's end."""
         assert record.size is not None
         return _cut_at(record.size - first * self.page_size, data)
@@ -860,7 +863,7 @@ class World:
             raise IndexError(f"{record.key} has {len(record.gens)} pages, not {first + count}")
         return data == self.contents.versions(record.owner, gens, _content_index(record, first))
 
-    def expected_range(self, record: File | Area, first: int, count: int) -> bytes:
+    def expected_range(self, record: File | Area, first: int, count: int) -> bytes | bytearray:
         """The bytes pages ``first`` to ``first + count - 1`` of a file or area must read back."""
         gens = record.gens[first : first + count]
         if len(gens) != count:
@@ -2083,7 +2086,7 @@ class _Reading:
     owner: int = -1
     first: int = 0
     gens: tuple[int, ...] = ()
-    data: bytes = b""
+    data: bytes | bytearray = b""
     on_disk: bool = False
 
     def start(self, world: World, record: File, first: int, count: int) -> None:
@@ -2232,7 +2235,7 @@ def tail_bytes(page_size: int) -> int:
     return page_size // 2 - 100
 
 
-def _cut_at(keep: int, data: bytes) -> bytes:
+def _cut_at(keep: int, data: _Data) -> _Data:
     """``data`` with zeroes from byte ``keep`` on (all of it zeroes when ``keep`` is negative)."""
     if keep >= len(data):
         return data
