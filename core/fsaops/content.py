@@ -20,12 +20,12 @@ zeroes or poison never compares equal to what was written.
 
 Because a run of an owner's pages in one generation is one piece of the
 stream, it is made in bulk: the piece is copied in once (a few copies
-where it wraps around) and the stamps written over it a byte column at a
-time (28 strided writes for the whole run), so making a run costs a
+where it wraps around) and the stamps written over it a 4-byte column at
+a time (seven strided writes for the whole run), so making a run costs a
 handful of operations, not work for each page.  :meth:`Contents.fill`
 writes runs straight into a buffer (a device's memory, say), and
-:meth:`Contents.pages` and :meth:`Contents.versions` return them as
-bytes, to be compared with a whole run read back in one comparison.
+:meth:`Contents.pages` and :meth:`Contents.versions` return them as a new
+``bytearray``, to be compared with a whole run read back in one comparison.
 :meth:`Contents.identify` reads the stamp back to say whose data a wrong
 page holds.
 """
@@ -189,17 +189,16 @@ class Contents:
         The pages of a run of one generation are one piece (two or more
         where it wraps around the end of the stream).
         """
-        n = len(gens)
-        if not n:
-            return []
         ps = self.page_size
-        gen = gens[0]
-        runs = [(gen, n)] if gens.count(gen) == n else [(g, len(list(s))) for g, s in groupby(gens)]
         pad = self._pad
         pieces = []
-        start: dict[int, int] = {}  # where each generation's page 0 is in the stream
+        # Where each generation's page 0 is in the stream, worked out once a
+        # generation: the scenario's mix has a run of one generation every
+        # two or three pages.
+        start: dict[int, int] = {}
         index = first
-        for gen, count in runs:
+        for gen, same in groupby(gens):
+            count = len(list(same))
             base = start.get(gen)
             if base is None:
                 base = start[gen] = self._place(owner, 0, gen)
@@ -229,11 +228,7 @@ class Contents:
         head = STAMP.pack(MAGIC, _VERSION, self._tag, owner, 0, 0)
         for w in range(4):
             cols[w::words] = memoryview(head[4 * w : 4 * w + 4] * n).cast("I")
-        gen = gens[0]
-        if gens.count(gen) == n:
-            cols[4::words] = memoryview(struct.pack("<I", gen) * n).cast("I")
-        else:
-            cols[4::words] = memoryview(struct.pack(f"<{n}I", *gens)).cast("I")
+        cols[4::words] = memoryview(struct.pack(f"<{n}I", *gens)).cast("I")
         index = memoryview(struct.pack(f"<{n}Q", *range(first, first + n))).cast("I")
         cols[5::words] = index[0::2]
         cols[6::words] = index[1::2]
