@@ -665,6 +665,63 @@ def test_permanent_failures_of_a_plugin_are_reported_not_raised(world: World) ->
     assert any("returned None" in r for r in reasons)
 
 
+def test_counts_read_between_calls_hold_every_page_moved_so_far(world: World) -> None:
+    # Under V4 each call moves one page, and a run of moved pages is counted
+    # under its table as the counts are read, not at the end of each call.
+    sb = world.mount("ext2")
+    inode = world.file(sb, 5, clean=True)
+    from_ = world.isolate(inode.i_mapping.pages())
+    stats = MigrateStats()
+    for done in range(1, 6):
+        moved, failed = PageList("moved"), PageList("failed")
+        assert migrate_pages(from_, world.new_pages(1), moved, failed, stats=stats) == 0
+        putback_lru_pages(moved)
+        if done in (2, 3):
+            continue  # calls 2 to 4 go on with one run, unread
+        # Read one way or the other first: each must count the run.
+        table = stats.table("ext2_aops") if done % 2 else stats.tables["ext2_aops"]
+        assert (table.moved, table.via, table.pages) == (done, {"migratepage": done}, done)
+    assert stats.calls == 5
+    assert world.kernel.vmstat.pgmigrate_success == 5
+
+
+def test_a_call_made_during_another_on_the_same_counts_loses_no_page(world: World) -> None:
+    # A table's migratepage that migrates other pages itself, on the same
+    # counts: each call's run of moved pages is counted, the inner one's too.
+    outer = world.file(world.mount("ext2"), 3, clean=True)
+    inner = world.file(world.mount("ext2", "nobh"), 4, clean=True)
+    outer_pages = outer.i_mapping.pages()
+    inner_from = PageList("inner")
+    for page in inner.i_mapping.pages():
+        assert isolate_lru_page(page) == 1
+        list_add_tail(page, inner_from)
+    stats = MigrateStats()
+    real = outer.i_mapping.a_ops.migratepage
+    assert real is not None
+    inner_calls: list[int] = []
+
+    def migrates_others_first(newpage: Page, page: Page) -> int:
+        if not inner_calls:
+            moved, failed = PageList("moved"), PageList("failed")
+            inner_calls.append(
+                migrate_pages(inner_from, world.new_pages(4), moved, failed, stats=stats)
+            )
+            putback_lru_pages(moved)
+        return real(newpage, page)
+
+    outer.i_mapping.a_ops = attrs.evolve(outer.i_mapping.a_ops, migratepage=migrates_others_first)
+    from_ = world.isolate(outer_pages)
+    moved, failed = PageList("moved"), PageList("failed")
+    assert migrate_pages(from_, world.new_pages(3), moved, failed, stats=stats) == 0
+    putback_lru_pages(moved)
+    assert inner_calls == [0]
+    assert {name: (t.moved, t.via) for name, t in stats.tables.items()} == {
+        "ext2_aops": (3, {"migratepage": 3}),
+        "ext2_nobh_aops": (4, {"migratepage": 4}),
+    }
+    assert world.kernel.vmstat.pgmigrate_success == 7
+
+
 def test_migration_compiled_out(registry: Registry) -> None:
     world = World(registry=registry, migration=False, node_pages=256, swap_slots=64)
     sb = world.mount("ext2")

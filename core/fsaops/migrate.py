@@ -475,6 +475,8 @@ class MigrateStats:
     """
 
     __slots__ = (
+        "_run",
+        "_tables",
         "calls",
         "failures",
         "findings",
@@ -482,12 +484,15 @@ class MigrateStats:
         "passes",
         "pending",
         "retry_by_pass",
-        "tables",
         "written",
     )
 
     def __init__(self) -> None:
-        self.tables: dict[str, TableStats] = {}
+        self._tables: dict[str, TableStats] = {}
+        #: The moved pages not yet in ``_tables``: a run of ``[table, via,
+        #: count]``, kept from one ``migrate_pages`` call to the next (under V4
+        #: a call moves one page, and most runs go on into the next call).
+        self._run: list[Any] = [None, None, 0]
         self.written: set[int] = set()
         #: Pages a call left on ``from`` (counted as not migrated), by pfn:
         #: (table, reason, errno name, the pass of its last attempt or -1 when
@@ -505,18 +510,37 @@ class MigrateStats:
         self.calls = 0
         self.retry_by_pass = [0] * MAX_PASSES
 
+    @property
+    def tables(self) -> dict[str, TableStats]:
+        """The counts by table name, every moved page counted."""
+        self._count_run()
+        return self._tables
+
     def table(self, name: str) -> TableStats:
         """The counts of one table, created on first use."""
-        stats = self.tables.get(name)
+        self._count_run()
+        return self._table(name)
+
+    def _count_run(self) -> None:
+        """Count the run of moved pages the calls so far left uncounted under its table."""
+        run = self._run
+        if run[2]:
+            name, via, count = run
+            run[2] = 0
+            _count_moved(self, name, via, count)
+
+    def _table(self, name: str) -> TableStats:
+        """:meth:`table`, leaving the run of moved pages as it is (a call may be running on it)."""
+        stats = self._tables.get(name)
         if stats is None:
-            stats = self.tables[name] = TableStats()
+            stats = self._tables[name] = TableStats()
         return stats
 
     def fail(self, pfn: int, name: str, why: str, error: str, pass_: int) -> None:
         """Count a page that failed for good (it went to ``failed``)."""
         why = _reason(why)
         self.failures[pfn] = (name, why, error, pass_)
-        ts = self.table(name)
+        ts = self._table(name)
         ts.failed += 1
         ts.errors[error] = ts.errors.get(error, 0) + 1
         ts.reasons[why] = ts.reasons.get(why, 0) + 1
@@ -528,7 +552,7 @@ class MigrateStats:
         why = _reason(why)
         self.unpend(pfn)
         self.pending[pfn] = (name, why, error, pass_)
-        ts = self.table(name)
+        ts = self._table(name)
         ts.not_migrated += 1
         ts.errors[error] = ts.errors.get(error, 0) + 1
         ts.reasons[why] = ts.reasons.get(why, 0) + 1
@@ -540,7 +564,7 @@ class MigrateStats:
         """
         self.retry_by_pass[pass_] += retry
         for name, count in by_table.items():
-            self.table(name).retry_by_pass[pass_] += count
+            self._table(name).retry_by_pass[pass_] += count
         by_table.clear()
 
     def unpend(self, pfn: int) -> None:
@@ -549,7 +573,7 @@ class MigrateStats:
         if entry is None:
             return
         name, why, error, _pass = entry
-        ts = self.tables[name]
+        ts = self._tables[name]
         ts.not_migrated -= 1
         _decrement(ts.errors, error)
         _decrement(ts.reasons, why)
@@ -664,10 +688,12 @@ def migrate_pages(
     nr_moved = 0
     retry = 0
     pass_ = 0
-    # Moved pages are counted by (table, via) a run of equal ones at a time.
-    run_name: Any = None
-    run_via: Any = None
-    run_count = 0
+    # Moved pages are counted by (table, via) a run of equal ones at a time,
+    # the run going on from the last call (MigrateStats.tables adds it up).
+    # The run is the call's until it ends: taken out, and put back in ``finally``.
+    run = stats._run
+    run_name, run_via, run_count = run
+    run[2] = 0
     try:
         while True:  # redo:
             retry = 0
@@ -683,17 +709,22 @@ def migrate_pages(
                 tick()  # cond_resched()
                 if debug is not None:
                     debug.before(page, pass_)
+                count = page.count
+                if count != 1 and to is not None and to.lru_next is to:
+                    # No new page left: the rest of the list is not reached (a
+                    # page freed under us needs none).  Under V4 every call
+                    # ends here, at its second page.
+                    current.why = ""
+                    break
                 newpage: Any = None
                 name: str | None = None
                 rc = -EAGAIN
                 path = ""
                 current.why = ""
-                if page.count == 1:
+                if count == 1:
                     # The page was freed from under us: nobody but us holds it.
                     rc = 0
                     path = "freed"
-                elif to is not None and to.lru_next is to:
-                    break  # no new page left: the rest of the list is not reached
                 else:
                     # Skip locked pages in the first passes (the code tests
                     # pass > 2; its comment says "the first two passes"),
@@ -898,8 +929,11 @@ def migrate_pages(
                 continue
             break
     finally:
-        if run_count:
-            _count_moved(stats, run_name, run_via, run_count)
+        if run[2]:  # another call on these stats ran meanwhile and left a run of its own
+            stats._count_run()
+        run[0] = run_name
+        run[1] = run_via
+        run[2] = run_count
         if not swapwrite:
             current.flags &= ~PF_SWAPWRITE
         if watch is not None:
@@ -919,7 +953,7 @@ def migrate_pages(
 
 def _count_moved(stats: MigrateStats, name: str, via: str, count: int) -> None:
     """Count ``count`` pages of table ``name`` moved ``via`` a path."""
-    done = stats.table(name)
+    done = stats._table(name)
     done.moved += count
     done.via[via] = done.via.get(via, 0) + count
 
