@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import html
 import io
 import itertools
@@ -333,6 +334,19 @@ def test_progress_bar_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setattr(sys, "stdout", io.StringIO())
         assert main(["migrate", small, *args]) == 0
         assert ("migrating pages" in err.getvalue()) is shown, args
+
+
+def test_migrate_called_as_a_library_leaves_the_collector_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Run as the program, migrate keeps Python's collector off to the end (the
+    # process ends with the run); called from a caller's process, it must not.
+    monkeypatch.delenv("FSAOPS_PLUGINS", raising=False)
+    assert gc.isenabled()
+    status, out, _err = _inproc("migrate", str(CONFIGS / "small.toml"), "--json")
+    assert status == 0
+    assert json.loads(out)["status"] == "ok"
+    assert gc.isenabled()
 
 
 # -- bad scenario files -------------------------------------------------------------------------

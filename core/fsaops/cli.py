@@ -42,6 +42,7 @@ import contextlib
 import contextvars
 import errno
 import faulthandler
+import gc
 import itertools
 import logging
 import math
@@ -841,6 +842,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from fsaops.report import render
     from fsaops.scenario import RunObserver, plan_scenario, run_plan
 
+    if _PROGRAM.get():
+        # The process ends with this one run, freeing nothing (_exit_now): the
+        # collections after it would walk its millions of objects for nothing.
+        # run_plan pauses the collector during the run in any case.
+        gc.disable()
     # Checked and made absolute before any plugin code runs: plugin code that
     # changes the working folder must not send the page somewhere else.
     html = (
