@@ -645,6 +645,20 @@ def test_matches_is_one_comparison_of_a_whole_run(registry: Registry) -> None:
         world.matches(record, PAGES - 1, 2, bytes(2 * world.page_size))
 
 
+def test_file_read_is_generic_file_read_in_the_buffer_it_read_into(registry: Registry) -> None:
+    from fsaops.fs import file_read, generic_file_read
+
+    world, record = _world(registry)
+    ps = world.page_size
+    size = record.inode.i_size
+    for pos, count in ((0, 3 * ps), (ps + 5, 2 * ps), (size - 100, ps), (size + ps, ps)):
+        data = file_read(record.inode, pos, count)
+        assert type(data) is bytearray
+        assert data == generic_file_read(record.inode, pos, count)
+        assert len(data) == max(0, min(count, size - pos)), "short at the end of the file"
+    assert world.read_range(record, 2, 3) == world.expected_range(record, 2, 3)
+
+
 def test_prefault_changes_no_frame(registry: Registry) -> None:
     world = World(registry=registry, node_pages=300)
     node = world.kernel.nodes[1]

@@ -1325,7 +1325,7 @@ class Oracle:
                 # that was not there is read in by the read-back itself.
                 cached = None if tree is None else tree[first : first + count]
                 try:
-                    data: bytes | None = world.read_range(owner, first, count)
+                    data: bytes | bytearray | None = world.read_range(owner, first, count)
                 except FsaopsError:
                     data = None
                 checked += count
@@ -1428,7 +1428,7 @@ class Oracle:
         owner: File | Area,
         first: int,
         count: int,
-        data: bytes | None,
+        data: bytes | bytearray | None,
         cached: Sequence[Page | None] | None = None,
     ) -> list[tuple[int, str | None]]:
         """What is wrong with each page of a run that did not read back as written.
@@ -1451,7 +1451,7 @@ class Oracle:
                     found.append((index, f"lost: cannot be read ({exc})"))
                     continue
             else:
-                page = data[(index - first) * ps : (index - first + 1) * ps]
+                page = bytes(data[(index - first) * ps : (index - first + 1) * ps])
             verdict = world.diagnose(page, owner, index)
             if verdict is not None and cached is not None:
                 k = index - first

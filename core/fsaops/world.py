@@ -51,7 +51,7 @@ from fsaops.buffer import (
 from fsaops.content import Contents
 from fsaops.debug import check_kernel
 from fsaops.errors import FsaopsError, shown
-from fsaops.fs import generic_file_read, generic_file_write, read_cache_page
+from fsaops.fs import file_read, generic_file_read, generic_file_write, read_cache_page
 from fsaops.gfp import GFP_KERNEL
 from fsaops.kernel import Kernel
 from fsaops.lists import PageList, list_add_tail, list_del
@@ -848,7 +848,7 @@ class World:
         assert record.size is not None
         return _cut_at(record.size - first * self.page_size, data)
 
-    def matches(self, record: File | Area, first: int, count: int, data: bytes) -> bool:
+    def matches(self, record: File | Area, first: int, count: int, data: bytes | bytearray) -> bool:
         """Whether ``data`` is exactly what pages ``first`` to ``first + count - 1`` must read back.
 
         The pages are generated as one run (:meth:`~fsaops.content.Contents.versions`) and
@@ -1594,7 +1594,7 @@ class World:
         data = generic_file_read(record.inode, index * ps, ps)
         return data if record.size is None else data.ljust(ps, b"\0")
 
-    def read_range(self, record: File | Area, first: int, count: int) -> bytes:
+    def read_range(self, record: File | Area, first: int, count: int) -> bytes | bytearray:
         """Pages ``first`` to ``first + count - 1`` read back as :meth:`read` reads one, in one go.
 
         One ``read(2)`` of the whole range (short if the file is), or one
@@ -1603,7 +1603,7 @@ class World:
         ps = self.page_size
         if isinstance(record, Area):
             return record.mm.read((record.start + first) * ps, count * ps)
-        data = generic_file_read(record.inode, first * ps, count * ps)
+        data = file_read(record.inode, first * ps, count * ps)
         if record.size is not None:  # past the end of the file: zeroes, as expected()
             return data.ljust(count * ps, b"\0")
         return data
