@@ -248,7 +248,7 @@ def check_kernel(
                 continue
             count += 1
             pfn = page.pfn
-            expected[pfn] += 1
+            expected[pfn] = expected.get(pfn, 0) + 1  # no Counter.__missing__ call per page
             if pfn in in_tree:
                 problems.append(f"pfn {pfn} sits in two page-tree slots")
             in_tree[pfn] = mapping
@@ -352,6 +352,8 @@ def check_kernel(
     lru = PG.lru
     locked = PG.locked
     writeback = PG.writeback
+    # The bits a page on the LRU with nothing else to check has clear (PG_lru set).
+    plain_bits = lru | locked | writeback | PG_reclaim | swapcache | private
     for page in [p for node in kernel.nodes for p in node.pages]:
         pfn = page.pfn
         if pfn in free_pfns:
@@ -359,6 +361,19 @@ def check_kernel(
                 problems.append(f"free pfn {pfn} is in use: {page!r}")
             continue
         count = page.count
+        if page.flags & plain_bits == lru and not page.private:
+            # The usual page in use: on an LRU list, its references and ptes
+            # all accounted for, in its mapping's page tree.  Every check
+            # below holds for such a page; any other goes through them all.
+            owner = page.mapping
+            if (
+                count
+                and count == expected.get(pfn, 0)
+                and page.mapcount == mapped.get(pfn, 0)
+                and pfn in lru_seen
+                and (owner is None or owner.anon or pfn in in_tree)
+            ):
+                continue
         if count == 0:
             problems.append(f"pfn {pfn} has no references but is not on the free list (leaked)")
             continue
