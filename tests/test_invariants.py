@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 import pytest
 
 from fsaops.buffer import buffers
 from fsaops.debug import InvariantError, broken_fields, broken_pages, check_kernel, raise_if
-from fsaops.lists import PageList
+from fsaops.lists import PageList, list_del
+from fsaops.mapping import AddressSpace
 from fsaops.migrate import migrate_page_remove_references
-from fsaops.page import PG, get_page, lock_page, put_page
+from fsaops.page import PG, Page, get_page, lock_page, put_page
+from fsaops.sched import hold
 from fsaops.world import World
 
 
@@ -70,6 +75,55 @@ def test_an_lru_flag_without_a_list_is_found(world: World) -> None:
     page.flags &= ~PG.lru
     problems = check_kernel(world.kernel)
     assert any("on an LRU list without PG_lru" in p for p in problems)
+
+
+def _off_its_lru_list(page: Page) -> None:
+    list_del(page)  # PG_lru stays set
+    page.node.nr_inactive -= 1
+
+
+def _out_of_its_page_tree(page: Page) -> None:
+    # Every reference still accounted for: another task holds the one the
+    # slot had.  Only the page pointing at a mapping whose tree lacks it is wrong.
+    kernel = page.node.kernel
+    hold(kernel.new_task("holder"), kernel.sched, "page_ref", page, None)
+    mapping = page.mapping
+    assert isinstance(mapping, AddressSpace)
+    mapping.page_tree[page.index] = None
+    mapping.nrpages -= 1
+    page.count -= 1
+
+
+PLAIN_PAGE_BROKEN: Final = {
+    "an extra reference": (lambda page: setattr(page, "count", page.count + 1), "has page_count"),
+    "a mapcount no pte makes": (lambda page: setattr(page, "mapcount", 1), "has mapcount 1"),
+    "under writeback": (
+        lambda page: setattr(page, "flags", page.flags | PG.writeback),
+        "writeback",
+    ),
+    "PG_reclaim": (lambda page: setattr(page, "flags", page.flags | PG.reclaim), "PG_reclaim"),
+    "locked": (lambda page: setattr(page, "flags", page.flags | PG.locked), "is locked"),
+    "private data without PG_private": (lambda page: setattr(page, "private", 7), "private 7"),
+    "PG_lru off its list": (_off_its_lru_list, "not on an LRU list"),
+    "out of its page tree": (_out_of_its_page_tree, "is not in its page tree"),
+}
+
+
+@pytest.mark.parametrize(
+    ("broken", "said"), PLAIN_PAGE_BROKEN.values(), ids=PLAIN_PAGE_BROKEN.keys()
+)
+def test_each_break_of_a_plain_page_in_use_is_found(
+    world: World, broken: Callable[[Page], None], said: str
+) -> None:
+    # The usual page in use (on an LRU list, every reference accounted for,
+    # in its page tree) passes the checker in one test; with any one thing
+    # broken it must go through every check, and be named.
+    inode = world.file(world.mount("ext2", "nobh"), 3, clean=True)
+    page = inode.i_mapping.pages()[1]
+    assert check_kernel(world.kernel) == []
+    broken(page)
+    problems = check_kernel(world.kernel)
+    assert any(f"pfn {page.pfn} " in p and said in p for p in problems), problems
 
 
 def test_a_swap_count_out_of_step_is_found(world: World) -> None:
