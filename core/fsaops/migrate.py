@@ -712,8 +712,8 @@ def migrate_pages(
                 count = page.count
                 if count != 1 and to is not None and to.lru_next is to:
                     # No new page left: the rest of the list is not reached (a
-                    # page freed under us needs none).  Under V4 every call
-                    # ends here, at its second page.
+                    # page freed under us needs none).  Under V4 a call with
+                    # pages left after its one page ends here, at the second.
                     current.why = ""
                     break
                 newpage: Any = None
