@@ -467,6 +467,73 @@ def test_ctrl_c_while_a_plugin_is_probed_ends_cleanly(tmp_path: Path) -> None:
         time.sleep(0.05)
 
 
+INTERRUPTED_WHILE_IMPORTING = r"""
+import os, signal, sys, time
+from pathlib import Path
+
+TOLD = Path(sys.argv[-1])
+
+class Slow:  # finds nothing: the import goes on as usual, a moment later
+    def find_spec(self, name, path=None, target=None):
+        if name == "structlog":  # imported first there
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler runs here, inside the import system
+            TOLD.write_text("the import went on")
+        return None
+
+sys.meta_path.insert(0, Slow())
+from fsaops.cli import main
+sys.argv[0] = "fsaops"
+sys.argv[1:] = sys.argv[1:-1]
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_the_command_imports_during_the_probe_comes_after_the_imports(
+    tmp_path: Path,
+) -> None:
+    """The command imports what it needs next while the probe's child works; a Ctrl-C there was
+    raised inside the import system, where it can be lost in a callback the import runs (the
+    command then ended with exit status 1, its answer refused) or turned by the interpreter into
+    a ``TypeError`` (the command failed). Now it is raised once the imports are done."""
+    told = tmp_path / "told"
+    args = [sys.executable, "-c", INTERRUPTED_WHILE_IMPORTING, "migrate", "--json", str(told)]
+    proc = run(args, timeout=120)
+    assert told.read_text() == "the import went on"
+    assert one_error_line(proc, 130) == "fsaops: error: interrupted"
+    assert one_json_object(proc, "interrupted")["error"] == "interrupted"
+
+
+INTERRUPTED_WHILE_FORKING = r"""
+import os, signal, sys, time
+from pathlib import Path
+
+TOLD = Path(sys.argv[-1])
+
+def after_in_parent():  # as logging's handler, that releases its lock in the parent
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.5)  # the handler runs here, inside the handler Python runs after a fork
+    TOLD.write_text("released")
+
+os.register_at_fork(after_in_parent=after_in_parent)
+from fsaops.cli import main
+sys.argv[0] = "fsaops"
+sys.argv[1:] = sys.argv[1:-1]
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_the_probe_forks_comes_after_the_fork(tmp_path: Path) -> None:
+    """A Ctrl-C raised in a handler Python runs around the probe's fork was lost there, and
+    the handler cut short (logging's would have left its lock held)."""
+    told = tmp_path / "told"
+    args = [sys.executable, "-c", INTERRUPTED_WHILE_FORKING, "migrate", "--json", str(told)]
+    proc = run(args, env={"FSAOPS_NO_SUPERVISOR": "1"}, timeout=120)
+    assert told.read_text() == "released"
+    assert one_error_line(proc, 130) == "fsaops: error: interrupted"
+    assert one_json_object(proc, "interrupted")["error"] == "interrupted"
+
+
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "abc", "1e400", "99999", "0x10"])
 def test_a_bad_plugin_timeout_names_the_variable_not_a_plugin(
     value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

@@ -637,8 +637,12 @@ def _load(
     def meanwhile() -> None:
         import importlib
 
-        for module in next_modules:
-            importlib.import_module(module)
+        # A Ctrl-C comes after the imports: raised inside the import system,
+        # it can be lost in a callback the import runs (so the command never
+        # hears it), or turned into another error by the interpreter.
+        with signals_deferred():
+            for module in next_modules:
+                importlib.import_module(module)
 
     registry = load_plugins(
         cli=cli,

@@ -87,6 +87,7 @@ from fsaops.errors import (
     reclaim_signals,
     shown,
     shown_path,
+    signals_deferred,
 )
 from fsaops.frozen import frozen_mapping
 from fsaops.jsonbound import dumps as json_dumps
@@ -2444,21 +2445,32 @@ def _fork(job: dict[str, Any]) -> _Child | OSError:
         read, write = os.pipe()
     except OSError as exc:
         return exc
+    child = None
     try:
-        pid = REAL_FORK()
-    except OSError as exc:
-        os.close(read)
-        os.close(write)
-        return exc
-    if pid == 0:  # the child
-        try:
-            os.close(read)
-            os.setsid()
-            _probe_child(job, write)
-        finally:
-            os._exit(70)
-    os.close(write)
-    return _Child(pid, os.fdopen(read, "rb"))
+        # A Ctrl-C comes once the fork is done: raised in the handlers Python
+        # runs around it (logging's, that releases its lock in the parent), it
+        # would be lost there and leave the lock held.
+        with signals_deferred():
+            try:
+                pid = REAL_FORK()
+            except OSError as exc:
+                os.close(read)
+                os.close(write)
+                return exc
+            if pid == 0:  # the child
+                try:
+                    os.close(read)
+                    os.setsid()
+                    _probe_child(job, write)
+                finally:
+                    os._exit(70)
+            os.close(write)
+            child = _Child(pid, os.fdopen(read, "rb"))
+    except BaseException:  # the Ctrl-C that came meanwhile: the child is not left running
+        if child is not None:
+            child.kill()
+        raise
+    return child
 
 
 #: ``sys.flags`` that a command-line option sets, and the option (repeated as the flag counts).
