@@ -284,6 +284,32 @@ def test_an_interruption_raised_inside_a_finalizer_ends_the_command_at_once() ->
     assert "ignored" not in proc.stderr
 
 
+LOST_IN_PLUGIN_CODE = (
+    "class Lost:\n"
+    "        def __del__(self):\n"
+    '            open(STARTED, "w").close(); time.sleep(3600)\n'
+    "    Lost()  # collected at once: a Ctrl-C now is raised inside its __del__"
+)
+
+
+@pytest.mark.parametrize("supervised", [True, False], ids=["supervised", "one-process"])
+def test_a_ctrl_c_lost_in_a_finalizer_of_plugin_code_ends_the_command_as_interrupted(
+    tmp_path: Path, supervised: bool
+) -> None:
+    """Supervised, it ended with exit status 1 and a second line: the command's word for the
+    interruption, said with plugin code under it, was not taken for the command's answer, so the
+    parent said that code fsaops cannot guard had ended the process."""
+    scenario, started, env = _sleeper(tmp_path, LOST_IN_PLUGIN_CODE)
+    if not supervised:
+        env["FSAOPS_NO_SUPERVISOR"] = "1"
+    proc = start([sys.executable, "-m", "fsaops", "migrate", scenario, "--json"], env=env)
+    out, err = signal_when(proc, started.exists, signal.SIGINT, "the finalizer ran")
+    assert proc.returncode == 130, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("fsaops: error: interrupted while migrating the page at pfn "), err
+    assert json.loads(out)["status"] == "interrupted"
+
+
 def test_a_signal_while_bench_measures_pages_per_second_names_it() -> None:
     """It said ``terminated (SIGTERM)`` alone, the only stretch of a bench left unnamed."""
     args = ["bench", "--quick", "--json", "--pages", "20", "--repeat", "1"]

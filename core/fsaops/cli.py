@@ -2148,7 +2148,7 @@ def _unraisable(args: Any) -> None:
     """
     if args.exc_type is not None and issubclass(args.exc_type, KeyboardInterrupt):
         for end in _LOST_INTERRUPT:
-            end()
+            _end_on_a_thread(end)
     value = args.exc_value
     what = describe_exception(value) if value is not None else args.exc_type.__name__
     with contextlib.suppress(Exception):
@@ -2156,6 +2156,25 @@ def _unraisable(args: Any) -> None:
             f"fsaops: warning: ignored {_one_line(what)}",
             file=sys.__stderr__ if sys.stderr is None else sys.stderr,
         )
+
+
+def _end_on_a_thread(end: Callable[[], None]) -> None:
+    """Call ``end`` (which ends the process) on a thread of its own, and wait for it.
+
+    The code an interruption was lost in (plugin code's ``__del__``, an
+    installed library's callback) is then not under the command's answer
+    to its supervising parent, which takes no answer given with code other
+    than fsaops's and the standard library's under it
+    (:func:`fsaops.supervisor.answer`).  Where no thread can start, ``end``
+    is called here.
+    """
+    thread = threading.Thread(target=end, name="fsaops-interrupted", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # "can't start new thread": a limit of the system
+        end()
+        return
+    thread.join()
 
 
 def _whose(exc: KernelBug, cause: BaseException | None) -> str:
