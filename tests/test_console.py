@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,46 @@ def test_a_ctrl_c_while_the_command_line_is_imported_is_said_in_one_line(args: l
         }
     else:
         assert proc.stdout == ""
+
+
+SIGNALLED_IMPORT = """
+import os, signal, sys, time
+from pathlib import Path
+
+TOLD = Path(sys.argv[-1])
+
+class Signalling:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fsaops.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # the handler would run here, inside the import system
+            TOLD.write_text("the import went on")
+        return None
+
+sys.meta_path.insert(0, Signalling())
+sys.argv[1:] = ["plugins", "--json"]
+from fsaops.console import main
+sys.exit(main())
+"""
+
+
+def test_a_ctrl_c_signal_while_the_command_line_is_imported_comes_once_the_import_is_done(
+    tmp_path: Path,
+) -> None:
+    """Raised inside the import system, it could be lost in a callback the import runs (the
+    command then ran on) or turned into another error by the interpreter."""
+    told = tmp_path / "told"
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_IMPORT, str(told)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert told.read_text() == "the import went on"
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "fsaops: error: interrupted\n"
+    assert json.loads(proc.stdout)["status"] == "interrupted"
 
 
 def test_importing_fsaops_imports_nothing_else_of_it() -> None:

@@ -4,11 +4,15 @@ Importing the command line takes the interpreter a tenth of a second, before
 :func:`fsaops.cli.main` has put its own signal handlers in place.  A Ctrl-C
 in that window is said as the command says one later (``fsaops: error:
 interrupted``, exit status 130, the JSON envelope with ``--json``), never
-as a traceback.
+as a traceback.  It is held back (blocked) until the import is done:
+raised inside the import system, it could be lost in a callback the
+import runs, so that the command ran on, or turned by the interpreter into
+another error.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 __all__ = ["main"]
@@ -16,11 +20,23 @@ __all__ = ["main"]
 
 def main() -> int:
     """Import the command line and run it; a Ctrl-C while importing ends it as interrupted."""
+    held = _hold_ctrl_c()
     try:
-        from fsaops.cli import main as command
+        try:
+            from fsaops.cli import main as command
+        finally:
+            if held is not None:  # a Ctrl-C that came meanwhile is raised here
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
     except KeyboardInterrupt:
         return _interrupted_while_starting(sys.argv[1:])
     return command()
+
+
+def _hold_ctrl_c() -> set[int | signal.Signals] | None:
+    """Block ``SIGINT`` in this thread; the mask before, or ``None`` where it cannot be blocked."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def _interrupted_while_starting(args: list[str]) -> int:
