@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fsaops.errors import KernelBug
+from fsaops.errors import BadPage, KernelBug
 from fsaops.lists import PageList, list_add
-from fsaops.lru import isolate_lru_page, lru_cache_add, move_to_lru
-from fsaops.page import PG, Page
+from fsaops.lru import isolate_lru_page, lru_cache_add, move_to_lru, putback_lru_pages
+from fsaops.mapping import remove_from_page_cache
+from fsaops.page import PG, Page, put_page
 from fsaops.plugins import load_plugins
 from fsaops.world import World
 from guarded import fsaops, install, one_error_line, one_json_object
@@ -98,3 +99,62 @@ def test_lru_cache_add_of_a_page_on_the_lru_is_the_bug_even_under_python_o() -> 
     with pytest.raises(KernelBug, match=r"lru_cache_add\(\) of pfn \d+, which is already marked"):
         lru_cache_add(page)
     assert (node.nr_inactive, node.nr_active) == before
+
+
+def _isolable(active: bool) -> Page:
+    """A page on the active or the inactive list, whose counts say so."""
+    _world, page = _page_on_the_lru()
+    node = page.node
+    if active != bool(page.flags & PG.active):  # the lists are only counted: it is taken off
+        page.flags ^= PG.active
+        step = 1 if active else -1
+        node.nr_active, node.nr_inactive = node.nr_active + step, node.nr_inactive - step
+    return page
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["inactive", "active"])
+def test_putting_back_the_last_reference_frees_the_page_and_leaves_the_lru_as_it_was(
+    active: bool,
+) -> None:
+    """The old page of a migration: lru_cache_add() then put_page() frees it at once."""
+    page = _isolable(active)
+    node = page.node
+    assert isolate_lru_page(page) == 1
+    private = PageList("moved")
+    list_add(page, private)
+    page.flags = (page.flags | PG.locked) & ~PG.dirty  # as a migration leaves the old page:
+    remove_from_page_cache(page)  # out of the cache, clean and unlocked, and the cache's
+    page.flags &= ~PG.locked
+    put_page(page)  # reference gone; the isolation's is the last
+    lru = (node.nr_inactive, node.nr_active, node.nr_free, node.inactive.lru_next)
+    assert putback_lru_pages(private) == 1
+    assert private.lru_next is private
+    assert (page.count, page.flags, page.mapping) == (0, 0, None)
+    assert page in node.free_pages()
+    assert (node.nr_inactive, node.nr_active, node.nr_free - 1, node.inactive.lru_next) == lru
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["inactive", "active"])
+def test_putting_back_a_page_someone_else_holds_puts_it_on_its_lru_list(active: bool) -> None:
+    page = _isolable(active)
+    node = page.node
+    assert isolate_lru_page(page) == 1
+    count = page.count
+    private = PageList("failed")
+    list_add(page, private)
+    before = (node.nr_inactive, node.nr_active)
+    move_to_lru(page)
+    head = node.active if active else node.inactive
+    assert head.lru_next is page and page.flags & PG.lru
+    assert page.count == count - 1
+    assert (node.nr_inactive, node.nr_active) == (before[0] + (not active), before[1] + active)
+
+
+def test_putting_back_the_last_reference_of_a_page_still_in_its_mapping_is_a_bad_page() -> None:
+    page = _isolable(False)
+    assert isolate_lru_page(page) == 1
+    private = PageList("moved")
+    list_add(page, private)
+    put_page(page)  # the cache's reference dropped, the page left in the cache
+    with pytest.raises(BadPage, match=r"freeing pfn \d+ while it is still in use"):
+        putback_lru_pages(private)

@@ -159,6 +159,18 @@ def move_to_lru(page: Page) -> None:
             LRU through ``lru_cache_add``, whose ``BUG()`` that is.
     """
     node = page.node
+    flags = page.flags
+    if page.count == 1 and not flags & PG_lru:
+        # The isolation reference is the last (the old page of a migration):
+        # the page that lru_cache_add() puts on the LRU, put_page() frees at
+        # once, and __page_cache_release() takes off the LRU again.  It goes
+        # from the private list straight to the free list; the LRU lists and
+        # their counts end as they would.
+        list_del(page)
+        page.flags = flags & ~PG_active
+        page.count = 0
+        node.release_page(page)
+        return
     lru_lock = node.lru_lock
     lru_lock.acquire()  # by hand, not with: this is on the engine's per-page path
     try:
