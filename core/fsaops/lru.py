@@ -154,6 +154,10 @@ def isolate_lru_page(page: Page) -> int:
 def move_to_lru(page: Page) -> None:
     """Put an isolated page back on the LRU and drop the isolation reference.
 
+    When that reference is the last (the old page of a migration), the page
+    is freed without going on the LRU first: the kernel puts it there and
+    takes it off again as it frees it, to the same end.
+
     Raises:
         KernelBug: the page has ``PG_lru`` set already: it is added to the
             LRU through ``lru_cache_add``, whose ``BUG()`` that is.
