@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import mmap
+import os
 import sys
 import threading
 import time
 
 import pytest
 
-from fsaops.backing import Committer
+from fsaops.backing import MADV_POPULATE_WRITE, Committer
 from fsaops.config import parse_config
+from fsaops.memory import anonymous_memory
+from fsaops.page import PG
 from fsaops.plugins import Registry
-from fsaops.scenario import Scenario, plan_scenario
+from fsaops.scenario import Scenario, plan_scenario, run_plan
 from fsaops.world import World
 
 linux = pytest.mark.skipif(
@@ -191,3 +194,184 @@ def test_the_build_commits_the_frames_it_fills_ahead_from_a_thread(
     }
     assert len(filled) == 600
     assert filled <= covered
+
+
+def _resident(owner: mmap.mmap) -> list[bool]:
+    """Which of ``owner``'s pages the system has committed (``mincore``)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    view = ctypes.c_char.from_buffer(owner)
+    try:
+        pages = -(-len(owner) // mmap.PAGESIZE)
+        vec = (ctypes.c_ubyte * pages)()
+        rc = libc.mincore(ctypes.c_void_p(ctypes.addressof(view)), ctypes.c_size_t(len(owner)), vec)
+        assert rc == 0, ctypes.get_errno()
+        return [bool(v & 1) for v in vec]
+    finally:
+        del view
+
+
+def _takes_vectors() -> bool:
+    """Whether this system commits a range asked for with ``process_madvise``, tried here."""
+    import ctypes
+
+    owner = anonymous_memory(mmap.PAGESIZE)
+    view = ctypes.c_char.from_buffer(owner)
+    vector = (ctypes.c_uint64 * 2)(ctypes.addressof(view), mmap.PAGESIZE)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        rc = libc.syscall(440, pidfd, vector, 1, MADV_POPULATE_WRITE, 0)
+    finally:
+        os.close(pidfd)
+        del view
+    return bool(rc == mmap.PAGESIZE and _resident(owner) == [True])
+
+
+@linux
+def test_many_short_ranges_are_committed_a_vector_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each range from the start of its page on; what the map holds stays as it was."""
+    page = mmap.PAGESIZE
+    monkeypatch.setattr("fsaops.backing.IOV_MAX", 3)
+    owner = anonymous_memory(64 * page)  # as a device's: committed as it is written
+    owner[21 * page : 21 * page + 4] = b"kept"
+    starts = [page // 4 + 4 * k * page for k in range(8)]  # unaligned: each reaches a second page
+    committer = Committer()
+    assert committer.commit_runs(owner, starts, page)
+    committer.close()
+    assert _threads() == []
+    resident = [i for i, r in enumerate(_resident(owner)) if r]
+    want = bytearray(len(owner))
+    want[21 * page : 21 * page + 4] = b"kept"
+    assert owner[:] == bytes(want)
+    if not _takes_vectors():
+        # A system that takes no such request (an older Linux): it is asked no more.
+        assert (committer.committed, committer.refused) == (0, 1)
+        assert resident == [21]
+        assert not committer.commit_runs(owner, starts, page)
+        return
+    assert committer.committed == 3  # 8 ranges, 3 a request
+    assert resident == sorted({4 * k for k in range(8)} | {4 * k + 1 for k in range(8)} | {21})
+
+
+def test_the_vector_names_each_range_from_its_page_iov_max_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ctypes
+
+    page = mmap.PAGESIZE
+    monkeypatch.setattr("fsaops.backing.IOV_MAX", 2)
+    owner = mmap.mmap(-1, 16 * page)
+    committer = Committer()
+    asked: list[list[tuple[int, int]]] = []
+
+    def process_madvise(pidfd: int, vector: int, count: int, advice: int, flags: int) -> int:
+        pairs = (ctypes.c_uint64 * (2 * count)).from_address(vector)
+        asked.append([(pairs[2 * i], pairs[2 * i + 1]) for i in range(count)])
+        assert (advice, flags) == (MADV_POPULATE_WRITE, 0)
+        return sum(length for _address, length in asked[-1])
+
+    monkeypatch.setattr(committer, "_vector", process_madvise)
+    monkeypatch.setattr(committer, "_madvise", lambda address, length, advice: 0)
+    assert committer.commit_runs(owner, [0, page + 100, 5 * page], 200)
+    committer.close()
+    base = asked[0][0][0]
+    assert [[(address - base, length) for address, length in req] for req in asked] == [
+        [(0, 200), (page, 300)],
+        [(5 * page, 200)],
+    ]
+    assert committer.committed == 2
+    with pytest.raises(ValueError, match="not inside the map"):
+        committer.commit_runs(owner, [15 * page + 1], page)
+    with pytest.raises(ValueError, match="not inside the map"):
+        committer.commit_runs(owner, [-1], 1)
+
+
+def test_a_system_that_refuses_vectors_is_asked_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import errno
+
+    owner = mmap.mmap(-1, 4 * mmap.PAGESIZE)
+    committer = Committer()
+    calls: list[int] = []
+
+    def refuse(pidfd: int, vector: int, count: int, advice: int, flags: int) -> int:
+        calls.append(count)
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(committer, "_vector", refuse)
+    monkeypatch.setattr(committer, "_madvise", lambda address, length, advice: 0)
+    assert committer.commit_runs(owner, [0], 10)
+    committer.close()
+    assert (calls, committer.committed, committer.refused) == ([1], 0, 1)
+    assert not committer.commit_runs(owner, [0], 10)  # nothing queued: the pages fault as before
+    committer.close()
+    assert calls == [1]
+
+
+def test_the_blocks_committed_ahead_of_the_sync_are_those_of_the_dirty_pages(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The durability proof's sync writes each dirty page to its blocks: those are asked for."""
+    config = parse_config(
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 600\n'
+        "files = 3\n[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n"
+        "[workload]\ndirty = 0.3\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    world = Scenario(plan.config, registry, seed=5)
+    world.migrate()
+    asked: list[tuple[int, list[int], int]] = []
+
+    def spy(self: Committer, owner: mmap.mmap, starts: list[int], length: int) -> bool:
+        asked.append((id(owner), list(starts), length))
+        return commit_runs(self, owner, starts, length)
+
+    commit_runs = Committer.commit_runs
+    monkeypatch.setattr(Committer, "commit_runs", spy)
+    (record,) = {id(r.inode.i_sb.s_bdev): r for r in world.files}.values()
+    bdev = record.inode.i_sb.s_bdev
+    bs = bdev.block_size
+    per_page = world.page_size // bs
+    want = sorted(
+        r.inode.blocks[page.index * per_page] * bs
+        for r in world.files
+        for page in r.inode.i_mapping.page_tree
+        if page is not None and page.flags & PG.dirty
+    )
+    assert len(want) >= 100
+    with Committer() as committer:
+        world.world.commit_ahead_of_writeback(committer)
+    assert [(owner, sorted(starts), length) for owner, starts, length in asked] == [
+        (id(bdev._mem.obj), want, world.page_size)
+    ]
+    assert _threads() == []
+
+
+def test_committing_ahead_of_the_sync_changes_no_report(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run with and without the device memory committed ahead reports the same."""
+    config = parse_config(
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 500\n'
+        "files = 2\n[workload]\ndirty = 0.4\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    queued: list[int] = []
+    commit_ahead = World.commit_ahead_of_writeback
+
+    def spy(self: World, committer: Committer) -> None:
+        queued.append(1)
+        commit_ahead(self, committer)
+
+    monkeypatch.setattr(World, "commit_ahead_of_writeback", spy)
+    ahead = run_plan(plan, seed=11).to_json()
+    assert queued == [1]
+    assert _threads() == []
+    monkeypatch.setattr(World, "commit_ahead_of_writeback", lambda self, committer: None)
+    assert run_plan(plan, seed=11).to_json() == ahead
+    assert ahead["status"] == "ok"

@@ -17,8 +17,9 @@ and ``write(2)``: they go through the page cache and the table's
 from __future__ import annotations
 
 import bisect
+import mmap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fsaops.aops import returned
@@ -42,6 +43,7 @@ _PG_lru = PG.lru
 
 if TYPE_CHECKING:
     from fsaops.aops import AddressSpaceOperations, FileSystemType
+    from fsaops.backing import Committer
     from fsaops.kernel import Kernel
 
 __all__ = [
@@ -197,6 +199,23 @@ class BlockDevice:
             self.writes += 1
         if off + len(src) > self.next_free * self.block_size:
             self.past_end += 1
+
+    def commit_ahead(self, committer: Committer, firsts: Sequence[int], nbytes: int) -> bool:
+        """Have ``committer`` commit the memory of ``nbytes`` from each block in ``firsts``.
+
+        For blocks about to be written: the operating system commits their
+        memory from ``committer``'s thread instead of a page fault on each
+        first write (:mod:`fsaops.backing`).  A hint only: what the blocks
+        hold does not change, and numbers off the device are left out.
+        Returns whether the request was queued.
+        """
+        owner = self._mem.obj
+        if not isinstance(owner, mmap.mmap):
+            return False
+        bs = self.block_size
+        last = self.nr_blocks * bs - nbytes
+        starts = [first * bs for first in firsts if 0 < first * bs <= last]
+        return committer.commit_runs(owner, starts, nbytes)
 
     def put_known(self, blocknr: int, nblocks: int, fill: FillKnown, tag: object = None) -> None:
         """Give blocks ``blocknr`` to ``blocknr + nblocks - 1`` the contents ``fill`` makes.

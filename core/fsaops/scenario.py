@@ -1447,6 +1447,7 @@ def run_plan(
         _broken_fields_named(where, registry),
         interrupt_told(lambda frame: _stopped_where("", frame, where, registry)),
         watch_imports(registry) as imports,
+        Committer() as ahead,
     ):
         # Every phase tells of its work through this, the progress bar or not:
         # the stall watch takes work told of for a run that is not stuck.
@@ -1475,6 +1476,9 @@ def run_plan(
             observer.migrated(world, stats, places)
         pages_left, pages_failed = world.outcomes(stats)
         lap("migrate")
+        # The sync the durability proof makes writes every dirty page to its
+        # blocks: their memory is committed meanwhile, from a thread of its own.
+        world.world.commit_ahead_of_writeback(ahead)
         where.phase = "proving where every page went"
         # The pages each check finds wrong, to count by table (only a run that lost
         # data has any).
