@@ -16,7 +16,7 @@ from __future__ import annotations
 from errno import ENOSYS
 
 from fsaops.errors import BadPage, KernelBug
-from fsaops.lists import PageList, list_add, list_del
+from fsaops.lists import LIST_POISON, PageList, list_add, list_del
 from fsaops.page import Page, PG_active, PG_lru, PG_referenced
 
 __all__ = [
@@ -170,10 +170,14 @@ def move_to_lru(page: Page) -> None:
         # once, and __page_cache_release() takes off the LRU again.  It goes
         # from the private list straight to the free list; the LRU lists and
         # their counts end as they would.
-        list_del(page)
+        nxt = page.lru_next  # list_del(page), written out
+        prev = page.lru_prev
+        nxt.lru_prev = prev
+        prev.lru_next = nxt
+        page.lru_next = page.lru_prev = LIST_POISON
         page.flags = flags & ~PG_active
         page.count = 0
-        node.release_page(page)
+        node.free_page(page)  # release_page() with nothing to take off the LRU
         return
     lru_lock = node.lru_lock
     lru_lock.acquire()  # by hand, not with: this is on the engine's per-page path
