@@ -60,6 +60,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO, cast
 import attrs
 
 from fsaops import __version__, supervisor
+from fsaops.enginelog import LOG_LEVELS, engine_logger
 from fsaops.errors import (
     INTERRUPTS,
     Deadlock,
@@ -86,26 +87,16 @@ from fsaops.process import calls as refused_calls
 from fsaops.status import Status, envelope
 
 if TYPE_CHECKING:
-    import structlog
     from rich.console import Console
 
     from fsaops.config import Config, MountConfig
     from fsaops.plugins import Registry
     from fsaops.scenario import Progress
-    from fsaops.typing import EngineLog
 
 __all__ = ["main"]
 
 _RECURSION_LIMIT: Final = sys.getrecursionlimit()
 """The interpreter's recursion limit as fsaops found it: plugin code may lower it."""
-
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
 
 
 class UsageError(Exception):
@@ -656,39 +647,6 @@ def _load(
     return registry
 
 
-def _logger(
-    fmt: str, level: str, stream: TextIO, tap: structlog.typing.Processor | None = None
-) -> EngineLog:
-    """The engine's logger; ``tap`` sees every event, ``debug`` ones included, before the filter."""
-    import structlog
-
-    renderer: structlog.typing.Processor
-    if fmt == "json":
-        renderer = structlog.processors.JSONRenderer(sort_keys=True)
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=_isatty(stream))
-    processors: list[structlog.typing.Processor] = [structlog.processors.add_log_level, renderer]
-    lowest = LOG_LEVELS[level]
-    if tap is not None:
-        shown = lowest
-
-        def below_level(
-            _logger: structlog.typing.WrappedLogger, method: str, event: structlog.typing.EventDict
-        ) -> structlog.typing.EventDict:
-            if LOG_LEVELS.get(method, logging.CRITICAL) < shown:
-                raise structlog.DropEvent
-            return event
-
-        processors = [tap, below_level, *processors]
-        lowest = logging.DEBUG
-    logger: EngineLog = structlog.wrap_logger(
-        structlog.PrintLogger(file=stream),
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(lowest),
-    )
-    return logger
-
-
 def _stdout_console() -> Console:
     from rich.console import Console
 
@@ -875,7 +833,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config,
         source,
         args.plugins,
-        next_modules=("fsaops.world", "fsaops.report", "structlog", "rich.console", "rich.table"),
+        next_modules=("fsaops.world", "fsaops.report", "rich.console", "rich.table"),
     )
     plan = plan_scenario(config, registry, source)
     _migration_built_in(config, source)
@@ -892,11 +850,12 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
         frames = FrameMaps()
         observers.append(frames)
-    log = _logger(
+    log = engine_logger(
         args.log_format,
         args.log_level,
         cast("TextIO", _Diagnostics(sys.stderr)),
         tap=None if tracer is None else tracer.processor,
+        colors=_isatty(sys.stderr),
     )
     show_progress = (
         _isatty(sys.stderr)
