@@ -93,6 +93,8 @@ nitpick_ignore_regex = [
     (r"py:(class|exc|func|data)", rf"({_STDLIB})(\.\w+)+"),
     # rich draws the reports; its classes appear in signatures only.
     (r"py:class", r"rich\.[\w.]+"),
+    # structlog writes the engine's events; its types appear in signatures only.
+    (r"py:class", r"structlog\.[\w.]+"),
     # Private helper classes that appear in annotations (the scenario's
     # records of files and process areas, for instance) are not documented.
     (r"py:class", r"fsaops\.[\w.]*\._\w+"),
