@@ -293,8 +293,8 @@ class BlockDevice:
                     return True
                 stop = virtual.find(1, start, end)
                 stop = end if stop < 0 else stop
-                at = (start - blocknr) * bs
-                if bytes(mem[start * bs : stop * bs]) != data[at : at + (stop - start) * bs]:
+                # Compared in place: data, from the blocks' place in it, begins with their bytes.
+                if not data.startswith(mem[start * bs : stop * bs], (start - blocknr) * bs):
                     return False
                 block = stop
             return True

@@ -910,8 +910,9 @@ class World:
             return False
         if list(then) != now:
             # A page rewritten since must have had every block written again.
-            for k in range(count):
-                if then[k] != now[k] and still.find(1, k * per_page, (k + 1) * per_page) >= 0:
+            rewritten = [k for k, (a, b) in enumerate(zip(then, now, strict=True)) if a != b]
+            for k in rewritten:
+                if still.find(1, k * per_page, (k + 1) * per_page) >= 0:
                     return False
         if still.find(0) < 0:
             return True  # nothing was written since, and no page was rewritten
