@@ -1203,17 +1203,14 @@ class World:
         for index in range(first, first + count):
             if mapping.lookup(index) is not None:
                 raise SetupError(f"{record.page_key(index)} is already in the page cache")
-        alloc = self.kernel.nodes[nid].alloc_page
-        pages: list[Page] = []
-        for index in range(first, first + count):
-            # __do_page_cache_readahead(): page_cache_alloc_cold(), page->index.
-            page = alloc()
-            if page is None:
-                for page in pages:
-                    put_page(page)
-                raise SetupError(f"{record.label}: out of memory on node {nid}")
-            page.index = index
-            pages.append(page)
+        # __do_page_cache_readahead(): page_cache_alloc_cold() of each, page->index.
+        pages = self.kernel.nodes[nid].alloc_pages(count)
+        if len(pages) < count:
+            for new in pages:
+                put_page(new)
+            raise SetupError(f"{record.label}: out of memory on node {nid}")
+        for index, new in enumerate(pages, first):
+            new.index = index
         self._reading.start(self, record, first, count)
         err = readpages(mapping, pages)  # adds, reads and releases them
         member = f"{mapping.a_ops.name}.readpages"
