@@ -375,3 +375,49 @@ def test_committing_ahead_of_the_sync_changes_no_report(
     monkeypatch.setattr(World, "commit_ahead_of_writeback", lambda self, committer: None)
     assert run_plan(plan, seed=11).to_json() == ahead
     assert ahead["status"] == "ok"
+
+
+def test_a_file_whose_fields_plugin_code_broke_is_left_out_of_the_hint(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is raised where no proof would name the field; the other files are asked for."""
+    config = parse_config(
+        '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 600\n'
+        "files = 3\n[swap]\nslots = 0\n[processes]\ncount = 0\nanon_pages = 0\n"
+        "[workload]\ndirty = 0.3\n"
+    )
+    plan = plan_scenario(config, registry, "test", builtin=False)
+    world = Scenario(plan.config, registry, seed=5)
+    world.migrate()
+    first, second, third = world.files
+
+    class Boom:
+        def __and__(self, other: object) -> int:
+            raise RuntimeError("plugin code's flags")
+
+    dirty = next(
+        p for p in second.inode.i_mapping.page_tree if p is not None and p.flags & PG.dirty
+    )
+    flags = dirty.flags
+    monkeypatch.setattr(first.inode, "blocks", "not a block map")
+    asked: list[list[int]] = []
+
+    def spy(self: Committer, owner: mmap.mmap, starts: list[int], length: int) -> bool:
+        asked.append(sorted(starts))
+        return True
+
+    monkeypatch.setattr(Committer, "commit_runs", spy)
+    bs = third.inode.i_sb.s_bdev.block_size
+    per_page = world.page_size // bs
+    want = sorted(
+        third.inode.blocks[page.index * per_page] * bs
+        for page in third.inode.i_mapping.page_tree
+        if page is not None and page.flags & PG.dirty
+    )
+    dirty.flags = Boom()  # type: ignore[assignment]
+    try:
+        with Committer() as committer:
+            world.world.commit_ahead_of_writeback(committer)
+    finally:
+        dirty.flags = flags
+    assert asked == [want]
