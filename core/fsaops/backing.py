@@ -173,8 +173,8 @@ class Committer:
 
         For ranges too many and too short to ask for one at a time: they
         are asked for :data:`IOV_MAX` at a time, in one
-        ``process_madvise(MADV_POPULATE_WRITE)`` request each (Linux 6.13
-        and later take any advice for the process itself).  The ranges
+        ``process_madvise(MADV_POPULATE_WRITE)`` request each (newer Linux
+        kernels take any advice for the process itself).  The ranges
         must lie inside the map.  Returns whether they were queued; where
         the system has no such request, nothing is, and the pages are
         committed as they are first written.
