@@ -833,7 +833,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         config,
         source,
         args.plugins,
-        next_modules=("fsaops.world", "fsaops.report", "rich.console", "rich.table"),
+        # What the run needs next and has not imported yet: imported while the
+        # probe's child loads the plugins (the rest is imported by now already).
+        next_modules=("resource", "ctypes.util", "fsaops.world", "fsaops.report", "rich.table"),
     )
     plan = plan_scenario(config, registry, source)
     _migration_built_in(config, source)
