@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any
 
+import pytest
 import structlog
 
 import guarded
@@ -31,12 +32,27 @@ def test_an_event_below_the_level_builds_nothing() -> None:
     assert log.is_enabled_for(logging.WARNING)
     assert log.info("mm_migrate_page", pfn=3) is None
     assert log.debug("x") is None
+    assert log.msg("x") is None  # structlog's msg() is info()
     assert log.bind(run=1).info("y") is None
     assert (built, out.getvalue()) == ([], "")
     log.warning("z", pfn=4)
     log.error("w")
     assert built == [1]  # once
     assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["z", "w"]
+
+
+def test_each_name_of_a_level_is_dropped_where_structlog_drops_it() -> None:
+    names = ("debug", "info", "msg", "warning", "warn", "error", "exception", "critical", "fatal")
+    for name in names:
+        out, ref = io.StringIO(), io.StringIO()
+        log, built = _counting(lambda out=out: _eager("json", logging.WARNING, out))
+        getattr(log, name)("event", name=name)
+        getattr(_eager("json", logging.WARNING, ref), name)("event", name=name)
+        assert out.getvalue() == ref.getvalue(), name
+        assert built == ([1] if ref.getvalue() else []), name
+    log, _built = _counting(lambda: _eager("json", logging.WARNING, io.StringIO()))
+    with pytest.raises(AttributeError):
+        log.err("no such method in structlog's filtering logger")
 
 
 def test_what_is_written_is_what_the_structlog_logger_writes() -> None:

@@ -34,11 +34,11 @@ LOG_LEVELS: Final = {
 
 _METHOD_LEVELS: Final = {
     **LOG_LEVELS,
+    # structlog's filtering logger's other names for its levels.
     "warn": logging.WARNING,
-    "err": logging.ERROR,
     "exception": logging.ERROR,
     "fatal": logging.CRITICAL,
-    "msg": logging.CRITICAL + 10,  # structlog's filtering logger never drops msg()
+    "msg": logging.INFO,
 }
 
 
