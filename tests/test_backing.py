@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -420,3 +421,19 @@ def test_a_file_whose_fields_plugin_code_broke_is_left_out_of_the_hint(
     finally:
         dirty.flags = flags
     assert asked == [want]
+
+
+def test_a_device_asks_only_for_block_numbers_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fsaops.fs import BlockDevice
+
+    bdev = BlockDevice("sdz", 64, 1024)
+    asked: list[tuple[list[int], int]] = []
+
+    def spy(self: Committer, owner: mmap.mmap, starts: list[int], length: int) -> bool:
+        asked.append((list(starts), length))
+        return True
+
+    monkeypatch.setattr(Committer, "commit_runs", spy)
+    firsts: list[Any] = [3, "3", None, 2.0, -1, 0, 60, 61, True, 5]
+    assert bdev.commit_ahead(Committer(), firsts, 4096)
+    assert asked == [([3 * 1024, 60 * 1024, 5 * 1024], 4096)]  # 61 on would run off the end

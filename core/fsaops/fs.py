@@ -206,7 +206,8 @@ class BlockDevice:
         For blocks about to be written: the operating system commits their
         memory from ``committer``'s thread instead of a page fault on each
         first write (:mod:`fsaops.backing`).  A hint only: what the blocks
-        hold does not change, and numbers off the device are left out.
+        hold does not change, and anything but a block number on the
+        device is left out.
         Returns whether the request was queued.
         """
         owner = self._mem.obj
@@ -214,7 +215,7 @@ class BlockDevice:
             return False
         bs = self.block_size
         last = self.nr_blocks * bs - nbytes
-        starts = [first * bs for first in firsts if 0 < first * bs <= last]
+        starts = [first * bs for first in firsts if type(first) is int and 0 < first * bs <= last]
         return committer.commit_runs(owner, starts, nbytes)
 
     def put_known(self, blocknr: int, nblocks: int, fill: FillKnown, tag: object = None) -> None:

@@ -2025,9 +2025,7 @@ class World:
                 ]
             except Exception:
                 continue
-            devices.setdefault(id(bdev), (bdev, []))[1].extend(
-                first for first in found if type(first) is int
-            )
+            devices.setdefault(id(bdev), (bdev, []))[1].extend(found)
         for bdev, firsts in devices.values():
             bdev.commit_ahead(committer, firsts, ps)
 
