@@ -126,6 +126,7 @@ STATES = (
     "holes",
     "pinned",
     "pinned_dirty",
+    "swapout_dirty",
     "dirty_written",
     "mapped",
     "mapped_shared",

@@ -410,6 +410,8 @@ class Scenario:
         self.states: dict[str, list[Slot]] = {s: [] for s in WorkloadConfig.STATES}
         #: The pinned pages rewritten and left dirty before the pin (``workload.pinned_dirty``).
         self.pinned_dirty: list[Slot] = []
+        #: The swapout pages rewritten and left dirty before swap-out (``workload.swapout_dirty``).
+        self.swapout_dirty: list[Slot] = []
         #: The dirty pages rewritten with ``write(2)`` (``workload.dirty_written``).
         self.dirty_written: list[Slot] = []
         self.holds: list[tuple[Task, Hold]] = []
@@ -683,6 +685,15 @@ class Scenario:
             # Among the dirty pages, in page order.
             chosen = sorted(self.rng.sample(range(len(dirty)), _share(fraction, len(dirty))))
             self.dirty_written.extend(dirty[i] for i in chosen)
+        fraction = self.config.workload.swapout_dirty
+        if fraction > 0:
+            # Among the swapout pages that a rewrite can leave dirty, in page order;
+            # drawn last, so a scenario without the key draws what it always did.
+            writable_set = set(writable)
+            candidates = [s for s in self.states["swapout"] if slots.position(s) in writable_set]
+            want = min(_share(fraction, len(candidates)), len(candidates))
+            chosen = sorted(self.rng.sample(range(len(candidates)), want))
+            self.swapout_dirty.extend(candidates[i] for i in chosen)
 
     def _sparse(self) -> Sequence[int]:
         """Where the file pages that can be given holes are: ``holes``' pool.
@@ -873,8 +884,9 @@ class Scenario:
             record = slot.owner
             assert isinstance(record, File)
             dirty.setdefault(id(record), (record, []))[1].append(slot.index)
-        # Pinned pages left dirty: rewritten the same way, before the pin.
-        for slot in self.pinned_dirty:
+        # Pinned pages left dirty: rewritten the same way, before the pin; and the
+        # swapout pages left dirty, before they are isolated below.
+        for slot in (*self.pinned_dirty, *self.swapout_dirty):
             record = slot.owner
             assert isinstance(record, File)
             dirty.setdefault(id(record), (record, []))[1].append(slot.index)

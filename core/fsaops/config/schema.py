@@ -355,6 +355,16 @@ class WorkloadConfig:
             "still be written back. A modifier of pinned, not a state of its own."
         ),
     )
+    swapout_dirty: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the swapout pages, among those of files whose table has a "
+            "writepage, rewritten and left dirty (as dirty's are) before they are "
+            "isolated: dirty pages swap-out must write out (swap_page's pageout, the "
+            "table's writepage for reclaim) before it drops them. A modifier of swapout, "
+            "not a state of its own."
+        ),
+    )
     dirty_written: float = attrs.field(
         default=0.0,
         metadata=_doc(
