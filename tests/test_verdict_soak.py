@@ -127,6 +127,7 @@ STATES = (
     "pinned",
     "pinned_dirty",
     "swapout_dirty",
+    "released_dirty",
     "dirty_written",
     "mapped",
     "mapped_shared",

@@ -412,6 +412,8 @@ class Scenario:
         self.pinned_dirty: list[Slot] = []
         #: The swapout pages rewritten and left dirty before swap-out (``workload.swapout_dirty``).
         self.swapout_dirty: list[Slot] = []
+        #: The released pages stored into, their buffers freed (``workload.released_dirty``).
+        self.released_dirty: list[Slot] = []
         #: The dirty pages rewritten with ``write(2)`` (``workload.dirty_written``).
         self.dirty_written: list[Slot] = []
         self.holds: list[tuple[Task, Hold]] = []
@@ -694,6 +696,14 @@ class Scenario:
             want = min(_share(fraction, len(candidates)), len(candidates))
             chosen = sorted(self.rng.sample(range(len(candidates)), want))
             self.swapout_dirty.extend(candidates[i] for i in chosen)
+        fraction = self.config.workload.released_dirty
+        if fraction > 0:
+            # Among the released pages that a store can leave dirty, in page order.
+            writable_set = set(writable)
+            candidates = [s for s in self.states["released"] if slots.position(s) in writable_set]
+            want = min(_share(fraction, len(candidates)), len(candidates))
+            chosen = sorted(self.rng.sample(range(len(candidates)), want))
+            self.released_dirty.extend(candidates[i] for i in chosen)
 
     def _sparse(self) -> Sequence[int]:
         """Where the file pages that can be given holes are: ``holes``' pool.
@@ -918,6 +928,18 @@ class Scenario:
                 start_write(page)
         if self.states["released"]:
             self._release_buffers()
+            # Released pages left dirty: stored into through a shared mapping once
+            # their buffers are gone, so set_page_dirty finds none to dirty.
+            kept = {id(slot) for slot in self.states["released"]}
+            stored: dict[int, tuple[File, list[int]]] = {}
+            for slot in self.released_dirty:
+                if id(slot) not in kept:
+                    continue  # its table kept the buffers: not released, not counted
+                record = slot.owner
+                assert isinstance(record, File)
+                stored.setdefault(id(record), (record, []))[1].append(slot.index)
+            for record, indexes in stored.values():
+                world.dirty_range(record, indexes, 1)
         if self.states["holes"]:
             # Each read in again by the fault, its holes zeroed, then stored into.
             self._map(self.states["holes"], locked=False, gen=1)

@@ -156,7 +156,14 @@ def static_problems(config: Config) -> list[str]:
         value = config.fraction(state)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{state}: expected a fraction from 0 to 1, got {value!r}")
-    for name in ("pinned_dirty", "swapout_dirty", "dirty_written", "mapped_shared", "tail"):
+    for name in (
+        "pinned_dirty",
+        "swapout_dirty",
+        "released_dirty",
+        "dirty_written",
+        "mapped_shared",
+        "tail",
+    ):
         value = getattr(w, name)
         if not 0.0 <= value <= 1.0:
             problems.append(f"workload.{name}: expected a fraction from 0 to 1, got {value!r}")
@@ -518,7 +525,8 @@ def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
         1.0,
         sum(config.fraction(state) for state in _WRITTEN_STATES)
         + config.fraction("pinned") * config.workload.pinned_dirty
-        + config.fraction("swapout") * config.workload.swapout_dirty,
+        + config.fraction("swapout") * config.workload.swapout_dirty
+        + config.fraction("released") * config.workload.released_dirty,
     )
     swapped = config.fraction("swapout")
     cached = 0  # pages in the page cache or anonymous memory, on the source node

@@ -365,6 +365,16 @@ class WorkloadConfig:
             "not a state of its own."
         ),
     )
+    released_dirty: float = attrs.field(
+        default=0.0,
+        metadata=_doc(
+            "Fraction of the released pages, among those of files whose table has a "
+            "writepage, stored into through a shared mapping and left dirty (as dirty's "
+            "are) once their buffer heads are freed: dirty pages with no buffer heads on "
+            "a table that uses them, which migratepage must move dirty as they are. A "
+            "modifier of released, not a state of its own."
+        ),
+    )
     dirty_written: float = attrs.field(
         default=0.0,
         metadata=_doc(
