@@ -138,7 +138,7 @@ def broken_pages(kernel: Kernel, limit: int = 3) -> list[str]:
     """
     found: list[str] = []
     for node in kernel.nodes:
-        for page in node.pages:
+        for page in node.frames_made:  # a frame not made yet was never handed out
             fields = broken_fields(page)
             if fields:
                 found.append(f"pfn {page.pfn}{_table_of(page)}: {', '.join(fields)}")
@@ -299,7 +299,7 @@ def check_kernel(
 
     # Buffers: journal holds.
     private = PG.private
-    for page in [p for node in kernel.nodes for p in node.pages if p.flags & private]:
+    for page in [p for node in kernel.nodes for p in node.frames_made if p.flags & private]:
         if isinstance(page.private, BufferHead):
             for bh in buffers(page.private):
                 if bh.b_state & BH.jbd:
@@ -337,9 +337,9 @@ def check_kernel(
     free_pfns: set[int] = set()
     for node in kernel.nodes:
         with node.lock:  # node.free_pages(), walked by hand
-            free_list = node.free_list
+            free_list = node.free_area
             entry: Any = free_list.lru_next
-            n = 0
+            n = node.unmade  # the frames not made yet are free, after those on the list
             while entry is not free_list:
                 n += 1
                 free_pfns.add(entry.pfn)
@@ -354,7 +354,7 @@ def check_kernel(
     writeback = PG.writeback
     # The bits a page on the LRU with nothing else to check has clear (PG_lru set).
     plain_bits = lru | locked | writeback | PG_reclaim | swapcache | private
-    for page in [p for node in kernel.nodes for p in node.pages]:
+    for page in [p for node in kernel.nodes for p in node.frames_made]:
         pfn = page.pfn
         if pfn in free_pfns:
             if page.count or page.mapcount or page.mapping is not None or page.flags:

@@ -790,7 +790,7 @@ class _Writes:
         self.ran = self.sched.ran
         kernel = page.node.kernel
         frames = {type(page), type(newpage)}
-        frames.update(type(node.pages[0]) for node in kernel.nodes if node.pages)
+        frames.update(node.frame_class for node in kernel.nodes if node.nr_pages)
         self.classes: tuple[type[Any], ...] = (*frames, BufferHead)
         self.first: dict[tuple[Any, str], Any] = {}
         self.own: dict[tuple[Any, str], Any] = {}
@@ -900,7 +900,7 @@ def _frames(page: Page) -> _Frames:
     pfn = page.pfn
     start = node.start_pfn
     first = max(pfn - _SPAN, start)
-    last = min(pfn + _SPAN, start + len(node.pages) - 1)
+    last = min(pfn + _SPAN, start + node.nr_pages - 1)
     shift = node.page_shift
     return (
         node,
@@ -1031,7 +1031,7 @@ def _spoiled(writes: _Writes, runs: Sequence[_Frames], pfn: int) -> tuple[str, i
                 now_frame = now_data[at : at + size]
                 if was_frame == now_frame:
                     continue
-                other = node.pages[first - start + at // size]
+                other = node.frame(first - start + at // size)
                 if other is writes.page or other is writes.newpage:
                     continue
                 if not other.count:

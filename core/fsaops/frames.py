@@ -205,7 +205,7 @@ class FrameMaps:
         tables: list[int] = []
         states: list[int] = []
         counts: Counter[tuple[str, str]] = Counter()
-        for page in node.pages:
+        for page in node.frames_made:
             if page.count == 0:
                 tables.append(0)
                 states.append(free)
@@ -218,6 +218,11 @@ class FrameMaps:
             tables.append(number)
             states.append(state_code[state])
             counts[table, state] += 1
+        unmade = node.unmade  # the frames not made yet were never handed out: free
+        if unmade:
+            tables.extend([0] * unmade)
+            states.extend([free] * unmade)
+            counts["", FREE] += unmade
         return FrameMap(
             node=node.nid,
             when=when,

@@ -242,7 +242,7 @@ class Kernel:
         nid, off = divmod(pfn, self.node_pages)
         if not 0 <= nid < len(self.nodes):
             raise KernelBug(f"pfn {pfn} is outside memory")
-        return self.nodes[nid].pages[off]
+        return self.nodes[nid].frame(off)
 
     def pages(self) -> Iterator[Page]:
         """Every page frame of every node (``mem_map``)."""
@@ -250,17 +250,21 @@ class Kernel:
             yield from node.pages
 
     def intern(self, value: int) -> int:
-        """``value``, as the int object of frame number ``value`` when there is such a frame.
+        """``value``, as the int object of frame number ``value`` when that frame is made.
 
         Page indexes are stored through this: an index below the number of
         frames shares the int its frame number already keeps alive instead
         of holding an equal int of its own (28 bytes a page), as CPython
-        shares its small ints.  Any other value comes back as it is.
+        shares its small ints.  Any other value, and one whose frame is not
+        made yet (:attr:`~fsaops.memory.Node.frames_made`), comes back as it is.
         """
         node_pages = self.node_pages
         nid = value // node_pages
         if 0 <= nid < len(self.nodes):
-            return self.nodes[nid].pages[value - nid * node_pages].pfn
+            made = self.nodes[nid].frames_made
+            off = value - nid * node_pages
+            if off < len(made):  # a frame not made yet has no int to share
+                return made[off].pfn
         return value
 
     # -- tasks and processes -----------------------------------------------

@@ -6,6 +6,12 @@ large node costs only what is touched) and every :class:`~fsaops.page.Page`
 is a view into it.  Allocation is order-0 only, from a per-node free list
 that, as the buddy allocator's ``free_area`` lists, links the free pages
 through their own ``lru`` links: it costs no memory of its own.
+
+The frames' :class:`~fsaops.page.Page` objects are made as the allocator
+first reaches them, in frame order (:attr:`Node.frames_made`): a frame never
+handed out is free, untouched and the same as every other such frame, so a
+large node whose run uses a tenth of it makes a tenth of its pages.  Asking
+for :attr:`Node.pages` (``mem_map``) or :attr:`Node.free_list` makes the rest.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ _PG_active = PG.active
 _BAD_ON_FREE = PG.locked | PG.private | PG.writeback | PG.swapcache | PG.active | PG.reclaim
 _CLEARED_ON_ALLOC = PG.uptodate | PG.error | PG.referenced | PG.checked | PG.mappedtodisk
 """What ``prep_new_page`` clears on the way out, as state a frame may keep while free."""
+MAKE_FRAMES: Final = 1024
+"""Frames the allocator makes at a time when the free pages made so far run out."""
 POISON_BYTE: Final = 0x6B
 """What poisoning writes into a freed frame (under ``debug_vm``, and in an explored kernel)."""
 
@@ -86,7 +94,9 @@ class Node:
     __slots__ = (
         "_nr_free",
         "active",
-        "free_list",
+        "frame_class",
+        "frames_made",
+        "free_area",
         "inactive",
         "kernel",
         "lock",
@@ -98,7 +108,6 @@ class Node:
         "nr_pages",
         "page_shift",
         "page_size",
-        "pages",
         "start_pfn",
     )
 
@@ -111,21 +120,17 @@ class Node:
         self.page_shift = kernel.page_shift
         backing = anonymous_memory(nr_pages * self.page_size, f"node {nid}")
         self.mem = memoryview(backing)
-        #: ``mem_map``: the page of every frame, by ``pfn - start_pfn`` (an
-        #: exact-size copy: a list grown by appending keeps spare room).
-        frame = page_class(self)
-        self.pages: list[Page] = [frame(pfn) for pfn in range(start_pfn, start_pfn + nr_pages)]
-        self.pages = self.pages.copy()
-        #: The free pages, linked through their ``lru`` links: a stack, so
-        #: the most recently freed (cache-hot) frame is reused first.
-        free_list = self.free_list = PageList(f"node{nid}.free")
-        prev: ListEntry = free_list
-        for page in self.pages:
-            prev.lru_next = page
-            page.lru_prev = prev
-            prev = page
-        prev.lru_next = free_list
-        free_list.lru_prev = prev
+        #: The class of this node's pages (:func:`~fsaops.page.page_class`).
+        self.frame_class = page_class(self)
+        #: The pages of the frames made so far, by ``pfn - start_pfn``: the
+        #: first ``len(frames_made)`` of :attr:`pages`.  Every frame after
+        #: them is free and has never been handed out.
+        self.frames_made: list[Page] = []
+        #: The free pages made so far, linked through their ``lru`` links: a
+        #: stack, so the most recently freed (cache-hot) frame is reused
+        #: first.  The frames not made yet come after them, in frame order,
+        #: as they would on a list of every free frame.
+        self.free_area = PageList(f"node{nid}.free")
         self._nr_free = nr_pages
         #: ``zone->lock``: guards the free list.
         self.lock = threading.Lock()
@@ -143,23 +148,79 @@ class Node:
         """Free frames on this node."""
         return self._nr_free
 
+    @property
+    def pages(self) -> list[Page]:
+        """``mem_map``: the page of every frame, by ``pfn - start_pfn`` (made now if not yet)."""
+        self._make_all()
+        return self.frames_made
+
+    @property
+    def free_list(self) -> PageList:
+        """Every free page, linked through their ``lru`` links (each frame made now if not yet)."""
+        self._make_all()
+        return self.free_area
+
+    def _make_all(self) -> None:
+        if len(self.frames_made) < self.nr_pages:
+            with self.lock:
+                self._make(self.nr_pages - len(self.frames_made))
+
+    @property
+    def unmade(self) -> int:
+        """How many frames have not been made yet (free, and never handed out)."""
+        return self.nr_pages - len(self.frames_made)
+
+    def frame(self, index: int) -> Page:
+        """The page of frame ``start_pfn + index``, made (with every frame before it) if not yet.
+
+        Raises:
+            IndexError: there is no such frame on this node.
+        """
+        made = self.frames_made
+        if index >= len(made) and 0 <= index < self.nr_pages:
+            with self.lock:
+                self._make(index + 1 - len(made))
+        return made[index]
+
+    def _make(self, count: int) -> None:
+        """Make the next ``count`` frames, free, at the tail of the free list (lock held)."""
+        made = self.frames_made
+        count = min(count, self.nr_pages - len(made))
+        if count <= 0:
+            return
+        first = self.start_pfn + len(made)
+        new = list(map(self.frame_class, range(first, first + count)))
+        free = self.free_area
+        prev: ListEntry = free.lru_prev
+        for page in new:
+            prev.lru_next = page
+            page.lru_prev = prev
+            prev = page
+        prev.lru_next = free
+        free.lru_prev = prev
+        made.extend(new)
+
     def free_pages(self) -> list[Page]:
         """The free frames (a copy of the free list)."""
+        free_list = self.free_list
         with self.lock:
-            return list(self.free_list)
+            return list(free_list)
 
     def alloc_page(self) -> Page | None:
         """Take a free frame with one reference, or ``None`` when the node is full."""
         faults = self.kernel.faults
         if faults is not None and faults.fail_alloc():
             return None
-        free_list = self.free_list
+        free_list = self.free_area
         lock = self.lock
         lock.acquire()  # by hand, not with: once a page on the migration path
         try:
             entry = free_list.lru_next
             if entry is free_list:
-                return None
+                if len(self.frames_made) == self.nr_pages:
+                    return None
+                self._make(MAKE_FRAMES)
+                entry = free_list.lru_next
             list_del(entry)
             self._nr_free -= 1
         finally:
@@ -201,13 +262,20 @@ class Node:
                     break
                 pages.append(page)
             return pages
-        free_list = self.free_list
+        free_list = self.free_area
         taken: list[Any] = []
         lock = self.lock
         lock.acquire()
         try:
             entry: Any = free_list.lru_next
-            while len(taken) < count and entry is not free_list:
+            while len(taken) < count:
+                if entry is free_list:
+                    if len(self.frames_made) == self.nr_pages:
+                        break
+                    tail = free_list.lru_prev  # the last frame taken, or the list itself
+                    self._make(max(count - len(taken), MAKE_FRAMES))
+                    entry = tail.lru_next
+                    continue
                 taken.append(entry)
                 entry = entry.lru_next
             # list_del() of each, the run of them at once: they follow on in the list.
@@ -286,7 +354,7 @@ class Node:
         lock.acquire()  # by hand, not with, as in alloc_page
         try:
             # list_add(page, free_list), written out
-            free_list = self.free_list
+            free_list = self.free_area
             nxt = free_list.lru_next
             page.lru_next = nxt
             page.lru_prev = free_list

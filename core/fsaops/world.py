@@ -147,11 +147,15 @@ def _free_head_runs(node: Node, npages: int) -> list[tuple[int, int]]:
 
     Frames are sorted and consecutive ones joined, so each run is one request.
     """
-    free_list = node.free_list
+    free_list = node.free_area
     pfns: list[int] = []
+    want = max(0, min(npages, node.nr_free))
     entry: Any = free_list.lru_next
-    for _ in range(max(0, min(npages, node.nr_free))):
+    for _ in range(want):
         if entry is free_list:
+            # The frames not made yet come next, in frame order.
+            first = node.start_pfn + len(node.frames_made)
+            pfns.extend(range(first, first + min(want - len(pfns), node.unmade)))
             break
         pfns.append(entry.pfn)
         entry = entry.lru_next
