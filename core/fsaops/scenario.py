@@ -673,37 +673,36 @@ class Scenario:
             picked = [free[i] for i in chosen]
             taken.update(picked)
             self.states[state].extend(slots[p] for p in picked)
-        fraction = self.config.workload.pinned_dirty
-        if fraction > 0:
-            # Among the pinned pages that a rewrite can leave dirty, in page order.
-            writable_set = set(writable)
-            candidates = [s for s in self.states["pinned"] if slots.position(s) in writable_set]
-            want = min(_share(fraction, len(candidates)), len(candidates))
-            chosen = sorted(self.rng.sample(range(len(candidates)), want))
-            self.pinned_dirty.extend(candidates[i] for i in chosen)
+        # The modifiers that leave pages of a state dirty: among that state's pages of
+        # files whose table has a writepage, in page order.  Each draws only when its
+        # key is set, and the later ones after every earlier draw, so a scenario
+        # without them draws what it always did.
+        writable_set = set(writable)
+        self.pinned_dirty.extend(
+            self._some_writable("pinned", self.config.workload.pinned_dirty, writable_set)
+        )
         fraction = self.config.workload.dirty_written
         dirty = self.states["dirty"]
         if fraction > 0 and dirty:
             # Among the dirty pages, in page order.
             chosen = sorted(self.rng.sample(range(len(dirty)), _share(fraction, len(dirty))))
             self.dirty_written.extend(dirty[i] for i in chosen)
-        fraction = self.config.workload.swapout_dirty
-        if fraction > 0:
-            # Among the swapout pages that a rewrite can leave dirty, in page order;
-            # drawn last, so a scenario without the key draws what it always did.
-            writable_set = set(writable)
-            candidates = [s for s in self.states["swapout"] if slots.position(s) in writable_set]
-            want = min(_share(fraction, len(candidates)), len(candidates))
-            chosen = sorted(self.rng.sample(range(len(candidates)), want))
-            self.swapout_dirty.extend(candidates[i] for i in chosen)
-        fraction = self.config.workload.released_dirty
-        if fraction > 0:
-            # Among the released pages that a store can leave dirty, in page order.
-            writable_set = set(writable)
-            candidates = [s for s in self.states["released"] if slots.position(s) in writable_set]
-            want = min(_share(fraction, len(candidates)), len(candidates))
-            chosen = sorted(self.rng.sample(range(len(candidates)), want))
-            self.released_dirty.extend(candidates[i] for i in chosen)
+        self.swapout_dirty.extend(
+            self._some_writable("swapout", self.config.workload.swapout_dirty, writable_set)
+        )
+        self.released_dirty.extend(
+            self._some_writable("released", self.config.workload.released_dirty, writable_set)
+        )
+
+    def _some_writable(self, state: str, fraction: float, writable: set[int]) -> list[Slot]:
+        """``fraction`` of ``state``'s pages among ``writable`` (positions), drawn in page order."""
+        if fraction <= 0:
+            return []  # sampling nothing draws nothing from the generator
+        slots = self.slots
+        candidates = [s for s in self.states[state] if slots.position(s) in writable]
+        want = min(_share(fraction, len(candidates)), len(candidates))
+        chosen = sorted(self.rng.sample(range(len(candidates)), want))
+        return [candidates[i] for i in chosen]
 
     def _sparse(self) -> Sequence[int]:
         """Where the file pages that can be given holes are: ``holes``' pool.
