@@ -219,6 +219,16 @@ def _subseed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+def _by_file(slots: Iterable[Slot]) -> list[tuple[File, list[int]]]:
+    """The file pages ``slots`` name, by file: each file once, where it first comes."""
+    files: dict[int, tuple[File, list[int]]] = {}
+    for slot in slots:
+        record = slot.owner
+        assert isinstance(record, File)
+        files.setdefault(id(record), (record, []))[1].append(slot.index)
+    return list(files.values())
+
+
 def _share(fraction: float, pages: int) -> int:
     """The pages ``fraction`` of ``pages`` comes to: ``floor(fraction * pages + 1/2)``.
 
@@ -885,26 +895,16 @@ class Scenario:
             world.make_holes(slot.owner, slot.index)
         # Dirty pages: rewritten through a shared mapping, as a process does,
         # and dirtied when the mapping goes; a file at a time.
-        dirty: dict[int, tuple[File, list[int]]] = {}
+        # Pinned pages left dirty are rewritten the same way, before the pin; and
+        # the swapout pages left dirty, before they are isolated below.
         written = {id(slot) for slot in self.dirty_written}
-        for slot in self.states["dirty"]:
-            if id(slot) in written:
-                continue
-            record = slot.owner
-            assert isinstance(record, File)
-            dirty.setdefault(id(record), (record, []))[1].append(slot.index)
-        # Pinned pages left dirty: rewritten the same way, before the pin; and the
-        # swapout pages left dirty, before they are isolated below.
-        for slot in (*self.pinned_dirty, *self.swapout_dirty):
-            record = slot.owner
-            assert isinstance(record, File)
-            dirty.setdefault(id(record), (record, []))[1].append(slot.index)
-        for record, indexes in dirty.values():
-            world.dirty_range(record, indexes, 1)
+        stored = [slot for slot in self.states["dirty"] if id(slot) not in written]
+        for file, indexes in _by_file((*stored, *self.pinned_dirty, *self.swapout_dirty)):
+            world.dirty_range(file, indexes, 1)
             # Every other one has its first buffer written out on its own: a
             # dirty page whose buffers are not all dirty, as a write(2) of part
             # of a page leaves it (a page of one buffer, or none, stays as it is).
-            lookup = record.inode.i_mapping.lookup
+            lookup = file.inode.i_mapping.lookup
             for index in indexes[::2]:
                 page = lookup(index)
                 if page is not None:
@@ -929,16 +929,10 @@ class Scenario:
             self._release_buffers()
             # Released pages left dirty: stored into through a shared mapping once
             # their buffers are gone, so set_page_dirty finds none to dirty.
+            # (A page whose table kept its buffers is not released, and not stored into.)
             kept = {id(slot) for slot in self.states["released"]}
-            stored: dict[int, tuple[File, list[int]]] = {}
-            for slot in self.released_dirty:
-                if id(slot) not in kept:
-                    continue  # its table kept the buffers: not released, not counted
-                record = slot.owner
-                assert isinstance(record, File)
-                stored.setdefault(id(record), (record, []))[1].append(slot.index)
-            for record, indexes in stored.values():
-                world.dirty_range(record, indexes, 1)
+            for file, indexes in _by_file(s for s in self.released_dirty if id(s) in kept):
+                world.dirty_range(file, indexes, 1)
         if self.states["holes"]:
             # Each read in again by the fault, its holes zeroed, then stored into.
             self._map(self.states["holes"], locked=False, gen=1)
