@@ -22,7 +22,7 @@ import ast
 import copy
 import inspect
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import FunctionType
 from typing import Any, NamedTuple
 
@@ -174,3 +174,19 @@ def compiled(mutant: Mutant, fn: Callable[..., Any]) -> FunctionType:
     made = namespace[fn.__name__]
     assert isinstance(made, FunctionType)
     return made
+
+
+def judge(mutant: Mutant, found: str | None, survivors: Mapping[str, str], unseen: str) -> None:
+    """What a mutation test asks of one mutant: that ``found`` says what caught it.
+
+    A mutant ``survivors`` lists (by name, with why nothing can see it) must
+    not be caught, for the list must stay true; any other must be, and
+    ``unseen`` is the failure's message if it is not.
+    """
+    if mutant.name in survivors:
+        assert found is None, (
+            f"{mutant.name} is caught now ({found}): take it off SURVIVORS, "
+            f"which said: {survivors[mutant.name]}"
+        )
+        return
+    assert found is not None, unseen
