@@ -11,15 +11,19 @@ no more than 1.5 times it from 300,000 pages on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 
 import pytest
 
 from fsaops import bench
-from fsaops.config import check_config, effective_config, parse_config
+from fsaops.config import Config, check_config, checks, effective_config, parse_config
 from fsaops.config.checks import memory_needed, memory_problem
 from fsaops.errors import ConfigError
+from fsaops.migrate import MigrateStats
 from fsaops.plugins import Registry
+from fsaops.proofs import Placed
+from fsaops.scenario import Scenario, plan_scenario, run_plan
 
 MiB = 1 << 20
 
@@ -42,6 +46,11 @@ def mount(pages: int, fs: str, mode: str | None, workload: str, *, extra: str = 
     )
 
 
+def on_large_nodes(text: str) -> str:
+    """``text`` with nodes of 4 GiB (the most a node holds), whatever its pages."""
+    return re.sub(r"node_memory = \d+", 'node_memory = "4GiB"', text, count=1)
+
+
 def anonymous(pages: int, workload: str) -> str:
     """``pages`` pages of anonymous memory in 4 processes, with a swap slot each."""
     return (
@@ -55,6 +64,7 @@ def anonymous(pages: int, workload: str) -> str:
 
 SHAPES: dict[str, Callable[[int], str]] = {
     "bench": bench.end_to_end_scenario,
+    "bench, nodes of 4 GiB": lambda n: on_large_nodes(bench.end_to_end_scenario(n)),
     "ext2 default, 30% dirty": lambda n: mount(n, "ext2", "default", "dirty = 0.3"),
     "ext2 default, all dirty": lambda n: mount(n, "ext2", "default", "dirty = 1.0"),
     "ext2 nobh, all dirty": lambda n: mount(n, "ext2", "nobh", "dirty = 1.0"),
@@ -79,6 +89,7 @@ MEASURED = [
     ("bench", 100_000, 715),
     ("bench", 300_000, 2_050),
     ("bench", 1_000_000, 6_702),
+    ("bench, nodes of 4 GiB", 100_000, 703),
     ("ext2 default, 30% dirty", 100_000, 838),
     ("ext2 default, all dirty", 100_000, 990),
     ("ext2 default, all dirty", 300_000, 2_850),
@@ -146,3 +157,74 @@ def test_the_refusal_prints_every_size_in_one_unit(registry: Registry) -> None:
     assert f"the run needs about {-(-estimate // MiB)} MiB of memory" in message
     assert "this machine can give 976 MiB; " in message
     assert "bytes" not in message and "KiB" not in message and "GiB" not in message
+
+
+def frames_charged(config: Config, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many frames' objects the estimate of ``config`` counts."""
+    with monkeypatch.context() as patch:
+        patch.setattr(checks, "FRAME_BYTES", 0)
+        without = memory_needed(config, registry)
+        patch.setattr(checks, "FRAME_BYTES", 1)
+        return memory_needed(config, registry) - without
+
+
+def test_frames_no_page_reaches_are_not_counted(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node makes its frames as the allocator reaches them: its size costs nothing more."""
+    text = bench.end_to_end_scenario(100_000)
+    sized, _ = effective_config(parse_config(text), registry)
+    large, _ = effective_config(parse_config(on_large_nodes(text)), registry)
+    assert large.node_pages == 1_048_576 > 2 * sized.node_pages
+    assert memory_needed(large, registry) == memory_needed(sized, registry)
+    assert 200_000 <= frames_charged(large, registry, monkeypatch) <= 2 * 100_000 + 2 * 1024
+
+
+class _Kept:
+    """Keeps the world of a run (a run observer that looks at nothing)."""
+
+    scenario: Scenario | None = None
+
+    def built(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+
+    def migrated(
+        self, scenario: Scenario, stats: MigrateStats, places: Mapping[int, Placed]
+    ) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "bench",
+        "ext2 nobh, all swapped out",
+        "ext2 nobh, debug_vm",
+        "ext3 ordered, all under writeback",
+        "anonymous memory, all swapped out",
+    ],
+)
+def test_a_run_makes_no_more_frames_than_the_estimate_counts(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """Built, migrated, read back and proved on nodes of 4 GiB: every frame made was counted."""
+    config, _ = effective_config(parse_config(on_large_nodes(SHAPES[shape](3_000))), registry)
+    kept = _Kept()
+    report = run_plan(plan_scenario(config, registry, "frames.toml"), observers=[kept])
+    assert report.status == "ok", report.status
+    assert kept.scenario is not None
+    made = sum(len(node.frames_made) for node in kept.scenario.kernel.nodes)
+    assert 2 * 3_000 <= made <= frames_charged(config, registry, monkeypatch)
+
+
+def test_many_large_nodes_with_few_pages_fit_a_small_machine(registry: Registry) -> None:
+    """64 nodes of 4 GiB holding 1,000 pages: 41 MiB at the peak, not a frame object per frame."""
+    text = (
+        '[kernel]\nnodes = 64\nnode_memory = "4GiB"\n[plugins]\nload = ["ext2"]\n'
+        '[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 1000\nfiles = 10\n'
+        "[workload]\ndirty = 0.3\n"
+    )
+    config, _ = effective_config(parse_config(text), registry)
+    assert config.kernel.nodes * config.node_pages == 64 * 1_048_576
+    check_config(config, registry, "many.toml", available=1 << 30)
+    assert memory_needed(config, registry) < 256 * MiB

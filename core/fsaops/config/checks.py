@@ -495,8 +495,10 @@ _WRITTEN_STATES: Final = (
 def memory_needed(config: Config, registry: Registry) -> int:
     """Bytes a run of ``config`` touches at most: the frames' objects, the data, the devices.
 
-    Every node's frames are objects, and so is every page, buffer head (and
-    a journal's record of it), file and process.  A page's data is written
+    Every frame a node makes is an object (made as the allocator first
+    reaches it, so as many as the pages in use at once, not the node's
+    size), and so is every page, buffer head (and a journal's record of
+    it), file and process.  A page's data is written
     on the source node; the migration commits the target node's frames a
     window ahead (``fsaops.scenario.COMMIT_AHEAD_PAGES``) and hands
     the source's back as it frees them, so the nodes hold the data once
@@ -514,12 +516,12 @@ def memory_needed(config: Config, registry: Registry) -> int:
 
 def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
     """Bytes of the model's Python objects, and bytes of page data a run touches at most."""
+    from fsaops.memory import MAKE_FRAMES
     from fsaops.scenario import COMMIT_AHEAD_PAGES
 
     k = config.kernel
     ps = k.page_size
-    objects = k.nodes * config.node_pages * FRAME_BYTES
-    objects += sum(m.files for m in config.mount) * FILE_BYTES
+    objects = sum(m.files for m in config.mount) * FILE_BYTES
     objects += config.processes.count * PROCESS_BYTES
     written = min(
         1.0,
@@ -558,6 +560,12 @@ def _memory_parts(config: Config, registry: Registry) -> tuple[int, int]:
     again += anon  # swapped out and read back on the target node
     objects += anon * PAGE_BYTES
     device += anon * ps  # its swap slot
+    # A node makes its frames' objects as the allocator first reaches them,
+    # MAKE_FRAMES at a time, and hands freed frames out again first: at most
+    # the pages in use at once on it (each page once on each node, a page
+    # swapped out once more), and a batch.
+    made = min(k.nodes * config.node_pages, 2 * (cached + again) + k.nodes * MAKE_FRAMES)
+    objects += made * FRAME_BYTES
     if k.debug_vm:
         frames = 2 * cached  # nothing goes back: every old frame keeps its poison
     else:
