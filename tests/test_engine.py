@@ -468,6 +468,28 @@ def test_a_page_freed_under_us_counts_as_moved(world: World, recorder: Recorder)
     assert recorder.paths(page.pfn) == [(0, "freed", 0)]
 
 
+def test_a_page_freed_under_us_is_done_even_with_no_new_page_left(
+    world: World, recorder: Recorder
+) -> None:
+    """The kernel tests ``page_count == 1`` before ``list_empty(to)``: a freed page needs none."""
+    from fsaops.mapping import truncate_inode_pages
+
+    sb = world.mount("ext2")
+    freed = world.file(sb, 1, clean=True)
+    kept = world.file(sb, 1, clean=True)
+    (page,) = freed.i_mapping.pages()
+    (other,) = kept.i_mapping.pages()
+    from_ = world.isolate([page, other])
+    truncate_inode_pages(freed.i_mapping, 0)
+    assert page.count == 1
+    moved, failed = PageList("moved"), PageList("failed")
+    assert migrate_pages(from_, PageList("to"), moved, failed) == 0
+    assert list(moved) == [page]
+    assert list(from_) == [other], "the page after it needs a new page: the pass ends there"
+    assert recorder.paths(page.pfn) == [(0, "freed", 0)]
+    assert recorder.paths(other.pfn) == []
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_vm_locked_pages_get_eagain_until_the_passes_run_out_and_eperm_from_2_6_16(
     registry: Registry, recorder: Recorder, semantics: str
