@@ -445,10 +445,12 @@ def test_a_truncated_page_with_no_mapping_is_retried(world: World, recorder: Rec
     assert page.mapping is None
     to = world.new_pages(1)
     moved, failed = PageList("moved"), PageList("failed")
-    rc = migrate_pages(from_, to, moved, failed)
+    stats = MigrateStats()
+    rc = migrate_pages(from_, to, moved, failed, stats=stats)
     assert rc == 1
     assert {path for _, path, _ in recorder.paths(page.pfn)} == {"no_mapping"}
     assert list(from_) == [page]
+    assert stats.table("(no mapping)").reasons == {"no mapping (truncated)": 1}
 
 
 def test_a_page_freed_under_us_counts_as_moved(world: World, recorder: Recorder) -> None:
