@@ -218,7 +218,7 @@ def test_a_run_makes_no_more_frames_than_the_estimate_counts(
 
 
 def test_many_large_nodes_with_few_pages_fit_a_small_machine(registry: Registry) -> None:
-    """64 nodes of 4 GiB holding 1,000 pages: 41 MiB at the peak, not a frame object per frame."""
+    """64 nodes of 4 GiB holding 1,000 pages: 40 MiB at the peak, not a frame object per frame."""
     text = (
         '[kernel]\nnodes = 64\nnode_memory = "4GiB"\n[plugins]\nload = ["ext2"]\n'
         '[[mount]]\nfs = "ext2"\nmode = "nobh"\npages = 1000\nfiles = 10\n'
