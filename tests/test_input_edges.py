@@ -24,6 +24,7 @@ from fsaops.config.checks import FRAME_BYTES
 from fsaops.config.schema import MAX_SEED
 from fsaops.errors import ConfigError
 from fsaops.explore.api import MAX_SEED as EXPLORE_MAX_SEED
+from fsaops.memory import MAKE_FRAMES
 from fsaops.plugins import Registry, load_plugins
 from fsaops.scenario import plan_scenario, run_scenario
 from inproc import SCENARIOS, fsaops
@@ -304,13 +305,16 @@ def configuration_md() -> str:
 
 
 def test_the_docs_say_what_a_large_empty_node_costs() -> None:
+    """A frame is an object once the allocator reaches it, in batches, as the code has it."""
     text = configuration_md()
     assert "costs a few pages of memory" not in text
+    assert "every frame of every node is a Python object from the start" not in text
     assert FRAME_BYTES == 200
+    assert MAKE_FRAMES == 1024
     assert (
-        "every frame of every node is a Python object from the start, about 200 bytes each" in text
+        "a node makes a frame's object (about 200 bytes) only when its allocator first "
+        "reaches the frame, 1,024 frames at a time" in text
     )
-    assert "A node of 4 GiB of 4096-byte pages (a million frames) costs about 200 MiB" in text
 
 
 def test_config_check_and_migrate_differ_only_where_the_docs_say(folder: Path) -> None:
