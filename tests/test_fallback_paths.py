@@ -4,9 +4,9 @@ A table with no ``migratepage`` (ext2 as 2.6.15 had it, with buffer heads
 and without) has its pages moved by the engine: the generic fallback
 writes a dirty page out (``pageout``) and moves it clean on a later pass,
 releases its buffers, and after the fifth pass drops a page whose buffers
-cannot go (``swap_page``).  A swap-out
-(``migrate_pages`` with no new pages) drops every page through
-``swap_page``, which unmaps it and writes it out first.
+cannot go (``swap_page``).  A swap-out (``migrate_pages`` with no new
+pages) drops every page through ``swap_page``, which unmaps it and writes
+it out first.
 
 The verdict cannot see most of this: a fallback that writes a page twice,
 or drops a page it could have moved, keeps the data.  What the report
@@ -97,9 +97,9 @@ def fallback_steps(state: str, semantics: str) -> list[Step]:
     dirty mlocked page goes to ``pageout``, which keeps it (mapped, it is
     not freeable) every pass, as it keeps a dirty page another task holds a
     reference to; a clean pinned page reaches ``migrate_page``, which
-    refuses it every pass; a clean mlocked one reaches ``migrate_page``, whose
-    ``try_to_unmap`` refuses it: ``-EAGAIN`` under V4, ``-EPERM`` from
-    2.6.16.  Buffers another task holds locked cannot be released: retried
+    refuses it every pass; a clean mlocked one reaches ``migrate_page``,
+    whose ``try_to_unmap`` refuses it: ``-EAGAIN`` under V4, ``-EPERM``
+    from 2.6.16.  Buffers another task holds locked cannot be released: retried
     to pass 4, then handed to ``swap_page``, which cannot release them
     either.
     """
@@ -169,17 +169,14 @@ def _writes(steps: Sequence[Step]) -> int:
     )
 
 
-def _via(state: str, steps: Sequence[Step], swap: bool) -> str | None:
+def _via(steps: Sequence[Step], swap: bool) -> str | None:
     """How the report says the page went, or ``None`` if it did not."""
     if steps[-1][2] != 0:
         return None
     if swap:
         return "dropped"
-    return (
-        "writeback"
-        if any(path == "pageout_success" for _p, path, _rc, _why in steps)
-        else ("migrate_page")
-    )
+    written = any(path == "pageout_success" for _p, path, _rc, _why in steps)
+    return "writeback" if written else "migrate_page"
 
 
 def follow(mode: str, semantics: str, *, swap: bool) -> list[str]:
@@ -223,7 +220,7 @@ def follow(mode: str, semantics: str, *, swap: bool) -> list[str]:
             problems.append(f"{state}: steps {got}, not {want}")
         want_writes += _writes(want)
         calls += len(want) + sum(path == "swap_page" for _p, path, _rc, _why in want if not swap)
-        via = _via(state, want, swap)
+        via = _via(want, swap)
         if via is not None:
             want_via[via] = want_via.get(via, 0) + 1
         else:
