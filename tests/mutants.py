@@ -19,6 +19,7 @@ that would be the same get ``#2``, ``#3`` ... in source order.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import inspect
 import textwrap
@@ -174,6 +175,18 @@ def compiled(mutant: Mutant, fn: Callable[..., Any]) -> FunctionType:
     made = namespace[fn.__name__]
     assert isinstance(made, FunctionType)
     return made
+
+
+@contextlib.contextmanager
+def running(real: Callable[..., Any], made: Callable[..., Any]) -> Iterator[None]:
+    """Every caller of ``real`` runs ``made``'s code (``real``'s own is put back after)."""
+    assert isinstance(real, FunctionType)
+    code = real.__code__
+    real.__code__ = made.__code__
+    try:
+        yield
+    finally:
+        real.__code__ = code
 
 
 def judge(mutant: Mutant, found: str | None, survivors: Mapping[str, str], unseen: str) -> None:

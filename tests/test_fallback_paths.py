@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from errno import EAGAIN, EPERM
 from typing import Final
 
-import attrs
 import pytest
 
 from fsaops.lists import PageList
@@ -35,18 +34,8 @@ from fsaops.semantics import SEMANTICS
 from fsaops.testing import Recorder, resolve_subject
 from fsaops.testing.harness import World
 from fsaops.world import PageSpec
-from fsaops_ext2 import EXT2
+from test_kernel_tables_pass import EXT2_2615
 
-#: ext2 of 2.6.15: both tables with no ``migratepage`` (the engine's fallback).
-EXT2OLD: Final = attrs.evolve(
-    EXT2,
-    name="ext2old",
-    modes={
-        mode: attrs.evolve(EXT2.modes[mode], name=f"ext2old_{mode}", migratepage=None)
-        for mode in ("default", "nobh")
-    },
-    page_cache={},
-)
 RELEASES: Final = tuple(SEMANTICS)
 
 Step = tuple[int, str, int, str]
@@ -186,7 +175,7 @@ def follow(mode: str, semantics: str, *, swap: bool) -> list[str]:
     where ``buffer_locked`` has no buffer to hold).  ``swap``: a swap-out
     instead of a migration to new pages.
     """
-    world = World(resolve_subject(EXT2OLD, mode, ("no_migratepage",), semantics=semantics))
+    world = World(resolve_subject(EXT2_2615, mode, ("no_migratepage",), semantics=semantics))
     recorder = Recorder()
     kernel = world.kernel
     kernel.log = recorder.log

@@ -28,14 +28,22 @@ from fsaops.testing.harness import World as SubjectWorld
 from fsaops.testing.harness import expected_engine_outcome
 from fsaops.world import PageSpec, World
 from fsaops.writeback import set_page_dirty_nobuffers
-from fsaops_ext2 import EXT2, ext2_aops
+from fsaops_ext2 import EXT2
 
 RELEASES = tuple(SEMANTICS)
 FALLBACK = ("no_migratepage",)  # the engine's fallback moves the pages
 
-# ext2 of 2.6.15: the same table, with no migratepage (the generic fallback).
-ext2_aops_2615 = attrs.evolve(ext2_aops, name="ext2_aops_2615", migratepage=None)
-EXT2_2615 = attrs.evolve(EXT2, name="ext2_2615", modes={"default": ext2_aops_2615})
+#: ext2 of 2.6.15: the same tables, with buffer heads and without (``nobh``),
+#: with no migratepage (the generic fallback).
+EXT2_2615 = attrs.evolve(
+    EXT2,
+    name="ext2_2615",
+    modes={
+        mode: attrs.evolve(EXT2.modes[mode], name=f"{EXT2.modes[mode].name}_2615", migratepage=None)
+        for mode in ("default", "nobh")
+    },
+    page_cache={},
+)
 
 
 def _simple_readpage(page: Page) -> int:

@@ -28,7 +28,7 @@ from typing import Final
 import pytest
 
 from fsaops import migrate
-from mutants import Mutant, compiled, judge, mutants
+from mutants import Mutant, compiled, judge, mutants, running
 from test_fallback_paths import first_difference
 
 FUNCTIONS: Final[dict[str, FunctionType]] = {
@@ -92,13 +92,10 @@ def test_the_mutants_are_the_ones_the_list_names() -> None:
 def test_a_mutant_of_the_fallback_is_caught(function: str, mutant: Mutant) -> None:
     """The steps followed tell the mutant apart, unless it is a listed survivor."""
     real = FUNCTIONS[function]
-    code = real.__code__
-    real.__code__ = compiled(mutant, real).__code__
-    try:
-        found = first_difference()
-    except Exception as exc:  # a mutant that breaks the engine outright is caught too
-        found = f"raised {type(exc).__name__}: {exc}"
-    finally:
-        real.__code__ = code
+    with running(real, compiled(mutant, real)):
+        try:
+            found = first_difference()
+        except Exception as exc:  # a mutant that breaks the engine outright is caught too
+            found = f"raised {type(exc).__name__}: {exc}"
     unseen = f"nothing tells this mutant of {function} apart:\n{mutant.source}"
     judge(mutant, found, SURVIVORS[function], unseen)

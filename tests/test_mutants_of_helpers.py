@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FunctionType
 from typing import Any, Final
@@ -39,7 +38,7 @@ import pytest
 from fsaops import migrate, rmap, scenario
 from fsaops.cli import main
 from inproc import first_failing_run, migrate_json
-from mutants import Mutant, compiled, judge, mutants
+from mutants import Mutant, compiled, judge, mutants, running
 
 SCENARIO = """\
 [kernel]
@@ -300,16 +299,10 @@ EXPLORED: Final = sorted(
 """The survivors ``fsaops explore`` fails, on an ext2 ``nobh`` mount (a truncate racing)."""
 
 
-@contextlib.contextmanager
-def running(helper: str, made: Callable[..., Any]) -> Iterator[None]:
-    """Every caller of ``helper`` runs ``made``'s code (the real function's is put back after)."""
+def mutated(helper: str, mutant: Mutant) -> contextlib.AbstractContextManager[None]:
+    """Every caller of ``helper`` runs ``mutant`` (the real function's code is put back after)."""
     real = HELPERS[helper]
-    code = real.__code__
-    real.__code__ = made.__code__
-    try:
-        yield
-    finally:
-        real.__code__ = code
+    return running(real, compiled(mutant, real))
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +335,10 @@ def test_a_mutant_runs_in_every_caller(folder: Path) -> None:
     path = folder / "refuse.toml"
     path.write_text(text, encoding="utf-8")
     out = io.StringIO()
-    with running("migrate_page_remove_references", refuse), contextlib.redirect_stdout(out):
+    with (
+        running(HELPERS["migrate_page_remove_references"], refuse),
+        contextlib.redirect_stdout(out),
+    ):
         main(["migrate", str(path), "--json", "--no-progress"])
     tables = json.loads(out.getvalue())["by_aops"]
     assert set(tables) == {"ext2_nobh_aops", "ext2_aops", "swap_aops"}
@@ -361,7 +357,7 @@ def test_a_mutant_of_a_helper_fails_a_run(
     # A mutant that loops for ever is stopped as stuck after two seconds, not thirty.
     monkeypatch.setattr(scenario, "STALL_SECONDS", 2.0)
     monkeypatch.setattr(scenario, "_WATCH_EVERY", 0.2)
-    with running(helper, compiled(mutant, HELPERS[helper])):
+    with mutated(helper, mutant):
         found = caught(folder)
     unseen = f"no run of fsaops fails this mutant of {helper}:\n{mutant.source}"
     judge(mutant, found, SURVIVORS[helper], unseen)
@@ -373,7 +369,7 @@ def test_the_explorer_finds_a_mutant_a_race_shows(helper: str, name: str) -> Non
     """What no serial run can see, a truncate racing the migration's re-check does."""
     mutant = next(m for h, m in MUTANTS if h == helper and m.name == name)
     out = io.StringIO()
-    with running(helper, compiled(mutant, HELPERS[helper])), contextlib.redirect_stdout(out):
+    with mutated(helper, mutant), contextlib.redirect_stdout(out):
         rc = main(["explore", "--fs", "ext2", "--mode", "nobh", "--plugins", "ext2", "--json"])
     report = json.loads(out.getvalue())
     assert rc == 1, report
@@ -424,7 +420,7 @@ def test_a_refusal_that_blames_what_did_not_happen_is_a_finding(
     """
     mutant = next(m for h, m in MUTANTS if h == helper and m.name == name)
     text = SCENARIO.format(semantics=semantics) + WORKLOADS[workload]
-    with running(helper, compiled(mutant, HELPERS[helper])):
+    with mutated(helper, mutant):
         _rc, plain = migrate_json(folder / "blames.toml", text)
         rc, strict = migrate_json(folder / "blames.toml", text, "--strict")
     assert plain["status"] == "ok"
@@ -476,7 +472,7 @@ def test_a_page_moved_against_its_release_fails_the_placement_proof(
     """
     mutant = next(m for h, m in MUTANTS if h == helper and m.name == name)
     text = SCENARIO.format(semantics=semantics) + WORKLOADS[workload]
-    with running(helper, compiled(mutant, HELPERS[helper])):
+    with mutated(helper, mutant):
         rc, report = migrate_json(folder / "placed.toml", text)
     assert (rc, report["status"]) == (1, "invariant broken")
     placement = report["proofs"]["placement"]
