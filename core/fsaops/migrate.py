@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 
     from fsaops.kernel import Kernel
     from fsaops.oracle import PageState
+    from fsaops.sched import Scheduler
 
 __all__ = [
     "MAX_PASSES",
@@ -669,6 +670,7 @@ def migrate_pages(
         stats = MigrateStats()
     stats.calls += 1
     sched = kernel.sched
+    raised = sched.raised  # what the last event to fail raised, before this call
     running_on(kernel)  # a mutex a table's member takes asks it (might_sleep)
     tick = sched.tick
     vmstat = kernel.vmstat
@@ -807,11 +809,18 @@ def migrate_pages(
                                             watch.disarm()
                                         raise _in_migratepage(exc, name, page, pass_) from exc
                                     except Exception as exc:
+                                        if _of_an_event(sched, exc):
+                                            # Another task's failure, met while the
+                                            # table slept: not the table's to answer for.
+                                            if watch is not None:
+                                                watch.disarm()
+                                            raise _event_raised(sched, exc) from None
                                         rc = _migratepage_raised(stats, name, page, exc)
                                     except BaseException as exc:
                                         if watch is not None:
                                             watch.disarm()
-                                        _migratepage_escaped(exc, name, page)
+                                        if exc is not sched.raised:
+                                            _migratepage_escaped(exc, name, page)
                                         raise
                                     sched.migrating = None
                                     if page.lru_next is not nxt or newpage.lru_next is not to:
@@ -948,6 +957,8 @@ def migrate_pages(
         stats.pend(page.pfn, table_name(page), why, pass_=pass_)
     vmstat.pgmigrate_success += nr_moved
     vmstat.pgmigrate_fail += nr_failed + len(last_why)
+    if sched.raised is not raised and sched.raised is not None:
+        raise _event_swallowed(sched.raised)
     return nr_failed + retry
 
 
@@ -1098,6 +1109,48 @@ class _DebugVm:
         return problems
 
 
+def _of_an_event(sched: Scheduler, exc: BaseException) -> bool:
+    """Whether ``exc`` is what an event (another task's work) raised, or was raised because of it.
+
+    An event runs whenever the task that was running sleeps: a table's
+    ``migratepage`` asleep on a buffer lock lets an I/O completion, a
+    plugin's timer or a test's own event run, and what that raises passes
+    up through the table's call.  A table that caught it and raised
+    something else in its place is followed back to it through the
+    exception's context.
+    """
+    raised = sched.raised
+    if raised is None:
+        return False
+    seen: set[int] = set()
+    at: BaseException | None = exc
+    while at is not None and id(at) not in seen:
+        if at is raised:
+            return True
+        seen.add(id(at))
+        at = at.__cause__ or at.__context__
+    return False
+
+
+def _event_raised(sched: Scheduler, exc: BaseException) -> BaseException:
+    """What an event raised, to go on up as it left the event (not as what a table made of it)."""
+    raised = sched.raised
+    return exc if raised is None else raised
+
+
+def _event_swallowed(raised: BaseException) -> BaseException:
+    """An event failed during the call, and the code it interrupted caught what it raised.
+
+    Another task's failure cannot be taken back by the code that happened
+    to be asleep when it ran (in the kernel, another CPU's oops); a table
+    member that catches everything it meets (``except Exception: return
+    -EAGAIN``) must not make it vanish.  It goes on up, once every page of
+    the call is counted, with a note saying so.
+    """
+    raised.add_note("(the code this event ran under caught it and went on; fsaops raised it again)")
+    return raised
+
+
 def _migratepage_raised(stats: MigrateStats, name: str, page: Page, exc: Exception) -> int:
     """A table's ``migratepage`` raised: record why and a finding; fail the page with ``-EIO``."""
     why = f"migratepage raised {describe_exception(exc)}"
@@ -1151,6 +1204,12 @@ def _in_migratepage(exc: KernelBug, name: str, page: Page, pass_: int) -> Kernel
     """A ``BUG()`` reached inside a table's ``migratepage``, with where it ran."""
     if isinstance(exc, InvariantError):
         return exc
+    if _of_an_event(page.node.kernel.sched, exc):
+        return KernelBug(
+            f"{exc} (in an event that ran while {name}'s migratepage slept, migrating pfn "
+            f"{page.pfn}, pass {pass_})",
+            table=exc.table,
+        )
     return KernelBug(f"{exc} (in {name}'s migratepage, migrating pfn {page.pfn}, pass {pass_})")
 
 

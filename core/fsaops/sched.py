@@ -155,6 +155,7 @@ class Scheduler:
         "migrating",
         "now",
         "on_sleep",
+        "raised",
         "ran",
         "sleeps",
         "threads",
@@ -178,6 +179,12 @@ class Scheduler:
         #: included: what a task writes while it is above 0 is another
         #: task's work (an I/O completing, a commit), not its own.
         self.in_event = 0
+        #: What the last event that failed raised, kept as it left the
+        #: event.  Another task's failure is not the fault of the code it
+        #: interrupted: a table member the engine was calling (asleep on a
+        #: lock when the event ran) does not answer for it
+        #: (:func:`fsaops.migrate.migrate_pages` lets it go on as it is).
+        self.raised: BaseException | None = None
         #: How many times a real thread went to sleep on a wait queue.
         self.sleeps = 0
         #: The buckets of the page wait table, by hash, made when first slept
@@ -279,6 +286,9 @@ class Scheduler:
                 self.in_event += 1
                 try:
                     event.fn(*event.args)
+                except BaseException as exc:
+                    self.raised = exc
+                    raise
                 finally:
                     self.in_event -= 1
 
