@@ -8,7 +8,14 @@ from typing import Final
 import pytest
 
 from fsaops.buffer import buffers
-from fsaops.debug import InvariantError, broken_fields, broken_pages, check_kernel, raise_if
+from fsaops.debug import (
+    InvariantError,
+    broken_fields,
+    broken_pages,
+    check_kernel,
+    check_pages,
+    raise_if,
+)
 from fsaops.lists import PageList, list_del
 from fsaops.mapping import AddressSpace
 from fsaops.migrate import migrate_page_remove_references
@@ -245,3 +252,40 @@ def test_a_missing_field_is_named_and_the_list_is_cut(world: World) -> None:
     ]
     for page in pages:
         page.flags = 0
+
+
+def _truncated_but_mapped(world: World, mode: str) -> Page:
+    """Page 1 of a file mapped by a process, taken out of its file without unmapping it.
+
+    Every reference is accounted for (the slot's dropped with the slot), so
+    only the stale mapping is wrong: truncate unmaps a file's pages before it
+    takes them out of the page cache (``unmap_mapping_range``).
+    """
+    record = world.create_file(world.mount("ext2", mode))
+    world.write_file(record, 3)
+    mm = world.process("mapper")
+    world.touch(mm, world.map_file(record, mm), 1)
+    page = record.inode.i_mapping.pages()[1]
+    assert page.mapcount == 1
+    assert check_kernel(world.kernel) == []
+    mapping = page.mapping
+    assert isinstance(mapping, AddressSpace)
+    mapping.page_tree[page.index] = None
+    mapping.nrpages -= 1
+    page.mapping = None
+    page.count -= 1
+    return page
+
+
+@pytest.mark.parametrize("mode", ["nobh", "default"])
+def test_a_page_out_of_its_file_that_ptes_still_map_is_found(world: World, mode: str) -> None:
+    """A stale mapping: the process reads and writes a page its file no longer has, and its
+    stores are lost.  Before, a page on its LRU list with its references and ptes accounted
+    for passed the checker's quick path (no mapping: nothing to look up), and one with buffers
+    passed every check."""
+    page = _truncated_but_mapped(world, mode)
+    said = f"pfn {page.pfn} is mapped by 1 pte(s) but is in no page cache: a stale mapping"
+    assert any(said in p for p in check_kernel(world.kernel)), check_kernel(world.kernel)
+    assert any(said in p for p in check_pages(world.kernel, [page])), check_pages(
+        world.kernel, [page]
+    )

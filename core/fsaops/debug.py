@@ -371,7 +371,7 @@ def check_kernel(
                 and count == expected.get(pfn, 0)
                 and page.mapcount == mapped.get(pfn, 0)
                 and pfn in lru_seen
-                and (owner is None or owner.anon or pfn in in_tree)
+                and (pfn in in_tree or (owner.anon if owner is not None else not page.mapcount))
             ):
                 continue
         if count == 0:
@@ -415,6 +415,8 @@ def check_kernel(
         if owner is not None and not owner.anon and pfn not in in_tree:
             name = getattr(owner, "name", "a mapping")
             problems.append(f"pfn {pfn} points at {name} but is not in its page tree")
+        elif owner is None and page.mapcount:
+            problems.append(_stale_mapping(page))
         if not flags & (swapcache | private) and not page.private:
             continue  # the checks below concern the swap cache and private data only
         if page.flags & PG.swapcache and not page.flags & PG.locked:
@@ -612,6 +614,8 @@ def check_pages(kernel: Kernel, pages: Iterable[Page], *, quiet: bool = True) ->
             )
         if page.mapcount != mapped[pfn]:
             problems.append(f"pfn {pfn} has mapcount {page.mapcount} but {mapped[pfn]} ptes map it")
+        if page.mapping is None and page.mapcount:
+            problems.append(_stale_mapping(page))
         if page.flags & PG.lru and page.lru_next is LIST_POISON:
             problems.append(f"pfn {pfn} has PG_lru set but is on no list")
         if quiet and page.flags & PG.locked and pfn not in locked_by_task:
@@ -751,6 +755,14 @@ def _check_buffers(
             if journal is not None:
                 problems.append(f"buffer head {i} of pfn {page.pfn} {journal}")
     return problems
+
+
+def _stale_mapping(page: Page) -> str:
+    """What ``check_kernel`` and ``check_pages`` say of a page in no page cache that ptes map."""
+    return (
+        f"pfn {page.pfn} is mapped by {page.mapcount} pte(s) but is in no page cache: a stale "
+        "mapping (the page left its file, truncated or replaced, and its ptes still point at it)"
+    )
 
 
 _RECLAIM = (
