@@ -14,6 +14,7 @@ code it interrupted.  What an event raises now goes on up as it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -27,6 +28,8 @@ from fsaops.sched import hold
 from fsaops.world import World
 from guarded import fsaops, install
 from test_hostile import HEADER, _table
+
+MigratePage = Callable[[Page, Page], int]
 
 SEMANTICS = ("v4", "2.6.16")
 
@@ -61,6 +64,30 @@ def _sleeps(world: World) -> list[str]:
     return seen
 
 
+def _event_raises(world: World, exc: BaseException) -> None:
+    """An event due at tick 20, while the table sleeps, that raises ``exc``."""
+
+    def event() -> None:
+        raise exc
+
+    world.kernel.sched.call_later(20, event)
+
+
+def _goes_on_up(world: World, page: Page, exc: BaseException) -> None:
+    """Migrating ``page`` raises ``exc`` itself, not what the engine or a table made of it."""
+    with pytest.raises(type(exc)) as caught:
+        world.migrate([page])
+    assert caught.value is exc
+
+
+def _table_becomes(page: Page, made: Callable[[MigratePage], MigratePage]) -> None:
+    """The page's table with ``made(its migratepage)`` in place of its ``migratepage``."""
+    a_ops = page.mapping.a_ops  # type: ignore[union-attr]
+    real = a_ops.migratepage
+    assert real is not None
+    page.mapping.a_ops = attrs.evolve(a_ops, migratepage=made(real))  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_the_event_runs_while_ext2_sleeps_in_migratepage(
     registry: Registry, semantics: str
@@ -80,15 +107,29 @@ def test_what_an_event_raises_goes_on_up_and_fails_no_page(
     """Before: rc 1, the page failed with EIO and "migratepage raised EventBroke", ext2 blamed."""
     world, page = _asleep_in_migratepage(registry, semantics)
     broke = EventBroke("the test's own event broke")
-
-    def event() -> None:
-        raise broke
-
-    world.kernel.sched.call_later(20, event)
-    with pytest.raises(EventBroke) as caught:
-        world.migrate([page])
-    assert caught.value is broke
+    _event_raises(world, broke)
+    _goes_on_up(world, page, broke)
     assert "migratepage raised" not in world.kernel.current.why
+
+
+def _raises_its_own(real: MigratePage) -> MigratePage:
+    def wraps(newpage: Page, old: Page) -> int:
+        try:
+            return real(newpage, old)
+        except Exception as exc:
+            raise ValueError("the table's own words") from exc
+
+    return wraps
+
+
+def _swallows(real: MigratePage) -> MigratePage:
+    def swallows(newpage: Page, old: Page) -> int:
+        try:
+            return real(newpage, old)
+        except Exception:
+            return -11  # -EAGAIN
+
+    return swallows
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
@@ -98,26 +139,25 @@ def test_a_table_that_catches_it_and_raises_its_own_does_not_take_it_on(
     """A ``migratepage`` that turns whatever it meets into an error of its own: the event's
     exception, found in the context of the table's, is what goes on up."""
     world, page = _asleep_in_migratepage(registry, semantics)
-    a_ops = page.mapping.a_ops  # type: ignore[union-attr]
-    real = a_ops.migratepage
-    assert real is not None
-
-    def wraps(newpage: Page, old: Page) -> int:
-        try:
-            return real(newpage, old)
-        except Exception as exc:
-            raise ValueError("the table's own words") from exc
-
-    page.mapping.a_ops = attrs.evolve(a_ops, migratepage=wraps)  # type: ignore[union-attr]
+    _table_becomes(page, _raises_its_own)
     broke = EventBroke("under the table's")
+    _event_raises(world, broke)
+    _goes_on_up(world, page, broke)
 
-    def event() -> None:
-        raise broke
 
-    world.kernel.sched.call_later(20, event)
-    with pytest.raises(EventBroke) as caught:
-        world.migrate([page])
-    assert caught.value is broke
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_table_that_swallows_it_does_not_make_it_vanish(
+    registry: Registry, semantics: str
+) -> None:
+    """``except Exception: return -EAGAIN`` around its sleep: before, the event's failure was
+    gone and the page was retried as if nothing had happened.  Now the call ends as it would
+    (its pages counted), and what the event raised goes on up, with a note."""
+    world, page = _asleep_in_migratepage(registry, semantics)
+    _table_becomes(page, _swallows)
+    broke = EventBroke("swallowed")
+    _event_raises(world, broke)
+    _goes_on_up(world, page, broke)
+    assert any("caught it and went on" in note for note in broke.__notes__)
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
@@ -127,15 +167,15 @@ def test_a_table_that_raises_on_its_own_still_fails_its_page(
     """The other side: the table's own exception, with an event that ran fine in its sleep,
     is the table's (EIO, a finding), as before."""
     world, page = _asleep_in_migratepage(registry, semantics)
-    a_ops = page.mapping.a_ops  # type: ignore[union-attr]
-    real = a_ops.migratepage
-    assert real is not None
 
-    def raises_after(newpage: Page, old: Page) -> int:
-        real(newpage, old)
-        raise ValueError("the table's own failure")
+    def raises_after(real: MigratePage) -> MigratePage:
+        def mp(newpage: Page, old: Page) -> int:
+            real(newpage, old)
+            raise ValueError("the table's own failure")
 
-    page.mapping.a_ops = attrs.evolve(a_ops, migratepage=raises_after)  # type: ignore[union-attr]
+        return mp
+
+    _table_becomes(page, raises_after)
     seen = _sleeps(world)
     out = world.migrate([page])
     assert seen == ["ext2_aops"], "an event ran in the sleep, and raised nothing"
@@ -158,14 +198,8 @@ def test_a_base_exception_of_an_event_is_not_called_the_table_s(
     line to name the code that raised it."""
     world, page = _asleep_in_migratepage(registry, semantics)
     ended = SystemExit(3)
-
-    def event() -> None:
-        raise ended
-
-    world.kernel.sched.call_later(20, event)
-    with pytest.raises(SystemExit) as caught:
-        world.migrate([page])
-    assert caught.value is ended
+    _event_raises(world, ended)
+    _goes_on_up(world, page, ended)
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
@@ -175,11 +209,7 @@ def test_a_bug_an_event_finds_says_it_ran_in_the_table_s_sleep(
     """A ``BUG()`` an event reaches (the model's own check) is still a kernel bug, and says it
     ran in an event while the table slept, not that the table's own code reached it."""
     world, page = _asleep_in_migratepage(registry, semantics)
-
-    def event() -> None:
-        raise KernelBug("an I/O completion found a broken buffer")
-
-    world.kernel.sched.call_later(20, event)
+    _event_raises(world, KernelBug("an I/O completion found a broken buffer"))
     with pytest.raises(KernelBug) as caught:
         world.migrate([page])
     said = str(caught.value)
@@ -233,34 +263,3 @@ def test_the_command_names_the_plugin_whose_event_raised_not_the_table_that_slep
         "in timer.boom"
     )
     assert "napper" not in proc.stderr
-
-
-@pytest.mark.parametrize("semantics", SEMANTICS)
-def test_a_table_that_swallows_it_does_not_make_it_vanish(
-    registry: Registry, semantics: str
-) -> None:
-    """``except Exception: return -EAGAIN`` around its sleep: before, the event's failure was
-    gone and the page was retried as if nothing had happened.  Now the call ends as it would
-    (its pages counted), and what the event raised goes on up, with a note."""
-    world, page = _asleep_in_migratepage(registry, semantics)
-    a_ops = page.mapping.a_ops  # type: ignore[union-attr]
-    real = a_ops.migratepage
-    assert real is not None
-
-    def swallows(newpage: Page, old: Page) -> int:
-        try:
-            return real(newpage, old)
-        except Exception:
-            return -11  # -EAGAIN
-
-    page.mapping.a_ops = attrs.evolve(a_ops, migratepage=swallows)  # type: ignore[union-attr]
-    broke = EventBroke("swallowed")
-
-    def event() -> None:
-        raise broke
-
-    world.kernel.sched.call_later(20, event)
-    with pytest.raises(EventBroke) as caught:
-        world.migrate([page])
-    assert caught.value is broke
-    assert any("caught it and went on" in note for note in broke.__notes__)
