@@ -777,6 +777,16 @@ def test_migration_compiled_out_is_enosys_even_for_an_empty_list(registry: Regis
     assert built.migrate([]).rcs == [0]
 
 
+@pytest.mark.parametrize("to", [None, "empty"])
+def test_a_call_with_no_page_and_no_machine_named_does_nothing(to: str | None) -> None:
+    """No page on any list and no ``kernel``: nothing says which machine this is, and the call
+    returns 0 (as its docstring promises), not an AttributeError on the missing machine."""
+    stats = MigrateStats()
+    target = None if to is None else PageList("to")
+    assert migrate_pages(PageList("from"), target, PageList(), PageList(), stats=stats) == 0
+    assert stats.calls == 0, "a call that cannot know its machine is not counted"
+
+
 def test_at_most_eleven_passes(world: World) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
