@@ -239,9 +239,9 @@ def test_the_command_names_the_plugin_whose_event_raised_not_the_table_that_slep
 ) -> None:
     """Plugin ``timer``'s table schedules an event that raises, three ticks on; plugin
     ``napper``'s ``migratepage`` naps five ticks, and the event runs in its nap (a page of
-    ``napper`` is migrated on either side of ``timer``'s).  Before: exit 1, "deadlock ...
-    (in napper_aops's migratepage ...) (plugin napper-dist[napper], in napper.mp)", after a
-    page of napper's had failed with EIO for what timer's event raised."""
+    ``napper`` is migrated on either side of ``timer``'s).  Before: exit 0, status ok, a page
+    of napper's failed with EIO ("migratepage raised RuntimeError: the timer broke") and the
+    finding blamed napper: "napper_aops: return on 1 page"; timer was named nowhere."""
     site = tmp_path / "site"
     env = install(site, "timer", TIMER + _table("timer", migratepage="mp"))
     install(site, "napper", NAPPER + _table("napper", migratepage="mp"))
