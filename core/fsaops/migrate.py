@@ -809,12 +809,13 @@ def migrate_pages(
                                             watch.disarm()
                                         raise _in_migratepage(exc, name, page, pass_) from exc
                                     except Exception as exc:
-                                        if _of_an_event(sched, exc):
+                                        event_exc = _of_an_event(sched, exc)
+                                        if event_exc is not None:
                                             # Another task's failure, met while the
                                             # table slept: not the table's to answer for.
                                             if watch is not None:
                                                 watch.disarm()
-                                            raise _event_raised(sched, exc) from None
+                                            raise event_exc from None
                                         rc = _migratepage_raised(stats, name, page, exc)
                                     except BaseException as exc:
                                         if watch is not None:
@@ -1109,33 +1110,27 @@ class _DebugVm:
         return problems
 
 
-def _of_an_event(sched: Scheduler, exc: BaseException) -> bool:
-    """Whether ``exc`` is what an event (another task's work) raised, or was raised because of it.
+def _of_an_event(sched: Scheduler, exc: BaseException) -> BaseException | None:
+    """What an event (another task's work) raised, if ``exc`` is that or was raised because of it.
 
     An event runs whenever the task that was running sleeps: a table's
     ``migratepage`` asleep on a buffer lock lets an I/O completion, a
     plugin's timer or a test's own event run, and what that raises passes
     up through the table's call.  A table that caught it and raised
     something else in its place is followed back to it through the
-    exception's context.
+    exception's context.  ``None`` when ``exc`` is not an event's.
     """
     raised = sched.raised
     if raised is None:
-        return False
+        return None
     seen: set[int] = set()
     at: BaseException | None = exc
     while at is not None and id(at) not in seen:
         if at is raised:
-            return True
+            return raised
         seen.add(id(at))
         at = at.__cause__ or at.__context__
-    return False
-
-
-def _event_raised(sched: Scheduler, exc: BaseException) -> BaseException:
-    """What an event raised, to go on up as it left the event (not as what a table made of it)."""
-    raised = sched.raised
-    return exc if raised is None else raised
+    return None
 
 
 def _event_swallowed(raised: BaseException) -> BaseException:
@@ -1204,7 +1199,7 @@ def _in_migratepage(exc: KernelBug, name: str, page: Page, pass_: int) -> Kernel
     """A ``BUG()`` reached inside a table's ``migratepage``, with where it ran."""
     if isinstance(exc, InvariantError):
         return exc
-    if _of_an_event(page.node.kernel.sched, exc):
+    if _of_an_event(page.node.kernel.sched, exc) is not None:
         return KernelBug(
             f"{exc} (in an event that ran while {name}'s migratepage slept, migrating pfn "
             f"{page.pfn}, pass {pass_})",
