@@ -193,6 +193,28 @@ def test_a_page_that_moved_ends_on_the_target_node_by_the_path_of_its_last_try(
     assert end["page"] == "mount5/file0:3"
 
 
+def test_the_last_event_of_a_page_left_or_failed_carries_the_report_s_reason(
+    builtin: dict[str, Any],
+) -> None:
+    """An attempt whose table said nothing is told in its event as the report tells the page.
+
+    The event's reason is then :func:`~fsaops.migrate.untold_why` of its path
+    and return code, as the report's is; not the empty reason the attempt
+    itself left.
+    """
+    _, events = _traced()
+    last: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e["event"] == "mm_migrate_page":
+            last[e["pfn"]] = e
+    stayed = builtin["pages_left"] + builtin["pages_failed"]
+    assert stayed
+    told = [(last[p["pfn"]]["why"], last[p["pfn"]]["rc"] == 0) for p in stayed]
+    assert told == [(p["reason"], False) for p in stayed]
+    untold = [e for e in last.values() if e["rc"] and e["why"] == untold_why(e["path"], e["rc"])]
+    assert untold, "the built-in scenario has no page whose table said nothing"
+
+
 def test_a_locked_page_is_skipped_three_times_then_waited_for(
     builtin: dict[str, Any],
 ) -> None:
