@@ -787,6 +787,30 @@ def test_a_call_with_no_page_and_no_machine_named_does_nothing(to: str | None) -
     assert stats.calls == 0, "a call that cannot know its machine is not counted"
 
 
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+def test_a_call_with_no_page_on_a_named_machine_counts_nothing(
+    registry: Registry, semantics: str
+) -> None:
+    """An empty call on a machine with migration returns 0 and counts no call and no pass.
+
+    The kernel's loop runs over nothing and returns; the stats and the vm
+    counters a report shows count the calls and passes that tried a page.
+    """
+    world = World(registry=registry, semantics=semantics, node_pages=256, swap_slots=64)
+    to = world.new_pages(1)
+    vmstat = world.kernel.vmstat
+    before = vmstat.as_dict()
+    stats = MigrateStats()
+    for target in (None, PageList("to"), to):
+        rc = migrate_pages(
+            PageList("from"), target, PageList(), PageList(), stats=stats, kernel=world.kernel
+        )
+        assert rc == 0
+    assert (stats.calls, stats.passes) == (0, 0)
+    assert vmstat.as_dict() == before
+    assert len(to) == 1, "the new page was not used"
+
+
 def test_at_most_eleven_passes(world: World) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
