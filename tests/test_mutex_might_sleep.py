@@ -12,8 +12,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 
+from fsaops import Mutex
+from fsaops.errors import KernelBug
+from fsaops.page import Page
+from fsaops.plugins import Registry
+from fsaops.spinlock import spin_lock
+from fsaops.world import World
 from guarded import fsaops, install
 
 PLUGIN = """\
@@ -209,3 +216,34 @@ def test_a_mutex_taken_alone_in_another_member_passes(tmp_path: Path, when: str)
         tmp_path, when, "with OWN:\n        pass\n    with STATE:\n        pass", "--strict"
     )
     assert (rc, report["status"], report["findings"]) == (0, "ok", []), err
+
+
+def test_a_machine_made_before_another_is_the_one_its_migration_asks(registry: Registry) -> None:
+    """A mutex asks the machine whose ``migrate_pages`` runs, not the machine made last.
+
+    A test (or a kit fixture) may make a second machine and then migrate on
+    the first: a mutex its table takes under the first machine's
+    ``tree_lock`` is that machine's ``BUG``; asking the second, which holds
+    no lock, would let it pass.
+    """
+    state = Mutex("two_machines_state")
+    first = World(registry=registry, node_pages=256, swap_slots=64)
+    inode = first.file(first.mount("ext2"), 2, clean=True)
+    mapping = inode.i_mapping
+    real = mapping.a_ops.migratepage
+    assert real is not None
+
+    def mp(newpage: Page, page: Page) -> int:
+        spin_lock(mapping.tree_lock, "tree_lock", mapping)
+        try:
+            with state:
+                pass
+        finally:
+            mapping.tree_lock.release()
+        return real(newpage, page)
+
+    mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=mp)
+    later = World(registry=registry, node_pages=256, swap_slots=64)  # made after, kept, idle
+    with pytest.raises(KernelBug, match="a task sleeps on the mutex two_machines_state"):
+        first.migrate(mapping.pages())
+    assert later.kernel.vmstat.pgmigrate_success == 0
