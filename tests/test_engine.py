@@ -811,6 +811,34 @@ def test_a_call_with_no_page_on_a_named_machine_counts_nothing(
     assert len(to) == 1, "the new page was not used"
 
 
+def test_a_page_whose_table_says_nothing_is_not_given_the_reason_of_the_page_before(
+    world: World,
+) -> None:
+    """Each attempt starts with no reason: a failure nobody explained is told by its return.
+
+    Pinned pages around it are refused with a reason (an extra reference);
+    the page between them fails with a bare ``-EIO`` from its table, and
+    its reason is that return, whichever page was tried just before it.
+    """
+    sb = world.mount("ext2")
+    inode = world.file(sb, 3, clean=True)
+    first, silent, last = inode.i_mapping.pages()
+    pinner = world.kernel.new_task("pinner")
+    for page in (first, last):
+        hold(pinner, world.kernel.sched, "page_ref", page, None)
+    real = inode.i_mapping.a_ops.migratepage
+    assert real is not None
+
+    def mp(newpage: Page, page: Page) -> int:
+        return -EIO if page is silent else real(newpage, page)
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=mp)
+    out = world.migrate([first, silent, last])
+    assert out.stats.failures[silent.pfn][1:3] == ("migratepage returned EIO", "EIO")
+    for page in (first, last):
+        assert "an extra reference is held" in out.stats.pending[page.pfn][1]
+
+
 def test_at_most_eleven_passes(world: World) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
