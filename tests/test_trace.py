@@ -231,6 +231,7 @@ def test_a_locked_page_is_skipped_three_times_then_waited_for(
     assert _tries(trace) == _events_of(events, pfn)
     steps = [(s["step"], s.get("pass"), s.get("path")) for s in trace[1:4]]
     assert steps == [("try", 0, "locked"), ("try", 1, "locked"), ("try", 2, "locked")]
+    assert {s["why"] for s in trace[1:4]} == {"page locked by another task"}
     wait = trace[4]
     assert wait["step"] == "wait" and wait["what"] == "page lock"
     assert (wait["call"], wait["pass"]) == (1, 3)
