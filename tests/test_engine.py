@@ -106,6 +106,10 @@ def test_writeback_is_skipped_in_pass_0_and_waited_for_after(
     assert out.problems == []
     attempts = recorder.paths(page.pfn)
     assert attempts[0][:2] == (0, "writeback")
+    (skipped, *_) = (
+        e for e in recorder.events if e.get("event") == "mm_migrate_page" and e["pfn"] == page.pfn
+    )
+    assert skipped["why"] == "under writeback", "the reason the skip is told with"
     assert attempts[1][0] == 1
     assert attempts[1][2] == 0
     assert recorder.paths(other.pfn)[0] == (0, "migratepage", 0)
