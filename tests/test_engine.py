@@ -6,6 +6,7 @@ each and asserts the difference.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM
 
@@ -13,7 +14,7 @@ import attrs
 import pytest
 
 from fsaops.debug import check_kernel
-from fsaops.errors import MigrationDisabled
+from fsaops.errors import KernelBug, MigrationDisabled
 from fsaops.lists import PageList, list_add_tail
 from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.memory_hotplug import migrate_node
@@ -841,6 +842,35 @@ def test_a_page_whose_table_says_nothing_is_not_given_the_reason_of_the_page_bef
     assert out.stats.failures[silent.pfn][1:3] == ("migratepage returned EIO", "EIO")
     for page in (first, last):
         assert "an extra reference is held" in out.stats.pending[page.pfn][1]
+
+
+@pytest.mark.parametrize("which", ["new", "old"])
+def test_a_migratepage_that_unlocks_a_page_the_engine_unlocks_is_a_kernel_bug(
+    world: World, which: str
+) -> None:
+    """The engine unlocks both pages after the call: ``unlock_page``'s ``BUG()`` if one is not.
+
+    A table that unlocks either page itself must not pass with the engine
+    quietly clearing a bit that is already clear.
+    """
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    real = inode.i_mapping.a_ops.migratepage
+    assert real is not None
+
+    def mp(newpage: Page, old: Page) -> int:
+        rc = real(newpage, old)
+        unlock_page(newpage if which == "new" else old)
+        return rc
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=mp)
+    said = rf"unlock_page\(\) of pfn (\d+) \(the {which} page\), which is not locked: ext2_aops's"
+    with pytest.raises(KernelBug, match=said + " migratepage unlocked it") as info:
+        world.migrate([page])
+    unlocked = re.match(said, str(info.value))
+    assert unlocked is not None
+    assert (int(unlocked[1]) == page.pfn) == (which == "old")
 
 
 def test_at_most_eleven_passes(world: World) -> None:
