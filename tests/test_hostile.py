@@ -1436,12 +1436,17 @@ def test_a_fill_super_that_swaps_the_table_fails_the_run_naming_the_plugin(tmp_p
 
 
 def test_systemexit_from_migratepage_fails_the_run_naming_table_and_page(tmp_path: Path) -> None:
-    code = _migratepage_plugin("quit", "def mp(newpage, page):\n    raise SystemExit(0)\n")
+    """The page named is the one being migrated (the old page), as the table saw it."""
+    code = _migratepage_plugin(
+        "quit", "def mp(newpage, page):\n    raise SystemExit(f'old {page.pfn}')\n"
+    )
     proc = _migrate_with(tmp_path, "quit", code)
     line = one_error_line(
-        proc, 1, "migratepage of table quit_aops raised SystemExit: 0 on pfn", "quit-dist[quit]"
+        proc, 1, "migratepage of table quit_aops raised SystemExit: old ", "quit-dist[quit]"
     )
     assert "may not end fsaops" in line
+    named = re.search(r"raised SystemExit: old (\d+) on pfn (\d+)", line)
+    assert named is not None and named[1] == named[2], line
     one_json_object(proc, "kernel bug")
 
 
