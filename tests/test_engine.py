@@ -873,6 +873,39 @@ def test_a_migratepage_that_unlocks_a_page_the_engine_unlocks_is_a_kernel_bug(
     assert (int(unlocked[1]) == page.pfn) == (which == "old")
 
 
+def _raising_table(world: World, raised: BaseException) -> Page:
+    """One page of a file whose table's ``migratepage`` raises ``raised``; the page."""
+    sb = world.mount("ext2")
+    inode = world.file(sb, 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+
+    def mp(newpage: Page, old: Page) -> int:
+        raise raised
+
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=mp)
+    return page
+
+
+def test_a_migratepage_that_raises_fails_the_page_it_was_migrating(world: World) -> None:
+    """The failure, its reason and the table's finding are the old page's, not the new one's."""
+    page = _raising_table(world, RuntimeError("the table broke"))
+    out = world.migrate([page])
+    why = "migratepage raised RuntimeError: the table broke"
+    assert out.stats.failures == {page.pfn: ("ext2_aops", why, "EIO", 0)}
+    (finding,) = out.stats.findings.result()
+    assert (finding.kind, finding.pages) == ("return", (page.pfn,))
+    assert finding.example == f"{why} (pfn {page.pfn})"
+
+
+def test_a_bug_inside_migratepage_says_which_page_it_was_migrating(world: World) -> None:
+    page = _raising_table(world, KernelBug("kernel BUG at the table"))
+    with pytest.raises(KernelBug) as info:
+        world.migrate([page])
+    assert str(info.value) == (
+        f"kernel BUG at the table (in ext2_aops's migratepage, migrating pfn {page.pfn}, pass 0)"
+    )
+
+
 def test_at_most_eleven_passes(world: World) -> None:
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
