@@ -873,17 +873,47 @@ def test_a_migratepage_that_unlocks_a_page_the_engine_unlocks_is_a_kernel_bug(
     assert (int(unlocked[1]) == page.pfn) == (which == "old")
 
 
-def _raising_table(world: World, raised: BaseException) -> Page:
-    """One page of a file whose table's ``migratepage`` raises ``raised``; the page."""
+def _odd_table(world: World, mp: Callable[[Page, Page], int]) -> Page:
+    """One page of a file whose table's ``migratepage`` is ``mp``; the page."""
     sb = world.mount("ext2")
     inode = world.file(sb, 1, clean=True)
     (page,) = inode.i_mapping.pages()
+    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=mp)
+    return page
+
+
+def _raising_table(world: World, raised: BaseException) -> Page:
+    """One page of a file whose table's ``migratepage`` raises ``raised``; the page."""
 
     def mp(newpage: Page, old: Page) -> int:
         raise raised
 
-    inode.i_mapping.a_ops = attrs.evolve(inode.i_mapping.a_ops, migratepage=mp)
-    return page
+    return _odd_table(world, mp)
+
+
+@pytest.mark.parametrize(
+    ("rc", "failure"),
+    [
+        (7, ("migratepage returned 7, not 0 or a negative errno", "EIO")),
+        (-4096, ("migratepage returned -4096, not 0 or a negative errno", "EIO")),
+        (-EPERM, ("migratepage returned EPERM", "EPERM")),  # the errno nearest 0
+        (-4095, ("migratepage returned -4095", "-4095")),  # and the farthest, unnamed
+    ],
+)
+def test_what_a_migratepage_returns_fails_the_page_it_was_migrating(
+    world: World, rc: int, failure: tuple[str, str]
+) -> None:
+    """A negative errno fails the page with it; anything else is ``EIO`` and a finding."""
+    page = _odd_table(world, lambda newpage, old: rc)
+    out = world.migrate([page])
+    assert out.stats.failures == {page.pfn: ("ext2_aops", *failure, 0)}
+    findings = out.stats.findings.result()
+    if failure[1] != "EIO":
+        assert findings == ()
+        return
+    (finding,) = findings
+    assert (finding.kind, finding.pages) == ("return", (page.pfn,))
+    assert finding.example == f"{failure[0]} (pfn {page.pfn})"
 
 
 def test_a_migratepage_that_raises_fails_the_page_it_was_migrating(world: World) -> None:
