@@ -13,6 +13,7 @@ from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM
 import attrs
 import pytest
 
+from fsaops import buffer_migrate_page
 from fsaops.debug import check_kernel
 from fsaops.errors import KernelBug, MigrationDisabled
 from fsaops.lists import PageList, list_add_tail
@@ -934,6 +935,33 @@ def test_a_bug_inside_migratepage_says_which_page_it_was_migrating(world: World)
     assert str(info.value) == (
         f"kernel BUG at the table (in ext2_aops's migratepage, migrating pfn {page.pfn}, pass 0)"
     )
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_the_mapping_being_migrated_is_known_only_while_its_migratepage_runs(
+    world: World, raises: bool
+) -> None:
+    """``Scheduler.migrating``, which ``might_sleep`` blames, is cleared when the call returns.
+
+    Left set, a sleep after it (a later page's ``writepage`` on the generic
+    path, the proofs' reads) would be said to be in this mapping's table.
+    """
+    sched = world.kernel.sched
+    seen: list[object] = []
+
+    def mp(newpage: Page, old: Page) -> int:
+        seen.append(sched.migrating)
+        if raises:
+            raise RuntimeError("the table broke")
+        return buffer_migrate_page(newpage, old)
+
+    page = _odd_table(world, mp)
+    mapping = page.mapping
+    assert mapping is not None and sched.migrating is None
+    out = world.migrate([page])
+    assert seen == [mapping]
+    assert (page.pfn in out.stats.failures) == raises
+    assert sched.migrating is None
 
 
 def test_at_most_eleven_passes(world: World) -> None:
