@@ -1,0 +1,330 @@
+"""The engine's main path, for a table with ``migratepage``, step by step.
+
+``migrate_pages`` under V4 (KERNEL-SPEC §3) takes each isolated page in
+turn: a page whose count fell to 1 was freed under us and is done; a
+locked page is skipped in the first three passes (``pass > 2`` in the
+code) and slept on after; a page under writeback is skipped in pass 0 and
+waited on after; an anonymous page is given a swap entry first (no slot:
+it fails for good); a page that lost its mapping is retried; any other
+page goes to its table's ``migratepage``, whose ``-EAGAIN`` retries it in
+the next pass, up to ``MAX_PASSES``.
+
+The verdict sees little of this: a page moved one pass later, or skipped
+with the wrong reason, keeps its data.  These tests follow one page in
+each state through the engine's trace and hold every attempt (pass, path,
+result, reason) and what the report and the counters say of it to what
+each release's code does, for ext2's table with buffer heads and without
+and for the swap cache's, plain and with every check the engine can run
+(``strict``, ``debug_vm``).  ``tests/test_mutants_of_main_path.py`` runs
+them against every mutant of ``migrate_pages``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from errno import EAGAIN, ENOMEM, EPERM
+from typing import Final
+
+import pytest
+
+from fsaops.migrate import MAX_PASSES, errno_name
+from fsaops.page import PG
+from fsaops.semantics import SEMANTICS
+from fsaops.testing import Recorder, resolve_subject
+from fsaops.testing.harness import World
+from fsaops.world import EngineRun, PageSpec
+
+RELEASES: Final = tuple(SEMANTICS)
+
+Step = tuple[int, str, int, str]
+"""One attempt at a page: the pass, the engine's path, what it returned, why."""
+
+#: The tables followed: (filesystem, mode) by the name the engine gives the table.
+TABLES: Final[dict[str, tuple[str, str | None]]] = {
+    "ext2_aops": ("ext2", "default"),
+    "ext2_nobh_aops": ("ext2", "nobh"),
+    "swap_aops": ("swap", None),
+}
+
+_SLOTS: Final = 2
+"""The swap device's slots."""
+
+_LONG: Final = 1 << 20
+"""Ticks another task holds what it holds: longer than any migration."""
+
+#: Pages in one state each; each is built alone on a machine of its own, so
+#: that one page's sleep does not end another's wait.
+STATES: Final[dict[str, PageSpec]] = {
+    "clean": PageSpec(),
+    "dirty": PageSpec(dirty=True),
+    "mapped": PageSpec(mapped=True),
+    "pte_dirty": PageSpec(pte_dirty=True),
+    "shared": PageSpec(shared=True),
+    "pinned": PageSpec(pinned=1),
+    "mlocked": PageSpec(mlocked=True),
+    "locked": PageSpec(locked_for=_LONG),
+    "writeback": PageSpec(writeback=True),
+    "locked_writeback": PageSpec(locked_for=_LONG, writeback=True),
+    "buffer_locked": PageSpec(buffer_locked_for=_LONG),
+    "truncated": PageSpec(truncated=True),
+    "truncated_pinned": PageSpec(truncated=True, pinned=1),
+    "mapped_dirty": PageSpec(mapped=True, dirty=True),
+    "no_swap_slot": PageSpec(mapped=True, dirty=True),
+}
+
+#: The states each table's pages can be in: anonymous pages are never
+#: shared by a file's two mappings, nor truncated; only pages with buffer
+#: heads have a buffer to lock; only anonymous pages need a swap slot.
+_FILE_ONLY: Final = ("shared", "truncated", "truncated_pinned")
+_STATES_OF: Final[dict[str, tuple[str, ...]]] = {
+    "ext2_aops": tuple(s for s in STATES if s != "no_swap_slot"),
+    "ext2_nobh_aops": tuple(s for s in STATES if s not in ("no_swap_slot", "buffer_locked")),
+    "swap_aops": tuple(s for s in STATES if s not in (*_FILE_ONLY, "buffer_locked")),
+}
+
+_LOCKED = "page locked by another task"
+_WRITEBACK = "under writeback"
+_TRUNCATED = "no mapping (truncated)"
+_NO_SLOT = "no swap space (add_to_swap failed)"
+_MLOCKED_AGAIN = "still mapped: try_to_unmap refused, a VM_LOCKED area maps it"
+_MLOCKED_FAILS = "VM_LOCKED: try_to_unmap refused (permanent)"
+_HELD = "an extra reference is held"
+_NO_MAPPING = "(no mapping)"
+
+
+def _pinned(table: str) -> str:
+    """``migrate_page_remove_references``'s reason for a page another task holds."""
+    if table == "ext2_aops":
+        return f"reference count 4, expected 3 (cache + isolation + buffers + 0 pte(s)): {_HELD}"
+    return f"reference count 3, expected 2 (cache + isolation + 0 pte(s)): {_HELD}"
+
+
+def _every_pass(path: str, rc: int, why: str) -> list[Step]:
+    return [(p, path, rc, why) for p in range(MAX_PASSES)]
+
+
+def main_steps(state: str, table: str, semantics: str) -> list[Step]:
+    """What ``migrate_pages`` does with a page in ``state`` of ``table``, attempt by attempt.
+
+    A page nothing holds moves in pass 0, whatever its data or its ptes
+    (``migratepage`` unmaps it; a young pte refuses V4's first try only).
+    A page whose count is down to 1 was freed under us.  One another task
+    holds locked is skipped in passes 0 to 2 and slept on in pass 3; one
+    under writeback is skipped in pass 0 and waited on in pass 1 (a locked
+    one is waited on where its lock is had).  A page whose buffer another
+    task holds locked moves in pass 0: ``buffer_migrate_page`` sleeps on
+    the lock.  A page another task holds a reference to is refused by
+    ``migrate_page_remove_references`` every pass, as a page truncated
+    while another task held it is retried for its lost mapping.  An
+    ``mlocked`` page is refused by ``try_to_unmap``: ``-EAGAIN`` every pass
+    under V4, ``-EPERM`` at once from 2.6.16.  An anonymous page with no
+    swap slot left fails for good, reported ``ENOMEM`` (a fresh one, mapped
+    and dirty, is outside the swap cache until the engine gives it a slot).
+    """
+    if state == "truncated":
+        return [(0, "freed", 0, "")]
+    if state == "truncated_pinned":
+        return _every_pass("no_mapping", -EAGAIN, _TRUNCATED)
+    if state == "pinned":
+        return _every_pass("migratepage", -EAGAIN, _pinned(table))
+    if state == "mlocked":
+        if semantics == "v4":
+            return _every_pass("migratepage", -EAGAIN, _MLOCKED_AGAIN)
+        return [(0, "migratepage", -EPERM, _MLOCKED_FAILS)]
+    if state == "no_swap_slot":
+        return [(0, "add_to_swap", -ENOMEM, _NO_SLOT)]
+    if state.startswith("locked"):
+        return [(p, "locked", -EAGAIN, _LOCKED) for p in range(3)] + [(3, "migratepage", 0, "")]
+    if state == "writeback":
+        return [(0, "writeback", -EAGAIN, _WRITEBACK), (1, "migratepage", 0, "")]
+    return [(0, "migratepage", 0, "")]
+
+
+def _table_of(state: str, table: str) -> str:
+    """The name the report counts the page under: a truncated page has no table."""
+    return _NO_MAPPING if state.startswith("truncated") else table
+
+
+def _world(table: str, semantics: str, state: str, *, checked: bool) -> tuple[World, int]:
+    """A machine with a page of ``table`` in ``state``, on its ``from`` list; the page's pfn."""
+    fs, mode = TABLES[table]
+    capabilities = {"writeback"} if "writeback" in state else set()
+    if table == "swap_aops":  # anonymous pages, in the swap cache or given to it
+        capabilities.add("swap_cache")
+    subject = resolve_subject(fs, mode, capabilities, semantics=semantics)
+    world = World(subject, swap_slots=_SLOTS)
+    world.kernel.strict = world.kernel.debug_vm = checked
+    pfn = world.make_page(STATES[state]).page.pfn
+    if state == "no_swap_slot":  # pages of other processes take every slot first
+        swap = world.kernel.swap_info()
+        while swap.nr_swap_pages:
+            world.make_page(PageSpec(isolated=False))
+    return world, pfn
+
+
+def follow(table: str, semantics: str, state: str, *, checked: bool) -> list[str]:
+    """Migrate one page in ``state`` of ``table``; what differs from the release's steps.
+
+    ``checked``: with ``strict`` and ``debug_vm`` on, so that the checks
+    the engine makes around each call run too.  Besides each attempt, it
+    holds to the steps: where each page ends (``moved``, ``failed`` or left
+    on ``from``), what ``migrate_pages`` returns, the report's counts (how a
+    page moved, or why and with which errno it did not), the passes and the
+    retries of each, the vmstat counters, the oracle's judgement of the
+    machine, that no page is left locked, that each new page used is back
+    on the LRU, and that the task's flags are put back.
+    """
+    world, pfn = _world(table, semantics, state, checked=checked)
+    kernel = world.kernel
+    recorder = Recorder()
+    kernel.log = recorder.log
+    vmstat = kernel.vmstat
+    before = (vmstat.pgmigrate_success, vmstat.pgmigrate_fail, vmstat.migrate_passes)
+    flags = kernel.current.flags
+    want = {
+        page.pfn: main_steps(state if page.pfn == pfn else "clean", table, semantics)
+        for page in world.from_
+    }
+    names = {p: _table_of(state, table) if p == pfn else table for p in want}
+    run = world.migrate()
+    problems = list(run.problems)  # the oracle: each moved page's data, the lists, the machine
+    events = recorder.named("mm_migrate_page")
+    for p, steps in want.items():
+        got = [(e["pass_"], e["path"], e["rc"], e["why"]) for e in events if e["pfn"] == p]
+        if got != steps:
+            problems.append(f"pfn {p}: steps {got}, not {steps}")
+        said = {(e["table"], e["call"]) for e in events if e["pfn"] == p}
+        if said != {(names[p], 1)}:
+            problems.append(f"pfn {p}: attempts said to be of {said}, not of {names[p]} in call 1")
+    problems += _outcome(run, want, names)
+    moved = sum(steps[-1][2] == 0 for steps in want.values())
+    left = sum(steps[-1][2] == -EAGAIN for steps in want.values())
+    failed = len(want) - moved - left
+    passes = 1 + max(steps[-1][0] for steps in want.values())
+    if run.rcs != [failed + left]:
+        problems.append(f"migrate_pages returned {run.rcs}, not [{failed + left}]")
+    counted = (
+        vmstat.pgmigrate_success - before[0],
+        vmstat.pgmigrate_fail - before[1],
+        vmstat.migrate_passes - before[2],
+        run.stats.passes,
+        run.stats.calls,
+    )
+    if counted != (moved, failed + left, passes, passes, 1):
+        problems.append(
+            "counted (vmstat success, fail and passes; passes, calls) "
+            f"{counted}, not {(moved, failed + left, passes, passes, 1)}"
+        )
+    retries = [0] * MAX_PASSES
+    for steps in want.values():
+        for p, _path, rc, _why in steps:
+            retries[p] += rc == -EAGAIN
+    by_table = [0] * MAX_PASSES
+    for stats in run.stats.tables.values():
+        by_table = [a + b for a, b in zip(by_table, stats.retry_by_pass, strict=True)]
+    if run.stats.retry_by_pass != retries or by_table != retries:
+        problems.append(
+            f"retries by pass {run.stats.retry_by_pass} (by table {by_table}), not {retries}"
+        )
+    if kernel.current.flags != flags:
+        problems.append(f"the task's flags {kernel.current.flags:#x}, not put back to {flags:#x}")
+    if kernel.sched.migrating is not None:
+        problems.append("Scheduler.migrating left set after the call")
+    return problems
+
+
+def _outcome(run: EngineRun, want: dict[int, list[Step]], names: dict[int, str]) -> list[str]:
+    """Where each page ended, what the report says of it, and the locks and LRU of all."""
+    problems = []
+    stats = run.stats
+    lists = {"moved": run.moved, "failed": run.failed, "from": run.from_}
+    on = {page.pfn: name for name, pages in lists.items() for page in pages}
+    via: dict[str, dict[str, int]] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    errors: dict[str, dict[str, int]] = {}
+    for p, steps in want.items():
+        pass_, path, rc, why = steps[-1]
+        name = names[p]
+        if rc == 0:
+            where = "moved"
+            how = via.setdefault(name, {})
+            how[path] = how.get(path, 0) + 1
+            entry = None
+        else:
+            where = "from" if rc == -EAGAIN else "failed"
+            error = errno_name(rc)
+            entry = (name, why, error, pass_)
+            reasons.setdefault(name, {})[why] = reasons.get(name, {}).get(why, 0) + 1
+            errors.setdefault(name, {})[error] = errors.get(name, {}).get(error, 0) + 1
+        if on.get(p) != where:
+            problems.append(f"pfn {p}: on {on.get(p)}, not on {where}")
+        told = stats.pending.get(p) if where == "from" else stats.failures.get(p)
+        if told != entry or (where != "from" and p in stats.pending):
+            problems.append(f"pfn {p}: reported as {told}, not {entry}")
+        if where != "failed" and p in stats.failures:
+            problems.append(f"pfn {p}: reported failed, {stats.failures[p]}")
+    for name in set(names.values()):
+        table = stats.tables.get(name)
+        got = (table.via, table.reasons, table.errors) if table is not None else None
+        wanted = (via.get(name, {}), reasons.get(name, {}), errors.get(name, {}))
+        if got != wanted:
+            problems.append(f"{name}: (via, reasons, errors) {got}, not {wanted}")
+    if set(stats.tables) - set(names.values()):
+        problems.append(f"tables counted: {sorted(stats.tables)}")
+    for page in [*run.moved, *run.failed, *run.from_, *run.new_pages.values()]:
+        if page.flags & PG.locked:
+            problems.append(f"pfn {page.pfn} left locked")
+    unused = {page.pfn for page in run.to}
+    used = [page for pfn, page in run.new_pages.items() if pfn not in unused]
+    moved = sum(steps[-1][1] == "migratepage" and steps[-1][2] == 0 for steps in want.values())
+    if len(used) != moved or not all(page.flags & PG.lru for page in used):
+        problems.append(f"{len(used)} new pages used, not {moved}, or one is off the LRU")
+    return problems
+
+
+#: Every run :func:`follow` makes: (table, release, state, checked).
+RUNS: Final = [
+    (table, semantics, state, checked)
+    for checked in (False, True)
+    for semantics in RELEASES
+    for table in TABLES
+    for state in _STATES_OF[table]
+]
+
+
+def first_difference(runs: Sequence[tuple[str, str, str, bool]] = RUNS) -> str | None:
+    """The first of ``runs`` the engine does not follow step by step, as what differs."""
+    for table, semantics, state, checked in runs:
+        problems = follow(table, semantics, state, checked=checked)
+        if problems:
+            how = "checked" if checked else "plain"
+            return f"{table}, {semantics}, {state}, {how}: " + "; ".join(problems)
+    return None
+
+
+@pytest.mark.parametrize(("table", "semantics", "state", "checked"), RUNS)
+def test_each_page_takes_its_releases_path(
+    table: str, semantics: str, state: str, checked: bool
+) -> None:
+    """Every attempt at the page, and what the report counts of it, as the release did."""
+    assert follow(table, semantics, state, checked=checked) == []
+
+
+def test_a_step_the_engine_does_not_take_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison can fail: expected steps that say a locked page moves at once."""
+
+    def at_once(state: str, table: str, semantics: str) -> list[Step]:
+        return [(0, "migratepage", 0, "")]
+
+    monkeypatch.setattr(sys.modules[__name__], "main_steps", at_once)
+    problems = follow("ext2_aops", "v4", "locked", checked=False)
+    said = [p.split(":")[0] for p in problems]
+    assert said[0].startswith("pfn "), problems
+    assert problems[0].endswith(f"not {at_once('', '', '')}"), problems
+    rest = " ".join(problems[1:])
+    for what in (
+        "counted (vmstat success, fail and passes; passes, calls) (1, 0, 4, 4, 1)",
+        "retries by pass [1, 1, 1, 0",
+    ):
+        assert what in rest, problems
