@@ -823,7 +823,8 @@ def migrate_pages(
                                         if exc is not sched.raised:
                                             _migratepage_escaped(exc, name, page)
                                         raise
-                                    sched.migrating = None
+                                    finally:
+                                        sched.migrating = None
                                     if page.lru_next is not nxt or newpage.lru_next is not to:
                                         # The engine's lists are its own: the kernel
                                         # would follow the broken links and oops.
