@@ -22,14 +22,20 @@ them against every mutant of ``migrate_pages``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from errno import EAGAIN, ENOMEM, EPERM
+from collections.abc import Callable, Sequence
+from errno import EAGAIN, EIO, ENOMEM, EPERM
 from typing import Final
 
+import attrs
 import pytest
 
+from fsaops.errors import KernelBug, PluginFault
+from fsaops.lists import list_del
+from fsaops.mapping import AddressSpace
 from fsaops.migrate import MAX_PASSES, errno_name
-from fsaops.page import PG
+from fsaops.page import PG, Page, unlock_page
+from fsaops.rmap import SWAP_FAIL, try_to_unmap
+from fsaops.sched import PF_SWAPWRITE
 from fsaops.semantics import SEMANTICS
 from fsaops.testing import Recorder, resolve_subject
 from fsaops.testing.harness import World
@@ -328,3 +334,334 @@ def test_a_step_the_engine_does_not_take_is_named(monkeypatch: pytest.MonkeyPatc
         "retries by pass [1, 1, 1, 0",
     ):
         assert what in rest, problems
+
+
+# -- what a table does wrong ------------------------------------------------------------------
+
+MigratePage = Callable[[Page, Page], int]
+
+
+class EventBroke(Exception):
+    """What another task's event raises while the table sleeps."""
+
+
+def _raises(exc: BaseException) -> Callable[[MigratePage], MigratePage]:
+    def made(real: MigratePage) -> MigratePage:
+        def mp(newpage: Page, page: Page) -> int:
+            raise exc
+
+        return mp
+
+    return made
+
+
+def _returns(rc: object, why: object = None) -> Callable[[MigratePage], MigratePage]:
+    def made(real: MigratePage) -> MigratePage:
+        def mp(newpage: Page, page: Page) -> int:
+            if why is not None:
+                page.node.kernel.current.why = why  # type: ignore[assignment]  # wrongly, too
+            return rc  # type: ignore[return-value]  # what a table may return, wrongly
+
+        return mp
+
+    return made
+
+
+def _then(
+    after: Callable[[Page, Page], object], *, sleep: bool = False
+) -> Callable[[MigratePage], MigratePage]:
+    """The real table, then ``after(newpage, page)``; ``sleep``: on a buffer another task holds."""
+
+    def made(real: MigratePage) -> MigratePage:
+        def mp(newpage: Page, page: Page) -> int:
+            rc = real(newpage, page)
+            after(newpage, page)
+            return rc
+
+        return mp
+
+    return made
+
+
+def _unmaps_then_fails(real: MigratePage) -> MigratePage:
+    def mp(newpage: Page, page: Page) -> int:
+        while page.mapcount and try_to_unmap(page) != SWAP_FAIL:
+            page.node.kernel.sched.tick()
+        return -EIO
+
+    return mp
+
+
+_BROKE = "migratepage raised RuntimeError: the table broke"
+_SEVEN = "migratepage returned 7, not 0 or a negative errno"
+
+#: Tables that do something wrong, by what they do: how each is made from
+#: the real ``migratepage``, and what the engine must make of it, as
+#: ``(errno, reason, finding)`` for the page it was migrating, or as
+#: ``(exception type, its message)`` when the run must end.  ``{pfn}``,
+#: ``{new}`` and ``{pass}`` stand for the old page, the new page and the pass.
+ODD: Final[dict[str, tuple[Callable[[MigratePage], MigratePage], tuple[object, str, str]]]] = {
+    "raises": (
+        _raises(RuntimeError("the table broke")),
+        ("EIO", _BROKE, f"{_BROKE} (pfn {{pfn}})"),
+    ),
+    "returns 7": (_returns(7), ("EIO", _SEVEN, f"{_SEVEN} (pfn {{pfn}})")),
+    "returns -EIO, saying nothing": (_returns(-EIO), ("EIO", "migratepage returned EIO", "")),
+    "returns -EPERM, saying why": (
+        _returns(-EPERM, "the table says no"),
+        ("EPERM", "the table says no", ""),
+    ),
+    "says -EAGAIN, with a reason that is not a str": (
+        _returns(-EAGAIN, 42),
+        ("EAGAIN", "current.why was set to 42, not a str", ""),
+    ),
+    "a BUG": (
+        _raises(KernelBug("kernel BUG at the table")),
+        (
+            KernelBug,
+            "kernel BUG at the table (in ext2_aops's migratepage, migrating pfn {pfn}, pass 0)",
+            "",
+        ),
+    ),
+    "exits": (
+        _raises(SystemExit(3)),
+        (
+            PluginFault,
+            "migratepage of table ext2_aops raised SystemExit: 3 on pfn {pfn}: plugin code may "
+            "not end fsaops",
+            "",
+        ),
+    ),
+    "unlocks the new page": (
+        _then(lambda newpage, page: unlock_page(newpage)),
+        (
+            KernelBug,
+            "unlock_page() of pfn {new} (the new page), which is not locked: ext2_aops's "
+            "migratepage unlocked it",
+            "",
+        ),
+    ),
+    "unlocks the old page": (
+        _then(lambda newpage, page: unlock_page(page)),
+        (
+            KernelBug,
+            "unlock_page() of pfn {pfn} (the old page), which is not locked: ext2_aops's "
+            "migratepage unlocked it",
+            "",
+        ),
+    ),
+    "takes the old page off the engine's list": (
+        _then(lambda newpage, page: list_del(page)),
+        (
+            KernelBug,
+            "list corruption: ext2_aops's migratepage took pfn {pfn} (the old page) off the "
+            "engine's list of pages to migrate",
+            "",
+        ),
+    ),
+    "takes the new page off the engine's list": (
+        _then(lambda newpage, page: list_del(newpage)),
+        (
+            KernelBug,
+            "list corruption: ext2_aops's migratepage took pfn {new} (the new page) off the "
+            "engine's list of new pages",
+            "",
+        ),
+    ),
+}
+
+
+def _odd_world(
+    semantics: str, *, checked: bool, subject: tuple[str, str | None] = ("ext2", "default")
+) -> World:
+    world = World(
+        resolve_subject(
+            *subject, {"swap_cache"} if subject[0] == "swap" else (), semantics=semantics
+        )
+    )
+    world.kernel.strict = world.kernel.debug_vm = checked
+    return world
+
+
+def _table_becomes(page: Page, mp: MigratePage) -> None:
+    mapping = page.mapping
+    assert isinstance(mapping, AddressSpace)
+    mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=mp)
+
+
+def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
+    """Migrate a page of a table that does ``what`` (:data:`ODD`), then a sound one's page.
+
+    The page must fail, or be left, with the errno and reason the engine
+    gives, in the report and its trace, and with the finding it makes, or
+    the run must end with the error that names the page; the page after
+    it must move either way (when the run goes on).  While the table runs
+    the engine knows which mapping it is in (``Scheduler.migrating``, for
+    ``might_sleep``) and lets it write pages out (``PF_SWAPWRITE``); after
+    the call it knows neither.
+    """
+    made, (kind, said, finding) = ODD[what]
+    world = _odd_world(semantics, checked=checked)
+    kernel = world.kernel
+    page = world.make_page(PageSpec()).page
+    other = world.make_page(PageSpec(index=1)).page
+    mapping = page.mapping
+    assert isinstance(mapping, AddressSpace) and mapping.a_ops.migratepage is not None
+    odd = made(mapping.a_ops.migratepage)
+    seen: list[tuple[object, int]] = []
+    news: list[Page] = []
+
+    def mp(newpage: Page, old: Page) -> int:
+        seen.append((kernel.sched.migrating, kernel.current.flags & PF_SWAPWRITE))
+        news.append(newpage)
+        return odd(newpage, old)
+
+    _table_becomes(page, mp)
+    recorder = Recorder()
+    kernel.log = recorder.log
+    problems = []
+    try:
+        run = world.migrate()
+    except Exception as exc:
+        if not isinstance(kind, type):
+            return [f"{what}: raised {exc!r}"]
+        message = said.format(pfn=page.pfn, new=news[0].pfn if news else None)
+        if type(exc) is not kind or not str(exc).startswith(message):
+            problems.append(f"{what}: raised {exc!r}, not {kind.__name__}: {message}")
+        if kernel.sched.migrating is not None:
+            problems.append(f"{what}: Scheduler.migrating left set after the run ended")
+        return problems
+    if isinstance(kind, type):
+        return [f"{what}: ended without {kind.__name__}"]
+    if seen and set(seen) != {(mapping, PF_SWAPWRITE)}:
+        problems.append(f"{what}: during the call, (migrating, PF_SWAPWRITE) {set(seen)}")
+    if kernel.sched.migrating is not None:
+        problems.append(f"{what}: Scheduler.migrating left set after the call")
+    if kind == "EAGAIN":
+        where, told, entry = run.from_, run.stats.pending.get(page.pfn), MAX_PASSES - 1
+    else:
+        where, told, entry = run.failed, run.stats.failures.get(page.pfn), 0
+    if told != ("ext2_aops", said, kind, entry) or page not in list(where):
+        problems.append(f"{what}: reported {told}, not {('ext2_aops', said, kind, entry)}")
+    whys = {e["why"] for e in recorder.named("mm_migrate_page") if e["pfn"] == page.pfn}
+    if whys != {said}:
+        problems.append(f"{what}: the trace says {whys}, not {said!r}")
+    # A page that could move and was refused is a finding of --strict too.
+    wanted: list[tuple[str, str]] = [("refused", "")] if checked else []
+    if finding:
+        wanted.append(("return", finding.format(pfn=page.pfn)))
+    findings = [
+        (f.kind, f.example if f.kind == "return" else "")
+        for f in run.stats.findings.result()
+        if f.table == "ext2_aops" and f.pages == (page.pfn,)
+    ]
+    if findings != wanted or len(run.stats.findings.result()) != len(wanted):
+        problems.append(f"{what}: findings {run.stats.findings.result()}, not {wanted}")
+    if other not in list(run.moved) or run.problems:
+        problems.append(f"{what}: the next page not moved, or {run.problems}")
+    return problems
+
+
+ODD_RUNS: Final = [
+    (what, semantics, checked)
+    for checked in (False, True)
+    for semantics in RELEASES
+    for what in ODD
+]
+
+
+@pytest.mark.parametrize(("what", "semantics", "checked"), ODD_RUNS)
+def test_what_a_table_does_wrong_is_said_of_the_page_it_was_migrating(
+    what: str, semantics: str, checked: bool
+) -> None:
+    """The errno, reason and finding of the page, or the error that ends the run and names it."""
+    assert follow_odd(what, semantics, checked=checked) == []
+
+
+def follow_event(semantics: str, *, checked: bool) -> list[str]:
+    """What another task's event raises while the table sleeps goes on up as it is.
+
+    ext2's table sleeps on the page's buffer, which another task holds
+    locked; an event due meanwhile raises.  The run ends with that very
+    exception, not a failure of the page blamed on the table.
+    """
+    world = _odd_world(semantics, checked=checked)
+    kernel = world.kernel
+    page = world.make_page(PageSpec(buffer_locked_for=50)).page
+    broke = EventBroke("the event broke")
+
+    def event() -> None:
+        raise broke
+
+    kernel.sched.call_later(20, event)
+    try:
+        run = world.migrate()
+    except EventBroke as exc:
+        if exc is not broke:
+            return [f"event: raised another EventBroke, {exc!r}"]
+        if kernel.sched.migrating is not None:
+            return ["event: Scheduler.migrating left set"]
+        return []
+    except Exception as exc:
+        return [f"event: raised {exc!r}, not the event's own"]
+    return [f"event: went on, failures {run.stats.failures} for pfn {page.pfn}"]
+
+
+def follow_calls(semantics: str, *, checked: bool) -> list[str]:
+    """Two calls on the same counts: the second moves the page the first left.
+
+    A clean page moves in the first call; another task holds a reference
+    to the second page through the first call (-EAGAIN every pass, so the
+    page is left pending with its reason) and lets go before the second,
+    which moves it.  The report must count both moved in one run of
+    ``via``, the second no longer pending, and each call's passes.
+    """
+    world = _odd_world(semantics, checked=checked)
+    kernel = world.kernel
+    first = world.make_page(PageSpec()).page
+    second = world.make_page(PageSpec(pinned_for=4 * MAX_PASSES, index=1)).page
+    vmstat = kernel.vmstat
+    before = (vmstat.pgmigrate_success, vmstat.pgmigrate_fail, vmstat.migrate_passes)
+    run = world.migrate(rounds=2, settle_ticks=8 * MAX_PASSES)
+    stats = run.stats
+    problems = list(run.problems)
+    table = stats.tables.get("ext2_aops")
+    got = (
+        run.rcs,
+        stats.calls,
+        stats.passes,
+        dict(stats.pending),
+        dict(stats.failures),
+        None if table is None else (table.via, table.reasons, table.errors, table.moved),
+        vmstat.pgmigrate_success - before[0],
+        vmstat.pgmigrate_fail - before[1],
+        vmstat.migrate_passes - before[2],
+        sorted(page.pfn for page in run.moved),
+    )
+    wanted: tuple[object, ...] = (
+        [1, 0],
+        2,
+        MAX_PASSES + 1,
+        {},
+        {},
+        ({"migratepage": 2}, {}, {}, 2),
+        2,
+        1,
+        MAX_PASSES + 1,
+        sorted((first.pfn, second.pfn)),
+    )
+    if got != wanted:
+        problems.append(f"two calls: {got}, not {wanted}")
+    return problems
+
+
+@pytest.mark.parametrize("checked", [False, True])
+@pytest.mark.parametrize("semantics", RELEASES)
+def test_what_an_event_raises_in_the_tables_sleep_goes_on_up(semantics: str, checked: bool) -> None:
+    assert follow_event(semantics, checked=checked) == []
+
+
+@pytest.mark.parametrize("checked", [False, True])
+@pytest.mark.parametrize("semantics", RELEASES)
+def test_a_second_call_moves_what_the_first_left(semantics: str, checked: bool) -> None:
+    assert follow_calls(semantics, checked=checked) == []
