@@ -22,17 +22,17 @@ them against every mutant of ``migrate_pages``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from errno import EAGAIN, EIO, ENOMEM, EPERM
+from collections.abc import Callable
+from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM
 from typing import Final
 
 import attrs
 import pytest
 
 from fsaops.errors import KernelBug, PluginFault
-from fsaops.lists import list_del
+from fsaops.lists import PageList, list_del
 from fsaops.mapping import AddressSpace
-from fsaops.migrate import MAX_PASSES, errno_name
+from fsaops.migrate import MAX_PASSES, MigrateStats, errno_name, migrate_pages
 from fsaops.page import PG, Page, unlock_page
 from fsaops.rmap import SWAP_FAIL, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE
@@ -56,6 +56,9 @@ TABLES: Final[dict[str, tuple[str, str | None]]] = {
 _SLOTS: Final = 2
 """The swap device's slots."""
 
+_BRIEFLY: Final = 3
+"""Ticks another task holds a reference to a ``pinned_briefly`` page."""
+
 _LONG: Final = 1 << 20
 """Ticks another task holds what it holds: longer than any migration."""
 
@@ -68,6 +71,7 @@ STATES: Final[dict[str, PageSpec]] = {
     "pte_dirty": PageSpec(pte_dirty=True),
     "shared": PageSpec(shared=True),
     "pinned": PageSpec(pinned=1),
+    "pinned_briefly": PageSpec(pinned_for=_BRIEFLY),
     "mlocked": PageSpec(mlocked=True),
     "locked": PageSpec(locked_for=_LONG),
     "writeback": PageSpec(writeback=True),
@@ -121,7 +125,8 @@ def main_steps(state: str, table: str, semantics: str) -> list[Step]:
     one is waited on where its lock is had).  A page whose buffer another
     task holds locked moves in pass 0: ``buffer_migrate_page`` sleeps on
     the lock.  A page another task holds a reference to is refused by
-    ``migrate_page_remove_references`` every pass, as a page truncated
+    ``migrate_page_remove_references`` every pass (one it holds for three
+    ticks, until the engine's third ``cond_resched``), as a page truncated
     while another task held it is retried for its lost mapping.  An
     ``mlocked`` page is refused by ``try_to_unmap``: ``-EAGAIN`` every pass
     under V4, ``-EPERM`` at once from 2.6.16.  An anonymous page with no
@@ -134,6 +139,9 @@ def main_steps(state: str, table: str, semantics: str) -> list[Step]:
         return _every_pass("no_mapping", -EAGAIN, _TRUNCATED)
     if state == "pinned":
         return _every_pass("migratepage", -EAGAIN, _pinned(table))
+    if state == "pinned_briefly":  # the engine ticks once before each attempt
+        refused = [(p, "migratepage", -EAGAIN, _pinned(table)) for p in range(_BRIEFLY - 1)]
+        return [*refused, (_BRIEFLY - 1, "migratepage", 0, "")]
     if state == "mlocked":
         if semantics == "v4":
             return _every_pass("migratepage", -EAGAIN, _MLOCKED_AGAIN)
@@ -297,16 +305,6 @@ RUNS: Final = [
     for table in TABLES
     for state in _STATES_OF[table]
 ]
-
-
-def first_difference(runs: Sequence[tuple[str, str, str, bool]] = RUNS) -> str | None:
-    """The first of ``runs`` the engine does not follow step by step, as what differs."""
-    for table, semantics, state, checked in runs:
-        problems = follow(table, semantics, state, checked=checked)
-        if problems:
-            how = "checked" if checked else "plain"
-            return f"{table}, {semantics}, {state}, {how}: " + "; ".join(problems)
-    return None
 
 
 @pytest.mark.parametrize(("table", "semantics", "state", "checked"), RUNS)
@@ -665,3 +663,95 @@ def test_what_an_event_raises_in_the_tables_sleep_goes_on_up(semantics: str, che
 @pytest.mark.parametrize("semantics", RELEASES)
 def test_a_second_call_moves_what_the_first_left(semantics: str, checked: bool) -> None:
     assert follow_calls(semantics, checked=checked) == []
+
+
+def follow_shapes(semantics: str) -> list[str]:
+    """Calls of every shape: no page at all, a swap-out, a kernel built without migration.
+
+    A call with no page to migrate does nothing and counts nothing: it
+    returns 0, whether or not ``kernel=`` names the machine.  On a kernel
+    built without ``CONFIG_MIGRATION`` every call returns ``-ENOSYS`` (the
+    kernel's stub), an empty one included, once a page on any of its lists
+    or ``kernel=`` says which machine it is, and touches nothing.  A
+    swap-out (no new pages) with no machine named takes it from its pages.
+    """
+    world = _odd_world(semantics, checked=False)
+    kernel = world.kernel
+    stats = MigrateStats()
+    vmstat = kernel.vmstat
+    passes = vmstat.migrate_passes
+
+    def empty() -> PageList:
+        return PageList("empty")
+
+    problems = []
+    new = world.new_pages(1)
+    calls: dict[str, Callable[[], int]] = {
+        "no page, the machine named": lambda: migrate_pages(
+            empty(), empty(), empty(), empty(), stats=stats, kernel=kernel
+        ),
+        "no page, nothing named": lambda: migrate_pages(
+            empty(), None, empty(), empty(), stats=stats
+        ),
+        "only new pages": lambda: migrate_pages(empty(), new, empty(), empty(), stats=stats),
+    }
+    for what, call in calls.items():
+        rc = call()
+        counted = (rc, stats.calls, stats.passes, vmstat.migrate_passes - passes, len(new))
+        if counted != (0, 0, 0, 0, 1):
+            problems.append(f"{what}: (rc, calls, passes, vmstat passes, new) {counted}")
+    page = world.make_page(PageSpec()).page
+    moved, failed = PageList("moved"), PageList("failed")
+    rc = migrate_pages(world.from_, None, moved, failed, stats=stats)
+    said = (rc, list(moved), stats.calls, stats.frameless)
+    if said != (0, [page], 1, {page.pfn: "dropped"}):
+        problems.append(f"a swap-out, nothing named: (rc, moved, calls, frameless) {said}")
+    other = world.make_page(PageSpec(index=1)).page
+    kernel.migration = False
+    stubbed: dict[str, Callable[[], int]] = {
+        "pages": lambda: migrate_pages(world.from_, new, moved, failed, stats=stats),
+        "no page, the machine named": lambda: migrate_pages(
+            empty(), empty(), empty(), empty(), stats=stats, kernel=kernel
+        ),
+        "only new pages": lambda: migrate_pages(empty(), new, empty(), empty(), stats=stats),
+    }
+    for what, call in stubbed.items():
+        rc = call()
+        kept = (rc, list(world.from_), len(new), stats.calls, vmstat.migrate_passes - passes)
+        if kept != (-ENOSYS, [other], 1, 1, 1):
+            problems.append(f"without CONFIG_MIGRATION, {what}: {kept}")
+    return problems
+
+
+@pytest.mark.parametrize("semantics", RELEASES)
+def test_calls_of_every_shape(semantics: str) -> None:
+    assert follow_shapes(semantics) == []
+
+
+def first_difference() -> str | None:
+    """The first of this module's runs the engine does not follow, as what differs; else ``None``.
+
+    Every run: the calls' shapes, the tables that do something wrong, the
+    event, the two calls, then each page state (:data:`RUNS`).
+    """
+    for semantics in RELEASES:
+        problems = follow_shapes(semantics)
+        if problems:
+            return f"shapes, {semantics}: " + "; ".join(problems)
+    for what, semantics, checked in ODD_RUNS:
+        problems = follow_odd(what, semantics, checked=checked)
+        if problems:
+            return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
+    for checked in (False, True):
+        for semantics in RELEASES:
+            problems = follow_event(semantics, checked=checked) + follow_calls(
+                semantics, checked=checked
+            )
+            if problems:
+                return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
+    for table, semantics, state, checked in RUNS:
+        problems = follow(table, semantics, state, checked=checked)
+        if problems:
+            how = "checked" if checked else "plain"
+            return f"{table}, {semantics}, {state}, {how}: " + "; ".join(problems)
+    return None
