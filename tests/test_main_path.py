@@ -29,17 +29,22 @@ from typing import Final
 import attrs
 import pytest
 
+from fsaops.aops import WritePage
+from fsaops.buffer import buffers, get_bh
+from fsaops.debug import InvariantError
 from fsaops.errors import KernelBug, PluginFault
 from fsaops.lists import PageList, list_del
 from fsaops.mapping import AddressSpace
 from fsaops.migrate import MAX_PASSES, MigrateStats, errno_name, migrate_pages
-from fsaops.page import PG, Page, unlock_page
+from fsaops.page import PG, Page, get_page, unlock_page
 from fsaops.rmap import SWAP_FAIL, try_to_unmap
 from fsaops.sched import PF_SWAPWRITE
 from fsaops.semantics import SEMANTICS
 from fsaops.testing import Recorder, resolve_subject
 from fsaops.testing.harness import World
 from fsaops.world import EngineRun, PageSpec
+from fsaops.writeback import WritebackControl
+from test_kernel_tables_pass import EXT2_2615
 
 RELEASES: Final = tuple(SEMANTICS)
 
@@ -784,13 +789,14 @@ def test_calls_of_every_shape(semantics: str) -> None:
 def first_difference() -> str | None:
     """The first of this module's runs the engine does not follow, as what differs; else ``None``.
 
-    Every run: the calls' shapes, the tables that do something wrong, the
-    events, the calls and their counts, then each page state (:data:`RUNS`).
+    Every run: the calls' shapes, ``debug_vm``'s stops, the generic path's
+    odd ``writepage``, the tables that do something wrong, the events, the
+    calls and their counts, then each page state (:data:`RUNS`).
     """
     for semantics in RELEASES:
-        problems = follow_shapes(semantics)
+        problems = follow_shapes(semantics) + follow_debug_vm(semantics) + follow_generic(semantics)
         if problems:
-            return f"shapes, {semantics}: " + "; ".join(problems)
+            return f"{semantics}: " + "; ".join(problems)
     for what, semantics, checked in ODD_RUNS:
         problems = follow_odd(what, semantics, checked=checked)
         if problems:
@@ -889,3 +895,122 @@ def follow_counts(semantics: str, *, checked: bool) -> list[str]:
 @pytest.mark.parametrize("semantics", RELEASES)
 def test_what_the_counts_say_across_calls_and_attempts(semantics: str, checked: bool) -> None:
     assert follow_counts(semantics, checked=checked) == []
+
+
+def _next_page_pinned(real: MigratePage, next_page: Page) -> MigratePage:
+    def mp(newpage: Page, page: Page) -> int:
+        rc = real(newpage, page)
+        get_page(next_page)  # a reference nobody will drop, on another page
+        return rc
+
+    return mp
+
+
+def _buffer_kept(real: MigratePage) -> MigratePage:
+    def mp(newpage: Page, page: Page) -> int:
+        rc = real(newpage, page)
+        get_bh(next(iter(buffers(newpage.private))))  # a reference it never drops
+        return rc
+
+    return mp
+
+
+def follow_debug_vm(semantics: str) -> list[str]:
+    """``debug_vm`` stops the run at the page a table broke, before and after each try.
+
+    A table that keeps a reference to a buffer of the new page is named
+    right after its call; one that takes a reference to the next page on
+    the list, which its own call does not touch, is found before that
+    page is tried (not blamed on the next page's table), with what
+    ``strict``'s watch saw it change.  The oracle at the end of the run
+    would find both too, but later and with no page to name.
+    """
+    problems = []
+    for what in ("after", "before"):
+        world = _odd_world(semantics, checked=True)
+        page = world.make_page(PageSpec()).page
+        after = world.make_page(PageSpec(index=1)).page
+        mapping = page.mapping
+        assert isinstance(mapping, AddressSpace) and mapping.a_ops.migratepage is not None
+        real = mapping.a_ops.migratepage
+        made = _buffer_kept(real) if what == "after" else _next_page_pinned(real, after)
+        _table_becomes(page, made)
+        if what == "after":
+            said = f"after pfn {page.pfn} (ext2_aops, pass 0, path migratepage): buffer head 0 of"
+        else:
+            said = f"before pfn {after.pfn} was tried (pass 0; it was broken earlier"
+        try:
+            world.migrate()
+        except InvariantError as exc:
+            lines = str(exc).splitlines()
+            if len(lines) < 2 or not lines[1].strip().startswith(said):
+                problems.append(f"debug_vm {what}: {exc}")
+            elif what == "before" and "--strict saw that" not in lines[1]:
+                problems.append(f"debug_vm {what}: no word of what the watch saw: {exc}")
+            continue
+        problems.append(f"debug_vm {what}: the run went on")
+    return problems
+
+
+@pytest.mark.parametrize("semantics", RELEASES)
+def test_debug_vm_stops_at_the_page_a_table_broke(semantics: str) -> None:
+    assert follow_debug_vm(semantics) == []
+
+
+def follow_generic(semantics: str) -> list[str]:
+    """A table without ``migratepage`` whose ``writepage`` does something wrong.
+
+    Its ``writepage``, called by the engine's generic path, sets the reason
+    a page stays to something not a ``str``: the engine says what it was set
+    to, in the trace, and the page moves on the next pass.  One that marks
+    the page it wrote on the LRU (which only the engine may put back) is
+    ``lru_cache_add``'s ``BUG()`` ahead, named as the generic path's.
+    """
+    problems = []
+    for what in ("reason", "lru"):
+        subject = resolve_subject(EXT2_2615, "nobh", ("no_migratepage",), semantics=semantics)
+        world = World(subject)
+        recorder = Recorder()
+        world.kernel.log = recorder.log
+        page = world.make_page(PageSpec(dirty=True)).page
+        mapping = page.mapping
+        assert isinstance(mapping, AddressSpace) and mapping.a_ops.writepage is not None
+        real = mapping.a_ops.writepage
+
+        def writepage(
+            page: Page, wbc: WritebackControl, /, real: WritePage = real, what: str = what
+        ) -> int:
+            rc = real(page, wbc)
+            if what == "reason":
+                page.node.kernel.current.why = 42  # type: ignore[assignment]  # wrongly
+            else:
+                page.flags |= PG.lru
+            return rc
+
+        mapping.a_ops = attrs.evolve(mapping.a_ops, writepage=writepage)
+        name = mapping.a_ops.name
+        try:
+            run = world.migrate()
+        except KernelBug as exc:
+            said = (
+                f"pfn {page.pfn} (the old page) is marked on the LRU (PG_lru) though it is off "
+                f"every LRU list: {name}'s writepage or releasepage (generic path) set it"
+            )
+            if what != "lru" or not str(exc).startswith(said):
+                problems.append(f"generic path, {what}: {exc}")
+            continue
+        steps = [
+            (e["pass_"], e["path"], e["rc"], e["why"]) for e in recorder.named("mm_migrate_page")
+        ]
+        wanted = [
+            (0, "pageout_success", -EAGAIN, "current.why was set to 42, not a str"),
+            (1, "migrate_page", 0, ""),
+        ]
+        if what != "reason" or steps != wanted or run.problems:
+            problems.append(f"generic path, {what}: steps {steps}, {run.problems}")
+    return problems
+
+
+@pytest.mark.parametrize("semantics", RELEASES)
+def test_what_a_writepage_does_wrong_on_the_generic_path(semantics: str) -> None:
+    assert follow_generic(semantics) == []
