@@ -30,16 +30,21 @@ import attrs
 import pytest
 
 from fsaops.aops import WritePage
-from fsaops.buffer import buffers, get_bh
+from fsaops.buffer import BufferHead, buffers, get_bh
+from fsaops.config import parse_config
 from fsaops.debug import InvariantError
 from fsaops.errors import KernelBug, PluginFault
 from fsaops.lists import PageList, list_del
 from fsaops.mapping import AddressSpace
 from fsaops.migrate import MAX_PASSES, MigrateStats, errno_name, migrate_pages
+from fsaops.mutex import Mutex
 from fsaops.page import PG, Page, get_page, unlock_page
+from fsaops.plugins import load_plugins
 from fsaops.rmap import SWAP_FAIL, try_to_unmap
+from fsaops.scenario import plan_scenario, run_plan
 from fsaops.sched import PF_SWAPWRITE
 from fsaops.semantics import SEMANTICS
+from fsaops.spinlock import spin_lock
 from fsaops.testing import Recorder, resolve_subject
 from fsaops.testing.harness import World
 from fsaops.world import EngineRun, PageSpec
@@ -395,6 +400,23 @@ def _unmaps_then_fails(real: MigratePage) -> MigratePage:
     return mp
 
 
+def _mutex_under_tree_lock(real: MigratePage) -> MigratePage:
+    state = Mutex("odd_state")
+
+    def mp(newpage: Page, page: Page) -> int:
+        mapping = page.mapping
+        assert isinstance(mapping, AddressSpace)
+        spin_lock(mapping.tree_lock, "tree_lock", mapping)
+        try:
+            with state:
+                pass
+        finally:
+            mapping.tree_lock.release()
+        return real(newpage, page)
+
+    return mp
+
+
 _BROKE = "migratepage raised RuntimeError: the table broke"
 _SEVEN = "migratepage returned 7, not 0 or a negative errno"
 
@@ -432,6 +454,15 @@ ODD: Final[dict[str, tuple[Callable[[MigratePage], MigratePage], tuple[object, s
             PluginFault,
             "migratepage of table ext2_aops raised SystemExit: 3 on pfn {pfn}: plugin code may "
             "not end fsaops",
+            "",
+        ),
+    ),
+    "sleeps on a mutex under tree_lock": (
+        _mutex_under_tree_lock,
+        (
+            KernelBug,
+            "sleeping function called from invalid context: a task sleeps on the mutex "
+            "odd_state (mutex_lock may sleep) holding the tree_lock of a mapping of ext2_aops",
             "",
         ),
     ),
@@ -492,6 +523,15 @@ def _table_becomes(page: Page, mp: MigratePage) -> None:
     mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=mp)
 
 
+def _watch_left_on() -> bool:
+    """Whether ``strict``'s watch of a call's writes still patches ``BufferHead``.
+
+    It puts ``__setattr__`` on the classes it watches while a call runs;
+    a run that ends inside a call must take it off on the way out.
+    """
+    return "__setattr__" in vars(BufferHead)
+
+
 def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
     """Migrate a page of a table that does ``what`` (:data:`ODD`), then a sound one's page.
 
@@ -501,7 +541,8 @@ def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
     it must move either way (when the run goes on).  While the table runs
     the engine knows which mapping it is in (``Scheduler.migrating``, for
     ``might_sleep``) and lets it write pages out (``PF_SWAPWRITE``); after
-    the call it knows neither.
+    the call it knows neither.  A machine made after this one, and idle,
+    is not the one a mutex the table takes asks whether a spinlock is held.
     """
     made, (kind, said, finding) = ODD[what]
     world = _odd_world(semantics, checked=checked)
@@ -522,6 +563,7 @@ def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
     _table_becomes(page, mp)
     recorder = Recorder()
     kernel.log = recorder.log
+    later = _odd_world(semantics, checked=checked)  # made after, idle: not the one asked
     problems = []
     try:
         run = world.migrate()
@@ -533,6 +575,8 @@ def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
             problems.append(f"{what}: raised {exc!r}, not {kind.__name__}: {message}")
         if kernel.sched.migrating is not None:
             problems.append(f"{what}: Scheduler.migrating left set after the run ended")
+        if _watch_left_on():
+            problems.append(f"{what}: strict's watch of writes left on after the run ended")
         return problems
     if isinstance(kind, type):
         return [f"{what}: ended without {kind.__name__}"]
@@ -562,6 +606,8 @@ def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
         problems.append(f"{what}: findings {run.stats.findings.result()}, not {wanted}")
     if other not in list(run.moved) or run.problems:
         problems.append(f"{what}: the next page not moved, or {run.problems}")
+    if later.kernel.vmstat.pgmigrate_success:
+        problems.append(f"{what}: the machine made after migrated pages")
     return problems
 
 
@@ -647,6 +693,8 @@ def follow_event(semantics: str, *, checked: bool) -> list[str]:
                 problems.append(f"event {what}: raised {exc!r} (notes {notes})")
             if kernel.sched.migrating is not None:
                 problems.append(f"event {what}: Scheduler.migrating left set")
+            if _watch_left_on():
+                problems.append(f"event {what}: strict's watch of writes left on")
             continue
         problems.append(f"event {what}: went on, failures {run.stats.failures}")
     return problems
@@ -790,11 +838,17 @@ def first_difference() -> str | None:
     """The first of this module's runs the engine does not follow, as what differs; else ``None``.
 
     Every run: the calls' shapes, ``debug_vm``'s stops, the generic path's
-    odd ``writepage``, the tables that do something wrong, the events, the
-    calls and their counts, then each page state (:data:`RUNS`).
+    odd ``writepage``, the replay's naming of a call, the tables that do
+    something wrong, the events, the calls and their counts, then each page
+    state (:data:`RUNS`).
     """
     for semantics in RELEASES:
-        problems = follow_shapes(semantics) + follow_debug_vm(semantics) + follow_generic(semantics)
+        problems = (
+            follow_shapes(semantics)
+            + follow_debug_vm(semantics)
+            + follow_generic(semantics)
+            + follow_replay(semantics)
+        )
         if problems:
             return f"{semantics}: " + "; ".join(problems)
     for what, semantics, checked in ODD_RUNS:
@@ -1014,3 +1068,56 @@ def follow_generic(semantics: str) -> list[str]:
 @pytest.mark.parametrize("semantics", RELEASES)
 def test_what_a_writepage_does_wrong_on_the_generic_path(semantics: str) -> None:
     assert follow_generic(semantics) == []
+
+
+def _spoils_page_2(real: MigratePage) -> MigratePage:
+    def mp(newpage: Page, page: Page) -> int:
+        if page.index == 20:
+            mapping = page.mapping
+            assert isinstance(mapping, AddressSpace)
+            other = mapping.lookup(2)
+            assert other is not None
+            node = other.node
+            at = (other.pfn - node.start_pfn) << node.page_shift
+            node.mem[at] = (node.mem[at] + 1) & 0xFF
+        return real(newpage, page)
+
+    return mp
+
+
+_REPLAYED = (
+    '[kernel]\nnode_memory = "4MiB"\nsemantics = "{semantics}"\n[[mount]]\nfs = "spoil"\n'
+    "pages = 24\nfiles = 1\n[workload]\nseed = 3\n"
+)
+
+
+def follow_replay(semantics: str) -> list[str]:
+    """A run whose page reads back wrong replays itself and names the call that changed it.
+
+    The table (ext2's, plus one wild write) spoils page 2 of its file while
+    it migrates page 20, out of ``--strict``'s sight; the replay's watch,
+    which the engine tells of each call (``kernel.replay``), names the call
+    of page 20 and where the bytes changed.
+    """
+    registry = load_plugins(cli=["ext2"])
+    ext2 = registry.filesystems["ext2"]
+    real = ext2.modes["default"].migratepage
+    assert real is not None
+    table = attrs.evolve(ext2.modes["default"], name="spoil_aops", migratepage=_spoils_page_2(real))
+    fs = attrs.evolve(ext2, name="spoil", modes={"default": table})
+    spoiling = attrs.evolve(registry, filesystems={**registry.filesystems, "spoil": fs})
+    config = parse_config(_REPLAYED.format(semantics=semantics), "spoil.toml")
+    report = run_plan(plan_scenario(config, spoiling, "spoil.toml"))
+    (line,) = report.integrity.problems
+    said = (
+        "the replay saw table spoil_aops's migratepage call ",
+        " (of pfn 20, mount0/file0 page 20) change it, at pfn 2 (",
+    )
+    if report.status != "data lost" or not all(words in line for words in said):
+        return [f"replay: {report.status}: {line}"]
+    return []
+
+
+@pytest.mark.parametrize("semantics", RELEASES)
+def test_the_replay_names_the_call_that_spoiled_a_page(semantics: str) -> None:
+    assert follow_replay(semantics) == []
