@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from errno import EAGAIN, EIO, ENOMEM, ENOSYS, EPERM
+from functools import partial
 from typing import Final
 
 import attrs
@@ -34,7 +35,8 @@ from fsaops.buffer import BufferHead, buffers, get_bh
 from fsaops.config import parse_config
 from fsaops.debug import InvariantError
 from fsaops.errors import KernelBug, PluginFault
-from fsaops.lists import PageList, list_del
+from fsaops.lists import PageList, list_add_tail, list_del
+from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import AddressSpace
 from fsaops.migrate import MAX_PASSES, MigrateStats, errno_name, migrate_pages
 from fsaops.mutex import Mutex
@@ -517,6 +519,13 @@ def _odd_world(
     return world
 
 
+def _real_table(page: Page) -> MigratePage:
+    """The ``migratepage`` of ``page``'s table, as built."""
+    mapping = page.mapping
+    assert isinstance(mapping, AddressSpace) and mapping.a_ops.migratepage is not None
+    return mapping.a_ops.migratepage
+
+
 def _table_becomes(page: Page, mp: MigratePage) -> None:
     mapping = page.mapping
     assert isinstance(mapping, AddressSpace)
@@ -890,11 +899,13 @@ def follow_counts(semantics: str, *, checked: bool) -> list[str]:
     """What the counts say across calls, and of a page left for want of a new page.
 
     Two calls on the same counts, read only at the end, move a page each:
-    one run of ``via``.  A page refused in one attempt and failed for good
-    in the next is a failure only, in the pass it failed, never pending,
-    within a call and across two.  A page freed under us needs no new page;
-    once the new pages are used up, the pages after are not reached (no
-    attempt, left on ``from``: counting them is the caller's).
+    one run of ``via``; so does a call made inside another's
+    ``migratepage``, whose run the outer call counts before its own.  A
+    page refused in one attempt and failed for good in the next is a
+    failure only, in the pass it failed, never pending, within a call and
+    across two.  A page freed under us needs no new page; once the new
+    pages are used up, the pages after are not reached (no attempt, left
+    on ``from``: counting them is the caller's).
     """
     problems = []
     world = _odd_world(semantics, checked=checked)
@@ -922,6 +933,33 @@ def follow_counts(semantics: str, *, checked: bool) -> list[str]:
         reasons = {n: t.reasons for n, t in run.stats.tables.items()}
         if got != wanted or reasons != {"ext2_aops": {"migratepage returned EIO": 1}}:
             problems.append(f"refused, then failed, {rounds} call(s): {got}, {reasons}")
+
+    world = _odd_world(semantics, checked=checked)
+    outer = world.make_page(PageSpec()).page
+    inner = world.make_page(PageSpec(index=1, isolated=False)).page
+    stats = MigrateStats()
+    real = _real_table(outer)
+    calls: list[int] = []
+
+    def migrates_another_first(newpage: Page, page: Page) -> int:
+        if not calls:  # a call on the same counts, made inside this one
+            others = PageList("inner")
+            assert isolate_lru_page(inner) == 1
+            list_add_tail(inner, others)
+            moved = PageList("moved")
+            calls.append(
+                migrate_pages(others, world.new_pages(1), moved, PageList("f"), stats=stats)
+            )
+            putback_lru_pages(moved)
+        return real(newpage, page)
+
+    _table_becomes(outer, migrates_another_first)
+    moved = PageList("moved")
+    calls.append(migrate_pages(world.from_, world.new_pages(1), moved, PageList("f"), stats=stats))
+    putback_lru_pages(moved)
+    counted = {name: (t.via, t.moved) for name, t in stats.tables.items()}
+    if (calls, counted) != ([0, 0], {"ext2_aops": ({"migratepage": 2}, 2)}):
+        problems.append(f"a call inside another: {calls}, {counted}")
 
     world = _odd_world(semantics, checked=checked)
     recorder = Recorder()
@@ -960,6 +998,11 @@ def _next_page_pinned(real: MigratePage, next_page: Page) -> MigratePage:
     return mp
 
 
+def _new_page_kept(news: list[Page], newpage: Page, page: Page) -> None:
+    news.append(newpage)
+    get_page(newpage)  # a reference to the new page it never drops
+
+
 def _buffer_kept(real: MigratePage) -> MigratePage:
     def mp(newpage: Page, page: Page) -> int:
         rc = real(newpage, page)
@@ -972,31 +1015,39 @@ def _buffer_kept(real: MigratePage) -> MigratePage:
 def follow_debug_vm(semantics: str) -> list[str]:
     """``debug_vm`` stops the run at the page a table broke, before and after each try.
 
-    A table that keeps a reference to a buffer of the new page is named
-    right after its call; one that takes a reference to the next page on
+    A table that keeps a reference to a buffer of the new page, or to the
+    new page itself, is named right after its call; one that takes a reference to the next page on
     the list, which its own call does not touch, is found before that
     page is tried (not blamed on the next page's table), with what
     ``strict``'s watch saw it change.  The oracle at the end of the run
     would find both too, but later and with no page to name.
     """
     problems = []
-    for what in ("after", "before"):
+    for what in ("after", "after, the new page", "before"):
         world = _odd_world(semantics, checked=True)
         page = world.make_page(PageSpec()).page
         after = world.make_page(PageSpec(index=1)).page
-        mapping = page.mapping
-        assert isinstance(mapping, AddressSpace) and mapping.a_ops.migratepage is not None
-        real = mapping.a_ops.migratepage
-        made = _buffer_kept(real) if what == "after" else _next_page_pinned(real, after)
-        _table_becomes(page, made)
+        real = _real_table(page)
+        news: list[Page] = []
         if what == "after":
-            said = f"after pfn {page.pfn} (ext2_aops, pass 0, path migratepage): buffer head 0 of"
+            made = _buffer_kept(real)
+        elif what == "before":
+            made = _next_page_pinned(real, after)
         else:
+            made = _then(partial(_new_page_kept, news))(real)
+        _table_becomes(page, made)
+        said = f"after pfn {page.pfn} (ext2_aops, pass 0, path migratepage): "
+        if what == "after":
+            said += "buffer head 0 of"
+        elif what == "before":
             said = f"before pfn {after.pfn} was tried (pass 0; it was broken earlier"
         try:
             world.migrate()
         except InvariantError as exc:
             lines = str(exc).splitlines()
+            kept = f"pfn {news[0].pfn} (" if news else ""
+            if news and not any(kept in n and "has page_count" in n for n in lines[2:]):
+                problems.append(f"debug_vm {what}: the new page's count not checked: {exc}")
             if len(lines) < 2 or not lines[1].strip().startswith(said):
                 problems.append(f"debug_vm {what}: {exc}")
             elif what == "before" and "--strict saw that" not in lines[1]:
