@@ -35,6 +35,7 @@ from fsaops.buffer import BufferHead, buffers, get_bh
 from fsaops.config import parse_config
 from fsaops.debug import InvariantError
 from fsaops.errors import KernelBug, PluginFault
+from fsaops.explore import explore
 from fsaops.lists import PageList, list_add_tail, list_del
 from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mapping import AddressSpace
@@ -47,6 +48,7 @@ from fsaops.scenario import plan_scenario, run_plan
 from fsaops.sched import PF_SWAPWRITE
 from fsaops.semantics import SEMANTICS
 from fsaops.spinlock import spin_lock
+from fsaops.status import Status
 from fsaops.testing import Recorder, resolve_subject
 from fsaops.testing.harness import World
 from fsaops.world import EngineRun, PageSpec
@@ -848,7 +850,7 @@ def first_difference() -> str | None:
 
     Every run: the calls' shapes, ``debug_vm``'s stops, the generic path's
     odd ``writepage``, the replay's naming of a call, the tables that do
-    something wrong, the events, the calls and their counts, then each page
+    something wrong, the explored schedules, the events, the calls and their counts, then each page
     state (:data:`RUNS`).
     """
     for semantics in RELEASES:
@@ -864,6 +866,9 @@ def first_difference() -> str | None:
         problems = follow_odd(what, semantics, checked=checked)
         if problems:
             return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
+    problems = follow_explore()
+    if problems:
+        return "; ".join(problems)
     for checked in (False, True):
         for semantics in RELEASES:
             problems = (
@@ -1172,3 +1177,23 @@ def follow_replay(semantics: str) -> list[str]:
 @pytest.mark.parametrize("semantics", RELEASES)
 def test_the_replay_names_the_call_that_spoiled_a_page(semantics: str) -> None:
     assert follow_replay(semantics) == []
+
+
+def follow_explore() -> list[str]:
+    """Schedules of ext2's migration against a reading fault and a ``write()``: none fails.
+
+    The accessors sleep on the page locks the engine holds (the old page's,
+    and the new page's once the fault finds it in the page cache): each
+    must be woken when the engine unlocks the page, or a schedule hangs.
+    Every schedule with at most one preemption is run.
+    """
+    result = explore(
+        "ext2", tasks=["read-fault", "write"], preemptions=1, registry=load_plugins(cli=["ext2"])
+    )
+    if not result.exhausted or result.failures or result.status is not Status.OK:
+        return [f"explore: {result.status}, exhausted {result.exhausted}, {result.failures}"]
+    return []
+
+
+def test_every_schedule_against_a_fault_and_a_write_passes() -> None:
+    assert follow_explore() == []
