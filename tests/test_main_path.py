@@ -7,7 +7,8 @@ code) and slept on after; a page under writeback is skipped in pass 0 and
 waited on after; an anonymous page is given a swap entry first (no slot:
 it fails for good); a page that lost its mapping is retried; any other
 page goes to its table's ``migratepage``, whose ``-EAGAIN`` retries it in
-the next pass, up to ``MAX_PASSES``.
+the next pass, up to ``MAX_PASSES``.  After the call the engine checks
+what the table did, unlocks both pages, and counts the page.
 
 The verdict sees little of this: a page moved one pass later, or skipped
 with the wrong reason, keeps its data.  These tests follow one page in
@@ -15,8 +16,16 @@ each state through the engine's trace and hold every attempt (pass, path,
 result, reason) and what the report and the counters say of it to what
 each release's code does, for ext2's table with buffer heads and without
 and for the swap cache's, plain and with every check the engine can run
-(``strict``, ``debug_vm``).  ``tests/test_mutants_of_main_path.py`` runs
-them against every mutant of ``migrate_pages``.
+(``strict``, ``debug_vm``).  Then what the engine makes of a table that
+does something wrong (an error, a value that is no errno, a ``BUG``, an
+exit, a page unlocked or taken off its lists, a mutex under a spinlock),
+of another task's event that raises while a table sleeps, of calls of
+every shape and what they count across calls and attempts, of
+``debug_vm``'s stops, the generic path's odd ``writepage``, the replay's
+naming of a call, and of explored schedules in which other tasks sleep on
+the engine's page locks.  ``tests/test_mutants_of_main_path.py`` runs
+them all (:func:`first_difference`) against every mutant of
+``migrate_pages``.
 """
 
 from __future__ import annotations
@@ -43,7 +52,6 @@ from fsaops.migrate import MAX_PASSES, MigrateStats, errno_name, migrate_pages
 from fsaops.mutex import Mutex
 from fsaops.page import PG, Page, get_page, unlock_page
 from fsaops.plugins import load_plugins
-from fsaops.rmap import SWAP_FAIL, try_to_unmap
 from fsaops.scenario import plan_scenario, run_plan
 from fsaops.sched import PF_SWAPWRITE
 from fsaops.semantics import SEMANTICS
@@ -379,10 +387,8 @@ def _returns(rc: object, why: object = None) -> Callable[[MigratePage], MigrateP
     return made
 
 
-def _then(
-    after: Callable[[Page, Page], object], *, sleep: bool = False
-) -> Callable[[MigratePage], MigratePage]:
-    """The real table, then ``after(newpage, page)``; ``sleep``: on a buffer another task holds."""
+def _then(after: Callable[[Page, Page], object]) -> Callable[[MigratePage], MigratePage]:
+    """The real table, then ``after(newpage, page)``."""
 
     def made(real: MigratePage) -> MigratePage:
         def mp(newpage: Page, page: Page) -> int:
@@ -393,15 +399,6 @@ def _then(
         return mp
 
     return made
-
-
-def _unmaps_then_fails(real: MigratePage) -> MigratePage:
-    def mp(newpage: Page, page: Page) -> int:
-        while page.mapcount and try_to_unmap(page) != SWAP_FAIL:
-            page.node.kernel.sched.tick()
-        return -EIO
-
-    return mp
 
 
 def _mutex_under_tree_lock(real: MigratePage) -> MigratePage:
@@ -423,6 +420,7 @@ def _mutex_under_tree_lock(real: MigratePage) -> MigratePage:
 
 _BROKE = "migratepage raised RuntimeError: the table broke"
 _SEVEN = "migratepage returned 7, not 0 or a negative errno"
+_NONE = "migratepage returned None, not 0 or a negative errno"
 
 #: Tables that do something wrong, by what they do: how each is made from
 #: the real ``migratepage``, and what the engine must make of it, as
@@ -435,6 +433,7 @@ ODD: Final[dict[str, tuple[Callable[[MigratePage], MigratePage], tuple[object, s
         ("EIO", _BROKE, f"{_BROKE} (pfn {{pfn}})"),
     ),
     "returns 7": (_returns(7), ("EIO", _SEVEN, f"{_SEVEN} (pfn {{pfn}})")),
+    "returns None": (_returns(None), ("EIO", _NONE, f"{_NONE} (pfn {{pfn}})")),
     "returns -EIO, saying nothing": (_returns(-EIO), ("EIO", "migratepage returned EIO", "")),
     "returns -EPERM, saying why": (
         _returns(-EPERM, "the table says no"),
@@ -561,8 +560,7 @@ def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
     page = world.make_page(PageSpec()).page
     other = world.make_page(PageSpec(index=1)).page
     mapping = page.mapping
-    assert isinstance(mapping, AddressSpace) and mapping.a_ops.migratepage is not None
-    odd = made(mapping.a_ops.migratepage)
+    odd = made(_real_table(page))
     seen: list[tuple[object, int]] = []
     news: list[Page] = []
 
@@ -578,7 +576,7 @@ def follow_odd(what: str, semantics: str, *, checked: bool) -> list[str]:
     problems = []
     try:
         run = world.migrate()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # an exit fsaops lets through is caught too
         if not isinstance(kind, type):
             return [f"{what}: raised {exc!r}"]
         message = said.format(pfn=page.pfn, new=news[0].pfn if news else None)
@@ -687,9 +685,7 @@ def follow_event(semantics: str, *, checked: bool) -> list[str]:
         world = _odd_world(semantics, checked=checked)
         kernel = world.kernel
         page = world.make_page(PageSpec(buffer_locked_for=50)).page
-        mapping = page.mapping
-        assert isinstance(mapping, AddressSpace) and mapping.a_ops.migratepage is not None
-        _table_becomes(page, made(mapping.a_ops.migratepage))
+        _table_becomes(page, made(_real_table(page)))
         broke = raised()
 
         def event(broke: BaseException = broke) -> None:
@@ -843,47 +839,6 @@ def follow_shapes(semantics: str) -> list[str]:
 @pytest.mark.parametrize("semantics", RELEASES)
 def test_calls_of_every_shape(semantics: str) -> None:
     assert follow_shapes(semantics) == []
-
-
-def first_difference() -> str | None:
-    """The first of this module's runs the engine does not follow, as what differs; else ``None``.
-
-    Every run: the calls' shapes, ``debug_vm``'s stops, the generic path's
-    odd ``writepage``, the replay's naming of a call, the tables that do
-    something wrong, the explored schedules, the events, the calls and their counts, then each page
-    state (:data:`RUNS`).
-    """
-    for semantics in RELEASES:
-        problems = (
-            follow_shapes(semantics)
-            + follow_debug_vm(semantics)
-            + follow_generic(semantics)
-            + follow_replay(semantics)
-        )
-        if problems:
-            return f"{semantics}: " + "; ".join(problems)
-    for what, semantics, checked in ODD_RUNS:
-        problems = follow_odd(what, semantics, checked=checked)
-        if problems:
-            return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
-    problems = follow_explore()
-    if problems:
-        return "; ".join(problems)
-    for checked in (False, True):
-        for semantics in RELEASES:
-            problems = (
-                follow_event(semantics, checked=checked)
-                + follow_calls(semantics, checked=checked)
-                + follow_counts(semantics, checked=checked)
-            )
-            if problems:
-                return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
-    for table, semantics, state, checked in RUNS:
-        problems = follow(table, semantics, state, checked=checked)
-        if problems:
-            how = "checked" if checked else "plain"
-            return f"{table}, {semantics}, {state}, {how}: " + "; ".join(problems)
-    return None
 
 
 def _refuses_then_fails(after: int) -> MigratePage:
@@ -1197,3 +1152,44 @@ def follow_explore() -> list[str]:
 
 def test_every_schedule_against_a_fault_and_a_write_passes() -> None:
     assert follow_explore() == []
+
+
+def first_difference() -> str | None:
+    """The first of this module's runs the engine does not follow, as what differs; else ``None``.
+
+    Every run: the calls' shapes, ``debug_vm``'s stops, the generic path's
+    odd ``writepage``, the replay's naming of a call, the tables that do
+    something wrong, the explored schedules, the events, the calls and their counts, then each page
+    state (:data:`RUNS`).
+    """
+    for semantics in RELEASES:
+        problems = (
+            follow_shapes(semantics)
+            + follow_debug_vm(semantics)
+            + follow_generic(semantics)
+            + follow_replay(semantics)
+        )
+        if problems:
+            return f"{semantics}: " + "; ".join(problems)
+    for what, semantics, checked in ODD_RUNS:
+        problems = follow_odd(what, semantics, checked=checked)
+        if problems:
+            return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
+    problems = follow_explore()
+    if problems:
+        return "; ".join(problems)
+    for checked in (False, True):
+        for semantics in RELEASES:
+            problems = (
+                follow_event(semantics, checked=checked)
+                + follow_calls(semantics, checked=checked)
+                + follow_counts(semantics, checked=checked)
+            )
+            if problems:
+                return f"{semantics}, {'checked' if checked else 'plain'}: " + "; ".join(problems)
+    for table, semantics, state, checked in RUNS:
+        problems = follow(table, semantics, state, checked=checked)
+        if problems:
+            how = "checked" if checked else "plain"
+            return f"{table}, {semantics}, {state}, {how}: " + "; ".join(problems)
+    return None
