@@ -61,6 +61,7 @@ from fsaops.testing import Recorder, resolve_subject
 from fsaops.testing.harness import World
 from fsaops.world import EngineRun, PageSpec
 from fsaops.writeback import WritebackControl
+from test_event_blame import EventBroke, _swallows
 from test_kernel_tables_pass import EXT2_2615
 
 RELEASES: Final = tuple(SEMANTICS)
@@ -359,10 +360,6 @@ def test_a_step_the_engine_does_not_take_is_named(monkeypatch: pytest.MonkeyPatc
 MigratePage = Callable[[Page, Page], int]
 
 
-class EventBroke(Exception):
-    """What another task's event raises while the table sleeps."""
-
-
 def _raises(exc: BaseException) -> Callable[[MigratePage], MigratePage]:
     def made(real: MigratePage) -> MigratePage:
         def mp(newpage: Page, page: Page) -> int:
@@ -399,21 +396,26 @@ def _then(after: Callable[[Page, Page], object]) -> Callable[[MigratePage], Migr
     return made
 
 
-def _mutex_under_tree_lock(real: MigratePage) -> MigratePage:
-    state = Mutex("odd_state")
+def mutex_under_tree_lock(name: str) -> Callable[[MigratePage], MigratePage]:
+    """A table that takes the mutex ``name`` under its mapping's ``tree_lock``, then migrates."""
 
-    def mp(newpage: Page, page: Page) -> int:
-        mapping = page.mapping
-        assert isinstance(mapping, AddressSpace)
-        spin_lock(mapping.tree_lock, "tree_lock", mapping)
-        try:
-            with state:
-                pass
-        finally:
-            mapping.tree_lock.release()
-        return real(newpage, page)
+    def made(real: MigratePage) -> MigratePage:
+        state = Mutex(name)  # a mutex of each table's own
 
-    return mp
+        def mp(newpage: Page, page: Page) -> int:
+            mapping = page.mapping
+            assert isinstance(mapping, AddressSpace)
+            spin_lock(mapping.tree_lock, "tree_lock", mapping)
+            try:
+                with state:
+                    pass
+            finally:
+                mapping.tree_lock.release()
+            return real(newpage, page)
+
+        return mp
+
+    return made
 
 
 _BROKE = "migratepage raised RuntimeError: the table broke"
@@ -459,7 +461,7 @@ ODD: Final[dict[str, tuple[Callable[[MigratePage], MigratePage], tuple[object, s
         ),
     ),
     "sleeps on a mutex under tree_lock": (
-        _mutex_under_tree_lock,
+        mutex_under_tree_lock("odd_state"),
         (
             KernelBug,
             "sleeping function called from invalid context: a task sleeps on the mutex "
@@ -635,16 +637,6 @@ def test_what_a_table_does_wrong_is_said_of_the_page_it_was_migrating(
 
 class EventExit(BaseException):
     """What another task's event raises that is not an ``Exception``."""
-
-
-def _swallows(real: MigratePage) -> MigratePage:
-    def mp(newpage: Page, page: Page) -> int:
-        try:
-            return real(newpage, page)
-        except Exception:
-            return -EAGAIN
-
-    return mp
 
 
 #: How an event's exception meets the table: (what the event raises, the

@@ -15,13 +15,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from fsaops import Mutex
 from fsaops.errors import KernelBug
-from fsaops.page import Page
 from fsaops.plugins import Registry
-from fsaops.spinlock import spin_lock
 from fsaops.world import World
 from guarded import fsaops, install
+from test_main_path import mutex_under_tree_lock
 
 PLUGIN = """\
 import attrs, fsaops
@@ -226,22 +224,12 @@ def test_a_machine_made_before_another_is_the_one_its_migration_asks(registry: R
     ``tree_lock`` is that machine's ``BUG``; asking the second, which holds
     no lock, would let it pass.
     """
-    state = Mutex("two_machines_state")
     first = World(registry=registry, node_pages=256, swap_slots=64)
     inode = first.file(first.mount("ext2"), 2, clean=True)
     mapping = inode.i_mapping
     real = mapping.a_ops.migratepage
     assert real is not None
-
-    def mp(newpage: Page, page: Page) -> int:
-        spin_lock(mapping.tree_lock, "tree_lock", mapping)
-        try:
-            with state:
-                pass
-        finally:
-            mapping.tree_lock.release()
-        return real(newpage, page)
-
+    mp = mutex_under_tree_lock("two_machines_state")(real)
     mapping.a_ops = attrs.evolve(mapping.a_ops, migratepage=mp)
     later = World(registry=registry, node_pages=256, swap_slots=64)  # made after, kept, idle
     with pytest.raises(KernelBug, match="a task sleeps on the mutex two_machines_state"):
