@@ -21,11 +21,12 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
-from types import FunctionType
-from typing import Any, NamedTuple
+from types import CodeType, FunctionType
+from typing import Any, Final, NamedTuple
 
 
 class Mutant(NamedTuple):
@@ -187,6 +188,43 @@ def running(real: Callable[..., Any], made: Callable[..., Any]) -> Iterator[None
         yield
     finally:
         real.__code__ = code
+
+
+UNCHANGED: Final = "a type annotation, never evaluated: it compiles to the function's own code"
+"""Why a mutant :func:`same_code` finds no change in survives: the one reason a list may give it."""
+
+
+def same_code(mutant: Mutant, fn: Callable[..., Any]) -> bool:
+    """Whether ``mutant`` compiles to the code ``fn``'s own source does, line numbers aside.
+
+    Both are compiled the same way (:func:`original` for ``fn``), and their
+    code objects compared: bytecode, flags, names, variables and constants,
+    nested code objects too.  A mutant that passes is no change at all
+    (a change inside an annotation that ``from __future__ import
+    annotations`` leaves unevaluated, say): nothing that runs it can tell it
+    from the function.
+    """
+    return _same(compiled(mutant, fn).__code__, _own_code(fn))
+
+
+@functools.cache
+def _own_code(fn: Callable[..., Any]) -> CodeType:
+    return compiled(Mutant("the function itself", original(fn)), fn).__code__
+
+
+def _same(a: CodeType, b: CodeType) -> bool:
+    fields = ("co_code", "co_flags", "co_names", "co_varnames", "co_freevars", "co_cellvars")
+    if any(getattr(a, f) != getattr(b, f) for f in fields):
+        return False
+    if len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts, strict=True):
+        if isinstance(x, CodeType) or isinstance(y, CodeType):
+            if not (isinstance(x, CodeType) and isinstance(y, CodeType) and _same(x, y)):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
 
 
 def judge(mutant: Mutant, found: str | None, survivors: Mapping[str, str], unseen: str) -> None:

@@ -28,7 +28,7 @@ from typing import Final
 import pytest
 
 from fsaops import migrate
-from mutants import Mutant, compiled, judge, mutants, running
+from mutants import UNCHANGED, Mutant, compiled, judge, mutants, running
 from test_fallback_paths import first_difference
 
 FUNCTIONS: Final[dict[str, FunctionType]] = {
@@ -48,7 +48,7 @@ _NOT_MAPPED_HERE = (
 
 SURVIVORS: Final[dict[str, dict[str, str]]] = {
     "_fallback": {
-        "swap op in `Page | None`": "a type annotation",
+        "swap op in `Page | None`": UNCHANGED,
         "`newpage` for `page` in `kernel = page.node.kernel`": (
             "both pages are on nodes of the one kernel"
         ),

@@ -33,14 +33,13 @@ import pytest
 import test_fallback_paths
 import test_main_path
 from fsaops import migrate
-from mutants import Mutant, compiled, judge, mutants, running
+from mutants import UNCHANGED, Mutant, compiled, judge, mutants, running
 
 pytestmark = pytest.mark.exhaustive
 
 LIMIT: Final = 30.0
 """Seconds a mutant may run the probes (the real function takes a few)."""
 
-_ANNOTATION = "a type annotation"
 _FIRST_VALUE = "a first value, which every way on sets again before it is read"
 _NEW_PAGE_LOCK = (
     "the lock of a page just allocated, which no other task can hold: the lock is taken "
@@ -77,10 +76,10 @@ _WAKE = (
 )
 
 SURVIVORS: Final[dict[str, str]] = {
-    "swap op in `PageList | None`": _ANNOTATION,
-    "swap op in `MigrateStats | None`": _ANNOTATION,
-    "swap op in `Kernel | None`": _ANNOTATION,
-    "swap op in `str | None`": _ANNOTATION,
+    "swap op in `PageList | None`": UNCHANGED,
+    "swap op in `MigrateStats | None`": UNCHANGED,
+    "swap op in `Kernel | None`": UNCHANGED,
+    "swap op in `str | None`": UNCHANGED,
     "delete `retry = 0`": _FIRST_VALUE,
     "const 0 -> -1 in `retry = 0`": _FIRST_VALUE,
     "const 0 -> 1 in `retry = 0`": _FIRST_VALUE,

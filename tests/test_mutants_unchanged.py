@@ -1,0 +1,93 @@
+"""A survivor that compiles to its function's own code is said to, and only such a one.
+
+The mutation tests list each mutant nothing catches with why.  For one
+kind the why can be checked, not just read: a mutant that compiles to the
+very code of its function (:func:`mutants.same_code`; a change inside an
+annotation that is never evaluated) is no change, and is listed as
+:data:`mutants.UNCHANGED`.  Here, for every function the mutation tests
+mutate, the mutants that compile to its own code are exactly the survivors
+listed that way: a mutant found unchanged but listed for another reason, or
+listed unchanged but compiling to different code, fails.  It compiles each
+mutant once, a few seconds in all, so it runs with the quick tests.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+import test_mutants
+import test_mutants_of_fallback
+import test_mutants_of_helpers
+import test_mutants_of_main_path
+from fsaops import buffer, migrate
+from mutants import UNCHANGED, Mutant, mutants, same_code
+
+#: Each function a mutation test mutates: (the function, its mutants, the survivors it lists).
+LISTS: dict[str, tuple[Callable[..., Any], list[Mutant], Mapping[str, str]]] = {
+    "buffer_migrate_page": (
+        buffer.buffer_migrate_page,
+        test_mutants.MUTANTS,
+        test_mutants.SURVIVORS,
+    ),
+    "migrate_pages": (
+        migrate.migrate_pages,
+        test_mutants_of_main_path.MUTANTS,
+        test_mutants_of_main_path.SURVIVORS,
+    ),
+    **{
+        name: (
+            fn,
+            [m for function, m in test_mutants_of_fallback.MUTANTS if function == name],
+            test_mutants_of_fallback.SURVIVORS.get(name, {}),
+        )
+        for name, fn in test_mutants_of_fallback.FUNCTIONS.items()
+    },
+    **{
+        name: (
+            fn,
+            [m for helper, m in test_mutants_of_helpers.MUTANTS if helper == name],
+            test_mutants_of_helpers.SURVIVORS.get(name, {}),
+        )
+        for name, fn in test_mutants_of_helpers.HELPERS.items()
+    },
+}
+
+
+@functools.cache
+def unchanged(name: str) -> frozenset[str]:
+    """The mutants of the function ``name`` that compile to its own code."""
+    fn, made, _survivors = LISTS[name]
+    return frozenset(m.name for m in made if same_code(m, fn))
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_the_survivors_said_unchanged_are_the_mutants_that_compile_alike(name: str) -> None:
+    _fn, _made, survivors = LISTS[name]
+    said = {mutant for mutant, why in survivors.items() if why == UNCHANGED}
+    alike = unchanged(name)
+    assert alike == said, (
+        f"compile to {name}'s own code but listed otherwise or not at all: {alike - said}; "
+        f"listed as compiling to it but do not: {said - alike}"
+    )
+
+
+def test_the_mutants_of_the_engine_include_some_that_compile_alike() -> None:
+    """The check above is not empty: ``migrate_pages``'s ``X | None`` annotations make four."""
+    assert len(unchanged("migrate_pages")) == 4
+
+
+def test_a_change_that_runs_does_not_compile_alike() -> None:
+    """Each kind of change that runs (a deleted statement, a constant, a name) is told apart."""
+    fn = migrate.migrate_page
+    made = {m.name: m for m in mutants(fn)}
+    for name in (
+        "delete `migrate_page_copy(newpage, page)`",
+        "const 2 -> 3 in `rc = migrate_page_remove_references(newpage, page, 2)`",
+        "`newpage` for `page` in `migrate_page_copy(newpage, page)`",
+        "flip compare `rc < 0`",
+    ):
+        assert not same_code(made[name], fn), name
