@@ -8,7 +8,7 @@ annotation that is never evaluated) is no change, and is listed as
 mutate, the mutants that compile to its own code are exactly the survivors
 listed that way: a mutant found unchanged but listed for another reason, or
 listed unchanged but compiling to different code, fails.  It compiles each
-mutant once, a few seconds in all, so it runs with the quick tests.
+mutant once, about a second in all, so it runs with the quick tests.
 """
 
 from __future__ import annotations
