@@ -198,11 +198,11 @@ def same_code(mutant: Mutant, fn: Callable[..., Any]) -> bool:
     """Whether ``mutant`` compiles to the code ``fn``'s own source does, line numbers aside.
 
     Both are compiled the same way (:func:`original` for ``fn``), and their
-    code objects compared: bytecode, flags, names, variables and constants,
-    nested code objects too.  A mutant that passes is no change at all
-    (a change inside an annotation that ``from __future__ import
-    annotations`` leaves unevaluated, say): nothing that runs it can tell it
-    from the function.
+    code objects compared: bytecode, exception table, flags, arguments,
+    names, variables and constants, nested code objects too.  A mutant that
+    passes is no change at all (a change inside an annotation that ``from
+    __future__ import annotations`` leaves unevaluated, say): nothing that
+    runs it can tell it from the function.
     """
     return _same(compiled(mutant, fn).__code__, _own_code(fn))
 
@@ -213,7 +213,18 @@ def _own_code(fn: Callable[..., Any]) -> CodeType:
 
 
 def _same(a: CodeType, b: CodeType) -> bool:
-    fields = ("co_code", "co_flags", "co_names", "co_varnames", "co_freevars", "co_cellvars")
+    fields = (
+        "co_code",
+        "co_exceptiontable",
+        "co_flags",
+        "co_argcount",
+        "co_posonlyargcount",
+        "co_kwonlyargcount",
+        "co_names",
+        "co_varnames",
+        "co_freevars",
+        "co_cellvars",
+    )
     if any(getattr(a, f) != getattr(b, f) for f in fields):
         return False
     if len(a.co_consts) != len(b.co_consts):
