@@ -58,11 +58,44 @@ def test_allocation_failure_is_enomem(registry: Registry, semantics: str, moved:
     for _ in range(10):
         assert world.kernel.nodes[1].alloc_page() is not None
     pagelist = world.isolate(inode.i_mapping.pages())
-    assert migrate_pages_to(pagelist, None, 1) == -ENOMEM
+    stats = MigrateStats()
+    assert migrate_pages_to(pagelist, None, 1, stats=stats) == -ENOMEM
     # 2.6.16 asks for the whole chunk of 12 first and gets 6; V4 asks for one
     # page at a time and moves 6 pages before the seventh cannot be had.
     assert len(pagelist) == 12 - moved, "the pages not migrated stay listed"
     assert sum(p.node.nid == 1 for p in inode.i_mapping.pages()) == moved
+    # Each page left is counted once, as one no new page could be had for.
+    why = "no new page could be allocated on the target node (ENOMEM)"
+    assert stats.pending == {page.pfn: ("ext2_nobh_aops", why, "ENOMEM", -1) for page in pagelist}
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_an_empty_list_is_nothing_to_do(registry: Registry, semantics: str) -> None:
+    """No page, no machine to ask: 0, with nothing allocated and nothing counted."""
+    world = World(registry=registry, node_pages=16, swap_slots=0, semantics=semantics)
+    stats = MigrateStats()
+    assert migrate_pages_to(PageList("empty"), None, 1, stats=stats) == 0
+    assert world.kernel.nodes[1].nr_free == 16
+    assert (stats.calls, stats.pending) == (0, {})
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_new_pages_come_from_the_areas_node_when_it_has_one(
+    registry: Registry, semantics: str
+) -> None:
+    """``alloc_page_vma``: an area bound to a node gets its new pages there, whatever ``dest``.
+
+    An area with no node of its own (``nid`` None) gets them on ``dest``.
+    """
+    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
+    bound, unbound = world.anon(4), world.anon(4)
+    bound.vma.nid = 2
+    for area, dest, node in ((bound, 1, 2), (unbound, 1, 1)):
+        pages = [world.page_of(area, i) for i in range(4)]
+        pagelist = world.isolate([page for page in pages if page is not None])
+        assert migrate_pages_to(pagelist, area.vma, dest) == 0
+        where = [world.page_of(area, i) for i in range(4)]
+        assert [None if page is None else page.node.nid for page in where] == [node] * 4
 
 
 @pytest.mark.parametrize("semantics", ["2.6.16", "2.6.17"])
