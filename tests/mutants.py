@@ -198,18 +198,23 @@ def same_code(mutant: Mutant, fn: Callable[..., Any]) -> bool:
     """Whether ``mutant`` compiles to the code ``fn``'s own source does, line numbers aside.
 
     Both are compiled the same way (:func:`original` for ``fn``), and their
-    code objects compared: bytecode, exception table, flags, arguments,
+    default argument values and code objects compared: bytecode, exception table, flags, arguments,
     names, variables and constants, nested code objects too.  A mutant that
     passes is no change at all (a change inside an annotation that ``from
     __future__ import annotations`` leaves unevaluated, say): nothing that
     runs it can tell it from the function.
     """
-    return _same(compiled(mutant, fn).__code__, _own_code(fn))
+    made, own = compiled(mutant, fn), _own(fn)
+    return (
+        made.__defaults__ == own.__defaults__
+        and made.__kwdefaults__ == own.__kwdefaults__
+        and _same(made.__code__, own.__code__)
+    )
 
 
 @functools.cache
-def _own_code(fn: Callable[..., Any]) -> CodeType:
-    return compiled(Mutant("the function itself", original(fn)), fn).__code__
+def _own(fn: Callable[..., Any]) -> FunctionType:
+    return compiled(Mutant("the function itself", original(fn)), fn)
 
 
 def _same(a: CodeType, b: CodeType) -> bool:

@@ -24,7 +24,7 @@ import test_mutants_of_fallback
 import test_mutants_of_helpers
 import test_mutants_of_main_path
 from fsaops import buffer, migrate
-from mutants import UNCHANGED, Mutant, mutants, same_code
+from mutants import UNCHANGED, Mutant, mutants, original, same_code
 
 #: Each function a mutation test mutates: (the function, its mutants, the survivors it lists).
 LISTS: dict[str, tuple[Callable[..., Any], list[Mutant], Mapping[str, str]]] = {
@@ -78,6 +78,16 @@ def test_the_survivors_said_unchanged_are_the_mutants_that_compile_alike(name: s
 def test_the_mutants_of_the_engine_include_some_that_compile_alike() -> None:
     """The check above is not empty: ``migrate_pages``'s ``X | None`` annotations make four."""
     assert len(unchanged("migrate_pages")) == 4
+
+
+def test_a_default_value_changed_does_not_compile_alike() -> None:
+    """A default lives on the function, not in its code: ``ignore_refs=True`` is a change."""
+    fn = test_mutants_of_helpers.HELPERS["try_to_unmap"]
+    source = original(fn)
+    assert source.count("ignore_refs: bool=False") == 1
+    changed = source.replace("ignore_refs: bool=False", "ignore_refs: bool=True")
+    assert not same_code(Mutant("ignore_refs=True", changed), fn)
+    assert same_code(Mutant("the function itself", source), fn)
 
 
 def test_a_change_that_runs_does_not_compile_alike() -> None:
