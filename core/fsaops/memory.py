@@ -325,13 +325,20 @@ class Node:
         self.free_page(page)
 
     def free_page(self, page: Page) -> None:
-        """Return a frame with no references to the free list (``free_hot_page``)."""
+        """Return a frame with no references to the free list (``free_hot_page``).
+
+        Raises:
+            BadPage: the frame is still in use (``free_pages_check``): it has
+                a mapping, a reference or a pte left, a flag only a page in
+                use has, or it is still on a list.
+        """
         mapping = page.mapping
         if mapping is not None and mapping.anon:
             page.mapping = None  # an anonymous page forgets its anon_vma when freed
             mapping = None
         if (
             mapping is not None
+            or page.count != 0
             or page.mapcount != 0
             or page.flags & _BAD_ON_FREE
             or page.lru_next is not LIST_POISON
@@ -340,7 +347,6 @@ class Node:
         page.flags = 0
         page.private = 0
         page.index = 0
-        page.count = 0
         kernel = self.kernel
         if kernel.cow_copies:
             kernel.cow_copies.discard(page.pfn)
