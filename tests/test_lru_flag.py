@@ -158,3 +158,33 @@ def test_putting_back_the_last_reference_of_a_page_still_in_its_mapping_is_a_bad
     put_page(page)  # the cache's reference dropped, the page left in the cache
     with pytest.raises(BadPage, match=r"freeing pfn \d+ while it is still in use"):
         putback_lru_pages(private)
+
+
+def test_putting_back_a_page_whose_references_are_gone_is_a_bad_page() -> None:
+    """A table that dropped references it did not hold: ``put_page`` takes the count below 0."""
+    page = _isolable(False)
+    node = page.node
+    assert isolate_lru_page(page) == 1
+    private = PageList("failed")
+    list_add(page, private)
+    page.count = 0  # by hand, as such a table would: no put_page() freed it on the way
+    with pytest.raises(BadPage, match=rf"reference count of pfn {page.pfn} went negative"):
+        putback_lru_pages(private)
+    assert page not in node.free_pages()
+
+
+@pytest.mark.parametrize("count", [1, -1])
+def test_freeing_a_frame_whose_count_is_not_0_is_a_bad_page(count: int) -> None:
+    """``free_pages_check``: a frame goes back to the allocator with no reference at all."""
+    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=32)
+    node = world.kernel.nodes[1]
+    frame = node.alloc_page()
+    assert frame is not None
+    free = node.nr_free
+    frame.count = count
+    with pytest.raises(BadPage, match=rf"freeing pfn {frame.pfn} while it is still in use"):
+        node.free_page(frame)
+    assert (node.nr_free, frame in node.free_pages()) == (free, False)
+    frame.count = 0
+    node.free_page(frame)
+    assert (node.nr_free, frame in node.free_pages()) == (free + 1, True)
