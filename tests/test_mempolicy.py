@@ -13,11 +13,12 @@ import pytest
 
 from fsaops.debug import check_kernel
 from fsaops.lists import PageList
-from fsaops.lru import putback_lru_pages
+from fsaops.lru import isolate_lru_page, putback_lru_pages
 from fsaops.mempolicy import (
     MAX_NUMNODES,
     MIGRATE_CHUNK_SIZE,
     MPOL_MF_MOVE,
+    MPOL_MF_MOVE_ALL,
     check_range,
     do_migrate_pages,
     migrate_page_add,
@@ -157,6 +158,44 @@ def test_which_pages_migrate_page_add_takes_without_move_all(
     migrate_page_add(readers[0], page, pagelist, MPOL_MF_MOVE)
     assert list(pagelist) == [page], f"{semantics}: a page only this process maps moves"
     world.kernel.run_until_idle()
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+def test_a_page_the_walk_meets_twice_is_isolated_and_queued_once(
+    registry: Registry, semantics: str
+) -> None:
+    """``check_range`` calls ``migrate_page_add`` at every pte; the second finds the page isolated.
+
+    ``isolate_lru_page`` then returns 0 and leaves the page, its count and
+    the LRU's counts as they were: it is queued and moved once.
+    """
+    world = World(registry=registry, node_pages=64, swap_slots=16, semantics=semantics)
+    inode = world.file(world.mount("ext2", "nobh"), 1, clean=True)
+    (page,) = inode.i_mapping.pages()
+    mm = world.process("twice")
+    vmas = [mm.mmap_file(inode, 0, 1) for _ in range(2)]
+    data = [mm.read(vma.vm_start * world.page_size, world.page_size) for vma in vmas]
+    assert page.mapcount == 2 and data[0] == data[1]
+    node = page.node
+    count, on_lru = page.count, node.nr_active + node.nr_inactive
+    pagelist = PageList()
+    assert check_range(mm, {0}, MPOL_MF_MOVE_ALL, pagelist) == 0
+    assert list(pagelist) == [page]
+    state = (page.count, page.flags, node.nr_active, node.nr_inactive)
+    assert state[0] == count + 1, "one isolation reference"
+    assert node.nr_active + node.nr_inactive == on_lru - 1
+    assert isolate_lru_page(page) == 0
+    assert (page.count, page.flags, node.nr_active, node.nr_inactive) == state
+    assert list(pagelist) == [page]
+    assert putback_lru_pages(pagelist) == 1
+    assert (page.count, node.nr_active + node.nr_inactive) == (count, on_lru)
+    assert do_migrate_pages(mm, {0}, {1}, MPOL_MF_MOVE_ALL) == 0
+    moved = world.page_of(world.files[0], 0)
+    assert moved is not None and moved is not page and moved.node.nid == 1
+    assert [mm.read(vma.vm_start * world.page_size, world.page_size) for vma in vmas] == data
+    assert moved.mapcount == 2, "both ptes fault the moved page back in"
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
 
 
 @pytest.mark.parametrize("semantics", ["v4", "2.6.16"])

@@ -137,16 +137,16 @@ def check_range(mm: Mm, nodes: set[int], flags: int, pagelist: PageList | None) 
     ):
         return -ENODEV
     invert = bool(flags & MPOL_MF_INVERT)
-    seen: set[int] = set()
     for vma in list(mm.vmas):
         for vpn in range(vma.vm_start, vma.vm_end):
             pte = mm.ptes.get(vpn)
             if pte is None or pte.page is None:
                 continue
             page = pte.page
-            if (page.node.nid in nodes) == invert or page.pfn in seen:
+            if (page.node.nid in nodes) == invert:
                 continue
-            seen.add(page.pfn)
+            # A page met again (mapped twice) is off the LRU by now:
+            # isolate_lru_page() returns 0 and it is not queued twice.
             if pagelist is not None and flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
                 migrate_page_add(mm, page, pagelist, flags)
     return 0
