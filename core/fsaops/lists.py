@@ -96,7 +96,31 @@ class PageList(ListEntry):
         return self.lru_prev  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        return f"<PageList {self.name or hex(id(self))} len={len(self)}>"
+        return f"<PageList {self.name or hex(id(self))} {self._length()}>"
+
+    def _length(self) -> str:
+        """``len=N``; for a list whose walk never comes back to its head, where it went wrong.
+
+        A repr is what an error message or a failed check shows, often of a
+        list some code corrupted: it must end.  A second walk at twice the
+        pace meets the first on any loop that does not pass the head, and
+        the ``LIST_POISON`` that ``list_del`` leaves in an entry's links is
+        said as such.
+        """
+        n = 0
+        entry = self.lru_next
+        hare = entry
+        while entry is not self:
+            if entry is LIST_POISON:
+                return f"broken: the link after {n} entries is LIST_POISON (an entry taken off)"
+            n += 1
+            entry = entry.lru_next
+            for _ in range(2):
+                if hare is not self:
+                    hare = hare.lru_next
+            if hare is entry and entry is not self and entry is not LIST_POISON:
+                return "broken: a loop that never comes back to the head"
+        return f"len={n}"
 
 
 def list_add(entry: ListEntry, head: ListEntry) -> None:
