@@ -23,9 +23,10 @@ import contextlib
 import copy
 import functools
 import inspect
+import signal
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
-from types import CodeType, FunctionType
+from types import CodeType, FrameType, FunctionType
 from typing import Any, Final, NamedTuple
 
 
@@ -188,6 +189,26 @@ def running(real: Callable[..., Any], made: Callable[..., Any]) -> Iterator[None
         yield
     finally:
         real.__code__ = code
+
+
+class TimeUp(BaseException):
+    """A mutant ran past the time :func:`limited` gave it (a loop that never ends)."""
+
+
+@contextlib.contextmanager
+def limited(seconds: float) -> Iterator[None]:
+    """Raise :class:`TimeUp` in this (the main) thread after ``seconds``."""
+
+    def time_up(signum: int, frame: FrameType | None) -> None:
+        raise TimeUp(f"still running after {seconds:g} s")
+
+    before = signal.signal(signal.SIGALRM, time_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
 
 
 UNCHANGED: Final = "a type annotation, never evaluated: it compiles to the function's own code"

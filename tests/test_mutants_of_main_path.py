@@ -22,10 +22,6 @@ test runs with the exhaustive ones.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Final
 
 import pytest
@@ -33,7 +29,7 @@ import pytest
 import test_fallback_paths
 import test_main_path
 from fsaops import migrate
-from mutants import UNCHANGED, Mutant, compiled, judge, mutants, running
+from mutants import UNCHANGED, Mutant, compiled, judge, limited, mutants, running
 
 pytestmark = pytest.mark.exhaustive
 
@@ -143,26 +139,6 @@ SURVIVORS: Final[dict[str, str]] = {
 MUTANTS: Final = mutants(migrate.migrate_pages)
 
 
-class _TimeUp(BaseException):
-    """A mutant ran past :data:`LIMIT`."""
-
-
-def _time_up(signum: int, frame: FrameType | None) -> None:
-    raise _TimeUp(f"still running after {LIMIT:g} s")
-
-
-@contextmanager
-def _limited() -> Iterator[None]:
-    """Raise :class:`_TimeUp` in this thread after :data:`LIMIT` seconds."""
-    before = signal.signal(signal.SIGALRM, _time_up)
-    signal.setitimer(signal.ITIMER_REAL, LIMIT)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
-
-
 def first_difference() -> str | None:
     """What the probes find the engine doing wrong, or ``None``."""
     return test_fallback_paths.first_difference() or test_main_path.first_difference()
@@ -174,7 +150,7 @@ def test_the_mutants_are_the_ones_the_list_names() -> None:
     assert len(set(names)) == len(names)
     assert set(SURVIVORS) <= set(names), set(SURVIVORS) - set(names)
     assert len(MUTANTS) > 500
-    with _limited():
+    with limited(LIMIT):
         assert first_difference() is None
 
 
@@ -184,7 +160,7 @@ def test_a_mutant_of_the_engine_is_caught(mutant: Mutant) -> None:
     real = migrate.migrate_pages
     with running(real, compiled(mutant, real)):
         try:
-            with _limited():
+            with limited(LIMIT):
                 found = first_difference()
         except KeyboardInterrupt:
             raise
