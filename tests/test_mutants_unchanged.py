@@ -22,6 +22,7 @@ import pytest
 import test_mutants
 import test_mutants_of_fallback
 import test_mutants_of_helpers
+import test_mutants_of_lru
 import test_mutants_of_main_path
 from fsaops import buffer, migrate
 from mutants import UNCHANGED, Mutant, mutants, original, same_code
@@ -38,23 +39,19 @@ LISTS: dict[str, tuple[Callable[..., Any], list[Mutant], Mapping[str, str]]] = {
         test_mutants_of_main_path.MUTANTS,
         test_mutants_of_main_path.SURVIVORS,
     ),
-    **{
-        name: (
-            fn,
-            [m for function, m in test_mutants_of_fallback.MUTANTS if function == name],
-            test_mutants_of_fallback.SURVIVORS.get(name, {}),
-        )
-        for name, fn in test_mutants_of_fallback.FUNCTIONS.items()
-    },
-    **{
-        name: (
-            fn,
-            [m for helper, m in test_mutants_of_helpers.MUTANTS if helper == name],
-            test_mutants_of_helpers.SURVIVORS.get(name, {}),
-        )
-        for name, fn in test_mutants_of_helpers.HELPERS.items()
-    },
 }
+for _test, _functions in (
+    (test_mutants_of_fallback, test_mutants_of_fallback.FUNCTIONS),
+    (test_mutants_of_helpers, test_mutants_of_helpers.HELPERS),
+    (test_mutants_of_lru, test_mutants_of_lru.FUNCTIONS),
+):
+    for _name, _fn in _functions.items():
+        assert _name not in LISTS, f"{_name} is mutated by two tests"
+        LISTS[_name] = (
+            _fn,
+            [m for function, m in _test.MUTANTS if function == _name],
+            _test.SURVIVORS.get(_name, {}),
+        )
 
 
 @functools.cache

@@ -1,0 +1,164 @@
+"""Every mutant of the LRU's isolation and put-back that changes what they do is caught.
+
+Mutation testing of the three functions every migration takes its pages
+through: ``isolate_lru_page`` takes each page off its LRU list,
+``putback_lru_pages`` and ``move_to_lru`` put the ones left back and free
+the old pages a migration moved.  :mod:`mutants` makes each with one small
+change (139 in all).  A mutant replaces the code of the real function, so
+every caller runs it: the engine, the callers in ``mempolicy`` and
+``memory_hotplug``, and the checks.
+
+Each mutant goes first through the LRU's own tests, called here as they
+are (``tests/test_lru_flag.py``: a page isolated and put back on either
+list, the last reference put back, a page already marked on the LRU, a
+page whose references are gone; ``tests/test_mempolicy.py``: a page the
+walk meets twice, a process moved there and back; ``tests/test_engine.py``:
+a kernel built without migration), then through ``fsaops
+migrate`` on the helpers' mutation scenarios (an ext2 ``nobh`` mount, an
+ext2 mount of 1 KiB blocks and anonymous memory, pages in every state)
+under V4, 2.6.16 and 2.6.17.  A mutant that raises, hangs past
+:data:`LIMIT` or breaks a run is caught.
+
+A mutant nothing catches is listed in :data:`SURVIVORS` with why nothing
+could; a survivor not listed fails this test, and so does a listed one that
+is caught now.  About two minutes on two workers, so it runs with the
+exhaustive tests.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from types import FunctionType
+from typing import Final
+
+import pytest
+
+import test_engine
+import test_lru_flag
+import test_mempolicy
+import test_mutants_of_helpers
+from fsaops import lru
+from fsaops.plugins import load_plugins
+from inproc import first_failing_run
+from mutants import Mutant, compiled, judge, limited, mutants, running
+
+pytestmark = pytest.mark.exhaustive
+
+LIMIT: Final = 30.0
+
+FUNCTIONS: Final[dict[str, FunctionType]] = {
+    name: getattr(lru, name) for name in ("isolate_lru_page", "move_to_lru", "putback_lru_pages")
+}
+
+_SAME_END = (
+    "the quick way for a page whose isolation reference is the last is skipped: it goes on "
+    "its LRU list, put_page() frees it and takes it off again, as the kernel does, to the "
+    "same lists, counts and free frame"
+)
+
+SURVIVORS: Final[dict[str, dict[str, str]]] = {
+    "move_to_lru": {
+        "delete `if page.count == 1 and (not flags & PG_lru):`": _SAME_END,
+        "swap op in `flags & PG_lru`": _SAME_END,
+        "delete `flags = page.flags` #2": (
+            "the flags read again under lru_lock are the ones read before it: no scheduling "
+            "point comes between, so nothing can change them"
+        ),
+        "const 0 -> -1 in `if count <= 0:`": (
+            "count is never 0 here: a page whose isolation reference is its last took the "
+            "quick way out before, or was PG_lru's BUG(); only a count already 0 (-1 now) "
+            "gets here, which both free, and bad_page() finds"
+        ),
+    },
+}
+"""The mutants nothing tells from the LRU's functions, by function, and why each is none."""
+
+MUTANTS: Final = [(name, m) for name, fn in FUNCTIONS.items() for m in mutants(fn)]
+
+
+@functools.cache
+def _checks() -> list[Callable[[], object]]:
+    """The LRU's own tests, each a call with its parameters bound."""
+    registry = load_plugins()
+    checks: list[Callable[[], object]] = []
+    for active in (False, True):
+        checks.append(
+            functools.partial(
+                test_lru_flag.test_putting_back_a_page_someone_else_holds_puts_it_on_its_lru_list,
+                active,
+            )
+        )
+        checks.append(
+            functools.partial(
+                test_lru_flag.test_putting_back_the_last_reference_frees_the_page_and_leaves_the_lru_as_it_was,
+                active,
+            )
+        )
+    checks += [
+        test_lru_flag.test_move_to_lru_of_a_page_marked_on_the_lru_is_the_bug_and_changes_nothing,
+        test_lru_flag.test_putting_back_the_last_reference_of_a_page_still_in_its_mapping_is_a_bad_page,
+        test_lru_flag.test_putting_back_a_page_whose_references_are_gone_is_a_bad_page,
+    ]
+    checks.append(functools.partial(test_engine.test_migration_compiled_out, registry))
+    for semantics in ("v4", "2.6.16", "2.6.17"):
+        for test in (
+            test_mempolicy.test_a_page_the_walk_meets_twice_is_isolated_and_queued_once,
+            test_mempolicy.test_migrate_to_node_moves_a_process,
+        ):
+            checks.append(functools.partial(test, registry, semantics))
+    return checks
+
+
+def first_difference(folder: Path) -> str | None:
+    """The first check or run that fails with the LRU's functions as they are now, or ``None``."""
+    for check in _checks():
+        try:
+            check()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a failed assertion, a bad page, a hang (TimeUp)
+            name = getattr(check, "func", check).__name__
+            return f"{name}: {type(exc).__name__}: {exc}"
+    return first_failing_run(
+        folder,
+        test_mutants_of_helpers.SCENARIO,
+        test_mutants_of_helpers.WORKLOADS,
+        test_mutants_of_helpers.RELEASES,
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the scenarios go."""
+    return tmp_path_factory.mktemp("mutants")
+
+
+def test_the_mutants_are_the_ones_the_list_names(folder: Path) -> None:
+    """Every listed survivor is a mutant still made, and the real functions pass."""
+    for function, listed in SURVIVORS.items():
+        names = [m.name for name, m in MUTANTS if name == function]
+        assert len(set(names)) == len(names)
+        assert set(listed) <= set(names), set(listed) - set(names)
+    assert len(MUTANTS) > 100
+    with limited(LIMIT):
+        assert first_difference(folder) is None
+
+
+@pytest.mark.parametrize(
+    ("function", "mutant"), MUTANTS, ids=[f"{name}: {m.name}" for name, m in MUTANTS]
+)
+def test_a_mutant_of_the_lru_is_caught(folder: Path, function: str, mutant: Mutant) -> None:
+    """The LRU's tests or a run tell the mutant apart, unless it is a listed survivor."""
+    real = FUNCTIONS[function]
+    with running(real, compiled(mutant, real)):
+        try:
+            with limited(LIMIT):
+                found = first_difference(folder)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a mutant that breaks, exits or hangs is caught too
+            found = f"raised {type(exc).__name__}: {exc}"
+    unseen = f"nothing tells this mutant of {function} apart:\n{mutant.source}"
+    judge(mutant, found, SURVIVORS.get(function, {}), unseen)
