@@ -21,7 +21,7 @@ under V4, 2.6.16 and 2.6.17.  A mutant that raises, hangs past
 
 A mutant nothing catches is listed in :data:`SURVIVORS` with why nothing
 could; a survivor not listed fails this test, and so does a listed one that
-is caught now.  About two minutes on two workers, so it runs with the
+is caught now.  About 40 s on two workers, so it runs with the
 exhaustive tests.
 """
 
