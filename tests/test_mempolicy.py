@@ -26,7 +26,7 @@ from fsaops.mempolicy import (
     node_remap,
     sys_migrate_pages,
 )
-from fsaops.migrate import MigrateStats
+from fsaops.migrate import MigrateStats, migrate_pages
 from fsaops.page import Page
 from fsaops.plugins import Registry
 from fsaops.rmap import VM_SHARED, VM_WRITE, Mm
@@ -34,21 +34,25 @@ from fsaops.semantics import SEMANTICS
 from fsaops.world import World
 
 
-@pytest.mark.parametrize(("semantics", "calls"), [("v4", 300), ("2.6.16", 2), ("2.6.17", 2)])
+@pytest.mark.parametrize(
+    ("semantics", "pages", "calls"),
+    [("v4", 300, 300), ("2.6.16", 300, 2), ("2.6.16", 514, 2), ("2.6.17", 514, 2)],
+)
 def test_new_pages_come_in_chunks_of_257_from_2_6_16_and_one_at_a_time_in_v4(
-    registry: Registry, semantics: str, calls: int
+    registry: Registry, semantics: str, pages: int, calls: int
 ) -> None:
     world = World(registry=registry, node_pages=1024, swap_slots=0, semantics=semantics)
-    inode = world.file(world.mount("ext2", "nobh"), 300, clean=True)
+    inode = world.file(world.mount("ext2", "nobh"), pages, clean=True)
     pagelist = world.isolate(inode.i_mapping.pages())
     stats = MigrateStats()
     left = migrate_pages_to(pagelist, None, 1, stats=stats)
     assert left == 0
     assert MIGRATE_CHUNK_SIZE == 256
-    # 2.6.16: 257 pages, then the other 43.  V4: `if (nr_pages > MIGRATE_CHUNK_SIZE);`
+    # 2.6.16: 257 pages, then the other 43 (or 257 more: two calls, where
+    # chunks of 256 would take three).  V4: `if (nr_pages > MIGRATE_CHUNK_SIZE);`
     # breaks after every page, so every call gets one new page.
     assert stats.calls == calls
-    assert world.kernel.nodes[1].nr_free == 1024 - 300
+    assert world.kernel.nodes[1].nr_free == 1024 - pages
     assert check_kernel(world.kernel) == []
 
 
@@ -194,6 +198,47 @@ def test_a_page_the_walk_meets_twice_is_isolated_and_queued_once(
     assert moved is not None and moved is not page and moved.node.nid == 1
     assert [mm.read(vma.vm_start * world.page_size, world.page_size) for vma in vmas] == data
     assert moved.mapcount == 2, "both ptes fault the moved page back in"
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
+@pytest.mark.parametrize("slots", [1, 2], ids=["swap full", "one slot free"])
+def test_check_range_queues_only_present_pages_and_needs_a_free_swap_slot(
+    registry: Registry, semantics: str, slots: int
+) -> None:
+    """A pte never made (a hole) and a swap pte (a page swapped out) have no page to queue.
+
+    From 2.6.16 moving needs a free swap slot (``nr_swap_pages <= 0`` is
+    ``-ENODEV``): one is enough, and a walk that does not move needs none.
+    V4 queues the pages whatever the swap.
+    """
+    world = World(registry=registry, node_pages=64, swap_slots=slots, semantics=semantics)
+    area = world.anon(2)
+    mm = area.mm
+    out, kept = world.page_of(area, 0), world.page_of(area, 1)
+    assert out is not None and kept is not None
+    swapping = world.isolate([out])
+    moved, failed = PageList("moved"), PageList("failed")
+    migrate_pages(swapping, None, moved, failed)  # no new pages: swapped out
+    putback_lru_pages(moved)
+    putback_lru_pages(failed)
+    assert world.page_of(area, 0) is None, "page 0 of the area is out, a swap pte"
+    assert world.kernel.swap is not None and world.kernel.swap.nr_swap_pages == slots - 1
+    inode = world.file(world.mount("ext2", "nobh"), 2, clean=True)
+    vma = mm.mmap_file(inode, 0, 2)
+    mm.read(vma.vm_start * world.page_size, 1)  # the file's second page is never mapped: a hole
+    read = inode.i_mapping.page_tree[0]
+    pagelist = PageList()
+    # Without MPOL_MF_MOVE or MOVE_ALL the walk only looks: no swap needed, nothing queued.
+    assert (check_range(mm, {0}, 0, pagelist), list(pagelist)) == (0, [])
+    rc = check_range(mm, {0}, MPOL_MF_MOVE_ALL, pagelist)
+    if semantics != "v4" and slots == 1:
+        assert (rc, list(pagelist)) == (-ENODEV, [])
+    else:
+        assert rc == 0
+        assert sorted(p.pfn for p in pagelist) == sorted([kept.pfn, read.pfn])  # type: ignore[union-attr]
+    putback_lru_pages(pagelist)
     world.kernel.run_until_idle()
     assert check_kernel(world.kernel) == []
 
@@ -401,3 +446,35 @@ def test_migrate_node_in_chunks_reports_progress(registry: Registry) -> None:
     assert result.stats.tables["ext2_nobh_aops"].moved == 300
     assert all(p.node.nid == 1 for p in inode.i_mapping.pages())
     assert check_kernel(world.kernel) == []
+
+
+def test_migrate_node_of_a_node_with_nothing_on_its_lru_is_nothing_done(registry: Registry) -> None:
+    from fsaops.memory_hotplug import migrate_node
+
+    world = World(registry=registry, node_pages=64, swap_slots=0)
+    world.file(world.mount("ext2", "nobh"), 4, clean=True)
+    seen: list[tuple[int, int]] = []
+    result = migrate_node(
+        world.kernel, 1, 0, progress=lambda done, total: seen.append((done, total))
+    )
+    assert (result.isolated, result.left, result.rc, result.stats.calls) == (0, 0, 0, 0)
+    assert seen == [(0, 0)]
+    assert check_kernel(world.kernel) == []
+
+
+def test_migrate_node_cut_short_puts_every_page_it_did_not_reach_back(registry: Registry) -> None:
+    """What stops it between chunks (the progress callback here, a Ctrl-C say) loses no page."""
+    from fsaops.memory_hotplug import migrate_node
+
+    world = World(registry=registry, node_pages=64, swap_slots=0)
+    inode = world.file(world.mount("ext2", "nobh"), 10, clean=True)
+
+    def stop(done: int, total: int) -> None:
+        if done == 4:
+            raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        migrate_node(world.kernel, 0, 1, chunk=4, progress=stop)
+    nodes = [p.node.nid for p in inode.i_mapping.pages()]
+    assert sorted(nodes) == [0] * 6 + [1] * 4
+    assert check_kernel(world.kernel) == [], "every page is back on its LRU list"
