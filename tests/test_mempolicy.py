@@ -27,11 +27,11 @@ from fsaops.mempolicy import (
     sys_migrate_pages,
 )
 from fsaops.migrate import MigrateStats, migrate_pages
-from fsaops.page import Page
+from fsaops.page import Page, get_page, put_page
 from fsaops.plugins import Registry
 from fsaops.rmap import VM_SHARED, VM_WRITE, Mm
 from fsaops.semantics import SEMANTICS
-from fsaops.world import World
+from fsaops.world import Area, World
 
 
 @pytest.mark.parametrize(
@@ -478,3 +478,130 @@ def test_migrate_node_cut_short_puts_every_page_it_did_not_reach_back(registry: 
     nodes = [p.node.nid for p in inode.i_mapping.pages()]
     assert sorted(nodes) == [0] * 6 + [1] * 4
     assert check_kernel(world.kernel) == [], "every page is back on its LRU list"
+
+
+def _moved_to(world: World, mm: Mm, to: int, npages: int) -> Area:
+    """An area of ``mm`` whose pages were written on node 0 and moved to node ``to``.
+
+    Read after the move, so that under V4 (which leaves swap ptes) the
+    pages are mapped again and the next walk finds them.
+    """
+    area = world.anon(npages, mm=mm)
+    assert do_migrate_pages(mm, {0}, {to}, MPOL_MF_MOVE) == 0
+    mm.read(area.vma.vm_start * world.page_size, npages * world.page_size)
+    return area
+
+
+def _nodes(world: World, area: Area) -> list[int]:
+    pages = [world.page_of(area, i) for i in range(area.vma.vm_end - area.vma.vm_start)]
+    return [p.node.nid for p in pages if p is not None]
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_do_migrate_pages_first_moves_a_node_whose_target_is_not_still_a_source(
+    registry: Registry, semantics: str
+) -> None:
+    """From {1, 2} to {0, 1}: 1 goes to 0 before 2 goes to 1, or node 2's pages would reach 0."""
+    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
+    mm = world.process("mover")
+    on_two = _moved_to(world, mm, 2, 2)
+    on_one = _moved_to(world, mm, 1, 2)
+    assert (_nodes(world, on_two), _nodes(world, on_one)) == ([2, 2], [1, 1])
+    assert do_migrate_pages(mm, {1, 2}, {0, 1}, MPOL_MF_MOVE) == 0
+    assert (_nodes(world, on_two), _nodes(world, on_one)) == ([1, 1], [0, 0])
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_do_migrate_pages_stops_at_the_first_error(registry: Registry, semantics: str) -> None:
+    """From {0, 1} to {1, 2}, node 2 full: 1 to 2 is -ENOMEM, at once; 0 to 1 is not done."""
+    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
+    mm = world.process("mover")
+    on_one = _moved_to(world, mm, 1, 2)
+    on_zero = world.anon(2, mm=mm)
+    node = world.kernel.nodes[2]
+    filler = [node.alloc_page() for _ in range(node.nr_free)]
+    assert node.nr_free == 0
+    assert do_migrate_pages(mm, {0, 1}, {1, 2}, MPOL_MF_MOVE) == -ENOMEM
+    assert (_nodes(world, on_zero), _nodes(world, on_one)) == ([0, 0], [1, 1])
+    for frame in filler:
+        put_page(frame)  # type: ignore[arg-type]
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_do_migrate_pages_returns_how_many_pages_stayed(registry: Registry, semantics: str) -> None:
+    """One page another task holds stays where it is: the call returns 1."""
+    world = World(registry=registry, nodes=2, node_pages=64, swap_slots=64, semantics=semantics)
+    area = world.anon(3)
+    held = world.page_of(area, 1)
+    assert held is not None
+    get_page(held)
+    assert do_migrate_pages(area.mm, {0}, {1}, MPOL_MF_MOVE) == 1
+    assert sorted(_nodes(world, area)) == [0, 1, 1]
+    assert held.node.nid == 0
+    put_page(held)
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_do_migrate_pages_adds_up_the_pages_each_pair_left(
+    registry: Registry, semantics: str
+) -> None:
+    """From {0, 1} to {1, 2}: 1 to 2 leaves the held page, 0 to 1 leaves none; the call says 1."""
+    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
+    mm = world.process("mover")
+    on_one = _moved_to(world, mm, 1, 2)
+    on_zero = world.anon(2, mm=mm)
+    held = world.page_of(on_one, 0)
+    assert held is not None
+    get_page(held)
+    assert do_migrate_pages(mm, {0, 1}, {1, 2}, MPOL_MF_MOVE) == 1
+    assert (_nodes(world, on_zero), sorted(_nodes(world, on_one))) == ([1, 1], [1, 2])
+    put_page(held)
+    world.kernel.run_until_idle()
+    assert check_kernel(world.kernel) == []
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize(("source", "to"), [({0}, {0}), (set(), {1}), ({1}, {1})])
+def test_do_migrate_pages_with_no_node_to_move_moves_nothing(
+    registry: Registry, semantics: str, source: set[int], to: set[int]
+) -> None:
+    world = World(registry=registry, nodes=2, node_pages=64, swap_slots=64, semantics=semantics)
+    area = world.anon(2)
+    pages = [world.page_of(area, i) for i in range(2)]
+    assert do_migrate_pages(area.mm, source, to, MPOL_MF_MOVE) == 0
+    assert [world.page_of(area, i) for i in range(2)] == pages, "the same frames, not moved"
+    assert world.kernel.vmstat.pgmigrate_success == 0
+    assert check_kernel(world.kernel) == []
+
+
+def test_migrate_node_keeps_the_first_error_and_else_the_last_call_s_count(
+    registry: Registry,
+) -> None:
+    from fsaops.memory_hotplug import migrate_node
+
+    world = World(registry=registry, node_pages=64, swap_slots=0)
+    inode = world.file(world.mount("ext2", "nobh"), 8, clean=True)
+    node = world.kernel.nodes[1]
+    filler = [node.alloc_page() for _ in range(node.nr_free)]
+
+    def room(done: int, total: int) -> None:
+        if done == 4:  # after the first chunk, which found no new page
+            for frame in filler:
+                put_page(frame)  # type: ignore[arg-type]
+
+    result = migrate_node(world.kernel, 0, 1, chunk=4, progress=room)
+    assert (result.isolated, result.left, result.rc) == (8, 4, -ENOMEM)
+    assert sorted(p.node.nid for p in inode.i_mapping.pages()) == [0] * 4 + [1] * 4
+    held = inode.i_mapping.page_tree[0]
+    assert held is not None
+    get_page(held)
+    result = migrate_node(world.kernel, held.node.nid, 1 - held.node.nid)
+    assert (result.left, result.rc) == (1, 1), "one call: its count of pages left"
+    put_page(held)
+    assert check_kernel(world.kernel) == []
