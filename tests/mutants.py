@@ -26,8 +26,10 @@ import inspect
 import signal
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
-from types import CodeType, FrameType, FunctionType
+from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import Any, Final, NamedTuple
+
+import pytest
 
 
 class Mutant(NamedTuple):
@@ -209,6 +211,46 @@ def limited(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
+
+
+_PARAM: Final = type(pytest.param())
+"""What ``pytest.param(...)`` makes: a case with its values (and marks, ids)."""
+
+
+def bound_tests(module: ModuleType, **fixtures: object) -> list[functools.partial[object]]:
+    """Every test of ``module`` as a call with its arguments bound, one per parametrized case.
+
+    A mutation test's probe runs a module's tests as they are: each
+    ``test_`` function, with the values of its ``parametrize`` marks
+    (every combination, as pytest makes them) and the ``fixtures`` given by
+    name.  A test that needs a fixture not given is left out.
+    """
+    calls: list[functools.partial[object]] = []
+    for name, fn in vars(module).items():
+        if not name.startswith("test_") or not isinstance(fn, FunctionType):
+            continue
+        cases: list[dict[str, object]] = [{}]
+        for mark in getattr(fn, "pytestmark", []):
+            if mark.name != "parametrize":
+                continue
+            names, values = mark.args[0], mark.args[1]
+            if isinstance(names, str):
+                names = [n.strip() for n in names.split(",")]
+            made = []
+            for case in cases:
+                for entry in values:
+                    if isinstance(entry, _PARAM):
+                        given = tuple(entry.values)
+                    else:
+                        given = (entry,) if len(names) == 1 else tuple(entry)
+                    made.append({**case, **dict(zip(names, given, strict=True))})
+            cases = made
+        wanted = set(inspect.signature(fn).parameters)
+        for case in cases:
+            named = {k: v for k, v in fixtures.items() if k in wanted}
+            if wanted <= set(case) | set(named):
+                calls.append(functools.partial(fn, **case, **named))
+    return calls
 
 
 UNCHANGED: Final = "a type annotation, never evaluated: it compiles to the function's own code"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import test_mutants
+import test_mutants_of_callers
 import test_mutants_of_fallback
 import test_mutants_of_helpers
 import test_mutants_of_lru
@@ -41,6 +42,7 @@ LISTS: dict[str, tuple[Callable[..., Any], list[Mutant], Mapping[str, str]]] = {
     ),
 }
 for _test, _functions in (
+    (test_mutants_of_callers, test_mutants_of_callers.FUNCTIONS),
     (test_mutants_of_fallback, test_mutants_of_fallback.FUNCTIONS),
     (test_mutants_of_helpers, test_mutants_of_helpers.HELPERS),
     (test_mutants_of_lru, test_mutants_of_lru.FUNCTIONS),
