@@ -25,7 +25,7 @@ import functools
 import inspect
 import signal
 import textwrap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import Any, Final, NamedTuple
 
@@ -211,6 +211,51 @@ def limited(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
+
+
+def first_failing_check(checks: Iterable[Callable[[], object]]) -> str | None:
+    """The first of ``checks`` that raises, as the test and what it raised; else ``None``.
+
+    A failed assertion, a bad page, a hang cut short by :func:`limited`:
+    anything but ``KeyboardInterrupt``, which goes on up.
+    """
+    for check in checks:
+        try:
+            check()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            test = getattr(check, "func", check)
+            return f"{test.__name__}{getattr(check, 'keywords', '')}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def found_with(
+    real: Callable[..., Any], mutant: Mutant, probe: Callable[[], str | None], seconds: float
+) -> str | None:
+    """What ``probe`` finds while every caller of ``real`` runs ``mutant``, within ``seconds``.
+
+    A mutant that makes the probe raise, exit or run past ``seconds`` (a
+    loop that never ends) is found too.
+    """
+    with running(real, compiled(mutant, real)):
+        try:
+            with limited(seconds):
+                return probe()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            return f"raised {type(exc).__name__}: {exc}"
+
+
+def assert_listed_are_made(
+    survivors: Mapping[str, Mapping[str, str]], made: Sequence[tuple[str, Mutant]]
+) -> None:
+    """Every survivor listed, by function, is a mutant still made; no two mutants share a name."""
+    for function, listed in survivors.items():
+        names = [m.name for name, m in made if name == function]
+        assert len(set(names)) == len(names)
+        assert set(listed) <= set(names), set(listed) - set(names)
 
 
 _PARAM: Final = type(pytest.param())

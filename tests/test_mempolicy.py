@@ -492,6 +492,14 @@ def _moved_to(world: World, mm: Mm, to: int, npages: int) -> Area:
     return area
 
 
+def _on_one_and_zero(registry: Registry, semantics: str) -> tuple[World, Mm, Area, Area]:
+    """Three nodes, and a process with two pages on node 1 and two on node 0."""
+    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
+    mm = world.process("mover")
+    on_one = _moved_to(world, mm, 1, 2)
+    return world, mm, on_one, world.anon(2, mm=mm)
+
+
 def _nodes(world: World, area: Area) -> list[int]:
     pages = [world.page_of(area, i) for i in range(area.vma.vm_end - area.vma.vm_start)]
     return [p.node.nid for p in pages if p is not None]
@@ -516,10 +524,7 @@ def test_do_migrate_pages_first_moves_a_node_whose_target_is_not_still_a_source(
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_do_migrate_pages_stops_at_the_first_error(registry: Registry, semantics: str) -> None:
     """From {0, 1} to {1, 2}, node 2 full: 1 to 2 is -ENOMEM, at once; 0 to 1 is not done."""
-    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
-    mm = world.process("mover")
-    on_one = _moved_to(world, mm, 1, 2)
-    on_zero = world.anon(2, mm=mm)
+    world, mm, on_one, on_zero = _on_one_and_zero(registry, semantics)
     node = world.kernel.nodes[2]
     filler = [node.alloc_page() for _ in range(node.nr_free)]
     assert node.nr_free == 0
@@ -552,10 +557,7 @@ def test_do_migrate_pages_adds_up_the_pages_each_pair_left(
     registry: Registry, semantics: str
 ) -> None:
     """From {0, 1} to {1, 2}: 1 to 2 leaves the held page, 0 to 1 leaves none; the call says 1."""
-    world = World(registry=registry, nodes=3, node_pages=64, swap_slots=64, semantics=semantics)
-    mm = world.process("mover")
-    on_one = _moved_to(world, mm, 1, 2)
-    on_zero = world.anon(2, mm=mm)
+    world, mm, on_one, on_zero = _on_one_and_zero(registry, semantics)
     held = world.page_of(on_one, 0)
     assert held is not None
     get_page(held)

@@ -41,8 +41,15 @@ import test_mempolicy
 import test_mutants_of_helpers
 from fsaops import lru
 from fsaops.plugins import load_plugins
-from inproc import first_failing_run
-from mutants import Mutant, compiled, judge, limited, mutants, running
+from mutants import (
+    Mutant,
+    assert_listed_are_made,
+    first_failing_check,
+    found_with,
+    judge,
+    limited,
+    mutants,
+)
 
 pytestmark = pytest.mark.exhaustive
 
@@ -113,20 +120,7 @@ def _checks() -> list[Callable[[], object]]:
 
 def first_difference(folder: Path) -> str | None:
     """The first check or run that fails with the LRU's functions as they are now, or ``None``."""
-    for check in _checks():
-        try:
-            check()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a failed assertion, a bad page, a hang (TimeUp)
-            name = getattr(check, "func", check).__name__
-            return f"{name}: {type(exc).__name__}: {exc}"
-    return first_failing_run(
-        folder,
-        test_mutants_of_helpers.SCENARIO,
-        test_mutants_of_helpers.WORKLOADS,
-        test_mutants_of_helpers.RELEASES,
-    )
+    return first_failing_check(_checks()) or test_mutants_of_helpers.caught(folder)
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +131,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_mutants_are_the_ones_the_list_names(folder: Path) -> None:
     """Every listed survivor is a mutant still made, and the real functions pass."""
-    for function, listed in SURVIVORS.items():
-        names = [m.name for name, m in MUTANTS if name == function]
-        assert len(set(names)) == len(names)
-        assert set(listed) <= set(names), set(listed) - set(names)
+    assert_listed_are_made(SURVIVORS, MUTANTS)
     assert len(MUTANTS) > 100
     with limited(LIMIT):
         assert first_difference(folder) is None
@@ -151,14 +142,6 @@ def test_the_mutants_are_the_ones_the_list_names(folder: Path) -> None:
 )
 def test_a_mutant_of_the_lru_is_caught(folder: Path, function: str, mutant: Mutant) -> None:
     """The LRU's tests or a run tell the mutant apart, unless it is a listed survivor."""
-    real = FUNCTIONS[function]
-    with running(real, compiled(mutant, real)):
-        try:
-            with limited(LIMIT):
-                found = first_difference(folder)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a mutant that breaks, exits or hangs is caught too
-            found = f"raised {type(exc).__name__}: {exc}"
+    found = found_with(FUNCTIONS[function], mutant, lambda: first_difference(folder), LIMIT)
     unseen = f"nothing tells this mutant of {function} apart:\n{mutant.source}"
     judge(mutant, found, SURVIVORS.get(function, {}), unseen)

@@ -29,7 +29,7 @@ import pytest
 import test_fallback_paths
 import test_main_path
 from fsaops import migrate
-from mutants import UNCHANGED, Mutant, compiled, judge, limited, mutants, running
+from mutants import UNCHANGED, Mutant, found_with, judge, limited, mutants
 
 pytestmark = pytest.mark.exhaustive
 
@@ -157,14 +157,6 @@ def test_the_mutants_are_the_ones_the_list_names() -> None:
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
 def test_a_mutant_of_the_engine_is_caught(mutant: Mutant) -> None:
     """The probes tell the mutant apart, unless it is a listed survivor."""
-    real = migrate.migrate_pages
-    with running(real, compiled(mutant, real)):
-        try:
-            with limited(LIMIT):
-                found = first_difference()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a mutant that breaks, exits or hangs is caught too
-            found = f"raised {type(exc).__name__}: {exc}"
+    found = found_with(migrate.migrate_pages, mutant, first_difference, LIMIT)
     unseen = f"nothing tells this mutant of migrate_pages apart:\n{mutant.source}"
     judge(mutant, found, SURVIVORS, unseen)
