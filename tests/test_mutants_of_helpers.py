@@ -38,7 +38,7 @@ import pytest
 from fsaops import migrate, rmap, scenario
 from fsaops.cli import main
 from inproc import first_failing_run, migrate_json
-from mutants import Mutant, compiled, judge, mutants, running
+from mutants import Mutant, assert_listed_are_made, compiled, judge, mutants, running
 
 SCENARIO = """\
 [kernel]
@@ -318,10 +318,7 @@ def caught(folder: Path) -> str | None:
 
 def test_the_mutants_are_the_ones_the_list_names(folder: Path) -> None:
     """Every listed survivor is a mutant still made, and the real helpers pass every run."""
-    for helper, listed in SURVIVORS.items():
-        names = [m.name for name, m in MUTANTS if name == helper]
-        assert len(set(names)) == len(names)
-        assert set(listed) <= set(names), set(listed) - set(names)
+    assert_listed_are_made(SURVIVORS, MUTANTS)
     assert caught(folder) is None
 
 
