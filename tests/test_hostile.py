@@ -2401,6 +2401,33 @@ def test_a_page_a_migratepage_left_with_pg_private_and_no_buffers_names_its_tabl
     )
 
 
+@pytest.mark.parametrize("optimize", [[], ["-O"]], ids=["python", "python -O"])
+def test_page_buffers_of_a_page_without_buffers_is_a_kernel_bug_even_under_python_o(
+    tmp_path: Path, optimize: list[str]
+) -> None:
+    """The kernel's ``page_buffers()`` is ``BUG_ON(!PagePrivate(page))``.  It was an ``assert``:
+    a migratepage asking for the new page's buffers failed its pages with EIO and an OK, and
+    under ``python -O`` got ``None`` back and left every page busy, with an OK."""
+    body = (
+        "from fsaops.page import page_buffers\n"
+        "def mp(newpage, page):\n    page_buffers(newpage)\n"
+        "    return buffer_migrate_page(newpage, page)\n"
+    )
+    env = install(
+        tmp_path, "nobufs", BUFFERS.format(name="nobufs", body=body, members="migratepage=mp")
+    )
+    scenario = _scenario(tmp_path, "nobufs", "[workload]\ndirty = 0.5\n")
+    proc = run([sys.executable, *optimize, "-m", "fsaops", "migrate", scenario, "--json"], env=env)
+    line = one_error_line(
+        proc,
+        1,
+        "kernel BUG: page_buffers() of a page without buffers: <Page pfn=",
+        "(in nobufs_aops's migratepage, migrating pfn ",
+        "(plugin nobufs-dist[nobufs], in nobufs.mp)",
+    )
+    assert one_json_object(proc, "kernel bug")["error"] in line
+
+
 def test_a_sync_page_is_called_by_every_sleep_on_a_page_and_what_it_raises_is_named(
     tmp_path: Path,
 ) -> None:

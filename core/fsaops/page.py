@@ -258,8 +258,17 @@ def page_has_buffers(page: Page) -> bool:
 
 
 def page_buffers(page: Page) -> BufferHead:
-    """The head buffer head of a page with buffers."""
-    assert page.flags & PG_private, f"page_buffers() of a page without buffers: {page!r}"
+    """The head buffer head of a page with buffers.
+
+    Raises:
+        KernelBug: the page has no buffers (``PG_private`` clear): the
+            kernel's ``BUG_ON(!PagePrivate(page))``, whatever ``python -O``
+            says.
+    """
+    if not page.flags & PG_private:
+        from fsaops.errors import KernelBug
+
+        raise KernelBug(f"page_buffers() of a page without buffers: {page!r}")
     return page.private  # type: ignore[no-any-return]
 
 
