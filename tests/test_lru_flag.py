@@ -6,18 +6,31 @@ there ``__pagevec_lru_add`` tests and sets the bit, and ``BUG()``s when it
 was set already.  Before, the model set the bit over itself and a table
 whose ``writepage`` (reached through the engine's generic path) set it on
 the page it was writing got an ok run; only ``--debug-vm`` saw anything.
+
+With it, the LRU's other rules: a page put back with its last reference
+is freed, a page whose references are gone is a bad page, and
+``activate_page`` moves only a page of the inactive list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fsaops.errors import BadPage, KernelBug
 from fsaops.lists import PageList, list_add
-from fsaops.lru import isolate_lru_page, lru_cache_add, move_to_lru, putback_lru_pages
+from fsaops.lru import (
+    activate_page,
+    isolate_lru_page,
+    lru_cache_add,
+    lru_cache_add_active,
+    move_to_lru,
+    putback_lru_pages,
+)
 from fsaops.mapping import remove_from_page_cache
+from fsaops.memory import Node
 from fsaops.page import PG, Page, put_page
 from fsaops.plugins import load_plugins
 from fsaops.world import World
@@ -68,6 +81,51 @@ def test_a_writepage_that_marks_the_page_it_writes_on_the_lru_is_a_kernel_bug(
     assert one_json_object(proc, "kernel bug")["error"] in line
 
 
+READPAGES_PLUGIN = """\
+import attrs, fsaops
+from fsaops import FileSystemType
+from fsaops.buffer import mpage_readpages
+from fsaops.page import PG
+from fsaops_ext2 import ext2_get_block, ext2_nobh_aops
+
+def readpages(mapping, pages):
+    for page in pages:
+        page.flags |= PG.lru
+    return mpage_readpages(mapping, pages, ext2_get_block)
+
+TABLE = attrs.evolve(ext2_nobh_aops, name="lrurd_aops", readpages=readpages)
+
+@fsaops.hookimpl
+def fsaops_filesystem_types():
+    return [FileSystemType(name="lrurd", modes={"default": TABLE})]
+"""
+
+
+def test_a_readpages_that_marks_the_pages_it_reads_on_the_lru_is_a_kernel_bug(
+    tmp_path: Path,
+) -> None:
+    """``mpage_readpages`` adds the pages to the LRU as ``lru_cache_add`` does, ``BUG()`` too.
+
+    It was an ``AssertionError`` of its own, said as the plugin raising one,
+    where ``lru_cache_add`` says the kernel's bug and names the table.
+    """
+    env = install(tmp_path / "site", "lrurd", READPAGES_PLUGIN)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[plugins]\nload = ["lrurd", "swap"]\n[[mount]]\nfs = "lrurd"\npages = 8\n'
+        "[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 0.5\n"
+    )
+    proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
+    line = one_error_line(
+        proc,
+        1,
+        "kernel BUG: lru_cache_add() of pfn",
+        "which is already marked on the LRU",
+        "(plugin lrurd-dist[lrurd], whose table lrurd_aops it is)",
+    )
+    assert one_json_object(proc, "kernel bug")["error"] in line
+
+
 def _page_on_the_lru() -> tuple[World, Page]:
     world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=32)
     record = world.create_file(world.mount("ext2", "nobh", block_size=4096))
@@ -91,14 +149,53 @@ def test_move_to_lru_of_a_page_marked_on_the_lru_is_the_bug_and_changes_nothing(
     assert private.lru_next is page  # still on the caller's list
 
 
-def test_lru_cache_add_of_a_page_on_the_lru_is_the_bug_even_under_python_o() -> None:
-    """It was an ``assert``, which ``python -O`` takes out."""
+@pytest.mark.parametrize("add", [lru_cache_add, lru_cache_add_active], ids=lambda f: f.__name__)
+def test_lru_cache_add_of_a_page_on_the_lru_is_the_bug_even_under_python_o(
+    add: Callable[[Page], None],
+) -> None:
+    """It was an ``assert``, which ``python -O`` takes out; the lists are left as they were."""
     _world, page = _page_on_the_lru()
     node = page.node
-    before = (node.nr_inactive, node.nr_active)
-    with pytest.raises(KernelBug, match=r"lru_cache_add\(\) of pfn \d+, which is already marked"):
-        lru_cache_add(page)
-    assert (node.nr_inactive, node.nr_active) == before
+    before = (node.nr_inactive, node.nr_active, page.flags, node.inactive.lru_next)
+    with pytest.raises(KernelBug, match=rf"{add.__name__}\(\) of pfn \d+, which is already marked"):
+        add(page)
+    assert (node.nr_inactive, node.nr_active, page.flags, node.inactive.lru_next) == before
+    assert node.active.lru_next is node.active  # nothing went on the active list
+
+
+def _lists(node: Node) -> tuple[list[Page], list[Page], int, int]:
+    """A node's inactive and active lists, head to tail, and their counts."""
+    return (list(node.inactive), list(node.active), node.nr_inactive, node.nr_active)
+
+
+def test_activate_page_moves_a_page_of_the_inactive_list_to_the_head_of_the_active_list() -> None:
+    _world, page = _page_on_the_lru()
+    node = page.node
+    inactive, active, nr_inactive, nr_active = _lists(node)
+    assert page in inactive and not page.flags & PG.active
+    activate_page(page)
+    assert page.flags & PG.active and page.flags & PG.lru
+    inactive.remove(page)
+    assert _lists(node) == (inactive, [page, *active], nr_inactive - 1, nr_active + 1)
+
+
+@pytest.mark.parametrize("where", ["active list", "isolated", "isolated, marked active"])
+def test_activate_page_leaves_a_page_not_on_the_inactive_list_alone(where: str) -> None:
+    """The kernel's ``activate_page`` tests ``PageLRU && !PageActive`` again under ``lru_lock``:
+    a page isolated meanwhile, or activated, is not moved (nor the lists' counts changed)."""
+    _world, page = _page_on_the_lru()
+    node = page.node
+    private = PageList("private")
+    if where == "active list":
+        activate_page(page)
+    else:
+        assert isolate_lru_page(page) == 1
+        list_add(page, private)
+        if where == "isolated, marked active":
+            page.flags |= PG.active
+    before = (_lists(node), page.flags, list(private))
+    activate_page(page)
+    assert (_lists(node), page.flags, list(private)) == before
 
 
 def _isolable(active: bool) -> Page:

@@ -1,17 +1,22 @@
-"""Every mutant of the LRU's isolation and put-back that changes what they do is caught.
+"""Every mutant of the LRU's functions that changes what they do is caught.
 
 Mutation testing of the three functions every migration takes its pages
 through: ``isolate_lru_page`` takes each page off its LRU list,
 ``putback_lru_pages`` and ``move_to_lru`` put the ones left back and free
-the old pages a migration moved.  :mod:`mutants` makes each with one small
-change (139 in all).  A mutant replaces the code of the real function, so
-every caller runs it: the engine, the callers in ``mempolicy`` and
-``memory_hotplug``, and the checks.
+the old pages a migration moved; and of the three that put pages on the
+lists otherwise: ``lru_cache_add`` and ``lru_cache_add_active`` (a page
+read in, a new anonymous page) and ``activate_page`` (a page used twice).
+:mod:`mutants` makes each with one small change (218 in all).  A mutant
+replaces the code of the real function, so every caller runs it: the
+engine, the callers in ``mempolicy`` and ``memory_hotplug``, the build,
+the read-back and the checks.
 
 Each mutant goes first through the LRU's own tests, called here as they
-are (``tests/test_lru_flag.py``: a page isolated and put back on either
-list, the last reference put back, a page already marked on the LRU, a
-page whose references are gone; ``tests/test_mempolicy.py``: a page the
+are (every case of ``tests/test_lru_flag.py`` that needs no folder of its
+own: a page isolated and put back on either list, the last reference put
+back, a page already marked on the LRU, a page whose references are gone,
+a frame freed with a count, a page activated or left alone;
+``tests/test_mempolicy.py``: a page the
 walk meets twice, a process moved there and back; ``tests/test_engine.py``:
 a kernel built without migration), then through ``fsaops
 migrate`` on the helpers' mutation scenarios (an ext2 ``nobh`` mount, an
@@ -21,8 +26,8 @@ under V4, 2.6.16 and 2.6.17.  A mutant that raises, hangs past
 
 A mutant nothing catches is listed in :data:`SURVIVORS` with why nothing
 could; a survivor not listed fails this test, and so does a listed one that
-is caught now.  About 40 s on two workers, so it runs with the
-exhaustive tests.
+is caught now.  About two and a half minutes on two workers (mutants that
+loop run to the limit), so it runs with the exhaustive tests.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from fsaops.plugins import load_plugins
 from mutants import (
     Mutant,
     assert_listed_are_made,
+    bound_tests,
     first_failing_check,
     found_with,
     judge,
@@ -56,7 +62,15 @@ pytestmark = pytest.mark.exhaustive
 LIMIT: Final = 30.0
 
 FUNCTIONS: Final[dict[str, FunctionType]] = {
-    name: getattr(lru, name) for name in ("isolate_lru_page", "move_to_lru", "putback_lru_pages")
+    name: getattr(lru, name)
+    for name in (
+        "isolate_lru_page",
+        "move_to_lru",
+        "putback_lru_pages",
+        "lru_cache_add",
+        "lru_cache_add_active",
+        "activate_page",
+    )
 }
 
 _SAME_END = (
@@ -74,9 +88,9 @@ SURVIVORS: Final[dict[str, dict[str, str]]] = {
             "point comes between, so nothing can change them"
         ),
         "const 0 -> -1 in `if count <= 0:`": (
-            "count is never 0 here: a page whose isolation reference is its last took the "
-            "quick way out before, or was PG_lru's BUG(); only a count already 0 (-1 now) "
-            "gets here, which both free, and bad_page() finds"
+            "the count drops to 0 here only for a page that came in with one reference, "
+            "and such a page took the quick way above (or raised PG_lru's BUG()); a count "
+            "below 0 goes to release_page() either way, which calls it a bad page"
         ),
     },
 }
@@ -87,27 +101,9 @@ MUTANTS: Final = [(name, m) for name, fn in FUNCTIONS.items() for m in mutants(f
 
 @functools.cache
 def _checks() -> list[Callable[[], object]]:
-    """The LRU's own tests, each a call with its parameters bound."""
+    """The LRU's own tests, each a call with its parameters bound, and the callers' that isolate."""
     registry = load_plugins()
-    checks: list[Callable[[], object]] = []
-    for active in (False, True):
-        checks.append(
-            functools.partial(
-                test_lru_flag.test_putting_back_a_page_someone_else_holds_puts_it_on_its_lru_list,
-                active,
-            )
-        )
-        checks.append(
-            functools.partial(
-                test_lru_flag.test_putting_back_the_last_reference_frees_the_page_and_leaves_the_lru_as_it_was,
-                active,
-            )
-        )
-    checks += [
-        test_lru_flag.test_move_to_lru_of_a_page_marked_on_the_lru_is_the_bug_and_changes_nothing,
-        test_lru_flag.test_putting_back_the_last_reference_of_a_page_still_in_its_mapping_is_a_bad_page,
-        test_lru_flag.test_putting_back_a_page_whose_references_are_gone_is_a_bad_page,
-    ]
+    checks: list[Callable[[], object]] = list(bound_tests(test_lru_flag))
     checks.append(functools.partial(test_engine.test_migration_compiled_out, registry))
     for semantics in ("v4", "2.6.16", "2.6.17"):
         for test in (

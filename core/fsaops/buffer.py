@@ -23,6 +23,7 @@ import attrs
 
 from fsaops.aops import returned
 from fsaops.errors import KernelBug
+from fsaops.lru import already_on_the_lru
 
 # try_to_release_page lives in mm/filemap.c (fsaops.mapping); the name stays
 # importable from here too, where fsaops 0.1 had it.
@@ -830,7 +831,7 @@ def mpage_readpages(
         flags = page.flags
         if flags & PG_lru:
             node.lru_lock.release()
-            raise AssertionError(f"lru_cache_add() of a page already on the LRU: {page!r}")
+            raise already_on_the_lru("lru_cache_add()", page)
         page.flags = flags | PG_lru
         # list_add(page, inactive), written out
         nxt = inactive.lru_next

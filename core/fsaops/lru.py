@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-def _already_on_the_lru(caller: str, page: Page) -> KernelBug:
+def already_on_the_lru(caller: str, page: Page) -> KernelBug:
     """``__pagevec_lru_add``'s ``BUG()``: ``TestSetPageLRU`` found ``PG_lru`` already set.
 
     The page was off every LRU list (isolated, or new), so whatever set the
@@ -60,7 +60,7 @@ def lru_cache_add(page: Page) -> None:
     lru_lock.acquire()  # by hand, not with: once for every page read in
     try:
         if page.flags & PG_lru:
-            raise _already_on_the_lru("lru_cache_add()", page)
+            raise already_on_the_lru("lru_cache_add()", page)
         page.flags |= PG_lru
         list_add(page, node.inactive)
         node.nr_inactive += 1
@@ -77,7 +77,7 @@ def lru_cache_add_active(page: Page) -> None:
     node = page.node
     with node.lru_lock:
         if page.flags & PG_lru:
-            raise _already_on_the_lru("lru_cache_add_active()", page)
+            raise already_on_the_lru("lru_cache_add_active()", page)
         page.flags |= PG_lru | PG_active
         list_add(page, node.active)
         node.nr_active += 1
@@ -184,7 +184,7 @@ def move_to_lru(page: Page) -> None:
     try:
         flags = page.flags
         if flags & PG_lru:
-            raise _already_on_the_lru("move_to_lru()", page)
+            raise already_on_the_lru("move_to_lru()", page)
         if flags & PG_active:
             head = node.active
             node.nr_active += 1
