@@ -110,7 +110,7 @@ def mutants(fn: Callable[..., Any]) -> list[Mutant]:
         counts[name] = counts.get(name, 0) + 1
         made.append(Mutant(name if counts[name] == 1 else f"{name} #{counts[name]}", source))
 
-    statement = ""
+    statement = f"def {func.name}(...)"  # a default value comes before every statement
     for path, node in sorted(_walk(func), key=lambda item: _order(*item)):
         if not path:
             continue
@@ -183,14 +183,20 @@ def compiled(mutant: Mutant, fn: Callable[..., Any]) -> FunctionType:
 
 @contextlib.contextmanager
 def running(real: Callable[..., Any], made: Callable[..., Any]) -> Iterator[None]:
-    """Every caller of ``real`` runs ``made``'s code (``real``'s own is put back after)."""
+    """Every caller of ``real`` runs ``made``'s code and defaults (``real``'s are put back after).
+
+    The default values go with the code: a mutant of a default (``uid: int = 0``
+    made ``-1``) is in ``__kwdefaults__`` or ``__defaults__``, not in the code.
+    """
     assert isinstance(real, FunctionType)
-    code = real.__code__
+    own = (real.__code__, real.__defaults__, real.__kwdefaults__)
     real.__code__ = made.__code__
+    real.__defaults__ = made.__defaults__
+    real.__kwdefaults__ = made.__kwdefaults__
     try:
         yield
     finally:
-        real.__code__ = code
+        real.__code__, real.__defaults__, real.__kwdefaults__ = own
 
 
 class TimeUp(BaseException):

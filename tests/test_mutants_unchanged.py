@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from types import FunctionType
 from typing import Any
 
 import pytest
@@ -25,8 +26,8 @@ import test_mutants_of_fallback
 import test_mutants_of_helpers
 import test_mutants_of_lru
 import test_mutants_of_main_path
-from fsaops import buffer, migrate
-from mutants import UNCHANGED, Mutant, mutants, original, same_code
+from fsaops import buffer, mempolicy, migrate
+from mutants import UNCHANGED, Mutant, compiled, mutants, original, running, same_code
 
 #: Each function a mutation test mutates: (the function, its mutants, the survivors it lists).
 LISTS: dict[str, tuple[Callable[..., Any], list[Mutant], Mapping[str, str]]] = {
@@ -87,6 +88,29 @@ def test_a_default_value_changed_does_not_compile_alike() -> None:
     changed = source.replace("ignore_refs: bool=False", "ignore_refs: bool=True")
     assert not same_code(Mutant("ignore_refs=True", changed), fn)
     assert same_code(Mutant("the function itself", source), fn)
+
+
+def test_running_a_mutant_of_a_default_puts_its_value_in_place_and_the_real_one_back() -> None:
+    """The default is what a caller that leaves the argument out gets: it must change too.
+
+    Only the code was swapped before, so a mutant of a default ran the real
+    function, and survived whatever the tests asked."""
+    fn = mempolicy.sys_migrate_pages
+    assert isinstance(fn, FunctionType) and fn.__kwdefaults__ is not None
+    made = {m.name: m for m in mutants(fn)}
+    mutant = made["const 0 -> -1 in `def sys_migrate_pages(...)`"]
+    own = dict(fn.__kwdefaults__)
+    assert own["uid"] == 0
+    with running(fn, compiled(mutant, fn)):
+        assert fn.__kwdefaults__ == {**own, "uid": -1}
+    assert fn.__kwdefaults__ == own
+    two = test_mutants_of_helpers.HELPERS["try_to_unmap"]
+    before = two.__defaults__
+    assert before == (False,)
+    changed = original(two).replace("ignore_refs: bool=False", "ignore_refs: bool=True")
+    with running(two, compiled(Mutant("ignore_refs=True", changed), two)):
+        assert two.__defaults__ == (True,)
+    assert two.__defaults__ == before
 
 
 def test_a_change_that_runs_does_not_compile_alike() -> None:
