@@ -354,6 +354,11 @@ def test_sys_migrate_pages_checks(registry: Registry, semantics: str) -> None:
     # ESRCH and EPERM come first; do_migrate_pages says ENOSYS.
     assert sys_migrate_pages(off.kernel, 4242, {0}, {1}) == -ESRCH
     assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}, uid=5, capable=False) == -EPERM
+    # ENOSYS before a capable caller's node that is not there: the stub is all there is.
+    assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {7}) == -ENOSYS
+    # The caller is uid 0 unless said, and mm2's process is uid 0's: its own, so no EPERM.
+    assert mm2.uid == 0
+    assert sys_migrate_pages(off.kernel, mm2.pid, {0}, {1}, capable=False) == -ENOSYS
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)

@@ -4,8 +4,11 @@ Mutation testing of the code that hands ``migrate_pages`` its pages: the
 callers of ``mm/mempolicy.c`` (``check_range`` walks a process's ptes,
 ``migrate_page_add`` isolates and queues each page, ``migrate_pages_to``
 gives the engine its new pages a chunk at a time, ``migrate_to_node`` and
-``do_migrate_pages`` move a process from node to node) and the caller
-``fsaops migrate`` goes through (``migrate_node`` empties a node, with
+``do_migrate_pages`` move a process from node to node, ``sys_migrate_pages``
+checks a call of ``migrate_pages(2)`` first, and ``movable_v4`` with its
+two tests of a file's mappings, or 2.6.16's ``not_shared``, says which pages
+a caller without ``MPOL_MF_MOVE_ALL`` may queue) and the caller ``fsaops
+migrate`` goes through (``migrate_node`` empties a node, with
 ``isolate_node_pages``).  :mod:`mutants` makes each with one small change.
 A mutant replaces the code of the real function, so every caller runs it.
 
@@ -63,6 +66,11 @@ FUNCTIONS: Final[dict[str, FunctionType]] = {
             "migrate_pages_to",
             "migrate_to_node",
             "do_migrate_pages",
+            "sys_migrate_pages",
+            "movable_v4",
+            "_writably_mapped",
+            "_single_mm_mapping",
+            "not_shared",
         )
     },
     **{name: getattr(memory_hotplug, name) for name in ("migrate_node", "isolate_node_pages")},
@@ -105,6 +113,7 @@ SURVIVORS: Final[dict[str, dict[str, str]]] = {
         "const 0 -> -1 in `if err < 0:`": _NO_EPERM,
         "const 0 -> -1 in `if err < 0:` #2": _NO_EPERM,
     },
+    "sys_migrate_pages": {"swap op in `MigrateStats | None`": UNCHANGED},
     "migrate_node": {
         "swap op in `MigrateStats | None`": UNCHANGED,
         "swap op in `int | None`": UNCHANGED,

@@ -23,6 +23,7 @@ from fsaops.rmap import VM_SHARED
 
 if TYPE_CHECKING:
     from fsaops.kernel import Kernel
+    from fsaops.mapping import AddressSpace
     from fsaops.page import Page
     from fsaops.rmap import Mm, Vma
 
@@ -61,22 +62,17 @@ unconditional, so a chunk was one page
 """
 
 
-def _single_mm_mapping(mm: Mm, page: Page) -> bool:
-    mapping = page_mapping(page)
-    if mapping is None:
-        return True
+def _single_mm_mapping(mm: Mm, mapping: AddressSpace) -> bool:
+    """``single_mm_mapping``: every area mapping the file is one of ``mm``'s."""
     return all(vma.mm is mm for vma in mapping.i_mmap)
 
 
-def _writably_mapped(page: Page) -> bool:
+def _writably_mapped(mapping: AddressSpace) -> bool:
     """``mapping_writably_mapped``: ``i_mmap_writable``, which counts every ``VM_SHARED`` area.
 
     A shared mapping counts whether or not it may write (``mprotect`` can
     make it writable later).
     """
-    mapping = page_mapping(page)
-    if mapping is None:
-        return False
     return any(vma.vm_flags & VM_SHARED for vma in mapping.i_mmap)
 
 
@@ -86,11 +82,12 @@ def movable_v4(mm: Mm, page: Page) -> bool:
     It has no mapping, is anonymous, is in a writably mapped file, or its
     file is mapped by this process only.
     """
+    mapping = page_mapping(page)
     return (
-        page_mapping(page) is None
+        mapping is None
         or page_anon(page)
-        or _writably_mapped(page)
-        or _single_mm_mapping(mm, page)
+        or _writably_mapped(mapping)
+        or _single_mm_mapping(mm, mapping)
     )
 
 
