@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from fsaops.fs import generic_file_read
 from fsaops.mapping import AddressSpace, truncate_inode_pages
 from fsaops.page import Page
 from fsaops.plugins import load_plugins
@@ -67,6 +68,26 @@ def test_readahead_stops_at_the_read_and_skips_cached_pages() -> None:
     assert world.read_range(record, 0, 8) == world.expected_range(record, 0, 8)
     # The window's missing pages in one call, around the two already cached.
     assert calls == [("readpages", 2), ("readpages", 6)]
+
+
+@pytest.mark.parametrize(
+    ("pos", "count", "window"),
+    [
+        (10, 1, 1),  # one byte: the one page
+        (4096 - 1, 2, 2),  # the last byte of page 0 and the first of page 1
+        (0, 4096 + 1, 2),  # one byte into the second page
+        (0, 4096, 1),  # exactly one page
+        (4096 + 5, 3 * 4096, 4),  # from inside page 1 to inside page 4
+    ],
+)
+def test_readahead_reads_the_pages_a_read_touches_no_more(
+    pos: int, count: int, window: int
+) -> None:
+    """The window runs from the first page the read touches to the last, by byte."""
+    world, record = _world(readpages=True)
+    data = bytes(world.expected_range(record, 0, 40))
+    assert generic_file_read(record.inode, pos, count) == data[pos : pos + count]
+    assert calls == [("readpages", window)]
 
 
 def test_a_table_without_readpages_reads_ahead_a_readpage_a_page() -> None:
