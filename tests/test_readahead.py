@@ -17,7 +17,7 @@ import pytest
 
 from fsaops.fs import generic_file_read
 from fsaops.mapping import AddressSpace, truncate_inode_pages
-from fsaops.page import Page
+from fsaops.page import PG, Page, page_address
 from fsaops.plugins import load_plugins
 from fsaops.world import File, World
 from fsaops_ext2 import EXT2, ext2_nobh_aops
@@ -88,6 +88,39 @@ def test_readahead_reads_the_pages_a_read_touches_no_more(
     data = bytes(world.expected_range(record, 0, 40))
     assert generic_file_read(record.inode, pos, count) == data[pos : pos + count]
     assert calls == [("readpages", window)]
+
+
+def test_mpage_readpages_of_pages_from_two_nodes_and_frames_apart() -> None:
+    """Pages handed over in one batch may come from either node, and frames that do not follow
+    on: each reads its own blocks, goes on its own node's inactive list, and every node's
+    ``lru_lock`` is free after (the batch takes each node's in turn)."""
+    world, record = _world(readpages=True)
+    mapping = record.inode.i_mapping
+    node0, node1 = world.kernel.nodes
+    frames = [node0.alloc_page() for _ in range(4)] + [node1.alloc_page() for _ in range(2)]
+    assert all(frame is not None for frame in frames)
+    pages: list[Page] = sorted(
+        (frame for frame in frames if frame is not None), key=lambda p: (p.node.nid, p.pfn)
+    )
+    gap = pages.pop(1)  # node 0's frames n, n + 2, n + 3: a gap after the first
+    gap.count = 0
+    node0.free_page(gap)
+    for index, page in enumerate(pages):
+        page.index = index
+        page_address(page)[:] = b"\xaa" * len(page_address(page))  # not what a freed page held
+    assert [p.pfn - pages[0].pfn for p in pages[:3]] == [0, 2, 3]
+    assert pages[4].pfn == pages[3].pfn + 1
+    inactive = {0: len(node0.inactive), 1: len(node1.inactive)}
+    assert ext2_nobh_aops.readpages is not None
+    assert ext2_nobh_aops.readpages(mapping, pages) == 0
+    for index, page in enumerate(pages):
+        assert mapping.lookup(index) is page
+        assert page_address(page) == world.expected_range(record, index, 1), index
+        assert page.flags & PG.uptodate and page.flags & PG.lru and not page.flags & PG.locked
+        assert page.count == 1  # the page cache's; the caller's was dropped
+    assert [node.lru_lock.locked() for node in (node0, node1)] == [False, False]
+    assert (len(node0.inactive), len(node1.inactive)) == (inactive[0] + 3, inactive[1] + 2)
+    assert {p.node.nid for p in pages} == {0, 1}
 
 
 def test_a_table_without_readpages_reads_ahead_a_readpage_a_page() -> None:
