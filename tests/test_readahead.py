@@ -115,7 +115,7 @@ def test_mpage_readpages_of_pages_from_two_nodes_and_frames_apart() -> None:
     assert ext2_nobh_aops.readpages(mapping, pages) == 0
     for index, page in enumerate(pages):
         assert mapping.lookup(index) is page
-        assert page_address(page) == world.expected_range(record, index, 1), index
+        assert bytes(page_address(page)) == world.expected_range(record, index, 1), index
         assert page.flags & PG.uptodate and page.flags & PG.lru and not page.flags & PG.locked
         assert page.count == 1  # the page cache's; the caller's was dropped
     assert [node.lru_lock.locked() for node in (node0, node1)] == [False, False]
