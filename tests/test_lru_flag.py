@@ -58,27 +58,34 @@ def fsaops_filesystem_types():
 """
 
 
+def _kernel_bug(tmp_path: Path, name: str, plugin: str, kernel: str, *words: str) -> None:
+    """A run of 8 dirty pages of plugin ``name``'s table, with the ``kernel`` section given, ends
+    with one line, a kernel BUG that says ``words``; exit 1, status ``kernel bug``."""
+    env = install(tmp_path / "site", name, plugin)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        f'{kernel}[plugins]\nload = ["{name}", "swap"]\n[[mount]]\nfs = "{name}"\npages = 8\n'
+        "[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 1.0\n"
+    )
+    proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
+    line = one_error_line(proc, 1, "kernel BUG: ", *words)
+    assert one_json_object(proc, "kernel bug")["error"] in line
+
+
 @pytest.mark.parametrize("semantics", ["v4", "2.6.16", "2.6.17"])
 def test_a_writepage_that_marks_the_page_it_writes_on_the_lru_is_a_kernel_bug(
     tmp_path: Path, semantics: str
 ) -> None:
-    env = install(tmp_path / "site", "lruflag", PLUGIN)
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(
-        f'[kernel]\nsemantics = "{semantics}"\n[plugins]\nload = ["lruflag", "swap"]\n'
-        '[[mount]]\nfs = "lruflag"\npages = 8\n[processes]\ncount = 0\nanon_pages = 0\n'
-        "[workload]\ndirty = 1.0\n"
-    )
-    proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
-    line = one_error_line(
-        proc,
-        1,
+    _kernel_bug(
+        tmp_path,
+        "lruflag",
+        PLUGIN,
+        f'[kernel]\nsemantics = "{semantics}"\n',
         "kernel BUG: pfn",
         "(the old page) is marked on the LRU (PG_lru)",
         "lruflag_aops's writepage or releasepage (generic path) set it",
         "(plugin lruflag-dist[lruflag], whose table lruflag_aops it is)",
     )
-    assert one_json_object(proc, "kernel bug")["error"] in line
 
 
 READPAGES_PLUGIN = """\
@@ -109,21 +116,15 @@ def test_a_readpages_that_marks_the_pages_it_reads_on_the_lru_is_a_kernel_bug(
     It was an ``AssertionError`` of its own, said as the plugin raising one,
     where ``lru_cache_add`` says the kernel's bug and names the table.
     """
-    env = install(tmp_path / "site", "lrurd", READPAGES_PLUGIN)
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(
-        '[plugins]\nload = ["lrurd", "swap"]\n[[mount]]\nfs = "lrurd"\npages = 8\n'
-        "[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 0.5\n"
-    )
-    proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
-    line = one_error_line(
-        proc,
-        1,
+    _kernel_bug(
+        tmp_path,
+        "lrurd",
+        READPAGES_PLUGIN,
+        "",
         "kernel BUG: lru_cache_add() of pfn",
         "which is already marked on the LRU",
         "(plugin lrurd-dist[lrurd], whose table lrurd_aops it is)",
     )
-    assert one_json_object(proc, "kernel bug")["error"] in line
 
 
 def _page_on_the_lru() -> tuple[World, Page]:
