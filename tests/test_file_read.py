@@ -1,4 +1,4 @@
-"""``read(2)`` through the page cache: any offset and length, and what a read does to the LRU.
+"""``read(2)`` and ``write(2)`` through the page cache: any offset and length, and the LRU.
 
 The checks that read every page of a run back read whole pages from a
 page's start, so a read that began inside a page, or ended inside one,
@@ -6,14 +6,16 @@ was never tried: a frame address worked out with the offset taken off,
 not added, passed everything.  And ``do_generic_mapping_read`` calls
 ``mark_page_accessed`` on each page it reads (the first use sets
 ``PG_referenced``, a second one moves a page of the inactive list to the
-active list), which nothing looked at either.
+active list), which nothing looked at either.  Writes were the same: the
+build writes a page at a time from its start, so a write that crossed a
+page, began inside one or grew the file was never made.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from fsaops.fs import generic_file_read
+from fsaops.fs import generic_file_read, generic_file_write
 from fsaops.lists import PageList, list_add
 from fsaops.lru import isolate_lru_page
 from fsaops.mapping import truncate_inode_pages
@@ -111,3 +113,37 @@ def test_a_read_leaves_each_page_with_the_references_it_had() -> None:
     counts = [_page(record, i).count for i in range(PAGES)]
     generic_file_read(record.inode, 100, PAGES * PAGE)
     assert [_page(record, i).count for i in range(PAGES)] == counts
+
+
+@pytest.mark.parametrize("mode", ["nobh", "default"])
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "not cached"])
+@pytest.mark.parametrize(
+    ("pos", "count"),
+    [
+        (PAGE + 100, 3 * PAGE),  # from inside page 1 to inside page 4
+        (10, 5),  # inside the first page
+        (5 * PAGE + 4000, 2 * PAGE),  # over the end: the file grows
+        (PAGES * PAGE + 2 * PAGE, 100),  # past the end: a hole before it
+    ],
+)
+def test_a_write_from_anywhere_lands_there_and_reads_back(
+    mode: str, cached: bool, pos: int, count: int
+) -> None:
+    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=64)
+    record = world.create_file(world.mount("ext2", mode, block_size=1024))
+    world.load_file(record, PAGES)
+    inode = record.inode
+    before = bytes(world.expected_range(record, 0, PAGES))
+    if not cached:
+        truncate_inode_pages(inode.i_mapping, 0)
+    payload = bytes((i * 7 + 3) % 251 for i in range(count))
+    assert generic_file_write(inode, pos, payload) == count
+    size = max(len(before), pos + count)
+    assert inode.i_size == size
+    after = bytearray(before) + bytes(size - len(before))
+    after[pos : pos + count] = payload
+    for index in range(pos // PAGE, (pos + count - 1) // PAGE + 1):
+        page = _page(record, index)
+        assert page.flags & PG.dirty and not page.flags & PG.locked, index
+        assert page.flags & (PG.referenced | PG.active), index  # mark_page_accessed()
+    assert generic_file_read(inode, 0, size + PAGE) == after
