@@ -64,7 +64,12 @@ def _page(record: File, index: int) -> Page:
 
 
 def test_a_read_marks_each_page_accessed_and_a_second_read_activates_it() -> None:
-    """``mark_page_accessed`` once a page read: referenced, then active, then referenced again."""
+    """``mark_page_accessed`` once a page read: referenced, then active, then referenced again.
+
+    ``do_generic_mapping_read`` skips a page it read last through the same
+    open file (``ra.prev_page``); the model's reads have no open file, and
+    each is as from a file just opened (``prev_page`` -1), so each marks it.
+    """
     _world, record, data = _file(cached=True)
     page = _page(record, 2)
     node = page.node
