@@ -22,15 +22,17 @@ from fsaops.mapping import truncate_inode_pages
 from fsaops.page import PG, Page
 from fsaops.plugins import load_plugins
 from fsaops.world import File, World
+from test_lru_flag import lru_lists
 
 PAGES = 6
 PAGE = 4096
 
 
-def _file(*, cached: bool) -> tuple[World, File, bytes]:
-    """A file of :data:`PAGES` pages on disk, in the page cache or not, and what it holds."""
+def _file(*, cached: bool, mode: str = "nobh") -> tuple[World, File, bytes]:
+    """A file of :data:`PAGES` pages on an ext2 ``mode`` mount, in the page cache or not,
+    and what it holds."""
     world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=64)
-    record = world.create_file(world.mount("ext2", "nobh", block_size=1024))
+    record = world.create_file(world.mount("ext2", mode, block_size=1024))
     world.load_file(record, PAGES)
     if not cached:
         truncate_inode_pages(record.inode.i_mapping, 0)
@@ -104,11 +106,11 @@ def test_a_read_of_a_page_off_the_lru_only_marks_it_referenced() -> None:
     private = PageList("private")
     list_add(page, private)
     page.flags &= ~PG.referenced
-    lists = (list(node.inactive), list(node.active), node.nr_inactive, node.nr_active)
+    lists = lru_lists(node)
     for _ in range(2):
         assert generic_file_read(record.inode, PAGE, PAGE) == data[PAGE : 2 * PAGE]
         assert page.flags & PG.referenced and not page.flags & (PG.active | PG.lru)
-    assert (list(node.inactive), list(node.active), node.nr_inactive, node.nr_active) == lists
+    assert lru_lists(node) == lists
     assert list(private) == [page]
 
 
@@ -134,13 +136,8 @@ def test_a_read_leaves_each_page_with_the_references_it_had() -> None:
 def test_a_write_from_anywhere_lands_there_and_reads_back(
     mode: str, cached: bool, pos: int, count: int
 ) -> None:
-    world = World(registry=load_plugins(cli=["ext2"]), nodes=2, node_pages=64)
-    record = world.create_file(world.mount("ext2", mode, block_size=1024))
-    world.load_file(record, PAGES)
+    _world, record, before = _file(cached=cached, mode=mode)
     inode = record.inode
-    before = bytes(world.expected_range(record, 0, PAGES))
-    if not cached:
-        truncate_inode_pages(inode.i_mapping, 0)
     payload = bytes((i * 7 + 3) % 251 for i in range(count))
     assert generic_file_write(inode, pos, payload) == count
     size = max(len(before), pos + count)

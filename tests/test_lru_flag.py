@@ -60,7 +60,8 @@ def fsaops_filesystem_types():
 
 def _kernel_bug(tmp_path: Path, name: str, plugin: str, kernel: str, *words: str) -> None:
     """A run of 8 dirty pages of plugin ``name``'s table, with the ``kernel`` section given, ends
-    with one line, a kernel BUG that says ``words``; exit 1, status ``kernel bug``."""
+    with one line, a kernel BUG that says ``words`` (the first its start); exit 1, status
+    ``kernel bug``."""
     env = install(tmp_path / "site", name, plugin)
     scenario = tmp_path / "s.toml"
     scenario.write_text(
@@ -68,7 +69,8 @@ def _kernel_bug(tmp_path: Path, name: str, plugin: str, kernel: str, *words: str
         "[processes]\ncount = 0\nanon_pages = 0\n[workload]\ndirty = 1.0\n"
     )
     proc = fsaops("migrate", scenario, "--json", "--no-progress", env=env)
-    line = one_error_line(proc, 1, "kernel BUG: ", *words)
+    line = one_error_line(proc, 1, *words)
+    assert line.startswith(f"fsaops: error: {words[0]}"), line
     assert one_json_object(proc, "kernel bug")["error"] in line
 
 
@@ -164,7 +166,7 @@ def test_lru_cache_add_of_a_page_on_the_lru_is_the_bug_even_under_python_o(
     assert node.active.lru_next is node.active  # nothing went on the active list
 
 
-def _lists(node: Node) -> tuple[list[Page], list[Page], int, int]:
+def lru_lists(node: Node) -> tuple[list[Page], list[Page], int, int]:
     """A node's inactive and active lists, head to tail, and their counts."""
     return (list(node.inactive), list(node.active), node.nr_inactive, node.nr_active)
 
@@ -172,12 +174,12 @@ def _lists(node: Node) -> tuple[list[Page], list[Page], int, int]:
 def test_activate_page_moves_a_page_of_the_inactive_list_to_the_head_of_the_active_list() -> None:
     _world, page = _page_on_the_lru()
     node = page.node
-    inactive, active, nr_inactive, nr_active = _lists(node)
+    inactive, active, nr_inactive, nr_active = lru_lists(node)
     assert page in inactive and not page.flags & PG.active
     activate_page(page)
     assert page.flags & PG.active and page.flags & PG.lru
     inactive.remove(page)
-    assert _lists(node) == (inactive, [page, *active], nr_inactive - 1, nr_active + 1)
+    assert lru_lists(node) == (inactive, [page, *active], nr_inactive - 1, nr_active + 1)
 
 
 @pytest.mark.parametrize("where", ["active list", "isolated", "isolated, marked active"])
@@ -194,9 +196,9 @@ def test_activate_page_leaves_a_page_not_on_the_inactive_list_alone(where: str) 
         list_add(page, private)
         if where == "isolated, marked active":
             page.flags |= PG.active
-    before = (_lists(node), page.flags, list(private))
+    before = (lru_lists(node), page.flags, list(private))
     activate_page(page)
-    assert (_lists(node), page.flags, list(private)) == before
+    assert (lru_lists(node), page.flags, list(private)) == before
 
 
 def _isolable(active: bool) -> Page:

@@ -17,6 +17,7 @@ import pytest
 
 from fsaops.fs import generic_file_read
 from fsaops.mapping import AddressSpace, truncate_inode_pages
+from fsaops.memory import Node
 from fsaops.page import PG, Page, page_address
 from fsaops.plugins import load_plugins
 from fsaops.world import File, World
@@ -90,6 +91,13 @@ def test_readahead_reads_the_pages_a_read_touches_no_more(
     assert calls == [("readpages", window)]
 
 
+def _frame(node: Node) -> Page:
+    """A free frame of ``node``."""
+    page = node.alloc_page()
+    assert page is not None
+    return page
+
+
 def test_mpage_readpages_of_pages_from_two_nodes_and_frames_apart() -> None:
     """Pages handed over in one batch may come from either node, and frames that do not follow
     on: each reads its own blocks, goes on its own node's inactive list, and every node's
@@ -97,11 +105,8 @@ def test_mpage_readpages_of_pages_from_two_nodes_and_frames_apart() -> None:
     world, record = _world(readpages=True)
     mapping = record.inode.i_mapping
     node0, node1 = world.kernel.nodes
-    frames = [node0.alloc_page() for _ in range(4)] + [node1.alloc_page() for _ in range(2)]
-    assert all(frame is not None for frame in frames)
-    pages: list[Page] = sorted(
-        (frame for frame in frames if frame is not None), key=lambda p: (p.node.nid, p.pfn)
-    )
+    frames = [_frame(node0) for _ in range(4)] + [_frame(node1) for _ in range(2)]
+    pages = sorted(frames, key=lambda p: (p.node.nid, p.pfn))
     gap = pages.pop(1)  # node 0's frames n, n + 2, n + 3: a gap after the first
     gap.count = 0
     node0.free_page(gap)
