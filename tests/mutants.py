@@ -23,8 +23,12 @@ import contextlib
 import copy
 import functools
 import inspect
+import os
+import select
 import signal
+import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import Any, Final, NamedTuple
@@ -203,20 +207,36 @@ class TimeUp(BaseException):
     """A mutant ran past the time :func:`limited` gave it (a loop that never ends)."""
 
 
+AGAIN: Final = 1.0
+"""Seconds between one :class:`TimeUp` and the next, once the time is up."""
+
+
 @contextlib.contextmanager
-def limited(seconds: float) -> Iterator[None]:
-    """Raise :class:`TimeUp` in this (the main) thread after ``seconds``."""
+def limited(seconds: float, again: float = AGAIN) -> Iterator[None]:
+    """Raise :class:`TimeUp` in this (the main) thread after ``seconds``, and again every
+    ``again`` seconds until the block is left.
+
+    Once may not be enough: whatever catches a ``BaseException`` on the way
+    (a command's own error handling, a runner of checks) takes the first,
+    and code that goes on from there under the mutant is held to the limit
+    by the next; no timer is left running once the block is left.
+    """
+    armed = True
 
     def time_up(signum: int, frame: FrameType | None) -> None:
-        raise TimeUp(f"still running after {seconds:g} s")
+        if armed:
+            raise TimeUp(f"still running after {seconds:g} s")
 
     before = signal.signal(signal.SIGALRM, time_up)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, again)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
+        try:
+            armed = False
+        finally:  # a TimeUp raised just before ``armed`` changed leaves no timer running
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
 
 
 def first_failing_check(checks: Iterable[Callable[[], object]]) -> str | None:
@@ -242,16 +262,87 @@ def found_with(
     """What ``probe`` finds while every caller of ``real`` runs ``mutant``, within ``seconds``.
 
     A mutant that makes the probe raise, exit or run past ``seconds`` (a
-    loop that never ends) is found too.
+    loop that never ends) is found too.  The probe runs in a copy of this
+    process (:func:`in_child`): what a mutant does there ends with it.
     """
     with running(real, compiled(mutant, real)):
+        return in_child(probe, seconds)
+
+
+GRACE: Final = 5.0
+"""Seconds a child has past its time limit to say so before it is killed."""
+
+
+def in_child(probe: Callable[[], str | None], seconds: float, grace: float = GRACE) -> str | None:
+    """What ``probe`` returns, run in a forked child of this process under :func:`limited`.
+
+    A mutant that loops for ever building lists grows its process by a
+    hundred megabytes a second; run here, the gigabytes would stay with the
+    test worker after the test (Python keeps the memory it freed), and every
+    later ``fork`` of that worker (the explorer forks one a schedule) would
+    copy their page tables: a search of minutes took an hour.  In a child
+    they go when it ends, and so does anything else the mutant leaves: a
+    lock held, a timer, state of a module.  A child that runs ``grace``
+    seconds past the limit (its ``TimeUp`` caught, a loop in C) is killed,
+    and one that ends without an answer (killed, ``os._exit``) is found
+    too: either way the mutant was told apart.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answers through the pipe and ends, whatever happens
         try:
-            with limited(seconds):
-                return probe()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            return f"raised {type(exc).__name__}: {exc}"
+            os.close(rfd)
+            try:
+                with limited(seconds):
+                    found = probe()
+                answer = "-" if found is None else f"+{found}"
+            except KeyboardInterrupt:
+                answer = "!"
+            except BaseException as exc:
+                try:
+                    answer = f"+raised {type(exc).__name__}: {exc}"
+                except BaseException:
+                    answer = f"+raised {type(exc).__name__} (it cannot be said)"
+            view = memoryview(answer.encode("utf-8", "backslashreplace"))
+            while view:
+                view = view[os.write(wfd, view) :]
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds + grace
+    killed = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            ready, _, _ = select.select([rfd], [], [], left)
+            if ready:
+                chunk = os.read(rfd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(rfd)
+        _, status = os.waitpid(pid, 0)
+    answer = b"".join(chunks).decode("utf-8")
+    if killed:
+        return f"raised TimeUp: still running {grace:g} s past {seconds:g} s; killed"
+    if answer == "!":
+        raise KeyboardInterrupt
+    if not answer:
+        return f"the probe's process ended with no answer (wait status {status})"
+    return None if answer == "-" else answer[1:]
 
 
 def assert_listed_are_made(
