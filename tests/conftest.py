@@ -20,6 +20,17 @@ settings.register_profile("soak", max_examples=5000, deadline=None)
 settings.load_profile("soak" if os.environ.get("FSAOPS_SOAK") else "default")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` go first, the rest in their order.
+
+    pytest-xdist hands each worker a share of the tests in this order, and an
+    idle one takes from the ends of the others' shares: a test of minutes
+    left near the end would run there alone, on one core, while the other
+    waits.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """The built-in plugins, loaded once."""

@@ -102,6 +102,7 @@ def test_a_store_to_a_pinned_page_keeps_what_the_io_wrote(semantics: str) -> Non
     assert result.exhausted and not result.failures, render_text(result)
 
 
+@pytest.mark.long
 @pytest.mark.exhaustive
 def test_a_store_to_a_pinned_page_keeps_what_the_io_wrote_at_two_preemptions() -> None:
     result = explore(

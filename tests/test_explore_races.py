@@ -96,6 +96,7 @@ def test_the_explorer_finds_the_race(name: str, registry: Registry) -> None:
     assert [f.problems for f in again.failures] == [failure.problems]
 
 
+@pytest.mark.long
 @pytest.mark.exhaustive
 @pytest.mark.parametrize("name", sorted(RACES))
 def test_the_default_tasks_and_bounds_find_the_race(name: str, registry: Registry) -> None:

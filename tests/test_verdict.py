@@ -487,6 +487,7 @@ SUITE = textwrap.dedent(
 )
 
 
+@pytest.mark.long
 @pytest.mark.exhaustive
 def test_the_suite_fails_a_promise_for_every_bug(pytester: pytest.Pytester) -> None:
     reprec, failed = failed_by_table(pytester, PLUGINS, SUITE)
