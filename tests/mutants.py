@@ -269,6 +269,43 @@ def found_with(
         return in_child(probe, seconds)
 
 
+FACTOR: Final = 4.0
+"""How many times the real code's probe time a mutant's probe may take (:func:`time_limit`)."""
+
+FLOOR: Final = 10.0
+"""The fewest seconds a mutant's probe gets, however quick the real code's probe is."""
+
+CEILING: Final = 30.0
+"""The most seconds a mutant's probe gets, and the real code's probe must end within."""
+
+
+def time_limit(
+    probe: Callable[[], str | None],
+    *,
+    factor: float = FACTOR,
+    floor: float = FLOOR,
+    ceiling: float = CEILING,
+) -> float:
+    """Seconds a mutant may run ``probe``: ``factor`` times what it takes the real code here.
+
+    Runs ``probe`` on the code as it is, under ``ceiling``, and fails the
+    test if it finds anything.  The limit is that time times ``factor``,
+    no less than ``floor`` and no more than ``ceiling``: measured on the
+    machine that runs the mutants, it keeps to the machine's speed.  A
+    mutant that loops for ever runs to the limit; with one fixed limit for
+    every probe, a few dozen such mutants of probes that take a second
+    spent a quarter of an hour of workers' time.  A listed survivor takes
+    about as long as the real probe (it runs every check): ``factor``
+    leaves it room on a machine that slows down as the tests go on.
+    """
+    start = time.perf_counter()
+    with limited(ceiling):
+        found = probe()
+    took = time.perf_counter() - start
+    assert found is None, f"the code as it is fails its own probe: {found}"
+    return min(ceiling, max(floor, factor * took))
+
+
 GRACE: Final = 5.0
 """Seconds a child has past its time limit to say so before it is killed."""
 

@@ -6,17 +6,20 @@ and goes on (under the mutant still) must meet the next one, or the test
 hangs; and once the block is left, no timer and no handler of its may stay.
 :func:`mutants.in_child` runs a probe in a forked copy of the process: its
 answer comes back, and nothing else does (memory, state, a process that
-will not end).
+will not end).  :func:`mutants.time_limit` gives each mutant a limit measured
+on the real code's probe.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from collections.abc import Callable
 
 import pytest
 
-from mutants import TimeUp, in_child, limited
+from mutants import TimeUp, in_child, limited, time_limit
 
 TOUCHED: list[str] = []
 """Module state a probe changes in its child."""
@@ -114,3 +117,25 @@ def test_a_probe_that_raises_hangs_or_ends_its_process_is_found() -> None:
     assert in_child(_ends_the_process, 30) == (
         "the probe's process ended with no answer (wait status 768)"
     )
+
+
+def _takes(seconds: float, found: str | None = None) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        time.sleep(seconds)
+        return found
+
+    return probe
+
+
+def test_the_time_limit_is_what_the_real_probe_takes_times_the_factor_within_its_bounds() -> None:
+    limit = time_limit(_takes(0.2), factor=4, floor=0, ceiling=30)
+    assert 0.8 <= limit < 2.0
+    assert time_limit(_takes(0.2), factor=4, floor=3, ceiling=30) == 3
+    assert time_limit(_takes(0.2), factor=40, floor=0, ceiling=1.5) == 1.5
+
+
+def test_a_real_probe_that_finds_something_or_runs_past_the_ceiling_fails() -> None:
+    with pytest.raises(AssertionError, match="the code as it is fails its own probe: a bug"):
+        time_limit(_takes(0, "a bug"))
+    with pytest.raises(TimeUp, match=r"still running after 0\.1 s"):
+        time_limit(_takes(5), ceiling=0.1)
