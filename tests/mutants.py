@@ -372,7 +372,8 @@ def in_child(probe: Callable[[], str | None], seconds: float, grace: float = GRA
     finally:
         os.close(rfd)
         _, status = os.waitpid(pid, 0)
-    answer = b"".join(chunks).decode("utf-8")
+    # "replace": a child killed in the middle of its answer may leave half a character.
+    answer = b"".join(chunks).decode("utf-8", "replace")
     if killed:
         return f"raised TimeUp: still running {grace:g} s past {seconds:g} s; killed"
     if answer == "!":

@@ -41,8 +41,7 @@ def _spin_catching(caught: list[TimeUp], times: int) -> None:
                 raise
 
 
-def _limited_spin(seconds: float, again: float, spin: object) -> None:
-    assert callable(spin)
+def _limited_spin(seconds: float, again: float, spin: Callable[[], object]) -> None:
     with limited(seconds, again=again):
         spin()
 
