@@ -63,6 +63,9 @@ autodoc_member_order = "bysource"
 
 autodoc_typehints = "signature"
 autodoc_default_options: dict[str, Any] = {}
+# rich's Console is imported for type checking only (a run that prints JSON
+# never imports rich): its name in a signature is rich's class.
+autodoc_type_aliases = {"Console": "rich.console.Console"}
 autoclass_content = "class"
 add_module_names = False
 python_maximum_signature_line_length = 88

@@ -97,3 +97,39 @@ def test_importing_fsaops_imports_nothing_else_of_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.strip() == "[]"
+
+
+_WATCH_RICH = """
+import sys
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rich":
+            sys.stderr.write("rich imported\\n")
+            sys.stderr.flush()
+        return None
+
+sys.meta_path.insert(0, Watch())
+sys.argv = ["fsaops", *sys.argv[1:]]
+from fsaops.console import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "terminal"])
+def test_a_run_that_prints_json_never_imports_the_terminal_renderer(as_json: bool) -> None:
+    """``migrate --json`` draws no table: it does not import rich; the terminal form does."""
+    args = ["migrate", "--no-progress", *(["--json"] if as_json else [])]
+    proc = subprocess.run(
+        [sys.executable, "-c", _WATCH_RICH, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ("rich imported" in proc.stderr) is not as_json
+    if as_json:
+        assert json.loads(proc.stdout)["status"] == "ok"
+    else:
+        assert "OK: every page is where the engine says" in proc.stdout

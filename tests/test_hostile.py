@@ -801,7 +801,7 @@ def test_a_reason_plugin_code_gives_is_shown_escaped(tmp_path: Path) -> None:
 
 def test_a_reason_for_every_page_is_folded_in_the_text_report(tmp_path: Path) -> None:
     """One distinct message a page (a block number in it) made the reasons table a row a page."""
-    from fsaops.report import REASONS_SHOWN
+    from fsaops.terminal_report import REASONS_SHOWN
 
     code = (
         HEADER

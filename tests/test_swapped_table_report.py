@@ -26,8 +26,9 @@ from fsaops.config import parse_config
 from fsaops.fs import Inode
 from fsaops.html_report import render_report
 from fsaops.plugins import Registry
-from fsaops.report import SWAPPED_IN, Report, TableReport, render
+from fsaops.report import SWAPPED_IN, Report, TableReport
 from fsaops.scenario import run_scenario
+from fsaops.terminal_report import render
 
 SCENARIO = (
     '[kernel]\nnode_memory = "4MiB"\n[[mount]]\nfs = "alt"\npages = 16\nfiles = 2\n'

@@ -801,7 +801,6 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from fsaops.report import render
     from fsaops.scenario import RunObserver, plan_scenario, run_plan
 
     if _PROGRAM.get():
@@ -835,7 +834,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         args.plugins,
         # What the run needs next and has not imported yet: imported while the
         # probe's child loads the plugins (the rest is imported by now already).
-        next_modules=("resource", "ctypes.util", "fsaops.world", "fsaops.report", "rich.table"),
+        # A run that prints JSON draws no table.
+        next_modules=(
+            "resource",
+            "ctypes.util",
+            "fsaops.world",
+            "fsaops.report",
+            *(() if args.json else ("fsaops.terminal_report",)),
+        ),
     )
     plan = plan_scenario(config, registry, source)
     _migration_built_in(config, source)
@@ -894,6 +900,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         if args.json:
             _write(_json_text(report.to_json()))  # as report.dumps(), with our encoder
         else:
+            from fsaops.terminal_report import render
+
             console = _stdout_console()
             render(report, console)
             if report.trace is not None:

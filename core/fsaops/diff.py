@@ -28,7 +28,6 @@ from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-from rich.console import Console
 
 from fsaops.config.schema import MAX_SEED
 from fsaops.errors import MAX_REASON, MAX_SHOWN, FsaopsError, printable, shown_path
@@ -36,6 +35,8 @@ from fsaops.status import SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from rich.console import Console
 
     from fsaops.plugins import Registry
 

@@ -29,7 +29,6 @@ from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-from rich.console import Console
 
 from fsaops.errors import FsaopsError
 from fsaops.migrate import errno_name, table_name, untold_why
@@ -37,6 +36,8 @@ from fsaops.page import PG, Page, page_flags_str
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+
+    from rich.console import Console
 
     from fsaops.kernel import Kernel
     from fsaops.migrate import MigrateStats
