@@ -126,19 +126,20 @@ REASONS_SHOWN = 20
 """Reasons the terminal report lists (the most pages first); the JSON has them all."""
 
 
+def _listing(title: str) -> Table:
+    """An empty table of the report's lists (reasons, pages), headed by ``title``."""
+    return Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+
+
 def _reasons(report: Report) -> Table | None:
     rows = [
         (entry.name, why, count) for entry in report.by_aops for why, count in entry.reasons.items()
     ]
     if not rows:
         return None
-    table = Table(
-        title="Why pages failed or were left",
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
+    table = _listing("Why pages failed or were left")
     table.add_column("table", overflow="fold", min_width=12)
     table.add_column("reason (the last pass)", min_width=20)
     table.add_column("pages", justify="right", no_wrap=True, min_width=5)
@@ -356,13 +357,7 @@ def _pages(report: Report) -> Table | None:
     groups = [("failed", report.pages_failed, "red"), ("left", report.pages_left, "yellow")]
     if not any(pages for _, pages, _ in groups):
         return None
-    table = Table(
-        title="Pages that did not move (the JSON lists every one)",
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
+    table = _listing("Pages that did not move (the JSON lists every one)")
     table.add_column("", no_wrap=True)
     table.add_column("pfn", justify="right", no_wrap=True)
     table.add_column("page", overflow="fold", min_width=12)
