@@ -106,6 +106,10 @@ def test_a_write_that_fails_on_a_page_leaves_no_page_locked_or_held(
     written[pos : FAILS_ON * PAGE] = payload[: FAILS_ON * PAGE - pos]
     got = generic_file_read(inode, 0, PAGES * PAGE)
     assert got[: FAILS_ON * PAGE] == written[: FAILS_ON * PAGE]
+    if member == "prepare_write":
+        # A page its table could not prepare gets none of the write's bytes.
+        failing = slice(FAILS_ON * PAGE, (FAILS_ON + 1) * PAGE)
+        assert got[failing] == before[failing]
     # Past the failing page nothing was written; the size did not grow.
     assert got[(FAILS_ON + 1) * PAGE :] == before[(FAILS_ON + 1) * PAGE :]
     assert inode.i_size == len(before)
